@@ -1,0 +1,268 @@
+//! Named messaging channels: fire-and-forget messages with backpressure, and
+//! request/response, between nodes.
+//!
+//! `send` resolves once every target peer has *queued* the message in its channel (a
+//! bounded queue: when it is full the sender waits, up to `send_timeout`), so a message
+//! is never dropped silently: it is delivered, or the sender gets an error.
+
+pub mod handler;
+pub mod registry;
+pub mod serve;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::identity::NodeId;
+use crate::node::connect::connection;
+use crate::node::shared::Shared;
+use crate::node::Guard;
+use crate::transport::rpc::call;
+use crate::wire::messages::ChannelOp;
+use crate::wire::{Service, StreamHeader};
+
+pub use handler::{BoxFuture, Message, MessageHandler, Request, RequestHandler};
+use registry::{drain_into, ChannelState};
+
+/// Where a message goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Every connected peer (not this node).
+    All,
+    /// These peers (this node's own id delivers locally).
+    Peers(Vec<NodeId>),
+}
+
+impl From<NodeId> for Target {
+    fn from(id: NodeId) -> Self {
+        Target::Peers(vec![id])
+    }
+}
+
+impl From<Vec<NodeId>> for Target {
+    fn from(ids: Vec<NodeId>) -> Self {
+        Target::Peers(ids)
+    }
+}
+
+impl From<&[NodeId]> for Target {
+    fn from(ids: &[NodeId]) -> Self {
+        Target::Peers(ids.to_vec())
+    }
+}
+
+/// A named channel on a node. Cheap to clone; keeps the node alive.
+#[derive(Clone)]
+pub struct Channel {
+    shared: Arc<Shared>,
+    state: Arc<ChannelState>,
+    _guard: Arc<Guard>,
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Channel({:?} on {})", self.state.name(), self.shared.id.short())
+    }
+}
+
+impl Channel {
+    pub(crate) fn new(shared: Arc<Shared>, state: Arc<ChannelState>, guard: Arc<Guard>) -> Self {
+        Self {
+            shared,
+            state,
+            _guard: guard,
+        }
+    }
+
+    /// The channel name.
+    pub fn name(&self) -> &str {
+        self.state.name()
+    }
+
+    fn check_size(&self, len: usize) -> Result<()> {
+        let max = self.shared.config.max_message_size;
+        if len > max {
+            return Err(Error::invalid(format!(
+                "a message of {len} bytes exceeds max_message_size ({max} bytes); use a transfer for large data"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Sends `data` to `to` (a peer, several, or [`Target::All`]) and resolves when every
+    /// target has queued it. Returns how many peers received it; if any failed, the
+    /// error names each failure (the others still received the message).
+    pub async fn send(&self, data: impl Into<Bytes>, to: impl Into<Target>) -> Result<usize> {
+        let data = data.into();
+        self.check_size(data.len())?;
+        if self.shared.is_closed() {
+            return Err(Error::closed());
+        }
+        let target = to.into();
+        let shared = self.shared.clone();
+        let name = self.state.name().to_string();
+        self.shared
+            .run(async move {
+                let peers = match target {
+                    Target::All => shared.pool.connected(),
+                    Target::Peers(p) => p,
+                };
+                let attempts = peers.iter().map(|&peer| {
+                    let shared = shared.clone();
+                    let data = data.clone();
+                    let name = name.clone();
+                    async move { (peer, send_one(&shared, peer, &name, data).await) }
+                });
+                summarize(futures::future::join_all(attempts).await)
+            })
+            .await
+    }
+
+    /// Sends `data` to every connected peer (`send(data, Target::All)`).
+    pub async fn broadcast(&self, data: impl Into<Bytes>) -> Result<usize> {
+        self.send(data, Target::All).await
+    }
+
+    /// Sends a request to `peer` and waits for its response, up to `timeout` (the node's
+    /// `request_timeout` when `None`).
+    pub async fn request(&self, peer: NodeId, data: impl Into<Bytes>, timeout: Option<Duration>) -> Result<Bytes> {
+        let data = data.into();
+        self.check_size(data.len())?;
+        if self.shared.is_closed() {
+            return Err(Error::closed());
+        }
+        let shared = self.shared.clone();
+        let name = self.state.name().to_string();
+        let timeout = timeout.unwrap_or(shared.config.request_timeout);
+        self.shared
+            .run(async move {
+                let exchange = async {
+                    if peer == shared.id {
+                        return serve::handle(&shared, peer, &name, ChannelOp::Request, data).await;
+                    }
+                    let conn = connection(&shared, peer).await?;
+                    call(&conn, &header(&name, ChannelOp::Request), &data, shared.limits()).await
+                };
+                tokio::time::timeout(timeout, exchange).await.map_err(|_| {
+                    Error::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "request to {} on channel {name:?} timed out after {timeout:?}",
+                            peer.short()
+                        ),
+                    )
+                })?
+            })
+            .await
+    }
+
+    /// Waits for the next message (use this or [`Channel::on_message`], not both).
+    /// Fails with `Closed` when the node shuts down. Cancel-safe.
+    pub async fn recv(&self) -> Result<Message> {
+        self.state.next(&self.shared.cancel).await
+    }
+
+    /// Feeds every incoming message to `handler`, in order, on the node's runtime.
+    /// Replaces any previous message handler.
+    pub fn on_message(&self, handler: impl MessageHandler) {
+        self.set_message_handler(Arc::new(handler));
+    }
+
+    /// [`Channel::on_message`] with a shared handler object (for bindings).
+    pub fn set_message_handler(&self, handler: Arc<dyn MessageHandler>) {
+        let task = self.shared.runtime.handle().spawn(drain_into(
+            self.state.clone(),
+            handler,
+            self.shared.cancel.clone(),
+        ));
+        self.state.set_message_task(Some(task.abort_handle()));
+    }
+
+    /// Stops feeding messages to the handler; they queue up for [`Channel::recv`].
+    pub fn clear_message_handler(&self) {
+        self.state.set_message_task(None);
+    }
+
+    /// Answers requests on this channel with `handler`. Replaces any previous one.
+    pub fn on_request(&self, handler: impl RequestHandler) {
+        self.set_request_handler(Arc::new(handler));
+    }
+
+    /// [`Channel::on_request`] with a shared handler object (for bindings).
+    pub fn set_request_handler(&self, handler: Arc<dyn RequestHandler>) {
+        self.state.set_request_handler(Some(handler));
+    }
+
+    /// Removes the request handler: requests then fail with `NotFound`.
+    pub fn clear_request_handler(&self) {
+        self.state.set_request_handler(None);
+    }
+}
+
+fn header(name: &str, op: ChannelOp) -> StreamHeader {
+    StreamHeader::new(Service::Channel {
+        name: name.to_string(),
+        op,
+    })
+}
+
+async fn send_one(shared: &Arc<Shared>, peer: NodeId, name: &str, data: Bytes) -> Result<()> {
+    let timeout = shared.config.send_timeout;
+    let attempt = async {
+        if peer == shared.id {
+            serve::handle(shared, peer, name, ChannelOp::Send, data).await?;
+            return Ok(());
+        }
+        let conn = connection(shared, peer).await?;
+        call(&conn, &header(name, ChannelOp::Send), &data, shared.limits()).await?;
+        Ok(())
+    };
+    tokio::time::timeout(timeout, attempt).await.map_err(|_| {
+        Error::new(
+            ErrorKind::Timeout,
+            format!("peer {} did not accept the message within {timeout:?}", peer.short()),
+        )
+    })?
+}
+
+/// Folds per-peer outcomes into a count, or an error naming every failure.
+fn summarize(outcomes: Vec<(NodeId, Result<()>)>) -> Result<usize> {
+    let total = outcomes.len();
+    let failures: Vec<(NodeId, Error)> = outcomes
+        .into_iter()
+        .filter_map(|(p, r)| r.err().map(|e| (p, e)))
+        .collect();
+    let Some((_, first)) = failures.first() else {
+        return Ok(total);
+    };
+    let kind = first.kind();
+    let detail: Vec<String> = failures.iter().map(|(p, e)| format!("{}: {e}", p.short())).collect();
+    Err(Error::new(
+        kind,
+        format!(
+            "delivered to {} of {total} peers; failed: {}",
+            total - failures.len(),
+            detail.join("; ")
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Keypair;
+
+    #[test]
+    fn summary_counts_and_names_failures() {
+        let a = Keypair::generate().unwrap().node_id();
+        let b = Keypair::generate().unwrap().node_id();
+        assert_eq!(summarize(vec![(a, Ok(())), (b, Ok(()))]).unwrap(), 2);
+        assert_eq!(summarize(vec![]).unwrap(), 0);
+        let err = summarize(vec![(a, Ok(())), (b, Err(Error::new(ErrorKind::Timeout, "slow")))]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Timeout);
+        assert!(err.message().contains("delivered to 1 of 2"));
+        assert!(err.message().contains(&b.short()));
+    }
+}

@@ -1,0 +1,217 @@
+//! Node identity: an Ed25519 key pair whose public key is the [`NodeId`].
+//!
+//! The key is persisted in the data directory when one is configured (`identity.key`,
+//! PKCS#8, mode 0600), and is ephemeral otherwise.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use data_encoding::BASE32_NOPAD;
+use ring::rand::SystemRandom;
+use ring::signature::{Ed25519KeyPair, KeyPair};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// Length in bytes of a [`NodeId`] (an Ed25519 public key).
+pub const NODE_ID_LEN: usize = 32;
+
+/// The identity of a node: its Ed25519 public key.
+///
+/// Its text form is lowercase unpadded base32 (52 characters), which is also a valid DNS
+/// label; [`NodeId::short`] gives the first 10 characters for logs and UIs.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct NodeId([u8; NODE_ID_LEN]);
+
+impl NodeId {
+    /// Wraps raw public-key bytes.
+    pub fn from_bytes(bytes: [u8; NODE_ID_LEN]) -> Self {
+        NodeId(bytes)
+    }
+
+    /// Builds a NodeId from a slice, which must be exactly 32 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self> {
+        let arr: [u8; NODE_ID_LEN] = bytes.try_into().map_err(|_| {
+            Error::invalid(format!(
+                "a node id is {NODE_ID_LEN} bytes, got {}",
+                bytes.len()
+            ))
+        })?;
+        Ok(NodeId(arr))
+    }
+
+    /// The raw public-key bytes.
+    pub fn as_bytes(&self) -> &[u8; NODE_ID_LEN] {
+        &self.0
+    }
+
+    /// The first 10 characters of the text form, for logs and display.
+    pub fn short(&self) -> String {
+        let mut s = self.to_string();
+        s.truncate(10);
+        s
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&BASE32_NOPAD.encode(&self.0).to_ascii_lowercase())
+    }
+}
+
+impl fmt::Debug for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NodeId({})", self.short())
+    }
+}
+
+impl FromStr for NodeId {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let upper = s.trim().to_ascii_uppercase();
+        let bytes = BASE32_NOPAD
+            .decode(upper.as_bytes())
+            .map_err(|e| Error::invalid(format!("invalid node id {s:?}: {e}")))?;
+        NodeId::from_slice(&bytes).map_err(|e| e.context(format!("invalid node id {s:?}")))
+    }
+}
+
+/// A node's secret key. Never leaves the process except into `identity.key`.
+pub struct Keypair {
+    pkcs8: Vec<u8>,
+    pair: Ed25519KeyPair,
+}
+
+impl fmt::Debug for Keypair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Keypair({:?})", self.node_id())
+    }
+}
+
+/// The file name of the persisted key inside the data directory.
+pub const IDENTITY_FILE: &str = "identity.key";
+
+impl Keypair {
+    /// Generates a fresh random key pair.
+    pub fn generate() -> Result<Self> {
+        let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+            .map_err(|_| Error::internal("the system random generator failed"))?;
+        Self::from_pkcs8(doc.as_ref())
+    }
+
+    /// Parses a PKCS#8 (v1 or v2) Ed25519 private key.
+    pub fn from_pkcs8(der: &[u8]) -> Result<Self> {
+        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|e| {
+            Error::new(
+                ErrorKind::Corrupted,
+                format!("not a valid Ed25519 PKCS#8 key: {e}"),
+            )
+        })?;
+        Ok(Keypair {
+            pkcs8: der.to_vec(),
+            pair,
+        })
+    }
+
+    /// The public identity of this key.
+    pub fn node_id(&self) -> NodeId {
+        let mut id = [0u8; NODE_ID_LEN];
+        id.copy_from_slice(self.pair.public_key().as_ref());
+        NodeId(id)
+    }
+
+    /// The PKCS#8 DER encoding of the private key.
+    pub fn pkcs8_der(&self) -> &[u8] {
+        &self.pkcs8
+    }
+
+    /// Loads `identity.key` from `dir`, creating it (and `dir`) if absent.
+    ///
+    /// An existing file that cannot be parsed is an error: it is never overwritten, so an
+    /// identity is never silently lost.
+    pub fn load_or_create(dir: &Path) -> Result<Self> {
+        let path = dir.join(IDENTITY_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => Self::from_pkcs8(&bytes)
+                .map_err(|e| e.context(format!("identity file {}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    Error::from(e).context(format!("creating data dir {}", dir.display()))
+                })?;
+                let key = Self::generate()?;
+                write_private(&path, key.pkcs8_der())?;
+                Ok(key)
+            }
+            Err(e) => Err(Error::from(e).context(format!("reading {}", path.display()))),
+        }
+    }
+}
+
+/// Writes `bytes` to `path` atomically (temp file + rename) with owner-only permissions.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("key.tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let ctx = |e: std::io::Error| Error::from(e).context(format!("writing {}", path.display()));
+    let mut f = opts.open(&tmp).map_err(ctx)?;
+    f.write_all(bytes).map_err(ctx)?;
+    f.sync_all().map_err(ctx)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(ctx)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_form_round_trips() {
+        let id = Keypair::generate().unwrap().node_id();
+        let text = id.to_string();
+        assert_eq!(text.len(), 52);
+        assert!(text.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+        assert_eq!(text.parse::<NodeId>().unwrap(), id);
+        assert_eq!(text.to_uppercase().parse::<NodeId>().unwrap(), id);
+        assert_eq!(id.short(), text[..10]);
+    }
+
+    #[test]
+    fn bad_text_is_invalid_input() {
+        for bad in ["", "abc", "!!!!", &"a".repeat(60)] {
+            let err = bad.parse::<NodeId>().unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad}");
+        }
+    }
+
+    #[test]
+    fn persisted_identity_is_stable() {
+        let dir = std::env::temp_dir().join(format!("memmesh-id-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let a = Keypair::load_or_create(&dir).unwrap().node_id();
+        let b = Keypair::load_or_create(&dir).unwrap().node_id();
+        assert_eq!(a, b);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join(IDENTITY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::write(dir.join(IDENTITY_FILE), b"garbage").unwrap();
+        let err = Keypair::load_or_create(&dir).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corrupted);
+        // The corrupt file is left in place, not overwritten.
+        assert_eq!(std::fs::read(dir.join(IDENTITY_FILE)).unwrap(), b"garbage");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,37 @@
+//! memmesh: an in-process peer-to-peer data mesh.
+//!
+//! Every process that embeds memmesh becomes a [`Node`]: it authenticates peers over QUIC
+//! (TLS 1.3 bound to an Ed25519 key; the public key is the [`NodeId`]), gates membership
+//! with an optional cluster secret, and exchanges messages and requests on named
+//! [`Channel`]s. Later services (membership, blocks, cache, transfer) plug into the same
+//! connection per peer.
+//!
+//! ```no_run
+//! # async fn demo() -> memmesh::Result<()> {
+//! let a = memmesh::Node::builder().name("a").listen("127.0.0.1:0").start().await?;
+//! let b = memmesh::Node::builder().name("b").listen("127.0.0.1:0").start().await?;
+//! b.channel("echo")?.on_request(|req: memmesh::Request| async move { Ok(req.data) });
+//! let b_id = a.connect(&b.addr().to_string()).await?;
+//! let reply = a.channel("echo")?.request(b_id, "hi", None).await?;
+//! assert_eq!(&reply[..], b"hi");
+//! a.shutdown().await?;
+//! b.shutdown().await?;
+//! # Ok(()) }
+//! ```
+
+pub mod channel;
+pub mod error;
+pub mod identity;
+pub mod node;
+pub mod peer;
+pub(crate) mod service;
+pub mod transport;
+pub mod wire;
+
+pub use bytes::Bytes;
+pub use channel::{Channel, Message, MessageHandler, Request, RequestHandler, Target};
+pub use error::{Error, ErrorKind, Result};
+pub use identity::{Keypair, NodeId};
+pub use node::{Node, NodeBuilder, NodeConfig};
+pub use peer::{PeerInfo, PeerState};
+pub use transport::{CongestionControl, TransportTuning};

@@ -1,0 +1,223 @@
+//! Node configuration and its builder.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::node::Node;
+use crate::transport::TransportTuning;
+
+/// Default RAM a node lends to the mesh: 512 MiB.
+pub const DEFAULT_MEMORY_QUOTA: u64 = 512 * 1024 * 1024;
+/// Default maximum size of one channel message, request or response: 8 MiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 8 * 1024 * 1024;
+
+/// Everything a node is configured with. Build one with [`Node::builder`].
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Human-readable name shown to peers (default: `node-<short id>`).
+    pub name: Option<String>,
+    /// QUIC/UDP listen address (default `0.0.0.0:0`).
+    pub listen: String,
+    /// Only nodes holding the same secret can talk to this one.
+    pub cluster_secret: Option<Vec<u8>>,
+    /// Addresses dialled at start.
+    pub bootstrap: Vec<String>,
+    /// Multicast DNS discovery (used by the membership service).
+    pub mdns: bool,
+    /// Bytes of RAM this node lends to the mesh.
+    pub memory_quota: u64,
+    /// Directory for the identity and persistent stores (default: in-memory only).
+    pub data_dir: Option<PathBuf>,
+    /// Worker threads of the node's own tokio runtime.
+    pub threads: usize,
+    /// Maximum size of one message, request or response.
+    pub max_message_size: usize,
+    /// Default deadline of [`crate::Channel::request`].
+    pub request_timeout: Duration,
+    /// Deadline for a message to be accepted into a peer's channel queue.
+    pub send_timeout: Duration,
+    /// Deadline for dialling and authenticating a peer.
+    pub connect_timeout: Duration,
+    /// Capacity of each channel's incoming-message queue.
+    pub channel_queue: usize,
+    /// QUIC transport tuning.
+    pub tuning: TransportTuning,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            name: None,
+            listen: "0.0.0.0:0".to_string(),
+            cluster_secret: None,
+            bootstrap: Vec::new(),
+            mdns: true,
+            memory_quota: DEFAULT_MEMORY_QUOTA,
+            data_dir: None,
+            threads: 2,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            request_timeout: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            channel_queue: 1024,
+            tuning: TransportTuning::default(),
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Checks values a user could get wrong, with a clear message for each.
+    pub fn validate(&self) -> Result<()> {
+        if self.threads == 0 || self.threads > 256 {
+            return Err(Error::invalid(format!("threads must be 1..=256, got {}", self.threads)));
+        }
+        if self.max_message_size == 0 || self.max_message_size > crate::wire::codec::MAX_BODY_CEILING {
+            return Err(Error::invalid(format!(
+                "max_message_size must be 1..={} bytes, got {}",
+                crate::wire::codec::MAX_BODY_CEILING,
+                self.max_message_size
+            )));
+        }
+        if self.channel_queue == 0 {
+            return Err(Error::invalid("channel_queue must be at least 1"));
+        }
+        if let Some(name) = &self.name {
+            if name.len() > 255 {
+                return Err(Error::invalid("name must be at most 255 bytes"));
+            }
+        }
+        for (what, d) in [
+            ("request_timeout", self.request_timeout),
+            ("send_timeout", self.send_timeout),
+            ("connect_timeout", self.connect_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(Error::invalid(format!("{what} must be greater than zero")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Builds and starts a [`Node`].
+#[derive(Debug, Clone, Default)]
+#[must_use = "a builder does nothing until .start() is awaited"]
+pub struct NodeBuilder {
+    config: NodeConfig,
+}
+
+impl NodeBuilder {
+    /// A builder with default settings.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A builder starting from `config`.
+    pub fn from_config(config: NodeConfig) -> Self {
+        Self { config }
+    }
+
+    /// Human-readable name shown to peers.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.config.name = Some(name.into());
+        self
+    }
+
+    /// QUIC/UDP listen address, e.g. `"0.0.0.0:7400"` or `"127.0.0.1:0"`.
+    pub fn listen(mut self, addr: impl Into<String>) -> Self {
+        self.config.listen = addr.into();
+        self
+    }
+
+    /// Cluster secret: only nodes with the same secret can talk to this one.
+    pub fn cluster_secret(mut self, secret: impl AsRef<[u8]>) -> Self {
+        self.config.cluster_secret = Some(secret.as_ref().to_vec());
+        self
+    }
+
+    /// Addresses to dial at start.
+    pub fn bootstrap<I, S>(mut self, addrs: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.config.bootstrap = addrs.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Enables or disables mDNS discovery.
+    pub fn mdns(mut self, enabled: bool) -> Self {
+        self.config.mdns = enabled;
+        self
+    }
+
+    /// Bytes of RAM this node lends to the mesh.
+    pub fn memory_quota(mut self, bytes: u64) -> Self {
+        self.config.memory_quota = bytes;
+        self
+    }
+
+    /// Directory for the persisted identity (and later, persistent stores).
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Worker threads of the node's own runtime.
+    pub fn threads(mut self, n: usize) -> Self {
+        self.config.threads = n;
+        self
+    }
+
+    /// Maximum size of one message, request or response.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.config.max_message_size = bytes;
+        self
+    }
+
+    /// Default request deadline.
+    pub fn request_timeout(mut self, d: Duration) -> Self {
+        self.config.request_timeout = d;
+        self
+    }
+
+    /// Deadline for a message to be accepted by a peer.
+    pub fn send_timeout(mut self, d: Duration) -> Self {
+        self.config.send_timeout = d;
+        self
+    }
+
+    /// Deadline for dialling and authenticating a peer.
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.config.connect_timeout = d;
+        self
+    }
+
+    /// Capacity of each channel's incoming queue.
+    pub fn channel_queue(mut self, n: usize) -> Self {
+        self.config.channel_queue = n;
+        self
+    }
+
+    /// QUIC transport tuning.
+    pub fn tuning(mut self, tuning: TransportTuning) -> Self {
+        self.config.tuning = tuning;
+        self
+    }
+
+    /// The configuration built so far.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// Starts the node: creates its runtime, identity and endpoint.
+    pub async fn start(self) -> Result<Node> {
+        Node::start(self.config).await
+    }
+
+    /// Starts the node from a thread that is not inside an async runtime.
+    pub fn start_blocking(self) -> Result<Node> {
+        Node::start_blocking(self.config)
+    }
+}

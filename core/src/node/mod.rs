@@ -1,0 +1,286 @@
+//! The node: identity, runtime, endpoint and services, behind one handle.
+
+pub mod config;
+pub(crate) mod connect;
+pub(crate) mod runtime;
+pub(crate) mod shared;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{debug, info, warn};
+
+use crate::channel::Channel;
+use crate::error::{Error, Result};
+use crate::identity::{Keypair, NodeId};
+use crate::peer::PeerInfo;
+use crate::transport::auth::ClusterKey;
+use crate::transport::endpoint::make_endpoint;
+use crate::transport::errors::CLOSE_NORMAL;
+use crate::transport::handshake::LocalHello;
+pub use config::{NodeBuilder, NodeConfig};
+use runtime::NodeRuntime;
+use shared::Shared;
+
+/// How long shutdown waits for peers to acknowledge the connection close.
+const CLOSE_GRACE: Duration = Duration::from_millis(500);
+
+/// A running memmesh node. Cheap to clone; every clone is the same node.
+///
+/// The node runs on its own tokio runtime. Its async methods can be awaited from any
+/// executor (or from another tokio runtime): the work always runs on the node's runtime.
+/// When the last handle (node or channel) is dropped, the node shuts down.
+#[derive(Clone)]
+pub struct Node {
+    shared: Arc<Shared>,
+    guard: Arc<Guard>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("id", &self.shared.id)
+            .field("name", &self.shared.hello.name)
+            .field("addr", &self.shared.local_addr)
+            .finish()
+    }
+}
+
+/// Shuts the node down when the last user-held handle goes away. Tasks hold only
+/// `Arc<Shared>`, never the guard, so they cannot keep a node alive by themselves.
+pub(crate) struct Guard {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if !self.shared.runtime.is_shut_down() {
+            debug!(node = %self.shared.id.short(), "last handle dropped: shutting down");
+            begin_shutdown(&self.shared);
+            self.shared.runtime.shutdown_background();
+            self.shared.pool.clear();
+            self.shared.channels.clear();
+        }
+    }
+}
+
+/// Parses a user-supplied address (`"host:port"`), resolving names.
+pub fn parse_addr(addr: &str) -> Result<SocketAddr> {
+    if let Ok(a) = addr.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    addr.to_socket_addrs()
+        .map_err(|e| Error::invalid(format!("invalid address {addr:?}: {e}")))?
+        .next()
+        .ok_or_else(|| Error::invalid(format!("address {addr:?} resolved to nothing")))
+}
+
+fn begin_shutdown(shared: &Shared) {
+    shared.cancel.cancel();
+    if let Some(endpoint) = shared.take_endpoint() {
+        endpoint.close(CLOSE_NORMAL.into(), b"node shutting down");
+    }
+}
+
+impl Node {
+    /// A builder for a new node.
+    pub fn builder() -> NodeBuilder {
+        NodeBuilder::new()
+    }
+
+    /// Starts a node with `config`.
+    pub async fn start(config: NodeConfig) -> Result<Node> {
+        config.validate()?;
+        let listen = parse_addr(&config.listen)?;
+        let bootstrap: Vec<SocketAddr> = config
+            .bootstrap
+            .iter()
+            .map(|a| parse_addr(a))
+            .collect::<Result<_>>()?;
+        let key = match &config.data_dir {
+            Some(dir) => Keypair::load_or_create(dir)?,
+            None => Keypair::generate()?,
+        };
+        let id = key.node_id();
+        let runtime = NodeRuntime::new(config.threads, &id.short())?;
+        let handle = runtime.handle().clone();
+        let name = config.name.clone().unwrap_or_else(|| format!("node-{}", id.short()));
+        let cluster = ClusterKey::new(config.cluster_secret.as_deref());
+        let tuning = config.tuning.clone();
+        let endpoint_key = Keypair::from_pkcs8(key.pkcs8_der())?;
+        // The endpoint must be created inside the node runtime.
+        let endpoint = handle
+            .spawn(async move { make_endpoint(&endpoint_key, listen, &tuning) })
+            .await
+            .map_err(|e| Error::internal(format!("starting endpoint: {e}")))??;
+        let local_addr = endpoint
+            .local_addr()
+            .map_err(|e| Error::from(e).context("reading the bound address"))?;
+        let hello = LocalHello {
+            key: cluster,
+            name,
+            addrs: vec![local_addr],
+        };
+        let shared = Shared::new(key, config, hello, endpoint.clone(), local_addr, runtime);
+        handle.spawn(connect::accept_loop(shared.clone(), endpoint));
+        for addr in bootstrap {
+            handle.spawn(bootstrap_dial(shared.clone(), addr));
+        }
+        info!(node = %id.short(), name = %shared.hello.name, addr = %local_addr, "node started");
+        Ok(Node {
+            guard: Arc::new(Guard {
+                shared: shared.clone(),
+            }),
+            shared,
+        })
+    }
+
+    /// Starts a node from a thread that is not running an async runtime.
+    pub fn start_blocking(config: NodeConfig) -> Result<Node> {
+        futures::executor::block_on(Self::start(config))
+    }
+
+    /// This node's identity.
+    pub fn id(&self) -> NodeId {
+        self.shared.id
+    }
+
+    /// This node's name.
+    pub fn name(&self) -> &str {
+        &self.shared.hello.name
+    }
+
+    /// The address the node is bound to (an unspecified IP if it listens on all).
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// The effective configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.shared.config
+    }
+
+    /// A public tag naming this node's cluster (derived from the secret, not revealing it).
+    pub fn cluster_tag(&self) -> &str {
+        self.shared.hello.key.tag()
+    }
+
+    /// Connects to the node at `addr` (e.g. `"127.0.0.1:7400"`) and returns its NodeId.
+    /// Reuses the existing connection if that peer is already connected.
+    pub async fn connect(&self, addr: &str) -> Result<NodeId> {
+        let addr = parse_addr(addr)?;
+        let shared = self.shared.clone();
+        self.shared
+            .run(async move { connect::dial(&shared, addr, None).await.map(|(id, _)| id) })
+            .await
+    }
+
+    /// Connects to `addr`, requiring that the node there is `id` (key pinning).
+    pub async fn connect_to(&self, id: NodeId, addr: &str) -> Result<()> {
+        let addr = parse_addr(addr)?;
+        let shared = self.shared.clone();
+        self.shared
+            .run(async move { connect::dial(&shared, addr, Some(id)).await.map(|_| ()) })
+            .await
+    }
+
+    /// Every peer this node knows, with its state.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        self.shared.pool.infos()
+    }
+
+    /// The channel called `name` (created on first use). Peers can send to a channel only
+    /// once this node has opened it.
+    pub fn channel(&self, name: &str) -> Result<Channel> {
+        if self.shared.is_closed() {
+            return Err(Error::closed());
+        }
+        let state = self
+            .shared
+            .channels
+            .get_or_create(name, self.shared.config.channel_queue)?;
+        Ok(Channel::new(self.shared.clone(), state, self.guard.clone()))
+    }
+
+    /// The handle of the node's own tokio runtime. Bindings use it to drive futures to
+    /// completion without creating a runtime of their own; spawning on it after shutdown
+    /// yields tasks that are cancelled at once.
+    pub fn runtime_handle(&self) -> tokio::runtime::Handle {
+        self.shared.runtime.handle().clone()
+    }
+
+    /// Whether [`Node::shutdown`] has been called.
+    pub fn is_closed(&self) -> bool {
+        self.shared.is_closed()
+    }
+
+    /// Shuts down: closes every connection, ends every task and joins the runtime's
+    /// threads. Idempotent; later calls on this node fail with `Closed`.
+    pub async fn shutdown(&self) -> Result<()> {
+        let Some(waiter) = self.shutdown_start() else {
+            return Ok(());
+        };
+        let (tx, rx) = futures::channel::oneshot::channel();
+        std::thread::spawn(move || {
+            let _ = waiter.join();
+            let _ = tx.send(());
+        });
+        let _ = rx.await;
+        Ok(())
+    }
+
+    /// [`Node::shutdown`] for threads that are not running an async runtime.
+    pub fn shutdown_blocking(&self) -> Result<()> {
+        if let Some(waiter) = self.shutdown_start() {
+            let _ = waiter.join();
+        }
+        Ok(())
+    }
+
+    fn shutdown_start(&self) -> Option<std::thread::JoinHandle<()>> {
+        if self.shared.runtime.is_shut_down() {
+            return None;
+        }
+        let endpoint = self.shared.endpoint().ok();
+        begin_shutdown(&self.shared);
+        // Give peers a moment to see the close, then stop the runtime.
+        if let Some(endpoint) = endpoint {
+            let idle = self.shared.runtime.handle().spawn(async move {
+                let _ = tokio::time::timeout(CLOSE_GRACE, endpoint.wait_idle()).await;
+            });
+            let (tx, rx) = std::sync::mpsc::channel();
+            self.shared.runtime.handle().spawn(async move {
+                let _ = idle.await;
+                let _ = tx.send(());
+            });
+            if rx.recv_timeout(CLOSE_GRACE * 2).is_err() {
+                warn!("peers did not acknowledge the close in time");
+            }
+        }
+        self.shared.channels.clear();
+        self.shared.pool.clear();
+        info!(node = %self.shared.id.short(), "node shut down");
+        self.shared.runtime.shutdown()
+    }
+}
+
+/// Dials a bootstrap address, retrying a few times while the node runs.
+async fn bootstrap_dial(shared: Arc<Shared>, addr: SocketAddr) {
+    let mut delay = Duration::from_millis(200);
+    for attempt in 1..=5 {
+        if shared.is_closed() {
+            return;
+        }
+        match connect::dial(&shared, addr, None).await {
+            Ok((id, _)) => {
+                info!(%addr, peer = %id.short(), "connected to bootstrap peer");
+                return;
+            }
+            Err(e) => debug!(%addr, attempt, error = %e, "bootstrap dial failed"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+    warn!(%addr, "could not reach bootstrap peer");
+}

@@ -1,0 +1,97 @@
+//! State shared by the node handle and every task the node runs.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::channel::registry::ChannelRegistry;
+use crate::error::{Error, Result};
+use crate::identity::{Keypair, NodeId};
+use crate::node::config::NodeConfig;
+use crate::node::runtime::{NodeRuntime, RunFuture};
+use crate::transport::handshake::LocalHello;
+use crate::transport::pool::Pool;
+use crate::wire::codec::FrameLimits;
+
+/// The node's state. Tasks hold an `Arc<Shared>`; the runtime shutdown drops them.
+#[derive(Debug)]
+pub struct Shared {
+    /// Our identity.
+    pub id: NodeId,
+    /// Our secret key (kept for later services that sign).
+    pub key: Keypair,
+    /// Effective configuration.
+    pub config: NodeConfig,
+    /// What we tell peers in the handshake.
+    pub hello: LocalHello,
+    /// Our bound address.
+    pub local_addr: SocketAddr,
+    /// The node runtime.
+    pub runtime: NodeRuntime,
+    /// Connections by peer.
+    pub pool: Pool,
+    /// Channels by name.
+    pub channels: ChannelRegistry,
+    /// Cancelled when shutdown begins.
+    pub cancel: CancellationToken,
+    endpoint: RwLock<Option<quinn::Endpoint>>,
+}
+
+impl Shared {
+    /// Assembles the shared state.
+    pub fn new(
+        key: Keypair,
+        config: NodeConfig,
+        hello: LocalHello,
+        endpoint: quinn::Endpoint,
+        local_addr: SocketAddr,
+        runtime: NodeRuntime,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            id: key.node_id(),
+            key,
+            config,
+            hello,
+            local_addr,
+            runtime,
+            pool: Pool::default(),
+            channels: ChannelRegistry::default(),
+            cancel: CancellationToken::new(),
+            endpoint: RwLock::new(Some(endpoint)),
+        })
+    }
+
+    /// The endpoint, or `Closed` once shutdown has begun.
+    pub fn endpoint(&self) -> Result<quinn::Endpoint> {
+        self.endpoint
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(Error::closed)
+    }
+
+    /// Removes the endpoint (shutdown).
+    pub fn take_endpoint(&self) -> Option<quinn::Endpoint> {
+        self.endpoint.write().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Frame limits for service traffic.
+    pub fn limits(&self) -> FrameLimits {
+        FrameLimits::with_body(self.config.max_message_size)
+    }
+
+    /// Runs `fut` on the node runtime (see [`NodeRuntime::run`]).
+    pub fn run<F, T>(&self, fut: F) -> RunFuture<T>
+    where
+        F: std::future::Future<Output = Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.runtime.run(fut)
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_closed(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+}

@@ -1,0 +1,78 @@
+//! Mapping quinn's errors to the public [`ErrorKind`]s.
+
+use crate::error::{Error, ErrorKind};
+
+/// Application close code: orderly shutdown.
+pub const CLOSE_NORMAL: u32 = 0;
+/// Application close code: the peer failed cluster authentication.
+pub const CLOSE_UNAUTHORIZED: u32 = 1;
+/// Application close code: the peer broke the protocol.
+pub const CLOSE_PROTOCOL: u32 = 2;
+/// Application close code: a newer connection to the same peer replaced this one.
+pub const CLOSE_REPLACED: u32 = 3;
+
+/// Maps a connection-level failure.
+pub fn connection_error(e: &quinn::ConnectionError) -> Error {
+    use quinn::ConnectionError as C;
+    match e {
+        C::ApplicationClosed(close) if close.error_code.into_inner() == CLOSE_UNAUTHORIZED as u64 => {
+            Error::new(
+                ErrorKind::Unauthorized,
+                format!(
+                    "the peer refused us: {}",
+                    String::from_utf8_lossy(&close.reason)
+                ),
+            )
+        }
+        C::ApplicationClosed(close) => Error::new(
+            ErrorKind::PeerUnavailable,
+            format!("the peer closed the connection: {}", String::from_utf8_lossy(&close.reason)),
+        ),
+        C::TransportError(t) if t.code.to_string().contains("crypto") || t.code.to_string().contains("TLS") => {
+            Error::new(ErrorKind::Unauthorized, format!("TLS authentication failed: {t}"))
+        }
+        C::ConnectionClosed(c) if c.error_code.to_string().contains("crypto") => Error::new(
+            ErrorKind::Unauthorized,
+            format!("the peer rejected our TLS identity: {c}"),
+        ),
+        C::LocallyClosed => Error::new(ErrorKind::Closed, "the connection was closed locally"),
+        C::TimedOut => Error::new(ErrorKind::PeerUnavailable, "the peer stopped responding (idle timeout)"),
+        C::Reset => Error::new(ErrorKind::PeerUnavailable, "the peer reset the connection"),
+        other => Error::new(ErrorKind::PeerUnavailable, format!("connection lost: {other}")),
+    }
+}
+
+/// Maps a failure to start a connection.
+pub fn connect_error(e: quinn::ConnectError) -> Error {
+    use quinn::ConnectError as C;
+    match e {
+        C::EndpointStopping => Error::closed(),
+        C::InvalidRemoteAddress(a) => Error::invalid(format!("cannot dial address {a}")),
+        C::InvalidServerName(n) => Error::invalid(format!("invalid server name {n}")),
+        other => Error::new(ErrorKind::PeerUnavailable, format!("cannot connect: {other}")),
+    }
+}
+
+/// Maps a stream read failure.
+pub fn read_error(e: quinn::ReadError) -> Error {
+    match e {
+        quinn::ReadError::ConnectionLost(c) => connection_error(&c),
+        quinn::ReadError::Reset(code) => Error::new(
+            ErrorKind::PeerUnavailable,
+            format!("the peer reset the stream (code {code})"),
+        ),
+        other => Error::new(ErrorKind::PeerUnavailable, format!("stream read failed: {other}")),
+    }
+}
+
+/// Maps a stream write failure.
+pub fn write_error(e: quinn::WriteError) -> Error {
+    match e {
+        quinn::WriteError::ConnectionLost(c) => connection_error(&c),
+        quinn::WriteError::Stopped(code) => Error::new(
+            ErrorKind::PeerUnavailable,
+            format!("the peer stopped the stream (code {code})"),
+        ),
+        other => Error::new(ErrorKind::PeerUnavailable, format!("stream write failed: {other}")),
+    }
+}

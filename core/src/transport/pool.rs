@@ -1,0 +1,181 @@
+//! The connection pool: one authenticated connection per peer, reused by every service,
+//! plus the address book used to re-dial a peer after its connection is lost.
+//!
+//! This is bookkeeping only; dialling and serving live in `node::connect`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::identity::NodeId;
+use crate::peer::{PeerInfo, PeerState};
+use crate::transport::handshake::PeerHello;
+
+#[derive(Debug)]
+struct Entry {
+    conn: Option<quinn::Connection>,
+    name: String,
+    addrs: Vec<SocketAddr>,
+    dial: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Peers by NodeId.
+#[derive(Debug, Default)]
+pub struct Pool {
+    peers: Mutex<HashMap<NodeId, Entry>>,
+}
+
+/// Replaces unspecified advertised IPs (`0.0.0.0`, `::`) by the IP the peer was seen at,
+/// keeps the observed address, and removes duplicates.
+pub fn normalize_addrs(advertised: &[SocketAddr], observed: Option<SocketAddr>) -> Vec<SocketAddr> {
+    let mut out: Vec<SocketAddr> = Vec::new();
+    for a in advertised {
+        let mut a = *a;
+        if a.ip().is_unspecified() {
+            match observed {
+                Some(o) => a.set_ip(o.ip()),
+                None => continue,
+            }
+        }
+        if a.port() != 0 && !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    out
+}
+
+impl Pool {
+    fn lock(&self) -> MutexGuard<'_, HashMap<NodeId, Entry>> {
+        // A poisoned lock only means another thread panicked mid-update of plain data.
+        self.peers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The live pooled connection to `id`, if any.
+    pub fn live(&self, id: &NodeId) -> Option<quinn::Connection> {
+        self.lock()
+            .get(id)
+            .and_then(|e| e.conn.clone())
+            .filter(|c| c.close_reason().is_none())
+    }
+
+    /// Records a freshly authenticated connection. Returns the connection the pool keeps:
+    /// an existing live connection wins, so concurrent dials converge on one connection.
+    pub fn register(&self, hello: &PeerHello, conn: &quinn::Connection, dialled: Option<SocketAddr>) -> quinn::Connection {
+        let observed = Some(dialled.unwrap_or_else(|| conn.remote_address()));
+        let mut addrs = normalize_addrs(&hello.addrs, observed);
+        if let Some(d) = dialled {
+            if !addrs.contains(&d) {
+                addrs.insert(0, d);
+            }
+        }
+        let mut peers = self.lock();
+        let entry = peers.entry(hello.id).or_insert_with(|| Entry {
+            conn: None,
+            name: String::new(),
+            addrs: Vec::new(),
+            dial: Arc::new(tokio::sync::Mutex::new(())),
+        });
+        entry.name = hello.name.clone();
+        for a in addrs {
+            if !entry.addrs.contains(&a) {
+                entry.addrs.push(a);
+            }
+        }
+        match &entry.conn {
+            Some(existing) if existing.close_reason().is_none() => existing.clone(),
+            _ => {
+                entry.conn = Some(conn.clone());
+                conn.clone()
+            }
+        }
+    }
+
+    /// Forgets `conn` as the connection to `id` (if it still is).
+    pub fn lost(&self, id: &NodeId, conn: &quinn::Connection) -> bool {
+        let mut peers = self.lock();
+        match peers.get_mut(id) {
+            Some(e) if e.conn.as_ref().map(|c| c.stable_id()) == Some(conn.stable_id()) => {
+                e.conn = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Known addresses of `id` (empty if unknown).
+    pub fn addrs(&self, id: &NodeId) -> Vec<SocketAddr> {
+        self.lock().get(id).map(|e| e.addrs.clone()).unwrap_or_default()
+    }
+
+    /// Whether `id` is known at all.
+    pub fn knows(&self, id: &NodeId) -> bool {
+        self.lock().contains_key(id)
+    }
+
+    /// The lock that serialises dials to `id`.
+    pub fn dial_lock(&self, id: &NodeId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut peers = self.lock();
+        let entry = peers.entry(*id).or_insert_with(|| Entry {
+            conn: None,
+            name: String::new(),
+            addrs: Vec::new(),
+            dial: Arc::new(tokio::sync::Mutex::new(())),
+        });
+        entry.dial.clone()
+    }
+
+    /// Every peer with a live connection.
+    pub fn connected(&self) -> Vec<NodeId> {
+        self.lock()
+            .iter()
+            .filter(|(_, e)| e.conn.as_ref().is_some_and(|c| c.close_reason().is_none()))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// A snapshot of every known peer, sorted by NodeId.
+    pub fn infos(&self) -> Vec<PeerInfo> {
+        let mut out: Vec<PeerInfo> = self
+            .lock()
+            .iter()
+            .filter(|(_, e)| !e.name.is_empty() || e.conn.is_some() || !e.addrs.is_empty())
+            .map(|(id, e)| {
+                let live = e.conn.as_ref().filter(|c| c.close_reason().is_none());
+                PeerInfo {
+                    id: *id,
+                    name: e.name.clone(),
+                    addrs: e.addrs.clone(),
+                    state: if live.is_some() {
+                        PeerState::Connected
+                    } else {
+                        PeerState::Disconnected
+                    },
+                    rtt: live.map(|c| c.rtt()),
+                }
+            })
+            .collect();
+        out.sort_by_key(|p| p.id);
+        out
+    }
+
+    /// Drops every connection (used at shutdown, after the endpoint is closed).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unspecified_addresses_take_the_observed_ip() {
+        let adv: Vec<SocketAddr> = vec!["0.0.0.0:7400".parse().unwrap(), "10.1.2.3:7400".parse().unwrap()];
+        let got = normalize_addrs(&adv, Some("192.168.1.9:5555".parse().unwrap()));
+        assert_eq!(got, vec!["192.168.1.9:7400".parse().unwrap(), "10.1.2.3:7400".parse().unwrap()]);
+        let none = normalize_addrs(&adv, None);
+        assert_eq!(none, vec!["10.1.2.3:7400".parse::<SocketAddr>().unwrap()]);
+        let dup = normalize_addrs(&["1.2.3.4:1".parse().unwrap(), "1.2.3.4:1".parse().unwrap()], None);
+        assert_eq!(dup.len(), 1);
+    }
+}

@@ -1,0 +1,120 @@
+//! The versioned message types that travel as frame headers.
+//!
+//! Every stream starts with a [`StreamHeader`] naming the service it is for, so that all
+//! services share one connection per peer (one ALPN, a service tag per stream). Replies
+//! carry either success or a [`Reply::Err`] with the error kind by name, so a peer of a
+//! newer version with new kinds still produces a readable error here.
+
+use std::net::SocketAddr;
+
+use crate::error::{Error, ErrorKind};
+
+/// The wire protocol version this build speaks.
+pub const WIRE_VERSION: u16 = 1;
+
+/// The first frame of the authentication stream, sent by each side.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Hello {
+    /// Protocol version (always the first field: see `codec::peek_version`).
+    pub version: u16,
+    /// HMAC-SHA256 over the TLS exporter value, keyed by the cluster secret.
+    pub proof: [u8; 32],
+    /// The sender's human-readable name.
+    pub name: String,
+    /// Addresses the sender listens on.
+    pub addrs: Vec<SocketAddr>,
+}
+
+/// The operation requested on a channel stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ChannelOp {
+    /// A fire-and-forget message, acknowledged once queued at the receiver.
+    Send,
+    /// A request that expects a response body.
+    Request,
+}
+
+/// The service a stream is for.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Service {
+    /// A named messaging channel.
+    Channel {
+        /// Channel name.
+        name: String,
+        /// What is asked of it.
+        op: ChannelOp,
+    },
+}
+
+/// The first frame of every service stream.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StreamHeader {
+    /// Protocol version (always the first field).
+    pub version: u16,
+    /// Which service handles the stream.
+    pub service: Service,
+}
+
+impl StreamHeader {
+    /// A header for `service` at the current version.
+    pub fn new(service: Service) -> Self {
+        Self {
+            version: WIRE_VERSION,
+            service,
+        }
+    }
+}
+
+/// The answer to a service frame; the body of the reply frame carries any payload.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Reply {
+    /// Success.
+    Ok,
+    /// Failure, with the error kind by name and a message.
+    Err {
+        /// The [`ErrorKind`] name.
+        kind: String,
+        /// Human-readable message.
+        message: String,
+    },
+}
+
+impl Reply {
+    /// The reply that reports `err` to the peer.
+    pub fn from_error(err: &Error) -> Self {
+        Reply::Err {
+            kind: err.kind().as_str().to_string(),
+            message: err.message().to_string(),
+        }
+    }
+
+    /// Converts into a result, mapping an unknown kind name to [`ErrorKind::Internal`].
+    pub fn into_result(self) -> Result<(), Error> {
+        match self {
+            Reply::Ok => Ok(()),
+            Reply::Err { kind, message } => {
+                let kind = ErrorKind::ALL
+                    .into_iter()
+                    .find(|k| k.as_str() == kind)
+                    .unwrap_or(ErrorKind::Internal);
+                Err(Error::new(kind, message))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_survive_the_round_trip() {
+        let e = Error::new(ErrorKind::NotFound, "no handler");
+        assert_eq!(Reply::from_error(&e).into_result().unwrap_err(), e);
+        let unknown = Reply::Err {
+            kind: "FromTheFuture".into(),
+            message: "m".into(),
+        };
+        assert_eq!(unknown.into_result().unwrap_err().kind(), ErrorKind::Internal);
+    }
+}
