@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Shared helpers for the ci/ scripts. Source it: `. "$(dirname "$0")/lib.sh"`.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export ROOT
+export CARGO_TERM_COLOR=never
+VENV="$ROOT/target/ci-venv"
+export VENV
+
+log() { printf '\n==> %s\n' "$*"; }
+
+# A Python virtualenv under target/ with pip up to date; prints nothing if it exists.
+ensure_venv() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    log "creating Python venv at $VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+  fi
+}
+
+# Installs Python packages into the CI venv (quietly, only what is missing).
+venv_pip() {
+  ensure_venv
+  "$VENV/bin/python" -m pip install --quiet "$@"
+}
