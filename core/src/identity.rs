@@ -20,7 +20,9 @@ pub const NODE_ID_LEN: usize = 32;
 ///
 /// Its text form is lowercase unpadded base32 (52 characters), which is also a valid DNS
 /// label; [`NodeId::short`] gives the first 10 characters for logs and UIs.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct NodeId([u8; NODE_ID_LEN]);
 
 impl NodeId {
@@ -177,7 +179,9 @@ mod tests {
         let id = Keypair::generate().unwrap().node_id();
         let text = id.to_string();
         assert_eq!(text.len(), 52);
-        assert!(text.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+        assert!(text
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
         assert_eq!(text.parse::<NodeId>().unwrap(), id);
         assert_eq!(text.to_uppercase().parse::<NodeId>().unwrap(), id);
         assert_eq!(id.short(), text[..10]);

@@ -11,8 +11,15 @@ use crate::node::shared::Shared;
 use crate::wire::Service;
 
 /// Handles one frame for `service` from `from` and returns the reply body.
-pub async fn handle(shared: &Arc<Shared>, from: NodeId, service: Service, body: Bytes) -> Result<Bytes> {
+pub async fn handle(
+    shared: &Arc<Shared>,
+    from: NodeId,
+    service: Service,
+    body: Bytes,
+) -> Result<Bytes> {
     match service {
-        Service::Channel { name, op } => crate::channel::serve::handle(shared, from, &name, op, body).await,
+        Service::Channel { name, op } => {
+            crate::channel::serve::handle(shared, from, &name, op, body).await
+        }
     }
 }

@@ -63,7 +63,12 @@ pub struct Channel {
 
 impl std::fmt::Debug for Channel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Channel({:?} on {})", self.state.name(), self.shared.id.short())
+        write!(
+            f,
+            "Channel({:?} on {})",
+            self.state.name(),
+            self.shared.id.short()
+        )
     }
 }
 
@@ -127,7 +132,12 @@ impl Channel {
 
     /// Sends a request to `peer` and waits for its response, up to `timeout` (the node's
     /// `request_timeout` when `None`).
-    pub async fn request(&self, peer: NodeId, data: impl Into<Bytes>, timeout: Option<Duration>) -> Result<Bytes> {
+    pub async fn request(
+        &self,
+        peer: NodeId,
+        data: impl Into<Bytes>,
+        timeout: Option<Duration>,
+    ) -> Result<Bytes> {
         let data = data.into();
         self.check_size(data.len())?;
         if self.shared.is_closed() {
@@ -143,7 +153,13 @@ impl Channel {
                         return serve::handle(&shared, peer, &name, ChannelOp::Request, data).await;
                     }
                     let conn = connection(&shared, peer).await?;
-                    call(&conn, &header(&name, ChannelOp::Request), &data, shared.limits()).await
+                    call(
+                        &conn,
+                        &header(&name, ChannelOp::Request),
+                        &data,
+                        shared.limits(),
+                    )
+                    .await
                 };
                 tokio::time::timeout(timeout, exchange).await.map_err(|_| {
                     Error::new(
@@ -216,13 +232,22 @@ async fn send_one(shared: &Arc<Shared>, peer: NodeId, name: &str, data: Bytes) -
             return Ok(());
         }
         let conn = connection(shared, peer).await?;
-        call(&conn, &header(name, ChannelOp::Send), &data, shared.limits()).await?;
+        call(
+            &conn,
+            &header(name, ChannelOp::Send),
+            &data,
+            shared.limits(),
+        )
+        .await?;
         Ok(())
     };
     tokio::time::timeout(timeout, attempt).await.map_err(|_| {
         Error::new(
             ErrorKind::Timeout,
-            format!("peer {} did not accept the message within {timeout:?}", peer.short()),
+            format!(
+                "peer {} did not accept the message within {timeout:?}",
+                peer.short()
+            ),
         )
     })?
 }
@@ -238,7 +263,10 @@ fn summarize(outcomes: Vec<(NodeId, Result<()>)>) -> Result<usize> {
         return Ok(total);
     };
     let kind = first.kind();
-    let detail: Vec<String> = failures.iter().map(|(p, e)| format!("{}: {e}", p.short())).collect();
+    let detail: Vec<String> = failures
+        .iter()
+        .map(|(p, e)| format!("{}: {e}", p.short()))
+        .collect();
     Err(Error::new(
         kind,
         format!(
@@ -260,7 +288,11 @@ mod tests {
         let b = Keypair::generate().unwrap().node_id();
         assert_eq!(summarize(vec![(a, Ok(())), (b, Ok(()))]).unwrap(), 2);
         assert_eq!(summarize(vec![]).unwrap(), 0);
-        let err = summarize(vec![(a, Ok(())), (b, Err(Error::new(ErrorKind::Timeout, "slow")))]).unwrap_err();
+        let err = summarize(vec![
+            (a, Ok(())),
+            (b, Err(Error::new(ErrorKind::Timeout, "slow"))),
+        ])
+        .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Timeout);
         assert!(err.message().contains("delivered to 1 of 2"));
         assert!(err.message().contains(&b.short()));

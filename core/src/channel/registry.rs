@@ -23,7 +23,9 @@ pub struct ChannelState {
 
 impl std::fmt::Debug for ChannelState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChannelState").field("name", &self.name).finish()
+        f.debug_struct("ChannelState")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -66,17 +68,26 @@ impl ChannelState {
 
     /// The current request handler.
     pub fn request_handler(&self) -> Option<Arc<dyn RequestHandler>> {
-        self.request_handler.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.request_handler
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Sets (or clears) the request handler.
     pub fn set_request_handler(&self, handler: Option<Arc<dyn RequestHandler>>) {
-        *self.request_handler.write().unwrap_or_else(|p| p.into_inner()) = handler;
+        *self
+            .request_handler
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = handler;
     }
 
     /// Replaces the task that feeds messages to a [`MessageHandler`].
     pub fn set_message_task(&self, task: Option<tokio::task::AbortHandle>) {
-        let old = std::mem::replace(&mut *self.message_task.lock().unwrap_or_else(|p| p.into_inner()), task);
+        let old = std::mem::replace(
+            &mut *self.message_task.lock().unwrap_or_else(|p| p.into_inner()),
+            task,
+        );
         if let Some(old) = old {
             old.abort();
         }
@@ -84,7 +95,11 @@ impl ChannelState {
 }
 
 /// Runs `handler` over every message of `state` until shutdown.
-pub async fn drain_into(state: Arc<ChannelState>, handler: Arc<dyn MessageHandler>, cancel: CancellationToken) {
+pub async fn drain_into(
+    state: Arc<ChannelState>,
+    handler: Arc<dyn MessageHandler>,
+    cancel: CancellationToken,
+) {
     while let Ok(message) = state.next(&cancel).await {
         handler.handle(message).await;
     }
@@ -114,7 +129,11 @@ impl ChannelRegistry {
 
     /// The channel called `name`, if it exists.
     pub fn get(&self, name: &str) -> Option<Arc<ChannelState>> {
-        self.channels.lock().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+        self.channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
     }
 
     /// Removes every channel (shutdown).

@@ -11,7 +11,13 @@ use crate::node::shared::Shared;
 use crate::wire::messages::ChannelOp;
 
 /// Handles one channel frame from `from`.
-pub async fn handle(shared: &Arc<Shared>, from: NodeId, name: &str, op: ChannelOp, data: Bytes) -> Result<Bytes> {
+pub async fn handle(
+    shared: &Arc<Shared>,
+    from: NodeId,
+    name: &str,
+    op: ChannelOp,
+    data: Bytes,
+) -> Result<Bytes> {
     let state = shared.channels.get(name).ok_or_else(|| {
         Error::new(
             ErrorKind::NotFound,
@@ -20,14 +26,19 @@ pub async fn handle(shared: &Arc<Shared>, from: NodeId, name: &str, op: ChannelO
     })?;
     match op {
         ChannelOp::Send => {
-            state.deliver(Message { from, data }, &shared.cancel).await?;
+            state
+                .deliver(Message { from, data }, &shared.cancel)
+                .await?;
             Ok(Bytes::new())
         }
         ChannelOp::Request => {
             let handler = state.request_handler().ok_or_else(|| {
                 Error::new(
                     ErrorKind::NotFound,
-                    format!("channel {name:?} on node {} has no request handler", shared.id.short()),
+                    format!(
+                        "channel {name:?} on node {} has no request handler",
+                        shared.id.short()
+                    ),
                 )
             })?;
             // Run the handler as its own task so that a panic becomes an error reply.

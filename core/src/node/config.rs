@@ -70,9 +70,14 @@ impl NodeConfig {
     /// Checks values a user could get wrong, with a clear message for each.
     pub fn validate(&self) -> Result<()> {
         if self.threads == 0 || self.threads > 256 {
-            return Err(Error::invalid(format!("threads must be 1..=256, got {}", self.threads)));
+            return Err(Error::invalid(format!(
+                "threads must be 1..=256, got {}",
+                self.threads
+            )));
         }
-        if self.max_message_size == 0 || self.max_message_size > crate::wire::codec::MAX_BODY_CEILING {
+        if self.max_message_size == 0
+            || self.max_message_size > crate::wire::codec::MAX_BODY_CEILING
+        {
             return Err(Error::invalid(format!(
                 "max_message_size must be 1..={} bytes, got {}",
                 crate::wire::codec::MAX_BODY_CEILING,

@@ -19,7 +19,11 @@ use crate::wire::{Reply, StreamHeader, WIRE_VERSION};
 
 /// Dials `addr`, authenticates, and adopts the connection. With `expected`, the peer's
 /// key must be that NodeId.
-pub async fn dial(shared: &Arc<Shared>, addr: SocketAddr, expected: Option<NodeId>) -> Result<(NodeId, quinn::Connection)> {
+pub async fn dial(
+    shared: &Arc<Shared>,
+    addr: SocketAddr,
+    expected: Option<NodeId>,
+) -> Result<(NodeId, quinn::Connection)> {
     let endpoint = shared.endpoint()?;
     let connecting = endpoint
         .connect(addr, &server_name_for(expected))
@@ -34,7 +38,10 @@ pub async fn dial(shared: &Arc<Shared>, addr: SocketAddr, expected: Option<NodeI
         .map_err(|_| {
             Error::new(
                 ErrorKind::Timeout,
-                format!("connecting to {addr} timed out after {:?}", shared.config.connect_timeout),
+                format!(
+                    "connecting to {addr} timed out after {:?}",
+                    shared.config.connect_timeout
+                ),
             )
         })??;
     if hello.id == shared.id {
@@ -62,7 +69,10 @@ pub async fn connection(shared: &Arc<Shared>, id: NodeId) -> Result<quinn::Conne
     if let Some(c) = shared.pool.live(&id) {
         return Ok(c);
     }
-    let mut last = Error::new(ErrorKind::PeerUnavailable, format!("no known address for peer {}", id.short()));
+    let mut last = Error::new(
+        ErrorKind::PeerUnavailable,
+        format!("no known address for peer {}", id.short()),
+    );
     for addr in shared.pool.addrs(&id) {
         match dial(shared, addr, Some(id)).await {
             Ok((_, conn)) => return Ok(conn),
@@ -76,11 +86,19 @@ pub async fn connection(shared: &Arc<Shared>, id: NodeId) -> Result<quinn::Conne
         ErrorKind::Unauthorized | ErrorKind::Closed => last.kind(),
         _ => ErrorKind::PeerUnavailable,
     };
-    Err(Error::new(kind, format!("peer {} is unreachable: {}", id.short(), last.message())))
+    Err(Error::new(
+        kind,
+        format!("peer {} is unreachable: {}", id.short(), last.message()),
+    ))
 }
 
 /// Registers an authenticated connection and starts serving its streams.
-pub fn adopt(shared: &Arc<Shared>, conn: quinn::Connection, hello: PeerHello, dialled: Option<SocketAddr>) -> quinn::Connection {
+pub fn adopt(
+    shared: &Arc<Shared>,
+    conn: quinn::Connection,
+    hello: PeerHello,
+    dialled: Option<SocketAddr>,
+) -> quinn::Connection {
     let kept = shared.pool.register(&hello, &conn, dialled);
     info!(peer = %hello.id.short(), name = %hello.name, addr = %conn.remote_address(), "peer connected");
     let task_shared = shared.clone();
@@ -136,7 +154,9 @@ async fn serve_connection(shared: Arc<Shared>, peer: NodeId, conn: quinn::Connec
     };
     if shared.pool.lost(&peer, &conn) {
         match reason {
-            Some(e) => info!(peer = %peer.short(), reason = %connection_error(&e), "peer disconnected"),
+            Some(e) => {
+                info!(peer = %peer.short(), reason = %connection_error(&e), "peer disconnected")
+            }
             None => debug!(peer = %peer.short(), "connection closed at shutdown"),
         }
     }
@@ -175,10 +195,17 @@ async fn serve_stream(
     let _ = send.finish();
 }
 
-async fn write_reply(send: &mut quinn::SendStream, result: Result<bytes::Bytes>, limits: FrameLimits) -> Result<()> {
+async fn write_reply(
+    send: &mut quinn::SendStream,
+    result: Result<bytes::Bytes>,
+    limits: FrameLimits,
+) -> Result<()> {
     let frame = match result {
         Ok(body) => encode_frame(&Reply::Ok, &body, limits).or_else(|e| {
-            let err = Error::new(ErrorKind::InvalidInput, format!("the response is too large: {e}"));
+            let err = Error::new(
+                ErrorKind::InvalidInput,
+                format!("the response is too large: {e}"),
+            );
             encode_frame(&Reply::from_error(&err), &[], limits)
         }),
         Err(e) => encode_frame(&Reply::from_error(&e), &[], limits),

@@ -105,7 +105,10 @@ impl Node {
         let id = key.node_id();
         let runtime = NodeRuntime::new(config.threads, &id.short())?;
         let handle = runtime.handle().clone();
-        let name = config.name.clone().unwrap_or_else(|| format!("node-{}", id.short()));
+        let name = config
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("node-{}", id.short()));
         let cluster = ClusterKey::new(config.cluster_secret.as_deref());
         let tuning = config.tuning.clone();
         let endpoint_key = Keypair::from_pkcs8(key.pkcs8_der())?;

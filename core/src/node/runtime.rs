@@ -58,7 +58,11 @@ impl NodeRuntime {
     /// any context (inside or outside an async runtime). Returns that thread, if the
     /// runtime was still running.
     pub fn shutdown(&self) -> Option<std::thread::JoinHandle<()>> {
-        let rt = self.runtime.lock().unwrap_or_else(|p| p.into_inner()).take()?;
+        let rt = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()?;
         std::thread::Builder::new()
             .name("memmesh-shutdown".into())
             .spawn(move || rt.shutdown_timeout(SHUTDOWN_GRACE))
@@ -67,12 +71,20 @@ impl NodeRuntime {
 
     /// Whether the runtime has been shut down.
     pub fn is_shut_down(&self) -> bool {
-        self.runtime.lock().unwrap_or_else(|p| p.into_inner()).is_none()
+        self.runtime
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
     }
 
     /// Shuts down without waiting (used from `Drop`).
     pub fn shutdown_background(&self) {
-        if let Some(rt) = self.runtime.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(rt) = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             rt.shutdown_background();
         }
     }

@@ -73,7 +73,10 @@ impl Shared {
 
     /// Removes the endpoint (shutdown).
     pub fn take_endpoint(&self) -> Option<quinn::Endpoint> {
-        self.endpoint.write().unwrap_or_else(|p| p.into_inner()).take()
+        self.endpoint
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 
     /// Frame limits for service traffic.

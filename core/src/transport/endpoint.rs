@@ -11,7 +11,11 @@ use crate::transport::tls;
 use crate::transport::tuning::TransportTuning;
 
 /// Builds the endpoint bound to `addr`. Must run inside the node's tokio runtime.
-pub fn make_endpoint(key: &Keypair, addr: SocketAddr, tuning: &TransportTuning) -> Result<quinn::Endpoint> {
+pub fn make_endpoint(
+    key: &Keypair,
+    addr: SocketAddr,
+    tuning: &TransportTuning,
+) -> Result<quinn::Endpoint> {
     let transport = Arc::new(tuning.transport_config()?);
 
     let server_tls = QuicServerConfig::try_from(tls::server_config(key)?)

@@ -15,7 +15,9 @@ pub const CLOSE_REPLACED: u32 = 3;
 pub fn connection_error(e: &quinn::ConnectionError) -> Error {
     use quinn::ConnectionError as C;
     match e {
-        C::ApplicationClosed(close) if close.error_code.into_inner() == CLOSE_UNAUTHORIZED as u64 => {
+        C::ApplicationClosed(close)
+            if close.error_code.into_inner() == CLOSE_UNAUTHORIZED as u64 =>
+        {
             Error::new(
                 ErrorKind::Unauthorized,
                 format!(
@@ -26,19 +28,33 @@ pub fn connection_error(e: &quinn::ConnectionError) -> Error {
         }
         C::ApplicationClosed(close) => Error::new(
             ErrorKind::PeerUnavailable,
-            format!("the peer closed the connection: {}", String::from_utf8_lossy(&close.reason)),
+            format!(
+                "the peer closed the connection: {}",
+                String::from_utf8_lossy(&close.reason)
+            ),
         ),
-        C::TransportError(t) if t.code.to_string().contains("crypto") || t.code.to_string().contains("TLS") => {
-            Error::new(ErrorKind::Unauthorized, format!("TLS authentication failed: {t}"))
+        C::TransportError(t)
+            if t.code.to_string().contains("crypto") || t.code.to_string().contains("TLS") =>
+        {
+            Error::new(
+                ErrorKind::Unauthorized,
+                format!("TLS authentication failed: {t}"),
+            )
         }
         C::ConnectionClosed(c) if c.error_code.to_string().contains("crypto") => Error::new(
             ErrorKind::Unauthorized,
             format!("the peer rejected our TLS identity: {c}"),
         ),
         C::LocallyClosed => Error::new(ErrorKind::Closed, "the connection was closed locally"),
-        C::TimedOut => Error::new(ErrorKind::PeerUnavailable, "the peer stopped responding (idle timeout)"),
+        C::TimedOut => Error::new(
+            ErrorKind::PeerUnavailable,
+            "the peer stopped responding (idle timeout)",
+        ),
         C::Reset => Error::new(ErrorKind::PeerUnavailable, "the peer reset the connection"),
-        other => Error::new(ErrorKind::PeerUnavailable, format!("connection lost: {other}")),
+        other => Error::new(
+            ErrorKind::PeerUnavailable,
+            format!("connection lost: {other}"),
+        ),
     }
 }
 
@@ -49,7 +65,10 @@ pub fn connect_error(e: quinn::ConnectError) -> Error {
         C::EndpointStopping => Error::closed(),
         C::InvalidRemoteAddress(a) => Error::invalid(format!("cannot dial address {a}")),
         C::InvalidServerName(n) => Error::invalid(format!("invalid server name {n}")),
-        other => Error::new(ErrorKind::PeerUnavailable, format!("cannot connect: {other}")),
+        other => Error::new(
+            ErrorKind::PeerUnavailable,
+            format!("cannot connect: {other}"),
+        ),
     }
 }
 
@@ -61,7 +80,10 @@ pub fn read_error(e: quinn::ReadError) -> Error {
             ErrorKind::PeerUnavailable,
             format!("the peer reset the stream (code {code})"),
         ),
-        other => Error::new(ErrorKind::PeerUnavailable, format!("stream read failed: {other}")),
+        other => Error::new(
+            ErrorKind::PeerUnavailable,
+            format!("stream read failed: {other}"),
+        ),
     }
 }
 
@@ -73,6 +95,9 @@ pub fn write_error(e: quinn::WriteError) -> Error {
             ErrorKind::PeerUnavailable,
             format!("the peer stopped the stream (code {code})"),
         ),
-        other => Error::new(ErrorKind::PeerUnavailable, format!("stream write failed: {other}")),
+        other => Error::new(
+            ErrorKind::PeerUnavailable,
+            format!("stream write failed: {other}"),
+        ),
     }
 }

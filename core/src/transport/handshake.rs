@@ -72,8 +72,13 @@ fn check_peer(
     exp: &[u8; 32],
     msg: Hello,
 ) -> Result<PeerHello> {
-    let id = peer_node_id(conn)
-        .ok_or_else(|| refuse(conn, CLOSE_UNAUTHORIZED, "peer presented no usable certificate"))?;
+    let id = peer_node_id(conn).ok_or_else(|| {
+        refuse(
+            conn,
+            CLOSE_UNAUTHORIZED,
+            "peer presented no usable certificate",
+        )
+    })?;
     if msg.version != WIRE_VERSION {
         warn!(peer = %id.short(), version = msg.version, "peer speaks an unsupported wire version");
         return Err(refuse(conn, CLOSE_PROTOCOL, "unsupported wire version"));
@@ -93,7 +98,13 @@ fn check_peer(
 pub async fn client(conn: &quinn::Connection, local: &LocalHello) -> Result<PeerHello> {
     let exp = exporter(conn)?;
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| connection_error(&e))?;
-    write_frame(&mut send, &hello(local, Role::Client, &exp), &[], HELLO_LIMITS).await?;
+    write_frame(
+        &mut send,
+        &hello(local, Role::Client, &exp),
+        &[],
+        HELLO_LIMITS,
+    )
+    .await?;
     let _ = send.finish();
     let reply = read_frame::<Hello>(&mut recv, HELLO_LIMITS).await?;
     let peer = check_peer(conn, local, Role::Server, &exp, reply.header)?;
@@ -108,13 +119,22 @@ pub async fn server(conn: &quinn::Connection, local: &LocalHello) -> Result<Peer
     let frame = match read_frame::<Hello>(&mut recv, HELLO_LIMITS).await {
         Ok(f) => f,
         Err(e) => {
-            return Err(refuse(conn, CLOSE_PROTOCOL, &format!("bad hello: {}", e.message())));
+            return Err(refuse(
+                conn,
+                CLOSE_PROTOCOL,
+                &format!("bad hello: {}", e.message()),
+            ));
         }
     };
     let peer = check_peer(conn, local, Role::Client, &exp, frame.header)?;
-    write_frame(&mut send, &hello(local, Role::Server, &exp), &[], HELLO_LIMITS).await?;
+    write_frame(
+        &mut send,
+        &hello(local, Role::Server, &exp),
+        &[],
+        HELLO_LIMITS,
+    )
+    .await?;
     let _ = send.finish();
     debug!(peer = %peer.id.short(), name = %peer.name, "handshake complete (server)");
     Ok(peer)
 }
-

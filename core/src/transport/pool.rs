@@ -60,7 +60,12 @@ impl Pool {
 
     /// Records a freshly authenticated connection. Returns the connection the pool keeps:
     /// an existing live connection wins, so concurrent dials converge on one connection.
-    pub fn register(&self, hello: &PeerHello, conn: &quinn::Connection, dialled: Option<SocketAddr>) -> quinn::Connection {
+    pub fn register(
+        &self,
+        hello: &PeerHello,
+        conn: &quinn::Connection,
+        dialled: Option<SocketAddr>,
+    ) -> quinn::Connection {
         let observed = Some(dialled.unwrap_or_else(|| conn.remote_address()));
         let mut addrs = normalize_addrs(&hello.addrs, observed);
         if let Some(d) = dialled {
@@ -104,7 +109,10 @@ impl Pool {
 
     /// Known addresses of `id` (empty if unknown).
     pub fn addrs(&self, id: &NodeId) -> Vec<SocketAddr> {
-        self.lock().get(id).map(|e| e.addrs.clone()).unwrap_or_default()
+        self.lock()
+            .get(id)
+            .map(|e| e.addrs.clone())
+            .unwrap_or_default()
     }
 
     /// Whether `id` is known at all.
@@ -170,12 +178,24 @@ mod tests {
 
     #[test]
     fn unspecified_addresses_take_the_observed_ip() {
-        let adv: Vec<SocketAddr> = vec!["0.0.0.0:7400".parse().unwrap(), "10.1.2.3:7400".parse().unwrap()];
+        let adv: Vec<SocketAddr> = vec![
+            "0.0.0.0:7400".parse().unwrap(),
+            "10.1.2.3:7400".parse().unwrap(),
+        ];
         let got = normalize_addrs(&adv, Some("192.168.1.9:5555".parse().unwrap()));
-        assert_eq!(got, vec!["192.168.1.9:7400".parse().unwrap(), "10.1.2.3:7400".parse().unwrap()]);
+        assert_eq!(
+            got,
+            vec![
+                "192.168.1.9:7400".parse().unwrap(),
+                "10.1.2.3:7400".parse().unwrap()
+            ]
+        );
         let none = normalize_addrs(&adv, None);
         assert_eq!(none, vec!["10.1.2.3:7400".parse::<SocketAddr>().unwrap()]);
-        let dup = normalize_addrs(&["1.2.3.4:1".parse().unwrap(), "1.2.3.4:1".parse().unwrap()], None);
+        let dup = normalize_addrs(
+            &["1.2.3.4:1".parse().unwrap(), "1.2.3.4:1".parse().unwrap()],
+            None,
+        );
         assert_eq!(dup.len(), 1);
     }
 }

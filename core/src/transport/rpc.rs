@@ -10,7 +10,12 @@ use crate::wire::{Reply, StreamHeader};
 
 /// Sends `header` + `body` on a new stream of `conn` and returns the reply body, or the
 /// error the peer reported.
-pub async fn call(conn: &quinn::Connection, header: &StreamHeader, body: &[u8], limits: FrameLimits) -> Result<Bytes> {
+pub async fn call(
+    conn: &quinn::Connection,
+    header: &StreamHeader,
+    body: &[u8],
+    limits: FrameLimits,
+) -> Result<Bytes> {
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| connection_error(&e))?;
     let written = write_frame(&mut send, header, body, limits).await;
     let _ = send.finish();

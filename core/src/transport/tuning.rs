@@ -85,9 +85,9 @@ impl TransportTuning {
             .max_concurrent_bidi_streams(VarInt::from_u32(self.max_bidi_streams))
             .max_concurrent_uni_streams(VarInt::from_u32(self.max_uni_streams))
             .keep_alive_interval(Some(self.keep_alive))
-            .max_idle_timeout(Some(IdleTimeout::try_from(self.idle_timeout).map_err(|_| {
-                Error::invalid(format!("idle timeout {:?} is too large", self.idle_timeout))
-            })?));
+            .max_idle_timeout(Some(IdleTimeout::try_from(self.idle_timeout).map_err(
+                |_| Error::invalid(format!("idle timeout {:?} is too large", self.idle_timeout)),
+            )?));
         match self.congestion {
             CongestionControl::Cubic => {
                 t.congestion_controller_factory(Arc::new(CubicConfig::default()))
@@ -95,7 +95,9 @@ impl TransportTuning {
             CongestionControl::NewReno => {
                 t.congestion_controller_factory(Arc::new(NewRenoConfig::default()))
             }
-            CongestionControl::Bbr => t.congestion_controller_factory(Arc::new(BbrConfig::default())),
+            CongestionControl::Bbr => {
+                t.congestion_controller_factory(Arc::new(BbrConfig::default()))
+            }
         };
         Ok(t)
     }
@@ -112,7 +114,8 @@ impl TransportTuning {
     pub fn bind_socket(&self, addr: SocketAddr) -> Result<std::net::UdpSocket> {
         use socket2::{Domain, Protocol, Socket, Type};
         let ctx = |e: std::io::Error| Error::from(e).context(format!("binding UDP {addr}"));
-        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(ctx)?;
+        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
+            .map_err(ctx)?;
         if addr.is_ipv6() {
             // Dual-stack when bound to [::].
             let _ = socket.set_only_v6(false);

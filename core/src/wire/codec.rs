@@ -139,7 +139,10 @@ pub fn decode_versioned<H: DeserializeOwned>(bytes: &[u8], supported: u16) -> Re
 }
 
 /// Parses the 8-byte prefix and checks both lengths against `limits`.
-pub fn parse_prefix(prefix: [u8; PREFIX_LEN], limits: FrameLimits) -> Result<(usize, usize), WireError> {
+pub fn parse_prefix(
+    prefix: [u8; PREFIX_LEN],
+    limits: FrameLimits,
+) -> Result<(usize, usize), WireError> {
     let header_len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
     let body_len = u32::from_be_bytes([prefix[4], prefix[5], prefix[6], prefix[7]]) as usize;
     let max_header = limits.max_header.min(MAX_HEADER_LEN);
@@ -160,7 +163,11 @@ pub fn parse_prefix(prefix: [u8; PREFIX_LEN], limits: FrameLimits) -> Result<(us
 }
 
 /// Encodes a whole frame (prefix, header, body) into one buffer.
-pub fn encode_frame<H: Serialize>(header: &H, body: &[u8], limits: FrameLimits) -> Result<Bytes, WireError> {
+pub fn encode_frame<H: Serialize>(
+    header: &H,
+    body: &[u8],
+    limits: FrameLimits,
+) -> Result<Bytes, WireError> {
     let head = encode_header(header)?;
     if head.len() > limits.max_header.min(MAX_HEADER_LEN) {
         return Err(WireError::HeaderTooLarge {
@@ -183,7 +190,10 @@ pub fn encode_frame<H: Serialize>(header: &H, body: &[u8], limits: FrameLimits) 
 }
 
 /// Decodes a whole frame from a contiguous buffer (the inverse of [`encode_frame`]).
-pub fn decode_frame<H: DeserializeOwned>(bytes: &[u8], limits: FrameLimits) -> Result<Frame<H>, WireError> {
+pub fn decode_frame<H: DeserializeOwned>(
+    bytes: &[u8],
+    limits: FrameLimits,
+) -> Result<Frame<H>, WireError> {
     let prefix: [u8; PREFIX_LEN] = bytes
         .get(..PREFIX_LEN)
         .and_then(|p| p.try_into().ok())
@@ -223,7 +233,10 @@ mod tests {
         let frame: Frame<StreamHeader> = decode_frame(&bytes, limits()).unwrap();
         assert_eq!(frame.header, header);
         assert_eq!(&frame.body[..], b"hello");
-        assert_eq!(peek_version(&encode_header(&header).unwrap()).unwrap(), header.version);
+        assert_eq!(
+            peek_version(&encode_header(&header).unwrap()).unwrap(),
+            header.version
+        );
     }
 
     #[test]
@@ -244,10 +257,16 @@ mod tests {
     fn oversized_lengths_are_rejected_before_allocation() {
         let mut prefix = [0u8; 8];
         prefix[..4].copy_from_slice(&u32::MAX.to_be_bytes());
-        assert!(matches!(parse_prefix(prefix, limits()), Err(WireError::HeaderTooLarge { .. })));
+        assert!(matches!(
+            parse_prefix(prefix, limits()),
+            Err(WireError::HeaderTooLarge { .. })
+        ));
         let mut prefix = [0u8; 8];
         prefix[4..].copy_from_slice(&u32::MAX.to_be_bytes());
-        assert!(matches!(parse_prefix(prefix, limits()), Err(WireError::BodyTooLarge { .. })));
+        assert!(matches!(
+            parse_prefix(prefix, limits()),
+            Err(WireError::BodyTooLarge { .. })
+        ));
         let err = encode_frame(&Reply::Ok, &vec![0u8; (1 << 20) + 1], limits()).unwrap_err();
         assert!(matches!(err, WireError::BodyTooLarge { .. }));
     }

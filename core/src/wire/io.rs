@@ -51,9 +51,12 @@ pub async fn read_frame<H: DeserializeOwned>(
     recv: &mut quinn::RecvStream,
     limits: FrameLimits,
 ) -> Result<Frame<H>, Error> {
-    read_frame_opt(recv, limits)
-        .await?
-        .ok_or_else(|| Error::new(ErrorKind::PeerUnavailable, "the peer closed the stream without answering"))
+    read_frame_opt(recv, limits).await?.ok_or_else(|| {
+        Error::new(
+            ErrorKind::PeerUnavailable,
+            "the peer closed the stream without answering",
+        )
+    })
 }
 
 async fn read_exact(recv: &mut quinn::RecvStream, buf: &mut [u8]) -> Result<(), Error> {

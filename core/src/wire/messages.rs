@@ -115,6 +115,9 @@ mod tests {
             kind: "FromTheFuture".into(),
             message: "m".into(),
         };
-        assert_eq!(unknown.into_result().unwrap_err().kind(), ErrorKind::Internal);
+        assert_eq!(
+            unknown.into_result().unwrap_err().kind(),
+            ErrorKind::Internal
+        );
     }
 }

@@ -1,0 +1,331 @@
+//! Messaging channels over real QUIC between real nodes.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use memmesh::{Bytes, Error, ErrorKind, Request, Target};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_connect_and_list_each_other() {
+    let a = node("a").await;
+    let b = node("b").await;
+    let c = node("c").await;
+    assert_eq!(a.connect(&b.addr().to_string()).await.unwrap(), b.id());
+    assert_eq!(a.connect(&c.addr().to_string()).await.unwrap(), c.id());
+    assert_eq!(b.connect(&c.addr().to_string()).await.unwrap(), c.id());
+    // Connecting again reuses the connection and returns the same id.
+    assert_eq!(a.connect(&b.addr().to_string()).await.unwrap(), b.id());
+
+    let ids: HashSet<_> = a.peers().iter().map(|p| p.id).collect();
+    assert_eq!(ids, HashSet::from([b.id(), c.id()]));
+    let pb = a.peers().into_iter().find(|p| p.id == b.id()).unwrap();
+    assert_eq!(pb.name, "b");
+    assert!(pb.addrs.contains(&b.addr()));
+    assert_eq!(pb.state, memmesh::PeerState::Connected);
+    // The accepting side learns the dialler's id from its certificate.
+    assert!(eventually(Duration::from_secs(5), || c.peers().len() == 2).await);
+    let names: HashSet<_> = c.peers().into_iter().map(|p| p.name).collect();
+    assert_eq!(names, HashSet::from(["a".to_string(), "b".to_string()]));
+    for n in [a, b, c] {
+        n.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_response_both_ways() {
+    let a = node("a").await;
+    let b = node("b").await;
+    echo(&a, "echo");
+    b.channel("upper")
+        .unwrap()
+        .on_request(|req: Request| async move { Ok(Bytes::from(req.data.to_ascii_uppercase())) });
+    let b_id = a.connect(&b.addr().to_string()).await.unwrap();
+    let reply = a
+        .channel("upper")
+        .unwrap()
+        .request(b_id, "hello", None)
+        .await
+        .unwrap();
+    assert_eq!(&reply[..], b"HELLO");
+    // b answers a over the same connection, without dialling.
+    let reply = b
+        .channel("echo")
+        .unwrap()
+        .request(a.id(), vec![1u8, 2, 3], None)
+        .await
+        .unwrap();
+    assert_eq!(&reply[..], &[1, 2, 3]);
+    // The handler sees who asked.
+    b.channel("who")
+        .unwrap()
+        .on_request(|req: Request| async move { Ok(Bytes::from(req.from.to_string())) });
+    let who = a
+        .channel("who")
+        .unwrap()
+        .request(b_id, "", None)
+        .await
+        .unwrap();
+    assert_eq!(std::str::from_utf8(&who).unwrap(), a.id().to_string());
+    // A request to itself is served locally.
+    let me = a
+        .channel("echo")
+        .unwrap()
+        .request(a.id(), "self", None)
+        .await
+        .unwrap();
+    assert_eq!(&me[..], b"self");
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_reaches_every_peer_and_send_targets_one() {
+    let hub = node("hub").await;
+    let mut spokes = Vec::new();
+    for i in 0..3 {
+        let n = node(&format!("s{i}")).await;
+        let ch = n.channel("news").unwrap();
+        hub.connect(&n.addr().to_string()).await.unwrap();
+        spokes.push((n, ch));
+    }
+    let delivered = hub
+        .channel("news")
+        .unwrap()
+        .broadcast("flash")
+        .await
+        .unwrap();
+    assert_eq!(delivered, 3);
+    for (_, ch) in &spokes {
+        let m = ch.recv().await.unwrap();
+        assert_eq!(&m.data[..], b"flash");
+        assert_eq!(m.from, hub.id());
+    }
+    let only = spokes[1].0.id();
+    assert_eq!(
+        hub.channel("news")
+            .unwrap()
+            .send("direct", only)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(&spokes[1].1.recv().await.unwrap().data[..], b"direct");
+    // A message handler sees messages in order.
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    spokes[0].1.on_message(move |m: memmesh::Message| {
+        let sink = sink.clone();
+        async move { sink.lock().unwrap().push(m.data) }
+    });
+    let ch = hub.channel("news").unwrap();
+    for i in 0..20u8 {
+        ch.send(vec![i], spokes[0].0.id()).await.unwrap();
+    }
+    assert!(eventually(Duration::from_secs(10), || seen.lock().unwrap().len() == 20).await);
+    let got: Vec<u8> = seen.lock().unwrap().iter().map(|b| b[0]).collect();
+    assert_eq!(got, (0..20).collect::<Vec<u8>>());
+    hub.shutdown().await.unwrap();
+    for (n, _) in spokes {
+        n.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_requests_are_all_answered() {
+    let a = node("a").await;
+    let b = builder("b").threads(2).start().await.unwrap();
+    echo(&b, "echo");
+    let b_id = a.connect(&b.addr().to_string()).await.unwrap();
+    let ch = a.channel("echo").unwrap();
+    let calls = (0..1000u32).map(|i| {
+        let ch = ch.clone();
+        async move { (i, ch.request(b_id, i.to_be_bytes().to_vec(), None).await) }
+    });
+    let results = futures::future::join_all(calls).await;
+    for (i, r) in results {
+        assert_eq!(&r.unwrap()[..], &i.to_be_bytes());
+    }
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handler_errors_come_back_as_clear_errors() {
+    let a = node("a").await;
+    let b = node("b").await;
+    let b_id = a.connect(&b.addr().to_string()).await.unwrap();
+    let ch = a.channel("x").unwrap();
+
+    // Channel not opened on b.
+    let e = ch.request(b_id, "q", None).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(e.message().contains("no channel"), "{e}");
+    // Channel opened but no request handler.
+    let bx = b.channel("x").unwrap();
+    let e = ch.request(b_id, "q", None).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(e.message().contains("no request handler"), "{e}");
+    // Handler returns an error: its kind and message travel back.
+    bx.on_request(|_req: Request| async move {
+        Err::<Bytes, _>(Error::new(ErrorKind::QuotaExceeded, "too much"))
+    });
+    let e = ch.request(b_id, "q", None).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::QuotaExceeded);
+    assert_eq!(e.message(), "too much");
+    // Handler panics: HandlerFailed, and the node keeps serving.
+    bx.on_request(|req: Request| async move {
+        if req.data.is_empty() {
+            panic!("boom");
+        }
+        Ok(req.data)
+    });
+    let e = ch.request(b_id, Bytes::new(), None).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::HandlerFailed, "{e}");
+    assert_eq!(&ch.request(b_id, "ok", None).await.unwrap()[..], b"ok");
+    // Cleared handler: NotFound again.
+    bx.clear_request_handler();
+    assert_eq!(
+        ch.request(b_id, "q", None).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    // Sending to a channel that does not exist is an error, not a silent drop.
+    let e = a
+        .channel("nowhere")
+        .unwrap()
+        .send("m", b_id)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_invalid_input() {
+    let a = builder("a").max_message_size(1024).start().await.unwrap();
+    assert_eq!(
+        a.connect("not an address").await.unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        a.connect(&a.addr().to_string()).await.unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(a.channel("").unwrap_err().kind(), ErrorKind::InvalidInput);
+    assert_eq!(
+        a.channel(&"x".repeat(256)).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    let ch = a.channel("c").unwrap();
+    let e = ch.request(a.id(), vec![0u8; 1025], None).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert!(e.message().contains("max_message_size"));
+    let stranger = memmesh::Keypair::generate().unwrap().node_id();
+    assert_eq!(
+        ch.request(stranger, "x", None).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        builder("z").threads(0).start().await.unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        builder("z")
+            .listen("300.1.1.1:1")
+            .start()
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidInput
+    );
+    a.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_applies_backpressure_and_never_drops() {
+    let a = node("a").await;
+    let b = builder("b").channel_queue(4).start().await.unwrap();
+    let inbox = b.channel("q").unwrap();
+    let b_id = a.connect(&b.addr().to_string()).await.unwrap();
+    let ch = a.channel("q").unwrap();
+    let sent = Arc::new(AtomicUsize::new(0));
+    // Ten senders race for a queue of four: six must wait until the reader drains.
+    let senders: Vec<_> = (0..10u8)
+        .map(|i| {
+            let ch = ch.clone();
+            let sent = sent.clone();
+            tokio::spawn(async move {
+                ch.send(vec![i], b_id).await.unwrap();
+                sent.fetch_add(1, Ordering::SeqCst);
+            })
+        })
+        .collect();
+    assert!(eventually(Duration::from_secs(5), || sent.load(Ordering::SeqCst) == 4).await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        sent.load(Ordering::SeqCst),
+        4,
+        "senders must wait while the queue is full"
+    );
+    let mut got = HashSet::new();
+    for _ in 0..10 {
+        got.insert(inbox.recv().await.unwrap().data[0]);
+    }
+    for s in senders {
+        s.await.unwrap();
+    }
+    assert_eq!(got, (0..10).collect::<HashSet<u8>>());
+
+    // With nobody reading, a sender gets a clear Timeout rather than a silent drop.
+    let a2 = builder("a2")
+        .send_timeout(Duration::from_millis(300))
+        .start()
+        .await
+        .unwrap();
+    a2.connect(&b.addr().to_string()).await.unwrap();
+    let ch2 = a2.channel("q").unwrap();
+    let mut ok = 0;
+    let mut timeouts = 0;
+    for i in 0..6u8 {
+        match ch2.send(vec![i], b_id).await {
+            Ok(_) => ok += 1,
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+                timeouts += 1;
+            }
+        }
+    }
+    assert_eq!(ok, 4);
+    assert_eq!(timeouts, 2);
+    for n in [a, a2, b] {
+        n.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_to_all_and_some_reports_partial_failure() {
+    let a = node("a").await;
+    let b = node("b").await;
+    b.channel("t").unwrap();
+    let b_id = a.connect(&b.addr().to_string()).await.unwrap();
+    let ghost = memmesh::Keypair::generate().unwrap().node_id();
+    let e = a
+        .channel("t")
+        .unwrap()
+        .send("m", Target::Peers(vec![b_id, ghost]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert!(e.message().contains("delivered to 1 of 2"), "{e}");
+    assert_eq!(
+        &b.channel("t").unwrap().recv().await.unwrap().data[..],
+        b"m"
+    );
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}

@@ -1,0 +1,209 @@
+//! Start, shutdown, restarts and vanishing peers.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use memmesh::{Bytes, ErrorKind, Request, TransportTuning};
+
+#[test]
+fn a_node_runs_without_any_host_runtime_and_from_a_current_thread_runtime() {
+    // No async runtime at all on this thread.
+    let cfg = builder("plain").config().clone();
+    let a = memmesh::Node::start_blocking(cfg).unwrap();
+    let b = memmesh::Node::start_blocking(builder("plain-b").config().clone()).unwrap();
+    echo(&b, "echo");
+    let reply = futures::executor::block_on(async {
+        let id = a.connect(&b.addr().to_string()).await?;
+        a.channel("echo")?.request(id, "no runtime", None).await
+    })
+    .unwrap();
+    assert_eq!(&reply[..], b"no runtime");
+    // A single-threaded host runtime is never blocked by the node's work.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let reply = a
+            .channel("echo")
+            .unwrap()
+            .request(b.id(), "ct", None)
+            .await
+            .unwrap();
+        assert_eq!(&reply[..], b"ct");
+        a.shutdown().await.unwrap();
+    });
+    b.shutdown_blocking().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_shutdown_every_call_is_closed() {
+    let a = node("a").await;
+    let b = node("b").await;
+    let ch = a.channel("c").unwrap();
+    let b_id = a.connect(&b.addr().to_string()).await.unwrap();
+    a.shutdown().await.unwrap();
+    a.shutdown().await.unwrap(); // idempotent
+    assert!(a.is_closed());
+    assert_eq!(
+        ch.request(b_id, "x", None).await.unwrap_err().kind(),
+        ErrorKind::Closed
+    );
+    assert_eq!(
+        ch.send("x", b_id).await.unwrap_err().kind(),
+        ErrorKind::Closed
+    );
+    assert_eq!(ch.recv().await.unwrap_err().kind(), ErrorKind::Closed);
+    assert_eq!(a.channel("d").unwrap_err().kind(), ErrorKind::Closed);
+    assert_eq!(
+        a.connect(&b.addr().to_string()).await.unwrap_err().kind(),
+        ErrorKind::Closed
+    );
+    // b sees a go away.
+    assert!(
+        eventually(Duration::from_secs(5), || b
+            .peers()
+            .iter()
+            .all(|p| p.state == memmesh::PeerState::Disconnected))
+        .await
+    );
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_every_handle_shuts_the_node_down() {
+    let b = node("b").await;
+    let addr = {
+        let a = node("a").await;
+        a.connect(&b.addr().to_string()).await.unwrap();
+        a.addr()
+    };
+    // The dropped node's socket is released: its port can be bound again.
+    let rebound = eventually(Duration::from_secs(5), || {
+        std::net::UdpSocket::bind(addr).is_ok()
+    })
+    .await;
+    assert!(rebound, "port of a dropped node is still bound");
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_peer_with_the_same_identity_is_redialled() {
+    let dir = std::env::temp_dir().join(format!("memmesh-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let a = node("a").await;
+    let b = builder("b").data_dir(&dir).start().await.unwrap();
+    echo(&b, "echo");
+    let b_addr = b.addr();
+    let b_id = a.connect(&b_addr.to_string()).await.unwrap();
+    let ch = a.channel("echo").unwrap();
+    assert_eq!(&ch.request(b_id, "1", None).await.unwrap()[..], b"1");
+    b.shutdown().await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || a.peers()[0].state
+            == memmesh::PeerState::Disconnected)
+        .await
+    );
+    // Same data dir (same key), same port.
+    let b2 = builder("b")
+        .data_dir(&dir)
+        .listen(b_addr.to_string())
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(b2.id(), b_id);
+    echo(&b2, "echo");
+    assert_eq!(&ch.request(b_id, "2", None).await.unwrap()[..], b"2");
+    a.shutdown().await.unwrap();
+    b2.shutdown().await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A UDP relay that can be cut, to make a peer vanish without any goodbye.
+async fn relay(to: SocketAddr, cut: Arc<AtomicBool>) -> SocketAddr {
+    let outer = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let inner = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    inner.connect(to).await.unwrap();
+    let addr = outer.local_addr().unwrap();
+    let client: Arc<std::sync::Mutex<Option<SocketAddr>>> = Arc::default();
+    let (o, i, c, k) = (outer.clone(), inner.clone(), client.clone(), cut.clone());
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        while let Ok((n, from)) = o.recv_from(&mut buf).await {
+            *c.lock().unwrap() = Some(from);
+            if !k.load(Ordering::SeqCst) {
+                let _ = i.send(&buf[..n]).await;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        while let Ok(n) = inner.recv(&mut buf).await {
+            let dest = *client.lock().unwrap();
+            if let (Some(dest), false) = (dest, cut.load(Ordering::SeqCst)) {
+                let _ = outer.send_to(&buf[..n], dest).await;
+            }
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_vanishing_mid_request_gives_an_error_not_a_hang() {
+    let tuning = TransportTuning {
+        idle_timeout: Duration::from_secs(2),
+        keep_alive: Duration::from_millis(500),
+        mtu_upper_bound: 1452,
+        ..TransportTuning::default()
+    };
+    let a = builder("a").tuning(tuning).start().await.unwrap();
+    let b = node("b").await;
+    let cut = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(tokio::sync::Notify::new());
+    let s = started.clone();
+    b.channel("slow").unwrap().on_request(move |_req: Request| {
+        let s = s.clone();
+        async move {
+            s.notify_one();
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok(Bytes::new())
+        }
+    });
+    let via = relay(b.addr(), cut.clone()).await;
+    let b_id = a.connect(&via.to_string()).await.unwrap();
+    let ch = a.channel("slow").unwrap();
+    let call =
+        tokio::spawn(async move { ch.request(b_id, "x", Some(Duration::from_secs(30))).await });
+    started.notified().await;
+    cut.store(true, Ordering::SeqCst);
+    let result = tokio::time::timeout(Duration::from_secs(20), call)
+        .await
+        .expect("the request must end, not hang")
+        .unwrap();
+    let kind = result.unwrap_err().kind();
+    assert!(
+        matches!(kind, ErrorKind::PeerUnavailable | ErrorKind::Timeout),
+        "{kind:?}"
+    );
+
+    // With a request deadline shorter than the idle timeout, the caller gets Timeout.
+    cut.store(false, Ordering::SeqCst);
+    let a2 = node("a2").await;
+    let via2 = relay(b.addr(), cut.clone()).await;
+    let id2 = a2.connect(&via2.to_string()).await.unwrap();
+    let e = a2
+        .channel("slow")
+        .unwrap()
+        .request(id2, "x", Some(Duration::from_millis(300)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout);
+    for n in [a, a2, b] {
+        n.shutdown().await.unwrap();
+    }
+}
