@@ -1,1 +1,228 @@
-fn main(){}
+//! `memmesh`: run a node, or talk to one, from the command line.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use memmesh::{Bytes, Message, Node, NodeBuilder, Request};
+
+#[derive(Parser)]
+#[command(
+    name = "memmesh",
+    version,
+    about = "A node of the memmesh peer-to-peer data mesh"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node until interrupted: answers requests on `echo` and `peers`, and prints
+    /// messages that arrive on `chat`.
+    Node {
+        #[command(flatten)]
+        common: Common,
+        /// Listen address.
+        #[arg(long, default_value = "0.0.0.0:0")]
+        listen: String,
+        /// Node name shown to peers.
+        #[arg(long)]
+        name: Option<String>,
+        /// Address of a node to join (repeatable).
+        #[arg(long)]
+        bootstrap: Vec<String>,
+        /// Directory that keeps this node's identity across restarts.
+        #[arg(long)]
+        data_dir: Option<std::path::PathBuf>,
+    },
+    /// Send a request to a channel of the node at `--to` and print the reply.
+    Request {
+        #[command(flatten)]
+        common: Common,
+        /// Address of the node to ask.
+        #[arg(long)]
+        to: String,
+        /// Channel name.
+        #[arg(long, default_value = "echo")]
+        channel: String,
+        /// Deadline in seconds.
+        #[arg(long, default_value_t = 10.0)]
+        timeout: f64,
+        /// The request payload (UTF-8).
+        message: String,
+    },
+    /// Send a message to a channel of the node at `--to`.
+    Send {
+        #[command(flatten)]
+        common: Common,
+        /// Address of the node to send to.
+        #[arg(long)]
+        to: String,
+        /// Channel name.
+        #[arg(long, default_value = "chat")]
+        channel: String,
+        /// The message (UTF-8).
+        message: String,
+    },
+    /// Print the node id kept in a data directory (creating it if needed).
+    Id {
+        /// The data directory.
+        #[arg(long)]
+        data_dir: std::path::PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct Common {
+    /// Cluster secret (or set MEMMESH_SECRET).
+    #[arg(long, env = "MEMMESH_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+}
+
+impl Common {
+    fn builder(&self) -> NodeBuilder {
+        let b = Node::builder().mdns(false);
+        match &self.secret {
+            Some(s) => b.cluster_secret(s),
+            None => b,
+        }
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MEMMESH_LOG")
+                .unwrap_or_else(|_| "memmesh=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Node {
+            common,
+            listen,
+            name,
+            bootstrap,
+            data_dir,
+        } => {
+            let mut b = common.builder().listen(listen).bootstrap(bootstrap);
+            if let Some(n) = name {
+                b = b.name(n);
+            }
+            if let Some(d) = data_dir {
+                b = b.data_dir(d);
+            }
+            run_node(b.start().await?).await
+        }
+        Command::Request {
+            common,
+            to,
+            channel,
+            timeout,
+            message,
+        } => {
+            let node = common
+                .builder()
+                .name("memmesh-cli")
+                .listen("0.0.0.0:0")
+                .start()
+                .await?;
+            let result = async {
+                let peer = node.connect(&to).await.context("connecting")?;
+                let reply = node
+                    .channel(&channel)?
+                    .request(peer, message, Some(Duration::from_secs_f64(timeout)))
+                    .await?;
+                println!("{}", String::from_utf8_lossy(&reply));
+                anyhow::Ok(())
+            }
+            .await;
+            node.shutdown().await?;
+            result
+        }
+        Command::Send {
+            common,
+            to,
+            channel,
+            message,
+        } => {
+            let node = common
+                .builder()
+                .name("memmesh-cli")
+                .listen("0.0.0.0:0")
+                .start()
+                .await?;
+            let result = async {
+                let peer = node.connect(&to).await.context("connecting")?;
+                node.channel(&channel)?.send(message, peer).await?;
+                println!("sent to {}", peer.short());
+                anyhow::Ok(())
+            }
+            .await;
+            node.shutdown().await?;
+            result
+        }
+        Command::Id { data_dir } => {
+            println!("{}", memmesh::Keypair::load_or_create(&data_dir)?.node_id());
+            Ok(())
+        }
+    }
+}
+
+async fn run_node(node: Node) -> Result<()> {
+    println!(
+        "node {} ({}) listening on {}",
+        node.name(),
+        node.id(),
+        node.addr()
+    );
+    node.channel("echo")?
+        .on_request(|req: Request| async move { Ok(req.data) });
+    let n = node.clone();
+    node.channel("peers")?.on_request(move |_req: Request| {
+        let text = n
+            .peers()
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} {} {} {:?}",
+                    p.name,
+                    p.id.short(),
+                    p.state.as_str(),
+                    p.addrs
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        async move { Ok(Bytes::from(text)) }
+    });
+    node.channel("chat")?.on_message(|m: Message| async move {
+        println!(
+            "[chat] {}: {}",
+            m.from.short(),
+            String::from_utf8_lossy(&m.data)
+        );
+    });
+    wait_for_signal().await;
+    node.shutdown().await?;
+    println!("node {} stopped", node.name());
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
