@@ -329,3 +329,28 @@ async fn send_to_all_and_some_reports_partial_failure() {
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_dials_leave_both_directions_working() {
+    let a = node("a").await;
+    let b = node("b").await;
+    echo(&a, "echo");
+    echo(&b, "echo");
+    let (addr_a, addr_b) = (a.addr().to_string(), b.addr().to_string());
+    let (ab, ba) = tokio::join!(a.connect(&addr_b), b.connect(&addr_a));
+    assert_eq!(ab.unwrap(), b.id());
+    assert_eq!(ba.unwrap(), a.id());
+    let (ca, cb) = (a.channel("echo").unwrap(), b.channel("echo").unwrap());
+    for i in 0..20u8 {
+        let (x, y) = tokio::join!(
+            ca.request(b.id(), vec![i], None),
+            cb.request(a.id(), vec![i], None)
+        );
+        assert_eq!(&x.unwrap()[..], &[i]);
+        assert_eq!(&y.unwrap()[..], &[i]);
+    }
+    assert_eq!(a.peers().len(), 1);
+    assert_eq!(b.peers().len(), 1);
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tracing::{debug, info, warn};
 
@@ -10,7 +11,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::identity::NodeId;
 use crate::node::shared::Shared;
 use crate::service;
-use crate::transport::errors::{connect_error, connection_error, CLOSE_PROTOCOL};
+use crate::transport::errors::{connect_error, connection_error, CLOSE_PROTOCOL, CLOSE_REPLACED};
 use crate::transport::handshake::{self, PeerHello};
 use crate::transport::tls::server_name_for;
 use crate::wire::codec::{decode_versioned, encode_frame, FrameLimits};
@@ -49,8 +50,8 @@ pub async fn dial(
         return Err(Error::invalid(format!("{addr} is this node itself")));
     }
     let id = hello.id;
-    let kept = adopt(shared, conn, hello, Some(addr));
-    Ok((id, kept))
+    adopt(shared, conn.clone(), hello, Some(addr));
+    Ok((id, conn))
 }
 
 /// The connection to `id`: the pooled one, or a fresh dial of its known addresses.
@@ -92,21 +93,29 @@ pub async fn connection(shared: &Arc<Shared>, id: NodeId) -> Result<quinn::Conne
     ))
 }
 
-/// Registers an authenticated connection and starts serving its streams.
+/// Registers an authenticated connection and starts serving its streams. A connection it
+/// replaces keeps serving for `request_timeout` (so calls in flight on it finish), then
+/// is closed.
 pub fn adopt(
     shared: &Arc<Shared>,
     conn: quinn::Connection,
     hello: PeerHello,
     dialled: Option<SocketAddr>,
-) -> quinn::Connection {
-    let kept = shared.pool.register(&hello, &conn, dialled);
+) {
+    if let Some(old) = shared.pool.register(&hello, &conn, dialled) {
+        let grace = shared.config.request_timeout + Duration::from_secs(1);
+        debug!(peer = %hello.id.short(), "a newer connection replaces the pooled one");
+        shared.runtime.handle().spawn(async move {
+            tokio::time::sleep(grace).await;
+            old.close(CLOSE_REPLACED.into(), b"replaced by a newer connection");
+        });
+    }
     info!(peer = %hello.id.short(), name = %hello.name, addr = %conn.remote_address(), "peer connected");
     let task_shared = shared.clone();
     shared
         .runtime
         .handle()
         .spawn(serve_connection(task_shared, hello.id, conn));
-    kept
 }
 
 /// Accepts inbound connections until the endpoint closes.

@@ -170,9 +170,12 @@ impl Node {
     }
 
     /// Connects to the node at `addr` (e.g. `"127.0.0.1:7400"`) and returns its NodeId.
-    /// Reuses the existing connection if that peer is already connected.
+    /// Reuses the existing connection if a peer at that address is already connected.
     pub async fn connect(&self, addr: &str) -> Result<NodeId> {
         let addr = parse_addr(addr)?;
+        if let Some(id) = self.shared.pool.live_at(addr) {
+            return Ok(id);
+        }
         let shared = self.shared.clone();
         self.shared
             .run(async move { connect::dial(&shared, addr, None).await.map(|(id, _)| id) })

@@ -19,6 +19,17 @@ struct Entry {
     dial: Arc<tokio::sync::Mutex<()>>,
 }
 
+impl Entry {
+    fn new() -> Self {
+        Entry {
+            conn: None,
+            name: String::new(),
+            addrs: Vec::new(),
+            dial: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+}
+
 /// Peers by NodeId.
 #[derive(Debug, Default)]
 pub struct Pool {
@@ -58,14 +69,15 @@ impl Pool {
             .filter(|c| c.close_reason().is_none())
     }
 
-    /// Records a freshly authenticated connection. Returns the connection the pool keeps:
-    /// an existing live connection wins, so concurrent dials converge on one connection.
+    /// Records a freshly authenticated connection, which becomes the pooled one: a peer
+    /// that dials us again has most likely lost the previous connection. Returns the
+    /// connection it replaces, if that one was still open, for the caller to retire.
     pub fn register(
         &self,
         hello: &PeerHello,
         conn: &quinn::Connection,
         dialled: Option<SocketAddr>,
-    ) -> quinn::Connection {
+    ) -> Option<quinn::Connection> {
         let observed = Some(dialled.unwrap_or_else(|| conn.remote_address()));
         let mut addrs = normalize_addrs(&hello.addrs, observed);
         if let Some(d) = dialled {
@@ -74,25 +86,28 @@ impl Pool {
             }
         }
         let mut peers = self.lock();
-        let entry = peers.entry(hello.id).or_insert_with(|| Entry {
-            conn: None,
-            name: String::new(),
-            addrs: Vec::new(),
-            dial: Arc::new(tokio::sync::Mutex::new(())),
-        });
+        let entry = peers.entry(hello.id).or_insert_with(Entry::new);
         entry.name = hello.name.clone();
         for a in addrs {
             if !entry.addrs.contains(&a) {
                 entry.addrs.push(a);
             }
         }
-        match &entry.conn {
-            Some(existing) if existing.close_reason().is_none() => existing.clone(),
-            _ => {
-                entry.conn = Some(conn.clone());
-                conn.clone()
-            }
-        }
+        entry
+            .conn
+            .replace(conn.clone())
+            .filter(|old| old.close_reason().is_none() && old.stable_id() != conn.stable_id())
+    }
+
+    /// The peer with a live connection that is known at `addr`, if any.
+    pub fn live_at(&self, addr: SocketAddr) -> Option<NodeId> {
+        self.lock()
+            .iter()
+            .find(|(_, e)| {
+                e.addrs.contains(&addr)
+                    && e.conn.as_ref().is_some_and(|c| c.close_reason().is_none())
+            })
+            .map(|(id, _)| *id)
     }
 
     /// Forgets `conn` as the connection to `id` (if it still is).
@@ -123,13 +138,7 @@ impl Pool {
     /// The lock that serialises dials to `id`.
     pub fn dial_lock(&self, id: &NodeId) -> Arc<tokio::sync::Mutex<()>> {
         let mut peers = self.lock();
-        let entry = peers.entry(*id).or_insert_with(|| Entry {
-            conn: None,
-            name: String::new(),
-            addrs: Vec::new(),
-            dial: Arc::new(tokio::sync::Mutex::new(())),
-        });
-        entry.dial.clone()
+        peers.entry(*id).or_insert_with(Entry::new).dial.clone()
     }
 
     /// Every peer with a live connection.
