@@ -1,0 +1,25 @@
+//! Benchmarks of memmesh that print its figures beside an anchor measured in the same run.
+//!
+//! The request/response benchmark (`rpc-bench`) compares `Channel::request` between two
+//! nodes with a bare quinn echo built with the same transport settings, and measures the
+//! in-process local call. The pieces are library modules so that the tests in `tests/`
+//! can run every measured path against real nodes.
+
+pub mod load;
+pub mod machine;
+pub mod mesh;
+pub mod quinn_echo;
+pub mod report;
+pub mod stats;
+
+/// Largest reply either echo accepts (memmesh's default `max_message_size`).
+pub const MAX_REPLY: usize = 8 * 1024 * 1024;
+
+/// A payload of `len` bytes with a non-trivial pattern (so a truncated or shifted echo
+/// cannot pass the comparison by accident).
+pub fn payload(len: usize) -> bytes::Bytes {
+    (0..len)
+        .map(|i| (i.wrapping_mul(31) ^ (i >> 8)) as u8)
+        .collect::<Vec<u8>>()
+        .into()
+}
