@@ -36,6 +36,12 @@ enum Command {
         /// Directory that keeps this node's identity across restarts.
         #[arg(long)]
         data_dir: Option<std::path::PathBuf>,
+        /// Discover peers with multicast DNS.
+        #[arg(long)]
+        mdns: bool,
+        /// Restrict mDNS to this network interface (repeatable; default: all).
+        #[arg(long = "mdns-interface")]
+        mdns_interfaces: Vec<String>,
     },
     /// Send a request to a channel of the node at `--to` and print the reply.
     Request {
@@ -107,8 +113,17 @@ async fn main() -> Result<()> {
             name,
             bootstrap,
             data_dir,
+            mdns,
+            mdns_interfaces,
         } => {
-            let mut b = common.builder().listen(listen).bootstrap(bootstrap);
+            let mut b = common
+                .builder()
+                .listen(listen)
+                .bootstrap(bootstrap)
+                .mdns(mdns);
+            if !mdns_interfaces.is_empty() {
+                b = b.mdns_interfaces(mdns_interfaces);
+            }
             if let Some(n) = name {
                 b = b.name(n);
             }

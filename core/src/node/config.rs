@@ -23,8 +23,12 @@ pub struct NodeConfig {
     pub cluster_secret: Option<Vec<u8>>,
     /// Addresses dialled at start.
     pub bootstrap: Vec<String>,
-    /// Multicast DNS discovery (used by the membership service).
+    /// Multicast DNS discovery.
     pub mdns: bool,
+    /// Network interfaces mDNS may use, by name (e.g. `["lo"]`, `["veth0"]`); `None` means
+    /// every interface. Tests and benchmarks restrict it so that no multicast leaves the
+    /// machine.
+    pub mdns_interfaces: Option<Vec<String>>,
     /// Bytes of RAM this node lends to the mesh.
     pub memory_quota: u64,
     /// Directory for the identity and persistent stores (default: in-memory only).
@@ -53,6 +57,7 @@ impl Default for NodeConfig {
             cluster_secret: None,
             bootstrap: Vec::new(),
             mdns: true,
+            mdns_interfaces: None,
             memory_quota: DEFAULT_MEMORY_QUOTA,
             data_dir: None,
             threads: 2,
@@ -154,6 +159,16 @@ impl NodeBuilder {
     /// Enables or disables mDNS discovery.
     pub fn mdns(mut self, enabled: bool) -> Self {
         self.config.mdns = enabled;
+        self
+    }
+
+    /// Restricts mDNS to these network interfaces (by name).
+    pub fn mdns_interfaces<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.config.mdns_interfaces = Some(names.into_iter().map(Into::into).collect());
         self
     }
 
