@@ -1,1 +1,39 @@
-//! placeholder, filled by the bindings work
+//! The Python binding of memmesh: the `memmesh._native` extension module.
+//!
+//! This crate only converts types and errors and chooses how calls cross the boundary;
+//! every feature lives in the `memmesh` core crate. Its files mirror the core's modules
+//! (`node.rs`, `channel.rs`, `peer.rs`, `error.rs`, `handler.rs` for `channel/handler.rs`),
+//! plus `bridge.rs`, which moves work between Python threads, asyncio loops and the
+//! node's own tokio runtime. The typed public API is the pure-Python package `memmesh`
+//! (`memmesh.Node` blocking, `memmesh.aio.Node` asyncio) built on these classes.
+
+use pyo3::prelude::*;
+
+mod bridge;
+mod channel;
+mod config;
+mod error;
+mod handler;
+mod node;
+mod peer;
+
+/// The native module (`memmesh._native`).
+#[pymodule]
+#[pyo3(name = "_native")]
+fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<node::PyNode>()?;
+    m.add_class::<channel::PyChannel>()?;
+    m.add_class::<handler::PyMessage>()?;
+    m.add_class::<handler::PyRequest>()?;
+    m.add_class::<peer::PyPeerInfo>()?;
+    m.add_class::<bridge::Pending>()?;
+    m.add(
+        "ERROR_KINDS",
+        memmesh::ErrorKind::ALL
+            .iter()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>(),
+    )?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

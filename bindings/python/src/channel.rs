@@ -1,0 +1,199 @@
+//! Named channels, as the Python class `memmesh._native.Channel`.
+//!
+//! Each operation has a blocking form (GIL released while waiting) and an `*_async`
+//! form for asyncio (see `bridge.rs`).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString};
+use tokio::runtime::Handle;
+
+use memmesh::{Channel, NodeId, Target};
+
+use crate::bridge::{spawn_for_asyncio, wait, Pending};
+use crate::config::seconds;
+use crate::error::invalid;
+use crate::handler::{Callable, PyMessage, PyMessageHandler, PyRequestHandler};
+use crate::node::parse_id;
+
+/// A named channel on a node (the native half of `memmesh.Channel`).
+#[pyclass(frozen, module = "memmesh._native", name = "Channel")]
+pub struct PyChannel {
+    channel: Channel,
+    runtime: Handle,
+}
+
+impl PyChannel {
+    /// Wraps a core channel; `runtime` is its node's runtime.
+    pub fn new(channel: Channel, runtime: Handle) -> Self {
+        Self { channel, runtime }
+    }
+
+    fn what(&self, kind: &str) -> String {
+        format!("the {kind} handler of channel {:?}", self.channel.name())
+    }
+}
+
+/// `to` of `send`: `None` (every connected peer), a node id, or a list of node ids.
+fn target(py: Python<'_>, to: Option<&Bound<'_, PyAny>>) -> PyResult<Target> {
+    let Some(to) = to.filter(|t| !t.is_none()) else {
+        return Ok(Target::All);
+    };
+    if let Ok(id) = to.cast::<PyString>() {
+        return Ok(Target::Peers(vec![parse_id(py, &id.to_cow()?)?]));
+    }
+    let ids: Vec<String> = to.extract().map_err(|_| {
+        invalid(
+            py,
+            "`to` must be None (all peers), a node id, or a list of node ids",
+        )
+    })?;
+    let ids = ids
+        .iter()
+        .map(|id| parse_id(py, id))
+        .collect::<PyResult<Vec<NodeId>>>()?;
+    Ok(Target::Peers(ids))
+}
+
+fn timeout(py: Python<'_>, t: Option<f64>) -> PyResult<Option<Duration>> {
+    t.map(|s| seconds(py, "timeout", s)).transpose()
+}
+
+fn to_bytes(py: Python<'_>, data: Bytes) -> PyResult<Py<PyAny>> {
+    Ok(PyBytes::new(py, &data).into_any().unbind())
+}
+
+fn to_int(py: Python<'_>, n: usize) -> PyResult<Py<PyAny>> {
+    Ok(n.into_pyobject(py)?.into_any().unbind())
+}
+
+fn to_message(py: Python<'_>, m: memmesh::Message) -> PyResult<Py<PyAny>> {
+    Ok(PyMessage::create(py, m.from, &m.data)?.into_any())
+}
+
+#[pymethods]
+impl PyChannel {
+    /// The channel name.
+    #[getter]
+    fn name(&self) -> &str {
+        self.channel.name()
+    }
+
+    /// Sends `data` to `to`; returns how many peers queued it.
+    #[pyo3(signature = (data, to=None))]
+    fn send(&self, py: Python<'_>, data: Bytes, to: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
+        let target = target(py, to)?;
+        let channel = self.channel.clone();
+        wait(py, async move { channel.send(data, target).await })
+    }
+
+    /// [`PyChannel::send`] for asyncio.
+    #[pyo3(signature = (event_loop, future, data, to=None))]
+    fn send_async(
+        &self,
+        py: Python<'_>,
+        event_loop: Py<PyAny>,
+        future: Py<PyAny>,
+        data: Bytes,
+        to: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Pending> {
+        let target = target(py, to)?;
+        let channel = self.channel.clone();
+        let work = async move { channel.send(data, target).await };
+        Ok(spawn_for_asyncio(
+            &self.runtime,
+            event_loop,
+            future,
+            work,
+            to_int,
+        ))
+    }
+
+    /// Sends a request to `peer` and returns the response (`timeout` in seconds).
+    #[pyo3(signature = (peer, data, timeout=None))]
+    fn request<'py>(
+        &self,
+        py: Python<'py>,
+        peer: &str,
+        data: Bytes,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let (peer, timeout) = (parse_id(py, peer)?, self::timeout(py, timeout)?);
+        let channel = self.channel.clone();
+        let reply = wait(
+            py,
+            async move { channel.request(peer, data, timeout).await },
+        )?;
+        Ok(PyBytes::new(py, &reply))
+    }
+
+    /// [`PyChannel::request`] for asyncio.
+    #[pyo3(signature = (event_loop, future, peer, data, timeout=None))]
+    fn request_async(
+        &self,
+        py: Python<'_>,
+        event_loop: Py<PyAny>,
+        future: Py<PyAny>,
+        peer: &str,
+        data: Bytes,
+        timeout: Option<f64>,
+    ) -> PyResult<Pending> {
+        let (peer, timeout) = (parse_id(py, peer)?, self::timeout(py, timeout)?);
+        let channel = self.channel.clone();
+        let work = async move { channel.request(peer, data, timeout).await };
+        Ok(spawn_for_asyncio(
+            &self.runtime,
+            event_loop,
+            future,
+            work,
+            to_bytes,
+        ))
+    }
+
+    /// Waits for the next message.
+    fn recv(&self, py: Python<'_>) -> PyResult<Py<PyMessage>> {
+        let channel = self.channel.clone();
+        let m = wait(py, async move { channel.recv().await })?;
+        PyMessage::create(py, m.from, &m.data)
+    }
+
+    /// [`PyChannel::recv`] for asyncio.
+    fn recv_async(&self, event_loop: Py<PyAny>, future: Py<PyAny>) -> Pending {
+        let channel = self.channel.clone();
+        let work = async move { channel.recv().await };
+        spawn_for_asyncio(&self.runtime, event_loop, future, work, to_message)
+    }
+
+    /// Feeds every incoming message to `func`: on a blocking thread if `event_loop` is
+    /// `None`, else as a coroutine (`func` must return an awaitable) on `event_loop`.
+    #[pyo3(signature = (func, event_loop=None))]
+    fn on_message(&self, func: Py<PyAny>, event_loop: Option<Py<PyAny>>) {
+        let callable = Callable::new(func, event_loop, self.what("message"));
+        self.channel.on_message(PyMessageHandler(callable));
+    }
+
+    /// Answers requests with `func` (same placement rules as `on_message`); its return
+    /// value (bytes) is the response, an exception fails the request with
+    /// `HandlerFailedError`.
+    #[pyo3(signature = (func, event_loop=None))]
+    fn on_request(&self, func: Py<PyAny>, event_loop: Option<Py<PyAny>>) {
+        let callable = Callable::new(func, event_loop, self.what("request"));
+        self.channel.on_request(PyRequestHandler(callable));
+    }
+
+    /// Stops feeding messages to the handler (they queue up for `recv`).
+    fn clear_message_handler(&self) {
+        self.channel.clear_message_handler();
+    }
+
+    /// Removes the request handler (requests then fail with `NotFoundError`).
+    fn clear_request_handler(&self) {
+        self.channel.clear_request_handler();
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Channel({:?})", self.channel.name())
+    }
+}

@@ -1,0 +1,180 @@
+//! The node, as the Python class `memmesh._native.Node`.
+//!
+//! Blocking methods release the GIL while they wait; `*_async` methods take an asyncio
+//! loop and future and return a [`Pending`] handle (see `bridge.rs`).
+
+use std::path::PathBuf;
+
+use pyo3::prelude::*;
+
+use memmesh::{Node, NodeId};
+
+use crate::bridge::{spawn_for_asyncio, wait, Pending};
+use crate::channel::PyChannel;
+use crate::config::Options;
+use crate::error::IntoPyResult;
+use crate::peer::PyPeerInfo;
+
+/// A running memmesh node (the native half of `memmesh.Node` and `memmesh.aio.Node`).
+#[pyclass(frozen, weakref, module = "memmesh._native", name = "Node")]
+pub struct PyNode {
+    node: Node,
+    id: String,
+}
+
+/// Parses a node id given as text.
+pub fn parse_id(py: Python<'_>, id: &str) -> PyResult<NodeId> {
+    id.parse::<NodeId>().into_py(py)
+}
+
+#[pymethods]
+impl PyNode {
+    /// Starts a node (blocking, without the GIL). `None` keeps the core default.
+    #[new]
+    #[pyo3(signature = (
+        *, name=None, listen=None, cluster_secret=None, bootstrap=None, mdns=None,
+        memory_quota=None, data_dir=None, threads=None, max_message_size=None,
+        request_timeout=None, send_timeout=None, connect_timeout=None, channel_queue=None
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        name: Option<String>,
+        listen: Option<String>,
+        cluster_secret: Option<Py<PyAny>>,
+        bootstrap: Option<Vec<String>>,
+        mdns: Option<bool>,
+        memory_quota: Option<i64>,
+        data_dir: Option<PathBuf>,
+        threads: Option<i64>,
+        max_message_size: Option<i64>,
+        request_timeout: Option<f64>,
+        send_timeout: Option<f64>,
+        connect_timeout: Option<f64>,
+        channel_queue: Option<i64>,
+    ) -> PyResult<Self> {
+        let config = Options {
+            name,
+            listen,
+            cluster_secret,
+            bootstrap,
+            mdns,
+            memory_quota,
+            data_dir,
+            threads,
+            max_message_size,
+            request_timeout,
+            send_timeout,
+            connect_timeout,
+            channel_queue,
+        }
+        .into_config(py)?;
+        let node = wait(py, Node::start(config))?;
+        Ok(Self {
+            id: node.id().to_string(),
+            node,
+        })
+    }
+
+    /// This node's id (52 characters of base32).
+    #[getter]
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// This node's name.
+    #[getter]
+    fn name(&self) -> &str {
+        self.node.name()
+    }
+
+    /// The bound address, `"ip:port"`.
+    #[getter]
+    fn addr(&self) -> String {
+        self.node.addr().to_string()
+    }
+
+    /// A public tag naming the cluster (derived from the secret, not revealing it).
+    #[getter]
+    fn cluster_tag(&self) -> &str {
+        self.node.cluster_tag()
+    }
+
+    /// Whether the node has been shut down.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.node.is_closed()
+    }
+
+    /// Connects to `addr` and returns the peer's id; with `id`, the peer must be that node.
+    #[pyo3(signature = (addr, id=None))]
+    fn connect(&self, py: Python<'_>, addr: &str, id: Option<&str>) -> PyResult<String> {
+        let (node, addr) = (self.node.clone(), addr.to_string());
+        let expected = id.map(|i| parse_id(py, i)).transpose()?;
+        wait(py, connect(node, addr, expected)).map(|id| id.to_string())
+    }
+
+    /// [`PyNode::connect`] for asyncio: resolves `future` on `event_loop`.
+    #[pyo3(signature = (event_loop, future, addr, id=None))]
+    fn connect_async(
+        &self,
+        py: Python<'_>,
+        event_loop: Py<PyAny>,
+        future: Py<PyAny>,
+        addr: &str,
+        id: Option<&str>,
+    ) -> PyResult<Pending> {
+        let (node, addr) = (self.node.clone(), addr.to_string());
+        let expected = id.map(|i| parse_id(py, i)).transpose()?;
+        Ok(spawn_for_asyncio(
+            &self.node.runtime_handle(),
+            event_loop,
+            future,
+            connect(node, addr, expected),
+            |py, id| Ok(id.to_string().into_pyobject(py)?.into_any().unbind()),
+        ))
+    }
+
+    /// Every peer this node knows.
+    fn peers(&self) -> Vec<PyPeerInfo> {
+        self.node
+            .peers()
+            .into_iter()
+            .map(PyPeerInfo::from)
+            .collect()
+    }
+
+    /// The channel called `name` (created on first use).
+    fn channel(&self, py: Python<'_>, name: &str) -> PyResult<PyChannel> {
+        let channel = self.node.channel(name).into_py(py)?;
+        Ok(PyChannel::new(channel, self.node.runtime_handle()))
+    }
+
+    /// Shuts the node down (blocking, without the GIL). Idempotent.
+    fn shutdown(&self, py: Python<'_>) -> PyResult<()> {
+        let node = self.node.clone();
+        py.detach(move || node.shutdown_blocking()).into_py(py)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Node(name={:?}, id={:?}, addr={:?}{})",
+            self.node.name(),
+            self.id,
+            self.node.addr().to_string(),
+            if self.node.is_closed() {
+                ", closed"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+/// `connect` or `connect_to`, returning the peer's id.
+async fn connect(node: Node, addr: String, expected: Option<NodeId>) -> memmesh::Result<NodeId> {
+    match expected {
+        Some(id) => node.connect_to(id, &addr).await.map(|()| id),
+        None => node.connect(&addr).await,
+    }
+}

@@ -1,0 +1,46 @@
+//! What a node knows about its peers, as Python objects.
+
+use pyo3::prelude::*;
+
+/// A peer known to the node (read-only, compares by value).
+#[pyclass(frozen, eq, get_all, module = "memmesh", name = "PeerInfo")]
+#[derive(Clone, PartialEq)]
+pub struct PyPeerInfo {
+    /// The peer's node id.
+    id: String,
+    /// Its human-readable name.
+    name: String,
+    /// Addresses it can be reached at (`"ip:port"`).
+    addrs: Vec<String>,
+    /// `"connected"` or `"disconnected"`.
+    state: String,
+    /// Smoothed round-trip time in seconds, when connected.
+    rtt: Option<f64>,
+}
+
+impl From<memmesh::PeerInfo> for PyPeerInfo {
+    fn from(p: memmesh::PeerInfo) -> Self {
+        Self {
+            id: p.id.to_string(),
+            name: p.name,
+            addrs: p.addrs.iter().map(ToString::to_string).collect(),
+            state: p.state.as_str().to_string(),
+            rtt: p.rtt.map(|d| d.as_secs_f64()),
+        }
+    }
+}
+
+#[pymethods]
+impl PyPeerInfo {
+    fn __repr__(&self) -> String {
+        format!(
+            "PeerInfo(id={:?}, name={:?}, addrs={:?}, state={:?}, rtt={})",
+            self.id,
+            self.name,
+            self.addrs,
+            self.state,
+            self.rtt
+                .map_or_else(|| "None".to_string(), |r| format!("{r:.6}"))
+        )
+    }
+}

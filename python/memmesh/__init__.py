@@ -1,0 +1,51 @@
+"""memmesh: an in-process peer-to-peer data mesh.
+
+``memmesh.Node`` is the blocking API (scripts, notebooks); ``memmesh.aio.Node`` is the
+asyncio API with the same method names. Errors are :class:`MemmeshError` subclasses,
+one per kind (see :mod:`memmesh.errors`).
+"""
+
+from __future__ import annotations
+
+from . import aio, errors
+from ._native import Message, PeerInfo, Request
+from ._native import __version__ as __version__
+from ._sync import Channel, Node
+from .errors import (
+    ClosedError,
+    CorruptedError,
+    HandlerFailedError,
+    InternalError,
+    InvalidInputError,
+    IoError,
+    MemmeshError,
+    NotFoundError,
+    PeerUnavailableError,
+    QuotaExceededError,
+    TimeoutError,
+    UnauthorizedError,
+    UnsupportedError,
+)
+
+__all__ = [
+    "Node",
+    "Channel",
+    "Message",
+    "Request",
+    "PeerInfo",
+    "aio",
+    "errors",
+    "MemmeshError",
+    "NotFoundError",
+    "QuotaExceededError",
+    "TimeoutError",
+    "UnauthorizedError",
+    "PeerUnavailableError",
+    "CorruptedError",
+    "InvalidInputError",
+    "ClosedError",
+    "IoError",
+    "UnsupportedError",
+    "HandlerFailedError",
+    "InternalError",
+]

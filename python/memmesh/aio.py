@@ -1,0 +1,278 @@
+"""The asyncio API: :class:`Node` and :class:`Channel`, same method names as the
+blocking API, awaitable.
+
+Work runs on the node's own threads; results come back to your event loop. Cancelling
+an awaiting task cancels the work inside memmesh. Handlers (plain or ``async def``)
+run on the event loop that registered them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from types import TracebackType
+from typing import (
+    Any,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Optional,
+    Sequence,
+    TypeVar,
+    Union,
+)
+
+from . import _native
+from ._native import Message, PeerInfo, Request
+from ._runtime import as_coroutine_function, track
+from ._sync import Data, Target, node_options
+from .errors import ClosedError
+
+__all__ = ["Node", "Channel"]
+
+T = TypeVar("T")
+RequestHandlerT = TypeVar(
+    "RequestHandlerT",
+    bound=Callable[[Request], Union[bytes, bytearray, Awaitable[Union[bytes, bytearray]]]],
+)
+MessageHandlerT = TypeVar("MessageHandlerT", bound=Callable[[Message], Any])
+
+
+async def _call(start: Callable[..., _native.Pending], *args: Any) -> Any:
+    """Runs a native ``*_async`` method: it resolves a future of this loop from the node
+    runtime; if this task is cancelled, the work in the node is aborted."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+    pending = start(loop, future, *args)
+    try:
+        return await future
+    except asyncio.CancelledError:
+        pending.cancel()
+        raise
+
+
+def _running_loop(what: str) -> asyncio.AbstractEventLoop:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        raise RuntimeError(
+            f"memmesh.aio: {what} must be called from a coroutine running on an asyncio "
+            "loop (the handler runs on that loop)"
+        ) from None
+
+
+class _Starting:
+    """What :meth:`Node.start` returns: await it for the node, or use it as
+    ``async with Node.start(...) as node:`` (shut down on exit)."""
+
+    __slots__ = ("_options", "_node")
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        self._options = options
+        self._node: Optional[Node] = None
+
+    async def _start(self) -> "Node":
+        loop = asyncio.get_running_loop()
+        # Starting binds sockets and spawns the node runtime: do it off the loop.
+        native = await loop.run_in_executor(None, lambda: _native.Node(**self._options))
+        track(native)
+        return Node(native)
+
+    def __await__(self) -> Generator[Any, None, "Node"]:
+        return self._start().__await__()
+
+    async def __aenter__(self) -> "Node":
+        self._node = await self._start()
+        return self._node
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        if self._node is not None:
+            await self._node.shutdown()
+
+
+class Node:
+    """A memmesh node, asyncio API. Start one with ``await Node.start(...)`` (options as
+    for :class:`memmesh.Node`); ``async with`` shuts it down on exit."""
+
+    __slots__ = ("_native",)
+
+    def __init__(self, native: Optional[_native.Node] = None, /, **_options: Any) -> None:
+        if not isinstance(native, _native.Node) or _options:
+            raise TypeError(
+                "memmesh.aio.Node is not constructed directly: "
+                "use `await memmesh.aio.Node.start(...)`"
+            )
+        self._native = native
+
+    @classmethod
+    def start(
+        cls,
+        *,
+        name: Optional[str] = None,
+        listen: Optional[str] = None,
+        cluster_secret: Union[str, bytes, None] = None,
+        bootstrap: Optional[Sequence[str]] = None,
+        mdns: Optional[bool] = None,
+        memory_quota: Optional[int] = None,
+        data_dir: Union[str, "os.PathLike[str]", None] = None,
+        threads: Optional[int] = None,
+        max_message_size: Optional[int] = None,
+        request_timeout: Optional[float] = None,
+        send_timeout: Optional[float] = None,
+        connect_timeout: Optional[float] = None,
+        channel_queue: Optional[int] = None,
+    ) -> _Starting:
+        """Starts a node (see :class:`memmesh.Node` for the options)."""
+        return _Starting(
+            node_options(
+                name=name,
+                listen=listen,
+                cluster_secret=cluster_secret,
+                bootstrap=bootstrap,
+                mdns=mdns,
+                memory_quota=memory_quota,
+                data_dir=data_dir,
+                threads=threads,
+                max_message_size=max_message_size,
+                request_timeout=request_timeout,
+                send_timeout=send_timeout,
+                connect_timeout=connect_timeout,
+                channel_queue=channel_queue,
+            )
+        )
+
+    @property
+    def id(self) -> str:
+        """This node's id: 52 characters of base32 (its Ed25519 public key)."""
+        return self._native.id
+
+    @property
+    def name(self) -> str:
+        """This node's name."""
+        return self._native.name
+
+    @property
+    def addr(self) -> str:
+        """The address the node is bound to, ``"ip:port"``."""
+        return self._native.addr
+
+    @property
+    def cluster_tag(self) -> str:
+        """A public tag naming the cluster (derived from the secret, not revealing it)."""
+        return self._native.cluster_tag
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`shutdown` has been called."""
+        return self._native.closed
+
+    async def connect(self, addr: str, *, id: Optional[str] = None) -> str:  # noqa: A002
+        """Connects to the node at ``addr`` and returns its id (``id``: pin its key)."""
+        result: str = await _call(self._native.connect_async, addr, id)
+        return result
+
+    def peers(self) -> list[PeerInfo]:
+        """Every peer this node knows, with its state (immediate, not awaitable)."""
+        return self._native.peers()
+
+    def channel(self, name: str) -> "Channel":
+        """The channel called ``name`` (created on first use; immediate)."""
+        return Channel(self._native.channel(name))
+
+    async def shutdown(self) -> None:
+        """Closes every connection and stops the node. Idempotent."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._native.shutdown)
+
+    async def __aenter__(self) -> "Node":
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        await self.shutdown()
+
+    def __repr__(self) -> str:
+        return repr(self._native)
+
+
+class Channel:
+    """A named channel on a node, asyncio API. ``async for message in channel`` yields
+    incoming messages until the node shuts down."""
+
+    __slots__ = ("_native",)
+
+    def __init__(self, native: _native.Channel) -> None:
+        self._native = native
+
+    @property
+    def name(self) -> str:
+        """The channel name."""
+        return self._native.name
+
+    async def send(self, data: Data, to: Target = None) -> int:
+        """Sends ``data`` to ``to`` (``None``: every connected peer; a node id; a list of
+        ids) and returns the number of peers that queued it."""
+        result: int = await _call(self._native.send_async, data, to)
+        return result
+
+    async def broadcast(self, data: Data) -> int:
+        """Sends ``data`` to every connected peer."""
+        result: int = await _call(self._native.send_async, data, None)
+        return result
+
+    async def request(self, peer: str, data: Data, timeout: Optional[float] = None) -> bytes:
+        """Sends a request to ``peer`` and returns its response (``timeout`` in seconds;
+        default: the node's ``request_timeout``)."""
+        result: bytes = await _call(self._native.request_async, peer, data, timeout)
+        return result
+
+    async def recv(self) -> Message:
+        """Waits for the next message (cancel-safe: a cancelled wait loses nothing)."""
+        result: Message = await _call(self._native.recv_async)
+        return result
+
+    def __aiter__(self) -> AsyncIterator[Message]:
+        return self._messages()
+
+    async def _messages(self) -> AsyncIterator[Message]:
+        while True:
+            try:
+                yield await self.recv()
+            except ClosedError:
+                return
+
+    def on_message(self, handler: MessageHandlerT) -> MessageHandlerT:
+        """Feeds every incoming message to ``handler`` (plain or ``async def``), in order,
+        on the current event loop (usable as a decorator). Must be called from a
+        coroutine."""
+        loop = _running_loop("on_message")
+        self._native.on_message(as_coroutine_function(handler), loop)
+        return handler
+
+    def on_request(self, handler: RequestHandlerT) -> RequestHandlerT:
+        """Answers requests with ``handler(request) -> bytes`` (plain or ``async def``) on
+        the current event loop. If it raises, the requester gets ``HandlerFailedError``."""
+        loop = _running_loop("on_request")
+        self._native.on_request(as_coroutine_function(handler), loop)
+        return handler
+
+    def clear_message_handler(self) -> None:
+        """Stops the message handler; messages queue up for :meth:`recv` again."""
+        self._native.clear_message_handler()
+
+    def clear_request_handler(self) -> None:
+        """Removes the request handler; requests then fail with ``NotFoundError``."""
+        self._native.clear_request_handler()
+
+    def __repr__(self) -> str:
+        return f"Channel({self.name!r})"
