@@ -20,6 +20,7 @@
 //! ```
 
 pub mod channel;
+pub mod discovery;
 pub mod error;
 pub mod identity;
 pub mod node;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use tracing::{debug, info, warn};
 
 use crate::channel::Channel;
+use crate::discovery::mdns::Mdns;
 use crate::error::{Error, Result};
 use crate::identity::{Keypair, NodeId};
 use crate::peer::PeerInfo;
@@ -78,6 +79,9 @@ pub fn parse_addr(addr: &str) -> Result<SocketAddr> {
 
 fn begin_shutdown(shared: &Shared) {
     shared.cancel.cancel();
+    if let Some(mdns) = shared.take_mdns() {
+        mdns.stop();
+    }
     if let Some(endpoint) = shared.take_endpoint() {
         endpoint.close(CLOSE_NORMAL.into(), b"node shutting down");
     }
@@ -127,6 +131,12 @@ impl Node {
         };
         let shared = Shared::new(key, config, hello, endpoint.clone(), local_addr, runtime);
         handle.spawn(connect::accept_loop(shared.clone(), endpoint));
+        if shared.config.mdns {
+            match Mdns::start(&shared) {
+                Ok(mdns) => shared.set_mdns(mdns),
+                Err(e) => warn!(error = %e, "mDNS discovery is unavailable; continuing without it"),
+            }
+        }
         for addr in bootstrap {
             handle.spawn(bootstrap_dial(shared.clone(), addr));
         }

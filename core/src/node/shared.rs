@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 use tokio_util::sync::CancellationToken;
 
 use crate::channel::registry::ChannelRegistry;
+use crate::discovery::mdns::Mdns;
 use crate::error::{Error, Result};
 use crate::identity::{Keypair, NodeId};
 use crate::node::config::NodeConfig;
@@ -36,6 +37,7 @@ pub struct Shared {
     /// Cancelled when shutdown begins.
     pub cancel: CancellationToken,
     endpoint: RwLock<Option<quinn::Endpoint>>,
+    mdns: std::sync::Mutex<Option<Mdns>>,
 }
 
 impl Shared {
@@ -59,6 +61,7 @@ impl Shared {
             channels: ChannelRegistry::default(),
             cancel: CancellationToken::new(),
             endpoint: RwLock::new(Some(endpoint)),
+            mdns: std::sync::Mutex::new(None),
         })
     }
 
@@ -77,6 +80,16 @@ impl Shared {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .take()
+    }
+
+    /// Keeps the running mDNS service (stopped at shutdown).
+    pub fn set_mdns(&self, mdns: Mdns) {
+        *self.mdns.lock().unwrap_or_else(|p| p.into_inner()) = Some(mdns);
+    }
+
+    /// Removes the mDNS service, if any.
+    pub fn take_mdns(&self) -> Option<Mdns> {
+        self.mdns.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// Frame limits for service traffic.
