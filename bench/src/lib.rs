@@ -11,6 +11,7 @@ pub mod mesh;
 pub mod quinn_echo;
 pub mod report;
 pub mod stats;
+pub mod usage;
 
 /// Largest reply either echo accepts (memmesh's default `max_message_size`).
 pub const MAX_REPLY: usize = 8 * 1024 * 1024;

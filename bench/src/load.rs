@@ -14,6 +14,7 @@ use bytes::Bytes;
 use tokio::runtime::Handle;
 
 use crate::stats::Summary;
+use crate::usage::Usage;
 
 /// How long requests still in flight at the end of the window may take before the run
 /// is declared hung.
@@ -74,6 +75,7 @@ where
         .map(|_| handle.spawn(worker(call.clone(), payload.clone(), from, until)))
         .collect();
     let aborts: Vec<_> = workers.iter().map(|w| w.abort_handle()).collect();
+    let usage = sample_window(from, until);
     let deadline = spec.warmup + spec.measure + STRAGGLER_GRACE;
     let joined = futures::executor::block_on(handle.spawn(async move {
         tokio::time::timeout(deadline, futures::future::join_all(workers)).await
@@ -87,8 +89,23 @@ where
     for r in results {
         latencies.extend(r.context("a load worker panicked")??);
     }
-    Summary::from_latencies(latencies, spec.measure)
-        .ok_or_else(|| anyhow!("no request completed in the window"))
+    summarize(latencies, spec, usage)
+}
+
+/// Sleeps until `from`, then until `until`, and returns what the process consumed in
+/// between (the calling thread is idle meanwhile, so it adds nothing).
+fn sample_window(from: Instant, until: Instant) -> Option<Usage> {
+    std::thread::sleep(from.saturating_duration_since(Instant::now()));
+    let start = Usage::now();
+    std::thread::sleep(until.saturating_duration_since(Instant::now()));
+    Some(Usage::now()?.since(start?))
+}
+
+fn summarize(latencies: Vec<Duration>, spec: Spec, usage: Option<Usage>) -> Result<Summary> {
+    let mut summary = Summary::from_latencies(latencies, spec.measure)
+        .ok_or_else(|| anyhow!("no request completed in the window"))?;
+    summary.usage = usage;
+    Ok(summary)
 }
 
 /// Runs `call` on `spec.concurrency` plain OS threads (blocking callers, as a binding's
@@ -124,13 +141,13 @@ where
                 .context("spawning a caller thread")
         })
         .collect::<Result<_>>()?;
+    let usage = sample_window(from, until);
     let mut latencies = Vec::new();
     for t in threads {
         let r: Result<Vec<Duration>> = t.join().map_err(|_| anyhow!("a caller thread panicked"))?;
         latencies.extend(r?);
     }
-    Summary::from_latencies(latencies, spec.measure)
-        .ok_or_else(|| anyhow!("no request completed in the window"))
+    summarize(latencies, spec, usage)
 }
 
 async fn worker<F, Fut>(

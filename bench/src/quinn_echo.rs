@@ -3,6 +3,7 @@
 //! to the end), as memmesh does, minus memmesh's framing, handshake and dispatch.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +29,21 @@ pub struct QuinnPair {
     server: quinn::Endpoint,
     client: quinn::Endpoint,
     conn: quinn::Connection,
+    handler_task: Arc<AtomicBool>,
+}
+
+/// memmesh's per-request task structure, added to the bare exchange one piece at a time
+/// to attribute the difference between memmesh and quinn (see `rpc-bench --only hops`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Hops {
+    /// Run the exchange as its own task on the client runtime and await its handle, as
+    /// `Channel::request` does (`Node::run`).
+    pub request_task: bool,
+    /// Wrap the exchange in `tokio::time::timeout`, as `Channel::request` does.
+    pub timeout: bool,
+    /// On the server, produce the reply in a task of its own and await it, as memmesh's
+    /// channel service runs the request handler.
+    pub handler_task: bool,
 }
 
 fn runtime(threads: usize, name: &str) -> Result<Runtime> {
@@ -77,7 +93,8 @@ impl QuinnPair {
         let client_rt = runtime(threads, "quinn-client")?;
         let server = endpoint(&server_rt, &tuning, Some(server_config))?;
         let addr = server.local_addr().context("reading the server address")?;
-        server_rt.spawn(accept_loop(server.clone()));
+        let handler_task = Arc::new(AtomicBool::new(false));
+        server_rt.spawn(accept_loop(server.clone(), handler_task.clone()));
         let mut client = endpoint(&client_rt, &tuning, None)?;
         client.set_default_client_config(client_config);
 
@@ -98,6 +115,7 @@ impl QuinnPair {
             server,
             client,
             conn,
+            handler_task,
         })
     }
 
@@ -109,15 +127,36 @@ impl QuinnPair {
     /// One request: a fresh bidirectional stream, the payload written and finished, the
     /// reply read to its end.
     pub fn call(&self) -> impl Fn(Bytes) -> CallFuture + Clone + Send + Sync + 'static {
+        self.call_with(Hops::default())
+    }
+
+    /// [`QuinnPair::call`] with some of memmesh's task structure added (`hops` applies
+    /// to every call until changed; the server side is shared by all callers).
+    pub fn call_with(
+        &self,
+        hops: Hops,
+    ) -> impl Fn(Bytes) -> CallFuture + Clone + Send + Sync + 'static {
+        self.handler_task
+            .store(hops.handler_task, Ordering::Relaxed);
         let conn = self.conn.clone();
+        let handle = self.handle();
         move |data| {
-            let conn = conn.clone();
-            Box::pin(async move {
-                let (mut send, mut recv) = conn.open_bi().await?;
-                send.write_all(&data).await?;
-                send.finish()?;
-                Ok(Bytes::from(recv.read_to_end(MAX_REPLY).await?))
-            })
+            let exchange = exchange(conn.clone(), data);
+            let timed = async move {
+                if hops.timeout {
+                    tokio::time::timeout(Duration::from_secs(30), exchange)
+                        .await
+                        .context("request timed out")?
+                } else {
+                    exchange.await
+                }
+            };
+            if hops.request_task {
+                let task = handle.spawn(timed);
+                Box::pin(async move { task.await.context("the request task failed")? })
+            } else {
+                Box::pin(timed)
+            }
         }
     }
 
@@ -136,22 +175,37 @@ impl QuinnPair {
     }
 }
 
-async fn accept_loop(endpoint: quinn::Endpoint) {
+async fn exchange(conn: quinn::Connection, data: Bytes) -> Result<Bytes> {
+    let (mut send, mut recv) = conn.open_bi().await?;
+    send.write_all(&data).await?;
+    send.finish()?;
+    Ok(Bytes::from(recv.read_to_end(MAX_REPLY).await?))
+}
+
+async fn accept_loop(endpoint: quinn::Endpoint, handler_task: Arc<AtomicBool>) {
     while let Some(incoming) = endpoint.accept().await {
+        let handler_task = handler_task.clone();
         tokio::spawn(async move {
             let Ok(conn) = incoming.await else { return };
             while let Ok((send, recv)) = conn.accept_bi().await {
-                tokio::spawn(echo_stream(send, recv));
+                let in_task = handler_task.load(Ordering::Relaxed);
+                tokio::spawn(echo_stream(send, recv, in_task));
             }
         });
     }
 }
 
 /// Echoes one stream. Failures reach the client as a reset or a short reply.
-async fn echo_stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
-    let Ok(data) = recv.read_to_end(MAX_REPLY).await else {
+async fn echo_stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, in_task: bool) {
+    let Ok(mut data) = recv.read_to_end(MAX_REPLY).await else {
         return;
     };
+    if in_task {
+        match tokio::spawn(async move { data }).await {
+            Ok(d) => data = d,
+            Err(_) => return,
+        }
+    }
     if send.write_all(&data).await.is_ok() {
         let _ = send.finish();
     }

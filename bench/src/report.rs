@@ -16,11 +16,11 @@ pub struct Comparison {
     pub quinn: Option<Summary>,
 }
 
-/// One local-call case.
+/// One row of a detail table (local calls, attribution).
 #[derive(Debug, Clone)]
-pub struct Local {
-    /// The case, e.g. `64 B c=1 on the node runtime`.
-    pub case: String,
+pub struct Detail {
+    /// What was measured.
+    pub label: String,
     /// Its figures.
     pub summary: Summary,
 }
@@ -34,10 +34,13 @@ pub fn size_label(bytes: usize) -> String {
     }
 }
 
-/// A latency in microseconds below 10 ms, else in milliseconds.
+/// A latency in microseconds (one decimal below 100 us) below 10 ms, else in
+/// milliseconds.
 pub fn latency(d: Duration) -> String {
     let us = d.as_secs_f64() * 1e6;
-    if us < 10_000.0 {
+    if us < 100.0 {
+        format!("{us:.1} us")
+    } else if us < 10_000.0 {
         format!("{us:.0} us")
     } else {
         format!("{:.1} ms", us / 1000.0)
@@ -57,26 +60,43 @@ fn ratio(num: f64, den: f64) -> String {
     }
 }
 
-fn cells(s: Option<Summary>) -> [String; 3] {
+fn cpu(s: &Summary) -> String {
+    s.cpu_per_request()
+        .map(latency)
+        .unwrap_or_else(|| "-".into())
+}
+
+fn cells(s: Option<Summary>) -> [String; 4] {
     match s {
-        Some(s) => [latency(s.p50), latency(s.p99), rate(s.rps)],
-        None => ["-".into(), "-".into(), "-".into()],
+        Some(s) => [latency(s.p50), latency(s.p99), rate(s.rps), cpu(&s)],
+        None => ["-".into(), "-".into(), "-".into(), "-".into()],
     }
 }
 
-/// The comparison table: case, memmesh p50/p99/req/s, quinn p50/p99/req/s, and the
-/// memmesh/quinn ratios of req/s (higher is better for memmesh) and of p50 (lower is).
+/// The comparison table: case; memmesh p50, p99, req/s and CPU per request; the same
+/// for quinn; and the memmesh/quinn ratios of req/s (above 1: memmesh faster) and of p50
+/// (below 1: memmesh faster).
 pub fn comparison_table(rows: &[Comparison]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<12} | {:>9} {:>9} {:>8} | {:>9} {:>9} {:>8} | {:>9} {:>9}",
-        "case", "mm p50", "mm p99", "mm req/s", "q p50", "q p99", "q req/s", "rps m/q", "p50 m/q"
+        "{:<11} | {:>8} {:>8} {:>7} {:>8} | {:>8} {:>8} {:>7} {:>8} | {:>7} {:>7}",
+        "case",
+        "mm p50",
+        "mm p99",
+        "mm rps",
+        "mm cpu",
+        "q p50",
+        "q p99",
+        "q rps",
+        "q cpu",
+        "rps m/q",
+        "p50 m/q"
     );
-    let _ = writeln!(out, "{}", "-".repeat(98));
+    let _ = writeln!(out, "{}", "-".repeat(110));
     for r in rows {
-        let [mp50, mp99, mrps] = cells(r.memmesh);
-        let [qp50, qp99, qrps] = cells(r.quinn);
+        let [mp50, mp99, mrps, mcpu] = cells(r.memmesh);
+        let [qp50, qp99, qrps, qcpu] = cells(r.quinn);
         let (rps_ratio, p50_ratio) = match (r.memmesh, r.quinn) {
             (Some(m), Some(q)) => (
                 ratio(m.rps, q.rps),
@@ -86,30 +106,44 @@ pub fn comparison_table(rows: &[Comparison]) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<12} | {mp50:>9} {mp99:>9} {mrps:>8} | {qp50:>9} {qp99:>9} {qrps:>8} | {rps_ratio:>9} {p50_ratio:>9}",
+            "{:<11} | {mp50:>8} {mp99:>8} {mrps:>7} {mcpu:>8} | {qp50:>8} {qp99:>8} {qrps:>7} {qcpu:>8} | {rps_ratio:>7} {p50_ratio:>7}",
             r.case
         );
     }
     out
 }
 
-/// The local-call table.
-pub fn local_table(rows: &[Local]) -> String {
+/// A table of single measurements: label, p50, p99, rate (headed `rate_name`), CPU and
+/// context switches per request.
+pub fn detail_table(title: &str, rate_name: &str, rows: &[Detail]) -> String {
     let mut out = String::new();
+    let width = rows
+        .iter()
+        .map(|r| r.label.len())
+        .chain([title.len()])
+        .max()
+        .unwrap_or(0);
     let _ = writeln!(
         out,
-        "{:<44} | {:>9} {:>9} {:>9}",
-        "local call", "p50", "p99", "calls/s"
+        "{title:<width$} | {:>8} {:>8} {:>8} {:>8} {:>7}",
+        "p50", "p99", rate_name, "cpu", "cs"
     );
-    let _ = writeln!(out, "{}", "-".repeat(76));
+    let _ = writeln!(out, "{}", "-".repeat(width + 46));
     for r in rows {
+        let s = &r.summary;
+        let switches = s
+            .switches_per_request()
+            .map(|v| format!("{v:.2}"))
+            .unwrap_or_else(|| "-".into());
         let _ = writeln!(
             out,
-            "{:<44} | {:>9} {:>9} {:>9}",
-            r.case,
-            latency(r.summary.p50),
-            latency(r.summary.p99),
-            rate(r.summary.rps)
+            "{:<width$} | {:>8} {:>8} {:>8} {:>8} {:>7}",
+            r.label,
+            latency(s.p50),
+            latency(s.p99),
+            rate(s.rps),
+            cpu(s),
+            switches
         );
     }
     out
@@ -118,6 +152,7 @@ pub fn local_table(rows: &[Local]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::usage::Usage;
 
     fn summary(p50_us: u64, rps: f64) -> Summary {
         Summary {
@@ -125,6 +160,10 @@ mod tests {
             p50: Duration::from_micros(p50_us),
             p99: Duration::from_micros(p50_us * 2),
             rps,
+            usage: Some(Usage {
+                cpu: Duration::from_micros(1000),
+                switches: 25,
+            }),
         }
     }
 
@@ -135,6 +174,7 @@ mod tests {
         assert_eq!(size_label(3 << 20), "3 MiB");
         assert_eq!(size_label(1000), "1000 B");
         assert_eq!(latency(Duration::from_micros(183)), "183 us");
+        assert_eq!(latency(Duration::from_nanos(1_460)), "1.5 us");
         assert_eq!(latency(Duration::from_micros(12_345)), "12.3 ms");
     }
 
@@ -158,6 +198,24 @@ mod tests {
             lines[2].contains("0.75x") && lines[2].contains("1.50x"),
             "{table}"
         );
+        assert!(lines[2].contains("100 us"), "cpu per request: {table}");
         assert!(lines[3].contains('-') && !lines[3].contains('x'), "{table}");
+    }
+
+    #[test]
+    fn detail_rows_show_cpu_and_switches_per_request() {
+        let table = detail_table(
+            "local call",
+            "calls/s",
+            &[Detail {
+                label: "64 B c=1".into(),
+                summary: summary(5, 200_000.0),
+            }],
+        );
+        let row = table.lines().nth(2).unwrap();
+        assert!(
+            row.contains("5.0 us") && row.contains("200000") && row.contains("2.50"),
+            "{table}"
+        );
     }
 }

@@ -13,8 +13,8 @@ use anyhow::{ensure, Result};
 use clap::{Parser, ValueEnum};
 use memmesh_bench::load::{run_blocking, run_on, Spec};
 use memmesh_bench::mesh::MeshPair;
-use memmesh_bench::quinn_echo::QuinnPair;
-use memmesh_bench::report::{comparison_table, local_table, rate, size_label, Comparison, Local};
+use memmesh_bench::quinn_echo::{Hops, QuinnPair};
+use memmesh_bench::report::{comparison_table, detail_table, rate, size_label, Comparison, Detail};
 use memmesh_bench::{machine, payload};
 
 /// Payload sizes of the remote cases.
@@ -33,6 +33,9 @@ enum Part {
     Quinn,
     /// memmesh `Channel::request` to the node itself.
     Local,
+    /// Attribution (not run by default): quinn with memmesh's per-request tasks added
+    /// one at a time, beside memmesh.
+    Hops,
 }
 
 /// Request/response benchmark: memmesh beside a bare quinn echo (same transport settings).
@@ -51,7 +54,7 @@ struct Args {
     /// Worker threads of every runtime (each node, the quinn server, the quinn client).
     #[arg(long, default_value_t = 2)]
     threads: usize,
-    /// Measure only these parts (repeatable) [default: all].
+    /// Measure only these parts (repeatable) [default: memmesh, quinn, local].
     #[arg(long, value_enum)]
     only: Vec<Part>,
 }
@@ -75,7 +78,13 @@ fn main() -> Result<()> {
         "--threads must be 1..=64, got {}",
         args.threads
     );
-    let wants = |p: Part| args.only.is_empty() || args.only.contains(&p);
+    let wants = |p: Part| {
+        if args.only.is_empty() {
+            p != Part::Hops
+        } else {
+            args.only.contains(&p)
+        }
+    };
 
     println!("memmesh rpc-bench: request/response, closed loop, every reply checked");
     println!("{}", machine::describe());
@@ -90,7 +99,7 @@ fn main() -> Result<()> {
     println!();
 
     let mesh = MeshPair::start(args.threads)?;
-    let quinn = if wants(Part::Quinn) {
+    let quinn = if wants(Part::Quinn) || wants(Part::Hops) {
         Some(QuinnPair::start(args.threads)?)
     } else {
         None
@@ -118,7 +127,7 @@ fn main() -> Result<()> {
                 } else {
                     None
                 };
-                let quinn = match &quinn {
+                let quinn = match quinn.as_ref().filter(|_| wants(Part::Quinn)) {
                     Some(q) => {
                         eprintln!("running {case}: quinn");
                         Some(run_on(&q.handle(), spec, data.clone(), q.call())?)
@@ -145,29 +154,97 @@ fn main() -> Result<()> {
         };
         let mut local = Vec::new();
         for concurrency in CONCURRENCY {
-            let case = format!("{label} c={concurrency}, tasks on the node runtime");
-            eprintln!("running local {case}");
+            let label = format!("{label} c={concurrency}, tasks on the node runtime");
+            eprintln!("running local {label}");
             let summary = run_on(
                 &mesh.handle(),
                 spec(concurrency),
                 data.clone(),
                 mesh.local_call(),
             )?;
-            local.push(Local { case, summary });
+            local.push(Detail { label, summary });
         }
-        let case = format!("{label} c=1, plain thread, block_on");
-        eprintln!("running local {case}");
-        let summary = run_blocking(spec(1), data.clone(), mesh.local_call_blocking())?;
-        local.push(Local { case, summary });
-        println!("{}", local_table(&local));
+        let label_blocking = format!("{label} c=1, plain thread, block_on");
+        eprintln!("running local {label_blocking}");
+        let blocking = run_blocking(spec(1), data.clone(), mesh.local_call_blocking())?;
+        local.push(Detail {
+            label: label_blocking,
+            summary: blocking,
+        });
+        println!(
+            "{}",
+            detail_table("local call (request to self)", "calls/s", &local)
+        );
         println!(
             "rust local call calls/s: {} ({label}, one caller awaiting on the node runtime)",
             rate(local[0].summary.rps)
         );
         println!(
             "rust local call calls/s, blocking caller: {} ({label}, one plain thread, futures::executor::block_on)",
-            rate(summary.rps)
+            rate(blocking.rps)
         );
+        println!();
+    }
+
+    if let (true, Some(q)) = (wants(Part::Hops), &quinn) {
+        let steps = [
+            ("quinn", Hops::default()),
+            (
+                "+ request task",
+                Hops {
+                    request_task: true,
+                    ..Hops::default()
+                },
+            ),
+            (
+                "+ request task + timeout",
+                Hops {
+                    request_task: true,
+                    timeout: true,
+                    ..Hops::default()
+                },
+            ),
+            (
+                "+ request task + timeout + handler task",
+                Hops {
+                    request_task: true,
+                    timeout: true,
+                    handler_task: true,
+                },
+            ),
+        ];
+        for size in SIZES {
+            let data = payload(size);
+            for concurrency in CONCURRENCY {
+                let case = format!("{} c={concurrency}", size_label(size));
+                let spec = Spec {
+                    concurrency,
+                    warmup,
+                    measure,
+                };
+                let mut rows = Vec::new();
+                for (name, hops) in steps {
+                    eprintln!("running attribution {case}: {name}");
+                    let summary = run_on(&q.handle(), spec, data.clone(), q.call_with(hops))?;
+                    rows.push(Detail {
+                        label: name.to_string(),
+                        summary,
+                    });
+                }
+                eprintln!("running attribution {case}: memmesh");
+                let summary = run_on(&mesh.handle(), spec, data.clone(), mesh.remote_call())?;
+                rows.push(Detail {
+                    label: "memmesh".to_string(),
+                    summary,
+                });
+                println!(
+                    "{}",
+                    detail_table(&format!("attribution {case}"), "req/s", &rows)
+                );
+            }
+        }
+        // Leave the server as the plain baseline.
+        let _ = q.call_with(Hops::default());
     }
     println!(
         "{}",

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::usage::Usage;
+
 /// The figures of one measured case.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Summary {
@@ -13,6 +15,8 @@ pub struct Summary {
     pub p99: Duration,
     /// Completed requests per second of measurement window.
     pub rps: f64,
+    /// What the whole process consumed during the window, if known.
+    pub usage: Option<Usage>,
 }
 
 /// The nearest-rank `p`-quantile (`0 < p <= 1`) of `sorted` (ascending).
@@ -34,7 +38,21 @@ impl Summary {
             p50: percentile(&latencies, 0.50)?,
             p99: percentile(&latencies, 0.99)?,
             rps: latencies.len() as f64 / window.as_secs_f64(),
+            usage: None,
         })
+    }
+
+    /// Process CPU time per completed request (both sides of the exchange).
+    pub fn cpu_per_request(&self) -> Option<Duration> {
+        let usage = self.usage?;
+        let count = u32::try_from(self.count).ok().filter(|&c| c > 0)?;
+        Some(usage.cpu / count)
+    }
+
+    /// Process context switches per completed request.
+    pub fn switches_per_request(&self) -> Option<f64> {
+        let usage = self.usage?;
+        (self.count > 0).then(|| usage.switches as f64 / self.count as f64)
     }
 }
 

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use memmesh_bench::load::{run_blocking, run_on, Spec};
 use memmesh_bench::mesh::MeshPair;
 use memmesh_bench::payload;
-use memmesh_bench::quinn_echo::QuinnPair;
+use memmesh_bench::quinn_echo::{Hops, QuinnPair};
 
 const SIZES: [usize; 2] = [64, 64 * 1024];
 
@@ -41,7 +41,7 @@ fn memmesh_remote_requests_echo_both_sizes() {
 }
 
 #[test]
-fn quinn_baseline_echoes_both_sizes() {
+fn quinn_baseline_echoes_both_sizes_with_and_without_extra_tasks() {
     let quinn = QuinnPair::start(1).unwrap();
     for size in SIZES {
         for concurrency in [1, 8] {
