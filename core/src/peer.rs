@@ -5,21 +5,24 @@ use std::time::Duration;
 
 use crate::identity::NodeId;
 
-/// The state of a peer as seen by this node.
+/// A peer's membership state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PeerState {
-    /// An authenticated connection is open.
-    Connected,
-    /// Known, but no connection is open right now (it is re-dialled on demand).
-    Disconnected,
+    /// Answering probes (or connected and about to be confirmed by membership).
+    Alive,
+    /// Suspected of failure, or inside the grace period after being declared down.
+    Suspect,
+    /// Down: failed and not back within the grace period, or left.
+    Down,
 }
 
 impl PeerState {
-    /// The stable name of the state (`"connected"`, `"disconnected"`).
+    /// The stable lowercase name (`"alive"`, `"suspect"`, `"down"`).
     pub fn as_str(self) -> &'static str {
         match self {
-            PeerState::Connected => "connected",
-            PeerState::Disconnected => "disconnected",
+            PeerState::Alive => "alive",
+            PeerState::Suspect => "suspect",
+            PeerState::Down => "down",
         }
     }
 }
@@ -33,8 +36,10 @@ pub struct PeerInfo {
     pub name: String,
     /// Addresses it can be reached at.
     pub addrs: Vec<SocketAddr>,
-    /// Connection state.
+    /// Membership state.
     pub state: PeerState,
+    /// Whether an authenticated connection to it is open right now.
+    pub connected: bool,
     /// Smoothed round-trip time, when connected.
     pub rtt: Option<Duration>,
 }

@@ -21,5 +21,6 @@ pub async fn handle(
         Service::Channel { name, op } => {
             crate::channel::serve::handle(shared, from, &name, op, body).await
         }
+        Service::Membership { op } => crate::membership::service::serve(shared, op, body).await,
     }
 }

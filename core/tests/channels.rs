@@ -26,7 +26,8 @@ async fn three_nodes_connect_and_list_each_other() {
     let pb = a.peers().into_iter().find(|p| p.id == b.id()).unwrap();
     assert_eq!(pb.name, "b");
     assert!(pb.addrs.contains(&b.addr()));
-    assert_eq!(pb.state, memmesh::PeerState::Connected);
+    assert_eq!(pb.state, memmesh::PeerState::Alive);
+    assert!(pb.connected);
     // The accepting side learns the dialler's id from its certificate.
     assert!(eventually(Duration::from_secs(5), || c.peers().len() == 2).await);
     let names: HashSet<_> = c.peers().into_iter().map(|p| p.name).collect();

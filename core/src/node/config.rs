@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::membership::MembershipConfig;
 use crate::node::Node;
 use crate::transport::TransportTuning;
 
@@ -47,6 +48,8 @@ pub struct NodeConfig {
     pub channel_queue: usize,
     /// QUIC transport tuning.
     pub tuning: TransportTuning,
+    /// Failure detection and membership timing.
+    pub membership: MembershipConfig,
 }
 
 impl Default for NodeConfig {
@@ -67,6 +70,7 @@ impl Default for NodeConfig {
             connect_timeout: Duration::from_secs(5),
             channel_queue: 1024,
             tuning: TransportTuning::default(),
+            membership: MembershipConfig::default(),
         }
     }
 }
@@ -97,6 +101,7 @@ impl NodeConfig {
                 return Err(Error::invalid("name must be at most 255 bytes"));
             }
         }
+        self.membership.validate()?;
         for (what, d) in [
             ("request_timeout", self.request_timeout),
             ("send_timeout", self.send_timeout),
@@ -223,6 +228,12 @@ impl NodeBuilder {
     /// QUIC transport tuning.
     pub fn tuning(mut self, tuning: TransportTuning) -> Self {
         self.config.tuning = tuning;
+        self
+    }
+
+    /// Failure detection and membership timing.
+    pub fn membership(mut self, membership: MembershipConfig) -> Self {
+        self.config.membership = membership;
         self
     }
 

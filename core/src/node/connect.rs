@@ -9,9 +9,12 @@ use tracing::{debug, info, warn};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::identity::NodeId;
+use crate::membership::member::MemberId;
 use crate::node::shared::Shared;
 use crate::service;
-use crate::transport::errors::{connect_error, connection_error, CLOSE_PROTOCOL, CLOSE_REPLACED};
+use crate::transport::errors::{
+    connect_error, connection_error, CLOSE_NORMAL, CLOSE_PROTOCOL, CLOSE_REPLACED,
+};
 use crate::transport::handshake::{self, PeerHello};
 use crate::transport::tls::server_name_for;
 use crate::wire::codec::{decode_versioned, encode_frame, FrameLimits};
@@ -111,6 +114,14 @@ pub fn adopt(
         });
     }
     info!(peer = %hello.id.short(), name = %hello.name, addr = %conn.remote_address(), "peer connected");
+    if let Ok(m) = shared.membership() {
+        m.connected(MemberId {
+            id: hello.id,
+            generation: 0,
+            name: hello.name.clone(),
+            addrs: shared.pool.addrs(&hello.id),
+        });
+    }
     let task_shared = shared.clone();
     shared
         .runtime
@@ -161,6 +172,13 @@ async fn serve_connection(shared: Arc<Shared>, peer: NodeId, conn: quinn::Connec
             },
         }
     };
+    let graceful = matches!(&reason, Some(quinn::ConnectionError::ApplicationClosed(c))
+        if c.error_code.into_inner() == u64::from(CLOSE_NORMAL));
+    if graceful {
+        if let Ok(m) = shared.membership() {
+            m.closed(peer, true);
+        }
+    }
     if shared.pool.lost(&peer, &conn) {
         match reason {
             Some(e) => {

@@ -1,5 +1,6 @@
 //! The node: identity, runtime, endpoint and services, behind one handle.
 
+pub(crate) mod addrs;
 pub mod config;
 pub(crate) mod connect;
 pub(crate) mod runtime;
@@ -15,6 +16,8 @@ use crate::channel::Channel;
 use crate::discovery::mdns::Mdns;
 use crate::error::{Error, Result};
 use crate::identity::{Keypair, NodeId};
+use crate::membership::events::Events;
+use crate::membership::service::Membership;
 use crate::peer::PeerInfo;
 use crate::transport::auth::ClusterKey;
 use crate::transport::endpoint::make_endpoint;
@@ -127,9 +130,10 @@ impl Node {
         let hello = LocalHello {
             key: cluster,
             name,
-            addrs: vec![local_addr],
+            addrs: addrs::advertised(local_addr),
         };
         let shared = Shared::new(key, config, hello, endpoint.clone(), local_addr, runtime);
+        shared.set_membership(Membership::start(&shared)?);
         handle.spawn(connect::accept_loop(shared.clone(), endpoint));
         if shared.config.mdns {
             match Mdns::start(&shared) {
@@ -201,9 +205,56 @@ impl Node {
             .await
     }
 
-    /// Every peer this node knows, with its state.
+    /// Every peer this node knows, with its membership state and connection status,
+    /// sorted by id. Peers that were connected but have not been confirmed by membership
+    /// yet are listed as alive; long-dead members are eventually forgotten.
     pub fn peers(&self) -> Vec<PeerInfo> {
-        self.shared.pool.infos()
+        let states: std::collections::HashMap<NodeId, crate::peer::PeerState> = self
+            .shared
+            .membership()
+            .map(|m| m.with_view(|v| v.members().map(|(m, s)| (m.id, s)).collect()))
+            .unwrap_or_default();
+        let mut out: Vec<PeerInfo> = self
+            .shared
+            .pool
+            .snapshot()
+            .into_iter()
+            .filter_map(|(id, name, addrs, rtt)| {
+                let state = match (states.get(&id), rtt) {
+                    (Some(s), _) => *s,
+                    (None, Some(_)) => crate::peer::PeerState::Alive,
+                    (None, None) => return None,
+                };
+                Some(PeerInfo {
+                    id,
+                    name,
+                    addrs,
+                    state,
+                    connected: rtt.is_some(),
+                    rtt,
+                })
+            })
+            .collect();
+        out.sort_by_key(|p| p.id);
+        out
+    }
+
+    /// Membership events (PeerUp, PeerSuspect, PeerDown, LeaderChanged) from now on.
+    pub fn events(&self) -> Result<Events> {
+        if self.shared.is_closed() {
+            return Err(Error::closed());
+        }
+        let m = self.shared.membership()?;
+        Ok(Events::new(m.subscribe(), self.shared.cancel.clone()))
+    }
+
+    /// The leader of the current membership view: the lowest NodeId among live members,
+    /// this node included.
+    pub fn leader(&self) -> NodeId {
+        self.shared
+            .membership()
+            .map(|m| m.with_view(|v| v.leader()))
+            .unwrap_or(self.shared.id)
     }
 
     /// The channel called `name` (created on first use). Peers can send to a channel only
@@ -259,6 +310,9 @@ impl Node {
             return None;
         }
         let endpoint = self.shared.endpoint().ok();
+        if let Ok(m) = self.shared.membership() {
+            m.leave(CLOSE_GRACE);
+        }
         begin_shutdown(&self.shared);
         // Give peers a moment to see the close, then stop the runtime.
         if let Some(endpoint) = endpoint {

@@ -9,6 +9,7 @@ use crate::channel::registry::ChannelRegistry;
 use crate::discovery::mdns::Mdns;
 use crate::error::{Error, Result};
 use crate::identity::{Keypair, NodeId};
+use crate::membership::service::Membership;
 use crate::node::config::NodeConfig;
 use crate::node::runtime::{NodeRuntime, RunFuture};
 use crate::transport::handshake::LocalHello;
@@ -38,6 +39,7 @@ pub struct Shared {
     pub cancel: CancellationToken,
     endpoint: RwLock<Option<quinn::Endpoint>>,
     mdns: std::sync::Mutex<Option<Mdns>>,
+    membership: std::sync::OnceLock<Membership>,
 }
 
 impl Shared {
@@ -62,6 +64,7 @@ impl Shared {
             cancel: CancellationToken::new(),
             endpoint: RwLock::new(Some(endpoint)),
             mdns: std::sync::Mutex::new(None),
+            membership: std::sync::OnceLock::new(),
         })
     }
 
@@ -80,6 +83,16 @@ impl Shared {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .take()
+    }
+
+    /// Installs the membership service (once, at start).
+    pub fn set_membership(&self, m: Membership) {
+        let _ = self.membership.set(m);
+    }
+
+    /// The membership service, or `Closed` if it is not running.
+    pub fn membership(&self) -> Result<&Membership> {
+        self.membership.get().ok_or_else(Error::closed)
     }
 
     /// Keeps the running mDNS service (stopped at shutdown).

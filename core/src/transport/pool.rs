@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::identity::NodeId;
-use crate::peer::{PeerInfo, PeerState};
 use crate::transport::handshake::PeerHello;
 
 #[derive(Debug)]
@@ -122,6 +121,39 @@ impl Pool {
         }
     }
 
+    /// Records what membership gossip says about `id` (name and addresses), so that it
+    /// can be dialled later. Does not touch its connection.
+    pub fn learn(&self, id: &NodeId, name: &str, addrs: &[SocketAddr]) {
+        let mut peers = self.lock();
+        let entry = peers.entry(*id).or_insert_with(Entry::new);
+        if entry.name.is_empty() {
+            entry.name = name.to_string();
+        }
+        for a in normalize_addrs(addrs, None) {
+            if !entry.addrs.contains(&a) {
+                entry.addrs.push(a);
+            }
+        }
+    }
+
+    /// Forgets a peer entirely (a long-dead member), unless it is connected.
+    pub fn forget(&self, id: &NodeId) {
+        let mut peers = self.lock();
+        if peers
+            .get(id)
+            .is_some_and(|e| e.conn.as_ref().is_none_or(|c| c.close_reason().is_some()))
+        {
+            peers.remove(id);
+        }
+    }
+
+    /// Whether a dial to `id` is under way.
+    pub fn is_dialling(&self, id: &NodeId) -> bool {
+        self.lock()
+            .get(id)
+            .is_some_and(|e| e.dial.try_lock().is_err())
+    }
+
     /// Known addresses of `id` (empty if unknown).
     pub fn addrs(&self, id: &NodeId) -> Vec<SocketAddr> {
         self.lock()
@@ -150,29 +182,20 @@ impl Pool {
             .collect()
     }
 
-    /// A snapshot of every known peer, sorted by NodeId.
-    pub fn infos(&self) -> Vec<PeerInfo> {
-        let mut out: Vec<PeerInfo> = self
-            .lock()
+    /// A snapshot of every known peer: id, name, addresses, and the RTT of a live
+    /// connection (`None` when not connected).
+    pub fn snapshot(&self) -> Vec<(NodeId, String, Vec<SocketAddr>, Option<std::time::Duration>)> {
+        self.lock()
             .iter()
-            .filter(|(_, e)| !e.name.is_empty() || e.conn.is_some() || !e.addrs.is_empty())
             .map(|(id, e)| {
-                let live = e.conn.as_ref().filter(|c| c.close_reason().is_none());
-                PeerInfo {
-                    id: *id,
-                    name: e.name.clone(),
-                    addrs: e.addrs.clone(),
-                    state: if live.is_some() {
-                        PeerState::Connected
-                    } else {
-                        PeerState::Disconnected
-                    },
-                    rtt: live.map(|c| c.rtt()),
-                }
+                let rtt = e
+                    .conn
+                    .as_ref()
+                    .filter(|c| c.close_reason().is_none())
+                    .map(|c| c.rtt());
+                (*id, e.name.clone(), e.addrs.clone(), rtt)
             })
-            .collect();
-        out.sort_by_key(|p| p.id);
-        out
+            .collect()
     }
 
     /// Drops every connection (used at shutdown, after the endpoint is closed).

@@ -120,6 +120,41 @@ pub fn decode_header<H: DeserializeOwned>(bytes: &[u8]) -> Result<H, WireError> 
     Ok(value)
 }
 
+/// Decodes one header from the front of `bytes`, returning it and how many bytes it used
+/// (for formats that pack several items back to back).
+pub fn decode_prefix_of<H: DeserializeOwned>(bytes: &[u8]) -> Result<(H, usize), WireError> {
+    bincode::serde::decode_from_slice(bytes, config())
+        .map_err(|e| WireError::Malformed(e.to_string()))
+}
+
+type BulkConfig = bincode::config::Configuration<
+    bincode::config::BigEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<{ 16 * 1024 * 1024 }>,
+>;
+
+fn bulk_config() -> BulkConfig {
+    bincode::config::standard()
+        .with_big_endian()
+        .with_limit::<{ 16 * 1024 * 1024 }>()
+}
+
+/// Encodes a structured frame body (e.g. a member list), up to 16 MiB.
+pub fn encode_bulk<T: Serialize>(value: &T) -> Result<Vec<u8>, WireError> {
+    bincode::serde::encode_to_vec(value, bulk_config())
+        .map_err(|e| WireError::Malformed(e.to_string()))
+}
+
+/// Decodes a structured frame body, requiring that it uses every byte.
+pub fn decode_bulk<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
+    let (value, used) = bincode::serde::decode_from_slice(bytes, bulk_config())
+        .map_err(|e| WireError::Malformed(e.to_string()))?;
+    if used != bytes.len() {
+        return Err(WireError::Malformed("trailing bytes after body".into()));
+    }
+    Ok(value)
+}
+
 /// Reads only the leading version number of a header (every versioned header starts
 /// with one), so a peer can reject an unknown version cleanly before full decoding.
 pub fn peek_version(bytes: &[u8]) -> Result<u16, WireError> {
@@ -291,6 +326,7 @@ mod tests {
             let _ = decode_header::<Hello>(&bytes);
             let _ = peek_version(&bytes);
             let _ = decode_versioned::<StreamHeader>(&bytes, 1);
+            let _ = decode_bulk::<Vec<foca::Member<crate::membership::member::MemberId>>>(&bytes);
         }
 
         #[test]

@@ -34,6 +34,15 @@ pub enum ChannelOp {
     Request,
 }
 
+/// The operation requested on a membership stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum MembershipOp {
+    /// A SWIM packet (body: foca's bytes); acknowledged at once.
+    Packet,
+    /// Full-state exchange (body: our member list; reply: theirs).
+    Sync,
+}
+
 /// The service a stream is for.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Service {
@@ -43,6 +52,11 @@ pub enum Service {
         name: String,
         /// What is asked of it.
         op: ChannelOp,
+    },
+    /// SWIM membership.
+    Membership {
+        /// What is asked of it.
+        op: MembershipOp,
     },
 }
 

@@ -1,0 +1,14 @@
+//! Membership: who is in the cluster and alive, by SWIM (the `foca` crate) over the
+//! authenticated transport, with events, a grace period before `PeerDown`, periodic
+//! full-state sync, and a deterministic leader.
+
+pub mod codec;
+pub mod events;
+pub mod member;
+pub(crate) mod service;
+pub mod view;
+
+pub use events::Events;
+pub use member::MemberId;
+pub use service::MembershipConfig;
+pub use view::{Event, View};

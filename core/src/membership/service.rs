@@ -1,0 +1,433 @@
+//! The membership actor: drives foca (SWIM) with our authenticated transport and timers,
+//! keeps the [`View`], and publishes [`Event`]s.
+//!
+//! foca is sans-IO: every call leaves packets to send, timers to schedule and
+//! notifications in an `AccumulatingRuntime`, which [`drain`] turns into QUIC calls and
+//! tokio sleeps. foca does not resynchronise full state by itself, so every
+//! `full_sync_interval` the actor exchanges its whole member list with one random member.
+
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use foca::{AccumulatingRuntime, Foca, Member, State, Timer};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tracing::{debug, trace};
+
+use crate::error::{Error, Result};
+use crate::identity::NodeId;
+use crate::membership::codec::SwimCodec;
+use crate::membership::member::{initial_generation, MemberId};
+use crate::membership::view::{Event, View};
+use crate::node::connect::connection;
+use crate::node::shared::Shared;
+use crate::peer::PeerState;
+use crate::transport::rpc::call;
+use crate::wire::codec::{decode_bulk, encode_bulk};
+use crate::wire::messages::MembershipOp;
+use crate::wire::{Service, StreamHeader};
+
+/// Capacity of the event broadcast channel (per subscriber backlog).
+const EVENT_BACKLOG: usize = 1024;
+/// How often the actor checks grace periods, forgets the dead and syncs.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Timing of failure detection and view maintenance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembershipConfig {
+    /// How often each node probes a random member.
+    pub probe_period: Duration,
+    /// How long to wait for a direct probe reply before asking others to probe.
+    pub probe_rtt: Duration,
+    /// How long a suspect member has to refute before SWIM declares it down.
+    pub suspect_timeout: Duration,
+    /// How long after SWIM's verdict `PeerDown` is reported (a member back within it
+    /// causes no `PeerDown`). A graceful leave skips it.
+    pub down_grace: Duration,
+    /// How long a down member is remembered before it is removed from the view.
+    pub forget_after: Duration,
+    /// How often the full member list is exchanged with a random member.
+    pub full_sync_interval: Duration,
+}
+
+impl Default for MembershipConfig {
+    fn default() -> Self {
+        Self {
+            probe_period: Duration::from_millis(500),
+            probe_rtt: Duration::from_millis(200),
+            suspect_timeout: Duration::from_millis(1500),
+            down_grace: Duration::from_millis(500),
+            forget_after: Duration::from_secs(3600),
+            full_sync_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+impl MembershipConfig {
+    /// Checks the timings are usable.
+    pub fn validate(&self) -> Result<()> {
+        if self.probe_rtt.is_zero() || self.probe_period <= self.probe_rtt {
+            return Err(Error::invalid(
+                "probe_period must be greater than probe_rtt, both non-zero",
+            ));
+        }
+        if self.suspect_timeout.is_zero() || self.full_sync_interval.is_zero() {
+            return Err(Error::invalid(
+                "suspect_timeout and full_sync_interval must be non-zero",
+            ));
+        }
+        Ok(())
+    }
+
+    fn foca(&self) -> foca::Config {
+        let mut c = foca::Config::new_lan(NonZeroU32::MIN.saturating_add(31));
+        c.probe_period = self.probe_period;
+        c.probe_rtt = self.probe_rtt;
+        c.suspect_to_down_after = self.suspect_timeout;
+        c.remove_down_after = Some(self.forget_after);
+        c.max_packet_size = NonZeroUsize::MIN.saturating_add(32 * 1024 - 1);
+        c
+    }
+}
+
+/// Inputs of the actor.
+pub(crate) enum Input {
+    Packet(Bytes),
+    Timer(Timer<MemberId>),
+    Connected(MemberId),
+    Closed {
+        id: NodeId,
+        graceful: bool,
+    },
+    SyncIn(
+        Vec<Member<MemberId>>,
+        oneshot::Sender<Vec<Member<MemberId>>>,
+    ),
+    SyncReply(Vec<Member<MemberId>>),
+    Leave(std::sync::mpsc::Sender<()>),
+}
+
+/// The handle other parts of the node use.
+#[derive(Debug)]
+pub struct Membership {
+    tx: mpsc::UnboundedSender<Input>,
+    view: Arc<RwLock<View>>,
+    events: broadcast::Sender<Event>,
+}
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Input")
+    }
+}
+
+impl Membership {
+    /// Starts the actor for `shared`.
+    pub(crate) fn start(shared: &Arc<Shared>) -> Result<Membership> {
+        let cfg = &shared.config.membership;
+        cfg.validate()?;
+        let me = MemberId {
+            id: shared.id,
+            generation: initial_generation(),
+            name: shared.hello.name.clone(),
+            addrs: shared.hello.addrs.clone(),
+        };
+        let mut seed = [0u8; 8];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
+            .map_err(|_| Error::internal("the system random generator failed"))?;
+        let rng = StdRng::seed_from_u64(u64::from_le_bytes(seed));
+        let foca = Foca::new(me, cfg.foca(), rng, SwimCodec);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let view = Arc::new(RwLock::new(View::new(shared.id, cfg.down_grace)));
+        let (events, _) = broadcast::channel(EVENT_BACKLOG);
+        let actor = Actor {
+            shared: shared.clone(),
+            foca,
+            rt: AccumulatingRuntime::new(),
+            tx: tx.clone(),
+            view: view.clone(),
+            events: events.clone(),
+            rng: StdRng::seed_from_u64(u64::from_le_bytes(seed).rotate_left(17)),
+        };
+        shared.runtime.handle().spawn(actor.run(rx));
+        Ok(Membership { tx, view, events })
+    }
+
+    /// Tells the actor about a fresh authenticated connection.
+    pub(crate) fn connected(&self, member: MemberId) {
+        let _ = self.tx.send(Input::Connected(member));
+    }
+
+    /// Tells the actor a connection ended (`graceful`: the peer said goodbye).
+    pub(crate) fn closed(&self, id: NodeId, graceful: bool) {
+        let _ = self.tx.send(Input::Closed { id, graceful });
+    }
+
+    /// Hands a SWIM packet from a peer to the actor.
+    pub(crate) fn packet(&self, data: Bytes) -> Result<()> {
+        self.tx
+            .send(Input::Packet(data))
+            .map_err(|_| Error::closed())
+    }
+
+    /// Applies a peer's full state and returns ours.
+    pub(crate) async fn sync(
+        &self,
+        theirs: Vec<Member<MemberId>>,
+    ) -> Result<Vec<Member<MemberId>>> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Input::SyncIn(theirs, reply))
+            .map_err(|_| Error::closed())?;
+        rx.await.map_err(|_| Error::closed())
+    }
+
+    /// Leaves the cluster and waits (up to `wait`) for the goodbye to be sent.
+    pub(crate) fn leave(&self, wait: Duration) {
+        let (done, rx) = std::sync::mpsc::channel();
+        if self.tx.send(Input::Leave(done)).is_ok() {
+            let _ = rx.recv_timeout(wait);
+        }
+    }
+
+    /// A new subscription to membership events.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Reads the view.
+    pub fn with_view<T>(&self, f: impl FnOnce(&View) -> T) -> T {
+        f(&self.view.read().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+struct Actor {
+    shared: Arc<Shared>,
+    foca: Foca<MemberId, SwimCodec, StdRng, foca::NoCustomBroadcast>,
+    rt: AccumulatingRuntime<MemberId>,
+    tx: mpsc::UnboundedSender<Input>,
+    view: Arc<RwLock<View>>,
+    events: broadcast::Sender<Event>,
+    rng: StdRng,
+}
+
+fn member_state(s: State) -> PeerState {
+    match s {
+        State::Alive => PeerState::Alive,
+        State::Suspect => PeerState::Suspect,
+        State::Down => PeerState::Down,
+    }
+}
+
+impl Actor {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Input>) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next_sync = Instant::now() + self.shared.config.membership.full_sync_interval;
+        loop {
+            let mut leaving = None;
+            tokio::select! {
+                _ = self.shared.cancel.cancelled() => break,
+                input = rx.recv() => match input {
+                    None => break,
+                    Some(Input::Leave(done)) => leaving = Some(done),
+                    Some(input) => self.handle(input),
+                },
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    if now >= next_sync {
+                        next_sync = now + self.shared.config.membership.full_sync_interval;
+                        self.start_sync();
+                    }
+                    self.forget(now);
+                }
+            }
+            let sends = self.drain();
+            if let Some(done) = leaving {
+                if let Err(e) = self.foca.leave_cluster(&mut self.rt) {
+                    debug!(error = %e, "leaving the cluster");
+                }
+                let mut sends = sends;
+                sends.extend(self.drain());
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(
+                        Duration::from_millis(500),
+                        futures::future::join_all(sends),
+                    )
+                    .await;
+                    let _ = done.send(());
+                });
+            }
+        }
+    }
+
+    fn handle(&mut self, input: Input) {
+        let result = match input {
+            Input::Packet(data) => self.foca.handle_data(&data, &mut self.rt),
+            Input::Timer(timer) => self.foca.handle_timer(timer, &mut self.rt),
+            Input::Connected(member) => {
+                let known = self.foca.iter_members().any(|m| m.id().id == member.id);
+                if known {
+                    Ok(())
+                } else {
+                    self.foca.announce(member, &mut self.rt)
+                }
+            }
+            Input::Closed { id, graceful } => {
+                if graceful {
+                    let events = self.view_mut().left(&id, Instant::now());
+                    self.publish(events);
+                }
+                Ok(())
+            }
+            Input::SyncIn(theirs, reply) => {
+                let ours = self.states();
+                let r = self
+                    .foca
+                    .apply_many(theirs.into_iter(), false, &mut self.rt);
+                let _ = reply.send(ours);
+                r
+            }
+            Input::SyncReply(theirs) => {
+                self.foca
+                    .apply_many(theirs.into_iter(), false, &mut self.rt)
+            }
+            Input::Leave(_) => Ok(()),
+        };
+        if let Err(e) = result {
+            // Bad packets from peers end up here: log and carry on.
+            debug!(error = %e, "membership input rejected");
+        }
+    }
+
+    fn view_mut(&self) -> std::sync::RwLockWriteGuard<'_, View> {
+        self.view.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn states(&self) -> Vec<Member<MemberId>> {
+        self.foca.iter_membership_state().cloned().collect()
+    }
+
+    fn publish(&self, events: Vec<Event>) {
+        for e in events {
+            debug!(event = ?e, "membership");
+            let _ = self.events.send(e);
+        }
+    }
+
+    /// Executes what foca asked for, then refreshes the view. Returns the send tasks.
+    fn drain(&mut self) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut sends = Vec::new();
+        while let Some((to, data)) = self.rt.to_send() {
+            let shared = self.shared.clone();
+            sends.push(tokio::spawn(send_packet(shared, to, data)));
+        }
+        while let Some((after, timer)) = self.rt.to_schedule() {
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                let _ = tx.send(Input::Timer(timer));
+            });
+        }
+        while let Some(n) = self.rt.to_notify() {
+            trace!(notification = ?n, "foca");
+        }
+        let states: Vec<(MemberId, PeerState)> = self
+            .foca
+            .iter_membership_state()
+            .map(|m| (m.id().clone(), member_state(m.state())))
+            .collect();
+        for (m, s) in &states {
+            if *s != PeerState::Down {
+                self.shared.pool.learn(&m.id, &m.name, &m.addrs);
+            }
+        }
+        let events = self.view_mut().observe(states, Instant::now());
+        self.publish(events);
+        sends
+    }
+
+    fn forget(&mut self, now: Instant) {
+        let after = self.shared.config.membership.forget_after;
+        let events = self.view_mut().tick(now);
+        self.publish(events);
+        for id in self.view_mut().forget(now, after) {
+            self.shared.pool.forget(&id);
+        }
+    }
+
+    fn start_sync(&mut self) {
+        let live: Vec<NodeId> = self.foca.iter_members().map(|m| m.id().id).collect();
+        if live.is_empty() {
+            return;
+        }
+        let peer = live[self.rng.random_range(0..live.len())];
+        let ours = self.states();
+        let shared = self.shared.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            match sync_with(&shared, peer, &ours).await {
+                Ok(theirs) => {
+                    let _ = tx.send(Input::SyncReply(theirs));
+                }
+                Err(e) => debug!(peer = %peer.short(), error = %e, "full-state sync failed"),
+            }
+        });
+    }
+}
+
+fn header(op: MembershipOp) -> StreamHeader {
+    StreamHeader::new(Service::Membership { op })
+}
+
+/// Sends one SWIM packet; failures are normal (that is what SWIM detects) and only logged.
+async fn send_packet(shared: Arc<Shared>, to: MemberId, data: Bytes) {
+    let conn = match shared.pool.live(&to.id) {
+        Some(c) => c,
+        None => {
+            if shared.pool.is_dialling(&to.id) {
+                return; // a dial is already under way; SWIM tolerates a lost packet
+            }
+            match connection(&shared, to.id).await {
+                Ok(c) => c,
+                Err(e) => {
+                    trace!(peer = %to.id.short(), error = %e, "SWIM packet not sent");
+                    return;
+                }
+            }
+        }
+    };
+    if let Err(e) = call(&conn, &header(MembershipOp::Packet), &data, shared.limits()).await {
+        trace!(peer = %to.id.short(), error = %e, "SWIM packet not delivered");
+    }
+}
+
+async fn sync_with(
+    shared: &Arc<Shared>,
+    peer: NodeId,
+    ours: &[Member<MemberId>],
+) -> Result<Vec<Member<MemberId>>> {
+    let conn = connection(shared, peer).await?;
+    let body = encode_bulk(&ours).map_err(Error::from)?;
+    let reply = call(&conn, &header(MembershipOp::Sync), &body, shared.limits()).await?;
+    Ok(decode_bulk(&reply)?)
+}
+
+/// Serves a membership frame from a peer.
+pub(crate) async fn serve(shared: &Arc<Shared>, op: MembershipOp, body: Bytes) -> Result<Bytes> {
+    let membership = shared.membership()?;
+    match op {
+        MembershipOp::Packet => {
+            membership.packet(body)?;
+            Ok(Bytes::new())
+        }
+        MembershipOp::Sync => {
+            let theirs: Vec<Member<MemberId>> = decode_bulk(&body)?;
+            let ours = membership.sync(theirs).await?;
+            Ok(Bytes::from(encode_bulk(&ours)?))
+        }
+    }
+}

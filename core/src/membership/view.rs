@@ -1,0 +1,360 @@
+//! The membership view the application sees, derived from SWIM's states. Pure logic.
+//!
+//! It turns SWIM's member states into events, holds a `PeerDown` back for a grace period
+//! (a member that is down and back within it causes no `PeerDown` and so moves no data),
+//! reports a graceful leave at once, forgets long-dead members, and elects the leader:
+//! the lowest NodeId among live members, this node included.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::identity::NodeId;
+use crate::membership::member::MemberId;
+use crate::peer::PeerState;
+
+/// A change in the membership, as delivered by `Node::events`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A member joined, or came back.
+    PeerUp {
+        /// The member.
+        id: NodeId,
+        /// Its name.
+        name: String,
+        /// Its addresses.
+        addrs: Vec<SocketAddr>,
+    },
+    /// A member is suspected of failure.
+    PeerSuspect {
+        /// The member.
+        id: NodeId,
+    },
+    /// A member is down (failed and not back within the grace period, or left).
+    PeerDown {
+        /// The member.
+        id: NodeId,
+    },
+    /// The leader of the current view changed.
+    LeaderChanged {
+        /// The new leader (this node's own id when it leads).
+        leader: NodeId,
+    },
+    /// The receiver fell behind and `missed` events were dropped for it; read
+    /// `Node::peers` to resynchronise.
+    Lagged {
+        /// How many events were missed.
+        missed: u64,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    member: MemberId,
+    reported: Option<PeerState>,
+    down_pending_since: Option<Instant>,
+    down_since: Option<Instant>,
+    left_generation: Option<u64>,
+}
+
+/// The view: members by id with their reported state, and the leader.
+#[derive(Debug, Clone)]
+pub struct View {
+    me: NodeId,
+    grace: Duration,
+    members: BTreeMap<NodeId, Entry>,
+    leader: NodeId,
+}
+
+impl View {
+    /// An empty view for node `me` with the given down grace period.
+    pub fn new(me: NodeId, grace: Duration) -> Self {
+        Self {
+            me,
+            grace,
+            members: BTreeMap::new(),
+            leader: me,
+        }
+    }
+
+    /// The current leader.
+    pub fn leader(&self) -> NodeId {
+        self.leader
+    }
+
+    /// The reported state of `id`, if it is a member.
+    pub fn state(&self, id: &NodeId) -> Option<PeerState> {
+        self.members.get(id).and_then(|e| e.reported)
+    }
+
+    /// Every member with its reported state.
+    pub fn members(&self) -> impl Iterator<Item = (&MemberId, PeerState)> {
+        self.members
+            .values()
+            .filter_map(|e| e.reported.map(|s| (&e.member, s)))
+    }
+
+    /// Applies SWIM's current states and returns the resulting events.
+    pub fn observe(
+        &mut self,
+        states: impl IntoIterator<Item = (MemberId, PeerState)>,
+        now: Instant,
+    ) -> Vec<Event> {
+        let mut events = Vec::new();
+        for (member, swim) in states {
+            if member.id == self.me {
+                continue;
+            }
+            let entry = self.members.entry(member.id).or_insert_with(|| Entry {
+                member: member.clone(),
+                reported: None,
+                down_pending_since: None,
+                down_since: None,
+                left_generation: None,
+            });
+            if member.generation < entry.member.generation {
+                continue; // stale news about an older incarnation
+            }
+            if member.generation > entry.member.generation {
+                entry.left_generation = None;
+            }
+            entry.member = member;
+            let live = swim != PeerState::Down;
+            if live && entry.left_generation == Some(entry.member.generation) {
+                continue; // it told us it left; SWIM has not caught up yet
+            }
+            match (entry.reported, swim) {
+                (None | Some(PeerState::Down), PeerState::Alive | PeerState::Suspect) => {
+                    entry.reported = Some(PeerState::Alive);
+                    entry.down_since = None;
+                    events.push(up(&entry.member));
+                    if swim == PeerState::Suspect {
+                        entry.reported = Some(PeerState::Suspect);
+                        events.push(Event::PeerSuspect {
+                            id: entry.member.id,
+                        });
+                    }
+                }
+                (Some(PeerState::Alive), PeerState::Suspect) => {
+                    entry.reported = Some(PeerState::Suspect);
+                    events.push(Event::PeerSuspect {
+                        id: entry.member.id,
+                    });
+                }
+                (Some(PeerState::Suspect), PeerState::Alive) => {
+                    entry.reported = Some(PeerState::Alive);
+                    events.push(up(&entry.member));
+                }
+                (Some(PeerState::Alive | PeerState::Suspect), PeerState::Down)
+                    if entry.down_pending_since.is_none() =>
+                {
+                    entry.down_pending_since = Some(now);
+                    if entry.reported == Some(PeerState::Alive) {
+                        entry.reported = Some(PeerState::Suspect);
+                        events.push(Event::PeerSuspect {
+                            id: entry.member.id,
+                        });
+                    }
+                }
+                _ => {}
+            }
+            if live {
+                entry.down_pending_since = None;
+            }
+        }
+        events.extend(self.tick(now));
+        events
+    }
+
+    /// Reports `PeerDown` for members whose grace period has run out.
+    pub fn tick(&mut self, now: Instant) -> Vec<Event> {
+        let mut events = Vec::new();
+        for entry in self.members.values_mut() {
+            if let Some(since) = entry.down_pending_since {
+                if now.saturating_duration_since(since) >= self.grace {
+                    entry.down_pending_since = None;
+                    entry.reported = Some(PeerState::Down);
+                    entry.down_since = Some(now);
+                    events.push(Event::PeerDown {
+                        id: entry.member.id,
+                    });
+                }
+            }
+        }
+        events.extend(self.elect());
+        events
+    }
+
+    /// A member said goodbye: it is down at once, without a grace period.
+    pub fn left(&mut self, id: &NodeId, now: Instant) -> Vec<Event> {
+        let mut events = Vec::new();
+        if let Some(entry) = self.members.get_mut(id) {
+            entry.left_generation = Some(entry.member.generation);
+            entry.down_pending_since = None;
+            if matches!(entry.reported, Some(PeerState::Alive | PeerState::Suspect)) {
+                entry.reported = Some(PeerState::Down);
+                entry.down_since = Some(now);
+                events.push(Event::PeerDown { id: *id });
+            }
+        }
+        events.extend(self.elect());
+        events
+    }
+
+    /// When the next grace period ends, if any member is in one.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.members
+            .values()
+            .filter_map(|e| e.down_pending_since)
+            .min()
+            .map(|since| since + self.grace)
+    }
+
+    /// Removes members that have been down for `after`; returns their ids.
+    pub fn forget(&mut self, now: Instant, after: Duration) -> Vec<NodeId> {
+        let gone: Vec<NodeId> = self
+            .members
+            .iter()
+            .filter(|(_, e)| {
+                e.down_since
+                    .is_some_and(|t| now.saturating_duration_since(t) >= after)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &gone {
+            self.members.remove(id);
+        }
+        gone
+    }
+
+    fn elect(&mut self) -> Option<Event> {
+        let leader = self
+            .members
+            .values()
+            .filter(|e| matches!(e.reported, Some(PeerState::Alive | PeerState::Suspect)))
+            .map(|e| e.member.id)
+            .chain(std::iter::once(self.me))
+            .min()
+            .unwrap_or(self.me);
+        if leader != self.leader {
+            self.leader = leader;
+            Some(Event::LeaderChanged { leader })
+        } else {
+            None
+        }
+    }
+}
+
+fn up(m: &MemberId) -> Event {
+    Event::PeerUp {
+        id: m.id,
+        name: m.name.clone(),
+        addrs: m.addrs.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Keypair;
+
+    fn ids(n: usize) -> Vec<NodeId> {
+        let mut v: Vec<NodeId> = (0..n)
+            .map(|_| Keypair::generate().unwrap().node_id())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn m(id: NodeId, generation: u64) -> MemberId {
+        MemberId {
+            id,
+            generation,
+            name: "n".into(),
+            addrs: vec![],
+        }
+    }
+
+    const GRACE: Duration = Duration::from_secs(2);
+
+    #[test]
+    fn up_suspect_down_after_grace() {
+        let ids = ids(2);
+        let (low, me) = (ids[0], ids[1]);
+        let mut v = View::new(me, GRACE);
+        let t0 = Instant::now();
+        let ev = v.observe([(m(low, 1), PeerState::Alive)], t0);
+        assert!(matches!(ev[0], Event::PeerUp { id, .. } if id == low));
+        assert_eq!(ev[1], Event::LeaderChanged { leader: low });
+        assert_eq!(
+            v.observe([(m(low, 1), PeerState::Suspect)], t0),
+            vec![Event::PeerSuspect { id: low }]
+        );
+        // SWIM says down: nothing yet, the grace period runs.
+        assert!(v.observe([(m(low, 1), PeerState::Down)], t0).is_empty());
+        assert_eq!(v.state(&low), Some(PeerState::Suspect));
+        assert_eq!(v.next_deadline(), Some(t0 + GRACE));
+        assert!(v.tick(t0 + GRACE / 2).is_empty());
+        let ev = v.tick(t0 + GRACE);
+        assert_eq!(
+            ev,
+            vec![
+                Event::PeerDown { id: low },
+                Event::LeaderChanged { leader: me }
+            ]
+        );
+        assert_eq!(v.leader(), me);
+    }
+
+    #[test]
+    fn back_within_grace_moves_nothing() {
+        let ids = ids(2);
+        let mut v = View::new(ids[1], GRACE);
+        let t0 = Instant::now();
+        v.observe([(m(ids[0], 1), PeerState::Alive)], t0);
+        let ev = v.observe([(m(ids[0], 1), PeerState::Down)], t0);
+        assert_eq!(ev, vec![Event::PeerSuspect { id: ids[0] }]);
+        let ev = v.observe([(m(ids[0], 1), PeerState::Alive)], t0 + GRACE / 2);
+        assert!(matches!(ev[..], [Event::PeerUp { .. }]));
+        assert!(
+            v.tick(t0 + GRACE * 3).is_empty(),
+            "no PeerDown after recovery"
+        );
+    }
+
+    #[test]
+    fn a_goodbye_is_down_at_once_and_a_restart_comes_back() {
+        let ids = ids(2);
+        let mut v = View::new(ids[1], GRACE);
+        let t0 = Instant::now();
+        v.observe([(m(ids[0], 1), PeerState::Alive)], t0);
+        let ev = v.left(&ids[0], t0);
+        assert_eq!(ev[0], Event::PeerDown { id: ids[0] });
+        // SWIM still believes the old incarnation alive: ignored.
+        assert!(v.observe([(m(ids[0], 1), PeerState::Alive)], t0).is_empty());
+        // The node restarts with a new generation: it is up again.
+        let ev = v.observe([(m(ids[0], 2), PeerState::Alive)], t0);
+        assert!(matches!(ev[0], Event::PeerUp { .. }));
+        // Stale news about the old generation changes nothing.
+        assert!(v.observe([(m(ids[0], 1), PeerState::Down)], t0).is_empty());
+        assert_eq!(v.state(&ids[0]), Some(PeerState::Alive));
+    }
+
+    #[test]
+    fn leader_is_the_lowest_live_id_and_long_dead_members_are_forgotten() {
+        let ids = ids(4);
+        let mut v = View::new(ids[3], Duration::ZERO);
+        let t0 = Instant::now();
+        v.observe(ids[..3].iter().map(|&i| (m(i, 1), PeerState::Alive)), t0);
+        assert_eq!(v.leader(), ids[0]);
+        let ev = v.observe([(m(ids[0], 1), PeerState::Down)], t0);
+        assert!(ev.contains(&Event::LeaderChanged { leader: ids[1] }));
+        assert!(v.forget(t0, Duration::from_secs(60)).is_empty());
+        assert_eq!(
+            v.forget(t0 + Duration::from_secs(60), Duration::from_secs(60)),
+            vec![ids[0]]
+        );
+        assert_eq!(v.state(&ids[0]), None);
+        assert_eq!(v.members().count(), 2);
+    }
+}
