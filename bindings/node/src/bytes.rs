@@ -1,0 +1,61 @@
+//! Bytes across the boundary: in from `Buffer`, `Uint8Array` or a string (UTF-8), out as
+//! `Buffer`.
+
+use memmesh::Bytes;
+use napi::bindgen_prelude::{ArrayBuffer, Buffer, Either, FromNapiValue, Uint8ArraySlice, Unknown};
+use napi::{JsValue, ValueType};
+
+/// Copies a JS payload (a `Buffer`/`Uint8Array`, or a string) into `Bytes`.
+pub fn from_js(data: Either<Uint8ArraySlice<'_>, String>) -> Bytes {
+    match data {
+        Either::A(slice) => Bytes::copy_from_slice(&slice),
+        Either::B(text) => Bytes::from(text.into_bytes()),
+    }
+}
+
+/// Copies `Bytes` into a new `Buffer`.
+pub fn to_buffer(data: &Bytes) -> Buffer {
+    Buffer::from(data.to_vec())
+}
+
+/// Reads a value a JS handler returned: `Buffer`, any `Uint8Array`, `ArrayBuffer` or a
+/// string. Anything else is described in the error message.
+pub fn from_unknown(value: Unknown<'_>) -> Result<Bytes, String> {
+    let env = value.value().env;
+    let raw = value.raw();
+    let described =
+        |what: &str| format!("the handler returned {what}; return a Buffer, Uint8Array or string");
+    match value.get_type().map_err(|e| e.reason)? {
+        ValueType::String => {
+            let text = unsafe { String::from_napi_value(env, raw) }.map_err(|e| e.reason)?;
+            Ok(Bytes::from(text.into_bytes()))
+        }
+        ValueType::Object => {
+            if value.is_typedarray().unwrap_or(false) {
+                let slice = unsafe { Uint8ArraySlice::from_napi_value(env, raw) }
+                    .map_err(|_| described("a typed array that is not a Uint8Array"))?;
+                Ok(Bytes::copy_from_slice(&slice))
+            } else if value.is_arraybuffer().unwrap_or(false) {
+                let buffer =
+                    unsafe { ArrayBuffer::from_napi_value(env, raw) }.map_err(|e| e.reason)?;
+                Ok(Bytes::copy_from_slice(&buffer))
+            } else {
+                Err(described("an object"))
+            }
+        }
+        ValueType::Undefined => Err(described("undefined")),
+        ValueType::Null => Err(described("null")),
+        other => Err(described(&format!("a {}", type_name(other)))),
+    }
+}
+
+fn type_name(t: ValueType) -> &'static str {
+    match t {
+        ValueType::Boolean => "boolean",
+        ValueType::Number => "number",
+        ValueType::Symbol => "symbol",
+        ValueType::Function => "function",
+        ValueType::BigInt => "bigint",
+        _ => "value of another type",
+    }
+}

@@ -1,0 +1,109 @@
+//! The node handle: start, identity, peers, channels, shutdown.
+
+use napi::bindgen_prelude::{Env, PromiseRaw};
+use napi_derive::napi;
+
+use crate::channel::Channel;
+use crate::config::NodeOptions;
+use crate::error::to_js;
+use crate::peer::PeerInfo;
+use crate::runtime::{spawn_promise, thread_promise};
+
+/// A running memmesh node (the native half of the `Node` class of the `memmesh` package).
+#[napi(js_name = "NativeNode")]
+pub struct Node {
+    inner: memmesh::Node,
+}
+
+#[napi]
+impl Node {
+    /// Starts a node. Resolves once it is listening; rejects with `InvalidInput` for bad
+    /// options or `Io` when the address cannot be bound.
+    #[napi(ts_return_type = "Promise<NativeNode>")]
+    pub fn start<'env>(
+        env: &'env Env,
+        options: Option<NodeOptions>,
+    ) -> napi::Result<PromiseRaw<'env, Node>> {
+        let config = to_js(env, options.unwrap_or_default().into_config())?;
+        // Starting creates the node's runtime, so it runs on a thread of its own.
+        thread_promise(
+            env,
+            "memmesh-start",
+            move || memmesh::Node::start_blocking(config),
+            |inner| Ok(Node { inner }),
+        )
+    }
+
+    /// This node's id (52-character base32 text).
+    #[napi(getter)]
+    pub fn id(&self) -> String {
+        self.inner.id().to_string()
+    }
+
+    /// This node's name.
+    #[napi(getter)]
+    pub fn name(&self) -> String {
+        self.inner.name().to_string()
+    }
+
+    /// The address the node is bound to, `"ip:port"`.
+    #[napi(getter)]
+    pub fn addr(&self) -> String {
+        self.inner.addr().to_string()
+    }
+
+    /// A public tag naming this node's cluster (derived from the secret, not revealing it).
+    #[napi(getter)]
+    pub fn cluster_tag(&self) -> String {
+        self.inner.cluster_tag().to_string()
+    }
+
+    /// Whether `shutdown` has been called.
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// Connects to the node at `addr` (`"ip:port"`) and resolves with its id.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn connect<'env>(
+        &self,
+        env: &'env Env,
+        addr: String,
+    ) -> napi::Result<PromiseRaw<'env, String>> {
+        let node = self.inner.clone();
+        spawn_promise(
+            env,
+            &self.inner.runtime_handle(),
+            async move { node.connect(&addr).await },
+            |id| Ok(id.to_string()),
+        )
+    }
+
+    /// Every peer this node knows, with its state.
+    #[napi]
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        self.inner.peers().into_iter().map(PeerInfo::from).collect()
+    }
+
+    /// The channel called `name` (created on first use).
+    #[napi]
+    pub fn channel(&self, env: &Env, name: String) -> napi::Result<Channel> {
+        let inner = to_js(env, self.inner.channel(&name))?;
+        Ok(Channel::new(inner, self.inner.clone()))
+    }
+
+    /// Shuts the node down: closes every connection, drops every handler and joins the
+    /// node's threads. Idempotent; later calls on this node fail with `Closed`.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn shutdown<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+        let node = self.inner.clone();
+        // Shutting down joins the node's runtime, so it cannot run on that runtime.
+        thread_promise(
+            env,
+            "memmesh-shutdown",
+            move || node.shutdown_blocking(),
+            Ok,
+        )
+    }
+}

@@ -1,0 +1,30 @@
+//! What a node knows about its peers, as plain JS objects.
+
+use napi_derive::napi;
+
+/// A peer known to this node.
+#[napi(object)]
+pub struct PeerInfo {
+    /// The peer's node id (52-character base32 text).
+    pub id: String,
+    /// Its human-readable name.
+    pub name: String,
+    /// Addresses it can be reached at (`"ip:port"`).
+    pub addrs: Vec<String>,
+    /// `"connected"` or `"disconnected"`.
+    pub state: String,
+    /// Smoothed round-trip time in milliseconds, when connected.
+    pub rtt_ms: Option<f64>,
+}
+
+impl From<memmesh::PeerInfo> for PeerInfo {
+    fn from(p: memmesh::PeerInfo) -> Self {
+        PeerInfo {
+            id: p.id.to_string(),
+            name: p.name,
+            addrs: p.addrs.iter().map(ToString::to_string).collect(),
+            state: p.state.as_str().to_string(),
+            rtt_ms: p.rtt.map(|d| d.as_secs_f64() * 1000.0),
+        }
+    }
+}

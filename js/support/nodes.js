@@ -1,0 +1,50 @@
+'use strict'
+// Shared helpers for the tests (kept out of test/ so `node --test` does not run it as a test file):
+// real nodes on 127.0.0.1, mDNS off, shut down after each test.
+
+const assert = require('node:assert/strict')
+const { Node, MemmeshError } = require('..')
+
+/** Starts a node on 127.0.0.1 with mDNS off; `extra` overrides the defaults. */
+function startNode (t, extra = {}) {
+  return Node.start({ listen: '127.0.0.1:0', mdns: false, threads: 1, ...extra }).then((node) => {
+    if (t) t.after(() => node.shutdown())
+    return node
+  })
+}
+
+/** Starts `n` nodes named `${prefix}0`, `${prefix}1`, ... */
+async function startNodes (t, n, prefix = 'n', extra = {}) {
+  const nodes = []
+  for (let i = 0; i < n; i++) nodes.push(await startNode(t, { name: `${prefix}${i}`, ...extra }))
+  return nodes
+}
+
+/** Asserts that `promiseOrFn` fails with a MemmeshError whose code is `code`. */
+async function rejectsWith (promiseOrFn, code, messagePattern) {
+  const promise = typeof promiseOrFn === 'function' ? Promise.resolve().then(promiseOrFn) : promiseOrFn
+  let error
+  try {
+    await promise
+  } catch (e) {
+    error = e
+  }
+  assert.ok(error, `expected a ${code} error, but it succeeded`)
+  assert.ok(error instanceof MemmeshError, `expected a MemmeshError, got ${error && error.stack}`)
+  assert.ok(error instanceof Error)
+  assert.equal(error.code, code, `wrong code; message: ${error.message}`)
+  if (messagePattern) assert.match(error.message, messagePattern)
+  return error
+}
+
+/** Asserts that `fn()` throws synchronously a MemmeshError whose code is `code`. */
+function throwsWith (fn, code, messagePattern) {
+  assert.throws(fn, (e) => {
+    assert.ok(e instanceof MemmeshError, `expected a MemmeshError, got ${e && e.stack}`)
+    assert.equal(e.code, code, `wrong code; message: ${e.message}`)
+    if (messagePattern) assert.match(e.message, messagePattern)
+    return true
+  })
+}
+
+module.exports = { startNode, startNodes, rejectsWith, throwsWith }

@@ -1,0 +1,107 @@
+'use strict'
+// Node lifecycle, identity, connections and peers, between real nodes on 127.0.0.1.
+
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const { Node, MemmeshError, ERROR_CODES } = require('..')
+const { startNode, startNodes, rejectsWith, throwsWith } = require('../support/nodes')
+
+test('start gives a node with an id, a name and a loopback address; shutdown closes it', async () => {
+  const node = await Node.start({ name: 'solo', listen: '127.0.0.1:0', mdns: false, threads: 1 })
+  assert.match(node.id, /^[a-z2-7]{52}$/)
+  assert.equal(node.name, 'solo')
+  assert.match(node.addr, /^127\.0\.0\.1:\d+$/)
+  assert.notEqual(node.addr, '127.0.0.1:0')
+  assert.equal(typeof node.clusterTag, 'string')
+  assert.equal(node.closed, false)
+  await node.shutdown()
+  assert.equal(node.closed, true)
+  await node.shutdown() // idempotent
+})
+
+test('two nodes have different ids and a default name', async (t) => {
+  const [a, b] = await startNodes(t, 2)
+  assert.notEqual(a.id, b.id)
+  const unnamed = await startNode(t)
+  assert.match(unnamed.name, /^node-/)
+})
+
+test('connect resolves with the peer id and peers() lists both sides', async (t) => {
+  const [a, b] = await startNodes(t, 2, 'peer')
+  const id = await a.connect(b.addr)
+  assert.equal(id, b.id)
+  const seen = a.peers().find((p) => p.id === b.id)
+  assert.ok(seen, 'a lists b')
+  assert.equal(seen.name, 'peer1')
+  assert.equal(seen.state, 'connected')
+  assert.ok(seen.addrs.includes(b.addr), `addrs ${seen.addrs} include ${b.addr}`)
+  assert.equal(typeof seen.rttMs, 'number')
+  assert.ok(seen.rttMs >= 0)
+  // The accepting side knows the dialler too.
+  const back = b.peers().find((p) => p.id === a.id)
+  assert.ok(back, 'b lists a')
+  assert.equal(back.name, 'peer0')
+  // Connecting again reuses the connection.
+  assert.equal(await a.connect(b.addr), b.id)
+  assert.equal(a.peers().filter((p) => p.id === b.id).length, 1)
+})
+
+test('nodes with the same cluster secret connect; a wrong secret is Unauthorized', async (t) => {
+  const a = await startNode(t, { clusterSecret: 'blue' })
+  const b = await startNode(t, { clusterSecret: Buffer.from('blue') })
+  const c = await startNode(t, { clusterSecret: 'green' })
+  const open = await startNode(t)
+  assert.equal(await a.connect(b.addr), b.id)
+  assert.equal(a.clusterTag, b.clusterTag)
+  assert.notEqual(a.clusterTag, c.clusterTag)
+  await rejectsWith(a.connect(c.addr), 'Unauthorized')
+  await rejectsWith(open.connect(a.addr), 'Unauthorized')
+  assert.equal(a.peers().some((p) => p.id === c.id && p.state === 'connected'), false)
+})
+
+test('bad options are InvalidInput', async () => {
+  await rejectsWith(Node.start({ listen: 'not an address', mdns: false }), 'InvalidInput', /address/)
+  await rejectsWith(Node.start({ listen: '127.0.0.1:0', mdns: false, threads: 0 }), 'InvalidInput', /threads/)
+  await rejectsWith(Node.start({ listen: '127.0.0.1:0', mdns: false, memoryQuota: -1 }), 'InvalidInput', /memoryQuota/)
+  await rejectsWith(Node.start({ listen: '127.0.0.1:0', mdns: false, requestTimeoutMs: 1.5 }), 'InvalidInput', /requestTimeoutMs/)
+  await rejectsWith(Node.start({ listen: '127.0.0.1:0', mdns: false, maxMessageSize: 0 }), 'InvalidInput', /max_message_size/)
+  await rejectsWith(Node.start({ listen: '127.0.0.1:0', mdnss: false }), 'InvalidInput', /unknown option "mdnss"/)
+  await rejectsWith(Node.start({ listen: 7 }), 'InvalidInput', /listen must be a string/)
+  await rejectsWith(Node.start('127.0.0.1:0'), 'InvalidInput', /options must be an object/)
+})
+
+test('connect to a bad address is InvalidInput', async (t) => {
+  const a = await startNode(t)
+  await rejectsWith(a.connect('nowhere'), 'InvalidInput', /invalid address/)
+  await rejectsWith(a.connect('127.0.0.1:99999'), 'InvalidInput')
+  await rejectsWith(a.connect(42), 'InvalidInput', /addr must be a string/)
+})
+
+test('every call on a closed node fails with Closed', async () => {
+  const a = await startNode(null, { name: 'closing' })
+  const b = await startNode(null)
+  await a.connect(b.addr)
+  const ch = a.channel('late')
+  await a.shutdown()
+  throwsWith(() => a.channel('other'), 'Closed')
+  await rejectsWith(a.connect(b.addr), 'Closed')
+  await rejectsWith(ch.send('x', b.id), 'Closed')
+  await rejectsWith(ch.broadcast('x'), 'Closed')
+  await rejectsWith(ch.request(b.id, 'x'), 'Closed')
+  await rejectsWith(ch.recv(), 'Closed')
+  throwsWith(() => ch.onRequest(() => 'x'), 'Closed')
+  throwsWith(() => ch.onMessage(() => {}), 'Closed')
+  await b.shutdown()
+})
+
+test('MemmeshError is an Error subclass and ERROR_CODES lists every kind', () => {
+  const e = new MemmeshError('Timeout', 'slow')
+  assert.ok(e instanceof Error)
+  assert.equal(e.name, 'MemmeshError')
+  assert.equal(e.code, 'Timeout')
+  assert.deepEqual([...ERROR_CODES].sort(), [
+    'Closed', 'Corrupted', 'HandlerFailed', 'Internal', 'InvalidInput', 'Io', 'NotFound',
+    'PeerUnavailable', 'QuotaExceeded', 'Timeout', 'Unauthorized', 'Unsupported'
+  ])
+  assert.throws(() => new Node(), TypeError)
+})
