@@ -95,6 +95,7 @@ const OPTION_TYPES = {
   clusterSecret: 'bytes',
   bootstrap: 'strings',
   mdns: 'boolean',
+  mdnsInterfaces: 'strings',
   memoryQuota: 'number',
   dataDir: 'string',
   threads: 'number',
@@ -221,6 +222,40 @@ class Channel {
   }
 }
 
+/**
+ * Membership events from the moment `node.events()` was called:
+ * `{ type: 'PeerUp', id, name, addrs }`, `{ type: 'PeerSuspect', id }`,
+ * `{ type: 'PeerDown', id }`, `{ type: 'LeaderChanged', leader }`, `{ type: 'Lagged', missed }`.
+ * Iterate with `for await (const event of node.events())`; iteration ends at shutdown.
+ */
+class Events {
+  #native
+
+  constructor (token, nativeEvents) {
+    if (token !== CREATE) throw new TypeError('use node.events() to get Events')
+    this.#native = nativeEvents
+  }
+
+  /** Resolves with the next event; rejects with code Closed at shutdown. */
+  async next () {
+    return call(() => this.#native.next())
+  }
+
+  /** Yields events until the node shuts down. */
+  async * [Symbol.asyncIterator] () {
+    while (true) {
+      let event
+      try {
+        event = await this.next()
+      } catch (err) {
+        if (err && err.code === 'Closed') return
+        throw err
+      }
+      yield event
+    }
+  }
+}
+
 /** A memmesh node running in this process. Create one with `await Node.start(options)`. */
 class Node {
   #native
@@ -257,6 +292,11 @@ class Node {
     return this.#native.clusterTag
   }
 
+  /** The leader of the current membership view (the lowest live id, this node included). */
+  get leader () {
+    return this.#native.leader
+  }
+
   /** Whether shutdown() has been called. */
   get closed () {
     return this.#native.closed
@@ -271,6 +311,11 @@ class Node {
   /** Every peer this node knows: [{ id, name, addrs, state, rttMs }]. */
   peers () {
     return this.#native.peers()
+  }
+
+  /** Membership events from now on (an async iterable; see Events). */
+  events () {
+    return new Events(CREATE, callSync(() => this.#native.events()))
   }
 
   /** The channel called `name` (created on first use). */
@@ -288,4 +333,4 @@ class Node {
   }
 }
 
-module.exports = { Node, Channel, MemmeshError, ERROR_CODES }
+module.exports = { Node, Channel, Events, MemmeshError, ERROR_CODES }

@@ -33,7 +33,8 @@ test('connect resolves with the peer id and peers() lists both sides', async (t)
   const seen = a.peers().find((p) => p.id === b.id)
   assert.ok(seen, 'a lists b')
   assert.equal(seen.name, 'peer1')
-  assert.equal(seen.state, 'connected')
+  assert.equal(seen.state, 'alive')
+  assert.equal(seen.connected, true)
   assert.ok(seen.addrs.includes(b.addr), `addrs ${seen.addrs} include ${b.addr}`)
   assert.equal(typeof seen.rttMs, 'number')
   assert.ok(seen.rttMs >= 0)
@@ -56,7 +57,7 @@ test('nodes with the same cluster secret connect; a wrong secret is Unauthorized
   assert.notEqual(a.clusterTag, c.clusterTag)
   await rejectsWith(a.connect(c.addr), 'Unauthorized')
   await rejectsWith(open.connect(a.addr), 'Unauthorized')
-  assert.equal(a.peers().some((p) => p.id === c.id && p.state === 'connected'), false)
+  assert.equal(a.peers().some((p) => p.id === c.id && p.connected), false)
 })
 
 test('bad options are InvalidInput', async () => {
@@ -104,4 +105,39 @@ test('MemmeshError is an Error subclass and ERROR_CODES lists every kind', () =>
     'PeerUnavailable', 'QuotaExceeded', 'Timeout', 'Unauthorized', 'Unsupported'
   ])
   assert.throws(() => new Node(), TypeError)
+})
+
+test('membership events report a peer that joins, and the leader is the lowest live id', async (t) => {
+  const [a, b] = await startNodes(t, 2, 'member')
+  assert.equal(a.leader, a.id, 'a node alone leads')
+  const events = a.events()
+  await a.connect(b.addr)
+  let up
+  for await (const event of events) {
+    assert.equal(typeof event.type, 'string')
+    if (event.type === 'PeerUp' && event.id === b.id) {
+      up = event
+      break
+    }
+  }
+  assert.equal(up.name, 'member1')
+  assert.ok(up.addrs.includes(b.addr), `addrs ${up.addrs} include ${b.addr}`)
+  const lowest = [a.id, b.id].sort()[0]
+  // The view may elect after the PeerUp: wait for it through the events if needed.
+  while (a.leader !== lowest) {
+    const event = await events.next()
+    if (event.type === 'LeaderChanged') assert.equal(event.leader, a.leader)
+  }
+  assert.equal(a.leader, lowest)
+})
+
+test('events end when the node shuts down, and events() on a closed node is Closed', async () => {
+  const a = await startNode(null)
+  const events = a.events()
+  const seen = []
+  const loop = (async () => { for await (const e of events) seen.push(e) })()
+  await a.shutdown()
+  await loop
+  await rejectsWith(events.next(), 'Closed')
+  throwsWith(() => a.events(), 'Closed')
 })

@@ -22,6 +22,8 @@ pub struct NodeOptions {
     pub bootstrap: Option<Vec<String>>,
     /// Multicast DNS discovery (default true).
     pub mdns: Option<bool>,
+    /// Network interfaces mDNS may use, by name (e.g. `["lo"]`; default: every interface).
+    pub mdns_interfaces: Option<Vec<String>>,
     /// Bytes of RAM this node lends to the mesh.
     pub memory_quota: Option<f64>,
     /// Directory for the persisted identity (default: in-memory identity).
@@ -79,6 +81,9 @@ impl NodeOptions {
         }
         if let Some(mdns) = self.mdns {
             c.mdns = mdns;
+        }
+        if let Some(interfaces) = self.mdns_interfaces {
+            c.mdns_interfaces = Some(interfaces);
         }
         if let Some(n) = self.memory_quota {
             c.memory_quota = whole("memoryQuota", n)?;

@@ -13,6 +13,7 @@ pub mod channel;
 pub mod config;
 pub mod error;
 pub mod handler;
+pub mod membership;
 pub mod node;
 pub mod peer;
 pub mod runtime;

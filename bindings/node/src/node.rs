@@ -6,6 +6,7 @@ use napi_derive::napi;
 use crate::channel::Channel;
 use crate::config::NodeOptions;
 use crate::error::to_js;
+use crate::membership::Events;
 use crate::peer::PeerInfo;
 use crate::runtime::{spawn_promise, thread_promise};
 
@@ -84,6 +85,20 @@ impl Node {
     #[napi]
     pub fn peers(&self) -> Vec<PeerInfo> {
         self.inner.peers().into_iter().map(PeerInfo::from).collect()
+    }
+
+    /// Membership events (PeerUp, PeerSuspect, PeerDown, LeaderChanged) from now on.
+    #[napi]
+    pub fn events(&self, env: &Env) -> napi::Result<Events> {
+        let inner = to_js(env, self.inner.events())?;
+        Ok(Events::new(inner, self.inner.clone()))
+    }
+
+    /// The leader of the current membership view: the lowest id among live members,
+    /// this node included.
+    #[napi(getter)]
+    pub fn leader(&self) -> String {
+        self.inner.leader().to_string()
     }
 
     /// The channel called `name` (created on first use).

@@ -11,8 +11,10 @@ pub struct PeerInfo {
     pub name: String,
     /// Addresses it can be reached at (`"ip:port"`).
     pub addrs: Vec<String>,
-    /// `"connected"` or `"disconnected"`.
+    /// Membership state: `"alive"`, `"suspect"` or `"down"`.
     pub state: String,
+    /// Whether an authenticated connection to it is open right now.
+    pub connected: bool,
     /// Smoothed round-trip time in milliseconds, when connected.
     pub rtt_ms: Option<f64>,
 }
@@ -24,6 +26,7 @@ impl From<memmesh::PeerInfo> for PeerInfo {
             name: p.name,
             addrs: p.addrs.iter().map(ToString::to_string).collect(),
             state: p.state.as_str().to_string(),
+            connected: p.connected,
             rtt_ms: p.rtt.map(|d| d.as_secs_f64() * 1000.0),
         }
     }
