@@ -1,0 +1,155 @@
+"""Node lifecycle through the UniFFI layer: start, identity, connect, peers, shutdown."""
+
+from __future__ import annotations
+
+import memmesh
+import pytest
+
+from conftest import Nodes, aio, config, eventually
+
+
+def test_record_defaults_match_the_core_defaults() -> None:
+    # The record's literal defaults (what Swift's `NodeConfig()` gets) must equal the
+    # core's `NodeConfig::default()`, which `default_node_config()` returns.
+    assert memmesh.NodeConfig() == memmesh.default_node_config()
+    d = memmesh.default_node_config()
+    assert d.listen == "0.0.0.0:0" and d.mdns is True and d.name is None
+    assert d.request_timeout_ms == 30_000 and d.max_message_size == 8 * 1024 * 1024
+
+
+@aio
+async def test_start_gives_identity_name_address_and_cluster_tag() -> None:
+    async with Nodes() as nodes:
+        a = await nodes.start("alpha")
+        b = await nodes.start("beta", cluster_secret="s3cret")
+        assert a.name() == "alpha"
+        assert len(a.id()) == 52 and a.id() == a.id().lower()
+        assert a.id() != b.id()
+        host, port = a.addr().rsplit(":", 1)
+        assert host == "127.0.0.1" and int(port) > 0
+        assert a.cluster_tag() != b.cluster_tag()
+        assert a.leader() == a.id()
+        assert not a.is_closed()
+
+
+@aio
+async def test_default_name_is_derived_from_the_id() -> None:
+    async with Nodes() as nodes:
+        a = await nodes.start("ignored", name=None)
+        assert a.name() == f"node-{a.id()[:10]}"
+
+
+@aio
+async def test_connect_returns_the_peer_id_and_peers_lists_it() -> None:
+    async with Nodes() as nodes:
+        a, b = await nodes.pair()
+        peers = a.peers()
+        assert [p.id for p in peers] == [b.id()]
+        info = peers[0]
+        assert info.name == "b"
+        assert info.state == memmesh.PeerState.ALIVE
+        assert info.connected is True
+        assert b.addr() in info.addrs
+        assert info.rtt_ms is None or info.rtt_ms >= 0.0
+        # The other side learns about the connection too.
+        assert await eventually(lambda: [p.id for p in b.peers()] == [a.id()])
+        # Connecting again reuses the connection.
+        assert await a.connect(b.addr()) == b.id()
+        assert len(a.peers()) == 1
+
+
+@aio
+async def test_connect_to_pins_the_expected_id() -> None:
+    async with Nodes() as nodes:
+        a = await nodes.start("a")
+        b = await nodes.start("b")
+        c = await nodes.start("c")
+        await a.connect_to(b.id(), b.addr())
+        assert [p.id for p in a.peers()] == [b.id()]
+        # c's id at b's address: b cannot prove it holds c's key.
+        with pytest.raises(memmesh.MemmeshError.Unauthorized):
+            await c.connect_to(c.id(), b.addr())
+        with pytest.raises(memmesh.MemmeshError.InvalidInput):
+            await a.connect_to("not-a-node-id", b.addr())
+
+
+@aio
+async def test_wrong_cluster_secret_is_unauthorized() -> None:
+    async with Nodes() as nodes:
+        a = await nodes.start("a", cluster_secret="one")
+        b = await nodes.start("b", cluster_secret="two")
+        with pytest.raises(memmesh.MemmeshError.Unauthorized) as err:
+            await a.connect(b.addr())
+        assert err.value.message
+        assert a.peers() == []
+        # The same secret works.
+        c = await nodes.start("c", cluster_secret="one")
+        assert await a.connect(c.addr()) == c.id()
+
+
+@aio
+async def test_bootstrap_dials_at_start() -> None:
+    async with Nodes() as nodes:
+        a = await nodes.start("a")
+        b = await nodes.start("b", bootstrap=[a.addr()])
+        assert await eventually(lambda: [p.id for p in b.peers()] == [a.id()])
+
+
+@aio
+async def test_invalid_configs_are_refused_with_invalid_input() -> None:
+    bad = [
+        dict(threads=0),
+        dict(max_message_size=0),
+        dict(channel_queue=0),
+        dict(request_timeout_ms=0),
+        dict(listen="not an address"),
+        dict(name="x" * 300),
+    ]
+    for overrides in bad:
+        with pytest.raises(memmesh.MemmeshError.InvalidInput):
+            await memmesh.Node.start(config("bad", **overrides))
+
+
+@aio
+async def test_connect_to_bad_addresses() -> None:
+    async with Nodes() as nodes:
+        a = await nodes.start("a", connect_timeout_ms=1000)
+        with pytest.raises(memmesh.MemmeshError.InvalidInput):
+            await a.connect("definitely not an address")
+        # Nothing listens on port 9 of loopback: the dial fails, it does not hang.
+        with pytest.raises(memmesh.MemmeshError) as err:
+            await a.connect("127.0.0.1:9")
+        assert isinstance(
+            err.value, (memmesh.MemmeshError.PeerUnavailable, memmesh.MemmeshError.Timeout)
+        ), repr(err.value)
+
+
+@aio
+async def test_shutdown_is_idempotent_and_later_calls_are_closed() -> None:
+    a = await memmesh.Node.start(config("a"))
+    b = await memmesh.Node.start(config("b"))
+    try:
+        await a.connect(b.addr())
+        ch = a.channel("c")
+        await a.shutdown()
+        await a.shutdown()
+        assert a.is_closed()
+        with pytest.raises(memmesh.MemmeshError.Closed):
+            a.channel("c")
+        with pytest.raises(memmesh.MemmeshError.Closed):
+            a.events()
+        with pytest.raises(memmesh.MemmeshError.Closed):
+            await a.connect(b.addr())
+        with pytest.raises(memmesh.MemmeshError.Closed):
+            await ch.send(b"x")
+        with pytest.raises(memmesh.MemmeshError.Closed):
+            await ch.request(b.id(), b"x")
+        with pytest.raises(memmesh.MemmeshError.Closed):
+            await ch.recv()
+        # The peer sees it go.
+        assert await eventually(
+            lambda: all(p.state != memmesh.PeerState.ALIVE or not p.connected for p in b.peers())
+        )
+    finally:
+        await a.shutdown()
+        await b.shutdown()
