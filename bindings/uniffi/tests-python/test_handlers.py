@@ -159,3 +159,40 @@ async def test_handlers_keep_working_after_the_python_objects_are_dropped() -> N
 
         gc.collect()
         assert await a.channel("rpc").request(b.id(), b"still here") == b"STILL HERE"
+
+
+ALL_KINDS = [
+    "NotFound",
+    "QuotaExceeded",
+    "Timeout",
+    "Unauthorized",
+    "PeerUnavailable",
+    "Corrupted",
+    "InvalidInput",
+    "Closed",
+    "Io",
+    "Unsupported",
+    "HandlerFailed",
+    "Internal",
+]
+
+
+class RaisesKind:
+    """Raises the MemmeshError variant named by the request payload."""
+
+    async def handle(self, request: memmesh.Request) -> bytes:
+        kind = request.data.decode()
+        raise getattr(memmesh.MemmeshError, kind)(f"raised {kind}")
+
+
+@aio
+async def test_every_error_kind_crosses_both_ways() -> None:
+    # Python -> Rust (lowered from the handler), over the wire, then Rust -> Python.
+    async with Nodes() as nodes:
+        a, b = await nodes.pair()
+        b.channel("rpc").on_request(RaisesKind())
+        for kind in ALL_KINDS:
+            with pytest.raises(getattr(memmesh.MemmeshError, kind)) as err:
+                await a.channel("rpc").request(b.id(), kind.encode())
+            assert err.value.message == f"raised {kind}"
+            assert isinstance(err.value, memmesh.MemmeshError)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+
 import memmesh
 import pytest
 
-from conftest import Nodes, aio, config, eventually
+from conftest import DEADLINE, Nodes, aio, config, eventually
 
 
 def test_record_defaults_match_the_core_defaults() -> None:
@@ -131,7 +134,11 @@ async def test_shutdown_is_idempotent_and_later_calls_are_closed() -> None:
     try:
         await a.connect(b.addr())
         ch = a.channel("c")
+        pending = asyncio.ensure_future(ch.recv())
+        await asyncio.sleep(0)
         await a.shutdown()
+        with pytest.raises(memmesh.MemmeshError.Closed):
+            await asyncio.wait_for(pending, DEADLINE)
         await a.shutdown()
         assert a.is_closed()
         with pytest.raises(memmesh.MemmeshError.Closed):
@@ -153,3 +160,34 @@ async def test_shutdown_is_idempotent_and_later_calls_are_closed() -> None:
     finally:
         await a.shutdown()
         await b.shutdown()
+
+
+def thread_names() -> list[str]:
+    """Names of every OS thread of this process (Linux /proc)."""
+    names = []
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                names.append(f.read().strip())
+        except FileNotFoundError:
+            pass  # the thread ended meanwhile
+    return names
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc")
+@aio
+async def test_no_runtime_besides_the_nodes_own() -> None:
+    # The binding creates no tokio runtime: async calls are Rust futures polled by
+    # asyncio, and the work runs on each node's own runtime threads (named memmesh-*).
+    async with Nodes() as nodes:
+        a, b = await nodes.pair()
+        b.channel("rpc").on_request(Upper())
+        assert await a.channel("rpc").request(b.id(), b"x") == b"X"
+        names = thread_names()
+        assert any(n.startswith("memmesh-") for n in names), names
+        assert not any(n.startswith("tokio-runtime") for n in names), names
+
+
+class Upper:
+    async def handle(self, request: memmesh.Request) -> bytes:
+        return request.data.upper()
