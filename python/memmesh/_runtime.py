@@ -38,23 +38,9 @@ def is_async(fn: Callable[..., Any]) -> bool:
     )
 
 
-def as_coroutine_function(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` if it is a coroutine function, else a coroutine function calling it (and
-    awaiting what it returns, if that is awaitable)."""
-    if is_async(fn):
-        return fn
-
-    async def call(arg: Any) -> Any:
-        result = fn(arg)
-        if inspect.isawaitable(result):
-            result = await result
-        return result
-
-    return call
-
-
 class _Closable(Protocol):
-    closed: bool
+    @property
+    def closed(self) -> bool: ...
 
     def shutdown(self) -> None: ...
 

@@ -33,8 +33,12 @@ def node_options(**options: Any) -> dict[str, Any]:
     """The keyword arguments of the native node (``None`` = the core default)."""
     if options.get("data_dir") is not None:
         options["data_dir"] = os.fspath(options["data_dir"])
-    if options.get("bootstrap") is not None:
-        options["bootstrap"] = list(options["bootstrap"])
+    for key in ("bootstrap", "mdns_interfaces"):
+        value = options.get(key)
+        if isinstance(value, str):
+            options[key] = [value]
+        elif value is not None:
+            options[key] = list(value)
     return options
 
 
@@ -51,6 +55,7 @@ class Node:
     * ``cluster_secret``: ``str`` or ``bytes``; only nodes with the same secret can talk.
     * ``bootstrap``: addresses (``"ip:port"``) dialled at start.
     * ``mdns``: discover peers on the LAN with multicast DNS (default ``True``).
+    * ``mdns_interfaces``: network interfaces mDNS may use, by name (default: all).
     * ``memory_quota``: bytes of RAM lent to the mesh (default 512 MiB).
     * ``data_dir``: directory for the persistent identity (default: ephemeral, in memory).
     * ``threads``: worker threads of the node's own runtime (default 2).
@@ -69,6 +74,7 @@ class Node:
         cluster_secret: Union[str, bytes, None] = None,
         bootstrap: Optional[Sequence[str]] = None,
         mdns: Optional[bool] = None,
+        mdns_interfaces: Optional[Sequence[str]] = None,
         memory_quota: Optional[int] = None,
         data_dir: Union[str, "os.PathLike[str]", None] = None,
         threads: Optional[int] = None,
@@ -85,6 +91,7 @@ class Node:
                 cluster_secret=cluster_secret,
                 bootstrap=bootstrap,
                 mdns=mdns,
+                mdns_interfaces=mdns_interfaces,
                 memory_quota=memory_quota,
                 data_dir=data_dir,
                 threads=threads,

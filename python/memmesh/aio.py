@@ -25,7 +25,7 @@ from typing import (
 
 from . import _native
 from ._native import Message, PeerInfo, Request
-from ._runtime import as_coroutine_function, track
+from ._runtime import track
 from ._sync import Data, Target, node_options
 from .errors import ClosedError
 
@@ -119,6 +119,7 @@ class Node:
         cluster_secret: Union[str, bytes, None] = None,
         bootstrap: Optional[Sequence[str]] = None,
         mdns: Optional[bool] = None,
+        mdns_interfaces: Optional[Sequence[str]] = None,
         memory_quota: Optional[int] = None,
         data_dir: Union[str, "os.PathLike[str]", None] = None,
         threads: Optional[int] = None,
@@ -136,6 +137,7 @@ class Node:
                 cluster_secret=cluster_secret,
                 bootstrap=bootstrap,
                 mdns=mdns,
+                mdns_interfaces=mdns_interfaces,
                 memory_quota=memory_quota,
                 data_dir=data_dir,
                 threads=threads,
@@ -256,14 +258,14 @@ class Channel:
         on the current event loop (usable as a decorator). Must be called from a
         coroutine."""
         loop = _running_loop("on_message")
-        self._native.on_message(as_coroutine_function(handler), loop)
+        self._native.on_message(handler, loop)
         return handler
 
     def on_request(self, handler: RequestHandlerT) -> RequestHandlerT:
         """Answers requests with ``handler(request) -> bytes`` (plain or ``async def``) on
         the current event loop. If it raises, the requester gets ``HandlerFailedError``."""
         loop = _running_loop("on_request")
-        self._native.on_request(as_coroutine_function(handler), loop)
+        self._native.on_request(handler, loop)
         return handler
 
     def clear_message_handler(self) -> None:

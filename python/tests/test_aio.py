@@ -155,7 +155,7 @@ async def test_cancelled_request() -> None:
         b.channel("echo").on_request(lambda req: req.data)
         assert await a.channel("echo").request(b.id, b"alive") == b"alive"
         [peer] = a.peers()
-        assert peer.state == "connected"
+        assert peer.connected and peer.state == "alive"
 
 
 @run_async

@@ -82,7 +82,8 @@ def test_connect_and_peers(make_node) -> None:
     assert peer.id == b.id
     assert peer.name == "b"
     assert peer.addrs == [b.addr]
-    assert peer.state == "connected"
+    assert peer.state == "alive"
+    assert peer.connected is True
     assert peer.rtt is None or peer.rtt >= 0.0
     # The accepting side learns the dialler too.
     [back] = _wait_for_peers(b, 1)
@@ -127,4 +128,4 @@ async def test_async_connect_and_peers() -> None:
     async with start_async(name="a") as a, start_async(name="b") as b:
         assert await a.connect(b.addr) == b.id
         [peer] = a.peers()
-        assert (peer.id, peer.name, peer.state) == (b.id, "b", "connected")
+        assert (peer.id, peer.name, peer.state, peer.connected) == (b.id, "b", "alive", True)

@@ -4,9 +4,9 @@
 //!   released, and come back to Python every [`SIGNAL_CHECK`] so that Ctrl-C works;
 //!   an interrupt drops the future, which cancels the work in the node.
 //! * asyncio calls ([`spawn_for_asyncio`]) run the core future as a task on the node
-//!   runtime and resolve an `asyncio.Future` on its loop through
-//!   `loop.call_soon_threadsafe`. The returned [`Pending`] aborts that task when the
-//!   awaiting coroutine is cancelled.
+//!   runtime and resolve an `asyncio.Future` on its loop (through
+//!   `loop.call_soon_threadsafe`, batched: see `event_loop.rs`). The returned
+//!   [`Pending`] aborts that task when the awaiting coroutine is cancelled.
 //!
 //! No second runtime is ever created: the node's runtime does all the work.
 
@@ -18,12 +18,11 @@ use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::PyCFunction;
 use tokio::runtime::Handle;
 use tokio::task::AbortHandle;
 
 use crate::error::{to_py_err, IntoPyResult};
+use crate::event_loop;
 
 /// How often a blocking call returns to Python to run signal handlers.
 const SIGNAL_CHECK: Duration = Duration::from_millis(100);
@@ -114,7 +113,7 @@ where
     T: Send + 'static,
 {
     let mut delivery = Delivery {
-        target: Some((event_loop, future)),
+        target: Some((Arc::new(event_loop), future)),
     };
     let task = runtime.spawn(async move {
         let out = work.await;
@@ -128,17 +127,23 @@ where
 /// Where the outcome of one asyncio call goes; resolves with `ClosedError` if dropped
 /// before an outcome arrives.
 struct Delivery {
-    target: Option<(Py<PyAny>, Py<PyAny>)>,
+    target: Option<(event_loop::EventLoop, Py<PyAny>)>,
 }
 
 impl Delivery {
-    fn resolve(&mut self, outcome: impl FnOnce(Python<'_>) -> PyResult<Py<PyAny>>) {
+    fn resolve(
+        &mut self,
+        outcome: impl FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send + 'static,
+    ) {
         if let Some((event_loop, future)) = self.target.take() {
-            // `None` only while the interpreter shuts down: nobody is waiting any more.
-            let _ = Python::try_attach(|py| {
-                let outcome = outcome(py);
-                post(py, &event_loop, future, outcome);
-            });
+            event_loop::post(
+                event_loop,
+                Box::new(move |py, _| {
+                    if let Err(e) = resolve(future.bind(py), outcome(py)) {
+                        e.write_unraisable(py, Some(future.bind(py)));
+                    }
+                }),
+            );
         }
     }
 }
@@ -151,35 +156,8 @@ impl Drop for Delivery {
     }
 }
 
-/// `_resolve` as a callable, created once.
-static RESOLVER: PyOnceLock<Py<PyCFunction>> = PyOnceLock::new();
-
-/// Schedules `_resolve(future, outcome)` on `event_loop` (thread-safe).
-fn post(py: Python<'_>, event_loop: &Py<PyAny>, future: Py<PyAny>, outcome: PyResult<Py<PyAny>>) {
-    let (error, value) = match outcome {
-        Ok(value) => (py.None(), value),
-        Err(err) => (err.into_value(py).into_any(), py.None()),
-    };
-    let resolver =
-        match RESOLVER.get_or_try_init(py, || wrap_pyfunction!(resolve, py).map(Bound::unbind)) {
-            Ok(r) => r,
-            Err(e) => return e.write_unraisable(py, None),
-        };
-    // Fails only if the loop is closed: then nobody is waiting for the result.
-    let _ = event_loop.call_method1(
-        py,
-        pyo3::intern!(py, "call_soon_threadsafe"),
-        (resolver, future, error, value),
-    );
-}
-
 /// Sets the result or exception of `future`, unless it is already done (cancelled).
-#[pyfunction]
-fn resolve(
-    future: &Bound<'_, PyAny>,
-    error: &Bound<'_, PyAny>,
-    value: &Bound<'_, PyAny>,
-) -> PyResult<()> {
+fn resolve(future: &Bound<'_, PyAny>, outcome: PyResult<Py<PyAny>>) -> PyResult<()> {
     let py = future.py();
     if future
         .call_method0(pyo3::intern!(py, "done"))?
@@ -187,10 +165,11 @@ fn resolve(
     {
         return Ok(());
     }
-    if error.is_none() {
-        future.call_method1(pyo3::intern!(py, "set_result"), (value,))?;
-    } else {
-        future.call_method1(pyo3::intern!(py, "set_exception"), (error,))?;
-    }
+    match outcome {
+        Ok(value) => future.call_method1(pyo3::intern!(py, "set_result"), (value,))?,
+        Err(err) => {
+            future.call_method1(pyo3::intern!(py, "set_exception"), (err.into_value(py),))?
+        }
+    };
     Ok(())
 }

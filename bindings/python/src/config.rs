@@ -23,6 +23,8 @@ pub struct Options {
     pub bootstrap: Option<Vec<String>>,
     /// mDNS discovery.
     pub mdns: Option<bool>,
+    /// Interfaces mDNS may use, by name (`None`: all).
+    pub mdns_interfaces: Option<Vec<String>>,
     /// Bytes of RAM lent to the mesh.
     pub memory_quota: Option<i64>,
     /// Directory for the identity and persistent stores.
@@ -45,8 +47,11 @@ impl Options {
     /// The core configuration; bad values raise `InvalidInputError` (the core validates
     /// ranges when the node starts).
     pub fn into_config(self, py: Python<'_>) -> PyResult<NodeConfig> {
-        let mut c = NodeConfig::default();
-        c.name = self.name;
+        let mut c = NodeConfig {
+            name: self.name,
+            data_dir: self.data_dir,
+            ..NodeConfig::default()
+        };
         if let Some(listen) = self.listen {
             c.listen = listen;
         }
@@ -59,10 +64,12 @@ impl Options {
         if let Some(mdns) = self.mdns {
             c.mdns = mdns;
         }
+        if self.mdns_interfaces.is_some() {
+            c.mdns_interfaces = self.mdns_interfaces;
+        }
         if let Some(q) = self.memory_quota {
             c.memory_quota = count(py, "memory_quota", q)?;
         }
-        c.data_dir = self.data_dir;
         if let Some(n) = self.threads {
             c.threads = count(py, "threads", n)?;
         }

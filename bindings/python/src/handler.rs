@@ -1,11 +1,12 @@
 //! What channels deliver to Python (`Message`, `Request`), and Python callables as the
 //! core's [`MessageHandler`] / [`RequestHandler`].
 //!
-//! A handler runs either directly, on a blocking thread of the node runtime (plain
-//! functions of the blocking API), or as a coroutine on an asyncio loop (coroutine
-//! functions, and every handler of the asyncio API, which the Python layer wraps in a
-//! coroutine), scheduled with `asyncio.run_coroutine_threadsafe`. The node awaits
-//! the outcome without holding a runtime thread.
+//! A handler runs either on a blocking thread of the node runtime (plain functions of
+//! the blocking API), or on an asyncio loop (`async def` handlers of the blocking API run
+//! on a background loop; every handler of the asyncio API runs on the loop that
+//! registered it): posted to the loop (`event_loop.rs`), called there, and if it returns
+//! an awaitable, run as a task of that loop. The node awaits the outcome without
+//! holding a runtime thread or the GIL.
 
 use std::sync::{Arc, Mutex};
 
@@ -13,12 +14,13 @@ use bytes::Bytes;
 use futures::channel::oneshot;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyDict};
 
 use memmesh::channel::BoxFuture;
 use memmesh::{Error, ErrorKind, MessageHandler, RequestHandler};
 
 use crate::error::handler_failed;
+use crate::event_loop::{self, EventLoop};
 
 macro_rules! payload_class {
     ($(#[$doc:meta])* $rust:ident, $py:literal) => {
@@ -89,18 +91,18 @@ type Finish = fn(Python<'_>, &Callable, PyResult<Bound<'_, PyAny>>) -> memmesh::
 /// A Python callable and where it runs.
 pub struct Callable {
     func: Py<PyAny>,
-    event_loop: Option<Py<PyAny>>,
+    event_loop: Option<EventLoop>,
     /// Names the handler in error messages, e.g. `the request handler of channel "x"`.
     what: String,
 }
 
 impl Callable {
-    /// `func` runs on a blocking thread if `event_loop` is `None`, else it must return an
-    /// awaitable, which runs on `event_loop`.
+    /// `func` runs on a blocking thread of the node runtime if `event_loop` is `None`,
+    /// else on `event_loop` (as a task if it returns an awaitable).
     pub fn new(func: Py<PyAny>, event_loop: Option<Py<PyAny>>, what: String) -> Arc<Self> {
         Arc::new(Self {
             func,
-            event_loop,
+            event_loop: event_loop.map(Arc::new),
             what,
         })
     }
@@ -112,7 +114,7 @@ impl Callable {
         arg: impl FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send + 'static,
         finish: Finish,
     ) -> memmesh::Result<Bytes> {
-        if self.event_loop.is_none() {
+        let Some(event_loop) = self.event_loop.clone() else {
             let run = tokio::task::spawn_blocking(move || {
                 Python::try_attach(|py| {
                     let out = arg(py).and_then(|a| self.func.bind(py).call1((a,)));
@@ -126,58 +128,78 @@ impl Callable {
                     format!("the handler thread failed: {e}"),
                 ))
             });
-        }
+        };
         let (tx, rx) = oneshot::channel();
-        let scheduled = Python::try_attach(|py| {
-            let outcome = self.schedule(py, arg, tx, finish);
-            outcome.map_err(|e| finish(py, &self, Err(e)))
-        });
-        match scheduled {
-            None => return Err(Error::closed()),
-            Some(Err(finished)) => return finished,
-            Some(Ok(())) => {}
-        }
+        event_loop::post(
+            event_loop,
+            Box::new(move |py, event_loop| self.start(py, event_loop, arg, finish, tx)),
+        );
         rx.await.unwrap_or_else(|_| {
             Err(Error::new(
                 ErrorKind::HandlerFailed,
-                "the event loop running the handler stopped before it finished",
+                "the event loop of the handler stopped before the handler finished",
             ))
         })
     }
 
-    /// Starts the coroutine on the loop; its completion sends the outcome to `tx`.
-    fn schedule(
-        self: &Arc<Self>,
+    /// On the loop's thread: calls the handler; an awaitable result runs as a task of the
+    /// loop. The outcome goes to `tx`.
+    fn start(
+        self: Arc<Self>,
         py: Python<'_>,
+        event_loop: &Bound<'_, PyAny>,
         arg: impl FnOnce(Python<'_>) -> PyResult<Py<PyAny>>,
-        tx: oneshot::Sender<memmesh::Result<Bytes>>,
         finish: Finish,
-    ) -> PyResult<()> {
-        static RUN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-        let Some(event_loop) = &self.event_loop else {
-            return Ok(());
-        };
-        let coro = self.func.bind(py).call1((arg(py)?,))?;
-        let run = RUN.import(py, "asyncio", "run_coroutine_threadsafe")?;
-        let scheduled = match run.call1((&coro, event_loop.bind(py))) {
-            Ok(f) => f,
-            Err(e) => {
-                // The loop is closed: close the coroutine so it is not reported as leaked.
-                let _ = coro.call_method0("close");
-                return Err(e);
+        tx: oneshot::Sender<memmesh::Result<Bytes>>,
+    ) {
+        let out = arg(py).and_then(|a| self.func.bind(py).call1((a,)));
+        let out = match out {
+            Ok(value) if is_awaitable(&value) => {
+                let task = ensure_future(&value, event_loop);
+                match task {
+                    Ok(task) => {
+                        let done = Completion {
+                            tx: Mutex::new(Some(tx)),
+                            callable: self,
+                            finish,
+                        };
+                        if let Err(e) = task.call_method1("add_done_callback", (done,)) {
+                            e.write_unraisable(py, Some(&task));
+                        }
+                        return;
+                    }
+                    Err(e) => Err(e),
+                }
             }
+            other => other,
         };
-        let done = Completion {
-            tx: Mutex::new(Some(tx)),
-            callable: self.clone(),
-            finish,
-        };
-        scheduled.call_method1("add_done_callback", (done,))?;
-        Ok(())
+        // The node stopped waiting (shutdown): nothing to deliver to.
+        let _ = tx.send(finish(py, &self, out));
     }
 }
 
-/// The done-callback of a handler coroutine: forwards its outcome to the node.
+fn is_awaitable(value: &Bound<'_, PyAny>) -> bool {
+    !value.is_instance_of::<PyBytes>()
+        && value
+            .hasattr(pyo3::intern!(value.py(), "__await__"))
+            .unwrap_or(false)
+}
+
+/// `asyncio.ensure_future(awaitable, loop=event_loop)`.
+fn ensure_future<'py>(
+    awaitable: &Bound<'py, PyAny>,
+    event_loop: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    static ENSURE_FUTURE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let py = awaitable.py();
+    let kwargs = PyDict::new(py);
+    kwargs.set_item(pyo3::intern!(py, "loop"), event_loop)?;
+    ENSURE_FUTURE
+        .import(py, "asyncio", "ensure_future")?
+        .call((awaitable,), Some(&kwargs))
+}
+
+/// The done-callback of a handler task: forwards its outcome to the node.
 #[pyclass(frozen, module = "memmesh._native")]
 struct Completion {
     tx: Mutex<Option<oneshot::Sender<memmesh::Result<Bytes>>>>,

@@ -3,8 +3,8 @@
 //! This crate only converts types and errors and chooses how calls cross the boundary;
 //! every feature lives in the `memmesh` core crate. Its files mirror the core's modules
 //! (`node.rs`, `channel.rs`, `peer.rs`, `error.rs`, `handler.rs` for `channel/handler.rs`),
-//! plus `bridge.rs`, which moves work between Python threads, asyncio loops and the
-//! node's own tokio runtime. The typed public API is the pure-Python package `memmesh`
+//! plus `bridge.rs` and `event_loop.rs`, which move work between Python threads, asyncio
+//! loops and the node's own tokio runtime. The typed public API is the pure-Python package `memmesh`
 //! (`memmesh.Node` blocking, `memmesh.aio.Node` asyncio) built on these classes.
 
 use pyo3::prelude::*;
@@ -13,6 +13,7 @@ mod bridge;
 mod channel;
 mod config;
 mod error;
+mod event_loop;
 mod handler;
 mod node;
 mod peer;

@@ -33,7 +33,7 @@ impl PyNode {
     #[new]
     #[pyo3(signature = (
         *, name=None, listen=None, cluster_secret=None, bootstrap=None, mdns=None,
-        memory_quota=None, data_dir=None, threads=None, max_message_size=None,
+        mdns_interfaces=None, memory_quota=None, data_dir=None, threads=None, max_message_size=None,
         request_timeout=None, send_timeout=None, connect_timeout=None, channel_queue=None
     ))]
     #[allow(clippy::too_many_arguments)]
@@ -44,6 +44,7 @@ impl PyNode {
         cluster_secret: Option<Py<PyAny>>,
         bootstrap: Option<Vec<String>>,
         mdns: Option<bool>,
+        mdns_interfaces: Option<Vec<String>>,
         memory_quota: Option<i64>,
         data_dir: Option<PathBuf>,
         threads: Option<i64>,
@@ -59,6 +60,7 @@ impl PyNode {
             cluster_secret,
             bootstrap,
             mdns,
+            mdns_interfaces,
             memory_quota,
             data_dir,
             threads,

@@ -12,8 +12,10 @@ pub struct PyPeerInfo {
     name: String,
     /// Addresses it can be reached at (`"ip:port"`).
     addrs: Vec<String>,
-    /// `"connected"` or `"disconnected"`.
+    /// Membership state: `"alive"`, `"suspect"` or `"down"`.
     state: String,
+    /// Whether an authenticated connection to it is open right now.
+    connected: bool,
     /// Smoothed round-trip time in seconds, when connected.
     rtt: Option<f64>,
 }
@@ -25,6 +27,7 @@ impl From<memmesh::PeerInfo> for PyPeerInfo {
             name: p.name,
             addrs: p.addrs.iter().map(ToString::to_string).collect(),
             state: p.state.as_str().to_string(),
+            connected: p.connected,
             rtt: p.rtt.map(|d| d.as_secs_f64()),
         }
     }
@@ -34,11 +37,12 @@ impl From<memmesh::PeerInfo> for PyPeerInfo {
 impl PyPeerInfo {
     fn __repr__(&self) -> String {
         format!(
-            "PeerInfo(id={:?}, name={:?}, addrs={:?}, state={:?}, rtt={})",
+            "PeerInfo(id={:?}, name={:?}, addrs={:?}, state={:?}, connected={}, rtt={})",
             self.id,
             self.name,
             self.addrs,
             self.state,
+            if self.connected { "True" } else { "False" },
             self.rtt
                 .map_or_else(|| "None".to_string(), |r| format!("{r:.6}"))
         )

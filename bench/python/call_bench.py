@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""calls/s of ``channel.request(node.id, payload)`` from Python: a request to a channel
+on the same node (the local delivery path, no network), with a 64-byte payload.
+
+Cases, each run for a bounded time after a short warmup, every reply checked:
+
+* blocking API (``memmesh.Node``), one caller thread, echo handler a plain function
+  (runs on a memmesh worker thread);
+* asyncio API (``memmesh.aio.Node``), 64 concurrent requests (``asyncio.gather``), echo
+  handler registered through the asyncio API (runs on the event loop);
+* asyncio API, 64 concurrent, echo handler a plain function on a memmesh worker thread.
+
+The Rust figure for the same call is printed by ``bench/run-rpc.sh`` ("rust local call
+calls/s"). Run after ``pip install ./python`` (a release build):
+
+    python bench/python/call_bench.py [--duration SECONDS] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import time
+from typing import Any
+
+import memmesh
+
+PAYLOAD = bytes(range(64))
+CONCURRENCY = 64
+LOCAL: dict[str, Any] = {"listen": "127.0.0.1:0", "mdns": False}
+
+
+def echo(req: memmesh.Request) -> bytes:
+    return req.data
+
+
+def bench_blocking(warmup: float, duration: float) -> float:
+    with memmesh.Node(**LOCAL) as node:
+        ch = node.channel("bench")
+        ch.on_request(echo)
+
+        def run(seconds: float) -> tuple[int, float]:
+            calls, start = 0, time.perf_counter()
+            deadline = start + seconds
+            while True:
+                for _ in range(100):
+                    if ch.request(node.id, PAYLOAD) != PAYLOAD:
+                        raise AssertionError("wrong reply")
+                calls += 100
+                now = time.perf_counter()
+                if now >= deadline:
+                    return calls, now - start
+
+        run(warmup)
+        calls, elapsed = run(duration)
+        return calls / elapsed
+
+
+async def _run_async(ch: memmesh.aio.Channel, peer: str, seconds: float) -> tuple[int, float]:
+    calls, start = 0, time.perf_counter()
+    deadline = start + seconds
+    while True:
+        replies = await asyncio.gather(
+            *(ch.request(peer, PAYLOAD) for _ in range(CONCURRENCY))
+        )
+        if any(r != PAYLOAD for r in replies):
+            raise AssertionError("wrong reply")
+        calls += CONCURRENCY
+        now = time.perf_counter()
+        if now >= deadline:
+            return calls, now - start
+
+
+async def _bench_async(warmup: float, duration: float, handler_on_loop: bool) -> float:
+    async with memmesh.aio.Node.start(**LOCAL) as node:
+        ch = node.channel("bench")
+        if handler_on_loop:
+            ch.on_request(echo)  # asyncio API: runs on this event loop
+        else:
+            # The same channel through the blocking API: a plain handler runs on a
+            # memmesh worker thread.
+            memmesh.Channel(node._native.channel("bench")).on_request(echo)
+        await _run_async(ch, node.id, warmup)
+        calls, elapsed = await _run_async(ch, node.id, duration)
+        return calls / elapsed
+
+
+def bench_async(warmup: float, duration: float, handler_on_loop: bool) -> float:
+    return asyncio.run(_bench_async(warmup, duration, handler_on_loop))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per case")
+    parser.add_argument("--warmup", type=float, default=0.5, help="warmup seconds per case")
+    parser.add_argument("--quick", action="store_true", help="smoke run (0.3 s per case)")
+    args = parser.parse_args()
+    if args.quick:
+        args.duration, args.warmup = 0.3, 0.1
+
+    print("memmesh python call_bench: request to self (local delivery), 64 B payload")
+    print(
+        f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"{args.duration:g} s per case, every reply checked"
+    )
+    rows = [
+        (
+            "blocking API, c=1, plain handler on a memmesh thread",
+            bench_blocking(args.warmup, args.duration),
+        ),
+        (
+            f"asyncio API, gather {CONCURRENCY}, handler on the event loop",
+            bench_async(args.warmup, args.duration, handler_on_loop=True),
+        ),
+        (
+            f"asyncio API, gather {CONCURRENCY}, plain handler on a memmesh thread",
+            bench_async(args.warmup, args.duration, handler_on_loop=False),
+        ),
+    ]
+    width = max(len(label) for label, _ in rows)
+    for label, rate in rows:
+        print(f"python local call calls/s: {rate:>10,.0f}  ({label:<{width}})")
+    print("(the Rust figure for the same call: `bench/run-rpc.sh --only local`)")
+
+
+if __name__ == "__main__":
+    main()
