@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+'use strict'
+// Calls per second of `ch.request(node.id, payload)` from Node.js to a channel on the same
+// node (the local delivery path: JS -> Rust -> node runtime -> JS handler via a threadsafe
+// function -> Rust -> JS promise), with a 64-byte payload, sequentially and with 64
+// requests in flight. Each phase is bounded in time and in calls.
+//
+// Usage: node bench/node/call_bench.js [seconds per phase, default 3]
+// Needs the built package: (cd js && npm install) first.
+
+const path = require('node:path')
+const { Node } = require(path.join(__dirname, '..', '..', 'js'))
+
+const SECONDS = Number(process.argv[2] || 3)
+const MAX_CALLS = 5_000_000
+const PAYLOAD = Buffer.alloc(64, 0x61)
+const CONCURRENCY = 64
+
+/** Runs `call` from `workers` loops until the deadline; returns calls per second. */
+async function measure (workers, call) {
+  let calls = 0
+  const start = process.hrtime.bigint()
+  const deadline = start + BigInt(Math.round(SECONDS * 1e9))
+  const loop = async () => {
+    while (calls < MAX_CALLS && process.hrtime.bigint() < deadline) {
+      await call()
+      calls++
+    }
+  }
+  await Promise.all(Array.from({ length: workers }, loop))
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9
+  return { calls, seconds, rate: calls / seconds }
+}
+
+function report (label, { calls, seconds, rate }) {
+  const figure = Math.round(rate).toLocaleString('en-US').padStart(10)
+  console.log(`${label.padEnd(58)} ${figure} calls/s  (${calls} calls in ${seconds.toFixed(2)} s)`)
+}
+
+async function main () {
+  const node = await Node.start({ name: 'bench', listen: '127.0.0.1:0', mdns: false })
+  try {
+    const ch = node.channel('bench')
+    ch.onRequest((req) => req.data)
+    const call = () => ch.request(node.id, PAYLOAD)
+    const reply = await call()
+    if (!reply.equals(PAYLOAD)) throw new Error('the echo handler returned something else')
+    // Anchor: the same shape of call without memmesh (an async JS function).
+    const echo = async (data) => data
+    console.log(`memmesh Node.js local request/response, 64 B payload, ${SECONDS} s per phase`)
+    report('anchor: plain async JS call, sequential', await measure(1, () => echo(PAYLOAD)))
+    await measure(1, call) // warm-up, not reported
+    report('node ch.request(node.id, 64 B), sequential', await measure(1, call))
+    report(`node ch.request(node.id, 64 B), ${CONCURRENCY} concurrent`, await measure(CONCURRENCY, call))
+  } finally {
+    await node.shutdown()
+  }
+}
+
+main().catch((err) => {
+  console.error(err)
+  process.exitCode = 1
+})
