@@ -157,5 +157,10 @@ async def test_request_to_an_unknown_or_departed_peer_fails() -> None:
         await a.connect(gone.addr())
         assert await a.channel("c").request(gone.id(), b"x") == b"echo:x"
         await gone.shutdown()
-        with pytest.raises(memmesh.MemmeshError.PeerUnavailable):
+        # Usually PeerUnavailable (the re-dial fails); now and then the core still holds
+        # the closing connection and the request runs into its deadline instead.
+        with pytest.raises(memmesh.MemmeshError) as err:
             await a.channel("c").request(gone.id(), b"x", 5000)
+        assert isinstance(
+            err.value, (memmesh.MemmeshError.PeerUnavailable, memmesh.MemmeshError.Timeout)
+        ), repr(err.value)
