@@ -34,7 +34,7 @@ let package = Package(
             path: "Sources/Memmesh",
             linkerSettings: [
                 .linkedLibrary("memmesh_uniffi"),
-                .unsafeFlags(["-L", rustLibDir, "-Xlinker", "-rpath", "-Xlinker", rustLibDir]),
+                .unsafeFlags(["-L\(rustLibDir)", "-Xlinker", "-rpath", "-Xlinker", rustLibDir]),
             ]
         ),
         .testTarget(
