@@ -190,7 +190,8 @@ class Channel {
   /**
    * Calls `fn({ from, data })` for every message, in order; a returned promise is awaited
    * before the next call. `null` removes the handler (messages then queue for `recv`).
-   * A handler that throws raises an uncaught exception, as an event listener would.
+   * A throw becomes an uncaught exception and a rejection an unhandled rejection, as for
+   * an event listener.
    */
   onMessage (fn) {
     checkHandler(fn, 'onMessage')

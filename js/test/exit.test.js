@@ -111,3 +111,31 @@ test('a node with a request handler keeps the process alive, and serves, until s
   assertExitedCleanly(r)
   assert.match(r.stdout, /shut down on request/)
 })
+
+test('a message handler that throws raises an uncaught exception, like an event listener', async () => {
+  const r = await runChild(`
+    const a = await start('a')
+    let stop
+    const caught = new Promise((resolve) => { stop = resolve })
+    process.on('uncaughtException', (err) => stop('uncaught: ' + err.message))
+    process.on('unhandledRejection', (err) => stop('unhandled: ' + err.message))
+    const ch = a.channel('boom')
+    let calls = 0
+    ch.onMessage((msg) => {
+      calls++
+      if (msg.data.toString() === 'sync') throw new Error('sync listener failed')
+      return Promise.reject(new Error('async listener failed'))
+    })
+    await ch.send('sync', a.id)
+    console.log(await caught)
+    const again = new Promise((resolve) => { stop = resolve })
+    await ch.send('async', a.id)
+    console.log(await again)
+    console.log('calls ' + calls)
+    await a.shutdown()
+  `)
+  assertExitedCleanly(r)
+  assert.match(r.stdout, /uncaught: sync listener failed/)
+  assert.match(r.stdout, /unhandled: async listener failed/)
+  assert.match(r.stdout, /calls 2/)
+})
