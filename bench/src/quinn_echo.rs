@@ -1,14 +1,17 @@
 //! The anchor: a bare quinn 0.11 echo with memmesh's transport settings and TLS
 //! configuration, one bidirectional stream per request (write the payload, finish, read
 //! to the end), as memmesh does, minus memmesh's framing, handshake and dispatch.
+//!
+//! For attribution, [`Hops`] adds memmesh's per-request structure to the bare exchange
+//! one piece at a time (`rpc-bench --only hops`).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use bytes::Bytes;
+use anyhow::{ensure, Context, Result};
+use bytes::{BufMut, Bytes, BytesMut};
 use futures::executor::block_on;
 use memmesh::transport::tls;
 use memmesh::{Keypair, TransportTuning};
@@ -29,11 +32,11 @@ pub struct QuinnPair {
     server: quinn::Endpoint,
     client: quinn::Endpoint,
     conn: quinn::Connection,
-    handler_task: Arc<AtomicBool>,
+    /// The server side of the current [`Hops`] (see [`Hops::server_bits`]).
+    server_mode: Arc<AtomicU8>,
 }
 
-/// memmesh's per-request task structure, added to the bare exchange one piece at a time
-/// to attribute the difference between memmesh and quinn (see `rpc-bench --only hops`).
+/// Pieces of memmesh's per-request structure that can be added to the bare exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Hops {
     /// Run the exchange as its own task on the client runtime and await its handle, as
@@ -44,6 +47,25 @@ pub struct Hops {
     /// On the server, produce the reply in a task of its own and await it, as memmesh's
     /// channel service runs the request handler.
     pub handler_task: bool,
+    /// Length-prefixed frames read with `read_exact` on both sides, as memmesh's wire
+    /// codec does, instead of `read_to_end`.
+    pub framed: bool,
+    /// With `framed`: after the frame, also read the end of the stream (its FIN) before
+    /// dropping the `RecvStream`. Without it (as memmesh does today), quinn sends a
+    /// STOP_SENDING frame when the unfinished `RecvStream` is dropped.
+    pub read_fin: bool,
+}
+
+const HANDLER_TASK: u8 = 1;
+const FRAMED: u8 = 2;
+const READ_FIN: u8 = 4;
+
+impl Hops {
+    fn server_bits(self) -> u8 {
+        (if self.handler_task { HANDLER_TASK } else { 0 })
+            | (if self.framed { FRAMED } else { 0 })
+            | (if self.read_fin { READ_FIN } else { 0 })
+    }
 }
 
 fn runtime(threads: usize, name: &str) -> Result<Runtime> {
@@ -93,8 +115,8 @@ impl QuinnPair {
         let client_rt = runtime(threads, "quinn-client")?;
         let server = endpoint(&server_rt, &tuning, Some(server_config))?;
         let addr = server.local_addr().context("reading the server address")?;
-        let handler_task = Arc::new(AtomicBool::new(false));
-        server_rt.spawn(accept_loop(server.clone(), handler_task.clone()));
+        let server_mode = Arc::new(AtomicU8::new(0));
+        server_rt.spawn(accept_loop(server.clone(), server_mode.clone()));
         let mut client = endpoint(&client_rt, &tuning, None)?;
         client.set_default_client_config(client_config);
 
@@ -115,7 +137,7 @@ impl QuinnPair {
             server,
             client,
             conn,
-            handler_task,
+            server_mode,
         })
     }
 
@@ -130,18 +152,18 @@ impl QuinnPair {
         self.call_with(Hops::default())
     }
 
-    /// [`QuinnPair::call`] with some of memmesh's task structure added (`hops` applies
-    /// to every call until changed; the server side is shared by all callers).
+    /// [`QuinnPair::call`] with some of memmesh's structure added. The server side of
+    /// `hops` applies to every stream opened from now on, whoever opens it.
     pub fn call_with(
         &self,
         hops: Hops,
     ) -> impl Fn(Bytes) -> CallFuture + Clone + Send + Sync + 'static {
-        self.handler_task
-            .store(hops.handler_task, Ordering::Relaxed);
+        self.server_mode
+            .store(hops.server_bits(), Ordering::Relaxed);
         let conn = self.conn.clone();
         let handle = self.handle();
         move |data| {
-            let exchange = exchange(conn.clone(), data);
+            let exchange = exchange(conn.clone(), data, hops);
             let timed = async move {
                 if hops.timeout {
                     tokio::time::timeout(Duration::from_secs(30), exchange)
@@ -160,6 +182,26 @@ impl QuinnPair {
         }
     }
 
+    /// UDP datagrams sent plus received by the client per request, over `n` sequential
+    /// requests of `payload` with `hops` (a count, not a timing: it shows extra packets).
+    pub fn datagrams_per_request(&self, hops: Hops, payload: Bytes, n: u32) -> Result<f64> {
+        ensure!(n > 0, "n must be at least 1");
+        let call = self.call_with(hops);
+        let conn = self.conn.clone();
+        let run = self.client_rt.spawn(async move {
+            // Let ACKs of earlier traffic settle so they are not counted here.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let before = conn.stats().udp_tx.datagrams + conn.stats().udp_rx.datagrams;
+            for _ in 0..n {
+                call(payload.clone()).await?;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let after = conn.stats().udp_tx.datagrams + conn.stats().udp_rx.datagrams;
+            Ok::<_, anyhow::Error>((after - before) as f64 / f64::from(n))
+        });
+        block_on(run).context("the counting task failed")?
+    }
+
     /// Closes the connection and both endpoints and stops both runtimes.
     pub fn shutdown(self) {
         self.conn.close(0u32.into(), b"done");
@@ -175,38 +217,76 @@ impl QuinnPair {
     }
 }
 
-async fn exchange(conn: quinn::Connection, data: Bytes) -> Result<Bytes> {
+/// `len: u32 BE | body` in one buffer (as memmesh encodes a frame).
+fn frame(body: &[u8]) -> Result<Bytes> {
+    let len = u32::try_from(body.len()).context("body too large for a frame")?;
+    let mut buf = BytesMut::with_capacity(4 + body.len());
+    buf.put_u32(len);
+    buf.put_slice(body);
+    Ok(buf.freeze())
+}
+
+/// Reads one frame with `read_exact`; with `read_fin`, then reads the end of the stream.
+async fn read_framed(recv: &mut quinn::RecvStream, read_fin: bool) -> Result<Vec<u8>> {
+    let mut prefix = [0u8; 4];
+    recv.read_exact(&mut prefix).await?;
+    let len = u32::from_be_bytes(prefix) as usize;
+    ensure!(len <= MAX_REPLY, "frame of {len} bytes is too large");
+    let mut body = vec![0u8; len];
+    recv.read_exact(&mut body).await?;
+    if read_fin {
+        recv.read_to_end(0).await?;
+    }
+    Ok(body)
+}
+
+async fn exchange(conn: quinn::Connection, data: Bytes, hops: Hops) -> Result<Bytes> {
     let (mut send, mut recv) = conn.open_bi().await?;
+    if hops.framed {
+        send.write_all(&frame(&data)?).await?;
+        send.finish()?;
+        return Ok(Bytes::from(read_framed(&mut recv, hops.read_fin).await?));
+    }
     send.write_all(&data).await?;
     send.finish()?;
     Ok(Bytes::from(recv.read_to_end(MAX_REPLY).await?))
 }
 
-async fn accept_loop(endpoint: quinn::Endpoint, handler_task: Arc<AtomicBool>) {
+async fn accept_loop(endpoint: quinn::Endpoint, mode: Arc<AtomicU8>) {
     while let Some(incoming) = endpoint.accept().await {
-        let handler_task = handler_task.clone();
+        let mode = mode.clone();
         tokio::spawn(async move {
             let Ok(conn) = incoming.await else { return };
             while let Ok((send, recv)) = conn.accept_bi().await {
-                let in_task = handler_task.load(Ordering::Relaxed);
-                tokio::spawn(echo_stream(send, recv, in_task));
+                tokio::spawn(echo_stream(send, recv, mode.load(Ordering::Relaxed)));
             }
         });
     }
 }
 
 /// Echoes one stream. Failures reach the client as a reset or a short reply.
-async fn echo_stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, in_task: bool) {
-    let Ok(mut data) = recv.read_to_end(MAX_REPLY).await else {
-        return;
+async fn echo_stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream, mode: u8) {
+    let request = if mode & FRAMED != 0 {
+        read_framed(&mut recv, mode & READ_FIN != 0).await.ok()
+    } else {
+        recv.read_to_end(MAX_REPLY).await.ok()
     };
-    if in_task {
+    let Some(mut data) = request else { return };
+    if mode & HANDLER_TASK != 0 {
         match tokio::spawn(async move { data }).await {
             Ok(d) => data = d,
             Err(_) => return,
         }
     }
-    if send.write_all(&data).await.is_ok() {
+    let reply = if mode & FRAMED != 0 {
+        match frame(&data) {
+            Ok(f) => f,
+            Err(_) => return,
+        }
+    } else {
+        Bytes::from(data)
+    };
+    if send.write_all(&reply).await.is_ok() {
         let _ = send.finish();
     }
 }

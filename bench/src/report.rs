@@ -23,6 +23,8 @@ pub struct Detail {
     pub label: String,
     /// Its figures.
     pub summary: Summary,
+    /// UDP datagrams (sent plus received) per request, where counted.
+    pub datagrams: Option<f64>,
 }
 
 /// `64 B`, `64 KiB`, `1 MiB`.
@@ -114,7 +116,7 @@ pub fn comparison_table(rows: &[Comparison]) -> String {
 }
 
 /// A table of single measurements: label, p50, p99, rate (headed `rate_name`), CPU and
-/// context switches per request.
+/// context switches per request, and datagrams per request if any row counted them.
 pub fn detail_table(title: &str, rate_name: &str, rows: &[Detail]) -> String {
     let mut out = String::new();
     let width = rows
@@ -123,19 +125,26 @@ pub fn detail_table(title: &str, rate_name: &str, rows: &[Detail]) -> String {
         .chain([title.len()])
         .max()
         .unwrap_or(0);
-    let _ = writeln!(
+    let with_datagrams = rows.iter().any(|r| r.datagrams.is_some());
+    let _ = write!(
         out,
         "{title:<width$} | {:>8} {:>8} {:>8} {:>8} {:>7}",
         "p50", "p99", rate_name, "cpu", "cs"
     );
-    let _ = writeln!(out, "{}", "-".repeat(width + 46));
+    if with_datagrams {
+        let _ = write!(out, " {:>7}", "dgrams");
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "{}",
+        "-".repeat(width + 46 + if with_datagrams { 8 } else { 0 })
+    );
     for r in rows {
         let s = &r.summary;
-        let switches = s
-            .switches_per_request()
-            .map(|v| format!("{v:.2}"))
-            .unwrap_or_else(|| "-".into());
-        let _ = writeln!(
+        let per_request =
+            |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
+        let _ = write!(
             out,
             "{:<width$} | {:>8} {:>8} {:>8} {:>8} {:>7}",
             r.label,
@@ -143,8 +152,12 @@ pub fn detail_table(title: &str, rate_name: &str, rows: &[Detail]) -> String {
             latency(s.p99),
             rate(s.rps),
             cpu(s),
-            switches
+            per_request(s.switches_per_request())
         );
+        if with_datagrams {
+            let _ = write!(out, " {:>7}", per_request(r.datagrams));
+        }
+        let _ = writeln!(out);
     }
     out
 }
@@ -210,6 +223,7 @@ mod tests {
             &[Detail {
                 label: "64 B c=1".into(),
                 summary: summary(5, 200_000.0),
+                datagrams: None,
             }],
         );
         let row = table.lines().nth(2).unwrap();
@@ -217,5 +231,30 @@ mod tests {
             row.contains("5.0 us") && row.contains("200000") && row.contains("2.50"),
             "{table}"
         );
+        assert!(!table.contains("dgrams"), "{table}");
+    }
+
+    #[test]
+    fn datagrams_column_appears_when_counted() {
+        let table = detail_table(
+            "attribution",
+            "req/s",
+            &[
+                Detail {
+                    label: "quinn".into(),
+                    summary: summary(80, 5000.0),
+                    datagrams: Some(2.75),
+                },
+                Detail {
+                    label: "memmesh".into(),
+                    summary: summary(120, 4000.0),
+                    datagrams: None,
+                },
+            ],
+        );
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].ends_with("dgrams"), "{table}");
+        assert!(lines[2].ends_with("2.75"), "{table}");
+        assert!(lines[3].ends_with('-'), "{table}");
     }
 }

@@ -3,8 +3,9 @@
 //! local call.
 //!
 //! ```text
-//! cargo run --release -p memmesh-bench --bin rpc-bench            # 3 s per case
-//! cargo run --release -p memmesh-bench --bin rpc-bench -- --quick # smoke run
+//! bench/run-rpc.sh              # release build, 3 s per case after 1 s warmup
+//! bench/run-rpc.sh --quick      # smoke run, 0.5 s per case
+//! bench/run-rpc.sh --only hops  # attribution of the memmesh/quinn difference
 //! ```
 
 use std::time::Duration;
@@ -15,7 +16,7 @@ use memmesh_bench::load::{run_blocking, run_on, Spec};
 use memmesh_bench::mesh::MeshPair;
 use memmesh_bench::quinn_echo::{Hops, QuinnPair};
 use memmesh_bench::report::{comparison_table, detail_table, rate, size_label, Comparison, Detail};
-use memmesh_bench::{machine, payload};
+use memmesh_bench::{machine, payload, MAX_REPLY};
 
 /// Payload sizes of the remote cases.
 const SIZES: [usize; 2] = [64, 64 * 1024];
@@ -23,6 +24,8 @@ const SIZES: [usize; 2] = [64, 64 * 1024];
 const CONCURRENCY: [usize; 2] = [1, 64];
 /// Payload of the local-call cases.
 const LOCAL_SIZE: usize = 64;
+/// Sequential requests used to count datagrams per request in the attribution.
+const DATAGRAM_SAMPLE: u32 = 200;
 
 /// What to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -33,8 +36,8 @@ enum Part {
     Quinn,
     /// memmesh `Channel::request` to the node itself.
     Local,
-    /// Attribution (not run by default): quinn with memmesh's per-request tasks added
-    /// one at a time, beside memmesh.
+    /// Attribution (not run by default): quinn with memmesh's per-request structure
+    /// added one piece at a time, beside memmesh.
     Hops,
 }
 
@@ -54,9 +57,92 @@ struct Args {
     /// Worker threads of every runtime (each node, the quinn server, the quinn client).
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Payload sizes in bytes of the remote cases (repeatable) [default: 64 and 65536].
+    #[arg(long = "size")]
+    sizes: Vec<usize>,
+    /// Concurrency levels of the remote cases (repeatable) [default: 1 and 64].
+    #[arg(long = "concurrency")]
+    concurrency: Vec<usize>,
     /// Measure only these parts (repeatable) [default: memmesh, quinn, local].
     #[arg(long, value_enum)]
     only: Vec<Part>,
+}
+
+/// The validated run settings.
+struct Plan {
+    measure: Duration,
+    warmup: Duration,
+    threads: usize,
+    sizes: Vec<usize>,
+    levels: Vec<usize>,
+    parts: Vec<Part>,
+    quick: bool,
+}
+
+impl Plan {
+    fn from_args(args: Args) -> Result<Plan> {
+        let (measure, warmup) = if args.quick { (0.5, 0.2) } else { (3.0, 1.0) };
+        let measure = seconds("duration", args.duration.unwrap_or(measure))?;
+        let warmup = seconds("warmup", args.warmup.unwrap_or(warmup))?;
+        ensure!(!measure.is_zero(), "--duration must be greater than zero");
+        ensure!(
+            (1..=64).contains(&args.threads),
+            "--threads must be 1..=64, got {}",
+            args.threads
+        );
+        let or_default = |v: Vec<usize>, d: [usize; 2]| if v.is_empty() { d.to_vec() } else { v };
+        let sizes = or_default(args.sizes, SIZES);
+        let levels = or_default(args.concurrency, CONCURRENCY);
+        ensure!(
+            sizes.iter().all(|&s| s <= MAX_REPLY),
+            "--size must be at most {MAX_REPLY} bytes (memmesh's default max_message_size)"
+        );
+        ensure!(
+            levels.iter().all(|&c| (1..=10_000).contains(&c)),
+            "--concurrency must be 1..=10000"
+        );
+        let parts = if args.only.is_empty() {
+            vec![Part::Memmesh, Part::Quinn, Part::Local]
+        } else {
+            args.only
+        };
+        Ok(Plan {
+            measure,
+            warmup,
+            threads: args.threads,
+            sizes,
+            levels,
+            parts,
+            quick: args.quick,
+        })
+    }
+
+    fn wants(&self, part: Part) -> bool {
+        self.parts.contains(&part)
+    }
+
+    fn spec(&self, concurrency: usize) -> Spec {
+        Spec {
+            concurrency,
+            warmup: self.warmup,
+            measure: self.measure,
+        }
+    }
+
+    /// Every remote case, as (label, payload size, concurrency).
+    fn cases(&self) -> Vec<(String, usize, usize)> {
+        let mut out = Vec::new();
+        for &size in &self.sizes {
+            for &concurrency in &self.levels {
+                out.push((
+                    format!("{} c={concurrency}", size_label(size)),
+                    size,
+                    concurrency,
+                ));
+            }
+        }
+        out
+    }
 }
 
 fn seconds(what: &str, value: f64) -> Result<Duration> {
@@ -68,183 +154,37 @@ fn seconds(what: &str, value: f64) -> Result<Duration> {
 }
 
 fn main() -> Result<()> {
-    let args = Args::parse();
-    let (default_measure, default_warmup) = if args.quick { (0.5, 0.2) } else { (3.0, 1.0) };
-    let measure = seconds("duration", args.duration.unwrap_or(default_measure))?;
-    let warmup = seconds("warmup", args.warmup.unwrap_or(default_warmup))?;
-    ensure!(!measure.is_zero(), "--duration must be greater than zero");
-    ensure!(
-        (1..=64).contains(&args.threads),
-        "--threads must be 1..=64, got {}",
-        args.threads
-    );
-    let wants = |p: Part| {
-        if args.only.is_empty() {
-            p != Part::Hops
-        } else {
-            args.only.contains(&p)
-        }
-    };
-
+    let plan = Plan::from_args(Args::parse())?;
     println!("memmesh rpc-bench: request/response, closed loop, every reply checked");
     println!("{}", machine::describe());
     println!(
         "settings: {:.1} s measured per case after {:.1} s warmup{}; {} worker threads per runtime \
          (node A, node B, quinn client, quinn server); TransportTuning::default() on both sides",
-        measure.as_secs_f64(),
-        warmup.as_secs_f64(),
-        if args.quick { " (--quick: rough figures)" } else { "" },
-        args.threads
+        plan.measure.as_secs_f64(),
+        plan.warmup.as_secs_f64(),
+        if plan.quick { " (--quick: rough figures)" } else { "" },
+        plan.threads
     );
     println!();
 
-    let mesh = MeshPair::start(args.threads)?;
-    let quinn = if wants(Part::Quinn) || wants(Part::Hops) {
-        Some(QuinnPair::start(args.threads)?)
+    let mesh = MeshPair::start(plan.threads)?;
+    let quinn = if plan.wants(Part::Quinn) || plan.wants(Part::Hops) {
+        Some(QuinnPair::start(plan.threads)?)
     } else {
         None
     };
-
-    let mut rows = Vec::new();
-    if wants(Part::Memmesh) || wants(Part::Quinn) {
-        for size in SIZES {
-            let data = payload(size);
-            for concurrency in CONCURRENCY {
-                let case = format!("{} c={concurrency}", size_label(size));
-                let spec = Spec {
-                    concurrency,
-                    warmup,
-                    measure,
-                };
-                let memmesh = if wants(Part::Memmesh) {
-                    eprintln!("running {case}: memmesh");
-                    Some(run_on(
-                        &mesh.handle(),
-                        spec,
-                        data.clone(),
-                        mesh.remote_call(),
-                    )?)
-                } else {
-                    None
-                };
-                let quinn = match quinn.as_ref().filter(|_| wants(Part::Quinn)) {
-                    Some(q) => {
-                        eprintln!("running {case}: quinn");
-                        Some(run_on(&q.handle(), spec, data.clone(), q.call())?)
-                    }
-                    None => None,
-                };
-                rows.push(Comparison {
-                    case,
-                    memmesh,
-                    quinn,
-                });
-            }
-        }
-        println!("{}", comparison_table(&rows));
+    if plan.wants(Part::Memmesh) || plan.wants(Part::Quinn) {
+        remote(
+            &plan,
+            &mesh,
+            quinn.as_ref().filter(|_| plan.wants(Part::Quinn)),
+        )?;
     }
-
-    if wants(Part::Local) {
-        let data = payload(LOCAL_SIZE);
-        let label = size_label(LOCAL_SIZE);
-        let spec = |concurrency| Spec {
-            concurrency,
-            warmup,
-            measure,
-        };
-        let mut local = Vec::new();
-        for concurrency in CONCURRENCY {
-            let label = format!("{label} c={concurrency}, tasks on the node runtime");
-            eprintln!("running local {label}");
-            let summary = run_on(
-                &mesh.handle(),
-                spec(concurrency),
-                data.clone(),
-                mesh.local_call(),
-            )?;
-            local.push(Detail { label, summary });
-        }
-        let label_blocking = format!("{label} c=1, plain thread, block_on");
-        eprintln!("running local {label_blocking}");
-        let blocking = run_blocking(spec(1), data.clone(), mesh.local_call_blocking())?;
-        local.push(Detail {
-            label: label_blocking,
-            summary: blocking,
-        });
-        println!(
-            "{}",
-            detail_table("local call (request to self)", "calls/s", &local)
-        );
-        println!(
-            "rust local call calls/s: {} ({label}, one caller awaiting on the node runtime)",
-            rate(local[0].summary.rps)
-        );
-        println!(
-            "rust local call calls/s, blocking caller: {} ({label}, one plain thread, futures::executor::block_on)",
-            rate(blocking.rps)
-        );
-        println!();
+    if plan.wants(Part::Local) {
+        local(&plan, &mesh)?;
     }
-
-    if let (true, Some(q)) = (wants(Part::Hops), &quinn) {
-        let steps = [
-            ("quinn", Hops::default()),
-            (
-                "+ request task",
-                Hops {
-                    request_task: true,
-                    ..Hops::default()
-                },
-            ),
-            (
-                "+ request task + timeout",
-                Hops {
-                    request_task: true,
-                    timeout: true,
-                    ..Hops::default()
-                },
-            ),
-            (
-                "+ request task + timeout + handler task",
-                Hops {
-                    request_task: true,
-                    timeout: true,
-                    handler_task: true,
-                },
-            ),
-        ];
-        for size in SIZES {
-            let data = payload(size);
-            for concurrency in CONCURRENCY {
-                let case = format!("{} c={concurrency}", size_label(size));
-                let spec = Spec {
-                    concurrency,
-                    warmup,
-                    measure,
-                };
-                let mut rows = Vec::new();
-                for (name, hops) in steps {
-                    eprintln!("running attribution {case}: {name}");
-                    let summary = run_on(&q.handle(), spec, data.clone(), q.call_with(hops))?;
-                    rows.push(Detail {
-                        label: name.to_string(),
-                        summary,
-                    });
-                }
-                eprintln!("running attribution {case}: memmesh");
-                let summary = run_on(&mesh.handle(), spec, data.clone(), mesh.remote_call())?;
-                rows.push(Detail {
-                    label: "memmesh".to_string(),
-                    summary,
-                });
-                println!(
-                    "{}",
-                    detail_table(&format!("attribution {case}"), "req/s", &rows)
-                );
-            }
-        }
-        // Leave the server as the plain baseline.
-        let _ = q.call_with(Hops::default());
+    if let (true, Some(q)) = (plan.wants(Part::Hops), &quinn) {
+        attribution(&plan, &mesh, q)?;
     }
     println!(
         "{}",
@@ -255,5 +195,159 @@ fn main() -> Result<()> {
         q.shutdown();
     }
     mesh.shutdown()?;
+    Ok(())
+}
+
+/// memmesh and quinn side by side, case by case (each memmesh case right before its
+/// quinn case, so both see the same machine conditions as far as possible).
+fn remote(plan: &Plan, mesh: &MeshPair, quinn: Option<&QuinnPair>) -> Result<()> {
+    let mut rows = Vec::new();
+    for (case, size, concurrency) in plan.cases() {
+        let data = payload(size);
+        let spec = plan.spec(concurrency);
+        let memmesh = if plan.wants(Part::Memmesh) {
+            eprintln!("running {case}: memmesh");
+            Some(run_on(
+                &mesh.handle(),
+                spec,
+                data.clone(),
+                mesh.remote_call(),
+            )?)
+        } else {
+            None
+        };
+        let quinn = match quinn {
+            Some(q) => {
+                eprintln!("running {case}: quinn");
+                Some(run_on(&q.handle(), spec, data.clone(), q.call())?)
+            }
+            None => None,
+        };
+        rows.push(Comparison {
+            case,
+            memmesh,
+            quinn,
+        });
+    }
+    println!("{}", comparison_table(&rows));
+    Ok(())
+}
+
+/// `request(self_id, ..)`: awaited by tasks on the node runtime, and blocking from a
+/// plain thread (as a synchronous binding call does).
+fn local(plan: &Plan, mesh: &MeshPair) -> Result<()> {
+    let data = payload(LOCAL_SIZE);
+    let size = size_label(LOCAL_SIZE);
+    let mut rows = Vec::new();
+    for concurrency in CONCURRENCY {
+        let label = format!("{size} c={concurrency}, tasks on the node runtime");
+        eprintln!("running local {label}");
+        let summary = run_on(
+            &mesh.handle(),
+            plan.spec(concurrency),
+            data.clone(),
+            mesh.local_call(),
+        )?;
+        rows.push(Detail {
+            label,
+            summary,
+            datagrams: None,
+        });
+    }
+    let label = format!("{size} c=1, plain thread, block_on");
+    eprintln!("running local {label}");
+    let blocking = run_blocking(plan.spec(1), data, mesh.local_call_blocking())?;
+    let on_runtime = rows[0].summary;
+    rows.push(Detail {
+        label,
+        summary: blocking,
+        datagrams: None,
+    });
+    println!(
+        "{}",
+        detail_table("local call (request to self)", "calls/s", &rows)
+    );
+    println!(
+        "rust local call calls/s: {} ({size}, one caller awaiting on the node runtime)",
+        rate(on_runtime.rps)
+    );
+    println!(
+        "rust local call calls/s, blocking caller: {} ({size}, one plain thread, futures::executor::block_on)",
+        rate(blocking.rps)
+    );
+    println!();
+    Ok(())
+}
+
+/// quinn with memmesh's per-request structure added one piece at a time, then memmesh.
+fn attribution(plan: &Plan, mesh: &MeshPair, quinn: &QuinnPair) -> Result<()> {
+    let tasks = Hops {
+        request_task: true,
+        timeout: true,
+        handler_task: true,
+        ..Hops::default()
+    };
+    let steps = [
+        ("quinn", Hops::default()),
+        (
+            "+ request task",
+            Hops {
+                request_task: true,
+                ..Hops::default()
+            },
+        ),
+        (
+            "+ timeout",
+            Hops {
+                request_task: true,
+                timeout: true,
+                ..Hops::default()
+            },
+        ),
+        ("+ handler task", tasks),
+        (
+            "+ frames, FIN left unread (as memmesh)",
+            Hops {
+                framed: true,
+                ..tasks
+            },
+        ),
+        (
+            "  frames, FIN read instead",
+            Hops {
+                framed: true,
+                read_fin: true,
+                ..tasks
+            },
+        ),
+    ];
+    for (case, size, concurrency) in plan.cases() {
+        let data = payload(size);
+        let spec = plan.spec(concurrency);
+        let mut rows = Vec::new();
+        for (label, hops) in steps {
+            eprintln!("running attribution {case}: {label}");
+            let summary = run_on(&quinn.handle(), spec, data.clone(), quinn.call_with(hops))?;
+            let datagrams = quinn.datagrams_per_request(hops, data.clone(), DATAGRAM_SAMPLE)?;
+            rows.push(Detail {
+                label: label.to_string(),
+                summary,
+                datagrams: Some(datagrams),
+            });
+        }
+        eprintln!("running attribution {case}: memmesh");
+        let summary = run_on(&mesh.handle(), spec, data.clone(), mesh.remote_call())?;
+        rows.push(Detail {
+            label: "memmesh".to_string(),
+            summary,
+            datagrams: None,
+        });
+        println!(
+            "{}",
+            detail_table(&format!("attribution {case}"), "req/s", &rows)
+        );
+    }
+    // Leave the server in its plain baseline mode.
+    let _ = quinn.call_with(Hops::default());
     Ok(())
 }

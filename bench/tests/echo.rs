@@ -58,6 +58,33 @@ fn quinn_baseline_echoes_both_sizes_with_and_without_extra_tasks() {
             );
         }
     }
+    for read_fin in [false, true] {
+        let hops = Hops {
+            request_task: true,
+            timeout: true,
+            handler_task: true,
+            framed: true,
+            read_fin,
+        };
+        for size in SIZES {
+            let s = run_on(
+                &quinn.handle(),
+                spec(4),
+                payload(size),
+                quinn.call_with(hops),
+            )
+            .unwrap();
+            assert!(s.count > 0, "{hops:?}: {s:?}");
+            let datagrams = quinn
+                .datagrams_per_request(hops, payload(size), 20)
+                .unwrap();
+            // At least the request and the reply travel in datagrams of their own.
+            assert!(
+                datagrams >= 2.0,
+                "{hops:?}: {datagrams} datagrams per request"
+            );
+        }
+    }
     quinn.shutdown();
 }
 
