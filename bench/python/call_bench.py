@@ -10,6 +10,9 @@ Cases, each run for a bounded time after a short warmup, every reply checked:
   handler registered through the asyncio API (runs on the event loop);
 * asyncio API, 64 concurrent, echo handler a plain function on a memmesh worker thread.
 
+Besides calls/s it prints the process CPU time and context switches per call, which
+say more than a rate on a busy machine.
+
 The Rust figure for the same call is printed by ``bench/run-rpc.sh`` ("rust local call
 calls/s"). Run after ``pip install ./python`` (a release build):
 
@@ -22,12 +25,30 @@ import argparse
 import asyncio
 import os
 import platform
+import resource
 import time
 from typing import Any
 
 import memmesh
 
 PAYLOAD = bytes(range(64))
+
+
+class Figures:
+    """calls/s plus process CPU time and context switches per call (all threads)."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.usage = resource.getrusage(resource.RUSAGE_SELF)
+
+    def finish(self, calls: int) -> tuple[float, float, float]:
+        elapsed = time.perf_counter() - self.start
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (usage.ru_utime - self.usage.ru_utime) + (usage.ru_stime - self.usage.ru_stime)
+        switches = (usage.ru_nvcsw - self.usage.ru_nvcsw) + (
+            usage.ru_nivcsw - self.usage.ru_nivcsw
+        )
+        return calls / elapsed, cpu / calls, switches / calls
 CONCURRENCY = 64
 LOCAL: dict[str, Any] = {"listen": "127.0.0.1:0", "mdns": False}
 
@@ -36,31 +57,30 @@ def echo(req: memmesh.Request) -> bytes:
     return req.data
 
 
-def bench_blocking(warmup: float, duration: float) -> float:
+def bench_blocking(warmup: float, duration: float) -> tuple[float, float, float]:
     with memmesh.Node(**LOCAL) as node:
         ch = node.channel("bench")
         ch.on_request(echo)
 
-        def run(seconds: float) -> tuple[int, float]:
-            calls, start = 0, time.perf_counter()
-            deadline = start + seconds
+        def run(seconds: float) -> int:
+            calls = 0
+            deadline = time.perf_counter() + seconds
             while True:
                 for _ in range(100):
                     if ch.request(node.id, PAYLOAD) != PAYLOAD:
                         raise AssertionError("wrong reply")
                 calls += 100
-                now = time.perf_counter()
-                if now >= deadline:
-                    return calls, now - start
+                if time.perf_counter() >= deadline:
+                    return calls
 
         run(warmup)
-        calls, elapsed = run(duration)
-        return calls / elapsed
+        figures = Figures()
+        return figures.finish(run(duration))
 
 
-async def _run_async(ch: memmesh.aio.Channel, peer: str, seconds: float) -> tuple[int, float]:
-    calls, start = 0, time.perf_counter()
-    deadline = start + seconds
+async def _run_async(ch: memmesh.aio.Channel, peer: str, seconds: float) -> int:
+    calls = 0
+    deadline = time.perf_counter() + seconds
     while True:
         replies = await asyncio.gather(
             *(ch.request(peer, PAYLOAD) for _ in range(CONCURRENCY))
@@ -68,12 +88,13 @@ async def _run_async(ch: memmesh.aio.Channel, peer: str, seconds: float) -> tupl
         if any(r != PAYLOAD for r in replies):
             raise AssertionError("wrong reply")
         calls += CONCURRENCY
-        now = time.perf_counter()
-        if now >= deadline:
-            return calls, now - start
+        if time.perf_counter() >= deadline:
+            return calls
 
 
-async def _bench_async(warmup: float, duration: float, handler_on_loop: bool) -> float:
+async def _bench_async(
+    warmup: float, duration: float, handler_on_loop: bool
+) -> tuple[float, float, float]:
     async with memmesh.aio.Node.start(**LOCAL) as node:
         ch = node.channel("bench")
         if handler_on_loop:
@@ -83,11 +104,13 @@ async def _bench_async(warmup: float, duration: float, handler_on_loop: bool) ->
             # memmesh worker thread.
             memmesh.Channel(node._native.channel("bench")).on_request(echo)
         await _run_async(ch, node.id, warmup)
-        calls, elapsed = await _run_async(ch, node.id, duration)
-        return calls / elapsed
+        figures = Figures()
+        return figures.finish(await _run_async(ch, node.id, duration))
 
 
-def bench_async(warmup: float, duration: float, handler_on_loop: bool) -> float:
+def bench_async(
+    warmup: float, duration: float, handler_on_loop: bool
+) -> tuple[float, float, float]:
     return asyncio.run(_bench_async(warmup, duration, handler_on_loop))
 
 
@@ -120,9 +143,17 @@ def main() -> None:
         ),
     ]
     width = max(len(label) for label, _ in rows)
-    for label, rate in rows:
-        print(f"python local call calls/s: {rate:>10,.0f}  ({label:<{width}})")
-    print("(the Rust figure for the same call: `bench/run-rpc.sh --only local`)")
+    print(f"{'case':<{width}} | {'calls/s':>8} {'cpu/call':>9} {'cs/call':>8}")
+    print("-" * (width + 30))
+    for label, (rate, cpu, switches) in rows:
+        print(f"{label:<{width}} | {rate:>8,.0f} {cpu * 1e6:>6.1f} us {switches:>8.2f}")
+    print()
+    for label, (rate, _, _) in rows:
+        print(f"python local call calls/s: {rate:,.0f} ({label})")
+    print(
+        "(cpu/call: process CPU time of all threads per call; cs/call: context switches "
+        "per call. The Rust figure for the same call: `bench/run-rpc.sh --only local`.)"
+    )
 
 
 if __name__ == "__main__":

@@ -8,9 +8,9 @@ one per kind (see :mod:`memmesh.errors`).
 from __future__ import annotations
 
 from . import aio, errors
-from ._native import Message, PeerInfo, Request
+from ._native import Event, Message, PeerInfo, Request
 from ._native import __version__ as __version__
-from ._sync import Channel, Node
+from ._sync import Channel, Events, Node
 from .errors import (
     ClosedError,
     CorruptedError,
@@ -30,6 +30,8 @@ from .errors import (
 __all__ = [
     "Node",
     "Channel",
+    "Events",
+    "Event",
     "Message",
     "Request",
     "PeerInfo",

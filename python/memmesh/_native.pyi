@@ -10,6 +10,8 @@ from typing import Any, Callable, Final, Optional, Sequence, Union, final
 __all__ = [
     "Channel",
     "ERROR_KINDS",
+    "Event",
+    "Events",
     "Message",
     "Node",
     "PeerInfo",
@@ -73,6 +75,40 @@ class PeerInfo:
     def __eq__(self, other: object, /) -> bool: ...
 
 @final
+class Event:
+    """A membership event; ``kind`` says which, the other fields are set when they apply."""
+
+    @property
+    def kind(self) -> str:
+        """``"PeerUp"``, ``"PeerSuspect"``, ``"PeerDown"``, ``"LeaderChanged"`` or
+        ``"Lagged"``."""
+    @property
+    def id(self) -> Optional[str]:
+        """The member concerned (peer events)."""
+    @property
+    def name(self) -> Optional[str]:
+        """Its name (``PeerUp``)."""
+    @property
+    def addrs(self) -> list[str]:
+        """Its addresses (``PeerUp``; empty otherwise)."""
+    @property
+    def leader(self) -> Optional[str]:
+        """The new leader (``LeaderChanged``)."""
+    @property
+    def missed(self) -> Optional[int]:
+        """How many events were missed (``Lagged``)."""
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class Events:
+    """Membership events of a node."""
+
+    def next(self) -> Event: ...
+    def next_async(
+        self, event_loop: asyncio.AbstractEventLoop, future: "asyncio.Future[Event]"
+    ) -> Pending: ...
+
+@final
 class Pending:
     """A call running in the node for an asyncio caller."""
 
@@ -121,6 +157,9 @@ class Node:
         id: Optional[str] = None,
     ) -> Pending: ...
     def peers(self) -> list[PeerInfo]: ...
+    @property
+    def leader(self) -> str: ...
+    def events(self) -> Events: ...
     def channel(self, name: str) -> Channel: ...
     def shutdown(self) -> None: ...
 

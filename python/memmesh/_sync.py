@@ -11,11 +11,11 @@ from types import TracebackType
 from typing import Any, Awaitable, Callable, Iterator, Optional, Sequence, TypeVar, Union
 
 from . import _native
-from ._native import Message, PeerInfo, Request
+from ._native import Event, Message, PeerInfo, Request
 from ._runtime import background_loop, is_async, track
 from .errors import ClosedError
 
-__all__ = ["Node", "Channel"]
+__all__ = ["Node", "Channel", "Events"]
 
 #: Where ``send`` delivers: ``None`` (every connected peer), a node id, or a list of ids.
 Target = Union[str, Sequence[str], None]
@@ -135,8 +135,19 @@ class Node:
         return self._native.connect(addr, id)
 
     def peers(self) -> list[PeerInfo]:
-        """Every peer this node knows, with its state."""
+        """Every peer this node knows, with its membership state, sorted by id."""
         return self._native.peers()
+
+    @property
+    def leader(self) -> str:
+        """The leader of the current membership view: the lowest id among live members,
+        this node included."""
+        return self._native.leader
+
+    def events(self) -> "Events":
+        """Membership events (``PeerUp``, ``PeerSuspect``, ``PeerDown``,
+        ``LeaderChanged``, ``Lagged``) from now on."""
+        return Events(self._native.events())
 
     def channel(self, name: str) -> "Channel":
         """The channel called ``name`` (created on first use). Peers can send to a
@@ -229,3 +240,24 @@ class Channel:
 
     def __repr__(self) -> str:
         return f"Channel({self.name!r})"
+
+
+class Events:
+    """Membership events from the moment :meth:`Node.events` was called, blocking API.
+    ``for event in events`` yields them until the node shuts down."""
+
+    __slots__ = ("_native",)
+
+    def __init__(self, native: _native.Events) -> None:
+        self._native = native
+
+    def next(self) -> Event:
+        """Waits for the next event; ``ClosedError`` once the node has shut down."""
+        return self._native.next()
+
+    def __iter__(self) -> Iterator[Event]:
+        while True:
+            try:
+                yield self._native.next()
+            except ClosedError:
+                return

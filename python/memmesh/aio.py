@@ -24,12 +24,12 @@ from typing import (
 )
 
 from . import _native
-from ._native import Message, PeerInfo, Request
+from ._native import Event, Message, PeerInfo, Request
 from ._runtime import track
 from ._sync import Data, Target, node_options
 from .errors import ClosedError
 
-__all__ = ["Node", "Channel"]
+__all__ = ["Node", "Channel", "Events"]
 
 T = TypeVar("T")
 RequestHandlerT = TypeVar(
@@ -180,8 +180,18 @@ class Node:
         return result
 
     def peers(self) -> list[PeerInfo]:
-        """Every peer this node knows, with its state (immediate, not awaitable)."""
+        """Every peer this node knows, with its membership state, sorted by id
+        (immediate, not awaitable)."""
         return self._native.peers()
+
+    @property
+    def leader(self) -> str:
+        """The leader of the current membership view (the lowest live id)."""
+        return self._native.leader
+
+    def events(self) -> "Events":
+        """Membership events from now on (``async for event in node.events()``)."""
+        return Events(self._native.events())
 
     def channel(self, name: str) -> "Channel":
         """The channel called ``name`` (created on first use; immediate)."""
@@ -278,3 +288,28 @@ class Channel:
 
     def __repr__(self) -> str:
         return f"Channel({self.name!r})"
+
+
+class Events:
+    """Membership events from the moment :meth:`Node.events` was called, asyncio API.
+    ``async for event in events`` yields them until the node shuts down."""
+
+    __slots__ = ("_native",)
+
+    def __init__(self, native: _native.Events) -> None:
+        self._native = native
+
+    async def next(self) -> Event:
+        """The next event; ``ClosedError`` once the node has shut down. Cancel-safe."""
+        result: Event = await _call(self._native.next_async)
+        return result
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[Event]:
+        while True:
+            try:
+                yield await self.next()
+            except ClosedError:
+                return

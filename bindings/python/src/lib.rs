@@ -2,10 +2,11 @@
 //!
 //! This crate only converts types and errors and chooses how calls cross the boundary;
 //! every feature lives in the `memmesh` core crate. Its files mirror the core's modules
-//! (`node.rs`, `channel.rs`, `peer.rs`, `error.rs`, `handler.rs` for `channel/handler.rs`),
-//! plus `bridge.rs` and `event_loop.rs`, which move work between Python threads, asyncio
-//! loops and the node's own tokio runtime. The typed public API is the pure-Python package `memmesh`
-//! (`memmesh.Node` blocking, `memmesh.aio.Node` asyncio) built on these classes.
+//! (`node.rs`, `config.rs`, `channel.rs`, `handler.rs` for `channel/handler.rs`,
+//! `membership.rs`, `peer.rs`, `error.rs`), plus `bridge.rs` and `event_loop.rs`, which
+//! move work between Python threads, asyncio loops and the node's own tokio runtime.
+//! The typed public API is the pure-Python package `memmesh` (`memmesh.Node` blocking,
+//! `memmesh.aio.Node` asyncio) built on these classes.
 
 use pyo3::prelude::*;
 
@@ -15,6 +16,7 @@ mod config;
 mod error;
 mod event_loop;
 mod handler;
+mod membership;
 mod node;
 mod peer;
 
@@ -27,6 +29,8 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<handler::PyMessage>()?;
     m.add_class::<handler::PyRequest>()?;
     m.add_class::<peer::PyPeerInfo>()?;
+    m.add_class::<membership::PyEvent>()?;
+    m.add_class::<membership::PyEvents>()?;
     m.add_class::<bridge::Pending>()?;
     m.add(
         "ERROR_KINDS",

@@ -13,6 +13,7 @@ use crate::bridge::{spawn_for_asyncio, wait, Pending};
 use crate::channel::PyChannel;
 use crate::config::Options;
 use crate::error::IntoPyResult;
+use crate::membership::PyEvents;
 use crate::peer::PyPeerInfo;
 
 /// A running memmesh node (the native half of `memmesh.Node` and `memmesh.aio.Node`).
@@ -137,13 +138,25 @@ impl PyNode {
         ))
     }
 
-    /// Every peer this node knows.
+    /// Every peer this node knows, sorted by id.
     fn peers(&self) -> Vec<PyPeerInfo> {
         self.node
             .peers()
             .into_iter()
             .map(PyPeerInfo::from)
             .collect()
+    }
+
+    /// The leader of the current membership view (the lowest live id, this node included).
+    #[getter]
+    fn leader(&self) -> String {
+        self.node.leader().to_string()
+    }
+
+    /// Membership events from now on.
+    fn events(&self, py: Python<'_>) -> PyResult<PyEvents> {
+        let events = self.node.events().into_py(py)?;
+        Ok(PyEvents::new(events, self.node.clone()))
     }
 
     /// The channel called `name` (created on first use).
