@@ -142,7 +142,7 @@ def test_request_timeout(make_node) -> None:
 def test_default_request_timeout_from_node_options(make_node) -> None:
     a = make_node(request_timeout=0.2)
     release = threading.Event()
-    a.channel("stuck").on_request(lambda req: b"" if release.wait(30) else b"")
+    a.channel("stuck").on_request(lambda req: b"released" if release.wait(30) else b"gave up")
     try:
         with pytest.raises(memmesh.TimeoutError):
             a.channel("stuck").request(a.id, b"")

@@ -78,7 +78,7 @@ class Interrupted(Exception):
 def test_signal_interrupts_a_blocking_call(make_node) -> None:
     a = make_node()
     release = threading.Event()
-    a.channel("hang").on_request(lambda req: b"" if release.wait(30) else b"")
+    a.channel("hang").on_request(lambda req: b"released" if release.wait(30) else b"gave up")
 
     def raise_interrupted(signum: int, frame: object) -> None:
         raise Interrupted()
