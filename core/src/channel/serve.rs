@@ -41,15 +41,14 @@ pub async fn handle(
                     ),
                 )
             })?;
-            // Run the handler as its own task so that a panic becomes an error reply.
-            let task = tokio::spawn(handler.handle(Request { from, data }));
-            match task.await {
+            // A panicking handler becomes an error reply, not a dead task.
+            let call = std::panic::AssertUnwindSafe(handler.handle(Request { from, data }));
+            match futures::FutureExt::catch_unwind(call).await {
                 Ok(result) => result,
-                Err(e) if e.is_panic() => Err(Error::new(
+                Err(_) => Err(Error::new(
                     ErrorKind::HandlerFailed,
                     format!("the request handler of channel {name:?} panicked"),
                 )),
-                Err(_) => Err(Error::closed()),
             }
         }
     }

@@ -220,6 +220,14 @@ async fn serve_stream(
     };
     let _ = write_reply(&mut send, result, limits).await;
     let _ = send.finish();
+    // Read the peer's end of stream (it normally came with the frame): dropping an
+    // unfinished stream makes quinn send STOP_SENDING, an extra packet per request.
+    finish_reading(&mut recv).await;
+}
+
+/// Waits briefly for the end of a stream whose one frame has been read.
+pub(crate) async fn finish_reading(recv: &mut quinn::RecvStream) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), recv.read_to_end(0)).await;
 }
 
 async fn write_reply(

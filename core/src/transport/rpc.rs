@@ -22,6 +22,9 @@ pub async fn call(
     // Even if our write failed (the peer may have stopped the stream after rejecting it),
     // the peer's reply says why, so prefer it.
     let reply = read_frame::<Reply>(&mut recv, limits).await;
+    if reply.is_ok() {
+        crate::node::connect::finish_reading(&mut recv).await;
+    }
     match (written, reply) {
         (_, Ok(frame)) => {
             frame.header.into_result()?;
