@@ -58,7 +58,7 @@ impl Default for MembershipConfig {
         Self {
             probe_period: Duration::from_millis(500),
             probe_rtt: Duration::from_millis(200),
-            suspect_timeout: Duration::from_millis(1500),
+            suspect_timeout: Duration::from_millis(1000),
             down_grace: Duration::from_millis(500),
             forget_after: Duration::from_secs(3600),
             full_sync_interval: Duration::from_secs(5),
