@@ -56,6 +56,9 @@ impl Mdns {
         if ips.is_empty() {
             info = info.enable_addr_auto();
         }
+        // The instance name is our 52-character NodeId: no conflict to probe for, and
+        // probing would delay the first answer by 750 ms.
+        info.set_requires_probe(false);
         daemon.register(info).map_err(mdns_error)?;
         let events = daemon.browse(SERVICE_TYPE).map_err(mdns_error)?;
         let task_shared = shared.clone();

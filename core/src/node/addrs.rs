@@ -3,7 +3,8 @@
 use std::net::SocketAddr;
 
 /// `local` itself when bound to a specific IP; when bound to all interfaces, one address
-/// per interface IP (non-loopback first), since `0.0.0.0` means nothing to a peer.
+/// per non-loopback interface IP (loopback only if there is nothing else), since
+/// `0.0.0.0` means nothing to a peer and `127.0.0.1` means the peer itself.
 pub fn advertised(local: SocketAddr) -> Vec<SocketAddr> {
     if !local.ip().is_unspecified() {
         return vec![local];
@@ -18,6 +19,9 @@ pub fn advertised(local: SocketAddr) -> Vec<SocketAddr> {
         .collect();
     out.sort_by_key(|a| (a.ip().is_loopback(), a.is_ipv6(), *a));
     out.dedup();
+    if out.iter().any(|a| !a.ip().is_loopback()) {
+        out.retain(|a| !a.ip().is_loopback());
+    }
     if out.is_empty() {
         out.push(local);
     }
