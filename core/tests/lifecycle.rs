@@ -203,3 +203,73 @@ async fn a_peer_vanishing_mid_request_gives_an_error_not_a_hang() {
         n.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_stops_when_its_requester_gives_up() {
+    let a = node("a").await;
+    let b = node("b").await;
+    let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let finished = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (s, f) = (started.clone(), finished.clone());
+    b.channel("slow").unwrap().on_request(move |_req: Request| {
+        let (s, f) = (s.clone(), f.clone());
+        async move {
+            s.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            f.fetch_add(1, Ordering::SeqCst);
+            Ok(Bytes::new())
+        }
+    });
+    let b_id = a.connect(&b.addr().to_string()).await.unwrap();
+    let e = a
+        .channel("slow")
+        .unwrap()
+        .request(b_id, "x", Some(Duration::from_millis(200)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout);
+    assert!(
+        eventually(Duration::from_secs(5), || started.load(Ordering::SeqCst)
+            == 1)
+        .await
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        0,
+        "the handler ran on after the requester left"
+    );
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_to_a_peer_that_left_fails_as_unavailable() {
+    let a = node("a").await;
+    let b = node("b").await;
+    echo(&b, "echo");
+    let b_id = a.connect(&b.addr().to_string()).await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || a
+            .peers()
+            .iter()
+            .any(|p| p.id == b_id && p.state == memmesh::PeerState::Alive))
+        .await
+    );
+    b.shutdown().await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || a
+            .peers()
+            .iter()
+            .any(|p| p.id == b_id && p.state == memmesh::PeerState::Down))
+        .await
+    );
+    let e = a
+        .channel("echo")
+        .unwrap()
+        .request(b_id, "x", Some(Duration::from_secs(20)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PeerUnavailable, "{e}");
+    a.shutdown().await.unwrap();
+}

@@ -107,7 +107,7 @@ pub(crate) enum Input {
         oneshot::Sender<Vec<Member<MemberId>>>,
     ),
     SyncReply(Vec<Member<MemberId>>),
-    Leave(std::sync::mpsc::Sender<()>),
+    Leave(oneshot::Sender<()>),
 }
 
 /// The handle other parts of the node use.
@@ -185,11 +185,12 @@ impl Membership {
         rx.await.map_err(|_| Error::closed())
     }
 
-    /// Leaves the cluster and waits (up to `wait`) for the goodbye to be sent.
-    pub(crate) fn leave(&self, wait: Duration) {
-        let (done, rx) = std::sync::mpsc::channel();
+    /// Leaves the cluster and waits (up to `wait`) for the goodbye to be sent. Runs on
+    /// the node runtime.
+    pub(crate) async fn leave(&self, wait: Duration) {
+        let (done, rx) = oneshot::channel();
         if self.tx.send(Input::Leave(done)).is_ok() {
-            let _ = rx.recv_timeout(wait);
+            let _ = tokio::time::timeout(wait, rx).await;
         }
     }
 

@@ -21,12 +21,25 @@ use crate::wire::codec::{decode_versioned, encode_frame, FrameLimits};
 use crate::wire::io::read_raw_frame_opt;
 use crate::wire::{Reply, StreamHeader, WIRE_VERSION};
 
+/// How long a re-dial of a member that membership considers down may take.
+const DOWN_PEER_DIAL: Duration = Duration::from_secs(1);
+
 /// Dials `addr`, authenticates, and adopts the connection. With `expected`, the peer's
 /// key must be that NodeId.
 pub async fn dial(
     shared: &Arc<Shared>,
     addr: SocketAddr,
     expected: Option<NodeId>,
+) -> Result<(NodeId, quinn::Connection)> {
+    dial_within(shared, addr, expected, shared.config.connect_timeout).await
+}
+
+/// [`dial`] with an explicit deadline.
+async fn dial_within(
+    shared: &Arc<Shared>,
+    addr: SocketAddr,
+    expected: Option<NodeId>,
+    deadline: Duration,
 ) -> Result<(NodeId, quinn::Connection)> {
     let endpoint = shared.endpoint()?;
     let connecting = endpoint
@@ -37,15 +50,12 @@ pub async fn dial(
         let hello = handshake::client(&conn, &shared.hello).await?;
         Ok::<_, Error>((conn, hello))
     };
-    let (conn, hello) = tokio::time::timeout(shared.config.connect_timeout, attempt)
+    let (conn, hello) = tokio::time::timeout(deadline, attempt)
         .await
         .map_err(|_| {
             Error::new(
                 ErrorKind::Timeout,
-                format!(
-                    "connecting to {addr} timed out after {:?}",
-                    shared.config.connect_timeout
-                ),
+                format!("connecting to {addr} timed out after {deadline:?}"),
             )
         })??;
     if hello.id == shared.id {
@@ -73,12 +83,24 @@ pub async fn connection(shared: &Arc<Shared>, id: NodeId) -> Result<quinn::Conne
     if let Some(c) = shared.pool.live(&id) {
         return Ok(c);
     }
+    // A member known to be down (it left, or failed) gets one short attempt: if it has
+    // restarted it answers at once, and if not the caller hears so quickly.
+    let down = shared
+        .membership()
+        .ok()
+        .and_then(|m| m.with_view(|v| v.state(&id)))
+        == Some(crate::peer::PeerState::Down);
+    let deadline = if down {
+        shared.config.connect_timeout.min(DOWN_PEER_DIAL)
+    } else {
+        shared.config.connect_timeout
+    };
     let mut last = Error::new(
         ErrorKind::PeerUnavailable,
         format!("no known address for peer {}", id.short()),
     );
     for addr in shared.pool.addrs(&id) {
-        match dial(shared, addr, Some(id)).await {
+        match dial_within(shared, addr, Some(id), deadline).await {
             Ok((_, conn)) => return Ok(conn),
             Err(e) => {
                 debug!(peer = %id.short(), %addr, error = %e, "re-dial failed");
@@ -206,7 +228,17 @@ async fn serve_stream(
         Err(e) => Err(e),
     };
     let result = match parsed {
-        Ok((header, body)) => service::handle(&shared, peer, header.service, body).await,
+        Ok((header, body)) => {
+            // If the requester gives up (stops reading), stop working for it.
+            let stopped = send.stopped();
+            tokio::select! {
+                result = service::handle(&shared, peer, header.service, body) => result,
+                _ = stopped => {
+                    debug!(peer = %peer.short(), "the requester gave up; handler cancelled");
+                    return;
+                }
+            }
+        }
         Err(e) => {
             // Log the first bad frame of a connection loudly, the rest quietly.
             if bad_frames.fetch_add(1, Ordering::Relaxed) == 0 {

@@ -285,7 +285,12 @@ impl Node {
     /// Shuts down: closes every connection, ends every task and joins the runtime's
     /// threads. Idempotent; later calls on this node fail with `Closed`.
     pub async fn shutdown(&self) -> Result<()> {
-        let Some(waiter) = self.shutdown_start() else {
+        if self.shared.runtime.is_shut_down() {
+            return Ok(());
+        }
+        let shared = self.shared.clone();
+        let _ = self.shared.run(farewell(shared)).await;
+        let Some(waiter) = self.stop_runtime() else {
             return Ok(());
         };
         let (tx, rx) = futures::channel::oneshot::channel();
@@ -297,42 +302,53 @@ impl Node {
         Ok(())
     }
 
-    /// [`Node::shutdown`] for threads that are not running an async runtime.
+    /// [`Node::shutdown`] for threads that are not running an async runtime. Bounded in
+    /// time even if called from one of the node's own threads.
     pub fn shutdown_blocking(&self) -> Result<()> {
-        if let Some(waiter) = self.shutdown_start() {
+        if self.shared.runtime.is_shut_down() {
+            return Ok(());
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let shared = self.shared.clone();
+        self.shared.runtime.handle().spawn(async move {
+            let _ = farewell(shared).await;
+            let _ = tx.send(());
+        });
+        if rx.recv_timeout(CLOSE_GRACE * 3).is_err() {
+            warn!("the goodbye did not complete in time");
+        }
+        if let Some(waiter) = self.stop_runtime() {
             let _ = waiter.join();
         }
         Ok(())
     }
 
-    fn shutdown_start(&self) -> Option<std::thread::JoinHandle<()>> {
-        if self.shared.runtime.is_shut_down() {
-            return None;
-        }
-        let endpoint = self.shared.endpoint().ok();
-        if let Ok(m) = self.shared.membership() {
-            m.leave(CLOSE_GRACE);
-        }
+    /// Clears the tables and stops the runtime on a helper thread, which it returns.
+    fn stop_runtime(&self) -> Option<std::thread::JoinHandle<()>> {
         begin_shutdown(&self.shared);
-        // Give peers a moment to see the close, then stop the runtime.
-        if let Some(endpoint) = endpoint {
-            let idle = self.shared.runtime.handle().spawn(async move {
-                let _ = tokio::time::timeout(CLOSE_GRACE, endpoint.wait_idle()).await;
-            });
-            let (tx, rx) = std::sync::mpsc::channel();
-            self.shared.runtime.handle().spawn(async move {
-                let _ = idle.await;
-                let _ = tx.send(());
-            });
-            if rx.recv_timeout(CLOSE_GRACE * 2).is_err() {
-                warn!("peers did not acknowledge the close in time");
-            }
-        }
         self.shared.channels.clear();
         self.shared.pool.clear();
         info!(node = %self.shared.id.short(), "node shut down");
         self.shared.runtime.shutdown()
     }
+}
+
+/// Leaves the cluster, closes every connection, and gives peers a moment to see it.
+async fn farewell(shared: Arc<Shared>) -> Result<()> {
+    if let Ok(m) = shared.membership() {
+        m.leave(CLOSE_GRACE).await;
+    }
+    let endpoint = shared.endpoint().ok();
+    begin_shutdown(&shared);
+    if let Some(endpoint) = endpoint {
+        if tokio::time::timeout(CLOSE_GRACE, endpoint.wait_idle())
+            .await
+            .is_err()
+        {
+            debug!("peers did not acknowledge the close in time");
+        }
+    }
+    Ok(())
 }
 
 /// Dials a bootstrap address, retrying a few times while the node runs.
