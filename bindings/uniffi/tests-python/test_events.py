@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 
 import memmesh
 import pytest
@@ -32,6 +33,9 @@ async def test_peer_up_and_peer_down_events() -> None:
         up = await next_matching(events, lambda e: e.is_peer_up() and e.id == b.id())
         assert up.name == "b"
         assert b.addr() in up.addrs
+        # The leader is the lowest NodeId (by key bytes, not by base32 text order).
+        lowest = min(a.id(), b.id(), key=lambda i: base64.b32decode(i.upper() + "===="))
+        assert a.leader() == lowest
         await b.shutdown()
         await next_matching(events, lambda e: e.is_peer_down() and e.id == b.id())
 
