@@ -5,6 +5,9 @@
 const assert = require('node:assert/strict')
 const { Node, MemmeshError } = require('..')
 
+/** Per-test deadline, so that a test waiting for an event that never comes fails instead of hanging. */
+const TIMEOUT = 60000
+
 /** Starts a node on 127.0.0.1 with mDNS off; `extra` overrides the defaults. */
 function startNode (t, extra = {}) {
   return Node.start({ listen: '127.0.0.1:0', mdns: false, threads: 1, ...extra }).then((node) => {
@@ -47,4 +50,4 @@ function throwsWith (fn, code, messagePattern) {
   })
 }
 
-module.exports = { startNode, startNodes, rejectsWith, throwsWith }
+module.exports = { startNode, startNodes, rejectsWith, throwsWith, TIMEOUT }

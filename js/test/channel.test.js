@@ -4,7 +4,7 @@
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { startNodes, startNode, rejectsWith, throwsWith } = require('../support/nodes')
+const { startNodes, startNode, rejectsWith, throwsWith, TIMEOUT } = require('../support/nodes')
 
 /** A hub connected to `n` other nodes. */
 async function star (t, n, extra) {
@@ -13,7 +13,7 @@ async function star (t, n, extra) {
   return { hub, leaves }
 }
 
-test('send to one peer is received by recv, with the sender id', async (t) => {
+test('send to one peer is received by recv, with the sender id', { timeout: TIMEOUT }, async (t) => {
   const { hub, leaves: [b] } = await star(t, 1)
   const inbox = b.channel('chat')
   assert.equal(await hub.channel('chat').send(Buffer.from('hello'), b.id), 1)
@@ -23,7 +23,7 @@ test('send to one peer is received by recv, with the sender id', async (t) => {
   assert.equal(msg.data.toString(), 'hello')
 })
 
-test('bytes in as Buffer, Uint8Array or string; out as Buffer', async (t) => {
+test('bytes in as Buffer, Uint8Array or string; out as Buffer', { timeout: TIMEOUT }, async (t) => {
   const { hub, leaves: [b] } = await star(t, 1)
   const inbox = b.channel('bytes')
   const ch = hub.channel('bytes')
@@ -39,7 +39,7 @@ test('bytes in as Buffer, Uint8Array or string; out as Buffer', async (t) => {
   assert.deepEqual([...(await inbox.recv()).data], [8, 7])
 })
 
-test('send and broadcast reach 3 peers', async (t) => {
+test('send and broadcast reach 3 peers', { timeout: TIMEOUT }, async (t) => {
   const { hub, leaves } = await star(t, 3)
   const inboxes = leaves.map((n) => n.channel('news'))
   const ch = hub.channel('news')
@@ -60,7 +60,7 @@ test('send and broadcast reach 3 peers', async (t) => {
   assert.equal((await inboxes[1].recv()).data.toString(), 'last')
 })
 
-test('send to a peer without that channel is NotFound and names the failure', async (t) => {
+test('send to a peer without that channel is NotFound and names the failure', { timeout: TIMEOUT }, async (t) => {
   const { hub, leaves: [b, c] } = await star(t, 2)
   b.channel('partial')
   const err = await rejectsWith(hub.channel('partial').send('x'), 'NotFound')
@@ -69,7 +69,7 @@ test('send to a peer without that channel is NotFound and names the failure', as
   assert.equal((await b.channel('partial').recv()).data.toString(), 'x')
 })
 
-test('for await iterates messages in order and ends when the node shuts down', async (t) => {
+test('for await iterates messages in order and ends when the node shuts down', { timeout: TIMEOUT }, async (t) => {
   const [a] = await startNodes(t, 1, 'it')
   const b = await startNode(null, { name: 'iterated' })
   await a.connect(b.addr)
@@ -93,7 +93,7 @@ test('for await iterates messages in order and ends when the node shuts down', a
   assert.deepEqual(rest, [])
 })
 
-test('onMessage gets every message in order, and null hands them back to recv', async (t) => {
+test('onMessage gets every message in order, and null hands them back to recv', { timeout: TIMEOUT }, async (t) => {
   const { hub, leaves: [b] } = await star(t, 1)
   const inbox = b.channel('handled')
   const got = []
@@ -115,7 +115,7 @@ test('onMessage gets every message in order, and null hands them back to recv', 
   assert.equal(got.length, 4)
 })
 
-test('a message to this node itself is delivered locally', async (t) => {
+test('a message to this node itself is delivered locally', { timeout: TIMEOUT }, async (t) => {
   const [a] = await startNodes(t, 1, 'self')
   const inbox = a.channel('loop')
   assert.equal(await a.channel('loop').send('me', a.id), 1)
@@ -124,7 +124,7 @@ test('a message to this node itself is delivered locally', async (t) => {
   assert.equal(msg.data.toString(), 'me')
 })
 
-test('oversized messages and bad arguments are InvalidInput', async (t) => {
+test('oversized messages and bad arguments are InvalidInput', { timeout: TIMEOUT }, async (t) => {
   const { hub, leaves: [b] } = await star(t, 1, { maxMessageSize: 1024 })
   b.channel('big')
   const ch = hub.channel('big')

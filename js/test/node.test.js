@@ -4,9 +4,9 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const { Node, MemmeshError, ERROR_CODES } = require('..')
-const { startNode, startNodes, rejectsWith, throwsWith } = require('../support/nodes')
+const { startNode, startNodes, rejectsWith, throwsWith, TIMEOUT } = require('../support/nodes')
 
-test('start gives a node with an id, a name and a loopback address; shutdown closes it', async () => {
+test('start gives a node with an id, a name and a loopback address; shutdown closes it', { timeout: TIMEOUT }, async () => {
   const node = await Node.start({ name: 'solo', listen: '127.0.0.1:0', mdns: false, threads: 1 })
   assert.match(node.id, /^[a-z2-7]{52}$/)
   assert.equal(node.name, 'solo')
@@ -19,14 +19,14 @@ test('start gives a node with an id, a name and a loopback address; shutdown clo
   await node.shutdown() // idempotent
 })
 
-test('two nodes have different ids and a default name', async (t) => {
+test('two nodes have different ids and a default name', { timeout: TIMEOUT }, async (t) => {
   const [a, b] = await startNodes(t, 2)
   assert.notEqual(a.id, b.id)
   const unnamed = await startNode(t)
   assert.match(unnamed.name, /^node-/)
 })
 
-test('connect resolves with the peer id and peers() lists both sides', async (t) => {
+test('connect resolves with the peer id and peers() lists both sides', { timeout: TIMEOUT }, async (t) => {
   const [a, b] = await startNodes(t, 2, 'peer')
   const id = await a.connect(b.addr)
   assert.equal(id, b.id)
@@ -47,7 +47,7 @@ test('connect resolves with the peer id and peers() lists both sides', async (t)
   assert.equal(a.peers().filter((p) => p.id === b.id).length, 1)
 })
 
-test('nodes with the same cluster secret connect; a wrong secret is Unauthorized', async (t) => {
+test('nodes with the same cluster secret connect; a wrong secret is Unauthorized', { timeout: TIMEOUT }, async (t) => {
   const a = await startNode(t, { clusterSecret: 'blue' })
   const b = await startNode(t, { clusterSecret: Buffer.from('blue') })
   const c = await startNode(t, { clusterSecret: 'green' })
@@ -60,7 +60,7 @@ test('nodes with the same cluster secret connect; a wrong secret is Unauthorized
   assert.equal(a.peers().some((p) => p.id === c.id && p.connected), false)
 })
 
-test('bad options are InvalidInput', async () => {
+test('bad options are InvalidInput', { timeout: TIMEOUT }, async () => {
   await rejectsWith(Node.start({ listen: 'not an address', mdns: false }), 'InvalidInput', /address/)
   await rejectsWith(Node.start({ listen: '127.0.0.1:0', mdns: false, threads: 0 }), 'InvalidInput', /threads/)
   await rejectsWith(Node.start({ listen: '127.0.0.1:0', mdns: false, memoryQuota: -1 }), 'InvalidInput', /memoryQuota/)
@@ -71,14 +71,14 @@ test('bad options are InvalidInput', async () => {
   await rejectsWith(Node.start('127.0.0.1:0'), 'InvalidInput', /options must be an object/)
 })
 
-test('connect to a bad address is InvalidInput', async (t) => {
+test('connect to a bad address is InvalidInput', { timeout: TIMEOUT }, async (t) => {
   const a = await startNode(t)
   await rejectsWith(a.connect('nowhere'), 'InvalidInput', /invalid address/)
   await rejectsWith(a.connect('127.0.0.1:99999'), 'InvalidInput')
   await rejectsWith(a.connect(42), 'InvalidInput', /addr must be a string/)
 })
 
-test('every call on a closed node fails with Closed', async () => {
+test('every call on a closed node fails with Closed', { timeout: TIMEOUT }, async () => {
   const a = await startNode(null, { name: 'closing' })
   const b = await startNode(null)
   await a.connect(b.addr)
@@ -95,7 +95,7 @@ test('every call on a closed node fails with Closed', async () => {
   await b.shutdown()
 })
 
-test('MemmeshError is an Error subclass and ERROR_CODES lists every kind', () => {
+test('MemmeshError is an Error subclass and ERROR_CODES lists every kind', { timeout: TIMEOUT }, () => {
   const e = new MemmeshError('Timeout', 'slow')
   assert.ok(e instanceof Error)
   assert.equal(e.name, 'MemmeshError')
@@ -107,7 +107,17 @@ test('MemmeshError is an Error subclass and ERROR_CODES lists every kind', () =>
   assert.throws(() => new Node(), TypeError)
 })
 
-test('membership events report a peer that joins, and the leader is the lowest live id', async (t) => {
+/**
+ * The lowest of `ids` in NodeId (byte) order. Base32 text does not sort like its bytes in
+ * ASCII (digits 2-7 come after z in the alphabet), so compare digit values.
+ */
+function lowestId (ids) {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz234567'
+  const key = (id) => [...id].map((ch) => String.fromCharCode(65 + alphabet.indexOf(ch))).join('')
+  return [...ids].sort((x, y) => (key(x) < key(y) ? -1 : key(x) > key(y) ? 1 : 0))[0]
+}
+
+test('membership events report a peer that joins, and the leader is the lowest live id', { timeout: TIMEOUT }, async (t) => {
   const [a, b] = await startNodes(t, 2, 'member')
   assert.equal(a.leader, a.id, 'a node alone leads')
   const events = a.events()
@@ -122,7 +132,7 @@ test('membership events report a peer that joins, and the leader is the lowest l
   }
   assert.equal(up.name, 'member1')
   assert.ok(up.addrs.includes(b.addr), `addrs ${up.addrs} include ${b.addr}`)
-  const lowest = [a.id, b.id].sort()[0]
+  const lowest = lowestId([a.id, b.id])
   // The view may elect after the PeerUp: wait for it through the events if needed.
   while (a.leader !== lowest) {
     const event = await events.next()
@@ -131,7 +141,7 @@ test('membership events report a peer that joins, and the leader is the lowest l
   assert.equal(a.leader, lowest)
 })
 
-test('events end when the node shuts down, and events() on a closed node is Closed', async () => {
+test('events end when the node shuts down, and events() on a closed node is Closed', { timeout: TIMEOUT }, async () => {
   const a = await startNode(null)
   const events = a.events()
   const seen = []

@@ -4,7 +4,7 @@
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { startNodes, rejectsWith } = require('../support/nodes')
+const { startNodes, rejectsWith, TIMEOUT } = require('../support/nodes')
 
 async function pair (t, extra) {
   const [a, b] = await startNodes(t, 2, 'r', extra)
@@ -12,7 +12,7 @@ async function pair (t, extra) {
   return [a, b]
 }
 
-test('request is answered by a sync handler', async (t) => {
+test('request is answered by a sync handler', { timeout: TIMEOUT }, async (t) => {
   const [a, b] = await pair(t)
   let seenFrom
   b.channel('echo').onRequest((req) => {
@@ -26,7 +26,7 @@ test('request is answered by a sync handler', async (t) => {
   assert.equal(seenFrom, a.id)
 })
 
-test('request is answered by an async handler', async (t) => {
+test('request is answered by an async handler', { timeout: TIMEOUT }, async (t) => {
   const [a, b] = await pair(t)
   b.channel('slow-echo').onRequest(async (req) => {
     await new Promise((resolve) => setTimeout(resolve, 20))
@@ -38,7 +38,7 @@ test('request is answered by an async handler', async (t) => {
   assert.deepEqual(replies.map((r) => r.toString()), ['async:r0', 'async:r1', 'async:r2', 'async:r3'])
 })
 
-test('handlers may answer with a Uint8Array, a string or an empty Buffer', async (t) => {
+test('handlers may answer with a Uint8Array, a string or an empty Buffer', { timeout: TIMEOUT }, async (t) => {
   const [a, b] = await pair(t)
   b.channel('u8').onRequest(() => new Uint8Array([1, 2, 3]))
   b.channel('text').onRequest(() => 'ünïcode')
@@ -48,7 +48,7 @@ test('handlers may answer with a Uint8Array, a string or an empty Buffer', async
   assert.equal((await a.channel('empty').request(b.id, 'x')).length, 0)
 })
 
-test('a handler that throws answers HandlerFailed with its message', async (t) => {
+test('a handler that throws answers HandlerFailed with its message', { timeout: TIMEOUT }, async (t) => {
   const [a, b] = await pair(t)
   b.channel('throws').onRequest(() => { throw new Error('cannot do that') })
   b.channel('rejects').onRequest(async () => { throw new RangeError('not today') })
@@ -61,7 +61,7 @@ test('a handler that throws answers HandlerFailed with its message', async (t) =
   assert.equal((await a.channel('throws').request(b.id, 'x')).toString(), 'fine now')
 })
 
-test('a handler returning something that is not bytes answers HandlerFailed', async (t) => {
+test('a handler returning something that is not bytes answers HandlerFailed', { timeout: TIMEOUT }, async (t) => {
   const [a, b] = await pair(t)
   b.channel('number').onRequest(() => 42)
   b.channel('nothing').onRequest(async () => {})
@@ -69,7 +69,7 @@ test('a handler returning something that is not bytes answers HandlerFailed', as
   await rejectsWith(a.channel('nothing').request(b.id, 'x'), 'HandlerFailed', /returned undefined/)
 })
 
-test('a request without a handler is NotFound', async (t) => {
+test('a request without a handler is NotFound', { timeout: TIMEOUT }, async (t) => {
   const [a, b] = await pair(t)
   b.channel('opened-no-handler')
   await rejectsWith(a.channel('opened-no-handler').request(b.id, 'x'), 'NotFound', /no request handler/)
@@ -81,7 +81,7 @@ test('a request without a handler is NotFound', async (t) => {
   await rejectsWith(a.channel('removed').request(b.id, 'x'), 'NotFound')
 })
 
-test('a request that is not answered in time is Timeout', async (t) => {
+test('a request that is not answered in time is Timeout', { timeout: TIMEOUT }, async (t) => {
   const [a, b] = await pair(t)
   b.channel('never').onRequest(() => new Promise(() => {}))
   await rejectsWith(a.channel('never').request(b.id, 'x', { timeoutMs: 200 }), 'Timeout', /timed out/)
@@ -90,7 +90,7 @@ test('a request that is not answered in time is Timeout', async (t) => {
   await rejectsWith(c.channel('never').request(d.id, 'x'), 'Timeout')
 })
 
-test('oversized requests, bad peer ids and bad timeouts are InvalidInput', async (t) => {
+test('oversized requests, bad peer ids and bad timeouts are InvalidInput', { timeout: TIMEOUT }, async (t) => {
   const [a, b] = await pair(t, { maxMessageSize: 1000 })
   b.channel('small').onRequest((req) => req.data)
   const ch = a.channel('small')
@@ -106,7 +106,7 @@ test('oversized requests, bad peer ids and bad timeouts are InvalidInput', async
   await rejectsWith(a.channel('big-answer').request(b.id, 'x'), 'InvalidInput', /too large/)
 })
 
-test('a request to this node itself is answered locally', async (t) => {
+test('a request to this node itself is answered locally', { timeout: TIMEOUT }, async (t) => {
   const [a] = await startNodes(t, 1, 'local')
   a.channel('self').onRequest((req) => `local:${req.data}`)
   assert.equal((await a.channel('self').request(a.id, 'x')).toString(), 'local:x')
