@@ -139,24 +139,15 @@ async fn main() -> Result<()> {
             timeout,
             message,
         } => {
-            let node = common
-                .builder()
-                .name("memmesh-cli")
-                .listen("0.0.0.0:0")
-                .start()
-                .await?;
-            let result = async {
-                let peer = node.connect(&to).await.context("connecting")?;
+            with_peer(&common, &to, |node, peer| async move {
                 let reply = node
                     .channel(&channel)?
                     .request(peer, message, Some(Duration::from_secs_f64(timeout)))
                     .await?;
                 println!("{}", String::from_utf8_lossy(&reply));
-                anyhow::Ok(())
-            }
-            .await;
-            node.shutdown().await?;
-            result
+                Ok(())
+            })
+            .await
         }
         Command::Send {
             common,
@@ -164,27 +155,39 @@ async fn main() -> Result<()> {
             channel,
             message,
         } => {
-            let node = common
-                .builder()
-                .name("memmesh-cli")
-                .listen("0.0.0.0:0")
-                .start()
-                .await?;
-            let result = async {
-                let peer = node.connect(&to).await.context("connecting")?;
+            with_peer(&common, &to, |node, peer| async move {
                 node.channel(&channel)?.send(message, peer).await?;
                 println!("sent to {}", peer.short());
-                anyhow::Ok(())
-            }
-            .await;
-            node.shutdown().await?;
-            result
+                Ok(())
+            })
+            .await
         }
         Command::Id { data_dir } => {
             println!("{}", memmesh::Keypair::load_or_create(&data_dir)?.node_id());
             Ok(())
         }
     }
+}
+
+/// Starts a short-lived node, connects to `to`, runs `f`, and always shuts the node down.
+async fn with_peer<F, Fut>(common: &Common, to: &str, f: F) -> Result<()>
+where
+    F: FnOnce(Node, memmesh::NodeId) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let node = common
+        .builder()
+        .name("memmesh-cli")
+        .listen("0.0.0.0:0")
+        .start()
+        .await?;
+    let result = async {
+        let peer = node.connect(to).await.context("connecting")?;
+        f(node.clone(), peer).await
+    }
+    .await;
+    node.shutdown().await?;
+    result
 }
 
 async fn run_node(node: Node) -> Result<()> {
