@@ -175,10 +175,17 @@ where
     F: FnOnce(Node, memmesh::NodeId) -> Fut,
     Fut: std::future::Future<Output = Result<()>>,
 {
+    // Reach a loopback peer from loopback, so nothing goes through another interface.
+    let target = memmesh::node::parse_addr(to)?;
+    let listen = if target.ip().is_loopback() {
+        "127.0.0.1:0"
+    } else {
+        "0.0.0.0:0"
+    };
     let node = common
         .builder()
         .name("memmesh-cli")
-        .listen("0.0.0.0:0")
+        .listen(listen)
         .start()
         .await?;
     let result = async {
