@@ -104,7 +104,7 @@ async def test_a_new_request_handler_replaces_the_old_one() -> None:
 
 
 @aio
-async def test_a_slow_handler_times_out_and_is_cancelled_at_shutdown() -> None:
+async def test_a_slow_handler_times_out_and_is_cancelled() -> None:
     async with Nodes() as nodes:
         a, b = await nodes.pair()
         slow = Slow()
@@ -112,10 +112,8 @@ async def test_a_slow_handler_times_out_and_is_cancelled_at_shutdown() -> None:
         with pytest.raises(memmesh.MemmeshError.Timeout) as err:
             await a.channel("rpc").request(b.id(), b"x", 300)
         assert "timed out" in err.value.message
-        # The responder's runtime still awaits the Python coroutine; shutting it down
-        # drops that foreign future, and UniFFI cancels the Python task.
-        assert not slow.cancelled.is_set()
-        await b.shutdown()
+        # The requester gave up: the responder drops the foreign future, and UniFFI
+        # cancels the Python task, without waiting for a shutdown.
         assert await eventually(slow.cancelled.is_set)
 
 
