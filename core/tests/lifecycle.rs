@@ -248,14 +248,20 @@ async fn a_request_to_a_peer_that_left_fails_as_unavailable() {
     let a = node("a").await;
     let b = node("b").await;
     echo(&b, "echo");
+    let mut events = a.events().unwrap();
     let b_id = a.connect(&b.addr().to_string()).await.unwrap();
-    assert!(
-        eventually(Duration::from_secs(10), || a
-            .peers()
-            .iter()
-            .any(|p| p.id == b_id && p.state == memmesh::PeerState::Alive))
-        .await
-    );
+    // Wait until b is a member (not merely connected), so its goodbye is a member's.
+    let joined = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let memmesh::Event::PeerUp { id, .. } = events.next().await.unwrap() {
+                if id == b_id {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    assert!(joined.is_ok(), "b never became a member: {:?}", a.peers());
     b.shutdown().await.unwrap();
     assert!(
         eventually(Duration::from_secs(5), || a

@@ -22,7 +22,7 @@ use crate::identity::NodeId;
 use crate::membership::codec::SwimCodec;
 use crate::membership::member::{initial_generation, MemberId};
 use crate::membership::view::{Event, View};
-use crate::node::connect::connection;
+use crate::node::connect::{connection, connection_within};
 use crate::node::shared::Shared;
 use crate::peer::PeerState;
 use crate::transport::rpc::call;
@@ -32,6 +32,8 @@ use crate::wire::{Service, StreamHeader};
 
 /// Capacity of the event broadcast channel (per subscriber backlog).
 const EVENT_BACKLOG: usize = 1024;
+/// Longest dial a SWIM packet may wait for.
+const SWIM_DIAL: Duration = Duration::from_secs(2);
 /// How often the actor checks grace periods, forgets the dead and syncs.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -392,7 +394,8 @@ async fn send_packet(shared: Arc<Shared>, to: MemberId, data: Bytes) {
             if shared.pool.is_dialling(&to.id) {
                 return; // a dial is already under way; SWIM tolerates a lost packet
             }
-            match connection(&shared, to.id).await {
+            let max_dial = shared.config.connect_timeout.min(SWIM_DIAL);
+            match connection_within(&shared, to.id, max_dial).await {
                 Ok(c) => c,
                 Err(e) => {
                     trace!(peer = %to.id.short(), error = %e, "SWIM packet not sent");

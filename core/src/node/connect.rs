@@ -69,6 +69,16 @@ async fn dial_within(
 
 /// The connection to `id`: the pooled one, or a fresh dial of its known addresses.
 pub async fn connection(shared: &Arc<Shared>, id: NodeId) -> Result<quinn::Connection> {
+    connection_within(shared, id, shared.config.connect_timeout).await
+}
+
+/// [`connection`] with a bound on how long a dial may take (SWIM uses a short one: a
+/// probe that waits for a slow dial is useless, and it must not hold the dial lock long).
+pub async fn connection_within(
+    shared: &Arc<Shared>,
+    id: NodeId,
+    max_dial: Duration,
+) -> Result<quinn::Connection> {
     if let Some(c) = shared.pool.live(&id) {
         return Ok(c);
     }
@@ -91,9 +101,9 @@ pub async fn connection(shared: &Arc<Shared>, id: NodeId) -> Result<quinn::Conne
         .and_then(|m| m.with_view(|v| v.state(&id)))
         == Some(crate::peer::PeerState::Down);
     let deadline = if down {
-        shared.config.connect_timeout.min(DOWN_PEER_DIAL)
+        max_dial.min(DOWN_PEER_DIAL)
     } else {
-        shared.config.connect_timeout
+        max_dial
     };
     let mut last = Error::new(
         ErrorKind::PeerUnavailable,
