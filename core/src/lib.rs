@@ -19,18 +19,23 @@
 //! # Ok(()) }
 //! ```
 
+pub mod blocks;
+pub mod cache;
 pub mod channel;
 pub mod discovery;
 pub mod error;
 pub mod identity;
 pub mod membership;
+pub mod memory;
 pub mod node;
 pub mod peer;
 pub(crate) mod service;
 pub mod transport;
 pub mod wire;
 
+pub use blocks::{BlockId, Blocks, NodeUsage, Placement};
 pub use bytes::Bytes;
+pub use cache::{Cache, CacheOptions, CacheStats};
 pub use channel::{Channel, Message, MessageHandler, Request, RequestHandler, Target};
 pub use error::{Error, ErrorKind, Result};
 pub use identity::{Keypair, NodeId};

@@ -42,4 +42,6 @@ pub struct PeerInfo {
     pub connected: bool,
     /// Smoothed round-trip time, when connected.
     pub rtt: Option<Duration>,
+    /// Free bytes of its memory quota, as last advertised through membership.
+    pub quota_free: Option<u64>,
 }

@@ -22,5 +22,7 @@ pub async fn handle(
             crate::channel::serve::handle(shared, from, &name, op, body).await
         }
         Service::Membership { op } => crate::membership::service::serve(shared, op, body).await,
+        Service::Blocks { op } => crate::blocks::serve::handle(shared, from, op, body).await,
+        Service::Cache => crate::cache::serve::handle(shared, from, body).await,
     }
 }

@@ -2,6 +2,7 @@
 //! authenticated transport, with events, a grace period before `PeerDown`, periodic
 //! full-state sync, and a deterministic leader.
 
+pub mod adverts;
 pub mod codec;
 pub mod events;
 pub mod member;

@@ -19,6 +19,7 @@ use tracing::{debug, trace};
 
 use crate::error::{Error, Result};
 use crate::identity::NodeId;
+use crate::membership::adverts::{Advert, AdvertHandler, AdvertTable};
 use crate::membership::codec::SwimCodec;
 use crate::membership::member::{initial_generation, MemberId};
 use crate::membership::view::{Event, View};
@@ -36,6 +37,8 @@ const EVENT_BACKLOG: usize = 1024;
 const SWIM_DIAL: Duration = Duration::from_secs(2);
 /// How often the actor checks grace periods, forgets the dead and syncs.
 const TICK: Duration = Duration::from_millis(100);
+/// Shortest interval between two free-quota adverts of this node.
+const ADVERT_MIN_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Timing of failure detection and view maintenance.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +121,7 @@ pub struct Membership {
     tx: mpsc::UnboundedSender<Input>,
     view: Arc<RwLock<View>>,
     events: broadcast::Sender<Event>,
+    adverts: AdvertTable,
 }
 
 impl std::fmt::Debug for Input {
@@ -141,7 +145,9 @@ impl Membership {
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
             .map_err(|_| Error::internal("the system random generator failed"))?;
         let rng = StdRng::seed_from_u64(u64::from_le_bytes(seed));
-        let foca = Foca::new(me, cfg.foca(), rng, SwimCodec);
+        let adverts = AdvertTable::default();
+        let handler = AdvertHandler::new(adverts.clone(), shared.id);
+        let foca = Foca::with_custom_broadcast(me, cfg.foca(), rng, SwimCodec, handler);
         let (tx, rx) = mpsc::unbounded_channel();
         let view = Arc::new(RwLock::new(View::new(shared.id, cfg.down_grace)));
         let (events, _) = broadcast::channel(EVENT_BACKLOG);
@@ -153,9 +159,16 @@ impl Membership {
             view: view.clone(),
             events: events.clone(),
             rng: StdRng::seed_from_u64(u64::from_le_bytes(seed).rotate_left(17)),
+            advert_seq: initial_generation(),
+            advertised: None,
         };
         shared.runtime.handle().spawn(actor.run(rx));
-        Ok(Membership { tx, view, events })
+        Ok(Membership {
+            tx,
+            view,
+            events,
+            adverts,
+        })
     }
 
     /// Tells the actor about a fresh authenticated connection.
@@ -201,6 +214,11 @@ impl Membership {
         self.events.subscribe()
     }
 
+    /// The latest free-quota advert of `id` (this node's own included).
+    pub fn advert(&self, id: &NodeId) -> Option<Advert> {
+        self.adverts.get(id)
+    }
+
     /// Reads the view.
     pub fn with_view<T>(&self, f: impl FnOnce(&View) -> T) -> T {
         f(&self.view.read().unwrap_or_else(|p| p.into_inner()))
@@ -209,12 +227,15 @@ impl Membership {
 
 struct Actor {
     shared: Arc<Shared>,
-    foca: Foca<MemberId, SwimCodec, StdRng, foca::NoCustomBroadcast>,
+    foca: Foca<MemberId, SwimCodec, StdRng, AdvertHandler>,
     rt: AccumulatingRuntime<MemberId>,
     tx: mpsc::UnboundedSender<Input>,
     view: Arc<RwLock<View>>,
     events: broadcast::Sender<Event>,
     rng: StdRng,
+    advert_seq: u64,
+    /// What was last advertised, and when.
+    advertised: Option<(u64, Instant)>,
 }
 
 fn member_state(s: State) -> PeerState {
@@ -244,8 +265,10 @@ impl Actor {
                     if now >= next_sync {
                         next_sync = now + self.shared.config.membership.full_sync_interval;
                         self.start_sync();
+                        self.advertised = None; // re-advertise for members that joined since
                     }
                     self.forget(now);
+                    self.advertise(now);
                 }
             }
             let sends = self.drain();
@@ -359,7 +382,36 @@ impl Actor {
         self.publish(events);
         for id in self.view_mut().forget(now, after) {
             self.shared.pool.forget(&id);
+            self.shared.membership().map(|m| m.adverts.forget(&id)).ok();
         }
+    }
+
+    /// Gossips this node's free quota when it changed (at most every
+    /// `ADVERT_MIN_INTERVAL`) or when a periodic refresh is due.
+    fn advertise(&mut self, now: Instant) {
+        let budget = &self.shared.budget;
+        let free = budget.free();
+        if let Some((last, at)) = self.advertised {
+            if last == free || now.duration_since(at) < ADVERT_MIN_INTERVAL {
+                return;
+            }
+        }
+        self.advert_seq += 1;
+        let advert = Advert {
+            id: self.shared.id,
+            seq: self.advert_seq,
+            quota: budget.limit(),
+            free,
+        };
+        match advert.encode() {
+            Ok(data) => {
+                if let Err(e) = self.foca.add_broadcast(&data) {
+                    debug!(error = %e, "free-quota advert not queued");
+                }
+            }
+            Err(e) => debug!(error = %e, "free-quota advert not encoded"),
+        }
+        self.advertised = Some((free, now));
     }
 
     fn start_sync(&mut self) {

@@ -1,6 +1,7 @@
 //! The node: identity, runtime, endpoint and services, behind one handle.
 
 pub(crate) mod addrs;
+pub(crate) mod call;
 pub mod config;
 pub(crate) mod connect;
 pub(crate) mod runtime;
@@ -12,6 +13,8 @@ use std::time::Duration;
 
 use tracing::{debug, info, warn};
 
+use crate::blocks::Blocks;
+use crate::cache::{Cache, CacheOptions};
 use crate::channel::Channel;
 use crate::discovery::mdns::Mdns;
 use crate::error::{Error, Result};
@@ -135,6 +138,7 @@ impl Node {
         let shared = Shared::new(key, config, hello, endpoint.clone(), local_addr, runtime);
         shared.set_membership(Membership::start(&shared)?);
         handle.spawn(connect::accept_loop(shared.clone(), endpoint));
+        handle.spawn(crate::cache::maintain::run(shared.clone()));
         if shared.config.mdns {
             match Mdns::start(&shared) {
                 Ok(mdns) => shared.set_mdns(mdns),
@@ -209,6 +213,7 @@ impl Node {
     /// sorted by id. Peers that were connected but have not been confirmed by membership
     /// yet are listed as alive; long-dead members are eventually forgotten.
     pub fn peers(&self) -> Vec<PeerInfo> {
+        let membership = self.shared.membership().ok();
         let states: std::collections::HashMap<NodeId, crate::peer::PeerState> = self
             .shared
             .membership()
@@ -232,6 +237,7 @@ impl Node {
                     state,
                     connected: rtt.is_some(),
                     rtt,
+                    quota_free: membership.and_then(|m| m.advert(&id)).map(|a| a.free),
                 })
             })
             .collect();
@@ -268,6 +274,36 @@ impl Node {
             .channels
             .get_or_create(name, self.shared.config.channel_queue)?;
         Ok(Channel::new(self.shared.clone(), state, self.guard.clone()))
+    }
+
+    /// The blocks API: put bytes into this node's or a peer's RAM, get and free them.
+    pub fn blocks(&self) -> Result<Blocks> {
+        if self.shared.is_closed() {
+            return Err(Error::closed());
+        }
+        Ok(Blocks::new(self.shared.clone(), self.guard.clone()))
+    }
+
+    /// The replicated cache bucket `name`, created cluster-wide with `options` on first
+    /// use. With `None`, the bucket's existing options are used (learned from peers), or
+    /// the defaults for a new bucket. Options that differ from the bucket's existing ones
+    /// are refused with `InvalidInput`.
+    pub async fn cache(&self, name: &str, options: Option<CacheOptions>) -> Result<Cache> {
+        if self.shared.is_closed() {
+            return Err(Error::closed());
+        }
+        let shared = self.shared.clone();
+        let name = name.to_string();
+        let bucket = self
+            .shared
+            .run(async move { crate::cache::open(&shared, &name, options).await })
+            .await?;
+        Ok(Cache::new(self.shared.clone(), bucket, self.guard.clone()))
+    }
+
+    /// The cache buckets this node knows (its own and those learned from peers), by name.
+    pub fn caches(&self) -> Vec<(String, CacheOptions)> {
+        crate::cache::known(&self.shared)
     }
 
     /// The handle of the node's own tokio runtime. Bindings use it to drive futures to

@@ -1,15 +1,20 @@
 //! State shared by the node handle and every task the node runs.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::blocks::id::BlockId;
+use crate::blocks::store::BlockStore;
+use crate::cache::state::CacheState;
 use crate::channel::registry::ChannelRegistry;
 use crate::discovery::mdns::Mdns;
 use crate::error::{Error, Result};
 use crate::identity::{Keypair, NodeId};
 use crate::membership::service::Membership;
+use crate::memory::MemoryBudget;
 use crate::node::config::NodeConfig;
 use crate::node::runtime::{NodeRuntime, RunFuture};
 use crate::transport::handshake::LocalHello;
@@ -37,6 +42,12 @@ pub struct Shared {
     pub channels: ChannelRegistry,
     /// Cancelled when shutdown begins.
     pub cancel: CancellationToken,
+    /// The RAM this node lends (`memory_quota`), shared by blocks and cache.
+    pub budget: Arc<MemoryBudget>,
+    /// The replicated cache's buckets and routing.
+    pub cache: CacheState,
+    blocks: Mutex<BlockStore>,
+    placed: Mutex<HashMap<BlockId, NodeId>>,
     endpoint: RwLock<Option<quinn::Endpoint>>,
     mdns: std::sync::Mutex<Option<Mdns>>,
     membership: std::sync::OnceLock<Membership>,
@@ -52,7 +63,12 @@ impl Shared {
         local_addr: SocketAddr,
         runtime: NodeRuntime,
     ) -> Arc<Self> {
+        let budget = Arc::new(MemoryBudget::new(config.memory_quota));
         Arc::new(Self {
+            blocks: Mutex::new(BlockStore::new(budget.clone())),
+            placed: Mutex::new(HashMap::new()),
+            budget,
+            cache: CacheState::new(key.node_id()),
             id: key.node_id(),
             key,
             config,
@@ -66,6 +82,16 @@ impl Shared {
             mdns: std::sync::Mutex::new(None),
             membership: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The blocks held in this node's RAM.
+    pub fn blocks(&self) -> MutexGuard<'_, BlockStore> {
+        self.blocks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Where the blocks this node put on peers (or found on them) live.
+    pub fn placed_blocks(&self) -> MutexGuard<'_, HashMap<BlockId, NodeId>> {
+        self.placed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The endpoint, or `Closed` once shutdown has begun.

@@ -43,6 +43,25 @@ pub enum MembershipOp {
     Sync,
 }
 
+/// The operation requested on a blocks stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum BlockOp {
+    /// Store the body as a block (reply: its 32-byte digest).
+    Put,
+    /// Return the block with this digest (reply: its bytes).
+    Get {
+        /// The block's BLAKE3 digest.
+        id: [u8; 32],
+    },
+    /// Remove the block with this digest.
+    Free {
+        /// The block's BLAKE3 digest.
+        id: [u8; 32],
+    },
+    /// Report this node's memory use (reply: a bulk-encoded `NodeUsage`).
+    Stats,
+}
+
 /// The service a stream is for.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Service {
@@ -58,6 +77,13 @@ pub enum Service {
         /// What is asked of it.
         op: MembershipOp,
     },
+    /// Blocks held in this node's RAM.
+    Blocks {
+        /// What is asked of it.
+        op: BlockOp,
+    },
+    /// The replicated cache (body and reply: bulk-encoded cache messages).
+    Cache,
 }
 
 /// The first frame of every service stream.

@@ -1,0 +1,362 @@
+//! Blocks: immutable byte blobs kept in a node's RAM, lent to the mesh. A block's id is
+//! its BLAKE3 content hash, so puts deduplicate and every get is verified.
+//!
+//! `put` stores locally, on a chosen peer, or (`Auto`) on the peer advertising the most
+//! free quota through membership. `get` reads local RAM first, then the peer this node
+//! placed the block on, then asks every live peer. Each node's `memory_quota` is enforced
+//! in bytes, overhead included: a put that does not fit fails with `QuotaExceeded` and
+//! nothing is evicted to make room.
+
+pub mod id;
+pub(crate) mod serve;
+pub mod store;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::stream::{FuturesUnordered, StreamExt};
+use tracing::debug;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::identity::NodeId;
+use crate::node::call::call_peer;
+use crate::node::shared::Shared;
+use crate::node::Guard;
+use crate::peer::PeerState;
+use crate::wire::codec::decode_bulk;
+use crate::wire::messages::BlockOp;
+use crate::wire::Service;
+pub use id::BlockId;
+
+/// Where `put` stores a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// In this node's RAM.
+    Local,
+    /// In the RAM of this peer.
+    Peer(NodeId),
+    /// On the live peer advertising the most free quota (this node if it has no peers).
+    Auto,
+}
+
+/// One node's memory use, as reported by `Blocks::stats`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NodeUsage {
+    /// The node.
+    pub id: NodeId,
+    /// Its name.
+    pub name: String,
+    /// Its memory quota in bytes.
+    pub quota: u64,
+    /// Bytes of the quota in use (blocks and cache entries, overhead included).
+    pub used: u64,
+    /// Bytes of the quota still free.
+    pub free: u64,
+    /// Blocks it holds.
+    pub blocks: u64,
+    /// Content bytes of those blocks (without overhead).
+    pub block_bytes: u64,
+}
+
+/// The blocks API of a node (`node.blocks()`).
+#[derive(Clone)]
+pub struct Blocks {
+    shared: Arc<Shared>,
+    _guard: Arc<Guard>,
+}
+
+impl std::fmt::Debug for Blocks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Blocks")
+            .field("node", &self.shared.id)
+            .finish()
+    }
+}
+
+impl Blocks {
+    pub(crate) fn new(shared: Arc<Shared>, guard: Arc<Guard>) -> Self {
+        Self {
+            shared,
+            _guard: guard,
+        }
+    }
+
+    /// Stores `data` as a block and returns its id.
+    pub async fn put(&self, data: impl Into<Bytes>, placement: Placement) -> Result<BlockId> {
+        let data = data.into();
+        let shared = self.shared.clone();
+        self.shared.run(put(shared, data, placement)).await
+    }
+
+    /// The block `id`: from local RAM, else from the peer holding it (verified).
+    pub async fn get(&self, id: &BlockId) -> Result<Bytes> {
+        let shared = self.shared.clone();
+        let id = *id;
+        self.shared.run(async move { get(&shared, id).await }).await
+    }
+
+    /// Frees the block `id` wherever it lives. `NotFound` if no reachable node holds it.
+    pub async fn free(&self, id: &BlockId) -> Result<()> {
+        let shared = self.shared.clone();
+        let id = *id;
+        self.shared
+            .run(async move { free(&shared, id).await })
+            .await
+    }
+
+    /// Memory use of this node and of every reachable live peer, this node first.
+    pub async fn stats(&self) -> Result<Vec<NodeUsage>> {
+        let shared = self.shared.clone();
+        self.shared.run(async move { stats(&shared).await }).await
+    }
+
+    /// This node's memory use.
+    pub fn local_stats(&self) -> NodeUsage {
+        serve::usage(&self.shared)
+    }
+}
+
+fn check_open(shared: &Shared) -> Result<()> {
+    if shared.is_closed() {
+        Err(Error::closed())
+    } else {
+        Ok(())
+    }
+}
+
+fn check_size(shared: &Shared, len: usize) -> Result<()> {
+    if len > shared.config.max_message_size {
+        return Err(Error::invalid(format!(
+            "a block of {len} bytes is larger than max_message_size ({} bytes); \
+             send large data with transfer instead",
+            shared.config.max_message_size
+        )));
+    }
+    Ok(())
+}
+
+/// Peers that membership considers alive, this node excluded.
+fn live_peers(shared: &Shared) -> Vec<NodeId> {
+    shared
+        .membership()
+        .map(|m| {
+            m.with_view(|v| {
+                v.members()
+                    .filter(|(_, s)| *s == PeerState::Alive)
+                    .map(|(m, _)| m.id)
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
+}
+
+async fn put(shared: Arc<Shared>, data: Bytes, placement: Placement) -> Result<BlockId> {
+    check_open(&shared)?;
+    check_size(&shared, data.len())?;
+    let target = match placement {
+        Placement::Local => None,
+        Placement::Peer(id) if id == shared.id => None,
+        Placement::Peer(id) => Some(id),
+        Placement::Auto => auto_target(&shared, data.len()).await,
+    };
+    let Some(peer) = target else {
+        return serve::put_local(&shared, data);
+    };
+    let id = BlockId::of(&data);
+    let reply = call_peer(&shared, peer, Service::Blocks { op: BlockOp::Put }, &data).await?;
+    if reply.as_ref() != id.digest() {
+        return Err(Error::new(
+            ErrorKind::Corrupted,
+            format!("peer {} stored the block under another id", peer.short()),
+        ));
+    }
+    shared.placed_blocks().insert(id, peer);
+    Ok(id)
+}
+
+/// The live peer with the most free quota, by adverts; peers not advertising yet are
+/// asked directly. `None` when there is no peer (store locally).
+async fn auto_target(shared: &Arc<Shared>, len: usize) -> Option<NodeId> {
+    let peers = live_peers(shared);
+    let m = shared.membership().ok()?;
+    let mut best: Option<(u64, NodeId)> = None;
+    let mut unknown = Vec::new();
+    for p in peers {
+        match m.advert(&p) {
+            Some(a) => best = best.max(Some((a.free, p))),
+            None => unknown.push(p),
+        }
+    }
+    if !unknown.is_empty() {
+        let asked = unknown.into_iter().map(|p| async move {
+            let reply = call_peer(shared, p, Service::Blocks { op: BlockOp::Stats }, &[]).await;
+            reply
+                .ok()
+                .and_then(|b| decode_bulk::<NodeUsage>(&b).ok())
+                .map(|u| (u.free, p))
+        });
+        for found in futures::future::join_all(asked).await.into_iter().flatten() {
+            best = best.max(Some(found));
+        }
+    }
+    debug!(len, best = ?best.map(|(f, p)| (f, p.short())), "auto placement");
+    best.map(|(_, p)| p)
+}
+
+async fn get(shared: &Arc<Shared>, id: BlockId) -> Result<Bytes> {
+    check_open(shared)?;
+    if let Some(data) = shared.blocks().get(&id) {
+        return Ok(data);
+    }
+    let known = shared.placed_blocks().get(&id).copied();
+    if let Some(holder) = known {
+        return match get_from(shared, holder, id).await {
+            Ok(data) => Ok(data),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                shared.placed_blocks().remove(&id);
+                Err(e)
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::Timeout | ErrorKind::PeerUnavailable) => {
+                Err(Error::new(
+                    ErrorKind::PeerUnavailable,
+                    format!(
+                        "block {id} is held by peer {}, which is unavailable: {}",
+                        holder.short(),
+                        e.message()
+                    ),
+                ))
+            }
+            Err(e) => Err(e),
+        };
+    }
+    search(shared, id).await
+}
+
+async fn get_from(shared: &Arc<Shared>, peer: NodeId, id: BlockId) -> Result<Bytes> {
+    let op = BlockOp::Get { id: *id.digest() };
+    let data = call_peer(shared, peer, Service::Blocks { op }, &[]).await?;
+    if !id.verifies(&data) {
+        return Err(Error::new(
+            ErrorKind::Corrupted,
+            format!(
+                "peer {} returned data that does not hash to {id}",
+                peer.short()
+            ),
+        ));
+    }
+    Ok(data)
+}
+
+/// Asks every live peer for `id`; the first verified answer wins.
+async fn search(shared: &Arc<Shared>, id: BlockId) -> Result<Bytes> {
+    let peers = live_peers(shared);
+    let mut asks: FuturesUnordered<_> = peers
+        .iter()
+        .map(|&p| async move { (p, get_from(shared, p, id).await) })
+        .collect();
+    let mut unreachable = 0usize;
+    let mut corrupted = None;
+    while let Some((peer, result)) = asks.next().await {
+        match result {
+            Ok(data) => {
+                shared.placed_blocks().insert(id, peer);
+                return Ok(data);
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) if e.kind() == ErrorKind::Corrupted => corrupted = Some(e),
+            Err(_) => unreachable += 1,
+        }
+    }
+    if let Some(e) = corrupted {
+        return Err(e);
+    }
+    if unreachable > 0 {
+        return Err(Error::new(
+            ErrorKind::PeerUnavailable,
+            format!(
+                "block {id} is not on this node nor on any reachable peer; \
+                 {unreachable} peer(s) could not be asked"
+            ),
+        ));
+    }
+    Err(Error::new(
+        ErrorKind::NotFound,
+        format!(
+            "block {id} is not held by this node or any of its {} live peers",
+            peers.len()
+        ),
+    ))
+}
+
+async fn free(shared: &Arc<Shared>, id: BlockId) -> Result<()> {
+    check_open(shared)?;
+    if shared.blocks().free(&id) {
+        return Ok(());
+    }
+    let op = BlockOp::Free { id: *id.digest() };
+    let known = shared.placed_blocks().remove(&id);
+    let targets = match known {
+        Some(holder) => vec![holder],
+        None => live_peers(shared),
+    };
+    let results = futures::future::join_all(
+        targets
+            .iter()
+            .map(|&p| call_peer(shared, p, Service::Blocks { op }, &[])),
+    )
+    .await;
+    let mut last_err = None;
+    let mut freed = false;
+    for r in results {
+        match r {
+            Ok(_) => freed = true,
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => last_err = Some(e),
+        }
+    }
+    match (freed, last_err, known) {
+        (true, _, _) => Ok(()),
+        (false, Some(e), Some(holder)) => Err(Error::new(
+            ErrorKind::PeerUnavailable,
+            format!(
+                "block {id} is held by peer {}, which is unavailable: {}",
+                holder.short(),
+                e.message()
+            ),
+        )),
+        (false, Some(e), None) => Err(Error::new(
+            ErrorKind::PeerUnavailable,
+            format!(
+                "block {id} was not found on the reachable peers; some could not be asked: {}",
+                e.message()
+            ),
+        )),
+        (false, None, _) => Err(Error::new(
+            ErrorKind::NotFound,
+            format!("block {id} is not held by this node or any live peer"),
+        )),
+    }
+}
+
+async fn stats(shared: &Arc<Shared>) -> Result<Vec<NodeUsage>> {
+    check_open(shared)?;
+    let mut out = vec![serve::usage(shared)];
+    let asked = live_peers(shared).into_iter().map(|p| async move {
+        let reply = call_peer(shared, p, Service::Blocks { op: BlockOp::Stats }, &[]).await;
+        match reply.and_then(|b| decode_bulk::<NodeUsage>(&b).map_err(Error::from)) {
+            Ok(u) => Some(u),
+            Err(e) => {
+                debug!(peer = %p.short(), error = %e, "no stats from peer");
+                None
+            }
+        }
+    });
+    let mut peers: Vec<NodeUsage> = futures::future::join_all(asked)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    peers.sort_by_key(|u| u.id);
+    out.extend(peers);
+    Ok(out)
+}

@@ -1,0 +1,607 @@
+//! The cache operations a node performs for its user: route each key to its owners,
+//! write to all of them before acknowledging, read from the best one, retry while the
+//! membership settles.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tracing::debug;
+
+use crate::cache::bucket::{Bucket, READY};
+use crate::cache::hlc::wall_ms;
+use crate::cache::messages::{Lookup, Request, Response, RmwOp, RmwResult, Spec, WireEntry};
+use crate::cache::partition::partition_of;
+use crate::cache::store::EntryView;
+use crate::cache::{serve, CacheOptions, MAX_BUCKET_NAME_LEN, MAX_KEY_LEN};
+use crate::error::{Error, ErrorKind, Result};
+use crate::identity::NodeId;
+use crate::node::call::call_peer_within;
+use crate::node::shared::Shared;
+use crate::wire::codec::{decode_bulk, encode_bulk};
+use crate::wire::Service;
+
+/// Pause between attempts while the membership settles.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// How long a read waits for one owner before trying the next.
+pub(crate) const READ_ATTEMPT: Duration = Duration::from_millis(1000);
+/// How long a write waits for one owner before re-evaluating the owners.
+pub(crate) const WRITE_ATTEMPT: Duration = Duration::from_millis(3000);
+
+/// Sends `req` to `peer`'s cache service (served in place when `peer` is this node).
+pub(crate) async fn call(shared: &Arc<Shared>, peer: NodeId, req: Request) -> Result<Response> {
+    call_within(shared, peer, req, shared.config.request_timeout).await
+}
+
+/// [`call`] with a deadline; a peer that fails to answer is tried last for a while.
+pub(crate) async fn call_within(
+    shared: &Arc<Shared>,
+    peer: NodeId,
+    req: Request,
+    deadline: Duration,
+) -> Result<Response> {
+    if peer == shared.id {
+        return Box::pin(serve::respond(shared, peer, req)).await;
+    }
+    let body = encode_bulk(&req)?;
+    match call_peer_within(shared, peer, Service::Cache, &body, deadline).await {
+        Ok(reply) => {
+            shared.cache.mark_reachable(&peer);
+            Ok(decode_bulk(&reply)?)
+        }
+        Err(e) => {
+            if matches!(e.kind(), ErrorKind::Timeout | ErrorKind::PeerUnavailable) {
+                shared.cache.mark_unreachable(peer);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Puts this node first and members that recently failed to answer last.
+fn by_preference(shared: &Shared, targets: &mut [NodeId]) {
+    targets.sort_by_key(|t| (*t != shared.id, shared.cache.is_unreachable(t)));
+}
+
+fn unexpected(what: &str) -> Error {
+    Error::new(
+        ErrorKind::Internal,
+        format!("unexpected cache reply to {what}"),
+    )
+}
+
+/// The current owners of partition `p`.
+pub(crate) fn owners_now(shared: &Shared, b: &Bucket, p: u16) -> Vec<NodeId> {
+    shared.cache.table().owners(p, b.options.replicas).to_vec()
+}
+
+/// Every node a write of partition `p` goes to: its current owners, and while a move may
+/// be under way its previous owners that are still members.
+pub(crate) fn write_targets(shared: &Shared, b: &Bucket, p: u16) -> Vec<NodeId> {
+    let table = shared.cache.table();
+    let mut out: Vec<NodeId> = table.owners(p, b.options.replicas).to_vec();
+    if let Some(prev) = shared.cache.previous() {
+        for o in prev.owners(p, b.options.replicas) {
+            if table.contains(o) && !out.contains(o) {
+                out.push(*o);
+            }
+        }
+    }
+    out
+}
+
+/// Checks a bucket name.
+pub(crate) fn check_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_BUCKET_NAME_LEN {
+        return Err(Error::invalid(format!(
+            "a cache bucket name must be 1..={MAX_BUCKET_NAME_LEN} bytes"
+        )));
+    }
+    Ok(())
+}
+
+fn check_key(key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return Err(Error::invalid(format!(
+            "a cache key must be 1..={MAX_KEY_LEN} bytes, got {}",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
+fn check_open(shared: &Shared) -> Result<()> {
+    if shared.is_closed() {
+        Err(Error::closed())
+    } else {
+        Ok(())
+    }
+}
+
+fn spec(b: &Bucket) -> Spec {
+    Spec {
+        name: b.name.clone(),
+        options: b.options,
+    }
+}
+
+/// Every peer that may take part: routing-table members, live members of the view, and
+/// connected peers not confirmed by membership yet (bucket definitions reach them all).
+fn live_peers(shared: &Shared) -> Vec<NodeId> {
+    let mut out: BTreeSet<NodeId> = shared.cache.table().members.iter().copied().collect();
+    if let Ok(m) = shared.membership() {
+        m.with_view(|v| {
+            out.extend(
+                v.members()
+                    .filter(|(_, s)| *s != crate::peer::PeerState::Down)
+                    .map(|(m, _)| m.id),
+            )
+        });
+    }
+    out.extend(
+        shared
+            .pool
+            .snapshot()
+            .into_iter()
+            .filter(|(_, _, _, rtt)| rtt.is_some())
+            .map(|(id, ..)| id),
+    );
+    out.remove(&shared.id);
+    out.into_iter().collect()
+}
+
+/// Opens or defines bucket `name` (see `Node::cache`).
+pub(crate) async fn open(
+    shared: &Arc<Shared>,
+    name: &str,
+    options: Option<CacheOptions>,
+) -> Result<Arc<Bucket>> {
+    check_open(shared)?;
+    check_name(name)?;
+    if let Some(o) = &options {
+        o.validate()?;
+    }
+    if let Some(b) = shared.cache.bucket(name) {
+        return match options {
+            Some(o) if o != b.options => Err(Error::invalid(format!(
+                "cache bucket {name:?} exists with other options ({:?}) than {o:?}",
+                b.options
+            ))),
+            _ => Ok(b),
+        };
+    }
+    crate::cache::maintain::follow_membership(shared);
+    let peers = live_peers(shared);
+    // Does the cluster know it already?
+    let listed = futures::future::join_all(
+        peers
+            .iter()
+            .map(|&p| call_within(shared, p, Request::Buckets, WRITE_ATTEMPT)),
+    )
+    .await;
+    let existing = listed.into_iter().find_map(|r| match r {
+        Ok(Response::Buckets(specs)) => specs.into_iter().find(|s| s.name == name),
+        _ => None,
+    });
+    let (options, fresh) = match (existing, options) {
+        (Some(s), Some(o)) if s.options != o => {
+            return Err(Error::invalid(format!(
+                "cache bucket {name:?} exists with other options ({:?}) than {o:?}",
+                s.options
+            )))
+        }
+        (Some(s), _) => (s.options, false),
+        (None, o) => (o.unwrap_or_default(), true),
+    };
+    let table = shared.cache.table();
+    let bucket = shared.cache.insert(Bucket::new(
+        name.to_string(),
+        options,
+        shared.budget.clone(),
+        table,
+        shared.id,
+        fresh,
+    ));
+    if bucket.options != options {
+        return Err(Error::invalid(format!(
+            "cache bucket {name:?} exists with other options ({:?}) than {options:?}",
+            bucket.options
+        )));
+    }
+    let def = Spec {
+        name: name.to_string(),
+        options,
+    };
+    let told = futures::future::join_all(
+        peers
+            .iter()
+            .map(|&p| call_within(shared, p, Request::Define(def.clone()), WRITE_ATTEMPT)),
+    )
+    .await;
+    for r in told {
+        if let Err(e) = r {
+            if e.kind() == ErrorKind::InvalidInput {
+                if fresh {
+                    shared.cache.remove(name);
+                }
+                return Err(e);
+            }
+            debug!(error = %e, "a peer did not learn the new bucket now; it will on its next write");
+        }
+    }
+    Ok(bucket)
+}
+
+/// A local hit or authoritative miss, when this node owns the key's partition fully.
+pub(crate) fn try_get_local(shared: &Shared, b: &Bucket, key: &str) -> Option<Option<Bytes>> {
+    let p = partition_of(key);
+    if b.state(p) != READY || b.epoch() != shared.cache.table().epoch {
+        return None;
+    }
+    Some(b.store().get(key, wall_ms()))
+}
+
+/// Reads `key` with its expiry from the best owner.
+async fn get_entry(
+    shared: &Arc<Shared>,
+    b: &Arc<Bucket>,
+    key: &str,
+) -> Result<Option<(Bytes, u64)>> {
+    check_open(shared)?;
+    check_key(key)?;
+    let p = partition_of(key);
+    let deadline = Instant::now() + shared.config.request_timeout;
+    loop {
+        let mut targets = owners_now(shared, b, p);
+        // Prefer this node, then the rest in rank order, then previous owners; members
+        // that failed to answer recently go last.
+        by_preference(shared, &mut targets);
+        for t in write_targets(shared, b, p) {
+            if !targets.contains(&t) {
+                targets.push(t);
+            }
+        }
+        let mut last_err = None;
+        let count = targets.len();
+        for (n, t) in targets.into_iter().enumerate() {
+            let req = Request::Get {
+                bucket: b.name.clone(),
+                keys: vec![key.to_string()],
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            let wait = if n + 1 < count {
+                left.min(READ_ATTEMPT)
+            } else {
+                left
+            };
+            match call_within(shared, t, req, wait).await {
+                Ok(Response::Lookups(mut l)) => match l.pop() {
+                    Some(Lookup::Found { value, expires }) => {
+                        return Ok(Some((Bytes::from(value.into_vec()), expires)))
+                    }
+                    Some(Lookup::Missing) => return Ok(None),
+                    _ => {}
+                },
+                Ok(_) => last_err = Some(unexpected("get")),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        if Instant::now() + RETRY_PAUSE >= deadline {
+            return Err(last_err.unwrap_or_else(|| {
+                Error::new(
+                    ErrorKind::PeerUnavailable,
+                    format!("no owner of the partition of {key:?} answered"),
+                )
+            }));
+        }
+        tokio::time::sleep(RETRY_PAUSE).await;
+    }
+}
+
+/// `get`.
+pub(crate) async fn get(shared: &Arc<Shared>, b: &Arc<Bucket>, key: &str) -> Result<Option<Bytes>> {
+    if let Some(answer) = try_get_local(shared, b, key) {
+        return Ok(answer);
+    }
+    Ok(get_entry(shared, b, key).await?.map(|(v, _)| v))
+}
+
+/// `ttl`.
+pub(crate) async fn ttl(
+    shared: &Arc<Shared>,
+    b: &Arc<Bucket>,
+    key: &str,
+) -> Result<Option<Duration>> {
+    match get_entry(shared, b, key).await? {
+        None => Err(Error::new(
+            ErrorKind::NotFound,
+            format!("no key {key:?} in cache bucket {:?}", b.name),
+        )),
+        Some((_, 0)) => Ok(None),
+        Some((_, expires)) => Ok(Some(Duration::from_millis(
+            expires.saturating_sub(wall_ms()),
+        ))),
+    }
+}
+
+/// `get_many`: one request per owner, then single reads for what needs another owner.
+pub(crate) async fn get_many(
+    shared: &Arc<Shared>,
+    b: &Arc<Bucket>,
+    keys: Vec<String>,
+) -> Result<Vec<Option<Bytes>>> {
+    check_open(shared)?;
+    for k in &keys {
+        check_key(k)?;
+    }
+    let mut out: Vec<Option<Option<Bytes>>> =
+        keys.iter().map(|k| try_get_local(shared, b, k)).collect();
+    let mut by_owner: BTreeMap<NodeId, Vec<usize>> = BTreeMap::new();
+    for (i, k) in keys.iter().enumerate() {
+        if out[i].is_none() {
+            let mut owners = owners_now(shared, b, partition_of(k));
+            by_preference(shared, &mut owners);
+            by_owner.entry(owners[0]).or_default().push(i);
+        }
+    }
+    let asks = by_owner.into_iter().map(|(t, idx)| {
+        let req = Request::Get {
+            bucket: b.name.clone(),
+            keys: idx.iter().map(|&i| keys[i].clone()).collect(),
+        };
+        async move { (idx, call_within(shared, t, req, READ_ATTEMPT).await) }
+    });
+    for (idx, reply) in futures::future::join_all(asks).await {
+        if let Ok(Response::Lookups(found)) = reply {
+            for (i, l) in idx.into_iter().zip(found) {
+                out[i] = match l {
+                    Lookup::Found { value, .. } => Some(Some(Bytes::from(value.into_vec()))),
+                    Lookup::Missing => Some(None),
+                    Lookup::Moved => None,
+                };
+            }
+        }
+    }
+    let mut result = Vec::with_capacity(keys.len());
+    for (i, o) in out.into_iter().enumerate() {
+        result.push(match o {
+            Some(v) => v,
+            None => get_entry(shared, b, &keys[i]).await?.map(|(v, _)| v),
+        });
+    }
+    Ok(result)
+}
+
+fn expiry(b: &Bucket, ttl: Option<Duration>, now: u64) -> Result<u64> {
+    match ttl.or(b.options.ttl) {
+        Some(t) if t.is_zero() => Err(Error::invalid("ttl must be greater than zero")),
+        Some(t) => Ok(now + (t.as_millis() as u64).max(1)),
+        None => Ok(0),
+    }
+}
+
+/// `set_many` (and `set`).
+pub(crate) async fn set_many(
+    shared: &Arc<Shared>,
+    b: &Arc<Bucket>,
+    entries: Vec<(String, Bytes)>,
+    ttl: Option<Duration>,
+) -> Result<()> {
+    check_open(shared)?;
+    let now = wall_ms();
+    let expires = expiry(b, ttl, now)?;
+    let mut views = Vec::with_capacity(entries.len());
+    for (key, value) in entries {
+        check_key(&key)?;
+        if key.len() + value.len() > shared.config.max_message_size {
+            return Err(Error::invalid(format!(
+                "cache entry {key:?} of {} bytes is larger than max_message_size ({})",
+                value.len(),
+                shared.config.max_message_size
+            )));
+        }
+        views.push(EntryView {
+            partition: partition_of(&key),
+            key,
+            value: Some(value),
+            version: shared.cache.hlc.now(),
+            expires,
+        });
+    }
+    write_entries(shared, b, views).await.map(|_| ())
+}
+
+/// `delete`.
+pub(crate) async fn delete(shared: &Arc<Shared>, b: &Arc<Bucket>, key: &str) -> Result<bool> {
+    check_open(shared)?;
+    check_key(key)?;
+    let view = EntryView {
+        partition: partition_of(key),
+        key: key.to_string(),
+        value: None,
+        version: shared.cache.hlc.now(),
+        expires: 0,
+    };
+    Ok(write_entries(shared, b, vec![view])
+        .await?
+        .into_iter()
+        .next()
+        .unwrap_or(false))
+}
+
+/// Writes `entries` to every owner (current and, during a move, previous) and returns,
+/// per entry, whether any owner held a live value before. Retries owners that fail while
+/// they remain owners, until the request timeout.
+pub(crate) async fn write_entries(
+    shared: &Arc<Shared>,
+    b: &Arc<Bucket>,
+    entries: Vec<EntryView>,
+) -> Result<Vec<bool>> {
+    let deadline = Instant::now() + shared.config.request_timeout;
+    let spec = spec(b);
+    let mut existed = vec![false; entries.len()];
+    // For each entry, the nodes that have acknowledged it.
+    let mut acked: Vec<BTreeSet<NodeId>> = vec![BTreeSet::new(); entries.len()];
+    loop {
+        // Group the entries still missing somewhere by their full target set.
+        let mut groups: BTreeMap<Vec<NodeId>, Vec<usize>> = BTreeMap::new();
+        for (i, e) in entries.iter().enumerate() {
+            let targets = write_targets(shared, b, e.partition);
+            if targets.iter().any(|t| !acked[i].contains(t)) {
+                groups.entry(targets).or_default().push(i);
+            }
+        }
+        if groups.is_empty() {
+            return Ok(existed);
+        }
+        let mut sends = Vec::new();
+        for (targets, idx) in &groups {
+            for t in targets {
+                let todo: Vec<usize> = idx
+                    .iter()
+                    .copied()
+                    .filter(|&i| !acked[i].contains(t))
+                    .collect();
+                if todo.is_empty() {
+                    continue;
+                }
+                let req = Request::Apply {
+                    spec: spec.clone(),
+                    entries: todo.iter().map(|&i| WireEntry::from(&entries[i])).collect(),
+                    sent_to: targets.clone(),
+                };
+                let t = *t;
+                sends.push(
+                    async move { (t, todo, call_within(shared, t, req, WRITE_ATTEMPT).await) },
+                );
+            }
+        }
+        let mut last_err = None;
+        for (t, todo, reply) in futures::future::join_all(sends).await {
+            match reply {
+                Ok(Response::Applied(had)) => {
+                    for (i, h) in todo.into_iter().zip(had) {
+                        acked[i].insert(t);
+                        existed[i] |= h;
+                    }
+                }
+                Ok(_) => last_err = Some(unexpected("apply")),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::QuotaExceeded | ErrorKind::InvalidInput | ErrorKind::Closed
+                    ) =>
+                {
+                    return Err(e)
+                }
+                Err(e) => {
+                    debug!(peer = %t.short(), error = %e, "cache write not acknowledged yet");
+                    last_err = Some(e);
+                }
+            }
+        }
+        if Instant::now() + RETRY_PAUSE >= deadline {
+            if let Some(e) = last_err {
+                return Err(Error::new(
+                    e.kind(),
+                    format!(
+                        "cache write not acknowledged by every owner: {}",
+                        e.message()
+                    ),
+                ));
+            }
+        }
+        if last_err.is_some() {
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+    }
+}
+
+/// A read-modify-write at the key's primary owner, retried while the membership settles.
+async fn rmw(shared: &Arc<Shared>, b: &Arc<Bucket>, key: &str, op: RmwOp) -> Result<RmwResult> {
+    check_open(shared)?;
+    check_key(key)?;
+    let p = partition_of(key);
+    let deadline = Instant::now() + shared.config.request_timeout;
+    loop {
+        let primary = owners_now(shared, b, p)[0];
+        let req = Request::Rmw {
+            spec: spec(b),
+            key: key.to_string(),
+            op,
+        };
+        let err = match call_within(shared, primary, req, 2 * WRITE_ATTEMPT).await {
+            Ok(Response::Rmw(RmwResult::NotPrimary)) => Error::new(
+                ErrorKind::PeerUnavailable,
+                format!("the owners of {key:?} do not agree yet on the primary"),
+            ),
+            Ok(Response::Rmw(r)) => return Ok(r),
+            Ok(_) => unexpected("rmw"),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::QuotaExceeded | ErrorKind::InvalidInput | ErrorKind::Closed
+                ) =>
+            {
+                return Err(e)
+            }
+            Err(e) => e,
+        };
+        if Instant::now() + RETRY_PAUSE >= deadline {
+            return Err(err);
+        }
+        tokio::time::sleep(RETRY_PAUSE).await;
+    }
+}
+
+/// `incr`.
+pub(crate) async fn incr(shared: &Arc<Shared>, b: &Arc<Bucket>, key: &str, by: i64) -> Result<i64> {
+    match rmw(shared, b, key, RmwOp::Incr(by)).await? {
+        RmwResult::Int(v) => Ok(v),
+        _ => Err(unexpected("incr")),
+    }
+}
+
+/// `expire`.
+pub(crate) async fn expire(
+    shared: &Arc<Shared>,
+    b: &Arc<Bucket>,
+    key: &str,
+    ttl: Duration,
+) -> Result<bool> {
+    if ttl.is_zero() {
+        return Err(Error::invalid("ttl must be greater than zero"));
+    }
+    match rmw(shared, b, key, RmwOp::Expire(ttl.as_millis() as u64)).await? {
+        RmwResult::Existed(e) => Ok(e),
+        _ => Err(unexpected("expire")),
+    }
+}
+
+/// `len`: per partition, the largest count among the owners holding it fully.
+pub(crate) async fn len(shared: &Arc<Shared>, b: &Arc<Bucket>) -> Result<u64> {
+    check_open(shared)?;
+    let members = shared.cache.table().members.clone();
+    let asks = members.iter().map(|&m| {
+        call_within(
+            shared,
+            m,
+            Request::Count {
+                bucket: b.name.clone(),
+            },
+            WRITE_ATTEMPT,
+        )
+    });
+    let mut best = vec![0u64; crate::cache::partition::PARTITIONS];
+    for reply in futures::future::join_all(asks).await {
+        if let Ok(Response::Counts(counts)) = reply {
+            for (p, c) in counts {
+                if let Some(slot) = best.get_mut(p as usize) {
+                    *slot = (*slot).max(c);
+                }
+            }
+        }
+    }
+    Ok(best.iter().sum())
+}

@@ -1,0 +1,179 @@
+//! The cache's wire messages (the body of a `Service::Cache` frame, bulk-encoded).
+
+use bytes::Bytes;
+use serde_bytes::ByteBuf;
+
+use crate::cache::partition::partition_of;
+use crate::cache::store::EntryView;
+use crate::cache::CacheOptions;
+use crate::identity::NodeId;
+
+/// A bucket's definition.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Spec {
+    /// Bucket name.
+    pub name: String,
+    /// Its options.
+    pub options: CacheOptions,
+}
+
+/// An entry on the wire (`value: None` is a delete).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WireEntry {
+    /// The key.
+    pub key: String,
+    /// The value, or `None` for a delete.
+    pub value: Option<ByteBuf>,
+    /// HLC version.
+    pub version: u64,
+    /// Expiry, ms since the epoch (0 = never).
+    pub expires: u64,
+}
+
+impl From<&EntryView> for WireEntry {
+    fn from(e: &EntryView) -> Self {
+        WireEntry {
+            key: e.key.clone(),
+            value: e.value.as_ref().map(|v| ByteBuf::from(v.to_vec())),
+            version: e.version,
+            expires: e.expires,
+        }
+    }
+}
+
+impl From<WireEntry> for EntryView {
+    fn from(e: WireEntry) -> Self {
+        EntryView {
+            partition: partition_of(&e.key),
+            key: e.key,
+            value: e.value.map(|v| Bytes::from(v.into_vec())),
+            version: e.version,
+            expires: e.expires,
+        }
+    }
+}
+
+/// A read-modify-write done by a partition's primary owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum RmwOp {
+    /// Add to an integer value.
+    Incr(i64),
+    /// Set a new expiry, this many ms from now.
+    Expire(u64),
+}
+
+/// A request to a node's cache service.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Request {
+    /// Define a bucket (refused if it exists with other options).
+    Define(Spec),
+    /// List the buckets known.
+    Buckets,
+    /// Apply writes; `sent_to` lists every node the writer sent them to, so a receiver
+    /// whose table names other owners forwards to them.
+    Apply {
+        /// The bucket.
+        spec: Spec,
+        /// The writes.
+        entries: Vec<WireEntry>,
+        /// Nodes the writer (or a forwarder) sent these entries to.
+        sent_to: Vec<NodeId>,
+    },
+    /// Read keys as an owner.
+    Get {
+        /// The bucket.
+        bucket: String,
+        /// The keys.
+        keys: Vec<String>,
+    },
+    /// Return whatever is held for keys, in any partition state.
+    Peek {
+        /// The bucket.
+        bucket: String,
+        /// The keys.
+        keys: Vec<String>,
+    },
+    /// A read-modify-write at the primary.
+    Rmw {
+        /// The bucket.
+        spec: Spec,
+        /// The key.
+        key: String,
+        /// The operation.
+        op: RmwOp,
+    },
+    /// A page of the entries held for some partitions.
+    Pull {
+        /// The bucket.
+        bucket: String,
+        /// The partitions.
+        partitions: Vec<u16>,
+        /// Where to continue (0 at first).
+        cursor: u32,
+        /// The digest of the puller's routing table.
+        table: u64,
+    },
+    /// Live entries per partition this node owns and holds fully.
+    Count {
+        /// The bucket.
+        bucket: String,
+    },
+}
+
+/// The result of reading one key at an owner.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Lookup {
+    /// The value and its expiry.
+    Found {
+        /// The value.
+        value: ByteBuf,
+        /// Expiry, ms since the epoch (0 = never).
+        expires: u64,
+    },
+    /// No such key (authoritative).
+    Missing,
+    /// This node does not own the key's partition: ask another owner.
+    Moved,
+}
+
+/// The result of a read-modify-write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum RmwResult {
+    /// The new integer value (incr).
+    Int(i64),
+    /// Whether the key existed (expire).
+    Existed(bool),
+    /// This node is not the primary in its table: retry elsewhere.
+    NotPrimary,
+}
+
+/// A reply from a node's cache service.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Response {
+    /// Done.
+    Done,
+    /// Known buckets.
+    Buckets(Vec<Spec>),
+    /// Per entry, whether a live entry existed before.
+    Applied(Vec<bool>),
+    /// Per key.
+    Lookups(Vec<Lookup>),
+    /// Per key, what is held (a `None` value is a tombstone).
+    Peeked(Vec<Option<WireEntry>>),
+    /// Outcome of a read-modify-write.
+    Rmw(RmwResult),
+    /// A page of a pull.
+    Page {
+        /// The entries.
+        entries: Vec<WireEntry>,
+        /// The cursor of the next page, if any.
+        next: Option<u32>,
+        /// Whether the answering node's routing table has the same members as the
+        /// puller's. Until they agree, writes reaching the source may not be sent or
+        /// forwarded to the puller (or the puller may own what it should not), so the
+        /// pull does not count as complete.
+        agrees: bool,
+    },
+    /// (partition, live entries) for each partition owned and held fully here.
+    Counts(Vec<(u16, u64)>),
+}

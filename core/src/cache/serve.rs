@@ -1,0 +1,381 @@
+//! The cache service: what a node does with a cache request, whether it came from a peer
+//! or from this node itself (local owners are served by the same code, without I/O).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use serde_bytes::ByteBuf;
+use tracing::debug;
+
+use crate::cache::bucket::{Bucket, NOT_OWNED, READY, SYNCING};
+use crate::cache::client::{call_within, owners_now, write_targets, READ_ATTEMPT, WRITE_ATTEMPT};
+use crate::cache::hlc::wall_ms;
+use crate::cache::messages::{Lookup, Request, Response, RmwOp, RmwResult, Spec, WireEntry};
+use crate::cache::partition::{partition_of, PARTITIONS};
+use crate::cache::store::{Charge, EntryView};
+use crate::error::{Error, Result};
+use crate::identity::NodeId;
+use crate::node::shared::Shared;
+use crate::wire::codec::{decode_bulk, encode_bulk};
+
+/// Bytes of keys and values per pull page.
+const PAGE_BYTES: usize = 2 * 1024 * 1024;
+
+/// Serves a cache frame from `from`.
+pub(crate) async fn handle(shared: &Arc<Shared>, from: NodeId, body: Bytes) -> Result<Bytes> {
+    let req: Request = decode_bulk(&body)?;
+    let resp = respond(shared, from, req).await?;
+    Ok(Bytes::from(encode_bulk(&resp)?))
+}
+
+/// The bucket of `spec`, created (to be pulled from the others) if unknown here.
+pub(crate) fn bucket_for(shared: &Arc<Shared>, spec: &Spec) -> Result<Arc<Bucket>> {
+    spec.options.validate()?;
+    if let Some(b) = shared.cache.bucket(&spec.name) {
+        if b.options != spec.options {
+            return Err(Error::invalid(format!(
+                "cache bucket {:?} exists with other options ({:?}) than {:?}",
+                spec.name, b.options, spec.options
+            )));
+        }
+        return Ok(b);
+    }
+    crate::cache::client::check_name(&spec.name)?;
+    let table = shared.cache.table();
+    Ok(shared.cache.insert(Bucket::new(
+        spec.name.clone(),
+        spec.options,
+        shared.budget.clone(),
+        table,
+        shared.id,
+        false,
+    )))
+}
+
+/// Answers `req` from `from` (which may be this node).
+pub(crate) async fn respond(shared: &Arc<Shared>, from: NodeId, req: Request) -> Result<Response> {
+    match req {
+        Request::Define(spec) => {
+            bucket_for(shared, &spec)?;
+            Ok(Response::Done)
+        }
+        Request::Buckets => Ok(Response::Buckets(
+            shared
+                .cache
+                .buckets()
+                .iter()
+                .map(|b| Spec {
+                    name: b.name.clone(),
+                    options: b.options,
+                })
+                .collect(),
+        )),
+        Request::Apply {
+            spec,
+            entries,
+            sent_to,
+        } => apply(shared, from, spec, entries, sent_to).await,
+        Request::Get { bucket, keys } => {
+            let Some(b) = shared.cache.bucket(&bucket) else {
+                return Ok(Response::Lookups(vec![Lookup::Moved; keys.len()]));
+            };
+            Ok(Response::Lookups(lookup(shared, &b, &keys).await))
+        }
+        Request::Peek { bucket, keys } => {
+            let now = wall_ms();
+            let peeked = match shared.cache.bucket(&bucket) {
+                Some(b) => {
+                    let mut store = b.store();
+                    keys.iter()
+                        .map(|k| store.peek(k, now).as_ref().map(WireEntry::from))
+                        .collect()
+                }
+                None => vec![None; keys.len()],
+            };
+            Ok(Response::Peeked(peeked))
+        }
+        Request::Rmw { spec, key, op } => rmw(shared, from, spec, key, op).await,
+        Request::Pull {
+            bucket,
+            partitions,
+            cursor,
+            table,
+        } => {
+            let agrees = shared.cache.table().digest == table;
+            let Some(b) = shared.cache.bucket(&bucket) else {
+                return Ok(Response::Page {
+                    entries: Vec::new(),
+                    next: None,
+                    agrees,
+                });
+            };
+            let mut wanted = vec![false; PARTITIONS];
+            for p in &partitions {
+                if let Some(w) = wanted.get_mut(*p as usize) {
+                    *w = true;
+                }
+            }
+            let (entries, next) = b.store().page(&wanted, cursor, PAGE_BYTES, wall_ms());
+            b.served(&partitions, Instant::now());
+            Ok(Response::Page {
+                entries: entries.iter().map(WireEntry::from).collect(),
+                next,
+                agrees,
+            })
+        }
+        Request::Count { bucket } => {
+            let Some(b) = shared.cache.bucket(&bucket) else {
+                return Ok(Response::Counts(Vec::new()));
+            };
+            let counts = b.store().counts(wall_ms());
+            Ok(Response::Counts(
+                counts
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(p, _)| b.state(*p as u16) == READY)
+                    .map(|(p, c)| (p as u16, c))
+                    .collect(),
+            ))
+        }
+    }
+}
+
+/// Applies writes here, then forwards them to owners the writer did not know about.
+async fn apply(
+    shared: &Arc<Shared>,
+    from: NodeId,
+    spec: Spec,
+    entries: Vec<WireEntry>,
+    sent_to: Vec<NodeId>,
+) -> Result<Response> {
+    let b = bucket_for(shared, &spec)?;
+    let now = wall_ms();
+    let views: Vec<EntryView> = entries.into_iter().map(EntryView::from).collect();
+    let mut existed = Vec::with_capacity(views.len());
+    {
+        let mut store = b.store();
+        for e in &views {
+            shared.cache.hlc.observe(e.version);
+            let keep_tombstone = b.state(e.partition) == SYNCING;
+            existed.push(
+                store
+                    .apply(e, now, Charge::Enforce, keep_tombstone)?
+                    .existed,
+            );
+        }
+    }
+    // Forward to owners in our table that the writer did not send to.
+    let known: BTreeSet<NodeId> = sent_to.iter().copied().chain([from, shared.id]).collect();
+    let mut extra: BTreeMap<NodeId, Vec<usize>> = BTreeMap::new();
+    for (i, e) in views.iter().enumerate() {
+        for t in write_targets(shared, &b, e.partition) {
+            if !known.contains(&t) {
+                extra.entry(t).or_default().push(i);
+            }
+        }
+    }
+    if !extra.is_empty() {
+        let mut all_sent: Vec<NodeId> = known.iter().copied().collect();
+        all_sent.extend(extra.keys().copied());
+        all_sent.sort();
+        all_sent.dedup();
+        let forwards = extra.into_iter().map(|(t, idx)| {
+            let req = Request::Apply {
+                spec: spec.clone(),
+                entries: idx.iter().map(|&i| WireEntry::from(&views[i])).collect(),
+                sent_to: all_sent.clone(),
+            };
+            async move {
+                if let Err(e) = call_within(shared, t, req, WRITE_ATTEMPT).await {
+                    debug!(peer = %t.short(), error = %e, "forwarding a cache write failed");
+                }
+            }
+        });
+        futures::future::join_all(forwards).await;
+    }
+    Ok(Response::Applied(existed))
+}
+
+/// Reads `keys` as an owner: authoritative when the partition is ready here; while it is
+/// syncing, the newest of what this node and the members it pulls from hold.
+pub(crate) async fn lookup(shared: &Arc<Shared>, b: &Arc<Bucket>, keys: &[String]) -> Vec<Lookup> {
+    let now = wall_ms();
+    let mut out = vec![Lookup::Missing; keys.len()];
+    let mut syncing = Vec::new();
+    {
+        let mut store = b.store();
+        for (i, key) in keys.iter().enumerate() {
+            let p = partition_of(key);
+            match b.state(p) {
+                READY => {
+                    out[i] = match store.peek(key, now) {
+                        Some(EntryView {
+                            value: Some(v),
+                            expires,
+                            ..
+                        }) => {
+                            store.get(key, now);
+                            Lookup::Found {
+                                value: ByteBuf::from(v.to_vec()),
+                                expires,
+                            }
+                        }
+                        _ => {
+                            store.get(key, now); // counts the miss
+                            Lookup::Missing
+                        }
+                    }
+                }
+                NOT_OWNED => out[i] = Lookup::Moved,
+                _ => syncing.push(i),
+            }
+        }
+    }
+    if syncing.is_empty() {
+        return out;
+    }
+    let wanted: Vec<String> = syncing.iter().map(|&i| keys[i].clone()).collect();
+    let newest = consult(shared, b, &wanted).await;
+    for (slot, found) in syncing.into_iter().zip(newest) {
+        out[slot] = match found {
+            Some(EntryView {
+                value: Some(v),
+                expires,
+                ..
+            }) if expires == 0 || expires > now => Lookup::Found {
+                value: ByteBuf::from(v.to_vec()),
+                expires,
+            },
+            _ => Lookup::Missing,
+        };
+    }
+    out
+}
+
+/// The newest version of each key among this node and every member that may hold data
+/// for its partition (those still being pulled from, and the other owners).
+pub(crate) async fn consult(
+    shared: &Arc<Shared>,
+    b: &Arc<Bucket>,
+    keys: &[String],
+) -> Vec<Option<EntryView>> {
+    let now = wall_ms();
+    let mut best: Vec<Option<EntryView>> = {
+        let mut store = b.store();
+        keys.iter().map(|k| store.peek(k, now)).collect()
+    };
+    let mut by_source: BTreeMap<NodeId, Vec<usize>> = BTreeMap::new();
+    for (i, key) in keys.iter().enumerate() {
+        let p = partition_of(key);
+        let mut sources: BTreeSet<NodeId> = b.pending(p).into_iter().collect();
+        sources.extend(owners_now(shared, b, p));
+        sources.remove(&shared.id);
+        for s in sources {
+            by_source.entry(s).or_default().push(i);
+        }
+    }
+    let asks = by_source.into_iter().map(|(s, idx)| {
+        let req = Request::Peek {
+            bucket: b.name.clone(),
+            keys: idx.iter().map(|&i| keys[i].clone()).collect(),
+        };
+        async move { (idx, call_within(shared, s, req, READ_ATTEMPT).await) }
+    });
+    for (idx, reply) in futures::future::join_all(asks).await {
+        let Ok(Response::Peeked(found)) = reply else {
+            continue;
+        };
+        for (i, f) in idx.into_iter().zip(found) {
+            if let Some(f) = f {
+                let f = EntryView::from(f);
+                if best[i].as_ref().is_none_or(|b| f.version > b.version) {
+                    best[i] = Some(f);
+                }
+            }
+        }
+    }
+    best
+}
+
+/// A read-modify-write at the primary owner: read, compute, write to every owner.
+async fn rmw(
+    shared: &Arc<Shared>,
+    _from: NodeId,
+    spec: Spec,
+    key: String,
+    op: RmwOp,
+) -> Result<Response> {
+    let b = bucket_for(shared, &spec)?;
+    let p = partition_of(&key);
+    let owners = owners_now(shared, &b, p);
+    if owners.first() != Some(&shared.id) {
+        return Ok(Response::Rmw(RmwResult::NotPrimary));
+    }
+    let _serial = b.rmw_lock.lock().await;
+    let now = wall_ms();
+    let current = consult_or_local(shared, &b, &key).await;
+    let live = current.filter(|e| e.value.is_some() && (e.expires == 0 || e.expires > now));
+    let (entry, result) = match op {
+        RmwOp::Incr(by) => {
+            let old = match &live {
+                Some(e) => parse_int(e.value.as_deref().unwrap_or_default())?,
+                None => 0,
+            };
+            let new = old.checked_add(by).ok_or_else(|| {
+                Error::invalid(format!(
+                    "incr of {key:?} by {by} overflows a 64-bit integer"
+                ))
+            })?;
+            let expires = match &live {
+                Some(e) => e.expires,
+                None => spec
+                    .options
+                    .ttl
+                    .map(|t| now + t.as_millis() as u64)
+                    .unwrap_or(0),
+            };
+            (
+                Some(EntryView {
+                    key: key.clone(),
+                    value: Some(Bytes::from(new.to_string())),
+                    version: shared.cache.hlc.now(),
+                    expires,
+                    partition: p,
+                }),
+                RmwResult::Int(new),
+            )
+        }
+        RmwOp::Expire(ms) => match live {
+            Some(e) => (
+                Some(EntryView {
+                    version: shared.cache.hlc.now(),
+                    expires: now + ms.max(1),
+                    ..e
+                }),
+                RmwResult::Existed(true),
+            ),
+            None => (None, RmwResult::Existed(false)),
+        },
+    };
+    if let Some(entry) = entry {
+        crate::cache::client::write_entries(shared, &b, vec![entry]).await?;
+    }
+    Ok(Response::Rmw(result))
+}
+
+async fn consult_or_local(shared: &Arc<Shared>, b: &Arc<Bucket>, key: &str) -> Option<EntryView> {
+    let p = partition_of(key);
+    if b.state(p) == READY {
+        return b.store().peek(key, wall_ms());
+    }
+    consult(shared, b, &[key.to_string()]).await.pop().flatten()
+}
+
+fn parse_int(v: &[u8]) -> Result<i64> {
+    std::str::from_utf8(v)
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or_else(|| Error::invalid("the value is not an integer (incr needs ASCII decimal)"))
+}

@@ -1,0 +1,130 @@
+//! The cache's state on a node: its buckets, the routing table (and the one before it,
+//! for writes during a move), and the hybrid logical clock.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::cache::bucket::Bucket;
+use crate::cache::hlc::Hlc;
+use crate::cache::routing::Table;
+use crate::identity::NodeId;
+
+/// How long after a membership change writes also go to the partitions' previous owners.
+pub const TRANSITION: Duration = Duration::from_secs(30);
+
+/// How long a member that failed to answer is tried after the others.
+pub const UNREACHABLE_FOR: Duration = Duration::from_secs(5);
+
+/// Cache state of one node.
+#[derive(Debug)]
+pub struct CacheState {
+    /// Versions for writes.
+    pub hlc: Hlc,
+    buckets: RwLock<HashMap<String, Arc<Bucket>>>,
+    table: RwLock<Arc<Table>>,
+    previous: RwLock<Option<(Arc<Table>, Instant)>>,
+    unreachable: std::sync::Mutex<HashMap<NodeId, Instant>>,
+    /// Woken when the table changes or buckets appear (the maintenance task waits on it).
+    pub changed: tokio::sync::Notify,
+}
+
+impl CacheState {
+    /// The state of a node that knows only itself.
+    pub fn new(me: NodeId) -> Self {
+        Self {
+            hlc: Hlc::default(),
+            buckets: RwLock::new(HashMap::new()),
+            table: RwLock::new(Arc::new(Table::new(0, vec![me]))),
+            previous: RwLock::new(None),
+            unreachable: std::sync::Mutex::new(HashMap::new()),
+            changed: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// The current table.
+    pub fn table(&self) -> Arc<Table> {
+        self.table.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The previous table, while a move may still be under way.
+    pub fn previous(&self) -> Option<Arc<Table>> {
+        let prev = self.previous.read().unwrap_or_else(|p| p.into_inner());
+        prev.as_ref()
+            .filter(|(_, since)| since.elapsed() < TRANSITION)
+            .map(|(t, _)| t.clone())
+    }
+
+    /// Installs a new table; returns the one it replaces.
+    pub fn set_table(&self, new: Table) -> Arc<Table> {
+        let new = Arc::new(new);
+        let old = std::mem::replace(
+            &mut *self.table.write().unwrap_or_else(|p| p.into_inner()),
+            new,
+        );
+        *self.previous.write().unwrap_or_else(|p| p.into_inner()) =
+            Some((old.clone(), Instant::now()));
+        old
+    }
+
+    /// Records that `id` did not answer a cache request in time.
+    pub fn mark_unreachable(&self, id: NodeId) {
+        self.unreachable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, Instant::now());
+    }
+
+    /// Records that `id` answered.
+    pub fn mark_reachable(&self, id: &NodeId) {
+        let mut map = self.unreachable.lock().unwrap_or_else(|p| p.into_inner());
+        if !map.is_empty() {
+            map.remove(id);
+        }
+    }
+
+    /// Whether `id` failed to answer within the last `UNREACHABLE_FOR`.
+    pub fn is_unreachable(&self, id: &NodeId) -> bool {
+        let map = self.unreachable.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(id).is_some_and(|t| t.elapsed() < UNREACHABLE_FOR)
+    }
+
+    /// The bucket `name`, if known.
+    pub fn bucket(&self, name: &str) -> Option<Arc<Bucket>> {
+        self.buckets
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Every known bucket.
+    pub fn buckets(&self) -> Vec<Arc<Bucket>> {
+        self.buckets
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Inserts `bucket` unless one of that name exists; returns the one in place.
+    pub fn insert(&self, bucket: Bucket) -> Arc<Bucket> {
+        let mut map = self.buckets.write().unwrap_or_else(|p| p.into_inner());
+        let entry = map
+            .entry(bucket.name.clone())
+            .or_insert_with(|| Arc::new(bucket))
+            .clone();
+        drop(map);
+        self.changed.notify_one();
+        entry
+    }
+
+    /// Removes bucket `name` (a definition refused by the cluster).
+    pub fn remove(&self, name: &str) {
+        self.buckets
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+    }
+}

@@ -1,0 +1,706 @@
+//! One bucket's entries on one node: a compact slab with an exact LRU list, TTL, byte and
+//! entry limits, last-writer-wins versions and tombstones. Pure logic: time is passed in.
+//!
+//! Each entry keeps its key and value in one allocation, and 48 bytes of bookkeeping in the
+//! slab plus about 5 in the index; [`ENTRY_OVERHEAD`] is what it is charged on top of
+//! its key and value, against `max_bytes` and the node's memory quota.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hashbrown::HashTable;
+
+use crate::error::Result;
+use crate::memory::MemoryBudget;
+
+/// Bytes charged per entry on top of its key and value.
+pub const ENTRY_OVERHEAD: u64 = 80;
+
+const NIL: u32 = u32::MAX;
+
+/// The bytes an entry costs.
+pub fn entry_cost(key_len: usize, value_len: usize) -> u64 {
+    (key_len + value_len) as u64 + ENTRY_OVERHEAD
+}
+
+#[derive(Debug)]
+struct Slot {
+    /// Key bytes followed by value bytes; empty for a free slot.
+    data: Box<[u8]>,
+    version: u64,
+    /// Wall-clock expiry in ms since the epoch; 0 = never.
+    expires: u64,
+    prev: u32,
+    next: u32,
+    key_len: u16,
+    partition: u16,
+    live: bool,
+}
+
+impl Slot {
+    fn key(&self) -> &[u8] {
+        &self.data[..self.key_len as usize]
+    }
+    fn value(&self) -> &[u8] {
+        &self.data[self.key_len as usize..]
+    }
+    fn cost(&self) -> u64 {
+        entry_cost(
+            self.key_len as usize,
+            self.data.len() - self.key_len as usize,
+        )
+    }
+    fn expired(&self, now_ms: u64) -> bool {
+        self.expires != 0 && self.expires <= now_ms
+    }
+}
+
+/// An entry as read or moved between nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryView {
+    /// The key.
+    pub key: String,
+    /// The value; `None` for a tombstone (a delete).
+    pub value: Option<Bytes>,
+    /// Its HLC version.
+    pub version: u64,
+    /// Expiry in ms since the epoch (0 = never).
+    pub expires: u64,
+    /// Its partition.
+    pub partition: u16,
+}
+
+/// Per-node limits of a bucket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Most live entries.
+    pub max_entries: Option<u64>,
+    /// Most bytes, overhead included.
+    pub max_bytes: Option<u64>,
+}
+
+/// Counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Reads that found a value.
+    pub hits: u64,
+    /// Reads that found nothing.
+    pub misses: u64,
+    /// Entries removed by TTL.
+    pub expired: u64,
+    /// Entries removed by LRU.
+    pub evicted: u64,
+}
+
+/// How a write should treat the memory quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Charge {
+    /// Fail with `QuotaExceeded` if the node's quota would be exceeded.
+    Enforce,
+    /// Data moved by rebalancing: never refused, counted past the limit if need be.
+    Force,
+}
+
+/// The outcome of a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// The write was newer than what was held and took effect.
+    pub changed: bool,
+    /// A live entry existed before.
+    pub existed: bool,
+}
+
+/// The entries of one bucket on this node.
+#[derive(Debug)]
+pub struct Store {
+    slots: Vec<Slot>,
+    index: HashTable<u32>,
+    hasher: hashbrown::DefaultHashBuilder,
+    head: u32,
+    tail: u32,
+    free: Vec<u32>,
+    len: u64,
+    bytes: u64,
+    limits: Limits,
+    counters: Counters,
+    budget: Arc<MemoryBudget>,
+    tombstones: HashMap<String, (u64, u16)>,
+    rng: u64,
+}
+
+impl Store {
+    /// An empty store with `limits`, charging `budget`.
+    pub fn new(limits: Limits, budget: Arc<MemoryBudget>) -> Self {
+        Self {
+            slots: Vec::new(),
+            index: HashTable::new(),
+            hasher: hashbrown::DefaultHashBuilder::default(),
+            head: NIL,
+            tail: NIL,
+            free: Vec::new(),
+            len: 0,
+            bytes: 0,
+            limits,
+            counters: Counters::default(),
+            budget,
+            tombstones: HashMap::new(),
+            rng: 0x9e37_79b9_7f4a_7c15,
+        }
+    }
+
+    /// Live entries.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether there is no live entry.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes held, overhead included.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    fn find(&self, key: &[u8]) -> Option<u32> {
+        let h = self.hasher.hash_one(key);
+        self.index
+            .find(h, |&i| self.slots[i as usize].key() == key)
+            .copied()
+    }
+
+    fn unlink(&mut self, i: u32) {
+        let (prev, next) = {
+            let s = &self.slots[i as usize];
+            (s.prev, s.next)
+        };
+        if prev != NIL {
+            self.slots[prev as usize].next = next;
+        } else {
+            self.head = next;
+        }
+        if next != NIL {
+            self.slots[next as usize].prev = prev;
+        } else {
+            self.tail = prev;
+        }
+        let s = &mut self.slots[i as usize];
+        s.prev = NIL;
+        s.next = NIL;
+    }
+
+    fn push_front(&mut self, i: u32) {
+        let old = self.head;
+        {
+            let s = &mut self.slots[i as usize];
+            s.prev = NIL;
+            s.next = old;
+        }
+        if old != NIL {
+            self.slots[old as usize].prev = i;
+        } else {
+            self.tail = i;
+        }
+        self.head = i;
+    }
+
+    /// Removes slot `i` (live) entirely.
+    fn remove_slot(&mut self, i: u32) {
+        self.unlink(i);
+        let (h, cost) = {
+            let s = &self.slots[i as usize];
+            (self.hasher.hash_one(s.key()), s.cost())
+        };
+        if let Ok(e) = self.index.find_entry(h, |&j| j == i) {
+            e.remove();
+        }
+        let s = &mut self.slots[i as usize];
+        s.data = Box::new([]);
+        s.live = false;
+        self.free.push(i);
+        self.len -= 1;
+        self.bytes -= cost;
+        self.budget.release(cost);
+    }
+
+    /// Reads `key` (touching it in the LRU). Expired entries are removed on the way.
+    pub fn get(&mut self, key: &str, now_ms: u64) -> Option<Bytes> {
+        let found = self.lookup(key, now_ms).map(|i| {
+            self.unlink(i);
+            self.push_front(i);
+            Bytes::copy_from_slice(self.slots[i as usize].value())
+        });
+        match found {
+            Some(_) => self.counters.hits += 1,
+            None => self.counters.misses += 1,
+        }
+        found
+    }
+
+    /// The live entry at `key`, removing it if expired.
+    fn lookup(&mut self, key: &str, now_ms: u64) -> Option<u32> {
+        let i = self.find(key.as_bytes())?;
+        if self.slots[i as usize].expired(now_ms) {
+            self.remove_slot(i);
+            self.counters.expired += 1;
+            return None;
+        }
+        Some(i)
+    }
+
+    /// The entry at `key` with its version and expiry, without touching the LRU; a
+    /// tombstone if only that is known.
+    pub fn peek(&mut self, key: &str, now_ms: u64) -> Option<EntryView> {
+        if let Some(i) = self.lookup(key, now_ms) {
+            let s = &self.slots[i as usize];
+            return Some(EntryView {
+                key: key.to_string(),
+                value: Some(Bytes::copy_from_slice(s.value())),
+                version: s.version,
+                expires: s.expires,
+                partition: s.partition,
+            });
+        }
+        self.tombstones
+            .get(key)
+            .map(|&(version, partition)| EntryView {
+                key: key.to_string(),
+                value: None,
+                version,
+                expires: 0,
+                partition,
+            })
+    }
+
+    /// Applies a write (or, with `value: None`, a delete) if its version is newer than what
+    /// is held (last writer wins; equal versions: the greater value wins, a delete loses).
+    /// `tombstone` keeps a record of a delete so that older data arriving later (a
+    /// partition being pulled) cannot bring the key back. Evicts least recently used
+    /// entries to respect the limits.
+    pub fn apply(
+        &mut self,
+        entry: &EntryView,
+        now_ms: u64,
+        charge: Charge,
+        tombstone: bool,
+    ) -> Result<Applied> {
+        let key = entry.key.as_str();
+        if let Some(&(v, _)) = self.tombstones.get(key) {
+            if v >= entry.version {
+                return Ok(Applied {
+                    changed: false,
+                    existed: false,
+                });
+            }
+        }
+        let existing = self.lookup(key, now_ms);
+        let existed = existing.is_some();
+        if let Some(i) = existing {
+            let s = &self.slots[i as usize];
+            let newer = match (entry.version.cmp(&s.version), &entry.value) {
+                (std::cmp::Ordering::Greater, _) => true,
+                (std::cmp::Ordering::Equal, Some(v)) => v.as_ref() > s.value(),
+                _ => false,
+            };
+            if !newer {
+                return Ok(Applied {
+                    changed: false,
+                    existed,
+                });
+            }
+        }
+        let Some(value) = &entry.value else {
+            if let Some(i) = existing {
+                self.remove_slot(i);
+            }
+            if tombstone {
+                self.tombstones
+                    .insert(key.to_string(), (entry.version, entry.partition));
+            }
+            return Ok(Applied {
+                changed: true,
+                existed,
+            });
+        };
+        if entry.expires != 0 && entry.expires <= now_ms {
+            // Already expired: the newest write says the key is gone.
+            if let Some(i) = existing {
+                self.remove_slot(i);
+                self.counters.expired += 1;
+            }
+            return Ok(Applied {
+                changed: true,
+                existed,
+            });
+        }
+        let cost = entry_cost(key.len(), value.len());
+        let old_cost = existing.map(|i| self.slots[i as usize].cost()).unwrap_or(0);
+        if cost > old_cost {
+            match charge {
+                Charge::Enforce => self.budget.reserve(cost - old_cost)?,
+                Charge::Force => self.budget.force(cost - old_cost),
+            }
+        } else {
+            self.budget.release(old_cost - cost);
+        }
+        self.tombstones.remove(key);
+        let mut data = Vec::with_capacity(key.len() + value.len());
+        data.extend_from_slice(key.as_bytes());
+        data.extend_from_slice(value);
+        let data = data.into_boxed_slice();
+        let i = match existing {
+            Some(i) => {
+                let s = &mut self.slots[i as usize];
+                s.data = data;
+                s.version = entry.version;
+                s.expires = entry.expires;
+                self.unlink(i);
+                i
+            }
+            None => {
+                let slot = Slot {
+                    data,
+                    version: entry.version,
+                    expires: entry.expires,
+                    prev: NIL,
+                    next: NIL,
+                    key_len: key.len() as u16,
+                    partition: entry.partition,
+                    live: true,
+                };
+                let i = match self.free.pop() {
+                    Some(i) => {
+                        self.slots[i as usize] = slot;
+                        i
+                    }
+                    None => {
+                        self.slots.push(slot);
+                        (self.slots.len() - 1) as u32
+                    }
+                };
+                let h = self.hasher.hash_one(key.as_bytes());
+                let (slots, hasher) = (&self.slots, &self.hasher);
+                self.index
+                    .insert_unique(h, i, |&j| hasher.hash_one(slots[j as usize].key()));
+                self.len += 1;
+                i
+            }
+        };
+        self.bytes = self.bytes + cost - old_cost;
+        self.push_front(i);
+        self.evict_over_limits(i);
+        Ok(Applied {
+            changed: true,
+            existed,
+        })
+    }
+
+    /// Removes least recently used entries (never `keep`) until the limits hold.
+    fn evict_over_limits(&mut self, keep: u32) {
+        loop {
+            let over_entries = self.limits.max_entries.is_some_and(|m| self.len > m);
+            let over_bytes = self.limits.max_bytes.is_some_and(|m| self.bytes > m);
+            if !(over_entries || over_bytes) {
+                return;
+            }
+            let victim = self.tail;
+            if victim == NIL || victim == keep {
+                return;
+            }
+            self.remove_slot(victim);
+            self.counters.evicted += 1;
+        }
+    }
+
+    /// Removes expired entries among up to `samples` random slots; returns how many.
+    pub fn expire_sample(&mut self, samples: usize, now_ms: u64) -> usize {
+        if self.slots.is_empty() {
+            return 0;
+        }
+        let mut removed = 0;
+        for _ in 0..samples {
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 7;
+            self.rng ^= self.rng << 17;
+            let i = (self.rng % self.slots.len() as u64) as u32;
+            let s = &self.slots[i as usize];
+            if s.live && s.expired(now_ms) {
+                self.remove_slot(i);
+                self.counters.expired += 1;
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// Entries of the given partitions (a set as a bitmap), starting at slot `cursor`,
+    /// up to about `max_bytes` of keys and values. Returns them and the cursor to continue
+    /// from (`None` when done). Tombstones of those partitions come with the last page.
+    pub fn page(
+        &self,
+        wanted: &[bool],
+        cursor: u32,
+        max_bytes: usize,
+        now_ms: u64,
+    ) -> (Vec<EntryView>, Option<u32>) {
+        let mut out = Vec::new();
+        let mut size = 0usize;
+        let mut i = cursor as usize;
+        while i < self.slots.len() {
+            let s = &self.slots[i];
+            i += 1;
+            if !s.live
+                || s.expired(now_ms)
+                || !wanted.get(s.partition as usize).copied().unwrap_or(false)
+            {
+                continue;
+            }
+            size += s.data.len() + 32;
+            out.push(EntryView {
+                key: String::from_utf8_lossy(s.key()).into_owned(),
+                value: Some(Bytes::copy_from_slice(s.value())),
+                version: s.version,
+                expires: s.expires,
+                partition: s.partition,
+            });
+            if size >= max_bytes {
+                return (out, Some(i as u32));
+            }
+        }
+        for (key, &(version, partition)) in &self.tombstones {
+            if wanted.get(partition as usize).copied().unwrap_or(false) {
+                out.push(EntryView {
+                    key: key.clone(),
+                    value: None,
+                    version,
+                    expires: 0,
+                    partition,
+                });
+            }
+        }
+        (out, None)
+    }
+
+    /// Live entries per partition.
+    pub fn counts(&self, now_ms: u64) -> Vec<u64> {
+        let mut counts = vec![0u64; super::partition::PARTITIONS];
+        for s in &self.slots {
+            if s.live && !s.expired(now_ms) {
+                if let Some(c) = counts.get_mut(s.partition as usize) {
+                    *c += 1;
+                }
+            }
+        }
+        counts
+    }
+
+    /// Drops every entry and tombstone of the partitions in `which`.
+    pub fn drop_partitions(&mut self, which: &[bool]) -> usize {
+        let victims: Vec<u32> = (0..self.slots.len() as u32)
+            .filter(|&i| {
+                let s = &self.slots[i as usize];
+                s.live && which.get(s.partition as usize).copied().unwrap_or(false)
+            })
+            .collect();
+        for &i in &victims {
+            self.remove_slot(i);
+        }
+        self.tombstones
+            .retain(|_, (_, p)| !which.get(*p as usize).copied().unwrap_or(false));
+        victims.len()
+    }
+
+    /// Forgets the tombstones of partition `p` (it is fully synchronised).
+    pub fn clear_tombstones(&mut self, p: u16) {
+        self.tombstones.retain(|_, (_, q)| *q != p);
+    }
+
+    /// Which partitions hold at least one live entry.
+    pub fn occupied(&self) -> Vec<bool> {
+        let mut out = vec![false; super::partition::PARTITIONS];
+        for s in &self.slots {
+            if s.live {
+                if let Some(o) = out.get_mut(s.partition as usize) {
+                    *o = true;
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.budget.release(self.bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    fn store(limits: Limits) -> Store {
+        Store::new(limits, Arc::new(MemoryBudget::new(u64::MAX)))
+    }
+
+    fn e(key: &str, value: &str, version: u64, expires: u64) -> EntryView {
+        EntryView {
+            key: key.into(),
+            value: Some(Bytes::copy_from_slice(value.as_bytes())),
+            version,
+            expires,
+            partition: super::super::partition::partition_of(key),
+        }
+    }
+
+    fn del(key: &str, version: u64) -> EntryView {
+        EntryView {
+            value: None,
+            ..e(key, "", version, 0)
+        }
+    }
+
+    #[test]
+    fn lru_evicts_exactly_the_least_recently_used() {
+        let mut s = store(Limits {
+            max_entries: Some(3),
+            max_bytes: None,
+        });
+        for (i, k) in ["a", "b", "c"].iter().enumerate() {
+            s.apply(&e(k, "v", i as u64 + 1, 0), 0, Charge::Enforce, false)
+                .unwrap();
+        }
+        assert!(s.get("a", 0).is_some());
+        s.apply(&e("d", "v", 10, 0), 0, Charge::Enforce, false)
+            .unwrap();
+        assert_eq!(s.len(), 3);
+        assert!(s.get("b", 0).is_none(), "b was least recently used");
+        assert!(s.get("a", 0).is_some() && s.get("c", 0).is_some() && s.get("d", 0).is_some());
+        assert_eq!(s.counters().evicted, 1);
+    }
+
+    #[test]
+    fn byte_limit_counts_overhead() {
+        let one = entry_cost(1, 10);
+        let mut s = store(Limits {
+            max_entries: None,
+            max_bytes: Some(2 * one),
+        });
+        for (i, k) in ["a", "b", "c"].iter().enumerate() {
+            s.apply(
+                &e(k, "0123456789", i as u64 + 1, 0),
+                0,
+                Charge::Enforce,
+                false,
+            )
+            .unwrap();
+        }
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.bytes(), 2 * one);
+        assert!(s.get("a", 0).is_none());
+    }
+
+    #[test]
+    fn ttl_expires_lazily_and_by_sampling() {
+        let mut s = store(Limits::default());
+        s.apply(&e("a", "v", 1, 1000), 0, Charge::Enforce, false)
+            .unwrap();
+        s.apply(&e("b", "v", 2, 1000), 0, Charge::Enforce, false)
+            .unwrap();
+        s.apply(&e("c", "v", 3, 0), 0, Charge::Enforce, false)
+            .unwrap();
+        assert!(s.get("a", 999).is_some());
+        assert!(s.get("a", 1000).is_none());
+        assert_eq!(s.counters().expired, 1);
+        let mut removed = 0;
+        for _ in 0..100 {
+            removed += s.expire_sample(20, 2000);
+        }
+        assert_eq!(removed, 1);
+        assert_eq!(s.len(), 1);
+        assert!(s.get("c", u64::MAX - 1).is_some());
+    }
+
+    #[test]
+    fn last_writer_wins_and_tombstones_block_older_data() {
+        let mut s = store(Limits::default());
+        s.apply(&e("k", "new", 5, 0), 0, Charge::Enforce, false)
+            .unwrap();
+        let r = s
+            .apply(&e("k", "old", 4, 0), 0, Charge::Enforce, false)
+            .unwrap();
+        assert!(!r.changed && r.existed);
+        assert_eq!(&s.get("k", 0).unwrap()[..], b"new");
+        // Equal versions: the greater value wins on every replica, in any order.
+        s.apply(&e("k", "nez", 5, 0), 0, Charge::Enforce, false)
+            .unwrap();
+        assert_eq!(&s.get("k", 0).unwrap()[..], b"nez");
+        s.apply(&del("k", 6), 0, Charge::Enforce, true).unwrap();
+        assert!(s.get("k", 0).is_none());
+        let r = s
+            .apply(&e("k", "stale", 5, 0), 0, Charge::Enforce, false)
+            .unwrap();
+        assert!(!r.changed);
+        assert!(s.get("k", 0).is_none());
+        s.apply(&e("k", "newer", 7, 0), 0, Charge::Enforce, false)
+            .unwrap();
+        assert_eq!(&s.get("k", 0).unwrap()[..], b"newer");
+    }
+
+    #[test]
+    fn quota_is_enforced_for_writes_and_forced_for_moves() {
+        let budget = Arc::new(MemoryBudget::new(entry_cost(1, 1)));
+        let mut s = Store::new(Limits::default(), budget.clone());
+        s.apply(&e("a", "v", 1, 0), 0, Charge::Enforce, false)
+            .unwrap();
+        let err = s
+            .apply(&e("b", "v", 2, 0), 0, Charge::Enforce, false)
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::QuotaExceeded);
+        assert_eq!(s.len(), 1);
+        s.apply(&e("b", "v", 2, 0), 0, Charge::Force, false)
+            .unwrap();
+        assert_eq!(budget.used(), 2 * entry_cost(1, 1));
+        drop(s);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn pages_cover_the_wanted_partitions_once() {
+        let mut s = store(Limits::default());
+        for i in 0..500u64 {
+            s.apply(
+                &e(&format!("k{i}"), "value", i + 1, 0),
+                0,
+                Charge::Enforce,
+                false,
+            )
+            .unwrap();
+        }
+        let mut wanted = vec![false; super::super::partition::PARTITIONS];
+        for w in wanted.iter_mut().take(100) {
+            *w = true;
+        }
+        let expected = (0..500)
+            .filter(|i| wanted[super::super::partition::partition_of(&format!("k{i}")) as usize])
+            .count();
+        let (mut got, mut cursor) = (0, Some(0));
+        while let Some(c) = cursor {
+            let (page, next) = s.page(&wanted, c, 200, 0);
+            got += page.len();
+            cursor = next;
+        }
+        assert_eq!(got, expected);
+        assert_eq!(s.drop_partitions(&wanted), expected);
+        assert_eq!(s.len() as usize, 500 - expected);
+    }
+}

@@ -1,0 +1,102 @@
+//! The node's memory budget: the bytes it lends to the mesh (`memory_quota`), shared by
+//! blocks and cache entries, counted with their bookkeeping overhead.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// A byte budget that can be reserved from and released to, lock-free.
+#[derive(Debug)]
+pub struct MemoryBudget {
+    limit: u64,
+    used: AtomicU64,
+}
+
+impl MemoryBudget {
+    /// A budget of `limit` bytes, none used.
+    pub fn new(limit: u64) -> Self {
+        Self {
+            limit,
+            used: AtomicU64::new(0),
+        }
+    }
+
+    /// Reserves `bytes`, or fails with `QuotaExceeded` and reserves nothing.
+    pub fn reserve(&self, bytes: u64) -> Result<()> {
+        let mut used = self.used.load(Ordering::Relaxed);
+        loop {
+            let next = used.saturating_add(bytes);
+            if next > self.limit {
+                return Err(Error::new(
+                    ErrorKind::QuotaExceeded,
+                    format!(
+                        "memory quota exceeded: {bytes} more bytes needed, {} of {} in use",
+                        used, self.limit
+                    ),
+                ));
+            }
+            match self
+                .used
+                .compare_exchange_weak(used, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => return Ok(()),
+                Err(now) => used = now,
+            }
+        }
+    }
+
+    /// Reserves `bytes` even past the limit (data moved in by rebalancing must not be
+    /// dropped); the excess shows in [`MemoryBudget::used`].
+    pub fn force(&self, bytes: u64) {
+        self.used.fetch_add(bytes, Ordering::AcqRel);
+    }
+
+    /// Returns `bytes` to the budget.
+    pub fn release(&self, bytes: u64) {
+        let mut used = self.used.load(Ordering::Relaxed);
+        loop {
+            let next = used.saturating_sub(bytes);
+            match self
+                .used
+                .compare_exchange_weak(used, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(now) => used = now,
+            }
+        }
+    }
+
+    /// The limit in bytes.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Bytes in use.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Acquire)
+    }
+
+    /// Bytes still free.
+    pub fn free(&self) -> u64 {
+        self.limit.saturating_sub(self.used())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reservation_over_the_limit_fails_and_takes_nothing() {
+        let b = MemoryBudget::new(100);
+        b.reserve(60).unwrap();
+        assert_eq!(b.reserve(41).unwrap_err().kind(), ErrorKind::QuotaExceeded);
+        assert_eq!(b.used(), 60);
+        b.reserve(40).unwrap();
+        assert_eq!(b.free(), 0);
+        b.release(100);
+        assert_eq!(b.used(), 0);
+        b.release(5);
+        assert_eq!(b.used(), 0);
+    }
+}

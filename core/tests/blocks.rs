@@ -1,0 +1,158 @@
+//! Blocks over real QUIC: put locally, on a peer and by free quota; read from a third
+//! node; free anywhere; quota enforced with overhead; a vanished holder is reported.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use memmesh::blocks::store::block_cost;
+use memmesh::{BlockId, ErrorKind, Node, Placement};
+
+async fn cluster(quotas: &[u64]) -> Vec<Node> {
+    let mut nodes: Vec<Node> = Vec::new();
+    for (i, q) in quotas.iter().enumerate() {
+        let mut b = builder(&format!("n{i}")).memory_quota(*q);
+        if let Some(seed) = nodes.first() {
+            b = b.bootstrap([seed.addr().to_string()]);
+        }
+        nodes.push(b.start().await.unwrap());
+    }
+    let n = nodes.len();
+    assert!(
+        eventually(Duration::from_secs(20), || nodes.iter().all(|x| x
+            .peers()
+            .iter()
+            .filter(|p| p.state == memmesh::PeerState::Alive)
+            .count()
+            == n - 1))
+        .await,
+        "cluster did not form"
+    );
+    nodes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_put_on_one_peer_is_readable_from_a_third_node_and_freed_from_anywhere() {
+    let nodes = cluster(&[1 << 20, 1 << 20, 1 << 20]).await;
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let data = vec![7u8; 100_000];
+    let id = a
+        .blocks()
+        .unwrap()
+        .put(data.clone(), Placement::Peer(b.id()))
+        .await
+        .unwrap();
+    assert_eq!(id, BlockId::of(&data));
+    assert_eq!(b.blocks().unwrap().local_stats().blocks, 1);
+    assert_eq!(a.blocks().unwrap().local_stats().blocks, 0);
+    // The third node never heard of it: it finds it on the holder.
+    let got = c.blocks().unwrap().get(&id).await.unwrap();
+    assert_eq!(&got[..], &data[..]);
+    assert_eq!(&a.blocks().unwrap().get(&id).await.unwrap()[..], &data[..]);
+    // Stats from any node list every node with its use.
+    let stats = c.blocks().unwrap().stats().await.unwrap();
+    assert_eq!(stats.len(), 3);
+    let held = stats.iter().find(|u| u.id == b.id()).unwrap();
+    assert_eq!(held.used, block_cost(100_000));
+    assert_eq!(held.free, (1 << 20) - block_cost(100_000));
+    // Freed from the third node, it is gone everywhere.
+    c.blocks().unwrap().free(&id).await.unwrap();
+    assert_eq!(b.blocks().unwrap().local_stats().used, 0);
+    let err = a.blocks().unwrap().get(&id).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    let err = a.blocks().unwrap().free(&id).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_counts_overhead_and_a_put_over_it_fails_without_evicting() {
+    let n = builder("small")
+        .memory_quota(2 * block_cost(1000))
+        .start()
+        .await
+        .unwrap();
+    let blocks = n.blocks().unwrap();
+    let first = blocks.put(vec![1u8; 1000], Placement::Local).await.unwrap();
+    // The same content again costs nothing (content addressing).
+    assert_eq!(
+        blocks.put(vec![1u8; 1000], Placement::Local).await.unwrap(),
+        first
+    );
+    blocks.put(vec![2u8; 1000], Placement::Local).await.unwrap();
+    let err = blocks
+        .put(vec![3u8; 1], Placement::Local)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::QuotaExceeded, "{err}");
+    let usage = blocks.local_stats();
+    assert_eq!(usage.blocks, 2);
+    assert_eq!(usage.used, 2 * block_cost(1000));
+    assert_eq!(usage.free, 0);
+    assert_eq!(&blocks.get(&first).await.unwrap()[..], &[1u8; 1000][..]);
+    // A remote put over the holder's quota fails the same way.
+    let m = builder("big").start().await.unwrap();
+    assert_eq!(m.connect(&n.addr().to_string()).await.unwrap(), n.id());
+    let err = m
+        .blocks()
+        .unwrap()
+        .put(vec![4u8; 10], Placement::Peer(n.id()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::QuotaExceeded, "{err}");
+    // Bad ids are refused clearly.
+    assert_eq!(
+        BlockId::parse("blake3:xyz").unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_placement_picks_the_peer_with_most_free_quota() {
+    let nodes = cluster(&[1 << 20, 1 << 20, 8 << 20]).await;
+    let roomy = nodes[2].id();
+    // The free-quota adverts travel with membership.
+    assert!(
+        eventually(Duration::from_secs(10), || nodes[0]
+            .peers()
+            .iter()
+            .any(|p| p.id == roomy && p.quota_free == Some(8 << 20)))
+        .await,
+        "quota advert not seen: {:?}",
+        nodes[0].peers()
+    );
+    let id = nodes[0]
+        .blocks()
+        .unwrap()
+        .put(vec![9u8; 4096], Placement::Auto)
+        .await
+        .unwrap();
+    assert_eq!(nodes[2].blocks().unwrap().local_stats().blocks, 1);
+    assert_eq!(
+        &nodes[1].blocks().unwrap().get(&id).await.unwrap()[..],
+        &[9u8; 4096][..]
+    );
+    // The advert follows the change.
+    assert!(
+        eventually(Duration::from_secs(10), || nodes[0].peers().iter().any(
+            |p| p.id == roomy && p.quota_free == Some((8 << 20) - block_cost(4096))
+        ))
+        .await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_from_a_vanished_holder_is_peer_unavailable() {
+    let nodes = cluster(&[1 << 20, 1 << 20]).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let id = a
+        .blocks()
+        .unwrap()
+        .put(&b"precious"[..], Placement::Peer(b.id()))
+        .await
+        .unwrap();
+    b.shutdown().await.unwrap();
+    let err = a.blocks().unwrap().get(&id).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PeerUnavailable, "{err}");
+    assert!(err.message().contains(&b.id().short()), "{err}");
+}

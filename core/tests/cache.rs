@@ -1,0 +1,277 @@
+//! The replicated cache over real QUIC: buckets known cluster-wide, replication,
+//! rebalancing without false misses, TTL, LRU, quota, batches and counters.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use memmesh::{Bytes, CacheOptions, ErrorKind, Node, PeerState};
+
+async fn join(name: &str, seed: &Node) -> Node {
+    builder(name)
+        .bootstrap([seed.addr().to_string()])
+        .start()
+        .await
+        .unwrap()
+}
+
+async fn converge(nodes: &[Node]) {
+    let n = nodes.len();
+    assert!(
+        eventually(Duration::from_secs(30), || nodes.iter().all(|x| x
+            .peers()
+            .iter()
+            .filter(|p| p.state == PeerState::Alive)
+            .count()
+            == n - 1))
+        .await,
+        "cluster did not form"
+    );
+}
+
+fn opts(replicas: u32) -> Option<CacheOptions> {
+    Some(CacheOptions {
+        replicas,
+        ..CacheOptions::default()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_are_readable_everywhere_and_buckets_are_cluster_wide() {
+    let a = node("a").await;
+    let b = join("b", &a).await;
+    let c = join("c", &a).await;
+    converge(&[a.clone(), b.clone(), c.clone()]).await;
+    let ca = a.cache("sessions", opts(2)).await.unwrap();
+    // b learns the bucket's options from the cluster.
+    let cb = b.cache("sessions", None).await.unwrap();
+    assert_eq!(cb.options(), ca.options());
+    // Different options for an existing bucket are refused.
+    let err = c.cache("sessions", opts(3)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    for i in 0..200 {
+        ca.set(&format!("k{i}"), format!("v{i}"), None)
+            .await
+            .unwrap();
+    }
+    let cc = c.cache("sessions", None).await.unwrap();
+    for i in 0..200 {
+        let v = cc.get(&format!("k{i}")).await.unwrap();
+        assert_eq!(v.as_deref(), Some(format!("v{i}").as_bytes()), "k{i}");
+    }
+    assert_eq!(cb.get("absent").await.unwrap(), None);
+    assert_eq!(cc.len().await.unwrap(), 200);
+    // At least two copies of each entry across the three nodes (right after a membership
+    // change, writes also go to the previous owners, which drop their copy later).
+    let held: u64 = [&ca, &cb, &cc].iter().map(|c| c.stats().entries).sum();
+    assert!((400..=600).contains(&held), "{held}");
+    assert!(cb.delete("k1").await.unwrap());
+    assert!(!cb.delete("k1").await.unwrap());
+    assert_eq!(ca.get("k1").await.unwrap(), None);
+    assert_eq!(cc.len().await.unwrap(), 199);
+    assert!(a
+        .caches()
+        .iter()
+        .any(|(n, o)| n == "sessions" && o.replicas == 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incr_batches_expire_and_ttl() {
+    let a = node("a").await;
+    let b = join("b", &a).await;
+    converge(&[a.clone(), b.clone()]).await;
+    let ca = a.cache("counters", opts(2)).await.unwrap();
+    let cb = b.cache("counters", None).await.unwrap();
+    assert_eq!(ca.incr("hits", 1).await.unwrap(), 1);
+    assert_eq!(cb.incr("hits", 41).await.unwrap(), 42);
+    assert_eq!(cb.incr("hits", -2).await.unwrap(), 40);
+    assert_eq!(ca.get("hits").await.unwrap().as_deref(), Some(&b"40"[..]));
+    ca.set("text", "abc", None).await.unwrap();
+    assert_eq!(
+        cb.incr("text", 1).await.unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    ca.set("max", i64::MAX.to_string(), None).await.unwrap();
+    assert_eq!(
+        cb.incr("max", 1).await.unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+
+    let entries: Vec<(String, Bytes)> = (0..16)
+        .map(|i| (format!("batch{i}"), Bytes::from(format!("value{i}"))))
+        .collect();
+    cb.set_many(entries, None).await.unwrap();
+    let mut keys: Vec<String> = (0..16).map(|i| format!("batch{i}")).collect();
+    keys.push("nope".into());
+    let got = ca.get_many(&keys).await.unwrap();
+    assert_eq!(got.len(), 17);
+    for (i, v) in got.iter().take(16).enumerate() {
+        assert_eq!(v.as_deref(), Some(format!("value{i}").as_bytes()));
+    }
+    assert_eq!(got[16], None);
+
+    // TTL: none by default; expire sets one; ttl of an absent key is NotFound.
+    assert_eq!(cb.ttl("text").await.unwrap(), None);
+    assert!(cb.expire("text", Duration::from_secs(100)).await.unwrap());
+    let left = ca.ttl("text").await.unwrap().unwrap();
+    assert!(
+        left > Duration::from_secs(90) && left <= Duration::from_secs(100),
+        "{left:?}"
+    );
+    assert!(!cb.expire("nope", Duration::from_secs(1)).await.unwrap());
+    assert_eq!(
+        ca.ttl("nope").await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    // Bad input.
+    assert_eq!(
+        ca.set("", "x", None).await.unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        ca.set("k", "x", Some(Duration::ZERO))
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidInput
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttl_expires_exactly_and_the_sampler_removes_unread_entries() {
+    let a = node("a").await;
+    let c = a
+        .cache(
+            "short",
+            Some(CacheOptions {
+                ttl: Some(Duration::from_millis(300)),
+                replicas: 1,
+                ..CacheOptions::default()
+            }),
+        )
+        .await
+        .unwrap();
+    c.set("default-ttl", "x", None).await.unwrap();
+    c.set("long", "y", Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    for i in 0..100 {
+        c.set(&format!("unread{i}"), "z", None).await.unwrap();
+    }
+    assert!(c.get("default-ttl").await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(c.get("default-ttl").await.unwrap(), None);
+    assert!(c.get("long").await.unwrap().is_some());
+    // Nobody reads the others: the active sampler removes them.
+    assert!(
+        eventually(Duration::from_secs(10), || c.stats().entries == 1).await,
+        "{:?}",
+        c.stats()
+    );
+    assert_eq!(c.stats().expired, 101);
+    assert_eq!(c.len().await.unwrap(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lru_evicts_the_least_recently_used_entry_and_quota_is_enforced() {
+    let a = builder("a").memory_quota(64 * 1024).start().await.unwrap();
+    let c = a
+        .cache(
+            "lru",
+            Some(CacheOptions {
+                max_entries: Some(3),
+                replicas: 1,
+                ..CacheOptions::default()
+            }),
+        )
+        .await
+        .unwrap();
+    for k in ["a", "b", "c"] {
+        c.set(k, k, None).await.unwrap();
+    }
+    assert!(c.get("a").await.unwrap().is_some());
+    c.set("d", "d", None).await.unwrap();
+    assert_eq!(
+        c.get("b").await.unwrap(),
+        None,
+        "b was the least recently used"
+    );
+    for k in ["a", "c", "d"] {
+        assert!(c.get(k).await.unwrap().is_some(), "{k}");
+    }
+    assert_eq!(c.stats().evicted, 1);
+    assert_eq!(c.stats().entries, 3);
+    // The node's quota (64 KiB) bounds every bucket: a write that does not fit fails.
+    let big = a.cache("big", opts(1)).await.unwrap();
+    let err = big
+        .set("huge", vec![0u8; 70 * 1024], None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::QuotaExceeded, "{err}");
+    assert_eq!(big.get("huge").await.unwrap(), None);
+    assert_eq!(big.stats().entries, 0);
+    // Blocks and cache share the quota.
+    let used = a.blocks().unwrap().local_stats().used;
+    assert!(used > 0 && used < 64 * 1024, "{used}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fourth_node_joins_while_a_reader_runs_and_the_reader_never_misses() {
+    let a = node("a").await;
+    let b = join("b", &a).await;
+    let c = join("c", &a).await;
+    converge(&[a.clone(), b.clone(), c.clone()]).await;
+    let ca = a.cache("moving", opts(2)).await.unwrap();
+    let keys: Vec<(String, Bytes)> = (0..2000)
+        .map(|i| (format!("key{i}"), Bytes::from(format!("value{i}"))))
+        .collect();
+    for chunk in keys.chunks(100) {
+        ca.set_many(chunk.to_vec(), None).await.unwrap();
+    }
+    let reader_cache = b.cache("moving", None).await.unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        let cache = reader_cache.clone();
+        tokio::spawn(async move {
+            let (mut reads, mut misses) = (0u64, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for i in (0..2000).step_by(7) {
+                    let k = format!("key{i}");
+                    match cache.get(&k).await {
+                        Ok(Some(v)) => assert_eq!(v, Bytes::from(format!("value{i}"))),
+                        Ok(None) => misses.push(k),
+                        Err(e) => panic!("read of {k} failed: {e}"),
+                    }
+                    reads += 1;
+                }
+            }
+            (reads, misses)
+        })
+    };
+    let d = join("d", &a).await;
+    converge(&[a.clone(), b.clone(), c.clone(), d.clone()]).await;
+    let cd = d.cache("moving", None).await.unwrap();
+    // Partitions move to d in the background.
+    assert!(
+        eventually(Duration::from_secs(30), || cd.stats().entries > 500).await,
+        "nothing moved to the new node: {:?}",
+        cd.stats()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (reads, misses) = reader.await.unwrap();
+    assert!(reads > 0);
+    assert!(
+        misses.is_empty(),
+        "{} false misses, e.g. {:?}",
+        misses.len(),
+        &misses[..misses.len().min(5)]
+    );
+    // Every key is readable from the newcomer, and counted once.
+    for (k, v) in keys.iter().step_by(13) {
+        assert_eq!(cd.get(k).await.unwrap().as_ref(), Some(v), "{k}");
+    }
+    assert_eq!(cd.len().await.unwrap(), 2000);
+}
