@@ -76,6 +76,8 @@ export interface PeerInfo {
   connected: boolean
   /** Smoothed round-trip time in milliseconds, when connected. */
   rttMs?: number
+  /** Free bytes of its memory quota, as last advertised through membership (when known). */
+  quotaFree?: number
 }
 
 /** A message (or request) as `recv`, iteration and handlers see it. */
@@ -132,6 +134,126 @@ export declare class Channel implements AsyncIterable<IncomingMessage> {
   [Symbol.asyncIterator] (): AsyncIterator<IncomingMessage>
 }
 
+/** A block id: the BLAKE3 hash of its content, `'blake3:<64 hex digits>'`. */
+export type BlockId = string
+
+/** Where `blocks.put` stores a block: this node, the peer with most free quota, or a peer by id. */
+export type Placement = 'local' | 'auto' | (string & {})
+
+/** One node's memory use. */
+export interface NodeUsage {
+  /** The node's id. */
+  id: string
+  /** Its name. */
+  name: string
+  /** Its memory quota in bytes. */
+  quota: number
+  /** Bytes of the quota in use (blocks and cache entries, overhead included). */
+  used: number
+  /** Bytes of the quota still free. */
+  free: number
+  /** Blocks it holds. */
+  blocks: number
+  /** Content bytes of those blocks (without overhead). */
+  blockBytes: number
+}
+
+/** Blocks: immutable bytes in this node's or a peer's RAM, named by their content hash. */
+export declare class Blocks {
+  private constructor ()
+  /**
+   * Stores `data` as a block and resolves with its id. Rejects with code QuotaExceeded
+   * when the target node's memory quota cannot hold it (nothing is evicted).
+   */
+  put (data: BytesLike, placement?: Placement): Promise<BlockId>
+  /**
+   * The block `id`, from local RAM or from the peer holding it (verified). Rejects with
+   * NotFound if no reachable node holds it, PeerUnavailable if its holder is gone,
+   * InvalidInput for a malformed id.
+   */
+  get (id: BlockId): Promise<Buffer>
+  /** Frees the block `id` wherever it lives; rejects with NotFound if no node holds it. */
+  free (id: BlockId): Promise<void>
+  /** Memory use of this node and of every reachable live peer, this node first. */
+  stats (): Promise<NodeUsage[]>
+  /** This node's memory use. */
+  localStats (): NodeUsage
+}
+
+/** Options of `node.cache`. Omitted (or `null`) options keep the bucket's existing ones or the defaults. */
+export interface CacheOptions {
+  /** Default time to live of an entry, in milliseconds (default: no expiry). */
+  ttlMs?: number | null
+  /** Most entries each node keeps for the bucket; the least recently used go first. */
+  maxEntries?: number | null
+  /** Most bytes (keys, values, overhead) each node keeps for the bucket. */
+  maxBytes?: number | null
+  /** How many nodes hold each entry (1..16, default 2). */
+  replicas?: number | null
+}
+
+/** A bucket's effective options; `null` means unset (no expiry, no limit). */
+export interface BucketOptions {
+  ttlMs: number | null
+  maxEntries: number | null
+  maxBytes: number | null
+  replicas: number
+}
+
+/** Counters of one bucket on this node. */
+export interface CacheStats {
+  /** Live entries held here. */
+  entries: number
+  /** Bytes held here (keys, values and per-entry overhead). */
+  bytes: number
+  /** Reads answered with a value. */
+  hits: number
+  /** Reads answered with no value. */
+  misses: number
+  /** Entries removed because their TTL passed. */
+  expired: number
+  /** Entries removed by LRU to respect `maxEntries` / `maxBytes`. */
+  evicted: number
+}
+
+/** `setMany` entries: `[key, value]` pairs (an array or any iterable, e.g. a Map) or a plain object. */
+export type CacheEntries = Iterable<readonly [string, BytesLike]> | Record<string, BytesLike>
+
+/**
+ * A replicated cache bucket: string keys, byte values, TTL and LRU. Writes resolve once
+ * every current owner has them; concurrent writes resolve last-writer-wins.
+ */
+export declare class Cache {
+  private constructor ()
+  /** The bucket's name. */
+  readonly name: string
+  /** The bucket's options. */
+  readonly options: BucketOptions
+  /** Sets `key` to `value`, expiring after `ttlMs` (default: the bucket's TTL). */
+  set (key: string, value: BytesLike, ttlMs?: number): Promise<void>
+  /** The value of `key`, or `null` if absent or expired. A local hit resolves at once. */
+  get (key: string): Promise<Buffer | null>
+  /** Deletes `key`; resolves with whether it existed. */
+  delete (key: string): Promise<boolean>
+  /** Sets the time to live of an existing `key`; resolves with whether it existed. */
+  expire (key: string, ttlMs: number): Promise<boolean>
+  /** Milliseconds `key` has left to live, `null` if it never expires; NotFound if absent. */
+  ttl (key: string): Promise<number | null>
+  /** The number of live entries in the bucket across the cluster. */
+  len (): Promise<number>
+  /**
+   * Adds `by` (an integer, default 1) to the integer at `key` (an absent key counts as 0)
+   * and resolves with the new value; InvalidInput if the value is not an integer.
+   */
+  incr (key: string, by?: number): Promise<number>
+  /** The values of `keys`, in order (`null` for absent keys). */
+  getMany (keys: string[]): Promise<Array<Buffer | null>>
+  /** Sets every entry, expiring after `ttlMs` (default: the bucket's TTL). */
+  setMany (entries: CacheEntries, ttlMs?: number): Promise<void>
+  /** This node's counters for the bucket. */
+  stats (): CacheStats
+}
+
 /** A memmesh node running in this process. */
 export declare class Node {
   private constructor ()
@@ -157,6 +279,15 @@ export declare class Node {
   events (): Events
   /** The channel called `name` (created on first use). */
   channel (name: string): Channel
+  /** The blocks API (throws code Closed when first read after shutdown). */
+  readonly blocks: Blocks
+  /**
+   * The cache bucket `name`, created cluster-wide on first use; without options the
+   * bucket's existing options (or the defaults) apply.
+   */
+  cache (name: string, options?: CacheOptions): Promise<Cache>
+  /** The cache buckets this node knows, by name. */
+  caches (): Record<string, BucketOptions>
   /** Closes connections, drops handlers, joins the node's threads. Idempotent. */
   shutdown (): Promise<void>
 }

@@ -135,7 +135,232 @@ function toOptions (options) {
   return out
 }
 
+const CACHE_OPTIONS = ['ttlMs', 'maxEntries', 'maxBytes', 'replicas']
+
+/** Cache bucket options: numbers; `undefined` or `null` leave an option unset. */
+function toCacheOptions (options) {
+  if (options === undefined || options === null) return {}
+  if (typeof options !== 'object' || Array.isArray(options)) {
+    throw invalid(`options must be an object, got ${describe(options)}`)
+  }
+  const out = {}
+  for (const [key, value] of Object.entries(options)) {
+    if (!CACHE_OPTIONS.includes(key)) {
+      throw invalid(`unknown cache option ${JSON.stringify(key)}; known options: ${CACHE_OPTIONS.join(', ')}`)
+    }
+    if (value === undefined || value === null) continue
+    checkNumber(value, key)
+    out[key] = value
+  }
+  return out
+}
+
+function checkNumber (value, what) {
+  if (typeof value !== 'number') throw invalid(`${what} must be a number, got ${describe(value)}`)
+  return value
+}
+
+/** An optional number: `undefined` and `null` mean "not given". */
+function optionalNumber (value, what) {
+  return value === undefined || value === null ? undefined : checkNumber(value, what)
+}
+
+/** `setMany` entries: an iterable of `[key, value]` pairs (an array, a Map) or a plain object. */
+function toEntries (entries) {
+  let pairs
+  if (entries !== null && typeof entries === 'object' && typeof entries[Symbol.iterator] === 'function') {
+    pairs = entries
+  } else if (entries !== null && typeof entries === 'object') {
+    pairs = Object.entries(entries)
+  } else {
+    throw invalid(`entries must be an array of [key, value] pairs, a Map or an object, got ${describe(entries)}`)
+  }
+  const keys = []
+  const values = []
+  for (const pair of pairs) {
+    if (!Array.isArray(pair) || pair.length !== 2) {
+      throw invalid(`each entry must be a [key, value] pair, got ${describe(pair)}`)
+    }
+    keys.push(checkString(pair[0], 'key'))
+    values.push(toBytes(pair[1], 'value'))
+  }
+  return [keys, values]
+}
+
+function rethrow (err) {
+  throw toMemmeshError(err)
+}
+
 const CREATE = Symbol('memmesh.create')
+
+// The fast path of `Cache.get`: the native side copies a locally held value into this
+// buffer (synchronously, on this thread) and the wrapper copies it out into a new Buffer,
+// which is much cheaper than creating a Buffer and a promise through Node-API per hit.
+const SCRATCH = Buffer.allocUnsafeSlow(64 * 1024)
+// `getLocal` answers: the key is absent (-1); this node cannot answer locally (-2).
+const LOCAL_ABSENT = -1
+
+/**
+ * Blocks: immutable bytes kept in this node's or a peer's RAM, named by their content
+ * hash (`'blake3:<64 hex digits>'`). Get it as `node.blocks`.
+ */
+class Blocks {
+  #native
+
+  constructor (token, nativeBlocks) {
+    if (token !== CREATE) throw new TypeError('use node.blocks to get the Blocks API')
+    this.#native = nativeBlocks
+  }
+
+  /**
+   * Stores `data` as a block and resolves with its id. `placement`: `'local'` (default),
+   * `'auto'` (the peer advertising the most free quota) or a peer's node id.
+   */
+  async put (data, placement = 'local') {
+    const bytes = toBytes(data)
+    checkString(placement, 'placement')
+    return call(() => this.#native.put(bytes, placement))
+  }
+
+  /** Resolves with the block `id` (a Buffer), from local RAM or from the peer holding it. */
+  async get (id) {
+    checkString(id, 'id')
+    return call(() => this.#native.get(id))
+  }
+
+  /** Frees the block `id` wherever it lives; rejects with code NotFound if no node holds it. */
+  async free (id) {
+    checkString(id, 'id')
+    return call(() => this.#native.free(id))
+  }
+
+  /** Memory use of this node and of every reachable live peer, this node first. */
+  async stats () {
+    return call(() => this.#native.stats())
+  }
+
+  /** This node's memory use: `{ id, name, quota, used, free, blocks, blockBytes }`. */
+  localStats () {
+    return callSync(() => this.#native.localStats())
+  }
+}
+
+/**
+ * A replicated cache bucket: string keys, byte values, TTL and LRU. Get one with
+ * `await node.cache(name, options)`.
+ */
+class Cache {
+  #native
+
+  constructor (token, nativeCache) {
+    if (token !== CREATE) throw new TypeError('use await node.cache(name) to get a Cache')
+    this.#native = nativeCache
+  }
+
+  /** The bucket's name. */
+  get name () {
+    return this.#native.name
+  }
+
+  /** The bucket's options: `{ ttlMs, maxEntries, maxBytes, replicas }` (`null` = unset). */
+  get options () {
+    return this.#native.options
+  }
+
+  /**
+   * Sets `key` to `value`, expiring after `ttlMs` (default: the bucket's TTL). Resolves
+   * once every current owner of the key has it.
+   */
+  async set (key, value, ttlMs) {
+    checkString(key, 'key')
+    const bytes = toBytes(value, 'value')
+    const ttl = optionalNumber(ttlMs, 'ttlMs')
+    return call(() => this.#native.set(key, bytes, ttl))
+  }
+
+  /**
+   * The value of `key` (a Buffer), or `null` if it is absent or expired. When this node
+   * holds the key's partition, the answer is read on the JavaScript thread without any
+   * I/O and the promise is already resolved.
+   */
+  get (key) {
+    if (typeof key !== 'string') return Promise.reject(invalid(`key must be a string, got ${describe(key)}`))
+    let local
+    try {
+      local = this.#native.getLocal(key, SCRATCH)
+    } catch (err) {
+      return Promise.reject(toMemmeshError(err))
+    }
+    if (typeof local !== 'number') return Promise.resolve(local) // a value too large for SCRATCH
+    if (local >= 0) {
+      const value = Buffer.allocUnsafe(local)
+      SCRATCH.copy(value, 0, 0, local)
+      return Promise.resolve(value)
+    }
+    if (local === LOCAL_ABSENT) return Promise.resolve(null)
+    return this.#native.get(key).then(undefined, rethrow)
+  }
+
+  /** Deletes `key`; resolves with whether it existed. */
+  async delete (key) {
+    checkString(key, 'key')
+    return call(() => this.#native.delete(key))
+  }
+
+  /** Sets the time to live of an existing `key`; resolves with whether it existed. */
+  async expire (key, ttlMs) {
+    checkString(key, 'key')
+    checkNumber(ttlMs, 'ttlMs')
+    return call(() => this.#native.expire(key, ttlMs))
+  }
+
+  /**
+   * The milliseconds `key` has left to live, `null` if it never expires; rejects with
+   * code NotFound if the key does not exist.
+   */
+  async ttl (key) {
+    checkString(key, 'key')
+    return call(() => this.#native.ttl(key))
+  }
+
+  /** The number of live entries in the bucket across the cluster. */
+  async len () {
+    return call(() => this.#native.len())
+  }
+
+  /**
+   * Adds `by` (an integer, default 1) to the integer stored at `key` (ASCII decimal; an
+   * absent key counts as 0) and resolves with the new value.
+   */
+  async incr (key, by = 1) {
+    checkString(key, 'key')
+    checkNumber(by, 'by')
+    return call(() => this.#native.incr(key, by))
+  }
+
+  /** The values of `keys`, in order (`null` for absent keys). */
+  async getMany (keys) {
+    if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'string')) {
+      throw invalid(`keys must be an array of strings, got ${describe(keys)}`)
+    }
+    return call(() => this.#native.getMany(keys))
+  }
+
+  /**
+   * Sets every `[key, value]` of `entries` (an array of pairs, a Map or a plain object),
+   * expiring after `ttlMs` (default: the bucket's TTL). Resolves once every owner has them.
+   */
+  async setMany (entries, ttlMs) {
+    const [keys, values] = toEntries(entries)
+    const ttl = optionalNumber(ttlMs, 'ttlMs')
+    return call(() => this.#native.setMany(keys, values, ttl))
+  }
+
+  /** This node's counters for the bucket: `{ entries, bytes, hits, misses, expired, evicted }`. */
+  stats () {
+    return callSync(() => this.#native.stats())
+  }
+}
 
 /**
  * A named channel on a node: fire-and-forget messages (with backpressure) and
@@ -260,6 +485,7 @@ class Events {
 /** A memmesh node running in this process. Create one with `await Node.start(options)`. */
 class Node {
   #native
+  #blocks
 
   constructor (token, nativeNode) {
     if (token !== CREATE) throw new TypeError('use await Node.start(options) to create a Node')
@@ -309,7 +535,7 @@ class Node {
     return call(() => this.#native.connect(addr))
   }
 
-  /** Every peer this node knows: [{ id, name, addrs, state, rttMs }]. */
+  /** Every peer this node knows: [{ id, name, addrs, state, connected, rttMs, quotaFree }]. */
   peers () {
     return this.#native.peers()
   }
@@ -325,6 +551,29 @@ class Node {
     return new Channel(CREATE, callSync(() => this.#native.channel(name)))
   }
 
+  /** The blocks API: put bytes into this node's or a peer's RAM, get and free them. */
+  get blocks () {
+    if (this.#blocks === undefined) this.#blocks = new Blocks(CREATE, callSync(() => this.#native.blocks()))
+    return this.#blocks
+  }
+
+  /**
+   * Resolves with the cache bucket `name`, created cluster-wide on first use. `options`:
+   * `{ ttlMs, maxEntries, maxBytes, replicas }`; without any, the bucket's existing options
+   * (or the defaults: no TTL, no limits, replicas 2) apply. Options that differ from an
+   * existing bucket's are refused with code InvalidInput.
+   */
+  async cache (name, options) {
+    checkString(name, 'name')
+    const opts = toCacheOptions(options)
+    return new Cache(CREATE, await call(() => this.#native.cache(name, opts)))
+  }
+
+  /** The cache buckets this node knows, by name: `{ [name]: options }`. */
+  caches () {
+    return Object.fromEntries(this.#native.caches().map((b) => [b.name, b.options]))
+  }
+
   /**
    * Shuts the node down: closes connections, drops handlers, joins the node's threads.
    * Idempotent. Afterwards the process can exit by itself.
@@ -334,4 +583,4 @@ class Node {
   }
 }
 
-module.exports = { Node, Channel, Events, MemmeshError, ERROR_CODES }
+module.exports = { Node, Channel, Events, Blocks, Cache, MemmeshError, ERROR_CODES }

@@ -23,6 +23,31 @@ async function startNodes (t, n, prefix = 'n', extra = {}) {
   return nodes
 }
 
+/** Polls `check()` (sync or async) every 20 ms until it is truthy; false after `timeoutMs`. */
+async function eventually (check, timeoutMs = 10000) {
+  const deadline = Date.now() + timeoutMs
+  while (true) {
+    if (await check()) return true
+    if (Date.now() > deadline) return false
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+/**
+ * Starts `n` nodes named `${prefix}0`, `${prefix}1`, ..., each connected to the first, and
+ * resolves once every node sees every other one alive (membership has converged).
+ */
+async function startCluster (t, n, prefix = 'n', extra = {}) {
+  const nodes = await startNodes(t, n, prefix, extra)
+  for (const node of nodes.slice(1)) assert.equal(await node.connect(nodes[0].addr), nodes[0].id)
+  const converged = () => nodes.every((node) => {
+    const alive = new Set(node.peers().filter((p) => p.state === 'alive').map((p) => p.id))
+    return alive.size === n - 1 && nodes.every((other) => other === node || alive.has(other.id))
+  })
+  assert.ok(await eventually(converged), JSON.stringify(nodes.map((node) => node.peers().map((p) => [p.name, p.state]))))
+  return nodes
+}
+
 /** Asserts that `promiseOrFn` fails with a MemmeshError whose code is `code`. */
 async function rejectsWith (promiseOrFn, code, messagePattern) {
   const promise = typeof promiseOrFn === 'function' ? Promise.resolve().then(promiseOrFn) : promiseOrFn
@@ -50,4 +75,4 @@ function throwsWith (fn, code, messagePattern) {
   })
 }
 
-module.exports = { startNode, startNodes, rejectsWith, throwsWith, TIMEOUT }
+module.exports = { startNode, startNodes, startCluster, eventually, rejectsWith, throwsWith, TIMEOUT }

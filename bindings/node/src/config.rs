@@ -53,6 +53,15 @@ pub fn whole(what: &str, n: f64) -> memmesh::Result<u64> {
     Ok(n as u64)
 }
 
+/// A JS number that must be an integer (exactly representable), possibly negative.
+pub fn signed(what: &str, n: f64) -> memmesh::Result<i64> {
+    const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
+    if !n.is_finite() || n.fract() != 0.0 || n.abs() > MAX_SAFE {
+        return Err(invalid(format!("{what} must be an integer, got {n}")));
+    }
+    Ok(n as i64)
+}
+
 /// A JS number of milliseconds as a duration.
 pub fn millis(what: &str, n: f64) -> memmesh::Result<Duration> {
     Ok(Duration::from_millis(whole(what, n)?))

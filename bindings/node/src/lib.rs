@@ -8,7 +8,9 @@
 //! - JS handlers are called through threadsafe functions; see [`handler`].
 //! - Errors are JS `Error`s whose `.code` is the core `ErrorKind` name; see [`error`].
 
+pub mod blocks;
 pub mod bytes;
+pub mod cache;
 pub mod channel;
 pub mod config;
 pub mod error;

@@ -1,8 +1,10 @@
-//! The node handle: start, identity, peers, channels, shutdown.
+//! The node handle: start, identity, peers, channels, blocks, caches, shutdown.
 
 use napi::bindgen_prelude::{Env, PromiseRaw};
 use napi_derive::napi;
 
+use crate::blocks::Blocks;
+use crate::cache::{BucketInfo, Cache, CacheOptions};
 use crate::channel::Channel;
 use crate::config::NodeOptions;
 use crate::error::to_js;
@@ -106,6 +108,47 @@ impl Node {
     pub fn channel(&self, env: &Env, name: String) -> napi::Result<Channel> {
         let inner = to_js(env, self.inner.channel(&name))?;
         Ok(Channel::new(inner, self.inner.clone()))
+    }
+
+    /// The blocks API: put bytes into this node's or a peer's RAM, get and free them.
+    #[napi]
+    pub fn blocks(&self, env: &Env) -> napi::Result<Blocks> {
+        let inner = to_js(env, self.inner.blocks())?;
+        Ok(Blocks::new(inner, self.inner.clone()))
+    }
+
+    /// Resolves with the cache bucket `name`, created cluster-wide with `options` on
+    /// first use. Without options, the bucket's existing options (or the defaults) apply;
+    /// options that differ from an existing bucket's are refused with `InvalidInput`.
+    #[napi(ts_return_type = "Promise<NativeCache>")]
+    pub fn cache<'env>(
+        &self,
+        env: &'env Env,
+        name: String,
+        options: Option<CacheOptions>,
+    ) -> napi::Result<PromiseRaw<'env, Cache>> {
+        let options = to_js(env, options.unwrap_or_default().into_core())?;
+        let node = self.inner.clone();
+        let owner = self.inner.clone();
+        spawn_promise(
+            env,
+            &self.inner.runtime_handle(),
+            async move { node.cache(&name, options).await },
+            move |inner| Ok(Cache::new(inner, owner)),
+        )
+    }
+
+    /// The cache buckets this node knows (its own and those learned from peers), by name.
+    #[napi]
+    pub fn caches(&self) -> Vec<BucketInfo> {
+        self.inner
+            .caches()
+            .into_iter()
+            .map(|(name, options)| BucketInfo {
+                name,
+                options: options.into(),
+            })
+            .collect()
     }
 
     /// Shuts the node down: closes every connection, drops every handler and joins the

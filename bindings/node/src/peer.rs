@@ -17,6 +17,8 @@ pub struct PeerInfo {
     pub connected: bool,
     /// Smoothed round-trip time in milliseconds, when connected.
     pub rtt_ms: Option<f64>,
+    /// Free bytes of its memory quota, as last advertised through membership.
+    pub quota_free: Option<f64>,
 }
 
 impl From<memmesh::PeerInfo> for PeerInfo {
@@ -28,6 +30,7 @@ impl From<memmesh::PeerInfo> for PeerInfo {
             state: p.state.as_str().to_string(),
             connected: p.connected,
             rtt_ms: p.rtt.map(|d| d.as_secs_f64() * 1000.0),
+            quota_free: p.quota_free.map(|n| n as f64),
         }
     }
 }

@@ -10,6 +10,8 @@
 //! The UniFFI namespace is `memmesh`: Swift imports the module `Memmesh`, Python the
 //! module `memmesh`.
 
+pub mod blocks;
+pub mod cache;
 pub mod channel;
 pub mod config;
 pub mod error;
@@ -18,6 +20,8 @@ pub mod handler;
 pub mod node;
 pub mod peer;
 
+pub use blocks::{Blocks, NodeUsage, Placement};
+pub use cache::{default_cache_options, Cache, CacheEntry, CacheInfo, CacheOptions, CacheStats};
 pub use channel::Channel;
 pub use config::{default_node_config, NodeConfig};
 pub use error::MemmeshError;

@@ -1,7 +1,9 @@
-//! The node: start, identity, peers, channels, shutdown.
+//! The node: start, identity, peers, channels, blocks, cache buckets, shutdown.
 
 use std::sync::Arc;
 
+use crate::blocks::Blocks;
+use crate::cache::{Cache, CacheInfo, CacheOptions};
 use crate::channel::Channel;
 use crate::config::NodeConfig;
 use crate::error::MemmeshError;
@@ -12,7 +14,8 @@ use crate::peer::PeerInfo;
 /// A running memmesh node (Swift: `let node = try await Node.start(config: NodeConfig(...))`).
 ///
 /// The node runs on its own runtime; its async methods can be awaited from any task.
-/// When the last reference (node or channel) goes away, the node shuts down.
+/// When the last reference (node, channel, blocks or cache) goes away, the node shuts
+/// down.
 #[derive(Debug, uniffi::Object)]
 pub struct Node {
     inner: memmesh::Node,
@@ -79,6 +82,36 @@ impl Node {
     /// only once this node has opened it.
     pub fn channel(&self, name: String) -> Result<Arc<Channel>, MemmeshError> {
         Ok(Arc::new(Channel::new(self.inner.channel(&name)?)))
+    }
+
+    /// The blocks API: put bytes into this node's or a peer's RAM, get them back by id.
+    pub fn blocks(&self) -> Result<Arc<Blocks>, MemmeshError> {
+        Ok(Arc::new(Blocks::new(self.inner.blocks()?)))
+    }
+
+    /// The replicated cache bucket `name`, created cluster-wide with `options` on first
+    /// use. With `None`, the bucket's existing options are used (learned from peers), or
+    /// the defaults for a new bucket. Options that differ from the bucket's existing
+    /// ones are refused with `InvalidInput`.
+    #[uniffi::method(default(options = None))]
+    pub async fn cache(
+        &self,
+        name: String,
+        options: Option<CacheOptions>,
+    ) -> Result<Arc<Cache>, MemmeshError> {
+        let options = options.map(memmesh::CacheOptions::from);
+        Ok(Arc::new(Cache::new(
+            self.inner.cache(&name, options).await?,
+        )))
+    }
+
+    /// The cache buckets this node knows, sorted by name.
+    pub fn caches(&self) -> Vec<CacheInfo> {
+        self.inner
+            .caches()
+            .into_iter()
+            .map(CacheInfo::from)
+            .collect()
     }
 
     /// Whether `shutdown` has been called.

@@ -36,6 +36,9 @@ pub struct PeerInfo {
     pub connected: bool,
     /// Smoothed round-trip time in milliseconds, when connected.
     pub rtt_ms: Option<f64>,
+    /// Free bytes of its memory quota, as last advertised through membership (`None`
+    /// until it has advertised).
+    pub quota_free: Option<u64>,
 }
 
 impl From<memmesh::PeerInfo> for PeerInfo {
@@ -47,6 +50,7 @@ impl From<memmesh::PeerInfo> for PeerInfo {
             state: p.state.into(),
             connected: p.connected,
             rtt_ms: p.rtt.map(|d| d.as_secs_f64() * 1000.0),
+            quota_free: p.quota_free,
         }
     }
 }

@@ -3,7 +3,9 @@
 Two nodes on 127.0.0.1; node b answers with a Python-implemented async RequestHandler
 (a UniFFI callback interface, so each request crosses the FFI four times: the call, the
 handler call, the handler's result, the reply). Prints requests per second for
-sequential and for concurrent requests, and messages per second for `send` + `recv`.
+sequential and for concurrent requests, messages per second for `send` + `recv`, and
+cache operations per second: SET (acknowledged by both owners) and local-hit GET (answered
+on the first poll, without I/O).
 """
 
 from __future__ import annotations
@@ -56,11 +58,23 @@ async def main(count: int) -> None:
             await inbox.recv()
         messages = count / (time.perf_counter() - start)
 
+        cache = await a.cache("bench", memmesh.CacheOptions(replicas=2))
+        keys = [f"k{i % 100}" for i in range(count)]
+        start = time.perf_counter()
+        for key in keys:
+            await cache.set(key, payload)
+        sets = count / (time.perf_counter() - start)
+        start = time.perf_counter()
+        for key in keys:
+            await cache.get(key)
+        gets = count / (time.perf_counter() - start)
+
         print(
             f"uniffi-python bench ({count} x 64 B, 2 nodes on 127.0.0.1, Python handler): "
             f"sequential request {sequential:,.0f}/s; "
             f"32 concurrent requests {concurrent:,.0f}/s; "
-            f"send+recv {messages:,.0f} msg/s"
+            f"send+recv {messages:,.0f} msg/s; "
+            f"cache set {sets:,.0f}/s; cache local-hit get {gets:,.0f}/s"
         )
     finally:
         await a.shutdown()

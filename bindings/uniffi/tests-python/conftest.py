@@ -75,6 +75,30 @@ class Nodes:
         assert await a.connect(b.addr()) == b.id()
         return a, b
 
+    async def cluster(self, count: int, **overrides: Any) -> "List[memmesh.Node]":
+        """`count` nodes named n0, n1, ..., each connected to n0, returned once every
+        node sees every other one alive (membership has converged)."""
+        first = await self.start("n0", **overrides)
+        members = [first]
+        for i in range(1, count):
+            node = await self.start(f"n{i}", **overrides)
+            assert await node.connect(first.addr()) == first.id()
+            members.append(node)
+
+        def converged() -> bool:
+            for node in members:
+                alive = {
+                    p.id for p in node.peers() if p.state == memmesh.PeerState.ALIVE
+                }
+                if alive != {m.id() for m in members if m is not node}:
+                    return False
+            return True
+
+        assert await eventually(converged), [
+            [(p.name, p.state) for p in n.peers()] for n in members
+        ]
+        return members
+
     async def __aenter__(self) -> "Nodes":
         return self
 

@@ -503,6 +503,22 @@ fileprivate struct FfiConverterUInt64: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterInt64: FfiConverterPrimitive {
+    typealias FfiType = Int64
+    typealias SwiftType = Int64
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Int64 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: Int64, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterDouble: FfiConverterPrimitive {
     typealias FfiType = Double
     typealias SwiftType = Double
@@ -603,6 +619,634 @@ fileprivate struct FfiConverterData: FfiConverterRustBuffer {
         writeBytes(&buf, value)
     }
 }
+
+
+
+
+/**
+ * The blocks API of a node (from `Node.blocks()`). Keeps its node alive.
+ */
+public protocol BlocksProtocol: AnyObject, Sendable {
+    
+    /**
+     * Frees the block `id` wherever it lives. Throws `NotFound` if no reachable node
+     * holds it.
+     */
+    func free(id: String) async throws 
+    
+    /**
+     * The block `id`: from local RAM, else from the peer holding it (verified).
+     * Throws `NotFound` if no reachable node holds it, `InvalidInput` for a malformed id.
+     */
+    func get(id: String) async throws  -> Data
+    
+    /**
+     * This node's memory use.
+     */
+    func localStats()  -> NodeUsage
+    
+    /**
+     * Stores `data` as a block and returns its id (`"blake3:<hex>"`). `placement`
+     * defaults to `Local`. Throws `QuotaExceeded` if the chosen node's quota cannot
+     * hold it (nothing is evicted to make room).
+     */
+    func put(data: Data, placement: Placement?) async throws  -> String
+    
+    /**
+     * Memory use of this node and of every reachable live peer, this node first.
+     */
+    func stats() async throws  -> [NodeUsage]
+    
+}
+/**
+ * The blocks API of a node (from `Node.blocks()`). Keeps its node alive.
+ */
+open class Blocks: BlocksProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_memmesh_uniffi_fn_clone_blocks(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_memmesh_uniffi_fn_free_blocks(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Frees the block `id` wherever it lives. Throws `NotFound` if no reachable node
+     * holds it.
+     */
+open func free(id: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_blocks_free(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(id)
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_void,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_void,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
+     * The block `id`: from local RAM, else from the peer holding it (verified).
+     * Throws `NotFound` if no reachable node holds it, `InvalidInput` for a malformed id.
+     */
+open func get(id: String)async throws  -> Data  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_blocks_get(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(id)
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterData.lift,
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
+     * This node's memory use.
+     */
+open func localStats() -> NodeUsage  {
+    return try!  FfiConverterTypeNodeUsage_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_memmesh_uniffi_fn_method_blocks_local_stats(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Stores `data` as a block and returns its id (`"blake3:<hex>"`). `placement`
+     * defaults to `Local`. Throws `QuotaExceeded` if the chosen node's quota cannot
+     * hold it (nothing is evicted to make room).
+     */
+open func put(data: Data, placement: Placement? = nil)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_blocks_put(
+                        self.uniffiCloneHandle(),FfiConverterData.lower(data),FfiConverterOptionTypePlacement.lower(placement)
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
+     * Memory use of this node and of every reachable live peer, this node first.
+     */
+open func stats()async throws  -> [NodeUsage]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_blocks_stats(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeNodeUsage.lift,
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeBlocks: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = Blocks
+
+    public static func lift(_ handle: UInt64) throws -> Blocks {
+        return Blocks(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: Blocks) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Blocks {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: Blocks, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBlocks_lift(_ handle: UInt64) throws -> Blocks {
+    return try FfiConverterTypeBlocks.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBlocks_lower(_ value: Blocks) -> UInt64 {
+    return FfiConverterTypeBlocks.lower(value)
+}
+
+
+
+
+
+
+/**
+ * A handle to a cache bucket (from `Node.cache(name, options)`). Keeps its node alive.
+ */
+public protocol CacheProtocol: AnyObject, Sendable {
+    
+    /**
+     * Deletes `key`; returns whether it existed.
+     */
+    func delete(key: String) async throws  -> Bool
+    
+    /**
+     * Sets the time to live of an existing `key` to `ttl_ms` milliseconds; returns
+     * whether it existed.
+     */
+    func expire(key: String, ttlMs: UInt64) async throws  -> Bool
+    
+    /**
+     * The value of `key`, or `None` if it is absent or expired. A hit on this node's
+     * own replica is answered at once, without any I/O, on the first poll.
+     */
+    func get(key: String) async throws  -> Data?
+    
+    /**
+     * The values of `keys`, in order (`None` for absent keys), one round trip per owner.
+     */
+    func getMany(keys: [String]) async throws  -> [Data?]
+    
+    /**
+     * Adds `by` (default 1) to the integer stored at `key` (ASCII decimal; an absent key
+     * counts as 0) and returns the new value. Throws `InvalidInput` if the value is not
+     * an integer or the result overflows.
+     */
+    func incr(key: String, by: Int64) async throws  -> Int64
+    
+    /**
+     * The number of live entries in the bucket across the cluster (each counted once;
+     * approximate while partitions move).
+     */
+    func len() async throws  -> UInt64
+    
+    /**
+     * The bucket's name.
+     */
+    func name()  -> String
+    
+    /**
+     * The bucket's options.
+     */
+    func options()  -> CacheOptions
+    
+    /**
+     * Sets `key` to `value`, expiring after `ttl_ms` milliseconds (default: the
+     * bucket's TTL). Returns once every current owner of the key has it.
+     */
+    func set(key: String, value: Data, ttlMs: UInt64?) async throws 
+    
+    /**
+     * Sets every entry, expiring after `ttl_ms` milliseconds (default: the bucket's
+     * TTL), one round trip per owner. Returns once every owner has them all.
+     */
+    func setMany(entries: [CacheEntry], ttlMs: UInt64?) async throws 
+    
+    /**
+     * This node's counters for the bucket.
+     */
+    func stats()  -> CacheStats
+    
+    /**
+     * The milliseconds `key` has left to live: `None` if it never expires. Throws
+     * `NotFound` if the key does not exist.
+     */
+    func ttl(key: String) async throws  -> UInt64?
+    
+}
+/**
+ * A handle to a cache bucket (from `Node.cache(name, options)`). Keeps its node alive.
+ */
+open class Cache: CacheProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_memmesh_uniffi_fn_clone_cache(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_memmesh_uniffi_fn_free_cache(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Deletes `key`; returns whether it existed.
+     */
+open func delete(key: String)async throws  -> Bool  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_cache_delete(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(key)
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_i8,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_i8,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_i8,
+            liftFunc: FfiConverterBool.lift,
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
+     * Sets the time to live of an existing `key` to `ttl_ms` milliseconds; returns
+     * whether it existed.
+     */
+open func expire(key: String, ttlMs: UInt64)async throws  -> Bool  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_cache_expire(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(key),FfiConverterUInt64.lower(ttlMs)
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_i8,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_i8,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_i8,
+            liftFunc: FfiConverterBool.lift,
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
+     * The value of `key`, or `None` if it is absent or expired. A hit on this node's
+     * own replica is answered at once, without any I/O, on the first poll.
+     */
+open func get(key: String)async throws  -> Data?  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_cache_get(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(key)
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterOptionData.lift,
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
+     * The values of `keys`, in order (`None` for absent keys), one round trip per owner.
+     */
+open func getMany(keys: [String])async throws  -> [Data?]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_cache_get_many(
+                        self.uniffiCloneHandle(),FfiConverterSequenceString.lower(keys)
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceOptionData.lift,
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
+     * Adds `by` (default 1) to the integer stored at `key` (ASCII decimal; an absent key
+     * counts as 0) and returns the new value. Throws `InvalidInput` if the value is not
+     * an integer or the result overflows.
+     */
+open func incr(key: String, by: Int64 = Int64(1))async throws  -> Int64  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_cache_incr(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(key),FfiConverterInt64.lower(by)
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_i64,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_i64,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_i64,
+            liftFunc: FfiConverterInt64.lift,
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
+     * The number of live entries in the bucket across the cluster (each counted once;
+     * approximate while partitions move).
+     */
+open func len()async throws  -> UInt64  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_cache_len(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_u64,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_u64,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_u64,
+            liftFunc: FfiConverterUInt64.lift,
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
+     * The bucket's name.
+     */
+open func name() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_memmesh_uniffi_fn_method_cache_name(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The bucket's options.
+     */
+open func options() -> CacheOptions  {
+    return try!  FfiConverterTypeCacheOptions_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_memmesh_uniffi_fn_method_cache_options(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Sets `key` to `value`, expiring after `ttl_ms` milliseconds (default: the
+     * bucket's TTL). Returns once every current owner of the key has it.
+     */
+open func set(key: String, value: Data, ttlMs: UInt64? = nil)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_cache_set(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(key),FfiConverterData.lower(value),FfiConverterOptionUInt64.lower(ttlMs)
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_void,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_void,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
+     * Sets every entry, expiring after `ttl_ms` milliseconds (default: the bucket's
+     * TTL), one round trip per owner. Returns once every owner has them all.
+     */
+open func setMany(entries: [CacheEntry], ttlMs: UInt64? = nil)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_cache_set_many(
+                        self.uniffiCloneHandle(),FfiConverterSequenceTypeCacheEntry.lower(entries),FfiConverterOptionUInt64.lower(ttlMs)
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_void,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_void,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
+     * This node's counters for the bucket.
+     */
+open func stats() -> CacheStats  {
+    return try!  FfiConverterTypeCacheStats_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_memmesh_uniffi_fn_method_cache_stats(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The milliseconds `key` has left to live: `None` if it never expires. Throws
+     * `NotFound` if the key does not exist.
+     */
+open func ttl(key: String)async throws  -> UInt64?  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_cache_ttl(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(key)
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterOptionUInt64.lift,
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCache: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = Cache
+
+    public static func lift(_ handle: UInt64) throws -> Cache {
+        return Cache(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: Cache) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Cache {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: Cache, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCache_lift(_ handle: UInt64) throws -> Cache {
+    return try FfiConverterTypeCache.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCache_lower(_ value: Cache) -> UInt64 {
+    return FfiConverterTypeCache.lower(value)
+}
+
+
 
 
 
@@ -1048,7 +1692,8 @@ public func FfiConverterTypeEvents_lower(_ value: Events) -> UInt64 {
  * A running memmesh node (Swift: `let node = try await Node.start(config: NodeConfig(...))`).
  *
  * The node runs on its own runtime; its async methods can be awaited from any task.
- * When the last reference (node or channel) goes away, the node shuts down.
+ * When the last reference (node, channel, blocks or cache) goes away, the node shuts
+ * down.
  */
 public protocol NodeProtocol: AnyObject, Sendable {
     
@@ -1056,6 +1701,24 @@ public protocol NodeProtocol: AnyObject, Sendable {
      * The address the node is bound to (`"ip:port"`).
      */
     func addr()  -> String
+    
+    /**
+     * The blocks API: put bytes into this node's or a peer's RAM, get them back by id.
+     */
+    func blocks() throws  -> Blocks
+    
+    /**
+     * The replicated cache bucket `name`, created cluster-wide with `options` on first
+     * use. With `None`, the bucket's existing options are used (learned from peers), or
+     * the defaults for a new bucket. Options that differ from the bucket's existing
+     * ones are refused with `InvalidInput`.
+     */
+    func cache(name: String, options: CacheOptions?) async throws  -> Cache
+    
+    /**
+     * The cache buckets this node knows, sorted by name.
+     */
+    func caches()  -> [CacheInfo]
     
     /**
      * The channel called `name` (created on first use). Peers can send to a channel
@@ -1120,7 +1783,8 @@ public protocol NodeProtocol: AnyObject, Sendable {
  * A running memmesh node (Swift: `let node = try await Node.start(config: NodeConfig(...))`).
  *
  * The node runs on its own runtime; its async methods can be awaited from any task.
- * When the last reference (node or channel) goes away, the node shuts down.
+ * When the last reference (node, channel, blocks or cache) goes away, the node shuts
+ * down.
  */
 open class Node: NodeProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -1200,6 +1864,52 @@ open func addr() -> String  {
     return try!  FfiConverterString.lift(try! rustCall() {
         uniffiCallStatus in
     uniffi_memmesh_uniffi_fn_method_node_addr(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The blocks API: put bytes into this node's or a peer's RAM, get them back by id.
+     */
+open func blocks()throws  -> Blocks  {
+    return try  FfiConverterTypeBlocks_lift(try rustCallWithError(FfiConverterTypeMemmeshError_lift) {
+        uniffiCallStatus in
+    uniffi_memmesh_uniffi_fn_method_node_blocks(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The replicated cache bucket `name`, created cluster-wide with `options` on first
+     * use. With `None`, the bucket's existing options are used (learned from peers), or
+     * the defaults for a new bucket. Options that differ from the bucket's existing
+     * ones are refused with `InvalidInput`.
+     */
+open func cache(name: String, options: CacheOptions? = nil)async throws  -> Cache  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_node_cache(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(name),FfiConverterOptionTypeCacheOptions.lower(options)
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_u64,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_u64,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_u64,
+            liftFunc: FfiConverterTypeCache_lift,
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
+     * The cache buckets this node knows, sorted by name.
+     */
+open func caches() -> [CacheInfo]  {
+    return try!  FfiConverterSequenceTypeCacheInfo.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_memmesh_uniffi_fn_method_node_caches(
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
@@ -1408,6 +2118,344 @@ public func FfiConverterTypeNode_lower(_ value: Node) -> UInt64 {
 }
 
 
+
+
+/**
+ * One entry for `Cache.set_many`.
+ */
+public struct CacheEntry: Equatable, Hashable {
+    /**
+     * The key.
+     */
+    public var key: String
+    /**
+     * Its value.
+     */
+    public var value: Data
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The key.
+         */key: String, 
+        /**
+         * Its value.
+         */value: Data) {
+        self.key = key
+        self.value = value
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension CacheEntry: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCacheEntry: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CacheEntry {
+        return
+            try CacheEntry(
+                key: FfiConverterString.read(from: &buf), 
+                value: FfiConverterData.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: CacheEntry, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.key, into: &buf)
+        FfiConverterData.write(value.value, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCacheEntry_lift(_ buf: RustBuffer) throws -> CacheEntry {
+    return try FfiConverterTypeCacheEntry.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCacheEntry_lower(_ value: CacheEntry) -> RustBuffer {
+    return FfiConverterTypeCacheEntry.lower(value)
+}
+
+
+/**
+ * A bucket this node knows (from `Node.caches()`).
+ */
+public struct CacheInfo: Equatable, Hashable {
+    /**
+     * The bucket's name.
+     */
+    public var name: String
+    /**
+     * Its options.
+     */
+    public var options: CacheOptions
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The bucket's name.
+         */name: String, 
+        /**
+         * Its options.
+         */options: CacheOptions) {
+        self.name = name
+        self.options = options
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension CacheInfo: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCacheInfo: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CacheInfo {
+        return
+            try CacheInfo(
+                name: FfiConverterString.read(from: &buf), 
+                options: FfiConverterTypeCacheOptions.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: CacheInfo, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterTypeCacheOptions.write(value.options, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCacheInfo_lift(_ buf: RustBuffer) throws -> CacheInfo {
+    return try FfiConverterTypeCacheInfo.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCacheInfo_lower(_ value: CacheInfo) -> RustBuffer {
+    return FfiConverterTypeCacheInfo.lower(value)
+}
+
+
+/**
+ * The options of a cache bucket; every node uses the same options for a bucket
+ * (Swift: `CacheOptions(ttlMs: 60_000, replicas: 2)`). The record's defaults are the
+ * core's defaults.
+ */
+public struct CacheOptions: Equatable, Hashable {
+    /**
+     * Default time to live of an entry in milliseconds (`None`: no expiry by default).
+     */
+    public var ttlMs: UInt64?
+    /**
+     * Most entries each node keeps for this bucket; the least recently used go first.
+     */
+    public var maxEntries: UInt64?
+    /**
+     * Most bytes (keys, values and per-entry overhead) each node keeps for this bucket.
+     */
+    public var maxBytes: UInt64?
+    /**
+     * How many nodes hold each entry (1..=16).
+     */
+    public var replicas: UInt32
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Default time to live of an entry in milliseconds (`None`: no expiry by default).
+         */ttlMs: UInt64? = nil, 
+        /**
+         * Most entries each node keeps for this bucket; the least recently used go first.
+         */maxEntries: UInt64? = nil, 
+        /**
+         * Most bytes (keys, values and per-entry overhead) each node keeps for this bucket.
+         */maxBytes: UInt64? = nil, 
+        /**
+         * How many nodes hold each entry (1..=16).
+         */replicas: UInt32 = UInt32(2)) {
+        self.ttlMs = ttlMs
+        self.maxEntries = maxEntries
+        self.maxBytes = maxBytes
+        self.replicas = replicas
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension CacheOptions: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCacheOptions: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CacheOptions {
+        return
+            try CacheOptions(
+                ttlMs: FfiConverterOptionUInt64.read(from: &buf), 
+                maxEntries: FfiConverterOptionUInt64.read(from: &buf), 
+                maxBytes: FfiConverterOptionUInt64.read(from: &buf), 
+                replicas: FfiConverterUInt32.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: CacheOptions, into buf: inout [UInt8]) {
+        FfiConverterOptionUInt64.write(value.ttlMs, into: &buf)
+        FfiConverterOptionUInt64.write(value.maxEntries, into: &buf)
+        FfiConverterOptionUInt64.write(value.maxBytes, into: &buf)
+        FfiConverterUInt32.write(value.replicas, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCacheOptions_lift(_ buf: RustBuffer) throws -> CacheOptions {
+    return try FfiConverterTypeCacheOptions.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCacheOptions_lower(_ value: CacheOptions) -> RustBuffer {
+    return FfiConverterTypeCacheOptions.lower(value)
+}
+
+
+/**
+ * Counters of one bucket on this node (from `Cache.stats()`).
+ */
+public struct CacheStats: Equatable, Hashable {
+    /**
+     * Live entries held here.
+     */
+    public var entries: UInt64
+    /**
+     * Bytes held here (keys, values and per-entry overhead).
+     */
+    public var bytes: UInt64
+    /**
+     * Reads answered with a value.
+     */
+    public var hits: UInt64
+    /**
+     * Reads answered with no value.
+     */
+    public var misses: UInt64
+    /**
+     * Entries removed because their TTL passed.
+     */
+    public var expired: UInt64
+    /**
+     * Entries removed by LRU to respect `max_entries` / `max_bytes`.
+     */
+    public var evicted: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Live entries held here.
+         */entries: UInt64, 
+        /**
+         * Bytes held here (keys, values and per-entry overhead).
+         */bytes: UInt64, 
+        /**
+         * Reads answered with a value.
+         */hits: UInt64, 
+        /**
+         * Reads answered with no value.
+         */misses: UInt64, 
+        /**
+         * Entries removed because their TTL passed.
+         */expired: UInt64, 
+        /**
+         * Entries removed by LRU to respect `max_entries` / `max_bytes`.
+         */evicted: UInt64) {
+        self.entries = entries
+        self.bytes = bytes
+        self.hits = hits
+        self.misses = misses
+        self.expired = expired
+        self.evicted = evicted
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension CacheStats: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCacheStats: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CacheStats {
+        return
+            try CacheStats(
+                entries: FfiConverterUInt64.read(from: &buf), 
+                bytes: FfiConverterUInt64.read(from: &buf), 
+                hits: FfiConverterUInt64.read(from: &buf), 
+                misses: FfiConverterUInt64.read(from: &buf), 
+                expired: FfiConverterUInt64.read(from: &buf), 
+                evicted: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: CacheStats, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.entries, into: &buf)
+        FfiConverterUInt64.write(value.bytes, into: &buf)
+        FfiConverterUInt64.write(value.hits, into: &buf)
+        FfiConverterUInt64.write(value.misses, into: &buf)
+        FfiConverterUInt64.write(value.expired, into: &buf)
+        FfiConverterUInt64.write(value.evicted, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCacheStats_lift(_ buf: RustBuffer) throws -> CacheStats {
+    return try FfiConverterTypeCacheStats.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCacheStats_lower(_ value: CacheStats) -> RustBuffer {
+    return FfiConverterTypeCacheStats.lower(value)
+}
 
 
 /**
@@ -1669,6 +2717,125 @@ public func FfiConverterTypeNodeConfig_lower(_ value: NodeConfig) -> RustBuffer 
 
 
 /**
+ * One node's memory use (from `Blocks.stats()` / `Blocks.local_stats()`).
+ */
+public struct NodeUsage: Equatable, Hashable {
+    /**
+     * The node's id.
+     */
+    public var id: String
+    /**
+     * Its name.
+     */
+    public var name: String
+    /**
+     * Its memory quota in bytes.
+     */
+    public var quota: UInt64
+    /**
+     * Bytes of the quota in use (blocks and cache entries, overhead included).
+     */
+    public var used: UInt64
+    /**
+     * Bytes of the quota still free.
+     */
+    public var free: UInt64
+    /**
+     * Blocks it holds.
+     */
+    public var blocks: UInt64
+    /**
+     * Content bytes of those blocks (without overhead).
+     */
+    public var blockBytes: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The node's id.
+         */id: String, 
+        /**
+         * Its name.
+         */name: String, 
+        /**
+         * Its memory quota in bytes.
+         */quota: UInt64, 
+        /**
+         * Bytes of the quota in use (blocks and cache entries, overhead included).
+         */used: UInt64, 
+        /**
+         * Bytes of the quota still free.
+         */free: UInt64, 
+        /**
+         * Blocks it holds.
+         */blocks: UInt64, 
+        /**
+         * Content bytes of those blocks (without overhead).
+         */blockBytes: UInt64) {
+        self.id = id
+        self.name = name
+        self.quota = quota
+        self.used = used
+        self.free = free
+        self.blocks = blocks
+        self.blockBytes = blockBytes
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension NodeUsage: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeNodeUsage: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> NodeUsage {
+        return
+            try NodeUsage(
+                id: FfiConverterString.read(from: &buf), 
+                name: FfiConverterString.read(from: &buf), 
+                quota: FfiConverterUInt64.read(from: &buf), 
+                used: FfiConverterUInt64.read(from: &buf), 
+                free: FfiConverterUInt64.read(from: &buf), 
+                blocks: FfiConverterUInt64.read(from: &buf), 
+                blockBytes: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: NodeUsage, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterUInt64.write(value.quota, into: &buf)
+        FfiConverterUInt64.write(value.used, into: &buf)
+        FfiConverterUInt64.write(value.free, into: &buf)
+        FfiConverterUInt64.write(value.blocks, into: &buf)
+        FfiConverterUInt64.write(value.blockBytes, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNodeUsage_lift(_ buf: RustBuffer) throws -> NodeUsage {
+    return try FfiConverterTypeNodeUsage.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeNodeUsage_lower(_ value: NodeUsage) -> RustBuffer {
+    return FfiConverterTypeNodeUsage.lower(value)
+}
+
+
+/**
  * A peer known to this node.
  */
 public struct PeerInfo: Equatable, Hashable {
@@ -1696,6 +2863,11 @@ public struct PeerInfo: Equatable, Hashable {
      * Smoothed round-trip time in milliseconds, when connected.
      */
     public var rttMs: Double?
+    /**
+     * Free bytes of its memory quota, as last advertised through membership (`None`
+     * until it has advertised).
+     */
+    public var quotaFree: UInt64?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1717,13 +2889,18 @@ public struct PeerInfo: Equatable, Hashable {
          */connected: Bool, 
         /**
          * Smoothed round-trip time in milliseconds, when connected.
-         */rttMs: Double?) {
+         */rttMs: Double?, 
+        /**
+         * Free bytes of its memory quota, as last advertised through membership (`None`
+         * until it has advertised).
+         */quotaFree: UInt64?) {
         self.id = id
         self.name = name
         self.addrs = addrs
         self.state = state
         self.connected = connected
         self.rttMs = rttMs
+        self.quotaFree = quotaFree
     }
 
     
@@ -1747,7 +2924,8 @@ public struct FfiConverterTypePeerInfo: FfiConverterRustBuffer {
                 addrs: FfiConverterSequenceString.read(from: &buf), 
                 state: FfiConverterTypePeerState.read(from: &buf), 
                 connected: FfiConverterBool.read(from: &buf), 
-                rttMs: FfiConverterOptionDouble.read(from: &buf)
+                rttMs: FfiConverterOptionDouble.read(from: &buf), 
+                quotaFree: FfiConverterOptionUInt64.read(from: &buf)
         )
     }
 
@@ -1758,6 +2936,7 @@ public struct FfiConverterTypePeerInfo: FfiConverterRustBuffer {
         FfiConverterTypePeerState.write(value.state, into: &buf)
         FfiConverterBool.write(value.connected, into: &buf)
         FfiConverterOptionDouble.write(value.rttMs, into: &buf)
+        FfiConverterOptionUInt64.write(value.quotaFree, into: &buf)
     }
 }
 
@@ -2335,6 +3514,97 @@ public func FfiConverterTypePeerState_lower(_ value: PeerState) -> RustBuffer {
 
 
 
+/**
+ * Where `Blocks.put` stores a block.
+ */
+
+public enum Placement: Equatable, Hashable {
+    
+    /**
+     * In this node's RAM.
+     */
+    case local
+    /**
+     * On the live peer advertising the most free quota (this node if it has no peers).
+     */
+    case auto
+    /**
+     * In the RAM of the peer `id` (a node id, 52 base32 characters).
+     */
+    case peer(
+        /**
+         * The peer's node id.
+         */id: String
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension Placement: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePlacement: FfiConverterRustBuffer {
+    typealias SwiftType = Placement
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Placement {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .local
+        
+        case 2: return .auto
+        
+        case 3: return .peer(id: try FfiConverterString.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: Placement, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .local:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .auto:
+            writeInt(&buf, Int32(2))
+        
+        
+        case let .peer(id):
+            writeInt(&buf, Int32(3))
+            FfiConverterString.write(id, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePlacement_lift(_ buf: RustBuffer) throws -> Placement {
+    return try FfiConverterTypePlacement.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePlacement_lower(_ value: Placement) -> RustBuffer {
+    return FfiConverterTypePlacement.lower(value)
+}
+
+
+
 
 
 /**
@@ -2732,6 +4002,78 @@ fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionData: FfiConverterRustBuffer {
+    typealias SwiftType = Data?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterData.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterData.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeCacheOptions: FfiConverterRustBuffer {
+    typealias SwiftType = CacheOptions?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeCacheOptions.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeCacheOptions.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypePlacement: FfiConverterRustBuffer {
+    typealias SwiftType = Placement?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypePlacement.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypePlacement.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionSequenceString: FfiConverterRustBuffer {
     typealias SwiftType = [String]?
 
@@ -2781,6 +4123,81 @@ fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeCacheEntry: FfiConverterRustBuffer {
+    typealias SwiftType = [CacheEntry]
+
+    public static func write(_ value: [CacheEntry], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeCacheEntry.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [CacheEntry] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [CacheEntry]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeCacheEntry.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeCacheInfo: FfiConverterRustBuffer {
+    typealias SwiftType = [CacheInfo]
+
+    public static func write(_ value: [CacheInfo], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeCacheInfo.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [CacheInfo] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [CacheInfo]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeCacheInfo.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeNodeUsage: FfiConverterRustBuffer {
+    typealias SwiftType = [NodeUsage]
+
+    public static func write(_ value: [NodeUsage], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeNodeUsage.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [NodeUsage] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [NodeUsage]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeNodeUsage.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypePeerInfo: FfiConverterRustBuffer {
     typealias SwiftType = [PeerInfo]
 
@@ -2798,6 +4215,31 @@ fileprivate struct FfiConverterSequenceTypePeerInfo: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypePeerInfo.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceOptionData: FfiConverterRustBuffer {
+    typealias SwiftType = [Data?]
+
+    public static func write(_ value: [Data?], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterOptionData.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Data?] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Data?]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterOptionData.read(from: &buf))
         }
         return seq
     }
@@ -2941,6 +4383,17 @@ public func uniffiForeignFutureHandleCountMemmesh() -> Int {
     UNIFFI_FOREIGN_FUTURE_HANDLE_MAP.count
 }
 /**
+ * The core's default bucket options (the same values as `CacheOptions()` with no
+ * arguments).
+ */
+public func defaultCacheOptions() -> CacheOptions  {
+    return try!  FfiConverterTypeCacheOptions_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_memmesh_uniffi_fn_func_default_cache_options(uniffiCallStatus
+    )
+})
+}
+/**
  * The core's default configuration (the same values as `NodeConfig()` with no arguments).
  */
 public func defaultNodeConfig() -> NodeConfig  {
@@ -2966,7 +4419,61 @@ private let initializationResult: InitializationResult = {
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
     }
+    if (uniffi_memmesh_uniffi_checksum_func_default_cache_options() != 56078) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_memmesh_uniffi_checksum_func_default_node_config() != 22918) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_blocks_free() != 10751) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_blocks_get() != 7971) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_blocks_local_stats() != 17473) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_blocks_put() != 4965) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_blocks_stats() != 16558) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_cache_delete() != 45480) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_cache_expire() != 54937) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_cache_get() != 33021) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_cache_get_many() != 19050) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_cache_incr() != 51004) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_cache_len() != 54680) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_cache_name() != 11344) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_cache_options() != 56423) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_cache_set() != 50538) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_cache_set_many() != 4161) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_cache_stats() != 32159) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_cache_ttl() != 34685) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_memmesh_uniffi_checksum_method_channel_broadcast() != 28375) {
@@ -3000,6 +4507,15 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_memmesh_uniffi_checksum_method_node_addr() != 55901) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_node_blocks() != 9501) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_node_cache() != 63742) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_node_caches() != 15498) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_memmesh_uniffi_checksum_method_node_channel() != 52469) {

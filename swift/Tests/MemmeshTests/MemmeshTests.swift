@@ -51,15 +51,47 @@ final class Collect: MessageHandler {
 
 final class MemmeshTests: XCTestCase {
     /// A test node: loopback, mDNS off, one worker thread.
-    func startNode(_ name: String, secret: String? = nil, requestTimeoutMs: UInt64 = 30_000) async throws -> Node {
+    func startNode(
+        _ name: String, secret: String? = nil, memoryQuota: UInt64 = 512 << 20,
+        requestTimeoutMs: UInt64 = 30_000
+    ) async throws -> Node {
         try await Node.start(config: NodeConfig(
             name: name,
             listen: "127.0.0.1:0",
             clusterSecret: secret,
             mdns: false,
+            memoryQuota: memoryQuota,
             threads: 1,
             requestTimeoutMs: requestTimeoutMs
         ))
+    }
+
+    /// Polls `check` every 20 ms until it holds or 20 s pass; returns whether it held.
+    func waitUntil(_ check: () -> Bool) async throws -> Bool {
+        for _ in 0..<1000 {
+            if check() { return true }
+            try await Task.sleep(nanoseconds: 20_000_000)
+        }
+        return check()
+    }
+
+    /// Three nodes connected through the first, once each sees the other two alive.
+    func startCluster() async throws -> [Node] {
+        var nodes: [Node] = []
+        for name in ["n0", "n1", "n2"] {
+            nodes.append(try await startNode(name))
+        }
+        let members = nodes
+        for node in members.dropFirst() {
+            _ = try await node.connect(addr: members[0].addr())
+        }
+        let converged = try await waitUntil {
+            members.allSatisfy { node in
+                node.peers().filter { $0.state == .alive }.count == 2
+            }
+        }
+        XCTAssertTrue(converged)
+        return members
     }
 
     func testDefaultsMatchTheCore() {
@@ -193,6 +225,108 @@ final class MemmeshTests: XCTestCase {
         }
         try await b.shutdown()
         try await stranger.shutdown()
+    }
+
+    func testBlocks() async throws {
+        let nodes = try await startCluster()
+        let (a, b, c) = (nodes[0], nodes[1], nodes[2])
+
+        // Local by default; the id is the BLAKE3 content hash.
+        let local = try await a.blocks().put(data: Data("hello".utf8))
+        XCTAssertEqual(local, "blake3:ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f")
+        let got = try await a.blocks().get(id: local)
+        XCTAssertEqual(got, Data("hello".utf8))
+        XCTAssertEqual(try a.blocks().localStats().blocks, 1)
+
+        // Put into b's RAM, read from a third node, freed from there.
+        let payload = Data(repeating: 7, count: 10_000)
+        let lent = try await a.blocks().put(data: payload, placement: .peer(id: b.id()))
+        XCTAssertEqual(try b.blocks().localStats().blocks, 1)
+        let fromC = try await c.blocks().get(id: lent)
+        XCTAssertEqual(fromC, payload)
+        let stats = try await a.blocks().stats()
+        XCTAssertEqual(stats.first?.id, a.id())
+        XCTAssertEqual(stats.count, 3)
+        try await c.blocks().free(id: lent)
+        XCTAssertEqual(try b.blocks().localStats().blocks, 0)
+
+        // Auto picks a peer; errors keep their kind.
+        _ = try await a.blocks().put(data: Data("auto".utf8), placement: .auto)
+        await assertThrows(try await a.blocks().get(id: lent)) {
+            if case .NotFound = $0 { return true } else { return false }
+        }
+        await assertThrows(try await a.blocks().get(id: "not-a-block-id")) {
+            if case .InvalidInput = $0 { return true } else { return false }
+        }
+        let tiny = try await startNode("tiny", memoryQuota: 256 * 1024)
+        await assertThrows(try await tiny.blocks().put(data: Data(count: 300 * 1024))) {
+            if case .QuotaExceeded = $0 { return true } else { return false }
+        }
+
+        for node in nodes + [tiny] { try await node.shutdown() }
+    }
+
+    func testCache() async throws {
+        XCTAssertEqual(CacheOptions(), defaultCacheOptions())
+        let nodes = try await startCluster()
+        let (a, b, c) = (nodes[0], nodes[1], nodes[2])
+
+        // A bucket with two replicas: written on a, read on b and c.
+        let sessions = try await a.cache(name: "sessions", options: CacheOptions(replicas: 2))
+        try await sessions.set(key: "user:1", value: Data("alice".utf8))
+        let onB = try await b.cache(name: "sessions")
+        let onC = try await c.cache(name: "sessions")
+        XCTAssertEqual(onC.options().replicas, 2)
+        XCTAssertEqual(c.caches().map(\.name), ["sessions"])
+        let fromB = try await onB.get(key: "user:1")
+        XCTAssertEqual(fromB, Data("alice".utf8))
+        let missing = try await onC.get(key: "nobody")
+        XCTAssertNil(missing)
+
+        // Counters, batches, delete.
+        let one = try await sessions.incr(key: "hits")
+        XCTAssertEqual(one, 1)
+        let six = try await onC.incr(key: "hits", by: 5)
+        XCTAssertEqual(six, 6)
+        try await onB.setMany(entries: [
+            CacheEntry(key: "a", value: Data("1".utf8)),
+            CacheEntry(key: "b", value: Data("2".utf8)),
+        ])
+        let values = try await onC.getMany(keys: ["a", "b", "c"])
+        XCTAssertEqual(values, [Data("1".utf8), Data("2".utf8), nil])
+        let count = try await sessions.len()
+        XCTAssertEqual(count, 4)
+        let deleted = try await onC.delete(key: "a")
+        XCTAssertTrue(deleted)
+
+        // TTL: expire, ttl, expiry.
+        let noTtl = try await sessions.ttl(key: "user:1")
+        XCTAssertNil(noTtl)
+        let existed = try await sessions.expire(key: "user:1", ttlMs: 60_000)
+        XCTAssertTrue(existed)
+        let left = try await sessions.ttl(key: "user:1")
+        XCTAssertNotNil(left)
+        try await sessions.set(key: "short", value: Data("x".utf8), ttlMs: 100)
+        try await Task.sleep(nanoseconds: 400_000_000)
+        let expired = try await sessions.get(key: "short")
+        XCTAssertNil(expired)
+        await assertThrows(try await sessions.ttl(key: "short")) {
+            if case .NotFound = $0 { return true } else { return false }
+        }
+
+        // LRU on one node: max_entries = 2.
+        let single = try await startNode("single")
+        let small = try await single.cache(name: "lru", options: CacheOptions(maxEntries: 2, replicas: 1))
+        try await small.set(key: "a", value: Data("1".utf8))
+        try await small.set(key: "b", value: Data("2".utf8))
+        _ = try await small.get(key: "a")
+        try await small.set(key: "c", value: Data("3".utf8))
+        let evicted = try await small.get(key: "b")
+        XCTAssertNil(evicted)
+        XCTAssertEqual(small.stats().evicted, 1)
+        XCTAssertEqual(small.name(), "lru")
+
+        for node in nodes + [single] { try await node.shutdown() }
     }
 
     /// Asserts that `body` throws a MemmeshError for which `matches` holds.

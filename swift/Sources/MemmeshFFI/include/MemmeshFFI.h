@@ -273,6 +273,111 @@ typedef struct UniffiVTableCallbackInterfaceRequestHandler {
 } UniffiVTableCallbackInterfaceRequestHandler;
 
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_CLONE_BLOCKS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_CLONE_BLOCKS
+uint64_t uniffi_memmesh_uniffi_fn_clone_blocks(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_FREE_BLOCKS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_FREE_BLOCKS
+void uniffi_memmesh_uniffi_fn_free_blocks(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_BLOCKS_FREE
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_BLOCKS_FREE
+uint64_t uniffi_memmesh_uniffi_fn_method_blocks_free(uint64_t ptr, RustBuffer id
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_BLOCKS_GET
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_BLOCKS_GET
+uint64_t uniffi_memmesh_uniffi_fn_method_blocks_get(uint64_t ptr, RustBuffer id
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_BLOCKS_LOCAL_STATS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_BLOCKS_LOCAL_STATS
+RustBuffer uniffi_memmesh_uniffi_fn_method_blocks_local_stats(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_BLOCKS_PUT
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_BLOCKS_PUT
+uint64_t uniffi_memmesh_uniffi_fn_method_blocks_put(uint64_t ptr, RustBuffer data, RustBuffer placement
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_BLOCKS_STATS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_BLOCKS_STATS
+uint64_t uniffi_memmesh_uniffi_fn_method_blocks_stats(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_CLONE_CACHE
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_CLONE_CACHE
+uint64_t uniffi_memmesh_uniffi_fn_clone_cache(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_FREE_CACHE
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_FREE_CACHE
+void uniffi_memmesh_uniffi_fn_free_cache(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_CACHE_DELETE
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_CACHE_DELETE
+uint64_t uniffi_memmesh_uniffi_fn_method_cache_delete(uint64_t ptr, RustBuffer key
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_CACHE_EXPIRE
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_CACHE_EXPIRE
+uint64_t uniffi_memmesh_uniffi_fn_method_cache_expire(uint64_t ptr, RustBuffer key, uint64_t ttl_ms
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_CACHE_GET
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_CACHE_GET
+uint64_t uniffi_memmesh_uniffi_fn_method_cache_get(uint64_t ptr, RustBuffer key
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_CACHE_GET_MANY
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_CACHE_GET_MANY
+uint64_t uniffi_memmesh_uniffi_fn_method_cache_get_many(uint64_t ptr, RustBuffer keys
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_CACHE_INCR
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_CACHE_INCR
+uint64_t uniffi_memmesh_uniffi_fn_method_cache_incr(uint64_t ptr, RustBuffer key, int64_t by
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_CACHE_LEN
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_CACHE_LEN
+uint64_t uniffi_memmesh_uniffi_fn_method_cache_len(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_CACHE_NAME
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_CACHE_NAME
+RustBuffer uniffi_memmesh_uniffi_fn_method_cache_name(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_CACHE_OPTIONS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_CACHE_OPTIONS
+RustBuffer uniffi_memmesh_uniffi_fn_method_cache_options(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_CACHE_SET
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_CACHE_SET
+uint64_t uniffi_memmesh_uniffi_fn_method_cache_set(uint64_t ptr, RustBuffer key, RustBuffer value, RustBuffer ttl_ms
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_CACHE_SET_MANY
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_CACHE_SET_MANY
+uint64_t uniffi_memmesh_uniffi_fn_method_cache_set_many(uint64_t ptr, RustBuffer entries, RustBuffer ttl_ms
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_CACHE_STATS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_CACHE_STATS
+RustBuffer uniffi_memmesh_uniffi_fn_method_cache_stats(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_CACHE_TTL
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_CACHE_TTL
+uint64_t uniffi_memmesh_uniffi_fn_method_cache_ttl(uint64_t ptr, RustBuffer key
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_CLONE_CHANNEL
 #define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_CLONE_CHANNEL
 uint64_t uniffi_memmesh_uniffi_fn_clone_channel(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -363,6 +468,21 @@ uint64_t uniffi_memmesh_uniffi_fn_constructor_node_start(RustBuffer config
 RustBuffer uniffi_memmesh_uniffi_fn_method_node_addr(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_NODE_BLOCKS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_NODE_BLOCKS
+uint64_t uniffi_memmesh_uniffi_fn_method_node_blocks(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_NODE_CACHE
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_NODE_CACHE
+uint64_t uniffi_memmesh_uniffi_fn_method_node_cache(uint64_t ptr, RustBuffer name, RustBuffer options
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_NODE_CACHES
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_NODE_CACHES
+RustBuffer uniffi_memmesh_uniffi_fn_method_node_caches(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_NODE_CHANNEL
 #define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_NODE_CHANNEL
 uint64_t uniffi_memmesh_uniffi_fn_method_node_channel(uint64_t ptr, RustBuffer name, RustCallStatus *_Nonnull out_status
@@ -426,6 +546,12 @@ void uniffi_memmesh_uniffi_fn_init_callback_vtable_messagehandler(const UniffiVT
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_INIT_CALLBACK_VTABLE_REQUESTHANDLER
 #define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_INIT_CALLBACK_VTABLE_REQUESTHANDLER
 void uniffi_memmesh_uniffi_fn_init_callback_vtable_requesthandler(const UniffiVTableCallbackInterfaceRequestHandler* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_FUNC_DEFAULT_CACHE_OPTIONS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_FUNC_DEFAULT_CACHE_OPTIONS
+RustBuffer uniffi_memmesh_uniffi_fn_func_default_cache_options(RustCallStatus *_Nonnull out_status
+    
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_FUNC_DEFAULT_NODE_CONFIG
@@ -694,9 +820,117 @@ void ffi_memmesh_uniffi_rust_future_free_void(uint64_t handle
 void ffi_memmesh_uniffi_rust_future_complete_void(uint64_t handle, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_FUNC_DEFAULT_CACHE_OPTIONS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_FUNC_DEFAULT_CACHE_OPTIONS
+uint16_t uniffi_memmesh_uniffi_checksum_func_default_cache_options(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_FUNC_DEFAULT_NODE_CONFIG
 #define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_FUNC_DEFAULT_NODE_CONFIG
 uint16_t uniffi_memmesh_uniffi_checksum_func_default_node_config(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_BLOCKS_FREE
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_BLOCKS_FREE
+uint16_t uniffi_memmesh_uniffi_checksum_method_blocks_free(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_BLOCKS_GET
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_BLOCKS_GET
+uint16_t uniffi_memmesh_uniffi_checksum_method_blocks_get(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_BLOCKS_LOCAL_STATS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_BLOCKS_LOCAL_STATS
+uint16_t uniffi_memmesh_uniffi_checksum_method_blocks_local_stats(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_BLOCKS_PUT
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_BLOCKS_PUT
+uint16_t uniffi_memmesh_uniffi_checksum_method_blocks_put(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_BLOCKS_STATS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_BLOCKS_STATS
+uint16_t uniffi_memmesh_uniffi_checksum_method_blocks_stats(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_CACHE_DELETE
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_CACHE_DELETE
+uint16_t uniffi_memmesh_uniffi_checksum_method_cache_delete(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_CACHE_EXPIRE
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_CACHE_EXPIRE
+uint16_t uniffi_memmesh_uniffi_checksum_method_cache_expire(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_CACHE_GET
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_CACHE_GET
+uint16_t uniffi_memmesh_uniffi_checksum_method_cache_get(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_CACHE_GET_MANY
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_CACHE_GET_MANY
+uint16_t uniffi_memmesh_uniffi_checksum_method_cache_get_many(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_CACHE_INCR
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_CACHE_INCR
+uint16_t uniffi_memmesh_uniffi_checksum_method_cache_incr(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_CACHE_LEN
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_CACHE_LEN
+uint16_t uniffi_memmesh_uniffi_checksum_method_cache_len(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_CACHE_NAME
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_CACHE_NAME
+uint16_t uniffi_memmesh_uniffi_checksum_method_cache_name(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_CACHE_OPTIONS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_CACHE_OPTIONS
+uint16_t uniffi_memmesh_uniffi_checksum_method_cache_options(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_CACHE_SET
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_CACHE_SET
+uint16_t uniffi_memmesh_uniffi_checksum_method_cache_set(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_CACHE_SET_MANY
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_CACHE_SET_MANY
+uint16_t uniffi_memmesh_uniffi_checksum_method_cache_set_many(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_CACHE_STATS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_CACHE_STATS
+uint16_t uniffi_memmesh_uniffi_checksum_method_cache_stats(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_CACHE_TTL
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_CACHE_TTL
+uint16_t uniffi_memmesh_uniffi_checksum_method_cache_ttl(void
     
 );
 #endif
@@ -763,6 +997,24 @@ uint16_t uniffi_memmesh_uniffi_checksum_method_events_next(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_NODE_ADDR
 #define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_NODE_ADDR
 uint16_t uniffi_memmesh_uniffi_checksum_method_node_addr(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_NODE_BLOCKS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_NODE_BLOCKS
+uint16_t uniffi_memmesh_uniffi_checksum_method_node_blocks(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_NODE_CACHE
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_NODE_CACHE
+uint16_t uniffi_memmesh_uniffi_checksum_method_node_cache(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_NODE_CACHES
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_NODE_CACHES
+uint16_t uniffi_memmesh_uniffi_checksum_method_node_caches(void
     
 );
 #endif
