@@ -38,6 +38,7 @@ pub struct Bucket {
     parts: Vec<AtomicU8>,
     sync: Mutex<Sync>,
     placed: Mutex<Arc<Table>>,
+    placed_epoch: AtomicU64,
     /// Serialises read-modify-writes done here as primary.
     pub rmw_lock: tokio::sync::Mutex<()>,
     /// Bumped whenever partition states change (pull tasks check it).
@@ -91,6 +92,7 @@ impl Bucket {
                 last_served: vec![None; PARTITIONS],
             }),
             generation: AtomicU64::new(0),
+            placed_epoch: AtomicU64::new(table.epoch),
             placed: Mutex::new(table),
             rmw_lock: tokio::sync::Mutex::new(()),
         }
@@ -98,7 +100,7 @@ impl Bucket {
 
     /// The epoch of the table this bucket is placed by.
     pub fn epoch(&self) -> u64 {
-        self.placed.lock().unwrap_or_else(|p| p.into_inner()).epoch
+        self.placed_epoch.load(Ordering::Acquire)
     }
 
     /// Re-places the bucket by `new` (see [`Bucket::on_table`]).
@@ -108,6 +110,7 @@ impl Bucket {
             return;
         }
         self.on_table(&placed, &new, me, now);
+        self.placed_epoch.store(new.epoch, Ordering::Release);
         *placed = new;
     }
 

@@ -236,7 +236,7 @@ pub(crate) async fn open(
 /// A local hit or authoritative miss, when this node owns the key's partition fully.
 pub(crate) fn try_get_local(shared: &Shared, b: &Bucket, key: &str) -> Option<Option<Bytes>> {
     let p = partition_of(key);
-    if b.state(p) != READY || b.epoch() != shared.cache.table().epoch {
+    if b.state(p) != READY || b.epoch() != shared.cache.epoch() {
         return None;
     }
     Some(b.store().get(key, wall_ms()))

@@ -23,6 +23,7 @@ pub struct CacheState {
     pub hlc: Hlc,
     buckets: RwLock<HashMap<String, Arc<Bucket>>>,
     table: RwLock<Arc<Table>>,
+    epoch: std::sync::atomic::AtomicU64,
     previous: RwLock<Option<(Arc<Table>, Instant)>>,
     unreachable: std::sync::Mutex<HashMap<NodeId, Instant>>,
     /// Woken when the table changes or buckets appear (the maintenance task waits on it).
@@ -36,6 +37,7 @@ impl CacheState {
             hlc: Hlc::default(),
             buckets: RwLock::new(HashMap::new()),
             table: RwLock::new(Arc::new(Table::new(0, vec![me]))),
+            epoch: std::sync::atomic::AtomicU64::new(0),
             previous: RwLock::new(None),
             unreachable: std::sync::Mutex::new(HashMap::new()),
             changed: tokio::sync::Notify::new(),
@@ -55,8 +57,14 @@ impl CacheState {
             .map(|(t, _)| t.clone())
     }
 
+    /// The epoch of the current table (cheaper than [`CacheState::table`]).
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Installs a new table; returns the one it replaces.
     pub fn set_table(&self, new: Table) -> Arc<Table> {
+        let epoch = new.epoch;
         let new = Arc::new(new);
         let old = std::mem::replace(
             &mut *self.table.write().unwrap_or_else(|p| p.into_inner()),
