@@ -8,9 +8,9 @@ one per kind (see :mod:`memmesh.errors`).
 from __future__ import annotations
 
 from . import aio, errors
-from ._native import Event, Message, PeerInfo, Request
+from ._native import CacheOptions, CacheStats, Event, Message, NodeUsage, PeerInfo, Request
 from ._native import __version__ as __version__
-from ._sync import Channel, Events, Node
+from ._sync import Blocks, Cache, Channel, Events, Node
 from .errors import (
     ClosedError,
     CorruptedError,
@@ -35,6 +35,11 @@ __all__ = [
     "Message",
     "Request",
     "PeerInfo",
+    "Blocks",
+    "NodeUsage",
+    "Cache",
+    "CacheOptions",
+    "CacheStats",
     "aio",
     "errors",
     "MemmeshError",

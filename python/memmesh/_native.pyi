@@ -5,15 +5,31 @@ this module; its ``*_async`` methods are the plumbing of :mod:`memmesh.aio`.
 """
 
 import asyncio
-from typing import Any, Callable, Final, Optional, Sequence, Union, final
+from typing import (
+    Any,
+    Callable,
+    Final,
+    Iterable,
+    Mapping,
+    Optional,
+    Sequence,
+    TypeVar,
+    Union,
+    final,
+)
 
 __all__ = [
+    "Blocks",
+    "Cache",
+    "CacheOptions",
+    "CacheStats",
     "Channel",
     "ERROR_KINDS",
     "Event",
     "Events",
     "Message",
     "Node",
+    "NodeUsage",
     "PeerInfo",
     "Pending",
     "Request",
@@ -25,6 +41,8 @@ ERROR_KINDS: Final[list[str]]
 
 _Data = Union[bytes, bytearray]
 _Target = Union[str, Sequence[str], None]
+_Entries = Union[Mapping[str, _Data], Iterable[tuple[str, _Data]]]
+_T = TypeVar("_T")
 
 @final
 class Message:
@@ -72,6 +90,9 @@ class PeerInfo:
     @property
     def rtt(self) -> Optional[float]:
         """Smoothed round-trip time in seconds, when connected."""
+    @property
+    def quota_free(self) -> Optional[int]:
+        """Free bytes of its memory quota, as last advertised through membership."""
     def __eq__(self, other: object, /) -> bool: ...
 
 @final
@@ -161,6 +182,27 @@ class Node:
     def leader(self) -> str: ...
     def events(self) -> Events: ...
     def channel(self, name: str) -> Channel: ...
+    @property
+    def blocks(self) -> Blocks: ...
+    def cache(
+        self,
+        name: str,
+        ttl: Optional[float] = None,
+        max_entries: Optional[int] = None,
+        max_bytes: Optional[int] = None,
+        replicas: Optional[int] = None,
+    ) -> Cache: ...
+    def cache_async(
+        self,
+        event_loop: asyncio.AbstractEventLoop,
+        future: "asyncio.Future[Cache]",
+        name: str,
+        ttl: Optional[float] = None,
+        max_entries: Optional[int] = None,
+        max_bytes: Optional[int] = None,
+        replicas: Optional[int] = None,
+    ) -> Pending: ...
+    def caches(self) -> dict[str, CacheOptions]: ...
     def shutdown(self) -> None: ...
 
 @final
@@ -202,3 +244,183 @@ class Channel:
     ) -> None: ...
     def clear_message_handler(self) -> None: ...
     def clear_request_handler(self) -> None: ...
+
+@final
+class NodeUsage:
+    """One node's memory use."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def quota(self) -> int:
+        """Its memory quota in bytes."""
+    @property
+    def used(self) -> int:
+        """Bytes of the quota in use (blocks and cache entries, overhead included)."""
+    @property
+    def free(self) -> int:
+        """Bytes of the quota still free."""
+    @property
+    def blocks(self) -> int:
+        """Blocks it holds."""
+    @property
+    def block_bytes(self) -> int:
+        """Content bytes of those blocks (without overhead)."""
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class Blocks:
+    """The blocks API of a node; blocking methods release the GIL while they wait."""
+
+    def put(self, data: _Data, placement: str = "local") -> str: ...
+    def put_async(
+        self,
+        event_loop: asyncio.AbstractEventLoop,
+        future: "asyncio.Future[str]",
+        data: _Data,
+        placement: str = "local",
+    ) -> Pending: ...
+    def get(self, id: str) -> bytes: ...
+    def get_async(
+        self,
+        event_loop: asyncio.AbstractEventLoop,
+        future: "asyncio.Future[bytes]",
+        id: str,
+    ) -> Pending: ...
+    def free(self, id: str) -> None: ...
+    def free_async(
+        self,
+        event_loop: asyncio.AbstractEventLoop,
+        future: "asyncio.Future[None]",
+        id: str,
+    ) -> Pending: ...
+    def stats(self) -> list[NodeUsage]: ...
+    def stats_async(
+        self,
+        event_loop: asyncio.AbstractEventLoop,
+        future: "asyncio.Future[list[NodeUsage]]",
+    ) -> Pending: ...
+    def local_stats(self) -> NodeUsage: ...
+
+@final
+class CacheOptions:
+    """The options of a cache bucket."""
+
+    def __new__(
+        cls,
+        *,
+        ttl: Optional[float] = None,
+        max_entries: Optional[int] = None,
+        max_bytes: Optional[int] = None,
+        replicas: Optional[int] = None,
+    ) -> CacheOptions: ...
+    @property
+    def ttl(self) -> Optional[float]:
+        """Default time to live of an entry, in seconds (``None``: no expiry)."""
+    @property
+    def max_entries(self) -> Optional[int]:
+        """Most entries each node keeps for the bucket (LRU beyond)."""
+    @property
+    def max_bytes(self) -> Optional[int]:
+        """Most bytes (keys, values, overhead) each node keeps for the bucket."""
+    @property
+    def replicas(self) -> int:
+        """How many nodes hold each entry."""
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class CacheStats:
+    """Counters of one bucket on this node."""
+
+    @property
+    def entries(self) -> int: ...
+    @property
+    def bytes(self) -> int: ...
+    @property
+    def hits(self) -> int: ...
+    @property
+    def misses(self) -> int: ...
+    @property
+    def expired(self) -> int: ...
+    @property
+    def evicted(self) -> int: ...
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class Cache:
+    """A cache bucket; blocking methods release the GIL while they wait (except a local
+    hit of ``get``, answered at once)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def options(self) -> CacheOptions: ...
+    def set(self, key: str, value: _Data, ttl: Optional[float] = None) -> None: ...
+    def set_async(
+        self,
+        event_loop: asyncio.AbstractEventLoop,
+        future: "asyncio.Future[None]",
+        key: str,
+        value: _Data,
+        ttl: Optional[float] = None,
+    ) -> Pending: ...
+    def get(self, key: str) -> Optional[bytes]: ...
+    def try_get_local(self, key: str, default: _T) -> Union[bytes, None, _T]: ...
+    def get_async(
+        self,
+        event_loop: asyncio.AbstractEventLoop,
+        future: "asyncio.Future[Optional[bytes]]",
+        key: str,
+    ) -> Pending: ...
+    def delete(self, key: str) -> bool: ...
+    def delete_async(
+        self,
+        event_loop: asyncio.AbstractEventLoop,
+        future: "asyncio.Future[bool]",
+        key: str,
+    ) -> Pending: ...
+    def expire(self, key: str, ttl: float) -> bool: ...
+    def expire_async(
+        self,
+        event_loop: asyncio.AbstractEventLoop,
+        future: "asyncio.Future[bool]",
+        key: str,
+        ttl: float,
+    ) -> Pending: ...
+    def ttl(self, key: str) -> Optional[float]: ...
+    def ttl_async(
+        self,
+        event_loop: asyncio.AbstractEventLoop,
+        future: "asyncio.Future[Optional[float]]",
+        key: str,
+    ) -> Pending: ...
+    def len(self) -> int: ...
+    def len_async(
+        self, event_loop: asyncio.AbstractEventLoop, future: "asyncio.Future[int]"
+    ) -> Pending: ...
+    def incr(self, key: str, by: int = 1) -> int: ...
+    def incr_async(
+        self,
+        event_loop: asyncio.AbstractEventLoop,
+        future: "asyncio.Future[int]",
+        key: str,
+        by: int = 1,
+    ) -> Pending: ...
+    def get_many(self, keys: Sequence[str]) -> list[Optional[bytes]]: ...
+    def get_many_async(
+        self,
+        event_loop: asyncio.AbstractEventLoop,
+        future: "asyncio.Future[list[Optional[bytes]]]",
+        keys: Sequence[str],
+    ) -> Pending: ...
+    def set_many(self, entries: _Entries, ttl: Optional[float] = None) -> None: ...
+    def set_many_async(
+        self,
+        event_loop: asyncio.AbstractEventLoop,
+        future: "asyncio.Future[None]",
+        entries: _Entries,
+        ttl: Optional[float] = None,
+    ) -> Pending: ...
+    def stats(self) -> CacheStats: ...

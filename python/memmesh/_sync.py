@@ -1,4 +1,5 @@
-"""The blocking API: :class:`Node` and :class:`Channel` (for scripts and notebooks).
+"""The blocking API: :class:`Node`, :class:`Channel`, :class:`Blocks` and :class:`Cache`
+(for scripts and notebooks).
 
 Every call blocks the calling thread until it completes, with the GIL released, so
 other Python threads keep running; Ctrl-C interrupts a waiting call.
@@ -8,19 +9,32 @@ from __future__ import annotations
 
 import os
 from types import TracebackType
-from typing import Any, Awaitable, Callable, Iterator, Optional, Sequence, TypeVar, Union
+from typing import (
+    Any,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Optional,
+    Sequence,
+    TypeVar,
+    Union,
+)
 
 from . import _native
-from ._native import Event, Message, PeerInfo, Request
+from ._native import CacheOptions, CacheStats, Event, Message, NodeUsage, PeerInfo, Request
 from ._runtime import background_loop, is_async, track
 from .errors import ClosedError
 
-__all__ = ["Node", "Channel", "Events"]
+__all__ = ["Node", "Channel", "Events", "Blocks", "Cache"]
 
 #: Where ``send`` delivers: ``None`` (every connected peer), a node id, or a list of ids.
 Target = Union[str, Sequence[str], None]
 #: Bytes accepted as a payload.
 Data = Union[bytes, bytearray]
+#: Entries of ``Cache.set_many``: a mapping of key to value, or ``(key, value)`` pairs.
+Entries = Union[Mapping[str, Data], Iterable[tuple[str, Data]]]
 
 RequestHandlerT = TypeVar(
     "RequestHandlerT",
@@ -154,6 +168,39 @@ class Node:
         channel only once this node has opened it."""
         return Channel(self._native.channel(name))
 
+    @property
+    def blocks(self) -> "Blocks":
+        """Blocks: immutable bytes kept in the RAM of this node or of a peer, by content
+        id (``ClosedError`` once the node has shut down)."""
+        return Blocks(self._native.blocks)
+
+    def cache(
+        self,
+        name: str,
+        *,
+        ttl: Optional[float] = None,
+        max_entries: Optional[int] = None,
+        max_bytes: Optional[int] = None,
+        replicas: Optional[int] = None,
+    ) -> "Cache":
+        """The replicated cache bucket ``name``, defined cluster-wide on first use.
+
+        * ``ttl``: default time to live of an entry, in seconds (default: none).
+        * ``max_entries``, ``max_bytes``: per-node limits; least recently used entries
+          are evicted beyond them (default: none).
+        * ``replicas``: how many nodes hold each entry (default 2).
+
+        With every option ``None`` the bucket's existing options are used (learned from
+        peers), or the defaults for a new bucket; otherwise unset options take their
+        defaults, and options that differ from the bucket's raise ``InvalidInputError``.
+        """
+        return Cache(self._native.cache(name, ttl, max_entries, max_bytes, replicas))
+
+    def caches(self) -> dict[str, CacheOptions]:
+        """The cache buckets this node knows (its own and those learned from peers):
+        name -> options, sorted by name."""
+        return self._native.caches()
+
     def shutdown(self) -> None:
         """Closes every connection and stops the node. Idempotent; later calls on the
         node or its channels raise ``ClosedError``."""
@@ -261,3 +308,119 @@ class Events:
                 yield self._native.next()
             except ClosedError:
                 return
+
+
+class Blocks:
+    """Blocks, blocking API: immutable bytes kept in the RAM of this node or of a peer.
+
+    A block's id is its content hash, ``"blake3:<64 hex digits>"``, so equal bytes get
+    equal ids and every read is verified. A block counts against the memory quota of the
+    node holding it; a put that does not fit raises ``QuotaExceededError``.
+    """
+
+    __slots__ = ("_native",)
+
+    def __init__(self, native: _native.Blocks) -> None:
+        self._native = native
+
+    def put(self, data: Data, placement: str = "local") -> str:
+        """Stores ``data`` and returns its id. ``placement``: ``"local"`` (this node's
+        RAM), ``"auto"`` (the live peer advertising the most free quota; this node if it
+        has no peers) or a peer's node id."""
+        return self._native.put(data, placement)
+
+    def get(self, id: str) -> bytes:  # noqa: A002
+        """The block ``id``, from local RAM, else from the peer holding it.
+        ``NotFoundError`` if no reachable node has it, ``PeerUnavailableError`` if its
+        holder cannot be reached, ``InvalidInputError`` for a malformed id."""
+        return self._native.get(id)
+
+    def free(self, id: str) -> None:  # noqa: A002
+        """Frees the block ``id`` wherever it lives (``NotFoundError`` if nowhere)."""
+        self._native.free(id)
+
+    def stats(self) -> list[NodeUsage]:
+        """Memory use of this node and of every reachable live peer, this node first."""
+        return self._native.stats()
+
+    def local_stats(self) -> NodeUsage:
+        """This node's memory use (immediate)."""
+        return self._native.local_stats()
+
+    def __repr__(self) -> str:
+        return repr(self._native)
+
+
+class Cache:
+    """A replicated cache bucket, blocking API: ``str`` keys, ``bytes`` values, durations
+    in seconds.
+
+    A write returns once every current owner of the key has it; concurrent writes to a
+    key resolve last-writer-wins. A read this node can answer from its own replica is
+    served at once, on the calling thread.
+    """
+
+    __slots__ = ("_native",)
+
+    def __init__(self, native: _native.Cache) -> None:
+        self._native = native
+
+    @property
+    def name(self) -> str:
+        """The bucket's name."""
+        return self._native.name
+
+    @property
+    def options(self) -> CacheOptions:
+        """The bucket's options (the same on every node)."""
+        return self._native.options
+
+    def set(self, key: str, value: Data, ttl: Optional[float] = None) -> None:
+        """Sets ``key`` to ``value``, expiring after ``ttl`` seconds (default: the
+        bucket's TTL)."""
+        self._native.set(key, value, ttl)
+
+    def get(self, key: str) -> Optional[bytes]:
+        """The value of ``key``, or ``None`` if it is absent or expired."""
+        return self._native.get(key)
+
+    def delete(self, key: str) -> bool:
+        """Deletes ``key``; returns whether it existed."""
+        return self._native.delete(key)
+
+    def expire(self, key: str, ttl: float) -> bool:
+        """Makes ``key`` expire ``ttl`` seconds from now; returns whether it existed."""
+        return self._native.expire(key, ttl)
+
+    def ttl(self, key: str) -> Optional[float]:
+        """Seconds ``key`` has left to live, ``None`` if it never expires;
+        ``NotFoundError`` if it does not exist."""
+        return self._native.ttl(key)
+
+    def len(self) -> int:
+        """The number of live entries in the bucket across the cluster (each counted
+        once; approximate while partitions move)."""
+        return self._native.len()
+
+    def incr(self, key: str, by: int = 1) -> int:
+        """Adds ``by`` to the integer stored at ``key`` (ASCII decimal; absent counts as
+        0) and returns the new value. ``InvalidInputError`` if the value is not an
+        integer or the result overflows 64 bits."""
+        return self._native.incr(key, by)
+
+    def get_many(self, keys: Sequence[str]) -> list[Optional[bytes]]:
+        """The values of ``keys``, in order (``None`` for absent keys), one round trip
+        per owner."""
+        return self._native.get_many(keys)
+
+    def set_many(self, entries: Entries, ttl: Optional[float] = None) -> None:
+        """Sets every entry (a mapping, or ``(key, value)`` pairs), expiring after
+        ``ttl`` seconds (default: the bucket's TTL), one round trip per owner."""
+        self._native.set_many(entries, ttl)
+
+    def stats(self) -> CacheStats:
+        """This node's counters for the bucket (immediate)."""
+        return self._native.stats()
+
+    def __repr__(self) -> str:
+        return f"Cache({self.name!r})"

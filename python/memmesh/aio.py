@@ -1,5 +1,5 @@
-"""The asyncio API: :class:`Node` and :class:`Channel`, same method names as the
-blocking API, awaitable.
+"""The asyncio API: :class:`Node`, :class:`Channel`, :class:`Blocks` and :class:`Cache`,
+same method names as the blocking API, awaitable.
 
 Work runs on the node's own threads; results come back to your event loop. Cancelling
 an awaiting task cancels the work inside memmesh. Handlers (plain or ``async def``)
@@ -21,15 +21,16 @@ from typing import (
     Sequence,
     TypeVar,
     Union,
+    cast,
 )
 
 from . import _native
-from ._native import Event, Message, PeerInfo, Request
+from ._native import CacheOptions, CacheStats, Event, Message, NodeUsage, PeerInfo, Request
 from ._runtime import track
-from ._sync import Data, Target, node_options
+from ._sync import Data, Entries, Target, node_options
 from .errors import ClosedError
 
-__all__ = ["Node", "Channel", "Events"]
+__all__ = ["Node", "Channel", "Events", "Blocks", "Cache"]
 
 T = TypeVar("T")
 RequestHandlerT = TypeVar(
@@ -197,6 +198,32 @@ class Node:
         """The channel called ``name`` (created on first use; immediate)."""
         return Channel(self._native.channel(name))
 
+    @property
+    def blocks(self) -> "Blocks":
+        """Blocks: immutable bytes kept in the RAM of this node or of a peer, by content
+        id (immediate; ``ClosedError`` once the node has shut down)."""
+        return Blocks(self._native.blocks)
+
+    async def cache(
+        self,
+        name: str,
+        *,
+        ttl: Optional[float] = None,
+        max_entries: Optional[int] = None,
+        max_bytes: Optional[int] = None,
+        replicas: Optional[int] = None,
+    ) -> "Cache":
+        """The replicated cache bucket ``name``, defined cluster-wide on first use
+        (options as for :meth:`memmesh.Node.cache`)."""
+        native: _native.Cache = await _call(
+            self._native.cache_async, name, ttl, max_entries, max_bytes, replicas
+        )
+        return Cache(native)
+
+    def caches(self) -> dict[str, CacheOptions]:
+        """The cache buckets this node knows: name -> options (immediate)."""
+        return self._native.caches()
+
     async def shutdown(self) -> None:
         """Closes every connection and stops the node. Idempotent."""
         loop = asyncio.get_running_loop()
@@ -313,3 +340,122 @@ class Events:
                 yield await self.next()
             except ClosedError:
                 return
+
+
+class Blocks:
+    """Blocks, asyncio API: immutable bytes kept in the RAM of this node or of a peer,
+    by content id ``"blake3:<64 hex digits>"`` (see :class:`memmesh.Blocks`)."""
+
+    __slots__ = ("_native",)
+
+    def __init__(self, native: _native.Blocks) -> None:
+        self._native = native
+
+    async def put(self, data: Data, placement: str = "local") -> str:
+        """Stores ``data`` and returns its id. ``placement``: ``"local"``, ``"auto"``
+        (the live peer advertising the most free quota) or a peer's node id."""
+        result: str = await _call(self._native.put_async, data, placement)
+        return result
+
+    async def get(self, id: str) -> bytes:  # noqa: A002
+        """The block ``id``, from local RAM, else from the peer holding it."""
+        result: bytes = await _call(self._native.get_async, id)
+        return result
+
+    async def free(self, id: str) -> None:  # noqa: A002
+        """Frees the block ``id`` wherever it lives (``NotFoundError`` if nowhere)."""
+        await _call(self._native.free_async, id)
+
+    async def stats(self) -> list[NodeUsage]:
+        """Memory use of this node and of every reachable live peer, this node first."""
+        result: list[NodeUsage] = await _call(self._native.stats_async)
+        return result
+
+    def local_stats(self) -> NodeUsage:
+        """This node's memory use (immediate, not awaitable)."""
+        return self._native.local_stats()
+
+    def __repr__(self) -> str:
+        return repr(self._native)
+
+
+#: What ``try_get_local`` returns when this node cannot answer a read by itself.
+_REMOTE: Any = object()
+
+
+class Cache:
+    """A replicated cache bucket, asyncio API (see :class:`memmesh.Cache`). A read this
+    node can answer from its own replica completes without a trip through the event
+    loop or the node's threads."""
+
+    __slots__ = ("_native",)
+
+    def __init__(self, native: _native.Cache) -> None:
+        self._native = native
+
+    @property
+    def name(self) -> str:
+        """The bucket's name."""
+        return self._native.name
+
+    @property
+    def options(self) -> CacheOptions:
+        """The bucket's options (the same on every node)."""
+        return self._native.options
+
+    async def set(self, key: str, value: Data, ttl: Optional[float] = None) -> None:
+        """Sets ``key`` to ``value``, expiring after ``ttl`` seconds (default: the
+        bucket's TTL)."""
+        await _call(self._native.set_async, key, value, ttl)
+
+    async def get(self, key: str) -> Optional[bytes]:
+        """The value of ``key``, or ``None`` if it is absent or expired."""
+        local = self._native.try_get_local(key, _REMOTE)
+        if local is not _REMOTE:
+            return cast(Optional[bytes], local)
+        result: Optional[bytes] = await _call(self._native.get_async, key)
+        return result
+
+    async def delete(self, key: str) -> bool:
+        """Deletes ``key``; returns whether it existed."""
+        result: bool = await _call(self._native.delete_async, key)
+        return result
+
+    async def expire(self, key: str, ttl: float) -> bool:
+        """Makes ``key`` expire ``ttl`` seconds from now; returns whether it existed."""
+        result: bool = await _call(self._native.expire_async, key, ttl)
+        return result
+
+    async def ttl(self, key: str) -> Optional[float]:
+        """Seconds ``key`` has left to live, ``None`` if it never expires;
+        ``NotFoundError`` if it does not exist."""
+        result: Optional[float] = await _call(self._native.ttl_async, key)
+        return result
+
+    async def len(self) -> int:
+        """The number of live entries in the bucket across the cluster."""
+        result: int = await _call(self._native.len_async)
+        return result
+
+    async def incr(self, key: str, by: int = 1) -> int:
+        """Adds ``by`` to the integer stored at ``key`` (absent counts as 0) and returns
+        the new value."""
+        result: int = await _call(self._native.incr_async, key, by)
+        return result
+
+    async def get_many(self, keys: Sequence[str]) -> list[Optional[bytes]]:
+        """The values of ``keys``, in order (``None`` for absent keys)."""
+        result: list[Optional[bytes]] = await _call(self._native.get_many_async, keys)
+        return result
+
+    async def set_many(self, entries: Entries, ttl: Optional[float] = None) -> None:
+        """Sets every entry (a mapping, or ``(key, value)`` pairs), expiring after
+        ``ttl`` seconds (default: the bucket's TTL)."""
+        await _call(self._native.set_many_async, entries, ttl)
+
+    def stats(self) -> CacheStats:
+        """This node's counters for the bucket (immediate, not awaitable)."""
+        return self._native.stats()
+
+    def __repr__(self) -> str:
+        return f"Cache({self.name!r})"

@@ -18,6 +18,7 @@ use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
+use pyo3::IntoPyObjectExt;
 use tokio::runtime::Handle;
 use tokio::task::AbortHandle;
 
@@ -95,6 +96,20 @@ impl Pending {
 
 /// Converts a successful result into a Python object, with the GIL held.
 pub type Convert<T> = fn(Python<'_>, T) -> PyResult<Py<PyAny>>;
+
+/// A [`Convert`] for any value with a Python form (`bytes` for `Bytes`, `None` for
+/// `Option::None`, a list for a `Vec`, ...).
+pub fn to_py<T>(py: Python<'_>, value: T) -> PyResult<Py<PyAny>>
+where
+    T: for<'py> IntoPyObject<'py>,
+{
+    value.into_py_any(py)
+}
+
+/// A [`Convert`] for calls that return nothing: `None`.
+pub fn to_none(py: Python<'_>, (): ()) -> PyResult<Py<PyAny>> {
+    Ok(py.None())
+}
 
 /// Runs `work` on the node runtime and resolves `future` (an `asyncio.Future` of
 /// `event_loop`) with its converted result or its exception.

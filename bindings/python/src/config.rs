@@ -108,7 +108,8 @@ fn secret_bytes(secret: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     ))
 }
 
-fn count<T: TryFrom<i64>>(py: Python<'_>, what: &str, n: i64) -> PyResult<T> {
+/// A non-negative integer option (`what` names it in the error).
+pub fn count<T: TryFrom<i64>>(py: Python<'_>, what: &str, n: i64) -> PyResult<T> {
     T::try_from(n).map_err(|_| {
         invalid(
             py,

@@ -3,14 +3,16 @@
 //! This crate only converts types and errors and chooses how calls cross the boundary;
 //! every feature lives in the `memmesh` core crate. Its files mirror the core's modules
 //! (`node.rs`, `config.rs`, `channel.rs`, `handler.rs` for `channel/handler.rs`,
-//! `membership.rs`, `peer.rs`, `error.rs`), plus `bridge.rs` and `event_loop.rs`, which
+//! `membership.rs`, `peer.rs`, `blocks.rs`, `cache.rs`, `error.rs`), plus `bridge.rs` and `event_loop.rs`, which
 //! move work between Python threads, asyncio loops and the node's own tokio runtime.
 //! The typed public API is the pure-Python package `memmesh` (`memmesh.Node` blocking,
 //! `memmesh.aio.Node` asyncio) built on these classes.
 
 use pyo3::prelude::*;
 
+mod blocks;
 mod bridge;
+mod cache;
 mod channel;
 mod config;
 mod error;
@@ -31,6 +33,11 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<peer::PyPeerInfo>()?;
     m.add_class::<membership::PyEvent>()?;
     m.add_class::<membership::PyEvents>()?;
+    m.add_class::<blocks::PyBlocks>()?;
+    m.add_class::<blocks::PyNodeUsage>()?;
+    m.add_class::<cache::PyCache>()?;
+    m.add_class::<cache::PyCacheOptions>()?;
+    m.add_class::<cache::PyCacheStats>()?;
     m.add_class::<bridge::Pending>()?;
     m.add(
         "ERROR_KINDS",

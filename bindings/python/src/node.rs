@@ -9,7 +9,11 @@ use pyo3::prelude::*;
 
 use memmesh::{Node, NodeId};
 
-use crate::bridge::{spawn_for_asyncio, wait, Pending};
+use pyo3::types::PyDict;
+
+use crate::blocks::PyBlocks;
+use crate::bridge::{spawn_for_asyncio, to_py, wait, Pending};
+use crate::cache::{self, PyCache};
 use crate::channel::PyChannel;
 use crate::config::Options;
 use crate::error::IntoPyResult;
@@ -163,6 +167,60 @@ impl PyNode {
     fn channel(&self, py: Python<'_>, name: &str) -> PyResult<PyChannel> {
         let channel = self.node.channel(name).into_py(py)?;
         Ok(PyChannel::new(channel, self.node.runtime_handle()))
+    }
+
+    /// The blocks API (blocks in the RAM of this node and its peers).
+    #[getter]
+    fn blocks(&self, py: Python<'_>) -> PyResult<PyBlocks> {
+        let blocks = self.node.blocks().into_py(py)?;
+        Ok(PyBlocks::new(blocks, self.node.runtime_handle()))
+    }
+
+    /// The cache bucket `name` (blocking, without the GIL), defined cluster-wide on first
+    /// use. With every option `None`, the bucket's existing options (or the defaults).
+    #[pyo3(signature = (name, ttl=None, max_entries=None, max_bytes=None, replicas=None))]
+    fn cache(
+        &self,
+        py: Python<'_>,
+        name: String,
+        ttl: Option<f64>,
+        max_entries: Option<i64>,
+        max_bytes: Option<i64>,
+        replicas: Option<i64>,
+    ) -> PyResult<PyCache> {
+        let options = cache::cache_options(py, ttl, max_entries, max_bytes, replicas)?;
+        wait(py, cache::open(self.node.clone(), name, options))
+    }
+
+    /// [`PyNode::cache`] for asyncio.
+    #[pyo3(signature = (
+        event_loop, future, name, ttl=None, max_entries=None, max_bytes=None, replicas=None
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn cache_async(
+        &self,
+        py: Python<'_>,
+        event_loop: Py<PyAny>,
+        future: Py<PyAny>,
+        name: String,
+        ttl: Option<f64>,
+        max_entries: Option<i64>,
+        max_bytes: Option<i64>,
+        replicas: Option<i64>,
+    ) -> PyResult<Pending> {
+        let options = cache::cache_options(py, ttl, max_entries, max_bytes, replicas)?;
+        Ok(spawn_for_asyncio(
+            &self.node.runtime_handle(),
+            event_loop,
+            future,
+            cache::open(self.node.clone(), name, options),
+            to_py,
+        ))
+    }
+
+    /// The cache buckets this node knows: name -> options, sorted by name.
+    fn caches<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        cache::caches(py, &self.node)
     }
 
     /// Shuts the node down (blocking, without the GIL). Idempotent.

@@ -18,6 +18,8 @@ pub struct PyPeerInfo {
     connected: bool,
     /// Smoothed round-trip time in seconds, when connected.
     rtt: Option<f64>,
+    /// Free bytes of its memory quota, as last advertised through membership.
+    quota_free: Option<u64>,
 }
 
 impl From<memmesh::PeerInfo> for PyPeerInfo {
@@ -29,6 +31,7 @@ impl From<memmesh::PeerInfo> for PyPeerInfo {
             state: p.state.as_str().to_string(),
             connected: p.connected,
             rtt: p.rtt.map(|d| d.as_secs_f64()),
+            quota_free: p.quota_free,
         }
     }
 }
@@ -37,14 +40,16 @@ impl From<memmesh::PeerInfo> for PyPeerInfo {
 impl PyPeerInfo {
     fn __repr__(&self) -> String {
         format!(
-            "PeerInfo(id={:?}, name={:?}, addrs={:?}, state={:?}, connected={}, rtt={})",
+            "PeerInfo(id={:?}, name={:?}, addrs={:?}, state={:?}, connected={}, rtt={}, quota_free={})",
             self.id,
             self.name,
             self.addrs,
             self.state,
             if self.connected { "True" } else { "False" },
             self.rtt
-                .map_or_else(|| "None".to_string(), |r| format!("{r:.6}"))
+                .map_or_else(|| "None".to_string(), |r| format!("{r:.6}")),
+            self.quota_free
+                .map_or_else(|| "None".to_string(), |q| q.to_string())
         )
     }
 }

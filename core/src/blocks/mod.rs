@@ -22,7 +22,6 @@ use crate::identity::NodeId;
 use crate::node::call::call_peer;
 use crate::node::shared::Shared;
 use crate::node::Guard;
-use crate::peer::PeerState;
 use crate::wire::codec::decode_bulk;
 use crate::wire::messages::BlockOp;
 use crate::wire::Service;
@@ -135,19 +134,10 @@ fn check_size(shared: &Shared, len: usize) -> Result<()> {
     Ok(())
 }
 
-/// Peers that membership considers alive, this node excluded.
+/// Peers that may hold or take blocks: live members and connected peers not confirmed by
+/// membership yet, this node excluded.
 fn live_peers(shared: &Shared) -> Vec<NodeId> {
-    shared
-        .membership()
-        .map(|m| {
-            m.with_view(|v| {
-                v.members()
-                    .filter(|(_, s)| *s == PeerState::Alive)
-                    .map(|(m, _)| m.id)
-                    .collect()
-            })
-        })
-        .unwrap_or_default()
+    crate::cache::client::live_peers(shared)
 }
 
 async fn put(shared: Arc<Shared>, data: Bytes, placement: Placement) -> Result<BlockId> {

@@ -128,7 +128,7 @@ fn spec(b: &Bucket) -> Spec {
 
 /// Every peer that may take part: routing-table members, live members of the view, and
 /// connected peers not confirmed by membership yet (bucket definitions reach them all).
-fn live_peers(shared: &Shared) -> Vec<NodeId> {
+pub(crate) fn live_peers(shared: &Shared) -> Vec<NodeId> {
     let mut out: BTreeSet<NodeId> = shared.cache.table().members.iter().copied().collect();
     if let Ok(m) = shared.membership() {
         m.with_view(|v| {
@@ -481,9 +481,17 @@ pub(crate) async fn write_entries(
         for (t, todo, reply) in futures::future::join_all(sends).await {
             match reply {
                 Ok(Response::Applied(had)) => {
+                    let table = shared.cache.table();
                     for (i, h) in todo.into_iter().zip(had) {
                         acked[i].insert(t);
-                        existed[i] |= h;
+                        // Only current owners say whether the key existed: a previous
+                        // owner may hold a copy that a write elsewhere did not reach.
+                        if table
+                            .owners(entries[i].partition, b.options.replicas)
+                            .contains(&t)
+                        {
+                            existed[i] |= h;
+                        }
                     }
                 }
                 Ok(_) => last_err = Some(unexpected("apply")),

@@ -72,7 +72,8 @@ impl CacheState {
         );
         *self.previous.write().unwrap_or_else(|p| p.into_inner()) =
             Some((old.clone(), Instant::now()));
-        self.epoch.store(epoch, std::sync::atomic::Ordering::Release);
+        self.epoch
+            .store(epoch, std::sync::atomic::Ordering::Release);
         old
     }
 
