@@ -4,12 +4,18 @@
 //! nodes with a bare quinn echo built with the same transport settings, and measures the
 //! in-process local call. The pieces are library modules so that the tests in `tests/`
 //! can run every measured path against real nodes.
+//!
+//! The cache benchmark (`cache-bench`) measures remote GET/SET between two nodes, local-hit
+//! reads and resident bytes per entry, and prints them beside Redis (`bench/run-cache.sh`).
 
+pub mod cache_mesh;
+pub mod cache_report;
 pub mod load;
 pub mod machine;
 pub mod mesh;
 pub mod quinn_echo;
 pub mod report;
+pub mod resident;
 pub mod stats;
 pub mod usage;
 
