@@ -30,6 +30,7 @@ pub mod memory;
 pub mod node;
 pub mod peer;
 pub(crate) mod service;
+pub mod transfer;
 pub mod transport;
 pub mod wire;
 
