@@ -295,6 +295,7 @@ impl Actor {
             Input::Packet(data) => self.foca.handle_data(&data, &mut self.rt),
             Input::Timer(timer) => self.foca.handle_timer(timer, &mut self.rt),
             Input::Connected(member) => {
+                self.view_mut().connected(&member.id);
                 let known = self.foca.iter_members().any(|m| m.id().id == member.id);
                 if known {
                     Ok(())

@@ -64,7 +64,13 @@ pub struct View {
     grace: Duration,
     members: BTreeMap<NodeId, Entry>,
     leader: NodeId,
+    /// Nodes that said goodbye before SWIM told us about them (their later appearance in
+    /// SWIM's gossip is news about an incarnation that is gone).
+    left_unknown: BTreeMap<NodeId, Instant>,
 }
+
+/// How long a goodbye from a node not yet in the view is remembered.
+const LEFT_MEMORY: Duration = Duration::from_secs(10);
 
 impl View {
     /// An empty view for node `me` with the given down grace period.
@@ -74,6 +80,7 @@ impl View {
             grace,
             members: BTreeMap::new(),
             leader: me,
+            left_unknown: BTreeMap::new(),
         }
     }
 
@@ -105,12 +112,16 @@ impl View {
             if member.id == self.me {
                 continue;
             }
+            let said_goodbye = self
+                .left_unknown
+                .get(&member.id)
+                .is_some_and(|t| now.duration_since(*t) < LEFT_MEMORY);
             let entry = self.members.entry(member.id).or_insert_with(|| Entry {
                 member: member.clone(),
                 reported: None,
                 down_pending_since: None,
                 down_since: None,
-                left_generation: None,
+                left_generation: said_goodbye.then_some(member.generation),
             });
             if member.generation < entry.member.generation {
                 continue; // stale news about an older incarnation
@@ -188,6 +199,11 @@ impl View {
     /// A member said goodbye: it is down at once, without a grace period.
     pub fn left(&mut self, id: &NodeId, now: Instant) -> Vec<Event> {
         let mut events = Vec::new();
+        self.left_unknown
+            .retain(|_, t| now.duration_since(*t) < LEFT_MEMORY);
+        if !self.members.contains_key(id) {
+            self.left_unknown.insert(*id, now);
+        }
         if let Some(entry) = self.members.get_mut(id) {
             entry.left_generation = Some(entry.member.generation);
             entry.down_pending_since = None;
@@ -199,6 +215,12 @@ impl View {
         }
         events.extend(self.elect());
         events
+    }
+
+    /// A new authenticated connection from `id`: whatever goodbye it said before no
+    /// longer holds (it may be a restarted incarnation).
+    pub fn connected(&mut self, id: &NodeId) {
+        self.left_unknown.remove(id);
     }
 
     /// When the next grace period ends, if any member is in one.
@@ -276,6 +298,26 @@ mod tests {
     }
 
     const GRACE: Duration = Duration::from_secs(2);
+
+    #[test]
+    fn a_goodbye_before_swim_knew_the_node_keeps_it_out_until_it_reconnects() {
+        let ids = ids(2);
+        let (other, me) = (ids[0], ids[1]);
+        let mut v = View::new(me, GRACE);
+        let t0 = Instant::now();
+        // The peer says goodbye before SWIM has reported it (a short-lived connection).
+        assert!(v.left(&other, t0).is_empty());
+        // SWIM gossip about that incarnation arrives later: it is not reported alive.
+        assert!(v.observe([(m(other, 1), PeerState::Alive)], t0).is_empty());
+        assert_eq!(v.state(&other), None);
+        // A new connection (a restart) makes it welcome again.
+        v.connected(&other);
+        let ev = v.observe([(m(other, 2), PeerState::Alive)], t0);
+        assert!(
+            matches!(ev[0], Event::PeerUp { id, .. } if id == other),
+            "{ev:?}"
+        );
+    }
 
     #[test]
     fn up_suspect_down_after_grace() {
