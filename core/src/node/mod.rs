@@ -301,6 +301,17 @@ impl Node {
         Ok(Cache::new(self.shared.clone(), bucket, self.guard.clone()))
     }
 
+    /// The transfer API: send files and bytes to peers, verified and resumable.
+    pub fn transfer(&self) -> Result<crate::transfer::Transfer> {
+        if self.shared.is_closed() {
+            return Err(Error::closed());
+        }
+        Ok(crate::transfer::Transfer::new(
+            self.shared.clone(),
+            self.guard.clone(),
+        ))
+    }
+
     /// The cache buckets this node knows (its own and those learned from peers), by name.
     pub fn caches(&self) -> Vec<(String, CacheOptions)> {
         crate::cache::known(&self.shared)

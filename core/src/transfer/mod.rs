@@ -1,5 +1,189 @@
-//! Verified chunk transfer of large files and blobs (issue 6, in progress): so far the
-//! receiving side's verification state machine. The protocol is in
-//! `docs/adr/0012-transfer.md`.
+//! Verified chunk transfer of files and blobs (issue 6, in progress).
+//!
+//! `send` streams a file or bytes to peers in parallel, in 1 MiB chunks, each with its
+//! BLAKE3 hash, then the hash of the whole; the receiver verifies every chunk as it
+//! arrives, writes to `<name>.memmesh-partial`, and renames the file only once the whole
+//! is verified. An interrupted transfer sent again resumes after the last verified chunk.
+//! The protocol is in `docs/adr/0012-transfer.md`. Not yet: publish/fetch, progress
+//! events, cancellation from the receiver, bindings.
 
+pub(crate) mod messages;
+pub(crate) mod receive;
+pub(crate) mod send;
 pub mod verify;
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+
+use crate::error::{Error, Result};
+use crate::identity::NodeId;
+use crate::node::shared::Shared;
+use crate::node::Guard;
+
+/// What to send.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A file, streamed from disk.
+    Path(PathBuf),
+    /// Bytes in memory.
+    Bytes(Bytes),
+}
+
+/// Where a received transfer goes (the answer of an offer handler).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// Into this file (written beside it as `.memmesh-partial` until verified).
+    Path(PathBuf),
+    /// Into memory.
+    Memory,
+    /// Refused, with a reason for the sender.
+    Reject(String),
+}
+
+/// An incoming offer, as shown to the offer handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    /// The sender.
+    pub from: NodeId,
+    /// Identifies the content across attempts (hex).
+    pub id: String,
+    /// File name proposed by the sender.
+    pub name: String,
+    /// Total bytes.
+    pub size: u64,
+}
+
+/// A transfer received completely and verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// The offer it answered.
+    pub offer: Offer,
+    /// `blake3:<hex>` of the content.
+    pub hash: String,
+    /// Where it was written, for a file destination.
+    pub path: Option<PathBuf>,
+    /// The content, for a memory destination.
+    pub data: Option<Bytes>,
+}
+
+/// The outcome of sending to one peer.
+#[derive(Debug, Clone)]
+pub struct TransferResult {
+    /// The peer.
+    pub peer: NodeId,
+    /// Bytes of the content (0 on failure).
+    pub bytes: u64,
+    /// `blake3:<hex>` confirmed by the receiver.
+    pub hash: Option<String>,
+    /// How long it took.
+    pub duration: Duration,
+    /// Why it failed, if it did.
+    pub error: Option<Error>,
+}
+
+type OfferHandler = Arc<dyn Fn(&Offer) -> Destination + Send + Sync>;
+
+/// Receiving-side state of a node.
+pub struct TransferState {
+    handler: RwLock<Option<OfferHandler>>,
+    inbox: Option<PathBuf>,
+    received: broadcast::Sender<Received>,
+}
+
+impl std::fmt::Debug for TransferState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransferState")
+            .field("inbox", &self.inbox)
+            .finish()
+    }
+}
+
+impl TransferState {
+    /// State with an optional inbox directory.
+    pub fn new(inbox: Option<PathBuf>) -> Self {
+        Self {
+            handler: RwLock::new(None),
+            inbox,
+            received: broadcast::channel(256).0,
+        }
+    }
+
+    /// Where the content of `offer` goes: the handler's answer, else the inbox, else
+    /// refused.
+    pub(crate) fn decide(&self, offer: &Offer) -> Destination {
+        let handler = self
+            .handler
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match (handler, &self.inbox) {
+            (Some(h), _) => h(offer),
+            (None, Some(dir)) => Destination::Path(dir.join(&offer.name)),
+            (None, None) => {
+                Destination::Reject("this node has no inbox and no offer handler".into())
+            }
+        }
+    }
+
+    pub(crate) fn deliver(&self, r: Received) {
+        let _ = self.received.send(r);
+    }
+}
+
+/// The transfer API of a node (`node.transfer()`).
+#[derive(Clone)]
+pub struct Transfer {
+    shared: Arc<Shared>,
+    _guard: Arc<Guard>,
+}
+
+impl std::fmt::Debug for Transfer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transfer")
+            .field("node", &self.shared.id)
+            .finish()
+    }
+}
+
+impl Transfer {
+    pub(crate) fn new(shared: Arc<Shared>, guard: Arc<Guard>) -> Self {
+        Self {
+            shared,
+            _guard: guard,
+        }
+    }
+
+    /// Sends `source` to every peer of `to` in parallel; one result per peer, in order.
+    pub async fn send(&self, source: Source, to: &[NodeId]) -> Result<Vec<TransferResult>> {
+        if self.shared.is_closed() {
+            return Err(Error::closed());
+        }
+        let shared = self.shared.clone();
+        let to = to.to_vec();
+        self.shared
+            .run(async move {
+                let sends = to.iter().map(|&p| send::send_to(&shared, &source, p));
+                Ok(futures::future::join_all(sends).await)
+            })
+            .await
+    }
+
+    /// Decides where offers go (replaces the inbox for every offer).
+    pub fn on_offer(&self, handler: impl Fn(&Offer) -> Destination + Send + Sync + 'static) {
+        *self
+            .shared
+            .transfers
+            .handler
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(handler));
+    }
+
+    /// Transfers received from now on.
+    pub fn received(&self) -> broadcast::Receiver<Received> {
+        self.shared.transfers.received.subscribe()
+    }
+}

@@ -1,0 +1,203 @@
+//! The sending side: offer, skip what the receiver already verified, stream the chunks
+//! with their hashes, and wait for the receiver's verdict.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::identity::NodeId;
+use crate::node::connect::connection;
+use crate::node::shared::Shared;
+use crate::transfer::messages::{Answer, Part};
+use crate::transfer::verify::{chunk_count, chunk_len, ChunkHeader, DEFAULT_CHUNK_SIZE};
+use crate::transfer::{Source, TransferResult};
+use crate::transport::errors::connection_error;
+use crate::wire::codec::FrameLimits;
+use crate::wire::io::{read_frame, write_frame};
+use crate::wire::messages::TransferOffer;
+use crate::wire::{Reply, Service, StreamHeader};
+
+/// Where the bytes come from, opened.
+enum Reader {
+    File {
+        path: PathBuf,
+        file: tokio::fs::File,
+        len: u64,
+        modified: Option<SystemTime>,
+    },
+    Bytes(Bytes),
+}
+
+impl Reader {
+    async fn open(source: &Source) -> Result<(Reader, String, u64)> {
+        match source {
+            Source::Bytes(b) => Ok((Reader::Bytes(b.clone()), "data".to_string(), b.len() as u64)),
+            Source::Path(path) => {
+                let file = tokio::fs::File::open(path)
+                    .await
+                    .map_err(|e| Error::from(e).context(format!("opening {}", path.display())))?;
+                let meta = file.metadata().await?;
+                if !meta.is_file() {
+                    return Err(Error::invalid(format!("{} is not a file", path.display())));
+                }
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "data".to_string());
+                Ok((
+                    Reader::File {
+                        path: path.clone(),
+                        file,
+                        len: meta.len(),
+                        modified: meta.modified().ok(),
+                    },
+                    name,
+                    meta.len(),
+                ))
+            }
+        }
+    }
+
+    /// The id naming this content across attempts.
+    fn id(&self, sender: &NodeId, name: &str) -> [u8; 32] {
+        match self {
+            Reader::Bytes(b) => *blake3::hash(b).as_bytes(),
+            Reader::File { len, modified, .. } => {
+                let mut h = blake3::Hasher::new();
+                h.update(sender.as_bytes());
+                h.update(name.as_bytes());
+                h.update(&len.to_le_bytes());
+                let nanos = modified
+                    .and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok())
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0);
+                h.update(&nanos.to_le_bytes());
+                *h.finalize().as_bytes()
+            }
+        }
+    }
+
+    /// Reads chunk `index` (`len` bytes), failing clearly if the file changed.
+    async fn chunk(&mut self, index: u64, chunk_size: u32, len: u32) -> Result<Bytes> {
+        match self {
+            Reader::Bytes(b) => {
+                let start = (index * u64::from(chunk_size)) as usize;
+                Ok(b.slice(start..start + len as usize))
+            }
+            Reader::File {
+                path,
+                file,
+                len: expected_len,
+                modified,
+            } => {
+                let meta = file.metadata().await?;
+                if meta.len() != *expected_len || meta.modified().ok() != *modified {
+                    return Err(Error::new(
+                        ErrorKind::Corrupted,
+                        format!("{} changed while it was being sent", path.display()),
+                    ));
+                }
+                let mut buf = vec![0u8; len as usize];
+                file.seek(std::io::SeekFrom::Start(index * u64::from(chunk_size)))
+                    .await?;
+                file.read_exact(&mut buf).await?;
+                Ok(Bytes::from(buf))
+            }
+        }
+    }
+}
+
+/// Sends `source` to `peer` and returns the outcome.
+pub(crate) async fn send_to(shared: &Arc<Shared>, source: &Source, peer: NodeId) -> TransferResult {
+    let started = Instant::now();
+    let outcome = attempt(shared, source, peer).await;
+    let (bytes, hash, error) = match outcome {
+        Ok((bytes, hash)) => (bytes, Some(hash), None),
+        Err(e) => (0, None, Some(e)),
+    };
+    TransferResult {
+        peer,
+        bytes,
+        hash,
+        duration: started.elapsed(),
+        error,
+    }
+}
+
+async fn attempt(shared: &Arc<Shared>, source: &Source, peer: NodeId) -> Result<(u64, String)> {
+    let (mut reader, name, size) = Reader::open(source).await?;
+    let chunk_size = DEFAULT_CHUNK_SIZE;
+    let offer = TransferOffer {
+        id: reader.id(&shared.id, &name),
+        name,
+        size,
+        chunk_size,
+    };
+    let limits = FrameLimits::with_body(chunk_size as usize);
+    let conn = connection(shared, peer).await?;
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| connection_error(&e))?;
+    write_frame(
+        &mut send,
+        &StreamHeader::new(Service::Transfer(offer)),
+        &[],
+        limits,
+    )
+    .await?;
+    let answer = read_frame::<Answer>(&mut recv, limits).await?;
+    let have = match answer.header {
+        Answer::Accept { have } => have,
+        Answer::Reject { reason } => {
+            return Err(Error::new(
+                ErrorKind::Unauthorized,
+                format!("peer {} refused the transfer: {reason}", peer.short()),
+            ))
+        }
+    };
+    let chunks = chunk_count(size, chunk_size);
+    let mut whole = blake3::Hasher::new();
+    let mut skipping = true;
+    for index in 0..chunks {
+        let len = chunk_len(size, chunk_size, index);
+        let data = reader.chunk(index, chunk_size, len).await?;
+        whole.update(&data);
+        let header = ChunkHeader::of(index, &data);
+        // Chunks the receiver verified before are not sent again.
+        if skipping && have.get(index as usize) == Some(&header.hash) {
+            continue;
+        }
+        skipping = false;
+        let sent = write_frame(&mut send, &Part::Chunk(header), &data, limits).await;
+        if let Err(e) = sent {
+            return Err(verdict(&mut recv, limits).await.err().unwrap_or(e));
+        }
+    }
+    let hash = *whole.finalize().as_bytes();
+    if let Reader::File { .. } = reader {
+        // A last check that the file did not change during the final chunk.
+        if chunks > 0 {
+            reader.chunk(0, chunk_size, 0).await?;
+        }
+    }
+    write_frame(&mut send, &Part::End { hash }, &[], limits).await?;
+    let _ = send.finish();
+    let confirmed = verdict(&mut recv, limits).await?;
+    let ours = format!("blake3:{}", data_encoding::HEXLOWER.encode(&hash));
+    if confirmed != ours {
+        return Err(Error::new(
+            ErrorKind::Corrupted,
+            format!("the receiver confirmed {confirmed}, expected {ours}"),
+        ));
+    }
+    Ok((size, ours))
+}
+
+/// The receiver's final reply: the hash it verified, or its error.
+async fn verdict(recv: &mut quinn::RecvStream, limits: FrameLimits) -> Result<String> {
+    let frame = read_frame::<Reply>(recv, limits).await?;
+    frame.header.into_result()?;
+    String::from_utf8(frame.body.to_vec()).map_err(|_| Error::internal("bad hash in reply"))
+}

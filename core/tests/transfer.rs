@@ -1,0 +1,160 @@
+//! Verified transfer over real QUIC (issue 6, in progress): bytes to several peers,
+//! a file into an inbox, an empty file, a refused offer, a stale partial file.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+use memmesh::transfer::{Destination, Source};
+use memmesh::ErrorKind;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("memmesh-transfer-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_go_to_several_peers_in_parallel_with_equal_hashes() {
+    let a = node("a").await;
+    let mut peers = Vec::new();
+    for i in 0..3 {
+        let p = node(&format!("p{i}")).await;
+        p.transfer().unwrap().on_offer(|_| Destination::Memory);
+        a.connect(&p.addr().to_string()).await.unwrap();
+        peers.push(p);
+    }
+    let data = pattern(3 * 1024 * 1024 + 17);
+    let mut got = peers[1].transfer().unwrap().received();
+    let ids: Vec<_> = peers.iter().map(|p| p.id()).collect();
+    let results = a
+        .transfer()
+        .unwrap()
+        .send(Source::Bytes(data.clone().into()), &ids)
+        .await
+        .unwrap();
+    let expected = format!("blake3:{}", blake3_hex(&data));
+    for (r, id) in results.iter().zip(&ids) {
+        assert!(r.error.is_none(), "{:?}", r.error);
+        assert_eq!(r.peer, *id);
+        assert_eq!(r.bytes, data.len() as u64);
+        assert_eq!(r.hash.as_deref(), Some(expected.as_str()));
+    }
+    let received = got.recv().await.unwrap();
+    assert_eq!(received.data.as_deref(), Some(&data[..]));
+    assert_eq!(received.hash, expected);
+}
+
+fn blake3_hex(data: &[u8]) -> String {
+    memmesh::BlockId::of(data)
+        .to_string()
+        .trim_start_matches("blake3:")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_lands_in_the_inbox_whole_and_an_empty_file_too() {
+    let dir = scratch("inbox");
+    let b = builder("b")
+        .inbox_dir(dir.join("inbox"))
+        .start()
+        .await
+        .unwrap();
+    let a = node("a").await;
+    a.connect(&b.addr().to_string()).await.unwrap();
+    let src = dir.join("big.bin");
+    let data = pattern(5 * 1024 * 1024 + 3);
+    std::fs::write(&src, &data).unwrap();
+    let empty = dir.join("empty.bin");
+    std::fs::write(&empty, b"").unwrap();
+    for (path, content) in [(&src, &data[..]), (&empty, &b""[..])] {
+        let r = a
+            .transfer()
+            .unwrap()
+            .send(Source::Path(path.clone()), &[b.id()])
+            .await
+            .unwrap()
+            .remove(0);
+        assert!(r.error.is_none(), "{:?}", r.error);
+        let landed = dir.join("inbox").join(path.file_name().unwrap());
+        assert_eq!(std::fs::read(&landed).unwrap(), content);
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(dir.join("inbox"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("memmesh-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_nobody_takes_is_refused_clearly() {
+    let a = node("a").await;
+    let b = node("b").await;
+    a.connect(&b.addr().to_string()).await.unwrap();
+    let r = a
+        .transfer()
+        .unwrap()
+        .send(Source::Bytes(vec![1u8; 10].into()), &[b.id()])
+        .await
+        .unwrap()
+        .remove(0);
+    let err = r.error.expect("refused");
+    assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
+    assert!(r.hash.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_partial_file_is_ignored_and_the_result_is_whole() {
+    let dir = scratch("resume");
+    let b = builder("b")
+        .inbox_dir(dir.join("inbox"))
+        .start()
+        .await
+        .unwrap();
+    let a = node("a").await;
+    a.connect(&b.addr().to_string()).await.unwrap();
+    let src = dir.join("file.bin");
+    let data = pattern(4 * 1024 * 1024);
+    std::fs::write(&src, &data).unwrap();
+    // A first, complete transfer...
+    let first = a
+        .transfer()
+        .unwrap()
+        .send(Source::Path(src.clone()), &[b.id()])
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(first.error.is_none(), "{:?}", first.error);
+    // ...then leave a damaged partial file behind and send again.
+    let dest = dir.join("inbox").join("file.bin");
+    std::fs::remove_file(&dest).unwrap();
+    let mut partial = data[..3 * 1024 * 1024].to_vec();
+    partial[2 * 1024 * 1024 + 5] ^= 0xff;
+    std::fs::write(dir.join("inbox").join("file.bin.memmesh-partial"), &partial).unwrap();
+    // A sidecar from another transfer (wrong id): it is ignored and the file is whole.
+    // (Resume with a matching id is covered by `transfer::verify` unit tests; an
+    // end-to-end resume test after killing the sender is still to write.)
+    std::fs::write(
+        dir.join("inbox").join("file.bin.memmesh-chunks"),
+        [0u8; 32 + 96],
+    )
+    .unwrap();
+    let again = a
+        .transfer()
+        .unwrap()
+        .send(Source::Path(src.clone()), &[b.id()])
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(again.error.is_none(), "{:?}", again.error);
+    assert_eq!(std::fs::read(&dest).unwrap(), data);
+    let _ = std::fs::remove_dir_all(&dir);
+}
