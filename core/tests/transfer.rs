@@ -158,3 +158,102 @@ async fn a_stale_partial_file_is_ignored_and_the_result_is_whole() {
     assert_eq!(std::fs::read(&dest).unwrap(), data);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_corrupted_on_the_wire_is_caught_and_only_the_rest_is_sent_again() {
+    let dir = scratch("corrupt");
+    let b = builder("b")
+        .inbox_dir(dir.join("inbox"))
+        .start()
+        .await
+        .unwrap();
+    let a = node("a").await;
+    a.connect(&b.addr().to_string()).await.unwrap();
+    let src = dir.join("data.bin");
+    let data = pattern(6 * 1024 * 1024);
+    std::fs::write(&src, &data).unwrap();
+    let t = a.transfer().unwrap();
+    t.corrupt_chunk_once_for_tests(4);
+    let mut progress = t.progress();
+    let r = t
+        .send(Source::Path(src), &[b.id()])
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(r.error.is_none(), "{:?}", r.error);
+    assert_eq!(r.attempts, 2, "the corrupted chunk made one more attempt");
+    // The second attempt resumed at the damaged chunk: chunks 0..4 were not sent again.
+    assert_eq!(r.sent, 2 * 1024 * 1024, "{r:?}");
+    assert_eq!(
+        std::fs::read(dir.join("inbox").join("data.bin")).unwrap(),
+        data
+    );
+    let mut last = None;
+    while let Ok(p) = progress.try_recv() {
+        assert!(p.done <= p.total);
+        last = Some(p);
+    }
+    let last = last.expect("progress events");
+    assert_eq!(
+        (last.done, last.total),
+        (data.len() as u64, data.len() as u64)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_transfer_resumes_without_resending_verified_chunks() {
+    let dir = scratch("interrupted");
+    let b = builder("b")
+        .inbox_dir(dir.join("inbox"))
+        .start()
+        .await
+        .unwrap();
+    let a = node("a").await;
+    a.connect(&b.addr().to_string()).await.unwrap();
+    let src = dir.join("big.bin");
+    let data = pattern(48 * 1024 * 1024);
+    std::fs::write(&src, &data).unwrap();
+    let partial = dir.join("inbox").join("big.bin.memmesh-partial");
+    let t = a.transfer().unwrap();
+    let sending = {
+        let t = t.clone();
+        let src = src.clone();
+        let id = b.id();
+        tokio::spawn(async move { t.send(Source::Path(src), &[id]).await })
+    };
+    // Stop the sender once about half has arrived (the stream is reset).
+    let half = data.len() as u64 / 2;
+    assert!(
+        eventually(std::time::Duration::from_secs(60), || std::fs::metadata(
+            &partial
+        )
+        .map(|m| m.len() >= half)
+        .unwrap_or(false))
+        .await,
+        "the transfer never got half way"
+    );
+    sending.abort();
+    let _ = sending.await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !dir.join("inbox").join("big.bin").exists(),
+        "no file under its final name yet"
+    );
+    let r = t
+        .send(Source::Path(src), &[b.id()])
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(r.error.is_none(), "{:?}", r.error);
+    assert!(
+        r.sent < data.len() as u64 - half + 4 * 1024 * 1024,
+        "sent {} again",
+        r.sent
+    );
+    assert_eq!(
+        std::fs::read(dir.join("inbox").join("big.bin")).unwrap(),
+        data
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

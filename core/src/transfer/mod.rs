@@ -79,10 +79,29 @@ pub struct TransferResult {
     pub bytes: u64,
     /// `blake3:<hex>` confirmed by the receiver.
     pub hash: Option<String>,
+    /// Bytes actually streamed in the last attempt (less than `bytes` after a resume).
+    pub sent: u64,
+    /// How many attempts it took (a chunk reported corrupted is sent again).
+    pub attempts: u32,
     /// How long it took.
     pub duration: Duration,
     /// Why it failed, if it did.
     pub error: Option<Error>,
+}
+
+/// Progress of a transfer being sent, as reported by `Transfer::progress`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// The receiving peer.
+    pub peer: NodeId,
+    /// The name offered.
+    pub name: String,
+    /// Bytes done (verified ones skipped on resume count as done).
+    pub done: u64,
+    /// Total bytes.
+    pub total: u64,
+    /// Bytes per second streamed in this attempt so far.
+    pub rate: f64,
 }
 
 type OfferHandler = Arc<dyn Fn(&Offer) -> Destination + Send + Sync>;
@@ -92,6 +111,9 @@ pub struct TransferState {
     handler: RwLock<Option<OfferHandler>>,
     inbox: Option<PathBuf>,
     received: broadcast::Sender<Received>,
+    pub(crate) progress: broadcast::Sender<Progress>,
+    /// Test hook: the index of a chunk to damage once on the wire (`u64::MAX`: none).
+    pub(crate) corrupt_chunk: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for TransferState {
@@ -109,6 +131,8 @@ impl TransferState {
             handler: RwLock::new(None),
             inbox,
             received: broadcast::channel(256).0,
+            progress: broadcast::channel(1024).0,
+            corrupt_chunk: std::sync::atomic::AtomicU64::new(u64::MAX),
         }
     }
 
@@ -180,6 +204,21 @@ impl Transfer {
             .handler
             .write()
             .unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(handler));
+    }
+
+    /// Progress of the transfers this node sends, from now on.
+    pub fn progress(&self) -> broadcast::Receiver<Progress> {
+        self.shared.transfers.progress.subscribe()
+    }
+
+    /// Test hook: damages chunk `index` of the next transfer sent, once, after its hash was
+    /// computed, as corruption on the wire would.
+    #[doc(hidden)]
+    pub fn corrupt_chunk_once_for_tests(&self, index: u64) {
+        self.shared
+            .transfers
+            .corrupt_chunk
+            .store(index, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Transfers received from now on.

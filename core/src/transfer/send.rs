@@ -3,10 +3,11 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tracing::debug;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::identity::NodeId;
@@ -14,7 +15,7 @@ use crate::node::connect::connection;
 use crate::node::shared::Shared;
 use crate::transfer::messages::{Answer, Part};
 use crate::transfer::verify::{chunk_count, chunk_len, ChunkHeader, DEFAULT_CHUNK_SIZE};
-use crate::transfer::{Source, TransferResult};
+use crate::transfer::{Progress, Source, TransferResult};
 use crate::transport::errors::connection_error;
 use crate::wire::codec::FrameLimits;
 use crate::wire::io::{read_frame, write_frame};
@@ -111,26 +112,53 @@ impl Reader {
     }
 }
 
-/// Sends `source` to `peer` and returns the outcome.
+/// Attempts per peer when the receiver reports a corrupted chunk.
+const ATTEMPTS: u32 = 3;
+/// Least interval between two progress events of one transfer.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+/// Sends `source` to `peer` and returns the outcome. A chunk the receiver finds corrupted
+/// is sent again (the next attempt resumes after the verified chunks).
 pub(crate) async fn send_to(shared: &Arc<Shared>, source: &Source, peer: NodeId) -> TransferResult {
     let started = Instant::now();
-    let outcome = attempt(shared, source, peer).await;
-    let (bytes, hash, error) = match outcome {
-        Ok((bytes, hash)) => (bytes, Some(hash), None),
-        Err(e) => (0, None, Some(e)),
-    };
-    TransferResult {
-        peer,
-        bytes,
-        hash,
-        duration: started.elapsed(),
-        error,
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let mut sent = 0u64;
+        let outcome = attempt(shared, source, peer, &mut sent).await;
+        match outcome {
+            Err(e) if e.kind() == ErrorKind::Corrupted && attempts < ATTEMPTS => {
+                debug!(peer = %peer.short(), error = %e, "sending again after corruption");
+                continue;
+            }
+            outcome => {
+                let (bytes, hash, error) = match outcome {
+                    Ok((bytes, hash)) => (bytes, Some(hash), None),
+                    Err(e) => (0, None, Some(e)),
+                };
+                return TransferResult {
+                    peer,
+                    bytes,
+                    hash,
+                    sent,
+                    attempts,
+                    duration: started.elapsed(),
+                    error,
+                };
+            }
+        }
     }
 }
 
-async fn attempt(shared: &Arc<Shared>, source: &Source, peer: NodeId) -> Result<(u64, String)> {
+async fn attempt(
+    shared: &Arc<Shared>,
+    source: &Source,
+    peer: NodeId,
+    sent: &mut u64,
+) -> Result<(u64, String)> {
     let (mut reader, name, size) = Reader::open(source).await?;
     let chunk_size = DEFAULT_CHUNK_SIZE;
+    let offer_name = name.clone();
     let offer = TransferOffer {
         id: reader.id(&shared.id, &name),
         name,
@@ -160,6 +188,18 @@ async fn attempt(shared: &Arc<Shared>, source: &Source, peer: NodeId) -> Result<
     let chunks = chunk_count(size, chunk_size);
     let mut whole = blake3::Hasher::new();
     let mut skipping = true;
+    let began = Instant::now();
+    let mut reported = began;
+    let report = |done: u64, sent: u64| {
+        let secs = began.elapsed().as_secs_f64().max(1e-6);
+        let _ = shared.transfers.progress.send(Progress {
+            peer,
+            name: offer_name.clone(),
+            done,
+            total: size,
+            rate: sent as f64 / secs,
+        });
+    };
     for index in 0..chunks {
         let len = chunk_len(size, chunk_size, index);
         let data = reader.chunk(index, chunk_size, len).await?;
@@ -170,9 +210,15 @@ async fn attempt(shared: &Arc<Shared>, source: &Source, peer: NodeId) -> Result<
             continue;
         }
         skipping = false;
-        let sent = write_frame(&mut send, &Part::Chunk(header), &data, limits).await;
-        if let Err(e) = sent {
+        let data = damaged_for_tests(shared, index, data);
+        let written = write_frame(&mut send, &Part::Chunk(header), &data, limits).await;
+        if let Err(e) = written {
             return Err(verdict(&mut recv, limits).await.err().unwrap_or(e));
+        }
+        *sent += data.len() as u64;
+        if reported.elapsed() >= PROGRESS_EVERY {
+            reported = Instant::now();
+            report(index * u64::from(chunk_size) + data.len() as u64, *sent);
         }
     }
     let hash = *whole.finalize().as_bytes();
@@ -186,6 +232,7 @@ async fn attempt(shared: &Arc<Shared>, source: &Source, peer: NodeId) -> Result<
     let _ = send.finish();
     let confirmed = verdict(&mut recv, limits).await?;
     let ours = format!("blake3:{}", data_encoding::HEXLOWER.encode(&hash));
+    report(size, *sent);
     if confirmed != ours {
         return Err(Error::new(
             ErrorKind::Corrupted,
@@ -193,6 +240,23 @@ async fn attempt(shared: &Arc<Shared>, source: &Source, peer: NodeId) -> Result<
         ));
     }
     Ok((size, ours))
+}
+
+/// The test hook of `Transfer::corrupt_chunk_once_for_tests`.
+fn damaged_for_tests(shared: &Shared, index: u64, data: Bytes) -> Bytes {
+    use std::sync::atomic::Ordering;
+    let hook = &shared.transfers.corrupt_chunk;
+    if data.is_empty()
+        || hook
+            .compare_exchange(index, u64::MAX, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+    {
+        return data;
+    }
+    let mut damaged = data.to_vec();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0x5a;
+    Bytes::from(damaged)
 }
 
 /// The receiver's final reply: the hash it verified, or its error.
