@@ -25,7 +25,7 @@ pub async fn handle(
         Service::Blocks { op } => crate::blocks::serve::handle(shared, from, op, body).await,
         Service::Cache => crate::cache::serve::handle(shared, from, body).await,
         // Transfers never reach here: `serve_stream` hands their stream over whole.
-        Service::Transfer(_) => Err(crate::error::Error::invalid(
+        Service::Transfer(_) | Service::Fetch { .. } => Err(crate::error::Error::invalid(
             "a transfer offer must open its own stream",
         )),
     }

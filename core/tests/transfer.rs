@@ -257,3 +257,86 @@ async fn an_interrupted_transfer_resumes_without_resending_verified_chunks() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_files_and_held_blocks_can_be_fetched_into_a_file_or_memory() {
+    let dir = scratch("fetch");
+    let a = node("a").await;
+    let b = node("b").await;
+    b.connect(&a.addr().to_string()).await.unwrap();
+    let src = dir.join("report.bin");
+    let data = pattern(3 * 1024 * 1024 + 1);
+    std::fs::write(&src, &data).unwrap();
+    let id = a.transfer().unwrap().publish(Source::Path(src)).await.unwrap();
+    assert_eq!(id, format!("blake3:{}", blake3_hex(&data)));
+    let into = dir.join("copy.bin");
+    let got = b
+        .transfer()
+        .unwrap()
+        .fetch(&id, a.id(), Some(into.clone()))
+        .await
+        .unwrap();
+    assert_eq!(got.hash, id);
+    assert_eq!(got.path.as_deref(), Some(into.as_path()));
+    assert_eq!(std::fs::read(&into).unwrap(), data);
+    // A block held by a is fetchable by its id, into memory.
+    let block = a
+        .blocks()
+        .unwrap()
+        .put(vec![5u8; 1000], memmesh::Placement::Local)
+        .await
+        .unwrap();
+    let got = b
+        .transfer()
+        .unwrap()
+        .fetch(&block.to_string(), a.id(), None)
+        .await
+        .unwrap();
+    assert_eq!(got.data.as_deref(), Some(&[5u8; 1000][..]));
+    // Unknown and malformed ids.
+    let unknown = format!("blake3:{}", "0".repeat(64));
+    let err = b.transfer().unwrap().fetch(&unknown, a.id(), None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    let err = b.transfer().unwrap().fetch("blake3:zz", a.id(), None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(a.transfer().unwrap().unpublish(&id).unwrap());
+    let err = b.transfer().unwrap().fetch(&id, a.id(), None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_changing_while_being_sent_fails_clearly() {
+    let dir = scratch("changing");
+    let b = builder("b").inbox_dir(dir.join("inbox")).start().await.unwrap();
+    let a = node("a").await;
+    a.connect(&b.addr().to_string()).await.unwrap();
+    let src = dir.join("live.log");
+    std::fs::write(&src, pattern(64 * 1024 * 1024)).unwrap();
+    let partial = dir.join("inbox").join("live.log.memmesh-partial");
+    let sending = {
+        let t = a.transfer().unwrap();
+        let (src, id) = (src.clone(), b.id());
+        tokio::spawn(async move { t.send(Source::Path(src), &[id]).await })
+    };
+    assert!(
+        eventually(std::time::Duration::from_secs(60), || std::fs::metadata(&partial)
+            .map(|m| m.len() > 0)
+            .unwrap_or(false))
+        .await
+    );
+    // Another writer appends to the file mid-transfer.
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&src)
+        .unwrap()
+        .write_all(b"one more line\n")
+        .unwrap();
+    let r = sending.await.unwrap().unwrap().remove(0);
+    let err = r.error.expect("a changed file must not be reported as sent");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.message().contains("changed while it was being sent"), "{err}");
+    assert!(!dir.join("inbox").join("live.log").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

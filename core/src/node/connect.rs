@@ -249,6 +249,17 @@ async fn serve_stream(
         crate::transfer::receive::serve(shared, peer, offer.clone(), send, recv).await;
         return;
     }
+    if let Ok((
+        StreamHeader {
+            service: crate::wire::Service::Fetch { id },
+            ..
+        },
+        _,
+    )) = &parsed
+    {
+        crate::transfer::fetch::serve(shared, peer, *id, send, recv).await;
+        return;
+    }
     let result = match parsed {
         Ok((header, body)) => {
             // If the requester gives up (stops reading), stop working for it.

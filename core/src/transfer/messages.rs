@@ -28,3 +28,14 @@ pub enum Part {
         hash: [u8; 32],
     },
 }
+
+/// What a source says about content it is asked for (the body of its first reply).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Found {
+    /// Its name.
+    pub name: String,
+    /// Total bytes.
+    pub size: u64,
+    /// Bytes per chunk.
+    pub chunk_size: u32,
+}

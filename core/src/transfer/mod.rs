@@ -7,6 +7,7 @@
 //! The protocol is in `docs/adr/0012-transfer.md`. Not yet: publish/fetch, progress
 //! events, cancellation from the receiver, bindings.
 
+pub(crate) mod fetch;
 pub(crate) mod messages;
 pub(crate) mod receive;
 pub(crate) mod send;
@@ -112,6 +113,7 @@ pub struct TransferState {
     inbox: Option<PathBuf>,
     received: broadcast::Sender<Received>,
     pub(crate) progress: broadcast::Sender<Progress>,
+    published: std::sync::Mutex<std::collections::HashMap<[u8; 32], (String, Source)>>,
     /// Test hook: the index of a chunk to damage once on the wire (`u64::MAX`: none).
     pub(crate) corrupt_chunk: std::sync::atomic::AtomicU64,
 }
@@ -132,6 +134,7 @@ impl TransferState {
             inbox,
             received: broadcast::channel(256).0,
             progress: broadcast::channel(1024).0,
+            published: std::sync::Mutex::new(std::collections::HashMap::new()),
             corrupt_chunk: std::sync::atomic::AtomicU64::new(u64::MAX),
         }
     }
@@ -151,6 +154,14 @@ impl TransferState {
                 Destination::Reject("this node has no inbox and no offer handler".into())
             }
         }
+    }
+
+    pub(crate) fn published(&self, id: &[u8; 32]) -> Option<(String, Source)> {
+        self.published
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
     }
 
     pub(crate) fn deliver(&self, r: Received) {
@@ -193,6 +204,51 @@ impl Transfer {
                 let sends = to.iter().map(|&p| send::send_to(&shared, &source, p));
                 Ok(futures::future::join_all(sends).await)
             })
+            .await
+    }
+
+    /// Offers `source` to peers that fetch it by the returned id (`blake3:<hex>` of the
+    /// content; a file is read through once to compute it). Blocks this node holds can be
+    /// fetched by their id without publishing.
+    pub async fn publish(&self, source: Source) -> Result<String> {
+        if self.shared.is_closed() {
+            return Err(Error::closed());
+        }
+        let (_, name, _) = send::Reader::open(&source).await?;
+        let id = fetch::content_hash(&source).await?;
+        self.shared
+            .transfers
+            .published
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, (name, source));
+        Ok(format!("blake3:{}", data_encoding::HEXLOWER.encode(&id)))
+    }
+
+    /// Stops offering `id`; returns whether it was published.
+    pub fn unpublish(&self, id: &str) -> Result<bool> {
+        let id = fetch::parse_id(id)?;
+        Ok(self
+            .shared
+            .transfers
+            .published
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id)
+            .is_some())
+    }
+
+    /// Fetches content `id` (published by `from`, or a block it holds) into the file
+    /// `into`, or into memory when `None`. A fetch into a file that was interrupted
+    /// resumes after the chunks already verified.
+    pub async fn fetch(&self, id: &str, from: NodeId, into: Option<PathBuf>) -> Result<Received> {
+        if self.shared.is_closed() {
+            return Err(Error::closed());
+        }
+        let id = fetch::parse_id(id)?;
+        let shared = self.shared.clone();
+        self.shared
+            .run(async move { fetch::fetch(&shared, id, from, into).await })
             .await
     }
 

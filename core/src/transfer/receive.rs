@@ -30,7 +30,7 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-struct FileSink {
+pub(crate) struct FileSink {
     dest: PathBuf,
     partial: PathBuf,
     chunks: PathBuf,
@@ -38,7 +38,7 @@ struct FileSink {
     hashes: tokio::fs::File,
 }
 
-enum Sink {
+pub(crate) enum Sink {
     File(Box<FileSink>),
     Memory(BytesMut),
 }
@@ -67,7 +67,7 @@ pub(crate) async fn serve(
     }
 }
 
-fn check_name(name: &str) -> Result<()> {
+pub(crate) fn check_name(name: &str) -> Result<()> {
     if name.is_empty()
         || name.len() > 255
         || name.contains(['/', '\\', '\0'])
@@ -128,9 +128,9 @@ async fn receive(
                 .await;
                 return Err(Error::new(ErrorKind::QuotaExceeded, reason));
             }
-            Sink::Memory(BytesMut::with_capacity(offer.size.min(64 << 20) as usize))
+            open_sink(None, offer, &mut verifier).await?
         }
-        Destination::Path(dest) => open_file(dest, offer, &mut verifier).await?,
+        Destination::Path(dest) => open_sink(Some(dest), offer, &mut verifier).await?,
     };
     write_frame(
         send,
@@ -141,12 +141,44 @@ async fn receive(
         limits,
     )
     .await?;
+    let hash = take_chunks(&mut verifier, &mut sink, recv, limits).await?;
+    let (path, data) = complete(sink).await?;
+    Ok(Received {
+        offer: public,
+        hash: format!("blake3:{}", data_encoding::HEXLOWER.encode(&hash)),
+        path,
+        data,
+    })
+}
+
+/// Where a transfer of `offer` goes, opened (a partial file keeps its verified chunks).
+pub(crate) async fn open_sink(
+    dest: Option<PathBuf>,
+    offer: &TransferOffer,
+    verifier: &mut Verifier,
+) -> Result<Sink> {
+    match dest {
+        Some(path) => open_file(path, offer, verifier).await,
+        None => Ok(Sink::Memory(BytesMut::with_capacity(
+            offer.size.min(64 << 20) as usize,
+        ))),
+    }
+}
+
+/// Reads, verifies and stores chunks until the end frame; returns the verified hash of
+/// the whole.
+pub(crate) async fn take_chunks(
+    verifier: &mut Verifier,
+    sink: &mut Sink,
+    recv: &mut quinn::RecvStream,
+    limits: FrameLimits,
+) -> Result<[u8; 32]> {
     loop {
         let frame = read_frame::<Part>(recv, limits).await?;
         match frame.header {
             Part::Chunk(h) => {
                 verifier.accept(&h, &frame.body)?;
-                match &mut sink {
+                match sink {
                     Sink::File(f) => {
                         f.file.write_all(&frame.body).await?;
                         f.hashes.write_all(&h.hash).await?;
@@ -154,35 +186,32 @@ async fn receive(
                     Sink::Memory(buf) => buf.extend_from_slice(&frame.body),
                 }
             }
-            Part::End { hash } => {
-                let hash = verifier.finish(&hash)?;
-                let (path, data) = match sink {
-                    Sink::File(f) => {
-                        let FileSink {
-                            dest,
-                            partial,
-                            chunks,
-                            mut file,
-                            hashes,
-                        } = *f;
-                        file.flush().await?;
-                        file.sync_all().await?;
-                        drop(file);
-                        drop(hashes);
-                        tokio::fs::rename(&partial, &dest).await?;
-                        let _ = tokio::fs::remove_file(&chunks).await;
-                        (Some(dest), None)
-                    }
-                    Sink::Memory(buf) => (None, Some(Bytes::from(buf))),
-                };
-                return Ok(Received {
-                    offer: public,
-                    hash: format!("blake3:{}", data_encoding::HEXLOWER.encode(&hash)),
-                    path,
-                    data,
-                });
-            }
+            Part::End { hash } => return verifier.finish(&hash),
         }
+    }
+}
+
+/// Makes a verified transfer durable: syncs the partial file and renames it to its final
+/// name (only now), or hands the memory over.
+pub(crate) async fn complete(sink: Sink) -> Result<(Option<PathBuf>, Option<Bytes>)> {
+    match sink {
+        Sink::File(f) => {
+            let FileSink {
+                dest,
+                partial,
+                chunks,
+                mut file,
+                hashes,
+            } = *f;
+            file.flush().await?;
+            file.sync_all().await?;
+            drop(file);
+            drop(hashes);
+            tokio::fs::rename(&partial, &dest).await?;
+            let _ = tokio::fs::remove_file(&chunks).await;
+            Ok((Some(dest), None))
+        }
+        Sink::Memory(buf) => Ok((None, Some(Bytes::from(buf)))),
     }
 }
 

@@ -23,7 +23,7 @@ use crate::wire::messages::TransferOffer;
 use crate::wire::{Reply, Service, StreamHeader};
 
 /// Where the bytes come from, opened.
-enum Reader {
+pub(crate) enum Reader {
     File {
         path: PathBuf,
         file: tokio::fs::File,
@@ -34,7 +34,7 @@ enum Reader {
 }
 
 impl Reader {
-    async fn open(source: &Source) -> Result<(Reader, String, u64)> {
+    pub(crate) async fn open(source: &Source) -> Result<(Reader, String, u64)> {
         match source {
             Source::Bytes(b) => Ok((Reader::Bytes(b.clone()), "data".to_string(), b.len() as u64)),
             Source::Path(path) => {
@@ -83,7 +83,7 @@ impl Reader {
     }
 
     /// Reads chunk `index` (`len` bytes), failing clearly if the file changed.
-    async fn chunk(&mut self, index: u64, chunk_size: u32, len: u32) -> Result<Bytes> {
+    pub(crate) async fn chunk(&mut self, index: u64, chunk_size: u32, len: u32) -> Result<Bytes> {
         match self {
             Reader::Bytes(b) => {
                 let start = (index * u64::from(chunk_size)) as usize;
@@ -97,10 +97,10 @@ impl Reader {
             } => {
                 let meta = file.metadata().await?;
                 if meta.len() != *expected_len || meta.modified().ok() != *modified {
-                    return Err(Error::new(
-                        ErrorKind::Corrupted,
-                        format!("{} changed while it was being sent", path.display()),
-                    ));
+                    return Err(Error::invalid(format!(
+                        "{} changed while it was being sent",
+                        path.display()
+                    )));
                 }
                 let mut buf = vec![0u8; len as usize];
                 file.seek(std::io::SeekFrom::Start(index * u64::from(chunk_size)))
@@ -185,6 +185,71 @@ async fn attempt(
             ))
         }
     };
+    let streamed = stream(
+        shared,
+        &mut reader,
+        Streaming {
+            peer,
+            name: &offer_name,
+            size,
+            chunk_size,
+            have: &have,
+        },
+        &mut send,
+        sent,
+    )
+    .await;
+    let hash = match streamed {
+        Ok(hash) => hash,
+        // The receiver's reply usually says why the stream broke.
+        Err(e) if e.kind() != ErrorKind::InvalidInput => {
+            return Err(verdict(&mut recv, limits).await.err().unwrap_or(e))
+        }
+        Err(e) => return Err(e),
+    };
+    let _ = send.finish();
+    let confirmed = verdict(&mut recv, limits).await?;
+    let ours = format!("blake3:{}", data_encoding::HEXLOWER.encode(&hash));
+    if confirmed != ours {
+        return Err(Error::new(
+            ErrorKind::Corrupted,
+            format!("the receiver confirmed {confirmed}, expected {ours}"),
+        ));
+    }
+    Ok((size, ours))
+}
+
+/// What [`stream`] sends.
+pub(crate) struct Streaming<'a> {
+    /// The receiving peer (for progress events).
+    pub peer: NodeId,
+    /// The name offered (for progress events).
+    pub name: &'a str,
+    /// Total bytes.
+    pub size: u64,
+    /// Bytes per chunk.
+    pub chunk_size: u32,
+    /// Hashes of the leading chunks the receiver holds already.
+    pub have: &'a [[u8; 32]],
+}
+
+/// Streams every chunk of `reader` the receiver does not hold yet, then the end frame
+/// with the whole-content hash, which it returns. Progress events go out on the way.
+pub(crate) async fn stream(
+    shared: &Arc<Shared>,
+    reader: &mut Reader,
+    what: Streaming<'_>,
+    send: &mut quinn::SendStream,
+    sent: &mut u64,
+) -> Result<[u8; 32]> {
+    let Streaming {
+        peer,
+        name,
+        size,
+        chunk_size,
+        have,
+    } = what;
+    let limits = FrameLimits::with_body(chunk_size as usize);
     let chunks = chunk_count(size, chunk_size);
     let mut whole = blake3::Hasher::new();
     let mut skipping = true;
@@ -194,7 +259,7 @@ async fn attempt(
         let secs = began.elapsed().as_secs_f64().max(1e-6);
         let _ = shared.transfers.progress.send(Progress {
             peer,
-            name: offer_name.clone(),
+            name: name.to_string(),
             done,
             total: size,
             rate: sent as f64 / secs,
@@ -211,35 +276,21 @@ async fn attempt(
         }
         skipping = false;
         let data = damaged_for_tests(shared, index, data);
-        let written = write_frame(&mut send, &Part::Chunk(header), &data, limits).await;
-        if let Err(e) = written {
-            return Err(verdict(&mut recv, limits).await.err().unwrap_or(e));
-        }
+        write_frame(send, &Part::Chunk(header), &data, limits).await?;
         *sent += data.len() as u64;
         if reported.elapsed() >= PROGRESS_EVERY {
             reported = Instant::now();
             report(index * u64::from(chunk_size) + data.len() as u64, *sent);
         }
     }
-    let hash = *whole.finalize().as_bytes();
-    if let Reader::File { .. } = reader {
+    if chunks > 0 {
         // A last check that the file did not change during the final chunk.
-        if chunks > 0 {
-            reader.chunk(0, chunk_size, 0).await?;
-        }
+        reader.chunk(0, chunk_size, 0).await?;
     }
-    write_frame(&mut send, &Part::End { hash }, &[], limits).await?;
-    let _ = send.finish();
-    let confirmed = verdict(&mut recv, limits).await?;
-    let ours = format!("blake3:{}", data_encoding::HEXLOWER.encode(&hash));
+    let hash = *whole.finalize().as_bytes();
+    write_frame(send, &Part::End { hash }, &[], limits).await?;
     report(size, *sent);
-    if confirmed != ours {
-        return Err(Error::new(
-            ErrorKind::Corrupted,
-            format!("the receiver confirmed {confirmed}, expected {ours}"),
-        ));
-    }
-    Ok((size, ours))
+    Ok(hash)
 }
 
 /// The test hook of `Transfer::corrupt_chunk_once_for_tests`.

@@ -87,6 +87,12 @@ pub enum Service {
     /// A chunked transfer offered by the opener of the stream, which the transfer service
     /// takes over whole (see `transfer::receive`).
     Transfer(TransferOffer),
+    /// A pull of published content (or a block) by its BLAKE3 hash; the transfer service
+    /// takes the stream over and sends the content back in verified chunks.
+    Fetch {
+        /// The content hash.
+        id: [u8; 32],
+    },
 }
 
 /// What a sender offers at the start of a transfer stream.
