@@ -26,7 +26,9 @@ async fn bytes_go_to_several_peers_in_parallel_with_equal_hashes() {
     let mut peers = Vec::new();
     for i in 0..3 {
         let p = node(&format!("p{i}")).await;
-        p.transfer().unwrap().on_offer(|_| Destination::Memory);
+        p.transfer()
+            .unwrap()
+            .on_offer(|_| async { Destination::Memory });
         a.connect(&p.addr().to_string()).await.unwrap();
         peers.push(p);
     }
@@ -267,7 +269,12 @@ async fn published_files_and_held_blocks_can_be_fetched_into_a_file_or_memory() 
     let src = dir.join("report.bin");
     let data = pattern(3 * 1024 * 1024 + 1);
     std::fs::write(&src, &data).unwrap();
-    let id = a.transfer().unwrap().publish(Source::Path(src)).await.unwrap();
+    let id = a
+        .transfer()
+        .unwrap()
+        .publish(Source::Path(src))
+        .await
+        .unwrap();
     assert_eq!(id, format!("blake3:{}", blake3_hex(&data)));
     let into = dir.join("copy.bin");
     let got = b
@@ -295,12 +302,27 @@ async fn published_files_and_held_blocks_can_be_fetched_into_a_file_or_memory() 
     assert_eq!(got.data.as_deref(), Some(&[5u8; 1000][..]));
     // Unknown and malformed ids.
     let unknown = format!("blake3:{}", "0".repeat(64));
-    let err = b.transfer().unwrap().fetch(&unknown, a.id(), None).await.unwrap_err();
+    let err = b
+        .transfer()
+        .unwrap()
+        .fetch(&unknown, a.id(), None)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
-    let err = b.transfer().unwrap().fetch("blake3:zz", a.id(), None).await.unwrap_err();
+    let err = b
+        .transfer()
+        .unwrap()
+        .fetch("blake3:zz", a.id(), None)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(a.transfer().unwrap().unpublish(&id).unwrap());
-    let err = b.transfer().unwrap().fetch(&id, a.id(), None).await.unwrap_err();
+    let err = b
+        .transfer()
+        .unwrap()
+        .fetch(&id, a.id(), None)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -308,7 +330,11 @@ async fn published_files_and_held_blocks_can_be_fetched_into_a_file_or_memory() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_changing_while_being_sent_fails_clearly() {
     let dir = scratch("changing");
-    let b = builder("b").inbox_dir(dir.join("inbox")).start().await.unwrap();
+    let b = builder("b")
+        .inbox_dir(dir.join("inbox"))
+        .start()
+        .await
+        .unwrap();
     let a = node("a").await;
     a.connect(&b.addr().to_string()).await.unwrap();
     let src = dir.join("live.log");
@@ -320,9 +346,11 @@ async fn a_file_changing_while_being_sent_fails_clearly() {
         tokio::spawn(async move { t.send(Source::Path(src), &[id]).await })
     };
     assert!(
-        eventually(std::time::Duration::from_secs(60), || std::fs::metadata(&partial)
-            .map(|m| m.len() > 0)
-            .unwrap_or(false))
+        eventually(std::time::Duration::from_secs(60), || std::fs::metadata(
+            &partial
+        )
+        .map(|m| m.len() > 0)
+        .unwrap_or(false))
         .await
     );
     // Another writer appends to the file mid-transfer.
@@ -334,9 +362,63 @@ async fn a_file_changing_while_being_sent_fails_clearly() {
         .write_all(b"one more line\n")
         .unwrap();
     let r = sending.await.unwrap().unwrap().remove(0);
-    let err = r.error.expect("a changed file must not be reported as sent");
+    let err = r
+        .error
+        .expect("a changed file must not be reported as sent");
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
-    assert!(err.message().contains("changed while it was being sent"), "{err}");
+    assert!(
+        err.message().contains("changed while it was being sent"),
+        "{err}"
+    );
     assert!(!dir.join("inbox").join("live.log").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_receiver_can_cancel_an_incoming_transfer() {
+    let dir = scratch("cancel");
+    let b = builder("b")
+        .inbox_dir(dir.join("inbox"))
+        .start()
+        .await
+        .unwrap();
+    let a = node("a").await;
+    a.connect(&b.addr().to_string()).await.unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    {
+        let seen = seen.clone();
+        let inbox = dir.join("inbox");
+        b.transfer()
+            .unwrap()
+            .on_offer(move |offer: memmesh::transfer::Offer| {
+                *seen.lock().unwrap() = Some(offer.id.clone());
+                let dest = inbox.join(&offer.name);
+                async move { memmesh::transfer::Destination::Path(dest) }
+            });
+    }
+    let src = dir.join("slow.bin");
+    std::fs::write(&src, pattern(64 * 1024 * 1024)).unwrap();
+    let sending = {
+        let t = a.transfer().unwrap();
+        let (src, id) = (src.clone(), b.id());
+        tokio::spawn(async move { t.send(Source::Path(src), &[id]).await })
+    };
+    assert!(
+        eventually(std::time::Duration::from_secs(30), || seen
+            .lock()
+            .unwrap()
+            .is_some())
+        .await
+    );
+    let offer_id = seen.lock().unwrap().clone().unwrap();
+    assert!(b.transfer().unwrap().cancel(&offer_id).unwrap());
+    let r = sending.await.unwrap().unwrap().remove(0);
+    let err = r.error.expect("cancelled");
+    assert!(
+        matches!(err.kind(), ErrorKind::Closed | ErrorKind::PeerUnavailable),
+        "{err}"
+    );
+    assert!(!dir.join("inbox").join("slow.bin").exists());
+    assert!(!b.transfer().unwrap().cancel(&offer_id).unwrap());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -105,14 +105,31 @@ pub struct Progress {
     pub rate: f64,
 }
 
-type OfferHandler = Arc<dyn Fn(&Offer) -> Destination + Send + Sync>;
+/// Decides where an incoming transfer goes. Implemented for every
+/// `Fn(Offer) -> impl Future<Output = Destination>`.
+pub trait OfferHandler: Send + Sync + 'static {
+    /// Where the content of `offer` goes.
+    fn decide(&self, offer: Offer) -> crate::channel::handler::BoxFuture<Destination>;
+}
+
+impl<F, Fut> OfferHandler for F
+where
+    F: Fn(Offer) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Destination> + Send + 'static,
+{
+    fn decide(&self, offer: Offer) -> crate::channel::handler::BoxFuture<Destination> {
+        Box::pin(self(offer))
+    }
+}
 
 /// Receiving-side state of a node.
 pub struct TransferState {
-    handler: RwLock<Option<OfferHandler>>,
+    handler: RwLock<Option<Arc<dyn OfferHandler>>>,
     inbox: Option<PathBuf>,
     received: broadcast::Sender<Received>,
     pub(crate) progress: broadcast::Sender<Progress>,
+    incoming:
+        std::sync::Mutex<std::collections::HashMap<[u8; 32], tokio_util::sync::CancellationToken>>,
     published: std::sync::Mutex<std::collections::HashMap<[u8; 32], (String, Source)>>,
     /// Test hook: the index of a chunk to damage once on the wire (`u64::MAX`: none).
     pub(crate) corrupt_chunk: std::sync::atomic::AtomicU64,
@@ -135,25 +152,43 @@ impl TransferState {
             received: broadcast::channel(256).0,
             progress: broadcast::channel(1024).0,
             published: std::sync::Mutex::new(std::collections::HashMap::new()),
+            incoming: std::sync::Mutex::new(std::collections::HashMap::new()),
             corrupt_chunk: std::sync::atomic::AtomicU64::new(u64::MAX),
         }
     }
 
     /// Where the content of `offer` goes: the handler's answer, else the inbox, else
     /// refused.
-    pub(crate) fn decide(&self, offer: &Offer) -> Destination {
+    pub(crate) async fn decide(&self, offer: &Offer) -> Destination {
         let handler = self
             .handler
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         match (handler, &self.inbox) {
-            (Some(h), _) => h(offer),
+            (Some(h), _) => h.decide(offer.clone()).await,
             (None, Some(dir)) => Destination::Path(dir.join(&offer.name)),
             (None, None) => {
                 Destination::Reject("this node has no inbox and no offer handler".into())
             }
         }
+    }
+
+    /// Registers an incoming transfer; the token is cancelled by `Transfer::cancel`.
+    pub(crate) fn incoming(&self, id: [u8; 32]) -> tokio_util::sync::CancellationToken {
+        let token = tokio_util::sync::CancellationToken::new();
+        self.incoming
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, token.clone());
+        token
+    }
+
+    pub(crate) fn done_incoming(&self, id: &[u8; 32]) {
+        self.incoming
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 
     pub(crate) fn published(&self, id: &[u8; 32]) -> Option<(String, Source)> {
@@ -252,14 +287,40 @@ impl Transfer {
             .await
     }
 
-    /// Decides where offers go (replaces the inbox for every offer).
-    pub fn on_offer(&self, handler: impl Fn(&Offer) -> Destination + Send + Sync + 'static) {
+    /// Cancels the incoming transfer with this offer id (`Offer::id`); the sender gets
+    /// a `Closed` error and the verified part is kept for a later resume. Returns whether
+    /// such a transfer was running. (A sender cancels by dropping its `send` future.)
+    pub fn cancel(&self, offer_id: &str) -> Result<bool> {
+        let id = fetch::parse_id(offer_id)?;
+        let token = self
+            .shared
+            .transfers
+            .incoming
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        Ok(token.map(|t| t.cancel()).is_some())
+    }
+
+    /// Decides where offers go (replaces the inbox for every offer): a closure
+    /// `|offer| async { Destination::… }` or any [`OfferHandler`].
+    pub fn on_offer(&self, handler: impl OfferHandler) {
         *self
             .shared
             .transfers
             .handler
             .write()
             .unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(handler));
+    }
+
+    /// Removes the offer handler (offers go to the inbox, or are refused).
+    pub fn clear_offer_handler(&self) {
+        *self
+            .shared
+            .transfers
+            .handler
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// Progress of the transfers this node sends, from now on.

@@ -52,7 +52,15 @@ pub(crate) async fn serve(
     mut recv: quinn::RecvStream,
 ) {
     let limits = FrameLimits::with_body(offer.chunk_size as usize);
-    let result = receive(&shared, from, &offer, &mut send, &mut recv, limits).await;
+    let cancel = shared.transfers.incoming(offer.id);
+    let result = tokio::select! {
+        r = receive(&shared, from, &offer, &mut send, &mut recv, limits) => r,
+        _ = cancel.cancelled() => Err(Error::new(
+            ErrorKind::Closed,
+            "the receiver cancelled the transfer",
+        )),
+    };
+    shared.transfers.done_incoming(&offer.id);
     let (reply, body) = match &result {
         Ok(r) => (Reply::Ok, r.hash.as_bytes().to_vec()),
         Err(e) => (Reply::from_error(e), Vec::new()),
@@ -95,7 +103,7 @@ async fn receive(
     };
     let mut verifier = Verifier::new(offer.size, offer.chunk_size)?;
     let destination = match check_name(&offer.name) {
-        Ok(()) => shared.transfers.decide(&public),
+        Ok(()) => shared.transfers.decide(&public).await,
         Err(e) => Destination::Reject(e.message().to_string()),
     };
     let mut sink = match destination {
