@@ -48,7 +48,7 @@ async fn bytes_go_to_several_peers_in_parallel_with_equal_hashes() {
         assert_eq!(r.bytes, data.len() as u64);
         assert_eq!(r.hash.as_deref(), Some(expected.as_str()));
     }
-    let received = got.recv().await.unwrap();
+    let received = got.next().await.unwrap();
     assert_eq!(received.data.as_deref(), Some(&data[..]));
     assert_eq!(received.hash, expected);
 }
@@ -191,7 +191,7 @@ async fn a_chunk_corrupted_on_the_wire_is_caught_and_only_the_rest_is_sent_again
         data
     );
     let mut last = None;
-    while let Ok(p) = progress.try_recv() {
+    while let Some(p) = progress.try_next() {
         assert!(p.done <= p.total);
         last = Some(p);
     }

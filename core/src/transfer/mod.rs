@@ -7,6 +7,7 @@
 //! The protocol is in `docs/adr/0012-transfer.md`. Not yet: publish/fetch, progress
 //! events, cancellation from the receiver, bindings.
 
+pub mod events;
 pub(crate) mod fetch;
 pub(crate) mod messages;
 pub(crate) mod receive;
@@ -249,15 +250,20 @@ impl Transfer {
         if self.shared.is_closed() {
             return Err(Error::closed());
         }
-        let (_, name, _) = send::Reader::open(&source).await?;
-        let id = fetch::content_hash(&source).await?;
+        let shared = self.shared.clone();
         self.shared
-            .transfers
-            .published
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, (name, source));
-        Ok(format!("blake3:{}", data_encoding::HEXLOWER.encode(&id)))
+            .run(async move {
+                let (_, name, _) = send::Reader::open(&source).await?;
+                let id = fetch::content_hash(&source).await?;
+                shared
+                    .transfers
+                    .published
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id, (name, source));
+                Ok(format!("blake3:{}", data_encoding::HEXLOWER.encode(&id)))
+            })
+            .await
     }
 
     /// Stops offering `id`; returns whether it was published.
@@ -287,9 +293,10 @@ impl Transfer {
             .await
     }
 
-    /// Cancels the incoming transfer with this offer id (`Offer::id`); the sender gets
-    /// a `Closed` error and the verified part is kept for a later resume. Returns whether
-    /// such a transfer was running. (A sender cancels by dropping its `send` future.)
+    /// Cancels the incoming transfer with this offer id (`Offer::id`) once it is
+    /// accepted and streaming; the sender gets a `Closed` error and the verified part is
+    /// kept for a later resume. Returns whether such a transfer was running. (To refuse
+    /// an offer, return `Destination::Reject` from the offer handler.) (A sender cancels by dropping its `send` future.)
     pub fn cancel(&self, offer_id: &str) -> Result<bool> {
         let id = fetch::parse_id(offer_id)?;
         let token = self
@@ -324,8 +331,11 @@ impl Transfer {
     }
 
     /// Progress of the transfers this node sends, from now on.
-    pub fn progress(&self) -> broadcast::Receiver<Progress> {
-        self.shared.transfers.progress.subscribe()
+    pub fn progress(&self) -> events::Subscription<Progress> {
+        events::Subscription::new(
+            self.shared.transfers.progress.subscribe(),
+            self.shared.cancel.clone(),
+        )
     }
 
     /// Test hook: damages chunk `index` of the next transfer sent, once, after its hash was
@@ -339,7 +349,10 @@ impl Transfer {
     }
 
     /// Transfers received from now on.
-    pub fn received(&self) -> broadcast::Receiver<Received> {
-        self.shared.transfers.received.subscribe()
+    pub fn received(&self) -> events::Subscription<Received> {
+        events::Subscription::new(
+            self.shared.transfers.received.subscribe(),
+            self.shared.cancel.clone(),
+        )
     }
 }

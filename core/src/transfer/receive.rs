@@ -52,15 +52,7 @@ pub(crate) async fn serve(
     mut recv: quinn::RecvStream,
 ) {
     let limits = FrameLimits::with_body(offer.chunk_size as usize);
-    let cancel = shared.transfers.incoming(offer.id);
-    let result = tokio::select! {
-        r = receive(&shared, from, &offer, &mut send, &mut recv, limits) => r,
-        _ = cancel.cancelled() => Err(Error::new(
-            ErrorKind::Closed,
-            "the receiver cancelled the transfer",
-        )),
-    };
-    shared.transfers.done_incoming(&offer.id);
+    let result = receive(&shared, from, &offer, &mut send, &mut recv, limits).await;
     let (reply, body) = match &result {
         Ok(r) => (Reply::Ok, r.hash.as_bytes().to_vec()),
         Err(e) => (Reply::from_error(e), Vec::new()),
@@ -149,7 +141,17 @@ async fn receive(
         limits,
     )
     .await?;
-    let hash = take_chunks(&mut verifier, &mut sink, recv, limits).await?;
+    // From here on the receiver's user can cancel it.
+    let cancel = shared.transfers.incoming(offer.id);
+    let taken = tokio::select! {
+        r = take_chunks(&mut verifier, &mut sink, recv, limits) => r,
+        _ = cancel.cancelled() => Err(Error::new(
+            ErrorKind::Closed,
+            "the receiver cancelled the transfer",
+        )),
+    };
+    shared.transfers.done_incoming(&offer.id);
+    let hash = taken?;
     let (path, data) = complete(sink).await?;
     Ok(Received {
         offer: public,
