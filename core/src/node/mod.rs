@@ -68,6 +68,7 @@ impl Drop for Guard {
             self.shared.runtime.shutdown_background();
             self.shared.pool.clear();
             self.shared.channels.clear();
+            self.shared.transfers.clear_handler();
         }
     }
 }
@@ -374,6 +375,7 @@ impl Node {
     fn stop_runtime(&self) -> Option<std::thread::JoinHandle<()>> {
         begin_shutdown(&self.shared);
         self.shared.channels.clear();
+        self.shared.transfers.clear_handler();
         self.shared.pool.clear();
         info!(node = %self.shared.id.short(), "node shut down");
         self.shared.runtime.shutdown()

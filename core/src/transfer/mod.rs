@@ -160,14 +160,18 @@ impl TransferState {
 
     /// Where the content of `offer` goes: the handler's answer, else the inbox, else
     /// refused.
-    pub(crate) async fn decide(&self, offer: &Offer) -> Destination {
+    pub(crate) async fn decide(&self, offer: &Offer, deadline: Duration) -> Destination {
         let handler = self
             .handler
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         match (handler, &self.inbox) {
-            (Some(h), _) => h.decide(offer.clone()).await,
+            (Some(h), _) => tokio::time::timeout(deadline, h.decide(offer.clone()))
+                .await
+                .unwrap_or_else(|_| {
+                    Destination::Reject("the offer handler did not answer in time".into())
+                }),
             (None, Some(dir)) => Destination::Path(dir.join(&offer.name)),
             (None, None) => {
                 Destination::Reject("this node has no inbox and no offer handler".into())
@@ -198,6 +202,11 @@ impl TransferState {
             .unwrap_or_else(|p| p.into_inner())
             .get(id)
             .cloned()
+    }
+
+    /// Drops the offer handler (shutdown: it may hold references into the host language).
+    pub(crate) fn clear_handler(&self) {
+        *self.handler.write().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     pub(crate) fn deliver(&self, r: Received) {

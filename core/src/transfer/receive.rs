@@ -95,7 +95,12 @@ async fn receive(
     };
     let mut verifier = Verifier::new(offer.size, offer.chunk_size)?;
     let destination = match check_name(&offer.name) {
-        Ok(()) => shared.transfers.decide(&public).await,
+        Ok(()) => {
+            shared
+                .transfers
+                .decide(&public, shared.config.request_timeout)
+                .await
+        }
         Err(e) => Destination::Reject(e.message().to_string()),
     };
     let mut sink = match destination {

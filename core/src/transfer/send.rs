@@ -36,7 +36,15 @@ pub(crate) enum Reader {
 impl Reader {
     pub(crate) async fn open(source: &Source) -> Result<(Reader, String, u64)> {
         match source {
-            Source::Bytes(b) => Ok((Reader::Bytes(b.clone()), "data".to_string(), b.len() as u64)),
+            Source::Bytes(b) => {
+                // Named after the content, so two byte sends never share a file name.
+                let hex = data_encoding::HEXLOWER.encode(&blake3::hash(b).as_bytes()[..6]);
+                Ok((
+                    Reader::Bytes(b.clone()),
+                    format!("data-{hex}"),
+                    b.len() as u64,
+                ))
+            }
             Source::Path(path) => {
                 let file = tokio::fs::File::open(path)
                     .await
