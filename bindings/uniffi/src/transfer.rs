@@ -304,6 +304,9 @@ impl Transfer {
     /// Transfers this node receives from now on; `next()` throws `Closed` once the
     /// node shuts down.
     pub fn received(&self) -> Result<Arc<ReceivedEvents>, MemmeshError> {
+        if self.node.is_closed() {
+            return Err(memmesh::Error::closed().into());
+        }
         Ok(Arc::new(ReceivedEvents(Subscription::new(
             self.inner.received(),
         ))))
@@ -312,6 +315,9 @@ impl Transfer {
     /// Progress of the transfers this node sends, from now on; `next()` throws `Closed`
     /// once the node shuts down.
     pub fn progress(&self) -> Result<Arc<ProgressEvents>, MemmeshError> {
+        if self.node.is_closed() {
+            return Err(memmesh::Error::closed().into());
+        }
         Ok(Arc::new(ProgressEvents(Subscription::new(
             self.inner.progress(),
         ))))

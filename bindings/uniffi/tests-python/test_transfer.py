@@ -78,7 +78,8 @@ async def test_bytes_to_two_peers_with_equal_hashes(tmp_path: Path) -> None:
         assert results[0].hash == results[1].hash
         assert results[0].hash.startswith("blake3:") and len(results[0].hash) == 7 + 64
         # b wrote it into its inbox under the name bytes are offered with.
-        assert (tmp_path / "b" / "data").read_bytes() == data
+        name = "data-" + results[0].hash[7:19]
+        assert (tmp_path / "b" / name).read_bytes() == data
         assert partials(tmp_path) == []
         # c took it into memory through its handler.
         received = await within(got_on_c.next())
@@ -87,7 +88,7 @@ async def test_bytes_to_two_peers_with_equal_hashes(tmp_path: Path) -> None:
         assert received.hash == results[1].hash
         assert received.offer.size == len(data)
         assert received.offer._from == a.id()
-        assert [o.name for o in memory.offers] == ["data"]
+        assert [o.name for o in memory.offers] == [name]
         assert memory.offers[0] == received.offer
 
 
@@ -196,7 +197,7 @@ async def test_errors_are_per_peer(tmp_path: Path) -> None:
         assert results[0].error is not None
         assert results[0].hash is None
         assert results[1].error is None, results[1]
-        assert (tmp_path / "data").read_bytes() == b"hello"
+        assert (tmp_path / ("data-" + results[1].hash[7:19])).read_bytes() == b"hello"
 
         # A source that cannot be read fails for each peer.
         [missing] = await a.transfer().send(
@@ -275,7 +276,8 @@ async def test_progress_events_end_at_total(tmp_path: Path) -> None:
         while not seen or seen[-1].done < seen[-1].total:
             seen.append(await within(progress.next()))
         last = seen[-1]
-        assert (last.peer, last.name, last.done, last.total) == (b.id(), "data", len(data), len(data))
+        name = "data-" + r.hash[7:19]
+        assert (last.peer, last.name, last.done, last.total) == (b.id(), name, len(data), len(data))
         assert last.rate >= 0
         assert all(p.total == len(data) for p in seen)
         assert [p.done for p in seen] == sorted(p.done for p in seen)
