@@ -56,7 +56,8 @@ def test_bytes_to_two_peers_with_equal_hashes(make_node) -> None:
         assert received.hash == results[0].hash
         assert received.offer.sender == sender.id
         assert received.offer.size == len(data)
-        assert received.offer.name == "data"
+        # Bytes are offered under a name derived from their content.
+        assert received.offer.name == "data-" + results[0].hash[7:19]
 
 
 def test_a_file_into_the_inbox(make_node, tmp_path) -> None:
@@ -237,7 +238,8 @@ def test_progress_events_end_at_total(make_node) -> None:
         seen.append(event)
         if event.done == event.total:
             break
-    assert all(p.peer == b.id and p.name == "data" and p.total == len(data) for p in seen)
+    name = "data-" + (result.hash or "")[7:19]
+    assert all(p.peer == b.id and p.name == name and p.total == len(data) for p in seen)
     done = [p.done for p in seen]
     assert done == sorted(done)
     assert seen[-1].done == len(data)
