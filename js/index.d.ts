@@ -60,6 +60,11 @@ export interface NodeOptions {
   connectTimeoutMs?: number
   /** Capacity of each channel's incoming queue (default 1024). */
   channelQueue?: number
+  /**
+   * Directory where offered transfers land (under the offered name) when no offer
+   * handler is set. Without it and without a handler, offers are refused.
+   */
+  inboxDir?: string
 }
 
 /** A peer known to this node. */
@@ -254,6 +259,132 @@ export declare class Cache {
   stats (): CacheStats
 }
 
+/** What `transfer.send` and `transfer.publish` take: a file path, or bytes sent as they are. */
+export type TransferSource = string | Buffer | Uint8Array | ArrayBuffer
+
+/** An incoming offer, as an offer handler sees it. */
+export interface TransferOffer {
+  /** The sender's node id. */
+  from: string
+  /** Identifies the content across attempts (64 hex digits); what `cancel` takes. */
+  id: string
+  /** The file name proposed by the sender (no directory part). */
+  name: string
+  /** Total bytes. */
+  size: number
+}
+
+/**
+ * Where an offer goes, as an offer handler answers: into a file (written beside it as
+ * `<path>.memmesh-partial` until verified), into memory, or refused with a reason.
+ */
+export type OfferAnswer = { path: string } | { memory: true } | { reject: string }
+
+/** The outcome of sending to one peer. */
+export interface TransferResult {
+  /** The peer's node id. */
+  peer: string
+  /** Bytes of the content (0 on failure). */
+  bytes: number
+  /** `'blake3:<hex>'` of the content, confirmed by the receiver; `null` on failure. */
+  hash: string | null
+  /** Bytes streamed in the last attempt (less than `bytes` after a resume). */
+  sent: number
+  /** How many attempts it took (a chunk reported corrupted is sent again). */
+  attempts: number
+  /** How long it took, in milliseconds. */
+  durationMs: number
+  /**
+   * Why it failed, `null` if it did not: e.g. code Unauthorized when the offer was
+   * refused, PeerUnavailable, Io, Closed when the receiver cancelled.
+   */
+  error: MemmeshError | null
+}
+
+/** A transfer received whole and verified (or fetched). */
+export interface TransferReceived {
+  /** The offer it answered. */
+  offer: TransferOffer
+  /** `'blake3:<hex>'` of the content. */
+  hash: string
+  /** Where it was written, for a file destination; `null` in memory. */
+  path: string | null
+  /** The content, for a memory destination; `null` for a file. */
+  data: Buffer | null
+}
+
+/** Progress of a transfer this node sends. */
+export interface TransferProgress {
+  /** The receiving peer's node id. */
+  peer: string
+  /** The name offered. */
+  name: string
+  /** Bytes done (verified ones skipped on resume count as done). */
+  done: number
+  /** Total bytes. */
+  total: number
+  /** Bytes per second streamed in this attempt so far. */
+  rate: number
+}
+
+/** A subscription to transfer events from the moment it was created; iteration ends at shutdown. */
+export declare class TransferEvents<T> implements AsyncIterable<T> {
+  private constructor ()
+  /**
+   * How many events this reader missed by falling behind (more than 256 deliveries or
+   * 1024 progress events); it then continues with the oldest one still kept.
+   */
+  readonly missed: number
+  /** The next event; rejects with code Closed at shutdown. */
+  next (): Promise<T>
+  [Symbol.asyncIterator] (): AsyncIterator<T>
+}
+
+/** Options of `transfer.send`. */
+export interface SendOptions {
+  /** Cancels every send of this call; the promise then rejects with code Closed. */
+  signal?: AbortSignal
+}
+
+/** Options of `transfer.fetch`. */
+export interface FetchOptions {
+  /** Write into this file (resumable); default: into memory (`data`). */
+  into?: string
+  /** Cancels the fetch; the promise then rejects with code Closed. */
+  signal?: AbortSignal
+}
+
+/** Verified transfer of files and bytes between nodes. */
+export declare class Transfer {
+  private constructor ()
+  /**
+   * Sends `source` to every peer of `to` in parallel, in verified chunks. Resolves with
+   * one result per peer, in order; a peer that failed has `error` set (the promise
+   * itself rejects only for bad arguments, a closed node or a cancelled signal).
+   */
+  send (source: TransferSource, to: string | string[], options?: SendOptions): Promise<TransferResult[]>
+  /** Offers `source` to peers; resolves with the id they fetch it by (`'blake3:<hex>'`). */
+  publish (source: TransferSource): Promise<string>
+  /** Stops offering `id`; returns whether it was published. */
+  unpublish (id: string): boolean
+  /**
+   * Fetches content `id` (published by `peer`, or a block it holds) into a file or into
+   * memory. Rejects with NotFound if `peer` offers no such content.
+   */
+  fetch (id: string, peer: string, options?: FetchOptions): Promise<TransferReceived>
+  /**
+   * Decides where offers go; a throw, a rejection or any other answer refuses the offer.
+   * `null` removes it (offers then go to the inbox directory, or are refused).
+   */
+  onOffer (fn: ((offer: TransferOffer) => OfferAnswer | Promise<OfferAnswer>) | null): void
+  /** Cancels the incoming transfer with this offer id; returns whether one was running. */
+  cancel (offerId: string): boolean
+  /** Transfers this node receives from now on (fetches are returned by `fetch` instead). */
+  received (): TransferEvents<TransferReceived>
+  /** Progress of the transfers this node sends (and the fetches it serves) from now on. */
+  progress (): TransferEvents<TransferProgress>
+}
+
 /** A memmesh node running in this process. */
 export declare class Node {
   private constructor ()
@@ -281,6 +412,8 @@ export declare class Node {
   channel (name: string): Channel
   /** The blocks API (throws code Closed when first read after shutdown). */
   readonly blocks: Blocks
+  /** The transfer API (throws code Closed when first read after shutdown). */
+  readonly transfer: Transfer
   /**
    * The cache bucket `name`, created cluster-wide on first use; without options the
    * bucket's existing options (or the defaults) apply.

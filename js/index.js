@@ -103,7 +103,8 @@ const OPTION_TYPES = {
   requestTimeoutMs: 'number',
   sendTimeoutMs: 'number',
   connectTimeoutMs: 'number',
-  channelQueue: 'number'
+  channelQueue: 'number',
+  inboxDir: 'string'
 }
 
 function toOptions (options) {
@@ -482,10 +483,182 @@ class Events {
   }
 }
 
+/** A transfer source: a string is a file path; bytes (Buffer, Uint8Array, ArrayBuffer) are sent as they are. */
+function toSource (source) {
+  if (typeof source === 'string' || source instanceof Uint8Array) return source
+  if (source instanceof ArrayBuffer) return new Uint8Array(source)
+  throw invalid(`source must be a file path (string) or bytes (Buffer, Uint8Array), got ${describe(source)}`)
+}
+
+/** Transfer peers: one node id or an array of node ids. */
+function toPeers (to) {
+  if (typeof to === 'string') return [to]
+  if (Array.isArray(to) && to.every((id) => typeof id === 'string')) return to
+  throw invalid(`to must be a node id or an array of node ids, got ${describe(to)}`)
+}
+
+/** `{ signal }` options: ties the operation to a native canceller (removed once settled). */
+async function withSignal (options, run) {
+  if (options === null || typeof options !== 'object') throw invalid('options must be an object')
+  const { signal } = options
+  if (signal === undefined || signal === null) return call(() => run(undefined))
+  if (typeof signal.aborted !== 'boolean' || typeof signal.addEventListener !== 'function') {
+    throw invalid(`signal must be an AbortSignal, got ${describe(signal)}`)
+  }
+  const canceller = new native.NativeCanceller()
+  const abort = () => canceller.cancel()
+  if (signal.aborted) abort()
+  else signal.addEventListener('abort', abort, { once: true })
+  try {
+    return await call(() => run(canceller))
+  } finally {
+    signal.removeEventListener('abort', abort)
+  }
+}
+
+/** A native per-peer result, with its error as a MemmeshError. */
+function toTransferResult (r) {
+  return {
+    peer: r.peer,
+    bytes: r.bytes,
+    hash: r.hash ?? null,
+    sent: r.sent,
+    attempts: r.attempts,
+    durationMs: r.durationMs,
+    error: r.error ? new MemmeshError(r.error.code, r.error.message) : null
+  }
+}
+
+/**
+ * A subscription to transfer events (`transfer.received()`, `transfer.progress()`), from
+ * the moment it was created. Iterate with `for await`; iteration ends at shutdown.
+ */
+class TransferEvents {
+  #native
+
+  constructor (token, nativeStream) {
+    if (token !== CREATE) throw new TypeError('use transfer.received() or transfer.progress()')
+    this.#native = nativeStream
+  }
+
+  /** How many events this reader missed by falling behind (it then skips ahead). */
+  get missed () {
+    return this.#native.missed
+  }
+
+  /** Resolves with the next event; rejects with code Closed at shutdown. */
+  async next () {
+    return call(() => this.#native.next())
+  }
+
+  /** Yields events until the node shuts down. */
+  async * [Symbol.asyncIterator] () {
+    while (true) {
+      let event
+      try {
+        event = await this.next()
+      } catch (err) {
+        if (err && err.code === 'Closed') return
+        throw err
+      }
+      yield event
+    }
+  }
+}
+
+/**
+ * Verified transfer of files and bytes between nodes: send to peers in parallel, publish
+ * and fetch, decide where offers go, follow deliveries and progress. Get it as
+ * `node.transfer`.
+ */
+class Transfer {
+  #native
+
+  constructor (token, nativeTransfer) {
+    if (token !== CREATE) throw new TypeError('use node.transfer to get the Transfer API')
+    this.#native = nativeTransfer
+  }
+
+  /**
+   * Sends `source` (a file path, or bytes) to every peer of `to` (an id or an array of
+   * ids) in parallel. Resolves with one result per peer, in order:
+   * `{ peer, bytes, hash, sent, attempts, durationMs, error }`; a peer that failed has
+   * `error` (a MemmeshError) set, and the others are unaffected. `options.signal` (an
+   * AbortSignal) cancels every send; the promise then rejects with code Closed.
+   */
+  async send (source, to, options = {}) {
+    const src = toSource(source)
+    const peers = toPeers(to)
+    const results = await withSignal(options, (c) => this.#native.send(src, peers, c))
+    return results.map(toTransferResult)
+  }
+
+  /**
+   * Offers `source` (a file path, or bytes) to peers, who fetch it by the id this
+   * resolves with (`'blake3:<hex>'` of the content; a file is read through once).
+   */
+  async publish (source) {
+    const src = toSource(source)
+    return call(() => this.#native.publish(src))
+  }
+
+  /** Stops offering `id`; returns whether it was published. */
+  unpublish (id) {
+    checkString(id, 'id')
+    return callSync(() => this.#native.unpublish(id))
+  }
+
+  /**
+   * Fetches content `id` (published by `peer`, or a block it holds) into the file
+   * `options.into`, or into memory. Resolves with `{ offer, hash, path, data }`; rejects
+   * with code NotFound if `peer` offers no such content. A fetch into a file that was
+   * interrupted resumes after the chunks already verified. `options.signal` cancels it.
+   */
+  async fetch (id, peer, options = {}) {
+    checkString(id, 'id')
+    checkString(peer, 'peer')
+    if (options === null || typeof options !== 'object') throw invalid('options must be an object')
+    const { into } = options
+    if (into !== undefined && into !== null) checkString(into, 'into')
+    return withSignal(options, (c) => this.#native.fetch(id, peer, into ?? undefined, c))
+  }
+
+  /**
+   * Decides where incoming offers go: `fn({ from, id, name, size })` returns (or resolves
+   * with) `{ path }`, `{ memory: true }` or `{ reject: reason }`. A throw, a rejection or
+   * another value refuses the offer (the sender's result has code Unauthorized). `null`
+   * removes it: offers then go to the `inboxDir`, or are refused.
+   */
+  onOffer (fn) {
+    checkHandler(fn, 'onOffer')
+    callSync(() => this.#native.onOffer(fn))
+  }
+
+  /**
+   * Cancels the incoming transfer whose offer id is `offerId`; returns whether one was
+   * running. Its sender gets code Closed; a file keeps its verified part for a resume.
+   */
+  cancel (offerId) {
+    checkString(offerId, 'offerId')
+    return callSync(() => this.#native.cancel(offerId))
+  }
+
+  /** Transfers this node receives from now on: `{ offer, hash, path, data }` (async iterable). */
+  received () {
+    return new TransferEvents(CREATE, callSync(() => this.#native.received()))
+  }
+
+  /** Progress of the transfers this node sends from now on: `{ peer, name, done, total, rate }`. */
+  progress () {
+    return new TransferEvents(CREATE, callSync(() => this.#native.progress()))
+  }
+}
+
 /** A memmesh node running in this process. Create one with `await Node.start(options)`. */
 class Node {
   #native
   #blocks
+  #transfer
 
   constructor (token, nativeNode) {
     if (token !== CREATE) throw new TypeError('use await Node.start(options) to create a Node')
@@ -557,6 +730,12 @@ class Node {
     return this.#blocks
   }
 
+  /** The transfer API: send files and bytes to peers, publish and fetch, offers, progress. */
+  get transfer () {
+    if (this.#transfer === undefined) this.#transfer = new Transfer(CREATE, callSync(() => this.#native.transfer()))
+    return this.#transfer
+  }
+
   /**
    * Resolves with the cache bucket `name`, created cluster-wide on first use. `options`:
    * `{ ttlMs, maxEntries, maxBytes, replicas }`; without any, the bucket's existing options
@@ -583,4 +762,4 @@ class Node {
   }
 }
 
-module.exports = { Node, Channel, Events, Blocks, Cache, MemmeshError, ERROR_CODES }
+module.exports = { Node, Channel, Events, Blocks, Cache, Transfer, TransferEvents, MemmeshError, ERROR_CODES }

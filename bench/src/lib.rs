@@ -7,6 +7,10 @@
 //!
 //! The cache benchmark (`cache-bench`) measures remote GET/SET between two nodes, local-hit
 //! reads and resident bytes per entry, and prints them beside Redis (`bench/run-cache.sh`).
+//!
+//! The transfer benchmark (`transfer-bench`, module [`transfer`]) sends 1 GiB between two
+//! nodes, memory to memory and file to file, beside bare quinn and iperf3
+//! (`bench/run-transfer.sh`).
 
 pub mod cache_mesh;
 pub mod cache_report;
@@ -17,6 +21,7 @@ pub mod quinn_echo;
 pub mod report;
 pub mod resident;
 pub mod stats;
+pub mod transfer;
 pub mod usage;
 
 /// Largest reply either echo accepts (memmesh's default `max_message_size`).

@@ -139,3 +139,21 @@ test('a message handler that throws raises an uncaught exception, like an event 
   assert.match(r.stdout, /unhandled: async listener failed/)
   assert.match(r.stdout, /calls 2/)
 })
+
+test('the process exits after shutdown with an offer handler set and transfer iterators waiting', async () => {
+  const r = await runChild(`
+    const a = await start('a')
+    const b = await start('b')
+    b.transfer.onOffer(async () => ({ memory: true }))
+    const deliveries = (async () => { for await (const got of b.transfer.received()) return got.data.toString() })()
+    const progress = (async () => { for await (const p of a.transfer.progress()) {} return 'ended' })()
+    await a.connect(b.addr)
+    const [result] = await a.transfer.send(Buffer.from('sent'), [b.id])
+    if (result.error) throw result.error
+    if (await deliveries !== 'sent') throw new Error('not delivered')
+    await a.shutdown()
+    await b.shutdown()
+    if (await progress !== 'ended') throw new Error('progress did not end')
+  `)
+  assertExitedCleanly(r)
+})

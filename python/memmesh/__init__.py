@@ -8,9 +8,31 @@ one per kind (see :mod:`memmesh.errors`).
 from __future__ import annotations
 
 from . import aio, errors
-from ._native import CacheOptions, CacheStats, Event, Message, NodeUsage, PeerInfo, Request
+from ._native import (
+    CacheOptions,
+    CacheStats,
+    Destination,
+    Event,
+    Message,
+    NodeUsage,
+    Offer,
+    PeerInfo,
+    Progress,
+    Received,
+    Request,
+    TransferResult,
+)
 from ._native import __version__ as __version__
-from ._sync import Blocks, Cache, Channel, Events, Node
+from ._sync import (
+    Blocks,
+    Cache,
+    Channel,
+    Events,
+    Node,
+    ProgressEvents,
+    ReceivedEvents,
+    Transfer,
+)
 from .errors import (
     ClosedError,
     CorruptedError,
@@ -40,6 +62,14 @@ __all__ = [
     "Cache",
     "CacheOptions",
     "CacheStats",
+    "Transfer",
+    "Offer",
+    "Destination",
+    "Received",
+    "TransferResult",
+    "Progress",
+    "ReceivedEvents",
+    "ProgressEvents",
     "aio",
     "errors",
     "MemmeshError",

@@ -5,6 +5,8 @@ this module; its ``*_async`` methods are the plumbing of :mod:`memmesh.aio`.
 """
 
 import asyncio
+import os
+import pathlib
 from typing import (
     Any,
     Callable,
@@ -18,21 +20,31 @@ from typing import (
     final,
 )
 
+from .errors import MemmeshError
+
 __all__ = [
     "Blocks",
     "Cache",
     "CacheOptions",
     "CacheStats",
     "Channel",
+    "Destination",
     "ERROR_KINDS",
     "Event",
     "Events",
     "Message",
     "Node",
     "NodeUsage",
+    "Offer",
     "PeerInfo",
     "Pending",
+    "Progress",
+    "ProgressEvents",
+    "Received",
+    "ReceivedEvents",
     "Request",
+    "Transfer",
+    "TransferResult",
     "__version__",
 ]
 __version__: Final[str]
@@ -43,6 +55,9 @@ _Data = Union[bytes, bytearray]
 _Target = Union[str, Sequence[str], None]
 _Entries = Union[Mapping[str, _Data], Iterable[tuple[str, _Data]]]
 _T = TypeVar("_T")
+_Path = Union[str, os.PathLike[str]]
+_Source = Union[bytes, bytearray, str, os.PathLike[str]]
+_Peers = Union[str, Sequence[str]]
 
 @final
 class Message:
@@ -158,6 +173,7 @@ class Node:
         send_timeout: Optional[float] = None,
         connect_timeout: Optional[float] = None,
         channel_queue: Optional[int] = None,
+        inbox_dir: Optional[_Path] = None,
     ) -> Node: ...
     @property
     def id(self) -> str: ...
@@ -184,6 +200,8 @@ class Node:
     def channel(self, name: str) -> Channel: ...
     @property
     def blocks(self) -> Blocks: ...
+    @property
+    def transfer(self) -> Transfer: ...
     def cache(
         self,
         name: str,
@@ -424,3 +442,166 @@ class Cache:
         ttl: Optional[float] = None,
     ) -> Pending: ...
     def stats(self) -> CacheStats: ...
+
+@final
+class Offer:
+    """A transfer offered to this node, as shown to the offer handler."""
+
+    @property
+    def sender(self) -> str:
+        """The id of the node offering it."""
+    @property
+    def id(self) -> str:
+        """Identifies the content across attempts (hex); ``Transfer.cancel`` takes it."""
+    @property
+    def name(self) -> str:
+        """File name proposed by the sender."""
+    @property
+    def size(self) -> int:
+        """Total bytes."""
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class Destination:
+    """Where an offered transfer goes: what an offer handler returns."""
+
+    @staticmethod
+    def path(path: _Path) -> Destination:
+        """Into this file (written beside it as ``.memmesh-partial`` until verified)."""
+    @staticmethod
+    def memory() -> Destination:
+        """Into memory (``Received.data``)."""
+    @staticmethod
+    def reject(reason: str) -> Destination:
+        """Refused; the sender gets ``UnauthorizedError`` with ``reason``."""
+    @property
+    def kind(self) -> str:
+        """``"path"``, ``"memory"`` or ``"reject"``."""
+    @property
+    def file_path(self) -> Optional[pathlib.Path]:
+        """The file, for ``Destination.path``."""
+    @property
+    def reason(self) -> Optional[str]:
+        """The reason, for ``Destination.reject``."""
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class Received:
+    """A transfer received completely and verified."""
+
+    @property
+    def offer(self) -> Offer:
+        """The offer it answered."""
+    @property
+    def hash(self) -> str:
+        """``"blake3:<hex>"`` of the content."""
+    @property
+    def path(self) -> Optional[pathlib.Path]:
+        """Where it was written, for a file destination."""
+    @property
+    def data(self) -> Optional[bytes]:
+        """The content, for a memory destination."""
+
+@final
+class TransferResult:
+    """The outcome of sending to one peer."""
+
+    @property
+    def peer(self) -> str:
+        """The peer's id."""
+    @property
+    def bytes(self) -> int:
+        """Bytes of the content (0 on failure)."""
+    @property
+    def hash(self) -> Optional[str]:
+        """``"blake3:<hex>"`` confirmed by the receiver."""
+    @property
+    def sent(self) -> int:
+        """Bytes streamed in the last attempt (less than ``bytes`` after a resume)."""
+    @property
+    def attempts(self) -> int:
+        """How many attempts it took."""
+    @property
+    def duration(self) -> float:
+        """How long it took, in seconds."""
+    @property
+    def error(self) -> Optional[MemmeshError]:
+        """Why it failed, or ``None``."""
+
+@final
+class Progress:
+    """Progress of a transfer this node sends."""
+
+    @property
+    def peer(self) -> str:
+        """The receiving peer's id."""
+    @property
+    def name(self) -> str:
+        """The name offered."""
+    @property
+    def done(self) -> int:
+        """Bytes done (verified chunks skipped on resume count as done)."""
+    @property
+    def total(self) -> int:
+        """Total bytes."""
+    @property
+    def rate(self) -> float:
+        """Bytes per second streamed in this attempt so far."""
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class ReceivedEvents:
+    """Transfers received by a node."""
+
+    def next(self) -> Received: ...
+    def next_async(
+        self, event_loop: asyncio.AbstractEventLoop, future: "asyncio.Future[Received]"
+    ) -> Pending: ...
+
+@final
+class ProgressEvents:
+    """Progress of the transfers a node sends."""
+
+    def next(self) -> Progress: ...
+    def next_async(
+        self, event_loop: asyncio.AbstractEventLoop, future: "asyncio.Future[Progress]"
+    ) -> Pending: ...
+
+@final
+class Transfer:
+    """The transfer API of a node; blocking methods release the GIL while they wait."""
+
+    def send(self, source: _Source, to: _Peers) -> list[TransferResult]: ...
+    def send_async(
+        self,
+        event_loop: asyncio.AbstractEventLoop,
+        future: "asyncio.Future[list[TransferResult]]",
+        source: _Source,
+        to: _Peers,
+    ) -> Pending: ...
+    def publish(self, source: _Source) -> str: ...
+    def publish_async(
+        self,
+        event_loop: asyncio.AbstractEventLoop,
+        future: "asyncio.Future[str]",
+        source: _Source,
+    ) -> Pending: ...
+    def unpublish(self, id: str) -> bool: ...
+    def fetch(self, id: str, peer: str, into: Optional[_Path] = None) -> Received: ...
+    def fetch_async(
+        self,
+        event_loop: asyncio.AbstractEventLoop,
+        future: "asyncio.Future[Received]",
+        id: str,
+        peer: str,
+        into: Optional[_Path] = None,
+    ) -> Pending: ...
+    def cancel(self, offer_id: str) -> bool: ...
+    def on_offer(
+        self,
+        func: Callable[[Offer], Any],
+        event_loop: Optional[asyncio.AbstractEventLoop] = None,
+    ) -> None: ...
+    def clear_offer_handler(self) -> None: ...
+    def received(self) -> ReceivedEvents: ...
+    def progress(self) -> ProgressEvents: ...

@@ -1,5 +1,5 @@
-"""The blocking API: :class:`Node`, :class:`Channel`, :class:`Blocks` and :class:`Cache`
-(for scripts and notebooks).
+"""The blocking API: :class:`Node`, :class:`Channel`, :class:`Blocks`, :class:`Cache` and
+:class:`Transfer` (for scripts and notebooks).
 
 Every call blocks the calling thread until it completes, with the GIL released, so
 other Python threads keep running; Ctrl-C interrupts a waiting call.
@@ -23,11 +23,33 @@ from typing import (
 )
 
 from . import _native
-from ._native import CacheOptions, CacheStats, Event, Message, NodeUsage, PeerInfo, Request
+from ._native import (
+    CacheOptions,
+    CacheStats,
+    Destination,
+    Event,
+    Message,
+    NodeUsage,
+    Offer,
+    PeerInfo,
+    Progress,
+    Received,
+    Request,
+    TransferResult,
+)
 from ._runtime import background_loop, is_async, track
 from .errors import ClosedError
 
-__all__ = ["Node", "Channel", "Events", "Blocks", "Cache"]
+__all__ = [
+    "Node",
+    "Channel",
+    "Events",
+    "Blocks",
+    "Cache",
+    "Transfer",
+    "ReceivedEvents",
+    "ProgressEvents",
+]
 
 #: Where ``send`` delivers: ``None`` (every connected peer), a node id, or a list of ids.
 Target = Union[str, Sequence[str], None]
@@ -35,18 +57,29 @@ Target = Union[str, Sequence[str], None]
 Data = Union[bytes, bytearray]
 #: Entries of ``Cache.set_many``: a mapping of key to value, or ``(key, value)`` pairs.
 Entries = Union[Mapping[str, Data], Iterable[tuple[str, Data]]]
+#: A file path.
+PathLike = Union[str, "os.PathLike[str]"]
+#: What a transfer sends: ``bytes``/``bytearray`` (the data) or a file path.
+Source = Union[bytes, bytearray, str, "os.PathLike[str]"]
+#: The peers of ``Transfer.send``: a node id or a list of node ids.
+Peers = Union[str, Sequence[str]]
 
 RequestHandlerT = TypeVar(
     "RequestHandlerT",
     bound=Callable[[Request], Union[bytes, bytearray, Awaitable[Union[bytes, bytearray]]]],
 )
 MessageHandlerT = TypeVar("MessageHandlerT", bound=Callable[[Message], Any])
+OfferHandlerT = TypeVar(
+    "OfferHandlerT",
+    bound=Callable[[Offer], Union[Destination, Awaitable[Destination]]],
+)
 
 
 def node_options(**options: Any) -> dict[str, Any]:
     """The keyword arguments of the native node (``None`` = the core default)."""
-    if options.get("data_dir") is not None:
-        options["data_dir"] = os.fspath(options["data_dir"])
+    for key in ("data_dir", "inbox_dir"):
+        if options.get(key) is not None:
+            options[key] = os.fspath(options[key])
     for key in ("bootstrap", "mdns_interfaces"):
         value = options.get(key)
         if isinstance(value, str):
@@ -76,6 +109,8 @@ class Node:
     * ``max_message_size``: largest message, request or response (default 8 MiB).
     * ``request_timeout``, ``send_timeout``, ``connect_timeout``: seconds (30, 30, 5).
     * ``channel_queue``: capacity of each channel's incoming queue (default 1024).
+    * ``inbox_dir``: directory where transfers offered to this node are received when
+      no offer handler is set (default: none, such offers are refused).
     """
 
     __slots__ = ("_native", "__weakref__")
@@ -97,6 +132,7 @@ class Node:
         send_timeout: Optional[float] = None,
         connect_timeout: Optional[float] = None,
         channel_queue: Optional[int] = None,
+        inbox_dir: Optional[PathLike] = None,
     ) -> None:
         self._native = _native.Node(
             **node_options(
@@ -114,6 +150,7 @@ class Node:
                 send_timeout=send_timeout,
                 connect_timeout=connect_timeout,
                 channel_queue=channel_queue,
+                inbox_dir=inbox_dir,
             )
         )
         track(self._native)
@@ -173,6 +210,12 @@ class Node:
         """Blocks: immutable bytes kept in the RAM of this node or of a peer, by content
         id (``ClosedError`` once the node has shut down)."""
         return Blocks(self._native.blocks)
+
+    @property
+    def transfer(self) -> "Transfer":
+        """Verified chunk transfer of files and bytes to and from peers
+        (``ClosedError`` once the node has shut down)."""
+        return Transfer(self._native.transfer)
 
     def cache(
         self,
@@ -424,3 +467,121 @@ class Cache:
 
     def __repr__(self) -> str:
         return f"Cache({self.name!r})"
+
+
+class Transfer:
+    """Verified chunk transfer, blocking API: files and bytes streamed to peers in
+    chunks, each checked on arrival, resumable after an interruption.
+
+    A source is ``bytes``/``bytearray`` (the data) or a ``str``/``os.PathLike`` (the path
+    of a file, streamed from disk). Content ids are ``"blake3:<64 hex digits>"``.
+    Interrupting a waiting call (Ctrl-C) cancels the transfer.
+    """
+
+    __slots__ = ("_native",)
+
+    def __init__(self, native: _native.Transfer) -> None:
+        self._native = native
+
+    def send(self, source: Source, to: Peers) -> list[TransferResult]:
+        """Sends ``source`` to every peer of ``to`` (a node id or a list of ids) in
+        parallel and returns one :class:`TransferResult` per peer, in order. A peer that
+        fails does not raise: its result's ``error`` holds the exception (a refused offer
+        gives ``UnauthorizedError``)."""
+        return self._native.send(source, to)
+
+    def publish(self, source: Source) -> str:
+        """Offers ``source`` to peers, who fetch it by the returned id (the content
+        hash; a file is read through once to compute it)."""
+        return self._native.publish(source)
+
+    def unpublish(self, id: str) -> bool:  # noqa: A002
+        """Stops offering ``id``; returns whether it was published."""
+        return self._native.unpublish(id)
+
+    def fetch(
+        self, id: str, peer: str, into: Optional[PathLike] = None  # noqa: A002
+    ) -> Received:
+        """Fetches content ``id`` from ``peer`` (something it published, or a block it
+        holds) into the file ``into``, or into memory (``Received.data``) when ``None``.
+        A fetch into a file that was interrupted resumes after the verified chunks.
+        ``NotFoundError`` if the peer has no such content."""
+        return self._native.fetch(id, peer, into)
+
+    def on_offer(self, handler: OfferHandlerT) -> OfferHandlerT:
+        """Decides where transfers offered to this node go (usable as a decorator):
+        ``handler(offer)`` returns ``Destination.path(p)``, ``Destination.memory()`` or
+        ``Destination.reject(reason)``. A plain function runs on a memmesh worker thread;
+        an ``async def`` runs on memmesh's background asyncio loop. If it raises or
+        returns anything else, the offer is refused with that error as the reason."""
+        self._native.on_offer(handler, background_loop() if is_async(handler) else None)
+        return handler
+
+    def clear_offer_handler(self) -> None:
+        """Removes the offer handler: offers go to the node's ``inbox_dir``, or are
+        refused."""
+        self._native.clear_offer_handler()
+
+    def received(self) -> "ReceivedEvents":
+        """Transfers this node receives (complete and verified) from now on."""
+        return ReceivedEvents(self._native.received())
+
+    def progress(self) -> "ProgressEvents":
+        """Progress of the transfers this node sends, from now on."""
+        return ProgressEvents(self._native.progress())
+
+    def cancel(self, offer_id: str) -> bool:
+        """Cancels the incoming transfer with this ``Offer.id``: the sender gets
+        ``ClosedError`` and the verified part is kept for a later resume. Returns whether
+        such a transfer was running."""
+        return self._native.cancel(offer_id)
+
+    def __repr__(self) -> str:
+        return repr(self._native)
+
+
+class ReceivedEvents:
+    """Transfers received from the moment :meth:`Transfer.received` was called,
+    blocking API. ``for received in events`` yields them until the node shuts down; a
+    reader that falls far behind (256 transfers) skips the ones it missed."""
+
+    __slots__ = ("_native",)
+
+    def __init__(self, native: _native.ReceivedEvents) -> None:
+        self._native = native
+
+    def next(self) -> Received:
+        """Waits for the next received transfer; ``ClosedError`` once the node has shut
+        down."""
+        return self._native.next()
+
+    def __iter__(self) -> Iterator[Received]:
+        while True:
+            try:
+                yield self._native.next()
+            except ClosedError:
+                return
+
+
+class ProgressEvents:
+    """Progress of sent transfers from the moment :meth:`Transfer.progress` was called,
+    blocking API. ``for p in events`` yields them until the node shuts down. The last
+    event of a successful transfer to a peer has ``done == total``; a reader that falls
+    far behind skips the events it missed."""
+
+    __slots__ = ("_native",)
+
+    def __init__(self, native: _native.ProgressEvents) -> None:
+        self._native = native
+
+    def next(self) -> Progress:
+        """Waits for the next progress event; ``ClosedError`` once the node has shut
+        down."""
+        return self._native.next()
+
+    def __iter__(self) -> Iterator[Progress]:
+        while True:
+            try:
+                yield self._native.next()
+            except ClosedError:
+                return

@@ -1,5 +1,5 @@
-"""The asyncio API: :class:`Node`, :class:`Channel`, :class:`Blocks` and :class:`Cache`,
-same method names as the blocking API, awaitable.
+"""The asyncio API: :class:`Node`, :class:`Channel`, :class:`Blocks`, :class:`Cache` and
+:class:`Transfer`, same method names as the blocking API, awaitable.
 
 Work runs on the node's own threads; results come back to your event loop. Cancelling
 an awaiting task cancels the work inside memmesh. Handlers (plain or ``async def``)
@@ -25,12 +25,34 @@ from typing import (
 )
 
 from . import _native
-from ._native import CacheOptions, CacheStats, Event, Message, NodeUsage, PeerInfo, Request
+from ._native import (
+    CacheOptions,
+    CacheStats,
+    Destination,
+    Event,
+    Message,
+    NodeUsage,
+    Offer,
+    PeerInfo,
+    Progress,
+    Received,
+    Request,
+    TransferResult,
+)
 from ._runtime import track
-from ._sync import Data, Entries, Target, node_options
+from ._sync import Data, Entries, PathLike, Peers, Source, Target, node_options
 from .errors import ClosedError
 
-__all__ = ["Node", "Channel", "Events", "Blocks", "Cache"]
+__all__ = [
+    "Node",
+    "Channel",
+    "Events",
+    "Blocks",
+    "Cache",
+    "Transfer",
+    "ReceivedEvents",
+    "ProgressEvents",
+]
 
 T = TypeVar("T")
 RequestHandlerT = TypeVar(
@@ -38,6 +60,10 @@ RequestHandlerT = TypeVar(
     bound=Callable[[Request], Union[bytes, bytearray, Awaitable[Union[bytes, bytearray]]]],
 )
 MessageHandlerT = TypeVar("MessageHandlerT", bound=Callable[[Message], Any])
+OfferHandlerT = TypeVar(
+    "OfferHandlerT",
+    bound=Callable[[Offer], Union[Destination, Awaitable[Destination]]],
+)
 
 
 async def _call(start: Callable[..., _native.Pending], *args: Any) -> Any:
@@ -129,6 +155,7 @@ class Node:
         send_timeout: Optional[float] = None,
         connect_timeout: Optional[float] = None,
         channel_queue: Optional[int] = None,
+        inbox_dir: Optional[PathLike] = None,
     ) -> _Starting:
         """Starts a node (see :class:`memmesh.Node` for the options)."""
         return _Starting(
@@ -147,6 +174,7 @@ class Node:
                 send_timeout=send_timeout,
                 connect_timeout=connect_timeout,
                 channel_queue=channel_queue,
+                inbox_dir=inbox_dir,
             )
         )
 
@@ -203,6 +231,12 @@ class Node:
         """Blocks: immutable bytes kept in the RAM of this node or of a peer, by content
         id (immediate; ``ClosedError`` once the node has shut down)."""
         return Blocks(self._native.blocks)
+
+    @property
+    def transfer(self) -> "Transfer":
+        """Verified chunk transfer of files and bytes to and from peers (immediate;
+        ``ClosedError`` once the node has shut down)."""
+        return Transfer(self._native.transfer)
 
     async def cache(
         self,
@@ -459,3 +493,115 @@ class Cache:
 
     def __repr__(self) -> str:
         return f"Cache({self.name!r})"
+
+
+class Transfer:
+    """Verified chunk transfer, asyncio API (see :class:`memmesh.Transfer`). Cancelling
+    an awaiting task cancels the transfer."""
+
+    __slots__ = ("_native",)
+
+    def __init__(self, native: _native.Transfer) -> None:
+        self._native = native
+
+    async def send(self, source: Source, to: Peers) -> list[TransferResult]:
+        """Sends ``source`` (``bytes`` data, or a file path) to every peer of ``to`` in
+        parallel; one :class:`TransferResult` per peer, in order (failures are in each
+        result's ``error``, not raised)."""
+        result: list[TransferResult] = await _call(self._native.send_async, source, to)
+        return result
+
+    async def publish(self, source: Source) -> str:
+        """Offers ``source`` to peers, who fetch it by the returned id."""
+        result: str = await _call(self._native.publish_async, source)
+        return result
+
+    def unpublish(self, id: str) -> bool:  # noqa: A002
+        """Stops offering ``id``; returns whether it was published (immediate)."""
+        return self._native.unpublish(id)
+
+    async def fetch(
+        self, id: str, peer: str, into: Optional[PathLike] = None  # noqa: A002
+    ) -> Received:
+        """Fetches content ``id`` from ``peer`` into the file ``into``, or into memory
+        when ``None``."""
+        result: Received = await _call(self._native.fetch_async, id, peer, into)
+        return result
+
+    def on_offer(self, handler: OfferHandlerT) -> OfferHandlerT:
+        """Decides where offers go with ``handler(offer) -> Destination`` (plain or
+        ``async def``) on the current event loop (usable as a decorator). Must be called
+        from a coroutine."""
+        loop = _running_loop("on_offer")
+        self._native.on_offer(handler, loop)
+        return handler
+
+    def clear_offer_handler(self) -> None:
+        """Removes the offer handler (offers go to the inbox, or are refused)."""
+        self._native.clear_offer_handler()
+
+    def received(self) -> "ReceivedEvents":
+        """Transfers received from now on (``async for r in transfer.received()``)."""
+        return ReceivedEvents(self._native.received())
+
+    def progress(self) -> "ProgressEvents":
+        """Progress of the transfers this node sends, from now on."""
+        return ProgressEvents(self._native.progress())
+
+    def cancel(self, offer_id: str) -> bool:
+        """Cancels the incoming transfer with this ``Offer.id``; returns whether one was
+        running (immediate)."""
+        return self._native.cancel(offer_id)
+
+    def __repr__(self) -> str:
+        return repr(self._native)
+
+
+class ReceivedEvents:
+    """Transfers received from the moment :meth:`Transfer.received` was called, asyncio
+    API. ``async for received in events`` yields them until the node shuts down."""
+
+    __slots__ = ("_native",)
+
+    def __init__(self, native: _native.ReceivedEvents) -> None:
+        self._native = native
+
+    async def next(self) -> Received:
+        """The next received transfer; ``ClosedError`` once the node has shut down."""
+        result: Received = await _call(self._native.next_async)
+        return result
+
+    def __aiter__(self) -> AsyncIterator[Received]:
+        return self._items()
+
+    async def _items(self) -> AsyncIterator[Received]:
+        while True:
+            try:
+                yield await self.next()
+            except ClosedError:
+                return
+
+
+class ProgressEvents:
+    """Progress of sent transfers from the moment :meth:`Transfer.progress` was called,
+    asyncio API. ``async for p in events`` yields them until the node shuts down."""
+
+    __slots__ = ("_native",)
+
+    def __init__(self, native: _native.ProgressEvents) -> None:
+        self._native = native
+
+    async def next(self) -> Progress:
+        """The next progress event; ``ClosedError`` once the node has shut down."""
+        result: Progress = await _call(self._native.next_async)
+        return result
+
+    def __aiter__(self) -> AsyncIterator[Progress]:
+        return self._items()
+
+    async def _items(self) -> AsyncIterator[Progress]:
+        while True:
+            try:
+                yield await self.next()
+            except ClosedError:
+                return

@@ -49,6 +49,18 @@ pub fn from_unknown(value: Unknown<'_>) -> Result<Bytes, String> {
     }
 }
 
+/// How a JS value is described in error messages: `undefined`, `null`, `a number`...
+pub fn describe(value: &Unknown<'_>) -> String {
+    match value.get_type() {
+        Ok(ValueType::Undefined) => "undefined".into(),
+        Ok(ValueType::Null) => "null".into(),
+        Ok(ValueType::String) => "a string".into(),
+        Ok(ValueType::Object) => "an object".into(),
+        Ok(other) => format!("a {}", type_name(other)),
+        Err(_) => "a value of unknown type".into(),
+    }
+}
+
 fn type_name(t: ValueType) -> &'static str {
     match t {
         ValueType::Boolean => "boolean",

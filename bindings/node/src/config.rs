@@ -40,6 +40,9 @@ pub struct NodeOptions {
     pub connect_timeout_ms: Option<f64>,
     /// Capacity of each channel's incoming queue.
     pub channel_queue: Option<f64>,
+    /// Directory where offered transfers land when no offer handler is set (default:
+    /// none, offers are refused).
+    pub inbox_dir: Option<String>,
 }
 
 /// A JS number that must be a non-negative integer (exactly representable).
@@ -98,6 +101,7 @@ impl NodeOptions {
             c.memory_quota = whole("memoryQuota", n)?;
         }
         c.data_dir = self.data_dir.map(Into::into);
+        c.inbox_dir = self.inbox_dir.map(Into::into);
         if let Some(n) = self.threads {
             c.threads = size("threads", n)?;
         }

@@ -1,4 +1,4 @@
-//! JavaScript functions as channel handlers.
+//! JavaScript functions as channel and offer handlers.
 //!
 //! A handler is a `ThreadsafeFunction`: the node runtime queues a call, the JavaScript
 //! thread runs the function, and its result (a value, or a promise of one) is carried back
@@ -12,26 +12,34 @@ use std::sync::Arc;
 
 use futures::channel::oneshot;
 use memmesh::channel::BoxFuture;
+use memmesh::transfer::{Destination, Offer, OfferHandler};
 use memmesh::{Bytes, ErrorKind, Message, MessageHandler, NodeId, Request, RequestHandler};
-use napi::bindgen_prelude::{CallbackContext, Env, Function, PromiseRaw, Unknown};
+use napi::bindgen_prelude::{
+    CallbackContext, Env, FromNapiValue, Function, JsValuesTupleIntoVec, PromiseRaw, Unknown,
+};
 use napi::threadsafe_function::{
     ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode,
 };
-use napi::{JsValue, Status};
+use napi::{JsValue, Status, ValueType};
 
-use crate::bytes::{from_unknown, to_buffer};
+use crate::bytes::{describe, from_unknown, to_buffer};
 use crate::channel::IncomingMessage;
+use crate::transfer::{JsOffer, OfferAnswer};
 
 /// A JS function called with one `{ from, data }` argument, whose return value is read
 /// on the JavaScript thread.
 type Tsfn = ThreadsafeFunction<(NodeId, Bytes), Unknown<'static>, IncomingMessage, Status, false>;
 
-/// What a JS function produced: its value (read as bytes when asked), or the message of
-/// what it threw or rejected with.
-type Outcome = Result<Option<Bytes>, String>;
+/// What a JS function produced: its value (as read by the handler's reader), or the
+/// message of what it threw or rejected with.
+pub(crate) type Outcome<T> = Result<T, String>;
+
+/// Reads the value a JS function returned (or its promise resolved with), on the
+/// JavaScript thread.
+pub(crate) type Read<T> = fn(Unknown<'_>) -> Outcome<T>;
 
 /// Where the outcome goes; shared by the `then` and `catch` callbacks of one promise.
-type Reply = Rc<Cell<Option<oneshot::Sender<Outcome>>>>;
+type Reply<T> = Rc<Cell<Option<oneshot::Sender<Outcome<T>>>>>;
 
 fn build(function: &Function<'_, IncomingMessage, Unknown<'static>>) -> napi::Result<Tsfn> {
     function
@@ -56,30 +64,24 @@ fn reason(error: &napi::Error) -> String {
     }
 }
 
-fn send(reply: &Reply, outcome: Outcome) {
+fn send<T>(reply: &Reply<T>, outcome: Outcome<T>) {
     if let Some(tx) = reply.take() {
         let _ = tx.send(outcome);
     }
 }
 
 /// Runs on the JavaScript thread with what the function returned (or threw). Settles
-/// `reply` now for a plain value, or when the returned promise settles.
+/// `reply` now for a plain value, or when the returned promise settles; `read` turns
+/// the value into the outcome.
 ///
 /// With `rethrow`, a failure is also handed back to JavaScript: a throw becomes an
 /// uncaught exception and a rejection an unhandled rejection, as for an event listener.
-fn on_return(
+fn on_return<T: 'static>(
     returned: napi::Result<Unknown<'static>>,
-    reply: Reply,
-    want_bytes: bool,
+    reply: Reply<T>,
+    read: Read<T>,
     rethrow: bool,
 ) -> napi::Result<()> {
-    let read = move |value: Unknown<'_>| -> Outcome {
-        if want_bytes {
-            from_unknown(value).map(Some)
-        } else {
-            Ok(None)
-        }
-    };
     let value = match returned {
         Ok(value) => value,
         Err(error) => {
@@ -111,30 +113,38 @@ fn on_return(
     Ok(())
 }
 
-/// Calls `tsfn` with `(from, data)` and resolves with its outcome.
-fn call(
-    tsfn: &Tsfn,
-    from: NodeId,
-    data: Bytes,
-    want_bytes: bool,
+/// Calls `tsfn` with `arg` and resolves with its outcome, read by `read`.
+pub(crate) fn call<A: 'static, C: JsValuesTupleIntoVec + 'static, T: 'static>(
+    tsfn: &ThreadsafeFunction<A, Unknown<'static>, C, Status, false>,
+    arg: A,
+    read: Read<T>,
     rethrow: bool,
-) -> oneshot::Receiver<Outcome> {
+) -> oneshot::Receiver<Outcome<T>> {
     let (tx, rx) = oneshot::channel();
-    let reply: Reply = Rc::new(Cell::new(None));
-    // The sender crosses to the JavaScript thread inside the callback; `Rc` is only
-    // created there.
     let status = tsfn.call_with_return_value(
-        (from, data),
+        arg,
         ThreadsafeFunctionCallMode::NonBlocking,
         move |returned, _env: Env| {
-            reply.set(Some(tx));
-            on_return(returned, reply, want_bytes, rethrow)
+            // The sender crosses to the JavaScript thread inside this callback; the `Rc`
+            // is only created here.
+            let reply: Reply<T> = Rc::new(Cell::new(Some(tx)));
+            on_return(returned, reply, read, rethrow)
         },
     );
     if status != Status::Ok {
         tracing::warn!(?status, "could not queue a call to a JavaScript handler");
     }
     rx
+}
+
+/// Reads a request handler's answer as bytes.
+fn read_bytes(value: Unknown<'_>) -> Outcome<Option<Bytes>> {
+    from_unknown(value).map(Some)
+}
+
+/// Ignores a message handler's return value.
+fn read_nothing(_: Unknown<'_>) -> Outcome<Option<Bytes>> {
+    Ok(None)
 }
 
 /// A JS request handler: `(req: { from, data }) => Buffer | Uint8Array | string` or a
@@ -156,7 +166,7 @@ impl JsRequestHandler {
 
 impl RequestHandler for JsRequestHandler {
     fn handle(&self, request: Request) -> BoxFuture<memmesh::Result<Bytes>> {
-        let rx = call(&self.tsfn, request.from, request.data, true, false);
+        let rx = call(&self.tsfn, (request.from, request.data), read_bytes, false);
         Box::pin(async move {
             match rx.await {
                 Ok(Ok(data)) => Ok(data.unwrap_or_default()),
@@ -189,9 +199,76 @@ impl JsMessageHandler {
 
 impl MessageHandler for JsMessageHandler {
     fn handle(&self, message: Message) -> BoxFuture<()> {
-        let rx = call(&self.tsfn, message.from, message.data, false, true);
+        let rx = call(&self.tsfn, (message.from, message.data), read_nothing, true);
         Box::pin(async move {
             let _ = rx.await;
+        })
+    }
+}
+
+/// A JS function called with one offer object, whose answer is read on the JavaScript
+/// thread.
+type OfferTsfn = ThreadsafeFunction<Offer, Unknown<'static>, JsOffer, Status, false>;
+
+/// Reads an offer handler's answer: `{ path }`, `{ memory: true }` or `{ reject: reason }`.
+fn read_destination(value: Unknown<'_>) -> Outcome<Destination> {
+    let expected = "return { path }, { memory: true } or { reject: reason }";
+    if value.get_type().map_err(|e| e.reason)? != ValueType::Object {
+        return Err(format!(
+            "the offer handler returned {}; {expected}",
+            describe(&value)
+        ));
+    }
+    let answer =
+        unsafe { OfferAnswer::from_napi_value(value.value().env, value.raw()) }.map_err(|e| {
+            format!(
+                "the offer handler returned a bad answer ({}); {expected}",
+                e.reason
+            )
+        })?;
+    match (answer.path, answer.memory.unwrap_or(false), answer.reject) {
+        (Some(path), false, None) => Ok(Destination::Path(path.into())),
+        (None, true, None) => Ok(Destination::Memory),
+        (None, false, Some(reason)) => Ok(Destination::Reject(reason)),
+        _ => Err(format!(
+            "the offer handler returned an object with none or several answers; {expected}"
+        )),
+    }
+}
+
+/// A JS offer handler: `(offer: { from, id, name, size }) => { path } | { memory: true } |
+/// { reject: reason }`, or a promise of one. A throw, a rejection or another value
+/// refuses the offer with that reason.
+pub struct JsOfferHandler {
+    tsfn: OfferTsfn,
+}
+
+impl JsOfferHandler {
+    /// Wraps `function` (call on the JavaScript thread).
+    pub fn new(function: &Function<'_, JsOffer, Unknown<'static>>) -> napi::Result<Self> {
+        let tsfn = function
+            .build_threadsafe_function::<Offer>()
+            .callee_handled::<false>()
+            .build_callback(|ctx: ThreadsafeCallContext<Offer>| Ok(JsOffer::from(ctx.value)))?;
+        Ok(Self { tsfn })
+    }
+}
+
+impl OfferHandler for JsOfferHandler {
+    fn decide(&self, offer: Offer) -> BoxFuture<Destination> {
+        let rx = call(&self.tsfn, offer, read_destination, false);
+        Box::pin(async move {
+            match rx.await {
+                Ok(Ok(destination)) => destination,
+                Ok(Err(message)) => {
+                    tracing::warn!(%message, "the JavaScript offer handler failed; offer refused");
+                    Destination::Reject(message)
+                }
+                Err(_) => Destination::Reject(
+                    "the JavaScript offer handler could not run (the JS environment is closing)"
+                        .into(),
+                ),
+            }
         })
     }
 }

@@ -19,6 +19,7 @@ pub mod membership;
 pub mod node;
 pub mod peer;
 pub mod runtime;
+pub mod transfer;
 
 use napi_derive::napi;
 

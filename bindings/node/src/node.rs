@@ -11,6 +11,7 @@ use crate::error::to_js;
 use crate::membership::Events;
 use crate::peer::PeerInfo;
 use crate::runtime::{spawn_promise, thread_promise};
+use crate::transfer::Transfer;
 
 /// A running memmesh node (the native half of the `Node` class of the `memmesh` package).
 #[napi(js_name = "NativeNode")]
@@ -117,6 +118,13 @@ impl Node {
         Ok(Blocks::new(inner, self.inner.clone()))
     }
 
+    /// The transfer API: send files and bytes to peers, publish and fetch, offers.
+    #[napi]
+    pub fn transfer(&self, env: &Env) -> napi::Result<Transfer> {
+        let inner = to_js(env, self.inner.transfer())?;
+        Ok(Transfer::new(inner, self.inner.clone()))
+    }
+
     /// Resolves with the cache bucket `name`, created cluster-wide with `options` on
     /// first use. Without options, the bucket's existing options (or the defaults) apply;
     /// options that differ from an existing bucket's are refused with `InvalidInput`.
@@ -156,11 +164,21 @@ impl Node {
     #[napi(ts_return_type = "Promise<void>")]
     pub fn shutdown<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
         let node = self.inner.clone();
+        // The core keeps an offer handler past shutdown; a JS one would keep the process
+        // alive, so it is removed once the node is closed (when no other handler can be
+        // set: `onOffer` on a closed node refuses).
+        let transfer = self.inner.transfer().ok();
         // Shutting down joins the node's runtime, so it cannot run on that runtime.
         thread_promise(
             env,
             "memmesh-shutdown",
-            move || node.shutdown_blocking(),
+            move || {
+                let done = node.shutdown_blocking();
+                if let Some(t) = transfer {
+                    t.clear_offer_handler();
+                }
+                done
+            },
             Ok,
         )
     }

@@ -6,6 +6,10 @@
 //! rejected with `Closed`, so no pending promise keeps the Node.js process alive.
 
 use std::future::Future;
+use std::sync::Mutex;
+
+use futures::future::{AbortHandle, AbortRegistration, Abortable};
+use napi_derive::napi;
 
 use napi::bindgen_prelude::{Env, PromiseRaw, ToNapiValue};
 use napi::{JsDeferred, JsValue};
@@ -104,4 +108,64 @@ where
         .spawn(move || settle.finish(work(), convert))
         .map_err(|e| js_error(env, &memmesh::Error::from(e).context("spawning a thread")))?;
     Ok(promise)
+}
+
+/// Cancels one operation from JavaScript (the native half of an `AbortSignal` passed as
+/// `{ signal }`): `cancel()` drops the operation's future, which the core treats as
+/// cancellation, and its promise rejects with `Closed`.
+#[napi(js_name = "NativeCanceller")]
+pub struct Canceller {
+    handle: AbortHandle,
+    registration: Mutex<Option<AbortRegistration>>,
+}
+
+impl Canceller {
+    /// The registration tying one operation to this canceller (usable once).
+    pub fn registration(&self) -> memmesh::Result<AbortRegistration> {
+        self.registration
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .ok_or_else(|| {
+                memmesh::Error::invalid("a canceller can be used for one operation only")
+            })
+    }
+}
+
+#[napi]
+impl Canceller {
+    /// A canceller not yet tied to an operation.
+    #[napi(constructor)]
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        let (handle, registration) = AbortHandle::new_pair();
+        Self {
+            handle,
+            registration: Mutex::new(Some(registration)),
+        }
+    }
+
+    /// Cancels the operation (now, or as soon as it starts). Idempotent.
+    #[napi]
+    pub fn cancel(&self) {
+        self.handle.abort();
+    }
+}
+
+/// `work`, stopped (and dropped) when `registration`'s canceller is cancelled; it then
+/// fails with `Closed` and `message`.
+pub async fn cancellable<T>(
+    work: impl Future<Output = memmesh::Result<T>> + Send + 'static,
+    registration: Option<AbortRegistration>,
+    message: &'static str,
+) -> memmesh::Result<T>
+where
+    T: Send + 'static,
+{
+    match registration {
+        None => work.await,
+        Some(r) => Abortable::new(work, r)
+            .await
+            .unwrap_or_else(|_| Err(memmesh::Error::new(memmesh::ErrorKind::Closed, message))),
+    }
 }

@@ -188,3 +188,33 @@ fn resolve(future: &Bound<'_, PyAny>, outcome: PyResult<Py<PyAny>>) -> PyResult<
     };
     Ok(())
 }
+
+/// Runs `fut` as a task on the node runtime (`runtime`) and awaits it from any thread:
+/// the task is aborted if the returned future is dropped (an interrupted blocking call),
+/// and ends with `ClosedError` when the node shuts down (its runtime drops every task).
+/// For waits that only the node's shutdown would otherwise end (event subscriptions).
+pub fn on_runtime<T, F>(
+    runtime: &Handle,
+    fut: F,
+) -> impl Future<Output = memmesh::Result<T>> + Send + 'static
+where
+    F: Future<Output = memmesh::Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    struct AbortOnDrop<T>(tokio::task::JoinHandle<memmesh::Result<T>>);
+    impl<T> Drop for AbortOnDrop<T> {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let mut task = AbortOnDrop(runtime.spawn(fut));
+    async move {
+        match (&mut task.0).await {
+            Ok(out) => out,
+            Err(e) if e.is_cancelled() => Err(memmesh::Error::closed()),
+            Err(e) => Err(memmesh::Error::internal(format!(
+                "a memmesh task panicked: {e}"
+            ))),
+        }
+    }
+}

@@ -29,6 +29,8 @@ pub struct Options {
     pub memory_quota: Option<i64>,
     /// Directory for the identity and persistent stores.
     pub data_dir: Option<PathBuf>,
+    /// Directory where offered transfers land when no offer handler is set.
+    pub inbox_dir: Option<PathBuf>,
     /// Worker threads of the node runtime.
     pub threads: Option<i64>,
     /// Largest message, request or response, in bytes.
@@ -50,6 +52,7 @@ impl Options {
         let mut c = NodeConfig {
             name: self.name,
             data_dir: self.data_dir,
+            inbox_dir: self.inbox_dir,
             ..NodeConfig::default()
         };
         if let Some(listen) = self.listen {

@@ -1,5 +1,6 @@
 //! What channels deliver to Python (`Message`, `Request`), and Python callables as the
-//! core's [`MessageHandler`] / [`RequestHandler`].
+//! core's [`MessageHandler`] / [`RequestHandler`] (and, through `transfer.rs`, as its
+//! `OfferHandler`).
 //!
 //! A handler runs either on a blocking thread of the node runtime (plain functions of
 //! the blocking API), or on an asyncio loop (`async def` handlers of the blocking API run
@@ -86,14 +87,17 @@ payload_class!(
 );
 
 /// Turns what a handler returned (or raised) into the core's result, with the GIL held.
-type Finish = fn(Python<'_>, &Callable, PyResult<Bound<'_, PyAny>>) -> memmesh::Result<Bytes>;
+pub type Finish<T> = fn(Python<'_>, &Callable, PyResult<Bound<'_, PyAny>>) -> memmesh::Result<T>;
+
+/// Delivers a handler task's outcome (what it returned or raised) to the node.
+type Deliver = Box<dyn for<'py> FnOnce(Python<'py>, PyResult<Bound<'py, PyAny>>) + Send>;
 
 /// A Python callable and where it runs.
 pub struct Callable {
     func: Py<PyAny>,
     event_loop: Option<EventLoop>,
     /// Names the handler in error messages, e.g. `the request handler of channel "x"`.
-    what: String,
+    pub what: String,
 }
 
 impl Callable {
@@ -109,11 +113,11 @@ impl Callable {
 
     /// Calls the handler with the argument built by `arg`, and converts the outcome
     /// with `finish`.
-    async fn invoke(
+    pub async fn invoke<T: Send + 'static>(
         self: Arc<Self>,
         arg: impl FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send + 'static,
-        finish: Finish,
-    ) -> memmesh::Result<Bytes> {
+        finish: Finish<T>,
+    ) -> memmesh::Result<T> {
         let Some(event_loop) = self.event_loop.clone() else {
             let run = tokio::task::spawn_blocking(move || {
                 Python::try_attach(|py| {
@@ -144,13 +148,13 @@ impl Callable {
 
     /// On the loop's thread: calls the handler; an awaitable result runs as a task of the
     /// loop. The outcome goes to `tx`.
-    fn start(
+    fn start<T: Send + 'static>(
         self: Arc<Self>,
         py: Python<'_>,
         event_loop: &Bound<'_, PyAny>,
         arg: impl FnOnce(Python<'_>) -> PyResult<Py<PyAny>>,
-        finish: Finish,
-        tx: oneshot::Sender<memmesh::Result<Bytes>>,
+        finish: Finish<T>,
+        tx: oneshot::Sender<memmesh::Result<T>>,
     ) {
         let out = arg(py).and_then(|a| self.func.bind(py).call1((a,)));
         let out = match out {
@@ -158,10 +162,12 @@ impl Callable {
                 let task = ensure_future(&value, event_loop);
                 match task {
                     Ok(task) => {
+                        let deliver: Deliver = Box::new(move |py, out| {
+                            // The node stopped waiting (shutdown): nothing to deliver to.
+                            let _ = tx.send(finish(py, &self, out));
+                        });
                         let done = Completion {
-                            tx: Mutex::new(Some(tx)),
-                            callable: self,
-                            finish,
+                            deliver: Mutex::new(Some(deliver)),
                         };
                         if let Err(e) = task.call_method1("add_done_callback", (done,)) {
                             e.write_unraisable(py, Some(&task));
@@ -202,19 +208,19 @@ fn ensure_future<'py>(
 /// The done-callback of a handler task: forwards its outcome to the node.
 #[pyclass(frozen, module = "memmesh._native")]
 struct Completion {
-    tx: Mutex<Option<oneshot::Sender<memmesh::Result<Bytes>>>>,
-    callable: Arc<Callable>,
-    finish: Finish,
+    deliver: Mutex<Option<Deliver>>,
 }
 
 #[pymethods]
 impl Completion {
     fn __call__(&self, py: Python<'_>, finished: &Bound<'_, PyAny>) {
-        let outcome = (self.finish)(py, &self.callable, finished.call_method0("result"));
-        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(tx) = tx {
-            // The node stopped waiting (shutdown): nothing to deliver to.
-            let _ = tx.send(outcome);
+        let deliver = self
+            .deliver
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(deliver) = deliver {
+            deliver(py, finished.call_method0("result"));
         }
     }
 }

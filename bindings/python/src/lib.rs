@@ -3,7 +3,8 @@
 //! This crate only converts types and errors and chooses how calls cross the boundary;
 //! every feature lives in the `memmesh` core crate. Its files mirror the core's modules
 //! (`node.rs`, `config.rs`, `channel.rs`, `handler.rs` for `channel/handler.rs`,
-//! `membership.rs`, `peer.rs`, `blocks.rs`, `cache.rs`, `error.rs`), plus `bridge.rs` and `event_loop.rs`, which
+//! `membership.rs`, `peer.rs`, `blocks.rs`, `cache.rs`, `transfer.rs`, `error.rs`), plus
+//! `bridge.rs` and `event_loop.rs`, which
 //! move work between Python threads, asyncio loops and the node's own tokio runtime.
 //! The typed public API is the pure-Python package `memmesh` (`memmesh.Node` blocking,
 //! `memmesh.aio.Node` asyncio) built on these classes.
@@ -21,6 +22,7 @@ mod handler;
 mod membership;
 mod node;
 mod peer;
+mod transfer;
 
 /// The native module (`memmesh._native`).
 #[pymodule]
@@ -38,6 +40,14 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<cache::PyCache>()?;
     m.add_class::<cache::PyCacheOptions>()?;
     m.add_class::<cache::PyCacheStats>()?;
+    m.add_class::<transfer::PyTransfer>()?;
+    m.add_class::<transfer::PyOffer>()?;
+    m.add_class::<transfer::PyDestination>()?;
+    m.add_class::<transfer::PyReceived>()?;
+    m.add_class::<transfer::PyTransferResult>()?;
+    m.add_class::<transfer::PyProgress>()?;
+    m.add_class::<transfer::PyReceivedEvents>()?;
+    m.add_class::<transfer::PyProgressEvents>()?;
     m.add_class::<bridge::Pending>()?;
     m.add(
         "ERROR_KINDS",

@@ -19,6 +19,7 @@ use crate::config::Options;
 use crate::error::IntoPyResult;
 use crate::membership::PyEvents;
 use crate::peer::PyPeerInfo;
+use crate::transfer::PyTransfer;
 
 /// A running memmesh node (the native half of `memmesh.Node` and `memmesh.aio.Node`).
 #[pyclass(frozen, weakref, module = "memmesh._native", name = "Node")]
@@ -39,7 +40,8 @@ impl PyNode {
     #[pyo3(signature = (
         *, name=None, listen=None, cluster_secret=None, bootstrap=None, mdns=None,
         mdns_interfaces=None, memory_quota=None, data_dir=None, threads=None, max_message_size=None,
-        request_timeout=None, send_timeout=None, connect_timeout=None, channel_queue=None
+        request_timeout=None, send_timeout=None, connect_timeout=None, channel_queue=None,
+        inbox_dir=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -58,6 +60,7 @@ impl PyNode {
         send_timeout: Option<f64>,
         connect_timeout: Option<f64>,
         channel_queue: Option<i64>,
+        inbox_dir: Option<PathBuf>,
     ) -> PyResult<Self> {
         let config = Options {
             name,
@@ -74,6 +77,7 @@ impl PyNode {
             send_timeout,
             connect_timeout,
             channel_queue,
+            inbox_dir,
         }
         .into_config(py)?;
         let node = wait(py, Node::start(config))?;
@@ -174,6 +178,13 @@ impl PyNode {
     fn blocks(&self, py: Python<'_>) -> PyResult<PyBlocks> {
         let blocks = self.node.blocks().into_py(py)?;
         Ok(PyBlocks::new(blocks, self.node.runtime_handle()))
+    }
+
+    /// The transfer API (verified chunk transfer of files and bytes between nodes).
+    #[getter]
+    fn transfer(&self, py: Python<'_>) -> PyResult<PyTransfer> {
+        let transfer = self.node.transfer().into_py(py)?;
+        Ok(PyTransfer::new(transfer, self.node.runtime_handle()))
     }
 
     /// The cache bucket `name` (blocking, without the GIL), defined cluster-wide on first

@@ -37,6 +37,10 @@ pub struct NodeConfig {
     /// Directory for the persisted identity and stores (default: in-memory only).
     #[uniffi(default = None)]
     pub data_dir: Option<String>,
+    /// Directory where offered transfers are received when no offer handler is set
+    /// (default: none, offers are refused).
+    #[uniffi(default = None)]
+    pub inbox_dir: Option<String>,
     /// Worker threads of the node's own runtime.
     #[uniffi(default = 2)]
     pub threads: u32,
@@ -70,6 +74,7 @@ impl From<memmesh::NodeConfig> for NodeConfig {
             mdns_interfaces: c.mdns_interfaces,
             memory_quota: c.memory_quota,
             data_dir: c.data_dir.map(|d| d.to_string_lossy().into_owned()),
+            inbox_dir: c.inbox_dir.map(|d| d.to_string_lossy().into_owned()),
             threads: saturating_u32(c.threads),
             max_message_size: c.max_message_size as u64,
             request_timeout_ms: millis(c.request_timeout),
@@ -100,6 +105,7 @@ impl TryFrom<NodeConfig> for memmesh::NodeConfig {
             mdns_interfaces: c.mdns_interfaces,
             memory_quota: c.memory_quota,
             data_dir: c.data_dir.map(PathBuf::from),
+            inbox_dir: c.inbox_dir.map(PathBuf::from),
             threads: c.threads as usize,
             max_message_size,
             request_timeout: Duration::from_millis(c.request_timeout_ms),
@@ -140,6 +146,7 @@ mod tests {
             mdns_interfaces: Some(vec!["lo".into()]),
             memory_quota: 1 << 20,
             data_dir: Some("/tmp/x".into()),
+            inbox_dir: Some("/tmp/inbox".into()),
             threads: 1,
             max_message_size: 4096,
             request_timeout_ms: 1500,
@@ -151,6 +158,7 @@ mod tests {
         assert_eq!(core.cluster_secret.as_deref(), Some(&b"s3cret"[..]));
         assert_eq!(core.request_timeout, Duration::from_millis(1500));
         assert_eq!(core.data_dir, Some(PathBuf::from("/tmp/x")));
+        assert_eq!(core.inbox_dir, Some(PathBuf::from("/tmp/inbox")));
         assert_eq!(NodeConfig::from(core), ffi);
     }
 }

@@ -19,6 +19,7 @@ pub mod events;
 pub mod handler;
 pub mod node;
 pub mod peer;
+pub mod transfer;
 
 pub use blocks::{Blocks, NodeUsage, Placement};
 pub use cache::{default_cache_options, Cache, CacheEntry, CacheInfo, CacheOptions, CacheStats};
@@ -29,6 +30,10 @@ pub use events::{Event, Events};
 pub use handler::{Message, MessageHandler, Request, RequestHandler};
 pub use node::Node;
 pub use peer::{PeerInfo, PeerState};
+pub use transfer::{
+    Destination, Offer, OfferHandler, Progress, ProgressEvents, Received, ReceivedEvents, Source,
+    Transfer, TransferResult,
+};
 
 uniffi::setup_scaffolding!("memmesh");
 

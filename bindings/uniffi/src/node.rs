@@ -1,4 +1,4 @@
-//! The node: start, identity, peers, channels, blocks, cache buckets, shutdown.
+//! The node: start, identity, peers, channels, blocks, cache buckets, transfer, shutdown.
 
 use std::sync::Arc;
 
@@ -10,6 +10,7 @@ use crate::error::MemmeshError;
 use crate::events::Events;
 use crate::parse_node_id;
 use crate::peer::PeerInfo;
+use crate::transfer::Transfer;
 
 /// A running memmesh node (Swift: `let node = try await Node.start(config: NodeConfig(...))`).
 ///
@@ -87,6 +88,12 @@ impl Node {
     /// The blocks API: put bytes into this node's or a peer's RAM, get them back by id.
     pub fn blocks(&self) -> Result<Arc<Blocks>, MemmeshError> {
         Ok(Arc::new(Blocks::new(self.inner.blocks()?)))
+    }
+
+    /// The transfer API: send files and bytes to peers, publish and fetch, verified
+    /// chunk by chunk and resumable.
+    pub fn transfer(&self) -> Result<Arc<Transfer>, MemmeshError> {
+        Ok(Arc::new(Transfer::new(self.inner.clone())?))
     }
 
     /// The replicated cache bucket `name`, created cluster-wide with `options` on first

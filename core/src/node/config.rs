@@ -34,6 +34,9 @@ pub struct NodeConfig {
     pub memory_quota: u64,
     /// Directory for the identity and persistent stores (default: in-memory only).
     pub data_dir: Option<PathBuf>,
+    /// Directory where offered transfers are received when no offer handler is set
+    /// (default: none, offers are refused).
+    pub inbox_dir: Option<PathBuf>,
     /// Worker threads of the node's own tokio runtime.
     pub threads: usize,
     /// Maximum size of one message, request or response.
@@ -63,6 +66,7 @@ impl Default for NodeConfig {
             mdns_interfaces: None,
             memory_quota: DEFAULT_MEMORY_QUOTA,
             data_dir: None,
+            inbox_dir: None,
             threads: 2,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             request_timeout: Duration::from_secs(30),
@@ -180,6 +184,12 @@ impl NodeBuilder {
     /// Bytes of RAM this node lends to the mesh.
     pub fn memory_quota(mut self, bytes: u64) -> Self {
         self.config.memory_quota = bytes;
+        self
+    }
+
+    /// Directory where offered transfers are received (when no offer handler is set).
+    pub fn inbox_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.inbox_dir = Some(dir.into());
         self
     }
 

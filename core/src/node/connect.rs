@@ -237,6 +237,29 @@ async fn serve_stream(
             .map_err(Error::from),
         Err(e) => Err(e),
     };
+    if let Ok((
+        StreamHeader {
+            service: crate::wire::Service::Transfer(offer),
+            ..
+        },
+        _,
+    )) = &parsed
+    {
+        // A transfer takes the whole stream over.
+        crate::transfer::receive::serve(shared, peer, offer.clone(), send, recv).await;
+        return;
+    }
+    if let Ok((
+        StreamHeader {
+            service: crate::wire::Service::Fetch { id },
+            ..
+        },
+        _,
+    )) = &parsed
+    {
+        crate::transfer::fetch::serve(shared, peer, *id, send, recv).await;
+        return;
+    }
     let result = match parsed {
         Ok((header, body)) => {
             // If the requester gives up (stops reading), stop working for it.

@@ -68,6 +68,7 @@ impl Drop for Guard {
             self.shared.runtime.shutdown_background();
             self.shared.pool.clear();
             self.shared.channels.clear();
+            self.shared.transfers.clear_handler();
         }
     }
 }
@@ -301,6 +302,17 @@ impl Node {
         Ok(Cache::new(self.shared.clone(), bucket, self.guard.clone()))
     }
 
+    /// The transfer API: send files and bytes to peers, verified and resumable.
+    pub fn transfer(&self) -> Result<crate::transfer::Transfer> {
+        if self.shared.is_closed() {
+            return Err(Error::closed());
+        }
+        Ok(crate::transfer::Transfer::new(
+            self.shared.clone(),
+            self.guard.clone(),
+        ))
+    }
+
     /// The cache buckets this node knows (its own and those learned from peers), by name.
     pub fn caches(&self) -> Vec<(String, CacheOptions)> {
         crate::cache::known(&self.shared)
@@ -363,6 +375,7 @@ impl Node {
     fn stop_runtime(&self) -> Option<std::thread::JoinHandle<()>> {
         begin_shutdown(&self.shared);
         self.shared.channels.clear();
+        self.shared.transfers.clear_handler();
         self.shared.pool.clear();
         info!(node = %self.shared.id.short(), "node shut down");
         self.shared.runtime.shutdown()

@@ -46,6 +46,8 @@ pub struct Shared {
     pub budget: Arc<MemoryBudget>,
     /// The replicated cache's buckets and routing.
     pub cache: CacheState,
+    /// Incoming transfers: offer handler, inbox, deliveries.
+    pub transfers: crate::transfer::TransferState,
     blocks: Mutex<BlockStore>,
     placed: Mutex<HashMap<BlockId, NodeId>>,
     endpoint: RwLock<Option<quinn::Endpoint>>,
@@ -69,6 +71,7 @@ impl Shared {
             placed: Mutex::new(HashMap::new()),
             budget,
             cache: CacheState::new(key.node_id()),
+            transfers: crate::transfer::TransferState::new(config.inbox_dir.clone()),
             id: key.node_id(),
             key,
             config,

@@ -1,5 +1,367 @@
-//! Verified chunk transfer of large files and blobs (issue 6, in progress): so far the
-//! receiving side's verification state machine. The protocol is in
-//! `docs/adr/0012-transfer.md`.
+//! Verified chunk transfer of files and blobs (issue 6, in progress).
+//!
+//! `send` streams a file or bytes to peers in parallel, in 1 MiB chunks, each with its
+//! BLAKE3 hash, then the hash of the whole; the receiver verifies every chunk as it
+//! arrives, writes to `<name>.memmesh-partial`, and renames the file only once the whole
+//! is verified. An interrupted transfer sent again resumes after the last verified chunk.
+//! The protocol is in `docs/adr/0012-transfer.md`. Not yet: publish/fetch, progress
+//! events, cancellation from the receiver, bindings.
 
+pub mod events;
+pub(crate) mod fetch;
+pub(crate) mod messages;
+pub(crate) mod receive;
+pub(crate) mod send;
 pub mod verify;
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+
+use crate::error::{Error, Result};
+use crate::identity::NodeId;
+use crate::node::shared::Shared;
+use crate::node::Guard;
+
+/// What to send.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A file, streamed from disk.
+    Path(PathBuf),
+    /// Bytes in memory.
+    Bytes(Bytes),
+}
+
+/// Where a received transfer goes (the answer of an offer handler).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// Into this file (written beside it as `.memmesh-partial` until verified).
+    Path(PathBuf),
+    /// Into memory.
+    Memory,
+    /// Refused, with a reason for the sender.
+    Reject(String),
+}
+
+/// An incoming offer, as shown to the offer handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    /// The sender.
+    pub from: NodeId,
+    /// Identifies the content across attempts (hex).
+    pub id: String,
+    /// File name proposed by the sender.
+    pub name: String,
+    /// Total bytes.
+    pub size: u64,
+}
+
+/// A transfer received completely and verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// The offer it answered.
+    pub offer: Offer,
+    /// `blake3:<hex>` of the content.
+    pub hash: String,
+    /// Where it was written, for a file destination.
+    pub path: Option<PathBuf>,
+    /// The content, for a memory destination.
+    pub data: Option<Bytes>,
+}
+
+/// The outcome of sending to one peer.
+#[derive(Debug, Clone)]
+pub struct TransferResult {
+    /// The peer.
+    pub peer: NodeId,
+    /// Bytes of the content (0 on failure).
+    pub bytes: u64,
+    /// `blake3:<hex>` confirmed by the receiver.
+    pub hash: Option<String>,
+    /// Bytes actually streamed in the last attempt (less than `bytes` after a resume).
+    pub sent: u64,
+    /// How many attempts it took (a chunk reported corrupted is sent again).
+    pub attempts: u32,
+    /// How long it took.
+    pub duration: Duration,
+    /// Why it failed, if it did.
+    pub error: Option<Error>,
+}
+
+/// Progress of a transfer being sent, as reported by `Transfer::progress`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// The receiving peer.
+    pub peer: NodeId,
+    /// The name offered.
+    pub name: String,
+    /// Bytes done (verified ones skipped on resume count as done).
+    pub done: u64,
+    /// Total bytes.
+    pub total: u64,
+    /// Bytes per second streamed in this attempt so far.
+    pub rate: f64,
+}
+
+/// Decides where an incoming transfer goes. Implemented for every
+/// `Fn(Offer) -> impl Future<Output = Destination>`.
+pub trait OfferHandler: Send + Sync + 'static {
+    /// Where the content of `offer` goes.
+    fn decide(&self, offer: Offer) -> crate::channel::handler::BoxFuture<Destination>;
+}
+
+impl<F, Fut> OfferHandler for F
+where
+    F: Fn(Offer) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Destination> + Send + 'static,
+{
+    fn decide(&self, offer: Offer) -> crate::channel::handler::BoxFuture<Destination> {
+        Box::pin(self(offer))
+    }
+}
+
+/// Receiving-side state of a node.
+pub struct TransferState {
+    handler: RwLock<Option<Arc<dyn OfferHandler>>>,
+    inbox: Option<PathBuf>,
+    received: broadcast::Sender<Received>,
+    pub(crate) progress: broadcast::Sender<Progress>,
+    incoming:
+        std::sync::Mutex<std::collections::HashMap<[u8; 32], tokio_util::sync::CancellationToken>>,
+    published: std::sync::Mutex<std::collections::HashMap<[u8; 32], (String, Source)>>,
+    /// Test hook: the index of a chunk to damage once on the wire (`u64::MAX`: none).
+    pub(crate) corrupt_chunk: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for TransferState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransferState")
+            .field("inbox", &self.inbox)
+            .finish()
+    }
+}
+
+impl TransferState {
+    /// State with an optional inbox directory.
+    pub fn new(inbox: Option<PathBuf>) -> Self {
+        Self {
+            handler: RwLock::new(None),
+            inbox,
+            received: broadcast::channel(256).0,
+            progress: broadcast::channel(1024).0,
+            published: std::sync::Mutex::new(std::collections::HashMap::new()),
+            incoming: std::sync::Mutex::new(std::collections::HashMap::new()),
+            corrupt_chunk: std::sync::atomic::AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// Where the content of `offer` goes: the handler's answer, else the inbox, else
+    /// refused.
+    pub(crate) async fn decide(&self, offer: &Offer, deadline: Duration) -> Destination {
+        let handler = self
+            .handler
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match (handler, &self.inbox) {
+            (Some(h), _) => tokio::time::timeout(deadline, h.decide(offer.clone()))
+                .await
+                .unwrap_or_else(|_| {
+                    Destination::Reject("the offer handler did not answer in time".into())
+                }),
+            (None, Some(dir)) => Destination::Path(dir.join(&offer.name)),
+            (None, None) => {
+                Destination::Reject("this node has no inbox and no offer handler".into())
+            }
+        }
+    }
+
+    /// Registers an incoming transfer; the token is cancelled by `Transfer::cancel`.
+    pub(crate) fn incoming(&self, id: [u8; 32]) -> tokio_util::sync::CancellationToken {
+        let token = tokio_util::sync::CancellationToken::new();
+        self.incoming
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, token.clone());
+        token
+    }
+
+    pub(crate) fn done_incoming(&self, id: &[u8; 32]) {
+        self.incoming
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
+    pub(crate) fn published(&self, id: &[u8; 32]) -> Option<(String, Source)> {
+        self.published
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    /// Drops the offer handler (shutdown: it may hold references into the host language).
+    pub(crate) fn clear_handler(&self) {
+        *self.handler.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    pub(crate) fn deliver(&self, r: Received) {
+        let _ = self.received.send(r);
+    }
+}
+
+/// The transfer API of a node (`node.transfer()`).
+#[derive(Clone)]
+pub struct Transfer {
+    shared: Arc<Shared>,
+    _guard: Arc<Guard>,
+}
+
+impl std::fmt::Debug for Transfer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transfer")
+            .field("node", &self.shared.id)
+            .finish()
+    }
+}
+
+impl Transfer {
+    pub(crate) fn new(shared: Arc<Shared>, guard: Arc<Guard>) -> Self {
+        Self {
+            shared,
+            _guard: guard,
+        }
+    }
+
+    /// Sends `source` to every peer of `to` in parallel; one result per peer, in order.
+    pub async fn send(&self, source: Source, to: &[NodeId]) -> Result<Vec<TransferResult>> {
+        if self.shared.is_closed() {
+            return Err(Error::closed());
+        }
+        let shared = self.shared.clone();
+        let to = to.to_vec();
+        self.shared
+            .run(async move {
+                let sends = to.iter().map(|&p| send::send_to(&shared, &source, p));
+                Ok(futures::future::join_all(sends).await)
+            })
+            .await
+    }
+
+    /// Offers `source` to peers that fetch it by the returned id (`blake3:<hex>` of the
+    /// content; a file is read through once to compute it). Blocks this node holds can be
+    /// fetched by their id without publishing.
+    pub async fn publish(&self, source: Source) -> Result<String> {
+        if self.shared.is_closed() {
+            return Err(Error::closed());
+        }
+        let shared = self.shared.clone();
+        self.shared
+            .run(async move {
+                let (_, name, _) = send::Reader::open(&source).await?;
+                let id = fetch::content_hash(&source).await?;
+                shared
+                    .transfers
+                    .published
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id, (name, source));
+                Ok(format!("blake3:{}", data_encoding::HEXLOWER.encode(&id)))
+            })
+            .await
+    }
+
+    /// Stops offering `id`; returns whether it was published.
+    pub fn unpublish(&self, id: &str) -> Result<bool> {
+        let id = fetch::parse_id(id)?;
+        Ok(self
+            .shared
+            .transfers
+            .published
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id)
+            .is_some())
+    }
+
+    /// Fetches content `id` (published by `from`, or a block it holds) into the file
+    /// `into`, or into memory when `None`. A fetch into a file that was interrupted
+    /// resumes after the chunks already verified.
+    pub async fn fetch(&self, id: &str, from: NodeId, into: Option<PathBuf>) -> Result<Received> {
+        if self.shared.is_closed() {
+            return Err(Error::closed());
+        }
+        let id = fetch::parse_id(id)?;
+        let shared = self.shared.clone();
+        self.shared
+            .run(async move { fetch::fetch(&shared, id, from, into).await })
+            .await
+    }
+
+    /// Cancels the incoming transfer with this offer id (`Offer::id`) once it is
+    /// accepted and streaming; the sender gets a `Closed` error and the verified part is
+    /// kept for a later resume. Returns whether such a transfer was running. (To refuse
+    /// an offer, return `Destination::Reject` from the offer handler.) (A sender cancels by dropping its `send` future.)
+    pub fn cancel(&self, offer_id: &str) -> Result<bool> {
+        let id = fetch::parse_id(offer_id)?;
+        let token = self
+            .shared
+            .transfers
+            .incoming
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        Ok(token.map(|t| t.cancel()).is_some())
+    }
+
+    /// Decides where offers go (replaces the inbox for every offer): a closure
+    /// `|offer| async { Destination::… }` or any [`OfferHandler`].
+    pub fn on_offer(&self, handler: impl OfferHandler) {
+        *self
+            .shared
+            .transfers
+            .handler
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(handler));
+    }
+
+    /// Removes the offer handler (offers go to the inbox, or are refused).
+    pub fn clear_offer_handler(&self) {
+        *self
+            .shared
+            .transfers
+            .handler
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Progress of the transfers this node sends, from now on.
+    pub fn progress(&self) -> events::Subscription<Progress> {
+        events::Subscription::new(
+            self.shared.transfers.progress.subscribe(),
+            self.shared.cancel.clone(),
+        )
+    }
+
+    /// Test hook: damages chunk `index` of the next transfer sent, once, after its hash was
+    /// computed, as corruption on the wire would.
+    #[doc(hidden)]
+    pub fn corrupt_chunk_once_for_tests(&self, index: u64) {
+        self.shared
+            .transfers
+            .corrupt_chunk
+            .store(index, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Transfers received from now on.
+    pub fn received(&self) -> events::Subscription<Received> {
+        events::Subscription::new(
+            self.shared.transfers.received.subscribe(),
+            self.shared.cancel.clone(),
+        )
+    }
+}

@@ -84,6 +84,28 @@ pub enum Service {
     },
     /// The replicated cache (body and reply: bulk-encoded cache messages).
     Cache,
+    /// A chunked transfer offered by the opener of the stream, which the transfer service
+    /// takes over whole (see `transfer::receive`).
+    Transfer(TransferOffer),
+    /// A pull of published content (or a block) by its BLAKE3 hash; the transfer service
+    /// takes the stream over and sends the content back in verified chunks.
+    Fetch {
+        /// The content hash.
+        id: [u8; 32],
+    },
+}
+
+/// What a sender offers at the start of a transfer stream.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TransferOffer {
+    /// Identifies the content across attempts, so an interrupted transfer can resume.
+    pub id: [u8; 32],
+    /// A file name for the receiver (no directories).
+    pub name: String,
+    /// Total bytes.
+    pub size: u64,
+    /// Bytes per chunk.
+    pub chunk_size: u32,
 }
 
 /// The first frame of every service stream.

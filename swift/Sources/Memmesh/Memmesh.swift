@@ -1778,6 +1778,12 @@ public protocol NodeProtocol: AnyObject, Sendable {
      */
     func shutdown() async throws 
     
+    /**
+     * The transfer API: send files and bytes to peers, publish and fetch, verified
+     * chunk by chunk and resumable.
+     */
+    func transfer() throws  -> Transfer
+    
 }
 /**
  * A running memmesh node (Swift: `let node = try await Node.start(config: NodeConfig(...))`).
@@ -2072,6 +2078,19 @@ open func shutdown()async throws   {
         )
 }
     
+    /**
+     * The transfer API: send files and bytes to peers, publish and fetch, verified
+     * chunk by chunk and resumable.
+     */
+open func transfer()throws  -> Transfer  {
+    return try  FfiConverterTypeTransfer_lift(try rustCallWithError(FfiConverterTypeMemmeshError_lift) {
+        uniffiCallStatus in
+    uniffi_memmesh_uniffi_fn_method_node_transfer(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
 
     
 }
@@ -2115,6 +2134,633 @@ public func FfiConverterTypeNode_lift(_ handle: UInt64) throws -> Node {
 #endif
 public func FfiConverterTypeNode_lower(_ value: Node) -> UInt64 {
     return FfiConverterTypeNode.lower(value)
+}
+
+
+
+
+
+
+/**
+ * Progress of the transfers this node sends, from the moment `Transfer.progress()`
+ * was called.
+ */
+public protocol ProgressEventsProtocol: AnyObject, Sendable {
+    
+    /**
+     * How many reports this reader missed because it fell more than 1024 behind (the
+     * next report carries the totals so far).
+     */
+    func missed()  -> UInt64
+    
+    /**
+     * The next progress report; throws `Closed` once the node shuts down. Cancelling
+     * the call loses nothing.
+     */
+    func next() async throws  -> TransferProgress
+    
+}
+/**
+ * Progress of the transfers this node sends, from the moment `Transfer.progress()`
+ * was called.
+ */
+open class ProgressEvents: ProgressEventsProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_memmesh_uniffi_fn_clone_progressevents(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_memmesh_uniffi_fn_free_progressevents(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * How many reports this reader missed because it fell more than 1024 behind (the
+     * next report carries the totals so far).
+     */
+open func missed() -> UInt64  {
+    return try!  FfiConverterUInt64.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_memmesh_uniffi_fn_method_progressevents_missed(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The next progress report; throws `Closed` once the node shuts down. Cancelling
+     * the call loses nothing.
+     */
+open func next()async throws  -> TransferProgress  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_progressevents_next(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeTransferProgress_lift,
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeProgressEvents: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = ProgressEvents
+
+    public static func lift(_ handle: UInt64) throws -> ProgressEvents {
+        return ProgressEvents(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: ProgressEvents) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ProgressEvents {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: ProgressEvents, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeProgressEvents_lift(_ handle: UInt64) throws -> ProgressEvents {
+    return try FfiConverterTypeProgressEvents.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeProgressEvents_lower(_ value: ProgressEvents) -> UInt64 {
+    return FfiConverterTypeProgressEvents.lower(value)
+}
+
+
+
+
+
+
+/**
+ * Transfers received by this node, from the moment `Transfer.received()` was called.
+ */
+public protocol ReceivedEventsProtocol: AnyObject, Sendable {
+    
+    /**
+     * How many deliveries this reader missed because it fell more than 256 behind.
+     */
+    func missed()  -> UInt64
+    
+    /**
+     * The next transfer received and verified; throws `Closed` once the node shuts
+     * down. Cancelling the call loses nothing.
+     */
+    func next() async throws  -> Received
+    
+}
+/**
+ * Transfers received by this node, from the moment `Transfer.received()` was called.
+ */
+open class ReceivedEvents: ReceivedEventsProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_memmesh_uniffi_fn_clone_receivedevents(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_memmesh_uniffi_fn_free_receivedevents(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * How many deliveries this reader missed because it fell more than 256 behind.
+     */
+open func missed() -> UInt64  {
+    return try!  FfiConverterUInt64.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_memmesh_uniffi_fn_method_receivedevents_missed(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The next transfer received and verified; throws `Closed` once the node shuts
+     * down. Cancelling the call loses nothing.
+     */
+open func next()async throws  -> Received  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_receivedevents_next(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeReceived_lift,
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeReceivedEvents: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = ReceivedEvents
+
+    public static func lift(_ handle: UInt64) throws -> ReceivedEvents {
+        return ReceivedEvents(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: ReceivedEvents) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ReceivedEvents {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: ReceivedEvents, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeReceivedEvents_lift(_ handle: UInt64) throws -> ReceivedEvents {
+    return try FfiConverterTypeReceivedEvents.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeReceivedEvents_lower(_ value: ReceivedEvents) -> UInt64 {
+    return FfiConverterTypeReceivedEvents.lower(value)
+}
+
+
+
+
+
+
+/**
+ * The transfer API of a node (from `Node.transfer()`). Keeps its node alive.
+ */
+public protocol TransferProtocol: AnyObject, Sendable {
+    
+    /**
+     * Cancels the incoming transfer whose offer id is `offer_id` (`Offer.id`); the
+     * sender's result is `Closed` and the verified part is kept for a later resume.
+     * Returns whether such a transfer was running. (A sender cancels by cancelling its
+     * `send` call.)
+     */
+    func cancel(offerId: String) throws  -> Bool
+    
+    /**
+     * Removes the offer handler: offers go to the inbox directory, or are refused.
+     */
+    func clearOfferHandler() 
+    
+    /**
+     * Fetches content `id` (published by the peer `from`, or a block it holds) into the
+     * file `into`, or into memory (`Received.data`) when `None`. An interrupted fetch
+     * into a file resumes after the chunks already verified. Throws `NotFound` if the
+     * peer offers nothing under `id`.
+     */
+    func fetch(id: String, from: String, into: String?) async throws  -> Received
+    
+    /**
+     * Decides where offers go with `handler` (replaces the inbox directory for every
+     * offer, and any previous handler).
+     */
+    func onOffer(handler: OfferHandler) 
+    
+    /**
+     * Progress of the transfers this node sends, from now on; `next()` throws `Closed`
+     * once the node shuts down.
+     */
+    func progress() throws  -> ProgressEvents
+    
+    /**
+     * Offers `source` to peers, who fetch it by the returned id (`"blake3:<hex>"` of
+     * the content). Blocks this node holds can be fetched by their id without
+     * publishing.
+     */
+    func publish(source: Source) async throws  -> String
+    
+    /**
+     * Transfers this node receives from now on; `next()` throws `Closed` once the
+     * node shuts down.
+     */
+    func received() throws  -> ReceivedEvents
+    
+    /**
+     * Sends `source` to every peer of `to` (node ids) in parallel and returns one
+     * result per peer, in the order of `to`. A peer that fails has its error in its
+     * result; the call itself throws only for bad input or a closed node.
+     */
+    func send(source: Source, to: [String]) async throws  -> [TransferResult]
+    
+    /**
+     * Stops offering `id`; returns whether it was published.
+     */
+    func unpublish(id: String) throws  -> Bool
+    
+}
+/**
+ * The transfer API of a node (from `Node.transfer()`). Keeps its node alive.
+ */
+open class Transfer: TransferProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_memmesh_uniffi_fn_clone_transfer(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_memmesh_uniffi_fn_free_transfer(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Cancels the incoming transfer whose offer id is `offer_id` (`Offer.id`); the
+     * sender's result is `Closed` and the verified part is kept for a later resume.
+     * Returns whether such a transfer was running. (A sender cancels by cancelling its
+     * `send` call.)
+     */
+open func cancel(offerId: String)throws  -> Bool  {
+    return try  FfiConverterBool.lift(try rustCallWithError(FfiConverterTypeMemmeshError_lift) {
+        uniffiCallStatus in
+    uniffi_memmesh_uniffi_fn_method_transfer_cancel(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(offerId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Removes the offer handler: offers go to the inbox directory, or are refused.
+     */
+open func clearOfferHandler()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_memmesh_uniffi_fn_method_transfer_clear_offer_handler(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Fetches content `id` (published by the peer `from`, or a block it holds) into the
+     * file `into`, or into memory (`Received.data`) when `None`. An interrupted fetch
+     * into a file resumes after the chunks already verified. Throws `NotFound` if the
+     * peer offers nothing under `id`.
+     */
+open func fetch(id: String, from: String, into: String? = nil)async throws  -> Received  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_transfer_fetch(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(id),FfiConverterString.lower(from),FfiConverterOptionString.lower(into)
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeReceived_lift,
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
+     * Decides where offers go with `handler` (replaces the inbox directory for every
+     * offer, and any previous handler).
+     */
+open func onOffer(handler: OfferHandler)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_memmesh_uniffi_fn_method_transfer_on_offer(
+            self.uniffiCloneHandle(),
+        FfiConverterCallbackInterfaceOfferHandler_lower(handler),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Progress of the transfers this node sends, from now on; `next()` throws `Closed`
+     * once the node shuts down.
+     */
+open func progress()throws  -> ProgressEvents  {
+    return try  FfiConverterTypeProgressEvents_lift(try rustCallWithError(FfiConverterTypeMemmeshError_lift) {
+        uniffiCallStatus in
+    uniffi_memmesh_uniffi_fn_method_transfer_progress(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Offers `source` to peers, who fetch it by the returned id (`"blake3:<hex>"` of
+     * the content). Blocks this node holds can be fetched by their id without
+     * publishing.
+     */
+open func publish(source: Source)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_transfer_publish(
+                        self.uniffiCloneHandle(),FfiConverterTypeSource_lower(source)
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
+     * Transfers this node receives from now on; `next()` throws `Closed` once the
+     * node shuts down.
+     */
+open func received()throws  -> ReceivedEvents  {
+    return try  FfiConverterTypeReceivedEvents_lift(try rustCallWithError(FfiConverterTypeMemmeshError_lift) {
+        uniffiCallStatus in
+    uniffi_memmesh_uniffi_fn_method_transfer_received(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Sends `source` to every peer of `to` (node ids) in parallel and returns one
+     * result per peer, in the order of `to`. A peer that fails has its error in its
+     * result; the call itself throws only for bad input or a closed node.
+     */
+open func send(source: Source, to: [String])async throws  -> [TransferResult]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_transfer_send(
+                        self.uniffiCloneHandle(),FfiConverterTypeSource_lower(source),FfiConverterSequenceString.lower(to)
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeTransferResult.lift,
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
+     * Stops offering `id`; returns whether it was published.
+     */
+open func unpublish(id: String)throws  -> Bool  {
+    return try  FfiConverterBool.lift(try rustCallWithError(FfiConverterTypeMemmeshError_lift) {
+        uniffiCallStatus in
+    uniffi_memmesh_uniffi_fn_method_transfer_unpublish(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(id),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTransfer: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = Transfer
+
+    public static func lift(_ handle: UInt64) throws -> Transfer {
+        return Transfer(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: Transfer) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Transfer {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: Transfer, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTransfer_lift(_ handle: UInt64) throws -> Transfer {
+    return try FfiConverterTypeTransfer.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTransfer_lower(_ value: Transfer) -> UInt64 {
+    return FfiConverterTypeTransfer.lower(value)
 }
 
 
@@ -2564,6 +3210,11 @@ public struct NodeConfig: Equatable, Hashable {
      */
     public var dataDir: String?
     /**
+     * Directory where offered transfers are received when no offer handler is set
+     * (default: none, offers are refused).
+     */
+    public var inboxDir: String?
+    /**
      * Worker threads of the node's own runtime.
      */
     public var threads: UInt32
@@ -2616,6 +3267,10 @@ public struct NodeConfig: Equatable, Hashable {
          * Directory for the persisted identity and stores (default: in-memory only).
          */dataDir: String? = nil, 
         /**
+         * Directory where offered transfers are received when no offer handler is set
+         * (default: none, offers are refused).
+         */inboxDir: String? = nil, 
+        /**
          * Worker threads of the node's own runtime.
          */threads: UInt32 = UInt32(2), 
         /**
@@ -2641,6 +3296,7 @@ public struct NodeConfig: Equatable, Hashable {
         self.mdnsInterfaces = mdnsInterfaces
         self.memoryQuota = memoryQuota
         self.dataDir = dataDir
+        self.inboxDir = inboxDir
         self.threads = threads
         self.maxMessageSize = maxMessageSize
         self.requestTimeoutMs = requestTimeoutMs
@@ -2673,6 +3329,7 @@ public struct FfiConverterTypeNodeConfig: FfiConverterRustBuffer {
                 mdnsInterfaces: FfiConverterOptionSequenceString.read(from: &buf), 
                 memoryQuota: FfiConverterUInt64.read(from: &buf), 
                 dataDir: FfiConverterOptionString.read(from: &buf), 
+                inboxDir: FfiConverterOptionString.read(from: &buf), 
                 threads: FfiConverterUInt32.read(from: &buf), 
                 maxMessageSize: FfiConverterUInt64.read(from: &buf), 
                 requestTimeoutMs: FfiConverterUInt64.read(from: &buf), 
@@ -2691,6 +3348,7 @@ public struct FfiConverterTypeNodeConfig: FfiConverterRustBuffer {
         FfiConverterOptionSequenceString.write(value.mdnsInterfaces, into: &buf)
         FfiConverterUInt64.write(value.memoryQuota, into: &buf)
         FfiConverterOptionString.write(value.dataDir, into: &buf)
+        FfiConverterOptionString.write(value.inboxDir, into: &buf)
         FfiConverterUInt32.write(value.threads, into: &buf)
         FfiConverterUInt64.write(value.maxMessageSize, into: &buf)
         FfiConverterUInt64.write(value.requestTimeoutMs, into: &buf)
@@ -2836,6 +3494,95 @@ public func FfiConverterTypeNodeUsage_lower(_ value: NodeUsage) -> RustBuffer {
 
 
 /**
+ * An incoming offer, as shown to the offer handler.
+ */
+public struct Offer: Equatable, Hashable {
+    /**
+     * The sender's node id.
+     */
+    public var from: String
+    /**
+     * Identifies the content across attempts (hex); `Transfer.cancel` takes it.
+     */
+    public var id: String
+    /**
+     * File name proposed by the sender.
+     */
+    public var name: String
+    /**
+     * Total bytes.
+     */
+    public var size: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The sender's node id.
+         */from: String, 
+        /**
+         * Identifies the content across attempts (hex); `Transfer.cancel` takes it.
+         */id: String, 
+        /**
+         * File name proposed by the sender.
+         */name: String, 
+        /**
+         * Total bytes.
+         */size: UInt64) {
+        self.from = from
+        self.id = id
+        self.name = name
+        self.size = size
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Offer: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeOffer: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Offer {
+        return
+            try Offer(
+                from: FfiConverterString.read(from: &buf), 
+                id: FfiConverterString.read(from: &buf), 
+                name: FfiConverterString.read(from: &buf), 
+                size: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Offer, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.from, into: &buf)
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterUInt64.write(value.size, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOffer_lift(_ buf: RustBuffer) throws -> Offer {
+    return try FfiConverterTypeOffer.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOffer_lower(_ value: Offer) -> RustBuffer {
+    return FfiConverterTypeOffer.lower(value)
+}
+
+
+/**
  * A peer known to this node.
  */
 public struct PeerInfo: Equatable, Hashable {
@@ -2957,6 +3704,95 @@ public func FfiConverterTypePeerInfo_lower(_ value: PeerInfo) -> RustBuffer {
 
 
 /**
+ * A transfer received completely and verified.
+ */
+public struct Received: Equatable, Hashable {
+    /**
+     * The offer it answered.
+     */
+    public var offer: Offer
+    /**
+     * `"blake3:<hex>"` of the content.
+     */
+    public var hash: String
+    /**
+     * Where it was written, for a file destination.
+     */
+    public var path: String?
+    /**
+     * The content, for a memory destination.
+     */
+    public var data: Data?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The offer it answered.
+         */offer: Offer, 
+        /**
+         * `"blake3:<hex>"` of the content.
+         */hash: String, 
+        /**
+         * Where it was written, for a file destination.
+         */path: String?, 
+        /**
+         * The content, for a memory destination.
+         */data: Data?) {
+        self.offer = offer
+        self.hash = hash
+        self.path = path
+        self.data = data
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Received: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeReceived: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Received {
+        return
+            try Received(
+                offer: FfiConverterTypeOffer.read(from: &buf), 
+                hash: FfiConverterString.read(from: &buf), 
+                path: FfiConverterOptionString.read(from: &buf), 
+                data: FfiConverterOptionData.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Received, into buf: inout [UInt8]) {
+        FfiConverterTypeOffer.write(value.offer, into: &buf)
+        FfiConverterString.write(value.hash, into: &buf)
+        FfiConverterOptionString.write(value.path, into: &buf)
+        FfiConverterOptionData.write(value.data, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeReceived_lift(_ buf: RustBuffer) throws -> Received {
+    return try FfiConverterTypeReceived.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeReceived_lower(_ value: Received) -> RustBuffer {
+    return FfiConverterTypeReceived.lower(value)
+}
+
+
+/**
  * A request received on a channel; the handler's result is sent back.
  */
 public struct Request: Equatable, Hashable {
@@ -3023,6 +3859,322 @@ public func FfiConverterTypeRequest_lift(_ buf: RustBuffer) throws -> Request {
 public func FfiConverterTypeRequest_lower(_ value: Request) -> RustBuffer {
     return FfiConverterTypeRequest.lower(value)
 }
+
+
+/**
+ * Progress of a transfer this node sends (Swift: `TransferProgress`, so as not to
+ * collide with `Foundation.Progress`).
+ */
+public struct TransferProgress: Equatable, Hashable {
+    /**
+     * The receiving peer's node id.
+     */
+    public var peer: String
+    /**
+     * The name offered.
+     */
+    public var name: String
+    /**
+     * Bytes done (verified ones skipped on resume count as done).
+     */
+    public var done: UInt64
+    /**
+     * Total bytes.
+     */
+    public var total: UInt64
+    /**
+     * Bytes per second streamed in this attempt so far.
+     */
+    public var rate: Double
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The receiving peer's node id.
+         */peer: String, 
+        /**
+         * The name offered.
+         */name: String, 
+        /**
+         * Bytes done (verified ones skipped on resume count as done).
+         */done: UInt64, 
+        /**
+         * Total bytes.
+         */total: UInt64, 
+        /**
+         * Bytes per second streamed in this attempt so far.
+         */rate: Double) {
+        self.peer = peer
+        self.name = name
+        self.done = done
+        self.total = total
+        self.rate = rate
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension TransferProgress: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTransferProgress: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TransferProgress {
+        return
+            try TransferProgress(
+                peer: FfiConverterString.read(from: &buf), 
+                name: FfiConverterString.read(from: &buf), 
+                done: FfiConverterUInt64.read(from: &buf), 
+                total: FfiConverterUInt64.read(from: &buf), 
+                rate: FfiConverterDouble.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: TransferProgress, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.peer, into: &buf)
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterUInt64.write(value.done, into: &buf)
+        FfiConverterUInt64.write(value.total, into: &buf)
+        FfiConverterDouble.write(value.rate, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTransferProgress_lift(_ buf: RustBuffer) throws -> TransferProgress {
+    return try FfiConverterTypeTransferProgress.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTransferProgress_lower(_ value: TransferProgress) -> RustBuffer {
+    return FfiConverterTypeTransferProgress.lower(value)
+}
+
+
+/**
+ * The outcome of sending to one peer (`Transfer.send` returns one per peer, in order).
+ */
+public struct TransferResult: Equatable, Hashable {
+    /**
+     * The peer's node id.
+     */
+    public var peer: String
+    /**
+     * Bytes of the content (0 on failure).
+     */
+    public var bytes: UInt64
+    /**
+     * `"blake3:<hex>"` confirmed by the receiver (`None` on failure).
+     */
+    public var hash: String?
+    /**
+     * Bytes actually streamed in the last attempt (less than `bytes` after a resume).
+     */
+    public var sent: UInt64
+    /**
+     * How many attempts it took (a chunk reported corrupted is sent again).
+     */
+    public var attempts: UInt32
+    /**
+     * How long it took, in milliseconds.
+     */
+    public var durationMs: UInt64
+    /**
+     * Why it failed (`None` when it succeeded). Errors are per peer, not thrown.
+     */
+    public var error: MemmeshError?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The peer's node id.
+         */peer: String, 
+        /**
+         * Bytes of the content (0 on failure).
+         */bytes: UInt64, 
+        /**
+         * `"blake3:<hex>"` confirmed by the receiver (`None` on failure).
+         */hash: String?, 
+        /**
+         * Bytes actually streamed in the last attempt (less than `bytes` after a resume).
+         */sent: UInt64, 
+        /**
+         * How many attempts it took (a chunk reported corrupted is sent again).
+         */attempts: UInt32, 
+        /**
+         * How long it took, in milliseconds.
+         */durationMs: UInt64, 
+        /**
+         * Why it failed (`None` when it succeeded). Errors are per peer, not thrown.
+         */error: MemmeshError?) {
+        self.peer = peer
+        self.bytes = bytes
+        self.hash = hash
+        self.sent = sent
+        self.attempts = attempts
+        self.durationMs = durationMs
+        self.error = error
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension TransferResult: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTransferResult: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TransferResult {
+        return
+            try TransferResult(
+                peer: FfiConverterString.read(from: &buf), 
+                bytes: FfiConverterUInt64.read(from: &buf), 
+                hash: FfiConverterOptionString.read(from: &buf), 
+                sent: FfiConverterUInt64.read(from: &buf), 
+                attempts: FfiConverterUInt32.read(from: &buf), 
+                durationMs: FfiConverterUInt64.read(from: &buf), 
+                error: FfiConverterOptionTypeMemmeshError.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: TransferResult, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.peer, into: &buf)
+        FfiConverterUInt64.write(value.bytes, into: &buf)
+        FfiConverterOptionString.write(value.hash, into: &buf)
+        FfiConverterUInt64.write(value.sent, into: &buf)
+        FfiConverterUInt32.write(value.attempts, into: &buf)
+        FfiConverterUInt64.write(value.durationMs, into: &buf)
+        FfiConverterOptionTypeMemmeshError.write(value.error, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTransferResult_lift(_ buf: RustBuffer) throws -> TransferResult {
+    return try FfiConverterTypeTransferResult.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTransferResult_lower(_ value: TransferResult) -> RustBuffer {
+    return FfiConverterTypeTransferResult.lower(value)
+}
+
+
+/**
+ * Where an offered transfer goes: the answer of an [`OfferHandler`].
+ */
+
+public enum Destination: Equatable, Hashable {
+    
+    /**
+     * Into this file (written beside it as `<path>.memmesh-partial` until verified).
+     */
+    case path(
+        /**
+         * The file's path.
+         */path: String
+    )
+    /**
+     * Into memory (`Received.data`).
+     */
+    case memory
+    /**
+     * Refused; the sender's result for this node is `Unauthorized` with the reason.
+     */
+    case reject(
+        /**
+         * Why, for the sender.
+         */reason: String
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension Destination: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDestination: FfiConverterRustBuffer {
+    typealias SwiftType = Destination
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Destination {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .path(path: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 2: return .memory
+        
+        case 3: return .reject(reason: try FfiConverterString.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: Destination, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .path(path):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(path, into: &buf)
+            
+        
+        case .memory:
+            writeInt(&buf, Int32(2))
+        
+        
+        case let .reject(reason):
+            writeInt(&buf, Int32(3))
+            FfiConverterString.write(reason, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDestination_lift(_ buf: RustBuffer) throws -> Destination {
+    return try FfiConverterTypeDestination.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDestination_lower(_ value: Destination) -> RustBuffer {
+    return FfiConverterTypeDestination.lower(value)
+}
+
 
 
 /**
@@ -3605,6 +4757,93 @@ public func FfiConverterTypePlacement_lower(_ value: Placement) -> RustBuffer {
 
 
 
+/**
+ * What `Transfer.send` / `Transfer.publish` transfer.
+ */
+
+public enum Source: Equatable, Hashable {
+    
+    /**
+     * A file, streamed from disk.
+     */
+    case path(
+        /**
+         * The file's path.
+         */path: String
+    )
+    /**
+     * Bytes in memory.
+     */
+    case bytes(
+        /**
+         * The content.
+         */data: Data
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension Source: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSource: FfiConverterRustBuffer {
+    typealias SwiftType = Source
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Source {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .path(path: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 2: return .bytes(data: try FfiConverterData.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: Source, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .path(path):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(path, into: &buf)
+            
+        
+        case let .bytes(data):
+            writeInt(&buf, Int32(2))
+            FfiConverterData.write(data, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSource_lift(_ buf: RustBuffer) throws -> Source {
+    return try FfiConverterTypeSource.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSource_lower(_ value: Source) -> RustBuffer {
+    return FfiConverterTypeSource.lower(value)
+}
+
+
+
 
 
 /**
@@ -3762,6 +5001,169 @@ public func FfiConverterCallbackInterfaceMessageHandler_lift(_ handle: UInt64) t
 #endif
 public func FfiConverterCallbackInterfaceMessageHandler_lower(_ v: MessageHandler) -> UInt64 {
     return FfiConverterCallbackInterfaceMessageHandler.lower(v)
+}
+
+
+
+
+/**
+ * Decides where offered transfers go (see `Transfer.on_offer`); called from the node's
+ * threads, once per offer.
+ *
+ * Throwing (any error) rejects the offer, with the error's text as the reason.
+ */
+public protocol OfferHandler: AnyObject, Sendable {
+    
+    /**
+     * Where the content of `offer` goes.
+     */
+    func decide(offer: Offer) async throws  -> Destination
+    
+}
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceOfferHandler {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceOfferHandler = UniffiVTableCallbackInterfaceOfferHandler(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterCallbackInterfaceOfferHandler.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface OfferHandler: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterCallbackInterfaceOfferHandler.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface OfferHandler: handle missing in uniffiClone")
+            }
+        },
+        decide: { (
+            uniffiHandle: UInt64,
+            offer: RustBuffer,
+            uniffiFutureCallback: @escaping UniffiForeignFutureCompleteRustBuffer,
+            uniffiCallbackData: UInt64,
+            uniffiOutDroppedCallback: UnsafeMutablePointer<UniffiForeignFutureDroppedCallbackStruct>
+        ) in
+            let makeCall = {
+                () async throws -> Destination in
+                guard let uniffiObj = try? FfiConverterCallbackInterfaceOfferHandler.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try await uniffiObj.decide(
+                     offer: try FfiConverterTypeOffer_lift(offer)
+                )
+            }
+
+            let uniffiHandleSuccess = { (returnValue: Destination) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer(
+                        returnValue: FfiConverterTypeDestination_lower(returnValue),
+                        callStatus: RustCallStatus()
+                    )
+                )
+            }
+            let uniffiHandleError = { (statusCode, errorBuf) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer(
+                        returnValue: RustBuffer.empty(),
+                        callStatus: RustCallStatus(code: statusCode, errorBuf: errorBuf)
+                    )
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
+                makeCall: makeCall,
+                handleSuccess: uniffiHandleSuccess,
+                handleError: uniffiHandleError,
+                lowerError: FfiConverterTypeMemmeshError_lower,
+                droppedCallback: uniffiOutDroppedCallback
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceOfferHandler> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceOfferHandler>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitOfferHandler() {
+    uniffi_memmesh_uniffi_fn_init_callback_vtable_offerhandler(UniffiCallbackInterfaceOfferHandler.vtablePtr)
+}
+
+// FfiConverter protocol for callback interfaces
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterCallbackInterfaceOfferHandler {
+    fileprivate static let handleMap = UniffiHandleMap<OfferHandler>()
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+extension FfiConverterCallbackInterfaceOfferHandler : FfiConverter {
+    typealias SwiftType = OfferHandler
+    typealias FfiType = UInt64
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public static func lift(_ handle: UInt64) throws -> SwiftType {
+        try handleMap.get(handle: handle)
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public static func lower(_ v: SwiftType) -> UInt64 {
+        return handleMap.insert(obj: v)
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public static func write(_ v: SwiftType, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(v))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterCallbackInterfaceOfferHandler_lift(_ handle: UInt64) throws -> OfferHandler {
+    return try FfiConverterCallbackInterfaceOfferHandler.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterCallbackInterfaceOfferHandler_lower(_ v: OfferHandler) -> UInt64 {
+    return FfiConverterCallbackInterfaceOfferHandler.lower(v)
 }
 
 
@@ -4050,6 +5452,30 @@ fileprivate struct FfiConverterOptionTypeCacheOptions: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeMemmeshError: FfiConverterRustBuffer {
+    typealias SwiftType = MemmeshError?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeMemmeshError.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeMemmeshError.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypePlacement: FfiConverterRustBuffer {
     typealias SwiftType = Placement?
 
@@ -4215,6 +5641,31 @@ fileprivate struct FfiConverterSequenceTypePeerInfo: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypePeerInfo.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeTransferResult: FfiConverterRustBuffer {
+    typealias SwiftType = [TransferResult]
+
+    public static func write(_ value: [TransferResult], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeTransferResult.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [TransferResult] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [TransferResult]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeTransferResult.read(from: &buf))
         }
         return seq
     }
@@ -4551,6 +6002,48 @@ private let initializationResult: InitializationResult = {
     if (uniffi_memmesh_uniffi_checksum_method_node_shutdown() != 26693) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_memmesh_uniffi_checksum_method_node_transfer() != 36056) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_progressevents_missed() != 20934) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_progressevents_next() != 32631) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_receivedevents_missed() != 28910) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_receivedevents_next() != 31025) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_transfer_cancel() != 37969) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_transfer_clear_offer_handler() != 27064) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_transfer_fetch() != 15975) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_transfer_on_offer() != 175) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_transfer_progress() != 2966) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_transfer_publish() != 62953) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_transfer_received() != 38596) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_transfer_send() != 33014) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_transfer_unpublish() != 55717) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_memmesh_uniffi_checksum_constructor_node_start() != 23436) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -4560,8 +6053,12 @@ private let initializationResult: InitializationResult = {
     if (uniffi_memmesh_uniffi_checksum_method_requesthandler_handle() != 48590) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_memmesh_uniffi_checksum_method_offerhandler_decide() != 44688) {
+        return InitializationResult.apiChecksumMismatch
+    }
 
     uniffiCallbackInitMessageHandler()
+    uniffiCallbackInitOfferHandler()
     uniffiCallbackInitRequestHandler()
     return InitializationResult.ok
 }()

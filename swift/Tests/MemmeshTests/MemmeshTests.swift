@@ -1,4 +1,5 @@
-// End-to-end tests of the Swift API: real nodes on 127.0.0.1 (mDNS off) talking over QUIC.
+// End-to-end tests of the Swift API: real nodes on 127.0.0.1 (mDNS off) talking over QUIC
+// (channels, blocks, cache, transfer).
 // Run with `swift test` after building the Rust library (see swift/README.md).
 import Foundation
 import XCTest
@@ -49,11 +50,29 @@ final class Collect: MessageHandler {
     }
 }
 
+/// An offer handler implemented in Swift with a fixed answer.
+final class Decide: OfferHandler {
+    let destination: Destination
+    init(_ destination: Destination) {
+        self.destination = destination
+    }
+    func decide(offer: Offer) async throws -> Destination {
+        return destination
+    }
+}
+
+/// An offer handler that throws: the offer is rejected with the error's text.
+final class RefuseByThrowing: OfferHandler {
+    func decide(offer: Offer) async throws -> Destination {
+        throw Boom()
+    }
+}
+
 final class MemmeshTests: XCTestCase {
     /// A test node: loopback, mDNS off, one worker thread.
     func startNode(
         _ name: String, secret: String? = nil, memoryQuota: UInt64 = 512 << 20,
-        requestTimeoutMs: UInt64 = 30_000
+        inboxDir: String? = nil, requestTimeoutMs: UInt64 = 30_000
     ) async throws -> Node {
         try await Node.start(config: NodeConfig(
             name: name,
@@ -61,6 +80,7 @@ final class MemmeshTests: XCTestCase {
             clusterSecret: secret,
             mdns: false,
             memoryQuota: memoryQuota,
+            inboxDir: inboxDir,
             threads: 1,
             requestTimeoutMs: requestTimeoutMs
         ))
@@ -327,6 +347,182 @@ final class MemmeshTests: XCTestCase {
         XCTAssertEqual(small.name(), "lru")
 
         for node in nodes + [single] { try await node.shutdown() }
+    }
+
+    /// A fresh temporary directory.
+    func makeTempDir() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory
+            .appendingPathComponent("memmesh-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    /// The `*.memmesh-partial` files left under `dir`.
+    func partials(in dir: URL) -> [String] {
+        let all = FileManager.default.enumerator(atPath: dir.path)?.allObjects as? [String] ?? []
+        return all.filter { $0.hasSuffix(".memmesh-partial") }
+    }
+
+    /// `count` bytes that differ from one chunk to the next.
+    func payload(_ count: Int) -> Data {
+        Data((0..<count).map { UInt8(truncatingIfNeeded: $0 % 251) })
+    }
+
+    func testTransferBytesToTwoPeers() async throws {
+        let inbox = try makeTempDir()
+        let a = try await startNode("a")
+        let b = try await startNode("b", inboxDir: inbox.path)
+        let c = try await startNode("c")
+        _ = try await a.connect(addr: b.addr())
+        _ = try await a.connect(addr: c.addr())
+        let onC = try c.transfer()
+        onC.onOffer(handler: Decide(.memory))
+        let arrivals = try onC.received()
+
+        // One result per peer, in order; b writes into its inbox, c takes it into memory.
+        let data = payload(3 << 20)
+        let results = try await a.transfer().send(source: .bytes(data: data), to: [b.id(), c.id()])
+        XCTAssertEqual(results.map(\.peer), [b.id(), c.id()])
+        for result in results {
+            XCTAssertNil(result.error)
+            XCTAssertEqual(result.bytes, UInt64(data.count))
+            XCTAssertEqual(result.attempts, 1)
+        }
+        XCTAssertNotNil(results[0].hash)
+        XCTAssertEqual(results[0].hash, results[1].hash)
+        XCTAssertEqual(try Data(contentsOf: inbox.appendingPathComponent("data")), data)
+        XCTAssertEqual(partials(in: inbox), [])
+        let received = try await arrivals.next()
+        XCTAssertEqual(received.data, data)
+        XCTAssertNil(received.path)
+        XCTAssertEqual(received.offer.from, a.id())
+        XCTAssertEqual(received.hash, results[1].hash)
+
+        for node in [a, b, c] { try await node.shutdown() }
+    }
+
+    func testTransferFilesAndOffers() async throws {
+        let dir = try makeTempDir()
+        let inbox = dir.appendingPathComponent("inbox")
+        try FileManager.default.createDirectory(at: inbox, withIntermediateDirectories: true)
+        let a = try await startNode("a")
+        let b = try await startNode("b", inboxDir: inbox.path)
+        _ = try await a.connect(addr: b.addr())
+        let sender = try a.transfer()
+        let receiver = try b.transfer()
+
+        // A file into the inbox, and an empty file.
+        let file = dir.appendingPathComponent("report.bin")
+        let data = payload((2 << 20) + 5)
+        try data.write(to: file)
+        let empty = dir.appendingPathComponent("empty")
+        try Data().write(to: empty)
+        let fileResults = try await sender.send(source: .path(path: file.path), to: [b.id()])
+        XCTAssertNil(fileResults[0].error)
+        XCTAssertEqual(try Data(contentsOf: inbox.appendingPathComponent("report.bin")), data)
+        let emptyResults = try await sender.send(source: .path(path: empty.path), to: [b.id()])
+        XCTAssertNil(emptyResults[0].error)
+        XCTAssertEqual(emptyResults[0].bytes, 0)
+        XCTAssertEqual(try Data(contentsOf: inbox.appendingPathComponent("empty")), Data())
+        XCTAssertEqual(partials(in: dir), [])
+
+        // A Swift handler chooses a path, or rejects (the sender sees Unauthorized).
+        let chosen = dir.appendingPathComponent("chosen.bin")
+        receiver.onOffer(handler: Decide(.path(path: chosen.path)))
+        let toPath = try await sender.send(source: .bytes(data: Data("hi".utf8)), to: [b.id()])
+        XCTAssertNil(toPath[0].error)
+        XCTAssertEqual(try Data(contentsOf: chosen), Data("hi".utf8))
+        receiver.onOffer(handler: Decide(.reject(reason: "not today")))
+        let rejected = try await sender.send(source: .bytes(data: Data("hi".utf8)), to: [b.id()])
+        if case let .Unauthorized(message)? = rejected[0].error {
+            XCTAssertTrue(message.contains("not today"))
+        } else {
+            XCTFail("expected Unauthorized, got \(String(describing: rejected[0].error))")
+        }
+        XCTAssertNil(rejected[0].hash)
+        receiver.onOffer(handler: RefuseByThrowing())
+        let thrown = try await sender.send(source: .bytes(data: Data("hi".utf8)), to: [b.id()])
+        if case let .Unauthorized(message)? = thrown[0].error {
+            XCTAssertTrue(message.contains("boom from Swift"))
+        } else {
+            XCTFail("expected Unauthorized, got \(String(describing: thrown[0].error))")
+        }
+        receiver.clearOfferHandler()
+
+        // A missing file fails for that peer; a malformed node id is thrown.
+        let missing = try await sender.send(
+            source: .path(path: dir.appendingPathComponent("missing").path), to: [b.id()])
+        XCTAssertNotNil(missing[0].error)
+        await assertThrows(try await sender.send(source: .bytes(data: Data()), to: ["not-an-id"])) {
+            if case .InvalidInput = $0 { return true } else { return false }
+        }
+        XCTAssertFalse(try receiver.cancel(offerId: "blake3:" + String(repeating: "00", count: 32)))
+
+        try await a.shutdown()
+        try await b.shutdown()
+    }
+
+    func testPublishAndFetch() async throws {
+        let dir = try makeTempDir()
+        let a = try await startNode("a")
+        let b = try await startNode("b")
+        _ = try await a.connect(addr: b.addr())
+        let file = dir.appendingPathComponent("published.bin")
+        let data = payload((1 << 20) + 77)
+        try data.write(to: file)
+
+        let id = try await a.transfer().publish(source: .path(path: file.path))
+        XCTAssertTrue(id.hasPrefix("blake3:"))
+        let copy = dir.appendingPathComponent("copy.bin")
+        let intoFile = try await b.transfer().fetch(id: id, from: a.id(), into: copy.path)
+        XCTAssertEqual(intoFile.hash, id)
+        XCTAssertEqual(intoFile.path, copy.path)
+        XCTAssertEqual(try Data(contentsOf: copy), data)
+        let intoMemory = try await b.transfer().fetch(id: id, from: a.id())
+        XCTAssertEqual(intoMemory.data, data)
+
+        // Blocks are fetchable by their id; unknown ids are NotFound.
+        let block = try await a.blocks().put(data: Data("a block".utf8))
+        let fetchedBlock = try await b.transfer().fetch(id: block, from: a.id())
+        XCTAssertEqual(fetchedBlock.data, Data("a block".utf8))
+        XCTAssertTrue(try a.transfer().unpublish(id: id))
+        await assertThrows(try await b.transfer().fetch(id: id, from: a.id())) {
+            if case .NotFound = $0 { return true } else { return false }
+        }
+        await assertThrows(try await b.transfer().fetch(id: "not-an-id", from: a.id())) {
+            if case .InvalidInput = $0 { return true } else { return false }
+        }
+
+        try await a.shutdown()
+        try await b.shutdown()
+    }
+
+    func testTransferProgressAndShutdown() async throws {
+        let inbox = try makeTempDir()
+        let a = try await startNode("a")
+        let b = try await startNode("b", inboxDir: inbox.path)
+        _ = try await a.connect(addr: b.addr())
+        let progress = try a.transfer().progress()
+        let data = payload(4 << 20)
+        let results = try await a.transfer().send(source: .bytes(data: data), to: [b.id()])
+        XCTAssertNil(results[0].error)
+
+        // Progress reports end at the total.
+        var last = try await progress.next()
+        while last.done < last.total {
+            last = try await progress.next()
+        }
+        XCTAssertEqual(last.peer, b.id())
+        XCTAssertEqual(last.done, UInt64(data.count))
+        XCTAssertEqual(last.total, UInt64(data.count))
+
+        // The streams end with Closed at shutdown.
+        let received = try b.transfer().received()
+        try await b.shutdown()
+        await assertThrows(try await received.next()) {
+            if case .Closed = $0 { return true } else { return false }
+        }
+        try await a.shutdown()
     }
 
     /// Asserts that `body` throws a MemmeshError for which `matches` holds.

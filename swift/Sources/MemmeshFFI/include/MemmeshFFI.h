@@ -255,6 +255,12 @@ typedef void (*UniffiCallbackInterfaceRequestHandlerMethod0)(uint64_t, RustBuffe
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_OFFER_HANDLER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_OFFER_HANDLER_METHOD0
+typedef void (*UniffiCallbackInterfaceOfferHandlerMethod0)(uint64_t, RustBuffer, UniffiForeignFutureCompleteRustBuffer _Nonnull, uint64_t, UniffiForeignFutureDroppedCallbackStruct* _Nonnull
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_MESSAGE_HANDLER
 #define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_MESSAGE_HANDLER
 typedef struct UniffiVTableCallbackInterfaceMessageHandler {
@@ -271,6 +277,15 @@ typedef struct UniffiVTableCallbackInterfaceRequestHandler {
     UniffiCallbackInterfaceClone _Nonnull uniffiClone;
     UniffiCallbackInterfaceRequestHandlerMethod0 _Nonnull handle;
 } UniffiVTableCallbackInterfaceRequestHandler;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_OFFER_HANDLER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_OFFER_HANDLER
+typedef struct UniffiVTableCallbackInterfaceOfferHandler {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceOfferHandlerMethod0 _Nonnull decide;
+} UniffiVTableCallbackInterfaceOfferHandler;
 
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_CLONE_BLOCKS
@@ -538,6 +553,106 @@ RustBuffer uniffi_memmesh_uniffi_fn_method_node_peers(uint64_t ptr, RustCallStat
 uint64_t uniffi_memmesh_uniffi_fn_method_node_shutdown(uint64_t ptr
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_NODE_TRANSFER
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_NODE_TRANSFER
+uint64_t uniffi_memmesh_uniffi_fn_method_node_transfer(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_CLONE_PROGRESSEVENTS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_CLONE_PROGRESSEVENTS
+uint64_t uniffi_memmesh_uniffi_fn_clone_progressevents(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_FREE_PROGRESSEVENTS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_FREE_PROGRESSEVENTS
+void uniffi_memmesh_uniffi_fn_free_progressevents(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_PROGRESSEVENTS_MISSED
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_PROGRESSEVENTS_MISSED
+uint64_t uniffi_memmesh_uniffi_fn_method_progressevents_missed(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_PROGRESSEVENTS_NEXT
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_PROGRESSEVENTS_NEXT
+uint64_t uniffi_memmesh_uniffi_fn_method_progressevents_next(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_CLONE_RECEIVEDEVENTS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_CLONE_RECEIVEDEVENTS
+uint64_t uniffi_memmesh_uniffi_fn_clone_receivedevents(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_FREE_RECEIVEDEVENTS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_FREE_RECEIVEDEVENTS
+void uniffi_memmesh_uniffi_fn_free_receivedevents(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_RECEIVEDEVENTS_MISSED
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_RECEIVEDEVENTS_MISSED
+uint64_t uniffi_memmesh_uniffi_fn_method_receivedevents_missed(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_RECEIVEDEVENTS_NEXT
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_RECEIVEDEVENTS_NEXT
+uint64_t uniffi_memmesh_uniffi_fn_method_receivedevents_next(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_CLONE_TRANSFER
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_CLONE_TRANSFER
+uint64_t uniffi_memmesh_uniffi_fn_clone_transfer(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_FREE_TRANSFER
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_FREE_TRANSFER
+void uniffi_memmesh_uniffi_fn_free_transfer(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_TRANSFER_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_TRANSFER_CANCEL
+int8_t uniffi_memmesh_uniffi_fn_method_transfer_cancel(uint64_t ptr, RustBuffer offer_id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_TRANSFER_CLEAR_OFFER_HANDLER
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_TRANSFER_CLEAR_OFFER_HANDLER
+void uniffi_memmesh_uniffi_fn_method_transfer_clear_offer_handler(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_TRANSFER_FETCH
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_TRANSFER_FETCH
+uint64_t uniffi_memmesh_uniffi_fn_method_transfer_fetch(uint64_t ptr, RustBuffer id, RustBuffer from, RustBuffer into
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_TRANSFER_ON_OFFER
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_TRANSFER_ON_OFFER
+void uniffi_memmesh_uniffi_fn_method_transfer_on_offer(uint64_t ptr, uint64_t handler, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_TRANSFER_PROGRESS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_TRANSFER_PROGRESS
+uint64_t uniffi_memmesh_uniffi_fn_method_transfer_progress(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_TRANSFER_PUBLISH
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_TRANSFER_PUBLISH
+uint64_t uniffi_memmesh_uniffi_fn_method_transfer_publish(uint64_t ptr, RustBuffer source
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_TRANSFER_RECEIVED
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_TRANSFER_RECEIVED
+uint64_t uniffi_memmesh_uniffi_fn_method_transfer_received(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_TRANSFER_SEND
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_TRANSFER_SEND
+uint64_t uniffi_memmesh_uniffi_fn_method_transfer_send(uint64_t ptr, RustBuffer source, RustBuffer to
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_TRANSFER_UNPUBLISH
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_TRANSFER_UNPUBLISH
+int8_t uniffi_memmesh_uniffi_fn_method_transfer_unpublish(uint64_t ptr, RustBuffer id, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_INIT_CALLBACK_VTABLE_MESSAGEHANDLER
 #define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_INIT_CALLBACK_VTABLE_MESSAGEHANDLER
 void uniffi_memmesh_uniffi_fn_init_callback_vtable_messagehandler(const UniffiVTableCallbackInterfaceMessageHandler* _Nonnull vtable
@@ -546,6 +661,11 @@ void uniffi_memmesh_uniffi_fn_init_callback_vtable_messagehandler(const UniffiVT
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_INIT_CALLBACK_VTABLE_REQUESTHANDLER
 #define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_INIT_CALLBACK_VTABLE_REQUESTHANDLER
 void uniffi_memmesh_uniffi_fn_init_callback_vtable_requesthandler(const UniffiVTableCallbackInterfaceRequestHandler* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_INIT_CALLBACK_VTABLE_OFFERHANDLER
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_INIT_CALLBACK_VTABLE_OFFERHANDLER
+void uniffi_memmesh_uniffi_fn_init_callback_vtable_offerhandler(const UniffiVTableCallbackInterfaceOfferHandler* _Nonnull vtable
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_FUNC_DEFAULT_CACHE_OPTIONS
@@ -1084,6 +1204,90 @@ uint16_t uniffi_memmesh_uniffi_checksum_method_node_shutdown(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_NODE_TRANSFER
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_NODE_TRANSFER
+uint16_t uniffi_memmesh_uniffi_checksum_method_node_transfer(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_PROGRESSEVENTS_MISSED
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_PROGRESSEVENTS_MISSED
+uint16_t uniffi_memmesh_uniffi_checksum_method_progressevents_missed(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_PROGRESSEVENTS_NEXT
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_PROGRESSEVENTS_NEXT
+uint16_t uniffi_memmesh_uniffi_checksum_method_progressevents_next(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_RECEIVEDEVENTS_MISSED
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_RECEIVEDEVENTS_MISSED
+uint16_t uniffi_memmesh_uniffi_checksum_method_receivedevents_missed(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_RECEIVEDEVENTS_NEXT
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_RECEIVEDEVENTS_NEXT
+uint16_t uniffi_memmesh_uniffi_checksum_method_receivedevents_next(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_TRANSFER_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_TRANSFER_CANCEL
+uint16_t uniffi_memmesh_uniffi_checksum_method_transfer_cancel(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_TRANSFER_CLEAR_OFFER_HANDLER
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_TRANSFER_CLEAR_OFFER_HANDLER
+uint16_t uniffi_memmesh_uniffi_checksum_method_transfer_clear_offer_handler(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_TRANSFER_FETCH
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_TRANSFER_FETCH
+uint16_t uniffi_memmesh_uniffi_checksum_method_transfer_fetch(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_TRANSFER_ON_OFFER
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_TRANSFER_ON_OFFER
+uint16_t uniffi_memmesh_uniffi_checksum_method_transfer_on_offer(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_TRANSFER_PROGRESS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_TRANSFER_PROGRESS
+uint16_t uniffi_memmesh_uniffi_checksum_method_transfer_progress(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_TRANSFER_PUBLISH
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_TRANSFER_PUBLISH
+uint16_t uniffi_memmesh_uniffi_checksum_method_transfer_publish(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_TRANSFER_RECEIVED
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_TRANSFER_RECEIVED
+uint16_t uniffi_memmesh_uniffi_checksum_method_transfer_received(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_TRANSFER_SEND
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_TRANSFER_SEND
+uint16_t uniffi_memmesh_uniffi_checksum_method_transfer_send(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_TRANSFER_UNPUBLISH
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_TRANSFER_UNPUBLISH
+uint16_t uniffi_memmesh_uniffi_checksum_method_transfer_unpublish(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_CONSTRUCTOR_NODE_START
 #define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_CONSTRUCTOR_NODE_START
 uint16_t uniffi_memmesh_uniffi_checksum_constructor_node_start(void
@@ -1099,6 +1303,12 @@ uint16_t uniffi_memmesh_uniffi_checksum_method_messagehandler_handle(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_REQUESTHANDLER_HANDLE
 #define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_REQUESTHANDLER_HANDLE
 uint16_t uniffi_memmesh_uniffi_checksum_method_requesthandler_handle(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_OFFERHANDLER_DECIDE
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_OFFERHANDLER_DECIDE
+uint16_t uniffi_memmesh_uniffi_checksum_method_offerhandler_decide(void
     
 );
 #endif

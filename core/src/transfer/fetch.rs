@@ -1,0 +1,186 @@
+//! Pulling published content (or a block) from a peer: the fetcher opens the stream, the
+//! source answers with what it has, the fetcher says which chunks it already verified
+//! (resume), and the source streams the rest, verified chunk by chunk on arrival.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tracing::debug;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::identity::NodeId;
+use crate::node::connect::connection;
+use crate::node::shared::Shared;
+use crate::transfer::messages::{Answer, Found};
+use crate::transfer::receive::{check_name, complete, open_sink, take_chunks};
+use crate::transfer::send::{stream, Reader, Streaming};
+use crate::transfer::verify::{Verifier, DEFAULT_CHUNK_SIZE};
+use crate::transfer::{Offer, Received, Source};
+use crate::transport::errors::connection_error;
+use crate::wire::codec::{decode_bulk, encode_bulk, FrameLimits};
+use crate::wire::io::{read_frame, write_frame};
+use crate::wire::messages::TransferOffer;
+use crate::wire::{Reply, Service, StreamHeader};
+
+/// Parses a content id: `blake3:<64 hex>` (or the bare hex).
+pub(crate) fn parse_id(id: &str) -> Result<[u8; 32]> {
+    let hex = id.strip_prefix("blake3:").unwrap_or(id);
+    data_encoding::HEXLOWER_PERMISSIVE
+        .decode(hex.as_bytes())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "invalid content id {id:?}: expected blake3:<64 hex digits>"
+            ))
+        })
+}
+
+/// What this node serves under `id`: published content, else a block it holds.
+fn lookup(shared: &Shared, id: &[u8; 32]) -> Option<(String, Source)> {
+    if let Some(found) = shared.transfers.published(id) {
+        return Some(found);
+    }
+    let block = crate::blocks::BlockId::from_digest(*id);
+    shared.blocks().get(&block).map(|data| {
+        (
+            format!("block-{}", &block.to_string()[7..19]),
+            Source::Bytes(data),
+        )
+    })
+}
+
+/// Serves a fetch stream opened by `from`.
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    from: NodeId,
+    id: [u8; 32],
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) {
+    let limits = FrameLimits::with_body(DEFAULT_CHUNK_SIZE as usize);
+    let outcome = async {
+        let Some((name, source)) = lookup(&shared, &id) else {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!(
+                    "nothing is published here as blake3:{}",
+                    data_encoding::HEXLOWER.encode(&id)
+                ),
+            ));
+        };
+        let (mut reader, _, size) = Reader::open(&source).await?;
+        let found = Found {
+            name: name.clone(),
+            size,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+        };
+        write_frame(&mut send, &Reply::Ok, &encode_bulk(&found)?, limits).await?;
+        let have = match read_frame::<Answer>(&mut recv, limits).await?.header {
+            Answer::Accept { have } => have,
+            Answer::Reject { .. } => return Ok(()),
+        };
+        let mut sent = 0;
+        let what = Streaming {
+            peer: from,
+            name: &name,
+            size,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            have: &have,
+        };
+        stream(&shared, &mut reader, what, &mut send, &mut sent).await?;
+        let _ = send.finish();
+        // Wait for the fetcher to read everything (it closes its side when done).
+        let _ = recv.read_to_end(0).await;
+        Ok(())
+    }
+    .await;
+    if let Err(e) = outcome {
+        debug!(peer = %from.short(), error = %e, "fetch not served");
+        let _ = write_frame(&mut send, &Reply::from_error(&e), &[], limits).await;
+        let _ = send.finish();
+    }
+}
+
+/// Fetches `id` from `peer` into `into` (a file path, or memory when `None`).
+pub(crate) async fn fetch(
+    shared: &Arc<Shared>,
+    id: [u8; 32],
+    peer: NodeId,
+    into: Option<PathBuf>,
+) -> Result<Received> {
+    let limits = FrameLimits::with_body(DEFAULT_CHUNK_SIZE as usize);
+    let conn = connection(shared, peer).await?;
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| connection_error(&e))?;
+    write_frame(
+        &mut send,
+        &StreamHeader::new(Service::Fetch { id }),
+        &[],
+        limits,
+    )
+    .await?;
+    let first = read_frame::<Reply>(&mut recv, limits).await?;
+    first.header.into_result()?;
+    let found: Found = decode_bulk(&first.body)?;
+    check_name(&found.name)?;
+    let offer = TransferOffer {
+        id,
+        name: found.name.clone(),
+        size: found.size,
+        chunk_size: found.chunk_size,
+    };
+    if into.is_none() && found.size > shared.config.memory_quota {
+        return Err(Error::new(
+            ErrorKind::QuotaExceeded,
+            format!(
+                "{} bytes do not fit in this node's memory quota; fetch into a file",
+                found.size
+            ),
+        ));
+    }
+    let mut verifier = Verifier::new(found.size, found.chunk_size)?;
+    let mut sink = open_sink(into, &offer, &mut verifier).await?;
+    let answer = Answer::Accept {
+        have: verifier.chunk_hashes().to_vec(),
+    };
+    write_frame(&mut send, &answer, &[], limits).await?;
+    let hash = take_chunks(&mut verifier, &mut sink, &mut recv, limits).await?;
+    if hash != id {
+        return Err(Error::new(
+            ErrorKind::Corrupted,
+            "the content does not hash to the id it was fetched by",
+        ));
+    }
+    let _ = send.finish();
+    let (path, data) = complete(sink).await?;
+    Ok(Received {
+        offer: Offer {
+            from: peer,
+            id: data_encoding::HEXLOWER.encode(&id),
+            name: found.name,
+            size: found.size,
+        },
+        hash: format!("blake3:{}", data_encoding::HEXLOWER.encode(&hash)),
+        path,
+        data,
+    })
+}
+
+/// The content hash of `source` (reads a file through once).
+pub(crate) async fn content_hash(source: &Source) -> Result<[u8; 32]> {
+    match source {
+        Source::Bytes(b) => Ok(*blake3::hash(b).as_bytes()),
+        Source::Path(path) => {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut hasher = blake3::Hasher::new();
+                let file = std::fs::File::open(&path)
+                    .map_err(|e| Error::from(e).context(format!("opening {}", path.display())))?;
+                hasher.update_reader(file)?;
+                Ok(*hasher.finalize().as_bytes())
+            })
+            .await
+            .map_err(|e| Error::internal(format!("hashing task failed: {e}")))?
+        }
+    }
+}

@@ -1,0 +1,424 @@
+//! Verified transfer over real QUIC (issue 6, in progress): bytes to several peers,
+//! a file into an inbox, an empty file, a refused offer, a stale partial file.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+use memmesh::transfer::{Destination, Source};
+use memmesh::ErrorKind;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("memmesh-transfer-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_go_to_several_peers_in_parallel_with_equal_hashes() {
+    let a = node("a").await;
+    let mut peers = Vec::new();
+    for i in 0..3 {
+        let p = node(&format!("p{i}")).await;
+        p.transfer()
+            .unwrap()
+            .on_offer(|_| async { Destination::Memory });
+        a.connect(&p.addr().to_string()).await.unwrap();
+        peers.push(p);
+    }
+    let data = pattern(3 * 1024 * 1024 + 17);
+    let mut got = peers[1].transfer().unwrap().received();
+    let ids: Vec<_> = peers.iter().map(|p| p.id()).collect();
+    let results = a
+        .transfer()
+        .unwrap()
+        .send(Source::Bytes(data.clone().into()), &ids)
+        .await
+        .unwrap();
+    let expected = format!("blake3:{}", blake3_hex(&data));
+    for (r, id) in results.iter().zip(&ids) {
+        assert!(r.error.is_none(), "{:?}", r.error);
+        assert_eq!(r.peer, *id);
+        assert_eq!(r.bytes, data.len() as u64);
+        assert_eq!(r.hash.as_deref(), Some(expected.as_str()));
+    }
+    let received = got.next().await.unwrap();
+    assert_eq!(received.data.as_deref(), Some(&data[..]));
+    assert_eq!(received.hash, expected);
+}
+
+fn blake3_hex(data: &[u8]) -> String {
+    memmesh::BlockId::of(data)
+        .to_string()
+        .trim_start_matches("blake3:")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_lands_in_the_inbox_whole_and_an_empty_file_too() {
+    let dir = scratch("inbox");
+    let b = builder("b")
+        .inbox_dir(dir.join("inbox"))
+        .start()
+        .await
+        .unwrap();
+    let a = node("a").await;
+    a.connect(&b.addr().to_string()).await.unwrap();
+    let src = dir.join("big.bin");
+    let data = pattern(5 * 1024 * 1024 + 3);
+    std::fs::write(&src, &data).unwrap();
+    let empty = dir.join("empty.bin");
+    std::fs::write(&empty, b"").unwrap();
+    for (path, content) in [(&src, &data[..]), (&empty, &b""[..])] {
+        let r = a
+            .transfer()
+            .unwrap()
+            .send(Source::Path(path.clone()), &[b.id()])
+            .await
+            .unwrap()
+            .remove(0);
+        assert!(r.error.is_none(), "{:?}", r.error);
+        let landed = dir.join("inbox").join(path.file_name().unwrap());
+        assert_eq!(std::fs::read(&landed).unwrap(), content);
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(dir.join("inbox"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("memmesh-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_nobody_takes_is_refused_clearly() {
+    let a = node("a").await;
+    let b = node("b").await;
+    a.connect(&b.addr().to_string()).await.unwrap();
+    let r = a
+        .transfer()
+        .unwrap()
+        .send(Source::Bytes(vec![1u8; 10].into()), &[b.id()])
+        .await
+        .unwrap()
+        .remove(0);
+    let err = r.error.expect("refused");
+    assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
+    assert!(r.hash.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_partial_file_is_ignored_and_the_result_is_whole() {
+    let dir = scratch("resume");
+    let b = builder("b")
+        .inbox_dir(dir.join("inbox"))
+        .start()
+        .await
+        .unwrap();
+    let a = node("a").await;
+    a.connect(&b.addr().to_string()).await.unwrap();
+    let src = dir.join("file.bin");
+    let data = pattern(4 * 1024 * 1024);
+    std::fs::write(&src, &data).unwrap();
+    // A first, complete transfer...
+    let first = a
+        .transfer()
+        .unwrap()
+        .send(Source::Path(src.clone()), &[b.id()])
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(first.error.is_none(), "{:?}", first.error);
+    // ...then leave a damaged partial file behind and send again.
+    let dest = dir.join("inbox").join("file.bin");
+    std::fs::remove_file(&dest).unwrap();
+    let mut partial = data[..3 * 1024 * 1024].to_vec();
+    partial[2 * 1024 * 1024 + 5] ^= 0xff;
+    std::fs::write(dir.join("inbox").join("file.bin.memmesh-partial"), &partial).unwrap();
+    // A sidecar from another transfer (wrong id): it is ignored and the file is whole.
+    // (Resume with a matching id is covered by `transfer::verify` unit tests; an
+    // end-to-end resume test after killing the sender is still to write.)
+    std::fs::write(
+        dir.join("inbox").join("file.bin.memmesh-chunks"),
+        [0u8; 32 + 96],
+    )
+    .unwrap();
+    let again = a
+        .transfer()
+        .unwrap()
+        .send(Source::Path(src.clone()), &[b.id()])
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(again.error.is_none(), "{:?}", again.error);
+    assert_eq!(std::fs::read(&dest).unwrap(), data);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_corrupted_on_the_wire_is_caught_and_only_the_rest_is_sent_again() {
+    let dir = scratch("corrupt");
+    let b = builder("b")
+        .inbox_dir(dir.join("inbox"))
+        .start()
+        .await
+        .unwrap();
+    let a = node("a").await;
+    a.connect(&b.addr().to_string()).await.unwrap();
+    let src = dir.join("data.bin");
+    let data = pattern(6 * 1024 * 1024);
+    std::fs::write(&src, &data).unwrap();
+    let t = a.transfer().unwrap();
+    t.corrupt_chunk_once_for_tests(4);
+    let mut progress = t.progress();
+    let r = t
+        .send(Source::Path(src), &[b.id()])
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(r.error.is_none(), "{:?}", r.error);
+    assert_eq!(r.attempts, 2, "the corrupted chunk made one more attempt");
+    // The second attempt resumed at the damaged chunk: chunks 0..4 were not sent again.
+    assert_eq!(r.sent, 2 * 1024 * 1024, "{r:?}");
+    assert_eq!(
+        std::fs::read(dir.join("inbox").join("data.bin")).unwrap(),
+        data
+    );
+    let mut last = None;
+    while let Some(p) = progress.try_next() {
+        assert!(p.done <= p.total);
+        last = Some(p);
+    }
+    let last = last.expect("progress events");
+    assert_eq!(
+        (last.done, last.total),
+        (data.len() as u64, data.len() as u64)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_transfer_resumes_without_resending_verified_chunks() {
+    let dir = scratch("interrupted");
+    let b = builder("b")
+        .inbox_dir(dir.join("inbox"))
+        .start()
+        .await
+        .unwrap();
+    let a = node("a").await;
+    a.connect(&b.addr().to_string()).await.unwrap();
+    let src = dir.join("big.bin");
+    let data = pattern(48 * 1024 * 1024);
+    std::fs::write(&src, &data).unwrap();
+    let partial = dir.join("inbox").join("big.bin.memmesh-partial");
+    let t = a.transfer().unwrap();
+    let sending = {
+        let t = t.clone();
+        let src = src.clone();
+        let id = b.id();
+        tokio::spawn(async move { t.send(Source::Path(src), &[id]).await })
+    };
+    // Stop the sender once about half has arrived (the stream is reset).
+    let half = data.len() as u64 / 2;
+    assert!(
+        eventually(std::time::Duration::from_secs(60), || std::fs::metadata(
+            &partial
+        )
+        .map(|m| m.len() >= half)
+        .unwrap_or(false))
+        .await,
+        "the transfer never got half way"
+    );
+    sending.abort();
+    let _ = sending.await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !dir.join("inbox").join("big.bin").exists(),
+        "no file under its final name yet"
+    );
+    let r = t
+        .send(Source::Path(src), &[b.id()])
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(r.error.is_none(), "{:?}", r.error);
+    assert!(
+        r.sent < data.len() as u64 - half + 4 * 1024 * 1024,
+        "sent {} again",
+        r.sent
+    );
+    assert_eq!(
+        std::fs::read(dir.join("inbox").join("big.bin")).unwrap(),
+        data
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_files_and_held_blocks_can_be_fetched_into_a_file_or_memory() {
+    let dir = scratch("fetch");
+    let a = node("a").await;
+    let b = node("b").await;
+    b.connect(&a.addr().to_string()).await.unwrap();
+    let src = dir.join("report.bin");
+    let data = pattern(3 * 1024 * 1024 + 1);
+    std::fs::write(&src, &data).unwrap();
+    let id = a
+        .transfer()
+        .unwrap()
+        .publish(Source::Path(src))
+        .await
+        .unwrap();
+    assert_eq!(id, format!("blake3:{}", blake3_hex(&data)));
+    let into = dir.join("copy.bin");
+    let got = b
+        .transfer()
+        .unwrap()
+        .fetch(&id, a.id(), Some(into.clone()))
+        .await
+        .unwrap();
+    assert_eq!(got.hash, id);
+    assert_eq!(got.path.as_deref(), Some(into.as_path()));
+    assert_eq!(std::fs::read(&into).unwrap(), data);
+    // A block held by a is fetchable by its id, into memory.
+    let block = a
+        .blocks()
+        .unwrap()
+        .put(vec![5u8; 1000], memmesh::Placement::Local)
+        .await
+        .unwrap();
+    let got = b
+        .transfer()
+        .unwrap()
+        .fetch(&block.to_string(), a.id(), None)
+        .await
+        .unwrap();
+    assert_eq!(got.data.as_deref(), Some(&[5u8; 1000][..]));
+    // Unknown and malformed ids.
+    let unknown = format!("blake3:{}", "0".repeat(64));
+    let err = b
+        .transfer()
+        .unwrap()
+        .fetch(&unknown, a.id(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    let err = b
+        .transfer()
+        .unwrap()
+        .fetch("blake3:zz", a.id(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(a.transfer().unwrap().unpublish(&id).unwrap());
+    let err = b
+        .transfer()
+        .unwrap()
+        .fetch(&id, a.id(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_changing_while_being_sent_fails_clearly() {
+    let dir = scratch("changing");
+    let b = builder("b")
+        .inbox_dir(dir.join("inbox"))
+        .start()
+        .await
+        .unwrap();
+    let a = node("a").await;
+    a.connect(&b.addr().to_string()).await.unwrap();
+    let src = dir.join("live.log");
+    std::fs::write(&src, pattern(64 * 1024 * 1024)).unwrap();
+    let partial = dir.join("inbox").join("live.log.memmesh-partial");
+    let sending = {
+        let t = a.transfer().unwrap();
+        let (src, id) = (src.clone(), b.id());
+        tokio::spawn(async move { t.send(Source::Path(src), &[id]).await })
+    };
+    assert!(
+        eventually(std::time::Duration::from_secs(60), || std::fs::metadata(
+            &partial
+        )
+        .map(|m| m.len() > 0)
+        .unwrap_or(false))
+        .await
+    );
+    // Another writer appends to the file mid-transfer.
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&src)
+        .unwrap()
+        .write_all(b"one more line\n")
+        .unwrap();
+    let r = sending.await.unwrap().unwrap().remove(0);
+    let err = r
+        .error
+        .expect("a changed file must not be reported as sent");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(
+        err.message().contains("changed while it was being sent"),
+        "{err}"
+    );
+    assert!(!dir.join("inbox").join("live.log").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_receiver_can_cancel_an_incoming_transfer() {
+    let dir = scratch("cancel");
+    let b = builder("b")
+        .inbox_dir(dir.join("inbox"))
+        .start()
+        .await
+        .unwrap();
+    let a = node("a").await;
+    a.connect(&b.addr().to_string()).await.unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    {
+        let seen = seen.clone();
+        let inbox = dir.join("inbox");
+        b.transfer()
+            .unwrap()
+            .on_offer(move |offer: memmesh::transfer::Offer| {
+                *seen.lock().unwrap() = Some(offer.id.clone());
+                let dest = inbox.join(&offer.name);
+                async move { memmesh::transfer::Destination::Path(dest) }
+            });
+    }
+    let src = dir.join("slow.bin");
+    std::fs::write(&src, pattern(64 * 1024 * 1024)).unwrap();
+    let sending = {
+        let t = a.transfer().unwrap();
+        let (src, id) = (src.clone(), b.id());
+        tokio::spawn(async move { t.send(Source::Path(src), &[id]).await })
+    };
+    assert!(
+        eventually(std::time::Duration::from_secs(30), || seen
+            .lock()
+            .unwrap()
+            .is_some())
+        .await
+    );
+    let offer_id = seen.lock().unwrap().clone().unwrap();
+    assert!(b.transfer().unwrap().cancel(&offer_id).unwrap());
+    let r = sending.await.unwrap().unwrap().remove(0);
+    let err = r.error.expect("cancelled");
+    assert!(
+        matches!(err.kind(), ErrorKind::Closed | ErrorKind::PeerUnavailable),
+        "{err}"
+    );
+    assert!(!dir.join("inbox").join("slow.bin").exists());
+    assert!(!b.transfer().unwrap().cancel(&offer_id).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+}
