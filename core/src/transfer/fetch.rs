@@ -12,10 +12,11 @@ use crate::identity::NodeId;
 use crate::node::connect::connection;
 use crate::node::shared::Shared;
 use crate::transfer::messages::{Answer, Found};
+use crate::transfer::progress::Reporter;
 use crate::transfer::receive::{check_name, complete, open_sink, take_chunks};
-use crate::transfer::send::{stream, Reader, Streaming};
+use crate::transfer::send::{stream, Prepared, Reader, Streaming};
 use crate::transfer::verify::{Verifier, DEFAULT_CHUNK_SIZE};
-use crate::transfer::{Offer, Received, Source};
+use crate::transfer::{Direction, Offer, Received, Source};
 use crate::transport::errors::connection_error;
 use crate::wire::codec::{decode_bulk, encode_bulk, FrameLimits};
 use crate::wire::io::{read_frame, write_frame};
@@ -37,17 +38,16 @@ pub(crate) fn parse_id(id: &str) -> Result<[u8; 32]> {
 }
 
 /// What this node serves under `id`: published content, else a block it holds.
-fn lookup(shared: &Shared, id: &[u8; 32]) -> Option<(String, Source)> {
+async fn lookup(shared: &Shared, id: &[u8; 32]) -> Result<Option<(String, Prepared)>> {
     if let Some(found) = shared.transfers.published(id) {
-        return Some(found);
+        return Ok(Some(found));
     }
     let block = crate::blocks::BlockId::from_digest(*id);
-    shared.blocks().get(&block).map(|data| {
-        (
-            format!("block-{}", &block.to_string()[7..19]),
-            Source::Bytes(data),
-        )
-    })
+    let Some(data) = shared.blocks().get(&block) else {
+        return Ok(None);
+    };
+    let name = format!("block-{}", &block.to_string()[7..19]);
+    Ok(Some((name, Prepared::new(&Source::Bytes(data)).await?)))
 }
 
 /// Serves a fetch stream opened by `from`.
@@ -60,7 +60,7 @@ pub(crate) async fn serve(
 ) {
     let limits = FrameLimits::with_body(DEFAULT_CHUNK_SIZE as usize);
     let outcome = async {
-        let Some((name, source)) = lookup(&shared, &id) else {
+        let Some((name, source)) = lookup(&shared, &id).await? else {
             return Err(Error::new(
                 ErrorKind::NotFound,
                 format!(
@@ -69,7 +69,7 @@ pub(crate) async fn serve(
                 ),
             ));
         };
-        let (mut reader, _, size) = Reader::open(&source).await?;
+        let (reader, _, size) = Reader::open(&source).await?;
         let found = Found {
             name: name.clone(),
             size,
@@ -88,7 +88,7 @@ pub(crate) async fn serve(
             chunk_size: DEFAULT_CHUNK_SIZE,
             have: &have,
         };
-        stream(&shared, &mut reader, what, &mut send, &mut sent).await?;
+        stream(&shared, reader, what, &mut send, &mut sent).await?;
         let _ = send.finish();
         // Wait for the fetcher to read everything (it closes its side when done).
         let _ = recv.read_to_end(0).await;
@@ -144,7 +144,8 @@ pub(crate) async fn fetch(
         have: verifier.chunk_hashes().to_vec(),
     };
     write_frame(&mut send, &answer, &[], limits).await?;
-    let hash = take_chunks(&mut verifier, &mut sink, &mut recv, limits).await?;
+    let mut progress = Reporter::new(shared, peer, &found.name, found.size, Direction::Receiving);
+    let hash = take_chunks(&mut verifier, &mut sink, &mut recv, limits, &mut progress).await?;
     if hash != id {
         return Err(Error::new(
             ErrorKind::Corrupted,
@@ -167,10 +168,10 @@ pub(crate) async fn fetch(
 }
 
 /// The content hash of `source` (reads a file through once).
-pub(crate) async fn content_hash(source: &Source) -> Result<[u8; 32]> {
+pub(crate) async fn content_hash(source: &Prepared) -> Result<[u8; 32]> {
     match source {
-        Source::Bytes(b) => Ok(*blake3::hash(b).as_bytes()),
-        Source::Path(path) => {
+        Prepared::Bytes { tree, .. } => Ok(tree.root),
+        Prepared::Path(path) => {
             let path = path.clone();
             tokio::task::spawn_blocking(move || {
                 let mut hasher = blake3::Hasher::new();

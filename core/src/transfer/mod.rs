@@ -1,17 +1,20 @@
-//! Verified chunk transfer of files and blobs (issue 6, in progress).
+//! Verified chunk transfer of files and blobs.
 //!
 //! `send` streams a file or bytes to peers in parallel, in 1 MiB chunks, each with its
-//! BLAKE3 hash, then the hash of the whole; the receiver verifies every chunk as it
-//! arrives, writes to `<name>.memmesh-partial`, and renames the file only once the whole
-//! is verified. An interrupted transfer sent again resumes after the last verified chunk.
-//! The protocol is in `docs/adr/0012-transfer.md`. Not yet: publish/fetch, progress
-//! events, cancellation from the receiver, bindings.
+//! BLAKE3 hash (its subtree of the content's BLAKE3 tree), then the hash of the whole; the
+//! receiver verifies every chunk as it arrives, writes to `<name>.memmesh-partial`, and
+//! renames the file only once the whole is verified. An interrupted transfer sent again
+//! resumes after the last verified chunk. `publish` / `fetch` pull the same way (a block
+//! too, by its id). Progress events, cancellation from either side. The protocol is in
+//! `docs/adr/0012-transfer.md`.
 
 pub mod events;
 pub(crate) mod fetch;
 pub(crate) mod messages;
+pub(crate) mod progress;
 pub(crate) mod receive;
 pub(crate) mod send;
+pub mod tree;
 pub mod verify;
 
 use std::path::PathBuf;
@@ -91,18 +94,40 @@ pub struct TransferResult {
     pub error: Option<Error>,
 }
 
-/// Progress of a transfer being sent, as reported by `Transfer::progress`.
+/// Which way a transfer goes, seen from this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// This node sends (`send`, or serving a peer's `fetch`).
+    Sending,
+    /// This node receives (an accepted offer, or its own `fetch`).
+    Receiving,
+}
+
+impl Direction {
+    /// `"send"` or `"receive"` (how the bindings spell it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Sending => "send",
+            Direction::Receiving => "receive",
+        }
+    }
+}
+
+/// Progress of a transfer this node sends or receives, as reported by
+/// `Transfer::progress`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Progress {
-    /// The receiving peer.
+    /// The other peer: the receiver when sending, the sender when receiving.
     pub peer: NodeId,
     /// The name offered.
     pub name: String,
+    /// Whether this node sends or receives it.
+    pub direction: Direction,
     /// Bytes done (verified ones skipped on resume count as done).
     pub done: u64,
     /// Total bytes.
     pub total: u64,
-    /// Bytes per second streamed in this attempt so far.
+    /// Bytes per second that crossed the network in this attempt so far.
     pub rate: f64,
 }
 
@@ -131,7 +156,7 @@ pub struct TransferState {
     pub(crate) progress: broadcast::Sender<Progress>,
     incoming:
         std::sync::Mutex<std::collections::HashMap<[u8; 32], tokio_util::sync::CancellationToken>>,
-    published: std::sync::Mutex<std::collections::HashMap<[u8; 32], (String, Source)>>,
+    published: std::sync::Mutex<std::collections::HashMap<[u8; 32], (String, send::Prepared)>>,
     /// Test hook: the index of a chunk to damage once on the wire (`u64::MAX`: none).
     pub(crate) corrupt_chunk: std::sync::atomic::AtomicU64,
 }
@@ -196,7 +221,7 @@ impl TransferState {
             .remove(id);
     }
 
-    pub(crate) fn published(&self, id: &[u8; 32]) -> Option<(String, Source)> {
+    pub(crate) fn published(&self, id: &[u8; 32]) -> Option<(String, send::Prepared)> {
         self.published
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -246,6 +271,8 @@ impl Transfer {
         let to = to.to_vec();
         self.shared
             .run(async move {
+                // Bytes are hashed once for every peer.
+                let source = send::Prepared::new(&source).await?;
                 let sends = to.iter().map(|&p| send::send_to(&shared, &source, p));
                 Ok(futures::future::join_all(sends).await)
             })
@@ -262,6 +289,7 @@ impl Transfer {
         let shared = self.shared.clone();
         self.shared
             .run(async move {
+                let source = send::Prepared::new(&source).await?;
                 let (_, name, _) = send::Reader::open(&source).await?;
                 let id = fetch::content_hash(&source).await?;
                 shared
@@ -339,7 +367,8 @@ impl Transfer {
             .unwrap_or_else(|p| p.into_inner()) = None;
     }
 
-    /// Progress of the transfers this node sends, from now on.
+    /// Progress of the transfers this node sends and receives (including fetches and the
+    /// fetches it serves), from now on.
     pub fn progress(&self) -> events::Subscription<Progress> {
         events::Subscription::new(
             self.shared.transfers.progress.subscribe(),

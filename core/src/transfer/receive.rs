@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tracing::debug;
 
@@ -12,10 +12,11 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::identity::NodeId;
 use crate::node::shared::Shared;
 use crate::transfer::messages::{Answer, Part};
+use crate::transfer::progress::Reporter;
 use crate::transfer::verify::{chunk_len, Verifier};
-use crate::transfer::{Destination, Offer, Received};
+use crate::transfer::{Destination, Direction, Offer, Received};
 use crate::wire::codec::FrameLimits;
-use crate::wire::io::{read_frame, write_frame};
+use crate::wire::io::{read_frame_into, write_frame};
 use crate::wire::messages::TransferOffer;
 use crate::wire::Reply;
 
@@ -30,17 +31,60 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// A file being received: `<dest>.memmesh-partial` and the hashes of its verified chunks
+/// in `<dest>.memmesh-chunks`. Chunks are written by blocking threads (the handles travel
+/// with the write; `None` after a write that did not come back).
 pub(crate) struct FileSink {
     dest: PathBuf,
     partial: PathBuf,
     chunks: PathBuf,
-    file: tokio::fs::File,
-    hashes: tokio::fs::File,
+    file: Option<std::fs::File>,
+    hashes: Option<std::fs::File>,
+    /// Where the next chunk is read to, reused.
+    scratch: Vec<u8>,
 }
 
+impl FileSink {
+    /// Appends the verified chunk in `scratch` and its hash.
+    async fn write_chunk(&mut self, hash: [u8; 32]) -> Result<()> {
+        use std::io::Write;
+        let (Some(mut file), Some(mut hashes)) = (self.file.take(), self.hashes.take()) else {
+            return Err(Error::internal(
+                "the partial file was lost by an earlier write",
+            ));
+        };
+        let buf = std::mem::take(&mut self.scratch);
+        let (file, hashes, buf, written) = tokio::task::spawn_blocking(move || {
+            let written = file.write_all(&buf).and_then(|()| hashes.write_all(&hash));
+            (file, hashes, buf, written)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("writing task failed: {e}")))?;
+        self.file = Some(file);
+        self.hashes = Some(hashes);
+        self.scratch = buf;
+        written.map_err(|e| Error::from(e).context(format!("writing {}", self.partial.display())))
+    }
+}
+
+/// Where received chunks go.
 pub(crate) enum Sink {
     File(Box<FileSink>),
-    Memory(BytesMut),
+    /// The content so far, its whole size reserved up front.
+    Memory(Vec<u8>),
+}
+
+impl Sink {
+    /// The buffer the next chunk is appended to, emptied first for a file.
+    fn buffer(&mut self) -> &mut Vec<u8> {
+        match self {
+            Sink::File(f) => {
+                f.scratch.clear();
+                &mut f.scratch
+            }
+            Sink::Memory(v) => v,
+        }
+    }
 }
 
 /// Serves a transfer stream opened by `from`.
@@ -148,8 +192,9 @@ async fn receive(
     .await?;
     // From here on the receiver's user can cancel it.
     let cancel = shared.transfers.incoming(offer.id);
+    let mut progress = Reporter::new(shared, from, &offer.name, offer.size, Direction::Receiving);
     let taken = tokio::select! {
-        r = take_chunks(&mut verifier, &mut sink, recv, limits) => r,
+        r = take_chunks(&mut verifier, &mut sink, recv, limits, &mut progress) => r,
         _ = cancel.cancelled() => Err(Error::new(
             ErrorKind::Closed,
             "the receiver cancelled the transfer",
@@ -174,35 +219,65 @@ pub(crate) async fn open_sink(
 ) -> Result<Sink> {
     match dest {
         Some(path) => open_file(path, offer, verifier).await,
-        None => Ok(Sink::Memory(BytesMut::with_capacity(
-            offer.size.min(64 << 20) as usize,
-        ))),
+        None => {
+            let mut buf = Vec::new();
+            usize::try_from(offer.size)
+                .ok()
+                .and_then(|size| buf.try_reserve_exact(size).ok())
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::QuotaExceeded,
+                        format!("cannot allocate {} bytes to receive into", offer.size),
+                    )
+                })?;
+            Ok(Sink::Memory(buf))
+        }
     }
 }
 
 /// Reads, verifies and stores chunks until the end frame; returns the verified hash of
-/// the whole.
+/// the whole. Each chunk is read straight into its place (memory) or a reused buffer
+/// (file), hashed once, and dropped from the sink again if it does not verify.
 pub(crate) async fn take_chunks(
     verifier: &mut Verifier,
     sink: &mut Sink,
     recv: &mut quinn::RecvStream,
     limits: FrameLimits,
+    progress: &mut Reporter<'_>,
 ) -> Result<[u8; 32]> {
+    let resumed_at = verifier.verified_bytes();
     loop {
-        let frame = read_frame::<Part>(recv, limits).await?;
-        match frame.header {
-            Part::Chunk(h) => {
-                verifier.accept(&h, &frame.body)?;
-                match sink {
-                    Sink::File(f) => {
-                        f.file.write_all(&frame.body).await?;
-                        f.hashes.write_all(&h.hash).await?;
-                    }
-                    Sink::Memory(buf) => buf.extend_from_slice(&frame.body),
-                }
+        let buf = sink.buffer();
+        let start = buf.len();
+        let part = read_frame_into::<Part>(recv, limits, buf).await;
+        let header = match part {
+            Ok(Part::Chunk(h)) => h,
+            Ok(Part::End { hash }) if buf.len() == start => {
+                let whole = verifier.finish(&hash)?;
+                progress.finish(verifier.verified_bytes() - resumed_at);
+                return Ok(whole);
             }
-            Part::End { hash } => return verifier.finish(&hash),
+            Ok(Part::End { .. }) => {
+                buf.truncate(start);
+                return Err(Error::new(
+                    ErrorKind::Corrupted,
+                    "the end of the transfer carried data",
+                ));
+            }
+            Err(e) => {
+                buf.truncate(start);
+                return Err(e);
+            }
+        };
+        if let Err(e) = verifier.accept(&header, &buf[start..]) {
+            buf.truncate(start);
+            return Err(e);
         }
+        if let Sink::File(f) = sink {
+            f.write_chunk(header.hash).await?;
+        }
+        let done = verifier.verified_bytes();
+        progress.update(done, done - resumed_at);
     }
 }
 
@@ -215,13 +290,16 @@ pub(crate) async fn complete(sink: Sink) -> Result<(Option<PathBuf>, Option<Byte
                 dest,
                 partial,
                 chunks,
-                mut file,
+                file,
                 hashes,
+                ..
             } = *f;
-            file.flush().await?;
-            file.sync_all().await?;
-            drop(file);
             drop(hashes);
+            let file =
+                file.ok_or_else(|| Error::internal("the partial file was lost by a write"))?;
+            tokio::task::spawn_blocking(move || file.sync_all())
+                .await
+                .map_err(|e| Error::internal(format!("syncing task failed: {e}")))??;
             tokio::fs::rename(&partial, &dest).await?;
             let _ = tokio::fs::remove_file(&chunks).await;
             Ok((Some(dest), None))
@@ -278,7 +356,8 @@ async fn open_file(dest: PathBuf, offer: &TransferOffer, verifier: &mut Verifier
         dest,
         partial,
         chunks,
-        file,
-        hashes,
+        file: Some(file.into_std().await),
+        hashes: Some(hashes.into_std().await),
+        scratch: Vec::with_capacity(offer.chunk_size as usize),
     })))
 }

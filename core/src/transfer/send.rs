@@ -3,10 +3,9 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tracing::debug;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -14,38 +13,82 @@ use crate::identity::NodeId;
 use crate::node::connect::connection;
 use crate::node::shared::Shared;
 use crate::transfer::messages::{Answer, Part};
-use crate::transfer::verify::{chunk_count, chunk_len, ChunkHeader, DEFAULT_CHUNK_SIZE};
-use crate::transfer::{Progress, Source, TransferResult};
+use crate::transfer::progress::Reporter;
+use crate::transfer::tree::{chunk_count, chunk_hash, chunk_len, root, ContentTree};
+use crate::transfer::verify::{ChunkHeader, DEFAULT_CHUNK_SIZE};
+use crate::transfer::{Direction, Source, TransferResult};
 use crate::transport::errors::connection_error;
 use crate::wire::codec::FrameLimits;
-use crate::wire::io::{read_frame, write_frame};
+use crate::wire::io::{read_frame, write_frame, write_frame_bytes};
 use crate::wire::messages::TransferOffer;
 use crate::wire::{Reply, Service, StreamHeader};
+
+/// A source ready to stream to any number of peers: bytes with their BLAKE3 tree computed
+/// once (shared by every peer and every fetch), or a file, read and hashed as it streams.
+#[derive(Debug, Clone)]
+pub(crate) enum Prepared {
+    Bytes { data: Bytes, tree: Arc<ContentTree> },
+    Path(PathBuf),
+}
+
+/// Content up to this size is hashed on the calling task; larger off the runtime.
+const HASH_INLINE_MAX: usize = 1 << 20;
+
+impl Prepared {
+    /// Prepares `source` (hashes bytes once; a file is only named).
+    pub(crate) async fn new(source: &Source) -> Result<Prepared> {
+        match source {
+            Source::Bytes(data) => {
+                let data = data.clone();
+                let tree = if data.len() <= HASH_INLINE_MAX {
+                    ContentTree::of(&data, DEFAULT_CHUNK_SIZE)?
+                } else {
+                    let d = data.clone();
+                    tokio::task::spawn_blocking(move || ContentTree::of(&d, DEFAULT_CHUNK_SIZE))
+                        .await
+                        .map_err(|e| Error::internal(format!("hashing task failed: {e}")))??
+                };
+                Ok(Prepared::Bytes {
+                    data,
+                    tree: Arc::new(tree),
+                })
+            }
+            Source::Path(path) => Ok(Prepared::Path(path.clone())),
+        }
+    }
+}
 
 /// Where the bytes come from, opened.
 pub(crate) enum Reader {
     File {
         path: PathBuf,
-        file: tokio::fs::File,
+        file: std::fs::File,
         len: u64,
         modified: Option<SystemTime>,
     },
-    Bytes(Bytes),
+    Bytes {
+        data: Bytes,
+        tree: Arc<ContentTree>,
+    },
 }
 
 impl Reader {
-    pub(crate) async fn open(source: &Source) -> Result<(Reader, String, u64)> {
+    /// Opens `source`; returns it with the name it is offered under and its size.
+    pub(crate) async fn open(source: &Prepared) -> Result<(Reader, String, u64)> {
         match source {
-            Source::Bytes(b) => {
+            Prepared::Bytes { data, tree } => {
                 // Named after the content, so two byte sends never share a file name.
-                let hex = data_encoding::HEXLOWER.encode(&blake3::hash(b).as_bytes()[..6]);
+                let hex = data_encoding::HEXLOWER.encode(&tree.root[..6]);
                 Ok((
-                    Reader::Bytes(b.clone()),
+                    Reader::Bytes {
+                        data: data.clone(),
+                        tree: tree.clone(),
+                    },
                     format!("data-{hex}"),
-                    b.len() as u64,
+                    data.len() as u64,
                 ))
             }
-            Source::Path(path) => {
+            Prepared::Path(path) => {
                 let file = tokio::fs::File::open(path)
                     .await
                     .map_err(|e| Error::from(e).context(format!("opening {}", path.display())))?;
@@ -60,7 +103,7 @@ impl Reader {
                 Ok((
                     Reader::File {
                         path: path.clone(),
-                        file,
+                        file: file.into_std().await,
                         len: meta.len(),
                         modified: meta.modified().ok(),
                     },
@@ -71,10 +114,11 @@ impl Reader {
         }
     }
 
-    /// The id naming this content across attempts.
+    /// The id naming this content across attempts: the content hash for bytes; for a file
+    /// a hash of the sender, name, size and modification time (known without reading it).
     fn id(&self, sender: &NodeId, name: &str) -> [u8; 32] {
         match self {
-            Reader::Bytes(b) => *blake3::hash(b).as_bytes(),
+            Reader::Bytes { tree, .. } => tree.root,
             Reader::File { len, modified, .. } => {
                 let mut h = blake3::Hasher::new();
                 h.update(sender.as_bytes());
@@ -90,44 +134,111 @@ impl Reader {
         }
     }
 
-    /// Reads chunk `index` (`len` bytes), failing clearly if the file changed.
-    pub(crate) async fn chunk(&mut self, index: u64, chunk_size: u32, len: u32) -> Result<Bytes> {
+    /// The chunks of the content with their hashes, in order. A file is read and hashed
+    /// ahead (at most [`READ_AHEAD`] chunks) on a blocking thread while earlier chunks are
+    /// on the wire; it fails clearly if the file changes meanwhile.
+    fn chunks(self, chunk_size: u32) -> Chunks {
         match self {
-            Reader::Bytes(b) => {
-                let start = (index * u64::from(chunk_size)) as usize;
-                Ok(b.slice(start..start + len as usize))
-            }
+            Reader::Bytes { data, tree } => Chunks::Bytes {
+                data,
+                tree,
+                next: 0,
+            },
             Reader::File {
                 path,
                 file,
-                len: expected_len,
+                len,
                 modified,
             } => {
-                let meta = file.metadata().await?;
-                if meta.len() != *expected_len || meta.modified().ok() != *modified {
-                    return Err(Error::invalid(format!(
-                        "{} changed while it was being sent",
-                        path.display()
-                    )));
-                }
-                let mut buf = vec![0u8; len as usize];
-                file.seek(std::io::SeekFrom::Start(index * u64::from(chunk_size)))
-                    .await?;
-                file.read_exact(&mut buf).await?;
-                Ok(Bytes::from(buf))
+                let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+                tokio::task::spawn_blocking(move || {
+                    read_file_chunks(path, file, len, modified, chunk_size, tx)
+                });
+                Chunks::File(rx)
             }
+        }
+    }
+}
+
+/// Chunks of a file read and hashed ahead of the network.
+const READ_AHEAD: usize = 2;
+
+/// One chunk and its hash.
+type Hashed = (Bytes, [u8; 32]);
+
+enum Chunks {
+    Bytes {
+        data: Bytes,
+        tree: Arc<ContentTree>,
+        next: usize,
+    },
+    File(tokio::sync::mpsc::Receiver<Result<Hashed>>),
+}
+
+impl Chunks {
+    async fn next(&mut self) -> Option<Result<Hashed>> {
+        match self {
+            Chunks::Bytes { data, tree, next } => {
+                let hash = *tree.chunk_hashes.get(*next)?;
+                let size = tree.chunk_size as usize;
+                let start = *next * size;
+                let end = (start + size).min(data.len());
+                *next += 1;
+                Some(Ok((data.slice(start..end), hash)))
+            }
+            Chunks::File(rx) => rx.recv().await,
+        }
+    }
+}
+
+/// Reads `file` chunk by chunk, hashing each, and hands them to `tx` until the end, an
+/// error, or the streaming side going away.
+fn read_file_chunks(
+    path: PathBuf,
+    file: std::fs::File,
+    len: u64,
+    modified: Option<SystemTime>,
+    chunk_size: u32,
+    tx: tokio::sync::mpsc::Sender<Result<Hashed>>,
+) {
+    use std::io::Read;
+    let count = chunk_count(len, chunk_size);
+    let changed = || {
+        Error::invalid(format!(
+            "{} changed while it was being sent",
+            path.display()
+        ))
+    };
+    let mut file = file;
+    for index in 0..count {
+        let want = chunk_len(len, chunk_size, index) as usize;
+        let read = (|| {
+            let mut buf = Vec::with_capacity(want);
+            (&mut file).take(want as u64).read_to_end(&mut buf)?;
+            let meta = file.metadata()?;
+            if buf.len() != want || meta.len() != len || meta.modified().ok() != modified {
+                return Err(changed());
+            }
+            let hash = chunk_hash(index, count, chunk_size, &buf);
+            Ok((Bytes::from(buf), hash))
+        })();
+        let failed = read.is_err();
+        if tx.blocking_send(read).is_err() || failed {
+            return;
         }
     }
 }
 
 /// Attempts per peer when the receiver reports a corrupted chunk.
 const ATTEMPTS: u32 = 3;
-/// Least interval between two progress events of one transfer.
-const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
 /// Sends `source` to `peer` and returns the outcome. A chunk the receiver finds corrupted
 /// is sent again (the next attempt resumes after the verified chunks).
-pub(crate) async fn send_to(shared: &Arc<Shared>, source: &Source, peer: NodeId) -> TransferResult {
+pub(crate) async fn send_to(
+    shared: &Arc<Shared>,
+    source: &Prepared,
+    peer: NodeId,
+) -> TransferResult {
     let started = Instant::now();
     let mut attempts = 0;
     loop {
@@ -160,11 +271,11 @@ pub(crate) async fn send_to(shared: &Arc<Shared>, source: &Source, peer: NodeId)
 
 async fn attempt(
     shared: &Arc<Shared>,
-    source: &Source,
+    source: &Prepared,
     peer: NodeId,
     sent: &mut u64,
 ) -> Result<(u64, String)> {
-    let (mut reader, name, size) = Reader::open(source).await?;
+    let (reader, name, size) = Reader::open(source).await?;
     let chunk_size = DEFAULT_CHUNK_SIZE;
     let offer_name = name.clone();
     let offer = TransferOffer {
@@ -195,7 +306,7 @@ async fn attempt(
     };
     let streamed = stream(
         shared,
-        &mut reader,
+        reader,
         Streaming {
             peer,
             name: &offer_name,
@@ -245,7 +356,7 @@ pub(crate) struct Streaming<'a> {
 /// with the whole-content hash, which it returns. Progress events go out on the way.
 pub(crate) async fn stream(
     shared: &Arc<Shared>,
-    reader: &mut Reader,
+    reader: Reader,
     what: Streaming<'_>,
     send: &mut quinn::SendStream,
     sent: &mut u64,
@@ -258,46 +369,36 @@ pub(crate) async fn stream(
         have,
     } = what;
     let limits = FrameLimits::with_body(chunk_size as usize);
-    let chunks = chunk_count(size, chunk_size);
-    let mut whole = blake3::Hasher::new();
+    let mut chunks = reader.chunks(chunk_size);
+    let mut hashes = Vec::with_capacity(chunk_count(size, chunk_size).min(1 << 20) as usize);
     let mut skipping = true;
-    let began = Instant::now();
-    let mut reported = began;
-    let report = |done: u64, sent: u64| {
-        let secs = began.elapsed().as_secs_f64().max(1e-6);
-        let _ = shared.transfers.progress.send(Progress {
-            peer,
-            name: name.to_string(),
-            done,
-            total: size,
-            rate: sent as f64 / secs,
-        });
-    };
-    for index in 0..chunks {
-        let len = chunk_len(size, chunk_size, index);
-        let data = reader.chunk(index, chunk_size, len).await?;
-        whole.update(&data);
-        let header = ChunkHeader::of(index, &data);
+    let mut progress = Reporter::new(shared, peer, name, size, Direction::Sending);
+    while let Some(next) = chunks.next().await {
+        let (data, hash) = next?;
+        let index = hashes.len() as u64;
+        hashes.push(hash);
         // Chunks the receiver verified before are not sent again.
-        if skipping && have.get(index as usize) == Some(&header.hash) {
+        if skipping && have.get(index as usize) == Some(&hash) {
             continue;
         }
         skipping = false;
+        let header = ChunkHeader {
+            index,
+            len: data.len() as u32,
+            hash,
+        };
         let data = damaged_for_tests(shared, index, data);
-        write_frame(send, &Part::Chunk(header), &data, limits).await?;
-        *sent += data.len() as u64;
-        if reported.elapsed() >= PROGRESS_EVERY {
-            reported = Instant::now();
-            report(index * u64::from(chunk_size) + data.len() as u64, *sent);
-        }
+        let len = data.len() as u64;
+        write_frame_bytes(send, &Part::Chunk(header), data, limits).await?;
+        *sent += len;
+        progress.update(index * u64::from(chunk_size) + len, *sent);
     }
-    if chunks > 0 {
-        // A last check that the file did not change during the final chunk.
-        reader.chunk(0, chunk_size, 0).await?;
+    if hashes.len() as u64 != chunk_count(size, chunk_size) {
+        return Err(Error::internal("the source ended early"));
     }
-    let hash = *whole.finalize().as_bytes();
-    write_frame(send, &Part::End { hash }, &[], limits).await?;
-    report(size, *sent);
+    let hash = root(&hashes);
+    write_frame_bytes(send, &Part::End { hash }, Bytes::new(), limits).await?;
+    progress.finish(*sent);
     Ok(hash)
 }
 

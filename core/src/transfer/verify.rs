@@ -3,11 +3,14 @@
 //! A transfer of `size` bytes is cut into chunks of `chunk_size` bytes (the last one
 //! shorter). Each chunk arrives with its index, length and BLAKE3 hash; the receiver checks
 //! that it is the next one expected, that its length is right and that its content hashes
-//! to what the sender announced, and folds it into the hash of the whole. Corruption is
-//! caught at the chunk where it happens, and a transfer can resume after the last verified
-//! chunk: [`Verifier::resume`] rebuilds the state from the chunks kept on disk.
+//! to what the sender announced (its subtree of the BLAKE3 tree, see [`crate::transfer::tree`]);
+//! the hash of the whole is merged from the chunk hashes at the end. Corruption is caught
+//! at the chunk where it happens, and a transfer can resume after the last verified chunk:
+//! [`Verifier::resume`] rebuilds the state from the chunks kept on disk.
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::transfer::tree::{check_chunk_size, chunk_hash, root};
+pub use crate::transfer::tree::{chunk_count, chunk_len};
 
 /// Default chunk size: 1 MiB.
 pub const DEFAULT_CHUNK_SIZE: u32 = 1 << 20;
@@ -19,19 +22,8 @@ pub struct ChunkHeader {
     pub index: u64,
     /// Its length in bytes.
     pub len: u32,
-    /// BLAKE3 hash of its content.
+    /// Hash of its content ([`crate::transfer::tree::chunk_hash`]).
     pub hash: [u8; 32],
-}
-
-impl ChunkHeader {
-    /// The header of chunk `index` holding `data`.
-    pub fn of(index: u64, data: &[u8]) -> Self {
-        Self {
-            index,
-            len: data.len() as u32,
-            hash: *blake3::hash(data).as_bytes(),
-        }
-    }
 }
 
 /// Verifies chunks in order and hashes the whole.
@@ -40,34 +32,18 @@ pub struct Verifier {
     size: u64,
     chunk_size: u32,
     next: u64,
-    whole: blake3::Hasher,
     chunk_hashes: Vec<[u8; 32]>,
 }
 
-/// The number of chunks of a transfer of `size` bytes.
-pub fn chunk_count(size: u64, chunk_size: u32) -> u64 {
-    size.div_ceil(u64::from(chunk_size.max(1)))
-}
-
-/// The expected length of chunk `index`.
-pub fn chunk_len(size: u64, chunk_size: u32, index: u64) -> u32 {
-    let start = index.saturating_mul(u64::from(chunk_size));
-    size.saturating_sub(start).min(u64::from(chunk_size)) as u32
-}
-
 impl Verifier {
-    /// A verifier for `size` bytes in chunks of `chunk_size`.
+    /// A verifier for `size` bytes in chunks of `chunk_size` (a power of two from 1 KiB
+    /// to 64 MiB).
     pub fn new(size: u64, chunk_size: u32) -> Result<Self> {
-        if chunk_size == 0 || chunk_size > 64 << 20 {
-            return Err(Error::invalid(format!(
-                "chunk size must be 1 B..=64 MiB, got {chunk_size}"
-            )));
-        }
+        check_chunk_size(chunk_size)?;
         Ok(Self {
             size,
             chunk_size,
             next: 0,
-            whole: blake3::Hasher::new(),
             chunk_hashes: Vec::new(),
         })
     }
@@ -112,14 +88,14 @@ impl Verifier {
                 header.len
             )));
         }
-        let hash = *blake3::hash(data).as_bytes();
+        let count = chunk_count(self.size, self.chunk_size);
+        let hash = chunk_hash(header.index, count, self.chunk_size, data);
         if hash != header.hash {
             return Err(Error::new(
                 ErrorKind::Corrupted,
                 format!("chunk {} does not match its hash", header.index),
             ));
         }
-        self.whole.update(data);
         self.chunk_hashes.push(hash);
         self.next += 1;
         Ok(())
@@ -156,7 +132,7 @@ impl Verifier {
                 chunk_count(self.size, self.chunk_size)
             )));
         }
-        let hash = *self.whole.finalize().as_bytes();
+        let hash = root(&self.chunk_hashes);
         if &hash != announced {
             return Err(Error::new(
                 ErrorKind::Corrupted,
@@ -172,9 +148,17 @@ mod tests {
     use super::*;
 
     fn chunks(data: &[u8], size: u32) -> Vec<(ChunkHeader, &[u8])> {
+        let count = chunk_count(data.len() as u64, size);
         data.chunks(size as usize)
             .enumerate()
-            .map(|(i, c)| (ChunkHeader::of(i as u64, c), c))
+            .map(|(i, c)| {
+                let header = ChunkHeader {
+                    index: i as u64,
+                    len: c.len() as u32,
+                    hash: chunk_hash(i as u64, count, size, c),
+                };
+                (header, c)
+            })
             .collect()
     }
 
@@ -197,8 +181,8 @@ mod tests {
     #[test]
     fn corruption_is_caught_at_its_chunk_and_the_chunk_can_be_sent_again() {
         let data = vec![7u8; 3000];
-        let mut v = Verifier::new(3000, 1000).unwrap();
-        let cs = chunks(&data, 1000);
+        let mut v = Verifier::new(3000, 1024).unwrap();
+        let cs = chunks(&data, 1024);
         v.accept(&cs[0].0, cs[0].1).unwrap();
         let mut bad = cs[1].1.to_vec();
         bad[17] ^= 1;
@@ -219,17 +203,17 @@ mod tests {
     #[test]
     fn resume_continues_after_the_last_verified_chunk() {
         let data: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 256) as u8).collect();
-        let mut first = Verifier::new(5000, 1000).unwrap();
-        let cs = chunks(&data, 1000);
+        let mut first = Verifier::new(5000, 1024).unwrap();
+        let cs = chunks(&data, 1024);
         for (h, c) in &cs[..3] {
             first.accept(h, c).unwrap();
         }
         let kept = first.chunk_hashes().to_vec();
         // The partial file on disk has the three chunks, the third damaged.
-        let mut on_disk = data[..3000].to_vec();
+        let mut on_disk = data[..3 * 1024].to_vec();
         on_disk[2500] ^= 0xff;
-        let mut again = Verifier::new(5000, 1000).unwrap();
-        let next = again.resume(&kept, on_disk.chunks(1000));
+        let mut again = Verifier::new(5000, 1024).unwrap();
+        let next = again.resume(&kept, on_disk.chunks(1024));
         assert_eq!(next, 2, "the damaged chunk is sent again");
         for (h, c) in &cs[2..] {
             again.accept(h, c).unwrap();
@@ -246,5 +230,6 @@ mod tests {
         assert_eq!(chunk_len(2048, 1024, 1), 1024);
         assert_eq!(chunk_len(2049, 1024, 2), 1);
         assert!(Verifier::new(1, 0).is_err());
+        assert!(Verifier::new(1, 1000).is_err());
     }
 }

@@ -197,12 +197,13 @@ pub fn parse_prefix(
     Ok((header_len, body_len))
 }
 
-/// Encodes a whole frame (prefix, header, body) into one buffer.
-pub fn encode_frame<H: Serialize>(
+/// Encodes a frame's prefix and header for a body of `body_len` bytes that is written
+/// after it separately (so a large body is never copied into the frame).
+pub fn encode_frame_head<H: Serialize>(
     header: &H,
-    body: &[u8],
+    body_len: usize,
     limits: FrameLimits,
-) -> Result<Bytes, WireError> {
+) -> Result<BytesMut, WireError> {
     let head = encode_header(header)?;
     if head.len() > limits.max_header.min(MAX_HEADER_LEN) {
         return Err(WireError::HeaderTooLarge {
@@ -210,16 +211,26 @@ pub fn encode_frame<H: Serialize>(
             max: limits.max_header,
         });
     }
-    if body.len() > limits.max_body.min(MAX_BODY_CEILING) {
+    if body_len > limits.max_body.min(MAX_BODY_CEILING) {
         return Err(WireError::BodyTooLarge {
-            len: body.len(),
+            len: body_len,
             max: limits.max_body,
         });
     }
-    let mut buf = BytesMut::with_capacity(PREFIX_LEN + head.len() + body.len());
+    let mut buf = BytesMut::with_capacity(PREFIX_LEN + head.len() + body_len);
     buf.put_u32(head.len() as u32);
-    buf.put_u32(body.len() as u32);
+    buf.put_u32(body_len as u32);
     buf.put_slice(&head);
+    Ok(buf)
+}
+
+/// Encodes a whole frame (prefix, header, body) into one buffer.
+pub fn encode_frame<H: Serialize>(
+    header: &H,
+    body: &[u8],
+    limits: FrameLimits,
+) -> Result<Bytes, WireError> {
+    let mut buf = encode_frame_head(header, body.len(), limits)?;
     buf.put_slice(body);
     Ok(buf.freeze())
 }

@@ -24,8 +24,8 @@ pub async fn read_raw_frame_opt(
     let (hl, bl) = codec::parse_prefix(prefix, limits)?;
     let mut head = vec![0u8; hl];
     read_exact(recv, &mut head).await?;
-    let mut body = vec![0u8; bl];
-    read_exact(recv, &mut body).await?;
+    let mut body = Vec::with_capacity(bl);
+    read_body_into(recv, bl, &mut body).await?;
     Ok(Some(Frame {
         header: head,
         body: Bytes::from(body),
@@ -46,6 +46,55 @@ pub async fn read_frame_opt<H: DeserializeOwned>(
     }
 }
 
+/// Reads one frame whose body is appended to `body` (no zero-filling, no intermediate
+/// buffer: a large body lands where it is used); a stream that ends first is an error.
+/// On error `body` may hold part of the frame's body after its original content.
+pub async fn read_frame_into<H: DeserializeOwned>(
+    recv: &mut quinn::RecvStream,
+    limits: FrameLimits,
+    body: &mut Vec<u8>,
+) -> Result<H, Error> {
+    let mut prefix = [0u8; PREFIX_LEN];
+    match recv.read_exact(&mut prefix).await {
+        Ok(()) => {}
+        Err(quinn::ReadExactError::FinishedEarly(0)) => {
+            return Err(Error::new(
+                ErrorKind::PeerUnavailable,
+                "the peer closed the stream without answering",
+            ))
+        }
+        Err(quinn::ReadExactError::FinishedEarly(_)) => return Err(WireError::Truncated.into()),
+        Err(quinn::ReadExactError::ReadError(e)) => return Err(read_error(e)),
+    }
+    let (hl, bl) = codec::parse_prefix(prefix, limits)?;
+    let mut head = vec![0u8; hl];
+    read_exact(recv, &mut head).await?;
+    let header = codec::decode_header(&head)?;
+    body.try_reserve(bl)
+        .map_err(|_| Error::new(ErrorKind::QuotaExceeded, "cannot allocate a frame body"))?;
+    read_body_into(recv, bl, body).await?;
+    Ok(header)
+}
+
+/// Appends exactly `len` bytes of the stream to `out`, copying each received piece once.
+async fn read_body_into(
+    recv: &mut quinn::RecvStream,
+    len: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
+    let mut left = len;
+    while left > 0 {
+        match recv.read_chunk(left, true).await.map_err(read_error)? {
+            Some(chunk) => {
+                left -= chunk.bytes.len();
+                out.extend_from_slice(&chunk.bytes);
+            }
+            None => return Err(WireError::Truncated.into()),
+        }
+    }
+    Ok(())
+}
+
 /// Reads one frame; a stream that ends first is an error.
 pub async fn read_frame<H: DeserializeOwned>(
     recv: &mut quinn::RecvStream,
@@ -64,6 +113,19 @@ async fn read_exact(recv: &mut quinn::RecvStream, buf: &mut [u8]) -> Result<(), 
         quinn::ReadExactError::FinishedEarly(_) => WireError::Truncated.into(),
         quinn::ReadExactError::ReadError(e) => read_error(e),
     })
+}
+
+/// Writes one frame whose body is handed to QUIC as it is (no copy).
+pub async fn write_frame_bytes<H: Serialize>(
+    send: &mut quinn::SendStream,
+    header: &H,
+    body: Bytes,
+    limits: FrameLimits,
+) -> Result<(), Error> {
+    let head = codec::encode_frame_head(header, body.len(), limits)?.freeze();
+    send.write_all_chunks(&mut [head, body])
+        .await
+        .map_err(write_error)
 }
 
 /// Encodes and writes one frame.
