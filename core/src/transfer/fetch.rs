@@ -13,8 +13,9 @@ use crate::node::connect::connection;
 use crate::node::shared::Shared;
 use crate::transfer::messages::{Answer, Found};
 use crate::transfer::progress::Reporter;
-use crate::transfer::receive::{check_name, complete, open_sink, take_chunks};
+use crate::transfer::receive::{check_name, take_chunks};
 use crate::transfer::send::{stream, Prepared, Reader, Streaming};
+use crate::transfer::sink::{complete, open_sink};
 use crate::transfer::verify::{Verifier, DEFAULT_CHUNK_SIZE};
 use crate::transfer::{Direction, Offer, Received, Source};
 use crate::transport::errors::connection_error;
@@ -145,7 +146,7 @@ pub(crate) async fn fetch(
     };
     write_frame(&mut send, &answer, &[], limits).await?;
     let mut progress = Reporter::new(shared, peer, &found.name, found.size, Direction::Receiving);
-    let hash = take_chunks(&mut verifier, &mut sink, &mut recv, limits, &mut progress).await?;
+    let hash = take_chunks(verifier, &mut sink, &mut recv, limits, &mut progress).await?;
     if hash != id {
         return Err(Error::new(
             ErrorKind::Corrupted,

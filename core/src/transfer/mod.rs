@@ -14,6 +14,7 @@ pub(crate) mod messages;
 pub(crate) mod progress;
 pub(crate) mod receive;
 pub(crate) mod send;
+pub(crate) mod sink;
 pub mod tree;
 pub mod verify;
 

@@ -44,9 +44,12 @@ impl Prepared {
                     ContentTree::of(&data, DEFAULT_CHUNK_SIZE)?
                 } else {
                     let d = data.clone();
-                    tokio::task::spawn_blocking(move || ContentTree::of(&d, DEFAULT_CHUNK_SIZE))
-                        .await
-                        .map_err(|e| Error::internal(format!("hashing task failed: {e}")))??
+                    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+                    tokio::task::spawn_blocking(move || {
+                        ContentTree::of_parallel(&d, DEFAULT_CHUNK_SIZE, threads)
+                    })
+                    .await
+                    .map_err(|e| Error::internal(format!("hashing task failed: {e}")))??
                 };
                 Ok(Prepared::Bytes {
                     data,

@@ -99,13 +99,40 @@ pub struct ContentTree {
 impl ContentTree {
     /// Hashes `data` (once) into its tree of `chunk_size` chunks.
     pub fn of(data: &[u8], chunk_size: u32) -> Result<Self> {
+        Self::of_parallel(data, chunk_size, 1)
+    }
+
+    /// The same as [`ContentTree::of`], the chunks spread over up to `threads` threads.
+    pub fn of_parallel(data: &[u8], chunk_size: u32, threads: usize) -> Result<Self> {
         check_chunk_size(chunk_size)?;
         let count = chunk_count(data.len() as u64, chunk_size);
-        let chunk_hashes: Vec<[u8; 32]> = data
-            .chunks(chunk_size as usize)
-            .enumerate()
-            .map(|(i, c)| chunk_hash(i as u64, count, chunk_size, c))
-            .collect();
+        let size = chunk_size as usize;
+        let hash_run = |first: usize, run: &[u8]| -> Vec<[u8; 32]> {
+            run.chunks(size)
+                .enumerate()
+                .map(|(i, c)| chunk_hash((first + i) as u64, count, chunk_size, c))
+                .collect()
+        };
+        let threads = threads.clamp(1, (count as usize).max(1));
+        let chunk_hashes = if threads == 1 {
+            hash_run(0, data)
+        } else {
+            // Contiguous runs of whole chunks, one per thread.
+            let per_thread = (count as usize).div_ceil(threads);
+            std::thread::scope(|scope| {
+                let runs: Vec<_> = data
+                    .chunks(per_thread * size)
+                    .enumerate()
+                    .map(|(t, run)| scope.spawn(move || hash_run(t * per_thread, run)))
+                    .collect();
+                runs.into_iter()
+                    .flat_map(|r| r.join().unwrap_or_default())
+                    .collect::<Vec<_>>()
+            })
+        };
+        if chunk_hashes.len() as u64 != count {
+            return Err(Error::internal("a hashing thread failed"));
+        }
         let root = root(&chunk_hashes);
         Ok(Self {
             chunk_size,
@@ -154,6 +181,17 @@ mod tests {
                     tree.chunk_hashes.len() as u64,
                     chunk_count(len as u64, chunk_size)
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn hashing_on_several_threads_gives_the_same_tree() {
+        for len in [0, 1, 1024, 5 * 1024 + 3, 16 * 1024, 17 * 1024 - 1] {
+            let d = data(len);
+            let one = ContentTree::of(&d, 1024).unwrap();
+            for threads in [2, 3, 8, 64] {
+                assert_eq!(ContentTree::of_parallel(&d, 1024, threads).unwrap(), one);
             }
         }
     }

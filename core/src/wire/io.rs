@@ -1,6 +1,6 @@
 //! Moving frames over QUIC streams, with the limits checked before allocation.
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -52,7 +52,7 @@ pub async fn read_frame_opt<H: DeserializeOwned>(
 pub async fn read_frame_into<H: DeserializeOwned>(
     recv: &mut quinn::RecvStream,
     limits: FrameLimits,
-    body: &mut Vec<u8>,
+    body: &mut BytesMut,
 ) -> Result<H, Error> {
     let mut prefix = [0u8; PREFIX_LEN];
     match recv.read_exact(&mut prefix).await {
@@ -70,8 +70,7 @@ pub async fn read_frame_into<H: DeserializeOwned>(
     let mut head = vec![0u8; hl];
     read_exact(recv, &mut head).await?;
     let header = codec::decode_header(&head)?;
-    body.try_reserve(bl)
-        .map_err(|_| Error::new(ErrorKind::QuotaExceeded, "cannot allocate a frame body"))?;
+    body.reserve(bl);
     read_body_into(recv, bl, body).await?;
     Ok(header)
 }
@@ -80,14 +79,14 @@ pub async fn read_frame_into<H: DeserializeOwned>(
 async fn read_body_into(
     recv: &mut quinn::RecvStream,
     len: usize,
-    out: &mut Vec<u8>,
+    out: &mut impl BufMut,
 ) -> Result<(), Error> {
     let mut left = len;
     while left > 0 {
         match recv.read_chunk(left, true).await.map_err(read_error)? {
             Some(chunk) => {
                 left -= chunk.bytes.len();
-                out.extend_from_slice(&chunk.bytes);
+                out.put_slice(&chunk.bytes);
             }
             None => return Err(WireError::Truncated.into()),
         }
