@@ -1,12 +1,15 @@
-//! Verified transfer over real QUIC (issue 6, in progress): bytes to several peers,
-//! a file into an inbox, an empty file, a refused offer, a stale partial file.
+//! Verified transfer over real QUIC: bytes to several peers, a file into an inbox, an
+//! empty file, a refused offer, a stale partial file, corruption on the wire, resume,
+//! publish/fetch, a file changing while sent, cancellation by the receiver, progress on
+//! both sides.
 
 mod common;
 
 use std::path::PathBuf;
 
 use common::*;
-use memmesh::transfer::{Destination, Source};
+use memmesh::transfer::events::Subscription;
+use memmesh::transfer::{Destination, Direction, Progress, Source};
 use memmesh::ErrorKind;
 
 fn scratch(name: &str) -> PathBuf {
@@ -51,6 +54,22 @@ async fn bytes_go_to_several_peers_in_parallel_with_equal_hashes() {
     let received = got.next().await.unwrap();
     assert_eq!(received.data.as_deref(), Some(&data[..]));
     assert_eq!(received.hash, expected);
+}
+
+/// The events waiting on `progress` for `direction`; the last must say everything is done.
+fn drain(progress: &mut Subscription<Progress>, direction: Direction, total: u64) -> Vec<Progress> {
+    let mut seen = Vec::new();
+    while let Some(p) = progress.try_next() {
+        assert!(p.done <= p.total, "{p:?}");
+        if p.direction == direction {
+            seen.push(p);
+        }
+    }
+    let last = seen
+        .last()
+        .unwrap_or_else(|| panic!("no {direction:?} progress"));
+    assert_eq!((last.done, last.total), (total, total), "{last:?}");
+    seen
 }
 
 fn blake3_hex(data: &[u8]) -> String {
@@ -177,6 +196,7 @@ async fn a_chunk_corrupted_on_the_wire_is_caught_and_only_the_rest_is_sent_again
     let t = a.transfer().unwrap();
     t.corrupt_chunk_once_for_tests(4);
     let mut progress = t.progress();
+    let mut receiving = b.transfer().unwrap().progress();
     let r = t
         .send(Source::Path(src), &[b.id()])
         .await
@@ -190,16 +210,15 @@ async fn a_chunk_corrupted_on_the_wire_is_caught_and_only_the_rest_is_sent_again
         std::fs::read(dir.join("inbox").join("data.bin")).unwrap(),
         data
     );
-    let mut last = None;
-    while let Some(p) = progress.try_next() {
-        assert!(p.done <= p.total);
-        last = Some(p);
-    }
-    let last = last.expect("progress events");
-    assert_eq!(
-        (last.done, last.total),
-        (data.len() as u64, data.len() as u64)
-    );
+    let sent = drain(&mut progress, Direction::Sending, data.len() as u64);
+    assert!(sent
+        .iter()
+        .all(|p| p.peer == b.id() && p.name == "data.bin"));
+    // The receiver reports its side too, naming the sender.
+    let received = drain(&mut receiving, Direction::Receiving, data.len() as u64);
+    assert!(received
+        .iter()
+        .all(|p| p.peer == a.id() && p.name == "data.bin"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -276,6 +295,8 @@ async fn published_files_and_held_blocks_can_be_fetched_into_a_file_or_memory() 
         .await
         .unwrap();
     assert_eq!(id, format!("blake3:{}", blake3_hex(&data)));
+    let mut serving = a.transfer().unwrap().progress();
+    let mut fetching = b.transfer().unwrap().progress();
     let into = dir.join("copy.bin");
     let got = b
         .transfer()
@@ -286,6 +307,22 @@ async fn published_files_and_held_blocks_can_be_fetched_into_a_file_or_memory() 
     assert_eq!(got.hash, id);
     assert_eq!(got.path.as_deref(), Some(into.as_path()));
     assert_eq!(std::fs::read(&into).unwrap(), data);
+    let total = data.len() as u64;
+    assert!(drain(&mut fetching, Direction::Receiving, total)
+        .iter()
+        .all(|p| p.peer == a.id() && p.name == "report.bin"));
+    // The source reports its last event once the fetcher has everything: wait for it.
+    let served = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let p = serving.next().await.unwrap();
+            if p.direction == Direction::Sending && p.done == total {
+                return p;
+            }
+        }
+    })
+    .await
+    .expect("the source reports the fetch it served");
+    assert_eq!((served.peer, served.total), (b.id(), total));
     // A block held by a is fetchable by its id, into memory.
     let block = a
         .blocks()
