@@ -313,17 +313,22 @@ export interface TransferReceived {
   data: Buffer | null
 }
 
-/** Progress of a transfer this node sends. */
+/** Progress of a transfer this node sends or receives. */
 export interface TransferProgress {
-  /** The receiving peer's node id. */
+  /** The other peer's node id (the receiver when sending, the sender when receiving). */
   peer: string
   /** The name offered. */
   name: string
+  /**
+   * `'send'` when this node sends it (a send, or a fetch it serves), `'receive'` when it
+   * receives it (an accepted offer, or its own fetch).
+   */
+  direction: 'send' | 'receive'
   /** Bytes done (verified ones skipped on resume count as done). */
   done: number
   /** Total bytes. */
   total: number
-  /** Bytes per second streamed in this attempt so far. */
+  /** Bytes per second that crossed the network in this attempt so far. */
   rate: number
 }
 
@@ -381,7 +386,10 @@ export declare class Transfer {
   cancel (offerId: string): boolean
   /** Transfers this node receives from now on (fetches are returned by `fetch` instead). */
   received (): TransferEvents<TransferReceived>
-  /** Progress of the transfers this node sends (and the fetches it serves) from now on. */
+  /**
+   * Progress of the transfers this node sends and receives (including fetches and the
+   * fetches it serves) from now on.
+   */
   progress (): TransferEvents<TransferProgress>
 }
 

@@ -648,7 +648,11 @@ class Transfer {
     return new TransferEvents(CREATE, callSync(() => this.#native.received()))
   }
 
-  /** Progress of the transfers this node sends from now on: `{ peer, name, done, total, rate }`. */
+  /**
+   * Progress of the transfers this node sends and receives from now on (including fetches
+   * and the fetches it serves): `{ peer, name, direction, done, total, rate }`, `direction`
+   * `'send'` or `'receive'`.
+   */
   progress () {
     return new TransferEvents(CREATE, callSync(() => this.#native.progress()))
   }

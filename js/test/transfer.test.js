@@ -225,6 +225,22 @@ test('publish then fetch into a file and into memory; unpublish; unknown ids are
   assert.equal(fs.existsSync(path.join(dir, 'never.bin')), false)
 })
 
+/**
+ * The events of `direction` read from `events` up to the first one with everything done
+ * (the end of one transfer); events of the other direction are skipped.
+ */
+async function untilDone (events, direction) {
+  const seen = []
+  while (true) {
+    const p = await events.next()
+    assert.ok(p.direction === 'send' || p.direction === 'receive', p.direction)
+    assert.ok(p.done <= p.total, `${p.done} <= ${p.total}`)
+    if (p.direction !== direction) continue
+    seen.push(p)
+    if (p.done === p.total) return seen
+  }
+}
+
 test('progress events of a send end at the total', { timeout: TIMEOUT }, async (t) => {
   const [a, b] = await pair(t)
   b.transfer.onOffer(() => ({ memory: true }))
@@ -234,6 +250,7 @@ test('progress events of a send end at the total', { timeout: TIMEOUT }, async (
   assert.equal(r.error, null)
   const seen = []
   for await (const p of progress) {
+    assert.equal(p.direction, 'send')
     assert.equal(p.peer, b.id)
     assert.equal(p.name, `data-${r.hash.slice(7, 19)}`)
     assert.equal(p.total, data.length)
@@ -244,6 +261,55 @@ test('progress events of a send end at the total', { timeout: TIMEOUT }, async (
   }
   assert.equal(seen[seen.length - 1], data.length)
   for (let i = 1; i < seen.length; i++) assert.ok(seen[i] >= seen[i - 1], 'done never goes back')
+})
+
+test('progress on both sides of a send: the receiver sees receive events naming the sender', { timeout: TIMEOUT }, async (t) => {
+  const [a, b] = await pair(t)
+  b.transfer.onOffer(() => ({ memory: true }))
+  // Subscribed on both nodes before the send: each sees its own side of it.
+  const sending = a.transfer.progress()
+  const receiving = b.transfer.progress()
+  const data = pattern(3 * 1024 * 1024 + 12345, 5)
+  const [r] = await a.transfer.send(data, [b.id])
+  assert.equal(r.error, null)
+  const name = `data-${r.hash.slice(7, 19)}`
+  const got = await untilDone(receiving, 'receive')
+  for (const p of got) {
+    assert.deepEqual([p.direction, p.peer, p.name, p.total], ['receive', a.id, name, data.length])
+    assert.equal(typeof p.rate, 'number')
+    assert.ok(p.rate >= 0)
+  }
+  assert.equal(got[got.length - 1].done, data.length)
+  for (let i = 1; i < got.length; i++) assert.ok(got[i].done >= got[i - 1].done, 'done never goes back')
+  const sent = await untilDone(sending, 'send')
+  for (const p of sent) {
+    assert.deepEqual([p.direction, p.peer, p.name, p.total], ['send', b.id, name, data.length])
+  }
+  assert.equal(sent[sent.length - 1].done, data.length)
+})
+
+test('progress of a fetch: the fetching node receives, the publisher sends', { timeout: TIMEOUT }, async (t) => {
+  const [a, b] = await pair(t)
+  const dir = scratch(t)
+  const src = path.join(dir, 'shared.bin')
+  const data = pattern(3 * 1024 * 1024 + 12345, 6)
+  fs.writeFileSync(src, data)
+  const id = await b.transfer.publish(src)
+  const serving = b.transfer.progress()
+  const fetching = a.transfer.progress()
+  const got = await a.transfer.fetch(id, b.id, { into: path.join(dir, 'copy.bin') })
+  assert.equal(got.hash, id)
+  const received = await untilDone(fetching, 'receive')
+  for (const p of received) {
+    assert.deepEqual([p.direction, p.peer, p.name, p.total], ['receive', b.id, 'shared.bin', data.length])
+  }
+  assert.equal(received[received.length - 1].done, data.length)
+  // The publisher's last event may come just after the fetch resolved: next() waits.
+  const served = await untilDone(serving, 'send')
+  for (const p of served) {
+    assert.deepEqual([p.direction, p.peer, p.name, p.total], ['send', a.id, 'shared.bin', data.length])
+  }
+  assert.equal(served[served.length - 1].done, data.length)
 })
 
 test('cancel: unknown or not yet accepted offers give false; the receiver stops a running transfer', { timeout: TIMEOUT }, async (t) => {

@@ -12,6 +12,7 @@ from typing import (
     Callable,
     Final,
     Iterable,
+    Literal,
     Mapping,
     Optional,
     Sequence,
@@ -530,14 +531,18 @@ class TransferResult:
 
 @final
 class Progress:
-    """Progress of a transfer this node sends."""
+    """Progress of a transfer this node sends or receives."""
 
     @property
     def peer(self) -> str:
-        """The receiving peer's id."""
+        """The other peer's id (the receiver when sending, the sender when receiving)."""
     @property
     def name(self) -> str:
         """The name offered."""
+    @property
+    def direction(self) -> Literal["send", "receive"]:
+        """``"send"`` when this node sends it (a send, or a fetch it serves),
+        ``"receive"`` when it receives it (an accepted offer, or its own fetch)."""
     @property
     def done(self) -> int:
         """Bytes done (verified chunks skipped on resume count as done)."""
@@ -546,7 +551,7 @@ class Progress:
         """Total bytes."""
     @property
     def rate(self) -> float:
-        """Bytes per second streamed in this attempt so far."""
+        """Bytes per second that crossed the network in this attempt so far."""
     def __eq__(self, other: object, /) -> bool: ...
 
 @final
@@ -560,7 +565,7 @@ class ReceivedEvents:
 
 @final
 class ProgressEvents:
-    """Progress of the transfers a node sends."""
+    """Progress of the transfers a node sends and receives."""
 
     def next(self) -> Progress: ...
     def next_async(

@@ -527,7 +527,8 @@ class Transfer:
         return ReceivedEvents(self._native.received())
 
     def progress(self) -> "ProgressEvents":
-        """Progress of the transfers this node sends, from now on."""
+        """Progress of the transfers this node sends and receives (including fetches and
+        the fetches it serves), from now on; ``Progress.direction`` tells which."""
         return ProgressEvents(self._native.progress())
 
     def cancel(self, offer_id: str) -> bool:
@@ -564,10 +565,10 @@ class ReceivedEvents:
 
 
 class ProgressEvents:
-    """Progress of sent transfers from the moment :meth:`Transfer.progress` was called,
-    blocking API. ``for p in events`` yields them until the node shuts down. The last
-    event of a successful transfer to a peer has ``done == total``; a reader that falls
-    far behind skips the events it missed."""
+    """Progress of sent and received transfers from the moment :meth:`Transfer.progress`
+    was called, blocking API. ``for p in events`` yields them until the node shuts down.
+    The last event of a successful transfer (either way) has ``done == total``; a reader
+    that falls far behind skips the events it missed."""
 
     __slots__ = ("_native",)
 

@@ -545,7 +545,8 @@ class Transfer:
         return ReceivedEvents(self._native.received())
 
     def progress(self) -> "ProgressEvents":
-        """Progress of the transfers this node sends, from now on."""
+        """Progress of the transfers this node sends and receives (including fetches and
+        the fetches it serves), from now on; ``Progress.direction`` tells which."""
         return ProgressEvents(self._native.progress())
 
     def cancel(self, offer_id: str) -> bool:
@@ -583,8 +584,9 @@ class ReceivedEvents:
 
 
 class ProgressEvents:
-    """Progress of sent transfers from the moment :meth:`Transfer.progress` was called,
-    asyncio API. ``async for p in events`` yields them until the node shuts down."""
+    """Progress of sent and received transfers from the moment :meth:`Transfer.progress`
+    was called, asyncio API. ``async for p in events`` yields them until the node shuts
+    down."""
 
     __slots__ = ("_native",)
 

@@ -225,6 +225,20 @@ def test_fetch_of_an_unknown_id(make_node) -> None:
         b.transfer.fetch("not-an-id", a.id)
 
 
+def until_done(events: memmesh.ProgressEvents, direction: str) -> list[memmesh.Progress]:
+    """The events of ``direction`` up to the first one with everything done (the end of
+    one transfer); fails if the node shuts down first."""
+    seen: list[memmesh.Progress] = []
+    for event in events:
+        assert 0 <= event.done <= event.total, event
+        if event.direction != direction:
+            continue
+        seen.append(event)
+        if event.done == event.total:
+            return seen
+    pytest.fail(f"the node shut down before a {direction!r} transfer was done")
+
+
 def test_progress_events_end_at_total(make_node) -> None:
     a, b = make_node(), make_node()
     a.connect(b.addr)
@@ -233,17 +247,66 @@ def test_progress_events_end_at_total(make_node) -> None:
     data = payload()
     [result] = a.transfer.send(data, [b.id])
     assert result.error is None, result
-    seen: list[memmesh.Progress] = []
-    for event in progress:
-        seen.append(event)
-        if event.done == event.total:
-            break
+    seen = until_done(progress, "send")
     name = "data-" + (result.hash or "")[7:19]
     assert all(p.peer == b.id and p.name == name and p.total == len(data) for p in seen)
     done = [p.done for p in seen]
     assert done == sorted(done)
     assert seen[-1].done == len(data)
     assert all(p.rate >= 0 for p in seen)
+
+
+def test_progress_on_both_sides_of_a_send(make_node) -> None:
+    a, b = make_node(), make_node()
+    a.connect(b.addr)
+    b.transfer.on_offer(lambda offer: Destination.memory())
+    # Subscribed on both nodes before the send: each sees its own side of it.
+    sending, receiving = a.transfer.progress(), b.transfer.progress()
+    data = payload()
+    [result] = a.transfer.send(data, [b.id])
+    assert result.error is None, result
+    name = "data-" + (result.hash or "")[7:19]
+    got = until_done(receiving, "receive")
+    assert all(
+        (p.direction, p.peer, p.name, p.total) == ("receive", a.id, name, len(data))
+        for p in got
+    ), got
+    done = [p.done for p in got]
+    assert done == sorted(done) and done[-1] == len(data)
+    assert all(p.rate >= 0 for p in got)
+    assert repr(got[-1]).startswith(f'Progress(peer="{a.id}", name="{name}", direction="receive"')
+    sent = until_done(sending, "send")
+    assert all(
+        (p.direction, p.peer, p.name, p.total) == ("send", b.id, name, len(data)) for p in sent
+    ), sent
+    assert sent[-1].done == len(data)
+
+
+def test_progress_of_a_fetch_on_both_sides(make_node, tmp_path) -> None:
+    a, b = make_node(), make_node()
+    b.connect(a.addr)
+    source = tmp_path / "shared.bin"
+    source.write_bytes(payload())
+    size = source.stat().st_size
+    content = a.transfer.publish(source)
+    serving, fetching = a.transfer.progress(), b.transfer.progress()
+    got = b.transfer.fetch(content, a.id, into=tmp_path / "copy.bin")
+    assert got.hash == content
+    # The fetching node receives from the publisher.
+    received = until_done(fetching, "receive")
+    assert all(
+        (p.direction, p.peer, p.name, p.total) == ("receive", a.id, "shared.bin", size)
+        for p in received
+    ), received
+    assert received[-1].done == size
+    # The publisher sends to the fetching node (its last event may come just after the
+    # fetch returned: the blocking read waits for it).
+    served = until_done(serving, "send")
+    assert all(
+        (p.direction, p.peer, p.name, p.total) == ("send", b.id, "shared.bin", size)
+        for p in served
+    ), served
+    assert served[-1].done == size
 
 
 def test_cancel(make_node) -> None:

@@ -16,6 +16,16 @@ from memmesh import Destination
 SIZE = 2 * 1024 * 1024 + 777
 
 
+async def last_of(events: memmesh.aio.ProgressEvents, direction: str) -> memmesh.Progress:
+    """The first event of ``direction`` with everything done (the end of one transfer);
+    fails if the node shuts down first."""
+    async for event in events:
+        assert 0 <= event.done <= event.total, event
+        if event.direction == direction and event.done == event.total:
+            return event
+    pytest.fail(f"the node shut down before a {direction!r} transfer was done")
+
+
 @run_async
 async def test_send_to_two_peers_with_async_handlers() -> None:
     async with start_async() as a, start_async() as b, start_async() as c:
@@ -88,18 +98,25 @@ async def test_progress_and_received_async_iteration() -> None:
         await a.connect(b.addr)
         b.transfer.on_offer(lambda offer: Destination.memory())
         progress, received = a.transfer.progress(), b.transfer.received()
+        receiving = b.transfer.progress()
         data = os.urandom(SIZE)
         [result] = await a.transfer.send(data, [b.id])
         assert result.error is None, result
-        last = None
-        async for event in progress:
-            last = event
-            if event.done == event.total:
-                break
-        assert last is not None and (last.peer, last.done, last.total) == (b.id, SIZE, SIZE)
+        last = await last_of(progress, "send")
+        assert (last.peer, last.done, last.total) == (b.id, SIZE, SIZE)
         async for got in received:
             assert got.data == data and got.offer.sender == a.id
             break
+        # The receiving node reports its side, naming the sender.
+        last = await last_of(receiving, "receive")
+        assert (last.peer, last.done, last.total) == (a.id, SIZE, SIZE)
+        # And a fetch: the fetching node receives.
+        content = await a.transfer.publish(data)
+        fetching = b.transfer.progress()
+        fetched = await b.transfer.fetch(content, a.id)
+        assert fetched.data == data
+        last = await last_of(fetching, "receive")
+        assert (last.peer, last.done, last.total) == (a.id, SIZE, SIZE)
 
 
 @run_async

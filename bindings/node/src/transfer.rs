@@ -128,18 +128,22 @@ impl From<memmesh::transfer::TransferResult> for TransferResult {
     }
 }
 
-/// Progress of a transfer this node sends.
+/// Progress of a transfer this node sends or receives.
 #[napi(object, js_name = "TransferProgress")]
 pub struct Progress {
-    /// The receiving peer's node id.
+    /// The other peer's node id (the receiver when sending, the sender when receiving).
     pub peer: String,
     /// The name offered.
     pub name: String,
+    /// `'send'` when this node sends it (a send, or a fetch it serves), `'receive'` when it
+    /// receives it (an accepted offer, or its own fetch).
+    #[napi(ts_type = "'send' | 'receive'")]
+    pub direction: String,
     /// Bytes done (verified ones skipped on resume count as done).
     pub done: f64,
     /// Total bytes.
     pub total: f64,
-    /// Bytes per second streamed in this attempt so far.
+    /// Bytes per second that crossed the network in this attempt so far.
     pub rate: f64,
 }
 
@@ -148,6 +152,7 @@ impl From<memmesh::transfer::Progress> for Progress {
         Progress {
             peer: p.peer.to_string(),
             name: p.name,
+            direction: p.direction.as_str().to_string(),
             done: p.done as f64,
             total: p.total as f64,
             rate: p.rate,
@@ -305,7 +310,8 @@ impl Transfer {
         ReceivedStream(Stream::new(self.inner.received(), self.node.clone()))
     }
 
-    /// Progress of the transfers this node sends from now on (fetches it serves too).
+    /// Progress of the transfers this node sends and receives from now on (including
+    /// fetches and the fetches it serves).
     #[napi]
     pub fn progress(&self) -> ProgressStream {
         ProgressStream(Stream::new(self.inner.progress(), self.node.clone()))

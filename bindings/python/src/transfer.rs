@@ -217,19 +217,22 @@ impl PyTransferResult {
     }
 }
 
-/// Progress of a transfer this node sends.
+/// Progress of a transfer this node sends or receives.
 #[pyclass(frozen, eq, get_all, module = "memmesh", name = "Progress")]
 #[derive(Clone, PartialEq)]
 pub struct PyProgress {
-    /// The receiving peer's id.
+    /// The other peer's id (the receiver when sending, the sender when receiving).
     peer: String,
     /// The name offered.
     name: String,
+    /// `"send"` when this node sends it (a send, or a fetch it serves), `"receive"` when
+    /// it receives it (an accepted offer, or its own fetch).
+    direction: &'static str,
     /// Bytes done (verified chunks skipped on resume count as done).
     done: u64,
     /// Total bytes.
     total: u64,
-    /// Bytes per second streamed in this attempt so far.
+    /// Bytes per second that crossed the network in this attempt so far.
     rate: f64,
 }
 
@@ -238,6 +241,7 @@ impl From<Progress> for PyProgress {
         Self {
             peer: p.peer.to_string(),
             name: p.name,
+            direction: p.direction.as_str(),
             done: p.done,
             total: p.total,
             rate: p.rate,
@@ -249,8 +253,8 @@ impl From<Progress> for PyProgress {
 impl PyProgress {
     fn __repr__(&self) -> String {
         format!(
-            "Progress(peer={:?}, name={:?}, done={}, total={}, rate={:.0})",
-            self.peer, self.name, self.done, self.total, self.rate
+            "Progress(peer={:?}, name={:?}, direction={:?}, done={}, total={}, rate={:.0})",
+            self.peer, self.name, self.direction, self.done, self.total, self.rate
         )
     }
 }
@@ -497,7 +501,8 @@ impl PyTransfer {
         PyReceivedEvents::new(self.transfer.received(), self.runtime.clone())
     }
 
-    /// Progress of the transfers this node sends, from now on.
+    /// Progress of the transfers this node sends and receives (including fetches and the
+    /// fetches it serves), from now on.
     fn progress(&self) -> PyProgressEvents {
         PyProgressEvents::new(self.transfer.progress(), self.runtime.clone())
     }
@@ -562,7 +567,8 @@ event_stream!(
 );
 
 event_stream!(
-    /// Progress of the transfers a node sends, from the moment `progress()` was called.
+    /// Progress of the transfers a node sends and receives, from the moment `progress()`
+    /// was called.
     PyProgressEvents,
     "ProgressEvents",
     Progress,

@@ -32,7 +32,7 @@ pub use node::Node;
 pub use peer::{PeerInfo, PeerState};
 pub use transfer::{
     Destination, Offer, OfferHandler, Progress, ProgressEvents, Received, ReceivedEvents, Source,
-    Transfer, TransferResult,
+    Transfer, TransferDirection, TransferResult,
 };
 
 uniffi::setup_scaffolding!("memmesh");

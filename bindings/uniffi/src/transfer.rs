@@ -144,19 +144,39 @@ impl From<core::TransferResult> for TransferResult {
     }
 }
 
-/// Progress of a transfer this node sends (Swift: `TransferProgress`, so as not to
-/// collide with `Foundation.Progress`).
+/// Which way a transfer goes, seen from this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum TransferDirection {
+    /// This node sends it (`Transfer.send`, or serving a peer's fetch).
+    Send,
+    /// This node receives it (an accepted offer, or its own fetch).
+    Receive,
+}
+
+impl From<core::Direction> for TransferDirection {
+    fn from(d: core::Direction) -> Self {
+        match d {
+            core::Direction::Sending => TransferDirection::Send,
+            core::Direction::Receiving => TransferDirection::Receive,
+        }
+    }
+}
+
+/// Progress of a transfer this node sends or receives (Swift: `TransferProgress`, so as
+/// not to collide with `Foundation.Progress`).
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct Progress {
-    /// The receiving peer's node id.
+    /// The other peer's node id (the receiver when sending, the sender when receiving).
     pub peer: String,
     /// The name offered.
     pub name: String,
+    /// Whether this node sends or receives it.
+    pub direction: TransferDirection,
     /// Bytes done (verified ones skipped on resume count as done).
     pub done: u64,
     /// Total bytes.
     pub total: u64,
-    /// Bytes per second streamed in this attempt so far.
+    /// Bytes per second that crossed the network in this attempt so far.
     pub rate: f64,
 }
 
@@ -165,6 +185,7 @@ impl From<core::Progress> for Progress {
         Self {
             peer: p.peer.to_string(),
             name: p.name,
+            direction: p.direction.into(),
             done: p.done,
             total: p.total,
             rate: p.rate,
@@ -312,8 +333,8 @@ impl Transfer {
         ))))
     }
 
-    /// Progress of the transfers this node sends, from now on; `next()` throws `Closed`
-    /// once the node shuts down.
+    /// Progress of the transfers this node sends and receives (including fetches and the
+    /// fetches it serves), from now on; `next()` throws `Closed` once the node shuts down.
     pub fn progress(&self) -> Result<Arc<ProgressEvents>, MemmeshError> {
         if self.node.is_closed() {
             return Err(memmesh::Error::closed().into());
@@ -367,8 +388,8 @@ impl ReceivedEvents {
     }
 }
 
-/// Progress of the transfers this node sends, from the moment `Transfer.progress()`
-/// was called.
+/// Progress of the transfers this node sends and receives, from the moment
+/// `Transfer.progress()` was called.
 #[derive(Debug, uniffi::Object)]
 pub struct ProgressEvents(Subscription<core::Progress>);
 

@@ -263,6 +263,22 @@ async def test_fetch_a_block_by_its_id_and_unknown_ids() -> None:
             a.transfer().unpublish("blake3:xyz")
 
 
+async def until_done(
+    events: memmesh.ProgressEvents, direction: memmesh.TransferDirection
+) -> List[memmesh.Progress]:
+    """The reports of `direction` up to the first one with everything done (the end of
+    one transfer); reports of the other direction are skipped."""
+    seen: List[memmesh.Progress] = []
+    while True:
+        p = await within(events.next())
+        assert p.done <= p.total, p
+        if p.direction != direction:
+            continue
+        seen.append(p)
+        if p.done == p.total:
+            return seen
+
+
 @aio
 async def test_progress_events_end_at_total(tmp_path: Path) -> None:
     async with Nodes() as nodes:
@@ -272,16 +288,79 @@ async def test_progress_events_end_at_total(tmp_path: Path) -> None:
         [r] = await a.transfer().send(memmesh.Source.BYTES(data=data), [b.id()])
         assert r.error is None, r
 
-        seen = []
-        while not seen or seen[-1].done < seen[-1].total:
-            seen.append(await within(progress.next()))
+        seen = await until_done(progress, memmesh.TransferDirection.SEND)
         last = seen[-1]
         name = "data-" + r.hash[7:19]
         assert (last.peer, last.name, last.done, last.total) == (b.id(), name, len(data), len(data))
+        assert all(p.direction == memmesh.TransferDirection.SEND for p in seen)
         assert last.rate >= 0
         assert all(p.total == len(data) for p in seen)
         assert [p.done for p in seen] == sorted(p.done for p in seen)
         assert progress.missed() == 0
+
+
+@aio
+async def test_progress_on_both_sides_of_a_send() -> None:
+    async with Nodes() as nodes:
+        a, b = await nodes.pair()
+        b.transfer().on_offer(Decide(memmesh.Destination.MEMORY()))
+        # Subscribed on both nodes before the send: each sees its own side of it.
+        sending, receiving = a.transfer().progress(), b.transfer().progress()
+        data = payload(3 * MiB + 12345, seed=7)
+        [r] = await a.transfer().send(memmesh.Source.BYTES(data=data), [b.id()])
+        assert r.error is None, r
+        name = "data-" + r.hash[7:19]
+
+        got = await until_done(receiving, memmesh.TransferDirection.RECEIVE)
+        assert all(
+            (p.direction, p.peer, p.name, p.total)
+            == (memmesh.TransferDirection.RECEIVE, a.id(), name, len(data))
+            for p in got
+        ), got
+        assert got[-1].done == len(data)
+        assert [p.done for p in got] == sorted(p.done for p in got)
+        assert all(p.rate >= 0 for p in got)
+
+        sent = await until_done(sending, memmesh.TransferDirection.SEND)
+        assert all(
+            (p.direction, p.peer, p.name, p.total)
+            == (memmesh.TransferDirection.SEND, b.id(), name, len(data))
+            for p in sent
+        ), sent
+        assert sent[-1].done == len(data)
+        assert receiving.missed() == 0 and sending.missed() == 0
+
+
+@aio
+async def test_progress_of_a_fetch_on_both_sides(tmp_path: Path) -> None:
+    source = tmp_path / "shared.bin"
+    data = payload(3 * MiB + 12345, seed=8)
+    source.write_bytes(data)
+    async with Nodes() as nodes:
+        a, b = await nodes.pair()
+        id_ = await a.transfer().publish(memmesh.Source.PATH(path=str(source)))
+        serving, fetching = a.transfer().progress(), b.transfer().progress()
+        got = await b.transfer().fetch(id_, a.id(), str(tmp_path / "copy.bin"))
+        assert got.hash == id_
+
+        # The fetching node receives from the publisher.
+        received = await until_done(fetching, memmesh.TransferDirection.RECEIVE)
+        assert all(
+            (p.direction, p.peer, p.name, p.total)
+            == (memmesh.TransferDirection.RECEIVE, a.id(), "shared.bin", len(data))
+            for p in received
+        ), received
+        assert received[-1].done == len(data)
+
+        # The publisher sends to it (its last report may come just after the fetch
+        # returned: `next()` waits for it).
+        served = await until_done(serving, memmesh.TransferDirection.SEND)
+        assert all(
+            (p.direction, p.peer, p.name, p.total)
+            == (memmesh.TransferDirection.SEND, b.id(), "shared.bin", len(data))
+            for p in served
+        ), served
+        assert served[-1].done == len(data)
 
 
 @aio

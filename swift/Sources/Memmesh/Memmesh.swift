@@ -2142,8 +2142,8 @@ public func FfiConverterTypeNode_lower(_ value: Node) -> UInt64 {
 
 
 /**
- * Progress of the transfers this node sends, from the moment `Transfer.progress()`
- * was called.
+ * Progress of the transfers this node sends and receives, from the moment
+ * `Transfer.progress()` was called.
  */
 public protocol ProgressEventsProtocol: AnyObject, Sendable {
     
@@ -2161,8 +2161,8 @@ public protocol ProgressEventsProtocol: AnyObject, Sendable {
     
 }
 /**
- * Progress of the transfers this node sends, from the moment `Transfer.progress()`
- * was called.
+ * Progress of the transfers this node sends and receives, from the moment
+ * `Transfer.progress()` was called.
  */
 open class ProgressEvents: ProgressEventsProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -2488,8 +2488,8 @@ public protocol TransferProtocol: AnyObject, Sendable {
     func onOffer(handler: OfferHandler) 
     
     /**
-     * Progress of the transfers this node sends, from now on; `next()` throws `Closed`
-     * once the node shuts down.
+     * Progress of the transfers this node sends and receives (including fetches and the
+     * fetches it serves), from now on; `next()` throws `Closed` once the node shuts down.
      */
     func progress() throws  -> ProgressEvents
     
@@ -2638,8 +2638,8 @@ open func onOffer(handler: OfferHandler)  {try! rustCall() {
 }
     
     /**
-     * Progress of the transfers this node sends, from now on; `next()` throws `Closed`
-     * once the node shuts down.
+     * Progress of the transfers this node sends and receives (including fetches and the
+     * fetches it serves), from now on; `next()` throws `Closed` once the node shuts down.
      */
 open func progress()throws  -> ProgressEvents  {
     return try  FfiConverterTypeProgressEvents_lift(try rustCallWithError(FfiConverterTypeMemmeshError_lift) {
@@ -3862,18 +3862,22 @@ public func FfiConverterTypeRequest_lower(_ value: Request) -> RustBuffer {
 
 
 /**
- * Progress of a transfer this node sends (Swift: `TransferProgress`, so as not to
- * collide with `Foundation.Progress`).
+ * Progress of a transfer this node sends or receives (Swift: `TransferProgress`, so as
+ * not to collide with `Foundation.Progress`).
  */
 public struct TransferProgress: Equatable, Hashable {
     /**
-     * The receiving peer's node id.
+     * The other peer's node id (the receiver when sending, the sender when receiving).
      */
     public var peer: String
     /**
      * The name offered.
      */
     public var name: String
+    /**
+     * Whether this node sends or receives it.
+     */
+    public var direction: TransferDirection
     /**
      * Bytes done (verified ones skipped on resume count as done).
      */
@@ -3883,7 +3887,7 @@ public struct TransferProgress: Equatable, Hashable {
      */
     public var total: UInt64
     /**
-     * Bytes per second streamed in this attempt so far.
+     * Bytes per second that crossed the network in this attempt so far.
      */
     public var rate: Double
 
@@ -3891,11 +3895,14 @@ public struct TransferProgress: Equatable, Hashable {
     // declare one manually.
     public init(
         /**
-         * The receiving peer's node id.
+         * The other peer's node id (the receiver when sending, the sender when receiving).
          */peer: String, 
         /**
          * The name offered.
          */name: String, 
+        /**
+         * Whether this node sends or receives it.
+         */direction: TransferDirection, 
         /**
          * Bytes done (verified ones skipped on resume count as done).
          */done: UInt64, 
@@ -3903,10 +3910,11 @@ public struct TransferProgress: Equatable, Hashable {
          * Total bytes.
          */total: UInt64, 
         /**
-         * Bytes per second streamed in this attempt so far.
+         * Bytes per second that crossed the network in this attempt so far.
          */rate: Double) {
         self.peer = peer
         self.name = name
+        self.direction = direction
         self.done = done
         self.total = total
         self.rate = rate
@@ -3930,6 +3938,7 @@ public struct FfiConverterTypeTransferProgress: FfiConverterRustBuffer {
             try TransferProgress(
                 peer: FfiConverterString.read(from: &buf), 
                 name: FfiConverterString.read(from: &buf), 
+                direction: FfiConverterTypeTransferDirection.read(from: &buf), 
                 done: FfiConverterUInt64.read(from: &buf), 
                 total: FfiConverterUInt64.read(from: &buf), 
                 rate: FfiConverterDouble.read(from: &buf)
@@ -3939,6 +3948,7 @@ public struct FfiConverterTypeTransferProgress: FfiConverterRustBuffer {
     public static func write(_ value: TransferProgress, into buf: inout [UInt8]) {
         FfiConverterString.write(value.peer, into: &buf)
         FfiConverterString.write(value.name, into: &buf)
+        FfiConverterTypeTransferDirection.write(value.direction, into: &buf)
         FfiConverterUInt64.write(value.done, into: &buf)
         FfiConverterUInt64.write(value.total, into: &buf)
         FfiConverterDouble.write(value.rate, into: &buf)
@@ -4840,6 +4850,81 @@ public func FfiConverterTypeSource_lift(_ buf: RustBuffer) throws -> Source {
 #endif
 public func FfiConverterTypeSource_lower(_ value: Source) -> RustBuffer {
     return FfiConverterTypeSource.lower(value)
+}
+
+
+
+/**
+ * Which way a transfer goes, seen from this node.
+ */
+
+public enum TransferDirection: Equatable, Hashable {
+    
+    /**
+     * This node sends it (`Transfer.send`, or serving a peer's fetch).
+     */
+    case send
+    /**
+     * This node receives it (an accepted offer, or its own fetch).
+     */
+    case receive
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension TransferDirection: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTransferDirection: FfiConverterRustBuffer {
+    typealias SwiftType = TransferDirection
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TransferDirection {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .send
+        
+        case 2: return .receive
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: TransferDirection, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .send:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .receive:
+            writeInt(&buf, Int32(2))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTransferDirection_lift(_ buf: RustBuffer) throws -> TransferDirection {
+    return try FfiConverterTypeTransferDirection.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTransferDirection_lower(_ value: TransferDirection) -> RustBuffer {
+    return FfiConverterTypeTransferDirection.lower(value)
 }
 
 
@@ -6029,7 +6114,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_memmesh_uniffi_checksum_method_transfer_on_offer() != 175) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_memmesh_uniffi_checksum_method_transfer_progress() != 2966) {
+    if (uniffi_memmesh_uniffi_checksum_method_transfer_progress() != 35755) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_memmesh_uniffi_checksum_method_transfer_publish() != 62953) {

@@ -474,10 +474,21 @@ final class MemmeshTests: XCTestCase {
         let id = try await a.transfer().publish(source: .path(path: file.path))
         XCTAssertTrue(id.hasPrefix("blake3:"))
         let copy = dir.appendingPathComponent("copy.bin")
+        let fetching = try b.transfer().progress()
         let intoFile = try await b.transfer().fetch(id: id, from: a.id(), into: copy.path)
         XCTAssertEqual(intoFile.hash, id)
         XCTAssertEqual(intoFile.path, copy.path)
         XCTAssertEqual(try Data(contentsOf: copy), data)
+        // The fetching node reports receiving it from the publisher, up to the total.
+        var fetched = try await fetching.next()
+        while fetched.done < fetched.total {
+            XCTAssertEqual(fetched.direction, .receive)
+            fetched = try await fetching.next()
+        }
+        XCTAssertEqual(fetched.direction, .receive)
+        XCTAssertEqual(fetched.peer, a.id())
+        XCTAssertEqual(fetched.name, "published.bin")
+        XCTAssertEqual(fetched.total, UInt64(data.count))
         let intoMemory = try await b.transfer().fetch(id: id, from: a.id())
         XCTAssertEqual(intoMemory.data, data)
 
@@ -503,18 +514,30 @@ final class MemmeshTests: XCTestCase {
         let b = try await startNode("b", inboxDir: inbox.path)
         _ = try await a.connect(addr: b.addr())
         let progress = try a.transfer().progress()
+        let receiving = try b.transfer().progress()
         let data = payload(4 << 20)
         let results = try await a.transfer().send(source: .bytes(data: data), to: [b.id()])
         XCTAssertNil(results[0].error)
 
-        // Progress reports end at the total.
+        // Progress reports end at the total, on the sending side...
         var last = try await progress.next()
         while last.done < last.total {
+            XCTAssertEqual(last.direction, .send)
             last = try await progress.next()
         }
+        XCTAssertEqual(last.direction, .send)
         XCTAssertEqual(last.peer, b.id())
         XCTAssertEqual(last.done, UInt64(data.count))
         XCTAssertEqual(last.total, UInt64(data.count))
+        // ...and on the receiving side, naming the sender.
+        var got = try await receiving.next()
+        while got.done < got.total {
+            XCTAssertEqual(got.direction, .receive)
+            got = try await receiving.next()
+        }
+        XCTAssertEqual(got.direction, .receive)
+        XCTAssertEqual(got.peer, a.id())
+        XCTAssertEqual(got.total, UInt64(data.count))
 
         // The streams end with Closed at shutdown.
         let received = try b.transfer().received()
