@@ -42,6 +42,9 @@ enum Command {
         /// Restrict mDNS to this network interface (repeatable; default: all).
         #[arg(long = "mdns-interface")]
         mdns_interfaces: Vec<String>,
+        /// Accept offered transfers into this directory.
+        #[arg(long)]
+        inbox: Option<std::path::PathBuf>,
     },
     /// Send a request to a channel of the node at `--to` and print the reply.
     Request {
@@ -71,6 +74,20 @@ enum Command {
         channel: String,
         /// The message (UTF-8).
         message: String,
+    },
+    /// Send a file to the node at `--to` (verified; run it again after an interruption to
+    /// resume: keep the same `--data-dir` so the node id, and so the transfer id, stay).
+    SendFile {
+        #[command(flatten)]
+        common: Common,
+        /// Address of the node to send to (it needs an inbox or an offer handler).
+        #[arg(long)]
+        to: String,
+        /// Directory keeping this sender's key.
+        #[arg(long)]
+        data_dir: Option<std::path::PathBuf>,
+        /// The file.
+        path: std::path::PathBuf,
     },
     /// Print the node id kept in a data directory (creating it if needed).
     Id {
@@ -115,6 +132,7 @@ async fn main() -> Result<()> {
             data_dir,
             mdns,
             mdns_interfaces,
+            inbox,
         } => {
             let mut b = common
                 .builder()
@@ -130,7 +148,40 @@ async fn main() -> Result<()> {
             if let Some(d) = data_dir {
                 b = b.data_dir(d);
             }
+            if let Some(dir) = inbox {
+                b = b.inbox_dir(dir);
+            }
             run_node(b.start().await?).await
+        }
+        Command::SendFile {
+            common,
+            to,
+            data_dir,
+            path,
+        } => {
+            let builder = |b: memmesh::NodeBuilder| match &data_dir {
+                Some(d) => b.data_dir(d),
+                None => b,
+            };
+            with_peer_using(&common, &to, builder, |node, peer| async move {
+                let result = node
+                    .transfer()?
+                    .send(memmesh::transfer::Source::Path(path), &[peer])
+                    .await?
+                    .remove(0);
+                if let Some(e) = result.error {
+                    return Err(e.into());
+                }
+                println!(
+                    "sent {} bytes ({} streamed) to {}: {}",
+                    result.bytes,
+                    result.sent,
+                    peer.short(),
+                    result.hash.unwrap_or_default()
+                );
+                Ok(())
+            })
+            .await
         }
         Command::Request {
             common,
@@ -175,6 +226,20 @@ where
     F: FnOnce(Node, memmesh::NodeId) -> Fut,
     Fut: std::future::Future<Output = Result<()>>,
 {
+    with_peer_using(common, to, |b| b, f).await
+}
+
+/// [`with_peer`], the node's builder adjusted by `configure` first.
+async fn with_peer_using<F, Fut>(
+    common: &Common,
+    to: &str,
+    configure: impl FnOnce(memmesh::NodeBuilder) -> memmesh::NodeBuilder,
+    f: F,
+) -> Result<()>
+where
+    F: FnOnce(Node, memmesh::NodeId) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
     // Reach a loopback peer from loopback, so nothing goes through another interface.
     let target = memmesh::node::parse_addr(to)?;
     let listen = if target.ip().is_loopback() {
@@ -182,10 +247,7 @@ where
     } else {
         "0.0.0.0:0"
     };
-    let node = common
-        .builder()
-        .name("memmesh-cli")
-        .listen(listen)
+    let node = configure(common.builder().name("memmesh-cli").listen(listen))
         .start()
         .await?;
     let result = async {
