@@ -448,7 +448,17 @@ async fn the_receiver_can_cancel_an_incoming_transfer() {
         .await
     );
     let offer_id = seen.lock().unwrap().clone().unwrap();
-    assert!(b.transfer().unwrap().cancel(&offer_id).unwrap());
+    // The transfer can be cancelled once the handler's answer is in (a moment after the
+    // handler ran), and 64 MiB into a file takes much longer than that here.
+    assert!(
+        eventually(std::time::Duration::from_secs(10), || b
+            .transfer()
+            .unwrap()
+            .cancel(&offer_id)
+            .unwrap())
+        .await,
+        "the running transfer could not be cancelled"
+    );
     let r = sending.await.unwrap().unwrap().remove(0);
     let err = r.error.expect("cancelled");
     assert!(

@@ -155,8 +155,12 @@ pub struct TransferState {
     inbox: Option<PathBuf>,
     received: broadcast::Sender<Received>,
     pub(crate) progress: broadcast::Sender<Progress>,
-    incoming:
-        std::sync::Mutex<std::collections::HashMap<[u8; 32], tokio_util::sync::CancellationToken>>,
+    /// Transfers being received, by offer id: a serial (so that an attempt ending never
+    /// unregisters a newer attempt at the same content) and the token `cancel` fires.
+    incoming: std::sync::Mutex<
+        std::collections::HashMap<[u8; 32], (u64, tokio_util::sync::CancellationToken)>,
+    >,
+    next_incoming: std::sync::atomic::AtomicU64,
     published: std::sync::Mutex<std::collections::HashMap<[u8; 32], (String, send::Prepared)>>,
     /// Test hook: the index of a chunk to damage once on the wire (`u64::MAX`: none).
     pub(crate) corrupt_chunk: std::sync::atomic::AtomicU64,
@@ -180,6 +184,7 @@ impl TransferState {
             progress: broadcast::channel(1024).0,
             published: std::sync::Mutex::new(std::collections::HashMap::new()),
             incoming: std::sync::Mutex::new(std::collections::HashMap::new()),
+            next_incoming: std::sync::atomic::AtomicU64::new(0),
             corrupt_chunk: std::sync::atomic::AtomicU64::new(u64::MAX),
         }
     }
@@ -206,20 +211,25 @@ impl TransferState {
     }
 
     /// Registers an incoming transfer; the token is cancelled by `Transfer::cancel`.
-    pub(crate) fn incoming(&self, id: [u8; 32]) -> tokio_util::sync::CancellationToken {
+    /// Returns the registration's serial for [`TransferState::done_incoming`].
+    pub(crate) fn incoming(&self, id: [u8; 32]) -> (u64, tokio_util::sync::CancellationToken) {
+        let serial = self
+            .next_incoming
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let token = tokio_util::sync::CancellationToken::new();
         self.incoming
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id, token.clone());
-        token
+            .insert(id, (serial, token.clone()));
+        (serial, token)
     }
 
-    pub(crate) fn done_incoming(&self, id: &[u8; 32]) {
-        self.incoming
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+    /// Unregisters the incoming transfer `id` if it is still registration `serial`.
+    pub(crate) fn done_incoming(&self, id: &[u8; 32], serial: u64) {
+        let mut incoming = self.incoming.lock().unwrap_or_else(|p| p.into_inner());
+        if incoming.get(id).is_some_and(|(s, _)| *s == serial) {
+            incoming.remove(id);
+        }
     }
 
     pub(crate) fn published(&self, id: &[u8; 32]) -> Option<(String, send::Prepared)> {
@@ -331,9 +341,9 @@ impl Transfer {
             .await
     }
 
-    /// Cancels the incoming transfer with this offer id (`Offer::id`) once it is
-    /// accepted and streaming; the sender gets a `Closed` error and the verified part is
-    /// kept for a later resume. Returns whether such a transfer was running. (To refuse
+    /// Cancels the incoming transfer with this offer id (`Offer::id`) from the moment the
+    /// offer handler (or the inbox) accepted it until it completes; the sender gets a
+    /// `Closed` error and the verified part is kept for a later resume. Returns whether such a transfer was running. (To refuse
     /// an offer, return `Destination::Reject` from the offer handler.) (A sender cancels by dropping its `send` future.)
     pub fn cancel(&self, offer_id: &str) -> Result<bool> {
         let id = fetch::parse_id(offer_id)?;
@@ -344,7 +354,7 @@ impl Transfer {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&id);
-        Ok(token.map(|t| t.cancel()).is_some())
+        Ok(token.map(|(_, t)| t.cancel()).is_some())
     }
 
     /// Decides where offers go (replaces the inbox for every offer): a closure

@@ -79,7 +79,7 @@ async fn receive(
         }
         Err(e) => Destination::Reject(e.message().to_string()),
     };
-    let mut sink = match destination {
+    let dest = match destination {
         Destination::Reject(reason) => {
             let _ = write_frame(
                 send,
@@ -95,45 +95,50 @@ async fn receive(
                 format!("offer rejected: {reason}"),
             ));
         }
-        Destination::Memory => {
-            if offer.size > shared.config.memory_quota {
-                let reason = "larger than this node's memory quota".to_string();
-                let _ = write_frame(
-                    send,
-                    &Answer::Reject {
-                        reason: reason.clone(),
-                    },
-                    &[],
-                    limits,
-                )
-                .await;
-                return Err(Error::new(ErrorKind::QuotaExceeded, reason));
-            }
-            open_sink(None, offer, &mut verifier).await?
-        }
-        Destination::Path(dest) => open_sink(Some(dest), offer, &mut verifier).await?,
+        Destination::Memory => None,
+        Destination::Path(dest) => Some(dest),
     };
-    write_frame(
-        send,
-        &Answer::Accept {
-            have: verifier.chunk_hashes().to_vec(),
-        },
-        &[],
-        limits,
-    )
-    .await?;
-    // From here on the receiver's user can cancel it.
-    let cancel = shared.transfers.incoming(offer.id);
-    let mut progress = Reporter::new(shared, from, &offer.name, offer.size, Direction::Receiving);
+    // From the moment it is accepted the receiver's user can cancel it (while the
+    // offer is being decided it is refused by answering `Destination::Reject`).
+    let (serial, cancel) = shared.transfers.incoming(offer.id);
+    let accepted = async {
+        if dest.is_none() && offer.size > shared.config.memory_quota {
+            let reason = "larger than this node's memory quota".to_string();
+            let _ = write_frame(
+                send,
+                &Answer::Reject {
+                    reason: reason.clone(),
+                },
+                &[],
+                limits,
+            )
+            .await;
+            return Err(Error::new(ErrorKind::QuotaExceeded, reason));
+        }
+        let mut sink = open_sink(dest, offer, &mut verifier).await?;
+        write_frame(
+            send,
+            &Answer::Accept {
+                have: verifier.chunk_hashes().to_vec(),
+            },
+            &[],
+            limits,
+        )
+        .await?;
+        let mut progress =
+            Reporter::new(shared, from, &offer.name, offer.size, Direction::Receiving);
+        let hash = take_chunks(verifier, &mut sink, recv, limits, &mut progress).await?;
+        Ok((hash, sink))
+    };
     let taken = tokio::select! {
-        r = take_chunks(verifier, &mut sink, recv, limits, &mut progress) => r,
+        r = accepted => r,
         _ = cancel.cancelled() => Err(Error::new(
             ErrorKind::Closed,
             "the receiver cancelled the transfer",
         )),
     };
-    shared.transfers.done_incoming(&offer.id);
-    let hash = taken?;
+    shared.transfers.done_incoming(&offer.id, serial);
+    let (hash, sink) = taken?;
     let (path, data) = complete(sink).await?;
     Ok(Received {
         offer: public,
