@@ -44,7 +44,7 @@ fn every_case_completes_verified_on_loopback() {
     let runs = sender
         .run(&plan(size), &data, &source, |_| seen += 1)
         .unwrap();
-    assert_eq!(seen, 4);
+    assert_eq!(seen, 5);
     let expected = hash_label(&blake3::hash(&data));
     let mut kinds: Vec<(System, Case)> = runs.iter().map(|r| (r.system, r.case)).collect();
     kinds.sort();
@@ -55,6 +55,7 @@ fn every_case_completes_verified_on_loopback() {
             (System::Memmesh, Case::File),
             (System::Quinn, Case::Memory),
             (System::QuinnBlake3, Case::Memory),
+            (System::QuinnDefault, Case::Memory),
         ]
     );
     for r in &runs {
@@ -62,7 +63,9 @@ fn every_case_completes_verified_on_loopback() {
         assert!(r.seconds > 0.0 && r.mb_per_s() > 0.0, "{r:?}");
         assert!(r.receiver_rss.is_none(), "one process: {r:?}");
         assert!(r.sender_rss.before > 0, "{r:?}");
-        if r.system != System::Quinn {
+        if r.system == System::Quinn || r.system == System::QuinnDefault {
+            assert_eq!(r.hash, "", "plain quinn only counts: {r:?}");
+        } else {
             assert_eq!(r.hash, expected, "{r:?}");
         }
         if r.system == System::Memmesh {
@@ -98,7 +101,7 @@ fn a_source_file_that_is_not_the_payload_fails_the_run() {
         "{err:#}"
     );
     // The memory cases before the file case passed.
-    assert_eq!(runs.len(), 3, "{runs:?}");
+    assert_eq!(runs.len(), 4, "{runs:?}");
     sender.shutdown().unwrap();
     receiver.shutdown().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
@@ -145,7 +148,7 @@ fn the_binary_writes_records_that_report_prints() {
     )
     .unwrap();
     let results = Results::load(&dir).unwrap();
-    assert_eq!(results.runs.len(), 8);
+    assert_eq!(results.runs.len(), 10);
     assert!(results.max_rss.contains_key("loopback"));
     assert!(results.iperf.contains_key("loopback"));
     let report = Command::new(EXE)
@@ -195,7 +198,7 @@ fn the_netns_path_runs_two_processes_in_two_namespaces() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let results = Results::from_records(records);
-    assert_eq!(results.runs.len(), 4, "{stdout}");
+    assert_eq!(results.runs.len(), 5, "{stdout}");
     for r in &results.runs {
         assert_eq!(r.path, "netns");
         assert!(r.receiver_rss.is_some(), "two processes: {r:?}");

@@ -1,7 +1,8 @@
 //! The pieces of `transfer-bench` (issue 6, item 8): verified transfers of 1 GiB between
 //! two memmesh nodes, memory to memory and file to file, measured beside a bare quinn
-//! stream built with the same transport settings and TLS (with and without BLAKE3 on the
-//! receive side), on loopback and across two network namespaces joined by a veth.
+//! stream with memmesh's TLS and either quinn's default transport settings (the baseline of
+//! DESIGN.md's target) or memmesh's tuned ones (with and without BLAKE3 on the receive
+//! side), on loopback and across two network namespaces joined by a veth.
 //!
 //! The receiving side ([`receiver::Receiver`]) and the sending side ([`sender::Sender`])
 //! are separate objects that talk only over the network (the sender asks the receiver for
@@ -36,12 +37,15 @@ pub const MIB: u64 = 1 << 20;
 pub enum System {
     /// `node.transfer().send(..)` between two memmesh nodes.
     Memmesh,
-    /// A bare quinn stream: the bytes written on one stream and read by the receiver,
-    /// nothing else.
+    /// A bare quinn stream with memmesh's tuned transport settings: the bytes written on
+    /// one stream and read by the receiver, nothing else.
     Quinn,
-    /// The bare quinn stream with a BLAKE3 hash over everything received, computed inline
-    /// in the receiving task.
+    /// The tuned bare quinn stream with a BLAKE3 hash over everything received, computed
+    /// inline in the receiving task.
     QuinnBlake3,
+    /// The bare quinn stream with quinn's DEFAULT transport settings (same TLS, plain
+    /// reading): DESIGN.md's baseline for the transfer target.
+    QuinnDefault,
 }
 
 impl System {
@@ -51,6 +55,7 @@ impl System {
             System::Memmesh => "memmesh",
             System::Quinn => "quinn",
             System::QuinnBlake3 => "quinn+blake3",
+            System::QuinnDefault => "quinn default",
         }
     }
 }
@@ -100,7 +105,7 @@ pub struct Run {
     pub path: String,
     /// What sent the bytes.
     pub system: System,
-    /// Memory or file (quinn is always memory).
+    /// Memory or file (the quinn anchors are always memory).
     pub case: Case,
     /// 1-based repeat number.
     pub repeat: u32,
@@ -114,10 +119,10 @@ pub struct Run {
     pub sender_rss: Rss,
     /// The receiving process, when it is a process of its own.
     pub receiver_rss: Option<Rss>,
-    /// Attempts memmesh reported (1 for quinn).
+    /// Attempts memmesh reported (1 for the quinn anchors).
     pub attempts: u32,
     /// `blake3:<hex>` of what the receiver holds, recomputed by the benchmark (memmesh,
-    /// quinn+blake3) or reported by the receiver's count only (quinn: empty).
+    /// quinn+blake3) or reported by the receiver's count only (quinn, quinn default: empty).
     pub hash: String,
 }
 
@@ -241,6 +246,19 @@ mod tests {
         assert_eq!(a, pattern(1001));
         assert_eq!(&a[..], &pattern(2000)[..1001]);
         assert_ne!(&a[..8], &a[8..16]);
+    }
+
+    #[test]
+    fn systems_have_stable_json_names() {
+        for (system, name) in [
+            (System::Memmesh, "\"memmesh\""),
+            (System::Quinn, "\"quinn\""),
+            (System::QuinnBlake3, "\"quinn-blake3\""),
+            (System::QuinnDefault, "\"quinn-default\""),
+        ] {
+            assert_eq!(serde_json::to_string(&system).unwrap(), name);
+            assert_eq!(serde_json::from_str::<System>(name).unwrap(), system);
+        }
     }
 
     #[test]

@@ -1,7 +1,12 @@
-//! The anchor: bare quinn 0.11 with memmesh's transport settings (`TransportTuning::default()`:
-//! its `transport_config()`, `endpoint_config()` and `bind_socket()`) and memmesh's TLS
-//! configuration (Ed25519 certificates, the server pinned by its key), streaming the whole
-//! payload on one bidirectional stream.
+//! The anchors: bare quinn 0.11 streaming the whole payload on one bidirectional stream,
+//! with memmesh's TLS configuration (Ed25519 certificates, the server pinned by its key) and
+//! one of two sets of transport settings ([`Settings`]):
+//!
+//! - [`Settings::Tuned`]: memmesh's (`TransportTuning::default()`: its `transport_config()`,
+//!   `endpoint_config()` and `bind_socket()`);
+//! - [`Settings::Default`]: quinn's own defaults (`quinn::TransportConfig::default()`,
+//!   `quinn::EndpointConfig::default()`, a plain `std::net::UdpSocket::bind` without buffer
+//!   sizes), the baseline of DESIGN.md's transfer target.
 //!
 //! The client writes a one-byte mode, then the payload as 1 MiB `Bytes` chunks
 //! (`write_chunk`, no copy), and finishes the stream. The sink reads it into a 64 KiB
@@ -11,7 +16,7 @@
 //! both systems are timed up to the receiver's confirmation.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
@@ -28,10 +33,55 @@ pub const WRITE_CHUNK: usize = 1 << 20;
 pub const READ_BUFFER: usize = 64 << 10;
 /// How long shutdown waits for each runtime's tasks.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+/// A client connection idle for longer than this is replaced before the next stream
+/// (quinn's default idle timeout is 30 s, without keep-alive).
+const REOPEN_AFTER_IDLE: Duration = Duration::from_secs(20);
 
 const MODE_PLAIN: u8 = 0;
 const MODE_BLAKE3: u8 = 1;
 const REPLY_LEN: usize = 8 + 32;
+
+/// The transport settings of a sink and a source; TLS is memmesh's in both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settings {
+    /// memmesh's tuned settings: `TransportTuning::default()`.
+    Tuned,
+    /// quinn's defaults: `TransportConfig::default()`, `EndpointConfig::default()`, a UDP
+    /// socket bound with the kernel's default buffer sizes.
+    Default,
+}
+
+impl Settings {
+    fn name(self) -> &'static str {
+        match self {
+            Settings::Tuned => "tuned",
+            Settings::Default => "default",
+        }
+    }
+
+    fn transport_config(self) -> Result<quinn::TransportConfig> {
+        Ok(match self {
+            Settings::Tuned => TransportTuning::default().transport_config()?,
+            Settings::Default => quinn::TransportConfig::default(),
+        })
+    }
+
+    fn endpoint_config(self) -> Result<quinn::EndpointConfig> {
+        Ok(match self {
+            Settings::Tuned => TransportTuning::default().endpoint_config()?,
+            Settings::Default => quinn::EndpointConfig::default(),
+        })
+    }
+
+    fn bind_socket(self, addr: SocketAddr) -> Result<std::net::UdpSocket> {
+        Ok(match self {
+            Settings::Tuned => TransportTuning::default().bind_socket(addr)?,
+            Settings::Default => {
+                std::net::UdpSocket::bind(addr).with_context(|| format!("binding UDP {addr}"))?
+            }
+        })
+    }
+}
 
 fn runtime(threads: usize, name: &str) -> Result<Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -44,14 +94,14 @@ fn runtime(threads: usize, name: &str) -> Result<Runtime> {
 
 fn endpoint(
     rt: &Runtime,
-    tuning: &TransportTuning,
+    settings: Settings,
     ip: IpAddr,
     server: Option<quinn::ServerConfig>,
 ) -> Result<quinn::Endpoint> {
     let _inside = rt.enter();
-    let socket = tuning.bind_socket(SocketAddr::new(ip, 0))?;
+    let socket = settings.bind_socket(SocketAddr::new(ip, 0))?;
     quinn::Endpoint::new(
-        tuning.endpoint_config()?,
+        settings.endpoint_config()?,
         server,
         socket,
         Arc::new(quinn::TokioRuntime),
@@ -68,17 +118,16 @@ pub struct QuinnSink {
 }
 
 impl QuinnSink {
-    /// Starts the sink on `ip` (any free port), with its own runtime of `threads` workers.
-    /// Call from a thread without an async runtime.
-    pub fn start(ip: IpAddr, threads: usize) -> Result<Self> {
-        let tuning = TransportTuning::default();
+    /// Starts the sink on `ip` (any free port) with `settings`, with its own runtime of
+    /// `threads` workers. Call from a thread without an async runtime.
+    pub fn start(ip: IpAddr, threads: usize, settings: Settings) -> Result<Self> {
         let key = Keypair::generate()?;
         let tls =
             QuicServerConfig::try_from(tls::server_config(&key)?).context("quic server tls")?;
         let mut config = quinn::ServerConfig::with_crypto(Arc::new(tls));
-        config.transport_config(Arc::new(tuning.transport_config()?));
-        let rt = runtime(threads, "quinn-sink")?;
-        let endpoint = endpoint(&rt, &tuning, ip, Some(config))?;
+        config.transport_config(Arc::new(settings.transport_config()?));
+        let rt = runtime(threads, &format!("quinn-sink-{}", settings.name()))?;
+        let endpoint = endpoint(&rt, settings, ip, Some(config))?;
         let addr = endpoint.local_addr().context("reading the sink address")?;
         rt.spawn(accept_loop(endpoint.clone()));
         Ok(Self {
@@ -175,46 +224,72 @@ pub struct Streamed {
 pub struct QuinnSource {
     rt: Runtime,
     endpoint: quinn::Endpoint,
-    conn: quinn::Connection,
+    settings: Settings,
+    server: SocketAddr,
+    server_name: String,
+    /// The connection and when its last stream ended.
+    conn: Mutex<(quinn::Connection, Instant)>,
 }
 
 impl QuinnSource {
-    /// Binds on `ip`, connects to the sink at `server` whose key is `server_id`, on a
-    /// runtime of its own with `threads` workers. Call from a thread without an async
-    /// runtime.
+    /// Binds on `ip` with `settings`, connects to the sink at `server` whose key is
+    /// `server_id`, on a runtime of its own with `threads` workers. Call from a thread
+    /// without an async runtime.
     pub fn connect(
         ip: IpAddr,
         server: SocketAddr,
         server_id: NodeId,
         threads: usize,
+        settings: Settings,
     ) -> Result<Self> {
-        let tuning = TransportTuning::default();
         let key = Keypair::generate()?;
         let tls =
             QuicClientConfig::try_from(tls::client_config(&key)?).context("quic client tls")?;
         let mut config = quinn::ClientConfig::new(Arc::new(tls));
-        config.transport_config(Arc::new(tuning.transport_config()?));
-        let rt = runtime(threads, "quinn-source")?;
-        let mut endpoint = endpoint(&rt, &tuning, ip, None)?;
+        config.transport_config(Arc::new(settings.transport_config()?));
+        let rt = runtime(threads, &format!("quinn-source-{}", settings.name()))?;
+        let mut endpoint = endpoint(&rt, settings, ip, None)?;
         endpoint.set_default_client_config(config);
-        let name = tls::server_name_for(Some(server_id));
-        let dialler = endpoint.clone();
-        // quinn spawns the connection's driver task: dial from inside the runtime.
-        let conn = block_on(rt.spawn(async move {
-            dialler
-                .connect(server, &name)
-                .context("dialling the quinn sink")?
-                .await
-                .context("connecting to the quinn sink")
-        }))
-        .context("the connect task failed")??;
-        Ok(Self { rt, endpoint, conn })
+        let server_name = tls::server_name_for(Some(server_id));
+        let conn = dial(&rt, &endpoint, server, &server_name)?;
+        Ok(Self {
+            rt,
+            endpoint,
+            settings,
+            server,
+            server_name,
+            conn: Mutex::new((conn, Instant::now())),
+        })
+    }
+
+    /// With [`Settings::Default`], replaces the connection if it is closed or has been
+    /// idle long enough to be near quinn's default idle timeout (30 s, without keep-alive).
+    /// Returns whether it did: the new connection is then cold. Call outside a measurement.
+    /// With [`Settings::Tuned`] it does nothing (the tuned keep-alive holds the connection
+    /// open).
+    pub fn reopen_if_idle(&self) -> Result<bool> {
+        if self.settings == Settings::Tuned {
+            return Ok(false);
+        }
+        let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.0.close_reason().is_none() && guard.1.elapsed() < REOPEN_AFTER_IDLE {
+            return Ok(false);
+        }
+        let conn = dial(&self.rt, &self.endpoint, self.server, &self.server_name)?;
+        let old = std::mem::replace(&mut *guard, (conn, Instant::now()));
+        old.0.close(0u32.into(), b"idle");
+        Ok(true)
     }
 
     /// Streams `data` on one new stream and waits for the sink's count (and hash, with
     /// `hash`). Fails if the count is not `data.len()`.
     pub fn send(&self, data: Bytes, hash: bool) -> Result<Streamed> {
-        let conn = self.conn.clone();
+        let conn = self
+            .conn
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .clone();
         let len = data.len() as u64;
         let task = self.rt.spawn(async move {
             let started = Instant::now();
@@ -245,7 +320,9 @@ impl QuinnSource {
                 duration,
             })
         });
-        let streamed = block_on(task).context("the quinn stream task failed")??;
+        let streamed = block_on(task).context("the quinn stream task failed");
+        self.conn.lock().unwrap_or_else(|p| p.into_inner()).1 = Instant::now();
+        let streamed = streamed??;
         ensure!(
             streamed.bytes == len,
             "the quinn sink counted {} bytes of {len}",
@@ -256,12 +333,88 @@ impl QuinnSource {
 
     /// Closes the connection and the endpoint and stops the runtime.
     pub fn shutdown(self) {
-        self.conn.close(0u32.into(), b"done");
+        let (conn, _) = self.conn.into_inner().unwrap_or_else(|p| p.into_inner());
+        conn.close(0u32.into(), b"done");
         self.endpoint.close(0u32.into(), b"done");
         let endpoint = self.endpoint;
         let _ = block_on(self.rt.spawn(async move {
             tokio::time::timeout(SHUTDOWN_GRACE, endpoint.wait_idle()).await
         }));
         self.rt.shutdown_timeout(SHUTDOWN_GRACE);
+    }
+}
+
+/// Connects `endpoint` to the sink at `server`.
+fn dial(
+    rt: &Runtime,
+    endpoint: &quinn::Endpoint,
+    server: SocketAddr,
+    server_name: &str,
+) -> Result<quinn::Connection> {
+    let dialler = endpoint.clone();
+    let name = server_name.to_string();
+    // quinn spawns the connection's driver task: dial from inside the runtime.
+    block_on(rt.spawn(async move {
+        dialler
+            .connect(server, &name)
+            .context("dialling the quinn sink")?
+            .await
+            .context("connecting to the quinn sink")
+    }))
+    .context("the connect task failed")?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn pair(settings: Settings) -> (QuinnSink, QuinnSource) {
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let sink = QuinnSink::start(ip, 1, settings).unwrap();
+        let source = QuinnSource::connect(ip, sink.addr(), sink.id(), 1, settings).unwrap();
+        (sink, source)
+    }
+
+    #[test]
+    fn both_settings_stream_and_count_every_byte() {
+        let data = crate::transfer::pattern(3 * WRITE_CHUNK + 12_345);
+        for settings in [Settings::Tuned, Settings::Default] {
+            let (sink, source) = pair(settings);
+            let plain = source.send(data.clone(), false).unwrap();
+            assert_eq!(plain.bytes, data.len() as u64, "{settings:?}");
+            assert_eq!(plain.hash, None);
+            let hashed = source.send(data.clone(), true).unwrap();
+            assert_eq!(hashed.hash, Some(*blake3::hash(&data).as_bytes()));
+            source.shutdown();
+            sink.shutdown();
+        }
+    }
+
+    #[test]
+    fn a_closed_default_connection_is_reopened_and_a_tuned_one_is_not() {
+        let data = crate::transfer::pattern(WRITE_CHUNK);
+        let (sink, source) = pair(Settings::Default);
+        assert!(!source.reopen_if_idle().unwrap(), "fresh and open");
+        let conn = source.conn.lock().unwrap().0.clone();
+        conn.close(0u32.into(), b"test");
+        assert!(conn.close_reason().is_some());
+        assert!(source.reopen_if_idle().unwrap());
+        assert_eq!(
+            source.send(data.clone(), false).unwrap().bytes,
+            data.len() as u64
+        );
+        source.shutdown();
+        sink.shutdown();
+
+        let (sink, source) = pair(Settings::Tuned);
+        source.conn.lock().unwrap().0.close(0u32.into(), b"test");
+        assert!(!source.reopen_if_idle().unwrap());
+        assert!(
+            source.send(data, false).is_err(),
+            "tuned: as before, no reopening"
+        );
+        source.shutdown();
+        sink.shutdown();
     }
 }

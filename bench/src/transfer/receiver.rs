@@ -2,7 +2,8 @@
 //!
 //! - the **inbox node** receives files into its configured `inbox_dir` (no offer handler);
 //! - the **memory node** answers every offer with `Destination::Memory` (`on_offer`);
-//! - the [`QuinnSink`] reads bare quinn streams.
+//! - two [`QuinnSink`]s read bare quinn streams: one with memmesh's tuned transport
+//!   settings, one with quinn's defaults.
 //!
 //! The inbox node also answers the sender's control requests on [`CTL_CHANNEL`]: open and
 //! close a measurement window of this process (CPU time, resident memory), and hand over a
@@ -22,7 +23,7 @@ use memmesh::{ErrorKind, Node, Request};
 use serde::{Deserialize, Serialize};
 
 use crate::transfer::procfs::{self, Sample, Window};
-use crate::transfer::quinn_stream::QuinnSink;
+use crate::transfer::quinn_stream::{QuinnSink, Settings};
 use crate::transfer::{hash_file, hash_label, Case};
 
 /// The channel of the control requests (on the inbox node).
@@ -41,10 +42,14 @@ pub struct ReceiverInfo {
     pub inbox_addr: String,
     /// The memory node's address.
     pub memory_addr: String,
-    /// The quinn sink's address.
+    /// The quinn sink's address (memmesh's tuned transport settings).
     pub quinn_addr: String,
     /// The key the quinn sink's certificate carries.
     pub quinn_id: String,
+    /// The address of the quinn sink with quinn's default transport settings.
+    pub quinn_default_addr: String,
+    /// The key its certificate carries.
+    pub quinn_default_id: String,
 }
 
 /// A control request (JSON on [`CTL_CHANNEL`]).
@@ -95,6 +100,7 @@ pub struct Receiver {
     inbox: Node,
     memory: Node,
     quinn: QuinnSink,
+    quinn_default: QuinnSink,
 }
 
 fn start_node(name: &str, ip: IpAddr, threads: usize, inbox: Option<&Path>) -> Result<Node> {
@@ -113,7 +119,7 @@ fn start_node(name: &str, ip: IpAddr, threads: usize, inbox: Option<&Path>) -> R
 }
 
 impl Receiver {
-    /// Starts both nodes and the quinn sink on `ip`, files landing in `inbox_dir` (created
+    /// Starts both nodes and the two quinn sinks on `ip`, files landing in `inbox_dir` (created
     /// if missing). Call from a thread without an async runtime.
     pub fn start(ip: IpAddr, inbox_dir: &Path, threads: usize) -> Result<Self> {
         std::fs::create_dir_all(inbox_dir)
@@ -137,11 +143,13 @@ impl Receiver {
                     .map_err(|e| memmesh::Error::new(ErrorKind::HandlerFailed, format!("{e:#}")))
             }
         });
-        let quinn = QuinnSink::start(ip, threads)?;
+        let quinn = QuinnSink::start(ip, threads, Settings::Tuned)?;
+        let quinn_default = QuinnSink::start(ip, threads, Settings::Default)?;
         Ok(Self {
             inbox,
             memory,
             quinn,
+            quinn_default,
         })
     }
 
@@ -153,12 +161,15 @@ impl Receiver {
             memory_addr: self.memory.addr().to_string(),
             quinn_addr: self.quinn.addr().to_string(),
             quinn_id: self.quinn.id().to_string(),
+            quinn_default_addr: self.quinn_default.addr().to_string(),
+            quinn_default_id: self.quinn_default.id().to_string(),
         }
     }
 
-    /// Shuts both nodes and the sink down.
+    /// Shuts both nodes and the sinks down.
     pub fn shutdown(self) -> Result<()> {
         self.quinn.shutdown();
+        self.quinn_default.shutdown();
         self.inbox.shutdown_blocking()?;
         self.memory.shutdown_blocking()?;
         Ok(())

@@ -200,33 +200,64 @@ fn ratio(num: Option<f64>, den: Option<f64>) -> String {
     }
 }
 
-/// The main table: one row per path and case; MB/s of memmesh, quinn, quinn+blake3 and
-/// iperf3 (medians), the ratios of memmesh to each, and CPU seconds per GiB of each.
+/// The lines printed above the tables: the target and what each anchor is.
+pub const TARGET: &str = "\
+target (DESIGN.md): memmesh >= 0.90x bare quinn with DEFAULT settings (q-dflt, one stream), verified; MB = 10^6 bytes
+stricter: mm/q, bare quinn with memmesh's tuned settings (TransportTuning::default()); q+b3: tuned + BLAKE3 on receive";
+
+/// The widths of the throughput table's cells: case | 5 x MB/s | 4 ratios | 5 x CPU.
+const CASE_W: usize = 15;
+const RATE_W: usize = 7;
+const RATIO_W: [usize; 4] = [9, 6, 7, 6];
+const CPU_W: usize = 6;
+
+fn row(case: &str, rates: [String; 5], ratios: [String; 4], cpus: [String; 5]) -> String {
+    let mut line = format!("{case:<CASE_W$} |");
+    for r in rates {
+        let _ = write!(line, " {r:>RATE_W$}");
+    }
+    line.push_str(" |");
+    for (r, w) in ratios.into_iter().zip(RATIO_W) {
+        let _ = write!(line, " {r:>w$}");
+    }
+    line.push_str(" |");
+    for c in cpus {
+        let _ = write!(line, " {c:>CPU_W$}");
+    }
+    line
+}
+
+/// The main table: one row per path and case; MB/s of memmesh, quinn with default
+/// settings, quinn (tuned), quinn+blake3 and iperf3 (medians), the ratios of memmesh to
+/// each anchor, and CPU seconds per GiB of each. Anchors missing from the records (older
+/// results) print `-`.
 pub fn throughput_table(results: &Results) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<16} | {:>8} {:>8} {:>8} {:>8} | {:>7} {:>7} {:>7} | {:>6} {:>6} {:>6} {:>6}",
+    let s = |x: &str| x.to_string();
+    let header = row(
         "case",
-        "memmesh",
-        "quinn",
-        "q+blake3",
-        "iperf3",
-        "mm/q",
-        "mm/q+b3",
-        "mm/ip3",
-        "mm",
-        "quinn",
-        "q+b3",
-        "iperf3"
+        [
+            s("memmesh"),
+            s("q-dflt"),
+            s("quinn"),
+            s("q+b3"),
+            s("iperf3"),
+        ],
+        [s("mm/q-dflt"), s("mm/q"), s("mm/q+b3"), s("mm/ip3")],
+        [s("mm"), s("q-dflt"), s("quinn"), s("q+b3"), s("iperf3")],
     );
-    let _ = writeln!(
-        out,
-        "{:<16} | {:^35} | {:^23} | {:^27}",
+    let rates_w = 5 * (RATE_W + 1) - 1;
+    let ratios_w = RATIO_W.iter().map(|w| w + 1).sum::<usize>() - 1;
+    let cpu_w = 5 * (CPU_W + 1) - 1;
+    let _ = writeln!(out, "{header}");
+    let groups = format!(
+        "{:<CASE_W$} | {:^rates_w$} | {:^ratios_w$} | {:^cpu_w$}",
         "", "MB/s (median)", "ratios", "CPU s/GiB (both sides)"
     );
-    let _ = writeln!(out, "{}", "-".repeat(112));
+    let _ = writeln!(out, "{}", groups.trim_end());
+    let _ = writeln!(out, "{}", "-".repeat(header.len()));
     for path in results.paths() {
+        let default = results.median(&path, System::QuinnDefault, None);
         let quinn = results.median(&path, System::Quinn, None);
         let blake = results.median(&path, System::QuinnBlake3, None);
         let iperf = results.iperf.get(&path);
@@ -234,25 +265,34 @@ pub fn throughput_table(results: &Results) -> String {
             let Some(mm) = results.median(&path, System::Memmesh, Some(case)) else {
                 continue;
             };
+            let d = default.map(|x| x.0);
             let q = quinn.map(|x| x.0);
             let b = blake.map(|x| x.0);
             let i = iperf.map(|x| x.mb_per_s);
-            let _ = writeln!(
-                out,
-                "{:<16} | {:>8} {:>8} {:>8} {:>8} | {:>7} {:>7} {:>7} | {:>6} {:>6} {:>6} {:>6}",
-                format!("{path} {}", case.label()),
-                cell(Some(mm.0), 1),
-                cell(q, 1),
-                cell(b, 1),
-                cell(i, 1),
-                ratio(Some(mm.0), q),
-                ratio(Some(mm.0), b),
-                ratio(Some(mm.0), i),
-                cell(Some(mm.1), 2),
-                cell(quinn.map(|x| x.1), 2),
-                cell(blake.map(|x| x.1), 2),
-                cell(iperf.and_then(|x| x.cpu_per_gib), 2),
+            let line = row(
+                &format!("{path} {}", case.label()),
+                [
+                    cell(Some(mm.0), 1),
+                    cell(d, 1),
+                    cell(q, 1),
+                    cell(b, 1),
+                    cell(i, 1),
+                ],
+                [
+                    ratio(Some(mm.0), d),
+                    ratio(Some(mm.0), q),
+                    ratio(Some(mm.0), b),
+                    ratio(Some(mm.0), i),
+                ],
+                [
+                    cell(Some(mm.1), 2),
+                    cell(default.map(|x| x.1), 2),
+                    cell(quinn.map(|x| x.1), 2),
+                    cell(blake.map(|x| x.1), 2),
+                    cell(iperf.and_then(|x| x.cpu_per_gib), 2),
+                ],
             );
+            let _ = writeln!(out, "{line}");
         }
     }
     out
@@ -278,6 +318,7 @@ pub fn memory_table(results: &Results) -> String {
         for (system, case) in [
             (System::Memmesh, Case::Memory),
             (System::Memmesh, Case::File),
+            (System::QuinnDefault, Case::Memory),
             (System::Quinn, Case::Memory),
             (System::QuinnBlake3, Case::Memory),
         ] {
@@ -377,6 +418,7 @@ mod tests {
             Record::Run(run("netns", System::Memmesh, Case::Memory, 8.0)),
             Record::Run(run("loopback", System::Memmesh, Case::Memory, 4.0)),
             Record::Run(run("loopback", System::Memmesh, Case::File, 8.0)),
+            Record::Run(run("loopback", System::QuinnDefault, Case::Memory, 5.0)),
             Record::Run(run("loopback", System::Quinn, Case::Memory, 2.0)),
             Record::Run(run("loopback", System::QuinnBlake3, Case::Memory, 4.0)),
             Record::MaxRss {
@@ -396,16 +438,64 @@ mod tests {
         );
         let table = throughput_table(&results);
         let lines: Vec<&str> = table.lines().collect();
+        assert!(lines.iter().all(|l| l.len() <= 130), "{table}");
+        assert!(lines[0].contains("q-dflt") && lines[0].contains("mm/q-dflt"));
         assert!(lines[3].starts_with("loopback memory"), "{table}");
-        assert!(
-            lines[3].contains("0.50x") && lines[3].contains("1.00x") && lines[3].contains("0.25x"),
+        let cells: Vec<&str> = lines[3].split_whitespace().collect();
+        // memmesh, q-dflt, quinn, q+b3, iperf3 | mm/q-dflt, mm/q, mm/q+b3, mm/ip3 | CPU
+        assert_eq!(
+            &cells[2..19],
+            [
+                "|", "268.4", "214.7", "536.9", "268.4", "1073.7", "|", "1.25x", "0.50x", "1.00x",
+                "0.25x", "|", "8.00", "10.00", "4.00", "8.00", "1.00"
+            ],
             "{table}"
         );
         assert!(lines[4].starts_with("loopback file"), "{table}");
+        assert!(lines[4].contains("0.50x"), "{table}");
         assert!(lines[5].starts_with("netns memory"), "{table}");
         assert!(lines[5].contains(" - "), "no anchors on netns: {table}");
         let memory = memory_table(&results);
         assert!(memory.contains("loopback memmesh file"), "{memory}");
+        assert!(memory.contains("loopback quinn default"), "{memory}");
         assert!(memory.contains("2048 MiB"), "{memory}");
+        assert!(TARGET.lines().all(|l| l.len() <= 130), "{TARGET}");
+    }
+
+    #[test]
+    fn records_without_the_default_anchor_still_load() {
+        // A results file written before the quinn-default anchor existed.
+        let dir = std::env::temp_dir().join(format!("tb-report-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let old = [
+            Record::Run(run("loopback", System::Memmesh, Case::Memory, 4.0)),
+            Record::Run(run("loopback", System::Quinn, Case::Memory, 2.0)),
+            Record::Run(run("loopback", System::QuinnBlake3, Case::Memory, 4.0)),
+        ];
+        let text: String = old
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap() + "\n")
+            .collect();
+        assert!(!text.contains("quinn-default"));
+        std::fs::write(dir.join(MEMMESH_FILE), text).unwrap();
+        let loaded = Results::load(&dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let table = throughput_table(&loaded.unwrap());
+        let row = table.lines().nth(3).unwrap();
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        // q-dflt, mm/q-dflt and its CPU are missing; the other anchors are there.
+        assert_eq!(cells[4], "-", "{table}");
+        assert_eq!(cells[9], "-", "{table}");
+        assert_eq!(cells[10], "0.50x", "{table}");
+        assert_eq!(cells[15], "-", "{table}");
+        assert_eq!(cells[16], "4.00", "{table}");
+        let json = serde_json::to_string(&Record::Run(run(
+            "netns",
+            System::QuinnDefault,
+            Case::Memory,
+            1.0,
+        )))
+        .unwrap();
+        assert!(json.contains("\"system\":\"quinn-default\""), "{json}");
     }
 }

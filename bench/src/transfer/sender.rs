@@ -1,9 +1,10 @@
-//! The sending side: one memmesh node and a bare quinn client, connected to a
+//! The sending side: one memmesh node and two bare quinn clients (memmesh's tuned transport
+//! settings, quinn's default ones), connected to a
 //! [`Receiver`](crate::transfer::receiver::Receiver) (in this process or another), and the
 //! measured cases.
 //!
-//! Each repeat runs, in this order: memmesh memory to memory, quinn, quinn + BLAKE3,
-//! memmesh file to file. Every case is timed from the call to the receiver's confirmation
+//! Each repeat runs, in this order: memmesh memory to memory, quinn with default settings,
+//! quinn (tuned), quinn (tuned) + BLAKE3, memmesh file to file. Every case is timed from the call to the receiver's confirmation
 //! and then checked: memmesh's reported hash, the receiver's reported hash and the
 //! benchmark's own hash of what landed must all equal the BLAKE3 hash of the payload.
 
@@ -19,7 +20,7 @@ use memmesh::{Channel, Node, NodeId};
 use serde::de::DeserializeOwned;
 
 use crate::transfer::procfs::{self, Sample, Window};
-use crate::transfer::quinn_stream::QuinnSource;
+use crate::transfer::quinn_stream::{QuinnSource, Settings};
 use crate::transfer::receiver::{CtlRequest, ReceiverInfo, Taken, CTL_CHANNEL};
 use crate::transfer::{hash_file, hash_label, size_label, Case, Run, System};
 
@@ -47,6 +48,7 @@ pub struct Sender {
     inbox_peer: NodeId,
     memory_peer: NodeId,
     quinn: QuinnSource,
+    quinn_default: QuinnSource,
     remote: bool,
 }
 
@@ -58,7 +60,8 @@ struct Cost {
 }
 
 impl Sender {
-    /// Starts a node on `ip` and connects it and a quinn client to the receiver `info`.
+    /// Starts a node on `ip` and connects it and the two quinn clients to the receiver
+    /// `info`.
     /// `remote`: the receiver is another process (its CPU time and memory are then asked
     /// for and added; in one process, this process's figures already include it).
     pub fn start(ip: IpAddr, info: &ReceiverInfo, threads: usize, remote: bool) -> Result<Self> {
@@ -78,7 +81,14 @@ impl Sender {
             .parse()
             .with_context(|| format!("bad quinn address {:?}", info.quinn_addr))?;
         let quinn_id: NodeId = info.quinn_id.parse()?;
-        let quinn = QuinnSource::connect(ip, quinn_addr, quinn_id, threads)?;
+        let quinn = QuinnSource::connect(ip, quinn_addr, quinn_id, threads, Settings::Tuned)?;
+        let default_addr: SocketAddr = info
+            .quinn_default_addr
+            .parse()
+            .with_context(|| format!("bad quinn default address {:?}", info.quinn_default_addr))?;
+        let default_id: NodeId = info.quinn_default_id.parse()?;
+        let quinn_default =
+            QuinnSource::connect(ip, default_addr, default_id, threads, Settings::Default)?;
         Ok(Self {
             transfer: node.transfer()?,
             ctl: node.channel(CTL_CHANNEL)?,
@@ -86,6 +96,7 @@ impl Sender {
             inbox_peer,
             memory_peer,
             quinn,
+            quinn_default,
             remote,
         })
     }
@@ -203,7 +214,8 @@ impl Sender {
         Ok(())
     }
 
-    /// Unmeasured transfers of `bytes` of `data`: memmesh memory to memory, then quinn.
+    /// Unmeasured transfers of `bytes` of `data`: memmesh memory to memory, then quinn
+    /// (tuned), then quinn with default settings.
     pub fn warm_up(&self, data: &Bytes, bytes: u64) -> Result<()> {
         if bytes == 0 {
             return Ok(());
@@ -218,7 +230,12 @@ impl Sender {
         )
         .context("warm-up")?;
         self.take(Case::Memory, None, part.len() as u64, &expected)?;
-        self.quinn.send(part, false).context("quinn warm-up")?;
+        self.quinn
+            .send(part.clone(), false)
+            .context("quinn warm-up")?;
+        self.quinn_default
+            .send(part, false)
+            .context("quinn default warm-up")?;
         Ok(())
     }
 
@@ -253,6 +270,7 @@ impl Sender {
         for repeat in 1..=plan.repeats {
             for (system, case) in [
                 (System::Memmesh, Case::Memory),
+                (System::QuinnDefault, Case::Memory),
                 (System::Quinn, Case::Memory),
                 (System::QuinnBlake3, Case::Memory),
                 (System::Memmesh, Case::File),
@@ -272,10 +290,27 @@ impl Sender {
                         self.take(case, name, plan.size, &expected)?;
                         (cost, result.attempts, expected.clone())
                     }
-                    (System::Quinn, _) | (System::QuinnBlake3, _) => {
+                    (System::Quinn | System::QuinnBlake3 | System::QuinnDefault, _) => {
                         let hashing = system == System::QuinnBlake3;
+                        let source = match system {
+                            System::QuinnDefault => &self.quinn_default,
+                            _ => &self.quinn,
+                        };
+                        // quinn's default settings have no keep-alive: a connection idle
+                        // near its 30 s timeout is replaced, and warmed up, untimed.
+                        if source.reopen_if_idle()? {
+                            eprintln!(
+                                "{}: {} connection reopened after idling",
+                                plan.label,
+                                system.label()
+                            );
+                            if plan.warmup > 0 {
+                                let part = data.slice(..(plan.warmup as usize).min(data.len()));
+                                source.send(part, false).context("quinn warm-up")?;
+                            }
+                        }
                         let (streamed, cost) =
-                            self.measured(|| self.quinn.send(data.clone(), hashing))?;
+                            self.measured(|| source.send(data.clone(), hashing))?;
                         let hash = match streamed.hash {
                             Some(h) => {
                                 let got = hash_label(&blake3::Hash::from_bytes(h));
@@ -322,9 +357,10 @@ impl Sender {
         Ok(runs)
     }
 
-    /// Shuts the node and the quinn client down.
+    /// Shuts the node and the quinn clients down.
     pub fn shutdown(self) -> Result<()> {
         self.quinn.shutdown();
+        self.quinn_default.shutdown();
         self.node.shutdown_blocking()?;
         Ok(())
     }
