@@ -6,7 +6,8 @@
 #   3. iperf3 TCP on loopback: `iperf3 -s -1` on 127.0.0.1, `iperf3 -c -n <size> -J`;
 #   4. as root: two network namespaces joined by a veth with MTU 1500 (10.201.0.1/24 and
 #      10.201.0.2/24), and iperf3 across them the same way;
-#   5. transfer-bench: memmesh memory-to-memory and file-to-file, bare quinn and quinn +
+#   5. transfer-bench: memmesh memory-to-memory and file-to-file, bare quinn with its
+#      default settings (the target's anchor), bare quinn with memmesh's tuning, and that +
 #      BLAKE3, on loopback and (as root) across the namespaces, records in memmesh.jsonl;
 #   6. the table side by side with the ratios (`transfer-bench report`).
 # The namespaces are deleted and iperf3 is stopped at exit. Without root the netns path is
