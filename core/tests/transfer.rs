@@ -133,6 +133,35 @@ async fn an_offer_nobody_takes_is_refused_clearly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_larger_than_the_memory_quota_is_refused_into_memory() {
+    let a = node("a").await;
+    let b = builder("b").memory_quota(1 << 20).start().await.unwrap();
+    b.transfer()
+        .unwrap()
+        .on_offer(|_| async { Destination::Memory });
+    a.connect(&b.addr().to_string()).await.unwrap();
+    let r = a
+        .transfer()
+        .unwrap()
+        .send(Source::Bytes(vec![1u8; 2 << 20].into()), &[b.id()])
+        .await
+        .unwrap()
+        .remove(0);
+    let err = r.error.expect("refused");
+    assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
+    assert!(err.to_string().contains("memory quota"), "{err}");
+    // Within the quota it goes through.
+    let r = a
+        .transfer()
+        .unwrap()
+        .send(Source::Bytes(vec![1u8; 1000].into()), &[b.id()])
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(r.error.is_none(), "{:?}", r.error);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_partial_file_is_ignored_and_the_result_is_whole() {
     let dir = scratch("resume");
     let b = builder("b")

@@ -55,6 +55,14 @@ pub(crate) fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Answers an offer with a refusal (best effort: the sender may be gone already).
+async fn refuse(send: &mut quinn::SendStream, reason: &str, limits: FrameLimits) {
+    let answer = Answer::Reject {
+        reason: reason.to_string(),
+    };
+    let _ = write_frame(send, &answer, &[], limits).await;
+}
+
 async fn receive(
     shared: &Arc<Shared>,
     from: NodeId,
@@ -81,15 +89,7 @@ async fn receive(
     };
     let dest = match destination {
         Destination::Reject(reason) => {
-            let _ = write_frame(
-                send,
-                &Answer::Reject {
-                    reason: reason.clone(),
-                },
-                &[],
-                limits,
-            )
-            .await;
+            refuse(send, &reason, limits).await;
             return Err(Error::new(
                 ErrorKind::Unauthorized,
                 format!("offer rejected: {reason}"),
@@ -103,16 +103,8 @@ async fn receive(
     let (serial, cancel) = shared.transfers.incoming(offer.id);
     let accepted = async {
         if dest.is_none() && offer.size > shared.config.memory_quota {
-            let reason = "larger than this node's memory quota".to_string();
-            let _ = write_frame(
-                send,
-                &Answer::Reject {
-                    reason: reason.clone(),
-                },
-                &[],
-                limits,
-            )
-            .await;
+            let reason = "larger than this node's memory quota";
+            refuse(send, reason, limits).await;
             return Err(Error::new(ErrorKind::QuotaExceeded, reason));
         }
         let mut sink = open_sink(dest, offer, &mut verifier).await?;
