@@ -5,6 +5,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export ROOT
 export CARGO_TERM_COLOR=never
+# CI builds everything once: incremental state would only cost disk (2.7 GB of it).
+export CARGO_INCREMENTAL=0
 VENV="$ROOT/target/ci-venv"
 export VENV
 
