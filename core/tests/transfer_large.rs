@@ -12,11 +12,30 @@ use common::*;
 use memmesh::transfer::Source;
 use memmesh::ErrorKind;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("memmesh-tl-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A scratch directory removed when dropped, also when the test fails: the 1 GiB test
+/// leaves 4 GiB behind otherwise.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("memmesh-tl-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn rss_bytes() -> u64 {
@@ -49,7 +68,7 @@ fn write_big(path: &Path, size: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gibibyte_goes_to_three_peers_with_equal_hashes_in_bounded_memory() {
-    let dir = scratch("gib");
+    let dir = Scratch::new("gib");
     let src = dir.join("one.gib");
     write_big(&src, 1 << 30);
     let a = node("a").await;
@@ -84,12 +103,11 @@ async fn a_gibibyte_goes_to_three_peers_with_equal_hashes_in_bounded_memory() {
     }
     // Streaming: memory does not grow with the size (three 1 GiB streams in this process).
     assert!(grown < 256 << 20, "RSS grew by {} MiB", grown >> 20);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_gives_a_clear_error_and_no_file_under_the_final_name() {
-    let dir = scratch("full");
+    let dir = Scratch::new("full");
     let small = dir.join("small");
     std::fs::create_dir_all(&small).unwrap();
     let mounted = Command::new("mount")
@@ -125,5 +143,4 @@ async fn a_full_disk_gives_a_clear_error_and_no_file_under_the_final_name() {
     assert_eq!(err.kind(), ErrorKind::Io, "{err}");
     assert!(err.message().to_lowercase().contains("space"), "{err}");
     assert!(!leftover_final, "a partial file sits under the final name");
-    let _ = std::fs::remove_dir_all(&dir);
 }
