@@ -17,6 +17,7 @@ pub(crate) mod send;
 pub(crate) mod sink;
 pub mod tree;
 pub mod verify;
+pub(crate) mod writeback;
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -343,18 +344,22 @@ impl Transfer {
 
     /// Cancels the incoming transfer with this offer id (`Offer::id`) from the moment the
     /// offer handler (or the inbox) accepted it until it completes; the sender gets a
-    /// `Closed` error and the verified part is kept for a later resume. Returns whether such a transfer was running. (To refuse
-    /// an offer, return `Destination::Reject` from the offer handler.) (A sender cancels by dropping its `send` future.)
+    /// `Closed` error and the verified part is kept for a later resume. Returns whether
+    /// such a transfer was running: when true, the content is not delivered, even if its
+    /// last chunk was arriving at that moment. (To refuse an offer, return
+    /// `Destination::Reject` from the offer handler; a sender cancels by dropping its
+    /// `send` future.)
     pub fn cancel(&self, offer_id: &str) -> Result<bool> {
         let id = fetch::parse_id(offer_id)?;
-        let token = self
+        // Cancelled under the lock: once the receiving task unregistered the transfer
+        // (and goes on to deliver it) no cancel can report true.
+        let mut incoming = self
             .shared
             .transfers
             .incoming
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
-        Ok(token.map(|(_, t)| t.cancel()).is_some())
+            .unwrap_or_else(|p| p.into_inner());
+        Ok(incoming.remove(&id).map(|(_, t)| t.cancel()).is_some())
     }
 
     /// Decides where offers go (replaces the inbox for every offer): a closure

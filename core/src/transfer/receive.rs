@@ -122,14 +122,25 @@ async fn receive(
         let hash = take_chunks(verifier, &mut sink, recv, limits, &mut progress).await?;
         Ok((hash, sink))
     };
-    let taken = tokio::select! {
-        r = accepted => r,
-        _ = cancel.cancelled() => Err(Error::new(
+    let cancelled = || {
+        Err(Error::new(
             ErrorKind::Closed,
             "the receiver cancelled the transfer",
-        )),
+        ))
+    };
+    let taken = tokio::select! {
+        r = accepted => r,
+        _ = cancel.cancelled() => cancelled(),
     };
     shared.transfers.done_incoming(&offer.id, serial);
+    // A cancel that won the race with the last chunk still counts: `cancel` said true, so
+    // the content is not delivered (its verified part stays for a resume). After
+    // `done_incoming` no cancel can come (it cancels under the same lock).
+    let taken = if cancel.is_cancelled() {
+        cancelled()
+    } else {
+        taken
+    };
     let (hash, sink) = taken?;
     let (path, data) = complete(sink).await?;
     Ok(Received {
