@@ -10,6 +10,7 @@ use tracing::debug;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::transfer::verify::{chunk_len, ChunkHeader, Verifier};
+use crate::transfer::writeback::Writeback;
 use crate::wire::messages::TransferOffer;
 
 /// Suffix of a file being received.
@@ -29,6 +30,7 @@ pub(crate) struct FileOut {
     file: std::fs::File,
     hashes: std::fs::File,
     partial: PathBuf,
+    writeback: Writeback,
 }
 
 impl FileOut {
@@ -37,7 +39,20 @@ impl FileOut {
         self.file
             .write_all(data)
             .and_then(|()| self.hashes.write_all(hash))
-            .map_err(|e| Error::from(e).context(format!("writing {}", self.partial.display())))
+            .and_then(|()| self.writeback.wrote(data.len() as u64))
+            .map_err(|e| self.failed(e, "writing"))
+    }
+
+    /// Makes everything written durable (waiting for the background writeback).
+    fn sync(mut self) -> Result<()> {
+        self.writeback
+            .finish()
+            .and_then(|()| self.file.sync_all())
+            .map_err(|e| self.failed(e, "syncing"))
+    }
+
+    fn failed(&self, e: std::io::Error, doing: &str) -> Error {
+        Error::from(e).context(format!("{doing} {}", self.partial.display()))
     }
 }
 
@@ -212,6 +227,7 @@ fn open_file(dest: PathBuf, offer: &TransferOffer, verifier: &mut Verifier) -> R
         partial: partial.clone(),
         chunks,
         out: Some(FileOut {
+            writeback: Writeback::new(&file)?,
             file,
             hashes,
             partial,
@@ -234,7 +250,7 @@ pub(crate) async fn complete(sink: Sink) -> Result<(Option<PathBuf>, Option<Byte
                 ..
             } = *f;
             let out = out.ok_or_else(|| Error::internal("the partial file was lost by a write"))?;
-            tokio::task::spawn_blocking(move || out.file.sync_all())
+            tokio::task::spawn_blocking(move || out.sync())
                 .await
                 .map_err(|e| Error::internal(format!("syncing task failed: {e}")))??;
             tokio::fs::rename(&partial, &dest).await?;
