@@ -85,13 +85,20 @@ run_iperf3() {
   IPERF_PID=$!
   log "iperf3 TCP $name: -c $addr -n $SIZE -J ($(load_average))"
   local ok=0
+  # Each client attempt is bounded (a client that connected while the server was still
+  # starting once hung a run for good); the server is stopped if no client got through.
   for _ in $(seq 50); do
-    if $client_ns iperf3 -c "$addr" -p "$port" -n "$SIZE" -J >"$OUT/iperf3-$name.json" 2>/dev/null; then
+    if timeout 300 $client_ns iperf3 -c "$addr" -p "$port" -n "$SIZE" -J --connect-timeout 2000 \
+      >"$OUT/iperf3-$name.json" 2>/dev/null; then
       ok=1
       break
     fi
     sleep 0.2
   done
+  if [ "$ok" = 1 ]; then
+    timeout 10 tail --pid="$IPERF_PID" -f /dev/null || true
+  fi
+  kill "$IPERF_PID" 2>/dev/null || true
   wait "$IPERF_PID" 2>/dev/null || true
   IPERF_PID=""
   if [ "$ok" = 1 ]; then
