@@ -150,24 +150,9 @@ impl Keypair {
     }
 }
 
-/// Writes `bytes` to `path` atomically (temp file + rename) with owner-only permissions.
+/// Writes `bytes` to `path` atomically and durably with owner-only permissions.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("key.tmp");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let ctx = |e: std::io::Error| Error::from(e).context(format!("writing {}", path.display()));
-    let mut f = opts.open(&tmp).map_err(ctx)?;
-    f.write_all(bytes).map_err(ctx)?;
-    f.sync_all().map_err(ctx)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(ctx)?;
-    Ok(())
+    crate::durable::write_atomic(path, bytes, true)
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub mod blocks;
 pub mod cache;
 pub mod channel;
 pub mod discovery;
+pub mod durable;
 pub mod error;
 pub mod identity;
 pub mod membership;

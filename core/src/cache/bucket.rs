@@ -153,17 +153,20 @@ impl Bucket {
     }
 
     /// Moves to `new` from `old`: partitions this node gains (or that new members may
-    /// hold data for) start syncing, partitions it loses stop being owned.
+    /// hold data for) start syncing, partitions it loses stop being owned. When this node
+    /// rejoined in between (the cluster had declared it down: a split or a pause), every
+    /// other member counts as new: what it holds may have missed writes, so it pulls
+    /// every partition it owns from everyone before answering alone again.
     fn on_table(&self, old: &Table, new: &Table, me: NodeId, now: Instant) {
+        let rejoined = new.rejoins != old.rejoins;
         let newcomers: BTreeSet<NodeId> = new
             .members
             .iter()
             .copied()
-            .filter(|m| *m != me && !old.contains(m))
+            .filter(|m| *m != me && (rejoined || !old.contains(m)))
             .collect();
         let others: BTreeSet<NodeId> = new.members.iter().copied().filter(|m| *m != me).collect();
         let mut sync = self.sync();
-        let mut ready_now = Vec::new();
         for p in 0..PARTITIONS as u16 {
             let i = p as usize;
             let owner = new.owners(p, self.options.replicas).contains(&me);
@@ -188,25 +191,17 @@ impl Bucket {
             }
             if pending.is_empty() {
                 self.parts[i].store(READY, Ordering::Release);
-                if state != READY {
-                    ready_now.push(p);
-                }
             } else {
                 self.parts[i].store(SYNCING, Ordering::Release);
             }
         }
         drop(sync);
         self.generation.fetch_add(1, Ordering::AcqRel);
-        let mut store = self.store();
-        for p in ready_now {
-            store.clear_tombstones(p);
-        }
     }
 
     /// Records that `source` has given this node everything it holds of `partitions`.
     pub fn pulled(&self, source: &NodeId, partitions: &[u16]) {
         let mut sync = self.sync();
-        let mut ready_now = Vec::new();
         for &p in partitions {
             let i = p as usize;
             if let Some(pending) = sync.pending.get_mut(i) {
@@ -215,14 +210,8 @@ impl Bucket {
                     && self.parts[i].load(Ordering::Acquire) == SYNCING
                 {
                     self.parts[i].store(READY, Ordering::Release);
-                    ready_now.push(p);
                 }
             }
-        }
-        drop(sync);
-        let mut store = self.store();
-        for p in ready_now {
-            store.clear_tombstones(p);
         }
     }
 

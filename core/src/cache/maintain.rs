@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info};
 
-use crate::cache::bucket::{Bucket, SYNCING};
+use crate::cache::bucket::Bucket;
 use crate::cache::client::call;
 use crate::cache::hlc::wall_ms;
 use crate::cache::messages::{Request, Response};
@@ -27,6 +27,8 @@ const SAMPLES: usize = 20;
 pub const HANDOFF: Duration = Duration::from_secs(30);
 /// Pause before pulling again from a member that failed.
 const PULL_RETRY: Duration = Duration::from_millis(500);
+/// How often tombstones past their retention are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(5);
 
 type Running = Arc<Mutex<HashSet<(String, NodeId)>>>;
 
@@ -35,6 +37,10 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     let running: Running = Arc::new(Mutex::new(HashSet::new()));
     let mut last_fail: std::collections::HashMap<NodeId, Instant> = Default::default();
     let (fail_tx, mut fail_rx) = tokio::sync::mpsc::unbounded_channel::<NodeId>();
+    let mut next_purge = Instant::now() + PURGE_EVERY;
+    // Deletes are remembered as long as membership remembers a down member: any split
+    // that membership heals by itself is reconciled without resurrecting a deleted key.
+    let retention_ms = shared.config.membership.forget_after.as_millis() as u64;
     loop {
         tokio::select! {
             _ = shared.cancel.cancelled() => return,
@@ -47,7 +53,17 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         follow_membership(&shared);
         let table = shared.cache.table();
         let now = Instant::now();
+        let purge = now >= next_purge;
+        if purge {
+            next_purge = now + PURGE_EVERY;
+        }
         for b in shared.cache.buckets() {
+            if purge {
+                let purged = b.store().purge_tombstones(wall_ms(), retention_ms);
+                if purged > 0 {
+                    debug!(bucket = %b.name, purged, "forgot deletes past their retention");
+                }
+            }
             b.place(table.clone(), shared.id, now);
             for (source, partitions) in b.pulls() {
                 if last_fail
@@ -92,6 +108,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
 /// Rebuilds the table if the live membership changed, and learns buckets from newcomers.
 pub(crate) fn follow_membership(shared: &Arc<Shared>) {
     let Ok(m) = shared.membership() else { return };
+    let rejoins = m.rejoins();
     let mut members: Vec<NodeId> = m.with_view(|v| {
         v.members()
             .filter(|(_, s)| *s != PeerState::Down)
@@ -102,7 +119,7 @@ pub(crate) fn follow_membership(shared: &Arc<Shared>) {
     members.sort();
     members.dedup();
     let current = shared.cache.table();
-    if members == current.members {
+    if members == current.members && rejoins == current.rejoins {
         return;
     }
     let old: BTreeSet<NodeId> = current.members.iter().copied().collect();
@@ -114,11 +131,12 @@ pub(crate) fn follow_membership(shared: &Arc<Shared>) {
     info!(
         epoch = current.epoch + 1,
         members = members.len(),
+        rejoined = rejoins != current.rejoins,
         "cache routing table changed"
     );
     shared
         .cache
-        .set_table(Table::new(current.epoch + 1, members));
+        .set_table(Table::new(current.epoch + 1, members).after_rejoins(rejoins));
     for peer in newcomers {
         let shared = shared.clone();
         tokio::spawn(async move { learn_buckets(&shared, peer).await });
@@ -175,8 +193,7 @@ async fn pull(shared: &Arc<Shared>, b: &Arc<Bucket>, source: NodeId, partitions:
             for e in entries {
                 let e = EntryView::from(e);
                 shared.cache.hlc.observe(e.version);
-                let keep_tombstone = b.state(e.partition) == SYNCING;
-                if store.apply(&e, now, Charge::Force, keep_tombstone).is_ok() {
+                if store.apply(&e, now, Charge::Force).is_ok() {
                     moved += 1;
                 }
             }

@@ -13,6 +13,10 @@ pub struct Table {
     pub members: Vec<NodeId>,
     /// A digest of the member list: two tables with the same digest place alike.
     pub digest: u64,
+    /// How many times this node had rejoined the cluster under a renewed identity when
+    /// the table was made (see `Membership::rejoins`): a change means every replica here
+    /// may be stale.
+    pub rejoins: u64,
     ranks: Vec<Vec<NodeId>>,
 }
 
@@ -32,8 +36,15 @@ impl Table {
             epoch,
             members,
             digest: u64::from_le_bytes(digest),
+            rejoins: 0,
             ranks,
         }
+    }
+
+    /// The same table, made after this node's `rejoins`-th rejoin.
+    pub fn after_rejoins(mut self, rejoins: u64) -> Self {
+        self.rejoins = rejoins;
+        self
     }
 
     /// The owners of partition `p` with `replicas` copies, primary first.

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde_bytes::ByteBuf;
 use tracing::debug;
 
-use crate::cache::bucket::{Bucket, NOT_OWNED, READY, SYNCING};
+use crate::cache::bucket::{Bucket, NOT_OWNED, READY};
 use crate::cache::client::{call_within, owners_now, write_targets, READ_ATTEMPT, WRITE_ATTEMPT};
 use crate::cache::hlc::wall_ms;
 use crate::cache::messages::{Lookup, Request, Response, RmwOp, RmwResult, Spec, WireEntry};
@@ -158,12 +158,7 @@ async fn apply(
         let mut store = b.store();
         for e in &views {
             shared.cache.hlc.observe(e.version);
-            let keep_tombstone = b.state(e.partition) == SYNCING;
-            existed.push(
-                store
-                    .apply(e, now, Charge::Enforce, keep_tombstone)?
-                    .existed,
-            );
+            existed.push(store.apply(e, now, Charge::Enforce)?.existed);
         }
     }
     // Forward to owners in our table that the writer did not send to.

@@ -18,6 +18,15 @@ use crate::memory::MemoryBudget;
 /// Bytes charged per entry on top of its key and value.
 pub const ENTRY_OVERHEAD: u64 = 80;
 
+/// Bytes charged per tombstone (a delete remembered) on top of its key: the hash map slot
+/// (key `String` 24 B + version 8 B + partition, padded) and the allocator's header.
+pub const TOMBSTONE_OVERHEAD: u64 = 64;
+
+/// The bytes a tombstone costs.
+fn tombstone_cost(key_len: usize) -> u64 {
+    key_len as u64 + TOMBSTONE_OVERHEAD
+}
+
 const NIL: u32 = u32::MAX;
 
 /// The bytes an entry costs.
@@ -127,6 +136,7 @@ pub struct Store {
     counters: Counters,
     budget: Arc<MemoryBudget>,
     tombstones: HashMap<String, (u64, u16)>,
+    tombstone_bytes: u64,
     rng: u64,
 }
 
@@ -146,6 +156,7 @@ impl Store {
             counters: Counters::default(),
             budget,
             tombstones: HashMap::new(),
+            tombstone_bytes: 0,
             rng: 0x9e37_79b9_7f4a_7c15,
         }
     }
@@ -168,6 +179,64 @@ impl Store {
     /// The counters.
     pub fn counters(&self) -> Counters {
         self.counters
+    }
+
+    /// Deletes remembered, and the bytes they are charged to the memory quota.
+    pub fn tombstones(&self) -> (usize, u64) {
+        (self.tombstones.len(), self.tombstone_bytes)
+    }
+
+    /// Remembers that `key` was deleted at `version` (keeping the newest), charged to the
+    /// node's quota: a delete is never refused.
+    fn remember_delete(&mut self, key: &str, version: u64, partition: u16) {
+        match self.tombstones.get_mut(key) {
+            Some(t) => {
+                if t.0 < version {
+                    *t = (version, partition);
+                }
+            }
+            None => {
+                let cost = tombstone_cost(key.len());
+                self.budget.force(cost);
+                self.tombstone_bytes += cost;
+                self.tombstones
+                    .insert(key.to_string(), (version, partition));
+            }
+        }
+    }
+
+    /// Forgets the tombstone of `key`, if any.
+    fn forget_delete(&mut self, key: &str) {
+        if self.tombstones.remove(key).is_some() {
+            let cost = tombstone_cost(key.len());
+            self.budget.release(cost);
+            self.tombstone_bytes -= cost;
+        }
+    }
+
+    /// Forgets every tombstone for which `drop(version, partition)` holds; returns how many.
+    fn forget_deletes_where(&mut self, mut drop: impl FnMut(u64, u16) -> bool) -> usize {
+        let mut released = 0u64;
+        let before = self.tombstones.len();
+        self.tombstones.retain(|key, &mut (version, partition)| {
+            let gone = drop(version, partition);
+            if gone {
+                released += tombstone_cost(key.len());
+            }
+            !gone
+        });
+        self.budget.release(released);
+        self.tombstone_bytes -= released;
+        before - self.tombstones.len()
+    }
+
+    /// Forgets the tombstones of deletes older than `retention_ms` (by their HLC version's
+    /// wall-clock part); returns how many. A delete must be remembered as long as a replica
+    /// that missed it may come back with an older value (a healed partition): the node
+    /// keeps them as long as membership remembers a down member.
+    pub fn purge_tombstones(&mut self, now_ms: u64, retention_ms: u64) -> usize {
+        let horizon = now_ms.saturating_sub(retention_ms);
+        self.forget_deletes_where(|version, _| (version >> super::hlc::LOGICAL_BITS) < horizon)
     }
 
     fn find(&self, key: &[u8]) -> Option<u32> {
@@ -282,16 +351,11 @@ impl Store {
 
     /// Applies a write (or, with `value: None`, a delete) if its version is newer than what
     /// is held (last writer wins; equal versions: the greater value wins, a delete loses).
-    /// `tombstone` keeps a record of a delete so that older data arriving later (a
-    /// partition being pulled) cannot bring the key back. Evicts least recently used
-    /// entries to respect the limits.
-    pub fn apply(
-        &mut self,
-        entry: &EntryView,
-        now_ms: u64,
-        charge: Charge,
-        tombstone: bool,
-    ) -> Result<Applied> {
+    /// A delete leaves a tombstone so that older data arriving later (a partition pulled
+    /// after a move or a healed split) cannot bring the key back; see
+    /// [`Store::purge_tombstones`]. Evicts least recently used entries to respect the
+    /// limits.
+    pub fn apply(&mut self, entry: &EntryView, now_ms: u64, charge: Charge) -> Result<Applied> {
         let key = entry.key.as_str();
         if let Some(&(v, _)) = self.tombstones.get(key) {
             if v >= entry.version {
@@ -321,10 +385,7 @@ impl Store {
             if let Some(i) = existing {
                 self.remove_slot(i);
             }
-            if tombstone {
-                self.tombstones
-                    .insert(key.to_string(), (entry.version, entry.partition));
-            }
+            self.remember_delete(key, entry.version, entry.partition);
             return Ok(Applied {
                 changed: true,
                 existed,
@@ -336,6 +397,7 @@ impl Store {
                 self.remove_slot(i);
                 self.counters.expired += 1;
             }
+            self.remember_delete(key, entry.version, entry.partition);
             return Ok(Applied {
                 changed: true,
                 existed,
@@ -351,7 +413,7 @@ impl Store {
         } else {
             self.budget.release(old_cost - cost);
         }
-        self.tombstones.remove(key);
+        self.forget_delete(key);
         let mut data = Vec::with_capacity(key.len() + value.len());
         data.extend_from_slice(key.as_bytes());
         data.extend_from_slice(value);
@@ -513,14 +575,8 @@ impl Store {
         for &i in &victims {
             self.remove_slot(i);
         }
-        self.tombstones
-            .retain(|_, (_, p)| !which.get(*p as usize).copied().unwrap_or(false));
+        self.forget_deletes_where(|_, p| which.get(p as usize).copied().unwrap_or(false));
         victims.len()
-    }
-
-    /// Forgets the tombstones of partition `p` (it is fully synchronised).
-    pub fn clear_tombstones(&mut self, p: u16) {
-        self.tombstones.retain(|_, (_, q)| *q != p);
     }
 
     /// Which partitions hold at least one live entry.
@@ -539,7 +595,7 @@ impl Store {
 
 impl Drop for Store {
     fn drop(&mut self) {
-        self.budget.release(self.bytes);
+        self.budget.release(self.bytes + self.tombstone_bytes);
     }
 }
 
@@ -576,12 +632,11 @@ mod tests {
             max_bytes: None,
         });
         for (i, k) in ["a", "b", "c"].iter().enumerate() {
-            s.apply(&e(k, "v", i as u64 + 1, 0), 0, Charge::Enforce, false)
+            s.apply(&e(k, "v", i as u64 + 1, 0), 0, Charge::Enforce)
                 .unwrap();
         }
         assert!(s.get("a", 0).is_some());
-        s.apply(&e("d", "v", 10, 0), 0, Charge::Enforce, false)
-            .unwrap();
+        s.apply(&e("d", "v", 10, 0), 0, Charge::Enforce).unwrap();
         assert_eq!(s.len(), 3);
         assert!(s.get("b", 0).is_none(), "b was least recently used");
         assert!(s.get("a", 0).is_some() && s.get("c", 0).is_some() && s.get("d", 0).is_some());
@@ -596,13 +651,8 @@ mod tests {
             max_bytes: Some(2 * one),
         });
         for (i, k) in ["a", "b", "c"].iter().enumerate() {
-            s.apply(
-                &e(k, "0123456789", i as u64 + 1, 0),
-                0,
-                Charge::Enforce,
-                false,
-            )
-            .unwrap();
+            s.apply(&e(k, "0123456789", i as u64 + 1, 0), 0, Charge::Enforce)
+                .unwrap();
         }
         assert_eq!(s.len(), 2);
         assert_eq!(s.bytes(), 2 * one);
@@ -612,12 +662,9 @@ mod tests {
     #[test]
     fn ttl_expires_lazily_and_by_sampling() {
         let mut s = store(Limits::default());
-        s.apply(&e("a", "v", 1, 1000), 0, Charge::Enforce, false)
-            .unwrap();
-        s.apply(&e("b", "v", 2, 1000), 0, Charge::Enforce, false)
-            .unwrap();
-        s.apply(&e("c", "v", 3, 0), 0, Charge::Enforce, false)
-            .unwrap();
+        s.apply(&e("a", "v", 1, 1000), 0, Charge::Enforce).unwrap();
+        s.apply(&e("b", "v", 2, 1000), 0, Charge::Enforce).unwrap();
+        s.apply(&e("c", "v", 3, 0), 0, Charge::Enforce).unwrap();
         assert!(s.get("a", 999).is_some());
         assert!(s.get("a", 1000).is_none());
         assert_eq!(s.counters().expired, 1);
@@ -633,26 +680,19 @@ mod tests {
     #[test]
     fn last_writer_wins_and_tombstones_block_older_data() {
         let mut s = store(Limits::default());
-        s.apply(&e("k", "new", 5, 0), 0, Charge::Enforce, false)
-            .unwrap();
-        let r = s
-            .apply(&e("k", "old", 4, 0), 0, Charge::Enforce, false)
-            .unwrap();
+        s.apply(&e("k", "new", 5, 0), 0, Charge::Enforce).unwrap();
+        let r = s.apply(&e("k", "old", 4, 0), 0, Charge::Enforce).unwrap();
         assert!(!r.changed && r.existed);
         assert_eq!(&s.get("k", 0).unwrap()[..], b"new");
         // Equal versions: the greater value wins on every replica, in any order.
-        s.apply(&e("k", "nez", 5, 0), 0, Charge::Enforce, false)
-            .unwrap();
+        s.apply(&e("k", "nez", 5, 0), 0, Charge::Enforce).unwrap();
         assert_eq!(&s.get("k", 0).unwrap()[..], b"nez");
-        s.apply(&del("k", 6), 0, Charge::Enforce, true).unwrap();
+        s.apply(&del("k", 6), 0, Charge::Enforce).unwrap();
         assert!(s.get("k", 0).is_none());
-        let r = s
-            .apply(&e("k", "stale", 5, 0), 0, Charge::Enforce, false)
-            .unwrap();
+        let r = s.apply(&e("k", "stale", 5, 0), 0, Charge::Enforce).unwrap();
         assert!(!r.changed);
         assert!(s.get("k", 0).is_none());
-        s.apply(&e("k", "newer", 7, 0), 0, Charge::Enforce, false)
-            .unwrap();
+        s.apply(&e("k", "newer", 7, 0), 0, Charge::Enforce).unwrap();
         assert_eq!(&s.get("k", 0).unwrap()[..], b"newer");
     }
 
@@ -660,15 +700,11 @@ mod tests {
     fn quota_is_enforced_for_writes_and_forced_for_moves() {
         let budget = Arc::new(MemoryBudget::new(entry_cost(1, 1)));
         let mut s = Store::new(Limits::default(), budget.clone());
-        s.apply(&e("a", "v", 1, 0), 0, Charge::Enforce, false)
-            .unwrap();
-        let err = s
-            .apply(&e("b", "v", 2, 0), 0, Charge::Enforce, false)
-            .unwrap_err();
+        s.apply(&e("a", "v", 1, 0), 0, Charge::Enforce).unwrap();
+        let err = s.apply(&e("b", "v", 2, 0), 0, Charge::Enforce).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::QuotaExceeded);
         assert_eq!(s.len(), 1);
-        s.apply(&e("b", "v", 2, 0), 0, Charge::Force, false)
-            .unwrap();
+        s.apply(&e("b", "v", 2, 0), 0, Charge::Force).unwrap();
         assert_eq!(budget.used(), 2 * entry_cost(1, 1));
         drop(s);
         assert_eq!(budget.used(), 0);
@@ -678,13 +714,8 @@ mod tests {
     fn pages_cover_the_wanted_partitions_once() {
         let mut s = store(Limits::default());
         for i in 0..500u64 {
-            s.apply(
-                &e(&format!("k{i}"), "value", i + 1, 0),
-                0,
-                Charge::Enforce,
-                false,
-            )
-            .unwrap();
+            s.apply(&e(&format!("k{i}"), "value", i + 1, 0), 0, Charge::Enforce)
+                .unwrap();
         }
         let mut wanted = vec![false; super::super::partition::PARTITIONS];
         for w in wanted.iter_mut().take(100) {
@@ -702,5 +733,43 @@ mod tests {
         assert_eq!(got, expected);
         assert_eq!(s.drop_partitions(&wanted), expected);
         assert_eq!(s.len() as usize, 500 - expected);
+    }
+
+    #[test]
+    fn tombstones_are_charged_kept_for_the_retention_then_purged() {
+        use crate::cache::hlc::LOGICAL_BITS;
+        let budget = Arc::new(MemoryBudget::new(u64::MAX));
+        let mut s = Store::new(Limits::default(), budget.clone());
+        let at = |ms: u64| ms << LOGICAL_BITS;
+        s.apply(&e("k", "v", at(1_000), 0), 0, Charge::Enforce)
+            .unwrap();
+        // A delete in a ready partition is remembered too (a healed split may bring back
+        // an older copy), and charged to the quota in place of the entry.
+        s.apply(&del("k", at(2_000)), 0, Charge::Enforce).unwrap();
+        assert_eq!(s.tombstones(), (1, tombstone_cost(1)));
+        assert_eq!(budget.used(), tombstone_cost(1));
+        // An older copy pulled later does not resurrect the key.
+        let r = s
+            .apply(&e("k", "old", at(1_500), 0), 0, Charge::Force)
+            .unwrap();
+        assert!(!r.changed);
+        assert!(s.peek("k", 0).is_some_and(|t| t.value.is_none()));
+        // Within the retention nothing is purged; after it the tombstone goes.
+        assert_eq!(s.purge_tombstones(2_000 + 59_999, 60_000), 0);
+        assert_eq!(s.purge_tombstones(2_000 + 60_001, 60_000), 1);
+        assert_eq!(s.tombstones(), (0, 0));
+        assert_eq!(budget.used(), 0);
+        // A newer write replaces a tombstone and releases its charge.
+        s.apply(&del("j", at(3_000)), 0, Charge::Enforce).unwrap();
+        s.apply(&e("j", "back", at(4_000), 0), 0, Charge::Enforce)
+            .unwrap();
+        assert_eq!(s.tombstones(), (0, 0));
+        assert_eq!(budget.used(), entry_cost(1, 4));
+        // A write that arrives already expired leaves a tombstone as well.
+        s.apply(&e("x", "gone", at(5_000), 10), 100, Charge::Enforce)
+            .unwrap();
+        assert_eq!(s.tombstones().0, 1);
+        drop(s);
+        assert_eq!(budget.used(), 0);
     }
 }

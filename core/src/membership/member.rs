@@ -48,11 +48,65 @@ pub fn initial_generation() -> u64 {
         .unwrap_or(1)
 }
 
+/// File in the data dir holding the last generation a node started with.
+const GENERATION_FILE: &str = "generation";
+
+/// The generation to start with. With a data dir, the node keeps its NodeId across
+/// restarts, so its new generation must beat every earlier one even if the wall clock
+/// went backwards since (an NTP step, a dead RTC battery): it is the greater of the clock
+/// and the last generation stored there plus a margin for the renewals made while it ran,
+/// and is stored before the node joins.
+pub fn starting_generation(data_dir: Option<&std::path::Path>) -> crate::error::Result<u64> {
+    let now = initial_generation();
+    let Some(dir) = data_dir else {
+        return Ok(now); // a fresh NodeId: nothing to beat
+    };
+    let path = dir.join(GENERATION_FILE);
+    let stored = match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse::<u64>().ok(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(crate::error::Error::from(e).context(format!("reading {}", path.display())))
+        }
+    };
+    let generation = next_generation(now, stored);
+    crate::durable::write_atomic(&path, generation.to_string().as_bytes(), false)?;
+    Ok(generation)
+}
+
+/// Renewals a running node may have made (each `+1`), skipped over at the next start.
+const RENEWAL_MARGIN: u64 = 1 << 20;
+
+/// The greater of the clock and the stored generation plus [`RENEWAL_MARGIN`].
+fn next_generation(now: u64, stored: Option<u64>) -> u64 {
+    match stored {
+        Some(s) => now.max(s.saturating_add(RENEWAL_MARGIN)),
+        None => now,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::identity::Keypair;
     use foca::Identity;
+
+    #[test]
+    fn a_restart_beats_the_last_generation_even_if_the_clock_went_back() {
+        // The clock moved forward: it wins.
+        assert_eq!(next_generation(5_000_000, Some(10)), 5_000_000);
+        // The clock went back an hour: the stored generation (plus renewals) still wins.
+        let stored = 1_700_000_000_000;
+        let g = next_generation(stored - 3_600_000, Some(stored));
+        assert!(g > stored + 1000, "{g}");
+        assert_eq!(next_generation(7, None), 7);
+        let dir = std::env::temp_dir().join(format!("memmesh-gen-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let first = starting_generation(Some(&dir)).unwrap();
+        let second = starting_generation(Some(&dir)).unwrap();
+        assert!(second > first);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn a_restarted_node_wins_over_its_old_identity() {

@@ -5,23 +5,33 @@
 //! notifications in an `AccumulatingRuntime`, which [`drain`] turns into QUIC calls and
 //! tokio sleeps. foca does not resynchronise full state by itself, so every
 //! `full_sync_interval` the actor exchanges its whole member list with one random member.
+//!
+//! Healing a split: SWIM never probes a member it declared down, so after a partition both
+//! sides would stay apart for good. Every `rejoin_interval` the actor announces itself to
+//! a few members it holds as down (through the addresses it knows, even when it has no
+//! live member left), and re-dials the bootstrap addresses while it is alone. A member
+//! that hears from a node it declared down answers `TurnUndead`; a node that learns it
+//! was declared down renews its identity (`generation + 1`) and rejoins, as foca intends.
+//! Each such renewal is counted ([`Membership::rejoins`]) so the cache can treat every
+//! replica it holds as possibly stale until it has caught up.
 
 use std::num::{NonZeroU32, NonZeroUsize};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use foca::{AccumulatingRuntime, Foca, Member, State, Timer};
+use foca::{AccumulatingRuntime, Foca, Member, OwnedNotification, State, Timer};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use tokio::sync::{broadcast, mpsc, oneshot};
-use tracing::{debug, trace};
+use tracing::{debug, info, trace, warn};
 
 use crate::error::{Error, Result};
 use crate::identity::NodeId;
 use crate::membership::adverts::{Advert, AdvertHandler, AdvertTable};
 use crate::membership::codec::SwimCodec;
-use crate::membership::member::{initial_generation, MemberId};
+use crate::membership::member::{starting_generation, MemberId};
 use crate::membership::view::{Event, View};
 use crate::node::connect::{connection, connection_within};
 use crate::node::shared::Shared;
@@ -39,6 +49,10 @@ const SWIM_DIAL: Duration = Duration::from_secs(2);
 const TICK: Duration = Duration::from_millis(100);
 /// Shortest interval between two free-quota adverts of this node.
 const ADVERT_MIN_INTERVAL: Duration = Duration::from_millis(200);
+/// Down members announced to on each rejoin round.
+const REJOIN_FANOUT: usize = 2;
+/// Longest pause between two rounds of bootstrap dials while this node is alone.
+const MAX_BOOTSTRAP_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Timing of failure detection and view maintenance.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +70,10 @@ pub struct MembershipConfig {
     pub forget_after: Duration,
     /// How often the full member list is exchanged with a random member.
     pub full_sync_interval: Duration,
+    /// How often this node announces itself to members it holds as down (and re-dials
+    /// its bootstrap addresses while it has no live member), so a healed partition or a
+    /// resumed process rejoins.
+    pub rejoin_interval: Duration,
 }
 
 impl Default for MembershipConfig {
@@ -67,6 +85,7 @@ impl Default for MembershipConfig {
             down_grace: Duration::from_millis(500),
             forget_after: Duration::from_secs(3600),
             full_sync_interval: Duration::from_secs(5),
+            rejoin_interval: Duration::from_secs(1),
         }
     }
 }
@@ -79,9 +98,12 @@ impl MembershipConfig {
                 "probe_period must be greater than probe_rtt, both non-zero",
             ));
         }
-        if self.suspect_timeout.is_zero() || self.full_sync_interval.is_zero() {
+        if self.suspect_timeout.is_zero()
+            || self.full_sync_interval.is_zero()
+            || self.rejoin_interval.is_zero()
+        {
             return Err(Error::invalid(
-                "suspect_timeout and full_sync_interval must be non-zero",
+                "suspect_timeout, full_sync_interval and rejoin_interval must be non-zero",
             ));
         }
         Ok(())
@@ -94,6 +116,11 @@ impl MembershipConfig {
         c.suspect_to_down_after = self.suspect_timeout;
         c.remove_down_after = Some(self.forget_after);
         c.max_packet_size = NonZeroUsize::MIN.saturating_add(32 * 1024 - 1);
+        // A member we declared down is told so (it then renews its identity and rejoins).
+        c.notify_down_members = true;
+        // foca announces to down members only while it has live ones, and every 65 s: the
+        // actor does it itself every `rejoin_interval`, also when it is alone.
+        c.periodic_announce_to_down_members = None;
         c
     }
 }
@@ -122,6 +149,7 @@ pub struct Membership {
     view: Arc<RwLock<View>>,
     events: broadcast::Sender<Event>,
     adverts: AdvertTable,
+    rejoins: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Input {
@@ -135,9 +163,10 @@ impl Membership {
     pub(crate) fn start(shared: &Arc<Shared>) -> Result<Membership> {
         let cfg = &shared.config.membership;
         cfg.validate()?;
+        let generation = starting_generation(shared.config.data_dir.as_deref())?;
         let me = MemberId {
             id: shared.id,
-            generation: initial_generation(),
+            generation,
             name: shared.hello.name.clone(),
             addrs: shared.hello.addrs.clone(),
         };
@@ -151,6 +180,7 @@ impl Membership {
         let (tx, rx) = mpsc::unbounded_channel();
         let view = Arc::new(RwLock::new(View::new(shared.id, cfg.down_grace)));
         let (events, _) = broadcast::channel(EVENT_BACKLOG);
+        let rejoins = Arc::new(AtomicU64::new(0));
         let actor = Actor {
             shared: shared.clone(),
             foca,
@@ -159,8 +189,10 @@ impl Membership {
             view: view.clone(),
             events: events.clone(),
             rng: StdRng::seed_from_u64(u64::from_le_bytes(seed).rotate_left(17)),
-            advert_seq: initial_generation(),
+            advert_seq: generation,
             advertised: None,
+            rejoins: rejoins.clone(),
+            bootstrap: Bootstrap::new(&shared.config.bootstrap),
         };
         shared.runtime.handle().spawn(actor.run(rx));
         Ok(Membership {
@@ -168,6 +200,7 @@ impl Membership {
             view,
             events,
             adverts,
+            rejoins,
         })
     }
 
@@ -219,6 +252,13 @@ impl Membership {
         self.adverts.get(id)
     }
 
+    /// How many times this node learned that the cluster had declared it down and
+    /// rejoined under a renewed identity (a partition it was cut off by, or a pause).
+    /// Whatever it held may have missed writes made meanwhile.
+    pub fn rejoins(&self) -> u64 {
+        self.rejoins.load(Ordering::Acquire)
+    }
+
     /// Reads the view.
     pub fn with_view<T>(&self, f: impl FnOnce(&View) -> T) -> T {
         f(&self.view.read().unwrap_or_else(|p| p.into_inner()))
@@ -236,6 +276,46 @@ struct Actor {
     advert_seq: u64,
     /// What was last advertised, and when.
     advertised: Option<(u64, Instant)>,
+    /// Identity renewals after being declared down (shared with [`Membership`]).
+    rejoins: Arc<AtomicU64>,
+    /// Re-dialling the bootstrap addresses while alone.
+    bootstrap: Bootstrap,
+}
+
+/// When to dial the bootstrap addresses again while this node has no live member.
+#[derive(Debug)]
+struct Bootstrap {
+    addrs: Vec<std::net::SocketAddr>,
+    next: Option<Instant>,
+    backoff: Duration,
+}
+
+impl Bootstrap {
+    fn new(addrs: &[String]) -> Self {
+        Self {
+            addrs: addrs.iter().filter_map(|a| a.parse().ok()).collect(),
+            next: None,
+            backoff: Duration::ZERO,
+        }
+    }
+
+    /// The addresses to dial now, if any: only while alone, backing off from
+    /// `interval` to [`MAX_BOOTSTRAP_BACKOFF`]; reset once a member is live.
+    fn due(&mut self, alone: bool, now: Instant, interval: Duration) -> Vec<std::net::SocketAddr> {
+        if !alone || self.addrs.is_empty() {
+            self.next = None;
+            self.backoff = Duration::ZERO;
+            return Vec::new();
+        }
+        // The first dials at start belong to the node (bootstrap_dial); begin after them.
+        let next = *self.next.get_or_insert(now + interval * 5);
+        if now < next {
+            return Vec::new();
+        }
+        self.backoff = (self.backoff * 2).clamp(interval, MAX_BOOTSTRAP_BACKOFF);
+        self.next = Some(now + self.backoff);
+        self.addrs.clone()
+    }
 }
 
 fn member_state(s: State) -> PeerState {
@@ -251,6 +331,7 @@ impl Actor {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut next_sync = Instant::now() + self.shared.config.membership.full_sync_interval;
+        let mut next_rejoin = Instant::now() + self.shared.config.membership.rejoin_interval;
         loop {
             let mut leaving = None;
             tokio::select! {
@@ -266,6 +347,10 @@ impl Actor {
                         next_sync = now + self.shared.config.membership.full_sync_interval;
                         self.start_sync();
                         self.advertised = None; // re-advertise for members that joined since
+                    }
+                    if now >= next_rejoin {
+                        next_rejoin = now + self.shared.config.membership.rejoin_interval;
+                        self.reach_across(now);
                     }
                     self.forget(now);
                     self.advertise(now);
@@ -360,7 +445,19 @@ impl Actor {
             });
         }
         while let Some(n) = self.rt.to_notify() {
-            trace!(notification = ?n, "foca");
+            match n {
+                OwnedNotification::Rejoin(me) => {
+                    self.rejoins.fetch_add(1, Ordering::AcqRel);
+                    info!(
+                        generation = me.generation,
+                        "the cluster had declared this node down: rejoined under a renewed identity"
+                    );
+                }
+                OwnedNotification::Defunct => {
+                    warn!("the cluster declared this node down and it could not rejoin")
+                }
+                n => trace!(notification = ?n, "foca"),
+            }
         }
         let states: Vec<(MemberId, PeerState)> = self
             .foca
@@ -413,6 +510,44 @@ impl Actor {
             Err(e) => debug!(error = %e, "free-quota advert not encoded"),
         }
         self.advertised = Some((free, now));
+    }
+
+    /// Reaches across a healed split: announces this node to a few members held as down
+    /// (their addresses are still known), and re-dials the bootstrap addresses while no
+    /// member is live. Whoever answers brings the two sides back together.
+    fn reach_across(&mut self, now: Instant) {
+        let mut down: Vec<MemberId> = self
+            .foca
+            .iter_membership_state()
+            .filter(|m| m.state() == State::Down && m.id().id != self.shared.id)
+            .map(|m| m.id().clone())
+            .collect();
+        // Only the newest incarnation of each node is worth announcing to.
+        down.sort_by(|a, b| a.id.cmp(&b.id).then(b.generation.cmp(&a.generation)));
+        down.dedup_by(|later, first| later.id == first.id);
+        let live: std::collections::HashSet<NodeId> =
+            self.foca.iter_members().map(|m| m.id().id).collect();
+        down.retain(|m| !live.contains(&m.id));
+        for _ in 0..REJOIN_FANOUT.min(down.len()) {
+            let i = self.rng.random_range(0..down.len());
+            let member = down.swap_remove(i);
+            trace!(peer = %member.id.short(), "announcing to a member held as down");
+            if let Err(e) = self.foca.announce(member, &mut self.rt) {
+                debug!(error = %e, "announce to a down member");
+            }
+        }
+        let interval = self.shared.config.membership.rejoin_interval;
+        for addr in self.bootstrap.due(live.is_empty(), now, interval) {
+            let shared = self.shared.clone();
+            tokio::spawn(async move {
+                match crate::node::connect::dial(&shared, addr, None).await {
+                    Ok((id, _)) => {
+                        debug!(%addr, peer = %id.short(), "bootstrap peer reached again")
+                    }
+                    Err(e) => trace!(%addr, error = %e, "bootstrap dial while alone failed"),
+                }
+            });
+        }
     }
 
     fn start_sync(&mut self) {
