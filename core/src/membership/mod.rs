@@ -6,6 +6,7 @@ pub mod adverts;
 pub mod codec;
 pub mod events;
 pub mod member;
+pub mod rejoin;
 pub(crate) mod service;
 pub mod view;
 

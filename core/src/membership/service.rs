@@ -32,6 +32,7 @@ use crate::identity::NodeId;
 use crate::membership::adverts::{Advert, AdvertHandler, AdvertTable};
 use crate::membership::codec::SwimCodec;
 use crate::membership::member::{starting_generation, MemberId};
+use crate::membership::rejoin::{Bootstrap, RejoinSchedule};
 use crate::membership::view::{Event, View};
 use crate::node::connect::{connection, connection_within};
 use crate::node::shared::Shared;
@@ -51,8 +52,6 @@ const TICK: Duration = Duration::from_millis(100);
 const ADVERT_MIN_INTERVAL: Duration = Duration::from_millis(200);
 /// Down members announced to on each rejoin round.
 const REJOIN_FANOUT: usize = 2;
-/// Longest pause between two rounds of bootstrap dials while this node is alone.
-const MAX_BOOTSTRAP_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Timing of failure detection and view maintenance.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,9 +69,10 @@ pub struct MembershipConfig {
     pub forget_after: Duration,
     /// How often the full member list is exchanged with a random member.
     pub full_sync_interval: Duration,
-    /// How often this node announces itself to members it holds as down (and re-dials
-    /// its bootstrap addresses while it has no live member), so a healed partition or a
-    /// resumed process rejoins.
+    /// How often this node announces itself to a member just declared down (less often
+    /// the longer it stays down, at most every 10 × this), and the first pause of the
+    /// bootstrap re-dials while it has no live member: so a healed partition or a resumed
+    /// process rejoins.
     pub rejoin_interval: Duration,
 }
 
@@ -193,6 +193,8 @@ impl Membership {
             advertised: None,
             rejoins: rejoins.clone(),
             bootstrap: Bootstrap::new(&shared.config.bootstrap),
+            rejoin: RejoinSchedule::new(cfg.rejoin_interval),
+            left: false,
         };
         shared.runtime.handle().spawn(actor.run(rx));
         Ok(Membership {
@@ -280,42 +282,10 @@ struct Actor {
     rejoins: Arc<AtomicU64>,
     /// Re-dialling the bootstrap addresses while alone.
     bootstrap: Bootstrap,
-}
-
-/// When to dial the bootstrap addresses again while this node has no live member.
-#[derive(Debug)]
-struct Bootstrap {
-    addrs: Vec<std::net::SocketAddr>,
-    next: Option<Instant>,
-    backoff: Duration,
-}
-
-impl Bootstrap {
-    fn new(addrs: &[String]) -> Self {
-        Self {
-            addrs: addrs.iter().filter_map(|a| a.parse().ok()).collect(),
-            next: None,
-            backoff: Duration::ZERO,
-        }
-    }
-
-    /// The addresses to dial now, if any: only while alone, backing off from
-    /// `interval` to [`MAX_BOOTSTRAP_BACKOFF`]; reset once a member is live.
-    fn due(&mut self, alone: bool, now: Instant, interval: Duration) -> Vec<std::net::SocketAddr> {
-        if !alone || self.addrs.is_empty() {
-            self.next = None;
-            self.backoff = Duration::ZERO;
-            return Vec::new();
-        }
-        // The first dials at start belong to the node (bootstrap_dial); begin after them.
-        let next = *self.next.get_or_insert(now + interval * 5);
-        if now < next {
-            return Vec::new();
-        }
-        self.backoff = (self.backoff * 2).clamp(interval, MAX_BOOTSTRAP_BACKOFF);
-        self.next = Some(now + self.backoff);
-        self.addrs.clone()
-    }
+    /// Announcing to members held as down.
+    rejoin: RejoinSchedule,
+    /// This node said goodbye: it stops reaching out.
+    left: bool,
 }
 
 fn member_state(s: State) -> PeerState {
@@ -358,6 +328,7 @@ impl Actor {
             }
             let sends = self.drain();
             if let Some(done) = leaving {
+                self.left = true;
                 if let Err(e) = self.foca.leave_cluster(&mut self.rt) {
                     debug!(error = %e, "leaving the cluster");
                 }
@@ -453,7 +424,8 @@ impl Actor {
                         "the cluster had declared this node down: rejoined under a renewed identity"
                     );
                 }
-                OwnedNotification::Defunct => {
+                // Leaving makes foca defunct on purpose.
+                OwnedNotification::Defunct if !self.left => {
                     warn!("the cluster declared this node down and it could not rejoin")
                 }
                 n => trace!(notification = ?n, "foca"),
@@ -516,22 +488,32 @@ impl Actor {
     /// (their addresses are still known), and re-dials the bootstrap addresses while no
     /// member is live. Whoever answers brings the two sides back together.
     fn reach_across(&mut self, now: Instant) {
-        let mut down: Vec<MemberId> = self
-            .foca
-            .iter_membership_state()
-            .filter(|m| m.state() == State::Down && m.id().id != self.shared.id)
-            .map(|m| m.id().clone())
-            .collect();
-        // Only the newest incarnation of each node is worth announcing to.
-        down.sort_by(|a, b| a.id.cmp(&b.id).then(b.generation.cmp(&a.generation)));
-        down.dedup_by(|later, first| later.id == first.id);
+        if self.left {
+            return;
+        }
         let live: std::collections::HashSet<NodeId> =
             self.foca.iter_members().map(|m| m.id().id).collect();
-        down.retain(|m| !live.contains(&m.id));
-        for _ in 0..REJOIN_FANOUT.min(down.len()) {
-            let i = self.rng.random_range(0..down.len());
-            let member = down.swap_remove(i);
-            trace!(peer = %member.id.short(), "announcing to a member held as down");
+        // The newest identity of each node held as down (a renewed one may be live).
+        let mut newest: std::collections::HashMap<NodeId, MemberId> = Default::default();
+        for m in self.foca.iter_membership_state() {
+            let id = m.id();
+            if m.state() == State::Down && id.id != self.shared.id && !live.contains(&id.id) {
+                let slot = newest.entry(id.id).or_insert_with(|| id.clone());
+                if id.generation > slot.generation {
+                    *slot = id.clone();
+                }
+            }
+        }
+        let down: Vec<NodeId> = newest.keys().copied().collect();
+        let rng = &mut self.rng;
+        let chosen = self
+            .rejoin
+            .due(&down, now, REJOIN_FANOUT, |n| rng.random_range(0..n));
+        for id in chosen {
+            let Some(member) = newest.remove(&id) else {
+                continue;
+            };
+            trace!(peer = %id.short(), "announcing to a member held as down");
             if let Err(e) = self.foca.announce(member, &mut self.rt) {
                 debug!(error = %e, "announce to a down member");
             }

@@ -1,0 +1,192 @@
+//! When to reach across a split: which members held as down to announce this node to, and
+//! when to re-dial the bootstrap addresses. Pure logic: time is passed in.
+//!
+//! A member just declared down is tried every `interval` (1 s by default), so a short
+//! split heals within about a second of the network coming back. The longer it stays down
+//! the less often it is tried — a quarter of the time it has been down, at most
+//! [`MAX_SPACING_FACTOR`] × `interval` — so a node that is really gone costs a few futile
+//! dials a minute, not two a second, for as long as membership remembers it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::identity::NodeId;
+
+/// Longest spacing between two announces to one down member, in `interval`s.
+pub const MAX_SPACING_FACTOR: u32 = 10;
+/// Longest pause between two rounds of bootstrap dials while this node is alone.
+pub const MAX_BOOTSTRAP_BACKOFF: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy)]
+struct Down {
+    since: Instant,
+    next: Instant,
+}
+
+/// The schedule of announces to down members.
+#[derive(Debug)]
+pub struct RejoinSchedule {
+    interval: Duration,
+    down: HashMap<NodeId, Down>,
+}
+
+impl RejoinSchedule {
+    /// A schedule trying fresh down members every `interval`.
+    pub fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            down: HashMap::new(),
+        }
+    }
+
+    /// Given the members held as down now, the ones due for an announce (at most
+    /// `fanout`, chosen by `pick` among the due ones: `pick(n)` returns an index below
+    /// `n`). Members no longer down are forgotten, so a member that comes back and goes
+    /// down again starts over at `interval`.
+    pub fn due(
+        &mut self,
+        down_now: &[NodeId],
+        now: Instant,
+        fanout: usize,
+        mut pick: impl FnMut(usize) -> usize,
+    ) -> Vec<NodeId> {
+        self.down.retain(|id, _| down_now.contains(id));
+        for id in down_now {
+            self.down.entry(*id).or_insert(Down {
+                since: now,
+                next: now,
+            });
+        }
+        let mut ready: Vec<NodeId> = self
+            .down
+            .iter()
+            .filter(|(_, d)| d.next <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        ready.sort();
+        let mut chosen = Vec::new();
+        while chosen.len() < fanout && !ready.is_empty() {
+            let i = pick(ready.len()).min(ready.len() - 1);
+            chosen.push(ready.swap_remove(i));
+        }
+        for id in &chosen {
+            if let Some(d) = self.down.get_mut(id) {
+                let spacing = (now.saturating_duration_since(d.since) / 4)
+                    .clamp(self.interval, self.interval * MAX_SPACING_FACTOR);
+                d.next = now + spacing;
+            }
+        }
+        chosen
+    }
+}
+
+/// When to dial the bootstrap addresses again while this node has no live member.
+#[derive(Debug)]
+pub struct Bootstrap {
+    addrs: Vec<SocketAddr>,
+    next: Option<Instant>,
+    backoff: Duration,
+}
+
+impl Bootstrap {
+    /// The schedule for `addrs` (unparsable entries were refused by the node's config).
+    pub fn new(addrs: &[String]) -> Self {
+        Self {
+            addrs: addrs.iter().filter_map(|a| a.parse().ok()).collect(),
+            next: None,
+            backoff: Duration::ZERO,
+        }
+    }
+
+    /// The addresses to dial now, if any: only while alone, first 5 × `interval` after
+    /// becoming alone (the node's own start-up dials come first), then backing off from
+    /// `interval` to [`MAX_BOOTSTRAP_BACKOFF`]; reset once a member is live.
+    pub fn due(&mut self, alone: bool, now: Instant, interval: Duration) -> Vec<SocketAddr> {
+        if !alone || self.addrs.is_empty() {
+            self.next = None;
+            self.backoff = Duration::ZERO;
+            return Vec::new();
+        }
+        let next = *self.next.get_or_insert(now + interval * 5);
+        if now < next {
+            return Vec::new();
+        }
+        self.backoff = (self.backoff * 2).clamp(interval, MAX_BOOTSTRAP_BACKOFF);
+        self.next = Some(now + self.backoff);
+        self.addrs.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Keypair;
+
+    const S: Duration = Duration::from_secs(1);
+
+    fn ids(n: usize) -> Vec<NodeId> {
+        let mut v: Vec<NodeId> = (0..n)
+            .map(|_| Keypair::generate().unwrap().node_id())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn fresh_down_members_are_tried_every_interval_then_less_often() {
+        let ids = ids(1);
+        let mut s = RejoinSchedule::new(S);
+        let t0 = Instant::now();
+        let mut tries = Vec::new();
+        for tick in 0..600u32 {
+            let now = t0 + Duration::from_millis(100) * tick;
+            if !s.due(&ids, now, 2, |_| 0).is_empty() {
+                tries.push(now.duration_since(t0));
+            }
+        }
+        // Every second for the first few seconds...
+        assert_eq!(&tries[..4], &[Duration::ZERO, S, S * 2, S * 3]);
+        // ...then spaced by a quarter of the time down, capped at 10 s.
+        let gaps: Vec<Duration> = tries.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps.windows(2).all(|g| g[1] >= g[0]), "{gaps:?}");
+        assert_eq!(*gaps.last().unwrap(), S * MAX_SPACING_FACTOR);
+    }
+
+    #[test]
+    fn at_most_fanout_per_round_and_a_member_back_up_starts_over() {
+        let ids = ids(5);
+        let mut s = RejoinSchedule::new(S);
+        let t0 = Instant::now();
+        let first = s.due(&ids, t0, 2, |n| n - 1);
+        assert_eq!(first.len(), 2);
+        // The three others are still due.
+        assert_eq!(s.due(&ids, t0, 5, |_| 0).len(), 3);
+        assert!(s.due(&ids, t0, 5, |_| 0).is_empty());
+        // Long down, then up, then down again: tried at once.
+        let later = t0 + Duration::from_secs(100);
+        assert_eq!(s.due(&ids, later, 5, |_| 0).len(), 5);
+        s.due(&ids[1..], later, 0, |_| 0);
+        assert_eq!(s.due(&ids, later, 5, |_| 0), vec![ids[0]]);
+    }
+
+    #[test]
+    fn bootstrap_is_dialled_only_while_alone_with_a_growing_pause() {
+        let mut b = Bootstrap::new(&["10.0.0.1:7400".to_string()]);
+        let t0 = Instant::now();
+        assert!(b.due(false, t0, S).is_empty());
+        assert!(b.due(true, t0, S).is_empty(), "start-up dials come first");
+        let mut dials = Vec::new();
+        for secs in 0..120 {
+            let now = t0 + Duration::from_secs(secs);
+            if !b.due(true, now, S).is_empty() {
+                dials.push(secs);
+            }
+        }
+        assert_eq!(&dials[..5], &[5, 6, 8, 12, 20]);
+        assert!(dials.windows(2).all(|w| w[1] - w[0] <= 30));
+        // A live member resets it.
+        assert!(b.due(false, t0, S).is_empty());
+        assert!(b.due(true, t0 + Duration::from_secs(200), S).is_empty());
+    }
+}
