@@ -4,8 +4,9 @@
 //! A member just declared down is tried every `interval` (1 s by default), so a short
 //! split heals within about a second of the network coming back. The longer it stays down
 //! the less often it is tried — a quarter of the time it has been down, at most
-//! [`MAX_SPACING_FACTOR`] × `interval` — so a node that is really gone costs a few futile
-//! dials a minute, not two a second, for as long as membership remembers it.
+//! [`MAX_SPACING_FACTOR`] × `interval` (4 s) — so a node that is really gone costs one
+//! futile dial every few seconds, not two a second, for as long as membership remembers
+//! it, and any split still heals within about 4 s of the network coming back.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::identity::NodeId;
 
 /// Longest spacing between two announces to one down member, in `interval`s.
-pub const MAX_SPACING_FACTOR: u32 = 10;
+pub const MAX_SPACING_FACTOR: u32 = 4;
 /// Longest pause between two rounds of bootstrap dials while this node is alone.
 pub const MAX_BOOTSTRAP_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -147,7 +148,7 @@ mod tests {
         }
         // Every second for the first few seconds...
         assert_eq!(&tries[..4], &[Duration::ZERO, S, S * 2, S * 3]);
-        // ...then spaced by a quarter of the time down, capped at 10 s.
+        // ...then spaced by a quarter of the time down, capped at 4 s.
         let gaps: Vec<Duration> = tries.windows(2).map(|w| w[1] - w[0]).collect();
         assert!(gaps.windows(2).all(|g| g[1] >= g[0]), "{gaps:?}");
         assert_eq!(*gaps.last().unwrap(), S * MAX_SPACING_FACTOR);

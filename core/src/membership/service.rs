@@ -70,7 +70,7 @@ pub struct MembershipConfig {
     /// How often the full member list is exchanged with a random member.
     pub full_sync_interval: Duration,
     /// How often this node announces itself to a member just declared down (less often
-    /// the longer it stays down, at most every 10 × this), and the first pause of the
+    /// the longer it stays down, at most every 4 × this, so a heal is seen within about that), and the first pause of the
     /// bootstrap re-dials while it has no live member: so a healed partition or a resumed
     /// process rejoins.
     pub rejoin_interval: Duration,
