@@ -28,6 +28,8 @@ const RETRY_PAUSE: Duration = Duration::from_millis(100);
 pub(crate) const READ_ATTEMPT: Duration = Duration::from_millis(1000);
 /// How long a write waits for one owner before re-evaluating the owners.
 pub(crate) const WRITE_ATTEMPT: Duration = Duration::from_millis(3000);
+/// Most times one write is stamped again because an owner held a newer version.
+const MAX_RESTAMPS: u32 = 4;
 
 /// Sends `req` to `peer`'s cache service (served in place when `peer` is this node).
 pub(crate) async fn call(shared: &Arc<Shared>, peer: NodeId, req: Request) -> Result<Response> {
@@ -436,13 +438,15 @@ pub(crate) async fn delete(shared: &Arc<Shared>, b: &Arc<Bucket>, key: &str) -> 
 pub(crate) async fn write_entries(
     shared: &Arc<Shared>,
     b: &Arc<Bucket>,
-    entries: Vec<EntryView>,
+    mut entries: Vec<EntryView>,
 ) -> Result<Vec<bool>> {
     let deadline = Instant::now() + shared.config.request_timeout;
     let spec = spec(b);
     let mut existed = vec![false; entries.len()];
     // For each entry, the nodes that have acknowledged it.
     let mut acked: Vec<BTreeSet<NodeId>> = vec![BTreeSet::new(); entries.len()];
+    // For each entry, how many times it was stamped again (see below).
+    let mut restamped = vec![0u32; entries.len()];
     loop {
         // Group the entries still missing somewhere by their full target set.
         let mut groups: BTreeMap<Vec<NodeId>, Vec<usize>> = BTreeMap::new();
@@ -478,11 +482,16 @@ pub(crate) async fn write_entries(
             }
         }
         let mut last_err = None;
+        let mut superseded: Vec<(usize, NodeId, u64)> = Vec::new();
         for (t, todo, reply) in futures::future::join_all(sends).await {
             match reply {
-                Ok(Response::Applied(had)) => {
+                Ok(Response::Applied(outcomes)) => {
                     let table = shared.cache.table();
-                    for (i, h) in todo.into_iter().zip(had) {
+                    for (i, o) in todo.into_iter().zip(outcomes) {
+                        if let Some(v) = o.superseded_by {
+                            superseded.push((i, t, v));
+                            continue;
+                        }
                         acked[i].insert(t);
                         // Only current owners say whether the key existed: a previous
                         // owner may hold a copy that a write elsewhere did not reach.
@@ -490,7 +499,7 @@ pub(crate) async fn write_entries(
                             .owners(entries[i].partition, b.options.replicas)
                             .contains(&t)
                         {
-                            existed[i] |= h;
+                            existed[i] |= o.existed;
                         }
                     }
                 }
@@ -507,6 +516,23 @@ pub(crate) async fn write_entries(
                     debug!(peer = %t.short(), error = %e, "cache write not acknowledged yet");
                     last_err = Some(e);
                 }
+            }
+        }
+        // An owner held a version newer than this write's stamp, though this write is
+        // the later one (it is happening now): the other was stamped by a node whose
+        // clock is ahead, or raced this one. Stamp the write again past that version and
+        // write it to every owner again, so a write is never lost to an older one.
+        // Bounded: writers racing on one key settle by the last stamp.
+        for (i, t, v) in superseded {
+            if restamped[i] < MAX_RESTAMPS {
+                if v >= entries[i].version {
+                    restamped[i] += 1;
+                    shared.cache.hlc.observe(v);
+                    entries[i].version = shared.cache.hlc.now();
+                    acked[i].clear();
+                }
+            } else {
+                acked[i].insert(t);
             }
         }
         if Instant::now() + RETRY_PAUSE >= deadline {

@@ -136,6 +136,16 @@ pub enum Lookup {
     Moved,
 }
 
+/// What applying one written entry did at an owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Outcome {
+    /// A live entry existed before.
+    pub existed: bool,
+    /// The entry lost to a newer version held there (see `store::Applied`): the writer
+    /// stamps it again past that version and writes it again.
+    pub superseded_by: Option<u64>,
+}
+
 /// The result of a read-modify-write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RmwResult {
@@ -154,8 +164,8 @@ pub enum Response {
     Done,
     /// Known buckets.
     Buckets(Vec<Spec>),
-    /// Per entry, whether a live entry existed before.
-    Applied(Vec<bool>),
+    /// Per entry, what applying it did.
+    Applied(Vec<Outcome>),
     /// Per key.
     Lookups(Vec<Lookup>),
     /// Per key, what is held (a `None` value is a tombstone).

@@ -12,7 +12,9 @@ use tracing::debug;
 use crate::cache::bucket::{Bucket, NOT_OWNED, READY};
 use crate::cache::client::{call_within, owners_now, write_targets, READ_ATTEMPT, WRITE_ATTEMPT};
 use crate::cache::hlc::wall_ms;
-use crate::cache::messages::{Lookup, Request, Response, RmwOp, RmwResult, Spec, WireEntry};
+use crate::cache::messages::{
+    Lookup, Outcome, Request, Response, RmwOp, RmwResult, Spec, WireEntry,
+};
 use crate::cache::partition::{partition_of, PARTITIONS};
 use crate::cache::store::{Charge, EntryView};
 use crate::error::{Error, Result};
@@ -158,7 +160,11 @@ async fn apply(
         let mut store = b.store();
         for e in &views {
             shared.cache.hlc.observe(e.version);
-            existed.push(store.apply(e, now, Charge::Enforce)?.existed);
+            let applied = store.apply(e, now, Charge::Enforce)?;
+            existed.push(Outcome {
+                existed: applied.existed,
+                superseded_by: applied.superseded_by,
+            });
         }
     }
     // Forward to owners in our table that the writer did not send to.
@@ -311,6 +317,11 @@ async fn rmw(
     let _serial = b.rmw_lock.lock().await;
     let now = wall_ms();
     let current = consult_or_local(shared, &b, &key).await;
+    if let Some(e) = &current {
+        // The new version must follow the one it replaces, even if that one was stamped
+        // by a node whose clock is ahead.
+        shared.cache.hlc.observe(e.version);
+    }
     let live = current.filter(|e| e.value.is_some() && (e.expires == 0 || e.expires > now));
     let (entry, result) = match op {
         RmwOp::Incr(by) => {

@@ -119,6 +119,11 @@ pub struct Applied {
     pub changed: bool,
     /// A live entry existed before.
     pub existed: bool,
+    /// The write did not take effect because a newer version of the key is held (an
+    /// entry or a delete): that version. `None` when it took effect or was a repeat of
+    /// what is held. A writer uses it to stamp its write again past it, so a write made
+    /// after another is never lost to it because the other's node had a clock ahead.
+    pub superseded_by: Option<u64>,
 }
 
 /// The entries of one bucket on this node.
@@ -359,9 +364,11 @@ impl Store {
         let key = entry.key.as_str();
         if let Some(&(v, _)) = self.tombstones.get(key) {
             if v >= entry.version {
+                let repeat = v == entry.version && entry.value.is_none();
                 return Ok(Applied {
                     changed: false,
                     existed: false,
+                    superseded_by: (!repeat).then_some(v),
                 });
             }
         }
@@ -375,9 +382,12 @@ impl Store {
                 _ => false,
             };
             if !newer {
+                let repeat =
+                    entry.version == s.version && entry.value.as_deref() == Some(s.value());
                 return Ok(Applied {
                     changed: false,
                     existed,
+                    superseded_by: (!repeat).then_some(s.version),
                 });
             }
         }
@@ -389,6 +399,7 @@ impl Store {
             return Ok(Applied {
                 changed: true,
                 existed,
+                superseded_by: None,
             });
         };
         if entry.expires != 0 && entry.expires <= now_ms {
@@ -401,6 +412,7 @@ impl Store {
             return Ok(Applied {
                 changed: true,
                 existed,
+                superseded_by: None,
             });
         }
         let cost = entry_cost(key.len(), value.len());
@@ -462,6 +474,7 @@ impl Store {
         Ok(Applied {
             changed: true,
             existed,
+            superseded_by: None,
         })
     }
 
@@ -683,7 +696,11 @@ mod tests {
         s.apply(&e("k", "new", 5, 0), 0, Charge::Enforce).unwrap();
         let r = s.apply(&e("k", "old", 4, 0), 0, Charge::Enforce).unwrap();
         assert!(!r.changed && r.existed);
+        assert_eq!(r.superseded_by, Some(5), "the writer learns what beat it");
         assert_eq!(&s.get("k", 0).unwrap()[..], b"new");
+        // The same write delivered twice is a repeat, not superseded.
+        let again = s.apply(&e("k", "new", 5, 0), 0, Charge::Enforce).unwrap();
+        assert!(!again.changed && again.superseded_by.is_none());
         // Equal versions: the greater value wins on every replica, in any order.
         s.apply(&e("k", "nez", 5, 0), 0, Charge::Enforce).unwrap();
         assert_eq!(&s.get("k", 0).unwrap()[..], b"nez");
