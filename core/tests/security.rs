@@ -118,10 +118,13 @@ async fn garbage_frames_get_errors_and_do_not_disturb_other_traffic() {
         }
     });
 
-    // A header that is not a valid message (version 1, then an impossible variant).
-    let reply = raw
-        .exchange(b"\x00\x00\x00\x05\x00\x00\x00\x00\x01\xff\xff\xff\xff")
-        .await;
+    // A header that is not a valid message (this build's version, as a one-byte varint,
+    // then an impossible variant).
+    let version = u8::try_from(memmesh::wire::WIRE_VERSION).expect("a one-byte varint");
+    let mut frame = b"\x00\x00\x00\x05\x00\x00\x00\x00".to_vec();
+    frame.push(version);
+    frame.extend_from_slice(b"\xff\xff\xff\xff");
+    let reply = raw.exchange(&frame).await;
     assert!(
         matches!(reply_of(&reply), Reply::Err { ref kind, .. } if kind == "Corrupted"),
         "{:?}",

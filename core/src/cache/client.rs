@@ -238,10 +238,19 @@ pub(crate) async fn open(
 /// A local hit or authoritative miss, when this node owns the key's partition fully.
 pub(crate) fn try_get_local(shared: &Shared, b: &Bucket, key: &str) -> Option<Option<Bytes>> {
     let p = partition_of(key);
-    if b.state(p) != READY || b.epoch() != shared.cache.epoch() {
+    if b.state(p) != READY || b.epoch() != shared.cache.epoch() || maybe_stale(shared) {
         return None;
     }
     Some(b.store().get(key, wall_ms()))
+}
+
+/// Whether this node just learned that the cluster had declared it down, and its routing
+/// table has not followed yet: until it has (and has pulled again), its `READY`
+/// partitions may miss writes made meanwhile and must not answer alone.
+pub(crate) fn maybe_stale(shared: &Shared) -> bool {
+    shared
+        .membership()
+        .is_ok_and(|m| shared.cache.rejoined_since_table(m.rejoins()))
 }
 
 /// Reads `key` with its expiry from the best owner.

@@ -10,7 +10,9 @@ use serde_bytes::ByteBuf;
 use tracing::debug;
 
 use crate::cache::bucket::{Bucket, NOT_OWNED, READY};
-use crate::cache::client::{call_within, owners_now, write_targets, READ_ATTEMPT, WRITE_ATTEMPT};
+use crate::cache::client::{
+    call_within, maybe_stale, owners_now, write_targets, READ_ATTEMPT, WRITE_ATTEMPT,
+};
 use crate::cache::hlc::wall_ms;
 use crate::cache::messages::{
     Lookup, Outcome, Request, Response, RmwOp, RmwResult, Spec, WireEntry,
@@ -205,11 +207,15 @@ pub(crate) async fn lookup(shared: &Arc<Shared>, b: &Arc<Bucket>, keys: &[String
     let now = wall_ms();
     let mut out = vec![Lookup::Missing; keys.len()];
     let mut syncing = Vec::new();
+    // Just told it had been declared down: answer like a syncing owner until the table
+    // follows (the maintenance task is woken at once).
+    let stale = maybe_stale(shared);
     {
         let mut store = b.store();
         for (i, key) in keys.iter().enumerate() {
             let p = partition_of(key);
             match b.state(p) {
+                READY if stale => syncing.push(i),
                 READY => {
                     out[i] = match store.peek(key, now) {
                         Some(EntryView {
@@ -373,7 +379,7 @@ async fn rmw(
 
 async fn consult_or_local(shared: &Arc<Shared>, b: &Arc<Bucket>, key: &str) -> Option<EntryView> {
     let p = partition_of(key);
-    if b.state(p) == READY {
+    if b.state(p) == READY && !maybe_stale(shared) {
         return b.store().peek(key, wall_ms());
     }
     consult(shared, b, &[key.to_string()]).await.pop().flatten()

@@ -24,6 +24,7 @@ pub struct CacheState {
     buckets: RwLock<HashMap<String, Arc<Bucket>>>,
     table: RwLock<Arc<Table>>,
     epoch: std::sync::atomic::AtomicU64,
+    rejoins: std::sync::atomic::AtomicU64,
     previous: RwLock<Option<(Arc<Table>, Instant)>>,
     unreachable: std::sync::Mutex<HashMap<NodeId, Instant>>,
     /// Woken when the table changes or buckets appear (the maintenance task waits on it).
@@ -38,6 +39,7 @@ impl CacheState {
             buckets: RwLock::new(HashMap::new()),
             table: RwLock::new(Arc::new(Table::new(0, vec![me]))),
             epoch: std::sync::atomic::AtomicU64::new(0),
+            rejoins: std::sync::atomic::AtomicU64::new(0),
             previous: RwLock::new(None),
             unreachable: std::sync::Mutex::new(HashMap::new()),
             changed: tokio::sync::Notify::new(),
@@ -62,9 +64,19 @@ impl CacheState {
         self.epoch.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// Whether this node has rejoined the cluster (see `Membership::rejoins`) since the
+    /// current table was made, given the rejoins counted so far: its replicas may then be
+    /// stale, and until the table follows (and its partitions are pulled again) it must
+    /// not answer from them as if they were complete.
+    pub fn rejoined_since_table(&self, rejoins_now: u64) -> bool {
+        self.rejoins.load(std::sync::atomic::Ordering::Acquire) != rejoins_now
+    }
+
     /// Installs a new table; returns the one it replaces.
     pub fn set_table(&self, new: Table) -> Arc<Table> {
         let epoch = new.epoch;
+        self.rejoins
+            .store(new.rejoins, std::sync::atomic::Ordering::Release);
         let new = Arc::new(new);
         let old = std::mem::replace(
             &mut *self.table.write().unwrap_or_else(|p| p.into_inner()),

@@ -9,8 +9,9 @@ use std::net::SocketAddr;
 
 use crate::error::{Error, ErrorKind};
 
-/// The wire protocol version this build speaks.
-pub const WIRE_VERSION: u16 = 1;
+/// The wire protocol version this build speaks (history in ADR 0003). A peer speaking
+/// another version is refused at the handshake with `Unsupported`.
+pub const WIRE_VERSION: u16 = 2;
 
 /// The first frame of the authentication stream, sent by each side.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
