@@ -26,3 +26,14 @@ venv_pip() {
   ensure_venv
   "$VENV/bin/python" -m pip install --quiet "$@"
 }
+
+# Installs libfaketime (Debian package faketime) when missing: core/tests/clock_jump.rs runs
+# a node under it to make that node's wall clock jump.
+ensure_faketime() {
+  if ! compgen -G "/usr/lib/*/faketime/libfaketime.so.1" >/dev/null \
+    && ! compgen -G "/usr/lib/faketime/libfaketime.so.1" >/dev/null; then
+    log "installing faketime (libfaketime, for the clock-jump tests)"
+    apt-get update
+    apt-get install -y faketime
+  fi
+}

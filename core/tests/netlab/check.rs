@@ -5,8 +5,8 @@
 //! - [`Writer`]: a task writing new keys (and deleting or overwriting some older ones)
 //!   through one node, recording everything in the history.
 //! - [`Probe`]: a node as the checks see it, in this process or in a child process (asked
-//!   over the `probe` channel, served by [`serve_probe`]): its membership view, and what it
-//!   reads for a list of keys.
+//!   over the `probe` channel, served by [`serve_probe`]): its membership view, what it
+//!   reads for a list of keys, its wall clock, and writes and deletes made through it.
 //! - [`converge`] and [`reconcile`]: the two invariants after a heal, polled until a
 //!   deadline: every node lists every other as alive and all agree on the leader; every
 //!   acknowledged write is readable with its last acknowledged value from every node, and
@@ -36,6 +36,9 @@ pub const DATA_DEADLINE: Duration = Duration::from_secs(30);
 pub const OP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest a check waits for one read.
 const READ_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longest a probe of a child waits for its answer (a `set` or `del` probe: plus
+/// [`OP_TIMEOUT`]).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Keys per `get_many` when reading for a check.
 const CHUNK: usize = 128;
 /// Examples shown per kind of wrong read.
@@ -421,16 +424,62 @@ impl Probe {
         self.ask("events".into()).await
     }
 
+    /// Applies `op` to `key` through this node and records it in `history`: as [`apply`]
+    /// for a local node; a child applies it itself (the `set`/`del` probes of
+    /// [`serve_probe`], bounded by [`OP_TIMEOUT`] there). A probe that gets no answer
+    /// counts as a failed operation (it may have been applied all the same).
+    pub async fn apply(&self, history: &History, key: &str, op: Op) -> Result<(), String> {
+        if let Probe::Local { cache, .. } = self {
+            return apply(cache, history, key, op).await;
+        }
+        let request = match &op {
+            Op::Set(v) => format!("set\n{key}\n{}", String::from_utf8_lossy(v)),
+            Op::Delete => format!("del\n{key}"),
+        };
+        let result = match self.ask_within(request, OP_TIMEOUT + PROBE_TIMEOUT).await {
+            Ok(reply) if reply == "ok" => Ok(()),
+            Ok(reply) => Err(reply.strip_prefix('!').unwrap_or(&reply).to_string()),
+            Err(e) => Err(e),
+        };
+        history.record(key, op, result.is_ok());
+        result
+    }
+
+    /// The node's wall clock (`SystemTime::now`), in milliseconds since the Unix epoch.
+    pub async fn wall_ms(&self) -> Result<u64, String> {
+        match self {
+            Probe::Local { .. } => Ok(wall_ms()),
+            Probe::Remote { .. } => {
+                let reply = self.ask("wall".into()).await?;
+                reply
+                    .trim()
+                    .parse()
+                    .map_err(|e| format!("bad wall clock answer {reply:?}: {e}"))
+            }
+        }
+    }
+
     async fn ask(&self, request: String) -> Result<String, String> {
+        self.ask_within(request, PROBE_TIMEOUT).await
+    }
+
+    async fn ask_within(&self, request: String, timeout: Duration) -> Result<String, String> {
         let Probe::Remote { id, via, name } = self else {
             return Err("not a remote probe".into());
         };
         let reply = via
-            .request(*id, request, Some(Duration::from_secs(10)))
+            .request(*id, request, Some(timeout))
             .await
             .map_err(|e| format!("{name} did not answer a probe: {e}"))?;
         String::from_utf8(reply.to_vec()).map_err(|e| e.to_string())
     }
+}
+
+/// This process's wall clock, in milliseconds since the Unix epoch.
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn local_view(node: &Node) -> View {
@@ -530,8 +579,11 @@ async fn read_one(cache: &Cache, key: &str) -> Read {
 /// Answers probes on [`PROBE_CHANNEL`] of `node` (in a child process): `view`, `get`
 /// followed by one key per line (one answer per line: `+value`, `-` absent, `!error`),
 /// `local` followed by keys (per key `L` if the node answers it authoritatively from its
-/// own fully synced replica, `Cache::try_get_local`, else `-`), and `events` (the rendered
-/// `log`). Values must not contain newlines.
+/// own fully synced replica, `Cache::try_get_local`, else `-`), `events` (the rendered
+/// `log`), `set` followed by a key and a value on the next two lines and `del` followed by
+/// a key (the node writes or deletes it itself, bounded by [`OP_TIMEOUT`]; answer `ok` or
+/// `!error`), and `wall` (the node's wall clock in milliseconds since the Unix epoch).
+/// Values must not contain newlines.
 pub fn serve_probe(node: &Node, cache: Cache, log: Arc<EventLog>) -> memmesh::Result<()> {
     let me = node.clone();
     node.channel(PROBE_CHANNEL)?
@@ -573,6 +625,25 @@ pub fn serve_probe(node: &Node, cache: Cache, log: Arc<EventLog>) -> memmesh::Re
                         }
                     }
                     Some("events") => out = log.render(&Names::default()),
+                    Some(verb @ ("set" | "del")) => {
+                        let key = lines.next().unwrap_or("").to_string();
+                        let result = if verb == "set" {
+                            let value = Bytes::from(lines.next().unwrap_or("").to_string());
+                            tokio::time::timeout(OP_TIMEOUT, cache.set(&key, value, None))
+                                .await
+                                .map(|r| r.map(|_| ()))
+                        } else {
+                            tokio::time::timeout(OP_TIMEOUT, cache.delete(&key))
+                                .await
+                                .map(|r| r.map(|_| ()))
+                        };
+                        out = match result {
+                            Ok(Ok(())) => "ok".into(),
+                            Ok(Err(e)) => format!("!{}", e.to_string().replace('\n', " ")),
+                            Err(_) => format!("!no answer within {OP_TIMEOUT:?}"),
+                        };
+                    }
+                    Some("wall") => out = wall_ms().to_string(),
                     other => out = format!("!unknown probe {other:?}"),
                 }
                 Ok(Bytes::from(out))
