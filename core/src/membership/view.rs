@@ -218,9 +218,12 @@ impl View {
     }
 
     /// A new authenticated connection from `id`: whatever goodbye it said before no
-    /// longer holds (it may be a restarted incarnation).
+    /// longer holds (it may be a restarted incarnation, or the goodbye was not one).
     pub fn connected(&mut self, id: &NodeId) {
         self.left_unknown.remove(id);
+        if let Some(entry) = self.members.get_mut(id) {
+            entry.left_generation = None;
+        }
     }
 
     /// When the next grace period ends, if any member is in one.
@@ -317,6 +320,21 @@ mod tests {
             matches!(ev[0], Event::PeerUp { id, .. } if id == other),
             "{ev:?}"
         );
+    }
+
+    #[test]
+    fn a_new_connection_after_a_goodbye_lets_swim_report_the_member_again() {
+        let ids = ids(2);
+        let mut v = View::new(ids[1], GRACE);
+        let t0 = Instant::now();
+        v.observe([(m(ids[0], 1), PeerState::Alive)], t0);
+        assert_eq!(v.left(&ids[0], t0)[0], Event::PeerDown { id: ids[0] });
+        // Same incarnation, still alive for SWIM: ignored while the goodbye holds...
+        assert!(v.observe([(m(ids[0], 1), PeerState::Alive)], t0).is_empty());
+        // ...but the peer connects again: it did not leave after all.
+        v.connected(&ids[0]);
+        let ev = v.observe([(m(ids[0], 1), PeerState::Alive)], t0);
+        assert!(matches!(ev[0], Event::PeerUp { .. }), "{ev:?}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::membership::member::MemberId;
 use crate::node::shared::Shared;
 use crate::service;
 use crate::transport::errors::{
-    connect_error, connection_error, CLOSE_NORMAL, CLOSE_PROTOCOL, CLOSE_REPLACED,
+    connect_error, connection_error, is_goodbye, CLOSE_PROTOCOL, CLOSE_REPLACED,
 };
 use crate::transport::handshake::{self, PeerHello};
 use crate::transport::tls::server_name_for;
@@ -204,9 +204,7 @@ async fn serve_connection(shared: Arc<Shared>, peer: NodeId, conn: quinn::Connec
             },
         }
     };
-    let graceful = matches!(&reason, Some(quinn::ConnectionError::ApplicationClosed(c))
-        if c.error_code.into_inner() == u64::from(CLOSE_NORMAL));
-    if graceful {
+    if is_goodbye(reason.as_ref()) {
         if let Ok(m) = shared.membership() {
             m.closed(peer, true);
         }

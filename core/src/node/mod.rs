@@ -85,12 +85,20 @@ pub fn parse_addr(addr: &str) -> Result<SocketAddr> {
 }
 
 fn begin_shutdown(shared: &Shared) {
-    shared.cancel.cancel();
-    if let Some(mdns) = shared.take_mdns() {
-        mdns.stop();
+    // The goodbye first, on each connection at once (the endpoint's close only queues it):
+    // once tasks are cancelled they drop their connection handles, and quinn closes a
+    // dropped connection with code 0, which peers do not take as a goodbye.
+    for id in shared.pool.connected() {
+        if let Some(conn) = shared.pool.live(&id) {
+            conn.close(CLOSE_NORMAL.into(), b"node shutting down");
+        }
     }
     if let Some(endpoint) = shared.take_endpoint() {
         endpoint.close(CLOSE_NORMAL.into(), b"node shutting down");
+    }
+    shared.cancel.cancel();
+    if let Some(mdns) = shared.take_mdns() {
+        mdns.stop();
     }
 }
 

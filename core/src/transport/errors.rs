@@ -2,14 +2,23 @@
 
 use crate::error::{Error, ErrorKind};
 
-/// Application close code: orderly shutdown.
-pub const CLOSE_NORMAL: u32 = 0;
+/// Application close code: orderly shutdown (a goodbye). Not 0: quinn closes a connection
+/// whose handle was dropped (a dial abandoned by a timeout) with code 0, and that must not
+/// read as the peer leaving the cluster.
+pub const CLOSE_NORMAL: u32 = 0x6d6d_0000;
 /// Application close code: the peer failed cluster authentication.
 pub const CLOSE_UNAUTHORIZED: u32 = 1;
 /// Application close code: the peer broke the protocol.
 pub const CLOSE_PROTOCOL: u32 = 2;
 /// Application close code: a newer connection to the same peer replaced this one.
 pub const CLOSE_REPLACED: u32 = 3;
+
+/// Whether a connection ended with the peer's goodbye (its node shut down in order), as
+/// opposed to a loss, a refusal, or a handle dropped without a word.
+pub fn is_goodbye(reason: Option<&quinn::ConnectionError>) -> bool {
+    matches!(reason, Some(quinn::ConnectionError::ApplicationClosed(c))
+        if c.error_code.into_inner() == u64::from(CLOSE_NORMAL))
+}
 
 /// Maps a connection-level failure.
 pub fn connection_error(e: &quinn::ConnectionError) -> Error {
@@ -99,5 +108,27 @@ pub fn write_error(e: quinn::WriteError) -> Error {
             ErrorKind::PeerUnavailable,
             format!("stream write failed: {other}"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn closed(code: u32) -> quinn::ConnectionError {
+        quinn::ConnectionError::ApplicationClosed(quinn::ApplicationClose {
+            error_code: code.into(),
+            reason: bytes::Bytes::new(),
+        })
+    }
+
+    #[test]
+    fn only_our_own_close_code_is_a_goodbye() {
+        assert!(is_goodbye(Some(&closed(CLOSE_NORMAL))));
+        // quinn closes a dropped handle (an abandoned dial) with 0: not a goodbye.
+        assert!(!is_goodbye(Some(&closed(0))));
+        assert!(!is_goodbye(Some(&closed(CLOSE_REPLACED))));
+        assert!(!is_goodbye(Some(&quinn::ConnectionError::TimedOut)));
+        assert!(!is_goodbye(None));
     }
 }
