@@ -40,7 +40,8 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     let mut next_purge = Instant::now() + PURGE_EVERY;
     // Deletes are remembered as long as membership remembers a down member: any split
     // that membership heals by itself is reconciled without resurrecting a deleted key.
-    let retention_ms = shared.config.membership.forget_after.as_millis() as u64;
+    let retention_ms =
+        u64::try_from(shared.config.membership.forget_after.as_millis()).unwrap_or(u64::MAX);
     loop {
         tokio::select! {
             _ = shared.cancel.cancelled() => return,
