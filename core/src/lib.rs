@@ -22,6 +22,7 @@
 pub mod blocks;
 pub mod cache;
 pub mod channel;
+pub mod datadir;
 pub mod discovery;
 pub mod durable;
 pub mod error;

@@ -24,6 +24,7 @@ pub async fn handle(
         Service::Membership { op } => crate::membership::service::serve(shared, op, body).await,
         Service::Blocks { op } => crate::blocks::serve::handle(shared, from, op, body).await,
         Service::Cache => crate::cache::serve::handle(shared, from, body).await,
+        Service::Goodbye => crate::node::goodbye::receive(shared, from),
         // Transfers never reach here: `serve_stream` hands their stream over whole.
         Service::Transfer(_) | Service::Fetch { .. } => Err(crate::error::Error::invalid(
             "a transfer offer must open its own stream",

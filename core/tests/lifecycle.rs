@@ -280,3 +280,95 @@ async fn a_request_to_a_peer_that_left_fails_as_unavailable() {
     assert_eq!(e.kind(), ErrorKind::PeerUnavailable, "{e}");
     a.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_node_on_one_data_dir_is_a_clear_error_until_the_first_shuts_down() {
+    let dir = std::env::temp_dir().join(format!("memmesh-lock-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let first = builder("first").data_dir(&dir).start().await.unwrap();
+    let e = builder("second")
+        .data_dir(&dir)
+        .start()
+        .await
+        .expect_err("a second node on the same data dir must not start");
+    assert_eq!(e.kind(), memmesh::ErrorKind::InvalidInput, "{e}");
+    assert!(e.message().contains("in use"), "{e}");
+    // The failed start changed nothing: the identity on disk is still the first node's.
+    let id = first.id();
+    first.shutdown().await.unwrap();
+    let again = builder("again").data_dir(&dir).start().await.unwrap();
+    assert_eq!(again.id(), id);
+    // Dropping every handle releases the lock too.
+    drop(again);
+    let mut last = None;
+    for _ in 0..50 {
+        match builder("after-drop").data_dir(&dir).start().await {
+            Ok(n) => {
+                last = Some(n);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let last = last.expect("the lock is released when the last handle is dropped");
+    assert_eq!(last.id(), id);
+    last.shutdown().await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Issue 12, defect 15 (known flakes): a closing node's goodbye must always arrive, and a
+/// request to a peer that left must fail at once. With an idle timeout and failure
+/// detection of a minute, only the goodbye can explain a peer seen as gone within 30 s, and
+/// only the pool dropping its connection can explain a request failing within that time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_goodbye_arrives_and_a_request_to_the_departed_fails_at_once() {
+    let slow = memmesh::membership::MembershipConfig {
+        suspect_timeout: Duration::from_secs(60),
+        down_grace: Duration::from_secs(60),
+        ..memmesh::membership::MembershipConfig::default()
+    };
+    let tuning = memmesh::TransportTuning {
+        idle_timeout: Duration::from_secs(120),
+        ..memmesh::TransportTuning::default()
+    };
+    let a = builder("a")
+        .membership(slow.clone())
+        .tuning(tuning.clone())
+        .start()
+        .await
+        .unwrap();
+    let ch = a.channel("echo").unwrap();
+    for round in 0..10 {
+        let b = builder("b")
+            .membership(slow.clone())
+            .tuning(tuning.clone())
+            .start()
+            .await
+            .unwrap();
+        echo(&b, "echo");
+        let b_id = a.connect(&b.addr().to_string()).await.unwrap();
+        // Alternate: a goodbye with and without a request in flight just before it.
+        if round % 2 == 0 {
+            assert_eq!(&ch.request(b_id, "x", None).await.unwrap()[..], b"x");
+        }
+        b.shutdown().await.unwrap();
+        let gone = eventually(Duration::from_secs(30), || {
+            !a.peers().iter().any(|p| p.id == b_id && p.connected)
+        })
+        .await;
+        assert!(
+            gone,
+            "round {round}: b's goodbye never arrived: {:?}",
+            a.peers()
+        );
+        let e = tokio::time::timeout(
+            Duration::from_secs(30),
+            ch.request(b_id, "y", Some(Duration::from_secs(60))),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("round {round}: a request to the departed peer hung"))
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::PeerUnavailable, "round {round}: {e}");
+    }
+    a.shutdown().await.unwrap();
+}

@@ -76,7 +76,7 @@ impl Blocks {
 impl Blocks {
     /// Stores `data` as a block and resolves with its id. `placement`: `"local"`
     /// (default), `"auto"` (the peer with the most free quota) or a peer's node id.
-    #[napi(ts_return_type = "Promise<string>")]
+    #[napi(ts_return_type = "Promise<string>", catch_unwind)]
     pub fn put<'env>(
         &self,
         env: &'env Env,
@@ -95,7 +95,7 @@ impl Blocks {
     }
 
     /// Resolves with the block `id`, from local RAM or from the peer holding it.
-    #[napi(ts_return_type = "Promise<Buffer>")]
+    #[napi(ts_return_type = "Promise<Buffer>", catch_unwind)]
     pub fn get<'env>(&self, env: &'env Env, id: String) -> napi::Result<PromiseRaw<'env, Buffer>> {
         let id = to_js(env, BlockId::parse(&id))?;
         let blocks = self.inner.clone();
@@ -109,7 +109,7 @@ impl Blocks {
 
     /// Frees the block `id` wherever it lives; rejects with `NotFound` if no reachable
     /// node holds it.
-    #[napi(ts_return_type = "Promise<void>")]
+    #[napi(ts_return_type = "Promise<void>", catch_unwind)]
     pub fn free<'env>(&self, env: &'env Env, id: String) -> napi::Result<PromiseRaw<'env, ()>> {
         let id = to_js(env, BlockId::parse(&id))?;
         let blocks = self.inner.clone();
@@ -123,7 +123,7 @@ impl Blocks {
 
     /// Resolves with the memory use of this node and of every reachable live peer, this
     /// node first.
-    #[napi(ts_return_type = "Promise<NodeUsage[]>")]
+    #[napi(ts_return_type = "Promise<NodeUsage[]>", catch_unwind)]
     pub fn stats<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Vec<NodeUsage>>> {
         let blocks = self.inner.clone();
         spawn_promise(
@@ -135,7 +135,7 @@ impl Blocks {
     }
 
     /// This node's memory use.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn local_stats(&self) -> NodeUsage {
         self.inner.local_stats().into()
     }

@@ -148,20 +148,20 @@ impl Cache {
 #[napi]
 impl Cache {
     /// The bucket's name.
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn name(&self) -> String {
         self.inner.name().to_string()
     }
 
     /// The bucket's options.
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn options(&self) -> BucketOptions {
         self.inner.options().into()
     }
 
     /// Sets `key` to `value`, expiring after `ttlMs` (default: the bucket's TTL).
     /// Resolves once every current owner of the key has it.
-    #[napi(ts_return_type = "Promise<void>")]
+    #[napi(ts_return_type = "Promise<void>", catch_unwind)]
     pub fn set<'env>(
         &self,
         env: &'env Env,
@@ -183,7 +183,7 @@ impl Cache {
     /// The value of `key`, or `null` if it is absent or expired. A local hit is answered
     /// on the JavaScript thread with an already resolved promise; anything else goes to
     /// the node's runtime.
-    #[napi(ts_return_type = "Promise<Buffer | null>")]
+    #[napi(ts_return_type = "Promise<Buffer | null>", catch_unwind)]
     pub fn get<'env>(
         &self,
         env: &'env Env,
@@ -215,7 +215,7 @@ impl Cache {
     ///
     /// Copying into a caller-owned buffer avoids creating a Buffer and a promise through
     /// Node-API for every hit, which costs more than the lookup itself.
-    #[napi(ts_return_type = "number | Buffer")]
+    #[napi(ts_return_type = "number | Buffer", catch_unwind)]
     pub fn get_local(&self, key: String, mut out: Uint8ArraySlice<'_>) -> Either<f64, Buffer> {
         match self.inner.try_get_local(&key) {
             None => Either::A(-2.0),
@@ -232,7 +232,7 @@ impl Cache {
     }
 
     /// Deletes `key`; resolves with whether it existed.
-    #[napi(ts_return_type = "Promise<boolean>")]
+    #[napi(ts_return_type = "Promise<boolean>", catch_unwind)]
     pub fn delete<'env>(
         &self,
         env: &'env Env,
@@ -249,7 +249,7 @@ impl Cache {
 
     /// Sets the time to live of an existing `key` to `ttlMs`; resolves with whether it
     /// existed.
-    #[napi(ts_return_type = "Promise<boolean>")]
+    #[napi(ts_return_type = "Promise<boolean>", catch_unwind)]
     pub fn expire<'env>(
         &self,
         env: &'env Env,
@@ -268,7 +268,7 @@ impl Cache {
 
     /// Resolves with the milliseconds `key` has left to live, `null` if it never
     /// expires; rejects with `NotFound` if it does not exist.
-    #[napi(ts_return_type = "Promise<number | null>")]
+    #[napi(ts_return_type = "Promise<number | null>", catch_unwind)]
     pub fn ttl<'env>(
         &self,
         env: &'env Env,
@@ -284,7 +284,7 @@ impl Cache {
     }
 
     /// Resolves with the number of live entries in the bucket across the cluster.
-    #[napi(ts_return_type = "Promise<number>")]
+    #[napi(ts_return_type = "Promise<number>", catch_unwind)]
     pub fn len<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, f64>> {
         let cache = self.inner.clone();
         spawn_promise(
@@ -297,7 +297,7 @@ impl Cache {
 
     /// Adds `by` (default 1) to the integer stored at `key` (an absent key counts as 0)
     /// and resolves with the new value.
-    #[napi(ts_return_type = "Promise<number>")]
+    #[napi(ts_return_type = "Promise<number>", catch_unwind)]
     pub fn incr<'env>(
         &self,
         env: &'env Env,
@@ -315,7 +315,7 @@ impl Cache {
     }
 
     /// Resolves with the values of `keys`, in order (`null` for absent keys).
-    #[napi(ts_return_type = "Promise<Array<Buffer | null>>")]
+    #[napi(ts_return_type = "Promise<Array<Buffer | null>>", catch_unwind)]
     pub fn get_many<'env>(
         &self,
         env: &'env Env,
@@ -332,7 +332,7 @@ impl Cache {
 
     /// Sets `keys[i]` to `values[i]` for every `i`, expiring after `ttlMs` (default: the
     /// bucket's TTL). Resolves once every owner has them all.
-    #[napi(ts_return_type = "Promise<void>")]
+    #[napi(ts_return_type = "Promise<void>", catch_unwind)]
     pub fn set_many<'env>(
         &self,
         env: &'env Env,
@@ -361,7 +361,7 @@ impl Cache {
     }
 
     /// This node's counters for the bucket.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn stats(&self) -> CacheStats {
         self.inner.stats().into()
     }

@@ -66,14 +66,14 @@ impl Channel {
 #[napi]
 impl Channel {
     /// The channel name.
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn name(&self) -> String {
         self.inner.name().to_string()
     }
 
     /// Sends `data` to `to` (`undefined`: every connected peer; an id; an array of ids)
     /// and resolves with how many peers queued it.
-    #[napi(ts_return_type = "Promise<number>")]
+    #[napi(ts_return_type = "Promise<number>", catch_unwind)]
     pub fn send<'env>(
         &self,
         env: &'env Env,
@@ -92,7 +92,7 @@ impl Channel {
     }
 
     /// Sends `data` to every connected peer and resolves with how many queued it.
-    #[napi(ts_return_type = "Promise<number>")]
+    #[napi(ts_return_type = "Promise<number>", catch_unwind)]
     pub fn broadcast<'env>(
         &self,
         env: &'env Env,
@@ -110,7 +110,7 @@ impl Channel {
 
     /// Sends a request to `peer` and resolves with its response, within `timeoutMs`
     /// (default: the node's `requestTimeoutMs`).
-    #[napi(ts_return_type = "Promise<Buffer>")]
+    #[napi(ts_return_type = "Promise<Buffer>", catch_unwind)]
     pub fn request<'env>(
         &self,
         env: &'env Env,
@@ -143,7 +143,7 @@ impl Channel {
     }
 
     /// Resolves with the next message; rejects with `Closed` when the node shuts down.
-    #[napi(ts_return_type = "Promise<IncomingMessage>")]
+    #[napi(ts_return_type = "Promise<IncomingMessage>", catch_unwind)]
     pub fn recv<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, IncomingMessage>> {
         let ch = self.inner.clone();
         spawn_promise(
@@ -162,7 +162,10 @@ impl Channel {
     /// Calls `handler({ from, data })` for every message, in order (awaiting a returned
     /// promise before the next call). `null` removes the handler; messages then queue
     /// for `recv`.
-    #[napi(ts_args_type = "handler: ((msg: IncomingMessage) => unknown) | null")]
+    #[napi(
+        ts_args_type = "handler: ((msg: IncomingMessage) => unknown) | null",
+        catch_unwind
+    )]
     pub fn on_message(
         &self,
         env: &Env,
@@ -183,7 +186,10 @@ impl Channel {
     /// Answers requests with `handler({ from, data })`, which returns (or resolves with)
     /// a Buffer, Uint8Array or string; a throw or rejection reaches the requester as
     /// `HandlerFailed`. `null` removes the handler (requests then fail with `NotFound`).
-    #[napi(ts_args_type = "handler: ((req: IncomingMessage) => unknown) | null")]
+    #[napi(
+        ts_args_type = "handler: ((req: IncomingMessage) => unknown) | null",
+        catch_unwind
+    )]
     pub fn on_request(
         &self,
         env: &Env,

@@ -24,7 +24,15 @@ pub mod transfer;
 use napi_derive::napi;
 
 /// The `.code` of every error memmesh raises (`"NotFound"`, `"Timeout"`, ...).
-#[napi]
+#[napi(catch_unwind)]
 pub fn error_codes() -> Vec<String> {
     error::error_codes()
+}
+
+/// Panics inside a binding call. Not part of the API: the test proving that a panic in
+/// Rust becomes a thrown `Error` in JavaScript (every exported function is built with
+/// `catch_unwind`) instead of aborting the Node.js process calls it.
+#[napi(js_name = "__panicForTesting", catch_unwind)]
+pub fn panic_for_testing(message: String) {
+    panic!("{message}");
 }

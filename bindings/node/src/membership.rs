@@ -84,7 +84,7 @@ impl Events {
 #[napi]
 impl Events {
     /// Resolves with the next event; rejects with `Closed` once the node shuts down.
-    #[napi(ts_return_type = "Promise<MembershipEvent>")]
+    #[napi(ts_return_type = "Promise<MembershipEvent>", catch_unwind)]
     pub fn next<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, MembershipEvent>> {
         let inner = self.inner.clone();
         spawn_promise(

@@ -23,7 +23,7 @@ pub struct Node {
 impl Node {
     /// Starts a node. Resolves once it is listening; rejects with `InvalidInput` for bad
     /// options or `Io` when the address cannot be bound.
-    #[napi(ts_return_type = "Promise<NativeNode>")]
+    #[napi(ts_return_type = "Promise<NativeNode>", catch_unwind)]
     pub fn start<'env>(
         env: &'env Env,
         options: Option<NodeOptions>,
@@ -39,37 +39,37 @@ impl Node {
     }
 
     /// This node's id (52-character base32 text).
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn id(&self) -> String {
         self.inner.id().to_string()
     }
 
     /// This node's name.
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn name(&self) -> String {
         self.inner.name().to_string()
     }
 
     /// The address the node is bound to, `"ip:port"`.
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn addr(&self) -> String {
         self.inner.addr().to_string()
     }
 
     /// A public tag naming this node's cluster (derived from the secret, not revealing it).
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn cluster_tag(&self) -> String {
         self.inner.cluster_tag().to_string()
     }
 
     /// Whether `shutdown` has been called.
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn closed(&self) -> bool {
         self.inner.is_closed()
     }
 
     /// Connects to the node at `addr` (`"ip:port"`) and resolves with its id.
-    #[napi(ts_return_type = "Promise<string>")]
+    #[napi(ts_return_type = "Promise<string>", catch_unwind)]
     pub fn connect<'env>(
         &self,
         env: &'env Env,
@@ -85,13 +85,13 @@ impl Node {
     }
 
     /// Every peer this node knows, with its state.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn peers(&self) -> Vec<PeerInfo> {
         self.inner.peers().into_iter().map(PeerInfo::from).collect()
     }
 
     /// Membership events (PeerUp, PeerSuspect, PeerDown, LeaderChanged) from now on.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn events(&self, env: &Env) -> napi::Result<Events> {
         let inner = to_js(env, self.inner.events())?;
         Ok(Events::new(inner, self.inner.clone()))
@@ -99,27 +99,27 @@ impl Node {
 
     /// The leader of the current membership view: the lowest id among live members,
     /// this node included.
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn leader(&self) -> String {
         self.inner.leader().to_string()
     }
 
     /// The channel called `name` (created on first use).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn channel(&self, env: &Env, name: String) -> napi::Result<Channel> {
         let inner = to_js(env, self.inner.channel(&name))?;
         Ok(Channel::new(inner, self.inner.clone()))
     }
 
     /// The blocks API: put bytes into this node's or a peer's RAM, get and free them.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn blocks(&self, env: &Env) -> napi::Result<Blocks> {
         let inner = to_js(env, self.inner.blocks())?;
         Ok(Blocks::new(inner, self.inner.clone()))
     }
 
     /// The transfer API: send files and bytes to peers, publish and fetch, offers.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn transfer(&self, env: &Env) -> napi::Result<Transfer> {
         let inner = to_js(env, self.inner.transfer())?;
         Ok(Transfer::new(inner, self.inner.clone()))
@@ -128,7 +128,7 @@ impl Node {
     /// Resolves with the cache bucket `name`, created cluster-wide with `options` on
     /// first use. Without options, the bucket's existing options (or the defaults) apply;
     /// options that differ from an existing bucket's are refused with `InvalidInput`.
-    #[napi(ts_return_type = "Promise<NativeCache>")]
+    #[napi(ts_return_type = "Promise<NativeCache>", catch_unwind)]
     pub fn cache<'env>(
         &self,
         env: &'env Env,
@@ -147,7 +147,7 @@ impl Node {
     }
 
     /// The cache buckets this node knows (its own and those learned from peers), by name.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn caches(&self) -> Vec<BucketInfo> {
         self.inner
             .caches()
@@ -161,7 +161,7 @@ impl Node {
 
     /// Shuts the node down: closes every connection, drops every handler and joins the
     /// node's threads. Idempotent; later calls on this node fail with `Closed`.
-    #[napi(ts_return_type = "Promise<void>")]
+    #[napi(ts_return_type = "Promise<void>", catch_unwind)]
     pub fn shutdown<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
         let node = self.inner.clone();
         // The core keeps an offer handler past shutdown; a JS one would keep the process

@@ -6,9 +6,11 @@
 //! rejected with `Closed`, so no pending promise keeps the Node.js process alive.
 
 use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Mutex;
 
 use futures::future::{AbortHandle, AbortRegistration, Abortable};
+use futures::FutureExt;
 use napi_derive::napi;
 
 use napi::bindgen_prelude::{Env, PromiseRaw, ToNapiValue};
@@ -16,6 +18,12 @@ use napi::{JsDeferred, JsValue};
 use tokio::runtime::Handle;
 
 use crate::error::js_error;
+
+/// The error a promise rejects with when the work behind it panicked: a bug in memmesh,
+/// reported as `Internal` instead of unwinding into Node.js or leaving the promise pending.
+fn panicked() -> memmesh::Error {
+    memmesh::Error::internal("a memmesh operation panicked (a bug: please report it)")
+}
 
 /// Builds the resolved value on the JavaScript thread.
 type Resolver<D> = Box<dyn FnOnce(Env) -> napi::Result<D> + Send>;
@@ -34,7 +42,10 @@ impl<D: ToNapiValue + 'static> Settle<D> {
     {
         if let Some(deferred) = self.deferred.take() {
             deferred.resolve(Box::new(move |env| match result {
-                Ok(value) => convert(value),
+                // The conversion runs on the JavaScript thread: a panic there must not
+                // unwind into Node.js.
+                Ok(value) => catch_unwind(AssertUnwindSafe(|| convert(value)))
+                    .unwrap_or_else(|_| Err(js_error(&env, &panicked()))),
                 Err(e) => Err(js_error(&env, &e)),
             }));
         }
@@ -81,7 +92,10 @@ where
 {
     let (settle, promise) = deferred(env)?;
     handle.spawn(async move {
-        let result = work.await;
+        let result = AssertUnwindSafe(work)
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(panicked()));
         settle.finish(result, convert);
     });
     Ok(promise)
@@ -105,7 +119,10 @@ where
     let (settle, promise) = deferred(env)?;
     std::thread::Builder::new()
         .name(name.to_string())
-        .spawn(move || settle.finish(work(), convert))
+        .spawn(move || {
+            let result = catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|_| Err(panicked()));
+            settle.finish(result, convert)
+        })
         .map_err(|e| js_error(env, &memmesh::Error::from(e).context("spawning a thread")))?;
     Ok(promise)
 }
@@ -135,7 +152,7 @@ impl Canceller {
 #[napi]
 impl Canceller {
     /// A canceller not yet tied to an operation.
-    #[napi(constructor)]
+    #[napi(constructor, catch_unwind)]
     #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         let (handle, registration) = AbortHandle::new_pair();
@@ -146,7 +163,7 @@ impl Canceller {
     }
 
     /// Cancels the operation (now, or as soon as it starts). Idempotent.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn cancel(&self) {
         self.handle.abort();
     }

@@ -190,7 +190,7 @@ impl Transfer {
     /// Sends `source` (a file path, or bytes) to every peer of `to` in parallel and
     /// resolves with one result per peer, in order (a failed peer has `error` set).
     /// `canceller.cancel()` stops every send, which then rejects with `Closed`.
-    #[napi(ts_return_type = "Promise<NativeTransferResult[]>")]
+    #[napi(ts_return_type = "Promise<NativeTransferResult[]>", catch_unwind)]
     pub fn send<'env>(
         &self,
         env: &'env Env,
@@ -221,7 +221,7 @@ impl Transfer {
 
     /// Offers `source` (a file path, or bytes) to peers, who fetch it by the id this
     /// resolves with (`blake3:<hex>` of the content).
-    #[napi(ts_return_type = "Promise<string>")]
+    #[napi(ts_return_type = "Promise<string>", catch_unwind)]
     pub fn publish<'env>(
         &self,
         env: &'env Env,
@@ -238,7 +238,7 @@ impl Transfer {
     }
 
     /// Stops offering `id`; returns whether it was published.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn unpublish(&self, env: &Env, id: String) -> napi::Result<bool> {
         to_js(env, self.inner.unpublish(&id))
     }
@@ -246,7 +246,7 @@ impl Transfer {
     /// Fetches content `id` (published by `peer`, or a block it holds) into the file
     /// `into`, or into memory when `into` is missing. `canceller.cancel()` stops it
     /// (it then rejects with `Closed`; a file keeps its verified part for a resume).
-    #[napi(ts_return_type = "Promise<TransferReceived>")]
+    #[napi(ts_return_type = "Promise<TransferReceived>", catch_unwind)]
     pub fn fetch<'env>(
         &self,
         env: &'env Env,
@@ -272,7 +272,7 @@ impl Transfer {
 
     /// Cancels the incoming transfer whose offer id is `offerId`; returns whether one
     /// was running (its sender gets a `Closed` error).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn cancel(&self, env: &Env, offer_id: String) -> napi::Result<bool> {
         to_js(env, self.inner.cancel(&offer_id))
     }
@@ -280,7 +280,10 @@ impl Transfer {
     /// Decides where offers go with `handler(offer)`, which returns (or resolves with)
     /// `{ path }`, `{ memory: true }` or `{ reject: reason }`. `null` removes it (offers
     /// then go to the inbox directory, or are refused).
-    #[napi(ts_args_type = "handler: ((offer: TransferOffer) => unknown) | null")]
+    #[napi(
+        ts_args_type = "handler: ((offer: TransferOffer) => unknown) | null",
+        catch_unwind
+    )]
     pub fn on_offer(
         &self,
         env: &Env,
@@ -305,14 +308,14 @@ impl Transfer {
     }
 
     /// Transfers this node receives from now on (not those it fetches).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn received(&self) -> ReceivedStream {
         ReceivedStream(Stream::new(self.inner.received(), self.node.clone()))
     }
 
     /// Progress of the transfers this node sends and receives from now on (including
     /// fetches and the fetches it serves).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn progress(&self) -> ProgressStream {
         ProgressStream(Stream::new(self.inner.progress(), self.node.clone()))
     }
@@ -368,13 +371,13 @@ pub struct ReceivedStream(Stream<memmesh::transfer::Received>);
 impl ReceivedStream {
     /// Resolves with the next transfer received; rejects with `Closed` once the node
     /// shuts down.
-    #[napi(ts_return_type = "Promise<TransferReceived>")]
+    #[napi(ts_return_type = "Promise<TransferReceived>", catch_unwind)]
     pub fn next<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Received>> {
         self.0.next(env, |r| Ok(Received::from(r)))
     }
 
     /// How many deliveries this reader missed by falling behind (more than 256).
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn missed(&self) -> f64 {
         self.0.missed()
     }
@@ -388,13 +391,13 @@ pub struct ProgressStream(Stream<memmesh::transfer::Progress>);
 impl ProgressStream {
     /// Resolves with the next progress event; rejects with `Closed` once the node
     /// shuts down.
-    #[napi(ts_return_type = "Promise<TransferProgress>")]
+    #[napi(ts_return_type = "Promise<TransferProgress>", catch_unwind)]
     pub fn next<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Progress>> {
         self.0.next(env, |p| Ok(Progress::from(p)))
     }
 
     /// How many progress events this reader missed by falling behind (more than 1024).
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn missed(&self) -> f64 {
         self.0.missed()
     }

@@ -4,6 +4,7 @@ pub(crate) mod addrs;
 pub(crate) mod call;
 pub mod config;
 pub(crate) mod connect;
+pub(crate) mod goodbye;
 pub(crate) mod runtime;
 pub(crate) mod shared;
 
@@ -16,6 +17,7 @@ use tracing::{debug, info, warn};
 use crate::blocks::Blocks;
 use crate::cache::{Cache, CacheOptions};
 use crate::channel::Channel;
+use crate::datadir::DataDirLock;
 use crate::discovery::mdns::Mdns;
 use crate::error::{Error, Result};
 use crate::identity::{Keypair, NodeId};
@@ -69,6 +71,7 @@ impl Drop for Guard {
             self.shared.pool.clear();
             self.shared.channels.clear();
             self.shared.transfers.clear_handler();
+            self.shared.release_data_dir();
         }
     }
 }
@@ -117,6 +120,12 @@ impl Node {
             .iter()
             .map(|a| parse_addr(a))
             .collect::<Result<_>>()?;
+        // Locked before anything in it is read: one node per data dir.
+        let data_dir_lock = config
+            .data_dir
+            .as_deref()
+            .map(DataDirLock::acquire)
+            .transpose()?;
         let key = match &config.data_dir {
             Some(dir) => Keypair::load_or_create(dir)?,
             None => Keypair::generate()?,
@@ -145,6 +154,7 @@ impl Node {
             addrs: addrs::advertised(local_addr),
         };
         let shared = Shared::new(key, config, hello, endpoint.clone(), local_addr, runtime);
+        shared.hold_data_dir(data_dir_lock);
         shared.set_membership(Membership::start(&shared)?);
         handle.spawn(connect::accept_loop(shared.clone(), endpoint));
         handle.spawn(crate::cache::maintain::run(shared.clone()));
@@ -355,6 +365,7 @@ impl Node {
             let _ = tx.send(());
         });
         let _ = rx.await;
+        self.shared.release_data_dir();
         Ok(())
     }
 
@@ -376,6 +387,7 @@ impl Node {
         if let Some(waiter) = self.stop_runtime() {
             let _ = waiter.join();
         }
+        self.shared.release_data_dir();
         Ok(())
     }
 
@@ -395,6 +407,7 @@ async fn farewell(shared: Arc<Shared>) -> Result<()> {
     if let Ok(m) = shared.membership() {
         m.leave(CLOSE_GRACE).await;
     }
+    goodbye::say(&shared, CLOSE_GRACE).await;
     let endpoint = shared.endpoint().ok();
     begin_shutdown(&shared);
     if let Some(endpoint) = endpoint {

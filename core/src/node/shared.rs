@@ -10,6 +10,7 @@ use crate::blocks::id::BlockId;
 use crate::blocks::store::BlockStore;
 use crate::cache::state::CacheState;
 use crate::channel::registry::ChannelRegistry;
+use crate::datadir::DataDirLock;
 use crate::discovery::mdns::Mdns;
 use crate::error::{Error, Result};
 use crate::identity::{Keypair, NodeId};
@@ -53,6 +54,7 @@ pub struct Shared {
     endpoint: RwLock<Option<quinn::Endpoint>>,
     mdns: std::sync::Mutex<Option<Mdns>>,
     membership: std::sync::OnceLock<Membership>,
+    data_dir_lock: Mutex<Option<DataDirLock>>,
 }
 
 impl Shared {
@@ -84,6 +86,7 @@ impl Shared {
             endpoint: RwLock::new(Some(endpoint)),
             mdns: std::sync::Mutex::new(None),
             membership: std::sync::OnceLock::new(),
+            data_dir_lock: Mutex::new(None),
         })
     }
 
@@ -127,6 +130,20 @@ impl Shared {
     /// Keeps the running mDNS service (stopped at shutdown).
     pub fn set_mdns(&self, mdns: Mdns) {
         *self.mdns.lock().unwrap_or_else(|p| p.into_inner()) = Some(mdns);
+    }
+
+    /// Holds the data dir's lock for as long as the node runs.
+    pub fn hold_data_dir(&self, lock: Option<DataDirLock>) {
+        *self.data_dir_lock.lock().unwrap_or_else(|p| p.into_inner()) = lock;
+    }
+
+    /// Releases the data dir's lock (once the node's tasks have ended), so a new node may
+    /// start on it.
+    pub fn release_data_dir(&self) {
+        self.data_dir_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
     }
 
     /// Removes the mDNS service, if any.

@@ -11,7 +11,7 @@ use crate::error::{Error, ErrorKind};
 
 /// The wire protocol version this build speaks (history in ADR 0003). A peer speaking
 /// another version is refused at the handshake with `Unsupported`.
-pub const WIRE_VERSION: u16 = 2;
+pub const WIRE_VERSION: u16 = 3;
 
 /// The first frame of the authentication stream, sent by each side.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -94,6 +94,10 @@ pub enum Service {
         /// The content hash.
         id: [u8; 32],
     },
+    /// The sender is shutting down in order (empty body and reply): the receiver counts it
+    /// as gone at once. Sent on every connection before it is closed, because a QUIC close
+    /// alone can be lost (see `node::goodbye`).
+    Goodbye,
 }
 
 /// What a sender offers at the start of a transfer stream.

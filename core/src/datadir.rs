@@ -1,0 +1,102 @@
+//! The data directory's lock: one node per data dir.
+//!
+//! Two nodes on one data dir would share one identity and overwrite each other's files
+//! (the persisted generation, partial transfers, and the stores to come). A node takes an
+//! exclusive advisory lock on `<data_dir>/LOCK` before reading anything there and holds it
+//! until it has shut down; a second node on the same dir fails to start with a clear
+//! error. The lock is the operating system's (`flock` on Unix), so it is released when the
+//! process dies, however it dies: a node restarted after a SIGKILL never finds a stale lock.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// The lock file's name inside the data dir.
+pub const LOCK_FILE: &str = "LOCK";
+
+/// An exclusive hold on a data dir; released when dropped (or when the process exits).
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl DataDirLock {
+    /// Creates `dir` if needed and locks it, or fails with `InvalidInput` if another node
+    /// (in this process or another one) holds it.
+    pub fn acquire(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::from(e).context(format!("creating data dir {}", dir.display())))?;
+        let path = dir.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::from(e).context(format!("opening {}", path.display())))?;
+        match try_lock(&file) {
+            Ok(true) => Ok(Self { _file: file, path }),
+            Ok(false) => Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "data dir {} is in use by another memmesh node (it holds {}); \
+                     give each node its own data_dir",
+                    dir.display(),
+                    path.display()
+                ),
+            )),
+            Err(e) => Err(Error::from(e).context(format!("locking {}", path.display()))),
+        }
+    }
+
+    /// The lock file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Takes an exclusive lock on `file` without waiting: `Ok(false)` when another open file
+/// description holds it. (`File::try_lock` is newer than our minimum Rust version.)
+#[cfg(unix)]
+fn try_lock(file: &File) -> std::io::Result<bool> {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: flock on a file descriptor we own for the duration of the call.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(e)
+    }
+}
+
+/// Elsewhere the data dir is not locked (memmesh targets Unix-likes first).
+#[cfg(not(unix))]
+fn try_lock(_file: &File) -> std::io::Result<bool> {
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_on_one_dir_fails_until_the_first_is_dropped() {
+        let dir = std::env::temp_dir().join(format!("memmesh-lock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let first = DataDirLock::acquire(&dir).unwrap();
+        assert!(first.path().ends_with(LOCK_FILE));
+        let e = DataDirLock::acquire(&dir).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert!(e.message().contains("in use"), "{e}");
+        drop(first);
+        let again = DataDirLock::acquire(&dir).unwrap();
+        drop(again);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
