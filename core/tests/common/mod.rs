@@ -73,9 +73,12 @@ impl RawPeer {
         Ok(RawPeer { endpoint, conn, id })
     }
 
-    /// Writes `bytes` on a new bidirectional stream and returns whatever comes back.
+    /// Writes `bytes` on a new bidirectional stream and returns whatever comes back
+    /// (nothing if the connection is gone).
     pub async fn exchange(&self, bytes: &[u8]) -> Vec<u8> {
-        let (mut send, mut recv) = self.conn.open_bi().await.unwrap();
+        let Ok((mut send, mut recv)) = self.conn.open_bi().await else {
+            return Vec::new();
+        };
         let _ = send.write_all(bytes).await;
         let _ = send.finish();
         recv.read_to_end(1 << 20).await.unwrap_or_default()
