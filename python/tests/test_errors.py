@@ -237,3 +237,18 @@ def test_recv_wakes_up_with_closed_at_shutdown(make_node) -> None:
     t.join(30)
     assert not t.is_alive()
     assert isinstance(outcome[0], memmesh.ClosedError)
+
+
+def test_a_panic_in_rust_is_an_exception_not_an_abort(make_node) -> None:
+    # pyo3 catches a panic at the boundary and raises PanicException (a BaseException,
+    # so that `except Exception` does not swallow a bug); the interpreter and any node in
+    # it carry on.
+    node = make_node()
+    for i in range(3):
+        with pytest.raises(BaseException) as err:
+            _native._panic_for_testing(f"boom {i}")
+        assert type(err.value).__name__ == "PanicException"
+        assert f"boom {i}" in str(err.value)
+    cache = node.cache("after-panic")
+    cache.set("k", b"v")
+    assert cache.get("k") == b"v"

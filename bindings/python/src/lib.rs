@@ -57,5 +57,15 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
             .collect::<Vec<_>>(),
     )?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(panic_for_testing, m)?)?;
     Ok(())
+}
+
+/// Panics inside a binding call. Not part of the API: the test proving that a panic in
+/// Rust reaches Python as an exception (pyo3's `PanicException`), never as an abort of
+/// the interpreter, calls it.
+#[pyfunction]
+#[pyo3(name = "_panic_for_testing")]
+fn panic_for_testing(message: &str) {
+    panic!("{message}");
 }
