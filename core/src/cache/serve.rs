@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_bytes::ByteBuf;
@@ -14,18 +14,19 @@ use crate::cache::client::{
     call_within, maybe_stale, owners_now, write_targets, READ_ATTEMPT, WRITE_ATTEMPT,
 };
 use crate::cache::hlc::wall_ms;
+use crate::cache::limits::PAGE_BYTES;
 use crate::cache::messages::{
     Lookup, Outcome, Request, Response, RmwOp, RmwResult, Spec, WireEntry,
 };
 use crate::cache::partition::{partition_of, PARTITIONS};
+use crate::cache::state::Origin;
 use crate::cache::store::{Charge, EntryView};
+use crate::cache::time::expiry_after;
+use crate::cache::validate::{check_name, check_request, check_wire_entry};
 use crate::error::{Error, Result};
 use crate::identity::NodeId;
 use crate::node::shared::Shared;
 use crate::wire::codec::{decode_bulk, encode_bulk};
-
-/// Bytes of keys and values per pull page.
-const PAGE_BYTES: usize = 2 * 1024 * 1024;
 
 /// Serves a cache frame from `from`.
 pub(crate) async fn handle(shared: &Arc<Shared>, from: NodeId, body: Bytes) -> Result<Bytes> {
@@ -34,35 +35,48 @@ pub(crate) async fn handle(shared: &Arc<Shared>, from: NodeId, body: Bytes) -> R
     Ok(Bytes::from(encode_bulk(&resp)?))
 }
 
-/// The bucket of `spec`, created (to be pulled from the others) if unknown here.
-pub(crate) fn bucket_for(shared: &Arc<Shared>, spec: &Spec) -> Result<Arc<Bucket>> {
+/// The bucket of `spec`, created (to be pulled from the others) if unknown here, within
+/// the number of buckets `from` may make this node create (`state::Origin`).
+pub(crate) fn bucket_for(shared: &Arc<Shared>, from: NodeId, spec: &Spec) -> Result<Arc<Bucket>> {
+    check_name(&spec.name)?;
     spec.options.validate()?;
-    if let Some(b) = shared.cache.bucket(&spec.name) {
-        if b.options != spec.options {
-            return Err(Error::invalid(format!(
-                "cache bucket {:?} exists with other options ({:?}) than {:?}",
-                spec.name, b.options, spec.options
-            )));
+    let b = match shared.cache.bucket(&spec.name) {
+        Some(b) => b,
+        None => {
+            let origin = if from == shared.id {
+                Origin::Local
+            } else {
+                Origin::Peer
+            };
+            let table = shared.cache.table();
+            shared.cache.insert_with(&spec.name, origin, || {
+                Bucket::new(
+                    spec.name.clone(),
+                    spec.options,
+                    shared.budget.clone(),
+                    table,
+                    shared.id,
+                    false,
+                )
+            })?
         }
-        return Ok(b);
+    };
+    if b.options != spec.options {
+        return Err(Error::invalid(format!(
+            "cache bucket {:?} exists with other options ({:?}) than {:?}",
+            spec.name, b.options, spec.options
+        )));
     }
-    crate::cache::client::check_name(&spec.name)?;
-    let table = shared.cache.table();
-    Ok(shared.cache.insert(Bucket::new(
-        spec.name.clone(),
-        spec.options,
-        shared.budget.clone(),
-        table,
-        shared.id,
-        false,
-    )))
+    Ok(b)
 }
 
-/// Answers `req` from `from` (which may be this node).
+/// Answers `req` from `from` (which may be this node). Every length and count in it is
+/// checked first, with the limits a user's call is held to (`validate.rs`).
 pub(crate) async fn respond(shared: &Arc<Shared>, from: NodeId, req: Request) -> Result<Response> {
+    check_request(&req, shared.config.max_message_size)?;
     match req {
         Request::Define(spec) => {
-            bucket_for(shared, &spec)?;
+            bucket_for(shared, from, &spec)?;
             Ok(Response::Done)
         }
         Request::Buckets => Ok(Response::Buckets(
@@ -146,7 +160,9 @@ pub(crate) async fn respond(shared: &Arc<Shared>, from: NodeId, req: Request) ->
     }
 }
 
-/// Applies writes here, then forwards them to owners the writer did not know about.
+/// Applies writes here, then forwards them to owners the writer did not know about. A
+/// version further ahead than the clock accepts refuses the whole request, before
+/// anything is applied (`InvalidInput`).
 async fn apply(
     shared: &Arc<Shared>,
     from: NodeId,
@@ -154,14 +170,17 @@ async fn apply(
     entries: Vec<WireEntry>,
     sent_to: Vec<NodeId>,
 ) -> Result<Response> {
-    let b = bucket_for(shared, &spec)?;
+    let b = bucket_for(shared, from, &spec)?;
     let now = wall_ms();
+    for e in &entries {
+        shared.cache.hlc.check_at(e.version, now)?;
+    }
     let views: Vec<EntryView> = entries.into_iter().map(EntryView::from).collect();
     let mut existed = Vec::with_capacity(views.len());
     {
         let mut store = b.store();
         for e in &views {
-            shared.cache.hlc.observe(e.version);
+            shared.cache.hlc.observe_at(e.version, now)?;
             let applied = store.apply(e, now, Charge::Enforce)?;
             existed.push(Outcome {
                 existed: applied.existed,
@@ -262,7 +281,9 @@ pub(crate) async fn lookup(shared: &Arc<Shared>, b: &Arc<Bucket>, keys: &[String
 }
 
 /// The newest version of each key among this node and every member that may hold data
-/// for its partition (those still being pulled from, and the other owners).
+/// for its partition (those still being pulled from, and the other owners). What a member
+/// answers counts only if it is an entry of the key asked for, within the limits of a
+/// write and with a version the clock accepts.
 pub(crate) async fn consult(
     shared: &Arc<Shared>,
     b: &Arc<Bucket>,
@@ -288,14 +309,21 @@ pub(crate) async fn consult(
             bucket: b.name.clone(),
             keys: idx.iter().map(|&i| keys[i].clone()).collect(),
         };
-        async move { (idx, call_within(shared, s, req, READ_ATTEMPT).await) }
+        async move { (s, idx, call_within(shared, s, req, READ_ATTEMPT).await) }
     });
-    for (idx, reply) in futures::future::join_all(asks).await {
+    for (s, idx, reply) in futures::future::join_all(asks).await {
         let Ok(Response::Peeked(found)) = reply else {
             continue;
         };
         for (i, f) in idx.into_iter().zip(found) {
             if let Some(f) = f {
+                if f.key != keys[i]
+                    || check_wire_entry(&f, shared.config.max_message_size).is_err()
+                    || shared.cache.hlc.check(f.version).is_err()
+                {
+                    debug!(peer = %s.short(), "ignored a peeked entry that is not a valid answer");
+                    continue;
+                }
                 let f = EntryView::from(f);
                 if best[i].as_ref().is_none_or(|b| f.version > b.version) {
                     best[i] = Some(f);
@@ -309,12 +337,12 @@ pub(crate) async fn consult(
 /// A read-modify-write at the primary owner: read, compute, write to every owner.
 async fn rmw(
     shared: &Arc<Shared>,
-    _from: NodeId,
+    from: NodeId,
     spec: Spec,
     key: String,
     op: RmwOp,
 ) -> Result<Response> {
-    let b = bucket_for(shared, &spec)?;
+    let b = bucket_for(shared, from, &spec)?;
     let p = partition_of(&key);
     let owners = owners_now(shared, &b, p);
     if owners.first() != Some(&shared.id) {
@@ -325,8 +353,8 @@ async fn rmw(
     let current = consult_or_local(shared, &b, &key).await;
     if let Some(e) = &current {
         // The new version must follow the one it replaces, even if that one was stamped
-        // by a node whose clock is ahead.
-        shared.cache.hlc.observe(e.version);
+        // by a node whose clock is ahead (within the drift bound).
+        shared.cache.hlc.observe(e.version)?;
     }
     let live = current.filter(|e| e.value.is_some() && (e.expires == 0 || e.expires > now));
     let (entry, result) = match op {
@@ -342,11 +370,7 @@ async fn rmw(
             })?;
             let expires = match &live {
                 Some(e) => e.expires,
-                None => spec
-                    .options
-                    .ttl
-                    .map(|t| now + t.as_millis() as u64)
-                    .unwrap_or(0),
+                None => spec.options.ttl.map_or(0, |t| expiry_after(now, t)),
             };
             (
                 Some(EntryView {
@@ -363,7 +387,8 @@ async fn rmw(
             Some(e) => (
                 Some(EntryView {
                     version: shared.cache.hlc.now(),
-                    expires: now + ms.max(1),
+                    // Saturates: an expiry past `u64::MAX` ms never comes.
+                    expires: expiry_after(now, Duration::from_millis(ms)),
                     ..e
                 }),
                 RmwResult::Existed(true),

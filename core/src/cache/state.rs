@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use crate::cache::bucket::Bucket;
 use crate::cache::hlc::Hlc;
+use crate::cache::limits::{LOCAL_BUCKET_RESERVE, MAX_BUCKETS};
 use crate::cache::routing::Table;
+use crate::error::{Error, ErrorKind, Result};
 use crate::identity::NodeId;
 
 /// How long after a membership change writes also go to the partitions' previous owners.
@@ -15,6 +17,35 @@ pub const TRANSITION: Duration = Duration::from_secs(30);
 
 /// How long a member that failed to answer is tried after the others.
 pub const UNREACHABLE_FOR: Duration = Duration::from_secs(5);
+
+/// Who makes a node create a bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// This node's user (`Node::cache`).
+    Local,
+    /// A peer: a definition, a write or a read-modify-write naming a bucket this node
+    /// does not know, or the bucket list of a member it meets.
+    Peer,
+}
+
+impl Origin {
+    /// The most buckets a node may hold for a bucket of this origin to be created:
+    /// [`MAX_BUCKETS`], less [`LOCAL_BUCKET_RESERVE`] for peers, so that a member defining
+    /// junk buckets cannot stop this node's user from opening its own.
+    pub fn limit(self) -> usize {
+        match self {
+            Origin::Local => MAX_BUCKETS,
+            Origin::Peer => MAX_BUCKETS.saturating_sub(LOCAL_BUCKET_RESERVE),
+        }
+    }
+
+    fn who(self) -> &'static str {
+        match self {
+            Origin::Local => "this node's user",
+            Origin::Peer => "peers",
+        }
+    }
+}
 
 /// Cache state of one node.
 #[derive(Debug)]
@@ -130,16 +161,41 @@ impl CacheState {
             .collect()
     }
 
-    /// Inserts `bucket` unless one of that name exists; returns the one in place.
-    pub fn insert(&self, bucket: Bucket) -> Arc<Bucket> {
+    /// Inserts the bucket `make` builds unless one named `name` exists; returns the one in
+    /// place. Fails with `QuotaExceeded` (building nothing) when this node already holds
+    /// as many buckets as `origin` may make it create (see [`Origin::limit`]).
+    pub fn insert_with(
+        &self,
+        name: &str,
+        origin: Origin,
+        make: impl FnOnce() -> Bucket,
+    ) -> Result<Arc<Bucket>> {
         let mut map = self.buckets.write().unwrap_or_else(|p| p.into_inner());
-        let entry = map
-            .entry(bucket.name.clone())
-            .or_insert_with(|| Arc::new(bucket))
-            .clone();
+        if let Some(b) = map.get(name) {
+            return Ok(b.clone());
+        }
+        let limit = origin.limit();
+        if map.len() >= limit {
+            return Err(Error::new(
+                ErrorKind::QuotaExceeded,
+                format!(
+                    "this node holds {} cache buckets, the most {} can make it create \
+                     ({limit}); bucket {name:?} is refused",
+                    map.len(),
+                    origin.who()
+                ),
+            ));
+        }
+        let bucket = Arc::new(make());
+        map.insert(name.to_string(), bucket.clone());
         drop(map);
         self.changed.notify_one();
-        entry
+        Ok(bucket)
+    }
+
+    /// How many buckets this node holds.
+    pub fn bucket_count(&self) -> usize {
+        self.buckets.read().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// Removes bucket `name` (a definition refused by the cluster).
