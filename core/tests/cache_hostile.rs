@@ -410,3 +410,66 @@ async fn pulled_partitions_respect_the_memory_quota() {
         n.shutdown().await.unwrap();
     }
 }
+
+/// Same class (a peer making a node hold memory): a node keeps the data of partitions
+/// it handed off only while members pull them. Any peer could refresh that by pulling,
+/// so a node's moved data was held for ever; only a pull from a member whose routing
+/// table agrees counts now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_member_pulling_does_not_keep_handed_off_data_alive() {
+    let a = node("a").await;
+    let ca = a.cache("handoff", opts(1)).await.unwrap();
+    for i in 0..300 {
+        ca.set(&format!("key{i}"), "value", None).await.unwrap();
+    }
+    let b = join("b", &a, None).await;
+    converge(&[a.clone(), b.clone()]).await;
+    let cb = b.cache("handoff", None).await.unwrap();
+    // b takes its share; a keeps its copy for the handoff time.
+    assert!(
+        eventually(Duration::from_secs(30), || cb.stats().entries > 50).await,
+        "{:?}",
+        cb.stats()
+    );
+    let raw = RawPeer::connect(a.addr(), None).await.unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let puller = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let page = cache_call(
+                    &raw,
+                    &Request::Pull {
+                        bucket: "handoff".into(),
+                        partitions: (0..271u16).collect(),
+                        cursor: 0,
+                        table: 0,
+                    },
+                )
+                .await
+                .response();
+                assert!(matches!(page, Response::Page { .. }), "{page:?}");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        })
+    };
+    // a drops what it handed off (30 s after it lost it) although the raw peer pulls.
+    let total = 300;
+    assert!(
+        eventually(Duration::from_secs(120), || ca.stats().entries
+            + cb.stats().entries
+            == total)
+        .await,
+        "a still holds what it handed off: a {:?}, b {:?}",
+        ca.stats(),
+        cb.stats()
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    puller.await.unwrap();
+    for i in (0..300).step_by(11) {
+        assert!(cb.get(&format!("key{i}")).await.unwrap().is_some());
+    }
+    for n in [a, b] {
+        n.shutdown().await.unwrap();
+    }
+}

@@ -83,6 +83,9 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 }
             }
         }
+        // Sources that failed long enough ago are tried again: forget them (node ids
+        // churn, so the map would otherwise grow for ever).
+        last_fail.retain(|_, t| t.elapsed() < PULL_RETRY);
         follow_membership(&shared);
         let table = shared.cache.table();
         let now = Instant::now();
@@ -197,6 +200,10 @@ async fn learn_buckets(shared: &Arc<Shared>, peer: NodeId) {
                     match bucket_for(shared, peer, &spec) {
                         Ok(_) => {
                             debug!(bucket = %spec.name, peer = %peer.short(), "learned a bucket")
+                        }
+                        Err(e) if e.kind() == ErrorKind::QuotaExceeded => {
+                            warn!(peer = %peer.short(), error = %e, "no room for more buckets");
+                            break;
                         }
                         Err(e) => debug!(bucket = %spec.name, error = %e, "bucket not learned"),
                     }

@@ -136,7 +136,11 @@ pub(crate) async fn respond(shared: &Arc<Shared>, from: NodeId, req: Request) ->
                 }
             }
             let (entries, next) = b.store().page(&wanted, cursor, PAGE_BYTES, wall_ms());
-            b.served(&partitions, Instant::now());
+            // Only a member pulling with the same table keeps handed-off data alive (any
+            // peer may read it, but not make this node hold it for ever).
+            if agrees && shared.cache.table().contains(&from) {
+                b.served(&partitions, Instant::now());
+            }
             Ok(Response::Page {
                 entries: entries.iter().map(WireEntry::from).collect(),
                 next,
