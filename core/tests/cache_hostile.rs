@@ -473,3 +473,111 @@ async fn a_non_member_pulling_does_not_keep_handed_off_data_alive() {
         n.shutdown().await.unwrap();
     }
 }
+
+/// Same class (lengths): a read naming one large value a thousand times made the node
+/// copy it a thousand times into one reply (then fail to send it). A reply carries at
+/// most a message's worth of values: `Get` answers `Moved` for the rest (readers ask again
+/// key by key), `Peek` answers a prefix of the keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_of_one_large_value_many_times_gets_a_bounded_reply() {
+    let max_message = 256 * 1024;
+    let a = builder("a")
+        .max_message_size(max_message)
+        .start()
+        .await
+        .unwrap();
+    let c = a.cache("reads", opts(1)).await.unwrap();
+    let big = vec![b'b'; 200 * 1024];
+    c.set("big", big.clone(), None).await.unwrap();
+    c.set("small", "s", None).await.unwrap();
+    let raw = RawPeer::connect(a.addr(), None).await.unwrap();
+    let mut keys = vec!["big".to_string(); MAX_BATCH - 1];
+    keys.push("small".into());
+    let answer = cache_call(
+        &raw,
+        &Request::Get {
+            bucket: "reads".into(),
+            keys: keys.clone(),
+        },
+    )
+    .await
+    .response();
+    let Response::Lookups(lookups) = answer else {
+        panic!("{answer:?}")
+    };
+    assert_eq!(lookups.len(), keys.len());
+    let found = lookups
+        .iter()
+        .filter(|l| matches!(l, memmesh::cache::messages::Lookup::Found { .. }))
+        .count();
+    assert_eq!(found, 1, "one value fits a reply of {max_message} bytes");
+    assert!(matches!(
+        lookups[0],
+        memmesh::cache::messages::Lookup::Found { ref value, .. } if value.len() == big.len()
+    ));
+    assert!(lookups[1..]
+        .iter()
+        .all(|l| matches!(l, memmesh::cache::messages::Lookup::Moved)));
+    let answer = cache_call(
+        &raw,
+        &Request::Peek {
+            bucket: "reads".into(),
+            keys,
+        },
+    )
+    .await
+    .response();
+    let Response::Peeked(peeked) = answer else {
+        panic!("{answer:?}")
+    };
+    assert_eq!(peeked.len(), 1, "a prefix of the keys");
+    // A user's batch read of the same keys still gets every value.
+    let mut mixed: Vec<String> = (0..5).map(|_| "big".to_string()).collect();
+    mixed.push("small".into());
+    let got = c.get_many(&mixed).await.unwrap();
+    assert!(got[..5].iter().all(|v| v.as_deref() == Some(&big[..])));
+    assert_eq!(got[5].as_deref(), Some(&b"s"[..]));
+    a.shutdown().await.unwrap();
+}
+
+/// Replies and pages stay within a message: with 256 KiB messages, a node pulls 100 KiB
+/// values page by page, stops at its quota, and a batch read of large values during the
+/// move (answered partly by the source, a bounded reply at a time) returns every value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_values_move_and_read_in_bounded_replies() {
+    let max_message = 256 * 1024;
+    let a = builder("a")
+        .max_message_size(max_message)
+        .start()
+        .await
+        .unwrap();
+    let ca = a.cache("large", opts(1)).await.unwrap();
+    let keys: Vec<String> = (0..24).map(|i| format!("large{i}")).collect();
+    let value = |i: usize| vec![b'a' + (i % 26) as u8; 100 * 1024];
+    for (i, k) in keys.iter().enumerate() {
+        ca.set(k, value(i), None).await.unwrap();
+    }
+    let quota = 600 * 1024;
+    let b = builder("b")
+        .max_message_size(max_message)
+        .memory_quota(quota)
+        .bootstrap([a.addr().to_string()])
+        .start()
+        .await
+        .unwrap();
+    converge(&[a.clone(), b.clone()]).await;
+    let cb = b.cache("large", None).await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(30), || used(&b) > quota / 3).await,
+        "nothing was pulled: {:?}",
+        cb.stats()
+    );
+    let got = cb.get_many(&keys).await.unwrap();
+    for (i, v) in got.iter().enumerate() {
+        assert_eq!(v.as_deref(), Some(&value(i)[..]), "{}", keys[i]);
+    }
+    assert!(used(&b) <= quota);
+    for n in [a, b] {
+        n.shutdown().await.unwrap();
+    }
+}

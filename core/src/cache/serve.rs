@@ -22,7 +22,7 @@ use crate::cache::partition::{partition_of, PARTITIONS};
 use crate::cache::state::Origin;
 use crate::cache::store::{Charge, EntryView};
 use crate::cache::time::expiry_after;
-use crate::cache::validate::{check_name, check_request, check_wire_entry};
+use crate::cache::validate::{check_name, check_request, check_wire_entry, max_entry_bytes};
 use crate::error::{Error, Result};
 use crate::identity::NodeId;
 use crate::node::shared::Shared;
@@ -102,14 +102,11 @@ pub(crate) async fn respond(shared: &Arc<Shared>, from: NodeId, req: Request) ->
             Ok(Response::Lookups(lookup(shared, &b, &keys).await))
         }
         Request::Peek { bucket, keys } => {
-            let now = wall_ms();
             let peeked = match shared.cache.bucket(&bucket) {
-                Some(b) => {
-                    let mut store = b.store();
-                    keys.iter()
-                        .map(|k| store.peek(k, now).as_ref().map(WireEntry::from))
-                        .collect()
-                }
+                Some(b) => peek_prefix(&b, &keys, reply_budget(shared), wall_ms())
+                    .iter()
+                    .map(|e| e.as_ref().map(WireEntry::from))
+                    .collect(),
                 None => vec![None; keys.len()],
             };
             Ok(Response::Peeked(peeked))
@@ -135,7 +132,9 @@ pub(crate) async fn respond(shared: &Arc<Shared>, from: NodeId, req: Request) ->
                     *w = true;
                 }
             }
-            let (entries, next) = b.store().page(&wanted, cursor, PAGE_BYTES, wall_ms());
+            // A page fits this node's frames (a message's worth) as well as the 2 MiB.
+            let max = PAGE_BYTES.min(reply_budget(shared));
+            let (entries, next) = b.store().page(&wanted, cursor, max, wall_ms());
             // Only a member pulling with the same table keeps handed-off data alive (any
             // peer may read it, but not make this node hold it for ever).
             if agrees && shared.cache.table().contains(&from) {
@@ -224,11 +223,47 @@ async fn apply(
     Ok(Response::Applied(existed))
 }
 
+/// Bytes of keys and values one reply carries at most (a message's worth, see
+/// `validate::max_entry_bytes`); one entry larger than that travels alone. Without it, a
+/// read naming one large value a thousand times made the node copy it a thousand times.
+fn reply_budget(shared: &Shared) -> usize {
+    max_entry_bytes(shared.config.max_message_size)
+}
+
+/// The bytes an entry takes in a reply.
+fn entry_size(e: &Option<EntryView>) -> usize {
+    e.as_ref().map_or(0, |e| {
+        e.key
+            .len()
+            .saturating_add(e.value.as_ref().map_or(0, |v| v.len()))
+    })
+}
+
+/// What this node holds for a prefix of `keys` (at least one key), as many as fit in
+/// `budget` bytes.
+fn peek_prefix(b: &Bucket, keys: &[String], budget: usize, now: u64) -> Vec<Option<EntryView>> {
+    let mut store = b.store();
+    let (mut out, mut size) = (Vec::new(), 0usize);
+    for k in keys {
+        let e = store.peek(k, now);
+        let item = entry_size(&e);
+        if !out.is_empty() && size.saturating_add(item) > budget {
+            break;
+        }
+        size = size.saturating_add(item);
+        out.push(e);
+    }
+    out
+}
+
 /// Reads `keys` as an owner: authoritative when the partition is ready here; while it is
-/// syncing, the newest of what this node and the members it pulls from hold.
+/// syncing, the newest of what this node and the members it pulls from hold. Keys past a
+/// reply's worth of values ([`reply_budget`]) are answered `Moved`: the reader asks again.
 pub(crate) async fn lookup(shared: &Arc<Shared>, b: &Arc<Bucket>, keys: &[String]) -> Vec<Lookup> {
     let now = wall_ms();
-    let mut out = vec![Lookup::Missing; keys.len()];
+    let budget = reply_budget(shared);
+    let mut size = 0usize;
+    let mut out = vec![Lookup::Moved; keys.len()];
     let mut syncing = Vec::new();
     // Just told it had been declared down: answer like a syncing owner until the table
     // follows (the maintenance task is woken at once).
@@ -246,6 +281,11 @@ pub(crate) async fn lookup(shared: &Arc<Shared>, b: &Arc<Bucket>, keys: &[String
                             expires,
                             ..
                         }) => {
+                            let item = key.len().saturating_add(v.len());
+                            if size > 0 && size.saturating_add(item) > budget {
+                                break;
+                            }
+                            size = size.saturating_add(item);
                             store.get(key, now);
                             Lookup::Found {
                                 value: ByteBuf::from(v.to_vec()),
@@ -267,6 +307,7 @@ pub(crate) async fn lookup(shared: &Arc<Shared>, b: &Arc<Bucket>, keys: &[String
         return out;
     }
     let wanted: Vec<String> = syncing.iter().map(|&i| keys[i].clone()).collect();
+    // A prefix of them (see `consult`); the others stay `Moved`.
     let newest = consult(shared, b, &wanted).await;
     for (slot, found) in syncing.into_iter().zip(newest) {
         out[slot] = match found {
@@ -274,30 +315,37 @@ pub(crate) async fn lookup(shared: &Arc<Shared>, b: &Arc<Bucket>, keys: &[String
                 value: Some(v),
                 expires,
                 ..
-            }) if expires == 0 || expires > now => Lookup::Found {
-                value: ByteBuf::from(v.to_vec()),
-                expires,
-            },
+            }) if expires == 0 || expires > now => {
+                let item = keys[slot].len().saturating_add(v.len());
+                if size > 0 && size.saturating_add(item) > budget {
+                    break;
+                }
+                size = size.saturating_add(item);
+                Lookup::Found {
+                    value: ByteBuf::from(v.to_vec()),
+                    expires,
+                }
+            }
             _ => Lookup::Missing,
         };
     }
     out
 }
 
-/// The newest version of each key among this node and every member that may hold data
-/// for its partition (those still being pulled from, and the other owners). What a member
-/// answers counts only if it is an entry of the key asked for, within the limits of a
-/// write and with a version the clock accepts.
+/// The newest version of each key of a prefix of `keys` (at least one key; all of them
+/// unless their values pass a reply's worth of bytes, [`reply_budget`]) among this node
+/// and every member that may hold data for its partition (those still being pulled from,
+/// and the other owners). What a member answers counts only if it is an entry of the key
+/// asked for, within the limits of a write and with a version the clock accepts; a member
+/// that answers part of the keys is asked again for the rest.
 pub(crate) async fn consult(
     shared: &Arc<Shared>,
     b: &Arc<Bucket>,
     keys: &[String],
 ) -> Vec<Option<EntryView>> {
-    let now = wall_ms();
-    let mut best: Vec<Option<EntryView>> = {
-        let mut store = b.store();
-        keys.iter().map(|k| store.peek(k, now)).collect()
-    };
+    let budget = reply_budget(shared);
+    let mut best = peek_prefix(b, keys, budget, wall_ms());
+    let keys = &keys[..best.len()];
     let mut by_source: BTreeMap<NodeId, Vec<usize>> = BTreeMap::new();
     for (i, key) in keys.iter().enumerate() {
         let p = partition_of(key);
@@ -308,34 +356,74 @@ pub(crate) async fn consult(
             by_source.entry(s).or_default().push(i);
         }
     }
-    let asks = by_source.into_iter().map(|(s, idx)| {
-        let req = Request::Peek {
-            bucket: b.name.clone(),
-            keys: idx.iter().map(|&i| keys[i].clone()).collect(),
-        };
-        async move { (s, idx, call_within(shared, s, req, READ_ATTEMPT).await) }
+    let asks = by_source.into_iter().map(|(s, idx)| async move {
+        let (answers, covered) = peek_from(shared, b, s, keys, &idx, budget).await;
+        (s, idx, answers, covered)
     });
-    for (s, idx, reply) in futures::future::join_all(asks).await {
-        let Ok(Response::Peeked(found)) = reply else {
-            continue;
-        };
-        for (i, f) in idx.into_iter().zip(found) {
-            if let Some(f) = f {
-                if f.key != keys[i]
-                    || check_wire_entry(&f, shared.config.max_message_size).is_err()
-                    || shared.cache.hlc.check(f.version).is_err()
-                {
-                    debug!(peer = %s.short(), "ignored a peeked entry that is not a valid answer");
-                    continue;
-                }
-                let f = EntryView::from(f);
-                if best[i].as_ref().is_none_or(|b| f.version > b.version) {
-                    best[i] = Some(f);
-                }
+    let mut answered = keys.len();
+    for (s, idx, answers, covered) in futures::future::join_all(asks).await {
+        if let Some(&first_left) = idx.get(covered) {
+            answered = answered.min(first_left);
+        }
+        for (i, f) in answers {
+            if f.key != keys[i]
+                || check_wire_entry(&f, shared.config.max_message_size).is_err()
+                || shared.cache.hlc.check(f.version).is_err()
+            {
+                debug!(peer = %s.short(), "ignored a peeked entry that is not a valid answer");
+                continue;
+            }
+            let f = EntryView::from(f);
+            if best[i].as_ref().is_none_or(|b| f.version > b.version) {
+                best[i] = Some(f);
             }
         }
     }
+    best.truncate(answered.max(1));
     best
+}
+
+/// Asks `source` what it holds of the keys `idx` of `keys`, again for what a short answer
+/// left out, until it has given `budget` bytes. Returns what it holds (by key index) and
+/// how many of `idx` it answered for: all of them when it fails to answer (it then counts
+/// as holding nothing, like an unreachable member).
+async fn peek_from(
+    shared: &Arc<Shared>,
+    b: &Bucket,
+    source: NodeId,
+    keys: &[String],
+    idx: &[usize],
+    budget: usize,
+) -> (Vec<(usize, WireEntry)>, usize) {
+    let (mut answers, mut size, mut done) = (Vec::new(), 0usize, 0usize);
+    while done < idx.len() {
+        if done > 0 && size >= budget {
+            break;
+        }
+        let ask = &idx[done..];
+        let req = Request::Peek {
+            bucket: b.name.clone(),
+            keys: ask.iter().map(|&i| keys[i].clone()).collect(),
+        };
+        match call_within(shared, source, req, READ_ATTEMPT).await {
+            Ok(Response::Peeked(found)) if !found.is_empty() => {
+                let n = found.len().min(ask.len());
+                for (&i, f) in ask.iter().zip(found) {
+                    if let Some(f) = f {
+                        size = size.saturating_add(
+                            f.key
+                                .len()
+                                .saturating_add(f.value.as_ref().map_or(0, |v| v.len())),
+                        );
+                        answers.push((i, f));
+                    }
+                }
+                done += n;
+            }
+            _ => return (answers, idx.len()),
+        }
+    }
+    (answers, done)
 }
 
 /// A read-modify-write at the primary owner: read, compute, write to every owner.
