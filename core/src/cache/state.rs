@@ -120,12 +120,18 @@ impl CacheState {
         old
     }
 
-    /// Records that `id` did not answer a cache request in time.
+    /// Records that `id` did not answer a cache request in time (and forgets those that
+    /// failed longer ago than [`UNREACHABLE_FOR`], so node ids that come and go do not
+    /// pile up).
     pub fn mark_unreachable(&self, id: NodeId) {
-        self.unreachable
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, Instant::now());
+        self.mark_unreachable_at(id, Instant::now());
+    }
+
+    /// [`CacheState::mark_unreachable`] at `now`.
+    pub fn mark_unreachable_at(&self, id: NodeId, now: Instant) {
+        let mut map = self.unreachable.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, t| now.saturating_duration_since(*t) < UNREACHABLE_FOR);
+        map.insert(id, now);
     }
 
     /// Records that `id` answered.
@@ -204,5 +210,63 @@ impl CacheState {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Keypair;
+
+    fn id() -> NodeId {
+        Keypair::generate().unwrap().node_id()
+    }
+
+    #[test]
+    fn peers_may_create_buckets_up_to_their_share_and_the_user_up_to_the_limit() {
+        let me = id();
+        let state = CacheState::new(me);
+        let budget = Arc::new(crate::memory::MemoryBudget::new(u64::MAX));
+        let make = |name: &str| {
+            let (name, budget, table) = (name.to_string(), budget.clone(), state.table());
+            move || Bucket::new(name, Default::default(), budget, table, me, true)
+        };
+        for i in 0..Origin::Peer.limit() {
+            let name = format!("peer{i}");
+            state.insert_with(&name, Origin::Peer, make(&name)).unwrap();
+        }
+        let err = state
+            .insert_with("one-more", Origin::Peer, make("one-more"))
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::QuotaExceeded);
+        // One that exists is returned, whoever asks.
+        assert!(state.insert_with("peer3", Origin::Peer, make("x")).is_ok());
+        for i in 0..LOCAL_BUCKET_RESERVE {
+            let name = format!("mine{i}");
+            state
+                .insert_with(&name, Origin::Local, make(&name))
+                .unwrap();
+        }
+        assert_eq!(state.bucket_count(), MAX_BUCKETS);
+        let err = state
+            .insert_with("last", Origin::Local, make("last"))
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::QuotaExceeded);
+        assert!(err.message().contains("1024"), "{}", err.message());
+    }
+
+    #[test]
+    fn failures_are_forgotten_once_old() {
+        let state = CacheState::new(id());
+        let t0 = Instant::now();
+        for _ in 0..100 {
+            state.mark_unreachable_at(id(), t0);
+        }
+        let (a, b) = (id(), id());
+        state.mark_unreachable_at(a, t0 + UNREACHABLE_FOR / 2);
+        state.mark_unreachable_at(b, t0 + UNREACHABLE_FOR + Duration::from_millis(1));
+        let map = state.unreachable.lock().unwrap_or_else(|p| p.into_inner());
+        assert_eq!(map.len(), 2, "the 100 old failures are forgotten");
+        assert!(map.contains_key(&a) && map.contains_key(&b));
     }
 }
