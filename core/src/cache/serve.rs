@@ -135,9 +135,11 @@ pub(crate) async fn respond(shared: &Arc<Shared>, from: NodeId, req: Request) ->
             // A page fits this node's frames (a message's worth) as well as the 2 MiB.
             let max = PAGE_BYTES.min(reply_budget(shared));
             let (entries, next) = b.store().page(&wanted, cursor, max, wall_ms());
-            // Only a member pulling with the same table keeps handed-off data alive (any
-            // peer may read it, but not make this node hold it for ever).
-            if agrees && shared.cache.table().contains(&from) {
+            // Only a member keeps handed-off data alive by pulling it (any peer may read
+            // it, but not make this node hold it for ever). A member whose table does not
+            // agree yet counts: it pulls again until the tables agree, and the data must
+            // still be here then.
+            if shared.cache.table().contains(&from) {
                 b.served(&partitions, Instant::now());
             }
             Ok(Response::Page {
