@@ -9,12 +9,18 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tracing::debug;
 
+use crate::cache::batch::batches;
 use crate::cache::bucket::{Bucket, READY};
 use crate::cache::hlc::wall_ms;
+use crate::cache::limits::MAX_BATCH;
 use crate::cache::messages::{Lookup, Request, Response, RmwOp, RmwResult, Spec, WireEntry};
 use crate::cache::partition::partition_of;
+use crate::cache::state::Origin;
 use crate::cache::store::EntryView;
-use crate::cache::{serve, CacheOptions, MAX_BUCKET_NAME_LEN, MAX_KEY_LEN};
+use crate::cache::time::{deadline_after, expiry_after, saturating_millis};
+use crate::cache::tombstones::PAGE_ITEM_OVERHEAD;
+use crate::cache::validate::{check_entry, check_key, check_name, max_entry_bytes};
+use crate::cache::{serve, CacheOptions};
 use crate::error::{Error, ErrorKind, Result};
 use crate::identity::NodeId;
 use crate::node::call::call_peer_within;
@@ -93,24 +99,23 @@ pub(crate) fn write_targets(shared: &Shared, b: &Bucket, p: u16) -> Vec<NodeId> 
     out
 }
 
-/// Checks a bucket name.
-pub(crate) fn check_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > MAX_BUCKET_NAME_LEN {
-        return Err(Error::invalid(format!(
-            "a cache bucket name must be 1..={MAX_BUCKET_NAME_LEN} bytes"
-        )));
-    }
-    Ok(())
-}
-
-fn check_key(key: &str) -> Result<()> {
-    if key.is_empty() || key.len() > MAX_KEY_LEN {
-        return Err(Error::invalid(format!(
-            "a cache key must be 1..={MAX_KEY_LEN} bytes, got {}",
-            key.len()
-        )));
-    }
-    Ok(())
+/// Splits `items` (sized by `size`) into the requests a peer accepts: at most
+/// [`MAX_BATCH`] items and a message's worth of bytes each (see `validate.rs`).
+fn split<T>(shared: &Shared, items: Vec<T>, size: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
+    let sizes: Vec<usize> = items
+        .iter()
+        .map(|t| size(t).saturating_add(PAGE_ITEM_OVERHEAD))
+        .collect();
+    let ranges = batches(
+        &sizes,
+        MAX_BATCH,
+        max_entry_bytes(shared.config.max_message_size),
+    );
+    let mut items = items.into_iter();
+    ranges
+        .into_iter()
+        .map(|r| items.by_ref().take(r.len()).collect())
+        .collect()
 }
 
 fn check_open(shared: &Shared) -> Result<()> {
@@ -197,14 +202,16 @@ pub(crate) async fn open(
         (None, o) => (o.unwrap_or_default(), true),
     };
     let table = shared.cache.table();
-    let bucket = shared.cache.insert(Bucket::new(
-        name.to_string(),
-        options,
-        shared.budget.clone(),
-        table,
-        shared.id,
-        fresh,
-    ));
+    let bucket = shared.cache.insert_with(name, Origin::Local, || {
+        Bucket::new(
+            name.to_string(),
+            options,
+            shared.budget.clone(),
+            table,
+            shared.id,
+            fresh,
+        )
+    })?;
     if bucket.options != options {
         return Err(Error::invalid(format!(
             "cache bucket {name:?} exists with other options ({:?}) than {options:?}",
@@ -262,7 +269,7 @@ async fn get_entry(
     check_open(shared)?;
     check_key(key)?;
     let p = partition_of(key);
-    let deadline = Instant::now() + shared.config.request_timeout;
+    let deadline = deadline_after(shared.config.request_timeout);
     loop {
         let mut targets = owners_now(shared, b, p);
         // Prefer this node, then the rest in rank order, then previous owners; members
@@ -298,7 +305,7 @@ async fn get_entry(
                 Err(e) => last_err = Some(e),
             }
         }
-        if Instant::now() + RETRY_PAUSE >= deadline {
+        if deadline_after(RETRY_PAUSE) >= deadline {
             return Err(last_err.unwrap_or_else(|| {
                 Error::new(
                     ErrorKind::PeerUnavailable,
@@ -353,16 +360,25 @@ pub(crate) async fn get_many(
         if out[i].is_none() {
             let mut owners = owners_now(shared, b, partition_of(k));
             by_preference(shared, &mut owners);
-            by_owner.entry(owners[0]).or_default().push(i);
+            if let Some(&first) = owners.first() {
+                by_owner.entry(first).or_default().push(i);
+            }
         }
     }
-    let asks = by_owner.into_iter().map(|(t, idx)| {
-        let req = Request::Get {
-            bucket: b.name.clone(),
-            keys: idx.iter().map(|&i| keys[i].clone()).collect(),
-        };
-        async move { (idx, call_within(shared, t, req, READ_ATTEMPT).await) }
-    });
+    let asks = by_owner
+        .into_iter()
+        .flat_map(|(t, idx)| {
+            split(shared, idx, |&i| keys[i].len())
+                .into_iter()
+                .map(move |idx| (t, idx))
+        })
+        .map(|(t, idx)| {
+            let req = Request::Get {
+                bucket: b.name.clone(),
+                keys: idx.iter().map(|&i| keys[i].clone()).collect(),
+            };
+            async move { (idx, call_within(shared, t, req, READ_ATTEMPT).await) }
+        });
     for (idx, reply) in futures::future::join_all(asks).await {
         if let Ok(Response::Lookups(found)) = reply {
             for (i, l) in idx.into_iter().zip(found) {
@@ -384,10 +400,12 @@ pub(crate) async fn get_many(
     Ok(result)
 }
 
+/// The expiry of a write at `now` with `ttl` (default: the bucket's). A TTL so long that
+/// the expiry would pass `u64::MAX` ms saturates there: it effectively never expires.
 fn expiry(b: &Bucket, ttl: Option<Duration>, now: u64) -> Result<u64> {
     match ttl.or(b.options.ttl) {
         Some(t) if t.is_zero() => Err(Error::invalid("ttl must be greater than zero")),
-        Some(t) => Ok(now + (t.as_millis() as u64).max(1)),
+        Some(t) => Ok(expiry_after(now, t)),
         None => Ok(0),
     }
 }
@@ -404,14 +422,7 @@ pub(crate) async fn set_many(
     let expires = expiry(b, ttl, now)?;
     let mut views = Vec::with_capacity(entries.len());
     for (key, value) in entries {
-        check_key(&key)?;
-        if key.len() + value.len() > shared.config.max_message_size {
-            return Err(Error::invalid(format!(
-                "cache entry {key:?} of {} bytes is larger than max_message_size ({})",
-                value.len(),
-                shared.config.max_message_size
-            )));
-        }
+        check_entry(&key, Some(value.len()), shared.config.max_message_size)?;
         views.push(EntryView {
             partition: partition_of(&key),
             key,
@@ -449,7 +460,7 @@ pub(crate) async fn write_entries(
     b: &Arc<Bucket>,
     mut entries: Vec<EntryView>,
 ) -> Result<Vec<bool>> {
-    let deadline = Instant::now() + shared.config.request_timeout;
+    let deadline = deadline_after(shared.config.request_timeout);
     let spec = spec(b);
     let mut existed = vec![false; entries.len()];
     // For each entry, the nodes that have acknowledged it.
@@ -476,18 +487,23 @@ pub(crate) async fn write_entries(
                     .copied()
                     .filter(|&i| !acked[i].contains(t))
                     .collect();
-                if todo.is_empty() {
-                    continue;
-                }
-                let req = Request::Apply {
-                    spec: spec.clone(),
-                    entries: todo.iter().map(|&i| WireEntry::from(&entries[i])).collect(),
-                    sent_to: targets.clone(),
+                let size = |&i: &usize| {
+                    let e = &entries[i];
+                    e.key
+                        .len()
+                        .saturating_add(e.value.as_ref().map_or(0, |v| v.len()))
                 };
-                let t = *t;
-                sends.push(
-                    async move { (t, todo, call_within(shared, t, req, WRITE_ATTEMPT).await) },
-                );
+                for todo in split(shared, todo, size) {
+                    let req = Request::Apply {
+                        spec: spec.clone(),
+                        entries: todo.iter().map(|&i| WireEntry::from(&entries[i])).collect(),
+                        sent_to: targets.clone(),
+                    };
+                    let t = *t;
+                    sends.push(async move {
+                        (t, todo, call_within(shared, t, req, WRITE_ATTEMPT).await)
+                    });
+                }
             }
         }
         let mut last_err = None;
@@ -531,20 +547,32 @@ pub(crate) async fn write_entries(
         // the later one (it is happening now): the other was stamped by a node whose
         // clock is ahead, or raced this one. Stamp the write again past that version and
         // write it to every owner again, so a write is never lost to an older one.
-        // Bounded: writers racing on one key settle by the last stamp.
+        // Bounded: writers racing on one key settle by the last stamp. The version an
+        // owner names goes through the clock's drift bound like any peer's stamp: one
+        // further ahead fails the write rather than letting it be acknowledged unapplied.
         for (i, t, v) in superseded {
             if restamped[i] < MAX_RESTAMPS {
                 if v >= entries[i].version {
                     restamped[i] += 1;
-                    shared.cache.hlc.observe(v);
-                    entries[i].version = shared.cache.hlc.now();
+                    entries[i].version = shared.cache.hlc.after_at(v, wall_ms()).map_err(|e| {
+                        Error::new(
+                            ErrorKind::Corrupted,
+                            format!(
+                                "owner {} holds a version of {:?} this node cannot write \
+                                     past: {}",
+                                t.short(),
+                                entries[i].key,
+                                e.message()
+                            ),
+                        )
+                    })?;
                     acked[i].clear();
                 }
             } else {
                 acked[i].insert(t);
             }
         }
-        if Instant::now() + RETRY_PAUSE >= deadline {
+        if deadline_after(RETRY_PAUSE) >= deadline {
             if let Some(e) = last_err {
                 return Err(Error::new(
                     e.kind(),
@@ -566,9 +594,11 @@ async fn rmw(shared: &Arc<Shared>, b: &Arc<Bucket>, key: &str, op: RmwOp) -> Res
     check_open(shared)?;
     check_key(key)?;
     let p = partition_of(key);
-    let deadline = Instant::now() + shared.config.request_timeout;
+    let deadline = deadline_after(shared.config.request_timeout);
     loop {
-        let primary = owners_now(shared, b, p)[0];
+        let Some(&primary) = owners_now(shared, b, p).first() else {
+            return Err(Error::internal("a routing table without members"));
+        };
         let req = Request::Rmw {
             spec: spec(b),
             key: key.to_string(),
@@ -591,7 +621,7 @@ async fn rmw(shared: &Arc<Shared>, b: &Arc<Bucket>, key: &str, op: RmwOp) -> Res
             }
             Err(e) => e,
         };
-        if Instant::now() + RETRY_PAUSE >= deadline {
+        if deadline_after(RETRY_PAUSE) >= deadline {
             return Err(err);
         }
         tokio::time::sleep(RETRY_PAUSE).await;
@@ -616,7 +646,8 @@ pub(crate) async fn expire(
     if ttl.is_zero() {
         return Err(Error::invalid("ttl must be greater than zero"));
     }
-    match rmw(shared, b, key, RmwOp::Expire(ttl.as_millis() as u64)).await? {
+    // Saturates: `Duration::MAX` never expires (see `expiry`).
+    match rmw(shared, b, key, RmwOp::Expire(saturating_millis(ttl))).await? {
         RmwResult::Existed(e) => Ok(e),
         _ => Err(unexpected("expire")),
     }
@@ -646,5 +677,6 @@ pub(crate) async fn len(shared: &Arc<Shared>, b: &Arc<Bucket>) -> Result<u64> {
             }
         }
     }
-    Ok(best.iter().sum())
+    // A peer's count cannot overflow the sum.
+    Ok(best.iter().fold(0u64, |n, c| n.saturating_add(*c)))
 }

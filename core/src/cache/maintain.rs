@@ -2,19 +2,22 @@
 //! learn buckets from new members, pull partitions this node gains, expire entries by
 //! sampling, and drop data of partitions it lost once nobody needs it any more.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::cache::bucket::Bucket;
 use crate::cache::client::call;
 use crate::cache::hlc::wall_ms;
+use crate::cache::limits::{PULL_QUOTA_RETRY, PULL_ROUND_PAUSE};
 use crate::cache::messages::{Request, Response};
+use crate::cache::pull::{Next, PullRound};
 use crate::cache::routing::Table;
 use crate::cache::serve::bucket_for;
-use crate::cache::store::{Charge, EntryView};
+use crate::cache::store::Charge;
+use crate::error::ErrorKind;
 use crate::identity::NodeId;
 use crate::node::shared::Shared;
 use crate::peer::PeerState;
@@ -32,11 +35,29 @@ const PURGE_EVERY: Duration = Duration::from_secs(5);
 
 type Running = Arc<Mutex<HashSet<(String, NodeId)>>>;
 
+/// How a pull of some partitions of a bucket from one source ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PullEnd {
+    /// The source gave everything it holds of them.
+    Complete,
+    /// Stopped part way (a round brought its share, or the quota is full): continue from
+    /// `cursor` after `retry`.
+    Paused { cursor: u32, retry: Duration },
+    /// Failed (the source did not answer, disagreed, or broke the protocol): start again
+    /// after [`PULL_RETRY`].
+    Failed,
+}
+
+/// Where a paused pull resumes: its partitions, the cursor, and not before when.
+type Paused = HashMap<(String, NodeId), (Vec<u16>, u32, Instant)>;
+
 /// Runs until the node shuts down.
 pub(crate) async fn run(shared: Arc<Shared>) {
     let running: Running = Arc::new(Mutex::new(HashSet::new()));
-    let mut last_fail: std::collections::HashMap<NodeId, Instant> = Default::default();
-    let (fail_tx, mut fail_rx) = tokio::sync::mpsc::unbounded_channel::<NodeId>();
+    let mut last_fail: HashMap<NodeId, Instant> = Default::default();
+    let mut paused: Paused = HashMap::new();
+    let (end_tx, mut end_rx) =
+        tokio::sync::mpsc::unbounded_channel::<((String, NodeId), Vec<u16>, PullEnd)>();
     let mut next_purge = Instant::now() + PURGE_EVERY;
     // Deletes are remembered as long as membership remembers a down member: any split
     // that membership heals by itself is reconciled without resurrecting a deleted key.
@@ -48,9 +69,23 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             _ = shared.cache.changed.notified() => {}
             _ = tokio::time::sleep(TICK) => {}
         }
-        while let Ok(id) = fail_rx.try_recv() {
-            last_fail.insert(id, Instant::now());
+        while let Ok((key, partitions, end)) = end_rx.try_recv() {
+            match end {
+                PullEnd::Complete => {
+                    paused.remove(&key);
+                }
+                PullEnd::Paused { cursor, retry } => {
+                    paused.insert(key, (partitions, cursor, Instant::now() + retry));
+                }
+                PullEnd::Failed => {
+                    paused.remove(&key);
+                    last_fail.insert(key.1, Instant::now());
+                }
+            }
         }
+        // Sources that failed long enough ago are tried again: forget them (node ids
+        // churn, so the map would otherwise grow for ever).
+        last_fail.retain(|_, t| t.elapsed() < PULL_RETRY);
         follow_membership(&shared);
         let table = shared.cache.table();
         let now = Instant::now();
@@ -66,7 +101,10 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 }
             }
             b.place(table.clone(), shared.id, now);
-            for (source, partitions) in b.pulls() {
+            let pulls = b.pulls();
+            // Forget where pulls that are no longer wanted had paused.
+            paused.retain(|(name, source), _| name != &b.name || pulls.contains_key(source));
+            for (source, partitions) in pulls {
                 if last_fail
                     .get(&source)
                     .is_some_and(|t| t.elapsed() < PULL_RETRY)
@@ -74,6 +112,16 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                     continue;
                 }
                 let key = (b.name.clone(), source);
+                // A paused pull of the same partitions resumes where it stopped, when due.
+                let mut start = 0;
+                if let Some((ps, cursor, not_before)) = paused.get(&key) {
+                    if *ps == partitions {
+                        if now < *not_before {
+                            continue;
+                        }
+                        start = *cursor;
+                    }
+                }
                 if !running
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -81,16 +129,15 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 {
                     continue;
                 }
-                let (shared, b, running, fail_tx) =
-                    (shared.clone(), b.clone(), running.clone(), fail_tx.clone());
+                let (shared, b, running, end_tx) =
+                    (shared.clone(), b.clone(), running.clone(), end_tx.clone());
                 tokio::spawn(async move {
-                    if !pull(&shared, &b, source, &partitions).await {
-                        let _ = fail_tx.send(source);
-                    }
+                    let end = pull(&shared, &b, source, &partitions, start).await;
                     running
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .remove(&key);
+                    let _ = end_tx.send((key, partitions, end));
                     shared.cache.changed.notify_one();
                 });
             }
@@ -150,9 +197,13 @@ async fn learn_buckets(shared: &Arc<Shared>, peer: NodeId) {
         Ok(Response::Buckets(specs)) => {
             for spec in specs {
                 if shared.cache.bucket(&spec.name).is_none() {
-                    match bucket_for(shared, &spec) {
+                    match bucket_for(shared, peer, &spec) {
                         Ok(_) => {
                             debug!(bucket = %spec.name, peer = %peer.short(), "learned a bucket")
+                        }
+                        Err(e) if e.kind() == ErrorKind::QuotaExceeded => {
+                            warn!(peer = %peer.short(), error = %e, "no room for more buckets");
+                            break;
                         }
                         Err(e) => debug!(bucket = %spec.name, error = %e, "bucket not learned"),
                     }
@@ -164,47 +215,103 @@ async fn learn_buckets(shared: &Arc<Shared>, peer: NodeId) {
     }
 }
 
-/// Pulls `partitions` of `b` from `source`, merging by version. Returns whether it
-/// completed.
-async fn pull(shared: &Arc<Shared>, b: &Arc<Bucket>, source: NodeId, partitions: &[u16]) -> bool {
-    let mut cursor = 0u32;
-    let mut moved = 0usize;
-    loop {
+/// Pulls `partitions` of `b` from `source` from `cursor` on, merging by version, for one
+/// round (see `pull.rs`): only entries of those partitions, with valid keys and values
+/// and versions the clock accepts, are kept, each charged to the memory quota like a
+/// write. A round that brought its share pauses; a round that hits the quota stops where
+/// it is (the partitions stay syncing, so reads still consult the source, which keeps
+/// their data while it is pulled from) and both resume from the same cursor later.
+async fn pull(
+    shared: &Arc<Shared>,
+    b: &Arc<Bucket>,
+    source: NodeId,
+    partitions: &[u16],
+    cursor: u32,
+) -> PullEnd {
+    let mut round = PullRound::new(partitions, cursor, shared.config.max_message_size);
+    let (mut moved, mut dropped) = (0usize, 0usize);
+    let end = loop {
+        let at = round.cursor();
         let req = Request::Pull {
             bucket: b.name.clone(),
             partitions: partitions.to_vec(),
-            cursor,
+            cursor: at,
             table: shared.cache.table().digest,
         };
         let (entries, next) = match call(shared, source, req).await {
             Ok(Response::Page { agrees: false, .. }) => {
                 debug!(peer = %source.short(), "pull deferred: the source's routing table differs");
-                return false;
+                return PullEnd::Failed;
             }
             Ok(Response::Page { entries, next, .. }) => (entries, next),
-            Ok(_) => return false,
+            Ok(_) => return PullEnd::Failed,
             Err(e) => {
                 debug!(bucket = %b.name, peer = %source.short(), error = %e, "pull failed");
-                return false;
+                return PullEnd::Failed;
             }
         };
         let now = wall_ms();
+        let hlc = &shared.cache.hlc;
+        let (sifted, step) = match round.sift(entries, next, |v| hlc.check_at(v, now).is_ok()) {
+            Ok(x) => x,
+            Err(e) => {
+                warn!(bucket = %b.name, peer = %source.short(), error = %e, "pull source cut off");
+                return PullEnd::Failed;
+            }
+        };
+        if sifted.dropped() > 0 {
+            dropped += sifted.dropped();
+            warn!(
+                bucket = %b.name,
+                peer = %source.short(),
+                foreign = sifted.foreign,
+                invalid = sifted.invalid,
+                too_new = sifted.too_new,
+                "dropped pulled entries that were not asked for or not acceptable"
+            );
+        }
+        let mut full = None;
         {
             let mut store = b.store();
-            for e in entries {
-                let e = EntryView::from(e);
-                shared.cache.hlc.observe(e.version);
-                if store.apply(&e, now, Charge::Force).is_ok() {
-                    moved += 1;
+            for e in &sifted.keep {
+                if hlc.observe_at(e.version, now).is_err() {
+                    dropped += 1;
+                    continue;
+                }
+                match store.apply(e, now, Charge::Enforce) {
+                    Ok(_) => moved += 1,
+                    Err(err) if err.kind() == ErrorKind::QuotaExceeded => {
+                        full = Some(err);
+                        break;
+                    }
+                    Err(err) => {
+                        dropped += 1;
+                        debug!(bucket = %b.name, error = %err, "a pulled entry was not applied");
+                    }
                 }
             }
         }
-        match next {
-            Some(c) => cursor = c,
-            None => break,
+        if let Some(err) = full {
+            debug!(bucket = %b.name, peer = %source.short(), error = %err, "pull stopped at the memory quota");
+            break PullEnd::Paused {
+                cursor: at,
+                retry: PULL_QUOTA_RETRY,
+            };
         }
+        match step {
+            Next::More(_) => {}
+            Next::Done => break PullEnd::Complete,
+            Next::Pause(c) => {
+                break PullEnd::Paused {
+                    cursor: c,
+                    retry: PULL_ROUND_PAUSE,
+                }
+            }
+        }
+    };
+    if end == PullEnd::Complete {
+        b.pulled(&source, partitions);
     }
-    b.pulled(&source, partitions);
-    debug!(bucket = %b.name, peer = %source.short(), partitions = partitions.len(), moved, "pulled partitions");
-    true
+    debug!(bucket = %b.name, peer = %source.short(), partitions = partitions.len(), moved, dropped, bytes = round.bytes(), ?end, "pulled partitions");
+    end
 }

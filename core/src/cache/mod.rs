@@ -8,16 +8,22 @@
 //! When members join or leave, partitions move in the background and their previous
 //! owners keep answering until the move completes. See `docs/adr/0010-cache.md`.
 
+pub(crate) mod batch;
 pub(crate) mod bucket;
 pub(crate) mod client;
 pub mod hlc;
+pub mod limits;
 pub(crate) mod maintain;
-pub(crate) mod messages;
+pub mod messages;
 pub mod partition;
+pub(crate) mod pull;
 pub(crate) mod routing;
 pub(crate) mod serve;
 pub(crate) mod state;
 pub mod store;
+pub(crate) mod time;
+pub(crate) mod tombstones;
+pub mod validate;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,10 +35,7 @@ use crate::node::shared::Shared;
 use crate::node::Guard;
 use bucket::Bucket;
 
-/// Longest key accepted, in bytes.
-pub const MAX_KEY_LEN: usize = 4096;
-/// Longest bucket name accepted, in bytes.
-pub const MAX_BUCKET_NAME_LEN: usize = 255;
+pub use limits::{MAX_BUCKET_NAME_LEN, MAX_KEY_LEN};
 
 /// The options of a cache bucket. Every node uses the same options for a bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

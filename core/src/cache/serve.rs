@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_bytes::ByteBuf;
@@ -14,18 +14,19 @@ use crate::cache::client::{
     call_within, maybe_stale, owners_now, write_targets, READ_ATTEMPT, WRITE_ATTEMPT,
 };
 use crate::cache::hlc::wall_ms;
+use crate::cache::limits::PAGE_BYTES;
 use crate::cache::messages::{
     Lookup, Outcome, Request, Response, RmwOp, RmwResult, Spec, WireEntry,
 };
 use crate::cache::partition::{partition_of, PARTITIONS};
+use crate::cache::state::Origin;
 use crate::cache::store::{Charge, EntryView};
+use crate::cache::time::expiry_after;
+use crate::cache::validate::{check_name, check_request, check_wire_entry, max_entry_bytes};
 use crate::error::{Error, Result};
 use crate::identity::NodeId;
 use crate::node::shared::Shared;
 use crate::wire::codec::{decode_bulk, encode_bulk};
-
-/// Bytes of keys and values per pull page.
-const PAGE_BYTES: usize = 2 * 1024 * 1024;
 
 /// Serves a cache frame from `from`.
 pub(crate) async fn handle(shared: &Arc<Shared>, from: NodeId, body: Bytes) -> Result<Bytes> {
@@ -34,35 +35,48 @@ pub(crate) async fn handle(shared: &Arc<Shared>, from: NodeId, body: Bytes) -> R
     Ok(Bytes::from(encode_bulk(&resp)?))
 }
 
-/// The bucket of `spec`, created (to be pulled from the others) if unknown here.
-pub(crate) fn bucket_for(shared: &Arc<Shared>, spec: &Spec) -> Result<Arc<Bucket>> {
+/// The bucket of `spec`, created (to be pulled from the others) if unknown here, within
+/// the number of buckets `from` may make this node create (`state::Origin`).
+pub(crate) fn bucket_for(shared: &Arc<Shared>, from: NodeId, spec: &Spec) -> Result<Arc<Bucket>> {
+    check_name(&spec.name)?;
     spec.options.validate()?;
-    if let Some(b) = shared.cache.bucket(&spec.name) {
-        if b.options != spec.options {
-            return Err(Error::invalid(format!(
-                "cache bucket {:?} exists with other options ({:?}) than {:?}",
-                spec.name, b.options, spec.options
-            )));
+    let b = match shared.cache.bucket(&spec.name) {
+        Some(b) => b,
+        None => {
+            let origin = if from == shared.id {
+                Origin::Local
+            } else {
+                Origin::Peer
+            };
+            let table = shared.cache.table();
+            shared.cache.insert_with(&spec.name, origin, || {
+                Bucket::new(
+                    spec.name.clone(),
+                    spec.options,
+                    shared.budget.clone(),
+                    table,
+                    shared.id,
+                    false,
+                )
+            })?
         }
-        return Ok(b);
+    };
+    if b.options != spec.options {
+        return Err(Error::invalid(format!(
+            "cache bucket {:?} exists with other options ({:?}) than {:?}",
+            spec.name, b.options, spec.options
+        )));
     }
-    crate::cache::client::check_name(&spec.name)?;
-    let table = shared.cache.table();
-    Ok(shared.cache.insert(Bucket::new(
-        spec.name.clone(),
-        spec.options,
-        shared.budget.clone(),
-        table,
-        shared.id,
-        false,
-    )))
+    Ok(b)
 }
 
-/// Answers `req` from `from` (which may be this node).
+/// Answers `req` from `from` (which may be this node). Every length and count in it is
+/// checked first, with the limits a user's call is held to (`validate.rs`).
 pub(crate) async fn respond(shared: &Arc<Shared>, from: NodeId, req: Request) -> Result<Response> {
+    check_request(&req, shared.config.max_message_size)?;
     match req {
         Request::Define(spec) => {
-            bucket_for(shared, &spec)?;
+            bucket_for(shared, from, &spec)?;
             Ok(Response::Done)
         }
         Request::Buckets => Ok(Response::Buckets(
@@ -88,14 +102,11 @@ pub(crate) async fn respond(shared: &Arc<Shared>, from: NodeId, req: Request) ->
             Ok(Response::Lookups(lookup(shared, &b, &keys).await))
         }
         Request::Peek { bucket, keys } => {
-            let now = wall_ms();
             let peeked = match shared.cache.bucket(&bucket) {
-                Some(b) => {
-                    let mut store = b.store();
-                    keys.iter()
-                        .map(|k| store.peek(k, now).as_ref().map(WireEntry::from))
-                        .collect()
-                }
+                Some(b) => peek_prefix(&b, &keys, reply_budget(shared), wall_ms())
+                    .iter()
+                    .map(|e| e.as_ref().map(WireEntry::from))
+                    .collect(),
                 None => vec![None; keys.len()],
             };
             Ok(Response::Peeked(peeked))
@@ -121,8 +132,16 @@ pub(crate) async fn respond(shared: &Arc<Shared>, from: NodeId, req: Request) ->
                     *w = true;
                 }
             }
-            let (entries, next) = b.store().page(&wanted, cursor, PAGE_BYTES, wall_ms());
-            b.served(&partitions, Instant::now());
+            // A page fits this node's frames (a message's worth) as well as the 2 MiB.
+            let max = PAGE_BYTES.min(reply_budget(shared));
+            let (entries, next) = b.store().page(&wanted, cursor, max, wall_ms());
+            // Only a member keeps handed-off data alive by pulling it (any peer may read
+            // it, but not make this node hold it for ever). A member whose table does not
+            // agree yet counts: it pulls again until the tables agree, and the data must
+            // still be here then.
+            if shared.cache.table().contains(&from) {
+                b.served(&partitions, Instant::now());
+            }
             Ok(Response::Page {
                 entries: entries.iter().map(WireEntry::from).collect(),
                 next,
@@ -146,7 +165,9 @@ pub(crate) async fn respond(shared: &Arc<Shared>, from: NodeId, req: Request) ->
     }
 }
 
-/// Applies writes here, then forwards them to owners the writer did not know about.
+/// Applies writes here, then forwards them to owners the writer did not know about. A
+/// version further ahead than the clock accepts refuses the whole request, before
+/// anything is applied (`InvalidInput`).
 async fn apply(
     shared: &Arc<Shared>,
     from: NodeId,
@@ -154,14 +175,17 @@ async fn apply(
     entries: Vec<WireEntry>,
     sent_to: Vec<NodeId>,
 ) -> Result<Response> {
-    let b = bucket_for(shared, &spec)?;
+    let b = bucket_for(shared, from, &spec)?;
     let now = wall_ms();
+    for e in &entries {
+        shared.cache.hlc.check_at(e.version, now)?;
+    }
     let views: Vec<EntryView> = entries.into_iter().map(EntryView::from).collect();
     let mut existed = Vec::with_capacity(views.len());
     {
         let mut store = b.store();
         for e in &views {
-            shared.cache.hlc.observe(e.version);
+            shared.cache.hlc.observe_at(e.version, now)?;
             let applied = store.apply(e, now, Charge::Enforce)?;
             existed.push(Outcome {
                 existed: applied.existed,
@@ -201,11 +225,47 @@ async fn apply(
     Ok(Response::Applied(existed))
 }
 
+/// Bytes of keys and values one reply carries at most (a message's worth, see
+/// `validate::max_entry_bytes`); one entry larger than that travels alone. Without it, a
+/// read naming one large value a thousand times made the node copy it a thousand times.
+fn reply_budget(shared: &Shared) -> usize {
+    max_entry_bytes(shared.config.max_message_size)
+}
+
+/// The bytes an entry takes in a reply.
+fn entry_size(e: &Option<EntryView>) -> usize {
+    e.as_ref().map_or(0, |e| {
+        e.key
+            .len()
+            .saturating_add(e.value.as_ref().map_or(0, |v| v.len()))
+    })
+}
+
+/// What this node holds for a prefix of `keys` (at least one key), as many as fit in
+/// `budget` bytes.
+fn peek_prefix(b: &Bucket, keys: &[String], budget: usize, now: u64) -> Vec<Option<EntryView>> {
+    let mut store = b.store();
+    let (mut out, mut size) = (Vec::new(), 0usize);
+    for k in keys {
+        let e = store.peek(k, now);
+        let item = entry_size(&e);
+        if !out.is_empty() && size.saturating_add(item) > budget {
+            break;
+        }
+        size = size.saturating_add(item);
+        out.push(e);
+    }
+    out
+}
+
 /// Reads `keys` as an owner: authoritative when the partition is ready here; while it is
-/// syncing, the newest of what this node and the members it pulls from hold.
+/// syncing, the newest of what this node and the members it pulls from hold. Keys past a
+/// reply's worth of values ([`reply_budget`]) are answered `Moved`: the reader asks again.
 pub(crate) async fn lookup(shared: &Arc<Shared>, b: &Arc<Bucket>, keys: &[String]) -> Vec<Lookup> {
     let now = wall_ms();
-    let mut out = vec![Lookup::Missing; keys.len()];
+    let budget = reply_budget(shared);
+    let mut size = 0usize;
+    let mut out = vec![Lookup::Moved; keys.len()];
     let mut syncing = Vec::new();
     // Just told it had been declared down: answer like a syncing owner until the table
     // follows (the maintenance task is woken at once).
@@ -223,6 +283,11 @@ pub(crate) async fn lookup(shared: &Arc<Shared>, b: &Arc<Bucket>, keys: &[String
                             expires,
                             ..
                         }) => {
+                            let item = key.len().saturating_add(v.len());
+                            if size > 0 && size.saturating_add(item) > budget {
+                                break;
+                            }
+                            size = size.saturating_add(item);
                             store.get(key, now);
                             Lookup::Found {
                                 value: ByteBuf::from(v.to_vec()),
@@ -244,6 +309,7 @@ pub(crate) async fn lookup(shared: &Arc<Shared>, b: &Arc<Bucket>, keys: &[String
         return out;
     }
     let wanted: Vec<String> = syncing.iter().map(|&i| keys[i].clone()).collect();
+    // A prefix of them (see `consult`); the others stay `Moved`.
     let newest = consult(shared, b, &wanted).await;
     for (slot, found) in syncing.into_iter().zip(newest) {
         out[slot] = match found {
@@ -251,28 +317,37 @@ pub(crate) async fn lookup(shared: &Arc<Shared>, b: &Arc<Bucket>, keys: &[String
                 value: Some(v),
                 expires,
                 ..
-            }) if expires == 0 || expires > now => Lookup::Found {
-                value: ByteBuf::from(v.to_vec()),
-                expires,
-            },
+            }) if expires == 0 || expires > now => {
+                let item = keys[slot].len().saturating_add(v.len());
+                if size > 0 && size.saturating_add(item) > budget {
+                    break;
+                }
+                size = size.saturating_add(item);
+                Lookup::Found {
+                    value: ByteBuf::from(v.to_vec()),
+                    expires,
+                }
+            }
             _ => Lookup::Missing,
         };
     }
     out
 }
 
-/// The newest version of each key among this node and every member that may hold data
-/// for its partition (those still being pulled from, and the other owners).
+/// The newest version of each key of a prefix of `keys` (at least one key; all of them
+/// unless their values pass a reply's worth of bytes, [`reply_budget`]) among this node
+/// and every member that may hold data for its partition (those still being pulled from,
+/// and the other owners). What a member answers counts only if it is an entry of the key
+/// asked for, within the limits of a write and with a version the clock accepts; a member
+/// that answers part of the keys is asked again for the rest.
 pub(crate) async fn consult(
     shared: &Arc<Shared>,
     b: &Arc<Bucket>,
     keys: &[String],
 ) -> Vec<Option<EntryView>> {
-    let now = wall_ms();
-    let mut best: Vec<Option<EntryView>> = {
-        let mut store = b.store();
-        keys.iter().map(|k| store.peek(k, now)).collect()
-    };
+    let budget = reply_budget(shared);
+    let mut best = peek_prefix(b, keys, budget, wall_ms());
+    let keys = &keys[..best.len()];
     let mut by_source: BTreeMap<NodeId, Vec<usize>> = BTreeMap::new();
     for (i, key) in keys.iter().enumerate() {
         let p = partition_of(key);
@@ -283,38 +358,85 @@ pub(crate) async fn consult(
             by_source.entry(s).or_default().push(i);
         }
     }
-    let asks = by_source.into_iter().map(|(s, idx)| {
-        let req = Request::Peek {
-            bucket: b.name.clone(),
-            keys: idx.iter().map(|&i| keys[i].clone()).collect(),
-        };
-        async move { (idx, call_within(shared, s, req, READ_ATTEMPT).await) }
+    let asks = by_source.into_iter().map(|(s, idx)| async move {
+        let (answers, covered) = peek_from(shared, b, s, keys, &idx, budget).await;
+        (s, idx, answers, covered)
     });
-    for (idx, reply) in futures::future::join_all(asks).await {
-        let Ok(Response::Peeked(found)) = reply else {
-            continue;
-        };
-        for (i, f) in idx.into_iter().zip(found) {
-            if let Some(f) = f {
-                let f = EntryView::from(f);
-                if best[i].as_ref().is_none_or(|b| f.version > b.version) {
-                    best[i] = Some(f);
-                }
+    let mut answered = keys.len();
+    for (s, idx, answers, covered) in futures::future::join_all(asks).await {
+        if let Some(&first_left) = idx.get(covered) {
+            answered = answered.min(first_left);
+        }
+        for (i, f) in answers {
+            if f.key != keys[i]
+                || check_wire_entry(&f, shared.config.max_message_size).is_err()
+                || shared.cache.hlc.check(f.version).is_err()
+            {
+                debug!(peer = %s.short(), "ignored a peeked entry that is not a valid answer");
+                continue;
+            }
+            let f = EntryView::from(f);
+            if best[i].as_ref().is_none_or(|b| f.version > b.version) {
+                best[i] = Some(f);
             }
         }
     }
+    best.truncate(answered.max(1));
     best
+}
+
+/// Asks `source` what it holds of the keys `idx` of `keys`, again for what a short answer
+/// left out, until it has given `budget` bytes. Returns what it holds (by key index) and
+/// how many of `idx` it answered for: all of them when it fails to answer (it then counts
+/// as holding nothing, like an unreachable member).
+async fn peek_from(
+    shared: &Arc<Shared>,
+    b: &Bucket,
+    source: NodeId,
+    keys: &[String],
+    idx: &[usize],
+    budget: usize,
+) -> (Vec<(usize, WireEntry)>, usize) {
+    let (mut answers, mut size, mut done) = (Vec::new(), 0usize, 0usize);
+    while done < idx.len() {
+        if done > 0 && size >= budget {
+            break;
+        }
+        let ask = &idx[done..];
+        let req = Request::Peek {
+            bucket: b.name.clone(),
+            keys: ask.iter().map(|&i| keys[i].clone()).collect(),
+        };
+        match call_within(shared, source, req, READ_ATTEMPT).await {
+            Ok(Response::Peeked(found)) if !found.is_empty() => {
+                let n = found.len().min(ask.len());
+                for (&i, f) in ask.iter().zip(found) {
+                    if let Some(f) = f {
+                        size = size.saturating_add(
+                            f.key
+                                .len()
+                                .saturating_add(f.value.as_ref().map_or(0, |v| v.len())),
+                        );
+                        answers.push((i, f));
+                    }
+                }
+                done += n;
+            }
+            _ => return (answers, idx.len()),
+        }
+    }
+    (answers, done)
 }
 
 /// A read-modify-write at the primary owner: read, compute, write to every owner.
 async fn rmw(
     shared: &Arc<Shared>,
-    _from: NodeId,
+    from: NodeId,
     spec: Spec,
     key: String,
     op: RmwOp,
 ) -> Result<Response> {
-    let b = bucket_for(shared, &spec)?;
+    let b = bucket_for(shared, from, &spec)?;
     let p = partition_of(&key);
     let owners = owners_now(shared, &b, p);
     if owners.first() != Some(&shared.id) {
@@ -325,8 +447,8 @@ async fn rmw(
     let current = consult_or_local(shared, &b, &key).await;
     if let Some(e) = &current {
         // The new version must follow the one it replaces, even if that one was stamped
-        // by a node whose clock is ahead.
-        shared.cache.hlc.observe(e.version);
+        // by a node whose clock is ahead (within the drift bound).
+        shared.cache.hlc.observe(e.version)?;
     }
     let live = current.filter(|e| e.value.is_some() && (e.expires == 0 || e.expires > now));
     let (entry, result) = match op {
@@ -342,11 +464,7 @@ async fn rmw(
             })?;
             let expires = match &live {
                 Some(e) => e.expires,
-                None => spec
-                    .options
-                    .ttl
-                    .map(|t| now + t.as_millis() as u64)
-                    .unwrap_or(0),
+                None => spec.options.ttl.map_or(0, |t| expiry_after(now, t)),
             };
             (
                 Some(EntryView {
@@ -363,7 +481,8 @@ async fn rmw(
             Some(e) => (
                 Some(EntryView {
                     version: shared.cache.hlc.now(),
-                    expires: now + ms.max(1),
+                    // Saturates: an expiry past `u64::MAX` ms never comes.
+                    expires: expiry_after(now, Duration::from_millis(ms)),
                     ..e
                 }),
                 RmwResult::Existed(true),

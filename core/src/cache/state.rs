@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use crate::cache::bucket::Bucket;
 use crate::cache::hlc::Hlc;
+use crate::cache::limits::{LOCAL_BUCKET_RESERVE, MAX_BUCKETS};
 use crate::cache::routing::Table;
+use crate::error::{Error, ErrorKind, Result};
 use crate::identity::NodeId;
 
 /// How long after a membership change writes also go to the partitions' previous owners.
@@ -15,6 +17,35 @@ pub const TRANSITION: Duration = Duration::from_secs(30);
 
 /// How long a member that failed to answer is tried after the others.
 pub const UNREACHABLE_FOR: Duration = Duration::from_secs(5);
+
+/// Who makes a node create a bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// This node's user (`Node::cache`).
+    Local,
+    /// A peer: a definition, a write or a read-modify-write naming a bucket this node
+    /// does not know, or the bucket list of a member it meets.
+    Peer,
+}
+
+impl Origin {
+    /// The most buckets a node may hold for a bucket of this origin to be created:
+    /// [`MAX_BUCKETS`], less [`LOCAL_BUCKET_RESERVE`] for peers, so that a member defining
+    /// junk buckets cannot stop this node's user from opening its own.
+    pub fn limit(self) -> usize {
+        match self {
+            Origin::Local => MAX_BUCKETS,
+            Origin::Peer => MAX_BUCKETS.saturating_sub(LOCAL_BUCKET_RESERVE),
+        }
+    }
+
+    fn who(self) -> &'static str {
+        match self {
+            Origin::Local => "this node's user",
+            Origin::Peer => "peers",
+        }
+    }
+}
 
 /// Cache state of one node.
 #[derive(Debug)]
@@ -89,12 +120,18 @@ impl CacheState {
         old
     }
 
-    /// Records that `id` did not answer a cache request in time.
+    /// Records that `id` did not answer a cache request in time (and forgets those that
+    /// failed longer ago than [`UNREACHABLE_FOR`], so node ids that come and go do not
+    /// pile up).
     pub fn mark_unreachable(&self, id: NodeId) {
-        self.unreachable
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, Instant::now());
+        self.mark_unreachable_at(id, Instant::now());
+    }
+
+    /// [`CacheState::mark_unreachable`] at `now`.
+    pub fn mark_unreachable_at(&self, id: NodeId, now: Instant) {
+        let mut map = self.unreachable.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, t| now.saturating_duration_since(*t) < UNREACHABLE_FOR);
+        map.insert(id, now);
     }
 
     /// Records that `id` answered.
@@ -130,16 +167,41 @@ impl CacheState {
             .collect()
     }
 
-    /// Inserts `bucket` unless one of that name exists; returns the one in place.
-    pub fn insert(&self, bucket: Bucket) -> Arc<Bucket> {
+    /// Inserts the bucket `make` builds unless one named `name` exists; returns the one in
+    /// place. Fails with `QuotaExceeded` (building nothing) when this node already holds
+    /// as many buckets as `origin` may make it create (see [`Origin::limit`]).
+    pub fn insert_with(
+        &self,
+        name: &str,
+        origin: Origin,
+        make: impl FnOnce() -> Bucket,
+    ) -> Result<Arc<Bucket>> {
         let mut map = self.buckets.write().unwrap_or_else(|p| p.into_inner());
-        let entry = map
-            .entry(bucket.name.clone())
-            .or_insert_with(|| Arc::new(bucket))
-            .clone();
+        if let Some(b) = map.get(name) {
+            return Ok(b.clone());
+        }
+        let limit = origin.limit();
+        if map.len() >= limit {
+            return Err(Error::new(
+                ErrorKind::QuotaExceeded,
+                format!(
+                    "this node holds {} cache buckets, the most {} can make it create \
+                     ({limit}); bucket {name:?} is refused",
+                    map.len(),
+                    origin.who()
+                ),
+            ));
+        }
+        let bucket = Arc::new(make());
+        map.insert(name.to_string(), bucket.clone());
         drop(map);
         self.changed.notify_one();
-        entry
+        Ok(bucket)
+    }
+
+    /// How many buckets this node holds.
+    pub fn bucket_count(&self) -> usize {
+        self.buckets.read().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// Removes bucket `name` (a definition refused by the cluster).
@@ -148,5 +210,63 @@ impl CacheState {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Keypair;
+
+    fn id() -> NodeId {
+        Keypair::generate().unwrap().node_id()
+    }
+
+    #[test]
+    fn peers_may_create_buckets_up_to_their_share_and_the_user_up_to_the_limit() {
+        let me = id();
+        let state = CacheState::new(me);
+        let budget = Arc::new(crate::memory::MemoryBudget::new(u64::MAX));
+        let make = |name: &str| {
+            let (name, budget, table) = (name.to_string(), budget.clone(), state.table());
+            move || Bucket::new(name, Default::default(), budget, table, me, true)
+        };
+        for i in 0..Origin::Peer.limit() {
+            let name = format!("peer{i}");
+            state.insert_with(&name, Origin::Peer, make(&name)).unwrap();
+        }
+        let err = state
+            .insert_with("one-more", Origin::Peer, make("one-more"))
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::QuotaExceeded);
+        // One that exists is returned, whoever asks.
+        assert!(state.insert_with("peer3", Origin::Peer, make("x")).is_ok());
+        for i in 0..LOCAL_BUCKET_RESERVE {
+            let name = format!("mine{i}");
+            state
+                .insert_with(&name, Origin::Local, make(&name))
+                .unwrap();
+        }
+        assert_eq!(state.bucket_count(), MAX_BUCKETS);
+        let err = state
+            .insert_with("last", Origin::Local, make("last"))
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::QuotaExceeded);
+        assert!(err.message().contains("1024"), "{}", err.message());
+    }
+
+    #[test]
+    fn failures_are_forgotten_once_old() {
+        let state = CacheState::new(id());
+        let t0 = Instant::now();
+        for _ in 0..100 {
+            state.mark_unreachable_at(id(), t0);
+        }
+        let (a, b) = (id(), id());
+        state.mark_unreachable_at(a, t0 + UNREACHABLE_FOR / 2);
+        state.mark_unreachable_at(b, t0 + UNREACHABLE_FOR + Duration::from_millis(1));
+        let map = state.unreachable.lock().unwrap_or_else(|p| p.into_inner());
+        assert_eq!(map.len(), 2, "the 100 old failures are forgotten");
+        assert!(map.contains_key(&a) && map.contains_key(&b));
     }
 }

@@ -3,35 +3,43 @@
 //!
 //! Each entry keeps its key and value in one allocation, and 48 bytes of bookkeeping in the
 //! slab plus about 5 in the index; [`ENTRY_OVERHEAD`] is what it is charged on top of
-//! its key and value, against `max_bytes` and the node's memory quota.
+//! its key and value, against `max_bytes` and the node's memory quota. Everything a write
+//! costs (entries and tombstones alike) is reserved from the quota before anything
+//! changes, so a write that does not fit fails with `QuotaExceeded` and changes nothing.
+//! The store refuses what it cannot represent (a key longer than `u16::MAX` bytes, more
+//! than 2^31 slots) instead of truncating it.
 
-use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use hashbrown::HashTable;
 
-use crate::error::Result;
+use crate::cache::partition::PARTITIONS;
+use crate::cache::tombstones::{Tombstones, PAGE_ITEM_OVERHEAD};
+use crate::error::{Error, ErrorKind, Result};
 use crate::memory::MemoryBudget;
+
+pub use crate::cache::tombstones::{tombstone_cost, TOMBSTONE_OVERHEAD};
 
 /// Bytes charged per entry on top of its key and value.
 pub const ENTRY_OVERHEAD: u64 = 80;
 
-/// Bytes charged per tombstone (a delete remembered) on top of its key: the hash map slot
-/// (key `String` 24 B + version 8 B + partition, padded) and the allocator's header.
-pub const TOMBSTONE_OVERHEAD: u64 = 64;
+/// A pull cursor at or past this value continues through the tombstones (at position
+/// `cursor - TOMBSTONE_CURSOR`); below it, through the entries' slots.
+pub const TOMBSTONE_CURSOR: u32 = 1 << 31;
 
-/// The bytes a tombstone costs.
-fn tombstone_cost(key_len: usize) -> u64 {
-    key_len as u64 + TOMBSTONE_OVERHEAD
-}
+/// Most slots (live or free) and most tombstones one store keeps, so that every position
+/// can be named by a pull cursor.
+const MAX_SLOTS: usize = TOMBSTONE_CURSOR as usize;
 
 const NIL: u32 = u32::MAX;
 
 /// The bytes an entry costs.
 pub fn entry_cost(key_len: usize, value_len: usize) -> u64 {
-    (key_len + value_len) as u64 + ENTRY_OVERHEAD
+    u64::try_from(key_len.saturating_add(value_len))
+        .unwrap_or(u64::MAX)
+        .saturating_add(ENTRY_OVERHEAD)
 }
 
 #[derive(Debug)]
@@ -50,16 +58,14 @@ struct Slot {
 
 impl Slot {
     fn key(&self) -> &[u8] {
-        &self.data[..self.key_len as usize]
+        self.data.get(..usize::from(self.key_len)).unwrap_or(&[])
     }
     fn value(&self) -> &[u8] {
-        &self.data[self.key_len as usize..]
+        self.data.get(usize::from(self.key_len)..).unwrap_or(&[])
     }
     fn cost(&self) -> u64 {
-        entry_cost(
-            self.key_len as usize,
-            self.data.len() - self.key_len as usize,
-        )
+        let key_len = usize::from(self.key_len);
+        entry_cost(key_len, self.data.len().saturating_sub(key_len))
     }
     fn expired(&self, now_ms: u64) -> bool {
         self.expires != 0 && self.expires <= now_ms
@@ -106,10 +112,24 @@ pub struct Counters {
 /// How a write should treat the memory quota.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Charge {
-    /// Fail with `QuotaExceeded` if the node's quota would be exceeded.
+    /// Fail with `QuotaExceeded` if the node's quota would be exceeded. Every write the
+    /// node applies (a user's, a peer's, a pulled entry) is charged this way.
     Enforce,
-    /// Data moved by rebalancing: never refused, counted past the limit if need be.
+    /// Charge past the quota if need be (the excess shows in the budget). Nothing a peer
+    /// sends is applied this way.
     Force,
+}
+
+impl Charge {
+    fn take(self, budget: &MemoryBudget, bytes: u64) -> Result<()> {
+        match self {
+            Charge::Enforce => budget.reserve(bytes),
+            Charge::Force => {
+                budget.force(bytes);
+                Ok(())
+            }
+        }
+    }
 }
 
 /// The outcome of a write.
@@ -126,6 +146,16 @@ pub struct Applied {
     pub superseded_by: Option<u64>,
 }
 
+impl Applied {
+    fn done(existed: bool) -> Self {
+        Self {
+            changed: true,
+            existed,
+            superseded_by: None,
+        }
+    }
+}
+
 /// The entries of one bucket on this node.
 #[derive(Debug)]
 pub struct Store {
@@ -140,14 +170,21 @@ pub struct Store {
     limits: Limits,
     counters: Counters,
     budget: Arc<MemoryBudget>,
-    tombstones: HashMap<String, (u64, u16)>,
-    tombstone_bytes: u64,
+    tombstones: Tombstones,
     rng: u64,
+    max_slots: usize,
 }
 
 impl Store {
     /// An empty store with `limits`, charging `budget`.
     pub fn new(limits: Limits, budget: Arc<MemoryBudget>) -> Self {
+        Self::with_max_slots(limits, budget, MAX_SLOTS)
+    }
+
+    /// [`Store::new`] holding at most `max_slots` entries and as many tombstones (at most
+    /// 2^31; tests use small values to reach the limit).
+    pub fn with_max_slots(limits: Limits, budget: Arc<MemoryBudget>, max_slots: usize) -> Self {
+        let max_slots = max_slots.min(MAX_SLOTS);
         Self {
             slots: Vec::new(),
             index: HashTable::new(),
@@ -160,9 +197,9 @@ impl Store {
             limits,
             counters: Counters::default(),
             budget,
-            tombstones: HashMap::new(),
-            tombstone_bytes: 0,
+            tombstones: Tombstones::new(max_slots),
             rng: 0x9e37_79b9_7f4a_7c15,
+            max_slots,
         }
     }
 
@@ -188,51 +225,14 @@ impl Store {
 
     /// Deletes remembered, and the bytes they are charged to the memory quota.
     pub fn tombstones(&self) -> (usize, u64) {
-        (self.tombstones.len(), self.tombstone_bytes)
-    }
-
-    /// Remembers that `key` was deleted at `version` (keeping the newest), charged to the
-    /// node's quota: a delete is never refused.
-    fn remember_delete(&mut self, key: &str, version: u64, partition: u16) {
-        match self.tombstones.get_mut(key) {
-            Some(t) => {
-                if t.0 < version {
-                    *t = (version, partition);
-                }
-            }
-            None => {
-                let cost = tombstone_cost(key.len());
-                self.budget.force(cost);
-                self.tombstone_bytes += cost;
-                self.tombstones
-                    .insert(key.to_string(), (version, partition));
-            }
-        }
-    }
-
-    /// Forgets the tombstone of `key`, if any.
-    fn forget_delete(&mut self, key: &str) {
-        if self.tombstones.remove(key).is_some() {
-            let cost = tombstone_cost(key.len());
-            self.budget.release(cost);
-            self.tombstone_bytes -= cost;
-        }
+        (self.tombstones.len(), self.tombstones.bytes())
     }
 
     /// Forgets every tombstone for which `drop(version, partition)` holds; returns how many.
-    fn forget_deletes_where(&mut self, mut drop: impl FnMut(u64, u16) -> bool) -> usize {
-        let mut released = 0u64;
-        let before = self.tombstones.len();
-        self.tombstones.retain(|key, &mut (version, partition)| {
-            let gone = drop(version, partition);
-            if gone {
-                released += tombstone_cost(key.len());
-            }
-            !gone
-        });
+    fn forget_deletes_where(&mut self, drop: impl FnMut(u64, u16) -> bool) -> usize {
+        let (n, released) = self.tombstones.forget_where(drop);
         self.budget.release(released);
-        self.tombstone_bytes -= released;
-        before - self.tombstones.len()
+        n
     }
 
     /// Forgets the tombstones of deletes older than `retention_ms` (by their HLC version's
@@ -241,13 +241,17 @@ impl Store {
     /// keeps them as long as membership remembers a down member.
     pub fn purge_tombstones(&mut self, now_ms: u64, retention_ms: u64) -> usize {
         let horizon = now_ms.saturating_sub(retention_ms);
-        self.forget_deletes_where(|version, _| (version >> super::hlc::LOGICAL_BITS) < horizon)
+        self.forget_deletes_where(|version, _| super::hlc::stamp_ms(version) < horizon)
     }
 
     fn find(&self, key: &[u8]) -> Option<u32> {
         let h = self.hasher.hash_one(key);
         self.index
-            .find(h, |&i| self.slots[i as usize].key() == key)
+            .find(h, |&i| {
+                self.slots
+                    .get(i as usize)
+                    .is_some_and(|s| s.live && s.key() == key)
+            })
             .copied()
     }
 
@@ -286,8 +290,9 @@ impl Store {
         self.head = i;
     }
 
-    /// Removes slot `i` (live) entirely.
-    fn remove_slot(&mut self, i: u32) {
+    /// Removes slot `i` (live) entirely, without returning its cost to the budget;
+    /// returns that cost.
+    fn take_slot(&mut self, i: u32) -> u64 {
         self.unlink(i);
         let (h, cost) = {
             let s = &self.slots[i as usize];
@@ -300,8 +305,14 @@ impl Store {
         s.data = Box::new([]);
         s.live = false;
         self.free.push(i);
-        self.len -= 1;
-        self.bytes -= cost;
+        self.len = self.len.saturating_sub(1);
+        self.bytes = self.bytes.saturating_sub(cost);
+        cost
+    }
+
+    /// Removes slot `i` (live) entirely.
+    fn remove_slot(&mut self, i: u32) {
+        let cost = self.take_slot(i);
         self.budget.release(cost);
     }
 
@@ -345,7 +356,7 @@ impl Store {
         }
         self.tombstones
             .get(key)
-            .map(|&(version, partition)| EntryView {
+            .map(|(version, partition)| EntryView {
                 key: key.to_string(),
                 value: None,
                 version,
@@ -359,10 +370,26 @@ impl Store {
     /// A delete leaves a tombstone so that older data arriving later (a partition pulled
     /// after a move or a healed split) cannot bring the key back; see
     /// [`Store::purge_tombstones`]. Evicts least recently used entries to respect the
-    /// limits.
+    /// limits. Fails, changing nothing, with `InvalidInput` for what the store cannot
+    /// represent (a key over `u16::MAX` bytes, a partition that does not exist) and with
+    /// `QuotaExceeded` when the write's cost does not fit.
     pub fn apply(&mut self, entry: &EntryView, now_ms: u64, charge: Charge) -> Result<Applied> {
         let key = entry.key.as_str();
-        if let Some(&(v, _)) = self.tombstones.get(key) {
+        let Ok(key_len) = u16::try_from(key.len()) else {
+            return Err(Error::invalid(format!(
+                "a cache key of {} bytes cannot be stored (at most {})",
+                key.len(),
+                u16::MAX
+            )));
+        };
+        if usize::from(entry.partition) >= PARTITIONS {
+            return Err(Error::invalid(format!(
+                "there is no cache partition {}",
+                entry.partition
+            )));
+        }
+        let tomb = self.tombstones.get(key);
+        if let Some((v, _)) = tomb {
             if v >= entry.version {
                 let repeat = v == entry.version && entry.value.is_none();
                 return Ok(Applied {
@@ -391,42 +418,94 @@ impl Store {
                 });
             }
         }
-        let Some(value) = &entry.value else {
-            if let Some(i) = existing {
-                self.remove_slot(i);
-            }
-            self.remember_delete(key, entry.version, entry.partition);
-            return Ok(Applied {
-                changed: true,
-                existed,
-                superseded_by: None,
-            });
-        };
-        if entry.expires != 0 && entry.expires <= now_ms {
+        match &entry.value {
+            None => self.delete(key, entry, existing, charge),
             // Already expired: the newest write says the key is gone.
-            if let Some(i) = existing {
-                self.remove_slot(i);
-                self.counters.expired += 1;
+            Some(_) if entry.expires != 0 && entry.expires <= now_ms => {
+                let applied = self.delete(key, entry, existing, charge)?;
+                if existed {
+                    self.counters.expired += 1;
+                }
+                Ok(applied)
             }
-            self.remember_delete(key, entry.version, entry.partition);
-            return Ok(Applied {
-                changed: true,
-                existed,
-                superseded_by: None,
-            });
+            Some(value) => self.write(key, key_len, value, entry, existing, tomb.is_some(), charge),
+        }
+    }
+
+    /// The delete part of [`Store::apply`]: removes the entry and remembers the delete,
+    /// the tombstone paid for by the entry it replaces when there was one (an entry
+    /// always costs more), reserved otherwise.
+    fn delete(
+        &mut self,
+        key: &str,
+        entry: &EntryView,
+        existing: Option<u32>,
+        charge: Charge,
+    ) -> Result<Applied> {
+        let existed = existing.is_some();
+        let new_tomb = self.tombstones.get(key).is_none();
+        let cost = if new_tomb {
+            tombstone_cost(key.len())
+        } else {
+            0
+        };
+        if new_tomb && !self.tombstones.has_room() {
+            return Err(full("deletes remembered"));
+        }
+        let freed = match existing {
+            Some(i) => self.slots[i as usize].cost(),
+            None => 0,
+        };
+        if cost > freed {
+            charge.take(&self.budget, cost - freed)?;
+        }
+        if let Some(i) = existing {
+            self.take_slot(i);
+        }
+        self.budget.release(freed.saturating_sub(cost));
+        if self
+            .tombstones
+            .remember(key, entry.version, entry.partition)
+            .is_none()
+        {
+            // Checked above: cannot happen; give the charge back all the same.
+            self.budget.release(cost);
+        }
+        Ok(Applied::done(existed))
+    }
+
+    /// The write part of [`Store::apply`]: reserves what the entry costs beyond what it
+    /// replaces (an older entry or a tombstone), then stores it.
+    #[allow(clippy::too_many_arguments)]
+    fn write(
+        &mut self,
+        key: &str,
+        key_len: u16,
+        value: &Bytes,
+        entry: &EntryView,
+        existing: Option<u32>,
+        had_tomb: bool,
+        charge: Charge,
+    ) -> Result<Applied> {
+        if existing.is_none() && self.free.is_empty() && self.slots.len() >= self.max_slots {
+            return Err(full("entries"));
         }
         let cost = entry_cost(key.len(), value.len());
         let old_cost = existing.map(|i| self.slots[i as usize].cost()).unwrap_or(0);
-        if cost > old_cost {
-            match charge {
-                Charge::Enforce => self.budget.reserve(cost - old_cost)?,
-                Charge::Force => self.budget.force(cost - old_cost),
-            }
+        let tomb_cost = if had_tomb {
+            tombstone_cost(key.len())
         } else {
-            self.budget.release(old_cost - cost);
+            0
+        };
+        let held = old_cost.saturating_add(tomb_cost);
+        if cost > held {
+            charge.take(&self.budget, cost - held)?;
+        } else {
+            self.budget.release(held - cost);
         }
-        self.forget_delete(key);
-        let mut data = Vec::with_capacity(key.len() + value.len());
+        // Its cost moved to the entry above.
+        let _ = self.tombstones.forget(key);
+        let mut data = Vec::with_capacity(key.len().saturating_add(value.len()));
         data.extend_from_slice(key.as_bytes());
         data.extend_from_slice(value);
         let data = data.into_boxed_slice();
@@ -446,7 +525,7 @@ impl Store {
                     expires: entry.expires,
                     prev: NIL,
                     next: NIL,
-                    key_len: key.len() as u16,
+                    key_len,
                     partition: entry.partition,
                     live: true,
                 };
@@ -456,26 +535,25 @@ impl Store {
                         i
                     }
                     None => {
+                        // Below `max_slots` <= 2^31 (checked above).
+                        let i = u32::try_from(self.slots.len()).unwrap_or(NIL - 1);
                         self.slots.push(slot);
-                        (self.slots.len() - 1) as u32
+                        i
                     }
                 };
                 let h = self.hasher.hash_one(key.as_bytes());
                 let (slots, hasher) = (&self.slots, &self.hasher);
-                self.index
-                    .insert_unique(h, i, |&j| hasher.hash_one(slots[j as usize].key()));
+                self.index.insert_unique(h, i, |&j| {
+                    hasher.hash_one(slots.get(j as usize).map_or(&[][..], Slot::key))
+                });
                 self.len += 1;
                 i
             }
         };
-        self.bytes = self.bytes + cost - old_cost;
+        self.bytes = self.bytes.saturating_sub(old_cost).saturating_add(cost);
         self.push_front(i);
         self.evict_over_limits(i);
-        Ok(Applied {
-            changed: true,
-            existed,
-            superseded_by: None,
-        })
+        Ok(Applied::done(existing.is_some()))
     }
 
     /// Removes least recently used entries (never `keep`) until the limits hold.
@@ -516,9 +594,11 @@ impl Store {
         removed
     }
 
-    /// Entries of the given partitions (a set as a bitmap), starting at slot `cursor`,
-    /// up to about `max_bytes` of keys and values. Returns them and the cursor to continue
-    /// from (`None` when done). Tombstones of those partitions come with the last page.
+    /// Entries of the given partitions (a set as a bitmap), then their tombstones,
+    /// starting at `cursor`, up to `max_bytes` of keys and values (one entry larger than
+    /// that travels alone). Returns them and the cursor to continue from (`None` when
+    /// done): below [`TOMBSTONE_CURSOR`] a slot of the entries, from it on a position
+    /// among the tombstones. A cursor a peer made up gives a short or empty page.
     pub fn page(
         &self,
         wanted: &[bool],
@@ -528,48 +608,46 @@ impl Store {
     ) -> (Vec<EntryView>, Option<u32>) {
         let mut out = Vec::new();
         let mut size = 0usize;
-        let mut i = cursor as usize;
-        while i < self.slots.len() {
-            let s = &self.slots[i];
-            i += 1;
-            if !s.live
-                || s.expired(now_ms)
-                || !wanted.get(s.partition as usize).copied().unwrap_or(false)
-            {
-                continue;
-            }
-            size += s.data.len() + 32;
-            out.push(EntryView {
-                key: String::from_utf8_lossy(s.key()).into_owned(),
-                value: Some(Bytes::copy_from_slice(s.value())),
-                version: s.version,
-                expires: s.expires,
-                partition: s.partition,
-            });
-            if size >= max_bytes {
-                return (out, Some(i as u32));
-            }
-        }
-        for (key, &(version, partition)) in &self.tombstones {
-            if wanted.get(partition as usize).copied().unwrap_or(false) {
+        if cursor < TOMBSTONE_CURSOR {
+            for (i, s) in self.slots.iter().enumerate().skip(cursor as usize) {
+                if !s.live
+                    || s.expired(now_ms)
+                    || !wanted
+                        .get(usize::from(s.partition))
+                        .copied()
+                        .unwrap_or(false)
+                {
+                    continue;
+                }
+                let item = s.data.len().saturating_add(PAGE_ITEM_OVERHEAD);
+                if !out.is_empty() && size.saturating_add(item) > max_bytes {
+                    // Slot indices stay below `TOMBSTONE_CURSOR`.
+                    return (out, u32::try_from(i).ok());
+                }
+                size = size.saturating_add(item);
                 out.push(EntryView {
-                    key: key.clone(),
-                    value: None,
-                    version,
-                    expires: 0,
-                    partition,
+                    key: String::from_utf8_lossy(s.key()).into_owned(),
+                    value: Some(Bytes::copy_from_slice(s.value())),
+                    version: s.version,
+                    expires: s.expires,
+                    partition: s.partition,
                 });
             }
         }
-        (out, None)
+        let from = cursor.saturating_sub(TOMBSTONE_CURSOR);
+        let next = self
+            .tombstones
+            .page(wanted, from, max_bytes, &mut out, &mut size)
+            .map(|t| TOMBSTONE_CURSOR.saturating_add(t));
+        (out, next)
     }
 
     /// Live entries per partition.
     pub fn counts(&self, now_ms: u64) -> Vec<u64> {
-        let mut counts = vec![0u64; super::partition::PARTITIONS];
+        let mut counts = vec![0u64; PARTITIONS];
         for s in &self.slots {
             if s.live && !s.expired(now_ms) {
-                if let Some(c) = counts.get_mut(s.partition as usize) {
+                if let Some(c) = counts.get_mut(usize::from(s.partition)) {
                     *c += 1;
                 }
             }
@@ -582,22 +660,26 @@ impl Store {
         let victims: Vec<u32> = (0..self.slots.len() as u32)
             .filter(|&i| {
                 let s = &self.slots[i as usize];
-                s.live && which.get(s.partition as usize).copied().unwrap_or(false)
+                s.live
+                    && which
+                        .get(usize::from(s.partition))
+                        .copied()
+                        .unwrap_or(false)
             })
             .collect();
         for &i in &victims {
             self.remove_slot(i);
         }
-        self.forget_deletes_where(|_, p| which.get(p as usize).copied().unwrap_or(false));
+        self.forget_deletes_where(|_, p| which.get(usize::from(p)).copied().unwrap_or(false));
         victims.len()
     }
 
     /// Which partitions hold at least one live entry.
     pub fn occupied(&self) -> Vec<bool> {
-        let mut out = vec![false; super::partition::PARTITIONS];
+        let mut out = vec![false; PARTITIONS];
         for s in &self.slots {
             if s.live {
-                if let Some(o) = out.get_mut(s.partition as usize) {
+                if let Some(o) = out.get_mut(usize::from(s.partition)) {
                     *o = true;
                 }
             }
@@ -606,9 +688,18 @@ impl Store {
     }
 }
 
+/// The error for a store that holds as many entries (or tombstones) as it can name.
+fn full(what: &str) -> Error {
+    Error::new(
+        ErrorKind::QuotaExceeded,
+        format!("this cache bucket holds as many {what} as it can on this node"),
+    )
+}
+
 impl Drop for Store {
     fn drop(&mut self) {
-        self.budget.release(self.bytes + self.tombstone_bytes);
+        self.budget
+            .release(self.bytes.saturating_add(self.tombstones.bytes()));
     }
 }
 
@@ -788,5 +879,150 @@ mod tests {
         assert_eq!(s.tombstones().0, 1);
         drop(s);
         assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn a_key_longer_than_u16_max_is_refused_and_the_store_stays_consistent() {
+        let budget = Arc::new(MemoryBudget::new(u64::MAX));
+        let limits = Limits {
+            max_entries: Some(2),
+            max_bytes: None,
+        };
+        let mut s = Store::new(limits, budget.clone());
+        let long = "k".repeat(70_000);
+        let err = s
+            .apply(&e(&long, "v", 1, 0), 0, Charge::Enforce)
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        let err = s.apply(&del(&long, 2), 0, Charge::Enforce).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        assert_eq!((s.len(), s.bytes(), s.tombstones()), (0, 0, (0, 0)));
+        assert_eq!(budget.used(), 0);
+        assert!(s.peek(&long, 0).is_none());
+        // The longest key it can represent is found, evicted and forgotten like any
+        // other, while the index grows.
+        let longest = "x".repeat(usize::from(u16::MAX));
+        s.apply(&e(&longest, "v", 3, 0), 0, Charge::Enforce)
+            .unwrap();
+        assert_eq!(s.get(&longest, 0).as_deref(), Some(&b"v"[..]));
+        for i in 0..200u64 {
+            s.apply(&e(&format!("k{i:03}"), "v", 10 + i, 0), 0, Charge::Enforce)
+                .unwrap();
+        }
+        assert!(s.get(&longest, 0).is_none());
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.bytes(), 2 * entry_cost(4, 1));
+        assert_eq!(budget.used(), s.bytes());
+        assert_eq!(s.expire_sample(1000, u64::MAX - 1), 0);
+        drop(s);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn deletes_and_writes_that_do_not_fit_the_quota_change_nothing() {
+        let budget = Arc::new(MemoryBudget::new(entry_cost(1, 1) + tombstone_cost(1)));
+        let mut s = Store::new(Limits::default(), budget.clone());
+        s.apply(&e("a", "v", 1, 0), 0, Charge::Enforce).unwrap();
+        s.apply(&del("b", 2), 0, Charge::Enforce).unwrap();
+        assert_eq!(budget.free(), 0);
+        // A delete of an absent key needs a tombstone: refused when it does not fit.
+        let err = s.apply(&del("c", 3), 0, Charge::Enforce).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::QuotaExceeded);
+        assert_eq!(s.tombstones().0, 1);
+        // So is a write that arrives already expired (it leaves a tombstone too).
+        let err = s
+            .apply(&e("d", "v", 4, 10), 100, Charge::Enforce)
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::QuotaExceeded);
+        // A delete of a held key always fits: the entry pays for its tombstone.
+        s.apply(&del("a", 5), 0, Charge::Enforce).unwrap();
+        assert_eq!(s.tombstones(), (2, 2 * tombstone_cost(1)));
+        assert_eq!(budget.used(), 2 * tombstone_cost(1));
+        // A write over a tombstone is charged what it costs beyond the tombstone.
+        s.apply(&e("b", "v", 6, 0), 0, Charge::Enforce).unwrap();
+        assert_eq!(budget.used(), tombstone_cost(1) + entry_cost(1, 1));
+        let err = s
+            .apply(&e("a", "vv", 7, 0), 0, Charge::Enforce)
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::QuotaExceeded);
+        assert!(s
+            .peek("a", 0)
+            .is_some_and(|t| t.value.is_none() && t.version == 5));
+        drop(s);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn a_store_refuses_more_slots_than_it_can_name() {
+        let budget = Arc::new(MemoryBudget::new(u64::MAX));
+        let mut s = Store::with_max_slots(Limits::default(), budget.clone(), 2);
+        s.apply(&e("a", "v", 1, 0), 0, Charge::Enforce).unwrap();
+        s.apply(&e("b", "v", 2, 0), 0, Charge::Enforce).unwrap();
+        let err = s.apply(&e("c", "v", 3, 0), 0, Charge::Enforce).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::QuotaExceeded);
+        // Replacing a held key needs no new slot; a freed slot is reused.
+        s.apply(&e("a", "w", 4, 0), 0, Charge::Enforce).unwrap();
+        s.apply(&del("b", 5), 0, Charge::Enforce).unwrap();
+        s.apply(&e("c", "v", 6, 0), 0, Charge::Enforce).unwrap();
+        s.apply(&del("x", 7), 0, Charge::Enforce).unwrap();
+        let err = s.apply(&del("y", 8), 0, Charge::Enforce).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::QuotaExceeded,
+            "two tombstones at most"
+        );
+        assert_eq!(s.len(), 2);
+        drop(s);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn pages_carry_entries_then_tombstones_within_the_byte_budget() {
+        let mut s = store(Limits::default());
+        for i in 0..300u64 {
+            s.apply(
+                &e(&format!("k{i:03}"), "value", i + 1, 0),
+                0,
+                Charge::Enforce,
+            )
+            .unwrap();
+        }
+        for i in 0..300u64 {
+            if i % 3 == 0 {
+                s.apply(&del(&format!("k{i:03}"), 1000 + i), 0, Charge::Enforce)
+                    .unwrap();
+            }
+            s.apply(&del(&format!("gone{i:03}"), 2000 + i), 0, Charge::Enforce)
+                .unwrap();
+        }
+        let wanted = vec![true; super::super::partition::PARTITIONS];
+        let (mut live, mut deleted, mut cursor, mut pages) = (0, 0, Some(0u32), 0);
+        while let Some(c) = cursor {
+            let (page, next) = s.page(&wanted, c, 300, 0);
+            let size: usize = page
+                .iter()
+                .map(|e| e.key.len() + e.value.as_ref().map_or(0, |v| v.len()) + 32)
+                .sum();
+            assert!(size <= 300, "{size}");
+            assert!(next.is_none_or(|n| n > c), "cursors move forward");
+            live += page.iter().filter(|e| e.value.is_some()).count();
+            deleted += page.iter().filter(|e| e.value.is_none()).count();
+            cursor = next;
+            pages += 1;
+        }
+        assert_eq!((live, deleted), (200, 400));
+        assert!(pages > 50, "{pages}");
+        // A made-up cursor gives a short page, never a panic.
+        for c in [
+            299,
+            300,
+            5_000,
+            TOMBSTONE_CURSOR + 399,
+            TOMBSTONE_CURSOR + 400,
+            u32::MAX,
+        ] {
+            let (page, next) = s.page(&wanted, c, 300, 0);
+            assert!(next.is_none_or(|n| n > c) && page.len() <= 10);
+        }
     }
 }

@@ -1,0 +1,239 @@
+//! Checks of what a user or a peer hands the cache. The client side (a user's call) and
+//! the serving side (a peer's request) call the same functions, so a peer can never make
+//! a node hold what its own user could not (limits in `limits.rs`).
+
+use crate::cache::limits::{ENTRY_ENVELOPE, MAX_BATCH, MAX_BUCKET_NAME_LEN, MAX_KEY_LEN};
+use crate::cache::messages::{Request, RmwOp, WireEntry};
+use crate::cache::partition::PARTITIONS;
+use crate::error::{Error, Result};
+
+/// Checks a bucket name: 1..=[`MAX_BUCKET_NAME_LEN`] bytes.
+pub fn check_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_BUCKET_NAME_LEN {
+        return Err(Error::invalid(format!(
+            "a cache bucket name must be 1..={MAX_BUCKET_NAME_LEN} bytes, got {}",
+            name.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a key: 1..=[`MAX_KEY_LEN`] bytes.
+pub fn check_key(key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return Err(Error::invalid(format!(
+            "a cache key must be 1..={MAX_KEY_LEN} bytes, got {}",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The most bytes a key and its value may take together on a node whose frames carry at
+/// most `max_message_size` bytes: what is left after [`ENTRY_ENVELOPE`] (or half the
+/// frame, for frames too small for the envelope), so one entry always fits in a request
+/// and in a pull page.
+pub fn max_entry_bytes(max_message_size: usize) -> usize {
+    max_message_size
+        .saturating_sub(ENTRY_ENVELOPE)
+        .max(max_message_size / 2)
+}
+
+/// Checks one entry: its key, and its key and value together against
+/// [`max_entry_bytes`]. `value_len` is `None` for a delete.
+pub fn check_entry(key: &str, value_len: Option<usize>, max_message_size: usize) -> Result<()> {
+    check_key(key)?;
+    let size = key.len().saturating_add(value_len.unwrap_or(0));
+    let max = max_entry_bytes(max_message_size);
+    if size > max {
+        return Err(Error::invalid(format!(
+            "cache entry {:?} has {size} bytes of key and value, more than the {max} a \
+             message of at most {max_message_size} bytes (max_message_size) can carry",
+            truncated(key)
+        )));
+    }
+    Ok(())
+}
+
+/// Checks how many keys or entries one request carries: at most [`MAX_BATCH`].
+pub fn check_count(what: &str, n: usize) -> Result<()> {
+    if n > MAX_BATCH {
+        return Err(Error::invalid(format!(
+            "a cache request may carry at most {MAX_BATCH} {what}, got {n}"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a list of partitions: at most [`PARTITIONS`] of them, each one that exists.
+pub fn check_partitions(partitions: &[u16]) -> Result<()> {
+    if partitions.len() > PARTITIONS {
+        return Err(Error::invalid(format!(
+            "a pull names at most {PARTITIONS} partitions, got {}",
+            partitions.len()
+        )));
+    }
+    if let Some(p) = partitions.iter().find(|&&p| usize::from(p) >= PARTITIONS) {
+        return Err(Error::invalid(format!(
+            "there is no cache partition {p} (there are {PARTITIONS})"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks every length and count of a request from a peer (or from this node) with the
+/// limits a user's call is held to. Versions are checked against the clock by the
+/// handler, which has it.
+pub fn check_request(req: &Request, max_message_size: usize) -> Result<()> {
+    match req {
+        Request::Define(spec) => check_name(&spec.name),
+        Request::Buckets => Ok(()),
+        Request::Apply {
+            spec,
+            entries,
+            sent_to,
+        } => {
+            check_name(&spec.name)?;
+            check_count("entries", entries.len())?;
+            // Every node the write went to is a member; more than a request's worth
+            // of ids is not a write any node makes.
+            check_count("recipients", sent_to.len())?;
+            entries
+                .iter()
+                .try_for_each(|e| check_wire_entry(e, max_message_size))
+        }
+        Request::Get { bucket, keys } | Request::Peek { bucket, keys } => {
+            check_name(bucket)?;
+            check_count("keys", keys.len())?;
+            keys.iter().try_for_each(|k| check_key(k))
+        }
+        Request::Rmw { spec, key, op } => {
+            check_name(&spec.name)?;
+            check_key(key)?;
+            match op {
+                RmwOp::Incr(_) => Ok(()),
+                RmwOp::Expire(_) => Ok(()),
+            }
+        }
+        Request::Pull {
+            bucket, partitions, ..
+        } => {
+            check_name(bucket)?;
+            check_partitions(partitions)
+        }
+        Request::Count { bucket } => check_name(bucket),
+    }
+}
+
+/// [`check_entry`] for an entry on the wire.
+pub fn check_wire_entry(e: &WireEntry, max_message_size: usize) -> Result<()> {
+    check_entry(&e.key, e.value.as_ref().map(|v| v.len()), max_message_size)
+}
+
+/// The start of `key`, for error messages (a hostile key can be megabytes long).
+fn truncated(key: &str) -> &str {
+    let mut end = key.len().min(64);
+    while !key.is_char_boundary(end) {
+        end -= 1;
+    }
+    &key[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::messages::Spec;
+    use crate::error::ErrorKind;
+
+    fn wire(key: &str, value_len: usize) -> WireEntry {
+        WireEntry {
+            key: key.into(),
+            value: Some(serde_bytes::ByteBuf::from(vec![0u8; value_len])),
+            version: 1,
+            expires: 0,
+        }
+    }
+
+    #[test]
+    fn keys_names_entries_counts_and_partitions_have_limits() {
+        let kind = |r: Result<()>| r.unwrap_err().kind();
+        assert!(check_key("k").is_ok() && check_key(&"k".repeat(MAX_KEY_LEN)).is_ok());
+        assert_eq!(kind(check_key("")), ErrorKind::InvalidInput);
+        assert_eq!(
+            kind(check_key(&"k".repeat(70_000))),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(kind(check_name(&"n".repeat(256))), ErrorKind::InvalidInput);
+        assert_eq!(kind(check_name("")), ErrorKind::InvalidInput);
+        let max = 1 << 20;
+        assert_eq!(max_entry_bytes(max), max - ENTRY_ENVELOPE);
+        assert_eq!(max_entry_bytes(1000), 500);
+        assert!(check_entry("k", Some(max_entry_bytes(max) - 1), max).is_ok());
+        assert_eq!(
+            kind(check_entry("k", Some(max_entry_bytes(max)), max)),
+            ErrorKind::InvalidInput
+        );
+        assert!(check_entry("k", None, max).is_ok());
+        assert!(check_count("keys", MAX_BATCH).is_ok());
+        assert_eq!(
+            kind(check_count("keys", MAX_BATCH + 1)),
+            ErrorKind::InvalidInput
+        );
+        assert!(check_partitions(&[0, 270]).is_ok());
+        assert_eq!(kind(check_partitions(&[271])), ErrorKind::InvalidInput);
+        assert_eq!(
+            kind(check_partitions(&vec![0; PARTITIONS + 1])),
+            ErrorKind::InvalidInput
+        );
+        // A long key's error message does not repeat the key.
+        let e = check_entry(&"é".repeat(40_000), Some(max), max).unwrap_err();
+        assert!(e.message().len() < 400, "{}", e.message());
+    }
+
+    #[test]
+    fn requests_are_checked_whole() {
+        let spec = Spec {
+            name: "b".into(),
+            options: Default::default(),
+        };
+        let max = 1 << 20;
+        let apply = |entries: Vec<WireEntry>| Request::Apply {
+            spec: spec.clone(),
+            entries,
+            sent_to: vec![],
+        };
+        assert!(check_request(&apply(vec![wire("k", 10)]), max).is_ok());
+        for bad in [
+            apply(vec![wire("k", 10), wire(&"k".repeat(70_000), 1)]),
+            apply(vec![wire("k", max)]),
+            apply((0..=MAX_BATCH).map(|i| wire(&i.to_string(), 1)).collect()),
+            Request::Get {
+                bucket: "b".into(),
+                keys: vec!["".into()],
+            },
+            Request::Peek {
+                bucket: "".into(),
+                keys: vec!["k".into()],
+            },
+            Request::Rmw {
+                spec: spec.clone(),
+                key: "k".repeat(MAX_KEY_LEN + 1),
+                op: RmwOp::Incr(1),
+            },
+            Request::Pull {
+                bucket: "b".into(),
+                partitions: vec![u16::MAX],
+                cursor: 0,
+                table: 0,
+            },
+            Request::Count {
+                bucket: "b".repeat(1000),
+            },
+        ] {
+            assert_eq!(
+                check_request(&bad, max).unwrap_err().kind(),
+                ErrorKind::InvalidInput
+            );
+        }
+    }
+}
