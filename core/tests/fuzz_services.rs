@@ -22,9 +22,11 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
-use memmesh::wire::codec::{encode_frame, FrameLimits};
+use memmesh::cache::messages::{Request as CacheRequest, RmwOp, Spec, WireEntry};
+use memmesh::wire::codec::{encode_bulk, encode_frame, FrameLimits};
 use memmesh::wire::messages::{BlockOp, ChannelOp, MembershipOp, TransferOffer};
 use memmesh::wire::{Service, StreamHeader, WIRE_VERSION};
+use memmesh::{CacheOptions, NodeId};
 
 /// One request as a hostile member would send it.
 #[derive(Debug, Clone)]
@@ -36,7 +38,7 @@ struct Request {
     cut: Option<usize>,
 }
 
-fn bytes32() -> impl Strategy<Value = [u8; 32]> {
+fn bytes32() -> BoxedStrategy<[u8; 32]> {
     prop_oneof![
         Just([0u8; 32]),
         Just([0xffu8; 32]),
@@ -45,9 +47,10 @@ fn bytes32() -> impl Strategy<Value = [u8; 32]> {
         Just(*blake3::hash(b"").as_bytes()),
         Just(*blake3::hash(b"\0").as_bytes()),
     ]
+    .boxed()
 }
 
-fn name() -> impl Strategy<Value = String> {
+fn name() -> BoxedStrategy<String> {
     prop_oneof![
         "[a-z]{1,12}",
         Just(String::new()),
@@ -59,9 +62,10 @@ fn name() -> impl Strategy<Value = String> {
         // Long names, around and beyond every limit.
         (0usize..3).prop_map(|i| "n".repeat([255, 256, 70_000][i])),
     ]
+    .boxed()
 }
 
-fn edge_u64() -> impl Strategy<Value = u64> {
+fn edge_u64() -> BoxedStrategy<u64> {
     prop_oneof![
         Just(0u64),
         Just(1),
@@ -73,9 +77,10 @@ fn edge_u64() -> impl Strategy<Value = u64> {
         any::<u64>(),
         0u64..1_000_000,
     ]
+    .boxed()
 }
 
-fn edge_u32() -> impl Strategy<Value = u32> {
+fn edge_u32() -> BoxedStrategy<u32> {
     prop_oneof![
         Just(0u32),
         Just(1),
@@ -84,9 +89,10 @@ fn edge_u32() -> impl Strategy<Value = u32> {
         any::<u32>(),
         1u32..(8 << 20),
     ]
+    .boxed()
 }
 
-fn service() -> impl Strategy<Value = Service> {
+fn service() -> BoxedStrategy<Service> {
     prop_oneof![
         (
             name(),
@@ -114,12 +120,13 @@ fn service() -> impl Strategy<Value = Service> {
         bytes32().prop_map(|id| Service::Fetch { id }),
         Just(Service::Goodbye),
     ]
+    .boxed()
 }
 
 /// Bodies: arbitrary bytes, or bincode-encoded values of the shapes services decode
 /// (integers, strings, byte strings, sequences with absurd lengths), so that decoding
 /// gets past its first bytes and the handler's own checks run.
-fn body() -> impl Strategy<Value = Vec<u8>> {
+fn body() -> BoxedStrategy<Vec<u8>> {
     prop_oneof![
         Just(Vec::new()),
         proptest::collection::vec(any::<u8>(), 0..64),
@@ -152,6 +159,7 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
         // A big body (1 MiB of one byte).
         any::<u8>().prop_map(|b| vec![b; 1 << 20]),
     ]
+    .boxed()
 }
 
 /// bincode 2's standard varint encoding of an unsigned integer.
@@ -176,7 +184,136 @@ fn varint(n: u64) -> Vec<u8> {
     }
 }
 
-fn request() -> impl Strategy<Value = Request> {
+fn key() -> BoxedStrategy<String> {
+    prop_oneof![
+        8 => "[a-z]{1,8}",
+        1 => Just(String::new()),
+        1 => (0usize..4).prop_map(|i| "k".repeat([4096, 4097, 65_535, 70_000][i])),
+    ]
+    .boxed()
+}
+
+fn cache_options() -> BoxedStrategy<CacheOptions> {
+    (
+        proptest::option::of(prop_oneof![
+            Just(Duration::ZERO),
+            Just(Duration::MAX),
+            (0u64..100_000).prop_map(Duration::from_millis),
+        ]),
+        proptest::option::of(edge_u64()),
+        proptest::option::of(edge_u64()),
+        prop_oneof![Just(0u32), Just(1), Just(2), Just(u32::MAX), any::<u32>()],
+    )
+        .prop_map(|(ttl, max_entries, max_bytes, replicas)| CacheOptions {
+            ttl,
+            max_entries,
+            max_bytes,
+            replicas,
+        })
+        .boxed()
+}
+
+fn spec() -> BoxedStrategy<Spec> {
+    (
+        prop_oneof![4 => Just("c".to_string()), 1 => name()],
+        cache_options(),
+    )
+        .prop_map(|(name, options)| Spec { name, options })
+        .boxed()
+}
+
+fn wire_entry() -> BoxedStrategy<WireEntry> {
+    (
+        key(),
+        proptest::option::of(prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..64),
+            any::<u8>().prop_map(|b| vec![b; 300_000]),
+        ]),
+        edge_u64(),
+        edge_u64(),
+    )
+        .prop_map(|(key, value, version, expires)| WireEntry {
+            key,
+            value: value.map(serde_bytes::ByteBuf::from),
+            version,
+            expires,
+        })
+        .boxed()
+}
+
+fn node_ids() -> BoxedStrategy<Vec<NodeId>> {
+    proptest::collection::vec(any::<[u8; 32]>().prop_map(NodeId::from_bytes), 0..8).boxed()
+}
+
+fn keys() -> BoxedStrategy<Vec<String>> {
+    prop_oneof![
+        proptest::collection::vec(key(), 0..8),
+        // The same key very many times.
+        (key(), 0usize..3000).prop_map(|(k, n)| vec![k; n]),
+    ]
+    .boxed()
+}
+
+/// A cache request with arbitrary fields, well encoded, so the cache's own checks run.
+fn cache_request() -> BoxedStrategy<CacheRequest> {
+    let bucket = || prop_oneof![4 => Just("c".to_string()), 1 => name()];
+    prop_oneof![
+        spec().prop_map(CacheRequest::Define),
+        Just(CacheRequest::Buckets),
+        (
+            spec(),
+            proptest::collection::vec(wire_entry(), 0..6),
+            node_ids()
+        )
+            .prop_map(|(spec, entries, sent_to)| CacheRequest::Apply {
+                spec,
+                entries,
+                sent_to
+            }),
+        (bucket(), keys()).prop_map(|(bucket, keys)| CacheRequest::Get { bucket, keys }),
+        (bucket(), keys()).prop_map(|(bucket, keys)| CacheRequest::Peek { bucket, keys }),
+        (
+            spec(),
+            key(),
+            prop_oneof![
+                any::<i64>().prop_map(RmwOp::Incr),
+                Just(RmwOp::Incr(i64::MAX)),
+                Just(RmwOp::Incr(i64::MIN)),
+                edge_u64().prop_map(RmwOp::Expire),
+            ]
+        )
+            .prop_map(|(spec, key, op)| CacheRequest::Rmw { spec, key, op }),
+        (
+            bucket(),
+            proptest::collection::vec(any::<u16>(), 0..300),
+            any::<u32>(),
+            any::<u64>()
+        )
+            .prop_map(|(bucket, partitions, cursor, table)| CacheRequest::Pull {
+                bucket,
+                partitions,
+                cursor,
+                table
+            }),
+        bucket().prop_map(|bucket| CacheRequest::Count { bucket }),
+    ]
+    .boxed()
+}
+
+fn request() -> BoxedStrategy<Request> {
+    prop_oneof![
+        3 => generic_request(),
+        1 => cache_request().prop_map(|r| Request {
+            version: WIRE_VERSION,
+            service: Service::Cache,
+            body: encode_bulk(&r).expect("a cache request encodes"),
+            cut: None,
+        }),
+    ]
+    .boxed()
+}
+
+fn generic_request() -> BoxedStrategy<Request> {
     (
         prop_oneof![
             8 => Just(WIRE_VERSION),
@@ -192,6 +329,7 @@ fn request() -> impl Strategy<Value = Request> {
             body,
             cut,
         })
+        .boxed()
 }
 
 fn frame_of(req: &Request) -> Vec<u8> {
