@@ -35,6 +35,11 @@ pub const SWIM_DIAL_BURST: u32 = 32;
 pub const MAX_QUEUED_PACKETS_PER_PEER: usize = 64;
 /// SWIM packets from all peers waiting for the membership actor.
 pub const MAX_QUEUED_PACKETS: usize = 1024;
+/// Full-state syncs from one peer being decoded or applied at once; beyond, the peer is
+/// told `QuotaExceeded`.
+pub const MAX_SYNCS_IN_FLIGHT_PER_PEER: usize = 2;
+/// Full-state syncs from all peers being decoded or applied at once.
+pub const MAX_SYNCS_IN_FLIGHT: usize = 32;
 /// Full-state syncs one peer may start per second (an honest one starts one every
 /// `full_sync_interval` with a random member), and how many may be saved up.
 pub const SYNCS_PER_PEER_PER_SECOND: u32 = 1;
@@ -59,6 +64,9 @@ pub const ADVERT_SEQ_AHEAD: u64 = 1 << 32;
 /// After this long without an accepted advert from a node, its next advert is accepted
 /// whatever its sequence number, so no advert can freeze a node's entry for longer.
 pub const ADVERT_STALE_AFTER: Duration = Duration::from_secs(30);
+
+/// Most goodbyes remembered from nodes not (yet) in the view.
+pub const MAX_EARLY_GOODBYES: usize = MAX_MEMBERS;
 
 /// Shortest interval between two warnings about refused membership input.
 pub const WARN_INTERVAL: Duration = Duration::from_secs(10);

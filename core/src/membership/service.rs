@@ -41,7 +41,8 @@ use crate::membership::adverts::{Advert, AdvertHandler, AdvertTable};
 use crate::membership::codec::{decode_sync, SwimCodec};
 use crate::membership::limits::{
     MAX_MEMBERS, MAX_PACKET_LEN, MAX_QUEUED_PACKETS, MAX_QUEUED_PACKETS_PER_PEER,
-    SWIM_DIALS_PER_SECOND, SWIM_DIAL_BURST, SYNCS_PER_PEER_PER_SECOND, SYNC_BURST, WARN_INTERVAL,
+    MAX_SYNCS_IN_FLIGHT, MAX_SYNCS_IN_FLIGHT_PER_PEER, SWIM_DIALS_PER_SECOND, SWIM_DIAL_BURST,
+    SYNCS_PER_PEER_PER_SECOND, SYNC_BURST, WARN_INTERVAL,
 };
 use crate::membership::member::{starting_generation, MemberId};
 use crate::membership::packet::Packet;
@@ -171,6 +172,8 @@ pub struct Membership {
     rejoins: Arc<AtomicU64>,
     /// SWIM packets waiting for the actor, per peer and in total.
     queue: Queue,
+    /// Full-state syncs being served, per peer and in total.
+    syncing: Queue,
 }
 
 impl std::fmt::Debug for Input {
@@ -230,6 +233,7 @@ impl Membership {
             adverts,
             rejoins,
             queue: Queue::new(MAX_QUEUED_PACKETS_PER_PEER, MAX_QUEUED_PACKETS),
+            syncing: Queue::new(MAX_SYNCS_IN_FLIGHT_PER_PEER, MAX_SYNCS_IN_FLIGHT),
         })
     }
 
@@ -262,12 +266,19 @@ impl Membership {
             .map_err(|_| Error::closed())
     }
 
-    /// Applies the full state of the authenticated peer `from` and returns ours.
-    pub(crate) async fn sync(
-        &self,
-        from: NodeId,
-        theirs: Vec<Member<MemberId>>,
-    ) -> Result<Vec<Member<MemberId>>> {
+    /// Decodes the full state of the authenticated peer `from` ([`decode_sync`]),
+    /// applies it and returns ours. Beyond the syncs in flight allowed, `QuotaExceeded`.
+    pub(crate) async fn sync(&self, from: NodeId, body: &[u8]) -> Result<Vec<Member<MemberId>>> {
+        let _ticket = self.syncing.enter(from).ok_or_else(|| {
+            Error::new(
+                ErrorKind::QuotaExceeded,
+                format!(
+                    "too many full-state syncs in flight (at most \
+                     {MAX_SYNCS_IN_FLIGHT_PER_PEER} per peer, {MAX_SYNCS_IN_FLIGHT} in all)"
+                ),
+            )
+        })?;
+        let theirs = decode_sync(body)?;
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Input::SyncIn {
@@ -750,11 +761,17 @@ impl Actor {
         }
         let live: std::collections::HashSet<NodeId> =
             self.foca.iter_members().map(|m| m.id().id).collect();
-        // The newest identity of each node held as down (a renewed one may be live).
+        // The newest identity of each node held as down (a renewed one may be live), among
+        // those that proved who they are (announcing to a member only heard of would dial
+        // wherever whoever mentioned it said).
         let mut newest: std::collections::HashMap<NodeId, MemberId> = Default::default();
         for m in self.foca.iter_membership_state() {
             let id = m.id();
-            if m.state() == State::Down && id.id != self.shared.id && !live.contains(&id.id) {
+            if m.state() == State::Down
+                && id.id != self.shared.id
+                && !live.contains(&id.id)
+                && self.admission.proved(&id.id)
+            {
                 let slot = newest.entry(id.id).or_insert_with(|| id.clone());
                 if id.generation > slot.generation {
                     *slot = id.clone();
@@ -776,7 +793,8 @@ impl Actor {
             }
         }
         let interval = self.shared.config.membership.rejoin_interval;
-        for addr in self.bootstrap.due(live.is_empty(), now, interval) {
+        let alone = !live.iter().any(|id| self.admission.proved(id));
+        for addr in self.bootstrap.due(alone, now, interval) {
             let shared = self.shared.clone();
             tokio::spawn(async move {
                 match crate::node::connect::dial(&shared, addr, None).await {
@@ -789,8 +807,14 @@ impl Actor {
         }
     }
 
+    /// Exchanges full states with a random live member that proved who it is.
     fn start_sync(&mut self) {
-        let live: Vec<NodeId> = self.foca.iter_members().map(|m| m.id().id).collect();
+        let live: Vec<NodeId> = self
+            .foca
+            .iter_members()
+            .map(|m| m.id().id)
+            .filter(|id| self.admission.proved(id))
+            .collect();
         if live.is_empty() {
             return;
         }
@@ -861,8 +885,7 @@ pub(crate) async fn serve(
             Ok(Bytes::new())
         }
         MembershipOp::Sync => {
-            let theirs = decode_sync(&body)?;
-            let ours = membership.sync(from, theirs).await?;
+            let ours = membership.sync(from, &body).await?;
             Ok(Bytes::from(encode_bulk(&ours)?))
         }
     }

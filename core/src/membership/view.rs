@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::identity::NodeId;
+use crate::membership::limits::MAX_EARLY_GOODBYES;
 use crate::membership::member::MemberId;
 use crate::peer::PeerState;
 
@@ -201,7 +202,7 @@ impl View {
         let mut events = Vec::new();
         self.left_unknown
             .retain(|_, t| now.duration_since(*t) < LEFT_MEMORY);
-        if !self.members.contains_key(id) {
+        if !self.members.contains_key(id) && self.left_unknown.len() < MAX_EARLY_GOODBYES {
             self.left_unknown.insert(*id, now);
         }
         if let Some(entry) = self.members.get_mut(id) {
@@ -469,6 +470,22 @@ mod tests {
         // Recanting never raises a generation.
         v.recant(&m(mid, 5));
         assert!(v.observe([(m(mid, 0), PeerState::Down)], t0).is_empty());
+    }
+
+    #[test]
+    fn goodbyes_from_unknown_nodes_are_remembered_within_a_bound() {
+        let me = ids(1)[0];
+        let mut v = View::new(me, GRACE);
+        let t0 = Instant::now();
+        for i in 0..MAX_EARLY_GOODBYES + 50 {
+            let mut b = [0u8; 32];
+            b[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            v.left(&NodeId::from_bytes(b), t0);
+        }
+        assert_eq!(v.left_unknown.len(), MAX_EARLY_GOODBYES);
+        // They expire, which makes room again.
+        v.left(&me, t0 + LEFT_MEMORY);
+        assert!(v.left_unknown.len() <= 1);
     }
 
     #[test]
