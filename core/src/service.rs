@@ -21,7 +21,9 @@ pub async fn handle(
         Service::Channel { name, op } => {
             crate::channel::serve::handle(shared, from, &name, op, body).await
         }
-        Service::Membership { op } => crate::membership::service::serve(shared, op, body).await,
+        Service::Membership { op } => {
+            crate::membership::service::serve(shared, from, op, body).await
+        }
         Service::Blocks { op } => crate::blocks::serve::handle(shared, from, op, body).await,
         Service::Cache => crate::cache::serve::handle(shared, from, body).await,
         Service::Goodbye => crate::node::goodbye::receive(shared, from),

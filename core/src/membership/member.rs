@@ -1,8 +1,9 @@
 //! The identity a node has in the SWIM membership protocol.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::identity::NodeId;
+use crate::membership::limits::{MAX_MEMBER_ADDRS, MAX_NAME_LEN};
 
 /// A member as SWIM knows it: the node id plus what peers need to reach and show it.
 ///
@@ -19,6 +20,49 @@ pub struct MemberId {
     pub name: String,
     /// Addresses the node listens on.
     pub addrs: Vec<SocketAddr>,
+}
+
+impl MemberId {
+    /// This node's own identity, within the limits every peer applies: the name cut to
+    /// [`MAX_NAME_LEN`] bytes (at a character boundary) and the first
+    /// [`MAX_MEMBER_ADDRS`] addresses.
+    pub fn own(id: NodeId, generation: u64, name: &str, addrs: &[SocketAddr]) -> Self {
+        let mut end = name.len().min(MAX_NAME_LEN);
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        MemberId {
+            id,
+            generation,
+            name: name[..end].to_string(),
+            addrs: addrs.iter().take(MAX_MEMBER_ADDRS).copied().collect(),
+        }
+    }
+
+    /// The addresses worth dialling: the plausible ones ([`dialable`]), at most
+    /// [`MAX_MEMBER_ADDRS`].
+    pub fn dialable_addrs(&self) -> Vec<SocketAddr> {
+        self.addrs
+            .iter()
+            .filter(|a| dialable(a))
+            .take(MAX_MEMBER_ADDRS)
+            .copied()
+            .collect()
+    }
+}
+
+/// Whether a peer could be reached at `addr`: not port 0, not an unspecified, "this
+/// network" (`0.0.0.0/8`), broadcast or multicast address. Anything else a member
+/// claims is dropped before it is dialled (it would make this node send packets where a
+/// hostile member says).
+pub fn dialable(addr: &SocketAddr) -> bool {
+    if addr.port() == 0 {
+        return false;
+    }
+    match addr.ip().to_canonical() {
+        IpAddr::V4(v4) => !(v4.octets()[0] == 0 || v4.is_broadcast() || v4.is_multicast()),
+        IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_multicast()),
+    }
 }
 
 impl foca::Identity for MemberId {
@@ -106,6 +150,45 @@ mod tests {
         let second = starting_generation(Some(&dir)).unwrap();
         assert!(second > first);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn implausible_addresses_are_not_dialled_and_own_identity_fits_the_limits() {
+        let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+        for good in ["127.0.0.1:7400", "10.1.2.3:1", "[::1]:7400", "[fe80::1]:9"] {
+            assert!(dialable(&addr(good)), "{good}");
+        }
+        for bad in [
+            "0.0.0.0:7400",
+            "0.1.2.3:7400",
+            "255.255.255.255:7400",
+            "224.0.0.251:5353",
+            "10.0.0.1:0",
+            "[::]:7400",
+            "[ff02::fb]:5353",
+            "[::ffff:0.0.0.0]:7400",
+            "[::ffff:239.1.1.1]:7400",
+        ] {
+            assert!(!dialable(&addr(bad)), "{bad}");
+        }
+        let id = Keypair::generate().unwrap().node_id();
+        let many: Vec<SocketAddr> = (1..=40u16)
+            .map(|p| SocketAddr::from(([10, 0, 0, 1], p)))
+            .collect();
+        let mut with_bad = vec![addr("0.0.0.0:1"), addr("224.0.0.1:2")];
+        with_bad.extend(&many);
+        let m = MemberId {
+            id,
+            generation: 1,
+            name: "n".into(),
+            addrs: with_bad,
+        };
+        assert_eq!(m.dialable_addrs(), many[..MAX_MEMBER_ADDRS].to_vec());
+        // A name of multi-byte characters is cut at a character boundary.
+        let own = MemberId::own(id, 1, &"é".repeat(200), &many);
+        assert!(own.name.len() <= MAX_NAME_LEN && own.name.chars().all(|c| c == 'é'));
+        assert_eq!(own.addrs.len(), MAX_MEMBER_ADDRS);
+        crate::membership::codec::check_member_id(&own).unwrap();
     }
 
     #[test]

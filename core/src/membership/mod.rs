@@ -2,10 +2,14 @@
 //! authenticated transport, with events, a grace period before `PeerDown`, periodic
 //! full-state sync, and a deterministic leader.
 
+pub mod admission;
 pub mod adverts;
 pub mod codec;
 pub mod events;
+pub mod limits;
 pub mod member;
+pub mod packet;
+pub mod rate;
 pub mod rejoin;
 pub(crate) mod service;
 pub mod view;

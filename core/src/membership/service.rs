@@ -14,6 +14,13 @@
 //! was declared down renews its identity (`generation + 1`) and rejoins, as foca intends.
 //! Each such renewal is counted ([`Membership::rejoins`]) so the cache can treat every
 //! replica it holds as possibly stale until it has caught up.
+//!
+//! Hostile members: every packet is checked before foca sees it ([`Packet::parse`]: its
+//! sender must be the authenticated peer, its metadata within the limits), then admission
+//! ([`Admission`]) decides which members it may add (at most [`MAX_MEMBERS`]) and whose
+//! word counts; syncs are bounded by count and rate, packets waiting for the actor per
+//! peer and in total, and dials to unconnected members by a token bucket. Limits:
+//! [`crate::membership::limits`]; reasons: ADR 0008.
 
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,18 +34,26 @@ use rand::{RngExt, SeedableRng};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, trace, warn};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::identity::NodeId;
+use crate::membership::admission::{Admission, Census, Seat, Sifted};
 use crate::membership::adverts::{Advert, AdvertHandler, AdvertTable};
-use crate::membership::codec::SwimCodec;
+use crate::membership::codec::{decode_sync, SwimCodec};
+use crate::membership::limits::{
+    MAX_MEMBERS, MAX_PACKET_LEN, MAX_QUEUED_PACKETS, MAX_QUEUED_PACKETS_PER_PEER,
+    MAX_SYNCS_IN_FLIGHT, MAX_SYNCS_IN_FLIGHT_PER_PEER, SWIM_DIALS_PER_SECOND, SWIM_DIAL_BURST,
+    SYNCS_PER_PEER_PER_SECOND, SYNC_BURST, WARN_INTERVAL,
+};
 use crate::membership::member::{starting_generation, MemberId};
+use crate::membership::packet::Packet;
+use crate::membership::rate::{PeerBuckets, Queue, Throttle, Ticket, TokenBucket};
 use crate::membership::rejoin::{Bootstrap, RejoinSchedule};
 use crate::membership::view::{Event, View};
 use crate::node::connect::{connection, connection_within};
 use crate::node::shared::Shared;
 use crate::peer::PeerState;
 use crate::transport::rpc::call;
-use crate::wire::codec::{decode_bulk, encode_bulk};
+use crate::wire::codec::encode_bulk;
 use crate::wire::messages::MembershipOp;
 use crate::wire::{Service, StreamHeader};
 
@@ -115,7 +130,7 @@ impl MembershipConfig {
         c.probe_rtt = self.probe_rtt;
         c.suspect_to_down_after = self.suspect_timeout;
         c.remove_down_after = Some(self.forget_after);
-        c.max_packet_size = NonZeroUsize::MIN.saturating_add(32 * 1024 - 1);
+        c.max_packet_size = NonZeroUsize::MIN.saturating_add(MAX_PACKET_LEN - 1);
         // A member we declared down is told so (it then renews its identity and rejoins).
         c.notify_down_members = true;
         // foca announces to down members only while it has live ones, and every 65 s: the
@@ -127,18 +142,23 @@ impl MembershipConfig {
 
 /// Inputs of the actor.
 pub(crate) enum Input {
-    Packet(Bytes),
+    /// A checked packet; its ticket holds its place in the queue until it is handled.
+    Packet(Box<Packet>, Ticket),
     Timer(Timer<MemberId>),
     Connected(MemberId),
     Closed {
         id: NodeId,
         graceful: bool,
     },
-    SyncIn(
-        Vec<Member<MemberId>>,
-        oneshot::Sender<Vec<Member<MemberId>>>,
-    ),
-    SyncReply(Vec<Member<MemberId>>),
+    SyncIn {
+        from: NodeId,
+        theirs: Vec<Member<MemberId>>,
+        reply: oneshot::Sender<Result<Vec<Member<MemberId>>>>,
+    },
+    SyncReply {
+        from: NodeId,
+        theirs: Vec<Member<MemberId>>,
+    },
     Leave(oneshot::Sender<()>),
 }
 
@@ -150,6 +170,10 @@ pub struct Membership {
     events: broadcast::Sender<Event>,
     adverts: AdvertTable,
     rejoins: Arc<AtomicU64>,
+    /// SWIM packets waiting for the actor, per peer and in total.
+    queue: Queue,
+    /// Full-state syncs being served, per peer and in total.
+    syncing: Queue,
 }
 
 impl std::fmt::Debug for Input {
@@ -164,18 +188,18 @@ impl Membership {
         let cfg = &shared.config.membership;
         cfg.validate()?;
         let generation = starting_generation(shared.config.data_dir.as_deref())?;
-        let me = MemberId {
-            id: shared.id,
+        let me = MemberId::own(
+            shared.id,
             generation,
-            name: shared.hello.name.clone(),
-            addrs: shared.hello.addrs.clone(),
-        };
+            &shared.hello.name,
+            &shared.hello.addrs,
+        );
         let mut seed = [0u8; 8];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
             .map_err(|_| Error::internal("the system random generator failed"))?;
         let rng = StdRng::seed_from_u64(u64::from_le_bytes(seed));
         let adverts = AdvertTable::default();
-        let handler = AdvertHandler::new(adverts.clone(), shared.id);
+        let handler = AdvertHandler::new(adverts.clone(), shared.id, generation);
         let foca = Foca::with_custom_broadcast(me, cfg.foca(), rng, SwimCodec, handler);
         let (tx, rx) = mpsc::unbounded_channel();
         let view = Arc::new(RwLock::new(View::new(shared.id, cfg.down_grace)));
@@ -195,6 +219,11 @@ impl Membership {
             bootstrap: Bootstrap::new(&shared.config.bootstrap),
             rejoin: RejoinSchedule::new(cfg.rejoin_interval),
             left: false,
+            adverts: adverts.clone(),
+            admission: Admission::new(shared.id, MAX_MEMBERS),
+            dials: TokenBucket::new(SWIM_DIALS_PER_SECOND, SWIM_DIAL_BURST),
+            syncs: PeerBuckets::new(SYNCS_PER_PEER_PER_SECOND, SYNC_BURST, MAX_MEMBERS),
+            warnings: Warnings::default(),
         };
         shared.runtime.handle().spawn(actor.run(rx));
         Ok(Membership {
@@ -203,6 +232,8 @@ impl Membership {
             events,
             adverts,
             rejoins,
+            queue: Queue::new(MAX_QUEUED_PACKETS_PER_PEER, MAX_QUEUED_PACKETS),
+            syncing: Queue::new(MAX_SYNCS_IN_FLIGHT_PER_PEER, MAX_SYNCS_IN_FLIGHT),
         })
     }
 
@@ -216,23 +247,47 @@ impl Membership {
         let _ = self.tx.send(Input::Closed { id, graceful });
     }
 
-    /// Hands a SWIM packet from a peer to the actor.
-    pub(crate) fn packet(&self, data: Bytes) -> Result<()> {
+    /// Checks a SWIM packet from the authenticated peer `from` and hands it to the actor.
+    /// A packet in another member's name is `Unauthorized`, one over the limits
+    /// `InvalidInput` (or `Corrupted`), and one beyond the queue bounds `QuotaExceeded`.
+    pub(crate) fn packet(&self, from: NodeId, data: Bytes) -> Result<()> {
+        let packet = Packet::parse(data, from)?;
+        let ticket = self.queue.enter(from).ok_or_else(|| {
+            Error::new(
+                ErrorKind::QuotaExceeded,
+                format!(
+                    "too many SWIM packets waiting (at most {MAX_QUEUED_PACKETS_PER_PEER} \
+                     per peer, {MAX_QUEUED_PACKETS} in all)"
+                ),
+            )
+        })?;
         self.tx
-            .send(Input::Packet(data))
+            .send(Input::Packet(Box::new(packet), ticket))
             .map_err(|_| Error::closed())
     }
 
-    /// Applies a peer's full state and returns ours.
-    pub(crate) async fn sync(
-        &self,
-        theirs: Vec<Member<MemberId>>,
-    ) -> Result<Vec<Member<MemberId>>> {
+    /// Decodes the full state of the authenticated peer `from` ([`decode_sync`]),
+    /// applies it and returns ours. Beyond the syncs in flight allowed, `QuotaExceeded`.
+    pub(crate) async fn sync(&self, from: NodeId, body: &[u8]) -> Result<Vec<Member<MemberId>>> {
+        let _ticket = self.syncing.enter(from).ok_or_else(|| {
+            Error::new(
+                ErrorKind::QuotaExceeded,
+                format!(
+                    "too many full-state syncs in flight (at most \
+                     {MAX_SYNCS_IN_FLIGHT_PER_PEER} per peer, {MAX_SYNCS_IN_FLIGHT} in all)"
+                ),
+            )
+        })?;
+        let theirs = decode_sync(body)?;
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Input::SyncIn(theirs, reply))
+            .send(Input::SyncIn {
+                from,
+                theirs,
+                reply,
+            })
             .map_err(|_| Error::closed())?;
-        rx.await.map_err(|_| Error::closed())
+        rx.await.map_err(|_| Error::closed())?
     }
 
     /// Leaves the cluster and waits (up to `wait`) for the goodbye to be sent. Runs on
@@ -286,6 +341,38 @@ struct Actor {
     rejoin: RejoinSchedule,
     /// This node said goodbye: it stops reaching out.
     left: bool,
+    /// The free-quota adverts (shared with [`Membership`]).
+    adverts: AdvertTable,
+    /// Who gets in, and whose word counts.
+    admission: Admission,
+    /// Dials SWIM may start to members with no live connection.
+    dials: TokenBucket,
+    /// Full-state syncs each peer may start.
+    syncs: PeerBuckets,
+    /// Warnings about refused input, at most one of each kind per [`WARN_INTERVAL`].
+    warnings: Warnings,
+}
+
+/// Throttles for the warnings about what membership refused.
+#[derive(Debug)]
+struct Warnings {
+    over_cap: Throttle,
+    hearsay: Throttle,
+    full: Throttle,
+    syncs: Throttle,
+    dials: Throttle,
+}
+
+impl Default for Warnings {
+    fn default() -> Self {
+        Self {
+            over_cap: Throttle::new(WARN_INTERVAL),
+            hearsay: Throttle::new(WARN_INTERVAL),
+            full: Throttle::new(WARN_INTERVAL),
+            syncs: Throttle::new(WARN_INTERVAL),
+            dials: Throttle::new(WARN_INTERVAL),
+        }
+    }
 }
 
 fn member_state(s: State) -> PeerState {
@@ -348,7 +435,7 @@ impl Actor {
 
     fn handle(&mut self, input: Input) {
         let result = match input {
-            Input::Packet(data) => self.foca.handle_data(&data, &mut self.rt),
+            Input::Packet(packet, _ticket) => self.on_packet(&packet),
             Input::Timer(timer) => self.foca.handle_timer(timer, &mut self.rt),
             Input::Connected(member) => {
                 self.view_mut().connected(&member.id);
@@ -366,24 +453,180 @@ impl Actor {
                 }
                 Ok(())
             }
-            Input::SyncIn(theirs, reply) => {
-                let ours = self.states();
-                let r = self
-                    .foca
-                    .apply_many(theirs.into_iter(), false, &mut self.rt);
-                let _ = reply.send(ours);
-                r
+            Input::SyncIn {
+                from,
+                theirs,
+                reply,
+            } => {
+                let now = Instant::now();
+                if self.syncs.try_take(from, now) {
+                    let ours = self.states();
+                    let r = self.apply_hearsay(from, theirs, now);
+                    let _ = reply.send(Ok(ours));
+                    r
+                } else {
+                    if let Some(n) = self.warnings.syncs.note(1, now) {
+                        warn!(
+                            refused = n,
+                            "full-state syncs refused: a peer sent too many"
+                        );
+                    }
+                    let _ = reply.send(Err(Error::new(
+                        ErrorKind::QuotaExceeded,
+                        format!(
+                            "too many full-state syncs (at most {SYNCS_PER_PEER_PER_SECOND} \
+                             per second per peer)"
+                        ),
+                    )));
+                    Ok(())
+                }
             }
-            Input::SyncReply(theirs) => {
-                self.foca
-                    .apply_many(theirs.into_iter(), false, &mut self.rt)
-            }
+            Input::SyncReply { from, theirs } => self.apply_hearsay(from, theirs, Instant::now()),
             Input::Leave(_) => Ok(()),
         };
         if let Err(e) = result {
             // Bad packets from peers end up here: log and carry on.
             debug!(error = %e, "membership input rejected");
         }
+    }
+
+    /// A checked packet: its sender speaks for itself (its own generation outweighs
+    /// hearsay, and it gets a seat if one can be made), its updates are hearsay (sifted by
+    /// admission); foca then sees the packet without what was dropped.
+    fn on_packet(&mut self, packet: &Packet) -> std::result::Result<(), foca::Error> {
+        let now = Instant::now();
+        let sender = packet.sender().clone();
+        let mut census = self.census();
+        if let Some(hearsay) = census.hearsay_above(&sender) {
+            debug!(
+                peer = %sender.id.short(),
+                held = hearsay.generation,
+                own = sender.generation,
+                "a member's own generation replaces one only heard of"
+            );
+            self.purge(hearsay)?;
+            self.view_mut().recant(&sender);
+            census.remove(&sender.id);
+        }
+        match self.admission.seat(&census, &sender) {
+            Seat::Held => {}
+            Seat::Free => census.insert(sender.clone()),
+            Seat::Evict(out) => {
+                self.evict(out.clone())?;
+                census.remove(&out.id);
+                census.insert(sender.clone());
+            }
+            Seat::Full => {
+                if let Some(n) = self.warnings.full.note(1, now) {
+                    warn!(
+                        refused = n,
+                        max = MAX_MEMBERS,
+                        "membership is full of live members that spoke for themselves: \
+                         packets from new members refused"
+                    );
+                }
+                return Ok(());
+            }
+        }
+        self.admission.heard_from(&sender, now);
+        let sifted = self
+            .admission
+            .sift(&census, &packet.updates(), Some(sender.id), now);
+        self.report(&sifted, now);
+        let data = packet.rebuild(&sifted.keep);
+        self.foca.handle_data(&data, &mut self.rt)
+    }
+
+    /// Applies members heard from `from` (a full-state sync), as admission allows.
+    fn apply_hearsay(
+        &mut self,
+        from: NodeId,
+        theirs: Vec<Member<MemberId>>,
+        now: Instant,
+    ) -> std::result::Result<(), foca::Error> {
+        let census = self.census();
+        let refs: Vec<&Member<MemberId>> = theirs.iter().collect();
+        let sifted = self.admission.sift(&census, &refs, Some(from), now);
+        self.report(&sifted, now);
+        let kept = theirs
+            .into_iter()
+            .zip(sifted.keep)
+            .filter_map(|(m, keep)| keep.then_some(m));
+        self.foca.apply_many(kept, false, &mut self.rt)
+    }
+
+    /// Logs (throttled) what admission dropped.
+    fn report(&mut self, sifted: &Sifted, now: Instant) {
+        let over_cap = u64::try_from(sifted.over_cap).unwrap_or(u64::MAX);
+        if let Some(n) = self.warnings.over_cap.note(over_cap, now) {
+            warn!(
+                dropped = n,
+                max = MAX_MEMBERS,
+                "membership is full: members only heard of were not admitted"
+            );
+        }
+        let hearsay = u64::try_from(sifted.hearsay).unwrap_or(u64::MAX);
+        if let Some(n) = self.warnings.hearsay.note(hearsay, now) {
+            warn!(
+                dropped = n,
+                "updates claiming a new generation for a member that says otherwise were ignored"
+            );
+        }
+    }
+
+    /// What foca holds now.
+    fn census(&self) -> Census {
+        Census::new(self.foca.iter_membership_state())
+    }
+
+    /// Removes `held` from foca at once, telling no one.
+    fn purge(&mut self, held: MemberId) -> std::result::Result<(), foca::Error> {
+        self.foca.apply_many(
+            std::iter::once(Member::down(held.clone())),
+            false,
+            &mut self.rt,
+        )?;
+        self.foca
+            .handle_timer(Timer::RemoveDown(held), &mut self.rt)
+    }
+
+    /// Makes room: removes `out` from foca, the view, the pool and the adverts.
+    fn evict(&mut self, out: MemberId) -> std::result::Result<(), foca::Error> {
+        debug!(peer = %out.id.short(), "removed to make room for a member speaking for itself");
+        self.purge(out.clone())?;
+        let events = self.view_mut().remove(&out.id);
+        self.publish(events);
+        self.shared.pool.forget(&out.id);
+        self.adverts.forget(&out.id);
+        self.admission.forget(&out.id);
+        Ok(())
+    }
+
+    /// Whether a packet to `id` may go: at once on a live connection; otherwise it needs
+    /// a dial, which the dial budget must allow (one token per address to try, at least
+    /// one).
+    fn may_send(&mut self, id: &NodeId, now: Instant) -> bool {
+        let pool = &self.shared.pool;
+        if pool.live(id).is_some() {
+            return true;
+        }
+        if pool.is_dialling(id) {
+            return false; // a dial is under way; SWIM tolerates a lost packet
+        }
+        let cost = pool.addrs(id).len().clamp(1, SWIM_DIAL_BURST as usize);
+        if self
+            .dials
+            .try_take(u32::try_from(cost).unwrap_or(u32::MAX), now)
+        {
+            return true;
+        }
+        if let Some(n) = self.warnings.dials.note(1, now) {
+            debug!(
+                dropped = n,
+                "SWIM packets to unconnected members dropped: the dial budget is spent"
+            );
+        }
+        false
     }
 
     fn view_mut(&self) -> std::sync::RwLockWriteGuard<'_, View> {
@@ -403,8 +646,23 @@ impl Actor {
 
     /// Executes what foca asked for, then refreshes the view. Returns the send tasks.
     fn drain(&mut self) -> Vec<tokio::task::JoinHandle<()>> {
+        // Learn the addresses of live members first: a packet to one needs them to dial.
+        let states: Vec<(MemberId, PeerState)> = self
+            .foca
+            .iter_membership_state()
+            .map(|m| (m.id().clone(), member_state(m.state())))
+            .collect();
+        for (m, s) in &states {
+            if *s != PeerState::Down {
+                self.shared.pool.learn(&m.id, &m.name, &m.dialable_addrs());
+            }
+        }
         let mut sends = Vec::new();
+        let now = Instant::now();
         while let Some((to, data)) = self.rt.to_send() {
+            if !self.may_send(&to.id, now) {
+                continue;
+            }
             let shared = self.shared.clone();
             sends.push(tokio::spawn(send_packet(shared, to, data)));
         }
@@ -433,16 +691,22 @@ impl Actor {
                 n => trace!(notification = ?n, "foca"),
             }
         }
-        let states: Vec<(MemberId, PeerState)> = self
-            .foca
-            .iter_membership_state()
-            .map(|m| (m.id().clone(), member_state(m.state())))
-            .collect();
-        for (m, s) in &states {
-            if *s != PeerState::Down {
-                self.shared.pool.learn(&m.id, &m.name, &m.addrs);
+        // The view (and so the application, the cache's routing and block placement)
+        // only holds members that have proved who they are to this node: by speaking for
+        // themselves in SWIM, or by an authenticated connection. Members only heard of
+        // are SWIM's business until then (a real one answers its first probe).
+        if states.iter().any(|(m, _)| !self.admission.proved(&m.id)) {
+            let held: std::collections::HashSet<NodeId> =
+                states.iter().map(|(m, _)| m.id).collect();
+            for id in self.shared.pool.connected() {
+                if held.contains(&id) {
+                    self.admission.connected(id);
+                }
             }
         }
+        let states = states
+            .into_iter()
+            .filter(|(m, _)| self.admission.proved(&m.id));
         let events = self.view_mut().observe(states, Instant::now());
         self.publish(events);
         sends
@@ -454,8 +718,10 @@ impl Actor {
         self.publish(events);
         for id in self.view_mut().forget(now, after) {
             self.shared.pool.forget(&id);
-            self.shared.membership().map(|m| m.adverts.forget(&id)).ok();
+            self.adverts.forget(&id);
         }
+        let census = self.census();
+        self.admission.retain(&census);
     }
 
     /// Gossips this node's free quota when it changed (at most every
@@ -468,7 +734,7 @@ impl Actor {
                 return;
             }
         }
-        self.advert_seq += 1;
+        self.advert_seq = self.advert_seq.saturating_add(1);
         let advert = Advert {
             id: self.shared.id,
             seq: self.advert_seq,
@@ -495,11 +761,17 @@ impl Actor {
         }
         let live: std::collections::HashSet<NodeId> =
             self.foca.iter_members().map(|m| m.id().id).collect();
-        // The newest identity of each node held as down (a renewed one may be live).
+        // The newest identity of each node held as down (a renewed one may be live), among
+        // those that proved who they are (announcing to a member only heard of would dial
+        // wherever whoever mentioned it said).
         let mut newest: std::collections::HashMap<NodeId, MemberId> = Default::default();
         for m in self.foca.iter_membership_state() {
             let id = m.id();
-            if m.state() == State::Down && id.id != self.shared.id && !live.contains(&id.id) {
+            if m.state() == State::Down
+                && id.id != self.shared.id
+                && !live.contains(&id.id)
+                && self.admission.proved(&id.id)
+            {
                 let slot = newest.entry(id.id).or_insert_with(|| id.clone());
                 if id.generation > slot.generation {
                     *slot = id.clone();
@@ -521,7 +793,8 @@ impl Actor {
             }
         }
         let interval = self.shared.config.membership.rejoin_interval;
-        for addr in self.bootstrap.due(live.is_empty(), now, interval) {
+        let alone = !live.iter().any(|id| self.admission.proved(id));
+        for addr in self.bootstrap.due(alone, now, interval) {
             let shared = self.shared.clone();
             tokio::spawn(async move {
                 match crate::node::connect::dial(&shared, addr, None).await {
@@ -534,8 +807,14 @@ impl Actor {
         }
     }
 
+    /// Exchanges full states with a random live member that proved who it is.
     fn start_sync(&mut self) {
-        let live: Vec<NodeId> = self.foca.iter_members().map(|m| m.id().id).collect();
+        let live: Vec<NodeId> = self
+            .foca
+            .iter_members()
+            .map(|m| m.id().id)
+            .filter(|id| self.admission.proved(id))
+            .collect();
         if live.is_empty() {
             return;
         }
@@ -546,7 +825,7 @@ impl Actor {
         tokio::spawn(async move {
             match sync_with(&shared, peer, &ours).await {
                 Ok(theirs) => {
-                    let _ = tx.send(Input::SyncReply(theirs));
+                    let _ = tx.send(Input::SyncReply { from: peer, theirs });
                 }
                 Err(e) => debug!(peer = %peer.short(), error = %e, "full-state sync failed"),
             }
@@ -589,20 +868,24 @@ async fn sync_with(
     let conn = connection(shared, peer).await?;
     let body = encode_bulk(&ours).map_err(Error::from)?;
     let reply = call(&conn, &header(MembershipOp::Sync), &body, shared.limits()).await?;
-    Ok(decode_bulk(&reply)?)
+    decode_sync(&reply)
 }
 
-/// Serves a membership frame from a peer.
-pub(crate) async fn serve(shared: &Arc<Shared>, op: MembershipOp, body: Bytes) -> Result<Bytes> {
+/// Serves a membership frame from the authenticated peer `from`.
+pub(crate) async fn serve(
+    shared: &Arc<Shared>,
+    from: NodeId,
+    op: MembershipOp,
+    body: Bytes,
+) -> Result<Bytes> {
     let membership = shared.membership()?;
     match op {
         MembershipOp::Packet => {
-            membership.packet(body)?;
+            membership.packet(from, body)?;
             Ok(Bytes::new())
         }
         MembershipOp::Sync => {
-            let theirs: Vec<Member<MemberId>> = decode_bulk(&body)?;
-            let ours = membership.sync(theirs).await?;
+            let ours = membership.sync(from, &body).await?;
             Ok(Bytes::from(encode_bulk(&ours)?))
         }
     }

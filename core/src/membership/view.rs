@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::identity::NodeId;
+use crate::membership::limits::MAX_EARLY_GOODBYES;
 use crate::membership::member::MemberId;
 use crate::peer::PeerState;
 
@@ -201,7 +202,7 @@ impl View {
         let mut events = Vec::new();
         self.left_unknown
             .retain(|_, t| now.duration_since(*t) < LEFT_MEMORY);
-        if !self.members.contains_key(id) {
+        if !self.members.contains_key(id) && self.left_unknown.len() < MAX_EARLY_GOODBYES {
             self.left_unknown.insert(*id, now);
         }
         if let Some(entry) = self.members.get_mut(id) {
@@ -224,6 +225,41 @@ impl View {
         if let Some(entry) = self.members.get_mut(id) {
             entry.left_generation = None;
         }
+    }
+
+    /// Removes `id` at once (membership made room for another member): a member
+    /// reported live is reported down.
+    pub fn remove(&mut self, id: &NodeId) -> Vec<Event> {
+        let mut events = Vec::new();
+        if let Some(entry) = self.members.remove(id) {
+            if matches!(entry.reported, Some(PeerState::Alive | PeerState::Suspect)) {
+                events.push(Event::PeerDown { id: *id });
+            }
+        }
+        self.left_unknown.remove(id);
+        events.extend(self.elect());
+        events
+    }
+
+    /// The member itself says it runs `member.generation`: a higher generation held for
+    /// it came from hearsay, and SWIM's news about `member` is no longer stale.
+    pub fn recant(&mut self, member: &MemberId) {
+        if let Some(entry) = self.members.get_mut(&member.id) {
+            if entry.member.generation > member.generation {
+                entry.member = member.clone();
+                entry.left_generation = None;
+            }
+        }
+    }
+
+    /// How many members the view holds.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether the view holds no member.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
     }
 
     /// When the next grace period ends, if any member is in one.
@@ -274,7 +310,7 @@ fn up(m: &MemberId) -> Event {
     Event::PeerUp {
         id: m.id,
         name: m.name.clone(),
-        addrs: m.addrs.clone(),
+        addrs: m.dialable_addrs(),
     }
 }
 
@@ -398,6 +434,58 @@ mod tests {
         // Stale news about the old generation changes nothing.
         assert!(v.observe([(m(ids[0], 1), PeerState::Down)], t0).is_empty());
         assert_eq!(v.state(&ids[0]), Some(PeerState::Alive));
+    }
+
+    #[test]
+    fn a_removed_member_is_reported_down_and_a_recanted_generation_is_news_again() {
+        let ids = ids(3);
+        let (low, mid, me) = (ids[0], ids[1], ids[2]);
+        let mut v = View::new(me, GRACE);
+        let t0 = Instant::now();
+        v.observe(
+            [(m(low, 1), PeerState::Alive), (m(mid, 1), PeerState::Alive)],
+            t0,
+        );
+        assert_eq!(
+            v.remove(&low),
+            vec![
+                Event::PeerDown { id: low },
+                Event::LeaderChanged { leader: mid }
+            ]
+        );
+        assert_eq!(v.state(&low), None);
+        assert_eq!(v.len(), 1);
+        assert!(v.remove(&low).is_empty());
+        // Hearsay claimed a huge generation for `mid`; its own word says 1.
+        v.observe([(m(mid, u64::MAX), PeerState::Down)], t0);
+        v.tick(t0 + GRACE);
+        assert_eq!(v.state(&mid), Some(PeerState::Down));
+        assert!(v.observe([(m(mid, 1), PeerState::Alive)], t0).is_empty());
+        v.recant(&m(mid, 1));
+        let ev = v.observe([(m(mid, 1), PeerState::Alive)], t0 + GRACE);
+        assert!(
+            matches!(ev[0], Event::PeerUp { id, .. } if id == mid),
+            "{ev:?}"
+        );
+        // Recanting never raises a generation.
+        v.recant(&m(mid, 5));
+        assert!(v.observe([(m(mid, 0), PeerState::Down)], t0).is_empty());
+    }
+
+    #[test]
+    fn goodbyes_from_unknown_nodes_are_remembered_within_a_bound() {
+        let me = ids(1)[0];
+        let mut v = View::new(me, GRACE);
+        let t0 = Instant::now();
+        for i in 0..MAX_EARLY_GOODBYES + 50 {
+            let mut b = [0u8; 32];
+            b[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            v.left(&NodeId::from_bytes(b), t0);
+        }
+        assert_eq!(v.left_unknown.len(), MAX_EARLY_GOODBYES);
+        // They expire, which makes room again.
+        v.left(&me, t0 + LEFT_MEMORY);
+        assert!(v.left_unknown.len() <= 1);
     }
 
     #[test]
