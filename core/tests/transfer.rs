@@ -148,7 +148,7 @@ async fn an_offer_larger_than_the_memory_quota_is_refused_into_memory() {
         .unwrap()
         .remove(0);
     let err = r.error.expect("refused");
-    assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
+    assert_eq!(err.kind(), ErrorKind::QuotaExceeded, "{err}");
     assert!(err.to_string().contains("memory quota"), "{err}");
     // Within the quota it goes through.
     let r = a
