@@ -2,7 +2,7 @@
 //! later configuration issue can expose them). Every number a peer sends is checked
 //! against these on the receiving side, with the same bounds the sending side uses.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 
@@ -56,14 +56,6 @@ pub fn check_receive_chunk_size(chunk_size: u32) -> Result<()> {
     Ok(())
 }
 
-/// `now + after`, saturating far in the future instead of overflowing (a timeout of
-/// `Duration::MAX` from a user or a peer means "no deadline", never a panic).
-pub fn deadline(now: Instant, after: Duration) -> Instant {
-    now.checked_add(after)
-        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
-        .unwrap_or(now)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,15 +75,5 @@ mod tests {
         ] {
             assert!(check_receive_chunk_size(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn deadlines_saturate() {
-        let now = Instant::now();
-        assert_eq!(
-            deadline(now, Duration::from_secs(1)),
-            now + Duration::from_secs(1)
-        );
-        assert!(deadline(now, Duration::MAX) > now + Duration::from_secs(3600 * 24 * 365));
     }
 }
