@@ -101,6 +101,73 @@ async fn a_delivered_file_is_never_overwritten_by_a_later_one() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_part_damaged_on_disk_between_attempts_is_caught_before_delivery() {
+    let dir = Scratch::new("damaged");
+    let inbox = dir.join("inbox");
+    let b = builder("b").inbox_dir(&inbox).start().await.unwrap();
+    let a = node("a").await;
+    a.connect(&b.addr().to_string()).await.unwrap();
+    let src = dir.join("big.bin");
+    write_generated(&src, 64 * MIB, 7);
+    let expected = hash_file(&src);
+    let mut receiving = b.transfer().unwrap().progress();
+    let t = a.transfer().unwrap();
+    let sending = {
+        let (t, src, to) = (t.clone(), src.clone(), b.id());
+        tokio::spawn(async move { t.send(Source::Path(src), &[to]).await })
+    };
+    // Interrupted past the first checkpoint (every 32 MiB).
+    tokio::time::timeout(Duration::from_secs(120), async {
+        loop {
+            let p = receiving.next().await.unwrap();
+            if p.direction == memmesh::transfer::Direction::Receiving && p.done >= 40 * MIB {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the first attempt got past 40 MiB");
+    sending.abort();
+    let _ = sending.await;
+    let partial = inbox.join("big.bin.memmesh-partial");
+    let state = inbox.join("big.bin.memmesh-state");
+    assert!(eventually(Duration::from_secs(10), || state.exists()).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Someone damages the verified part on disk.
+    {
+        use std::io::{Read, Seek, SeekFrom, Write};
+        let mut f = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open(&partial)
+            .unwrap();
+        let mut byte = [0u8; 1];
+        f.seek(SeekFrom::Start(1000)).unwrap();
+        f.read_exact(&mut byte).unwrap();
+        f.seek(SeekFrom::Start(1000)).unwrap();
+        f.write_all(&[byte[0] ^ 0x40]).unwrap();
+    }
+    let r = t
+        .send(Source::Path(src.clone()), &[b.id()])
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(r.error.is_none(), "{:?}", r.error);
+    assert_eq!(
+        r.attempts, 2,
+        "the damage was caught, then everything sent again"
+    );
+    assert_eq!(r.hash.as_deref(), Some(expected.as_str()));
+    assert_eq!(hash_file(&inbox.join("big.bin")), expected);
+    assert!(leftovers(&inbox).is_empty(), "{:?}", leftovers(&inbox));
+}
+
+/// Whether `answer` is a refusal of `kind` whose message says `why`.
+fn refused(answer: &Answered, kind: ErrorKind, why: &str) -> bool {
+    matches!(answer, Answered::Refused(k, m) if *k == kind && m.contains(why))
+}
+
 /// `n` raw members of `b` (each one authenticated peer).
 async fn raw_peers(b: &memmesh::Node, n: usize) -> Vec<RawPeer> {
     let mut out = Vec::new();
@@ -128,7 +195,7 @@ async fn concurrent_offers_beyond_the_per_peer_and_per_node_budgets_are_refused(
     }
     let (_s, _r, answer) = raw_offer(&peers[0], offer("one-more", MIB, 1 << 20)).await;
     assert!(
-        matches!(&answer, Answered::Refused(ErrorKind::QuotaExceeded, m) if m.contains("per peer")),
+        refused(&answer, ErrorKind::QuotaExceeded, "per peer"),
         "{answer:?}"
     );
     // The others fill the node's budget; then even a fresh peer is refused.
@@ -147,7 +214,7 @@ async fn concurrent_offers_beyond_the_per_peer_and_per_node_budgets_are_refused(
     let fresh = RawPeer::connect(b.addr(), None).await.unwrap();
     let (_s, _r, answer) = raw_offer(&fresh, offer("late", MIB, 1 << 20)).await;
     assert!(
-        matches!(&answer, Answered::Refused(ErrorKind::QuotaExceeded, m) if m.contains("this node")),
+        refused(&answer, ErrorKind::QuotaExceeded, "this node"),
         "{answer:?}"
     );
     // A real sender hears the same, as QuotaExceeded.
@@ -311,7 +378,7 @@ async fn chunk_sizes_outside_the_receiving_bounds_are_refused() {
     for chunk in [1024, MIN_RECEIVE_CHUNK_SIZE / 2, MAX_RECEIVE_CHUNK_SIZE * 2] {
         let (_s, _r, answer) = raw_offer(&peer, offer("c.bin", 100 * MIB, chunk)).await;
         assert!(
-            matches!(&answer, Answered::Refused(ErrorKind::InvalidInput, m) if m.contains("chunk size")),
+            refused(&answer, ErrorKind::InvalidInput, "chunk size"),
             "{chunk}: {answer:?}"
         );
     }

@@ -258,13 +258,18 @@ impl Claims {
                 } => {
                     debug!(path = %path.display(), "a newer attempt supersedes a running transfer");
                     older.cancel();
-                    tokio::select! {
-                        _ = released.cancelled() => {}
-                        _ = stop.cancelled() => return Err(Error::new(ErrorKind::Closed, "superseded by a newer attempt")),
-                        _ = tokio::time::sleep(wait) => return Err(Error::new(
+                    let superseded =
+                        || Error::new(ErrorKind::Closed, "superseded by a newer attempt");
+                    let busy = || {
+                        Error::new(
                             ErrorKind::Timeout,
                             "an earlier attempt at this transfer is still finishing; try again",
-                        )),
+                        )
+                    };
+                    tokio::select! {
+                        _ = released.cancelled() => {}
+                        _ = stop.cancelled() => return Err(superseded()),
+                        _ = tokio::time::sleep(wait) => return Err(busy()),
                     }
                 }
             }

@@ -2,7 +2,7 @@
 //! opened only once data arrives, checkpointed as it is synced, and given its final name
 //! only once the whole is verified; or memory charged to the node's memory quota.
 
-use std::io::{Seek, Write};
+use std::io::{Read, Seek, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -14,6 +14,7 @@ use crate::memory::MemoryBudget;
 use crate::transfer::partials::{Claim, Claims, Target};
 use crate::transfer::stack::TreeStack;
 use crate::transfer::state::Checkpoint;
+use crate::transfer::tree::{chunk_count, chunk_hash, chunk_len};
 use crate::transfer::verify::Verifier;
 use crate::transfer::writeback::Writeback;
 
@@ -34,6 +35,9 @@ pub(crate) struct FileOut {
     chunk_size: u32,
     /// The chunks on disk (those of `start` and the ones written since).
     tree: TreeStack,
+    /// The chunks kept from an earlier attempt (the first `start` bytes), checked again
+    /// once before delivery.
+    resumed: Option<TreeStack>,
     /// `true` once synced for delivery, or discarded: nothing to checkpoint.
     settled: bool,
     claim: Option<Arc<Claim>>,
@@ -110,6 +114,40 @@ impl FileOut {
         }
         file.sync_all().map_err(|e| self.failed(e, "syncing"))?;
         self.settled = true;
+        Ok(())
+    }
+
+    /// Checks, once, that the part kept from an earlier attempt still holds the chunks
+    /// verified then (this attempt wrote only verified data after it): the delivered file
+    /// always hashes to the reported hash, and re-reading costs one pass over that part
+    /// per delivery, never one per retry. Blocking.
+    fn check_resumed(&self) -> Result<()> {
+        let Some(expected) = &self.resumed else {
+            return Ok(());
+        };
+        let count = chunk_count(self.size, self.chunk_size);
+        let mut file =
+            std::fs::File::open(&self.partial).map_err(|e| self.failed(e, "re-reading"))?;
+        let mut tree = TreeStack::new();
+        let mut buf = Vec::with_capacity(self.chunk_size as usize);
+        for index in 0..expected.count() {
+            let len = chunk_len(self.size, self.chunk_size, index);
+            buf.clear();
+            (&mut file)
+                .take(u64::from(len))
+                .read_to_end(&mut buf)
+                .map_err(|e| self.failed(e, "re-reading"))?;
+            tree.push(chunk_hash(index, count, self.chunk_size, &buf));
+        }
+        if &tree != expected {
+            return Err(Error::new(
+                ErrorKind::Corrupted,
+                format!(
+                    "the part of {} kept from an earlier attempt changed on disk",
+                    self.partial.display()
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -321,6 +359,7 @@ pub(crate) fn open_sink(
                 }
                 None => (0, TreeStack::new()),
             };
+            let resumed = (tree.count() > 0).then(|| tree.clone());
             Ok(Sink::File(Box::new(FileSink {
                 dest,
                 out: Some(FileOut {
@@ -333,6 +372,7 @@ pub(crate) fn open_sink(
                     size,
                     chunk_size,
                     tree,
+                    resumed,
                     settled: false,
                     claim: Some(claim),
                 }),
@@ -375,6 +415,7 @@ pub(crate) async fn complete(
             let claims = claims.clone();
             let path = tokio::task::spawn_blocking(move || {
                 out.sync()?;
+                out.check_resumed().inspect_err(|_| out.discard())?;
                 // Delivered while the claim is held (`out` is dropped after); if it
                 // cannot be, the synced whole is checkpointed for the next attempt.
                 claims
