@@ -39,9 +39,8 @@ async fn two_concurrent_transfers_with_the_same_name_arrive_whole_and_apart() {
     std::fs::create_dir_all(dir.join("two")).unwrap();
     let src1 = dir.join("one").join("same.bin");
     let src2 = dir.join("two").join("same.bin");
-    write_generated(&src1, 40 * MIB, 1);
-    write_generated(&src2, 40 * MIB + 5, 2);
-    let (h1, h2) = (hash_file(&src1), hash_file(&src2));
+    let h1 = write_generated(&src1, 40 * MIB, 1);
+    let h2 = write_generated(&src2, 40 * MIB + 5, 2);
     let mut received = b.transfer().unwrap().received();
     let (t1, t2) = (a1.transfer().unwrap(), a2.transfer().unwrap());
     let to = [b.id()];
@@ -109,8 +108,7 @@ async fn a_kept_part_damaged_on_disk_between_attempts_is_caught_before_delivery(
     let a = node("a").await;
     a.connect(&b.addr().to_string()).await.unwrap();
     let src = dir.join("big.bin");
-    write_generated(&src, 64 * MIB, 7);
-    let expected = hash_file(&src);
+    let expected = write_generated(&src, 64 * MIB, 7);
     let mut receiving = b.transfer().unwrap().progress();
     let t = a.transfer().unwrap();
     let sending = {

@@ -25,8 +25,7 @@ async fn a_three_gibibyte_transfer_interrupted_past_two_gibibytes_resumes_to_a_v
     a.connect(&b.addr().to_string()).await.unwrap();
     let src = dir.join("three.gib");
     let size = 3 * GIB;
-    write_generated(&src, size, 3);
-    let expected = hash_file(&src);
+    let expected = write_generated(&src, size, 3);
 
     let mut receiving = b.transfer().unwrap().progress();
     let t = a.transfer().unwrap();

@@ -364,7 +364,9 @@ impl Transfer {
     }
 
     /// Fetches content `id` (published by `from`, or a block it holds) into the file
-    /// `into`, or into memory when `None`. A fetch into a file that was interrupted
+    /// `into` (or `into (1).ext` and so on if a file has that name: an existing file is
+    /// never replaced, see `Received::path`), or into memory when `None` (charged to the
+    /// memory quota while the bytes are held). A fetch into a file that was interrupted
     /// resumes after the chunks already verified.
     pub async fn fetch(&self, id: &str, from: NodeId, into: Option<PathBuf>) -> Result<Received> {
         if self.shared.is_closed() {

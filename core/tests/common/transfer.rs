@@ -39,8 +39,9 @@ impl Drop for Scratch {
 }
 
 /// Writes `size` bytes where every MiB differs (its index in its first 8 bytes, `seed`
-/// in the next 8), quickly even in a debug build.
-pub fn write_generated(path: &Path, size: u64, seed: u64) {
+/// in the next 8), quickly even in a debug build; returns their `blake3:<hex>`.
+pub fn write_generated(path: &Path, size: u64, seed: u64) -> String {
+    let mut hasher = blake3::Hasher::new();
     let mut f = std::io::BufWriter::with_capacity(4 << 20, std::fs::File::create(path).unwrap());
     let mut block: Vec<u8> = (0..(1usize << 20)).map(|i| (i % 251) as u8).collect();
     let mut written = 0u64;
@@ -50,10 +51,12 @@ pub fn write_generated(path: &Path, size: u64, seed: u64) {
         block[8..16].copy_from_slice(&seed.to_le_bytes());
         let len = (size - written).min(block.len() as u64) as usize;
         f.write_all(&block[..len]).unwrap();
+        hasher.update(&block[..len]);
         written += len as u64;
         n += 1;
     }
     f.flush().unwrap();
+    format!("blake3:{}", hasher.finalize().to_hex())
 }
 
 /// `blake3:<hex>` of a file.
