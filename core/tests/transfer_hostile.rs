@@ -479,6 +479,52 @@ async fn a_receiver_that_never_answers_does_not_hang_the_sender() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_where_the_answer_belongs_is_reported_as_it_is_and_not_retried() {
+    let a = node("a").await;
+    let receiver = RawPeer::connect(a.addr(), None).await.unwrap();
+    // The receiver replies `Closed` (a cancel) in place of its answer, on every stream.
+    let answering = tokio::spawn({
+        let conn = receiver.conn.clone();
+        async move {
+            let mut streams = 0u32;
+            while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+                streams += 1;
+                let limits = FrameLimits::with_body(1 << 20);
+                let _ = memmesh::wire::io::read_raw_frame_opt(&mut recv, limits).await;
+                let reply = Reply::Err {
+                    kind: "Closed".into(),
+                    message: "the receiver cancelled the transfer".into(),
+                };
+                let _ = send
+                    .write_all(&encode_frame(&reply, &[], limits).unwrap())
+                    .await;
+                let _ = send.finish();
+                tokio::spawn(async move {
+                    let _ = recv.read_to_end(1 << 20).await;
+                    drop(send);
+                });
+            }
+            streams
+        }
+    });
+    let r = a
+        .transfer()
+        .unwrap()
+        .send(Source::Bytes(vec![1u8; 100].into()), &[receiver.id])
+        .await
+        .unwrap()
+        .remove(0);
+    let err = r.error.expect("refused");
+    assert_eq!(err.kind(), ErrorKind::Closed, "{err}");
+    assert_eq!(
+        r.attempts, 1,
+        "a cancel is not corruption: no second attempt"
+    );
+    receiver.conn.close(0u32.into(), b"");
+    answering.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fetcher_that_stops_answering_gives_its_slot_back() {
     let a = node("a").await;
     a.transfer()

@@ -132,6 +132,10 @@ async fn receive(
     let (serial, cancel) = shared.transfers.incoming(offer.id);
     let stop = CancellationToken::new();
     let key = partial_key(from.as_bytes(), &offer.id);
+    // Until the accept is written, any failure (a cancel included) goes out as a refusal
+    // first: the sender reads an answer, then the error reply (were it to read the reply
+    // as an answer, it would take it for corruption and try again).
+    let answered = std::sync::atomic::AtomicBool::new(false);
     let accepted = async {
         let opened = async {
             let target = match dest {
@@ -154,13 +158,8 @@ async fn receive(
                 &shared.budget,
             )
         };
-        let mut sink = match opened.await {
-            Ok(sink) => sink,
-            Err(e) => {
-                refuse(send, e.message(), limits, idle).await;
-                return Err(e);
-            }
-        };
+        let mut sink = opened.await?;
+        answered.store(true, std::sync::atomic::Ordering::Relaxed);
         tokio::time::timeout(idle, write_frame(send, &accept(&verifier), &[], limits))
             .await
             .map_err(|_| Error::new(ErrorKind::Timeout, "the sender does not read its stream"))??;
@@ -183,6 +182,9 @@ async fn receive(
             "superseded by a newer attempt at the same transfer",
         )),
     };
+    if let (Err(e), false) = (&taken, answered.load(std::sync::atomic::Ordering::Relaxed)) {
+        refuse(send, e.message(), limits, idle).await;
+    }
     shared.transfers.done_incoming(&offer.id, serial);
     // A cancel that won the race with the last chunk still counts: `cancel` said true, so
     // the content is not delivered (its verified part stays for a resume). After

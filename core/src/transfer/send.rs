@@ -20,8 +20,8 @@ use crate::transfer::tree::{chunk_count, chunk_hash, chunk_len, ContentTree};
 use crate::transfer::verify::{ChunkHeader, DEFAULT_CHUNK_SIZE};
 use crate::transfer::{Direction, Source, TransferResult};
 use crate::transport::errors::connection_error;
-use crate::wire::codec::FrameLimits;
-use crate::wire::io::{read_frame, write_frame, write_frame_bytes};
+use crate::wire::codec::{decode_header, FrameLimits};
+use crate::wire::io::{read_frame, read_raw_frame_opt, write_frame, write_frame_bytes};
 use crate::wire::messages::TransferOffer;
 use crate::wire::{Reply, Service, StreamHeader};
 
@@ -297,7 +297,7 @@ async fn attempt(
     within(idle, write_frame(&mut send, &header, &[], limits)).await?;
     // The receiver may ask its offer handler first (up to its request timeout).
     let answer_within = shared.config.request_timeout.saturating_add(idle);
-    let answer = tokio::time::timeout(answer_within, read_frame::<Answer>(&mut recv, limits))
+    let answer = tokio::time::timeout(answer_within, read_answer(&mut recv, limits))
         .await
         .map_err(|_| {
             Error::new(
@@ -305,7 +305,7 @@ async fn attempt(
                 format!("peer {} did not answer the offer in time", peer.short()),
             )
         })??;
-    let resume = match answer.header {
+    let resume = match answer {
         Answer::Accept { resume } => resume,
         Answer::Reject { reason } => {
             // The error reply that follows a refusal says why in kind (a budget, a
@@ -468,6 +468,27 @@ fn damaged_for_tests(shared: &Shared, index: u64, data: Bytes) -> Bytes {
     let middle = damaged.len() / 2;
     damaged[middle] ^= 0x5a;
     Bytes::from(damaged)
+}
+
+/// The receiver's answer to an offer. A receiver that replies with an error where the
+/// answer belongs (older builds did, for a failure before accepting) gives that error,
+/// not `Corrupted` (which would make the sender try again).
+async fn read_answer(recv: &mut quinn::RecvStream, limits: FrameLimits) -> Result<Answer> {
+    let raw = read_raw_frame_opt(recv, limits).await?.ok_or_else(|| {
+        Error::new(
+            ErrorKind::PeerUnavailable,
+            "the peer closed the stream without answering",
+        )
+    })?;
+    match decode_header::<Answer>(&raw.header) {
+        Ok(answer) => Ok(answer),
+        Err(e) => {
+            if let Ok(reply) = decode_header::<Reply>(&raw.header) {
+                reply.into_result()?;
+            }
+            Err(e.into())
+        }
+    }
 }
 
 /// The receiver's final reply: the hash it verified, or its error.
