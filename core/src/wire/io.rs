@@ -49,8 +49,8 @@ pub async fn read_frame_opt<H: DeserializeOwned>(
 /// Reads one frame whose body is appended to `body` (no zero-filling, no intermediate
 /// buffer: a large body lands where it is used); a stream that ends first is an error,
 /// and so is one on which nothing arrives for `idle` (`Timeout`; a slow stream that keeps
-/// moving is fine). On error `body` may hold part of the frame's body after its original
-/// content.
+/// moving is fine), and an error [`crate::wire::Reply`] in place of the frame is that
+/// error. On error `body` may hold part of the frame's body after its original content.
 pub async fn read_frame_into<H: DeserializeOwned>(
     recv: &mut quinn::RecvStream,
     limits: FrameLimits,
@@ -77,7 +77,17 @@ pub async fn read_frame_into<H: DeserializeOwned>(
     tokio::time::timeout(idle, read_exact(recv, &mut head))
         .await
         .map_err(|_| idle_error(idle))??;
-    let header = codec::decode_header(&head)?;
+    let header = match codec::decode_header(&head) {
+        Ok(header) => header,
+        Err(e) => {
+            // A peer that gives up mid-stream says why with an error reply: report that
+            // error, not a malformed frame.
+            if let Ok(reply) = codec::decode_header::<crate::wire::Reply>(&head) {
+                reply.into_result()?;
+            }
+            return Err(e.into());
+        }
+    };
     body.reserve(bl);
     read_body_into(recv, bl, body, Some(idle)).await?;
     Ok(header)
