@@ -33,6 +33,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
 /// Makes a rename or creation in `dir` durable (a no-op where directories cannot be
 /// opened, as on Windows).
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(test)]
+    DIR_SYNCS.with(|n| n.set(n.get() + 1));
     #[cfg(unix)]
     {
         let dir = if dir.as_os_str().is_empty() {
@@ -47,6 +49,34 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
         let _ = dir;
         Ok(())
     }
+}
+
+/// Creates `dir` and its missing parents, and makes each new entry durable (the parent
+/// of every directory created is synced).
+pub fn create_dir_all(dir: &Path) -> std::io::Result<()> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_dir_all(parent)?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => sync_dir(dir.parent().unwrap_or(Path::new("."))),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    static DIR_SYNCS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many times [`sync_dir`] ran on this thread (tests check that a rename is followed
+/// by one).
+#[cfg(test)]
+pub(crate) fn dir_syncs_on_this_thread() -> u64 {
+    DIR_SYNCS.with(|n| n.get())
 }
 
 #[cfg(test)]
@@ -68,6 +98,20 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn creates_missing_directories_and_syncs_their_parents() {
+        let dir = std::env::temp_dir().join(format!("memmesh-mkdir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let deep = dir.join("a").join("b");
+        let before = dir_syncs_on_this_thread();
+        create_dir_all(&deep).unwrap();
+        assert!(deep.is_dir());
+        assert_eq!(dir_syncs_on_this_thread() - before, 3);
+        create_dir_all(&deep).unwrap();
+        assert_eq!(dir_syncs_on_this_thread() - before, 3);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,7 +1,7 @@
 //! Verified transfer over real QUIC: bytes to several peers, a file into an inbox, an
 //! empty file, a refused offer, a stale partial file, corruption on the wire, resume,
-//! publish/fetch, a file changing while sent, cancellation by the receiver, progress on
-//! both sides.
+//! publish/fetch, a file changing while sent (or while fetched), cancellation by the
+//! receiver, progress on both sides.
 
 mod common;
 
@@ -148,7 +148,7 @@ async fn an_offer_larger_than_the_memory_quota_is_refused_into_memory() {
         .unwrap()
         .remove(0);
     let err = r.error.expect("refused");
-    assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
+    assert_eq!(err.kind(), ErrorKind::QuotaExceeded, "{err}");
     assert!(err.to_string().contains("memory quota"), "{err}");
     // Within the quota it goes through.
     let r = a
@@ -496,5 +496,53 @@ async fn the_receiver_can_cancel_an_incoming_transfer() {
     );
     assert!(!dir.join("inbox").join("slow.bin").exists());
     assert!(!b.transfer().unwrap().cancel(&offer_id).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_published_file_changing_during_a_fetch_fails_it_with_the_sources_reason() {
+    let dir = scratch("fetch-changing");
+    let a = node("a").await;
+    let b = node("b").await;
+    b.connect(&a.addr().to_string()).await.unwrap();
+    let src = dir.join("live.bin");
+    std::fs::write(&src, pattern(64 * 1024 * 1024)).unwrap();
+    let id = a
+        .transfer()
+        .unwrap()
+        .publish(Source::Path(src.clone()))
+        .await
+        .unwrap();
+    let mut fetching = b.transfer().unwrap().progress();
+    let into = dir.join("copy.bin");
+    let fetch = {
+        let (t, id, from, into) = (b.transfer().unwrap(), id.clone(), a.id(), into.clone());
+        tokio::spawn(async move { t.fetch(&id, from, Some(into)).await })
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        loop {
+            let p = fetching.next().await.unwrap();
+            if p.direction == Direction::Receiving && p.done > 0 && p.done < p.total {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the fetch got going");
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&src)
+        .unwrap()
+        .write_all(b"more")
+        .unwrap();
+    let err = fetch.await.unwrap().unwrap_err();
+    // The source's reason, not a malformed frame.
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(
+        err.message().contains("changed while it was being sent"),
+        "{err}"
+    );
+    assert!(!into.exists());
     let _ = std::fs::remove_dir_all(&dir);
 }

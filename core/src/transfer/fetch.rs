@@ -4,16 +4,20 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::identity::NodeId;
 use crate::node::connect::connection;
 use crate::node::shared::Shared;
+use crate::transfer::limits::check_receive_chunk_size;
 use crate::transfer::messages::{Answer, Found};
+use crate::transfer::partials::partial_key;
 use crate::transfer::progress::Reporter;
-use crate::transfer::receive::{check_name, take_chunks};
+use crate::transfer::receive::{accept, check_name, take_chunks};
 use crate::transfer::send::{stream, Prepared, Reader, Streaming};
 use crate::transfer::sink::{complete, open_sink};
 use crate::transfer::verify::{Verifier, DEFAULT_CHUNK_SIZE};
@@ -21,7 +25,6 @@ use crate::transfer::{Direction, Offer, Received, Source};
 use crate::transport::errors::connection_error;
 use crate::wire::codec::{decode_bulk, encode_bulk, FrameLimits};
 use crate::wire::io::{read_frame, write_frame};
-use crate::wire::messages::TransferOffer;
 use crate::wire::{Reply, Service, StreamHeader};
 
 /// Parses a content id: `blake3:<64 hex>` (or the bare hex).
@@ -51,7 +54,10 @@ async fn lookup(shared: &Shared, id: &[u8; 32]) -> Result<Option<(String, Prepar
     Ok(Some((name, Prepared::new(&Source::Bytes(data)).await?)))
 }
 
-/// Serves a fetch stream opened by `from`.
+/// Serves a fetch stream opened by `from` (within [`MAX_SERVED_PER_PEER`] at once per
+/// peer; a fetcher that stops answering or reading is dropped after the idle timeout).
+///
+/// [`MAX_SERVED_PER_PEER`]: crate::transfer::limits::MAX_SERVED_PER_PEER
 pub(crate) async fn serve(
     shared: Arc<Shared>,
     from: NodeId,
@@ -60,7 +66,9 @@ pub(crate) async fn serve(
     mut recv: quinn::RecvStream,
 ) {
     let limits = FrameLimits::with_body(DEFAULT_CHUNK_SIZE as usize);
+    let idle = shared.transfers.idle();
     let outcome = async {
+        let _slot = shared.transfers.served_slots.take(&from)?;
         let Some((name, source)) = lookup(&shared, &id).await? else {
             return Err(Error::new(
                 ErrorKind::NotFound,
@@ -76,9 +84,16 @@ pub(crate) async fn serve(
             size,
             chunk_size: DEFAULT_CHUNK_SIZE,
         };
-        write_frame(&mut send, &Reply::Ok, &encode_bulk(&found)?, limits).await?;
-        let have = match read_frame::<Answer>(&mut recv, limits).await?.header {
-            Answer::Accept { have } => have,
+        within(
+            idle,
+            write_frame(&mut send, &Reply::Ok, &encode_bulk(&found)?, limits),
+        )
+        .await?;
+        let resume = match within(idle, read_frame::<Answer>(&mut recv, limits))
+            .await?
+            .header
+        {
+            Answer::Accept { resume } => resume,
             Answer::Reject { .. } => return Ok(()),
         };
         let mut sent = 0;
@@ -87,20 +102,38 @@ pub(crate) async fn serve(
             name: &name,
             size,
             chunk_size: DEFAULT_CHUNK_SIZE,
-            have: &have,
+            resume,
+            idle,
         };
         stream(&shared, reader, what, &mut send, &mut sent).await?;
         let _ = send.finish();
         // Wait for the fetcher to read everything (it closes its side when done).
-        let _ = recv.read_to_end(0).await;
+        let _ = tokio::time::timeout(idle, recv.read_to_end(0)).await;
         Ok(())
     }
     .await;
     if let Err(e) = outcome {
         debug!(peer = %from.short(), error = %e, "fetch not served");
-        let _ = write_frame(&mut send, &Reply::from_error(&e), &[], limits).await;
+        let reply = Reply::from_error(&e);
+        let _ = tokio::time::timeout(idle, write_frame(&mut send, &reply, &[], limits)).await;
         let _ = send.finish();
     }
+}
+
+/// `fut`, or `Timeout` once `idle` passes without it completing.
+pub(crate) async fn within<T>(
+    idle: Duration,
+    fut: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::time::timeout(idle, fut).await.map_err(|_| {
+        Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "the peer did not go on with the transfer for {} s",
+                idle.as_secs()
+            ),
+        )
+    })?
 }
 
 /// Fetches `id` from `peer` into `into` (a file path, or memory when `None`).
@@ -110,51 +143,77 @@ pub(crate) async fn fetch(
     peer: NodeId,
     into: Option<PathBuf>,
 ) -> Result<Received> {
+    let idle = shared.transfers.idle();
     let limits = FrameLimits::with_body(DEFAULT_CHUNK_SIZE as usize);
     let conn = connection(shared, peer).await?;
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| connection_error(&e))?;
-    write_frame(
-        &mut send,
-        &StreamHeader::new(Service::Fetch { id }),
-        &[],
-        limits,
-    )
-    .await?;
-    let first = read_frame::<Reply>(&mut recv, limits).await?;
+    let header = StreamHeader::new(Service::Fetch { id });
+    within(idle, write_frame(&mut send, &header, &[], limits)).await?;
+    let first = within(idle, read_frame::<Reply>(&mut recv, limits)).await?;
     first.header.into_result()?;
     let found: Found = decode_bulk(&first.body)?;
+    // What the source says is checked with the bounds of a pushed transfer.
     check_name(&found.name)?;
-    let offer = TransferOffer {
-        id,
-        name: found.name.clone(),
-        size: found.size,
-        chunk_size: found.chunk_size,
-    };
-    if into.is_none() && found.size > shared.config.memory_quota {
-        return Err(Error::new(
-            ErrorKind::QuotaExceeded,
-            format!(
-                "{} bytes do not fit in this node's memory quota; fetch into a file",
-                found.size
-            ),
-        ));
-    }
+    check_receive_chunk_size(found.chunk_size)?;
+    let limits = FrameLimits::with_body(found.chunk_size as usize);
     let mut verifier = Verifier::new(found.size, found.chunk_size)?;
-    let mut sink = open_sink(into, &offer, &mut verifier).await?;
-    let answer = Answer::Accept {
-        have: verifier.chunk_hashes().to_vec(),
+    // The partial file belongs to this source: a source that sent wrong chunks cannot
+    // spoil a later fetch of the same content from another one.
+    let key = partial_key(peer.as_bytes(), &id);
+    let stop = CancellationToken::new();
+    let fetched = async {
+        let target = match into {
+            Some(path) => {
+                let claims = &shared.transfers.claims;
+                let target = claims
+                    .open(&path, key, found.size, found.chunk_size, &stop, idle)
+                    .await?;
+                Some((path, target))
+            }
+            None => None,
+        };
+        let size = found.size;
+        let mut sink = open_sink(
+            target,
+            key,
+            size,
+            found.chunk_size,
+            &mut verifier,
+            &shared.budget,
+        )
+        .map_err(|e| match e.kind() {
+            ErrorKind::QuotaExceeded => Error::new(
+                ErrorKind::QuotaExceeded,
+                format!("{}; fetch into a file", e.message()),
+            ),
+            _ => e,
+        })?;
+        within(
+            idle,
+            write_frame(&mut send, &accept(&verifier), &[], limits),
+        )
+        .await?;
+        let mut progress =
+            Reporter::new(shared, peer, &found.name, found.size, Direction::Receiving);
+        let hash = take_chunks(verifier, &mut sink, &mut recv, limits, &mut progress, idle).await?;
+        if hash != id {
+            sink.discard();
+            return Err(Error::new(
+                ErrorKind::Corrupted,
+                "the content does not hash to the id it was fetched by",
+            ));
+        }
+        let _ = send.finish();
+        let (path, data) = complete(sink, &shared.transfers.claims).await?;
+        Ok((hash, path, data))
     };
-    write_frame(&mut send, &answer, &[], limits).await?;
-    let mut progress = Reporter::new(shared, peer, &found.name, found.size, Direction::Receiving);
-    let hash = take_chunks(verifier, &mut sink, &mut recv, limits, &mut progress).await?;
-    if hash != id {
-        return Err(Error::new(
-            ErrorKind::Corrupted,
-            "the content does not hash to the id it was fetched by",
-        ));
-    }
-    let _ = send.finish();
-    let (path, data) = complete(sink).await?;
+    let (hash, path, data) = tokio::select! {
+        r = fetched => r?,
+        _ = stop.cancelled() => return Err(Error::new(
+            ErrorKind::Closed,
+            "superseded by a newer fetch of the same content into the same file",
+        )),
+    };
     Ok(Received {
         offer: Offer {
             from: peer,

@@ -2,19 +2,26 @@
 //!
 //! `send` streams a file or bytes to peers in parallel, in 1 MiB chunks, each with its
 //! BLAKE3 hash (its subtree of the content's BLAKE3 tree), then the hash of the whole; the
-//! receiver verifies every chunk as it arrives, writes to `<name>.memmesh-partial`, and
-//! renames the file only once the whole is verified. An interrupted transfer sent again
-//! resumes after the last verified chunk. `publish` / `fetch` pull the same way (a block
-//! too, by its id). Progress events, cancellation from either side. The protocol is in
+//! receiver verifies every chunk as it arrives, writes to a partial file of its own
+//! (`<name>.memmesh-partial`, or a name of its key when that one is in use), and gives it
+//! its final name only once the whole is verified, never replacing a file. An
+//! interrupted transfer sent again resumes after the last verified chunk. `publish` /
+//! `fetch` pull the same way (a block too, by its id). Progress events, cancellation from
+//! either side. Budgets per peer and per node are in [`limits`]. The protocol is in
 //! `docs/adr/0012-transfer.md`.
 
 pub mod events;
 pub(crate) mod fetch;
+pub mod limits;
 pub(crate) mod messages;
+pub(crate) mod partials;
 pub(crate) mod progress;
 pub(crate) mod receive;
 pub(crate) mod send;
 pub(crate) mod sink;
+pub(crate) mod slots;
+pub mod stack;
+pub(crate) mod state;
 pub mod tree;
 pub mod verify;
 pub(crate) mod writeback;
@@ -43,7 +50,8 @@ pub enum Source {
 /// Where a received transfer goes (the answer of an offer handler).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Destination {
-    /// Into this file (written beside it as `.memmesh-partial` until verified).
+    /// Into this file (written beside it as `.memmesh-partial` until verified; if the
+    /// name is taken by then, as `name (1).ext` and so on: see `Received::path`).
     Path(PathBuf),
     /// Into memory.
     Memory,
@@ -71,9 +79,11 @@ pub struct Received {
     pub offer: Offer,
     /// `blake3:<hex>` of the content.
     pub hash: String,
-    /// Where it was written, for a file destination.
+    /// Where it was written, for a file destination (the name asked for, or
+    /// `name (n).ext` if a file had that name: a delivered file is never replaced).
     pub path: Option<PathBuf>,
-    /// The content, for a memory destination.
+    /// The content, for a memory destination. Charged to the node's memory quota until
+    /// every clone of it is dropped.
     pub data: Option<Bytes>,
 }
 
@@ -163,6 +173,14 @@ pub struct TransferState {
     >,
     next_incoming: std::sync::atomic::AtomicU64,
     published: std::sync::Mutex<std::collections::HashMap<[u8; 32], (String, send::Prepared)>>,
+    /// The partial files in use by running transfers.
+    pub(crate) claims: Arc<partials::Claims>,
+    /// Transfers pushed to this node, per peer and in all.
+    pub(crate) incoming_slots: Arc<slots::Slots<NodeId>>,
+    /// Fetches this node serves, per peer and in all.
+    pub(crate) served_slots: Arc<slots::Slots<NodeId>>,
+    /// [`limits::IDLE_TIMEOUT`], in milliseconds (lowered by a test hook).
+    idle_ms: std::sync::atomic::AtomicU64,
     /// Test hook: the index of a chunk to damage once on the wire (`u64::MAX`: none).
     pub(crate) corrupt_chunk: std::sync::atomic::AtomicU64,
 }
@@ -186,8 +204,25 @@ impl TransferState {
             published: std::sync::Mutex::new(std::collections::HashMap::new()),
             incoming: std::sync::Mutex::new(std::collections::HashMap::new()),
             next_incoming: std::sync::atomic::AtomicU64::new(0),
+            claims: Arc::default(),
+            incoming_slots: slots::Slots::new(
+                "transfers",
+                limits::MAX_INCOMING_PER_PEER,
+                limits::MAX_INCOMING_PER_NODE,
+            ),
+            served_slots: slots::Slots::new(
+                "fetches",
+                limits::MAX_SERVED_PER_PEER,
+                limits::MAX_SERVED_PER_NODE,
+            ),
+            idle_ms: std::sync::atomic::AtomicU64::new(limits::IDLE_TIMEOUT.as_millis() as u64),
             corrupt_chunk: std::sync::atomic::AtomicU64::new(u64::MAX),
         }
+    }
+
+    /// How long a transfer stream may stay idle ([`limits::IDLE_TIMEOUT`]).
+    pub(crate) fn idle(&self) -> Duration {
+        Duration::from_millis(self.idle_ms.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Where the content of `offer` goes: the handler's answer, else the inbox, else
@@ -329,7 +364,9 @@ impl Transfer {
     }
 
     /// Fetches content `id` (published by `from`, or a block it holds) into the file
-    /// `into`, or into memory when `None`. A fetch into a file that was interrupted
+    /// `into` (or `into (1).ext` and so on if a file has that name: an existing file is
+    /// never replaced, see `Received::path`), or into memory when `None` (charged to the
+    /// memory quota while the bytes are held). A fetch into a file that was interrupted
     /// resumes after the chunks already verified.
     pub async fn fetch(&self, id: &str, from: NodeId, into: Option<PathBuf>) -> Result<Received> {
         if self.shared.is_closed() {
@@ -400,6 +437,17 @@ impl Transfer {
             .transfers
             .corrupt_chunk
             .store(index, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Test hook: lowers the idle timeout of this node's transfer streams
+    /// ([`limits::IDLE_TIMEOUT`]).
+    #[doc(hidden)]
+    pub fn set_idle_timeout_for_tests(&self, idle: Duration) {
+        let ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.shared
+            .transfers
+            .idle_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Transfers received from now on.

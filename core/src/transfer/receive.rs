@@ -2,14 +2,18 @@
 //! already verified, verify every chunk, and rename the file only once it is whole.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
+use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::identity::NodeId;
 use crate::node::shared::Shared;
-use crate::transfer::messages::{Answer, Part};
+use crate::transfer::limits::{check_receive_chunk_size, MAX_RECEIVE_CHUNK_SIZE};
+use crate::transfer::messages::{Answer, Part, Resume};
+use crate::transfer::partials::partial_key;
 use crate::transfer::progress::Reporter;
 use crate::transfer::sink::{complete, open_sink, FileOut, Sink};
 use crate::transfer::verify::{ChunkHeader, Verifier};
@@ -27,7 +31,8 @@ pub(crate) async fn serve(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) {
-    let limits = FrameLimits::with_body(offer.chunk_size as usize);
+    let limits = FrameLimits::with_body(offer.chunk_size.min(MAX_RECEIVE_CHUNK_SIZE) as usize);
+    let idle = shared.transfers.idle();
     let result = receive(&shared, from, &offer, &mut send, &mut recv, limits).await;
     let (reply, body) = match &result {
         Ok(r) => (Reply::Ok, r.hash.as_bytes().to_vec()),
@@ -36,7 +41,7 @@ pub(crate) async fn serve(
     if let Err(e) = &result {
         debug!(peer = %from.short(), error = %e, "transfer not received");
     }
-    let _ = write_frame(&mut send, &reply, &body, limits).await;
+    let _ = tokio::time::timeout(idle, write_frame(&mut send, &reply, &body, limits)).await;
     let _ = send.finish();
     if let Ok(r) = result {
         shared.transfers.deliver(r);
@@ -55,12 +60,23 @@ pub(crate) fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Answers an offer with a refusal (best effort: the sender may be gone already).
-async fn refuse(send: &mut quinn::SendStream, reason: &str, limits: FrameLimits) {
+/// Answers an offer with a refusal (best effort: the sender may be gone already). The
+/// error reply that follows it (see `serve`) tells the sender the kind.
+async fn refuse(send: &mut quinn::SendStream, reason: &str, limits: FrameLimits, idle: Duration) {
     let answer = Answer::Reject {
         reason: reason.to_string(),
     };
-    let _ = write_frame(send, &answer, &[], limits).await;
+    let _ = tokio::time::timeout(idle, write_frame(send, &answer, &[], limits)).await;
+}
+
+/// What a receiver answers to go ahead: where it resumes.
+pub(crate) fn accept(verifier: &Verifier) -> Answer {
+    Answer::Accept {
+        resume: Resume {
+            chunks: verifier.next(),
+            digest: verifier.tree().digest(),
+        },
+    }
 }
 
 async fn receive(
@@ -71,25 +87,37 @@ async fn receive(
     recv: &mut quinn::RecvStream,
     limits: FrameLimits,
 ) -> Result<Received> {
+    let idle = shared.transfers.idle();
     let public = Offer {
         from,
         id: data_encoding::HEXLOWER.encode(&offer.id),
         name: offer.name.clone(),
         size: offer.size,
     };
-    let mut verifier = Verifier::new(offer.size, offer.chunk_size)?;
-    let destination = match check_name(&offer.name) {
-        Ok(()) => {
-            shared
-                .transfers
-                .decide(&public, shared.config.request_timeout)
-                .await
+    // Budgets and bounds first, before anyone is asked or anything is held.
+    let checked = shared
+        .transfers
+        .incoming_slots
+        .take(&from)
+        .and_then(|slot| {
+            check_name(&offer.name)?;
+            check_receive_chunk_size(offer.chunk_size)?;
+            Ok((slot, Verifier::new(offer.size, offer.chunk_size)?))
+        });
+    let (_slot, mut verifier) = match checked {
+        Ok(ok) => ok,
+        Err(e) => {
+            refuse(send, e.message(), limits, idle).await;
+            return Err(e);
         }
-        Err(e) => Destination::Reject(e.message().to_string()),
     };
+    let destination = shared
+        .transfers
+        .decide(&public, shared.config.request_timeout)
+        .await;
     let dest = match destination {
         Destination::Reject(reason) => {
-            refuse(send, &reason, limits).await;
+            refuse(send, &reason, limits, idle).await;
             return Err(Error::new(
                 ErrorKind::Unauthorized,
                 format!("offer rejected: {reason}"),
@@ -99,27 +127,45 @@ async fn receive(
         Destination::Path(dest) => Some(dest),
     };
     // From the moment it is accepted the receiver's user can cancel it (while the
-    // offer is being decided it is refused by answering `Destination::Reject`).
+    // offer is being decided it is refused by answering `Destination::Reject`); a newer
+    // attempt of the same sender at the same content supersedes it (`stop`).
     let (serial, cancel) = shared.transfers.incoming(offer.id);
+    let stop = CancellationToken::new();
+    let key = partial_key(from.as_bytes(), &offer.id);
+    // Until the accept is written, any failure (a cancel included) goes out as a refusal
+    // first: the sender reads an answer, then the error reply (were it to read the reply
+    // as an answer, it would take it for corruption and try again).
+    let answered = std::sync::atomic::AtomicBool::new(false);
     let accepted = async {
-        if dest.is_none() && offer.size > shared.config.memory_quota {
-            let reason = "larger than this node's memory quota";
-            refuse(send, reason, limits).await;
-            return Err(Error::new(ErrorKind::QuotaExceeded, reason));
-        }
-        let mut sink = open_sink(dest, offer, &mut verifier).await?;
-        write_frame(
-            send,
-            &Answer::Accept {
-                have: verifier.chunk_hashes().to_vec(),
-            },
-            &[],
-            limits,
-        )
-        .await?;
+        let opened = async {
+            let target = match dest {
+                Some(path) => {
+                    let claims = &shared.transfers.claims;
+                    let target = claims
+                        .open(&path, key, offer.size, offer.chunk_size, &stop, idle)
+                        .await?;
+                    Some((path, target))
+                }
+                None => None,
+            };
+            let size = offer.size;
+            open_sink(
+                target,
+                key,
+                size,
+                offer.chunk_size,
+                &mut verifier,
+                &shared.budget,
+            )
+        };
+        let mut sink = opened.await?;
+        answered.store(true, std::sync::atomic::Ordering::Relaxed);
+        tokio::time::timeout(idle, write_frame(send, &accept(&verifier), &[], limits))
+            .await
+            .map_err(|_| Error::new(ErrorKind::Timeout, "the sender does not read its stream"))??;
         let mut progress =
             Reporter::new(shared, from, &offer.name, offer.size, Direction::Receiving);
-        let hash = take_chunks(verifier, &mut sink, recv, limits, &mut progress).await?;
+        let hash = take_chunks(verifier, &mut sink, recv, limits, &mut progress, idle).await?;
         Ok((hash, sink))
     };
     let cancelled = || {
@@ -131,7 +177,14 @@ async fn receive(
     let taken = tokio::select! {
         r = accepted => r,
         _ = cancel.cancelled() => cancelled(),
+        _ = stop.cancelled() => Err(Error::new(
+            ErrorKind::Closed,
+            "superseded by a newer attempt at the same transfer",
+        )),
     };
+    if let (Err(e), false) = (&taken, answered.load(std::sync::atomic::Ordering::Relaxed)) {
+        refuse(send, e.message(), limits, idle).await;
+    }
     shared.transfers.done_incoming(&offer.id, serial);
     // A cancel that won the race with the last chunk still counts: `cancel` said true, so
     // the content is not delivered (its verified part stays for a resume). After
@@ -142,7 +195,7 @@ async fn receive(
         taken
     };
     let (hash, sink) = taken?;
-    let (path, data) = complete(sink).await?;
+    let (path, data) = complete(sink, &shared.transfers.claims).await?;
     Ok(Received {
         offer: public,
         hash: format!("blake3:{}", data_encoding::HEXLOWER.encode(&hash)),
@@ -166,7 +219,7 @@ impl Checker {
     fn check(mut self, header: ChunkHeader, data: BytesMut) -> (Checker, BytesMut, Result<()>) {
         let mut result = self.verifier.accept(&header, &data);
         if let (Ok(()), Some(out)) = (&result, &mut self.out) {
-            result = out.write(&data, &header.hash);
+            result = out.write(&data, self.verifier.tree());
         }
         (self, data, result)
     }
@@ -175,13 +228,15 @@ impl Checker {
 /// Reads, verifies and stores chunks until the end frame; returns the verified hash of
 /// the whole. Each chunk is read straight into its place (memory) or a reused buffer
 /// (file) and hashed once, on a blocking thread, while the next one is read; it is kept
-/// only once verified.
+/// only once verified. A stream on which nothing arrives for `idle` fails with
+/// `Timeout`. A whole that does not match the announced hash discards the partial file.
 pub(crate) async fn take_chunks(
     verifier: Verifier,
     sink: &mut Sink,
     recv: &mut quinn::RecvStream,
     limits: FrameLimits,
     progress: &mut Reporter<'_>,
+    idle: Duration,
 ) -> Result<[u8; 32]> {
     let resumed_at = verifier.verified_bytes();
     let mut checker = Some(Checker {
@@ -191,13 +246,15 @@ pub(crate) async fn take_chunks(
     let mut checking: Option<Checking> = None;
     loop {
         let mut buf = sink.read_buffer();
-        let (read, checked) =
-            tokio::join!(read_frame_into::<Part>(recv, limits, &mut buf), async {
+        let (read, checked) = tokio::join!(
+            read_frame_into::<Part>(recv, limits, &mut buf, idle),
+            async {
                 match checking.take() {
                     Some(task) => Some(task.await),
                     None => None,
                 }
-            });
+            }
+        );
         let body = sink.after_read(buf);
         if let Some(joined) = checked {
             let (back, data, result) =
@@ -205,7 +262,7 @@ pub(crate) async fn take_chunks(
             result?;
             sink.keep(data);
             let done = back.verifier.verified_bytes();
-            progress.update(done, done - resumed_at);
+            progress.update(done, done.saturating_sub(resumed_at));
             checker = Some(back);
         }
         let taken = checker
@@ -225,8 +282,12 @@ pub(crate) async fn take_chunks(
             }
             Part::End { hash } => {
                 sink.put_out(taken.out);
-                let whole = taken.verifier.finish(&hash)?;
-                progress.finish(taken.verifier.verified_bytes() - resumed_at);
+                let whole = taken.verifier.finish(&hash).inspect_err(|e| {
+                    if e.kind() == ErrorKind::Corrupted {
+                        sink.discard();
+                    }
+                })?;
+                progress.finish(taken.verifier.verified_bytes().saturating_sub(resumed_at));
                 return Ok(whole);
             }
         }

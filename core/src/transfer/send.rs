@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use tracing::debug;
@@ -12,14 +12,16 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::identity::NodeId;
 use crate::node::connect::connection;
 use crate::node::shared::Shared;
-use crate::transfer::messages::{Answer, Part};
+use crate::transfer::fetch::within;
+use crate::transfer::messages::{Answer, Part, Resume};
 use crate::transfer::progress::Reporter;
-use crate::transfer::tree::{chunk_count, chunk_hash, chunk_len, root, ContentTree};
+use crate::transfer::stack::{check_resume_point, TreeStack};
+use crate::transfer::tree::{chunk_count, chunk_hash, chunk_len, ContentTree};
 use crate::transfer::verify::{ChunkHeader, DEFAULT_CHUNK_SIZE};
 use crate::transfer::{Direction, Source, TransferResult};
 use crate::transport::errors::connection_error;
-use crate::wire::codec::FrameLimits;
-use crate::wire::io::{read_frame, write_frame, write_frame_bytes};
+use crate::wire::codec::{decode_header, FrameLimits};
+use crate::wire::io::{read_frame, read_raw_frame_opt, write_frame, write_frame_bytes};
 use crate::wire::messages::TransferOffer;
 use crate::wire::{Reply, Service, StreamHeader};
 
@@ -278,6 +280,7 @@ async fn attempt(
     peer: NodeId,
     sent: &mut u64,
 ) -> Result<(u64, String)> {
+    let idle = shared.transfers.idle();
     let (reader, name, size) = Reader::open(source).await?;
     let chunk_size = DEFAULT_CHUNK_SIZE;
     let offer_name = name.clone();
@@ -290,21 +293,32 @@ async fn attempt(
     let limits = FrameLimits::with_body(chunk_size as usize);
     let conn = connection(shared, peer).await?;
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| connection_error(&e))?;
-    write_frame(
-        &mut send,
-        &StreamHeader::new(Service::Transfer(offer)),
-        &[],
-        limits,
-    )
-    .await?;
-    let answer = read_frame::<Answer>(&mut recv, limits).await?;
-    let have = match answer.header {
-        Answer::Accept { have } => have,
+    let header = StreamHeader::new(Service::Transfer(offer));
+    within(idle, write_frame(&mut send, &header, &[], limits)).await?;
+    // The receiver may ask its offer handler first (up to its request timeout).
+    let answer_within = shared.config.request_timeout.saturating_add(idle);
+    let answer = tokio::time::timeout(answer_within, read_answer(&mut recv, limits))
+        .await
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::Timeout,
+                format!("peer {} did not answer the offer in time", peer.short()),
+            )
+        })??;
+    let resume = match answer {
+        Answer::Accept { resume } => resume,
         Answer::Reject { reason } => {
+            // The error reply that follows a refusal says why in kind (a budget, a
+            // bad chunk size, a handler's refusal); a peer that sends none refused.
+            let reply = within(idle, read_frame::<Reply>(&mut recv, limits)).await;
+            let kind = match reply.map(|frame| frame.header.into_result()) {
+                Ok(Err(e)) => e.kind(),
+                _ => ErrorKind::Unauthorized,
+            };
             return Err(Error::new(
-                ErrorKind::Unauthorized,
+                kind,
                 format!("peer {} refused the transfer: {reason}", peer.short()),
-            ))
+            ));
         }
     };
     let streamed = stream(
@@ -315,7 +329,8 @@ async fn attempt(
             name: &offer_name,
             size,
             chunk_size,
-            have: &have,
+            resume,
+            idle,
         },
         &mut send,
         sent,
@@ -324,13 +339,14 @@ async fn attempt(
     let hash = match streamed {
         Ok(hash) => hash,
         // The receiver's reply usually says why the stream broke.
-        Err(e) if e.kind() != ErrorKind::InvalidInput => {
-            return Err(verdict(&mut recv, limits).await.err().unwrap_or(e))
+        Err(e) if !matches!(e.kind(), ErrorKind::InvalidInput | ErrorKind::Timeout) => {
+            let why = within(idle, verdict(&mut recv, limits)).await;
+            return Err(why.err().unwrap_or(e));
         }
         Err(e) => return Err(e),
     };
     let _ = send.finish();
-    let confirmed = verdict(&mut recv, limits).await?;
+    let confirmed = within(idle, verdict(&mut recv, limits)).await?;
     let ours = format!("blake3:{}", data_encoding::HEXLOWER.encode(&hash));
     if confirmed != ours {
         return Err(Error::new(
@@ -351,12 +367,17 @@ pub(crate) struct Streaming<'a> {
     pub size: u64,
     /// Bytes per chunk.
     pub chunk_size: u32,
-    /// Hashes of the leading chunks the receiver holds already.
-    pub have: &'a [[u8; 32]],
+    /// Where the receiver resumes (the chunks it holds already).
+    pub resume: Resume,
+    /// How long a chunk may wait for the receiver to take it.
+    pub idle: Duration,
 }
 
 /// Streams every chunk of `reader` the receiver does not hold yet, then the end frame
-/// with the whole-content hash, which it returns. Progress events go out on the way.
+/// with the whole-content hash, which it returns. The chunks the receiver holds are read
+/// and hashed here all the same (the whole hash needs them) and checked against its
+/// digest: a source that changed is caught, never completed with the receiver's old
+/// part. Progress events go out on the way.
 pub(crate) async fn stream(
     shared: &Arc<Shared>,
     reader: Reader,
@@ -369,22 +390,36 @@ pub(crate) async fn stream(
         name,
         size,
         chunk_size,
-        have,
+        resume,
+        idle,
     } = what;
+    let count = chunk_count(size, chunk_size);
+    check_resume_point(resume.chunks, count)?;
+    let differs = || {
+        Error::invalid(format!(
+            "peer {} holds a different version of {name} for this transfer (its verified \
+             part does not match the content sent now)",
+            peer.short()
+        ))
+    };
+    if resume.chunks == 0 && resume.digest != TreeStack::new().digest() {
+        return Err(differs());
+    }
     let limits = FrameLimits::with_body(chunk_size as usize);
     let mut chunks = reader.chunks(chunk_size);
-    let mut hashes = Vec::with_capacity(chunk_count(size, chunk_size).min(1 << 20) as usize);
-    let mut skipping = true;
+    let mut tree = TreeStack::new();
     let mut progress = Reporter::new(shared, peer, name, size, Direction::Sending);
     while let Some(next) = chunks.next().await {
         let (data, hash) = next?;
-        let index = hashes.len() as u64;
-        hashes.push(hash);
+        let index = tree.count();
+        tree.push(hash);
         // Chunks the receiver verified before are not sent again.
-        if skipping && have.get(index as usize) == Some(&hash) {
+        if index < resume.chunks {
+            if index + 1 == resume.chunks && tree.digest() != resume.digest {
+                return Err(differs());
+            }
             continue;
         }
-        skipping = false;
         let header = ChunkHeader {
             index,
             len: data.len() as u32,
@@ -392,15 +427,28 @@ pub(crate) async fn stream(
         };
         let data = damaged_for_tests(shared, index, data);
         let len = data.len() as u64;
-        write_frame_bytes(send, &Part::Chunk(header), data, limits).await?;
+        within(
+            idle,
+            write_frame_bytes(send, &Part::Chunk(header), data, limits),
+        )
+        .await?;
         *sent += len;
-        progress.update(index * u64::from(chunk_size) + len, *sent);
+        progress.update(
+            index
+                .saturating_mul(u64::from(chunk_size))
+                .saturating_add(len),
+            *sent,
+        );
     }
-    if hashes.len() as u64 != chunk_count(size, chunk_size) {
+    if tree.count() != count {
         return Err(Error::internal("the source ended early"));
     }
-    let hash = root(&hashes);
-    write_frame_bytes(send, &Part::End { hash }, Bytes::new(), limits).await?;
+    let hash = tree.root();
+    within(
+        idle,
+        write_frame_bytes(send, &Part::End { hash }, Bytes::new(), limits),
+    )
+    .await?;
     progress.finish(*sent);
     Ok(hash)
 }
@@ -420,6 +468,27 @@ fn damaged_for_tests(shared: &Shared, index: u64, data: Bytes) -> Bytes {
     let middle = damaged.len() / 2;
     damaged[middle] ^= 0x5a;
     Bytes::from(damaged)
+}
+
+/// The receiver's answer to an offer. A receiver that replies with an error where the
+/// answer belongs (older builds did, for a failure before accepting) gives that error,
+/// not `Corrupted` (which would make the sender try again).
+async fn read_answer(recv: &mut quinn::RecvStream, limits: FrameLimits) -> Result<Answer> {
+    let raw = read_raw_frame_opt(recv, limits).await?.ok_or_else(|| {
+        Error::new(
+            ErrorKind::PeerUnavailable,
+            "the peer closed the stream without answering",
+        )
+    })?;
+    match decode_header::<Answer>(&raw.header) {
+        Ok(answer) => Ok(answer),
+        Err(e) => {
+            if let Ok(reply) = decode_header::<Reply>(&raw.header) {
+                reply.into_result()?;
+            }
+            Err(e.into())
+        }
+    }
 }
 
 /// The receiver's final reply: the hash it verified, or its error.

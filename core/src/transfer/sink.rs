@@ -1,54 +1,165 @@
-//! Where received chunks are stored: a file written as `<dest>.memmesh-partial` with the
-//! hashes of its verified chunks in `<dest>.memmesh-chunks` (renamed to `dest` only once
-//! the whole is verified), or memory reserved up front for the whole content.
+//! Where received chunks are stored: a partial file of its own (see `partials.rs`),
+//! opened only once data arrives, checkpointed as it is synced, and given its final name
+//! only once the whole is verified; or memory charged to the node's memory quota.
 
 use std::io::{Read, Seek, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use tracing::debug;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::transfer::verify::{chunk_len, ChunkHeader, Verifier};
+use crate::memory::MemoryBudget;
+use crate::transfer::partials::{Claim, Claims, Target};
+use crate::transfer::stack::TreeStack;
+use crate::transfer::state::Checkpoint;
+use crate::transfer::tree::{chunk_count, chunk_hash, chunk_len};
+use crate::transfer::verify::Verifier;
 use crate::transfer::writeback::Writeback;
-use crate::wire::messages::TransferOffer;
 
-/// Suffix of a file being received.
-pub const PARTIAL_SUFFIX: &str = ".memmesh-partial";
-/// Suffix of the list of verified chunk hashes kept beside it.
-pub const CHUNKS_SUFFIX: &str = ".memmesh-chunks";
-
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
-}
-
-/// The open partial file and its list of chunk hashes. Moved to the blocking thread that
-/// verifies and writes each chunk, and back.
+/// The partial file of a transfer, opened at the first chunk (an offer that sends
+/// nothing holds no file descriptor). Moved to the blocking thread that verifies and
+/// writes each chunk, and back. Dropped before the end (the stream broke, the transfer
+/// was cancelled or superseded), it syncs what was written and checkpoints it on a
+/// blocking thread, then lets go of the file.
 pub(crate) struct FileOut {
-    file: std::fs::File,
-    hashes: std::fs::File,
+    file: Option<Arc<std::fs::File>>,
+    writeback: Option<Writeback>,
     partial: PathBuf,
-    writeback: Writeback,
+    state: PathBuf,
+    /// Bytes kept from an earlier attempt: the file is cut there when opened.
+    start: u64,
+    key: [u8; 32],
+    size: u64,
+    chunk_size: u32,
+    /// The chunks on disk (those of `start` and the ones written since).
+    tree: TreeStack,
+    /// The chunks kept from an earlier attempt (the first `start` bytes), checked again
+    /// once before delivery.
+    resumed: Option<TreeStack>,
+    /// `true` once synced for delivery, or discarded: nothing to checkpoint.
+    settled: bool,
+    claim: Option<Arc<Claim>>,
 }
 
 impl FileOut {
-    /// Appends a verified chunk and its hash.
-    pub(crate) fn write(&mut self, data: &[u8], hash: &[u8; 32]) -> Result<()> {
-        self.file
+    fn opened(&mut self) -> Result<Arc<std::fs::File>> {
+        if let Some(f) = &self.file {
+            return Ok(f.clone());
+        }
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true);
+        if self.start == 0 {
+            opts.create(true).truncate(true);
+        }
+        let mut file = opts
+            .open(&self.partial)
+            .map_err(|e| self.failed(e, "opening"))?;
+        if file.metadata()?.len() < self.start {
+            return Err(Error::new(
+                ErrorKind::Corrupted,
+                format!("{} lost part of its verified data", self.partial.display()),
+            ));
+        }
+        file.set_len(self.start)
+            .and_then(|()| file.seek(std::io::SeekFrom::Start(self.start)))
+            .map_err(|e| self.failed(e, "opening"))?;
+        let file = Arc::new(file);
+        self.writeback = Some(Writeback::new(file.clone(), self.state.clone()));
+        self.file = Some(file.clone());
+        Ok(file)
+    }
+
+    fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            key: self.key,
+            size: self.size,
+            chunk_size: self.chunk_size,
+            tree: self.tree.clone(),
+        }
+    }
+
+    /// Appends a verified chunk; `tree` is the verifier's state once it is accepted.
+    pub(crate) fn write(&mut self, data: &[u8], tree: &TreeStack) -> Result<()> {
+        let file = self.opened()?;
+        (&*file)
             .write_all(data)
-            .and_then(|()| self.hashes.write_all(hash))
-            .and_then(|()| self.writeback.wrote(data.len() as u64))
-            .map_err(|e| self.failed(e, "writing"))
+            .map_err(|e| self.failed(e, "writing"))?;
+        self.tree.clone_from(tree);
+        let (key, size, chunk_size, tree) = (self.key, self.size, self.chunk_size, &self.tree);
+        let checkpoint = || {
+            let tree = tree.clone();
+            Checkpoint {
+                key,
+                size,
+                chunk_size,
+                tree,
+            }
+            .encode()
+        };
+        match &mut self.writeback {
+            Some(wb) => wb
+                .wrote(data.len() as u64, checkpoint)
+                .map_err(|e| e.context(format!("syncing {}", self.partial.display()))),
+            None => Ok(()),
+        }
     }
 
     /// Makes everything written durable (waiting for the background writeback).
-    fn sync(mut self) -> Result<()> {
-        self.writeback
-            .finish()
-            .and_then(|()| self.file.sync_all())
-            .map_err(|e| self.failed(e, "syncing"))
+    fn sync(&mut self) -> Result<()> {
+        let file = self.opened()?;
+        if let Some(wb) = &mut self.writeback {
+            wb.finish()?;
+        }
+        file.sync_all().map_err(|e| self.failed(e, "syncing"))?;
+        self.settled = true;
+        Ok(())
+    }
+
+    /// Checks, once, that the part kept from an earlier attempt still holds the chunks
+    /// verified then (this attempt wrote only verified data after it): the delivered file
+    /// always hashes to the reported hash, and re-reading costs one pass over that part
+    /// per delivery, never one per retry. Blocking.
+    fn check_resumed(&self) -> Result<()> {
+        let Some(expected) = &self.resumed else {
+            return Ok(());
+        };
+        let count = chunk_count(self.size, self.chunk_size);
+        let mut file =
+            std::fs::File::open(&self.partial).map_err(|e| self.failed(e, "re-reading"))?;
+        let mut tree = TreeStack::new();
+        let mut buf = Vec::with_capacity(self.chunk_size as usize);
+        for index in 0..expected.count() {
+            let len = chunk_len(self.size, self.chunk_size, index);
+            buf.clear();
+            (&mut file)
+                .take(u64::from(len))
+                .read_to_end(&mut buf)
+                .map_err(|e| self.failed(e, "re-reading"))?;
+            tree.push(chunk_hash(index, count, self.chunk_size, &buf));
+        }
+        if &tree != expected {
+            return Err(Error::new(
+                ErrorKind::Corrupted,
+                format!(
+                    "the part of {} kept from an earlier attempt changed on disk",
+                    self.partial.display()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Removes the partial file and its state (its content proved wrong as a whole).
+    fn discard(&mut self) {
+        self.settled = true;
+        if let Some(wb) = &mut self.writeback {
+            // A checkpoint being written must not outlive the file.
+            let _ = wb.finish();
+        }
+        let _ = std::fs::remove_file(&self.state);
+        let _ = std::fs::remove_file(&self.partial);
     }
 
     fn failed(&self, e: std::io::Error, doing: &str) -> Error {
@@ -56,11 +167,38 @@ impl FileOut {
     }
 }
 
+impl Drop for FileOut {
+    fn drop(&mut self) {
+        let claim = self.claim.take();
+        let (Some(file), false) = (self.file.take(), self.settled) else {
+            return;
+        };
+        let mut writeback = self.writeback.take();
+        let (state, checkpoint) = (self.state.clone(), self.checkpoint());
+        let keep = move || {
+            let synced = writeback
+                .as_mut()
+                .map_or(Ok(()), |wb| wb.finish())
+                .and_then(|()| file.sync_data().map_err(Error::from));
+            if synced.is_ok() {
+                if let Err(e) = crate::durable::write_atomic(&state, &checkpoint.encode(), false) {
+                    debug!(error = %e, "could not checkpoint a stopped transfer");
+                }
+            }
+            drop(file);
+            // The file is let go only now: a newer attempt resumes from this checkpoint.
+            drop(claim);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(keep)),
+            Err(_) => keep(),
+        }
+    }
+}
+
 /// A file being received.
 pub(crate) struct FileSink {
     dest: PathBuf,
-    partial: PathBuf,
-    chunks: PathBuf,
     /// `None` while a chunk is being written (or after a write that did not come back).
     out: Option<FileOut>,
     /// Buffers to read chunks into, reused.
@@ -68,15 +206,61 @@ pub(crate) struct FileSink {
     chunk_size: usize,
 }
 
+/// Bytes charged to the memory quota until dropped.
+#[derive(Debug)]
+pub(crate) struct MemoryCharge {
+    budget: Arc<MemoryBudget>,
+    bytes: u64,
+}
+
+impl MemoryCharge {
+    /// Charges `bytes`, or fails with `QuotaExceeded`.
+    pub(crate) fn new(budget: &Arc<MemoryBudget>, bytes: u64) -> Result<Self> {
+        budget.reserve(bytes).map_err(|e| {
+            Error::new(
+                ErrorKind::QuotaExceeded,
+                format!(
+                    "{bytes} bytes do not fit in this node's memory quota: {}",
+                    e.message()
+                ),
+            )
+        })?;
+        Ok(Self {
+            budget: budget.clone(),
+            bytes,
+        })
+    }
+}
+
+impl Drop for MemoryCharge {
+    fn drop(&mut self) {
+        self.budget.release(self.bytes);
+    }
+}
+
+/// Received bytes and their charge: the quota is given back when the last clone of the
+/// `Bytes` handed to the application is dropped.
+struct Charged {
+    data: Bytes,
+    _charge: MemoryCharge,
+}
+
+impl AsRef<[u8]> for Charged {
+    fn as_ref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
 /// Where received chunks go.
 pub(crate) enum Sink {
     File(Box<FileSink>),
     /// The verified content so far, and the rest of the space reserved for the whole
     /// (each chunk is read into the front of `rest`, split off, and joined to
-    /// `assembled` once verified, without copying).
+    /// `assembled` once verified, without copying), charged to the memory quota.
     Memory {
         assembled: BytesMut,
         rest: BytesMut,
+        charge: MemoryCharge,
     },
 }
 
@@ -130,133 +314,126 @@ impl Sink {
             f.out = out;
         }
     }
+
+    /// The content proved wrong as a whole: its partial file is removed, so that the
+    /// next attempt starts over.
+    pub(crate) fn discard(&mut self) {
+        if let Sink::File(f) = self {
+            if let Some(mut out) = f.out.take() {
+                let _ = std::thread::Builder::new()
+                    .name("memmesh-discard".into())
+                    .spawn(move || out.discard());
+            }
+        }
+    }
 }
 
-/// Where a transfer of `offer` goes, opened: the file `dest` (a partial file keeps the
-/// chunks verified by an earlier attempt at the same content, fed to `verifier`), or
-/// memory when `None`.
-pub(crate) async fn open_sink(
-    dest: Option<PathBuf>,
-    offer: &TransferOffer,
+/// Where a transfer of `size` bytes in chunks of `chunk_size` goes, opened (nothing is
+/// opened on disk yet): the file `dest` through the claimed partial file `target` (whose
+/// checkpoint, if any, `verifier` resumes from), or memory charged to `budget`.
+pub(crate) fn open_sink(
+    dest: Option<(PathBuf, Target)>,
+    key: [u8; 32],
+    size: u64,
+    chunk_size: u32,
     verifier: &mut Verifier,
+    budget: &Arc<MemoryBudget>,
 ) -> Result<Sink> {
     match dest {
-        Some(path) => {
-            let offer = offer.clone();
-            let mut v = verifier.clone();
-            let (sink, v) = tokio::task::spawn_blocking(move || {
-                open_file(path, &offer, &mut v).map(|s| (s, v))
-            })
-            .await
-            .map_err(|e| Error::internal(format!("opening task failed: {e}")))??;
-            *verifier = v;
-            Ok(sink)
+        Some((dest, target)) => {
+            let Target {
+                partial,
+                state,
+                resume,
+                claim,
+            } = target;
+            let (start, tree) = match resume {
+                Some(c) => {
+                    verifier.resume(c.tree.clone())?;
+                    debug!(
+                        chunks = c.tree.count(),
+                        bytes = c.bytes(),
+                        "resuming a transfer"
+                    );
+                    (c.bytes(), c.tree)
+                }
+                None => (0, TreeStack::new()),
+            };
+            let resumed = (tree.count() > 0).then(|| tree.clone());
+            Ok(Sink::File(Box::new(FileSink {
+                dest,
+                out: Some(FileOut {
+                    file: None,
+                    writeback: None,
+                    partial,
+                    state,
+                    start,
+                    key,
+                    size,
+                    chunk_size,
+                    tree,
+                    resumed,
+                    settled: false,
+                    claim: Some(claim),
+                }),
+                spare: Vec::new(),
+                chunk_size: chunk_size as usize,
+            })))
         }
         None => {
-            let size = usize::try_from(offer.size).ok();
+            let charge = MemoryCharge::new(budget, size)?;
+            let size = usize::try_from(size).ok();
             // Probe that the whole fits before reserving it (reserving cannot fail softly).
             let fits = size.is_some_and(|size| Vec::<u8>::new().try_reserve_exact(size).is_ok());
             match (size, fits) {
                 (Some(size), true) => Ok(Sink::Memory {
                     assembled: BytesMut::new(),
                     rest: BytesMut::with_capacity(size),
+                    charge,
                 }),
                 _ => Err(Error::new(
                     ErrorKind::QuotaExceeded,
-                    format!("cannot allocate {} bytes to receive into", offer.size),
+                    format!("cannot allocate {} bytes to receive into", charge.bytes),
                 )),
             }
         }
     }
 }
 
-/// Opens `<dest>.memmesh-partial`, keeping the longest prefix of chunks verified by an
-/// earlier attempt at the same content that still verifies on disk (read one chunk at a
-/// time), and feeds them to `verifier`.
-fn open_file(dest: PathBuf, offer: &TransferOffer, verifier: &mut Verifier) -> Result<Sink> {
-    let partial = with_suffix(&dest, PARTIAL_SUFFIX);
-    let chunks = with_suffix(&dest, CHUNKS_SUFFIX);
-    if let Some(dir) = dest.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let kept: Vec<[u8; 32]> = match std::fs::read(&chunks) {
-        Ok(bytes) if bytes.len() >= 32 && bytes[..32] == offer.id => bytes[32..]
-            .chunks_exact(32)
-            .filter_map(|c| c.try_into().ok())
-            .collect(),
-        _ => Vec::new(),
-    };
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(kept.is_empty())
-        .open(&partial)
-        .map_err(|e| Error::from(e).context(format!("opening {}", partial.display())))?;
-    let mut buf = Vec::new();
-    for (index, hash) in kept.iter().enumerate() {
-        let len = chunk_len(offer.size, offer.chunk_size, index as u64);
-        buf.clear();
-        let read = (&mut file).take(u64::from(len)).read_to_end(&mut buf);
-        let header = ChunkHeader {
-            index: index as u64,
-            len,
-            hash: *hash,
-        };
-        if read.is_err() || verifier.accept(&header, &buf).is_err() {
-            break;
-        }
-    }
-    let keep_bytes = verifier.verified_bytes();
-    file.set_len(keep_bytes)?;
-    file.seek(std::io::SeekFrom::Start(keep_bytes))?;
-    let mut hashes = std::fs::File::create(&chunks)?;
-    hashes.write_all(&offer.id)?;
-    for h in verifier.chunk_hashes() {
-        hashes.write_all(h)?;
-    }
-    if verifier.next() > 0 {
-        debug!(
-            chunks = verifier.next(),
-            bytes = keep_bytes,
-            "resuming a transfer"
-        );
-    }
-    Ok(Sink::File(Box::new(FileSink {
-        dest,
-        partial: partial.clone(),
-        chunks,
-        out: Some(FileOut {
-            writeback: Writeback::new(&file)?,
-            file,
-            hashes,
-            partial,
-        }),
-        spare: Vec::new(),
-        chunk_size: offer.chunk_size as usize,
-    })))
-}
-
-/// Makes a verified transfer durable: syncs the partial file and renames it to its final
-/// name (only now), or hands the memory over.
-pub(crate) async fn complete(sink: Sink) -> Result<(Option<PathBuf>, Option<Bytes>)> {
+/// Makes a verified transfer durable: syncs the partial file and gives it its final
+/// name (only now, never replacing a file: see [`Claims::deliver`]), or hands the memory
+/// over with its charge.
+pub(crate) async fn complete(
+    sink: Sink,
+    claims: &Arc<Claims>,
+) -> Result<(Option<PathBuf>, Option<Bytes>)> {
     match sink {
         Sink::File(f) => {
-            let FileSink {
-                dest,
-                partial,
-                chunks,
-                out,
-                ..
-            } = *f;
-            let out = out.ok_or_else(|| Error::internal("the partial file was lost by a write"))?;
-            tokio::task::spawn_blocking(move || out.sync())
-                .await
-                .map_err(|e| Error::internal(format!("syncing task failed: {e}")))??;
-            tokio::fs::rename(&partial, &dest).await?;
-            let _ = tokio::fs::remove_file(&chunks).await;
-            Ok((Some(dest), None))
+            let FileSink { dest, out, .. } = *f;
+            let mut out =
+                out.ok_or_else(|| Error::internal("the partial file was lost by a write"))?;
+            let claims = claims.clone();
+            let path = tokio::task::spawn_blocking(move || {
+                out.sync()?;
+                out.check_resumed().inspect_err(|_| out.discard())?;
+                // Delivered while the claim is held (`out` is dropped after); if it
+                // cannot be, the synced whole is checkpointed for the next attempt.
+                claims
+                    .deliver(&out.partial, &out.state, &dest)
+                    .inspect_err(|_| out.settled = false)
+            })
+            .await
+            .map_err(|e| Error::internal(format!("syncing task failed: {e}")))??;
+            Ok((Some(path), None))
         }
-        Sink::Memory { assembled, .. } => Ok((None, Some(assembled.freeze()))),
+        Sink::Memory {
+            assembled, charge, ..
+        } => {
+            let data = Bytes::from_owner(Charged {
+                data: assembled.freeze(),
+                _charge: charge,
+            });
+            Ok((None, Some(data)))
+        }
     }
 }

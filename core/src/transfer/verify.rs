@@ -6,10 +6,11 @@
 //! to what the sender announced (its subtree of the BLAKE3 tree, see [`crate::transfer::tree`]);
 //! the hash of the whole is merged from the chunk hashes at the end. Corruption is caught
 //! at the chunk where it happens, and a transfer can resume after the last verified chunk:
-//! [`Verifier::resume`] rebuilds the state from the chunks kept on disk.
+//! [`Verifier::resume`] continues from the checkpoint kept beside the partial file.
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::transfer::tree::{check_chunk_size, chunk_hash, root};
+use crate::transfer::stack::{check_resume_point, TreeStack};
+use crate::transfer::tree::{check_chunk_size, chunk_hash};
 pub use crate::transfer::tree::{chunk_count, chunk_len};
 
 /// Default chunk size: 1 MiB.
@@ -26,13 +27,13 @@ pub struct ChunkHeader {
     pub hash: [u8; 32],
 }
 
-/// Verifies chunks in order and hashes the whole.
+/// Verifies chunks in order and hashes the whole, keeping O(log n) state (a
+/// [`TreeStack`]) whatever the number of chunks.
 #[derive(Debug, Clone)]
 pub struct Verifier {
     size: u64,
     chunk_size: u32,
-    next: u64,
-    chunk_hashes: Vec<[u8; 32]>,
+    tree: TreeStack,
 }
 
 impl Verifier {
@@ -43,40 +44,42 @@ impl Verifier {
         Ok(Self {
             size,
             chunk_size,
-            next: 0,
-            chunk_hashes: Vec::new(),
+            tree: TreeStack::new(),
         })
     }
 
     /// Index of the next chunk expected.
     pub fn next(&self) -> u64 {
-        self.next
+        self.tree.count()
     }
 
     /// Bytes verified so far.
     pub fn verified_bytes(&self) -> u64 {
-        (self.next * u64::from(self.chunk_size)).min(self.size)
+        self.next()
+            .saturating_mul(u64::from(self.chunk_size))
+            .min(self.size)
     }
 
     /// Whether every chunk has been verified.
     pub fn is_complete(&self) -> bool {
-        self.next == chunk_count(self.size, self.chunk_size)
+        self.next() == chunk_count(self.size, self.chunk_size)
     }
 
-    /// The hashes of the verified chunks, in order (kept beside a partial file so the
-    /// transfer can resume).
-    pub fn chunk_hashes(&self) -> &[[u8; 32]] {
-        &self.chunk_hashes
+    /// The verified chunks merged so far: what a resume needs (kept beside a partial
+    /// file, and its [`TreeStack::digest`] sent to the sender).
+    pub fn tree(&self) -> &TreeStack {
+        &self.tree
     }
 
     /// Checks `data` against `header` and accepts it as the next chunk. A chunk out of
     /// order or of the wrong length is `InvalidInput`; content that does not match its hash
     /// is `Corrupted` (ask for that chunk again). Nothing changes on error.
     pub fn accept(&mut self, header: &ChunkHeader, data: &[u8]) -> Result<()> {
-        if header.index != self.next {
+        if header.index != self.next() {
             return Err(Error::invalid(format!(
                 "chunk {} arrived where chunk {} was expected",
-                header.index, self.next
+                header.index,
+                self.next()
             )));
         }
         let expected = chunk_len(self.size, self.chunk_size, header.index);
@@ -96,30 +99,17 @@ impl Verifier {
                 format!("chunk {} does not match its hash", header.index),
             ));
         }
-        self.chunk_hashes.push(hash);
-        self.next += 1;
+        self.tree.push(hash);
         Ok(())
     }
 
-    /// Rebuilds the state after `chunks` already verified (read back from a partial
-    /// file), so that the transfer continues after them. Each must match the hash kept
-    /// for it; the first that does not is where the transfer resumes.
-    pub fn resume<'a>(
-        &mut self,
-        kept: &[[u8; 32]],
-        chunks: impl IntoIterator<Item = &'a [u8]>,
-    ) -> u64 {
-        for (hash, data) in kept.iter().zip(chunks) {
-            let header = ChunkHeader {
-                index: self.next,
-                len: data.len() as u32,
-                hash: *hash,
-            };
-            if self.accept(&header, data).is_err() {
-                break;
-            }
-        }
-        self.next
+    /// Continues after the chunks merged in `tree` (a checkpoint of an earlier attempt
+    /// at the same content, whose chunks are on disk already). `InvalidInput` if it holds
+    /// more chunks than the content has.
+    pub fn resume(&mut self, tree: TreeStack) -> Result<()> {
+        check_resume_point(tree.count(), chunk_count(self.size, self.chunk_size))?;
+        self.tree = tree;
+        Ok(())
     }
 
     /// The BLAKE3 hash of the whole content, once complete; `Corrupted` if it differs from
@@ -128,11 +118,11 @@ impl Verifier {
         if !self.is_complete() {
             return Err(Error::invalid(format!(
                 "the transfer ended after {} of {} chunks",
-                self.next,
+                self.next(),
                 chunk_count(self.size, self.chunk_size)
             )));
         }
-        let hash = root(&self.chunk_hashes);
+        let hash = self.tree.root();
         if &hash != announced {
             return Err(Error::new(
                 ErrorKind::Corrupted,
@@ -208,17 +198,25 @@ mod tests {
         for (h, c) in &cs[..3] {
             first.accept(h, c).unwrap();
         }
-        let kept = first.chunk_hashes().to_vec();
-        // The partial file on disk has the three chunks, the third damaged.
-        let mut on_disk = data[..3 * 1024].to_vec();
-        on_disk[2500] ^= 0xff;
         let mut again = Verifier::new(5000, 1024).unwrap();
-        let next = again.resume(&kept, on_disk.chunks(1024));
-        assert_eq!(next, 2, "the damaged chunk is sent again");
-        for (h, c) in &cs[2..] {
+        again.resume(first.tree().clone()).unwrap();
+        assert_eq!(again.next(), 3);
+        assert_eq!(again.verified_bytes(), 3 * 1024);
+        assert_eq!(
+            again.accept(&cs[2].0, cs[2].1).unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
+        for (h, c) in &cs[3..] {
             again.accept(h, c).unwrap();
         }
         again.finish(blake3::hash(&data).as_bytes()).unwrap();
+        // A checkpoint of more chunks than the content has is refused.
+        let mut whole = TreeStack::new();
+        for (h, _) in &cs {
+            whole.push(h.hash);
+        }
+        whole.push([0; 32]);
+        assert!(Verifier::new(5000, 1024).unwrap().resume(whole).is_err());
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub async fn read_raw_frame_opt(
     let mut head = vec![0u8; hl];
     read_exact(recv, &mut head).await?;
     let mut body = Vec::with_capacity(bl);
-    read_body_into(recv, bl, &mut body).await?;
+    read_body_into(recv, bl, &mut body, None).await?;
     Ok(Some(Frame {
         header: head,
         body: Bytes::from(body),
@@ -47,15 +47,21 @@ pub async fn read_frame_opt<H: DeserializeOwned>(
 }
 
 /// Reads one frame whose body is appended to `body` (no zero-filling, no intermediate
-/// buffer: a large body lands where it is used); a stream that ends first is an error.
-/// On error `body` may hold part of the frame's body after its original content.
+/// buffer: a large body lands where it is used); a stream that ends first is an error,
+/// and so is one on which nothing arrives for `idle` (`Timeout`; a slow stream that keeps
+/// moving is fine), and an error [`crate::wire::Reply`] in place of the frame is that
+/// error. On error `body` may hold part of the frame's body after its original content.
 pub async fn read_frame_into<H: DeserializeOwned>(
     recv: &mut quinn::RecvStream,
     limits: FrameLimits,
     body: &mut BytesMut,
+    idle: std::time::Duration,
 ) -> Result<H, Error> {
     let mut prefix = [0u8; PREFIX_LEN];
-    match recv.read_exact(&mut prefix).await {
+    let first = tokio::time::timeout(idle, recv.read_exact(&mut prefix))
+        .await
+        .map_err(|_| idle_error(idle))?;
+    match first {
         Ok(()) => {}
         Err(quinn::ReadExactError::FinishedEarly(0)) => {
             return Err(Error::new(
@@ -68,22 +74,49 @@ pub async fn read_frame_into<H: DeserializeOwned>(
     }
     let (hl, bl) = codec::parse_prefix(prefix, limits)?;
     let mut head = vec![0u8; hl];
-    read_exact(recv, &mut head).await?;
-    let header = codec::decode_header(&head)?;
+    tokio::time::timeout(idle, read_exact(recv, &mut head))
+        .await
+        .map_err(|_| idle_error(idle))??;
+    let header = match codec::decode_header(&head) {
+        Ok(header) => header,
+        Err(e) => {
+            // A peer that gives up mid-stream says why with an error reply: report that
+            // error, not a malformed frame.
+            if let Ok(reply) = codec::decode_header::<crate::wire::Reply>(&head) {
+                reply.into_result()?;
+            }
+            return Err(e.into());
+        }
+    };
     body.reserve(bl);
-    read_body_into(recv, bl, body).await?;
+    read_body_into(recv, bl, body, Some(idle)).await?;
     Ok(header)
 }
 
-/// Appends exactly `len` bytes of the stream to `out`, copying each received piece once.
+fn idle_error(idle: std::time::Duration) -> Error {
+    Error::new(
+        ErrorKind::Timeout,
+        format!("nothing arrived on the stream for {} s", idle.as_secs()),
+    )
+}
+
+/// Appends exactly `len` bytes of the stream to `out`, copying each received piece once;
+/// `Timeout` if nothing arrives for `idle`.
 async fn read_body_into(
     recv: &mut quinn::RecvStream,
     len: usize,
     out: &mut impl BufMut,
+    idle: Option<std::time::Duration>,
 ) -> Result<(), Error> {
     let mut left = len;
     while left > 0 {
-        match recv.read_chunk(left, true).await.map_err(read_error)? {
+        let piece = match idle {
+            Some(idle) => tokio::time::timeout(idle, recv.read_chunk(left, true))
+                .await
+                .map_err(|_| idle_error(idle))?,
+            None => recv.read_chunk(left, true).await,
+        };
+        match piece.map_err(read_error)? {
             Some(chunk) => {
                 left -= chunk.bytes.len();
                 out.put_slice(&chunk.bytes);
