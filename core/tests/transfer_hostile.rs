@@ -108,7 +108,10 @@ async fn a_kept_part_damaged_on_disk_between_attempts_is_caught_before_delivery(
     let a = node("a").await;
     a.connect(&b.addr().to_string()).await.unwrap();
     let src = dir.join("big.bin");
-    let expected = write_generated(&src, 64 * MIB, 7);
+    // Large enough that the rest cannot arrive between the receiver passing 40 MiB and
+    // the send being aborted (with 64 MiB it sometimes did, and the test then found the
+    // file delivered instead of a partial).
+    let expected = write_generated(&src, 256 * MIB, 7);
     let mut receiving = b.transfer().unwrap().progress();
     let t = a.transfer().unwrap();
     let sending = {
