@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 use mdns_sd::{ServiceDaemon, ServiceEvent, ServiceInfo};
 use memmesh::discovery::advert::{txt_properties, SERVICE_TYPE, TXT_ID};
 use memmesh::discovery::browse::Browser;
+use memmesh::discovery::limits::REPLAY_AFTER_DROPS;
 use memmesh::{Node, NodeBuilder, NodeId, PeerState};
 
 /// Where `ip netns add` keeps its namespaces.
@@ -484,9 +485,10 @@ fn a_flood_of_fake_adverts_does_not_silence_discovery() {
         peers_text(&b.node)
     );
 
-    // The victim's discovery is still alive a while later (the fakes are re-announced and
-    // answered meanwhile, and their dials keep failing): another node is found too.
-    std::thread::sleep(Duration::from_secs(10));
+    // The victim's discovery is still alive a while later: the fakes' dials keep failing
+    // meanwhile, and (adverts were dropped from its full waiting set) it replays mdns-sd's
+    // cache. Another node is found too.
+    std::thread::sleep(REPLAY_AFTER_DROPS + Duration::from_secs(5));
     let c = advertised_node("c", &lab, 3, secret, &tag);
     let appeared = Instant::now();
     assert!(
@@ -533,12 +535,14 @@ fn a_browse_dropped_by_a_stalled_reader_is_restarted() {
     let seen = Arc::new(Mutex::new(HashSet::<String>::new()));
     let browser = {
         let (handled, seen) = (handled.clone(), seen.clone());
-        Browser::start(daemon.clone(), move |svc| {
-            if handled.fetch_add(1, Ordering::Relaxed) < STALLED {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            if let Some(id) = svc.get_property_val_str(TXT_ID) {
-                seen.lock().unwrap().insert(id.to_string());
+        Browser::start(daemon.clone(), move |batch| {
+            for svc in batch {
+                if handled.fetch_add(1, Ordering::Relaxed) < STALLED {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                if let Some(id) = svc.get_property_val_str(TXT_ID) {
+                    seen.lock().unwrap().insert(id.to_string());
+                }
             }
         })
         .expect("start browsing")

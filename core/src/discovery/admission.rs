@@ -5,27 +5,30 @@
 //! cluster tag that selects ours is public. So:
 //! - adverts wait in a bounded set ([`Limits::max_pending`]); when it is full the oldest
 //!   advert of the *loudest* source (the destination IP with the most waiting adverts) is
-//!   dropped, so a flood from one place cannot push out a newcomer from another;
-//! - the newest waiting advert is dialled first (a node that just appeared is not queued
-//!   behind a backlog of fakes);
+//!   dropped, so a flood from one place cannot push out a newcomer from another (and the
+//!   caller replays mdns-sd's cache later, see [`Admission::take_dropped`]);
+//! - the waiting advert of the node first seen most recently is dialled first (a node
+//!   that just appeared is not queued behind a backlog of fakes, nor behind old ones that
+//!   come back when mdns-sd's cache is replayed);
 //! - at most [`Limits::max_in_flight`] adverts are dialled at once, dials start at most at
 //!   a token-bucket rate in total, and per destination IP at most
 //!   [`Limits::max_in_flight_per_source`] at once, [`Limits::source_spacing`] apart, with a
 //!   wait that doubles on each consecutive failure;
 //! - one advert names at most [`Limits::max_addrs`] addresses to dial;
 //! - a (node, address) whose dial failed is not dialled again for
-//!   [`Limits::failed_retry_after`], however often the same record comes back;
+//!   [`Limits::failed_retry_after`], however often the same record comes back (an IP
+//!   backs off only when nothing answered there, see [`Outcome::refused`]);
 //! - nodes already connected are skipped, when offered and again when their turn comes.
 //!
 //! Everything it holds is bounded: waiting adverts, dials, per-IP state and failure memory.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::discovery::advert::Advert;
 use crate::discovery::limits;
-use crate::discovery::rate::TokenBucket;
+use crate::discovery::rate::{after, TokenBucket};
 use crate::identity::NodeId;
 
 /// The bounds an [`Admission`] enforces (defaults: the constants of `discovery::limits`).
@@ -55,6 +58,8 @@ pub struct Limits {
     pub failed_retry_after: Duration,
     /// Failed (node, address) pairs remembered.
     pub max_failed: usize,
+    /// Nodes whose first sighting is remembered (for the dial order).
+    pub max_seen: usize,
 }
 
 impl Default for Limits {
@@ -72,6 +77,7 @@ impl Default for Limits {
             max_sources: limits::MAX_SOURCES,
             failed_retry_after: limits::FAILED_RETRY_AFTER,
             max_failed: limits::MAX_FAILED_REMEMBERED,
+            max_seen: limits::MAX_SEEN_REMEMBERED,
         }
     }
 }
@@ -116,8 +122,13 @@ pub struct Outcome {
     pub connected: bool,
     /// The address that connected, if this dial did.
     pub reached: Option<SocketAddr>,
-    /// Addresses that were tried and failed (timed out, refused, wrong key ...).
+    /// Addresses where nothing usable answered (timed out, unreachable ...): their IP
+    /// backs off.
     pub failed: Vec<SocketAddr>,
+    /// Addresses where a node answered but refused the advertised identity (another key,
+    /// another cluster): the record lied, not the IP, which does not back off (a fake
+    /// record aimed at a real node's IP must not keep that node from being dialled).
+    pub refused: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -148,10 +159,13 @@ pub struct Admission {
     limits: Limits,
     pending: HashMap<NodeId, Candidate>,
     seq: u64,
+    seen: HashMap<NodeId, u64>,
+    seen_order: BTreeMap<u64, NodeId>,
     in_flight: HashMap<NodeId, Vec<SocketAddr>>,
     sources: HashMap<IpAddr, Source>,
     failed: HashMap<(NodeId, SocketAddr), Instant>,
     bucket: TokenBucket,
+    dropped: u64,
 }
 
 impl Admission {
@@ -169,6 +183,7 @@ impl Admission {
         limits.burst = limits.burst.max(1);
         limits.max_sources = limits.max_sources.max(1);
         limits.max_failed = limits.max_failed.max(1);
+        limits.max_seen = limits.max_seen.max(1);
         Self {
             own,
             cluster: cluster.to_string(),
@@ -176,9 +191,12 @@ impl Admission {
             limits,
             pending: HashMap::new(),
             seq: 0,
+            seen: HashMap::new(),
+            seen_order: BTreeMap::new(),
             in_flight: HashMap::new(),
             sources: HashMap::new(),
             failed: HashMap::new(),
+            dropped: 0,
         }
     }
 
@@ -200,6 +218,11 @@ impl Admission {
     /// Destination IPs whose rate state is kept.
     pub fn sources(&self) -> usize {
         self.sources.len()
+    }
+
+    /// Nodes whose first sighting is remembered.
+    pub fn seen(&self) -> usize {
+        self.seen.len()
     }
 
     fn failed_recently(&self, id: &NodeId, addr: &SocketAddr, now: Instant) -> bool {
@@ -248,18 +271,33 @@ impl Admission {
             c.addrs.extend(fresh);
             return Verdict::Merged;
         }
-        self.seq = self.seq.wrapping_add(1);
-        self.pending.insert(
-            ad.id,
-            Candidate {
-                addrs: fresh,
-                seq: self.seq,
-            },
-        );
+        let seq = self.first_seen(ad.id);
+        self.pending.insert(ad.id, Candidate { addrs: fresh, seq });
         while self.pending.len() > self.limits.max_pending {
             self.evict_one();
         }
         Verdict::Queued
+    }
+
+    /// The arrival rank of `id`: when it was first seen, so a node seen again (a replay of
+    /// mdns-sd's cache, a record that comes back after its failure is forgotten) does not
+    /// pass a node that has just appeared.
+    fn first_seen(&mut self, id: NodeId) -> u64 {
+        if let Some(seq) = self.seen.get(&id) {
+            return *seq;
+        }
+        self.seq = self.seq.saturating_add(1);
+        self.seen.insert(id, self.seq);
+        self.seen_order.insert(self.seq, id);
+        while self.seen.len() > self.limits.max_seen {
+            match self.seen_order.pop_first() {
+                Some((_, old)) => {
+                    self.seen.remove(&old);
+                }
+                None => break,
+            }
+        }
+        self.seq
     }
 
     /// Drops the oldest waiting advert of the source with the most waiting adverts.
@@ -277,7 +315,14 @@ impl Admission {
             .map(|(id, _)| *id);
         if let Some(id) = victim {
             self.pending.remove(&id);
+            self.dropped = self.dropped.saturating_add(1);
         }
+    }
+
+    /// How many waiting adverts were dropped (the waiting set was full) since the last
+    /// call. The caller replays mdns-sd's cache later, so those still advertised return.
+    pub fn take_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped)
     }
 
     fn source_ready(&self, ip: IpAddr, now: Instant) -> bool {
@@ -325,7 +370,7 @@ impl Admission {
                 let spacing = self.limits.source_spacing;
                 let s = self.source_entry(addr.ip(), now);
                 s.in_flight = s.in_flight.saturating_add(1);
-                s.not_before = s.not_before.max(now + spacing);
+                s.not_before = s.not_before.max(after(now, spacing));
             }
             cand.addrs.retain(|a| !usable.contains(a));
             if !cand.addrs.is_empty() {
@@ -377,6 +422,9 @@ impl Admission {
                 s.failures = 0;
             }
         }
+        for addr in outcome.refused.iter().filter(|a| dispatched.contains(a)) {
+            self.remember_failed(*id, *addr, now);
+        }
         for addr in outcome.failed.iter().filter(|a| dispatched.contains(a)) {
             self.remember_failed(*id, *addr, now);
             let (min, max) = (self.limits.backoff_min, self.limits.backoff_max);
@@ -384,7 +432,7 @@ impl Admission {
             s.failures = s.failures.saturating_add(1);
             let doublings = s.failures.saturating_sub(1).min(31);
             let wait = min.saturating_mul(1u32 << doublings).min(max);
-            s.not_before = s.not_before.max(now + wait);
+            s.not_before = s.not_before.max(after(now, wait));
         }
         if outcome.connected {
             self.pending.remove(id);
@@ -393,7 +441,7 @@ impl Admission {
 
     fn remember_failed(&mut self, id: NodeId, addr: SocketAddr, now: Instant) {
         self.failed
-            .insert((id, addr), now + self.limits.failed_retry_after);
+            .insert((id, addr), after(now, self.limits.failed_retry_after));
         if self.failed.len() > self.limits.max_failed {
             self.failed.retain(|_, until| now < *until);
         }
@@ -417,7 +465,7 @@ impl Admission {
         if !self.sources.contains_key(&ip) && self.sources.len() >= self.limits.max_sources {
             let forget_after = self.limits.backoff_max;
             self.sources
-                .retain(|_, s| s.in_flight > 0 || now < s.not_before + forget_after);
+                .retain(|_, s| s.in_flight > 0 || now < after(s.not_before, forget_after));
             while self.sources.len() >= self.limits.max_sources {
                 let idlest = self
                     .sources

@@ -4,10 +4,11 @@
 //! for good when that channel is full. So a dedicated thread reads the events as fast as
 //! they come (the callback must be quick: it only queues work), and when mdns-sd ends the
 //! browse anyway it is started again after a wait that backs off
-//! ([`crate::discovery::restart`]); each start replays mdns-sd's cache, so nothing that is
-//! still advertised is lost.
+//! ([`crate::discovery::restart`]). Each start makes mdns-sd replay its cache, so nothing
+//! still advertised is lost; a consumer that had to drop records can ask for such a
+//! replay ([`Replay`]).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -30,6 +31,23 @@ pub struct Browser {
     stop: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
     restarts: Arc<AtomicU64>,
+    replay: Replay,
+}
+
+/// Asks a [`Browser`] to start its browse again at once, so mdns-sd replays every record
+/// it still holds (for records the consumer had to drop).
+#[derive(Debug, Clone, Default)]
+pub struct Replay(Arc<AtomicBool>);
+
+impl Replay {
+    /// Requests a replay; the browse thread starts a new browse at its next event or poll.
+    pub fn request(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn asked(&self) -> bool {
+        self.0.swap(false, Ordering::Relaxed)
+    }
 }
 
 impl std::fmt::Debug for Browser {
@@ -41,20 +59,23 @@ impl std::fmt::Debug for Browser {
 }
 
 impl Browser {
-    /// Browses with `daemon` and calls `on_record` with every resolved record, on a
-    /// dedicated thread, until stopped or the daemon shuts down.
+    /// Browses with `daemon` and calls `on_records` with the resolved records, in batches
+    /// of what arrived together, on a dedicated thread, until stopped or the daemon shuts
+    /// down. It must be quick (queue them): mdns-sd waits for nobody.
     pub fn start(
         daemon: ServiceDaemon,
-        on_record: impl FnMut(Box<ResolvedService>) + Send + 'static,
+        on_records: impl FnMut(Vec<Box<ResolvedService>>) + Send + 'static,
     ) -> Result<Browser> {
         let (stop, stopped) = mpsc::channel();
         let restarts = Arc::new(AtomicU64::new(0));
+        let replay = Replay::default();
         let thread = {
             let daemon = daemon.clone();
             let restarts = restarts.clone();
+            let replay = replay.clone();
             std::thread::Builder::new()
                 .name("memmesh-mdns-browse".into())
-                .spawn(move || run(&daemon, &stopped, on_record, &restarts))
+                .spawn(move || run(&daemon, &stopped, &replay, on_records, &restarts))
                 .map_err(|e| {
                     Error::new(
                         ErrorKind::Io,
@@ -67,7 +88,13 @@ impl Browser {
             stop: Some(stop),
             thread: Some(thread),
             restarts,
+            replay,
         })
+    }
+
+    /// A handle that asks this browser to replay mdns-sd's cache.
+    pub fn replay(&self) -> Replay {
+        self.replay.clone()
     }
 
     /// How many times the browse ended and was started again.
@@ -92,31 +119,111 @@ impl Drop for Browser {
     }
 }
 
+/// How long after a browse starts its channel is read without sleeping at most, and how
+/// long it must stay quiet before the reader goes back to sleeping until the next event.
+const HOT_MAX: Duration = Duration::from_millis(500);
+const HOT_QUIET: Duration = Duration::from_millis(10);
+
+/// The busy-reading phase at the start of a browse: until the first event (mdns-sd sends
+/// `SearchStarted`, then its cache) and then until the channel stays quiet, at most
+/// `HOT_MAX` in all.
+struct Hot {
+    until: Instant,
+    last: Option<Instant>,
+}
+
+impl Hot {
+    fn new(started: Instant) -> Self {
+        Self {
+            until: started + HOT_MAX,
+            last: None,
+        }
+    }
+
+    fn on(&self, now: Instant) -> bool {
+        now < self.until
+            && self
+                .last
+                .is_none_or(|last| now.saturating_duration_since(last) < HOT_QUIET)
+    }
+
+    fn got(&mut self, now: Instant) {
+        self.last = Some(now);
+    }
+}
+
 /// Whether the owner asked to stop (or is gone).
 fn stop_asked(stopped: &mpsc::Receiver<()>) -> bool {
     !matches!(stopped.try_recv(), Err(mpsc::TryRecvError::Empty))
 }
 
+/// The record in `event`, if it is a resolved one.
+fn resolved(event: ServiceEvent) -> Option<Box<ResolvedService>> {
+    match event {
+        ServiceEvent::ServiceResolved(svc) => Some(svc),
+        _ => None,
+    }
+}
+
 fn run(
     daemon: &ServiceDaemon,
     stopped: &mpsc::Receiver<()>,
-    mut on_record: impl FnMut(Box<ResolvedService>),
+    replay: &Replay,
+    mut on_records: impl FnMut(Vec<Box<ResolvedService>>),
     restarts: &AtomicU64,
 ) {
     let mut restart = Restart::default();
     loop {
         let started = Instant::now();
         match daemon.browse(SERVICE_TYPE) {
-            Ok(events) => loop {
-                if stop_asked(stopped) {
-                    return;
+            Ok(events) => {
+                // A new browse makes mdns-sd replay its whole cache into the channel at
+                // once (two events per record, in one go). So the channel is emptied in
+                // one step each time (`drain` swaps its queue out under one lock), and
+                // while events come the reader does not sleep between them.
+                let mut hot = Hot::new(started);
+                let replaying = loop {
+                    if stop_asked(stopped) {
+                        return;
+                    }
+                    if replay.asked() {
+                        break true;
+                    }
+                    let drained: Vec<ServiceEvent> = events.drain().collect();
+                    if !drained.is_empty() {
+                        hot.got(Instant::now());
+                        let batch: Vec<Box<ResolvedService>> =
+                            drained.into_iter().filter_map(resolved).collect();
+                        if !batch.is_empty() {
+                            on_records(batch);
+                        }
+                        continue;
+                    }
+                    if hot.on(Instant::now()) {
+                        if events.is_disconnected() && events.is_empty() {
+                            break false;
+                        }
+                        std::thread::yield_now();
+                        continue;
+                    }
+                    match events.recv_timeout(STOP_POLL) {
+                        Ok(event) => {
+                            hot.got(Instant::now());
+                            if let Some(svc) = resolved(event) {
+                                on_records(vec![svc]);
+                            }
+                        }
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => break false,
+                    }
+                };
+                if replaying {
+                    // The new browse replaces this one in the daemon, which replays its
+                    // cache into the new channel.
+                    debug!("replaying the mDNS cache");
+                    continue;
                 }
-                match events.recv_timeout(STOP_POLL) {
-                    Ok(ServiceEvent::ServiceResolved(svc)) => on_record(svc),
-                    Ok(_) | Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => break,
-                }
-            },
+            }
             Err(mdns_sd::Error::DaemonShutdown) => return,
             Err(e) => debug!(error = %e, "the mDNS browse could not start"),
         }

@@ -23,7 +23,8 @@ pub const MAX_ADDRS_PER_ADVERT: usize = 4;
 pub const MAX_ADDRS_READ_PER_RECORD: usize = 16;
 
 /// Adverts waiting to be dialled. When full, the oldest advert of the source with the most
-/// waiting adverts is dropped, so a newcomer from a quiet source always gets a place.
+/// waiting adverts is dropped, so a newcomer from a quiet source always gets a place (and
+/// the cache is replayed later, see [`REPLAY_AFTER_DROPS`]).
 pub const MAX_PENDING: usize = 256;
 
 /// Dials that may start at once after a quiet period (the overall token bucket's size).
@@ -53,9 +54,13 @@ pub const FAILED_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// Failed (node, address) pairs remembered; beyond this the soonest to expire are dropped.
 pub const MAX_FAILED_REMEMBERED: usize = 4096;
 
+/// Advertised nodes whose first sighting is remembered, to dial the node seen most
+/// recently first; beyond this the earliest seen are forgotten (and rank as new).
+pub const MAX_SEEN_REMEMBERED: usize = 4096;
+
 /// How long one address of an advert may take to answer (capped by the node's
 /// `connect_timeout`). A node on the local link answers in milliseconds.
-pub const DIAL_TIMEOUT: Duration = Duration::from_secs(3);
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// First wait before a browse that ended (mdns-sd drops it when its 1000-event channel
 /// fills) is started again; doubled on each restart up to [`BROWSE_RESTART_MAX`].
@@ -66,6 +71,11 @@ pub const BROWSE_RESTART_MAX: Duration = Duration::from_secs(30);
 
 /// A browse that lasted at least this long resets the restart wait to its minimum.
 pub const BROWSE_STABLE: Duration = Duration::from_secs(60);
+
+/// While adverts were dropped from the full waiting set, the browse is started again
+/// (mdns-sd then replays its cache, so dropped adverts still advertised come back) at
+/// most this often.
+pub const REPLAY_AFTER_DROPS: Duration = Duration::from_secs(30);
 
 /// How old the list of the interfaces' networks (used to drop off-link addresses) may get.
 pub const NETWORKS_REFRESH: Duration = Duration::from_secs(5);

@@ -4,12 +4,13 @@
 //! `advert` reads and writes the records, `plausible` drops addresses not worth a dial,
 //! `admission` decides which adverts to dial and when (pure, bounded by `limits`), `rate`
 //! and `restart` are its clocks, `browse` keeps an mdns-sd browse running whatever
-//! happens to it, `queue` hands records from it to the dial task, and `mdns` is the I/O
-//! shell that ties them to a node.
+//! happens to it, `queue` hands records from it to the dial task (`dialer`, the I/O
+//! shell around the admission), and `mdns` advertises the node and wires them together.
 
 pub mod admission;
 pub mod advert;
 pub mod browse;
+mod dialer;
 pub mod limits;
 pub mod mdns;
 pub mod plausible;

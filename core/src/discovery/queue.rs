@@ -45,6 +45,18 @@ impl<T> NewestQueue<T> {
         inner.items.push_back(item);
     }
 
+    /// Adds `items` in order, dropping the oldest ones beyond the capacity.
+    pub fn push_all(&self, items: impl IntoIterator<Item = T>) {
+        let mut inner = self.lock();
+        for item in items {
+            if inner.items.len() >= self.capacity {
+                inner.items.pop_front();
+                inner.dropped = inner.dropped.saturating_add(1);
+            }
+            inner.items.push_back(item);
+        }
+    }
+
     /// Takes up to `n` items, oldest first.
     pub fn take(&self, n: usize) -> Vec<T> {
         let mut inner = self.lock();
@@ -84,6 +96,9 @@ mod tests {
         assert_eq!(q.take(5), vec![9]);
         assert!(q.is_empty());
         assert!(q.take(1).is_empty());
+        q.push_all(0..5);
+        assert_eq!(q.dropped(), 9);
+        assert_eq!(q.take(9), vec![2, 3, 4]);
         let tiny = NewestQueue::new(0);
         tiny.push('a');
         tiny.push('b');

@@ -2,6 +2,22 @@
 
 use std::time::{Duration, Instant};
 
+/// `at + d`, saturating at the latest representable instant instead of panicking.
+pub fn after(at: Instant, d: Duration) -> Instant {
+    at.checked_add(d).unwrap_or_else(|| {
+        // Halve until it fits: Instant has no MAX.
+        let mut step = d;
+        let mut t = at;
+        while !step.is_zero() {
+            match t.checked_add(step) {
+                Some(next) => t = next,
+                None => step /= 2,
+            }
+        }
+        t
+    })
+}
+
 /// `capacity` tokens at most; one more every `every`. Starts full.
 #[derive(Debug, Clone)]
 pub struct TokenBucket {
@@ -38,8 +54,7 @@ impl TokenBucket {
         if self.tokens >= self.capacity {
             self.last = now;
         } else {
-            // `add` < capacity here, so the product cannot overflow a Duration.
-            self.last += self.every * add;
+            self.last = after(self.last, self.every.saturating_mul(add));
         }
     }
 
@@ -65,7 +80,7 @@ impl TokenBucket {
         if self.tokens > 0 {
             now
         } else {
-            self.last + self.every
+            after(self.last, self.every)
         }
     }
 }
@@ -104,6 +119,16 @@ mod tests {
         assert!(b.try_take(t0 + Duration::from_millis(150)));
         assert!(!b.try_take(t0 + Duration::from_millis(199)));
         assert!(b.try_take(t0 + Duration::from_millis(200)));
+    }
+
+    #[test]
+    fn huge_intervals_saturate_instead_of_panicking() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(1, Duration::MAX, t0);
+        assert!(b.try_take(t0));
+        assert!(!b.try_take(t0 + Duration::from_secs(3600)));
+        assert!(b.next_token_at(t0) > t0 + Duration::from_secs(3600));
+        assert!(after(t0, Duration::MAX) > t0);
     }
 
     #[test]

@@ -36,9 +36,8 @@ fn ms(n: u64) -> Duration {
 
 fn failed(d: &Dial) -> Outcome {
     Outcome {
-        connected: false,
-        reached: None,
         failed: d.addrs.clone(),
+        ..Outcome::default()
     }
 }
 
@@ -46,7 +45,7 @@ fn reached(d: &Dial) -> Outcome {
     Outcome {
         connected: true,
         reached: d.addrs.first().copied(),
-        failed: Vec::new(),
+        ..Outcome::default()
     }
 }
 
@@ -285,6 +284,8 @@ fn the_waiting_set_is_bounded_and_a_loud_source_cannot_push_out_a_quiet_one() {
         a.offer(ad(n, &["10.0.0.200:7400"]), false, t0);
     }
     assert_eq!(a.pending(), limits::MAX_PENDING);
+    assert_eq!(a.take_dropped(), 2001 - limits::MAX_PENDING as u64);
+    assert_eq!(a.take_dropped(), 0);
     let d = drain(&mut a, t0);
     assert!(d.iter().any(|d| d.id == id(1)), "{d:?}");
 }
@@ -348,6 +349,10 @@ fn memory_stays_bounded_under_an_endless_flood() {
         max_failed: 32,
         ..Limits::default()
     };
+    let small = Limits {
+        max_seen: 64,
+        ..small
+    };
     let mut a = Admission::with_limits(id(0), TAG, small, t0);
     let mut t = t0;
     for n in 1..=5000u32 {
@@ -359,6 +364,7 @@ fn memory_stays_bounded_under_an_endless_flood() {
         assert!(a.pending() <= 8);
         assert!(a.sources() <= 16, "{} sources", a.sources());
         assert!(a.remembered_failures() <= 32);
+        assert!(a.seen() <= 64);
         t += ms(20);
     }
     assert!(a.remembered_failures() > 0 && a.sources() > 0);
@@ -406,4 +412,80 @@ fn leftover_addresses_wait_for_their_source_and_follow_a_failed_dial() {
     a.finished(&d.id, &reached(&d), t1);
     assert_eq!(a.pending(), 0);
     assert_eq!(a.in_flight(), 0);
+}
+
+#[test]
+fn extreme_limits_saturate_instead_of_panicking() {
+    let t0 = Instant::now();
+    let huge = Limits {
+        refill: Duration::MAX,
+        source_spacing: Duration::MAX,
+        backoff_min: Duration::MAX,
+        backoff_max: Duration::MAX,
+        failed_retry_after: Duration::MAX,
+        max_sources: 1,
+        max_failed: 1,
+        ..Limits::default()
+    };
+    let mut a = Admission::with_limits(id(0), TAG, huge, t0);
+    for n in 1..=4 {
+        a.offer(ad(n, &[&format!("10.0.9.{n}:1")]), false, t0);
+        if let Some(d) = a.next(t0, nobody) {
+            a.finished(&d.id, &failed(&d), t0);
+        }
+        let _ = a.next_wake(t0);
+    }
+    assert!(a.remembered_failures() <= 1);
+    assert!(a.sources() <= 1);
+}
+
+#[test]
+fn a_replay_of_old_adverts_does_not_pass_a_node_that_just_appeared() {
+    let t0 = Instant::now();
+    let mut a = admission(t0);
+    let fake = |n: u32| ad(n, &[&format!("10.77.{}.{}:7400", 1 + n / 200, 1 + n % 200)]);
+    // A flood; most of it is dropped from the full waiting set.
+    for n in 1..=600 {
+        a.offer(fake(n), false, t0);
+    }
+    assert!(a.take_dropped() > 0);
+    // A real node appears, then the cache is replayed: every fake comes back.
+    let t1 = t0 + ms(500);
+    a.offer(ad(9999, &["10.77.0.3:7400"]), false, t1);
+    for n in 1..=600 {
+        a.offer(fake(n), false, t1);
+    }
+    assert_eq!(a.next(t1, nobody).unwrap().id, id(9999));
+}
+
+#[test]
+fn fakes_aimed_at_a_real_nodes_ip_do_not_make_it_back_off() {
+    let t0 = Instant::now();
+    let mut a = admission(t0);
+    // Fakes pointing at a live node's address: it answers with its own key, so each
+    // dial is refused. The record is remembered as failed, the IP does not back off.
+    for n in 1..=5 {
+        a.offer(ad(n, &["10.0.0.3:7400"]), false, t0);
+    }
+    let mut t = t0;
+    for _ in 0..5 {
+        let d = a
+            .next(t, nobody)
+            .expect("the IP only waits for the spacing");
+        a.finished(
+            &d.id,
+            &Outcome {
+                refused: d.addrs.clone(),
+                ..Outcome::default()
+            },
+            t,
+        );
+        t += limits::SOURCE_SPACING;
+    }
+    // The real node there is dialled at once, and the refused fakes never again.
+    a.offer(ad(99, &["10.0.0.3:7400"]), false, t);
+    assert_eq!(a.next(t, nobody).unwrap().id, id(99));
+    for n in 1..=5 {
+        assert_eq!(a.offer(ad(n, &["10.0.0.3:7400"]), false, t), Verdict::Known);
+    }
 }
