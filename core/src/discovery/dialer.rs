@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use mdns_sd::ResolvedService;
+use mdns_sd::{ResolvedService, ScopedIp};
 use tokio::sync::Notify;
 use tracing::debug;
 
@@ -20,7 +20,7 @@ use crate::discovery::browse::Replay;
 use crate::discovery::limits::{
     DIAL_TIMEOUT, MAX_ADDRS_READ_PER_RECORD, NETWORKS_REFRESH, RECORDS_PER_TURN, REPLAY_AFTER_DROPS,
 };
-use crate::discovery::plausible::{plausible, Network, Networks};
+use crate::discovery::plausible::{plausible, InterfaceNetworks, Network};
 use crate::discovery::queue::NewestQueue;
 use crate::discovery::rate::after;
 use crate::error::ErrorKind;
@@ -38,13 +38,13 @@ fn lock(a: &Mutex<Admission>) -> MutexGuard<'_, Admission> {
 struct Intake {
     local: SocketAddr,
     interfaces: Option<Vec<String>>,
-    networks: Networks,
+    networks: InterfaceNetworks,
     refreshed: Option<Instant>,
 }
 
 impl Intake {
     /// The networks of the interfaces mDNS runs on, re-read every `NETWORKS_REFRESH`.
-    fn networks(&mut self, now: Instant) -> &Networks {
+    fn networks(&mut self, now: Instant) -> &InterfaceNetworks {
         let stale = self
             .refreshed
             .is_none_or(|at| now.saturating_duration_since(at) >= NETWORKS_REFRESH);
@@ -55,16 +55,25 @@ impl Intake {
         &self.networks
     }
 
-    /// The advert in `svc`, with its plausible addresses only; `None` if it has none or
-    /// is malformed.
+    /// The advert in `svc`, with its plausible addresses only (each checked against the
+    /// networks of the link it was heard on); `None` if it has none or is malformed.
     fn read(&mut self, svc: &ResolvedService, now: Instant) -> Option<Advert> {
         let local = self.local;
         let networks = self.networks(now);
         let ips: Vec<IpAddr> = svc
             .get_addresses()
             .iter()
-            .map(|a| a.to_ip_addr())
-            .filter(|ip| plausible(*ip, local, networks))
+            .filter_map(|a| {
+                let heard_on: Vec<&str> = match a {
+                    ScopedIp::V4(v4) => {
+                        v4.interface_ids().iter().map(|i| i.name.as_str()).collect()
+                    }
+                    ScopedIp::V6(v6) => vec![v6.scope_id().name.as_str()],
+                    _ => Vec::new(),
+                };
+                let ip = a.to_ip_addr();
+                plausible(ip, local, &networks.of(&heard_on)).then_some(ip)
+            })
             .take(MAX_ADDRS_READ_PER_RECORD)
             .collect();
         match advert::parse(
@@ -84,17 +93,20 @@ impl Intake {
 
 /// The networks of the interfaces named (all interfaces if `None`); empty if they cannot
 /// be listed.
-fn local_networks(names: Option<&[String]>) -> Networks {
+fn local_networks(names: Option<&[String]>) -> InterfaceNetworks {
     let Ok(interfaces) = if_addrs::get_if_addrs() else {
-        return Networks::default();
+        return InterfaceNetworks::default();
     };
-    Networks(
+    InterfaceNetworks(
         interfaces
             .into_iter()
             .filter(|i| names.is_none_or(|n| n.contains(&i.name)))
-            .map(|i| match i.addr {
-                if_addrs::IfAddr::V4(a) => Network::new(IpAddr::V4(a.ip), a.prefixlen),
-                if_addrs::IfAddr::V6(a) => Network::new(IpAddr::V6(a.ip), a.prefixlen),
+            .map(|i| {
+                let net = match i.addr {
+                    if_addrs::IfAddr::V4(a) => Network::new(IpAddr::V4(a.ip), a.prefixlen),
+                    if_addrs::IfAddr::V6(a) => Network::new(IpAddr::V6(a.ip), a.prefixlen),
+                };
+                (i.name, net)
             })
             .collect(),
     )
@@ -139,7 +151,7 @@ impl DialTask {
             intake: Intake {
                 local: shared.local_addr,
                 interfaces: shared.config.mdns_interfaces.clone(),
-                networks: Networks::default(),
+                networks: InterfaceNetworks::default(),
                 refreshed: None,
             },
         }

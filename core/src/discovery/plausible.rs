@@ -1,7 +1,7 @@
 //! Which advertised addresses are worth a dial at all. Pure logic.
 //!
 //! An mDNS record arrives over a local link, so a node it describes is on that link: an
-//! address outside the networks of the interfaces mDNS runs on (or unspecified, multicast,
+//! address outside the networks of the interface it was heard on (or unspecified, multicast,
 //! broadcast, a network's own address, an unscoped IPv6 link-local one, or of a family our
 //! socket cannot reach) only makes the node send packets where a stranger says.
 
@@ -70,6 +70,29 @@ impl Networks {
     /// Whether `ip` is a host address of one of the networks (true when none is known).
     pub fn on_link(&self, ip: IpAddr) -> bool {
         self.0.is_empty() || self.0.iter().any(|n| n.hosts(ip))
+    }
+}
+
+/// The networks of the interfaces mDNS runs on, with the interface each belongs to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InterfaceNetworks(pub Vec<(String, Network)>);
+
+impl InterfaceNetworks {
+    /// The networks of the interfaces named (an address is checked against the link it
+    /// was heard on). If none of them is known, all networks: an interface that just
+    /// appeared is not a reason to drop an address.
+    pub fn of(&self, names: &[&str]) -> Networks {
+        let own: Vec<Network> = self
+            .0
+            .iter()
+            .filter(|(name, _)| names.contains(&name.as_str()))
+            .map(|(_, n)| *n)
+            .collect();
+        if own.is_empty() {
+            Networks(self.0.iter().map(|(_, n)| *n).collect())
+        } else {
+            Networks(own)
+        }
     }
 }
 
@@ -188,6 +211,23 @@ mod tests {
         assert!(!plausible(ip("::"), any6, &nets));
         assert!(!plausible(ip("ff02::fb"), any6, &nets));
         assert!(!plausible(ip("2001:db8::1"), any6, &nets));
+        // Checked against the link the address was heard on: loopback only over lo.
+        let by_if = InterfaceNetworks(vec![
+            ("eth0".into(), Network::new(ip("192.168.1.20"), 24)),
+            ("lo".into(), Network::new(ip("127.0.0.1"), 8)),
+        ]);
+        assert!(plausible(ip("127.0.0.1"), any4, &by_if.of(&["lo"])));
+        assert!(!plausible(ip("127.0.0.1"), any4, &by_if.of(&["eth0"])));
+        assert!(plausible(ip("192.168.1.9"), any4, &by_if.of(&["eth0"])));
+        assert!(!plausible(ip("192.168.1.9"), any4, &by_if.of(&["lo"])));
+        assert!(plausible(
+            ip("192.168.1.9"),
+            any4,
+            &by_if.of(&["lo", "eth0"])
+        ));
+        // An interface not (yet) listed: all networks.
+        assert!(plausible(ip("192.168.1.9"), any4, &by_if.of(&["wlan9"])));
+        assert!(plausible(ip("127.0.0.1"), any4, &by_if.of(&[])));
         // Unknown networks: only the other checks apply.
         let unknown = Networks::default();
         assert!(plausible(ip("8.8.8.8"), v4, &unknown));
