@@ -2,21 +2,27 @@
 //!
 //! The daemon can be restricted to named interfaces (`mdns_interfaces`), so tests and
 //! benchmarks keep multicast on loopback or inside network namespaces they create.
+//! The browse thread ([`Browser`]) only moves records into a bounded queue; the dial task
+//! ([`crate::discovery::dialer`]) reads them and dials what the admission allows.
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use mdns_sd::{IfKind, ServiceDaemon, ServiceEvent, ServiceInfo};
-use tracing::{debug, warn};
+use mdns_sd::{IfKind, ResolvedService, ServiceDaemon, ServiceInfo};
+use tokio::sync::Notify;
 
-use crate::discovery::advert::{self, Advert, SERVICE_TYPE, TXT_CLUSTER, TXT_ID};
+use crate::discovery::advert::{self, SERVICE_TYPE};
+use crate::discovery::browse::Browser;
+use crate::discovery::dialer::DialTask;
+use crate::discovery::limits::MAX_RECORDS_QUEUED;
+use crate::discovery::queue::NewestQueue;
 use crate::error::{Error, ErrorKind, Result};
-use crate::node::connect;
 use crate::node::shared::Shared;
 
 /// A running mDNS responder and browser; stopped by [`Mdns::stop`] or on drop.
 pub struct Mdns {
     daemon: ServiceDaemon,
+    browser: Mutex<Option<Browser>>,
 }
 
 impl std::fmt::Debug for Mdns {
@@ -30,7 +36,7 @@ fn mdns_error(e: mdns_sd::Error) -> Error {
 }
 
 impl Mdns {
-    /// Advertises this node and dials every node of the same cluster that appears.
+    /// Advertises this node and dials the nodes of the same cluster that appear.
     pub fn start(shared: &Arc<Shared>) -> Result<Mdns> {
         let daemon = ServiceDaemon::new().map_err(mdns_error)?;
         if let Some(names) = &shared.config.mdns_interfaces {
@@ -60,29 +66,35 @@ impl Mdns {
         // probing would delay the first answer by 750 ms.
         info.set_requires_probe(false);
         daemon.register(info).map_err(mdns_error)?;
-        let events = daemon.browse(SERVICE_TYPE).map_err(mdns_error)?;
-        let task_shared = shared.clone();
-        shared.runtime.handle().spawn(async move {
-            while let Ok(event) = events.recv_async().await {
-                if let ServiceEvent::ServiceResolved(svc) = event {
-                    let parsed = advert::parse(
-                        svc.get_property_val_str(TXT_ID),
-                        svc.get_property_val_str(TXT_CLUSTER),
-                        svc.port,
-                        svc.get_addresses().iter().map(|a| a.to_ip_addr()),
-                    );
-                    match parsed {
-                        Ok(ad) => found(&task_shared, ad).await,
-                        Err(e) => debug!(name = %svc.fullname, error = %e, "ignoring mDNS record"),
-                    }
-                }
-            }
-        });
-        Ok(Mdns { daemon })
+
+        let records: Arc<NewestQueue<Box<ResolvedService>>> =
+            Arc::new(NewestQueue::new(MAX_RECORDS_QUEUED));
+        let wake = Arc::new(Notify::new());
+        let browser = {
+            let (records, wake) = (records.clone(), wake.clone());
+            Browser::start(daemon.clone(), move |batch| {
+                records.push_all(batch);
+                wake.notify_one();
+            })?
+        };
+        let task = DialTask::new(shared, records, wake, browser.replay());
+        shared.runtime.handle().spawn(task.run(shared.clone()));
+        Ok(Mdns {
+            daemon,
+            browser: Mutex::new(Some(browser)),
+        })
     }
 
-    /// Withdraws the advertisement and stops the daemon thread.
+    /// Withdraws the advertisement and stops browsing and the daemon thread.
     pub fn stop(&self) {
+        let browser = self
+            .browser
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(b) = browser {
+            b.stop();
+        }
         if let Ok(status) = self.daemon.shutdown() {
             // Wait (briefly) for the daemon thread to finish so no thread outlives the node.
             let _ = status.recv_timeout(std::time::Duration::from_secs(2));
@@ -94,24 +106,4 @@ impl Drop for Mdns {
     fn drop(&mut self) {
         let _ = self.daemon.shutdown();
     }
-}
-
-/// Dials a discovered node of our cluster unless it is us or already connected.
-async fn found(shared: &Arc<Shared>, ad: Advert) {
-    if ad.id == shared.id || ad.cluster != shared.hello.key.tag() {
-        return;
-    }
-    if shared.pool.live(&ad.id).is_some() {
-        return;
-    }
-    for addr in &ad.addrs {
-        match connect::dial(shared, *addr, Some(ad.id)).await {
-            Ok(_) => {
-                debug!(peer = %ad.id.short(), %addr, "connected to a peer found by mDNS");
-                return;
-            }
-            Err(e) => debug!(peer = %ad.id.short(), %addr, error = %e, "mDNS peer not reachable"),
-        }
-    }
-    warn!(peer = %ad.id.short(), "a peer found by mDNS could not be reached");
 }
