@@ -1,5 +1,6 @@
 //! Blocks over real QUIC: put locally, on a peer and by free quota; read from a third
-//! node; free anywhere; quota enforced with overhead; a vanished holder is reported.
+//! node; freed by their owner only; quota enforced with overhead; a vanished holder is
+//! reported.
 
 mod common;
 
@@ -33,7 +34,7 @@ async fn cluster(quotas: &[u64]) -> Vec<Node> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_block_put_on_one_peer_is_readable_from_a_third_node_and_freed_from_anywhere() {
+async fn a_block_put_on_one_peer_is_readable_from_a_third_node_and_freed_by_its_owner() {
     let nodes = cluster(&[1 << 20, 1 << 20, 1 << 20]).await;
     let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
     let data = vec![7u8; 100_000];
@@ -56,8 +57,12 @@ async fn a_block_put_on_one_peer_is_readable_from_a_third_node_and_freed_from_an
     let held = stats.iter().find(|u| u.id == b.id()).unwrap();
     assert_eq!(held.used, block_cost(100_000));
     assert_eq!(held.free, (1 << 20) - block_cost(100_000));
-    // Freed from the third node, it is gone everywhere.
-    c.blocks().unwrap().free(&id).await.unwrap();
+    // The third node never put it: it cannot free it.
+    let err = c.blocks().unwrap().free(&id).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
+    assert_eq!(b.blocks().unwrap().local_stats().blocks, 1);
+    // Freed by the node that put it, it is gone everywhere.
+    a.blocks().unwrap().free(&id).await.unwrap();
     assert_eq!(b.blocks().unwrap().local_stats().used, 0);
     let err = a.blocks().unwrap().get(&id).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
