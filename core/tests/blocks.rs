@@ -161,3 +161,45 @@ async fn a_get_from_a_vanished_holder_is_peer_unavailable() {
     assert_eq!(err.kind(), ErrorKind::PeerUnavailable, "{err}");
     assert!(err.message().contains(&b.id().short()), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_cannot_report_usage_for_another_node() {
+    let nodes = cluster(&[1 << 20, 1 << 20]).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let raw = RawPeer::connect(a.addr(), None).await.unwrap();
+    // The raw member answers every stream with a usage report in b's name, with an
+    // endless name and more free bytes than it has.
+    let forged = memmesh::NodeUsage {
+        id: b.id(),
+        name: "x".repeat(100_000),
+        quota: 1 << 20,
+        used: 0,
+        free: u64::MAX,
+        blocks: 0,
+        block_bytes: 0,
+    };
+    let body = memmesh::wire::codec::encode_bulk(&forged).unwrap();
+    let conn = raw.conn.clone();
+    let responder = tokio::spawn(async move {
+        let limits = memmesh::wire::codec::FrameLimits::with_body(1 << 20);
+        while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+            let _ = recv.read_to_end(1 << 20).await;
+            let frame =
+                memmesh::wire::codec::encode_frame(&memmesh::wire::Reply::Ok, &body, limits)
+                    .unwrap();
+            let _ = send.write_all(&frame).await;
+            let _ = send.finish();
+        }
+    });
+    let stats = a.blocks().unwrap().stats().await.unwrap();
+    let about_b: Vec<_> = stats.iter().filter(|u| u.id == b.id()).collect();
+    assert_eq!(about_b.len(), 1, "{stats:?}");
+    assert_eq!(about_b[0].name, b.name());
+    let from_raw = stats
+        .iter()
+        .find(|u| u.id == raw.id)
+        .expect("the raw member's report");
+    assert!(from_raw.name.len() <= 255);
+    assert!(from_raw.free <= from_raw.quota);
+    responder.abort();
+}

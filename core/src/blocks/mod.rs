@@ -65,6 +65,28 @@ pub struct NodeUsage {
     pub block_bytes: u64,
 }
 
+/// Longest node name a peer's usage report may carry, in bytes (as `NodeConfig::name`).
+pub const MAX_REPORTED_NAME: usize = 255;
+
+impl NodeUsage {
+    /// This report as received from `peer`: it speaks for `peer` only (whatever id it
+    /// names), its name is cut to [`MAX_REPORTED_NAME`] bytes, and it cannot claim more
+    /// free or used bytes than its quota.
+    pub fn reported_by(mut self, peer: NodeId) -> NodeUsage {
+        self.id = peer;
+        if self.name.len() > MAX_REPORTED_NAME {
+            let mut end = MAX_REPORTED_NAME;
+            while !self.name.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.name.truncate(end);
+        }
+        self.used = self.used.min(self.quota);
+        self.free = self.free.min(self.quota - self.used);
+        self
+    }
+}
+
 /// The blocks API of a node (`node.blocks()`).
 #[derive(Clone)]
 pub struct Blocks {
@@ -196,7 +218,7 @@ async fn auto_target(shared: &Arc<Shared>, len: usize) -> Option<NodeId> {
                 reply
                     .ok()
                     .and_then(|b| decode_bulk::<NodeUsage>(&b).ok())
-                    .map(|u| (u.free, p))
+                    .map(|u| (u.reported_by(p).free, p))
             })
             .buffer_unordered(FANOUT)
             .filter_map(|f| async move { f })
@@ -360,7 +382,7 @@ async fn stats(shared: &Arc<Shared>) -> Result<Vec<NodeUsage>> {
     let asked = futures::stream::iter(live_peers(shared)).map(|p| async move {
         let reply = call_peer(shared, p, Service::Blocks { op: BlockOp::Stats }, &[]).await;
         match reply.and_then(|b| decode_bulk::<NodeUsage>(&b).map_err(Error::from)) {
-            Ok(u) => Some(u),
+            Ok(u) => Some(u.reported_by(p)),
             Err(e) => {
                 debug!(peer = %p.short(), error = %e, "no stats from peer");
                 None
@@ -375,4 +397,37 @@ async fn stats(shared: &Arc<Shared>) -> Result<Vec<NodeUsage>> {
     peers.sort_by_key(|u| u.id);
     out.extend(peers);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Keypair;
+
+    #[test]
+    fn a_usage_report_speaks_only_for_its_sender_within_bounds() {
+        let (peer, victim) = (
+            Keypair::generate().unwrap().node_id(),
+            Keypair::generate().unwrap().node_id(),
+        );
+        let forged = NodeUsage {
+            id: victim,
+            name: "é".repeat(1000),
+            quota: 100,
+            used: 40,
+            free: u64::MAX,
+            blocks: 1,
+            block_bytes: 1,
+        };
+        let u = forged.reported_by(peer);
+        assert_eq!(u.id, peer);
+        assert!(u.name.len() <= MAX_REPORTED_NAME && u.name.starts_with('é'));
+        assert_eq!((u.used, u.free), (40, 60));
+        let over = NodeUsage {
+            used: u64::MAX,
+            ..u.clone()
+        }
+        .reported_by(peer);
+        assert_eq!((over.used, over.free), (100, 0));
+    }
 }
