@@ -48,7 +48,12 @@ impl MemoryBudget {
     /// Reserves `bytes` even past the limit (data moved in by rebalancing must not be
     /// dropped); the excess shows in [`MemoryBudget::used`].
     pub fn force(&self, bytes: u64) {
-        self.used.fetch_add(bytes, Ordering::AcqRel);
+        // Saturating: a wrapped counter would read as an empty budget.
+        let _ = self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |used| {
+                Some(used.saturating_add(bytes))
+            });
     }
 
     /// Returns `bytes` to the budget.
@@ -98,5 +103,15 @@ mod tests {
         assert_eq!(b.used(), 0);
         b.release(5);
         assert_eq!(b.used(), 0);
+    }
+
+    #[test]
+    fn forcing_past_the_limit_saturates_instead_of_wrapping() {
+        let b = MemoryBudget::new(100);
+        b.force(u64::MAX - 1);
+        b.force(10);
+        assert_eq!(b.used(), u64::MAX);
+        assert_eq!(b.free(), 0);
+        assert_eq!(b.reserve(1).unwrap_err().kind(), ErrorKind::QuotaExceeded);
     }
 }

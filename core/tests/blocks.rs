@@ -1,5 +1,6 @@
 //! Blocks over real QUIC: put locally, on a peer and by free quota; read from a third
-//! node; free anywhere; quota enforced with overhead; a vanished holder is reported.
+//! node; freed by their owner only; quota enforced with overhead; a vanished holder is
+//! reported.
 
 mod common;
 
@@ -33,7 +34,7 @@ async fn cluster(quotas: &[u64]) -> Vec<Node> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_block_put_on_one_peer_is_readable_from_a_third_node_and_freed_from_anywhere() {
+async fn a_block_put_on_one_peer_is_readable_from_a_third_node_and_freed_by_its_owner() {
     let nodes = cluster(&[1 << 20, 1 << 20, 1 << 20]).await;
     let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
     let data = vec![7u8; 100_000];
@@ -56,8 +57,12 @@ async fn a_block_put_on_one_peer_is_readable_from_a_third_node_and_freed_from_an
     let held = stats.iter().find(|u| u.id == b.id()).unwrap();
     assert_eq!(held.used, block_cost(100_000));
     assert_eq!(held.free, (1 << 20) - block_cost(100_000));
-    // Freed from the third node, it is gone everywhere.
-    c.blocks().unwrap().free(&id).await.unwrap();
+    // The third node never put it: it cannot free it.
+    let err = c.blocks().unwrap().free(&id).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
+    assert_eq!(b.blocks().unwrap().local_stats().blocks, 1);
+    // Freed by the node that put it, it is gone everywhere.
+    a.blocks().unwrap().free(&id).await.unwrap();
     assert_eq!(b.blocks().unwrap().local_stats().used, 0);
     let err = a.blocks().unwrap().get(&id).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
@@ -155,4 +160,46 @@ async fn a_get_from_a_vanished_holder_is_peer_unavailable() {
     let err = a.blocks().unwrap().get(&id).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::PeerUnavailable, "{err}");
     assert!(err.message().contains(&b.id().short()), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_cannot_report_usage_for_another_node() {
+    let nodes = cluster(&[1 << 20, 1 << 20]).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let raw = RawPeer::connect(a.addr(), None).await.unwrap();
+    // The raw member answers every stream with a usage report in b's name, with an
+    // endless name and more free bytes than it has.
+    let forged = memmesh::NodeUsage {
+        id: b.id(),
+        name: "x".repeat(100_000),
+        quota: 1 << 20,
+        used: 0,
+        free: u64::MAX,
+        blocks: 0,
+        block_bytes: 0,
+    };
+    let body = memmesh::wire::codec::encode_bulk(&forged).unwrap();
+    let conn = raw.conn.clone();
+    let responder = tokio::spawn(async move {
+        let limits = memmesh::wire::codec::FrameLimits::with_body(1 << 20);
+        while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+            let _ = recv.read_to_end(1 << 20).await;
+            let frame =
+                memmesh::wire::codec::encode_frame(&memmesh::wire::Reply::Ok, &body, limits)
+                    .unwrap();
+            let _ = send.write_all(&frame).await;
+            let _ = send.finish();
+        }
+    });
+    let stats = a.blocks().unwrap().stats().await.unwrap();
+    let about_b: Vec<_> = stats.iter().filter(|u| u.id == b.id()).collect();
+    assert_eq!(about_b.len(), 1, "{stats:?}");
+    assert_eq!(about_b[0].name, b.name());
+    let from_raw = stats
+        .iter()
+        .find(|u| u.id == raw.id)
+        .expect("the raw member's report");
+    assert!(from_raw.name.len() <= 255);
+    assert!(from_raw.free <= from_raw.quota);
+    responder.abort();
 }

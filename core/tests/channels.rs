@@ -1,6 +1,8 @@
 //! Messaging channels over real QUIC between real nodes.
 
 mod common;
+#[path = "common/serve.rs"]
+mod serve;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -354,4 +356,65 @@ async fn simultaneous_dials_leave_both_directions_working() {
     assert_eq!(b.peers().len(), 1);
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn very_long_timeouts_mean_no_deadline_and_never_panic() {
+    let forever = |name: &str| {
+        builder(name)
+            .request_timeout(Duration::MAX)
+            .send_timeout(Duration::MAX)
+            .connect_timeout(Duration::MAX)
+    };
+    let a = forever("a").start().await.unwrap();
+    let b = forever("b").start().await.unwrap();
+    echo(&b, "echo");
+    let inbox = b.channel("q").unwrap();
+    let b_id = a.connect(&b.addr().to_string()).await.unwrap();
+    let ch = a.channel("echo").unwrap();
+    let r = ch.request(b_id, "x", Some(Duration::MAX)).await.unwrap();
+    assert_eq!(&r[..], b"x");
+    let r = ch
+        .request(b_id, "y", Some(Duration::from_secs(u64::MAX)))
+        .await
+        .unwrap();
+    assert_eq!(&r[..], b"y");
+    assert_eq!(a.channel("q").unwrap().send("m", b_id).await.unwrap(), 1);
+    assert_eq!(&inbox.recv().await.unwrap().data[..], b"m");
+    let id = a
+        .blocks()
+        .unwrap()
+        .put("block", memmesh::Placement::Peer(b_id))
+        .await
+        .unwrap();
+    assert_eq!(&a.blocks().unwrap().get(&id).await.unwrap()[..], b"block");
+
+    // A peer that connects again replaces its connection: the old one is retired after
+    // `request_timeout` + 1 s, which must saturate, and the new one is served.
+    let key = memmesh::Keypair::generate().unwrap();
+    let raw = serve::client("127.0.0.1".parse().unwrap(), &key);
+    let first = serve::authenticated(&raw, b.addr()).await.unwrap();
+    let second = serve::authenticated(&raw, b.addr()).await.unwrap();
+    let frame = memmesh::wire::codec::encode_frame(
+        &memmesh::wire::StreamHeader::new(memmesh::wire::Service::Channel {
+            name: "echo".into(),
+            op: memmesh::wire::messages::ChannelOp::Request,
+        }),
+        b"again",
+        memmesh::wire::codec::FrameLimits::with_body(1024),
+    )
+    .unwrap();
+    for conn in [&second, &first] {
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        send.write_all(&frame).await.unwrap();
+        send.finish().unwrap();
+        let reply = tokio::time::timeout(Duration::from_secs(10), recv.read_to_end(1 << 16))
+            .await
+            .expect("the connection is served")
+            .unwrap();
+        assert!(reply.ends_with(b"again"));
+    }
+    for n in [a, b] {
+        n.shutdown().await.unwrap();
+    }
 }

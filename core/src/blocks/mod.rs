@@ -6,6 +6,10 @@
 //! placed the block on, then asks every live peer. Each node's `memory_quota` is enforced
 //! in bytes, overhead included: a put that does not fit fails with `QuotaExceeded` and
 //! nothing is evicted to make room.
+//!
+//! A held block has owners: the nodes that put it (the same content is stored and
+//! charged once). `free` drops the caller's own reference, only an owner can free, and
+//! the block goes with its last reference (ADR 0011).
 
 pub mod id;
 pub(crate) mod serve;
@@ -14,7 +18,7 @@ pub mod store;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::stream::{FuturesUnordered, StreamExt};
+use futures::stream::StreamExt;
 use tracing::debug;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -26,6 +30,10 @@ use crate::wire::codec::decode_bulk;
 use crate::wire::messages::BlockOp;
 use crate::wire::Service;
 pub use id::BlockId;
+use store::Freed;
+
+/// Most peers asked at once when a block is searched for, freed or stats are gathered.
+pub const FANOUT: usize = 32;
 
 /// Where `put` stores a block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +63,28 @@ pub struct NodeUsage {
     pub blocks: u64,
     /// Content bytes of those blocks (without overhead).
     pub block_bytes: u64,
+}
+
+/// Longest node name a peer's usage report may carry, in bytes (as `NodeConfig::name`).
+pub const MAX_REPORTED_NAME: usize = 255;
+
+impl NodeUsage {
+    /// This report as received from `peer`: it speaks for `peer` only (whatever id it
+    /// names), its name is cut to [`MAX_REPORTED_NAME`] bytes, and it cannot claim more
+    /// free or used bytes than its quota.
+    pub fn reported_by(mut self, peer: NodeId) -> NodeUsage {
+        self.id = peer;
+        if self.name.len() > MAX_REPORTED_NAME {
+            let mut end = MAX_REPORTED_NAME;
+            while !self.name.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.name.truncate(end);
+        }
+        self.used = self.used.min(self.quota);
+        self.free = self.free.min(self.quota - self.used);
+        self
+    }
 }
 
 /// The blocks API of a node (`node.blocks()`).
@@ -94,7 +124,11 @@ impl Blocks {
         self.shared.run(async move { get(&shared, id).await }).await
     }
 
-    /// Frees the block `id` wherever it lives. `NotFound` if no reachable node holds it.
+    /// Frees this node's reference to the block `id`: the one it holds itself if it put
+    /// the block locally, else the one on the peer it put the block on (or, if unknown,
+    /// on any live peer). The block is dropped with its last reference. `Unauthorized`
+    /// if the block is held but this node never put it (only a node that put a block can
+    /// free it); `NotFound` if no reachable node holds it.
     pub async fn free(&self, id: &BlockId) -> Result<()> {
         let shared = self.shared.clone();
         let id = *id;
@@ -178,15 +212,20 @@ async fn auto_target(shared: &Arc<Shared>, len: usize) -> Option<NodeId> {
         }
     }
     if !unknown.is_empty() {
-        let asked = unknown.into_iter().map(|p| async move {
-            let reply = call_peer(shared, p, Service::Blocks { op: BlockOp::Stats }, &[]).await;
-            reply
-                .ok()
-                .and_then(|b| decode_bulk::<NodeUsage>(&b).ok())
-                .map(|u| (u.free, p))
-        });
-        for found in futures::future::join_all(asked).await.into_iter().flatten() {
-            best = best.max(Some(found));
+        let found: Vec<(u64, NodeId)> = futures::stream::iter(unknown)
+            .map(|p| async move {
+                let reply = call_peer(shared, p, Service::Blocks { op: BlockOp::Stats }, &[]).await;
+                reply
+                    .ok()
+                    .and_then(|b| decode_bulk::<NodeUsage>(&b).ok())
+                    .map(|u| (u.reported_by(p).free, p))
+            })
+            .buffer_unordered(FANOUT)
+            .filter_map(|f| async move { f })
+            .collect()
+            .await;
+        for f in found {
+            best = best.max(Some(f));
         }
     }
     debug!(len, best = ?best.map(|(f, p)| (f, p.short())), "auto placement");
@@ -240,10 +279,9 @@ async fn get_from(shared: &Arc<Shared>, peer: NodeId, id: BlockId) -> Result<Byt
 /// Asks every live peer for `id`; the first verified answer wins.
 async fn search(shared: &Arc<Shared>, id: BlockId) -> Result<Bytes> {
     let peers = live_peers(shared);
-    let mut asks: FuturesUnordered<_> = peers
-        .iter()
-        .map(|&p| async move { (p, get_from(shared, p, id).await) })
-        .collect();
+    let mut asks = futures::stream::iter(peers.iter().copied())
+        .map(|p| async move { (p, get_from(shared, p, id).await) })
+        .buffer_unordered(FANOUT);
     let mut unreachable = 0usize;
     let mut corrupted = None;
     while let Some((peer, result)) = asks.next().await {
@@ -280,33 +318,43 @@ async fn search(shared: &Arc<Shared>, id: BlockId) -> Result<Bytes> {
 
 async fn free(shared: &Arc<Shared>, id: BlockId) -> Result<()> {
     check_open(shared)?;
-    if shared.blocks().free(&id) {
+    let local = shared.blocks().free(&id, &shared.id);
+    if matches!(local, Freed::Released { .. }) {
         return Ok(());
     }
     let op = BlockOp::Free { id: *id.digest() };
-    let known = shared.placed_blocks().remove(&id);
+    let known = shared.placed_blocks().get(&id).copied();
     let targets = match known {
         Some(holder) => vec![holder],
         None => live_peers(shared),
     };
-    let results = futures::future::join_all(
-        targets
-            .iter()
-            .map(|&p| call_peer(shared, p, Service::Blocks { op }, &[])),
-    )
-    .await;
+    let results: Vec<(NodeId, Result<Bytes>)> = futures::stream::iter(targets)
+        .map(|p| async move { (p, call_peer(shared, p, Service::Blocks { op }, &[]).await) })
+        .buffer_unordered(FANOUT)
+        .collect()
+        .await;
     let mut last_err = None;
+    let mut not_ours = (local == Freed::NotOwner).then(|| serve::not_yours(&id, &shared.id));
     let mut freed = false;
-    for r in results {
+    for (peer, r) in results {
         match r {
             Ok(_) => freed = true,
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                if known == Some(peer) {
+                    shared.placed_blocks().remove(&id);
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::Unauthorized => not_ours = Some(e),
             Err(e) => last_err = Some(e),
         }
     }
-    match (freed, last_err, known) {
-        (true, _, _) => Ok(()),
-        (false, Some(e), Some(holder)) => Err(Error::new(
+    if freed {
+        shared.placed_blocks().remove(&id);
+        return Ok(());
+    }
+    match (not_ours, last_err, known) {
+        (Some(e), _, _) => Err(e),
+        (None, Some(e), Some(holder)) => Err(Error::new(
             ErrorKind::PeerUnavailable,
             format!(
                 "block {id} is held by peer {}, which is unavailable: {}",
@@ -314,14 +362,14 @@ async fn free(shared: &Arc<Shared>, id: BlockId) -> Result<()> {
                 e.message()
             ),
         )),
-        (false, Some(e), None) => Err(Error::new(
+        (None, Some(e), None) => Err(Error::new(
             ErrorKind::PeerUnavailable,
             format!(
                 "block {id} was not found on the reachable peers; some could not be asked: {}",
                 e.message()
             ),
         )),
-        (false, None, _) => Err(Error::new(
+        (None, None, _) => Err(Error::new(
             ErrorKind::NotFound,
             format!("block {id} is not held by this node or any live peer"),
         )),
@@ -331,22 +379,55 @@ async fn free(shared: &Arc<Shared>, id: BlockId) -> Result<()> {
 async fn stats(shared: &Arc<Shared>) -> Result<Vec<NodeUsage>> {
     check_open(shared)?;
     let mut out = vec![serve::usage(shared)];
-    let asked = live_peers(shared).into_iter().map(|p| async move {
+    let asked = futures::stream::iter(live_peers(shared)).map(|p| async move {
         let reply = call_peer(shared, p, Service::Blocks { op: BlockOp::Stats }, &[]).await;
         match reply.and_then(|b| decode_bulk::<NodeUsage>(&b).map_err(Error::from)) {
-            Ok(u) => Some(u),
+            Ok(u) => Some(u.reported_by(p)),
             Err(e) => {
                 debug!(peer = %p.short(), error = %e, "no stats from peer");
                 None
             }
         }
     });
-    let mut peers: Vec<NodeUsage> = futures::future::join_all(asked)
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
+    let mut peers: Vec<NodeUsage> = asked
+        .buffer_unordered(FANOUT)
+        .filter_map(|u| async move { u })
+        .collect()
+        .await;
     peers.sort_by_key(|u| u.id);
     out.extend(peers);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Keypair;
+
+    #[test]
+    fn a_usage_report_speaks_only_for_its_sender_within_bounds() {
+        let (peer, victim) = (
+            Keypair::generate().unwrap().node_id(),
+            Keypair::generate().unwrap().node_id(),
+        );
+        let forged = NodeUsage {
+            id: victim,
+            name: "é".repeat(1000),
+            quota: 100,
+            used: 40,
+            free: u64::MAX,
+            blocks: 1,
+            block_bytes: 1,
+        };
+        let u = forged.reported_by(peer);
+        assert_eq!(u.id, peer);
+        assert!(u.name.len() <= MAX_REPORTED_NAME && u.name.starts_with('é'));
+        assert_eq!((u.used, u.free), (40, 60));
+        let over = NodeUsage {
+            used: u64::MAX,
+            ..u.clone()
+        }
+        .reported_by(peer);
+        assert_eq!((over.used, over.free), (100, 0));
+    }
 }

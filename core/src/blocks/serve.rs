@@ -1,11 +1,16 @@
 //! The blocks service: what a node does when a peer asks it to store, return or free a
-//! block, or to report its memory use.
+//! block, or to report its memory use. The peer that puts a block becomes one of its
+//! owners; only an owner can free its reference.
 
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
+use tracing::{debug, info};
 
 use crate::blocks::id::BlockId;
+use crate::blocks::store::{Freed, SWEEP_INTERVAL};
 use crate::blocks::NodeUsage;
 use crate::error::{Error, ErrorKind, Result};
 use crate::identity::NodeId;
@@ -13,9 +18,53 @@ use crate::node::shared::Shared;
 use crate::wire::codec::encode_bulk;
 use crate::wire::messages::BlockOp;
 
-/// Stores `data` in this node's RAM.
+/// Stores `data` in this node's RAM, owned by this node.
 pub(crate) fn put_local(shared: &Shared, data: Bytes) -> Result<BlockId> {
-    shared.blocks().put(data)
+    shared.blocks().put(data, shared.id)
+}
+
+/// Whether `owner` may still come back for its blocks: connected, or a member (alive,
+/// suspect or down but not yet forgotten, see `MembershipConfig::forget_after`).
+fn present(shared: &Shared, owner: &NodeId) -> bool {
+    shared.pool.live(owner).is_some()
+        || shared
+            .membership()
+            .ok()
+            .and_then(|m| m.with_view(|v| v.state(owner)))
+            .is_some()
+}
+
+/// Releases the references of owners gone for good (see `BlockStore::sweep`).
+pub(crate) fn sweep(shared: &Shared) {
+    let owners = shared.blocks().foreign_owners(&shared.id);
+    let here: HashSet<NodeId> = owners.into_iter().filter(|o| present(shared, o)).collect();
+    let released = shared
+        .blocks()
+        .sweep(Instant::now(), &shared.id, |o| here.contains(o));
+    for (owner, n) in released {
+        info!(owner = %owner.short(), blocks = n, "released the blocks of an owner that left the cluster");
+    }
+}
+
+/// Starts the task that sweeps for departed owners, unless one runs; it ends when no
+/// block has an owner other than this node.
+fn ensure_sweeper(shared: &Arc<Shared>) {
+    if !shared.blocks().start_sweeper() {
+        return;
+    }
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shared.cancel.cancelled() => return,
+                _ = tokio::time::sleep(SWEEP_INTERVAL) => {}
+            }
+            sweep(&shared);
+            if shared.blocks().stop_sweeper_if_idle(&shared.id) {
+                return;
+            }
+        }
+    });
 }
 
 /// This node's memory use.
@@ -47,8 +96,11 @@ pub(crate) async fn handle(
             if body.len() > shared.config.max_message_size {
                 return Err(Error::invalid("block larger than max_message_size"));
             }
-            let id = put_local(shared, body)?;
-            tracing::debug!(peer = %from.short(), %id, "stored a block for a peer");
+            let id = shared.blocks().put(body, from)?;
+            if from != shared.id {
+                ensure_sweeper(shared);
+            }
+            debug!(peer = %from.short(), %id, "stored a block for a peer");
             Ok(Bytes::copy_from_slice(id.digest()))
         }
         BlockOp::Get { id } => {
@@ -57,10 +109,11 @@ pub(crate) async fn handle(
         }
         BlockOp::Free { id } => {
             let id = BlockId::from_digest(id);
-            if shared.blocks().free(&id) {
-                Ok(Bytes::new())
-            } else {
-                Err(not_here(&id))
+            let freed = shared.blocks().free(&id, &from);
+            match freed {
+                Freed::Released { .. } => Ok(Bytes::new()),
+                Freed::NotOwner => Err(not_yours(&id, &from)),
+                Freed::NotHere => Err(not_here(&id)),
             }
         }
         BlockOp::Stats => Ok(Bytes::from(encode_bulk(&usage(shared))?)),
@@ -69,4 +122,15 @@ pub(crate) async fn handle(
 
 fn not_here(id: &BlockId) -> Error {
     Error::new(ErrorKind::NotFound, format!("block {id} is not held here"))
+}
+
+/// The error for a free by a node that holds no reference to the block.
+pub(crate) fn not_yours(id: &BlockId, who: &NodeId) -> Error {
+    Error::new(
+        ErrorKind::Unauthorized,
+        format!(
+            "block {id} is not node {}'s to free: only a node that put a block can free its reference",
+            who.short()
+        ),
+    )
 }

@@ -2,10 +2,12 @@
 //! request/response, between nodes.
 //!
 //! `send` resolves once every target peer has *queued* the message in its channel (a
-//! bounded queue: when it is full the sender waits, up to `send_timeout`), so a message
-//! is never dropped silently: it is delivered, or the sender gets an error.
+//! queue bounded by count and by bytes: when it is full the receiver waits a bounded time
+//! for room, then refuses with `QuotaExceeded`), so a message is never dropped silently:
+//! it is delivered, or the sender gets an error.
 
 pub mod handler;
+pub mod queue;
 pub mod registry;
 pub mod serve;
 

@@ -1,22 +1,45 @@
 //! The per-node table of channels and each channel's incoming side.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::channel::handler::{Message, MessageHandler, RequestHandler};
-use crate::error::{Error, Result};
+use crate::channel::queue::{NodeQueueBytes, Queue, QueueLimits};
+use crate::error::{Error, ErrorKind, Result};
 
 /// Longest channel name accepted, in bytes.
 pub const MAX_CHANNEL_NAME: usize = 255;
 
-/// One channel's incoming side: a bounded message queue and an optional request handler.
+/// What the channels of one node share: the bytes queued in all of them, and a signal
+/// that some channel made room.
+#[derive(Debug, Default)]
+pub struct NodeQueues {
+    bytes: NodeQueueBytes,
+    room: Notify,
+}
+
+impl NodeQueues {
+    /// Bytes queued in all channels of the node.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.used()
+    }
+}
+
+/// One channel's incoming side: a queue bounded by count and bytes (per channel and per
+/// node), and an optional request handler.
 pub struct ChannelState {
     name: String,
-    inbox_tx: mpsc::Sender<Message>,
-    inbox_rx: tokio::sync::Mutex<mpsc::Receiver<Message>>,
+    capacity: usize,
+    queue: Mutex<Queue>,
+    node: Arc<NodeQueues>,
+    /// A message was queued.
+    ready: Notify,
+    /// A message was taken.
+    room: Notify,
     request_handler: RwLock<Option<Arc<dyn RequestHandler>>>,
     message_task: Mutex<Option<tokio::task::AbortHandle>>,
 }
@@ -29,16 +52,30 @@ impl std::fmt::Debug for ChannelState {
     }
 }
 
+impl Drop for ChannelState {
+    fn drop(&mut self) {
+        let node = self.node.clone();
+        self.lock_queue().clear(&node.bytes);
+        node.room.notify_waiters();
+    }
+}
+
 impl ChannelState {
-    fn new(name: &str, capacity: usize) -> Self {
-        let (inbox_tx, inbox_rx) = mpsc::channel(capacity);
+    fn new(name: &str, capacity: usize, node: Arc<NodeQueues>) -> Self {
         Self {
             name: name.to_string(),
-            inbox_tx,
-            inbox_rx: tokio::sync::Mutex::new(inbox_rx),
+            capacity,
+            queue: Mutex::new(Queue::default()),
+            node,
+            ready: Notify::new(),
+            room: Notify::new(),
             request_handler: RwLock::new(None),
             message_task: Mutex::new(None),
         }
+    }
+
+    fn lock_queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The channel name.
@@ -46,23 +83,87 @@ impl ChannelState {
         &self.name
     }
 
-    /// Queues an incoming message, waiting while the queue is full (backpressure).
-    pub async fn deliver(&self, message: Message, cancel: &CancellationToken) -> Result<()> {
-        tokio::select! {
-            sent = self.inbox_tx.send(message) => sent.map_err(|_| Error::closed()),
-            _ = cancel.cancelled() => Err(Error::closed()),
+    /// Messages and bytes (overhead included) waiting to be read.
+    pub fn queued(&self) -> (usize, u64) {
+        let q = self.lock_queue();
+        (q.len(), q.bytes())
+    }
+
+    /// Queues an incoming message of at most `max_message_size` bytes. While the channel
+    /// (or the node's channels together) is full, waits up to `wait` for a reader to make
+    /// room (backpressure), then refuses with `QuotaExceeded`: the message is queued or
+    /// refused, never dropped. A `wait` too long for the clock means no deadline.
+    pub async fn deliver(
+        &self,
+        message: Message,
+        max_message_size: usize,
+        wait: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<()> {
+        let limits = QueueLimits::new(self.capacity, max_message_size);
+        let deadline = tokio::time::Instant::now().checked_add(wait);
+        let mut message = message;
+        loop {
+            let room = self.room.notified();
+            let node_room = self.node.room.notified();
+            tokio::pin!(room, node_room);
+            room.as_mut().enable();
+            node_room.as_mut().enable();
+            let pushed = self
+                .lock_queue()
+                .try_push(message, &limits, &self.node.bytes);
+            let why = match pushed {
+                Ok(()) => {
+                    self.ready.notify_waiters();
+                    return Ok(());
+                }
+                Err((back, why)) => {
+                    message = back;
+                    why
+                }
+            };
+            let expired = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = &mut room => {}
+                _ = &mut node_room => {}
+                _ = cancel.cancelled() => return Err(Error::closed()),
+                _ = expired => {
+                    return Err(Error::new(
+                        ErrorKind::QuotaExceeded,
+                        format!(
+                            "channel {:?} is full ({}) and no reader made room within {wait:?}; \
+                             the message was not delivered",
+                            self.name,
+                            why.describe(&limits)
+                        ),
+                    ))
+                }
+            }
         }
     }
 
-    /// Takes the next queued message (cancel-safe: dropping this future loses nothing).
+    /// Takes the next queued message, waiting for one (cancel-safe: dropping this future
+    /// loses nothing).
     pub async fn next(&self, cancel: &CancellationToken) -> Result<Message> {
-        let mut rx = tokio::select! {
-            rx = self.inbox_rx.lock() => rx,
-            _ = cancel.cancelled() => return Err(Error::closed()),
-        };
-        tokio::select! {
-            m = rx.recv() => m.ok_or_else(Error::closed),
-            _ = cancel.cancelled() => Err(Error::closed()),
+        loop {
+            let ready = self.ready.notified();
+            tokio::pin!(ready);
+            ready.as_mut().enable();
+            let taken = self.lock_queue().pop(&self.node.bytes);
+            if let Some(m) = taken {
+                self.room.notify_waiters();
+                self.node.room.notify_waiters();
+                return Ok(m);
+            }
+            tokio::select! {
+                _ = &mut ready => {}
+                _ = cancel.cancelled() => return Err(Error::closed()),
+            }
         }
     }
 
@@ -109,6 +210,7 @@ pub async fn drain_into(
 #[derive(Debug, Default)]
 pub struct ChannelRegistry {
     channels: Mutex<HashMap<String, Arc<ChannelState>>>,
+    node: Arc<NodeQueues>,
 }
 
 impl ChannelRegistry {
@@ -123,7 +225,7 @@ impl ChannelRegistry {
         let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         Ok(map
             .entry(name.to_string())
-            .or_insert_with(|| Arc::new(ChannelState::new(name, capacity)))
+            .or_insert_with(|| Arc::new(ChannelState::new(name, capacity, self.node.clone())))
             .clone())
     }
 
@@ -134,6 +236,11 @@ impl ChannelRegistry {
             .unwrap_or_else(|p| p.into_inner())
             .get(name)
             .cloned()
+    }
+
+    /// What all channels of the node share (their queued bytes).
+    pub fn node(&self) -> &NodeQueues {
+        &self.node
     }
 
     /// Removes every channel (shutdown).

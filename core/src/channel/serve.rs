@@ -5,12 +5,16 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::channel::handler::{Message, Request};
+use crate::channel::queue::DELIVERY_WAIT;
+use crate::channel::registry::MAX_CHANNEL_NAME;
 use crate::error::{Error, ErrorKind, Result};
 use crate::identity::NodeId;
 use crate::node::shared::Shared;
 use crate::wire::messages::ChannelOp;
 
-/// Handles one channel frame from `from`.
+/// Handles one channel frame from `from` (a peer, or this node itself). A message waits
+/// for room in a full queue at most `DELIVERY_WAIT` (or this node's `send_timeout`, if
+/// shorter), then is refused with `QuotaExceeded`.
 pub async fn handle(
     shared: &Arc<Shared>,
     from: NodeId,
@@ -18,6 +22,19 @@ pub async fn handle(
     op: ChannelOp,
     data: Bytes,
 ) -> Result<Bytes> {
+    if name.is_empty() || name.len() > MAX_CHANNEL_NAME {
+        return Err(Error::invalid(format!(
+            "a channel name must be 1..={MAX_CHANNEL_NAME} bytes, got {}",
+            name.len()
+        )));
+    }
+    if data.len() > shared.config.max_message_size {
+        return Err(Error::invalid(format!(
+            "a message of {} bytes exceeds max_message_size ({} bytes)",
+            data.len(),
+            shared.config.max_message_size
+        )));
+    }
     let state = shared.channels.get(name).ok_or_else(|| {
         Error::new(
             ErrorKind::NotFound,
@@ -26,8 +43,14 @@ pub async fn handle(
     })?;
     match op {
         ChannelOp::Send => {
+            let wait = shared.config.send_timeout.min(DELIVERY_WAIT);
             state
-                .deliver(Message { from, data }, &shared.cancel)
+                .deliver(
+                    Message { from, data },
+                    shared.config.max_message_size,
+                    wait,
+                    &shared.cancel,
+                )
                 .await?;
             Ok(Bytes::new())
         }

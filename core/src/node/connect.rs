@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tracing::{debug, info, warn};
@@ -12,17 +12,58 @@ use crate::identity::NodeId;
 use crate::membership::member::MemberId;
 use crate::node::shared::Shared;
 use crate::service;
+use crate::transport::endpoint::{HandshakeGate, PeerBudget, ServeBudget, StreamPermit};
 use crate::transport::errors::{
-    connect_error, connection_error, is_goodbye, CLOSE_PROTOCOL, CLOSE_REPLACED,
+    connect_error, connection_error, is_goodbye, CLOSE_PROTOCOL, CLOSE_REPLACED, STREAM_BUSY,
 };
 use crate::transport::handshake::{self, PeerHello};
+use crate::transport::rpc::{read_request, write_reply};
 use crate::transport::tls::server_name_for;
-use crate::wire::codec::{decode_versioned, encode_frame, FrameLimits};
-use crate::wire::io::read_raw_frame_opt;
-use crate::wire::{Reply, StreamHeader, WIRE_VERSION};
+use crate::transport::tuning::ServeLimits;
+use crate::wire::codec::decode_versioned;
+use crate::wire::{StreamHeader, WIRE_VERSION};
 
 /// How long a re-dial of a member that membership considers down may take.
 const DOWN_PEER_DIAL: Duration = Duration::from_secs(1);
+
+/// `now + after`, saturating at a date far enough away to mean "never" (a deadline from
+/// a user's or a peer's duration must not overflow the clock).
+pub(crate) fn deadline_after(after: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(after)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
+/// The serving limits in force on this node (see [`ServeLimits::effective`]).
+fn serve_limits(shared: &Shared) -> ServeLimits {
+    let c = &shared.config;
+    ServeLimits::default().effective(
+        &c.tuning,
+        c.max_message_size,
+        c.request_timeout,
+        c.connect_timeout,
+    )
+}
+
+/// The node's serving budget, shared by every connection it serves (inbound or dialled).
+///
+/// Kept in a process-wide table keyed by the node's `Shared` (weakly, so a node that is
+/// gone leaves nothing behind) because `Shared` has no field for it yet.
+fn serve_budget(shared: &Arc<Shared>) -> Arc<ServeBudget> {
+    type Table = Vec<(Weak<Shared>, Arc<ServeBudget>)>;
+    static BUDGETS: Mutex<Table> = Mutex::new(Vec::new());
+    let mut all = BUDGETS.lock().unwrap_or_else(|p| p.into_inner());
+    all.retain(|(node, _)| node.strong_count() > 0);
+    if let Some((_, b)) = all
+        .iter()
+        .find(|(node, _)| std::ptr::eq(node.as_ptr(), Arc::as_ptr(shared)))
+    {
+        return b.clone();
+    }
+    let budget = Arc::new(ServeBudget::new(serve_limits(shared)));
+    all.push((Arc::downgrade(shared), budget.clone()));
+    budget
+}
 
 /// Dials `addr`, authenticates, and adopts the connection. With `expected`, the peer's
 /// key must be that NodeId.
@@ -138,7 +179,10 @@ pub fn adopt(
     dialled: Option<SocketAddr>,
 ) {
     if let Some(old) = shared.pool.register(&hello, &conn, dialled) {
-        let grace = shared.config.request_timeout + Duration::from_secs(1);
+        let grace = shared
+            .config
+            .request_timeout
+            .saturating_add(Duration::from_secs(1));
         debug!(peer = %hello.id.short(), "a newer connection replaces the pooled one");
         shared.runtime.handle().spawn(async move {
             tokio::time::sleep(grace).await;
@@ -161,40 +205,84 @@ pub fn adopt(
         .spawn(serve_connection(task_shared, hello.id, conn));
 }
 
-/// Accepts inbound connections until the endpoint closes.
+/// Accepts inbound connections until the endpoint closes. At most `pending_handshakes`
+/// connections (`pending_handshakes_per_source` from one address) may be in their TLS +
+/// memmesh handshake at once, each for at most `handshake_timeout`; a connection beyond
+/// that is refused before any TLS work is done for it.
 pub async fn accept_loop(shared: Arc<Shared>, endpoint: quinn::Endpoint) {
+    let limits = serve_budget(&shared).limits().clone();
+    let gate = HandshakeGate::new(
+        limits.pending_handshakes,
+        limits.pending_handshakes_per_source,
+    );
     while let Some(incoming) = endpoint.accept().await {
+        let remote = incoming.remote_address();
+        let Some(ticket) = gate.try_enter(remote.ip()) else {
+            debug!(%remote, "too many handshakes in progress: inbound connection refused");
+            incoming.refuse();
+            continue;
+        };
         let shared = shared.clone();
+        let deadline = deadline_after(limits.handshake_timeout);
         tokio::spawn(async move {
-            let remote = incoming.remote_address();
-            let attempt = async {
-                let conn = incoming.await.map_err(|e| connection_error(&e))?;
-                let hello = handshake::server(&conn, &shared.hello).await?;
-                Ok::<_, Error>((conn, hello))
-            };
-            match tokio::time::timeout(shared.config.connect_timeout, attempt).await {
-                Ok(Ok((conn, hello))) => {
-                    adopt(&shared, conn, hello, None);
+            let _ticket = ticket;
+            let conn = match tokio::time::timeout_at(deadline, incoming).await {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(e)) => {
+                    debug!(%remote, error = %connection_error(&e), "inbound connection failed");
+                    return;
                 }
+                Err(_) => {
+                    debug!(%remote, "inbound TLS handshake timed out");
+                    return;
+                }
+            };
+            match tokio::time::timeout_at(deadline, handshake::server(&conn, &shared.hello)).await {
+                Ok(Ok(hello)) => adopt(&shared, conn, hello, None),
                 Ok(Err(e)) => debug!(%remote, error = %e, "inbound connection refused"),
-                Err(_) => debug!(%remote, "inbound handshake timed out"),
+                Err(_) => {
+                    debug!(%remote, "inbound memmesh handshake timed out");
+                    conn.close(CLOSE_PROTOCOL.into(), b"handshake timed out");
+                }
             }
         });
     }
 }
 
-/// Serves the streams a peer opens on `conn` until it closes.
+/// Serves the streams a peer opens on `conn` until it closes: at most `streams_per_peer`
+/// of this peer's streams at once (across its connections; further ones wait in QUIC),
+/// and a stream that would take the node past `streams_per_node` is refused at once.
 async fn serve_connection(shared: Arc<Shared>, peer: NodeId, conn: quinn::Connection) {
+    let budget = serve_budget(&shared);
+    let mine = budget.peer(peer);
     let bad_frames = Arc::new(AtomicU32::new(0));
     let reason = loop {
+        let slot = tokio::select! {
+            _ = shared.cancel.cancelled() => break None,
+            e = conn.closed() => break Some(e),
+            slot = mine.stream_slot() => slot,
+        };
         tokio::select! {
             _ = shared.cancel.cancelled() => break None,
             accepted = conn.accept_bi() => match accepted {
-                Ok((send, recv)) => {
-                    let shared = shared.clone();
-                    let bad_frames = bad_frames.clone();
-                    tokio::spawn(serve_stream(shared, peer, send, recv, bad_frames));
-                }
+                Ok((mut send, mut recv)) => match budget.try_stream(slot) {
+                    Some(permit) => {
+                        let stream = Stream {
+                            shared: shared.clone(),
+                            peer,
+                            budget: budget.clone(),
+                            mine: mine.clone(),
+                            bad_frames: bad_frames.clone(),
+                            _permit: permit,
+                        };
+                        tokio::spawn(stream.serve(send, recv));
+                    }
+                    None => {
+                        debug!(peer = %peer.short(), "the node serves its limit of streams: stream refused");
+                        let _ = send.reset(STREAM_BUSY.into());
+                        let _ = recv.stop(STREAM_BUSY.into());
+                    }
+                },
                 Err(e) => break Some(e),
             },
             accepted = conn.accept_uni() => match accepted {
@@ -219,96 +307,109 @@ async fn serve_connection(shared: Arc<Shared>, peer: NodeId, conn: quinn::Connec
     }
 }
 
-/// Reads one service frame, dispatches it, and writes the reply.
-async fn serve_stream(
+/// One service stream being served, with the budget it holds until it ends.
+struct Stream {
     shared: Arc<Shared>,
     peer: NodeId,
-    mut send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
+    budget: Arc<ServeBudget>,
+    mine: Arc<PeerBudget>,
     bad_frames: Arc<AtomicU32>,
-) {
-    let limits = shared.limits();
-    let parsed = match read_raw_frame_opt(&mut recv, limits).await {
-        Ok(None) => return,
-        Ok(Some(raw)) => decode_versioned::<StreamHeader>(&raw.header, WIRE_VERSION)
-            .map(|h| (h, raw.body))
-            .map_err(Error::from),
-        Err(e) => Err(e),
-    };
-    if let Ok((
-        StreamHeader {
-            service: crate::wire::Service::Transfer(offer),
-            ..
-        },
-        _,
-    )) = &parsed
-    {
-        // A transfer takes the whole stream over.
-        crate::transfer::receive::serve(shared, peer, offer.clone(), send, recv).await;
-        return;
-    }
-    if let Ok((
-        StreamHeader {
-            service: crate::wire::Service::Fetch { id },
-            ..
-        },
-        _,
-    )) = &parsed
-    {
-        crate::transfer::fetch::serve(shared, peer, *id, send, recv).await;
-        return;
-    }
-    let result = match parsed {
-        Ok((header, body)) => {
-            // If the requester gives up (stops reading), stop working for it.
-            let stopped = send.stopped();
-            tokio::select! {
-                result = service::handle(&shared, peer, header.service, body) => result,
-                _ = stopped => {
-                    debug!(peer = %peer.short(), "the requester gave up; handler cancelled");
-                    return;
+    _permit: StreamPermit,
+}
+
+impl Stream {
+    /// Reads the stream's request frame (within the stream deadline and the request-byte
+    /// budget), dispatches it, and writes the reply (within a fresh deadline).
+    async fn serve(self, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
+        let Stream {
+            shared,
+            peer,
+            budget,
+            mine,
+            bad_frames,
+            _permit,
+        } = self;
+        let limits = shared.limits();
+        let timeout = budget.limits().stream_timeout;
+        let read = read_request(&mut recv, limits, &budget, &mine, deadline_after(timeout)).await;
+        let parsed = match read {
+            Ok(None) => return,
+            Ok(Some(frame)) => decode_versioned::<StreamHeader>(&frame.header, WIRE_VERSION)
+                .map(|h| (h, frame.body, frame.permit))
+                .map_err(Error::from),
+            Err(e) => Err(e),
+        };
+        if let Ok((
+            StreamHeader {
+                service: crate::wire::Service::Transfer(offer),
+                ..
+            },
+            _,
+            _,
+        )) = &parsed
+        {
+            // A transfer takes the whole stream over.
+            crate::transfer::receive::serve(shared, peer, offer.clone(), send, recv).await;
+            return;
+        }
+        if let Ok((
+            StreamHeader {
+                service: crate::wire::Service::Fetch { id },
+                ..
+            },
+            _,
+            _,
+        )) = &parsed
+        {
+            crate::transfer::fetch::serve(shared, peer, *id, send, recv).await;
+            return;
+        }
+        let result = match parsed {
+            Ok((header, body, _held)) => {
+                // If the requester gives up (stops reading), stop working for it.
+                let stopped = send.stopped();
+                tokio::select! {
+                    result = service::handle(&shared, peer, header.service, body) => result,
+                    _ = stopped => {
+                        debug!(peer = %peer.short(), "the requester gave up; handler cancelled");
+                        return;
+                    }
                 }
             }
-        }
-        Err(e) => {
-            // Log the first bad frame of a connection loudly, the rest quietly.
-            if bad_frames.fetch_add(1, Ordering::Relaxed) == 0 {
-                warn!(peer = %peer.short(), error = %e, "rejected a bad frame from peer");
-            } else {
-                debug!(peer = %peer.short(), error = %e, "rejected a bad frame from peer");
+            Err(e) => {
+                refused(&peer, &e, &bad_frames);
+                let code = if e.kind() == ErrorKind::QuotaExceeded {
+                    STREAM_BUSY
+                } else {
+                    CLOSE_PROTOCOL
+                };
+                let _ = recv.stop(code.into());
+                Err(e)
             }
-            let _ = recv.stop(CLOSE_PROTOCOL.into());
-            Err(e)
+        };
+        let _ = write_reply(&mut send, result, limits, deadline_after(timeout)).await;
+        let _ = send.finish();
+        // Read the peer's end of stream (it normally came with the frame): dropping an
+        // unfinished stream makes quinn send STOP_SENDING, an extra packet per request.
+        finish_reading(&mut recv).await;
+    }
+}
+
+/// Logs a request frame that was refused: the first bad frame of a connection loudly,
+/// the rest (and frames refused by a budget or a deadline) quietly.
+fn refused(peer: &NodeId, e: &Error, bad_frames: &AtomicU32) {
+    match e.kind() {
+        ErrorKind::QuotaExceeded | ErrorKind::Timeout | ErrorKind::PeerUnavailable => {
+            debug!(peer = %peer.short(), error = %e, "request not served");
         }
-    };
-    let _ = write_reply(&mut send, result, limits).await;
-    let _ = send.finish();
-    // Read the peer's end of stream (it normally came with the frame): dropping an
-    // unfinished stream makes quinn send STOP_SENDING, an extra packet per request.
-    finish_reading(&mut recv).await;
+        _ if bad_frames.fetch_add(1, Ordering::Relaxed) == 0 => {
+            warn!(peer = %peer.short(), error = %e, "rejected a bad frame from peer");
+        }
+        _ => debug!(peer = %peer.short(), error = %e, "rejected a bad frame from peer"),
+    }
 }
 
 /// Waits briefly for the end of a stream whose one frame has been read.
 pub(crate) async fn finish_reading(recv: &mut quinn::RecvStream) {
     let _ = tokio::time::timeout(Duration::from_secs(1), recv.read_to_end(0)).await;
-}
-
-async fn write_reply(
-    send: &mut quinn::SendStream,
-    result: Result<bytes::Bytes>,
-    limits: FrameLimits,
-) -> Result<()> {
-    let frame = match result {
-        Ok(body) => encode_frame(&Reply::Ok, &body, limits).or_else(|e| {
-            let err = Error::new(
-                ErrorKind::InvalidInput,
-                format!("the response is too large: {e}"),
-            );
-            encode_frame(&Reply::from_error(&err), &[], limits)
-        }),
-        Err(e) => encode_frame(&Reply::from_error(&e), &[], limits),
-    }?;
-    send.write_all(&frame)
-        .await
-        .map_err(crate::transport::errors::write_error)
 }

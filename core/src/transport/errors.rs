@@ -13,6 +13,17 @@ pub const CLOSE_PROTOCOL: u32 = 2;
 /// Application close code: a newer connection to the same peer replaced this one.
 pub const CLOSE_REPLACED: u32 = 3;
 
+/// Stream error code (RESET_STREAM / STOP_SENDING): the node serves as many streams as
+/// it allows for all peers together and refused this one; try again later.
+pub const STREAM_BUSY: u32 = 0x6d6d_0001;
+
+fn busy() -> Error {
+    Error::new(
+        ErrorKind::QuotaExceeded,
+        "the peer is serving as many requests as it allows; try again later",
+    )
+}
+
 /// Whether a connection ended with the peer's goodbye (its node shut down in order), as
 /// opposed to a loss, a refusal, or a handle dropped without a word.
 pub fn is_goodbye(reason: Option<&quinn::ConnectionError>) -> bool {
@@ -85,6 +96,7 @@ pub fn connect_error(e: quinn::ConnectError) -> Error {
 pub fn read_error(e: quinn::ReadError) -> Error {
     match e {
         quinn::ReadError::ConnectionLost(c) => connection_error(&c),
+        quinn::ReadError::Reset(code) if code.into_inner() == u64::from(STREAM_BUSY) => busy(),
         quinn::ReadError::Reset(code) => Error::new(
             ErrorKind::PeerUnavailable,
             format!("the peer reset the stream (code {code})"),
@@ -100,6 +112,7 @@ pub fn read_error(e: quinn::ReadError) -> Error {
 pub fn write_error(e: quinn::WriteError) -> Error {
     match e {
         quinn::WriteError::ConnectionLost(c) => connection_error(&c),
+        quinn::WriteError::Stopped(code) if code.into_inner() == u64::from(STREAM_BUSY) => busy(),
         quinn::WriteError::Stopped(code) => Error::new(
             ErrorKind::PeerUnavailable,
             format!("the peer stopped the stream (code {code})"),
@@ -130,5 +143,22 @@ mod tests {
         assert!(!is_goodbye(Some(&closed(CLOSE_REPLACED))));
         assert!(!is_goodbye(Some(&quinn::ConnectionError::TimedOut)));
         assert!(!is_goodbye(None));
+    }
+
+    #[test]
+    fn a_busy_stream_reads_as_quota_exceeded() {
+        let code = quinn::VarInt::from_u32(STREAM_BUSY);
+        assert_eq!(
+            read_error(quinn::ReadError::Reset(code)).kind(),
+            ErrorKind::QuotaExceeded
+        );
+        assert_eq!(
+            write_error(quinn::WriteError::Stopped(code)).kind(),
+            ErrorKind::QuotaExceeded
+        );
+        assert_eq!(
+            read_error(quinn::ReadError::Reset(quinn::VarInt::from_u32(2))).kind(),
+            ErrorKind::PeerUnavailable
+        );
     }
 }

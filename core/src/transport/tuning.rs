@@ -4,6 +4,9 @@
 //! Defaults follow the measurements recorded in DESIGN.md: GSO on, an MTU discovery bound
 //! of 6500 bytes (10 x 6500 stays under the 65507-byte GSO batch limit), a matching
 //! `max_udp_payload_size`, 4 MiB socket buffers and Cubic congestion control.
+//!
+//! [`ServeLimits`] holds the budgets that bound what peers can make a node hold while it
+//! serves them (streams, request bytes, pending handshakes, and how long each may take).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,7 +44,9 @@ pub struct TransportTuning {
     pub send_window: u64,
     /// UDP socket send and receive buffer size in bytes.
     pub socket_buffer: usize,
-    /// Maximum concurrent bidirectional streams a peer may open.
+    /// Maximum concurrent bidirectional streams a peer may open on one connection
+    /// (default and upper bound [`MAX_STREAMS_PER_PEER`]: a stream QUIC let in that the
+    /// node could not serve yet would hold the connection's flow-control window).
     pub max_bidi_streams: u32,
     /// Maximum concurrent unidirectional streams a peer may open.
     pub max_uni_streams: u32,
@@ -62,7 +67,7 @@ impl Default for TransportTuning {
             receive_window: 32 * 1024 * 1024,
             send_window: 32 * 1024 * 1024,
             socket_buffer: 4 * 1024 * 1024,
-            max_bidi_streams: 1024,
+            max_bidi_streams: MAX_STREAMS_PER_PEER as u32,
             max_uni_streams: 256,
             keep_alive: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(10),
@@ -82,7 +87,9 @@ impl TransportTuning {
             .stream_receive_window(VarInt::from_u32(self.stream_receive_window))
             .receive_window(VarInt::from_u32(self.receive_window))
             .send_window(self.send_window)
-            .max_concurrent_bidi_streams(VarInt::from_u32(self.max_bidi_streams))
+            .max_concurrent_bidi_streams(VarInt::from_u32(
+                self.max_bidi_streams.min(MAX_STREAMS_PER_PEER as u32),
+            ))
             .max_concurrent_uni_streams(VarInt::from_u32(self.max_uni_streams))
             .keep_alive_interval(Some(self.keep_alive))
             .max_idle_timeout(Some(IdleTimeout::try_from(self.idle_timeout).map_err(
@@ -125,5 +132,148 @@ impl TransportTuning {
         let _ = socket.set_send_buffer_size(self.socket_buffer);
         socket.bind(&addr.into()).map_err(ctx)?;
         Ok(socket.into())
+    }
+}
+
+/// Default most service streams the node serves at once for one peer (across all of its
+/// connections). Further streams wait, unaccepted, until one ends.
+pub const MAX_STREAMS_PER_PEER: usize = 256;
+/// Default most service streams the node serves at once for all peers together. A stream
+/// opened beyond it is refused at once with [`crate::ErrorKind::QuotaExceeded`].
+pub const MAX_STREAMS_PER_NODE: usize = 4096;
+/// Default most bytes of request frames the node holds for one peer at once (frames being
+/// read or waiting for their handler). A frame beyond it is refused at once with
+/// [`crate::ErrorKind::QuotaExceeded`], its body unread.
+pub const REQUEST_BYTES_PER_PEER: usize = 64 * 1024 * 1024;
+/// Default most bytes of request frames the node holds for all peers together. A frame
+/// beyond it is refused at once with [`crate::ErrorKind::QuotaExceeded`].
+pub const REQUEST_BYTES_PER_NODE: usize = 512 * 1024 * 1024;
+/// Longest a peer may take to deliver a whole request frame on a stream it opened, and
+/// to read the reply (the node's `request_timeout` when that is shorter). A stream that
+/// sends nothing is answered `Timeout` and closed after it.
+pub const STREAM_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default most inbound connections in their TLS + memmesh handshake at once.
+pub const MAX_PENDING_HANDSHAKES: usize = 256;
+/// Default most inbound connections in their handshake at once from one source (an IPv4
+/// address, or an IPv6 /64).
+pub const MAX_PENDING_HANDSHAKES_PER_SOURCE: usize = 32;
+/// Longest an inbound connection may take to finish the TLS and memmesh handshakes (the
+/// node's `connect_timeout` when that is shorter); it is dropped after it.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a node lets peers make it hold while serving them, per peer and in total.
+/// Defaults are the constants of this module. A stream over its peer's stream budget
+/// waits unaccepted (backpressure on that peer only); a stream over the node's, and a
+/// request frame over either byte budget, is refused with `QuotaExceeded`; an incoming
+/// connection over either handshake budget is refused before TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeLimits {
+    /// Service streams served at once for one peer.
+    pub streams_per_peer: usize,
+    /// Service streams served at once for all peers.
+    pub streams_per_node: usize,
+    /// Request-frame bytes held at once for one peer.
+    pub request_bytes_per_peer: usize,
+    /// Request-frame bytes held at once for all peers.
+    pub request_bytes_per_node: usize,
+    /// Deadline for a peer's request frame, and for it to take our reply.
+    pub stream_timeout: Duration,
+    /// Inbound handshakes in progress at once.
+    pub pending_handshakes: usize,
+    /// Inbound handshakes in progress at once from one source.
+    pub pending_handshakes_per_source: usize,
+    /// Deadline for an inbound handshake.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self {
+            streams_per_peer: MAX_STREAMS_PER_PEER,
+            streams_per_node: MAX_STREAMS_PER_NODE,
+            request_bytes_per_peer: REQUEST_BYTES_PER_PEER,
+            request_bytes_per_node: REQUEST_BYTES_PER_NODE,
+            stream_timeout: STREAM_TIMEOUT,
+            pending_handshakes: MAX_PENDING_HANDSHAKES,
+            pending_handshakes_per_source: MAX_PENDING_HANDSHAKES_PER_SOURCE,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+        }
+    }
+}
+
+impl ServeLimits {
+    /// The limits in force for a node with this configuration: the per-peer stream cap
+    /// never exceeds QUIC's own stream limit, each byte budget admits at least one
+    /// frame of `max_message_size` (plus its header), a node-wide budget is never below
+    /// its per-peer one, and the deadlines are never longer than the node's own
+    /// `request_timeout` / `connect_timeout`.
+    pub fn effective(
+        &self,
+        tuning: &TransportTuning,
+        max_message_size: usize,
+        request_timeout: Duration,
+        connect_timeout: Duration,
+    ) -> ServeLimits {
+        let frame = max_message_size.saturating_add(crate::wire::codec::MAX_HEADER_LEN);
+        let streams_per_peer = self
+            .streams_per_peer
+            .min(tuning.max_bidi_streams as usize)
+            .max(1);
+        let request_bytes_per_peer = self.request_bytes_per_peer.max(frame);
+        ServeLimits {
+            streams_per_peer,
+            streams_per_node: self.streams_per_node.max(streams_per_peer),
+            request_bytes_per_peer,
+            request_bytes_per_node: self.request_bytes_per_node.max(request_bytes_per_peer),
+            stream_timeout: self.stream_timeout.min(request_timeout),
+            pending_handshakes: self.pending_handshakes.max(1),
+            pending_handshakes_per_source: self
+                .pending_handshakes_per_source
+                .clamp(1, self.pending_handshakes.max(1)),
+            handshake_timeout: self.handshake_timeout.min(connect_timeout),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn effective_limits_stay_usable_whatever_the_configuration() {
+        let tuning = TransportTuning::default();
+        let l = ServeLimits::default().effective(
+            &tuning,
+            8 << 20,
+            Duration::MAX,
+            Duration::from_secs(5),
+        );
+        assert_eq!(l.streams_per_peer, MAX_STREAMS_PER_PEER);
+        assert_eq!(l.stream_timeout, STREAM_TIMEOUT);
+        assert_eq!(l.handshake_timeout, Duration::from_secs(5));
+        // A frame larger than the byte budgets still fits once.
+        let big = ServeLimits::default().effective(
+            &TransportTuning {
+                max_bidi_streams: 8,
+                ..tuning.clone()
+            },
+            1 << 30,
+            Duration::from_secs(2),
+            Duration::MAX,
+        );
+        assert_eq!(big.streams_per_peer, 8);
+        assert!(big.request_bytes_per_peer > 1 << 30);
+        assert!(big.request_bytes_per_node >= big.request_bytes_per_peer);
+        assert_eq!(big.stream_timeout, Duration::from_secs(2));
+        assert_eq!(big.handshake_timeout, HANDSHAKE_TIMEOUT);
+        let zero = ServeLimits {
+            streams_per_peer: 0,
+            pending_handshakes: 0,
+            ..ServeLimits::default()
+        }
+        .effective(&tuning, 1, Duration::MAX, Duration::MAX);
+        assert_eq!(zero.streams_per_peer, 1);
+        assert_eq!(zero.pending_handshakes, 1);
+        assert_eq!(zero.pending_handshakes_per_source, 1);
     }
 }
