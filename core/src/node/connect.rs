@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::{debug, info, warn};
@@ -45,24 +45,13 @@ fn serve_limits(shared: &Shared) -> ServeLimits {
     )
 }
 
-/// The node's serving budget, shared by every connection it serves (inbound or dialled).
-///
-/// Kept in a process-wide table keyed by the node's `Shared` (weakly, so a node that is
-/// gone leaves nothing behind) because `Shared` has no field for it yet.
+/// The node's serving budget, shared by every connection it serves (inbound or dialled),
+/// made on first use from the node's configuration.
 fn serve_budget(shared: &Arc<Shared>) -> Arc<ServeBudget> {
-    type Table = Vec<(Weak<Shared>, Arc<ServeBudget>)>;
-    static BUDGETS: Mutex<Table> = Mutex::new(Vec::new());
-    let mut all = BUDGETS.lock().unwrap_or_else(|p| p.into_inner());
-    all.retain(|(node, _)| node.strong_count() > 0);
-    if let Some((_, b)) = all
-        .iter()
-        .find(|(node, _)| std::ptr::eq(node.as_ptr(), Arc::as_ptr(shared)))
-    {
-        return b.clone();
-    }
-    let budget = Arc::new(ServeBudget::new(serve_limits(shared)));
-    all.push((Arc::downgrade(shared), budget.clone()));
-    budget
+    shared
+        .serve
+        .get_or_init(|| Arc::new(ServeBudget::new(serve_limits(shared))))
+        .clone()
 }
 
 /// Dials `addr`, authenticates, and adopts the connection. With `expected`, the peer's

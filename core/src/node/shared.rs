@@ -19,6 +19,7 @@ use crate::memory::MemoryBudget;
 use crate::node::config::NodeConfig;
 use crate::node::runtime::{NodeRuntime, RunFuture};
 use crate::transport::handshake::LocalHello;
+use crate::transport::endpoint::ServeBudget;
 use crate::transport::pool::Pool;
 use crate::wire::codec::FrameLimits;
 
@@ -55,6 +56,8 @@ pub struct Shared {
     mdns: std::sync::Mutex<Option<Mdns>>,
     membership: std::sync::OnceLock<Membership>,
     data_dir_lock: Mutex<Option<DataDirLock>>,
+    /// What every peer's service streams may hold on this node (see `node::connect`).
+    pub(crate) serve: std::sync::OnceLock<Arc<ServeBudget>>,
 }
 
 impl Shared {
@@ -87,6 +90,7 @@ impl Shared {
             mdns: std::sync::Mutex::new(None),
             membership: std::sync::OnceLock::new(),
             data_dir_lock: Mutex::new(None),
+            serve: std::sync::OnceLock::new(),
         })
     }
 
