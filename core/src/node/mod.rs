@@ -452,9 +452,9 @@ fn announce_policy(config: &NodeConfig, key: &ClusterKey) {
         .and_then(crate::transport::auth::weakness)
     {
         warn!(
-            "the cluster secret is weak ({why}): a LAN observer can try guesses of it \
-             offline against the mDNS tag, at one Argon2id per guess; use \
-             `memmesh secret new` for a random one"
+            "the cluster secret is weak ({why}): it may be guessed (online, or offline at \
+             one Argon2id per guess against the 16-bit mDNS tag); use `memmesh secret new` \
+             for a random one"
         );
     }
 }
