@@ -16,6 +16,9 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 8 * 1024 * 1024;
 /// timings, keep-alive, idle timeout): one day. Anything longer is refused with
 /// `InvalidInput`, so that no `now + duration` can overflow.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// Largest accepted `channel_queue` (a channel's queue is a tokio channel of that
+/// capacity: an absurd one would panic when the channel is created).
+pub const MAX_CHANNEL_QUEUE: usize = 1 << 20;
 /// Longest accepted `membership.forget_after`: 30 days.
 pub const MAX_FORGET_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
 
@@ -110,8 +113,11 @@ impl NodeConfig {
                 self.max_message_size
             )));
         }
-        if self.channel_queue == 0 {
-            return Err(Error::invalid("channel_queue must be at least 1"));
+        if self.channel_queue == 0 || self.channel_queue > MAX_CHANNEL_QUEUE {
+            return Err(Error::invalid(format!(
+                "channel_queue must be 1..={MAX_CHANNEL_QUEUE}, got {}",
+                self.channel_queue
+            )));
         }
         if let Some(name) = &self.name {
             if name.len() > 255 {
@@ -391,7 +397,7 @@ mod tests {
     }
 
     #[test]
-    fn secrets_are_bounded_and_open_defaults_off() {
+    fn secrets_and_queues_are_bounded_and_open_defaults_off() {
         let c = NodeConfig::default();
         assert!(!c.open);
         let long = NodeConfig {
@@ -403,5 +409,13 @@ mod tests {
             crate::ErrorKind::InvalidInput
         );
         assert!(NodeBuilder::new().open(true).config().open);
+        let queue = NodeConfig {
+            channel_queue: usize::MAX,
+            ..NodeConfig::default()
+        };
+        assert_eq!(
+            queue.validate().unwrap_err().kind(),
+            crate::ErrorKind::InvalidInput
+        );
     }
 }
