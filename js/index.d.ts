@@ -36,8 +36,16 @@ export interface NodeOptions {
   name?: string
   /** QUIC/UDP listen address, e.g. `'127.0.0.1:0'` (default `'0.0.0.0:0'`). */
   listen?: string
-  /** Only nodes holding the same secret can talk to this one. */
+  /**
+   * Only nodes holding the same secret can talk to this one (`memmesh secret new` makes
+   * a strong one). Without it the node is in protected mode: loopback peers only.
+   */
   clusterSecret?: string | Uint8Array
+  /**
+   * Without a cluster secret, talk to peers beyond loopback anyway, unauthenticated:
+   * anyone who can reach the node is a member (default false: protected mode).
+   */
+  open?: boolean
   /** Addresses (`'ip:port'`) dialled at start. */
   bootstrap?: string[]
   /** Multicast DNS discovery on the LAN (default true). */

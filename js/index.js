@@ -93,6 +93,7 @@ const OPTION_TYPES = {
   name: 'string',
   listen: 'string',
   clusterSecret: 'bytes',
+  open: 'boolean',
   bootstrap: 'strings',
   mdns: 'boolean',
   mdnsInterfaces: 'strings',

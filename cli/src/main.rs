@@ -56,9 +56,9 @@ enum Command {
         /// Channel name.
         #[arg(long, default_value = "echo")]
         channel: String,
-        /// Deadline in seconds.
-        #[arg(long, default_value_t = 10.0)]
-        timeout: f64,
+        /// Deadline in seconds (more than 0, at most one day).
+        #[arg(long, default_value = "10", value_parser = parse_timeout, allow_negative_numbers = true)]
+        timeout: Duration,
         /// The request payload (UTF-8).
         message: String,
     },
@@ -89,6 +89,11 @@ enum Command {
         /// The file.
         path: std::path::PathBuf,
     },
+    /// Cluster secrets.
+    Secret {
+        #[command(subcommand)]
+        command: SecretCommand,
+    },
     /// Print the node id kept in a data directory (creating it if needed).
     Id {
         /// The data directory.
@@ -97,21 +102,49 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum SecretCommand {
+    /// Print a new random cluster secret (32 random bytes, hex): give it to every node
+    /// of the cluster with `--secret` or MEMMESH_SECRET.
+    New,
+}
+
 #[derive(Args)]
 struct Common {
-    /// Cluster secret (or set MEMMESH_SECRET).
+    /// Cluster secret (or set MEMMESH_SECRET); `memmesh secret new` makes a strong one.
+    /// Without one the node is in protected mode: loopback peers only.
     #[arg(long, env = "MEMMESH_SECRET", hide_env_values = true)]
     secret: Option<String>,
+    /// Without a secret, talk to peers beyond loopback anyway, unauthenticated (anyone
+    /// who can reach the node is a member).
+    #[arg(long)]
+    open: bool,
 }
 
 impl Common {
     fn builder(&self) -> NodeBuilder {
-        let b = Node::builder().mdns(false);
+        let b = Node::builder().mdns(false).open(self.open);
         match &self.secret {
             Some(s) => b.cluster_secret(s),
             None => b,
         }
     }
+}
+
+/// Parses a deadline in seconds: a finite number above 0 and at most one day.
+fn parse_timeout(text: &str) -> std::result::Result<Duration, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    let max = memmesh::node::config::MAX_TIMEOUT;
+    if !secs.is_finite() || secs <= 0.0 || secs > max.as_secs_f64() {
+        return Err(format!(
+            "the timeout must be more than 0 and at most {} seconds, got {text}",
+            max.as_secs()
+        ));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{text}: {e}"))
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -193,7 +226,7 @@ async fn main() -> Result<()> {
             with_peer(&common, &to, |node, peer| async move {
                 let reply = node
                     .channel(&channel)?
-                    .request(peer, message, Some(Duration::from_secs_f64(timeout)))
+                    .request(peer, message, Some(timeout))
                     .await?;
                 println!("{}", String::from_utf8_lossy(&reply));
                 Ok(())
@@ -212,6 +245,12 @@ async fn main() -> Result<()> {
                 Ok(())
             })
             .await
+        }
+        Command::Secret {
+            command: SecretCommand::New,
+        } => {
+            println!("{}", memmesh::transport::auth::generate_secret()?);
+            Ok(())
         }
         Command::Id { data_dir } => {
             println!("{}", memmesh::Keypair::load_or_create(&data_dir)?.node_id());

@@ -68,6 +68,8 @@ impl Sender {
         let node = Node::builder()
             .name("tb-sender")
             .listen(SocketAddr::new(ip, 0).to_string())
+            // Across namespaces the receiver is not on loopback: no secret, so open.
+            .open(true)
             .mdns(false)
             .threads(threads)
             .start_blocking()

@@ -18,6 +18,9 @@ pub struct NodeOptions {
     pub listen: Option<String>,
     /// Only nodes holding the same secret can talk to this one.
     pub cluster_secret: Option<Either<String, Buffer>>,
+    /// Without a cluster secret the node is in protected mode (loopback peers only, no
+    /// mDNS); `true` lets anyone who can reach it in, unauthenticated (default false).
+    pub open: Option<bool>,
     /// Addresses dialled at start (`"ip:port"`).
     pub bootstrap: Option<Vec<String>>,
     /// Multicast DNS discovery (default true).
@@ -88,6 +91,9 @@ impl NodeOptions {
             Either::A(text) => text.into_bytes(),
             Either::B(bytes) => bytes.to_vec(),
         });
+        if let Some(open) = self.open {
+            c.open = open;
+        }
         if let Some(bootstrap) = self.bootstrap {
             c.bootstrap = bootstrap;
         }

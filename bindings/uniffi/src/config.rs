@@ -19,9 +19,14 @@ pub struct NodeConfig {
     /// QUIC/UDP listen address, e.g. `"0.0.0.0:7400"` or `"127.0.0.1:0"`.
     #[uniffi(default = "0.0.0.0:0")]
     pub listen: String,
-    /// Only nodes holding the same secret can talk to this one (default: none).
+    /// Only nodes holding the same secret can talk to this one (default: none). Without
+    /// one the node is in protected mode: loopback peers only, no mDNS.
     #[uniffi(default = None)]
     pub cluster_secret: Option<String>,
+    /// Without a cluster secret, talk to peers beyond loopback anyway, unauthenticated
+    /// (default false: protected mode).
+    #[uniffi(default = false)]
+    pub open: bool,
     /// Addresses dialled at start.
     #[uniffi(default = [])]
     pub bootstrap: Vec<String>,
@@ -69,6 +74,7 @@ impl From<memmesh::NodeConfig> for NodeConfig {
             cluster_secret: c
                 .cluster_secret
                 .map(|s| String::from_utf8_lossy(&s).into_owned()),
+            open: c.open,
             bootstrap: c.bootstrap,
             mdns: c.mdns,
             mdns_interfaces: c.mdns_interfaces,
@@ -100,6 +106,7 @@ impl TryFrom<NodeConfig> for memmesh::NodeConfig {
             name: c.name,
             listen: c.listen,
             cluster_secret: c.cluster_secret.map(String::into_bytes),
+            open: c.open,
             bootstrap: c.bootstrap,
             mdns: c.mdns,
             mdns_interfaces: c.mdns_interfaces,
@@ -141,6 +148,7 @@ mod tests {
             name: Some("n".into()),
             listen: "127.0.0.1:0".into(),
             cluster_secret: Some("s3cret".into()),
+            open: true,
             bootstrap: vec!["127.0.0.1:7400".into()],
             mdns: false,
             mdns_interfaces: Some(vec!["lo".into()]),
@@ -156,6 +164,8 @@ mod tests {
         };
         let core = memmesh::NodeConfig::try_from(ffi.clone()).unwrap();
         assert_eq!(core.cluster_secret.as_deref(), Some(&b"s3cret"[..]));
+        assert!(core.open);
+        assert!(!default_node_config().open, "protected mode by default");
         assert_eq!(core.request_timeout, Duration::from_millis(1500));
         assert_eq!(core.data_dir, Some(PathBuf::from("/tmp/x")));
         assert_eq!(core.inbox_dir, Some(PathBuf::from("/tmp/inbox")));

@@ -12,6 +12,15 @@ use crate::transport::TransportTuning;
 pub const DEFAULT_MEMORY_QUOTA: u64 = 512 * 1024 * 1024;
 /// Default maximum size of one channel message, request or response: 8 MiB.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 8 * 1024 * 1024;
+/// Longest accepted timeout or interval (request, send and connect timeouts, membership
+/// timings, keep-alive, idle timeout): one day. Anything longer is refused with
+/// `InvalidInput`, so that no `now + duration` can overflow.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// Largest accepted `channel_queue` (a channel's queue is a tokio channel of that
+/// capacity: an absurd one would panic when the channel is created).
+pub const MAX_CHANNEL_QUEUE: usize = 1 << 20;
+/// Longest accepted `membership.forget_after`: 30 days.
+pub const MAX_FORGET_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// Everything a node is configured with. Build one with [`Node::builder`].
 #[derive(Debug, Clone)]
@@ -20,8 +29,14 @@ pub struct NodeConfig {
     pub name: Option<String>,
     /// QUIC/UDP listen address (default `0.0.0.0:0`).
     pub listen: String,
-    /// Only nodes holding the same secret can talk to this one.
+    /// Only nodes holding the same secret can talk to this one (at most
+    /// [`MAX_SECRET_LEN`](crate::transport::auth::MAX_SECRET_LEN) bytes). Make one with
+    /// `memmesh secret new`; a short or repetitive secret is reported as weak at start.
     pub cluster_secret: Option<Vec<u8>>,
+    /// Without a cluster secret, a node is in *protected mode*: it accepts and dials
+    /// loopback peers only, and mDNS is off (ADR 0014). `open = true` lets it talk to
+    /// anyone who can reach it, unauthenticated. No effect when a secret is set.
+    pub open: bool,
     /// Addresses dialled at start.
     pub bootstrap: Vec<String>,
     /// Multicast DNS discovery.
@@ -61,6 +76,7 @@ impl Default for NodeConfig {
             name: None,
             listen: "0.0.0.0:0".to_string(),
             cluster_secret: None,
+            open: false,
             bootstrap: Vec::new(),
             mdns: true,
             mdns_interfaces: None,
@@ -97,12 +113,24 @@ impl NodeConfig {
                 self.max_message_size
             )));
         }
-        if self.channel_queue == 0 {
-            return Err(Error::invalid("channel_queue must be at least 1"));
+        if self.channel_queue == 0 || self.channel_queue > MAX_CHANNEL_QUEUE {
+            return Err(Error::invalid(format!(
+                "channel_queue must be 1..={MAX_CHANNEL_QUEUE}, got {}",
+                self.channel_queue
+            )));
         }
         if let Some(name) = &self.name {
             if name.len() > 255 {
                 return Err(Error::invalid("name must be at most 255 bytes"));
+            }
+        }
+        if let Some(secret) = &self.cluster_secret {
+            let max = crate::transport::auth::MAX_SECRET_LEN;
+            if secret.len() > max {
+                return Err(Error::invalid(format!(
+                    "cluster_secret must be at most {max} bytes, got {}",
+                    secret.len()
+                )));
             }
         }
         self.membership.validate()?;
@@ -113,6 +141,31 @@ impl NodeConfig {
         ] {
             if d.is_zero() {
                 return Err(Error::invalid(format!("{what} must be greater than zero")));
+            }
+        }
+        let m = &self.membership;
+        for (what, d, max) in [
+            ("request_timeout", self.request_timeout, MAX_TIMEOUT),
+            ("send_timeout", self.send_timeout, MAX_TIMEOUT),
+            ("connect_timeout", self.connect_timeout, MAX_TIMEOUT),
+            ("membership.probe_period", m.probe_period, MAX_TIMEOUT),
+            ("membership.probe_rtt", m.probe_rtt, MAX_TIMEOUT),
+            ("membership.suspect_timeout", m.suspect_timeout, MAX_TIMEOUT),
+            ("membership.down_grace", m.down_grace, MAX_TIMEOUT),
+            (
+                "membership.full_sync_interval",
+                m.full_sync_interval,
+                MAX_TIMEOUT,
+            ),
+            ("membership.rejoin_interval", m.rejoin_interval, MAX_TIMEOUT),
+            ("membership.forget_after", m.forget_after, MAX_FORGET_AFTER),
+            ("tuning.keep_alive", self.tuning.keep_alive, MAX_TIMEOUT),
+            ("tuning.idle_timeout", self.tuning.idle_timeout, MAX_TIMEOUT),
+        ] {
+            if d > max {
+                return Err(Error::invalid(format!(
+                    "{what} must be at most {max:?}, got {d:?}"
+                )));
             }
         }
         Ok(())
@@ -152,6 +205,13 @@ impl NodeBuilder {
     /// Cluster secret: only nodes with the same secret can talk to this one.
     pub fn cluster_secret(mut self, secret: impl AsRef<[u8]>) -> Self {
         self.config.cluster_secret = Some(secret.as_ref().to_vec());
+        self
+    }
+
+    /// Lets a node without a cluster secret talk to non-loopback peers (it is in
+    /// protected mode otherwise: loopback peers only, no mDNS). See [`NodeConfig::open`].
+    pub fn open(mut self, open: bool) -> Self {
+        self.config.open = open;
         self
     }
 
@@ -260,5 +320,102 @@ impl NodeBuilder {
     /// Starts the node from a thread that is not inside an async runtime.
     pub fn start_blocking(self) -> Result<Node> {
         Node::start_blocking(self.config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absurd_durations_are_refused() {
+        assert!(NodeConfig::default().validate().is_ok());
+        let at_max = NodeConfig {
+            request_timeout: MAX_TIMEOUT,
+            ..NodeConfig::default()
+        };
+        assert!(at_max.validate().is_ok());
+        type Set = Box<dyn Fn(&mut NodeConfig)>;
+        let cases: Vec<(&str, Set)> = vec![
+            (
+                "request_timeout",
+                Box::new(|c| c.request_timeout = Duration::MAX),
+            ),
+            ("send_timeout", Box::new(|c| c.send_timeout = Duration::MAX)),
+            (
+                "connect_timeout",
+                Box::new(|c| c.connect_timeout = MAX_TIMEOUT * 2),
+            ),
+            (
+                "probe_period",
+                Box::new(|c| c.membership.probe_period = Duration::MAX),
+            ),
+            (
+                "suspect_timeout",
+                Box::new(|c| c.membership.suspect_timeout = Duration::MAX),
+            ),
+            (
+                "down_grace",
+                Box::new(|c| c.membership.down_grace = Duration::MAX),
+            ),
+            (
+                "full_sync_interval",
+                Box::new(|c| c.membership.full_sync_interval = Duration::MAX),
+            ),
+            (
+                "rejoin_interval",
+                Box::new(|c| c.membership.rejoin_interval = Duration::MAX),
+            ),
+            (
+                "forget_after",
+                Box::new(|c| c.membership.forget_after = MAX_FORGET_AFTER + Duration::from_secs(1)),
+            ),
+            (
+                "keep_alive",
+                Box::new(|c| c.tuning.keep_alive = Duration::MAX),
+            ),
+            (
+                "idle_timeout",
+                Box::new(|c| c.tuning.idle_timeout = Duration::MAX),
+            ),
+        ];
+        for (what, set) in cases {
+            let mut c = NodeConfig::default();
+            set(&mut c);
+            let e = c.validate().expect_err(what);
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidInput, "{what}");
+            assert!(e.message().contains(what), "{what}: {}", e.message());
+        }
+        let forget = NodeConfig {
+            membership: MembershipConfig {
+                forget_after: MAX_FORGET_AFTER,
+                ..MembershipConfig::default()
+            },
+            ..NodeConfig::default()
+        };
+        assert!(forget.validate().is_ok());
+    }
+
+    #[test]
+    fn secrets_and_queues_are_bounded_and_open_defaults_off() {
+        let c = NodeConfig::default();
+        assert!(!c.open);
+        let long = NodeConfig {
+            cluster_secret: Some(vec![b'x'; crate::transport::auth::MAX_SECRET_LEN + 1]),
+            ..NodeConfig::default()
+        };
+        assert_eq!(
+            long.validate().unwrap_err().kind(),
+            crate::ErrorKind::InvalidInput
+        );
+        assert!(NodeBuilder::new().open(true).config().open);
+        let queue = NodeConfig {
+            channel_queue: usize::MAX,
+            ..NodeConfig::default()
+        };
+        assert_eq!(
+            queue.validate().unwrap_err().kind(),
+            crate::ErrorKind::InvalidInput
+        );
     }
 }

@@ -19,7 +19,7 @@ use crate::cache::{Cache, CacheOptions};
 use crate::channel::Channel;
 use crate::datadir::DataDirLock;
 use crate::discovery::mdns::Mdns;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::identity::{Keypair, NodeId};
 use crate::membership::events::Events;
 use crate::membership::service::Membership;
@@ -137,7 +137,14 @@ impl Node {
             .name
             .clone()
             .unwrap_or_else(|| format!("node-{}", id.short()));
-        let cluster = ClusterKey::new(config.cluster_secret.as_deref());
+        let secret = config.cluster_secret.clone();
+        // The KDF is memory-hard (tens of ms): keep it off the caller's executor.
+        let cluster = handle
+            .spawn_blocking(move || ClusterKey::derive(secret.as_deref()))
+            .await
+            .map_err(|e| Error::internal(format!("deriving the cluster key: {e}")))??
+            .with_open(config.open);
+        announce_policy(&config, &cluster);
         let tuning = config.tuning.clone();
         let endpoint_key = Keypair::from_pkcs8(key.pkcs8_der())?;
         // The endpoint must be created inside the node runtime.
@@ -148,17 +155,29 @@ impl Node {
         let local_addr = endpoint
             .local_addr()
             .map_err(|e| Error::from(e).context("reading the bound address"))?;
+        let advertised = if cluster.protected() {
+            // Protected mode talks to loopback peers only: tell them a loopback address
+            // (a peer on this machine dialling our LAN address would be refused).
+            vec![loopback_of(local_addr)]
+        } else {
+            addrs::advertised(local_addr)
+        };
         let hello = LocalHello {
             key: cluster,
             name,
-            addrs: addrs::advertised(local_addr),
+            addrs: advertised,
         };
         let shared = Shared::new(key, config, hello, endpoint.clone(), local_addr, runtime);
         shared.hold_data_dir(data_dir_lock);
         shared.set_membership(Membership::start(&shared)?);
         handle.spawn(connect::accept_loop(shared.clone(), endpoint));
         handle.spawn(crate::cache::maintain::run(shared.clone()));
-        if shared.config.mdns {
+        if shared.config.mdns && shared.hello.key.protected() {
+            info!(
+                "mDNS is off: protected mode (no cluster secret) talks to loopback peers \
+                 only; set a cluster secret (or open = true) to discover peers on the LAN"
+            );
+        } else if shared.config.mdns {
             match Mdns::start(&shared) {
                 Ok(mdns) => shared.set_mdns(mdns),
                 Err(e) => warn!(error = %e, "mDNS discovery is unavailable; continuing without it"),
@@ -210,6 +229,7 @@ impl Node {
     /// Reuses the existing connection if a peer at that address is already connected.
     pub async fn connect(&self, addr: &str) -> Result<NodeId> {
         let addr = parse_addr(addr)?;
+        self.admits(addr)?;
         if let Some(id) = self.shared.pool.live_at(addr) {
             return Ok(id);
         }
@@ -222,10 +242,19 @@ impl Node {
     /// Connects to `addr`, requiring that the node there is `id` (key pinning).
     pub async fn connect_to(&self, id: NodeId, addr: &str) -> Result<()> {
         let addr = parse_addr(addr)?;
+        self.admits(addr)?;
         let shared = self.shared.clone();
         self.shared
             .run(async move { connect::dial(&shared, addr, Some(id)).await.map(|_| ()) })
             .await
+    }
+
+    /// Refuses, before any packet is sent, an address protected mode does not dial.
+    fn admits(&self, addr: SocketAddr) -> Result<()> {
+        match self.shared.hello.key.refusal(addr.ip()) {
+            Some(why) => Err(Error::new(ErrorKind::Unauthorized, why)),
+            None => Ok(()),
+        }
     }
 
     /// Every peer this node knows, with its membership state and connection status,
@@ -421,8 +450,48 @@ async fn farewell(shared: Arc<Shared>) -> Result<()> {
     Ok(())
 }
 
+/// Logs who this node lets in: protected mode, open, or a (weak?) secret.
+fn announce_policy(config: &NodeConfig, key: &ClusterKey) {
+    if key.protected() {
+        info!(
+            "protected mode: no cluster secret, so only loopback peers are accepted and \
+             dialled; set a cluster secret (`memmesh secret new`) or open = true"
+        );
+    } else if !key.has_secret() {
+        warn!("open = true without a cluster secret: anyone who can reach this node is a member");
+    } else if let Some(why) = config
+        .cluster_secret
+        .as_deref()
+        .and_then(crate::transport::auth::weakness)
+    {
+        warn!(
+            "the cluster secret is weak ({why}): it may be guessed (online, or offline at \
+             one Argon2id per guess against the 16-bit mDNS tag); use `memmesh secret new` \
+             for a random one"
+        );
+    }
+}
+
+/// The loopback address of the family of `local`, with its port (`local` itself if it
+/// is already a specific address).
+fn loopback_of(local: SocketAddr) -> SocketAddr {
+    if !local.ip().is_unspecified() {
+        return local;
+    }
+    let ip: std::net::IpAddr = if local.is_ipv6() {
+        std::net::Ipv6Addr::LOCALHOST.into()
+    } else {
+        std::net::Ipv4Addr::LOCALHOST.into()
+    };
+    SocketAddr::new(ip, local.port())
+}
+
 /// Dials a bootstrap address, retrying a few times while the node runs.
 async fn bootstrap_dial(shared: Arc<Shared>, addr: SocketAddr) {
+    if let Some(why) = shared.hello.key.refusal(addr.ip()) {
+        warn!(%addr, "not dialling bootstrap peer: {why}");
+        return;
+    }
     let mut delay = Duration::from_millis(200);
     for attempt in 1..=5 {
         if shared.is_closed() {

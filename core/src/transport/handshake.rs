@@ -1,11 +1,26 @@
-//! The memmesh handshake that follows the TLS handshake on every connection.
+//! The memmesh handshake that follows the TLS handshake on every connection (ADR 0002).
 //!
-//! The client opens the first bidirectional stream and sends a [`Hello`] carrying its
-//! cluster proof, name and listen addresses; the server checks the proof and answers with
-//! its own [`Hello`]; the client checks that one. A side whose check fails closes the
-//! connection with [`CLOSE_UNAUTHORIZED`] before any service stream is accepted.
+//! On the first bidirectional stream, every message a [`Hello`] frame:
+//!
+//! 1. client → server: the client's PAKE message (no name, no addresses);
+//! 2. server → client: the server's PAKE message, then the server's key confirmation;
+//! 3. client → server: the client's key confirmation, with its name and addresses, sent
+//!    only once the server's confirmation verified;
+//! 4. server → client: the server's name and addresses, once the client's verified.
+//!
+//! A PAKE message reveals nothing that can be tested against a guess of the secret, and a
+//! confirmation is only ever sent to a peer that has sent its own PAKE message: a peer
+//! without the secret gets one guess per connection, checked online. A side whose check
+//! fails closes the connection with [`CLOSE_UNAUTHORIZED`] before any service stream is
+//! accepted. Before any of this, protected mode (no secret, not `open`) refuses
+//! non-loopback peers, and a source that failed too often lately is refused.
+//!
+//! Hello metadata is bounded: a name of at most [`MAX_NAME_LEN`] bytes, at most
+//! [`MAX_HELLO_ADDRS`] addresses (ours are trimmed to that), and implausible addresses
+//! (port 0, multicast, broadcast, loopback from a non-loopback peer) are dropped.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Instant;
 
 use tracing::{debug, warn};
 
@@ -18,16 +33,21 @@ use crate::wire::codec::FrameLimits;
 use crate::wire::io::{read_frame, write_frame};
 use crate::wire::{Hello, WIRE_VERSION};
 
-/// Hello frames are small: refuse anything larger.
+/// Longest node name a peer may announce, in bytes (the same bound as `NodeConfig::name`).
+pub const MAX_NAME_LEN: usize = 255;
+/// Most listen addresses a peer may announce in its hello.
+pub const MAX_HELLO_ADDRS: usize = 16;
+
+/// Hello frames are small: refuse anything larger (a full hello is ~750 bytes).
 const HELLO_LIMITS: FrameLimits = FrameLimits {
-    max_header: 16 * 1024,
+    max_header: 2 * 1024,
     max_body: 0,
 };
 
 /// What this node tells peers about itself.
 #[derive(Debug, Clone)]
 pub struct LocalHello {
-    /// The cluster key.
+    /// The cluster key and admission policy.
     pub key: ClusterKey,
     /// Our name.
     pub name: String,
@@ -42,17 +62,26 @@ pub struct PeerHello {
     pub id: NodeId,
     /// The peer's name.
     pub name: String,
-    /// The peer's listen addresses.
+    /// The peer's listen addresses (validated, at most [`MAX_HELLO_ADDRS`]).
     pub addrs: Vec<SocketAddr>,
 }
 
-fn hello(local: &LocalHello, role: Role, exp: &[u8; 32]) -> Hello {
+fn frame(proof: [u8; 32], name: &str, addrs: &[SocketAddr]) -> Hello {
     Hello {
         version: WIRE_VERSION,
-        proof: local.key.proof(role, exp),
-        name: local.name.clone(),
-        addrs: local.addrs.clone(),
+        proof,
+        name: truncate(name, MAX_NAME_LEN).to_string(),
+        addrs: addrs.iter().take(MAX_HELLO_ADDRS).copied().collect(),
     }
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+pub fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 fn refuse(conn: &quinn::Connection, code: u32, reason: &str) -> Error {
@@ -65,76 +94,239 @@ fn refuse(conn: &quinn::Connection, code: u32, reason: &str) -> Error {
     Error::new(kind, reason.to_string())
 }
 
-fn check_peer(
-    conn: &quinn::Connection,
-    local: &LocalHello,
-    peer_role: Role,
-    exp: &[u8; 32],
-    msg: Hello,
-) -> Result<PeerHello> {
-    let id = peer_node_id(conn).ok_or_else(|| {
+async fn send(stream: &mut quinn::SendStream, hello: Hello) -> Result<()> {
+    write_frame(stream, &hello, &[], HELLO_LIMITS).await
+}
+
+/// Reads the next hello frame; a bad frame or a wrong version closes the connection.
+async fn receive(conn: &quinn::Connection, stream: &mut quinn::RecvStream) -> Result<Hello> {
+    let msg = match read_frame::<Hello>(stream, HELLO_LIMITS).await {
+        Ok(f) => f.header,
+        // The peer closed the connection (its reason is in the error): pass it on.
+        Err(e) if conn.close_reason().is_some() => return Err(e),
+        Err(e) => {
+            return Err(refuse(
+                conn,
+                CLOSE_PROTOCOL,
+                &format!("bad hello: {}", e.message()),
+            ))
+        }
+    };
+    if msg.version != WIRE_VERSION {
+        warn!(addr = %conn.remote_address(), version = msg.version, "peer speaks an unsupported wire version");
+        return Err(refuse(conn, CLOSE_PROTOCOL, "unsupported wire version"));
+    }
+    Ok(msg)
+}
+
+fn peer_id(conn: &quinn::Connection) -> Result<NodeId> {
+    peer_node_id(conn).ok_or_else(|| {
         refuse(
             conn,
             CLOSE_UNAUTHORIZED,
             "peer presented no usable certificate",
         )
-    })?;
-    if msg.version != WIRE_VERSION {
-        warn!(peer = %id.short(), version = msg.version, "peer speaks an unsupported wire version");
-        return Err(refuse(conn, CLOSE_PROTOCOL, "unsupported wire version"));
+    })
+}
+
+/// Checks the admission policy (protected mode) before anything is exchanged.
+fn admit(conn: &quinn::Connection, key: &ClusterKey) -> Result<()> {
+    match key.refusal(conn.remote_address().ip()) {
+        Some(why) => {
+            warn!(addr = %conn.remote_address(), "{why}");
+            Err(refuse(conn, CLOSE_UNAUTHORIZED, &why))
+        }
+        None => Ok(()),
     }
-    if !local.key.verify(peer_role, exp, &msg.proof) {
-        warn!(peer = %id.short(), addr = %conn.remote_address(), "peer failed cluster authentication");
-        return Err(refuse(conn, CLOSE_UNAUTHORIZED, "cluster secret mismatch"));
+}
+
+/// Validates a peer's announced metadata: bounded name and address count, implausible
+/// addresses dropped, unspecified IPs replaced by the IP the peer was seen at.
+pub fn validate(
+    id: NodeId,
+    name: String,
+    addrs: Vec<SocketAddr>,
+    observed: IpAddr,
+) -> Result<PeerHello> {
+    if name.len() > MAX_NAME_LEN {
+        return Err(Error::invalid(format!(
+            "peer name is {} bytes long, at most {MAX_NAME_LEN}",
+            name.len()
+        )));
+    }
+    if addrs.len() > MAX_HELLO_ADDRS {
+        return Err(Error::invalid(format!(
+            "peer announced {} addresses, at most {MAX_HELLO_ADDRS}",
+            addrs.len()
+        )));
+    }
+    let observed = observed.to_canonical();
+    let mut out: Vec<SocketAddr> = Vec::with_capacity(addrs.len());
+    for mut a in addrs {
+        if a.ip().is_unspecified() {
+            a.set_ip(observed);
+        }
+        let ip = a.ip().to_canonical();
+        let implausible = a.port() == 0
+            || ip.is_unspecified()
+            || ip.is_multicast()
+            || ip == IpAddr::V4(Ipv4Addr::BROADCAST)
+            // A remote peer cannot be reached at our own loopback.
+            || (ip.is_loopback() && !observed.is_loopback());
+        if !implausible && !out.contains(&a) {
+            out.push(a);
+        }
     }
     Ok(PeerHello {
         id,
-        name: msg.name,
-        addrs: msg.addrs,
+        name,
+        addrs: out,
+    })
+}
+
+fn check_metadata(conn: &quinn::Connection, id: NodeId, msg: Hello) -> Result<PeerHello> {
+    validate(id, msg.name, msg.addrs, conn.remote_address().ip()).map_err(|e| {
+        warn!(peer = %id.short(), error = %e, "peer sent a bad hello");
+        refuse(conn, CLOSE_PROTOCOL, &format!("bad hello: {}", e.message()))
     })
 }
 
 /// Runs the dialling side of the handshake.
 pub async fn client(conn: &quinn::Connection, local: &LocalHello) -> Result<PeerHello> {
+    admit(conn, &local.key)?;
+    let id = peer_id(conn)?;
     let exp = exporter(conn)?;
-    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| connection_error(&e))?;
-    write_frame(
-        &mut send,
-        &hello(local, Role::Client, &exp),
-        &[],
-        HELLO_LIMITS,
+    let (mut tx, mut rx) = conn.open_bi().await.map_err(|e| connection_error(&e))?;
+    let pake = local.key.start(Role::Client, &exp);
+    send(&mut tx, frame(pake.message(), "", &[])).await?;
+    let theirs = receive(conn, &mut rx).await?;
+    let confirmation = receive(conn, &mut rx).await?;
+    let session = pake
+        .finish(&theirs.proof)
+        .map_err(|e| refuse(conn, CLOSE_UNAUTHORIZED, e.message()))?;
+    if !session.verify(Role::Server, &confirmation.proof) {
+        warn!(peer = %id.short(), addr = %conn.remote_address(), "peer failed cluster authentication");
+        return Err(refuse(conn, CLOSE_UNAUTHORIZED, "cluster secret mismatch"));
+    }
+    send(
+        &mut tx,
+        frame(
+            session.confirmation(Role::Client),
+            &local.name,
+            &local.addrs,
+        ),
     )
     .await?;
-    let _ = send.finish();
-    let reply = read_frame::<Hello>(&mut recv, HELLO_LIMITS).await?;
-    let peer = check_peer(conn, local, Role::Server, &exp, reply.header)?;
+    let _ = tx.finish();
+    let meta = receive(conn, &mut rx).await?;
+    let peer = check_metadata(conn, id, meta)?;
     debug!(peer = %peer.id.short(), name = %peer.name, "handshake complete (client)");
     Ok(peer)
 }
 
 /// Runs the accepting side of the handshake.
 pub async fn server(conn: &quinn::Connection, local: &LocalHello) -> Result<PeerHello> {
+    admit(conn, &local.key)?;
+    let ip = conn.remote_address().ip();
+    if !local.key.may_try(ip, Instant::now()) {
+        debug!(%ip, "refusing a source that failed authentication too often");
+        return Err(refuse(
+            conn,
+            CLOSE_UNAUTHORIZED,
+            "too many failed authentications from this address: retry later",
+        ));
+    }
+    let id = peer_id(conn)?;
     let exp = exporter(conn)?;
-    let (mut send, mut recv) = conn.accept_bi().await.map_err(|e| connection_error(&e))?;
-    let frame = match read_frame::<Hello>(&mut recv, HELLO_LIMITS).await {
-        Ok(f) => f,
+    let (mut tx, mut rx) = conn.accept_bi().await.map_err(|e| connection_error(&e))?;
+    let theirs = receive(conn, &mut rx).await?;
+    let pake = local.key.start(Role::Server, &exp);
+    let ours = pake.message();
+    let session = match pake.finish(&theirs.proof) {
+        Ok(s) => s,
         Err(e) => {
-            return Err(refuse(
-                conn,
-                CLOSE_PROTOCOL,
-                &format!("bad hello: {}", e.message()),
-            ));
+            local.key.failed(ip, Instant::now());
+            return Err(refuse(conn, CLOSE_UNAUTHORIZED, e.message()));
         }
     };
-    let peer = check_peer(conn, local, Role::Client, &exp, frame.header)?;
-    write_frame(
-        &mut send,
-        &hello(local, Role::Server, &exp),
-        &[],
-        HELLO_LIMITS,
-    )
-    .await?;
-    let _ = send.finish();
+    send(&mut tx, frame(ours, "", &[])).await?;
+    send(&mut tx, frame(session.confirmation(Role::Server), "", &[])).await?;
+    // From here the peer may have tested one guess: anything but a valid confirmation
+    // counts as a failed authentication.
+    let confirmed = match receive(conn, &mut rx).await {
+        Ok(msg) if session.verify(Role::Client, &msg.proof) => msg,
+        other => {
+            local.key.failed(ip, Instant::now());
+            warn!(peer = %id.short(), addr = %conn.remote_address(), "peer failed cluster authentication");
+            return Err(match other {
+                Err(e) => e,
+                Ok(_) => refuse(conn, CLOSE_UNAUTHORIZED, "cluster secret mismatch"),
+            });
+        }
+    };
+    let peer = check_metadata(conn, id, confirmed)?;
+    send(&mut tx, frame([0u8; 32], &local.name, &local.addrs)).await?;
+    let _ = tx.finish();
     debug!(peer = %peer.id.short(), name = %peer.name, "handshake complete (server)");
     Ok(peer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Keypair;
+
+    fn id() -> NodeId {
+        Keypair::generate().unwrap().node_id()
+    }
+
+    #[test]
+    fn hello_metadata_is_bounded_and_implausible_addresses_dropped() {
+        let lan: IpAddr = "10.0.0.9".parse().unwrap();
+        let addrs: Vec<SocketAddr> = [
+            "0.0.0.0:7400",
+            "10.0.0.9:7400",
+            "10.0.0.9:7400",
+            "10.0.0.9:0",
+            "224.0.0.251:5353",
+            "255.255.255.255:7400",
+            "127.0.0.1:7400",
+            "[ff02::fb]:5353",
+            "[::1]:7400",
+            "192.168.1.2:7400",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        let got = validate(id(), "n".into(), addrs.clone(), lan).unwrap();
+        assert_eq!(
+            got.addrs,
+            vec![
+                "10.0.0.9:7400".parse::<SocketAddr>().unwrap(),
+                "192.168.1.2:7400".parse().unwrap()
+            ]
+        );
+        // From a loopback peer, loopback addresses are plausible.
+        let lo = validate(id(), "n".into(), addrs, "127.0.0.1".parse().unwrap()).unwrap();
+        assert!(lo.addrs.contains(&"127.0.0.1:7400".parse().unwrap()));
+        let many: Vec<SocketAddr> = (1..=MAX_HELLO_ADDRS as u16 + 1)
+            .map(|p| SocketAddr::new(lan, p))
+            .collect();
+        assert!(validate(id(), "n".into(), many.clone(), lan).is_err());
+        assert!(validate(id(), "n".into(), many[..MAX_HELLO_ADDRS].to_vec(), lan).is_ok());
+        assert!(validate(id(), "x".repeat(MAX_NAME_LEN + 1), vec![], lan).is_err());
+        assert!(validate(id(), "x".repeat(MAX_NAME_LEN), vec![], lan).is_ok());
+    }
+
+    #[test]
+    fn our_own_hello_stays_within_the_bounds() {
+        let many: Vec<SocketAddr> = (1..100u16)
+            .map(|p| SocketAddr::new("2001:db8::1".parse().unwrap(), p))
+            .collect();
+        let h = frame([0; 32], &"é".repeat(200), &many);
+        assert!(h.name.len() <= MAX_NAME_LEN && h.name.chars().all(|c| c == 'é'));
+        assert_eq!(h.addrs.len(), MAX_HELLO_ADDRS);
+        let bytes = crate::wire::codec::encode_frame(&h, &[], HELLO_LIMITS);
+        assert!(bytes.is_ok(), "a maximal hello fits the hello frame limit");
+    }
 }

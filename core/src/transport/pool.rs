@@ -8,7 +8,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::identity::NodeId;
-use crate::transport::handshake::PeerHello;
+use crate::transport::handshake::{truncate, PeerHello, MAX_HELLO_ADDRS, MAX_NAME_LEN};
+
+/// Most addresses the pool keeps for one peer: those of its latest handshake (plus the
+/// address we dialled), then what gossip adds, up to this bound.
+pub const MAX_PEER_ADDRS: usize = MAX_HELLO_ADDRS + 1;
 
 #[derive(Debug)]
 struct Entry {
@@ -54,6 +58,20 @@ pub fn normalize_addrs(advertised: &[SocketAddr], observed: Option<SocketAddr>) 
     out
 }
 
+/// `first`, then the items of `then` not in it, at most `max` in all.
+fn merge_bounded(first: Vec<SocketAddr>, then: Vec<SocketAddr>, max: usize) -> Vec<SocketAddr> {
+    let mut out: Vec<SocketAddr> = Vec::with_capacity(max);
+    for a in first.into_iter().chain(then) {
+        if out.len() >= max {
+            break;
+        }
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    out
+}
+
 impl Pool {
     fn lock(&self) -> MutexGuard<'_, HashMap<NodeId, Entry>> {
         // A poisoned lock only means another thread panicked mid-update of plain data.
@@ -84,14 +102,13 @@ impl Pool {
                 addrs.insert(0, d);
             }
         }
+        addrs.truncate(MAX_PEER_ADDRS);
         let mut peers = self.lock();
         let entry = peers.entry(hello.id).or_insert_with(Entry::new);
-        entry.name = hello.name.clone();
-        for a in addrs {
-            if !entry.addrs.contains(&a) {
-                entry.addrs.push(a);
-            }
-        }
+        entry.name = truncate(&hello.name, MAX_NAME_LEN).to_string();
+        // The authenticated handshake says where the peer is now: replace, never
+        // accumulate across reconnects.
+        entry.addrs = addrs;
         entry
             .conn
             .replace(conn.clone())
@@ -122,18 +139,26 @@ impl Pool {
     }
 
     /// Records what membership gossip says about `id` (name and addresses), so that it
-    /// can be dialled later. Does not touch its connection.
+    /// can be dialled later. Does not touch its connection. A connected peer keeps the
+    /// addresses of its handshake first; otherwise the gossiped ones come first. Either
+    /// way at most [`MAX_PEER_ADDRS`] are kept.
     pub fn learn(&self, id: &NodeId, name: &str, addrs: &[SocketAddr]) {
         let mut peers = self.lock();
         let entry = peers.entry(*id).or_insert_with(Entry::new);
         if entry.name.is_empty() {
-            entry.name = name.to_string();
+            entry.name = truncate(name, MAX_NAME_LEN).to_string();
         }
-        for a in normalize_addrs(addrs, None) {
-            if !entry.addrs.contains(&a) {
-                entry.addrs.push(a);
-            }
-        }
+        let learned = normalize_addrs(addrs, None);
+        let connected = entry
+            .conn
+            .as_ref()
+            .is_some_and(|c| c.close_reason().is_none());
+        let (first, then) = if connected {
+            (std::mem::take(&mut entry.addrs), learned)
+        } else {
+            (learned, std::mem::take(&mut entry.addrs))
+        };
+        entry.addrs = merge_bounded(first, then, MAX_PEER_ADDRS);
     }
 
     /// Forgets a peer entirely (a long-dead member), unless it is connected.
@@ -229,5 +254,21 @@ mod tests {
             None,
         );
         assert_eq!(dup.len(), 1);
+    }
+
+    #[test]
+    fn gossip_never_grows_a_peer_past_the_bound() {
+        let pool = Pool::default();
+        let id = crate::identity::Keypair::generate().unwrap().node_id();
+        for round in 0..10u16 {
+            let addrs: Vec<SocketAddr> = (1..=40u16)
+                .map(|p| SocketAddr::from(([10, 0, 0, 1], round * 100 + p)))
+                .collect();
+            pool.learn(&id, &"n".repeat(1000), &addrs);
+            assert!(pool.addrs(&id).len() <= MAX_PEER_ADDRS);
+        }
+        // Not connected: the freshest gossip comes first.
+        assert_eq!(pool.addrs(&id)[0], SocketAddr::from(([10, 0, 0, 1], 901)));
+        assert!(pool.snapshot()[0].1.len() <= MAX_NAME_LEN);
     }
 }

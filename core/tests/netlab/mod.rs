@@ -392,11 +392,13 @@ pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'sta
 }
 
 /// A node for slot `slot` of `lab`: named `n<slot>`, on the slot's link address, no mDNS
-/// (nothing multicast), one runtime thread, default membership timing.
+/// (nothing multicast), one runtime thread, default membership timing, and `open` (no
+/// cluster secret, so without it protected mode would refuse the other namespaces).
 pub fn node_builder(lab: &Lab, slot: usize, bootstrap: &[String]) -> NodeBuilder {
     Node::builder()
         .name(format!("n{slot}"))
         .listen(lab.listen(slot))
+        .open(true)
         .mdns(false)
         .threads(1)
         .bootstrap(bootstrap.iter().cloned())
