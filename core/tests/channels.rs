@@ -360,11 +360,20 @@ async fn simultaneous_dials_leave_both_directions_working() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn very_long_timeouts_mean_no_deadline_and_never_panic() {
+    // A node's configured timeouts are bounded (a day at most, checked at start: see
+    // `NodeConfig::validate`); a per-call timeout of any length saturates.
+    let e = builder("absurd")
+        .request_timeout(Duration::MAX)
+        .start()
+        .await
+        .expect_err("a node configured with Duration::MAX must not start");
+    assert_eq!(e.kind(), memmesh::ErrorKind::InvalidInput, "{e}");
+    let day = Duration::from_secs(86_400);
     let forever = |name: &str| {
         builder(name)
-            .request_timeout(Duration::MAX)
-            .send_timeout(Duration::MAX)
-            .connect_timeout(Duration::MAX)
+            .request_timeout(day)
+            .send_timeout(day)
+            .connect_timeout(day)
     };
     let a = forever("a").start().await.unwrap();
     let b = forever("b").start().await.unwrap();
@@ -390,7 +399,7 @@ async fn very_long_timeouts_mean_no_deadline_and_never_panic() {
     assert_eq!(&a.blocks().unwrap().get(&id).await.unwrap()[..], b"block");
 
     // A peer that connects again replaces its connection: the old one is retired after
-    // `request_timeout` + 1 s, which must saturate, and the new one is served.
+    // `request_timeout` + 1 s, and the new one is served.
     let key = memmesh::Keypair::generate().unwrap();
     let raw = serve::client("127.0.0.1".parse().unwrap(), &key);
     let first = serve::authenticated(&raw, b.addr()).await.unwrap();
