@@ -43,7 +43,7 @@ test('put, get and free on this node; ids are BLAKE3 content hashes', { timeout:
   assert.deepEqual([blocks.localStats().blocks, blocks.localStats().blockBytes], [0, 0])
 })
 
-test('a block put on a peer is readable from a third node, and freed from anywhere', { timeout: TIMEOUT }, async (t) => {
+test('a block put on a peer is readable from a third node, and freed only by its owner', { timeout: TIMEOUT }, async (t) => {
   const [a, b, c] = await startCluster(t, 3)
   const data = Buffer.from('lent RAM '.repeat(1000))
   const id = await a.blocks.put(data, b.id)
@@ -53,7 +53,10 @@ test('a block put on a peer is readable from a third node, and freed from anywhe
   assert.deepEqual(await a.blocks.get(id), data)
   assert.deepEqual(await c.blocks.get(id), data)
   assert.equal(c.blocks.localStats().blocks, 0)
-  await c.blocks.free(id)
+  // Only the node that put it may free it.
+  await rejectsWith(c.blocks.free(id), 'Unauthorized')
+  assert.equal(b.blocks.localStats().blocks, 1)
+  await a.blocks.free(id)
   assert.equal(b.blocks.localStats().blocks, 0)
   await rejectsWith(a.blocks.get(id), 'NotFound')
 })

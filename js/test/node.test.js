@@ -151,3 +151,12 @@ test('events end when the node shuts down, and events() on a closed node is Clos
   await rejectsWith(events.next(), 'Closed')
   throwsWith(() => a.events(), 'Closed')
 })
+
+test('open is accepted, checked, and loopback peers talk in either mode', { timeout: TIMEOUT }, async (t) => {
+  // Without a cluster secret a node is in protected mode (loopback peers only, ADR 0014)
+  // unless `open: true`; both kinds talk over loopback.
+  const a = await startNode(t, { name: 'open', open: true })
+  const b = await startNode(t, { name: 'protected' })
+  assert.equal(await b.connect(a.addr), a.id)
+  await assert.rejects(Node.start({ listen: '127.0.0.1:0', mdns: false, open: 'yes' }))
+})

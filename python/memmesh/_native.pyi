@@ -163,6 +163,7 @@ class Node:
         name: Optional[str] = None,
         listen: Optional[str] = None,
         cluster_secret: Union[str, bytes, None] = None,
+        open: Optional[bool] = None,
         bootstrap: Optional[list[str]] = None,
         mdns: Optional[bool] = None,
         mdns_interfaces: Optional[list[str]] = None,

@@ -99,7 +99,11 @@ class Node:
     * ``name``: human-readable name shown to peers (default ``"node-<short id>"``).
     * ``listen``: QUIC/UDP address to bind (default ``"0.0.0.0:0"``: all interfaces,
       any port; use ``"127.0.0.1:0"`` to stay on this machine).
-    * ``cluster_secret``: ``str`` or ``bytes``; only nodes with the same secret can talk.
+    * ``cluster_secret``: ``str`` or ``bytes``; only nodes with the same secret can talk
+      (``memmesh secret new`` prints a strong one). Without a secret the node is in
+      *protected mode*: it accepts and dials loopback peers only, and mDNS is off.
+    * ``open``: with no secret, talk to peers beyond loopback anyway, unauthenticated:
+      anyone who can reach the node is a member (default ``False``).
     * ``bootstrap``: addresses (``"ip:port"``) dialled at start.
     * ``mdns``: discover peers on the LAN with multicast DNS (default ``True``).
     * ``mdns_interfaces``: network interfaces mDNS may use, by name (default: all).
@@ -121,6 +125,7 @@ class Node:
         name: Optional[str] = None,
         listen: Optional[str] = None,
         cluster_secret: Union[str, bytes, None] = None,
+        open: Optional[bool] = None,
         bootstrap: Optional[Sequence[str]] = None,
         mdns: Optional[bool] = None,
         mdns_interfaces: Optional[Sequence[str]] = None,
@@ -139,6 +144,7 @@ class Node:
                 name=name,
                 listen=listen,
                 cluster_secret=cluster_secret,
+                open=open,
                 bootstrap=bootstrap,
                 mdns=mdns,
                 mdns_interfaces=mdns_interfaces,

@@ -201,7 +201,14 @@ async def test_async_blocks_across_nodes() -> None:
         stats = await a.blocks.stats()
         assert {u.id for u in stats} == {a.id, b.id, c.id}
         assert stats[0].id == a.id
+        # b put the same bytes itself: it owns them too, so a's free leaves them there.
         await a.blocks.free(block)
+        assert b.blocks.local_stats().blocks == 1
+        assert await c.blocks.get(block) == b"async block"
+        # Only an owner frees: c never put it.
+        with pytest.raises(memmesh.UnauthorizedError):
+            await c.blocks.free(block)
+        await b.blocks.free(block)
         assert b.blocks.local_stats().blocks == 0
         auto = await a.blocks.put(b"anywhere", placement="auto")
         assert await a.blocks.get(auto) == b"anywhere"

@@ -129,3 +129,12 @@ async def test_async_connect_and_peers() -> None:
         assert await a.connect(b.addr) == b.id
         [peer] = a.peers()
         assert (peer.id, peer.name, peer.state, peer.connected) == (b.id, "b", "alive", True)
+
+
+def test_open_is_accepted_and_loopback_peers_talk_in_either_mode() -> None:
+    # Without a cluster secret a node is in protected mode (loopback peers only, ADR 0014)
+    # unless `open=True`; both kinds talk over loopback.
+    with memmesh.Node(open=True, **LOCAL) as a, memmesh.Node(**LOCAL) as b:
+        assert b.connect(a.addr) == a.id
+    with pytest.raises(TypeError):
+        memmesh.Node(open="yes", **LOCAL)  # type: ignore[arg-type]

@@ -19,6 +19,8 @@ pub struct Options {
     pub listen: Option<String>,
     /// Cluster secret (`str` or `bytes`).
     pub cluster_secret: Option<Py<PyAny>>,
+    /// Without a secret, accept non-loopback peers anyway (protected mode otherwise).
+    pub open: Option<bool>,
     /// Addresses dialled at start.
     pub bootstrap: Option<Vec<String>>,
     /// mDNS discovery.
@@ -60,6 +62,9 @@ impl Options {
         }
         if let Some(secret) = self.cluster_secret {
             c.cluster_secret = Some(secret_bytes(secret.bind(py))?);
+        }
+        if let Some(open) = self.open {
+            c.open = open;
         }
         if let Some(bootstrap) = self.bootstrap {
             c.bootstrap = bootstrap;

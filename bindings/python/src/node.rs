@@ -38,7 +38,7 @@ impl PyNode {
     /// Starts a node (blocking, without the GIL). `None` keeps the core default.
     #[new]
     #[pyo3(signature = (
-        *, name=None, listen=None, cluster_secret=None, bootstrap=None, mdns=None,
+        *, name=None, listen=None, cluster_secret=None, open=None, bootstrap=None, mdns=None,
         mdns_interfaces=None, memory_quota=None, data_dir=None, threads=None, max_message_size=None,
         request_timeout=None, send_timeout=None, connect_timeout=None, channel_queue=None,
         inbox_dir=None
@@ -49,6 +49,7 @@ impl PyNode {
         name: Option<String>,
         listen: Option<String>,
         cluster_secret: Option<Py<PyAny>>,
+        open: Option<bool>,
         bootstrap: Option<Vec<String>>,
         mdns: Option<bool>,
         mdns_interfaces: Option<Vec<String>>,
@@ -66,6 +67,7 @@ impl PyNode {
             name,
             listen,
             cluster_secret,
+            open,
             bootstrap,
             mdns,
             mdns_interfaces,

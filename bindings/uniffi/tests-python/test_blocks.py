@@ -52,8 +52,11 @@ async def test_a_block_put_on_a_peer_is_readable_from_a_third_node() -> None:
         assert await a.blocks().get(block) == data
         assert await c.blocks().get(block) == data
         assert c.blocks().local_stats().blocks == 0
-        # Freed from a third node, wherever it lives.
-        await c.blocks().free(block)
+        # Only the node that put it may free it, wherever it lives.
+        with pytest.raises(memmesh.MemmeshError.Unauthorized):
+            await c.blocks().free(block)
+        assert b.blocks().local_stats().blocks == 1
+        await a.blocks().free(block)
         assert b.blocks().local_stats().blocks == 0
         with pytest.raises(memmesh.MemmeshError.NotFound):
             await a.blocks().get(block)

@@ -191,3 +191,16 @@ async def test_no_runtime_besides_the_nodes_own() -> None:
 class Upper:
     async def handle(self, request: memmesh.Request) -> bytes:
         return request.data.upper()
+
+
+@aio
+async def test_open_defaults_to_protected_mode_and_open_nodes_still_talk_on_loopback() -> None:
+    # Without a cluster secret a node is in protected mode (loopback peers only, ADR 0014)
+    # unless `open` is set; the record carries the option to the core either way.
+    assert memmesh.NodeConfig().open is False
+    async with Nodes() as nodes:
+        a = await nodes.start("a", open=True)
+        b = await nodes.start("b", open=True)
+        assert await a.connect(b.addr()) == b.id()
+        c = await nodes.start("c")
+        assert await c.connect(a.addr()) == a.id()

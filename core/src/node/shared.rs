@@ -18,8 +18,8 @@ use crate::membership::service::Membership;
 use crate::memory::MemoryBudget;
 use crate::node::config::NodeConfig;
 use crate::node::runtime::{NodeRuntime, RunFuture};
-use crate::transport::handshake::LocalHello;
 use crate::transport::endpoint::ServeBudget;
+use crate::transport::handshake::LocalHello;
 use crate::transport::pool::Pool;
 use crate::wire::codec::FrameLimits;
 

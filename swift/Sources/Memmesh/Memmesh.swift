@@ -3186,9 +3186,15 @@ public struct NodeConfig: Equatable, Hashable {
      */
     public var listen: String
     /**
-     * Only nodes holding the same secret can talk to this one (default: none).
+     * Only nodes holding the same secret can talk to this one (default: none). Without
+     * one the node is in protected mode: loopback peers only, no mDNS.
      */
     public var clusterSecret: String?
+    /**
+     * Without a cluster secret, talk to peers beyond loopback anyway, unauthenticated
+     * (default false: protected mode).
+     */
+    public var `open`: Bool
     /**
      * Addresses dialled at start.
      */
@@ -3249,8 +3255,13 @@ public struct NodeConfig: Equatable, Hashable {
          * QUIC/UDP listen address, e.g. `"0.0.0.0:7400"` or `"127.0.0.1:0"`.
          */listen: String = "0.0.0.0:0", 
         /**
-         * Only nodes holding the same secret can talk to this one (default: none).
+         * Only nodes holding the same secret can talk to this one (default: none). Without
+         * one the node is in protected mode: loopback peers only, no mDNS.
          */clusterSecret: String? = nil, 
+        /**
+         * Without a cluster secret, talk to peers beyond loopback anyway, unauthenticated
+         * (default false: protected mode).
+         */`open`: Bool = false, 
         /**
          * Addresses dialled at start.
          */bootstrap: [String] = [], 
@@ -3291,6 +3302,7 @@ public struct NodeConfig: Equatable, Hashable {
         self.name = name
         self.listen = listen
         self.clusterSecret = clusterSecret
+        self.`open` = `open`
         self.bootstrap = bootstrap
         self.mdns = mdns
         self.mdnsInterfaces = mdnsInterfaces
@@ -3324,6 +3336,7 @@ public struct FfiConverterTypeNodeConfig: FfiConverterRustBuffer {
                 name: FfiConverterOptionString.read(from: &buf), 
                 listen: FfiConverterString.read(from: &buf), 
                 clusterSecret: FfiConverterOptionString.read(from: &buf), 
+                open: FfiConverterBool.read(from: &buf), 
                 bootstrap: FfiConverterSequenceString.read(from: &buf), 
                 mdns: FfiConverterBool.read(from: &buf), 
                 mdnsInterfaces: FfiConverterOptionSequenceString.read(from: &buf), 
@@ -3343,6 +3356,7 @@ public struct FfiConverterTypeNodeConfig: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.name, into: &buf)
         FfiConverterString.write(value.listen, into: &buf)
         FfiConverterOptionString.write(value.clusterSecret, into: &buf)
+        FfiConverterBool.write(value.`open`, into: &buf)
         FfiConverterSequenceString.write(value.bootstrap, into: &buf)
         FfiConverterBool.write(value.mdns, into: &buf)
         FfiConverterOptionSequenceString.write(value.mdnsInterfaces, into: &buf)
