@@ -589,10 +589,13 @@ fn data_encoding_hex(id: &str) -> [u8; 32] {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeouts_of_duration_max_do_not_panic_a_transfer() {
+    // Configured timeouts are at most a day (checked at start); the longest allowed must
+    // not overflow anything a transfer adds to it.
+    let day = Duration::from_secs(86_400);
     let dir = Scratch::new("max");
     let b = builder("b")
-        .request_timeout(Duration::MAX)
-        .connect_timeout(Duration::MAX)
+        .request_timeout(day)
+        .connect_timeout(day)
         .start()
         .await
         .unwrap();
@@ -604,8 +607,8 @@ async fn timeouts_of_duration_max_do_not_panic_a_transfer() {
             async move { Destination::Path(p) }
         });
     let a = builder("a")
-        .request_timeout(Duration::MAX)
-        .connect_timeout(Duration::MAX)
+        .request_timeout(day)
+        .connect_timeout(day)
         .start()
         .await
         .unwrap();
