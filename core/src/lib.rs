@@ -40,7 +40,7 @@ pub use blocks::{BlockId, Blocks, NodeUsage, Placement};
 pub use bytes::Bytes;
 pub use cache::{Cache, CacheOptions, CacheStats};
 pub use channel::{Channel, Message, MessageHandler, Request, RequestHandler, Target};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Classify, Error, ErrorKind, Result};
 pub use identity::{Keypair, NodeId};
 pub use membership::{Event, Events};
 pub use node::{Node, NodeBuilder, NodeConfig};

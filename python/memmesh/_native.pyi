@@ -47,10 +47,14 @@ __all__ = [
     "Transfer",
     "TransferResult",
     "__version__",
+    "_panic_for_testing",
 ]
 __version__: Final[str]
 #: The error kinds of the core, in declaration order ("NotFound", "QuotaExceeded", ...).
 ERROR_KINDS: Final[list[str]]
+
+def _panic_for_testing(message: str) -> None:
+    """Panics inside a binding call (not API: the test that a Rust panic becomes a Python exception uses it)."""
 
 _Data = Union[bytes, bytearray]
 _Target = Union[str, Sequence[str], None]

@@ -8,7 +8,7 @@
 use bytes::{Buf, BufMut};
 use foca::{Header, Member, Message};
 
-use crate::error::{Error, ErrorKind};
+use crate::error::{Classify, Error, ErrorKind};
 use crate::membership::limits::{MAX_MEMBER_ADDRS, MAX_NAME_LEN, MAX_SYNC_MEMBERS};
 use crate::membership::member::MemberId;
 use crate::wire::codec::{decode_bulk, decode_prefix_of, encode_header, WireError};
@@ -52,9 +52,9 @@ impl From<MetadataError> for WireError {
     }
 }
 
-impl From<MetadataError> for Error {
-    fn from(e: MetadataError) -> Self {
-        Error::new(ErrorKind::InvalidInput, e.to_string())
+impl Classify for MetadataError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::InvalidInput
     }
 }
 

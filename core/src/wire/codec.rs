@@ -10,7 +10,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::error::{Error, ErrorKind};
+use crate::error::{Classify, ErrorKind};
 
 /// Size of the fixed frame prefix (two u32 lengths).
 pub const PREFIX_LEN: usize = 8;
@@ -80,16 +80,15 @@ pub enum WireError {
     Truncated,
 }
 
-impl From<WireError> for Error {
-    fn from(e: WireError) -> Self {
-        let kind = match e {
+impl Classify for WireError {
+    fn kind(&self) -> ErrorKind {
+        match self {
             WireError::HeaderTooLarge { .. } | WireError::BodyTooLarge { .. } => {
                 ErrorKind::InvalidInput
             }
             WireError::UnsupportedVersion(_) => ErrorKind::Unsupported,
             WireError::Malformed(_) | WireError::Truncated => ErrorKind::Corrupted,
-        };
-        Error::new(kind, e.to_string())
+        }
     }
 }
 
