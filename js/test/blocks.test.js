@@ -77,6 +77,8 @@ test('auto placement picks the peer advertising the most free quota', { timeout:
   assert.equal(big.blocks.localStats().blocks, 1)
   assert.equal(small.blocks.localStats().blocks, 0)
   assert.equal(a.blocks.localStats().blocks, 0)
+  // small reaches big once membership has told it about big (gossip through a).
+  assert.ok(await eventually(() => small.peers().filter((p) => p.state === 'alive').length === 2))
   assert.deepEqual(await small.blocks.get(id), Buffer.from('auto'.repeat(100)))
 })
 
