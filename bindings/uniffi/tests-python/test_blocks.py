@@ -83,6 +83,10 @@ async def test_auto_placement_picks_the_peer_with_the_most_free_quota() -> None:
         assert big.blocks().local_stats().blocks == 1
         assert small.blocks().local_stats().blocks == 0
         assert a.blocks().local_stats().blocks == 0
+        # small reaches big once membership has told it about big (gossip through a).
+        assert await eventually(
+            lambda: sum(p.state == memmesh.PeerState.ALIVE for p in small.peers()) == 2
+        )
         assert await small.blocks().get(block) == b"auto" * 100
 
 
