@@ -10,6 +10,7 @@ use crate::transport::endpoint::{FramePermit, PeerBudget, ServeBudget};
 use crate::transport::errors::{connection_error, read_error, write_error, TransportError};
 use crate::wire::codec::{self, encode_frame, FrameLimits, WireError, PREFIX_LEN};
 use crate::wire::io::{read_frame, write_frame};
+use crate::wire::messages::RemoteError;
 use crate::wire::{Reply, StreamHeader};
 
 /// Longest error message sent to or taken from a peer, in bytes; longer ones are cut (a
@@ -36,10 +37,10 @@ pub async fn call(
     }
     match (written, reply) {
         (_, Ok(frame)) => {
-            frame
-                .header
-                .into_result()
-                .map_err(|e| Error::new(e.kind(), truncate(e.message())))?;
+            frame.header.into_result().map_err(|e| RemoteError {
+                kind: e.kind(),
+                message: truncate(e.message()),
+            })?;
             Ok(frame.body)
         }
         (Err(write_err), Err(_)) => Err(write_err),
