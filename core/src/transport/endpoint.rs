@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, Weak};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::identity::{Keypair, NodeId};
 use crate::transport::errors::TransportError;
 use crate::transport::tls;
@@ -48,7 +48,7 @@ pub fn make_endpoint(
         socket,
         Arc::new(quinn::TokioRuntime),
     )
-    .map_err(|e| Error::from(e).context(format!("starting QUIC endpoint on {addr}")))?;
+    .map_err(|source| TransportError::Endpoint { addr, source })?;
     endpoint.set_default_client_config(client);
     Ok(endpoint)
 }

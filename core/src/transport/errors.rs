@@ -1,7 +1,7 @@
 //! The transport's typed error, and the mapping of quinn's errors to it (and so to the
 //! public [`ErrorKind`]s), keeping quinn's error as the source.
 
-use crate::error::{Classify, Error, ErrorKind};
+use crate::error::{io_kind, Classify, Error, ErrorKind};
 use crate::wire::WireError;
 
 /// Application close code: orderly shutdown (a goodbye). Not 0: quinn closes a connection
@@ -148,6 +148,22 @@ pub enum TransportError {
         /// rustls's error.
         source: rustls::Error,
     },
+    /// The UDP socket could not be made or bound.
+    #[error("binding UDP {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// quinn could not start the endpoint on the socket.
+    #[error("starting QUIC endpoint on {addr}: {source}")]
+    Endpoint {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// A request frame does not fit the request bytes this node holds for peers.
     #[error(
         "a request frame of {len} bytes is refused: this node holds its limit of request \
@@ -199,6 +215,7 @@ impl Classify for TransportError {
             }
             T::QuicTls { .. } | T::Certificate { .. } | T::Tls { .. } => ErrorKind::Internal,
             T::RequestTimeout | T::ReplyTimeout => ErrorKind::Timeout,
+            T::Bind { source, .. } | T::Endpoint { source, .. } => io_kind(source),
         }
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use quinn::congestion::{BbrConfig, CubicConfig, NewRenoConfig};
 use quinn::{EndpointConfig, IdleTimeout, MtuDiscoveryConfig, TransportConfig, VarInt};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::transport::errors::TransportError;
 
 /// The congestion controller a node uses.
@@ -124,7 +124,7 @@ impl TransportTuning {
     /// Binds a UDP socket with the configured buffer sizes.
     pub fn bind_socket(&self, addr: SocketAddr) -> Result<std::net::UdpSocket> {
         use socket2::{Domain, Protocol, Socket, Type};
-        let ctx = |e: std::io::Error| Error::from(e).context(format!("binding UDP {addr}"));
+        let ctx = |source| TransportError::Bind { addr, source };
         let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
             .map_err(ctx)?;
         if addr.is_ipv6() {
