@@ -3,7 +3,7 @@
 //! The daemon can be restricted to named interfaces (`mdns_interfaces`), so tests and
 //! benchmarks keep multicast on loopback or inside network namespaces they create.
 //! The browse thread ([`Browser`]) only moves records into a bounded queue; the dial task
-//! ([`crate::discovery::dialer`]) reads them and dials what the admission allows.
+//! (`crate::discovery::dialer`) reads them and dials what the admission allows.
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
