@@ -10,10 +10,64 @@
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{io_kind, Classify, ErrorKind, Result};
 
 /// The lock file's name inside the data dir.
 pub const LOCK_FILE: &str = "LOCK";
+
+/// What goes wrong taking a data dir.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataDirError {
+    /// The directory could not be created.
+    #[error("creating data dir {}: {source}", .dir.display())]
+    Create {
+        /// The directory.
+        dir: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The lock file could not be opened.
+    #[error("opening {}: {source}", .path.display())]
+    Open {
+        /// The lock file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Another node holds the lock.
+    #[error(
+        "data dir {} is in use by another memmesh node (it holds {}); give each node its \
+         own data_dir",
+        .dir.display(),
+        .lock.display()
+    )]
+    InUse {
+        /// The directory.
+        dir: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+    },
+    /// Locking failed for another reason.
+    #[error("locking {}: {source}", .path.display())]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+impl Classify for DataDirError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            DataDirError::InUse { .. } => ErrorKind::InvalidInput,
+            DataDirError::Create { source, .. }
+            | DataDirError::Open { source, .. }
+            | DataDirError::Lock { source, .. } => io_kind(source),
+        }
+    }
+}
 
 /// An exclusive hold on a data dir; released when dropped (or when the process exits).
 #[derive(Debug)]
@@ -26,8 +80,10 @@ impl DataDirLock {
     /// Creates `dir` if needed and locks it, or fails with `InvalidInput` if another node
     /// (in this process or another one) holds it.
     pub fn acquire(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::from(e).context(format!("creating data dir {}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|source| DataDirError::Create {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
         let path = dir.join(LOCK_FILE);
         let file = OpenOptions::new()
             .read(true)
@@ -35,19 +91,18 @@ impl DataDirLock {
             .create(true)
             .truncate(false)
             .open(&path)
-            .map_err(|e| Error::from(e).context(format!("opening {}", path.display())))?;
+            .map_err(|source| DataDirError::Open {
+                path: path.clone(),
+                source,
+            })?;
         match try_lock(&file) {
             Ok(true) => Ok(Self { _file: file, path }),
-            Ok(false) => Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!(
-                    "data dir {} is in use by another memmesh node (it holds {}); \
-                     give each node its own data_dir",
-                    dir.display(),
-                    path.display()
-                ),
-            )),
-            Err(e) => Err(Error::from(e).context(format!("locking {}", path.display()))),
+            Ok(false) => Err(DataDirError::InUse {
+                dir: dir.to_path_buf(),
+                lock: path,
+            }
+            .into()),
+            Err(source) => Err(DataDirError::Lock { path, source }.into()),
         }
     }
 
@@ -98,5 +153,21 @@ mod tests {
         let again = DataDirLock::acquire(&dir).unwrap();
         drop(again);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_io_failure_keeps_its_cause() {
+        let file = std::env::temp_dir().join(format!("memmesh-lock-file-{}", std::process::id()));
+        std::fs::write(&file, b"not a dir").unwrap();
+        let e = DataDirLock::acquire(&file.join("sub")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Io);
+        assert!(e.message().starts_with("creating data dir "), "{e}");
+        let cause = std::error::Error::source(&e).and_then(|c| c.downcast_ref::<std::io::Error>());
+        assert!(cause.is_some(), "the io::Error is kept");
+        assert!(matches!(
+            e.downcast_ref::<DataDirError>(),
+            Some(DataDirError::Create { .. })
+        ));
+        std::fs::remove_file(&file).unwrap();
     }
 }

@@ -2,14 +2,33 @@
 //! directory, so a crash at any point leaves either the old or the new contents.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{io_kind, Classify, ErrorKind, Result};
+
+/// Writing a file durably failed (the I/O error is the source).
+#[derive(Debug, thiserror::Error)]
+#[error("writing {}: {source}", .path.display())]
+pub struct WriteFailed {
+    /// The file being written.
+    pub path: PathBuf,
+    /// The cause.
+    pub source: std::io::Error,
+}
+
+impl Classify for WriteFailed {
+    fn kind(&self) -> ErrorKind {
+        io_kind(&self.source)
+    }
+}
 
 /// Writes `bytes` to `path` atomically and durably. With `private`, the file is readable
 /// by its owner only (0600 on Unix).
 pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
-    let ctx = |e: std::io::Error| Error::from(e).context(format!("writing {}", path.display()));
+    let ctx = |source| WriteFailed {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".tmp");
     let tmp = path.with_file_name(name);
@@ -27,7 +46,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
     f.sync_all().map_err(ctx)?;
     drop(f);
     std::fs::rename(&tmp, path).map_err(ctx)?;
-    sync_dir(path.parent().unwrap_or(Path::new("."))).map_err(ctx)
+    sync_dir(path.parent().unwrap_or(Path::new("."))).map_err(ctx)?;
+    Ok(())
 }
 
 /// Makes a rename or creation in `dir` durable (a no-op where directories cannot be
@@ -113,5 +133,22 @@ mod tests {
         create_dir_all(&deep).unwrap();
         assert_eq!(dir_syncs_on_this_thread() - before, 3);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_write_keeps_its_path_and_cause() {
+        let path = std::env::temp_dir()
+            .join(format!("memmesh-durable-missing-{}", std::process::id()))
+            .join("f");
+        let e = write_atomic(&path, b"x", false).unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::NotFound);
+        assert!(
+            e.message()
+                .starts_with(&format!("writing {}: ", path.display())),
+            "{e}"
+        );
+        assert!(std::error::Error::source(&e)
+            .and_then(|c| c.downcast_ref::<std::io::Error>())
+            .is_some());
     }
 }

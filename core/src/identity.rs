@@ -11,7 +11,73 @@ use data_encoding::BASE32_NOPAD;
 use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{io_kind, Classify, Error, ErrorKind, Result};
+
+/// What goes wrong with node ids and keys.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentityError {
+    /// Raw node id bytes of the wrong length.
+    #[error("a node id is {NODE_ID_LEN} bytes, got {len}")]
+    WrongLength {
+        /// The length given.
+        len: usize,
+    },
+    /// A node id's text is not base32.
+    #[error("invalid node id {text:?}: {source}")]
+    BadText {
+        /// The text given.
+        text: String,
+        /// The decoder's error.
+        source: data_encoding::DecodeError,
+    },
+    /// A node id's text decodes to the wrong number of bytes.
+    #[error("invalid node id {text:?}: a node id is {NODE_ID_LEN} bytes, got {len}")]
+    TextWrongLength {
+        /// The text given.
+        text: String,
+        /// The decoded length.
+        len: usize,
+    },
+    /// The operating system's random generator failed (ring's error carries nothing
+    /// more, and is no `std::error::Error` in this build).
+    #[error("the system random generator failed")]
+    Random(ring::error::Unspecified),
+    /// The bytes are not an Ed25519 PKCS#8 key (ring's reason kept as a value).
+    #[error("not a valid Ed25519 PKCS#8 key: {0}")]
+    BadKey(ring::error::KeyRejected),
+    /// The data directory could not be created.
+    #[error("creating data dir {}: {source}", .dir.display())]
+    CreateDir {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The identity file could not be read.
+    #[error("reading {}: {source}", .path.display())]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+impl Classify for IdentityError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            IdentityError::WrongLength { .. }
+            | IdentityError::BadText { .. }
+            | IdentityError::TextWrongLength { .. } => ErrorKind::InvalidInput,
+            IdentityError::Random(_) => ErrorKind::Internal,
+            IdentityError::BadKey(_) => ErrorKind::Corrupted,
+            IdentityError::CreateDir { source, .. } | IdentityError::Read { source, .. } => {
+                io_kind(source)
+            }
+        }
+    }
+}
 
 /// Length in bytes of a [`NodeId`] (an Ed25519 public key).
 pub const NODE_ID_LEN: usize = 32;
@@ -33,12 +99,9 @@ impl NodeId {
 
     /// Builds a NodeId from a slice, which must be exactly 32 bytes.
     pub fn from_slice(bytes: &[u8]) -> Result<Self> {
-        let arr: [u8; NODE_ID_LEN] = bytes.try_into().map_err(|_| {
-            Error::invalid(format!(
-                "a node id is {NODE_ID_LEN} bytes, got {}",
-                bytes.len()
-            ))
-        })?;
+        let arr: [u8; NODE_ID_LEN] = bytes
+            .try_into()
+            .map_err(|_| IdentityError::WrongLength { len: bytes.len() })?;
         Ok(NodeId(arr))
     }
 
@@ -72,10 +135,22 @@ impl FromStr for NodeId {
 
     fn from_str(s: &str) -> Result<Self> {
         let upper = s.trim().to_ascii_uppercase();
-        let bytes = BASE32_NOPAD
-            .decode(upper.as_bytes())
-            .map_err(|e| Error::invalid(format!("invalid node id {s:?}: {e}")))?;
-        NodeId::from_slice(&bytes).map_err(|e| e.context(format!("invalid node id {s:?}")))
+        let bytes =
+            BASE32_NOPAD
+                .decode(upper.as_bytes())
+                .map_err(|source| IdentityError::BadText {
+                    text: s.to_string(),
+                    source,
+                })?;
+        let arr: [u8; NODE_ID_LEN] =
+            bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| IdentityError::TextWrongLength {
+                    text: s.to_string(),
+                    len: bytes.len(),
+                })?;
+        Ok(NodeId(arr))
     }
 }
 
@@ -97,19 +172,15 @@ pub const IDENTITY_FILE: &str = "identity.key";
 impl Keypair {
     /// Generates a fresh random key pair.
     pub fn generate() -> Result<Self> {
-        let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
-            .map_err(|_| Error::internal("the system random generator failed"))?;
+        let doc =
+            Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(IdentityError::Random)?;
         Self::from_pkcs8(doc.as_ref())
     }
 
     /// Parses a PKCS#8 (v1 or v2) Ed25519 private key.
     pub fn from_pkcs8(der: &[u8]) -> Result<Self> {
-        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|e| {
-            Error::new(
-                ErrorKind::Corrupted,
-                format!("not a valid Ed25519 PKCS#8 key: {e}"),
-            )
-        })?;
+        let pair =
+            Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(IdentityError::BadKey)?;
         Ok(Keypair {
             pkcs8: der.to_vec(),
             pair,
@@ -138,14 +209,15 @@ impl Keypair {
             Ok(bytes) => Self::from_pkcs8(&bytes)
                 .map_err(|e| e.context(format!("identity file {}", path.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    Error::from(e).context(format!("creating data dir {}", dir.display()))
+                std::fs::create_dir_all(dir).map_err(|source| IdentityError::CreateDir {
+                    dir: dir.to_path_buf(),
+                    source,
                 })?;
                 let key = Self::generate()?;
                 write_private(&path, key.pkcs8_der())?;
                 Ok(key)
             }
-            Err(e) => Err(Error::from(e).context(format!("reading {}", path.display()))),
+            Err(source) => Err(IdentityError::Read { path, source }.into()),
         }
     }
 }
@@ -202,5 +274,30 @@ mod tests {
         // The corrupt file is left in place, not overwritten.
         assert_eq!(std::fs::read(dir.join(IDENTITY_FILE)).unwrap(), b"garbage");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn identity_errors_keep_their_kind_message_and_cause() {
+        let e = "abc!".parse::<NodeId>().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert!(e.message().starts_with("invalid node id \"abc!\": "), "{e}");
+        assert!(
+            std::error::Error::source(&e).is_some(),
+            "the decoder's error is kept"
+        );
+        let e = "aaaa".parse::<NodeId>().unwrap_err();
+        assert_eq!(
+            e.message(),
+            "invalid node id \"aaaa\": a node id is 32 bytes, got 2"
+        );
+        let e = NodeId::from_slice(&[1, 2, 3]).unwrap_err();
+        assert_eq!(e.message(), "a node id is 32 bytes, got 3");
+        let e = Keypair::from_pkcs8(b"garbage").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Corrupted);
+        assert!(e.message().starts_with("not a valid Ed25519 PKCS#8 key: "));
+        assert!(matches!(
+            e.downcast_ref::<IdentityError>(),
+            Some(IdentityError::BadKey(_))
+        ));
     }
 }

@@ -3,7 +3,25 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Classify, ErrorKind, Result};
+
+/// A reservation the budget cannot hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("memory quota exceeded: {needed} more bytes needed, {used} of {limit} in use")]
+pub struct QuotaExceeded {
+    /// Bytes asked for.
+    pub needed: u64,
+    /// Bytes in use then.
+    pub used: u64,
+    /// The budget's limit.
+    pub limit: u64,
+}
+
+impl Classify for QuotaExceeded {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::QuotaExceeded
+    }
+}
 
 /// A byte budget that can be reserved from and released to, lock-free.
 #[derive(Debug)]
@@ -23,17 +41,20 @@ impl MemoryBudget {
 
     /// Reserves `bytes`, or fails with `QuotaExceeded` and reserves nothing.
     pub fn reserve(&self, bytes: u64) -> Result<()> {
+        Ok(self.try_reserve(bytes)?)
+    }
+
+    /// [`MemoryBudget::reserve`] with the typed refusal.
+    pub fn try_reserve(&self, bytes: u64) -> std::result::Result<(), QuotaExceeded> {
         let mut used = self.used.load(Ordering::Relaxed);
         loop {
             let next = used.saturating_add(bytes);
             if next > self.limit {
-                return Err(Error::new(
-                    ErrorKind::QuotaExceeded,
-                    format!(
-                        "memory quota exceeded: {bytes} more bytes needed, {} of {} in use",
-                        used, self.limit
-                    ),
-                ));
+                return Err(QuotaExceeded {
+                    needed: bytes,
+                    used,
+                    limit: self.limit,
+                });
             }
             match self
                 .used
@@ -113,5 +134,25 @@ mod tests {
         assert_eq!(b.used(), u64::MAX);
         assert_eq!(b.free(), 0);
         assert_eq!(b.reserve(1).unwrap_err().kind(), ErrorKind::QuotaExceeded);
+    }
+
+    #[test]
+    fn a_refusal_is_a_typed_quota_error() {
+        let b = MemoryBudget::new(100);
+        b.reserve(60).unwrap();
+        let e = b.reserve(50).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::QuotaExceeded);
+        assert_eq!(
+            e.message(),
+            "memory quota exceeded: 50 more bytes needed, 60 of 100 in use"
+        );
+        assert_eq!(
+            e.downcast_ref::<QuotaExceeded>(),
+            Some(&QuotaExceeded {
+                needed: 50,
+                used: 60,
+                limit: 100
+            })
+        );
     }
 }

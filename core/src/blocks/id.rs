@@ -3,7 +3,43 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::{Error, Result};
+use crate::error::{Classify, Error, ErrorKind, Result};
+
+/// Why a block id's text is refused (always [`ErrorKind::InvalidInput`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BlockIdError {
+    /// The text does not start with `blake3:`.
+    #[error("invalid block id {text:?}: expected \"blake3:\" followed by 64 hex digits")]
+    NoPrefix {
+        /// The text given.
+        text: String,
+    },
+    /// The digits are not hex.
+    #[error("invalid block id {text:?}: bad hex digits")]
+    BadHex {
+        /// The text given.
+        text: String,
+        /// The decoder's error.
+        source: data_encoding::DecodeError,
+    },
+    /// Not 64 hex digits.
+    #[error("invalid block id {text:?}: expected 64 hex digits")]
+    WrongLength {
+        /// The text given.
+        text: String,
+    },
+}
+
+impl Classify for BlockIdError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            BlockIdError::NoPrefix { .. }
+            | BlockIdError::BadHex { .. }
+            | BlockIdError::WrongLength { .. } => ErrorKind::InvalidInput,
+        }
+    }
+}
 
 /// The id of a block: the BLAKE3 hash of its content. Two puts of the same bytes give the
 /// same id, and whoever gets a block can check it against its id.
@@ -35,17 +71,19 @@ impl BlockId {
 
     /// Parses `blake3:<64 hex digits>`.
     pub fn parse(s: &str) -> Result<BlockId> {
-        let hex = s.strip_prefix(BLAKE3_PREFIX).ok_or_else(|| {
-            Error::invalid(format!(
-                "invalid block id {s:?}: expected \"blake3:\" followed by 64 hex digits"
-            ))
-        })?;
+        let text = || s.to_string();
+        let hex = s
+            .strip_prefix(BLAKE3_PREFIX)
+            .ok_or_else(|| BlockIdError::NoPrefix { text: text() })?;
         let bytes = data_encoding::HEXLOWER_PERMISSIVE
             .decode(hex.as_bytes())
-            .map_err(|_| Error::invalid(format!("invalid block id {s:?}: bad hex digits")))?;
-        let digest: [u8; 32] = bytes.try_into().map_err(|_| {
-            Error::invalid(format!("invalid block id {s:?}: expected 64 hex digits"))
-        })?;
+            .map_err(|source| BlockIdError::BadHex {
+                text: text(),
+                source,
+            })?;
+        let digest: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| BlockIdError::WrongLength { text: text() })?;
         Ok(BlockId(digest))
     }
 
@@ -81,7 +119,6 @@ impl FromStr for BlockId {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ErrorKind;
 
     #[test]
     fn ids_round_trip_and_match_blake3() {
@@ -105,5 +142,19 @@ mod tests {
                 "{s}"
             );
         }
+    }
+
+    #[test]
+    fn bad_hex_keeps_the_decoder_error() {
+        let e = BlockId::parse("blake3:zz").unwrap_err();
+        assert_eq!(
+            e.message(),
+            "invalid block id \"blake3:zz\": bad hex digits"
+        );
+        assert!(std::error::Error::source(&e).is_some());
+        assert!(matches!(
+            e.downcast_ref::<BlockIdError>(),
+            Some(BlockIdError::BadHex { .. })
+        ));
     }
 }

@@ -12,7 +12,7 @@ use tracing::{debug, info};
 use crate::blocks::id::BlockId;
 use crate::blocks::store::{Freed, SWEEP_INTERVAL};
 use crate::blocks::NodeUsage;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Classify, Error, ErrorKind, Result};
 use crate::identity::NodeId;
 use crate::node::shared::Shared;
 use crate::wire::codec::encode_bulk;
@@ -94,7 +94,7 @@ pub(crate) async fn handle(
     match op {
         BlockOp::Put => {
             if body.len() > shared.config.max_message_size {
-                return Err(Error::invalid("block larger than max_message_size"));
+                return Err(ServeError::TooLarge.into());
             }
             let id = shared.blocks().put(body, from)?;
             if from != shared.id {
@@ -120,17 +120,85 @@ pub(crate) async fn handle(
     }
 }
 
+/// Why this node refuses a peer's block request.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The block put is larger than `max_message_size`.
+    #[error("block larger than max_message_size")]
+    TooLarge,
+    /// The block is not held here.
+    #[error("block {id} is not held here")]
+    NotHere {
+        /// The block.
+        id: BlockId,
+    },
+    /// The node freeing the block holds no reference to it.
+    #[error(
+        "block {id} is not node {who}'s to free: only a node that put a block can free its \
+         reference"
+    )]
+    NotYours {
+        /// The block.
+        id: BlockId,
+        /// The node's short id.
+        who: String,
+    },
+}
+
+impl Classify for ServeError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            ServeError::TooLarge => ErrorKind::InvalidInput,
+            ServeError::NotHere { .. } => ErrorKind::NotFound,
+            ServeError::NotYours { .. } => ErrorKind::Unauthorized,
+        }
+    }
+}
+
 fn not_here(id: &BlockId) -> Error {
-    Error::new(ErrorKind::NotFound, format!("block {id} is not held here"))
+    ServeError::NotHere { id: *id }.into()
 }
 
 /// The error for a free by a node that holds no reference to the block.
 pub(crate) fn not_yours(id: &BlockId, who: &NodeId) -> Error {
-    Error::new(
-        ErrorKind::Unauthorized,
-        format!(
-            "block {id} is not node {}'s to free: only a node that put a block can free its reference",
-            who.short()
-        ),
-    )
+    ServeError::NotYours {
+        id: *id,
+        who: who.short(),
+    }
+    .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Keypair;
+
+    #[test]
+    fn refusals_keep_their_kind_and_message() {
+        let id = BlockId::of(b"x");
+        let who = Keypair::generate().unwrap().node_id();
+        let e = not_yours(&id, &who);
+        assert_eq!(e.kind(), ErrorKind::Unauthorized);
+        assert_eq!(
+            e.message(),
+            format!(
+                "block {id} is not node {}'s to free: only a node that put a block can free \
+                 its reference",
+                who.short()
+            )
+        );
+        assert!(matches!(
+            e.downcast_ref::<ServeError>(),
+            Some(ServeError::NotYours { .. })
+        ));
+        let e = not_here(&id);
+        assert_eq!(
+            (e.kind(), e.message()),
+            (
+                ErrorKind::NotFound,
+                format!("block {id} is not held here").as_str()
+            )
+        );
+    }
 }

@@ -14,9 +14,31 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::blocks::id::BlockId;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Classify, ErrorKind, Result};
 use crate::identity::NodeId;
-use crate::memory::MemoryBudget;
+use crate::memory::{MemoryBudget, QuotaExceeded};
+
+/// Why the store refuses a block.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The memory budget cannot hold the block (or its new owner).
+    #[error("cannot store a block of {len} bytes: {source}")]
+    NoRoom {
+        /// The block's length.
+        len: usize,
+        /// The budget's refusal.
+        source: QuotaExceeded,
+    },
+}
+
+impl Classify for StoreError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::NoRoom { .. } => ErrorKind::QuotaExceeded,
+        }
+    }
+}
 
 /// Bytes charged per block on top of its content: the map slot, the id, the `Bytes`
 /// handle, its first owner and the allocator's header, rounded up.
@@ -99,16 +121,12 @@ impl BlockStore {
             Some(_) => OWNER_OVERHEAD,
             None => block_cost(data.len()),
         };
-        self.budget.reserve(cost).map_err(|e| {
-            Error::new(
-                ErrorKind::QuotaExceeded,
-                format!(
-                    "cannot store a block of {} bytes: {}",
-                    data.len(),
-                    e.message()
-                ),
-            )
-        })?;
+        self.budget
+            .try_reserve(cost)
+            .map_err(|source| StoreError::NoRoom {
+                len: data.len(),
+                source,
+            })?;
         let len = data.len() as u64;
         let held = self.blocks.entry(id).or_insert_with(|| Held {
             data,
@@ -371,5 +389,23 @@ mod tests {
         s.put(Bytes::from_static(b"x"), id()).unwrap();
         drop(s);
         assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn a_refused_put_keeps_the_budget_refusal_as_its_cause() {
+        let mut s = BlockStore::new(Arc::new(MemoryBudget::new(100)));
+        let e = s.put(Bytes::from(vec![0u8; 10]), id()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::QuotaExceeded);
+        let cause = QuotaExceeded {
+            needed: block_cost(10),
+            used: 0,
+            limit: 100,
+        };
+        assert_eq!(
+            e.message(),
+            format!("cannot store a block of 10 bytes: {cause}")
+        );
+        let source = std::error::Error::source(&e).and_then(|c| c.downcast_ref::<QuotaExceeded>());
+        assert_eq!(source, Some(&cause));
     }
 }

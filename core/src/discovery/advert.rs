@@ -2,7 +2,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::error::{Error, Result};
+use crate::discovery::error::DiscoveryError;
+use crate::error::Result;
 use crate::identity::NodeId;
 
 /// The DNS-SD service type of memmesh.
@@ -46,14 +47,10 @@ pub fn parse(
     srv_port: u16,
     ips: impl IntoIterator<Item = IpAddr>,
 ) -> Result<Advert> {
-    let id: NodeId = id
-        .ok_or_else(|| Error::invalid("advertisement without an id"))?
-        .parse()?;
-    let cluster = cluster
-        .ok_or_else(|| Error::invalid("advertisement without a cluster tag"))?
-        .to_string();
+    let id: NodeId = id.ok_or(DiscoveryError::NoId)?.parse()?;
+    let cluster = cluster.ok_or(DiscoveryError::NoCluster)?.to_string();
     if srv_port == 0 {
-        return Err(Error::invalid("advertisement with port 0"));
+        return Err(DiscoveryError::PortZero.into());
     }
     let mut addrs: Vec<SocketAddr> = ips
         .into_iter()
@@ -63,7 +60,7 @@ pub fn parse(
     addrs.sort_by_key(|a| (a.is_ipv6(), *a));
     addrs.dedup();
     if addrs.is_empty() {
-        return Err(Error::invalid("advertisement without a usable address"));
+        return Err(DiscoveryError::NoAddress.into());
     }
     Ok(Advert { id, cluster, addrs })
 }

@@ -18,8 +18,9 @@ use mdns_sd::{RecvTimeoutError, ResolvedService, ServiceDaemon, ServiceEvent};
 use tracing::{debug, warn};
 
 use crate::discovery::advert::SERVICE_TYPE;
+use crate::discovery::error::DiscoveryError;
 use crate::discovery::restart::Restart;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
 
 /// How often an idle reader looks whether it was asked to stop.
 const STOP_POLL: Duration = Duration::from_millis(200);
@@ -76,12 +77,7 @@ impl Browser {
             std::thread::Builder::new()
                 .name("memmesh-mdns-browse".into())
                 .spawn(move || run(&daemon, &stopped, &replay, on_records, &restarts))
-                .map_err(|e| {
-                    Error::new(
-                        ErrorKind::Io,
-                        format!("starting the mDNS browse thread: {e}"),
-                    )
-                })?
+                .map_err(DiscoveryError::BrowseThread)?
         };
         Ok(Browser {
             daemon,

@@ -84,7 +84,7 @@ impl Intake {
         ) {
             Ok(ad) => Some(ad),
             Err(e) => {
-                debug!(name = %svc.fullname, error = %e, "ignoring mDNS record");
+                debug!(name = %svc.fullname, error = %e.chain(), "ignoring mDNS record");
                 None
             }
         }
@@ -262,11 +262,11 @@ async fn dial(shared: Arc<Shared>, admission: AdmissionRef, wake: Arc<Notify>, d
                 break;
             }
             Ok(Err(e)) if e.kind() == ErrorKind::Unauthorized => {
-                debug!(peer = %d.id.short(), %addr, error = %e, "a node answered for an mDNS record that is not its own");
+                debug!(peer = %d.id.short(), %addr, error = %e.chain(), "a node answered for an mDNS record that is not its own");
                 outcome.refused.push(*addr);
             }
             Ok(Err(e)) => {
-                debug!(peer = %d.id.short(), %addr, error = %e, "mDNS peer not reachable");
+                debug!(peer = %d.id.short(), %addr, error = %e.chain(), "mDNS peer not reachable");
                 outcome.failed.push(*addr);
             }
             Err(_) => {

@@ -3,7 +3,7 @@
 //! The daemon can be restricted to named interfaces (`mdns_interfaces`), so tests and
 //! benchmarks keep multicast on loopback or inside network namespaces they create.
 //! The browse thread ([`Browser`]) only moves records into a bounded queue; the dial task
-//! ([`crate::discovery::dialer`]) reads them and dials what the admission allows.
+//! (`crate::discovery::dialer`) reads them and dials what the admission allows.
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -14,9 +14,10 @@ use tokio::sync::Notify;
 use crate::discovery::advert::{self, SERVICE_TYPE};
 use crate::discovery::browse::Browser;
 use crate::discovery::dialer::DialTask;
+use crate::discovery::error::DiscoveryError;
 use crate::discovery::limits::MAX_RECORDS_QUEUED;
 use crate::discovery::queue::NewestQueue;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
 use crate::node::shared::Shared;
 
 /// A running mDNS responder and browser; stopped by [`Mdns::stop`] or on drop.
@@ -31,20 +32,18 @@ impl std::fmt::Debug for Mdns {
     }
 }
 
-fn mdns_error(e: mdns_sd::Error) -> Error {
-    Error::new(ErrorKind::Io, format!("mDNS: {e}"))
-}
-
 impl Mdns {
     /// Advertises this node and dials the nodes of the same cluster that appear.
     pub fn start(shared: &Arc<Shared>) -> Result<Mdns> {
-        let daemon = ServiceDaemon::new().map_err(mdns_error)?;
+        let daemon = ServiceDaemon::new().map_err(DiscoveryError::Mdns)?;
         if let Some(names) = &shared.config.mdns_interfaces {
-            daemon.disable_interface(IfKind::All).map_err(mdns_error)?;
+            daemon
+                .disable_interface(IfKind::All)
+                .map_err(DiscoveryError::Mdns)?;
             for name in names {
                 daemon
                     .enable_interface(IfKind::Name(name.clone()))
-                    .map_err(mdns_error)?;
+                    .map_err(DiscoveryError::Mdns)?;
             }
         }
         let port = shared.local_addr.port();
@@ -58,14 +57,14 @@ impl Mdns {
             vec![ip]
         };
         let mut info = ServiceInfo::new(SERVICE_TYPE, &instance, &host, &ips[..], port, &props[..])
-            .map_err(mdns_error)?;
+            .map_err(DiscoveryError::Mdns)?;
         if ips.is_empty() {
             info = info.enable_addr_auto();
         }
         // The instance name is our 52-character NodeId: no conflict to probe for, and
         // probing would delay the first answer by 750 ms.
         info.set_requires_probe(false);
-        daemon.register(info).map_err(mdns_error)?;
+        daemon.register(info).map_err(DiscoveryError::Mdns)?;
 
         let records: Arc<NewestQueue<Box<ResolvedService>>> =
             Arc::new(NewestQueue::new(MAX_RECORDS_QUEUED));

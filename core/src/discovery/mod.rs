@@ -11,6 +11,7 @@ pub mod admission;
 pub mod advert;
 pub mod browse;
 mod dialer;
+pub mod error;
 pub mod limits;
 pub mod mdns;
 pub mod plausible;
@@ -19,3 +20,4 @@ pub mod rate;
 pub mod restart;
 
 pub use advert::{Advert, SERVICE_TYPE};
+pub use error::DiscoveryError;

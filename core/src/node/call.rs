@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
 use crate::identity::NodeId;
-use crate::node::connect::connection;
+use crate::node::connect::{connection, PeerError};
 use crate::node::shared::Shared;
 use crate::transport::rpc::call;
 use crate::wire::{Service, StreamHeader};
@@ -37,10 +37,10 @@ pub async fn call_peer_within(
         let conn = connection(shared, id).await?;
         call(&conn, &header, body, shared.limits()).await
     };
-    tokio::time::timeout(deadline, attempt).await.map_err(|_| {
-        Error::new(
-            ErrorKind::Timeout,
-            format!("peer {} did not answer within {deadline:?}", id.short()),
-        )
-    })?
+    tokio::time::timeout(deadline, attempt)
+        .await
+        .map_err(|_| PeerError::NoAnswer {
+            peer: id.short(),
+            deadline,
+        })?
 }

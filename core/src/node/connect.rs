@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tracing::{debug, info, warn};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Classify, Error, ErrorKind, Result};
 use crate::identity::NodeId;
 use crate::membership::member::MemberId;
 use crate::node::shared::Shared;
@@ -22,6 +22,70 @@ use crate::transport::tls::server_name_for;
 use crate::transport::tuning::ServeLimits;
 use crate::wire::codec::decode_versioned;
 use crate::wire::{StreamHeader, WIRE_VERSION};
+
+/// What goes wrong reaching a peer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerError {
+    /// Dialling an address (TLS and memmesh handshakes included) took too long.
+    #[error("connecting to {addr} timed out after {deadline:?}")]
+    DialTimeout {
+        /// The address dialled.
+        addr: SocketAddr,
+        /// The deadline.
+        deadline: Duration,
+    },
+    /// The address dialled is this node.
+    #[error("{addr} is this node itself")]
+    SelfDial {
+        /// The address dialled.
+        addr: SocketAddr,
+    },
+    /// No address of this peer was ever learnt.
+    #[error("unknown peer {id}: connect to its address first")]
+    UnknownPeer {
+        /// The peer.
+        id: NodeId,
+    },
+    /// The peer is known but none of its addresses is.
+    #[error("no known address for peer {peer}")]
+    NoAddress {
+        /// The peer's short id.
+        peer: String,
+    },
+    /// Every known address of the peer failed; the last failure is the source.
+    #[error("peer {peer} is unreachable: {}", .source.message())]
+    Unreachable {
+        /// The peer's short id.
+        peer: String,
+        /// The last dial's error.
+        source: Error,
+    },
+    /// The peer did not answer a call in time.
+    #[error("peer {peer} did not answer within {deadline:?}")]
+    NoAnswer {
+        /// The peer's short id.
+        peer: String,
+        /// The deadline.
+        deadline: Duration,
+    },
+}
+
+impl Classify for PeerError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            PeerError::DialTimeout { .. } | PeerError::NoAnswer { .. } => ErrorKind::Timeout,
+            PeerError::SelfDial { .. } => ErrorKind::InvalidInput,
+            PeerError::UnknownPeer { .. } => ErrorKind::NotFound,
+            PeerError::NoAddress { .. } => ErrorKind::PeerUnavailable,
+            // A refusal or a shutdown says more than "unreachable".
+            PeerError::Unreachable { source, .. } => match source.kind() {
+                ErrorKind::Unauthorized | ErrorKind::Closed => source.kind(),
+                _ => ErrorKind::PeerUnavailable,
+            },
+        }
+    }
+}
 
 /// How long a re-dial of a member that membership considers down may take.
 const DOWN_PEER_DIAL: Duration = Duration::from_secs(1);
@@ -82,15 +146,10 @@ async fn dial_within(
     };
     let (conn, hello) = tokio::time::timeout(deadline, attempt)
         .await
-        .map_err(|_| {
-            Error::new(
-                ErrorKind::Timeout,
-                format!("connecting to {addr} timed out after {deadline:?}"),
-            )
-        })??;
+        .map_err(|_| PeerError::DialTimeout { addr, deadline })??;
     if hello.id == shared.id {
         conn.close(CLOSE_PROTOCOL.into(), b"self-connection");
-        return Err(Error::invalid(format!("{addr} is this node itself")));
+        return Err(PeerError::SelfDial { addr }.into());
     }
     let id = hello.id;
     adopt(shared, conn.clone(), hello, Some(addr));
@@ -113,10 +172,7 @@ pub async fn connection_within(
         return Ok(c);
     }
     if !shared.pool.knows(&id) {
-        return Err(Error::new(
-            ErrorKind::NotFound,
-            format!("unknown peer {id}: connect to its address first"),
-        ));
+        return Err(PeerError::UnknownPeer { id }.into());
     }
     let lock = shared.pool.dial_lock(&id);
     let _guard = lock.lock().await;
@@ -135,27 +191,21 @@ pub async fn connection_within(
     } else {
         max_dial
     };
-    let mut last = Error::new(
-        ErrorKind::PeerUnavailable,
-        format!("no known address for peer {}", id.short()),
-    );
+    let mut last: Error = PeerError::NoAddress { peer: id.short() }.into();
     for addr in shared.pool.addrs(&id) {
         match dial_within(shared, addr, Some(id), deadline).await {
             Ok((_, conn)) => return Ok(conn),
             Err(e) => {
-                debug!(peer = %id.short(), %addr, error = %e, "re-dial failed");
+                debug!(peer = %id.short(), %addr, error = %e.chain(), "re-dial failed");
                 last = e;
             }
         }
     }
-    let kind = match last.kind() {
-        ErrorKind::Unauthorized | ErrorKind::Closed => last.kind(),
-        _ => ErrorKind::PeerUnavailable,
-    };
-    Err(Error::new(
-        kind,
-        format!("peer {} is unreachable: {}", id.short(), last.message()),
-    ))
+    Err(PeerError::Unreachable {
+        peer: id.short(),
+        source: last,
+    }
+    .into())
 }
 
 /// Registers an authenticated connection and starts serving its streams. A connection it
@@ -218,7 +268,7 @@ pub async fn accept_loop(shared: Arc<Shared>, endpoint: quinn::Endpoint) {
             let conn = match tokio::time::timeout_at(deadline, incoming).await {
                 Ok(Ok(conn)) => conn,
                 Ok(Err(e)) => {
-                    debug!(%remote, error = %connection_error(&e), "inbound connection failed");
+                    debug!(%remote, error = %connection_error(&e).chain(), "inbound connection failed");
                     return;
                 }
                 Err(_) => {
@@ -228,7 +278,7 @@ pub async fn accept_loop(shared: Arc<Shared>, endpoint: quinn::Endpoint) {
             };
             match tokio::time::timeout_at(deadline, handshake::server(&conn, &shared.hello)).await {
                 Ok(Ok(hello)) => adopt(&shared, conn, hello, None),
-                Ok(Err(e)) => debug!(%remote, error = %e, "inbound connection refused"),
+                Ok(Err(e)) => debug!(%remote, error = %e.chain(), "inbound connection refused"),
                 Err(_) => {
                     debug!(%remote, "inbound memmesh handshake timed out");
                     conn.close(CLOSE_PROTOCOL.into(), b"handshake timed out");
@@ -289,7 +339,7 @@ async fn serve_connection(shared: Arc<Shared>, peer: NodeId, conn: quinn::Connec
     if shared.pool.lost(&peer, &conn) {
         match reason {
             Some(e) => {
-                info!(peer = %peer.short(), reason = %connection_error(&e), "peer disconnected")
+                info!(peer = %peer.short(), reason = %connection_error(&e).chain(), "peer disconnected")
             }
             None => debug!(peer = %peer.short(), "connection closed at shutdown"),
         }
@@ -389,12 +439,12 @@ impl Stream {
 fn refused(peer: &NodeId, e: &Error, bad_frames: &AtomicU32) {
     match e.kind() {
         ErrorKind::QuotaExceeded | ErrorKind::Timeout | ErrorKind::PeerUnavailable => {
-            debug!(peer = %peer.short(), error = %e, "request not served");
+            debug!(peer = %peer.short(), error = %e.chain(), "request not served");
         }
         _ if bad_frames.fetch_add(1, Ordering::Relaxed) == 0 => {
-            warn!(peer = %peer.short(), error = %e, "rejected a bad frame from peer");
+            warn!(peer = %peer.short(), error = %e.chain(), "rejected a bad frame from peer");
         }
-        _ => debug!(peer = %peer.short(), error = %e, "rejected a bad frame from peer"),
+        _ => debug!(peer = %peer.short(), error = %e.chain(), "rejected a bad frame from peer"),
     }
 }
 

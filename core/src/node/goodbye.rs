@@ -45,7 +45,7 @@ pub(crate) async fn say(shared: &Arc<Shared>, wait: Duration) {
         let header = &header;
         async move {
             if let Err(e) = call(conn, header, &[], limits).await {
-                debug!(peer = %id.short(), error = %e, "goodbye not acknowledged");
+                debug!(peer = %id.short(), error = %e.chain(), "goodbye not acknowledged");
             }
         }
     }));

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::runtime::{Handle, Runtime};
 use tokio::task::JoinHandle;
 
-use crate::error::{Error, Result};
+use crate::error::{Classify, Error, ErrorKind, Result};
 
 /// How long shutdown waits for runtime threads to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -90,6 +90,17 @@ impl NodeRuntime {
     }
 }
 
+/// A task on the node runtime panicked (tokio's join error is the source).
+#[derive(Debug, thiserror::Error)]
+#[error("a memmesh task panicked: {0}")]
+pub struct TaskPanicked(#[source] pub tokio::task::JoinError);
+
+impl Classify for TaskPanicked {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Internal
+    }
+}
+
 /// A task on the node runtime, awaited from anywhere; aborted if dropped early.
 #[derive(Debug)]
 pub struct RunFuture<T>(JoinHandle<Result<T>>);
@@ -101,7 +112,7 @@ impl<T> Future for RunFuture<T> {
         Pin::new(&mut self.0).poll(cx).map(|joined| match joined {
             Ok(result) => result,
             Err(e) if e.is_cancelled() => Err(Error::closed()),
-            Err(e) => Err(Error::internal(format!("a memmesh task panicked: {e}"))),
+            Err(e) => Err(TaskPanicked(e).into()),
         })
     }
 }

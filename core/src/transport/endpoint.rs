@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex, Weak};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
 use crate::identity::{Keypair, NodeId};
+use crate::transport::errors::TransportError;
 use crate::transport::tls;
 use crate::transport::tuning::{ServeLimits, TransportTuning};
 
@@ -22,13 +23,21 @@ pub fn make_endpoint(
 ) -> Result<quinn::Endpoint> {
     let transport = Arc::new(tuning.transport_config()?);
 
-    let server_tls = QuicServerConfig::try_from(tls::server_config(key)?)
-        .map_err(|e| Error::internal(format!("quic server tls: {e}")))?;
+    let server_tls = QuicServerConfig::try_from(tls::server_config(key)?).map_err(|source| {
+        TransportError::QuicTls {
+            side: "server",
+            source,
+        }
+    })?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_tls));
     server.transport_config(transport.clone());
 
-    let client_tls = QuicClientConfig::try_from(tls::client_config(key)?)
-        .map_err(|e| Error::internal(format!("quic client tls: {e}")))?;
+    let client_tls = QuicClientConfig::try_from(tls::client_config(key)?).map_err(|source| {
+        TransportError::QuicTls {
+            side: "client",
+            source,
+        }
+    })?;
     let mut client = quinn::ClientConfig::new(Arc::new(client_tls));
     client.transport_config(transport);
 
@@ -39,7 +48,7 @@ pub fn make_endpoint(
         socket,
         Arc::new(quinn::TokioRuntime),
     )
-    .map_err(|e| Error::from(e).context(format!("starting QUIC endpoint on {addr}")))?;
+    .map_err(|source| TransportError::Endpoint { addr, source })?;
     endpoint.set_default_client_config(client);
     Ok(endpoint)
 }
@@ -256,14 +265,10 @@ impl ServeBudget {
                 _node: None,
             });
         }
-        let over = |whose: &str, limit: usize| {
-            Error::new(
-                ErrorKind::QuotaExceeded,
-                format!(
-                    "a request frame of {len} bytes is refused: this node holds its limit of \
-                     request bytes {whose} ({limit} bytes); try again later"
-                ),
-            )
+        let over = |whose: &'static str, limit: usize| TransportError::FrameOverBudget {
+            len,
+            whose,
+            limit,
         };
         let per_peer = self.limits.request_bytes_per_peer;
         let n = u32::try_from(len).map_err(|_| over("per peer", per_peer))?;
@@ -287,6 +292,7 @@ impl ServeBudget {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
     use crate::identity::Keypair;
 
     #[test]

@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use tracing::{debug, warn};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Classify, Error, ErrorKind, Result};
 use crate::identity::NodeId;
 use crate::transport::auth::{exporter, ClusterKey, Role};
 use crate::transport::errors::{connection_error, CLOSE_PROTOCOL, CLOSE_UNAUTHORIZED};
@@ -84,14 +84,66 @@ pub fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-fn refuse(conn: &quinn::Connection, code: u32, reason: &str) -> Error {
-    conn.close(code.into(), reason.as_bytes());
-    let kind = if code == CLOSE_UNAUTHORIZED {
-        ErrorKind::Unauthorized
+/// Why a handshake failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandshakeError {
+    /// The admission policy refuses the peer (protected mode), or its PAKE message is bad.
+    #[error("{0}")]
+    Refused(String),
+    /// The peer's source failed authentication too often lately.
+    #[error("too many failed authentications from this address: retry later")]
+    TooManyFailures,
+    /// The key confirmation did not verify: the peer holds another secret.
+    #[error("cluster secret mismatch")]
+    SecretMismatch,
+    /// The peer's TLS certificate carries no node id.
+    #[error("peer presented no usable certificate")]
+    NoCertificate,
+    /// A hello frame could not be read or its metadata is out of bounds.
+    #[error("bad hello: {}", .0.message())]
+    BadHello(#[source] Error),
+    /// The peer speaks another wire version.
+    #[error("unsupported wire version")]
+    WireVersion,
+    /// The announced name is too long.
+    #[error("peer name is {len} bytes long, at most {MAX_NAME_LEN}")]
+    NameTooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// Too many addresses are announced.
+    #[error("peer announced {count} addresses, at most {MAX_HELLO_ADDRS}")]
+    TooManyAddrs {
+        /// How many.
+        count: usize,
+    },
+}
+
+impl Classify for HandshakeError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            HandshakeError::Refused(_)
+            | HandshakeError::TooManyFailures
+            | HandshakeError::SecretMismatch
+            | HandshakeError::NoCertificate => ErrorKind::Unauthorized,
+            HandshakeError::BadHello(_) | HandshakeError::WireVersion => ErrorKind::Unsupported,
+            HandshakeError::NameTooLong { .. } | HandshakeError::TooManyAddrs { .. } => {
+                ErrorKind::InvalidInput
+            }
+        }
+    }
+}
+
+/// Closes `conn` with the code matching `why` (its text as the reason) and returns it.
+fn refuse(conn: &quinn::Connection, why: HandshakeError) -> Error {
+    let code = if why.kind() == ErrorKind::Unauthorized {
+        CLOSE_UNAUTHORIZED
     } else {
-        ErrorKind::Unsupported
+        CLOSE_PROTOCOL
     };
-    Error::new(kind, reason.to_string())
+    conn.close(code.into(), why.to_string().as_bytes());
+    why.into()
 }
 
 async fn send(stream: &mut quinn::SendStream, hello: Hello) -> Result<()> {
@@ -104,29 +156,17 @@ async fn receive(conn: &quinn::Connection, stream: &mut quinn::RecvStream) -> Re
         Ok(f) => f.header,
         // The peer closed the connection (its reason is in the error): pass it on.
         Err(e) if conn.close_reason().is_some() => return Err(e),
-        Err(e) => {
-            return Err(refuse(
-                conn,
-                CLOSE_PROTOCOL,
-                &format!("bad hello: {}", e.message()),
-            ))
-        }
+        Err(e) => return Err(refuse(conn, HandshakeError::BadHello(e))),
     };
     if msg.version != WIRE_VERSION {
         warn!(addr = %conn.remote_address(), version = msg.version, "peer speaks an unsupported wire version");
-        return Err(refuse(conn, CLOSE_PROTOCOL, "unsupported wire version"));
+        return Err(refuse(conn, HandshakeError::WireVersion));
     }
     Ok(msg)
 }
 
 fn peer_id(conn: &quinn::Connection) -> Result<NodeId> {
-    peer_node_id(conn).ok_or_else(|| {
-        refuse(
-            conn,
-            CLOSE_UNAUTHORIZED,
-            "peer presented no usable certificate",
-        )
-    })
+    peer_node_id(conn).ok_or_else(|| refuse(conn, HandshakeError::NoCertificate))
 }
 
 /// Checks the admission policy (protected mode) before anything is exchanged.
@@ -134,7 +174,7 @@ fn admit(conn: &quinn::Connection, key: &ClusterKey) -> Result<()> {
     match key.refusal(conn.remote_address().ip()) {
         Some(why) => {
             warn!(addr = %conn.remote_address(), "{why}");
-            Err(refuse(conn, CLOSE_UNAUTHORIZED, &why))
+            Err(refuse(conn, HandshakeError::Refused(why)))
         }
         None => Ok(()),
     }
@@ -149,16 +189,10 @@ pub fn validate(
     observed: IpAddr,
 ) -> Result<PeerHello> {
     if name.len() > MAX_NAME_LEN {
-        return Err(Error::invalid(format!(
-            "peer name is {} bytes long, at most {MAX_NAME_LEN}",
-            name.len()
-        )));
+        return Err(HandshakeError::NameTooLong { len: name.len() }.into());
     }
     if addrs.len() > MAX_HELLO_ADDRS {
-        return Err(Error::invalid(format!(
-            "peer announced {} addresses, at most {MAX_HELLO_ADDRS}",
-            addrs.len()
-        )));
+        return Err(HandshakeError::TooManyAddrs { count: addrs.len() }.into());
     }
     let observed = observed.to_canonical();
     let mut out: Vec<SocketAddr> = Vec::with_capacity(addrs.len());
@@ -186,8 +220,8 @@ pub fn validate(
 
 fn check_metadata(conn: &quinn::Connection, id: NodeId, msg: Hello) -> Result<PeerHello> {
     validate(id, msg.name, msg.addrs, conn.remote_address().ip()).map_err(|e| {
-        warn!(peer = %id.short(), error = %e, "peer sent a bad hello");
-        refuse(conn, CLOSE_PROTOCOL, &format!("bad hello: {}", e.message()))
+        warn!(peer = %id.short(), error = %e.chain(), "peer sent a bad hello");
+        refuse(conn, HandshakeError::BadHello(e))
     })
 }
 
@@ -203,10 +237,10 @@ pub async fn client(conn: &quinn::Connection, local: &LocalHello) -> Result<Peer
     let confirmation = receive(conn, &mut rx).await?;
     let session = pake
         .finish(&theirs.proof)
-        .map_err(|e| refuse(conn, CLOSE_UNAUTHORIZED, e.message()))?;
+        .map_err(|e| refuse(conn, HandshakeError::Refused(e.message().to_string())))?;
     if !session.verify(Role::Server, &confirmation.proof) {
         warn!(peer = %id.short(), addr = %conn.remote_address(), "peer failed cluster authentication");
-        return Err(refuse(conn, CLOSE_UNAUTHORIZED, "cluster secret mismatch"));
+        return Err(refuse(conn, HandshakeError::SecretMismatch));
     }
     send(
         &mut tx,
@@ -230,11 +264,7 @@ pub async fn server(conn: &quinn::Connection, local: &LocalHello) -> Result<Peer
     let ip = conn.remote_address().ip();
     if !local.key.may_try(ip, Instant::now()) {
         debug!(%ip, "refusing a source that failed authentication too often");
-        return Err(refuse(
-            conn,
-            CLOSE_UNAUTHORIZED,
-            "too many failed authentications from this address: retry later",
-        ));
+        return Err(refuse(conn, HandshakeError::TooManyFailures));
     }
     let id = peer_id(conn)?;
     let exp = exporter(conn)?;
@@ -246,7 +276,10 @@ pub async fn server(conn: &quinn::Connection, local: &LocalHello) -> Result<Peer
         Ok(s) => s,
         Err(e) => {
             local.key.failed(ip, Instant::now());
-            return Err(refuse(conn, CLOSE_UNAUTHORIZED, e.message()));
+            return Err(refuse(
+                conn,
+                HandshakeError::Refused(e.message().to_string()),
+            ));
         }
     };
     send(&mut tx, frame(ours, "", &[])).await?;
@@ -260,7 +293,7 @@ pub async fn server(conn: &quinn::Connection, local: &LocalHello) -> Result<Peer
             warn!(peer = %id.short(), addr = %conn.remote_address(), "peer failed cluster authentication");
             return Err(match other {
                 Err(e) => e,
-                Ok(_) => refuse(conn, CLOSE_UNAUTHORIZED, "cluster secret mismatch"),
+                Ok(_) => refuse(conn, HandshakeError::SecretMismatch),
             });
         }
     };
@@ -328,5 +361,31 @@ mod tests {
         assert_eq!(h.addrs.len(), MAX_HELLO_ADDRS);
         let bytes = crate::wire::codec::encode_frame(&h, &[], HELLO_LIMITS);
         assert!(bytes.is_ok(), "a maximal hello fits the hello frame limit");
+    }
+
+    #[test]
+    fn a_bad_hello_keeps_its_kind_message_and_cause() {
+        let lan: IpAddr = "10.0.0.9".parse().unwrap();
+        let cause = validate(id(), "x".repeat(MAX_NAME_LEN + 1), vec![], lan).unwrap_err();
+        assert_eq!(cause.kind(), ErrorKind::InvalidInput);
+        assert_eq!(
+            cause.message(),
+            format!(
+                "peer name is {} bytes long, at most {MAX_NAME_LEN}",
+                MAX_NAME_LEN + 1
+            )
+        );
+        let e: Error = HandshakeError::BadHello(cause.clone()).into();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        assert_eq!(e.message(), format!("bad hello: {}", cause.message()));
+        assert_eq!(
+            std::error::Error::source(&e).map(|c| c.to_string()),
+            Some(cause.to_string())
+        );
+        let e: Error = HandshakeError::SecretMismatch.into();
+        assert_eq!(
+            (e.kind(), e.message()),
+            (ErrorKind::Unauthorized, "cluster secret mismatch")
+        );
     }
 }

@@ -5,11 +5,12 @@
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::transport::endpoint::{FramePermit, PeerBudget, ServeBudget};
-use crate::transport::errors::{connection_error, read_error, write_error};
+use crate::transport::errors::{connection_error, read_error, write_error, TransportError};
 use crate::wire::codec::{self, encode_frame, FrameLimits, WireError, PREFIX_LEN};
 use crate::wire::io::{read_frame, write_frame};
+use crate::wire::messages::RemoteError;
 use crate::wire::{Reply, StreamHeader};
 
 /// Longest error message sent to or taken from a peer, in bytes; longer ones are cut (a
@@ -36,10 +37,10 @@ pub async fn call(
     }
     match (written, reply) {
         (_, Ok(frame)) => {
-            frame
-                .header
-                .into_result()
-                .map_err(|e| Error::new(e.kind(), truncate(e.message())))?;
+            frame.header.into_result().map_err(|e| RemoteError {
+                kind: e.kind(),
+                message: truncate(e.message()),
+            })?;
             Ok(frame.body)
         }
         (Err(write_err), Err(_)) => Err(write_err),
@@ -113,12 +114,9 @@ pub async fn read_request(
             permit,
         }))
     };
-    tokio::time::timeout_at(deadline, read).await.map_err(|_| {
-        Error::new(
-            ErrorKind::Timeout,
-            "the request frame did not arrive in time; the stream is closed",
-        )
-    })?
+    tokio::time::timeout_at(deadline, read)
+        .await
+        .map_err(|_| TransportError::RequestTimeout)?
 }
 
 /// Writes the reply to a request: the body, or the error (its message cut to
@@ -133,20 +131,13 @@ pub async fn write_reply(
     let error_frame =
         |e: &Error| encode_frame(&Reply::from_error(&cut(e)), &[], limits).map_err(Error::from);
     let frame = match result {
-        Ok(body) => encode_frame(&Reply::Ok, &body, limits).or_else(|e| {
-            error_frame(&Error::new(
-                ErrorKind::InvalidInput,
-                format!("the response is too large: {e}"),
-            ))
-        }),
+        Ok(body) => encode_frame(&Reply::Ok, &body, limits)
+            .or_else(|e| error_frame(&TransportError::ResponseTooLarge(e).into())),
         Err(e) => error_frame(&e),
     }?;
     match tokio::time::timeout_at(deadline, send.write_all(&frame)).await {
         Ok(written) => written.map_err(write_error),
-        Err(_) => Err(Error::new(
-            ErrorKind::Timeout,
-            "the peer did not take the reply in time",
-        )),
+        Err(_) => Err(TransportError::ReplyTimeout.into()),
     }
 }
 
@@ -157,6 +148,7 @@ fn cut(e: &Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     #[test]
     fn long_messages_are_cut_on_a_character_boundary() {

@@ -13,9 +13,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Serve
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::identity::{Keypair, NodeId};
 use crate::transport::der::node_id_from_cert;
+use crate::transport::errors::TransportError;
 
 /// The ALPN protocol identifier of memmesh.
 pub const ALPN: &[u8] = b"memmesh/1";
@@ -30,13 +31,25 @@ pub fn provider() -> Arc<CryptoProvider> {
 
 /// Creates a self-signed DER certificate for `key`.
 pub fn self_signed_cert(key: &Keypair) -> Result<Vec<u8>> {
-    let pair = rcgen::KeyPair::try_from(key.pkcs8_der())
-        .map_err(|e| Error::internal(format!("loading node key into rcgen: {e}")))?;
-    let params = rcgen::CertificateParams::new(vec![key.node_id().to_string()])
-        .map_err(|e| Error::internal(format!("certificate parameters: {e}")))?;
+    let pair = rcgen::KeyPair::try_from(key.pkcs8_der()).map_err(|source| {
+        TransportError::Certificate {
+            step: "loading node key into rcgen",
+            source,
+        }
+    })?;
+    let params =
+        rcgen::CertificateParams::new(vec![key.node_id().to_string()]).map_err(|source| {
+            TransportError::Certificate {
+                step: "certificate parameters",
+                source,
+            }
+        })?;
     let cert = params
         .self_signed(&pair)
-        .map_err(|e| Error::internal(format!("self-signing certificate: {e}")))?;
+        .map_err(|source| TransportError::Certificate {
+            step: "self-signing certificate",
+            source,
+        })?;
     Ok(cert.der().to_vec())
 }
 
@@ -46,10 +59,16 @@ pub fn server_config(key: &Keypair) -> Result<rustls::ServerConfig> {
     let verifier = Arc::new(PeerVerifier::new(&provider));
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| Error::internal(format!("tls versions: {e}")))?
+        .map_err(|source| TransportError::Tls {
+            step: "tls versions",
+            source,
+        })?
         .with_client_cert_verifier(verifier)
         .with_single_cert(cert_chain(key)?, private_key(key))
-        .map_err(|e| Error::internal(format!("tls server certificate: {e}")))?;
+        .map_err(|source| TransportError::Tls {
+            step: "tls server certificate",
+            source,
+        })?;
     cfg.alpn_protocols = vec![ALPN.to_vec()];
     Ok(cfg)
 }
@@ -60,11 +79,17 @@ pub fn client_config(key: &Keypair) -> Result<rustls::ClientConfig> {
     let verifier = Arc::new(PeerVerifier::new(&provider));
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| Error::internal(format!("tls versions: {e}")))?
+        .map_err(|source| TransportError::Tls {
+            step: "tls versions",
+            source,
+        })?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_client_auth_cert(cert_chain(key)?, private_key(key))
-        .map_err(|e| Error::internal(format!("tls client certificate: {e}")))?;
+        .map_err(|source| TransportError::Tls {
+            step: "tls client certificate",
+            source,
+        })?;
     cfg.alpn_protocols = vec![ALPN.to_vec()];
     Ok(cfg)
 }

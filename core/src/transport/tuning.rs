@@ -15,7 +15,8 @@ use std::time::Duration;
 use quinn::congestion::{BbrConfig, CubicConfig, NewRenoConfig};
 use quinn::{EndpointConfig, IdleTimeout, MtuDiscoveryConfig, TransportConfig, VarInt};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::transport::errors::TransportError;
 
 /// The congestion controller a node uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -93,7 +94,10 @@ impl TransportTuning {
             .max_concurrent_uni_streams(VarInt::from_u32(self.max_uni_streams))
             .keep_alive_interval(Some(self.keep_alive))
             .max_idle_timeout(Some(IdleTimeout::try_from(self.idle_timeout).map_err(
-                |_| Error::invalid(format!("idle timeout {:?} is too large", self.idle_timeout)),
+                |source| TransportError::IdleTimeoutTooLarge {
+                    timeout: self.idle_timeout,
+                    source,
+                },
             )?));
         match self.congestion {
             CongestionControl::Cubic => {
@@ -113,14 +117,14 @@ impl TransportTuning {
     pub fn endpoint_config(&self) -> Result<EndpointConfig> {
         let mut e = EndpointConfig::default();
         e.max_udp_payload_size(self.mtu_upper_bound.max(1200))
-            .map_err(|err| Error::invalid(format!("max_udp_payload_size: {err}")))?;
+            .map_err(TransportError::UdpPayload)?;
         Ok(e)
     }
 
     /// Binds a UDP socket with the configured buffer sizes.
     pub fn bind_socket(&self, addr: SocketAddr) -> Result<std::net::UdpSocket> {
         use socket2::{Domain, Protocol, Socket, Type};
-        let ctx = |e: std::io::Error| Error::from(e).context(format!("binding UDP {addr}"));
+        let ctx = |source| TransportError::Bind { addr, source };
         let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
             .map_err(ctx)?;
         if addr.is_ipv6() {

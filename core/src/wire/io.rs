@@ -4,9 +4,34 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::error::{Error, ErrorKind};
+use crate::error::{Classify, Error, ErrorKind};
 use crate::transport::errors::{read_error, write_error};
 use crate::wire::codec::{self, Frame, FrameLimits, WireError, PREFIX_LEN};
+
+/// What goes wrong reading a frame from a stream, besides the frame itself ([`WireError`])
+/// and the transport ([`crate::transport::errors::TransportError`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StreamError {
+    /// The stream ended before the first byte of the awaited frame.
+    #[error("the peer closed the stream without answering")]
+    NoAnswer,
+    /// Nothing arrived on the stream for this long.
+    #[error("nothing arrived on the stream for {secs} s")]
+    Idle {
+        /// The idle bound, in seconds.
+        secs: u64,
+    },
+}
+
+impl Classify for StreamError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            StreamError::NoAnswer => ErrorKind::PeerUnavailable,
+            StreamError::Idle { .. } => ErrorKind::Timeout,
+        }
+    }
+}
 
 /// Reads one frame without decoding its header: `Ok(None)` if the stream ended cleanly
 /// before its first byte.
@@ -63,12 +88,7 @@ pub async fn read_frame_into<H: DeserializeOwned>(
         .map_err(|_| idle_error(idle))?;
     match first {
         Ok(()) => {}
-        Err(quinn::ReadExactError::FinishedEarly(0)) => {
-            return Err(Error::new(
-                ErrorKind::PeerUnavailable,
-                "the peer closed the stream without answering",
-            ))
-        }
+        Err(quinn::ReadExactError::FinishedEarly(0)) => return Err(StreamError::NoAnswer.into()),
         Err(quinn::ReadExactError::FinishedEarly(_)) => return Err(WireError::Truncated.into()),
         Err(quinn::ReadExactError::ReadError(e)) => return Err(read_error(e)),
     }
@@ -94,10 +114,10 @@ pub async fn read_frame_into<H: DeserializeOwned>(
 }
 
 fn idle_error(idle: std::time::Duration) -> Error {
-    Error::new(
-        ErrorKind::Timeout,
-        format!("nothing arrived on the stream for {} s", idle.as_secs()),
-    )
+    StreamError::Idle {
+        secs: idle.as_secs(),
+    }
+    .into()
 }
 
 /// Appends exactly `len` bytes of the stream to `out`, copying each received piece once;
@@ -132,12 +152,9 @@ pub async fn read_frame<H: DeserializeOwned>(
     recv: &mut quinn::RecvStream,
     limits: FrameLimits,
 ) -> Result<Frame<H>, Error> {
-    read_frame_opt(recv, limits).await?.ok_or_else(|| {
-        Error::new(
-            ErrorKind::PeerUnavailable,
-            "the peer closed the stream without answering",
-        )
-    })
+    read_frame_opt(recv, limits)
+        .await?
+        .ok_or_else(|| StreamError::NoAnswer.into())
 }
 
 async fn read_exact(recv: &mut quinn::RecvStream, buf: &mut [u8]) -> Result<(), Error> {
@@ -169,4 +186,25 @@ pub async fn write_frame<H: Serialize>(
 ) -> Result<(), Error> {
     let bytes = codec::encode_frame(header, body, limits)?;
     send.write_all(&bytes).await.map_err(write_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_errors_keep_their_kind_and_message() {
+        let e = idle_error(std::time::Duration::from_secs(30));
+        assert_eq!(
+            (e.kind(), e.message()),
+            (ErrorKind::Timeout, "nothing arrived on the stream for 30 s")
+        );
+        assert_eq!(
+            e.downcast_ref::<StreamError>(),
+            Some(&StreamError::Idle { secs: 30 })
+        );
+        let e: Error = StreamError::NoAnswer.into();
+        assert_eq!(e.kind(), ErrorKind::PeerUnavailable);
+        assert_eq!(e.message(), "the peer closed the stream without answering");
+    }
 }

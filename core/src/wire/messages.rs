@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 
-use crate::error::{Error, ErrorKind};
+use crate::error::{Classify, Error, ErrorKind};
 
 /// The wire protocol version this build speaks (history in ADR 0003). A peer speaking
 /// another version is refused at the handshake with `Unsupported`.
@@ -132,6 +132,23 @@ impl StreamHeader {
     }
 }
 
+/// An error a peer reported in its [`Reply`]: its kind and message, as the peer gave
+/// them (a kind this node does not know reads as [`ErrorKind::Internal`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct RemoteError {
+    /// The kind the peer reported.
+    pub kind: ErrorKind,
+    /// The peer's message.
+    pub message: String,
+}
+
+impl Classify for RemoteError {
+    fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+}
+
 /// The answer to a service frame; the body of the reply frame carries any payload.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Reply {
@@ -164,7 +181,7 @@ impl Reply {
                     .into_iter()
                     .find(|k| k.as_str() == kind)
                     .unwrap_or(ErrorKind::Internal);
-                Err(Error::new(kind, message))
+                Err(RemoteError { kind, message }.into())
             }
         }
     }
@@ -185,6 +202,14 @@ mod tests {
         assert_eq!(
             unknown.into_result().unwrap_err().kind(),
             ErrorKind::Internal
+        );
+        let remote = Reply::from_error(&e).into_result().unwrap_err();
+        assert_eq!(
+            remote.downcast_ref::<RemoteError>(),
+            Some(&RemoteError {
+                kind: ErrorKind::NotFound,
+                message: "no handler".into()
+            })
         );
     }
 }

@@ -8,4 +8,5 @@ pub mod io;
 pub mod messages;
 
 pub use codec::{Frame, FrameLimits, WireError};
-pub use messages::{Hello, Reply, Service, StreamHeader, WIRE_VERSION};
+pub use io::StreamError;
+pub use messages::{Hello, RemoteError, Reply, Service, StreamHeader, WIRE_VERSION};
