@@ -22,7 +22,7 @@ use crate::discovery::mdns::Mdns;
 use crate::error::{Error, ErrorKind, Result};
 use crate::identity::{Keypair, NodeId};
 use crate::membership::events::Events;
-use crate::membership::service::Membership;
+use crate::membership::Membership;
 use crate::peer::PeerInfo;
 use crate::transport::auth::ClusterKey;
 use crate::transport::endpoint::make_endpoint;

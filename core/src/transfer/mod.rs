@@ -12,6 +12,8 @@
 
 pub mod events;
 pub(crate) mod fetch;
+#[cfg(any(test, feature = "test-hooks"))]
+pub(crate) mod hooks;
 pub mod limits;
 pub(crate) mod messages;
 pub(crate) mod partials;
@@ -20,6 +22,7 @@ pub(crate) mod receive;
 pub(crate) mod send;
 pub(crate) mod sink;
 pub(crate) mod slots;
+pub(crate) mod source;
 pub mod stack;
 pub(crate) mod state;
 pub mod tree;
@@ -181,8 +184,9 @@ pub struct TransferState {
     pub(crate) served_slots: Arc<slots::Slots<NodeId>>,
     /// [`limits::IDLE_TIMEOUT`], in milliseconds (lowered by a test hook).
     idle_ms: std::sync::atomic::AtomicU64,
-    /// Test hook: the index of a chunk to damage once on the wire (`u64::MAX`: none).
-    pub(crate) corrupt_chunk: std::sync::atomic::AtomicU64,
+    /// Test hooks (see [`hooks`]).
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub(crate) hooks: hooks::Hooks,
 }
 
 impl std::fmt::Debug for TransferState {
@@ -216,7 +220,8 @@ impl TransferState {
                 limits::MAX_SERVED_PER_NODE,
             ),
             idle_ms: std::sync::atomic::AtomicU64::new(limits::IDLE_TIMEOUT.as_millis() as u64),
-            corrupt_chunk: std::sync::atomic::AtomicU64::new(u64::MAX),
+            #[cfg(any(test, feature = "test-hooks"))]
+            hooks: hooks::Hooks::default(),
         }
     }
 
@@ -427,16 +432,6 @@ impl Transfer {
             self.shared.transfers.progress.subscribe(),
             self.shared.cancel.clone(),
         )
-    }
-
-    /// Test hook: damages chunk `index` of the next transfer sent, once, after its hash was
-    /// computed, as corruption on the wire would.
-    #[doc(hidden)]
-    pub fn corrupt_chunk_once_for_tests(&self, index: u64) {
-        self.shared
-            .transfers
-            .corrupt_chunk
-            .store(index, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Test hook: lowers the idle timeout of this node's transfer streams
