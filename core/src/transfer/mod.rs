@@ -10,6 +10,7 @@
 //! either side. Budgets per peer and per node are in [`limits`]. The protocol is in
 //! `docs/adr/0012-transfer.md`.
 
+pub mod error;
 pub mod events;
 pub(crate) mod fetch;
 #[cfg(any(test, feature = "test-hooks"))]
@@ -40,6 +41,7 @@ use crate::error::{Error, Result};
 use crate::identity::NodeId;
 use crate::node::shared::Shared;
 use crate::node::Guard;
+pub use error::TransferError;
 
 /// What to send.
 #[derive(Debug, Clone)]

@@ -12,6 +12,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::identity::NodeId;
 use crate::node::connect::connection;
 use crate::node::shared::Shared;
+use crate::transfer::error::TransferError;
 use crate::transfer::fetch::within;
 use crate::transfer::messages::{Answer, Part, Resume};
 use crate::transfer::progress::Reporter;
@@ -93,12 +94,7 @@ async fn attempt(
     let answer_within = shared.config.request_timeout.saturating_add(idle);
     let answer = tokio::time::timeout(answer_within, read_answer(&mut recv, limits))
         .await
-        .map_err(|_| {
-            Error::new(
-                ErrorKind::Timeout,
-                format!("peer {} did not answer the offer in time", peer.short()),
-            )
-        })??;
+        .map_err(|_| TransferError::OfferTimeout(peer.short()))??;
     let resume = match answer {
         Answer::Accept { resume } => resume,
         Answer::Reject { reason } => {
@@ -109,10 +105,12 @@ async fn attempt(
                 Ok(Err(e)) => e.kind(),
                 _ => ErrorKind::Unauthorized,
             };
-            return Err(Error::new(
+            return Err(TransferError::Refused {
+                peer: peer.short(),
+                reason,
                 kind,
-                format!("peer {} refused the transfer: {reason}", peer.short()),
-            ));
+            }
+            .into());
         }
     };
     let streamed = stream(
@@ -143,10 +141,7 @@ async fn attempt(
     let confirmed = within(idle, verdict(&mut recv, limits)).await?;
     let ours = format!("blake3:{}", data_encoding::HEXLOWER.encode(&hash));
     if confirmed != ours {
-        return Err(Error::new(
-            ErrorKind::Corrupted,
-            format!("the receiver confirmed {confirmed}, expected {ours}"),
-        ));
+        return Err(TransferError::Confirmed { confirmed, ours }.into());
     }
     Ok((size, ours))
 }
@@ -190,11 +185,10 @@ pub(crate) async fn stream(
     let count = chunk_count(size, chunk_size);
     check_resume_point(resume.chunks, count)?;
     let differs = || {
-        Error::invalid(format!(
-            "peer {} holds a different version of {name} for this transfer (its verified \
-             part does not match the content sent now)",
-            peer.short()
-        ))
+        Error::from(TransferError::DifferentVersion {
+            peer: peer.short(),
+            name: name.to_string(),
+        })
     };
     if resume.chunks == 0 && resume.digest != TreeStack::new().digest() {
         return Err(differs());
@@ -236,7 +230,7 @@ pub(crate) async fn stream(
         );
     }
     if tree.count() != count {
-        return Err(Error::internal("the source ended early"));
+        return Err(TransferError::Bug("the source ended early").into());
     }
     let hash = tree.root();
     within(
@@ -252,12 +246,9 @@ pub(crate) async fn stream(
 /// answer belongs (older builds did, for a failure before accepting) gives that error,
 /// not `Corrupted` (which would make the sender try again).
 async fn read_answer(recv: &mut quinn::RecvStream, limits: FrameLimits) -> Result<Answer> {
-    let raw = read_raw_frame_opt(recv, limits).await?.ok_or_else(|| {
-        Error::new(
-            ErrorKind::PeerUnavailable,
-            "the peer closed the stream without answering",
-        )
-    })?;
+    let raw = read_raw_frame_opt(recv, limits)
+        .await?
+        .ok_or(TransferError::NoAnswer)?;
     match decode_header::<Answer>(&raw.header) {
         Ok(answer) => Ok(answer),
         Err(e) => {
@@ -273,5 +264,5 @@ async fn read_answer(recv: &mut quinn::RecvStream, limits: FrameLimits) -> Resul
 async fn verdict(recv: &mut quinn::RecvStream, limits: FrameLimits) -> Result<String> {
     let frame = read_frame::<Reply>(recv, limits).await?;
     frame.header.into_result()?;
-    String::from_utf8(frame.body.to_vec()).map_err(|_| Error::internal("bad hash in reply"))
+    String::from_utf8(frame.body.to_vec()).map_err(|_| TransferError::BadVerdict.into())
 }

@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 use crate::error::{Error, Result};
 use crate::identity::NodeId;
+use crate::transfer::error::TransferError;
 use crate::transfer::tree::{chunk_count, chunk_hash, chunk_len, ContentTree};
 use crate::transfer::verify::DEFAULT_CHUNK_SIZE;
 use crate::transfer::Source;
@@ -40,7 +41,7 @@ impl Prepared {
                         ContentTree::of_parallel(&d, DEFAULT_CHUNK_SIZE, threads)
                     })
                     .await
-                    .map_err(|e| Error::internal(format!("hashing task failed: {e}")))??
+                    .map_err(|e| TransferError::task("hashing", e))??
                 };
                 Ok(Prepared::Bytes {
                     data,
@@ -85,10 +86,10 @@ impl Reader {
             Prepared::Path(path) => {
                 let file = tokio::fs::File::open(path)
                     .await
-                    .map_err(|e| Error::from(e).context(format!("opening {}", path.display())))?;
+                    .map_err(|e| TransferError::file(format!("opening {}", path.display()), e))?;
                 let meta = file.metadata().await?;
                 if !meta.is_file() {
-                    return Err(Error::invalid(format!("{} is not a file", path.display())));
+                    return Err(TransferError::NotAFile(path.clone()).into());
                 }
                 let name = path
                     .file_name()
@@ -199,12 +200,7 @@ fn read_file_chunks(
 ) {
     use std::io::Read;
     let count = chunk_count(len, chunk_size);
-    let changed = || {
-        Error::invalid(format!(
-            "{} changed while it was being sent",
-            path.display()
-        ))
-    };
+    let changed = || Error::from(TransferError::SourceChanged(path.clone()));
     let mut file = file;
     for index in 0..count {
         let want = chunk_len(len, chunk_size, index) as usize;
