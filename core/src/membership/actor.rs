@@ -32,11 +32,12 @@ use rand::{RngExt, SeedableRng};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, trace, warn};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
 use crate::identity::NodeId;
 use crate::membership::admission::{Admission, Census, Seat, Sifted};
 use crate::membership::adverts::{Advert, AdvertHandler, AdvertTable};
 use crate::membership::codec::SwimCodec;
+use crate::membership::error::MembershipError;
 use crate::membership::limits::{
     MAX_MEMBERS, SWIM_DIALS_PER_SECOND, SWIM_DIAL_BURST, SYNCS_PER_PEER_PER_SECOND, SYNC_BURST,
     WARN_INTERVAL,
@@ -298,13 +299,7 @@ impl Actor {
                             "full-state syncs refused: a peer sent too many"
                         );
                     }
-                    let _ = reply.send(Err(Error::new(
-                        ErrorKind::QuotaExceeded,
-                        format!(
-                            "too many full-state syncs (at most {SYNCS_PER_PEER_PER_SECOND} \
-                             per second per peer)"
-                        ),
-                    )));
+                    let _ = reply.send(Err(MembershipError::SyncRate.into()));
                     Ok(())
                 }
             }

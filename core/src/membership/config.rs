@@ -4,7 +4,8 @@
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::membership::error::MembershipError;
 use crate::membership::limits::MAX_PACKET_LEN;
 
 /// Timing of failure detection and view maintenance.
@@ -48,17 +49,13 @@ impl MembershipConfig {
     /// Checks the timings are usable.
     pub fn validate(&self) -> Result<()> {
         if self.probe_rtt.is_zero() || self.probe_period <= self.probe_rtt {
-            return Err(Error::invalid(
-                "probe_period must be greater than probe_rtt, both non-zero",
-            ));
+            return Err(MembershipError::ProbeTimings.into());
         }
         if self.suspect_timeout.is_zero()
             || self.full_sync_interval.is_zero()
             || self.rejoin_interval.is_zero()
         {
-            return Err(Error::invalid(
-                "suspect_timeout, full_sync_interval and rejoin_interval must be non-zero",
-            ));
+            return Err(MembershipError::ZeroInterval.into());
         }
         Ok(())
     }

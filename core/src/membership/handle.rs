@@ -10,11 +10,12 @@ use bytes::Bytes;
 use foca::Member;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::identity::NodeId;
 use crate::membership::actor::{Actor, Input, Setup};
 use crate::membership::adverts::{Advert, AdvertTable};
 use crate::membership::codec::decode_sync;
+use crate::membership::error::MembershipError;
 use crate::membership::limits::{
     MAX_QUEUED_PACKETS, MAX_QUEUED_PACKETS_PER_PEER, MAX_SYNCS_IN_FLIGHT,
     MAX_SYNCS_IN_FLIGHT_PER_PEER,
@@ -50,7 +51,7 @@ impl Membership {
         let generation = starting_generation(shared.config.data_dir.as_deref())?;
         let mut seed = [0u8; 8];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
-            .map_err(|_| Error::internal("the system random generator failed"))?;
+            .map_err(|_| MembershipError::Random)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let view = Arc::new(RwLock::new(View::new(shared.id, cfg.down_grace)));
         let (events, _) = broadcast::channel(EVENT_BACKLOG);
@@ -95,15 +96,10 @@ impl Membership {
     /// `InvalidInput` (or `Corrupted`), and one beyond the queue bounds `QuotaExceeded`.
     pub(crate) fn packet(&self, from: NodeId, data: Bytes) -> Result<()> {
         let packet = Packet::parse(data, from)?;
-        let ticket = self.queue.enter(from).ok_or_else(|| {
-            Error::new(
-                ErrorKind::QuotaExceeded,
-                format!(
-                    "too many SWIM packets waiting (at most {MAX_QUEUED_PACKETS_PER_PEER} \
-                     per peer, {MAX_QUEUED_PACKETS} in all)"
-                ),
-            )
-        })?;
+        let ticket = self
+            .queue
+            .enter(from)
+            .ok_or(MembershipError::PacketsQueued)?;
         self.tx
             .send(Input::Packet(Box::new(packet), ticket))
             .map_err(|_| Error::closed())
@@ -112,15 +108,10 @@ impl Membership {
     /// Decodes the full state of the authenticated peer `from` ([`decode_sync`]),
     /// applies it and returns ours. Beyond the syncs in flight allowed, `QuotaExceeded`.
     pub(crate) async fn sync(&self, from: NodeId, body: &[u8]) -> Result<Vec<Member<MemberId>>> {
-        let _ticket = self.syncing.enter(from).ok_or_else(|| {
-            Error::new(
-                ErrorKind::QuotaExceeded,
-                format!(
-                    "too many full-state syncs in flight (at most \
-                     {MAX_SYNCS_IN_FLIGHT_PER_PEER} per peer, {MAX_SYNCS_IN_FLIGHT} in all)"
-                ),
-            )
-        })?;
+        let _ticket = self
+            .syncing
+            .enter(from)
+            .ok_or(MembershipError::SyncsInFlight)?;
         let theirs = decode_sync(body)?;
         let (reply, rx) = oneshot::channel();
         self.tx

@@ -7,6 +7,7 @@ pub mod admission;
 pub mod adverts;
 pub mod codec;
 pub mod config;
+pub mod error;
 pub mod events;
 pub(crate) mod handle;
 pub mod limits;
@@ -18,6 +19,7 @@ pub(crate) mod service;
 pub mod view;
 
 pub use config::MembershipConfig;
+pub use error::MembershipError;
 pub use events::Events;
 pub(crate) use handle::Membership;
 pub use member::MemberId;
