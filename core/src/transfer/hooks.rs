@@ -1,7 +1,9 @@
-//! Test hooks of transfers, compiled only for tests (`cfg(test)`, or the `test-hooks`
-//! feature this crate's integration tests enable): never in release builds or bindings.
+//! Test hooks of transfers (damaging a chunk on the wire, a shorter idle timeout),
+//! compiled only for tests (`cfg(test)`, or the `test-hooks` feature this crate's own
+//! tests enable through its dev-dependency on itself): never in release builds or bindings.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -33,6 +35,14 @@ impl Transfer {
             .hooks
             .corrupt_chunk
             .store(index, Ordering::SeqCst);
+    }
+
+    /// Test hook: lowers the idle timeout of this node's transfer streams
+    /// ([`crate::transfer::limits::IDLE_TIMEOUT`]). Only with the `test-hooks` feature.
+    #[doc(hidden)]
+    pub fn set_idle_timeout_for_tests(&self, idle: Duration) {
+        let ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.shared.transfers.idle_ms.store(ms, Ordering::Relaxed);
     }
 }
 

@@ -184,7 +184,7 @@ pub struct TransferState {
     pub(crate) incoming_slots: Arc<slots::Slots<NodeId>>,
     /// Fetches this node serves, per peer and in all.
     pub(crate) served_slots: Arc<slots::Slots<NodeId>>,
-    /// [`limits::IDLE_TIMEOUT`], in milliseconds (lowered by a test hook).
+    /// [`limits::IDLE_TIMEOUT`], in milliseconds (lowered by a test hook, see [`hooks`]).
     idle_ms: std::sync::atomic::AtomicU64,
     /// Test hooks (see [`hooks`]).
     #[cfg(any(test, feature = "test-hooks"))]
@@ -434,17 +434,6 @@ impl Transfer {
             self.shared.transfers.progress.subscribe(),
             self.shared.cancel.clone(),
         )
-    }
-
-    /// Test hook: lowers the idle timeout of this node's transfer streams
-    /// ([`limits::IDLE_TIMEOUT`]).
-    #[doc(hidden)]
-    pub fn set_idle_timeout_for_tests(&self, idle: Duration) {
-        let ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX).max(1);
-        self.shared
-            .transfers
-            .idle_ms
-            .store(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Transfers received from now on.
