@@ -3,6 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use crate::identity::NodeId;
+use crate::membership::error::MembershipError;
 use crate::membership::limits::{MAX_MEMBER_ADDRS, MAX_NAME_LEN};
 
 /// A member as SWIM knows it: the node id plus what peers need to reach and show it.
@@ -109,9 +110,7 @@ pub fn starting_generation(data_dir: Option<&std::path::Path>) -> crate::error::
     let stored = match std::fs::read_to_string(&path) {
         Ok(text) => text.trim().parse::<u64>().ok(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => {
-            return Err(crate::error::Error::from(e).context(format!("reading {}", path.display())))
-        }
+        Err(e) => return Err(MembershipError::Generation { path, source: e }.into()),
     };
     let generation = next_generation(now, stored);
     crate::durable::write_atomic(&path, generation.to_string().as_bytes(), false)?;

@@ -2,10 +2,14 @@
 //! authenticated transport, with events, a grace period before `PeerDown`, periodic
 //! full-state sync, and a deterministic leader.
 
+pub(crate) mod actor;
 pub mod admission;
 pub mod adverts;
 pub mod codec;
+pub mod config;
+pub mod error;
 pub mod events;
+pub(crate) mod handle;
 pub mod limits;
 pub mod member;
 pub mod packet;
@@ -14,7 +18,9 @@ pub mod rejoin;
 pub(crate) mod service;
 pub mod view;
 
+pub use config::MembershipConfig;
+pub use error::MembershipError;
 pub use events::Events;
+pub(crate) use handle::Membership;
 pub use member::MemberId;
-pub use service::MembershipConfig;
 pub use view::{Event, View};

@@ -12,9 +12,10 @@ use std::ops::Range;
 use bytes::{BufMut, Bytes};
 use foca::{Header, Member, Message};
 
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 use crate::identity::NodeId;
 use crate::membership::codec::{check_header, check_member_id};
+use crate::membership::error::MembershipError;
 use crate::membership::limits::MAX_PACKET_LEN;
 use crate::membership::member::MemberId;
 use crate::wire::codec::{decode_prefix_of, WireError};
@@ -40,25 +41,16 @@ impl Packet {
     /// Reads `raw`, received from the authenticated peer `from`.
     pub fn parse(raw: Bytes, from: NodeId) -> Result<Packet, Error> {
         if raw.len() > MAX_PACKET_LEN {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!(
-                    "a SWIM packet of {} bytes exceeds the limit of {MAX_PACKET_LEN}",
-                    raw.len()
-                ),
-            ));
+            return Err(MembershipError::PacketTooLarge(raw.len()).into());
         }
         let (header, header_len) = decode_prefix_of::<Header<MemberId>>(&raw)?;
         check_header(&header)?;
         if header.src.id != from {
-            return Err(Error::new(
-                ErrorKind::Unauthorized,
-                format!(
-                    "a SWIM packet from {} claims to come from {}",
-                    from.short(),
-                    header.src.id.short()
-                ),
-            ));
+            return Err(MembershipError::Impersonation {
+                from: from.short(),
+                claimed: header.src.id.short(),
+            }
+            .into());
         }
         let rest = raw.len() - header_len;
         if rest == 1 || (header.message == Message::Announce && rest > 0) {
@@ -128,6 +120,7 @@ impl Packet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
     use crate::identity::Keypair;
     use crate::membership::codec::SwimCodec;
     use foca::Codec;

@@ -5,6 +5,7 @@ pub(crate) mod call;
 pub mod config;
 pub(crate) mod connect;
 pub(crate) mod goodbye;
+pub(crate) mod peers;
 pub(crate) mod runtime;
 pub(crate) mod shared;
 
@@ -22,7 +23,7 @@ use crate::discovery::mdns::Mdns;
 use crate::error::{Error, ErrorKind, Result};
 use crate::identity::{Keypair, NodeId};
 use crate::membership::events::Events;
-use crate::membership::service::Membership;
+use crate::membership::Membership;
 use crate::peer::PeerInfo;
 use crate::transport::auth::ClusterKey;
 use crate::transport::endpoint::make_endpoint;
@@ -262,35 +263,12 @@ impl Node {
     /// yet are listed as alive; long-dead members are eventually forgotten.
     pub fn peers(&self) -> Vec<PeerInfo> {
         let membership = self.shared.membership().ok();
-        let states: std::collections::HashMap<NodeId, crate::peer::PeerState> = self
-            .shared
-            .membership()
+        let states: std::collections::HashMap<NodeId, crate::peer::PeerState> = membership
             .map(|m| m.with_view(|v| v.members().map(|(m, s)| (m.id, s)).collect()))
             .unwrap_or_default();
-        let mut out: Vec<PeerInfo> = self
-            .shared
-            .pool
-            .snapshot()
-            .into_iter()
-            .filter_map(|(id, name, addrs, rtt)| {
-                let state = match (states.get(&id), rtt) {
-                    (Some(s), _) => *s,
-                    (None, Some(_)) => crate::peer::PeerState::Alive,
-                    (None, None) => return None,
-                };
-                Some(PeerInfo {
-                    id,
-                    name,
-                    addrs,
-                    state,
-                    connected: rtt.is_some(),
-                    rtt,
-                    quota_free: membership.and_then(|m| m.advert(&id)).map(|a| a.free),
-                })
-            })
-            .collect();
-        out.sort_by_key(|p| p.id);
-        out
+        peers::merge(self.shared.pool.snapshot(), &states, |id| {
+            membership.and_then(|m| m.advert(id)).map(|a| a.free)
+        })
     }
 
     /// Membership events (PeerUp, PeerSuspect, PeerDown, LeaderChanged) from now on.

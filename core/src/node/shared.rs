@@ -14,7 +14,7 @@ use crate::datadir::DataDirLock;
 use crate::discovery::mdns::Mdns;
 use crate::error::{Error, Result};
 use crate::identity::{Keypair, NodeId};
-use crate::membership::service::Membership;
+use crate::membership::Membership;
 use crate::memory::MemoryBudget;
 use crate::node::config::NodeConfig;
 use crate::node::runtime::{NodeRuntime, RunFuture};

@@ -13,13 +13,15 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::identity::NodeId;
 use crate::node::connect::connection;
 use crate::node::shared::Shared;
+use crate::transfer::error::TransferError;
 use crate::transfer::limits::check_receive_chunk_size;
 use crate::transfer::messages::{Answer, Found};
 use crate::transfer::partials::partial_key;
 use crate::transfer::progress::Reporter;
 use crate::transfer::receive::{accept, check_name, take_chunks};
-use crate::transfer::send::{stream, Prepared, Reader, Streaming};
+use crate::transfer::send::{stream, Streaming};
 use crate::transfer::sink::{complete, open_sink};
+use crate::transfer::source::{Prepared, Reader};
 use crate::transfer::verify::{Verifier, DEFAULT_CHUNK_SIZE};
 use crate::transfer::{Direction, Offer, Received, Source};
 use crate::transport::errors::connection_error;
@@ -34,11 +36,7 @@ pub(crate) fn parse_id(id: &str) -> Result<[u8; 32]> {
         .decode(hex.as_bytes())
         .ok()
         .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| {
-            Error::invalid(format!(
-                "invalid content id {id:?}: expected blake3:<64 hex digits>"
-            ))
-        })
+        .ok_or_else(|| TransferError::BadId(id.to_string()).into())
 }
 
 /// What this node serves under `id`: published content, else a block it holds.
@@ -70,13 +68,7 @@ pub(crate) async fn serve(
     let outcome = async {
         let _slot = shared.transfers.served_slots.take(&from)?;
         let Some((name, source)) = lookup(&shared, &id).await? else {
-            return Err(Error::new(
-                ErrorKind::NotFound,
-                format!(
-                    "nothing is published here as blake3:{}",
-                    data_encoding::HEXLOWER.encode(&id)
-                ),
-            ));
+            return Err(TransferError::NotPublished(data_encoding::HEXLOWER.encode(&id)).into());
         };
         let (reader, _, size) = Reader::open(&source).await?;
         let found = Found {
@@ -125,15 +117,9 @@ pub(crate) async fn within<T>(
     idle: Duration,
     fut: impl std::future::Future<Output = Result<T>>,
 ) -> Result<T> {
-    tokio::time::timeout(idle, fut).await.map_err(|_| {
-        Error::new(
-            ErrorKind::Timeout,
-            format!(
-                "the peer did not go on with the transfer for {} s",
-                idle.as_secs()
-            ),
-        )
-    })?
+    tokio::time::timeout(idle, fut)
+        .await
+        .map_err(|_| TransferError::Idle(idle.as_secs()))?
 }
 
 /// Fetches `id` from `peer` into `into` (a file path, or memory when `None`).
@@ -182,10 +168,9 @@ pub(crate) async fn fetch(
             &shared.budget,
         )
         .map_err(|e| match e.kind() {
-            ErrorKind::QuotaExceeded => Error::new(
-                ErrorKind::QuotaExceeded,
-                format!("{}; fetch into a file", e.message()),
-            ),
+            ErrorKind::QuotaExceeded => {
+                TransferError::FetchIntoFile(e.message().to_string()).into()
+            }
             _ => e,
         })?;
         within(
@@ -198,10 +183,7 @@ pub(crate) async fn fetch(
         let hash = take_chunks(verifier, &mut sink, &mut recv, limits, &mut progress, idle).await?;
         if hash != id {
             sink.discard();
-            return Err(Error::new(
-                ErrorKind::Corrupted,
-                "the content does not hash to the id it was fetched by",
-            ));
+            return Err(Error::from(TransferError::FetchedHash));
         }
         let _ = send.finish();
         let (path, data) = complete(sink, &shared.transfers.claims).await?;
@@ -209,10 +191,10 @@ pub(crate) async fn fetch(
     };
     let (hash, path, data) = tokio::select! {
         r = fetched => r?,
-        _ = stop.cancelled() => return Err(Error::new(
-            ErrorKind::Closed,
-            "superseded by a newer fetch of the same content into the same file",
-        )),
+        _ = stop.cancelled() => return Err(TransferError::Superseded {
+            by: "a newer fetch of the same content into the same file",
+        }
+        .into()),
     };
     Ok(Received {
         offer: Offer {
@@ -236,12 +218,12 @@ pub(crate) async fn content_hash(source: &Prepared) -> Result<[u8; 32]> {
             tokio::task::spawn_blocking(move || {
                 let mut hasher = blake3::Hasher::new();
                 let file = std::fs::File::open(&path)
-                    .map_err(|e| Error::from(e).context(format!("opening {}", path.display())))?;
+                    .map_err(|e| TransferError::file(format!("opening {}", path.display()), e))?;
                 hasher.update_reader(file)?;
                 Ok(*hasher.finalize().as_bytes())
             })
             .await
-            .map_err(|e| Error::internal(format!("hashing task failed: {e}")))?
+            .map_err(|e| TransferError::task("hashing", e))?
         }
     }
 }

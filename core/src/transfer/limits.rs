@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::transfer::error::TransferError;
 
 /// Transfers a single peer may push to this node at once (from its offer until the
 /// verdict). One more is refused with `QuotaExceeded`.
@@ -47,11 +48,12 @@ pub const MAX_NAME_COLLISIONS: u32 = 9_999;
 pub fn check_receive_chunk_size(chunk_size: u32) -> Result<()> {
     crate::transfer::tree::check_chunk_size(chunk_size)?;
     if !(MIN_RECEIVE_CHUNK_SIZE..=MAX_RECEIVE_CHUNK_SIZE).contains(&chunk_size) {
-        return Err(Error::invalid(format!(
-            "chunk size {chunk_size} is outside what this node receives ({} KiB to {} MiB)",
-            MIN_RECEIVE_CHUNK_SIZE >> 10,
-            MAX_RECEIVE_CHUNK_SIZE >> 20
-        )));
+        return Err(TransferError::ReceiveChunkSize {
+            size: chunk_size,
+            min_kib: MIN_RECEIVE_CHUNK_SIZE >> 10,
+            max_mib: MAX_RECEIVE_CHUNK_SIZE >> 20,
+        }
+        .into());
     }
     Ok(())
 }

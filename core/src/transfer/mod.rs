@@ -10,8 +10,11 @@
 //! either side. Budgets per peer and per node are in [`limits`]. The protocol is in
 //! `docs/adr/0012-transfer.md`.
 
+pub mod error;
 pub mod events;
 pub(crate) mod fetch;
+#[cfg(any(test, feature = "test-hooks"))]
+pub(crate) mod hooks;
 pub mod limits;
 pub(crate) mod messages;
 pub(crate) mod partials;
@@ -20,6 +23,7 @@ pub(crate) mod receive;
 pub(crate) mod send;
 pub(crate) mod sink;
 pub(crate) mod slots;
+pub(crate) mod source;
 pub mod stack;
 pub(crate) mod state;
 pub mod tree;
@@ -37,6 +41,7 @@ use crate::error::{Error, Result};
 use crate::identity::NodeId;
 use crate::node::shared::Shared;
 use crate::node::Guard;
+pub use error::TransferError;
 
 /// What to send.
 #[derive(Debug, Clone)]
@@ -179,10 +184,11 @@ pub struct TransferState {
     pub(crate) incoming_slots: Arc<slots::Slots<NodeId>>,
     /// Fetches this node serves, per peer and in all.
     pub(crate) served_slots: Arc<slots::Slots<NodeId>>,
-    /// [`limits::IDLE_TIMEOUT`], in milliseconds (lowered by a test hook).
+    /// [`limits::IDLE_TIMEOUT`], in milliseconds (lowered by a test hook, see [`hooks`]).
     idle_ms: std::sync::atomic::AtomicU64,
-    /// Test hook: the index of a chunk to damage once on the wire (`u64::MAX`: none).
-    pub(crate) corrupt_chunk: std::sync::atomic::AtomicU64,
+    /// Test hooks (see [`hooks`]).
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub(crate) hooks: hooks::Hooks,
 }
 
 impl std::fmt::Debug for TransferState {
@@ -216,7 +222,8 @@ impl TransferState {
                 limits::MAX_SERVED_PER_NODE,
             ),
             idle_ms: std::sync::atomic::AtomicU64::new(limits::IDLE_TIMEOUT.as_millis() as u64),
-            corrupt_chunk: std::sync::atomic::AtomicU64::new(u64::MAX),
+            #[cfg(any(test, feature = "test-hooks"))]
+            hooks: hooks::Hooks::default(),
         }
     }
 
@@ -427,27 +434,6 @@ impl Transfer {
             self.shared.transfers.progress.subscribe(),
             self.shared.cancel.clone(),
         )
-    }
-
-    /// Test hook: damages chunk `index` of the next transfer sent, once, after its hash was
-    /// computed, as corruption on the wire would.
-    #[doc(hidden)]
-    pub fn corrupt_chunk_once_for_tests(&self, index: u64) {
-        self.shared
-            .transfers
-            .corrupt_chunk
-            .store(index, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    /// Test hook: lowers the idle timeout of this node's transfer streams
-    /// ([`limits::IDLE_TIMEOUT`]).
-    #[doc(hidden)]
-    pub fn set_idle_timeout_for_tests(&self, idle: Duration) {
-        let ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX).max(1);
-        self.shared
-            .transfers
-            .idle_ms
-            .store(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Transfers received from now on.

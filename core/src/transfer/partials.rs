@@ -20,7 +20,8 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
+use crate::transfer::error::TransferError;
 use crate::transfer::limits::{
     MAX_NAME_COLLISIONS, PARTIAL_MAX_AGE, SWEEP_EVERY, SWEEP_MAX_ENTRIES,
 };
@@ -258,18 +259,13 @@ impl Claims {
                 } => {
                     debug!(path = %path.display(), "a newer attempt supersedes a running transfer");
                     older.cancel();
-                    let superseded =
-                        || Error::new(ErrorKind::Closed, "superseded by a newer attempt");
-                    let busy = || {
-                        Error::new(
-                            ErrorKind::Timeout,
-                            "an earlier attempt at this transfer is still finishing; try again",
-                        )
+                    let superseded = TransferError::Superseded {
+                        by: "a newer attempt",
                     };
                     tokio::select! {
                         _ = released.cancelled() => {}
-                        _ = stop.cancelled() => return Err(superseded()),
-                        _ = tokio::time::sleep(wait) => return Err(busy()),
+                        _ = stop.cancelled() => return Err(superseded.into()),
+                        _ = tokio::time::sleep(wait) => return Err(TransferError::Busy.into()),
                     }
                 }
             }
@@ -291,10 +287,7 @@ impl Claims {
         wait: Duration,
     ) -> Result<Target> {
         if dest.file_name().is_none() {
-            return Err(Error::invalid(format!(
-                "{} is not a file name to receive into",
-                dest.display()
-            )));
+            return Err(TransferError::NotAFileName(dest.to_path_buf()).into());
         }
         let dir = dest
             .parent()
@@ -306,7 +299,7 @@ impl Claims {
             let (dir, claims) = (dir.clone(), self.clone());
             blocking(move || {
                 crate::durable::create_dir_all(&dir)
-                    .map_err(|e| Error::from(e).context(format!("creating {}", dir.display())))?;
+                    .map_err(|e| TransferError::file(format!("creating {}", dir.display()), e))?;
                 if sweep {
                     claims.sweep(&dir, SystemTime::now());
                 }
@@ -319,7 +312,7 @@ impl Claims {
         let keyed_claim = self
             .claim(&in_dir(&canonical, &keyed), key, stop, wait)
             .await?
-            .ok_or_else(|| Error::internal("a partial file named by another key"))?;
+            .ok_or(TransferError::Bug("a partial file named by another key"))?;
         let valid = move |partial: PathBuf| {
             blocking(move || {
                 Ok(read_checkpoint(&partial)
@@ -414,11 +407,10 @@ impl Claims {
     /// removes the partial name and `state`. Blocking. Returns the final path.
     pub(crate) fn deliver(&self, partial: &Path, state: &Path, dest: &Path) -> Result<PathBuf> {
         let ctx = |e: std::io::Error, to: &Path| {
-            Error::from(e).context(format!(
-                "renaming {} to {}",
-                partial.display(),
-                to.display()
-            ))
+            TransferError::file(
+                format!("renaming {} to {}", partial.display(), to.display()),
+                e,
+            )
         };
         let mut delivered = None;
         for n in 0..=MAX_NAME_COLLISIONS {
@@ -443,13 +435,11 @@ impl Claims {
             }
         }
         let Some((to, linked)) = delivered else {
-            return Err(Error::new(
-                ErrorKind::QuotaExceeded,
-                format!(
-                    "{} and {MAX_NAME_COLLISIONS} numbered names beside it are taken",
-                    dest.display()
-                ),
-            ));
+            return Err(TransferError::NamesTaken {
+                dest: dest.to_path_buf(),
+                max: MAX_NAME_COLLISIONS,
+            }
+            .into());
         };
         let dir = to
             .parent()
@@ -490,7 +480,7 @@ fn read_checkpoint(partial: &Path) -> Option<Checkpoint> {
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| Error::internal(format!("file task failed: {e}")))?
+        .map_err(|e| TransferError::task("file", e))?
 }
 
 #[cfg(test)]

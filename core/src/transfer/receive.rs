@@ -11,6 +11,7 @@ use tracing::debug;
 use crate::error::{Error, ErrorKind, Result};
 use crate::identity::NodeId;
 use crate::node::shared::Shared;
+use crate::transfer::error::TransferError;
 use crate::transfer::limits::{check_receive_chunk_size, MAX_RECEIVE_CHUNK_SIZE};
 use crate::transfer::messages::{Answer, Part, Resume};
 use crate::transfer::partials::partial_key;
@@ -55,7 +56,7 @@ pub(crate) fn check_name(name: &str) -> Result<()> {
         || name == "."
         || name == ".."
     {
-        return Err(Error::invalid(format!("bad transfer name {name:?}")));
+        return Err(TransferError::BadName(name.to_string()).into());
     }
     Ok(())
 }
@@ -118,10 +119,7 @@ async fn receive(
     let dest = match destination {
         Destination::Reject(reason) => {
             refuse(send, &reason, limits, idle).await;
-            return Err(Error::new(
-                ErrorKind::Unauthorized,
-                format!("offer rejected: {reason}"),
-            ));
+            return Err(TransferError::Rejected(reason).into());
         }
         Destination::Memory => None,
         Destination::Path(dest) => Some(dest),
@@ -162,25 +160,19 @@ async fn receive(
         answered.store(true, std::sync::atomic::Ordering::Relaxed);
         tokio::time::timeout(idle, write_frame(send, &accept(&verifier), &[], limits))
             .await
-            .map_err(|_| Error::new(ErrorKind::Timeout, "the sender does not read its stream"))??;
+            .map_err(|_| TransferError::SenderStalled)??;
         let mut progress =
             Reporter::new(shared, from, &offer.name, offer.size, Direction::Receiving);
         let hash = take_chunks(verifier, &mut sink, recv, limits, &mut progress, idle).await?;
         Ok((hash, sink))
     };
-    let cancelled = || {
-        Err(Error::new(
-            ErrorKind::Closed,
-            "the receiver cancelled the transfer",
-        ))
-    };
+    let cancelled = || Err(Error::from(TransferError::Cancelled));
     let taken = tokio::select! {
         r = accepted => r,
         _ = cancel.cancelled() => cancelled(),
-        _ = stop.cancelled() => Err(Error::new(
-            ErrorKind::Closed,
-            "superseded by a newer attempt at the same transfer",
-        )),
+        _ = stop.cancelled() => Err(Error::from(TransferError::Superseded {
+            by: "a newer attempt at the same transfer",
+        })),
     };
     if let (Err(e), false) = (&taken, answered.load(std::sync::atomic::Ordering::Relaxed)) {
         refuse(send, e.message(), limits, idle).await;
@@ -257,8 +249,7 @@ pub(crate) async fn take_chunks(
         );
         let body = sink.after_read(buf);
         if let Some(joined) = checked {
-            let (back, data, result) =
-                joined.map_err(|e| Error::internal(format!("verifying task failed: {e}")))?;
+            let (back, data, result) = joined.map_err(|e| TransferError::task("verifying", e))?;
             result?;
             sink.keep(data);
             let done = back.verifier.verified_bytes();
@@ -267,19 +258,14 @@ pub(crate) async fn take_chunks(
         }
         let taken = checker
             .take()
-            .ok_or_else(|| Error::internal("the chunk checker was lost"))?;
+            .ok_or(TransferError::Bug("the chunk checker was lost"))?;
         match read? {
             Part::Chunk(header) => {
                 checking = Some(tokio::task::spawn_blocking(move || {
                     taken.check(header, body)
                 }));
             }
-            Part::End { .. } if !body.is_empty() => {
-                return Err(Error::new(
-                    ErrorKind::Corrupted,
-                    "the end of the transfer carried data",
-                ))
-            }
+            Part::End { .. } if !body.is_empty() => return Err(TransferError::EndWithData.into()),
             Part::End { hash } => {
                 sink.put_out(taken.out);
                 let whole = taken.verifier.finish(&hash).inspect_err(|e| {

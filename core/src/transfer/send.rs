@@ -1,9 +1,9 @@
 //! The sending side: offer, skip what the receiver already verified, stream the chunks
-//! with their hashes, and wait for the receiver's verdict.
+//! with their hashes, and wait for the receiver's verdict. What is sent (prepared sources,
+//! their chunks) is in [`crate::transfer::source`].
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tracing::debug;
@@ -12,227 +12,22 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::identity::NodeId;
 use crate::node::connect::connection;
 use crate::node::shared::Shared;
+use crate::transfer::error::TransferError;
 use crate::transfer::fetch::within;
 use crate::transfer::messages::{Answer, Part, Resume};
 use crate::transfer::progress::Reporter;
 use crate::transfer::stack::{check_resume_point, TreeStack};
-use crate::transfer::tree::{chunk_count, chunk_hash, chunk_len, ContentTree};
+use crate::transfer::tree::chunk_count;
 use crate::transfer::verify::{ChunkHeader, DEFAULT_CHUNK_SIZE};
-use crate::transfer::{Direction, Source, TransferResult};
+use crate::transfer::{Direction, TransferResult};
 use crate::transport::errors::connection_error;
 use crate::wire::codec::{decode_header, FrameLimits};
 use crate::wire::io::{read_frame, read_raw_frame_opt, write_frame, write_frame_bytes};
 use crate::wire::messages::TransferOffer;
 use crate::wire::{Reply, Service, StreamHeader};
 
-/// A source ready to stream to any number of peers: bytes with their BLAKE3 tree computed
-/// once (shared by every peer and every fetch), or a file, read and hashed as it streams.
-#[derive(Debug, Clone)]
-pub(crate) enum Prepared {
-    Bytes { data: Bytes, tree: Arc<ContentTree> },
-    Path(PathBuf),
-}
-
-/// Content up to this size is hashed on the calling task; larger off the runtime.
-const HASH_INLINE_MAX: usize = 1 << 20;
-
-impl Prepared {
-    /// Prepares `source` (hashes bytes once; a file is only named).
-    pub(crate) async fn new(source: &Source) -> Result<Prepared> {
-        match source {
-            Source::Bytes(data) => {
-                let data = data.clone();
-                let tree = if data.len() <= HASH_INLINE_MAX {
-                    ContentTree::of(&data, DEFAULT_CHUNK_SIZE)?
-                } else {
-                    let d = data.clone();
-                    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-                    tokio::task::spawn_blocking(move || {
-                        ContentTree::of_parallel(&d, DEFAULT_CHUNK_SIZE, threads)
-                    })
-                    .await
-                    .map_err(|e| Error::internal(format!("hashing task failed: {e}")))??
-                };
-                Ok(Prepared::Bytes {
-                    data,
-                    tree: Arc::new(tree),
-                })
-            }
-            Source::Path(path) => Ok(Prepared::Path(path.clone())),
-        }
-    }
-}
-
-/// Where the bytes come from, opened.
-pub(crate) enum Reader {
-    File {
-        path: PathBuf,
-        file: std::fs::File,
-        len: u64,
-        modified: Option<SystemTime>,
-    },
-    Bytes {
-        data: Bytes,
-        tree: Arc<ContentTree>,
-    },
-}
-
-impl Reader {
-    /// Opens `source`; returns it with the name it is offered under and its size.
-    pub(crate) async fn open(source: &Prepared) -> Result<(Reader, String, u64)> {
-        match source {
-            Prepared::Bytes { data, tree } => {
-                // Named after the content, so two byte sends never share a file name.
-                let hex = data_encoding::HEXLOWER.encode(&tree.root[..6]);
-                Ok((
-                    Reader::Bytes {
-                        data: data.clone(),
-                        tree: tree.clone(),
-                    },
-                    format!("data-{hex}"),
-                    data.len() as u64,
-                ))
-            }
-            Prepared::Path(path) => {
-                let file = tokio::fs::File::open(path)
-                    .await
-                    .map_err(|e| Error::from(e).context(format!("opening {}", path.display())))?;
-                let meta = file.metadata().await?;
-                if !meta.is_file() {
-                    return Err(Error::invalid(format!("{} is not a file", path.display())));
-                }
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "data".to_string());
-                Ok((
-                    Reader::File {
-                        path: path.clone(),
-                        file: file.into_std().await,
-                        len: meta.len(),
-                        modified: meta.modified().ok(),
-                    },
-                    name,
-                    meta.len(),
-                ))
-            }
-        }
-    }
-
-    /// The id naming this content across attempts: the content hash for bytes; for a file
-    /// a hash of the sender, name, size and modification time (known without reading it).
-    fn id(&self, sender: &NodeId, name: &str) -> [u8; 32] {
-        match self {
-            Reader::Bytes { tree, .. } => tree.root,
-            Reader::File { len, modified, .. } => {
-                let mut h = blake3::Hasher::new();
-                h.update(sender.as_bytes());
-                h.update(name.as_bytes());
-                h.update(&len.to_le_bytes());
-                let nanos = modified
-                    .and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok())
-                    .map(|d| d.as_nanos())
-                    .unwrap_or(0);
-                h.update(&nanos.to_le_bytes());
-                *h.finalize().as_bytes()
-            }
-        }
-    }
-
-    /// The chunks of the content with their hashes, in order. A file is read and hashed
-    /// ahead (at most [`READ_AHEAD`] chunks) on a blocking thread while earlier chunks are
-    /// on the wire; it fails clearly if the file changes meanwhile.
-    fn chunks(self, chunk_size: u32) -> Chunks {
-        match self {
-            Reader::Bytes { data, tree } => Chunks::Bytes {
-                data,
-                tree,
-                next: 0,
-            },
-            Reader::File {
-                path,
-                file,
-                len,
-                modified,
-            } => {
-                let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
-                tokio::task::spawn_blocking(move || {
-                    read_file_chunks(path, file, len, modified, chunk_size, tx)
-                });
-                Chunks::File(rx)
-            }
-        }
-    }
-}
-
-/// Chunks of a file read and hashed ahead of the network.
-const READ_AHEAD: usize = 2;
-
-/// One chunk and its hash.
-type Hashed = (Bytes, [u8; 32]);
-
-enum Chunks {
-    Bytes {
-        data: Bytes,
-        tree: Arc<ContentTree>,
-        next: usize,
-    },
-    File(tokio::sync::mpsc::Receiver<Result<Hashed>>),
-}
-
-impl Chunks {
-    async fn next(&mut self) -> Option<Result<Hashed>> {
-        match self {
-            Chunks::Bytes { data, tree, next } => {
-                let hash = *tree.chunk_hashes.get(*next)?;
-                let size = tree.chunk_size as usize;
-                let start = *next * size;
-                let end = (start + size).min(data.len());
-                *next += 1;
-                Some(Ok((data.slice(start..end), hash)))
-            }
-            Chunks::File(rx) => rx.recv().await,
-        }
-    }
-}
-
-/// Reads `file` chunk by chunk, hashing each, and hands them to `tx` until the end, an
-/// error, or the streaming side going away.
-fn read_file_chunks(
-    path: PathBuf,
-    file: std::fs::File,
-    len: u64,
-    modified: Option<SystemTime>,
-    chunk_size: u32,
-    tx: tokio::sync::mpsc::Sender<Result<Hashed>>,
-) {
-    use std::io::Read;
-    let count = chunk_count(len, chunk_size);
-    let changed = || {
-        Error::invalid(format!(
-            "{} changed while it was being sent",
-            path.display()
-        ))
-    };
-    let mut file = file;
-    for index in 0..count {
-        let want = chunk_len(len, chunk_size, index) as usize;
-        let read = (|| {
-            let mut buf = Vec::with_capacity(want);
-            (&mut file).take(want as u64).read_to_end(&mut buf)?;
-            let meta = file.metadata()?;
-            if buf.len() != want || meta.len() != len || meta.modified().ok() != modified {
-                return Err(changed());
-            }
-            let hash = chunk_hash(index, count, chunk_size, &buf);
-            Ok((Bytes::from(buf), hash))
-        })();
-        let failed = read.is_err();
-        if tx.blocking_send(read).is_err() || failed {
-            return;
-        }
-    }
-}
+// `send::Prepared` / `send::Reader` are how the transfer API names the sources it sends.
+pub(crate) use crate::transfer::source::{Prepared, Reader};
 
 /// Attempts per peer when the receiver reports a corrupted chunk.
 const ATTEMPTS: u32 = 3;
@@ -299,12 +94,7 @@ async fn attempt(
     let answer_within = shared.config.request_timeout.saturating_add(idle);
     let answer = tokio::time::timeout(answer_within, read_answer(&mut recv, limits))
         .await
-        .map_err(|_| {
-            Error::new(
-                ErrorKind::Timeout,
-                format!("peer {} did not answer the offer in time", peer.short()),
-            )
-        })??;
+        .map_err(|_| TransferError::OfferTimeout(peer.short()))??;
     let resume = match answer {
         Answer::Accept { resume } => resume,
         Answer::Reject { reason } => {
@@ -315,10 +105,12 @@ async fn attempt(
                 Ok(Err(e)) => e.kind(),
                 _ => ErrorKind::Unauthorized,
             };
-            return Err(Error::new(
+            return Err(TransferError::Refused {
+                peer: peer.short(),
+                reason,
                 kind,
-                format!("peer {} refused the transfer: {reason}", peer.short()),
-            ));
+            }
+            .into());
         }
     };
     let streamed = stream(
@@ -349,10 +141,7 @@ async fn attempt(
     let confirmed = within(idle, verdict(&mut recv, limits)).await?;
     let ours = format!("blake3:{}", data_encoding::HEXLOWER.encode(&hash));
     if confirmed != ours {
-        return Err(Error::new(
-            ErrorKind::Corrupted,
-            format!("the receiver confirmed {confirmed}, expected {ours}"),
-        ));
+        return Err(TransferError::Confirmed { confirmed, ours }.into());
     }
     Ok((size, ours))
 }
@@ -396,11 +185,10 @@ pub(crate) async fn stream(
     let count = chunk_count(size, chunk_size);
     check_resume_point(resume.chunks, count)?;
     let differs = || {
-        Error::invalid(format!(
-            "peer {} holds a different version of {name} for this transfer (its verified \
-             part does not match the content sent now)",
-            peer.short()
-        ))
+        Error::from(TransferError::DifferentVersion {
+            peer: peer.short(),
+            name: name.to_string(),
+        })
     };
     if resume.chunks == 0 && resume.digest != TreeStack::new().digest() {
         return Err(differs());
@@ -425,7 +213,8 @@ pub(crate) async fn stream(
             len: data.len() as u32,
             hash,
         };
-        let data = damaged_for_tests(shared, index, data);
+        #[cfg(any(test, feature = "test-hooks"))]
+        let data = crate::transfer::hooks::damaged(shared, index, data);
         let len = data.len() as u64;
         within(
             idle,
@@ -441,7 +230,7 @@ pub(crate) async fn stream(
         );
     }
     if tree.count() != count {
-        return Err(Error::internal("the source ended early"));
+        return Err(TransferError::Bug("the source ended early").into());
     }
     let hash = tree.root();
     within(
@@ -453,33 +242,13 @@ pub(crate) async fn stream(
     Ok(hash)
 }
 
-/// The test hook of `Transfer::corrupt_chunk_once_for_tests`.
-fn damaged_for_tests(shared: &Shared, index: u64, data: Bytes) -> Bytes {
-    use std::sync::atomic::Ordering;
-    let hook = &shared.transfers.corrupt_chunk;
-    if data.is_empty()
-        || hook
-            .compare_exchange(index, u64::MAX, Ordering::SeqCst, Ordering::SeqCst)
-            .is_err()
-    {
-        return data;
-    }
-    let mut damaged = data.to_vec();
-    let middle = damaged.len() / 2;
-    damaged[middle] ^= 0x5a;
-    Bytes::from(damaged)
-}
-
 /// The receiver's answer to an offer. A receiver that replies with an error where the
 /// answer belongs (older builds did, for a failure before accepting) gives that error,
 /// not `Corrupted` (which would make the sender try again).
 async fn read_answer(recv: &mut quinn::RecvStream, limits: FrameLimits) -> Result<Answer> {
-    let raw = read_raw_frame_opt(recv, limits).await?.ok_or_else(|| {
-        Error::new(
-            ErrorKind::PeerUnavailable,
-            "the peer closed the stream without answering",
-        )
-    })?;
+    let raw = read_raw_frame_opt(recv, limits)
+        .await?
+        .ok_or(TransferError::NoAnswer)?;
     match decode_header::<Answer>(&raw.header) {
         Ok(answer) => Ok(answer),
         Err(e) => {
@@ -495,5 +264,5 @@ async fn read_answer(recv: &mut quinn::RecvStream, limits: FrameLimits) -> Resul
 async fn verdict(recv: &mut quinn::RecvStream, limits: FrameLimits) -> Result<String> {
     let frame = read_frame::<Reply>(recv, limits).await?;
     frame.header.into_result()?;
-    String::from_utf8(frame.body.to_vec()).map_err(|_| Error::internal("bad hash in reply"))
+    String::from_utf8(frame.body.to_vec()).map_err(|_| TransferError::BadVerdict.into())
 }

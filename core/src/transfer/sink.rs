@@ -9,8 +9,9 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use tracing::debug;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::memory::MemoryBudget;
+use crate::transfer::error::TransferError;
 use crate::transfer::partials::{Claim, Claims, Target};
 use crate::transfer::stack::TreeStack;
 use crate::transfer::state::Checkpoint;
@@ -57,10 +58,7 @@ impl FileOut {
             .open(&self.partial)
             .map_err(|e| self.failed(e, "opening"))?;
         if file.metadata()?.len() < self.start {
-            return Err(Error::new(
-                ErrorKind::Corrupted,
-                format!("{} lost part of its verified data", self.partial.display()),
-            ));
+            return Err(TransferError::LostVerified(self.partial.clone()).into());
         }
         file.set_len(self.start)
             .and_then(|()| file.seek(std::io::SeekFrom::Start(self.start)))
@@ -140,13 +138,7 @@ impl FileOut {
             tree.push(chunk_hash(index, count, self.chunk_size, &buf));
         }
         if &tree != expected {
-            return Err(Error::new(
-                ErrorKind::Corrupted,
-                format!(
-                    "the part of {} kept from an earlier attempt changed on disk",
-                    self.partial.display()
-                ),
-            ));
+            return Err(TransferError::KeptPartChanged(self.partial.clone()).into());
         }
         Ok(())
     }
@@ -163,7 +155,7 @@ impl FileOut {
     }
 
     fn failed(&self, e: std::io::Error, doing: &str) -> Error {
-        Error::from(e).context(format!("{doing} {}", self.partial.display()))
+        TransferError::file(format!("{doing} {}", self.partial.display()), e).into()
     }
 }
 
@@ -217,13 +209,10 @@ impl MemoryCharge {
     /// Charges `bytes`, or fails with `QuotaExceeded`.
     pub(crate) fn new(budget: &Arc<MemoryBudget>, bytes: u64) -> Result<Self> {
         budget.reserve(bytes).map_err(|e| {
-            Error::new(
-                ErrorKind::QuotaExceeded,
-                format!(
-                    "{bytes} bytes do not fit in this node's memory quota: {}",
-                    e.message()
-                ),
-            )
+            Error::from(TransferError::MemoryQuota {
+                bytes,
+                why: e.message().to_string(),
+            })
         })?;
         Ok(Self {
             budget: budget.clone(),
@@ -391,10 +380,7 @@ pub(crate) fn open_sink(
                     rest: BytesMut::with_capacity(size),
                     charge,
                 }),
-                _ => Err(Error::new(
-                    ErrorKind::QuotaExceeded,
-                    format!("cannot allocate {} bytes to receive into", charge.bytes),
-                )),
+                _ => Err(TransferError::Allocation(charge.bytes).into()),
             }
         }
     }
@@ -410,8 +396,7 @@ pub(crate) async fn complete(
     match sink {
         Sink::File(f) => {
             let FileSink { dest, out, .. } = *f;
-            let mut out =
-                out.ok_or_else(|| Error::internal("the partial file was lost by a write"))?;
+            let mut out = out.ok_or(TransferError::Bug("the partial file was lost by a write"))?;
             let claims = claims.clone();
             let path = tokio::task::spawn_blocking(move || {
                 out.sync()?;
@@ -423,7 +408,7 @@ pub(crate) async fn complete(
                     .inspect_err(|_| out.settled = false)
             })
             .await
-            .map_err(|e| Error::internal(format!("syncing task failed: {e}")))??;
+            .map_err(|e| TransferError::task("syncing", e))??;
             Ok((Some(path), None))
         }
         Sink::Memory {

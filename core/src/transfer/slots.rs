@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
+use crate::transfer::error::TransferError;
 
 /// A budget of concurrent transfers, per peer and in total.
 #[derive(Debug)]
@@ -48,22 +49,18 @@ impl<K: Hash + Eq + Clone> Slots<K> {
         let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
         let mine = taken.by_peer.get(peer).copied().unwrap_or(0);
         if mine >= self.per_peer {
-            return Err(Error::new(
-                ErrorKind::QuotaExceeded,
-                format!(
-                    "too many {} from this peer at once ({} per peer); try again later",
-                    self.what, self.per_peer
-                ),
-            ));
+            return Err(TransferError::PeerBusy {
+                what: self.what,
+                max: self.per_peer,
+            }
+            .into());
         }
         if taken.total >= self.per_node {
-            return Err(Error::new(
-                ErrorKind::QuotaExceeded,
-                format!(
-                    "too many {} at once on this node ({} in all); try again later",
-                    self.what, self.per_node
-                ),
-            ));
+            return Err(TransferError::NodeBusy {
+                what: self.what,
+                max: self.per_node,
+            }
+            .into());
         }
         taken.total += 1;
         taken.by_peer.insert(peer.clone(), mine + 1);
@@ -97,6 +94,7 @@ impl<K: Hash + Eq + Clone> Drop for Slot<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     #[test]
     fn per_peer_then_per_node_then_given_back() {

@@ -10,7 +10,8 @@
 
 use blake3::hazmat::{merge_subtrees_non_root, merge_subtrees_root, Mode};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::transfer::error::TransferError;
 
 /// Chunk hashes merged as they come.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -108,9 +109,7 @@ impl TreeStack {
 /// Checks a resume point announced by a peer against the number of chunks.
 pub fn check_resume_point(chunks: u64, count: u64) -> Result<()> {
     if chunks > count {
-        return Err(Error::invalid(format!(
-            "resume after {chunks} chunks of a transfer of {count}"
-        )));
+        return Err(TransferError::ResumePoint { chunks, count }.into());
     }
     Ok(())
 }

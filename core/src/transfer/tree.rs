@@ -10,7 +10,8 @@
 
 use blake3::hazmat::{merge_subtrees_non_root, merge_subtrees_root, HasherExt, Mode};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::transfer::error::TransferError;
 
 /// Smallest chunk size: BLAKE3's chunk length.
 pub const MIN_CHUNK_SIZE: u32 = blake3::CHUNK_LEN as u32;
@@ -20,9 +21,7 @@ pub const MAX_CHUNK_SIZE: u32 = 64 << 20;
 /// Checks that `chunk_size` is a power of two in `MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE`.
 pub fn check_chunk_size(chunk_size: u32) -> Result<()> {
     if !chunk_size.is_power_of_two() || !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) {
-        return Err(Error::invalid(format!(
-            "chunk size must be a power of two from 1 KiB to 64 MiB, got {chunk_size}"
-        )));
+        return Err(TransferError::ChunkSize(chunk_size).into());
     }
     Ok(())
 }
@@ -131,7 +130,7 @@ impl ContentTree {
             })
         };
         if chunk_hashes.len() as u64 != count {
-            return Err(Error::internal("a hashing thread failed"));
+            return Err(TransferError::Bug("a hashing thread failed").into());
         }
         let root = root(&chunk_hashes);
         Ok(Self {

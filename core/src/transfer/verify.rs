@@ -8,7 +8,8 @@
 //! at the chunk where it happens, and a transfer can resume after the last verified chunk:
 //! [`Verifier::resume`] continues from the checkpoint kept beside the partial file.
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
+use crate::transfer::error::TransferError;
 use crate::transfer::stack::{check_resume_point, TreeStack};
 use crate::transfer::tree::{check_chunk_size, chunk_hash};
 pub use crate::transfer::tree::{chunk_count, chunk_len};
@@ -76,28 +77,26 @@ impl Verifier {
     /// is `Corrupted` (ask for that chunk again). Nothing changes on error.
     pub fn accept(&mut self, header: &ChunkHeader, data: &[u8]) -> Result<()> {
         if header.index != self.next() {
-            return Err(Error::invalid(format!(
-                "chunk {} arrived where chunk {} was expected",
-                header.index,
-                self.next()
-            )));
+            return Err(TransferError::OutOfOrder {
+                got: header.index,
+                expected: self.next(),
+            }
+            .into());
         }
         let expected = chunk_len(self.size, self.chunk_size, header.index);
         if self.is_complete() || header.len != expected || data.len() != expected as usize {
-            return Err(Error::invalid(format!(
-                "chunk {} has {} bytes (header says {}), expected {expected}",
-                header.index,
-                data.len(),
-                header.len
-            )));
+            return Err(TransferError::ChunkLength {
+                index: header.index,
+                got: data.len(),
+                announced: header.len,
+                expected,
+            }
+            .into());
         }
         let count = chunk_count(self.size, self.chunk_size);
         let hash = chunk_hash(header.index, count, self.chunk_size, data);
         if hash != header.hash {
-            return Err(Error::new(
-                ErrorKind::Corrupted,
-                format!("chunk {} does not match its hash", header.index),
-            ));
+            return Err(TransferError::ChunkHash(header.index).into());
         }
         self.tree.push(hash);
         Ok(())
@@ -116,18 +115,15 @@ impl Verifier {
     /// `announced`.
     pub fn finish(&self, announced: &[u8; 32]) -> Result<[u8; 32]> {
         if !self.is_complete() {
-            return Err(Error::invalid(format!(
-                "the transfer ended after {} of {} chunks",
-                self.next(),
-                chunk_count(self.size, self.chunk_size)
-            )));
+            return Err(TransferError::EndedEarly {
+                got: self.next(),
+                count: chunk_count(self.size, self.chunk_size),
+            }
+            .into());
         }
         let hash = self.tree.root();
         if &hash != announced {
-            return Err(Error::new(
-                ErrorKind::Corrupted,
-                "the whole content does not match its announced hash",
-            ));
+            return Err(TransferError::WholeHash.into());
         }
         Ok(hash)
     }
@@ -136,6 +132,7 @@ impl Verifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     fn chunks(data: &[u8], size: u32) -> Vec<(ChunkHeader, &[u8])> {
         let count = chunk_count(data.len() as u64, size);

@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::transfer::error::TransferError;
 
 /// Bytes written between two background syncs.
 pub(crate) const WRITEBACK_STEP: u64 = 32 << 20;
@@ -78,7 +79,7 @@ impl Writeback {
 
 fn outcome(sync: JoinHandle<Result<()>>) -> Result<()> {
     sync.join()
-        .unwrap_or_else(|_| Err(Error::internal("the writeback thread panicked")))
+        .unwrap_or_else(|_| Err(TransferError::Bug("the writeback thread panicked").into()))
 }
 
 #[cfg(test)]

@@ -1,0 +1,157 @@
+//! The membership handle ([`Membership`]) the rest of the node uses: it starts the actor,
+//! checks and queues what peers send before the actor sees it, and reads the view, the
+//! events and the adverts the actor keeps.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use foca::Member;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::error::{Error, Result};
+use crate::identity::NodeId;
+use crate::membership::actor::{Actor, Input, Setup};
+use crate::membership::adverts::{Advert, AdvertTable};
+use crate::membership::codec::decode_sync;
+use crate::membership::error::MembershipError;
+use crate::membership::limits::{
+    MAX_QUEUED_PACKETS, MAX_QUEUED_PACKETS_PER_PEER, MAX_SYNCS_IN_FLIGHT,
+    MAX_SYNCS_IN_FLIGHT_PER_PEER,
+};
+use crate::membership::member::{starting_generation, MemberId};
+use crate::membership::packet::Packet;
+use crate::membership::rate::Queue;
+use crate::membership::view::{Event, View};
+use crate::node::shared::Shared;
+
+/// Capacity of the event broadcast channel (per subscriber backlog).
+const EVENT_BACKLOG: usize = 1024;
+
+/// The handle other parts of the node use.
+#[derive(Debug)]
+pub struct Membership {
+    tx: mpsc::UnboundedSender<Input>,
+    view: Arc<RwLock<View>>,
+    events: broadcast::Sender<Event>,
+    adverts: AdvertTable,
+    rejoins: Arc<AtomicU64>,
+    /// SWIM packets waiting for the actor, per peer and in total.
+    queue: Queue,
+    /// Full-state syncs being served, per peer and in total.
+    syncing: Queue,
+}
+
+impl Membership {
+    /// Starts the actor for `shared`.
+    pub(crate) fn start(shared: &Arc<Shared>) -> Result<Membership> {
+        let cfg = &shared.config.membership;
+        cfg.validate()?;
+        let generation = starting_generation(shared.config.data_dir.as_deref())?;
+        let mut seed = [0u8; 8];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
+            .map_err(|_| MembershipError::Random)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let view = Arc::new(RwLock::new(View::new(shared.id, cfg.down_grace)));
+        let (events, _) = broadcast::channel(EVENT_BACKLOG);
+        let rejoins = Arc::new(AtomicU64::new(0));
+        let adverts = AdvertTable::default();
+        let actor = Actor::new(
+            shared,
+            Setup {
+                generation,
+                seed: u64::from_le_bytes(seed),
+                tx: tx.clone(),
+                view: view.clone(),
+                events: events.clone(),
+                rejoins: rejoins.clone(),
+                adverts: adverts.clone(),
+            },
+        );
+        shared.runtime.handle().spawn(actor.run(rx));
+        Ok(Membership {
+            tx,
+            view,
+            events,
+            adverts,
+            rejoins,
+            queue: Queue::new(MAX_QUEUED_PACKETS_PER_PEER, MAX_QUEUED_PACKETS),
+            syncing: Queue::new(MAX_SYNCS_IN_FLIGHT_PER_PEER, MAX_SYNCS_IN_FLIGHT),
+        })
+    }
+
+    /// Tells the actor about a fresh authenticated connection.
+    pub(crate) fn connected(&self, member: MemberId) {
+        let _ = self.tx.send(Input::Connected(member));
+    }
+
+    /// Tells the actor a connection ended (`graceful`: the peer said goodbye).
+    pub(crate) fn closed(&self, id: NodeId, graceful: bool) {
+        let _ = self.tx.send(Input::Closed { id, graceful });
+    }
+
+    /// Checks a SWIM packet from the authenticated peer `from` and hands it to the actor.
+    /// A packet in another member's name is `Unauthorized`, one over the limits
+    /// `InvalidInput` (or `Corrupted`), and one beyond the queue bounds `QuotaExceeded`.
+    pub(crate) fn packet(&self, from: NodeId, data: Bytes) -> Result<()> {
+        let packet = Packet::parse(data, from)?;
+        let ticket = self
+            .queue
+            .enter(from)
+            .ok_or(MembershipError::PacketsQueued)?;
+        self.tx
+            .send(Input::Packet(Box::new(packet), ticket))
+            .map_err(|_| Error::closed())
+    }
+
+    /// Decodes the full state of the authenticated peer `from` ([`decode_sync`]),
+    /// applies it and returns ours. Beyond the syncs in flight allowed, `QuotaExceeded`.
+    pub(crate) async fn sync(&self, from: NodeId, body: &[u8]) -> Result<Vec<Member<MemberId>>> {
+        let _ticket = self
+            .syncing
+            .enter(from)
+            .ok_or(MembershipError::SyncsInFlight)?;
+        let theirs = decode_sync(body)?;
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Input::SyncIn {
+                from,
+                theirs,
+                reply,
+            })
+            .map_err(|_| Error::closed())?;
+        rx.await.map_err(|_| Error::closed())?
+    }
+
+    /// Leaves the cluster and waits (up to `wait`) for the goodbye to be sent. Runs on
+    /// the node runtime.
+    pub(crate) async fn leave(&self, wait: Duration) {
+        let (done, rx) = oneshot::channel();
+        if self.tx.send(Input::Leave(done)).is_ok() {
+            let _ = tokio::time::timeout(wait, rx).await;
+        }
+    }
+
+    /// A new subscription to membership events.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// The latest free-quota advert of `id` (this node's own included).
+    pub fn advert(&self, id: &NodeId) -> Option<Advert> {
+        self.adverts.get(id)
+    }
+
+    /// How many times this node learned that the cluster had declared it down and
+    /// rejoined under a renewed identity (a partition it was cut off by, or a pause).
+    /// Whatever it held may have missed writes made meanwhile.
+    pub fn rejoins(&self) -> u64 {
+        self.rejoins.load(Ordering::Acquire)
+    }
+
+    /// Reads the view.
+    pub fn with_view<T>(&self, f: impl FnOnce(&View) -> T) -> T {
+        f(&self.view.read().unwrap_or_else(|p| p.into_inner()))
+    }
+}
