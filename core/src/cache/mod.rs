@@ -13,6 +13,7 @@ pub(crate) mod bucket;
 pub(crate) mod client;
 pub mod hlc;
 pub mod limits;
+pub(crate) mod lru;
 pub(crate) mod maintain;
 pub mod messages;
 pub mod partition;

@@ -1,8 +1,8 @@
-//! One bucket's entries on one node: a compact slab with an exact LRU list, TTL, byte and
+//! One bucket's entries on one node: a compact slab with an exact LRU order (`lru.rs`), TTL, byte and
 //! entry limits, last-writer-wins versions and tombstones. Pure logic: time is passed in.
 //!
-//! Each entry keeps its key and value in one allocation, and 48 bytes of bookkeeping in the
-//! slab plus about 5 in the index; [`ENTRY_OVERHEAD`] is what it is charged on top of
+//! Each entry keeps its key and value in one allocation, and 48 bytes of bookkeeping (40
+//! in the slab, 8 in the LRU order) plus about 5 in the index; [`ENTRY_OVERHEAD`] is what it is charged on top of
 //! its key and value, against `max_bytes` and the node's memory quota. Everything a write
 //! costs (entries and tombstones alike) is reserved from the quota before anything
 //! changes, so a write that does not fit fails with `QuotaExceeded` and changes nothing.
@@ -15,6 +15,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hashbrown::HashTable;
 
+use crate::cache::lru::Lru;
 use crate::cache::partition::PARTITIONS;
 use crate::cache::tombstones::{Tombstones, PAGE_ITEM_OVERHEAD};
 use crate::error::{Error, ErrorKind, Result};
@@ -33,8 +34,6 @@ pub const TOMBSTONE_CURSOR: u32 = 1 << 31;
 /// can be named by a pull cursor.
 const MAX_SLOTS: usize = TOMBSTONE_CURSOR as usize;
 
-const NIL: u32 = u32::MAX;
-
 /// The bytes an entry costs.
 pub fn entry_cost(key_len: usize, value_len: usize) -> u64 {
     u64::try_from(key_len.saturating_add(value_len))
@@ -49,8 +48,6 @@ struct Slot {
     version: u64,
     /// Wall-clock expiry in ms since the epoch; 0 = never.
     expires: u64,
-    prev: u32,
-    next: u32,
     key_len: u16,
     partition: u16,
     live: bool,
@@ -162,8 +159,7 @@ pub struct Store {
     slots: Vec<Slot>,
     index: HashTable<u32>,
     hasher: hashbrown::DefaultHashBuilder,
-    head: u32,
-    tail: u32,
+    lru: Lru,
     free: Vec<u32>,
     len: u64,
     bytes: u64,
@@ -189,8 +185,7 @@ impl Store {
             slots: Vec::new(),
             index: HashTable::new(),
             hasher: hashbrown::DefaultHashBuilder::default(),
-            head: NIL,
-            tail: NIL,
+            lru: Lru::new(),
             free: Vec::new(),
             len: 0,
             bytes: 0,
@@ -255,45 +250,10 @@ impl Store {
             .copied()
     }
 
-    fn unlink(&mut self, i: u32) {
-        let (prev, next) = {
-            let s = &self.slots[i as usize];
-            (s.prev, s.next)
-        };
-        if prev != NIL {
-            self.slots[prev as usize].next = next;
-        } else {
-            self.head = next;
-        }
-        if next != NIL {
-            self.slots[next as usize].prev = prev;
-        } else {
-            self.tail = prev;
-        }
-        let s = &mut self.slots[i as usize];
-        s.prev = NIL;
-        s.next = NIL;
-    }
-
-    fn push_front(&mut self, i: u32) {
-        let old = self.head;
-        {
-            let s = &mut self.slots[i as usize];
-            s.prev = NIL;
-            s.next = old;
-        }
-        if old != NIL {
-            self.slots[old as usize].prev = i;
-        } else {
-            self.tail = i;
-        }
-        self.head = i;
-    }
-
     /// Removes slot `i` (live) entirely, without returning its cost to the budget;
     /// returns that cost.
     fn take_slot(&mut self, i: u32) -> u64 {
-        self.unlink(i);
+        self.lru.unlink(i);
         let (h, cost) = {
             let s = &self.slots[i as usize];
             (self.hasher.hash_one(s.key()), s.cost())
@@ -319,8 +279,7 @@ impl Store {
     /// Reads `key` (touching it in the LRU). Expired entries are removed on the way.
     pub fn get(&mut self, key: &str, now_ms: u64) -> Option<Bytes> {
         let found = self.lookup(key, now_ms).map(|i| {
-            self.unlink(i);
-            self.push_front(i);
+            self.lru.touch(i);
             Bytes::copy_from_slice(self.slots[i as usize].value())
         });
         match found {
@@ -515,7 +474,6 @@ impl Store {
                 s.data = data;
                 s.version = entry.version;
                 s.expires = entry.expires;
-                self.unlink(i);
                 i
             }
             None => {
@@ -523,8 +481,6 @@ impl Store {
                     data,
                     version: entry.version,
                     expires: entry.expires,
-                    prev: NIL,
-                    next: NIL,
                     key_len,
                     partition: entry.partition,
                     live: true,
@@ -536,7 +492,7 @@ impl Store {
                     }
                     None => {
                         // Below `max_slots` <= 2^31 (checked above).
-                        let i = u32::try_from(self.slots.len()).unwrap_or(NIL - 1);
+                        let i = u32::try_from(self.slots.len()).unwrap_or(u32::MAX - 1);
                         self.slots.push(slot);
                         i
                     }
@@ -551,7 +507,7 @@ impl Store {
             }
         };
         self.bytes = self.bytes.saturating_sub(old_cost).saturating_add(cost);
-        self.push_front(i);
+        self.lru.touch(i);
         self.evict_over_limits(i);
         Ok(Applied::done(existing.is_some()))
     }
@@ -564,8 +520,10 @@ impl Store {
             if !(over_entries || over_bytes) {
                 return;
             }
-            let victim = self.tail;
-            if victim == NIL || victim == keep {
+            let Some(victim) = self.lru.last() else {
+                return;
+            };
+            if victim == keep {
                 return;
             }
             self.remove_slot(victim);
