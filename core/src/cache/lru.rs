@@ -96,11 +96,13 @@ impl Lru {
     }
 
     /// The most recently used slot, if any.
+    #[cfg(test)]
     pub fn first(&self) -> Option<u32> {
         (self.head != NIL).then_some(self.head)
     }
 
-    /// The slots from most to least recently used (for tests and debugging).
+    /// The slots from most to least recently used (for tests).
+    #[cfg(test)]
     pub fn order(&self) -> Vec<u32> {
         let mut out = Vec::new();
         let mut at = self.head;
