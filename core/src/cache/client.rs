@@ -10,11 +10,12 @@ use bytes::Bytes;
 use tracing::debug;
 
 use crate::cache::batch::batches;
-use crate::cache::bucket::{Bucket, READY};
+use crate::cache::bucket::Bucket;
 use crate::cache::hlc::wall_ms;
 use crate::cache::limits::MAX_BATCH;
 use crate::cache::messages::{Lookup, Request, Response, RmwOp, RmwResult, Spec, WireEntry};
 use crate::cache::partition::partition_of;
+use crate::cache::partition_state::PartitionState;
 use crate::cache::plan::WritePlan;
 use crate::cache::retry::{Next, Retry};
 use crate::cache::routing;
@@ -237,14 +238,17 @@ pub(crate) async fn open(
 /// A local hit or authoritative miss, when this node owns the key's partition fully.
 pub(crate) fn try_get_local(shared: &Shared, b: &Bucket, key: &str) -> Option<Option<Bytes>> {
     let p = partition_of(key);
-    if b.state(p) != READY || b.epoch() != shared.cache.epoch() || maybe_stale(shared) {
+    if b.state(p) != PartitionState::Ready
+        || b.epoch() != shared.cache.epoch()
+        || maybe_stale(shared)
+    {
         return None;
     }
     Some(b.store().get(key, wall_ms()))
 }
 
 /// Whether this node just learned that the cluster had declared it down, and its routing
-/// table has not followed yet: until it has (and has pulled again), its `READY`
+/// table has not followed yet: until it has (and has pulled again), its ready
 /// partitions may miss writes made meanwhile and must not answer alone.
 pub(crate) fn maybe_stale(shared: &Shared) -> bool {
     shared

@@ -17,6 +17,7 @@ pub(crate) mod lru;
 pub(crate) mod maintain;
 pub mod messages;
 pub mod partition;
+pub(crate) mod partition_state;
 pub(crate) mod plan;
 pub(crate) mod pull;
 pub(crate) mod retry;

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde_bytes::ByteBuf;
 use tracing::debug;
 
-use crate::cache::bucket::{Bucket, NOT_OWNED, READY};
+use crate::cache::bucket::Bucket;
 use crate::cache::client::{
     call_within, maybe_stale, owners_now, write_targets, READ_ATTEMPT, WRITE_ATTEMPT,
 };
@@ -19,6 +19,7 @@ use crate::cache::messages::{
     Lookup, Outcome, Request, Response, RmwOp, RmwResult, Spec, WireEntry,
 };
 use crate::cache::partition::{partition_of, PARTITIONS};
+use crate::cache::partition_state::PartitionState;
 use crate::cache::state::Origin;
 use crate::cache::store::{Charge, EntryView};
 use crate::cache::time::expiry_after;
@@ -157,7 +158,7 @@ pub(crate) async fn respond(shared: &Arc<Shared>, from: NodeId, req: Request) ->
                 counts
                     .into_iter()
                     .enumerate()
-                    .filter(|(p, _)| b.state(*p as u16) == READY)
+                    .filter(|(p, _)| b.state(*p as u16) == PartitionState::Ready)
                     .map(|(p, c)| (p as u16, c))
                     .collect(),
             ))
@@ -275,8 +276,8 @@ pub(crate) async fn lookup(shared: &Arc<Shared>, b: &Arc<Bucket>, keys: &[String
         for (i, key) in keys.iter().enumerate() {
             let p = partition_of(key);
             match b.state(p) {
-                READY if stale => syncing.push(i),
-                READY => {
+                PartitionState::Ready if stale => syncing.push(i),
+                PartitionState::Ready => {
                     out[i] = match store.peek(key, now) {
                         Some(EntryView {
                             value: Some(v),
@@ -300,8 +301,8 @@ pub(crate) async fn lookup(shared: &Arc<Shared>, b: &Arc<Bucket>, keys: &[String
                         }
                     }
                 }
-                NOT_OWNED => out[i] = Lookup::Moved,
-                _ => syncing.push(i),
+                PartitionState::NotOwned => out[i] = Lookup::Moved,
+                PartitionState::Syncing => syncing.push(i),
             }
         }
     }
@@ -498,7 +499,7 @@ async fn rmw(
 
 async fn consult_or_local(shared: &Arc<Shared>, b: &Arc<Bucket>, key: &str) -> Option<EntryView> {
     let p = partition_of(key);
-    if b.state(p) == READY && !maybe_stale(shared) {
+    if b.state(p) == PartitionState::Ready && !maybe_stale(shared) {
         return b.store().peek(key, wall_ms());
     }
     consult(shared, b, &[key.to_string()]).await.pop().flatten()
