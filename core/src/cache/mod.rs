@@ -20,6 +20,7 @@ pub mod partition;
 pub(crate) mod partition_state;
 pub(crate) mod plan;
 pub(crate) mod pull;
+pub(crate) mod pull_schedule;
 pub(crate) mod retry;
 pub mod routing;
 pub(crate) mod serve;
