@@ -24,7 +24,7 @@ use crate::cache::store::EntryView;
 use crate::cache::time::{expiry_after, saturating_millis};
 use crate::cache::tombstones::PAGE_ITEM_OVERHEAD;
 use crate::cache::validate::{check_entry, check_key, check_name, max_entry_bytes};
-use crate::cache::{serve, CacheOptions};
+use crate::cache::{serve, CacheError, CacheOptions};
 use crate::error::{Error, ErrorKind, Result};
 use crate::identity::NodeId;
 use crate::node::call::call_peer_within;
@@ -72,11 +72,8 @@ fn by_preference(shared: &Shared, targets: &mut [NodeId]) {
     routing::by_preference(&shared.id, targets, |t| shared.cache.is_unreachable(t));
 }
 
-fn unexpected(what: &str) -> Error {
-    Error::new(
-        ErrorKind::Internal,
-        format!("unexpected cache reply to {what}"),
-    )
+fn unexpected(what: &'static str) -> Error {
+    CacheError::UnexpectedReply(what).into()
 }
 
 /// The current owners of partition `p`.
@@ -109,6 +106,16 @@ fn split<T>(shared: &Shared, items: Vec<T>, size: impl Fn(&T) -> usize) -> Vec<V
         .into_iter()
         .map(|r| items.by_ref().take(r.len()).collect())
         .collect()
+}
+
+/// The error for a bucket `name` that exists with options `held` other than `asked`.
+pub(crate) fn options_differ(name: &str, held: CacheOptions, asked: CacheOptions) -> Error {
+    CacheError::OptionsDiffer {
+        name: name.to_string(),
+        held,
+        asked,
+    }
+    .into()
 }
 
 fn check_open(shared: &Shared) -> Result<()> {
@@ -164,10 +171,7 @@ pub(crate) async fn open(
     }
     if let Some(b) = shared.cache.bucket(name) {
         return match options {
-            Some(o) if o != b.options => Err(Error::invalid(format!(
-                "cache bucket {name:?} exists with other options ({:?}) than {o:?}",
-                b.options
-            ))),
+            Some(o) if o != b.options => Err(options_differ(name, b.options, o)),
             _ => Ok(b),
         };
     }
@@ -185,12 +189,7 @@ pub(crate) async fn open(
         _ => None,
     });
     let (options, fresh) = match (existing, options) {
-        (Some(s), Some(o)) if s.options != o => {
-            return Err(Error::invalid(format!(
-                "cache bucket {name:?} exists with other options ({:?}) than {o:?}",
-                s.options
-            )))
-        }
+        (Some(s), Some(o)) if s.options != o => return Err(options_differ(name, s.options, o)),
         (Some(s), _) => (s.options, false),
         (None, o) => (o.unwrap_or_default(), true),
     };
@@ -206,10 +205,7 @@ pub(crate) async fn open(
         )
     })?;
     if bucket.options != options {
-        return Err(Error::invalid(format!(
-            "cache bucket {name:?} exists with other options ({:?}) than {options:?}",
-            bucket.options
-        )));
+        return Err(options_differ(name, bucket.options, options));
     }
     let def = Spec {
         name: name.to_string(),
@@ -302,12 +298,9 @@ async fn get_entry(
         }
         match retry.after_failure(Instant::now()) {
             Next::GiveUp => {
-                return Err(last_err.unwrap_or_else(|| {
-                    Error::new(
-                        ErrorKind::PeerUnavailable,
-                        format!("no owner of the partition of {key:?} answered"),
-                    )
-                }))
+                return Err(
+                    last_err.unwrap_or_else(|| CacheError::NoOwnerAnswered(key.to_string()).into())
+                )
             }
             Next::Wait(pause) => tokio::time::sleep(pause).await,
         }
@@ -329,10 +322,11 @@ pub(crate) async fn ttl(
     key: &str,
 ) -> Result<Option<Duration>> {
     match get_entry(shared, b, key).await? {
-        None => Err(Error::new(
-            ErrorKind::NotFound,
-            format!("no key {key:?} in cache bucket {:?}", b.name),
-        )),
+        None => Err(CacheError::NoKey {
+            key: key.to_string(),
+            bucket: b.name.clone(),
+        }
+        .into()),
         Some((_, 0)) => Ok(None),
         Some((_, expires)) => Ok(Some(Duration::from_millis(
             expires.saturating_sub(wall_ms()),
@@ -401,7 +395,7 @@ pub(crate) async fn get_many(
 /// the expiry would pass `u64::MAX` ms saturates there: it effectively never expires.
 fn expiry(b: &Bucket, ttl: Option<Duration>, now: u64) -> Result<u64> {
     match ttl.or(b.options.ttl) {
-        Some(t) if t.is_zero() => Err(Error::invalid("ttl must be greater than zero")),
+        Some(t) if t.is_zero() => Err(CacheError::ZeroTtl.into()),
         Some(t) => Ok(expiry_after(now, t)),
         None => Ok(0),
     }
@@ -510,30 +504,17 @@ pub(crate) async fn write_entries(
         // peer's stamp: one further ahead fails the write rather than letting it be
         // acknowledged unapplied.
         plan.restamp(|e, t, v| {
-            shared.cache.hlc.after_at(v, wall_ms()).map_err(|err| {
-                Error::new(
-                    ErrorKind::Corrupted,
-                    format!(
-                        "owner {} holds a version of {:?} this node cannot write \
-                             past: {}",
-                        t.short(),
-                        e.key,
-                        err.message()
-                    ),
-                )
+            shared.cache.hlc.after_at(v, wall_ms()).map_err(|source| {
+                Error::from(CacheError::CannotWritePast {
+                    owner: t.short().to_string(),
+                    key: e.key.clone(),
+                    source,
+                })
             })
         })?;
         if let Some(e) = last_err {
             match retry.after_failure(Instant::now()) {
-                Next::GiveUp => {
-                    return Err(Error::new(
-                        e.kind(),
-                        format!(
-                            "cache write not acknowledged by every owner: {}",
-                            e.message()
-                        ),
-                    ))
-                }
+                Next::GiveUp => return Err(CacheError::NotAcknowledged { source: e }.into()),
                 Next::Wait(pause) => tokio::time::sleep(pause).await,
             }
         }
@@ -548,7 +529,7 @@ async fn rmw(shared: &Arc<Shared>, b: &Arc<Bucket>, key: &str, op: RmwOp) -> Res
     let mut retry = Retry::new(Instant::now(), shared.config.request_timeout);
     loop {
         let Some(&primary) = owners_now(shared, b, p).first() else {
-            return Err(Error::internal("a routing table without members"));
+            return Err(CacheError::EmptyTable.into());
         };
         let req = Request::Rmw {
             spec: spec(b),
@@ -556,10 +537,9 @@ async fn rmw(shared: &Arc<Shared>, b: &Arc<Bucket>, key: &str, op: RmwOp) -> Res
             op,
         };
         let err = match call_within(shared, primary, req, 2 * WRITE_ATTEMPT).await {
-            Ok(Response::Rmw(RmwResult::NotPrimary)) => Error::new(
-                ErrorKind::PeerUnavailable,
-                format!("the owners of {key:?} do not agree yet on the primary"),
-            ),
+            Ok(Response::Rmw(RmwResult::NotPrimary)) => {
+                CacheError::NoPrimaryYet(key.to_string()).into()
+            }
             Ok(Response::Rmw(r)) => return Ok(r),
             Ok(_) => unexpected("rmw"),
             Err(e) if Retry::is_final(e.kind()) => return Err(e),
@@ -588,7 +568,7 @@ pub(crate) async fn expire(
     ttl: Duration,
 ) -> Result<bool> {
     if ttl.is_zero() {
-        return Err(Error::invalid("ttl must be greater than zero"));
+        return Err(CacheError::ZeroTtl.into());
     }
     // Saturates: `Duration::MAX` never expires (see `expiry`).
     match rmw(shared, b, key, RmwOp::Expire(saturating_millis(ttl))).await? {

@@ -11,8 +11,10 @@ use tracing::debug;
 
 use crate::cache::bucket::Bucket;
 use crate::cache::client::{
-    call_within, maybe_stale, owners_now, write_targets, READ_ATTEMPT, WRITE_ATTEMPT,
+    call_within, maybe_stale, options_differ, owners_now, write_targets, READ_ATTEMPT,
+    WRITE_ATTEMPT,
 };
+use crate::cache::error::CacheError;
 use crate::cache::hlc::wall_ms;
 use crate::cache::limits::PAGE_BYTES;
 use crate::cache::messages::{
@@ -24,7 +26,7 @@ use crate::cache::state::Origin;
 use crate::cache::store::{Charge, EntryView};
 use crate::cache::time::expiry_after;
 use crate::cache::validate::{check_name, check_request, check_wire_entry, max_entry_bytes};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::identity::NodeId;
 use crate::node::shared::Shared;
 use crate::wire::codec::{decode_bulk, encode_bulk};
@@ -63,10 +65,7 @@ pub(crate) fn bucket_for(shared: &Arc<Shared>, from: NodeId, spec: &Spec) -> Res
         }
     };
     if b.options != spec.options {
-        return Err(Error::invalid(format!(
-            "cache bucket {:?} exists with other options ({:?}) than {:?}",
-            spec.name, b.options, spec.options
-        )));
+        return Err(options_differ(&spec.name, b.options, spec.options));
     }
     Ok(b)
 }
@@ -458,11 +457,12 @@ async fn rmw(
                 Some(e) => parse_int(e.value.as_deref().unwrap_or_default())?,
                 None => 0,
             };
-            let new = old.checked_add(by).ok_or_else(|| {
-                Error::invalid(format!(
-                    "incr of {key:?} by {by} overflows a 64-bit integer"
-                ))
-            })?;
+            let new = old
+                .checked_add(by)
+                .ok_or_else(|| CacheError::IncrOverflow {
+                    key: key.clone(),
+                    by,
+                })?;
             let expires = match &live {
                 Some(e) => e.expires,
                 None => spec.options.ttl.map_or(0, |t| expiry_after(now, t)),
@@ -509,5 +509,5 @@ fn parse_int(v: &[u8]) -> Result<i64> {
     std::str::from_utf8(v)
         .ok()
         .and_then(|s| s.parse::<i64>().ok())
-        .ok_or_else(|| Error::invalid("the value is not an integer (incr needs ASCII decimal)"))
+        .ok_or_else(|| CacheError::NotAnInteger.into())
 }

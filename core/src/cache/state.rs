@@ -6,10 +6,11 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::cache::bucket::Bucket;
+use crate::cache::error::CacheError;
 use crate::cache::hlc::Hlc;
 use crate::cache::limits::{LOCAL_BUCKET_RESERVE, MAX_BUCKETS};
 use crate::cache::routing::Table;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
 use crate::identity::NodeId;
 
 /// How long after a membership change writes also go to the partitions' previous owners.
@@ -199,15 +200,13 @@ impl CacheState {
         }
         let limit = origin.limit();
         if map.len() >= limit {
-            return Err(Error::new(
-                ErrorKind::QuotaExceeded,
-                format!(
-                    "this node holds {} cache buckets, the most {} can make it create \
-                     ({limit}); bucket {name:?} is refused",
-                    map.len(),
-                    origin.who()
-                ),
-            ));
+            return Err(CacheError::TooManyBuckets {
+                held: map.len(),
+                who: origin.who(),
+                limit,
+                name: name.to_string(),
+            }
+            .into());
         }
         let bucket = Arc::new(make());
         map.insert(name.to_string(), bucket.clone());
@@ -233,6 +232,7 @@ impl CacheState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
     use crate::identity::Keypair;
 
     fn id() -> NodeId {

@@ -15,10 +15,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hashbrown::HashTable;
 
+use crate::cache::error::CacheError;
 use crate::cache::lru::Lru;
 use crate::cache::partition::PARTITIONS;
 use crate::cache::tombstones::{Tombstones, PAGE_ITEM_OVERHEAD};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::memory::MemoryBudget;
 
 pub use crate::cache::tombstones::{tombstone_cost, TOMBSTONE_OVERHEAD};
@@ -335,17 +336,10 @@ impl Store {
     pub fn apply(&mut self, entry: &EntryView, now_ms: u64, charge: Charge) -> Result<Applied> {
         let key = entry.key.as_str();
         let Ok(key_len) = u16::try_from(key.len()) else {
-            return Err(Error::invalid(format!(
-                "a cache key of {} bytes cannot be stored (at most {})",
-                key.len(),
-                u16::MAX
-            )));
+            return Err(CacheError::KeyTooLongToStore(key.len()).into());
         };
         if usize::from(entry.partition) >= PARTITIONS {
-            return Err(Error::invalid(format!(
-                "there is no cache partition {}",
-                entry.partition
-            )));
+            return Err(CacheError::NoSuchPartition(entry.partition).into());
         }
         let tomb = self.tombstones.get(key);
         if let Some((v, _)) = tomb {
@@ -647,11 +641,8 @@ impl Store {
 }
 
 /// The error for a store that holds as many entries (or tombstones) as it can name.
-fn full(what: &str) -> Error {
-    Error::new(
-        ErrorKind::QuotaExceeded,
-        format!("this cache bucket holds as many {what} as it can on this node"),
-    )
+fn full(what: &'static str) -> Error {
+    CacheError::StoreFull(what).into()
 }
 
 impl Drop for Store {
