@@ -165,6 +165,44 @@ impl WritePlan {
     }
 }
 
+/// Where a node that applied a write forwards it: to the targets in its own table that
+/// the writer did not send to (its table may know owners the writer's did not yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    /// Per extra target, the entries (by index) to forward to it.
+    pub extra: BTreeMap<NodeId, Vec<usize>>,
+    /// Every node the write then went to, sorted: the writer's recipients, the writer
+    /// and this node, and the extra targets (sent along, so they do not forward again).
+    pub all_sent: Vec<NodeId>,
+}
+
+impl Forward {
+    /// The forwards of a write of entries in `partitions` (one per entry) that the writer
+    /// sent to `sent_to`, received by a node where `targets(partition)` are the write
+    /// targets; `also_known` are nodes that have it anyway (the writer and this node).
+    pub fn plan(
+        partitions: &[u16],
+        sent_to: &[NodeId],
+        also_known: impl IntoIterator<Item = NodeId>,
+        mut targets: impl FnMut(u16) -> Vec<NodeId>,
+    ) -> Self {
+        let known: BTreeSet<NodeId> = sent_to.iter().copied().chain(also_known).collect();
+        let mut extra: BTreeMap<NodeId, Vec<usize>> = BTreeMap::new();
+        for (i, &p) in partitions.iter().enumerate() {
+            for t in targets(p) {
+                if !known.contains(&t) {
+                    extra.entry(t).or_default().push(i);
+                }
+            }
+        }
+        let mut all_sent: Vec<NodeId> = known.into_iter().collect();
+        all_sent.extend(extra.keys().copied());
+        all_sent.sort();
+        all_sent.dedup();
+        Self { extra, all_sent }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,6 +368,28 @@ mod tests {
         .unwrap();
         assert!(!called, "no fifth restamp");
         assert!(plan.sends(one).is_empty(), "racing writers settle");
+    }
+
+    #[test]
+    fn a_write_is_forwarded_to_the_targets_the_writer_did_not_know() {
+        let n = ids(5);
+        let (writer, me) = (n[0], n[1]);
+        // The writer sent to (me, n2); this node's table also has n3 for partition 1.
+        let targets = |p: u16| match p {
+            0 => vec![me, n[2]],
+            _ => vec![me, n[2], n[3]],
+        };
+        let f = Forward::plan(&[0, 1, 1], &[me, n[2]], [writer, me], targets);
+        assert_eq!(f.extra, BTreeMap::from([(n[3], vec![1, 2])]));
+        let mut all = vec![writer, me, n[2], n[3]];
+        all.sort();
+        assert_eq!(f.all_sent, all);
+        // Nothing new: nothing to forward.
+        let f = Forward::plan(&[0], &[me, n[2]], [writer, me], targets);
+        assert!(f.extra.is_empty());
+        // The writer itself is never forwarded to, even if it is a target here.
+        let f = Forward::plan(&[0], &[], [writer, me], |_| vec![writer, me, n[4]]);
+        assert_eq!(f.extra, BTreeMap::from([(n[4], vec![0])]));
     }
 
     #[test]

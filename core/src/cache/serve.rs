@@ -22,6 +22,7 @@ use crate::cache::messages::{
 };
 use crate::cache::partition::{partition_of, PARTITIONS};
 use crate::cache::partition_state::PartitionState;
+use crate::cache::plan::Forward;
 use crate::cache::state::Origin;
 use crate::cache::store::{Charge, EntryView};
 use crate::cache::time::expiry_after;
@@ -194,21 +195,13 @@ async fn apply(
         }
     }
     // Forward to owners in our table that the writer did not send to.
-    let known: BTreeSet<NodeId> = sent_to.iter().copied().chain([from, shared.id]).collect();
-    let mut extra: BTreeMap<NodeId, Vec<usize>> = BTreeMap::new();
-    for (i, e) in views.iter().enumerate() {
-        for t in write_targets(shared, &b, e.partition) {
-            if !known.contains(&t) {
-                extra.entry(t).or_default().push(i);
-            }
-        }
-    }
-    if !extra.is_empty() {
-        let mut all_sent: Vec<NodeId> = known.iter().copied().collect();
-        all_sent.extend(extra.keys().copied());
-        all_sent.sort();
-        all_sent.dedup();
-        let forwards = extra.into_iter().map(|(t, idx)| {
+    let partitions: Vec<u16> = views.iter().map(|e| e.partition).collect();
+    let forward = Forward::plan(&partitions, &sent_to, [from, shared.id], |p| {
+        write_targets(shared, &b, p)
+    });
+    if !forward.extra.is_empty() {
+        let all_sent = forward.all_sent;
+        let forwards = forward.extra.into_iter().map(|(t, idx)| {
             let req = Request::Apply {
                 spec: spec.clone(),
                 entries: idx.iter().map(|&i| WireEntry::from(&views[i])).collect(),
