@@ -371,6 +371,42 @@ mod tests {
     }
 
     #[test]
+    fn with_a_routing_table_a_write_is_done_once_its_replicas_owners_have_it() {
+        use crate::cache::partition::partition_of;
+        use crate::cache::routing::{write_targets, Table};
+        let n = ids(5);
+        let table = Table::new(1, n.clone());
+        for replicas in [1u32, 2, 3] {
+            let keys = ["a", "b", "c", "d"];
+            let plan_entries = keys.iter().map(|k| entry(k, partition_of(k), 1)).collect();
+            let mut plan = WritePlan::new(plan_entries);
+            let targets = |p| write_targets(&table, None, p, replicas);
+            let mut rounds = 0;
+            loop {
+                let sends = plan.sends(targets);
+                if sends.is_empty() {
+                    break;
+                }
+                for s in &sends {
+                    assert!(table
+                        .owners(plan.entries()[s.entries[0]].partition, replicas)
+                        .contains(&s.target));
+                    let outcomes = vec![ok(false); s.entries.len()];
+                    plan.applied(s.target, &s.entries, &outcomes, |_, _| true);
+                }
+                rounds += 1;
+            }
+            assert_eq!(rounds, 1, "every owner answered the first round");
+            for (i, k) in keys.iter().enumerate() {
+                let acked: Vec<NodeId> = plan.acked(i).unwrap().iter().copied().collect();
+                let mut owners = table.owners(partition_of(k), replicas).to_vec();
+                owners.sort();
+                assert_eq!(acked, owners, "{k} with {replicas} replicas");
+            }
+        }
+    }
+
+    #[test]
     fn a_write_is_forwarded_to_the_targets_the_writer_did_not_know() {
         let n = ids(5);
         let (writer, me) = (n[0], n[1]);
