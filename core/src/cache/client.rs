@@ -10,17 +10,21 @@ use bytes::Bytes;
 use tracing::debug;
 
 use crate::cache::batch::batches;
-use crate::cache::bucket::{Bucket, READY};
+use crate::cache::bucket::Bucket;
 use crate::cache::hlc::wall_ms;
 use crate::cache::limits::MAX_BATCH;
 use crate::cache::messages::{Lookup, Request, Response, RmwOp, RmwResult, Spec, WireEntry};
 use crate::cache::partition::partition_of;
+use crate::cache::partition_state::PartitionState;
+use crate::cache::plan::WritePlan;
+use crate::cache::retry::{Next, Retry};
+use crate::cache::routing;
 use crate::cache::state::Origin;
 use crate::cache::store::EntryView;
-use crate::cache::time::{deadline_after, expiry_after, saturating_millis};
+use crate::cache::time::{expiry_after, saturating_millis};
 use crate::cache::tombstones::PAGE_ITEM_OVERHEAD;
 use crate::cache::validate::{check_entry, check_key, check_name, max_entry_bytes};
-use crate::cache::{serve, CacheOptions};
+use crate::cache::{serve, CacheError, CacheOptions};
 use crate::error::{Error, ErrorKind, Result};
 use crate::identity::NodeId;
 use crate::node::call::call_peer_within;
@@ -28,14 +32,10 @@ use crate::node::shared::Shared;
 use crate::wire::codec::{decode_bulk, encode_bulk};
 use crate::wire::Service;
 
-/// Pause between attempts while the membership settles.
-const RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// How long a read waits for one owner before trying the next.
 pub(crate) const READ_ATTEMPT: Duration = Duration::from_millis(1000);
 /// How long a write waits for one owner before re-evaluating the owners.
 pub(crate) const WRITE_ATTEMPT: Duration = Duration::from_millis(3000);
-/// Most times one write is stamped again because an owner held a newer version.
-const MAX_RESTAMPS: u32 = 4;
 
 /// Sends `req` to `peer`'s cache service (served in place when `peer` is this node).
 pub(crate) async fn call(shared: &Arc<Shared>, peer: NodeId, req: Request) -> Result<Response> {
@@ -69,14 +69,11 @@ pub(crate) async fn call_within(
 
 /// Puts this node first and members that recently failed to answer last.
 fn by_preference(shared: &Shared, targets: &mut [NodeId]) {
-    targets.sort_by_key(|t| (*t != shared.id, shared.cache.is_unreachable(t)));
+    routing::by_preference(&shared.id, targets, |t| shared.cache.is_unreachable(t));
 }
 
-fn unexpected(what: &str) -> Error {
-    Error::new(
-        ErrorKind::Internal,
-        format!("unexpected cache reply to {what}"),
-    )
+fn unexpected(what: &'static str) -> Error {
+    CacheError::UnexpectedReply(what).into()
 }
 
 /// The current owners of partition `p`.
@@ -85,18 +82,11 @@ pub(crate) fn owners_now(shared: &Shared, b: &Bucket, p: u16) -> Vec<NodeId> {
 }
 
 /// Every node a write of partition `p` goes to: its current owners, and while a move may
-/// be under way its previous owners that are still members.
+/// be under way its previous owners that are still members (`routing::write_targets`).
 pub(crate) fn write_targets(shared: &Shared, b: &Bucket, p: u16) -> Vec<NodeId> {
     let table = shared.cache.table();
-    let mut out: Vec<NodeId> = table.owners(p, b.options.replicas).to_vec();
-    if let Some(prev) = shared.cache.previous() {
-        for o in prev.owners(p, b.options.replicas) {
-            if table.contains(o) && !out.contains(o) {
-                out.push(*o);
-            }
-        }
-    }
-    out
+    let previous = shared.cache.previous();
+    routing::write_targets(&table, previous.as_deref(), p, b.options.replicas)
 }
 
 /// Splits `items` (sized by `size`) into the requests a peer accepts: at most
@@ -116,6 +106,16 @@ fn split<T>(shared: &Shared, items: Vec<T>, size: impl Fn(&T) -> usize) -> Vec<V
         .into_iter()
         .map(|r| items.by_ref().take(r.len()).collect())
         .collect()
+}
+
+/// The error for a bucket `name` that exists with options `held` other than `asked`.
+pub(crate) fn options_differ(name: &str, held: CacheOptions, asked: CacheOptions) -> Error {
+    CacheError::OptionsDiffer {
+        name: name.to_string(),
+        held,
+        asked,
+    }
+    .into()
 }
 
 fn check_open(shared: &Shared) -> Result<()> {
@@ -171,10 +171,7 @@ pub(crate) async fn open(
     }
     if let Some(b) = shared.cache.bucket(name) {
         return match options {
-            Some(o) if o != b.options => Err(Error::invalid(format!(
-                "cache bucket {name:?} exists with other options ({:?}) than {o:?}",
-                b.options
-            ))),
+            Some(o) if o != b.options => Err(options_differ(name, b.options, o)),
             _ => Ok(b),
         };
     }
@@ -192,12 +189,7 @@ pub(crate) async fn open(
         _ => None,
     });
     let (options, fresh) = match (existing, options) {
-        (Some(s), Some(o)) if s.options != o => {
-            return Err(Error::invalid(format!(
-                "cache bucket {name:?} exists with other options ({:?}) than {o:?}",
-                s.options
-            )))
-        }
+        (Some(s), Some(o)) if s.options != o => return Err(options_differ(name, s.options, o)),
         (Some(s), _) => (s.options, false),
         (None, o) => (o.unwrap_or_default(), true),
     };
@@ -213,10 +205,7 @@ pub(crate) async fn open(
         )
     })?;
     if bucket.options != options {
-        return Err(Error::invalid(format!(
-            "cache bucket {name:?} exists with other options ({:?}) than {options:?}",
-            bucket.options
-        )));
+        return Err(options_differ(name, bucket.options, options));
     }
     let def = Spec {
         name: name.to_string(),
@@ -245,14 +234,17 @@ pub(crate) async fn open(
 /// A local hit or authoritative miss, when this node owns the key's partition fully.
 pub(crate) fn try_get_local(shared: &Shared, b: &Bucket, key: &str) -> Option<Option<Bytes>> {
     let p = partition_of(key);
-    if b.state(p) != READY || b.epoch() != shared.cache.epoch() || maybe_stale(shared) {
+    if b.state(p) != PartitionState::Ready
+        || b.epoch() != shared.cache.epoch()
+        || maybe_stale(shared)
+    {
         return None;
     }
     Some(b.store().get(key, wall_ms()))
 }
 
 /// Whether this node just learned that the cluster had declared it down, and its routing
-/// table has not followed yet: until it has (and has pulled again), its `READY`
+/// table has not followed yet: until it has (and has pulled again), its ready
 /// partitions may miss writes made meanwhile and must not answer alone.
 pub(crate) fn maybe_stale(shared: &Shared) -> bool {
     shared
@@ -269,17 +261,21 @@ async fn get_entry(
     check_open(shared)?;
     check_key(key)?;
     let p = partition_of(key);
-    let deadline = deadline_after(shared.config.request_timeout);
+    let mut retry = Retry::new(Instant::now(), shared.config.request_timeout);
     loop {
-        let mut targets = owners_now(shared, b, p);
         // Prefer this node, then the rest in rank order, then previous owners; members
         // that failed to answer recently go last.
-        by_preference(shared, &mut targets);
-        for t in write_targets(shared, b, p) {
-            if !targets.contains(&t) {
-                targets.push(t);
-            }
-        }
+        let targets = {
+            let (table, previous) = (shared.cache.table(), shared.cache.previous());
+            routing::read_order(
+                &shared.id,
+                &table,
+                previous.as_deref(),
+                p,
+                b.options.replicas,
+                |t| shared.cache.is_unreachable(t),
+            )
+        };
         let mut last_err = None;
         let count = targets.len();
         for (n, t) in targets.into_iter().enumerate() {
@@ -287,12 +283,7 @@ async fn get_entry(
                 bucket: b.name.clone(),
                 keys: vec![key.to_string()],
             };
-            let left = deadline.saturating_duration_since(Instant::now());
-            let wait = if n + 1 < count {
-                left.min(READ_ATTEMPT)
-            } else {
-                left
-            };
+            let wait = retry.attempt_wait(Instant::now(), READ_ATTEMPT, n + 1 == count);
             match call_within(shared, t, req, wait).await {
                 Ok(Response::Lookups(mut l)) => match l.pop() {
                     Some(Lookup::Found { value, expires }) => {
@@ -305,15 +296,14 @@ async fn get_entry(
                 Err(e) => last_err = Some(e),
             }
         }
-        if deadline_after(RETRY_PAUSE) >= deadline {
-            return Err(last_err.unwrap_or_else(|| {
-                Error::new(
-                    ErrorKind::PeerUnavailable,
-                    format!("no owner of the partition of {key:?} answered"),
+        match retry.after_failure(Instant::now()) {
+            Next::GiveUp => {
+                return Err(
+                    last_err.unwrap_or_else(|| CacheError::NoOwnerAnswered(key.to_string()).into())
                 )
-            }));
+            }
+            Next::Wait(pause) => tokio::time::sleep(pause).await,
         }
-        tokio::time::sleep(RETRY_PAUSE).await;
     }
 }
 
@@ -332,10 +322,11 @@ pub(crate) async fn ttl(
     key: &str,
 ) -> Result<Option<Duration>> {
     match get_entry(shared, b, key).await? {
-        None => Err(Error::new(
-            ErrorKind::NotFound,
-            format!("no key {key:?} in cache bucket {:?}", b.name),
-        )),
+        None => Err(CacheError::NoKey {
+            key: key.to_string(),
+            bucket: b.name.clone(),
+        }
+        .into()),
         Some((_, 0)) => Ok(None),
         Some((_, expires)) => Ok(Some(Duration::from_millis(
             expires.saturating_sub(wall_ms()),
@@ -404,7 +395,7 @@ pub(crate) async fn get_many(
 /// the expiry would pass `u64::MAX` ms saturates there: it effectively never expires.
 fn expiry(b: &Bucket, ttl: Option<Duration>, now: u64) -> Result<u64> {
     match ttl.or(b.options.ttl) {
-        Some(t) if t.is_zero() => Err(Error::invalid("ttl must be greater than zero")),
+        Some(t) if t.is_zero() => Err(CacheError::ZeroTtl.into()),
         Some(t) => Ok(expiry_after(now, t)),
         None => Ok(0),
     }
@@ -454,137 +445,78 @@ pub(crate) async fn delete(shared: &Arc<Shared>, b: &Arc<Bucket>, key: &str) -> 
 
 /// Writes `entries` to every owner (current and, during a move, previous) and returns,
 /// per entry, whether any owner held a live value before. Retries owners that fail while
-/// they remain owners, until the request timeout.
+/// they remain owners, until the request timeout. The decisions (who still needs what,
+/// when an entry is stamped again) are the [`WritePlan`]'s; this sends and waits.
 pub(crate) async fn write_entries(
     shared: &Arc<Shared>,
     b: &Arc<Bucket>,
-    mut entries: Vec<EntryView>,
+    entries: Vec<EntryView>,
 ) -> Result<Vec<bool>> {
-    let deadline = deadline_after(shared.config.request_timeout);
+    let mut retry = Retry::new(Instant::now(), shared.config.request_timeout);
     let spec = spec(b);
-    let mut existed = vec![false; entries.len()];
-    // For each entry, the nodes that have acknowledged it.
-    let mut acked: Vec<BTreeSet<NodeId>> = vec![BTreeSet::new(); entries.len()];
-    // For each entry, how many times it was stamped again (see below).
-    let mut restamped = vec![0u32; entries.len()];
+    let mut plan = WritePlan::new(entries);
     loop {
-        // Group the entries still missing somewhere by their full target set.
-        let mut groups: BTreeMap<Vec<NodeId>, Vec<usize>> = BTreeMap::new();
-        for (i, e) in entries.iter().enumerate() {
-            let targets = write_targets(shared, b, e.partition);
-            if targets.iter().any(|t| !acked[i].contains(t)) {
-                groups.entry(targets).or_default().push(i);
-            }
-        }
-        if groups.is_empty() {
-            return Ok(existed);
+        let planned = plan.sends(|p| write_targets(shared, b, p));
+        if planned.is_empty() {
+            return Ok(plan.into_existed());
         }
         let mut sends = Vec::new();
-        for (targets, idx) in &groups {
-            for t in targets {
-                let todo: Vec<usize> = idx
-                    .iter()
-                    .copied()
-                    .filter(|&i| !acked[i].contains(t))
-                    .collect();
-                let size = |&i: &usize| {
-                    let e = &entries[i];
-                    e.key
-                        .len()
-                        .saturating_add(e.value.as_ref().map_or(0, |v| v.len()))
+        for send in planned {
+            let size = |&i: &usize| {
+                let e = &plan.entries()[i];
+                e.key
+                    .len()
+                    .saturating_add(e.value.as_ref().map_or(0, |v| v.len()))
+            };
+            for todo in split(shared, send.entries, size) {
+                let req = Request::Apply {
+                    spec: spec.clone(),
+                    entries: todo
+                        .iter()
+                        .map(|&i| WireEntry::from(&plan.entries()[i]))
+                        .collect(),
+                    sent_to: send.sent_to.clone(),
                 };
-                for todo in split(shared, todo, size) {
-                    let req = Request::Apply {
-                        spec: spec.clone(),
-                        entries: todo.iter().map(|&i| WireEntry::from(&entries[i])).collect(),
-                        sent_to: targets.clone(),
-                    };
-                    let t = *t;
-                    sends.push(async move {
-                        (t, todo, call_within(shared, t, req, WRITE_ATTEMPT).await)
-                    });
-                }
+                let t = send.target;
+                sends.push(
+                    async move { (t, todo, call_within(shared, t, req, WRITE_ATTEMPT).await) },
+                );
             }
         }
         let mut last_err = None;
-        let mut superseded: Vec<(usize, NodeId, u64)> = Vec::new();
         for (t, todo, reply) in futures::future::join_all(sends).await {
             match reply {
                 Ok(Response::Applied(outcomes)) => {
                     let table = shared.cache.table();
-                    for (i, o) in todo.into_iter().zip(outcomes) {
-                        if let Some(v) = o.superseded_by {
-                            superseded.push((i, t, v));
-                            continue;
-                        }
-                        acked[i].insert(t);
-                        // Only current owners say whether the key existed: a previous
-                        // owner may hold a copy that a write elsewhere did not reach.
-                        if table
-                            .owners(entries[i].partition, b.options.replicas)
-                            .contains(&t)
-                        {
-                            existed[i] |= o.existed;
-                        }
-                    }
+                    plan.applied(t, &todo, &outcomes, |p, t| {
+                        table.owners(p, b.options.replicas).contains(t)
+                    });
                 }
                 Ok(_) => last_err = Some(unexpected("apply")),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::QuotaExceeded | ErrorKind::InvalidInput | ErrorKind::Closed
-                    ) =>
-                {
-                    return Err(e)
-                }
+                Err(e) if Retry::is_final(e.kind()) => return Err(e),
                 Err(e) => {
                     debug!(peer = %t.short(), error = %e, "cache write not acknowledged yet");
                     last_err = Some(e);
                 }
             }
         }
-        // An owner held a version newer than this write's stamp, though this write is
-        // the later one (it is happening now): the other was stamped by a node whose
-        // clock is ahead, or raced this one. Stamp the write again past that version and
-        // write it to every owner again, so a write is never lost to an older one.
-        // Bounded: writers racing on one key settle by the last stamp. The version an
-        // owner names goes through the clock's drift bound like any peer's stamp: one
-        // further ahead fails the write rather than letting it be acknowledged unapplied.
-        for (i, t, v) in superseded {
-            if restamped[i] < MAX_RESTAMPS {
-                if v >= entries[i].version {
-                    restamped[i] += 1;
-                    entries[i].version = shared.cache.hlc.after_at(v, wall_ms()).map_err(|e| {
-                        Error::new(
-                            ErrorKind::Corrupted,
-                            format!(
-                                "owner {} holds a version of {:?} this node cannot write \
-                                     past: {}",
-                                t.short(),
-                                entries[i].key,
-                                e.message()
-                            ),
-                        )
-                    })?;
-                    acked[i].clear();
-                }
-            } else {
-                acked[i].insert(t);
+        // The version an owner names goes through the clock's drift bound like any
+        // peer's stamp: one further ahead fails the write rather than letting it be
+        // acknowledged unapplied.
+        plan.restamp(|e, t, v| {
+            shared.cache.hlc.after_at(v, wall_ms()).map_err(|source| {
+                Error::from(CacheError::CannotWritePast {
+                    owner: t.short().to_string(),
+                    key: e.key.clone(),
+                    source,
+                })
+            })
+        })?;
+        if let Some(e) = last_err {
+            match retry.after_failure(Instant::now()) {
+                Next::GiveUp => return Err(CacheError::NotAcknowledged { source: e }.into()),
+                Next::Wait(pause) => tokio::time::sleep(pause).await,
             }
-        }
-        if deadline_after(RETRY_PAUSE) >= deadline {
-            if let Some(e) = last_err {
-                return Err(Error::new(
-                    e.kind(),
-                    format!(
-                        "cache write not acknowledged by every owner: {}",
-                        e.message()
-                    ),
-                ));
-            }
-        }
-        if last_err.is_some() {
-            tokio::time::sleep(RETRY_PAUSE).await;
         }
     }
 }
@@ -594,10 +526,10 @@ async fn rmw(shared: &Arc<Shared>, b: &Arc<Bucket>, key: &str, op: RmwOp) -> Res
     check_open(shared)?;
     check_key(key)?;
     let p = partition_of(key);
-    let deadline = deadline_after(shared.config.request_timeout);
+    let mut retry = Retry::new(Instant::now(), shared.config.request_timeout);
     loop {
         let Some(&primary) = owners_now(shared, b, p).first() else {
-            return Err(Error::internal("a routing table without members"));
+            return Err(CacheError::EmptyTable.into());
         };
         let req = Request::Rmw {
             spec: spec(b),
@@ -605,26 +537,18 @@ async fn rmw(shared: &Arc<Shared>, b: &Arc<Bucket>, key: &str, op: RmwOp) -> Res
             op,
         };
         let err = match call_within(shared, primary, req, 2 * WRITE_ATTEMPT).await {
-            Ok(Response::Rmw(RmwResult::NotPrimary)) => Error::new(
-                ErrorKind::PeerUnavailable,
-                format!("the owners of {key:?} do not agree yet on the primary"),
-            ),
+            Ok(Response::Rmw(RmwResult::NotPrimary)) => {
+                CacheError::NoPrimaryYet(key.to_string()).into()
+            }
             Ok(Response::Rmw(r)) => return Ok(r),
             Ok(_) => unexpected("rmw"),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::QuotaExceeded | ErrorKind::InvalidInput | ErrorKind::Closed
-                ) =>
-            {
-                return Err(e)
-            }
+            Err(e) if Retry::is_final(e.kind()) => return Err(e),
             Err(e) => e,
         };
-        if deadline_after(RETRY_PAUSE) >= deadline {
-            return Err(err);
+        match retry.after_failure(Instant::now()) {
+            Next::GiveUp => return Err(err),
+            Next::Wait(pause) => tokio::time::sleep(pause).await,
         }
-        tokio::time::sleep(RETRY_PAUSE).await;
     }
 }
 
@@ -644,7 +568,7 @@ pub(crate) async fn expire(
     ttl: Duration,
 ) -> Result<bool> {
     if ttl.is_zero() {
-        return Err(Error::invalid("ttl must be greater than zero"));
+        return Err(CacheError::ZeroTtl.into());
     }
     // Saturates: `Duration::MAX` never expires (see `expiry`).
     match rmw(shared, b, key, RmwOp::Expire(saturating_millis(ttl))).await? {

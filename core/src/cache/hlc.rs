@@ -9,9 +9,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::cache::error::CacheError;
 use crate::cache::limits::MAX_CLOCK_DRIFT;
 use crate::cache::time::saturating_millis;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Bits of a stamp used by the logical counter.
 pub const LOGICAL_BITS: u32 = 16;
@@ -88,11 +89,12 @@ impl Hlc {
             return Ok(());
         }
         let ahead = stamp_ms(stamp).saturating_sub(wall_ms);
-        Err(Error::invalid(format!(
-            "cache version {stamp} is stamped {ahead} ms ahead of this node's clock, more than \
-             the {} ms a peer's clock may be ahead (a clock is wrong, or the peer is hostile)",
-            saturating_millis(MAX_CLOCK_DRIFT)
-        )))
+        Err(CacheError::ClockAhead {
+            stamp,
+            ahead,
+            max_ms: saturating_millis(MAX_CLOCK_DRIFT),
+        }
+        .into())
     }
 
     /// [`Hlc::check_at`] at the current wall time.

@@ -2,7 +2,7 @@
 //! learn buckets from new members, pull partitions this node gains, expire entries by
 //! sampling, and drop data of partitions it lost once nobody needs it any more.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,7 @@ use crate::cache::hlc::wall_ms;
 use crate::cache::limits::{PULL_QUOTA_RETRY, PULL_ROUND_PAUSE};
 use crate::cache::messages::{Request, Response};
 use crate::cache::pull::{Next, PullRound};
+use crate::cache::pull_schedule::{Every, PullEnd, PullKey, PullSchedule};
 use crate::cache::routing::Table;
 use crate::cache::serve::bucket_for;
 use crate::cache::store::Charge;
@@ -28,37 +29,18 @@ const TICK: Duration = Duration::from_millis(100);
 const SAMPLES: usize = 20;
 /// How long a partition this node no longer owns keeps its data (and is served to pulls).
 pub const HANDOFF: Duration = Duration::from_secs(30);
-/// Pause before pulling again from a member that failed.
-const PULL_RETRY: Duration = Duration::from_millis(500);
 /// How often tombstones past their retention are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(5);
 
-type Running = Arc<Mutex<HashSet<(String, NodeId)>>>;
-
-/// How a pull of some partitions of a bucket from one source ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PullEnd {
-    /// The source gave everything it holds of them.
-    Complete,
-    /// Stopped part way (a round brought its share, or the quota is full): continue from
-    /// `cursor` after `retry`.
-    Paused { cursor: u32, retry: Duration },
-    /// Failed (the source did not answer, disagreed, or broke the protocol): start again
-    /// after [`PULL_RETRY`].
-    Failed,
-}
-
-/// Where a paused pull resumes: its partitions, the cursor, and not before when.
-type Paused = HashMap<(String, NodeId), (Vec<u16>, u32, Instant)>;
+type Running = Arc<Mutex<HashSet<PullKey>>>;
 
 /// Runs until the node shuts down.
 pub(crate) async fn run(shared: Arc<Shared>) {
     let running: Running = Arc::new(Mutex::new(HashSet::new()));
-    let mut last_fail: HashMap<NodeId, Instant> = Default::default();
-    let mut paused: Paused = HashMap::new();
+    let mut schedule = PullSchedule::new();
     let (end_tx, mut end_rx) =
-        tokio::sync::mpsc::unbounded_channel::<((String, NodeId), Vec<u16>, PullEnd)>();
-    let mut next_purge = Instant::now() + PURGE_EVERY;
+        tokio::sync::mpsc::unbounded_channel::<(PullKey, Vec<u16>, PullEnd)>();
+    let mut purge_every = Every::new(PURGE_EVERY, Instant::now());
     // Deletes are remembered as long as membership remembers a down member: any split
     // that membership heals by itself is reconciled without resurrecting a deleted key.
     let retention_ms =
@@ -70,29 +52,13 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             _ = tokio::time::sleep(TICK) => {}
         }
         while let Ok((key, partitions, end)) = end_rx.try_recv() {
-            match end {
-                PullEnd::Complete => {
-                    paused.remove(&key);
-                }
-                PullEnd::Paused { cursor, retry } => {
-                    paused.insert(key, (partitions, cursor, Instant::now() + retry));
-                }
-                PullEnd::Failed => {
-                    paused.remove(&key);
-                    last_fail.insert(key.1, Instant::now());
-                }
-            }
+            schedule.ended(key, partitions, end, Instant::now());
         }
-        // Sources that failed long enough ago are tried again: forget them (node ids
-        // churn, so the map would otherwise grow for ever).
-        last_fail.retain(|_, t| t.elapsed() < PULL_RETRY);
+        schedule.forget_old_failures(Instant::now());
         follow_membership(&shared);
         let table = shared.cache.table();
         let now = Instant::now();
-        let purge = now >= next_purge;
-        if purge {
-            next_purge = now + PURGE_EVERY;
-        }
+        let purge = purge_every.due(now);
         for b in shared.cache.buckets() {
             if purge {
                 let purged = b.store().purge_tombstones(wall_ms(), retention_ms);
@@ -103,25 +69,13 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             b.place(table.clone(), shared.id, now);
             let pulls = b.pulls();
             // Forget where pulls that are no longer wanted had paused.
-            paused.retain(|(name, source), _| name != &b.name || pulls.contains_key(source));
+            schedule.keep_wanted(&b.name, |source| pulls.contains_key(source));
             for (source, partitions) in pulls {
-                if last_fail
-                    .get(&source)
-                    .is_some_and(|t| t.elapsed() < PULL_RETRY)
-                {
-                    continue;
-                }
                 let key = (b.name.clone(), source);
                 // A paused pull of the same partitions resumes where it stopped, when due.
-                let mut start = 0;
-                if let Some((ps, cursor, not_before)) = paused.get(&key) {
-                    if *ps == partitions {
-                        if now < *not_before {
-                            continue;
-                        }
-                        start = *cursor;
-                    }
-                }
+                let Some(start) = schedule.start(&key, &partitions, now) else {
+                    continue;
+                };
                 if !running
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())

@@ -11,13 +11,19 @@
 pub(crate) mod batch;
 pub(crate) mod bucket;
 pub(crate) mod client;
+pub mod error;
 pub mod hlc;
 pub mod limits;
+pub(crate) mod lru;
 pub(crate) mod maintain;
 pub mod messages;
 pub mod partition;
+pub(crate) mod partition_state;
+pub(crate) mod plan;
 pub(crate) mod pull;
-pub(crate) mod routing;
+pub(crate) mod pull_schedule;
+pub(crate) mod retry;
+pub mod routing;
 pub(crate) mod serve;
 pub(crate) mod state;
 pub mod store;
@@ -30,10 +36,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::node::shared::Shared;
 use crate::node::Guard;
 use bucket::Bucket;
+
+pub use error::CacheError;
 
 pub use limits::{MAX_BUCKET_NAME_LEN, MAX_KEY_LEN};
 
@@ -65,18 +73,13 @@ impl CacheOptions {
     /// Checks the options.
     pub fn validate(&self) -> Result<()> {
         if self.replicas == 0 || self.replicas > 16 {
-            return Err(Error::invalid(format!(
-                "replicas must be 1..=16, got {}",
-                self.replicas
-            )));
+            return Err(CacheError::Replicas(self.replicas).into());
         }
         if self.ttl.is_some_and(|t| t.is_zero()) {
-            return Err(Error::invalid("ttl must be greater than zero"));
+            return Err(CacheError::ZeroTtl.into());
         }
         if self.max_entries == Some(0) || self.max_bytes == Some(0) {
-            return Err(Error::invalid(
-                "max_entries and max_bytes must be at least 1 when set",
-            ));
+            return Err(CacheError::ZeroLimit.into());
         }
         Ok(())
     }

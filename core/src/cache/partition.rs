@@ -48,6 +48,14 @@ pub fn rank(members: &[NodeId], partition: u16) -> Vec<NodeId> {
     ranked.into_iter().map(|(_, m)| m).collect()
 }
 
+/// The owners of `partition` among `members` with `replicas` copies, primary first: the
+/// first `replicas` of [`rank`] (all of them when there are fewer members).
+pub fn owners_of(members: &[NodeId], partition: u16, replicas: u32) -> Vec<NodeId> {
+    let mut ranked = rank(members, partition);
+    ranked.truncate(usize::try_from(replicas).unwrap_or(usize::MAX));
+    ranked
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +99,11 @@ mod tests {
         let mut shuffled = members.clone();
         shuffled.reverse();
         assert_eq!(rank(&members, 7), rank(&shuffled, 7));
+        assert_eq!(owners_of(&members, 7, 2), rank(&members, 7)[..2]);
+        assert_eq!(owners_of(&members, 7, 9), rank(&members, 7));
+        let table = crate::cache::routing::Table::new(1, members.clone());
+        for p in 0..PARTITIONS as u16 {
+            assert_eq!(owners_of(&members, p, 3), table.owners(p, 3));
+        }
     }
 }

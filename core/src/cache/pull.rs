@@ -13,13 +13,14 @@
 //! - what is kept is charged to the memory quota like a write (see `Store::apply`): a
 //!   pull that does not fit stops where it is and retries later.
 
+use crate::cache::error::CacheError;
 use crate::cache::limits::{MAX_PULL_ROUND_BYTES, PAGE_BYTES};
 use crate::cache::messages::WireEntry;
 use crate::cache::partition::{partition_of, PARTITIONS};
 use crate::cache::store::EntryView;
 use crate::cache::tombstones::PAGE_ITEM_OVERHEAD;
 use crate::cache::validate::{check_wire_entry, max_entry_bytes};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// One round of a pull of some partitions from one source.
 #[derive(Debug, Clone)]
@@ -117,17 +118,19 @@ impl PullRound {
             n.saturating_add(size)
         });
         if page_bytes > self.max_page_bytes() {
-            return Err(Error::invalid(format!(
-                "a pulled page of {page_bytes} bytes is larger than the {} a page may carry",
-                self.max_page_bytes()
-            )));
+            return Err(CacheError::PageTooLarge {
+                size: page_bytes,
+                max: self.max_page_bytes(),
+            }
+            .into());
         }
         if let Some(n) = next {
             if n <= self.cursor {
-                return Err(Error::invalid(format!(
-                    "a pulled page at cursor {} names cursor {n} next: it must move forward",
-                    self.cursor
-                )));
+                return Err(CacheError::CursorBackwards {
+                    at: self.cursor,
+                    next: n,
+                }
+                .into());
             }
         }
         let mut sifted = Sifted::default();

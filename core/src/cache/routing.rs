@@ -1,5 +1,6 @@
 //! The routing table: the members the cache places partitions on, versioned by an epoch
-//! that increases with every membership change, with every partition's ranking. Pure.
+//! that increases with every membership change, with every partition's ranking; and who
+//! a write or a read of a partition goes to. Pure.
 
 use crate::cache::partition::{rank, PARTITIONS};
 use crate::identity::NodeId;
@@ -63,6 +64,52 @@ impl Table {
     }
 }
 
+/// Every node a write of partition `p` goes to: its owners in `current`, then, while a
+/// move may be under way (`previous` is the table before it), its owners in `previous`
+/// that are still members of `current`. No node appears twice.
+pub fn write_targets(
+    current: &Table,
+    previous: Option<&Table>,
+    p: u16,
+    replicas: u32,
+) -> Vec<NodeId> {
+    let mut out: Vec<NodeId> = current.owners(p, replicas).to_vec();
+    if let Some(prev) = previous {
+        for o in prev.owners(p, replicas) {
+            if current.contains(o) && !out.contains(o) {
+                out.push(*o);
+            }
+        }
+    }
+    out
+}
+
+/// Orders `targets` for a read: `me` first, then the others in their order, those for
+/// which `unreachable` holds (they recently failed to answer) last. Stable.
+pub fn by_preference(me: &NodeId, targets: &mut [NodeId], unreachable: impl Fn(&NodeId) -> bool) {
+    targets.sort_by_key(|t| (t != me, unreachable(t)));
+}
+
+/// The nodes a read of partition `p` asks, in order: its current owners by preference
+/// (see [`by_preference`]), then the other write targets (previous owners during a move).
+pub fn read_order(
+    me: &NodeId,
+    current: &Table,
+    previous: Option<&Table>,
+    p: u16,
+    replicas: u32,
+    unreachable: impl Fn(&NodeId) -> bool,
+) -> Vec<NodeId> {
+    let mut out = current.owners(p, replicas).to_vec();
+    by_preference(me, &mut out, unreachable);
+    for t in write_targets(current, previous, p, replicas) {
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +126,60 @@ mod tests {
         assert!(t.contains(&ids[1]));
         let again = Table::new(2, ids.into_iter().rev().collect());
         assert_eq!(t.owners(9, 2), again.owners(9, 2));
+    }
+
+    fn ids(n: usize) -> Vec<NodeId> {
+        (0..n)
+            .map(|_| Keypair::generate().unwrap().node_id())
+            .collect()
+    }
+
+    #[test]
+    fn writes_go_to_current_owners_then_previous_owners_still_members() {
+        let ids = ids(4);
+        let old = Table::new(1, ids[..3].to_vec());
+        let new = Table::new(2, ids.clone());
+        for p in 0..crate::cache::partition::PARTITIONS as u16 {
+            let targets = write_targets(&new, Some(&old), p, 2);
+            assert_eq!(&targets[..2], new.owners(p, 2));
+            let mut expected = new.owners(p, 2).to_vec();
+            for o in old.owners(p, 2) {
+                if !expected.contains(o) {
+                    expected.push(*o);
+                }
+            }
+            assert_eq!(targets, expected, "partition {p}");
+            assert_eq!(write_targets(&new, None, p, 2), new.owners(p, 2));
+        }
+        // A previous owner that left is not written to.
+        let gone = Table::new(3, ids[1..].to_vec());
+        for p in 0..crate::cache::partition::PARTITIONS as u16 {
+            let targets = write_targets(&gone, Some(&new), p, 2);
+            assert!(!targets.contains(&ids[0]));
+            assert!(targets.len() <= 4);
+        }
+    }
+
+    #[test]
+    fn reads_prefer_this_node_then_rank_order_with_the_unreachable_last() {
+        let ids = ids(5);
+        let t = Table::new(1, ids.clone());
+        let p = 11;
+        let owners = t.owners(p, 3).to_vec();
+        // Not an owner, nobody unreachable: rank order.
+        let outsider = ids.iter().find(|i| !owners.contains(i)).copied().unwrap();
+        assert_eq!(read_order(&outsider, &t, None, p, 3, |_| false), owners);
+        // An owner reads itself first; the rest keep rank order.
+        let me = owners[2];
+        let order = read_order(&me, &t, None, p, 3, |_| false);
+        assert_eq!(order, vec![owners[2], owners[0], owners[1]]);
+        // An unreachable owner goes last, behind the others.
+        let order = read_order(&outsider, &t, None, p, 3, |n| *n == owners[0]);
+        assert_eq!(order, vec![owners[1], owners[2], owners[0]]);
+        // Previous owners come after every current one.
+        let before = Table::new(0, ids[..2].to_vec());
+        let order = read_order(&outsider, &t, Some(&before), p, 3, |_| false);
+        assert_eq!(&order[..3], &owners[..]);
+        assert_eq!(order, write_targets(&t, Some(&before), p, 3));
     }
 }

@@ -9,21 +9,25 @@ use bytes::Bytes;
 use serde_bytes::ByteBuf;
 use tracing::debug;
 
-use crate::cache::bucket::{Bucket, NOT_OWNED, READY};
+use crate::cache::bucket::Bucket;
 use crate::cache::client::{
-    call_within, maybe_stale, owners_now, write_targets, READ_ATTEMPT, WRITE_ATTEMPT,
+    call_within, maybe_stale, options_differ, owners_now, write_targets, READ_ATTEMPT,
+    WRITE_ATTEMPT,
 };
+use crate::cache::error::CacheError;
 use crate::cache::hlc::wall_ms;
 use crate::cache::limits::PAGE_BYTES;
 use crate::cache::messages::{
     Lookup, Outcome, Request, Response, RmwOp, RmwResult, Spec, WireEntry,
 };
 use crate::cache::partition::{partition_of, PARTITIONS};
+use crate::cache::partition_state::PartitionState;
+use crate::cache::plan::Forward;
 use crate::cache::state::Origin;
 use crate::cache::store::{Charge, EntryView};
 use crate::cache::time::expiry_after;
 use crate::cache::validate::{check_name, check_request, check_wire_entry, max_entry_bytes};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::identity::NodeId;
 use crate::node::shared::Shared;
 use crate::wire::codec::{decode_bulk, encode_bulk};
@@ -62,10 +66,7 @@ pub(crate) fn bucket_for(shared: &Arc<Shared>, from: NodeId, spec: &Spec) -> Res
         }
     };
     if b.options != spec.options {
-        return Err(Error::invalid(format!(
-            "cache bucket {:?} exists with other options ({:?}) than {:?}",
-            spec.name, b.options, spec.options
-        )));
+        return Err(options_differ(&spec.name, b.options, spec.options));
     }
     Ok(b)
 }
@@ -157,7 +158,7 @@ pub(crate) async fn respond(shared: &Arc<Shared>, from: NodeId, req: Request) ->
                 counts
                     .into_iter()
                     .enumerate()
-                    .filter(|(p, _)| b.state(*p as u16) == READY)
+                    .filter(|(p, _)| b.state(*p as u16) == PartitionState::Ready)
                     .map(|(p, c)| (p as u16, c))
                     .collect(),
             ))
@@ -194,21 +195,13 @@ async fn apply(
         }
     }
     // Forward to owners in our table that the writer did not send to.
-    let known: BTreeSet<NodeId> = sent_to.iter().copied().chain([from, shared.id]).collect();
-    let mut extra: BTreeMap<NodeId, Vec<usize>> = BTreeMap::new();
-    for (i, e) in views.iter().enumerate() {
-        for t in write_targets(shared, &b, e.partition) {
-            if !known.contains(&t) {
-                extra.entry(t).or_default().push(i);
-            }
-        }
-    }
-    if !extra.is_empty() {
-        let mut all_sent: Vec<NodeId> = known.iter().copied().collect();
-        all_sent.extend(extra.keys().copied());
-        all_sent.sort();
-        all_sent.dedup();
-        let forwards = extra.into_iter().map(|(t, idx)| {
+    let partitions: Vec<u16> = views.iter().map(|e| e.partition).collect();
+    let forward = Forward::plan(&partitions, &sent_to, [from, shared.id], |p| {
+        write_targets(shared, &b, p)
+    });
+    if !forward.extra.is_empty() {
+        let all_sent = forward.all_sent;
+        let forwards = forward.extra.into_iter().map(|(t, idx)| {
             let req = Request::Apply {
                 spec: spec.clone(),
                 entries: idx.iter().map(|&i| WireEntry::from(&views[i])).collect(),
@@ -275,8 +268,8 @@ pub(crate) async fn lookup(shared: &Arc<Shared>, b: &Arc<Bucket>, keys: &[String
         for (i, key) in keys.iter().enumerate() {
             let p = partition_of(key);
             match b.state(p) {
-                READY if stale => syncing.push(i),
-                READY => {
+                PartitionState::Ready if stale => syncing.push(i),
+                PartitionState::Ready => {
                     out[i] = match store.peek(key, now) {
                         Some(EntryView {
                             value: Some(v),
@@ -300,8 +293,8 @@ pub(crate) async fn lookup(shared: &Arc<Shared>, b: &Arc<Bucket>, keys: &[String
                         }
                     }
                 }
-                NOT_OWNED => out[i] = Lookup::Moved,
-                _ => syncing.push(i),
+                PartitionState::NotOwned => out[i] = Lookup::Moved,
+                PartitionState::Syncing => syncing.push(i),
             }
         }
     }
@@ -457,11 +450,12 @@ async fn rmw(
                 Some(e) => parse_int(e.value.as_deref().unwrap_or_default())?,
                 None => 0,
             };
-            let new = old.checked_add(by).ok_or_else(|| {
-                Error::invalid(format!(
-                    "incr of {key:?} by {by} overflows a 64-bit integer"
-                ))
-            })?;
+            let new = old
+                .checked_add(by)
+                .ok_or_else(|| CacheError::IncrOverflow {
+                    key: key.clone(),
+                    by,
+                })?;
             let expires = match &live {
                 Some(e) => e.expires,
                 None => spec.options.ttl.map_or(0, |t| expiry_after(now, t)),
@@ -498,7 +492,7 @@ async fn rmw(
 
 async fn consult_or_local(shared: &Arc<Shared>, b: &Arc<Bucket>, key: &str) -> Option<EntryView> {
     let p = partition_of(key);
-    if b.state(p) == READY && !maybe_stale(shared) {
+    if b.state(p) == PartitionState::Ready && !maybe_stale(shared) {
         return b.store().peek(key, wall_ms());
     }
     consult(shared, b, &[key.to_string()]).await.pop().flatten()
@@ -508,5 +502,5 @@ fn parse_int(v: &[u8]) -> Result<i64> {
     std::str::from_utf8(v)
         .ok()
         .and_then(|s| s.parse::<i64>().ok())
-        .ok_or_else(|| Error::invalid("the value is not an integer (incr needs ASCII decimal)"))
+        .ok_or_else(|| CacheError::NotAnInteger.into())
 }

@@ -6,10 +6,11 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::cache::bucket::Bucket;
+use crate::cache::error::CacheError;
 use crate::cache::hlc::Hlc;
 use crate::cache::limits::{LOCAL_BUCKET_RESERVE, MAX_BUCKETS};
 use crate::cache::routing::Table;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
 use crate::identity::NodeId;
 
 /// How long after a membership change writes also go to the partitions' previous owners.
@@ -84,9 +85,15 @@ impl CacheState {
 
     /// The previous table, while a move may still be under way.
     pub fn previous(&self) -> Option<Arc<Table>> {
+        self.previous_at(Instant::now())
+    }
+
+    /// [`CacheState::previous`] at `now`: the table before the current one, for
+    /// [`TRANSITION`] after the current one was installed.
+    pub fn previous_at(&self, now: Instant) -> Option<Arc<Table>> {
         let prev = self.previous.read().unwrap_or_else(|p| p.into_inner());
         prev.as_ref()
-            .filter(|(_, since)| since.elapsed() < TRANSITION)
+            .filter(|(_, since)| now.saturating_duration_since(*since) < TRANSITION)
             .map(|(t, _)| t.clone())
     }
 
@@ -105,6 +112,12 @@ impl CacheState {
 
     /// Installs a new table; returns the one it replaces.
     pub fn set_table(&self, new: Table) -> Arc<Table> {
+        self.set_table_at(new, Instant::now())
+    }
+
+    /// [`CacheState::set_table`] at `now` (the replaced table is the previous one until
+    /// [`TRANSITION`] after `now`).
+    pub fn set_table_at(&self, new: Table, now: Instant) -> Arc<Table> {
         let epoch = new.epoch;
         self.rejoins
             .store(new.rejoins, std::sync::atomic::Ordering::Release);
@@ -113,8 +126,7 @@ impl CacheState {
             &mut *self.table.write().unwrap_or_else(|p| p.into_inner()),
             new,
         );
-        *self.previous.write().unwrap_or_else(|p| p.into_inner()) =
-            Some((old.clone(), Instant::now()));
+        *self.previous.write().unwrap_or_else(|p| p.into_inner()) = Some((old.clone(), now));
         self.epoch
             .store(epoch, std::sync::atomic::Ordering::Release);
         old
@@ -144,8 +156,14 @@ impl CacheState {
 
     /// Whether `id` failed to answer within the last `UNREACHABLE_FOR`.
     pub fn is_unreachable(&self, id: &NodeId) -> bool {
+        self.is_unreachable_at(id, Instant::now())
+    }
+
+    /// [`CacheState::is_unreachable`] at `now`.
+    pub fn is_unreachable_at(&self, id: &NodeId, now: Instant) -> bool {
         let map = self.unreachable.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(id).is_some_and(|t| t.elapsed() < UNREACHABLE_FOR)
+        map.get(id)
+            .is_some_and(|t| now.saturating_duration_since(*t) < UNREACHABLE_FOR)
     }
 
     /// The bucket `name`, if known.
@@ -182,15 +200,13 @@ impl CacheState {
         }
         let limit = origin.limit();
         if map.len() >= limit {
-            return Err(Error::new(
-                ErrorKind::QuotaExceeded,
-                format!(
-                    "this node holds {} cache buckets, the most {} can make it create \
-                     ({limit}); bucket {name:?} is refused",
-                    map.len(),
-                    origin.who()
-                ),
-            ));
+            return Err(CacheError::TooManyBuckets {
+                held: map.len(),
+                who: origin.who(),
+                limit,
+                name: name.to_string(),
+            }
+            .into());
         }
         let bucket = Arc::new(make());
         map.insert(name.to_string(), bucket.clone());
@@ -216,6 +232,7 @@ impl CacheState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
     use crate::identity::Keypair;
 
     fn id() -> NodeId {
@@ -265,8 +282,29 @@ mod tests {
         let (a, b) = (id(), id());
         state.mark_unreachable_at(a, t0 + UNREACHABLE_FOR / 2);
         state.mark_unreachable_at(b, t0 + UNREACHABLE_FOR + Duration::from_millis(1));
-        let map = state.unreachable.lock().unwrap_or_else(|p| p.into_inner());
-        assert_eq!(map.len(), 2, "the 100 old failures are forgotten");
-        assert!(map.contains_key(&a) && map.contains_key(&b));
+        {
+            let map = state.unreachable.lock().unwrap_or_else(|p| p.into_inner());
+            assert_eq!(map.len(), 2, "the 100 old failures are forgotten");
+            assert!(map.contains_key(&a) && map.contains_key(&b));
+        }
+        let later = t0 + UNREACHABLE_FOR;
+        assert!(state.is_unreachable_at(&a, later));
+        assert!(!state.is_unreachable_at(&a, later + UNREACHABLE_FOR / 2));
+        state.mark_reachable(&b);
+        assert!(!state.is_unreachable_at(&b, later));
+    }
+
+    #[test]
+    fn the_previous_table_is_kept_for_the_transition() {
+        let (a, b) = (id(), id());
+        let state = CacheState::new(a);
+        let t0 = Instant::now();
+        assert!(state.previous_at(t0).is_none());
+        let old = state.set_table_at(Table::new(1, vec![a, b]), t0);
+        assert_eq!(old.members, vec![a]);
+        assert_eq!(state.epoch(), 1);
+        let prev = state.previous_at(t0 + TRANSITION / 2);
+        assert_eq!(prev.map(|t| t.epoch), Some(0));
+        assert!(state.previous_at(t0 + TRANSITION).is_none());
     }
 }

@@ -18,9 +18,9 @@ pub fn expiry_after(now_ms: u64, ttl: Duration) -> u64 {
     now_ms.saturating_add(saturating_millis(ttl).max(1))
 }
 
-/// The instant `d` from now; a `d` too long to represent gives a deadline decades away.
-pub fn deadline_after(d: Duration) -> Instant {
-    let now = Instant::now();
+/// The instant `d` after `now`; a `d` too long to represent gives a deadline decades
+/// away (or `now` itself if even that cannot be represented).
+pub fn deadline_from(now: Instant, d: Duration) -> Instant {
     now.checked_add(d)
         .or_else(|| now.checked_add(FAR))
         .unwrap_or(now)
@@ -38,9 +38,13 @@ mod tests {
         assert_eq!(expiry_after(u64::MAX - 1, Duration::from_secs(1)), u64::MAX);
         assert_eq!(expiry_after(1000, Duration::from_micros(10)), 1001);
         assert_eq!(expiry_after(1000, Duration::from_secs(2)), 3000);
-        let far = deadline_after(Duration::MAX);
-        assert!(far > Instant::now() + Duration::from_secs(365 * 24 * 3600));
-        let soon = deadline_after(Duration::from_secs(1));
-        assert!(soon <= Instant::now() + Duration::from_secs(1));
+        let t0 = Instant::now();
+        let far = deadline_from(t0, Duration::MAX);
+        assert!(far > t0 + Duration::from_secs(365 * 24 * 3600));
+        assert_eq!(
+            deadline_from(t0, Duration::from_secs(3)),
+            t0 + Duration::from_secs(3)
+        );
+        assert_eq!(deadline_from(t0, Duration::MAX), t0 + FAR);
     }
 }

@@ -2,18 +2,16 @@
 //! the serving side (a peer's request) call the same functions, so a peer can never make
 //! a node hold what its own user could not (limits in `limits.rs`).
 
+use crate::cache::error::CacheError;
 use crate::cache::limits::{ENTRY_ENVELOPE, MAX_BATCH, MAX_BUCKET_NAME_LEN, MAX_KEY_LEN};
 use crate::cache::messages::{Request, RmwOp, WireEntry};
 use crate::cache::partition::PARTITIONS;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Checks a bucket name: 1..=[`MAX_BUCKET_NAME_LEN`] bytes.
 pub fn check_name(name: &str) -> Result<()> {
     if name.is_empty() || name.len() > MAX_BUCKET_NAME_LEN {
-        return Err(Error::invalid(format!(
-            "a cache bucket name must be 1..={MAX_BUCKET_NAME_LEN} bytes, got {}",
-            name.len()
-        )));
+        return Err(CacheError::NameLength(name.len()).into());
     }
     Ok(())
 }
@@ -21,10 +19,7 @@ pub fn check_name(name: &str) -> Result<()> {
 /// Checks a key: 1..=[`MAX_KEY_LEN`] bytes.
 pub fn check_key(key: &str) -> Result<()> {
     if key.is_empty() || key.len() > MAX_KEY_LEN {
-        return Err(Error::invalid(format!(
-            "a cache key must be 1..={MAX_KEY_LEN} bytes, got {}",
-            key.len()
-        )));
+        return Err(CacheError::KeyLength(key.len()).into());
     }
     Ok(())
 }
@@ -46,11 +41,13 @@ pub fn check_entry(key: &str, value_len: Option<usize>, max_message_size: usize)
     let size = key.len().saturating_add(value_len.unwrap_or(0));
     let max = max_entry_bytes(max_message_size);
     if size > max {
-        return Err(Error::invalid(format!(
-            "cache entry {:?} has {size} bytes of key and value, more than the {max} a \
-             message of at most {max_message_size} bytes (max_message_size) can carry",
-            truncated(key)
-        )));
+        return Err(CacheError::EntryTooLarge {
+            key: truncated(key).to_string(),
+            size,
+            max,
+            max_message_size,
+        }
+        .into());
     }
     Ok(())
 }
@@ -58,9 +55,11 @@ pub fn check_entry(key: &str, value_len: Option<usize>, max_message_size: usize)
 /// Checks how many keys or entries one request carries: at most [`MAX_BATCH`].
 pub fn check_count(what: &str, n: usize) -> Result<()> {
     if n > MAX_BATCH {
-        return Err(Error::invalid(format!(
-            "a cache request may carry at most {MAX_BATCH} {what}, got {n}"
-        )));
+        return Err(CacheError::TooMany {
+            what: what.to_string(),
+            count: n,
+        }
+        .into());
     }
     Ok(())
 }
@@ -68,15 +67,10 @@ pub fn check_count(what: &str, n: usize) -> Result<()> {
 /// Checks a list of partitions: at most [`PARTITIONS`] of them, each one that exists.
 pub fn check_partitions(partitions: &[u16]) -> Result<()> {
     if partitions.len() > PARTITIONS {
-        return Err(Error::invalid(format!(
-            "a pull names at most {PARTITIONS} partitions, got {}",
-            partitions.len()
-        )));
+        return Err(CacheError::TooManyPartitions(partitions.len()).into());
     }
     if let Some(p) = partitions.iter().find(|&&p| usize::from(p) >= PARTITIONS) {
-        return Err(Error::invalid(format!(
-            "there is no cache partition {p} (there are {PARTITIONS})"
-        )));
+        return Err(CacheError::UnknownPartition(*p).into());
     }
     Ok(())
 }
