@@ -117,7 +117,7 @@ def apply_blocks(text: str, name: str = "aio.py") -> str:
             new = m.group("kind")
             if new in ("async-only", "sync-only"):
                 if kind == new:
-                    raise UnasyncError(f"{where}: {new} block inside a {new} block")
+                    raise UnasyncError(f"{where}: `# unasync: {new}` again before `# unasync: end`")
                 kind, indent, opened = new, m.group("indent"), number
             elif new == "end":
                 if kind is None:
@@ -157,7 +157,7 @@ def _prose_spans(text: str, name: str) -> list[tuple[int, int]]:
                 (r0, c0), (r1, c1) = tok.start, tok.end
                 spans.append((starts[r0 - 1] + c0, starts[r1 - 1] + c1))
     except (tokenize.TokenError, SyntaxError) as e:
-        raise UnasyncError(f"{name}: cannot tokenize: {e}") from e
+        raise UnasyncError(f"{name} (blocks applied): cannot tokenize: {e}") from e
     return spans
 
 
