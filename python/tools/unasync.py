@@ -208,7 +208,7 @@ def generate(source: str, name: str = "aio.py") -> str:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--source", type=Path, default=SOURCE, help="the asyncio API")
     parser.add_argument(
         "--output", type=Path, default=TARGET, help="where the blocking API goes"
