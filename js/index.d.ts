@@ -109,12 +109,20 @@ export type MembershipEvent =
   | { type: 'LeaderChanged', leader: string }
   | { type: 'Lagged', missed: number }
 
-/** Membership events from the moment `node.events()` was called; iteration ends at shutdown. */
-export declare class Events implements AsyncIterable<MembershipEvent> {
-  private constructor ()
+/**
+ * Events from the moment the stream was created; iteration ends at shutdown. The one
+ * async iterator behind `Events` and `TransferEvents` (not exported itself).
+ */
+declare class EventStream<T> implements AsyncIterable<T> {
+  protected constructor ()
   /** The next event; rejects with code Closed at shutdown. */
-  next (): Promise<MembershipEvent>
-  [Symbol.asyncIterator] (): AsyncIterator<MembershipEvent>
+  next (): Promise<T>
+  [Symbol.asyncIterator] (): AsyncIterator<T>
+}
+
+/** Membership events from the moment `node.events()` was called; iteration ends at shutdown. */
+export declare class Events extends EventStream<MembershipEvent> {
+  private constructor ()
 }
 
 /** Where `send` delivers: every connected peer (undefined), one node id, or several. */
@@ -341,16 +349,13 @@ export interface TransferProgress {
 }
 
 /** A subscription to transfer events from the moment it was created; iteration ends at shutdown. */
-export declare class TransferEvents<T> implements AsyncIterable<T> {
+export declare class TransferEvents<T> extends EventStream<T> {
   private constructor ()
   /**
    * How many events this reader missed by falling behind (more than 256 deliveries or
    * 1024 progress events); it then continues with the oldest one still kept.
    */
   readonly missed: number
-  /** The next event; rejects with code Closed at shutdown. */
-  next (): Promise<T>
-  [Symbol.asyncIterator] (): AsyncIterator<T>
 }
 
 /** Options of `transfer.send`. */

@@ -451,17 +451,17 @@ class Channel {
 }
 
 /**
- * Membership events from the moment `node.events()` was called:
- * `{ type: 'PeerUp', id, name, addrs }`, `{ type: 'PeerSuspect', id }`,
- * `{ type: 'PeerDown', id }`, `{ type: 'LeaderChanged', leader }`, `{ type: 'Lagged', missed }`.
- * Iterate with `for await (const event of node.events())`; iteration ends at shutdown.
+ * Events from the moment the stream was created: `next()` resolves with one, `for await`
+ * yields them, and both end when the node shuts down (`next()` then rejects with code
+ * Closed; iteration just stops). The one async iterator behind `Events` and
+ * `TransferEvents`, which name what gets a stream.
  */
-class Events {
+class EventStream {
   #native
 
-  constructor (token, nativeEvents) {
-    if (token !== CREATE) throw new TypeError('use node.events() to get Events')
-    this.#native = nativeEvents
+  constructor (token, nativeStream, howToGet) {
+    if (token !== CREATE) throw new TypeError(howToGet)
+    this.#native = nativeStream
   }
 
   /** Resolves with the next event; rejects with code Closed at shutdown. */
@@ -481,6 +481,18 @@ class Events {
       }
       yield event
     }
+  }
+}
+
+/**
+ * Membership events from the moment `node.events()` was called:
+ * `{ type: 'PeerUp', id, name, addrs }`, `{ type: 'PeerSuspect', id }`,
+ * `{ type: 'PeerDown', id }`, `{ type: 'LeaderChanged', leader }`, `{ type: 'Lagged', missed }`.
+ * Iterate with `for await (const event of node.events())`; iteration ends at shutdown.
+ */
+class Events extends EventStream {
+  constructor (token, nativeEvents) {
+    super(token, nativeEvents, 'use node.events() to get Events')
   }
 }
 
@@ -534,36 +546,17 @@ function toTransferResult (r) {
  * A subscription to transfer events (`transfer.received()`, `transfer.progress()`), from
  * the moment it was created. Iterate with `for await`; iteration ends at shutdown.
  */
-class TransferEvents {
+class TransferEvents extends EventStream {
   #native
 
   constructor (token, nativeStream) {
-    if (token !== CREATE) throw new TypeError('use transfer.received() or transfer.progress()')
+    super(token, nativeStream, 'use transfer.received() or transfer.progress()')
     this.#native = nativeStream
   }
 
   /** How many events this reader missed by falling behind (it then skips ahead). */
   get missed () {
     return this.#native.missed
-  }
-
-  /** Resolves with the next event; rejects with code Closed at shutdown. */
-  async next () {
-    return call(() => this.#native.next())
-  }
-
-  /** Yields events until the node shuts down. */
-  async * [Symbol.asyncIterator] () {
-    while (true) {
-      let event
-      try {
-        event = await this.next()
-      } catch (err) {
-        if (err && err.code === 'Closed') return
-        throw err
-      }
-      yield event
-    }
   }
 }
 

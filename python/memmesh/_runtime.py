@@ -1,6 +1,6 @@
 """Process-wide helpers of the Python layer: the background asyncio loop that runs
-coroutine handlers of the blocking API, handler classification, and shutdown of nodes
-still open when the interpreter exits."""
+coroutine handlers of the blocking API, where each API runs handlers, and shutdown of
+nodes still open when the interpreter exits."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import atexit
 import inspect
 import threading
 import weakref
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
@@ -36,6 +36,31 @@ def is_async(fn: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
         getattr(fn, "__call__", None)
     )
+
+
+def blocking_handler_loop(
+    what: str, handler: Callable[..., Any]
+) -> Optional[asyncio.AbstractEventLoop]:
+    """Where a handler registered through the blocking API runs: a coroutine function on
+    :func:`background_loop`, a plain one (``None``) on a memmesh worker thread.
+    ``what`` (the registering method) is unused: the signature matches
+    :func:`asyncio_handler_loop`, which ``tools/unasync.py`` maps to this."""
+    del what
+    return background_loop() if is_async(handler) else None
+
+
+def asyncio_handler_loop(what: str, handler: Callable[..., Any]) -> asyncio.AbstractEventLoop:
+    """Where a handler registered through the asyncio API runs, plain or ``async def``:
+    the running loop of the caller; ``RuntimeError`` naming ``what`` outside a
+    coroutine."""
+    del handler
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        raise RuntimeError(
+            f"memmesh.aio: {what} must be called from a coroutine running on an asyncio "
+            "loop (the handler runs on that loop)"
+        ) from None
 
 
 class _Closable(Protocol):

@@ -1,3 +1,5 @@
+# Generated from memmesh/aio.py by python/tools/unasync.py: do not edit.
+# Change aio.py, then run `python python/tools/unasync.py` (CI checks this file).
 """The blocking API: :class:`Node`, :class:`Channel`, :class:`Blocks`, :class:`Cache` and
 :class:`Transfer` (for scripts and notebooks).
 
@@ -9,20 +11,23 @@ from __future__ import annotations
 
 import os
 from types import TracebackType
-from typing import (
-    Any,
-    Awaitable,
-    Callable,
-    Iterable,
-    Iterator,
-    Mapping,
-    Optional,
-    Sequence,
-    TypeVar,
-    Union,
-)
+from typing import Any, Iterator, Generic, Optional, Sequence, Union
 
 from . import _native
+from ._common import (
+    Data,
+    Entries,
+    MessageHandlerT,
+    NativeStream,
+    OfferHandlerT,
+    PathLike,
+    Peers,
+    RequestHandlerT,
+    Source,
+    T,
+    Target,
+    node_options,
+)
 from ._native import (
     CacheOptions,
     CacheStats,
@@ -37,7 +42,7 @@ from ._native import (
     Request,
     TransferResult,
 )
-from ._runtime import background_loop, is_async, track
+from ._runtime import blocking_handler_loop, track
 from .errors import ClosedError
 
 __all__ = [
@@ -50,43 +55,6 @@ __all__ = [
     "ReceivedEvents",
     "ProgressEvents",
 ]
-
-#: Where ``send`` delivers: ``None`` (every connected peer), a node id, or a list of ids.
-Target = Union[str, Sequence[str], None]
-#: Bytes accepted as a payload.
-Data = Union[bytes, bytearray]
-#: Entries of ``Cache.set_many``: a mapping of key to value, or ``(key, value)`` pairs.
-Entries = Union[Mapping[str, Data], Iterable[tuple[str, Data]]]
-#: A file path.
-PathLike = Union[str, "os.PathLike[str]"]
-#: What a transfer sends: ``bytes``/``bytearray`` (the data) or a file path.
-Source = Union[bytes, bytearray, str, "os.PathLike[str]"]
-#: The peers of ``Transfer.send``: a node id or a list of node ids.
-Peers = Union[str, Sequence[str]]
-
-RequestHandlerT = TypeVar(
-    "RequestHandlerT",
-    bound=Callable[[Request], Union[bytes, bytearray, Awaitable[Union[bytes, bytearray]]]],
-)
-MessageHandlerT = TypeVar("MessageHandlerT", bound=Callable[[Message], Any])
-OfferHandlerT = TypeVar(
-    "OfferHandlerT",
-    bound=Callable[[Offer], Union[Destination, Awaitable[Destination]]],
-)
-
-
-def node_options(**options: Any) -> dict[str, Any]:
-    """The keyword arguments of the native node (``None`` = the core default)."""
-    for key in ("data_dir", "inbox_dir"):
-        if options.get(key) is not None:
-            options[key] = os.fspath(options[key])
-    for key in ("bootstrap", "mdns_interfaces"):
-        value = options.get(key)
-        if isinstance(value, str):
-            options[key] = [value]
-        elif value is not None:
-            options[key] = list(value)
-    return options
 
 
 class Node:
@@ -189,10 +157,12 @@ class Node:
     def connect(self, addr: str, *, id: Optional[str] = None) -> str:  # noqa: A002
         """Connects to the node at ``addr`` (``"ip:port"``) and returns its id. With
         ``id``, the node there must be that one (key pinning), else ``UnauthorizedError``."""
-        return self._native.connect(addr, id)
+        result: str = self._native.connect(addr, id)
+        return result
 
     def peers(self) -> list[PeerInfo]:
-        """Every peer this node knows, with its membership state, sorted by id."""
+        """Every peer this node knows, with its membership state, sorted by id
+        (immediate)."""
         return self._native.peers()
 
     @property
@@ -203,24 +173,25 @@ class Node:
 
     def events(self) -> "Events":
         """Membership events (``PeerUp``, ``PeerSuspect``, ``PeerDown``,
-        ``LeaderChanged``, ``Lagged``) from now on."""
+        ``LeaderChanged``, ``Lagged``) from now on
+        (``for event in node.events()``)."""
         return Events(self._native.events())
 
     def channel(self, name: str) -> "Channel":
-        """The channel called ``name`` (created on first use). Peers can send to a
-        channel only once this node has opened it."""
+        """The channel called ``name`` (created on first use; immediate). Peers can send
+        to a channel only once this node has opened it."""
         return Channel(self._native.channel(name))
 
     @property
     def blocks(self) -> "Blocks":
         """Blocks: immutable bytes kept in the RAM of this node or of a peer, by content
-        id (``ClosedError`` once the node has shut down)."""
+        id (immediate; ``ClosedError`` once the node has shut down)."""
         return Blocks(self._native.blocks)
 
     @property
     def transfer(self) -> "Transfer":
-        """Verified chunk transfer of files and bytes to and from peers
-        (``ClosedError`` once the node has shut down)."""
+        """Verified chunk transfer of files and bytes to and from peers (immediate;
+        ``ClosedError`` once the node has shut down)."""
         return Transfer(self._native.transfer)
 
     def cache(
@@ -243,11 +214,14 @@ class Node:
         peers), or the defaults for a new bucket; otherwise unset options take their
         defaults, and options that differ from the bucket's raise ``InvalidInputError``.
         """
-        return Cache(self._native.cache(name, ttl, max_entries, max_bytes, replicas))
+        native: _native.Cache = self._native.cache(
+            name, ttl, max_entries, max_bytes, replicas
+        )
+        return Cache(native)
 
     def caches(self) -> dict[str, CacheOptions]:
         """The cache buckets this node knows (its own and those learned from peers):
-        name -> options, sorted by name."""
+        name -> options, sorted by name (immediate)."""
         return self._native.caches()
 
     def shutdown(self) -> None:
@@ -271,7 +245,9 @@ class Node:
 
 
 class Channel:
-    """A named channel on a node, blocking API: messages and requests between nodes."""
+    """A named channel on a node, blocking API: messages and requests between nodes.
+    ``for message in channel`` yields incoming messages until the node shuts
+    down."""
 
     __slots__ = ("_native",)
 
@@ -288,26 +264,31 @@ class Channel:
         ids, where this node's own id delivers locally). Returns once every target has
         queued it, with the number of peers reached; if any failed, raises the error of
         the first failure, naming every failed peer."""
-        return self._native.send(data, to)
+        result: int = self._native.send(data, to)
+        return result
 
     def broadcast(self, data: Data) -> int:
         """Sends ``data`` to every connected peer (``send(data, None)``)."""
-        return self._native.send(data, None)
+        result: int = self._native.send(data, None)
+        return result
 
     def request(self, peer: str, data: Data, timeout: Optional[float] = None) -> bytes:
         """Sends a request to ``peer`` and returns its response. ``timeout`` is in
         seconds (default: the node's ``request_timeout``)."""
-        return self._native.request(peer, data, timeout)
+        result: bytes = self._native.request(peer, data, timeout)
+        return result
 
     def recv(self) -> Message:
-        """Waits for the next message (use this or :meth:`on_message`, not both)."""
-        return self._native.recv()
+        """Waits for the next message (use this or :meth:`on_message`, not both).
+        Cancel-safe: an interrupted wait loses nothing."""
+        result: Message = self._native.recv()
+        return result
 
     def __iter__(self) -> Iterator[Message]:
         """Yields incoming messages until the node shuts down."""
         while True:
             try:
-                yield self._native.recv()
+                yield self.recv()
             except ClosedError:
                 return
 
@@ -316,14 +297,14 @@ class Channel:
         decorator). A plain function runs on a memmesh worker thread; an ``async def``
         runs on memmesh's background asyncio loop. Exceptions go to
         ``sys.unraisablehook``."""
-        self._native.on_message(handler, background_loop() if is_async(handler) else None)
+        self._native.on_message(handler, blocking_handler_loop("on_message", handler))
         return handler
 
     def on_request(self, handler: RequestHandlerT) -> RequestHandlerT:
         """Answers requests with ``handler(request) -> bytes`` (usable as a decorator;
-        placement as in :meth:`on_message`). If it raises, the requester gets
+        where it runs as in :meth:`on_message`). If it raises, the requester gets
         ``HandlerFailedError`` with the exception text."""
-        self._native.on_request(handler, background_loop() if is_async(handler) else None)
+        self._native.on_request(handler, blocking_handler_loop("on_request", handler))
         return handler
 
     def clear_message_handler(self) -> None:
@@ -338,25 +319,35 @@ class Channel:
         return f"Channel({self.name!r})"
 
 
-class Events:
-    """Membership events from the moment :meth:`Node.events` was called, blocking API.
-    ``for event in events`` yields them until the node shuts down."""
+class _EventStream(Generic[T]):
+    """Events from the moment the stream was created, blocking API: the one class
+    behind :class:`Events`, :class:`ReceivedEvents` and :class:`ProgressEvents`."""
 
     __slots__ = ("_native",)
 
-    def __init__(self, native: _native.Events) -> None:
+    def __init__(self, native: NativeStream[T]) -> None:
         self._native = native
 
-    def next(self) -> Event:
-        """Waits for the next event; ``ClosedError`` once the node has shut down."""
-        return self._native.next()
+    def next(self) -> T:
+        """Waits for the next event; ``ClosedError`` once the node has shut down.
+        Cancel-safe: an interrupted wait loses nothing."""
+        result: T = self._native.next()
+        return result
 
-    def __iter__(self) -> Iterator[Event]:
+    def __iter__(self) -> Iterator[T]:
+        """Yields events until the node shuts down."""
         while True:
             try:
-                yield self._native.next()
+                yield self.next()
             except ClosedError:
                 return
+
+
+class Events(_EventStream[Event]):
+    """Membership events from the moment :meth:`Node.events` was called, blocking API.
+    ``for event in events`` yields them until the node shuts down."""
+
+    __slots__ = ()
 
 
 class Blocks:
@@ -376,13 +367,15 @@ class Blocks:
         """Stores ``data`` and returns its id. ``placement``: ``"local"`` (this node's
         RAM), ``"auto"`` (the live peer advertising the most free quota; this node if it
         has no peers) or a peer's node id."""
-        return self._native.put(data, placement)
+        result: str = self._native.put(data, placement)
+        return result
 
     def get(self, id: str) -> bytes:  # noqa: A002
         """The block ``id``, from local RAM, else from the peer holding it.
         ``NotFoundError`` if no reachable node has it, ``PeerUnavailableError`` if its
         holder cannot be reached, ``InvalidInputError`` for a malformed id."""
-        return self._native.get(id)
+        result: bytes = self._native.get(id)
+        return result
 
     def free(self, id: str) -> None:  # noqa: A002
         """Frees the block ``id`` wherever it lives (``NotFoundError`` if nowhere)."""
@@ -390,7 +383,8 @@ class Blocks:
 
     def stats(self) -> list[NodeUsage]:
         """Memory use of this node and of every reachable live peer, this node first."""
-        return self._native.stats()
+        result: list[NodeUsage] = self._native.stats()
+        return result
 
     def local_stats(self) -> NodeUsage:
         """This node's memory use (immediate)."""
@@ -431,36 +425,43 @@ class Cache:
 
     def get(self, key: str) -> Optional[bytes]:
         """The value of ``key``, or ``None`` if it is absent or expired."""
-        return self._native.get(key)
+        result: Optional[bytes] = self._native.get(key)
+        return result
 
     def delete(self, key: str) -> bool:
         """Deletes ``key``; returns whether it existed."""
-        return self._native.delete(key)
+        result: bool = self._native.delete(key)
+        return result
 
     def expire(self, key: str, ttl: float) -> bool:
         """Makes ``key`` expire ``ttl`` seconds from now; returns whether it existed."""
-        return self._native.expire(key, ttl)
+        result: bool = self._native.expire(key, ttl)
+        return result
 
     def ttl(self, key: str) -> Optional[float]:
         """Seconds ``key`` has left to live, ``None`` if it never expires;
         ``NotFoundError`` if it does not exist."""
-        return self._native.ttl(key)
+        result: Optional[float] = self._native.ttl(key)
+        return result
 
     def len(self) -> int:
         """The number of live entries in the bucket across the cluster (each counted
         once; approximate while partitions move)."""
-        return self._native.len()
+        result: int = self._native.len()
+        return result
 
     def incr(self, key: str, by: int = 1) -> int:
         """Adds ``by`` to the integer stored at ``key`` (ASCII decimal; absent counts as
         0) and returns the new value. ``InvalidInputError`` if the value is not an
         integer or the result overflows 64 bits."""
-        return self._native.incr(key, by)
+        result: int = self._native.incr(key, by)
+        return result
 
     def get_many(self, keys: Sequence[str]) -> list[Optional[bytes]]:
         """The values of ``keys``, in order (``None`` for absent keys), one round trip
         per owner."""
-        return self._native.get_many(keys)
+        result: list[Optional[bytes]] = self._native.get_many(keys)
+        return result
 
     def set_many(self, entries: Entries, ttl: Optional[float] = None) -> None:
         """Sets every entry (a mapping, or ``(key, value)`` pairs), expiring after
@@ -481,7 +482,8 @@ class Transfer:
 
     A source is ``bytes``/``bytearray`` (the data) or a ``str``/``os.PathLike`` (the path
     of a file, streamed from disk). Content ids are ``"blake3:<64 hex digits>"``.
-    Interrupting a waiting call (Ctrl-C) cancels the transfer.
+    Interrupting a waiting call (Ctrl-C, or cancelling the awaiting task) cancels the
+    transfer.
     """
 
     __slots__ = ("_native",)
@@ -494,15 +496,17 @@ class Transfer:
         parallel and returns one :class:`TransferResult` per peer, in order. A peer that
         fails does not raise: its result's ``error`` holds the exception (a refused offer
         gives ``UnauthorizedError``)."""
-        return self._native.send(source, to)
+        result: list[TransferResult] = self._native.send(source, to)
+        return result
 
     def publish(self, source: Source) -> str:
         """Offers ``source`` to peers, who fetch it by the returned id (the content
         hash; a file is read through once to compute it)."""
-        return self._native.publish(source)
+        result: str = self._native.publish(source)
+        return result
 
     def unpublish(self, id: str) -> bool:  # noqa: A002
-        """Stops offering ``id``; returns whether it was published."""
+        """Stops offering ``id``; returns whether it was published (immediate)."""
         return self._native.unpublish(id)
 
     def fetch(
@@ -512,7 +516,8 @@ class Transfer:
         holds) into the file ``into``, or into memory (``Received.data``) when ``None``.
         A fetch into a file that was interrupted resumes after the verified chunks.
         ``NotFoundError`` if the peer has no such content."""
-        return self._native.fetch(id, peer, into)
+        result: Received = self._native.fetch(id, peer, into)
+        return result
 
     def on_offer(self, handler: OfferHandlerT) -> OfferHandlerT:
         """Decides where transfers offered to this node go (usable as a decorator):
@@ -520,7 +525,7 @@ class Transfer:
         ``Destination.reject(reason)``. A plain function runs on a memmesh worker thread;
         an ``async def`` runs on memmesh's background asyncio loop. If it raises or
         returns anything else, the offer is refused with that error as the reason."""
-        self._native.on_offer(handler, background_loop() if is_async(handler) else None)
+        self._native.on_offer(handler, blocking_handler_loop("on_offer", handler))
         return handler
 
     def clear_offer_handler(self) -> None:
@@ -529,7 +534,8 @@ class Transfer:
         self._native.clear_offer_handler()
 
     def received(self) -> "ReceivedEvents":
-        """Transfers this node receives (complete and verified) from now on."""
+        """Transfers this node receives (complete and verified) from now on
+        (``for r in transfer.received()``)."""
         return ReceivedEvents(self._native.received())
 
     def progress(self) -> "ProgressEvents":
@@ -540,55 +546,25 @@ class Transfer:
     def cancel(self, offer_id: str) -> bool:
         """Cancels the incoming transfer with this ``Offer.id``: the sender gets
         ``ClosedError`` and the verified part is kept for a later resume. Returns whether
-        such a transfer was running."""
+        such a transfer was running (immediate)."""
         return self._native.cancel(offer_id)
 
     def __repr__(self) -> str:
         return repr(self._native)
 
 
-class ReceivedEvents:
+class ReceivedEvents(_EventStream[Received]):
     """Transfers received from the moment :meth:`Transfer.received` was called,
-    blocking API. ``for received in events`` yields them until the node shuts down; a
-    reader that falls far behind (256 transfers) skips the ones it missed."""
+    blocking API. ``for received in events`` yields them until the node shuts
+    down; a reader that falls far behind (256 transfers) skips the ones it missed."""
 
-    __slots__ = ("_native",)
-
-    def __init__(self, native: _native.ReceivedEvents) -> None:
-        self._native = native
-
-    def next(self) -> Received:
-        """Waits for the next received transfer; ``ClosedError`` once the node has shut
-        down."""
-        return self._native.next()
-
-    def __iter__(self) -> Iterator[Received]:
-        while True:
-            try:
-                yield self._native.next()
-            except ClosedError:
-                return
+    __slots__ = ()
 
 
-class ProgressEvents:
+class ProgressEvents(_EventStream[Progress]):
     """Progress of sent and received transfers from the moment :meth:`Transfer.progress`
-    was called, blocking API. ``for p in events`` yields them until the node shuts down.
-    The last event of a successful transfer (either way) has ``done == total``; a reader
-    that falls far behind skips the events it missed."""
+    was called, blocking API. ``for p in events`` yields them until the node shuts
+    down. The last event of a successful transfer (either way) has ``done == total``; a
+    reader that falls far behind skips the events it missed."""
 
-    __slots__ = ("_native",)
-
-    def __init__(self, native: _native.ProgressEvents) -> None:
-        self._native = native
-
-    def next(self) -> Progress:
-        """Waits for the next progress event; ``ClosedError`` once the node has shut
-        down."""
-        return self._native.next()
-
-    def __iter__(self) -> Iterator[Progress]:
-        while True:
-            try:
-                yield self._native.next()
-            except ClosedError:
-                return
+    __slots__ = ()

@@ -1,3 +1,8 @@
+# unasync: async-only
+# This file is also the source of the blocking API: `python python/tools/unasync.py`
+# writes memmesh/_sync.py from it (CI fails if _sync.py is not current). Lines between
+# `# unasync: async-only` and `# unasync: end` stay here only; the commented lines
+# between `# unasync: sync-only` and `# unasync: end` go, uncommented, to _sync.py only.
 """The asyncio API: :class:`Node`, :class:`Channel`, :class:`Blocks`, :class:`Cache` and
 :class:`Transfer`, same method names as the blocking API, awaitable.
 
@@ -5,26 +10,41 @@ Work runs on the node's own threads; results come back to your event loop. Cance
 an awaiting task cancels the work inside memmesh. Handlers (plain or ``async def``)
 run on the event loop that registered them.
 """
+# unasync: sync-only
+# """The blocking API: :class:`Node`, :class:`Channel`, :class:`Blocks`, :class:`Cache` and
+# :class:`Transfer` (for scripts and notebooks).
+#
+# Every call blocks the calling thread until it completes, with the GIL released, so
+# other Python threads keep running; Ctrl-C interrupts a waiting call.
+# """
+# unasync: end
 
 from __future__ import annotations
 
+# unasync: async-only
 import asyncio
+from typing import Callable, Generator, cast
+
+# unasync: end
 import os
 from types import TracebackType
-from typing import (
-    Any,
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Generator,
-    Optional,
-    Sequence,
-    TypeVar,
-    Union,
-    cast,
-)
+from typing import Any, AsyncIterator, Generic, Optional, Sequence, Union
 
 from . import _native
+from ._common import (
+    Data,
+    Entries,
+    MessageHandlerT,
+    NativeStream,
+    OfferHandlerT,
+    PathLike,
+    Peers,
+    RequestHandlerT,
+    Source,
+    T,
+    Target,
+    node_options,
+)
 from ._native import (
     CacheOptions,
     CacheStats,
@@ -39,8 +59,7 @@ from ._native import (
     Request,
     TransferResult,
 )
-from ._runtime import track
-from ._sync import Data, Entries, PathLike, Peers, Source, Target, node_options
+from ._runtime import asyncio_handler_loop, track
 from .errors import ClosedError
 
 __all__ = [
@@ -54,18 +73,8 @@ __all__ = [
     "ProgressEvents",
 ]
 
-T = TypeVar("T")
-RequestHandlerT = TypeVar(
-    "RequestHandlerT",
-    bound=Callable[[Request], Union[bytes, bytearray, Awaitable[Union[bytes, bytearray]]]],
-)
-MessageHandlerT = TypeVar("MessageHandlerT", bound=Callable[[Message], Any])
-OfferHandlerT = TypeVar(
-    "OfferHandlerT",
-    bound=Callable[[Offer], Union[Destination, Awaitable[Destination]]],
-)
 
-
+# unasync: async-only
 async def _call(start: Callable[..., _native.Pending], *args: Any) -> Any:
     """Runs a native ``*_async`` method: it resolves a future of this loop from the node
     runtime; if this task is cancelled, the work in the node is aborted."""
@@ -77,16 +86,6 @@ async def _call(start: Callable[..., _native.Pending], *args: Any) -> Any:
     except asyncio.CancelledError:
         pending.cancel()
         raise
-
-
-def _running_loop(what: str) -> asyncio.AbstractEventLoop:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        raise RuntimeError(
-            f"memmesh.aio: {what} must be called from a coroutine running on an asyncio "
-            "loop (the handler runs on that loop)"
-        ) from None
 
 
 class _Starting:
@@ -123,12 +122,43 @@ class _Starting:
             await self._node.shutdown()
 
 
+# unasync: end
 class Node:
+    # unasync: async-only
     """A memmesh node, asyncio API. Start one with ``await Node.start(...)`` (options as
     for :class:`memmesh.Node`); ``async with`` shuts it down on exit."""
+    # unasync: sync-only
+    # """A memmesh node, blocking API.
+    #
+    # Starts at construction; shut it down with :meth:`shutdown` or use it as a context
+    # manager (``with memmesh.Node(...) as node:``). Every option left as ``None`` keeps
+    # memmesh's default:
+    #
+    # * ``name``: human-readable name shown to peers (default ``"node-<short id>"``).
+    # * ``listen``: QUIC/UDP address to bind (default ``"0.0.0.0:0"``: all interfaces,
+    #   any port; use ``"127.0.0.1:0"`` to stay on this machine).
+    # * ``cluster_secret``: ``str`` or ``bytes``; only nodes with the same secret can talk
+    #   (``memmesh secret new`` prints a strong one). Without a secret the node is in
+    #   *protected mode*: it accepts and dials loopback peers only, and mDNS is off.
+    # * ``open``: with no secret, talk to peers beyond loopback anyway, unauthenticated:
+    #   anyone who can reach the node is a member (default ``False``).
+    # * ``bootstrap``: addresses (``"ip:port"``) dialled at start.
+    # * ``mdns``: discover peers on the LAN with multicast DNS (default ``True``).
+    # * ``mdns_interfaces``: network interfaces mDNS may use, by name (default: all).
+    # * ``memory_quota``: bytes of RAM lent to the mesh (default 512 MiB).
+    # * ``data_dir``: directory for the persistent identity (default: ephemeral, in memory).
+    # * ``threads``: worker threads of the node's own runtime (default 2).
+    # * ``max_message_size``: largest message, request or response (default 8 MiB).
+    # * ``request_timeout``, ``send_timeout``, ``connect_timeout``: seconds (30, 30, 5).
+    # * ``channel_queue``: capacity of each channel's incoming queue (default 1024).
+    # * ``inbox_dir``: directory where transfers offered to this node are received when
+    #   no offer handler is set (default: none, such offers are refused).
+    # """
+    # unasync: end
 
-    __slots__ = ("_native",)
+    __slots__ = ("_native", "__weakref__")
 
+    # unasync: async-only
     def __init__(self, native: Optional[_native.Node] = None, /, **_options: Any) -> None:
         if not isinstance(native, _native.Node) or _options:
             raise TypeError(
@@ -180,6 +210,50 @@ class Node:
             )
         )
 
+    # unasync: sync-only
+    # def __init__(
+    #     self,
+    #     *,
+    #     name: Optional[str] = None,
+    #     listen: Optional[str] = None,
+    #     cluster_secret: Union[str, bytes, None] = None,
+    #     open: Optional[bool] = None,
+    #     bootstrap: Optional[Sequence[str]] = None,
+    #     mdns: Optional[bool] = None,
+    #     mdns_interfaces: Optional[Sequence[str]] = None,
+    #     memory_quota: Optional[int] = None,
+    #     data_dir: Union[str, "os.PathLike[str]", None] = None,
+    #     threads: Optional[int] = None,
+    #     max_message_size: Optional[int] = None,
+    #     request_timeout: Optional[float] = None,
+    #     send_timeout: Optional[float] = None,
+    #     connect_timeout: Optional[float] = None,
+    #     channel_queue: Optional[int] = None,
+    #     inbox_dir: Optional[PathLike] = None,
+    # ) -> None:
+    #     self._native = _native.Node(
+    #         **node_options(
+    #             name=name,
+    #             listen=listen,
+    #             cluster_secret=cluster_secret,
+    #             open=open,
+    #             bootstrap=bootstrap,
+    #             mdns=mdns,
+    #             mdns_interfaces=mdns_interfaces,
+    #             memory_quota=memory_quota,
+    #             data_dir=data_dir,
+    #             threads=threads,
+    #             max_message_size=max_message_size,
+    #             request_timeout=request_timeout,
+    #             send_timeout=send_timeout,
+    #             connect_timeout=connect_timeout,
+    #             channel_queue=channel_queue,
+    #             inbox_dir=inbox_dir,
+    #         )
+    #     )
+    #     track(self._native)
+    #
+    # unasync: end
     @property
     def id(self) -> str:
         """This node's id: 52 characters of base32 (its Ed25519 public key)."""
@@ -206,7 +280,8 @@ class Node:
         return self._native.closed
 
     async def connect(self, addr: str, *, id: Optional[str] = None) -> str:  # noqa: A002
-        """Connects to the node at ``addr`` and returns its id (``id``: pin its key)."""
+        """Connects to the node at ``addr`` (``"ip:port"``) and returns its id. With
+        ``id``, the node there must be that one (key pinning), else ``UnauthorizedError``."""
         result: str = await _call(self._native.connect_async, addr, id)
         return result
 
@@ -217,15 +292,19 @@ class Node:
 
     @property
     def leader(self) -> str:
-        """The leader of the current membership view (the lowest live id)."""
+        """The leader of the current membership view: the lowest id among live members,
+        this node included."""
         return self._native.leader
 
     def events(self) -> "Events":
-        """Membership events from now on (``async for event in node.events()``)."""
+        """Membership events (``PeerUp``, ``PeerSuspect``, ``PeerDown``,
+        ``LeaderChanged``, ``Lagged``) from now on
+        (``async for event in node.events()``)."""
         return Events(self._native.events())
 
     def channel(self, name: str) -> "Channel":
-        """The channel called ``name`` (created on first use; immediate)."""
+        """The channel called ``name`` (created on first use; immediate). Peers can send
+        to a channel only once this node has opened it."""
         return Channel(self._native.channel(name))
 
     @property
@@ -249,21 +328,31 @@ class Node:
         max_bytes: Optional[int] = None,
         replicas: Optional[int] = None,
     ) -> "Cache":
-        """The replicated cache bucket ``name``, defined cluster-wide on first use
-        (options as for :meth:`memmesh.Node.cache`)."""
+        """The replicated cache bucket ``name``, defined cluster-wide on first use.
+
+        * ``ttl``: default time to live of an entry, in seconds (default: none).
+        * ``max_entries``, ``max_bytes``: per-node limits; least recently used entries
+          are evicted beyond them (default: none).
+        * ``replicas``: how many nodes hold each entry (default 2).
+
+        With every option ``None`` the bucket's existing options are used (learned from
+        peers), or the defaults for a new bucket; otherwise unset options take their
+        defaults, and options that differ from the bucket's raise ``InvalidInputError``.
+        """
         native: _native.Cache = await _call(
             self._native.cache_async, name, ttl, max_entries, max_bytes, replicas
         )
         return Cache(native)
 
     def caches(self) -> dict[str, CacheOptions]:
-        """The cache buckets this node knows: name -> options (immediate)."""
+        """The cache buckets this node knows (its own and those learned from peers):
+        name -> options, sorted by name (immediate, not awaitable)."""
         return self._native.caches()
 
     async def shutdown(self) -> None:
-        """Closes every connection and stops the node. Idempotent."""
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self._native.shutdown)
+        """Closes every connection and stops the node. Idempotent; later calls on the
+        node or its channels raise ``ClosedError``."""
+        await asyncio.to_thread(self._native.shutdown)
 
     async def __aenter__(self) -> "Node":
         return self
@@ -281,8 +370,9 @@ class Node:
 
 
 class Channel:
-    """A named channel on a node, asyncio API. ``async for message in channel`` yields
-    incoming messages until the node shuts down."""
+    """A named channel on a node, asyncio API: messages and requests between nodes.
+    ``async for message in channel`` yields incoming messages until the node shuts
+    down."""
 
     __slots__ = ("_native",)
 
@@ -296,30 +386,31 @@ class Channel:
 
     async def send(self, data: Data, to: Target = None) -> int:
         """Sends ``data`` to ``to`` (``None``: every connected peer; a node id; a list of
-        ids) and returns the number of peers that queued it."""
+        ids, where this node's own id delivers locally). Returns once every target has
+        queued it, with the number of peers reached; if any failed, raises the error of
+        the first failure, naming every failed peer."""
         result: int = await _call(self._native.send_async, data, to)
         return result
 
     async def broadcast(self, data: Data) -> int:
-        """Sends ``data`` to every connected peer."""
+        """Sends ``data`` to every connected peer (``send(data, None)``)."""
         result: int = await _call(self._native.send_async, data, None)
         return result
 
     async def request(self, peer: str, data: Data, timeout: Optional[float] = None) -> bytes:
-        """Sends a request to ``peer`` and returns its response (``timeout`` in seconds;
-        default: the node's ``request_timeout``)."""
+        """Sends a request to ``peer`` and returns its response. ``timeout`` is in
+        seconds (default: the node's ``request_timeout``)."""
         result: bytes = await _call(self._native.request_async, peer, data, timeout)
         return result
 
     async def recv(self) -> Message:
-        """Waits for the next message (cancel-safe: a cancelled wait loses nothing)."""
+        """Waits for the next message (use this or :meth:`on_message`, not both).
+        Cancel-safe: an interrupted wait loses nothing."""
         result: Message = await _call(self._native.recv_async)
         return result
 
-    def __aiter__(self) -> AsyncIterator[Message]:
-        return self._messages()
-
-    async def _messages(self) -> AsyncIterator[Message]:
+    async def __aiter__(self) -> AsyncIterator[Message]:
+        """Yields incoming messages until the node shuts down."""
         while True:
             try:
                 yield await self.recv()
@@ -327,18 +418,25 @@ class Channel:
                 return
 
     def on_message(self, handler: MessageHandlerT) -> MessageHandlerT:
-        """Feeds every incoming message to ``handler`` (plain or ``async def``), in order,
-        on the current event loop (usable as a decorator). Must be called from a
-        coroutine."""
-        loop = _running_loop("on_message")
-        self._native.on_message(handler, loop)
+        # unasync: async-only
+        """Feeds every incoming message to ``handler(message)``, in order (usable as a
+        decorator). Plain or ``async def``, it runs on the event loop of the coroutine
+        that calls this (``RuntimeError`` outside one). Exceptions go to
+        ``sys.unraisablehook``."""
+        # unasync: sync-only
+        # """Feeds every incoming message to ``handler(message)``, in order (usable as a
+        # decorator). A plain function runs on a memmesh worker thread; an ``async def``
+        # runs on memmesh's background asyncio loop. Exceptions go to
+        # ``sys.unraisablehook``."""
+        # unasync: end
+        self._native.on_message(handler, asyncio_handler_loop("on_message", handler))
         return handler
 
     def on_request(self, handler: RequestHandlerT) -> RequestHandlerT:
-        """Answers requests with ``handler(request) -> bytes`` (plain or ``async def``) on
-        the current event loop. If it raises, the requester gets ``HandlerFailedError``."""
-        loop = _running_loop("on_request")
-        self._native.on_request(handler, loop)
+        """Answers requests with ``handler(request) -> bytes`` (usable as a decorator;
+        where it runs as in :meth:`on_message`). If it raises, the requester gets
+        ``HandlerFailedError`` with the exception text."""
+        self._native.on_request(handler, asyncio_handler_loop("on_request", handler))
         return handler
 
     def clear_message_handler(self) -> None:
@@ -353,24 +451,23 @@ class Channel:
         return f"Channel({self.name!r})"
 
 
-class Events:
-    """Membership events from the moment :meth:`Node.events` was called, asyncio API.
-    ``async for event in events`` yields them until the node shuts down."""
+class _EventStream(Generic[T]):
+    """Events from the moment the stream was created, asyncio API: the one class
+    behind :class:`Events`, :class:`ReceivedEvents` and :class:`ProgressEvents`."""
 
     __slots__ = ("_native",)
 
-    def __init__(self, native: _native.Events) -> None:
+    def __init__(self, native: NativeStream[T]) -> None:
         self._native = native
 
-    async def next(self) -> Event:
-        """The next event; ``ClosedError`` once the node has shut down. Cancel-safe."""
-        result: Event = await _call(self._native.next_async)
+    async def next(self) -> T:
+        """Waits for the next event; ``ClosedError`` once the node has shut down.
+        Cancel-safe: an interrupted wait loses nothing."""
+        result: T = await _call(self._native.next_async)
         return result
 
-    def __aiter__(self) -> AsyncIterator[Event]:
-        return self._events()
-
-    async def _events(self) -> AsyncIterator[Event]:
+    async def __aiter__(self) -> AsyncIterator[T]:
+        """Yields events until the node shuts down."""
         while True:
             try:
                 yield await self.next()
@@ -378,9 +475,20 @@ class Events:
                 return
 
 
+class Events(_EventStream[Event]):
+    """Membership events from the moment :meth:`Node.events` was called, asyncio API.
+    ``async for event in events`` yields them until the node shuts down."""
+
+    __slots__ = ()
+
+
 class Blocks:
-    """Blocks, asyncio API: immutable bytes kept in the RAM of this node or of a peer,
-    by content id ``"blake3:<64 hex digits>"`` (see :class:`memmesh.Blocks`)."""
+    """Blocks, asyncio API: immutable bytes kept in the RAM of this node or of a peer.
+
+    A block's id is its content hash, ``"blake3:<64 hex digits>"``, so equal bytes get
+    equal ids and every read is verified. A block counts against the memory quota of the
+    node holding it; a put that does not fit raises ``QuotaExceededError``.
+    """
 
     __slots__ = ("_native",)
 
@@ -388,13 +496,16 @@ class Blocks:
         self._native = native
 
     async def put(self, data: Data, placement: str = "local") -> str:
-        """Stores ``data`` and returns its id. ``placement``: ``"local"``, ``"auto"``
-        (the live peer advertising the most free quota) or a peer's node id."""
+        """Stores ``data`` and returns its id. ``placement``: ``"local"`` (this node's
+        RAM), ``"auto"`` (the live peer advertising the most free quota; this node if it
+        has no peers) or a peer's node id."""
         result: str = await _call(self._native.put_async, data, placement)
         return result
 
     async def get(self, id: str) -> bytes:  # noqa: A002
-        """The block ``id``, from local RAM, else from the peer holding it."""
+        """The block ``id``, from local RAM, else from the peer holding it.
+        ``NotFoundError`` if no reachable node has it, ``PeerUnavailableError`` if its
+        holder cannot be reached, ``InvalidInputError`` for a malformed id."""
         result: bytes = await _call(self._native.get_async, id)
         return result
 
@@ -415,14 +526,20 @@ class Blocks:
         return repr(self._native)
 
 
+# unasync: async-only
 #: What ``try_get_local`` returns when this node cannot answer a read by itself.
 _REMOTE: Any = object()
 
 
+# unasync: end
 class Cache:
-    """A replicated cache bucket, asyncio API (see :class:`memmesh.Cache`). A read this
-    node can answer from its own replica completes without a trip through the event
-    loop or the node's threads."""
+    """A replicated cache bucket, asyncio API: ``str`` keys, ``bytes`` values, durations
+    in seconds.
+
+    A write returns once every current owner of the key has it; concurrent writes to a
+    key resolve last-writer-wins. A read this node can answer from its own replica is
+    served at once, on the calling thread.
+    """
 
     __slots__ = ("_native",)
 
@@ -446,9 +563,12 @@ class Cache:
 
     async def get(self, key: str) -> Optional[bytes]:
         """The value of ``key``, or ``None`` if it is absent or expired."""
+        # unasync: async-only
+        # Served from this node's replica without a trip through the loop, if it can.
         local = self._native.try_get_local(key, _REMOTE)
         if local is not _REMOTE:
             return cast(Optional[bytes], local)
+        # unasync: end
         result: Optional[bytes] = await _call(self._native.get_async, key)
         return result
 
@@ -469,24 +589,27 @@ class Cache:
         return result
 
     async def len(self) -> int:
-        """The number of live entries in the bucket across the cluster."""
+        """The number of live entries in the bucket across the cluster (each counted
+        once; approximate while partitions move)."""
         result: int = await _call(self._native.len_async)
         return result
 
     async def incr(self, key: str, by: int = 1) -> int:
-        """Adds ``by`` to the integer stored at ``key`` (absent counts as 0) and returns
-        the new value."""
+        """Adds ``by`` to the integer stored at ``key`` (ASCII decimal; absent counts as
+        0) and returns the new value. ``InvalidInputError`` if the value is not an
+        integer or the result overflows 64 bits."""
         result: int = await _call(self._native.incr_async, key, by)
         return result
 
     async def get_many(self, keys: Sequence[str]) -> list[Optional[bytes]]:
-        """The values of ``keys``, in order (``None`` for absent keys)."""
+        """The values of ``keys``, in order (``None`` for absent keys), one round trip
+        per owner."""
         result: list[Optional[bytes]] = await _call(self._native.get_many_async, keys)
         return result
 
     async def set_many(self, entries: Entries, ttl: Optional[float] = None) -> None:
         """Sets every entry (a mapping, or ``(key, value)`` pairs), expiring after
-        ``ttl`` seconds (default: the bucket's TTL)."""
+        ``ttl`` seconds (default: the bucket's TTL), one round trip per owner."""
         await _call(self._native.set_many_async, entries, ttl)
 
     def stats(self) -> CacheStats:
@@ -498,8 +621,14 @@ class Cache:
 
 
 class Transfer:
-    """Verified chunk transfer, asyncio API (see :class:`memmesh.Transfer`). Cancelling
-    an awaiting task cancels the transfer."""
+    """Verified chunk transfer, asyncio API: files and bytes streamed to peers in
+    chunks, each checked on arrival, resumable after an interruption.
+
+    A source is ``bytes``/``bytearray`` (the data) or a ``str``/``os.PathLike`` (the path
+    of a file, streamed from disk). Content ids are ``"blake3:<64 hex digits>"``.
+    Interrupting a waiting call (Ctrl-C, or cancelling the awaiting task) cancels the
+    transfer.
+    """
 
     __slots__ = ("_native",)
 
@@ -507,43 +636,59 @@ class Transfer:
         self._native = native
 
     async def send(self, source: Source, to: Peers) -> list[TransferResult]:
-        """Sends ``source`` (``bytes`` data, or a file path) to every peer of ``to`` in
-        parallel; one :class:`TransferResult` per peer, in order (failures are in each
-        result's ``error``, not raised)."""
+        """Sends ``source`` to every peer of ``to`` (a node id or a list of ids) in
+        parallel and returns one :class:`TransferResult` per peer, in order. A peer that
+        fails does not raise: its result's ``error`` holds the exception (a refused offer
+        gives ``UnauthorizedError``)."""
         result: list[TransferResult] = await _call(self._native.send_async, source, to)
         return result
 
     async def publish(self, source: Source) -> str:
-        """Offers ``source`` to peers, who fetch it by the returned id."""
+        """Offers ``source`` to peers, who fetch it by the returned id (the content
+        hash; a file is read through once to compute it)."""
         result: str = await _call(self._native.publish_async, source)
         return result
 
     def unpublish(self, id: str) -> bool:  # noqa: A002
-        """Stops offering ``id``; returns whether it was published (immediate)."""
+        """Stops offering ``id``; returns whether it was published (immediate, not
+        awaitable)."""
         return self._native.unpublish(id)
 
     async def fetch(
         self, id: str, peer: str, into: Optional[PathLike] = None  # noqa: A002
     ) -> Received:
-        """Fetches content ``id`` from ``peer`` into the file ``into``, or into memory
-        when ``None``."""
+        """Fetches content ``id`` from ``peer`` (something it published, or a block it
+        holds) into the file ``into``, or into memory (``Received.data``) when ``None``.
+        A fetch into a file that was interrupted resumes after the verified chunks.
+        ``NotFoundError`` if the peer has no such content."""
         result: Received = await _call(self._native.fetch_async, id, peer, into)
         return result
 
     def on_offer(self, handler: OfferHandlerT) -> OfferHandlerT:
-        """Decides where offers go with ``handler(offer) -> Destination`` (plain or
-        ``async def``) on the current event loop (usable as a decorator). Must be called
-        from a coroutine."""
-        loop = _running_loop("on_offer")
-        self._native.on_offer(handler, loop)
+        # unasync: async-only
+        """Decides where transfers offered to this node go (usable as a decorator):
+        ``handler(offer)`` returns ``Destination.path(p)``, ``Destination.memory()`` or
+        ``Destination.reject(reason)``. Plain or ``async def``, it runs on the event loop
+        of the coroutine that calls this (``RuntimeError`` outside one). If it raises or
+        returns anything else, the offer is refused with that error as the reason."""
+        # unasync: sync-only
+        # """Decides where transfers offered to this node go (usable as a decorator):
+        # ``handler(offer)`` returns ``Destination.path(p)``, ``Destination.memory()`` or
+        # ``Destination.reject(reason)``. A plain function runs on a memmesh worker thread;
+        # an ``async def`` runs on memmesh's background asyncio loop. If it raises or
+        # returns anything else, the offer is refused with that error as the reason."""
+        # unasync: end
+        self._native.on_offer(handler, asyncio_handler_loop("on_offer", handler))
         return handler
 
     def clear_offer_handler(self) -> None:
-        """Removes the offer handler (offers go to the inbox, or are refused)."""
+        """Removes the offer handler: offers go to the node's ``inbox_dir``, or are
+        refused."""
         self._native.clear_offer_handler()
 
     def received(self) -> "ReceivedEvents":
-        """Transfers received from now on (``async for r in transfer.received()``)."""
+        """Transfers this node receives (complete and verified) from now on
+        (``async for r in transfer.received()``)."""
         return ReceivedEvents(self._native.received())
 
     def progress(self) -> "ProgressEvents":
@@ -552,60 +697,27 @@ class Transfer:
         return ProgressEvents(self._native.progress())
 
     def cancel(self, offer_id: str) -> bool:
-        """Cancels the incoming transfer with this ``Offer.id``; returns whether one was
-        running (immediate)."""
+        """Cancels the incoming transfer with this ``Offer.id``: the sender gets
+        ``ClosedError`` and the verified part is kept for a later resume. Returns whether
+        such a transfer was running (immediate, not awaitable)."""
         return self._native.cancel(offer_id)
 
     def __repr__(self) -> str:
         return repr(self._native)
 
 
-class ReceivedEvents:
-    """Transfers received from the moment :meth:`Transfer.received` was called, asyncio
-    API. ``async for received in events`` yields them until the node shuts down."""
+class ReceivedEvents(_EventStream[Received]):
+    """Transfers received from the moment :meth:`Transfer.received` was called,
+    asyncio API. ``async for received in events`` yields them until the node shuts
+    down; a reader that falls far behind (256 transfers) skips the ones it missed."""
 
-    __slots__ = ("_native",)
-
-    def __init__(self, native: _native.ReceivedEvents) -> None:
-        self._native = native
-
-    async def next(self) -> Received:
-        """The next received transfer; ``ClosedError`` once the node has shut down."""
-        result: Received = await _call(self._native.next_async)
-        return result
-
-    def __aiter__(self) -> AsyncIterator[Received]:
-        return self._items()
-
-    async def _items(self) -> AsyncIterator[Received]:
-        while True:
-            try:
-                yield await self.next()
-            except ClosedError:
-                return
+    __slots__ = ()
 
 
-class ProgressEvents:
+class ProgressEvents(_EventStream[Progress]):
     """Progress of sent and received transfers from the moment :meth:`Transfer.progress`
     was called, asyncio API. ``async for p in events`` yields them until the node shuts
-    down."""
+    down. The last event of a successful transfer (either way) has ``done == total``; a
+    reader that falls far behind skips the events it missed."""
 
-    __slots__ = ("_native",)
-
-    def __init__(self, native: _native.ProgressEvents) -> None:
-        self._native = native
-
-    async def next(self) -> Progress:
-        """The next progress event; ``ClosedError`` once the node has shut down."""
-        result: Progress = await _call(self._native.next_async)
-        return result
-
-    def __aiter__(self) -> AsyncIterator[Progress]:
-        return self._items()
-
-    async def _items(self) -> AsyncIterator[Progress]:
-        while True:
-            try:
-                yield await self.next()
-            except ClosedError:
-                return
+    __slots__ = ()
