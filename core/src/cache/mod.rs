@@ -17,7 +17,7 @@ pub(crate) mod maintain;
 pub mod messages;
 pub mod partition;
 pub(crate) mod pull;
-pub(crate) mod routing;
+pub mod routing;
 pub(crate) mod serve;
 pub(crate) mod state;
 pub mod store;

@@ -124,7 +124,9 @@ impl MembershipConfig {
         Ok(())
     }
 
-    fn foca(&self) -> foca::Config {
+    /// The foca (SWIM) configuration these timings give, as every node runs it (public for
+    /// the simulator, `memmesh-sim`).
+    pub fn foca(&self) -> foca::Config {
         let mut c = foca::Config::new_lan(NonZeroU32::MIN.saturating_add(31));
         c.probe_period = self.probe_period;
         c.probe_rtt = self.probe_rtt;
