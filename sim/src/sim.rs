@@ -603,3 +603,34 @@ impl Sim {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_agree_after_a_leave_a_crash_and_a_restart() {
+        let mut sim = Sim::new(SimConfig::new(1));
+        let first = sim.join(None);
+        for _ in 0..5 {
+            sim.join(Some(first));
+        }
+        let limit = Duration::from_secs(60);
+        let every = Duration::from_millis(100);
+        assert!(sim.run_until_true(limit, every, Sim::converged).is_some());
+        sim.leave(2);
+        sim.crash(3);
+        assert_eq!(sim.live().len(), 4);
+        assert!(sim.run_until_true(limit, every, Sim::converged).is_some());
+        sim.start(3, Some(first));
+        assert!(sim.run_until_true(limit, every, Sim::converged).is_some());
+        assert_eq!(sim.live_ids().len(), 5);
+        let tables: Vec<u64> = sim
+            .live()
+            .into_iter()
+            .filter_map(|i| sim.node(i).map(|n| n.table().digest))
+            .collect();
+        assert!(tables.windows(2).all(|w| w[0] == w[1]));
+        assert!(sim.stats().sent > 0 && sim.trace_digest() != 0);
+    }
+}
