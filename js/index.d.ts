@@ -73,6 +73,54 @@ export interface NodeOptions {
    * handler is set. Without it and without a handler, offers are refused.
    */
   inboxDir?: string
+  /** Failure detection and membership timing (default: memmesh's). */
+  membership?: MembershipOptions
+  /** QUIC transport tuning (default: memmesh's). */
+  tuning?: TuningOptions
+}
+
+/** Membership timing of `NodeOptions.membership`, in milliseconds; each is optional. */
+export interface MembershipOptions {
+  /** How often each node probes a random member (default 500). */
+  probePeriodMs?: number
+  /** How long to wait for a direct probe reply (default 200; below `probePeriodMs`). */
+  probeRttMs?: number
+  /** How long a suspect member has to refute before it is declared down (default 1000). */
+  suspectTimeoutMs?: number
+  /** How long after that verdict `peerDown` is reported (default 500). */
+  downGraceMs?: number
+  /** How long a down member is remembered (default one hour). */
+  forgetAfterMs?: number
+  /** How often the full member list is exchanged with a random member (default 5000). */
+  fullSyncIntervalMs?: number
+  /** How often a node announces itself to members declared down (default 1000). */
+  rejoinIntervalMs?: number
+}
+
+/** QUIC transport tuning of `NodeOptions.tuning`; each is optional. */
+export interface TuningOptions {
+  /** Upper bound for path MTU discovery, bytes of UDP payload (default 6500). */
+  mtuUpperBound?: number
+  /** Keep segmentation offload (GSO) enabled (default true). */
+  segmentationOffload?: boolean
+  /** Per-stream receive window in bytes (default 8 MiB). */
+  streamReceiveWindow?: number
+  /** Per-connection receive window in bytes (default 32 MiB). */
+  receiveWindow?: number
+  /** Per-connection send window in bytes (default 32 MiB). */
+  sendWindow?: number
+  /** UDP socket send and receive buffer size in bytes (default 4 MiB). */
+  socketBuffer?: number
+  /** Concurrent bidirectional streams a peer may open (default 256). */
+  maxBidiStreams?: number
+  /** Concurrent unidirectional streams a peer may open (default 256). */
+  maxUniStreams?: number
+  /** Keep-alive interval in milliseconds (default 2000). */
+  keepAliveMs?: number
+  /** Idle time in milliseconds after which a silent peer's connection is lost (default 10000). */
+  idleTimeoutMs?: number
+  /** Congestion controller (default `'cubic'`). */
+  congestion?: 'cubic' | 'newreno' | 'bbr'
 }
 
 /** A peer known to this node. */

@@ -105,7 +105,26 @@ const OPTION_TYPES = {
   sendTimeoutMs: 'number',
   connectTimeoutMs: 'number',
   channelQueue: 'number',
-  inboxDir: 'string'
+  inboxDir: 'string',
+  membership: ['probePeriodMs', 'probeRttMs', 'suspectTimeoutMs', 'downGraceMs', 'forgetAfterMs',
+    'fullSyncIntervalMs', 'rejoinIntervalMs'],
+  tuning: ['mtuUpperBound', 'segmentationOffload', 'streamReceiveWindow', 'receiveWindow',
+    'sendWindow', 'socketBuffer', 'maxBidiStreams', 'maxUniStreams', 'keepAliveMs',
+    'idleTimeoutMs', 'congestion']
+}
+
+// A group of options (`membership`, `tuning`): an object with known keys only; the
+// native side converts (and the core validates) the values.
+function toGroup (value, key, known) {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw invalid(`${key} must be an object, got ${describe(value)}`)
+  }
+  for (const inner of Object.keys(value)) {
+    if (!known.includes(inner)) {
+      throw invalid(`unknown ${key} option ${JSON.stringify(inner)}; known options: ${known.join(', ')}`)
+    }
+  }
+  return value
 }
 
 function toOptions (options) {
@@ -120,7 +139,9 @@ function toOptions (options) {
       throw invalid(`unknown option ${JSON.stringify(key)}; known options: ${Object.keys(OPTION_TYPES).join(', ')}`)
     }
     if (value === undefined) continue
-    if (type === 'bytes') {
+    if (Array.isArray(type)) {
+      out[key] = toGroup(value, key, type)
+    } else if (type === 'bytes') {
       const bytes = toBytes(value, key)
       out[key] = typeof bytes === 'string' ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
     } else if (type === 'strings') {

@@ -160,3 +160,20 @@ test('open is accepted, checked, and loopback peers talk in either mode', { time
   assert.equal(await b.connect(a.addr), a.id)
   await assert.rejects(Node.start({ listen: '127.0.0.1:0', mdns: false, open: 'yes' }))
 })
+
+test('membership and tuning options are taken, and validated by the core', { timeout: TIMEOUT }, async (t) => {
+  const a = await startNode(t, {
+    membership: { probePeriodMs: 400, suspectTimeoutMs: 2000 },
+    tuning: { keepAliveMs: 1000, congestion: 'bbr', maxUniStreams: 64 }
+  })
+  const b = await startNode(t, { membership: { rejoinIntervalMs: 500 } })
+  assert.equal(await a.connect(b.addr), b.id)
+  const local = { listen: '127.0.0.1:0', mdns: false }
+  await rejectsWith(Node.start({ ...local, membership: { probeRttMs: 0 } }), 'InvalidInput', /probe_rtt/)
+  await rejectsWith(Node.start({ ...local, membership: { probePeriodMs: 1.5 } }), 'InvalidInput', /membership\.probePeriodMs/)
+  await rejectsWith(Node.start({ ...local, membership: { probePeriod: 1 } }), 'InvalidInput', /unknown membership option "probePeriod"/)
+  await rejectsWith(Node.start({ ...local, membership: 5 }), 'InvalidInput', /membership must be an object/)
+  await rejectsWith(Node.start({ ...local, tuning: { idleTimeoutMs: 3 * 86400e3 } }), 'InvalidInput', /idle_timeout/)
+  await rejectsWith(Node.start({ ...local, tuning: { congestion: 'reno' } }), 'InvalidInput', /congestion/)
+  await rejectsWith(Node.start({ ...local, tuning: { mtuUpperBound: 70000 } }), 'InvalidInput', /tuning\.mtuUpperBound/)
+})

@@ -180,6 +180,8 @@ class Node:
         connect_timeout: Optional[float] = None,
         channel_queue: Optional[int] = None,
         inbox_dir: Optional[_Path] = None,
+        membership: Optional[dict[str, float]] = None,
+        tuning: Optional[dict[str, Union[int, float, bool, str]]] = None,
     ) -> Node: ...
     @property
     def id(self) -> str: ...

@@ -138,3 +138,41 @@ def test_open_is_accepted_and_loopback_peers_talk_in_either_mode() -> None:
         assert b.connect(a.addr) == a.id
     with pytest.raises(TypeError):
         memmesh.Node(open="yes", **LOCAL)  # type: ignore[arg-type]
+
+
+def test_membership_and_tuning_options_are_taken_and_validated() -> None:
+    # The native constructor takes `membership` and `tuning` dicts (seconds for
+    # durations); the core applies them onto its defaults and validates them.
+    from memmesh import _native
+
+    node = _native.Node(
+        membership={"probe_period": 0.4, "suspect_timeout": 2.0},
+        tuning={"keep_alive": 1.0, "congestion": "bbr", "max_uni_streams": 64},
+        **LOCAL,
+    )
+    try:
+        assert not node.closed
+    finally:
+        node.shutdown()
+    bad = [
+        ({"membership": {"probe_rtt": 0}}, "probe_rtt"),
+        ({"membership": {"probe_period": 0.1, "probe_rtt": 0.2}}, "probe_period"),
+        ({"membership": {"probe_periode": 1}}, "unknown membership option"),
+        ({"membership": {"suspect_timeout": "1s"}}, "membership.suspect_timeout"),
+        ({"tuning": {"idle_timeout": 3 * 86400}}, "idle_timeout"),
+        ({"tuning": {"congestion": "reno"}}, "congestion"),
+        ({"tuning": {"mtu_upper_bound": 70000}}, "tuning.mtu_upper_bound"),
+    ]
+    for options, match in bad:
+        with pytest.raises(memmesh.InvalidInputError, match=match):
+            _native.Node(**options, **LOCAL)
+
+
+def test_handlers_set_after_shutdown_raise_closed(make_node) -> None:
+    a = make_node()
+    ch = a.channel("late")
+    a.shutdown()
+    with pytest.raises(memmesh.ClosedError):
+        ch.on_message(lambda msg: None)
+    with pytest.raises(memmesh.ClosedError):
+        ch.on_request(lambda req: req.data)

@@ -42,23 +42,6 @@ impl From<memmesh::NodeUsage> for NodeUsage {
     }
 }
 
-/// `"local"` (the default), `"auto"`, or a peer's node id.
-fn placement(text: Option<String>) -> memmesh::Result<Placement> {
-    match text.as_deref() {
-        None | Some("local") => Ok(Placement::Local),
-        Some("auto") => Ok(Placement::Auto),
-        Some(id) => id
-            .parse()
-            .map(Placement::Peer)
-            .map_err(|e: memmesh::Error| {
-                memmesh::Error::invalid(format!(
-                    "placement must be \"local\", \"auto\" or a node id: {}",
-                    e.message()
-                ))
-            }),
-    }
-}
-
 /// The blocks API of a node (the native half of `node.blocks`).
 #[napi(js_name = "NativeBlocks")]
 pub struct Blocks {
@@ -84,7 +67,7 @@ impl Blocks {
         placement: Option<String>,
     ) -> napi::Result<PromiseRaw<'env, String>> {
         let data = from_js(data);
-        let placement = to_js(env, self::placement(placement))?;
+        let placement = to_js(env, placement.map_or(Ok(Placement::Local), |p| p.parse()))?;
         let blocks = self.inner.clone();
         spawn_promise(
             env,

@@ -32,15 +32,10 @@ fn parse_id(id: &str) -> memmesh::Result<NodeId> {
 
 /// `undefined` means every connected peer; a string one peer; an array those peers.
 fn target(to: Option<Either<String, Vec<String>>>) -> memmesh::Result<Target> {
-    match to {
-        None => Ok(Target::All),
-        Some(Either::A(id)) => Ok(Target::Peers(vec![parse_id(&id)?])),
-        Some(Either::B(ids)) => ids
-            .iter()
-            .map(|id| parse_id(id))
-            .collect::<memmesh::Result<Vec<_>>>()
-            .map(Target::Peers),
-    }
+    Target::parse(to.map(|to| match to {
+        Either::A(id) => vec![id],
+        Either::B(ids) => ids,
+    }))
 }
 
 fn count(n: usize) -> napi::Result<u32> {
@@ -50,16 +45,6 @@ fn count(n: usize) -> napi::Result<u32> {
 impl Channel {
     pub(crate) fn new(inner: memmesh::Channel, node: memmesh::Node) -> Self {
         Self { inner, node }
-    }
-
-    /// Fails with `Closed` once the node is shut down; undoes `set` first, so a handler
-    /// set during shutdown is not kept (it would keep the process alive).
-    fn after_set(&self, env: &Env, clear: impl FnOnce(&memmesh::Channel)) -> napi::Result<()> {
-        if self.node.is_closed() {
-            clear(&self.inner);
-            return Err(js_error(env, &memmesh::Error::closed()));
-        }
-        Ok(())
     }
 }
 
@@ -172,10 +157,10 @@ impl Channel {
         handler: Option<Function<'_, IncomingMessage, Unknown<'static>>>,
     ) -> napi::Result<()> {
         match handler {
-            Some(f) => {
-                self.inner.set_message_handler(JsMessageHandler::new(&f)?);
-                self.after_set(env, |ch| ch.clear_message_handler())
-            }
+            Some(f) => to_js(
+                env,
+                self.inner.set_message_handler(JsMessageHandler::new(&f)?),
+            ),
             None => {
                 self.inner.clear_message_handler();
                 Ok(())
@@ -196,10 +181,10 @@ impl Channel {
         handler: Option<Function<'_, IncomingMessage, Unknown<'static>>>,
     ) -> napi::Result<()> {
         match handler {
-            Some(f) => {
-                self.inner.set_request_handler(JsRequestHandler::new(&f)?);
-                self.after_set(env, |ch| ch.clear_request_handler())
-            }
+            Some(f) => to_js(
+                env,
+                self.inner.set_request_handler(JsRequestHandler::new(&f)?),
+            ),
             None => {
                 self.inner.clear_request_handler();
                 Ok(())

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use memmesh::node::options;
 use memmesh::NodeConfig;
 use napi::bindgen_prelude::{Buffer, Either};
 use napi_derive::napi;
@@ -46,6 +47,58 @@ pub struct NodeOptions {
     /// Directory where offered transfers land when no offer handler is set (default:
     /// none, offers are refused).
     pub inbox_dir: Option<String>,
+    /// Failure detection and membership timing (default: the core's).
+    pub membership: Option<MembershipOptions>,
+    /// QUIC transport tuning (default: the core's).
+    pub tuning: Option<TuningOptions>,
+}
+
+/// `membership` of `Node.start`'s options, in milliseconds; each field is optional.
+#[napi(object)]
+#[derive(Default)]
+pub struct MembershipOptions {
+    /// How often each node probes a random member (default 500).
+    pub probe_period_ms: Option<f64>,
+    /// How long to wait for a direct probe reply (default 200; below `probePeriodMs`).
+    pub probe_rtt_ms: Option<f64>,
+    /// How long a suspect member has to refute before it is declared down (default 1000).
+    pub suspect_timeout_ms: Option<f64>,
+    /// How long after that verdict `peerDown` is reported (default 500).
+    pub down_grace_ms: Option<f64>,
+    /// How long a down member is remembered (default one hour).
+    pub forget_after_ms: Option<f64>,
+    /// How often the full member list is exchanged with a random member (default 5000).
+    pub full_sync_interval_ms: Option<f64>,
+    /// How often a node announces itself to members declared down (default 1000).
+    pub rejoin_interval_ms: Option<f64>,
+}
+
+/// `tuning` of `Node.start`'s options (QUIC transport); each field is optional.
+#[napi(object)]
+#[derive(Default)]
+pub struct TuningOptions {
+    /// Upper bound for path MTU discovery, bytes of UDP payload.
+    pub mtu_upper_bound: Option<f64>,
+    /// Keep segmentation offload (GSO) enabled.
+    pub segmentation_offload: Option<bool>,
+    /// Per-stream receive window in bytes.
+    pub stream_receive_window: Option<f64>,
+    /// Per-connection receive window in bytes.
+    pub receive_window: Option<f64>,
+    /// Per-connection send window in bytes.
+    pub send_window: Option<f64>,
+    /// UDP socket send and receive buffer size in bytes.
+    pub socket_buffer: Option<f64>,
+    /// Concurrent bidirectional streams a peer may open.
+    pub max_bidi_streams: Option<f64>,
+    /// Concurrent unidirectional streams a peer may open.
+    pub max_uni_streams: Option<f64>,
+    /// Keep-alive interval in milliseconds.
+    pub keep_alive_ms: Option<f64>,
+    /// Idle time in milliseconds after which a silent peer's connection is lost.
+    pub idle_timeout_ms: Option<f64>,
+    /// Congestion controller: `"cubic"` (default), `"newreno"` or `"bbr"`.
+    pub congestion: Option<String>,
 }
 
 /// A JS number that must be a non-negative integer (exactly representable).
@@ -73,59 +126,78 @@ pub fn millis(what: &str, n: f64) -> memmesh::Result<Duration> {
     Ok(Duration::from_millis(whole(what, n)?))
 }
 
-fn size(what: &str, n: f64) -> memmesh::Result<usize> {
-    usize::try_from(whole(what, n)?).map_err(|_| invalid(format!("{what} is too large: {n}")))
+/// An optional JS number as an integer of type `T` (`what` names it in the error).
+fn int<T: TryFrom<u64>>(what: &str, n: Option<f64>) -> memmesh::Result<Option<T>> {
+    n.map(|n| {
+        T::try_from(whole(what, n)?).map_err(|_| invalid(format!("{what} is too large: {n}")))
+    })
+    .transpose()
+}
+
+/// An optional JS number of milliseconds as a duration.
+fn ms(what: &str, n: Option<f64>) -> memmesh::Result<Option<Duration>> {
+    n.map(|n| millis(what, n)).transpose()
 }
 
 impl NodeOptions {
-    /// The core configuration these options describe; the core validates the rest.
+    /// The core configuration these options describe (defaults and validation are the
+    /// core's: [`options::NodeOptions::into_config`]).
     pub fn into_config(self) -> memmesh::Result<NodeConfig> {
-        let mut c = NodeConfig {
+        options::NodeOptions {
             name: self.name,
-            ..NodeConfig::default()
-        };
-        if let Some(listen) = self.listen {
-            c.listen = listen;
+            listen: self.listen,
+            cluster_secret: self.cluster_secret.map(|s| match s {
+                Either::A(text) => text.into_bytes(),
+                Either::B(bytes) => bytes.to_vec(),
+            }),
+            open: self.open,
+            bootstrap: self.bootstrap,
+            mdns: self.mdns,
+            mdns_interfaces: self.mdns_interfaces,
+            memory_quota: int("memoryQuota", self.memory_quota)?,
+            data_dir: self.data_dir.map(Into::into),
+            inbox_dir: self.inbox_dir.map(Into::into),
+            threads: int("threads", self.threads)?,
+            max_message_size: int("maxMessageSize", self.max_message_size)?,
+            request_timeout: ms("requestTimeoutMs", self.request_timeout_ms)?,
+            send_timeout: ms("sendTimeoutMs", self.send_timeout_ms)?,
+            connect_timeout: ms("connectTimeoutMs", self.connect_timeout_ms)?,
+            channel_queue: int("channelQueue", self.channel_queue)?,
+            membership: self.membership.unwrap_or_default().into_options()?,
+            tuning: self.tuning.unwrap_or_default().into_options()?,
         }
-        c.cluster_secret = self.cluster_secret.map(|s| match s {
-            Either::A(text) => text.into_bytes(),
-            Either::B(bytes) => bytes.to_vec(),
-        });
-        if let Some(open) = self.open {
-            c.open = open;
-        }
-        if let Some(bootstrap) = self.bootstrap {
-            c.bootstrap = bootstrap;
-        }
-        if let Some(mdns) = self.mdns {
-            c.mdns = mdns;
-        }
-        if let Some(interfaces) = self.mdns_interfaces {
-            c.mdns_interfaces = Some(interfaces);
-        }
-        if let Some(n) = self.memory_quota {
-            c.memory_quota = whole("memoryQuota", n)?;
-        }
-        c.data_dir = self.data_dir.map(Into::into);
-        c.inbox_dir = self.inbox_dir.map(Into::into);
-        if let Some(n) = self.threads {
-            c.threads = size("threads", n)?;
-        }
-        if let Some(n) = self.max_message_size {
-            c.max_message_size = size("maxMessageSize", n)?;
-        }
-        if let Some(n) = self.request_timeout_ms {
-            c.request_timeout = millis("requestTimeoutMs", n)?;
-        }
-        if let Some(n) = self.send_timeout_ms {
-            c.send_timeout = millis("sendTimeoutMs", n)?;
-        }
-        if let Some(n) = self.connect_timeout_ms {
-            c.connect_timeout = millis("connectTimeoutMs", n)?;
-        }
-        if let Some(n) = self.channel_queue {
-            c.channel_queue = size("channelQueue", n)?;
-        }
-        Ok(c)
+        .into_config()
+    }
+}
+
+impl MembershipOptions {
+    fn into_options(self) -> memmesh::Result<options::MembershipOptions> {
+        Ok(options::MembershipOptions {
+            probe_period: ms("membership.probePeriodMs", self.probe_period_ms)?,
+            probe_rtt: ms("membership.probeRttMs", self.probe_rtt_ms)?,
+            suspect_timeout: ms("membership.suspectTimeoutMs", self.suspect_timeout_ms)?,
+            down_grace: ms("membership.downGraceMs", self.down_grace_ms)?,
+            forget_after: ms("membership.forgetAfterMs", self.forget_after_ms)?,
+            full_sync_interval: ms("membership.fullSyncIntervalMs", self.full_sync_interval_ms)?,
+            rejoin_interval: ms("membership.rejoinIntervalMs", self.rejoin_interval_ms)?,
+        })
+    }
+}
+
+impl TuningOptions {
+    fn into_options(self) -> memmesh::Result<options::TuningOptions> {
+        Ok(options::TuningOptions {
+            mtu_upper_bound: int("tuning.mtuUpperBound", self.mtu_upper_bound)?,
+            segmentation_offload: self.segmentation_offload,
+            stream_receive_window: int("tuning.streamReceiveWindow", self.stream_receive_window)?,
+            receive_window: int("tuning.receiveWindow", self.receive_window)?,
+            send_window: int("tuning.sendWindow", self.send_window)?,
+            socket_buffer: int("tuning.socketBuffer", self.socket_buffer)?,
+            max_bidi_streams: int("tuning.maxBidiStreams", self.max_bidi_streams)?,
+            max_uni_streams: int("tuning.maxUniStreams", self.max_uni_streams)?,
+            keep_alive: ms("tuning.keepAliveMs", self.keep_alive_ms)?,
+            idle_timeout: ms("tuning.idleTimeoutMs", self.idle_timeout_ms)?,
+            congestion: self.congestion.map(|c| c.parse()).transpose()?,
+        })
     }
 }

@@ -199,12 +199,7 @@ impl Transfer {
         canceller: Option<&Canceller>,
     ) -> napi::Result<PromiseRaw<'env, Vec<TransferResult>>> {
         let source = self::source(source);
-        let to = to_js(
-            env,
-            to.iter()
-                .map(|id| peer_id(id))
-                .collect::<memmesh::Result<Vec<_>>>(),
-        )?;
+        let to = to_js(env, memmesh::channel::parse_ids(&to))?;
         let registration = to_js(env, canceller.map(Canceller::registration).transpose())?;
         let transfer = self.inner.clone();
         spawn_promise(

@@ -10,10 +10,10 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use tokio::runtime::Handle;
 
-use memmesh::{BlockId, Blocks, NodeId, NodeUsage, Placement};
+use memmesh::{BlockId, Blocks, NodeUsage, Placement};
 
 use crate::bridge::{spawn_for_asyncio, to_none, to_py, wait, Pending};
-use crate::error::{invalid, IntoPyResult};
+use crate::error::IntoPyResult;
 
 /// One node's memory use (read-only, compares by value).
 #[pyclass(frozen, eq, get_all, module = "memmesh", name = "NodeUsage")]
@@ -75,16 +75,7 @@ impl PyBlocks {
 
 /// `"local"`, `"auto"` or a peer's node id.
 fn placement(py: Python<'_>, p: &str) -> PyResult<Placement> {
-    match p {
-        "local" => Ok(Placement::Local),
-        "auto" => Ok(Placement::Auto),
-        id => id.parse::<NodeId>().map(Placement::Peer).map_err(|_| {
-            invalid(
-                py,
-                format!("placement must be \"local\", \"auto\" or a node id, got {id:?}"),
-            )
-        }),
-    }
+    p.parse().into_py(py)
 }
 
 /// Parses a block id (`"blake3:<64 hex>"`); a bad one raises `InvalidInputError`.

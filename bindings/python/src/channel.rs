@@ -3,6 +3,7 @@
 //! Each operation has a blocking form (GIL released while waiting) and an `*_async`
 //! form for asyncio (see `bridge.rs`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,11 +11,11 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 use tokio::runtime::Handle;
 
-use memmesh::{Channel, NodeId, Target};
+use memmesh::{Channel, Target};
 
 use crate::bridge::{spawn_for_asyncio, wait, Pending};
 use crate::config::seconds;
-use crate::error::invalid;
+use crate::error::{invalid, IntoPyResult};
 use crate::handler::{Callable, PyMessage, PyMessageHandler, PyRequestHandler};
 use crate::node::parse_id;
 
@@ -38,23 +39,26 @@ impl PyChannel {
 
 /// `to` of `send`: `None` (every connected peer), a node id, or a list of node ids.
 fn target(py: Python<'_>, to: Option<&Bound<'_, PyAny>>) -> PyResult<Target> {
-    let Some(to) = to.filter(|t| !t.is_none()) else {
-        return Ok(Target::All);
-    };
+    let ids = to
+        .filter(|t| !t.is_none())
+        .map(|to| {
+            node_ids(to).ok_or_else(|| {
+                invalid(
+                    py,
+                    "`to` must be None (all peers), a node id, or a list of node ids",
+                )
+            })
+        })
+        .transpose()?;
+    Target::parse(ids).into_py(py)
+}
+
+/// A `str` (one id) or a sequence of `str` as a list of texts; `None` for anything else.
+pub fn node_ids(to: &Bound<'_, PyAny>) -> Option<Vec<String>> {
     if let Ok(id) = to.cast::<PyString>() {
-        return Ok(Target::Peers(vec![parse_id(py, &id.to_cow()?)?]));
+        return Some(vec![id.to_cow().ok()?.into_owned()]);
     }
-    let ids: Vec<String> = to.extract().map_err(|_| {
-        invalid(
-            py,
-            "`to` must be None (all peers), a node id, or a list of node ids",
-        )
-    })?;
-    let ids = ids
-        .iter()
-        .map(|id| parse_id(py, id))
-        .collect::<PyResult<Vec<NodeId>>>()?;
-    Ok(Target::Peers(ids))
+    to.extract().ok()
 }
 
 fn timeout(py: Python<'_>, t: Option<f64>) -> PyResult<Option<Duration>> {
@@ -169,18 +173,32 @@ impl PyChannel {
     /// Feeds every incoming message to `func`: on a blocking thread if `event_loop` is
     /// `None`, else as a coroutine (`func` must return an awaitable) on `event_loop`.
     #[pyo3(signature = (func, event_loop=None))]
-    fn on_message(&self, func: Py<PyAny>, event_loop: Option<Py<PyAny>>) {
+    fn on_message(
+        &self,
+        py: Python<'_>,
+        func: Py<PyAny>,
+        event_loop: Option<Py<PyAny>>,
+    ) -> PyResult<()> {
         let callable = Callable::new(func, event_loop, self.what("message"));
-        self.channel.on_message(PyMessageHandler(callable));
+        self.channel
+            .set_message_handler(Arc::new(PyMessageHandler(callable)))
+            .into_py(py)
     }
 
     /// Answers requests with `func` (same placement rules as `on_message`); its return
     /// value (bytes) is the response, an exception fails the request with
     /// `HandlerFailedError`.
     #[pyo3(signature = (func, event_loop=None))]
-    fn on_request(&self, func: Py<PyAny>, event_loop: Option<Py<PyAny>>) {
+    fn on_request(
+        &self,
+        py: Python<'_>,
+        func: Py<PyAny>,
+        event_loop: Option<Py<PyAny>>,
+    ) -> PyResult<()> {
         let callable = Callable::new(func, event_loop, self.what("request"));
-        self.channel.on_request(PyRequestHandler(callable));
+        self.channel
+            .set_request_handler(Arc::new(PyRequestHandler(callable)))
+            .into_py(py)
     }
 
     /// Stops feeding messages to the handler (they queue up for `recv`).

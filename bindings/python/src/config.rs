@@ -3,12 +3,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use pyo3::conversion::FromPyObjectOwned;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString};
+use pyo3::types::{PyBytes, PyDict, PyString};
 
+use memmesh::node::options::{MembershipOptions, NodeOptions, TuningOptions};
 use memmesh::NodeConfig;
 
-use crate::error::invalid;
+use crate::error::{invalid, IntoPyResult};
 
 /// Node options as given by Python; `None` keeps the core default.
 #[derive(Default)]
@@ -45,59 +47,161 @@ pub struct Options {
     pub connect_timeout: Option<f64>,
     /// Capacity of each channel's incoming queue.
     pub channel_queue: Option<i64>,
+    /// Membership timing: a dict of seconds (`probe_period`, `suspect_timeout`, …).
+    pub membership: Option<Py<PyDict>>,
+    /// QUIC transport tuning: a dict (`keep_alive` in seconds, `congestion`, …).
+    pub tuning: Option<Py<PyDict>>,
 }
 
 impl Options {
-    /// The core configuration; bad values raise `InvalidInputError` (the core validates
-    /// ranges when the node starts).
+    /// The core configuration (defaults and validation are the core's); a bad value
+    /// raises `InvalidInputError`.
     pub fn into_config(self, py: Python<'_>) -> PyResult<NodeConfig> {
-        let mut c = NodeConfig {
+        fn n<T: TryFrom<i64>>(py: Python<'_>, what: &str, v: Option<i64>) -> PyResult<Option<T>> {
+            v.map(|v| count(py, what, v)).transpose()
+        }
+        let s = |what: &str, v: Option<f64>| v.map(|v| seconds(py, what, v)).transpose();
+        let options = NodeOptions {
             name: self.name,
+            listen: self.listen,
+            cluster_secret: self
+                .cluster_secret
+                .map(|secret| secret_bytes(secret.bind(py)))
+                .transpose()?,
+            open: self.open,
+            bootstrap: self.bootstrap,
+            mdns: self.mdns,
+            mdns_interfaces: self.mdns_interfaces,
+            memory_quota: n(py, "memory_quota", self.memory_quota)?,
             data_dir: self.data_dir,
             inbox_dir: self.inbox_dir,
-            ..NodeConfig::default()
+            threads: n(py, "threads", self.threads)?,
+            max_message_size: n(py, "max_message_size", self.max_message_size)?,
+            request_timeout: s("request_timeout", self.request_timeout)?,
+            send_timeout: s("send_timeout", self.send_timeout)?,
+            connect_timeout: s("connect_timeout", self.connect_timeout)?,
+            channel_queue: n(py, "channel_queue", self.channel_queue)?,
+            membership: match self.membership {
+                Some(d) => membership(d.bind(py))?,
+                None => MembershipOptions::default(),
+            },
+            tuning: match self.tuning {
+                Some(d) => tuning(d.bind(py))?,
+                None => TuningOptions::default(),
+            },
         };
-        if let Some(listen) = self.listen {
-            c.listen = listen;
-        }
-        if let Some(secret) = self.cluster_secret {
-            c.cluster_secret = Some(secret_bytes(secret.bind(py))?);
-        }
-        if let Some(open) = self.open {
-            c.open = open;
-        }
-        if let Some(bootstrap) = self.bootstrap {
-            c.bootstrap = bootstrap;
-        }
-        if let Some(mdns) = self.mdns {
-            c.mdns = mdns;
-        }
-        if self.mdns_interfaces.is_some() {
-            c.mdns_interfaces = self.mdns_interfaces;
-        }
-        if let Some(q) = self.memory_quota {
-            c.memory_quota = count(py, "memory_quota", q)?;
-        }
-        if let Some(n) = self.threads {
-            c.threads = count(py, "threads", n)?;
-        }
-        if let Some(n) = self.max_message_size {
-            c.max_message_size = count(py, "max_message_size", n)?;
-        }
-        if let Some(s) = self.request_timeout {
-            c.request_timeout = seconds(py, "request_timeout", s)?;
-        }
-        if let Some(s) = self.send_timeout {
-            c.send_timeout = seconds(py, "send_timeout", s)?;
-        }
-        if let Some(s) = self.connect_timeout {
-            c.connect_timeout = seconds(py, "connect_timeout", s)?;
-        }
-        if let Some(n) = self.channel_queue {
-            c.channel_queue = count(py, "channel_queue", n)?;
-        }
-        Ok(c)
+        options.into_config().into_py(py)
     }
+}
+
+/// The keys of a `membership` or `tuning` dict, with their values, or `InvalidInputError`
+/// for a key that is not a `str`.
+fn items<'py>(dict: &Bound<'py, PyDict>) -> PyResult<Vec<(String, Bound<'py, PyAny>)>> {
+    dict.iter()
+        .map(|(k, v)| {
+            let key = k
+                .extract::<String>()
+                .map_err(|_| invalid(dict.py(), "option names must be str"))?;
+            Ok((key, v))
+        })
+        .collect()
+}
+
+/// A dict value as `T`, or `InvalidInputError` naming the option and the expected type.
+fn value<'py, T: FromPyObjectOwned<'py>>(
+    what: &str,
+    v: &Bound<'py, PyAny>,
+    expected: &str,
+) -> PyResult<T> {
+    v.extract::<T>()
+        .map_err(|_| invalid(v.py(), format!("{what} must be {expected}")))
+}
+
+fn secs(what: &str, v: &Bound<'_, PyAny>) -> PyResult<Duration> {
+    seconds(v.py(), what, value(what, v, "a number of seconds")?)
+}
+
+fn int<T: TryFrom<i64>>(what: &str, v: &Bound<'_, PyAny>) -> PyResult<T> {
+    count(v.py(), what, value(what, v, "an int")?)
+}
+
+fn unknown(py: Python<'_>, group: &str, key: &str, known: &[&str]) -> PyErr {
+    invalid(
+        py,
+        format!(
+            "unknown {group} option {key:?}; known options: {}",
+            known.join(", ")
+        ),
+    )
+}
+
+/// `membership={...}`: durations in seconds.
+fn membership(dict: &Bound<'_, PyDict>) -> PyResult<MembershipOptions> {
+    const KNOWN: &[&str] = &[
+        "probe_period",
+        "probe_rtt",
+        "suspect_timeout",
+        "down_grace",
+        "forget_after",
+        "full_sync_interval",
+        "rejoin_interval",
+    ];
+    let mut m = MembershipOptions::default();
+    for (key, v) in items(dict)? {
+        let slot = match key.as_str() {
+            "probe_period" => &mut m.probe_period,
+            "probe_rtt" => &mut m.probe_rtt,
+            "suspect_timeout" => &mut m.suspect_timeout,
+            "down_grace" => &mut m.down_grace,
+            "forget_after" => &mut m.forget_after,
+            "full_sync_interval" => &mut m.full_sync_interval,
+            "rejoin_interval" => &mut m.rejoin_interval,
+            _ => return Err(unknown(dict.py(), "membership", &key, KNOWN)),
+        };
+        *slot = Some(secs(&format!("membership.{key}"), &v)?);
+    }
+    Ok(m)
+}
+
+/// `tuning={...}`: byte counts and stream limits as ints, `keep_alive` and
+/// `idle_timeout` in seconds, `segmentation_offload` a bool, `congestion` a str.
+fn tuning(dict: &Bound<'_, PyDict>) -> PyResult<TuningOptions> {
+    const KNOWN: &[&str] = &[
+        "mtu_upper_bound",
+        "segmentation_offload",
+        "stream_receive_window",
+        "receive_window",
+        "send_window",
+        "socket_buffer",
+        "max_bidi_streams",
+        "max_uni_streams",
+        "keep_alive",
+        "idle_timeout",
+        "congestion",
+    ];
+    let py = dict.py();
+    let mut t = TuningOptions::default();
+    for (key, v) in items(dict)? {
+        let what = format!("tuning.{key}");
+        match key.as_str() {
+            "mtu_upper_bound" => t.mtu_upper_bound = Some(int(&what, &v)?),
+            "segmentation_offload" => t.segmentation_offload = Some(value(&what, &v, "a bool")?),
+            "stream_receive_window" => t.stream_receive_window = Some(int(&what, &v)?),
+            "receive_window" => t.receive_window = Some(int(&what, &v)?),
+            "send_window" => t.send_window = Some(int(&what, &v)?),
+            "socket_buffer" => t.socket_buffer = Some(int(&what, &v)?),
+            "max_bidi_streams" => t.max_bidi_streams = Some(int(&what, &v)?),
+            "max_uni_streams" => t.max_uni_streams = Some(int(&what, &v)?),
+            "keep_alive" => t.keep_alive = Some(secs(&what, &v)?),
+            "idle_timeout" => t.idle_timeout = Some(secs(&what, &v)?),
+            "congestion" => {
+                let name: String = value(&what, &v, "a str")?;
+                t.congestion = Some(name.parse().into_py(py)?);
+            }
+            _ => return Err(unknown(py, "tuning", &key, KNOWN)),
+        }
+    }
+    Ok(t)
 }
 
 fn secret_bytes(secret: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {

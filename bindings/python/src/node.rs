@@ -41,7 +41,7 @@ impl PyNode {
         *, name=None, listen=None, cluster_secret=None, open=None, bootstrap=None, mdns=None,
         mdns_interfaces=None, memory_quota=None, data_dir=None, threads=None, max_message_size=None,
         request_timeout=None, send_timeout=None, connect_timeout=None, channel_queue=None,
-        inbox_dir=None
+        inbox_dir=None, membership=None, tuning=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -62,6 +62,8 @@ impl PyNode {
         connect_timeout: Option<f64>,
         channel_queue: Option<i64>,
         inbox_dir: Option<PathBuf>,
+        membership: Option<Py<PyDict>>,
+        tuning: Option<Py<PyDict>>,
     ) -> PyResult<Self> {
         let config = Options {
             name,
@@ -80,6 +82,8 @@ impl PyNode {
             connect_timeout,
             channel_queue,
             inbox_dir,
+            membership,
+            tuning,
         }
         .into_config(py)?;
         let node = wait(py, Node::start(config))?;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use memmesh::transfer::events::Subscription;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyString};
+use pyo3::types::{PyByteArray, PyBytes};
 use pyo3::IntoPyObjectExt;
 use tokio::runtime::Handle;
 
@@ -26,6 +26,7 @@ use memmesh::transfer::{
 use memmesh::{Error, ErrorKind, NodeId};
 
 use crate::bridge::{on_runtime, spawn_for_asyncio, to_py, wait, Pending};
+use crate::channel::node_ids;
 use crate::error::{handler_failed, invalid, to_py_err, IntoPyResult};
 use crate::handler::Callable;
 use crate::node::parse_id;
@@ -282,13 +283,9 @@ fn source(py: Python<'_>, source: &Bound<'_, PyAny>) -> PyResult<Source> {
 
 /// `to` of `send`: a node id or a list of node ids.
 fn peers(py: Python<'_>, to: &Bound<'_, PyAny>) -> PyResult<Vec<NodeId>> {
-    if let Ok(id) = to.cast::<PyString>() {
-        return Ok(vec![parse_id(py, &id.to_cow()?)?]);
-    }
-    let ids: Vec<String> = to
-        .extract()
-        .map_err(|_| invalid(py, "`to` must be a node id or a list of node ids"))?;
-    ids.iter().map(|id| parse_id(py, id)).collect()
+    let ids =
+        node_ids(to).ok_or_else(|| invalid(py, "`to` must be a node id or a list of node ids"))?;
+    memmesh::channel::parse_ids(ids).into_py(py)
 }
 
 fn to_results(py: Python<'_>, results: Vec<TransferResult>) -> PyResult<Py<PyAny>> {

@@ -33,14 +33,7 @@ impl Channel {
     /// target failed, throws an error naming each failure (the others still got it).
     #[uniffi::method(default(to = None))]
     pub async fn send(&self, data: Vec<u8>, to: Option<Vec<String>>) -> Result<u64, MemmeshError> {
-        let target = match to {
-            None => Target::All,
-            Some(ids) => Target::Peers(
-                ids.iter()
-                    .map(|id| parse_node_id(id))
-                    .collect::<Result<_, _>>()?,
-            ),
-        };
+        let target = Target::parse(to)?;
         Ok(self.inner.send(data, target).await? as u64)
     }
 
@@ -70,11 +63,12 @@ impl Channel {
     }
 
     /// Feeds every incoming message to `handler`, in order. Replaces any previous one.
+    /// After shutdown the handler is not kept.
     pub fn on_message(&self, handler: Box<dyn MessageHandler>) {
-        self.inner.set_message_handler(Arc::new(MessageAdapter {
+        self.inner.on_message(MessageAdapter {
             handler: Arc::from(handler),
             channel: self.inner.name().to_string(),
-        }));
+        });
     }
 
     /// Stops feeding messages to the handler; they queue up for `recv`.
@@ -83,9 +77,9 @@ impl Channel {
     }
 
     /// Answers requests on this channel with `handler`. Replaces any previous one.
+    /// After shutdown the handler is not kept.
     pub fn on_request(&self, handler: Box<dyn RequestHandler>) {
-        self.inner
-            .set_request_handler(Arc::new(RequestAdapter(Arc::from(handler))));
+        self.inner.on_request(RequestAdapter(Arc::from(handler)));
     }
 
     /// Removes the request handler: requests then fail with `NotFound`.

@@ -2,11 +2,15 @@
 //!
 //! Every field has a default equal to the core's `NodeConfig::default()` (the Python
 //! suite checks `NodeConfig() == default_node_config()`), so foreign code names only what
-//! it changes.
+//! it changes. The membership and transport records have no literal defaults: each of
+//! their fields is optional, `None` keeping the core's value. The record converts into
+//! the core's `NodeOptions`, which applies and validates it.
 //! Durations are whole milliseconds.
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+use memmesh::node::options;
 
 use crate::error::MemmeshError;
 
@@ -64,10 +68,95 @@ pub struct NodeConfig {
     /// Capacity of each channel's incoming-message queue.
     #[uniffi(default = 1024)]
     pub channel_queue: u32,
+    /// Failure detection and membership timing (default: the core's).
+    #[uniffi(default = None)]
+    pub membership: Option<MembershipOptions>,
+    /// QUIC transport tuning (default: the core's).
+    #[uniffi(default = None)]
+    pub tuning: Option<TuningOptions>,
+}
+
+/// Membership timing overrides, in milliseconds; `None` keeps the core's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, uniffi::Record)]
+pub struct MembershipOptions {
+    /// How often each node probes a random member (core default 500 ms).
+    #[uniffi(default = None)]
+    pub probe_period_ms: Option<u64>,
+    /// How long to wait for a direct probe reply (200 ms; less than `probe_period_ms`).
+    #[uniffi(default = None)]
+    pub probe_rtt_ms: Option<u64>,
+    /// How long a suspect member has to refute before it is declared down (1 s).
+    #[uniffi(default = None)]
+    pub suspect_timeout_ms: Option<u64>,
+    /// How long after that verdict `PeerDown` is reported (500 ms).
+    #[uniffi(default = None)]
+    pub down_grace_ms: Option<u64>,
+    /// How long a down member is remembered (1 h).
+    #[uniffi(default = None)]
+    pub forget_after_ms: Option<u64>,
+    /// How often the full member list is exchanged with a random member (5 s).
+    #[uniffi(default = None)]
+    pub full_sync_interval_ms: Option<u64>,
+    /// How often a node announces itself to members declared down (1 s).
+    #[uniffi(default = None)]
+    pub rejoin_interval_ms: Option<u64>,
+}
+
+/// The congestion controller of the QUIC transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum CongestionControl {
+    /// CUBIC (the default).
+    Cubic,
+    /// NewReno.
+    NewReno,
+    /// BBR (experimental).
+    Bbr,
+}
+
+/// QUIC transport tuning overrides; `None` keeps the core's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, uniffi::Record)]
+pub struct TuningOptions {
+    /// Upper bound for path MTU discovery, bytes of UDP payload.
+    #[uniffi(default = None)]
+    pub mtu_upper_bound: Option<u16>,
+    /// Keep segmentation offload (GSO) enabled.
+    #[uniffi(default = None)]
+    pub segmentation_offload: Option<bool>,
+    /// Per-stream receive window in bytes.
+    #[uniffi(default = None)]
+    pub stream_receive_window: Option<u32>,
+    /// Per-connection receive window in bytes.
+    #[uniffi(default = None)]
+    pub receive_window: Option<u32>,
+    /// Per-connection send window in bytes.
+    #[uniffi(default = None)]
+    pub send_window: Option<u64>,
+    /// UDP socket send and receive buffer size in bytes.
+    #[uniffi(default = None)]
+    pub socket_buffer: Option<u64>,
+    /// Concurrent bidirectional streams a peer may open.
+    #[uniffi(default = None)]
+    pub max_bidi_streams: Option<u32>,
+    /// Concurrent unidirectional streams a peer may open.
+    #[uniffi(default = None)]
+    pub max_uni_streams: Option<u32>,
+    /// Keep-alive interval in milliseconds.
+    #[uniffi(default = None)]
+    pub keep_alive_ms: Option<u64>,
+    /// Idle time in milliseconds after which a silent peer's connection is lost.
+    #[uniffi(default = None)]
+    pub idle_timeout_ms: Option<u64>,
+    /// Congestion controller.
+    #[uniffi(default = None)]
+    pub congestion: Option<CongestionControl>,
 }
 
 impl From<memmesh::NodeConfig> for NodeConfig {
     fn from(c: memmesh::NodeConfig) -> Self {
+        let membership = (c.membership != memmesh::membership::MembershipConfig::default())
+            .then(|| MembershipOptions::from(&c.membership));
+        let tuning = (c.tuning != memmesh::TransportTuning::default())
+            .then(|| TuningOptions::from(&c.tuning));
         Self {
             name: c.name,
             listen: c.listen,
@@ -87,41 +176,140 @@ impl From<memmesh::NodeConfig> for NodeConfig {
             send_timeout_ms: millis(c.send_timeout),
             connect_timeout_ms: millis(c.connect_timeout),
             channel_queue: saturating_u32(c.channel_queue),
+            membership,
+            tuning,
         }
+    }
+}
+
+impl From<&memmesh::membership::MembershipConfig> for MembershipOptions {
+    fn from(m: &memmesh::membership::MembershipConfig) -> Self {
+        Self {
+            probe_period_ms: Some(millis(m.probe_period)),
+            probe_rtt_ms: Some(millis(m.probe_rtt)),
+            suspect_timeout_ms: Some(millis(m.suspect_timeout)),
+            down_grace_ms: Some(millis(m.down_grace)),
+            forget_after_ms: Some(millis(m.forget_after)),
+            full_sync_interval_ms: Some(millis(m.full_sync_interval)),
+            rejoin_interval_ms: Some(millis(m.rejoin_interval)),
+        }
+    }
+}
+
+impl From<MembershipOptions> for options::MembershipOptions {
+    fn from(m: MembershipOptions) -> Self {
+        let ms = |v: Option<u64>| v.map(Duration::from_millis);
+        Self {
+            probe_period: ms(m.probe_period_ms),
+            probe_rtt: ms(m.probe_rtt_ms),
+            suspect_timeout: ms(m.suspect_timeout_ms),
+            down_grace: ms(m.down_grace_ms),
+            forget_after: ms(m.forget_after_ms),
+            full_sync_interval: ms(m.full_sync_interval_ms),
+            rejoin_interval: ms(m.rejoin_interval_ms),
+        }
+    }
+}
+
+impl From<memmesh::CongestionControl> for CongestionControl {
+    fn from(c: memmesh::CongestionControl) -> Self {
+        match c {
+            memmesh::CongestionControl::Cubic => Self::Cubic,
+            memmesh::CongestionControl::NewReno => Self::NewReno,
+            memmesh::CongestionControl::Bbr => Self::Bbr,
+        }
+    }
+}
+
+impl From<CongestionControl> for memmesh::CongestionControl {
+    fn from(c: CongestionControl) -> Self {
+        match c {
+            CongestionControl::Cubic => Self::Cubic,
+            CongestionControl::NewReno => Self::NewReno,
+            CongestionControl::Bbr => Self::Bbr,
+        }
+    }
+}
+
+impl From<&memmesh::TransportTuning> for TuningOptions {
+    fn from(t: &memmesh::TransportTuning) -> Self {
+        Self {
+            mtu_upper_bound: Some(t.mtu_upper_bound),
+            segmentation_offload: Some(t.segmentation_offload),
+            stream_receive_window: Some(t.stream_receive_window),
+            receive_window: Some(t.receive_window),
+            send_window: Some(t.send_window),
+            socket_buffer: Some(t.socket_buffer as u64),
+            max_bidi_streams: Some(t.max_bidi_streams),
+            max_uni_streams: Some(t.max_uni_streams),
+            keep_alive_ms: Some(millis(t.keep_alive)),
+            idle_timeout_ms: Some(millis(t.idle_timeout)),
+            congestion: Some(t.congestion.into()),
+        }
+    }
+}
+
+impl TryFrom<TuningOptions> for options::TuningOptions {
+    type Error = MemmeshError;
+
+    fn try_from(t: TuningOptions) -> Result<Self, MemmeshError> {
+        Ok(Self {
+            mtu_upper_bound: t.mtu_upper_bound,
+            segmentation_offload: t.segmentation_offload,
+            stream_receive_window: t.stream_receive_window,
+            receive_window: t.receive_window,
+            send_window: t.send_window,
+            socket_buffer: t
+                .socket_buffer
+                .map(|n| platform_size("socket_buffer", n))
+                .transpose()?,
+            max_bidi_streams: t.max_bidi_streams,
+            max_uni_streams: t.max_uni_streams,
+            keep_alive: t.keep_alive_ms.map(Duration::from_millis),
+            idle_timeout: t.idle_timeout_ms.map(Duration::from_millis),
+            congestion: t.congestion.map(Into::into),
+        })
     }
 }
 
 impl TryFrom<NodeConfig> for memmesh::NodeConfig {
     type Error = MemmeshError;
 
+    /// Converts and validates (a bad value is `InvalidInput` naming the option).
     fn try_from(c: NodeConfig) -> Result<Self, MemmeshError> {
-        let max_message_size =
-            usize::try_from(c.max_message_size).map_err(|_| MemmeshError::InvalidInput {
-                message: format!(
-                    "max_message_size {} does not fit this platform",
-                    c.max_message_size
-                ),
-            })?;
-        Ok(memmesh::NodeConfig {
+        let options = options::NodeOptions {
             name: c.name,
-            listen: c.listen,
+            listen: Some(c.listen),
             cluster_secret: c.cluster_secret.map(String::into_bytes),
-            open: c.open,
-            bootstrap: c.bootstrap,
-            mdns: c.mdns,
+            open: Some(c.open),
+            bootstrap: Some(c.bootstrap),
+            mdns: Some(c.mdns),
             mdns_interfaces: c.mdns_interfaces,
-            memory_quota: c.memory_quota,
+            memory_quota: Some(c.memory_quota),
             data_dir: c.data_dir.map(PathBuf::from),
             inbox_dir: c.inbox_dir.map(PathBuf::from),
-            threads: c.threads as usize,
-            max_message_size,
-            request_timeout: Duration::from_millis(c.request_timeout_ms),
-            send_timeout: Duration::from_millis(c.send_timeout_ms),
-            connect_timeout: Duration::from_millis(c.connect_timeout_ms),
-            channel_queue: c.channel_queue as usize,
-            ..memmesh::NodeConfig::default()
-        })
+            threads: Some(c.threads as usize),
+            max_message_size: Some(platform_size("max_message_size", c.max_message_size)?),
+            request_timeout: Some(Duration::from_millis(c.request_timeout_ms)),
+            send_timeout: Some(Duration::from_millis(c.send_timeout_ms)),
+            connect_timeout: Some(Duration::from_millis(c.connect_timeout_ms)),
+            channel_queue: Some(c.channel_queue as usize),
+            membership: c.membership.map(Into::into).unwrap_or_default(),
+            tuning: c
+                .tuning
+                .map(TryInto::try_into)
+                .transpose()?
+                .unwrap_or_default(),
+        };
+        Ok(options.into_config()?)
     }
+}
+
+/// A byte count as this platform's `usize`.
+fn platform_size(what: &str, n: u64) -> Result<usize, MemmeshError> {
+    usize::try_from(n).map_err(|_| MemmeshError::InvalidInput {
+        message: format!("{what} {n} does not fit this platform"),
+    })
 }
 
 fn millis(d: Duration) -> u64 {
@@ -161,6 +349,15 @@ mod tests {
             send_timeout_ms: 2500,
             connect_timeout_ms: 3500,
             channel_queue: 8,
+            membership: Some(MembershipOptions {
+                suspect_timeout_ms: Some(3000),
+                ..MembershipOptions::default()
+            }),
+            tuning: Some(TuningOptions {
+                keep_alive_ms: Some(1000),
+                congestion: Some(CongestionControl::Bbr),
+                ..TuningOptions::default()
+            }),
         };
         let core = memmesh::NodeConfig::try_from(ffi.clone()).unwrap();
         assert_eq!(core.cluster_secret.as_deref(), Some(&b"s3cret"[..]));
@@ -169,6 +366,52 @@ mod tests {
         assert_eq!(core.request_timeout, Duration::from_millis(1500));
         assert_eq!(core.data_dir, Some(PathBuf::from("/tmp/x")));
         assert_eq!(core.inbox_dir, Some(PathBuf::from("/tmp/inbox")));
-        assert_eq!(NodeConfig::from(core), ffi);
+        assert_eq!(core.membership.suspect_timeout, Duration::from_secs(3));
+        assert_eq!(core.tuning.keep_alive, Duration::from_secs(1));
+        assert_eq!(core.tuning.congestion, memmesh::CongestionControl::Bbr);
+        let back = NodeConfig::from(core);
+        let core_defaults = memmesh::NodeConfig::default();
+        assert_eq!(
+            back.membership.as_ref().and_then(|m| m.probe_period_ms),
+            Some(millis(core_defaults.membership.probe_period)),
+            "unset fields come back as the core's defaults"
+        );
+        assert_eq!(
+            NodeConfig {
+                membership: None,
+                tuning: None,
+                ..back
+            },
+            NodeConfig {
+                membership: None,
+                tuning: None,
+                ..ffi
+            }
+        );
+    }
+
+    #[test]
+    fn default_records_are_the_core_defaults_and_bad_timings_are_invalid() {
+        let d = default_node_config();
+        assert_eq!(d.membership, None);
+        assert_eq!(d.tuning, None);
+        let bad = NodeConfig {
+            membership: Some(MembershipOptions {
+                probe_rtt_ms: Some(0),
+                ..MembershipOptions::default()
+            }),
+            ..d.clone()
+        };
+        let e = memmesh::NodeConfig::try_from(bad).unwrap_err();
+        assert!(matches!(e, MemmeshError::InvalidInput { .. }), "{e:?}");
+        let bad = NodeConfig {
+            tuning: Some(TuningOptions {
+                idle_timeout_ms: Some(u64::MAX),
+                ..TuningOptions::default()
+            }),
+            ..d
+        };
+        let e = memmesh::NodeConfig::try_from(bad).unwrap_err();
+        assert!(matches!(e, MemmeshError::InvalidInput { .. }), "{e:?}");
     }
 }

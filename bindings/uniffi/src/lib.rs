@@ -24,7 +24,9 @@ pub mod transfer;
 pub use blocks::{Blocks, NodeUsage, Placement};
 pub use cache::{default_cache_options, Cache, CacheEntry, CacheInfo, CacheOptions, CacheStats};
 pub use channel::Channel;
-pub use config::{default_node_config, NodeConfig};
+pub use config::{
+    default_node_config, CongestionControl, MembershipOptions, NodeConfig, TuningOptions,
+};
 pub use error::MemmeshError;
 pub use events::{Event, Events};
 pub use handler::{Message, MessageHandler, Request, RequestHandler};

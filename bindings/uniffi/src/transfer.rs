@@ -234,10 +234,7 @@ impl Transfer {
         source: Source,
         to: Vec<String>,
     ) -> Result<Vec<TransferResult>, MemmeshError> {
-        let to = to
-            .iter()
-            .map(|id| parse_node_id(id))
-            .collect::<Result<Vec<_>, _>>()?;
+        let to = memmesh::channel::parse_ids(&to)?;
         Ok(self
             .inner
             .send(source.into(), &to)

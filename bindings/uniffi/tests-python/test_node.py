@@ -204,3 +204,27 @@ async def test_open_defaults_to_protected_mode_and_open_nodes_still_talk_on_loop
         assert await a.connect(b.addr()) == b.id()
         c = await nodes.start("c")
         assert await c.connect(a.addr()) == a.id()
+
+
+@aio
+async def test_membership_and_tuning_records_are_taken_and_validated() -> None:
+    # Optional records whose unset fields keep the core's defaults; the core validates.
+    assert memmesh.NodeConfig().membership is None
+    assert memmesh.default_node_config().tuning is None
+    async with Nodes() as nodes:
+        a = await nodes.start(
+            "a",
+            membership=memmesh.MembershipOptions(probe_period_ms=400, suspect_timeout_ms=2000),
+            tuning=memmesh.TuningOptions(
+                keep_alive_ms=1000, congestion=memmesh.CongestionControl.BBR
+            ),
+        )
+        b = await nodes.start("b")
+        assert await a.connect(b.addr()) == b.id()
+    bad = [
+        dict(membership=memmesh.MembershipOptions(probe_rtt_ms=0)),
+        dict(tuning=memmesh.TuningOptions(idle_timeout_ms=3 * 86_400_000)),
+    ]
+    for options in bad:
+        with pytest.raises(memmesh.MemmeshError.InvalidInput):
+            await memmesh.Node.start(config("bad", **options))

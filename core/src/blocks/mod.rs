@@ -12,6 +12,7 @@
 //! the block goes with its last reference (ADR 0011).
 
 pub mod id;
+pub mod placement;
 pub(crate) mod serve;
 pub mod store;
 
@@ -30,21 +31,11 @@ use crate::wire::codec::decode_bulk;
 use crate::wire::messages::BlockOp;
 use crate::wire::Service;
 pub use id::BlockId;
+pub use placement::Placement;
 use store::Freed;
 
 /// Most peers asked at once when a block is searched for, freed or stats are gathered.
 pub const FANOUT: usize = 32;
-
-/// Where `put` stores a block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Placement {
-    /// In this node's RAM.
-    Local,
-    /// In the RAM of this peer.
-    Peer(NodeId),
-    /// On the live peer advertising the most free quota (this node if it has no peers).
-    Auto,
-}
 
 /// One node's memory use, as reported by `Blocks::stats`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

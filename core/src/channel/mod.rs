@@ -10,11 +10,13 @@ pub mod handler;
 pub mod queue;
 pub mod registry;
 pub mod serve;
+pub mod target;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use tracing::debug;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::identity::NodeId;
@@ -27,33 +29,7 @@ use crate::wire::{Service, StreamHeader};
 
 pub use handler::{BoxFuture, Message, MessageHandler, Request, RequestHandler};
 use registry::{drain_into, ChannelState};
-
-/// Where a message goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// Every connected peer (not this node).
-    All,
-    /// These peers (this node's own id delivers locally).
-    Peers(Vec<NodeId>),
-}
-
-impl From<NodeId> for Target {
-    fn from(id: NodeId) -> Self {
-        Target::Peers(vec![id])
-    }
-}
-
-impl From<Vec<NodeId>> for Target {
-    fn from(ids: Vec<NodeId>) -> Self {
-        Target::Peers(ids)
-    }
-}
-
-impl From<&[NodeId]> for Target {
-    fn from(ids: &[NodeId]) -> Self {
-        Target::Peers(ids.to_vec())
-    }
-}
+pub use target::{parse_ids, Target};
 
 /// A named channel on a node. Cheap to clone; keeps the node alive.
 #[derive(Clone)]
@@ -183,19 +159,32 @@ impl Channel {
     }
 
     /// Feeds every incoming message to `handler`, in order, on the node's runtime.
-    /// Replaces any previous message handler.
+    /// Replaces any previous message handler. After shutdown the handler is not kept
+    /// (see [`Channel::set_message_handler`], which reports that as `Closed`).
     pub fn on_message(&self, handler: impl MessageHandler) {
-        self.set_message_handler(Arc::new(handler));
+        if let Err(e) = self.set_message_handler(Arc::new(handler)) {
+            debug!(channel = self.state.name(), "message handler not set: {e}");
+        }
     }
 
-    /// [`Channel::on_message`] with a shared handler object (for bindings).
-    pub fn set_message_handler(&self, handler: Arc<dyn MessageHandler>) {
+    /// [`Channel::on_message`] with a shared handler object (for bindings). Fails with
+    /// `Closed` once the node is shut down, and then keeps no handler (one set while
+    /// the node shuts down is dropped again), so a handler cannot outlive its node.
+    pub fn set_message_handler(&self, handler: Arc<dyn MessageHandler>) -> Result<()> {
+        if self.shared.is_closed() {
+            return Err(Error::closed());
+        }
         let task = self.shared.runtime.handle().spawn(drain_into(
             self.state.clone(),
             handler,
             self.shared.cancel.clone(),
         ));
         self.state.set_message_task(Some(task.abort_handle()));
+        if self.shared.is_closed() {
+            self.clear_message_handler();
+            return Err(Error::closed());
+        }
+        Ok(())
     }
 
     /// Stops feeding messages to the handler; they queue up for [`Channel::recv`].
@@ -204,13 +193,27 @@ impl Channel {
     }
 
     /// Answers requests on this channel with `handler`. Replaces any previous one.
+    /// After shutdown the handler is not kept (see [`Channel::set_request_handler`],
+    /// which reports that as `Closed`).
     pub fn on_request(&self, handler: impl RequestHandler) {
-        self.set_request_handler(Arc::new(handler));
+        if let Err(e) = self.set_request_handler(Arc::new(handler)) {
+            debug!(channel = self.state.name(), "request handler not set: {e}");
+        }
     }
 
-    /// [`Channel::on_request`] with a shared handler object (for bindings).
-    pub fn set_request_handler(&self, handler: Arc<dyn RequestHandler>) {
+    /// [`Channel::on_request`] with a shared handler object (for bindings). Fails with
+    /// `Closed` once the node is shut down, and then keeps no handler (one set while
+    /// the node shuts down is dropped again), so a handler cannot outlive its node.
+    pub fn set_request_handler(&self, handler: Arc<dyn RequestHandler>) -> Result<()> {
+        if self.shared.is_closed() {
+            return Err(Error::closed());
+        }
         self.state.set_request_handler(Some(handler));
+        if self.shared.is_closed() {
+            self.clear_request_handler();
+            return Err(Error::closed());
+        }
+        Ok(())
     }
 
     /// Removes the request handler: requests then fail with `NotFound`.
@@ -298,5 +301,29 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::Timeout);
         assert!(err.message().contains("delivered to 1 of 2"));
         assert!(err.message().contains(&b.short()));
+    }
+
+    #[tokio::test]
+    async fn handlers_set_after_shutdown_are_refused_and_not_kept() {
+        let node = crate::Node::builder()
+            .listen("127.0.0.1:0")
+            .mdns(false)
+            .threads(1)
+            .start()
+            .await
+            .unwrap();
+        let ch = node.channel("late").unwrap();
+        let echo: Arc<dyn RequestHandler> = Arc::new(|r: Request| async move { Ok(r.data) });
+        ch.set_request_handler(echo.clone()).unwrap();
+        node.shutdown().await.unwrap();
+        let err = ch.set_request_handler(echo).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Closed);
+        assert!(ch.state.request_handler().is_none());
+        let sink: Arc<dyn MessageHandler> = Arc::new(|_m: Message| async move {});
+        let err = ch.set_message_handler(sink).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Closed);
+        // The convenience forms keep their signature and drop the handler too.
+        ch.on_request(|r: Request| async move { Ok(r.data) });
+        assert!(ch.state.request_handler().is_none());
     }
 }

@@ -5,6 +5,7 @@ pub(crate) mod call;
 pub mod config;
 pub(crate) mod connect;
 pub(crate) mod goodbye;
+pub mod options;
 pub(crate) mod peers;
 pub(crate) mod runtime;
 pub(crate) mod shared;

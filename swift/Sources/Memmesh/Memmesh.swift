@@ -471,6 +471,22 @@ private let UNIFFI_CALLBACK_UNEXPECTED_ERROR: Int32 = 2
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterUInt16: FfiConverterPrimitive {
+    typealias FfiType = UInt16
+    typealias SwiftType = UInt16
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UInt16 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterUInt32: FfiConverterPrimitive {
     typealias FfiType = UInt32
     typealias SwiftType = UInt32
@@ -1278,11 +1294,13 @@ public protocol ChannelProtocol: AnyObject, Sendable {
     
     /**
      * Feeds every incoming message to `handler`, in order. Replaces any previous one.
+     * After shutdown the handler is not kept.
      */
     func onMessage(handler: MessageHandler) 
     
     /**
      * Answers requests on this channel with `handler`. Replaces any previous one.
+     * After shutdown the handler is not kept.
      */
     func onRequest(handler: RequestHandler) 
     
@@ -1417,6 +1435,7 @@ open func name() -> String  {
     
     /**
      * Feeds every incoming message to `handler`, in order. Replaces any previous one.
+     * After shutdown the handler is not kept.
      */
 open func onMessage(handler: MessageHandler)  {try! rustCall() {
         uniffiCallStatus in
@@ -1429,6 +1448,7 @@ open func onMessage(handler: MessageHandler)  {try! rustCall() {
     
     /**
      * Answers requests on this channel with `handler`. Replaces any previous one.
+     * After shutdown the handler is not kept.
      */
 open func onRequest(handler: RequestHandler)  {try! rustCall() {
         uniffiCallStatus in
@@ -3105,6 +3125,125 @@ public func FfiConverterTypeCacheStats_lower(_ value: CacheStats) -> RustBuffer 
 
 
 /**
+ * Membership timing overrides, in milliseconds; `None` keeps the core's default.
+ */
+public struct MembershipOptions: Equatable, Hashable {
+    /**
+     * How often each node probes a random member (core default 500 ms).
+     */
+    public var probePeriodMs: UInt64?
+    /**
+     * How long to wait for a direct probe reply (200 ms; less than `probe_period_ms`).
+     */
+    public var probeRttMs: UInt64?
+    /**
+     * How long a suspect member has to refute before it is declared down (1 s).
+     */
+    public var suspectTimeoutMs: UInt64?
+    /**
+     * How long after that verdict `PeerDown` is reported (500 ms).
+     */
+    public var downGraceMs: UInt64?
+    /**
+     * How long a down member is remembered (1 h).
+     */
+    public var forgetAfterMs: UInt64?
+    /**
+     * How often the full member list is exchanged with a random member (5 s).
+     */
+    public var fullSyncIntervalMs: UInt64?
+    /**
+     * How often a node announces itself to members declared down (1 s).
+     */
+    public var rejoinIntervalMs: UInt64?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * How often each node probes a random member (core default 500 ms).
+         */probePeriodMs: UInt64? = nil, 
+        /**
+         * How long to wait for a direct probe reply (200 ms; less than `probe_period_ms`).
+         */probeRttMs: UInt64? = nil, 
+        /**
+         * How long a suspect member has to refute before it is declared down (1 s).
+         */suspectTimeoutMs: UInt64? = nil, 
+        /**
+         * How long after that verdict `PeerDown` is reported (500 ms).
+         */downGraceMs: UInt64? = nil, 
+        /**
+         * How long a down member is remembered (1 h).
+         */forgetAfterMs: UInt64? = nil, 
+        /**
+         * How often the full member list is exchanged with a random member (5 s).
+         */fullSyncIntervalMs: UInt64? = nil, 
+        /**
+         * How often a node announces itself to members declared down (1 s).
+         */rejoinIntervalMs: UInt64? = nil) {
+        self.probePeriodMs = probePeriodMs
+        self.probeRttMs = probeRttMs
+        self.suspectTimeoutMs = suspectTimeoutMs
+        self.downGraceMs = downGraceMs
+        self.forgetAfterMs = forgetAfterMs
+        self.fullSyncIntervalMs = fullSyncIntervalMs
+        self.rejoinIntervalMs = rejoinIntervalMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension MembershipOptions: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeMembershipOptions: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> MembershipOptions {
+        return
+            try MembershipOptions(
+                probePeriodMs: FfiConverterOptionUInt64.read(from: &buf), 
+                probeRttMs: FfiConverterOptionUInt64.read(from: &buf), 
+                suspectTimeoutMs: FfiConverterOptionUInt64.read(from: &buf), 
+                downGraceMs: FfiConverterOptionUInt64.read(from: &buf), 
+                forgetAfterMs: FfiConverterOptionUInt64.read(from: &buf), 
+                fullSyncIntervalMs: FfiConverterOptionUInt64.read(from: &buf), 
+                rejoinIntervalMs: FfiConverterOptionUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: MembershipOptions, into buf: inout [UInt8]) {
+        FfiConverterOptionUInt64.write(value.probePeriodMs, into: &buf)
+        FfiConverterOptionUInt64.write(value.probeRttMs, into: &buf)
+        FfiConverterOptionUInt64.write(value.suspectTimeoutMs, into: &buf)
+        FfiConverterOptionUInt64.write(value.downGraceMs, into: &buf)
+        FfiConverterOptionUInt64.write(value.forgetAfterMs, into: &buf)
+        FfiConverterOptionUInt64.write(value.fullSyncIntervalMs, into: &buf)
+        FfiConverterOptionUInt64.write(value.rejoinIntervalMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMembershipOptions_lift(_ buf: RustBuffer) throws -> MembershipOptions {
+    return try FfiConverterTypeMembershipOptions.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMembershipOptions_lower(_ value: MembershipOptions) -> RustBuffer {
+    return FfiConverterTypeMembershipOptions.lower(value)
+}
+
+
+/**
  * A fire-and-forget message received on a channel.
  */
 public struct Message: Equatable, Hashable {
@@ -3244,6 +3383,14 @@ public struct NodeConfig: Equatable, Hashable {
      * Capacity of each channel's incoming-message queue.
      */
     public var channelQueue: UInt32
+    /**
+     * Failure detection and membership timing (default: the core's).
+     */
+    public var membership: MembershipOptions?
+    /**
+     * QUIC transport tuning (default: the core's).
+     */
+    public var tuning: TuningOptions?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3298,7 +3445,13 @@ public struct NodeConfig: Equatable, Hashable {
          */connectTimeoutMs: UInt64 = UInt64(5000), 
         /**
          * Capacity of each channel's incoming-message queue.
-         */channelQueue: UInt32 = UInt32(1024)) {
+         */channelQueue: UInt32 = UInt32(1024), 
+        /**
+         * Failure detection and membership timing (default: the core's).
+         */membership: MembershipOptions? = nil, 
+        /**
+         * QUIC transport tuning (default: the core's).
+         */tuning: TuningOptions? = nil) {
         self.name = name
         self.listen = listen
         self.clusterSecret = clusterSecret
@@ -3315,6 +3468,8 @@ public struct NodeConfig: Equatable, Hashable {
         self.sendTimeoutMs = sendTimeoutMs
         self.connectTimeoutMs = connectTimeoutMs
         self.channelQueue = channelQueue
+        self.membership = membership
+        self.tuning = tuning
     }
 
     
@@ -3348,7 +3503,9 @@ public struct FfiConverterTypeNodeConfig: FfiConverterRustBuffer {
                 requestTimeoutMs: FfiConverterUInt64.read(from: &buf), 
                 sendTimeoutMs: FfiConverterUInt64.read(from: &buf), 
                 connectTimeoutMs: FfiConverterUInt64.read(from: &buf), 
-                channelQueue: FfiConverterUInt32.read(from: &buf)
+                channelQueue: FfiConverterUInt32.read(from: &buf), 
+                membership: FfiConverterOptionTypeMembershipOptions.read(from: &buf), 
+                tuning: FfiConverterOptionTypeTuningOptions.read(from: &buf)
         )
     }
 
@@ -3369,6 +3526,8 @@ public struct FfiConverterTypeNodeConfig: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.sendTimeoutMs, into: &buf)
         FfiConverterUInt64.write(value.connectTimeoutMs, into: &buf)
         FfiConverterUInt32.write(value.channelQueue, into: &buf)
+        FfiConverterOptionTypeMembershipOptions.write(value.membership, into: &buf)
+        FfiConverterOptionTypeTuningOptions.write(value.tuning, into: &buf)
     }
 }
 
@@ -4102,6 +4261,250 @@ public func FfiConverterTypeTransferResult_lift(_ buf: RustBuffer) throws -> Tra
 public func FfiConverterTypeTransferResult_lower(_ value: TransferResult) -> RustBuffer {
     return FfiConverterTypeTransferResult.lower(value)
 }
+
+
+/**
+ * QUIC transport tuning overrides; `None` keeps the core's default.
+ */
+public struct TuningOptions: Equatable, Hashable {
+    /**
+     * Upper bound for path MTU discovery, bytes of UDP payload.
+     */
+    public var mtuUpperBound: UInt16?
+    /**
+     * Keep segmentation offload (GSO) enabled.
+     */
+    public var segmentationOffload: Bool?
+    /**
+     * Per-stream receive window in bytes.
+     */
+    public var streamReceiveWindow: UInt32?
+    /**
+     * Per-connection receive window in bytes.
+     */
+    public var receiveWindow: UInt32?
+    /**
+     * Per-connection send window in bytes.
+     */
+    public var sendWindow: UInt64?
+    /**
+     * UDP socket send and receive buffer size in bytes.
+     */
+    public var socketBuffer: UInt64?
+    /**
+     * Concurrent bidirectional streams a peer may open.
+     */
+    public var maxBidiStreams: UInt32?
+    /**
+     * Concurrent unidirectional streams a peer may open.
+     */
+    public var maxUniStreams: UInt32?
+    /**
+     * Keep-alive interval in milliseconds.
+     */
+    public var keepAliveMs: UInt64?
+    /**
+     * Idle time in milliseconds after which a silent peer's connection is lost.
+     */
+    public var idleTimeoutMs: UInt64?
+    /**
+     * Congestion controller.
+     */
+    public var congestion: CongestionControl?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Upper bound for path MTU discovery, bytes of UDP payload.
+         */mtuUpperBound: UInt16? = nil, 
+        /**
+         * Keep segmentation offload (GSO) enabled.
+         */segmentationOffload: Bool? = nil, 
+        /**
+         * Per-stream receive window in bytes.
+         */streamReceiveWindow: UInt32? = nil, 
+        /**
+         * Per-connection receive window in bytes.
+         */receiveWindow: UInt32? = nil, 
+        /**
+         * Per-connection send window in bytes.
+         */sendWindow: UInt64? = nil, 
+        /**
+         * UDP socket send and receive buffer size in bytes.
+         */socketBuffer: UInt64? = nil, 
+        /**
+         * Concurrent bidirectional streams a peer may open.
+         */maxBidiStreams: UInt32? = nil, 
+        /**
+         * Concurrent unidirectional streams a peer may open.
+         */maxUniStreams: UInt32? = nil, 
+        /**
+         * Keep-alive interval in milliseconds.
+         */keepAliveMs: UInt64? = nil, 
+        /**
+         * Idle time in milliseconds after which a silent peer's connection is lost.
+         */idleTimeoutMs: UInt64? = nil, 
+        /**
+         * Congestion controller.
+         */congestion: CongestionControl? = nil) {
+        self.mtuUpperBound = mtuUpperBound
+        self.segmentationOffload = segmentationOffload
+        self.streamReceiveWindow = streamReceiveWindow
+        self.receiveWindow = receiveWindow
+        self.sendWindow = sendWindow
+        self.socketBuffer = socketBuffer
+        self.maxBidiStreams = maxBidiStreams
+        self.maxUniStreams = maxUniStreams
+        self.keepAliveMs = keepAliveMs
+        self.idleTimeoutMs = idleTimeoutMs
+        self.congestion = congestion
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension TuningOptions: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTuningOptions: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TuningOptions {
+        return
+            try TuningOptions(
+                mtuUpperBound: FfiConverterOptionUInt16.read(from: &buf), 
+                segmentationOffload: FfiConverterOptionBool.read(from: &buf), 
+                streamReceiveWindow: FfiConverterOptionUInt32.read(from: &buf), 
+                receiveWindow: FfiConverterOptionUInt32.read(from: &buf), 
+                sendWindow: FfiConverterOptionUInt64.read(from: &buf), 
+                socketBuffer: FfiConverterOptionUInt64.read(from: &buf), 
+                maxBidiStreams: FfiConverterOptionUInt32.read(from: &buf), 
+                maxUniStreams: FfiConverterOptionUInt32.read(from: &buf), 
+                keepAliveMs: FfiConverterOptionUInt64.read(from: &buf), 
+                idleTimeoutMs: FfiConverterOptionUInt64.read(from: &buf), 
+                congestion: FfiConverterOptionTypeCongestionControl.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: TuningOptions, into buf: inout [UInt8]) {
+        FfiConverterOptionUInt16.write(value.mtuUpperBound, into: &buf)
+        FfiConverterOptionBool.write(value.segmentationOffload, into: &buf)
+        FfiConverterOptionUInt32.write(value.streamReceiveWindow, into: &buf)
+        FfiConverterOptionUInt32.write(value.receiveWindow, into: &buf)
+        FfiConverterOptionUInt64.write(value.sendWindow, into: &buf)
+        FfiConverterOptionUInt64.write(value.socketBuffer, into: &buf)
+        FfiConverterOptionUInt32.write(value.maxBidiStreams, into: &buf)
+        FfiConverterOptionUInt32.write(value.maxUniStreams, into: &buf)
+        FfiConverterOptionUInt64.write(value.keepAliveMs, into: &buf)
+        FfiConverterOptionUInt64.write(value.idleTimeoutMs, into: &buf)
+        FfiConverterOptionTypeCongestionControl.write(value.congestion, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTuningOptions_lift(_ buf: RustBuffer) throws -> TuningOptions {
+    return try FfiConverterTypeTuningOptions.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTuningOptions_lower(_ value: TuningOptions) -> RustBuffer {
+    return FfiConverterTypeTuningOptions.lower(value)
+}
+
+
+/**
+ * The congestion controller of the QUIC transport.
+ */
+
+public enum CongestionControl: Equatable, Hashable {
+    
+    /**
+     * CUBIC (the default).
+     */
+    case cubic
+    /**
+     * NewReno.
+     */
+    case newReno
+    /**
+     * BBR (experimental).
+     */
+    case bbr
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension CongestionControl: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCongestionControl: FfiConverterRustBuffer {
+    typealias SwiftType = CongestionControl
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CongestionControl {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .cubic
+        
+        case 2: return .newReno
+        
+        case 3: return .bbr
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: CongestionControl, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .cubic:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .newReno:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .bbr:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCongestionControl_lift(_ buf: RustBuffer) throws -> CongestionControl {
+    return try FfiConverterTypeCongestionControl.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCongestionControl_lower(_ value: CongestionControl) -> RustBuffer {
+    return FfiConverterTypeCongestionControl.lower(value)
+}
+
 
 
 /**
@@ -5431,6 +5834,54 @@ public func FfiConverterCallbackInterfaceRequestHandler_lower(_ v: RequestHandle
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionUInt16: FfiConverterRustBuffer {
+    typealias SwiftType = UInt16?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterUInt16.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterUInt16.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionUInt32: FfiConverterRustBuffer {
+    typealias SwiftType = UInt32?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterUInt32.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterUInt32.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionUInt64: FfiConverterRustBuffer {
     typealias SwiftType = UInt64?
 
@@ -5471,6 +5922,30 @@ fileprivate struct FfiConverterOptionDouble: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterDouble.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionBool: FfiConverterRustBuffer {
+    typealias SwiftType = Bool?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterBool.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterBool.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -5543,6 +6018,78 @@ fileprivate struct FfiConverterOptionTypeCacheOptions: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeCacheOptions.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeMembershipOptions: FfiConverterRustBuffer {
+    typealias SwiftType = MembershipOptions?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeMembershipOptions.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeMembershipOptions.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeTuningOptions: FfiConverterRustBuffer {
+    typealias SwiftType = TuningOptions?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeTuningOptions.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeTuningOptions.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeCongestionControl: FfiConverterRustBuffer {
+    typealias SwiftType = CongestionControl?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeCongestionControl.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeCongestionControl.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -6038,10 +6585,10 @@ private let initializationResult: InitializationResult = {
     if (uniffi_memmesh_uniffi_checksum_method_channel_name() != 17353) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_memmesh_uniffi_checksum_method_channel_on_message() != 23397) {
+    if (uniffi_memmesh_uniffi_checksum_method_channel_on_message() != 64943) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_memmesh_uniffi_checksum_method_channel_on_request() != 29194) {
+    if (uniffi_memmesh_uniffi_checksum_method_channel_on_request() != 2501) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_memmesh_uniffi_checksum_method_channel_recv() != 55434) {

@@ -1,0 +1,312 @@
+//! Partial node options: every field optional, applied onto [`NodeConfig::default()`].
+//!
+//! This is what each binding converts its native options (a Python keyword argument, a
+//! JS options object, a UniFFI record) into, so that defaults, overrides and validation
+//! are written once, here and in [`NodeConfig::validate`], rather than once per language.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::membership::MembershipConfig;
+use crate::node::config::NodeConfig;
+use crate::transport::{CongestionControl, TransportTuning};
+
+/// Node options as given by a user: `None` keeps the default of [`NodeConfig`]. Each
+/// field is documented on the [`NodeConfig`] field of the same name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodeOptions {
+    /// [`NodeConfig::name`].
+    pub name: Option<String>,
+    /// [`NodeConfig::listen`].
+    pub listen: Option<String>,
+    /// [`NodeConfig::cluster_secret`].
+    pub cluster_secret: Option<Vec<u8>>,
+    /// [`NodeConfig::open`].
+    pub open: Option<bool>,
+    /// [`NodeConfig::bootstrap`].
+    pub bootstrap: Option<Vec<String>>,
+    /// [`NodeConfig::mdns`].
+    pub mdns: Option<bool>,
+    /// [`NodeConfig::mdns_interfaces`].
+    pub mdns_interfaces: Option<Vec<String>>,
+    /// [`NodeConfig::memory_quota`].
+    pub memory_quota: Option<u64>,
+    /// [`NodeConfig::data_dir`].
+    pub data_dir: Option<PathBuf>,
+    /// [`NodeConfig::inbox_dir`].
+    pub inbox_dir: Option<PathBuf>,
+    /// [`NodeConfig::threads`].
+    pub threads: Option<usize>,
+    /// [`NodeConfig::max_message_size`].
+    pub max_message_size: Option<usize>,
+    /// [`NodeConfig::request_timeout`].
+    pub request_timeout: Option<Duration>,
+    /// [`NodeConfig::send_timeout`].
+    pub send_timeout: Option<Duration>,
+    /// [`NodeConfig::connect_timeout`].
+    pub connect_timeout: Option<Duration>,
+    /// [`NodeConfig::channel_queue`].
+    pub channel_queue: Option<usize>,
+    /// [`NodeConfig::membership`], field by field.
+    pub membership: MembershipOptions,
+    /// [`NodeConfig::tuning`], field by field.
+    pub tuning: TuningOptions,
+}
+
+/// Failure-detection and membership timing overrides; `None` keeps the default of
+/// [`MembershipConfig`], whose fields of the same names document each one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MembershipOptions {
+    /// [`MembershipConfig::probe_period`].
+    pub probe_period: Option<Duration>,
+    /// [`MembershipConfig::probe_rtt`].
+    pub probe_rtt: Option<Duration>,
+    /// [`MembershipConfig::suspect_timeout`].
+    pub suspect_timeout: Option<Duration>,
+    /// [`MembershipConfig::down_grace`].
+    pub down_grace: Option<Duration>,
+    /// [`MembershipConfig::forget_after`].
+    pub forget_after: Option<Duration>,
+    /// [`MembershipConfig::full_sync_interval`].
+    pub full_sync_interval: Option<Duration>,
+    /// [`MembershipConfig::rejoin_interval`].
+    pub rejoin_interval: Option<Duration>,
+}
+
+/// QUIC transport tuning overrides; `None` keeps the default of [`TransportTuning`],
+/// whose fields of the same names document each one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TuningOptions {
+    /// [`TransportTuning::mtu_upper_bound`].
+    pub mtu_upper_bound: Option<u16>,
+    /// [`TransportTuning::segmentation_offload`].
+    pub segmentation_offload: Option<bool>,
+    /// [`TransportTuning::stream_receive_window`].
+    pub stream_receive_window: Option<u32>,
+    /// [`TransportTuning::receive_window`].
+    pub receive_window: Option<u32>,
+    /// [`TransportTuning::send_window`].
+    pub send_window: Option<u64>,
+    /// [`TransportTuning::socket_buffer`].
+    pub socket_buffer: Option<usize>,
+    /// [`TransportTuning::max_bidi_streams`].
+    pub max_bidi_streams: Option<u32>,
+    /// [`TransportTuning::max_uni_streams`].
+    pub max_uni_streams: Option<u32>,
+    /// [`TransportTuning::keep_alive`].
+    pub keep_alive: Option<Duration>,
+    /// [`TransportTuning::idle_timeout`].
+    pub idle_timeout: Option<Duration>,
+    /// [`TransportTuning::congestion`] (its text form: `"cubic"`, `"newreno"`, `"bbr"`).
+    pub congestion: Option<CongestionControl>,
+}
+
+/// Replaces `$dst` with the value of `$src` when it is `Some`.
+macro_rules! set {
+    ($dst:expr, $src:expr) => {
+        if let Some(v) = $src {
+            $dst = v;
+        }
+    };
+}
+
+/// Replaces an optional `$dst` with `$src` when it is `Some`.
+macro_rules! set_some {
+    ($dst:expr, $src:expr) => {
+        if $src.is_some() {
+            $dst = $src;
+        }
+    };
+}
+
+impl NodeOptions {
+    /// Writes every option that is set onto `config`, keeping the others.
+    pub fn apply(self, config: &mut NodeConfig) {
+        set_some!(config.name, self.name);
+        set!(config.listen, self.listen);
+        set_some!(config.cluster_secret, self.cluster_secret);
+        set!(config.open, self.open);
+        set!(config.bootstrap, self.bootstrap);
+        set!(config.mdns, self.mdns);
+        set_some!(config.mdns_interfaces, self.mdns_interfaces);
+        set!(config.memory_quota, self.memory_quota);
+        set_some!(config.data_dir, self.data_dir);
+        set_some!(config.inbox_dir, self.inbox_dir);
+        set!(config.threads, self.threads);
+        set!(config.max_message_size, self.max_message_size);
+        set!(config.request_timeout, self.request_timeout);
+        set!(config.send_timeout, self.send_timeout);
+        set!(config.connect_timeout, self.connect_timeout);
+        set!(config.channel_queue, self.channel_queue);
+        self.membership.apply(&mut config.membership);
+        self.tuning.apply(&mut config.tuning);
+    }
+
+    /// The default configuration with these options applied, validated
+    /// ([`NodeConfig::validate`]): a bad value is `InvalidInput` naming the option.
+    pub fn into_config(self) -> Result<NodeConfig> {
+        let mut config = NodeConfig::default();
+        self.apply(&mut config);
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+impl MembershipOptions {
+    /// Writes every option that is set onto `config`, keeping the others.
+    pub fn apply(self, config: &mut MembershipConfig) {
+        set!(config.probe_period, self.probe_period);
+        set!(config.probe_rtt, self.probe_rtt);
+        set!(config.suspect_timeout, self.suspect_timeout);
+        set!(config.down_grace, self.down_grace);
+        set!(config.forget_after, self.forget_after);
+        set!(config.full_sync_interval, self.full_sync_interval);
+        set!(config.rejoin_interval, self.rejoin_interval);
+    }
+}
+
+impl TuningOptions {
+    /// Writes every option that is set onto `tuning`, keeping the others.
+    pub fn apply(self, tuning: &mut TransportTuning) {
+        set!(tuning.mtu_upper_bound, self.mtu_upper_bound);
+        set!(tuning.segmentation_offload, self.segmentation_offload);
+        set!(tuning.stream_receive_window, self.stream_receive_window);
+        set!(tuning.receive_window, self.receive_window);
+        set!(tuning.send_window, self.send_window);
+        set!(tuning.socket_buffer, self.socket_buffer);
+        set!(tuning.max_bidi_streams, self.max_bidi_streams);
+        set!(tuning.max_uni_streams, self.max_uni_streams);
+        set!(tuning.keep_alive, self.keep_alive);
+        set!(tuning.idle_timeout, self.idle_timeout);
+        set!(tuning.congestion, self.congestion);
+    }
+}
+
+impl FromStr for CongestionControl {
+    type Err = Error;
+
+    /// `"cubic"`, `"newreno"` or `"bbr"`; anything else is `InvalidInput`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "cubic" => Ok(CongestionControl::Cubic),
+            "newreno" => Ok(CongestionControl::NewReno),
+            "bbr" => Ok(CongestionControl::Bbr),
+            other => Err(Error::invalid(format!(
+                "congestion must be \"cubic\", \"newreno\" or \"bbr\", got {other:?}"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for CongestionControl {
+    /// The text [`CongestionControl::from_str`] parses back.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CongestionControl::Cubic => "cubic",
+            CongestionControl::NewReno => "newreno",
+            CongestionControl::Bbr => "bbr",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    #[test]
+    fn no_options_is_the_default_config() {
+        let c = NodeOptions::default().into_config().unwrap();
+        let d = NodeConfig::default();
+        assert_eq!(c.listen, d.listen);
+        assert_eq!(c.name, d.name);
+        assert_eq!(c.threads, d.threads);
+        assert_eq!(c.request_timeout, d.request_timeout);
+        assert_eq!(c.membership, d.membership);
+        assert_eq!(c.tuning, d.tuning);
+        assert_eq!(c.open, d.open);
+        assert_eq!(c.mdns, d.mdns);
+    }
+
+    #[test]
+    fn set_options_override_and_the_rest_keep_their_defaults() {
+        let c = NodeOptions {
+            name: Some("n".into()),
+            cluster_secret: Some(b"s".to_vec()),
+            threads: Some(1),
+            inbox_dir: Some("/tmp/in".into()),
+            membership: MembershipOptions {
+                suspect_timeout: Some(Duration::from_secs(3)),
+                ..MembershipOptions::default()
+            },
+            tuning: TuningOptions {
+                keep_alive: Some(Duration::from_secs(1)),
+                congestion: Some(CongestionControl::Bbr),
+                ..TuningOptions::default()
+            },
+            ..NodeOptions::default()
+        }
+        .into_config()
+        .unwrap();
+        let d = NodeConfig::default();
+        assert_eq!(c.name.as_deref(), Some("n"));
+        assert_eq!(c.cluster_secret.as_deref(), Some(&b"s"[..]));
+        assert_eq!(c.threads, 1);
+        assert_eq!(c.inbox_dir, Some(PathBuf::from("/tmp/in")));
+        assert_eq!(c.listen, d.listen);
+        assert_eq!(c.membership.suspect_timeout, Duration::from_secs(3));
+        assert_eq!(c.membership.probe_period, d.membership.probe_period);
+        assert_eq!(c.tuning.keep_alive, Duration::from_secs(1));
+        assert_eq!(c.tuning.congestion, CongestionControl::Bbr);
+        assert_eq!(c.tuning.idle_timeout, d.tuning.idle_timeout);
+    }
+
+    #[test]
+    fn bad_values_are_invalid_input_naming_the_option() {
+        let cases = [
+            NodeOptions {
+                threads: Some(0),
+                ..NodeOptions::default()
+            },
+            NodeOptions {
+                membership: MembershipOptions {
+                    probe_rtt: Some(Duration::ZERO),
+                    ..MembershipOptions::default()
+                },
+                ..NodeOptions::default()
+            },
+            NodeOptions {
+                tuning: TuningOptions {
+                    idle_timeout: Some(Duration::from_secs(2 * 24 * 3600)),
+                    ..TuningOptions::default()
+                },
+                ..NodeOptions::default()
+            },
+        ];
+        for (o, what) in cases
+            .into_iter()
+            .zip(["threads", "probe_rtt", "idle_timeout"])
+        {
+            let e = o.into_config().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{what}");
+            assert!(e.message().contains(what), "{what}: {}", e.message());
+        }
+    }
+
+    #[test]
+    fn congestion_controllers_parse_and_print() {
+        for c in [
+            CongestionControl::Cubic,
+            CongestionControl::NewReno,
+            CongestionControl::Bbr,
+        ] {
+            assert_eq!(c.to_string().parse::<CongestionControl>().unwrap(), c);
+        }
+        let e = "reno".parse::<CongestionControl>().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert!(e.message().contains("congestion"));
+    }
+}
