@@ -191,13 +191,17 @@ impl Error {
         inner.downcast_ref::<T>()
     }
 
-    /// This error and its causes, outermost first, as one line: `a: b: c`.
+    /// This error and its causes, outermost first, as one line: `a: b: c`. A cause whose
+    /// text the line already ends with (a message that quoted its cause) is not repeated.
     pub fn chain(&self) -> String {
         let mut out = self.to_string();
         let mut next = StdError::source(self);
         while let Some(cause) = next {
-            out.push_str(": ");
-            out.push_str(&cause.to_string());
+            let text = cause.to_string();
+            if !text.is_empty() && !out.ends_with(&text) {
+                out.push_str(": ");
+                out.push_str(&text);
+            }
             next = cause.source();
         }
         out
@@ -332,6 +336,19 @@ mod tests {
             "PeerUnavailable: peer went away: connection reset"
         );
         assert_eq!(e, Error::new(ErrorKind::PeerUnavailable, "peer went away"));
+    }
+
+    #[test]
+    fn a_cause_already_quoted_by_the_message_is_not_repeated() {
+        let cause = std::io::Error::other("timed out");
+        let e = Error::with_source(
+            ErrorKind::PeerUnavailable,
+            "connection lost: timed out",
+            cause,
+        );
+        assert_eq!(e.chain(), "PeerUnavailable: connection lost: timed out");
+        let e: Error = std::io::Error::other("gone").into();
+        assert_eq!(e.chain(), "Io: gone");
     }
 
     #[test]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from types import TracebackType
-from typing import Any, Iterator, Generic, Optional, Sequence, Union
+from typing import Any, Iterator, Generic, Mapping, Optional, Sequence, Union
 
 from . import _native
 from ._common import (
@@ -83,6 +83,14 @@ class Node:
     * ``channel_queue``: capacity of each channel's incoming queue (default 1024).
     * ``inbox_dir``: directory where transfers offered to this node are received when
       no offer handler is set (default: none, such offers are refused).
+    * ``membership``: SWIM timing, in seconds, keys ``probe_period``, ``probe_rtt``,
+      ``suspect_timeout``, ``down_grace``, ``forget_after``, ``full_sync_interval``,
+      ``rejoin_interval`` (defaults: the core's ``MembershipConfig``).
+    * ``tuning``: QUIC transport tuning, keys ``mtu_upper_bound``,
+      ``segmentation_offload``, ``stream_receive_window``, ``receive_window``,
+      ``send_window``, ``socket_buffer``, ``max_bidi_streams``, ``max_uni_streams``,
+      ``keep_alive`` and ``idle_timeout`` (seconds), ``congestion`` (``"cubic"``,
+      ``"newreno"``, ``"bbr"``). An unknown key or a bad value is ``InvalidInputError``.
     """
 
     __slots__ = ("_native", "__weakref__")
@@ -106,6 +114,8 @@ class Node:
         connect_timeout: Optional[float] = None,
         channel_queue: Optional[int] = None,
         inbox_dir: Optional[PathLike] = None,
+        membership: Optional[Mapping[str, float]] = None,
+        tuning: Optional[Mapping[str, Union[int, float, bool, str]]] = None,
     ) -> None:
         self._native = _native.Node(
             **node_options(
@@ -125,6 +135,8 @@ class Node:
                 connect_timeout=connect_timeout,
                 channel_queue=channel_queue,
                 inbox_dir=inbox_dir,
+                membership=membership,
+                tuning=tuning,
             )
         )
         track(self._native)

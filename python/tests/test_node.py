@@ -141,11 +141,9 @@ def test_open_is_accepted_and_loopback_peers_talk_in_either_mode() -> None:
 
 
 def test_membership_and_tuning_options_are_taken_and_validated() -> None:
-    # The native constructor takes `membership` and `tuning` dicts (seconds for
-    # durations); the core applies them onto its defaults and validates them.
-    from memmesh import _native
-
-    node = _native.Node(
+    # `membership` and `tuning` take dicts (seconds for durations); the core applies
+    # them onto its defaults and validates them.
+    node = memmesh.Node(
         membership={"probe_period": 0.4, "suspect_timeout": 2.0},
         tuning={"keep_alive": 1.0, "congestion": "bbr", "max_uni_streams": 64},
         **LOCAL,
@@ -165,7 +163,7 @@ def test_membership_and_tuning_options_are_taken_and_validated() -> None:
     ]
     for options, match in bad:
         with pytest.raises(memmesh.InvalidInputError, match=match):
-            _native.Node(**options, **LOCAL)
+            memmesh.Node(**options, **LOCAL)  # type: ignore[arg-type]
 
 
 def test_handlers_set_after_shutdown_raise_closed(make_node) -> None:

@@ -304,6 +304,10 @@ mod tests {
         let e: Error = TransferError::file("opening /x", io).into();
         assert_eq!(e.kind(), ErrorKind::NotFound);
         assert_eq!(e.message(), "opening /x: gone");
-        assert_eq!(e.chain(), "NotFound: opening /x: gone: gone");
+        assert_eq!(
+            e.chain(),
+            "NotFound: opening /x: gone",
+            "the quoted cause is not repeated"
+        );
     }
 }
