@@ -374,12 +374,7 @@ impl<V: ViewCell> Engine<V> {
         now: Instant,
         peers: &impl Peers,
     ) -> Result<Vec<Member<MemberId>>, MembershipError> {
-        let answer = if self.syncs.try_take(from, now) {
-            let ours = self.states();
-            let r = self.apply_hearsay(from, theirs, now);
-            self.finish(r, now, peers);
-            Ok(ours)
-        } else {
+        if !self.syncs.try_take(from, now) {
             if let Some(n) = self.warnings.syncs.note(1, now) {
                 warn!(
                     refused = n,
@@ -387,9 +382,12 @@ impl<V: ViewCell> Engine<V> {
                 );
             }
             self.finish(Ok(()), now, peers);
-            Err(MembershipError::SyncRate)
-        };
-        answer
+            return Err(MembershipError::SyncRate);
+        }
+        let ours = self.states();
+        let r = self.apply_hearsay(from, theirs, now);
+        self.finish(r, now, peers);
+        Ok(ours)
     }
 
     /// The answer to this node's [`Output::Sync`] from `from`, applied as admission
@@ -1059,5 +1057,56 @@ mod tests {
         }
         let advert = b.adverts.get(&a.id()).expect("the advert arrived");
         assert_eq!((advert.quota, advert.free), (quota.limit, quota.free));
+    }
+
+    /// Sends every packet among `outputs` from `from` to `to`; returns `to`'s outputs.
+    fn deliver(from: &Engine, to: &mut Engine, outputs: &[Output], now: Instant) -> Vec<Output> {
+        let net = Net::default();
+        for (dst, data) in sends(outputs) {
+            assert_eq!(dst, to.id());
+            let packet = Packet::parse(data, from.id()).expect("a packet foca wrote");
+            to.packet(&packet, now, &net);
+        }
+        to.take_outputs()
+    }
+
+    #[test]
+    fn a_node_declared_down_renews_its_identity_when_it_hears_so() {
+        let t0 = Instant::now();
+        let (mut a, mut b) = (engine(1, &[], t0), engine(2, &[], t0));
+        let (out_a, _) = meet(&mut a, &mut b, t0);
+        let probe = out_a
+            .into_iter()
+            .find_map(|o| match o {
+                Output::Timer {
+                    timer: timer @ Timer::ProbeRandomMember(_),
+                    ..
+                } => Some(timer),
+                _ => None,
+            })
+            .expect("foca probes once it has a member");
+        // `b` hears (from a full-state sync) that `a` is down.
+        let old = a.identity().clone();
+        let net = Net::default();
+        b.sync_reply(member(3, 1).id, vec![Member::down(old.clone())], t0, &net);
+        b.take_outputs();
+        assert!(b
+            .states()
+            .iter()
+            .any(|m| m.id() == &old && m.state() == State::Down));
+        // `a` probes `b`, `b` answers that `a` is down, `a` renews its identity.
+        a.timer(probe, t0 + S, &net);
+        let to_b = a.take_outputs();
+        let to_a = deliver(&a, &mut b, &to_b, t0 + S);
+        let renewed = deliver(&b, &mut a, &to_a, t0 + S);
+        let generation = old.generation + 1;
+        assert!(
+            renewed
+                .iter()
+                .any(|o| matches!(o, Output::Rejoined { generation: g } if *g == generation)),
+            "{renewed:?}"
+        );
+        assert_eq!(a.identity().generation, generation);
+        assert_eq!(a.rejoins(), 1);
     }
 }
