@@ -32,6 +32,8 @@ pub mod memory;
 pub mod node;
 pub mod peer;
 pub(crate) mod service;
+#[cfg(test)]
+mod testkit;
 pub mod transfer;
 pub mod transport;
 pub mod wire;

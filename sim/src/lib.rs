@@ -1,7 +1,8 @@
 //! A deterministic simulator of memmesh membership and cache placement.
 //!
-//! Many nodes run the real membership code (foca's SWIM with memmesh's identity, codec,
-//! admission, view and rejoin logic: see [`node`]) on virtual time, over an in-memory
+//! Many nodes run memmesh's own membership engine (`memmesh::membership::engine`: foca's
+//! SWIM with memmesh's identity, codec, admission, view and rejoin logic, the struct a
+//! node's membership actor drives: see [`node`]) on virtual time, over an in-memory
 //! network with per-link loss, delay and splits ([`net`]), with joins, leaves, crashes and
 //! restarts injected by the caller ([`sim`]). No socket, no thread, no wall clock: one
 //! seed drives every random choice, so a seed replays a run exactly

@@ -66,7 +66,7 @@ pub fn not_kept(before: &Table, after: &Table, live: &BTreeSet<NodeId>, replicas
 }
 
 /// Every member's rendezvous score for every partition, from core's
-/// [`score`](memmesh::cache::partition::score), computed once: the owners of the tables
+/// [`score`], computed once: the owners of the tables
 /// that differ from these members by one node (one joined, one failed) are then found by a
 /// scan instead of a [`Table::new`] each, which ranks every partition again (a quarter of a
 /// second for 1,000 members in a debug build). The ranking is core's: highest score first,

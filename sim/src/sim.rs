@@ -24,8 +24,8 @@ use crate::net::{Link, Network};
 use crate::node::{Input, Output, SimNode};
 use crate::queue::{Clock, Queue};
 
-/// The actor's tick (`TICK` in `core/src/membership/service.rs`).
-pub const TICK: Duration = Duration::from_millis(100);
+/// How often each node's membership engine ticks (as the membership actor does).
+pub use memmesh::membership::engine::TICK;
 /// Where simulated generations start (a plausible "milliseconds since the epoch", as a
 /// node's first generation is).
 const GENERATION_BASE: u64 = 1_700_000_000_000;

@@ -225,16 +225,8 @@ impl Partitions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::Keypair;
+    use crate::testkit::ids;
     use PartitionState::*;
-
-    fn ids(n: usize) -> Vec<NodeId> {
-        let mut v: Vec<NodeId> = (0..n)
-            .map(|_| Keypair::generate().unwrap().node_id())
-            .collect();
-        v.sort();
-        v
-    }
 
     fn set(of: &[NodeId]) -> BTreeSet<NodeId> {
         of.iter().copied().collect()

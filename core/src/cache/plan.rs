@@ -206,15 +206,7 @@ impl Forward {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::Keypair;
-
-    fn ids(n: usize) -> Vec<NodeId> {
-        let mut v: Vec<NodeId> = (0..n)
-            .map(|_| Keypair::generate().unwrap().node_id())
-            .collect();
-        v.sort();
-        v
-    }
+    use crate::testkit::ids;
 
     fn entry(key: &str, partition: u16, version: u64) -> EntryView {
         EntryView {

@@ -7,6 +7,7 @@ pub mod admission;
 pub mod adverts;
 pub mod codec;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod events;
 pub(crate) mod handle;

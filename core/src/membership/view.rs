@@ -317,24 +317,7 @@ fn up(m: &MemberId) -> Event {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::Keypair;
-
-    fn ids(n: usize) -> Vec<NodeId> {
-        let mut v: Vec<NodeId> = (0..n)
-            .map(|_| Keypair::generate().unwrap().node_id())
-            .collect();
-        v.sort();
-        v
-    }
-
-    fn m(id: NodeId, generation: u64) -> MemberId {
-        MemberId {
-            id,
-            generation,
-            name: "n".into(),
-            addrs: vec![],
-        }
-    }
+    use crate::testkit::{ids, member as m};
 
     const GRACE: Duration = Duration::from_secs(2);
 
