@@ -211,14 +211,17 @@ impl Pool {
         entry.addrs = merge_bounded(first, then, MAX_PEER_ADDRS);
     }
 
-    /// Forgets a peer entirely (a long-dead member), unless it is connected.
+    /// Forgets a peer entirely (a long-dead member), unless it is connected: then it is no
+    /// longer a member for the pool, and goes with the other idle strangers once its
+    /// connection ends.
     pub fn forget(&self, id: &NodeId) {
         let mut peers = self.lock();
-        if peers
-            .get(id)
-            .is_some_and(|e| e.conn.as_ref().is_none_or(|c| c.close_reason().is_some()))
-        {
-            peers.remove(id);
+        match peers.get_mut(id) {
+            Some(e) if e.connected() => e.member = false,
+            Some(_) => {
+                peers.remove(id);
+            }
+            None => {}
         }
     }
 
@@ -346,6 +349,10 @@ mod tests {
         assert!(peers.contains_key(&dialling));
         drop(peers);
         drop(held);
+        // A member membership forgets is a stranger from then on.
+        pool.forget(&members[0]);
+        let peers = pool.lock();
+        assert!(!peers.contains_key(&members[0]));
     }
 
     #[test]
