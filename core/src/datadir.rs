@@ -80,7 +80,7 @@ impl DataDirLock {
     /// Creates `dir` if needed and locks it, or fails with `InvalidInput` if another node
     /// (in this process or another one) holds it.
     pub fn acquire(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|source| DataDirError::Create {
+        crate::durable::create_dir_all(dir).map_err(|source| DataDirError::Create {
             dir: dir.to_path_buf(),
             source,
         })?;
@@ -153,6 +153,19 @@ mod tests {
         let again = DataDirLock::acquire(&dir).unwrap();
         drop(again);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Issue 12, defect 14: a data dir created at start is made durable (its parent is
+    /// synced), so the identity written into it cannot vanish with it in a crash.
+    #[test]
+    fn a_new_data_dir_is_made_durable() {
+        let base = std::env::temp_dir().join(format!("memmesh-lock-sync-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let before = crate::durable::dir_syncs_on_this_thread();
+        let lock = DataDirLock::acquire(&base.join("data")).unwrap();
+        assert_eq!(crate::durable::dir_syncs_on_this_thread() - before, 2);
+        drop(lock);
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

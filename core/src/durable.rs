@@ -121,6 +121,32 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Issue 12, defect 14: a rename (the identity key, a generation, a transfer's state)
+    /// was not followed by a directory fsync, so a crash could lose the new name.
+    #[test]
+    fn a_rename_is_followed_by_a_directory_sync_and_a_private_file_stays_private() {
+        let dir = std::env::temp_dir().join(format!("memmesh-durable-sync-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("identity.key");
+        for contents in [&b"one"[..], b"two"] {
+            let before = dir_syncs_on_this_thread();
+            write_atomic(&path, contents, true).unwrap();
+            assert_eq!(
+                dir_syncs_on_this_thread() - before,
+                1,
+                "one sync per rename"
+            );
+            assert_eq!(std::fs::read(&path).unwrap(), contents);
+        }
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("identity.key")]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn creates_missing_directories_and_syncs_their_parents() {
         let dir = std::env::temp_dir().join(format!("memmesh-mkdir-{}", std::process::id()));

@@ -209,7 +209,7 @@ impl Keypair {
             Ok(bytes) => Self::from_pkcs8(&bytes)
                 .map_err(|e| e.context(format!("identity file {}", path.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(dir).map_err(|source| IdentityError::CreateDir {
+                crate::durable::create_dir_all(dir).map_err(|source| IdentityError::CreateDir {
                     dir: dir.to_path_buf(),
                     source,
                 })?;
@@ -274,6 +274,21 @@ mod tests {
         // The corrupt file is left in place, not overwritten.
         assert_eq!(std::fs::read(dir.join(IDENTITY_FILE)).unwrap(), b"garbage");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Issue 12, defect 14: a new identity (and the data dir created for it) must survive
+    /// a crash: the directories created and the key's rename are each made durable.
+    #[test]
+    fn a_new_identity_and_its_new_directories_are_made_durable() {
+        let base = std::env::temp_dir().join(format!("memmesh-id-sync-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let dir = base.join("data");
+        let before = crate::durable::dir_syncs_on_this_thread();
+        let id = Keypair::load_or_create(&dir).unwrap().node_id();
+        // The parents of `base` and `data` (each created), then `data` after the rename.
+        assert_eq!(crate::durable::dir_syncs_on_this_thread() - before, 3);
+        assert_eq!(Keypair::load_or_create(&dir).unwrap().node_id(), id);
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use crate::identity::NodeId;
 use crate::transport::handshake::{truncate, PeerHello, MAX_HELLO_ADDRS, MAX_NAME_LEN};
@@ -14,12 +15,23 @@ use crate::transport::handshake::{truncate, PeerHello, MAX_HELLO_ADDRS, MAX_NAME
 /// address we dialled), then what gossip adds, up to this bound.
 pub const MAX_PEER_ADDRS: usize = MAX_HELLO_ADDRS + 1;
 
+/// Most peers the pool remembers that are neither connected nor members membership told
+/// it about (identities that connected once and left). Each connection from a fresh
+/// identity leaves such an entry behind; without a bound, a member minting identities
+/// grew the pool for ever (issue 12, same class as defect 2). Past this bound the oldest
+/// are forgotten; members and connected peers never are.
+pub const MAX_IDLE_STRANGERS: usize = 1024;
+
 #[derive(Debug)]
 struct Entry {
     conn: Option<quinn::Connection>,
     name: String,
     addrs: Vec<SocketAddr>,
     dial: Arc<tokio::sync::Mutex<()>>,
+    /// Membership named this peer (its entry is membership's to forget).
+    member: bool,
+    /// When the entry last changed (a connection, a loss, gossip).
+    touched: Instant,
 }
 
 impl Entry {
@@ -29,7 +41,38 @@ impl Entry {
             name: String::new(),
             addrs: Vec::new(),
             dial: Arc::new(tokio::sync::Mutex::new(())),
+            member: false,
+            touched: Instant::now(),
         }
+    }
+
+    fn connected(&self) -> bool {
+        self.conn
+            .as_ref()
+            .is_some_and(|c| c.close_reason().is_none())
+    }
+
+    /// Whether the entry may be forgotten to bound the pool: not connected, not named by
+    /// membership, and no dial under way or waiting for its lock.
+    fn idle_stranger(&self) -> bool {
+        !self.member && !self.connected() && Arc::strong_count(&self.dial) == 1
+    }
+}
+
+/// Forgets the oldest idle strangers past [`MAX_IDLE_STRANGERS`].
+fn trim_strangers(peers: &mut HashMap<NodeId, Entry>) {
+    let mut idle: Vec<(Instant, NodeId)> = peers
+        .iter()
+        .filter(|(_, e)| e.idle_stranger())
+        .map(|(id, e)| (e.touched, *id))
+        .collect();
+    if idle.len() <= MAX_IDLE_STRANGERS {
+        return;
+    }
+    idle.sort_unstable();
+    let excess = idle.len() - MAX_IDLE_STRANGERS;
+    for (_, id) in idle.into_iter().take(excess) {
+        peers.remove(&id);
     }
 }
 
@@ -109,10 +152,13 @@ impl Pool {
         // The authenticated handshake says where the peer is now: replace, never
         // accumulate across reconnects.
         entry.addrs = addrs;
-        entry
+        entry.touched = Instant::now();
+        let old = entry
             .conn
             .replace(conn.clone())
-            .filter(|old| old.close_reason().is_none() && old.stable_id() != conn.stable_id())
+            .filter(|old| old.close_reason().is_none() && old.stable_id() != conn.stable_id());
+        trim_strangers(&mut peers);
+        old
     }
 
     /// The peer with a live connection that is known at `addr`, if any.
@@ -132,6 +178,8 @@ impl Pool {
         match peers.get_mut(id) {
             Some(e) if e.conn.as_ref().map(|c| c.stable_id()) == Some(conn.stable_id()) => {
                 e.conn = None;
+                e.touched = Instant::now();
+                trim_strangers(&mut peers);
                 true
             }
             _ => false,
@@ -145,6 +193,8 @@ impl Pool {
     pub fn learn(&self, id: &NodeId, name: &str, addrs: &[SocketAddr]) {
         let mut peers = self.lock();
         let entry = peers.entry(*id).or_insert_with(Entry::new);
+        entry.member = true;
+        entry.touched = Instant::now();
         if entry.name.is_empty() {
             entry.name = truncate(name, MAX_NAME_LEN).to_string();
         }
@@ -161,14 +211,17 @@ impl Pool {
         entry.addrs = merge_bounded(first, then, MAX_PEER_ADDRS);
     }
 
-    /// Forgets a peer entirely (a long-dead member), unless it is connected.
+    /// Forgets a peer entirely (a long-dead member), unless it is connected: then it is no
+    /// longer a member for the pool, and goes with the other idle strangers once its
+    /// connection ends.
     pub fn forget(&self, id: &NodeId) {
         let mut peers = self.lock();
-        if peers
-            .get(id)
-            .is_some_and(|e| e.conn.as_ref().is_none_or(|c| c.close_reason().is_some()))
-        {
-            peers.remove(id);
+        match peers.get_mut(id) {
+            Some(e) if e.connected() => e.member = false,
+            Some(_) => {
+                peers.remove(id);
+            }
+            None => {}
         }
     }
 
@@ -254,6 +307,52 @@ mod tests {
             None,
         );
         assert_eq!(dup.len(), 1);
+    }
+
+    fn id(n: u32) -> NodeId {
+        let mut bytes = [0u8; 32];
+        bytes[..4].copy_from_slice(&n.to_be_bytes());
+        NodeId::from_bytes(bytes)
+    }
+
+    /// Same class as issue 12's defect 2: every identity that connected once left an entry
+    /// behind for good (only membership forgot entries, and only of its members), so a
+    /// member minting identities grew the pool without bound. Idle strangers are bounded;
+    /// members, connected peers and peers being dialled are kept.
+    #[test]
+    fn identities_that_connected_once_do_not_grow_the_pool_without_bound() {
+        let pool = Pool::default();
+        let members: Vec<NodeId> = (0..100).map(|i| id(1_000_000 + i)).collect();
+        for m in &members {
+            pool.learn(m, "member", &[SocketAddr::from(([10, 0, 0, 1], 7000))]);
+        }
+        let dialling = id(2_000_000);
+        let held = pool.dial_lock(&dialling);
+        let t0 = Instant::now();
+        {
+            let mut peers = pool.lock();
+            for i in 0..5_000u32 {
+                // What `lost` leaves of a connection from a fresh identity.
+                let mut e = Entry::new();
+                e.touched = t0 + std::time::Duration::from_millis(u64::from(i));
+                peers.insert(id(i), e);
+                trim_strangers(&mut peers);
+            }
+        }
+        let peers = pool.lock();
+        let strangers = peers.values().filter(|e| e.idle_stranger()).count();
+        assert_eq!(strangers, MAX_IDLE_STRANGERS);
+        assert_eq!(peers.len(), MAX_IDLE_STRANGERS + members.len() + 1);
+        // The newest strangers are the ones kept; members and the dial in progress too.
+        assert!(peers.contains_key(&id(4_999)) && !peers.contains_key(&id(0)));
+        assert!(members.iter().all(|m| peers.contains_key(m)));
+        assert!(peers.contains_key(&dialling));
+        drop(peers);
+        drop(held);
+        // A member membership forgets is a stranger from then on.
+        pool.forget(&members[0]);
+        let peers = pool.lock();
+        assert!(!peers.contains_key(&members[0]));
     }
 
     #[test]

@@ -54,9 +54,17 @@ pub struct RawPeer {
 
 impl RawPeer {
     pub async fn connect(to: SocketAddr, secret: Option<&[u8]>) -> memmesh::Result<RawPeer> {
-        let key = Keypair::generate()?;
+        Self::connect_as(to, secret, &Keypair::generate()?).await
+    }
+
+    /// Like [`RawPeer::connect`], authenticated with `key` (e.g. a real node's identity).
+    pub async fn connect_as(
+        to: SocketAddr,
+        secret: Option<&[u8]>,
+        key: &Keypair,
+    ) -> memmesh::Result<RawPeer> {
         let id = key.node_id();
-        let client = QuicClientConfig::try_from(tls::client_config(&key)?).unwrap();
+        let client = QuicClientConfig::try_from(tls::client_config(key)?).unwrap();
         let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
         endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(client)));
         let conn = endpoint
