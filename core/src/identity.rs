@@ -40,12 +40,12 @@ pub enum IdentityError {
         len: usize,
     },
     /// The operating system's random generator failed (ring's error carries nothing
-    /// more, and is no `std::error::Error` in this build).
+    /// more).
     #[error("the system random generator failed")]
-    Random(ring::error::Unspecified),
-    /// The bytes are not an Ed25519 PKCS#8 key (ring's reason kept as a value).
+    Random(#[source] ring::error::Unspecified),
+    /// The bytes are not an Ed25519 PKCS#8 key (ring's reason is the source).
     #[error("not a valid Ed25519 PKCS#8 key: {0}")]
-    BadKey(ring::error::KeyRejected),
+    BadKey(#[source] ring::error::KeyRejected),
     /// The data directory could not be created.
     #[error("creating data dir {}: {source}", .dir.display())]
     CreateDir {
@@ -314,5 +314,13 @@ mod tests {
             e.downcast_ref::<IdentityError>(),
             Some(IdentityError::BadKey(_))
         ));
+    }
+
+    #[test]
+    fn a_bad_key_keeps_rings_reason_as_the_source() {
+        let e = Keypair::from_pkcs8(b"garbage").unwrap_err();
+        let cause = std::error::Error::source(&e).expect("ring's reason is kept");
+        assert!(e.message().ends_with(&cause.to_string()), "{e}");
+        assert_eq!(e.chain(), e.to_string(), "the quoted cause is not repeated");
     }
 }

@@ -11,6 +11,7 @@
 //! charged once). `free` drops the caller's own reference, only an owner can free, and
 //! the block goes with its last reference (ADR 0011).
 
+pub mod error;
 pub mod id;
 pub mod placement;
 pub(crate) mod serve;
@@ -30,6 +31,7 @@ use crate::node::Guard;
 use crate::wire::codec::decode_bulk;
 use crate::wire::messages::BlockOp;
 use crate::wire::Service;
+pub use error::BlocksError;
 pub use id::BlockId;
 pub use placement::Placement;
 use store::Freed;
@@ -150,11 +152,11 @@ fn check_open(shared: &Shared) -> Result<()> {
 
 fn check_size(shared: &Shared, len: usize) -> Result<()> {
     if len > shared.config.max_message_size {
-        return Err(Error::invalid(format!(
-            "a block of {len} bytes is larger than max_message_size ({} bytes); \
-             send large data with transfer instead",
-            shared.config.max_message_size
-        )));
+        return Err(BlocksError::TooLarge {
+            len,
+            max: shared.config.max_message_size,
+        }
+        .into());
     }
     Ok(())
 }
@@ -180,10 +182,7 @@ async fn put(shared: Arc<Shared>, data: Bytes, placement: Placement) -> Result<B
     let id = BlockId::of(&data);
     let reply = call_peer(&shared, peer, Service::Blocks { op: BlockOp::Put }, &data).await?;
     if reply.as_ref() != id.digest() {
-        return Err(Error::new(
-            ErrorKind::Corrupted,
-            format!("peer {} stored the block under another id", peer.short()),
-        ));
+        return Err(BlocksError::WrongId { peer: peer.short() }.into());
     }
     shared.placed_blocks().insert(id, peer);
     Ok(id)
@@ -237,14 +236,12 @@ async fn get(shared: &Arc<Shared>, id: BlockId) -> Result<Bytes> {
                 Err(e)
             }
             Err(e) if matches!(e.kind(), ErrorKind::Timeout | ErrorKind::PeerUnavailable) => {
-                Err(Error::new(
-                    ErrorKind::PeerUnavailable,
-                    format!(
-                        "block {id} is held by peer {}, which is unavailable: {}",
-                        holder.short(),
-                        e.message()
-                    ),
-                ))
+                Err(BlocksError::HolderUnavailable {
+                    id,
+                    holder: holder.short(),
+                    source: e,
+                }
+                .into())
             }
             Err(e) => Err(e),
         };
@@ -256,13 +253,11 @@ async fn get_from(shared: &Arc<Shared>, peer: NodeId, id: BlockId) -> Result<Byt
     let op = BlockOp::Get { id: *id.digest() };
     let data = call_peer(shared, peer, Service::Blocks { op }, &[]).await?;
     if !id.verifies(&data) {
-        return Err(Error::new(
-            ErrorKind::Corrupted,
-            format!(
-                "peer {} returned data that does not hash to {id}",
-                peer.short()
-            ),
-        ));
+        return Err(BlocksError::BadData {
+            id,
+            peer: peer.short(),
+        }
+        .into());
     }
     Ok(data)
 }
@@ -274,6 +269,7 @@ async fn search(shared: &Arc<Shared>, id: BlockId) -> Result<Bytes> {
         .map(|p| async move { (p, get_from(shared, p, id).await) })
         .buffer_unordered(FANOUT);
     let mut unreachable = 0usize;
+    let mut last_failure = None;
     let mut corrupted = None;
     while let Some((peer, result)) = asks.next().await {
         match result {
@@ -283,28 +279,28 @@ async fn search(shared: &Arc<Shared>, id: BlockId) -> Result<Bytes> {
             }
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) if e.kind() == ErrorKind::Corrupted => corrupted = Some(e),
-            Err(_) => unreachable += 1,
+            Err(e) => {
+                unreachable += 1;
+                last_failure = Some(e);
+            }
         }
     }
     if let Some(e) = corrupted {
         return Err(e);
     }
     if unreachable > 0 {
-        return Err(Error::new(
-            ErrorKind::PeerUnavailable,
-            format!(
-                "block {id} is not on this node nor on any reachable peer; \
-                 {unreachable} peer(s) could not be asked"
-            ),
-        ));
+        return Err(BlocksError::Unreachable {
+            id,
+            unreachable,
+            source: last_failure,
+        }
+        .into());
     }
-    Err(Error::new(
-        ErrorKind::NotFound,
-        format!(
-            "block {id} is not held by this node or any of its {} live peers",
-            peers.len()
-        ),
-    ))
+    Err(BlocksError::NotFound {
+        id,
+        peers: peers.len(),
+    }
+    .into())
 }
 
 async fn free(shared: &Arc<Shared>, id: BlockId) -> Result<()> {
@@ -345,25 +341,14 @@ async fn free(shared: &Arc<Shared>, id: BlockId) -> Result<()> {
     }
     match (not_ours, last_err, known) {
         (Some(e), _, _) => Err(e),
-        (None, Some(e), Some(holder)) => Err(Error::new(
-            ErrorKind::PeerUnavailable,
-            format!(
-                "block {id} is held by peer {}, which is unavailable: {}",
-                holder.short(),
-                e.message()
-            ),
-        )),
-        (None, Some(e), None) => Err(Error::new(
-            ErrorKind::PeerUnavailable,
-            format!(
-                "block {id} was not found on the reachable peers; some could not be asked: {}",
-                e.message()
-            ),
-        )),
-        (None, None, _) => Err(Error::new(
-            ErrorKind::NotFound,
-            format!("block {id} is not held by this node or any live peer"),
-        )),
+        (None, Some(e), Some(holder)) => Err(BlocksError::HolderUnavailable {
+            id,
+            holder: holder.short(),
+            source: e,
+        }
+        .into()),
+        (None, Some(e), None) => Err(BlocksError::FreeUnreachable { id, source: e }.into()),
+        (None, None, _) => Err(BlocksError::NotHeld { id }.into()),
     }
 }
 

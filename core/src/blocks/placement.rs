@@ -4,6 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::blocks::error::BlocksError;
 use crate::error::{Error, Result};
 use crate::identity::NodeId;
 
@@ -29,10 +30,11 @@ impl FromStr for Placement {
             "local" => Ok(Placement::Local),
             "auto" => Ok(Placement::Auto),
             id => id.parse::<NodeId>().map(Placement::Peer).map_err(|e| {
-                Error::invalid(format!(
-                    "placement must be \"local\", \"auto\" or a node id, got {id:?} ({})",
-                    e.message()
-                ))
+                BlocksError::Placement {
+                    text: id.to_string(),
+                    source: e,
+                }
+                .into()
             }),
         }
     }

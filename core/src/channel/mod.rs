@@ -6,6 +6,7 @@
 //! for room, then refuses with `QuotaExceeded`), so a message is never dropped silently:
 //! it is delivered, or the sender gets an error.
 
+pub mod error;
 pub mod handler;
 pub mod queue;
 pub mod registry;
@@ -18,7 +19,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tracing::debug;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::identity::NodeId;
 use crate::node::connect::connection;
 use crate::node::shared::Shared;
@@ -27,6 +28,7 @@ use crate::transport::rpc::call;
 use crate::wire::messages::ChannelOp;
 use crate::wire::{Service, StreamHeader};
 
+pub use error::ChannelError;
 pub use handler::{BoxFuture, Message, MessageHandler, Request, RequestHandler};
 use registry::{drain_into, ChannelState};
 pub use target::{parse_ids, Target};
@@ -67,9 +69,7 @@ impl Channel {
     fn check_size(&self, len: usize) -> Result<()> {
         let max = self.shared.config.max_message_size;
         if len > max {
-            return Err(Error::invalid(format!(
-                "a message of {len} bytes exceeds max_message_size ({max} bytes); use a transfer for large data"
-            )));
+            return Err(ChannelError::TooLarge { len, max }.into());
         }
         Ok(())
     }
@@ -140,13 +140,11 @@ impl Channel {
                     .await
                 };
                 tokio::time::timeout(timeout, exchange).await.map_err(|_| {
-                    Error::new(
-                        ErrorKind::Timeout,
-                        format!(
-                            "request to {} on channel {name:?} timed out after {timeout:?}",
-                            peer.short()
-                        ),
-                    )
+                    ChannelError::RequestTimeout {
+                        peer: peer.short(),
+                        name: name.clone(),
+                        timeout,
+                    }
                 })?
             })
             .await
@@ -246,15 +244,12 @@ async fn send_one(shared: &Arc<Shared>, peer: NodeId, name: &str, data: Bytes) -
         .await?;
         Ok(())
     };
-    tokio::time::timeout(timeout, attempt).await.map_err(|_| {
-        Error::new(
-            ErrorKind::Timeout,
-            format!(
-                "peer {} did not accept the message within {timeout:?}",
-                peer.short()
-            ),
-        )
-    })?
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .map_err(|_| ChannelError::SendTimeout {
+            peer: peer.short(),
+            timeout,
+        })?
 }
 
 /// Folds per-peer outcomes into a count, or an error naming every failure.
@@ -267,24 +262,23 @@ fn summarize(outcomes: Vec<(NodeId, Result<()>)>) -> Result<usize> {
     let Some((_, first)) = failures.first() else {
         return Ok(total);
     };
-    let kind = first.kind();
     let detail: Vec<String> = failures
         .iter()
         .map(|(p, e)| format!("{}: {e}", p.short()))
         .collect();
-    Err(Error::new(
-        kind,
-        format!(
-            "delivered to {} of {total} peers; failed: {}",
-            total - failures.len(),
-            detail.join("; ")
-        ),
-    ))
+    Err(ChannelError::Undelivered {
+        delivered: total - failures.len(),
+        total,
+        failures: detail.join("; "),
+        first: first.clone(),
+    }
+    .into())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
     use crate::identity::Keypair;
 
     #[test]

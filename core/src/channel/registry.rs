@@ -7,9 +7,10 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::channel::error::ChannelError;
 use crate::channel::handler::{Message, MessageHandler, RequestHandler};
 use crate::channel::queue::{NodeQueueBytes, Queue, QueueLimits};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 
 /// Longest channel name accepted, in bytes.
 pub const MAX_CHANNEL_NAME: usize = 255;
@@ -133,15 +134,12 @@ impl ChannelState {
                 _ = &mut node_room => {}
                 _ = cancel.cancelled() => return Err(Error::closed()),
                 _ = expired => {
-                    return Err(Error::new(
-                        ErrorKind::QuotaExceeded,
-                        format!(
-                            "channel {:?} is full ({}) and no reader made room within {wait:?}; \
-                             the message was not delivered",
-                            self.name,
-                            why.describe(&limits)
-                        ),
-                    ))
+                    return Err(ChannelError::Full {
+                        name: self.name.clone(),
+                        why: why.describe(&limits),
+                        wait,
+                    }
+                    .into())
                 }
             }
         }
@@ -217,10 +215,7 @@ impl ChannelRegistry {
     /// The channel called `name`, created with a queue of `capacity` if new.
     pub fn get_or_create(&self, name: &str, capacity: usize) -> Result<Arc<ChannelState>> {
         if name.is_empty() || name.len() > MAX_CHANNEL_NAME {
-            return Err(Error::invalid(format!(
-                "a channel name must be 1..={MAX_CHANNEL_NAME} bytes, got {}",
-                name.len()
-            )));
+            return Err(ChannelError::NameLength(name.len()).into());
         }
         let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         Ok(map

@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::channel::error::ChannelError;
 use crate::channel::handler::{Message, Request};
 use crate::channel::queue::DELIVERY_WAIT;
 use crate::channel::registry::MAX_CHANNEL_NAME;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
 use crate::identity::NodeId;
 use crate::node::shared::Shared;
 use crate::wire::messages::ChannelOp;
@@ -23,24 +24,22 @@ pub async fn handle(
     data: Bytes,
 ) -> Result<Bytes> {
     if name.is_empty() || name.len() > MAX_CHANNEL_NAME {
-        return Err(Error::invalid(format!(
-            "a channel name must be 1..={MAX_CHANNEL_NAME} bytes, got {}",
-            name.len()
-        )));
+        return Err(ChannelError::NameLength(name.len()).into());
     }
     if data.len() > shared.config.max_message_size {
-        return Err(Error::invalid(format!(
-            "a message of {} bytes exceeds max_message_size ({} bytes)",
-            data.len(),
-            shared.config.max_message_size
-        )));
+        return Err(ChannelError::ReceivedTooLarge {
+            len: data.len(),
+            max: shared.config.max_message_size,
+        }
+        .into());
     }
-    let state = shared.channels.get(name).ok_or_else(|| {
-        Error::new(
-            ErrorKind::NotFound,
-            format!("node {} has no channel {name:?}", shared.id.short()),
-        )
-    })?;
+    let state = shared
+        .channels
+        .get(name)
+        .ok_or_else(|| ChannelError::NoChannel {
+            node: shared.id.short(),
+            name: name.to_string(),
+        })?;
     match op {
         ChannelOp::Send => {
             let wait = shared.config.send_timeout.min(DELIVERY_WAIT);
@@ -55,23 +54,21 @@ pub async fn handle(
             Ok(Bytes::new())
         }
         ChannelOp::Request => {
-            let handler = state.request_handler().ok_or_else(|| {
-                Error::new(
-                    ErrorKind::NotFound,
-                    format!(
-                        "channel {name:?} on node {} has no request handler",
-                        shared.id.short()
-                    ),
-                )
-            })?;
+            let handler =
+                state
+                    .request_handler()
+                    .ok_or_else(|| ChannelError::NoRequestHandler {
+                        name: name.to_string(),
+                        node: shared.id.short(),
+                    })?;
             // A panicking handler becomes an error reply, not a dead task.
             let call = std::panic::AssertUnwindSafe(handler.handle(Request { from, data }));
             match futures::FutureExt::catch_unwind(call).await {
                 Ok(result) => result,
-                Err(_) => Err(Error::new(
-                    ErrorKind::HandlerFailed,
-                    format!("the request handler of channel {name:?} panicked"),
-                )),
+                Err(_) => Err(ChannelError::HandlerPanicked {
+                    name: name.to_string(),
+                }
+                .into()),
             }
         }
     }

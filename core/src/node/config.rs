@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::{Classify, ErrorKind, Result};
 use crate::membership::MembershipConfig;
 use crate::node::Node;
 use crate::transport::TransportTuning;
+use crate::wire::codec::MAX_BODY_CEILING;
 
 /// Default RAM a node lends to the mesh: 512 MiB.
 pub const DEFAULT_MEMORY_QUOTA: u64 = 512 * 1024 * 1024;
@@ -21,6 +22,55 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 pub const MAX_CHANNEL_QUEUE: usize = 1 << 20;
 /// Longest accepted `membership.forget_after`: 30 days.
 pub const MAX_FORGET_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// A configuration value out of range (always [`ErrorKind::InvalidInput`], naming the
+/// option).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `threads` out of range.
+    #[error("threads must be 1..=256, got {0}")]
+    Threads(usize),
+    /// `max_message_size` out of range.
+    #[error("max_message_size must be 1..={MAX_BODY_CEILING} bytes, got {0}")]
+    MaxMessageSize(usize),
+    /// `channel_queue` out of range.
+    #[error("channel_queue must be 1..={MAX_CHANNEL_QUEUE}, got {0}")]
+    ChannelQueue(usize),
+    /// A `name` longer than 255 bytes (its length).
+    #[error("name must be at most 255 bytes")]
+    NameTooLong(usize),
+    /// A `cluster_secret` longer than the most accepted.
+    #[error("cluster_secret must be at most {max} bytes, got {len}")]
+    SecretTooLong {
+        /// Its length.
+        len: usize,
+        /// The most accepted.
+        max: usize,
+    },
+    /// A timeout of zero.
+    #[error("{0} must be greater than zero")]
+    Zero(&'static str),
+    /// A timeout or interval longer than the most accepted.
+    #[error("{what} must be at most {max:?}, got {got:?}")]
+    TooLong {
+        /// The option.
+        what: &'static str,
+        /// The most accepted.
+        max: Duration,
+        /// The value given.
+        got: Duration,
+    },
+    /// A congestion controller name that is none of the known ones.
+    #[error("congestion must be \"cubic\", \"newreno\" or \"bbr\", got {0:?}")]
+    Congestion(String),
+}
+
+impl Classify for ConfigError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::InvalidInput
+    }
+}
 
 /// Everything a node is configured with. Build one with [`Node::builder`].
 #[derive(Debug, Clone)]
@@ -99,38 +149,27 @@ impl NodeConfig {
     /// Checks values a user could get wrong, with a clear message for each.
     pub fn validate(&self) -> Result<()> {
         if self.threads == 0 || self.threads > 256 {
-            return Err(Error::invalid(format!(
-                "threads must be 1..=256, got {}",
-                self.threads
-            )));
+            return Err(ConfigError::Threads(self.threads).into());
         }
-        if self.max_message_size == 0
-            || self.max_message_size > crate::wire::codec::MAX_BODY_CEILING
-        {
-            return Err(Error::invalid(format!(
-                "max_message_size must be 1..={} bytes, got {}",
-                crate::wire::codec::MAX_BODY_CEILING,
-                self.max_message_size
-            )));
+        if self.max_message_size == 0 || self.max_message_size > MAX_BODY_CEILING {
+            return Err(ConfigError::MaxMessageSize(self.max_message_size).into());
         }
         if self.channel_queue == 0 || self.channel_queue > MAX_CHANNEL_QUEUE {
-            return Err(Error::invalid(format!(
-                "channel_queue must be 1..={MAX_CHANNEL_QUEUE}, got {}",
-                self.channel_queue
-            )));
+            return Err(ConfigError::ChannelQueue(self.channel_queue).into());
         }
         if let Some(name) = &self.name {
             if name.len() > 255 {
-                return Err(Error::invalid("name must be at most 255 bytes"));
+                return Err(ConfigError::NameTooLong(name.len()).into());
             }
         }
         if let Some(secret) = &self.cluster_secret {
             let max = crate::transport::auth::MAX_SECRET_LEN;
             if secret.len() > max {
-                return Err(Error::invalid(format!(
-                    "cluster_secret must be at most {max} bytes, got {}",
-                    secret.len()
-                )));
+                return Err(ConfigError::SecretTooLong {
+                    len: secret.len(),
+                    max,
+                }
+                .into());
             }
         }
         self.membership.validate()?;
@@ -140,7 +179,7 @@ impl NodeConfig {
             ("connect_timeout", self.connect_timeout),
         ] {
             if d.is_zero() {
-                return Err(Error::invalid(format!("{what} must be greater than zero")));
+                return Err(ConfigError::Zero(what).into());
             }
         }
         let m = &self.membership;
@@ -163,9 +202,7 @@ impl NodeConfig {
             ("tuning.idle_timeout", self.tuning.idle_timeout, MAX_TIMEOUT),
         ] {
             if d > max {
-                return Err(Error::invalid(format!(
-                    "{what} must be at most {max:?}, got {d:?}"
-                )));
+                return Err(ConfigError::TooLong { what, max, got: d }.into());
             }
         }
         Ok(())

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::membership::MembershipConfig;
-use crate::node::config::NodeConfig;
+use crate::node::config::{ConfigError, NodeConfig};
 use crate::transport::{CongestionControl, TransportTuning};
 
 /// Node options as given by a user: `None` keeps the default of [`NodeConfig`]. Each
@@ -194,9 +194,7 @@ impl FromStr for CongestionControl {
             "cubic" => Ok(CongestionControl::Cubic),
             "newreno" => Ok(CongestionControl::NewReno),
             "bbr" => Ok(CongestionControl::Bbr),
-            other => Err(Error::invalid(format!(
-                "congestion must be \"cubic\", \"newreno\" or \"bbr\", got {other:?}"
-            ))),
+            other => Err(ConfigError::Congestion(other.to_string()).into()),
         }
     }
 }

@@ -49,19 +49,17 @@ pub enum AuthError {
     },
     /// Argon2 refused its parameters (a bug: they are constants).
     #[error("argon2 parameters: {0}")]
-    KdfParams(argon2::Error),
-    /// Argon2 failed (argon2's error is no `std::error::Error` in this build: kept as a
-    /// value).
+    KdfParams(#[source] argon2::Error),
+    /// Argon2 failed.
     #[error("argon2: {0}")]
-    Kdf(argon2::Error),
+    Kdf(#[source] argon2::Error),
     /// The operating system's random generator failed (ring's error carries nothing
     /// more).
     #[error("the system random generator failed")]
-    Random(ring::error::Unspecified),
-    /// The peer's PAKE message is not a curve point (spake2's error is no
-    /// `std::error::Error` in this build: kept as a value).
+    Random(#[source] ring::error::Unspecified),
+    /// The peer's PAKE message is not a curve point.
     #[error("bad PAKE message: {0}")]
-    BadPakeMessage(spake2::Error),
+    BadPakeMessage(#[source] spake2::Error),
     /// The TLS session gave no exporter value.
     #[error("TLS exporter unavailable")]
     NoExporter,

@@ -200,4 +200,16 @@ mod tests {
             Some(AuthError::BadPakeMessage(_))
         ));
     }
+
+    #[test]
+    fn a_bad_pake_message_keeps_spake2s_error_as_the_source() {
+        let k = ClusterKey::new(Some(b"a long enough test secret"));
+        let exp = [1u8; 32];
+        let e = (0u8..=255)
+            .find_map(|i| k.start(Role::Server, &exp).finish(&[i; 32]).err())
+            .unwrap();
+        let cause = std::error::Error::source(&e).expect("spake2's error is kept");
+        assert!(cause.downcast_ref::<spake2::Error>().is_some());
+        assert_eq!(e.message(), format!("bad PAKE message: {cause}"));
+    }
 }
