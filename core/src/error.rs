@@ -198,7 +198,13 @@ impl Error {
         let mut next = StdError::source(self);
         while let Some(cause) = next {
             let text = cause.to_string();
-            if !text.is_empty() && !out.ends_with(&text) {
+            // A memmesh error as the cause prints `kind: message`; a line that already
+            // quotes its message does not repeat it.
+            let quoted = match cause.downcast_ref::<Error>() {
+                Some(e) => e.message().to_string(),
+                None => text.clone(),
+            };
+            if !text.is_empty() && !out.ends_with(&quoted) {
                 out.push_str(": ");
                 out.push_str(&text);
             }
@@ -349,6 +355,22 @@ mod tests {
         assert_eq!(e.chain(), "PeerUnavailable: connection lost: timed out");
         let e: Error = std::io::Error::other("gone").into();
         assert_eq!(e.chain(), "Io: gone");
+        // A memmesh error as the cause: its message (without its kind) is what is quoted.
+        let inner = Error::new(ErrorKind::Timeout, "no answer in 5s");
+        let e = Error::with_source(
+            ErrorKind::PeerUnavailable,
+            "peer abc could not be asked: no answer in 5s",
+            inner.clone(),
+        );
+        assert_eq!(
+            e.chain(),
+            "PeerUnavailable: peer abc could not be asked: no answer in 5s"
+        );
+        let e = Error::with_source(ErrorKind::PeerUnavailable, "peer abc is gone", inner);
+        assert_eq!(
+            e.chain(),
+            "PeerUnavailable: peer abc is gone: Timeout: no answer in 5s"
+        );
     }
 
     #[test]
