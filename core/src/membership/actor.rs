@@ -500,7 +500,7 @@ impl Actor {
                 OwnedNotification::Rejoin(me) => {
                     self.rejoins.fetch_add(1, Ordering::AcqRel);
                     // The cache answers from no replica alone until it has caught up.
-                    self.shared.cache.changed.notify_one();
+                    self.shared.members.notify_changed();
                     info!(
                         generation = me.generation,
                         "the cluster had declared this node down: rejoined under a renewed identity"
