@@ -10,7 +10,7 @@ pub mod handler;
 pub mod queue;
 pub mod registry;
 pub mod serve;
-pub mod service;
+pub(crate) mod service;
 pub mod target;
 
 use std::sync::Arc;
