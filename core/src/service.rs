@@ -1,14 +1,176 @@
 //! Routing a service frame to the service it names. Every service shares the one
 //! connection per peer; the [`Service`] tag in the stream header picks the handler.
+//!
+//! The runtime layer names no service: the `Node` (the API layer) constructs each service
+//! and registers its handlers here at start ([`Services::serve`], [`Services::take_streams`],
+//! [`Services::on_shutdown`]); a new service plugs in the same way without touching the
+//! others.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::identity::NodeId;
 use crate::node::shared::Shared;
 use crate::wire::Service;
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The kind of service a stream header names: the key handlers are registered under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Named channels.
+    Channel,
+    /// SWIM membership.
+    Membership,
+    /// Blocks in RAM.
+    Blocks,
+    /// The replicated cache.
+    Cache,
+    /// An offered transfer (takes the stream over).
+    Transfer,
+    /// A pull of published content (takes the stream over).
+    Fetch,
+    /// The goodbye of a node shutting down (served by the runtime itself).
+    Goodbye,
+}
+
+impl Kind {
+    /// The kind of `service`.
+    pub fn of(service: &Service) -> Kind {
+        match service {
+            Service::Channel { .. } => Kind::Channel,
+            Service::Membership { .. } => Kind::Membership,
+            Service::Blocks { .. } => Kind::Blocks,
+            Service::Cache => Kind::Cache,
+            Service::Transfer(_) => Kind::Transfer,
+            Service::Fetch { .. } => Kind::Fetch,
+            Service::Goodbye => Kind::Goodbye,
+        }
+    }
+}
+
+/// A service that answers one request frame per stream.
+pub trait FrameHandler: Send + Sync + 'static {
+    /// Handles one frame for `service` from the authenticated peer `from` and returns the
+    /// reply body.
+    fn handle(
+        self: Arc<Self>,
+        from: NodeId,
+        service: Service,
+        body: Bytes,
+    ) -> BoxFuture<'static, Result<Bytes>>;
+}
+
+/// A service that takes a whole stream over (its first frame's header names it).
+pub trait StreamHandler: Send + Sync + 'static {
+    /// Serves the stream `from` opened for `service` until it ends.
+    fn serve(
+        self: Arc<Self>,
+        from: NodeId,
+        service: Service,
+        send: quinn::SendStream,
+        recv: quinn::RecvStream,
+    ) -> BoxFuture<'static, ()>;
+}
+
+/// Content this node holds, by its BLAKE3 digest: what one service (blocks) lends another
+/// (transfer's fetch serves a block by its id) without either naming the other.
+pub trait Content: Send + Sync + 'static {
+    /// The bytes whose BLAKE3 digest is `digest`, if held here.
+    fn by_digest(&self, digest: &[u8; 32]) -> Option<Bytes>;
+}
+
+/// What a service does when the node shuts down.
+pub trait Shutdown: Send + Sync + 'static {
+    /// Once the node's tasks are cancelled (e.g. stop announcing the node).
+    fn stop(&self) {}
+    /// When the node's tables are cleared: drop what the application registered (its
+    /// handlers), which may hold node handles.
+    fn release(&self) {}
+}
+
+#[derive(Default)]
+struct Table {
+    frames: HashMap<Kind, Arc<dyn FrameHandler>>,
+    streams: HashMap<Kind, Arc<dyn StreamHandler>>,
+    shutdown: Vec<Arc<dyn Shutdown>>,
+}
+
+/// The services registered on a node. Handlers hold their service (which holds the
+/// node's `Shared`): [`Services::clear`] at shutdown breaks that cycle.
+#[derive(Default)]
+pub struct Services(Mutex<Table>);
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = self.table();
+        f.debug_struct("Services")
+            .field("frames", &t.frames.keys().collect::<Vec<_>>())
+            .field("streams", &t.streams.keys().collect::<Vec<_>>())
+            .field("shutdown", &t.shutdown.len())
+            .finish()
+    }
+}
+
+impl Services {
+    fn table(&self) -> MutexGuard<'_, Table> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers the handler of request frames of `kind`.
+    pub fn serve(&self, kind: Kind, handler: Arc<dyn FrameHandler>) {
+        self.table().frames.insert(kind, handler);
+    }
+
+    /// Registers the handler that takes streams of `kind` over.
+    pub fn take_streams(&self, kind: Kind, handler: Arc<dyn StreamHandler>) {
+        self.table().streams.insert(kind, handler);
+    }
+
+    /// Registers shutdown steps (run in registration order).
+    pub fn on_shutdown(&self, part: Arc<dyn Shutdown>) {
+        self.table().shutdown.push(part);
+    }
+
+    /// The handler that takes streams for `service` over, if any.
+    pub fn stream_handler(&self, service: &Service) -> Option<Arc<dyn StreamHandler>> {
+        self.table().streams.get(&Kind::of(service)).cloned()
+    }
+
+    fn frame_handler(&self, kind: Kind) -> Option<Arc<dyn FrameHandler>> {
+        self.table().frames.get(&kind).cloned()
+    }
+
+    fn parts(&self) -> Vec<Arc<dyn Shutdown>> {
+        self.table().shutdown.clone()
+    }
+
+    /// Runs every service's [`Shutdown::stop`].
+    pub fn stop(&self) {
+        for part in self.parts() {
+            part.stop();
+        }
+    }
+
+    /// Runs every service's [`Shutdown::release`].
+    pub fn release(&self) {
+        for part in self.parts() {
+            part.release();
+        }
+    }
+
+    /// Forgets every handler (after shutdown).
+    pub fn clear(&self) {
+        let table = std::mem::take(&mut *self.table());
+        drop(table);
+    }
+}
 
 /// Handles one frame for `service` from `from` and returns the reply body.
 pub async fn handle(
@@ -17,19 +179,16 @@ pub async fn handle(
     service: Service,
     body: Bytes,
 ) -> Result<Bytes> {
-    match service {
-        Service::Channel { name, op } => {
-            crate::channel::serve::handle(shared, from, &name, op, body).await
-        }
-        Service::Membership { op } => {
-            crate::membership::service::serve(shared, from, op, body).await
-        }
-        Service::Blocks { op } => crate::blocks::serve::handle(shared, from, op, body).await,
-        Service::Cache => crate::cache::serve::handle(shared, from, body).await,
-        Service::Goodbye => crate::node::goodbye::receive(shared, from),
+    let kind = Kind::of(&service);
+    match kind {
+        Kind::Goodbye => crate::node::goodbye::receive(shared, from),
         // Transfers never reach here: `serve_stream` hands their stream over whole.
-        Service::Transfer(_) | Service::Fetch { .. } => Err(crate::error::Error::invalid(
-            "a transfer offer must open its own stream",
-        )),
+        Kind::Transfer | Kind::Fetch => {
+            Err(Error::invalid("a transfer offer must open its own stream"))
+        }
+        _ => match shared.services.frame_handler(kind) {
+            Some(handler) => handler.handle(from, service, body).await,
+            None => Err(Error::closed()),
+        },
     }
 }

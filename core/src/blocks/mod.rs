@@ -15,6 +15,7 @@ pub mod error;
 pub mod id;
 pub mod placement;
 pub(crate) mod serve;
+pub(crate) mod service;
 pub mod store;
 
 use std::sync::Arc;
@@ -26,14 +27,15 @@ use tracing::debug;
 use crate::error::{Error, ErrorKind, Result};
 use crate::identity::NodeId;
 use crate::node::call::call_peer;
-use crate::node::shared::Shared;
-use crate::node::Guard;
+use crate::node::guard::Guard;
+use crate::node::members;
 use crate::wire::codec::decode_bulk;
 use crate::wire::messages::BlockOp;
 use crate::wire::Service;
 pub use error::BlocksError;
 pub use id::BlockId;
 pub use placement::Placement;
+use service::BlocksService;
 use store::Freed;
 
 /// Most peers asked at once when a block is searched for, freed or stats are gathered.
@@ -83,7 +85,7 @@ impl NodeUsage {
 /// The blocks API of a node (`node.blocks()`).
 #[derive(Clone)]
 pub struct Blocks {
-    shared: Arc<Shared>,
+    shared: Arc<BlocksService>,
     _guard: Arc<Guard>,
 }
 
@@ -96,7 +98,7 @@ impl std::fmt::Debug for Blocks {
 }
 
 impl Blocks {
-    pub(crate) fn new(shared: Arc<Shared>, guard: Arc<Guard>) -> Self {
+    pub(crate) fn new(shared: Arc<BlocksService>, guard: Arc<Guard>) -> Self {
         Self {
             shared,
             _guard: guard,
@@ -142,7 +144,7 @@ impl Blocks {
     }
 }
 
-fn check_open(shared: &Shared) -> Result<()> {
+fn check_open(shared: &BlocksService) -> Result<()> {
     if shared.is_closed() {
         Err(Error::closed())
     } else {
@@ -150,7 +152,7 @@ fn check_open(shared: &Shared) -> Result<()> {
     }
 }
 
-fn check_size(shared: &Shared, len: usize) -> Result<()> {
+fn check_size(shared: &BlocksService, len: usize) -> Result<()> {
     if len > shared.config.max_message_size {
         return Err(BlocksError::TooLarge {
             len,
@@ -163,11 +165,11 @@ fn check_size(shared: &Shared, len: usize) -> Result<()> {
 
 /// Peers that may hold or take blocks: live members and connected peers not confirmed by
 /// membership yet, this node excluded.
-fn live_peers(shared: &Shared) -> Vec<NodeId> {
-    crate::cache::client::live_peers(shared)
+fn live_peers(shared: &BlocksService) -> Vec<NodeId> {
+    members::live_peers(shared)
 }
 
-async fn put(shared: Arc<Shared>, data: Bytes, placement: Placement) -> Result<BlockId> {
+async fn put(shared: Arc<BlocksService>, data: Bytes, placement: Placement) -> Result<BlockId> {
     check_open(&shared)?;
     check_size(&shared, data.len())?;
     let target = match placement {
@@ -180,7 +182,13 @@ async fn put(shared: Arc<Shared>, data: Bytes, placement: Placement) -> Result<B
         return serve::put_local(&shared, data);
     };
     let id = BlockId::of(&data);
-    let reply = call_peer(&shared, peer, Service::Blocks { op: BlockOp::Put }, &data).await?;
+    let reply = call_peer(
+        &shared.node,
+        peer,
+        Service::Blocks { op: BlockOp::Put },
+        &data,
+    )
+    .await?;
     if reply.as_ref() != id.digest() {
         return Err(BlocksError::WrongId { peer: peer.short() }.into());
     }
@@ -190,21 +198,22 @@ async fn put(shared: Arc<Shared>, data: Bytes, placement: Placement) -> Result<B
 
 /// The live peer with the most free quota, by adverts; peers not advertising yet are
 /// asked directly. `None` when there is no peer (store locally).
-async fn auto_target(shared: &Arc<Shared>, len: usize) -> Option<NodeId> {
+async fn auto_target(shared: &Arc<BlocksService>, len: usize) -> Option<NodeId> {
     let peers = live_peers(shared);
-    let m = shared.membership().ok()?;
+    let m = shared.members.get()?;
     let mut best: Option<(u64, NodeId)> = None;
     let mut unknown = Vec::new();
     for p in peers {
-        match m.advert(&p) {
-            Some(a) => best = best.max(Some((a.free, p))),
+        match m.free(&p) {
+            Some(free) => best = best.max(Some((free, p))),
             None => unknown.push(p),
         }
     }
     if !unknown.is_empty() {
         let found: Vec<(u64, NodeId)> = futures::stream::iter(unknown)
             .map(|p| async move {
-                let reply = call_peer(shared, p, Service::Blocks { op: BlockOp::Stats }, &[]).await;
+                let reply =
+                    call_peer(&shared.node, p, Service::Blocks { op: BlockOp::Stats }, &[]).await;
                 reply
                     .ok()
                     .and_then(|b| decode_bulk::<NodeUsage>(&b).ok())
@@ -222,7 +231,7 @@ async fn auto_target(shared: &Arc<Shared>, len: usize) -> Option<NodeId> {
     best.map(|(_, p)| p)
 }
 
-async fn get(shared: &Arc<Shared>, id: BlockId) -> Result<Bytes> {
+async fn get(shared: &Arc<BlocksService>, id: BlockId) -> Result<Bytes> {
     check_open(shared)?;
     if let Some(data) = shared.blocks().get(&id) {
         return Ok(data);
@@ -249,9 +258,9 @@ async fn get(shared: &Arc<Shared>, id: BlockId) -> Result<Bytes> {
     search(shared, id).await
 }
 
-async fn get_from(shared: &Arc<Shared>, peer: NodeId, id: BlockId) -> Result<Bytes> {
+async fn get_from(shared: &Arc<BlocksService>, peer: NodeId, id: BlockId) -> Result<Bytes> {
     let op = BlockOp::Get { id: *id.digest() };
-    let data = call_peer(shared, peer, Service::Blocks { op }, &[]).await?;
+    let data = call_peer(&shared.node, peer, Service::Blocks { op }, &[]).await?;
     if !id.verifies(&data) {
         return Err(BlocksError::BadData {
             id,
@@ -263,7 +272,7 @@ async fn get_from(shared: &Arc<Shared>, peer: NodeId, id: BlockId) -> Result<Byt
 }
 
 /// Asks every live peer for `id`; the first verified answer wins.
-async fn search(shared: &Arc<Shared>, id: BlockId) -> Result<Bytes> {
+async fn search(shared: &Arc<BlocksService>, id: BlockId) -> Result<Bytes> {
     let peers = live_peers(shared);
     let mut asks = futures::stream::iter(peers.iter().copied())
         .map(|p| async move { (p, get_from(shared, p, id).await) })
@@ -303,7 +312,7 @@ async fn search(shared: &Arc<Shared>, id: BlockId) -> Result<Bytes> {
     .into())
 }
 
-async fn free(shared: &Arc<Shared>, id: BlockId) -> Result<()> {
+async fn free(shared: &Arc<BlocksService>, id: BlockId) -> Result<()> {
     check_open(shared)?;
     let local = shared.blocks().free(&id, &shared.id);
     if matches!(local, Freed::Released { .. }) {
@@ -316,7 +325,12 @@ async fn free(shared: &Arc<Shared>, id: BlockId) -> Result<()> {
         None => live_peers(shared),
     };
     let results: Vec<(NodeId, Result<Bytes>)> = futures::stream::iter(targets)
-        .map(|p| async move { (p, call_peer(shared, p, Service::Blocks { op }, &[]).await) })
+        .map(|p| async move {
+            (
+                p,
+                call_peer(&shared.node, p, Service::Blocks { op }, &[]).await,
+            )
+        })
         .buffer_unordered(FANOUT)
         .collect()
         .await;
@@ -352,11 +366,11 @@ async fn free(shared: &Arc<Shared>, id: BlockId) -> Result<()> {
     }
 }
 
-async fn stats(shared: &Arc<Shared>) -> Result<Vec<NodeUsage>> {
+async fn stats(shared: &Arc<BlocksService>) -> Result<Vec<NodeUsage>> {
     check_open(shared)?;
     let mut out = vec![serve::usage(shared)];
     let asked = futures::stream::iter(live_peers(shared)).map(|p| async move {
-        let reply = call_peer(shared, p, Service::Blocks { op: BlockOp::Stats }, &[]).await;
+        let reply = call_peer(&shared.node, p, Service::Blocks { op: BlockOp::Stats }, &[]).await;
         match reply.and_then(|b| decode_bulk::<NodeUsage>(&b).map_err(Error::from)) {
             Ok(u) => Some(u.reported_by(p)),
             Err(e) => {

@@ -10,32 +10,27 @@ use bytes::Bytes;
 use tracing::{debug, info};
 
 use crate::blocks::id::BlockId;
+use crate::blocks::service::BlocksService;
 use crate::blocks::store::{Freed, SWEEP_INTERVAL};
 use crate::blocks::NodeUsage;
 use crate::error::{Classify, Error, ErrorKind, Result};
 use crate::identity::NodeId;
-use crate::node::shared::Shared;
 use crate::wire::codec::encode_bulk;
 use crate::wire::messages::BlockOp;
 
 /// Stores `data` in this node's RAM, owned by this node.
-pub(crate) fn put_local(shared: &Shared, data: Bytes) -> Result<BlockId> {
+pub(crate) fn put_local(shared: &BlocksService, data: Bytes) -> Result<BlockId> {
     shared.blocks().put(data, shared.id)
 }
 
 /// Whether `owner` may still come back for its blocks: connected, or a member (alive,
 /// suspect or down but not yet forgotten, see `MembershipConfig::forget_after`).
-fn present(shared: &Shared, owner: &NodeId) -> bool {
-    shared.pool.live(owner).is_some()
-        || shared
-            .membership()
-            .ok()
-            .and_then(|m| m.with_view(|v| v.state(owner)))
-            .is_some()
+fn present(shared: &BlocksService, owner: &NodeId) -> bool {
+    shared.pool.live(owner).is_some() || shared.members.state(owner).is_some()
 }
 
 /// Releases the references of owners gone for good (see `BlockStore::sweep`).
-pub(crate) fn sweep(shared: &Shared) {
+pub(crate) fn sweep(shared: &BlocksService) {
     let owners = shared.blocks().foreign_owners(&shared.id);
     let here: HashSet<NodeId> = owners.into_iter().filter(|o| present(shared, o)).collect();
     let released = shared
@@ -48,7 +43,7 @@ pub(crate) fn sweep(shared: &Shared) {
 
 /// Starts the task that sweeps for departed owners, unless one runs; it ends when no
 /// block has an owner other than this node.
-fn ensure_sweeper(shared: &Arc<Shared>) {
+fn ensure_sweeper(shared: &Arc<BlocksService>) {
     if !shared.blocks().start_sweeper() {
         return;
     }
@@ -68,7 +63,7 @@ fn ensure_sweeper(shared: &Arc<Shared>) {
 }
 
 /// This node's memory use.
-pub(crate) fn usage(shared: &Shared) -> NodeUsage {
+pub(crate) fn usage(shared: &BlocksService) -> NodeUsage {
     let (blocks, block_bytes) = {
         let store = shared.blocks();
         (store.len() as u64, store.bytes())
@@ -86,7 +81,7 @@ pub(crate) fn usage(shared: &Shared) -> NodeUsage {
 
 /// Serves a blocks frame from peer `from`.
 pub(crate) async fn handle(
-    shared: &Arc<Shared>,
+    shared: &Arc<BlocksService>,
     from: NodeId,
     op: BlockOp,
     body: Bytes,

@@ -19,6 +19,7 @@ use crate::cache::partition_state::PartitionState;
 use crate::cache::plan::WritePlan;
 use crate::cache::retry::{Next, Retry};
 use crate::cache::routing;
+use crate::cache::service::CacheService;
 use crate::cache::state::Origin;
 use crate::cache::store::EntryView;
 use crate::cache::time::{expiry_after, saturating_millis};
@@ -28,7 +29,6 @@ use crate::cache::{serve, CacheError, CacheOptions};
 use crate::error::{Error, ErrorKind, Result};
 use crate::identity::NodeId;
 use crate::node::call::call_peer_within;
-use crate::node::shared::Shared;
 use crate::wire::codec::{decode_bulk, encode_bulk};
 use crate::wire::Service;
 
@@ -38,13 +38,17 @@ pub(crate) const READ_ATTEMPT: Duration = Duration::from_millis(1000);
 pub(crate) const WRITE_ATTEMPT: Duration = Duration::from_millis(3000);
 
 /// Sends `req` to `peer`'s cache service (served in place when `peer` is this node).
-pub(crate) async fn call(shared: &Arc<Shared>, peer: NodeId, req: Request) -> Result<Response> {
+pub(crate) async fn call(
+    shared: &Arc<CacheService>,
+    peer: NodeId,
+    req: Request,
+) -> Result<Response> {
     call_within(shared, peer, req, shared.config.request_timeout).await
 }
 
 /// [`call`] with a deadline; a peer that fails to answer is tried last for a while.
 pub(crate) async fn call_within(
-    shared: &Arc<Shared>,
+    shared: &Arc<CacheService>,
     peer: NodeId,
     req: Request,
     deadline: Duration,
@@ -53,7 +57,7 @@ pub(crate) async fn call_within(
         return Box::pin(serve::respond(shared, peer, req)).await;
     }
     let body = encode_bulk(&req)?;
-    match call_peer_within(shared, peer, Service::Cache, &body, deadline).await {
+    match call_peer_within(&shared.node, peer, Service::Cache, &body, deadline).await {
         Ok(reply) => {
             shared.cache.mark_reachable(&peer);
             Ok(decode_bulk(&reply)?)
@@ -68,7 +72,7 @@ pub(crate) async fn call_within(
 }
 
 /// Puts this node first and members that recently failed to answer last.
-fn by_preference(shared: &Shared, targets: &mut [NodeId]) {
+fn by_preference(shared: &CacheService, targets: &mut [NodeId]) {
     routing::by_preference(&shared.id, targets, |t| shared.cache.is_unreachable(t));
 }
 
@@ -77,13 +81,13 @@ fn unexpected(what: &'static str) -> Error {
 }
 
 /// The current owners of partition `p`.
-pub(crate) fn owners_now(shared: &Shared, b: &Bucket, p: u16) -> Vec<NodeId> {
+pub(crate) fn owners_now(shared: &CacheService, b: &Bucket, p: u16) -> Vec<NodeId> {
     shared.cache.table().owners(p, b.options.replicas).to_vec()
 }
 
 /// Every node a write of partition `p` goes to: its current owners, and while a move may
 /// be under way its previous owners that are still members (`routing::write_targets`).
-pub(crate) fn write_targets(shared: &Shared, b: &Bucket, p: u16) -> Vec<NodeId> {
+pub(crate) fn write_targets(shared: &CacheService, b: &Bucket, p: u16) -> Vec<NodeId> {
     let table = shared.cache.table();
     let previous = shared.cache.previous();
     routing::write_targets(&table, previous.as_deref(), p, b.options.replicas)
@@ -91,7 +95,7 @@ pub(crate) fn write_targets(shared: &Shared, b: &Bucket, p: u16) -> Vec<NodeId> 
 
 /// Splits `items` (sized by `size`) into the requests a peer accepts: at most
 /// [`MAX_BATCH`] items and a message's worth of bytes each (see `validate.rs`).
-fn split<T>(shared: &Shared, items: Vec<T>, size: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
+fn split<T>(shared: &CacheService, items: Vec<T>, size: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
     let sizes: Vec<usize> = items
         .iter()
         .map(|t| size(t).saturating_add(PAGE_ITEM_OVERHEAD))
@@ -118,7 +122,7 @@ pub(crate) fn options_differ(name: &str, held: CacheOptions, asked: CacheOptions
     .into()
 }
 
-fn check_open(shared: &Shared) -> Result<()> {
+fn check_open(shared: &CacheService) -> Result<()> {
     if shared.is_closed() {
         Err(Error::closed())
     } else {
@@ -135,32 +139,16 @@ fn spec(b: &Bucket) -> Spec {
 
 /// Every peer that may take part: routing-table members, live members of the view, and
 /// connected peers not confirmed by membership yet (bucket definitions reach them all).
-pub(crate) fn live_peers(shared: &Shared) -> Vec<NodeId> {
+pub(crate) fn live_peers(shared: &CacheService) -> Vec<NodeId> {
     let mut out: BTreeSet<NodeId> = shared.cache.table().members.iter().copied().collect();
-    if let Ok(m) = shared.membership() {
-        m.with_view(|v| {
-            out.extend(
-                v.members()
-                    .filter(|(_, s)| *s != crate::peer::PeerState::Down)
-                    .map(|(m, _)| m.id),
-            )
-        });
-    }
-    out.extend(
-        shared
-            .pool
-            .snapshot()
-            .into_iter()
-            .filter(|(_, _, _, rtt)| rtt.is_some())
-            .map(|(id, ..)| id),
-    );
+    out.extend(crate::node::members::live_peers(shared));
     out.remove(&shared.id);
     out.into_iter().collect()
 }
 
 /// Opens or defines bucket `name` (see `Node::cache`).
 pub(crate) async fn open(
-    shared: &Arc<Shared>,
+    shared: &Arc<CacheService>,
     name: &str,
     options: Option<CacheOptions>,
 ) -> Result<Arc<Bucket>> {
@@ -232,7 +220,7 @@ pub(crate) async fn open(
 }
 
 /// A local hit or authoritative miss, when this node owns the key's partition fully.
-pub(crate) fn try_get_local(shared: &Shared, b: &Bucket, key: &str) -> Option<Option<Bytes>> {
+pub(crate) fn try_get_local(shared: &CacheService, b: &Bucket, key: &str) -> Option<Option<Bytes>> {
     let p = partition_of(key);
     if b.state(p) != PartitionState::Ready
         || b.epoch() != shared.cache.epoch()
@@ -246,15 +234,16 @@ pub(crate) fn try_get_local(shared: &Shared, b: &Bucket, key: &str) -> Option<Op
 /// Whether this node just learned that the cluster had declared it down, and its routing
 /// table has not followed yet: until it has (and has pulled again), its ready
 /// partitions may miss writes made meanwhile and must not answer alone.
-pub(crate) fn maybe_stale(shared: &Shared) -> bool {
+pub(crate) fn maybe_stale(shared: &CacheService) -> bool {
     shared
-        .membership()
-        .is_ok_and(|m| shared.cache.rejoined_since_table(m.rejoins()))
+        .members
+        .rejoins()
+        .is_some_and(|r| shared.cache.rejoined_since_table(r))
 }
 
 /// Reads `key` with its expiry from the best owner.
 async fn get_entry(
-    shared: &Arc<Shared>,
+    shared: &Arc<CacheService>,
     b: &Arc<Bucket>,
     key: &str,
 ) -> Result<Option<(Bytes, u64)>> {
@@ -308,7 +297,11 @@ async fn get_entry(
 }
 
 /// `get`.
-pub(crate) async fn get(shared: &Arc<Shared>, b: &Arc<Bucket>, key: &str) -> Result<Option<Bytes>> {
+pub(crate) async fn get(
+    shared: &Arc<CacheService>,
+    b: &Arc<Bucket>,
+    key: &str,
+) -> Result<Option<Bytes>> {
     if let Some(answer) = try_get_local(shared, b, key) {
         return Ok(answer);
     }
@@ -317,7 +310,7 @@ pub(crate) async fn get(shared: &Arc<Shared>, b: &Arc<Bucket>, key: &str) -> Res
 
 /// `ttl`.
 pub(crate) async fn ttl(
-    shared: &Arc<Shared>,
+    shared: &Arc<CacheService>,
     b: &Arc<Bucket>,
     key: &str,
 ) -> Result<Option<Duration>> {
@@ -336,7 +329,7 @@ pub(crate) async fn ttl(
 
 /// `get_many`: one request per owner, then single reads for what needs another owner.
 pub(crate) async fn get_many(
-    shared: &Arc<Shared>,
+    shared: &Arc<CacheService>,
     b: &Arc<Bucket>,
     keys: Vec<String>,
 ) -> Result<Vec<Option<Bytes>>> {
@@ -403,7 +396,7 @@ fn expiry(b: &Bucket, ttl: Option<Duration>, now: u64) -> Result<u64> {
 
 /// `set_many` (and `set`).
 pub(crate) async fn set_many(
-    shared: &Arc<Shared>,
+    shared: &Arc<CacheService>,
     b: &Arc<Bucket>,
     entries: Vec<(String, Bytes)>,
     ttl: Option<Duration>,
@@ -426,7 +419,7 @@ pub(crate) async fn set_many(
 }
 
 /// `delete`.
-pub(crate) async fn delete(shared: &Arc<Shared>, b: &Arc<Bucket>, key: &str) -> Result<bool> {
+pub(crate) async fn delete(shared: &Arc<CacheService>, b: &Arc<Bucket>, key: &str) -> Result<bool> {
     check_open(shared)?;
     check_key(key)?;
     let view = EntryView {
@@ -448,7 +441,7 @@ pub(crate) async fn delete(shared: &Arc<Shared>, b: &Arc<Bucket>, key: &str) -> 
 /// they remain owners, until the request timeout. The decisions (who still needs what,
 /// when an entry is stamped again) are the [`WritePlan`]'s; this sends and waits.
 pub(crate) async fn write_entries(
-    shared: &Arc<Shared>,
+    shared: &Arc<CacheService>,
     b: &Arc<Bucket>,
     entries: Vec<EntryView>,
 ) -> Result<Vec<bool>> {
@@ -522,7 +515,12 @@ pub(crate) async fn write_entries(
 }
 
 /// A read-modify-write at the key's primary owner, retried while the membership settles.
-async fn rmw(shared: &Arc<Shared>, b: &Arc<Bucket>, key: &str, op: RmwOp) -> Result<RmwResult> {
+async fn rmw(
+    shared: &Arc<CacheService>,
+    b: &Arc<Bucket>,
+    key: &str,
+    op: RmwOp,
+) -> Result<RmwResult> {
     check_open(shared)?;
     check_key(key)?;
     let p = partition_of(key);
@@ -553,7 +551,12 @@ async fn rmw(shared: &Arc<Shared>, b: &Arc<Bucket>, key: &str, op: RmwOp) -> Res
 }
 
 /// `incr`.
-pub(crate) async fn incr(shared: &Arc<Shared>, b: &Arc<Bucket>, key: &str, by: i64) -> Result<i64> {
+pub(crate) async fn incr(
+    shared: &Arc<CacheService>,
+    b: &Arc<Bucket>,
+    key: &str,
+    by: i64,
+) -> Result<i64> {
     match rmw(shared, b, key, RmwOp::Incr(by)).await? {
         RmwResult::Int(v) => Ok(v),
         _ => Err(unexpected("incr")),
@@ -562,7 +565,7 @@ pub(crate) async fn incr(shared: &Arc<Shared>, b: &Arc<Bucket>, key: &str, by: i
 
 /// `expire`.
 pub(crate) async fn expire(
-    shared: &Arc<Shared>,
+    shared: &Arc<CacheService>,
     b: &Arc<Bucket>,
     key: &str,
     ttl: Duration,
@@ -578,7 +581,7 @@ pub(crate) async fn expire(
 }
 
 /// `len`: per partition, the largest count among the owners holding it fully.
-pub(crate) async fn len(shared: &Arc<Shared>, b: &Arc<Bucket>) -> Result<u64> {
+pub(crate) async fn len(shared: &Arc<CacheService>, b: &Arc<Bucket>) -> Result<u64> {
     check_open(shared)?;
     let members = shared.cache.table().members.clone();
     let asks = members.iter().map(|&m| {

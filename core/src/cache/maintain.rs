@@ -17,10 +17,10 @@ use crate::cache::pull::{Next, PullRound};
 use crate::cache::pull_schedule::{Every, PullEnd, PullKey, PullSchedule};
 use crate::cache::routing::Table;
 use crate::cache::serve::bucket_for;
+use crate::cache::service::CacheService;
 use crate::cache::store::Charge;
 use crate::error::ErrorKind;
 use crate::identity::NodeId;
-use crate::node::shared::Shared;
 use crate::peer::PeerState;
 
 /// How often the maintenance loop runs when nothing wakes it.
@@ -35,7 +35,7 @@ const PURGE_EVERY: Duration = Duration::from_secs(5);
 type Running = Arc<Mutex<HashSet<PullKey>>>;
 
 /// Runs until the node shuts down.
-pub(crate) async fn run(shared: Arc<Shared>) {
+pub(crate) async fn run(shared: Arc<CacheService>) {
     let running: Running = Arc::new(Mutex::new(HashSet::new()));
     let mut schedule = PullSchedule::new();
     let (end_tx, mut end_rx) =
@@ -45,10 +45,13 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     // that membership heals by itself is reconciled without resurrecting a deleted key.
     let retention_ms =
         u64::try_from(shared.config.membership.forget_after.as_millis()).unwrap_or(u64::MAX);
+    // Membership wakes the loop when this node rejoined (its data may be stale).
+    let mut members_changed = shared.members.subscribe();
     loop {
         tokio::select! {
             _ = shared.cancel.cancelled() => return,
             _ = shared.cache.changed.notified() => {}
+            _ = members_changed.changed() => {}
             _ = tokio::time::sleep(TICK) => {}
         }
         while let Ok((key, partitions, end)) = end_rx.try_recv() {
@@ -108,15 +111,17 @@ pub(crate) async fn run(shared: Arc<Shared>) {
 }
 
 /// Rebuilds the table if the live membership changed, and learns buckets from newcomers.
-pub(crate) fn follow_membership(shared: &Arc<Shared>) {
-    let Ok(m) = shared.membership() else { return };
+pub(crate) fn follow_membership(shared: &Arc<CacheService>) {
+    let Some(m) = shared.members.get() else {
+        return;
+    };
     let rejoins = m.rejoins();
-    let mut members: Vec<NodeId> = m.with_view(|v| {
-        v.members()
-            .filter(|(_, s)| *s != PeerState::Down)
-            .map(|(m, _)| m.id)
-            .collect()
-    });
+    let mut members: Vec<NodeId> = m
+        .states()
+        .into_iter()
+        .filter(|(_, s)| *s != PeerState::Down)
+        .map(|(id, _)| id)
+        .collect();
     members.push(shared.id);
     members.sort();
     members.dedup();
@@ -146,7 +151,7 @@ pub(crate) fn follow_membership(shared: &Arc<Shared>) {
 }
 
 /// Creates locally every bucket `peer` knows and this node does not.
-async fn learn_buckets(shared: &Arc<Shared>, peer: NodeId) {
+async fn learn_buckets(shared: &Arc<CacheService>, peer: NodeId) {
     match call(shared, peer, Request::Buckets).await {
         Ok(Response::Buckets(specs)) => {
             for spec in specs {
@@ -176,7 +181,7 @@ async fn learn_buckets(shared: &Arc<Shared>, peer: NodeId) {
 /// it is (the partitions stay syncing, so reads still consult the source, which keeps
 /// their data while it is pulled from) and both resume from the same cursor later.
 async fn pull(
-    shared: &Arc<Shared>,
+    shared: &Arc<CacheService>,
     b: &Arc<Bucket>,
     source: NodeId,
     partitions: &[u16],

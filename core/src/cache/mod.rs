@@ -25,6 +25,7 @@ pub(crate) mod pull_schedule;
 pub(crate) mod retry;
 pub mod routing;
 pub(crate) mod serve;
+pub(crate) mod service;
 pub(crate) mod state;
 pub mod store;
 pub(crate) mod time;
@@ -36,9 +37,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::cache::service::CacheService;
 use crate::error::Result;
-use crate::node::shared::Shared;
-use crate::node::Guard;
+use crate::node::guard::Guard;
 use bucket::Bucket;
 
 pub use error::CacheError;
@@ -105,7 +106,7 @@ pub struct CacheStats {
 /// A handle to a cache bucket (`node.cache(name, options)`). Cheap to clone.
 #[derive(Clone)]
 pub struct Cache {
-    shared: Arc<Shared>,
+    shared: Arc<CacheService>,
     bucket: Arc<Bucket>,
     _guard: Arc<Guard>,
 }
@@ -121,7 +122,7 @@ impl std::fmt::Debug for Cache {
 
 /// Opens (or defines) the bucket `name` on this node (see `Node::cache`).
 pub(crate) async fn open(
-    shared: &Arc<Shared>,
+    shared: &Arc<CacheService>,
     name: &str,
     options: Option<CacheOptions>,
 ) -> Result<Arc<Bucket>> {
@@ -129,7 +130,7 @@ pub(crate) async fn open(
 }
 
 /// The buckets this node knows.
-pub(crate) fn known(shared: &Shared) -> Vec<(String, CacheOptions)> {
+pub(crate) fn known(shared: &CacheService) -> Vec<(String, CacheOptions)> {
     let mut out: Vec<_> = shared
         .cache
         .buckets()
@@ -149,7 +150,7 @@ macro_rules! on_node {
 }
 
 impl Cache {
-    pub(crate) fn new(shared: Arc<Shared>, bucket: Arc<Bucket>, guard: Arc<Guard>) -> Self {
+    pub(crate) fn new(shared: Arc<CacheService>, bucket: Arc<Bucket>, guard: Arc<Guard>) -> Self {
         Self {
             shared,
             bucket,

@@ -23,17 +23,17 @@ use crate::cache::messages::{
 use crate::cache::partition::{partition_of, PARTITIONS};
 use crate::cache::partition_state::PartitionState;
 use crate::cache::plan::Forward;
+use crate::cache::service::CacheService;
 use crate::cache::state::Origin;
 use crate::cache::store::{Charge, EntryView};
 use crate::cache::time::expiry_after;
 use crate::cache::validate::{check_name, check_request, check_wire_entry, max_entry_bytes};
 use crate::error::Result;
 use crate::identity::NodeId;
-use crate::node::shared::Shared;
 use crate::wire::codec::{decode_bulk, encode_bulk};
 
 /// Serves a cache frame from `from`.
-pub(crate) async fn handle(shared: &Arc<Shared>, from: NodeId, body: Bytes) -> Result<Bytes> {
+pub(crate) async fn handle(shared: &Arc<CacheService>, from: NodeId, body: Bytes) -> Result<Bytes> {
     let req: Request = decode_bulk(&body)?;
     let resp = respond(shared, from, req).await?;
     Ok(Bytes::from(encode_bulk(&resp)?))
@@ -41,7 +41,11 @@ pub(crate) async fn handle(shared: &Arc<Shared>, from: NodeId, body: Bytes) -> R
 
 /// The bucket of `spec`, created (to be pulled from the others) if unknown here, within
 /// the number of buckets `from` may make this node create (`state::Origin`).
-pub(crate) fn bucket_for(shared: &Arc<Shared>, from: NodeId, spec: &Spec) -> Result<Arc<Bucket>> {
+pub(crate) fn bucket_for(
+    shared: &Arc<CacheService>,
+    from: NodeId,
+    spec: &Spec,
+) -> Result<Arc<Bucket>> {
     check_name(&spec.name)?;
     spec.options.validate()?;
     let b = match shared.cache.bucket(&spec.name) {
@@ -73,7 +77,11 @@ pub(crate) fn bucket_for(shared: &Arc<Shared>, from: NodeId, spec: &Spec) -> Res
 
 /// Answers `req` from `from` (which may be this node). Every length and count in it is
 /// checked first, with the limits a user's call is held to (`validate.rs`).
-pub(crate) async fn respond(shared: &Arc<Shared>, from: NodeId, req: Request) -> Result<Response> {
+pub(crate) async fn respond(
+    shared: &Arc<CacheService>,
+    from: NodeId,
+    req: Request,
+) -> Result<Response> {
     check_request(&req, shared.config.max_message_size)?;
     match req {
         Request::Define(spec) => {
@@ -170,7 +178,7 @@ pub(crate) async fn respond(shared: &Arc<Shared>, from: NodeId, req: Request) ->
 /// version further ahead than the clock accepts refuses the whole request, before
 /// anything is applied (`InvalidInput`).
 async fn apply(
-    shared: &Arc<Shared>,
+    shared: &Arc<CacheService>,
     from: NodeId,
     spec: Spec,
     entries: Vec<WireEntry>,
@@ -221,7 +229,7 @@ async fn apply(
 /// Bytes of keys and values one reply carries at most (a message's worth, see
 /// `validate::max_entry_bytes`); one entry larger than that travels alone. Without it, a
 /// read naming one large value a thousand times made the node copy it a thousand times.
-fn reply_budget(shared: &Shared) -> usize {
+fn reply_budget(shared: &CacheService) -> usize {
     max_entry_bytes(shared.config.max_message_size)
 }
 
@@ -254,7 +262,11 @@ fn peek_prefix(b: &Bucket, keys: &[String], budget: usize, now: u64) -> Vec<Opti
 /// Reads `keys` as an owner: authoritative when the partition is ready here; while it is
 /// syncing, the newest of what this node and the members it pulls from hold. Keys past a
 /// reply's worth of values ([`reply_budget`]) are answered `Moved`: the reader asks again.
-pub(crate) async fn lookup(shared: &Arc<Shared>, b: &Arc<Bucket>, keys: &[String]) -> Vec<Lookup> {
+pub(crate) async fn lookup(
+    shared: &Arc<CacheService>,
+    b: &Arc<Bucket>,
+    keys: &[String],
+) -> Vec<Lookup> {
     let now = wall_ms();
     let budget = reply_budget(shared);
     let mut size = 0usize;
@@ -334,7 +346,7 @@ pub(crate) async fn lookup(shared: &Arc<Shared>, b: &Arc<Bucket>, keys: &[String
 /// asked for, within the limits of a write and with a version the clock accepts; a member
 /// that answers part of the keys is asked again for the rest.
 pub(crate) async fn consult(
-    shared: &Arc<Shared>,
+    shared: &Arc<CacheService>,
     b: &Arc<Bucket>,
     keys: &[String],
 ) -> Vec<Option<EntryView>> {
@@ -383,7 +395,7 @@ pub(crate) async fn consult(
 /// how many of `idx` it answered for: all of them when it fails to answer (it then counts
 /// as holding nothing, like an unreachable member).
 async fn peek_from(
-    shared: &Arc<Shared>,
+    shared: &Arc<CacheService>,
     b: &Bucket,
     source: NodeId,
     keys: &[String],
@@ -423,7 +435,7 @@ async fn peek_from(
 
 /// A read-modify-write at the primary owner: read, compute, write to every owner.
 async fn rmw(
-    shared: &Arc<Shared>,
+    shared: &Arc<CacheService>,
     from: NodeId,
     spec: Spec,
     key: String,
@@ -490,7 +502,11 @@ async fn rmw(
     Ok(Response::Rmw(result))
 }
 
-async fn consult_or_local(shared: &Arc<Shared>, b: &Arc<Bucket>, key: &str) -> Option<EntryView> {
+async fn consult_or_local(
+    shared: &Arc<CacheService>,
+    b: &Arc<Bucket>,
+    key: &str,
+) -> Option<EntryView> {
     let p = partition_of(key);
     if b.state(p) == PartitionState::Ready && !maybe_stale(shared) {
         return b.store().peek(key, wall_ms());

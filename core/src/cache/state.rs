@@ -216,6 +216,7 @@ impl CacheState {
     }
 
     /// How many buckets this node holds.
+    #[cfg(test)]
     pub fn bucket_count(&self) -> usize {
         self.buckets.read().unwrap_or_else(|p| p.into_inner()).len()
     }

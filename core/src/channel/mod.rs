@@ -11,6 +11,7 @@ pub mod handler;
 pub mod queue;
 pub mod registry;
 pub mod serve;
+pub(crate) mod service;
 pub mod target;
 
 use std::sync::Arc;
@@ -22,8 +23,7 @@ use tracing::debug;
 use crate::error::{Error, Result};
 use crate::identity::NodeId;
 use crate::node::connect::connection;
-use crate::node::shared::Shared;
-use crate::node::Guard;
+use crate::node::guard::Guard;
 use crate::transport::rpc::call;
 use crate::wire::messages::ChannelOp;
 use crate::wire::{Service, StreamHeader};
@@ -31,12 +31,13 @@ use crate::wire::{Service, StreamHeader};
 pub use error::ChannelError;
 pub use handler::{BoxFuture, Message, MessageHandler, Request, RequestHandler};
 use registry::{drain_into, ChannelState};
+use service::ChannelService;
 pub use target::{parse_ids, Target};
 
 /// A named channel on a node. Cheap to clone; keeps the node alive.
 #[derive(Clone)]
 pub struct Channel {
-    shared: Arc<Shared>,
+    shared: Arc<ChannelService>,
     state: Arc<ChannelState>,
     _guard: Arc<Guard>,
 }
@@ -53,7 +54,11 @@ impl std::fmt::Debug for Channel {
 }
 
 impl Channel {
-    pub(crate) fn new(shared: Arc<Shared>, state: Arc<ChannelState>, guard: Arc<Guard>) -> Self {
+    pub(crate) fn new(
+        shared: Arc<ChannelService>,
+        state: Arc<ChannelState>,
+        guard: Arc<Guard>,
+    ) -> Self {
         Self {
             shared,
             state,
@@ -130,7 +135,7 @@ impl Channel {
                     if peer == shared.id {
                         return serve::handle(&shared, peer, &name, ChannelOp::Request, data).await;
                     }
-                    let conn = connection(&shared, peer).await?;
+                    let conn = connection(&shared.node, peer).await?;
                     call(
                         &conn,
                         &header(&name, ChannelOp::Request),
@@ -227,14 +232,19 @@ fn header(name: &str, op: ChannelOp) -> StreamHeader {
     })
 }
 
-async fn send_one(shared: &Arc<Shared>, peer: NodeId, name: &str, data: Bytes) -> Result<()> {
+async fn send_one(
+    shared: &Arc<ChannelService>,
+    peer: NodeId,
+    name: &str,
+    data: Bytes,
+) -> Result<()> {
     let timeout = shared.config.send_timeout;
     let attempt = async {
         if peer == shared.id {
             serve::handle(shared, peer, name, ChannelOp::Send, data).await?;
             return Ok(());
         }
-        let conn = connection(shared, peer).await?;
+        let conn = connection(&shared.node, peer).await?;
         call(
             &conn,
             &header(name, ChannelOp::Send),

@@ -1,23 +1,21 @@
 //! The receiving side of channels: queue messages, answer requests.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 
 use crate::channel::error::ChannelError;
 use crate::channel::handler::{Message, Request};
 use crate::channel::queue::DELIVERY_WAIT;
 use crate::channel::registry::MAX_CHANNEL_NAME;
+use crate::channel::service::ChannelService;
 use crate::error::Result;
 use crate::identity::NodeId;
-use crate::node::shared::Shared;
 use crate::wire::messages::ChannelOp;
 
 /// Handles one channel frame from `from` (a peer, or this node itself). A message waits
 /// for room in a full queue at most `DELIVERY_WAIT` (or this node's `send_timeout`, if
 /// shorter), then is refused with `QuotaExceeded`.
 pub async fn handle(
-    shared: &Arc<Shared>,
+    shared: &ChannelService,
     from: NodeId,
     name: &str,
     op: ChannelOp,

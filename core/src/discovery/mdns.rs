@@ -19,6 +19,7 @@ use crate::discovery::limits::MAX_RECORDS_QUEUED;
 use crate::discovery::queue::NewestQueue;
 use crate::error::Result;
 use crate::node::shared::Shared;
+use crate::service::Shutdown;
 
 /// A running mDNS responder and browser; stopped by [`Mdns::stop`] or on drop.
 pub struct Mdns {
@@ -104,5 +105,25 @@ impl Mdns {
 impl Drop for Mdns {
     fn drop(&mut self) {
         let _ = self.daemon.shutdown();
+    }
+}
+
+/// A running [`Mdns`] as the node's shutdown sees it: stopped (and dropped) once, when the
+/// node's tasks are cancelled.
+pub(crate) struct Running(Mutex<Option<Mdns>>);
+
+impl Running {
+    /// Hands `mdns` to the node's shutdown.
+    pub(crate) fn new(mdns: Mdns) -> Arc<Self> {
+        Arc::new(Self(Mutex::new(Some(mdns))))
+    }
+}
+
+impl Shutdown for Running {
+    fn stop(&self) {
+        let mdns = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(mdns) = mdns {
+            mdns.stop();
+        }
     }
 }

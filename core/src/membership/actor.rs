@@ -242,7 +242,7 @@ impl Actor {
                 Output::Rejoined { .. } => {
                     self.rejoins.fetch_add(1, Ordering::AcqRel);
                     // The cache answers from no replica alone until it has caught up.
-                    self.shared.cache.changed.notify_one();
+                    self.shared.members.notify_changed();
                 }
             }
         }

@@ -2,6 +2,7 @@
 //! checks and queues what peers send before the actor sees it, and reads the view, the
 //! events and the adverts the actor keeps.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -24,7 +25,9 @@ use crate::membership::member::{starting_generation, MemberId};
 use crate::membership::packet::Packet;
 use crate::membership::rate::Queue;
 use crate::membership::view::{Event, View};
+use crate::node::members::Liveness;
 use crate::node::shared::Shared;
+use crate::peer::PeerState;
 
 /// Capacity of the event broadcast channel (per subscriber backlog).
 const EVENT_BACKLOG: usize = 1024;
@@ -153,5 +156,39 @@ impl Membership {
     /// Reads the view.
     pub fn with_view<T>(&self, f: impl FnOnce(&View) -> T) -> T {
         f(&self.view.read().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl Liveness for Membership {
+    fn state(&self, id: &NodeId) -> Option<PeerState> {
+        self.with_view(|v| v.state(id))
+    }
+
+    fn states(&self) -> Vec<(NodeId, PeerState)> {
+        self.with_view(|v| v.members().map(|(m, s)| (m.id, s)).collect())
+    }
+
+    fn free(&self, id: &NodeId) -> Option<u64> {
+        self.advert(id).map(|a| a.free)
+    }
+
+    fn rejoins(&self) -> u64 {
+        Membership::rejoins(self)
+    }
+
+    fn connected(&self, id: NodeId, name: String, addrs: Vec<SocketAddr>) {
+        Membership::connected(
+            self,
+            MemberId {
+                id,
+                generation: 0,
+                name,
+                addrs,
+            },
+        );
+    }
+
+    fn closed(&self, id: NodeId, graceful: bool) {
+        Membership::closed(self, id, graceful);
     }
 }

@@ -11,9 +11,11 @@ use tracing::trace;
 use crate::error::{Error, Result};
 use crate::identity::NodeId;
 use crate::membership::codec::decode_sync;
+use crate::membership::handle::Membership;
 use crate::membership::member::MemberId;
 use crate::node::connect::{connection, connection_within};
 use crate::node::shared::Shared;
+use crate::service::{BoxFuture, FrameHandler};
 use crate::transport::rpc::call;
 use crate::wire::codec::encode_bulk;
 use crate::wire::messages::MembershipOp;
@@ -63,12 +65,11 @@ pub(crate) async fn sync_with(
 
 /// Serves a membership frame from the authenticated peer `from`.
 pub(crate) async fn serve(
-    shared: &Arc<Shared>,
+    membership: &Membership,
     from: NodeId,
     op: MembershipOp,
     body: Bytes,
 ) -> Result<Bytes> {
-    let membership = shared.membership()?;
     match op {
         MembershipOp::Packet => {
             membership.packet(from, body)?;
@@ -78,5 +79,21 @@ pub(crate) async fn serve(
             let ours = membership.sync(from, &body).await?;
             Ok(Bytes::from(encode_bulk(&ours)?))
         }
+    }
+}
+
+impl FrameHandler for Membership {
+    fn handle(
+        self: Arc<Self>,
+        from: NodeId,
+        service: Service,
+        body: Bytes,
+    ) -> BoxFuture<'static, Result<Bytes>> {
+        Box::pin(async move {
+            match service {
+                Service::Membership { op } => serve(&self, from, op, body).await,
+                _ => Err(Error::invalid("not a membership frame")),
+            }
+        })
     }
 }

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use crate::error::{Classify, ErrorKind, Result};
 use crate::membership::MembershipConfig;
-use crate::node::Node;
 use crate::transport::TransportTuning;
 use crate::wire::codec::MAX_BODY_CEILING;
 
@@ -72,7 +71,7 @@ impl Classify for ConfigError {
     }
 }
 
-/// Everything a node is configured with. Build one with [`Node::builder`].
+/// Everything a node is configured with. Build one with [`Node::builder`](crate::Node::builder).
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
     /// Human-readable name shown to peers (default: `node-<short id>`).
@@ -209,7 +208,7 @@ impl NodeConfig {
     }
 }
 
-/// Builds and starts a [`Node`].
+/// Builds and starts a [`Node`](crate::Node).
 #[derive(Debug, Clone, Default)]
 #[must_use = "a builder does nothing until .start() is awaited"]
 pub struct NodeBuilder {
@@ -349,14 +348,9 @@ impl NodeBuilder {
         &self.config
     }
 
-    /// Starts the node: creates its runtime, identity and endpoint.
-    pub async fn start(self) -> Result<Node> {
-        Node::start(self.config).await
-    }
-
-    /// Starts the node from a thread that is not inside an async runtime.
-    pub fn start_blocking(self) -> Result<Node> {
-        Node::start_blocking(self.config)
+    /// The configuration built (`start` is in `node/mod.rs`, the layer that has `Node`).
+    pub(crate) fn into_config(self) -> NodeConfig {
+        self.config
     }
 }
 

@@ -9,7 +9,6 @@ use tracing::{debug, info, warn};
 
 use crate::error::{Classify, Error, ErrorKind, Result};
 use crate::identity::NodeId;
-use crate::membership::member::MemberId;
 use crate::node::shared::Shared;
 use crate::service;
 use crate::transport::endpoint::{HandshakeGate, PeerBudget, ServeBudget, StreamPermit};
@@ -17,7 +16,7 @@ use crate::transport::errors::{
     connect_error, connection_error, is_goodbye, CLOSE_PROTOCOL, CLOSE_REPLACED, STREAM_BUSY,
 };
 use crate::transport::handshake::{self, PeerHello};
-use crate::transport::rpc::{read_request, write_reply};
+use crate::transport::rpc::{finish_reading, read_request, write_reply};
 use crate::transport::tls::server_name_for;
 use crate::transport::tuning::ServeLimits;
 use crate::wire::codec::decode_versioned;
@@ -181,11 +180,7 @@ pub async fn connection_within(
     }
     // A member known to be down (it left, or failed) gets one short attempt: if it has
     // restarted it answers at once, and if not the caller hears so quickly.
-    let down = shared
-        .membership()
-        .ok()
-        .and_then(|m| m.with_view(|v| v.state(&id)))
-        == Some(crate::peer::PeerState::Down);
+    let down = shared.members.state(&id) == Some(crate::peer::PeerState::Down);
     let deadline = if down {
         max_dial.min(DOWN_PEER_DIAL)
     } else {
@@ -229,14 +224,9 @@ pub fn adopt(
         });
     }
     info!(peer = %hello.id.short(), name = %hello.name, addr = %conn.remote_address(), "peer connected");
-    if let Ok(m) = shared.membership() {
-        m.connected(MemberId {
-            id: hello.id,
-            generation: 0,
-            name: hello.name.clone(),
-            addrs: shared.pool.addrs(&hello.id),
-        });
-    }
+    shared
+        .members
+        .connected(hello.id, hello.name.clone(), shared.pool.addrs(&hello.id));
     let task_shared = shared.clone();
     shared
         .runtime
@@ -332,9 +322,7 @@ async fn serve_connection(shared: Arc<Shared>, peer: NodeId, conn: quinn::Connec
         }
     };
     if is_goodbye(reason.as_ref()) {
-        if let Ok(m) = shared.membership() {
-            m.closed(peer, true);
-        }
+        shared.members.closed(peer, true);
     }
     if shared.pool.lost(&peer, &conn) {
         match reason {
@@ -378,30 +366,14 @@ impl Stream {
                 .map_err(Error::from),
             Err(e) => Err(e),
         };
-        if let Ok((
-            StreamHeader {
-                service: crate::wire::Service::Transfer(offer),
-                ..
-            },
-            _,
-            _,
-        )) = &parsed
-        {
+        if let Ok((header, _, _)) = &parsed {
             // A transfer takes the whole stream over.
-            crate::transfer::receive::serve(shared, peer, offer.clone(), send, recv).await;
-            return;
-        }
-        if let Ok((
-            StreamHeader {
-                service: crate::wire::Service::Fetch { id },
-                ..
-            },
-            _,
-            _,
-        )) = &parsed
-        {
-            crate::transfer::fetch::serve(shared, peer, *id, send, recv).await;
-            return;
+            if let Some(handler) = shared.services.stream_handler(&header.service) {
+                handler
+                    .serve(peer, header.service.clone(), send, recv)
+                    .await;
+                return;
+            }
         }
         let result = match parsed {
             Ok((header, body, _held)) => {
@@ -446,9 +418,4 @@ fn refused(peer: &NodeId, e: &Error, bad_frames: &AtomicU32) {
         }
         _ => debug!(peer = %peer.short(), error = %e.chain(), "rejected a bad frame from peer"),
     }
-}
-
-/// Waits briefly for the end of a stream whose one frame has been read.
-pub(crate) async fn finish_reading(recv: &mut quinn::RecvStream) {
-    let _ = tokio::time::timeout(Duration::from_secs(1), recv.read_to_end(0)).await;
 }

@@ -59,9 +59,7 @@ pub(crate) async fn say(shared: &Arc<Shared>, wait: Duration) {
 /// A member can only say goodbye for itself: `from` is the authenticated sender.
 pub(crate) fn receive(shared: &Arc<Shared>, from: NodeId) -> Result<Bytes> {
     debug!(peer = %from.short(), "peer said goodbye");
-    if let Ok(m) = shared.membership() {
-        m.closed(from, true);
-    }
+    shared.members.closed(from, true);
     if let Some(conn) = shared.pool.live(&from) {
         tokio::spawn(async move {
             tokio::time::sleep(REPLY_GRACE).await;

@@ -5,6 +5,8 @@ pub(crate) mod call;
 pub mod config;
 pub(crate) mod connect;
 pub(crate) mod goodbye;
+pub(crate) mod guard;
+pub(crate) mod members;
 pub mod options;
 pub(crate) mod peers;
 pub(crate) mod runtime;
@@ -16,21 +18,26 @@ use std::time::Duration;
 
 use tracing::{debug, info, warn};
 
+use crate::blocks::service::BlocksService;
 use crate::blocks::Blocks;
+use crate::cache::service::CacheService;
 use crate::cache::{Cache, CacheOptions};
+use crate::channel::service::ChannelService;
 use crate::channel::Channel;
 use crate::datadir::DataDirLock;
-use crate::discovery::mdns::Mdns;
+use crate::discovery::mdns::{self, Mdns};
 use crate::error::{Error, ErrorKind, Result};
 use crate::identity::{Keypair, NodeId};
 use crate::membership::events::Events;
 use crate::membership::Membership;
 use crate::peer::PeerInfo;
+use crate::service::Kind;
+use crate::transfer::service::TransferService;
 use crate::transport::auth::ClusterKey;
 use crate::transport::endpoint::make_endpoint;
-use crate::transport::errors::CLOSE_NORMAL;
 use crate::transport::handshake::LocalHello;
 pub use config::{NodeBuilder, NodeConfig};
+use guard::{begin_shutdown, clear_tables, Guard};
 use runtime::NodeRuntime;
 use shared::Shared;
 
@@ -45,7 +52,18 @@ const CLOSE_GRACE: Duration = Duration::from_millis(500);
 #[derive(Clone)]
 pub struct Node {
     shared: Arc<Shared>,
+    parts: Arc<Parts>,
     guard: Arc<Guard>,
+}
+
+/// The services of a node, constructed and wired by [`Node::start`]: each owns its state
+/// and runs on the node's runtime (`Shared`); none knows the others.
+struct Parts {
+    membership: Arc<Membership>,
+    channels: Arc<ChannelService>,
+    blocks: Arc<BlocksService>,
+    cache: Arc<CacheService>,
+    transfers: Arc<TransferService>,
 }
 
 impl std::fmt::Debug for Node {
@@ -58,26 +76,6 @@ impl std::fmt::Debug for Node {
     }
 }
 
-/// Shuts the node down when the last user-held handle goes away. Tasks hold only
-/// `Arc<Shared>`, never the guard, so they cannot keep a node alive by themselves.
-pub(crate) struct Guard {
-    shared: Arc<Shared>,
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if !self.shared.runtime.is_shut_down() {
-            debug!(node = %self.shared.id.short(), "last handle dropped: shutting down");
-            begin_shutdown(&self.shared);
-            self.shared.runtime.shutdown_background();
-            self.shared.pool.clear();
-            self.shared.channels.clear();
-            self.shared.transfers.clear_handler();
-            self.shared.release_data_dir();
-        }
-    }
-}
-
 /// Parses a user-supplied address (`"host:port"`), resolving names.
 pub fn parse_addr(addr: &str) -> Result<SocketAddr> {
     if let Ok(a) = addr.parse::<SocketAddr>() {
@@ -87,24 +85,6 @@ pub fn parse_addr(addr: &str) -> Result<SocketAddr> {
         .map_err(|e| Error::invalid(format!("invalid address {addr:?}: {e}")))?
         .next()
         .ok_or_else(|| Error::invalid(format!("address {addr:?} resolved to nothing")))
-}
-
-fn begin_shutdown(shared: &Shared) {
-    // The goodbye first, on each connection at once (the endpoint's close only queues it):
-    // once tasks are cancelled they drop their connection handles, and quinn closes a
-    // dropped connection with code 0, which peers do not take as a goodbye.
-    for id in shared.pool.connected() {
-        if let Some(conn) = shared.pool.live(&id) {
-            conn.close(CLOSE_NORMAL.into(), b"node shutting down");
-        }
-    }
-    if let Some(endpoint) = shared.take_endpoint() {
-        endpoint.close(CLOSE_NORMAL.into(), b"node shutting down");
-    }
-    shared.cancel.cancel();
-    if let Some(mdns) = shared.take_mdns() {
-        mdns.stop();
-    }
 }
 
 impl Node {
@@ -171,9 +151,11 @@ impl Node {
         };
         let shared = Shared::new(key, config, hello, endpoint.clone(), local_addr, runtime);
         shared.hold_data_dir(data_dir_lock);
-        shared.set_membership(Membership::start(&shared)?);
+        let membership = Arc::new(Membership::start(&shared)?);
+        shared.members.install(membership.clone());
+        let parts = Arc::new(Parts::wire(&shared, membership));
         handle.spawn(connect::accept_loop(shared.clone(), endpoint));
-        handle.spawn(crate::cache::maintain::run(shared.clone()));
+        handle.spawn(crate::cache::maintain::run(parts.cache.clone()));
         if shared.config.mdns && shared.hello.key.protected() {
             info!(
                 "mDNS is off: protected mode (no cluster secret) talks to loopback peers \
@@ -181,7 +163,7 @@ impl Node {
             );
         } else if shared.config.mdns {
             match Mdns::start(&shared) {
-                Ok(mdns) => shared.set_mdns(mdns),
+                Ok(mdns) => shared.services.on_shutdown(mdns::Running::new(mdns)),
                 Err(e) => warn!(error = %e, "mDNS discovery is unavailable; continuing without it"),
             }
         }
@@ -190,9 +172,8 @@ impl Node {
         }
         info!(node = %id.short(), name = %shared.hello.name, addr = %local_addr, "node started");
         Ok(Node {
-            guard: Arc::new(Guard {
-                shared: shared.clone(),
-            }),
+            guard: Arc::new(Guard::new(shared.clone())),
+            parts,
             shared,
         })
     }
@@ -263,12 +244,11 @@ impl Node {
     /// sorted by id. Peers that were connected but have not been confirmed by membership
     /// yet are listed as alive; long-dead members are eventually forgotten.
     pub fn peers(&self) -> Vec<PeerInfo> {
-        let membership = self.shared.membership().ok();
-        let states: std::collections::HashMap<NodeId, crate::peer::PeerState> = membership
-            .map(|m| m.with_view(|v| v.members().map(|(m, s)| (m.id, s)).collect()))
-            .unwrap_or_default();
+        let membership = &self.parts.membership;
+        let states: std::collections::HashMap<NodeId, crate::peer::PeerState> =
+            membership.with_view(|v| v.members().map(|(m, s)| (m.id, s)).collect());
         peers::merge(self.shared.pool.snapshot(), &states, |id| {
-            membership.and_then(|m| m.advert(id)).map(|a| a.free)
+            membership.advert(id).map(|a| a.free)
         })
     }
 
@@ -277,17 +257,14 @@ impl Node {
         if self.shared.is_closed() {
             return Err(Error::closed());
         }
-        let m = self.shared.membership()?;
+        let m = &self.parts.membership;
         Ok(Events::new(m.subscribe(), self.shared.cancel.clone()))
     }
 
     /// The leader of the current membership view: the lowest NodeId among live members,
     /// this node included.
     pub fn leader(&self) -> NodeId {
-        self.shared
-            .membership()
-            .map(|m| m.with_view(|v| v.leader()))
-            .unwrap_or(self.shared.id)
+        self.parts.membership.with_view(|v| v.leader())
     }
 
     /// The channel called `name` (created on first use). Peers can send to a channel only
@@ -296,11 +273,11 @@ impl Node {
         if self.shared.is_closed() {
             return Err(Error::closed());
         }
-        let state = self
-            .shared
+        let channels = &self.parts.channels;
+        let state = channels
             .channels
             .get_or_create(name, self.shared.config.channel_queue)?;
-        Ok(Channel::new(self.shared.clone(), state, self.guard.clone()))
+        Ok(Channel::new(channels.clone(), state, self.guard.clone()))
     }
 
     /// The blocks API: put bytes into this node's or a peer's RAM, get and free them.
@@ -308,7 +285,7 @@ impl Node {
         if self.shared.is_closed() {
             return Err(Error::closed());
         }
-        Ok(Blocks::new(self.shared.clone(), self.guard.clone()))
+        Ok(Blocks::new(self.parts.blocks.clone(), self.guard.clone()))
     }
 
     /// The replicated cache bucket `name`, created cluster-wide with `options` on first
@@ -319,13 +296,17 @@ impl Node {
         if self.shared.is_closed() {
             return Err(Error::closed());
         }
-        let shared = self.shared.clone();
+        let cache = self.parts.cache.clone();
         let name = name.to_string();
         let bucket = self
             .shared
-            .run(async move { crate::cache::open(&shared, &name, options).await })
+            .run(async move { crate::cache::open(&cache, &name, options).await })
             .await?;
-        Ok(Cache::new(self.shared.clone(), bucket, self.guard.clone()))
+        Ok(Cache::new(
+            self.parts.cache.clone(),
+            bucket,
+            self.guard.clone(),
+        ))
     }
 
     /// The transfer API: send files and bytes to peers, verified and resumable.
@@ -334,14 +315,14 @@ impl Node {
             return Err(Error::closed());
         }
         Ok(crate::transfer::Transfer::new(
-            self.shared.clone(),
+            self.parts.transfers.clone(),
             self.guard.clone(),
         ))
     }
 
     /// The cache buckets this node knows (its own and those learned from peers), by name.
     pub fn caches(&self) -> Vec<(String, CacheOptions)> {
-        crate::cache::known(&self.shared)
+        crate::cache::known(&self.parts.cache)
     }
 
     /// The handle of the node's own tokio runtime. Bindings use it to drive futures to
@@ -363,7 +344,8 @@ impl Node {
             return Ok(());
         }
         let shared = self.shared.clone();
-        let _ = self.shared.run(farewell(shared)).await;
+        let membership = self.parts.membership.clone();
+        let _ = self.shared.run(farewell(shared, membership)).await;
         let Some(waiter) = self.stop_runtime() else {
             return Ok(());
         };
@@ -385,8 +367,9 @@ impl Node {
         }
         let (tx, rx) = std::sync::mpsc::channel();
         let shared = self.shared.clone();
+        let membership = self.parts.membership.clone();
         self.shared.runtime.handle().spawn(async move {
-            let _ = farewell(shared).await;
+            let _ = farewell(shared, membership).await;
             let _ = tx.send(());
         });
         if rx.recv_timeout(CLOSE_GRACE * 3).is_err() {
@@ -402,19 +385,15 @@ impl Node {
     /// Clears the tables and stops the runtime on a helper thread, which it returns.
     fn stop_runtime(&self) -> Option<std::thread::JoinHandle<()>> {
         begin_shutdown(&self.shared);
-        self.shared.channels.clear();
-        self.shared.transfers.clear_handler();
-        self.shared.pool.clear();
+        clear_tables(&self.shared);
         info!(node = %self.shared.id.short(), "node shut down");
         self.shared.runtime.shutdown()
     }
 }
 
 /// Leaves the cluster, closes every connection, and gives peers a moment to see it.
-async fn farewell(shared: Arc<Shared>) -> Result<()> {
-    if let Ok(m) = shared.membership() {
-        m.leave(CLOSE_GRACE).await;
-    }
+async fn farewell(shared: Arc<Shared>, membership: Arc<Membership>) -> Result<()> {
+    membership.leave(CLOSE_GRACE).await;
     goodbye::say(&shared, CLOSE_GRACE).await;
     let endpoint = shared.endpoint().ok();
     begin_shutdown(&shared);
@@ -427,6 +406,50 @@ async fn farewell(shared: Arc<Shared>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+impl NodeBuilder {
+    /// Starts the node: creates its runtime, identity and endpoint.
+    pub async fn start(self) -> Result<Node> {
+        Node::start(self.into_config()).await
+    }
+
+    /// Starts the node from a thread that is not inside an async runtime.
+    pub fn start_blocking(self) -> Result<Node> {
+        Node::start_blocking(self.into_config())
+    }
+}
+
+impl Parts {
+    /// Constructs the services on `shared` and registers what each serves (request
+    /// frames, whole streams) and does at shutdown, in the order shutdown runs them.
+    fn wire(shared: &Arc<Shared>, membership: Arc<Membership>) -> Parts {
+        let channels = ChannelService::new(shared.clone());
+        let blocks = BlocksService::new(shared.clone());
+        let cache = CacheService::new(shared.clone());
+        // Fetches serve published content, and blocks by their id.
+        let transfers = TransferService::new(
+            shared.clone(),
+            shared.config.inbox_dir.clone(),
+            Some(blocks.clone()),
+        );
+        let services = &shared.services;
+        services.serve(Kind::Channel, channels.clone());
+        services.serve(Kind::Membership, membership.clone());
+        services.serve(Kind::Blocks, blocks.clone());
+        services.serve(Kind::Cache, cache.clone());
+        services.take_streams(Kind::Transfer, transfers.clone());
+        services.take_streams(Kind::Fetch, transfers.clone());
+        services.on_shutdown(channels.clone());
+        services.on_shutdown(transfers.clone());
+        Parts {
+            membership,
+            channels,
+            blocks,
+            cache,
+            transfers,
+        }
+    }
 }
 
 /// Logs who this node lets in: protected mode, open, or a (weak?) secret.

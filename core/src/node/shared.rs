@@ -1,29 +1,27 @@
-//! State shared by the node handle and every task the node runs.
+//! The runtime core every service runs on: identity, configuration, the runtime, the
+//! connection pool, the cancel token, the memory quota, the membership view and the
+//! registry of services. It names no service: each service owns its state and holds an
+//! `Arc<Shared>` for the rest.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::blocks::id::BlockId;
-use crate::blocks::store::BlockStore;
-use crate::cache::state::CacheState;
-use crate::channel::registry::ChannelRegistry;
 use crate::datadir::DataDirLock;
-use crate::discovery::mdns::Mdns;
 use crate::error::{Error, Result};
 use crate::identity::{Keypair, NodeId};
-use crate::membership::Membership;
 use crate::memory::MemoryBudget;
 use crate::node::config::NodeConfig;
+use crate::node::members::Members;
 use crate::node::runtime::{NodeRuntime, RunFuture};
+use crate::service::Services;
 use crate::transport::endpoint::ServeBudget;
 use crate::transport::handshake::LocalHello;
 use crate::transport::pool::Pool;
 use crate::wire::codec::FrameLimits;
 
-/// The node's state. Tasks hold an `Arc<Shared>`; the runtime shutdown drops them.
+/// The node's runtime state. Tasks hold an `Arc<Shared>`; the runtime shutdown drops them.
 #[derive(Debug)]
 pub struct Shared {
     /// Our identity.
@@ -40,21 +38,15 @@ pub struct Shared {
     pub runtime: NodeRuntime,
     /// Connections by peer.
     pub pool: Pool,
-    /// Channels by name.
-    pub channels: ChannelRegistry,
     /// Cancelled when shutdown begins.
     pub cancel: CancellationToken,
     /// The RAM this node lends (`memory_quota`), shared by blocks and cache.
     pub budget: Arc<MemoryBudget>,
-    /// The replicated cache's buckets and routing.
-    pub cache: CacheState,
-    /// Incoming transfers: offer handler, inbox, deliveries.
-    pub transfers: crate::transfer::TransferState,
-    blocks: Mutex<BlockStore>,
-    placed: Mutex<HashMap<BlockId, NodeId>>,
+    /// The membership view (published by the membership service).
+    pub members: Members,
+    /// The services' handlers of incoming streams and their shutdown steps.
+    pub services: Services,
     endpoint: RwLock<Option<quinn::Endpoint>>,
-    mdns: std::sync::Mutex<Option<Mdns>>,
-    membership: std::sync::OnceLock<Membership>,
     data_dir_lock: Mutex<Option<DataDirLock>>,
     /// What every peer's service streams may hold on this node (see `node::connect`).
     pub(crate) serve: std::sync::OnceLock<Arc<ServeBudget>>,
@@ -72,11 +64,9 @@ impl Shared {
     ) -> Arc<Self> {
         let budget = Arc::new(MemoryBudget::new(config.memory_quota));
         Arc::new(Self {
-            blocks: Mutex::new(BlockStore::new(budget.clone())),
-            placed: Mutex::new(HashMap::new()),
             budget,
-            cache: CacheState::new(key.node_id()),
-            transfers: crate::transfer::TransferState::new(config.inbox_dir.clone()),
+            members: Members::default(),
+            services: Services::default(),
             id: key.node_id(),
             key,
             config,
@@ -84,24 +74,11 @@ impl Shared {
             local_addr,
             runtime,
             pool: Pool::default(),
-            channels: ChannelRegistry::default(),
             cancel: CancellationToken::new(),
             endpoint: RwLock::new(Some(endpoint)),
-            mdns: std::sync::Mutex::new(None),
-            membership: std::sync::OnceLock::new(),
             data_dir_lock: Mutex::new(None),
             serve: std::sync::OnceLock::new(),
         })
-    }
-
-    /// The blocks held in this node's RAM.
-    pub fn blocks(&self) -> MutexGuard<'_, BlockStore> {
-        self.blocks.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Where the blocks this node put on peers (or found on them) live.
-    pub fn placed_blocks(&self) -> MutexGuard<'_, HashMap<BlockId, NodeId>> {
-        self.placed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The endpoint, or `Closed` once shutdown has begun.
@@ -121,21 +98,6 @@ impl Shared {
             .take()
     }
 
-    /// Installs the membership service (once, at start).
-    pub fn set_membership(&self, m: Membership) {
-        let _ = self.membership.set(m);
-    }
-
-    /// The membership service, or `Closed` if it is not running.
-    pub fn membership(&self) -> Result<&Membership> {
-        self.membership.get().ok_or_else(Error::closed)
-    }
-
-    /// Keeps the running mDNS service (stopped at shutdown).
-    pub fn set_mdns(&self, mdns: Mdns) {
-        *self.mdns.lock().unwrap_or_else(|p| p.into_inner()) = Some(mdns);
-    }
-
     /// Holds the data dir's lock for as long as the node runs.
     pub fn hold_data_dir(&self, lock: Option<DataDirLock>) {
         *self.data_dir_lock.lock().unwrap_or_else(|p| p.into_inner()) = lock;
@@ -148,11 +110,6 @@ impl Shared {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-    }
-
-    /// Removes the mDNS service, if any.
-    pub fn take_mdns(&self) -> Option<Mdns> {
-        self.mdns.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// Frame limits for service traffic.

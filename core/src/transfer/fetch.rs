@@ -12,7 +12,6 @@ use tracing::debug;
 use crate::error::{Error, ErrorKind, Result};
 use crate::identity::NodeId;
 use crate::node::connect::connection;
-use crate::node::shared::Shared;
 use crate::transfer::error::TransferError;
 use crate::transfer::limits::check_receive_chunk_size;
 use crate::transfer::messages::{Answer, Found};
@@ -20,6 +19,7 @@ use crate::transfer::partials::partial_key;
 use crate::transfer::progress::Reporter;
 use crate::transfer::receive::{accept, check_name, take_chunks};
 use crate::transfer::send::{stream, Streaming};
+use crate::transfer::service::TransferService;
 use crate::transfer::sink::{complete, open_sink};
 use crate::transfer::source::{Prepared, Reader};
 use crate::transfer::verify::{Verifier, DEFAULT_CHUNK_SIZE};
@@ -40,15 +40,15 @@ pub(crate) fn parse_id(id: &str) -> Result<[u8; 32]> {
 }
 
 /// What this node serves under `id`: published content, else a block it holds.
-async fn lookup(shared: &Shared, id: &[u8; 32]) -> Result<Option<(String, Prepared)>> {
+async fn lookup(shared: &TransferService, id: &[u8; 32]) -> Result<Option<(String, Prepared)>> {
     if let Some(found) = shared.transfers.published(id) {
         return Ok(Some(found));
     }
-    let block = crate::blocks::BlockId::from_digest(*id);
-    let Some(data) = shared.blocks().get(&block) else {
+    let Some(data) = shared.content(id) else {
         return Ok(None);
     };
-    let name = format!("block-{}", &block.to_string()[7..19]);
+    // A block's name: the first 12 hex digits of its id (`blake3:<hex>`).
+    let name = format!("block-{}", &data_encoding::HEXLOWER.encode(id)[..12]);
     Ok(Some((name, Prepared::new(&Source::Bytes(data)).await?)))
 }
 
@@ -57,7 +57,7 @@ async fn lookup(shared: &Shared, id: &[u8; 32]) -> Result<Option<(String, Prepar
 ///
 /// [`MAX_SERVED_PER_PEER`]: crate::transfer::limits::MAX_SERVED_PER_PEER
 pub(crate) async fn serve(
-    shared: Arc<Shared>,
+    shared: Arc<TransferService>,
     from: NodeId,
     id: [u8; 32],
     mut send: quinn::SendStream,
@@ -124,14 +124,14 @@ pub(crate) async fn within<T>(
 
 /// Fetches `id` from `peer` into `into` (a file path, or memory when `None`).
 pub(crate) async fn fetch(
-    shared: &Arc<Shared>,
+    shared: &Arc<TransferService>,
     id: [u8; 32],
     peer: NodeId,
     into: Option<PathBuf>,
 ) -> Result<Received> {
     let idle = shared.transfers.idle();
     let limits = FrameLimits::with_body(DEFAULT_CHUNK_SIZE as usize);
-    let conn = connection(shared, peer).await?;
+    let conn = connection(&shared.node, peer).await?;
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| connection_error(&e))?;
     let header = StreamHeader::new(Service::Fetch { id });
     within(idle, write_frame(&mut send, &header, &[], limits)).await?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::node::shared::Shared;
+use crate::transfer::service::TransferService;
 use crate::transfer::Transfer;
 
 /// The state of the hooks, held by the node's transfer state.
@@ -48,7 +48,7 @@ impl Transfer {
 
 /// The hook of [`Transfer::corrupt_chunk_once_for_tests`], applied to chunk `index` on its
 /// way out: returns `data`, damaged if the hook asks for this chunk (the hook is then spent).
-pub(crate) fn damaged(shared: &Shared, index: u64, data: Bytes) -> Bytes {
+pub(crate) fn damaged(shared: &TransferService, index: u64, data: Bytes) -> Bytes {
     let hook = &shared.transfers.hooks.corrupt_chunk;
     if data.is_empty()
         || hook

@@ -21,6 +21,7 @@ pub(crate) mod partials;
 pub(crate) mod progress;
 pub(crate) mod receive;
 pub(crate) mod send;
+pub(crate) mod service;
 pub(crate) mod sink;
 pub(crate) mod slots;
 pub(crate) mod source;
@@ -39,8 +40,8 @@ use tokio::sync::broadcast;
 
 use crate::error::{Error, Result};
 use crate::identity::NodeId;
-use crate::node::shared::Shared;
-use crate::node::Guard;
+use crate::node::guard::Guard;
+use crate::transfer::service::TransferService;
 pub use error::TransferError;
 
 /// What to send.
@@ -152,7 +153,10 @@ pub struct Progress {
 /// `Fn(Offer) -> impl Future<Output = Destination>`.
 pub trait OfferHandler: Send + Sync + 'static {
     /// Where the content of `offer` goes.
-    fn decide(&self, offer: Offer) -> crate::channel::handler::BoxFuture<Destination>;
+    fn decide(
+        &self,
+        offer: Offer,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Destination> + Send + 'static>>;
 }
 
 impl<F, Fut> OfferHandler for F
@@ -160,7 +164,10 @@ where
     F: Fn(Offer) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Destination> + Send + 'static,
 {
-    fn decide(&self, offer: Offer) -> crate::channel::handler::BoxFuture<Destination> {
+    fn decide(
+        &self,
+        offer: Offer,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Destination> + Send + 'static>> {
         Box::pin(self(offer))
     }
 }
@@ -296,7 +303,7 @@ impl TransferState {
 /// The transfer API of a node (`node.transfer()`).
 #[derive(Clone)]
 pub struct Transfer {
-    shared: Arc<Shared>,
+    shared: Arc<TransferService>,
     _guard: Arc<Guard>,
 }
 
@@ -309,7 +316,7 @@ impl std::fmt::Debug for Transfer {
 }
 
 impl Transfer {
-    pub(crate) fn new(shared: Arc<Shared>, guard: Arc<Guard>) -> Self {
+    pub(crate) fn new(shared: Arc<TransferService>, guard: Arc<Guard>) -> Self {
         Self {
             shared,
             _guard: guard,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::identity::NodeId;
-use crate::node::shared::Shared;
+use crate::transfer::service::TransferService;
 use crate::transfer::{Direction, Progress};
 
 /// Least interval between two progress events of one transfer.
@@ -13,7 +13,7 @@ pub const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
 /// Emits the progress of one transfer on the node's progress channel.
 pub(crate) struct Reporter<'a> {
-    shared: &'a Arc<Shared>,
+    shared: &'a Arc<TransferService>,
     peer: NodeId,
     name: &'a str,
     total: u64,
@@ -25,7 +25,7 @@ pub(crate) struct Reporter<'a> {
 impl<'a> Reporter<'a> {
     /// A reporter for `total` bytes of `name` exchanged with `peer`.
     pub(crate) fn new(
-        shared: &'a Arc<Shared>,
+        shared: &'a Arc<TransferService>,
         peer: NodeId,
         name: &'a str,
         total: u64,

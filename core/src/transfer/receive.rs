@@ -10,12 +10,12 @@ use tracing::debug;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::identity::NodeId;
-use crate::node::shared::Shared;
 use crate::transfer::error::TransferError;
 use crate::transfer::limits::{check_receive_chunk_size, MAX_RECEIVE_CHUNK_SIZE};
 use crate::transfer::messages::{Answer, Part, Resume};
 use crate::transfer::partials::partial_key;
 use crate::transfer::progress::Reporter;
+use crate::transfer::service::TransferService;
 use crate::transfer::sink::{complete, open_sink, FileOut, Sink};
 use crate::transfer::verify::{ChunkHeader, Verifier};
 use crate::transfer::{Destination, Direction, Offer, Received};
@@ -26,7 +26,7 @@ use crate::wire::Reply;
 
 /// Serves a transfer stream opened by `from`.
 pub(crate) async fn serve(
-    shared: Arc<Shared>,
+    shared: Arc<TransferService>,
     from: NodeId,
     offer: TransferOffer,
     mut send: quinn::SendStream,
@@ -81,7 +81,7 @@ pub(crate) fn accept(verifier: &Verifier) -> Answer {
 }
 
 async fn receive(
-    shared: &Arc<Shared>,
+    shared: &Arc<TransferService>,
     from: NodeId,
     offer: &TransferOffer,
     send: &mut quinn::SendStream,

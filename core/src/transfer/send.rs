@@ -11,11 +11,11 @@ use tracing::debug;
 use crate::error::{Error, ErrorKind, Result};
 use crate::identity::NodeId;
 use crate::node::connect::connection;
-use crate::node::shared::Shared;
 use crate::transfer::error::TransferError;
 use crate::transfer::fetch::within;
 use crate::transfer::messages::{Answer, Part, Resume};
 use crate::transfer::progress::Reporter;
+use crate::transfer::service::TransferService;
 use crate::transfer::stack::{check_resume_point, TreeStack};
 use crate::transfer::tree::chunk_count;
 use crate::transfer::verify::{ChunkHeader, DEFAULT_CHUNK_SIZE};
@@ -35,7 +35,7 @@ const ATTEMPTS: u32 = 3;
 /// Sends `source` to `peer` and returns the outcome. A chunk the receiver finds corrupted
 /// is sent again (the next attempt resumes after the verified chunks).
 pub(crate) async fn send_to(
-    shared: &Arc<Shared>,
+    shared: &Arc<TransferService>,
     source: &Prepared,
     peer: NodeId,
 ) -> TransferResult {
@@ -70,7 +70,7 @@ pub(crate) async fn send_to(
 }
 
 async fn attempt(
-    shared: &Arc<Shared>,
+    shared: &Arc<TransferService>,
     source: &Prepared,
     peer: NodeId,
     sent: &mut u64,
@@ -86,7 +86,7 @@ async fn attempt(
         chunk_size,
     };
     let limits = FrameLimits::with_body(chunk_size as usize);
-    let conn = connection(shared, peer).await?;
+    let conn = connection(&shared.node, peer).await?;
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| connection_error(&e))?;
     let header = StreamHeader::new(Service::Transfer(offer));
     within(idle, write_frame(&mut send, &header, &[], limits)).await?;
@@ -168,7 +168,7 @@ pub(crate) struct Streaming<'a> {
 /// digest: a source that changed is caught, never completed with the receiver's old
 /// part. Progress events go out on the way.
 pub(crate) async fn stream(
-    shared: &Arc<Shared>,
+    shared: &Arc<TransferService>,
     reader: Reader,
     what: Streaming<'_>,
     send: &mut quinn::SendStream,

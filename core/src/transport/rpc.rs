@@ -33,7 +33,7 @@ pub async fn call(
     // the peer's reply says why, so prefer it.
     let reply = read_frame::<Reply>(&mut recv, limits).await;
     if reply.is_ok() {
-        crate::node::connect::finish_reading(&mut recv).await;
+        finish_reading(&mut recv).await;
     }
     match (written, reply) {
         (_, Ok(frame)) => {
@@ -46,6 +46,11 @@ pub async fn call(
         (Err(write_err), Err(_)) => Err(write_err),
         (Ok(()), Err(read_err)) => Err(read_err),
     }
+}
+
+/// Waits briefly for the end of a stream whose one frame has been read.
+pub async fn finish_reading(recv: &mut quinn::RecvStream) {
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), recv.read_to_end(0)).await;
 }
 
 /// `message`, cut to at most [`MAX_ERROR_MESSAGE`] bytes on a character boundary.

@@ -1,0 +1,59 @@
+//! The cache service on a node: the runtime it runs on and the buckets and routing it
+//! owns.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::cache::serve;
+use crate::cache::state::CacheState;
+use crate::error::{Error, Result};
+use crate::identity::NodeId;
+use crate::node::shared::Shared;
+use crate::service::{BoxFuture, FrameHandler};
+use crate::wire::Service;
+
+/// The cache service: the node's runtime plus the cache's buckets and routing. Derefs to
+/// the runtime ([`Shared`]).
+#[derive(Debug)]
+pub struct CacheService {
+    /// The runtime every service runs on.
+    pub(crate) node: Arc<Shared>,
+    /// The replicated cache's buckets and routing.
+    pub cache: CacheState,
+}
+
+impl CacheService {
+    /// The cache service of the node `node`.
+    pub(crate) fn new(node: Arc<Shared>) -> Arc<Self> {
+        Arc::new(Self {
+            cache: CacheState::new(node.id),
+            node,
+        })
+    }
+}
+
+impl Deref for CacheService {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.node
+    }
+}
+
+impl FrameHandler for CacheService {
+    fn handle(
+        self: Arc<Self>,
+        from: NodeId,
+        service: Service,
+        body: Bytes,
+    ) -> BoxFuture<'static, Result<Bytes>> {
+        Box::pin(async move {
+            match service {
+                Service::Cache => serve::handle(&self, from, body).await,
+                _ => Err(Error::invalid("not a cache frame")),
+            }
+        })
+    }
+}

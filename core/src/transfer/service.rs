@@ -1,0 +1,87 @@
+//! The transfer service on a node: the runtime it runs on, its receiving state, and the
+//! content another service lends it to serve fetches from (blocks, by id).
+
+use std::ops::Deref;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::identity::NodeId;
+use crate::node::shared::Shared;
+use crate::service::{BoxFuture, Content, Shutdown, StreamHandler};
+use crate::transfer::{fetch, receive, TransferState};
+use crate::wire::Service;
+
+/// The transfer service: the node's runtime plus its transfers. Derefs to the runtime
+/// ([`Shared`]).
+pub struct TransferService {
+    /// The runtime every service runs on.
+    pub(crate) node: Arc<Shared>,
+    /// Incoming transfers: offer handler, inbox, deliveries.
+    pub(crate) transfers: TransferState,
+    /// Content held by other services that a fetch may ask for by its hash.
+    content: Option<Arc<dyn Content>>,
+}
+
+impl std::fmt::Debug for TransferService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransferService")
+            .field("node", &self.node.id)
+            .field("transfers", &self.transfers)
+            .finish()
+    }
+}
+
+impl TransferService {
+    /// The transfer service of the node `node`, delivering into `inbox` when no offer
+    /// handler is set, and serving fetches of `content` too.
+    pub(crate) fn new(
+        node: Arc<Shared>,
+        inbox: Option<PathBuf>,
+        content: Option<Arc<dyn Content>>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            node,
+            transfers: TransferState::new(inbox),
+            content,
+        })
+    }
+
+    /// Content another service holds under the BLAKE3 hash `id`.
+    pub(crate) fn content(&self, id: &[u8; 32]) -> Option<Bytes> {
+        self.content.as_ref()?.by_digest(id)
+    }
+}
+
+impl Deref for TransferService {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.node
+    }
+}
+
+impl StreamHandler for TransferService {
+    fn serve(
+        self: Arc<Self>,
+        from: NodeId,
+        service: Service,
+        send: quinn::SendStream,
+        recv: quinn::RecvStream,
+    ) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            match service {
+                Service::Transfer(offer) => receive::serve(self, from, offer, send, recv).await,
+                Service::Fetch { id } => fetch::serve(self, from, id, send, recv).await,
+                _ => {}
+            }
+        })
+    }
+}
+
+impl Shutdown for TransferService {
+    fn release(&self) {
+        self.transfers.clear_handler();
+    }
+}
