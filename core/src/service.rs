@@ -13,10 +13,28 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 
-use crate::error::{Error, Result};
+use crate::error::{Classify, Error, ErrorKind, Result};
 use crate::identity::NodeId;
 use crate::node::shared::Shared;
 use crate::wire::Service;
+
+/// A frame that reached the wrong place (a peer's bug or a hostile frame).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// A handler was given a frame of another service.
+    #[error("not a {0} frame")]
+    NotMine(&'static str),
+    /// A transfer offer came as a request frame instead of on a stream of its own.
+    #[error("a transfer offer must open its own stream")]
+    OfferOnFrame,
+}
+
+impl Classify for ServiceError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::InvalidInput
+    }
+}
 
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -183,9 +201,7 @@ pub async fn handle(
     match kind {
         Kind::Goodbye => crate::node::goodbye::receive(shared, from),
         // Transfers never reach here: `serve_stream` hands their stream over whole.
-        Kind::Transfer | Kind::Fetch => {
-            Err(Error::invalid("a transfer offer must open its own stream"))
-        }
+        Kind::Transfer | Kind::Fetch => Err(ServiceError::OfferOnFrame.into()),
         _ => match shared.services.frame_handler(kind) {
             Some(handler) => handler.handle(from, service, body).await,
             None => Err(Error::closed()),

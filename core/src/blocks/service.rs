@@ -10,10 +10,10 @@ use bytes::Bytes;
 use crate::blocks::id::BlockId;
 use crate::blocks::serve;
 use crate::blocks::store::BlockStore;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::identity::NodeId;
 use crate::node::shared::Shared;
-use crate::service::{BoxFuture, Content, FrameHandler};
+use crate::service::{BoxFuture, Content, FrameHandler, ServiceError};
 use crate::wire::Service;
 
 /// The blocks service: the node's runtime plus the blocks held in its RAM. Derefs to the
@@ -65,7 +65,7 @@ impl FrameHandler for BlocksService {
         Box::pin(async move {
             match service {
                 Service::Blocks { op } => serve::handle(&self, from, op, body).await,
-                _ => Err(Error::invalid("not a blocks frame")),
+                _ => Err(ServiceError::NotMine("blocks").into()),
             }
         })
     }

@@ -8,10 +8,10 @@ use bytes::Bytes;
 
 use crate::cache::serve;
 use crate::cache::state::CacheState;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::identity::NodeId;
 use crate::node::shared::Shared;
-use crate::service::{BoxFuture, FrameHandler};
+use crate::service::{BoxFuture, FrameHandler, ServiceError};
 use crate::wire::Service;
 
 /// The cache service: the node's runtime plus the cache's buckets and routing. Derefs to
@@ -52,7 +52,7 @@ impl FrameHandler for CacheService {
         Box::pin(async move {
             match service {
                 Service::Cache => serve::handle(&self, from, body).await,
-                _ => Err(Error::invalid("not a cache frame")),
+                _ => Err(ServiceError::NotMine("cache").into()),
             }
         })
     }

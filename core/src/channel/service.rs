@@ -7,10 +7,10 @@ use bytes::Bytes;
 
 use crate::channel::registry::ChannelRegistry;
 use crate::channel::serve;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::identity::NodeId;
 use crate::node::shared::Shared;
-use crate::service::{BoxFuture, FrameHandler, Shutdown};
+use crate::service::{BoxFuture, FrameHandler, ServiceError, Shutdown};
 use crate::wire::Service;
 
 /// The channel service: the node's runtime plus its channels by name. Derefs to the
@@ -51,7 +51,7 @@ impl FrameHandler for ChannelService {
         Box::pin(async move {
             match service {
                 Service::Channel { name, op } => serve::handle(&self, from, &name, op, body).await,
-                _ => Err(Error::invalid("not a channel frame")),
+                _ => Err(ServiceError::NotMine("channel").into()),
             }
         })
     }

@@ -15,7 +15,7 @@ use crate::membership::handle::Membership;
 use crate::membership::member::MemberId;
 use crate::node::connect::{connection, connection_within};
 use crate::node::shared::Shared;
-use crate::service::{BoxFuture, FrameHandler};
+use crate::service::{BoxFuture, FrameHandler, ServiceError};
 use crate::transport::rpc::call;
 use crate::wire::codec::encode_bulk;
 use crate::wire::messages::MembershipOp;
@@ -92,7 +92,7 @@ impl FrameHandler for Membership {
         Box::pin(async move {
             match service {
                 Service::Membership { op } => serve(&self, from, op, body).await,
-                _ => Err(Error::invalid("not a membership frame")),
+                _ => Err(ServiceError::NotMine("membership").into()),
             }
         })
     }

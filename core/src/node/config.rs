@@ -60,6 +60,18 @@ pub enum ConfigError {
         /// The value given.
         got: Duration,
     },
+    /// An address that is neither `ip:port` nor a name that resolves (the resolver's
+    /// error is the source).
+    #[error("invalid address {addr:?}: {source}")]
+    BadAddress {
+        /// The address given.
+        addr: String,
+        /// Why it could not be resolved.
+        source: std::io::Error,
+    },
+    /// A name that resolved to no address.
+    #[error("address {0:?} resolved to nothing")]
+    Unresolved(String),
     /// A congestion controller name that is none of the known ones.
     #[error("congestion must be \"cubic\", \"newreno\" or \"bbr\", got {0:?}")]
     Congestion(String),

@@ -26,7 +26,7 @@ use crate::channel::service::ChannelService;
 use crate::channel::Channel;
 use crate::datadir::DataDirLock;
 use crate::discovery::mdns::{self, Mdns};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::identity::{Keypair, NodeId};
 use crate::membership::events::Events;
 use crate::membership::Membership;
@@ -35,10 +35,11 @@ use crate::service::Kind;
 use crate::transfer::service::TransferService;
 use crate::transport::auth::ClusterKey;
 use crate::transport::endpoint::make_endpoint;
-use crate::transport::handshake::LocalHello;
+use crate::transport::handshake::{HandshakeError, LocalHello};
+use config::ConfigError;
 pub use config::{NodeBuilder, NodeConfig};
 use guard::{begin_shutdown, clear_tables, Guard};
-use runtime::NodeRuntime;
+use runtime::{NodeRuntime, TaskPanicked};
 use shared::Shared;
 
 /// How long shutdown waits for peers to acknowledge the connection close.
@@ -82,9 +83,12 @@ pub fn parse_addr(addr: &str) -> Result<SocketAddr> {
         return Ok(a);
     }
     addr.to_socket_addrs()
-        .map_err(|e| Error::invalid(format!("invalid address {addr:?}: {e}")))?
+        .map_err(|source| ConfigError::BadAddress {
+            addr: addr.to_string(),
+            source,
+        })?
         .next()
-        .ok_or_else(|| Error::invalid(format!("address {addr:?} resolved to nothing")))
+        .ok_or_else(|| ConfigError::Unresolved(addr.to_string()).into())
 }
 
 impl Node {
@@ -124,7 +128,7 @@ impl Node {
         let cluster = handle
             .spawn_blocking(move || ClusterKey::derive(secret.as_deref()))
             .await
-            .map_err(|e| Error::internal(format!("deriving the cluster key: {e}")))??
+            .map_err(|e| Error::from(TaskPanicked(e)).context("deriving the cluster key"))??
             .with_open(config.open);
         announce_policy(&config, &cluster);
         let tuning = config.tuning.clone();
@@ -133,7 +137,7 @@ impl Node {
         let endpoint = handle
             .spawn(async move { make_endpoint(&endpoint_key, listen, &tuning) })
             .await
-            .map_err(|e| Error::internal(format!("starting endpoint: {e}")))??;
+            .map_err(|e| Error::from(TaskPanicked(e)).context("starting the endpoint"))??;
         let local_addr = endpoint
             .local_addr()
             .map_err(|e| Error::from(e).context("reading the bound address"))?;
@@ -235,7 +239,7 @@ impl Node {
     /// Refuses, before any packet is sent, an address protected mode does not dial.
     fn admits(&self, addr: SocketAddr) -> Result<()> {
         match self.shared.hello.key.refusal(addr.ip()) {
-            Some(why) => Err(Error::new(ErrorKind::Unauthorized, why)),
+            Some(why) => Err(HandshakeError::Refused(why).into()),
             None => Ok(()),
         }
     }
