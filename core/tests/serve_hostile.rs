@@ -13,8 +13,8 @@ use std::time::Duration;
 use common::*;
 use memmesh::channel::queue::{message_cost, CHANNEL_QUEUE_BYTES};
 use memmesh::transport::tuning::{
-    MAX_PENDING_HANDSHAKES, MAX_PENDING_HANDSHAKES_PER_SOURCE, MAX_STREAMS_PER_NODE,
-    MAX_STREAMS_PER_PEER,
+    MAX_INBOUND_CONNECTIONS_PER_SOURCE, MAX_PENDING_HANDSHAKES, MAX_PENDING_HANDSHAKES_PER_SOURCE,
+    MAX_STREAMS_PER_NODE, MAX_STREAMS_PER_PEER,
 };
 use memmesh::{ErrorKind, Keypair};
 use serve::*;
@@ -242,6 +242,48 @@ async fn unfinished_handshakes_are_capped_and_dropped_after_the_timeout() {
     for n in [target, real, again, late] {
         n.shutdown().await.unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_connections_from_one_source_are_capped() {
+    let target = node("target").await;
+    echo(&target, "echo");
+    let to = target.addr();
+    // One address mints identities and keeps a connection open with each.
+    let mut held = Vec::new();
+    while held.len() < MAX_INBOUND_CONNECTIONS_PER_SOURCE {
+        let batch = (MAX_INBOUND_CONNECTIONS_PER_SOURCE - held.len()).min(16);
+        let batch = futures::future::join_all((0..batch).map(|_| RawPeer::connect(to, None))).await;
+        for raw in batch {
+            held.push(raw.expect("a connection within the per-source cap"));
+        }
+    }
+    // One more from that address is refused before any handshake work.
+    let refused = RawPeer::connect(to, None).await;
+    assert!(
+        refused.is_err(),
+        "a connection past the per-source cap was served"
+    );
+    // Another address is served meanwhile.
+    let real = builder("real").listen("127.0.0.2:0").start().await.unwrap();
+    let id = real.connect(&to.to_string()).await.unwrap();
+    let ch = real.channel("echo").unwrap();
+    assert_eq!(&ch.request(id, "hi", None).await.unwrap()[..], b"hi");
+    // A connection that closes gives its place back.
+    let gone = held.pop().unwrap();
+    gone.conn.close(0u32.into(), b"done");
+    let mut again = None;
+    let end = Instant::now() + Duration::from_secs(20);
+    while again.is_none() && Instant::now() < end {
+        again = RawPeer::connect(to, None).await.ok();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(again.is_some(), "a freed place was never given back");
+    for raw in held.into_iter().chain(again) {
+        raw.conn.close(0u32.into(), b"done");
+    }
+    target.shutdown().await.unwrap();
+    real.shutdown().await.unwrap();
 }
 
 fn id_of(node: &memmesh::Node) -> memmesh::NodeId {

@@ -11,7 +11,9 @@ use crate::error::{Classify, Error, ErrorKind, Result};
 use crate::identity::NodeId;
 use crate::node::shared::Shared;
 use crate::service;
-use crate::transport::endpoint::{HandshakeGate, PeerBudget, ServeBudget, StreamPermit};
+use crate::transport::endpoint::{
+    HandshakeGate, HandshakeTicket, PeerBudget, ServeBudget, StreamPermit,
+};
 use crate::transport::errors::{
     connect_error, connection_error, is_goodbye, CLOSE_PROTOCOL, CLOSE_REPLACED, STREAM_BUSY,
 };
@@ -151,7 +153,7 @@ async fn dial_within(
         return Err(PeerError::SelfDial { addr }.into());
     }
     let id = hello.id;
-    adopt(shared, conn.clone(), hello, Some(addr));
+    adopt(shared, conn.clone(), hello, Some(addr), None);
     Ok((id, conn))
 }
 
@@ -211,6 +213,7 @@ pub fn adopt(
     conn: quinn::Connection,
     hello: PeerHello,
     dialled: Option<SocketAddr>,
+    place: Option<HandshakeTicket>,
 ) {
     if let Some(old) = shared.pool.register(&hello, &conn, dialled) {
         let grace = shared
@@ -231,21 +234,32 @@ pub fn adopt(
     shared
         .runtime
         .handle()
-        .spawn(serve_connection(task_shared, hello.id, conn));
+        .spawn(serve_connection(task_shared, hello.id, conn, place));
 }
 
 /// Accepts inbound connections until the endpoint closes. At most `pending_handshakes`
 /// connections (`pending_handshakes_per_source` from one address) may be in their TLS +
-/// memmesh handshake at once, each for at most `handshake_timeout`; a connection beyond
-/// that is refused before any TLS work is done for it.
+/// memmesh handshake at once, each for at most `handshake_timeout`, and at most
+/// `inbound_connections` (`inbound_connections_per_source`) may be open at once; a
+/// connection beyond either is refused before any TLS work is done for it.
 pub async fn accept_loop(shared: Arc<Shared>, endpoint: quinn::Endpoint) {
     let limits = serve_budget(&shared).limits().clone();
     let gate = HandshakeGate::new(
         limits.pending_handshakes,
         limits.pending_handshakes_per_source,
     );
+    // The same counting, for connections open from their first packet until closed.
+    let open = HandshakeGate::new(
+        limits.inbound_connections,
+        limits.inbound_connections_per_source,
+    );
     while let Some(incoming) = endpoint.accept().await {
         let remote = incoming.remote_address();
+        let Some(place) = open.try_enter(remote.ip()) else {
+            debug!(%remote, "too many inbound connections open: inbound connection refused");
+            incoming.refuse();
+            continue;
+        };
         let Some(ticket) = gate.try_enter(remote.ip()) else {
             debug!(%remote, "too many handshakes in progress: inbound connection refused");
             incoming.refuse();
@@ -254,7 +268,6 @@ pub async fn accept_loop(shared: Arc<Shared>, endpoint: quinn::Endpoint) {
         let shared = shared.clone();
         let deadline = deadline_after(limits.handshake_timeout);
         tokio::spawn(async move {
-            let _ticket = ticket;
             let conn = match tokio::time::timeout_at(deadline, incoming).await {
                 Ok(Ok(conn)) => conn,
                 Ok(Err(e)) => {
@@ -267,7 +280,11 @@ pub async fn accept_loop(shared: Arc<Shared>, endpoint: quinn::Endpoint) {
                 }
             };
             match tokio::time::timeout_at(deadline, handshake::server(&conn, &shared.hello)).await {
-                Ok(Ok(hello)) => adopt(&shared, conn, hello, None),
+                Ok(Ok(hello)) => {
+                    drop(ticket);
+                    // Serving it keeps its place among the open connections until it ends.
+                    adopt(&shared, conn, hello, None, Some(place));
+                }
                 Ok(Err(e)) => debug!(%remote, error = %e.chain(), "inbound connection refused"),
                 Err(_) => {
                     debug!(%remote, "inbound memmesh handshake timed out");
@@ -281,7 +298,13 @@ pub async fn accept_loop(shared: Arc<Shared>, endpoint: quinn::Endpoint) {
 /// Serves the streams a peer opens on `conn` until it closes: at most `streams_per_peer`
 /// of this peer's streams at once (across its connections; further ones wait in QUIC),
 /// and a stream that would take the node past `streams_per_node` is refused at once.
-async fn serve_connection(shared: Arc<Shared>, peer: NodeId, conn: quinn::Connection) {
+async fn serve_connection(
+    shared: Arc<Shared>,
+    peer: NodeId,
+    conn: quinn::Connection,
+    place: Option<HandshakeTicket>,
+) {
+    let _place = place;
     let budget = serve_budget(&shared);
     let mine = budget.peer(peer);
     let bad_frames = Arc::new(AtomicU32::new(0));

@@ -161,6 +161,13 @@ pub const MAX_PENDING_HANDSHAKES: usize = 256;
 /// Default most inbound connections in their handshake at once from one source (an IPv4
 /// address, or an IPv6 /64).
 pub const MAX_PENDING_HANDSHAKES_PER_SOURCE: usize = 32;
+/// Default most inbound connections a node keeps open at once (authenticated ones; each
+/// holds QUIC state and a serving task). Membership admits at most 1024 members; the rest
+/// is room for clients and reconnections.
+pub const MAX_INBOUND_CONNECTIONS: usize = 2048;
+/// Default most inbound connections open at once from one source (an IPv4 address, or an
+/// IPv6 /64): a peer minting identities cannot take the whole node's room.
+pub const MAX_INBOUND_CONNECTIONS_PER_SOURCE: usize = 256;
 /// Longest an inbound connection may take to finish the TLS and memmesh handshakes (the
 /// node's `connect_timeout` when that is shorter); it is dropped after it.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -169,7 +176,8 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Defaults are the constants of this module. A stream over its peer's stream budget
 /// waits unaccepted (backpressure on that peer only); a stream over the node's, and a
 /// request frame over either byte budget, is refused with `QuotaExceeded`; an incoming
-/// connection over either handshake budget is refused before TLS.
+/// connection over either handshake budget, or over either budget of open inbound
+/// connections, is refused before TLS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServeLimits {
     /// Service streams served at once for one peer.
@@ -188,6 +196,10 @@ pub struct ServeLimits {
     pub pending_handshakes_per_source: usize,
     /// Deadline for an inbound handshake.
     pub handshake_timeout: Duration,
+    /// Inbound connections open at once (from the first packet until closed).
+    pub inbound_connections: usize,
+    /// Inbound connections open at once from one source.
+    pub inbound_connections_per_source: usize,
 }
 
 impl Default for ServeLimits {
@@ -201,6 +213,8 @@ impl Default for ServeLimits {
             pending_handshakes: MAX_PENDING_HANDSHAKES,
             pending_handshakes_per_source: MAX_PENDING_HANDSHAKES_PER_SOURCE,
             handshake_timeout: HANDSHAKE_TIMEOUT,
+            inbound_connections: MAX_INBOUND_CONNECTIONS,
+            inbound_connections_per_source: MAX_INBOUND_CONNECTIONS_PER_SOURCE,
         }
     }
 }
@@ -235,6 +249,10 @@ impl ServeLimits {
                 .pending_handshakes_per_source
                 .clamp(1, self.pending_handshakes.max(1)),
             handshake_timeout: self.handshake_timeout.min(connect_timeout),
+            inbound_connections: self.inbound_connections.max(1),
+            inbound_connections_per_source: self
+                .inbound_connections_per_source
+                .clamp(1, self.inbound_connections.max(1)),
         }
     }
 }
@@ -279,5 +297,17 @@ mod tests {
         assert_eq!(zero.streams_per_peer, 1);
         assert_eq!(zero.pending_handshakes, 1);
         assert_eq!(zero.pending_handshakes_per_source, 1);
+        let zero = ServeLimits {
+            inbound_connections: 0,
+            ..ServeLimits::default()
+        }
+        .effective(&tuning, 1, Duration::MAX, Duration::MAX);
+        assert_eq!(
+            (
+                zero.inbound_connections,
+                zero.inbound_connections_per_source
+            ),
+            (1, 1)
+        );
     }
 }
