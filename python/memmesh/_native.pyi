@@ -327,8 +327,8 @@ class CacheStats:
 
 @final
 class Cache:
-    """A cache bucket; methods doing I/O return a :class:`Pending` call (a local hit of
-    ``get`` is a call already done)."""
+    """A cache bucket; methods doing I/O return a :class:`Pending` call (``get``'s fast
+    path is :meth:`try_get_local`)."""
 
     @property
     def name(self) -> str: ...

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 # unasync: async-only
 import asyncio
-from typing import Callable, Generator, cast
+from typing import Callable, Generator
 
 # unasync: end
 import os
@@ -543,12 +543,10 @@ class Blocks:
         return repr(self._native)
 
 
-# unasync: async-only
 #: What ``try_get_local`` returns when this node cannot answer a read by itself.
 _REMOTE: Any = object()
 
 
-# unasync: end
 class Cache:
     """A replicated cache bucket, asyncio API: ``str`` keys, ``bytes`` values, durations
     in seconds.
@@ -580,12 +578,11 @@ class Cache:
 
     async def get(self, key: str) -> Optional[bytes]:
         """The value of ``key``, or ``None`` if it is absent or expired."""
-        # unasync: async-only
-        # Served from this node's replica without a trip through the loop, if it can.
-        local = self._native.try_get_local(key, _REMOTE)
+        # Served from this node's replica on this thread (no I/O, the GIL kept), if it
+        # can.
+        local: Optional[bytes] = self._native.try_get_local(key, _REMOTE)
         if local is not _REMOTE:
-            return cast(Optional[bytes], local)
-        # unasync: end
+            return local
         result: Optional[bytes] = await _call(self._native.get(key))
         return result
 

@@ -90,8 +90,6 @@ enum State {
     /// Not started: the work, and whether a blocking wait must run it as a task on the
     /// node runtime (work that needs the runtime's context).
     Ready(Work, bool),
-    /// Already answered (a local fast path): the result.
-    Done(Py<PyAny>),
     /// Started for asyncio: aborting the task cancels the work.
     Running(AbortHandle),
     /// Waited on, or its result taken.
@@ -126,14 +124,6 @@ impl Pending {
         T: Send + 'static,
     {
         Self::with(runtime, work, convert, true)
-    }
-
-    /// A call already answered with `value` (no I/O, no GIL release).
-    pub fn answered(runtime: &Handle, value: Py<PyAny>) -> Self {
-        Self {
-            state: Mutex::new(State::Done(value)),
-            runtime: runtime.clone(),
-        }
     }
 
     fn with<T, F>(runtime: &Handle, work: F, convert: Convert<T>, on_runtime: bool) -> Self
@@ -175,7 +165,6 @@ impl Pending {
         match self.take() {
             State::Ready(work, false) => wait(py, work)?(py),
             State::Ready(work, true) => wait(py, on_runtime(&self.runtime, work))?(py),
-            State::Done(value) => Ok(value),
             State::Running(_) | State::Taken => Err(used_twice(py)),
         }
     }
@@ -198,7 +187,6 @@ impl Pending {
                 *state = State::Running(task.abort_handle());
                 Ok(())
             }
-            State::Done(value) => resolve(future.bind(py), Ok(value)),
             State::Running(task) => {
                 *state = State::Running(task);
                 Err(used_twice(py))
@@ -221,7 +209,7 @@ impl Pending {
         let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         match &*state {
             State::Running(task) => task.is_finished(),
-            State::Done(_) | State::Taken => true,
+            State::Taken => true,
             State::Ready(..) => false,
         }
     }

@@ -4,10 +4,10 @@
 //!
 //! Keys are `str`, values `bytes`, durations seconds (`float`). Each operation
 //! returns a [`Pending`] call that the blocking API waits on (GIL released) and the
-//! asyncio API awaits (see `bridge.rs`), except `get`'s fast path: a hit this node can
-//! answer from its own replica ([`Cache::try_get_local`]) is a call already done, served
-//! on the caller's thread with the GIL held, without touching the node runtime or an
-//! event loop.
+//! asyncio API awaits (see `bridge.rs`). `get`'s fast path is `try_get_local`, which both
+//! APIs call first: a hit this node can answer from its own replica
+//! ([`Cache::try_get_local`]) is served on the caller's thread with the GIL held, without
+//! touching the node runtime or an event loop.
 
 use std::time::Duration;
 
@@ -236,16 +236,11 @@ impl PyCache {
         Ok(Pending::new(&self.runtime, work, to_none))
     }
 
-    /// The value of `key`, or `None`. A local hit is answered at once (the call is
-    /// already done: waiting on it does not release the GIL); anything else waits for
-    /// the node.
-    fn get(&self, py: Python<'_>, key: String) -> PyResult<Pending> {
-        if let Some(value) = self.cache.try_get_local(&key) {
-            return Ok(Pending::answered(&self.runtime, to_py(py, value)?));
-        }
+    /// The value of `key`, or `None` (the Python layer tries `try_get_local` first).
+    fn get(&self, key: String) -> Pending {
         let cache = self.cache.clone();
         let work = async move { cache.get(&key).await };
-        Ok(Pending::new(&self.runtime, work, to_py))
+        Pending::new(&self.runtime, work, to_py)
     }
 
     /// The value of `key` if this node can answer from its own replica (bytes, or `None`
