@@ -4,7 +4,6 @@ stream protocol and the node options."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 from typing import (
     Any,
@@ -50,13 +49,10 @@ T_co = TypeVar("T_co", covariant=True)
 
 class NativeStream(Protocol[T_co]):
     """A native event stream (``_native.Events``, ``ReceivedEvents``,
-    ``ProgressEvents``): ``next`` blocks, ``next_async`` resolves an asyncio future."""
+    ``ProgressEvents``): ``next`` returns the native call for the next event, which the
+    blocking API waits on and the asyncio API awaits."""
 
-    def next(self) -> T_co: ...
-
-    def next_async(
-        self, event_loop: asyncio.AbstractEventLoop, future: "asyncio.Future[Any]"
-    ) -> _native.Pending: ...
+    def next(self) -> _native.Pending[T_co]: ...
 
 
 def node_options(**options: Any) -> dict[str, Any]:

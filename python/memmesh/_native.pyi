@@ -1,7 +1,8 @@
 """Type stubs of the native extension ``memmesh._native`` (built from bindings/python).
 
 Use the typed wrappers :class:`memmesh.Node` and :class:`memmesh.aio.Node` instead of
-this module; its ``*_async`` methods are the plumbing of :mod:`memmesh.aio`.
+this module; its methods that do I/O return a :class:`Pending` call, which
+:mod:`memmesh` waits on and :mod:`memmesh.aio` awaits.
 """
 
 import asyncio
@@ -11,6 +12,7 @@ from typing import (
     Any,
     Callable,
     Final,
+    Generic,
     Iterable,
     Literal,
     Mapping,
@@ -60,6 +62,7 @@ _Data = Union[bytes, bytearray]
 _Target = Union[str, Sequence[str], None]
 _Entries = Union[Mapping[str, _Data], Iterable[tuple[str, _Data]]]
 _T = TypeVar("_T")
+_T_co = TypeVar("_T_co", covariant=True)
 _Path = Union[str, os.PathLike[str]]
 _Source = Union[bytes, bytearray, str, os.PathLike[str]]
 _Peers = Union[str, Sequence[str]]
@@ -144,22 +147,29 @@ class Event:
 class Events:
     """Membership events of a node."""
 
-    def next(self) -> Event: ...
-    def next_async(
-        self, event_loop: asyncio.AbstractEventLoop, future: "asyncio.Future[Event]"
-    ) -> Pending: ...
+    def next(self) -> Pending[Event]: ...
 
 @final
-class Pending:
-    """A call running in the node for an asyncio caller."""
+class Pending(Generic[_T_co]):
+    """One call into the node, not started yet (what every method doing I/O returns):
+    :meth:`wait` runs it with the GIL released (the blocking API), :meth:`start` runs it
+    on the node for an asyncio caller, who awaits ``future``."""
 
+    def wait(self) -> _T_co:
+        """Runs the call on this thread with the GIL released; Ctrl-C cancels it."""
+    def start(
+        self, event_loop: asyncio.AbstractEventLoop, future: "asyncio.Future[Any]"
+    ) -> None:
+        """Starts the call on the node; its result or exception resolves ``future``."""
     def cancel(self) -> None:
-        """Aborts the work."""
+        """Aborts the work of a started call."""
     def done(self) -> bool: ...
+    def __class_getitem__(cls, key: Any) -> Any:
+        """``Pending[T]`` in annotations."""
 
 @final
 class Node:
-    """A running node; blocking methods release the GIL while they wait."""
+    """A running node; methods doing I/O return a :class:`Pending` call."""
 
     def __new__(
         cls,
@@ -193,14 +203,7 @@ class Node:
     def cluster_tag(self) -> str: ...
     @property
     def closed(self) -> bool: ...
-    def connect(self, addr: str, id: Optional[str] = None) -> str: ...
-    def connect_async(
-        self,
-        event_loop: asyncio.AbstractEventLoop,
-        future: "asyncio.Future[str]",
-        addr: str,
-        id: Optional[str] = None,
-    ) -> Pending: ...
+    def connect(self, addr: str, id: Optional[str] = None) -> Pending[str]: ...
     def peers(self) -> list[PeerInfo]: ...
     @property
     def leader(self) -> str: ...
@@ -217,47 +220,19 @@ class Node:
         max_entries: Optional[int] = None,
         max_bytes: Optional[int] = None,
         replicas: Optional[int] = None,
-    ) -> Cache: ...
-    def cache_async(
-        self,
-        event_loop: asyncio.AbstractEventLoop,
-        future: "asyncio.Future[Cache]",
-        name: str,
-        ttl: Optional[float] = None,
-        max_entries: Optional[int] = None,
-        max_bytes: Optional[int] = None,
-        replicas: Optional[int] = None,
-    ) -> Pending: ...
+    ) -> Pending[Cache]: ...
     def caches(self) -> dict[str, CacheOptions]: ...
     def shutdown(self) -> None: ...
 
 @final
 class Channel:
-    """A named channel; blocking methods release the GIL while they wait."""
+    """A named channel; methods doing I/O return a :class:`Pending` call."""
 
     @property
     def name(self) -> str: ...
-    def send(self, data: _Data, to: _Target = None) -> int: ...
-    def send_async(
-        self,
-        event_loop: asyncio.AbstractEventLoop,
-        future: "asyncio.Future[int]",
-        data: _Data,
-        to: _Target = None,
-    ) -> Pending: ...
-    def request(self, peer: str, data: _Data, timeout: Optional[float] = None) -> bytes: ...
-    def request_async(
-        self,
-        event_loop: asyncio.AbstractEventLoop,
-        future: "asyncio.Future[bytes]",
-        peer: str,
-        data: _Data,
-        timeout: Optional[float] = None,
-    ) -> Pending: ...
-    def recv(self) -> Message: ...
-    def recv_async(
-        self, event_loop: asyncio.AbstractEventLoop, future: "asyncio.Future[Message]"
-    ) -> Pending: ...
+    def send(self, data: _Data, to: _Target = None) -> Pending[int]: ...
+    def request(self, peer: str, data: _Data, timeout: Optional[float] = None) -> Pending[bytes]: ...
+    def recv(self) -> Pending[Message]: ...
     def on_message(
         self,
         func: Callable[[Message], Any],
@@ -298,36 +273,12 @@ class NodeUsage:
 
 @final
 class Blocks:
-    """The blocks API of a node; blocking methods release the GIL while they wait."""
+    """The blocks API of a node; methods doing I/O return a :class:`Pending` call."""
 
-    def put(self, data: _Data, placement: str = "local") -> str: ...
-    def put_async(
-        self,
-        event_loop: asyncio.AbstractEventLoop,
-        future: "asyncio.Future[str]",
-        data: _Data,
-        placement: str = "local",
-    ) -> Pending: ...
-    def get(self, id: str) -> bytes: ...
-    def get_async(
-        self,
-        event_loop: asyncio.AbstractEventLoop,
-        future: "asyncio.Future[bytes]",
-        id: str,
-    ) -> Pending: ...
-    def free(self, id: str) -> None: ...
-    def free_async(
-        self,
-        event_loop: asyncio.AbstractEventLoop,
-        future: "asyncio.Future[None]",
-        id: str,
-    ) -> Pending: ...
-    def stats(self) -> list[NodeUsage]: ...
-    def stats_async(
-        self,
-        event_loop: asyncio.AbstractEventLoop,
-        future: "asyncio.Future[list[NodeUsage]]",
-    ) -> Pending: ...
+    def put(self, data: _Data, placement: str = "local") -> Pending[str]: ...
+    def get(self, id: str) -> Pending[bytes]: ...
+    def free(self, id: str) -> Pending[None]: ...
+    def stats(self) -> Pending[list[NodeUsage]]: ...
     def local_stats(self) -> NodeUsage: ...
 
 @final
@@ -376,79 +327,23 @@ class CacheStats:
 
 @final
 class Cache:
-    """A cache bucket; blocking methods release the GIL while they wait (except a local
-    hit of ``get``, answered at once)."""
+    """A cache bucket; methods doing I/O return a :class:`Pending` call (``get``'s fast
+    path is :meth:`try_get_local`)."""
 
     @property
     def name(self) -> str: ...
     @property
     def options(self) -> CacheOptions: ...
-    def set(self, key: str, value: _Data, ttl: Optional[float] = None) -> None: ...
-    def set_async(
-        self,
-        event_loop: asyncio.AbstractEventLoop,
-        future: "asyncio.Future[None]",
-        key: str,
-        value: _Data,
-        ttl: Optional[float] = None,
-    ) -> Pending: ...
-    def get(self, key: str) -> Optional[bytes]: ...
+    def set(self, key: str, value: _Data, ttl: Optional[float] = None) -> Pending[None]: ...
+    def get(self, key: str) -> Pending[Optional[bytes]]: ...
     def try_get_local(self, key: str, default: _T) -> Union[bytes, None, _T]: ...
-    def get_async(
-        self,
-        event_loop: asyncio.AbstractEventLoop,
-        future: "asyncio.Future[Optional[bytes]]",
-        key: str,
-    ) -> Pending: ...
-    def delete(self, key: str) -> bool: ...
-    def delete_async(
-        self,
-        event_loop: asyncio.AbstractEventLoop,
-        future: "asyncio.Future[bool]",
-        key: str,
-    ) -> Pending: ...
-    def expire(self, key: str, ttl: float) -> bool: ...
-    def expire_async(
-        self,
-        event_loop: asyncio.AbstractEventLoop,
-        future: "asyncio.Future[bool]",
-        key: str,
-        ttl: float,
-    ) -> Pending: ...
-    def ttl(self, key: str) -> Optional[float]: ...
-    def ttl_async(
-        self,
-        event_loop: asyncio.AbstractEventLoop,
-        future: "asyncio.Future[Optional[float]]",
-        key: str,
-    ) -> Pending: ...
-    def len(self) -> int: ...
-    def len_async(
-        self, event_loop: asyncio.AbstractEventLoop, future: "asyncio.Future[int]"
-    ) -> Pending: ...
-    def incr(self, key: str, by: int = 1) -> int: ...
-    def incr_async(
-        self,
-        event_loop: asyncio.AbstractEventLoop,
-        future: "asyncio.Future[int]",
-        key: str,
-        by: int = 1,
-    ) -> Pending: ...
-    def get_many(self, keys: Sequence[str]) -> list[Optional[bytes]]: ...
-    def get_many_async(
-        self,
-        event_loop: asyncio.AbstractEventLoop,
-        future: "asyncio.Future[list[Optional[bytes]]]",
-        keys: Sequence[str],
-    ) -> Pending: ...
-    def set_many(self, entries: _Entries, ttl: Optional[float] = None) -> None: ...
-    def set_many_async(
-        self,
-        event_loop: asyncio.AbstractEventLoop,
-        future: "asyncio.Future[None]",
-        entries: _Entries,
-        ttl: Optional[float] = None,
-    ) -> Pending: ...
+    def delete(self, key: str) -> Pending[bool]: ...
+    def expire(self, key: str, ttl: float) -> Pending[bool]: ...
+    def ttl(self, key: str) -> Pending[Optional[float]]: ...
+    def len(self) -> Pending[int]: ...
+    def incr(self, key: str, by: int = 1) -> Pending[int]: ...
+    def get_many(self, keys: Sequence[str]) -> Pending[list[Optional[bytes]]]: ...
+    def set_many(self, entries: _Entries, ttl: Optional[float] = None) -> Pending[None]: ...
     def stats(self) -> CacheStats: ...
 
 @final
@@ -565,49 +460,22 @@ class Progress:
 class ReceivedEvents:
     """Transfers received by a node."""
 
-    def next(self) -> Received: ...
-    def next_async(
-        self, event_loop: asyncio.AbstractEventLoop, future: "asyncio.Future[Received]"
-    ) -> Pending: ...
+    def next(self) -> Pending[Received]: ...
 
 @final
 class ProgressEvents:
     """Progress of the transfers a node sends and receives."""
 
-    def next(self) -> Progress: ...
-    def next_async(
-        self, event_loop: asyncio.AbstractEventLoop, future: "asyncio.Future[Progress]"
-    ) -> Pending: ...
+    def next(self) -> Pending[Progress]: ...
 
 @final
 class Transfer:
-    """The transfer API of a node; blocking methods release the GIL while they wait."""
+    """The transfer API of a node; methods doing I/O return a :class:`Pending` call."""
 
-    def send(self, source: _Source, to: _Peers) -> list[TransferResult]: ...
-    def send_async(
-        self,
-        event_loop: asyncio.AbstractEventLoop,
-        future: "asyncio.Future[list[TransferResult]]",
-        source: _Source,
-        to: _Peers,
-    ) -> Pending: ...
-    def publish(self, source: _Source) -> str: ...
-    def publish_async(
-        self,
-        event_loop: asyncio.AbstractEventLoop,
-        future: "asyncio.Future[str]",
-        source: _Source,
-    ) -> Pending: ...
+    def send(self, source: _Source, to: _Peers) -> Pending[list[TransferResult]]: ...
+    def publish(self, source: _Source) -> Pending[str]: ...
     def unpublish(self, id: str) -> bool: ...
-    def fetch(self, id: str, peer: str, into: Optional[_Path] = None) -> Received: ...
-    def fetch_async(
-        self,
-        event_loop: asyncio.AbstractEventLoop,
-        future: "asyncio.Future[Received]",
-        id: str,
-        peer: str,
-        into: Optional[_Path] = None,
-    ) -> Pending: ...
+    def fetch(self, id: str, peer: str, into: Optional[_Path] = None) -> Pending[Received]: ...
     def cancel(self, offer_id: str) -> bool: ...
     def on_offer(
         self,

@@ -169,7 +169,7 @@ class Node:
     def connect(self, addr: str, *, id: Optional[str] = None) -> str:  # noqa: A002
         """Connects to the node at ``addr`` (``"ip:port"``) and returns its id. With
         ``id``, the node there must be that one (key pinning), else ``UnauthorizedError``."""
-        result: str = self._native.connect(addr, id)
+        result: str = self._native.connect(addr, id).wait()
         return result
 
     def peers(self) -> list[PeerInfo]:
@@ -226,9 +226,9 @@ class Node:
         peers), or the defaults for a new bucket; otherwise unset options take their
         defaults, and options that differ from the bucket's raise ``InvalidInputError``.
         """
-        native: _native.Cache = self._native.cache(
-            name, ttl, max_entries, max_bytes, replicas
-        )
+        native: _native.Cache = (
+            self._native.cache(name, ttl, max_entries, max_bytes, replicas)
+        ).wait()
         return Cache(native)
 
     def caches(self) -> dict[str, CacheOptions]:
@@ -276,24 +276,24 @@ class Channel:
         ids, where this node's own id delivers locally). Returns once every target has
         queued it, with the number of peers reached; if any failed, raises the error of
         the first failure, naming every failed peer."""
-        result: int = self._native.send(data, to)
+        result: int = self._native.send(data, to).wait()
         return result
 
     def broadcast(self, data: Data) -> int:
         """Sends ``data`` to every connected peer (``send(data, None)``)."""
-        result: int = self._native.send(data, None)
+        result: int = self._native.send(data, None).wait()
         return result
 
     def request(self, peer: str, data: Data, timeout: Optional[float] = None) -> bytes:
         """Sends a request to ``peer`` and returns its response. ``timeout`` is in
         seconds (default: the node's ``request_timeout``)."""
-        result: bytes = self._native.request(peer, data, timeout)
+        result: bytes = self._native.request(peer, data, timeout).wait()
         return result
 
     def recv(self) -> Message:
         """Waits for the next message (use this or :meth:`on_message`, not both).
         Cancel-safe: an interrupted wait loses nothing."""
-        result: Message = self._native.recv()
+        result: Message = self._native.recv().wait()
         return result
 
     def __iter__(self) -> Iterator[Message]:
@@ -343,7 +343,7 @@ class _EventStream(Generic[T]):
     def next(self) -> T:
         """Waits for the next event; ``ClosedError`` once the node has shut down.
         Cancel-safe: an interrupted wait loses nothing."""
-        result: T = self._native.next()
+        result: T = self._native.next().wait()
         return result
 
     def __iter__(self) -> Iterator[T]:
@@ -379,23 +379,23 @@ class Blocks:
         """Stores ``data`` and returns its id. ``placement``: ``"local"`` (this node's
         RAM), ``"auto"`` (the live peer advertising the most free quota; this node if it
         has no peers) or a peer's node id."""
-        result: str = self._native.put(data, placement)
+        result: str = self._native.put(data, placement).wait()
         return result
 
     def get(self, id: str) -> bytes:  # noqa: A002
         """The block ``id``, from local RAM, else from the peer holding it.
         ``NotFoundError`` if no reachable node has it, ``PeerUnavailableError`` if its
         holder cannot be reached, ``InvalidInputError`` for a malformed id."""
-        result: bytes = self._native.get(id)
+        result: bytes = self._native.get(id).wait()
         return result
 
     def free(self, id: str) -> None:  # noqa: A002
         """Frees the block ``id`` wherever it lives (``NotFoundError`` if nowhere)."""
-        self._native.free(id)
+        self._native.free(id).wait()
 
     def stats(self) -> list[NodeUsage]:
         """Memory use of this node and of every reachable live peer, this node first."""
-        result: list[NodeUsage] = self._native.stats()
+        result: list[NodeUsage] = self._native.stats().wait()
         return result
 
     def local_stats(self) -> NodeUsage:
@@ -404,6 +404,10 @@ class Blocks:
 
     def __repr__(self) -> str:
         return repr(self._native)
+
+
+#: What ``try_get_local`` returns when this node cannot answer a read by itself.
+_REMOTE: Any = object()
 
 
 class Cache:
@@ -433,52 +437,57 @@ class Cache:
     def set(self, key: str, value: Data, ttl: Optional[float] = None) -> None:
         """Sets ``key`` to ``value``, expiring after ``ttl`` seconds (default: the
         bucket's TTL)."""
-        self._native.set(key, value, ttl)
+        self._native.set(key, value, ttl).wait()
 
     def get(self, key: str) -> Optional[bytes]:
         """The value of ``key``, or ``None`` if it is absent or expired."""
-        result: Optional[bytes] = self._native.get(key)
+        # Served from this node's replica on this thread (no I/O, the GIL kept), if it
+        # can.
+        local: Optional[bytes] = self._native.try_get_local(key, _REMOTE)
+        if local is not _REMOTE:
+            return local
+        result: Optional[bytes] = self._native.get(key).wait()
         return result
 
     def delete(self, key: str) -> bool:
         """Deletes ``key``; returns whether it existed."""
-        result: bool = self._native.delete(key)
+        result: bool = self._native.delete(key).wait()
         return result
 
     def expire(self, key: str, ttl: float) -> bool:
         """Makes ``key`` expire ``ttl`` seconds from now; returns whether it existed."""
-        result: bool = self._native.expire(key, ttl)
+        result: bool = self._native.expire(key, ttl).wait()
         return result
 
     def ttl(self, key: str) -> Optional[float]:
         """Seconds ``key`` has left to live, ``None`` if it never expires;
         ``NotFoundError`` if it does not exist."""
-        result: Optional[float] = self._native.ttl(key)
+        result: Optional[float] = self._native.ttl(key).wait()
         return result
 
     def len(self) -> int:
         """The number of live entries in the bucket across the cluster (each counted
         once; approximate while partitions move)."""
-        result: int = self._native.len()
+        result: int = self._native.len().wait()
         return result
 
     def incr(self, key: str, by: int = 1) -> int:
         """Adds ``by`` to the integer stored at ``key`` (ASCII decimal; absent counts as
         0) and returns the new value. ``InvalidInputError`` if the value is not an
         integer or the result overflows 64 bits."""
-        result: int = self._native.incr(key, by)
+        result: int = self._native.incr(key, by).wait()
         return result
 
     def get_many(self, keys: Sequence[str]) -> list[Optional[bytes]]:
         """The values of ``keys``, in order (``None`` for absent keys), one round trip
         per owner."""
-        result: list[Optional[bytes]] = self._native.get_many(keys)
+        result: list[Optional[bytes]] = self._native.get_many(keys).wait()
         return result
 
     def set_many(self, entries: Entries, ttl: Optional[float] = None) -> None:
         """Sets every entry (a mapping, or ``(key, value)`` pairs), expiring after
         ``ttl`` seconds (default: the bucket's TTL), one round trip per owner."""
-        self._native.set_many(entries, ttl)
+        self._native.set_many(entries, ttl).wait()
 
     def stats(self) -> CacheStats:
         """This node's counters for the bucket (immediate)."""
@@ -508,13 +517,13 @@ class Transfer:
         parallel and returns one :class:`TransferResult` per peer, in order. A peer that
         fails does not raise: its result's ``error`` holds the exception (a refused offer
         gives ``UnauthorizedError``)."""
-        result: list[TransferResult] = self._native.send(source, to)
+        result: list[TransferResult] = self._native.send(source, to).wait()
         return result
 
     def publish(self, source: Source) -> str:
         """Offers ``source`` to peers, who fetch it by the returned id (the content
         hash; a file is read through once to compute it)."""
-        result: str = self._native.publish(source)
+        result: str = self._native.publish(source).wait()
         return result
 
     def unpublish(self, id: str) -> bool:  # noqa: A002
@@ -528,7 +537,7 @@ class Transfer:
         holds) into the file ``into``, or into memory (``Received.data``) when ``None``.
         A fetch into a file that was interrupted resumes after the verified chunks.
         ``NotFoundError`` if the peer has no such content."""
-        result: Received = self._native.fetch(id, peer, into)
+        result: Received = self._native.fetch(id, peer, into).wait()
         return result
 
     def on_offer(self, handler: OfferHandlerT) -> OfferHandlerT:

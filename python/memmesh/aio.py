@@ -23,7 +23,7 @@ from __future__ import annotations
 
 # unasync: async-only
 import asyncio
-from typing import Callable, Generator, cast
+from typing import Callable, Generator
 
 # unasync: end
 import os
@@ -75,12 +75,13 @@ __all__ = [
 
 
 # unasync: async-only
-async def _call(start: Callable[..., _native.Pending], *args: Any) -> Any:
-    """Runs a native ``*_async`` method: it resolves a future of this loop from the node
-    runtime; if this task is cancelled, the work in the node is aborted."""
+async def _call(pending: _native.Pending[T]) -> T:
+    """Awaits a native call (what every native method doing I/O returns): it runs on the
+    node runtime and resolves a future of this loop; if this task is cancelled, the work
+    in the node is aborted. (The blocking API calls ``pending.wait()`` instead.)"""
     loop = asyncio.get_running_loop()
-    future = loop.create_future()
-    pending = start(loop, future, *args)
+    future: asyncio.Future[T] = loop.create_future()
+    pending.start(loop, future)
     try:
         return await future
     except asyncio.CancelledError:
@@ -298,7 +299,7 @@ class Node:
     async def connect(self, addr: str, *, id: Optional[str] = None) -> str:  # noqa: A002
         """Connects to the node at ``addr`` (``"ip:port"``) and returns its id. With
         ``id``, the node there must be that one (key pinning), else ``UnauthorizedError``."""
-        result: str = await _call(self._native.connect_async, addr, id)
+        result: str = await _call(self._native.connect(addr, id))
         return result
 
     def peers(self) -> list[PeerInfo]:
@@ -356,7 +357,7 @@ class Node:
         defaults, and options that differ from the bucket's raise ``InvalidInputError``.
         """
         native: _native.Cache = await _call(
-            self._native.cache_async, name, ttl, max_entries, max_bytes, replicas
+            self._native.cache(name, ttl, max_entries, max_bytes, replicas)
         )
         return Cache(native)
 
@@ -405,24 +406,24 @@ class Channel:
         ids, where this node's own id delivers locally). Returns once every target has
         queued it, with the number of peers reached; if any failed, raises the error of
         the first failure, naming every failed peer."""
-        result: int = await _call(self._native.send_async, data, to)
+        result: int = await _call(self._native.send(data, to))
         return result
 
     async def broadcast(self, data: Data) -> int:
         """Sends ``data`` to every connected peer (``send(data, None)``)."""
-        result: int = await _call(self._native.send_async, data, None)
+        result: int = await _call(self._native.send(data, None))
         return result
 
     async def request(self, peer: str, data: Data, timeout: Optional[float] = None) -> bytes:
         """Sends a request to ``peer`` and returns its response. ``timeout`` is in
         seconds (default: the node's ``request_timeout``)."""
-        result: bytes = await _call(self._native.request_async, peer, data, timeout)
+        result: bytes = await _call(self._native.request(peer, data, timeout))
         return result
 
     async def recv(self) -> Message:
         """Waits for the next message (use this or :meth:`on_message`, not both).
         Cancel-safe: an interrupted wait loses nothing."""
-        result: Message = await _call(self._native.recv_async)
+        result: Message = await _call(self._native.recv())
         return result
 
     async def __aiter__(self) -> AsyncIterator[Message]:
@@ -479,7 +480,7 @@ class _EventStream(Generic[T]):
     async def next(self) -> T:
         """Waits for the next event; ``ClosedError`` once the node has shut down.
         Cancel-safe: an interrupted wait loses nothing."""
-        result: T = await _call(self._native.next_async)
+        result: T = await _call(self._native.next())
         return result
 
     async def __aiter__(self) -> AsyncIterator[T]:
@@ -515,23 +516,23 @@ class Blocks:
         """Stores ``data`` and returns its id. ``placement``: ``"local"`` (this node's
         RAM), ``"auto"`` (the live peer advertising the most free quota; this node if it
         has no peers) or a peer's node id."""
-        result: str = await _call(self._native.put_async, data, placement)
+        result: str = await _call(self._native.put(data, placement))
         return result
 
     async def get(self, id: str) -> bytes:  # noqa: A002
         """The block ``id``, from local RAM, else from the peer holding it.
         ``NotFoundError`` if no reachable node has it, ``PeerUnavailableError`` if its
         holder cannot be reached, ``InvalidInputError`` for a malformed id."""
-        result: bytes = await _call(self._native.get_async, id)
+        result: bytes = await _call(self._native.get(id))
         return result
 
     async def free(self, id: str) -> None:  # noqa: A002
         """Frees the block ``id`` wherever it lives (``NotFoundError`` if nowhere)."""
-        await _call(self._native.free_async, id)
+        await _call(self._native.free(id))
 
     async def stats(self) -> list[NodeUsage]:
         """Memory use of this node and of every reachable live peer, this node first."""
-        result: list[NodeUsage] = await _call(self._native.stats_async)
+        result: list[NodeUsage] = await _call(self._native.stats())
         return result
 
     def local_stats(self) -> NodeUsage:
@@ -542,12 +543,10 @@ class Blocks:
         return repr(self._native)
 
 
-# unasync: async-only
 #: What ``try_get_local`` returns when this node cannot answer a read by itself.
 _REMOTE: Any = object()
 
 
-# unasync: end
 class Cache:
     """A replicated cache bucket, asyncio API: ``str`` keys, ``bytes`` values, durations
     in seconds.
@@ -575,58 +574,57 @@ class Cache:
     async def set(self, key: str, value: Data, ttl: Optional[float] = None) -> None:
         """Sets ``key`` to ``value``, expiring after ``ttl`` seconds (default: the
         bucket's TTL)."""
-        await _call(self._native.set_async, key, value, ttl)
+        await _call(self._native.set(key, value, ttl))
 
     async def get(self, key: str) -> Optional[bytes]:
         """The value of ``key``, or ``None`` if it is absent or expired."""
-        # unasync: async-only
-        # Served from this node's replica without a trip through the loop, if it can.
-        local = self._native.try_get_local(key, _REMOTE)
+        # Served from this node's replica on this thread (no I/O, the GIL kept), if it
+        # can.
+        local: Optional[bytes] = self._native.try_get_local(key, _REMOTE)
         if local is not _REMOTE:
-            return cast(Optional[bytes], local)
-        # unasync: end
-        result: Optional[bytes] = await _call(self._native.get_async, key)
+            return local
+        result: Optional[bytes] = await _call(self._native.get(key))
         return result
 
     async def delete(self, key: str) -> bool:
         """Deletes ``key``; returns whether it existed."""
-        result: bool = await _call(self._native.delete_async, key)
+        result: bool = await _call(self._native.delete(key))
         return result
 
     async def expire(self, key: str, ttl: float) -> bool:
         """Makes ``key`` expire ``ttl`` seconds from now; returns whether it existed."""
-        result: bool = await _call(self._native.expire_async, key, ttl)
+        result: bool = await _call(self._native.expire(key, ttl))
         return result
 
     async def ttl(self, key: str) -> Optional[float]:
         """Seconds ``key`` has left to live, ``None`` if it never expires;
         ``NotFoundError`` if it does not exist."""
-        result: Optional[float] = await _call(self._native.ttl_async, key)
+        result: Optional[float] = await _call(self._native.ttl(key))
         return result
 
     async def len(self) -> int:
         """The number of live entries in the bucket across the cluster (each counted
         once; approximate while partitions move)."""
-        result: int = await _call(self._native.len_async)
+        result: int = await _call(self._native.len())
         return result
 
     async def incr(self, key: str, by: int = 1) -> int:
         """Adds ``by`` to the integer stored at ``key`` (ASCII decimal; absent counts as
         0) and returns the new value. ``InvalidInputError`` if the value is not an
         integer or the result overflows 64 bits."""
-        result: int = await _call(self._native.incr_async, key, by)
+        result: int = await _call(self._native.incr(key, by))
         return result
 
     async def get_many(self, keys: Sequence[str]) -> list[Optional[bytes]]:
         """The values of ``keys``, in order (``None`` for absent keys), one round trip
         per owner."""
-        result: list[Optional[bytes]] = await _call(self._native.get_many_async, keys)
+        result: list[Optional[bytes]] = await _call(self._native.get_many(keys))
         return result
 
     async def set_many(self, entries: Entries, ttl: Optional[float] = None) -> None:
         """Sets every entry (a mapping, or ``(key, value)`` pairs), expiring after
         ``ttl`` seconds (default: the bucket's TTL), one round trip per owner."""
-        await _call(self._native.set_many_async, entries, ttl)
+        await _call(self._native.set_many(entries, ttl))
 
     def stats(self) -> CacheStats:
         """This node's counters for the bucket (immediate, not awaitable)."""
@@ -656,13 +654,13 @@ class Transfer:
         parallel and returns one :class:`TransferResult` per peer, in order. A peer that
         fails does not raise: its result's ``error`` holds the exception (a refused offer
         gives ``UnauthorizedError``)."""
-        result: list[TransferResult] = await _call(self._native.send_async, source, to)
+        result: list[TransferResult] = await _call(self._native.send(source, to))
         return result
 
     async def publish(self, source: Source) -> str:
         """Offers ``source`` to peers, who fetch it by the returned id (the content
         hash; a file is read through once to compute it)."""
-        result: str = await _call(self._native.publish_async, source)
+        result: str = await _call(self._native.publish(source))
         return result
 
     def unpublish(self, id: str) -> bool:  # noqa: A002
@@ -677,7 +675,7 @@ class Transfer:
         holds) into the file ``into``, or into memory (``Received.data``) when ``None``.
         A fetch into a file that was interrupted resumes after the verified chunks.
         ``NotFoundError`` if the peer has no such content."""
-        result: Received = await _call(self._native.fetch_async, id, peer, into)
+        result: Received = await _call(self._native.fetch(id, peer, into))
         return result
 
     def on_offer(self, handler: OfferHandlerT) -> OfferHandlerT:

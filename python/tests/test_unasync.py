@@ -54,23 +54,23 @@ def test_check_mode_reports_a_stale_file(tmp_path: Path) -> None:
     assert unasync.main([*args, "--check"]) == 0
 
 
-def test_native_async_calls_become_the_blocking_native_calls() -> None:
+def test_awaited_native_calls_become_waits() -> None:
     source = (
         "async def f(self: Any) -> None:\n"
-        "    a: int = await _call(self._native.len_async)\n"
-        "    b: int = await _call(self._native.incr_async, key, 2)\n"
+        "    a: int = await _call(self._native.len())\n"
+        "    b: int = await _call(self._native.put(data, \"auto\", f(x)[0]))\n"
         "    c = await _call(\n"
-        "        self._native.cache_async, name, ttl\n"
+        "        self._native.cache(name, ttl)\n"
         "    )\n"
         "    await asyncio.to_thread(self._native.shutdown)\n"
     )
     assert body(unasync.generate(source)) == (
         "def f(self: Any) -> None:\n"
-        "    a: int = self._native.len()\n"
-        "    b: int = self._native.incr(key, 2)\n"
-        "    c = self._native.cache(\n"
-        "        name, ttl\n"
-        "    )\n"
+        "    a: int = self._native.len().wait()\n"
+        "    b: int = self._native.put(data, \"auto\", f(x)[0]).wait()\n"
+        "    c = (\n"
+        "        self._native.cache(name, ttl)\n"
+        "    ).wait()\n"
         "    self._native.shutdown()\n"
     )
 

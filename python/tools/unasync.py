@@ -14,11 +14,15 @@ How ``aio.py`` becomes ``_sync.py``:
    between ``# unasync: sync-only`` and ``# unasync: end`` are comments in ``aio.py``
    (``# `` at the directive's indentation) and are uncommented (the blocking-only parts:
    ``Node.__init__``, docstrings that differ). A block may switch kind directly.
-2. Rules, on the code (outside strings and comments), in order: ``await
-   _call(X_async, args)`` -> ``X(args)`` (the native method pairs), ``await
+2. Native calls: ``await _call(X(args))`` -> ``X(args).wait()``. Every native method
+   doing I/O returns a ``_native.Pending`` call, which the asyncio API awaits through
+   ``_call`` and the blocking API waits on (the GIL released). Found with the tokenizer,
+   so ``args`` may hold strings, brackets and line breaks (a call spread over lines keeps
+   its lines, in parentheses).
+3. Rules, on the code (outside strings and comments), in order: ``await
    asyncio.to_thread(f, args)`` -> ``f(args)``, ``async def/for/with`` -> ``def/for/with``,
    ``await x`` -> ``x``, and the renames of :data:`RENAMES` (whole identifiers).
-3. Rules, on docstrings and comments: :data:`PROSE_RULES` ("asyncio API" -> "blocking
+4. Rules, on docstrings and comments: :data:`PROSE_RULES` ("asyncio API" -> "blocking
    API", ``async for`` -> ``for`` in examples, "(immediate, not awaitable)" ->
    "(immediate)").
 
@@ -66,10 +70,6 @@ Rule = tuple["re.Pattern[str]", Union[str, Callable[["re.Match[str]"], str]]]
 
 #: Rewrites of the code between strings and comments, in order.
 CODE_RULES: list[Rule] = [
-    # A native `x_async` method through `_call` is the native blocking `x`; the
-    # whitespace after the parenthesis (a line break, in a wrapped call) is kept.
-    (re.compile(r"\bawait\s+_call\(\s*([\w.]+)_async\s*\)"), r"\1()"),
-    (re.compile(r"\bawait\s+_call\((\s*)([\w.]+)_async,\s*"), r"\2(\1"),
     # Blocking work sent to a thread is called in place.
     (re.compile(r"\bawait\s+asyncio\.to_thread\(\s*([\w.]+)\s*\)"), r"\1()"),
     (re.compile(r"\bawait\s+asyncio\.to_thread\((\s*)([\w.]+),\s*"), r"\2(\1"),
@@ -147,9 +147,7 @@ def apply_blocks(text: str, name: str = "aio.py") -> str:
 
 def _prose_spans(text: str, name: str) -> list[tuple[int, int]]:
     """The character ranges of strings and comments in ``text``."""
-    starts = [0]
-    for line in text.splitlines(keepends=True):
-        starts.append(starts[-1] + len(line))
+    starts = _offsets(text)
     spans = []
     try:
         for tok in tokenize.generate_tokens(io.StringIO(text).readline):
@@ -161,6 +159,74 @@ def _prose_spans(text: str, name: str) -> list[tuple[int, int]]:
     return spans
 
 
+def _offsets(text: str) -> list[int]:
+    """Where each line of ``text`` starts (index 0: line 1)."""
+    starts = [0]
+    for line in text.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+    return starts
+
+
+def apply_native_calls(text: str, name: str = "aio.py") -> str:
+    """Step 2: ``await _call(X(args))`` -> ``X(args).wait()``, where ``X`` is a dotted
+    name; any other ``_call`` is left (and fails :func:`check_blocking`)."""
+    starts = _offsets(text)
+    try:
+        toks = [
+            tok
+            for tok in tokenize.generate_tokens(io.StringIO(text).readline)
+            if tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT)
+        ]
+    except (tokenize.TokenError, SyntaxError) as e:
+        raise UnasyncError(f"{name} (blocks applied): cannot tokenize: {e}") from e
+
+    def at(pos: tuple[int, int]) -> int:
+        return starts[pos[0] - 1] + pos[1]
+
+    out: list[str] = []
+    done = 0
+    i = 0
+    while i + 3 < len(toks):
+        if not (
+            toks[i].string == "await"
+            and toks[i + 1].string == "_call"
+            and toks[i + 2].string == "("
+        ):
+            i += 1
+            continue
+        # The dotted name, then its call's balanced parentheses, then `)` of `_call`.
+        j = i + 3
+        while j + 1 < len(toks) and toks[j].type == tokenize.NAME and toks[j + 1].string == ".":
+            j += 2
+        if toks[j].type != tokenize.NAME or j + 1 >= len(toks) or toks[j + 1].string != "(":
+            i += 1
+            continue
+        depth, k = 0, j + 1
+        while k < len(toks):
+            if toks[k].string in "([{" and toks[k].type == tokenize.OP:
+                depth += 1
+            elif toks[k].string in ")]}" and toks[k].type == tokenize.OP:
+                depth -= 1
+                if depth == 0:
+                    break
+            k += 1
+        if k + 1 >= len(toks) or toks[k + 1].string != ")":
+            i += 1
+            continue
+        opening, closing = at(toks[i + 2].end), at(toks[k + 1].start)
+        inner = text[opening:closing]
+        call = inner.strip()
+        if inner != call:
+            # Spread over lines: keep them, in parentheses.
+            call = "(" + inner + ")"
+        out.append(text[done : at(toks[i].start)])
+        out.append(call + ".wait()")
+        done = at(toks[k + 1].end)
+        i = k + 2
+    out.append(text[done:])
+    return "".join(out)
+
+
 def _rewrite(text: str, rules: list[Rule]) -> str:
     for pattern, replacement in rules:
         text = pattern.sub(replacement, text)
@@ -168,7 +234,7 @@ def _rewrite(text: str, rules: list[Rule]) -> str:
 
 
 def apply_rules(text: str, name: str = "aio.py") -> str:
-    """Steps 2 and 3: the code rules between strings and comments, the prose rules on
+    """Steps 3 and 4: the code rules between strings and comments, the prose rules on
     them."""
     out = []
     at = 0
@@ -199,7 +265,7 @@ def check_blocking(text: str, name: str = "_sync.py") -> None:
 
 def generate(source: str, name: str = "aio.py") -> str:
     """The blocking API generated from the asyncio API ``source``."""
-    text = apply_rules(apply_blocks(source, name), name)
+    text = apply_rules(apply_native_calls(apply_blocks(source, name), name), name)
     if not text.endswith("\n"):
         text += "\n"
     text = HEADER + text

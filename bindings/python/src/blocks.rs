@@ -2,17 +2,16 @@
 //! [`memmesh::NodeUsage`] as `memmesh.NodeUsage`.
 //!
 //! Block ids cross as text (`"blake3:<64 hex>"`); a placement is `"local"`, `"auto"` or a
-//! peer's node id. Each operation has a blocking form (GIL released while waiting) and
-//! an `*_async` form for asyncio (see `bridge.rs`).
+//! peer's node id. Each operation returns a [`Pending`] call that the blocking API waits
+//! on (GIL released) and the asyncio API awaits (see `bridge.rs`).
 
 use bytes::Bytes;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
 use tokio::runtime::Handle;
 
 use memmesh::{BlockId, Blocks, NodeUsage, Placement};
 
-use crate::bridge::{spawn_for_asyncio, to_none, to_py, wait, Pending};
+use crate::bridge::{to_none, to_py, Pending};
 use crate::error::IntoPyResult;
 
 /// One node's memory use (read-only, compares by value).
@@ -85,101 +84,34 @@ fn block_id(py: Python<'_>, id: &str) -> PyResult<BlockId> {
 
 #[pymethods]
 impl PyBlocks {
-    /// Stores `data` as a block (`placement`: `"local"`, `"auto"` or a peer's node id)
-    /// and returns its id.
+    /// Stores `data` as a block (`placement`: `"local"`, `"auto"` or a peer's node id);
+    /// the call returns its id.
     #[pyo3(signature = (data, placement="local"))]
-    fn put(&self, py: Python<'_>, data: Bytes, placement: &str) -> PyResult<String> {
-        let placement = self::placement(py, placement)?;
-        let blocks = self.blocks.clone();
-        wait(py, async move { blocks.put(data, placement).await }).map(|id| id.to_string())
-    }
-
-    /// [`PyBlocks::put`] for asyncio.
-    #[pyo3(signature = (event_loop, future, data, placement="local"))]
-    fn put_async(
-        &self,
-        py: Python<'_>,
-        event_loop: Py<PyAny>,
-        future: Py<PyAny>,
-        data: Bytes,
-        placement: &str,
-    ) -> PyResult<Pending> {
+    fn put(&self, py: Python<'_>, data: Bytes, placement: &str) -> PyResult<Pending> {
         let placement = self::placement(py, placement)?;
         let blocks = self.blocks.clone();
         let work = async move { blocks.put(data, placement).await.map(|id| id.to_string()) };
-        Ok(spawn_for_asyncio(
-            &self.runtime,
-            event_loop,
-            future,
-            work,
-            to_py,
-        ))
+        Ok(Pending::new(&self.runtime, work, to_py))
     }
 
     /// The block `id`, from local RAM or from the peer holding it (verified).
-    fn get<'py>(&self, py: Python<'py>, id: &str) -> PyResult<Bound<'py, PyBytes>> {
-        let id = block_id(py, id)?;
-        let blocks = self.blocks.clone();
-        let data = wait(py, async move { blocks.get(&id).await })?;
-        Ok(PyBytes::new(py, &data))
-    }
-
-    /// [`PyBlocks::get`] for asyncio.
-    fn get_async(
-        &self,
-        py: Python<'_>,
-        event_loop: Py<PyAny>,
-        future: Py<PyAny>,
-        id: &str,
-    ) -> PyResult<Pending> {
+    fn get(&self, py: Python<'_>, id: &str) -> PyResult<Pending> {
         let id = block_id(py, id)?;
         let blocks = self.blocks.clone();
         let work = async move { blocks.get(&id).await };
-        Ok(spawn_for_asyncio(
-            &self.runtime,
-            event_loop,
-            future,
-            work,
-            to_py,
-        ))
+        Ok(Pending::new(&self.runtime, work, to_py))
     }
 
     /// Frees the block `id` wherever it lives.
-    fn free(&self, py: Python<'_>, id: &str) -> PyResult<()> {
-        let id = block_id(py, id)?;
-        let blocks = self.blocks.clone();
-        wait(py, async move { blocks.free(&id).await })
-    }
-
-    /// [`PyBlocks::free`] for asyncio.
-    fn free_async(
-        &self,
-        py: Python<'_>,
-        event_loop: Py<PyAny>,
-        future: Py<PyAny>,
-        id: &str,
-    ) -> PyResult<Pending> {
+    fn free(&self, py: Python<'_>, id: &str) -> PyResult<Pending> {
         let id = block_id(py, id)?;
         let blocks = self.blocks.clone();
         let work = async move { blocks.free(&id).await };
-        Ok(spawn_for_asyncio(
-            &self.runtime,
-            event_loop,
-            future,
-            work,
-            to_none,
-        ))
+        Ok(Pending::new(&self.runtime, work, to_none))
     }
 
     /// Memory use of this node and of every reachable live peer, this node first.
-    fn stats(&self, py: Python<'_>) -> PyResult<Vec<PyNodeUsage>> {
-        let blocks = self.blocks.clone();
-        let usages = wait(py, async move { blocks.stats().await })?;
-        Ok(usages.into_iter().map(PyNodeUsage::from).collect())
-    }
-
-    /// [`PyBlocks::stats`] for asyncio.
-    fn stats_async(&self, event_loop: Py<PyAny>, future: Py<PyAny>) -> Pending {
+    fn stats(&self) -> Pending {
         let blocks = self.blocks.clone();
         let work = async move {
             let usages = blocks.stats().await?;
@@ -188,7 +120,7 @@ impl PyBlocks {
                 .map(PyNodeUsage::from)
                 .collect::<Vec<_>>())
         };
-        spawn_for_asyncio(&self.runtime, event_loop, future, work, to_py)
+        Pending::new(&self.runtime, work, to_py)
     }
 
     /// This node's memory use (immediate: no I/O).

@@ -1,18 +1,22 @@
 //! How calls cross between Python and the node's tokio runtime.
 //!
-//! * Blocking calls ([`wait`]) poll the core future on the calling thread with the GIL
-//!   released, and come back to Python every [`SIGNAL_CHECK`] so that Ctrl-C works;
-//!   an interrupt drops the future, which cancels the work in the node.
-//! * asyncio calls ([`spawn_for_asyncio`]) run the core future as a task on the node
-//!   runtime and resolve an `asyncio.Future` on its loop (through
-//!   `loop.call_soon_threadsafe`, batched: see `event_loop.rs`). The returned
-//!   [`Pending`] aborts that task when the awaiting coroutine is cancelled.
+//! Every native method that does I/O returns a [`Pending`] call, not started; the Python
+//! side chooses how to run it:
+//!
+//! * blocking (`pending.wait()`, see [`wait`]): the core future is polled on the calling
+//!   thread with the GIL released, coming back to Python every [`SIGNAL_CHECK`] so that
+//!   Ctrl-C works; an interrupt drops the future, which cancels the work in the node.
+//! * asyncio (`pending.start(loop, future)`): the core future runs as a task on the node
+//!   runtime and resolves an `asyncio.Future` on its loop (through
+//!   `loop.call_soon_threadsafe`, batched: see `event_loop.rs`); `pending.cancel()`
+//!   aborts that task when the awaiting coroutine is cancelled.
 //!
 //! No second runtime is ever created: the node's runtime does all the work.
 
 use std::future::Future;
 use std::pin::pin;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
@@ -75,22 +79,139 @@ where
     }
 }
 
-/// A call running on the node runtime for an asyncio caller.
-#[pyclass(frozen, module = "memmesh._native")]
+/// A converted outcome waiting for the GIL: builds the Python result.
+type Outcome = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
+
+/// The work of a [`Pending`] call before it starts.
+type Work = Pin<Box<dyn Future<Output = memmesh::Result<Outcome>> + Send>>;
+
+/// Where a [`Pending`] call is.
+enum State {
+    /// Not started: the work, and whether a blocking wait must run it as a task on the
+    /// node runtime (work that needs the runtime's context).
+    Ready(Work, bool),
+    /// Started for asyncio: aborting the task cancels the work.
+    Running(AbortHandle),
+    /// Waited on, or its result taken.
+    Taken,
+}
+
+/// One call into the node, not started yet: every native method that does I/O returns
+/// one. The blocking API calls [`Pending::wait`] (the GIL released while waiting); the
+/// asyncio API calls [`Pending::start`] with a future of its loop and awaits the future,
+/// calling [`Pending::cancel`] if the awaiting coroutine is cancelled.
+#[pyclass(frozen, generic, module = "memmesh._native")]
 pub struct Pending {
-    task: AbortHandle,
+    state: Mutex<State>,
+    runtime: Handle,
+}
+
+impl Pending {
+    /// A call doing `work` on the node of `runtime`, its result converted by `convert`.
+    pub fn new<T, F>(runtime: &Handle, work: F, convert: Convert<T>) -> Self
+    where
+        F: Future<Output = memmesh::Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        Self::with(runtime, work, convert, false)
+    }
+
+    /// [`Pending::new`] for work that needs the node runtime's context even when waited
+    /// on from a Python thread (it then runs as a task there: see [`on_runtime`]).
+    pub fn on_runtime<T, F>(runtime: &Handle, work: F, convert: Convert<T>) -> Self
+    where
+        F: Future<Output = memmesh::Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        Self::with(runtime, work, convert, true)
+    }
+
+    fn with<T, F>(runtime: &Handle, work: F, convert: Convert<T>, on_runtime: bool) -> Self
+    where
+        F: Future<Output = memmesh::Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let work: Work = Box::pin(async move {
+            let value = work.await?;
+            Ok(Box::new(move |py: Python<'_>| convert(py, value)) as Outcome)
+        });
+        Self {
+            state: Mutex::new(State::Ready(work, on_runtime)),
+            runtime: runtime.clone(),
+        }
+    }
+
+    /// Takes the state out, leaving [`State::Taken`].
+    fn take(&self) -> State {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        std::mem::replace(&mut *state, State::Taken)
+    }
+}
+
+/// The error of a call started or waited on twice.
+fn used_twice(py: Python<'_>) -> PyErr {
+    to_py_err(
+        py,
+        memmesh::Error::invalid("this call was already started or waited on"),
+    )
 }
 
 #[pymethods]
 impl Pending {
-    /// Aborts the work (called when the awaiting coroutine is cancelled).
-    fn cancel(&self) {
-        self.task.abort();
+    /// Runs the call on this thread with the GIL released and returns its result (see
+    /// [`wait`]; Ctrl-C cancels it).
+    #[pyo3(name = "wait")]
+    fn wait_py(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        match self.take() {
+            State::Ready(work, false) => wait(py, work)?(py),
+            State::Ready(work, true) => wait(py, on_runtime(&self.runtime, work))?(py),
+            State::Running(_) | State::Taken => Err(used_twice(py)),
+        }
     }
 
-    /// Whether the work has finished (or was aborted).
+    /// Starts the call as a task on the node runtime, resolving `future` (an
+    /// `asyncio.Future` of `event_loop`) with its result or its exception. If the task
+    /// never completes (cancelled, or the runtime shut down), `future` is resolved with
+    /// `ClosedError`, unless it is already done.
+    fn start(&self, py: Python<'_>, event_loop: Py<PyAny>, future: Py<PyAny>) -> PyResult<()> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        match std::mem::replace(&mut *state, State::Taken) {
+            State::Ready(work, _) => {
+                let mut delivery = Delivery {
+                    target: Some((Arc::new(event_loop), future)),
+                };
+                let task = self.runtime.spawn(async move {
+                    let out = work.await;
+                    delivery.resolve(move |py| out.into_py(py).and_then(|outcome| outcome(py)));
+                });
+                *state = State::Running(task.abort_handle());
+                Ok(())
+            }
+            State::Running(task) => {
+                *state = State::Running(task);
+                Err(used_twice(py))
+            }
+            State::Taken => Err(used_twice(py)),
+        }
+    }
+
+    /// Aborts the work of a started call (called when the awaiting coroutine is
+    /// cancelled); nothing otherwise.
+    fn cancel(&self) {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let State::Running(task) = &*state {
+            task.abort();
+        }
+    }
+
+    /// Whether the work has finished (or was aborted); `False` before it starts.
     fn done(&self) -> bool {
-        self.task.is_finished()
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*state {
+            State::Running(task) => task.is_finished(),
+            State::Taken => true,
+            State::Ready(..) => false,
+        }
     }
 }
 
@@ -109,34 +230,6 @@ where
 /// A [`Convert`] for calls that return nothing: `None`.
 pub fn to_none(py: Python<'_>, (): ()) -> PyResult<Py<PyAny>> {
     Ok(py.None())
-}
-
-/// Runs `work` on the node runtime and resolves `future` (an `asyncio.Future` of
-/// `event_loop`) with its converted result or its exception.
-///
-/// If the task never completes (aborted, or the runtime shut down), `future` is
-/// resolved with `ClosedError`, unless it is already done (cancelled).
-pub fn spawn_for_asyncio<T, F>(
-    runtime: &Handle,
-    event_loop: Py<PyAny>,
-    future: Py<PyAny>,
-    work: F,
-    convert: Convert<T>,
-) -> Pending
-where
-    F: Future<Output = memmesh::Result<T>> + Send + 'static,
-    T: Send + 'static,
-{
-    let mut delivery = Delivery {
-        target: Some((Arc::new(event_loop), future)),
-    };
-    let task = runtime.spawn(async move {
-        let out = work.await;
-        delivery.resolve(move |py| out.into_py(py).and_then(|v| convert(py, v)));
-    });
-    Pending {
-        task: task.abort_handle(),
-    }
 }
 
 /// Where the outcome of one asyncio call goes; resolves with `ClosedError` if dropped

@@ -2,11 +2,12 @@
 //! [`memmesh::CacheOptions`] and [`memmesh::CacheStats`] as `memmesh.CacheOptions` and
 //! `memmesh.CacheStats`.
 //!
-//! Keys are `str`, values `bytes`, durations seconds (`float`). Each operation has a
-//! blocking form (GIL released while waiting) and an `*_async` form for asyncio (see
-//! `bridge.rs`), except `get`'s fast path: a hit this node can answer from its own
-//! replica ([`Cache::try_get_local`]) is served on the caller's thread with the GIL held,
-//! without touching the node runtime or an event loop.
+//! Keys are `str`, values `bytes`, durations seconds (`float`). Each operation
+//! returns a [`Pending`] call that the blocking API waits on (GIL released) and the
+//! asyncio API awaits (see `bridge.rs`). `get`'s fast path is `try_get_local`, which both
+//! APIs call first: a hit this node can answer from its own replica
+//! ([`Cache::try_get_local`]) is served on the caller's thread with the GIL held, without
+//! touching the node runtime or an event loop.
 
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use tokio::runtime::Handle;
 
 use memmesh::{Cache, CacheOptions, CacheStats, Node};
 
-use crate::bridge::{spawn_for_asyncio, to_none, to_py, wait, Pending};
+use crate::bridge::{to_none, to_py, Pending};
 use crate::config::{count, seconds};
 use crate::error::invalid;
 
@@ -155,7 +156,7 @@ pub fn caches<'py>(py: Python<'py>, node: &Node) -> PyResult<Bound<'py, PyDict>>
     Ok(out)
 }
 
-/// Opens the bucket `name` of `node` (for `Node.cache` / `Node.cache_async`).
+/// Opens the bucket `name` of `node` (for `Node.cache`).
 pub async fn open(
     node: Node,
     name: String,
@@ -222,20 +223,9 @@ impl PyCache {
 
     /// Sets `key` to `value`, expiring after `ttl` seconds (default: the bucket's TTL).
     #[pyo3(signature = (key, value, ttl=None))]
-    fn set(&self, py: Python<'_>, key: String, value: Bytes, ttl: Option<f64>) -> PyResult<()> {
-        let ttl = ttl_arg(py, ttl)?;
-        let cache = self.cache.clone();
-        wait(py, async move { cache.set(&key, value, ttl).await })
-    }
-
-    /// [`PyCache::set`] for asyncio.
-    #[pyo3(signature = (event_loop, future, key, value, ttl=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn set_async(
+    fn set(
         &self,
         py: Python<'_>,
-        event_loop: Py<PyAny>,
-        future: Py<PyAny>,
         key: String,
         value: Bytes,
         ttl: Option<f64>,
@@ -243,26 +233,14 @@ impl PyCache {
         let ttl = ttl_arg(py, ttl)?;
         let cache = self.cache.clone();
         let work = async move { cache.set(&key, value, ttl).await };
-        Ok(spawn_for_asyncio(
-            &self.runtime,
-            event_loop,
-            future,
-            work,
-            to_none,
-        ))
+        Ok(Pending::new(&self.runtime, work, to_none))
     }
 
-    /// The value of `key`, or `None`. A local hit is answered on this thread without
-    /// releasing the GIL; anything else waits for the node with the GIL released.
-    fn get<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let value = match self.cache.try_get_local(key) {
-            Some(value) => value,
-            None => {
-                let (cache, key) = (self.cache.clone(), key.to_string());
-                wait(py, async move { cache.get(&key).await })?
-            }
-        };
-        Ok(value.map(|v| PyBytes::new(py, &v)))
+    /// The value of `key`, or `None` (the Python layer tries `try_get_local` first).
+    fn get(&self, key: String) -> Pending {
+        let cache = self.cache.clone();
+        let work = async move { cache.get(&key).await };
+        Pending::new(&self.runtime, work, to_py)
     }
 
     /// The value of `key` if this node can answer from its own replica (bytes, or `None`
@@ -280,126 +258,49 @@ impl PyCache {
         }
     }
 
-    /// [`PyCache::get`] for asyncio, without the fast path (see `try_get_local`).
-    fn get_async(&self, event_loop: Py<PyAny>, future: Py<PyAny>, key: String) -> Pending {
-        let cache = self.cache.clone();
-        let work = async move { cache.get(&key).await };
-        spawn_for_asyncio(&self.runtime, event_loop, future, work, to_py)
-    }
-
-    /// Deletes `key`; returns whether it existed.
-    fn delete(&self, py: Python<'_>, key: String) -> PyResult<bool> {
-        let cache = self.cache.clone();
-        wait(py, async move { cache.delete(&key).await })
-    }
-
-    /// [`PyCache::delete`] for asyncio.
-    fn delete_async(&self, event_loop: Py<PyAny>, future: Py<PyAny>, key: String) -> Pending {
+    /// Deletes `key`; the call returns whether it existed.
+    fn delete(&self, key: String) -> Pending {
         let cache = self.cache.clone();
         let work = async move { cache.delete(&key).await };
-        spawn_for_asyncio(&self.runtime, event_loop, future, work, to_py)
+        Pending::new(&self.runtime, work, to_py)
     }
 
-    /// Sets the time to live of an existing `key` to `ttl` seconds; returns whether it
-    /// existed.
-    fn expire(&self, py: Python<'_>, key: String, ttl: f64) -> PyResult<bool> {
-        let ttl = seconds(py, "ttl", ttl)?;
-        let cache = self.cache.clone();
-        wait(py, async move { cache.expire(&key, ttl).await })
-    }
-
-    /// [`PyCache::expire`] for asyncio.
-    fn expire_async(
-        &self,
-        py: Python<'_>,
-        event_loop: Py<PyAny>,
-        future: Py<PyAny>,
-        key: String,
-        ttl: f64,
-    ) -> PyResult<Pending> {
+    /// Sets the time to live of an existing `key` to `ttl` seconds; the call returns
+    /// whether it existed.
+    fn expire(&self, py: Python<'_>, key: String, ttl: f64) -> PyResult<Pending> {
         let ttl = seconds(py, "ttl", ttl)?;
         let cache = self.cache.clone();
         let work = async move { cache.expire(&key, ttl).await };
-        Ok(spawn_for_asyncio(
-            &self.runtime,
-            event_loop,
-            future,
-            work,
-            to_py,
-        ))
+        Ok(Pending::new(&self.runtime, work, to_py))
     }
 
     /// Seconds `key` has left to live (`None`: never expires); `NotFoundError` if absent.
-    fn ttl(&self, py: Python<'_>, key: String) -> PyResult<Option<f64>> {
-        let cache = self.cache.clone();
-        wait(py, async move { cache.ttl(&key).await.map(secs) })
-    }
-
-    /// [`PyCache::ttl`] for asyncio.
-    fn ttl_async(&self, event_loop: Py<PyAny>, future: Py<PyAny>, key: String) -> Pending {
+    fn ttl(&self, key: String) -> Pending {
         let cache = self.cache.clone();
         let work = async move { cache.ttl(&key).await.map(secs) };
-        spawn_for_asyncio(&self.runtime, event_loop, future, work, to_py)
+        Pending::new(&self.runtime, work, to_py)
     }
 
     /// The number of live entries in the bucket across the cluster.
-    fn len(&self, py: Python<'_>) -> PyResult<u64> {
-        let cache = self.cache.clone();
-        wait(py, async move { cache.len().await })
-    }
-
-    /// [`PyCache::len`] for asyncio.
-    fn len_async(&self, event_loop: Py<PyAny>, future: Py<PyAny>) -> Pending {
+    fn len(&self) -> Pending {
         let cache = self.cache.clone();
         let work = async move { cache.len().await };
-        spawn_for_asyncio(&self.runtime, event_loop, future, work, to_py)
+        Pending::new(&self.runtime, work, to_py)
     }
 
-    /// Adds `by` to the integer at `key` (absent: 0) and returns the new value.
+    /// Adds `by` to the integer at `key` (absent: 0); the call returns the new value.
     #[pyo3(signature = (key, by=1))]
-    fn incr(&self, py: Python<'_>, key: String, by: i64) -> PyResult<i64> {
-        let cache = self.cache.clone();
-        wait(py, async move { cache.incr(&key, by).await })
-    }
-
-    /// [`PyCache::incr`] for asyncio.
-    #[pyo3(signature = (event_loop, future, key, by=1))]
-    fn incr_async(
-        &self,
-        event_loop: Py<PyAny>,
-        future: Py<PyAny>,
-        key: String,
-        by: i64,
-    ) -> Pending {
+    fn incr(&self, key: String, by: i64) -> Pending {
         let cache = self.cache.clone();
         let work = async move { cache.incr(&key, by).await };
-        spawn_for_asyncio(&self.runtime, event_loop, future, work, to_py)
+        Pending::new(&self.runtime, work, to_py)
     }
 
     /// The values of `keys`, in order (`None` for absent keys).
-    fn get_many<'py>(
-        &self,
-        py: Python<'py>,
-        keys: Vec<String>,
-    ) -> PyResult<Vec<Option<Bound<'py, PyBytes>>>> {
-        let cache = self.cache.clone();
-        let values = wait(py, async move { cache.get_many(&keys).await })?;
-        Ok(values
-            .into_iter()
-            .map(|v| v.map(|v| PyBytes::new(py, &v)))
-            .collect())
-    }
-
-    /// [`PyCache::get_many`] for asyncio.
-    fn get_many_async(
-        &self,
-        event_loop: Py<PyAny>,
-        future: Py<PyAny>,
-        keys: Vec<String>,
-    ) -> Pending {
+    fn get_many(&self, keys: Vec<String>) -> Pending {
         let cache = self.cache.clone();
         let work = async move { cache.get_many(&keys).await };
-        spawn_for_asyncio(&self.runtime, event_loop, future, work, to_py)
+        Pending::new(&self.runtime, work, to_py)
     }
 
     /// Sets every entry (a mapping, or `(key, value)` pairs), expiring after `ttl`
@@ -410,32 +311,11 @@ impl PyCache {
         py: Python<'_>,
         entries: &Bound<'_, PyAny>,
         ttl: Option<f64>,
-    ) -> PyResult<()> {
-        let (entries, ttl) = (self::entries(py, entries)?, ttl_arg(py, ttl)?);
-        let cache = self.cache.clone();
-        wait(py, async move { cache.set_many(entries, ttl).await })
-    }
-
-    /// [`PyCache::set_many`] for asyncio.
-    #[pyo3(signature = (event_loop, future, entries, ttl=None))]
-    fn set_many_async(
-        &self,
-        py: Python<'_>,
-        event_loop: Py<PyAny>,
-        future: Py<PyAny>,
-        entries: &Bound<'_, PyAny>,
-        ttl: Option<f64>,
     ) -> PyResult<Pending> {
         let (entries, ttl) = (self::entries(py, entries)?, ttl_arg(py, ttl)?);
         let cache = self.cache.clone();
         let work = async move { cache.set_many(entries, ttl).await };
-        Ok(spawn_for_asyncio(
-            &self.runtime,
-            event_loop,
-            future,
-            work,
-            to_none,
-        ))
+        Ok(Pending::new(&self.runtime, work, to_none))
     }
 
     /// This node's counters for the bucket (immediate: no I/O).

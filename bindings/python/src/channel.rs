@@ -1,7 +1,7 @@
 //! Named channels, as the Python class `memmesh._native.Channel`.
 //!
-//! Each operation has a blocking form (GIL released while waiting) and an `*_async`
-//! form for asyncio (see `bridge.rs`).
+//! Each operation returns a [`Pending`] call that the blocking API waits on (GIL
+//! released) and the asyncio API awaits (see `bridge.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use tokio::runtime::Handle;
 
 use memmesh::{Channel, Target};
 
-use crate::bridge::{spawn_for_asyncio, wait, Pending};
+use crate::bridge::Pending;
 use crate::config::seconds;
 use crate::error::{invalid, IntoPyResult};
 use crate::handler::{Callable, PyMessage, PyMessageHandler, PyRequestHandler};
@@ -85,61 +85,25 @@ impl PyChannel {
         self.channel.name()
     }
 
-    /// Sends `data` to `to`; returns how many peers queued it.
+    /// Sends `data` to `to`; the call returns how many peers queued it.
     #[pyo3(signature = (data, to=None))]
-    fn send(&self, py: Python<'_>, data: Bytes, to: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
-        let target = target(py, to)?;
-        let channel = self.channel.clone();
-        wait(py, async move { channel.send(data, target).await })
-    }
-
-    /// [`PyChannel::send`] for asyncio.
-    #[pyo3(signature = (event_loop, future, data, to=None))]
-    fn send_async(
+    fn send(
         &self,
         py: Python<'_>,
-        event_loop: Py<PyAny>,
-        future: Py<PyAny>,
         data: Bytes,
         to: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Pending> {
         let target = target(py, to)?;
         let channel = self.channel.clone();
         let work = async move { channel.send(data, target).await };
-        Ok(spawn_for_asyncio(
-            &self.runtime,
-            event_loop,
-            future,
-            work,
-            to_int,
-        ))
+        Ok(Pending::new(&self.runtime, work, to_int))
     }
 
-    /// Sends a request to `peer` and returns the response (`timeout` in seconds).
+    /// Sends a request to `peer` (`timeout` in seconds); the call returns the response.
     #[pyo3(signature = (peer, data, timeout=None))]
-    fn request<'py>(
-        &self,
-        py: Python<'py>,
-        peer: &str,
-        data: Bytes,
-        timeout: Option<f64>,
-    ) -> PyResult<Bound<'py, PyBytes>> {
-        let (peer, timeout) = (parse_id(py, peer)?, self::timeout(py, timeout)?);
-        let channel = self.channel.clone();
-        let reply = wait(
-            py,
-            async move { channel.request(peer, data, timeout).await },
-        )?;
-        Ok(PyBytes::new(py, &reply))
-    }
-
-    /// [`PyChannel::request`] for asyncio.
-    #[pyo3(signature = (event_loop, future, peer, data, timeout=None))]
-    fn request_async(
+    fn request(
         &self,
         py: Python<'_>,
-        event_loop: Py<PyAny>,
-        future: Py<PyAny>,
         peer: &str,
         data: Bytes,
         timeout: Option<f64>,
@@ -147,27 +111,14 @@ impl PyChannel {
         let (peer, timeout) = (parse_id(py, peer)?, self::timeout(py, timeout)?);
         let channel = self.channel.clone();
         let work = async move { channel.request(peer, data, timeout).await };
-        Ok(spawn_for_asyncio(
-            &self.runtime,
-            event_loop,
-            future,
-            work,
-            to_bytes,
-        ))
+        Ok(Pending::new(&self.runtime, work, to_bytes))
     }
 
-    /// Waits for the next message.
-    fn recv(&self, py: Python<'_>) -> PyResult<Py<PyMessage>> {
-        let channel = self.channel.clone();
-        let m = wait(py, async move { channel.recv().await })?;
-        PyMessage::create(py, m.from, &m.data)
-    }
-
-    /// [`PyChannel::recv`] for asyncio.
-    fn recv_async(&self, event_loop: Py<PyAny>, future: Py<PyAny>) -> Pending {
+    /// The next message (a call to wait on or await).
+    fn recv(&self) -> Pending {
         let channel = self.channel.clone();
         let work = async move { channel.recv().await };
-        spawn_for_asyncio(&self.runtime, event_loop, future, work, to_message)
+        Pending::new(&self.runtime, work, to_message)
     }
 
     /// Feeds every incoming message to `func`: on a blocking thread if `event_loop` is

@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 
 use memmesh::{Event, Node};
 
-use crate::bridge::{spawn_for_asyncio, wait, Pending};
+use crate::bridge::Pending;
 
 /// One membership event. `kind` says which; the other fields are set when they apply.
 #[pyclass(frozen, eq, get_all, module = "memmesh", name = "Event")]
@@ -115,14 +115,9 @@ fn to_event(py: Python<'_>, e: Event) -> PyResult<Py<PyAny>> {
 
 #[pymethods]
 impl PyEvents {
-    /// Waits for the next event; `ClosedError` once the node shuts down.
-    fn next(&self, py: Python<'_>) -> PyResult<PyEvent> {
-        wait(py, self.next_event()).map(PyEvent::from)
-    }
-
-    /// [`PyEvents::next`] for asyncio.
-    fn next_async(&self, event_loop: Py<PyAny>, future: Py<PyAny>) -> Pending {
-        let runtime = self.node.runtime_handle();
-        spawn_for_asyncio(&runtime, event_loop, future, self.next_event(), to_event)
+    /// The next event (a call to wait on or await); `ClosedError` once the node shuts
+    /// down.
+    fn next(&self) -> Pending {
+        Pending::new(&self.node.runtime_handle(), self.next_event(), to_event)
     }
 }

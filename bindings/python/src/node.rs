@@ -1,7 +1,7 @@
 //! The node, as the Python class `memmesh._native.Node`.
 //!
-//! Blocking methods release the GIL while they wait; `*_async` methods take an asyncio
-//! loop and future and return a [`Pending`] handle (see `bridge.rs`).
+//! Methods that do I/O return a [`Pending`] call that the blocking API waits on and the
+//! asyncio API awaits (see `bridge.rs`).
 
 use std::path::PathBuf;
 
@@ -12,8 +12,8 @@ use memmesh::{Node, NodeId};
 use pyo3::types::PyDict;
 
 use crate::blocks::PyBlocks;
-use crate::bridge::{spawn_for_asyncio, to_py, wait, Pending};
-use crate::cache::{self, PyCache};
+use crate::bridge::{to_py, wait, Pending};
+use crate::cache;
 use crate::channel::PyChannel;
 use crate::config::Options;
 use crate::error::IntoPyResult;
@@ -123,33 +123,14 @@ impl PyNode {
         self.node.is_closed()
     }
 
-    /// Connects to `addr` and returns the peer's id; with `id`, the peer must be that node.
+    /// Connects to `addr`; the call returns the peer's id. With `id`, the peer must be
+    /// that node.
     #[pyo3(signature = (addr, id=None))]
-    fn connect(&self, py: Python<'_>, addr: &str, id: Option<&str>) -> PyResult<String> {
+    fn connect(&self, py: Python<'_>, addr: &str, id: Option<&str>) -> PyResult<Pending> {
         let (node, addr) = (self.node.clone(), addr.to_string());
         let expected = id.map(|i| parse_id(py, i)).transpose()?;
-        wait(py, connect(node, addr, expected)).map(|id| id.to_string())
-    }
-
-    /// [`PyNode::connect`] for asyncio: resolves `future` on `event_loop`.
-    #[pyo3(signature = (event_loop, future, addr, id=None))]
-    fn connect_async(
-        &self,
-        py: Python<'_>,
-        event_loop: Py<PyAny>,
-        future: Py<PyAny>,
-        addr: &str,
-        id: Option<&str>,
-    ) -> PyResult<Pending> {
-        let (node, addr) = (self.node.clone(), addr.to_string());
-        let expected = id.map(|i| parse_id(py, i)).transpose()?;
-        Ok(spawn_for_asyncio(
-            &self.node.runtime_handle(),
-            event_loop,
-            future,
-            connect(node, addr, expected),
-            |py, id| Ok(id.to_string().into_pyobject(py)?.into_any().unbind()),
-        ))
+        let work = async move { connect(node, addr, expected).await.map(|id| id.to_string()) };
+        Ok(Pending::new(&self.node.runtime_handle(), work, to_py))
     }
 
     /// Every peer this node knows, sorted by id.
@@ -193,8 +174,8 @@ impl PyNode {
         Ok(PyTransfer::new(transfer, self.node.runtime_handle()))
     }
 
-    /// The cache bucket `name` (blocking, without the GIL), defined cluster-wide on first
-    /// use. With every option `None`, the bucket's existing options (or the defaults).
+    /// The cache bucket `name`, defined cluster-wide on first use. With every option
+    /// `None`, the bucket's existing options (or the defaults).
     #[pyo3(signature = (name, ttl=None, max_entries=None, max_bytes=None, replicas=None))]
     fn cache(
         &self,
@@ -204,35 +185,10 @@ impl PyNode {
         max_entries: Option<i64>,
         max_bytes: Option<i64>,
         replicas: Option<i64>,
-    ) -> PyResult<PyCache> {
-        let options = cache::cache_options(py, ttl, max_entries, max_bytes, replicas)?;
-        wait(py, cache::open(self.node.clone(), name, options))
-    }
-
-    /// [`PyNode::cache`] for asyncio.
-    #[pyo3(signature = (
-        event_loop, future, name, ttl=None, max_entries=None, max_bytes=None, replicas=None
-    ))]
-    #[allow(clippy::too_many_arguments)]
-    fn cache_async(
-        &self,
-        py: Python<'_>,
-        event_loop: Py<PyAny>,
-        future: Py<PyAny>,
-        name: String,
-        ttl: Option<f64>,
-        max_entries: Option<i64>,
-        max_bytes: Option<i64>,
-        replicas: Option<i64>,
     ) -> PyResult<Pending> {
         let options = cache::cache_options(py, ttl, max_entries, max_bytes, replicas)?;
-        Ok(spawn_for_asyncio(
-            &self.node.runtime_handle(),
-            event_loop,
-            future,
-            cache::open(self.node.clone(), name, options),
-            to_py,
-        ))
+        let work = cache::open(self.node.clone(), name, options);
+        Ok(Pending::new(&self.node.runtime_handle(), work, to_py))
     }
 
     /// The cache buckets this node knows: name -> options, sorted by name.

@@ -6,8 +6,8 @@
 //! A source is `bytes`/`bytearray` (the data) or a `str`/`os.PathLike` (a file path);
 //! peers and ids cross as text; durations as seconds (float); a per-peer failure is a
 //! `MemmeshError` instance in `TransferResult.error`, not a raised exception. Each
-//! operation has a blocking form (GIL released while waiting) and an `*_async` form for
-//! asyncio (see `bridge.rs`); offer handlers run like channel handlers (`handler.rs`).
+//! operation returns a [`Pending`] call that the blocking API waits on (GIL released)
+//! and the asyncio API awaits (see `bridge.rs`); offer handlers run like channel handlers (`handler.rs`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,7 +25,7 @@ use memmesh::transfer::{
 };
 use memmesh::{Error, ErrorKind, NodeId};
 
-use crate::bridge::{on_runtime, spawn_for_asyncio, to_py, wait, Pending};
+use crate::bridge::{to_py, Pending};
 use crate::channel::node_ids;
 use crate::error::{handler_failed, invalid, to_py_err, IntoPyResult};
 use crate::handler::Callable;
@@ -364,70 +364,28 @@ impl PyTransfer {
 
 #[pymethods]
 impl PyTransfer {
-    /// Sends `source` to every peer of `to` in parallel; one result per peer, in order.
+    /// Sends `source` to every peer of `to` in parallel; the call returns one result per
+    /// peer, in order.
     fn send(
         &self,
         py: Python<'_>,
-        source: &Bound<'_, PyAny>,
-        to: &Bound<'_, PyAny>,
-    ) -> PyResult<Vec<PyTransferResult>> {
-        let (source, to) = (self::source(py, source)?, peers(py, to)?);
-        let transfer = self.transfer.clone();
-        let results = wait(py, async move { transfer.send(source, &to).await })?;
-        Ok(results
-            .into_iter()
-            .map(|r| PyTransferResult::create(py, r))
-            .collect())
-    }
-
-    /// [`PyTransfer::send`] for asyncio.
-    fn send_async(
-        &self,
-        py: Python<'_>,
-        event_loop: Py<PyAny>,
-        future: Py<PyAny>,
         source: &Bound<'_, PyAny>,
         to: &Bound<'_, PyAny>,
     ) -> PyResult<Pending> {
         let (source, to) = (self::source(py, source)?, peers(py, to)?);
         let transfer = self.transfer.clone();
         let work = async move { transfer.send(source, &to).await };
-        Ok(spawn_for_asyncio(
-            &self.runtime,
-            event_loop,
-            future,
-            work,
-            to_results,
-        ))
+        Ok(Pending::new(&self.runtime, work, to_results))
     }
 
-    /// Offers `source` to peers, who fetch it by the returned id (`"blake3:<hex>"`).
-    fn publish(&self, py: Python<'_>, source: &Bound<'_, PyAny>) -> PyResult<String> {
-        let source = self::source(py, source)?;
-        let transfer = self.transfer.clone();
-        // On the node runtime: the core reads a file with tokio::fs outside `run`.
-        let work = on_runtime(&self.runtime, async move { transfer.publish(source).await });
-        wait(py, work)
-    }
-
-    /// [`PyTransfer::publish`] for asyncio.
-    fn publish_async(
-        &self,
-        py: Python<'_>,
-        event_loop: Py<PyAny>,
-        future: Py<PyAny>,
-        source: &Bound<'_, PyAny>,
-    ) -> PyResult<Pending> {
+    /// Offers `source` to peers, who fetch it by the id the call returns
+    /// (`"blake3:<hex>"`).
+    fn publish(&self, py: Python<'_>, source: &Bound<'_, PyAny>) -> PyResult<Pending> {
         let source = self::source(py, source)?;
         let transfer = self.transfer.clone();
         let work = async move { transfer.publish(source).await };
-        Ok(spawn_for_asyncio(
-            &self.runtime,
-            event_loop,
-            future,
-            work,
-            to_py,
-        ))
+        // On the node runtime: the core reads a file with tokio::fs outside `run`.
+        Ok(Pending::on_runtime(&self.runtime, work, to_py))
     }
 
     /// Stops offering `id`; returns whether it was published.
@@ -444,34 +402,11 @@ impl PyTransfer {
         id: String,
         peer: &str,
         into: Option<PathBuf>,
-    ) -> PyResult<PyReceived> {
-        let peer = parse_id(py, peer)?;
-        let transfer = self.transfer.clone();
-        let received = wait(py, async move { transfer.fetch(&id, peer, into).await })?;
-        Ok(PyReceived::create(py, received))
-    }
-
-    /// [`PyTransfer::fetch`] for asyncio.
-    #[pyo3(signature = (event_loop, future, id, peer, into=None))]
-    fn fetch_async(
-        &self,
-        py: Python<'_>,
-        event_loop: Py<PyAny>,
-        future: Py<PyAny>,
-        id: String,
-        peer: &str,
-        into: Option<PathBuf>,
     ) -> PyResult<Pending> {
         let peer = parse_id(py, peer)?;
         let transfer = self.transfer.clone();
         let work = async move { transfer.fetch(&id, peer, into).await };
-        Ok(spawn_for_asyncio(
-            &self.runtime,
-            event_loop,
-            future,
-            work,
-            to_received,
-        ))
+        Ok(Pending::new(&self.runtime, work, to_received))
     }
 
     /// Cancels the incoming transfer with this offer id; returns whether one was running.
@@ -518,7 +453,7 @@ async fn next_of<T: Clone + Send + 'static>(
 }
 
 macro_rules! event_stream {
-    ($(#[$doc:meta])* $rust:ident, $py:literal, $item:ty, $pyitem:ty, $convert:expr, $to_py:ident) => {
+    ($(#[$doc:meta])* $rust:ident, $py:literal, $item:ty, $to_py:ident) => {
         $(#[$doc])*
         #[pyclass(frozen, module = "memmesh._native", name = $py)]
         pub struct $rust {
@@ -537,17 +472,10 @@ macro_rules! event_stream {
 
         #[pymethods]
         impl $rust {
-            /// Waits for the next one; `ClosedError` once the node shuts down.
-            fn next(&self, py: Python<'_>) -> PyResult<$pyitem> {
-                let item = wait(py, on_runtime(&self.runtime, next_of(self.rx.clone())))?;
-                #[allow(clippy::redundant_closure_call)]
-                Ok(($convert)(py, item))
-            }
-
-            /// [`Self::next`] for asyncio.
-            fn next_async(&self, event_loop: Py<PyAny>, future: Py<PyAny>) -> Pending {
-                let work = next_of(self.rx.clone());
-                spawn_for_asyncio(&self.runtime, event_loop, future, work, $to_py)
+            /// The next one (a call to wait on or await); `ClosedError` once the node
+            /// shuts down.
+            fn next(&self) -> Pending {
+                Pending::on_runtime(&self.runtime, next_of(self.rx.clone()), $to_py)
             }
         }
     };
@@ -558,8 +486,6 @@ event_stream!(
     PyReceivedEvents,
     "ReceivedEvents",
     Received,
-    PyReceived,
-    |py: Python<'_>, r: Received| PyReceived::create(py, r),
     to_received
 );
 
@@ -569,7 +495,5 @@ event_stream!(
     PyProgressEvents,
     "ProgressEvents",
     Progress,
-    PyProgress,
-    |_py: Python<'_>, p: Progress| PyProgress::from(p),
     to_progress
 );

@@ -80,8 +80,12 @@ pub struct CacheEntry {
     pub value: Vec<u8>,
 }
 
+/// The core's bucket counters, crossing as they are (`uniffi::remote` below mirrors
+/// their definition for the interface).
+pub use memmesh::CacheStats;
+
 /// Counters of one bucket on this node (from `Cache.stats()`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
+#[uniffi::remote(Record)]
 pub struct CacheStats {
     /// Live entries held here.
     pub entries: u64,
@@ -95,19 +99,6 @@ pub struct CacheStats {
     pub expired: u64,
     /// Entries removed by LRU to respect `max_entries` / `max_bytes`.
     pub evicted: u64,
-}
-
-impl From<memmesh::CacheStats> for CacheStats {
-    fn from(s: memmesh::CacheStats) -> Self {
-        Self {
-            entries: s.entries,
-            bytes: s.bytes,
-            hits: s.hits,
-            misses: s.misses,
-            expired: s.expired,
-            evicted: s.evicted,
-        }
-    }
 }
 
 /// A handle to a cache bucket (from `Node.cache(name, options)`). Keeps its node alive.
@@ -222,7 +213,7 @@ impl Cache {
 
     /// This node's counters for the bucket.
     pub fn stats(&self) -> CacheStats {
-        self.inner.stats().into()
+        self.inner.stats()
     }
 }
 
@@ -233,6 +224,7 @@ fn millis(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::literal_defaults;
 
     #[test]
     fn options_convert_to_core_and_back() {
@@ -246,5 +238,27 @@ mod tests {
         assert_eq!(core.ttl, Some(Duration::from_millis(1500)));
         assert_eq!(CacheOptions::from(core), ffi);
         assert_eq!(default_cache_options().replicas, 2);
+    }
+
+    #[test]
+    fn literal_defaults_are_the_core_defaults() {
+        // `CacheOptions()` in Swift takes these literals; `default_cache_options()` is
+        // built from the core's `CacheOptions::default()`. They must not drift.
+        let d = default_cache_options();
+        let none = |v: Option<u64>| match v {
+            None => "None".to_string(),
+            Some(v) => format!("Some({v}) (no UniFFI literal)"),
+        };
+        let expected = [
+            ("ttl_ms", none(d.ttl_ms)),
+            ("max_entries", none(d.max_entries)),
+            ("max_bytes", none(d.max_bytes)),
+            ("replicas", d.replicas.to_string()),
+        ]
+        .map(|(f, v)| (f.to_string(), v));
+        assert_eq!(
+            literal_defaults(include_str!("cache.rs"), "CacheOptions"),
+            expected
+        );
     }
 }

@@ -11,6 +11,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use memmesh::node::options;
+/// The core's congestion controller, crossing as it is (`uniffi::remote` below mirrors
+/// its definition for the interface).
+pub use memmesh::CongestionControl;
 
 use crate::error::MemmeshError;
 
@@ -103,7 +106,7 @@ pub struct MembershipOptions {
 }
 
 /// The congestion controller of the QUIC transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::remote(Enum)]
 pub enum CongestionControl {
     /// CUBIC (the default).
     Cubic,
@@ -211,26 +214,6 @@ impl From<MembershipOptions> for options::MembershipOptions {
     }
 }
 
-impl From<memmesh::CongestionControl> for CongestionControl {
-    fn from(c: memmesh::CongestionControl) -> Self {
-        match c {
-            memmesh::CongestionControl::Cubic => Self::Cubic,
-            memmesh::CongestionControl::NewReno => Self::NewReno,
-            memmesh::CongestionControl::Bbr => Self::Bbr,
-        }
-    }
-}
-
-impl From<CongestionControl> for memmesh::CongestionControl {
-    fn from(c: CongestionControl) -> Self {
-        match c {
-            CongestionControl::Cubic => Self::Cubic,
-            CongestionControl::NewReno => Self::NewReno,
-            CongestionControl::Bbr => Self::Bbr,
-        }
-    }
-}
-
 impl From<&memmesh::TransportTuning> for TuningOptions {
     fn from(t: &memmesh::TransportTuning) -> Self {
         Self {
@@ -244,7 +227,7 @@ impl From<&memmesh::TransportTuning> for TuningOptions {
             max_uni_streams: Some(t.max_uni_streams),
             keep_alive_ms: Some(millis(t.keep_alive)),
             idle_timeout_ms: Some(millis(t.idle_timeout)),
-            congestion: Some(t.congestion.into()),
+            congestion: Some(t.congestion),
         }
     }
 }
@@ -267,7 +250,7 @@ impl TryFrom<TuningOptions> for options::TuningOptions {
             max_uni_streams: t.max_uni_streams,
             keep_alive: t.keep_alive_ms.map(Duration::from_millis),
             idle_timeout: t.idle_timeout_ms.map(Duration::from_millis),
-            congestion: t.congestion.map(Into::into),
+            congestion: t.congestion,
         })
     }
 }
@@ -326,9 +309,85 @@ pub fn default_node_config() -> NodeConfig {
     memmesh::NodeConfig::default().into()
 }
 
+/// The literal defaults (`#[uniffi(default = ...)]`) of the record `record` in the Rust
+/// `source`, as (field, literal) pairs in order: UniFFI takes only literals there, so tests
+/// compare them with the core's `Default` values (see `literal_defaults_are_the_core_defaults`).
+#[cfg(test)]
+pub(crate) fn literal_defaults(source: &str, record: &str) -> Vec<(String, String)> {
+    let start = source
+        .find(&format!("pub struct {record} {{"))
+        .unwrap_or_else(|| panic!("no record {record}"));
+    let body = &source[start..];
+    let body = &body[..body.find("\n}").unwrap_or(body.len())];
+    let mut out = Vec::new();
+    let mut literal = None;
+    for line in body.lines().skip(1).map(str::trim) {
+        if let Some(rest) = line.strip_prefix("#[uniffi(default = ") {
+            literal = rest.strip_suffix(")]").map(str::to_string);
+        } else if let Some(field) = line.strip_prefix("pub ") {
+            let name = field.split(':').next().unwrap_or_default().to_string();
+            out.push((
+                name,
+                literal.take().expect("every field has a literal default"),
+            ));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A default as UniFFI's literal spells it: `None` for an absent option (UniFFI has no
+    /// other literal for an option here), strings quoted, lists empty.
+    fn none(v: &Option<impl std::fmt::Debug>) -> String {
+        match v {
+            None => "None".into(),
+            Some(v) => format!("Some({v:?}) (no UniFFI literal)"),
+        }
+    }
+
+    #[test]
+    fn literal_defaults_are_the_core_defaults() {
+        // `NodeConfig()` in Swift takes these literals; `default_node_config()` is built
+        // from the core's `NodeConfig::default()`. They must not drift.
+        let d = default_node_config();
+        let list = |v: &[String]| format!("{v:?}");
+        let expected = [
+            ("name", none(&d.name)),
+            ("listen", format!("{:?}", d.listen)),
+            ("cluster_secret", none(&d.cluster_secret)),
+            ("open", d.open.to_string()),
+            ("bootstrap", list(&d.bootstrap)),
+            ("mdns", d.mdns.to_string()),
+            ("mdns_interfaces", none(&d.mdns_interfaces)),
+            ("memory_quota", d.memory_quota.to_string()),
+            ("data_dir", none(&d.data_dir)),
+            ("inbox_dir", none(&d.inbox_dir)),
+            ("threads", d.threads.to_string()),
+            ("max_message_size", d.max_message_size.to_string()),
+            ("request_timeout_ms", d.request_timeout_ms.to_string()),
+            ("send_timeout_ms", d.send_timeout_ms.to_string()),
+            ("connect_timeout_ms", d.connect_timeout_ms.to_string()),
+            ("channel_queue", d.channel_queue.to_string()),
+            ("membership", none(&d.membership)),
+            ("tuning", none(&d.tuning)),
+        ]
+        .map(|(f, v)| (f.to_string(), v));
+        assert_eq!(
+            literal_defaults(include_str!("config.rs"), "NodeConfig"),
+            expected
+        );
+        for record in ["MembershipOptions", "TuningOptions"] {
+            for (field, literal) in literal_defaults(include_str!("config.rs"), record) {
+                assert_eq!(
+                    literal, "None",
+                    "{record}.{field}: None keeps the core's value"
+                );
+            }
+        }
+    }
 
     #[test]
     fn converts_to_core_and_back() {

@@ -1,7 +1,11 @@
 //! What a node knows about its peers, as UniFFI types.
 
+/// The core's peer state, crossing as it is (`uniffi::remote` below mirrors its
+/// definition for the interface; the mirror's doc comments are the Swift docs).
+pub use memmesh::PeerState;
+
 /// A peer's membership state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::remote(Enum)]
 pub enum PeerState {
     /// Answering probes (or connected and about to be confirmed by membership).
     Alive,
@@ -9,16 +13,6 @@ pub enum PeerState {
     Suspect,
     /// Down: failed and not back within the grace period, or left.
     Down,
-}
-
-impl From<memmesh::PeerState> for PeerState {
-    fn from(s: memmesh::PeerState) -> Self {
-        match s {
-            memmesh::PeerState::Alive => PeerState::Alive,
-            memmesh::PeerState::Suspect => PeerState::Suspect,
-            memmesh::PeerState::Down => PeerState::Down,
-        }
-    }
 }
 
 /// A peer known to this node.
@@ -47,7 +41,7 @@ impl From<memmesh::PeerInfo> for PeerInfo {
             id: p.id.to_string(),
             name: p.name,
             addrs: p.addrs.iter().map(ToString::to_string).collect(),
-            state: p.state.into(),
+            state: p.state,
             connected: p.connected,
             rtt_ms: p.rtt.map(|d| d.as_secs_f64() * 1000.0),
             quota_free: p.quota_free,
