@@ -26,6 +26,7 @@ pub mod datadir;
 pub mod discovery;
 pub mod durable;
 pub mod error;
+pub mod files;
 pub mod identity;
 pub mod membership;
 pub mod memory;
