@@ -42,6 +42,7 @@ pub use bytes::Bytes;
 pub use cache::{Cache, CacheOptions, CacheStats};
 pub use channel::{Channel, Message, MessageHandler, Request, RequestHandler, Target};
 pub use error::{Classify, Error, ErrorKind, Result};
+pub use files::{FileId, FileInfo, Files, FilesStats, PutOptions};
 pub use identity::{Keypair, NodeId};
 pub use membership::{Event, Events};
 pub use node::{Node, NodeBuilder, NodeConfig};

@@ -19,6 +19,9 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// Largest accepted `channel_queue` (a channel's queue is a tokio channel of that
 /// capacity: an absurd one would panic when the channel is created).
 pub const MAX_CHANNEL_QUEUE: usize = 1 << 20;
+/// Longest accepted `storage_passphrase`, in bytes.
+pub const MAX_PASSPHRASE_LEN: usize = 1024;
+
 /// Longest accepted `membership.forget_after`: 30 days.
 pub const MAX_FORGET_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
 
@@ -52,6 +55,13 @@ pub struct NodeConfig {
     /// Directory where offered transfers are received when no offer handler is set
     /// (default: none, offers are refused).
     pub inbox_dir: Option<PathBuf>,
+    /// Most bytes the files store keeps on disk (ciphertext), or `None` for no limit. A
+    /// put over it fails with `QuotaExceeded`. Needs `data_dir`.
+    pub disk_quota: Option<u64>,
+    /// A passphrase protecting the files store's storage key (Argon2id). A data dir made
+    /// with one cannot be opened without it, and one made without refuses one. Needs
+    /// `data_dir`.
+    pub storage_passphrase: Option<String>,
     /// Worker threads of the node's own tokio runtime.
     pub threads: usize,
     /// Maximum size of one message, request or response.
@@ -83,6 +93,8 @@ impl Default for NodeConfig {
             memory_quota: DEFAULT_MEMORY_QUOTA,
             data_dir: None,
             inbox_dir: None,
+            disk_quota: None,
+            storage_passphrase: None,
             threads: 2,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             request_timeout: Duration::from_secs(30),
@@ -130,6 +142,26 @@ impl NodeConfig {
                 return Err(Error::invalid(format!(
                     "cluster_secret must be at most {max} bytes, got {}",
                     secret.len()
+                )));
+            }
+        }
+        if self.data_dir.is_none() {
+            if self.storage_passphrase.is_some() {
+                return Err(Error::invalid(
+                    "storage_passphrase needs a data_dir (it protects the files stored there)",
+                ));
+            }
+            if self.disk_quota.is_some() {
+                return Err(Error::invalid(
+                    "disk_quota needs a data_dir (files are stored there)",
+                ));
+            }
+        }
+        if let Some(pass) = &self.storage_passphrase {
+            if pass.is_empty() || pass.len() > MAX_PASSPHRASE_LEN {
+                return Err(Error::invalid(format!(
+                    "storage_passphrase must be 1..={MAX_PASSPHRASE_LEN} bytes, got {}",
+                    pass.len()
                 )));
             }
         }
@@ -256,6 +288,18 @@ impl NodeBuilder {
     /// Directory for the persisted identity (and later, persistent stores).
     pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.config.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Most bytes the files store keeps on disk (needs a data dir).
+    pub fn disk_quota(mut self, bytes: u64) -> Self {
+        self.config.disk_quota = Some(bytes);
+        self
+    }
+
+    /// A passphrase protecting the files store's storage key (needs a data dir).
+    pub fn storage_passphrase(mut self, passphrase: impl Into<String>) -> Self {
+        self.config.storage_passphrase = Some(passphrase.into());
         self
     }
 

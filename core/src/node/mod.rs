@@ -62,6 +62,7 @@ impl std::fmt::Debug for Node {
 /// `Arc<Shared>`, never the guard, so they cannot keep a node alive by themselves.
 pub(crate) struct Guard {
     shared: Arc<Shared>,
+    files: crate::files::Files,
 }
 
 impl Drop for Guard {
@@ -69,6 +70,7 @@ impl Drop for Guard {
         if !self.shared.runtime.is_shut_down() {
             debug!(node = %self.shared.id.short(), "last handle dropped: shutting down");
             begin_shutdown(&self.shared);
+            self.files.close();
             self.shared.runtime.shutdown_background();
             self.shared.pool.clear();
             self.shared.channels.clear();
@@ -135,6 +137,14 @@ impl Node {
         let id = key.node_id();
         let runtime = NodeRuntime::new(config.threads, &id.short())?;
         let handle = runtime.handle().clone();
+        let files = match open_files(&config, id, &handle).await {
+            Ok(files) => files,
+            Err(e) => {
+                // Dropping a runtime inside an async context would panic.
+                runtime.shutdown_background();
+                return Err(e);
+            }
+        };
         let name = config
             .name
             .clone()
@@ -192,6 +202,7 @@ impl Node {
         Ok(Node {
             guard: Arc::new(Guard {
                 shared: shared.clone(),
+                files,
             }),
             shared,
         })
@@ -339,6 +350,15 @@ impl Node {
         ))
     }
 
+    /// The files store: persistent, encrypted files on this node's disk. Without a
+    /// data dir, every call on it fails with `Unsupported`.
+    pub fn files(&self) -> Result<crate::files::Files> {
+        if self.shared.is_closed() {
+            return Err(Error::closed());
+        }
+        Ok(self.guard.files.keeping(self.guard.clone()))
+    }
+
     /// The cache buckets this node knows (its own and those learned from peers), by name.
     pub fn caches(&self) -> Vec<(String, CacheOptions)> {
         crate::cache::known(&self.shared)
@@ -402,12 +422,36 @@ impl Node {
     /// Clears the tables and stops the runtime on a helper thread, which it returns.
     fn stop_runtime(&self) -> Option<std::thread::JoinHandle<()>> {
         begin_shutdown(&self.shared);
+        self.guard.files.close();
         self.shared.channels.clear();
         self.shared.transfers.clear_handler();
         self.shared.pool.clear();
         info!(node = %self.shared.id.short(), "node shut down");
         self.shared.runtime.shutdown()
     }
+}
+
+/// Opens the files store in the data dir (off the caller's executor: Argon2id, fsyncs,
+/// recovery), or a store that refuses every call when there is no data dir.
+async fn open_files(
+    config: &NodeConfig,
+    id: NodeId,
+    handle: &tokio::runtime::Handle,
+) -> Result<crate::files::Files> {
+    let Some(dir) = config.data_dir.clone() else {
+        return Ok(crate::files::Files::without_data_dir());
+    };
+    let options = crate::files::OpenOptions {
+        data_dir: dir,
+        passphrase: config.storage_passphrase.clone(),
+        quota: config.disk_quota,
+        node: id,
+    };
+    let runtime = handle.clone();
+    handle
+        .spawn_blocking(move || crate::files::Files::open(options, runtime))
+        .await
+        .map_err(|e| Error::internal(format!("opening the files store: {e}")))?
 }
 
 /// Leaves the cluster, closes every connection, and gives peers a moment to see it.
