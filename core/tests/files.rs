@@ -566,3 +566,58 @@ async fn ten_thousand_small_files_survive_a_restart() {
     node.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_cleans_leftovers_and_drops_rows_without_their_content() {
+    let data = dir("recover");
+    let node = start(&data).await;
+    let files = node.files().unwrap();
+    let kept = files
+        .put_bytes(pattern(1000, 1), PutOptions::default())
+        .await
+        .unwrap();
+    let lost = files
+        .put_bytes(pattern(1000, 2), PutOptions::default())
+        .await
+        .unwrap();
+    let short = files
+        .put_bytes(pattern(1000, 3), PutOptions::default())
+        .await
+        .unwrap();
+    node.shutdown().await.unwrap();
+    let hex = |id: FileId| id.to_string()["blake3:".len()..].to_string();
+    let contents = data.join("files");
+    std::fs::remove_file(contents.join(hex(lost))).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(contents.join(hex(short)))
+        .unwrap();
+    f.set_len(500).unwrap();
+    drop(f);
+    std::fs::write(contents.join("tmp-0123456789abcdef"), b"partial").unwrap();
+    let orphan = FileId::of(b"orphan");
+    std::fs::write(contents.join(hex(orphan)), b"no row").unwrap();
+
+    let node = start(&data).await;
+    let files = node.files().unwrap();
+    assert_eq!(files.get_bytes(kept).await.unwrap().len(), 1000);
+    for gone in [lost, short, orphan] {
+        assert_eq!(
+            files.stat(gone).await.unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+    }
+    assert_eq!(files.stats().unwrap().files, 1);
+    assert_eq!(content_files(&data), vec![contents.join(hex(kept))]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&contents), 0o700);
+        assert_eq!(mode(&data.join("files.redb")), 0o600);
+        assert_eq!(mode(&data.join("storage.key")), 0o600);
+        assert_eq!(mode(&contents.join(hex(kept))), 0o600);
+    }
+    node.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&data);
+}

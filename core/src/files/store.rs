@@ -115,6 +115,8 @@ impl Store {
         }
         let key = StorageKey::load_or_create(dir, options.passphrase.as_deref(), true)?;
         let db = Arc::new(Db::open(dir)?);
+        restrict(&contents, 0o700)?;
+        restrict(&db_path, 0o600)?;
         let usage = recover(&db, &contents)?;
         let usage = Arc::new(Mutex::new(usage));
         let committer = Committer::start(db.clone(), contents.clone(), usage.clone())?;
@@ -456,6 +458,19 @@ impl Store {
             files: u.files,
         }
     }
+}
+
+/// Makes `path` accessible to its owner only (a no-op where there are no Unix modes).
+fn restrict(path: &Path, mode: u32) -> Result<(), FilesError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(FilesError::io("restricting", path))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
 }
 
 fn not_found(id: &FileId) -> FilesError {
