@@ -54,7 +54,9 @@ impl Committer {
         let (tx, rx) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("memmesh-files-commit".into())
-            .spawn(move || run(&db, &contents, &usage, &rx))
+            .spawn(move || {
+                run(&db, &contents, &usage, &rx);
+            })
             .map_err(FilesError::io("starting the committer thread", "files"))?;
         Ok(Committer {
             tx: Mutex::new(Some(tx)),
@@ -97,8 +99,11 @@ impl Drop for Committer {
     }
 }
 
-fn run(db: &Db, contents: &std::path::Path, usage: &Mutex<Usage>, rx: &mpsc::Receiver<Job>) {
+/// Serves the queue until every sender is gone; returns how many transactions it wrote.
+fn run(db: &Db, contents: &std::path::Path, usage: &Mutex<Usage>, rx: &mpsc::Receiver<Job>) -> u64 {
+    let mut transactions = 0;
     while let Ok(first) = rx.recv() {
+        transactions += 1;
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -141,6 +146,7 @@ fn run(db: &Db, contents: &std::path::Path, usage: &Mutex<Usage>, rx: &mpsc::Rec
             }
         }
     }
+    transactions
 }
 
 fn commit(db: &Db, contents: &std::path::Path, batch: &[Job]) -> Result<Vec<Applied>, FilesError> {
@@ -149,4 +155,72 @@ fn commit(db: &Db, contents: &std::path::Path, batch: &[Job]) -> Result<Vec<Appl
     }
     let ops: Vec<Op> = batch.iter().map(|j| j.op.clone()).collect();
     db.apply(&ops)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::db::Record;
+    use crate::files::key::StorageKey;
+
+    #[test]
+    fn queued_rows_share_one_transaction_and_one_directory_sync() {
+        let dir = std::env::temp_dir().join(format!("memmesh-commit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = Db::open(&dir).unwrap();
+        let key = StorageKey::from_bytes(&[1; 32]).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let mut answers = Vec::new();
+        for i in 0u8..10 {
+            let (reply, answer) = oneshot::channel();
+            let row = Record {
+                size: 1,
+                stored: 100,
+                created: 0,
+                name: None,
+                content_type: None,
+            }
+            .encode(&[i; 32], &key)
+            .unwrap();
+            let op = Op::Put {
+                id: [i; 32],
+                row,
+                holder: [0; 32],
+            };
+            tx.send(Job {
+                op,
+                stored: 100,
+                reply,
+            })
+            .unwrap();
+            answers.push(answer);
+        }
+        let (reply, answer) = oneshot::channel();
+        tx.send(Job {
+            op: Op::Delete { id: [3; 32] },
+            stored: 0,
+            reply,
+        })
+        .unwrap();
+        answers.push(answer);
+        drop(tx);
+        let usage = Mutex::new(Usage::default());
+        let syncs = crate::durable::dir_syncs_on_this_thread();
+        assert_eq!(run(&db, &dir, &usage, &rx), 1, "one transaction for all");
+        assert_eq!(crate::durable::dir_syncs_on_this_thread() - syncs, 1);
+        for a in answers {
+            assert!(futures::executor::block_on(a).unwrap().is_ok());
+        }
+        let u = *usage.lock().unwrap();
+        assert_eq!(
+            u,
+            Usage {
+                used: 900,
+                files: 9
+            }
+        );
+        assert_eq!(db.all_stored().unwrap().len(), 9);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -185,15 +185,24 @@ impl Store {
         let store = self.clone();
         let probe = data.clone();
         let id = blocking(move || Ok(FileId::of(&probe))).await?;
-        if let Some(row) = blocking({
+        let stored_already = blocking({
             let store = store.clone();
             move || store.row(id.digest())
         })
         .await?
-        {
+        .is_some();
+        if stored_already {
             let _lock = self.lock_of(id.digest()).lock().await;
-            self.update_existing(id, row, options).await?;
-            return Ok(id);
+            // Read again under the lock: a delete may have run in between.
+            let row = blocking({
+                let store = store.clone();
+                move || store.row(id.digest())
+            })
+            .await?;
+            if let Some(row) = row {
+                self.update_existing(id, row, options).await?;
+                return Ok(id);
+            }
         }
         let size = data.len() as u64;
         let reservation = self.reserve(stored_len(size))?;

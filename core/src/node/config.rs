@@ -372,6 +372,58 @@ mod tests {
     use super::*;
 
     #[test]
+    fn files_options_need_a_data_dir_and_a_sane_passphrase() {
+        let with_dir = || NodeConfig {
+            data_dir: Some("/tmp/d".into()),
+            ..NodeConfig::default()
+        };
+        let cases = [
+            (
+                NodeConfig {
+                    storage_passphrase: Some("pw".into()),
+                    ..NodeConfig::default()
+                },
+                "storage_passphrase needs a data_dir",
+            ),
+            (
+                NodeConfig {
+                    disk_quota: Some(1),
+                    ..NodeConfig::default()
+                },
+                "disk_quota needs a data_dir",
+            ),
+            (
+                NodeConfig {
+                    storage_passphrase: Some(String::new()),
+                    ..with_dir()
+                },
+                "storage_passphrase must be",
+            ),
+            (
+                NodeConfig {
+                    storage_passphrase: Some("x".repeat(MAX_PASSPHRASE_LEN + 1)),
+                    ..with_dir()
+                },
+                "storage_passphrase must be",
+            ),
+        ];
+        for (config, words) in cases {
+            let e = config.validate().unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidInput);
+            assert!(e.message().contains(words), "{e}");
+        }
+        let ok = NodeConfig {
+            storage_passphrase: Some("pw".into()),
+            disk_quota: Some(1 << 30),
+            ..with_dir()
+        };
+        assert!(ok.validate().is_ok());
+        let b = NodeBuilder::new().disk_quota(5).storage_passphrase("p");
+        assert_eq!(b.config().disk_quota, Some(5));
+        assert_eq!(b.config().storage_passphrase.as_deref(), Some("p"));
+    }
+
+    #[test]
     fn absurd_durations_are_refused() {
         assert!(NodeConfig::default().validate().is_ok());
         let at_max = NodeConfig {
