@@ -621,3 +621,30 @@ async fn a_restart_cleans_leftovers_and_drops_rows_without_their_content() {
     node.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_puts_and_deletes_of_one_file_leave_row_and_content_together() {
+    let data = dir("race");
+    let node = start(&data).await;
+    let files = node.files().unwrap();
+    let bytes = pattern(5000, 5);
+    let id = FileId::of(&bytes);
+    for round in 0..40 {
+        let put = files.put_bytes(bytes.clone(), PutOptions::named(format!("r{round}")));
+        let del = files.delete(id);
+        let (p, d) = futures::join!(put, del);
+        assert_eq!(p.unwrap(), id);
+        if let Err(e) = d {
+            assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+        }
+        let listed = files.stats().unwrap().files;
+        let on_disk = content_files(&data).len() as u64;
+        assert_eq!(listed, on_disk, "round {round}");
+        match files.get_bytes(id).await {
+            Ok(got) => assert_eq!(&got[..], &bytes[..]),
+            Err(e) => assert_eq!(e.kind(), ErrorKind::NotFound, "round {round}: {e}"),
+        }
+    }
+    node.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&data);
+}
