@@ -24,6 +24,10 @@ use memmesh::{ErrorKind, PutOptions};
 const CHILD_ENV: &str = "MEMMESH_FILES_CRASH_CHILD";
 const ROUND_ENV: &str = "MEMMESH_FILES_CRASH_ROUND";
 const SEED_ENV: &str = "MEMMESH_FILES_CRASH_SEED";
+/// Set for the child that puts one large file (its path) instead of many small ones.
+const BIG_ENV: &str = "MEMMESH_FILES_CRASH_BIG";
+/// The large file's size: 200 MiB.
+const BIG_SIZE: usize = 200 * 1024 * 1024;
 const ROUNDS: u64 = 6;
 /// The child gives up by itself after this long (if the parent died).
 const CHILD_LIFETIME: Duration = Duration::from_secs(60);
@@ -88,6 +92,15 @@ fn files_crash_child() {
             .expect("child node start");
         let files = node.files().unwrap();
         println!("READY");
+        if let Some(big) = std::env::var_os(BIG_ENV) {
+            let id = files
+                .put_path(PathBuf::from(big), PutOptions::named("big"))
+                .await
+                .expect("child big put");
+            println!("BIG {id}");
+            tokio::time::sleep(CHILD_LIFETIME).await;
+            std::process::exit(3);
+        }
         let counter = Arc::new(AtomicU64::new(0));
         let mut tasks = Vec::new();
         for _ in 0..4 {
@@ -124,7 +137,7 @@ fn files_crash_child() {
 
 /// Runs one child until a random instant, kills it with SIGKILL, and returns the lines
 /// it printed.
-fn run_child(data: &Path, round: u64, kill_after: Duration) -> Vec<String> {
+fn run_child(data: &Path, round: u64, kill_after: Duration, big: Option<&Path>) -> Vec<String> {
     let exe = std::env::current_exe().expect("the test binary's path");
     let mut child = Command::new(exe)
         .args([
@@ -135,6 +148,7 @@ fn run_child(data: &Path, round: u64, kill_after: Duration) -> Vec<String> {
         ])
         .env(CHILD_ENV, data)
         .env(ROUND_ENV, round.to_string())
+        .envs(big.map(|b| (BIG_ENV, b)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -188,7 +202,7 @@ async fn a_store_killed_at_random_points_restarts_consistent() {
     let mut acknowledged = 0usize;
     for round in 0..ROUNDS {
         let kill_after = Duration::from_millis(150 + rng.below(1500));
-        let lines = run_child(&data, round, kill_after);
+        let lines = run_child(&data, round, kill_after, None);
         for line in &lines {
             if let Some(id) = line.strip_prefix("PUT ") {
                 let id: FileId = id.trim().parse().unwrap();
@@ -284,4 +298,102 @@ async fn a_store_killed_at_random_points_restarts_consistent() {
     );
     assert!(acknowledged > 0, "the children stored something");
     let _ = std::fs::remove_dir_all(&data);
+}
+
+/// Whether the files `a` and `b` have the same contents (read in bounded memory).
+fn same_contents(a: &Path, b: &Path) -> bool {
+    use std::io::Read;
+    let (mut fa, mut fb) = (
+        std::fs::File::open(a).unwrap(),
+        std::fs::File::open(b).unwrap(),
+    );
+    let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    loop {
+        let na = fa.read(&mut ba).unwrap();
+        let mut nb = 0;
+        while nb < na {
+            let n = fb.read(&mut bb[nb..na]).unwrap();
+            if n == 0 {
+                return false;
+            }
+            nb += n;
+        }
+        if na == 0 {
+            return fb.read(&mut bb).unwrap() == 0;
+        }
+        if ba[..na] != bb[..na] {
+            return false;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_killed_during_a_200_mib_put_restarts_consistent_and_the_put_can_be_repeated() {
+    let seed: u64 = std::env::var(SEED_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+                | 1
+        });
+    println!("{SEED_ENV}={seed}");
+    let mut rng = Rng(seed);
+    let base = std::env::temp_dir().join(format!("memmesh-files-crash-big-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(&base).unwrap();
+    let data = base.join("data");
+    let source = base.join("source");
+    {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&source).unwrap());
+        let mut block = vec![0u8; 1 << 20];
+        for i in 0..BIG_SIZE / block.len() {
+            for (j, b) in block.iter_mut().enumerate() {
+                *b = (i as u8) ^ (j as u8).wrapping_mul(13);
+            }
+            f.write_all(&block).unwrap();
+        }
+        f.flush().unwrap();
+    }
+    let kill_after = Duration::from_millis(50 + rng.below(1000));
+    let lines = run_child(&data, 0, kill_after, Some(&source));
+    let acknowledged: Option<FileId> = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("BIG "))
+        .map(|id| id.trim().parse().unwrap());
+    println!(
+        "killed after {kill_after:?}; the put had returned: {}",
+        acknowledged.is_some()
+    );
+
+    let node = builder("crash-big").data_dir(&data).start().await.unwrap();
+    let files = node.files().unwrap();
+    let on_disk: Vec<String> = std::fs::read_dir(data.join("files"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        on_disk.iter().all(|n| n.len() == 64),
+        "leftovers {on_disk:?}"
+    );
+    let page = files.list(None, 10).await.unwrap();
+    assert_eq!(page.files.len(), on_disk.len());
+    if let Some(id) = acknowledged {
+        assert_eq!(page.files.len(), 1, "an acknowledged put survives");
+        assert_eq!(page.files[0].id, id);
+    }
+    // The put can be repeated (or is already there), and reads back whole.
+    let id = files
+        .put_path(&source, PutOptions::named("big"))
+        .await
+        .unwrap();
+    let out = base.join("out");
+    files.get_to_path(id, &out).await.unwrap();
+    assert!(same_contents(&source, &out));
+    assert_eq!(files.stats().unwrap().files, 1);
+    node.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&base);
 }
