@@ -648,3 +648,23 @@ async fn racing_puts_and_deletes_of_one_file_leave_row_and_content_together() {
     node.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[test]
+fn the_store_is_usable_from_threads_without_an_async_runtime() {
+    let data = dir("blocking");
+    let node = builder("b").data_dir(&data).start_blocking().unwrap();
+    let files = node.files().unwrap();
+    let id = futures::executor::block_on(
+        files.put_bytes(&b"from a plain thread"[..], PutOptions::default()),
+    )
+    .unwrap();
+    let got = std::thread::spawn({
+        let files = files.clone();
+        move || futures::executor::block_on(files.get_bytes(id)).unwrap()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(&got[..], b"from a plain thread");
+    node.shutdown_blocking().unwrap();
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -78,7 +78,9 @@ impl TempFile {
             Some(f) => f
                 .write_all(bytes)
                 .map_err(FilesError::io("writing", &self.path)),
-            None => Err(FilesError::Crypto("write after sync")),
+            None => Err(FilesError::Internal(
+                "a temporary file written after its sync",
+            )),
         }
     }
 

@@ -123,6 +123,9 @@ pub enum FilesError {
     /// A cryptographic primitive failed unexpectedly (not an authentication failure).
     #[error("files crypto: {0}")]
     Crypto(&'static str),
+    /// A bug or an unexpected condition in the store.
+    #[error("files store: {0}")]
+    Internal(&'static str),
 }
 
 impl Classify for FilesError {
@@ -142,7 +145,7 @@ impl Classify for FilesError {
             FilesError::Io { source, .. } => io_kind(source),
             FilesError::Db(_) | FilesError::Commit(_) => ErrorKind::Io,
             FilesError::Closed => ErrorKind::Closed,
-            FilesError::Crypto(_) => ErrorKind::Internal,
+            FilesError::Crypto(_) | FilesError::Internal(_) => ErrorKind::Internal,
         }
     }
 }

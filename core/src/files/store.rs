@@ -92,7 +92,7 @@ async fn blocking<T: Send + 'static>(
         if e.is_cancelled() {
             FilesError::Closed
         } else {
-            FilesError::Crypto("a files task panicked")
+            FilesError::Internal("a files task panicked")
         }
     })?
 }
