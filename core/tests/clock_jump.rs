@@ -403,7 +403,7 @@ async fn write_through(
         let value = Bytes::from(format!("{key}={}#0", plan.label));
         count(probe.apply(history, &key, Op::Set(value)).await);
         own.push(key);
-        if own.len() % 3 == 0 {
+        if own.len().is_multiple_of(3) {
             if let Some((i, key)) = existing.next() {
                 seq += 1;
                 let op = if i % 2 == 0 {

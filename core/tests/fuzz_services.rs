@@ -420,7 +420,7 @@ async fn arbitrary_requests_from_a_member_never_panic_a_node_nor_stop_it_serving
             0,
             "a panic after request #{sent} (seed {seed}): {req:?}"
         );
-        if sent % 25 == 0 {
+        if sent.is_multiple_of(25) {
             let alive = tokio::time::timeout(
                 Duration::from_secs(20),
                 honest

@@ -157,6 +157,9 @@ impl NodeOptions {
             memory_quota: int("memoryQuota", self.memory_quota)?,
             data_dir: self.data_dir.map(Into::into),
             inbox_dir: self.inbox_dir.map(Into::into),
+            // The files store's options reach this binding with its files slice (issue 14).
+            disk_quota: None,
+            storage_passphrase: None,
             threads: int("threads", self.threads)?,
             max_message_size: int("maxMessageSize", self.max_message_size)?,
             request_timeout: ms("requestTimeoutMs", self.request_timeout_ms)?,

@@ -75,6 +75,9 @@ impl Options {
             memory_quota: n(py, "memory_quota", self.memory_quota)?,
             data_dir: self.data_dir,
             inbox_dir: self.inbox_dir,
+            // The files store's options reach this binding with its files slice (issue 14).
+            disk_quota: None,
+            storage_passphrase: None,
             threads: n(py, "threads", self.threads)?,
             max_message_size: n(py, "max_message_size", self.max_message_size)?,
             request_timeout: s("request_timeout", self.request_timeout)?,

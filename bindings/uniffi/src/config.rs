@@ -271,6 +271,9 @@ impl TryFrom<NodeConfig> for memmesh::NodeConfig {
             memory_quota: Some(c.memory_quota),
             data_dir: c.data_dir.map(PathBuf::from),
             inbox_dir: c.inbox_dir.map(PathBuf::from),
+            // The files store's options reach this binding with its files slice (issue 14).
+            disk_quota: None,
+            storage_passphrase: None,
             threads: Some(c.threads as usize),
             max_message_size: Some(platform_size("max_message_size", c.max_message_size)?),
             request_timeout: Some(Duration::from_millis(c.request_timeout_ms)),

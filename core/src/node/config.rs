@@ -19,6 +19,9 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// Largest accepted `channel_queue` (a channel's queue is a tokio channel of that
 /// capacity: an absurd one would panic when the channel is created).
 pub const MAX_CHANNEL_QUEUE: usize = 1 << 20;
+/// Longest accepted `storage_passphrase`, in bytes.
+pub const MAX_PASSPHRASE_LEN: usize = 1024;
+
 /// Longest accepted `membership.forget_after`: 30 days.
 pub const MAX_FORGET_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
 
@@ -60,6 +63,12 @@ pub enum ConfigError {
         /// The value given.
         got: Duration,
     },
+    /// An option that only makes sense with a data dir, given without one.
+    #[error("{0}")]
+    NeedsDataDir(&'static str),
+    /// A `storage_passphrase` of a bad length (its length).
+    #[error("storage_passphrase must be 1..={MAX_PASSPHRASE_LEN} bytes, got {0}")]
+    Passphrase(usize),
     /// An address that is neither `ip:port` nor a name that resolves (the resolver's
     /// error is the source).
     #[error("invalid address {addr:?}: {source}")]
@@ -113,6 +122,13 @@ pub struct NodeConfig {
     /// Directory where offered transfers are received when no offer handler is set
     /// (default: none, offers are refused).
     pub inbox_dir: Option<PathBuf>,
+    /// Most bytes the files store keeps on disk (ciphertext), or `None` for no limit. A
+    /// put over it fails with `QuotaExceeded`. Needs `data_dir`.
+    pub disk_quota: Option<u64>,
+    /// A passphrase protecting the files store's storage key (Argon2id). A data dir made
+    /// with one cannot be opened without it, and one made without refuses one. Needs
+    /// `data_dir`.
+    pub storage_passphrase: Option<String>,
     /// Worker threads of the node's own tokio runtime.
     pub threads: usize,
     /// Maximum size of one message, request or response.
@@ -144,6 +160,8 @@ impl Default for NodeConfig {
             memory_quota: DEFAULT_MEMORY_QUOTA,
             data_dir: None,
             inbox_dir: None,
+            disk_quota: None,
+            storage_passphrase: None,
             threads: 2,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             request_timeout: Duration::from_secs(30),
@@ -181,6 +199,25 @@ impl NodeConfig {
                     max,
                 }
                 .into());
+            }
+        }
+        if self.data_dir.is_none() {
+            if self.storage_passphrase.is_some() {
+                return Err(ConfigError::NeedsDataDir(
+                    "storage_passphrase needs a data_dir (it protects the files stored there)",
+                )
+                .into());
+            }
+            if self.disk_quota.is_some() {
+                return Err(ConfigError::NeedsDataDir(
+                    "disk_quota needs a data_dir (files are stored there)",
+                )
+                .into());
+            }
+        }
+        if let Some(pass) = &self.storage_passphrase {
+            if pass.is_empty() || pass.len() > MAX_PASSPHRASE_LEN {
+                return Err(ConfigError::Passphrase(pass.len()).into());
             }
         }
         self.membership.validate()?;
@@ -307,6 +344,18 @@ impl NodeBuilder {
         self
     }
 
+    /// Most bytes the files store keeps on disk (needs a data dir).
+    pub fn disk_quota(mut self, bytes: u64) -> Self {
+        self.config.disk_quota = Some(bytes);
+        self
+    }
+
+    /// A passphrase protecting the files store's storage key (needs a data dir).
+    pub fn storage_passphrase(mut self, passphrase: impl Into<String>) -> Self {
+        self.config.storage_passphrase = Some(passphrase.into());
+        self
+    }
+
     /// Worker threads of the node's own runtime.
     pub fn threads(mut self, n: usize) -> Self {
         self.config.threads = n;
@@ -369,6 +418,58 @@ impl NodeBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_options_need_a_data_dir_and_a_sane_passphrase() {
+        let with_dir = || NodeConfig {
+            data_dir: Some("/tmp/d".into()),
+            ..NodeConfig::default()
+        };
+        let cases = [
+            (
+                NodeConfig {
+                    storage_passphrase: Some("pw".into()),
+                    ..NodeConfig::default()
+                },
+                "storage_passphrase needs a data_dir",
+            ),
+            (
+                NodeConfig {
+                    disk_quota: Some(1),
+                    ..NodeConfig::default()
+                },
+                "disk_quota needs a data_dir",
+            ),
+            (
+                NodeConfig {
+                    storage_passphrase: Some(String::new()),
+                    ..with_dir()
+                },
+                "storage_passphrase must be",
+            ),
+            (
+                NodeConfig {
+                    storage_passphrase: Some("x".repeat(MAX_PASSPHRASE_LEN + 1)),
+                    ..with_dir()
+                },
+                "storage_passphrase must be",
+            ),
+        ];
+        for (config, words) in cases {
+            let e = config.validate().unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidInput);
+            assert!(e.message().contains(words), "{e}");
+        }
+        let ok = NodeConfig {
+            storage_passphrase: Some("pw".into()),
+            disk_quota: Some(1 << 30),
+            ..with_dir()
+        };
+        assert!(ok.validate().is_ok());
+        let b = NodeBuilder::new().disk_quota(5).storage_passphrase("p");
+        assert_eq!(b.config().disk_quota, Some(5));
+        assert_eq!(b.config().storage_passphrase.as_deref(), Some("p"));
+    }
 
     #[test]
     fn absurd_durations_are_refused() {

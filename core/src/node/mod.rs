@@ -27,6 +27,7 @@ use crate::channel::Channel;
 use crate::datadir::DataDirLock;
 use crate::discovery::mdns::{self, Mdns};
 use crate::error::{Error, Result};
+use crate::files::Files;
 use crate::identity::{Keypair, NodeId};
 use crate::membership::events::Events;
 use crate::membership::Membership;
@@ -65,6 +66,7 @@ struct Parts {
     blocks: Arc<BlocksService>,
     cache: Arc<CacheService>,
     transfers: Arc<TransferService>,
+    files: Files,
 }
 
 impl std::fmt::Debug for Node {
@@ -119,6 +121,14 @@ impl Node {
         let id = key.node_id();
         let runtime = NodeRuntime::new(config.threads, &id.short())?;
         let handle = runtime.handle().clone();
+        let files = match open_files(&config, id, &handle).await {
+            Ok(files) => files,
+            Err(e) => {
+                // Dropping a runtime inside an async context would panic.
+                runtime.shutdown_background();
+                return Err(e);
+            }
+        };
         let name = config
             .name
             .clone()
@@ -157,7 +167,7 @@ impl Node {
         shared.hold_data_dir(data_dir_lock);
         let membership = Arc::new(Membership::start(&shared)?);
         shared.members.install(membership.clone());
-        let parts = Arc::new(Parts::wire(&shared, membership));
+        let parts = Arc::new(Parts::wire(&shared, membership, files));
         handle.spawn(connect::accept_loop(shared.clone(), endpoint));
         handle.spawn(crate::cache::maintain::run(parts.cache.clone()));
         if shared.config.mdns && shared.hello.key.protected() {
@@ -324,6 +334,15 @@ impl Node {
         ))
     }
 
+    /// The files store: persistent, encrypted files on this node's disk. Without a
+    /// data dir, every call on it fails with `Unsupported`.
+    pub fn files(&self) -> Result<crate::files::Files> {
+        if self.shared.is_closed() {
+            return Err(Error::closed());
+        }
+        Ok(self.parts.files.keeping(self.guard.clone()))
+    }
+
     /// The cache buckets this node knows (its own and those learned from peers), by name.
     pub fn caches(&self) -> Vec<(String, CacheOptions)> {
         crate::cache::known(&self.parts.cache)
@@ -395,6 +414,29 @@ impl Node {
     }
 }
 
+/// Opens the files store in the data dir (off the caller's executor: Argon2id, fsyncs,
+/// recovery), or a store that refuses every call when there is no data dir.
+async fn open_files(
+    config: &NodeConfig,
+    id: NodeId,
+    handle: &tokio::runtime::Handle,
+) -> Result<crate::files::Files> {
+    let Some(dir) = config.data_dir.clone() else {
+        return Ok(crate::files::Files::without_data_dir());
+    };
+    let options = crate::files::OpenOptions {
+        data_dir: dir,
+        passphrase: config.storage_passphrase.clone(),
+        quota: config.disk_quota,
+        node: id,
+    };
+    let runtime = handle.clone();
+    handle
+        .spawn_blocking(move || crate::files::Files::open(options, runtime))
+        .await
+        .map_err(|e| Error::from(TaskPanicked(e)).context("opening the files store"))?
+}
+
 /// Leaves the cluster, closes every connection, and gives peers a moment to see it.
 async fn farewell(shared: Arc<Shared>, membership: Arc<Membership>) -> Result<()> {
     membership.leave(CLOSE_GRACE).await;
@@ -427,7 +469,7 @@ impl NodeBuilder {
 impl Parts {
     /// Constructs the services on `shared` and registers what each serves (request
     /// frames, whole streams) and does at shutdown, in the order shutdown runs them.
-    fn wire(shared: &Arc<Shared>, membership: Arc<Membership>) -> Parts {
+    fn wire(shared: &Arc<Shared>, membership: Arc<Membership>, files: Files) -> Parts {
         let channels = ChannelService::new(shared.clone());
         let blocks = BlocksService::new(shared.clone());
         let cache = CacheService::new(shared.clone());
@@ -446,12 +488,15 @@ impl Parts {
         services.take_streams(Kind::Fetch, transfers.clone());
         services.on_shutdown(channels.clone());
         services.on_shutdown(transfers.clone());
+        // The store closes (its committer finishes the queued rows) once tasks stop.
+        services.on_shutdown(Arc::new(files.clone()));
         Parts {
             membership,
             channels,
             blocks,
             cache,
             transfers,
+            files,
         }
     }
 }

@@ -38,6 +38,10 @@ pub struct NodeOptions {
     pub data_dir: Option<PathBuf>,
     /// [`NodeConfig::inbox_dir`].
     pub inbox_dir: Option<PathBuf>,
+    /// [`NodeConfig::disk_quota`].
+    pub disk_quota: Option<u64>,
+    /// [`NodeConfig::storage_passphrase`].
+    pub storage_passphrase: Option<String>,
     /// [`NodeConfig::threads`].
     pub threads: Option<usize>,
     /// [`NodeConfig::max_message_size`].
@@ -135,6 +139,8 @@ impl NodeOptions {
         set!(config.memory_quota, self.memory_quota);
         set_some!(config.data_dir, self.data_dir);
         set_some!(config.inbox_dir, self.inbox_dir);
+        set_some!(config.disk_quota, self.disk_quota);
+        set_some!(config.storage_passphrase, self.storage_passphrase);
         set!(config.threads, self.threads);
         set!(config.max_message_size, self.max_message_size);
         set!(config.request_timeout, self.request_timeout);

@@ -270,7 +270,7 @@ impl Writer {
                 );
                 own.push(key);
                 n += 1;
-                if n % 3 == 0 {
+                if n.is_multiple_of(3) {
                     if let Some((i, key)) = existing.next() {
                         seq += 1;
                         let op = if i % 2 == 0 {

@@ -1,0 +1,388 @@
+//! The files metadata: a redb database at `<data_dir>/files.redb` with a schema version.
+//!
+//! Tables (schema 1):
+//! - `meta` (`&str` → `u64`): `"schema_version"`.
+//! - `files` (file id, 32 bytes → record): one row per stored file, see [`Record`].
+//! - `holders` (multimap: file id → node id, 32 bytes each): who holds a copy. This node
+//!   only, until replication arrives.
+//! - `tombstones` (file id → unix ms): deletes that other holders still have to apply.
+//!   Empty until distributed delete arrives; created now so that the schema does not
+//!   change then.
+
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+
+use redb::{Database, MultimapTableDefinition, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::crypt::{open_box, seal_box};
+use super::error::FilesError;
+use super::key::StorageKey;
+
+/// The database file's name inside the data dir.
+pub const DB_FILE: &str = "files.redb";
+/// The schema this build writes and reads.
+pub const SCHEMA_VERSION: u64 = 1;
+/// The key of the schema version in `meta`.
+const SCHEMA_KEY: &str = "schema_version";
+/// Version byte of a [`Record`]'s encoding.
+const RECORD_VERSION: u8 = 1;
+/// Associated-data prefix of the sealed part of a record (the file id follows it).
+const RECORD_AAD: &[u8] = b"memmesh files record v1";
+/// "No value" in the sealed part of a record's length fields.
+const ABSENT: u32 = u32::MAX;
+
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(crate) const FILES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("files");
+pub(crate) const HOLDERS: MultimapTableDefinition<&[u8], &[u8]> =
+    MultimapTableDefinition::new("holders");
+pub(crate) const TOMBSTONES: TableDefinition<&[u8], u64> = TableDefinition::new("tombstones");
+
+/// A file id and its encoded [`Record`].
+pub type Row = ([u8; 32], Vec<u8>);
+/// A file id and its record's content length (`None` if the record is unreadable).
+pub type StoredLen = ([u8; 32], Option<u64>);
+
+/// One stored file's metadata (a row of `files`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Plaintext size in bytes.
+    pub size: u64,
+    /// Length of the content file (ciphertext) in bytes.
+    pub stored: u64,
+    /// When it was first stored (unix ms).
+    pub created: u64,
+    /// The name given at put, if any.
+    pub name: Option<String>,
+    /// The content type given at put, if any.
+    pub content_type: Option<String>,
+}
+
+impl Record {
+    /// The row's bytes: `version (1) ‖ size (u64 LE) ‖ stored (u64 LE) ‖ created (u64 LE) ‖
+    /// box`, where the box seals the name and content type under the storage key with
+    /// `RECORD_AAD ‖ id` as associated data.
+    pub fn encode(&self, id: &[u8; 32], key: &StorageKey) -> Result<Vec<u8>, FilesError> {
+        let mut secret = Vec::new();
+        for field in [&self.name, &self.content_type] {
+            match field {
+                Some(s) => {
+                    let len = u32::try_from(s.len())
+                        .ok()
+                        .filter(|&n| n != ABSENT)
+                        .ok_or_else(|| {
+                            FilesError::Invalid("name or content type too long".into())
+                        })?;
+                    secret.extend_from_slice(&len.to_le_bytes());
+                    secret.extend_from_slice(s.as_bytes());
+                }
+                None => secret.extend_from_slice(&ABSENT.to_le_bytes()),
+            }
+        }
+        let mut out = Vec::with_capacity(25 + 12 + secret.len() + 16);
+        out.push(RECORD_VERSION);
+        out.extend_from_slice(&self.size.to_le_bytes());
+        out.extend_from_slice(&self.stored.to_le_bytes());
+        out.extend_from_slice(&self.created.to_le_bytes());
+        out.extend_from_slice(&seal_box(key.aead(), &aad(id), &secret)?);
+        Ok(out)
+    }
+
+    /// Decodes a row; `None` if it is malformed or fails authentication.
+    pub fn decode(id: &[u8; 32], bytes: &[u8], key: &StorageKey) -> Option<Record> {
+        let (&version, rest) = bytes.split_first()?;
+        if version != RECORD_VERSION || rest.len() < 24 {
+            return None;
+        }
+        let word = |at: usize| -> Option<u64> {
+            Some(u64::from_le_bytes(rest.get(at..at + 8)?.try_into().ok()?))
+        };
+        let (size, stored, created) = (word(0)?, word(8)?, word(16)?);
+        let secret = open_box(key.aead(), &aad(id), &rest[24..])?;
+        let mut at = 0usize;
+        let mut field = || -> Option<Option<String>> {
+            let len = u32::from_le_bytes(secret.get(at..at + 4)?.try_into().ok()?);
+            at += 4;
+            if len == ABSENT {
+                return Some(None);
+            }
+            let end = at.checked_add(len as usize)?;
+            let s = String::from_utf8(secret.get(at..end)?.to_vec()).ok()?;
+            at = end;
+            Some(Some(s))
+        };
+        let name = field()?;
+        let content_type = field()?;
+        Some(Record {
+            size,
+            stored,
+            created,
+            name,
+            content_type,
+        })
+    }
+
+    /// Only the unencrypted sizes of a row (what recovery and the usage count need).
+    pub fn stored_of(bytes: &[u8]) -> Option<u64> {
+        if bytes.first() != Some(&RECORD_VERSION) {
+            return None;
+        }
+        Some(u64::from_le_bytes(bytes.get(9..17)?.try_into().ok()?))
+    }
+}
+
+fn aad(id: &[u8; 32]) -> Vec<u8> {
+    let mut a = RECORD_AAD.to_vec();
+    a.extend_from_slice(id);
+    a
+}
+
+/// A change to the metadata, applied by the committer in a batch.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// Inserts or replaces a file's row and records `holder` as holding it.
+    Put {
+        /// The file id.
+        id: [u8; 32],
+        /// The encoded [`Record`].
+        row: Vec<u8>,
+        /// The node holding it.
+        holder: [u8; 32],
+    },
+    /// Removes a file's row and its holders.
+    Delete {
+        /// The file id.
+        id: [u8; 32],
+    },
+}
+
+/// What an [`Op`] changed: the stored bytes of the row it replaced or removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// The `stored` of the previous row, if there was one.
+    pub previous: Option<u64>,
+}
+
+/// The opened metadata database.
+#[derive(Debug)]
+pub struct Db {
+    db: Database,
+    path: PathBuf,
+}
+
+impl Db {
+    /// Opens (or creates) `<dir>/files.redb`, creating the tables and checking the schema:
+    /// a newer schema is refused.
+    pub fn open(dir: &Path) -> Result<Db, FilesError> {
+        let path = dir.join(DB_FILE);
+        let db = Database::create(&path)?;
+        let txn = db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let found = meta.get(SCHEMA_KEY)?.map(|v| v.value());
+            match found {
+                Some(v) if v > SCHEMA_VERSION => {
+                    return Err(FilesError::SchemaTooNew {
+                        path,
+                        found: v,
+                        supported: SCHEMA_VERSION,
+                    })
+                }
+                Some(_) => {}
+                None => {
+                    meta.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
+                }
+            }
+            txn.open_table(FILES)?;
+            txn.open_multimap_table(HOLDERS)?;
+            txn.open_table(TOMBSTONES)?;
+        }
+        txn.commit()?;
+        Ok(Db { db, path })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A file's row.
+    pub fn get(&self, id: &[u8; 32]) -> Result<Option<Vec<u8>>, FilesError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(FILES)?;
+        Ok(t.get(&id[..])?.map(|v| v.value().to_vec()))
+    }
+
+    /// The holders of a file.
+    pub fn holders(&self, id: &[u8; 32]) -> Result<Vec<[u8; 32]>, FilesError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_multimap_table(HOLDERS)?;
+        let mut out = Vec::new();
+        for v in t.get(&id[..])? {
+            if let Ok(h) = <[u8; 32]>::try_from(v?.value()) {
+                out.push(h);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` rows with ids after `after` (all from the first if `None`), in id
+    /// order, and whether more follow.
+    pub fn page(
+        &self,
+        after: Option<&[u8; 32]>,
+        limit: usize,
+    ) -> Result<(Vec<Row>, bool), FilesError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(FILES)?;
+        let start: Bound<&[u8]> = match after {
+            Some(a) => Bound::Excluded(&a[..]),
+            None => Bound::Unbounded,
+        };
+        let mut rows = Vec::new();
+        let mut more = false;
+        for entry in t.range::<&[u8]>((start, Bound::Unbounded))? {
+            let (k, v) = entry?;
+            let Ok(id) = <[u8; 32]>::try_from(k.value()) else {
+                continue;
+            };
+            if rows.len() == limit {
+                more = true;
+                break;
+            }
+            rows.push((id, v.value().to_vec()));
+        }
+        Ok((rows, more))
+    }
+
+    /// Every row's id and stored length (recovery and the usage count).
+    pub fn all_stored(&self) -> Result<Vec<StoredLen>, FilesError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(FILES)?;
+        let mut out = Vec::new();
+        for entry in t.iter()? {
+            let (k, v) = entry?;
+            let k = k.value();
+            match <[u8; 32]>::try_from(k) {
+                Ok(id) => out.push((id, Record::stored_of(v.value()))),
+                Err(_) => tracing::warn!(len = k.len(), "files: a metadata key is not an id"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Applies `ops` in one write transaction (one fsync), in order.
+    pub fn apply(&self, ops: &[Op]) -> Result<Vec<Applied>, FilesError> {
+        let txn = self.db.begin_write()?;
+        let mut applied = Vec::with_capacity(ops.len());
+        {
+            let mut files = txn.open_table(FILES)?;
+            let mut holders = txn.open_multimap_table(HOLDERS)?;
+            for op in ops {
+                match op {
+                    Op::Put { id, row, holder } => {
+                        let previous = files
+                            .insert(&id[..], &row[..])?
+                            .and_then(|old| Record::stored_of(old.value()));
+                        holders.insert(&id[..], &holder[..])?;
+                        applied.push(Applied { previous });
+                    }
+                    Op::Delete { id } => {
+                        let previous = files
+                            .remove(&id[..])?
+                            .map(|old| Record::stored_of(old.value()).unwrap_or(0));
+                        holders.remove_all(&id[..])?;
+                        applied.push(Applied { previous });
+                    }
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(applied)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("memmesh-db-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn key() -> StorageKey {
+        StorageKey::from_bytes(&[3u8; 32]).unwrap()
+    }
+
+    #[test]
+    fn records_round_trip_and_are_bound_to_their_id() {
+        let r = Record {
+            size: 5,
+            stored: 106,
+            created: 1_700_000_000_000,
+            name: Some("notes.txt".into()),
+            content_type: None,
+        };
+        let bytes = r.encode(&[1; 32], &key()).unwrap();
+        assert_eq!(Record::decode(&[1; 32], &bytes, &key()), Some(r));
+        assert_eq!(Record::stored_of(&bytes), Some(106));
+        assert_eq!(Record::decode(&[2; 32], &bytes, &key()), None);
+        assert!(!bytes.windows(9).any(|w| w == b"notes.txt"));
+    }
+
+    #[test]
+    fn rows_are_applied_paged_and_a_newer_schema_is_refused() {
+        let d = dir("rows");
+        let db = Db::open(&d).unwrap();
+        let ops: Vec<Op> = (0u8..5)
+            .map(|i| Op::Put {
+                id: [i; 32],
+                row: Record {
+                    size: 0,
+                    stored: u64::from(i),
+                    created: 0,
+                    name: None,
+                    content_type: None,
+                }
+                .encode(&[i; 32], &key())
+                .unwrap(),
+                holder: [9; 32],
+            })
+            .collect();
+        let applied = db.apply(&ops).unwrap();
+        assert!(applied.iter().all(|a| a.previous.is_none()));
+        let (first, more) = db.page(None, 3).unwrap();
+        assert_eq!(first.len(), 3);
+        assert!(more);
+        let (rest, more) = db.page(Some(&first[2].0), 3).unwrap();
+        assert_eq!(rest.len(), 2);
+        assert!(!more);
+        assert_eq!(db.holders(&[1; 32]).unwrap(), vec![[9; 32]]);
+        let applied = db
+            .apply(&[Op::Delete { id: [1; 32] }, Op::Delete { id: [1; 32] }])
+            .unwrap();
+        assert_eq!(applied[0].previous, Some(1));
+        assert_eq!(applied[1].previous, None);
+        assert!(db.holders(&[1; 32]).unwrap().is_empty());
+        assert_eq!(db.all_stored().unwrap().len(), 4);
+        drop(db);
+        {
+            let raw = Database::create(d.join(DB_FILE)).unwrap();
+            let txn = raw.begin_write().unwrap();
+            txn.open_table(META).unwrap().insert(SCHEMA_KEY, 2).unwrap();
+            txn.commit().unwrap();
+        }
+        let e = Db::open(&d).unwrap_err();
+        assert!(
+            matches!(e, FilesError::SchemaTooNew { found: 2, .. }),
+            "{e}"
+        );
+        assert_eq!(
+            crate::error::Classify::kind(&e),
+            crate::ErrorKind::Unsupported
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

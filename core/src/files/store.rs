@@ -1,0 +1,580 @@
+//! The store on one node: opening (key, metadata, recovery), and each operation's disk
+//! work. Blocking work runs on tokio's blocking pool; metadata goes through the
+//! group committer.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tracing::{info, warn};
+
+use super::commit::{Committer, Usage};
+use super::contents::{self, read_decrypted, write_encrypted, TempFile, CONTENTS_DIR};
+use super::crypt::stored_len;
+use super::db::{Db, Op, Record, DB_FILE};
+use super::error::FilesError;
+use super::id::FileId;
+use super::key::{StorageKey, KEY_FILE};
+use super::{FileInfo, FilesStats, Page, PutOptions};
+use crate::identity::NodeId;
+
+/// Longest name or content type accepted at put, in bytes.
+pub const MAX_NAME_LEN: usize = 4096;
+/// Most files one `list` call returns.
+pub const MAX_PAGE: usize = 1000;
+/// Per-id locks (striped): a put and a delete of one id never interleave.
+const LOCK_STRIPES: usize = 64;
+
+/// What a store is opened with.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// The node's data dir.
+    pub data_dir: PathBuf,
+    /// The storage passphrase, if the key is (to be) protected by one.
+    pub passphrase: Option<String>,
+    /// Most ciphertext bytes stored, if limited.
+    pub quota: Option<u64>,
+    /// This node (the holder recorded for each file).
+    pub node: NodeId,
+}
+
+/// An open store.
+pub struct Store {
+    contents: PathBuf,
+    key: StorageKey,
+    db: Arc<Db>,
+    committer: Committer,
+    usage: Arc<Mutex<Usage>>,
+    reserved: Mutex<u64>,
+    quota: Option<u64>,
+    node: NodeId,
+    locks: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("contents", &self.contents)
+            .field("quota", &self.quota)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bytes reserved against the quota by a put in progress; released on drop.
+struct Reservation<'a> {
+    store: &'a Store,
+    bytes: u64,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        let mut r = self
+            .store
+            .reserved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *r = r.saturating_sub(self.bytes);
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Runs blocking disk work on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, FilesError> + Send + 'static,
+) -> Result<T, FilesError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        if e.is_cancelled() {
+            FilesError::Closed
+        } else {
+            FilesError::Internal("a files task panicked")
+        }
+    })?
+}
+
+impl Store {
+    /// Opens the store in `options.data_dir` (blocking: key derivation, metadata,
+    /// recovery). Creates what is missing on first use.
+    pub fn open(options: OpenOptions) -> Result<Store, FilesError> {
+        let dir = &options.data_dir;
+        let contents = dir.join(CONTENTS_DIR);
+        crate::durable::create_dir_all(&contents).map_err(FilesError::io("creating", &contents))?;
+        let db_path = dir.join(DB_FILE);
+        let key_path = dir.join(KEY_FILE);
+        let fresh = !db_path.exists();
+        if !fresh && !key_path.exists() {
+            return Err(FilesError::KeyMissing {
+                db: db_path,
+                key: key_path,
+            });
+        }
+        let key = StorageKey::load_or_create(dir, options.passphrase.as_deref(), true)?;
+        let db = Arc::new(Db::open(dir)?);
+        restrict(&contents, 0o700)?;
+        restrict(&db_path, 0o600)?;
+        let usage = recover(&db, &contents)?;
+        let usage = Arc::new(Mutex::new(usage));
+        let committer = Committer::start(db.clone(), contents.clone(), usage.clone())?;
+        Ok(Store {
+            contents,
+            key,
+            db,
+            committer,
+            usage,
+            reserved: Mutex::new(0),
+            quota: options.quota,
+            node: options.node,
+            locks: (0..LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        })
+    }
+
+    /// Stops the committer (after the queued rows are written).
+    pub fn close(&self) {
+        self.committer.stop();
+    }
+
+    fn lock_of(&self, id: &[u8; 32]) -> &tokio::sync::Mutex<()> {
+        &self.locks[id[0] as usize % LOCK_STRIPES]
+    }
+
+    fn path_of(&self, id: &[u8; 32]) -> PathBuf {
+        self.contents.join(contents::file_name(id))
+    }
+
+    fn reserve(&self, bytes: u64) -> Result<Reservation<'_>, FilesError> {
+        let used = self.usage.lock().unwrap_or_else(|p| p.into_inner()).used;
+        let mut r = self.reserved.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(quota) = self.quota {
+            if used.saturating_add(*r).saturating_add(bytes) > quota {
+                return Err(FilesError::QuotaExceeded {
+                    needed: bytes,
+                    quota,
+                    used,
+                    reserved: *r,
+                });
+            }
+        }
+        *r += bytes;
+        Ok(Reservation { store: self, bytes })
+    }
+
+    fn row(&self, id: &[u8; 32]) -> Result<Option<Vec<u8>>, FilesError> {
+        self.db.get(id)
+    }
+
+    fn record(&self, id: &FileId) -> Result<Record, FilesError> {
+        let row = self.row(id.digest())?.ok_or_else(|| not_found(id))?;
+        Record::decode(id.digest(), &row, &self.key)
+            .ok_or_else(|| FilesError::corrupted(format!("metadata of {id}")))
+    }
+
+    /// Stores `bytes`.
+    pub async fn put_bytes(
+        self: Arc<Self>,
+        data: Bytes,
+        options: PutOptions,
+    ) -> Result<FileId, FilesError> {
+        check(&options)?;
+        let store = self.clone();
+        let probe = data.clone();
+        let id = blocking(move || Ok(FileId::of(&probe))).await?;
+        let stored_already = blocking({
+            let store = store.clone();
+            move || store.row(id.digest())
+        })
+        .await?
+        .is_some();
+        if stored_already {
+            let _lock = self.lock_of(id.digest()).lock().await;
+            // Read again under the lock: a delete may have run in between.
+            let row = blocking({
+                let store = store.clone();
+                move || store.row(id.digest())
+            })
+            .await?;
+            if let Some(row) = row {
+                self.update_existing(id, row, options).await?;
+                return Ok(id);
+            }
+        }
+        let size = data.len() as u64;
+        let reservation = self.reserve(stored_len(size))?;
+        let dir = self.contents.clone();
+        let key_store = self.clone();
+        let (tmp, digest, written) = blocking(move || {
+            let mut tmp = TempFile::create(&dir)?;
+            let (digest, written) = write_encrypted(
+                &data[..],
+                &key_store.key,
+                &mut tmp,
+                size,
+                Path::new("bytes"),
+            )?;
+            tmp.sync()?;
+            Ok((tmp, digest, written))
+        })
+        .await?;
+        self.finish_put(tmp, digest, written, options, reservation)
+            .await
+    }
+
+    /// Stores the file at `path`, streaming.
+    pub async fn put_path(
+        self: Arc<Self>,
+        path: PathBuf,
+        options: PutOptions,
+    ) -> Result<FileId, FilesError> {
+        check(&options)?;
+        let size = blocking({
+            let path = path.clone();
+            move || {
+                let m = std::fs::metadata(&path).map_err(FilesError::io("reading", &path))?;
+                if !m.is_file() {
+                    return Err(FilesError::Invalid(format!(
+                        "{} is not a file",
+                        path.display()
+                    )));
+                }
+                Ok(m.len())
+            }
+        })
+        .await?;
+        let reservation = self.reserve(stored_len(size))?;
+        let dir = self.contents.clone();
+        let key_store = self.clone();
+        let (tmp, digest, written) = blocking(move || {
+            let file = std::fs::File::open(&path).map_err(FilesError::io("opening", &path))?;
+            let mut tmp = TempFile::create(&dir)?;
+            let (digest, written) = write_encrypted(file, &key_store.key, &mut tmp, size, &path)?;
+            tmp.sync()?;
+            Ok((tmp, digest, written))
+        })
+        .await?;
+        self.finish_put(tmp, digest, written, options, reservation)
+            .await
+    }
+
+    /// Renames a written content file into place and commits its row, unless the same
+    /// content is already stored.
+    async fn finish_put(
+        self: &Arc<Self>,
+        tmp: TempFile,
+        digest: [u8; 32],
+        size: u64,
+        options: PutOptions,
+        reservation: Reservation<'_>,
+    ) -> Result<FileId, FilesError> {
+        let id = FileId::from_digest(digest);
+        let _lock = self.lock_of(&digest).lock().await;
+        let existing = blocking({
+            let store = self.clone();
+            move || store.row(&digest)
+        })
+        .await?;
+        if let Some(row) = existing {
+            drop(tmp);
+            self.update_existing(id, row, options).await?;
+            return Ok(id);
+        }
+        let stored = stored_len(size);
+        let target = self.path_of(&digest);
+        let row = Record {
+            size,
+            stored,
+            created: now_ms(),
+            name: options.name,
+            content_type: options.content_type,
+        }
+        .encode(&digest, &self.key)?;
+        blocking({
+            let target = target.clone();
+            move || tmp.rename_to(&target)
+        })
+        .await?;
+        let op = Op::Put {
+            id: digest,
+            row,
+            holder: *self.node.as_bytes(),
+        };
+        if let Err(e) = self.committer.submit(op, stored).await {
+            // Not listed: take the content file back out (a restart would too).
+            let _ = std::fs::remove_file(&target);
+            return Err(e);
+        }
+        drop(reservation);
+        Ok(id)
+    }
+
+    /// A put of content already stored: updates the name and content type if given.
+    async fn update_existing(
+        &self,
+        id: FileId,
+        row: Vec<u8>,
+        options: PutOptions,
+    ) -> Result<(), FilesError> {
+        if options.name.is_none() && options.content_type.is_none() {
+            return Ok(());
+        }
+        let mut record = Record::decode(id.digest(), &row, &self.key)
+            .ok_or_else(|| FilesError::corrupted(format!("metadata of {id}")))?;
+        if options.name.is_some() {
+            record.name = options.name;
+        }
+        if options.content_type.is_some() {
+            record.content_type = options.content_type;
+        }
+        let stored = record.stored;
+        let op = Op::Put {
+            id: *id.digest(),
+            row: record.encode(id.digest(), &self.key)?,
+            holder: *self.node.as_bytes(),
+        };
+        self.committer.submit(op, stored).await?;
+        Ok(())
+    }
+
+    /// The plaintext of `id`, verified.
+    pub async fn get_bytes(self: Arc<Self>, id: FileId) -> Result<Bytes, FilesError> {
+        blocking(move || {
+            let record = self.record(&id)?;
+            let cap = usize::try_from(record.size)
+                .unwrap_or(usize::MAX)
+                .min(1 << 30);
+            let mut out = Vec::with_capacity(cap);
+            read_decrypted(
+                &self.path_of(id.digest()),
+                &self.key,
+                id.digest(),
+                record.stored,
+                &id.to_string(),
+                |p| {
+                    out.extend_from_slice(p);
+                    Ok(())
+                },
+            )?;
+            Ok(Bytes::from(out))
+        })
+        .await
+    }
+
+    /// Writes the plaintext of `id` to a new file at `path` (never replacing one).
+    pub async fn get_to_path(self: Arc<Self>, id: FileId, path: PathBuf) -> Result<(), FilesError> {
+        blocking(move || {
+            if path.symlink_metadata().is_ok() {
+                return Err(FilesError::Invalid(format!(
+                    "{} already exists",
+                    path.display()
+                )));
+            }
+            let record = self.record(&id)?;
+            let parent = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            let mut tmp = TempFile::create_in(&parent, ".memmesh-get-")?;
+            read_decrypted(
+                &self.path_of(id.digest()),
+                &self.key,
+                id.digest(),
+                record.stored,
+                &id.to_string(),
+                |p| tmp.write(p),
+            )?;
+            tmp.link_to_new(&path)?;
+            crate::durable::sync_dir(&parent).map_err(FilesError::io("syncing", &parent))?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// What is known of `id`.
+    pub async fn stat(self: Arc<Self>, id: FileId) -> Result<FileInfo, FilesError> {
+        blocking(move || {
+            let record = self.record(&id)?;
+            let holders = self.db.holders(id.digest())?;
+            Ok(info(id, record, holders))
+        })
+        .await
+    }
+
+    /// A page of the stored files, in id order, after `cursor`.
+    pub async fn list(
+        self: Arc<Self>,
+        cursor: Option<FileId>,
+        limit: usize,
+    ) -> Result<Page, FilesError> {
+        if limit == 0 || limit > MAX_PAGE {
+            return Err(FilesError::Invalid(format!(
+                "limit must be 1..={MAX_PAGE}, got {limit}"
+            )));
+        }
+        blocking(move || {
+            let (rows, more) = self.db.page(cursor.as_ref().map(|c| c.digest()), limit)?;
+            let mut files = Vec::with_capacity(rows.len());
+            for (digest, row) in rows {
+                let id = FileId::from_digest(digest);
+                let record = Record::decode(&digest, &row, &self.key)
+                    .ok_or_else(|| FilesError::corrupted(format!("metadata of {id}")))?;
+                let holders = self.db.holders(&digest)?;
+                files.push(info(id, record, holders));
+            }
+            let next = if more {
+                files.last().map(|f| f.id)
+            } else {
+                None
+            };
+            Ok(Page { files, next })
+        })
+        .await
+    }
+
+    /// Deletes `id`: its row first (durably), then its content file.
+    pub async fn delete(self: Arc<Self>, id: FileId) -> Result<(), FilesError> {
+        let _lock = self.lock_of(id.digest()).lock().await;
+        let applied = self
+            .committer
+            .submit(Op::Delete { id: *id.digest() }, 0)
+            .await?;
+        if applied.previous.is_none() {
+            return Err(not_found(&id));
+        }
+        let path = self.path_of(id.digest());
+        let dir = self.contents.clone();
+        blocking(move || {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(FilesError::io("removing", &path)(e)),
+            }
+            crate::durable::sync_dir(&dir).map_err(FilesError::io("syncing", &dir))
+        })
+        .await
+    }
+
+    /// Disk use, quota and file count.
+    pub fn stats(&self) -> FilesStats {
+        let u = *self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        FilesStats {
+            disk_used: u.used,
+            disk_quota: self.quota,
+            files: u.files,
+        }
+    }
+}
+
+/// Makes `path` accessible to its owner only (a no-op where there are no Unix modes).
+fn restrict(path: &Path, mode: u32) -> Result<(), FilesError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(FilesError::io("restricting", path))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
+}
+
+fn not_found(id: &FileId) -> FilesError {
+    FilesError::NotFound { id: id.to_string() }
+}
+
+fn info(id: FileId, record: Record, holders: Vec<[u8; 32]>) -> FileInfo {
+    FileInfo {
+        id,
+        size: record.size,
+        name: record.name,
+        content_type: record.content_type,
+        created: record.created,
+        holders: holders.into_iter().map(NodeId::from_bytes).collect(),
+    }
+}
+
+fn check(options: &PutOptions) -> Result<(), FilesError> {
+    if options.replicas == 0 {
+        return Err(FilesError::Invalid("replicas must be at least 1".into()));
+    }
+    if options.replicas > 1 {
+        return Err(FilesError::ReplicasUnsupported);
+    }
+    for (what, v) in [
+        ("name", &options.name),
+        ("content_type", &options.content_type),
+    ] {
+        if v.as_ref().is_some_and(|s| s.len() > MAX_NAME_LEN) {
+            return Err(FilesError::Invalid(format!(
+                "{what} must be at most {MAX_NAME_LEN} bytes"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Makes the contents directory and the metadata agree after a crash: removes temporary
+/// files, rows whose content file is missing or of the wrong length, and content files
+/// without a row. Returns the usage of what remains.
+fn recover(db: &Db, contents: &Path) -> Result<Usage, FilesError> {
+    let scan = contents::scan(contents)?;
+    let mut removed = 0usize;
+    for tmp in &scan.temps {
+        match std::fs::remove_file(tmp) {
+            Ok(()) => removed += 1,
+            Err(e) => warn!(path = %tmp.display(), error = %e, "files: removing a temporary file"),
+        }
+    }
+    let rows = db.all_stored()?;
+    let mut usage = Usage::default();
+    let mut bad_rows = Vec::new();
+    let mut listed = std::collections::HashSet::with_capacity(rows.len());
+    for (id, stored) in rows {
+        let on_disk = scan.contents.get(&id).copied();
+        match (stored, on_disk) {
+            (Some(s), Some(len)) if s == len => {
+                usage.used += s;
+                usage.files += 1;
+                listed.insert(id);
+            }
+            _ => {
+                warn!(
+                    id = %FileId::from_digest(id),
+                    expected = ?stored,
+                    found = ?on_disk,
+                    "files: removing a metadata row whose content file is missing or damaged"
+                );
+                bad_rows.push(Op::Delete { id });
+            }
+        }
+    }
+    if !bad_rows.is_empty() {
+        db.apply(&bad_rows)?;
+    }
+    for id in scan.contents.keys() {
+        if !listed.contains(id) {
+            let path = contents.join(contents::file_name(id));
+            match std::fs::remove_file(&path) {
+                Ok(()) => removed += 1,
+                Err(e) => {
+                    warn!(path = %path.display(), error = %e, "files: removing an orphan content file")
+                }
+            }
+        }
+    }
+    if removed > 0 {
+        crate::durable::sync_dir(contents).map_err(FilesError::io("syncing", contents))?;
+    }
+    if removed > 0 || !bad_rows.is_empty() {
+        info!(
+            leftovers = removed,
+            rows = bad_rows.len(),
+            "files: cleaned up after an interrupted run"
+        );
+    }
+    Ok(usage)
+}
