@@ -54,7 +54,7 @@ export interface NodeOptions {
   mdnsInterfaces?: string[]
   /** Bytes of RAM this node lends to the mesh (default 512 MiB). */
   memoryQuota?: number
-  /** Directory for the persisted identity (default: a new identity in memory). */
+  /** Directory for the persisted identity and the files store (default: a new identity in memory, no files). */
   dataDir?: string
   /** Worker threads of the node's own runtime (default 2). */
   threads?: number
@@ -73,6 +73,16 @@ export interface NodeOptions {
    * handler is set. Without it and without a handler, offers are refused.
    */
   inboxDir?: string
+  /**
+   * Most bytes the files store keeps on disk (default: no limit; needs `dataDir`). A put
+   * over it rejects with code QuotaExceeded.
+   */
+  diskQuota?: number
+  /**
+   * A passphrase protecting the files store's key (needs `dataDir`): a data dir made with
+   * one opens only with it (a wrong one rejects `Node.start` with code Unauthorized).
+   */
+  storagePassphrase?: string
   /** Failure detection and membership timing (default: memmesh's). */
   membership?: MembershipOptions
   /** QUIC transport tuning (default: memmesh's). */
@@ -454,6 +464,83 @@ export declare class Transfer {
   progress (): TransferEvents<TransferProgress>
 }
 
+/** What is known of a stored file. */
+export interface FileInfo {
+  /** Its id, `'blake3:<64 hex digits>'`. */
+  id: string
+  /** Its size in bytes. */
+  size: number
+  /** The name given at put (absent if none). */
+  name?: string
+  /** The content type given at put (absent if none). */
+  contentType?: string
+  /** When it was first stored on this node, in unix milliseconds. */
+  createdMs: number
+  /** The ids of the nodes holding it. */
+  holders: string[]
+}
+
+/** One page of `files.list()`. */
+export interface FilesPage {
+  /** The files of this page, in id order. */
+  files: FileInfo[]
+  /** The cursor of the next page (absent after the last). */
+  next?: string
+}
+
+/** Usage of the files store. */
+export interface FilesStats {
+  /** Bytes of stored content on disk (encrypted: a little more than the files). */
+  diskUsed: number
+  /** The disk quota in bytes (absent: no limit). */
+  diskQuota?: number
+  /** Files stored. */
+  files: number
+}
+
+/** Options of `files.put`. */
+export interface PutFileOptions {
+  /** A name kept with the file (encrypted). */
+  name?: string
+  /** A content type kept with the file (encrypted). */
+  contentType?: string
+  /** How many nodes must hold the file (1, the default; more rejects with Unsupported for now). */
+  replicas?: number
+}
+
+/** Options of `files.list`. */
+export interface ListFilesOptions {
+  /** List the files with ids after this one (a page's `next`); default: from the first. */
+  cursor?: string | null
+  /** Most files in the page (1..1000, default 100). */
+  limit?: number
+}
+
+/**
+ * Files: persistent, encrypted files on this node's disk, named by their content hash and
+ * kept across restarts. Without a `dataDir` every call rejects with code Unsupported.
+ */
+export declare class Files {
+  private constructor ()
+  /**
+   * Stores `source` (a file path, streamed from disk, or bytes) durably and resolves with
+   * its id. Rejects with QuotaExceeded over the disk quota (leaving nothing behind).
+   */
+  put (source: TransferSource, options?: PutFileOptions): Promise<string>
+  /** The contents of `id`, verified. Rejects with NotFound if it is not stored here. */
+  get (id: string, options?: { into?: null }): Promise<Buffer>
+  /** Writes the contents of `id`, verified, to the new file `into` (never replacing one). */
+  get (id: string, options: { into: string }): Promise<void>
+  /** What is known of `id`. */
+  stat (id: string): Promise<FileInfo>
+  /** One page of the stored files, in id order. */
+  list (options?: ListFilesOptions): Promise<FilesPage>
+  /** Deletes `id` from this node; rejects with NotFound if it is not stored here. */
+  delete (id: string): Promise<void>
+  /** Disk used, quota and file count. */
+  stats (): FilesStats
+}
+
 /** A memmesh node running in this process. */
 export declare class Node {
   private constructor ()
@@ -483,6 +570,8 @@ export declare class Node {
   readonly blocks: Blocks
   /** The transfer API (throws code Closed when first read after shutdown). */
   readonly transfer: Transfer
+  /** The files API (throws code Closed when first read after shutdown). */
+  readonly files: Files
   /**
    * The cache bucket `name`, created cluster-wide on first use; without options the
    * bucket's existing options (or the defaults) apply.

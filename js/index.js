@@ -106,6 +106,8 @@ const OPTION_TYPES = {
   connectTimeoutMs: 'number',
   channelQueue: 'number',
   inboxDir: 'string',
+  diskQuota: 'number',
+  storagePassphrase: 'string',
   membership: ['probePeriodMs', 'probeRttMs', 'suspectTimeoutMs', 'downGraceMs', 'forgetAfterMs',
     'fullSyncIntervalMs', 'rejoinIntervalMs'],
   tuning: ['mtuUpperBound', 'segmentationOffload', 'streamReceiveWindow', 'receiveWindow',
@@ -673,11 +675,101 @@ class Transfer {
   }
 }
 
+/**
+ * Files: persistent, encrypted files on this node's disk (its `dataDir`), named by their
+ * content hash (`'blake3:<64 hex digits>'`) and kept across restarts. Get it as
+ * `node.files`. Without a `dataDir` every call rejects with code Unsupported.
+ */
+class Files {
+  #native
+
+  constructor (token, nativeFiles) {
+    if (token !== CREATE) throw new TypeError('use node.files to get the Files API')
+    this.#native = nativeFiles
+  }
+
+  /**
+   * Stores `source` (a file path, streamed from disk, or bytes) durably and resolves with
+   * its id. `options`: `{ name, contentType, replicas }` (names and content types are
+   * stored encrypted; `replicas` is 1 for now, more rejects with code Unsupported). A put
+   * over the `diskQuota` rejects with code QuotaExceeded and leaves nothing behind.
+   */
+  async put (source, options = {}) {
+    const src = toSource(source)
+    const opts = toPutOptions(options)
+    return call(() => this.#native.put(src, opts))
+  }
+
+  /**
+   * Resolves with the contents of `id` (a Buffer, verified), or with `options.into` (a
+   * path), writes them to that new file (never replacing one: code InvalidInput) and
+   * resolves with undefined. Rejects with code NotFound if `id` is not stored here,
+   * Corrupted if the stored copy was damaged.
+   */
+  async get (id, options = {}) {
+    checkString(id, 'id')
+    if (options === null || typeof options !== 'object') throw invalid('options must be an object')
+    const { into } = options
+    if (into === undefined || into === null) return call(() => this.#native.get(id))
+    checkString(into, 'into')
+    await call(() => this.#native.getToPath(id, into))
+  }
+
+  /** What is known of `id`: `{ id, size, name, contentType, createdMs, holders }`. */
+  async stat (id) {
+    checkString(id, 'id')
+    return call(() => this.#native.stat(id))
+  }
+
+  /**
+   * One page of the stored files, in id order: `{ files, next }`. `options`: `{ cursor,
+   * limit }` (limit 1..1000, default 100); pass `next` as the cursor of the following
+   * page (it is absent after the last).
+   */
+  async list (options = {}) {
+    if (options === null || typeof options !== 'object') throw invalid('options must be an object')
+    const { cursor, limit = 100 } = options
+    if (cursor !== undefined && cursor !== null) checkString(cursor, 'cursor')
+    if (typeof limit !== 'number') throw invalid(`limit must be a number, got ${describe(limit)}`)
+    return call(() => this.#native.list(cursor ?? undefined, limit))
+  }
+
+  /** Deletes `id` from this node; rejects with code NotFound if it is not stored here. */
+  async delete (id) {
+    checkString(id, 'id')
+    return call(() => this.#native.delete(id))
+  }
+
+  /** Usage of the store: `{ diskUsed, diskQuota, files }` (no diskQuota: no limit). */
+  stats () {
+    return callSync(() => this.#native.stats())
+  }
+}
+
+/** Options of `files.put`: `{ name, contentType, replicas }`, each optional. */
+function toPutOptions (options) {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw invalid(`options must be an object, got ${describe(options)}`)
+  }
+  const out = {}
+  for (const [key, value] of Object.entries(options)) {
+    if (value === undefined || value === null) continue
+    const type = { name: 'string', contentType: 'string', replicas: 'number' }[key]
+    if (type === undefined) {
+      throw invalid(`unknown put option ${JSON.stringify(key)}; known options: name, contentType, replicas`)
+    }
+    if (typeof value !== type) throw invalid(`${key} must be a ${type}, got ${describe(value)}`)
+    out[key] = value
+  }
+  return out
+}
+
 /** A memmesh node running in this process. Create one with `await Node.start(options)`. */
 class Node {
   #native
   #blocks
   #transfer
+  #files
 
   constructor (token, nativeNode) {
     if (token !== CREATE) throw new TypeError('use await Node.start(options) to create a Node')
@@ -755,6 +847,12 @@ class Node {
     return this.#transfer
   }
 
+  /** The files API: persistent, encrypted files on this node's disk (needs `dataDir`). */
+  get files () {
+    if (this.#files === undefined) this.#files = new Files(CREATE, callSync(() => this.#native.files()))
+    return this.#files
+  }
+
   /**
    * Resolves with the cache bucket `name`, created cluster-wide on first use. `options`:
    * `{ ttlMs, maxEntries, maxBytes, replicas }`; without any, the bucket's existing options
@@ -781,4 +879,4 @@ class Node {
   }
 }
 
-module.exports = { Node, Channel, Events, Blocks, Cache, Transfer, TransferEvents, MemmeshError, ERROR_CODES }
+module.exports = { Node, Channel, Events, Blocks, Cache, Transfer, TransferEvents, Files, MemmeshError, ERROR_CODES }

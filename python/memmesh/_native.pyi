@@ -21,6 +21,7 @@ from typing import (
     TypeVar,
     Union,
     final,
+    overload,
 )
 
 from .errors import MemmeshError
@@ -35,6 +36,10 @@ __all__ = [
     "ERROR_KINDS",
     "Event",
     "Events",
+    "FileInfo",
+    "Files",
+    "FilesPage",
+    "FilesStats",
     "Message",
     "Node",
     "NodeUsage",
@@ -192,6 +197,8 @@ class Node:
         inbox_dir: Optional[_Path] = None,
         membership: Optional[dict[str, float]] = None,
         tuning: Optional[dict[str, Union[int, float, bool, str]]] = None,
+        disk_quota: Optional[int] = None,
+        storage_passphrase: Optional[str] = None,
     ) -> Node: ...
     @property
     def id(self) -> str: ...
@@ -213,6 +220,8 @@ class Node:
     def blocks(self) -> Blocks: ...
     @property
     def transfer(self) -> Transfer: ...
+    @property
+    def files(self) -> Files: ...
     def cache(
         self,
         name: str,
@@ -280,6 +289,77 @@ class Blocks:
     def free(self, id: str) -> Pending[None]: ...
     def stats(self) -> Pending[list[NodeUsage]]: ...
     def local_stats(self) -> NodeUsage: ...
+
+@final
+class FileInfo:
+    """What is known of a stored file."""
+
+    @property
+    def id(self) -> str:
+        """Its id, ``"blake3:<64 hex digits>"``."""
+    @property
+    def size(self) -> int:
+        """Its size in bytes."""
+    @property
+    def name(self) -> Optional[str]:
+        """The name given at put, if any."""
+    @property
+    def content_type(self) -> Optional[str]:
+        """The content type given at put, if any."""
+    @property
+    def created(self) -> float:
+        """When it was first stored on this node, in seconds since the epoch."""
+    @property
+    def holders(self) -> list[str]:
+        """The ids of the nodes holding it."""
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class FilesPage:
+    """One page of ``Files.list``."""
+
+    @property
+    def files(self) -> list[FileInfo]:
+        """The files of this page, in id order."""
+    @property
+    def next(self) -> Optional[str]:
+        """The cursor of the next page, or ``None`` after the last."""
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class FilesStats:
+    """Usage of a node's files store."""
+
+    @property
+    def disk_used(self) -> int:
+        """Bytes of stored content on disk (encrypted, so a little more than the files)."""
+    @property
+    def disk_quota(self) -> Optional[int]:
+        """The disk quota in bytes, or ``None`` for no limit."""
+    @property
+    def files(self) -> int:
+        """Files stored."""
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class Files:
+    """The files store of a node; methods doing I/O return a :class:`Pending` call."""
+
+    def put(
+        self,
+        data: _Source,
+        name: Optional[str] = None,
+        content_type: Optional[str] = None,
+        replicas: int = 1,
+    ) -> Pending[str]: ...
+    @overload
+    def get(self, id: str, into: None = None) -> Pending[bytes]: ...
+    @overload
+    def get(self, id: str, into: _Path) -> Pending[None]: ...
+    def stat(self, id: str) -> Pending[FileInfo]: ...
+    def list(self, cursor: Optional[str] = None, limit: int = 100) -> Pending[FilesPage]: ...
+    def delete(self, id: str) -> Pending[None]: ...
+    def stats(self) -> FilesStats: ...
 
 @final
 class CacheOptions:

@@ -1,7 +1,7 @@
 # Generated from memmesh/aio.py by python/tools/unasync.py: do not edit.
 # Change aio.py, then run `python python/tools/unasync.py` (CI checks this file).
-"""The blocking API: :class:`Node`, :class:`Channel`, :class:`Blocks`, :class:`Cache` and
-:class:`Transfer` (for scripts and notebooks).
+"""The blocking API: :class:`Node`, :class:`Channel`, :class:`Blocks`, :class:`Cache`,
+:class:`Transfer` and :class:`Files` (for scripts and notebooks).
 
 Every call blocks the calling thread until it completes, with the GIL released, so
 other Python threads keep running; Ctrl-C interrupts a waiting call.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from types import TracebackType
-from typing import Any, Iterator, Generic, Mapping, Optional, Sequence, Union
+from typing import Any, Iterator, Generic, Mapping, Optional, Sequence, Union, overload
 
 from . import _native
 from ._common import (
@@ -33,6 +33,9 @@ from ._native import (
     CacheStats,
     Destination,
     Event,
+    FileInfo,
+    FilesPage,
+    FilesStats,
     Message,
     NodeUsage,
     Offer,
@@ -54,6 +57,7 @@ __all__ = [
     "Transfer",
     "ReceivedEvents",
     "ProgressEvents",
+    "Files",
 ]
 
 
@@ -76,7 +80,13 @@ class Node:
     * ``mdns``: discover peers on the LAN with multicast DNS (default ``True``).
     * ``mdns_interfaces``: network interfaces mDNS may use, by name (default: all).
     * ``memory_quota``: bytes of RAM lent to the mesh (default 512 MiB).
-    * ``data_dir``: directory for the persistent identity (default: ephemeral, in memory).
+    * ``data_dir``: directory for the persistent identity and the files store (default:
+      ephemeral, in memory; without one, :attr:`files` calls raise ``UnsupportedError``).
+    * ``disk_quota``: most bytes the files store keeps on disk (default: no limit; needs
+      ``data_dir``). A put over it raises ``QuotaExceededError``.
+    * ``storage_passphrase``: protects the files store's key with a passphrase (needs
+      ``data_dir``); a data dir made with one opens only with it (a wrong one is
+      ``UnauthorizedError``).
     * ``threads``: worker threads of the node's own runtime (default 2).
     * ``max_message_size``: largest message, request or response (default 8 MiB).
     * ``request_timeout``, ``send_timeout``, ``connect_timeout``: seconds (30, 30, 5).
@@ -116,6 +126,8 @@ class Node:
         inbox_dir: Optional[PathLike] = None,
         membership: Optional[Mapping[str, float]] = None,
         tuning: Optional[Mapping[str, Union[int, float, bool, str]]] = None,
+        disk_quota: Optional[int] = None,
+        storage_passphrase: Optional[str] = None,
     ) -> None:
         self._native = _native.Node(
             **node_options(
@@ -137,6 +149,8 @@ class Node:
                 inbox_dir=inbox_dir,
                 membership=membership,
                 tuning=tuning,
+                disk_quota=disk_quota,
+                storage_passphrase=storage_passphrase,
             )
         )
         track(self._native)
@@ -205,6 +219,12 @@ class Node:
         """Verified chunk transfer of files and bytes to and from peers (immediate;
         ``ClosedError`` once the node has shut down)."""
         return Transfer(self._native.transfer)
+
+    @property
+    def files(self) -> "Files":
+        """Files: persistent, encrypted files on this node's disk, by content id
+        (immediate; needs ``data_dir``, ``ClosedError`` once the node has shut down)."""
+        return Files(self._native.files)
 
     def cache(
         self,
@@ -589,3 +609,78 @@ class ProgressEvents(_EventStream[Progress]):
     reader that falls far behind skips the events it missed."""
 
     __slots__ = ()
+
+
+class Files:
+    """Files, blocking API: persistent, encrypted files on this node's disk (its
+    ``data_dir``), kept across restarts.
+
+    A file's id is the BLAKE3 hash of its contents, ``"blake3:<64 hex digits>"`` (the
+    same id blocks and transfers use), so equal bytes get equal ids and every read is
+    verified (``CorruptedError`` if the stored copy was damaged, never wrong bytes).
+    Contents, names and content types are encrypted on disk. A node without a
+    ``data_dir`` raises ``UnsupportedError`` on every call, saying why.
+    """
+
+    __slots__ = ("_native",)
+
+    def __init__(self, native: _native.Files) -> None:
+        self._native = native
+
+    def put(
+        self,
+        data: Source,
+        *,
+        name: Optional[str] = None,
+        content_type: Optional[str] = None,
+        replicas: int = 1,
+    ) -> str:
+        """Stores ``data`` (``bytes``/``bytearray``, or a ``str``/``os.PathLike`` path
+        whose file is streamed from disk) durably and returns its id. ``name`` and
+        ``content_type`` are kept with it (encrypted). ``replicas``: how many nodes must
+        hold it; only 1 for now (more raises ``UnsupportedError``). A put over the
+        ``disk_quota`` raises ``QuotaExceededError`` and leaves nothing behind."""
+        result: str = self._native.put(data, name, content_type, replicas).wait()
+        return result
+
+    @overload
+    def get(self, id: str, into: None = None) -> bytes: ...  # noqa: A002
+
+    @overload
+    def get(self, id: str, into: PathLike) -> None: ...  # noqa: A002
+
+    def get(  # noqa: A002
+        self, id: str, into: Optional[PathLike] = None
+    ) -> Optional[bytes]:
+        """The contents of ``id``, verified: ``bytes``, or, with ``into``, written to that
+        new file (never replacing an existing one: ``InvalidInputError``) and ``None``.
+        ``NotFoundError`` if it is not stored here."""
+        if into is None:
+            data: bytes = self._native.get(id, None).wait()
+            return data
+        self._native.get(id, os.fspath(into)).wait()
+        return None
+
+    def stat(self, id: str) -> FileInfo:  # noqa: A002
+        """What is known of ``id``: size, name, content type, creation time, holders
+        (``NotFoundError`` if it is not stored here)."""
+        result: FileInfo = self._native.stat(id).wait()
+        return result
+
+    def list(self, cursor: Optional[str] = None, limit: int = 100) -> FilesPage:
+        """One page of the stored files, in id order: up to ``limit`` (1..1000) files
+        with ids after ``cursor`` (from the first when ``None``). Pass the page's
+        ``next`` as ``cursor`` for the following page; it is ``None`` after the last."""
+        result: FilesPage = self._native.list(cursor, limit).wait()
+        return result
+
+    def delete(self, id: str) -> None:  # noqa: A002
+        """Deletes ``id`` from this node (``NotFoundError`` if it is not stored here)."""
+        self._native.delete(id).wait()
+
+    def stats(self) -> FilesStats:
+        """Disk used, disk quota and file count (immediate)."""
+        return self._native.stats()
+
+    def __repr__(self) -> str:
+        return repr(self._native)

@@ -3,16 +3,16 @@
 # writes memmesh/_sync.py from it (CI fails if _sync.py is not current). Lines between
 # `# unasync: async-only` and `# unasync: end` stay here only; the commented lines
 # between `# unasync: sync-only` and `# unasync: end` go, uncommented, to _sync.py only.
-"""The asyncio API: :class:`Node`, :class:`Channel`, :class:`Blocks`, :class:`Cache` and
-:class:`Transfer`, same method names as the blocking API, awaitable.
+"""The asyncio API: :class:`Node`, :class:`Channel`, :class:`Blocks`, :class:`Cache`,
+:class:`Transfer` and :class:`Files`, same method names as the blocking API, awaitable.
 
 Work runs on the node's own threads; results come back to your event loop. Cancelling
 an awaiting task cancels the work inside memmesh. Handlers (plain or ``async def``)
 run on the event loop that registered them.
 """
 # unasync: sync-only
-# """The blocking API: :class:`Node`, :class:`Channel`, :class:`Blocks`, :class:`Cache` and
-# :class:`Transfer` (for scripts and notebooks).
+# """The blocking API: :class:`Node`, :class:`Channel`, :class:`Blocks`, :class:`Cache`,
+# :class:`Transfer` and :class:`Files` (for scripts and notebooks).
 #
 # Every call blocks the calling thread until it completes, with the GIL released, so
 # other Python threads keep running; Ctrl-C interrupts a waiting call.
@@ -28,7 +28,7 @@ from typing import Callable, Generator
 # unasync: end
 import os
 from types import TracebackType
-from typing import Any, AsyncIterator, Generic, Mapping, Optional, Sequence, Union
+from typing import Any, AsyncIterator, Generic, Mapping, Optional, Sequence, Union, overload
 
 from . import _native
 from ._common import (
@@ -50,6 +50,9 @@ from ._native import (
     CacheStats,
     Destination,
     Event,
+    FileInfo,
+    FilesPage,
+    FilesStats,
     Message,
     NodeUsage,
     Offer,
@@ -71,6 +74,7 @@ __all__ = [
     "Transfer",
     "ReceivedEvents",
     "ProgressEvents",
+    "Files",
 ]
 
 
@@ -147,7 +151,13 @@ class Node:
     # * ``mdns``: discover peers on the LAN with multicast DNS (default ``True``).
     # * ``mdns_interfaces``: network interfaces mDNS may use, by name (default: all).
     # * ``memory_quota``: bytes of RAM lent to the mesh (default 512 MiB).
-    # * ``data_dir``: directory for the persistent identity (default: ephemeral, in memory).
+    # * ``data_dir``: directory for the persistent identity and the files store (default:
+    #   ephemeral, in memory; without one, :attr:`files` calls raise ``UnsupportedError``).
+    # * ``disk_quota``: most bytes the files store keeps on disk (default: no limit; needs
+    #   ``data_dir``). A put over it raises ``QuotaExceededError``.
+    # * ``storage_passphrase``: protects the files store's key with a passphrase (needs
+    #   ``data_dir``); a data dir made with one opens only with it (a wrong one is
+    #   ``UnauthorizedError``).
     # * ``threads``: worker threads of the node's own runtime (default 2).
     # * ``max_message_size``: largest message, request or response (default 8 MiB).
     # * ``request_timeout``, ``send_timeout``, ``connect_timeout``: seconds (30, 30, 5).
@@ -198,6 +208,8 @@ class Node:
         inbox_dir: Optional[PathLike] = None,
         membership: Optional[Mapping[str, float]] = None,
         tuning: Optional[Mapping[str, Union[int, float, bool, str]]] = None,
+        disk_quota: Optional[int] = None,
+        storage_passphrase: Optional[str] = None,
     ) -> _Starting:
         """Starts a node (see :class:`memmesh.Node` for the options)."""
         return _Starting(
@@ -220,6 +232,8 @@ class Node:
                 inbox_dir=inbox_dir,
                 membership=membership,
                 tuning=tuning,
+                disk_quota=disk_quota,
+                storage_passphrase=storage_passphrase,
             )
         )
 
@@ -245,6 +259,8 @@ class Node:
     #     inbox_dir: Optional[PathLike] = None,
     #     membership: Optional[Mapping[str, float]] = None,
     #     tuning: Optional[Mapping[str, Union[int, float, bool, str]]] = None,
+    #     disk_quota: Optional[int] = None,
+    #     storage_passphrase: Optional[str] = None,
     # ) -> None:
     #     self._native = _native.Node(
     #         **node_options(
@@ -266,6 +282,8 @@ class Node:
     #             inbox_dir=inbox_dir,
     #             membership=membership,
     #             tuning=tuning,
+    #             disk_quota=disk_quota,
+    #             storage_passphrase=storage_passphrase,
     #         )
     #     )
     #     track(self._native)
@@ -335,6 +353,12 @@ class Node:
         """Verified chunk transfer of files and bytes to and from peers (immediate;
         ``ClosedError`` once the node has shut down)."""
         return Transfer(self._native.transfer)
+
+    @property
+    def files(self) -> "Files":
+        """Files: persistent, encrypted files on this node's disk, by content id
+        (immediate; needs ``data_dir``, ``ClosedError`` once the node has shut down)."""
+        return Files(self._native.files)
 
     async def cache(
         self,
@@ -735,3 +759,78 @@ class ProgressEvents(_EventStream[Progress]):
     reader that falls far behind skips the events it missed."""
 
     __slots__ = ()
+
+
+class Files:
+    """Files, asyncio API: persistent, encrypted files on this node's disk (its
+    ``data_dir``), kept across restarts.
+
+    A file's id is the BLAKE3 hash of its contents, ``"blake3:<64 hex digits>"`` (the
+    same id blocks and transfers use), so equal bytes get equal ids and every read is
+    verified (``CorruptedError`` if the stored copy was damaged, never wrong bytes).
+    Contents, names and content types are encrypted on disk. A node without a
+    ``data_dir`` raises ``UnsupportedError`` on every call, saying why.
+    """
+
+    __slots__ = ("_native",)
+
+    def __init__(self, native: _native.Files) -> None:
+        self._native = native
+
+    async def put(
+        self,
+        data: Source,
+        *,
+        name: Optional[str] = None,
+        content_type: Optional[str] = None,
+        replicas: int = 1,
+    ) -> str:
+        """Stores ``data`` (``bytes``/``bytearray``, or a ``str``/``os.PathLike`` path
+        whose file is streamed from disk) durably and returns its id. ``name`` and
+        ``content_type`` are kept with it (encrypted). ``replicas``: how many nodes must
+        hold it; only 1 for now (more raises ``UnsupportedError``). A put over the
+        ``disk_quota`` raises ``QuotaExceededError`` and leaves nothing behind."""
+        result: str = await _call(self._native.put(data, name, content_type, replicas))
+        return result
+
+    @overload
+    async def get(self, id: str, into: None = None) -> bytes: ...  # noqa: A002
+
+    @overload
+    async def get(self, id: str, into: PathLike) -> None: ...  # noqa: A002
+
+    async def get(  # noqa: A002
+        self, id: str, into: Optional[PathLike] = None
+    ) -> Optional[bytes]:
+        """The contents of ``id``, verified: ``bytes``, or, with ``into``, written to that
+        new file (never replacing an existing one: ``InvalidInputError``) and ``None``.
+        ``NotFoundError`` if it is not stored here."""
+        if into is None:
+            data: bytes = await _call(self._native.get(id, None))
+            return data
+        await _call(self._native.get(id, os.fspath(into)))
+        return None
+
+    async def stat(self, id: str) -> FileInfo:  # noqa: A002
+        """What is known of ``id``: size, name, content type, creation time, holders
+        (``NotFoundError`` if it is not stored here)."""
+        result: FileInfo = await _call(self._native.stat(id))
+        return result
+
+    async def list(self, cursor: Optional[str] = None, limit: int = 100) -> FilesPage:
+        """One page of the stored files, in id order: up to ``limit`` (1..1000) files
+        with ids after ``cursor`` (from the first when ``None``). Pass the page's
+        ``next`` as ``cursor`` for the following page; it is ``None`` after the last."""
+        result: FilesPage = await _call(self._native.list(cursor, limit))
+        return result
+
+    async def delete(self, id: str) -> None:  # noqa: A002
+        """Deletes ``id`` from this node (``NotFoundError`` if it is not stored here)."""
+        await _call(self._native.delete(id))
+
+    def stats(self) -> FilesStats:
+        """Disk used, disk quota and file count (immediate, not awaitable)."""
+        return self._native.stats()
+
+    def __repr__(self) -> str:
+        return repr(self._native)

@@ -30,7 +30,8 @@ pub struct NodeOptions {
     pub mdns_interfaces: Option<Vec<String>>,
     /// Bytes of RAM this node lends to the mesh.
     pub memory_quota: Option<f64>,
-    /// Directory for the persisted identity (default: in-memory identity).
+    /// Directory for the persisted identity and the files store (default: in-memory
+    /// identity, no files).
     pub data_dir: Option<String>,
     /// Worker threads of the node's own runtime.
     pub threads: Option<f64>,
@@ -47,6 +48,10 @@ pub struct NodeOptions {
     /// Directory where offered transfers land when no offer handler is set (default:
     /// none, offers are refused).
     pub inbox_dir: Option<String>,
+    /// Most bytes the files store keeps on disk (default: no limit; needs `dataDir`).
+    pub disk_quota: Option<f64>,
+    /// A passphrase protecting the files store's storage key (needs `dataDir`).
+    pub storage_passphrase: Option<String>,
     /// Failure detection and membership timing (default: the core's).
     pub membership: Option<MembershipOptions>,
     /// QUIC transport tuning (default: the core's).
@@ -157,9 +162,8 @@ impl NodeOptions {
             memory_quota: int("memoryQuota", self.memory_quota)?,
             data_dir: self.data_dir.map(Into::into),
             inbox_dir: self.inbox_dir.map(Into::into),
-            // The files store's options reach this binding with its files slice (issue 14).
-            disk_quota: None,
-            storage_passphrase: None,
+            disk_quota: int("diskQuota", self.disk_quota)?,
+            storage_passphrase: self.storage_passphrase,
             threads: int("threads", self.threads)?,
             max_message_size: int("maxMessageSize", self.max_message_size)?,
             request_timeout: ms("requestTimeoutMs", self.request_timeout_ms)?,

@@ -14,6 +14,7 @@ pub mod cache;
 pub mod channel;
 pub mod config;
 pub mod error;
+pub mod files;
 pub mod handler;
 pub mod membership;
 pub mod node;

@@ -8,6 +8,7 @@ use crate::cache::{BucketInfo, Cache, CacheOptions};
 use crate::channel::Channel;
 use crate::config::NodeOptions;
 use crate::error::to_js;
+use crate::files::Files;
 use crate::membership::Events;
 use crate::peer::PeerInfo;
 use crate::runtime::{spawn_promise, thread_promise};
@@ -123,6 +124,13 @@ impl Node {
     pub fn transfer(&self, env: &Env) -> napi::Result<Transfer> {
         let inner = to_js(env, self.inner.transfer())?;
         Ok(Transfer::new(inner, self.inner.clone()))
+    }
+
+    /// The files store: persistent, encrypted files on this node's disk.
+    #[napi(catch_unwind)]
+    pub fn files(&self, env: &Env) -> napi::Result<Files> {
+        let inner = to_js(env, self.inner.files())?;
+        Ok(Files::new(inner, self.inner.clone()))
     }
 
     /// Resolves with the cache bucket `name`, created cluster-wide with `options` on

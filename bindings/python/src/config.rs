@@ -51,6 +51,10 @@ pub struct Options {
     pub membership: Option<Py<PyDict>>,
     /// QUIC transport tuning: a dict (`keep_alive` in seconds, `congestion`, …).
     pub tuning: Option<Py<PyDict>>,
+    /// Most bytes the files store keeps on disk.
+    pub disk_quota: Option<i64>,
+    /// A passphrase protecting the files store's storage key.
+    pub storage_passphrase: Option<String>,
 }
 
 impl Options {
@@ -75,9 +79,8 @@ impl Options {
             memory_quota: n(py, "memory_quota", self.memory_quota)?,
             data_dir: self.data_dir,
             inbox_dir: self.inbox_dir,
-            // The files store's options reach this binding with its files slice (issue 14).
-            disk_quota: None,
-            storage_passphrase: None,
+            disk_quota: n(py, "disk_quota", self.disk_quota)?,
+            storage_passphrase: self.storage_passphrase,
             threads: n(py, "threads", self.threads)?,
             max_message_size: n(py, "max_message_size", self.max_message_size)?,
             request_timeout: s("request_timeout", self.request_timeout)?,

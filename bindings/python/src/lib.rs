@@ -3,7 +3,8 @@
 //! This crate only converts types and errors and chooses how calls cross the boundary;
 //! every feature lives in the `memmesh` core crate. Its files mirror the core's modules
 //! (`node.rs`, `config.rs`, `channel.rs`, `handler.rs` for `channel/handler.rs`,
-//! `membership.rs`, `peer.rs`, `blocks.rs`, `cache.rs`, `transfer.rs`, `error.rs`), plus
+//! `membership.rs`, `peer.rs`, `blocks.rs`, `cache.rs`, `transfer.rs`, `files.rs`,
+//! `error.rs`), plus
 //! `bridge.rs` and `event_loop.rs`, which
 //! move work between Python threads, asyncio loops and the node's own tokio runtime.
 //! The typed public API is the pure-Python package `memmesh` (`memmesh.Node` blocking,
@@ -18,6 +19,7 @@ mod channel;
 mod config;
 mod error;
 mod event_loop;
+mod files;
 mod handler;
 mod membership;
 mod node;
@@ -48,6 +50,10 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<transfer::PyProgress>()?;
     m.add_class::<transfer::PyReceivedEvents>()?;
     m.add_class::<transfer::PyProgressEvents>()?;
+    m.add_class::<files::PyFiles>()?;
+    m.add_class::<files::PyFileInfo>()?;
+    m.add_class::<files::PyFilesPage>()?;
+    m.add_class::<files::PyFilesStats>()?;
     m.add_class::<bridge::Pending>()?;
     m.add(
         "ERROR_KINDS",

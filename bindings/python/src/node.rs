@@ -17,6 +17,7 @@ use crate::cache;
 use crate::channel::PyChannel;
 use crate::config::Options;
 use crate::error::IntoPyResult;
+use crate::files::PyFiles;
 use crate::membership::PyEvents;
 use crate::peer::PyPeerInfo;
 use crate::transfer::PyTransfer;
@@ -41,7 +42,7 @@ impl PyNode {
         *, name=None, listen=None, cluster_secret=None, open=None, bootstrap=None, mdns=None,
         mdns_interfaces=None, memory_quota=None, data_dir=None, threads=None, max_message_size=None,
         request_timeout=None, send_timeout=None, connect_timeout=None, channel_queue=None,
-        inbox_dir=None, membership=None, tuning=None
+        inbox_dir=None, membership=None, tuning=None, disk_quota=None, storage_passphrase=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -64,6 +65,8 @@ impl PyNode {
         inbox_dir: Option<PathBuf>,
         membership: Option<Py<PyDict>>,
         tuning: Option<Py<PyDict>>,
+        disk_quota: Option<i64>,
+        storage_passphrase: Option<String>,
     ) -> PyResult<Self> {
         let config = Options {
             name,
@@ -84,6 +87,8 @@ impl PyNode {
             inbox_dir,
             membership,
             tuning,
+            disk_quota,
+            storage_passphrase,
         }
         .into_config(py)?;
         let node = wait(py, Node::start(config))?;
@@ -172,6 +177,13 @@ impl PyNode {
     fn transfer(&self, py: Python<'_>) -> PyResult<PyTransfer> {
         let transfer = self.node.transfer().into_py(py)?;
         Ok(PyTransfer::new(transfer, self.node.runtime_handle()))
+    }
+
+    /// The files store (persistent, encrypted files on this node's disk).
+    #[getter]
+    fn files(&self, py: Python<'_>) -> PyResult<PyFiles> {
+        let files = self.node.files().into_py(py)?;
+        Ok(PyFiles::new(files, self.node.runtime_handle()))
     }
 
     /// The cache bucket `name`, defined cluster-wide on first use. With every option

@@ -53,6 +53,14 @@ pub struct NodeConfig {
     /// (default: none, offers are refused).
     #[uniffi(default = None)]
     pub inbox_dir: Option<String>,
+    /// Most bytes the files store keeps on disk (default: no limit; needs `data_dir`). A
+    /// put over it throws `QuotaExceeded`.
+    #[uniffi(default = None)]
+    pub disk_quota: Option<u64>,
+    /// A passphrase protecting the files store's key (needs `data_dir`): a data dir made
+    /// with one opens only with it (a wrong one throws `Unauthorized`).
+    #[uniffi(default = None)]
+    pub storage_passphrase: Option<String>,
     /// Worker threads of the node's own runtime.
     #[uniffi(default = 2)]
     pub threads: u32,
@@ -173,6 +181,8 @@ impl From<memmesh::NodeConfig> for NodeConfig {
             memory_quota: c.memory_quota,
             data_dir: c.data_dir.map(|d| d.to_string_lossy().into_owned()),
             inbox_dir: c.inbox_dir.map(|d| d.to_string_lossy().into_owned()),
+            disk_quota: c.disk_quota,
+            storage_passphrase: c.storage_passphrase,
             threads: saturating_u32(c.threads),
             max_message_size: c.max_message_size as u64,
             request_timeout_ms: millis(c.request_timeout),
@@ -271,9 +281,8 @@ impl TryFrom<NodeConfig> for memmesh::NodeConfig {
             memory_quota: Some(c.memory_quota),
             data_dir: c.data_dir.map(PathBuf::from),
             inbox_dir: c.inbox_dir.map(PathBuf::from),
-            // The files store's options reach this binding with its files slice (issue 14).
-            disk_quota: None,
-            storage_passphrase: None,
+            disk_quota: c.disk_quota,
+            storage_passphrase: c.storage_passphrase,
             threads: Some(c.threads as usize),
             max_message_size: Some(platform_size("max_message_size", c.max_message_size)?),
             request_timeout: Some(Duration::from_millis(c.request_timeout_ms)),
@@ -368,6 +377,8 @@ mod tests {
             ("memory_quota", d.memory_quota.to_string()),
             ("data_dir", none(&d.data_dir)),
             ("inbox_dir", none(&d.inbox_dir)),
+            ("disk_quota", none(&d.disk_quota)),
+            ("storage_passphrase", none(&d.storage_passphrase)),
             ("threads", d.threads.to_string()),
             ("max_message_size", d.max_message_size.to_string()),
             ("request_timeout_ms", d.request_timeout_ms.to_string()),
@@ -405,6 +416,8 @@ mod tests {
             memory_quota: 1 << 20,
             data_dir: Some("/tmp/x".into()),
             inbox_dir: Some("/tmp/inbox".into()),
+            disk_quota: Some(1 << 30),
+            storage_passphrase: Some("pw".into()),
             threads: 1,
             max_message_size: 4096,
             request_timeout_ms: 1500,
@@ -428,6 +441,8 @@ mod tests {
         assert_eq!(core.request_timeout, Duration::from_millis(1500));
         assert_eq!(core.data_dir, Some(PathBuf::from("/tmp/x")));
         assert_eq!(core.inbox_dir, Some(PathBuf::from("/tmp/inbox")));
+        assert_eq!(core.disk_quota, Some(1 << 30));
+        assert_eq!(core.storage_passphrase.as_deref(), Some("pw"));
         assert_eq!(core.membership.suspect_timeout, Duration::from_secs(3));
         assert_eq!(core.tuning.keep_alive, Duration::from_secs(1));
         assert_eq!(core.tuning.congestion, memmesh::CongestionControl::Bbr);

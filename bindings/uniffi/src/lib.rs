@@ -16,6 +16,7 @@ pub mod channel;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod files;
 pub mod handler;
 pub mod node;
 pub mod peer;
@@ -29,6 +30,7 @@ pub use config::{
 };
 pub use error::MemmeshError;
 pub use events::{Event, Events};
+pub use files::{FileInfo, Files, FilesPage, FilesStats, PutOptions};
 pub use handler::{Message, MessageHandler, Request, RequestHandler};
 pub use node::Node;
 pub use peer::{PeerInfo, PeerState};

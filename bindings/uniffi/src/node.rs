@@ -8,6 +8,7 @@ use crate::channel::Channel;
 use crate::config::NodeConfig;
 use crate::error::MemmeshError;
 use crate::events::Events;
+use crate::files::Files;
 use crate::parse_node_id;
 use crate::peer::PeerInfo;
 use crate::transfer::Transfer;
@@ -94,6 +95,12 @@ impl Node {
     /// chunk by chunk and resumable.
     pub fn transfer(&self) -> Result<Arc<Transfer>, MemmeshError> {
         Ok(Arc::new(Transfer::new(self.inner.clone())?))
+    }
+
+    /// The files store: persistent, encrypted files on this node's disk (its data dir),
+    /// kept across restarts. Without a data dir every call throws `Unsupported`.
+    pub fn files(&self) -> Result<Arc<Files>, MemmeshError> {
+        Ok(Arc::new(Files::new(self.inner.files()?)))
     }
 
     /// The replicated cache bucket `name`, created cluster-wide with `options` on first

@@ -1709,6 +1709,289 @@ public func FfiConverterTypeEvents_lower(_ value: Events) -> UInt64 {
 
 
 /**
+ * The files store of a node (from `Node.files()`). Keeps its node alive. Without a
+ * data dir every call throws `Unsupported`, saying why.
+ */
+public protocol FilesProtocol: AnyObject, Sendable {
+    
+    /**
+     * Deletes `id` from this node. Throws `NotFound` if it is not stored here.
+     */
+    func delete(id: String) async throws 
+    
+    /**
+     * The contents of `id`, verified. Throws `NotFound` if it is not stored here,
+     * `Corrupted` if the stored copy was damaged.
+     */
+    func get(id: String) async throws  -> Data
+    
+    /**
+     * Writes the contents of `id`, verified, to the new file `path` (never replacing an
+     * existing one: `InvalidInput`).
+     */
+    func getToPath(id: String, path: String) async throws 
+    
+    /**
+     * Up to `limit` (1..1000) files with ids after `cursor` (from the first if `None`),
+     * in id order; the page's `next` is the cursor of the following page.
+     */
+    func list(cursor: String?, limit: UInt32) async throws  -> FilesPage
+    
+    /**
+     * Stores `source` (a file, streamed from disk, or bytes) durably and returns its id.
+     * Throws `QuotaExceeded` over the disk quota (leaving nothing behind).
+     */
+    func put(source: Source, options: PutOptions?) async throws  -> String
+    
+    /**
+     * What is known of `id`.
+     */
+    func stat(id: String) async throws  -> FileInfo
+    
+    /**
+     * Disk used, quota and file count.
+     */
+    func stats() throws  -> FilesStats
+    
+}
+/**
+ * The files store of a node (from `Node.files()`). Keeps its node alive. Without a
+ * data dir every call throws `Unsupported`, saying why.
+ */
+open class Files: FilesProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_memmesh_uniffi_fn_clone_files(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_memmesh_uniffi_fn_free_files(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Deletes `id` from this node. Throws `NotFound` if it is not stored here.
+     */
+open func delete(id: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_files_delete(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(id)
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_void,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_void,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
+     * The contents of `id`, verified. Throws `NotFound` if it is not stored here,
+     * `Corrupted` if the stored copy was damaged.
+     */
+open func get(id: String)async throws  -> Data  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_files_get(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(id)
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterData.lift,
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
+     * Writes the contents of `id`, verified, to the new file `path` (never replacing an
+     * existing one: `InvalidInput`).
+     */
+open func getToPath(id: String, path: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_files_get_to_path(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(id),FfiConverterString.lower(path)
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_void,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_void,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
+     * Up to `limit` (1..1000) files with ids after `cursor` (from the first if `None`),
+     * in id order; the page's `next` is the cursor of the following page.
+     */
+open func list(cursor: String? = nil, limit: UInt32 = UInt32(100))async throws  -> FilesPage  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_files_list(
+                        self.uniffiCloneHandle(),FfiConverterOptionString.lower(cursor),FfiConverterUInt32.lower(limit)
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeFilesPage_lift,
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
+     * Stores `source` (a file, streamed from disk, or bytes) durably and returns its id.
+     * Throws `QuotaExceeded` over the disk quota (leaving nothing behind).
+     */
+open func put(source: Source, options: PutOptions? = nil)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_files_put(
+                        self.uniffiCloneHandle(),FfiConverterTypeSource_lower(source),FfiConverterOptionTypePutOptions.lower(options)
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
+     * What is known of `id`.
+     */
+open func stat(id: String)async throws  -> FileInfo  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_files_stat(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(id)
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeFileInfo_lift,
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
+     * Disk used, quota and file count.
+     */
+open func stats()throws  -> FilesStats  {
+    return try  FfiConverterTypeFilesStats_lift(try rustCallWithError(FfiConverterTypeMemmeshError_lift) {
+        uniffiCallStatus in
+    uniffi_memmesh_uniffi_fn_method_files_stats(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeFiles: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = Files
+
+    public static func lift(_ handle: UInt64) throws -> Files {
+        return Files(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: Files) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Files {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: Files, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFiles_lift(_ handle: UInt64) throws -> Files {
+    return try FfiConverterTypeFiles.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFiles_lower(_ value: Files) -> UInt64 {
+    return FfiConverterTypeFiles.lower(value)
+}
+
+
+
+
+
+
+/**
  * A running memmesh node (Swift: `let node = try await Node.start(config: NodeConfig(...))`).
  *
  * The node runs on its own runtime; its async methods can be awaited from any task.
@@ -1765,6 +2048,12 @@ public protocol NodeProtocol: AnyObject, Sendable {
      * Membership events (peer up, suspect, down, leader changed) from now on.
      */
     func events() throws  -> Events
+    
+    /**
+     * The files store: persistent, encrypted files on this node's disk (its data dir),
+     * kept across restarts. Without a data dir every call throws `Unsupported`.
+     */
+    func files() throws  -> Files
     
     /**
      * This node's id (52 base32 characters).
@@ -2012,6 +2301,19 @@ open func events()throws  -> Events  {
     return try  FfiConverterTypeEvents_lift(try rustCallWithError(FfiConverterTypeMemmeshError_lift) {
         uniffiCallStatus in
     uniffi_memmesh_uniffi_fn_method_node_events(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The files store: persistent, encrypted files on this node's disk (its data dir),
+     * kept across restarts. Without a data dir every call throws `Unsupported`.
+     */
+open func files()throws  -> Files  {
+    return try  FfiConverterTypeFiles_lift(try rustCallWithError(FfiConverterTypeMemmeshError_lift) {
+        uniffiCallStatus in
+    uniffi_memmesh_uniffi_fn_method_node_files(
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
@@ -3125,6 +3427,263 @@ public func FfiConverterTypeCacheStats_lower(_ value: CacheStats) -> RustBuffer 
 
 
 /**
+ * What is known of a stored file (from `Files.stat()` and `Files.list()`).
+ */
+public struct FileInfo: Equatable, Hashable {
+    /**
+     * Its id, `"blake3:<64 hex digits>"`.
+     */
+    public var id: String
+    /**
+     * Its size in bytes.
+     */
+    public var size: UInt64
+    /**
+     * The name given at put, if any.
+     */
+    public var name: String?
+    /**
+     * The content type given at put, if any.
+     */
+    public var contentType: String?
+    /**
+     * When it was first stored on this node, in unix milliseconds.
+     */
+    public var createdMs: UInt64
+    /**
+     * The ids of the nodes holding it.
+     */
+    public var holders: [String]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Its id, `"blake3:<64 hex digits>"`.
+         */id: String, 
+        /**
+         * Its size in bytes.
+         */size: UInt64, 
+        /**
+         * The name given at put, if any.
+         */name: String?, 
+        /**
+         * The content type given at put, if any.
+         */contentType: String?, 
+        /**
+         * When it was first stored on this node, in unix milliseconds.
+         */createdMs: UInt64, 
+        /**
+         * The ids of the nodes holding it.
+         */holders: [String]) {
+        self.id = id
+        self.size = size
+        self.name = name
+        self.contentType = contentType
+        self.createdMs = createdMs
+        self.holders = holders
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension FileInfo: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeFileInfo: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> FileInfo {
+        return
+            try FileInfo(
+                id: FfiConverterString.read(from: &buf), 
+                size: FfiConverterUInt64.read(from: &buf), 
+                name: FfiConverterOptionString.read(from: &buf), 
+                contentType: FfiConverterOptionString.read(from: &buf), 
+                createdMs: FfiConverterUInt64.read(from: &buf), 
+                holders: FfiConverterSequenceString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: FileInfo, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterUInt64.write(value.size, into: &buf)
+        FfiConverterOptionString.write(value.name, into: &buf)
+        FfiConverterOptionString.write(value.contentType, into: &buf)
+        FfiConverterUInt64.write(value.createdMs, into: &buf)
+        FfiConverterSequenceString.write(value.holders, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFileInfo_lift(_ buf: RustBuffer) throws -> FileInfo {
+    return try FfiConverterTypeFileInfo.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFileInfo_lower(_ value: FileInfo) -> RustBuffer {
+    return FfiConverterTypeFileInfo.lower(value)
+}
+
+
+/**
+ * One page of `Files.list()`.
+ */
+public struct FilesPage: Equatable, Hashable {
+    /**
+     * The files of this page, in id order.
+     */
+    public var files: [FileInfo]
+    /**
+     * The cursor of the next page (pass it to `list`), or `None` after the last.
+     */
+    public var next: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The files of this page, in id order.
+         */files: [FileInfo], 
+        /**
+         * The cursor of the next page (pass it to `list`), or `None` after the last.
+         */next: String?) {
+        self.files = files
+        self.next = next
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension FilesPage: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeFilesPage: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> FilesPage {
+        return
+            try FilesPage(
+                files: FfiConverterSequenceTypeFileInfo.read(from: &buf), 
+                next: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: FilesPage, into buf: inout [UInt8]) {
+        FfiConverterSequenceTypeFileInfo.write(value.files, into: &buf)
+        FfiConverterOptionString.write(value.next, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFilesPage_lift(_ buf: RustBuffer) throws -> FilesPage {
+    return try FfiConverterTypeFilesPage.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFilesPage_lower(_ value: FilesPage) -> RustBuffer {
+    return FfiConverterTypeFilesPage.lower(value)
+}
+
+
+/**
+ * Usage of the files store (from `Files.stats()`).
+ */
+public struct FilesStats: Equatable, Hashable {
+    /**
+     * Bytes of stored content on disk (ciphertext).
+     */
+    public var diskUsed: UInt64
+    /**
+     * The disk quota in bytes, or `None` for no limit.
+     */
+    public var diskQuota: UInt64?
+    /**
+     * Files stored.
+     */
+    public var files: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Bytes of stored content on disk (ciphertext).
+         */diskUsed: UInt64, 
+        /**
+         * The disk quota in bytes, or `None` for no limit.
+         */diskQuota: UInt64?, 
+        /**
+         * Files stored.
+         */files: UInt64) {
+        self.diskUsed = diskUsed
+        self.diskQuota = diskQuota
+        self.files = files
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension FilesStats: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeFilesStats: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> FilesStats {
+        return
+            try FilesStats(
+                diskUsed: FfiConverterUInt64.read(from: &buf), 
+                diskQuota: FfiConverterOptionUInt64.read(from: &buf), 
+                files: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: FilesStats, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.diskUsed, into: &buf)
+        FfiConverterOptionUInt64.write(value.diskQuota, into: &buf)
+        FfiConverterUInt64.write(value.files, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFilesStats_lift(_ buf: RustBuffer) throws -> FilesStats {
+    return try FfiConverterTypeFilesStats.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFilesStats_lower(_ value: FilesStats) -> RustBuffer {
+    return FfiConverterTypeFilesStats.lower(value)
+}
+
+
+/**
  * Membership timing overrides, in milliseconds; `None` keeps the core's default.
  */
 public struct MembershipOptions: Equatable, Hashable {
@@ -3360,6 +3919,16 @@ public struct NodeConfig: Equatable, Hashable {
      */
     public var inboxDir: String?
     /**
+     * Most bytes the files store keeps on disk (default: no limit; needs `data_dir`). A
+     * put over it throws `QuotaExceeded`.
+     */
+    public var diskQuota: UInt64?
+    /**
+     * A passphrase protecting the files store's key (needs `data_dir`): a data dir made
+     * with one opens only with it (a wrong one throws `Unauthorized`).
+     */
+    public var storagePassphrase: String?
+    /**
      * Worker threads of the node's own runtime.
      */
     public var threads: UInt32
@@ -3429,6 +3998,14 @@ public struct NodeConfig: Equatable, Hashable {
          * (default: none, offers are refused).
          */inboxDir: String? = nil, 
         /**
+         * Most bytes the files store keeps on disk (default: no limit; needs `data_dir`). A
+         * put over it throws `QuotaExceeded`.
+         */diskQuota: UInt64? = nil, 
+        /**
+         * A passphrase protecting the files store's key (needs `data_dir`): a data dir made
+         * with one opens only with it (a wrong one throws `Unauthorized`).
+         */storagePassphrase: String? = nil, 
+        /**
          * Worker threads of the node's own runtime.
          */threads: UInt32 = UInt32(2), 
         /**
@@ -3462,6 +4039,8 @@ public struct NodeConfig: Equatable, Hashable {
         self.memoryQuota = memoryQuota
         self.dataDir = dataDir
         self.inboxDir = inboxDir
+        self.diskQuota = diskQuota
+        self.storagePassphrase = storagePassphrase
         self.threads = threads
         self.maxMessageSize = maxMessageSize
         self.requestTimeoutMs = requestTimeoutMs
@@ -3498,6 +4077,8 @@ public struct FfiConverterTypeNodeConfig: FfiConverterRustBuffer {
                 memoryQuota: FfiConverterUInt64.read(from: &buf), 
                 dataDir: FfiConverterOptionString.read(from: &buf), 
                 inboxDir: FfiConverterOptionString.read(from: &buf), 
+                diskQuota: FfiConverterOptionUInt64.read(from: &buf), 
+                storagePassphrase: FfiConverterOptionString.read(from: &buf), 
                 threads: FfiConverterUInt32.read(from: &buf), 
                 maxMessageSize: FfiConverterUInt64.read(from: &buf), 
                 requestTimeoutMs: FfiConverterUInt64.read(from: &buf), 
@@ -3520,6 +4101,8 @@ public struct FfiConverterTypeNodeConfig: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.memoryQuota, into: &buf)
         FfiConverterOptionString.write(value.dataDir, into: &buf)
         FfiConverterOptionString.write(value.inboxDir, into: &buf)
+        FfiConverterOptionUInt64.write(value.diskQuota, into: &buf)
+        FfiConverterOptionString.write(value.storagePassphrase, into: &buf)
         FfiConverterUInt32.write(value.threads, into: &buf)
         FfiConverterUInt64.write(value.maxMessageSize, into: &buf)
         FfiConverterUInt64.write(value.requestTimeoutMs, into: &buf)
@@ -3873,6 +4456,87 @@ public func FfiConverterTypePeerInfo_lift(_ buf: RustBuffer) throws -> PeerInfo 
 #endif
 public func FfiConverterTypePeerInfo_lower(_ value: PeerInfo) -> RustBuffer {
     return FfiConverterTypePeerInfo.lower(value)
+}
+
+
+/**
+ * Options of `Files.put`.
+ */
+public struct PutOptions: Equatable, Hashable {
+    /**
+     * A name kept with the file (stored encrypted).
+     */
+    public var name: String?
+    /**
+     * A content type kept with the file (stored encrypted).
+     */
+    public var contentType: String?
+    /**
+     * How many nodes must hold the file before the put returns (this one included).
+     * Only 1 for now: more throws `Unsupported` until replication arrives.
+     */
+    public var replicas: UInt32
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * A name kept with the file (stored encrypted).
+         */name: String? = nil, 
+        /**
+         * A content type kept with the file (stored encrypted).
+         */contentType: String? = nil, 
+        /**
+         * How many nodes must hold the file before the put returns (this one included).
+         * Only 1 for now: more throws `Unsupported` until replication arrives.
+         */replicas: UInt32 = UInt32(1)) {
+        self.name = name
+        self.contentType = contentType
+        self.replicas = replicas
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PutOptions: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePutOptions: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PutOptions {
+        return
+            try PutOptions(
+                name: FfiConverterOptionString.read(from: &buf), 
+                contentType: FfiConverterOptionString.read(from: &buf), 
+                replicas: FfiConverterUInt32.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PutOptions, into buf: inout [UInt8]) {
+        FfiConverterOptionString.write(value.name, into: &buf)
+        FfiConverterOptionString.write(value.contentType, into: &buf)
+        FfiConverterUInt32.write(value.replicas, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePutOptions_lift(_ buf: RustBuffer) throws -> PutOptions {
+    return try FfiConverterTypePutOptions.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePutOptions_lower(_ value: PutOptions) -> RustBuffer {
+    return FfiConverterTypePutOptions.lower(value)
 }
 
 
@@ -6050,6 +6714,30 @@ fileprivate struct FfiConverterOptionTypeMembershipOptions: FfiConverterRustBuff
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypePutOptions: FfiConverterRustBuffer {
+    typealias SwiftType = PutOptions?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypePutOptions.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypePutOptions.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeTuningOptions: FfiConverterRustBuffer {
     typealias SwiftType = TuningOptions?
 
@@ -6237,6 +6925,31 @@ fileprivate struct FfiConverterSequenceTypeCacheInfo: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeCacheInfo.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeFileInfo: FfiConverterRustBuffer {
+    typealias SwiftType = [FileInfo]
+
+    public static func write(_ value: [FileInfo], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeFileInfo.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [FileInfo] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [FileInfo]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeFileInfo.read(from: &buf))
         }
         return seq
     }
@@ -6603,6 +7316,27 @@ private let initializationResult: InitializationResult = {
     if (uniffi_memmesh_uniffi_checksum_method_events_next() != 8233) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_memmesh_uniffi_checksum_method_files_delete() != 14546) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_files_get() != 47977) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_files_get_to_path() != 60789) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_files_list() != 31496) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_files_put() != 61495) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_files_stat() != 20837) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_files_stats() != 28293) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_memmesh_uniffi_checksum_method_node_addr() != 55901) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -6628,6 +7362,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_memmesh_uniffi_checksum_method_node_events() != 15759) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_node_files() != 21179) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_memmesh_uniffi_checksum_method_node_id() != 2529) {

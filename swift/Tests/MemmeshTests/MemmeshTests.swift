@@ -1,5 +1,5 @@
 // End-to-end tests of the Swift API: real nodes on 127.0.0.1 (mDNS off) talking over QUIC
-// (channels, blocks, cache, transfer).
+// (channels, blocks, cache, transfer, files).
 // Run with `swift test` after building the Rust library (see swift/README.md).
 import Foundation
 import XCTest
@@ -460,6 +460,86 @@ final class MemmeshTests: XCTestCase {
 
         try await a.shutdown()
         try await b.shutdown()
+    }
+
+    /// A node with a data dir (and optionally a disk quota or a storage passphrase).
+    func startStoringNode(
+        _ name: String, dataDir: String?, diskQuota: UInt64? = nil, passphrase: String? = nil
+    ) async throws -> Node {
+        try await Node.start(config: NodeConfig(
+            name: name,
+            listen: "127.0.0.1:0",
+            mdns: false,
+            dataDir: dataDir,
+            diskQuota: diskQuota,
+            storagePassphrase: passphrase,
+            threads: 1
+        ))
+    }
+
+    func testFiles() async throws {
+        let dir = try makeTempDir()
+        let dataDir = dir.appendingPathComponent("data").path
+        let node = try await startStoringNode("f", dataDir: dataDir, passphrase: "correct horse")
+        let files = try node.files()
+
+        // Bytes and a path round trip; the id is the BLAKE3 content hash.
+        let id = try await files.put(
+            source: .bytes(data: Data("hello".utf8)), options: PutOptions(name: "hello.txt"))
+        XCTAssertEqual(id, "blake3:ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f")
+        let hello = try await files.get(id: id)
+        XCTAssertEqual(hello, Data("hello".utf8))
+        let source = dir.appendingPathComponent("source.bin")
+        let data = payload(200_000)
+        try data.write(to: source)
+        let fromPath = try await files.put(source: .path(path: source.path))
+        let out = dir.appendingPathComponent("out.bin")
+        try await files.getToPath(id: fromPath, path: out.path)
+        XCTAssertEqual(try Data(contentsOf: out), data)
+
+        // Stat, list pages, stats, delete.
+        let info = try await files.stat(id: id)
+        XCTAssertEqual(info.size, 5)
+        XCTAssertEqual(info.name, "hello.txt")
+        XCTAssertEqual(info.holders, [node.id()])
+        let first = try await files.list(cursor: nil, limit: 1)
+        XCTAssertEqual(first.files.count, 1)
+        XCTAssertNotNil(first.next)
+        let second = try await files.list(cursor: first.next, limit: 1)
+        XCTAssertEqual(second.files.count, 1)
+        XCTAssertNil(second.next)
+        XCTAssertEqual(try files.stats().files, 2)
+        try await files.delete(id: fromPath)
+        await assertThrows(try await files.get(id: fromPath)) {
+            if case .NotFound = $0 { return true } else { return false }
+        }
+        await assertThrows(try await files.put(
+            source: .bytes(data: Data("x".utf8)), options: PutOptions(replicas: 2))) {
+            if case .Unsupported = $0 { return true } else { return false }
+        }
+        try await node.shutdown()
+
+        // A restart keeps the file; a wrong passphrase is Unauthorized.
+        await assertThrows(try await self.startStoringNode("f", dataDir: dataDir, passphrase: "wrong")) {
+            if case .Unauthorized = $0 { return true } else { return false }
+        }
+        let again = try await startStoringNode("f", dataDir: dataDir, passphrase: "correct horse")
+        let kept = try await again.files().get(id: id)
+        XCTAssertEqual(kept, Data("hello".utf8))
+        try await again.shutdown()
+
+        // A disk quota, and a node without a data dir.
+        let small = try await startStoringNode(
+            "q", dataDir: dir.appendingPathComponent("small").path, diskQuota: 4096)
+        await assertThrows(try await small.files().put(source: .bytes(data: Data(count: 8192)))) {
+            if case .QuotaExceeded = $0 { return true } else { return false }
+        }
+        try await small.shutdown()
+        let ephemeral = try await startStoringNode("e", dataDir: nil)
+        await assertThrows(try await ephemeral.files().put(source: .bytes(data: Data()))) {
+            if case .Unsupported = $0 { return true } else { return false }
+        }
+        try await ephemeral.shutdown()
     }
 
     func testPublishAndFetch() async throws {

@@ -463,6 +463,51 @@ void uniffi_memmesh_uniffi_fn_free_events(uint64_t handle, RustCallStatus *_Nonn
 uint64_t uniffi_memmesh_uniffi_fn_method_events_next(uint64_t ptr
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_CLONE_FILES
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_CLONE_FILES
+uint64_t uniffi_memmesh_uniffi_fn_clone_files(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_FREE_FILES
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_FREE_FILES
+void uniffi_memmesh_uniffi_fn_free_files(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_FILES_DELETE
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_FILES_DELETE
+uint64_t uniffi_memmesh_uniffi_fn_method_files_delete(uint64_t ptr, RustBuffer id
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_FILES_GET
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_FILES_GET
+uint64_t uniffi_memmesh_uniffi_fn_method_files_get(uint64_t ptr, RustBuffer id
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_FILES_GET_TO_PATH
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_FILES_GET_TO_PATH
+uint64_t uniffi_memmesh_uniffi_fn_method_files_get_to_path(uint64_t ptr, RustBuffer id, RustBuffer path
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_FILES_LIST
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_FILES_LIST
+uint64_t uniffi_memmesh_uniffi_fn_method_files_list(uint64_t ptr, RustBuffer cursor, uint32_t limit
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_FILES_PUT
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_FILES_PUT
+uint64_t uniffi_memmesh_uniffi_fn_method_files_put(uint64_t ptr, RustBuffer source, RustBuffer options
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_FILES_STAT
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_FILES_STAT
+uint64_t uniffi_memmesh_uniffi_fn_method_files_stat(uint64_t ptr, RustBuffer id
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_FILES_STATS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_FILES_STATS
+RustBuffer uniffi_memmesh_uniffi_fn_method_files_stats(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_CLONE_NODE
 #define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_CLONE_NODE
 uint64_t uniffi_memmesh_uniffi_fn_clone_node(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -521,6 +566,11 @@ uint64_t uniffi_memmesh_uniffi_fn_method_node_connect_to(uint64_t ptr, RustBuffe
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_NODE_EVENTS
 #define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_NODE_EVENTS
 uint64_t uniffi_memmesh_uniffi_fn_method_node_events(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_NODE_FILES
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_NODE_FILES
+uint64_t uniffi_memmesh_uniffi_fn_method_node_files(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_NODE_ID
@@ -1114,6 +1164,48 @@ uint16_t uniffi_memmesh_uniffi_checksum_method_events_next(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_FILES_DELETE
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_FILES_DELETE
+uint16_t uniffi_memmesh_uniffi_checksum_method_files_delete(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_FILES_GET
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_FILES_GET
+uint16_t uniffi_memmesh_uniffi_checksum_method_files_get(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_FILES_GET_TO_PATH
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_FILES_GET_TO_PATH
+uint16_t uniffi_memmesh_uniffi_checksum_method_files_get_to_path(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_FILES_LIST
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_FILES_LIST
+uint16_t uniffi_memmesh_uniffi_checksum_method_files_list(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_FILES_PUT
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_FILES_PUT
+uint16_t uniffi_memmesh_uniffi_checksum_method_files_put(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_FILES_STAT
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_FILES_STAT
+uint16_t uniffi_memmesh_uniffi_checksum_method_files_stat(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_FILES_STATS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_FILES_STATS
+uint16_t uniffi_memmesh_uniffi_checksum_method_files_stats(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_NODE_ADDR
 #define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_NODE_ADDR
 uint16_t uniffi_memmesh_uniffi_checksum_method_node_addr(void
@@ -1165,6 +1257,12 @@ uint16_t uniffi_memmesh_uniffi_checksum_method_node_connect_to(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_NODE_EVENTS
 #define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_NODE_EVENTS
 uint16_t uniffi_memmesh_uniffi_checksum_method_node_events(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_NODE_FILES
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_NODE_FILES
+uint16_t uniffi_memmesh_uniffi_checksum_method_node_files(void
     
 );
 #endif
