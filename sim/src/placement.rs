@@ -151,9 +151,21 @@ impl Scores {
     }
 }
 
-/// `1/n + 5 %` of the partitions: the most a join into `n` members may move.
+/// `1/n + 5 %` of the partitions: the most a join into `n` members may move (the
+/// issue's bound for scenario (a), which holds there for any `replicas` up to 3 because
+/// `n` is 1,000).
 pub fn join_bound(n: usize) -> f64 {
     (1.0 / n as f64 + 0.05) * PARTITIONS as f64
+}
+
+/// `replicas/n + 5 %` of the partitions: the most a join may move when it takes its fair
+/// share of the `replicas × PARTITIONS` owner slots. With few members `replicas/n` is
+/// what a join moves on average (it enters each partition's top `replicas` with that
+/// probability), so `1/n` would be exceeded by chance alone: with 50 members, 2 copies
+/// and 271 partitions the mean is 10.8 and `1/n + 5 %` is 19.0, 2.5 standard deviations
+/// away.
+pub fn share_bound(n: usize, replicas: u32) -> f64 {
+    (f64::from(replicas) / n as f64 + 0.05) * PARTITIONS as f64
 }
 
 #[cfg(test)]

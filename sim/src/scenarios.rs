@@ -17,7 +17,9 @@ use memmesh::identity::NodeId;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-use crate::placement::{join_bound, moved, not_kept, owned_by, partitions, scores_of, Scores};
+use crate::placement::{
+    join_bound, moved, not_kept, owned_by, partitions, scores_of, share_bound, Scores,
+};
 use crate::sim::{Sim, SimConfig, Stats};
 
 fn random_ids(rng: &mut StdRng, n: usize) -> Vec<NodeId> {
@@ -289,7 +291,8 @@ pub struct MembershipFigures {
     pub crash_moved: (usize, usize),
     /// Virtual time for the views to agree after one join.
     pub after_join: Option<Duration>,
-    /// Partitions that join moved, and the bound.
+    /// Partitions that join moved, and the bound (`replicas/N + 5 %`: see
+    /// [`share_bound`]).
     pub join_moved: (usize, f64),
     /// Loss during the churn and the split.
     pub loss: f64,
@@ -346,7 +349,7 @@ impl fmt::Display for MembershipFigures {
         )?;
         writeln!(
             f,
-            "  one join: agreed in {}; moved {} partitions (bound {:.1})",
+            "  one join: agreed in {}; moved {} partitions (bound replicas/N + 5 % = {:.1})",
             secs(self.after_join),
             self.join_moved.0,
             self.join_moved.1
@@ -432,7 +435,10 @@ pub fn membership(seed: u64, nodes: usize, loss: f64, replicas: u32) -> Membersh
     let after_join = agree(&mut sim);
     let joined = common_table(&sim);
     let join_moved = match (&after, &joined) {
-        (Some(b), Some(a)) => (moved(b, a, replicas), join_bound(a.members.len())),
+        (Some(b), Some(a)) => (
+            moved(b, a, replicas),
+            share_bound(a.members.len(), replicas),
+        ),
         _ => (PARTITIONS, 0.0),
     };
 
