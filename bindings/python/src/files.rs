@@ -9,16 +9,16 @@
 
 use std::path::PathBuf;
 
-use bytes::Bytes;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes};
 use tokio::runtime::Handle;
 
 use memmesh::files::{FileId, FileInfo, Files, FilesStats, Page, PutOptions};
+use memmesh::transfer::Source;
 
 use crate::bridge::{to_none, to_py, Pending};
 use crate::config::count;
-use crate::error::{invalid, IntoPyResult};
+use crate::error::IntoPyResult;
+use crate::transfer::bytes_or_path;
 
 /// What is known of a stored file (read-only, compares by value).
 #[pyclass(frozen, eq, get_all, module = "memmesh", name = "FileInfo")]
@@ -145,31 +145,6 @@ fn file_id(py: Python<'_>, id: &str) -> PyResult<FileId> {
     FileId::parse(id).into_py(py)
 }
 
-/// What `put` stores: `bytes`/`bytearray` (the data) or a path (the file there).
-enum Data {
-    Bytes(Bytes),
-    Path(PathBuf),
-}
-
-fn data(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Data> {
-    if data.is_instance_of::<PyBytes>() || data.is_instance_of::<PyByteArray>() {
-        return Ok(Data::Bytes(data.extract::<Bytes>()?));
-    }
-    data.extract::<PathBuf>().map(Data::Path).map_err(|_| {
-        let type_name = data
-            .get_type()
-            .name()
-            .map(|n| n.to_string())
-            .unwrap_or_else(|_| "?".into());
-        invalid(
-            py,
-            format!(
-                "data must be bytes (the data) or a str / os.PathLike (a file path), got {type_name}"
-            ),
-        )
-    })
-}
-
 #[pymethods]
 impl PyFiles {
     /// Stores `data` (bytes, or the file at a path, streamed); the call returns its id.
@@ -182,7 +157,7 @@ impl PyFiles {
         content_type: Option<String>,
         replicas: i64,
     ) -> PyResult<Pending> {
-        let data = self::data(py, data)?;
+        let data = bytes_or_path(py, "data", data)?;
         let options = PutOptions {
             name,
             content_type,
@@ -191,8 +166,8 @@ impl PyFiles {
         let files = self.files.clone();
         let work = async move {
             let id = match data {
-                Data::Bytes(bytes) => files.put_bytes(bytes, options).await?,
-                Data::Path(path) => files.put_path(path, options).await?,
+                Source::Bytes(bytes) => files.put_bytes(bytes, options).await?,
+                Source::Path(path) => files.put_path(path, options).await?,
             };
             Ok(id.to_string())
         };

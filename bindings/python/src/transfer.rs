@@ -263,11 +263,21 @@ impl PyProgress {
 /// `bytes`/`bytearray` are the data; anything else must be a path (`str` or
 /// `os.PathLike`).
 fn source(py: Python<'_>, source: &Bound<'_, PyAny>) -> PyResult<Source> {
-    if source.is_instance_of::<PyBytes>() || source.is_instance_of::<PyByteArray>() {
-        return Ok(Source::Bytes(source.extract::<Bytes>()?));
+    bytes_or_path(py, "source", source)
+}
+
+/// `bytes`/`bytearray` (the data) or a `str`/`os.PathLike` (the file at that path), as
+/// `send`, `publish` and `files.put` take it; `what` names the argument in the error.
+pub(crate) fn bytes_or_path(
+    py: Python<'_>,
+    what: &str,
+    value: &Bound<'_, PyAny>,
+) -> PyResult<Source> {
+    if value.is_instance_of::<PyBytes>() || value.is_instance_of::<PyByteArray>() {
+        return Ok(Source::Bytes(value.extract::<Bytes>()?));
     }
-    source.extract::<PathBuf>().map(Source::Path).map_err(|_| {
-        let type_name = source
+    value.extract::<PathBuf>().map(Source::Path).map_err(|_| {
+        let type_name = value
             .get_type()
             .name()
             .map(|n| n.to_string())
@@ -275,7 +285,7 @@ fn source(py: Python<'_>, source: &Bound<'_, PyAny>) -> PyResult<Source> {
         invalid(
             py,
             format!(
-                "source must be bytes (the data) or a str / os.PathLike (a file path), got {type_name}"
+                "{what} must be bytes (the data) or a str / os.PathLike (a file path), got {type_name}"
             ),
         )
     })

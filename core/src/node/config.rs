@@ -93,7 +93,8 @@ impl Classify for ConfigError {
 }
 
 /// Everything a node is configured with. Build one with [`Node::builder`](crate::Node::builder).
-#[derive(Debug, Clone)]
+/// Its `Debug` output never shows the cluster secret or the storage passphrase.
+#[derive(Clone)]
 pub struct NodeConfig {
     /// Human-readable name shown to peers (default: `node-<short id>`).
     pub name: Option<String>,
@@ -145,6 +146,65 @@ pub struct NodeConfig {
     pub tuning: TransportTuning,
     /// Failure detection and membership timing.
     pub membership: MembershipConfig,
+}
+
+/// What `Debug` shows of a secret: whether one is set, never its bytes.
+fn redacted<T>(secret: &Option<T>) -> &'static str {
+    match secret {
+        Some(_) => "<redacted>",
+        None => "<none>",
+    }
+}
+
+impl std::fmt::Debug for NodeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured without `..`: a new field fails to compile until it is shown here
+        // (or redacted, if it is a secret).
+        let NodeConfig {
+            name,
+            listen,
+            cluster_secret,
+            open,
+            bootstrap,
+            mdns,
+            mdns_interfaces,
+            memory_quota,
+            data_dir,
+            inbox_dir,
+            disk_quota,
+            storage_passphrase,
+            threads,
+            max_message_size,
+            request_timeout,
+            send_timeout,
+            connect_timeout,
+            channel_queue,
+            tuning,
+            membership,
+        } = self;
+        f.debug_struct("NodeConfig")
+            .field("name", name)
+            .field("listen", listen)
+            .field("cluster_secret", &redacted(cluster_secret))
+            .field("open", open)
+            .field("bootstrap", bootstrap)
+            .field("mdns", mdns)
+            .field("mdns_interfaces", mdns_interfaces)
+            .field("memory_quota", memory_quota)
+            .field("data_dir", data_dir)
+            .field("inbox_dir", inbox_dir)
+            .field("disk_quota", disk_quota)
+            .field("storage_passphrase", &redacted(storage_passphrase))
+            .field("threads", threads)
+            .field("max_message_size", max_message_size)
+            .field("request_timeout", request_timeout)
+            .field("send_timeout", send_timeout)
+            .field("connect_timeout", connect_timeout)
+            .field("channel_queue", channel_queue)
+            .field("tuning", tuning)
+            .field("membership", membership)
+            .finish()
+    }
 }
 
 impl Default for NodeConfig {
@@ -418,6 +478,25 @@ impl NodeBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let config = NodeConfig {
+            cluster_secret: Some(b"cluster-secret-marker".to_vec()),
+            storage_passphrase: Some("passphrase-marker".into()),
+            data_dir: Some("/tmp/d".into()),
+            ..NodeConfig::default()
+        };
+        let shown = format!("{config:?} {config:#?}");
+        assert!(!shown.contains("marker"), "{shown}");
+        // The bytes of the secret, as a derived Debug would print them, are absent too.
+        assert!(!shown.contains("99, 108, 117"), "{shown}");
+        assert!(
+            shown.contains("<redacted>") && shown.contains("/tmp/d"),
+            "{shown}"
+        );
+        assert!(format!("{:?}", NodeConfig::default()).contains("<none>"));
+    }
 
     #[test]
     fn files_options_need_a_data_dir_and_a_sane_passphrase() {
