@@ -49,6 +49,7 @@ use crate::membership::limits::{
 };
 use crate::membership::member::MemberId;
 use crate::membership::packet::Packet;
+use crate::membership::prove::{Proving, PROVE_FANOUT};
 use crate::membership::rate::{PeerBuckets, Throttle, TokenBucket};
 use crate::membership::rejoin::{Bootstrap, RejoinSchedule};
 use crate::membership::view::{Event, View};
@@ -221,6 +222,8 @@ pub struct Engine<V: ViewCell = View> {
     bootstrap: Bootstrap,
     /// Announcing to members held as down.
     rejoin: RejoinSchedule,
+    /// Announcing to live members only heard of, so that they prove who they are.
+    proving: Proving,
     /// This node said goodbye: it stops reaching out.
     left: bool,
     /// The free-quota adverts.
@@ -281,6 +284,7 @@ impl<V: ViewCell> Engine<V> {
             rejoins: 0,
             bootstrap: Bootstrap::new(&bootstrap),
             rejoin: RejoinSchedule::new(config.rejoin_interval),
+            proving: Proving::new(),
             left: false,
             adverts,
             admission: Admission::new(id, MAX_MEMBERS),
@@ -417,6 +421,7 @@ impl<V: ViewCell> Engine<V> {
             self.reach_across(now);
         }
         self.forget(now, peers);
+        self.prove_heard(now);
         if let Some(quota) = quota {
             self.advertise(quota, now);
         }
@@ -725,6 +730,35 @@ impl<V: ViewCell> Engine<V> {
         let alone = !live.iter().any(|id| self.admission.proved(id));
         for addr in self.bootstrap.due(alone, now, self.cfg.rejoin_interval) {
             self.out.push(Output::Dial(addr));
+        }
+    }
+
+    /// Announces this node to live members only heard of (see [`crate::membership::prove`]):
+    /// a real member answers for itself and enters the view within a round trip, instead
+    /// of when SWIM's round robin gets to it.
+    fn prove_heard(&mut self, now: Instant) {
+        if self.left {
+            return;
+        }
+        let mut unproved: Vec<MemberId> = self
+            .foca
+            .iter_members()
+            .map(|m| m.id().clone())
+            .filter(|m| m.id != self.me && !self.admission.proved(&m.id))
+            .collect();
+        if unproved.is_empty() && self.proving.is_empty() {
+            return;
+        }
+        unproved.sort_by_key(|a| a.id);
+        let ids: Vec<NodeId> = unproved.iter().map(|m| m.id).collect();
+        for id in self.proving.due(&ids, now, PROVE_FANOUT) {
+            let Some(member) = unproved.iter().find(|m| m.id == id) else {
+                continue;
+            };
+            trace!(peer = %id.short(), "announcing to a member only heard of");
+            if let Err(e) = self.foca.announce(member.clone(), &mut self.rt) {
+                debug!(error = %e, "announce to a member only heard of");
+            }
         }
     }
 

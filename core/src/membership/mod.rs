@@ -14,6 +14,7 @@ pub(crate) mod handle;
 pub mod limits;
 pub mod member;
 pub mod packet;
+pub mod prove;
 pub mod rate;
 pub mod rejoin;
 pub(crate) mod service;
