@@ -15,10 +15,17 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use ring::aead::LessSafeKey;
-
 use super::error::DocsError;
-use crate::files::crypt::{open_box, seal_box};
+
+/// Seals and opens records with the node's storage key (the API layer hands the
+/// documents store one made from the files store's key: `node/docs_key.rs`).
+pub trait Sealer: Send + Sync + 'static {
+    /// An AEAD box of `plain` bound to `aad`.
+    fn seal(&self, aad: &[u8], plain: &[u8]) -> Result<Vec<u8>, String>;
+    /// The plaintext of a box made by [`Sealer::seal`] with the same `aad`, or `None` if
+    /// it fails authentication.
+    fn open(&self, aad: &[u8], boxed: &[u8]) -> Option<Vec<u8>>;
+}
 
 /// The first bytes of a log.
 pub const LOG_MAGIC: &[u8; 8] = b"memmeshD";
@@ -52,11 +59,12 @@ fn aad(id: &[u8; 16], seq: u64) -> [u8; 8 + 16 + 8] {
     a
 }
 
-fn encode(key: &LessSafeKey, id: &[u8; 16], seq: u64, r: &Record) -> Result<Vec<u8>, DocsError> {
+fn encode(key: &dyn Sealer, id: &[u8; 16], seq: u64, r: &Record) -> Result<Vec<u8>, DocsError> {
     let mut plain = Vec::with_capacity(1 + r.payload.len());
     plain.push(r.kind);
     plain.extend_from_slice(&r.payload);
-    let boxed = seal_box(key, &aad(id, seq), &plain)
+    let boxed = key
+        .seal(&aad(id, seq), &plain)
         .map_err(|e| DocsError::Automerge(format!("sealing a record: {e}")))?;
     let len = u32::try_from(boxed.len()).map_err(|_| DocsError::TooLarge {
         what: "a log record",
@@ -92,7 +100,7 @@ impl Log {
     /// Creates a new log holding `records` (durably: temp file, fsync, rename, dir fsync).
     pub fn create(
         dir: &Path,
-        key: &LessSafeKey,
+        key: &dyn Sealer,
         id: [u8; 16],
         hex: &str,
         records: &[Record],
@@ -132,7 +140,7 @@ impl Log {
     /// appending and its records.
     pub fn open(
         path: &Path,
-        key: &LessSafeKey,
+        key: &dyn Sealer,
         id: [u8; 16],
     ) -> Result<(Log, Vec<Record>), DocsError> {
         let what = || format!("document log {}", path.display());
@@ -169,7 +177,7 @@ impl Log {
                 break;
             }
             let seq = records.len() as u64;
-            let Some(plain) = open_box(key, &aad(&id, seq), &rest[4..4 + n]) else {
+            let Some(plain) = key.open(&aad(&id, seq), &rest[4..4 + n]) else {
                 if rest.len() == 4 + n && seq > 0 {
                     // The last record failed authentication: a torn write (the first
                     // record is written whole by a rename, so it cannot be torn).
@@ -218,7 +226,7 @@ impl Log {
     }
 
     /// Appends `r` durably (written and fsynced before it returns).
-    pub fn append(&mut self, key: &LessSafeKey, r: &Record) -> Result<(), DocsError> {
+    pub fn append(&mut self, key: &dyn Sealer, r: &Record) -> Result<(), DocsError> {
         let bytes = encode(key, &self.id, self.seq, r)?;
         let written = self
             .file
@@ -265,7 +273,20 @@ fn private_create(path: &Path) -> std::io::Result<File> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::files::crypt::aead_key;
+    use crate::files::crypt::{aead_key, open_box, seal_box};
+    use ring::aead::LessSafeKey;
+
+    struct K(LessSafeKey);
+
+    impl Sealer for K {
+        fn seal(&self, aad: &[u8], plain: &[u8]) -> Result<Vec<u8>, String> {
+            seal_box(&self.0, aad, plain).map_err(|e| e.to_string())
+        }
+
+        fn open(&self, aad: &[u8], boxed: &[u8]) -> Option<Vec<u8>> {
+            open_box(&self.0, aad, boxed)
+        }
+    }
 
     fn rec(kind: u8, p: &[u8]) -> Record {
         Record {
@@ -278,27 +299,28 @@ mod tests {
     fn appends_reopen_and_torn_tail_is_cut() {
         let dir = std::env::temp_dir().join(format!("mm-doclog-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let key = aead_key(&[3u8; 32]).unwrap();
+        let key = K(aead_key(&[3u8; 32]).unwrap());
+        let key = &key;
         let id = [9u8; 16];
-        let mut log = Log::create(&dir, &key, id, "ab", &[rec(KIND_REACH, &[1])]).unwrap();
-        log.append(&key, &rec(KIND_CHANGES, b"one")).unwrap();
-        log.append(&key, &rec(KIND_CHANGES, b"two")).unwrap();
+        let mut log = Log::create(&dir, key, id, "ab", &[rec(KIND_REACH, &[1])]).unwrap();
+        log.append(key, &rec(KIND_CHANGES, b"one")).unwrap();
+        log.append(key, &rec(KIND_CHANGES, b"two")).unwrap();
         let path = log.path().to_path_buf();
         drop(log);
-        let (_, records) = Log::open(&path, &key, id).unwrap();
+        let (_, records) = Log::open(&path, key, id).unwrap();
         assert_eq!(records.len(), 3);
         assert_eq!(records[2], rec(KIND_CHANGES, b"two"));
         // Tear the last record.
         let len = std::fs::metadata(&path).unwrap().len();
         let f = OpenOptions::new().write(true).open(&path).unwrap();
         f.set_len(len - 3).unwrap();
-        let (mut log, records) = Log::open(&path, &key, id).unwrap();
+        let (mut log, records) = Log::open(&path, key, id).unwrap();
         assert_eq!(records.len(), 2);
-        log.append(&key, &rec(KIND_CHANGES, b"three")).unwrap();
-        let (_, records) = Log::open(&path, &key, id).unwrap();
+        log.append(key, &rec(KIND_CHANGES, b"three")).unwrap();
+        let (_, records) = Log::open(&path, key, id).unwrap();
         assert_eq!(records[2], rec(KIND_CHANGES, b"three"));
         // Another document id cannot read it.
-        assert!(Log::open(&path, &key, [1u8; 16]).is_err());
+        assert!(Log::open(&path, key, [1u8; 16]).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

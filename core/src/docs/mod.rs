@@ -25,9 +25,10 @@ use std::sync::Arc;
 use automerge::AutoCommit;
 
 pub use error::DocsError;
+pub use log::Sealer;
 pub use path::{Path, Seg};
 pub use reach::Reach;
-pub use sync::DocsService;
+pub use sync::{DocsService, KeyOpener};
 pub use value::Value;
 
 use crate::error::Result;
@@ -40,7 +41,11 @@ pub struct DocId(pub [u8; 16]);
 impl DocId {
     /// A new random id.
     pub fn random() -> Result<DocId> {
-        let b: [u8; 16] = crate::files::crypt::random()?;
+        use ring::rand::SecureRandom;
+        let mut b = [0u8; 16];
+        ring::rand::SystemRandom::new()
+            .fill(&mut b)
+            .map_err(|_| crate::Error::internal("the system random generator failed"))?;
         Ok(DocId(b))
     }
 }

@@ -11,9 +11,8 @@ use automerge::AutoCommit;
 use tracing::warn;
 
 use super::error::DocsError;
-use super::log::{log_path, Log, Record, EXT, KIND_CHANGES, KIND_REACH, KIND_SNAPSHOT};
+use super::log::{log_path, Log, Record, Sealer, EXT, KIND_CHANGES, KIND_REACH, KIND_SNAPSHOT};
 use super::{DocId, Reach};
-use crate::files::key::StorageKey;
 use crate::identity::NodeId;
 
 /// The log is compacted (rewritten as one snapshot) after this many appended records.
@@ -52,7 +51,7 @@ impl Entry {
 /// The documents of a node with a data dir.
 pub(crate) struct Store {
     dir: PathBuf,
-    key: StorageKey,
+    key: Arc<dyn Sealer>,
     docs: Mutex<HashMap<DocId, Arc<Entry>>>,
     gone: Mutex<HashSet<DocId>>,
     /// Documents each peer made this node create (the per-peer budget).
@@ -64,14 +63,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Store {
-    /// Opens `<data_dir>/docs` with the storage key, loading every document (blocking).
-    pub fn open(data_dir: PathBuf, passphrase: Option<&str>) -> Result<Store, DocsError> {
-        // The files store (opened first) created the key: never make a second one here.
-        let key = StorageKey::load_or_create(&data_dir, passphrase, false).map_err(|e| {
-            DocsError::Corrupted {
-                what: format!("the storage key: {e}"),
-            }
-        })?;
+    /// Opens `<data_dir>/docs` sealing with `key`, loading every document (blocking).
+    pub fn open(data_dir: PathBuf, key: Arc<dyn Sealer>) -> Result<Store, DocsError> {
         let dir = data_dir.join("docs");
         crate::durable::create_dir_all(&dir).map_err(DocsError::io("creating", &dir))?;
         let store = Store {
@@ -116,7 +109,7 @@ impl Store {
     }
 
     fn load(&self, id: DocId, path: &std::path::Path) -> Result<Entry, DocsError> {
-        let (log, records) = Log::open(path, self.key.aead(), id.0)?;
+        let (log, records) = Log::open(path, &*self.key, id.0)?;
         let bad = |why: String| DocsError::Corrupted {
             what: format!("document {id}: {why}"),
         };
@@ -166,7 +159,7 @@ impl Store {
         let _ = doc.save_incremental();
         let log = Log::create(
             &self.dir,
-            self.key.aead(),
+            &*self.key,
             id.0,
             &id.to_string(),
             &[
@@ -242,7 +235,7 @@ impl Store {
         if bytes.is_empty() {
             return Ok(false);
         }
-        let key = self.key.aead();
+        let key = &*self.key;
         let Some(log) = st.log.as_mut() else {
             return Err(DocsError::NotFound { id: id.to_string() });
         };

@@ -21,6 +21,7 @@ use futures::StreamExt;
 use tracing::{debug, warn};
 
 use super::error::DocsError;
+use super::log::Sealer;
 use super::reach::{may_flow, Reach, Trust};
 use super::store::{Entry, Store};
 use super::DocId;
@@ -44,6 +45,10 @@ pub const MAX_SERVING_PER_PEER: usize = 4;
 pub const MAX_SERVING: usize = 32;
 /// Exchanges this node drives at once.
 pub const MAX_OUTGOING: usize = 8;
+
+/// Opens the storage key's sealer (blocking: reads the key file, Argon2id with a
+/// passphrase). Given by the API layer, which knows the files store's key.
+pub type KeyOpener = Arc<dyn Fn() -> Result<Arc<dyn Sealer>, DocsError> + Send + Sync>;
 
 /// A sync message for one document (the body of a `Service::Docs` frame).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -70,6 +75,7 @@ pub struct SyncReply {
 pub struct DocsService {
     /// The runtime every service runs on.
     pub(crate) node: Arc<Shared>,
+    opener: Option<KeyOpener>,
     store: tokio::sync::OnceCell<Arc<Store>>,
     failed: Mutex<Option<(crate::error::ErrorKind, String)>>,
     closed: AtomicBool,
@@ -112,11 +118,12 @@ impl Drop for Slot<'_> {
 }
 
 impl DocsService {
-    /// The documents service of the node `node`; its sync task starts on the node's
-    /// runtime.
-    pub(crate) fn new(node: Arc<Shared>) -> Arc<DocsService> {
+    /// The documents service of the node `node`, sealing with the key `opener` opens
+    /// (`None` without a data dir); its sync task starts on the node's runtime.
+    pub(crate) fn new(node: Arc<Shared>, opener: Option<KeyOpener>) -> Arc<DocsService> {
         let svc = Arc::new(DocsService {
             node,
+            opener,
             store: tokio::sync::OnceCell::new(),
             failed: Mutex::new(None),
             closed: AtomicBool::new(false),
@@ -125,7 +132,7 @@ impl DocsService {
             serving: Mutex::new(HashMap::new()),
             serving_all: AtomicUsize::new(0),
         });
-        if svc.node.config.data_dir.is_some() {
+        if svc.opener.is_some() {
             svc.node.runtime.handle().spawn(run(svc.clone()));
         }
         svc
@@ -136,18 +143,18 @@ impl DocsService {
         if self.closed.load(Ordering::Acquire) {
             return Err(DocsError::Closed.into());
         }
-        let Some(dir) = self.node.config.data_dir.clone() else {
+        let (Some(dir), Some(opener)) = (self.node.config.data_dir.clone(), self.opener.clone())
+        else {
             return Err(DocsError::NoDataDir.into());
         };
         if let Some((kind, msg)) = lock(&self.failed).clone() {
             return Err(Error::new(kind, msg));
         }
-        let pass = self.node.config.storage_passphrase.clone();
         let handle = self.node.runtime.handle().clone();
         let opened = self
             .store
             .get_or_try_init(|| async move {
-                let task = handle.spawn_blocking(move || Store::open(dir, pass.as_deref()));
+                let task = handle.spawn_blocking(move || Store::open(dir, opener()?));
                 match task.await {
                     Ok(Ok(s)) => Ok(Arc::new(s)),
                     Ok(Err(e)) => {

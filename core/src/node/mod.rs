@@ -4,6 +4,7 @@ pub(crate) mod addrs;
 pub(crate) mod call;
 pub mod config;
 pub(crate) mod connect;
+pub(crate) mod docs_key;
 pub(crate) mod goodbye;
 pub(crate) mod guard;
 pub(crate) mod members;
@@ -504,7 +505,7 @@ impl Parts {
         services.on_shutdown(transfers.clone());
         // The store closes (its committer finishes the queued rows) once tasks stop.
         services.on_shutdown(Arc::new(files.clone()));
-        let docs = crate::docs::DocsService::new(shared.clone());
+        let docs = crate::docs::DocsService::new(shared.clone(), docs_key::opener(&shared.config));
         services.serve(Kind::Docs, docs.clone());
         services.on_shutdown(docs.clone());
         Parts {
