@@ -60,7 +60,12 @@ fn docs_crash_child() {
 fn run_child(data: &Path, kill_after: Duration) -> u64 {
     let exe = std::env::current_exe().expect("the test binary's path");
     let mut child = Command::new(exe)
-        .args(["--exact", "docs_crash_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "docs_crash_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, data)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -72,9 +77,9 @@ fn run_child(data: &Path, kill_after: Duration) -> u64 {
     let reader = std::thread::spawn(move || {
         let mut acked = 0u64;
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with("READY") {
+            if line.contains("READY") {
                 let _ = tx.send(());
-            } else if line == "INC" {
+            } else if line.ends_with("INC") {
                 acked += 1;
             }
         }
@@ -114,14 +119,15 @@ async fn a_document_killed_at_random_points_keeps_every_acknowledged_edit() {
             panic!("round {round}: no text");
         };
         let count = count as u64;
-        // Each round may add one edit that was durable but not yet acknowledged.
+        // A round may add one edit that was durable but not yet acknowledged.
         assert!(
-            count >= acked && count <= acked + round + 1,
+            count >= acked && count <= acked + 1,
             "round {round} (seed {seed}): counter {count}, acknowledged {acked}"
         );
+        // A kill between an increment and its splice leaves the text one behind.
         let chars = text.chars().count() as u64;
         assert!(
-            chars + 1 >= count && chars <= count + round + 1,
+            chars <= count && chars + round + 1 >= count,
             "round {round}: text of {chars} chars, counter {count}"
         );
         // What the checker saw is what the next round starts from.
