@@ -56,6 +56,8 @@ pub enum Kind {
     Fetch,
     /// The goodbye of a node shutting down (served by the runtime itself).
     Goodbye,
+    /// Document sync.
+    Docs,
 }
 
 impl Kind {
@@ -69,6 +71,7 @@ impl Kind {
             Service::Transfer(_) => Kind::Transfer,
             Service::Fetch { .. } => Kind::Fetch,
             Service::Goodbye => Kind::Goodbye,
+            Service::Docs => Kind::Docs,
         }
     }
 }

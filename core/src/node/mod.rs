@@ -4,6 +4,7 @@ pub(crate) mod addrs;
 pub(crate) mod call;
 pub mod config;
 pub(crate) mod connect;
+pub(crate) mod docs_key;
 pub(crate) mod goodbye;
 pub(crate) mod guard;
 pub(crate) mod members;
@@ -67,6 +68,7 @@ struct Parts {
     cache: Arc<CacheService>,
     transfers: Arc<TransferService>,
     files: Files,
+    docs: Arc<crate::docs::DocsService>,
 }
 
 impl std::fmt::Debug for Node {
@@ -343,6 +345,19 @@ impl Node {
         Ok(self.parts.files.keeping(self.guard.clone()))
     }
 
+    /// The documents: Automerge documents kept in the data dir (encrypted) and synced
+    /// with peers as each one's reach allows. Without a data dir, every call on it fails
+    /// with `Unsupported`.
+    pub fn docs(&self) -> Result<crate::docs::Docs> {
+        if self.shared.is_closed() {
+            return Err(Error::closed());
+        }
+        Ok(crate::docs::Docs::new(
+            self.parts.docs.clone(),
+            self.guard.clone(),
+        ))
+    }
+
     /// The cache buckets this node knows (its own and those learned from peers), by name.
     pub fn caches(&self) -> Vec<(String, CacheOptions)> {
         crate::cache::known(&self.parts.cache)
@@ -490,6 +505,9 @@ impl Parts {
         services.on_shutdown(transfers.clone());
         // The store closes (its committer finishes the queued rows) once tasks stop.
         services.on_shutdown(Arc::new(files.clone()));
+        let docs = crate::docs::DocsService::new(shared.clone(), docs_key::opener(&shared.config));
+        services.serve(Kind::Docs, docs.clone());
+        services.on_shutdown(docs.clone());
         Parts {
             membership,
             channels,
@@ -497,6 +515,7 @@ impl Parts {
             cache,
             transfers,
             files,
+            docs,
         }
     }
 }

@@ -98,6 +98,9 @@ pub enum Service {
     /// as gone at once. Sent on every connection before it is closed, because a QUIC close
     /// alone can be lost (see `node::goodbye`).
     Goodbye,
+    /// An Automerge sync message for one document (body and reply: bulk-encoded
+    /// `docs::sync` messages).
+    Docs,
 }
 
 /// What a sender offers at the start of a transfer stream.

@@ -1,0 +1,351 @@
+//! Documents (issue 15, ADR 0020): Automerge CRDT documents on this node, persisted
+//! encrypted in the data dir and synced with peers as their reach allows: `node.docs()`.
+//!
+//! A document is an [`automerge::AutoCommit`] edited through a small path API
+//! ([`Doc::put`], [`Doc::get`], [`Doc::insert`], [`Doc::splice_text`], ...) with plain
+//! [`Value`]s; [`Doc::save`] gives the standard Automerge bytes and [`Docs::import`] /
+//! [`Doc::merge`] take them, so any Automerge implementation interoperates. Every change
+//! is appended to the document's encrypted log (`log.rs`) before the edit returns, and
+//! offered to peers at once by the `Service::Docs` service (`sync.rs`).
+
+pub mod edit;
+pub mod error;
+pub mod log;
+pub mod path;
+pub mod reach;
+pub(crate) mod store;
+pub mod sync;
+pub mod value;
+
+use std::any::Any;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use automerge::AutoCommit;
+
+pub use error::DocsError;
+pub use log::Sealer;
+pub use path::{Path, Seg};
+pub use reach::Reach;
+pub use sync::{DocsService, KeyOpener};
+pub use value::Value;
+
+use crate::error::Result;
+use store::Entry;
+
+/// A document's id: 16 random bytes, written as 32 lowercase hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DocId(pub [u8; 16]);
+
+impl DocId {
+    /// A new random id.
+    pub fn random() -> Result<DocId> {
+        use ring::rand::SecureRandom;
+        let mut b = [0u8; 16];
+        ring::rand::SystemRandom::new()
+            .fill(&mut b)
+            .map_err(|_| crate::Error::internal("the system random generator failed"))?;
+        Ok(DocId(b))
+    }
+}
+
+impl fmt::Display for DocId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&data_encoding::HEXLOWER.encode(&self.0))
+    }
+}
+
+impl FromStr for DocId {
+    type Err = DocsError;
+
+    fn from_str(s: &str) -> std::result::Result<DocId, DocsError> {
+        let bad = || DocsError::Invalid(format!("not a document id: {s:?} (32 hex digits)"));
+        if s.len() != 32 {
+            return Err(bad());
+        }
+        let v = data_encoding::HEXLOWER_PERMISSIVE
+            .decode(s.as_bytes())
+            .map_err(|_| bad())?;
+        let b: [u8; 16] = v.try_into().map_err(|_| bad())?;
+        Ok(DocId(b))
+    }
+}
+
+/// What a path argument may be: a string (parsed, see [`Path`]) or a [`Path`].
+pub trait IntoPath {
+    /// The path.
+    fn into_path(self) -> std::result::Result<Path, DocsError>;
+}
+
+impl IntoPath for &str {
+    fn into_path(self) -> std::result::Result<Path, DocsError> {
+        Path::parse(self)
+    }
+}
+
+impl IntoPath for &String {
+    fn into_path(self) -> std::result::Result<Path, DocsError> {
+        Path::parse(self)
+    }
+}
+
+impl IntoPath for Path {
+    fn into_path(self) -> std::result::Result<Path, DocsError> {
+        Ok(self)
+    }
+}
+
+impl IntoPath for &Path {
+    fn into_path(self) -> std::result::Result<Path, DocsError> {
+        Ok(self.clone())
+    }
+}
+
+/// What is known of a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocInfo {
+    /// Its id.
+    pub id: DocId,
+    /// Its reach.
+    pub reach: Reach,
+    /// Its heads (hex change hashes, sorted).
+    pub heads: Vec<String>,
+}
+
+/// The documents of a node ([`crate::Node::docs`]). Cheap to clone.
+#[derive(Clone)]
+pub struct Docs {
+    svc: Arc<DocsService>,
+    _keep: Arc<dyn Any + Send + Sync>,
+}
+
+impl fmt::Debug for Docs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Docs").field("service", &self.svc).finish()
+    }
+}
+
+impl Docs {
+    /// The documents of the service `svc`, keeping `keep` (the node's guard) alive.
+    pub(crate) fn new(svc: Arc<DocsService>, keep: Arc<dyn Any + Send + Sync>) -> Docs {
+        Docs { svc, _keep: keep }
+    }
+
+    fn handle(&self, entry: Arc<Entry>) -> Doc {
+        Doc {
+            svc: self.svc.clone(),
+            entry,
+            _keep: self._keep.clone(),
+        }
+    }
+
+    /// Creates an empty document of `reach`.
+    pub async fn create(&self, reach: Reach) -> Result<DocId> {
+        let id = DocId::random()?;
+        self.svc
+            .blocking(move |s| s.create(id, reach, AutoCommit::new()).map(|_| ()))
+            .await?;
+        Ok(id)
+    }
+
+    /// Imports a document saved by any Automerge implementation, as a new document of
+    /// `reach` (`InvalidInput` if the bytes are not an Automerge document).
+    pub async fn import(&self, bytes: &[u8], reach: Reach) -> Result<DocId> {
+        let bytes = bytes.to_vec();
+        let id = DocId::random()?;
+        self.svc
+            .blocking(move |s| {
+                let doc = AutoCommit::load(&bytes).map_err(|e| DocsError::NotAutomerge {
+                    what: "a document",
+                    why: e.to_string(),
+                })?;
+                s.create(id, reach, doc).map(|_| ())
+            })
+            .await?;
+        self.svc.mark(id);
+        Ok(id)
+    }
+
+    /// Opens the document `id` (`NotFound` if it is not on this node).
+    pub async fn open(&self, id: DocId) -> Result<Doc> {
+        let store = self.svc.store().await?;
+        Ok(self.handle(store.get(id)?))
+    }
+
+    /// Every document on this node, in id order.
+    pub async fn list(&self) -> Result<Vec<DocInfo>> {
+        self.svc
+            .blocking(|s| {
+                Ok(s.all()
+                    .into_iter()
+                    .map(|e| {
+                        let mut st = e.lock();
+                        DocInfo {
+                            id: e.id,
+                            reach: st.reach,
+                            heads: edit::heads(&mut st.doc),
+                        }
+                    })
+                    .collect())
+            })
+            .await
+    }
+
+    /// Deletes the document `id` from this node (peers keep their copies; a peer's sync
+    /// does not bring it back here).
+    pub async fn delete(&self, id: DocId) -> Result<()> {
+        self.svc.blocking(move |s| s.delete(id)).await
+    }
+}
+
+/// One document ([`Docs::open`]). Cheap to clone; edits are durable when they return
+/// and are offered to peers at once.
+#[derive(Clone)]
+pub struct Doc {
+    svc: Arc<DocsService>,
+    entry: Arc<Entry>,
+    _keep: Arc<dyn Any + Send + Sync>,
+}
+
+impl fmt::Debug for Doc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Doc").field("id", &self.entry.id).finish()
+    }
+}
+
+impl Doc {
+    /// Its id.
+    pub fn id(&self) -> DocId {
+        self.entry.id
+    }
+
+    /// Its reach.
+    pub fn reach(&self) -> Reach {
+        self.entry.lock().reach
+    }
+
+    fn live(&self) -> std::result::Result<(), DocsError> {
+        if self.entry.lock().log.is_none() {
+            return Err(DocsError::NotFound {
+                id: self.entry.id.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The value at `path` (`None` if nothing is there; `""` is the whole document).
+    pub fn get(&self, path: impl IntoPath) -> Result<Option<Value>> {
+        self.live()?;
+        let path = path.into_path()?;
+        let st = self.entry.lock();
+        Ok(edit::get(&st.doc, &self.entry.id.to_string(), &path)?)
+    }
+
+    /// The whole document as JSON (see [`Value::to_json`]).
+    pub fn to_json(&self) -> Result<String> {
+        Ok(self.get("")?.unwrap_or(Value::Null).to_json())
+    }
+
+    /// Its heads (hex change hashes, sorted).
+    pub fn heads(&self) -> Result<Vec<String>> {
+        self.live()?;
+        Ok(edit::heads(&mut self.entry.lock().doc))
+    }
+
+    /// The whole document in the standard Automerge binary format.
+    pub fn save(&self) -> Result<Vec<u8>> {
+        self.live()?;
+        Ok(self.entry.lock().doc.save())
+    }
+
+    /// Runs an edit, persists it, and offers it to peers.
+    async fn edit<F>(&self, f: F) -> Result<()>
+    where
+        F: FnOnce(&mut AutoCommit, &str) -> std::result::Result<(), DocsError> + Send + 'static,
+    {
+        let entry = self.entry.clone();
+        let changed = self
+            .svc
+            .blocking(move |store| {
+                let mut st = entry.lock();
+                if st.log.is_none() {
+                    return Err(DocsError::NotFound {
+                        id: entry.id.to_string(),
+                    });
+                }
+                f(&mut st.doc, &entry.id.to_string())?;
+                store.persist(entry.id, &mut st)
+            })
+            .await?;
+        if changed {
+            self.svc.mark(self.entry.id);
+        }
+        Ok(())
+    }
+
+    /// Sets the value at `path` (a map key, or an existing list index).
+    pub async fn put(&self, path: impl IntoPath, value: impl Into<Value>) -> Result<()> {
+        let path = path.into_path()?;
+        let value = value.into();
+        self.edit(move |d, id| edit::put(d, id, &path, &value))
+            .await
+    }
+
+    /// Deletes the map key or list element at `path`.
+    pub async fn delete(&self, path: impl IntoPath) -> Result<()> {
+        let path = path.into_path()?;
+        self.edit(move |d, id| edit::delete(d, id, &path)).await
+    }
+
+    /// Inserts `value` at `index` in the list at `list_path`.
+    pub async fn insert(
+        &self,
+        list_path: impl IntoPath,
+        index: usize,
+        value: impl Into<Value>,
+    ) -> Result<()> {
+        let path = list_path.into_path()?;
+        let value = value.into();
+        self.edit(move |d, id| edit::insert(d, id, &path, index, &value))
+            .await
+    }
+
+    /// In the text at `path`, deletes `delete` characters at `pos` and inserts `text`.
+    pub async fn splice_text(
+        &self,
+        path: impl IntoPath,
+        pos: usize,
+        delete: usize,
+        text: &str,
+    ) -> Result<()> {
+        let path = path.into_path()?;
+        let text = text.to_string();
+        self.edit(move |d, id| edit::splice_text(d, id, &path, pos, delete, &text))
+            .await
+    }
+
+    /// Adds `by` to the counter at `counter_path`.
+    pub async fn increment(&self, counter_path: impl IntoPath, by: i64) -> Result<()> {
+        let path = counter_path.into_path()?;
+        self.edit(move |d, id| edit::increment(d, id, &path, by))
+            .await
+    }
+
+    /// Merges Automerge bytes (a saved document or changes, from any implementation)
+    /// into this document (`InvalidInput` if they are not Automerge data).
+    pub async fn merge(&self, bytes: &[u8]) -> Result<()> {
+        let bytes = bytes.to_vec();
+        self.edit(move |d, _| {
+            // Check on a copy first, so that bad bytes leave the document untouched.
+            let mut probe = AutoCommit::load(&bytes).map_err(|e| DocsError::NotAutomerge {
+                what: "a document",
+                why: e.to_string(),
+            })?;
+            d.merge(&mut probe)
+                .map(|_| ())
+                .map_err(|e| DocsError::Automerge(e.to_string()))
+        })
+        .await
+    }
+}

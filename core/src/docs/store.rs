@@ -1,0 +1,297 @@
+//! The documents held by this node: in memory (one [`AutoCommit`] each) and, durably,
+//! in an encrypted log per document (`log.rs`). Every function here may block (disk):
+//! callers run them on the blocking pool.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use automerge::sync::SyncDoc;
+use automerge::AutoCommit;
+use tracing::warn;
+
+use super::error::DocsError;
+use super::log::{log_path, Log, Record, Sealer, EXT, KIND_CHANGES, KIND_REACH, KIND_SNAPSHOT};
+use super::{DocId, Reach};
+use crate::identity::NodeId;
+
+/// The log is compacted (rewritten as one snapshot) after this many appended records.
+const COMPACT_RECORDS: u64 = 256;
+/// ... or once the appended records hold this many bytes more than a snapshot would.
+const COMPACT_SLACK: u64 = 1024 * 1024;
+/// The name of a deleted document's marker file, beside where its log was.
+const GONE_EXT: &str = "gone";
+
+/// One document's state.
+pub(crate) struct DocState {
+    /// The document.
+    pub doc: AutoCommit,
+    /// Where it may flow.
+    pub reach: Reach,
+    /// Its log (`None` once deleted).
+    pub log: Option<Log>,
+    /// The sync state with each peer (in memory; rebuilt after a restart or an error).
+    pub peers: HashMap<NodeId, automerge::sync::State>,
+}
+
+/// A document held here.
+pub(crate) struct Entry {
+    /// Its id.
+    pub id: DocId,
+    state: Mutex<DocState>,
+}
+
+impl Entry {
+    /// Locks its state.
+    pub fn lock(&self) -> MutexGuard<'_, DocState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The documents of a node with a data dir.
+pub(crate) struct Store {
+    dir: PathBuf,
+    key: Arc<dyn Sealer>,
+    docs: Mutex<HashMap<DocId, Arc<Entry>>>,
+    gone: Mutex<HashSet<DocId>>,
+    /// Documents each peer made this node create (the per-peer budget).
+    pub created_by: Mutex<HashMap<NodeId, usize>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Store {
+    /// Opens `<data_dir>/docs` sealing with `key`, loading every document (blocking).
+    pub fn open(data_dir: PathBuf, key: Arc<dyn Sealer>) -> Result<Store, DocsError> {
+        let dir = data_dir.join("docs");
+        crate::durable::create_dir_all(&dir).map_err(DocsError::io("creating", &dir))?;
+        let store = Store {
+            dir,
+            key,
+            docs: Mutex::new(HashMap::new()),
+            gone: Mutex::new(HashSet::new()),
+            created_by: Mutex::new(HashMap::new()),
+        };
+        store.load_all()?;
+        Ok(store)
+    }
+
+    fn load_all(&self) -> Result<(), DocsError> {
+        let entries = std::fs::read_dir(&self.dir).map_err(DocsError::io("listing", &self.dir))?;
+        for e in entries {
+            let e = e.map_err(DocsError::io("listing", &self.dir))?;
+            let path = e.path();
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with("tmp-") {
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
+            let Some((stem, ext)) = name.split_once('.') else {
+                continue;
+            };
+            let Ok(id) = stem.parse::<DocId>() else {
+                continue;
+            };
+            match ext {
+                GONE_EXT => {
+                    lock(&self.gone).insert(id);
+                }
+                EXT => {
+                    let entry = self.load(id, &path)?;
+                    lock(&self.docs).insert(id, Arc::new(entry));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn load(&self, id: DocId, path: &std::path::Path) -> Result<Entry, DocsError> {
+        let (log, records) = Log::open(path, &*self.key, id.0)?;
+        let bad = |why: String| DocsError::Corrupted {
+            what: format!("document {id}: {why}"),
+        };
+        let mut reach = None;
+        let mut doc = AutoCommit::new();
+        for r in records {
+            match r.kind {
+                KIND_REACH => {
+                    let b = r.payload.first().copied().unwrap_or(u8::MAX);
+                    reach = Some(Reach::from_u8(b).ok_or_else(|| bad("reach".into()))?);
+                }
+                KIND_SNAPSHOT => {
+                    doc = AutoCommit::load(&r.payload).map_err(|e| bad(e.to_string()))?;
+                }
+                KIND_CHANGES => {
+                    doc.load_incremental(&r.payload)
+                        .map_err(|e| bad(e.to_string()))?;
+                }
+                k => warn!(doc = %id, kind = k, "skipping a document record of an unknown kind"),
+            }
+        }
+        let reach = reach.ok_or_else(|| bad("no reach record".into()))?;
+        // What was loaded is on disk: the next incremental save starts from here.
+        let _ = doc.save_incremental();
+        Ok(Entry {
+            id,
+            state: Mutex::new(DocState {
+                doc,
+                reach,
+                log: Some(log),
+                peers: HashMap::new(),
+            }),
+        })
+    }
+
+    /// Creates a document holding `doc` (durably).
+    pub fn create(
+        &self,
+        id: DocId,
+        reach: Reach,
+        mut doc: AutoCommit,
+    ) -> Result<Arc<Entry>, DocsError> {
+        if lock(&self.gone).contains(&id) {
+            return Err(DocsError::NotFound { id: id.to_string() });
+        }
+        let snapshot = doc.save();
+        let _ = doc.save_incremental();
+        let log = Log::create(
+            &self.dir,
+            &*self.key,
+            id.0,
+            &id.to_string(),
+            &[
+                Record {
+                    kind: KIND_REACH,
+                    payload: vec![reach.as_u8()],
+                },
+                Record {
+                    kind: KIND_SNAPSHOT,
+                    payload: snapshot,
+                },
+            ],
+        )?;
+        let entry = Arc::new(Entry {
+            id,
+            state: Mutex::new(DocState {
+                doc,
+                reach,
+                log: Some(log),
+                peers: HashMap::new(),
+            }),
+        });
+        let mut docs = lock(&self.docs);
+        if docs.contains_key(&id) {
+            return Err(DocsError::Invalid(format!("document {id} already exists")));
+        }
+        docs.insert(id, entry.clone());
+        Ok(entry)
+    }
+
+    /// The document `id`.
+    pub fn get(&self, id: DocId) -> Result<Arc<Entry>, DocsError> {
+        lock(&self.docs)
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| DocsError::NotFound { id: id.to_string() })
+    }
+
+    /// Whether `id` was deleted here.
+    pub fn is_gone(&self, id: DocId) -> bool {
+        lock(&self.gone).contains(&id)
+    }
+
+    /// Every document, by id.
+    pub fn all(&self) -> Vec<Arc<Entry>> {
+        let mut v: Vec<_> = lock(&self.docs).values().cloned().collect();
+        v.sort_by_key(|e| e.id);
+        v
+    }
+
+    /// Deletes `id`: a durable marker first (so peers cannot bring it back), then the log.
+    pub fn delete(&self, id: DocId) -> Result<(), DocsError> {
+        let entry = self.get(id)?;
+        let marker = self.dir.join(format!("{id}.{GONE_EXT}"));
+        std::fs::File::create(&marker)
+            .and_then(|f| f.sync_all())
+            .map_err(DocsError::io("creating", &marker))?;
+        lock(&self.gone).insert(id);
+        lock(&self.docs).remove(&id);
+        let mut st = entry.lock();
+        st.log = None;
+        st.peers.clear();
+        let path = log_path(&self.dir, &id.to_string());
+        std::fs::remove_file(&path).map_err(DocsError::io("removing", &path))?;
+        crate::durable::sync_dir(&self.dir).map_err(DocsError::io("syncing", &self.dir))?;
+        Ok(())
+    }
+
+    /// Persists what changed in `st` since its last save (durably), compacting now and
+    /// then. Returns whether anything was written.
+    pub fn persist(&self, id: DocId, st: &mut DocState) -> Result<bool, DocsError> {
+        let bytes = st.doc.save_incremental();
+        if bytes.is_empty() {
+            return Ok(false);
+        }
+        let key = &*self.key;
+        let Some(log) = st.log.as_mut() else {
+            return Err(DocsError::NotFound { id: id.to_string() });
+        };
+        log.append(
+            key,
+            &Record {
+                kind: KIND_CHANGES,
+                payload: bytes,
+            },
+        )?;
+        if log.since_snapshot >= COMPACT_RECORDS || log.bytes_since_snapshot >= COMPACT_SLACK {
+            let snapshot = st.doc.save();
+            let _ = st.doc.save_incremental();
+            let fresh = Log::create(
+                &self.dir,
+                key,
+                id.0,
+                &id.to_string(),
+                &[
+                    Record {
+                        kind: KIND_REACH,
+                        payload: vec![st.reach.as_u8()],
+                    },
+                    Record {
+                        kind: KIND_SNAPSHOT,
+                        payload: snapshot,
+                    },
+                ],
+            )?;
+            st.log = Some(fresh);
+        }
+        Ok(true)
+    }
+
+    /// Applies a sync message from `peer` to `entry` and persists what it brought.
+    /// Returns whether the document changed.
+    pub fn receive(
+        &self,
+        entry: &Entry,
+        peer: NodeId,
+        msg: automerge::sync::Message,
+    ) -> Result<bool, DocsError> {
+        let mut st = entry.lock();
+        let before = st.doc.get_heads();
+        let st = &mut *st;
+        let state = st.peers.entry(peer).or_default();
+        let r = st.doc.sync().receive_sync_message(state, msg);
+        if let Err(e) = r {
+            st.peers.remove(&peer);
+            return Err(DocsError::NotAutomerge {
+                what: "a sync message",
+                why: e.to_string(),
+            });
+        }
+        let changed = st.doc.get_heads() != before;
+        self.persist(entry.id, st)?;
+        Ok(changed)
+    }
+}

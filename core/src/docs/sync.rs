@@ -1,0 +1,472 @@
+//! The documents service: Automerge's sync protocol per (document, peer) over a
+//! `Service::Docs` request frame, pushed on change and every [`SYNC_PERIOD`], with reach
+//! checked on both sides of every exchange (ADR 0020).
+//!
+//! An exchange is driven by the node that has something to say: it generates the sync
+//! message for (document, peer) and sends it; the peer applies it and answers with its own
+//! next message for the same document (or nothing), until neither side has more to send.
+//! The per-peer `sync::State`s live in memory: after a restart, a lost exchange or a
+//! reconnection they start afresh, which the protocol handles (it costs one round of
+//! heads and Bloom filters, not the document).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use automerge::sync::{Message, SyncDoc};
+use automerge::AutoCommit;
+use bytes::Bytes;
+use futures::StreamExt;
+use tracing::{debug, warn};
+
+use super::error::DocsError;
+use super::log::Sealer;
+use super::reach::{may_flow, Reach, Trust};
+use super::store::{Entry, Store};
+use super::DocId;
+use crate::error::{Error, Result};
+use crate::identity::NodeId;
+use crate::node::shared::Shared;
+use crate::service::{BoxFuture, FrameHandler, ServiceError, Shutdown};
+use crate::wire::codec::{decode_bulk, encode_bulk};
+use crate::wire::Service;
+
+/// How often every document is offered to every connected peer (changes are pushed at
+/// once; this catches up peers that were away).
+pub const SYNC_PERIOD: Duration = Duration::from_secs(1);
+/// The most messages one exchange sends before it yields to others.
+pub const MAX_ROUNDS: usize = 32;
+/// Documents a single peer may make this node create.
+pub const MAX_DOCS_PER_PEER: usize = 10_000;
+/// Sync requests served at once for one peer.
+pub const MAX_SERVING_PER_PEER: usize = 4;
+/// Sync requests served at once in all.
+pub const MAX_SERVING: usize = 32;
+/// Exchanges this node drives at once.
+pub const MAX_OUTGOING: usize = 8;
+
+/// Opens the storage key's sealer (blocking: reads the key file, Argon2id with a
+/// passphrase). Given by the API layer, which knows the files store's key.
+pub type KeyOpener = Arc<dyn Fn() -> Result<Arc<dyn Sealer>, DocsError> + Send + Sync>;
+
+/// A sync message for one document (the body of a `Service::Docs` frame).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SyncRequest {
+    /// The document.
+    pub doc: [u8; 16],
+    /// Its reach on the sender (a receiver that does not hold the document creates it
+    /// with this reach, if the reach allows the sender at all).
+    pub reach: u8,
+    /// An encoded Automerge sync message.
+    #[serde(with = "serde_bytes")]
+    pub msg: Vec<u8>,
+}
+
+/// The answer: the receiver's next sync message for the document, empty if it has none.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SyncReply {
+    /// An encoded Automerge sync message, or empty.
+    #[serde(with = "serde_bytes")]
+    pub msg: Vec<u8>,
+}
+
+/// The documents service of a node.
+pub struct DocsService {
+    /// The runtime every service runs on.
+    pub(crate) node: Arc<Shared>,
+    opener: Option<KeyOpener>,
+    store: tokio::sync::OnceCell<Arc<Store>>,
+    failed: Mutex<Option<(crate::error::ErrorKind, String)>>,
+    closed: AtomicBool,
+    dirty: Mutex<HashSet<DocId>>,
+    wake: tokio::sync::Notify,
+    serving: Mutex<HashMap<NodeId, usize>>,
+    serving_all: AtomicUsize,
+}
+
+impl std::fmt::Debug for DocsService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DocsService")
+            .field("open", &self.store.initialized())
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Releases a serving slot when dropped.
+struct Slot<'a> {
+    svc: &'a DocsService,
+    peer: NodeId,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.svc.serving_all.fetch_sub(1, Ordering::AcqRel);
+        let mut m = lock(&self.svc.serving);
+        if let Some(n) = m.get_mut(&self.peer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.peer);
+            }
+        }
+    }
+}
+
+impl DocsService {
+    /// The documents service of the node `node`, sealing with the key `opener` opens
+    /// (`None` without a data dir); its sync task starts on the node's runtime.
+    pub(crate) fn new(node: Arc<Shared>, opener: Option<KeyOpener>) -> Arc<DocsService> {
+        let svc = Arc::new(DocsService {
+            node,
+            opener,
+            store: tokio::sync::OnceCell::new(),
+            failed: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            dirty: Mutex::new(HashSet::new()),
+            wake: tokio::sync::Notify::new(),
+            serving: Mutex::new(HashMap::new()),
+            serving_all: AtomicUsize::new(0),
+        });
+        if svc.opener.is_some() {
+            svc.node.runtime.handle().spawn(run(svc.clone()));
+        }
+        svc
+    }
+
+    /// The store, opened on first use (off the caller's executor: key, disk reads).
+    pub(crate) async fn store(&self) -> Result<Arc<Store>> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(DocsError::Closed.into());
+        }
+        let (Some(dir), Some(opener)) = (self.node.config.data_dir.clone(), self.opener.clone())
+        else {
+            return Err(DocsError::NoDataDir.into());
+        };
+        if let Some((kind, msg)) = lock(&self.failed).clone() {
+            return Err(Error::new(kind, msg));
+        }
+        let handle = self.node.runtime.handle().clone();
+        let opened = self
+            .store
+            .get_or_try_init(|| async move {
+                let task = handle.spawn_blocking(move || Store::open(dir, opener()?));
+                match task.await {
+                    Ok(Ok(s)) => Ok(Arc::new(s)),
+                    Ok(Err(e)) => {
+                        let e = Error::from(e);
+                        Err((e.kind(), e.message().to_string()))
+                    }
+                    Err(_) => Err((
+                        crate::error::ErrorKind::Closed,
+                        "the node is shutting down".to_string(),
+                    )),
+                }
+            })
+            .await;
+        match opened {
+            Ok(s) => Ok(s.clone()),
+            Err((kind, msg)) => {
+                warn!(error = %msg, "the documents store could not be opened");
+                *lock(&self.failed) = Some((kind, msg.clone()));
+                Err(Error::new(kind, msg))
+            }
+        }
+    }
+
+    /// Runs `f` on the store, on the node's blocking pool (awaitable from any executor).
+    pub(crate) async fn blocking<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Store>) -> std::result::Result<T, DocsError> + Send + 'static,
+    {
+        let store = self.store().await?;
+        let task = self.node.runtime.handle().spawn_blocking(move || f(store));
+        match task.await {
+            Ok(r) => Ok(r?),
+            Err(e) if e.is_cancelled() => Err(DocsError::Closed.into()),
+            Err(e) => {
+                Err(Error::from(crate::node::runtime::TaskPanicked(e))
+                    .context("a documents operation"))
+            }
+        }
+    }
+
+    /// Marks `id` changed: it is offered to peers at once.
+    pub(crate) fn mark(&self, id: DocId) {
+        lock(&self.dirty).insert(id);
+        self.wake.notify_one();
+    }
+
+    fn slot(&self, peer: NodeId) -> std::result::Result<Slot<'_>, DocsError> {
+        let mut m = lock(&self.serving);
+        let n = m.entry(peer).or_insert(0);
+        if *n >= MAX_SERVING_PER_PEER {
+            return Err(DocsError::Busy(format!(
+                "{MAX_SERVING_PER_PEER} document syncs with this peer are already running"
+            )));
+        }
+        if self.serving_all.fetch_add(1, Ordering::AcqRel) >= MAX_SERVING {
+            self.serving_all.fetch_sub(1, Ordering::AcqRel);
+            return Err(DocsError::Busy(format!(
+                "{MAX_SERVING} document syncs are already running on this node"
+            )));
+        }
+        *n += 1;
+        Ok(Slot { svc: self, peer })
+    }
+
+    /// The largest sync message sent or accepted.
+    fn max_message(&self) -> usize {
+        self.node.config.max_message_size
+    }
+
+    /// Serves one sync request from `from`.
+    async fn serve(self: Arc<Self>, from: NodeId, body: Bytes) -> Result<Bytes> {
+        let req: SyncRequest = decode_bulk(&body)?;
+        let _slot = self.slot(from)?;
+        let reach = Reach::from_u8(req.reach)
+            .ok_or_else(|| DocsError::Invalid(format!("unknown reach byte {}", req.reach)))?;
+        if req.msg.len() > self.max_message() {
+            return Err(DocsError::TooLarge {
+                what: "a sync message",
+                size: req.msg.len(),
+                limit: self.max_message(),
+            }
+            .into());
+        }
+        let msg = Message::decode(&req.msg).map_err(|e| DocsError::NotAutomerge {
+            what: "a sync message",
+            why: e.to_string(),
+        })?;
+        let id = DocId(req.doc);
+        let (changed, reply) = self
+            .blocking(move |store| serve_blocking(&store, from, id, reach, msg))
+            .await?;
+        if changed {
+            self.mark(id);
+        }
+        Ok(Bytes::from(encode_bulk(&SyncReply {
+            msg: reply.unwrap_or_default(),
+        })?))
+    }
+}
+
+/// The disk-and-CPU part of serving a sync request.
+fn serve_blocking(
+    store: &Store,
+    from: NodeId,
+    id: DocId,
+    reach: Reach,
+    msg: Message,
+) -> std::result::Result<(bool, Option<Vec<u8>>), DocsError> {
+    let (entry, changed) = match store.get(id) {
+        Ok(entry) => {
+            let mine = entry.lock().reach;
+            if !may_flow(mine, Trust::Member) {
+                debug!(doc = %id, peer = %from.short(), reach = %mine, "refused a sync: reach");
+                return Err(DocsError::NotShared { id: id.to_string() });
+            }
+            let changed = store.receive(&entry, from, msg)?;
+            (entry, changed)
+        }
+        Err(_) if store.is_gone(id) => return Err(DocsError::NotFound { id: id.to_string() }),
+        Err(_) => {
+            if !may_flow(reach, Trust::Member) {
+                return Err(DocsError::NotShared { id: id.to_string() });
+            }
+            {
+                let created = lock(&store.created_by);
+                if created.get(&from).copied().unwrap_or(0) >= MAX_DOCS_PER_PEER {
+                    return Err(DocsError::Busy(format!(
+                        "this peer already created {MAX_DOCS_PER_PEER} documents here"
+                    )));
+                }
+            }
+            // Apply to a fresh document first: a message that fails leaves nothing behind.
+            let mut doc = AutoCommit::new();
+            let mut state = automerge::sync::State::new();
+            doc.sync()
+                .receive_sync_message(&mut state, msg)
+                .map_err(|e| DocsError::NotAutomerge {
+                    what: "a sync message",
+                    why: e.to_string(),
+                })?;
+            let changed = !doc.get_heads().is_empty();
+            let entry = match store.create(id, reach, doc) {
+                Ok(e) => {
+                    *lock(&store.created_by).entry(from).or_insert(0) += 1;
+                    e
+                }
+                // Created meanwhile by a concurrent request: use it.
+                Err(DocsError::Invalid(_)) => store.get(id)?,
+                Err(e) => return Err(e),
+            };
+            entry.lock().peers.insert(from, state);
+            (entry, changed)
+        }
+    };
+    let mut st = entry.lock();
+    let st = &mut *st;
+    let state = st.peers.entry(from).or_default();
+    let reply = st
+        .doc
+        .sync()
+        .generate_sync_message(state)
+        .map(|m| m.encode());
+    Ok((changed, reply))
+}
+
+impl FrameHandler for DocsService {
+    fn handle(
+        self: Arc<Self>,
+        from: NodeId,
+        service: Service,
+        body: Bytes,
+    ) -> BoxFuture<'static, Result<Bytes>> {
+        Box::pin(async move {
+            match service {
+                Service::Docs => self.serve(from, body).await,
+                _ => Err(ServiceError::NotMine("docs").into()),
+            }
+        })
+    }
+}
+
+impl Shutdown for DocsService {
+    fn stop(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+}
+
+/// Offers changed documents to peers at once, and every document every [`SYNC_PERIOD`].
+async fn run(svc: Arc<DocsService>) {
+    let store = match svc.store().await {
+        Ok(s) => s,
+        Err(e) => {
+            debug!(error = %e, "documents are not synced");
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(SYNC_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut known: HashSet<NodeId> = HashSet::new();
+    loop {
+        let full = tokio::select! {
+            _ = svc.node.cancel.cancelled() => return,
+            _ = tick.tick() => true,
+            _ = svc.wake.notified() => false,
+        };
+        if svc.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let connected: HashSet<NodeId> = svc
+            .node
+            .pool
+            .snapshot()
+            .into_iter()
+            .filter(|p| p.3.is_some())
+            .map(|p| p.0)
+            .collect();
+        let entries: Vec<Arc<Entry>> = {
+            let dirty = std::mem::take(&mut *lock(&svc.dirty));
+            if full {
+                store.all()
+            } else {
+                dirty
+                    .into_iter()
+                    .filter_map(|id| store.get(id).ok())
+                    .collect()
+            }
+        };
+        // A peer that (re)connected starts every document's sync afresh.
+        let fresh: Vec<NodeId> = connected.difference(&known).copied().collect();
+        if !fresh.is_empty() {
+            for e in store.all() {
+                let mut st = e.lock();
+                for p in &fresh {
+                    st.peers.remove(p);
+                }
+            }
+        }
+        known = connected.clone();
+        let mut pairs = Vec::new();
+        for e in entries {
+            if !may_flow(e.lock().reach, Trust::Member) {
+                continue;
+            }
+            for p in &connected {
+                pairs.push((e.clone(), *p));
+            }
+        }
+        futures::stream::iter(pairs)
+            .for_each_concurrent(MAX_OUTGOING, |(entry, peer)| {
+                let svc = svc.clone();
+                async move {
+                    if let Err(e) = exchange(&svc, &entry, peer).await {
+                        entry.lock().peers.remove(&peer);
+                        debug!(doc = %entry.id, peer = %peer.short(), error = %e, "document sync failed");
+                    }
+                }
+            })
+            .await;
+    }
+}
+
+/// Runs the sync protocol for one document with one peer until neither has more to say.
+async fn exchange(svc: &Arc<DocsService>, entry: &Arc<Entry>, peer: NodeId) -> Result<()> {
+    for _ in 0..MAX_ROUNDS {
+        let e = entry.clone();
+        let out = svc
+            .blocking(move |_| {
+                let mut st = e.lock();
+                if st.log.is_none() || !may_flow(st.reach, Trust::Member) {
+                    return Ok(None);
+                }
+                let st = &mut *st;
+                let reach = st.reach;
+                let state = st.peers.entry(peer).or_default();
+                let msg = st.doc.sync().generate_sync_message(state);
+                Ok(msg.map(|m| (m.encode(), reach)))
+            })
+            .await?;
+        let Some((msg, reach)) = out else {
+            return Ok(());
+        };
+        if msg.len() > svc.max_message() {
+            return Err(DocsError::TooLarge {
+                what: "a sync message",
+                size: msg.len(),
+                limit: svc.max_message(),
+            }
+            .into());
+        }
+        let body = encode_bulk(&SyncRequest {
+            doc: entry.id.0,
+            reach: reach.as_u8(),
+            msg,
+        })?;
+        let reply = crate::node::call::call_peer(&svc.node, peer, Service::Docs, &body).await?;
+        let reply: SyncReply = decode_bulk(&reply)?;
+        if reply.msg.is_empty() {
+            continue;
+        }
+        let msg = Message::decode(&reply.msg).map_err(|e| DocsError::NotAutomerge {
+            what: "a sync message",
+            why: e.to_string(),
+        })?;
+        let e = entry.clone();
+        let changed = svc
+            .blocking(move |store| store.receive(&e, peer, msg))
+            .await?;
+        if changed {
+            svc.mark(entry.id);
+        }
+    }
+    Ok(())
+}

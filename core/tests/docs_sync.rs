@@ -1,0 +1,321 @@
+//! Documents between nodes: concurrent edits converge on two and three nodes, a node
+//! that was down catches up, a private document never leaves its node, and hostile
+//! sync messages get clean errors.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{builder, eventually, RawPeer};
+use memmesh::docs::sync::{SyncReply, SyncRequest};
+use memmesh::wire::codec::{decode_bulk, decode_frame, encode_bulk, encode_frame, FrameLimits};
+use memmesh::wire::{Reply, Service, StreamHeader};
+use memmesh::{DocId, ErrorKind, Node, Reach, Value};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("memmesh-docsync-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+async fn start(name: &str, data: &Path) -> Node {
+    builder(name)
+        .data_dir(data)
+        .start()
+        .await
+        .expect("start node")
+}
+
+/// The document's JSON on `node`, or `None` if it does not hold it.
+async fn json(node: &Node, id: DocId) -> Option<String> {
+    let doc = node.docs().ok()?.open(id).await.ok()?;
+    doc.to_json().ok()
+}
+
+/// Polls until every node holds `id` with the same heads and JSON; returns that JSON.
+async fn converged(nodes: &[&Node], id: DocId) -> String {
+    let end = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let mut seen = Vec::new();
+        for n in nodes {
+            let doc = match n.docs().unwrap().open(id).await {
+                Ok(d) => Some((d.heads().unwrap(), d.to_json().unwrap())),
+                Err(_) => None,
+            };
+            seen.push(doc);
+        }
+        if seen.iter().all(|s| s.is_some()) && seen.windows(2).all(|w| w[0] == w[1]) {
+            return seen[0].clone().unwrap().1;
+        }
+        assert!(
+            tokio::time::Instant::now() < end,
+            "no convergence within {DEADLINE:?}: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_converge_after_concurrent_edits() {
+    let (da, db) = (dir("two-a"), dir("two-b"));
+    let a = start("a", &da).await;
+    let b = start("b", &db).await;
+    a.connect(&b.addr().to_string()).await.unwrap();
+    let id = a.docs().unwrap().create(Reach::Cluster).await.unwrap();
+    let doc_a = a.docs().unwrap().open(id).await.unwrap();
+    doc_a.put("list", Value::List(vec![])).await.unwrap();
+    doc_a.put("n", Value::Counter(0)).await.unwrap();
+    converged(&[&a, &b], id).await;
+    let doc_b = b.docs().unwrap().open(id).await.unwrap();
+    assert_eq!(doc_b.reach(), Reach::Cluster);
+    // Concurrent edits on both sides.
+    let edits_a = async {
+        for i in 0..20 {
+            doc_a.insert("list", 0, format!("a{i}")).await.unwrap();
+            doc_a.increment("n", 1).await.unwrap();
+        }
+    };
+    let edits_b = async {
+        for i in 0..20 {
+            doc_b.insert("list", 0, format!("b{i}")).await.unwrap();
+            doc_b.increment("n", 1).await.unwrap();
+        }
+    };
+    tokio::join!(edits_a, edits_b);
+    let json = converged(&[&a, &b], id).await;
+    assert!(json.contains(r#""n":40"#), "{json}");
+    match doc_a.get("list").unwrap() {
+        Some(Value::List(l)) => assert_eq!(l.len(), 40),
+        other => panic!("{other:?}"),
+    }
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_converge_and_a_node_that_was_down_catches_up() {
+    let (da, db, dc) = (dir("three-a"), dir("three-b"), dir("three-c"));
+    let a = start("a", &da).await;
+    let b = start("b", &db).await;
+    let mut c = start("c", &dc).await;
+    a.connect(&b.addr().to_string()).await.unwrap();
+    b.connect(&c.addr().to_string()).await.unwrap();
+    a.connect(&c.addr().to_string()).await.unwrap();
+    let id = b.docs().unwrap().create(Reach::Community).await.unwrap();
+    b.docs()
+        .unwrap()
+        .open(id)
+        .await
+        .unwrap()
+        .put("t", Value::Text(String::new()))
+        .await
+        .unwrap();
+    converged(&[&a, &b, &c], id).await;
+    let mut tasks = Vec::new();
+    for (n, name) in [(&a, "a"), (&b, "b"), (&c, "c")] {
+        let doc = n.docs().unwrap().open(id).await.unwrap();
+        tasks.push(async move {
+            for i in 0..10 {
+                doc.put(format!("{name}{i}").as_str(), i as i64)
+                    .await
+                    .unwrap();
+                doc.splice_text("t", 0, 0, name).await.unwrap();
+            }
+        });
+    }
+    futures::future::join_all(tasks).await;
+    let json = converged(&[&a, &b, &c], id).await;
+    assert!(
+        json.contains(r#""c9":9"#) && json.contains(r#""a9":9"#),
+        "{json}"
+    );
+
+    // c goes down; a and b keep editing; c comes back (same data dir) and catches up.
+    let c_addr = c.addr();
+    c.shutdown().await.unwrap();
+    let doc_a = a.docs().unwrap().open(id).await.unwrap();
+    doc_a.put("while_away", Value::Counter(0)).await.unwrap();
+    for _ in 0..200 {
+        doc_a.increment("while_away", 1).await.unwrap();
+    }
+    c = builder("c")
+        .data_dir(&dc)
+        .listen(c_addr.to_string())
+        .start()
+        .await
+        .unwrap();
+    // It kept what it had.
+    assert!(json_of(&c, id).await.contains(r#""c9":9"#));
+    c.connect(&a.addr().to_string()).await.unwrap();
+    let json = converged(&[&a, &b, &c], id).await;
+    assert!(json.contains(r#""while_away":200"#), "{json}");
+    for n in [&a, &b, &c] {
+        n.shutdown().await.unwrap();
+    }
+}
+
+async fn json_of(node: &Node, id: DocId) -> String {
+    json(node, id).await.unwrap_or_default()
+}
+
+fn limits() -> FrameLimits {
+    FrameLimits::with_body(64 << 20)
+}
+
+/// Sends one docs frame with `body` from `raw`; the answer (a reply or the error).
+async fn raw_call(raw: &RawPeer, body: &[u8]) -> Result<SyncReply, (ErrorKind, String)> {
+    let frame = encode_frame(&StreamHeader::new(Service::Docs), body, limits()).unwrap();
+    let (mut send, mut recv) = raw.conn.open_bi().await.unwrap();
+    send.write_all(&frame).await.unwrap();
+    let _ = send.finish();
+    let bytes = recv.read_to_end(64 << 20).await.expect("an answer");
+    let reply = decode_frame::<Reply>(&bytes, limits()).expect("a reply frame");
+    match reply.header {
+        Reply::Ok => Ok(decode_bulk(&reply.body).expect("a sync reply")),
+        Reply::Err { kind, message } => {
+            let kind = ErrorKind::ALL
+                .into_iter()
+                .find(|k| k.as_str() == kind)
+                .unwrap();
+            Err((kind, message))
+        }
+    }
+}
+
+/// A valid first sync message (from an empty document).
+fn hello_message() -> Vec<u8> {
+    use automerge::sync::SyncDoc;
+    let mut doc = automerge::AutoCommit::new();
+    let mut state = automerge::sync::State::new();
+    let msg = doc.sync().generate_sync_message(&mut state).unwrap();
+    msg.encode()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_document_never_reaches_a_peer() {
+    let (da, db) = (dir("priv-a"), dir("priv-b"));
+    let a = start("a", &da).await;
+    let b = start("b", &db).await;
+    a.connect(&b.addr().to_string()).await.unwrap();
+    let private = a.docs().unwrap().create(Reach::Private).await.unwrap();
+    let shared = a.docs().unwrap().create(Reach::Cluster).await.unwrap();
+    for id in [private, shared] {
+        let d = a.docs().unwrap().open(id).await.unwrap();
+        d.put("x", "payload").await.unwrap();
+    }
+    // The cluster document arrives (so sync ran), then more rounds pass.
+    converged(&[&a, &b], shared).await;
+    let d = a.docs().unwrap().open(private).await.unwrap();
+    d.put("later", 1i64).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let on_b: Vec<DocId> = b
+        .docs()
+        .unwrap()
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(on_b, vec![shared]);
+    assert_eq!(
+        b.docs().unwrap().open(private).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+
+    // A peer that asks for it by id gets a refusal and no document bytes.
+    let raw = RawPeer::connect(a.addr(), None).await.unwrap();
+    let heads = d.heads().unwrap();
+    let req = SyncRequest {
+        doc: private.0,
+        reach: Reach::Cluster.as_u8(),
+        msg: hello_message(),
+    };
+    let (kind, _) = raw_call(&raw, &encode_bulk(&req).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(kind, ErrorKind::Unauthorized);
+    // A peer cannot push a private document to a node either.
+    let fresh = DocId([7u8; 16]);
+    let req = SyncRequest {
+        doc: fresh.0,
+        reach: Reach::Private.as_u8(),
+        msg: hello_message(),
+    };
+    let (kind, _) = raw_call(&raw, &encode_bulk(&req).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(kind, ErrorKind::Unauthorized);
+    assert_eq!(
+        a.docs().unwrap().open(fresh).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(d.heads().unwrap(), heads);
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_sync_messages_get_clean_errors_and_leave_documents_intact() {
+    let da = dir("hostile");
+    let a = start("a", &da).await;
+    let id = a.docs().unwrap().create(Reach::Cluster).await.unwrap();
+    let doc = a.docs().unwrap().open(id).await.unwrap();
+    doc.put("x", 1i64).await.unwrap();
+    let heads = doc.heads().unwrap();
+    let raw = RawPeer::connect(a.addr(), None).await.unwrap();
+
+    // Not a bincode request at all: the wire codec's error (Corrupted, as for every
+    // service body that does not decode).
+    let (kind, _) = raw_call(&raw, b"\xff\xff\xff garbage").await.unwrap_err();
+    assert_eq!(kind, ErrorKind::Corrupted);
+    // Garbage, truncated and bit-flipped sync messages, for an existing and a new doc.
+    let good = hello_message();
+    let mut flipped = good.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0xff;
+    let cases: Vec<Vec<u8>> = vec![
+        b"garbage".to_vec(),
+        vec![],
+        good[..good.len() / 2].to_vec(),
+        vec![0x42; 4096],
+        flipped,
+    ];
+    for target in [id, DocId([9u8; 16])] {
+        for msg in &cases {
+            let req = SyncRequest {
+                doc: target.0,
+                reach: Reach::Cluster.as_u8(),
+                msg: msg.clone(),
+            };
+            if let Err((kind, m)) = raw_call(&raw, &encode_bulk(&req).unwrap()).await {
+                assert_eq!(kind, ErrorKind::InvalidInput, "{m}");
+            }
+        }
+    }
+    // An unknown reach byte.
+    let req = SyncRequest {
+        doc: id.0,
+        reach: 200,
+        msg: good.clone(),
+    };
+    let (kind, _) = raw_call(&raw, &encode_bulk(&req).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(kind, ErrorKind::InvalidInput);
+    // The document is intact, and a valid exchange still works.
+    assert_eq!(doc.heads().unwrap(), heads);
+    let req = SyncRequest {
+        doc: id.0,
+        reach: Reach::Cluster.as_u8(),
+        msg: good,
+    };
+    let reply = raw_call(&raw, &encode_bulk(&req).unwrap()).await.unwrap();
+    assert!(!reply.msg.is_empty());
+    assert!(eventually(Duration::from_secs(1), || doc.heads().unwrap() == heads).await);
+    a.shutdown().await.unwrap();
+}
