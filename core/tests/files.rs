@@ -573,15 +573,15 @@ async fn a_restart_cleans_leftovers_and_drops_rows_without_their_content() {
     let node = start(&data).await;
     let files = node.files().unwrap();
     let kept = files
-        .put_bytes(pattern(1000, 1), PutOptions::default())
+        .put_bytes(pattern(20_000, 1), PutOptions::default())
         .await
         .unwrap();
     let lost = files
-        .put_bytes(pattern(1000, 2), PutOptions::default())
+        .put_bytes(pattern(20_000, 2), PutOptions::default())
         .await
         .unwrap();
     let short = files
-        .put_bytes(pattern(1000, 3), PutOptions::default())
+        .put_bytes(pattern(20_000, 3), PutOptions::default())
         .await
         .unwrap();
     node.shutdown().await.unwrap();
@@ -600,7 +600,7 @@ async fn a_restart_cleans_leftovers_and_drops_rows_without_their_content() {
 
     let node = start(&data).await;
     let files = node.files().unwrap();
-    assert_eq!(files.get_bytes(kept).await.unwrap().len(), 1000);
+    assert_eq!(files.get_bytes(kept).await.unwrap().len(), 20_000);
     for gone in [lost, short, orphan] {
         assert_eq!(
             files.stat(gone).await.unwrap_err().kind(),
@@ -627,7 +627,7 @@ async fn racing_puts_and_deletes_of_one_file_leave_row_and_content_together() {
     let data = dir("race");
     let node = start(&data).await;
     let files = node.files().unwrap();
-    let bytes = pattern(5000, 5);
+    let bytes = pattern(20_000, 5);
     let id = FileId::of(&bytes);
     for round in 0..40 {
         let put = files.put_bytes(bytes.clone(), PutOptions::named(format!("r{round}")));
@@ -666,5 +666,180 @@ fn the_store_is_usable_from_threads_without_an_async_runtime() {
     .unwrap();
     assert_eq!(&got[..], b"from a plain thread");
     node.shutdown_blocking().unwrap();
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// Flips one byte of `id`'s inlined contents in `<data>/files.redb` (the node stopped).
+fn flip_inlined_byte(data: &Path, id: FileId) {
+    use redb::{ReadableDatabase, TableDefinition};
+    let table: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inline");
+    let db = redb::Database::create(data.join("files.redb")).unwrap();
+    let mut content = {
+        let txn = db.begin_read().unwrap();
+        let t = txn.open_table(table).unwrap();
+        let v = t.get(&id.digest()[..]).unwrap().expect("inlined");
+        v.value().to_vec()
+    };
+    let at = content.len() / 2;
+    content[at] ^= 0x40;
+    let txn = db.begin_write().unwrap();
+    txn.open_table(table)
+        .unwrap()
+        .insert(&id.digest()[..], &content[..])
+        .unwrap();
+    txn.commit().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_up_to_16_kib_are_inlined_and_survive_a_restart() {
+    use memmesh::files::inline::INLINE_MAX;
+    let data = dir("inline");
+    let work = dir("inline-work");
+    let node = start(&data).await;
+    let files = node.files().unwrap();
+    let max = INLINE_MAX as usize;
+    assert_eq!(max, 16 * 1024);
+    let small = pattern(max, 1);
+    let big = pattern(max + 1, 2);
+    let empty = Vec::new();
+    let a = files
+        .put_bytes(small.clone(), PutOptions::named("small"))
+        .await
+        .unwrap();
+    assert!(content_files(&data).is_empty(), "16 KiB is inlined");
+    let b = files
+        .put_bytes(big.clone(), PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        content_files(&data).len(),
+        1,
+        "16 KiB + 1 is a content file"
+    );
+    let e = files
+        .put_bytes(empty.clone(), PutOptions::default())
+        .await
+        .unwrap();
+    // Through a path too.
+    let src = work.join("small-src");
+    let from_path = pattern(max - 7, 3);
+    std::fs::write(&src, &from_path).unwrap();
+    let c = files.put_path(&src, PutOptions::default()).await.unwrap();
+    assert_eq!(c, FileId::of(&from_path));
+    assert_eq!(content_files(&data).len(), 1);
+    // The same content again: no new row, the name updated.
+    assert_eq!(
+        files
+            .put_bytes(small.clone(), PutOptions::named("renamed"))
+            .await
+            .unwrap(),
+        a
+    );
+    let stats = files.stats().unwrap();
+    assert_eq!(stats.files, 4);
+    let expected_used = stored_len(max as u64)
+        + stored_len(max as u64 + 1)
+        + stored_len(0)
+        + stored_len(max as u64 - 7);
+    assert_eq!(stats.disk_used, expected_used, "inlined bytes count");
+    node.shutdown().await.unwrap();
+
+    let node = start(&data).await;
+    let files = node.files().unwrap();
+    assert_eq!(&files.get_bytes(a).await.unwrap()[..], &small[..]);
+    assert_eq!(&files.get_bytes(b).await.unwrap()[..], &big[..]);
+    assert!(files.get_bytes(e).await.unwrap().is_empty());
+    let out = work.join("c-out");
+    files.get_to_path(c, &out).await.unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), from_path);
+    let info = files.stat(a).await.unwrap();
+    assert_eq!(info.size, max as u64);
+    assert_eq!(info.name.as_deref(), Some("renamed"));
+    let stats = files.stats().unwrap();
+    assert_eq!((stats.files, stats.disk_used), (4, expected_used));
+    // A delete of an inlined file frees its bytes; it stays deleted across a restart.
+    files.delete(a).await.unwrap();
+    assert_eq!(
+        files.get_bytes(a).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        files.stats().unwrap().disk_used,
+        expected_used - stored_len(max as u64)
+    );
+    node.shutdown().await.unwrap();
+    let node = start(&data).await;
+    let files = node.files().unwrap();
+    assert_eq!(files.stat(a).await.unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(files.stats().unwrap().files, 3);
+    // No plaintext of the inlined files in the database.
+    let db = std::fs::read(data.join("files.redb")).unwrap();
+    assert!(!db.windows(64).any(|w| w == &from_path[..64]));
+    node.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flipped_byte_of_inlined_contents_is_corrupted_never_returned() {
+    let data = dir("inline-flip");
+    let work = dir("inline-flip-work");
+    let node = start(&data).await;
+    let files = node.files().unwrap();
+    let bytes = pattern(4096, 9);
+    let id = files
+        .put_bytes(bytes.clone(), PutOptions::default())
+        .await
+        .unwrap();
+    node.shutdown().await.unwrap();
+    flip_inlined_byte(&data, id);
+    let node = start(&data).await;
+    let files = node.files().unwrap();
+    let e = files.get_bytes(id).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupted, "{e}");
+    let out = work.join("out");
+    let e = files.get_to_path(id, &out).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupted, "{e}");
+    assert!(!out.exists(), "nothing written from a corrupted file");
+    assert_eq!(std::fs::read_dir(&work).unwrap().count(), 0);
+    node.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inlined_files_count_against_the_quota() {
+    let data = dir("inline-quota");
+    let quota = stored_len(10_000) + 50;
+    let node = builder("q")
+        .data_dir(&data)
+        .disk_quota(quota)
+        .start()
+        .await
+        .unwrap();
+    let files = node.files().unwrap();
+    let a = files
+        .put_bytes(pattern(10_000, 1), PutOptions::default())
+        .await
+        .unwrap();
+    let e = files
+        .put_bytes(pattern(100, 2), PutOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::QuotaExceeded, "{e}");
+    let stats = files.stats().unwrap();
+    assert_eq!((stats.files, stats.disk_used), (1, stored_len(10_000)));
+    // Content already stored needs no room; a delete makes room.
+    files
+        .put_bytes(pattern(10_000, 1), PutOptions::named("again"))
+        .await
+        .unwrap();
+    files.delete(a).await.unwrap();
+    files
+        .put_bytes(pattern(100, 2), PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(files.stats().unwrap().disk_used, stored_len(100));
+    node.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -118,11 +118,11 @@ fn run(db: &Db, contents: &std::path::Path, usage: &Mutex<Usage>, rx: &mpsc::Rec
                     let mut u = usage.lock().unwrap_or_else(|p| p.into_inner());
                     for (job, a) in batch.iter().zip(&applied) {
                         match (&job.op, a.previous) {
-                            (Op::Put { .. }, None) => {
+                            (Op::Put { .. } | Op::PutInline { .. }, None) => {
                                 u.files += 1;
                                 u.used += job.stored;
                             }
-                            (Op::Put { .. }, Some(prev)) => {
+                            (Op::Put { .. } | Op::PutInline { .. }, Some(prev)) => {
                                 u.used = u.used.saturating_sub(prev) + job.stored;
                             }
                             (Op::Delete { .. }, Some(prev)) => {
@@ -150,6 +150,7 @@ fn run(db: &Db, contents: &std::path::Path, usage: &Mutex<Usage>, rx: &mpsc::Rec
 }
 
 fn commit(db: &Db, contents: &std::path::Path, batch: &[Job]) -> Result<Vec<Applied>, FilesError> {
+    // Inlined puts have no content file: a batch of them needs no directory sync.
     if batch.iter().any(|j| matches!(j.op, Op::Put { .. })) {
         crate::durable::sync_dir(contents).map_err(FilesError::io("syncing", contents))?;
     }

@@ -180,7 +180,7 @@ pub fn read_decrypted(
     id: &[u8; 32],
     stored: u64,
     what: &str,
-    mut sink: impl FnMut(&[u8]) -> Result<(), FilesError>,
+    sink: impl FnMut(&[u8]) -> Result<(), FilesError>,
 ) -> Result<(), FilesError> {
     let mut file = File::open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
@@ -198,12 +198,27 @@ pub fn read_decrypted(
             "{what}: content file is {len} bytes, expected {stored}"
         )));
     }
+    decrypt_stream(&mut file, len, key, id, what, sink)
+}
+
+/// Decrypts `len` bytes of ciphertext (a content file's layout, header first) read from
+/// `file`, handing each verified segment's plaintext to `sink`, and checks the whole
+/// against `id`. Any mismatch is `Corrupted`. Shared by content files and inlined
+/// contents (`inline.rs`).
+pub fn decrypt_stream(
+    mut file: impl Read,
+    len: u64,
+    key: &StorageKey,
+    id: &[u8; 32],
+    what: &str,
+    mut sink: impl FnMut(&[u8]) -> Result<(), FilesError>,
+) -> Result<(), FilesError> {
     let mut header = [0u8; HEADER_LEN];
     file.read_exact(&mut header)
         .map_err(|_| FilesError::corrupted(format!("{what}: short header")))?;
     let mut dec = Decryptor::new(key.aead(), &header, len, what)?;
     let mut body = len - HEADER_LEN as u64;
-    let mut buf = vec![0u8; SEALED_SEGMENT];
+    let mut buf = vec![0u8; SEALED_SEGMENT.min(usize::try_from(len).unwrap_or(usize::MAX))];
     let mut hasher = blake3::Hasher::new();
     while body > 0 {
         let n = body.min(SEALED_SEGMENT as u64) as usize;

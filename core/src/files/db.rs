@@ -8,6 +8,11 @@
 //! - `tombstones` (file id → unix ms): deletes that other holders still have to apply.
 //!   Empty until distributed delete arrives; created now so that the schema does not
 //!   change then.
+//!
+//! Schema 2 adds `inline` (file id → ciphertext): the contents of files of at most
+//! [`super::inline::INLINE_MAX`] bytes, written in the same transaction as their row
+//! (`inline.rs`). A schema-1 database is upgraded in place when opened (nothing to
+//! convert); a build that knows only schema 1 refuses a schema-2 one.
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -16,12 +21,13 @@ use redb::{Database, MultimapTableDefinition, ReadableDatabase, ReadableTable, T
 
 use super::crypt::{open_box, seal_box};
 use super::error::FilesError;
+use super::inline::INLINE;
 use super::key::StorageKey;
 
 /// The database file's name inside the data dir.
 pub const DB_FILE: &str = "files.redb";
 /// The schema this build writes and reads.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 /// The key of the schema version in `meta`.
 const SCHEMA_KEY: &str = "schema_version";
 /// Version byte of a [`Record`]'s encoding.
@@ -148,7 +154,18 @@ pub enum Op {
         /// The node holding it.
         holder: [u8; 32],
     },
-    /// Removes a file's row and its holders.
+    /// Like `Put`, with the file's contents (ciphertext) inlined in the `inline` table.
+    PutInline {
+        /// The file id.
+        id: [u8; 32],
+        /// The encoded [`Record`].
+        row: Vec<u8>,
+        /// The node holding it.
+        holder: [u8; 32],
+        /// The sealed contents (a content file's bytes).
+        content: Vec<u8>,
+    },
+    /// Removes a file's row, its holders and its inlined contents.
     Delete {
         /// The file id.
         id: [u8; 32],
@@ -165,7 +182,7 @@ pub struct Applied {
 /// The opened metadata database.
 #[derive(Debug)]
 pub struct Db {
-    db: Database,
+    pub(super) db: Database,
     path: PathBuf,
 }
 
@@ -187,14 +204,15 @@ impl Db {
                         supported: SCHEMA_VERSION,
                     })
                 }
-                Some(_) => {}
-                None => {
+                Some(v) if v == SCHEMA_VERSION => {}
+                Some(_) | None => {
                     meta.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
                 }
             }
             txn.open_table(FILES)?;
             txn.open_multimap_table(HOLDERS)?;
             txn.open_table(TOMBSTONES)?;
+            txn.open_table(INLINE)?;
         }
         txn.commit()?;
         Ok(Db { db, path })
@@ -277,6 +295,7 @@ impl Db {
         {
             let mut files = txn.open_table(FILES)?;
             let mut holders = txn.open_multimap_table(HOLDERS)?;
+            let mut inline = txn.open_table(INLINE)?;
             for op in ops {
                 match op {
                     Op::Put { id, row, holder } => {
@@ -286,7 +305,21 @@ impl Db {
                         holders.insert(&id[..], &holder[..])?;
                         applied.push(Applied { previous });
                     }
+                    Op::PutInline {
+                        id,
+                        row,
+                        holder,
+                        content,
+                    } => {
+                        let previous = files
+                            .insert(&id[..], &row[..])?
+                            .and_then(|old| Record::stored_of(old.value()));
+                        holders.insert(&id[..], &holder[..])?;
+                        inline.insert(&id[..], &content[..])?;
+                        applied.push(Applied { previous });
+                    }
                     Op::Delete { id } => {
+                        inline.remove(&id[..])?;
                         let previous = files
                             .remove(&id[..])?
                             .map(|old| Record::stored_of(old.value()).unwrap_or(0));
@@ -371,12 +404,15 @@ mod tests {
         {
             let raw = Database::create(d.join(DB_FILE)).unwrap();
             let txn = raw.begin_write().unwrap();
-            txn.open_table(META).unwrap().insert(SCHEMA_KEY, 2).unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert(SCHEMA_KEY, SCHEMA_VERSION + 1)
+                .unwrap();
             txn.commit().unwrap();
         }
         let e = Db::open(&d).unwrap_err();
         assert!(
-            matches!(e, FilesError::SchemaTooNew { found: 2, .. }),
+            matches!(e, FilesError::SchemaTooNew { found: 3, .. }),
             "{e}"
         );
         assert_eq!(

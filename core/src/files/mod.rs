@@ -18,6 +18,7 @@ pub mod crypt;
 pub mod db;
 pub mod error;
 pub mod id;
+pub mod inline;
 pub mod key;
 pub mod store;
 

@@ -9,11 +9,12 @@ use bytes::Bytes;
 use tracing::{info, warn};
 
 use super::commit::{Committer, Usage};
-use super::contents::{self, read_decrypted, write_encrypted, TempFile, CONTENTS_DIR};
+use super::contents::{self, write_encrypted, TempFile, CONTENTS_DIR};
 use super::crypt::stored_len;
 use super::db::{Db, Op, Record, DB_FILE};
 use super::error::FilesError;
 use super::id::FileId;
+use super::inline::INLINE_MAX;
 use super::key::{StorageKey, KEY_FILE};
 use super::{FileInfo, FilesStats, Page, PutOptions};
 use crate::identity::NodeId;
@@ -41,13 +42,13 @@ pub struct OpenOptions {
 /// An open store.
 pub struct Store {
     contents: PathBuf,
-    key: StorageKey,
-    db: Arc<Db>,
-    committer: Committer,
+    pub(super) key: StorageKey,
+    pub(super) db: Arc<Db>,
+    pub(super) committer: Committer,
     usage: Arc<Mutex<Usage>>,
     reserved: Mutex<u64>,
     quota: Option<u64>,
-    node: NodeId,
+    pub(super) node: NodeId,
     locks: Vec<tokio::sync::Mutex<()>>,
 }
 
@@ -61,7 +62,7 @@ impl std::fmt::Debug for Store {
 }
 
 /// Bytes reserved against the quota by a put in progress; released on drop.
-struct Reservation<'a> {
+pub(super) struct Reservation<'a> {
     store: &'a Store,
     bytes: u64,
 }
@@ -77,7 +78,7 @@ impl Drop for Reservation<'_> {
     }
 }
 
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -85,7 +86,7 @@ fn now_ms() -> u64 {
 }
 
 /// Runs blocking disk work on tokio's blocking pool.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, FilesError> + Send + 'static,
 ) -> Result<T, FilesError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| {
@@ -140,15 +141,15 @@ impl Store {
         self.committer.stop();
     }
 
-    fn lock_of(&self, id: &[u8; 32]) -> &tokio::sync::Mutex<()> {
+    pub(super) fn lock_of(&self, id: &[u8; 32]) -> &tokio::sync::Mutex<()> {
         &self.locks[id[0] as usize % LOCK_STRIPES]
     }
 
-    fn path_of(&self, id: &[u8; 32]) -> PathBuf {
+    pub(super) fn path_of(&self, id: &[u8; 32]) -> PathBuf {
         self.contents.join(contents::file_name(id))
     }
 
-    fn reserve(&self, bytes: u64) -> Result<Reservation<'_>, FilesError> {
+    pub(super) fn reserve(&self, bytes: u64) -> Result<Reservation<'_>, FilesError> {
         let used = self.usage.lock().unwrap_or_else(|p| p.into_inner()).used;
         let mut r = self.reserved.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(quota) = self.quota {
@@ -182,6 +183,9 @@ impl Store {
         options: PutOptions,
     ) -> Result<FileId, FilesError> {
         check(&options)?;
+        if data.len() as u64 <= INLINE_MAX {
+            return self.put_inline(data, options).await;
+        }
         let store = self.clone();
         let probe = data.clone();
         let id = blocking(move || Ok(FileId::of(&probe))).await?;
@@ -246,6 +250,9 @@ impl Store {
             }
         })
         .await?;
+        if size <= INLINE_MAX {
+            return self.put_small_path(path, size, options).await;
+        }
         let reservation = self.reserve(stored_len(size))?;
         let dir = self.contents.clone();
         let key_store = self.clone();
@@ -313,7 +320,7 @@ impl Store {
     }
 
     /// A put of content already stored: updates the name and content type if given.
-    async fn update_existing(
+    pub(super) async fn update_existing(
         &self,
         id: FileId,
         row: Vec<u8>,
@@ -348,17 +355,10 @@ impl Store {
                 .unwrap_or(usize::MAX)
                 .min(1 << 30);
             let mut out = Vec::with_capacity(cap);
-            read_decrypted(
-                &self.path_of(id.digest()),
-                &self.key,
-                id.digest(),
-                record.stored,
-                &id.to_string(),
-                |p| {
-                    out.extend_from_slice(p);
-                    Ok(())
-                },
-            )?;
+            self.read_contents(&id, record.stored, |p| {
+                out.extend_from_slice(p);
+                Ok(())
+            })?;
             Ok(Bytes::from(out))
         })
         .await
@@ -379,14 +379,7 @@ impl Store {
                 _ => PathBuf::from("."),
             };
             let mut tmp = TempFile::create_in(&parent, ".memmesh-get-")?;
-            read_decrypted(
-                &self.path_of(id.digest()),
-                &self.key,
-                id.digest(),
-                record.stored,
-                &id.to_string(),
-                |p| tmp.write(p),
-            )?;
+            self.read_contents(&id, record.stored, |p| tmp.write(p))?;
             tmp.link_to_new(&path)?;
             crate::durable::sync_dir(&parent).map_err(FilesError::io("syncing", &parent))?;
             Ok(())
@@ -518,8 +511,8 @@ fn check(options: &PutOptions) -> Result<(), FilesError> {
 }
 
 /// Makes the contents directory and the metadata agree after a crash: removes temporary
-/// files, rows whose content file is missing or of the wrong length, and content files
-/// without a row. Returns the usage of what remains.
+/// files, rows whose content file (or inlined contents) is missing or of the wrong length,
+/// and content files without a row. Returns the usage of what remains.
 fn recover(db: &Db, contents: &Path) -> Result<Usage, FilesError> {
     let scan = contents::scan(contents)?;
     let mut removed = 0usize;
@@ -530,16 +523,22 @@ fn recover(db: &Db, contents: &Path) -> Result<Usage, FilesError> {
         }
     }
     let rows = db.all_stored()?;
+    let inline = db.inline_lengths()?;
+    let rows_ids: std::collections::HashSet<[u8; 32]> = rows.iter().map(|(id, _)| *id).collect();
     let mut usage = Usage::default();
     let mut bad_rows = Vec::new();
     let mut listed = std::collections::HashSet::with_capacity(rows.len());
     for (id, stored) in rows {
-        let on_disk = scan.contents.get(&id).copied();
+        // Inlined contents first: a content file of the same id is then an orphan.
+        let inlined = inline.get(&id).copied();
+        let on_disk = inlined.or_else(|| scan.contents.get(&id).copied());
         match (stored, on_disk) {
             (Some(s), Some(len)) if s == len => {
                 usage.used += s;
                 usage.files += 1;
-                listed.insert(id);
+                if inlined.is_none() {
+                    listed.insert(id);
+                }
             }
             _ => {
                 warn!(
@@ -550,6 +549,13 @@ fn recover(db: &Db, contents: &Path) -> Result<Usage, FilesError> {
                 );
                 bad_rows.push(Op::Delete { id });
             }
+        }
+    }
+    // Inlined contents without a row (not written by this build: row and contents
+    // commit together) are dropped too.
+    for id in inline.keys() {
+        if !rows_ids.contains(id) {
+            bad_rows.push(Op::Delete { id: *id });
         }
     }
     if !bad_rows.is_empty() {

@@ -1,0 +1,208 @@
+//! Small files inlined in the metadata (ADR 0016, amended): a file of at most
+//! [`INLINE_MAX`] bytes is encrypted exactly as a content file would be (same header,
+//! same per-file key wrapped by the storage key, same segments) and the ciphertext is
+//! written in the `inline` table of `files.redb`, in the same write transaction as its
+//! row. A put of a small file therefore costs no content file, no rename and no directory
+//! sync: a whole batch of them is made durable by the group commit's one redb commit.
+//!
+//! Reads decrypt and verify the inlined ciphertext with the content files' code
+//! ([`decrypt_stream`]); its `stored` length counts against the quota like a content
+//! file's; a crash cannot leave half of one (row and contents commit together); a delete
+//! removes both in one transaction. Files stored as content files before (schema 1)
+//! stay content files.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::contents::{decrypt_stream, read_decrypted};
+use super::crypt::Encryptor;
+use super::db::{Db, Op, Record};
+use super::error::FilesError;
+use super::id::FileId;
+use super::key::StorageKey;
+use super::store::{blocking, now_ms, Store};
+use super::PutOptions;
+
+/// Files of at most this many plaintext bytes are inlined in the metadata.
+pub const INLINE_MAX: u64 = 16 * 1024;
+
+/// The `inline` table: file id (32 bytes) → its sealed contents (a content file's bytes).
+pub(crate) const INLINE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inline");
+
+/// Encrypts `data` in the content-file layout (header, then sealed segments); returns the
+/// plaintext's BLAKE3 digest and the ciphertext.
+pub fn seal(data: &[u8], key: &StorageKey) -> Result<([u8; 32], Vec<u8>), FilesError> {
+    let (mut enc, mut out) = Encryptor::new(key.aead())?;
+    out.reserve(data.len() + 64);
+    enc.update(data, &mut out)?;
+    let (digest, _) = enc.finish(&mut out)?;
+    Ok((digest, out))
+}
+
+impl Db {
+    /// A file's inlined contents, if it is inlined.
+    pub fn inline(&self, id: &[u8; 32]) -> Result<Option<Vec<u8>>, FilesError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(INLINE)?;
+        Ok(t.get(&id[..])?.map(|v| v.value().to_vec()))
+    }
+
+    /// The length of every inlined file's contents (recovery).
+    pub fn inline_lengths(&self) -> Result<HashMap<[u8; 32], u64>, FilesError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(INLINE)?;
+        let mut out = HashMap::new();
+        for entry in t.iter()? {
+            let (k, v) = entry?;
+            if let Ok(id) = <[u8; 32]>::try_from(k.value()) {
+                out.insert(id, v.value().len() as u64);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Reads a small file's plaintext from `path` (at most `size` bytes, as its metadata
+/// said: more is `Invalid`, as for a streamed put).
+fn read_small(path: &Path, size: u64) -> Result<Vec<u8>, FilesError> {
+    let file = std::fs::File::open(path).map_err(FilesError::io("opening", path))?;
+    let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(size + 1)
+        .read_to_end(&mut data)
+        .map_err(FilesError::io("reading", path))?;
+    if data.len() as u64 > size {
+        return Err(FilesError::Invalid(format!(
+            "{} grew while it was being stored",
+            path.display()
+        )));
+    }
+    Ok(data)
+}
+
+impl Store {
+    /// Puts a file of at most [`INLINE_MAX`] bytes from `path` (its size as found).
+    pub(super) async fn put_small_path(
+        self: Arc<Self>,
+        path: PathBuf,
+        size: u64,
+        options: PutOptions,
+    ) -> Result<FileId, FilesError> {
+        let data = blocking(move || read_small(&path, size)).await?;
+        self.put_inline(Bytes::from(data), options).await
+    }
+
+    /// Puts a file of at most [`INLINE_MAX`] bytes, inlined: one sealed row and its
+    /// contents, committed together by the group committer.
+    pub(super) async fn put_inline(
+        self: Arc<Self>,
+        data: Bytes,
+        options: PutOptions,
+    ) -> Result<FileId, FilesError> {
+        let size = data.len() as u64;
+        // Bounded work (at most 16 KiB to encrypt and hash, one b-tree lookup of the
+        // metadata, whose pages redb caches): done here rather than on the blocking pool,
+        // which would cost two thread hand-offs per put (most of a small put's CPU time).
+        let (digest, content) = seal(&data, &self.key)?;
+        let existing = self.db.get(&digest)?;
+        let id = FileId::from_digest(digest);
+        if existing.is_some() {
+            let _lock = self.lock_of(&digest).lock().await;
+            // Read again under the lock: a delete may have run in between.
+            let store = self.clone();
+            if let Some(row) = blocking(move || store.db.get(&digest)).await? {
+                self.update_existing(id, row, options).await?;
+                return Ok(id);
+            }
+        }
+        // No lock from here: the row and its contents are written by one operation of the
+        // committer, so a concurrent delete or put of the same id is ordered before or
+        // after it as a whole.
+        let stored = content.len() as u64;
+        let reservation = self.reserve(stored)?;
+        let row = Record {
+            size,
+            stored,
+            created: now_ms(),
+            name: options.name,
+            content_type: options.content_type,
+        }
+        .encode(&digest, &self.key)?;
+        let op = Op::PutInline {
+            id: digest,
+            row,
+            holder: *self.node.as_bytes(),
+            content,
+        };
+        self.committer.submit(op, stored).await?;
+        drop(reservation);
+        Ok(id)
+    }
+
+    /// Decrypts and verifies the contents of `id` (inlined or in its content file),
+    /// `stored` bytes of ciphertext as its record says, into `sink`.
+    pub(super) fn read_contents(
+        &self,
+        id: &FileId,
+        stored: u64,
+        sink: impl FnMut(&[u8]) -> Result<(), FilesError>,
+    ) -> Result<(), FilesError> {
+        let what = id.to_string();
+        match self.db.inline(id.digest())? {
+            Some(content) => {
+                let len = content.len() as u64;
+                if len != stored {
+                    return Err(FilesError::corrupted(format!(
+                        "{what}: inlined contents are {len} bytes, expected {stored}"
+                    )));
+                }
+                decrypt_stream(&content[..], len, &self.key, id.digest(), &what, sink)
+            }
+            None => read_decrypted(
+                &self.path_of(id.digest()),
+                &self.key,
+                id.digest(),
+                stored,
+                &what,
+                sink,
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::crypt::stored_len;
+
+    #[test]
+    fn sealed_contents_have_the_content_file_layout_and_read_back() {
+        let key = StorageKey::from_bytes(&[7; 32]).unwrap();
+        for size in [0usize, 1, 4096, INLINE_MAX as usize] {
+            let data: Vec<u8> = (0..size).map(|i| (i * 7) as u8).collect();
+            let (digest, ct) = seal(&data, &key).unwrap();
+            assert_eq!(digest, *blake3::hash(&data).as_bytes());
+            assert_eq!(ct.len() as u64, stored_len(size as u64));
+            let mut back = Vec::new();
+            decrypt_stream(&ct[..], ct.len() as u64, &key, &digest, "x", |p| {
+                back.extend_from_slice(p);
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(back, data);
+            let mut bad = ct.clone();
+            let at = bad.len() - 1;
+            bad[at] ^= 1;
+            let e = decrypt_stream(&bad[..], bad.len() as u64, &key, &digest, "x", |_| Ok(()))
+                .unwrap_err();
+            assert_eq!(
+                crate::error::Classify::kind(&e),
+                crate::ErrorKind::Corrupted
+            );
+        }
+    }
+}
