@@ -119,6 +119,7 @@ fn service() -> BoxedStrategy<Service> {
         }),
         bytes32().prop_map(|id| Service::Fetch { id }),
         Just(Service::Goodbye),
+        Just(Service::Docs),
     ]
     .boxed()
 }
@@ -381,8 +382,11 @@ async fn arbitrary_requests_from_a_member_never_panic_a_node_nor_stop_it_serving
     println!("fuzz: {secs} s, seed {seed} (replay with MEMMESH_FUZZ_SEED={seed})");
 
     let inbox = std::env::temp_dir().join(format!("memmesh-fuzz-{}", std::process::id()));
+    // A data dir, so that the files and documents services serve for real.
+    let data = std::env::temp_dir().join(format!("memmesh-fuzz-data-{}", std::process::id()));
     let target = builder("target")
         .inbox_dir(&inbox)
+        .data_dir(&data)
         .memory_quota(64 << 20)
         .start()
         .await
@@ -452,6 +456,7 @@ async fn arbitrary_requests_from_a_member_never_panic_a_node_nor_stop_it_serving
     honest.shutdown().await.unwrap();
     target.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(&inbox);
+    let _ = std::fs::remove_dir_all(&data);
 }
 
 fn rand_seed() -> u64 {
