@@ -98,6 +98,9 @@ pub enum Service {
     /// as gone at once. Sent on every connection before it is closed, because a QUIC close
     /// alone can be lost (see `node::goodbye`).
     Goodbye,
+    /// Files held for other nodes (body and reply: bulk-encoded, versioned files
+    /// messages, see `files::messages`).
+    Files,
 }
 
 /// What a sender offers at the start of a transfer stream.
