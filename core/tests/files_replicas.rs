@@ -153,11 +153,16 @@ async fn three_replicas_on_four_nodes_outlive_the_origin() {
         }
     }
     let outsider = outsider.expect("one node holds nothing");
-    origin.shutdown().await.unwrap();
-    assert!(sees_down(&outsider, nodes[0].id()).await);
+    // The node holding nothing finds it by search (and does not become a holder).
     let got = outsider.files().unwrap().get_bytes(id).await.unwrap();
     assert_eq!(got.as_ref(), &data[..]);
-    // A get into a path searches the same way; the outsider still stores nothing.
+    assert!(listed(&outsider).await.is_empty());
+    origin.shutdown().await.unwrap();
+    assert!(sees_down(&outsider, nodes[0].id()).await);
+    // Without the origin: found by search again (or, once the survivors restored the
+    // replica count, on the outsider itself); into a path the same way.
+    let got = outsider.files().unwrap().get_bytes(id).await.unwrap();
+    assert_eq!(got.as_ref(), &data[..]);
     let out = base.join("got.bin");
     outsider
         .files()
@@ -166,10 +171,58 @@ async fn three_replicas_on_four_nodes_outlive_the_origin() {
         .await
         .unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), data);
-    assert!(listed(&outsider).await.is_empty());
     for n in &nodes[1..] {
         n.shutdown().await.unwrap();
     }
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_down_for_good_is_replaced_by_the_surviving_holder() {
+    let base = dir("restore");
+    let nodes = cluster(&base, 3).await;
+    let data = pattern(500_000, 6);
+    let id = nodes[0]
+        .files()
+        .unwrap()
+        .put_bytes(data.clone(), replicas(2))
+        .await
+        .unwrap();
+    let holders = nodes[0].files().unwrap().stat(id).await.unwrap().holders;
+    assert_eq!(holders.len(), 2);
+    let (lost, spare): (Vec<&Node>, Vec<&Node>) =
+        nodes[1..].iter().partition(|n| holders.contains(&n.id()));
+    let (lost, spare) = (lost[0], spare[0]);
+    assert!(listed(spare).await.is_empty());
+    let lost_id = lost.id();
+    lost.shutdown().await.unwrap();
+    assert!(sees_down(&nodes[0], lost_id).await);
+    let mut restored = false;
+    for _ in 0..600 {
+        if listed(spare).await.contains(&id) {
+            restored = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        restored,
+        "the replica count was not restored on the spare node"
+    );
+    let info = nodes[0].files().unwrap().stat(id).await.unwrap();
+    assert!(info.holders.contains(&spare.id()), "{:?}", info.holders);
+    let theirs = spare.files().unwrap().stat(id).await.unwrap();
+    assert!(
+        theirs.holders.contains(&nodes[0].id()),
+        "{:?}",
+        theirs.holders
+    );
+    assert_eq!(
+        spare.files().unwrap().get_bytes(id).await.unwrap().as_ref(),
+        &data[..]
+    );
+    nodes[0].shutdown().await.unwrap();
+    spare.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(&base);
 }
 

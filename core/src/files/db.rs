@@ -46,7 +46,8 @@ pub(crate) const TOMBSTONE_PENDING: MultimapTableDefinition<&[u8], &[u8]> =
 
 /// A file id and its encoded [`Record`].
 pub type Row = ([u8; 32], Vec<u8>);
-/// A tombstone's file id and the holders that have yet to acknowledge it.
+/// A file id and nodes: a tombstone's holders that have yet to acknowledge it, or a
+/// file's holders.
 pub type Pending = ([u8; 32], Vec<[u8; 32]>);
 /// A file id and its record's content length (`None` if the record is unreadable).
 pub type StoredLen = ([u8; 32], Option<u64>);
@@ -264,6 +265,27 @@ impl Db {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(TOMBSTONES)?;
         Ok(t.get(&id[..])?.is_some())
+    }
+
+    /// Every file with recorded holders, and those holders.
+    pub fn all_holders(&self) -> Result<Vec<Pending>, FilesError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_multimap_table(HOLDERS)?;
+        let mut out = Vec::new();
+        for entry in t.iter()? {
+            let (k, values) = entry?;
+            let Ok(id) = <[u8; 32]>::try_from(k.value()) else {
+                continue;
+            };
+            let mut nodes = Vec::new();
+            for v in values {
+                if let Ok(n) = <[u8; 32]>::try_from(v?.value()) {
+                    nodes.push(n);
+                }
+            }
+            out.push((id, nodes));
+        }
+        Ok(out)
     }
 
     /// Every tombstone with holders that have yet to acknowledge it, and those holders.

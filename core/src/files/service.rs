@@ -14,7 +14,7 @@ use tracing::{debug, info, warn};
 
 use super::crypt::stored_len;
 use super::error::FilesError;
-use super::holders::{rank, Backoff};
+use super::holders::{acts_for, rank, Backoff};
 use super::id::FileId;
 use super::messages::{Op, Reply, Request};
 use super::reader::{EncryptingWriter, MemoryWriter, PathWriter, Received, Slot};
@@ -319,7 +319,8 @@ impl FilesService {
     }
 
     /// Has `replicas - 1` other nodes hold `id` (stored here already): live members
-    /// ranked by rendezvous, asked in parallel, a refusal moving on to the next.
+    /// ranked by rendezvous, asked in parallel, a refusal moving on to the next. Live
+    /// holders already recorded count. Once done, every holder is told the whole set.
     pub(crate) async fn replicate(self: Arc<Self>, id: FileId, options: PutOptions) -> Result<()> {
         let need = options.replicas.saturating_sub(1) as usize;
         if need == 0 {
@@ -331,62 +332,33 @@ impl FilesService {
             .ok_or_else(|| FilesError::NotFound { id: id.to_string() })?;
         let me = self.me();
         let live = self.live_members();
-        let known: Vec<NodeId> = store
+        let recorded: Vec<NodeId> = store
             .holders(id.digest())?
             .into_iter()
-            .filter(|h| *h != me && live.contains(h))
+            .filter(|h| *h != me)
             .collect();
-        let mut held = known.clone();
-        let mut candidates = rank(id.digest(), &live, &known).into_iter();
-        let mut running = FuturesUnordered::new();
-        let hold = |peer: NodeId, held: &[NodeId]| {
-            let mut told: Vec<[u8; 32]> = held.iter().map(|h| *h.as_bytes()).collect();
-            told.truncate(super::messages::MAX_REPLICAS as usize);
-            let op = Op::Hold {
-                id: *id.digest(),
-                size: record.size,
-                name: options.name.clone().or(record.name.clone()),
-                content_type: options.content_type.clone().or(record.content_type.clone()),
-                holders: told,
-            };
-            // Room for the holder to pull the file: a second per MiB beyond the timeout.
-            let deadline = self
-                .node
-                .config
-                .request_timeout
-                .saturating_add(Duration::from_secs(record.size >> 20));
-            let this = self.clone();
-            async move { (peer, this.call(peer, op, deadline).await) }
+        let known: Vec<NodeId> = recorded
+            .iter()
+            .copied()
+            .filter(|h| live.contains(h))
+            .collect();
+        let what = Hold {
+            id,
+            size: record.size,
+            name: options.name.clone().or(record.name.clone()),
+            content_type: options.content_type.clone().or(record.content_type.clone()),
         };
-        while held.len() + running.len() < need {
-            match candidates.next() {
-                Some(c) => running.push(hold(c, &held)),
-                None => break,
-            }
-        }
-        let mut last: Option<Error> = None;
-        while held.len() < need {
-            let Some((peer, result)) = running.next().await else {
-                break;
-            };
-            match result {
-                Ok(Reply::Held) => {
-                    store.add_holders(*id.digest(), vec![peer]).await?;
-                    held.push(peer);
-                }
-                Ok(other) => last = Some(Self::unexpected(peer, other)),
-                Err(e) => {
-                    debug!(id = %id, peer = %peer.short(), error = %e, "files: a hold failed");
-                    last = Some(e);
-                }
-            }
-            while held.len() + running.len() < need {
-                match candidates.next() {
-                    Some(c) => running.push(hold(c, &held)),
-                    None => break,
-                }
-            }
-        }
+        let (added, last) = self
+            .place(
+                &store,
+                &what,
+                need.saturating_sub(known.len()),
+                &recorded,
+                &known,
+            )
+            .await?;
+        let mut held = known;
+        held.extend(added);
         if held.len() < need {
             return Err(FilesError::Replicated {
                 id: id.to_string(),
@@ -399,7 +371,157 @@ impl FilesService {
             }
             .into());
         }
+        self.tell_holders(&what, &held).await;
         Ok(())
+    }
+
+    fn hold_deadline(&self, size: u64) -> Duration {
+        // Room for the holder to pull the file: a second per MiB beyond the timeout.
+        self.node
+            .config
+            .request_timeout
+            .saturating_add(Duration::from_secs(size >> 20))
+    }
+
+    /// Has `need` more nodes hold `what`: live members not in `exclude`, ranked by
+    /// rendezvous, asked in parallel (a refusal or failure moves on to the next); each
+    /// `Held` is recorded. Returns the new holders and the last failure.
+    async fn place(
+        self: &Arc<Self>,
+        store: &Arc<Store>,
+        what: &Hold,
+        need: usize,
+        exclude: &[NodeId],
+        told: &[NodeId],
+    ) -> Result<(Vec<NodeId>, Option<Error>)> {
+        let mut held: Vec<NodeId> = Vec::new();
+        if need == 0 {
+            return Ok((held, None));
+        }
+        let mut candidates = rank(what.id.digest(), &self.live_members(), exclude).into_iter();
+        let mut running = FuturesUnordered::new();
+        let hold = |peer: NodeId, held: &[NodeId]| {
+            let mut set: Vec<NodeId> = told.to_vec();
+            set.extend(held.iter().copied());
+            let op = what.op(&set);
+            let deadline = self.hold_deadline(what.size);
+            let this = self.clone();
+            async move { (peer, this.call(peer, op, deadline).await) }
+        };
+        let mut last: Option<Error> = None;
+        loop {
+            while held.len() + running.len() < need {
+                match candidates.next() {
+                    Some(c) => running.push(hold(c, &held)),
+                    None => break,
+                }
+            }
+            if held.len() >= need {
+                break;
+            }
+            let Some((peer, result)) = running.next().await else {
+                break;
+            };
+            match result {
+                Ok(Reply::Held) => {
+                    store.add_holders(*what.id.digest(), vec![peer]).await?;
+                    held.push(peer);
+                }
+                Ok(other) => last = Some(Self::unexpected(peer, other)),
+                Err(e) => {
+                    debug!(id = %what.id, peer = %peer.short(), error = %e, "files: a hold failed");
+                    last = Some(e);
+                }
+            }
+        }
+        Ok((held, last))
+    }
+
+    /// Tells every holder in `holders` the whole set (a `Hold` of a file it holds only
+    /// records holders). Failures are only logged.
+    async fn tell_holders(self: &Arc<Self>, what: &Hold, holders: &[NodeId]) {
+        let deadline = self.node.config.request_timeout;
+        let asks: Vec<(NodeId, Op)> = holders
+            .iter()
+            .map(|&peer| {
+                let others: Vec<NodeId> = holders.iter().copied().filter(|h| *h != peer).collect();
+                (peer, what.op(&others))
+            })
+            .collect();
+        futures::stream::iter(asks)
+            .map(|(peer, op)| async move {
+                if let Err(e) = self.call(peer, op, deadline).await {
+                    debug!(peer = %peer.short(), error = %e, "files: telling a holder the others");
+                }
+            })
+            .buffer_unordered(FANOUT)
+            .collect::<Vec<()>>()
+            .await;
+    }
+
+    /// Restores the replica count of the files stored here that `down` (declared down)
+    /// held, for the files this node acts for (the first surviving holder by rendezvous):
+    /// one file at a time, each placed as a put places it.
+    async fn restore(self: Arc<Self>, down: BTreeSet<NodeId>) {
+        let Ok(store) = self.files.store() else {
+            return;
+        };
+        let all = match store.all_holders() {
+            Ok(all) => all,
+            Err(e) => {
+                debug!(error = %e, "files: reading holders");
+                return;
+            }
+        };
+        let me = self.me();
+        for (digest, holders) in all {
+            if self.node.is_closed() {
+                return;
+            }
+            if !holders.iter().any(|h| down.contains(h)) || !store.holds(&digest) {
+                continue;
+            }
+            let is_down =
+                |h: &NodeId| *h != me && self.node.members.state(h) == Some(PeerState::Down);
+            let survivors: Vec<NodeId> = holders
+                .iter()
+                .copied()
+                .filter(|h| !is_down(h))
+                .chain(std::iter::once(me))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            if !acts_for(&digest, &me, &survivors) {
+                continue;
+            }
+            let id = FileId::from_digest(digest);
+            let lost = holders.iter().filter(|h| is_down(h)).count();
+            let Ok(Some(record)) = store.record_of(&id) else {
+                continue;
+            };
+            let what = Hold {
+                id,
+                size: record.size,
+                name: record.name,
+                content_type: record.content_type,
+            };
+            let told: Vec<NodeId> = survivors.iter().copied().filter(|h| *h != me).collect();
+            match self.place(&store, &what, lost, &holders, &told).await {
+                Ok((added, last)) => {
+                    if added.len() < lost {
+                        warn!(id = %id, restored = added.len(), lost, last = ?last.map(|e| e.to_string()), "files: replica count not fully restored");
+                    } else {
+                        info!(id = %id, restored = added.len(), "files: replica count restored");
+                    }
+                    if !added.is_empty() {
+                        let mut all: Vec<NodeId> = told;
+                        all.extend(added);
+                        self.tell_holders(&what, &all).await;
+                    }
+                }
+                Err(e) => debug!(id = %id, error = %e, "files: restoring replicas"),
+            }
+        }
     }
 
     /// The live members holding `id`, recorded holders first, with its size; `Gone`
@@ -618,10 +740,36 @@ impl FilesService {
     }
 }
 
-/// Sends unacknowledged deletes again to holders that are live, with backoff per holder
-/// (a holder that comes back is tried at once), until the node shuts down.
+/// What a `Hold` asks, but the holders it names.
+struct Hold {
+    id: FileId,
+    size: u64,
+    name: Option<String>,
+    content_type: Option<String>,
+}
+
+impl Hold {
+    fn op(&self, holders: &[NodeId]) -> Op {
+        let mut told: Vec<[u8; 32]> = holders.iter().map(|h| *h.as_bytes()).collect();
+        told.truncate(super::messages::MAX_REPLICAS as usize);
+        Op::Hold {
+            id: *self.id.digest(),
+            size: self.size,
+            name: self.name.clone(),
+            content_type: self.content_type.clone(),
+            holders: told,
+        }
+    }
+}
+
+/// Until the node shuts down: sends unacknowledged deletes again to holders that are
+/// live, with backoff per holder (a holder that comes back is tried at once); and when
+/// members are newly declared down, restores the replica count of what they held (in a
+/// task of its own, one at a time).
 async fn retry_loop(service: Arc<FilesService>) {
     let mut was_live: BTreeSet<NodeId> = BTreeSet::new();
+    let mut was_down: BTreeSet<NodeId> = BTreeSet::new();
+    let restoring = Arc::new(tokio::sync::Semaphore::new(1));
     loop {
         tokio::select! {
             _ = service.node.cancel.cancelled() => return,
@@ -630,6 +778,28 @@ async fn retry_loop(service: Arc<FilesService>) {
         let Ok(store) = service.files.store() else {
             return;
         };
+        let down: BTreeSet<NodeId> = service
+            .node
+            .members
+            .get()
+            .map(|m| m.states())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(_, s)| *s == PeerState::Down)
+            .map(|(id, _)| id)
+            .collect();
+        let newly: BTreeSet<NodeId> = down.difference(&was_down).copied().collect();
+        was_down = down;
+        if !newly.is_empty() {
+            let service = service.clone();
+            let restoring = restoring.clone();
+            tokio::spawn(async move {
+                let Ok(_one) = restoring.acquire().await else {
+                    return;
+                };
+                service.restore(newly).await;
+            });
+        }
         let pending = match store.pending_tombstones() {
             Ok(p) => p,
             Err(e) => {

@@ -26,7 +26,8 @@ pub const MAX_PAGE: usize = 1000;
 /// Per-id locks (striped): a put and a delete of one id never interleave.
 const LOCK_STRIPES: usize = 64;
 
-/// A deleted file's id and the holders that have yet to apply the delete.
+/// A file id and nodes: a deleted file's holders that have yet to apply the delete, or a
+/// file's holders.
 pub type PendingDelete = ([u8; 32], Vec<NodeId>);
 
 /// What a store is opened with.
@@ -465,6 +466,16 @@ impl Store {
             )
             .await?;
         Ok(())
+    }
+
+    /// Every file with recorded holders, and those holders.
+    pub fn all_holders(&self) -> Result<Vec<PendingDelete>, FilesError> {
+        Ok(self
+            .db
+            .all_holders()?
+            .into_iter()
+            .map(|(id, nodes)| (id, nodes.into_iter().map(NodeId::from_bytes).collect()))
+            .collect())
     }
 
     /// Deletes acknowledged by some holders only.
