@@ -448,6 +448,80 @@ mod tests {
     }
 
     #[test]
+    fn a_tombstone_waits_for_every_holder_then_goes() {
+        let d = dir("tomb");
+        let db = Db::open(&d).unwrap();
+        let row = Record {
+            size: 1,
+            stored: 7,
+            created: 0,
+            name: None,
+            content_type: None,
+        }
+        .encode(&[4; 32], &key())
+        .unwrap();
+        db.apply(&[
+            Op::Put {
+                id: [4; 32],
+                row,
+                holder: [1; 32],
+            },
+            Op::Holders {
+                id: [4; 32],
+                add: vec![[2; 32], [3; 32]],
+            },
+        ])
+        .unwrap();
+        assert_eq!(db.holders(&[4; 32]).unwrap().len(), 3);
+        assert_eq!(db.all_holders().unwrap().len(), 1);
+        let applied = db
+            .apply(&[Op::Tombstone {
+                id: [4; 32],
+                at: 99,
+                pending: vec![[2; 32], [3; 32]],
+            }])
+            .unwrap();
+        assert_eq!(applied[0].previous, Some(7));
+        assert!(db.get(&[4; 32]).unwrap().is_none());
+        assert!(db.holders(&[4; 32]).unwrap().is_empty());
+        assert!(db.tombstoned(&[4; 32]).unwrap());
+        assert_eq!(
+            db.pending_tombstones().unwrap(),
+            vec![([4; 32], vec![[2; 32], [3; 32]])]
+        );
+        // An acknowledgement from a node that was not pending changes nothing.
+        db.apply(&[Op::Ack {
+            id: [4; 32],
+            node: [9; 32],
+        }])
+        .unwrap();
+        db.apply(&[Op::Ack {
+            id: [4; 32],
+            node: [2; 32],
+        }])
+        .unwrap();
+        assert!(db.tombstoned(&[4; 32]).unwrap());
+        db.apply(&[Op::Ack {
+            id: [4; 32],
+            node: [3; 32],
+        }])
+        .unwrap();
+        assert!(!db.tombstoned(&[4; 32]).unwrap());
+        assert!(db.pending_tombstones().unwrap().is_empty());
+        // A holder's own tombstone (nobody pending) stays.
+        db.apply(&[Op::Tombstone {
+            id: [5; 32],
+            at: 1,
+            pending: vec![],
+        }])
+        .unwrap();
+        assert!(db.tombstoned(&[5; 32]).unwrap());
+        assert!(db.pending_tombstones().unwrap().is_empty());
+        drop(db);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
     fn rows_are_applied_paged_and_a_newer_schema_is_refused() {
         let d = dir("rows");
         let db = Db::open(&d).unwrap();
