@@ -119,6 +119,20 @@ pub trait StoredContent: Send + Sync + 'static {
     fn open_stored(&self, digest: &[u8; 32]) -> Option<(u64, Box<dyn std::io::Read + Send>)>;
 }
 
+/// How much disk this node accepts for others' files: what the files store lends
+/// membership, which advertises it (`Advert::disk_free`).
+pub trait DiskFree: Send + Sync + 'static {
+    /// Bytes: the disk quota minus what is used, bounded by the filesystem's free space
+    /// minus a reserve (0 without a data dir).
+    fn disk_free(&self) -> u64;
+}
+
+impl std::fmt::Debug for dyn DiskFree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DiskFree")
+    }
+}
+
 /// Where a fetch lent to another service writes the verified chunks, in order. Called on
 /// blocking threads.
 pub trait ChunkWriter: Send + 'static {

@@ -341,6 +341,52 @@ async fn a_damaged_copy_is_repaired_from_a_replica_never_returned() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_without_room_is_not_asked_once_its_advert_says_so() {
+    let base = dir("room");
+    let seed = start("n0", &base.join("n0"), None).await;
+    let small = builder("n1")
+        .data_dir(base.join("n1"))
+        .disk_quota(10_000)
+        .bootstrap([seed.addr().to_string()])
+        .start()
+        .await
+        .unwrap();
+    formed(&[&seed, &small]).await;
+    let data = pattern(100_000, 7);
+    let files = seed.files().unwrap();
+    // Until its advert arrives the small node is asked and refuses (QuotaExceeded); once
+    // it advertises its free disk, the put fails before asking anyone.
+    let mut said = String::new();
+    for _ in 0..300 {
+        let e = files
+            .put_bytes(data.clone(), replicas(2))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::PeerUnavailable, "{e}");
+        said = e.message().to_string();
+        if said.contains("replicas 2 asked, but only 1 node(s)") {
+            break;
+        }
+        assert!(said.contains("stored on 1 of 2"), "{said}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        said.contains("replicas 2 asked, but only 1 node(s)"),
+        "{said}"
+    );
+    assert!(listed(&small).await.is_empty());
+    // Small files still fit.
+    let id = files
+        .put_bytes(pattern(1_000, 8), replicas(2))
+        .await
+        .unwrap();
+    assert!(listed(&small).await.contains(&id));
+    seed.shutdown().await.unwrap();
+    small.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hold_of_a_deleted_file_is_refused() {
     let base = dir("refuse");
     let nodes = cluster(&base, 3).await;

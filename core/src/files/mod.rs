@@ -245,6 +245,7 @@ impl Files {
     fn precheck(
         &self,
         options: &PutOptions,
+        size: Option<u64>,
     ) -> std::result::Result<Option<Arc<service::FilesService>>, FilesError> {
         store::check(options)?;
         self.store()?;
@@ -255,7 +256,7 @@ impl Files {
             replicas: options.replicas,
             available: 1,
         })?;
-        net.check_replicas(options.replicas)?;
+        net.check_replicas(options.replicas, size)?;
         Ok(Some(net))
     }
 
@@ -306,7 +307,7 @@ impl Files {
     /// (`PeerUnavailable` saying "stored on k of N" otherwise, keeping the copies made).
     pub async fn put_bytes(&self, data: impl Into<Bytes>, options: PutOptions) -> Result<FileId> {
         let data = data.into();
-        let net = self.precheck(&options)?;
+        let net = self.precheck(&options, Some(data.len() as u64))?;
         let local = options.clone();
         let id = self.run(move |s| s.put_bytes(data, local)).await?;
         self.replicate(net, id, options).await?;
@@ -317,7 +318,8 @@ impl Files {
     /// Replicated as [`Files::put_bytes`] is.
     pub async fn put_path(&self, path: impl Into<PathBuf>, options: PutOptions) -> Result<FileId> {
         let path = path.into();
-        let net = self.precheck(&options)?;
+        let size = std::fs::metadata(&path).ok().map(|m| m.len());
+        let net = self.precheck(&options, size)?;
         let local = options.clone();
         let id = self.run(move |s| s.put_path(path, local)).await?;
         self.replicate(net, id, options).await?;
@@ -416,6 +418,13 @@ impl crate::service::StoredContent for Files {
                 None
             }
         }
+    }
+}
+
+/// Membership advertises this.
+impl crate::service::DiskFree for Files {
+    fn disk_free(&self) -> u64 {
+        self.store().map_or(0, |s| s.disk_free())
     }
 }
 

@@ -306,9 +306,28 @@ impl FilesService {
 
     // ----- asking side -----
 
-    /// Checks, before anything is stored, that `replicas` nodes can hold a file.
-    pub(crate) fn check_replicas(&self, replicas: u32) -> std::result::Result<(), FilesError> {
-        let available = self.live_members().len() + 1;
+    /// Whether `peer` may have room for `size` bytes of plaintext: its advert says so,
+    /// or it has not advertised yet (then its answer to `Hold` will tell).
+    fn has_room(&self, peer: &NodeId, size: u64) -> bool {
+        match self.node.members.get().and_then(|m| m.disk_free(peer)) {
+            Some(free) => free >= stored_len(size),
+            None => true,
+        }
+    }
+
+    /// Checks, before anything is stored, that `replicas` nodes (this one and live
+    /// members advertising room for `size` bytes, if known) can hold a file.
+    pub(crate) fn check_replicas(
+        &self,
+        replicas: u32,
+        size: Option<u64>,
+    ) -> std::result::Result<(), FilesError> {
+        let available = self
+            .live_members()
+            .iter()
+            .filter(|p| size.is_none_or(|s| self.has_room(p, s)))
+            .count()
+            + 1;
         if replicas as usize > available {
             return Err(FilesError::TooFewMembers {
                 replicas,
@@ -398,7 +417,12 @@ impl FilesService {
         if need == 0 {
             return Ok((held, None));
         }
-        let mut candidates = rank(what.id.digest(), &self.live_members(), exclude).into_iter();
+        let roomy: Vec<NodeId> = self
+            .live_members()
+            .into_iter()
+            .filter(|p| self.has_room(p, what.size))
+            .collect();
+        let mut candidates = rank(what.id.digest(), &roomy, exclude).into_iter();
         let mut running = FuturesUnordered::new();
         let hold = |peer: NodeId, held: &[NodeId]| {
             let mut set: Vec<NodeId> = told.to_vec();

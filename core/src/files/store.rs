@@ -637,6 +637,18 @@ impl Store {
         .await
     }
 
+    /// Bytes of ciphertext this store accepts now: the quota minus what is used and
+    /// reserved, bounded by the filesystem's free space minus [`DISK_RESERVE`].
+    pub fn disk_free(&self) -> u64 {
+        let used = self.usage.lock().unwrap_or_else(|p| p.into_inner()).used;
+        let reserved = *self.reserved.lock().unwrap_or_else(|p| p.into_inner());
+        let by_quota = self.quota.map_or(u64::MAX, |q| {
+            q.saturating_sub(used).saturating_sub(reserved)
+        });
+        let by_disk = fs_free(&self.contents).map_or(u64::MAX, |f| f.saturating_sub(DISK_RESERVE));
+        by_quota.min(by_disk)
+    }
+
     /// Disk use, quota and file count.
     pub fn stats(&self) -> FilesStats {
         let u = *self.usage.lock().unwrap_or_else(|p| p.into_inner());
@@ -645,6 +657,34 @@ impl Store {
             disk_quota: self.quota,
             files: u.files,
         }
+    }
+}
+
+/// Space left free on the filesystem for everything else: never offered to others' files.
+pub const DISK_RESERVE: u64 = 256 << 20;
+
+/// Bytes available to this user on the filesystem holding `path` (`statvfs`), if known.
+fn fs_free(path: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+        let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+        // SAFETY: `c` is a valid NUL-terminated path and `st` points to writable memory
+        // of the right type; statvfs fills it on success (checked before it is read).
+        let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+        if rc != 0 {
+            return None;
+        }
+        // SAFETY: statvfs returned 0, so it initialised `st`.
+        let st = unsafe { st.assume_init() };
+        #[allow(clippy::unnecessary_cast)]
+        Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
     }
 }
 

@@ -481,6 +481,8 @@ impl Parts {
             Some(blocks.clone()),
             Some(Arc::new(files.clone())),
         );
+        // Membership advertises the disk the store accepts for others' files.
+        membership.lend_disk(Arc::new(files.clone()));
         let files_service =
             FilesService::start(shared.clone(), &files, Arc::new(transfers.clone()));
         let services = &shared.services;
