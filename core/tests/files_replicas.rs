@@ -197,9 +197,12 @@ async fn a_holder_down_for_good_is_replaced_by_the_surviving_holder() {
     let lost_id = lost.id();
     lost.shutdown().await.unwrap();
     assert!(sees_down(&nodes[0], lost_id).await);
+    // The spare lists it once its copy is durable; the surviving holder records it when
+    // the spare's answer arrives.
     let mut restored = false;
     for _ in 0..600 {
-        if listed(spare).await.contains(&id) {
+        let recorded = nodes[0].files().unwrap().stat(id).await.unwrap().holders;
+        if listed(spare).await.contains(&id) && recorded.contains(&spare.id()) {
             restored = true;
             break;
         }

@@ -307,11 +307,12 @@ impl FilesService {
     // ----- asking side -----
 
     /// Whether `peer` may have room for `size` bytes of plaintext: its advert says so,
-    /// or it has not advertised yet (then its answer to `Hold` will tell).
+    /// or it has not advertised any free disk yet (0 is also what a node advertises
+    /// before its store is wired; a node without a data dir refuses the `Hold`).
     fn has_room(&self, peer: &NodeId, size: u64) -> bool {
         match self.node.members.get().and_then(|m| m.disk_free(peer)) {
-            Some(free) => free >= stored_len(size),
-            None => true,
+            Some(free) if free > 0 => free >= stored_len(size),
+            _ => true,
         }
     }
 
