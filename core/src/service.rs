@@ -58,6 +58,8 @@ pub enum Kind {
     Goodbye,
     /// Document sync.
     Docs,
+    /// Files held for other nodes: hold, has, forget (issue 14, ADR 0018).
+    Files,
 }
 
 impl Kind {
@@ -72,6 +74,7 @@ impl Kind {
             Service::Fetch { .. } => Kind::Fetch,
             Service::Goodbye => Kind::Goodbye,
             Service::Docs => Kind::Docs,
+            Service::Files => Kind::Files,
         }
     }
 }
@@ -105,6 +108,54 @@ pub trait StreamHandler: Send + Sync + 'static {
 pub trait Content: Send + Sync + 'static {
     /// The bytes whose BLAKE3 digest is `digest`, if held here.
     fn by_digest(&self, digest: &[u8; 32]) -> Option<Bytes>;
+}
+
+/// Stored files this node serves by their BLAKE3 digest: what the files store lends the
+/// transfer service, so that a fetch streams a stored file's verified plaintext (read and
+/// decrypted on a blocking thread) without either service naming the other.
+pub trait StoredContent: Send + Sync + 'static {
+    /// Whether the file whose BLAKE3 digest is `digest` is stored here.
+    fn holds(&self, digest: &[u8; 32]) -> bool;
+    /// The plaintext size of the stored file whose BLAKE3 digest is `digest` and a
+    /// blocking reader of its plaintext, each segment authenticated as it is read (a read
+    /// error means the stored copy is damaged). `None` if it is not stored here.
+    fn open_stored(&self, digest: &[u8; 32]) -> Option<(u64, Box<dyn std::io::Read + Send>)>;
+}
+
+/// How much disk this node accepts for others' files: what the files store lends
+/// membership, which advertises it (`Advert::disk_free`).
+pub trait DiskFree: Send + Sync + 'static {
+    /// Bytes: the disk quota minus what is used, bounded by the filesystem's free space
+    /// minus a reserve (0 without a data dir).
+    fn disk_free(&self) -> u64;
+}
+
+impl std::fmt::Debug for dyn DiskFree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DiskFree")
+    }
+}
+
+/// Where a fetch lent to another service writes the verified chunks, in order. Called on
+/// blocking threads.
+pub trait ChunkWriter: Send + 'static {
+    /// Takes the next verified chunk.
+    fn write(&mut self, verified: &[u8]) -> Result<()>;
+    /// The whole was verified against the fetched id: make it durable (or hand it over).
+    fn finish(self: Box<Self>) -> Result<()>;
+}
+
+/// Fetching verified content from a peer into a [`ChunkWriter`]: what the transfer
+/// service lends the files service (replication and search pull through it).
+pub trait Fetcher: Send + Sync + 'static {
+    /// Fetches the content whose BLAKE3 digest is `digest` from `peer` into `into`;
+    /// returns its size once the whole was verified and `into` finished.
+    fn fetch_into(
+        &self,
+        digest: [u8; 32],
+        peer: NodeId,
+        into: Box<dyn ChunkWriter>,
+    ) -> BoxFuture<'static, Result<u64>>;
 }
 
 /// What a service does when the node shuts down.

@@ -357,7 +357,7 @@ async fn without_a_data_dir_every_call_is_unsupported_and_says_why() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn more_than_one_replica_is_unsupported_not_pretended() {
+async fn more_replicas_than_live_members_is_refused_not_pretended() {
     let data = dir("replicas");
     let node = start(&data).await;
     let files = node.files().unwrap();
@@ -371,10 +371,9 @@ async fn more_than_one_replica_is_unsupported_not_pretended() {
         )
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Unsupported);
+    assert_eq!(e.kind(), ErrorKind::PeerUnavailable);
     assert!(
-        e.message()
-            .contains("replicas > 1 arrives with replication"),
+        e.message().contains("replicas 3 asked, but only 1 node(s)"),
         "{e}"
     );
     let e = files

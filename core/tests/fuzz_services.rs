@@ -120,6 +120,7 @@ fn service() -> BoxedStrategy<Service> {
         bytes32().prop_map(|id| Service::Fetch { id }),
         Just(Service::Goodbye),
         Just(Service::Docs),
+        Just(Service::Files),
     ]
     .boxed()
 }

@@ -208,6 +208,7 @@ async fn a_forged_quota_advert_for_another_node_is_ignored() {
         seq: u64::MAX,
         quota: u64::MAX,
         free: u64::MAX,
+        disk_free: u64::MAX,
     };
     peer.gossip(&[], &[forged.encode().unwrap()]).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -240,6 +241,7 @@ async fn an_advert_with_seq_max_does_not_freeze_later_adverts() {
             seq,
             quota: 1 << 20,
             free,
+            disk_free: 0,
         }
         .encode()
         .unwrap()

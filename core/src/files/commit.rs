@@ -125,11 +125,17 @@ fn run(db: &Db, contents: &std::path::Path, usage: &Mutex<Usage>, rx: &mpsc::Rec
                             (Op::Put { .. } | Op::PutInline { .. }, Some(prev)) => {
                                 u.used = u.used.saturating_sub(prev) + job.stored;
                             }
-                            (Op::Delete { .. }, Some(prev)) => {
+                            (Op::Delete { .. } | Op::Tombstone { .. }, Some(prev)) => {
                                 u.files = u.files.saturating_sub(1);
                                 u.used = u.used.saturating_sub(prev);
                             }
-                            (Op::Delete { .. }, None) => {}
+                            (
+                                Op::Delete { .. }
+                                | Op::Tombstone { .. }
+                                | Op::Holders { .. }
+                                | Op::Ack { .. },
+                                _,
+                            ) => {}
                         }
                     }
                 }

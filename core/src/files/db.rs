@@ -3,11 +3,12 @@
 //! Tables (schema 1):
 //! - `meta` (`&str` → `u64`): `"schema_version"`.
 //! - `files` (file id, 32 bytes → record): one row per stored file, see [`Record`].
-//! - `holders` (multimap: file id → node id, 32 bytes each): who holds a copy. This node
-//!   only, until replication arrives.
-//! - `tombstones` (file id → unix ms): deletes that other holders still have to apply.
-//!   Empty until distributed delete arrives; created now so that the schema does not
-//!   change then.
+//! - `holders` (multimap: file id → node id, 32 bytes each): who holds a copy (this node
+//!   and the holders it knows of, ADR 0018).
+//! - `tombstones` (file id → unix ms): deleted files. On the deleting node until every
+//!   holder acknowledged; on a holder that applied a delete, kept.
+//! - `tombstone_pending` (multimap: file id → node id): holders that have yet to apply a
+//!   delete (created on open when missing).
 //!
 //! Schema 2 adds `inline` (file id → ciphertext): the contents of files of at most
 //! [`super::inline::INLINE_MAX`] bytes, written in the same transaction as their row
@@ -17,7 +18,10 @@
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
-use redb::{Database, MultimapTableDefinition, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    Database, MultimapTableDefinition, ReadableDatabase, ReadableMultimapTable, ReadableTable,
+    TableDefinition,
+};
 
 use super::crypt::{open_box, seal_box};
 use super::error::FilesError;
@@ -42,9 +46,15 @@ pub(crate) const FILES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("fi
 pub(crate) const HOLDERS: MultimapTableDefinition<&[u8], &[u8]> =
     MultimapTableDefinition::new("holders");
 pub(crate) const TOMBSTONES: TableDefinition<&[u8], u64> = TableDefinition::new("tombstones");
+/// Multimap: file id → a holder that has yet to acknowledge its delete.
+pub(crate) const TOMBSTONE_PENDING: MultimapTableDefinition<&[u8], &[u8]> =
+    MultimapTableDefinition::new("tombstone_pending");
 
 /// A file id and its encoded [`Record`].
 pub type Row = ([u8; 32], Vec<u8>);
+/// A file id and nodes: a tombstone's holders that have yet to acknowledge it, or a
+/// file's holders.
+pub type Pending = ([u8; 32], Vec<[u8; 32]>);
 /// A file id and its record's content length (`None` if the record is unreadable).
 pub type StoredLen = ([u8; 32], Option<u64>);
 
@@ -170,6 +180,30 @@ pub enum Op {
         /// The file id.
         id: [u8; 32],
     },
+    /// Records more holders of a file.
+    Holders {
+        /// The file id.
+        id: [u8; 32],
+        /// The nodes holding it.
+        add: Vec<[u8; 32]>,
+    },
+    /// Deletes a file for good: removes its row and holders, and keeps a tombstone (time
+    /// of the delete, and the holders that have yet to acknowledge it).
+    Tombstone {
+        /// The file id.
+        id: [u8; 32],
+        /// When it was deleted (unix ms).
+        at: u64,
+        /// The holders that must still apply the delete.
+        pending: Vec<[u8; 32]>,
+    },
+    /// `node` applied the delete of `id`; the tombstone goes once no holder is pending.
+    Ack {
+        /// The file id.
+        id: [u8; 32],
+        /// The holder that acknowledged.
+        node: [u8; 32],
+    },
 }
 
 /// What an [`Op`] changed: the stored bytes of the row it replaced or removed.
@@ -213,6 +247,7 @@ impl Db {
             txn.open_multimap_table(HOLDERS)?;
             txn.open_table(TOMBSTONES)?;
             txn.open_table(INLINE)?;
+            txn.open_multimap_table(TOMBSTONE_PENDING)?;
         }
         txn.commit()?;
         Ok(Db { db, path })
@@ -239,6 +274,55 @@ impl Db {
             if let Ok(h) = <[u8; 32]>::try_from(v?.value()) {
                 out.push(h);
             }
+        }
+        Ok(out)
+    }
+
+    /// Whether a tombstone is kept for `id`.
+    pub fn tombstoned(&self, id: &[u8; 32]) -> Result<bool, FilesError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(TOMBSTONES)?;
+        Ok(t.get(&id[..])?.is_some())
+    }
+
+    /// Every file with recorded holders, and those holders.
+    pub fn all_holders(&self) -> Result<Vec<Pending>, FilesError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_multimap_table(HOLDERS)?;
+        let mut out = Vec::new();
+        for entry in t.iter()? {
+            let (k, values) = entry?;
+            let Ok(id) = <[u8; 32]>::try_from(k.value()) else {
+                continue;
+            };
+            let mut nodes = Vec::new();
+            for v in values {
+                if let Ok(n) = <[u8; 32]>::try_from(v?.value()) {
+                    nodes.push(n);
+                }
+            }
+            out.push((id, nodes));
+        }
+        Ok(out)
+    }
+
+    /// Every tombstone with holders that have yet to acknowledge it, and those holders.
+    pub fn pending_tombstones(&self) -> Result<Vec<Pending>, FilesError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_multimap_table(TOMBSTONE_PENDING)?;
+        let mut out = Vec::new();
+        for entry in t.iter()? {
+            let (k, values) = entry?;
+            let Ok(id) = <[u8; 32]>::try_from(k.value()) else {
+                continue;
+            };
+            let mut nodes = Vec::new();
+            for v in values {
+                if let Ok(n) = <[u8; 32]>::try_from(v?.value()) {
+                    nodes.push(n);
+                }
+            }
+            out.push((id, nodes));
         }
         Ok(out)
     }
@@ -296,6 +380,8 @@ impl Db {
             let mut files = txn.open_table(FILES)?;
             let mut holders = txn.open_multimap_table(HOLDERS)?;
             let mut inline = txn.open_table(INLINE)?;
+            let mut tombstones = txn.open_table(TOMBSTONES)?;
+            let mut pending = txn.open_multimap_table(TOMBSTONE_PENDING)?;
             for op in ops {
                 match op {
                     Op::Put { id, row, holder } => {
@@ -325,6 +411,36 @@ impl Db {
                             .map(|old| Record::stored_of(old.value()).unwrap_or(0));
                         holders.remove_all(&id[..])?;
                         applied.push(Applied { previous });
+                    }
+                    Op::Holders { id, add } => {
+                        for h in add {
+                            holders.insert(&id[..], &h[..])?;
+                        }
+                        applied.push(Applied { previous: None });
+                    }
+                    Op::Tombstone {
+                        id,
+                        at,
+                        pending: waiting,
+                    } => {
+                        inline.remove(&id[..])?;
+                        let previous = files
+                            .remove(&id[..])?
+                            .map(|old| Record::stored_of(old.value()).unwrap_or(0));
+                        holders.remove_all(&id[..])?;
+                        tombstones.insert(&id[..], *at)?;
+                        pending.remove_all(&id[..])?;
+                        for h in waiting {
+                            pending.insert(&id[..], &h[..])?;
+                        }
+                        applied.push(Applied { previous });
+                    }
+                    Op::Ack { id, node } => {
+                        let was_pending = pending.remove(&id[..], &node[..])?;
+                        if was_pending && pending.get(&id[..])?.next().is_none() {
+                            tombstones.remove(&id[..])?;
+                        }
+                        applied.push(Applied { previous: None });
                     }
                 }
             }
@@ -363,6 +479,80 @@ mod tests {
         assert_eq!(Record::stored_of(&bytes), Some(106));
         assert_eq!(Record::decode(&[2; 32], &bytes, &key()), None);
         assert!(!bytes.windows(9).any(|w| w == b"notes.txt"));
+    }
+
+    #[test]
+    fn a_tombstone_waits_for_every_holder_then_goes() {
+        let d = dir("tomb");
+        let db = Db::open(&d).unwrap();
+        let row = Record {
+            size: 1,
+            stored: 7,
+            created: 0,
+            name: None,
+            content_type: None,
+        }
+        .encode(&[4; 32], &key())
+        .unwrap();
+        db.apply(&[
+            Op::Put {
+                id: [4; 32],
+                row,
+                holder: [1; 32],
+            },
+            Op::Holders {
+                id: [4; 32],
+                add: vec![[2; 32], [3; 32]],
+            },
+        ])
+        .unwrap();
+        assert_eq!(db.holders(&[4; 32]).unwrap().len(), 3);
+        assert_eq!(db.all_holders().unwrap().len(), 1);
+        let applied = db
+            .apply(&[Op::Tombstone {
+                id: [4; 32],
+                at: 99,
+                pending: vec![[2; 32], [3; 32]],
+            }])
+            .unwrap();
+        assert_eq!(applied[0].previous, Some(7));
+        assert!(db.get(&[4; 32]).unwrap().is_none());
+        assert!(db.holders(&[4; 32]).unwrap().is_empty());
+        assert!(db.tombstoned(&[4; 32]).unwrap());
+        assert_eq!(
+            db.pending_tombstones().unwrap(),
+            vec![([4; 32], vec![[2; 32], [3; 32]])]
+        );
+        // An acknowledgement from a node that was not pending changes nothing.
+        db.apply(&[Op::Ack {
+            id: [4; 32],
+            node: [9; 32],
+        }])
+        .unwrap();
+        db.apply(&[Op::Ack {
+            id: [4; 32],
+            node: [2; 32],
+        }])
+        .unwrap();
+        assert!(db.tombstoned(&[4; 32]).unwrap());
+        db.apply(&[Op::Ack {
+            id: [4; 32],
+            node: [3; 32],
+        }])
+        .unwrap();
+        assert!(!db.tombstoned(&[4; 32]).unwrap());
+        assert!(db.pending_tombstones().unwrap().is_empty());
+        // A holder's own tombstone (nobody pending) stays.
+        db.apply(&[Op::Tombstone {
+            id: [5; 32],
+            at: 1,
+            pending: vec![],
+        }])
+        .unwrap();
+        assert!(db.tombstoned(&[5; 32]).unwrap());
+        assert!(db.pending_tombstones().unwrap().is_empty());
+        drop(db);
+        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]

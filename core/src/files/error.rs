@@ -117,6 +117,65 @@ pub enum FilesError {
     /// puts at once).
     #[error("committing files metadata failed: {0}")]
     Commit(String),
+    /// A files request of a version this node does not speak.
+    #[error("files request version {found} (this node speaks {speaks})")]
+    Version {
+        /// The version received.
+        found: u8,
+        /// The version this node speaks.
+        speaks: u8,
+    },
+    /// The file was deleted: a tombstone is kept, it never comes back.
+    #[error("file {id} was deleted")]
+    Tombstoned {
+        /// The file.
+        id: String,
+    },
+    /// A put asked for more replicas than there are nodes to hold them.
+    #[error(
+        "replicas {replicas} asked, but only {available} node(s) (this one included) are live \
+         members that can hold files"
+    )]
+    TooFewMembers {
+        /// The replicas asked.
+        replicas: u32,
+        /// The nodes that could hold the file.
+        available: usize,
+    },
+    /// A put could not reach its replica count; the copies made are kept.
+    #[error("{id} stored on {held} of {replicas} nodes: {why}")]
+    Replicated {
+        /// The file.
+        id: String,
+        /// Nodes holding it now.
+        held: usize,
+        /// The replicas asked.
+        replicas: u32,
+        /// The last refusal or failure.
+        why: String,
+    },
+    /// A peer that is not a live member asked this node to hold a file.
+    #[error("node {peer} is not a live member: it cannot ask this node to hold files")]
+    NotMember {
+        /// The peer.
+        peer: String,
+    },
+    /// Too many holds or searches run at once.
+    #[error("too many files {what} at once (at most {max})")]
+    Busy {
+        /// Holds or searches.
+        what: &'static str,
+        /// The budget.
+        max: usize,
+    },
+    /// No live member holds the file.
+    #[error("no file {id} here, and none of the {asked} live member(s) asked holds it")]
+    NoHolder {
+        /// The file.
+        id: String,
+        /// Members asked.
+        asked: usize,
+    },
     /// The store has been closed (the node shut down).
     #[error("the files store is closed (the node shut down)")]
     Closed,
@@ -132,11 +191,18 @@ impl Classify for FilesError {
     fn kind(&self) -> ErrorKind {
         match self {
             FilesError::NoDataDir | FilesError::ReplicasUnsupported => ErrorKind::Unsupported,
-            FilesError::SchemaTooNew { .. } => ErrorKind::Unsupported,
+            FilesError::SchemaTooNew { .. } | FilesError::Version { .. } => ErrorKind::Unsupported,
             FilesError::Invalid(_) | FilesError::PassphraseUnexpected { .. } => {
                 ErrorKind::InvalidInput
             }
-            FilesError::NotFound { .. } => ErrorKind::NotFound,
+            FilesError::NotFound { .. }
+            | FilesError::Tombstoned { .. }
+            | FilesError::NoHolder { .. } => ErrorKind::NotFound,
+            FilesError::TooFewMembers { .. } | FilesError::Replicated { .. } => {
+                ErrorKind::PeerUnavailable
+            }
+            FilesError::NotMember { .. } => ErrorKind::Unauthorized,
+            FilesError::Busy { .. } => ErrorKind::QuotaExceeded,
             FilesError::QuotaExceeded { .. } => ErrorKind::QuotaExceeded,
             FilesError::Corrupted { .. } | FilesError::KeyMissing { .. } => ErrorKind::Corrupted,
             FilesError::PassphraseRequired { .. } | FilesError::WrongPassphrase { .. } => {

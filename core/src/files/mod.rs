@@ -8,18 +8,25 @@
 //! durable (`contents.rs`). At start, leftovers of a crash are cleaned (`store.rs`). The
 //! on-disk format is in `docs/storage-format.md`.
 //!
-//! This version stores files on the local node only: replication, network search,
-//! distributed delete and known peers come later (the metadata schema already has the
-//! `holders` and `tombstones` tables they need).
+//! Across nodes (ADR 0018): a put with `replicas = N` has N-1 other live members hold
+//! the file (chosen by rendezvous hashing, `holders.rs`; each pulls it through the
+//! transfer engine into its own store, `service.rs`); a get of a file not stored here
+//! searches the recorded holders, then every live member; a damaged local copy is set
+//! aside and repaired from a replica; a delete leaves a tombstone until every holder
+//! applied it.
 
 pub mod commit;
 pub mod contents;
 pub mod crypt;
 pub mod db;
 pub mod error;
+pub mod holders;
 pub mod id;
 pub mod inline;
 pub mod key;
+pub mod messages;
+pub mod reader;
+pub(crate) mod service;
 pub mod store;
 
 use std::any::Any;
@@ -43,8 +50,8 @@ pub struct PutOptions {
     pub name: Option<String>,
     /// A content type to remember with the file (stored encrypted).
     pub content_type: Option<String>,
-    /// How many nodes must hold the file before the put returns (this one included).
-    /// Only 1 for now: more is `Unsupported` until replication arrives.
+    /// How many nodes must hold the file before the put returns (this one included),
+    /// 1..=[`messages::MAX_REPLICAS`].
     pub replicas: u32,
 }
 
@@ -81,7 +88,8 @@ pub struct FileInfo {
     pub content_type: Option<String>,
     /// When it was first stored here (unix ms).
     pub created: u64,
-    /// The nodes holding it (this node, until replication arrives).
+    /// The nodes known to hold it: this node, and the holders it recorded (the ones it
+    /// had hold the file, or the ones the node that asked it to hold the file named).
     pub holders: Vec<NodeId>,
 }
 
@@ -114,6 +122,9 @@ enum Slot {
 struct Inner {
     slot: RwLock<Slot>,
     runtime: Option<tokio::runtime::Handle>,
+    /// The node's files service (replication, search, delete), once wired; dropped at
+    /// close (it holds this store).
+    net: RwLock<Option<Arc<service::FilesService>>>,
 }
 
 /// The files store of a node ([`crate::Node::files`]). Cheap to clone.
@@ -152,6 +163,7 @@ impl Files {
             inner: Arc::new(Inner {
                 slot: RwLock::new(slot),
                 runtime,
+                net: RwLock::new(None),
             }),
             _keep: None,
         }
@@ -168,6 +180,13 @@ impl Files {
     /// Closes the store: later calls fail with `Closed`. Waits for queued metadata to be
     /// written. Idempotent.
     pub fn close(&self) {
+        let net = self
+            .inner
+            .net
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        drop(net);
         let old = {
             let mut slot = self.inner.slot.write().unwrap_or_else(|p| p.into_inner());
             match &*slot {
@@ -177,6 +196,81 @@ impl Files {
         };
         if let Slot::Open(store) = old {
             store.close();
+        }
+    }
+
+    /// Attaches the node's files service (once, while the store is open); returns whether
+    /// it was attached.
+    fn attach(&self, net: Arc<service::FilesService>) -> bool {
+        if !matches!(
+            &*self.inner.slot.read().unwrap_or_else(|p| p.into_inner()),
+            Slot::Open(_)
+        ) {
+            return false;
+        }
+        let mut slot = self.inner.net.write().unwrap_or_else(|p| p.into_inner());
+        if slot.is_some() {
+            return false;
+        }
+        *slot = Some(net);
+        true
+    }
+
+    fn net(&self) -> Option<Arc<service::FilesService>> {
+        self.inner
+            .net
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Runs a network operation on the node's runtime.
+    async fn run_net<T, Fut>(&self, op: Fut) -> Result<T>
+    where
+        T: Send + 'static,
+        Fut: std::future::Future<Output = Result<T>> + Send + 'static,
+    {
+        let Some(runtime) = &self.inner.runtime else {
+            return Err(FilesError::NoDataDir.into());
+        };
+        match runtime.spawn(op).await {
+            Ok(r) => r,
+            Err(e) if e.is_cancelled() => Err(FilesError::Closed.into()),
+            Err(e) => Err(crate::Error::from(crate::node::runtime::TaskPanicked(e))
+                .context("a files operation")),
+        }
+    }
+
+    /// Before a put stores anything: the options are valid and, for more than one
+    /// replica, enough live members can hold the file.
+    fn precheck(
+        &self,
+        options: &PutOptions,
+        size: Option<u64>,
+    ) -> std::result::Result<Option<Arc<service::FilesService>>, FilesError> {
+        store::check(options)?;
+        self.store()?;
+        if options.replicas <= 1 {
+            return Ok(None);
+        }
+        let net = self.net().ok_or(FilesError::TooFewMembers {
+            replicas: options.replicas,
+            available: 1,
+        })?;
+        net.check_replicas(options.replicas, size)?;
+        Ok(Some(net))
+    }
+
+    /// Has the other replicas hold `id` (after it was stored here).
+    async fn replicate(
+        &self,
+        net: Option<Arc<service::FilesService>>,
+        id: FileId,
+        options: PutOptions,
+    ) -> Result<()> {
+        match net {
+            Some(net) => self.run_net(net.replicate(id, options)).await,
+            None => Ok(()),
         }
     }
 
@@ -210,28 +304,72 @@ impl Files {
 
     /// Stores `data`; returns its id. Storing content that is already stored changes
     /// nothing but the name and content type, if given.
+    /// With `replicas` N > 1, returns once N-1 other live members hold it durably too
+    /// (`PeerUnavailable` saying "stored on k of N" otherwise, keeping the copies made).
     pub async fn put_bytes(&self, data: impl Into<Bytes>, options: PutOptions) -> Result<FileId> {
         let data = data.into();
-        self.run(move |s| s.put_bytes(data, options)).await
+        let net = self.precheck(&options, Some(data.len() as u64))?;
+        let local = options.clone();
+        let id = self.run(move |s| s.put_bytes(data, local)).await?;
+        self.replicate(net, id, options).await?;
+        Ok(id)
     }
 
     /// Stores the file at `path`, streaming it in bounded memory; returns its id.
+    /// Replicated as [`Files::put_bytes`] is.
     pub async fn put_path(&self, path: impl Into<PathBuf>, options: PutOptions) -> Result<FileId> {
         let path = path.into();
-        self.run(move |s| s.put_path(path, options)).await
+        let size = std::fs::metadata(&path).ok().map(|m| m.len());
+        let net = self.precheck(&options, size)?;
+        let local = options.clone();
+        let id = self.run(move |s| s.put_path(path, local)).await?;
+        self.replicate(net, id, options).await?;
+        Ok(id)
     }
 
-    /// The contents of `id`, verified (`Corrupted` if the stored copy was damaged,
-    /// `NotFound` if it is not stored here).
+    /// The contents of `id`, verified: from this node's store, else fetched from a live
+    /// member holding it (`NotFound` if none does, or if it was deleted). A damaged local
+    /// copy is set aside and repaired from another holder (`Corrupted` if none has a
+    /// good copy): wrong bytes are never returned.
     pub async fn get_bytes(&self, id: FileId) -> Result<Bytes> {
-        self.run(move |s| s.get_bytes(id)).await
+        let local = self.run(move |s| s.get_bytes(id)).await;
+        match (local, self.net()) {
+            (Ok(data), _) => Ok(data),
+            (Err(e), Some(net)) if e.kind() == crate::ErrorKind::NotFound => {
+                self.run_net(net.fetch_bytes(id)).await.map_err(|found| {
+                    if found.kind() == crate::ErrorKind::NotFound {
+                        found
+                    } else {
+                        found.context(format!("{id} is not stored here"))
+                    }
+                })
+            }
+            (Err(e), Some(net)) if e.kind() == crate::ErrorKind::Corrupted => {
+                self.run_net(net.repair(id, e)).await?;
+                self.run(move |s| s.get_bytes(id)).await
+            }
+            (Err(e), _) => Err(e),
+        }
     }
 
-    /// Writes the contents of `id` to a new file at `path`, verified before it appears.
-    /// Never replaces an existing file (`InvalidInput`).
+    /// Writes the contents of `id` to a new file at `path`, verified before it appears
+    /// (found and repaired as [`Files::get_bytes`] does). Never replaces an existing file
+    /// (`InvalidInput`).
     pub async fn get_to_path(&self, id: FileId, path: impl Into<PathBuf>) -> Result<()> {
         let path = path.into();
-        self.run(move |s| s.get_to_path(id, path)).await
+        let target = path.clone();
+        let local = self.run(move |s| s.get_to_path(id, target)).await;
+        match (local, self.net()) {
+            (Ok(()), _) => Ok(()),
+            (Err(e), Some(net)) if e.kind() == crate::ErrorKind::NotFound => {
+                self.run_net(net.fetch_to_path(id, path)).await
+            }
+            (Err(e), Some(net)) if e.kind() == crate::ErrorKind::Corrupted => {
+                self.run_net(net.repair(id, e)).await?;
+                self.run(move |s| s.get_to_path(id, path)).await
+            }
+            (Err(e), _) => Err(e),
+        }
     }
 
     /// What is known of `id`.
@@ -245,14 +383,49 @@ impl Files {
         self.run(move |s| s.list(cursor, limit)).await
     }
 
-    /// Deletes `id` (`NotFound` if it is not stored here).
+    /// Deletes `id` here and on every holder recorded (`NotFound` if it is not stored
+    /// here). Holders unreachable now apply it when they are back; until all did, a
+    /// tombstone is kept, and the file never comes back (not through search, not through
+    /// repair).
     pub async fn delete(&self, id: FileId) -> Result<()> {
-        self.run(move |s| s.delete(id)).await
+        match self.net() {
+            Some(net) => {
+                self.store()?;
+                self.run_net(net.delete(id)).await
+            }
+            None => self.run(move |s| s.delete(id)).await,
+        }
     }
 
     /// Disk used, quota and file count.
     pub fn stats(&self) -> Result<FilesStats> {
         Ok(self.store()?.stats())
+    }
+}
+
+/// The transfer engine serves stored files to fetches through this.
+impl crate::service::StoredContent for Files {
+    fn holds(&self, digest: &[u8; 32]) -> bool {
+        self.store().is_ok_and(|s| s.holds(digest))
+    }
+
+    fn open_stored(&self, digest: &[u8; 32]) -> Option<(u64, Box<dyn std::io::Read + Send>)> {
+        let store = self.store().ok()?;
+        match store.open_plain(digest) {
+            Ok(Some((size, reader))) => Some((size, Box::new(reader))),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(id = %FileId::from_digest(*digest), error = %e, "files: not serving a damaged copy");
+                None
+            }
+        }
+    }
+}
+
+/// Membership advertises this.
+impl crate::service::DiskFree for Files {
+    fn disk_free(&self) -> u64 {
+        self.store().map_or(0, |s| s.disk_free())
     }
 }
 

@@ -16,6 +16,7 @@ use super::error::FilesError;
 use super::id::FileId;
 use super::inline::INLINE_MAX;
 use super::key::{StorageKey, KEY_FILE};
+use super::reader::PlainReader;
 use super::{FileInfo, FilesStats, Page, PutOptions};
 use crate::identity::NodeId;
 
@@ -25,6 +26,10 @@ pub const MAX_NAME_LEN: usize = 4096;
 pub const MAX_PAGE: usize = 1000;
 /// Per-id locks (striped): a put and a delete of one id never interleave.
 const LOCK_STRIPES: usize = 64;
+
+/// A file id and nodes: a deleted file's holders that have yet to apply the delete, or a
+/// file's holders.
+pub type PendingDelete = ([u8; 32], Vec<NodeId>);
 
 /// What a store is opened with.
 #[derive(Debug, Clone)]
@@ -62,7 +67,7 @@ impl std::fmt::Debug for Store {
 }
 
 /// Bytes reserved against the quota by a put in progress; released on drop.
-pub(super) struct Reservation<'a> {
+pub(crate) struct Reservation<'a> {
     store: &'a Store,
     bytes: u64,
 }
@@ -149,7 +154,7 @@ impl Store {
         self.contents.join(contents::file_name(id))
     }
 
-    pub(super) fn reserve(&self, bytes: u64) -> Result<Reservation<'_>, FilesError> {
+    pub(crate) fn reserve(&self, bytes: u64) -> Result<Reservation<'_>, FilesError> {
         let used = self.usage.lock().unwrap_or_else(|p| p.into_inner()).used;
         let mut r = self.reserved.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(quota) = self.quota {
@@ -225,7 +230,7 @@ impl Store {
             Ok((tmp, digest, written))
         })
         .await?;
-        self.finish_put(tmp, digest, written, options, reservation)
+        self.finish_put(tmp, digest, written, options, reservation, false)
             .await
     }
 
@@ -264,22 +269,27 @@ impl Store {
             Ok((tmp, digest, written))
         })
         .await?;
-        self.finish_put(tmp, digest, written, options, reservation)
+        self.finish_put(tmp, digest, written, options, reservation, false)
             .await
     }
 
     /// Renames a written content file into place and commits its row, unless the same
     /// content is already stored.
-    async fn finish_put(
+    pub(crate) async fn finish_put(
         self: &Arc<Self>,
         tmp: TempFile,
         digest: [u8; 32],
         size: u64,
         options: PutOptions,
         reservation: Reservation<'_>,
+        refuse_tombstoned: bool,
     ) -> Result<FileId, FilesError> {
         let id = FileId::from_digest(digest);
         let _lock = self.lock_of(&digest).lock().await;
+        // A copy received for another node never brings a deleted file back.
+        if refuse_tombstoned && self.db.tombstoned(&digest)? {
+            return Err(FilesError::Tombstoned { id: id.to_string() });
+        }
         let existing = blocking({
             let store = self.clone();
             move || store.row(&digest)
@@ -345,6 +355,180 @@ impl Store {
         };
         self.committer.submit(op, stored).await?;
         Ok(())
+    }
+
+    /// The contents directory (where received content files are written).
+    pub fn contents_dir(&self) -> &Path {
+        &self.contents
+    }
+
+    /// The storage key.
+    pub(crate) fn key(&self) -> &StorageKey {
+        &self.key
+    }
+
+    /// This node.
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+
+    /// Whether `id` is stored here (a metadata read).
+    pub fn holds(&self, id: &[u8; 32]) -> bool {
+        matches!(self.row(id), Ok(Some(_)))
+    }
+
+    /// Whether `id` was deleted (a tombstone is kept).
+    pub fn tombstoned(&self, id: &[u8; 32]) -> Result<bool, FilesError> {
+        self.db.tombstoned(id)
+    }
+
+    /// The holders recorded for `id` (this node included if it holds it).
+    pub fn holders(&self, id: &[u8; 32]) -> Result<Vec<NodeId>, FilesError> {
+        Ok(self
+            .db
+            .holders(id)?
+            .into_iter()
+            .map(NodeId::from_bytes)
+            .collect())
+    }
+
+    /// The metadata of `id`, if it is stored here.
+    pub fn record_of(&self, id: &FileId) -> Result<Option<Record>, FilesError> {
+        match self.record(id) {
+            Ok(r) => Ok(Some(r)),
+            Err(FilesError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A reader of the verified plaintext of `id` and its size, if it is stored here.
+    pub fn open_plain(&self, id: &[u8; 32]) -> Result<Option<(u64, PlainReader)>, FilesError> {
+        let file = FileId::from_digest(*id);
+        let Some(record) = self.record_of(&file)? else {
+            return Ok(None);
+        };
+        let reader = match self.db.inline(id)? {
+            Some(content) => {
+                PlainReader::inlined(content, &self.key, *id, record.stored, file.to_string())?
+            }
+            None => PlainReader::open(
+                &self.path_of(id),
+                &self.key,
+                *id,
+                record.stored,
+                file.to_string(),
+            )?,
+        };
+        Ok(Some((record.size, reader)))
+    }
+
+    /// Records `add` as holders of `id`.
+    pub async fn add_holders(&self, id: [u8; 32], add: Vec<NodeId>) -> Result<(), FilesError> {
+        if add.is_empty() {
+            return Ok(());
+        }
+        let add = add.iter().map(|n| *n.as_bytes()).collect();
+        self.committer.submit(Op::Holders { id, add }, 0).await?;
+        Ok(())
+    }
+
+    /// Deletes `id` for good: a tombstone waiting for `pending` to acknowledge (none is
+    /// kept when nobody is pending, unless `keep`), then the content file. Returns
+    /// whether it was stored here.
+    pub async fn tombstone(
+        self: Arc<Self>,
+        id: [u8; 32],
+        pending: Vec<NodeId>,
+        keep: bool,
+    ) -> Result<bool, FilesError> {
+        let _lock = self.lock_of(&id).lock().await;
+        let op = if pending.is_empty() && !keep {
+            Op::Delete { id }
+        } else {
+            Op::Tombstone {
+                id,
+                at: now_ms(),
+                pending: pending.iter().map(|n| *n.as_bytes()).collect(),
+            }
+        };
+        let applied = self.committer.submit(op, 0).await?;
+        let path = self.path_of(&id);
+        let dir = self.contents.clone();
+        blocking(move || {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(FilesError::io("removing", &path)(e)),
+            }
+            crate::durable::sync_dir(&dir).map_err(FilesError::io("syncing", &dir))
+        })
+        .await?;
+        Ok(applied.previous.is_some())
+    }
+
+    /// `node` applied the delete of `id`.
+    pub async fn ack(&self, id: [u8; 32], node: NodeId) -> Result<(), FilesError> {
+        self.committer
+            .submit(
+                Op::Ack {
+                    id,
+                    node: *node.as_bytes(),
+                },
+                0,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Every file with recorded holders, and those holders.
+    pub fn all_holders(&self) -> Result<Vec<PendingDelete>, FilesError> {
+        Ok(self
+            .db
+            .all_holders()?
+            .into_iter()
+            .map(|(id, nodes)| (id, nodes.into_iter().map(NodeId::from_bytes).collect()))
+            .collect())
+    }
+
+    /// Deletes acknowledged by some holders only.
+    pub fn pending_tombstones(&self) -> Result<Vec<PendingDelete>, FilesError> {
+        Ok(self
+            .db
+            .pending_tombstones()?
+            .into_iter()
+            .map(|(id, nodes)| (id, nodes.into_iter().map(NodeId::from_bytes).collect()))
+            .collect())
+    }
+
+    /// Sets a damaged copy of `id` aside: its row goes (durably), and its content file is
+    /// renamed out of the store into `<data_dir>/files-damaged/`. Returns its holders.
+    pub async fn set_aside(self: Arc<Self>, id: [u8; 32]) -> Result<Vec<NodeId>, FilesError> {
+        let holders = self.holders(&id)?;
+        let _lock = self.lock_of(&id).lock().await;
+        self.committer.submit(Op::Delete { id }, 0).await?;
+        let path = self.path_of(&id);
+        let aside = self
+            .contents
+            .parent()
+            .map(|p| p.join("files-damaged"))
+            .unwrap_or_else(|| self.contents.join("..").join("files-damaged"));
+        blocking(move || {
+            crate::durable::create_dir_all(&aside).map_err(FilesError::io("creating", &aside))?;
+            let suffix: [u8; 4] = super::crypt::random()?;
+            let target = aside.join(format!(
+                "{}-{}",
+                contents::file_name(&id),
+                data_encoding::HEXLOWER.encode(&suffix)
+            ));
+            match std::fs::rename(&path, &target) {
+                Ok(()) => warn!(from = %path.display(), to = %target.display(), "files: a damaged copy was set aside"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(FilesError::io("setting aside", &path)(e)),
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(holders)
     }
 
     /// The plaintext of `id`, verified.
@@ -451,6 +635,18 @@ impl Store {
         .await
     }
 
+    /// Bytes of ciphertext this store accepts now: the quota minus what is used and
+    /// reserved, bounded by the filesystem's free space minus [`DISK_RESERVE`].
+    pub fn disk_free(&self) -> u64 {
+        let used = self.usage.lock().unwrap_or_else(|p| p.into_inner()).used;
+        let reserved = *self.reserved.lock().unwrap_or_else(|p| p.into_inner());
+        let by_quota = self.quota.map_or(u64::MAX, |q| {
+            q.saturating_sub(used).saturating_sub(reserved)
+        });
+        let by_disk = fs_free(&self.contents).map_or(u64::MAX, |f| f.saturating_sub(DISK_RESERVE));
+        by_quota.min(by_disk)
+    }
+
     /// Disk use, quota and file count.
     pub fn stats(&self) -> FilesStats {
         let u = *self.usage.lock().unwrap_or_else(|p| p.into_inner());
@@ -459,6 +655,34 @@ impl Store {
             disk_quota: self.quota,
             files: u.files,
         }
+    }
+}
+
+/// Space left free on the filesystem for everything else: never offered to others' files.
+pub const DISK_RESERVE: u64 = 256 << 20;
+
+/// Bytes available to this user on the filesystem holding `path` (`statvfs`), if known.
+fn fs_free(path: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+        let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+        // SAFETY: `c` is a valid NUL-terminated path and `st` points to writable memory
+        // of the right type; statvfs fills it on success (checked before it is read).
+        let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+        if rc != 0 {
+            return None;
+        }
+        // SAFETY: statvfs returned 0, so it initialised `st`.
+        let st = unsafe { st.assume_init() };
+        #[allow(clippy::unnecessary_cast)]
+        Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
     }
 }
 
@@ -490,12 +714,15 @@ fn info(id: FileId, record: Record, holders: Vec<[u8; 32]>) -> FileInfo {
     }
 }
 
-fn check(options: &PutOptions) -> Result<(), FilesError> {
+pub(crate) fn check(options: &PutOptions) -> Result<(), FilesError> {
     if options.replicas == 0 {
         return Err(FilesError::Invalid("replicas must be at least 1".into()));
     }
-    if options.replicas > 1 {
-        return Err(FilesError::ReplicasUnsupported);
+    if options.replicas > super::messages::MAX_REPLICAS {
+        return Err(FilesError::Invalid(format!(
+            "replicas must be at most {}",
+            super::messages::MAX_REPLICAS
+        )));
     }
     for (what, v) in [
         ("name", &options.name),

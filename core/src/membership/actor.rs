@@ -9,7 +9,7 @@
 //! engine through [`Peers`]. Limits: [`crate::membership::limits`]; reasons: ADR 0008.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use foca::{Member, Timer};
@@ -26,6 +26,7 @@ use crate::membership::rate::Ticket;
 use crate::membership::service::{send_packet, sync_with};
 use crate::membership::view::{Event, View};
 use crate::node::shared::Shared;
+use crate::service::DiskFree;
 use crate::transport::pool::Pool;
 
 /// Inputs of the actor.
@@ -94,6 +95,8 @@ pub(crate) struct Actor {
     events: broadcast::Sender<Event>,
     /// Identity renewals after being declared down (shared with the handle).
     rejoins: Arc<AtomicU64>,
+    /// How much disk this node accepts for others' files (lent by the files store).
+    disk: Arc<OnceLock<Arc<dyn DiskFree>>>,
 }
 
 /// What the actor shares with the [`Membership`](crate::membership::handle::Membership)
@@ -113,6 +116,8 @@ pub(crate) struct Setup {
     pub rejoins: Arc<AtomicU64>,
     /// The free-quota adverts.
     pub adverts: AdvertTable,
+    /// What says how much disk this node accepts for others' files, once lent.
+    pub disk: Arc<OnceLock<Arc<dyn DiskFree>>>,
 }
 
 impl Actor {
@@ -126,6 +131,7 @@ impl Actor {
             events,
             rejoins,
             adverts,
+            disk,
         } = setup;
         let me = MemberId::own(
             shared.id,
@@ -146,6 +152,7 @@ impl Actor {
             tx,
             events,
             rejoins,
+            disk,
         }
     }
 
@@ -177,7 +184,8 @@ impl Actor {
                 },
                 _ = tick.tick() => {
                     let budget = &self.shared.budget;
-                    let quota = FreeQuota { limit: budget.limit(), free: budget.free() };
+                    let disk_free = self.disk.get().map_or(0, |d| d.disk_free());
+                    let quota = FreeQuota { limit: budget.limit(), free: budget.free(), disk_free };
                     self.engine.tick(Instant::now(), Some(quota), &PoolPeers(&self.shared.pool));
                     self.carry_out();
                 }

@@ -1,5 +1,5 @@
 //! Free-quota adverts gossiped through SWIM: each node piggybacks
-//! `(id, seq, quota, free)` on foca's messages as a custom broadcast, so members learn
+//! `(id, seq, quota, free, disk_free)` on foca's messages as a custom broadcast, so members learn
 //! each other's free RAM without extra round trips. `Auto` block placement and
 //! `PeerInfo::quota_free` read the table kept here.
 //!
@@ -36,7 +36,13 @@ pub struct Advert {
     pub quota: u64,
     /// Bytes of it still free.
     pub free: u64,
+    /// Bytes of disk it accepts for others' files (its disk quota minus what it uses,
+    /// bounded by the filesystem's free space minus a reserve; 0 without a data dir).
+    pub disk_free: u64,
 }
+
+/// The most disk an advert may claim free (1 EiB): larger claims are cut to it.
+pub const MAX_ADVERT_DISK: u64 = 1 << 60;
 
 impl Advert {
     /// The advert's wire form.
@@ -45,12 +51,13 @@ impl Advert {
     }
 
     /// The advert with its figures made plausible: quota at most [`MAX_ADVERT_QUOTA`],
-    /// free at most the quota.
+    /// free at most the quota, free disk at most [`MAX_ADVERT_DISK`].
     pub fn capped(self) -> Advert {
         let quota = self.quota.min(MAX_ADVERT_QUOTA);
         Advert {
             quota,
             free: self.free.min(quota),
+            disk_free: self.disk_free.min(MAX_ADVERT_DISK),
             ..self
         }
     }
@@ -280,6 +287,7 @@ mod tests {
             seq,
             quota: 100,
             free,
+            disk_free: 0,
         }
     }
 
@@ -297,6 +305,7 @@ mod tests {
             seq: u64::MAX,
             quota: u64::MAX,
             free: u64::MAX,
+            disk_free: u64::MAX,
         };
         assert_eq!(table.offer(forged, &liar, t0), Verdict::NotFromSubject);
         assert_eq!(table.get(&honest.id).unwrap().free, 50);
@@ -328,9 +337,11 @@ mod tests {
             seq: 2,
             quota: 1 << 20,
             free: u64::MAX,
+            disk_free: u64::MAX,
         };
         table.offer(greedy, &node, t0);
         assert_eq!(table.get(&node.id).unwrap().free, 1 << 20);
+        assert_eq!(table.get(&node.id).unwrap().disk_free, MAX_ADVERT_DISK);
         let huge = Advert {
             seq: 3,
             quota: u64::MAX,

@@ -117,6 +117,8 @@ pub struct FreeQuota {
     pub limit: u64,
     /// What is free of it.
     pub free: u64,
+    /// Disk this node accepts for others' files (see `Advert::disk_free`).
+    pub disk_free: u64,
 }
 
 /// What the engine asks its driver to do, in order.
@@ -215,7 +217,7 @@ pub struct Engine<V: ViewCell = View> {
     rng: StdRng,
     advert_seq: u64,
     /// What was last advertised, and when.
-    advertised: Option<(u64, Instant)>,
+    advertised: Option<((u64, u64), Instant)>,
     /// Identity renewals after being declared down.
     rejoins: u64,
     /// Re-dialling the bootstrap addresses while alone.
@@ -665,8 +667,9 @@ impl<V: ViewCell> Engine<V> {
     /// `ADVERT_MIN_INTERVAL`) or when a periodic refresh is due.
     fn advertise(&mut self, quota: FreeQuota, now: Instant) {
         let free = quota.free;
+        let figures = (free, quota.disk_free);
         if let Some((last, at)) = self.advertised {
-            if last == free || now.duration_since(at) < ADVERT_MIN_INTERVAL {
+            if last == figures || now.duration_since(at) < ADVERT_MIN_INTERVAL {
                 return;
             }
         }
@@ -676,6 +679,7 @@ impl<V: ViewCell> Engine<V> {
             seq: self.advert_seq,
             quota: quota.limit,
             free,
+            disk_free: quota.disk_free,
         };
         match advert.encode() {
             Ok(data) => {
@@ -685,7 +689,7 @@ impl<V: ViewCell> Engine<V> {
             }
             Err(e) => debug!(error = %e, "free-quota advert not encoded"),
         }
-        self.advertised = Some((free, now));
+        self.advertised = Some((figures, now));
     }
 
     /// Reaches across a healed split: announces this node to a few members held as down
@@ -1079,6 +1083,7 @@ mod tests {
         let quota = FreeQuota {
             limit: 1 << 20,
             free: 1 << 19,
+            disk_free: 1 << 30,
         };
         a.tick(t0 + TICK, Some(quota), &Net::default());
         a.take_outputs();
@@ -1090,7 +1095,10 @@ mod tests {
             b.packet(&packet, t0 + S, &net);
         }
         let advert = b.adverts.get(&a.id()).expect("the advert arrived");
-        assert_eq!((advert.quota, advert.free), (quota.limit, quota.free));
+        assert_eq!(
+            (advert.quota, advert.free, advert.disk_free),
+            (quota.limit, quota.free, quota.disk_free)
+        );
     }
 
     /// Sends every packet among `outputs` from `from` to `to`; returns `to`'s outputs.

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -28,6 +28,7 @@ use crate::membership::view::{Event, View};
 use crate::node::members::Liveness;
 use crate::node::shared::Shared;
 use crate::peer::PeerState;
+use crate::service::DiskFree;
 
 /// Capacity of the event broadcast channel (per subscriber backlog).
 const EVENT_BACKLOG: usize = 1024;
@@ -44,6 +45,8 @@ pub struct Membership {
     queue: Queue,
     /// Full-state syncs being served, per peer and in total.
     syncing: Queue,
+    /// What tells the actor how much disk to advertise (lent once, by the files store).
+    disk: Arc<OnceLock<Arc<dyn DiskFree>>>,
 }
 
 impl Membership {
@@ -60,6 +63,7 @@ impl Membership {
         let (events, _) = broadcast::channel(EVENT_BACKLOG);
         let rejoins = Arc::new(AtomicU64::new(0));
         let adverts = AdvertTable::default();
+        let disk: Arc<OnceLock<Arc<dyn DiskFree>>> = Arc::default();
         let actor = Actor::new(
             shared,
             Setup {
@@ -70,6 +74,7 @@ impl Membership {
                 events: events.clone(),
                 rejoins: rejoins.clone(),
                 adverts: adverts.clone(),
+                disk: disk.clone(),
             },
         );
         shared.runtime.handle().spawn(actor.run(rx));
@@ -81,7 +86,14 @@ impl Membership {
             rejoins,
             queue: Queue::new(MAX_QUEUED_PACKETS_PER_PEER, MAX_QUEUED_PACKETS),
             syncing: Queue::new(MAX_SYNCS_IN_FLIGHT_PER_PEER, MAX_SYNCS_IN_FLIGHT),
+            disk,
         })
+    }
+
+    /// Advertises, from now on, the disk `source` says this node accepts for others'
+    /// files (once; later calls are ignored).
+    pub(crate) fn lend_disk(&self, source: Arc<dyn DiskFree>) {
+        let _ = self.disk.set(source);
     }
 
     /// Tells the actor about a fresh authenticated connection.
@@ -170,6 +182,10 @@ impl Liveness for Membership {
 
     fn free(&self, id: &NodeId) -> Option<u64> {
         self.advert(id).map(|a| a.free)
+    }
+
+    fn disk_free(&self, id: &NodeId) -> Option<u64> {
+        self.advert(id).map(|a| a.disk_free)
     }
 
     fn rejoins(&self) -> u64 {

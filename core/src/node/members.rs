@@ -22,6 +22,8 @@ pub trait Liveness: Send + Sync + 'static {
     fn states(&self) -> Vec<(NodeId, PeerState)>;
     /// The free quota `id` last advertised (this node's own included).
     fn free(&self, id: &NodeId) -> Option<u64>;
+    /// The disk for others' files `id` last advertised (this node's own included).
+    fn disk_free(&self, id: &NodeId) -> Option<u64>;
     /// How many times this node rejoined after the cluster had declared it down.
     fn rejoins(&self) -> u64;
     /// A fresh authenticated connection to `id`, called `name`, reachable at `addrs`.

@@ -28,6 +28,7 @@ use crate::channel::Channel;
 use crate::datadir::DataDirLock;
 use crate::discovery::mdns::{self, Mdns};
 use crate::error::{Error, Result};
+use crate::files::service::FilesService;
 use crate::files::Files;
 use crate::identity::{Keypair, NodeId};
 use crate::membership::events::Events;
@@ -488,17 +489,23 @@ impl Parts {
         let channels = ChannelService::new(shared.clone());
         let blocks = BlocksService::new(shared.clone());
         let cache = CacheService::new(shared.clone());
-        // Fetches serve published content, and blocks by their id.
+        // Fetches serve published content, blocks and stored files by their id.
         let transfers = TransferService::new(
             shared.clone(),
             shared.config.inbox_dir.clone(),
             Some(blocks.clone()),
+            Some(Arc::new(files.clone())),
         );
+        // Membership advertises the disk the store accepts for others' files.
+        membership.lend_disk(Arc::new(files.clone()));
+        let files_service =
+            FilesService::start(shared.clone(), &files, Arc::new(transfers.clone()));
         let services = &shared.services;
         services.serve(Kind::Channel, channels.clone());
         services.serve(Kind::Membership, membership.clone());
         services.serve(Kind::Blocks, blocks.clone());
         services.serve(Kind::Cache, cache.clone());
+        services.serve(Kind::Files, files_service);
         services.take_streams(Kind::Transfer, transfers.clone());
         services.take_streams(Kind::Fetch, transfers.clone());
         services.on_shutdown(channels.clone());

@@ -12,6 +12,7 @@ use tracing::debug;
 use crate::error::{Error, ErrorKind, Result};
 use crate::identity::NodeId;
 use crate::node::connect::connection;
+use crate::service::ChunkWriter;
 use crate::transfer::error::TransferError;
 use crate::transfer::limits::check_receive_chunk_size;
 use crate::transfer::messages::{Answer, Found};
@@ -20,7 +21,7 @@ use crate::transfer::progress::Reporter;
 use crate::transfer::receive::{accept, check_name, take_chunks};
 use crate::transfer::send::{stream, Streaming};
 use crate::transfer::service::TransferService;
-use crate::transfer::sink::{complete, open_sink};
+use crate::transfer::sink::{complete, open_sink, Sink};
 use crate::transfer::source::{Prepared, Reader};
 use crate::transfer::verify::{Verifier, DEFAULT_CHUNK_SIZE};
 use crate::transfer::{Direction, Offer, Received, Source};
@@ -39,13 +40,18 @@ pub(crate) fn parse_id(id: &str) -> Result<[u8; 32]> {
         .ok_or_else(|| TransferError::BadId(id.to_string()).into())
 }
 
-/// What this node serves under `id`: published content, else a block it holds.
+/// What this node serves under `id`: published content, else a block it holds, else a
+/// file of its store.
 async fn lookup(shared: &TransferService, id: &[u8; 32]) -> Result<Option<(String, Prepared)>> {
     if let Some(found) = shared.transfers.published(id) {
         return Ok(Some(found));
     }
     let Some(data) = shared.content(id) else {
-        return Ok(None);
+        let Some(store) = shared.stored(id) else {
+            return Ok(None);
+        };
+        let name = format!("file-{}", &data_encoding::HEXLOWER.encode(id)[..12]);
+        return Ok(Some((name, Prepared::Stored { digest: *id, store })));
     };
     // A block's name: the first 12 hex digits of its id (`blake3:<hex>`).
     let name = format!("block-{}", &data_encoding::HEXLOWER.encode(id)[..12]);
@@ -122,12 +128,36 @@ pub(crate) async fn within<T>(
         .map_err(|_| TransferError::Idle(idle.as_secs()))?
 }
 
+/// Where a fetch goes.
+pub(crate) enum FetchInto {
+    /// A file (through a partial file of its own: resumable).
+    Path(PathBuf),
+    /// Memory, charged to the quota.
+    Memory,
+    /// A writer another service lent (the files store).
+    Writer(Box<dyn ChunkWriter>),
+}
+
 /// Fetches `id` from `peer` into `into` (a file path, or memory when `None`).
 pub(crate) async fn fetch(
     shared: &Arc<TransferService>,
     id: [u8; 32],
     peer: NodeId,
     into: Option<PathBuf>,
+) -> Result<Received> {
+    let into = match into {
+        Some(path) => FetchInto::Path(path),
+        None => FetchInto::Memory,
+    };
+    fetch_to(shared, id, peer, into).await
+}
+
+/// Fetches `id` from `peer` into `into`.
+pub(crate) async fn fetch_to(
+    shared: &Arc<TransferService>,
+    id: [u8; 32],
+    peer: NodeId,
+    into: FetchInto,
 ) -> Result<Received> {
     let idle = shared.transfers.idle();
     let limits = FrameLimits::with_body(DEFAULT_CHUNK_SIZE as usize);
@@ -149,30 +179,34 @@ pub(crate) async fn fetch(
     let stop = CancellationToken::new();
     let fetched = async {
         let target = match into {
-            Some(path) => {
+            FetchInto::Path(path) => {
                 let claims = &shared.transfers.claims;
                 let target = claims
                     .open(&path, key, found.size, found.chunk_size, &stop, idle)
                     .await?;
-                Some((path, target))
+                Ok(Some((path, target)))
             }
-            None => None,
+            FetchInto::Memory => Ok(None),
+            FetchInto::Writer(w) => Err(w),
         };
         let size = found.size;
-        let mut sink = open_sink(
-            target,
-            key,
-            size,
-            found.chunk_size,
-            &mut verifier,
-            &shared.budget,
-        )
-        .map_err(|e| match e.kind() {
-            ErrorKind::QuotaExceeded => {
-                TransferError::FetchIntoFile(e.message().to_string()).into()
-            }
-            _ => e,
-        })?;
+        let mut sink = match target {
+            Ok(target) => open_sink(
+                target,
+                key,
+                size,
+                found.chunk_size,
+                &mut verifier,
+                &shared.budget,
+            )
+            .map_err(|e| match e.kind() {
+                ErrorKind::QuotaExceeded => {
+                    TransferError::FetchIntoFile(e.message().to_string()).into()
+                }
+                _ => e,
+            })?,
+            Err(writer) => Sink::writer(writer, found.chunk_size),
+        };
         within(
             idle,
             write_frame(&mut send, &accept(&verifier), &[], limits),
@@ -213,6 +247,7 @@ pub(crate) async fn fetch(
 pub(crate) async fn content_hash(source: &Prepared) -> Result<[u8; 32]> {
     match source {
         Prepared::Bytes { tree, .. } => Ok(tree.root),
+        Prepared::Stored { digest, .. } => Ok(*digest),
         Prepared::Path(path) => {
             let path = path.clone();
             tokio::task::spawn_blocking(move || {

@@ -16,7 +16,7 @@ use crate::transfer::messages::{Answer, Part, Resume};
 use crate::transfer::partials::partial_key;
 use crate::transfer::progress::Reporter;
 use crate::transfer::service::TransferService;
-use crate::transfer::sink::{complete, open_sink, FileOut, Sink};
+use crate::transfer::sink::{complete, open_sink, Out, Sink};
 use crate::transfer::verify::{ChunkHeader, Verifier};
 use crate::transfer::{Destination, Direction, Offer, Received};
 use crate::wire::codec::FrameLimits;
@@ -203,7 +203,7 @@ type Checking = tokio::task::JoinHandle<(Checker, BytesMut, Result<()>)>;
 /// What verifies and stores chunks; moved to a blocking thread for each chunk and back.
 struct Checker {
     verifier: Verifier,
-    out: Option<FileOut>,
+    out: Option<Out>,
 }
 
 impl Checker {

@@ -9,7 +9,9 @@ use bytes::Bytes;
 
 use crate::identity::NodeId;
 use crate::node::shared::Shared;
-use crate::service::{BoxFuture, Content, Shutdown, StreamHandler};
+use crate::service::{
+    BoxFuture, ChunkWriter, Content, Fetcher, Shutdown, StoredContent, StreamHandler,
+};
 use crate::transfer::{fetch, receive, TransferState};
 use crate::wire::Service;
 
@@ -22,6 +24,8 @@ pub struct TransferService {
     pub(crate) transfers: TransferState,
     /// Content held by other services that a fetch may ask for by its hash.
     content: Option<Arc<dyn Content>>,
+    /// Stored files a fetch may ask for by their hash.
+    stored: Option<Arc<dyn StoredContent>>,
 }
 
 impl std::fmt::Debug for TransferService {
@@ -35,17 +39,25 @@ impl std::fmt::Debug for TransferService {
 
 impl TransferService {
     /// The transfer service of the node `node`, delivering into `inbox` when no offer
-    /// handler is set, and serving fetches of `content` too.
+    /// handler is set, and serving fetches of `content` (blocks) and `stored` (files)
+    /// too.
     pub(crate) fn new(
         node: Arc<Shared>,
         inbox: Option<PathBuf>,
         content: Option<Arc<dyn Content>>,
+        stored: Option<Arc<dyn StoredContent>>,
     ) -> Arc<Self> {
         Arc::new(Self {
             node,
             transfers: TransferState::new(inbox),
             content,
+            stored,
         })
+    }
+
+    /// The store holding the file whose hash is `id`, if one does.
+    pub(crate) fn stored(&self, id: &[u8; 32]) -> Option<Arc<dyn StoredContent>> {
+        self.stored.as_ref().filter(|s| s.holds(id)).cloned()
     }
 
     /// Content another service holds under the BLAKE3 hash `id`.
@@ -76,6 +88,25 @@ impl StreamHandler for TransferService {
                 Service::Fetch { id } => fetch::serve(self, from, id, send, recv).await,
                 _ => {}
             }
+        })
+    }
+}
+
+impl Fetcher for Arc<TransferService> {
+    fn fetch_into(
+        &self,
+        digest: [u8; 32],
+        peer: NodeId,
+        into: Box<dyn ChunkWriter>,
+    ) -> BoxFuture<'static, crate::error::Result<u64>> {
+        let shared = self.clone();
+        Box::pin(async move {
+            if shared.is_closed() {
+                return Err(crate::error::Error::closed());
+            }
+            let received =
+                fetch::fetch_to(&shared, digest, peer, fetch::FetchInto::Writer(into)).await?;
+            Ok(received.offer.size)
         })
     }
 }

@@ -11,6 +11,7 @@ use tracing::debug;
 
 use crate::error::{Error, Result};
 use crate::memory::MemoryBudget;
+use crate::service::ChunkWriter;
 use crate::transfer::error::TransferError;
 use crate::transfer::partials::{Claim, Claims, Target};
 use crate::transfer::stack::TreeStack;
@@ -240,9 +241,36 @@ impl AsRef<[u8]> for Charged {
     }
 }
 
+/// What verified chunks are written to, on a blocking thread: a partial file, or the
+/// writer another service lent a fetch (the files store's encrypting writer).
+pub(crate) enum Out {
+    File(Box<FileOut>),
+    Writer(Box<dyn ChunkWriter>),
+}
+
+impl Out {
+    /// Appends a verified chunk; `tree` is the verifier's state once it is accepted.
+    pub(crate) fn write(&mut self, data: &[u8], tree: &TreeStack) -> Result<()> {
+        match self {
+            Out::File(f) => f.write(data, tree),
+            Out::Writer(w) => w.write(data),
+        }
+    }
+}
+
+/// Chunks handed to a lent writer.
+pub(crate) struct WriterSink {
+    /// `None` while a chunk is being written.
+    out: Option<Box<dyn ChunkWriter>>,
+    spare: Vec<BytesMut>,
+    chunk_size: usize,
+}
+
 /// Where received chunks go.
 pub(crate) enum Sink {
     File(Box<FileSink>),
+    /// Into a writer another service lent (nothing of it is kept here).
+    Writer(Box<WriterSink>),
     /// The verified content so far, and the rest of the space reserved for the whole
     /// (each chunk is read into the front of `rest`, split off, and joined to
     /// `assembled` once verified, without copying), charged to the memory quota.
@@ -261,6 +289,10 @@ impl Sink {
                 .spare
                 .pop()
                 .unwrap_or_else(|| BytesMut::with_capacity(f.chunk_size)),
+            Sink::Writer(w) => w
+                .spare
+                .pop()
+                .unwrap_or_else(|| BytesMut::with_capacity(w.chunk_size)),
             Sink::Memory { rest, .. } => std::mem::take(rest),
         }
     }
@@ -269,7 +301,7 @@ impl Sink {
     /// returns the frame's body.
     pub(crate) fn after_read(&mut self, mut buf: BytesMut) -> BytesMut {
         match self {
-            Sink::File(_) => buf,
+            Sink::File(_) | Sink::Writer(_) => buf,
             Sink::Memory { rest, .. } => {
                 let body = buf.split();
                 *rest = buf;
@@ -285,23 +317,39 @@ impl Sink {
                 data.clear();
                 f.spare.push(data);
             }
+            Sink::Writer(w) => {
+                data.clear();
+                w.spare.push(data);
+            }
             Sink::Memory { assembled, .. } => assembled.unsplit(data),
         }
     }
 
-    /// Takes the open file out, to write chunks on a blocking thread.
-    pub(crate) fn take_out(&mut self) -> Option<FileOut> {
+    /// Takes the open file (or writer) out, to write chunks on a blocking thread.
+    pub(crate) fn take_out(&mut self) -> Option<Out> {
         match self {
-            Sink::File(f) => f.out.take(),
+            Sink::File(f) => f.out.take().map(|o| Out::File(Box::new(o))),
+            Sink::Writer(w) => w.out.take().map(Out::Writer),
             Sink::Memory { .. } => None,
         }
     }
 
-    /// Puts the open file back.
-    pub(crate) fn put_out(&mut self, out: Option<FileOut>) {
-        if let Sink::File(f) = self {
-            f.out = out;
+    /// Puts the open file (or writer) back.
+    pub(crate) fn put_out(&mut self, out: Option<Out>) {
+        match (self, out) {
+            (Sink::File(f), Some(Out::File(o))) => f.out = Some(*o),
+            (Sink::Writer(w), Some(Out::Writer(o))) => w.out = Some(o),
+            _ => {}
         }
+    }
+
+    /// A sink writing into `writer`.
+    pub(crate) fn writer(writer: Box<dyn ChunkWriter>, chunk_size: u32) -> Sink {
+        Sink::Writer(Box::new(WriterSink {
+            out: Some(writer),
+            spare: Vec::new(),
+            chunk_size: chunk_size as usize,
+        }))
     }
 
     /// The content proved wrong as a whole: its partial file is removed, so that the
@@ -410,6 +458,15 @@ pub(crate) async fn complete(
             .await
             .map_err(|e| TransferError::task("syncing", e))??;
             Ok((Some(path), None))
+        }
+        Sink::Writer(w) => {
+            let out = w
+                .out
+                .ok_or(TransferError::Bug("the writer was lost by a write"))?;
+            tokio::task::spawn_blocking(move || out.finish())
+                .await
+                .map_err(|e| TransferError::task("finishing", e))??;
+            Ok((None, None))
         }
         Sink::Memory {
             assembled, charge, ..

@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 use crate::error::{Error, Result};
 use crate::identity::NodeId;
+use crate::service::StoredContent;
 use crate::transfer::error::TransferError;
 use crate::transfer::tree::{chunk_count, chunk_hash, chunk_len, ContentTree};
 use crate::transfer::verify::DEFAULT_CHUNK_SIZE;
@@ -19,8 +20,22 @@ use crate::transfer::Source;
 /// once (shared by every peer and every fetch), or a file, read and hashed as it streams.
 #[derive(Debug, Clone)]
 pub(crate) enum Prepared {
-    Bytes { data: Bytes, tree: Arc<ContentTree> },
+    Bytes {
+        data: Bytes,
+        tree: Arc<ContentTree>,
+    },
     Path(PathBuf),
+    /// A file of the files store, by its digest (decrypted as it streams).
+    Stored {
+        digest: [u8; 32],
+        store: Arc<dyn StoredContent>,
+    },
+}
+
+impl std::fmt::Debug for dyn StoredContent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoredContent")
+    }
 }
 
 /// Content up to this size is hashed on the calling task; larger off the runtime.
@@ -65,6 +80,12 @@ pub(crate) enum Reader {
         data: Bytes,
         tree: Arc<ContentTree>,
     },
+    /// A stored file's plaintext, read through its store.
+    Stored {
+        read: Box<dyn std::io::Read + Send>,
+        len: u64,
+        digest: [u8; 32],
+    },
 }
 
 impl Reader {
@@ -106,6 +127,21 @@ impl Reader {
                     meta.len(),
                 ))
             }
+            Prepared::Stored { digest, store } => {
+                let (len, read) = store.open_stored(digest).ok_or_else(|| {
+                    TransferError::NotPublished(data_encoding::HEXLOWER.encode(digest))
+                })?;
+                let name = format!("file-{}", &data_encoding::HEXLOWER.encode(digest)[..12]);
+                Ok((
+                    Reader::Stored {
+                        read,
+                        len,
+                        digest: *digest,
+                    },
+                    name,
+                    len,
+                ))
+            }
         }
     }
 
@@ -114,6 +150,7 @@ impl Reader {
     pub(crate) fn id(&self, sender: &NodeId, name: &str) -> [u8; 32] {
         match self {
             Reader::Bytes { tree, .. } => tree.root,
+            Reader::Stored { digest, .. } => *digest,
             Reader::File { len, modified, .. } => {
                 let mut h = blake3::Hasher::new();
                 h.update(sender.as_bytes());
@@ -149,6 +186,11 @@ impl Reader {
                 tokio::task::spawn_blocking(move || {
                     read_file_chunks(path, file, len, modified, chunk_size, tx)
                 });
+                Chunks::File(rx)
+            }
+            Reader::Stored { read, len, .. } => {
+                let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+                tokio::task::spawn_blocking(move || read_stored_chunks(read, len, chunk_size, tx));
                 Chunks::File(rx)
             }
         }
@@ -216,6 +258,34 @@ fn read_file_chunks(
         })();
         let failed = read.is_err();
         if tx.blocking_send(read).is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Reads a stored file's plaintext chunk by chunk, hashing each, and hands them to `tx`
+/// until the end, an error (a damaged stored copy), or the streaming side going away.
+fn read_stored_chunks(
+    mut read: Box<dyn std::io::Read + Send>,
+    len: u64,
+    chunk_size: u32,
+    tx: tokio::sync::mpsc::Sender<Result<Hashed>>,
+) {
+    use std::io::Read;
+    let count = chunk_count(len, chunk_size);
+    for index in 0..count {
+        let want = chunk_len(len, chunk_size, index) as usize;
+        let chunk = (|| {
+            let mut buf = Vec::with_capacity(want);
+            (&mut read).take(want as u64).read_to_end(&mut buf)?;
+            if buf.len() != want {
+                return Err(Error::from(TransferError::Bug("a stored file ended early")));
+            }
+            let hash = chunk_hash(index, count, chunk_size, &buf);
+            Ok((Bytes::from(buf), hash))
+        })();
+        let failed = chunk.is_err();
+        if tx.blocking_send(chunk).is_err() || failed {
             return;
         }
     }

@@ -101,6 +101,9 @@ pub enum Service {
     /// An Automerge sync message for one document (body and reply: bulk-encoded
     /// `docs::sync` messages).
     Docs,
+    /// Files held for other nodes (body and reply: bulk-encoded, versioned files
+    /// messages, see `files::messages`).
+    Files,
 }
 
 /// What a sender offers at the start of a transfer stream.
