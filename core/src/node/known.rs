@@ -35,8 +35,9 @@ const REFRESH_EVERY: Duration = Duration::from_secs(2);
 const SAVE_DEBOUNCE: Duration = Duration::from_secs(1);
 /// The longest time between saves of mere last-seen refreshes (shorter for short ttls).
 const TOUCH_SAVE_EVERY: Duration = Duration::from_secs(10 * 60);
-/// Rounds of redials of a remembered peer at start (backoff between them).
-const REDIAL_ROUNDS: u32 = 6;
+/// Rounds of redials of a remembered peer at start (backoff between them: about a
+/// minute in all, so nodes of a cluster restarted one after the other find each other).
+const REDIAL_ROUNDS: u32 = 16;
 /// Remembered peers redialled at once.
 const REDIAL_CONCURRENCY: usize = 8;
 
@@ -331,12 +332,16 @@ async fn redial_all(shared: Arc<Shared>, dials: Vec<(NodeId, Vec<SocketAddr>)>) 
 }
 
 /// Dials `id` (pinned: only that node may answer) at its remembered addresses, in a few
-/// rounds with backoff, until it is connected or the node shuts down.
+/// rounds with backoff, until it is connected, membership knows it (and takes over: it
+/// learned of it from another member), or the node shuts down.
 async fn redial(shared: Arc<Shared>, id: NodeId, addrs: Vec<SocketAddr>) {
     let mut delay = Duration::from_millis(200);
     for round in 1..=REDIAL_ROUNDS {
         for addr in &addrs {
-            if shared.is_closed() || shared.pool.live(&id).is_some() {
+            if shared.is_closed()
+                || shared.pool.live(&id).is_some()
+                || shared.members.state(&id).is_some()
+            {
                 return;
             }
             if let Some(why) = shared.hello.key.refusal(addr.ip()) {
