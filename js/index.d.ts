@@ -83,6 +83,12 @@ export interface NodeOptions {
    * one opens only with it (a wrong one rejects `Node.start` with code Unauthorized).
    */
   storagePassphrase?: string
+  /**
+   * How long a node with a `dataDir` remembers a member it has not seen, in milliseconds
+   * (default 7 days, at most 365 days; 0 remembers nothing). Remembered members are
+   * redialled at start, so a restarted node rejoins its cluster without `bootstrap`.
+   */
+  knownPeersTtlMs?: number
   /** Failure detection and membership timing (default: memmesh's). */
   membership?: MembershipOptions
   /** QUIC transport tuning (default: memmesh's). */

@@ -108,6 +108,7 @@ const OPTION_TYPES = {
   inboxDir: 'string',
   diskQuota: 'number',
   storagePassphrase: 'string',
+  knownPeersTtlMs: 'number',
   membership: ['probePeriodMs', 'probeRttMs', 'suspectTimeoutMs', 'downGraceMs', 'forgetAfterMs',
     'fullSyncIntervalMs', 'rejoinIntervalMs'],
   tuning: ['mtuUpperBound', 'segmentationOffload', 'streamReceiveWindow', 'receiveWindow',

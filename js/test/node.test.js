@@ -3,6 +3,9 @@
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
 const { Node, MemmeshError, ERROR_CODES } = require('..')
 const { startNode, startNodes, rejectsWith, throwsWith, TIMEOUT } = require('../support/nodes')
 
@@ -69,6 +72,18 @@ test('bad options are InvalidInput', { timeout: TIMEOUT }, async () => {
   await rejectsWith(Node.start({ listen: '127.0.0.1:0', mdnss: false }), 'InvalidInput', /unknown option "mdnss"/)
   await rejectsWith(Node.start({ listen: 7 }), 'InvalidInput', /listen must be a string/)
   await rejectsWith(Node.start('127.0.0.1:0'), 'InvalidInput', /options must be an object/)
+})
+
+test('knownPeersTtlMs is taken and validated', { timeout: TIMEOUT }, async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'memmesh-known-'))
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const a = await Node.start({ listen: '127.0.0.1:0', mdns: false, dataDir: dir, knownPeersTtlMs: 3600 * 1000 })
+  await a.shutdown()
+  const off = await Node.start({ listen: '127.0.0.1:0', mdns: false, dataDir: dir, knownPeersTtlMs: 0 })
+  await off.shutdown()
+  await rejectsWith(Node.start({ listen: '127.0.0.1:0', mdns: false, knownPeersTtlMs: -1 }), 'InvalidInput', /knownPeersTtlMs/)
+  await rejectsWith(Node.start({ listen: '127.0.0.1:0', mdns: false, knownPeersTtlMs: 400 * 86400 * 1000 }), 'InvalidInput', /known_peers_ttl must be at most/)
+  await rejectsWith(Node.start({ listen: '127.0.0.1:0', mdns: false, knownPeersTtlMs: '7d' }), 'InvalidInput', /knownPeersTtlMs/)
 })
 
 test('connect to a bad address is InvalidInput', { timeout: TIMEOUT }, async (t) => {

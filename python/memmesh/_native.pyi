@@ -199,6 +199,7 @@ class Node:
         tuning: Optional[dict[str, Union[int, float, bool, str]]] = None,
         disk_quota: Optional[int] = None,
         storage_passphrase: Optional[str] = None,
+        known_peers_ttl: Optional[float] = None,
     ) -> Node: ...
     @property
     def id(self) -> str: ...

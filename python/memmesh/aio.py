@@ -158,6 +158,9 @@ class Node:
     # * ``storage_passphrase``: protects the files store's key with a passphrase (needs
     #   ``data_dir``); a data dir made with one opens only with it (a wrong one is
     #   ``UnauthorizedError``).
+    # * ``known_peers_ttl``: seconds a node with a ``data_dir`` remembers a member it has
+    #   not seen (default 7 days, at most 365; ``0`` remembers nothing). Remembered
+    #   members are redialled at start, so a restarted node rejoins without bootstrap.
     # * ``threads``: worker threads of the node's own runtime (default 2).
     # * ``max_message_size``: largest message, request or response (default 8 MiB).
     # * ``request_timeout``, ``send_timeout``, ``connect_timeout``: seconds (30, 30, 5).
@@ -210,6 +213,7 @@ class Node:
         tuning: Optional[Mapping[str, Union[int, float, bool, str]]] = None,
         disk_quota: Optional[int] = None,
         storage_passphrase: Optional[str] = None,
+        known_peers_ttl: Optional[float] = None,
     ) -> _Starting:
         """Starts a node (see :class:`memmesh.Node` for the options)."""
         return _Starting(
@@ -234,6 +238,7 @@ class Node:
                 tuning=tuning,
                 disk_quota=disk_quota,
                 storage_passphrase=storage_passphrase,
+                known_peers_ttl=known_peers_ttl,
             )
         )
 
@@ -261,6 +266,7 @@ class Node:
     #     tuning: Optional[Mapping[str, Union[int, float, bool, str]]] = None,
     #     disk_quota: Optional[int] = None,
     #     storage_passphrase: Optional[str] = None,
+    #     known_peers_ttl: Optional[float] = None,
     # ) -> None:
     #     self._native = _native.Node(
     #         **node_options(
@@ -284,6 +290,7 @@ class Node:
     #             tuning=tuning,
     #             disk_quota=disk_quota,
     #             storage_passphrase=storage_passphrase,
+    #             known_peers_ttl=known_peers_ttl,
     #         )
     #     )
     #     track(self._native)

@@ -166,6 +166,21 @@ def test_membership_and_tuning_options_are_taken_and_validated() -> None:
             memmesh.Node(**options, **LOCAL)  # type: ignore[arg-type]
 
 
+def test_known_peers_ttl_is_taken_and_validated(tmp_path) -> None:
+    # Seconds; 0 remembers nothing; a negative or absurd value is InvalidInputError.
+    for ttl in (3600.0, 0):
+        node = memmesh.Node(data_dir=str(tmp_path / f"d{ttl}"), known_peers_ttl=ttl, **LOCAL)
+        node.shutdown()
+    bad = [
+        (-1.0, "known_peers_ttl must be a non-negative number of seconds"),
+        (400 * 86400.0, "known_peers_ttl must be at most"),
+        (float("nan"), "known_peers_ttl"),
+    ]
+    for ttl, match in bad:
+        with pytest.raises(memmesh.InvalidInputError, match=match):
+            memmesh.Node(known_peers_ttl=ttl, **LOCAL)
+
+
 def test_handlers_set_after_shutdown_raise_closed(make_node) -> None:
     a = make_node()
     ch = a.channel("late")

@@ -52,6 +52,10 @@ pub struct NodeOptions {
     pub disk_quota: Option<f64>,
     /// A passphrase protecting the files store's storage key (needs `dataDir`).
     pub storage_passphrase: Option<String>,
+    /// How long a node with a `dataDir` remembers a member it has not seen, in
+    /// milliseconds (default 7 days, at most 365 days; 0 remembers nothing). Remembered
+    /// members are redialled at start, so a restarted node rejoins without bootstrap.
+    pub known_peers_ttl_ms: Option<f64>,
     /// Failure detection and membership timing (default: the core's).
     pub membership: Option<MembershipOptions>,
     /// QUIC transport tuning (default: the core's).
@@ -164,6 +168,7 @@ impl NodeOptions {
             inbox_dir: self.inbox_dir.map(Into::into),
             disk_quota: int("diskQuota", self.disk_quota)?,
             storage_passphrase: self.storage_passphrase,
+            known_peers_ttl: ms("knownPeersTtlMs", self.known_peers_ttl_ms)?,
             threads: int("threads", self.threads)?,
             max_message_size: int("maxMessageSize", self.max_message_size)?,
             request_timeout: ms("requestTimeoutMs", self.request_timeout_ms)?,

@@ -55,6 +55,8 @@ pub struct Options {
     pub disk_quota: Option<i64>,
     /// A passphrase protecting the files store's storage key.
     pub storage_passphrase: Option<String>,
+    /// How long an unseen member is remembered, in seconds (0: never).
+    pub known_peers_ttl: Option<f64>,
 }
 
 impl Options {
@@ -81,6 +83,7 @@ impl Options {
             inbox_dir: self.inbox_dir,
             disk_quota: n(py, "disk_quota", self.disk_quota)?,
             storage_passphrase: self.storage_passphrase,
+            known_peers_ttl: s("known_peers_ttl", self.known_peers_ttl)?,
             threads: n(py, "threads", self.threads)?,
             max_message_size: n(py, "max_message_size", self.max_message_size)?,
             request_timeout: s("request_timeout", self.request_timeout)?,

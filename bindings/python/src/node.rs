@@ -42,7 +42,8 @@ impl PyNode {
         *, name=None, listen=None, cluster_secret=None, open=None, bootstrap=None, mdns=None,
         mdns_interfaces=None, memory_quota=None, data_dir=None, threads=None, max_message_size=None,
         request_timeout=None, send_timeout=None, connect_timeout=None, channel_queue=None,
-        inbox_dir=None, membership=None, tuning=None, disk_quota=None, storage_passphrase=None
+        inbox_dir=None, membership=None, tuning=None, disk_quota=None, storage_passphrase=None,
+        known_peers_ttl=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -67,6 +68,7 @@ impl PyNode {
         tuning: Option<Py<PyDict>>,
         disk_quota: Option<i64>,
         storage_passphrase: Option<String>,
+        known_peers_ttl: Option<f64>,
     ) -> PyResult<Self> {
         let config = Options {
             name,
@@ -89,6 +91,7 @@ impl PyNode {
             tuning,
             disk_quota,
             storage_passphrase,
+            known_peers_ttl,
         }
         .into_config(py)?;
         let node = wait(py, Node::start(config))?;

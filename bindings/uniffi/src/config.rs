@@ -61,6 +61,11 @@ pub struct NodeConfig {
     /// with one opens only with it (a wrong one throws `Unauthorized`).
     #[uniffi(default = None)]
     pub storage_passphrase: Option<String>,
+    /// How long a node with a `data_dir` remembers a member it has not seen, in
+    /// milliseconds (default 7 days, at most 365 days; 0 remembers nothing). Remembered
+    /// members are redialled at start, so a restarted node rejoins without `bootstrap`.
+    #[uniffi(default = 604800000)]
+    pub known_peers_ttl_ms: u64,
     /// Worker threads of the node's own runtime.
     #[uniffi(default = 2)]
     pub threads: u32,
@@ -183,6 +188,7 @@ impl From<memmesh::NodeConfig> for NodeConfig {
             inbox_dir: c.inbox_dir.map(|d| d.to_string_lossy().into_owned()),
             disk_quota: c.disk_quota,
             storage_passphrase: c.storage_passphrase,
+            known_peers_ttl_ms: millis(c.known_peers_ttl),
             threads: saturating_u32(c.threads),
             max_message_size: c.max_message_size as u64,
             request_timeout_ms: millis(c.request_timeout),
@@ -283,6 +289,7 @@ impl TryFrom<NodeConfig> for memmesh::NodeConfig {
             inbox_dir: c.inbox_dir.map(PathBuf::from),
             disk_quota: c.disk_quota,
             storage_passphrase: c.storage_passphrase,
+            known_peers_ttl: Some(Duration::from_millis(c.known_peers_ttl_ms)),
             threads: Some(c.threads as usize),
             max_message_size: Some(platform_size("max_message_size", c.max_message_size)?),
             request_timeout: Some(Duration::from_millis(c.request_timeout_ms)),
@@ -379,6 +386,7 @@ mod tests {
             ("inbox_dir", none(&d.inbox_dir)),
             ("disk_quota", none(&d.disk_quota)),
             ("storage_passphrase", none(&d.storage_passphrase)),
+            ("known_peers_ttl_ms", d.known_peers_ttl_ms.to_string()),
             ("threads", d.threads.to_string()),
             ("max_message_size", d.max_message_size.to_string()),
             ("request_timeout_ms", d.request_timeout_ms.to_string()),
@@ -418,6 +426,7 @@ mod tests {
             inbox_dir: Some("/tmp/inbox".into()),
             disk_quota: Some(1 << 30),
             storage_passphrase: Some("pw".into()),
+            known_peers_ttl_ms: 60_000,
             threads: 1,
             max_message_size: 4096,
             request_timeout_ms: 1500,
@@ -443,6 +452,7 @@ mod tests {
         assert_eq!(core.inbox_dir, Some(PathBuf::from("/tmp/inbox")));
         assert_eq!(core.disk_quota, Some(1 << 30));
         assert_eq!(core.storage_passphrase.as_deref(), Some("pw"));
+        assert_eq!(core.known_peers_ttl, Duration::from_secs(60));
         assert_eq!(core.membership.suspect_timeout, Duration::from_secs(3));
         assert_eq!(core.tuning.keep_alive, Duration::from_secs(1));
         assert_eq!(core.tuning.congestion, memmesh::CongestionControl::Bbr);
@@ -490,5 +500,34 @@ mod tests {
         };
         let e = memmesh::NodeConfig::try_from(bad).unwrap_err();
         assert!(matches!(e, MemmeshError::InvalidInput { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn known_peers_ttl_is_taken_and_an_absurd_one_is_invalid() {
+        let d = default_node_config();
+        assert_eq!(d.known_peers_ttl_ms, 7 * 24 * 3600 * 1000);
+        for ms in [0, 1000, 365 * 24 * 3600 * 1000] {
+            let c = NodeConfig {
+                known_peers_ttl_ms: ms,
+                ..d.clone()
+            };
+            let core = memmesh::NodeConfig::try_from(c).unwrap();
+            assert_eq!(core.known_peers_ttl, Duration::from_millis(ms));
+        }
+        for ms in [366 * 24 * 3600 * 1000, u64::MAX] {
+            let bad = NodeConfig {
+                known_peers_ttl_ms: ms,
+                ..d.clone()
+            };
+            match memmesh::NodeConfig::try_from(bad) {
+                Err(MemmeshError::InvalidInput { message }) => {
+                    assert!(
+                        message.contains("known_peers_ttl must be at most"),
+                        "{message}"
+                    )
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 }

@@ -114,6 +114,21 @@ async def test_invalid_configs_are_refused_with_invalid_input() -> None:
 
 
 @aio
+async def test_known_peers_ttl_is_taken_and_validated(tmp_path) -> None:
+    assert memmesh.default_node_config().known_peers_ttl_ms == 7 * 24 * 3600 * 1000
+    for ttl in (3600 * 1000, 0):
+        node = await memmesh.Node.start(
+            config("k", data_dir=str(tmp_path / f"d{ttl}"), known_peers_ttl_ms=ttl)
+        )
+        await node.shutdown()
+    with pytest.raises(memmesh.MemmeshError.InvalidInput, match="known_peers_ttl must be at most"):
+        await memmesh.Node.start(config("bad", known_peers_ttl_ms=400 * 24 * 3600 * 1000))
+    # A negative count does not fit the record's u64: refused before it reaches the core.
+    with pytest.raises((TypeError, ValueError, OverflowError)):
+        await memmesh.Node.start(config("neg", known_peers_ttl_ms=-1))
+
+
+@aio
 async def test_connect_to_bad_addresses() -> None:
     async with Nodes() as nodes:
         a = await nodes.start("a", connect_timeout_ms=1000)

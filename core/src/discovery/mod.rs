@@ -6,12 +6,14 @@
 //! and `restart` are its clocks, `browse` keeps an mdns-sd browse running whatever
 //! happens to it, `queue` hands records from it to the dial task (`dialer`, the I/O
 //! shell around the admission), and `mdns` advertises the node and wires them together.
+//! `known` is the table of peers remembered across restarts (redialled by the node).
 
 pub mod admission;
 pub mod advert;
 pub mod browse;
 mod dialer;
 pub mod error;
+pub mod known;
 pub mod limits;
 pub mod mdns;
 pub mod plausible;

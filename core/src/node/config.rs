@@ -25,6 +25,11 @@ pub const MAX_PASSPHRASE_LEN: usize = 1024;
 /// Longest accepted `membership.forget_after`: 30 days.
 pub const MAX_FORGET_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
 
+/// Default `known_peers_ttl`: 7 days.
+pub const DEFAULT_KNOWN_PEERS_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Longest accepted `known_peers_ttl`: 365 days.
+pub const MAX_KNOWN_PEERS_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// A configuration value out of range (always [`ErrorKind::InvalidInput`], naming the
 /// option).
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +135,11 @@ pub struct NodeConfig {
     /// with one cannot be opened without it, and one made without refuses one. Needs
     /// `data_dir`.
     pub storage_passphrase: Option<String>,
+    /// How long a node with a `data_dir` remembers a member it has not seen (default 7
+    /// days, at most [`MAX_KNOWN_PEERS_TTL`]). Remembered members are redialled at start,
+    /// so a restarted node rejoins its cluster without bootstrap addresses or mDNS.
+    /// `Duration::ZERO` remembers nothing (and forgets what was remembered).
+    pub known_peers_ttl: Duration,
     /// Worker threads of the node's own tokio runtime.
     pub threads: usize,
     /// Maximum size of one message, request or response.
@@ -181,6 +191,7 @@ impl std::fmt::Debug for NodeConfig {
             channel_queue,
             tuning,
             membership,
+            known_peers_ttl,
         } = self;
         f.debug_struct("NodeConfig")
             .field("name", name)
@@ -203,6 +214,7 @@ impl std::fmt::Debug for NodeConfig {
             .field("channel_queue", channel_queue)
             .field("tuning", tuning)
             .field("membership", membership)
+            .field("known_peers_ttl", known_peers_ttl)
             .finish()
     }
 }
@@ -222,6 +234,7 @@ impl Default for NodeConfig {
             inbox_dir: None,
             disk_quota: None,
             storage_passphrase: None,
+            known_peers_ttl: DEFAULT_KNOWN_PEERS_TTL,
             threads: 2,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             request_timeout: Duration::from_secs(30),
@@ -306,6 +319,7 @@ impl NodeConfig {
             ),
             ("membership.rejoin_interval", m.rejoin_interval, MAX_TIMEOUT),
             ("membership.forget_after", m.forget_after, MAX_FORGET_AFTER),
+            ("known_peers_ttl", self.known_peers_ttl, MAX_KNOWN_PEERS_TTL),
             ("tuning.keep_alive", self.tuning.keep_alive, MAX_TIMEOUT),
             ("tuning.idle_timeout", self.tuning.idle_timeout, MAX_TIMEOUT),
         ] {
@@ -413,6 +427,13 @@ impl NodeBuilder {
     /// A passphrase protecting the files store's storage key (needs a data dir).
     pub fn storage_passphrase(mut self, passphrase: impl Into<String>) -> Self {
         self.config.storage_passphrase = Some(passphrase.into());
+        self
+    }
+
+    /// How long an unseen member is remembered (`Duration::ZERO`: never). See
+    /// [`NodeConfig::known_peers_ttl`].
+    pub fn known_peers_ttl(mut self, ttl: Duration) -> Self {
+        self.config.known_peers_ttl = ttl;
         self
     }
 
@@ -598,6 +619,10 @@ mod tests {
                 Box::new(|c| c.tuning.keep_alive = Duration::MAX),
             ),
             (
+                "known_peers_ttl",
+                Box::new(|c| c.known_peers_ttl = MAX_KNOWN_PEERS_TTL + Duration::from_secs(1)),
+            ),
+            (
                 "idle_timeout",
                 Box::new(|c| c.tuning.idle_timeout = Duration::MAX),
             ),
@@ -617,6 +642,15 @@ mod tests {
             ..NodeConfig::default()
         };
         assert!(forget.validate().is_ok());
+        for ttl in [Duration::ZERO, MAX_KNOWN_PEERS_TTL] {
+            let c = NodeBuilder::new().known_peers_ttl(ttl).into_config();
+            assert!(c.validate().is_ok());
+            assert_eq!(c.known_peers_ttl, ttl);
+        }
+        assert_eq!(
+            NodeConfig::default().known_peers_ttl,
+            DEFAULT_KNOWN_PEERS_TTL
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub(crate) mod connect;
 pub(crate) mod docs_key;
 pub(crate) mod goodbye;
 pub(crate) mod guard;
+pub(crate) mod known;
 pub(crate) mod members;
 pub mod options;
 pub(crate) mod peers;
@@ -186,6 +187,10 @@ impl Node {
         }
         for addr in bootstrap {
             handle.spawn(bootstrap_dial(shared.clone(), addr));
+        }
+        // The members remembered from before a restart are redialled too (ADR 0019).
+        if let Some(known) = known::KnownPeersService::start(&shared, &parts.membership) {
+            shared.services.on_shutdown(known);
         }
         info!(node = %id.short(), name = %shared.hello.name, addr = %local_addr, "node started");
         Ok(Node {

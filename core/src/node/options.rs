@@ -42,6 +42,8 @@ pub struct NodeOptions {
     pub disk_quota: Option<u64>,
     /// [`NodeConfig::storage_passphrase`].
     pub storage_passphrase: Option<String>,
+    /// [`NodeConfig::known_peers_ttl`].
+    pub known_peers_ttl: Option<Duration>,
     /// [`NodeConfig::threads`].
     pub threads: Option<usize>,
     /// [`NodeConfig::max_message_size`].
@@ -141,6 +143,7 @@ impl NodeOptions {
         set_some!(config.inbox_dir, self.inbox_dir);
         set_some!(config.disk_quota, self.disk_quota);
         set_some!(config.storage_passphrase, self.storage_passphrase);
+        set!(config.known_peers_ttl, self.known_peers_ttl);
         set!(config.threads, self.threads);
         set!(config.max_message_size, self.max_message_size);
         set!(config.request_timeout, self.request_timeout);
@@ -233,6 +236,7 @@ mod tests {
         assert_eq!(c.tuning, d.tuning);
         assert_eq!(c.open, d.open);
         assert_eq!(c.mdns, d.mdns);
+        assert_eq!(c.known_peers_ttl, d.known_peers_ttl);
     }
 
     #[test]
@@ -289,10 +293,15 @@ mod tests {
                 },
                 ..NodeOptions::default()
             },
+            NodeOptions {
+                known_peers_ttl: Some(Duration::from_secs(400 * 24 * 3600)),
+                ..NodeOptions::default()
+            },
         ];
-        for (o, what) in cases
-            .into_iter()
-            .zip(["threads", "probe_rtt", "idle_timeout"])
+        for (o, what) in
+            cases
+                .into_iter()
+                .zip(["threads", "probe_rtt", "idle_timeout", "known_peers_ttl"])
         {
             let e = o.into_config().unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidInput, "{what}");

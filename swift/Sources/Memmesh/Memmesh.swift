@@ -3929,6 +3929,12 @@ public struct NodeConfig: Equatable, Hashable {
      */
     public var storagePassphrase: String?
     /**
+     * How long a node with a `data_dir` remembers a member it has not seen, in
+     * milliseconds (default 7 days, at most 365 days; 0 remembers nothing). Remembered
+     * members are redialled at start, so a restarted node rejoins without `bootstrap`.
+     */
+    public var knownPeersTtlMs: UInt64
+    /**
      * Worker threads of the node's own runtime.
      */
     public var threads: UInt32
@@ -4006,6 +4012,11 @@ public struct NodeConfig: Equatable, Hashable {
          * with one opens only with it (a wrong one throws `Unauthorized`).
          */storagePassphrase: String? = nil, 
         /**
+         * How long a node with a `data_dir` remembers a member it has not seen, in
+         * milliseconds (default 7 days, at most 365 days; 0 remembers nothing). Remembered
+         * members are redialled at start, so a restarted node rejoins without `bootstrap`.
+         */knownPeersTtlMs: UInt64 = UInt64(604800000), 
+        /**
          * Worker threads of the node's own runtime.
          */threads: UInt32 = UInt32(2), 
         /**
@@ -4041,6 +4052,7 @@ public struct NodeConfig: Equatable, Hashable {
         self.inboxDir = inboxDir
         self.diskQuota = diskQuota
         self.storagePassphrase = storagePassphrase
+        self.knownPeersTtlMs = knownPeersTtlMs
         self.threads = threads
         self.maxMessageSize = maxMessageSize
         self.requestTimeoutMs = requestTimeoutMs
@@ -4079,6 +4091,7 @@ public struct FfiConverterTypeNodeConfig: FfiConverterRustBuffer {
                 inboxDir: FfiConverterOptionString.read(from: &buf), 
                 diskQuota: FfiConverterOptionUInt64.read(from: &buf), 
                 storagePassphrase: FfiConverterOptionString.read(from: &buf), 
+                knownPeersTtlMs: FfiConverterUInt64.read(from: &buf), 
                 threads: FfiConverterUInt32.read(from: &buf), 
                 maxMessageSize: FfiConverterUInt64.read(from: &buf), 
                 requestTimeoutMs: FfiConverterUInt64.read(from: &buf), 
@@ -4103,6 +4116,7 @@ public struct FfiConverterTypeNodeConfig: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.inboxDir, into: &buf)
         FfiConverterOptionUInt64.write(value.diskQuota, into: &buf)
         FfiConverterOptionString.write(value.storagePassphrase, into: &buf)
+        FfiConverterUInt64.write(value.knownPeersTtlMs, into: &buf)
         FfiConverterUInt32.write(value.threads, into: &buf)
         FfiConverterUInt64.write(value.maxMessageSize, into: &buf)
         FfiConverterUInt64.write(value.requestTimeoutMs, into: &buf)
