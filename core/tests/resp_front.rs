@@ -329,3 +329,85 @@ async fn the_listener_stops_at_shutdown() {
     assert_eq!(c.read().await, None);
     assert!(TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_published_through_one_node_reaches_subscribers_on_another() {
+    let a = redis_node("a", None).await;
+    let b = redis_node("b", Some(&a)).await;
+    assert!(
+        eventually(Duration::from_secs(30), || [&a, &b]
+            .iter()
+            .all(|n| n.peers().iter().any(|p| p.state == PeerState::Alive)))
+        .await
+    );
+    let mut sub = Client::connect(&b).await;
+    let push = |items: Vec<Value>| Value::Array(items);
+    assert_eq!(
+        sub.cmd(&["SUBSCRIBE", "news"]).await,
+        push(vec![bulk("subscribe"), bulk("news"), Value::Integer(1)])
+    );
+    sub.send(&["PSUBSCRIBE", "sport.*"]).await;
+    assert_eq!(
+        sub.read().await,
+        Some(push(vec![
+            bulk("psubscribe"),
+            bulk("sport.*"),
+            Value::Integer(2)
+        ]))
+    );
+    // Subscribed (RESP2): only pub/sub commands and PING.
+    assert!(error(&sub.cmd(&["GET", "k"]).await).contains("only (P|S)SUBSCRIBE"));
+    assert_eq!(sub.cmd(&["PING"]).await, push(vec![bulk("pong"), bulk("")]));
+    // RESP3 subscriber on a's own node.
+    let mut local = Client::connect(&a).await;
+    assert!(matches!(local.cmd(&["HELLO", "3"]).await, Value::Map(_)));
+    assert_eq!(
+        local.cmd(&["SUBSCRIBE", "news"]).await,
+        Value::Push(vec![bulk("subscribe"), bulk("news"), Value::Integer(1)])
+    );
+    let mut publisher = Client::connect(&a).await;
+    // Counts this node's receivers (as Redis Cluster does); b's get it too.
+    assert_eq!(int(&publisher.cmd(&["PUBLISH", "news", "hello"]).await), 1);
+    assert_eq!(
+        sub.read().await,
+        Some(push(vec![bulk("message"), bulk("news"), bulk("hello")]))
+    );
+    assert_eq!(
+        local.read().await,
+        Some(Value::Push(vec![
+            bulk("message"),
+            bulk("news"),
+            bulk("hello")
+        ]))
+    );
+    assert_eq!(
+        int(&publisher.cmd(&["PUBLISH", "sport.tennis", "ace"]).await),
+        0
+    );
+    assert_eq!(
+        sub.read().await,
+        Some(push(vec![
+            bulk("pmessage"),
+            bulk("sport.*"),
+            bulk("sport.tennis"),
+            bulk("ace")
+        ]))
+    );
+    assert_eq!(
+        sub.cmd(&["UNSUBSCRIBE"]).await,
+        push(vec![bulk("unsubscribe"), bulk("news"), Value::Integer(1)])
+    );
+    sub.send(&["PUNSUBSCRIBE"]).await;
+    assert_eq!(
+        sub.read().await,
+        Some(push(vec![
+            bulk("punsubscribe"),
+            bulk("sport.*"),
+            Value::Integer(0)
+        ]))
+    );
+    // Out of subscribed mode, commands work again.
+    assert_eq!(sub.cmd(&["GET", "k"]).await, Value::Null);
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}

@@ -179,6 +179,7 @@ impl Node {
             parts.redis = Some(crate::resp::listener::start(
                 &shared,
                 parts.cache.clone(),
+                parts.channels.clone(),
                 socket,
                 crate::resp::RespLimits::default(),
             )?);

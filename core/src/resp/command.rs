@@ -86,6 +86,31 @@ pub const COMMANDS: &[CommandSpec] = &[
     c("decrby", 3, WF, ONE),
     c("mget", -2, RF, ALL),
     c("mset", -3, W, (1, -1, 2)),
+    c("publish", 3, &["pubsub", "loading", "stale", "fast"], NONE),
+    c(
+        "subscribe",
+        -2,
+        &["pubsub", "noscript", "loading", "stale"],
+        NONE,
+    ),
+    c(
+        "unsubscribe",
+        -1,
+        &["pubsub", "noscript", "loading", "stale"],
+        NONE,
+    ),
+    c(
+        "psubscribe",
+        -2,
+        &["pubsub", "noscript", "loading", "stale"],
+        NONE,
+    ),
+    c(
+        "punsubscribe",
+        -1,
+        &["pubsub", "noscript", "loading", "stale"],
+        NONE,
+    ),
 ];
 
 /// The command named `name` (any case).

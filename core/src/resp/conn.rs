@@ -8,13 +8,15 @@ use std::sync::Arc;
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::resp::error::RespError;
-use crate::resp::exec::{execute, Outcome};
+use crate::resp::exec::{execute, forget, Outcome};
 use crate::resp::front::{Admitted, Front};
 use crate::resp::parse::parse_command;
+use crate::resp::pubsub::{self, Delivery, SUBSCRIBER_QUEUE};
 use crate::resp::session::Session;
 use crate::resp::value::Value;
 use crate::resp::write::write;
@@ -40,11 +42,13 @@ pub(crate) async fn serve(
 ) {
     let _admitted = admitted;
     let _ = stream.set_nodelay(true);
-    let mut session = Session::new(front.next_id(), peer, front.needs_auth());
+    let (tx, mut rx) = mpsc::channel(SUBSCRIBER_QUEUE);
+    let mut session = Session::new(front.next_id(), peer, front.needs_auth(), tx);
     let end = tokio::select! {
-        end = run(&front, &mut stream, &mut session) => end,
+        end = run(&front, &mut stream, &mut session, &mut rx) => end,
         _ = cancel.cancelled() => End::Done,
     };
+    forget(&front, &session);
     if let End::Protocol(msg) = end {
         debug!(%peer, error = %msg, "closing a RESP connection");
         let mut out = BytesMut::new();
@@ -72,7 +76,12 @@ async fn flush(front: &Front, stream: &mut TcpStream, out: &mut BytesMut) -> Opt
     }
 }
 
-async fn run(front: &Front, stream: &mut TcpStream, session: &mut Session) -> End {
+async fn run(
+    front: &Front,
+    stream: &mut TcpStream,
+    session: &mut Session,
+    rx: &mut mpsc::Receiver<Delivery>,
+) -> End {
     let limits = front.limits;
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
@@ -86,11 +95,14 @@ async fn run(front: &Front, stream: &mut TcpStream, session: &mut Session) -> En
                         continue;
                     }
                     let outcome = execute(front, session, args).await;
-                    let (reply, close) = match outcome {
-                        Outcome::Reply(v) => (v, false),
-                        Outcome::Close(v) => (v, true),
+                    let (replies, close) = match outcome {
+                        Outcome::Reply(v) => (vec![v], false),
+                        Outcome::Close(v) => (vec![v], true),
+                        Outcome::Many(vs) => (vs, false),
                     };
-                    write(&mut out, &reply, session.proto);
+                    for reply in &replies {
+                        write(&mut out, reply, session.proto);
+                    }
                     if close {
                         let _ = flush(front, stream, &mut out).await;
                         return End::Done;
@@ -117,17 +129,26 @@ async fn run(front: &Front, stream: &mut TcpStream, session: &mut Session) -> En
             return End::Protocol(RespError::PendingTooLarge(limits.max_pending).to_string());
         }
         // A frame begun must be finished in time; between frames a client may idle.
-        let read = if buf.is_empty() {
-            stream.read_buf(&mut buf).await
-        } else {
-            match tokio::time::timeout(limits.frame_timeout, stream.read_buf(&mut buf)).await {
-                Ok(r) => r,
-                Err(_) => return End::Protocol("the client took too long to send a frame".into()),
+        // Meanwhile, messages published on its subscriptions are written as they come.
+        let partial = !buf.is_empty();
+        let late = tokio::time::sleep(limits.frame_timeout);
+        tokio::select! {
+            read = stream.read_buf(&mut buf) => match read {
+                Ok(0) | Err(_) => return End::Done,
+                Ok(_) => {}
+            },
+            Some(d) = rx.recv() => {
+                write(&mut out, &pubsub::message(d), session.proto);
+                while out.len() < FLUSH_AT {
+                    match rx.try_recv() {
+                        Ok(d) => write(&mut out, &pubsub::message(d), session.proto),
+                        Err(_) => break,
+                    }
+                }
             }
-        };
-        match read {
-            Ok(0) | Err(_) => return End::Done,
-            Ok(_) => {}
+            _ = late, if partial => {
+                return End::Protocol("the client took too long to send a frame".into())
+            }
         }
     }
 }

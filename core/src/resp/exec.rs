@@ -4,14 +4,17 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use tracing::debug;
 
 use crate::cache::client;
 use crate::cache::hlc::wall_ms;
 use crate::cache::validate::check_key;
+use crate::channel::send_one;
 use crate::error::{Error, ErrorKind};
 use crate::resp::command::{self, CommandSpec, COMMANDS};
 use crate::resp::front::{bucket_name, Front, DATABASES};
 use crate::resp::parse::parse_int;
+use crate::resp::pubsub;
 use crate::resp::session::Session;
 use crate::resp::value::Value;
 use crate::resp::write::Protocol;
@@ -27,6 +30,8 @@ pub enum Outcome {
     Reply(Value),
     /// Send the reply and close the connection (`QUIT`).
     Close(Value),
+    /// Send these replies, in order (`SUBSCRIBE a b` confirms each channel).
+    Many(Vec<Value>),
 }
 
 type Reply = std::result::Result<Value, Value>;
@@ -91,6 +96,37 @@ pub async fn execute(front: &Front, session: &mut Session, args: Vec<Bytes>) -> 
     if spec.name == "quit" {
         return Outcome::Close(Value::ok());
     }
+    let subscribed = session.subscriptions() > 0 && session.proto == Protocol::Resp2;
+    if subscribed {
+        if spec.name == "ping" {
+            let msg = args.get(1).cloned().unwrap_or_default();
+            return Outcome::Reply(Value::Array(vec![Value::bulk("pong"), Value::Bulk(msg)]));
+        }
+        if !matches!(
+            spec.name,
+            "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe"
+        ) {
+            return Outcome::Reply(Value::err(format!(
+                "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / \
+                 QUIT / RESET are allowed in this context",
+                spec.name
+            )));
+        }
+    }
+    match spec.name {
+        "subscribe" | "psubscribe" => {
+            return Outcome::Many(subscribe(front, session, spec.name == "psubscribe", &args))
+        }
+        "unsubscribe" | "punsubscribe" => {
+            return Outcome::Many(unsubscribe(
+                front,
+                session,
+                spec.name == "punsubscribe",
+                &args,
+            ))
+        }
+        _ => {}
+    }
     let reply = run(front, session, spec, &args).await;
     Outcome::Reply(reply.unwrap_or_else(|e| e))
 }
@@ -123,6 +159,7 @@ async fn run(front: &Front, s: &mut Session, spec: &CommandSpec, a: &[Bytes]) ->
             let n = client::len(&front.cache, &b).await.map_err(err)?;
             Ok(Value::Integer(n.min(i64::MAX as u64) as i64))
         }
+        "publish" => Ok(Value::Integer(publish(front, &a[1], &a[2]).await as i64)),
         "flushdb" => Err(Value::err(
             "ERR FLUSHDB is refused by memmesh: a database is a bucket shared by the \
              whole cluster; delete keys with DEL instead",
@@ -366,6 +403,96 @@ async fn set(front: &Front, s: &Session, a: &[Bytes]) -> Reply {
     } else {
         Value::ok()
     })
+}
+
+/// `PUBLISH`: to this node's subscribers, then to every connected peer's RESP front
+/// (over the memmesh channel [`pubsub::MESH_CHANNEL`]). Returns how many clients of this
+/// node received it, as Redis Cluster does.
+async fn publish(front: &Front, channel: &Bytes, payload: &Bytes) -> usize {
+    let here = front.subs.deliver(channel, payload);
+    let msg = pubsub::encode(channel, payload);
+    let channels = &front.channels;
+    let sends = channels.pool.connected().into_iter().map(|peer| {
+        let msg = msg.clone();
+        async move {
+            if let Err(e) = send_one(channels, peer, pubsub::MESH_CHANNEL, msg).await {
+                // A peer without a Redis listener has not opened the channel.
+                debug!(peer = %peer.short(), error = %e, "a published message did not reach a peer");
+            }
+        }
+    });
+    futures::future::join_all(sends).await;
+    here
+}
+
+fn sub_reply(kind: &str, name: Option<Bytes>, count: usize) -> Value {
+    Value::Push(vec![
+        Value::bulk(kind.to_string()),
+        Value::opt_bulk(name),
+        Value::Integer(count as i64),
+    ])
+}
+
+fn subscribe(front: &Front, s: &mut Session, pattern: bool, a: &[Bytes]) -> Vec<Value> {
+    let kind = if pattern { "psubscribe" } else { "subscribe" };
+    a[1..]
+        .iter()
+        .map(|name| {
+            let set = if pattern {
+                &mut s.patterns
+            } else {
+                &mut s.channels
+            };
+            if set.insert(name.clone()) {
+                front
+                    .subs
+                    .add(pattern, name.clone(), s.id, s.deliveries.clone());
+            }
+            sub_reply(kind, Some(name.clone()), s.subscriptions())
+        })
+        .collect()
+}
+
+fn unsubscribe(front: &Front, s: &mut Session, pattern: bool, a: &[Bytes]) -> Vec<Value> {
+    let kind = if pattern {
+        "punsubscribe"
+    } else {
+        "unsubscribe"
+    };
+    let names: Vec<Bytes> = if a.len() > 1 {
+        a[1..].to_vec()
+    } else if pattern {
+        s.patterns.iter().cloned().collect()
+    } else {
+        s.channels.iter().cloned().collect()
+    };
+    if names.is_empty() {
+        return vec![sub_reply(kind, None, s.subscriptions())];
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            let set = if pattern {
+                &mut s.patterns
+            } else {
+                &mut s.channels
+            };
+            if set.remove(&name) {
+                front.subs.remove(pattern, &name, s.id);
+            }
+            sub_reply(kind, Some(name), s.subscriptions())
+        })
+        .collect()
+}
+
+/// Drops every subscription of `s` (its connection ended).
+pub fn forget(front: &Front, s: &Session) {
+    for c in &s.channels {
+        front.subs.remove(false, c, s.id);
+    }
+    for p in &s.patterns {
+        front.subs.remove(true, p, s.id);
+    }
 }
 
 fn auth(front: &Front, s: &mut Session, a: &[Bytes]) -> Reply {

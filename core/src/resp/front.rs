@@ -9,8 +9,10 @@ use std::time::Instant;
 
 use crate::cache::bucket::Bucket;
 use crate::cache::service::CacheService;
+use crate::channel::service::ChannelService;
 use crate::error::Result;
 use crate::resp::limits::RespLimits;
+use crate::resp::pubsub::Subscriptions;
 
 /// How many Redis databases `SELECT` accepts (0..DATABASES), as Redis's default.
 pub const DATABASES: u32 = 16;
@@ -24,6 +26,8 @@ pub fn bucket_name(db: u32) -> String {
 #[derive(Debug)]
 pub struct Front {
     pub(crate) cache: Arc<CacheService>,
+    pub(crate) channels: Arc<ChannelService>,
+    pub(crate) subs: Subscriptions,
     password: Option<String>,
     pub(crate) limits: RespLimits,
     buckets: Mutex<HashMap<u32, Arc<Bucket>>>,
@@ -59,12 +63,15 @@ impl Front {
     /// The front of `cache`, listening on `addr`.
     pub(crate) fn new(
         cache: Arc<CacheService>,
+        channels: Arc<ChannelService>,
         password: Option<String>,
         limits: RespLimits,
         addr: SocketAddr,
     ) -> Arc<Self> {
         Arc::new(Self {
             cache,
+            channels,
+            subs: Subscriptions::default(),
             password,
             limits,
             buckets: Mutex::new(HashMap::new()),

@@ -10,10 +10,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::cache::service::CacheService;
+use crate::channel::service::ChannelService;
 use crate::error::{Error, Result};
 use crate::node::shared::Shared;
 use crate::resp::front::Front;
 use crate::resp::limits::RespLimits;
+use crate::resp::pubsub;
 use crate::service::Shutdown;
 
 /// A running RESP listener.
@@ -47,11 +49,12 @@ pub(crate) fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
     Ok(socket)
 }
 
-/// Serves `socket` on the node's runtime with the cache of `cache`; stopped by the
-/// node's shutdown.
+/// Serves `socket` on the node's runtime with the cache of `cache` and pub/sub on
+/// `channels`; stopped by the node's shutdown.
 pub(crate) fn start(
     shared: &Arc<Shared>,
     cache: Arc<CacheService>,
+    channels: Arc<ChannelService>,
     socket: std::net::TcpListener,
     limits: RespLimits,
 ) -> Result<Arc<RedisListener>> {
@@ -65,12 +68,39 @@ pub(crate) fn start(
         .local_addr()
         .map_err(|e| Error::from(e).context("reading the Redis listener's address"))?;
     let cancel = shared.cancel.child_token();
-    let front = Front::new(cache, shared.config.redis_password.clone(), limits, addr);
+    // Messages published through other nodes' fronts arrive on this channel.
+    let mesh = channels
+        .channels
+        .get_or_create(pubsub::MESH_CHANNEL, shared.config.channel_queue)?;
+    let front = Front::new(
+        cache,
+        channels,
+        shared.config.redis_password.clone(),
+        limits,
+        addr,
+    );
+    handle.spawn(relay(front.clone(), mesh, cancel.clone()));
     handle.spawn(accept_loop(front, listener, cancel.clone()));
     info!(%addr, "Redis protocol listener started");
     let running = Arc::new(RedisListener { addr, cancel });
     shared.services.on_shutdown(running.clone());
     Ok(running)
+}
+
+/// Hands the messages other nodes publish to this node's subscribers.
+async fn relay(
+    front: Arc<Front>,
+    mesh: Arc<crate::channel::registry::ChannelState>,
+    cancel: CancellationToken,
+) {
+    while let Ok(m) = mesh.next(&cancel).await {
+        match pubsub::decode(&m.data) {
+            Some((channel, payload)) => {
+                front.subs.deliver(&channel, &payload);
+            }
+            None => debug!(from = %m.from.short(), "a malformed pub/sub message was dropped"),
+        }
+    }
 }
 
 async fn accept_loop(

@@ -4,6 +4,7 @@
 //! - [`parse`]: the bounded, resumable parser of frames and commands (inline too);
 //! - [`write`]: the writer, downgrading RESP3 types for RESP2 clients;
 //! - [`command`]: the command table; [`exec`]: commands mapped onto the cache;
+//! - [`pubsub`]: Redis pub/sub over the memmesh channel `memmesh.redis.pubsub`;
 //! - [`session`], [`front`], [`conn`], [`listener`]: one client's state, what clients
 //!   share, one connection's loop, and the listener on the node's runtime.
 //!
@@ -18,6 +19,7 @@ pub mod front;
 pub mod limits;
 pub(crate) mod listener;
 pub mod parse;
+pub mod pubsub;
 pub mod session;
 pub mod value;
 pub mod write;
