@@ -199,6 +199,8 @@ class Node:
         tuning: Optional[dict[str, Union[int, float, bool, str]]] = None,
         disk_quota: Optional[int] = None,
         storage_passphrase: Optional[str] = None,
+        redis_listen: Optional[str] = None,
+        redis_password: Optional[str] = None,
     ) -> Node: ...
     @property
     def id(self) -> str: ...

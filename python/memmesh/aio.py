@@ -158,6 +158,10 @@ class Node:
     # * ``storage_passphrase``: protects the files store's key with a passphrase (needs
     #   ``data_dir``); a data dir made with one opens only with it (a wrong one is
     #   ``UnauthorizedError``).
+    # * ``redis_listen``: serve the cache to Redis clients (redis-cli, redis-py, ...) on this
+    #   TCP address, e.g. ``"127.0.0.1:6379"`` (default: off; Redis database ``n`` is the
+    #   bucket ``db{n}``). An address off loopback needs ``redis_password``.
+    # * ``redis_password``: the password Redis clients must ``AUTH`` with.
     # * ``threads``: worker threads of the node's own runtime (default 2).
     # * ``max_message_size``: largest message, request or response (default 8 MiB).
     # * ``request_timeout``, ``send_timeout``, ``connect_timeout``: seconds (30, 30, 5).
@@ -210,6 +214,8 @@ class Node:
         tuning: Optional[Mapping[str, Union[int, float, bool, str]]] = None,
         disk_quota: Optional[int] = None,
         storage_passphrase: Optional[str] = None,
+        redis_listen: Optional[str] = None,
+        redis_password: Optional[str] = None,
     ) -> _Starting:
         """Starts a node (see :class:`memmesh.Node` for the options)."""
         return _Starting(
@@ -234,6 +240,8 @@ class Node:
                 tuning=tuning,
                 disk_quota=disk_quota,
                 storage_passphrase=storage_passphrase,
+                redis_listen=redis_listen,
+                redis_password=redis_password,
             )
         )
 
@@ -261,6 +269,8 @@ class Node:
     #     tuning: Optional[Mapping[str, Union[int, float, bool, str]]] = None,
     #     disk_quota: Optional[int] = None,
     #     storage_passphrase: Optional[str] = None,
+    #     redis_listen: Optional[str] = None,
+    #     redis_password: Optional[str] = None,
     # ) -> None:
     #     self._native = _native.Node(
     #         **node_options(
@@ -284,6 +294,8 @@ class Node:
     #             tuning=tuning,
     #             disk_quota=disk_quota,
     #             storage_passphrase=storage_passphrase,
+    #             redis_listen=redis_listen,
+    #             redis_password=redis_password,
     #         )
     #     )
     #     track(self._native)

@@ -55,6 +55,10 @@ pub struct Options {
     pub disk_quota: Option<i64>,
     /// A passphrase protecting the files store's storage key.
     pub storage_passphrase: Option<String>,
+    /// TCP address of the Redis-protocol listener.
+    pub redis_listen: Option<String>,
+    /// The password Redis clients must give.
+    pub redis_password: Option<String>,
 }
 
 impl Options {
@@ -81,6 +85,8 @@ impl Options {
             inbox_dir: self.inbox_dir,
             disk_quota: n(py, "disk_quota", self.disk_quota)?,
             storage_passphrase: self.storage_passphrase,
+            redis_listen: self.redis_listen,
+            redis_password: self.redis_password,
             threads: n(py, "threads", self.threads)?,
             max_message_size: n(py, "max_message_size", self.max_message_size)?,
             request_timeout: s("request_timeout", self.request_timeout)?,

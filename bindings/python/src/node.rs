@@ -42,7 +42,8 @@ impl PyNode {
         *, name=None, listen=None, cluster_secret=None, open=None, bootstrap=None, mdns=None,
         mdns_interfaces=None, memory_quota=None, data_dir=None, threads=None, max_message_size=None,
         request_timeout=None, send_timeout=None, connect_timeout=None, channel_queue=None,
-        inbox_dir=None, membership=None, tuning=None, disk_quota=None, storage_passphrase=None
+        inbox_dir=None, membership=None, tuning=None, disk_quota=None, storage_passphrase=None,
+        redis_listen=None, redis_password=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -67,6 +68,8 @@ impl PyNode {
         tuning: Option<Py<PyDict>>,
         disk_quota: Option<i64>,
         storage_passphrase: Option<String>,
+        redis_listen: Option<String>,
+        redis_password: Option<String>,
     ) -> PyResult<Self> {
         let config = Options {
             name,
@@ -89,6 +92,8 @@ impl PyNode {
             tuning,
             disk_quota,
             storage_passphrase,
+            redis_listen,
+            redis_password,
         }
         .into_config(py)?;
         let node = wait(py, Node::start(config))?;
