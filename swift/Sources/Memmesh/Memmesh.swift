@@ -3929,6 +3929,16 @@ public struct NodeConfig: Equatable, Hashable {
      */
     public var storagePassphrase: String?
     /**
+     * Serve the cache to Redis clients on this TCP address, e.g. `"127.0.0.1:6379"`
+     * (default: off; Redis database `n` is the bucket `db{n}`). Off loopback it needs
+     * `redis_password`.
+     */
+    public var redisListen: String?
+    /**
+     * The password Redis clients must `AUTH` with.
+     */
+    public var redisPassword: String?
+    /**
      * Worker threads of the node's own runtime.
      */
     public var threads: UInt32
@@ -4006,6 +4016,14 @@ public struct NodeConfig: Equatable, Hashable {
          * with one opens only with it (a wrong one throws `Unauthorized`).
          */storagePassphrase: String? = nil, 
         /**
+         * Serve the cache to Redis clients on this TCP address, e.g. `"127.0.0.1:6379"`
+         * (default: off; Redis database `n` is the bucket `db{n}`). Off loopback it needs
+         * `redis_password`.
+         */redisListen: String? = nil, 
+        /**
+         * The password Redis clients must `AUTH` with.
+         */redisPassword: String? = nil, 
+        /**
          * Worker threads of the node's own runtime.
          */threads: UInt32 = UInt32(2), 
         /**
@@ -4041,6 +4059,8 @@ public struct NodeConfig: Equatable, Hashable {
         self.inboxDir = inboxDir
         self.diskQuota = diskQuota
         self.storagePassphrase = storagePassphrase
+        self.redisListen = redisListen
+        self.redisPassword = redisPassword
         self.threads = threads
         self.maxMessageSize = maxMessageSize
         self.requestTimeoutMs = requestTimeoutMs
@@ -4079,6 +4099,8 @@ public struct FfiConverterTypeNodeConfig: FfiConverterRustBuffer {
                 inboxDir: FfiConverterOptionString.read(from: &buf), 
                 diskQuota: FfiConverterOptionUInt64.read(from: &buf), 
                 storagePassphrase: FfiConverterOptionString.read(from: &buf), 
+                redisListen: FfiConverterOptionString.read(from: &buf), 
+                redisPassword: FfiConverterOptionString.read(from: &buf), 
                 threads: FfiConverterUInt32.read(from: &buf), 
                 maxMessageSize: FfiConverterUInt64.read(from: &buf), 
                 requestTimeoutMs: FfiConverterUInt64.read(from: &buf), 
@@ -4103,6 +4125,8 @@ public struct FfiConverterTypeNodeConfig: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.inboxDir, into: &buf)
         FfiConverterOptionUInt64.write(value.diskQuota, into: &buf)
         FfiConverterOptionString.write(value.storagePassphrase, into: &buf)
+        FfiConverterOptionString.write(value.redisListen, into: &buf)
+        FfiConverterOptionString.write(value.redisPassword, into: &buf)
         FfiConverterUInt32.write(value.threads, into: &buf)
         FfiConverterUInt64.write(value.maxMessageSize, into: &buf)
         FfiConverterUInt64.write(value.requestTimeoutMs, into: &buf)
