@@ -83,6 +83,14 @@ export interface NodeOptions {
    * one opens only with it (a wrong one rejects `Node.start` with code Unauthorized).
    */
   storagePassphrase?: string
+  /**
+   * Serve the cache to Redis clients (redis-cli, ioredis, ...) on this TCP address, e.g.
+   * `'127.0.0.1:6379'` (default: off; Redis database `n` is the bucket `db{n}`). Off
+   * loopback it needs `redisPassword`.
+   */
+  redisListen?: string
+  /** The password Redis clients must `AUTH` with. */
+  redisPassword?: string
   /** Failure detection and membership timing (default: memmesh's). */
   membership?: MembershipOptions
   /** QUIC transport tuning (default: memmesh's). */

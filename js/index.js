@@ -108,6 +108,8 @@ const OPTION_TYPES = {
   inboxDir: 'string',
   diskQuota: 'number',
   storagePassphrase: 'string',
+  redisListen: 'string',
+  redisPassword: 'string',
   membership: ['probePeriodMs', 'probeRttMs', 'suspectTimeoutMs', 'downGraceMs', 'forgetAfterMs',
     'fullSyncIntervalMs', 'rejoinIntervalMs'],
   tuning: ['mtuUpperBound', 'segmentationOffload', 'streamReceiveWindow', 'receiveWindow',

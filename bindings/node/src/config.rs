@@ -52,6 +52,12 @@ pub struct NodeOptions {
     pub disk_quota: Option<f64>,
     /// A passphrase protecting the files store's storage key (needs `dataDir`).
     pub storage_passphrase: Option<String>,
+    /// Serve the cache to Redis clients on this TCP address, e.g. `"127.0.0.1:6379"`
+    /// (default: off; Redis database `n` is the bucket `db{n}`). Off loopback it needs
+    /// `redisPassword`.
+    pub redis_listen: Option<String>,
+    /// The password Redis clients must `AUTH` with.
+    pub redis_password: Option<String>,
     /// Failure detection and membership timing (default: the core's).
     pub membership: Option<MembershipOptions>,
     /// QUIC transport tuning (default: the core's).
@@ -164,6 +170,8 @@ impl NodeOptions {
             inbox_dir: self.inbox_dir.map(Into::into),
             disk_quota: int("diskQuota", self.disk_quota)?,
             storage_passphrase: self.storage_passphrase,
+            redis_listen: self.redis_listen,
+            redis_password: self.redis_password,
             threads: int("threads", self.threads)?,
             max_message_size: int("maxMessageSize", self.max_message_size)?,
             request_timeout: ms("requestTimeoutMs", self.request_timeout_ms)?,

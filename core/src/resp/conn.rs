@@ -131,6 +131,7 @@ async fn run(
         // A frame begun must be finished in time; between frames a client may idle.
         // Meanwhile, messages published on its subscriptions are written as they come.
         let partial = !buf.is_empty();
+        buf.reserve(16 * 1024);
         let late = tokio::time::sleep(limits.frame_timeout);
         tokio::select! {
             read = stream.read_buf(&mut buf) => match read {
