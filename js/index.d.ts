@@ -89,6 +89,14 @@ export interface NodeOptions {
    * redialled at start, so a restarted node rejoins its cluster without `bootstrap`.
    */
   knownPeersTtlMs?: number
+  /**
+   * Serve the cache to Redis clients (redis-cli, ioredis, ...) on this TCP address, e.g.
+   * `'127.0.0.1:6379'` (default: off; Redis database `n` is the bucket `db{n}`). Off
+   * loopback it needs `redisPassword`.
+   */
+  redisListen?: string
+  /** The password Redis clients must `AUTH` with. */
+  redisPassword?: string
   /** Failure detection and membership timing (default: memmesh's). */
   membership?: MembershipOptions
   /** QUIC transport tuning (default: memmesh's). */

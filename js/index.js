@@ -109,6 +109,8 @@ const OPTION_TYPES = {
   diskQuota: 'number',
   storagePassphrase: 'string',
   knownPeersTtlMs: 'number',
+  redisListen: 'string',
+  redisPassword: 'string',
   membership: ['probePeriodMs', 'probeRttMs', 'suspectTimeoutMs', 'downGraceMs', 'forgetAfterMs',
     'fullSyncIntervalMs', 'rejoinIntervalMs'],
   tuning: ['mtuUpperBound', 'segmentationOffload', 'streamReceiveWindow', 'receiveWindow',

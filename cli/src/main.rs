@@ -45,6 +45,13 @@ enum Command {
         /// Accept offered transfers into this directory.
         #[arg(long)]
         inbox: Option<std::path::PathBuf>,
+        /// Serve the cache to Redis clients on this TCP address (e.g. 127.0.0.1:6379).
+        #[arg(long, value_name = "ADDR")]
+        redis: Option<String>,
+        /// Password Redis clients must AUTH with (needed off loopback; default: the
+        /// MEMMESH_REDIS_PASSWORD environment variable).
+        #[arg(long)]
+        redis_password: Option<String>,
     },
     /// Send a request to a channel of the node at `--to` and print the reply.
     Request {
@@ -166,6 +173,8 @@ async fn main() -> Result<()> {
             mdns,
             mdns_interfaces,
             inbox,
+            redis,
+            redis_password,
         } => {
             let mut b = common
                 .builder()
@@ -183,6 +192,13 @@ async fn main() -> Result<()> {
             }
             if let Some(dir) = inbox {
                 b = b.inbox_dir(dir);
+            }
+            if let Some(addr) = redis {
+                b = b.redis_listen(addr);
+                let env = std::env::var("MEMMESH_REDIS_PASSWORD").ok();
+                if let Some(p) = redis_password.or(env.filter(|p| !p.is_empty())) {
+                    b = b.redis_password(p);
+                }
             }
             run_node(b.start().await?).await
         }
@@ -305,6 +321,9 @@ async fn run_node(node: Node) -> Result<()> {
         node.id(),
         node.addr()
     );
+    if let Some(addr) = node.redis_addr() {
+        println!("Redis protocol on {addr}");
+    }
     node.channel("echo")?
         .on_request(|req: Request| async move { Ok(req.data) });
     let n = node.clone();

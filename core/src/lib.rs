@@ -33,6 +33,7 @@ pub mod membership;
 pub mod memory;
 pub mod node;
 pub mod peer;
+pub mod resp;
 pub(crate) mod service;
 #[cfg(test)]
 mod testkit;

@@ -200,6 +200,8 @@ class Node:
         disk_quota: Optional[int] = None,
         storage_passphrase: Optional[str] = None,
         known_peers_ttl: Optional[float] = None,
+        redis_listen: Optional[str] = None,
+        redis_password: Optional[str] = None,
     ) -> Node: ...
     @property
     def id(self) -> str: ...

@@ -161,6 +161,10 @@ class Node:
     # * ``known_peers_ttl``: seconds a node with a ``data_dir`` remembers a member it has
     #   not seen (default 7 days, at most 365; ``0`` remembers nothing). Remembered
     #   members are redialled at start, so a restarted node rejoins without bootstrap.
+    # * ``redis_listen``: serve the cache to Redis clients (redis-cli, redis-py, ...) on this
+    #   TCP address, e.g. ``"127.0.0.1:6379"`` (default: off; Redis database ``n`` is the
+    #   bucket ``db{n}``). An address off loopback needs ``redis_password``.
+    # * ``redis_password``: the password Redis clients must ``AUTH`` with.
     # * ``threads``: worker threads of the node's own runtime (default 2).
     # * ``max_message_size``: largest message, request or response (default 8 MiB).
     # * ``request_timeout``, ``send_timeout``, ``connect_timeout``: seconds (30, 30, 5).
@@ -214,6 +218,8 @@ class Node:
         disk_quota: Optional[int] = None,
         storage_passphrase: Optional[str] = None,
         known_peers_ttl: Optional[float] = None,
+        redis_listen: Optional[str] = None,
+        redis_password: Optional[str] = None,
     ) -> _Starting:
         """Starts a node (see :class:`memmesh.Node` for the options)."""
         return _Starting(
@@ -239,6 +245,8 @@ class Node:
                 disk_quota=disk_quota,
                 storage_passphrase=storage_passphrase,
                 known_peers_ttl=known_peers_ttl,
+                redis_listen=redis_listen,
+                redis_password=redis_password,
             )
         )
 
@@ -267,6 +275,8 @@ class Node:
     #     disk_quota: Optional[int] = None,
     #     storage_passphrase: Optional[str] = None,
     #     known_peers_ttl: Optional[float] = None,
+    #     redis_listen: Optional[str] = None,
+    #     redis_password: Optional[str] = None,
     # ) -> None:
     #     self._native = _native.Node(
     #         **node_options(
@@ -291,6 +301,8 @@ class Node:
     #             disk_quota=disk_quota,
     #             storage_passphrase=storage_passphrase,
     #             known_peers_ttl=known_peers_ttl,
+    #             redis_listen=redis_listen,
+    #             redis_password=redis_password,
     #         )
     #     )
     #     track(self._native)

@@ -56,6 +56,12 @@ pub struct NodeOptions {
     /// milliseconds (default 7 days, at most 365 days; 0 remembers nothing). Remembered
     /// members are redialled at start, so a restarted node rejoins without bootstrap.
     pub known_peers_ttl_ms: Option<f64>,
+    /// Serve the cache to Redis clients on this TCP address, e.g. `"127.0.0.1:6379"`
+    /// (default: off; Redis database `n` is the bucket `db{n}`). Off loopback it needs
+    /// `redisPassword`.
+    pub redis_listen: Option<String>,
+    /// The password Redis clients must `AUTH` with.
+    pub redis_password: Option<String>,
     /// Failure detection and membership timing (default: the core's).
     pub membership: Option<MembershipOptions>,
     /// QUIC transport tuning (default: the core's).
@@ -169,6 +175,8 @@ impl NodeOptions {
             disk_quota: int("diskQuota", self.disk_quota)?,
             storage_passphrase: self.storage_passphrase,
             known_peers_ttl: ms("knownPeersTtlMs", self.known_peers_ttl_ms)?,
+            redis_listen: self.redis_listen,
+            redis_password: self.redis_password,
             threads: int("threads", self.threads)?,
             max_message_size: int("maxMessageSize", self.max_message_size)?,
             request_timeout: ms("requestTimeoutMs", self.request_timeout_ms)?,

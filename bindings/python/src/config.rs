@@ -57,6 +57,10 @@ pub struct Options {
     pub storage_passphrase: Option<String>,
     /// How long an unseen member is remembered, in seconds (0: never).
     pub known_peers_ttl: Option<f64>,
+    /// TCP address of the Redis-protocol listener.
+    pub redis_listen: Option<String>,
+    /// The password Redis clients must give.
+    pub redis_password: Option<String>,
 }
 
 impl Options {
@@ -84,6 +88,8 @@ impl Options {
             disk_quota: n(py, "disk_quota", self.disk_quota)?,
             storage_passphrase: self.storage_passphrase,
             known_peers_ttl: s("known_peers_ttl", self.known_peers_ttl)?,
+            redis_listen: self.redis_listen,
+            redis_password: self.redis_password,
             threads: n(py, "threads", self.threads)?,
             max_message_size: n(py, "max_message_size", self.max_message_size)?,
             request_timeout: s("request_timeout", self.request_timeout)?,

@@ -43,7 +43,8 @@ impl PyNode {
         mdns_interfaces=None, memory_quota=None, data_dir=None, threads=None, max_message_size=None,
         request_timeout=None, send_timeout=None, connect_timeout=None, channel_queue=None,
         inbox_dir=None, membership=None, tuning=None, disk_quota=None, storage_passphrase=None,
-        known_peers_ttl=None
+        known_peers_ttl=None,
+        redis_listen=None, redis_password=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -69,6 +70,8 @@ impl PyNode {
         disk_quota: Option<i64>,
         storage_passphrase: Option<String>,
         known_peers_ttl: Option<f64>,
+        redis_listen: Option<String>,
+        redis_password: Option<String>,
     ) -> PyResult<Self> {
         let config = Options {
             name,
@@ -92,6 +95,8 @@ impl PyNode {
             disk_quota,
             storage_passphrase,
             known_peers_ttl,
+            redis_listen,
+            redis_password,
         }
         .into_config(py)?;
         let node = wait(py, Node::start(config))?;

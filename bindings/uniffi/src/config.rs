@@ -66,6 +66,14 @@ pub struct NodeConfig {
     /// members are redialled at start, so a restarted node rejoins without `bootstrap`.
     #[uniffi(default = 604800000)]
     pub known_peers_ttl_ms: u64,
+    /// Serve the cache to Redis clients on this TCP address, e.g. `"127.0.0.1:6379"`
+    /// (default: off; Redis database `n` is the bucket `db{n}`). Off loopback it needs
+    /// `redis_password`.
+    #[uniffi(default = None)]
+    pub redis_listen: Option<String>,
+    /// The password Redis clients must `AUTH` with.
+    #[uniffi(default = None)]
+    pub redis_password: Option<String>,
     /// Worker threads of the node's own runtime.
     #[uniffi(default = 2)]
     pub threads: u32,
@@ -189,6 +197,8 @@ impl From<memmesh::NodeConfig> for NodeConfig {
             disk_quota: c.disk_quota,
             storage_passphrase: c.storage_passphrase,
             known_peers_ttl_ms: millis(c.known_peers_ttl),
+            redis_listen: c.redis_listen,
+            redis_password: c.redis_password,
             threads: saturating_u32(c.threads),
             max_message_size: c.max_message_size as u64,
             request_timeout_ms: millis(c.request_timeout),
@@ -290,6 +300,8 @@ impl TryFrom<NodeConfig> for memmesh::NodeConfig {
             disk_quota: c.disk_quota,
             storage_passphrase: c.storage_passphrase,
             known_peers_ttl: Some(Duration::from_millis(c.known_peers_ttl_ms)),
+            redis_listen: c.redis_listen,
+            redis_password: c.redis_password,
             threads: Some(c.threads as usize),
             max_message_size: Some(platform_size("max_message_size", c.max_message_size)?),
             request_timeout: Some(Duration::from_millis(c.request_timeout_ms)),
@@ -387,6 +399,8 @@ mod tests {
             ("disk_quota", none(&d.disk_quota)),
             ("storage_passphrase", none(&d.storage_passphrase)),
             ("known_peers_ttl_ms", d.known_peers_ttl_ms.to_string()),
+            ("redis_listen", none(&d.redis_listen)),
+            ("redis_password", none(&d.redis_password)),
             ("threads", d.threads.to_string()),
             ("max_message_size", d.max_message_size.to_string()),
             ("request_timeout_ms", d.request_timeout_ms.to_string()),
@@ -427,6 +441,8 @@ mod tests {
             disk_quota: Some(1 << 30),
             storage_passphrase: Some("pw".into()),
             known_peers_ttl_ms: 60_000,
+            redis_listen: Some("127.0.0.1:6379".into()),
+            redis_password: Some("rpw".into()),
             threads: 1,
             max_message_size: 4096,
             request_timeout_ms: 1500,
@@ -453,6 +469,8 @@ mod tests {
         assert_eq!(core.disk_quota, Some(1 << 30));
         assert_eq!(core.storage_passphrase.as_deref(), Some("pw"));
         assert_eq!(core.known_peers_ttl, Duration::from_secs(60));
+        assert_eq!(core.redis_listen.as_deref(), Some("127.0.0.1:6379"));
+        assert_eq!(core.redis_password.as_deref(), Some("rpw"));
         assert_eq!(core.membership.suspect_timeout, Duration::from_secs(3));
         assert_eq!(core.tuning.keep_alive, Duration::from_secs(1));
         assert_eq!(core.tuning.congestion, memmesh::CongestionControl::Bbr);

@@ -232,7 +232,7 @@ fn header(name: &str, op: ChannelOp) -> StreamHeader {
     })
 }
 
-async fn send_one(
+pub(crate) async fn send_one(
     shared: &Arc<ChannelService>,
     peer: NodeId,
     name: &str,

@@ -86,6 +86,15 @@ pub enum ConfigError {
     /// A name that resolved to no address.
     #[error("address {0:?} resolved to nothing")]
     Unresolved(String),
+    /// A `redis_listen` on a non-loopback address without a `redis_password`.
+    #[error(
+        "redis_listen {0:?} is not a loopback address: set redis_password (clients must \
+         AUTH), or listen on 127.0.0.1"
+    )]
+    RedisNeedsPassword(String),
+    /// A `redis_password` of a bad length (its length), or one without `redis_listen`.
+    #[error("redis_password must be 1..={MAX_PASSPHRASE_LEN} bytes and needs redis_listen, got {0} bytes")]
+    RedisPassword(usize),
     /// A congestion controller name that is none of the known ones.
     #[error("congestion must be \"cubic\", \"newreno\" or \"bbr\", got {0:?}")]
     Congestion(String),
@@ -98,7 +107,8 @@ impl Classify for ConfigError {
 }
 
 /// Everything a node is configured with. Build one with [`Node::builder`](crate::Node::builder).
-/// Its `Debug` output never shows the cluster secret or the storage passphrase.
+/// Its `Debug` output never shows the cluster secret, the storage passphrase or the Redis
+/// password.
 #[derive(Clone)]
 pub struct NodeConfig {
     /// Human-readable name shown to peers (default: `node-<short id>`).
@@ -140,6 +150,13 @@ pub struct NodeConfig {
     /// so a restarted node rejoins its cluster without bootstrap addresses or mDNS.
     /// `Duration::ZERO` remembers nothing (and forgets what was remembered).
     pub known_peers_ttl: Duration,
+    /// Serve the cache to Redis clients (RESP2/RESP3) on this TCP address, e.g.
+    /// `"127.0.0.1:6379"` (default: off). Redis database `n` is the bucket `db{n}` (ADR
+    /// 0021). A non-loopback address needs `redis_password`.
+    pub redis_listen: Option<String>,
+    /// The password Redis clients must give (`AUTH`, `HELLO 3 AUTH default ...`) before
+    /// any other command. Needs `redis_listen`.
+    pub redis_password: Option<String>,
     /// Worker threads of the node's own tokio runtime.
     pub threads: usize,
     /// Maximum size of one message, request or response.
@@ -192,6 +209,8 @@ impl std::fmt::Debug for NodeConfig {
             tuning,
             membership,
             known_peers_ttl,
+            redis_listen,
+            redis_password,
         } = self;
         f.debug_struct("NodeConfig")
             .field("name", name)
@@ -215,6 +234,8 @@ impl std::fmt::Debug for NodeConfig {
             .field("tuning", tuning)
             .field("membership", membership)
             .field("known_peers_ttl", known_peers_ttl)
+            .field("redis_listen", redis_listen)
+            .field("redis_password", &redacted(redis_password))
             .finish()
     }
 }
@@ -235,6 +256,8 @@ impl Default for NodeConfig {
             disk_quota: None,
             storage_passphrase: None,
             known_peers_ttl: DEFAULT_KNOWN_PEERS_TTL,
+            redis_listen: None,
+            redis_password: None,
             threads: 2,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             request_timeout: Duration::from_secs(30),
@@ -293,6 +316,7 @@ impl NodeConfig {
                 return Err(ConfigError::Passphrase(pass.len()).into());
             }
         }
+        self.validate_redis()?;
         self.membership.validate()?;
         for (what, d) in [
             ("request_timeout", self.request_timeout),
@@ -326,6 +350,31 @@ impl NodeConfig {
             if d > max {
                 return Err(ConfigError::TooLong { what, max, got: d }.into());
             }
+        }
+        Ok(())
+    }
+}
+
+impl NodeConfig {
+    /// `redis_listen` and `redis_password`: a password of a sane length, only with a
+    /// listener, and required unless the listener is on loopback.
+    fn validate_redis(&self) -> Result<()> {
+        if let Some(p) = &self.redis_password {
+            if p.is_empty() || p.len() > MAX_PASSPHRASE_LEN || self.redis_listen.is_none() {
+                return Err(ConfigError::RedisPassword(p.len()).into());
+            }
+        }
+        let Some(addr) = &self.redis_listen else {
+            return Ok(());
+        };
+        let loopback = match addr.parse::<std::net::SocketAddr>() {
+            Ok(a) => a.ip().is_loopback(),
+            Err(_) => addr
+                .rsplit_once(':')
+                .is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost")),
+        };
+        if !loopback && self.redis_password.is_none() {
+            return Err(ConfigError::RedisNeedsPassword(addr.clone()).into());
         }
         Ok(())
     }
@@ -397,6 +446,19 @@ impl NodeBuilder {
         S: Into<String>,
     {
         self.config.mdns_interfaces = Some(names.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Serves the cache to Redis clients on this TCP address (see
+    /// [`NodeConfig::redis_listen`]).
+    pub fn redis_listen(mut self, addr: impl Into<String>) -> Self {
+        self.config.redis_listen = Some(addr.into());
+        self
+    }
+
+    /// The password Redis clients must give (see [`NodeConfig::redis_password`]).
+    pub fn redis_password(mut self, password: impl Into<String>) -> Self {
+        self.config.redis_password = Some(password.into());
         self
     }
 
@@ -505,6 +567,7 @@ mod tests {
         let config = NodeConfig {
             cluster_secret: Some(b"cluster-secret-marker".to_vec()),
             storage_passphrase: Some("passphrase-marker".into()),
+            redis_password: Some("redis-marker".into()),
             data_dir: Some("/tmp/d".into()),
             ..NodeConfig::default()
         };
@@ -674,5 +737,36 @@ mod tests {
             queue.validate().unwrap_err().kind(),
             crate::ErrorKind::InvalidInput
         );
+    }
+
+    #[test]
+    fn redis_listen_off_loopback_needs_a_password() {
+        let on = |addr: &str, pass: Option<&str>| NodeConfig {
+            redis_listen: Some(addr.to_string()),
+            redis_password: pass.map(str::to_string),
+            ..NodeConfig::default()
+        };
+        assert!(on("127.0.0.1:6379", None).validate().is_ok());
+        assert!(on("[::1]:0", None).validate().is_ok());
+        assert!(on("localhost:6379", None).validate().is_ok());
+        assert!(on("0.0.0.0:6379", Some("pw")).validate().is_ok());
+        for (addr, pass, what) in [
+            ("0.0.0.0:6379", None, "redis_password"),
+            ("10.0.0.1:6379", None, "redis_password"),
+            ("127.0.0.1:6379", Some(""), "redis_password"),
+        ] {
+            let e = on(addr, pass).validate().unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidInput, "{addr}");
+            assert!(e.message().contains(what), "{addr}: {}", e.message());
+        }
+        let orphan = NodeConfig {
+            redis_password: Some("pw".into()),
+            ..NodeConfig::default()
+        };
+        assert!(orphan
+            .validate()
+            .unwrap_err()
+            .message()
+            .contains("redis_listen"));
     }
 }

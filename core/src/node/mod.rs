@@ -71,6 +71,8 @@ struct Parts {
     transfers: Arc<TransferService>,
     files: Files,
     docs: Arc<crate::docs::DocsService>,
+    /// The Redis-protocol listener, when `redis_listen` is set (ADR 0021).
+    redis: Option<Arc<crate::resp::listener::RedisListener>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -112,6 +114,11 @@ impl Node {
             .iter()
             .map(|a| parse_addr(a))
             .collect::<Result<_>>()?;
+        // Bound before the runtime starts: a busy port fails the start at once.
+        let redis_socket = match &config.redis_listen {
+            Some(a) => Some(crate::resp::listener::bind(parse_addr(a)?)?),
+            None => None,
+        };
         // Locked before anything in it is read: one node per data dir.
         let data_dir_lock = config
             .data_dir
@@ -171,7 +178,17 @@ impl Node {
         shared.hold_data_dir(data_dir_lock);
         let membership = Arc::new(Membership::start(&shared)?);
         shared.members.install(membership.clone());
-        let parts = Arc::new(Parts::wire(&shared, membership, files));
+        let mut parts = Parts::wire(&shared, membership, files);
+        if let Some(socket) = redis_socket {
+            parts.redis = Some(crate::resp::listener::start(
+                &shared,
+                parts.cache.clone(),
+                parts.channels.clone(),
+                socket,
+                crate::resp::RespLimits::default(),
+            )?);
+        }
+        let parts = Arc::new(parts);
         handle.spawn(connect::accept_loop(shared.clone(), endpoint));
         handle.spawn(crate::cache::maintain::run(parts.cache.clone()));
         if shared.config.mdns && shared.hello.key.protected() {
@@ -218,6 +235,12 @@ impl Node {
     /// The address the node is bound to (an unspecified IP if it listens on all).
     pub fn addr(&self) -> SocketAddr {
         self.shared.local_addr
+    }
+
+    /// The address the Redis-protocol listener is bound to, when `redis_listen` is set
+    /// (its real port when the option asked for port 0).
+    pub fn redis_addr(&self) -> Option<SocketAddr> {
+        self.parts.redis.as_ref().map(|r| r.addr())
     }
 
     /// The effective configuration.
@@ -528,6 +551,7 @@ impl Parts {
             transfers,
             files,
             docs,
+            redis: None,
         }
     }
 }

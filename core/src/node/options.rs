@@ -44,6 +44,10 @@ pub struct NodeOptions {
     pub storage_passphrase: Option<String>,
     /// [`NodeConfig::known_peers_ttl`].
     pub known_peers_ttl: Option<Duration>,
+    /// [`NodeConfig::redis_listen`].
+    pub redis_listen: Option<String>,
+    /// [`NodeConfig::redis_password`].
+    pub redis_password: Option<String>,
     /// [`NodeConfig::threads`].
     pub threads: Option<usize>,
     /// [`NodeConfig::max_message_size`].
@@ -144,6 +148,8 @@ impl NodeOptions {
         set_some!(config.disk_quota, self.disk_quota);
         set_some!(config.storage_passphrase, self.storage_passphrase);
         set!(config.known_peers_ttl, self.known_peers_ttl);
+        set_some!(config.redis_listen, self.redis_listen);
+        set_some!(config.redis_password, self.redis_password);
         set!(config.threads, self.threads);
         set!(config.max_message_size, self.max_message_size);
         set!(config.request_timeout, self.request_timeout);

@@ -3935,6 +3935,16 @@ public struct NodeConfig: Equatable, Hashable {
      */
     public var knownPeersTtlMs: UInt64
     /**
+     * Serve the cache to Redis clients on this TCP address, e.g. `"127.0.0.1:6379"`
+     * (default: off; Redis database `n` is the bucket `db{n}`). Off loopback it needs
+     * `redis_password`.
+     */
+    public var redisListen: String?
+    /**
+     * The password Redis clients must `AUTH` with.
+     */
+    public var redisPassword: String?
+    /**
      * Worker threads of the node's own runtime.
      */
     public var threads: UInt32
@@ -4017,6 +4027,14 @@ public struct NodeConfig: Equatable, Hashable {
          * members are redialled at start, so a restarted node rejoins without `bootstrap`.
          */knownPeersTtlMs: UInt64 = UInt64(604800000), 
         /**
+         * Serve the cache to Redis clients on this TCP address, e.g. `"127.0.0.1:6379"`
+         * (default: off; Redis database `n` is the bucket `db{n}`). Off loopback it needs
+         * `redis_password`.
+         */redisListen: String? = nil, 
+        /**
+         * The password Redis clients must `AUTH` with.
+         */redisPassword: String? = nil, 
+        /**
          * Worker threads of the node's own runtime.
          */threads: UInt32 = UInt32(2), 
         /**
@@ -4053,6 +4071,8 @@ public struct NodeConfig: Equatable, Hashable {
         self.diskQuota = diskQuota
         self.storagePassphrase = storagePassphrase
         self.knownPeersTtlMs = knownPeersTtlMs
+        self.redisListen = redisListen
+        self.redisPassword = redisPassword
         self.threads = threads
         self.maxMessageSize = maxMessageSize
         self.requestTimeoutMs = requestTimeoutMs
@@ -4092,6 +4112,8 @@ public struct FfiConverterTypeNodeConfig: FfiConverterRustBuffer {
                 diskQuota: FfiConverterOptionUInt64.read(from: &buf), 
                 storagePassphrase: FfiConverterOptionString.read(from: &buf), 
                 knownPeersTtlMs: FfiConverterUInt64.read(from: &buf), 
+                redisListen: FfiConverterOptionString.read(from: &buf), 
+                redisPassword: FfiConverterOptionString.read(from: &buf), 
                 threads: FfiConverterUInt32.read(from: &buf), 
                 maxMessageSize: FfiConverterUInt64.read(from: &buf), 
                 requestTimeoutMs: FfiConverterUInt64.read(from: &buf), 
@@ -4117,6 +4139,8 @@ public struct FfiConverterTypeNodeConfig: FfiConverterRustBuffer {
         FfiConverterOptionUInt64.write(value.diskQuota, into: &buf)
         FfiConverterOptionString.write(value.storagePassphrase, into: &buf)
         FfiConverterUInt64.write(value.knownPeersTtlMs, into: &buf)
+        FfiConverterOptionString.write(value.redisListen, into: &buf)
+        FfiConverterOptionString.write(value.redisPassword, into: &buf)
         FfiConverterUInt32.write(value.threads, into: &buf)
         FfiConverterUInt64.write(value.maxMessageSize, into: &buf)
         FfiConverterUInt64.write(value.requestTimeoutMs, into: &buf)

@@ -1,0 +1,155 @@
+//! One client connection: read what the client sent, run every complete command in order,
+//! answer them all at once (pipelining), until the client leaves, breaks the protocol or
+//! the node shuts down.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::resp::error::RespError;
+use crate::resp::exec::{execute, forget, Outcome};
+use crate::resp::front::{Admitted, Front};
+use crate::resp::parse::parse_command;
+use crate::resp::pubsub::{self, Delivery, SUBSCRIBER_QUEUE};
+use crate::resp::session::Session;
+use crate::resp::value::Value;
+use crate::resp::write::write;
+
+/// Replies are sent once this many bytes of them are waiting, even mid-batch.
+const FLUSH_AT: usize = 1 << 20;
+
+/// Why a connection ends.
+enum End {
+    /// The client closed it, quit, or the node is shutting down.
+    Done,
+    /// The client broke the protocol: answer with this error, then close.
+    Protocol(String),
+}
+
+/// Serves the client at `peer` on `stream` until it leaves or `cancel` fires.
+pub(crate) async fn serve(
+    front: Arc<Front>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    cancel: CancellationToken,
+    admitted: Admitted,
+) {
+    let _admitted = admitted;
+    let _ = stream.set_nodelay(true);
+    let (tx, mut rx) = mpsc::channel(SUBSCRIBER_QUEUE);
+    let mut session = Session::new(front.next_id(), peer, front.needs_auth(), tx);
+    let end = tokio::select! {
+        end = run(&front, &mut stream, &mut session, &mut rx) => end,
+        _ = cancel.cancelled() => End::Done,
+    };
+    forget(&front, &session);
+    if let End::Protocol(msg) = end {
+        debug!(%peer, error = %msg, "closing a RESP connection");
+        let mut out = BytesMut::new();
+        write(
+            &mut out,
+            &Value::err(format!("ERR Protocol error: {msg}")),
+            session.proto,
+        );
+        let _ = tokio::time::timeout(front.limits.frame_timeout, stream.write_all(&out)).await;
+    }
+    let _ = stream.shutdown().await;
+}
+
+async fn flush(front: &Front, stream: &mut TcpStream, out: &mut BytesMut) -> Option<End> {
+    if out.is_empty() {
+        return None;
+    }
+    // A client that does not read its replies is dropped rather than buffered for.
+    match tokio::time::timeout(front.limits.frame_timeout, stream.write_all(out)).await {
+        Ok(Ok(())) => {
+            out.clear();
+            None
+        }
+        _ => Some(End::Done),
+    }
+}
+
+async fn run(
+    front: &Front,
+    stream: &mut TcpStream,
+    session: &mut Session,
+    rx: &mut mpsc::Receiver<Delivery>,
+) -> End {
+    let limits = front.limits;
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut out = BytesMut::with_capacity(16 * 1024);
+    loop {
+        // Run every complete command received so far, in order.
+        loop {
+            match parse_command(&buf, &limits) {
+                Ok(Some((args, used))) => {
+                    buf.advance(used);
+                    if args.is_empty() {
+                        continue;
+                    }
+                    let outcome = execute(front, session, args).await;
+                    let (replies, close) = match outcome {
+                        Outcome::Reply(v) => (vec![v], false),
+                        Outcome::Close(v) => (vec![v], true),
+                        Outcome::Many(vs) => (vs, false),
+                    };
+                    for reply in &replies {
+                        write(&mut out, reply, session.proto);
+                    }
+                    if close {
+                        let _ = flush(front, stream, &mut out).await;
+                        return End::Done;
+                    }
+                    if out.len() >= FLUSH_AT {
+                        if let Some(end) = flush(front, stream, &mut out).await {
+                            return end;
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    if let Some(end) = flush(front, stream, &mut out).await {
+                        return end;
+                    }
+                    return End::Protocol(e.to_string());
+                }
+            }
+        }
+        if let Some(end) = flush(front, stream, &mut out).await {
+            return end;
+        }
+        if buf.len() > limits.max_pending {
+            return End::Protocol(RespError::PendingTooLarge(limits.max_pending).to_string());
+        }
+        // A frame begun must be finished in time; between frames a client may idle.
+        // Meanwhile, messages published on its subscriptions are written as they come.
+        let partial = !buf.is_empty();
+        buf.reserve(16 * 1024);
+        let late = tokio::time::sleep(limits.frame_timeout);
+        tokio::select! {
+            read = stream.read_buf(&mut buf) => match read {
+                Ok(0) | Err(_) => return End::Done,
+                Ok(_) => {}
+            },
+            Some(d) = rx.recv() => {
+                write(&mut out, &pubsub::message(d), session.proto);
+                while out.len() < FLUSH_AT {
+                    match rx.try_recv() {
+                        Ok(d) => write(&mut out, &pubsub::message(d), session.proto),
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ = late, if partial => {
+                return End::Protocol("the client took too long to send a frame".into())
+            }
+        }
+    }
+}

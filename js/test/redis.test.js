@@ -1,0 +1,47 @@
+'use strict'
+// The Redis-protocol front from Node.js: a node started with `redisListen` answers a raw
+// RESP PING on a plain TCP socket (redis-cli and redis-py are driven by ci/test-redis).
+
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const net = require('node:net')
+const { startNode, rejectsWith, TIMEOUT } = require('../support/nodes')
+
+function freePort () {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address()
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+// Sends `request` and resolves with the reply once it ends with CRLF.
+function ask (port, request) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(request))
+    let reply = ''
+    socket.on('data', (chunk) => {
+      reply += chunk.toString('latin1')
+      if (reply.endsWith('\r\n')) {
+        socket.end()
+        resolve(reply)
+      }
+    })
+    socket.on('error', reject)
+  })
+}
+
+test('a node started with redisListen answers PING', { timeout: TIMEOUT }, async (t) => {
+  const port = await freePort()
+  await startNode(t, { redisListen: `127.0.0.1:${port}` })
+  assert.equal(await ask(port, '*1\r\n$4\r\nPING\r\n'), '+PONG\r\n')
+  assert.equal(await ask(port, 'SET k v\r\n'), '+OK\r\n')
+  assert.equal(await ask(port, 'GET k\r\n'), '$1\r\nv\r\n')
+})
+
+test('redisListen off loopback without redisPassword is InvalidInput', { timeout: TIMEOUT }, async (t) => {
+  await rejectsWith(startNode(t, { redisListen: '0.0.0.0:0' }), 'InvalidInput', /redis_password/)
+})
