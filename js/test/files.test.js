@@ -9,7 +9,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { Files } = require('..')
-const { startNode, rejectsWith, TIMEOUT } = require('../support/nodes')
+const { startNode, eventually, rejectsWith, TIMEOUT } = require('../support/nodes')
 
 const HELLO_ID = 'blake3:ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f'
 const UNKNOWN_ID = 'blake3:' + '00'.repeat(32)
@@ -143,8 +143,26 @@ test('files: a put over the disk quota is QuotaExceeded and leaves nothing', { t
   await rejectsWith(startNode(t, { diskQuota: 4096 }), 'InvalidInput', /disk_quota/)
 })
 
-test('files: replicas above 1 is Unsupported', { timeout: TIMEOUT }, async (t) => {
+test('files: more replicas than live members is PeerUnavailable', { timeout: TIMEOUT }, async (t) => {
   const node = await startNode(t, { dataDir: tempDir(t) })
+  await rejectsWith(node.files.put(Buffer.from('thrice'), { replicas: 3 }), 'PeerUnavailable', /replicas 3 asked/)
+  assert.equal(node.files.stats().files, 0)
+})
+
+test('files: replicas 2 puts a copy on a peer, and a delete reaches it', { timeout: TIMEOUT }, async (t) => {
+  const dir = tempDir(t)
+  const a = await startNode(t, { name: 'a', dataDir: path.join(dir, 'a') })
+  const b = await startNode(t, { name: 'b', dataDir: path.join(dir, 'b') })
+  assert.equal(await a.connect(b.addr), b.id)
+  assert.ok(await eventually(() => a.peers().some((p) => p.id === b.id && p.state === 'alive')))
+  const id = await a.files.put(Buffer.from('twice'), { name: 't.txt', replicas: 2 })
+  assert.deepEqual((await a.files.stat(id)).holders.sort(), [a.id, b.id].sort())
+  assert.equal(b.files.stats().files, 1)
+  assert.deepEqual(await b.files.get(id), Buffer.from('twice'))
+  await a.files.delete(id)
+  assert.ok(await eventually(() => b.files.stats().files === 0), 'the delete reached b')
+  await rejectsWith(b.files.get(id), 'NotFound')
+})
   await rejectsWith(node.files.put(Buffer.from('twice'), { replicas: 2 }), 'Unsupported', /replicas/)
   assert.equal(node.files.stats().files, 0)
 })

@@ -11,7 +11,7 @@ import time
 import pytest
 
 import memmesh
-from conftest import run_async, start_async
+from conftest import all_alive, run_async, start_async, wait_until
 
 FILE_ID = re.compile(r"^blake3:[0-9a-f]{64}$")
 #: BLAKE3 of b"hello" (the same id a block of these bytes has).
@@ -149,11 +149,30 @@ def test_disk_quota_is_quota_exceeded(make_node, tmp_path: pathlib.Path) -> None
         make_node(disk_quota=4096)  # a quota needs a data dir
 
 
-def test_replicas_above_one_is_unsupported(make_node, tmp_path: pathlib.Path) -> None:
+def test_more_replicas_than_live_members_is_peer_unavailable(
+    make_node, tmp_path: pathlib.Path
+) -> None:
     node = make_node(data_dir=tmp_path)
-    with pytest.raises(memmesh.UnsupportedError, match="replicas"):
-        node.files.put(b"twice", replicas=2)
+    with pytest.raises(memmesh.PeerUnavailableError, match="replicas 3 asked"):
+        node.files.put(b"thrice", replicas=3)
     assert node.files.stats().files == 0
+
+
+def test_replicas_two_puts_a_copy_on_a_peer(make_node, tmp_path: pathlib.Path) -> None:
+    a = make_node(data_dir=tmp_path / "a")
+    b = make_node(data_dir=tmp_path / "b")
+    a.connect(b.addr)
+    wait_until(all_alive([a, b]), "a and b alive")
+    file_id = a.files.put(b"twice", name="t.txt", replicas=2)
+    assert sorted(a.files.stat(file_id).holders) == sorted([a.id, b.id])
+    # b holds its own copy, durably, and lists it.
+    assert b.files.stats().files == 1
+    assert b.files.get(file_id) == b"twice"
+    # Deleted on a, gone on b too (a tombstone every holder applies).
+    a.files.delete(file_id)
+    wait_until(lambda: b.files.stats().files == 0, "the delete reached b")
+    with pytest.raises(memmesh.NotFoundError):
+        b.files.get(file_id)
 
 
 @run_async

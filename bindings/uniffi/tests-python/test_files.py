@@ -11,7 +11,7 @@ import time
 import memmesh
 import pytest
 
-from conftest import Nodes, aio, config
+from conftest import Nodes, aio, config, eventually
 
 HELLO_ID = "blake3:ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f"
 UNKNOWN_ID = "blake3:" + "00" * 32
@@ -170,10 +170,34 @@ async def test_disk_quota_is_quota_exceeded(tmp_path: pathlib.Path) -> None:
 
 
 @aio
-async def test_replicas_above_one_is_unsupported(tmp_path: pathlib.Path) -> None:
+async def test_more_replicas_than_live_members_is_peer_unavailable(
+    tmp_path: pathlib.Path,
+) -> None:
     async with Nodes() as nodes:
         files = (await nodes.start("a", data_dir=str(tmp_path))).files()
-        with pytest.raises(memmesh.MemmeshError.Unsupported) as err:
-            await files.put(data(b"twice"), memmesh.PutOptions(replicas=2))
-        assert "replicas" in err.value.message
+        with pytest.raises(memmesh.MemmeshError.PeerUnavailable) as err:
+            await files.put(data(b"thrice"), memmesh.PutOptions(replicas=3))
+        assert "replicas 3 asked" in err.value.message
         assert files.stats().files == 0
+
+
+@aio
+async def test_replicas_two_puts_a_copy_on_a_peer(tmp_path: pathlib.Path) -> None:
+    async with Nodes() as nodes:
+        a = await nodes.start("a", data_dir=str(tmp_path / "a"))
+        b = await nodes.start("b", data_dir=str(tmp_path / "b"))
+        assert await a.connect(b.addr()) == b.id()
+        assert await eventually(
+            lambda: any(
+                p.id == b.id() and p.state == memmesh.PeerState.ALIVE for p in a.peers()
+            )
+        ), "b alive in a's view"
+        file_id = await a.files().put(data(b"twice"), memmesh.PutOptions(replicas=2))
+        info = await a.files().stat(file_id)
+        assert sorted(info.holders) == sorted([a.id(), b.id()])
+        assert b.files().stats().files == 1
+        assert await b.files().get(file_id) == b"twice"
+        await a.files().delete(file_id)
+        assert await eventually(lambda: b.files().stats().files == 0), "the delete reached b"
+        with pytest.raises(memmesh.MemmeshError.NotFound):
+            await b.files().get(file_id)
