@@ -163,6 +163,3 @@ test('files: replicas 2 puts a copy on a peer, and a delete reaches it', { timeo
   assert.ok(await eventually(() => b.files.stats().files === 0), 'the delete reached b')
   await rejectsWith(b.files.get(id), 'NotFound')
 })
-  await rejectsWith(node.files.put(Buffer.from('twice'), { replicas: 2 }), 'Unsupported', /replicas/)
-  assert.equal(node.files.stats().files, 0)
-})

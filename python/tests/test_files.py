@@ -193,7 +193,7 @@ async def test_asyncio_round_trip_and_restart(tmp_path: pathlib.Path) -> None:
         await files.delete(path_id)
         with pytest.raises(memmesh.NotFoundError):
             await files.stat(path_id)
-        with pytest.raises(memmesh.UnsupportedError):
+        with pytest.raises(memmesh.PeerUnavailableError, match="replicas 2 asked"):
             await files.put(b"x", replicas=2)
     async with start_async(data_dir=data_dir) as again:
         info = await again.files.stat(file_id)
