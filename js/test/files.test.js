@@ -154,7 +154,9 @@ test('files: replicas 2 puts a copy on a peer, and a delete reaches it', { timeo
   const a = await startNode(t, { name: 'a', dataDir: path.join(dir, 'a') })
   const b = await startNode(t, { name: 'b', dataDir: path.join(dir, 'b') })
   assert.equal(await a.connect(b.addr), b.id)
-  assert.ok(await eventually(() => a.peers().some((p) => p.id === b.id && p.state === 'alive')))
+  // A member with its advert received (a connected peer is listed alive before membership
+  // admits it; holders are chosen among members).
+  assert.ok(await eventually(() => a.peers().some((p) => p.id === b.id && p.state === 'alive' && p.quotaFree != null)))
   const id = await a.files.put(Buffer.from('twice'), { name: 't.txt', replicas: 2 })
   assert.deepEqual((await a.files.stat(id)).holders.sort(), [a.id, b.id].sort())
   assert.equal(b.files.stats().files, 1)

@@ -163,6 +163,12 @@ def test_replicas_two_puts_a_copy_on_a_peer(make_node, tmp_path: pathlib.Path) -
     b = make_node(data_dir=tmp_path / "b")
     a.connect(b.addr)
     wait_until(all_alive([a, b]), "a and b alive")
+    # A member with its advert received (a connected peer is listed alive before
+    # membership admits it; holders are chosen among members).
+    wait_until(
+        lambda: any(p.id == b.id and p.quota_free is not None for p in a.peers()),
+        "b a member in a's view",
+    )
     file_id = a.files.put(b"twice", name="t.txt", replicas=2)
     assert sorted(a.files.stat(file_id).holders) == sorted([a.id, b.id])
     # b holds its own copy, durably, and lists it.

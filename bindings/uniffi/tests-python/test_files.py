@@ -187,11 +187,16 @@ async def test_replicas_two_puts_a_copy_on_a_peer(tmp_path: pathlib.Path) -> Non
         a = await nodes.start("a", data_dir=str(tmp_path / "a"))
         b = await nodes.start("b", data_dir=str(tmp_path / "b"))
         assert await a.connect(b.addr()) == b.id()
+        # Alive in a's membership, with its advert received (a connected peer is listed
+        # alive before membership admits it; holders are chosen among members).
         assert await eventually(
             lambda: any(
-                p.id == b.id() and p.state == memmesh.PeerState.ALIVE for p in a.peers()
+                p.id == b.id()
+                and p.state == memmesh.PeerState.ALIVE
+                and p.quota_free is not None
+                for p in a.peers()
             )
-        ), "b alive in a's view"
+        ), "b a member in a's view"
         file_id = await a.files().put(data(b"twice"), memmesh.PutOptions(replicas=2))
         info = await a.files().stat(file_id)
         assert sorted(info.holders) == sorted([a.id(), b.id()])
