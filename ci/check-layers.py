@@ -31,7 +31,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 SRC = ROOT / "core" / "src"
 ALLOWED = ROOT / "ci" / "layers-allowed.txt"
 
-FOUNDATION = {"error", "identity", "peer", "memory", "durable", "datadir"}
+FOUNDATION = {"error", "identity", "peer", "memory", "durable", "datadir", "slots"}
 SERVICES = {"channel", "blocks", "cache", "membership", "discovery", "transfer", "files", "docs"}
 RUNTIME_NODE_FILES = {
     "shared", "runtime", "call", "connect", "goodbye", "addrs", "config", "members", "guard",

@@ -35,6 +35,7 @@ pub mod node;
 pub mod peer;
 pub mod resp;
 pub(crate) mod service;
+pub(crate) mod slots;
 #[cfg(test)]
 mod testkit;
 pub mod transfer;

@@ -9,8 +9,8 @@
 //! reconnection they start afresh, which the protocol handles (it costs one round of
 //! heads and Bloom filters, not the document).
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::identity::NodeId;
 use crate::node::shared::Shared;
 use crate::service::{BoxFuture, FrameHandler, ServiceError, Shutdown};
+use crate::slots::Slots;
 use crate::wire::codec::{decode_bulk, encode_bulk};
 use crate::wire::Service;
 
@@ -81,8 +82,7 @@ pub struct DocsService {
     closed: AtomicBool,
     dirty: Mutex<HashSet<DocId>>,
     wake: tokio::sync::Notify,
-    serving: Mutex<HashMap<NodeId, usize>>,
-    serving_all: AtomicUsize,
+    serving: Arc<Slots<NodeId>>,
 }
 
 impl std::fmt::Debug for DocsService {
@@ -98,25 +98,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Releases a serving slot when dropped.
-struct Slot<'a> {
-    svc: &'a DocsService,
-    peer: NodeId,
-}
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        self.svc.serving_all.fetch_sub(1, Ordering::AcqRel);
-        let mut m = lock(&self.svc.serving);
-        if let Some(n) = m.get_mut(&self.peer) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                m.remove(&self.peer);
-            }
-        }
-    }
-}
-
 impl DocsService {
     /// The documents service of the node `node`, sealing with the key `opener` opens
     /// (`None` without a data dir); its sync task starts on the node's runtime.
@@ -129,8 +110,7 @@ impl DocsService {
             closed: AtomicBool::new(false),
             dirty: Mutex::new(HashSet::new()),
             wake: tokio::sync::Notify::new(),
-            serving: Mutex::new(HashMap::new()),
-            serving_all: AtomicUsize::new(0),
+            serving: Slots::new("document syncs", MAX_SERVING_PER_PEER, MAX_SERVING),
         });
         if svc.opener.is_some() {
             svc.node.runtime.handle().spawn(run(svc.clone()));
@@ -202,24 +182,6 @@ impl DocsService {
         self.wake.notify_one();
     }
 
-    fn slot(&self, peer: NodeId) -> std::result::Result<Slot<'_>, DocsError> {
-        let mut m = lock(&self.serving);
-        let n = m.entry(peer).or_insert(0);
-        if *n >= MAX_SERVING_PER_PEER {
-            return Err(DocsError::Busy(format!(
-                "{MAX_SERVING_PER_PEER} document syncs with this peer are already running"
-            )));
-        }
-        if self.serving_all.fetch_add(1, Ordering::AcqRel) >= MAX_SERVING {
-            self.serving_all.fetch_sub(1, Ordering::AcqRel);
-            return Err(DocsError::Busy(format!(
-                "{MAX_SERVING} document syncs are already running on this node"
-            )));
-        }
-        *n += 1;
-        Ok(Slot { svc: self, peer })
-    }
-
     /// The largest sync message sent or accepted.
     fn max_message(&self) -> usize {
         self.node.config.max_message_size
@@ -228,7 +190,7 @@ impl DocsService {
     /// Serves one sync request from `from`.
     async fn serve(self: Arc<Self>, from: NodeId, body: Bytes) -> Result<Bytes> {
         let req: SyncRequest = decode_bulk(&body)?;
-        let _slot = self.slot(from)?;
+        let _slot = self.serving.take(&from)?;
         let reach = Reach::from_u8(req.reach)
             .ok_or_else(|| DocsError::Invalid(format!("unknown reach byte {}", req.reach)))?;
         if req.msg.len() > self.max_message() {

@@ -160,14 +160,6 @@ pub enum FilesError {
         /// The peer.
         peer: String,
     },
-    /// Too many holds or searches run at once.
-    #[error("too many files {what} at once (at most {max})")]
-    Busy {
-        /// Holds or searches.
-        what: &'static str,
-        /// The budget.
-        max: usize,
-    },
     /// No live member holds the file.
     #[error("no file {id} here, and none of the {asked} live member(s) asked holds it")]
     NoHolder {
@@ -202,7 +194,6 @@ impl Classify for FilesError {
                 ErrorKind::PeerUnavailable
             }
             FilesError::NotMember { .. } => ErrorKind::Unauthorized,
-            FilesError::Busy { .. } => ErrorKind::QuotaExceeded,
             FilesError::QuotaExceeded { .. } => ErrorKind::QuotaExceeded,
             FilesError::Corrupted { .. } | FilesError::KeyMissing { .. } => ErrorKind::Corrupted,
             FilesError::PassphraseRequired { .. } | FilesError::WrongPassphrase { .. } => {

@@ -26,6 +26,7 @@ use crate::node::call::call_peer_within;
 use crate::node::shared::Shared;
 use crate::peer::PeerState;
 use crate::service::{BoxFuture, Fetcher, FrameHandler, ServiceError};
+use crate::slots::Slots;
 use crate::wire::codec::{decode_bulk, encode_bulk};
 use crate::wire::Service;
 
@@ -42,72 +43,13 @@ pub const FANOUT: usize = 8;
 /// How often unacknowledged deletes are looked at.
 const RETRY_TICK: Duration = Duration::from_secs(1);
 
-/// A budget of concurrent requests served, per peer and per node.
-#[derive(Debug)]
-struct Budget {
-    what: &'static str,
-    per_peer: usize,
-    per_node: usize,
-    taken: Mutex<(usize, HashMap<NodeId, usize>)>,
-}
-
-/// A place taken in a [`Budget`]; given back on drop.
-struct Place<'a> {
-    budget: &'a Budget,
-    peer: NodeId,
-}
-
-impl Budget {
-    fn new(what: &'static str, per_peer: usize, per_node: usize) -> Budget {
-        Budget {
-            what,
-            per_peer,
-            per_node,
-            taken: Mutex::new((0, HashMap::new())),
-        }
-    }
-
-    fn take(&self, peer: NodeId) -> std::result::Result<Place<'_>, FilesError> {
-        let mut t = self.taken.lock().unwrap_or_else(|p| p.into_inner());
-        let mine = t.1.get(&peer).copied().unwrap_or(0);
-        if mine >= self.per_peer {
-            return Err(FilesError::Busy {
-                what: self.what,
-                max: self.per_peer,
-            });
-        }
-        if t.0 >= self.per_node {
-            return Err(FilesError::Busy {
-                what: self.what,
-                max: self.per_node,
-            });
-        }
-        t.0 += 1;
-        *t.1.entry(peer).or_insert(0) += 1;
-        Ok(Place { budget: self, peer })
-    }
-}
-
-impl Drop for Place<'_> {
-    fn drop(&mut self) {
-        let mut t = self.budget.taken.lock().unwrap_or_else(|p| p.into_inner());
-        t.0 = t.0.saturating_sub(1);
-        if let Some(n) = t.1.get_mut(&self.peer) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                t.1.remove(&self.peer);
-            }
-        }
-    }
-}
-
 /// The files service of a node: its runtime, its store and the transfer engine's fetch.
 pub struct FilesService {
     node: Arc<Shared>,
     files: Files,
     fetcher: Arc<dyn Fetcher>,
-    holds: Budget,
-    asks: Budget,
+    holds: Arc<Slots<NodeId>>,
+    asks: Arc<Slots<NodeId>>,
     retries: Mutex<HashMap<([u8; 32], NodeId), Backoff>>,
 }
 
@@ -127,8 +69,8 @@ impl FilesService {
             node,
             files: files.clone(),
             fetcher,
-            holds: Budget::new("holds", MAX_HOLDS_PER_PEER, MAX_HOLDS_PER_NODE),
-            asks: Budget::new("requests", MAX_ASKS_PER_PEER, MAX_ASKS_PER_NODE),
+            holds: Slots::new("file holds", MAX_HOLDS_PER_PEER, MAX_HOLDS_PER_NODE),
+            asks: Slots::new("file requests", MAX_ASKS_PER_PEER, MAX_ASKS_PER_NODE),
             retries: Mutex::new(HashMap::new()),
         });
         if files.attach(service.clone()) {
@@ -181,7 +123,7 @@ impl FilesService {
         let store = self.files.store()?;
         let reply = match request.op {
             Op::Has { id } => {
-                let _place = self.asks.take(from)?;
+                let _place = self.asks.take(&from)?;
                 if store.tombstoned(&id)? {
                     Reply::Gone
                 } else {
@@ -192,7 +134,7 @@ impl FilesService {
                 }
             }
             Op::Forget { id, tombstone } => {
-                let _place = self.asks.take(from)?;
+                let _place = self.asks.take(&from)?;
                 if !self.is_live_member(&from) {
                     return Err(FilesError::NotMember { peer: from.short() }.into());
                 }
@@ -215,7 +157,7 @@ impl FilesService {
                 if !self.is_live_member(&from) {
                     return Err(FilesError::NotMember { peer: from.short() }.into());
                 }
-                let _place = self.holds.take(from)?;
+                let _place = self.holds.take(&from)?;
                 let options = PutOptions {
                     name,
                     content_type,

@@ -6,10 +6,11 @@
 //! - [`Throttle`]: at most one warning per interval, counting what it summarises.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::identity::NodeId;
+use crate::slots::{Slot, Slots};
 
 /// `rate` tokens per second, saved up to `burst`; starts full.
 #[derive(Debug, Clone)]
@@ -106,75 +107,43 @@ impl PeerBuckets {
     }
 }
 
-/// Counts of what waits in a queue, per peer and in total.
-#[derive(Debug, Default)]
-struct Counts {
-    per_peer: HashMap<NodeId, usize>,
-    total: usize,
-}
-
 /// A bound on items waiting (per peer and in total); a [`Ticket`] holds a place until it
 /// is dropped.
 #[derive(Debug, Clone)]
 pub struct Queue {
-    per_peer: usize,
-    total: usize,
-    counts: Arc<Mutex<Counts>>,
+    slots: Arc<Slots<NodeId>>,
 }
 
 /// A place in a [`Queue`], given back when dropped.
 #[derive(Debug)]
 pub struct Ticket {
-    peer: NodeId,
-    counts: Arc<Mutex<Counts>>,
+    _slot: Slot<NodeId>,
 }
 
 impl Queue {
     /// A queue of at most `per_peer` items per peer and `total` in all.
     pub fn new(per_peer: usize, total: usize) -> Self {
         Self {
-            per_peer,
-            total,
-            counts: Arc::default(),
+            slots: Slots::new("queued membership packets", per_peer, total),
         }
     }
 
     /// A place for an item from `peer`, if it is within both bounds.
     pub fn enter(&self, peer: NodeId) -> Option<Ticket> {
-        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let mine = c.per_peer.get(&peer).copied().unwrap_or(0);
-        if mine >= self.per_peer || c.total >= self.total {
-            return None;
-        }
-        c.per_peer.insert(peer, mine + 1);
-        c.total += 1;
-        Some(Ticket {
-            peer,
-            counts: self.counts.clone(),
-        })
+        self.slots
+            .take(&peer)
+            .ok()
+            .map(|slot| Ticket { _slot: slot })
     }
 
     /// Items waiting in all.
     pub fn len(&self) -> usize {
-        self.counts.lock().unwrap_or_else(|p| p.into_inner()).total
+        self.slots.in_use()
     }
 
     /// Whether nothing waits.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        c.total = c.total.saturating_sub(1);
-        if let Some(n) = c.per_peer.get_mut(&self.peer) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                c.per_peer.remove(&self.peer);
-            }
-        }
     }
 }
 

@@ -131,22 +131,6 @@ pub enum TransferError {
         /// Numbered names tried.
         max: u32,
     },
-    /// Too many transfers of this kind from one peer at once.
-    #[error("too many {what} from this peer at once ({max} per peer); try again later")]
-    PeerBusy {
-        /// `"transfers"` or `"fetches"`.
-        what: &'static str,
-        /// The limit per peer.
-        max: usize,
-    },
-    /// Too many transfers of this kind on this node at once.
-    #[error("too many {what} at once on this node ({max} in all); try again later")]
-    NodeBusy {
-        /// `"transfers"` or `"fetches"`.
-        what: &'static str,
-        /// The limit per node.
-        max: usize,
-    },
     /// Content received into memory does not fit in the memory quota.
     #[error("{bytes} bytes do not fit in this node's memory quota: {why}")]
     MemoryQuota {
@@ -257,12 +241,9 @@ impl Classify for TransferError {
             | LostVerified(_)
             | KeptPartChanged(_) => ErrorKind::Corrupted,
             File { source, .. } => io_kind(source),
-            NamesTaken { .. }
-            | PeerBusy { .. }
-            | NodeBusy { .. }
-            | MemoryQuota { .. }
-            | Allocation(_)
-            | FetchIntoFile(_) => ErrorKind::QuotaExceeded,
+            NamesTaken { .. } | MemoryQuota { .. } | Allocation(_) | FetchIntoFile(_) => {
+                ErrorKind::QuotaExceeded
+            }
             OfferTimeout(_) | Idle(_) | SenderStalled | Busy => ErrorKind::Timeout,
             NoAnswer => ErrorKind::PeerUnavailable,
             Refused { kind, .. } => *kind,

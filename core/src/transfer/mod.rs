@@ -23,7 +23,6 @@ pub(crate) mod receive;
 pub(crate) mod send;
 pub(crate) mod service;
 pub(crate) mod sink;
-pub(crate) mod slots;
 pub(crate) mod source;
 pub mod stack;
 pub(crate) mod state;
@@ -188,9 +187,9 @@ pub struct TransferState {
     /// The partial files in use by running transfers.
     pub(crate) claims: Arc<partials::Claims>,
     /// Transfers pushed to this node, per peer and in all.
-    pub(crate) incoming_slots: Arc<slots::Slots<NodeId>>,
+    pub(crate) incoming_slots: Arc<crate::slots::Slots<NodeId>>,
     /// Fetches this node serves, per peer and in all.
-    pub(crate) served_slots: Arc<slots::Slots<NodeId>>,
+    pub(crate) served_slots: Arc<crate::slots::Slots<NodeId>>,
     /// [`limits::IDLE_TIMEOUT`], in milliseconds (lowered by a test hook, see [`hooks`]).
     idle_ms: std::sync::atomic::AtomicU64,
     /// Test hooks (see [`hooks`]).
@@ -218,12 +217,12 @@ impl TransferState {
             incoming: std::sync::Mutex::new(std::collections::HashMap::new()),
             next_incoming: std::sync::atomic::AtomicU64::new(0),
             claims: Arc::default(),
-            incoming_slots: slots::Slots::new(
+            incoming_slots: crate::slots::Slots::new(
                 "transfers",
                 limits::MAX_INCOMING_PER_PEER,
                 limits::MAX_INCOMING_PER_NODE,
             ),
-            served_slots: slots::Slots::new(
+            served_slots: crate::slots::Slots::new(
                 "fetches",
                 limits::MAX_SERVED_PER_PEER,
                 limits::MAX_SERVED_PER_NODE,

@@ -100,6 +100,7 @@ async fn receive(
         .transfers
         .incoming_slots
         .take(&from)
+        .map_err(Error::from)
         .and_then(|slot| {
             check_name(&offer.name)?;
             check_receive_chunk_size(offer.chunk_size)?;

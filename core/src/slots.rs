@@ -1,14 +1,42 @@
-//! Counted slots per peer and per node: how many transfers may run at once. Pure logic
-//! (no I/O); a [`Slot`] gives its place back when dropped.
+//! Counted slots per peer and per node: how many transfers, holds, searches or document
+//! syncs a node serves at once. Pure logic (no I/O); a [`Slot`] gives its place back when
+//! dropped. Every service that bounds concurrent work per peer and per node uses this one
+//! type (transfers, files, documents).
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
-use crate::error::Result;
-use crate::transfer::error::TransferError;
+use crate::error::{Classify, ErrorKind};
 
-/// A budget of concurrent transfers, per peer and in total.
+/// A refusal: the peer or the node already runs as many as its budget allows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SlotsError {
+    /// Too many of this kind from one peer at once.
+    #[error("too many {what} from this peer at once ({max} per peer); try again later")]
+    PeerBusy {
+        /// What is counted (`"transfers"`, `"file holds"`, `"document syncs"` …).
+        what: &'static str,
+        /// The limit per peer.
+        max: usize,
+    },
+    /// Too many of this kind on this node at once.
+    #[error("too many {what} at once on this node ({max} in all); try again later")]
+    NodeBusy {
+        /// What is counted.
+        what: &'static str,
+        /// The limit per node.
+        max: usize,
+    },
+}
+
+impl Classify for SlotsError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::QuotaExceeded
+    }
+}
+
+/// A budget of concurrent work, per peer and in total.
 #[derive(Debug)]
 pub(crate) struct Slots<K: Hash + Eq + Clone> {
     what: &'static str,
@@ -45,22 +73,20 @@ impl<K: Hash + Eq + Clone> Slots<K> {
     }
 
     /// Takes a place for `peer`, or fails with `QuotaExceeded` (saying which budget).
-    pub(crate) fn take(self: &Arc<Self>, peer: &K) -> Result<Slot<K>> {
+    pub(crate) fn take(self: &Arc<Self>, peer: &K) -> Result<Slot<K>, SlotsError> {
         let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
         let mine = taken.by_peer.get(peer).copied().unwrap_or(0);
         if mine >= self.per_peer {
-            return Err(TransferError::PeerBusy {
+            return Err(SlotsError::PeerBusy {
                 what: self.what,
                 max: self.per_peer,
-            }
-            .into());
+            });
         }
         if taken.total >= self.per_node {
-            return Err(TransferError::NodeBusy {
+            return Err(SlotsError::NodeBusy {
                 what: self.what,
                 max: self.per_node,
-            }
-            .into());
+            });
         }
         taken.total += 1;
         taken.by_peer.insert(peer.clone(), mine + 1);
@@ -68,6 +94,11 @@ impl<K: Hash + Eq + Clone> Slots<K> {
             slots: self.clone(),
             peer: peer.clone(),
         })
+    }
+
+    /// Places taken in all.
+    pub(crate) fn in_use(&self) -> usize {
+        self.taken.lock().unwrap_or_else(|p| p.into_inner()).total
     }
 
     /// Places taken by `peer`, and in total.
@@ -103,10 +134,10 @@ mod tests {
         let _a2 = slots.take(&'a').unwrap();
         let e = slots.take(&'a').unwrap_err();
         assert_eq!(e.kind(), ErrorKind::QuotaExceeded);
-        assert!(e.message().contains("per peer"), "{e}");
+        assert!(e.to_string().contains("per peer"), "{e}");
         let _b1 = slots.take(&'b').unwrap();
         let e = slots.take(&'c').unwrap_err();
-        assert!(e.message().contains("this node"), "{e}");
+        assert!(e.to_string().contains("this node"), "{e}");
         assert_eq!(slots.used(&'a'), (2, 3));
         drop(a1);
         assert_eq!(slots.used(&'a'), (1, 2));
