@@ -133,7 +133,8 @@ fn run(db: &Db, contents: &std::path::Path, usage: &Mutex<Usage>, rx: &mpsc::Rec
                                 Op::Delete { .. }
                                 | Op::Tombstone { .. }
                                 | Op::Holders { .. }
-                                | Op::Ack { .. },
+                                | Op::Ack { .. }
+                                | Op::Expire { .. },
                                 _,
                             ) => {}
                         }

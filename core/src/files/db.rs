@@ -6,7 +6,8 @@
 //! - `holders` (multimap: file id → node id, 32 bytes each): who holds a copy (this node
 //!   and the holders it knows of, ADR 0018).
 //! - `tombstones` (file id → unix ms): deleted files. On the deleting node until every
-//!   holder acknowledged; on a holder that applied a delete, kept.
+//!   holder acknowledged; on a holder that applied a delete, kept for
+//!   [`super::store::TOMBSTONE_RETENTION`] (30 days), then dropped ([`Op::Expire`]).
 //! - `tombstone_pending` (multimap: file id → node id): holders that have yet to apply a
 //!   delete (created on open when missing).
 //!
@@ -197,6 +198,12 @@ pub enum Op {
         /// The holders that must still apply the delete.
         pending: Vec<[u8; 32]>,
     },
+    /// Drops the tombstones made before `before` (unix ms) that no holder is waiting
+    /// for: past the retention a deleted id may be stored again from a stale copy.
+    Expire {
+        /// Tombstones older than this (unix ms) go.
+        before: u64,
+    },
     /// `node` applied the delete of `id`; the tombstone goes once no holder is pending.
     Ack {
         /// The file id.
@@ -287,29 +294,22 @@ impl Db {
 
     /// Every file with recorded holders, and those holders.
     pub fn all_holders(&self) -> Result<Vec<Pending>, FilesError> {
-        let txn = self.db.begin_read()?;
-        let t = txn.open_multimap_table(HOLDERS)?;
-        let mut out = Vec::new();
-        for entry in t.iter()? {
-            let (k, values) = entry?;
-            let Ok(id) = <[u8; 32]>::try_from(k.value()) else {
-                continue;
-            };
-            let mut nodes = Vec::new();
-            for v in values {
-                if let Ok(n) = <[u8; 32]>::try_from(v?.value()) {
-                    nodes.push(n);
-                }
-            }
-            out.push((id, nodes));
-        }
-        Ok(out)
+        self.all_of(HOLDERS)
     }
 
     /// Every tombstone with holders that have yet to acknowledge it, and those holders.
     pub fn pending_tombstones(&self) -> Result<Vec<Pending>, FilesError> {
+        self.all_of(TOMBSTONE_PENDING)
+    }
+
+    /// Every key of a multimap of file id → node id, with its nodes (malformed entries
+    /// skipped).
+    fn all_of(
+        &self,
+        table: MultimapTableDefinition<&[u8], &[u8]>,
+    ) -> Result<Vec<Pending>, FilesError> {
         let txn = self.db.begin_read()?;
-        let t = txn.open_multimap_table(TOMBSTONE_PENDING)?;
+        let t = txn.open_multimap_table(table)?;
         let mut out = Vec::new();
         for entry in t.iter()? {
             let (k, values) = entry?;
@@ -435,6 +435,21 @@ impl Db {
                         }
                         applied.push(Applied { previous });
                     }
+                    Op::Expire { before } => {
+                        let mut old = Vec::new();
+                        for entry in tombstones.iter()? {
+                            let (k, at) = entry?;
+                            if at.value() < *before {
+                                old.push(k.value().to_vec());
+                            }
+                        }
+                        for id in old {
+                            if pending.get(&id[..])?.next().is_none() {
+                                tombstones.remove(&id[..])?;
+                            }
+                        }
+                        applied.push(Applied { previous: None });
+                    }
                     Op::Ack { id, node } => {
                         let was_pending = pending.remove(&id[..], &node[..])?;
                         if was_pending && pending.get(&id[..])?.next().is_none() {
@@ -551,6 +566,42 @@ mod tests {
         .unwrap();
         assert!(db.tombstoned(&[5; 32]).unwrap());
         assert!(db.pending_tombstones().unwrap().is_empty());
+        drop(db);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn old_tombstones_expire_unless_a_holder_is_still_waited_for() {
+        let d = dir("expire");
+        let db = Db::open(&d).unwrap();
+        db.apply(&[
+            Op::Tombstone {
+                id: [6; 32],
+                at: 100,
+                pending: vec![],
+            },
+            Op::Tombstone {
+                id: [7; 32],
+                at: 100,
+                pending: vec![[9; 32]],
+            },
+            Op::Tombstone {
+                id: [8; 32],
+                at: 300,
+                pending: vec![],
+            },
+        ])
+        .unwrap();
+        db.apply(&[Op::Expire { before: 100 }]).unwrap();
+        assert!(db.tombstoned(&[6; 32]).unwrap(), "not older than the cut");
+        db.apply(&[Op::Expire { before: 200 }]).unwrap();
+        assert!(!db.tombstoned(&[6; 32]).unwrap());
+        assert!(
+            db.tombstoned(&[7; 32]).unwrap(),
+            "a holder is still waited for"
+        );
+        assert!(db.tombstoned(&[8; 32]).unwrap(), "younger than the cut");
+        assert_eq!(db.pending_tombstones().unwrap().len(), 1);
         drop(db);
         std::fs::remove_dir_all(&d).unwrap();
     }

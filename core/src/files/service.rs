@@ -42,6 +42,8 @@ pub const MAX_ASKS_PER_NODE: usize = 256;
 pub const FANOUT: usize = 8;
 /// How often unacknowledged deletes are looked at.
 const RETRY_TICK: Duration = Duration::from_secs(1);
+/// How often tombstones past their retention are dropped.
+const EXPIRE_EVERY: Duration = Duration::from_secs(3600);
 
 /// The files service of a node: its runtime, its store and the transfer engine's fetch.
 pub struct FilesService {
@@ -737,6 +739,7 @@ async fn retry_loop(service: Arc<FilesService>) {
     let mut was_live: BTreeSet<NodeId> = BTreeSet::new();
     let mut was_down: BTreeSet<NodeId> = BTreeSet::new();
     let restoring = Arc::new(tokio::sync::Semaphore::new(1));
+    let mut expired_at: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = service.node.cancel.cancelled() => return,
@@ -745,6 +748,12 @@ async fn retry_loop(service: Arc<FilesService>) {
         let Ok(store) = service.files.store() else {
             return;
         };
+        if expired_at.is_none_or(|t| t.elapsed() >= EXPIRE_EVERY) {
+            expired_at = Some(Instant::now());
+            if let Err(e) = store.expire_tombstones().await {
+                debug!(error = %e, "files: dropping old tombstones");
+            }
+        }
         let down: BTreeSet<NodeId> = service
             .node
             .members

@@ -83,6 +83,11 @@ impl Drop for Reservation<'_> {
     }
 }
 
+/// How long a holder keeps the tombstone of a file deleted elsewhere (it answers "deleted"
+/// and refuses to hold the id meanwhile). A tombstone still waiting for a holder's
+/// acknowledgement is kept until it comes.
+pub const TOMBSTONE_RETENTION: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
 pub(super) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -464,6 +469,13 @@ impl Store {
         })
         .await?;
         Ok(applied.previous.is_some())
+    }
+
+    /// Drops the tombstones older than [`TOMBSTONE_RETENTION`] that no holder is waiting for.
+    pub async fn expire_tombstones(&self) -> Result<(), FilesError> {
+        let cut = now_ms().saturating_sub(TOMBSTONE_RETENTION.as_millis() as u64);
+        self.committer.submit(Op::Expire { before: cut }, 0).await?;
+        Ok(())
     }
 
     /// `node` applied the delete of `id`.
