@@ -483,3 +483,29 @@ async fn hostile_files_frames_get_clean_errors() {
     node.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(&base);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_with_replicas_right_after_joining_waits_for_the_peer_to_be_admitted() {
+    let base = dir("joined");
+    let a = start("a", &base.join("a"), None).await;
+    let b = start("b", &base.join("b"), None).await;
+    // No wait for membership: `b` is connected to `a` but not yet admitted when it puts.
+    b.connect(&a.addr().to_string()).await.unwrap();
+    let data = pattern(64 * 1024 + 3, 9);
+    let id = b
+        .files()
+        .unwrap()
+        .put_bytes(data.clone(), replicas(2))
+        .await
+        .expect("a put right after joining reaches the peer");
+    let stat = b.files().unwrap().stat(id).await.unwrap();
+    assert_eq!(stat.holders.len(), 2, "{:?}", stat.holders);
+    assert!(stat.holders.contains(&a.id()));
+    assert_eq!(
+        a.files().unwrap().get_bytes(id).await.unwrap().as_ref(),
+        &data[..]
+    );
+    b.shutdown().await.unwrap();
+    a.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&base);
+}

@@ -32,6 +32,7 @@ pub mod store;
 use std::any::Any;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -42,6 +43,10 @@ pub use store::{OpenOptions, MAX_NAME_LEN, MAX_PAGE};
 use crate::error::Result;
 use crate::identity::NodeId;
 use store::Store;
+
+/// How long a put asking for replicas waits for connected peers that membership is still
+/// admitting before it counts the members it has.
+pub const JOIN_GRACE: Duration = Duration::from_secs(3);
 
 /// Options of a put.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -261,6 +266,34 @@ impl Files {
         Ok(Some(net))
     }
 
+    /// [`Files::precheck`], waiting up to [`JOIN_GRACE`] while too few members are known
+    /// but a connected peer is still being admitted (a put right after `connect`).
+    async fn precheck_settled(
+        &self,
+        options: &PutOptions,
+        size: Option<u64>,
+    ) -> std::result::Result<Option<Arc<service::FilesService>>, FilesError> {
+        let first = self.precheck(options, size);
+        let (Err(FilesError::TooFewMembers { .. }), Some(net), Some(runtime)) =
+            (&first, self.net(), &self.inner.runtime)
+        else {
+            return first;
+        };
+        if !net.joining() {
+            return first;
+        }
+        let wait = runtime.spawn(async move {
+            let deadline = tokio::time::Instant::now() + JOIN_GRACE;
+            while net.joining() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        if wait.await.is_err() {
+            return Err(FilesError::Closed);
+        }
+        self.precheck(options, size)
+    }
+
     /// Has the other replicas hold `id` (after it was stored here).
     async fn replicate(
         &self,
@@ -308,7 +341,9 @@ impl Files {
     /// (`PeerUnavailable` saying "stored on k of N" otherwise, keeping the copies made).
     pub async fn put_bytes(&self, data: impl Into<Bytes>, options: PutOptions) -> Result<FileId> {
         let data = data.into();
-        let net = self.precheck(&options, Some(data.len() as u64))?;
+        let net = self
+            .precheck_settled(&options, Some(data.len() as u64))
+            .await?;
         let local = options.clone();
         let id = self.run(move |s| s.put_bytes(data, local)).await?;
         self.replicate(net, id, options).await?;
@@ -320,7 +355,7 @@ impl Files {
     pub async fn put_path(&self, path: impl Into<PathBuf>, options: PutOptions) -> Result<FileId> {
         let path = path.into();
         let size = std::fs::metadata(&path).ok().map(|m| m.len());
-        let net = self.precheck(&options, size)?;
+        let net = self.precheck_settled(&options, size).await?;
         let local = options.clone();
         let id = self.run(move |s| s.put_path(path, local)).await?;
         self.replicate(net, id, options).await?;

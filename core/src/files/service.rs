@@ -253,6 +253,18 @@ impl FilesService {
     /// Whether `peer` may have room for `size` bytes of plaintext: its advert says so,
     /// or it has not advertised any free disk yet (0 is also what a node advertises
     /// before its store is wired; a node without a data dir refuses the `Hold`).
+    /// Whether a peer is connected but not yet a live member (membership is admitting it):
+    /// a put asking for replicas waits a moment for it instead of refusing at once.
+    pub(crate) fn joining(&self) -> bool {
+        let live = self.live_members();
+        let me = self.me();
+        self.node
+            .pool
+            .connected()
+            .iter()
+            .any(|id| *id != me && !live.contains(id))
+    }
+
     fn has_room(&self, peer: &NodeId, size: u64) -> bool {
         match self.node.members.get().and_then(|m| m.disk_free(peer)) {
             Some(free) if free > 0 => free >= stored_len(size),
