@@ -25,6 +25,9 @@ use serde_json::{json, Value as Json};
 /// The channel the daemon answers admin requests on.
 pub const CHANNEL: &str = "memmesh.admin";
 
+/// The name of the CLI's short-lived nodes.
+pub const CLIENT_NAME: &str = "memmesh-cli";
+
 /// Size of one chunk of a file crossing the admin channel.
 pub const CHUNK: usize = 1 << 20;
 
@@ -180,11 +183,13 @@ impl Server {
                 none,
             ),
             "peers" => {
-                // The asking CLI node is not one of the peers the user means.
+                // The asking CLI node is not one of the peers the user means, nor are
+                // earlier CLI nodes that left (until roles mark client nodes as such).
                 let peers: Vec<Json> = node
                     .peers()
                     .iter()
                     .filter(|p| p.id != from)
+                    .filter(|p| !(p.name == CLIENT_NAME && p.state == memmesh::PeerState::Down))
                     .map(|p| {
                         json!({"id": p.id.to_string(), "name": p.name, "state": p.state.as_str(),
                                "connected": p.connected,

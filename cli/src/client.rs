@@ -27,7 +27,7 @@ pub fn client_node_config(
     key_dir: Option<PathBuf>,
 ) -> Result<NodeConfig> {
     let mut options = settings.options();
-    options.name = Some("memmesh-cli".into());
+    options.name = Some(admin::CLIENT_NAME.into());
     options.listen = Some(
         if to_loopback {
             "127.0.0.1:0"

@@ -11,6 +11,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::admin;
 
+/// Prints a line on stdout, ignoring a closed stdout (a supervisor that stopped reading
+/// must not make the daemon panic on its way out).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, $($arg)*);
+        let _ = out.flush();
+    }};
+}
+
 /// The daemon file's name in the data dir.
 pub const DAEMON_FILE: &str = "daemon.json";
 
@@ -74,28 +84,29 @@ pub async fn run(config: NodeConfig, json: bool) -> Result<()> {
     node.shutdown().await?;
     result?;
     if !json {
-        println!("node {} stopped", node.name());
+        say!("node {} stopped", node.name());
     }
     Ok(())
 }
 
 async fn serve(node: &Node, json: bool) -> Result<()> {
+    let signals = Signals::install();
     if json {
-        println!(
+        say!(
             "{}",
             serde_json::json!({"event": "listening", "name": node.name(), "id": node.id().to_string(),
                                "addr": node.addr().to_string(),
                                "redis": node.redis_addr().map(|a| a.to_string())})
         );
     } else {
-        println!(
+        say!(
             "node {} ({}) listening on {}",
             node.name(),
             node.id(),
             node.addr()
         );
         if let Some(addr) = node.redis_addr() {
-            println!("Redis protocol on {addr}");
+            say!("Redis protocol on {addr}");
         }
     }
     node.channel("echo")?
@@ -119,7 +130,7 @@ async fn serve(node: &Node, json: bool) -> Result<()> {
         async move { Ok(Bytes::from(text)) }
     });
     node.channel("chat")?.on_message(|m: Message| async move {
-        println!(
+        say!(
             "[chat] {}: {}",
             m.from.short(),
             String::from_utf8_lossy(&m.data)
@@ -147,7 +158,7 @@ async fn serve(node: &Node, json: bool) -> Result<()> {
         None => None,
     };
     notify_ready();
-    wait_for_signal().await;
+    signals.wait().await;
     tracing::info!("signal received: leaving the cluster");
     if let Some(f) = file {
         let _ = std::fs::remove_file(f);
@@ -209,18 +220,47 @@ fn send_notify(path: &std::ffi::OsStr, msg: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Waits for SIGINT or SIGTERM.
-pub async fn wait_for_signal() {
+/// SIGINT and SIGTERM handlers, installed before the daemon says it is ready (a signal
+/// arriving between "ready" and the wait would otherwise kill it without a goodbye).
+pub struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    /// Installs the handlers.
+    pub fn install() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let streams = match (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) {
+                (Ok(i), Ok(t)) => Some((i, t)),
+                _ => None,
+            };
+            Signals { streams }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// Waits for SIGINT or SIGTERM.
+    pub async fn wait(self) {
+        #[cfg(unix)]
+        if let Some((mut int, mut term)) = self.streams {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
+                _ = int.recv() => {}
                 _ = term.recv() => {}
             }
             return;
         }
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Waits for SIGINT or SIGTERM (handlers installed now).
+pub async fn wait_for_signal() {
+    Signals::install().wait().await
 }
