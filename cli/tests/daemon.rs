@@ -419,3 +419,123 @@ async fn sigterm_leaves_the_cluster_at_once_and_removes_the_daemon_file() {
     watcher.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn the_daemon_tells_systemd_it_is_ready() {
+    use std::os::unix::net::UnixDatagram;
+    let root = temp_dir("notify");
+    let sock_path = root.join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut child = memmesh()
+        .args(["node", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(root.join("d"))
+        .env("NOTIFY_SOCKET", &sock_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = sock.recv(&mut buf).expect("no sd_notify datagram");
+    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(msg.lines().any(|l| l == "READY=1"), "{msg:?}");
+    assert!(msg.contains(&format!("MAINPID={}", child.id())), "{msg:?}");
+    // Ready means the daemon file is there.
+    assert!(root.join("d").join("daemon.json").exists());
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_a_block_and_listen_on_a_channel() {
+    let root = temp_dir("fetch");
+    let d = daemon("holder", &root.join("d"), None);
+    // A block in the daemon's own RAM, fetched from it as a verified transfer.
+    let src = root.join("block.bin");
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&src, &data).unwrap();
+    let id = ok(
+        &d,
+        &["store", "--placement", "local", src.to_str().unwrap()],
+    );
+    let dst = root.join("fetched.bin");
+    let out = memmesh()
+        .args([
+            "fetch",
+            "--to",
+            &d.addr,
+            &id,
+            "-o",
+            dst.to_str().unwrap(),
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&dst).unwrap(), data);
+
+    // `listen` joins a node and prints what arrives on the channel.
+    let node = Node::builder()
+        .name("speaker")
+        .listen("127.0.0.1:0")
+        .mdns(false)
+        .cluster_secret(SECRET)
+        .threads(1)
+        .start()
+        .await
+        .unwrap();
+    let mut listener = memmesh()
+        .args([
+            "listen",
+            "--to",
+            &node.addr().to_string(),
+            "--channel",
+            "news",
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let cli = loop {
+        if let Some(p) = node
+            .peers()
+            .into_iter()
+            .find(|p| p.name == "memmesh-cli" && p.connected)
+        {
+            break p.id;
+        }
+        assert!(Instant::now() < deadline, "the listener never connected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let stdout = listener.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    });
+    // The handler is set right after connecting: retry until it took the message.
+    let channel = node.channel("news").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !reader.is_finished() {
+        let _ = channel.send("extra extra", cli).await;
+        assert!(Instant::now() < deadline, "the listener printed nothing");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let line = reader.join().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["data"], "extra extra");
+    assert_eq!(v["from"], node.id().to_string());
+    unsafe { libc::kill(listener.id() as i32, libc::SIGTERM) };
+    assert!(listener.wait().unwrap().success());
+    node.shutdown().await.unwrap();
+    drop(d);
+    let _ = std::fs::remove_dir_all(&root);
+}
