@@ -65,17 +65,19 @@ fn same_token(a: &str, b: &str) -> bool {
 pub struct Server {
     node: Node,
     token: String,
-    spool_dir: PathBuf,
+    spool_dir: Option<PathBuf>,
     spools: Mutex<HashSet<String>>,
 }
 
 impl Server {
     /// Serves admin requests on `node`, checked against `token`; spools live in
-    /// `spool_dir` (emptied now and at [`Server::close`]).
-    pub fn start(node: &Node, token: String, spool_dir: PathBuf) -> Result<Arc<Server>> {
-        let _ = std::fs::remove_dir_all(&spool_dir);
-        std::fs::create_dir_all(&spool_dir)
-            .with_context(|| format!("creating {}", spool_dir.display()))?;
+    /// `spool_dir` (emptied now and at [`Server::close`]; without one, a daemon without
+    /// a data dir, files cannot cross).
+    pub fn start(node: &Node, token: String, spool_dir: Option<PathBuf>) -> Result<Arc<Server>> {
+        if let Some(dir) = &spool_dir {
+            let _ = std::fs::remove_dir_all(dir);
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
         let server = Arc::new(Server {
             node: node.clone(),
             token,
@@ -92,7 +94,18 @@ impl Server {
 
     /// Removes the spools.
     pub fn close(&self) {
-        let _ = std::fs::remove_dir_all(&self.spool_dir);
+        if let Some(dir) = &self.spool_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+
+    fn spool_dir(&self) -> Result<&PathBuf> {
+        self.spool_dir.as_ref().ok_or_else(|| {
+            anyhow::Error::new(memmesh::Error::new(
+                memmesh::ErrorKind::Unsupported,
+                "this daemon has no data dir: files need one (start it with --data-dir)",
+            ))
+        })
     }
 
     async fn answer(&self, req: Request) -> Bytes {
@@ -128,7 +141,7 @@ impl Server {
         if !self.spools.lock().map(|s| s.contains(id)).unwrap_or(false) {
             bail!("no spool {id}");
         }
-        Ok(self.spool_dir.join(id))
+        Ok(self.spool_dir()?.join(id))
     }
 
     fn new_spool(&self) -> Result<(String, PathBuf)> {
@@ -137,7 +150,7 @@ impl Server {
             bail!("too many transfers in flight (at most {MAX_SPOOLS})");
         }
         let id = memmesh::transport::auth::generate_secret()?[..32].to_string();
-        let path = self.spool_dir.join(&id);
+        let path = self.spool_dir()?.join(&id);
         std::fs::File::create(&path)?;
         spools.insert(id.clone());
         Ok((id, path))

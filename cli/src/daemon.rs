@@ -139,10 +139,7 @@ async fn serve(node: &Node, json: bool) -> Result<()> {
 
     let token = memmesh::transport::auth::generate_secret()?;
     let data_dir = node.config().data_dir.clone();
-    let spool = match &data_dir {
-        Some(d) => d.join("cli-spool"),
-        None => std::env::temp_dir().join(format!("memmesh-spool-{}", std::process::id())),
-    };
+    let spool = data_dir.as_ref().map(|d| d.join("cli-spool"));
     let server = admin::Server::start(node, token.clone(), spool)?;
     let file = match &data_dir {
         Some(d) => Some(
