@@ -50,7 +50,17 @@ impl DaemonFile {
                 data_dir.display()
             )
         })?;
-        serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))
+        let file: DaemonFile = serde_json::from_str(&text)
+            .with_context(|| format!("{} is damaged", path.display()))?;
+        if !process_exists(file.pid) {
+            anyhow::bail!(
+                "the daemon of {} (pid {}) is not running: {} is stale (the daemon was killed); start it again",
+                data_dir.display(),
+                file.pid,
+                path.display()
+            );
+        }
+        Ok(file)
     }
 
     /// Writes it durably (a temporary file, fsynced, renamed), readable by its owner only.
@@ -74,6 +84,24 @@ impl DaemonFile {
             let _ = dir.sync_all();
         }
         Ok(path)
+    }
+}
+
+/// Whether a process with this id exists (always true where that cannot be asked).
+fn process_exists(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return false;
+        };
+        // Signal 0 checks existence only; EPERM means it exists (another user's).
+        let r = unsafe { libc::kill(pid, 0) };
+        r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
     }
 }
 

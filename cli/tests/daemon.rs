@@ -272,7 +272,19 @@ fn every_verb_group_against_running_daemons() {
         .unwrap();
     assert_eq!(none.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&none.stderr).contains("no daemon found"));
-    drop(a);
+    // A killed daemon leaves its file behind: the CLI says so.
+    let a_dir = a.dir.clone();
+    drop(a); // SIGKILL
+    let stale = memmesh()
+        .args(["peers", "--data-dir"])
+        .arg(&a_dir)
+        .output()
+        .unwrap();
+    assert_eq!(stale.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&stale.stderr).contains("stale"),
+        "{stale:?}"
+    );
     drop(b);
     let _ = std::fs::remove_dir_all(&root);
 }
