@@ -1,0 +1,9 @@
+//! The verbs, one module per capability.
+
+pub mod blocks;
+pub mod cache;
+pub mod channels;
+pub mod cluster;
+pub mod docs;
+pub mod files;
+pub mod transfer;
