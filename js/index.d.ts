@@ -555,6 +555,115 @@ export declare class Files {
   stats (): FilesStats
 }
 
+/**
+ * Collaborative text in a document: merged character by character (edit it with
+ * `doc.spliceText`). A plain string is a scalar, replaced whole on every put.
+ */
+export declare class Text {
+  constructor (value?: string)
+  /** The characters. */
+  readonly value: string
+  /** Its length in characters. */
+  readonly length: number
+  toString (): string
+  toJSON (): string
+}
+
+/** A counter in a document: concurrent increments add up (change it with `doc.increment`). */
+export declare class Counter {
+  constructor (value?: number | bigint)
+  /** The value (a bigint beyond ±2^53). */
+  readonly value: number | bigint
+  valueOf (): number | bigint
+  toJSON (): number | string
+}
+
+/**
+ * A value in a document. Integer-valued numbers are stored as integers, others as floats;
+ * integers beyond ±2^53 read back as bigints; bytes read back as Buffers.
+ */
+export type DocValue =
+  | null
+  | boolean
+  | number
+  | bigint
+  | string
+  | Uint8Array
+  | Text
+  | Counter
+  | DocValue[]
+  | { [key: string]: DocValue }
+
+/** A path into a document: `'items/0/title'` or `['items', 0, 'title']`. */
+export type DocPath = string | Array<string | number>
+
+/** Where a document may flow. */
+export type Reach = 'private' | 'cluster' | 'community' | 'commons'
+
+/** What is known of a document. */
+export interface DocInfo {
+  /** Its id (32 hex digits). */
+  id: string
+  /** Its reach. */
+  reach: Reach
+  /** Its heads (hex change hashes, sorted). */
+  heads: string[]
+}
+
+/**
+ * Documents: Automerge CRDT documents kept in the data dir (encrypted) and synced with
+ * peers as each one's reach allows. Without a `dataDir` every call rejects with code
+ * Unsupported.
+ */
+export declare class Docs {
+  private constructor ()
+  /** Creates an empty document of `reach` (default `'cluster'`); resolves with its id. */
+  create (reach?: Reach): Promise<string>
+  /** Imports Automerge bytes (`Automerge.save(doc)`) as a new document; resolves with its id. */
+  import (data: Uint8Array | ArrayBuffer, reach?: Reach): Promise<string>
+  /** The document `id`; rejects with NotFound if it is not on this node. */
+  open (id: string): Promise<Doc>
+  /** Every document on this node, in id order. */
+  list (): Promise<DocInfo[]>
+  /** Deletes the document `id` from this node. */
+  delete (id: string): Promise<void>
+}
+
+/**
+ * One document. Edits resolve once durable and are offered to peers at once; reads are
+ * synchronous. A bad path or the wrong type rejects with InvalidInput; nothing at the
+ * path, NotFound.
+ */
+export declare class Doc {
+  private constructor ()
+  /** Its id (32 hex digits). */
+  readonly id: string
+  /** Its reach. */
+  readonly reach: Reach
+  /** The value at `path` (`null` if nothing is there; `''` is the whole document). */
+  get (path?: DocPath): DocValue
+  /** The whole document as JS values. */
+  value (): { [key: string]: DocValue }
+  /** The whole document as JSON text. */
+  toJson (): string
+  /** Its heads (hex change hashes, sorted). */
+  heads (): string[]
+  /** The whole document in the standard Automerge binary format. */
+  save (): Buffer
+  /** Sets the value at `path`. */
+  put (path: DocPath, value: DocValue): Promise<void>
+  /** Deletes the map key or list element at `path`. */
+  delete (path: DocPath): Promise<void>
+  /** Inserts `value` at `index` in the list at `path`. */
+  insert (path: DocPath, index: number, value: DocValue): Promise<void>
+  /** In the Text at `path`, deletes `del` characters at `pos` and inserts `text`. */
+  spliceText (path: DocPath, pos: number, del: number, text?: string): Promise<void>
+  /** Adds `by` (default 1) to the Counter at `path`. */
+  increment (path: DocPath, by?: number): Promise<void>
+  /** Merges Automerge bytes (a saved document or changes) into this document. */
+  merge (data: Uint8Array | ArrayBuffer): Promise<void>
+}
+
 /** A memmesh node running in this process. */
 export declare class Node {
   private constructor ()
@@ -586,6 +695,8 @@ export declare class Node {
   readonly transfer: Transfer
   /** The files API (throws code Closed when first read after shutdown). */
   readonly files: Files
+  /** The documents API (throws code Closed when first read after shutdown). */
+  readonly docs: Docs
   /**
    * The cache bucket `name`, created cluster-wide on first use; without options the
    * bucket's existing options (or the defaults) apply.

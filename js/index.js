@@ -767,12 +767,289 @@ function toPutOptions (options) {
   return out
 }
 
+/**
+ * Collaborative text in a document: merged character by character when peers edit it
+ * concurrently (edit it with `doc.spliceText`). A plain string is a scalar, replaced
+ * whole on every put. `String(text)` and `text.value` are its characters.
+ */
+class Text {
+  /** @param {string} [value] */
+  constructor (value = '') {
+    if (typeof value !== 'string') throw invalid(`Text takes a string, got ${describe(value)}`)
+    this.value = value
+    Object.freeze(this)
+  }
+
+  /** Its length in characters (Unicode scalar values, as `spliceText` counts). */
+  get length () {
+    return [...this.value].length
+  }
+
+  toString () {
+    return this.value
+  }
+
+  toJSON () {
+    return this.value
+  }
+}
+
+/**
+ * A counter in a document: concurrent increments add up (change it with
+ * `doc.increment`). `value` is a number (a bigint beyond ±2^53).
+ */
+class Counter {
+  /** @param {number | bigint} [value] */
+  constructor (value = 0) {
+    if (typeof value !== 'bigint' && !Number.isSafeInteger(value)) {
+      throw invalid(`Counter takes an integer, got ${typeof value === 'number' ? value : describe(value)}`)
+    }
+    this.value = value
+    Object.freeze(this)
+  }
+
+  valueOf () {
+    return this.value
+  }
+
+  toJSON () {
+    return typeof this.value === 'bigint' ? this.value.toString() : this.value
+  }
+}
+
+// Document values cross to the native side as a tagged tree (`DocValue` in
+// bindings/node/src/docs.rs): one walk here, one there.
+const MAX_NESTING = 64
+
+function toDocValue (value, depth = 0) {
+  if (depth > MAX_NESTING) throw invalid(`a value nested more than ${MAX_NESTING} levels deep`)
+  if (value === null) return { kind: 'null' }
+  switch (typeof value) {
+    case 'boolean': return { kind: 'bool', bool: value }
+    case 'number':
+      return Number.isSafeInteger(value) ? { kind: 'int', num: value } : { kind: 'float', num: value }
+    case 'bigint': return { kind: 'int', big: value.toString() }
+    case 'string': return { kind: 'str', str: value }
+  }
+  if (value instanceof Text) return { kind: 'text', str: value.value }
+  if (value instanceof Counter) {
+    return typeof value.value === 'bigint'
+      ? { kind: 'counter', big: value.value.toString() }
+      : { kind: 'counter', num: value.value }
+  }
+  if (value instanceof Uint8Array) {
+    return { kind: 'bytes', bytes: Buffer.from(value.buffer, value.byteOffset, value.byteLength) }
+  }
+  if (value instanceof ArrayBuffer) return { kind: 'bytes', bytes: Buffer.from(value) }
+  if (Array.isArray(value)) return { kind: 'list', items: value.map((v) => toDocValue(v, depth + 1)) }
+  if (typeof value === 'object') {
+    const proto = Object.getPrototypeOf(value)
+    if (proto === Object.prototype || proto === null) {
+      const keys = Object.keys(value)
+      return { kind: 'map', keys, items: keys.map((k) => toDocValue(value[k], depth + 1)) }
+    }
+  }
+  throw invalid(`${describe(value)} cannot go into a document (use null, a boolean, number, bigint, string, Uint8Array, plain object, array, Text or Counter)`)
+}
+
+function fromDocValue (t) {
+  switch (t.kind) {
+    case 'null': return null
+    case 'bool': return t.bool
+    case 'int': return t.num ?? BigInt(t.big)
+    case 'float': return t.num
+    case 'str': return t.str
+    case 'text': return new Text(t.str)
+    case 'counter': return new Counter(t.num ?? BigInt(t.big))
+    case 'bytes': return t.bytes
+    case 'list': return t.items.map(fromDocValue)
+    case 'map': {
+      const out = {}
+      t.keys.forEach((k, i) => {
+        Object.defineProperty(out, k, { value: fromDocValue(t.items[i]), enumerable: true, writable: true, configurable: true })
+      })
+      return out
+    }
+  }
+  throw new TypeError(`unknown document value kind ${t.kind}`)
+}
+
+/** A path: the string form (`'items/0/title'`) or an array of keys and indexes. */
+function toDocPath (path) {
+  if (typeof path === 'string') return path
+  if (Array.isArray(path) && path.every((s) => typeof s === 'string' || typeof s === 'number')) return path
+  throw invalid(`bad path: a path is a string ('items/0/title') or an array of keys and indexes, got ${describe(path)}`)
+}
+
+function checkReach (reach) {
+  return checkString(reach, 'reach')
+}
+
+function toSaved (data) {
+  if (data instanceof Uint8Array) return Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  if (data instanceof ArrayBuffer) return Buffer.from(data)
+  throw invalid(`data must be a Buffer or Uint8Array of Automerge bytes, got ${describe(data)}`)
+}
+
+/**
+ * Documents: Automerge CRDT documents on this node, kept in its `dataDir` (encrypted) and
+ * synced with peers as each one's reach allows (`'private'`: this node only; `'cluster'`,
+ * `'community'`, `'commons'`: the cluster's members for now). `doc.save()` gives the
+ * standard Automerge binary format and `docs.import` / `doc.merge` take it, so
+ * `@automerge/automerge` can edit a memmesh document. Get it as `node.docs`. Without a
+ * `dataDir` every call rejects with code Unsupported.
+ */
+class Docs {
+  #native
+
+  constructor (token, nativeDocs) {
+    if (token !== CREATE) throw new TypeError('use node.docs to get the Docs API')
+    this.#native = nativeDocs
+  }
+
+  /** Creates an empty document of `reach` (default `'cluster'`); resolves with its id. */
+  async create (reach = 'cluster') {
+    checkReach(reach)
+    return call(() => this.#native.create(reach))
+  }
+
+  /**
+   * Imports a document saved by any Automerge implementation (`Automerge.save(doc)`) as a
+   * new document of `reach`; resolves with its id. Rejects with InvalidInput if the bytes
+   * are not an Automerge document.
+   */
+  async import (data, reach = 'cluster') {
+    const bytes = toSaved(data)
+    checkReach(reach)
+    return call(() => this.#native.import(bytes, reach))
+  }
+
+  /** Resolves with the document `id`; rejects with NotFound if it is not on this node. */
+  async open (id) {
+    checkString(id, 'id')
+    return new Doc(CREATE, await call(() => this.#native.open(id)))
+  }
+
+  /** Every document on this node, in id order: `[{ id, reach, heads }]`. */
+  async list () {
+    return call(() => this.#native.list())
+  }
+
+  /** Deletes the document `id` from this node (peers keep theirs and do not bring it back). */
+  async delete (id) {
+    checkString(id, 'id')
+    return call(() => this.#native.delete(id))
+  }
+}
+
+/**
+ * One document. Edits (`put`, `delete`, `insert`, `spliceText`, `increment`, `merge`)
+ * resolve once durable and are offered to peers at once; each is one Automerge change and
+ * a failed one changes nothing. Reads (`get`, `value`, `toJson`, `heads`, `save`) are
+ * synchronous: the document is in memory.
+ *
+ * Values: `null`, booleans, numbers (an integer-valued number is stored as an integer, any
+ * other as a float), bigints (64-bit integers; integers beyond ±2^53 read back as
+ * bigints), strings, `Uint8Array`s (read back as Buffers), plain objects, arrays, `Text`
+ * and `Counter`. A bad path or the wrong type at the path rejects with InvalidInput;
+ * nothing at the path, NotFound.
+ */
+class Doc {
+  #native
+
+  constructor (token, nativeDoc) {
+    if (token !== CREATE) throw new TypeError('use await node.docs.open(id) to get a Doc')
+    this.#native = nativeDoc
+  }
+
+  /** Its id (32 hex digits). */
+  get id () {
+    return this.#native.id
+  }
+
+  /** Its reach. */
+  get reach () {
+    return this.#native.reach
+  }
+
+  /** The value at `path` (`null` if nothing is there; `''`, the default, is the whole document). */
+  get (path = '') {
+    const p = toDocPath(path)
+    const t = callSync(() => this.#native.get(p))
+    return t === null || t === undefined ? null : fromDocValue(t)
+  }
+
+  /** The whole document as JS values. */
+  value () {
+    return this.get('')
+  }
+
+  /** The whole document as JSON text (text as strings, counters as numbers, bytes as base64). */
+  toJson () {
+    return callSync(() => this.#native.toJson())
+  }
+
+  /** Its heads: the hex hashes of its latest changes, sorted. */
+  heads () {
+    return callSync(() => this.#native.heads())
+  }
+
+  /** The whole document in the standard Automerge binary format (for `Automerge.load`). */
+  save () {
+    return callSync(() => this.#native.save())
+  }
+
+  /** Sets the value at `path` (a map key, or an existing list index). */
+  async put (path, value) {
+    const p = toDocPath(path)
+    const v = toDocValue(value)
+    return call(() => this.#native.put(p, v))
+  }
+
+  /** Deletes the map key or list element at `path`. */
+  async delete (path) {
+    const p = toDocPath(path)
+    return call(() => this.#native.delete(p))
+  }
+
+  /** Inserts `value` at `index` (0 to the length) in the list at `path`. */
+  async insert (path, index, value) {
+    const p = toDocPath(path)
+    checkNumber(index, 'index')
+    const v = toDocValue(value)
+    return call(() => this.#native.insert(p, index, v))
+  }
+
+  /** In the Text at `path`, deletes `del` characters at `pos` and inserts `text`. */
+  async spliceText (path, pos, del, text = '') {
+    const p = toDocPath(path)
+    checkNumber(pos, 'pos')
+    checkNumber(del, 'delete')
+    checkString(text, 'text')
+    return call(() => this.#native.spliceText(p, pos, del, text))
+  }
+
+  /** Adds `by` (default 1, may be negative) to the Counter at `path`. */
+  async increment (path, by = 1) {
+    const p = toDocPath(path)
+    checkNumber(by, 'by')
+    return call(() => this.#native.increment(p, by))
+  }
+
+  /** Merges Automerge bytes (`Automerge.save(doc)`, or changes) into this document. */
+  async merge (data) {
+    const bytes = toSaved(data)
+    return call(() => this.#native.merge(bytes))
+  }
+}
+
 /** A memmesh node running in this process. Create one with `await Node.start(options)`. */
 class Node {
   #native
   #blocks
   #transfer
   #files
+  #docs
 
   constructor (token, nativeNode) {
     if (token !== CREATE) throw new TypeError('use await Node.start(options) to create a Node')
@@ -856,6 +1133,12 @@ class Node {
     return this.#files
   }
 
+  /** The documents API: Automerge documents synced with peers (needs `dataDir`). */
+  get docs () {
+    if (this.#docs === undefined) this.#docs = new Docs(CREATE, callSync(() => this.#native.docs()))
+    return this.#docs
+  }
+
   /**
    * Resolves with the cache bucket `name`, created cluster-wide on first use. `options`:
    * `{ ttlMs, maxEntries, maxBytes, replicas }`; without any, the bucket's existing options
@@ -882,4 +1165,4 @@ class Node {
   }
 }
 
-module.exports = { Node, Channel, Events, Blocks, Cache, Transfer, TransferEvents, Files, MemmeshError, ERROR_CODES }
+module.exports = { Node, Channel, Events, Blocks, Cache, Transfer, TransferEvents, Files, Docs, Doc, Text, Counter, MemmeshError, ERROR_CODES }

@@ -11,7 +11,9 @@ from . import aio, errors
 from ._native import (
     CacheOptions,
     CacheStats,
+    Counter,
     Destination,
+    DocInfo,
     Event,
     FileInfo,
     FilesPage,
@@ -23,6 +25,7 @@ from ._native import (
     Progress,
     Received,
     Request,
+    Text,
     TransferResult,
 )
 from ._native import __version__ as __version__
@@ -30,6 +33,8 @@ from ._sync import (
     Blocks,
     Cache,
     Channel,
+    Doc,
+    Docs,
     Events,
     Files,
     Node,
@@ -78,6 +83,11 @@ __all__ = [
     "FileInfo",
     "FilesPage",
     "FilesStats",
+    "Docs",
+    "Doc",
+    "DocInfo",
+    "Text",
+    "Counter",
     "aio",
     "errors",
     "MemmeshError",

@@ -32,7 +32,11 @@ __all__ = [
     "CacheOptions",
     "CacheStats",
     "Channel",
+    "Counter",
     "Destination",
+    "Doc",
+    "DocInfo",
+    "Docs",
     "ERROR_KINDS",
     "Event",
     "Events",
@@ -51,6 +55,7 @@ __all__ = [
     "Received",
     "ReceivedEvents",
     "Request",
+    "Text",
     "Transfer",
     "TransferResult",
     "__version__",
@@ -71,6 +76,8 @@ _T_co = TypeVar("_T_co", covariant=True)
 _Path = Union[str, os.PathLike[str]]
 _Source = Union[bytes, bytearray, str, os.PathLike[str]]
 _Peers = Union[str, Sequence[str]]
+_DocPath = Union[str, Sequence[Union[str, int]]]
+_DocInfos = list[DocInfo]
 
 @final
 class Message:
@@ -225,6 +232,8 @@ class Node:
     def transfer(self) -> Transfer: ...
     @property
     def files(self) -> Files: ...
+    @property
+    def docs(self) -> Docs: ...
     def cache(
         self,
         name: str,
@@ -363,6 +372,77 @@ class Files:
     def list(self, cursor: Optional[str] = None, limit: int = 100) -> Pending[FilesPage]: ...
     def delete(self, id: str) -> Pending[None]: ...
     def stats(self) -> FilesStats: ...
+
+@final
+class Text:
+    """Collaborative text in a document (merged character by character)."""
+
+    def __new__(cls, value: str = "") -> Text: ...
+    @property
+    def value(self) -> str:
+        """The characters."""
+    def __len__(self) -> int: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class Counter:
+    """A counter in a document (concurrent increments add up)."""
+
+    def __new__(cls, value: int = 0) -> Counter: ...
+    @property
+    def value(self) -> int:
+        """The value."""
+    def __int__(self) -> int: ...
+    def __index__(self) -> int: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class DocInfo:
+    """What is known of a document."""
+
+    @property
+    def id(self) -> str:
+        """Its id (32 hex digits)."""
+    @property
+    def reach(self) -> str:
+        """Its reach: ``"private"``, ``"cluster"``, ``"community"`` or ``"commons"``."""
+    @property
+    def heads(self) -> list[str]:
+        """Its heads (hex change hashes, sorted)."""
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class Docs:
+    """The documents of a node; methods doing I/O return a :class:`Pending` call."""
+
+    def create(self, reach: str = "cluster") -> Pending[str]: ...
+    def import_(self, data: bytes, reach: str = "cluster") -> Pending[str]: ...
+    def open(self, id: str) -> Pending[Doc]: ...
+    def list(self) -> Pending[_DocInfos]: ...
+    def delete(self, id: str) -> Pending[None]: ...
+
+@final
+class Doc:
+    """One document; edits return a :class:`Pending` call, reads are immediate."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def reach(self) -> str: ...
+    def get(self, path: Optional[_DocPath] = None) -> Any: ...
+    def to_json(self) -> str: ...
+    def heads(self) -> list[str]: ...
+    def save(self) -> bytes: ...
+    def put(self, path: _DocPath, value: Any) -> Pending[None]: ...
+    def delete(self, path: _DocPath) -> Pending[None]: ...
+    def insert(self, path: _DocPath, index: int, value: Any) -> Pending[None]: ...
+    def splice_text(
+        self, path: _DocPath, pos: int, delete: int, text: str = ""
+    ) -> Pending[None]: ...
+    def increment(self, path: _DocPath, by: int = 1) -> Pending[None]: ...
+    def merge(self, data: bytes) -> Pending[None]: ...
 
 @final
 class CacheOptions:

@@ -4,7 +4,8 @@
 # `# unasync: async-only` and `# unasync: end` stay here only; the commented lines
 # between `# unasync: sync-only` and `# unasync: end` go, uncommented, to _sync.py only.
 """The asyncio API: :class:`Node`, :class:`Channel`, :class:`Blocks`, :class:`Cache`,
-:class:`Transfer` and :class:`Files`, same method names as the blocking API, awaitable.
+:class:`Transfer`, :class:`Files` and :class:`Docs`, same method names as the blocking API,
+awaitable.
 
 Work runs on the node's own threads; results come back to your event loop. Cancelling
 an awaiting task cancels the work inside memmesh. Handlers (plain or ``async def``)
@@ -12,7 +13,7 @@ run on the event loop that registered them.
 """
 # unasync: sync-only
 # """The blocking API: :class:`Node`, :class:`Channel`, :class:`Blocks`, :class:`Cache`,
-# :class:`Transfer` and :class:`Files` (for scripts and notebooks).
+# :class:`Transfer`, :class:`Files` and :class:`Docs` (for scripts and notebooks).
 #
 # Every call blocks the calling thread until it completes, with the GIL released, so
 # other Python threads keep running; Ctrl-C interrupts a waiting call.
@@ -48,7 +49,9 @@ from ._common import (
 from ._native import (
     CacheOptions,
     CacheStats,
+    Counter,
     Destination,
+    DocInfo,
     Event,
     FileInfo,
     FilesPage,
@@ -60,6 +63,7 @@ from ._native import (
     Progress,
     Received,
     Request,
+    Text,
     TransferResult,
 )
 from ._runtime import asyncio_handler_loop, track
@@ -75,7 +79,22 @@ __all__ = [
     "ReceivedEvents",
     "ProgressEvents",
     "Files",
+    "Docs",
+    "Doc",
 ]
+
+#: A value in a document: ``None``, ``bool``, ``int``, ``float``, ``str``, ``bytes``,
+#: ``dict`` (``str`` keys), ``list`` (or ``tuple``), :class:`Text` or :class:`Counter`.
+DocValue = Any
+#: A path into a document: ``"items/0/title"`` (slash-separated, ``~1`` for ``/`` and
+#: ``~0`` for ``~`` in a key; ``""`` is the root) or a list of keys and indexes
+#: (``["items", 0, "title"]``).
+DocPath = Union[str, Sequence[Union[str, int]]]
+#: Where a document may flow: ``"private"`` (this node only), ``"cluster"`` (members of
+#: the cluster), ``"community"``, ``"commons"`` (members only for now).
+Reach = str
+#: What :meth:`Docs.list` returns (named: ``list`` is a method of :class:`Docs`).
+_DocInfos = list[DocInfo]
 
 
 # unasync: async-only
@@ -378,6 +397,13 @@ class Node:
         """Files: persistent, encrypted files on this node's disk, by content id
         (immediate; needs ``data_dir``, ``ClosedError`` once the node has shut down)."""
         return Files(self._native.files)
+
+    @property
+    def docs(self) -> "Docs":
+        """Documents: Automerge documents kept in the data dir (encrypted) and synced
+        with peers as each one's reach allows (immediate; needs ``data_dir``,
+        ``ClosedError`` once the node has shut down)."""
+        return Docs(self._native.docs)
 
     async def cache(
         self,
@@ -850,6 +876,142 @@ class Files:
     def stats(self) -> FilesStats:
         """Disk used, disk quota and file count (immediate, not awaitable)."""
         return self._native.stats()
+
+    def __repr__(self) -> str:
+        return repr(self._native)
+
+
+class Docs:
+    """Documents, asyncio API: Automerge CRDT documents on this node, kept in its
+    ``data_dir`` (encrypted) and synced with its peers as each document's reach allows.
+
+    A document's id is 32 hex digits. :meth:`Doc.save` gives the standard Automerge
+    binary format and :meth:`import_` / :meth:`Doc.merge` take it, so any Automerge
+    implementation (``@automerge/automerge``, ``automerge-py``, ...) can edit a memmesh
+    document. A node without a ``data_dir`` raises ``UnsupportedError`` on every call,
+    saying why.
+    """
+
+    __slots__ = ("_native",)
+
+    def __init__(self, native: _native.Docs) -> None:
+        self._native = native
+
+    async def create(self, reach: Reach = "cluster") -> str:
+        """Creates an empty document of ``reach`` (``"private"``, ``"cluster"``,
+        ``"community"`` or ``"commons"``) and returns its id."""
+        result: str = await _call(self._native.create(reach))
+        return result
+
+    async def import_(self, data: bytes, reach: Reach = "cluster") -> str:
+        """Imports a document saved by any Automerge implementation (``bytes``) as a new
+        document of ``reach`` and returns its id (``InvalidInputError`` if the bytes are
+        not an Automerge document). Named ``import_`` because ``import`` is a keyword."""
+        result: str = await _call(self._native.import_(data, reach))
+        return result
+
+    async def open(self, id: str) -> "Doc":  # noqa: A002
+        """The document ``id`` (``NotFoundError`` if it is not on this node)."""
+        native: _native.Doc = await _call(self._native.open(id))
+        return Doc(native)
+
+    async def list(self) -> _DocInfos:
+        """Every document on this node (id, reach, heads), in id order."""
+        result: _DocInfos = await _call(self._native.list())
+        return result
+
+    async def delete(self, id: str) -> None:  # noqa: A002
+        """Deletes the document ``id`` from this node (peers keep their copies; their
+        sync does not bring it back here). ``NotFoundError`` if it is not here."""
+        await _call(self._native.delete(id))
+
+    def __repr__(self) -> str:
+        return repr(self._native)
+
+
+class Doc:
+    """One document, asyncio API. Edits (:meth:`put`, :meth:`delete`, :meth:`insert`,
+    :meth:`splice_text`, :meth:`increment`, :meth:`merge`) are awaitable: each is one
+    Automerge change, durable when it returns and offered to peers at once; a failed
+    edit changes nothing. Reads (:meth:`get`, :meth:`value`, :meth:`to_json`,
+    :meth:`heads`, :meth:`save`) are immediate: the document is in memory.
+
+    Values map to Python types: ``None``, ``bool``, ``int`` (64-bit), ``float``,
+    ``str``, ``bytes``, ``dict`` and ``list``; collaborative text is :class:`Text` and a
+    counter is :class:`Counter` (reads give these types back). A ``str`` is a scalar,
+    replaced whole on every put; a :class:`Text` merges character by character.
+    A bad path or a value of the wrong type for the operation raises
+    ``InvalidInputError``; nothing at the path, ``NotFoundError``.
+    """
+
+    __slots__ = ("_native",)
+
+    def __init__(self, native: _native.Doc) -> None:
+        self._native = native
+
+    @property
+    def id(self) -> str:
+        """Its id (32 hex digits)."""
+        return self._native.id
+
+    @property
+    def reach(self) -> Reach:
+        """Its reach."""
+        return self._native.reach
+
+    def get(self, path: DocPath = "") -> DocValue:
+        """The value at ``path`` (``None`` if nothing is there; ``""``, the default, is
+        the whole document as a ``dict``) (immediate, not awaitable)."""
+        return self._native.get(path)
+
+    def value(self) -> dict[str, DocValue]:
+        """The whole document as Python objects (immediate, not awaitable)."""
+        result: dict[str, DocValue] = self._native.get("")
+        return result
+
+    def to_json(self) -> str:
+        """The whole document as JSON: text as a string, counters as numbers, bytes as
+        base64, non-finite floats as null (immediate, not awaitable)."""
+        return self._native.to_json()
+
+    def heads(self) -> list[str]:
+        """Its heads: the hex hashes of its latest changes, sorted; two copies with the
+        same heads hold the same document (immediate, not awaitable)."""
+        return self._native.heads()
+
+    def save(self) -> bytes:
+        """The whole document in the standard Automerge binary format, for any Automerge
+        implementation's ``load`` (immediate, not awaitable)."""
+        return self._native.save()
+
+    async def put(self, path: DocPath, value: DocValue) -> None:
+        """Sets the value at ``path``: a map key, or an existing list index (the root
+        takes a ``dict``, each entry put)."""
+        await _call(self._native.put(path, value))
+
+    async def delete(self, path: DocPath) -> None:
+        """Deletes the map key or list element at ``path`` (``NotFoundError`` if nothing
+        is there)."""
+        await _call(self._native.delete(path))
+
+    async def insert(self, path: DocPath, index: int, value: DocValue) -> None:
+        """Inserts ``value`` at ``index`` (0 to the length) in the list at ``path``."""
+        await _call(self._native.insert(path, index, value))
+
+    async def splice_text(self, path: DocPath, pos: int, delete: int, text: str = "") -> None:
+        """In the :class:`Text` at ``path``, deletes ``delete`` characters at ``pos`` and
+        inserts ``text`` there."""
+        await _call(self._native.splice_text(path, pos, delete, text))
+
+    async def increment(self, path: DocPath, by: int = 1) -> None:
+        """Adds ``by`` (may be negative) to the :class:`Counter` at ``path``."""
+        await _call(self._native.increment(path, by))
+
+    async def merge(self, data: bytes) -> None:
+        """Merges Automerge bytes (a document saved by any implementation, or its
+        changes) into this document (``InvalidInputError`` if they are not Automerge
+        data; the document is then untouched)."""
+        await _call(self._native.merge(data))
 
     def __repr__(self) -> str:
         return repr(self._native)

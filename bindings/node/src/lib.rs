@@ -13,6 +13,7 @@ pub mod bytes;
 pub mod cache;
 pub mod channel;
 pub mod config;
+pub mod docs;
 pub mod error;
 pub mod files;
 pub mod handler;

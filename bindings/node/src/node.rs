@@ -7,6 +7,7 @@ use crate::blocks::Blocks;
 use crate::cache::{BucketInfo, Cache, CacheOptions};
 use crate::channel::Channel;
 use crate::config::NodeOptions;
+use crate::docs::Docs;
 use crate::error::to_js;
 use crate::files::Files;
 use crate::membership::Events;
@@ -131,6 +132,13 @@ impl Node {
     pub fn files(&self, env: &Env) -> napi::Result<Files> {
         let inner = to_js(env, self.inner.files())?;
         Ok(Files::new(inner, self.inner.clone()))
+    }
+
+    /// The documents: Automerge documents synced with peers as each one's reach allows.
+    #[napi(catch_unwind)]
+    pub fn docs(&self, env: &Env) -> napi::Result<Docs> {
+        let inner = to_js(env, self.inner.docs())?;
+        Ok(Docs::new(inner, self.inner.clone()))
     }
 
     /// Resolves with the cache bucket `name`, created cluster-wide with `options` on

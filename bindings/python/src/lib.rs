@@ -4,7 +4,7 @@
 //! every feature lives in the `memmesh` core crate. Its files mirror the core's modules
 //! (`node.rs`, `config.rs`, `channel.rs`, `handler.rs` for `channel/handler.rs`,
 //! `membership.rs`, `peer.rs`, `blocks.rs`, `cache.rs`, `transfer.rs`, `files.rs`,
-//! `error.rs`), plus
+//! `docs.rs`, `error.rs`), plus
 //! `bridge.rs` and `event_loop.rs`, which
 //! move work between Python threads, asyncio loops and the node's own tokio runtime.
 //! The typed public API is the pure-Python package `memmesh` (`memmesh.Node` blocking,
@@ -17,6 +17,7 @@ mod bridge;
 mod cache;
 mod channel;
 mod config;
+mod docs;
 mod error;
 mod event_loop;
 mod files;
@@ -54,6 +55,11 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<files::PyFileInfo>()?;
     m.add_class::<files::PyFilesPage>()?;
     m.add_class::<files::PyFilesStats>()?;
+    m.add_class::<docs::PyDocs>()?;
+    m.add_class::<docs::PyDoc>()?;
+    m.add_class::<docs::PyDocInfo>()?;
+    m.add_class::<docs::PyText>()?;
+    m.add_class::<docs::PyCounter>()?;
     m.add_class::<bridge::Pending>()?;
     m.add(
         "ERROR_KINDS",

@@ -16,6 +16,7 @@ use crate::bridge::{to_py, wait, Pending};
 use crate::cache;
 use crate::channel::PyChannel;
 use crate::config::Options;
+use crate::docs::PyDocs;
 use crate::error::IntoPyResult;
 use crate::files::PyFiles;
 use crate::membership::PyEvents;
@@ -192,6 +193,13 @@ impl PyNode {
     fn files(&self, py: Python<'_>) -> PyResult<PyFiles> {
         let files = self.node.files().into_py(py)?;
         Ok(PyFiles::new(files, self.node.runtime_handle()))
+    }
+
+    /// The documents (Automerge documents synced with peers as their reach allows).
+    #[getter]
+    fn docs(&self, py: Python<'_>) -> PyResult<PyDocs> {
+        let docs = self.node.docs().into_py(py)?;
+        Ok(PyDocs::new(docs, self.node.runtime_handle()))
     }
 
     /// The cache bucket `name`, defined cluster-wide on first use. With every option

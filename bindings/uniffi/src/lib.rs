@@ -14,6 +14,7 @@ pub mod blocks;
 pub mod cache;
 pub mod channel;
 pub mod config;
+pub mod docs;
 pub mod error;
 pub mod events;
 pub mod files;
@@ -28,6 +29,7 @@ pub use channel::Channel;
 pub use config::{
     default_node_config, CongestionControl, MembershipOptions, NodeConfig, TuningOptions,
 };
+pub use docs::{Doc, DocInfo, DocValue, Docs, Reach};
 pub use error::MemmeshError;
 pub use events::{Event, Events};
 pub use files::{FileInfo, Files, FilesPage, FilesStats, PutOptions};

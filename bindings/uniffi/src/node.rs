@@ -6,6 +6,7 @@ use crate::blocks::Blocks;
 use crate::cache::{Cache, CacheInfo, CacheOptions};
 use crate::channel::Channel;
 use crate::config::NodeConfig;
+use crate::docs::Docs;
 use crate::error::MemmeshError;
 use crate::events::Events;
 use crate::files::Files;
@@ -101,6 +102,13 @@ impl Node {
     /// kept across restarts. Without a data dir every call throws `Unsupported`.
     pub fn files(&self) -> Result<Arc<Files>, MemmeshError> {
         Ok(Arc::new(Files::new(self.inner.files()?)))
+    }
+
+    /// The documents: Automerge documents kept in the data dir (encrypted) and synced
+    /// with peers as each one's reach allows. Without a data dir every call throws
+    /// `Unsupported`.
+    pub fn docs(&self) -> Result<Arc<Docs>, MemmeshError> {
+        Ok(Arc::new(Docs::new(self.inner.docs()?)))
     }
 
     /// The replicated cache bucket `name`, created cluster-wide with `options` on first

@@ -1571,6 +1571,603 @@ public func FfiConverterTypeChannel_lower(_ value: Channel) -> UInt64 {
 
 
 /**
+ * One document (from `Docs.open()`). Edits are durable when they return and offered to
+ * peers at once; a failed edit changes nothing. Reads are immediate (in memory).
+ */
+public protocol DocProtocol: AnyObject, Sendable {
+    
+    /**
+     * Deletes the map key or list element at `path`.
+     */
+    func delete(path: String) async throws 
+    
+    /**
+     * The value at `path` (`None` if nothing is there; `""` is the whole document).
+     */
+    func get(path: String) throws  -> DocValue?
+    
+    /**
+     * Its heads (hex change hashes, sorted).
+     */
+    func heads() throws  -> [String]
+    
+    /**
+     * Its id.
+     */
+    func id()  -> String
+    
+    /**
+     * Adds `by` to the counter at `path`.
+     */
+    func increment(path: String, by: Int64) async throws 
+    
+    /**
+     * Inserts `value` at `index` in the list at `path`.
+     */
+    func insert(path: String, index: UInt64, value: DocValue) async throws 
+    
+    /**
+     * Merges Automerge bytes (a saved document or changes) into this document.
+     */
+    func merge(data: Data) async throws 
+    
+    /**
+     * Sets the value at `path` (a map key, or an existing list index).
+     */
+    func put(path: String, value: DocValue) async throws 
+    
+    /**
+     * Its reach.
+     */
+    func reach()  -> Reach
+    
+    /**
+     * The whole document in the standard Automerge binary format.
+     */
+    func save() throws  -> Data
+    
+    /**
+     * In the text at `path`, deletes `delete` characters at `pos` and inserts `text`.
+     */
+    func spliceText(path: String, pos: UInt64, delete: UInt64, text: String) async throws 
+    
+    /**
+     * The whole document as JSON (text as strings, counters as numbers, bytes as base64).
+     */
+    func toJson() throws  -> String
+    
+}
+/**
+ * One document (from `Docs.open()`). Edits are durable when they return and offered to
+ * peers at once; a failed edit changes nothing. Reads are immediate (in memory).
+ */
+open class Doc: DocProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_memmesh_uniffi_fn_clone_doc(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_memmesh_uniffi_fn_free_doc(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Deletes the map key or list element at `path`.
+     */
+open func delete(path: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_doc_delete(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(path)
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_void,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_void,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
+     * The value at `path` (`None` if nothing is there; `""` is the whole document).
+     */
+open func get(path: String)throws  -> DocValue?  {
+    return try  FfiConverterOptionTypeDocValue.lift(try rustCallWithError(FfiConverterTypeMemmeshError_lift) {
+        uniffiCallStatus in
+    uniffi_memmesh_uniffi_fn_method_doc_get(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(path),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Its heads (hex change hashes, sorted).
+     */
+open func heads()throws  -> [String]  {
+    return try  FfiConverterSequenceString.lift(try rustCallWithError(FfiConverterTypeMemmeshError_lift) {
+        uniffiCallStatus in
+    uniffi_memmesh_uniffi_fn_method_doc_heads(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Its id.
+     */
+open func id() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_memmesh_uniffi_fn_method_doc_id(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Adds `by` to the counter at `path`.
+     */
+open func increment(path: String, by: Int64)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_doc_increment(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(path),FfiConverterInt64.lower(by)
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_void,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_void,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
+     * Inserts `value` at `index` in the list at `path`.
+     */
+open func insert(path: String, index: UInt64, value: DocValue)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_doc_insert(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(path),FfiConverterUInt64.lower(index),FfiConverterTypeDocValue_lower(value)
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_void,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_void,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
+     * Merges Automerge bytes (a saved document or changes) into this document.
+     */
+open func merge(data: Data)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_doc_merge(
+                        self.uniffiCloneHandle(),FfiConverterData.lower(data)
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_void,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_void,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
+     * Sets the value at `path` (a map key, or an existing list index).
+     */
+open func put(path: String, value: DocValue)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_doc_put(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(path),FfiConverterTypeDocValue_lower(value)
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_void,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_void,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
+     * Its reach.
+     */
+open func reach() -> Reach  {
+    return try!  FfiConverterTypeReach_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_memmesh_uniffi_fn_method_doc_reach(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The whole document in the standard Automerge binary format.
+     */
+open func save()throws  -> Data  {
+    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeMemmeshError_lift) {
+        uniffiCallStatus in
+    uniffi_memmesh_uniffi_fn_method_doc_save(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * In the text at `path`, deletes `delete` characters at `pos` and inserts `text`.
+     */
+open func spliceText(path: String, pos: UInt64, delete: UInt64, text: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_doc_splice_text(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(path),FfiConverterUInt64.lower(pos),FfiConverterUInt64.lower(delete),FfiConverterString.lower(text)
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_void,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_void,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
+     * The whole document as JSON (text as strings, counters as numbers, bytes as base64).
+     */
+open func toJson()throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeMemmeshError_lift) {
+        uniffiCallStatus in
+    uniffi_memmesh_uniffi_fn_method_doc_to_json(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDoc: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = Doc
+
+    public static func lift(_ handle: UInt64) throws -> Doc {
+        return Doc(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: Doc) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Doc {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: Doc, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDoc_lift(_ handle: UInt64) throws -> Doc {
+    return try FfiConverterTypeDoc.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDoc_lower(_ value: Doc) -> UInt64 {
+    return FfiConverterTypeDoc.lower(value)
+}
+
+
+
+
+
+
+/**
+ * The documents of a node (from `Node.docs()`). Keeps its node alive. Without a data
+ * dir every call throws `Unsupported`, saying why.
+ */
+public protocol DocsProtocol: AnyObject, Sendable {
+    
+    /**
+     * Creates an empty document of `reach` and returns its id.
+     */
+    func create(reach: Reach) async throws  -> String
+    
+    /**
+     * Deletes the document `id` from this node (`NotFound` if it is not here).
+     */
+    func delete(id: String) async throws 
+    
+    /**
+     * Imports a document saved by any Automerge implementation as a new document of
+     * `reach` and returns its id (`InvalidInput` if the bytes are not Automerge).
+     */
+    func importDoc(data: Data, reach: Reach) async throws  -> String
+    
+    /**
+     * Every document on this node, in id order.
+     */
+    func list() async throws  -> [DocInfo]
+    
+    /**
+     * The document `id` (`NotFound` if it is not on this node).
+     */
+    func `open`(id: String) async throws  -> Doc
+    
+}
+/**
+ * The documents of a node (from `Node.docs()`). Keeps its node alive. Without a data
+ * dir every call throws `Unsupported`, saying why.
+ */
+open class Docs: DocsProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_memmesh_uniffi_fn_clone_docs(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_memmesh_uniffi_fn_free_docs(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Creates an empty document of `reach` and returns its id.
+     */
+open func create(reach: Reach)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_docs_create(
+                        self.uniffiCloneHandle(),FfiConverterTypeReach_lower(reach)
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
+     * Deletes the document `id` from this node (`NotFound` if it is not here).
+     */
+open func delete(id: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_docs_delete(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(id)
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_void,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_void,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
+     * Imports a document saved by any Automerge implementation as a new document of
+     * `reach` and returns its id (`InvalidInput` if the bytes are not Automerge).
+     */
+open func importDoc(data: Data, reach: Reach)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_docs_import_doc(
+                        self.uniffiCloneHandle(),FfiConverterData.lower(data),FfiConverterTypeReach_lower(reach)
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
+     * Every document on this node, in id order.
+     */
+open func list()async throws  -> [DocInfo]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_docs_list(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeDocInfo.lift,
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
+     * The document `id` (`NotFound` if it is not on this node).
+     */
+open func `open`(id: String)async throws  -> Doc  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_docs_open(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(id)
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_u64,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_u64,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_u64,
+            liftFunc: FfiConverterTypeDoc_lift,
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDocs: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = Docs
+
+    public static func lift(_ handle: UInt64) throws -> Docs {
+        return Docs(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: Docs) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Docs {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: Docs, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDocs_lift(_ handle: UInt64) throws -> Docs {
+    return try FfiConverterTypeDocs.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDocs_lower(_ value: Docs) -> UInt64 {
+    return FfiConverterTypeDocs.lower(value)
+}
+
+
+
+
+
+
+/**
  * Membership events from the moment `Node.events()` was called.
  */
 public protocol EventsProtocol: AnyObject, Sendable {
@@ -2045,6 +2642,13 @@ public protocol NodeProtocol: AnyObject, Sendable {
     func connectTo(id: String, addr: String) async throws 
     
     /**
+     * The documents: Automerge documents kept in the data dir (encrypted) and synced
+     * with peers as each one's reach allows. Without a data dir every call throws
+     * `Unsupported`.
+     */
+    func docs() throws  -> Docs
+    
+    /**
      * Membership events (peer up, suspect, down, leader changed) from now on.
      */
     func events() throws  -> Events
@@ -2292,6 +2896,20 @@ open func connectTo(id: String, addr: String)async throws   {
             liftFunc: { $0 },
             errorHandler: FfiConverterTypeMemmeshError_lift
         )
+}
+    
+    /**
+     * The documents: Automerge documents kept in the data dir (encrypted) and synced
+     * with peers as each one's reach allows. Without a data dir every call throws
+     * `Unsupported`.
+     */
+open func docs()throws  -> Docs  {
+    return try  FfiConverterTypeDocs_lift(try rustCallWithError(FfiConverterTypeMemmeshError_lift) {
+        uniffiCallStatus in
+    uniffi_memmesh_uniffi_fn_method_node_docs(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
 }
     
     /**
@@ -3423,6 +4041,85 @@ public func FfiConverterTypeCacheStats_lift(_ buf: RustBuffer) throws -> CacheSt
 #endif
 public func FfiConverterTypeCacheStats_lower(_ value: CacheStats) -> RustBuffer {
     return FfiConverterTypeCacheStats.lower(value)
+}
+
+
+/**
+ * What is known of a document (from `Docs.list()`).
+ */
+public struct DocInfo: Equatable, Hashable {
+    /**
+     * Its id (32 hex digits).
+     */
+    public var id: String
+    /**
+     * Its reach.
+     */
+    public var reach: Reach
+    /**
+     * Its heads (hex change hashes, sorted).
+     */
+    public var heads: [String]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Its id (32 hex digits).
+         */id: String, 
+        /**
+         * Its reach.
+         */reach: Reach, 
+        /**
+         * Its heads (hex change hashes, sorted).
+         */heads: [String]) {
+        self.id = id
+        self.reach = reach
+        self.heads = heads
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension DocInfo: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDocInfo: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DocInfo {
+        return
+            try DocInfo(
+                id: FfiConverterString.read(from: &buf), 
+                reach: FfiConverterTypeReach.read(from: &buf), 
+                heads: FfiConverterSequenceString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: DocInfo, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterTypeReach.write(value.reach, into: &buf)
+        FfiConverterSequenceString.write(value.heads, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDocInfo_lift(_ buf: RustBuffer) throws -> DocInfo {
+    return try FfiConverterTypeDocInfo.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDocInfo_lower(_ value: DocInfo) -> RustBuffer {
+    return FfiConverterTypeDocInfo.lower(value)
 }
 
 
@@ -5307,6 +6004,215 @@ public func FfiConverterTypeDestination_lower(_ value: Destination) -> RustBuffe
 
 
 /**
+ * A value in a document: JSON-like, plus bytes, collaborative text and counters.
+ */
+
+public indirect enum DocValue: Equatable, Hashable {
+    
+    /**
+     * Null.
+     */
+    case null
+    /**
+     * A boolean.
+     */
+    case bool(
+        /**
+         * The value.
+         */value: Bool
+    )
+    /**
+     * A 64-bit signed integer.
+     */
+    case int(
+        /**
+         * The value.
+         */value: Int64
+    )
+    /**
+     * A float.
+     */
+    case float(
+        /**
+         * The value.
+         */value: Double
+    )
+    /**
+     * A string (a scalar: replaced whole on every put; see `Text`).
+     */
+    case str(
+        /**
+         * The value.
+         */value: String
+    )
+    /**
+     * Bytes.
+     */
+    case bytes(
+        /**
+         * The value.
+         */value: Data
+    )
+    /**
+     * A map.
+     */
+    case map(
+        /**
+         * Its entries.
+         */entries: [String: DocValue]
+    )
+    /**
+     * A list.
+     */
+    case list(
+        /**
+         * Its elements.
+         */items: [DocValue]
+    )
+    /**
+     * Collaborative text (merged character by character; edit with `splice_text`).
+     */
+    case text(
+        /**
+         * The characters.
+         */value: String
+    )
+    /**
+     * A counter (concurrent increments add up; change with `increment`).
+     */
+    case counter(
+        /**
+         * The value.
+         */value: Int64
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension DocValue: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDocValue: FfiConverterRustBuffer {
+    typealias SwiftType = DocValue
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DocValue {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .null
+        
+        case 2: return .bool(value: try FfiConverterBool.read(from: &buf)
+        )
+        
+        case 3: return .int(value: try FfiConverterInt64.read(from: &buf)
+        )
+        
+        case 4: return .float(value: try FfiConverterDouble.read(from: &buf)
+        )
+        
+        case 5: return .str(value: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 6: return .bytes(value: try FfiConverterData.read(from: &buf)
+        )
+        
+        case 7: return .map(entries: try FfiConverterDictionaryStringTypeDocValue.read(from: &buf)
+        )
+        
+        case 8: return .list(items: try FfiConverterSequenceTypeDocValue.read(from: &buf)
+        )
+        
+        case 9: return .text(value: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 10: return .counter(value: try FfiConverterInt64.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: DocValue, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .null:
+            writeInt(&buf, Int32(1))
+        
+        
+        case let .bool(value):
+            writeInt(&buf, Int32(2))
+            FfiConverterBool.write(value, into: &buf)
+            
+        
+        case let .int(value):
+            writeInt(&buf, Int32(3))
+            FfiConverterInt64.write(value, into: &buf)
+            
+        
+        case let .float(value):
+            writeInt(&buf, Int32(4))
+            FfiConverterDouble.write(value, into: &buf)
+            
+        
+        case let .str(value):
+            writeInt(&buf, Int32(5))
+            FfiConverterString.write(value, into: &buf)
+            
+        
+        case let .bytes(value):
+            writeInt(&buf, Int32(6))
+            FfiConverterData.write(value, into: &buf)
+            
+        
+        case let .map(entries):
+            writeInt(&buf, Int32(7))
+            FfiConverterDictionaryStringTypeDocValue.write(entries, into: &buf)
+            
+        
+        case let .list(items):
+            writeInt(&buf, Int32(8))
+            FfiConverterSequenceTypeDocValue.write(items, into: &buf)
+            
+        
+        case let .text(value):
+            writeInt(&buf, Int32(9))
+            FfiConverterString.write(value, into: &buf)
+            
+        
+        case let .counter(value):
+            writeInt(&buf, Int32(10))
+            FfiConverterInt64.write(value, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDocValue_lift(_ buf: RustBuffer) throws -> DocValue {
+    return try FfiConverterTypeDocValue.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDocValue_lower(_ value: DocValue) -> RustBuffer {
+    return FfiConverterTypeDocValue.lower(value)
+}
+
+
+
+/**
  * A change in the membership.
  */
 
@@ -5882,6 +6788,101 @@ public func FfiConverterTypePlacement_lift(_ buf: RustBuffer) throws -> Placemen
 #endif
 public func FfiConverterTypePlacement_lower(_ value: Placement) -> RustBuffer {
     return FfiConverterTypePlacement.lower(value)
+}
+
+
+
+/**
+ * Where a document may flow.
+ */
+
+public enum Reach: Equatable, Hashable {
+    
+    /**
+     * This node only.
+     */
+    case `private`
+    /**
+     * Members of the cluster (holders of the cluster secret).
+     */
+    case cluster
+    /**
+     * Also trusted outsiders (members only for now).
+     */
+    case community
+    /**
+     * Anyone who asks, when the node serves commons (members only for now).
+     */
+    case commons
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension Reach: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeReach: FfiConverterRustBuffer {
+    typealias SwiftType = Reach
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Reach {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .`private`
+        
+        case 2: return .cluster
+        
+        case 3: return .community
+        
+        case 4: return .commons
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: Reach, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .`private`:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .cluster:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .community:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .commons:
+            writeInt(&buf, Int32(4))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeReach_lift(_ buf: RustBuffer) throws -> Reach {
+    return try FfiConverterTypeReach.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeReach_lower(_ value: Reach) -> RustBuffer {
+    return FfiConverterTypeReach.lower(value)
 }
 
 
@@ -6824,6 +7825,30 @@ fileprivate struct FfiConverterOptionTypeCongestionControl: FfiConverterRustBuff
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeDocValue: FfiConverterRustBuffer {
+    typealias SwiftType = DocValue?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeDocValue.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeDocValue.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeMemmeshError: FfiConverterRustBuffer {
     typealias SwiftType = MemmeshError?
 
@@ -6971,6 +7996,31 @@ fileprivate struct FfiConverterSequenceTypeCacheInfo: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeDocInfo: FfiConverterRustBuffer {
+    typealias SwiftType = [DocInfo]
+
+    public static func write(_ value: [DocInfo], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeDocInfo.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [DocInfo] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [DocInfo]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeDocInfo.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeFileInfo: FfiConverterRustBuffer {
     typealias SwiftType = [FileInfo]
 
@@ -7071,6 +8121,31 @@ fileprivate struct FfiConverterSequenceTypeTransferResult: FfiConverterRustBuffe
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeDocValue: FfiConverterRustBuffer {
+    typealias SwiftType = [DocValue]
+
+    public static func write(_ value: [DocValue], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeDocValue.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [DocValue] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [DocValue]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeDocValue.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceOptionData: FfiConverterRustBuffer {
     typealias SwiftType = [Data?]
 
@@ -7090,6 +8165,32 @@ fileprivate struct FfiConverterSequenceOptionData: FfiConverterRustBuffer {
             seq.append(try FfiConverterOptionData.read(from: &buf))
         }
         return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterDictionaryStringTypeDocValue: FfiConverterRustBuffer {
+    public static func write(_ value: [String: DocValue], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for (key, value) in value {
+            FfiConverterString.write(key, into: &buf)
+            FfiConverterTypeDocValue.write(value, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [String: DocValue] {
+        let len: Int32 = try readInt(&buf)
+        var dict = [String: DocValue]()
+        dict.reserveCapacity(Int(len))
+        for _ in 0..<len {
+            let key = try FfiConverterString.read(from: &buf)
+            let value = try FfiConverterTypeDocValue.read(from: &buf)
+            dict[key] = value
+        }
+        return dict
     }
 }
 private let UNIFFI_RUST_FUTURE_POLL_READY: Int8 = 0
@@ -7351,6 +8452,57 @@ private let initializationResult: InitializationResult = {
     if (uniffi_memmesh_uniffi_checksum_method_channel_send() != 35490) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_memmesh_uniffi_checksum_method_doc_delete() != 22225) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_doc_get() != 15148) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_doc_heads() != 53114) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_doc_id() != 49296) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_doc_increment() != 56389) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_doc_insert() != 29240) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_doc_merge() != 35925) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_doc_put() != 40) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_doc_reach() != 42079) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_doc_save() != 18900) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_doc_splice_text() != 36103) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_doc_to_json() != 59233) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_docs_create() != 16612) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_docs_delete() != 10776) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_docs_import_doc() != 6384) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_docs_list() != 15102) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_docs_open() != 3286) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_memmesh_uniffi_checksum_method_events_next() != 8233) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -7397,6 +8549,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_memmesh_uniffi_checksum_method_node_connect_to() != 52751) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_node_docs() != 65140) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_memmesh_uniffi_checksum_method_node_events() != 15759) {

@@ -448,6 +448,111 @@ uint64_t uniffi_memmesh_uniffi_fn_method_channel_request(uint64_t ptr, RustBuffe
 uint64_t uniffi_memmesh_uniffi_fn_method_channel_send(uint64_t ptr, RustBuffer data, RustBuffer to
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_CLONE_DOC
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_CLONE_DOC
+uint64_t uniffi_memmesh_uniffi_fn_clone_doc(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_FREE_DOC
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_FREE_DOC
+void uniffi_memmesh_uniffi_fn_free_doc(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOC_DELETE
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOC_DELETE
+uint64_t uniffi_memmesh_uniffi_fn_method_doc_delete(uint64_t ptr, RustBuffer path
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOC_GET
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOC_GET
+RustBuffer uniffi_memmesh_uniffi_fn_method_doc_get(uint64_t ptr, RustBuffer path, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOC_HEADS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOC_HEADS
+RustBuffer uniffi_memmesh_uniffi_fn_method_doc_heads(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOC_ID
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOC_ID
+RustBuffer uniffi_memmesh_uniffi_fn_method_doc_id(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOC_INCREMENT
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOC_INCREMENT
+uint64_t uniffi_memmesh_uniffi_fn_method_doc_increment(uint64_t ptr, RustBuffer path, int64_t by
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOC_INSERT
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOC_INSERT
+uint64_t uniffi_memmesh_uniffi_fn_method_doc_insert(uint64_t ptr, RustBuffer path, uint64_t index, RustBuffer value
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOC_MERGE
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOC_MERGE
+uint64_t uniffi_memmesh_uniffi_fn_method_doc_merge(uint64_t ptr, RustBuffer data
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOC_PUT
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOC_PUT
+uint64_t uniffi_memmesh_uniffi_fn_method_doc_put(uint64_t ptr, RustBuffer path, RustBuffer value
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOC_REACH
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOC_REACH
+RustBuffer uniffi_memmesh_uniffi_fn_method_doc_reach(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOC_SAVE
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOC_SAVE
+RustBuffer uniffi_memmesh_uniffi_fn_method_doc_save(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOC_SPLICE_TEXT
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOC_SPLICE_TEXT
+uint64_t uniffi_memmesh_uniffi_fn_method_doc_splice_text(uint64_t ptr, RustBuffer path, uint64_t pos, uint64_t delete, RustBuffer text
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOC_TO_JSON
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOC_TO_JSON
+RustBuffer uniffi_memmesh_uniffi_fn_method_doc_to_json(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_CLONE_DOCS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_CLONE_DOCS
+uint64_t uniffi_memmesh_uniffi_fn_clone_docs(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_FREE_DOCS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_FREE_DOCS
+void uniffi_memmesh_uniffi_fn_free_docs(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOCS_CREATE
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOCS_CREATE
+uint64_t uniffi_memmesh_uniffi_fn_method_docs_create(uint64_t ptr, RustBuffer reach
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOCS_DELETE
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOCS_DELETE
+uint64_t uniffi_memmesh_uniffi_fn_method_docs_delete(uint64_t ptr, RustBuffer id
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOCS_IMPORT_DOC
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOCS_IMPORT_DOC
+uint64_t uniffi_memmesh_uniffi_fn_method_docs_import_doc(uint64_t ptr, RustBuffer data, RustBuffer reach
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOCS_LIST
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOCS_LIST
+uint64_t uniffi_memmesh_uniffi_fn_method_docs_list(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOCS_OPEN
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOCS_OPEN
+uint64_t uniffi_memmesh_uniffi_fn_method_docs_open(uint64_t ptr, RustBuffer id
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_CLONE_EVENTS
 #define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_CLONE_EVENTS
 uint64_t uniffi_memmesh_uniffi_fn_clone_events(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -561,6 +666,11 @@ uint64_t uniffi_memmesh_uniffi_fn_method_node_connect(uint64_t ptr, RustBuffer a
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_NODE_CONNECT_TO
 #define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_NODE_CONNECT_TO
 uint64_t uniffi_memmesh_uniffi_fn_method_node_connect_to(uint64_t ptr, RustBuffer id, RustBuffer addr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_NODE_DOCS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_NODE_DOCS
+uint64_t uniffi_memmesh_uniffi_fn_method_node_docs(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_NODE_EVENTS
@@ -1158,6 +1268,108 @@ uint16_t uniffi_memmesh_uniffi_checksum_method_channel_send(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_DELETE
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_DELETE
+uint16_t uniffi_memmesh_uniffi_checksum_method_doc_delete(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_GET
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_GET
+uint16_t uniffi_memmesh_uniffi_checksum_method_doc_get(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_HEADS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_HEADS
+uint16_t uniffi_memmesh_uniffi_checksum_method_doc_heads(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_ID
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_ID
+uint16_t uniffi_memmesh_uniffi_checksum_method_doc_id(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_INCREMENT
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_INCREMENT
+uint16_t uniffi_memmesh_uniffi_checksum_method_doc_increment(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_INSERT
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_INSERT
+uint16_t uniffi_memmesh_uniffi_checksum_method_doc_insert(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_MERGE
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_MERGE
+uint16_t uniffi_memmesh_uniffi_checksum_method_doc_merge(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_PUT
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_PUT
+uint16_t uniffi_memmesh_uniffi_checksum_method_doc_put(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_REACH
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_REACH
+uint16_t uniffi_memmesh_uniffi_checksum_method_doc_reach(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_SAVE
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_SAVE
+uint16_t uniffi_memmesh_uniffi_checksum_method_doc_save(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_SPLICE_TEXT
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_SPLICE_TEXT
+uint16_t uniffi_memmesh_uniffi_checksum_method_doc_splice_text(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_TO_JSON
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_TO_JSON
+uint16_t uniffi_memmesh_uniffi_checksum_method_doc_to_json(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOCS_CREATE
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOCS_CREATE
+uint16_t uniffi_memmesh_uniffi_checksum_method_docs_create(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOCS_DELETE
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOCS_DELETE
+uint16_t uniffi_memmesh_uniffi_checksum_method_docs_delete(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOCS_IMPORT_DOC
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOCS_IMPORT_DOC
+uint16_t uniffi_memmesh_uniffi_checksum_method_docs_import_doc(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOCS_LIST
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOCS_LIST
+uint16_t uniffi_memmesh_uniffi_checksum_method_docs_list(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOCS_OPEN
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOCS_OPEN
+uint16_t uniffi_memmesh_uniffi_checksum_method_docs_open(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_EVENTS_NEXT
 #define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_EVENTS_NEXT
 uint16_t uniffi_memmesh_uniffi_checksum_method_events_next(void
@@ -1251,6 +1463,12 @@ uint16_t uniffi_memmesh_uniffi_checksum_method_node_connect(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_NODE_CONNECT_TO
 #define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_NODE_CONNECT_TO
 uint16_t uniffi_memmesh_uniffi_checksum_method_node_connect_to(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_NODE_DOCS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_NODE_DOCS
+uint16_t uniffi_memmesh_uniffi_checksum_method_node_docs(void
     
 );
 #endif

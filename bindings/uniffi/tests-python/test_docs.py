@@ -1,0 +1,177 @@
+"""Documents through the UniFFI layer, on real nodes with temporary data dirs: every
+value type round trips, save/import/merge, three nodes editing one document concurrently
+converge, a private document stays on its node, and the errors (no data dir, bad path,
+wrong type)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pathlib
+from typing import List, Optional, Tuple
+
+import memmesh
+import pytest
+
+from conftest import Nodes, aio, eventually
+
+V = memmesh.DocValue
+
+
+def text(s: str) -> "memmesh.DocValue":
+    return V.TEXT(value=s)
+
+
+@aio
+async def test_every_value_type_round_trips(tmp_path: pathlib.Path) -> None:
+    async with Nodes() as nodes:
+        node = await nodes.start("a", data_dir=str(tmp_path))
+        docs = node.docs()
+        doc_id = await docs.create(memmesh.Reach.CLUSTER)
+        assert len(doc_id) == 32
+        doc = await docs.open(doc_id)
+        assert doc.id() == doc_id and doc.reach() == memmesh.Reach.CLUSTER
+        values = {
+            "nothing": V.NULL(),
+            "yes": V.BOOL(value=True),
+            "n": V.INT(value=-(2**63)),
+            "pi": V.FLOAT(value=3.5),
+            "title": V.STR(value="groceries"),
+            "raw": V.BYTES(value=b"\x00\xff"),
+            "tags": V.LIST(items=[V.STR(value="a"), V.INT(value=1)]),
+            "meta": V.MAP(entries={"deep": V.LIST(items=[V.BOOL(value=False)])}),
+            "notes": text("helo"),
+            "visits": V.COUNTER(value=10),
+        }
+        for key, value in values.items():
+            await doc.put(key, value)
+        await doc.splice_text("notes", 3, 0, "l")
+        await doc.increment("visits", 5)
+        await doc.insert("tags", 0, V.STR(value="first"))
+        await doc.put("meta/deep/0", V.BOOL(value=True))
+        for key in ("nothing", "yes", "n", "pi", "title", "raw"):
+            assert doc.get(key) == values[key], key
+        assert doc.get("notes") == text("hello")
+        assert doc.get("visits") == V.COUNTER(value=15)
+        assert doc.get("tags") == V.LIST(
+            items=[V.STR(value="first"), V.STR(value="a"), V.INT(value=1)]
+        )
+        assert doc.get("meta/deep/0") == V.BOOL(value=True)
+        assert doc.get("absent") is None and doc.get("tags/99") is None
+        await doc.delete("tags/0")
+        whole = doc.get("")
+        assert isinstance(whole, V.MAP) and set(whole.entries) == set(values)
+        parsed = json.loads(doc.to_json())
+        assert parsed["notes"] == "hello" and parsed["visits"] == 15 and parsed["raw"] == "AP8="
+        heads = doc.heads()
+        assert heads and heads == sorted(heads)
+        assert await docs.list() == [
+            memmesh.DocInfo(id=doc_id, reach=memmesh.Reach.CLUSTER, heads=heads)
+        ]
+
+
+@aio
+async def test_save_import_merge_and_errors(tmp_path: pathlib.Path) -> None:
+    async with Nodes() as nodes:
+        node = await nodes.start("a", data_dir=str(tmp_path))
+        docs = node.docs()
+        first = await docs.open(await docs.create(memmesh.Reach.PRIVATE))
+        await first.put("title", V.STR(value="x"))
+        await first.put("items", V.LIST(items=[]))
+        copy_id = await docs.import_doc(first.save(), memmesh.Reach.COMMUNITY)
+        copy = await docs.open(copy_id)
+        assert copy.reach() == memmesh.Reach.COMMUNITY
+        await copy.put("also", V.INT(value=7))
+        await first.merge(copy.save())
+        assert first.get("also") == V.INT(value=7)
+        heads = first.heads()
+        with pytest.raises(memmesh.MemmeshError.InvalidInput):
+            await first.merge(b"not automerge")
+        with pytest.raises(memmesh.MemmeshError.InvalidInput):
+            await docs.import_doc(b"not automerge", memmesh.Reach.CLUSTER)
+        with pytest.raises(memmesh.MemmeshError.InvalidInput):
+            await first.put("a//b", V.NULL())
+        with pytest.raises(memmesh.MemmeshError.InvalidInput):
+            first.get("a//b")
+        with pytest.raises(memmesh.MemmeshError.InvalidInput):
+            await first.increment("title", 1)
+        with pytest.raises(memmesh.MemmeshError.InvalidInput):
+            await first.insert("title", 0, V.NULL())
+        with pytest.raises(memmesh.MemmeshError.InvalidInput):
+            await first.splice_text("items", 0, 0, "x")
+        with pytest.raises(memmesh.MemmeshError.NotFound):
+            await first.put("no/such", V.NULL())
+        with pytest.raises(memmesh.MemmeshError.InvalidInput):
+            await docs.open("not-an-id")
+        assert first.heads() == heads
+        await docs.delete(copy_id)
+        with pytest.raises(memmesh.MemmeshError.NotFound):
+            await docs.open(copy_id)
+        bare = await nodes.start("bare")
+        with pytest.raises(memmesh.MemmeshError.Unsupported, match="documents need a data dir"):
+            await bare.docs().create(memmesh.Reach.CLUSTER)
+
+
+async def _state(node: "memmesh.Node", doc_id: str) -> Optional[Tuple[List[str], str]]:
+    try:
+        doc = await node.docs().open(doc_id)
+    except memmesh.MemmeshError.NotFound:
+        return None
+    return doc.heads(), doc.to_json()
+
+
+async def _converged(members: "List[memmesh.Node]", doc_id: str) -> bool:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 30
+    while loop.time() < end:
+        states = [await _state(n, doc_id) for n in members]
+        if states[0] is not None and all(s == states[0] for s in states):
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+@aio
+async def test_three_nodes_converge_and_private_stays(tmp_path: pathlib.Path) -> None:
+    async with Nodes() as nodes:
+        members = []
+        for i in range(3):
+            node = await nodes.start(f"n{i}", data_dir=str(tmp_path / f"n{i}"))
+            if members:
+                await node.connect(members[0].addr())
+            members.append(node)
+
+        def alive() -> bool:
+            return all(
+                {p.id for p in n.peers() if p.state == memmesh.PeerState.ALIVE}
+                == {m.id() for m in members if m is not n}
+                for n in members
+            )
+
+        assert await eventually(alive)
+        secret_id = await members[0].docs().create(memmesh.Reach.PRIVATE)
+        await (await members[0].docs().open(secret_id)).put("s", V.STR(value="here"))
+        doc_id = await members[0].docs().create(memmesh.Reach.CLUSTER)
+        start = await members[0].docs().open(doc_id)
+        await start.put(
+            "",
+            V.MAP(entries={"log": V.LIST(items=[]), "hits": V.COUNTER(value=0)}),
+        )
+        assert await _converged(members, doc_id)
+
+        async def edit(i: int, node: "memmesh.Node") -> None:
+            doc = await node.docs().open(doc_id)
+            for j in range(10):
+                await doc.insert("log", 0, V.STR(value=f"{i}.{j}"))
+                await doc.increment("hits", 1)
+
+        await asyncio.gather(*(edit(i, n) for i, n in enumerate(members)))
+        assert await _converged(members, doc_id)
+        last = await members[2].docs().open(doc_id)
+        assert last.get("hits") == V.COUNTER(value=30)
+        log = last.get("log")
+        assert isinstance(log, V.LIST) and len(log.items) == 30
+        for peer in members[1:]:
+            assert secret_id not in {d.id for d in await peer.docs().list()}
+            with pytest.raises(memmesh.MemmeshError.NotFound):
+                await peer.docs().open(secret_id)

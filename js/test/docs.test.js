@@ -1,0 +1,260 @@
+'use strict'
+// Documents on real nodes with temporary data dirs: every value type round trips,
+// save/import/merge, interop with the official @automerge/automerge package both ways,
+// three nodes editing one document concurrently converge, a private document stays on
+// its node, and the errors (no data dir, bad path, wrong type).
+
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const Automerge = require('@automerge/automerge')
+const { Docs, Doc, Text, Counter } = require('..')
+const { startNode, eventually, rejectsWith, throwsWith, TIMEOUT } = require('../support/nodes')
+
+/** A fresh temporary directory, removed after the test. */
+function tempDir (t) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'memmesh-docs-'))
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+/** Starts `n` nodes, each with its own data dir, connected to the first, all alive. */
+async function startDocsCluster (t, n) {
+  const dir = tempDir(t)
+  const nodes = []
+  for (let i = 0; i < n; i++) nodes.push(await startNode(t, { name: `d${i}`, dataDir: path.join(dir, `n${i}`) }))
+  for (const node of nodes.slice(1)) await node.connect(nodes[0].addr)
+  const alive = () => nodes.every((node) => {
+    const live = new Set(node.peers().filter((p) => p.state === 'alive' && p.quotaFree != null).map((p) => p.id))
+    return nodes.every((other) => other === node || live.has(other.id))
+  })
+  assert.ok(await eventually(alive, 30000), 'every node sees every other alive')
+  return nodes
+}
+
+/** The characters of each string-like element (string, Text, Automerge's ImmutableString). */
+function strings (list) {
+  return [...list].map((s) => String(s))
+}
+
+/** `[heads, json]` of `id` on `node`, or null if it does not hold it. */
+async function state (node, id) {
+  try {
+    const doc = await node.docs.open(id)
+    return JSON.stringify([doc.heads(), doc.toJson()])
+  } catch (e) {
+    if (e.code === 'NotFound') return null
+    throw e
+  }
+}
+
+/** Waits until every node holds `id` with the same heads and JSON. */
+async function converged (nodes, id) {
+  const same = async () => {
+    const states = await Promise.all(nodes.map((n) => state(n, id)))
+    return states[0] !== null && states.every((s) => s === states[0])
+  }
+  assert.ok(await eventually(same, 30000), 'the document converged on every node')
+}
+
+test('docs: every value type round trips', { timeout: TIMEOUT }, async (t) => {
+  const node = await startNode(t, { dataDir: tempDir(t) })
+  const docs = node.docs
+  assert.ok(docs instanceof Docs)
+  assert.equal(node.docs, docs, 'node.docs is one object')
+  const id = await docs.create()
+  assert.match(id, /^[0-9a-f]{32}$/)
+  const doc = await docs.open(id)
+  assert.ok(doc instanceof Doc)
+  assert.equal(doc.id, id)
+  assert.equal(doc.reach, 'cluster')
+  await doc.put('nothing', null)
+  await doc.put('yes', true)
+  await doc.put('n', 42)
+  await doc.put('big', -(2n ** 63n))
+  await doc.put('pi', 3.5)
+  await doc.put('title', 'groceries')
+  await doc.put('raw', new Uint8Array([0, 255]))
+  await doc.put('tags', ['a', 1, null])
+  await doc.put('meta', { nested: { deep: [1.5, false] } })
+  await doc.put('notes', new Text('helo'))
+  await doc.spliceText('notes', 3, 0, 'l')
+  await doc.spliceText(['notes'], 0, 1, 'H')
+  await doc.put('visits', new Counter(10))
+  await doc.increment('visits', 5)
+  await doc.increment('visits')
+  await doc.insert('tags', 0, 'first')
+  await doc.insert(['tags'], 4, { k: 'v' })
+  await doc.put(['tags', 1], 'second')
+  await doc.put('meta/nested/deep/0', 2.5)
+  assert.equal(doc.get('nothing'), null)
+  assert.equal(doc.get('yes'), true)
+  assert.equal(doc.get('n'), 42)
+  assert.equal(doc.get('big'), -(2n ** 63n))
+  assert.equal(doc.get('pi'), 3.5)
+  assert.equal(doc.get('title'), 'groceries')
+  assert.deepEqual(doc.get('raw'), Buffer.from([0, 255]))
+  assert.deepEqual(doc.get('tags'), ['first', 'second', 1, null, { k: 'v' }])
+  assert.equal(doc.get(['tags', 4, 'k']), 'v')
+  assert.deepEqual(doc.get('meta/nested/deep'), [2.5, false])
+  const notes = doc.get('notes')
+  assert.ok(notes instanceof Text)
+  assert.equal(String(notes), 'Hello')
+  assert.equal(notes.length, 5)
+  const visits = doc.get('visits')
+  assert.ok(visits instanceof Counter)
+  assert.equal(visits.value, 16)
+  assert.equal(doc.get('absent'), null)
+  assert.equal(doc.get('tags/99'), null)
+  await doc.delete('tags/3')
+  await doc.delete(['nothing'])
+  const value = doc.value()
+  assert.deepEqual(value, doc.get())
+  assert.ok(!('nothing' in value))
+  assert.deepEqual(value.tags, ['first', 'second', 1, { k: 'v' }])
+  const json = JSON.parse(doc.toJson())
+  assert.equal(json.notes, 'Hello')
+  assert.equal(json.visits, 16)
+  assert.equal(json.raw, 'AP8=')
+  const heads = doc.heads()
+  assert.ok(heads.length >= 1 && heads.every((h) => /^[0-9a-f]{64}$/.test(h)))
+  assert.deepEqual(await docs.list(), [{ id, reach: 'cluster', heads }])
+})
+
+test('docs: save, import, merge and a restart', { timeout: TIMEOUT }, async (t) => {
+  const dataDir = tempDir(t)
+  const node = await startNode(t, { dataDir })
+  const first = await node.docs.open(await node.docs.create('private'))
+  await first.put('by', 'first')
+  const saved = first.save()
+  assert.ok(Buffer.isBuffer(saved))
+  const copyId = await node.docs.import(saved, 'community')
+  const copy = await node.docs.open(copyId)
+  assert.equal(copy.reach, 'community')
+  assert.equal(copy.get('by'), 'first')
+  await copy.put('also', new Text('from the copy'))
+  await first.put('other', 7)
+  await first.merge(copy.save())
+  assert.equal(String(first.get('also')), 'from the copy')
+  assert.equal(first.get('other'), 7)
+  const heads = first.heads()
+  await rejectsWith(first.merge(Buffer.from('not automerge')), 'InvalidInput')
+  await rejectsWith(node.docs.import(Buffer.from('not automerge')), 'InvalidInput')
+  assert.deepEqual(first.heads(), heads)
+  const json = first.toJson()
+  await node.shutdown()
+  const again = await startNode(t, { dataDir })
+  assert.equal((await again.docs.open(first.id)).toJson(), json)
+  assert.equal((await again.docs.list()).length, 2)
+  await again.docs.delete(copyId)
+  await rejectsWith(again.docs.open(copyId), 'NotFound')
+  await rejectsWith(again.docs.delete(copyId), 'NotFound')
+})
+
+test('docs: errors have their codes', { timeout: TIMEOUT }, async (t) => {
+  const node = await startNode(t, { dataDir: tempDir(t) })
+  const doc = await node.docs.open(await node.docs.create())
+  await doc.put('title', 'x')
+  await doc.put('items', [1])
+  const heads = doc.heads()
+  for (const bad of ['a//b', 'a/', 'x/~2']) {
+    await rejectsWith(doc.put(bad, 1), 'InvalidInput', /bad path/)
+    throwsWith(() => doc.get(bad), 'InvalidInput', /bad path/)
+  }
+  await rejectsWith(doc.put(['items', -1], 1), 'InvalidInput', /bad path/)
+  throwsWith(() => doc.get(['items', 1.5]), 'InvalidInput', /bad path/)
+  throwsWith(() => doc.get(7), 'InvalidInput', /bad path/)
+  await rejectsWith(doc.increment('title', 1), 'InvalidInput', /wrong type/)
+  await rejectsWith(doc.insert('title', 0, 1), 'InvalidInput', /wrong type/)
+  await rejectsWith(doc.spliceText('items', 0, 0, 'x'), 'InvalidInput', /wrong type/)
+  await rejectsWith(doc.put('items/5', 1), 'InvalidInput', /out of range/)
+  await rejectsWith(doc.put('d', new Date()), 'InvalidInput', /cannot go into a document/)
+  await rejectsWith(doc.put('u', undefined), 'InvalidInput', /cannot go into a document/)
+  await rejectsWith(doc.put('huge', 2n ** 64n), 'InvalidInput', /64-bit/)
+  await rejectsWith(doc.put('no/such', 1), 'NotFound')
+  await rejectsWith(doc.delete('absent'), 'NotFound')
+  await rejectsWith(node.docs.open('not-an-id'), 'InvalidInput')
+  await rejectsWith(node.docs.open('00'.repeat(16)), 'NotFound')
+  await rejectsWith(node.docs.create('everyone'), 'InvalidInput', /unknown reach/)
+  assert.deepEqual(doc.heads(), heads, 'failed edits changed nothing')
+})
+
+test('docs: a node without a data dir says why', { timeout: TIMEOUT }, async (t) => {
+  const node = await startNode(t)
+  await rejectsWith(node.docs.create(), 'Unsupported', /documents need a data dir/)
+  await rejectsWith(node.docs.list(), 'Unsupported', /documents need a data dir/)
+})
+
+test('docs: three nodes converge and a private document stays', { timeout: TIMEOUT }, async (t) => {
+  const nodes = await startDocsCluster(t, 3)
+  const secretId = await nodes[0].docs.create('private')
+  await (await nodes[0].docs.open(secretId)).put('secret', 'stays here')
+  const id = await nodes[0].docs.create('cluster')
+  const start = await nodes[0].docs.open(id)
+  await start.put('', { log: [], hits: new Counter(0), text: new Text('') })
+  await converged(nodes, id)
+  await Promise.all(nodes.map(async (node, i) => {
+    const doc = await node.docs.open(id)
+    for (let j = 0; j < 10; j++) {
+      await doc.insert('log', 0, `${i}.${j}`)
+      await doc.increment('hits', 1)
+      await doc.put(`by${i}`, j)
+    }
+    await doc.spliceText('text', 0, 0, `[${i}]`)
+  }))
+  await converged(nodes, id)
+  const value = (await nodes[2].docs.open(id)).value()
+  assert.equal(value.hits.value, 30)
+  assert.equal(value.log.length, 30)
+  assert.deepEqual([value.by0, value.by1, value.by2], [9, 9, 9])
+  assert.deepEqual([...String(value.text)].sort(), [...'[0][1][2]'].sort())
+  for (const peer of nodes.slice(1)) {
+    assert.ok(!(await peer.docs.list()).some((d) => d.id === secretId), 'the private document stayed home')
+    await rejectsWith(peer.docs.open(secretId), 'NotFound')
+  }
+})
+
+test('docs: interop with @automerge/automerge, both ways', { timeout: TIMEOUT }, async (t) => {
+  const [a, b] = await startDocsCluster(t, 2)
+  // memmesh -> Automerge -> memmesh.
+  const id = await a.docs.create()
+  const doc = await a.docs.open(id)
+  await doc.put('', { title: 'from memmesh', items: ['one'], hits: new Counter(1), notes: new Text('hi') })
+  let theirs = Automerge.load(doc.save())
+  // Automerge 3 reads a scalar string as an ImmutableString and text as a string; it
+  // writes strings as text (memmesh's Text): compare their characters.
+  assert.equal(String(theirs.title), 'from memmesh')
+  assert.deepEqual(strings(theirs.items), ['one'])
+  assert.equal(theirs.hits.value, 1)
+  assert.equal(theirs.notes, 'hi')
+  theirs = Automerge.change(theirs, (d) => {
+    d.items.push('two')
+    d.hits.increment(2)
+    d.edited = 'by automerge'
+  })
+  await doc.merge(Automerge.save(theirs))
+  assert.deepEqual(strings(doc.get('items')), ['one', 'two'])
+  assert.ok(doc.get('items')[1] instanceof Text, 'an Automerge 3 string is text')
+  assert.equal(doc.get('hits').value, 3)
+  assert.equal(String(doc.get('edited')), 'by automerge')
+  assert.deepEqual(doc.heads(), [...Automerge.getHeads(theirs)].sort())
+  // Automerge -> memmesh, synced to a second node, edited on both, back to Automerge.
+  const made = Automerge.from({ list: ['x'], n: new Automerge.Counter(5) })
+  const importedId = await a.docs.import(Automerge.save(made))
+  await converged([a, b], importedId)
+  const onA = await a.docs.open(importedId)
+  const onB = await b.docs.open(importedId)
+  await onA.insert('list', 1, 'from a')
+  await onB.put('fromB', true)
+  await onB.increment('n', 10)
+  await converged([a, b], importedId)
+  const back = Automerge.load(onB.save())
+  assert.deepEqual(strings(back.list), ['x', 'from a'])
+  assert.equal(back.fromB, true)
+  assert.equal(back.n.value, 15)
+  // Automerge sees the memmesh history as a descendant of its own document.
+  const merged = Automerge.merge(Automerge.clone(made), back)
+  assert.deepEqual([...Automerge.getHeads(merged)].sort(), onB.heads())
+})
