@@ -9,7 +9,7 @@ use memmesh::{Bytes, Message, Node, NodeBuilder, Request};
 #[derive(Parser)]
 #[command(
     name = "memmesh",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("MEMMESH_GIT_COMMIT"), ")"),
     about = "A node of the memmesh peer-to-peer data mesh"
 )]
 struct Cli {
