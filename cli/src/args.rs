@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Parser)]
 #[command(
     name = "memmesh",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("MEMMESH_GIT_COMMIT"), ")"),
     about = "A node of the memmesh peer-to-peer data mesh",
     after_help = "Exit codes: 0 ok, 1 the operation failed, 2 bad usage or configuration."
 )]
