@@ -44,9 +44,12 @@ pub(crate) async fn serve(
     let _ = stream.set_nodelay(true);
     let (tx, mut rx) = mpsc::channel(SUBSCRIBER_QUEUE);
     let mut session = Session::new(front.next_id(), peer, front.needs_auth(), tx);
+    let overflowed = session.mailbox.overflowed.clone();
     let end = tokio::select! {
         end = run(&front, &mut stream, &mut session, &mut rx) => end,
         _ = cancel.cancelled() => End::Done,
+        // A subscriber over its output buffer limit is closed without a word, as Redis.
+        _ = overflowed.cancelled() => End::Done,
     };
     forget(&front, &session);
     if let End::Protocol(msg) = end {
@@ -139,10 +142,14 @@ async fn run(
                 Ok(_) => {}
             },
             Some(d) = rx.recv() => {
+                session.mailbox.written(&d);
                 write(&mut out, &pubsub::message(d), session.proto);
                 while out.len() < FLUSH_AT {
                     match rx.try_recv() {
-                        Ok(d) => write(&mut out, &pubsub::message(d), session.proto),
+                        Ok(d) => {
+                            session.mailbox.written(&d);
+                            write(&mut out, &pubsub::message(d), session.proto)
+                        }
                         Err(_) => break,
                     }
                 }

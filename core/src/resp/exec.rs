@@ -160,6 +160,7 @@ async fn run(front: &Front, s: &mut Session, spec: &CommandSpec, a: &[Bytes]) ->
             Ok(Value::Integer(n.min(i64::MAX as u64) as i64))
         }
         "publish" => Ok(Value::Integer(publish(front, &a[1], &a[2]).await as i64)),
+        "pubsub" => pubsub_cmd(front, a),
         "flushdb" => Err(Value::err(
             "ERR FLUSHDB is refused by memmesh: a database is a bucket shared by the \
              whole cluster; delete keys with DEL instead",
@@ -425,6 +426,30 @@ async fn publish(front: &Front, channel: &Bytes, payload: &Bytes) -> usize {
     here
 }
 
+/// `PUBSUB CHANNELS [pattern] | NUMSUB [channel ...] | NUMPAT`: about this node's
+/// clients only, as in Redis Cluster.
+fn pubsub_cmd(front: &Front, a: &[Bytes]) -> Reply {
+    let sub = &a[1];
+    if is(sub, "CHANNELS") && a.len() <= 3 {
+        let found = front.subs.channels(a.get(2).map(|p| p.as_ref()));
+        Ok(Value::Array(found.into_iter().map(Value::Bulk).collect()))
+    } else if is(sub, "NUMSUB") {
+        let mut out = Vec::with_capacity(2 * (a.len() - 2));
+        for c in &a[2..] {
+            out.push(Value::Bulk(c.clone()));
+            out.push(Value::Integer(front.subs.numsub(c) as i64));
+        }
+        Ok(Value::Array(out))
+    } else if is(sub, "NUMPAT") && a.len() == 2 {
+        Ok(Value::Integer(front.subs.numpat() as i64))
+    } else {
+        Err(Value::err(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
+            String::from_utf8_lossy(sub)
+        )))
+    }
+}
+
 fn sub_reply(kind: &str, name: Option<Bytes>, count: usize) -> Value {
     Value::Push(vec![
         Value::bulk(kind.to_string()),
@@ -446,7 +471,7 @@ fn subscribe(front: &Front, s: &mut Session, pattern: bool, a: &[Bytes]) -> Vec<
             if set.insert(name.clone()) {
                 front
                     .subs
-                    .add(pattern, name.clone(), s.id, s.deliveries.clone());
+                    .add(pattern, name.clone(), s.id, s.mailbox.clone());
             }
             sub_reply(kind, Some(name.clone()), s.subscriptions())
         })
