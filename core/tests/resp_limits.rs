@@ -216,3 +216,54 @@ async fn a_subscriber_that_does_not_read_is_disconnected_over_its_output_limit()
     assert!(error(Some(publisher.cmd(&["PUBSUB", "NOSUCH"]).await)).contains("PUBSUB HELP"));
     node.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_gets_and_sets_answer_as_one_by_one() {
+    let node = builder("batches")
+        .redis_listen("127.0.0.1:0")
+        .max_message_size(64 * 1024)
+        .start()
+        .await
+        .unwrap();
+    let mut c = Client::connect(&node).await;
+    let big = vec![b'v'; 128 * 1024];
+    // One write: the runs of SETs and of GETs are each served as one batch.
+    let mut frames = BytesMut::new();
+    for cmd in [
+        &[&b"SET"[..], b"k", b"1"][..],
+        &[b"SET", b"k", b"2"],
+        &[b"SET", b"big", &big],
+        &[b"SET", b"j", b"x"],
+        &[b"GET", b"k"],
+        &[b"GET", b"j"],
+        &[b"GET", b"nope"],
+        &[b"GET", b"big"],
+        &[b"INCR", b"n"],
+        &[b"GET", b"n"],
+        &[b"SET", b"\xff", b"binary key"],
+        &[b"GET", b"k"],
+    ] {
+        let frame = Value::Array(
+            cmd.iter()
+                .map(|a| Value::Bulk(Bytes::copy_from_slice(a)))
+                .collect(),
+        );
+        write(&mut frames, &frame, Protocol::Resp2);
+    }
+    c.stream.write_all(&frames).await.unwrap();
+    let ok = || Value::Simple("OK".into());
+    assert_eq!(c.read().await, Some(ok()));
+    assert_eq!(c.read().await, Some(ok()));
+    // The value over max_message_size is refused alone; the SETs around it succeed.
+    assert!(error(c.read().await).starts_with("ERR "));
+    assert_eq!(c.read().await, Some(ok()));
+    assert_eq!(c.read().await, Some(bulk("2")));
+    assert_eq!(c.read().await, Some(bulk("x")));
+    assert_eq!(c.read().await, Some(Value::Null));
+    assert_eq!(c.read().await, Some(Value::Null));
+    assert_eq!(c.read().await, Some(Value::Integer(1)));
+    assert_eq!(c.read().await, Some(bulk("1")));
+    assert_eq!(error(c.read().await), "ERR memmesh keys must be UTF-8 text");
+    assert_eq!(c.read().await, Some(bulk("2")));
+    node.shutdown().await.unwrap();
+}

@@ -76,6 +76,92 @@ fn expire_ms(n: i64, unit_ms: i64, cmd: &str) -> Result<Duration, Value> {
     }
 }
 
+/// What a pipelined run of commands may be merged into: consecutive plain `GET key`s
+/// become one `get_many`, consecutive plain `SET key value`s one `set_many` (one round to
+/// the owners instead of one per command). The replies are those the commands would get
+/// one by one: reads see the writes before them, and a key set twice ends with the later
+/// value (its version is stamped later).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Batch {
+    /// `GET key`.
+    Get,
+    /// `SET key value`, no options.
+    Set,
+}
+
+/// Whether `args` may join a batch of `session`'s: a plain `GET`/`SET` with a valid key,
+/// from an authenticated client with no subscriptions (whose every command is checked
+/// one by one).
+pub(crate) fn batchable(session: &Session, args: &[Bytes]) -> Option<Batch> {
+    if !session.authed || session.subscriptions() > 0 {
+        return None;
+    }
+    let name = args.first()?;
+    let kind = match args.len() {
+        2 if is(name, "GET") => Batch::Get,
+        3 if is(name, "SET") => Batch::Set,
+        _ => return None,
+    };
+    key(&args[1]).ok().map(|_| kind)
+}
+
+/// Runs a run of [`batchable`] commands of one `kind` as one cache operation, and
+/// returns one reply per command, in order.
+pub(crate) async fn execute_batch(
+    front: &Front,
+    session: &Session,
+    kind: Batch,
+    cmds: Vec<Vec<Bytes>>,
+) -> Vec<Value> {
+    let n = cmds.len();
+    front
+        .commands
+        .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    let b = match front.bucket(session.db).await {
+        Ok(b) => b,
+        Err(e) => return vec![err(e); n],
+    };
+    let mut keys = Vec::with_capacity(n);
+    let mut values = Vec::with_capacity(n);
+    for mut c in cmds {
+        if kind == Batch::Set {
+            values.push(c.pop().unwrap_or_default());
+        }
+        // `batchable` checked the key: a bad one cannot be here.
+        match key(&c[1]) {
+            Ok(k) => keys.push(k),
+            Err(e) => return vec![e; n],
+        }
+    }
+    match kind {
+        Batch::Get => match client::get_many(&front.cache, &b, keys).await {
+            Ok(found) => found.into_iter().map(Value::opt_bulk).collect(),
+            Err(e) => vec![err(e); n],
+        },
+        Batch::Set => {
+            let entries: Vec<(String, Bytes)> = keys.into_iter().zip(values).collect();
+            match client::set_many(&front.cache, &b, entries.clone(), None).await {
+                Ok(()) => vec![Value::ok(); n],
+                // Refused before anything was sent (a value over the size limit): each
+                // command gets its own answer, as one by one.
+                Err(e) if e.kind() == ErrorKind::InvalidInput && n > 1 => {
+                    let mut out = Vec::with_capacity(n);
+                    for entry in entries {
+                        out.push(
+                            match client::set_many(&front.cache, &b, vec![entry], None).await {
+                                Ok(()) => Value::ok(),
+                                Err(e) => err(e),
+                            },
+                        );
+                    }
+                    out
+                }
+                Err(e) => vec![err(e); n],
+            }
+        }
+    }
+}
+
 /// Runs one command (already split into arguments) for `session`.
 pub async fn execute(front: &Front, session: &mut Session, args: Vec<Bytes>) -> Outcome {
     let Some(name) = args.first() else {
