@@ -31,7 +31,8 @@ if [ "$QUICK" = 1 ]; then
 else
   ENTRIES=1000000 KEYSPACE=10000 SCALE=1 LOCAL_ARGS=(--duration 3 --warmup 0.5)
 fi
-TARGET="${CARGO_TARGET_DIR:-target}"
+# Absolute: redis-server changes to --dir before it opens --logfile (issue 19).
+TARGET="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
 OUT="$TARGET/cache-bench"
 mkdir -p "$OUT"
 rm -f "$OUT"/memmesh.jsonl "$OUT"/redis-c*-p*.csv "$OUT"/redis-memory.txt "$OUT"/local.jsonl \

@@ -157,6 +157,9 @@ pub struct NodeConfig {
     /// The password Redis clients must give (`AUTH`, `HELLO 3 AUTH default ...`) before
     /// any other command. Needs `redis_listen`.
     pub redis_password: Option<String>,
+    /// Bounds of the Redis front: bulk length, arguments, clients, a subscriber's output
+    /// buffer, ... (default: [`RespLimits::default`]).
+    pub redis_limits: RespLimits,
     /// Worker threads of the node's own tokio runtime.
     pub threads: usize,
     /// Maximum size of one message, request or response.
@@ -173,6 +176,48 @@ pub struct NodeConfig {
     pub tuning: TransportTuning,
     /// Failure detection and membership timing.
     pub membership: MembershipConfig,
+}
+
+/// The bounds of the RESP front. Every frame is checked against them before any of it is
+/// buffered beyond them, so a client cannot make the node hold unbounded memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RespLimits {
+    /// Longest bulk string (a key or a value) accepted.
+    pub max_bulk: usize,
+    /// Most elements of one array (the arguments of one command).
+    pub max_array: usize,
+    /// Longest inline command, or any line of a frame (type, length, simple string).
+    pub max_inline: usize,
+    /// Deepest nesting of aggregates (commands are one level deep).
+    pub max_depth: usize,
+    /// Most bytes received and not yet answered on one connection.
+    pub max_pending: usize,
+    /// Most connections the node serves at once.
+    pub max_clients: usize,
+    /// Most connections from one source address at once.
+    pub max_clients_per_ip: usize,
+    /// How long a client may take to finish a frame it started before it is dropped.
+    pub frame_timeout: Duration,
+    /// Most bytes of published messages waiting to be written to one subscriber; a
+    /// subscriber further behind is disconnected, as Redis's
+    /// `client-output-buffer-limit pubsub` does.
+    pub max_output: usize,
+}
+
+impl Default for RespLimits {
+    fn default() -> Self {
+        Self {
+            max_bulk: 16 * 1024 * 1024,
+            max_array: 1024 * 1024,
+            max_inline: 64 * 1024,
+            max_depth: 8,
+            max_pending: 64 * 1024 * 1024,
+            max_clients: 1024,
+            max_clients_per_ip: 256,
+            frame_timeout: Duration::from_secs(30),
+            max_output: 32 * 1024 * 1024,
+        }
+    }
 }
 
 /// What `Debug` shows of a secret: whether one is set, never its bytes.
@@ -211,6 +256,7 @@ impl std::fmt::Debug for NodeConfig {
             known_peers_ttl,
             redis_listen,
             redis_password,
+            redis_limits,
         } = self;
         f.debug_struct("NodeConfig")
             .field("name", name)
@@ -236,6 +282,7 @@ impl std::fmt::Debug for NodeConfig {
             .field("known_peers_ttl", known_peers_ttl)
             .field("redis_listen", redis_listen)
             .field("redis_password", &redacted(redis_password))
+            .field("redis_limits", redis_limits)
             .finish()
     }
 }
@@ -258,6 +305,7 @@ impl Default for NodeConfig {
             known_peers_ttl: DEFAULT_KNOWN_PEERS_TTL,
             redis_listen: None,
             redis_password: None,
+            redis_limits: RespLimits::default(),
             threads: 2,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             request_timeout: Duration::from_secs(30),
@@ -459,6 +507,12 @@ impl NodeBuilder {
     /// The password Redis clients must give (see [`NodeConfig::redis_password`]).
     pub fn redis_password(mut self, password: impl Into<String>) -> Self {
         self.config.redis_password = Some(password.into());
+        self
+    }
+
+    /// Bounds of the Redis front (see [`NodeConfig::redis_limits`]).
+    pub fn redis_limits(mut self, limits: RespLimits) -> Self {
+        self.config.redis_limits = limits;
         self
     }
 

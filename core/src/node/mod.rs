@@ -185,7 +185,7 @@ impl Node {
                 parts.cache.clone(),
                 parts.channels.clone(),
                 socket,
-                crate::resp::RespLimits::default(),
+                shared.config.redis_limits,
             )?);
         }
         let parts = Arc::new(parts);

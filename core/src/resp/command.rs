@@ -87,6 +87,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     c("mget", -2, RF, ALL),
     c("mset", -3, W, (1, -1, 2)),
     c("publish", 3, &["pubsub", "loading", "stale", "fast"], NONE),
+    c("pubsub", -2, &["pubsub", "loading", "stale"], NONE),
     c(
         "subscribe",
         -2,

@@ -2,10 +2,11 @@
 //! answer them all at once (pipelining), until the client leaves, breaks the protocol or
 //! the node shuts down.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -13,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::resp::error::RespError;
-use crate::resp::exec::{execute, forget, Outcome};
+use crate::resp::exec::{batchable, execute, execute_batch, forget, Outcome};
 use crate::resp::front::{Admitted, Front};
 use crate::resp::parse::parse_command;
 use crate::resp::pubsub::{self, Delivery, SUBSCRIBER_QUEUE};
@@ -44,9 +45,12 @@ pub(crate) async fn serve(
     let _ = stream.set_nodelay(true);
     let (tx, mut rx) = mpsc::channel(SUBSCRIBER_QUEUE);
     let mut session = Session::new(front.next_id(), peer, front.needs_auth(), tx);
+    let overflowed = session.mailbox.overflowed.clone();
     let end = tokio::select! {
         end = run(&front, &mut stream, &mut session, &mut rx) => end,
         _ = cancel.cancelled() => End::Done,
+        // A subscriber over its output buffer limit is closed without a word, as Redis.
+        _ = overflowed.cancelled() => End::Done,
     };
     forget(&front, &session);
     if let End::Protocol(msg) = end {
@@ -76,6 +80,32 @@ async fn flush(front: &Front, stream: &mut TcpStream, out: &mut BytesMut) -> Opt
     }
 }
 
+/// Runs one command and queues its reply; `Some` when the connection must end.
+async fn one(
+    front: &Front,
+    stream: &mut TcpStream,
+    session: &mut Session,
+    out: &mut BytesMut,
+    args: Vec<Bytes>,
+) -> Option<End> {
+    let (replies, close) = match execute(front, session, args).await {
+        Outcome::Reply(v) => (vec![v], false),
+        Outcome::Close(v) => (vec![v], true),
+        Outcome::Many(vs) => (vs, false),
+    };
+    for reply in &replies {
+        write(out, reply, session.proto);
+    }
+    if close {
+        let _ = flush(front, stream, out).await;
+        return Some(End::Done);
+    }
+    if out.len() >= FLUSH_AT {
+        return flush(front, stream, out).await;
+    }
+    None
+}
+
 async fn run(
     front: &Front,
     stream: &mut TcpStream,
@@ -86,26 +116,40 @@ async fn run(
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
     loop {
-        // Run every complete command received so far, in order.
+        // Run every complete command received so far, in order; consecutive plain GETs
+        // (or SETs) run as one batch.
+        let mut broken = None;
+        let mut cmds = VecDeque::new();
         loop {
             match parse_command(&buf, &limits) {
                 Ok(Some((args, used))) => {
                     buf.advance(used);
-                    if args.is_empty() {
-                        continue;
+                    if !args.is_empty() {
+                        cmds.push_back(args);
                     }
-                    let outcome = execute(front, session, args).await;
-                    let (replies, close) = match outcome {
-                        Outcome::Reply(v) => (vec![v], false),
-                        Outcome::Close(v) => (vec![v], true),
-                        Outcome::Many(vs) => (vs, false),
-                    };
-                    for reply in &replies {
-                        write(&mut out, reply, session.proto);
-                    }
-                    if close {
-                        let _ = flush(front, stream, &mut out).await;
-                        return End::Done;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    broken = Some(e);
+                    break;
+                }
+            }
+        }
+        while let Some(args) = cmds.pop_front() {
+            let kind = batchable(session, &args);
+            let mut batch = vec![args];
+            if let Some(kind) = kind {
+                while cmds
+                    .front()
+                    .is_some_and(|next| batchable(session, next) == Some(kind))
+                {
+                    batch.extend(cmds.pop_front());
+                }
+            }
+            match kind {
+                Some(kind) if batch.len() > 1 => {
+                    for reply in execute_batch(front, session, kind, batch).await {
+                        write(&mut out, &reply, session.proto);
                     }
                     if out.len() >= FLUSH_AT {
                         if let Some(end) = flush(front, stream, &mut out).await {
@@ -113,14 +157,20 @@ async fn run(
                         }
                     }
                 }
-                Ok(None) => break,
-                Err(e) => {
-                    if let Some(end) = flush(front, stream, &mut out).await {
-                        return end;
+                _ => {
+                    for args in batch {
+                        if let Some(end) = one(front, stream, session, &mut out, args).await {
+                            return end;
+                        }
                     }
-                    return End::Protocol(e.to_string());
                 }
             }
+        }
+        if let Some(e) = broken {
+            if let Some(end) = flush(front, stream, &mut out).await {
+                return end;
+            }
+            return End::Protocol(e.to_string());
         }
         if let Some(end) = flush(front, stream, &mut out).await {
             return end;
@@ -139,10 +189,14 @@ async fn run(
                 Ok(_) => {}
             },
             Some(d) = rx.recv() => {
+                session.mailbox.written(&d);
                 write(&mut out, &pubsub::message(d), session.proto);
                 while out.len() < FLUSH_AT {
                     match rx.try_recv() {
-                        Ok(d) => write(&mut out, &pubsub::message(d), session.proto),
+                        Ok(d) => {
+                            session.mailbox.written(&d);
+                            write(&mut out, &pubsub::message(d), session.proto)
+                        }
                         Err(_) => break,
                     }
                 }

@@ -76,6 +76,92 @@ fn expire_ms(n: i64, unit_ms: i64, cmd: &str) -> Result<Duration, Value> {
     }
 }
 
+/// What a pipelined run of commands may be merged into: consecutive plain `GET key`s
+/// become one `get_many`, consecutive plain `SET key value`s one `set_many` (one round to
+/// the owners instead of one per command). The replies are those the commands would get
+/// one by one: reads see the writes before them, and a key set twice ends with the later
+/// value (its version is stamped later).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Batch {
+    /// `GET key`.
+    Get,
+    /// `SET key value`, no options.
+    Set,
+}
+
+/// Whether `args` may join a batch of `session`'s: a plain `GET`/`SET` with a valid key,
+/// from an authenticated client with no subscriptions (whose every command is checked
+/// one by one).
+pub(crate) fn batchable(session: &Session, args: &[Bytes]) -> Option<Batch> {
+    if !session.authed || session.subscriptions() > 0 {
+        return None;
+    }
+    let name = args.first()?;
+    let kind = match args.len() {
+        2 if is(name, "GET") => Batch::Get,
+        3 if is(name, "SET") => Batch::Set,
+        _ => return None,
+    };
+    key(&args[1]).ok().map(|_| kind)
+}
+
+/// Runs a run of [`batchable`] commands of one `kind` as one cache operation, and
+/// returns one reply per command, in order.
+pub(crate) async fn execute_batch(
+    front: &Front,
+    session: &Session,
+    kind: Batch,
+    cmds: Vec<Vec<Bytes>>,
+) -> Vec<Value> {
+    let n = cmds.len();
+    front
+        .commands
+        .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    let b = match front.bucket(session.db).await {
+        Ok(b) => b,
+        Err(e) => return vec![err(e); n],
+    };
+    let mut keys = Vec::with_capacity(n);
+    let mut values = Vec::with_capacity(n);
+    for mut c in cmds {
+        if kind == Batch::Set {
+            values.push(c.pop().unwrap_or_default());
+        }
+        // `batchable` checked the key: a bad one cannot be here.
+        match key(&c[1]) {
+            Ok(k) => keys.push(k),
+            Err(e) => return vec![e; n],
+        }
+    }
+    match kind {
+        Batch::Get => match client::get_many(&front.cache, &b, keys).await {
+            Ok(found) => found.into_iter().map(Value::opt_bulk).collect(),
+            Err(e) => vec![err(e); n],
+        },
+        Batch::Set => {
+            let entries: Vec<(String, Bytes)> = keys.into_iter().zip(values).collect();
+            match client::set_many(&front.cache, &b, entries.clone(), None).await {
+                Ok(()) => vec![Value::ok(); n],
+                // Refused before anything was sent (a value over the size limit): each
+                // command gets its own answer, as one by one.
+                Err(e) if e.kind() == ErrorKind::InvalidInput && n > 1 => {
+                    let mut out = Vec::with_capacity(n);
+                    for entry in entries {
+                        out.push(
+                            match client::set_many(&front.cache, &b, vec![entry], None).await {
+                                Ok(()) => Value::ok(),
+                                Err(e) => err(e),
+                            },
+                        );
+                    }
+                    out
+                }
+                Err(e) => vec![err(e); n],
+            }
+        }
+    }
+}
+
 /// Runs one command (already split into arguments) for `session`.
 pub async fn execute(front: &Front, session: &mut Session, args: Vec<Bytes>) -> Outcome {
     let Some(name) = args.first() else {
@@ -160,6 +246,7 @@ async fn run(front: &Front, s: &mut Session, spec: &CommandSpec, a: &[Bytes]) ->
             Ok(Value::Integer(n.min(i64::MAX as u64) as i64))
         }
         "publish" => Ok(Value::Integer(publish(front, &a[1], &a[2]).await as i64)),
+        "pubsub" => pubsub_cmd(front, a),
         "flushdb" => Err(Value::err(
             "ERR FLUSHDB is refused by memmesh: a database is a bucket shared by the \
              whole cluster; delete keys with DEL instead",
@@ -425,6 +512,30 @@ async fn publish(front: &Front, channel: &Bytes, payload: &Bytes) -> usize {
     here
 }
 
+/// `PUBSUB CHANNELS [pattern] | NUMSUB [channel ...] | NUMPAT`: about this node's
+/// clients only, as in Redis Cluster.
+fn pubsub_cmd(front: &Front, a: &[Bytes]) -> Reply {
+    let sub = &a[1];
+    if is(sub, "CHANNELS") && a.len() <= 3 {
+        let found = front.subs.channels(a.get(2).map(|p| p.as_ref()));
+        Ok(Value::Array(found.into_iter().map(Value::Bulk).collect()))
+    } else if is(sub, "NUMSUB") {
+        let mut out = Vec::with_capacity(2 * (a.len() - 2));
+        for c in &a[2..] {
+            out.push(Value::Bulk(c.clone()));
+            out.push(Value::Integer(front.subs.numsub(c) as i64));
+        }
+        Ok(Value::Array(out))
+    } else if is(sub, "NUMPAT") && a.len() == 2 {
+        Ok(Value::Integer(front.subs.numpat() as i64))
+    } else {
+        Err(Value::err(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
+            String::from_utf8_lossy(sub)
+        )))
+    }
+}
+
 fn sub_reply(kind: &str, name: Option<Bytes>, count: usize) -> Value {
     Value::Push(vec![
         Value::bulk(kind.to_string()),
@@ -446,7 +557,7 @@ fn subscribe(front: &Front, s: &mut Session, pattern: bool, a: &[Bytes]) -> Vec<
             if set.insert(name.clone()) {
                 front
                     .subs
-                    .add(pattern, name.clone(), s.id, s.deliveries.clone());
+                    .add(pattern, name.clone(), s.id, s.mailbox.clone());
             }
             sub_reply(kind, Some(name.clone()), s.subscriptions())
         })

@@ -71,7 +71,7 @@ impl Front {
         Arc::new(Self {
             cache,
             channels,
-            subs: Subscriptions::default(),
+            subs: Subscriptions::new(limits.max_output),
             password,
             limits,
             buckets: Mutex::new(HashMap::new()),

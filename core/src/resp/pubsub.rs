@@ -3,10 +3,13 @@
 //! carrying the Redis channel name and the payload).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
 
 use crate::resp::value::Value;
 
@@ -14,12 +17,68 @@ use crate::resp::value::Value;
 /// published through the others.
 pub const MESH_CHANNEL: &str = "memmesh.redis.pubsub";
 
-/// Most messages waiting for one subscriber; a subscriber that falls further behind
-/// misses messages until it catches up (ADR 0021).
+/// Most messages waiting for one subscriber; a subscriber that falls further behind (in
+/// messages, or in bytes: [`RespLimits::max_output`](crate::resp::RespLimits)) is
+/// disconnected (ADR 0021).
 pub const SUBSCRIBER_QUEUE: usize = 4096;
 
 /// A published message, to be written to a subscriber: (pattern matched, channel, payload).
 pub type Delivery = (Option<Bytes>, Bytes, Bytes);
+
+/// The bytes a delivery counts against a subscriber's output limit.
+pub fn delivery_size(d: &Delivery) -> usize {
+    d.0.as_ref().map_or(0, Bytes::len) + d.1.len() + d.2.len()
+}
+
+/// Where the messages for one client go: its queue, the bytes waiting in it, and the
+/// token that disconnects it when it falls too far behind.
+#[derive(Debug, Clone)]
+pub struct Mailbox {
+    /// The client's queue, written out by its connection.
+    pub tx: mpsc::Sender<Delivery>,
+    /// Bytes queued and not yet written ([`delivery_size`]).
+    pub pending: Arc<AtomicUsize>,
+    /// Cancelled when the client overflowed: its connection closes.
+    pub overflowed: CancellationToken,
+}
+
+impl Mailbox {
+    /// A mailbox sending to `tx`.
+    pub fn new(tx: mpsc::Sender<Delivery>) -> Self {
+        Self {
+            tx,
+            pending: Arc::new(AtomicUsize::new(0)),
+            overflowed: CancellationToken::new(),
+        }
+    }
+
+    /// Queues `d` unless that would put more than `limit` bytes (or [`SUBSCRIBER_QUEUE`]
+    /// messages) in waiting: then the client is marked overflowed. Whether it was queued.
+    fn offer(&self, d: Delivery, limit: usize) -> bool {
+        if self.overflowed.is_cancelled() {
+            return false;
+        }
+        let size = delivery_size(&d);
+        let before = self.pending.fetch_add(size, Ordering::AcqRel);
+        if before.saturating_add(size) > limit || self.tx.try_send(d).is_err() {
+            self.pending.fetch_sub(size, Ordering::AcqRel);
+            if !self.tx.is_closed() {
+                info!(
+                    pending = before,
+                    limit, "disconnecting a Redis subscriber over its output buffer limit"
+                );
+            }
+            self.overflowed.cancel();
+            return false;
+        }
+        true
+    }
+
+    /// Records that `d` was written to the client.
+    pub fn written(&self, d: &Delivery) {
+        self.pending.fetch_sub(delivery_size(d), Ordering::AcqRel);
+    }
+}
 
 /// Encodes a message for [`MESH_CHANNEL`]: channel length (u32 BE), channel, payload.
 pub fn encode(channel: &[u8], payload: &[u8]) -> Bytes {
@@ -121,18 +180,28 @@ fn class(rest: &[u8]) -> (impl Fn(u8) -> bool + '_, usize) {
 
 #[derive(Default)]
 struct Table {
-    channels: HashMap<Bytes, HashMap<u64, mpsc::Sender<Delivery>>>,
-    patterns: HashMap<Bytes, HashMap<u64, mpsc::Sender<Delivery>>>,
+    channels: HashMap<Bytes, HashMap<u64, Mailbox>>,
+    patterns: HashMap<Bytes, HashMap<u64, Mailbox>>,
 }
 
 /// The subscriptions of this node's RESP clients, by channel and by pattern.
-#[derive(Default)]
-pub struct Subscriptions(Mutex<Table>);
+pub struct Subscriptions {
+    table: Mutex<Table>,
+    /// Most bytes waiting for one subscriber.
+    limit: usize,
+}
+
+impl Default for Subscriptions {
+    fn default() -> Self {
+        Self::new(crate::resp::RespLimits::default().max_output)
+    }
+}
 
 impl std::fmt::Debug for Subscriptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let t = self.table();
         f.debug_struct("Subscriptions")
+            .field("limit", &self.limit)
             .field("channels", &t.channels.len())
             .field("patterns", &t.patterns.len())
             .finish()
@@ -140,20 +209,29 @@ impl std::fmt::Debug for Subscriptions {
 }
 
 impl Subscriptions {
-    fn table(&self) -> MutexGuard<'_, Table> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    /// No subscriptions yet; a subscriber with more than `limit` bytes waiting is
+    /// disconnected.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            table: Mutex::new(Table::default()),
+            limit,
+        }
     }
 
-    /// Subscribes client `id` (whose deliveries go to `tx`) to `name`, a channel or a
-    /// pattern.
-    pub fn add(&self, pattern: bool, name: Bytes, id: u64, tx: mpsc::Sender<Delivery>) {
+    fn table(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Subscribes client `id` (whose deliveries go to `mailbox`) to `name`, a channel or
+    /// a pattern.
+    pub fn add(&self, pattern: bool, name: Bytes, id: u64, mailbox: Mailbox) {
         let mut t = self.table();
         let map = if pattern {
             &mut t.patterns
         } else {
             &mut t.channels
         };
-        map.entry(name).or_default().insert(id, tx);
+        map.entry(name).or_default().insert(id, mailbox);
     }
 
     /// Unsubscribes client `id` from `name`.
@@ -173,30 +251,50 @@ impl Subscriptions {
     }
 
     /// Hands a message published on `channel` to every local subscriber and returns how
-    /// many took it. A subscriber with [`SUBSCRIBER_QUEUE`] messages unread misses this
-    /// one.
+    /// many took it. A subscriber over its output limit is disconnected instead.
     pub fn deliver(&self, channel: &Bytes, payload: &Bytes) -> usize {
         let t = self.table();
         let mut n = 0;
         if let Some(subs) = t.channels.get(channel) {
-            for tx in subs.values() {
-                n += usize::from(
-                    tx.try_send((None, channel.clone(), payload.clone()))
-                        .is_ok(),
-                );
+            for m in subs.values() {
+                n += usize::from(m.offer((None, channel.clone(), payload.clone()), self.limit));
             }
         }
         for (pattern, subs) in &t.patterns {
             if glob(pattern, channel) {
-                for tx in subs.values() {
-                    n += usize::from(
-                        tx.try_send((Some(pattern.clone()), channel.clone(), payload.clone()))
-                            .is_ok(),
-                    );
+                for m in subs.values() {
+                    n += usize::from(m.offer(
+                        (Some(pattern.clone()), channel.clone(), payload.clone()),
+                        self.limit,
+                    ));
                 }
             }
         }
         n
+    }
+
+    /// `PUBSUB CHANNELS [pattern]`: the channels with a subscriber on this node, matching
+    /// `pattern` if given, sorted.
+    pub fn channels(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        let mut out: Vec<Bytes> = self
+            .table()
+            .channels
+            .keys()
+            .filter(|c| pattern.is_none_or(|p| glob(p, c)))
+            .cloned()
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// `PUBSUB NUMSUB`: how many clients of this node subscribe to `channel`.
+    pub fn numsub(&self, channel: &[u8]) -> usize {
+        self.table().channels.get(channel).map_or(0, HashMap::len)
+    }
+
+    /// `PUBSUB NUMPAT`: how many patterns clients of this node subscribe to.
+    pub fn numpat(&self) -> usize {
+        self.table().patterns.len()
     }
 }
 
@@ -239,6 +337,44 @@ mod tests {
         ] {
             assert_eq!(glob(p.as_bytes(), t.as_bytes()), want, "{p} ~ {t}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_over_its_output_limit_is_disconnected() {
+        let subs = Subscriptions::new(100);
+        let (tx, mut rx) = mpsc::channel(SUBSCRIBER_QUEUE);
+        let slow = Mailbox::new(tx);
+        subs.add(false, Bytes::from("c"), 1, slow.clone());
+        let payload = Bytes::from(vec![b'x'; 40]);
+        let chan = Bytes::from("c");
+        // Two messages of 41 bytes fit in 100; the third does not.
+        assert_eq!(subs.deliver(&chan, &payload), 1);
+        assert_eq!(subs.deliver(&chan, &payload), 1);
+        assert!(!slow.overflowed.is_cancelled());
+        assert_eq!(subs.deliver(&chan, &payload), 0);
+        assert!(slow.overflowed.is_cancelled());
+        // Once overflowed, nothing more is queued even after it caught up.
+        let d = rx.recv().await.expect("a queued message");
+        slow.written(&d);
+        assert_eq!(subs.deliver(&chan, &payload), 0);
+        // A reader that keeps up is never disconnected.
+        let (tx, mut rx) = mpsc::channel(SUBSCRIBER_QUEUE);
+        let fast = Mailbox::new(tx);
+        subs.add(false, Bytes::from("d"), 2, fast.clone());
+        for _ in 0..1000 {
+            assert_eq!(subs.deliver(&Bytes::from("d"), &payload), 1);
+            let d = rx.recv().await.expect("a message");
+            fast.written(&d);
+        }
+        assert!(!fast.overflowed.is_cancelled());
+        assert_eq!(
+            subs.channels(None),
+            vec![Bytes::from("c"), Bytes::from("d")]
+        );
+        assert_eq!(subs.channels(Some(b"d*")), vec![Bytes::from("d")]);
+        assert_eq!(subs.numsub(b"c"), 1);
+        assert_eq!(subs.numsub(b"nope"), 0);
+        assert_eq!(subs.numpat(), 0);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::resp::pubsub::Delivery;
+use crate::resp::pubsub::{Delivery, Mailbox};
 use crate::resp::write::Protocol;
 
 /// The state of one client connection.
@@ -31,7 +31,7 @@ pub struct Session {
     /// The patterns subscribed to (`PSUBSCRIBE`).
     pub patterns: BTreeSet<Bytes>,
     /// Where published messages for this client go (its connection writes them).
-    pub deliveries: mpsc::Sender<Delivery>,
+    pub mailbox: Mailbox,
 }
 
 impl Session {
@@ -52,7 +52,7 @@ impl Session {
             lib: (None, None),
             channels: BTreeSet::new(),
             patterns: BTreeSet::new(),
-            deliveries,
+            mailbox: Mailbox::new(deliveries),
         }
     }
 
