@@ -160,6 +160,9 @@ pub enum FilesError {
         /// The peer.
         peer: String,
     },
+    /// This node is a client: it holds no files for others (ADR 0024).
+    #[error("this node is a client: it holds no files for other nodes")]
+    ClientHoldsNothing,
     /// Too many holds or searches run at once.
     #[error("too many files {what} at once (at most {max})")]
     Busy {
@@ -202,6 +205,7 @@ impl Classify for FilesError {
                 ErrorKind::PeerUnavailable
             }
             FilesError::NotMember { .. } => ErrorKind::Unauthorized,
+            FilesError::ClientHoldsNothing => ErrorKind::Unauthorized,
             FilesError::Busy { .. } => ErrorKind::QuotaExceeded,
             FilesError::QuotaExceeded { .. } => ErrorKind::QuotaExceeded,
             FilesError::Corrupted { .. } | FilesError::KeyMissing { .. } => ErrorKind::Corrupted,

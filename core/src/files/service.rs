@@ -143,16 +143,23 @@ impl FilesService {
         self.node.id
     }
 
-    /// Live members of the view, this node excluded.
+    /// Live members of the view that hold data for others (clients excluded, ADR
+    /// 0024), this node excluded.
     pub(crate) fn live_members(&self) -> Vec<NodeId> {
         let me = self.me();
         self.node
             .members
-            .live()
+            .live_holders()
             .unwrap_or_default()
             .into_iter()
             .filter(|id| *id != me)
             .collect()
+    }
+
+    /// How many of a file's replicas this node's own copy counts for: one on a member,
+    /// none on a client, whose replicas are all on members (ADR 0024).
+    fn own_copy(&self) -> usize {
+        usize::from(self.node.config.role.holds_data())
     }
 
     fn is_live_member(&self, peer: &NodeId) -> bool {
@@ -214,6 +221,10 @@ impl FilesService {
             } => {
                 if !self.is_live_member(&from) {
                     return Err(FilesError::NotMember { peer: from.short() }.into());
+                }
+                if !self.node.config.role.holds_data() {
+                    // A client holds no replicas for others (ADR 0024).
+                    return Err(FilesError::ClientHoldsNothing.into());
                 }
                 let _place = self.holds.take(from)?;
                 let options = PutOptions {
@@ -328,7 +339,7 @@ impl FilesService {
             .iter()
             .filter(|p| size.is_none_or(|s| self.has_room(p, s)))
             .count()
-            + 1;
+            + self.own_copy();
         if replicas as usize > available {
             return Err(FilesError::TooFewMembers {
                 replicas,
@@ -342,7 +353,7 @@ impl FilesService {
     /// ranked by rendezvous, asked in parallel, a refusal moving on to the next. Live
     /// holders already recorded count. Once done, every holder is told the whole set.
     pub(crate) async fn replicate(self: Arc<Self>, id: FileId, options: PutOptions) -> Result<()> {
-        let need = options.replicas.saturating_sub(1) as usize;
+        let need = (options.replicas as usize).saturating_sub(self.own_copy());
         if need == 0 {
             return Ok(());
         }
@@ -382,7 +393,7 @@ impl FilesService {
         if held.len() < need {
             return Err(FilesError::Replicated {
                 id: id.to_string(),
-                held: held.len() + 1,
+                held: held.len() + self.own_copy(),
                 replicas: options.replicas,
                 why: last.map_or_else(
                     || "no other live member could hold it".to_string(),

@@ -180,6 +180,15 @@ impl Liveness for Membership {
         self.with_view(|v| v.members().map(|(m, s)| (m.id, s)).collect())
     }
 
+    fn clients(&self) -> Vec<NodeId> {
+        self.with_view(|v| {
+            v.members()
+                .filter(|(m, _)| m.role == crate::peer::Role::Client)
+                .map(|(m, _)| m.id)
+                .collect()
+        })
+    }
+
     fn free(&self, id: &NodeId) -> Option<u64> {
         self.advert(id).map(|a| a.free)
     }
@@ -200,6 +209,9 @@ impl Liveness for Membership {
                 generation: 0,
                 name,
                 addrs,
+                // Only the address of the announce: the member's own identity, role
+                // included, comes from SWIM.
+                role: crate::peer::Role::Member,
             },
         );
     }

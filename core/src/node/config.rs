@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::error::{Classify, ErrorKind, Result};
 use crate::membership::MembershipConfig;
+use crate::peer::Role;
 use crate::transport::TransportTuning;
 use crate::wire::codec::MAX_BODY_CEILING;
 
@@ -157,6 +158,10 @@ pub struct NodeConfig {
     /// The password Redis clients must give (`AUTH`, `HELLO 3 AUTH default ...`) before
     /// any other command. Needs `redis_listen`.
     pub redis_password: Option<String>,
+    /// What this node does for the mesh (ADR 0024): a [`Role::Client`] uses every
+    /// capability but owns no cache partitions, holds no file replicas and is never
+    /// chosen for `Auto` block placement (default [`Role::Member`]).
+    pub role: Role,
     /// Worker threads of the node's own tokio runtime.
     pub threads: usize,
     /// Maximum size of one message, request or response.
@@ -211,6 +216,7 @@ impl std::fmt::Debug for NodeConfig {
             known_peers_ttl,
             redis_listen,
             redis_password,
+            role,
         } = self;
         f.debug_struct("NodeConfig")
             .field("name", name)
@@ -236,6 +242,7 @@ impl std::fmt::Debug for NodeConfig {
             .field("known_peers_ttl", known_peers_ttl)
             .field("redis_listen", redis_listen)
             .field("redis_password", &redacted(redis_password))
+            .field("role", role)
             .finish()
     }
 }
@@ -258,6 +265,7 @@ impl Default for NodeConfig {
             known_peers_ttl: DEFAULT_KNOWN_PEERS_TTL,
             redis_listen: None,
             redis_password: None,
+            role: Role::Member,
             threads: 2,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             request_timeout: Duration::from_secs(30),
@@ -493,6 +501,12 @@ impl NodeBuilder {
     }
 
     /// How long an unseen member is remembered (`Duration::ZERO`: never). See
+    /// This node's role (see [`NodeConfig::role`]).
+    pub fn role(mut self, role: Role) -> Self {
+        self.config.role = role;
+        self
+    }
+
     /// [`NodeConfig::known_peers_ttl`].
     pub fn known_peers_ttl(mut self, ttl: Duration) -> Self {
         self.config.known_peers_ttl = ttl;
