@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use common::{builder, eventually};
 use memmesh::blocks::Placement;
+use memmesh::membership::MembershipConfig;
 use memmesh::{CacheOptions, Node, NodeId, PeerState, PutOptions, Role};
 
 /// How many client nodes the churn test starts (`MEMMESH_ROLES_CLIENTS`, default 200).
@@ -32,8 +33,19 @@ fn opts() -> Option<CacheOptions> {
     })
 }
 
+/// Failure detection patient enough for a loaded test machine: what this file tests is
+/// placement, and a member falsely declared down (then rejoining) would rebuild its table.
+fn patient() -> MembershipConfig {
+    MembershipConfig {
+        probe_period: Duration::from_secs(1),
+        probe_rtt: Duration::from_millis(500),
+        suspect_timeout: Duration::from_secs(10),
+        ..MembershipConfig::default()
+    }
+}
+
 async fn member(name: &str, seed: Option<&Node>, data: Option<PathBuf>) -> Node {
-    let mut b = builder(name);
+    let mut b = builder(name).membership(patient());
     if let Some(s) = seed {
         b = b.bootstrap([s.addr().to_string()]);
     }
@@ -46,6 +58,7 @@ async fn member(name: &str, seed: Option<&Node>, data: Option<PathBuf>) -> Node 
 async fn client(name: &str, seed: &Node) -> Node {
     builder(name)
         .role(Role::Client)
+        .membership(patient())
         .bootstrap([seed.addr().to_string()])
         .start()
         .await
@@ -149,6 +162,11 @@ async fn short_lived_clients_move_no_partition() {
             }
         });
         written.extend(futures::future::join_all(runs).await);
+        // No member ever ranks a client among the owners.
+        let (_, owners) = placement(&members, &keys[..8]).await;
+        for o in owners.values().flatten().flatten() {
+            assert!(ids.contains(o), "a client {o} owns a partition");
+        }
     }
     let after = placement(&members, &keys).await;
     assert_eq!(
