@@ -97,6 +97,12 @@ export interface NodeOptions {
   redisListen?: string
   /** The password Redis clients must `AUTH` with. */
   redisPassword?: string
+  /**
+   * `'member'` (default) or `'client'`: a client uses every capability through the
+   * members but owns no cache partitions, holds no file replicas and is never chosen for
+   * `'auto'` block placement; its coming and going moves no data (ADR 0024).
+   */
+  role?: 'member' | 'client'
   /** Failure detection and membership timing (default: memmesh's). */
   membership?: MembershipOptions
   /** QUIC transport tuning (default: memmesh's). */
@@ -163,6 +169,8 @@ export interface PeerInfo {
   rttMs?: number
   /** Free bytes of its memory quota, as last advertised through membership (when known). */
   quotaFree?: number
+  /** Its role. */
+  role: 'member' | 'client'
 }
 
 /** A message (or request) as `recv`, iteration and handlers see it. */

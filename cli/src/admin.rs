@@ -165,21 +165,6 @@ impl Server {
         }
     }
 
-    /// `auto` placement chosen here rather than by core: the live peer advertising the
-    /// most free quota, never the asking CLI node (it leaves in a moment, and its blocks
-    /// with it), else this node. (Once nodes have roles, core's `Auto` skips clients and
-    /// this can go.)
-    fn auto_placement(&self, asker: NodeId) -> Placement {
-        self.node
-            .peers()
-            .into_iter()
-            .filter(|p| p.id != asker && p.state == memmesh::PeerState::Alive && p.connected)
-            .filter_map(|p| p.quota_free.map(|q| (q, p.id)))
-            .max_by_key(|(q, _)| *q)
-            .map(|(_, id)| Placement::Peer(id))
-            .unwrap_or(Placement::Local)
-    }
-
     async fn run(&self, op: &str, h: &Json, body: Bytes, from: NodeId) -> Result<(Json, Bytes)> {
         let node = &self.node;
         let s = |k: &str| -> Result<String> {
@@ -197,15 +182,17 @@ impl Server {
             ),
             "peers" => {
                 // The asking CLI node is not one of the peers the user means, nor are
-                // earlier CLI nodes that left (until roles mark client nodes as such).
+                // client nodes that left (earlier CLI calls).
                 let peers: Vec<Json> = node
                     .peers()
                     .iter()
                     .filter(|p| p.id != from)
-                    .filter(|p| !(p.name == CLIENT_NAME && p.state == memmesh::PeerState::Down))
+                    .filter(|p| {
+                        !(p.role == memmesh::Role::Client && p.state == memmesh::PeerState::Down)
+                    })
                     .map(|p| {
                         json!({"id": p.id.to_string(), "name": p.name, "state": p.state.as_str(),
-                               "connected": p.connected,
+                               "connected": p.connected, "role": p.role.as_str(),
                                "addrs": p.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                                "rtt_ms": p.rtt.map(|d| d.as_secs_f64() * 1000.0),
                                "quota_free": p.quota_free})
@@ -227,11 +214,9 @@ impl Server {
                 (json!({"id": id.to_string(), "name": name}), none)
             }
             "blocks.store" => {
-                let mut placement: Placement =
+                // `auto` never picks a client node (the asking CLI node is one).
+                let placement: Placement =
                     s("placement").unwrap_or_else(|_| "auto".into()).parse()?;
-                if placement == Placement::Auto {
-                    placement = self.auto_placement(from);
-                }
                 let id = node.blocks()?.put(body, placement).await?;
                 (json!({"id": id.to_string()}), none)
             }

@@ -36,6 +36,9 @@ pub fn client_node_config(
         }
         .into(),
     );
+    // A client: it owns no partitions, holds no replicas and is never chosen for `Auto`
+    // placement, so a CLI call moves no data (ADR 0024).
+    options.role = Some(memmesh::Role::Client);
     options.mdns = Some(false);
     options.mdns_interfaces = None;
     options.bootstrap = Some(Vec::new());

@@ -164,10 +164,14 @@ fn every_verb_group_against_running_daemons() {
         .map(|p| p["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, vec!["bob"], "{peers}");
-    // (The leader may be the asking CLI node itself until node roles exist.)
+    // The asking CLI node is a client (ADR 0024): it is never the leader.
     let leader = json(&a, &["leader"]);
     assert!(
         leader["id"].as_str().unwrap().parse::<NodeId>().is_ok(),
+        "{leader}"
+    );
+    assert!(
+        ["alice", "bob"].contains(&leader["name"].as_str().unwrap()),
         "{leader}"
     );
 

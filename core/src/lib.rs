@@ -52,5 +52,5 @@ pub use files::{FileId, FileInfo, Files, FilesStats, PutOptions};
 pub use identity::{Keypair, NodeId};
 pub use membership::{Event, Events};
 pub use node::{Node, NodeBuilder, NodeConfig};
-pub use peer::{PeerInfo, PeerState};
+pub use peer::{PeerInfo, PeerState, Role};
 pub use transport::{CongestionControl, TransportTuning};

@@ -19,5 +19,6 @@ pub(crate) fn member(id: NodeId, generation: u64) -> MemberId {
         generation,
         name: "n".into(),
         addrs: vec![],
+        role: crate::peer::Role::Member,
     }
 }

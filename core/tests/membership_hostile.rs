@@ -176,6 +176,7 @@ async fn a_swim_packet_in_another_members_name_is_refused() {
         generation: 1,
         name: "honest".into(),
         addrs: vec![honest.addr()],
+        role: memmesh::Role::Member,
     };
     let bytes = packet(
         &spoofed,
@@ -282,6 +283,7 @@ async fn a_forged_generation_for_a_real_member_does_not_lock_it_out() {
         generation: u64::MAX - 1,
         name: "impostor".into(),
         addrs: vec![sink.addr],
+        role: memmesh::Role::Member,
     });
     // Keep telling the victim the honest node restarted with a generation it can never
     // beat, for longer than failure detection takes.

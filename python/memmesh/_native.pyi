@@ -128,6 +128,9 @@ class PeerInfo:
     @property
     def quota_free(self) -> Optional[int]:
         """Free bytes of its memory quota, as last advertised through membership."""
+    @property
+    def role(self) -> str:
+        """Its role: ``"member"`` or ``"client"``."""
     def __eq__(self, other: object, /) -> bool: ...
 
 @final
@@ -209,6 +212,7 @@ class Node:
         known_peers_ttl: Optional[float] = None,
         redis_listen: Optional[str] = None,
         redis_password: Optional[str] = None,
+        role: Optional[str] = None,
     ) -> Node: ...
     @property
     def id(self) -> str: ...

@@ -112,6 +112,9 @@ class Node:
       TCP address, e.g. ``"127.0.0.1:6379"`` (default: off; Redis database ``n`` is the
       bucket ``db{n}``). An address off loopback needs ``redis_password``.
     * ``redis_password``: the password Redis clients must ``AUTH`` with.
+    * ``role``: ``"member"`` (default) or ``"client"``: a client uses every capability
+      through the members but owns no cache partitions, holds no file replicas and is
+      never chosen for ``"auto"`` block placement; its coming and going moves no data.
     * ``threads``: worker threads of the node's own runtime (default 2).
     * ``max_message_size``: largest message, request or response (default 8 MiB).
     * ``request_timeout``, ``send_timeout``, ``connect_timeout``: seconds (30, 30, 5).
@@ -156,6 +159,7 @@ class Node:
         known_peers_ttl: Optional[float] = None,
         redis_listen: Optional[str] = None,
         redis_password: Optional[str] = None,
+        role: Optional[str] = None,
     ) -> None:
         self._native = _native.Node(
             **node_options(
@@ -182,6 +186,7 @@ class Node:
                 known_peers_ttl=known_peers_ttl,
                 redis_listen=redis_listen,
                 redis_password=redis_password,
+                role=role,
             )
         )
         track(self._native)

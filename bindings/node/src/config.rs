@@ -62,6 +62,9 @@ pub struct NodeOptions {
     pub redis_listen: Option<String>,
     /// The password Redis clients must `AUTH` with.
     pub redis_password: Option<String>,
+    /// `"member"` (default) or `"client"`: a client owns no cache partitions, holds no
+    /// file replicas and is never chosen for `"auto"` block placement (ADR 0024).
+    pub role: Option<String>,
     /// Failure detection and membership timing (default: the core's).
     pub membership: Option<MembershipOptions>,
     /// QUIC transport tuning (default: the core's).
@@ -177,6 +180,7 @@ impl NodeOptions {
             known_peers_ttl: ms("knownPeersTtlMs", self.known_peers_ttl_ms)?,
             redis_listen: self.redis_listen,
             redis_password: self.redis_password,
+            role: self.role.map(|r| r.parse::<memmesh::Role>()).transpose()?,
             threads: int("threads", self.threads)?,
             max_message_size: int("maxMessageSize", self.max_message_size)?,
             request_timeout: ms("requestTimeoutMs", self.request_timeout_ms)?,

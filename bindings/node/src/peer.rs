@@ -19,6 +19,8 @@ pub struct PeerInfo {
     pub rtt_ms: Option<f64>,
     /// Free bytes of its memory quota, as last advertised through membership.
     pub quota_free: Option<f64>,
+    /// Its role: `"member"` or `"client"`.
+    pub role: String,
 }
 
 impl From<memmesh::PeerInfo> for PeerInfo {
@@ -31,6 +33,7 @@ impl From<memmesh::PeerInfo> for PeerInfo {
             connected: p.connected,
             rtt_ms: p.rtt.map(|d| d.as_secs_f64() * 1000.0),
             quota_free: p.quota_free.map(|n| n as f64),
+            role: p.role.as_str().to_string(),
         }
     }
 }

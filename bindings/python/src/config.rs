@@ -61,6 +61,8 @@ pub struct Options {
     pub redis_listen: Option<String>,
     /// The password Redis clients must give.
     pub redis_password: Option<String>,
+    /// `"member"` (default) or `"client"` (ADR 0024).
+    pub role: Option<String>,
 }
 
 impl Options {
@@ -90,6 +92,11 @@ impl Options {
             known_peers_ttl: s("known_peers_ttl", self.known_peers_ttl)?,
             redis_listen: self.redis_listen,
             redis_password: self.redis_password,
+            role: self
+                .role
+                .map(|r| r.parse::<memmesh::Role>().map_err(memmesh::Error::from))
+                .transpose()
+                .into_py(py)?,
             threads: n(py, "threads", self.threads)?,
             max_message_size: n(py, "max_message_size", self.max_message_size)?,
             request_timeout: s("request_timeout", self.request_timeout)?,

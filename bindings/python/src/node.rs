@@ -45,7 +45,7 @@ impl PyNode {
         request_timeout=None, send_timeout=None, connect_timeout=None, channel_queue=None,
         inbox_dir=None, membership=None, tuning=None, disk_quota=None, storage_passphrase=None,
         known_peers_ttl=None,
-        redis_listen=None, redis_password=None
+        redis_listen=None, redis_password=None, role=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -73,6 +73,7 @@ impl PyNode {
         known_peers_ttl: Option<f64>,
         redis_listen: Option<String>,
         redis_password: Option<String>,
+        role: Option<String>,
     ) -> PyResult<Self> {
         let config = Options {
             name,
@@ -98,6 +99,7 @@ impl PyNode {
             known_peers_ttl,
             redis_listen,
             redis_password,
+            role,
         }
         .into_config(py)?;
         let node = wait(py, Node::start(config))?;

@@ -20,6 +20,8 @@ pub struct PyPeerInfo {
     rtt: Option<f64>,
     /// Free bytes of its memory quota, as last advertised through membership.
     quota_free: Option<u64>,
+    /// Its role: `"member"` or `"client"`.
+    role: String,
 }
 
 impl From<memmesh::PeerInfo> for PyPeerInfo {
@@ -32,6 +34,7 @@ impl From<memmesh::PeerInfo> for PyPeerInfo {
             connected: p.connected,
             rtt: p.rtt.map(|d| d.as_secs_f64()),
             quota_free: p.quota_free,
+            role: p.role.as_str().to_string(),
         }
     }
 }
@@ -40,7 +43,7 @@ impl From<memmesh::PeerInfo> for PyPeerInfo {
 impl PyPeerInfo {
     fn __repr__(&self) -> String {
         format!(
-            "PeerInfo(id={:?}, name={:?}, addrs={:?}, state={:?}, connected={}, rtt={}, quota_free={})",
+            "PeerInfo(id={:?}, name={:?}, addrs={:?}, state={:?}, connected={}, rtt={}, quota_free={}, role={:?})",
             self.id,
             self.name,
             self.addrs,
@@ -49,7 +52,8 @@ impl PyPeerInfo {
             self.rtt
                 .map_or_else(|| "None".to_string(), |r| format!("{r:.6}")),
             self.quota_free
-                .map_or_else(|| "None".to_string(), |q| q.to_string())
+                .map_or_else(|| "None".to_string(), |q| q.to_string()),
+            self.role
         )
     }
 }

@@ -33,6 +33,8 @@ pub struct PeerInfo {
     /// Free bytes of its memory quota, as last advertised through membership (`None`
     /// until it has advertised).
     pub quota_free: Option<u64>,
+    /// Its role: `"member"` or `"client"` (ADR 0024).
+    pub role: String,
 }
 
 impl From<memmesh::PeerInfo> for PeerInfo {
@@ -44,6 +46,7 @@ impl From<memmesh::PeerInfo> for PeerInfo {
             state: p.state,
             connected: p.connected,
             rtt_ms: p.rtt.map(|d| d.as_secs_f64() * 1000.0),
+            role: p.role.as_str().to_string(),
             quota_free: p.quota_free,
         }
     }

@@ -196,11 +196,16 @@ async fn put(shared: Arc<BlocksService>, data: Bytes, placement: Placement) -> R
     Ok(id)
 }
 
-/// The live peer with the most free quota, by adverts; peers not advertising yet are
-/// asked directly. `None` when there is no peer (store locally).
+/// The live peer with the most free quota, by adverts, clients excepted; peers not
+/// advertising yet are asked directly. `None` when there is no peer (store locally).
 async fn auto_target(shared: &Arc<BlocksService>, len: usize) -> Option<NodeId> {
-    let peers = live_peers(shared);
     let m = shared.members.get()?;
+    // Clients are never chosen (ADR 0024).
+    let clients = m.clients();
+    let peers: Vec<NodeId> = live_peers(shared)
+        .into_iter()
+        .filter(|p| !clients.contains(p))
+        .collect();
     let mut best: Option<(u64, NodeId)> = None;
     let mut unknown = Vec::new();
     for p in peers {

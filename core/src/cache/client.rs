@@ -449,6 +449,20 @@ pub(crate) async fn write_entries(
     let spec = spec(b);
     let mut plan = WritePlan::new(entries);
     loop {
+        if shared.cache.table().members.is_empty() {
+            // Only a client's table is empty (it owns nothing, ADR 0024): until it knows
+            // a member, nobody can take the write.
+            match retry.after_failure(Instant::now()) {
+                Next::GiveUp => {
+                    let key = plan.entries().first().map(|e| e.key.clone());
+                    return Err(CacheError::NoOwnerAnswered(key.unwrap_or_default()).into());
+                }
+                Next::Wait(pause) => {
+                    tokio::time::sleep(pause).await;
+                    continue;
+                }
+            }
+        }
         let planned = plan.sends(|p| write_targets(shared, b, p));
         if planned.is_empty() {
             return Ok(plan.into_existed());
@@ -527,7 +541,17 @@ async fn rmw(
     let mut retry = Retry::new(Instant::now(), shared.config.request_timeout);
     loop {
         let Some(&primary) = owners_now(shared, b, p).first() else {
-            return Err(CacheError::EmptyTable.into());
+            if shared.config.role.holds_data() {
+                return Err(CacheError::EmptyTable.into());
+            }
+            // A client owns nothing: without a member yet there is nobody to ask.
+            match retry.after_failure(Instant::now()) {
+                Next::GiveUp => return Err(CacheError::NoOwnerAnswered(key.to_string()).into()),
+                Next::Wait(pause) => {
+                    tokio::time::sleep(pause).await;
+                    continue;
+                }
+            }
         };
         let req = Request::Rmw {
             spec: spec(b),

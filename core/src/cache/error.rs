@@ -146,6 +146,9 @@ pub enum CacheError {
     /// A peer answered a cache request with a reply of another request.
     #[error("unexpected cache reply to {0}")]
     UnexpectedReply(&'static str),
+    /// A client node asked for a partition pull: clients own no partitions (ADR 0024).
+    #[error("node {0} is a client: it owns no cache partitions and pulls none")]
+    PullByClient(String),
     /// A routing table without members (this node is always one).
     #[error("a routing table without members")]
     EmptyTable,
@@ -191,6 +194,7 @@ impl Classify for CacheError {
             | CursorBackwards { .. } => ErrorKind::InvalidInput,
             StoreFull(_) | TooManyBuckets { .. } => ErrorKind::QuotaExceeded,
             NoKey { .. } => ErrorKind::NotFound,
+            PullByClient(_) => ErrorKind::Unauthorized,
             NoOwnerAnswered(_) | NoPrimaryYet(_) => ErrorKind::PeerUnavailable,
             UnexpectedReply(_) | EmptyTable => ErrorKind::Internal,
             CannotWritePast { .. } => ErrorKind::Corrupted,

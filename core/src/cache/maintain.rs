@@ -116,13 +116,17 @@ pub(crate) fn follow_membership(shared: &Arc<CacheService>) {
         return;
     };
     let rejoins = m.rejoins();
+    // Clients own no partitions (ADR 0024): neither others nor, on a client, itself.
+    let clients: BTreeSet<NodeId> = m.clients().into_iter().collect();
     let mut members: Vec<NodeId> = m
         .states()
         .into_iter()
-        .filter(|(_, s)| *s != PeerState::Down)
+        .filter(|(id, s)| *s != PeerState::Down && !clients.contains(id))
         .map(|(id, _)| id)
         .collect();
-    members.push(shared.id);
+    if shared.config.role.holds_data() {
+        members.push(shared.id);
+    }
     members.sort();
     members.dedup();
     let current = shared.cache.table();

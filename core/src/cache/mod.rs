@@ -260,4 +260,18 @@ impl Cache {
     pub fn stats(&self) -> CacheStats {
         self.bucket.stats()
     }
+
+    /// The nodes that own `key`'s partition in this node's routing table, primary first.
+    /// Clients are never among them (ADR 0024).
+    pub fn owners(&self, key: &str) -> Vec<crate::identity::NodeId> {
+        let p = partition::partition_of(key);
+        client::owners_now(&self.shared, &self.bucket, p)
+    }
+
+    /// The epoch of this node's routing table: it increases with every change of the
+    /// nodes that own partitions, so while it stays the same no partition moves (a
+    /// client joining or leaving leaves it as it is).
+    pub fn routing_epoch(&self) -> u64 {
+        self.shared.cache.table().epoch
+    }
 }

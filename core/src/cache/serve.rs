@@ -127,6 +127,9 @@ pub(crate) async fn respond(
             cursor,
             table,
         } => {
+            if shared.members.is_client(&from) {
+                return Err(CacheError::PullByClient(from.short().to_string()).into());
+            }
             let agrees = shared.cache.table().digest == table;
             let Some(b) = shared.cache.bucket(&bucket) else {
                 return Ok(Response::Page {

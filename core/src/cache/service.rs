@@ -28,7 +28,7 @@ impl CacheService {
     /// The cache service of the node `node`.
     pub(crate) fn new(node: Arc<Shared>) -> Arc<Self> {
         Arc::new(Self {
-            cache: CacheState::new(node.id),
+            cache: CacheState::starting(node.id, node.config.role.holds_data()),
             node,
         })
     }

@@ -65,11 +65,19 @@ pub struct CacheState {
 
 impl CacheState {
     /// The state of a node that knows only itself.
+    #[cfg(test)]
     pub fn new(me: NodeId) -> Self {
+        Self::starting(me, true)
+    }
+
+    /// The state of a node that knows only itself; one that does not `holds_data` (a
+    /// client, ADR 0024) starts with a table without members: it owns nothing.
+    pub fn starting(me: NodeId, holds_data: bool) -> Self {
+        let members = if holds_data { vec![me] } else { Vec::new() };
         Self {
             hlc: Hlc::default(),
             buckets: RwLock::new(HashMap::new()),
-            table: RwLock::new(Arc::new(Table::new(0, vec![me]))),
+            table: RwLock::new(Arc::new(Table::new(0, members))),
             epoch: std::sync::atomic::AtomicU64::new(0),
             rejoins: std::sync::atomic::AtomicU64::new(0),
             previous: RwLock::new(None),

@@ -160,6 +160,9 @@ pub enum FilesError {
         /// The peer.
         peer: String,
     },
+    /// This node is a client: it holds no files for others (ADR 0024).
+    #[error("this node is a client: it holds no files for other nodes")]
+    ClientHoldsNothing,
     /// No live member holds the file.
     #[error("no file {id} here, and none of the {asked} live member(s) asked holds it")]
     NoHolder {
@@ -194,6 +197,7 @@ impl Classify for FilesError {
                 ErrorKind::PeerUnavailable
             }
             FilesError::NotMember { .. } => ErrorKind::Unauthorized,
+            FilesError::ClientHoldsNothing => ErrorKind::Unauthorized,
             FilesError::QuotaExceeded { .. } => ErrorKind::QuotaExceeded,
             FilesError::Corrupted { .. } | FilesError::KeyMissing { .. } => ErrorKind::Corrupted,
             FilesError::PassphraseRequired { .. } | FilesError::WrongPassphrase { .. } => {

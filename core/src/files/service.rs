@@ -87,16 +87,23 @@ impl FilesService {
         self.node.id
     }
 
-    /// Live members of the view, this node excluded.
+    /// Live members of the view that hold data for others (clients excluded, ADR
+    /// 0024), this node excluded.
     pub(crate) fn live_members(&self) -> Vec<NodeId> {
         let me = self.me();
         self.node
             .members
-            .live()
+            .live_holders()
             .unwrap_or_default()
             .into_iter()
             .filter(|id| *id != me)
             .collect()
+    }
+
+    /// How many of a file's replicas this node's own copy counts for: one on a member,
+    /// none on a client, whose replicas are all on members (ADR 0024).
+    fn own_copy(&self) -> usize {
+        usize::from(self.node.config.role.holds_data())
     }
 
     fn is_live_member(&self, peer: &NodeId) -> bool {
@@ -158,6 +165,10 @@ impl FilesService {
             } => {
                 if !self.is_live_member(&from) {
                     return Err(FilesError::NotMember { peer: from.short() }.into());
+                }
+                if !self.node.config.role.holds_data() {
+                    // A client holds no replicas for others (ADR 0024).
+                    return Err(FilesError::ClientHoldsNothing.into());
                 }
                 let _place = self.holds.take(&from)?;
                 let options = PutOptions {
@@ -250,13 +261,10 @@ impl FilesService {
 
     // ----- asking side -----
 
-    /// Whether `peer` may have room for `size` bytes of plaintext: its advert says so,
-    /// or it has not advertised any free disk yet (0 is also what a node advertises
-    /// before its store is wired; a node without a data dir refuses the `Hold`).
     /// Whether a peer is connected but not yet a live member (membership is admitting it):
     /// a put asking for replicas waits a moment for it instead of refusing at once.
     pub(crate) fn joining(&self) -> bool {
-        let live = self.live_members();
+        let live = self.node.members.live().unwrap_or_default();
         let me = self.me();
         self.node
             .pool
@@ -265,6 +273,9 @@ impl FilesService {
             .any(|id| *id != me && !live.contains(id))
     }
 
+    /// Whether `peer` may have room for `size` bytes of plaintext: its advert says so,
+    /// or it has not advertised any free disk yet (0 is also what a node advertises
+    /// before its store is wired; a node without a data dir refuses the `Hold`).
     fn has_room(&self, peer: &NodeId, size: u64) -> bool {
         match self.node.members.get().and_then(|m| m.disk_free(peer)) {
             Some(free) if free > 0 => free >= stored_len(size),
@@ -284,7 +295,7 @@ impl FilesService {
             .iter()
             .filter(|p| size.is_none_or(|s| self.has_room(p, s)))
             .count()
-            + 1;
+            + self.own_copy();
         if replicas as usize > available {
             return Err(FilesError::TooFewMembers {
                 replicas,
@@ -298,7 +309,7 @@ impl FilesService {
     /// ranked by rendezvous, asked in parallel, a refusal moving on to the next. Live
     /// holders already recorded count. Once done, every holder is told the whole set.
     pub(crate) async fn replicate(self: Arc<Self>, id: FileId, options: PutOptions) -> Result<()> {
-        let need = options.replicas.saturating_sub(1) as usize;
+        let need = (options.replicas as usize).saturating_sub(self.own_copy());
         if need == 0 {
             return Ok(());
         }
@@ -338,7 +349,7 @@ impl FilesService {
         if held.len() < need {
             return Err(FilesError::Replicated {
                 id: id.to_string(),
-                held: held.len() + 1,
+                held: held.len() + self.own_copy(),
                 replicas: options.replicas,
                 why: last.map_or_else(
                     || "no other live member could hold it".to_string(),

@@ -138,7 +138,8 @@ impl Actor {
             generation,
             &shared.hello.name,
             &shared.hello.addrs,
-        );
+        )
+        .with_role(shared.config.role);
         let start = Start {
             me,
             config: shared.config.membership.clone(),

@@ -238,6 +238,7 @@ mod tests {
                 generation,
                 name: "m".into(),
                 addrs: vec![],
+                role: crate::peer::Role::Member,
             },
             0,
             state,

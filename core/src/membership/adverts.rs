@@ -278,6 +278,7 @@ mod tests {
             generation,
             name: "n".into(),
             addrs: vec![],
+            role: crate::peer::Role::Member,
         }
     }
 

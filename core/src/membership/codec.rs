@@ -196,6 +196,7 @@ mod tests {
             generation: 5,
             name: "x".into(),
             addrs: vec!["127.0.0.1:1".parse().unwrap()],
+            role: crate::peer::Role::Member,
         });
         let mut buf = Vec::new();
         SwimCodec.encode_member(&m, &mut buf).unwrap();
@@ -214,6 +215,7 @@ mod tests {
             addrs: (0..addrs)
                 .map(|i| std::net::SocketAddr::from(([10, 0, 0, 1], 1000 + i as u16)))
                 .collect(),
+            role: crate::peer::Role::Member,
         })
     }
 

@@ -59,7 +59,9 @@ impl Membership {
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
             .map_err(|_| MembershipError::Random)?;
         let (tx, rx) = mpsc::unbounded_channel();
-        let view = Arc::new(RwLock::new(View::new(shared.id, cfg.down_grace)));
+        let mut own = View::new(shared.id, cfg.down_grace);
+        own.set_own_role(shared.config.role);
+        let view = Arc::new(RwLock::new(own));
         let (events, _) = broadcast::channel(EVENT_BACKLOG);
         let rejoins = Arc::new(AtomicU64::new(0));
         let adverts = AdvertTable::default();
@@ -180,6 +182,15 @@ impl Liveness for Membership {
         self.with_view(|v| v.members().map(|(m, s)| (m.id, s)).collect())
     }
 
+    fn clients(&self) -> Vec<NodeId> {
+        self.with_view(|v| {
+            v.members()
+                .filter(|(m, _)| m.role == crate::peer::Role::Client)
+                .map(|(m, _)| m.id)
+                .collect()
+        })
+    }
+
     fn free(&self, id: &NodeId) -> Option<u64> {
         self.advert(id).map(|a| a.free)
     }
@@ -200,6 +211,9 @@ impl Liveness for Membership {
                 generation: 0,
                 name,
                 addrs,
+                // Only the address of the announce: the member's own identity, role
+                // included, comes from SWIM.
+                role: crate::peer::Role::Member,
             },
         );
     }

@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use crate::identity::NodeId;
 use crate::membership::error::MembershipError;
 use crate::membership::limits::{MAX_MEMBER_ADDRS, MAX_NAME_LEN};
+use crate::peer::Role;
 
 /// A member as SWIM knows it: the node id plus what peers need to reach and show it.
 ///
@@ -21,6 +22,10 @@ pub struct MemberId {
     pub name: String,
     /// Addresses the node listens on.
     pub addrs: Vec<SocketAddr>,
+    /// What the node does for the mesh: a client owns no partitions and holds no
+    /// replicas (ADR 0024). Part of the identity so that every member knows it before
+    /// it routes anything to the node.
+    pub role: Role,
 }
 
 impl MemberId {
@@ -37,7 +42,14 @@ impl MemberId {
             generation,
             name: name[..end].to_string(),
             addrs: addrs.iter().take(MAX_MEMBER_ADDRS).copied().collect(),
+            role: Role::Member,
         }
+    }
+
+    /// The same identity with `role`.
+    pub fn with_role(mut self, role: Role) -> Self {
+        self.role = role;
+        self
     }
 
     /// The addresses worth dialling: the plausible ones ([`dialable`]), at most
@@ -181,6 +193,7 @@ mod tests {
             generation: 1,
             name: "n".into(),
             addrs: with_bad,
+            role: crate::peer::Role::Member,
         };
         assert_eq!(m.dialable_addrs(), many[..MAX_MEMBER_ADDRS].to_vec());
         // A name of multi-byte characters is cut at a character boundary.
@@ -198,6 +211,7 @@ mod tests {
             generation: 10,
             name: "n".into(),
             addrs: vec![],
+            role: crate::peer::Role::Member,
         };
         let new = MemberId {
             generation: 11,

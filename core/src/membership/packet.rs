@@ -131,6 +131,7 @@ mod tests {
             generation: 1,
             name: name.into(),
             addrs: vec!["127.0.0.1:7400".parse().unwrap()],
+            role: crate::peer::Role::Member,
         }
     }
 

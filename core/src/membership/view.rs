@@ -65,6 +65,8 @@ pub struct View {
     grace: Duration,
     members: BTreeMap<NodeId, Entry>,
     leader: NodeId,
+    /// Whether this node may lead: a client never does (ADR 0024).
+    me_leads: bool,
     /// Nodes that said goodbye before SWIM told us about them (their later appearance in
     /// SWIM's gossip is news about an incarnation that is gone).
     left_unknown: BTreeMap<NodeId, Instant>,
@@ -81,8 +83,17 @@ impl View {
             grace,
             members: BTreeMap::new(),
             leader: me,
+            me_leads: true,
             left_unknown: BTreeMap::new(),
         }
+    }
+
+    /// Sets this node's own role: a client is never the leader (nor is any client member),
+    /// so the leader is the lowest live *member* id. With no live member, a client names
+    /// itself.
+    pub fn set_own_role(&mut self, role: crate::peer::Role) {
+        self.me_leads = role.holds_data();
+        self.elect();
     }
 
     /// The current leader.
@@ -293,8 +304,9 @@ impl View {
             .members
             .values()
             .filter(|e| matches!(e.reported, Some(PeerState::Alive | PeerState::Suspect)))
+            .filter(|e| e.member.role.holds_data())
             .map(|e| e.member.id)
-            .chain(std::iter::once(self.me))
+            .chain(self.me_leads.then_some(self.me))
             .min()
             .unwrap_or(self.me);
         if leader != self.leader {
@@ -487,5 +499,30 @@ mod tests {
         );
         assert_eq!(v.state(&ids[0]), None);
         assert_eq!(v.members().count(), 2);
+    }
+
+    #[test]
+    fn clients_never_lead() {
+        let ids = ids(4);
+        let t0 = Instant::now();
+        let client = |id| MemberId {
+            role: crate::peer::Role::Client,
+            ..m(id, 1)
+        };
+        // A member's view: the lowest id is a client, so the next member leads.
+        let mut v = View::new(ids[3], GRACE);
+        v.observe(
+            [
+                (client(ids[0]), PeerState::Alive),
+                (m(ids[1], 1), PeerState::Alive),
+            ],
+            t0,
+        );
+        assert_eq!(v.leader(), ids[1]);
+        // A client's own view: it does not name itself while a member is live.
+        let mut c = View::new(ids[0], GRACE);
+        c.set_own_role(crate::peer::Role::Client);
+        c.observe([(m(ids[2], 1), PeerState::Alive)], t0);
+        assert_eq!(c.leader(), ids[2]);
     }
 }

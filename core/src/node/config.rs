@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::error::{Classify, ErrorKind, Result};
 use crate::membership::MembershipConfig;
+use crate::peer::Role;
 use crate::transport::TransportTuning;
 use crate::wire::codec::MAX_BODY_CEILING;
 
@@ -160,6 +161,10 @@ pub struct NodeConfig {
     /// Bounds of the Redis front: bulk length, arguments, clients, a subscriber's output
     /// buffer, ... (default: [`RespLimits::default`]).
     pub redis_limits: RespLimits,
+    /// What this node does for the mesh (ADR 0024): a [`Role::Client`] uses every
+    /// capability but owns no cache partitions, holds no file replicas and is never
+    /// chosen for `Auto` block placement (default [`Role::Member`]).
+    pub role: Role,
     /// Worker threads of the node's own tokio runtime.
     pub threads: usize,
     /// Maximum size of one message, request or response.
@@ -257,6 +262,7 @@ impl std::fmt::Debug for NodeConfig {
             redis_listen,
             redis_password,
             redis_limits,
+            role,
         } = self;
         f.debug_struct("NodeConfig")
             .field("name", name)
@@ -283,6 +289,7 @@ impl std::fmt::Debug for NodeConfig {
             .field("redis_listen", redis_listen)
             .field("redis_password", &redacted(redis_password))
             .field("redis_limits", redis_limits)
+            .field("role", role)
             .finish()
     }
 }
@@ -306,6 +313,7 @@ impl Default for NodeConfig {
             redis_listen: None,
             redis_password: None,
             redis_limits: RespLimits::default(),
+            role: Role::Member,
             threads: 2,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             request_timeout: Duration::from_secs(30),
@@ -547,6 +555,12 @@ impl NodeBuilder {
     }
 
     /// How long an unseen member is remembered (`Duration::ZERO`: never). See
+    /// This node's role (see [`NodeConfig::role`]).
+    pub fn role(mut self, role: Role) -> Self {
+        self.config.role = role;
+        self
+    }
+
     /// [`NodeConfig::known_peers_ttl`].
     pub fn known_peers_ttl(mut self, ttl: Duration) -> Self {
         self.config.known_peers_ttl = ttl;

@@ -20,6 +20,9 @@ pub trait Liveness: Send + Sync + 'static {
     fn state(&self, id: &NodeId) -> Option<PeerState>;
     /// Every member of the view with its state.
     fn states(&self) -> Vec<(NodeId, PeerState)>;
+    /// The members of the view whose role is [`Role::Client`](crate::peer::Role::Client): they own no partitions
+    /// and hold nothing for others (ADR 0024).
+    fn clients(&self) -> Vec<NodeId>;
     /// The free quota `id` last advertised (this node's own included).
     fn free(&self, id: &NodeId) -> Option<u64>;
     /// The disk for others' files `id` last advertised (this node's own included).
@@ -84,6 +87,25 @@ impl Members {
                 .map(|(id, _)| id)
                 .collect(),
         )
+    }
+
+    /// The live members that hold data for others ([`Role::Member`](crate::peer::Role::Member); this node may be
+    /// among them), or `None` without a view: [`Members::live`] without the clients.
+    pub fn live_holders(&self) -> Option<Vec<NodeId>> {
+        let view = self.get()?;
+        let clients: BTreeSet<NodeId> = view.clients().into_iter().collect();
+        Some(
+            view.states()
+                .into_iter()
+                .filter(|(id, s)| *s != PeerState::Down && !clients.contains(id))
+                .map(|(id, _)| id)
+                .collect(),
+        )
+    }
+
+    /// Whether `id` is a member whose role is [`Role::Client`](crate::peer::Role::Client).
+    pub fn is_client(&self, id: &NodeId) -> bool {
+        self.get().is_some_and(|v| v.clients().contains(id))
     }
 
     /// How many times this node rejoined (see [`Liveness::rejoins`]).

@@ -290,11 +290,19 @@ impl Node {
     /// yet are listed as alive; long-dead members are eventually forgotten.
     pub fn peers(&self) -> Vec<PeerInfo> {
         let membership = &self.parts.membership;
-        let states: std::collections::HashMap<NodeId, crate::peer::PeerState> =
-            membership.with_view(|v| v.members().map(|(m, s)| (m.id, s)).collect());
-        peers::merge(self.shared.pool.snapshot(), &states, |id| {
+        let (states, roles): (std::collections::HashMap<NodeId, crate::peer::PeerState>, _) =
+            membership.with_view(|v| {
+                let roles: std::collections::HashMap<NodeId, crate::peer::Role> =
+                    v.members().map(|(m, _)| (m.id, m.role)).collect();
+                (v.members().map(|(m, s)| (m.id, s)).collect(), roles)
+            });
+        let mut out = peers::merge(self.shared.pool.snapshot(), &states, |id| {
             membership.advert(id).map(|a| a.free)
-        })
+        });
+        for p in &mut out {
+            p.role = roles.get(&p.id).copied().unwrap_or_default();
+        }
+        out
     }
 
     /// Membership events (PeerUp, PeerSuspect, PeerDown, LeaderChanged) from now on.

@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::membership::MembershipConfig;
 use crate::node::config::{ConfigError, NodeConfig};
+use crate::peer::Role;
 use crate::transport::{CongestionControl, TransportTuning};
 
 /// Node options as given by a user: `None` keeps the default of [`NodeConfig`]. Each
@@ -48,6 +49,9 @@ pub struct NodeOptions {
     pub redis_listen: Option<String>,
     /// [`NodeConfig::redis_password`].
     pub redis_password: Option<String>,
+    /// [`NodeConfig::role`] (bindings parse it from `"member"` or `"client"`:
+    /// [`Role`]'s `FromStr`).
+    pub role: Option<Role>,
     /// [`NodeConfig::threads`].
     pub threads: Option<usize>,
     /// [`NodeConfig::max_message_size`].
@@ -150,6 +154,7 @@ impl NodeOptions {
         set!(config.known_peers_ttl, self.known_peers_ttl);
         set_some!(config.redis_listen, self.redis_listen);
         set_some!(config.redis_password, self.redis_password);
+        set!(config.role, self.role);
         set!(config.threads, self.threads);
         set!(config.max_message_size, self.max_message_size);
         set!(config.request_timeout, self.request_timeout);

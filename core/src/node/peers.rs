@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::identity::NodeId;
-use crate::peer::{PeerInfo, PeerState};
+use crate::peer::{PeerInfo, PeerState, Role};
 
 /// A peer as the connection pool knows it: its id, name, addresses and, while an
 /// authenticated connection to it is open, the round-trip time of that connection.
@@ -39,6 +39,8 @@ pub(crate) fn merge(
                 connected: rtt.is_some(),
                 rtt,
                 quota_free: quota_free(&id),
+                // Set from the membership view by the caller (`Node::peers`).
+                role: Role::Member,
             })
         })
         .collect();

@@ -37,6 +37,7 @@ pub fn fake(name: &str, addrs: Vec<SocketAddr>) -> Member<MemberId> {
         generation: 1,
         name: name.into(),
         addrs,
+        role: memmesh::Role::Member,
     })
 }
 
@@ -122,6 +123,7 @@ impl SwimPeer {
             generation: 1_000,
             name: "hostile".into(),
             addrs: vec![raw.endpoint.local_addr().unwrap()],
+            role: memmesh::Role::Member,
         };
         let known = Arc::new(Mutex::new(None));
         let task = tokio::spawn(respond(

@@ -4642,6 +4642,11 @@ public struct NodeConfig: Equatable, Hashable {
      */
     public var redisPassword: String?
     /**
+     * `"member"` (default) or `"client"`: a client owns no cache partitions, holds no
+     * file replicas and is never chosen for `"auto"` block placement (ADR 0024).
+     */
+    public var role: String
+    /**
      * Worker threads of the node's own runtime.
      */
     public var threads: UInt32
@@ -4732,6 +4737,10 @@ public struct NodeConfig: Equatable, Hashable {
          * The password Redis clients must `AUTH` with.
          */redisPassword: String? = nil, 
         /**
+         * `"member"` (default) or `"client"`: a client owns no cache partitions, holds no
+         * file replicas and is never chosen for `"auto"` block placement (ADR 0024).
+         */role: String = "member", 
+        /**
          * Worker threads of the node's own runtime.
          */threads: UInt32 = UInt32(2), 
         /**
@@ -4770,6 +4779,7 @@ public struct NodeConfig: Equatable, Hashable {
         self.knownPeersTtlMs = knownPeersTtlMs
         self.redisListen = redisListen
         self.redisPassword = redisPassword
+        self.role = role
         self.threads = threads
         self.maxMessageSize = maxMessageSize
         self.requestTimeoutMs = requestTimeoutMs
@@ -4811,6 +4821,7 @@ public struct FfiConverterTypeNodeConfig: FfiConverterRustBuffer {
                 knownPeersTtlMs: FfiConverterUInt64.read(from: &buf), 
                 redisListen: FfiConverterOptionString.read(from: &buf), 
                 redisPassword: FfiConverterOptionString.read(from: &buf), 
+                role: FfiConverterString.read(from: &buf), 
                 threads: FfiConverterUInt32.read(from: &buf), 
                 maxMessageSize: FfiConverterUInt64.read(from: &buf), 
                 requestTimeoutMs: FfiConverterUInt64.read(from: &buf), 
@@ -4838,6 +4849,7 @@ public struct FfiConverterTypeNodeConfig: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.knownPeersTtlMs, into: &buf)
         FfiConverterOptionString.write(value.redisListen, into: &buf)
         FfiConverterOptionString.write(value.redisPassword, into: &buf)
+        FfiConverterString.write(value.role, into: &buf)
         FfiConverterUInt32.write(value.threads, into: &buf)
         FfiConverterUInt64.write(value.maxMessageSize, into: &buf)
         FfiConverterUInt64.write(value.requestTimeoutMs, into: &buf)
@@ -5106,6 +5118,10 @@ public struct PeerInfo: Equatable, Hashable {
      * until it has advertised).
      */
     public var quotaFree: UInt64?
+    /**
+     * Its role: `"member"` or `"client"` (ADR 0024).
+     */
+    public var role: String
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -5131,7 +5147,10 @@ public struct PeerInfo: Equatable, Hashable {
         /**
          * Free bytes of its memory quota, as last advertised through membership (`None`
          * until it has advertised).
-         */quotaFree: UInt64?) {
+         */quotaFree: UInt64?, 
+        /**
+         * Its role: `"member"` or `"client"` (ADR 0024).
+         */role: String) {
         self.id = id
         self.name = name
         self.addrs = addrs
@@ -5139,6 +5158,7 @@ public struct PeerInfo: Equatable, Hashable {
         self.connected = connected
         self.rttMs = rttMs
         self.quotaFree = quotaFree
+        self.role = role
     }
 
     
@@ -5163,7 +5183,8 @@ public struct FfiConverterTypePeerInfo: FfiConverterRustBuffer {
                 state: FfiConverterTypePeerState.read(from: &buf), 
                 connected: FfiConverterBool.read(from: &buf), 
                 rttMs: FfiConverterOptionDouble.read(from: &buf), 
-                quotaFree: FfiConverterOptionUInt64.read(from: &buf)
+                quotaFree: FfiConverterOptionUInt64.read(from: &buf), 
+                role: FfiConverterString.read(from: &buf)
         )
     }
 
@@ -5175,6 +5196,7 @@ public struct FfiConverterTypePeerInfo: FfiConverterRustBuffer {
         FfiConverterBool.write(value.connected, into: &buf)
         FfiConverterOptionDouble.write(value.rttMs, into: &buf)
         FfiConverterOptionUInt64.write(value.quotaFree, into: &buf)
+        FfiConverterString.write(value.role, into: &buf)
     }
 }
 
