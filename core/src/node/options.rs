@@ -48,6 +48,10 @@ pub struct NodeOptions {
     pub redis_listen: Option<String>,
     /// [`NodeConfig::redis_password`].
     pub redis_password: Option<String>,
+    /// [`NodeConfig::http_listen`].
+    pub http_listen: Option<String>,
+    /// [`NodeConfig::http_token`].
+    pub http_token: Option<String>,
     /// [`NodeConfig::threads`].
     pub threads: Option<usize>,
     /// [`NodeConfig::max_message_size`].
@@ -150,6 +154,8 @@ impl NodeOptions {
         set!(config.known_peers_ttl, self.known_peers_ttl);
         set_some!(config.redis_listen, self.redis_listen);
         set_some!(config.redis_password, self.redis_password);
+        set_some!(config.http_listen, self.http_listen);
+        set_some!(config.http_token, self.http_token);
         set!(config.threads, self.threads);
         set!(config.max_message_size, self.max_message_size);
         set!(config.request_timeout, self.request_timeout);
