@@ -111,6 +111,8 @@ const OPTION_TYPES = {
   knownPeersTtlMs: 'number',
   redisListen: 'string',
   redisPassword: 'string',
+  httpListen: 'string',
+  httpToken: 'string',
   membership: ['probePeriodMs', 'probeRttMs', 'suspectTimeoutMs', 'downGraceMs', 'forgetAfterMs',
     'fullSyncIntervalMs', 'rejoinIntervalMs'],
   tuning: ['mtuUpperBound', 'segmentationOffload', 'streamReceiveWindow', 'receiveWindow',

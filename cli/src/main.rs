@@ -52,6 +52,10 @@ enum Command {
         /// MEMMESH_REDIS_PASSWORD environment variable).
         #[arg(long)]
         redis_password: Option<String>,
+        /// Serve the HTTP API, /metrics and the dashboard on this TCP address (bearer
+        /// token, needed off loopback: the MEMMESH_HTTP_TOKEN environment variable).
+        #[arg(long, value_name = "ADDR")]
+        http: Option<String>,
     },
     /// Send a request to a channel of the node at `--to` and print the reply.
     Request {
@@ -175,6 +179,7 @@ async fn main() -> Result<()> {
             inbox,
             redis,
             redis_password,
+            http,
         } => {
             let mut b = common
                 .builder()
@@ -198,6 +203,15 @@ async fn main() -> Result<()> {
                 let env = std::env::var("MEMMESH_REDIS_PASSWORD").ok();
                 if let Some(p) = redis_password.or(env.filter(|p| !p.is_empty())) {
                     b = b.redis_password(p);
+                }
+            }
+            if let Some(addr) = http {
+                b = b.http_listen(addr);
+                if let Some(t) = std::env::var("MEMMESH_HTTP_TOKEN")
+                    .ok()
+                    .filter(|t| !t.is_empty())
+                {
+                    b = b.http_token(t);
                 }
             }
             run_node(b.start().await?).await
@@ -323,6 +337,9 @@ async fn run_node(node: Node) -> Result<()> {
     );
     if let Some(addr) = node.redis_addr() {
         println!("Redis protocol on {addr}");
+    }
+    if let Some(addr) = node.http_addr() {
+        println!("HTTP API and dashboard on http://{addr}/");
     }
     node.channel("echo")?
         .on_request(|req: Request| async move { Ok(req.data) });

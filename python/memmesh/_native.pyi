@@ -202,6 +202,8 @@ class Node:
         known_peers_ttl: Optional[float] = None,
         redis_listen: Optional[str] = None,
         redis_password: Optional[str] = None,
+        http_listen: Optional[str] = None,
+        http_token: Optional[str] = None,
     ) -> Node: ...
     @property
     def id(self) -> str: ...

@@ -165,6 +165,10 @@ class Node:
     #   TCP address, e.g. ``"127.0.0.1:6379"`` (default: off; Redis database ``n`` is the
     #   bucket ``db{n}``). An address off loopback needs ``redis_password``.
     # * ``redis_password``: the password Redis clients must ``AUTH`` with.
+    # * ``http_listen``: serve the HTTP management API, Prometheus ``/metrics``, the live
+    #   feed ``/events`` and the dashboard ``/`` on this TCP address, e.g.
+    #   ``"127.0.0.1:7480"`` (default: off). An address off loopback needs ``http_token``.
+    # * ``http_token``: the bearer token HTTP clients must send (16 bytes or more).
     # * ``threads``: worker threads of the node's own runtime (default 2).
     # * ``max_message_size``: largest message, request or response (default 8 MiB).
     # * ``request_timeout``, ``send_timeout``, ``connect_timeout``: seconds (30, 30, 5).
@@ -220,6 +224,8 @@ class Node:
         known_peers_ttl: Optional[float] = None,
         redis_listen: Optional[str] = None,
         redis_password: Optional[str] = None,
+        http_listen: Optional[str] = None,
+        http_token: Optional[str] = None,
     ) -> _Starting:
         """Starts a node (see :class:`memmesh.Node` for the options)."""
         return _Starting(
@@ -247,6 +253,8 @@ class Node:
                 known_peers_ttl=known_peers_ttl,
                 redis_listen=redis_listen,
                 redis_password=redis_password,
+                http_listen=http_listen,
+                http_token=http_token,
             )
         )
 
@@ -277,6 +285,8 @@ class Node:
     #     known_peers_ttl: Optional[float] = None,
     #     redis_listen: Optional[str] = None,
     #     redis_password: Optional[str] = None,
+    #     http_listen: Optional[str] = None,
+    #     http_token: Optional[str] = None,
     # ) -> None:
     #     self._native = _native.Node(
     #         **node_options(
@@ -303,6 +313,8 @@ class Node:
     #             known_peers_ttl=known_peers_ttl,
     #             redis_listen=redis_listen,
     #             redis_password=redis_password,
+    #             http_listen=http_listen,
+    #             http_token=http_token,
     #         )
     #     )
     #     track(self._native)

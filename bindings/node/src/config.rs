@@ -62,6 +62,12 @@ pub struct NodeOptions {
     pub redis_listen: Option<String>,
     /// The password Redis clients must `AUTH` with.
     pub redis_password: Option<String>,
+    /// Serve the HTTP management API, `/metrics`, the live feed and the dashboard on this
+    /// TCP address, e.g. `"127.0.0.1:7480"` (default: off). Off loopback it needs
+    /// `httpToken`.
+    pub http_listen: Option<String>,
+    /// The bearer token HTTP clients must send (16 bytes or more).
+    pub http_token: Option<String>,
     /// Failure detection and membership timing (default: the core's).
     pub membership: Option<MembershipOptions>,
     /// QUIC transport tuning (default: the core's).
@@ -177,6 +183,8 @@ impl NodeOptions {
             known_peers_ttl: ms("knownPeersTtlMs", self.known_peers_ttl_ms)?,
             redis_listen: self.redis_listen,
             redis_password: self.redis_password,
+            http_listen: self.http_listen,
+            http_token: self.http_token,
             threads: int("threads", self.threads)?,
             max_message_size: int("maxMessageSize", self.max_message_size)?,
             request_timeout: ms("requestTimeoutMs", self.request_timeout_ms)?,

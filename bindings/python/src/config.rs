@@ -61,6 +61,10 @@ pub struct Options {
     pub redis_listen: Option<String>,
     /// The password Redis clients must give.
     pub redis_password: Option<String>,
+    /// TCP address of the HTTP management listener.
+    pub http_listen: Option<String>,
+    /// The bearer token HTTP clients must send.
+    pub http_token: Option<String>,
 }
 
 impl Options {
@@ -90,6 +94,8 @@ impl Options {
             known_peers_ttl: s("known_peers_ttl", self.known_peers_ttl)?,
             redis_listen: self.redis_listen,
             redis_password: self.redis_password,
+            http_listen: self.http_listen,
+            http_token: self.http_token,
             threads: n(py, "threads", self.threads)?,
             max_message_size: n(py, "max_message_size", self.max_message_size)?,
             request_timeout: s("request_timeout", self.request_timeout)?,

@@ -74,6 +74,14 @@ pub struct NodeConfig {
     /// The password Redis clients must `AUTH` with.
     #[uniffi(default = None)]
     pub redis_password: Option<String>,
+    /// Serve the HTTP management API, `/metrics`, the live feed and the dashboard on this
+    /// TCP address, e.g. `"127.0.0.1:7480"` (default: off). Off loopback it needs
+    /// `http_token`.
+    #[uniffi(default = None)]
+    pub http_listen: Option<String>,
+    /// The bearer token HTTP clients must send (16 bytes or more).
+    #[uniffi(default = None)]
+    pub http_token: Option<String>,
     /// Worker threads of the node's own runtime.
     #[uniffi(default = 2)]
     pub threads: u32,
@@ -199,6 +207,8 @@ impl From<memmesh::NodeConfig> for NodeConfig {
             known_peers_ttl_ms: millis(c.known_peers_ttl),
             redis_listen: c.redis_listen,
             redis_password: c.redis_password,
+            http_listen: c.http_listen,
+            http_token: c.http_token,
             threads: saturating_u32(c.threads),
             max_message_size: c.max_message_size as u64,
             request_timeout_ms: millis(c.request_timeout),
@@ -302,6 +312,8 @@ impl TryFrom<NodeConfig> for memmesh::NodeConfig {
             known_peers_ttl: Some(Duration::from_millis(c.known_peers_ttl_ms)),
             redis_listen: c.redis_listen,
             redis_password: c.redis_password,
+            http_listen: c.http_listen,
+            http_token: c.http_token,
             threads: Some(c.threads as usize),
             max_message_size: Some(platform_size("max_message_size", c.max_message_size)?),
             request_timeout: Some(Duration::from_millis(c.request_timeout_ms)),
@@ -401,6 +413,8 @@ mod tests {
             ("known_peers_ttl_ms", d.known_peers_ttl_ms.to_string()),
             ("redis_listen", none(&d.redis_listen)),
             ("redis_password", none(&d.redis_password)),
+            ("http_listen", none(&d.http_listen)),
+            ("http_token", none(&d.http_token)),
             ("threads", d.threads.to_string()),
             ("max_message_size", d.max_message_size.to_string()),
             ("request_timeout_ms", d.request_timeout_ms.to_string()),
@@ -443,6 +457,8 @@ mod tests {
             known_peers_ttl_ms: 60_000,
             redis_listen: Some("127.0.0.1:6379".into()),
             redis_password: Some("rpw".into()),
+            http_listen: Some("127.0.0.1:7480".into()),
+            http_token: Some("an-http-token-0123".into()),
             threads: 1,
             max_message_size: 4096,
             request_timeout_ms: 1500,
@@ -471,6 +487,8 @@ mod tests {
         assert_eq!(core.known_peers_ttl, Duration::from_secs(60));
         assert_eq!(core.redis_listen.as_deref(), Some("127.0.0.1:6379"));
         assert_eq!(core.redis_password.as_deref(), Some("rpw"));
+        assert_eq!(core.http_listen.as_deref(), Some("127.0.0.1:7480"));
+        assert_eq!(core.http_token.as_deref(), Some("an-http-token-0123"));
         assert_eq!(core.membership.suspect_timeout, Duration::from_secs(3));
         assert_eq!(core.tuning.keep_alive, Duration::from_secs(1));
         assert_eq!(core.tuning.congestion, memmesh::CongestionControl::Bbr);
