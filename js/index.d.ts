@@ -103,6 +103,13 @@ export interface NodeOptions {
    * `'auto'` block placement; its coming and going moves no data (ADR 0024).
    */
   role?: 'member' | 'client'
+   * Serve the HTTP management API, Prometheus `/metrics`, the live feed `/events` and the
+   * dashboard `/` on this TCP address, e.g. `'127.0.0.1:7480'` (default: off). Off
+   * loopback it needs `httpToken`.
+   */
+  httpListen?: string
+  /** The bearer token HTTP clients must send (16 bytes or more). */
+  httpToken?: string
   /** Failure detection and membership timing (default: memmesh's). */
   membership?: MembershipOptions
   /** QUIC transport tuning (default: memmesh's). */

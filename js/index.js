@@ -115,6 +115,8 @@ const OPTION_TYPES = {
   knownPeersTtlMs: 'number',
   redisListen: 'string',
   redisPassword: 'string',
+  httpListen: 'string',
+  httpToken: 'string',
   membership: ['probePeriodMs', 'probeRttMs', 'suspectTimeoutMs', 'downGraceMs', 'forgetAfterMs',
     'fullSyncIntervalMs', 'rejoinIntervalMs'],
   tuning: ['mtuUpperBound', 'segmentationOffload', 'streamReceiveWindow', 'receiveWindow',

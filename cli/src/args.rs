@@ -244,6 +244,10 @@ pub struct NodeFlags {
     /// MEMMESH_REDIS_PASSWORD).
     #[arg(long)]
     pub redis_password: Option<String>,
+    /// Serve the HTTP management API, /metrics and the dashboard on this TCP address (key
+    /// `http_listen`; off loopback it needs `http_token`, or MEMMESH_HTTP_TOKEN).
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
 }
 
 /// `memmesh config ...`.

@@ -32,6 +32,7 @@ enum Kind {
     List,
     Path,
     Congestion,
+    Role,
 }
 
 impl Kind {
@@ -44,6 +45,7 @@ impl Kind {
             Kind::Duration => "a duration (a string like \"500ms\" or \"10s\", or milliseconds)",
             Kind::List => "a list of strings",
             Kind::Congestion => "one of \"cubic\", \"newreno\", \"bbr\"",
+            Kind::Role => "\"member\" or \"client\"",
         }
     }
 }
@@ -65,6 +67,9 @@ const KEYS: &[(&str, Kind)] = &[
     ("known_peers_ttl", Kind::Duration),
     ("redis_listen", Kind::Str),
     ("redis_password", Kind::Secret),
+    ("http_listen", Kind::Str),
+    ("http_token", Kind::Secret),
+    ("role", Kind::Role),
     ("threads", Kind::Int),
     ("max_message_size", Kind::Size),
     ("request_timeout", Kind::Duration),
@@ -143,6 +148,7 @@ enum Val {
     Duration(Duration),
     List(Vec<String>),
     Congestion(CongestionControl),
+    Role(memmesh::Role),
 }
 
 /// A configuration error: its message names the source (file and line, variable or
@@ -223,6 +229,7 @@ fn parse_text(kind: Kind, text: &str) -> Result<Val, String> {
                 .collect(),
         ),
         Kind::Congestion => Val::Congestion(text.trim().parse().map_err(|e| format!("{e}"))?),
+        Kind::Role => Val::Role(text.trim().parse().map_err(|e| format!("{e}"))?),
     })
 }
 
@@ -250,6 +257,10 @@ fn parse_toml(kind: Kind, v: &toml::Value) -> Result<Val, String> {
             .parse()
             .map(Val::Congestion)
             .map_err(|e: memmesh::Error| e.to_string()),
+        (Kind::Role, T::String(s)) => s
+            .parse::<memmesh::Role>()
+            .map(Val::Role)
+            .map_err(|e| e.to_string()),
         _ => Err(wrong()),
     }
 }
@@ -553,6 +564,14 @@ fn apply(o: &mut NodeOptions, key: &str, v: Val) {
         "known_peers_ttl" => o.known_peers_ttl = d(&v),
         "redis_listen" => o.redis_listen = s(&v),
         "redis_password" => o.redis_password = s(&v),
+        "http_listen" => o.http_listen = s(&v),
+        "http_token" => o.http_token = s(&v),
+        "role" => {
+            o.role = match v {
+                Val::Role(r) => Some(r),
+                _ => None,
+            }
+        }
         "threads" => o.threads = us(&v),
         "max_message_size" => o.max_message_size = us(&v),
         "request_timeout" => o.request_timeout = d(&v),
@@ -613,6 +632,9 @@ fn effective(c: &NodeConfig, key: &str) -> Json {
         "known_peers_ttl" => dur(c.known_peers_ttl),
         "redis_listen" => json!(c.redis_listen),
         "redis_password" => json!(c.redis_password.as_ref().map(|_| "set")),
+        "http_listen" => json!(c.http_listen),
+        "http_token" => json!(c.http_token.as_ref().map(|_| "set")),
+        "role" => json!(c.role.as_str()),
         "threads" => json!(c.threads),
         "max_message_size" => json!(c.max_message_size),
         "request_timeout" => dur(c.request_timeout),

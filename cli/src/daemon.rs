@@ -124,7 +124,8 @@ async fn serve(node: &Node, json: bool) -> Result<()> {
             "{}",
             serde_json::json!({"event": "listening", "name": node.name(), "id": node.id().to_string(),
                                "addr": node.addr().to_string(),
-                               "redis": node.redis_addr().map(|a| a.to_string())})
+                               "redis": node.redis_addr().map(|a| a.to_string()),
+                               "http": node.http_addr().map(|a| a.to_string())})
         );
     } else {
         say!(
@@ -135,6 +136,9 @@ async fn serve(node: &Node, json: bool) -> Result<()> {
         );
         if let Some(addr) = node.redis_addr() {
             say!("Redis protocol on {addr}");
+        }
+        if let Some(addr) = node.http_addr() {
+            say!("HTTP API and dashboard on http://{addr}/");
         }
     }
     node.channel("echo")?

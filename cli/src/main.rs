@@ -65,6 +65,9 @@ fn settings(common: &Common, node: Option<&NodeFlags>) -> Result<Settings, Confi
         if let Some(v) = &n.redis_password {
             flags.set_flag("redis_password", v)?;
         }
+        if let Some(v) = &n.http {
+            flags.set_flag("http_listen", v)?;
+        }
     }
     Ok(Settings::merge(flags, env, file, path))
 }

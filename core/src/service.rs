@@ -177,7 +177,17 @@ struct Table {
 /// The services registered on a node. Handlers hold their service (which holds the
 /// node's `Shared`): [`Services::clear`] at shutdown breaks that cycle.
 #[derive(Default)]
-pub struct Services(Mutex<Table>);
+pub struct Services(Mutex<Table>, Mutex<HashMap<Kind, FrameCount>>);
+
+/// Request frames one service handled on this node, and how many of them failed (the
+/// HTTP API's `/metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrameCount {
+    /// Frames handled.
+    pub requests: u64,
+    /// Frames whose handling returned an error.
+    pub errors: u64,
+}
 
 impl std::fmt::Debug for Services {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -237,6 +247,19 @@ impl Services {
         }
     }
 
+    /// The request frames handled per service so far.
+    pub fn frame_counts(&self) -> Vec<(Kind, FrameCount)> {
+        let m = self.1.lock().unwrap_or_else(|p| p.into_inner());
+        m.iter().map(|(k, c)| (*k, *c)).collect()
+    }
+
+    fn count(&self, kind: Kind, failed: bool) {
+        let mut m = self.1.lock().unwrap_or_else(|p| p.into_inner());
+        let c = m.entry(kind).or_default();
+        c.requests += 1;
+        c.errors += u64::from(failed);
+    }
+
     /// Forgets every handler (after shutdown).
     pub fn clear(&self) {
         let table = std::mem::take(&mut *self.table());
@@ -252,7 +275,7 @@ pub async fn handle(
     body: Bytes,
 ) -> Result<Bytes> {
     let kind = Kind::of(&service);
-    match kind {
+    let out = match kind {
         Kind::Goodbye => crate::node::goodbye::receive(shared, from),
         // Transfers never reach here: `serve_stream` hands their stream over whole.
         Kind::Transfer | Kind::Fetch => Err(ServiceError::OfferOnFrame.into()),
@@ -260,5 +283,7 @@ pub async fn handle(
             Some(handler) => handler.handle(from, service, body).await,
             None => Err(Error::closed()),
         },
-    }
+    };
+    shared.services.count(kind, out.is_err());
+    out
 }

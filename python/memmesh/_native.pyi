@@ -213,6 +213,8 @@ class Node:
         redis_listen: Optional[str] = None,
         redis_password: Optional[str] = None,
         role: Optional[str] = None,
+        http_listen: Optional[str] = None,
+        http_token: Optional[str] = None,
     ) -> Node: ...
     @property
     def id(self) -> str: ...

@@ -115,6 +115,10 @@ class Node:
     * ``role``: ``"member"`` (default) or ``"client"``: a client uses every capability
       through the members but owns no cache partitions, holds no file replicas and is
       never chosen for ``"auto"`` block placement; its coming and going moves no data.
+    * ``http_listen``: serve the HTTP management API, Prometheus ``/metrics``, the live
+      feed ``/events`` and the dashboard ``/`` on this TCP address, e.g.
+      ``"127.0.0.1:7480"`` (default: off). An address off loopback needs ``http_token``.
+    * ``http_token``: the bearer token HTTP clients must send (16 bytes or more).
     * ``threads``: worker threads of the node's own runtime (default 2).
     * ``max_message_size``: largest message, request or response (default 8 MiB).
     * ``request_timeout``, ``send_timeout``, ``connect_timeout``: seconds (30, 30, 5).
@@ -160,6 +164,8 @@ class Node:
         redis_listen: Optional[str] = None,
         redis_password: Optional[str] = None,
         role: Optional[str] = None,
+        http_listen: Optional[str] = None,
+        http_token: Optional[str] = None,
     ) -> None:
         self._native = _native.Node(
             **node_options(
@@ -187,6 +193,8 @@ class Node:
                 redis_listen=redis_listen,
                 redis_password=redis_password,
                 role=role,
+                http_listen=http_listen,
+                http_token=http_token,
             )
         )
         track(self._native)

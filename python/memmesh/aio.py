@@ -187,6 +187,10 @@ class Node:
     # * ``role``: ``"member"`` (default) or ``"client"``: a client uses every capability
     #   through the members but owns no cache partitions, holds no file replicas and is
     #   never chosen for ``"auto"`` block placement; its coming and going moves no data.
+    # * ``http_listen``: serve the HTTP management API, Prometheus ``/metrics``, the live
+    #   feed ``/events`` and the dashboard ``/`` on this TCP address, e.g.
+    #   ``"127.0.0.1:7480"`` (default: off). An address off loopback needs ``http_token``.
+    # * ``http_token``: the bearer token HTTP clients must send (16 bytes or more).
     # * ``threads``: worker threads of the node's own runtime (default 2).
     # * ``max_message_size``: largest message, request or response (default 8 MiB).
     # * ``request_timeout``, ``send_timeout``, ``connect_timeout``: seconds (30, 30, 5).
@@ -243,6 +247,8 @@ class Node:
         redis_listen: Optional[str] = None,
         redis_password: Optional[str] = None,
         role: Optional[str] = None,
+        http_listen: Optional[str] = None,
+        http_token: Optional[str] = None,
     ) -> _Starting:
         """Starts a node (see :class:`memmesh.Node` for the options)."""
         return _Starting(
@@ -271,6 +277,8 @@ class Node:
                 redis_listen=redis_listen,
                 redis_password=redis_password,
                 role=role,
+                http_listen=http_listen,
+                http_token=http_token,
             )
         )
 
@@ -302,6 +310,8 @@ class Node:
     #     redis_listen: Optional[str] = None,
     #     redis_password: Optional[str] = None,
     #     role: Optional[str] = None,
+    #     http_listen: Optional[str] = None,
+    #     http_token: Optional[str] = None,
     # ) -> None:
     #     self._native = _native.Node(
     #         **node_options(
@@ -329,6 +339,8 @@ class Node:
     #             redis_listen=redis_listen,
     #             redis_password=redis_password,
     #             role=role,
+    #             http_listen=http_listen,
+    #             http_token=http_token,
     #         )
     #     )
     #     track(self._native)

@@ -65,6 +65,12 @@ pub struct NodeOptions {
     /// `"member"` (default) or `"client"`: a client owns no cache partitions, holds no
     /// file replicas and is never chosen for `"auto"` block placement (ADR 0024).
     pub role: Option<String>,
+    /// Serve the HTTP management API, `/metrics`, the live feed and the dashboard on this
+    /// TCP address, e.g. `"127.0.0.1:7480"` (default: off). Off loopback it needs
+    /// `httpToken`.
+    pub http_listen: Option<String>,
+    /// The bearer token HTTP clients must send (16 bytes or more).
+    pub http_token: Option<String>,
     /// Failure detection and membership timing (default: the core's).
     pub membership: Option<MembershipOptions>,
     /// QUIC transport tuning (default: the core's).
@@ -181,6 +187,8 @@ impl NodeOptions {
             redis_listen: self.redis_listen,
             redis_password: self.redis_password,
             role: self.role.map(|r| r.parse::<memmesh::Role>()).transpose()?,
+            http_listen: self.http_listen,
+            http_token: self.http_token,
             threads: int("threads", self.threads)?,
             max_message_size: int("maxMessageSize", self.max_message_size)?,
             request_timeout: ms("requestTimeoutMs", self.request_timeout_ms)?,

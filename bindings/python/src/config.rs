@@ -63,6 +63,10 @@ pub struct Options {
     pub redis_password: Option<String>,
     /// `"member"` (default) or `"client"` (ADR 0024).
     pub role: Option<String>,
+    /// TCP address of the HTTP management listener.
+    pub http_listen: Option<String>,
+    /// The bearer token HTTP clients must send.
+    pub http_token: Option<String>,
 }
 
 impl Options {
@@ -97,6 +101,8 @@ impl Options {
                 .map(|r| r.parse::<memmesh::Role>().map_err(memmesh::Error::from))
                 .transpose()
                 .into_py(py)?,
+            http_listen: self.http_listen,
+            http_token: self.http_token,
             threads: n(py, "threads", self.threads)?,
             max_message_size: n(py, "max_message_size", self.max_message_size)?,
             request_timeout: s("request_timeout", self.request_timeout)?,

@@ -45,7 +45,7 @@ impl PyNode {
         request_timeout=None, send_timeout=None, connect_timeout=None, channel_queue=None,
         inbox_dir=None, membership=None, tuning=None, disk_quota=None, storage_passphrase=None,
         known_peers_ttl=None,
-        redis_listen=None, redis_password=None, role=None
+        redis_listen=None, redis_password=None, role=None, http_listen=None, http_token=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -74,6 +74,8 @@ impl PyNode {
         redis_listen: Option<String>,
         redis_password: Option<String>,
         role: Option<String>,
+        http_listen: Option<String>,
+        http_token: Option<String>,
     ) -> PyResult<Self> {
         let config = Options {
             name,
@@ -100,6 +102,8 @@ impl PyNode {
             redis_listen,
             redis_password,
             role,
+            http_listen,
+            http_token,
         }
         .into_config(py)?;
         let node = wait(py, Node::start(config))?;

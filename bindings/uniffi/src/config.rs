@@ -78,6 +78,14 @@ pub struct NodeConfig {
     /// file replicas and is never chosen for `"auto"` block placement (ADR 0024).
     #[uniffi(default = "member")]
     pub role: String,
+    /// Serve the HTTP management API, `/metrics`, the live feed and the dashboard on this
+    /// TCP address, e.g. `"127.0.0.1:7480"` (default: off). Off loopback it needs
+    /// `http_token`.
+    #[uniffi(default = None)]
+    pub http_listen: Option<String>,
+    /// The bearer token HTTP clients must send (16 bytes or more).
+    #[uniffi(default = None)]
+    pub http_token: Option<String>,
     /// Worker threads of the node's own runtime.
     #[uniffi(default = 2)]
     pub threads: u32,
@@ -204,6 +212,8 @@ impl From<memmesh::NodeConfig> for NodeConfig {
             redis_listen: c.redis_listen,
             redis_password: c.redis_password,
             role: c.role.as_str().to_string(),
+            http_listen: c.http_listen,
+            http_token: c.http_token,
             threads: saturating_u32(c.threads),
             max_message_size: c.max_message_size as u64,
             request_timeout_ms: millis(c.request_timeout),
@@ -312,6 +322,8 @@ impl TryFrom<NodeConfig> for memmesh::NodeConfig {
                     .parse::<memmesh::Role>()
                     .map_err(memmesh::Error::from)?,
             ),
+            http_listen: c.http_listen,
+            http_token: c.http_token,
             threads: Some(c.threads as usize),
             max_message_size: Some(platform_size("max_message_size", c.max_message_size)?),
             request_timeout: Some(Duration::from_millis(c.request_timeout_ms)),
@@ -412,6 +424,8 @@ mod tests {
             ("redis_listen", none(&d.redis_listen)),
             ("redis_password", none(&d.redis_password)),
             ("role", format!("{:?}", d.role)),
+            ("http_listen", none(&d.http_listen)),
+            ("http_token", none(&d.http_token)),
             ("threads", d.threads.to_string()),
             ("max_message_size", d.max_message_size.to_string()),
             ("request_timeout_ms", d.request_timeout_ms.to_string()),
@@ -455,6 +469,8 @@ mod tests {
             redis_listen: Some("127.0.0.1:6379".into()),
             redis_password: Some("rpw".into()),
             role: "client".into(),
+            http_listen: Some("127.0.0.1:7480".into()),
+            http_token: Some("an-http-token-0123".into()),
             threads: 1,
             max_message_size: 4096,
             request_timeout_ms: 1500,
@@ -484,6 +500,8 @@ mod tests {
         assert_eq!(core.redis_listen.as_deref(), Some("127.0.0.1:6379"));
         assert_eq!(core.redis_password.as_deref(), Some("rpw"));
         assert_eq!(core.role, memmesh::Role::Client);
+        assert_eq!(core.http_listen.as_deref(), Some("127.0.0.1:7480"));
+        assert_eq!(core.http_token.as_deref(), Some("an-http-token-0123"));
         assert_eq!(core.membership.suspect_timeout, Duration::from_secs(3));
         assert_eq!(core.tuning.keep_alive, Duration::from_secs(1));
         assert_eq!(core.tuning.congestion, memmesh::CongestionControl::Bbr);

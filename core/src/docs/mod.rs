@@ -13,6 +13,7 @@ pub mod error;
 pub mod log;
 pub mod path;
 pub mod reach;
+pub mod status;
 pub(crate) mod store;
 pub mod sync;
 pub mod value;

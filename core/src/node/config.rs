@@ -96,6 +96,17 @@ pub enum ConfigError {
     /// A `redis_password` of a bad length (its length), or one without `redis_listen`.
     #[error("redis_password must be 1..={MAX_PASSPHRASE_LEN} bytes and needs redis_listen, got {0} bytes")]
     RedisPassword(usize),
+    /// An `http_listen` on a non-loopback address without an `http_token`.
+    #[error(
+        "http_listen {0:?} is not a loopback address: set http_token (clients must send \
+         it as a bearer token), or listen on 127.0.0.1"
+    )]
+    HttpNeedsToken(String),
+    /// An `http_token` of a bad length (its length), or one without `http_listen`.
+    #[error(
+        "http_token must be 16..={MAX_PASSPHRASE_LEN} bytes and needs http_listen, got {0} bytes"
+    )]
+    HttpToken(usize),
     /// A congestion controller name that is none of the known ones.
     #[error("congestion must be \"cubic\", \"newreno\" or \"bbr\", got {0:?}")]
     Congestion(String),
@@ -165,6 +176,13 @@ pub struct NodeConfig {
     /// capability but owns no cache partitions, holds no file replicas and is never
     /// chosen for `Auto` block placement (default [`Role::Member`]).
     pub role: Role,
+    /// Serve the HTTP management API, Prometheus metrics, the live feed and the dashboard
+    /// on this TCP address, e.g. `"127.0.0.1:7480"` (default: off; ADR 0025). A
+    /// non-loopback address needs `http_token`.
+    pub http_listen: Option<String>,
+    /// The bearer token HTTP clients must send (`Authorization: Bearer ...`) on every
+    /// route but `/health`. Needs `http_listen`.
+    pub http_token: Option<String>,
     /// Worker threads of the node's own tokio runtime.
     pub threads: usize,
     /// Maximum size of one message, request or response.
@@ -263,6 +281,8 @@ impl std::fmt::Debug for NodeConfig {
             redis_password,
             redis_limits,
             role,
+            http_listen,
+            http_token,
         } = self;
         f.debug_struct("NodeConfig")
             .field("name", name)
@@ -290,6 +310,8 @@ impl std::fmt::Debug for NodeConfig {
             .field("redis_password", &redacted(redis_password))
             .field("redis_limits", redis_limits)
             .field("role", role)
+            .field("http_listen", http_listen)
+            .field("http_token", &redacted(http_token))
             .finish()
     }
 }
@@ -314,6 +336,8 @@ impl Default for NodeConfig {
             redis_password: None,
             redis_limits: RespLimits::default(),
             role: Role::Member,
+            http_listen: None,
+            http_token: None,
             threads: 2,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             request_timeout: Duration::from_secs(30),
@@ -373,6 +397,7 @@ impl NodeConfig {
             }
         }
         self.validate_redis()?;
+        self.validate_http()?;
         self.membership.validate()?;
         for (what, d) in [
             ("request_timeout", self.request_timeout),
@@ -423,16 +448,37 @@ impl NodeConfig {
         let Some(addr) = &self.redis_listen else {
             return Ok(());
         };
-        let loopback = match addr.parse::<std::net::SocketAddr>() {
-            Ok(a) => a.ip().is_loopback(),
-            Err(_) => addr
-                .rsplit_once(':')
-                .is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost")),
-        };
-        if !loopback && self.redis_password.is_none() {
+        if !is_loopback(addr) && self.redis_password.is_none() {
             return Err(ConfigError::RedisNeedsPassword(addr.clone()).into());
         }
         Ok(())
+    }
+
+    /// `http_listen` and `http_token`: a token of a sane length, only with a listener,
+    /// and required unless the listener is on loopback (ADR 0025).
+    fn validate_http(&self) -> Result<()> {
+        if let Some(t) = &self.http_token {
+            if t.len() < 16 || t.len() > MAX_PASSPHRASE_LEN || self.http_listen.is_none() {
+                return Err(ConfigError::HttpToken(t.len()).into());
+            }
+        }
+        let Some(addr) = &self.http_listen else {
+            return Ok(());
+        };
+        if !is_loopback(addr) && self.http_token.is_none() {
+            return Err(ConfigError::HttpNeedsToken(addr.clone()).into());
+        }
+        Ok(())
+    }
+}
+
+/// Whether `addr` (`ip:port` or `localhost:port`) is a loopback address.
+fn is_loopback(addr: &str) -> bool {
+    match addr.parse::<std::net::SocketAddr>() {
+        Ok(a) => a.ip().is_loopback(),
+        Err(_) => addr
+            .rsplit_once(':')
+            .is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost")),
     }
 }
 
@@ -521,6 +567,19 @@ impl NodeBuilder {
     /// Bounds of the Redis front (see [`NodeConfig::redis_limits`]).
     pub fn redis_limits(mut self, limits: RespLimits) -> Self {
         self.config.redis_limits = limits;
+        self
+    }
+
+    /// Serves the HTTP management API on this TCP address (see
+    /// [`NodeConfig::http_listen`]).
+    pub fn http_listen(mut self, addr: impl Into<String>) -> Self {
+        self.config.http_listen = Some(addr.into());
+        self
+    }
+
+    /// The bearer token HTTP clients must send (see [`NodeConfig::http_token`]).
+    pub fn http_token(mut self, token: impl Into<String>) -> Self {
+        self.config.http_token = Some(token.into());
         self
     }
 

@@ -73,6 +73,8 @@ struct Parts {
     docs: Arc<crate::docs::DocsService>,
     /// The Redis-protocol listener, when `redis_listen` is set (ADR 0021).
     redis: Option<Arc<crate::resp::listener::RedisListener>>,
+    /// The HTTP management listener, when `http_listen` is set (ADR 0025).
+    http: Option<Arc<crate::http::listener::HttpListener>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -117,6 +119,10 @@ impl Node {
         // Bound before the runtime starts: a busy port fails the start at once.
         let redis_socket = match &config.redis_listen {
             Some(a) => Some(crate::resp::listener::bind(parse_addr(a)?)?),
+            None => None,
+        };
+        let http_socket = match &config.http_listen {
+            Some(a) => Some(crate::http::listener::bind(parse_addr(a)?)?),
             None => None,
         };
         // Locked before anything in it is read: one node per data dir.
@@ -188,6 +194,20 @@ impl Node {
                 shared.config.redis_limits,
             )?);
         }
+        if let Some(socket) = http_socket {
+            let src = crate::http::api::Sources {
+                membership: parts.membership.clone(),
+                cache: parts.cache.clone(),
+                docs: parts.docs.clone(),
+                files: parts.files.clone(),
+            };
+            parts.http = Some(crate::http::listener::start(
+                &shared,
+                src,
+                &parts.transfers,
+                socket,
+            )?);
+        }
         let parts = Arc::new(parts);
         handle.spawn(connect::accept_loop(shared.clone(), endpoint));
         handle.spawn(crate::cache::maintain::run(parts.cache.clone()));
@@ -241,6 +261,12 @@ impl Node {
     /// (its real port when the option asked for port 0).
     pub fn redis_addr(&self) -> Option<SocketAddr> {
         self.parts.redis.as_ref().map(|r| r.addr())
+    }
+
+    /// The address the HTTP management listener is bound to, when `http_listen` is set
+    /// (its real port when the option asked for port 0).
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.parts.http.as_ref().map(|h| h.addr())
     }
 
     /// The effective configuration.
@@ -560,6 +586,7 @@ impl Parts {
             files,
             docs,
             redis: None,
+            http: None,
         }
     }
 }

@@ -52,6 +52,10 @@ pub struct NodeOptions {
     /// [`NodeConfig::role`] (bindings parse it from `"member"` or `"client"`:
     /// [`Role`]'s `FromStr`).
     pub role: Option<Role>,
+    /// [`NodeConfig::http_listen`].
+    pub http_listen: Option<String>,
+    /// [`NodeConfig::http_token`].
+    pub http_token: Option<String>,
     /// [`NodeConfig::threads`].
     pub threads: Option<usize>,
     /// [`NodeConfig::max_message_size`].
@@ -155,6 +159,8 @@ impl NodeOptions {
         set_some!(config.redis_listen, self.redis_listen);
         set_some!(config.redis_password, self.redis_password);
         set!(config.role, self.role);
+        set_some!(config.http_listen, self.http_listen);
+        set_some!(config.http_token, self.http_token);
         set!(config.threads, self.threads);
         set!(config.max_message_size, self.max_message_size);
         set!(config.request_timeout, self.request_timeout);

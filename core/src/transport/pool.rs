@@ -276,6 +276,18 @@ impl Pool {
             .collect()
     }
 
+    /// Bytes sent and received (UDP payloads) on each open connection since it opened, by
+    /// peer (the HTTP API's `/metrics`).
+    pub fn byte_counts(&self) -> Vec<(NodeId, u64, u64)> {
+        self.lock()
+            .iter()
+            .filter_map(|(id, e)| {
+                let s = e.conn.as_ref()?.stats();
+                Some((*id, s.udp_tx.bytes, s.udp_rx.bytes))
+            })
+            .collect()
+    }
+
     /// Drops every connection (used at shutdown, after the endpoint is closed).
     pub fn clear(&self) {
         self.lock().clear();
