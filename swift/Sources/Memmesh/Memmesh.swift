@@ -4647,6 +4647,16 @@ public struct NodeConfig: Equatable, Hashable {
      */
     public var role: String
     /**
+     * Serve the HTTP management API, `/metrics`, the live feed and the dashboard on this
+     * TCP address, e.g. `"127.0.0.1:7480"` (default: off). Off loopback it needs
+     * `http_token`.
+     */
+    public var httpListen: String?
+    /**
+     * The bearer token HTTP clients must send (16 bytes or more).
+     */
+    public var httpToken: String?
+    /**
      * Worker threads of the node's own runtime.
      */
     public var threads: UInt32
@@ -4741,6 +4751,14 @@ public struct NodeConfig: Equatable, Hashable {
          * file replicas and is never chosen for `"auto"` block placement (ADR 0024).
          */role: String = "member", 
         /**
+         * Serve the HTTP management API, `/metrics`, the live feed and the dashboard on this
+         * TCP address, e.g. `"127.0.0.1:7480"` (default: off). Off loopback it needs
+         * `http_token`.
+         */httpListen: String? = nil, 
+        /**
+         * The bearer token HTTP clients must send (16 bytes or more).
+         */httpToken: String? = nil, 
+        /**
          * Worker threads of the node's own runtime.
          */threads: UInt32 = UInt32(2), 
         /**
@@ -4780,6 +4798,8 @@ public struct NodeConfig: Equatable, Hashable {
         self.redisListen = redisListen
         self.redisPassword = redisPassword
         self.role = role
+        self.httpListen = httpListen
+        self.httpToken = httpToken
         self.threads = threads
         self.maxMessageSize = maxMessageSize
         self.requestTimeoutMs = requestTimeoutMs
@@ -4822,6 +4842,8 @@ public struct FfiConverterTypeNodeConfig: FfiConverterRustBuffer {
                 redisListen: FfiConverterOptionString.read(from: &buf), 
                 redisPassword: FfiConverterOptionString.read(from: &buf), 
                 role: FfiConverterString.read(from: &buf), 
+                httpListen: FfiConverterOptionString.read(from: &buf), 
+                httpToken: FfiConverterOptionString.read(from: &buf), 
                 threads: FfiConverterUInt32.read(from: &buf), 
                 maxMessageSize: FfiConverterUInt64.read(from: &buf), 
                 requestTimeoutMs: FfiConverterUInt64.read(from: &buf), 
@@ -4850,6 +4872,8 @@ public struct FfiConverterTypeNodeConfig: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.redisListen, into: &buf)
         FfiConverterOptionString.write(value.redisPassword, into: &buf)
         FfiConverterString.write(value.role, into: &buf)
+        FfiConverterOptionString.write(value.httpListen, into: &buf)
+        FfiConverterOptionString.write(value.httpToken, into: &buf)
         FfiConverterUInt32.write(value.threads, into: &buf)
         FfiConverterUInt64.write(value.maxMessageSize, into: &buf)
         FfiConverterUInt64.write(value.requestTimeoutMs, into: &buf)
