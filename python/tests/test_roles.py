@@ -33,7 +33,7 @@ def test_a_client_sets_and_gets_through_a_member(make_node, make_mesh) -> None:
     assert ca.get("k") == b"from the client"
     # The client holds no replica: its own counters show no entry.
     assert cc.stats().entries == 0
-    assert "role='client'" in repr([p for p in a.peers() if p.id == client.id][0])
+    assert 'role="client"' in repr([p for p in a.peers() if p.id == client.id][0])
 
 
 def test_an_unknown_role_is_invalid_input(make_node) -> None:
