@@ -117,6 +117,7 @@ const OPTION_TYPES = {
   redisPassword: 'string',
   httpListen: 'string',
   httpToken: 'string',
+  role: 'string',
   membership: ['probePeriodMs', 'probeRttMs', 'suspectTimeoutMs', 'downGraceMs', 'forgetAfterMs',
     'fullSyncIntervalMs', 'rejoinIntervalMs'],
   tuning: ['mtuUpperBound', 'segmentationOffload', 'streamReceiveWindow', 'receiveWindow',
