@@ -103,6 +103,7 @@ export interface NodeOptions {
    * `'auto'` block placement; its coming and going moves no data (ADR 0024).
    */
   role?: 'member' | 'client'
+  /**
    * Serve the HTTP management API, Prometheus `/metrics`, the live feed `/events` and the
    * dashboard `/` on this TCP address, e.g. `'127.0.0.1:7480'` (default: off). Off
    * loopback it needs `httpToken`.
