@@ -10,7 +10,23 @@ export CARGO_INCREMENTAL=0
 VENV="$ROOT/target/ci-venv"
 export VENV
 
-log() { printf '\n==> %s\n' "$*"; }
+# Each step is stamped with the wall clock, so a CI log shows where the time goes.
+log() { printf '\n==> [%s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
+
+# Builds the debug artifacts the suites use (the CLI, the benchmarks, the UniFFI library)
+# with the workspace's default members and every target, the selection `cargo test` builds:
+# features unify the same way, so the core is compiled once per CI run. A narrower `-p`
+# selection unifies features differently (the CLI asks tokio for `signal`, the test build
+# turns on `memmesh/test-hooks`) and compiled the core again for each selection.
+build_debug() {
+  cargo build --quiet --all-targets
+}
+
+# The host's target triple. The release builds of the bindings name it (`--target`), as
+# napi-rs does, so they share one directory: target/<triple>/release.
+host_triple() {
+  rustc -vV | sed -n 's/^host: //p'
+}
 
 # A Python virtualenv under target/ with pip up to date; prints nothing if it exists.
 ensure_venv() {
