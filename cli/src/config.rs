@@ -67,6 +67,14 @@ const KEYS: &[(&str, Kind)] = &[
     ("known_peers_ttl", Kind::Duration),
     ("redis_listen", Kind::Str),
     ("redis_password", Kind::Secret),
+    ("redis_max_clients", Kind::Int),
+    ("redis_max_clients_per_ip", Kind::Int),
+    ("redis_max_bulk", Kind::Size),
+    ("redis_max_args", Kind::Int),
+    ("redis_max_inline", Kind::Size),
+    ("redis_max_pending", Kind::Size),
+    ("redis_max_subscriber_bytes", Kind::Size),
+    ("redis_frame_timeout", Kind::Duration),
     ("http_listen", Kind::Str),
     ("http_token", Kind::Secret),
     ("role", Kind::Role),
@@ -548,6 +556,7 @@ fn apply(o: &mut NodeOptions, key: &str, v: Val) {
     let u32_ = |v: &Val| n(v).map(|x| u32::try_from(x).unwrap_or(u32::MAX));
     let m = &mut o.membership;
     let t = &mut o.tuning;
+    let r = &mut o.redis_limits;
     match key {
         "name" => o.name = s(&v),
         "listen" => o.listen = s(&v),
@@ -564,6 +573,14 @@ fn apply(o: &mut NodeOptions, key: &str, v: Val) {
         "known_peers_ttl" => o.known_peers_ttl = d(&v),
         "redis_listen" => o.redis_listen = s(&v),
         "redis_password" => o.redis_password = s(&v),
+        "redis_max_clients" => r.max_clients = us(&v),
+        "redis_max_clients_per_ip" => r.max_clients_per_ip = us(&v),
+        "redis_max_bulk" => r.max_bulk = us(&v),
+        "redis_max_args" => r.max_array = us(&v),
+        "redis_max_inline" => r.max_inline = us(&v),
+        "redis_max_pending" => r.max_pending = us(&v),
+        "redis_max_subscriber_bytes" => r.max_output = us(&v),
+        "redis_frame_timeout" => r.frame_timeout = d(&v),
         "http_listen" => o.http_listen = s(&v),
         "http_token" => o.http_token = s(&v),
         "role" => {
@@ -632,6 +649,14 @@ fn effective(c: &NodeConfig, key: &str) -> Json {
         "known_peers_ttl" => dur(c.known_peers_ttl),
         "redis_listen" => json!(c.redis_listen),
         "redis_password" => json!(c.redis_password.as_ref().map(|_| "set")),
+        "redis_max_clients" => json!(c.redis_limits.max_clients),
+        "redis_max_clients_per_ip" => json!(c.redis_limits.max_clients_per_ip),
+        "redis_max_bulk" => json!(c.redis_limits.max_bulk),
+        "redis_max_args" => json!(c.redis_limits.max_array),
+        "redis_max_inline" => json!(c.redis_limits.max_inline),
+        "redis_max_pending" => json!(c.redis_limits.max_pending),
+        "redis_max_subscriber_bytes" => json!(c.redis_limits.max_output),
+        "redis_frame_timeout" => dur(c.redis_limits.frame_timeout),
         "http_listen" => json!(c.http_listen),
         "http_token" => json!(c.http_token.as_ref().map(|_| "set")),
         "role" => json!(c.role.as_str()),
@@ -752,6 +777,28 @@ mod tests {
         assert_eq!(src("threads"), "flag");
         assert_eq!(src("mdns"), "default (cli)");
         assert_eq!(src("request_timeout"), "default");
+    }
+
+    #[test]
+    fn redis_limits_are_keys_of_the_file_and_the_environment() {
+        let f = file("redis_max_clients = 1\nredis_max_subscriber_bytes = \"1MiB\"\nredis_frame_timeout = \"2s\"\nredis_max_args = 16\n");
+        let e = env(&[("MEMMESH_REDIS_MAX_BULK", "4k")]);
+        let s = Settings::merge(Layer::default(), e, f, None);
+        let c = s.node_config().unwrap();
+        let l = c.redis_limits;
+        assert_eq!(l.max_clients, 1);
+        assert_eq!(l.max_output, 1 << 20);
+        assert_eq!(l.frame_timeout, Duration::from_secs(2));
+        assert_eq!(l.max_array, 16);
+        assert_eq!(l.max_bulk, 4000);
+        let d = memmesh::resp::RespLimits::default();
+        assert_eq!(l.max_clients_per_ip, d.max_clients_per_ip);
+        assert_eq!(l.max_pending, d.max_pending);
+        let shown = s.show().unwrap();
+        let get = |k: &str| shown.iter().find(|(key, _, _)| key == k).unwrap().clone();
+        assert_eq!(get("redis_max_clients").1, json!(1));
+        assert_eq!(get("redis_max_bulk").2, "env:MEMMESH_REDIS_MAX_BULK");
+        assert_eq!(get("redis_max_inline").1, json!(d.max_inline));
     }
 
     #[test]

@@ -411,3 +411,103 @@ async fn a_message_published_through_one_node_reaches_subscribers_on_another() {
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharded_pubsub_reaches_shard_subscribers_on_another_node() {
+    let a = redis_node("a", None).await;
+    let b = redis_node("b", Some(&a)).await;
+    assert!(
+        eventually(Duration::from_secs(30), || [&a, &b]
+            .iter()
+            .all(|n| n.peers().iter().any(|p| p.state == PeerState::Alive)))
+        .await
+    );
+    // RESP2 shard subscriber on b, also subscribed to a plain channel of the same name.
+    let mut sub = Client::connect(&b).await;
+    assert_eq!(
+        sub.cmd(&["SSUBSCRIBE", "orders"]).await,
+        Value::Array(vec![bulk("ssubscribe"), bulk("orders"), Value::Integer(1)])
+    );
+    // Sharded channels are counted apart from channels and patterns, as Redis 7 does.
+    assert_eq!(
+        sub.cmd(&["SUBSCRIBE", "orders"]).await,
+        Value::Array(vec![bulk("subscribe"), bulk("orders"), Value::Integer(1)])
+    );
+    assert!(error(&sub.cmd(&["GET", "k"]).await).contains("only (P|S)SUBSCRIBE"));
+    // RESP3 shard subscriber on a.
+    let mut local = Client::connect(&a).await;
+    assert!(matches!(local.cmd(&["HELLO", "3"]).await, Value::Map(_)));
+    assert_eq!(
+        local.cmd(&["SSUBSCRIBE", "orders"]).await,
+        Value::Push(vec![bulk("ssubscribe"), bulk("orders"), Value::Integer(1)])
+    );
+    let mut publisher = Client::connect(&a).await;
+    assert_eq!(
+        publisher.cmd(&["PUBSUB", "SHARDCHANNELS"]).await,
+        Value::Array(vec![bulk("orders")])
+    );
+    assert_eq!(
+        publisher
+            .cmd(&["PUBSUB", "SHARDNUMSUB", "orders", "none"])
+            .await,
+        Value::Array(vec![
+            bulk("orders"),
+            Value::Integer(1),
+            bulk("none"),
+            Value::Integer(0)
+        ])
+    );
+    assert_eq!(
+        publisher.cmd(&["PUBSUB", "CHANNELS"]).await,
+        Value::Array(vec![])
+    );
+    // Counts this node's receivers; b's shard subscriber gets it too, as `smessage`.
+    assert_eq!(int(&publisher.cmd(&["SPUBLISH", "orders", "o1"]).await), 1);
+    assert_eq!(
+        local.read().await,
+        Some(Value::Push(vec![
+            bulk("smessage"),
+            bulk("orders"),
+            bulk("o1")
+        ]))
+    );
+    assert_eq!(
+        sub.read().await,
+        Some(Value::Array(vec![
+            bulk("smessage"),
+            bulk("orders"),
+            bulk("o1")
+        ]))
+    );
+    // A PUBLISH on the same name reaches only the plain subscription.
+    assert_eq!(int(&publisher.cmd(&["PUBLISH", "orders", "p1"]).await), 0);
+    assert_eq!(
+        sub.read().await,
+        Some(Value::Array(vec![
+            bulk("message"),
+            bulk("orders"),
+            bulk("p1")
+        ]))
+    );
+    assert_eq!(
+        sub.cmd(&["SUNSUBSCRIBE"]).await,
+        Value::Array(vec![
+            bulk("sunsubscribe"),
+            bulk("orders"),
+            Value::Integer(0)
+        ])
+    );
+    // Still subscribed to the plain channel: still in subscribed mode.
+    assert!(error(&sub.cmd(&["GET", "k"]).await).contains("only (P|S)SUBSCRIBE"));
+    assert_eq!(
+        sub.cmd(&["UNSUBSCRIBE"]).await,
+        Value::Array(vec![bulk("unsubscribe"), bulk("orders"), Value::Integer(0)])
+    );
+    assert_eq!(
+        sub.cmd(&["SUNSUBSCRIBE"]).await,
+        Value::Array(vec![bulk("sunsubscribe"), Value::Null, Value::Integer(0)])
+    );
+    assert_eq!(sub.cmd(&["GET", "k"]).await, Value::Null);
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}

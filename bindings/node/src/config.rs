@@ -197,6 +197,8 @@ impl NodeOptions {
             channel_queue: int("channelQueue", self.channel_queue)?,
             membership: self.membership.unwrap_or_default().into_options()?,
             tuning: self.tuning.unwrap_or_default().into_options()?,
+            // Not an option of the Node.js binding yet: the core's defaults.
+            redis_limits: options::RedisLimitsOptions::default(),
         }
         .into_config()
     }

@@ -117,6 +117,8 @@ impl Options {
                 Some(d) => tuning(d.bind(py))?,
                 None => TuningOptions::default(),
             },
+            // Not an option of the Python binding yet: the core's defaults.
+            redis_limits: Default::default(),
         };
         options.into_config().into_py(py)
     }

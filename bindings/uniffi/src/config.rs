@@ -336,6 +336,8 @@ impl TryFrom<NodeConfig> for memmesh::NodeConfig {
                 .map(TryInto::try_into)
                 .transpose()?
                 .unwrap_or_default(),
+            // Not an option of the UniFFI binding yet: the core's defaults.
+            redis_limits: options::RedisLimitsOptions::default(),
         };
         Ok(options.into_config()?)
     }

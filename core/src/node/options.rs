@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::membership::MembershipConfig;
-use crate::node::config::{ConfigError, NodeConfig};
+use crate::node::config::{ConfigError, NodeConfig, RespLimits};
 use crate::peer::Role;
 use crate::transport::{CongestionControl, TransportTuning};
 
@@ -72,6 +72,30 @@ pub struct NodeOptions {
     pub membership: MembershipOptions,
     /// [`NodeConfig::tuning`], field by field.
     pub tuning: TuningOptions,
+    /// [`NodeConfig::redis_limits`], field by field.
+    pub redis_limits: RedisLimitsOptions,
+}
+
+/// Redis front limit overrides; `None` keeps the default of [`RespLimits`], whose fields
+/// of the same names document each one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedisLimitsOptions {
+    /// [`RespLimits::max_bulk`].
+    pub max_bulk: Option<usize>,
+    /// [`RespLimits::max_array`] (the most arguments of one command).
+    pub max_array: Option<usize>,
+    /// [`RespLimits::max_inline`].
+    pub max_inline: Option<usize>,
+    /// [`RespLimits::max_pending`].
+    pub max_pending: Option<usize>,
+    /// [`RespLimits::max_clients`].
+    pub max_clients: Option<usize>,
+    /// [`RespLimits::max_clients_per_ip`].
+    pub max_clients_per_ip: Option<usize>,
+    /// [`RespLimits::frame_timeout`].
+    pub frame_timeout: Option<Duration>,
+    /// [`RespLimits::max_output`] (the most bytes waiting for one subscriber).
+    pub max_output: Option<usize>,
 }
 
 /// Failure-detection and membership timing overrides; `None` keeps the default of
@@ -169,6 +193,7 @@ impl NodeOptions {
         set!(config.channel_queue, self.channel_queue);
         self.membership.apply(&mut config.membership);
         self.tuning.apply(&mut config.tuning);
+        self.redis_limits.apply(&mut config.redis_limits);
     }
 
     /// The default configuration with these options applied, validated
@@ -208,6 +233,20 @@ impl TuningOptions {
         set!(tuning.keep_alive, self.keep_alive);
         set!(tuning.idle_timeout, self.idle_timeout);
         set!(tuning.congestion, self.congestion);
+    }
+}
+
+impl RedisLimitsOptions {
+    /// Writes every option that is set onto `limits`, keeping the others.
+    pub fn apply(self, limits: &mut RespLimits) {
+        set!(limits.max_bulk, self.max_bulk);
+        set!(limits.max_array, self.max_array);
+        set!(limits.max_inline, self.max_inline);
+        set!(limits.max_pending, self.max_pending);
+        set!(limits.max_clients, self.max_clients);
+        set!(limits.max_clients_per_ip, self.max_clients_per_ip);
+        set!(limits.frame_timeout, self.frame_timeout);
+        set!(limits.max_output, self.max_output);
     }
 }
 
@@ -287,6 +326,27 @@ mod tests {
         assert_eq!(c.tuning.keep_alive, Duration::from_secs(1));
         assert_eq!(c.tuning.congestion, CongestionControl::Bbr);
         assert_eq!(c.tuning.idle_timeout, d.tuning.idle_timeout);
+    }
+
+    #[test]
+    fn redis_limits_override_field_by_field() {
+        let c = NodeOptions {
+            redis_limits: RedisLimitsOptions {
+                max_clients: Some(1),
+                max_output: Some(4096),
+                frame_timeout: Some(Duration::from_secs(2)),
+                ..RedisLimitsOptions::default()
+            },
+            ..NodeOptions::default()
+        }
+        .into_config()
+        .unwrap();
+        let d = RespLimits::default();
+        assert_eq!(c.redis_limits.max_clients, 1);
+        assert_eq!(c.redis_limits.max_output, 4096);
+        assert_eq!(c.redis_limits.frame_timeout, Duration::from_secs(2));
+        assert_eq!(c.redis_limits.max_bulk, d.max_bulk);
+        assert_eq!(c.redis_limits.max_clients_per_ip, d.max_clients_per_ip);
     }
 
     #[test]

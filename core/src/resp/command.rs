@@ -112,6 +112,19 @@ pub const COMMANDS: &[CommandSpec] = &[
         &["pubsub", "noscript", "loading", "stale"],
         NONE,
     ),
+    c("spublish", 3, &["pubsub", "loading", "stale", "fast"], ONE),
+    c(
+        "ssubscribe",
+        -2,
+        &["pubsub", "noscript", "loading", "stale"],
+        ALL,
+    ),
+    c(
+        "sunsubscribe",
+        -1,
+        &["pubsub", "noscript", "loading", "stale"],
+        ALL,
+    ),
 ];
 
 /// The command named `name` (any case).

@@ -1,6 +1,7 @@
 //! Commands mapped onto the cache (ADR 0021): one function per command family, each
 //! taking the arguments of one command and returning its reply.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,7 +15,7 @@ use crate::error::{Error, ErrorKind};
 use crate::resp::command::{self, CommandSpec, COMMANDS};
 use crate::resp::front::{bucket_name, Front, DATABASES};
 use crate::resp::parse::parse_int;
-use crate::resp::pubsub;
+use crate::resp::pubsub::{self, SubKind};
 use crate::resp::session::Session;
 use crate::resp::value::Value;
 use crate::resp::write::Protocol;
@@ -93,7 +94,7 @@ pub(crate) enum Batch {
 /// from an authenticated client with no subscriptions (whose every command is checked
 /// one by one).
 pub(crate) fn batchable(session: &Session, args: &[Bytes]) -> Option<Batch> {
-    if !session.authed || session.subscriptions() > 0 {
+    if !session.authed || session.in_pubsub() {
         return None;
     }
     let name = args.first()?;
@@ -182,7 +183,7 @@ pub async fn execute(front: &Front, session: &mut Session, args: Vec<Bytes>) -> 
     if spec.name == "quit" {
         return Outcome::Close(Value::ok());
     }
-    let subscribed = session.subscriptions() > 0 && session.proto == Protocol::Resp2;
+    let subscribed = session.in_pubsub() && session.proto == Protocol::Resp2;
     if subscribed {
         if spec.name == "ping" {
             let msg = args.get(1).cloned().unwrap_or_default();
@@ -190,7 +191,12 @@ pub async fn execute(front: &Front, session: &mut Session, args: Vec<Bytes>) -> 
         }
         if !matches!(
             spec.name,
-            "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe"
+            "subscribe"
+                | "unsubscribe"
+                | "psubscribe"
+                | "punsubscribe"
+                | "ssubscribe"
+                | "sunsubscribe"
         ) {
             return Outcome::Reply(Value::err(format!(
                 "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / \
@@ -200,17 +206,16 @@ pub async fn execute(front: &Front, session: &mut Session, args: Vec<Bytes>) -> 
         }
     }
     match spec.name {
-        "subscribe" | "psubscribe" => {
-            return Outcome::Many(subscribe(front, session, spec.name == "psubscribe", &args))
+        "subscribe" => return Outcome::Many(subscribe(front, session, SubKind::Channel, &args)),
+        "psubscribe" => return Outcome::Many(subscribe(front, session, SubKind::Pattern, &args)),
+        "ssubscribe" => return Outcome::Many(subscribe(front, session, SubKind::Shard, &args)),
+        "unsubscribe" => {
+            return Outcome::Many(unsubscribe(front, session, SubKind::Channel, &args))
         }
-        "unsubscribe" | "punsubscribe" => {
-            return Outcome::Many(unsubscribe(
-                front,
-                session,
-                spec.name == "punsubscribe",
-                &args,
-            ))
+        "punsubscribe" => {
+            return Outcome::Many(unsubscribe(front, session, SubKind::Pattern, &args))
         }
+        "sunsubscribe" => return Outcome::Many(unsubscribe(front, session, SubKind::Shard, &args)),
         _ => {}
     }
     let reply = run(front, session, spec, &args).await;
@@ -245,7 +250,12 @@ async fn run(front: &Front, s: &mut Session, spec: &CommandSpec, a: &[Bytes]) ->
             let n = client::len(&front.cache, &b).await.map_err(err)?;
             Ok(Value::Integer(n.min(i64::MAX as u64) as i64))
         }
-        "publish" => Ok(Value::Integer(publish(front, &a[1], &a[2]).await as i64)),
+        "publish" => Ok(Value::Integer(
+            publish(front, false, &a[1], &a[2]).await as i64,
+        )),
+        "spublish" => Ok(Value::Integer(
+            publish(front, true, &a[1], &a[2]).await as i64,
+        )),
         "pubsub" => pubsub_cmd(front, a),
         "flushdb" => Err(Value::err(
             "ERR FLUSHDB is refused by memmesh: a database is a bucket shared by the \
@@ -492,12 +502,16 @@ async fn set(front: &Front, s: &Session, a: &[Bytes]) -> Reply {
     })
 }
 
-/// `PUBLISH`: to this node's subscribers, then to every connected peer's RESP front
-/// (over the memmesh channel [`pubsub::MESH_CHANNEL`]). Returns how many clients of this
-/// node received it, as Redis Cluster does.
-async fn publish(front: &Front, channel: &Bytes, payload: &Bytes) -> usize {
-    let here = front.subs.deliver(channel, payload);
-    let msg = pubsub::encode(channel, payload);
+/// `PUBLISH` (or `SPUBLISH` when `shard`): to this node's subscribers, then to every
+/// connected peer's RESP front (over the memmesh channel [`pubsub::MESH_CHANNEL`]).
+/// Returns how many clients of this node received it, as Redis Cluster does.
+async fn publish(front: &Front, shard: bool, channel: &Bytes, payload: &Bytes) -> usize {
+    let here = if shard {
+        front.subs.deliver_shard(channel, payload)
+    } else {
+        front.subs.deliver(channel, payload)
+    };
+    let msg = pubsub::encode(shard, channel, payload);
     let channels = &front.channels;
     let sends = channels.pool.connected().into_iter().map(|peer| {
         let msg = msg.clone();
@@ -512,18 +526,29 @@ async fn publish(front: &Front, channel: &Bytes, payload: &Bytes) -> usize {
     here
 }
 
-/// `PUBSUB CHANNELS [pattern] | NUMSUB [channel ...] | NUMPAT`: about this node's
-/// clients only, as in Redis Cluster.
+/// `PUBSUB CHANNELS [pattern] | NUMSUB [channel ...] | NUMPAT | SHARDCHANNELS [pattern]
+/// | SHARDNUMSUB [channel ...]`: about this node's clients only, as in Redis Cluster.
 fn pubsub_cmd(front: &Front, a: &[Bytes]) -> Reply {
     let sub = &a[1];
-    if is(sub, "CHANNELS") && a.len() <= 3 {
-        let found = front.subs.channels(a.get(2).map(|p| p.as_ref()));
+    let shard = is(sub, "SHARDCHANNELS") || is(sub, "SHARDNUMSUB");
+    if (is(sub, "CHANNELS") || is(sub, "SHARDCHANNELS")) && a.len() <= 3 {
+        let pattern = a.get(2).map(|p| p.as_ref());
+        let found = if shard {
+            front.subs.shard_channels(pattern)
+        } else {
+            front.subs.channels(pattern)
+        };
         Ok(Value::Array(found.into_iter().map(Value::Bulk).collect()))
-    } else if is(sub, "NUMSUB") {
+    } else if is(sub, "NUMSUB") || is(sub, "SHARDNUMSUB") {
         let mut out = Vec::with_capacity(2 * (a.len() - 2));
         for c in &a[2..] {
+            let n = if shard {
+                front.subs.shard_numsub(c)
+            } else {
+                front.subs.numsub(c)
+            };
             out.push(Value::Bulk(c.clone()));
-            out.push(Value::Integer(front.subs.numsub(c) as i64));
+            out.push(Value::Integer(n as i64));
         }
         Ok(Value::Array(out))
     } else if is(sub, "NUMPAT") && a.len() == 2 {
@@ -544,65 +569,76 @@ fn sub_reply(kind: &str, name: Option<Bytes>, count: usize) -> Value {
     ])
 }
 
-fn subscribe(front: &Front, s: &mut Session, pattern: bool, a: &[Bytes]) -> Vec<Value> {
-    let kind = if pattern { "psubscribe" } else { "subscribe" };
+/// The names `s` subscribes to of `kind`.
+fn subscribed(s: &mut Session, kind: SubKind) -> &mut BTreeSet<Bytes> {
+    match kind {
+        SubKind::Channel => &mut s.channels,
+        SubKind::Pattern => &mut s.patterns,
+        SubKind::Shard => &mut s.shards,
+    }
+}
+
+/// The count a (un)subscribe reply of `kind` carries: sharded channels are counted apart
+/// from channels and patterns, as in Redis 7.
+fn sub_count(s: &Session, kind: SubKind) -> usize {
+    match kind {
+        SubKind::Shard => s.shard_subscriptions(),
+        SubKind::Channel | SubKind::Pattern => s.subscriptions(),
+    }
+}
+
+fn subscribe(front: &Front, s: &mut Session, kind: SubKind, a: &[Bytes]) -> Vec<Value> {
+    let word = match kind {
+        SubKind::Channel => "subscribe",
+        SubKind::Pattern => "psubscribe",
+        SubKind::Shard => "ssubscribe",
+    };
     a[1..]
         .iter()
         .map(|name| {
-            let set = if pattern {
-                &mut s.patterns
-            } else {
-                &mut s.channels
-            };
-            if set.insert(name.clone()) {
-                front
-                    .subs
-                    .add(pattern, name.clone(), s.id, s.mailbox.clone());
+            if subscribed(s, kind).insert(name.clone()) {
+                front.subs.add(kind, name.clone(), s.id, s.mailbox.clone());
             }
-            sub_reply(kind, Some(name.clone()), s.subscriptions())
+            sub_reply(word, Some(name.clone()), sub_count(s, kind))
         })
         .collect()
 }
 
-fn unsubscribe(front: &Front, s: &mut Session, pattern: bool, a: &[Bytes]) -> Vec<Value> {
-    let kind = if pattern {
-        "punsubscribe"
-    } else {
-        "unsubscribe"
+fn unsubscribe(front: &Front, s: &mut Session, kind: SubKind, a: &[Bytes]) -> Vec<Value> {
+    let word = match kind {
+        SubKind::Channel => "unsubscribe",
+        SubKind::Pattern => "punsubscribe",
+        SubKind::Shard => "sunsubscribe",
     };
     let names: Vec<Bytes> = if a.len() > 1 {
         a[1..].to_vec()
-    } else if pattern {
-        s.patterns.iter().cloned().collect()
     } else {
-        s.channels.iter().cloned().collect()
+        subscribed(s, kind).iter().cloned().collect()
     };
     if names.is_empty() {
-        return vec![sub_reply(kind, None, s.subscriptions())];
+        return vec![sub_reply(word, None, sub_count(s, kind))];
     }
     names
         .into_iter()
         .map(|name| {
-            let set = if pattern {
-                &mut s.patterns
-            } else {
-                &mut s.channels
-            };
-            if set.remove(&name) {
-                front.subs.remove(pattern, &name, s.id);
+            if subscribed(s, kind).remove(&name) {
+                front.subs.remove(kind, &name, s.id);
             }
-            sub_reply(kind, Some(name), s.subscriptions())
+            sub_reply(word, Some(name), sub_count(s, kind))
         })
         .collect()
 }
 
 /// Drops every subscription of `s` (its connection ended).
 pub fn forget(front: &Front, s: &Session) {
-    for c in &s.channels {
-        front.subs.remove(false, c, s.id);
-    }
-    for p in &s.patterns {
-        front.subs.remove(true, p, s.id);
+    for (kind, names) in [
+        (SubKind::Channel, &s.channels),
+        (SubKind::Pattern, &s.patterns),
+        (SubKind::Shard, &s.shards),
+    ] {
+        for n in names {
+            front.subs.remove(kind, n, s.id);
+        }
     }
 }
 

@@ -95,8 +95,11 @@ async fn relay(
 ) {
     while let Ok(m) = mesh.next(&cancel).await {
         match pubsub::decode(&m.data) {
-            Some((channel, payload)) => {
+            Some((false, channel, payload)) => {
                 front.subs.deliver(&channel, &payload);
+            }
+            Some((true, channel, payload)) => {
+                front.subs.deliver_shard(&channel, &payload);
             }
             None => debug!(from = %m.from.short(), "a malformed pub/sub message was dropped"),
         }

@@ -1,6 +1,7 @@
 //! Redis pub/sub on memmesh channels: the subscriptions of this node's clients, and how a
 //! published message travels to the other nodes (one memmesh channel, [`MESH_CHANNEL`],
-//! carrying the Redis channel name and the payload).
+//! carrying the Redis channel name and the payload, and whether it was published with
+//! `SPUBLISH`: sharded channels are a namespace of their own, as in Redis 7).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,12 +23,39 @@ pub const MESH_CHANNEL: &str = "memmesh.redis.pubsub";
 /// disconnected (ADR 0021).
 pub const SUBSCRIBER_QUEUE: usize = 4096;
 
-/// A published message, to be written to a subscriber: (pattern matched, channel, payload).
-pub type Delivery = (Option<Bytes>, Bytes, Bytes);
+/// What a client subscribes to: a channel (`SUBSCRIBE`), a pattern (`PSUBSCRIBE`) or a
+/// sharded channel (`SSUBSCRIBE`, Redis 7), three separate namespaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SubKind {
+    /// `SUBSCRIBE`: messages sent with `PUBLISH` on that channel.
+    Channel,
+    /// `PSUBSCRIBE`: messages sent with `PUBLISH` on a channel matching the glob.
+    Pattern,
+    /// `SSUBSCRIBE`: messages sent with `SPUBLISH` on that sharded channel.
+    Shard,
+}
+
+/// How a delivered message reached a subscriber, which decides the push it receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    /// A `SUBSCRIBE`d channel: `message`.
+    Channel,
+    /// A `PSUBSCRIBE`d pattern (given): `pmessage`.
+    Pattern(Bytes),
+    /// An `SSUBSCRIBE`d sharded channel: `smessage`.
+    Shard,
+}
+
+/// A published message, to be written to a subscriber: (how it matched, channel, payload).
+pub type Delivery = (Via, Bytes, Bytes);
 
 /// The bytes a delivery counts against a subscriber's output limit.
 pub fn delivery_size(d: &Delivery) -> usize {
-    d.0.as_ref().map_or(0, Bytes::len) + d.1.len() + d.2.len()
+    let pattern = match &d.0 {
+        Via::Pattern(p) => p.len(),
+        Via::Channel | Via::Shard => 0,
+    };
+    pattern + d.1.len() + d.2.len()
 }
 
 /// Where the messages for one client go: its queue, the bytes waiting in it, and the
@@ -80,23 +108,34 @@ impl Mailbox {
     }
 }
 
-/// Encodes a message for [`MESH_CHANNEL`]: channel length (u32 BE), channel, payload.
-pub fn encode(channel: &[u8], payload: &[u8]) -> Bytes {
+/// The bit of the length word that marks an `SPUBLISH`ed message. A channel name is far
+/// shorter than 2 GiB, and a node that predates sharded channels reads the flagged length
+/// as longer than the message and drops it as malformed.
+const SHARD_FLAG: u32 = 1 << 31;
+
+/// Encodes a message for [`MESH_CHANNEL`]: channel length (u32 BE, its top bit set for a
+/// sharded channel), channel, payload.
+pub fn encode(shard: bool, channel: &[u8], payload: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(4 + channel.len() + payload.len());
-    out.put_u32(channel.len() as u32);
+    // Channel names are bounded by the bulk limit, far under 2^31 bytes.
+    let len = (channel.len() as u32) & !SHARD_FLAG;
+    out.put_u32(if shard { len | SHARD_FLAG } else { len });
     out.put_slice(channel);
     out.put_slice(payload);
     out.freeze()
 }
 
-/// Decodes what [`encode`] made, or `None` for a malformed message.
-pub fn decode(msg: &Bytes) -> Option<(Bytes, Bytes)> {
-    let len = u32::from_be_bytes(msg.get(..4)?.try_into().ok()?) as usize;
+/// Decodes what [`encode`] made: (sharded, channel, payload), or `None` for a malformed
+/// message.
+pub fn decode(msg: &Bytes) -> Option<(bool, Bytes, Bytes)> {
+    let word = u32::from_be_bytes(msg.get(..4)?.try_into().ok()?);
+    let shard = word & SHARD_FLAG != 0;
+    let len = (word & !SHARD_FLAG) as usize;
     let end = 4usize.checked_add(len)?;
     if end > msg.len() {
         return None;
     }
-    Some((msg.slice(4..end), msg.slice(end..)))
+    Some((shard, msg.slice(4..end), msg.slice(end..)))
 }
 
 /// Whether `text` matches the glob `pattern` as Redis's `PSUBSCRIBE` does: `*`, `?`,
@@ -182,9 +221,21 @@ fn class(rest: &[u8]) -> (impl Fn(u8) -> bool + '_, usize) {
 struct Table {
     channels: HashMap<Bytes, HashMap<u64, Mailbox>>,
     patterns: HashMap<Bytes, HashMap<u64, Mailbox>>,
+    shards: HashMap<Bytes, HashMap<u64, Mailbox>>,
 }
 
-/// The subscriptions of this node's RESP clients, by channel and by pattern.
+impl Table {
+    fn map(&mut self, kind: SubKind) -> &mut HashMap<Bytes, HashMap<u64, Mailbox>> {
+        match kind {
+            SubKind::Channel => &mut self.channels,
+            SubKind::Pattern => &mut self.patterns,
+            SubKind::Shard => &mut self.shards,
+        }
+    }
+}
+
+/// The subscriptions of this node's RESP clients, by channel, by pattern and by sharded
+/// channel.
 pub struct Subscriptions {
     table: Mutex<Table>,
     /// Most bytes waiting for one subscriber.
@@ -204,6 +255,7 @@ impl std::fmt::Debug for Subscriptions {
             .field("limit", &self.limit)
             .field("channels", &t.channels.len())
             .field("patterns", &t.patterns.len())
+            .field("shards", &t.shards.len())
             .finish()
     }
 }
@@ -222,26 +274,17 @@ impl Subscriptions {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Subscribes client `id` (whose deliveries go to `mailbox`) to `name`, a channel or
-    /// a pattern.
-    pub fn add(&self, pattern: bool, name: Bytes, id: u64, mailbox: Mailbox) {
+    /// Subscribes client `id` (whose deliveries go to `mailbox`) to `name`, a channel, a
+    /// pattern or a sharded channel.
+    pub fn add(&self, kind: SubKind, name: Bytes, id: u64, mailbox: Mailbox) {
         let mut t = self.table();
-        let map = if pattern {
-            &mut t.patterns
-        } else {
-            &mut t.channels
-        };
-        map.entry(name).or_default().insert(id, mailbox);
+        t.map(kind).entry(name).or_default().insert(id, mailbox);
     }
 
     /// Unsubscribes client `id` from `name`.
-    pub fn remove(&self, pattern: bool, name: &Bytes, id: u64) {
+    pub fn remove(&self, kind: SubKind, name: &Bytes, id: u64) {
         let mut t = self.table();
-        let map = if pattern {
-            &mut t.patterns
-        } else {
-            &mut t.channels
-        };
+        let map = t.map(kind);
         if let Some(subs) = map.get_mut(name) {
             subs.remove(&id);
             if subs.is_empty() {
@@ -257,14 +300,20 @@ impl Subscriptions {
         let mut n = 0;
         if let Some(subs) = t.channels.get(channel) {
             for m in subs.values() {
-                n += usize::from(m.offer((None, channel.clone(), payload.clone()), self.limit));
+                n += usize::from(
+                    m.offer((Via::Channel, channel.clone(), payload.clone()), self.limit),
+                );
             }
         }
         for (pattern, subs) in &t.patterns {
             if glob(pattern, channel) {
                 for m in subs.values() {
                     n += usize::from(m.offer(
-                        (Some(pattern.clone()), channel.clone(), payload.clone()),
+                        (
+                            Via::Pattern(pattern.clone()),
+                            channel.clone(),
+                            payload.clone(),
+                        ),
                         self.limit,
                     ));
                 }
@@ -273,12 +322,37 @@ impl Subscriptions {
         n
     }
 
+    /// Hands a message published with `SPUBLISH` on the sharded `channel` to every local
+    /// `SSUBSCRIBE`r and returns how many took it (patterns never match sharded channels).
+    pub fn deliver_shard(&self, channel: &Bytes, payload: &Bytes) -> usize {
+        let t = self.table();
+        let mut n = 0;
+        if let Some(subs) = t.shards.get(channel) {
+            for m in subs.values() {
+                n += usize::from(
+                    m.offer((Via::Shard, channel.clone(), payload.clone()), self.limit),
+                );
+            }
+        }
+        n
+    }
+
     /// `PUBSUB CHANNELS [pattern]`: the channels with a subscriber on this node, matching
     /// `pattern` if given, sorted.
     pub fn channels(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        self.names(SubKind::Channel, pattern)
+    }
+
+    /// `PUBSUB SHARDCHANNELS [pattern]`: the sharded channels with a subscriber on this
+    /// node, matching `pattern` if given, sorted.
+    pub fn shard_channels(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        self.names(SubKind::Shard, pattern)
+    }
+
+    fn names(&self, kind: SubKind, pattern: Option<&[u8]>) -> Vec<Bytes> {
         let mut out: Vec<Bytes> = self
             .table()
-            .channels
+            .map(kind)
             .keys()
             .filter(|c| pattern.is_none_or(|p| glob(p, c)))
             .cloned()
@@ -292,6 +366,12 @@ impl Subscriptions {
         self.table().channels.get(channel).map_or(0, HashMap::len)
     }
 
+    /// `PUBSUB SHARDNUMSUB`: how many clients of this node subscribe to the sharded
+    /// `channel`.
+    pub fn shard_numsub(&self, channel: &[u8]) -> usize {
+        self.table().shards.get(channel).map_or(0, HashMap::len)
+    }
+
     /// `PUBSUB NUMPAT`: how many patterns clients of this node subscribe to.
     pub fn numpat(&self) -> usize {
         self.table().patterns.len()
@@ -301,12 +381,17 @@ impl Subscriptions {
 /// The push a subscriber receives for `d`.
 pub fn message(d: Delivery) -> Value {
     match d {
-        (None, channel, payload) => Value::Push(vec![
+        (Via::Channel, channel, payload) => Value::Push(vec![
             Value::bulk("message"),
             Value::Bulk(channel),
             Value::Bulk(payload),
         ]),
-        (Some(pattern), channel, payload) => Value::Push(vec![
+        (Via::Shard, channel, payload) => Value::Push(vec![
+            Value::bulk("smessage"),
+            Value::Bulk(channel),
+            Value::Bulk(payload),
+        ]),
+        (Via::Pattern(pattern), channel, payload) => Value::Push(vec![
             Value::bulk("pmessage"),
             Value::Bulk(pattern),
             Value::Bulk(channel),
@@ -344,7 +429,7 @@ mod tests {
         let subs = Subscriptions::new(100);
         let (tx, mut rx) = mpsc::channel(SUBSCRIBER_QUEUE);
         let slow = Mailbox::new(tx);
-        subs.add(false, Bytes::from("c"), 1, slow.clone());
+        subs.add(SubKind::Channel, Bytes::from("c"), 1, slow.clone());
         let payload = Bytes::from(vec![b'x'; 40]);
         let chan = Bytes::from("c");
         // Two messages of 41 bytes fit in 100; the third does not.
@@ -360,7 +445,7 @@ mod tests {
         // A reader that keeps up is never disconnected.
         let (tx, mut rx) = mpsc::channel(SUBSCRIBER_QUEUE);
         let fast = Mailbox::new(tx);
-        subs.add(false, Bytes::from("d"), 2, fast.clone());
+        subs.add(SubKind::Channel, Bytes::from("d"), 2, fast.clone());
         for _ in 0..1000 {
             assert_eq!(subs.deliver(&Bytes::from("d"), &payload), 1);
             let d = rx.recv().await.expect("a message");
@@ -377,13 +462,51 @@ mod tests {
         assert_eq!(subs.numpat(), 0);
     }
 
+    #[tokio::test]
+    async fn sharded_channels_are_a_namespace_of_their_own() {
+        let subs = Subscriptions::new(1 << 20);
+        let (tx, mut rx) = mpsc::channel(SUBSCRIBER_QUEUE);
+        let m = Mailbox::new(tx);
+        subs.add(SubKind::Shard, Bytes::from("s"), 1, m.clone());
+        subs.add(SubKind::Pattern, Bytes::from("*"), 1, m.clone());
+        let (chan, payload) = (Bytes::from("s"), Bytes::from("p"));
+        // SPUBLISH reaches SSUBSCRIBErs only, never patterns.
+        assert_eq!(subs.deliver_shard(&chan, &payload), 1);
+        assert_eq!(
+            rx.recv().await,
+            Some((Via::Shard, chan.clone(), payload.clone()))
+        );
+        assert!(rx.try_recv().is_err());
+        // PUBLISH on the same name reaches the pattern, not the sharded subscription.
+        assert_eq!(subs.deliver(&chan, &payload), 1);
+        let d = rx.recv().await.expect("a message");
+        assert_eq!(d.0, Via::Pattern(Bytes::from("*")));
+        assert_eq!(
+            message((Via::Shard, chan.clone(), payload.clone())),
+            Value::Push(vec![
+                Value::bulk("smessage"),
+                Value::Bulk(chan.clone()),
+                Value::Bulk(payload.clone())
+            ])
+        );
+        assert_eq!(subs.shard_channels(None), vec![chan.clone()]);
+        assert_eq!(subs.channels(None), Vec::<Bytes>::new());
+        assert_eq!(subs.shard_numsub(b"s"), 1);
+        assert_eq!(subs.numsub(b"s"), 0);
+        subs.remove(SubKind::Shard, &chan, 1);
+        assert_eq!(subs.deliver_shard(&chan, &payload), 0);
+        assert_eq!(subs.shard_channels(None), Vec::<Bytes>::new());
+    }
+
     #[test]
     fn mesh_messages_round_trip_and_bad_ones_are_refused() {
-        let m = encode(b"chan", b"payload");
-        assert_eq!(
-            decode(&m),
-            Some((Bytes::from("chan"), Bytes::from("payload")))
-        );
+        for shard in [false, true] {
+            let m = encode(shard, b"chan", b"payload");
+            assert_eq!(
+                decode(&m),
+                Some((shard, Bytes::from("chan"), Bytes::from("payload")))
+            );
+        }
         assert_eq!(decode(&Bytes::from_static(b"\0\0\0\x09ab")), None);
         assert_eq!(decode(&Bytes::from_static(b"\0\0")), None);
     }

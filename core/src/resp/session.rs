@@ -30,6 +30,8 @@ pub struct Session {
     pub channels: BTreeSet<Bytes>,
     /// The patterns subscribed to (`PSUBSCRIBE`).
     pub patterns: BTreeSet<Bytes>,
+    /// The sharded channels subscribed to (`SSUBSCRIBE`).
+    pub shards: BTreeSet<Bytes>,
     /// Where published messages for this client go (its connection writes them).
     pub mailbox: Mailbox,
 }
@@ -52,12 +54,26 @@ impl Session {
             lib: (None, None),
             channels: BTreeSet::new(),
             patterns: BTreeSet::new(),
+            shards: BTreeSet::new(),
             mailbox: Mailbox::new(deliveries),
         }
     }
 
-    /// How many channels and patterns this client is subscribed to.
+    /// How many channels and patterns this client is subscribed to (the count
+    /// `SUBSCRIBE` and `PSUBSCRIBE` replies carry; sharded channels are counted apart).
     pub fn subscriptions(&self) -> usize {
         self.channels.len() + self.patterns.len()
+    }
+
+    /// How many sharded channels this client is subscribed to (the count `SSUBSCRIBE`
+    /// replies carry).
+    pub fn shard_subscriptions(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Whether the client subscribes to anything: a RESP2 client then may only run
+    /// pub/sub commands and `PING`.
+    pub fn in_pubsub(&self) -> bool {
+        self.subscriptions() + self.shard_subscriptions() > 0
     }
 }
