@@ -90,6 +90,8 @@ pub struct Partitions {
     pending: Vec<BTreeSet<NodeId>>,
     not_owned_since: Vec<Option<Instant>>,
     last_served: Vec<Option<Instant>>,
+    /// The members that pulled everything this node holds of each partition.
+    pulled_by: Vec<BTreeSet<NodeId>>,
 }
 
 impl Partitions {
@@ -120,6 +122,7 @@ impl Partitions {
             pending,
             not_owned_since,
             last_served: vec![None; PARTITIONS],
+            pulled_by: vec![BTreeSet::new(); PARTITIONS],
         }
     }
 
@@ -170,6 +173,13 @@ impl Partitions {
             .filter(|m| *m != me && (rejoined || !old.contains(m)))
             .collect();
         let others: BTreeSet<NodeId> = new.members.iter().copied().filter(|m| *m != me).collect();
+        // Draining nodes that were members of `old` still hold what they owned there.
+        let leaving: Vec<NodeId> = new
+            .handing_off
+            .iter()
+            .copied()
+            .filter(|m| *m != me && old.contains(m))
+            .collect();
         for p in 0..PARTITIONS as u16 {
             let i = p as usize;
             let owner = new.owners(p, replicas).contains(&me);
@@ -180,9 +190,18 @@ impl Partitions {
             if owner {
                 self.not_owned_since[i] = None;
             }
+            let mut sources = others.clone();
+            if owner && state == PartitionState::NotOwned {
+                sources.extend(
+                    leaving
+                        .iter()
+                        .filter(|m| old.owners(p, replicas).contains(m))
+                        .copied(),
+                );
+            }
             self.states[i] =
-                state.on_table(owner, &mut self.pending[i], &newcomers, &others, |m| {
-                    new.contains(m)
+                state.on_table(owner, &mut self.pending[i], &newcomers, &sources, |m| {
+                    new.contains(m) || new.handing_off.contains(m)
                 });
         }
     }
@@ -205,6 +224,34 @@ impl Partitions {
                 *s = Some(now);
             }
         }
+    }
+
+    /// Records that `by` pulled everything this node holds of `partitions`.
+    pub fn pulled_all(&mut self, by: NodeId, partitions: &[u16]) {
+        for &p in partitions {
+            if let Some(s) = self.pulled_by.get_mut(p as usize) {
+                s.insert(by);
+            }
+        }
+    }
+
+    /// Whether partition `p`'s data here is still to be handed off: it is owned here, or
+    /// one of its owners in `now` that did not own it in `before` has not pulled it all
+    /// from here yet (ADR 0025).
+    pub fn handoff_pending(&self, p: u16, before: &Table, now: &Table, replicas: u32) -> bool {
+        let i = p as usize;
+        if self
+            .states
+            .get(i)
+            .is_none_or(|s| *s != PartitionState::NotOwned)
+        {
+            return self.states.get(i).is_some();
+        }
+        let had = before.owners(p, replicas);
+        now.owners(p, replicas)
+            .iter()
+            .filter(|o| !had.contains(o))
+            .any(|o| !self.pulled_by[i].contains(o))
     }
 
     /// Which partitions' data may be dropped at `now`: not owned for at least `after`,

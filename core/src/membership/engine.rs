@@ -440,6 +440,24 @@ impl<V: ViewCell> Engine<V> {
         self.finish(Ok(()), now, peers);
     }
 
+    /// Changes this node's advertised role at runtime (draining: a member becomes a
+    /// client, ADR 0025): a renewed identity (`generation + 1`, so it wins over the old
+    /// one everywhere) with `role`, announced like a rejoin. A later rejoin renews this
+    /// identity and so keeps the role. Nothing happens when the role is already `role`.
+    pub fn set_role(&mut self, role: crate::peer::Role, now: Instant, peers: &impl Peers) {
+        if self.left || self.foca.identity().role == role {
+            return;
+        }
+        let renewed = MemberId {
+            generation: self.foca.identity().generation.wrapping_add(1),
+            ..self.foca.identity().clone()
+        }
+        .with_role(role);
+        self.view.with(|v| v.set_own_role(role));
+        let r = self.foca.change_identity(renewed, &mut self.rt);
+        self.finish(r, now, peers);
+    }
+
     fn finish(&mut self, r: Result<(), foca::Error>, now: Instant, peers: &impl Peers) {
         if let Err(e) = r {
             // Bad packets from peers end up here: log and carry on.
