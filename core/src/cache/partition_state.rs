@@ -443,4 +443,50 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn a_partition_gained_from_a_draining_node_is_pulled_from_it() {
+        let n = ids(3);
+        let (me, other, drainer) = (n[0], n[1], n[2]);
+        let now = Instant::now();
+        let old = Table::new(1, n.clone());
+        // The drainer became a client: out of the table, but handing its data off.
+        let new = Table::new(2, vec![me, other]).with_handing_off(vec![drainer]);
+        let mut parts = Partitions::new(&old, 1, me, false, now);
+        for p in 0..PARTITIONS as u16 {
+            parts.pulled(&other, &[p]);
+            parts.pulled(&drainer, &[p]);
+        }
+        parts.on_table(&old, &new, 1, me, now);
+        let gained: Vec<u16> = (0..PARTITIONS as u16)
+            .filter(|p| old.owners(*p, 1) == [drainer] && new.owners(*p, 1) == [me])
+            .collect();
+        assert!(!gained.is_empty());
+        for &p in &gained {
+            assert_eq!(parts.state(p), Syncing);
+            assert_eq!(parts.pending(p), {
+                let mut v = vec![other, drainer];
+                v.sort();
+                v
+            });
+        }
+        // The drainer's side: what it owned is pending until the new owner pulled it all.
+        let mut mine = Partitions::new(&old, 1, drainer, true, now);
+        let after = Table::new(2, vec![me, other]);
+        mine.on_table(&old, &after, 1, drainer, now);
+        let p = gained[0];
+        assert!(mine.handoff_pending(p, &old, &after, 1));
+        mine.pulled_all(other, &[p]);
+        assert!(
+            mine.handoff_pending(p, &old, &after, 1),
+            "not its new owner"
+        );
+        mine.pulled_all(me, &[p]);
+        assert!(!mine.handoff_pending(p, &old, &after, 1));
+        // A partition whose owners already held it (no new owner) has nothing to hand off.
+        let held = (0..PARTITIONS as u16)
+            .find(|q| old.owners(*q, 1) == [me] && after.owners(*q, 1) == [me])
+            .unwrap();
+        assert!(!mine.handoff_pending(held, &old, &after, 1));
+    }
 }
