@@ -1169,4 +1169,33 @@ mod tests {
         assert_eq!(a.identity().generation, generation);
         assert_eq!(a.rejoins(), 1);
     }
+
+    #[test]
+    fn a_role_change_renews_the_identity_and_peers_learn_it() {
+        let t0 = Instant::now();
+        let (mut a, mut b) = (engine(1, &[], t0), engine(2, &[], t0));
+        meet(&mut a, &mut b, t0);
+        let old = a.identity().clone();
+        let net = Net {
+            conns: [a.id(), b.id()].into_iter().collect(),
+            ..Net::default()
+        };
+        a.set_role(crate::peer::Role::Client, t0 + S, &net);
+        assert_eq!(a.identity().generation, old.generation + 1);
+        assert_eq!(a.identity().role, crate::peer::Role::Client);
+        let to_b = a.take_outputs();
+        deliver(&a, &mut b, &to_b, t0 + S);
+        assert!(
+            b.states().iter().any(|m| m.id().id == a.id()
+                && m.id().role == crate::peer::Role::Client
+                && m.state() != State::Down),
+            "{:?}",
+            b.states()
+        );
+        // A later renewal (a rejoin) keeps the role; setting it again changes nothing.
+        let renewed = foca::Identity::renew(a.identity()).expect("renewable");
+        assert_eq!(renewed.role, crate::peer::Role::Client);
+        a.set_role(crate::peer::Role::Client, t0 + S, &net);
+        assert_eq!(a.identity().generation, old.generation + 1);
+    }
 }
