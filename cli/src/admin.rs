@@ -200,6 +200,8 @@ impl Server {
                     .collect();
                 (json!({"self": node.id().to_string(), "peers": peers}), none)
             }
+            "drain" => (drain_json(node.drain().await?), none),
+            "drain_status" => (drain_json(node.drain_status()), none),
             "leader" => {
                 let id = node.leader();
                 let name = if id == node.id() {
@@ -397,6 +399,12 @@ fn failure(e: &anyhow::Error) -> Bytes {
         &json!({"ok": false, "kind": kind, "error": format!("{e:#}")}),
         b"",
     )
+}
+
+/// A drain status as the admin protocol answers it.
+fn drain_json(s: memmesh::DrainStatus) -> Json {
+    json!({"draining": s.draining, "partitions": s.partitions, "files": s.files,
+           "done": s.done()})
 }
 
 /// The JSON form of a file's info.

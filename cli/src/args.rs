@@ -81,6 +81,15 @@ pub enum Command {
     Peers(Target),
     /// The cluster's leader, as the daemon sees it.
     Leader(Target),
+    /// Drain the daemon: it keeps serving reads but stops being a placement target and
+    /// hands its cache partitions and files off; waits until it may be stopped.
+    Drain {
+        #[command(flatten)]
+        target: Target,
+        /// Start draining and print the status without waiting.
+        #[arg(long)]
+        no_wait: bool,
+    },
     /// Store a block (a file, or `-` for stdin) in RAM on the mesh; prints its id.
     Store {
         #[command(flatten)]

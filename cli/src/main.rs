@@ -106,6 +106,9 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Peers(t) => commands::cluster::peers(&t, &settings(&common, None)?, out).await,
         Command::Leader(t) => commands::cluster::leader(&t, &settings(&common, None)?, out).await,
+        Command::Drain { target, no_wait } => {
+            commands::drain::drain(&target, &settings(&common, None)?, no_wait, out).await
+        }
         Command::Store {
             target,
             placement,

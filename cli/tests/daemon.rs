@@ -555,3 +555,53 @@ async fn fetch_a_block_and_listen_on_a_channel() {
     drop(d);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn drain_hands_the_daemons_files_off_then_it_may_be_killed() {
+    let root = temp_dir("drain");
+    let a = daemon("alice", &root.join("a"), None);
+    let b = daemon("bob", &root.join("b"), Some(&a.addr));
+    wait_members(&a, 1);
+    wait_members(&b, 1);
+    // A file with one copy, on bob only.
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let src = root.join("one.bin");
+    std::fs::write(&src, &data).unwrap();
+    let put = json(
+        &b,
+        &["files", "put", src.to_str().unwrap(), "--replicas", "1"],
+    );
+    let fid = put["id"].as_str().unwrap().to_string();
+    let before = json(&b, &["drain", "--no-wait"]);
+    assert_eq!(before["draining"], true, "{before}");
+    // Waits until nothing is left to hand off.
+    let done = json(&b, &["drain"]);
+    assert_eq!(done["done"], true, "{done}");
+    assert_eq!(done["files"], 0, "{done}");
+    assert_eq!(done["partitions"], 0, "{done}");
+    // Alice sees bob as a client now.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = json(&a, &["peers"]);
+        let bob = v["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "bob")
+            .cloned();
+        if bob.as_ref().is_some_and(|p| p["role"] == "client") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "bob is not a client on alice: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(b); // SIGKILL
+    let dst = root.join("back.bin");
+    ok(&a, &["files", "get", &fid, "-o", dst.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&dst).unwrap(), data);
+    drop(a);
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -52,6 +52,6 @@ pub use error::{Classify, Error, ErrorKind, Result};
 pub use files::{FileId, FileInfo, Files, FilesStats, PutOptions};
 pub use identity::{Keypair, NodeId};
 pub use membership::{Event, Events};
-pub use node::{Node, NodeBuilder, NodeConfig};
+pub use node::{DrainStatus, Node, NodeBuilder, NodeConfig};
 pub use peer::{PeerInfo, PeerState, Role};
 pub use transport::{CongestionControl, TransportTuning};

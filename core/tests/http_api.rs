@@ -345,3 +345,80 @@ async fn the_live_feed_sends_events_and_ends_at_shutdown() {
     .await;
     assert!(ended.is_ok(), "the feed did not end at shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_drains_over_http() {
+    let a = http_node("a", None).await;
+    let addr = a.http_addr().unwrap();
+    assert_eq!(get(addr, "/health").await.json()["draining"], false);
+    let before = get(addr, "/node/drain").await;
+    assert_eq!(before.status, 200, "{}", before.body);
+    assert_eq!(before.json()["draining"], false);
+    assert_eq!(before.json()["done"], false);
+    let started = request(addr, "POST", "/node/drain", "", b"").await;
+    assert_eq!(started.status, 202, "{}", started.body);
+    assert_eq!(started.json()["draining"], true);
+    // Alone with nothing stored, there is nothing to hand off.
+    let mut done = false;
+    for _ in 0..200 {
+        let s = get(addr, "/node/drain").await.json();
+        assert_eq!(s["draining"], true);
+        if s["done"] == true {
+            assert_eq!(s["partitions"], 0);
+            assert_eq!(s["files"], 0);
+            done = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(done, "the drain of an empty node did not finish");
+    assert_eq!(get(addr, "/health").await.json()["draining"], true);
+    assert!(a.drain_status().done());
+    a.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_feed_tells_document_changes() {
+    let data = dir("docfeed");
+    let a = http_node("a", Some(&data)).await;
+    let addr = a.http_addr().unwrap();
+    let docs = a.docs().unwrap();
+    let id = docs.create(Reach::Private).await.unwrap();
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET /events HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Wait for the hello: the feed is open before the change.
+    let opened = tokio::time::timeout(Duration::from_secs(10), async {
+        while !String::from_utf8_lossy(&seen).contains("\"type\":\"hello\"") {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the feed ended early");
+            seen.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    assert!(opened.is_ok(), "{}", String::from_utf8_lossy(&seen));
+    let doc = docs.open(id).await.unwrap();
+    doc.put("title", "drained").await.unwrap();
+    let heads = doc.heads().unwrap();
+    let wanted = format!("\"id\":\"{id}\"");
+    let got = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let text = String::from_utf8_lossy(&seen).to_string();
+            if text.lines().any(|l| {
+                l.contains("\"type\":\"doc\"") && l.contains(&wanted) && l.contains(&heads[0])
+            }) {
+                return;
+            }
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the feed ended early");
+            seen.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    assert!(got.is_ok(), "{}", String::from_utf8_lossy(&seen));
+    a.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -5,5 +5,6 @@ pub mod cache;
 pub mod channels;
 pub mod cluster;
 pub mod docs;
+pub mod drain;
 pub mod files;
 pub mod transfer;

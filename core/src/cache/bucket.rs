@@ -137,6 +137,30 @@ impl Bucket {
         self.sync().served(partitions, now);
     }
 
+    /// Records that the member `by` pulled everything this node holds of `partitions`.
+    pub fn pulled_all(&self, by: NodeId, partitions: &[u16]) {
+        self.sync().pulled_all(by, partitions);
+    }
+
+    /// How many partitions holding entries here are still to be handed off, placed by
+    /// `before` when draining began (see [`Partitions::handoff_pending`]).
+    pub fn handoff_left(&self, before: &Table, now_ms: u64) -> usize {
+        let counts = self.store().counts(now_ms);
+        let placed = self
+            .placed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let sync = self.sync();
+        counts
+            .iter()
+            .enumerate()
+            .filter(|(p, c)| {
+                **c > 0 && sync.handoff_pending(*p as u16, before, &placed, self.options.replicas)
+            })
+            .count()
+    }
+
     /// Drops the data of partitions not owned for at least `after` (and not pulled from
     /// here for as long). Returns how many entries were dropped.
     pub fn drop_stale(&self, now: Instant, after: std::time::Duration) -> usize {

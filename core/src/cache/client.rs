@@ -541,7 +541,7 @@ async fn rmw(
     let mut retry = Retry::new(Instant::now(), shared.config.request_timeout);
     loop {
         let Some(&primary) = owners_now(shared, b, p).first() else {
-            if shared.config.role.holds_data() {
+            if shared.holds_data() {
                 return Err(CacheError::EmptyTable.into());
             }
             // A client owns nothing: without a member yet there is nobody to ask.

@@ -124,13 +124,30 @@ pub(crate) fn follow_membership(shared: &Arc<CacheService>) {
         .filter(|(id, s)| *s != PeerState::Down && !clients.contains(id))
         .map(|(id, _)| id)
         .collect();
-    if shared.config.role.holds_data() {
+    if shared.holds_data() {
         members.push(shared.id);
     }
     members.sort();
     members.dedup();
     let current = shared.cache.table();
-    if members == current.members && rejoins == current.rejoins {
+    // Members that became clients while live are draining (ADR 0025): their data is
+    // pulled from them as long as they are up.
+    let mut handing_off: Vec<NodeId> = m
+        .states()
+        .into_iter()
+        .filter(|(id, s)| {
+            *s != PeerState::Down
+                && clients.contains(id)
+                && (current.contains(id) || current.handing_off.contains(id))
+        })
+        .map(|(id, _)| id)
+        .collect();
+    handing_off.sort();
+    handing_off.dedup();
+    if members == current.members
+        && rejoins == current.rejoins
+        && handing_off == current.handing_off
+    {
         return;
     }
     let old: BTreeSet<NodeId> = current.members.iter().copied().collect();
@@ -145,9 +162,11 @@ pub(crate) fn follow_membership(shared: &Arc<CacheService>) {
         rejoined = rejoins != current.rejoins,
         "cache routing table changed"
     );
-    shared
-        .cache
-        .set_table(Table::new(current.epoch + 1, members).after_rejoins(rejoins));
+    shared.cache.set_table(
+        Table::new(current.epoch + 1, members)
+            .after_rejoins(rejoins)
+            .with_handing_off(handing_off),
+    );
     for peer in newcomers {
         let shared = shared.clone();
         tokio::spawn(async move { learn_buckets(&shared, peer).await });

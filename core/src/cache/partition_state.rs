@@ -90,6 +90,8 @@ pub struct Partitions {
     pending: Vec<BTreeSet<NodeId>>,
     not_owned_since: Vec<Option<Instant>>,
     last_served: Vec<Option<Instant>>,
+    /// The members that pulled everything this node holds of each partition.
+    pulled_by: Vec<BTreeSet<NodeId>>,
 }
 
 impl Partitions {
@@ -120,6 +122,7 @@ impl Partitions {
             pending,
             not_owned_since,
             last_served: vec![None; PARTITIONS],
+            pulled_by: vec![BTreeSet::new(); PARTITIONS],
         }
     }
 
@@ -170,6 +173,13 @@ impl Partitions {
             .filter(|m| *m != me && (rejoined || !old.contains(m)))
             .collect();
         let others: BTreeSet<NodeId> = new.members.iter().copied().filter(|m| *m != me).collect();
+        // Draining nodes that were members of `old` still hold what they owned there.
+        let leaving: Vec<NodeId> = new
+            .handing_off
+            .iter()
+            .copied()
+            .filter(|m| *m != me && old.contains(m))
+            .collect();
         for p in 0..PARTITIONS as u16 {
             let i = p as usize;
             let owner = new.owners(p, replicas).contains(&me);
@@ -180,9 +190,18 @@ impl Partitions {
             if owner {
                 self.not_owned_since[i] = None;
             }
+            let mut sources = others.clone();
+            if owner && state == PartitionState::NotOwned {
+                sources.extend(
+                    leaving
+                        .iter()
+                        .filter(|m| old.owners(p, replicas).contains(m))
+                        .copied(),
+                );
+            }
             self.states[i] =
-                state.on_table(owner, &mut self.pending[i], &newcomers, &others, |m| {
-                    new.contains(m)
+                state.on_table(owner, &mut self.pending[i], &newcomers, &sources, |m| {
+                    new.contains(m) || new.handing_off.contains(m)
                 });
         }
     }
@@ -205,6 +224,34 @@ impl Partitions {
                 *s = Some(now);
             }
         }
+    }
+
+    /// Records that `by` pulled everything this node holds of `partitions`.
+    pub fn pulled_all(&mut self, by: NodeId, partitions: &[u16]) {
+        for &p in partitions {
+            if let Some(s) = self.pulled_by.get_mut(p as usize) {
+                s.insert(by);
+            }
+        }
+    }
+
+    /// Whether partition `p`'s data here is still to be handed off: it is owned here, or
+    /// one of its owners in `now` that did not own it in `before` has not pulled it all
+    /// from here yet (ADR 0025).
+    pub fn handoff_pending(&self, p: u16, before: &Table, now: &Table, replicas: u32) -> bool {
+        let i = p as usize;
+        if self
+            .states
+            .get(i)
+            .is_none_or(|s| *s != PartitionState::NotOwned)
+        {
+            return self.states.get(i).is_some();
+        }
+        let had = before.owners(p, replicas);
+        now.owners(p, replicas)
+            .iter()
+            .filter(|o| !had.contains(o))
+            .any(|o| !self.pulled_by[i].contains(o))
     }
 
     /// Which partitions' data may be dropped at `now`: not owned for at least `after`,
@@ -395,5 +442,51 @@ mod tests {
                 assert_eq!(parts.state(p), NotOwned);
             }
         }
+    }
+
+    #[test]
+    fn a_partition_gained_from_a_draining_node_is_pulled_from_it() {
+        let n = ids(3);
+        let (me, other, drainer) = (n[0], n[1], n[2]);
+        let now = Instant::now();
+        let old = Table::new(1, n.clone());
+        // The drainer became a client: out of the table, but handing its data off.
+        let new = Table::new(2, vec![me, other]).with_handing_off(vec![drainer]);
+        let mut parts = Partitions::new(&old, 1, me, false, now);
+        for p in 0..PARTITIONS as u16 {
+            parts.pulled(&other, &[p]);
+            parts.pulled(&drainer, &[p]);
+        }
+        parts.on_table(&old, &new, 1, me, now);
+        let gained: Vec<u16> = (0..PARTITIONS as u16)
+            .filter(|p| old.owners(*p, 1) == [drainer] && new.owners(*p, 1) == [me])
+            .collect();
+        assert!(!gained.is_empty());
+        for &p in &gained {
+            assert_eq!(parts.state(p), Syncing);
+            assert_eq!(parts.pending(p), {
+                let mut v = vec![other, drainer];
+                v.sort();
+                v
+            });
+        }
+        // The drainer's side: what it owned is pending until the new owner pulled it all.
+        let mut mine = Partitions::new(&old, 1, drainer, true, now);
+        let after = Table::new(2, vec![me, other]);
+        mine.on_table(&old, &after, 1, drainer, now);
+        let p = gained[0];
+        assert!(mine.handoff_pending(p, &old, &after, 1));
+        mine.pulled_all(other, &[p]);
+        assert!(
+            mine.handoff_pending(p, &old, &after, 1),
+            "not its new owner"
+        );
+        mine.pulled_all(me, &[p]);
+        assert!(!mine.handoff_pending(p, &old, &after, 1));
+        // A partition whose owners already held it (no new owner) has nothing to hand off.
+        let held = (0..PARTITIONS as u16)
+            .find(|q| old.owners(*q, 1) == [me] && after.owners(*q, 1) == [me])
+            .unwrap();
+        assert!(!mine.handoff_pending(held, &old, &after, 1));
     }
 }

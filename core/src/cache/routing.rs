@@ -18,6 +18,10 @@ pub struct Table {
     /// the table was made (see `Membership::rejoins`): a change means every replica here
     /// may be stale.
     pub rejoins: u64,
+    /// Live nodes that were members and are draining (ADR 0025): they own nothing any
+    /// more but still hold their data, so the partitions they owned are pulled from
+    /// them too. Not part of the digest. Sorted.
+    pub handing_off: Vec<NodeId>,
     ranks: Vec<Vec<NodeId>>,
 }
 
@@ -38,6 +42,7 @@ impl Table {
             members,
             digest: u64::from_le_bytes(digest),
             rejoins: 0,
+            handing_off: Vec::new(),
             ranks,
         }
     }
@@ -45,6 +50,15 @@ impl Table {
     /// The same table, made after this node's `rejoins`-th rejoin.
     pub fn after_rejoins(mut self, rejoins: u64) -> Self {
         self.rejoins = rejoins;
+        self
+    }
+
+    /// The same table, with `nodes` handing their data off (see [`Table::handing_off`]).
+    pub fn with_handing_off(mut self, mut nodes: Vec<NodeId>) -> Self {
+        nodes.sort();
+        nodes.dedup();
+        nodes.retain(|n| !self.contains(n));
+        self.handing_off = nodes;
         self
     }
 

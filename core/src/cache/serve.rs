@@ -153,6 +153,9 @@ pub(crate) async fn respond(
             // still be here then.
             if shared.cache.table().contains(&from) {
                 b.served(&partitions, Instant::now());
+                if next.is_none() && agrees {
+                    b.pulled_all(from, &partitions);
+                }
             }
             Ok(Response::Page {
                 entries: entries.iter().map(WireEntry::from).collect(),

@@ -83,6 +83,8 @@ pub struct DocsService {
     dirty: Mutex<HashSet<DocId>>,
     wake: tokio::sync::Notify,
     serving: Arc<Slots<NodeId>>,
+    /// Every document change, local or from a peer (the HTTP live feed follows it).
+    changes: tokio::sync::broadcast::Sender<DocId>,
 }
 
 impl std::fmt::Debug for DocsService {
@@ -111,6 +113,7 @@ impl DocsService {
             dirty: Mutex::new(HashSet::new()),
             wake: tokio::sync::Notify::new(),
             serving: Slots::new("document syncs", MAX_SERVING_PER_PEER, MAX_SERVING),
+            changes: tokio::sync::broadcast::channel(256).0,
         });
         if svc.opener.is_some() {
             svc.node.runtime.handle().spawn(run(svc.clone()));
@@ -180,6 +183,12 @@ impl DocsService {
     pub(crate) fn mark(&self, id: DocId) {
         lock(&self.dirty).insert(id);
         self.wake.notify_one();
+        let _ = self.changes.send(id);
+    }
+
+    /// The ids of documents that change from now on (locally or from a peer).
+    pub(crate) fn subscribe_changes(&self) -> tokio::sync::broadcast::Receiver<DocId> {
+        self.changes.subscribe()
     }
 
     /// The largest sync message sent or accepted.

@@ -103,7 +103,7 @@ impl FilesService {
     /// How many of a file's replicas this node's own copy counts for: one on a member,
     /// none on a client, whose replicas are all on members (ADR 0024).
     fn own_copy(&self) -> usize {
-        usize::from(self.node.config.role.holds_data())
+        usize::from(self.node.holds_data())
     }
 
     fn is_live_member(&self, peer: &NodeId) -> bool {
@@ -166,7 +166,7 @@ impl FilesService {
                 if !self.is_live_member(&from) {
                     return Err(FilesError::NotMember { peer: from.short() }.into());
                 }
-                if !self.node.config.role.holds_data() {
+                if !self.node.holds_data() {
                     // A client holds no replicas for others (ADR 0024).
                     return Err(FilesError::ClientHoldsNothing.into());
                 }
@@ -514,6 +514,106 @@ impl FilesService {
                 Err(e) => debug!(id = %id, error = %e, "files: restoring replicas"),
             }
         }
+    }
+
+    /// How many more copies of a file held by `holders` (this node among them) must be
+    /// placed on members so that this node's copy is no longer needed: the copies held
+    /// here or on live nodes, less those on live members other than this node (ADR 0025).
+    fn copies_to_move(&self, holders: &[NodeId], live: &BTreeSet<NodeId>) -> usize {
+        let me = self.me();
+        let set: BTreeSet<NodeId> = holders.iter().copied().chain(std::iter::once(me)).collect();
+        let wanted = set
+            .iter()
+            .filter(|h| {
+                **h == me || matches!(self.node.members.state(h), Some(s) if s != PeerState::Down)
+            })
+            .count();
+        let have = set.iter().filter(|h| live.contains(h)).count();
+        wanted.saturating_sub(have)
+    }
+
+    /// Every file stored here with its recorded holders.
+    async fn stored(&self, store: &Arc<Store>) -> Result<Vec<super::FileInfo>> {
+        let mut out = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = store.clone().list(cursor, super::MAX_PAGE).await?;
+            out.extend(page.files);
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// How many files stored here still need a copy on another member before this
+    /// (draining) node can stop (ADR 0025). Without a data dir, none.
+    pub(crate) async fn handoff_left(&self) -> Result<usize> {
+        let Ok(store) = self.files.store() else {
+            return Ok(0);
+        };
+        let live: BTreeSet<NodeId> = self.live_members().into_iter().collect();
+        Ok(self
+            .stored(&store)
+            .await?
+            .iter()
+            .filter(|f| self.copies_to_move(&f.holders, &live) > 0)
+            .count())
+    }
+
+    /// Hands off the files stored here (draining, ADR 0025): each one whose copy here is
+    /// needed gets a copy placed on another member, as a restore places it, and every
+    /// holder learns the new set. Returns how many are still to move.
+    pub(crate) async fn hand_off(self: Arc<Self>) -> Result<usize> {
+        let Ok(store) = self.files.store() else {
+            return Ok(0);
+        };
+        let me = self.me();
+        let mut left = 0;
+        for file in self.stored(&store).await? {
+            if self.node.is_closed() {
+                return Err(Error::closed());
+            }
+            let live: BTreeSet<NodeId> = self.live_members().into_iter().collect();
+            let need = self.copies_to_move(&file.holders, &live);
+            if need == 0 {
+                continue;
+            }
+            let what = Hold {
+                id: file.id,
+                size: file.size,
+                name: file.name.clone(),
+                content_type: file.content_type.clone(),
+            };
+            let mut exclude = file.holders.clone();
+            exclude.push(me);
+            let told: Vec<NodeId> = file
+                .holders
+                .iter()
+                .copied()
+                .filter(|h| live.contains(h))
+                .collect();
+            match self.place(&store, &what, need, &exclude, &told).await {
+                Ok((added, last)) => {
+                    if added.len() < need {
+                        left += 1;
+                        debug!(id = %file.id, moved = added.len(), need, last = ?last.map(|e| e.to_string()), "files: handing off, not placed yet");
+                    } else {
+                        info!(id = %file.id, "files: handed off");
+                    }
+                    if !added.is_empty() {
+                        let mut all = told;
+                        all.extend(added);
+                        self.tell_holders(&what, &all).await;
+                    }
+                }
+                Err(e) => {
+                    left += 1;
+                    debug!(id = %file.id, error = %e, "files: handing off");
+                }
+            }
+        }
+        Ok(left)
     }
 
     /// The live members holding `id`, recorded holders first, with its size; `Gone`

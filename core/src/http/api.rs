@@ -29,6 +29,8 @@ pub(crate) struct Sources {
     pub docs: Arc<DocsService>,
     /// The files store.
     pub files: Files,
+    /// Draining the node (ADR 0025).
+    pub drain: Arc<crate::node::drain::DrainService>,
 }
 
 /// The state every route shares.

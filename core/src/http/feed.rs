@@ -1,5 +1,5 @@
-//! The live feed (`GET /events`, Server-Sent Events): membership changes, transfers and a
-//! stats tick every second, as JSON objects with a `type`. A feed ends when the node
+//! The live feed (`GET /events`, Server-Sent Events): membership changes, transfers,
+//! document changes and a stats tick every second, as JSON objects with a `type`. A feed ends when the node
 //! shuts down; a reader that falls behind gets a `lagged` event and skips ahead.
 
 use std::convert::Infallible;
@@ -114,6 +114,35 @@ pub(crate) async fn relay_transfers(
             t["type"] = json!("transfer");
             api.publish(t);
         }
+    }
+}
+
+/// Publishes a `doc` event (its id and new heads) for every document change, local or
+/// from a peer, until the node shuts down.
+pub(crate) async fn relay_docs(api: Arc<Api>, cancel: CancellationToken) {
+    let mut rx = api.src.docs.subscribe_changes();
+    let docs = crate::docs::Docs::new(api.src.docs.clone(), Arc::new(()));
+    loop {
+        let id = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = rx.recv() => match r {
+                Ok(id) => id,
+                Err(RecvError::Lagged(missed)) => {
+                    api.publish(json!({"type": "lagged", "missed": missed}));
+                    continue;
+                }
+                Err(RecvError::Closed) => return,
+            },
+        };
+        if api.feed.receiver_count() == 0 {
+            continue;
+        }
+        // A deleted document has no heads any more.
+        let heads = match docs.open(id).await {
+            Ok(doc) => doc.heads().unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        api.publish(json!({"type": "doc", "id": id.to_string(), "heads": heads}));
     }
 }
 

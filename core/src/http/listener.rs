@@ -68,6 +68,7 @@ pub(crate) fn start(
     handle.spawn(feed::relay_members(api.clone(), cancel.clone()));
     handle.spawn(feed::relay_transfers(api.clone(), progress, cancel.clone()));
     handle.spawn(feed::tick(api.clone(), cancel.clone()));
+    handle.spawn(feed::relay_docs(api.clone(), cancel.clone()));
     let app = routes::router(api);
     let stop = cancel.clone();
     handle.spawn(async move {

@@ -75,6 +75,7 @@ pub(crate) fn router(api: Arc<Api>) -> Router {
         .route("/metrics", get(metrics))
         .route("/events", get(feed::events))
         .route("/docs/{id}/sync", post(force_sync))
+        .route("/node/drain", get(drain_status).post(drain))
         .fallback(not_found)
         .method_not_allowed_fallback(not_allowed)
         .layer(middleware::from_fn_with_state(api.clone(), guard))
@@ -149,6 +150,7 @@ async fn health(State(api): State<Arc<Api>>) -> Json<Value> {
         "name": api.shared.hello.name,
         "addr": api.shared.local_addr.to_string(),
         "uptime_secs": api.started.elapsed().as_secs(),
+        "draining": api.src.drain.status().draining,
     }))
 }
 
@@ -236,6 +238,29 @@ async fn force_sync(
             Json(json!({"id": id.to_string(), "queued": true})),
         )
             .into_response(),
+        Err(e) => ApiError(e).into_response(),
+    }
+}
+
+/// A drain status as the API answers it.
+fn drain_json(s: crate::node::DrainStatus) -> Value {
+    json!({
+        "draining": s.draining,
+        "partitions": s.partitions,
+        "files": s.files,
+        "done": s.done(),
+    })
+}
+
+async fn drain_status(State(api): State<Arc<Api>>) -> Json<Value> {
+    Json(drain_json(api.src.drain.status()))
+}
+
+/// Starts draining the node (ADR 0025): 202 with the status; poll `GET /node/drain`
+/// until `done`.
+async fn drain(State(api): State<Arc<Api>>) -> Response {
+    match api.src.drain.start().await {
+        Ok(status) => (StatusCode::ACCEPTED, Json(drain_json(status))).into_response(),
         Err(e) => ApiError(e).into_response(),
     }
 }

@@ -49,6 +49,8 @@ pub(crate) enum Input {
         theirs: Vec<Member<MemberId>>,
     },
     Leave(oneshot::Sender<()>),
+    /// Advertise another role from now on (draining), then answer.
+    SetRole(crate::peer::Role, oneshot::Sender<()>),
 }
 
 impl std::fmt::Debug for Input {
@@ -212,6 +214,10 @@ impl Actor {
             }
             Input::SyncReply { from, theirs } => self.engine.sync_reply(from, theirs, now, &peers),
             Input::Leave(_) => {}
+            Input::SetRole(role, done) => {
+                self.engine.set_role(role, now, &peers);
+                let _ = done.send(());
+            }
         }
     }
 

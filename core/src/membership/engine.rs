@@ -440,6 +440,24 @@ impl<V: ViewCell> Engine<V> {
         self.finish(Ok(()), now, peers);
     }
 
+    /// Changes this node's advertised role at runtime (draining: a member becomes a
+    /// client, ADR 0025): a renewed identity (`generation + 1`, so it wins over the old
+    /// one everywhere) with `role`, announced like a rejoin. A later rejoin renews this
+    /// identity and so keeps the role. Nothing happens when the role is already `role`.
+    pub fn set_role(&mut self, role: crate::peer::Role, now: Instant, peers: &impl Peers) {
+        if self.left || self.foca.identity().role == role {
+            return;
+        }
+        let renewed = MemberId {
+            generation: self.foca.identity().generation.wrapping_add(1),
+            ..self.foca.identity().clone()
+        }
+        .with_role(role);
+        self.view.with(|v| v.set_own_role(role));
+        let r = self.foca.change_identity(renewed, &mut self.rt);
+        self.finish(r, now, peers);
+    }
+
     fn finish(&mut self, r: Result<(), foca::Error>, now: Instant, peers: &impl Peers) {
         if let Err(e) = r {
             // Bad packets from peers end up here: log and carry on.
@@ -1150,5 +1168,34 @@ mod tests {
         );
         assert_eq!(a.identity().generation, generation);
         assert_eq!(a.rejoins(), 1);
+    }
+
+    #[test]
+    fn a_role_change_renews_the_identity_and_peers_learn_it() {
+        let t0 = Instant::now();
+        let (mut a, mut b) = (engine(1, &[], t0), engine(2, &[], t0));
+        meet(&mut a, &mut b, t0);
+        let old = a.identity().clone();
+        let net = Net {
+            conns: [a.id(), b.id()].into_iter().collect(),
+            ..Net::default()
+        };
+        a.set_role(crate::peer::Role::Client, t0 + S, &net);
+        assert_eq!(a.identity().generation, old.generation + 1);
+        assert_eq!(a.identity().role, crate::peer::Role::Client);
+        let to_b = a.take_outputs();
+        deliver(&a, &mut b, &to_b, t0 + S);
+        assert!(
+            b.states().iter().any(|m| m.id().id == a.id()
+                && m.id().role == crate::peer::Role::Client
+                && m.state() != State::Down),
+            "{:?}",
+            b.states()
+        );
+        // A later renewal (a rejoin) keeps the role; setting it again changes nothing.
+        let renewed = foca::Identity::renew(a.identity()).expect("renewable");
+        assert_eq!(renewed.role, crate::peer::Role::Client);
+        a.set_role(crate::peer::Role::Client, t0 + S, &net);
+        assert_eq!(a.identity().generation, old.generation + 1);
     }
 }

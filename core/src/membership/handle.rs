@@ -150,6 +150,17 @@ impl Membership {
         }
     }
 
+    /// Advertises `role` from now on under a renewed identity (see
+    /// [`Engine::set_role`](crate::membership::engine::Engine::set_role)), and waits
+    /// until the actor took it.
+    pub(crate) async fn set_role(&self, role: crate::peer::Role) -> Result<()> {
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send(Input::SetRole(role, done))
+            .map_err(|_| Error::closed())?;
+        rx.await.map_err(|_| Error::closed())
+    }
+
     /// A new subscription to membership events.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()

@@ -96,6 +96,15 @@ impl View {
         self.elect();
     }
 
+    /// This node's own role, as last set by [`View::set_own_role`].
+    pub fn own_role(&self) -> crate::peer::Role {
+        if self.me_leads {
+            crate::peer::Role::Member
+        } else {
+            crate::peer::Role::Client
+        }
+    }
+
     /// The current leader.
     pub fn leader(&self) -> NodeId {
         self.leader

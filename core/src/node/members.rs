@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use tokio::sync::watch;
@@ -40,6 +41,8 @@ pub trait Liveness: Send + Sync + 'static {
 pub struct Members {
     source: OnceLock<Arc<dyn Liveness>>,
     changed: watch::Sender<u64>,
+    /// This node is draining (ADR 0025): it holds data for no one from now on.
+    draining: AtomicBool,
 }
 
 impl std::fmt::Debug for Members {
@@ -56,6 +59,7 @@ impl Default for Members {
         Self {
             source: OnceLock::new(),
             changed: watch::Sender::new(0),
+            draining: AtomicBool::new(false),
         }
     }
 }
@@ -125,6 +129,16 @@ impl Members {
         if let Some(view) = self.get() {
             view.closed(id, graceful);
         }
+    }
+
+    /// Marks this node as draining (for good: a drained node is stopped, not undrained).
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// Whether this node is draining ([`Members::set_draining`]).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
     }
 
     /// Wakes the services following membership (a rejoin: what they hold may be stale).

@@ -5,6 +5,7 @@ pub(crate) mod call;
 pub mod config;
 pub(crate) mod connect;
 pub(crate) mod docs_key;
+pub(crate) mod drain;
 pub(crate) mod goodbye;
 pub(crate) mod guard;
 pub(crate) mod known;
@@ -42,6 +43,7 @@ use crate::transport::endpoint::make_endpoint;
 use crate::transport::handshake::{HandshakeError, LocalHello};
 use config::ConfigError;
 pub use config::{NodeBuilder, NodeConfig};
+pub use drain::DrainStatus;
 use guard::{begin_shutdown, clear_tables, Guard};
 use runtime::{NodeRuntime, TaskPanicked};
 use shared::Shared;
@@ -75,6 +77,8 @@ struct Parts {
     redis: Option<Arc<crate::resp::listener::RedisListener>>,
     /// The HTTP management listener, when `http_listen` is set (ADR 0025).
     http: Option<Arc<crate::http::listener::HttpListener>>,
+    /// Draining the node (ADR 0025).
+    drain: Arc<drain::DrainService>,
 }
 
 impl std::fmt::Debug for Node {
@@ -200,6 +204,7 @@ impl Node {
                 cache: parts.cache.clone(),
                 docs: parts.docs.clone(),
                 files: parts.files.clone(),
+                drain: parts.drain.clone(),
             };
             parts.http = Some(crate::http::listener::start(
                 &shared,
@@ -338,6 +343,26 @@ impl Node {
         }
         let m = &self.parts.membership;
         Ok(Events::new(m.subscribe(), self.shared.cancel.clone()))
+    }
+
+    /// Drains this node (ADR 0025): it stays up and keeps serving reads, but from now on
+    /// advertises the client role, so it owns no cache partitions and takes no new file
+    /// holds, and hands its data off: the partitions' new owners pull them from it, and
+    /// every file stored here gets a copy on another member. Wait for
+    /// [`Node::drain_status`] to be [`done`](DrainStatus::done) before stopping it.
+    /// Draining is for good; calling it again only reports.
+    pub async fn drain(&self) -> Result<DrainStatus> {
+        if self.shared.is_closed() {
+            return Err(Error::closed());
+        }
+        let drain = self.parts.drain.clone();
+        self.shared.run(async move { drain.start().await }).await
+    }
+
+    /// Where this node's drain stands: whether it drains, the cache partitions and the
+    /// files still to hand off.
+    pub fn drain_status(&self) -> DrainStatus {
+        self.parts.drain.status()
     }
 
     /// The leader of the current membership view: the lowest NodeId among live members,
@@ -567,7 +592,7 @@ impl Parts {
         services.serve(Kind::Membership, membership.clone());
         services.serve(Kind::Blocks, blocks.clone());
         services.serve(Kind::Cache, cache.clone());
-        services.serve(Kind::Files, files_service);
+        services.serve(Kind::Files, files_service.clone());
         services.take_streams(Kind::Transfer, transfers.clone());
         services.take_streams(Kind::Fetch, transfers.clone());
         services.on_shutdown(channels.clone());
@@ -577,7 +602,14 @@ impl Parts {
         let docs = crate::docs::DocsService::new(shared.clone(), docs_key::opener(&shared.config));
         services.serve(Kind::Docs, docs.clone());
         services.on_shutdown(docs.clone());
+        let drain = drain::DrainService::new(
+            shared.clone(),
+            membership.clone(),
+            cache.clone(),
+            files_service,
+        );
         Parts {
+            drain,
             membership,
             channels,
             blocks,

@@ -126,6 +126,12 @@ impl Shared {
         self.runtime.run(fut)
     }
 
+    /// Whether this node holds data for others now: its configured role is
+    /// [`Role::Member`](crate::peer::Role::Member) and it is not draining (ADR 0024, 0025).
+    pub fn holds_data(&self) -> bool {
+        self.config.role.holds_data() && !self.members.is_draining()
+    }
+
     /// Whether shutdown has begun.
     pub fn is_closed(&self) -> bool {
         self.cancel.is_cancelled()
