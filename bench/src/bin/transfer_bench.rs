@@ -23,8 +23,8 @@ use memmesh_bench::machine;
 use memmesh_bench::transfer::netns::{self, ChildPlan, Namespaces};
 use memmesh_bench::transfer::receiver::{Receiver, ReceiverInfo};
 use memmesh_bench::transfer::report::{memory_table, throughput_table, Record, Results, TARGET};
-use memmesh_bench::transfer::sender::{self, prepare_source, Plan, Sender};
-use memmesh_bench::transfer::{parse_size, pattern, size_label, GIB, MIB};
+use memmesh_bench::transfer::sender::{self, prepare_source, Plan, Sender, ALL_CASES};
+use memmesh_bench::transfer::{parse_size, pattern, size_label, Case, System, GIB, MIB};
 
 /// Transfer benchmark: memmesh beside bare quinn (default and tuned settings, same TLS).
 #[derive(Debug, Parser)]
@@ -76,6 +76,8 @@ enum Command {
         source: PathBuf,
         #[arg(long, default_value_t = 2)]
         threads: usize,
+        #[arg(long)]
+        only: Option<String>,
     },
 }
 
@@ -117,6 +119,15 @@ struct MeasureArgs {
     /// Also write every record as JSON lines to this file (for `report`).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Measure only these cases (comma-separated: memmesh-memory, quinn-default, quinn,
+    /// quinn-blake3, memmesh-file) [default: all].
+    #[arg(long, value_name = "LIST")]
+    only: Option<String>,
+    /// Under `valgrind --tool=callgrind --instr-atstart=no` (loopback): instrument only the
+    /// measured calls (`callgrind_control --instr=on/off` around each), so that callgrind's
+    /// total is the instructions of the measured transfers. See bench/README.md.
+    #[arg(long)]
+    callgrind: bool,
 }
 
 /// The validated run settings.
@@ -130,6 +141,8 @@ struct Settings {
     dir: PathBuf,
     temporary_dir: bool,
     quick: bool,
+    cases: Vec<(System, Case)>,
+    callgrind: bool,
 }
 
 impl Settings {
@@ -192,6 +205,11 @@ impl Settings {
             dir,
             temporary_dir,
             quick: q,
+            cases: match &args.only {
+                Some(list) => sender::parse_cases(list)?,
+                None => ALL_CASES.to_vec(),
+            },
+            callgrind: args.callgrind,
         })
     }
 }
@@ -214,6 +232,7 @@ fn main() -> Result<()> {
             warmup,
             source,
             threads,
+            only,
         }) => {
             let info: ReceiverInfo =
                 serde_json::from_str(&receiver).context("parsing --receiver")?;
@@ -223,7 +242,11 @@ fn main() -> Result<()> {
                 repeats,
                 warmup,
             };
-            send(bind, &info, &plan, &source, threads)
+            let cases = match only {
+                Some(list) => sender::parse_cases(&list)?,
+                None => ALL_CASES.to_vec(),
+            };
+            send(bind, &info, &plan, &source, threads, cases)
         }
         None => {
             let settings = Settings::from_args(&cli.measure)?;
@@ -274,9 +297,10 @@ fn send(
     plan: &Plan,
     source: &Path,
     threads: usize,
+    cases: Vec<(System, Case)>,
 ) -> Result<()> {
     let data = pattern(usize::try_from(plan.size)?);
-    let sender = Sender::start(bind, info, threads, true)?;
+    let sender = Sender::start(bind, info, threads, true)?.only(cases);
     let print = |record: &Record| {
         if let Ok(line) = serde_json::to_string(record) {
             println!("{line}");
@@ -351,7 +375,9 @@ fn measure(settings: &Settings, out: Option<&Path>) -> Result<()> {
                 &receiver.info(),
                 settings.threads,
                 false,
-            )?;
+            )?
+            .only(settings.cases.clone())
+            .callgrind(settings.callgrind);
             let plan = Plan {
                 label: "loopback".into(),
                 size: settings.size,
@@ -395,6 +421,7 @@ fn measure(settings: &Settings, out: Option<&Path>) -> Result<()> {
                 threads: settings.threads,
                 source: &source,
                 inbox: &settings.dir.join("inbox-netns"),
+                only: &settings.cases,
             };
             for record in netns::run_pair(&ns, &exe, &plan, |_| {})? {
                 keep(record, &mut results)?;

@@ -19,6 +19,8 @@ use anyhow::{bail, ensure, Context, Result};
 
 use crate::transfer::receiver::ReceiverInfo;
 use crate::transfer::report::Record;
+use crate::transfer::sender::case_name;
+use crate::transfer::{Case, System};
 
 /// The sending side's address.
 pub const ADDR_A: &str = "10.201.0.1";
@@ -306,6 +308,8 @@ pub struct ChildPlan<'a> {
     pub source: &'a Path,
     /// The receiver's inbox directory.
     pub inbox: &'a Path,
+    /// The (system, case) pairs measured.
+    pub only: &'a [(System, Case)],
 }
 
 /// Runs the receiving side in `ns.b` and the sending side in `ns.a` (both as `exe`) and
@@ -361,6 +365,14 @@ pub fn run_pair(
                 "--source",
             ])
             .arg(plan.source)
+            .arg("--only")
+            .arg(
+                plan.only
+                    .iter()
+                    .map(|&(s, c)| case_name(s, c))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit()),

@@ -79,6 +79,7 @@ fn kernel_max_rss() -> u64 {
 pub struct Window {
     cpu: Option<Usage>,
     rss_before: u64,
+    faults_sys: (u64, Duration),
 }
 
 /// What a window measured, in a form that crosses process boundaries.
@@ -88,6 +89,28 @@ pub struct Sample {
     pub cpu_ns: u64,
     /// Resident memory around the window.
     pub rss: Rss,
+    /// Page faults (minor + major, all threads) during the window.
+    #[serde(default)]
+    pub faults: u64,
+    /// System (kernel) CPU time during the window, nanoseconds (included in `cpu_ns`).
+    #[serde(default)]
+    pub sys_ns: u64,
+}
+
+/// (page faults, system CPU time) of this process so far, from `getrusage`.
+fn faults_and_sys() -> (u64, Duration) {
+    let mut raw = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the rusage we point to; RUSAGE_SELF sums all threads.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, raw.as_mut_ptr()) };
+    if rc != 0 {
+        return (0, Duration::ZERO);
+    }
+    // SAFETY: getrusage succeeded, so the struct is initialised (and was zeroed).
+    let raw = unsafe { raw.assume_init() };
+    let faults = (raw.ru_minflt.max(0) as u64).saturating_add(raw.ru_majflt.max(0) as u64);
+    let sys = Duration::from_secs(raw.ru_stime.tv_sec.max(0) as u64)
+        + Duration::from_micros(raw.ru_stime.tv_usec.max(0) as u64);
+    (faults, sys)
 }
 
 impl Sample {
@@ -104,6 +127,7 @@ impl Window {
         Window {
             rss_before: rss(),
             cpu: Usage::now(),
+            faults_sys: faults_and_sys(),
         }
     }
 
@@ -114,7 +138,11 @@ impl Window {
             _ => Duration::ZERO,
         };
         let rss_after = rss();
+        let (faults, sys) = faults_and_sys();
         Sample {
+            faults: faults.saturating_sub(self.faults_sys.0),
+            sys_ns: u64::try_from(sys.saturating_sub(self.faults_sys.1).as_nanos())
+                .unwrap_or(u64::MAX),
             cpu_ns: u64::try_from(cpu.as_nanos()).unwrap_or(u64::MAX),
             rss: Rss {
                 before: self.rss_before,

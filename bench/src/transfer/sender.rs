@@ -50,6 +50,54 @@ pub struct Sender {
     quinn: QuinnSource,
     quinn_default: QuinnSource,
     remote: bool,
+    /// The (system, case) pairs measured, in this order ([`ALL_CASES`] unless
+    /// [`Sender::only`] narrowed them).
+    cases: Vec<(System, Case)>,
+    /// Run `callgrind_control --instr=on/off` around each measured call (see
+    /// [`Sender::callgrind`]).
+    callgrind: bool,
+}
+
+/// Every measured (system, case) pair, in the order of a repeat.
+pub const ALL_CASES: [(System, Case); 5] = [
+    (System::Memmesh, Case::Memory),
+    (System::QuinnDefault, Case::Memory),
+    (System::Quinn, Case::Memory),
+    (System::QuinnBlake3, Case::Memory),
+    (System::Memmesh, Case::File),
+];
+
+/// The name of a (system, case) pair for `--only`: `memmesh-memory`, `memmesh-file`,
+/// `quinn-default`, `quinn`, `quinn-blake3`.
+pub fn case_name(system: System, case: Case) -> &'static str {
+    match (system, case) {
+        (System::Memmesh, Case::Memory) => "memmesh-memory",
+        (System::Memmesh, Case::File) => "memmesh-file",
+        (System::QuinnDefault, _) => "quinn-default",
+        (System::Quinn, _) => "quinn",
+        (System::QuinnBlake3, _) => "quinn-blake3",
+    }
+}
+
+/// Parses a comma-separated `--only` list of [`case_name`]s (kept in the order of
+/// [`ALL_CASES`]).
+pub fn parse_cases(list: &str) -> Result<Vec<(System, Case)>> {
+    let names: Vec<&str> = list.split(',').map(str::trim).collect();
+    for name in &names {
+        ensure!(
+            ALL_CASES.iter().any(|&(s, c)| case_name(s, c) == *name),
+            "unknown case {name:?} in --only (known: {})",
+            ALL_CASES
+                .iter()
+                .map(|&(s, c)| case_name(s, c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(ALL_CASES
+        .into_iter()
+        .filter(|&(s, c)| names.contains(&case_name(s, c)))
+        .collect())
 }
 
 /// How long one measured call took and what both sides consumed meanwhile.
@@ -100,7 +148,41 @@ impl Sender {
             quinn,
             quinn_default,
             remote,
+            cases: ALL_CASES.to_vec(),
+            callgrind: false,
         })
+    }
+
+    /// Measures only `cases` (in that order) in each repeat.
+    pub fn only(mut self, cases: Vec<(System, Case)>) -> Self {
+        self.cases = cases;
+        self
+    }
+
+    /// Under `valgrind --tool=callgrind --instr-atstart=no`: switches instrumentation on
+    /// (`callgrind_control --instr=on <pid>`) just before each measured call and off just
+    /// after it, so that callgrind counts the instructions of the measured transfers only
+    /// (all threads of this process; on loopback both sides).
+    pub fn callgrind(mut self, on: bool) -> Self {
+        self.callgrind = on;
+        self
+    }
+
+    fn callgrind_instr(&self, state: &str) -> Result<()> {
+        if !self.callgrind {
+            return Ok(());
+        }
+        let status = std::process::Command::new("callgrind_control")
+            .arg(format!("--instr={state}"))
+            .arg(std::process::id().to_string())
+            .stdout(std::process::Stdio::null())
+            .status()
+            .context("running callgrind_control (is this process under callgrind?)")?;
+        ensure!(
+            status.success(),
+            "callgrind_control --instr={state}: {status}"
+        );
+        Ok(())
     }
 
     fn ctl<T: DeserializeOwned>(&self, request: &CtlRequest) -> Result<T> {
@@ -123,11 +205,13 @@ impl Sender {
         if self.remote {
             self.ctl::<()>(&CtlRequest::Begin)?;
         }
+        self.callgrind_instr("on")?;
         let window = Window::begin();
         let started = Instant::now();
         let out = call()?;
         let seconds = started.elapsed().as_secs_f64();
         let sender = window.end();
+        self.callgrind_instr("off")?;
         let receiver = if self.remote {
             Some(self.ctl::<Sample>(&CtlRequest::End)?)
         } else {
@@ -270,13 +354,7 @@ impl Sender {
         self.warm_up(data, plan.warmup)?;
         let mut runs = Vec::new();
         for repeat in 1..=plan.repeats {
-            for (system, case) in [
-                (System::Memmesh, Case::Memory),
-                (System::QuinnDefault, Case::Memory),
-                (System::Quinn, Case::Memory),
-                (System::QuinnBlake3, Case::Memory),
-                (System::Memmesh, Case::File),
-            ] {
+            for &(system, case) in &self.cases {
                 let (m, attempts, hash) = match (system, case) {
                     (System::Memmesh, _) => {
                         let (source, peer, name) = match case {
@@ -341,8 +419,12 @@ impl Sender {
                     attempts,
                     hash,
                 };
+                let gib = plan.size as f64 / (1u64 << 30) as f64;
+                let faults = m.sender.faults + m.receiver.map_or(0, |s| s.faults);
+                let sys_ns = m.sender.sys_ns + m.receiver.map_or(0, |s| s.sys_ns);
                 eprintln!(
-                    "{} {} {} #{repeat}: {} in {:.2} s = {:.1} MB/s, {:.2} CPU s/GiB, RSS peak +{} MiB",
+                    "{} {} {} #{repeat}: {} in {:.2} s = {:.1} MB/s, {:.2} CPU s/GiB ({:.2} system), \
+                     {:.0} page faults/GiB, RSS peak +{} MiB",
                     plan.label,
                     system.label(),
                     case.label(),
@@ -350,6 +432,8 @@ impl Sender {
                     run.seconds,
                     run.mb_per_s(),
                     run.cpu_per_gib(),
+                    sys_ns as f64 / 1e9 / gib,
+                    faults as f64 / gib,
                     run.sender_rss.peak_growth() >> 20
                 );
                 report(&run);
