@@ -45,8 +45,8 @@ pub use store::{OpenOptions, MAX_NAME_LEN, MAX_PAGE};
 
 use crate::error::Result;
 use crate::identity::NodeId;
-use crate::transfer::events::Subscription;
-use crate::transfer::Progress;
+use crate::service::Progress;
+use crate::service::Subscription;
 use store::Store;
 
 /// How long a put asking for replicas waits for connected peers that membership is still

@@ -16,7 +16,7 @@ use tokio::sync::broadcast;
 
 use super::id::FileId;
 use crate::identity::NodeId;
-use crate::transfer::{Direction, Progress};
+use crate::service::{Direction, Progress};
 
 /// How many events a slow reader of [`crate::Files::progress`] may fall behind.
 pub const CHANNEL: usize = 1024;

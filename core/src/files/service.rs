@@ -27,8 +27,8 @@ use crate::node::call::call_peer_within;
 use crate::node::shared::Shared;
 use crate::peer::PeerState;
 use crate::service::{BoxFuture, Fetcher, FrameHandler, ServiceError};
+use crate::service::{Direction, Progress};
 use crate::slots::Slots;
-use crate::transfer::{Direction, Progress};
 use crate::wire::codec::{decode_bulk, encode_bulk};
 use crate::wire::Service;
 
