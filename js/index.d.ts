@@ -569,6 +569,12 @@ export declare class Files {
   delete (id: string): Promise<void>
   /** Disk used, quota and file count. */
   stats (): FilesStats
+  /**
+   * Progress of the files this node moves across the network from now on (a put's
+   * replicas sent, a replica pulled, a get fetched from another node): transfer progress
+   * events whose `name` is the file id; the last one of each peer has `done === total`.
+   */
+  progress (): TransferEvents<TransferProgress>
 }
 
 /**

@@ -701,8 +701,9 @@ class Files {
   /**
    * Stores `source` (a file path, streamed from disk, or bytes) durably and resolves with
    * its id. `options`: `{ name, contentType, replicas }` (names and content types are
-   * stored encrypted; `replicas` is 1 for now, more rejects with code Unsupported). A put
-   * over the `diskQuota` rejects with code QuotaExceeded and leaves nothing behind.
+   * stored encrypted; `replicas`: how many nodes must hold it before this resolves, this
+   * one included, default 1; `progress()` follows the copies). A put over the `diskQuota`
+   * rejects with code QuotaExceeded and leaves nothing behind.
    */
   async put (source, options = {}) {
     const src = toSource(source)
@@ -753,6 +754,17 @@ class Files {
   /** Usage of the store: `{ diskUsed, diskQuota, files }` (no diskQuota: no limit). */
   stats () {
     return callSync(() => this.#native.stats())
+  }
+
+  /**
+   * Progress of the files this node moves across the network from now on: for each peer,
+   * the bytes of a put's replica sent (`direction` `'send'`), of a replica this node pulls
+   * as a holder or of a file a get fetched from another node (`'receive'`). The events are
+   * transfer progress events `{ peer, name, direction, done, total, rate }` whose `name`
+   * is the file id; the last one of each peer has `done === total`.
+   */
+  progress () {
+    return new TransferEvents(CREATE, callSync(() => this.#native.progress()))
   }
 }
 

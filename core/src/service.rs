@@ -287,3 +287,96 @@ pub async fn handle(
     shared.services.count(kind, out.is_err());
     out
 }
+
+// ----- Progress events (the transfer engine's, relayed by the files store) -----
+
+/// Which way a transfer goes, seen from this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// This node sends (`send`, or serving a peer's `fetch`).
+    Sending,
+    /// This node receives (an accepted offer, or its own `fetch`).
+    Receiving,
+}
+
+impl Direction {
+    /// `"send"` or `"receive"` (how the bindings spell it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Sending => "send",
+            Direction::Receiving => "receive",
+        }
+    }
+}
+
+/// Progress of a transfer this node sends or receives, as reported by
+/// `Transfer::progress` (and, for stored files, `Files::progress`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// The other peer: the receiver when sending, the sender when receiving.
+    pub peer: NodeId,
+    /// The name offered.
+    pub name: String,
+    /// Whether this node sends or receives it.
+    pub direction: Direction,
+    /// Bytes done (verified ones skipped on resume count as done).
+    pub done: u64,
+    /// Total bytes.
+    pub total: u64,
+    /// Bytes per second that crossed the network in this attempt so far.
+    pub rate: f64,
+}
+
+/// An async stream of `T` from the moment it was created; `Closed` once the node shuts
+/// down. A reader that falls more than the backlog behind skips ahead and the count of
+/// what it missed grows (see [`Subscription::missed`]).
+#[derive(Debug)]
+pub struct Subscription<T> {
+    rx: tokio::sync::broadcast::Receiver<T>,
+    cancel: tokio_util::sync::CancellationToken,
+    missed: u64,
+}
+
+impl<T: Clone> Subscription<T> {
+    pub(crate) fn new(
+        rx: tokio::sync::broadcast::Receiver<T>,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> Self {
+        Self {
+            rx,
+            cancel,
+            missed: 0,
+        }
+    }
+
+    /// The next item; `Closed` once the node shuts down. Cancel-safe.
+    pub async fn next(&mut self) -> Result<T> {
+        loop {
+            tokio::select! {
+                biased;
+                r = self.rx.recv() => match r {
+                    Ok(item) => return Ok(item),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => self.missed += n,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return Err(Error::closed()),
+                },
+                _ = self.cancel.cancelled() => return Err(Error::closed()),
+            }
+        }
+    }
+
+    /// The next item if one is waiting, without blocking.
+    pub fn try_next(&mut self) -> Option<T> {
+        loop {
+            match self.rx.try_recv() {
+                Ok(item) => return Some(item),
+                Err(tokio::sync::broadcast::error::TryRecvError::Lagged(n)) => self.missed += n,
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// How many items this reader missed by falling behind.
+    pub fn missed(&self) -> u64 {
+        self.missed
+    }
+}

@@ -509,3 +509,101 @@ async fn a_put_with_replicas_right_after_joining_waits_for_the_peer_to_be_admitt
     a.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// Every progress event waiting on `events`, as (peer, direction, done, total); each
+/// names the file `id`.
+fn drained(
+    events: &mut memmesh::transfer::events::Subscription<memmesh::transfer::Progress>,
+    id: FileId,
+) -> Vec<(memmesh::NodeId, memmesh::transfer::Direction, u64, u64)> {
+    let mut got = Vec::new();
+    let mut measured = false;
+    while let Some(p) = events.try_next() {
+        assert_eq!(p.name, id.to_string());
+        assert!(p.done <= p.total, "{p:?}");
+        // The transfer engine's own events carry the rate measured.
+        measured |= p.rate > 0.0;
+        got.push((p.peer, p.direction, p.done, p.total));
+    }
+    assert!(got.is_empty() || measured, "only closing events: {got:?}");
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_with_replicas_and_a_get_from_another_node_report_progress() {
+    use memmesh::transfer::Direction::{Receiving, Sending};
+    let base = dir("progress");
+    let nodes = cluster(&base, 4).await;
+    let size = 3 * 1024 * 1024 + 5;
+    let data = pattern(size, 4);
+    let origin = &nodes[0];
+    let mut sent = origin.files().unwrap().progress();
+    let mut pulled: Vec<_> = nodes[1..]
+        .iter()
+        .map(|n| n.files().unwrap().progress())
+        .collect();
+    let id = origin
+        .files()
+        .unwrap()
+        .put_bytes(data.clone(), replicas(3))
+        .await
+        .unwrap();
+    let holders: Vec<memmesh::NodeId> = origin
+        .files()
+        .unwrap()
+        .stat(id)
+        .await
+        .unwrap()
+        .holders
+        .into_iter()
+        .filter(|h| *h != origin.id())
+        .collect();
+    assert_eq!(holders.len(), 2, "{holders:?}");
+    // The origin: each holder's pull, sent, ending with everything done.
+    let events = drained(&mut sent, id);
+    for h in &holders {
+        let mine: Vec<_> = events.iter().filter(|e| e.0 == *h).collect();
+        assert!(
+            mine.iter().all(|e| e.1 == Sending && e.3 == size as u64),
+            "{mine:?}"
+        );
+        assert_eq!(mine.last().map(|e| e.2), Some(size as u64), "{mine:?}");
+    }
+    // Each holder: its pull from the origin, received; the outsider: nothing.
+    let mut outsider = None;
+    for (n, events) in nodes[1..].iter().zip(pulled.iter_mut()) {
+        let events = drained(events, id);
+        if holders.contains(&n.id()) {
+            assert!(!events.is_empty());
+            assert!(
+                events
+                    .iter()
+                    .all(|e| e.0 == origin.id() && e.1 == Receiving && e.3 == size as u64),
+                "{events:?}"
+            );
+            assert_eq!(events.last().map(|e| e.2), Some(size as u64));
+        } else {
+            assert!(events.is_empty(), "{events:?}");
+            outsider = Some(n.clone());
+        }
+    }
+    // A get from the node holding nothing: received from one holder, to the end.
+    let outsider = outsider.expect("one node holds nothing");
+    let mut got_events = outsider.files().unwrap().progress();
+    let got = outsider.files().unwrap().get_bytes(id).await.unwrap();
+    assert_eq!(got.as_ref(), &data[..]);
+    let events = drained(&mut got_events, id);
+    let last = events.last().copied().expect("progress of the get");
+    assert_eq!(
+        (last.1, last.2, last.3),
+        (Receiving, size as u64, size as u64)
+    );
+    assert!(
+        last.0 == origin.id() || holders.contains(&last.0),
+        "{last:?}"
+    );
+    for n in &nodes {
+        n.shutdown().await.unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&base);
+}

@@ -157,8 +157,19 @@ test('files: replicas 2 puts a copy on a peer, and a delete reaches it', { timeo
   // A member with its advert received (a connected peer is listed alive before membership
   // admits it; holders are chosen among members).
   assert.ok(await eventually(() => a.peers().some((p) => p.id === b.id && p.state === 'alive' && p.quotaFree != null)))
+  const sent = a.files.progress()
+  const pulled = b.files.progress()
   const id = await a.files.put(Buffer.from('twice'), { name: 't.txt', replicas: 2 })
   assert.deepEqual((await a.files.stat(id)).holders.sort(), [a.id, b.id].sort())
+  // Progress of the copy: a sent it to b, b received it from a, both to the end.
+  for await (const p of sent) {
+    assert.deepEqual([p.name, p.peer, p.direction, p.total], [id, b.id, 'send', 5])
+    if (p.done === p.total) break
+  }
+  for await (const p of pulled) {
+    assert.deepEqual([p.name, p.peer, p.direction, p.total], [id, a.id, 'receive', 5])
+    if (p.done === p.total) break
+  }
   assert.equal(b.files.stats().files, 1)
   assert.deepEqual(await b.files.get(id), Buffer.from('twice'))
   await a.files.delete(id)

@@ -689,8 +689,9 @@ class Files:
         """Stores ``data`` (``bytes``/``bytearray``, or a ``str``/``os.PathLike`` path
         whose file is streamed from disk) durably and returns its id. ``name`` and
         ``content_type`` are kept with it (encrypted). ``replicas``: how many nodes must
-        hold it; only 1 for now (more raises ``UnsupportedError``). A put over the
-        ``disk_quota`` raises ``QuotaExceededError`` and leaves nothing behind."""
+        hold it durably before this returns (this one included; :meth:`progress`
+        follows the copies). A put over the ``disk_quota`` raises
+        ``QuotaExceededError`` and leaves nothing behind."""
         result: str = self._native.put(data, name, content_type, replicas).wait()
         return result
 
@@ -728,6 +729,15 @@ class Files:
     def delete(self, id: str) -> None:  # noqa: A002
         """Deletes ``id`` from this node (``NotFoundError`` if it is not stored here)."""
         self._native.delete(id).wait()
+
+    def progress(self) -> ProgressEvents:
+        """Progress of the files this node moves across the network from now on
+        (``for p in files.progress()``): for each peer, the bytes of a put's replica sent
+        (``direction == "send"``), of a replica this node pulls as a holder or of a file
+        a :meth:`get` fetched from another node (``"receive"``), ``done`` out of
+        ``total``. They are transfer :class:`Progress` events whose ``name`` is the file
+        id; the last one of each peer has ``done == total``."""
+        return ProgressEvents(self._native.progress())
 
     def stats(self) -> FilesStats:
         """Disk used, disk quota and file count (immediate)."""

@@ -852,8 +852,9 @@ class Files:
         """Stores ``data`` (``bytes``/``bytearray``, or a ``str``/``os.PathLike`` path
         whose file is streamed from disk) durably and returns its id. ``name`` and
         ``content_type`` are kept with it (encrypted). ``replicas``: how many nodes must
-        hold it; only 1 for now (more raises ``UnsupportedError``). A put over the
-        ``disk_quota`` raises ``QuotaExceededError`` and leaves nothing behind."""
+        hold it durably before this returns (this one included; :meth:`progress`
+        follows the copies). A put over the ``disk_quota`` raises
+        ``QuotaExceededError`` and leaves nothing behind."""
         result: str = await _call(self._native.put(data, name, content_type, replicas))
         return result
 
@@ -891,6 +892,15 @@ class Files:
     async def delete(self, id: str) -> None:  # noqa: A002
         """Deletes ``id`` from this node (``NotFoundError`` if it is not stored here)."""
         await _call(self._native.delete(id))
+
+    def progress(self) -> ProgressEvents:
+        """Progress of the files this node moves across the network from now on
+        (``async for p in files.progress()``): for each peer, the bytes of a put's replica sent
+        (``direction == "send"``), of a replica this node pulls as a holder or of a file
+        a :meth:`get` fetched from another node (``"receive"``), ``done`` out of
+        ``total``. They are transfer :class:`Progress` events whose ``name`` is the file
+        id; the last one of each peer has ``done == total``."""
+        return ProgressEvents(self._native.progress())
 
     def stats(self) -> FilesStats:
         """Disk used, disk quota and file count (immediate, not awaitable)."""

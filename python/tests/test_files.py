@@ -169,8 +169,15 @@ def test_replicas_two_puts_a_copy_on_a_peer(make_node, tmp_path: pathlib.Path) -
         lambda: any(p.id == b.id and p.quota_free is not None for p in a.peers()),
         "b a member in a's view",
     )
+    sent, pulled = a.files.progress(), b.files.progress()
     file_id = a.files.put(b"twice", name="t.txt", replicas=2)
     assert sorted(a.files.stat(file_id).holders) == sorted([a.id, b.id])
+    # Progress of the copy: a sent it to b, b received it from a, both to the end.
+    last_sent = next(p for p in sent if p.peer == b.id and p.done == p.total)
+    assert (last_sent.name, last_sent.direction, last_sent.total) == (file_id, "send", 5)
+    last_pulled = next(p for p in pulled if p.done == p.total)
+    assert (last_pulled.name, last_pulled.peer) == (file_id, a.id)
+    assert last_pulled.direction == "receive"
     # b holds its own copy, durably, and lists it.
     assert b.files.stats().files == 1
     assert b.files.get(file_id) == b"twice"

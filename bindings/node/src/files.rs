@@ -12,6 +12,7 @@ use crate::bytes::to_buffer;
 use crate::config::whole;
 use crate::error::{invalid, to_js};
 use crate::runtime::spawn_promise;
+use crate::transfer::ProgressStream;
 
 /// What is known of a stored file (`files.stat(id)`, `files.list()`).
 #[napi(object)]
@@ -228,6 +229,14 @@ impl Files {
             async move { files.delete(id).await },
             Ok,
         )
+    }
+
+    /// Progress of the files this node moves across the network from now on (a put's
+    /// replicas sent, a replica pulled, a get fetched from another node): transfer
+    /// progress events whose `name` is the file id.
+    #[napi(catch_unwind)]
+    pub fn progress(&self) -> ProgressStream {
+        ProgressStream::of(self.inner.progress(), self.node.clone())
     }
 
     /// Disk used, quota and file count.

@@ -382,6 +382,13 @@ impl ReceivedStream {
 #[napi(js_name = "NativeProgressStream")]
 pub struct ProgressStream(Stream<memmesh::transfer::Progress>);
 
+impl ProgressStream {
+    /// Reads `sub` (progress of `node`'s transfers or of its files).
+    pub(crate) fn of(sub: Subscription<memmesh::transfer::Progress>, node: memmesh::Node) -> Self {
+        ProgressStream(Stream::new(sub, node))
+    }
+}
+
 #[napi]
 impl ProgressStream {
     /// Resolves with the next progress event; rejects with `Closed` once the node

@@ -18,7 +18,7 @@ use memmesh::transfer::Source;
 use crate::bridge::{to_none, to_py, Pending};
 use crate::config::count;
 use crate::error::IntoPyResult;
-use crate::transfer::bytes_or_path;
+use crate::transfer::{bytes_or_path, PyProgressEvents};
 
 /// What is known of a stored file (read-only, compares by value).
 #[pyclass(frozen, eq, get_all, module = "memmesh", name = "FileInfo")]
@@ -223,6 +223,13 @@ impl PyFiles {
     /// Disk used, quota and file count (immediate: no I/O).
     fn stats(&self, py: Python<'_>) -> PyResult<PyFilesStats> {
         self.files.stats().map(PyFilesStats::from).into_py(py)
+    }
+
+    /// Progress of the files this node moves across the network from now on (a put's
+    /// replicas sent, a replica pulled, a get fetched from another node): the transfer
+    /// progress events, with `name` the file id.
+    fn progress(&self) -> PyProgressEvents {
+        PyProgressEvents::new(self.files.progress(), self.runtime.clone())
     }
 
     fn __repr__(&self) -> String {

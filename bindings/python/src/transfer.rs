@@ -472,7 +472,8 @@ macro_rules! event_stream {
         }
 
         impl $rust {
-            fn new(rx: Subscription<$item>, runtime: Handle) -> Self {
+            /// Reads `rx` on `runtime`.
+            pub(crate) fn new(rx: Subscription<$item>, runtime: Handle) -> Self {
                 Self {
                     rx: Arc::new(tokio::sync::Mutex::new(rx)),
                     runtime,

@@ -3,11 +3,12 @@
 //! `Node.files()`). Paths are strings; the creation time is unix milliseconds.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use memmesh::files::FileId;
 
 use crate::error::MemmeshError;
-use crate::transfer::Source;
+use crate::transfer::{ProgressEvents, Source};
 
 /// Options of `Files.put`.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -174,6 +175,14 @@ impl Files {
     /// Disk used, quota and file count.
     pub fn stats(&self) -> Result<FilesStats, MemmeshError> {
         Ok(self.inner.stats()?)
+    }
+
+    /// Progress of the files this node moves across the network from now on (a put's
+    /// replicas sent, a replica pulled, a get fetched from another node): transfer
+    /// progress reports whose `name` is the file id; the last one of each peer has
+    /// `done == total`. `next()` throws `Closed` once the node shuts down.
+    pub fn progress(&self) -> Arc<ProgressEvents> {
+        Arc::new(ProgressEvents::of(self.inner.progress()))
     }
 }
 

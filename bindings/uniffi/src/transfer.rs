@@ -390,6 +390,13 @@ impl ReceivedEvents {
 #[derive(Debug, uniffi::Object)]
 pub struct ProgressEvents(Subscription<core::Progress>);
 
+impl ProgressEvents {
+    /// Reads `sub` (progress of a node's transfers or of its files).
+    pub(crate) fn of(sub: memmesh::transfer::events::Subscription<core::Progress>) -> Self {
+        ProgressEvents(Subscription::new(sub))
+    }
+}
+
 #[uniffi::export]
 impl ProgressEvents {
     /// The next progress report; throws `Closed` once the node shuts down. Cancelling

@@ -197,9 +197,20 @@ async def test_replicas_two_puts_a_copy_on_a_peer(tmp_path: pathlib.Path) -> Non
                 for p in a.peers()
             )
         ), "b a member in a's view"
+        sent, pulled = a.files().progress(), b.files().progress()
         file_id = await a.files().put(data(b"twice"), memmesh.PutOptions(replicas=2))
         info = await a.files().stat(file_id)
         assert sorted(info.holders) == sorted([a.id(), b.id()])
+        # Progress of the copy: a sent it to b, b received it from a, both to the end.
+        for events, peer, direction in (
+            (sent, b.id(), memmesh.TransferDirection.SEND),
+            (pulled, a.id(), memmesh.TransferDirection.RECEIVE),
+        ):
+            while True:
+                p = await events.next()
+                assert (p.name, p.peer, p.direction, p.total) == (file_id, peer, direction, 5)
+                if p.done == p.total:
+                    break
         assert b.files().stats().files == 1
         assert await b.files().get(file_id) == b"twice"
         await a.files().delete(file_id)

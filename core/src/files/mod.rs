@@ -25,6 +25,7 @@ pub mod id;
 pub mod inline;
 pub mod key;
 pub mod messages;
+pub mod progress;
 pub mod reader;
 pub(crate) mod service;
 pub mod store;
@@ -35,6 +36,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 pub use error::FilesError;
 pub use id::FileId;
@@ -42,6 +45,8 @@ pub use store::{OpenOptions, MAX_NAME_LEN, MAX_PAGE};
 
 use crate::error::Result;
 use crate::identity::NodeId;
+use crate::service::Progress;
+use crate::service::Subscription;
 use store::Store;
 
 /// How long a put asking for replicas waits for connected peers that membership is still
@@ -130,6 +135,10 @@ struct Inner {
     /// The node's files service (replication, search, delete), once wired; dropped at
     /// close (it holds this store).
     net: RwLock<Option<Arc<service::FilesService>>>,
+    /// Progress of files crossing the network ([`Files::progress`]).
+    progress: broadcast::Sender<Progress>,
+    /// Fired when the store closes: ends the progress subscriptions.
+    closed: CancellationToken,
 }
 
 /// The files store of a node ([`crate::Node::files`]). Cheap to clone.
@@ -169,6 +178,8 @@ impl Files {
                 slot: RwLock::new(slot),
                 runtime,
                 net: RwLock::new(None),
+                progress: broadcast::channel(progress::CHANNEL).0,
+                closed: CancellationToken::new(),
             }),
             _keep: None,
         }
@@ -192,6 +203,7 @@ impl Files {
             .unwrap_or_else(|p| p.into_inner())
             .take();
         drop(net);
+        self.inner.closed.cancel();
         let old = {
             let mut slot = self.inner.slot.write().unwrap_or_else(|p| p.into_inner());
             match &*slot {
@@ -430,6 +442,20 @@ impl Files {
             }
             None => self.run(move |s| s.delete(id)).await,
         }
+    }
+
+    /// Progress of the files this node moves across the network from now on: for each
+    /// peer, the bytes of a put's replica it sent (`Sending`), of a replica it pulls as a
+    /// holder or of a file a get fetched (`Receiving`), done out of the total. These are
+    /// the transfer engine's events with `name` set to the file id (`blake3:<hex>`); the
+    /// last one of each peer has everything done. Ends (`Closed`) when the store closes.
+    pub fn progress(&self) -> Subscription<Progress> {
+        Subscription::new(self.inner.progress.subscribe(), self.inner.closed.clone())
+    }
+
+    /// The sender of [`Files::progress`] events (the files service relays into it).
+    fn progress_sender(&self) -> broadcast::Sender<Progress> {
+        self.inner.progress.clone()
     }
 
     /// Disk used, quota and file count.

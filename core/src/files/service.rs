@@ -17,6 +17,7 @@ use super::error::FilesError;
 use super::holders::{acts_for, rank, Backoff};
 use super::id::FileId;
 use super::messages::{Op, Reply, Request};
+use super::progress::Relay;
 use super::reader::{EncryptingWriter, MemoryWriter, PathWriter, Received, Slot};
 use super::store::Store;
 use super::{Files, PutOptions};
@@ -26,6 +27,7 @@ use crate::node::call::call_peer_within;
 use crate::node::shared::Shared;
 use crate::peer::PeerState;
 use crate::service::{BoxFuture, Fetcher, FrameHandler, ServiceError};
+use crate::service::{Direction, Progress};
 use crate::slots::Slots;
 use crate::wire::codec::{decode_bulk, encode_bulk};
 use crate::wire::Service;
@@ -53,6 +55,8 @@ pub struct FilesService {
     holds: Arc<Slots<NodeId>>,
     asks: Arc<Slots<NodeId>>,
     retries: Mutex<HashMap<([u8; 32], NodeId), Backoff>>,
+    /// Relays the transfer engine's progress of files to [`Files::progress`].
+    relay: Relay,
 }
 
 impl std::fmt::Debug for FilesService {
@@ -64,10 +68,17 @@ impl std::fmt::Debug for FilesService {
 }
 
 impl FilesService {
-    /// The files service of `node` over `files`, fetching through `fetcher`; attaches
-    /// itself to `files` and starts the retry of unacknowledged deletes.
-    pub(crate) fn start(node: Arc<Shared>, files: &Files, fetcher: Arc<dyn Fetcher>) -> Arc<Self> {
+    /// The files service of `node` over `files`, fetching through `fetcher` (whose
+    /// progress events are on `progress`); attaches itself to `files` and starts the
+    /// retry of unacknowledged deletes.
+    pub(crate) fn start(
+        node: Arc<Shared>,
+        files: &Files,
+        fetcher: Arc<dyn Fetcher>,
+        progress: Option<tokio::sync::broadcast::Sender<Progress>>,
+    ) -> Arc<Self> {
         let service = Arc::new(FilesService {
+            relay: Relay::new(progress, files.progress_sender()),
             node,
             files: files.clone(),
             fetcher,
@@ -241,7 +252,7 @@ impl FilesService {
         let slot: Slot = Slot::default();
         let writer =
             EncryptingWriter::create(store.contents_dir(), store.key(), size, slot.clone())?;
-        self.fetcher.fetch_into(id, peer, Box::new(writer)).await?;
+        self.fetch_from(id, peer, size, Box::new(writer)).await?;
         let received = slot
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -257,6 +268,26 @@ impl FilesService {
             .into());
         }
         Ok(received)
+    }
+
+    /// Fetches `id` (`size` bytes) from `peer` into `into`, its progress relayed.
+    async fn fetch_from(
+        &self,
+        id: [u8; 32],
+        peer: NodeId,
+        size: u64,
+        into: Box<dyn crate::service::ChunkWriter>,
+    ) -> Result<u64> {
+        let fetch = self.fetcher.fetch_into(id, peer, into);
+        self.relay
+            .during(
+                FileId::from_digest(id),
+                size,
+                Direction::Receiving,
+                fetch,
+                |r: &Result<u64>| if r.is_ok() { vec![peer] } else { Vec::new() },
+            )
+            .await
     }
 
     // ----- asking side -----
@@ -373,7 +404,31 @@ impl FilesService {
     /// Has `need` more nodes hold `what`: live members not in `exclude`, ranked by
     /// rendezvous, asked in parallel (a refusal or failure moves on to the next); each
     /// `Held` is recorded. Returns the new holders and the last failure.
+    /// The progress of each holder's pull is relayed to [`Files::progress`] (`Sending`).
     async fn place(
+        self: &Arc<Self>,
+        store: &Arc<Store>,
+        what: &Hold,
+        need: usize,
+        exclude: &[NodeId],
+        told: &[NodeId],
+    ) -> Result<(Vec<NodeId>, Option<Error>)> {
+        let placing = self.place_now(store, what, need, exclude, told);
+        self.relay
+            .during(
+                what.id,
+                what.size,
+                Direction::Sending,
+                placing,
+                |r: &Result<(Vec<NodeId>, Option<Error>)>| {
+                    r.as_ref().map(|(held, _)| held.clone()).unwrap_or_default()
+                },
+            )
+            .await
+    }
+
+    /// [`FilesService::place`], without the progress.
+    async fn place_now(
         self: &Arc<Self>,
         store: &Arc<Store>,
         what: &Hold,
@@ -672,8 +727,7 @@ impl FilesService {
             let slot = Arc::new(Mutex::new(None));
             let writer = MemoryWriter::new(size, slot.clone());
             match self
-                .fetcher
-                .fetch_into(*id.digest(), peer, Box::new(writer))
+                .fetch_from(*id.digest(), peer, size, Box::new(writer))
                 .await
             {
                 Ok(_) => {
@@ -699,11 +753,10 @@ impl FilesService {
     ) -> Result<()> {
         let store = self.files.store()?;
         let mut last = None;
-        for (peer, _) in self.find(&store, id).await? {
+        for (peer, size) in self.find(&store, id).await? {
             let writer = PathWriter::create(path.clone())?;
             match self
-                .fetcher
-                .fetch_into(*id.digest(), peer, Box::new(writer))
+                .fetch_from(*id.digest(), peer, size, Box::new(writer))
                 .await
             {
                 Ok(_) => return Ok(()),

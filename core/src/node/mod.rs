@@ -585,8 +585,12 @@ impl Parts {
         );
         // Membership advertises the disk the store accepts for others' files.
         membership.lend_disk(Arc::new(files.clone()));
-        let files_service =
-            FilesService::start(shared.clone(), &files, Arc::new(transfers.clone()));
+        let files_service = FilesService::start(
+            shared.clone(),
+            &files,
+            Arc::new(transfers.clone()),
+            Some(transfers.transfers.progress.clone()),
+        );
         let services = &shared.services;
         services.serve(Kind::Channel, channels.clone());
         services.serve(Kind::Membership, membership.clone());

@@ -111,42 +111,9 @@ pub struct TransferResult {
     pub error: Option<Error>,
 }
 
-/// Which way a transfer goes, seen from this node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// This node sends (`send`, or serving a peer's `fetch`).
-    Sending,
-    /// This node receives (an accepted offer, or its own `fetch`).
-    Receiving,
-}
-
-impl Direction {
-    /// `"send"` or `"receive"` (how the bindings spell it).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Sending => "send",
-            Direction::Receiving => "receive",
-        }
-    }
-}
-
-/// Progress of a transfer this node sends or receives, as reported by
-/// `Transfer::progress`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Progress {
-    /// The other peer: the receiver when sending, the sender when receiving.
-    pub peer: NodeId,
-    /// The name offered.
-    pub name: String,
-    /// Whether this node sends or receives it.
-    pub direction: Direction,
-    /// Bytes done (verified ones skipped on resume count as done).
-    pub done: u64,
-    /// Total bytes.
-    pub total: u64,
-    /// Bytes per second that crossed the network in this attempt so far.
-    pub rate: f64,
-}
+// The progress types live with the service registry, where the files service reads
+// them too (ci/check-layers.py: services import only what is below them).
+pub use crate::service::{Direction, Progress};
 
 /// Decides where an incoming transfer goes. Implemented for every
 /// `Fn(Offer) -> impl Future<Output = Destination>`.

@@ -2335,6 +2335,14 @@ public protocol FilesProtocol: AnyObject, Sendable {
     func list(cursor: String?, limit: UInt32) async throws  -> FilesPage
     
     /**
+     * Progress of the files this node moves across the network from now on (a put's
+     * replicas sent, a replica pulled, a get fetched from another node): transfer
+     * progress reports whose `name` is the file id; the last one of each peer has
+     * `done == total`. `next()` throws `Closed` once the node shuts down.
+     */
+    func progress()  -> ProgressEvents
+    
+    /**
      * Stores `source` (a file, streamed from disk, or bytes) durably and returns its id.
      * Throws `QuotaExceeded` over the disk quota (leaving nothing behind).
      */
@@ -2485,6 +2493,21 @@ open func list(cursor: String? = nil, limit: UInt32 = UInt32(100))async throws  
             liftFunc: FfiConverterTypeFilesPage_lift,
             errorHandler: FfiConverterTypeMemmeshError_lift
         )
+}
+    
+    /**
+     * Progress of the files this node moves across the network from now on (a put's
+     * replicas sent, a replica pulled, a get fetched from another node): transfer
+     * progress reports whose `name` is the file id; the last one of each peer has
+     * `done == total`. `next()` throws `Closed` once the node shuts down.
+     */
+open func progress() -> ProgressEvents  {
+    return try!  FfiConverterTypeProgressEvents_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_memmesh_uniffi_fn_method_files_progress(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
 }
     
     /**
@@ -8562,6 +8585,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_memmesh_uniffi_checksum_method_files_list() != 31496) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_files_progress() != 48724) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_memmesh_uniffi_checksum_method_files_put() != 61495) {

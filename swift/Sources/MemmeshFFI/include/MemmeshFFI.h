@@ -598,6 +598,11 @@ uint64_t uniffi_memmesh_uniffi_fn_method_files_get_to_path(uint64_t ptr, RustBuf
 uint64_t uniffi_memmesh_uniffi_fn_method_files_list(uint64_t ptr, RustBuffer cursor, uint32_t limit
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_FILES_PROGRESS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_FILES_PROGRESS
+uint64_t uniffi_memmesh_uniffi_fn_method_files_progress(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_FILES_PUT
 #define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_FILES_PUT
 uint64_t uniffi_memmesh_uniffi_fn_method_files_put(uint64_t ptr, RustBuffer source, RustBuffer options
@@ -1397,6 +1402,12 @@ uint16_t uniffi_memmesh_uniffi_checksum_method_files_get_to_path(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_FILES_LIST
 #define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_FILES_LIST
 uint16_t uniffi_memmesh_uniffi_checksum_method_files_list(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_FILES_PROGRESS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_FILES_PROGRESS
+uint16_t uniffi_memmesh_uniffi_checksum_method_files_progress(void
     
 );
 #endif
