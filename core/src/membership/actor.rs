@@ -49,6 +49,8 @@ pub(crate) enum Input {
         theirs: Vec<Member<MemberId>>,
     },
     Leave(oneshot::Sender<()>),
+    /// The addresses the bootstrap DNS names give now (ADR 0027).
+    BootstrapNamed(Vec<std::net::SocketAddr>),
 }
 
 impl std::fmt::Debug for Input {
@@ -211,6 +213,7 @@ impl Actor {
                 let _ = reply.send(answer.map_err(Into::into));
             }
             Input::SyncReply { from, theirs } => self.engine.sync_reply(from, theirs, now, &peers),
+            Input::BootstrapNamed(addrs) => self.engine.set_bootstrap_named(addrs),
             Input::Leave(_) => {}
         }
     }
