@@ -46,7 +46,11 @@ export interface NodeOptions {
    * anyone who can reach the node is a member (default false: protected mode).
    */
   open?: boolean
-  /** Addresses (`'ip:port'`) dialled at start. */
+  /**
+   * Peers to join: `'ip:port'`, `'host:port'` (A/AAAA records) or `'srv:NAME'` (SRV
+   * records give targets and ports). DNS names are re-resolved while the node runs (a
+   * name not published yet is retried, not an error).
+   */
   bootstrap?: string[]
   /** Multicast DNS discovery on the LAN (default true). */
   mdns?: boolean

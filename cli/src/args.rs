@@ -231,7 +231,8 @@ pub struct NodeFlags {
     /// Node name shown to peers (key `name`).
     #[arg(long)]
     pub name: Option<String>,
-    /// Address of a node to join (repeatable; key `bootstrap`).
+    /// A node to join: IP:PORT, HOST:PORT (A/AAAA records) or srv:NAME (SRV records),
+    /// DNS names re-resolved while the node runs (repeatable; key `bootstrap`).
     #[arg(long)]
     pub bootstrap: Vec<String>,
     /// Directory keeping this node's identity, files and documents (key `data_dir`).

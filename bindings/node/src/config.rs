@@ -22,7 +22,7 @@ pub struct NodeOptions {
     /// Without a cluster secret the node is in protected mode (loopback peers only, no
     /// mDNS); `true` lets anyone who can reach it in, unauthenticated (default false).
     pub open: Option<bool>,
-    /// Addresses dialled at start (`"ip:port"`).
+    /// Peers to join: `"ip:port"`, `"host:port"` or `"srv:NAME"` (DNS names re-resolved).
     pub bootstrap: Option<Vec<String>>,
     /// Multicast DNS discovery (default true).
     pub mdns: Option<bool>,

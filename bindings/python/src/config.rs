@@ -23,7 +23,7 @@ pub struct Options {
     pub cluster_secret: Option<Py<PyAny>>,
     /// Without a secret, accept non-loopback peers anyway (protected mode otherwise).
     pub open: Option<bool>,
-    /// Addresses dialled at start.
+    /// Peers to join: `ip:port`, `host:port` or `srv:NAME` (DNS names re-resolved).
     pub bootstrap: Option<Vec<String>>,
     /// mDNS discovery.
     pub mdns: Option<bool>,

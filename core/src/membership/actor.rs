@@ -51,6 +51,8 @@ pub(crate) enum Input {
     Leave(oneshot::Sender<()>),
     /// Advertise another role from now on (draining), then answer.
     SetRole(crate::peer::Role, oneshot::Sender<()>),
+    /// The addresses the bootstrap DNS names give now (ADR 0027).
+    BootstrapNamed(Vec<std::net::SocketAddr>),
 }
 
 impl std::fmt::Debug for Input {
@@ -213,6 +215,7 @@ impl Actor {
                 let _ = reply.send(answer.map_err(Into::into));
             }
             Input::SyncReply { from, theirs } => self.engine.sync_reply(from, theirs, now, &peers),
+            Input::BootstrapNamed(addrs) => self.engine.set_bootstrap_named(addrs),
             Input::Leave(_) => {}
             Input::SetRole(role, done) => {
                 self.engine.set_role(role, now, &peers);

@@ -430,6 +430,18 @@ impl<V: ViewCell> Engine<V> {
         self.finish(Ok(()), now, peers);
     }
 
+    /// Replaces the addresses the bootstrap DNS names give now (ADR 0027): they are
+    /// re-dialled with the fixed ones while this node is alone, and the ones not given
+    /// before are dialled at once (a node that just appeared in DNS). Addresses gone from
+    /// DNS are no longer dialled.
+    pub fn set_bootstrap_named(&mut self, addrs: Vec<SocketAddr>) {
+        let added = self.bootstrap.set_named(addrs);
+        if self.left {
+            return;
+        }
+        self.out.extend(added.into_iter().map(Output::Dial));
+    }
+
     /// Leaves the cluster: SWIM's goodbye to the members (in the outputs); this node
     /// stops reaching out.
     pub fn leave(&mut self, now: Instant, peers: &impl Peers) {
@@ -1003,6 +1015,23 @@ mod tests {
             b.connected(member(i, 0), t0, &Net::default());
         }
         assert_eq!(sends(&b.take_outputs()).len(), 10);
+    }
+
+    #[test]
+    fn named_bootstrap_addresses_are_dialled_once_when_they_appear() {
+        let now = Instant::now();
+        let mut e = engine(1, &[], now);
+        e.take_outputs();
+        let a: SocketAddr = "10.0.0.9:7400".parse().unwrap();
+        e.set_bootstrap_named(vec![a]);
+        let dials: Vec<_> = e
+            .take_outputs()
+            .into_iter()
+            .filter(|o| matches!(o, Output::Dial(x) if *x == a))
+            .collect();
+        assert_eq!(dials.len(), 1);
+        e.set_bootstrap_named(vec![a]);
+        assert!(e.take_outputs().is_empty(), "known already");
     }
 
     #[test]

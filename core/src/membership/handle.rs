@@ -92,6 +92,19 @@ impl Membership {
         })
     }
 
+    /// Hands the actor the addresses the bootstrap DNS names give now (ADR 0027).
+    pub(crate) fn bootstrap_named(&self, addrs: Vec<std::net::SocketAddr>) {
+        let _ = self.tx.send(Input::BootstrapNamed(addrs));
+    }
+
+    /// Whether node `me` (this one) has no live member besides itself.
+    pub(crate) fn alone(&self, me: &NodeId) -> bool {
+        self.with_view(|v| {
+            !v.members()
+                .any(|(m, s)| m.id != *me && s == PeerState::Alive)
+        })
+    }
+
     /// Advertises, from now on, the disk `source` says this node accepts for others'
     /// files (once; later calls are ignored).
     pub(crate) fn lend_disk(&self, source: Arc<dyn DiskFree>) {

@@ -5,6 +5,8 @@
 pub(crate) mod actor;
 pub mod admission;
 pub mod adverts;
+pub mod bootstrap_dns;
+pub(crate) mod bootstrap_resolver;
 pub mod codec;
 pub mod config;
 pub mod engine;

@@ -86,6 +86,8 @@ impl RejoinSchedule {
 #[derive(Debug)]
 pub struct Bootstrap {
     addrs: Vec<SocketAddr>,
+    /// The addresses the bootstrap DNS names give now (ADR 0027).
+    named: Vec<SocketAddr>,
     next: Option<Instant>,
     backoff: Duration,
 }
@@ -95,6 +97,7 @@ impl Bootstrap {
     pub fn new(addrs: &[String]) -> Self {
         Self {
             addrs: addrs.iter().filter_map(|a| a.parse().ok()).collect(),
+            named: Vec::new(),
             next: None,
             backoff: Duration::ZERO,
         }
@@ -104,7 +107,7 @@ impl Bootstrap {
     /// becoming alone (the node's own start-up dials come first), then backing off from
     /// `interval` to [`MAX_BOOTSTRAP_BACKOFF`]; reset once a member is live.
     pub fn due(&mut self, alone: bool, now: Instant, interval: Duration) -> Vec<SocketAddr> {
-        if !alone || self.addrs.is_empty() {
+        if !alone || (self.addrs.is_empty() && self.named.is_empty()) {
             self.next = None;
             self.backoff = Duration::ZERO;
             return Vec::new();
@@ -115,7 +118,21 @@ impl Bootstrap {
         }
         self.backoff = (self.backoff * 2).clamp(interval, MAX_BOOTSTRAP_BACKOFF);
         self.next = Some(now + self.backoff);
-        self.addrs.clone()
+        let mut all = self.addrs.clone();
+        all.extend(self.named.iter().filter(|a| !self.addrs.contains(a)));
+        all
+    }
+
+    /// Replaces the addresses the bootstrap DNS names give (the fixed ones stay); returns
+    /// the ones not dialled before, to dial at once.
+    pub fn set_named(&mut self, named: Vec<SocketAddr>) -> Vec<SocketAddr> {
+        let added = named
+            .iter()
+            .filter(|a| !self.named.contains(a) && !self.addrs.contains(a))
+            .copied()
+            .collect();
+        self.named = named;
+        added
     }
 }
 
@@ -189,5 +206,23 @@ mod tests {
         // A live member resets it.
         assert!(b.due(false, t0, S).is_empty());
         assert!(b.due(true, t0 + Duration::from_secs(200), S).is_empty());
+    }
+
+    #[test]
+    fn named_addresses_join_the_dials_and_leave_when_gone_from_dns() {
+        let fixed: SocketAddr = "10.0.0.1:7400".parse().unwrap();
+        let named: SocketAddr = "10.0.0.2:7400".parse().unwrap();
+        let mut b = Bootstrap::new(&[]);
+        let t0 = Instant::now();
+        assert!(b.due(true, t0 + Duration::from_secs(60), S).is_empty());
+        assert_eq!(b.set_named(vec![named]), vec![named]);
+        assert!(b.set_named(vec![named]).is_empty(), "already known");
+        let mut b2 = Bootstrap::new(&[fixed.to_string()]);
+        assert!(b2.set_named(vec![fixed]).is_empty(), "a fixed address");
+        let t1 = t0 + Duration::from_secs(100);
+        b.due(true, t1, S);
+        assert_eq!(b.due(true, t1 + S * 5, S), vec![named]);
+        b.set_named(Vec::new());
+        assert!(b.due(true, t1 + S * 60, S).is_empty());
     }
 }

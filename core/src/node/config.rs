@@ -135,7 +135,14 @@ pub struct NodeConfig {
     /// loopback peers only, and mDNS is off (ADR 0014). `open = true` lets it talk to
     /// anyone who can reach it, unauthenticated. No effect when a secret is set.
     pub open: bool,
-    /// Addresses dialled at start.
+    /// Peers to join (ADR 0027), each `IP:PORT` (dialled at start), `HOST:PORT` (every
+    /// A/AAAA address of `HOST`, at `PORT`) or `srv:NAME` (the SRV records of `NAME`
+    /// give targets and ports, e.g. `srv:_memmesh._udp.memmesh.default.svc.cluster.local`
+    /// for a Kubernetes headless service). Names are resolved (system resolver:
+    /// `/etc/resolv.conf`, `/etc/hosts`) at start and again while the node runs (every
+    /// 30 s or the records' TTL, every 2 s while alone): new addresses are dialled,
+    /// addresses gone from DNS no longer are. A name that does not resolve yet is retried,
+    /// not an error; bad syntax fails the start with `InvalidInput`.
     pub bootstrap: Vec<String>,
     /// Multicast DNS discovery.
     pub mdns: bool,
@@ -525,7 +532,8 @@ impl NodeBuilder {
         self
     }
 
-    /// Addresses to dial at start.
+    /// Peers to join: `IP:PORT`, `HOST:PORT` or `srv:NAME` entries, DNS names re-resolved
+    /// while the node runs. See [`NodeConfig::bootstrap`].
     pub fn bootstrap<I, S>(mut self, addrs: I) -> Self
     where
         I: IntoIterator<Item = S>,

@@ -115,11 +115,10 @@ impl Node {
     pub async fn start(config: NodeConfig) -> Result<Node> {
         config.validate()?;
         let listen = parse_addr(&config.listen)?;
-        let bootstrap: Vec<SocketAddr> = config
-            .bootstrap
-            .iter()
-            .map(|a| parse_addr(a))
-            .collect::<Result<_>>()?;
+        // Addresses are dialled at once; DNS names are resolved (and re-resolved) by the
+        // bootstrap resolver (ADR 0027): a name that does not resolve yet is no error.
+        let (bootstrap, bootstrap_names) =
+            crate::membership::bootstrap_dns::split_entries(&config.bootstrap)?;
         // Bound before the runtime starts: a busy port fails the start at once.
         let redis_socket = match &config.redis_listen {
             Some(a) => Some(crate::resp::listener::bind(parse_addr(a)?)?),
@@ -230,6 +229,7 @@ impl Node {
         for addr in bootstrap {
             handle.spawn(bootstrap_dial(shared.clone(), addr));
         }
+        crate::membership::bootstrap_resolver::start(&shared, &parts.membership, bootstrap_names);
         // The members remembered from before a restart are redialled too (ADR 0019).
         if let Some(known) = known::KnownPeersService::start(&shared, &parts.membership) {
             shared.services.on_shutdown(known);
