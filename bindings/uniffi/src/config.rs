@@ -34,7 +34,7 @@ pub struct NodeConfig {
     /// (default false: protected mode).
     #[uniffi(default = false)]
     pub open: bool,
-    /// Addresses dialled at start.
+    /// Peers to join: `ip:port`, `host:port` or `srv:NAME` (DNS names re-resolved).
     #[uniffi(default = [])]
     pub bootstrap: Vec<String>,
     /// Multicast DNS discovery on the local network.
