@@ -97,6 +97,32 @@ async fn two_nodes_converge_after_concurrent_edits() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_without_a_data_dir_share_documents_in_memory() {
+    let a = builder("mem-a").start().await.unwrap();
+    let b = builder("mem-b").start().await.unwrap();
+    a.connect(&b.addr().to_string()).await.unwrap();
+    let id = a.docs().unwrap().create(Reach::Cluster).await.unwrap();
+    let doc_a = a.docs().unwrap().open(id).await.unwrap();
+    doc_a.put("from", "a").await.unwrap();
+    converged(&[&a, &b], id).await;
+    let doc_b = b.docs().unwrap().open(id).await.unwrap();
+    doc_b.put("back", "b").await.unwrap();
+    let json = converged(&[&a, &b], id).await;
+    assert!(json.contains("\"back\":\"b\""), "{json}");
+    let stats = b.docs().unwrap().stats().await.unwrap();
+    assert_eq!((stats.documents, stats.persistent), (1, false));
+    let status = a.docs().unwrap().sync_status().await.unwrap();
+    assert_eq!(status.len(), 1);
+    assert_eq!(status[0].id, id);
+    assert!(
+        status[0].peers.iter().any(|p| p.peer == b.id()),
+        "{status:?}"
+    );
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_converge_and_a_node_that_was_down_catches_up() {
     let (da, db, dc) = (dir("three-a"), dir("three-b"), dir("three-c"));
     let a = start("a", &da).await;

@@ -1,5 +1,6 @@
 //! Documents (issue 15, ADR 0020): Automerge CRDT documents on this node, persisted
-//! encrypted in the data dir and synced with peers as their reach allows: `node.docs()`.
+//! encrypted in the data dir (in memory only without one) and synced with peers as their
+//! reach allows: `node.docs()`.
 //!
 //! A document is an [`automerge::AutoCommit`] edited through a small path API
 //! ([`Doc::put`], [`Doc::get`], [`Doc::insert`], [`Doc::splice_text`], ...) with plain
@@ -29,6 +30,7 @@ pub use error::DocsError;
 pub use log::Sealer;
 pub use path::{Path, Seg};
 pub use reach::Reach;
+pub use status::{DocSync, DocsStats, PeerSync};
 pub use sync::{DocsService, KeyOpener};
 pub use value::Value;
 
@@ -193,6 +195,18 @@ impl Docs {
             .await
     }
 
+    /// What this node holds: documents, their bytes, whether they are kept on disk
+    /// (false without a data dir: in memory only), and the sync exchanges under way.
+    pub async fn stats(&self) -> Result<DocsStats> {
+        self.svc.stats().await
+    }
+
+    /// The sync state of every document with the peers it was exchanged with since this
+    /// node started (what `GET /sync/status` shows), in id order.
+    pub async fn sync_status(&self) -> Result<Vec<DocSync>> {
+        self.svc.sync_status().await
+    }
+
     /// Deletes the document `id` from this node (peers keep their copies; a peer's sync
     /// does not bring it back here).
     pub async fn delete(&self, id: DocId) -> Result<()> {
@@ -227,7 +241,7 @@ impl Doc {
     }
 
     fn live(&self) -> std::result::Result<(), DocsError> {
-        if self.entry.lock().log.is_none() {
+        if !self.entry.lock().live {
             return Err(DocsError::NotFound {
                 id: self.entry.id.to_string(),
             });
@@ -270,7 +284,7 @@ impl Doc {
             .svc
             .blocking(move |store| {
                 let mut st = entry.lock();
-                if st.log.is_none() {
+                if !st.live {
                     return Err(DocsError::NotFound {
                         id: entry.id.to_string(),
                     });

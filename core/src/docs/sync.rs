@@ -83,6 +83,24 @@ pub struct DocsService {
     dirty: Mutex<HashSet<DocId>>,
     wake: tokio::sync::Notify,
     serving: Arc<Slots<NodeId>>,
+    /// Exchanges under way, driven or served (for [`super::Docs::stats`]).
+    pub(crate) active: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts one exchange under way while it lives.
+struct Active(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Active {
+    fn new(n: &Arc<std::sync::atomic::AtomicUsize>) -> Active {
+        n.fetch_add(1, Ordering::Relaxed);
+        Active(n.clone())
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for DocsService {
@@ -100,7 +118,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl DocsService {
     /// The documents service of the node `node`, sealing with the key `opener` opens
-    /// (`None` without a data dir); its sync task starts on the node's runtime.
+    /// (`None` without a data dir: documents are kept in memory only); its sync task
+    /// starts on the node's runtime.
     pub(crate) fn new(node: Arc<Shared>, opener: Option<KeyOpener>) -> Arc<DocsService> {
         let svc = Arc::new(DocsService {
             node,
@@ -111,10 +130,9 @@ impl DocsService {
             dirty: Mutex::new(HashSet::new()),
             wake: tokio::sync::Notify::new(),
             serving: Slots::new("document syncs", MAX_SERVING_PER_PEER, MAX_SERVING),
+            active: Arc::default(),
         });
-        if svc.opener.is_some() {
-            svc.node.runtime.handle().spawn(run(svc.clone()));
-        }
+        svc.node.runtime.handle().spawn(run(svc.clone()));
         svc
     }
 
@@ -123,18 +141,22 @@ impl DocsService {
         if self.closed.load(Ordering::Acquire) {
             return Err(DocsError::Closed.into());
         }
-        let (Some(dir), Some(opener)) = (self.node.config.data_dir.clone(), self.opener.clone())
-        else {
-            return Err(DocsError::NoDataDir.into());
-        };
         if let Some((kind, msg)) = lock(&self.failed).clone() {
             return Err(Error::new(kind, msg));
         }
+        let disk = match (self.node.config.data_dir.clone(), self.opener.clone()) {
+            (Some(dir), Some(opener)) => Some((dir, opener)),
+            _ => None,
+        };
         let handle = self.node.runtime.handle().clone();
         let opened = self
             .store
             .get_or_try_init(|| async move {
-                let task = handle.spawn_blocking(move || Store::open(dir, opener()?));
+                let task = handle.spawn_blocking(move || match disk {
+                    Some((dir, opener)) => Store::open(dir, opener()?),
+                    // No data dir: documents live in memory only.
+                    None => Ok(Store::memory()),
+                });
                 match task.await {
                     Ok(Ok(s)) => Ok(Arc::new(s)),
                     Ok(Err(e)) => {
@@ -191,6 +213,7 @@ impl DocsService {
     async fn serve(self: Arc<Self>, from: NodeId, body: Bytes) -> Result<Bytes> {
         let req: SyncRequest = decode_bulk(&body)?;
         let _slot = self.serving.take(&from)?;
+        let _active = Active::new(&self.active);
         let reach = Reach::from_u8(req.reach)
             .ok_or_else(|| DocsError::Invalid(format!("unknown reach byte {}", req.reach)))?;
         if req.msg.len() > self.max_message() {
@@ -382,12 +405,13 @@ async fn run(svc: Arc<DocsService>) {
 
 /// Runs the sync protocol for one document with one peer until neither has more to say.
 async fn exchange(svc: &Arc<DocsService>, entry: &Arc<Entry>, peer: NodeId) -> Result<()> {
+    let _active = Active::new(&svc.active);
     for _ in 0..MAX_ROUNDS {
         let e = entry.clone();
         let out = svc
             .blocking(move |_| {
                 let mut st = e.lock();
-                if st.log.is_none() || !may_flow(st.reach, Trust::Member) {
+                if !st.live || !may_flow(st.reach, Trust::Member) {
                     return Ok(None);
                 }
                 let st = &mut *st;
