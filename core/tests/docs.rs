@@ -290,3 +290,57 @@ async fn stats_say_documents_are_persistent_with_a_data_dir() {
     node.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// `n` bytes that do not compress.
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_over_docs_max_bytes_is_refused() {
+    let cap = 64 * 1024;
+    let node = builder("cap").docs_max_bytes(cap).start().await.unwrap();
+    let docs = node.docs().unwrap();
+    let id = docs.create(Reach::Cluster).await.unwrap();
+    let doc = docs.open(id).await.unwrap();
+    doc.put("a", noise(40 * 1024, 1)).await.unwrap();
+    let heads = doc.heads().unwrap();
+    // A local edit that would take it past the cap.
+    let e = doc.put("b", noise(40 * 1024, 2)).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::QuotaExceeded, "{e}");
+    assert!(e.message().contains("docs_max_bytes"), "{e}");
+    let e = doc
+        .splice_text("nothing-yet", 0, 0, &"x".repeat(100 * 1024))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::QuotaExceeded, "{e}");
+    assert_eq!(doc.heads().unwrap(), heads, "refused edits change nothing");
+    // Small edits still pass.
+    doc.put("small", 1i64).await.unwrap();
+    let heads = doc.heads().unwrap();
+    // An import or a merge that would exceed it.
+    let mut big = AutoCommit::new();
+    big.put(&ROOT, "blob", noise(100 * 1024, 3)).unwrap();
+    let saved = big.save();
+    let e = docs.import(&saved, Reach::Cluster).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::QuotaExceeded, "{e}");
+    let e = doc.merge(&saved).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::QuotaExceeded, "{e}");
+    assert_eq!(doc.heads().unwrap(), heads);
+    assert_eq!(docs.list().await.unwrap().len(), 1);
+    // A merge of what it already has adds nothing and passes.
+    doc.merge(&doc.save().unwrap()).await.unwrap();
+    node.shutdown().await.unwrap();
+    // Zero is refused, naming the option.
+    let e = builder("zero").docs_max_bytes(0).start().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert!(e.message().contains("docs_max_bytes"), "{e}");
+}

@@ -221,6 +221,63 @@ fn hello_message() -> Vec<u8> {
     msg.encode()
 }
 
+/// A sync message carrying every change of `doc` (to a peer that has none).
+fn message_with_everything(doc: &mut automerge::AutoCommit) -> Vec<u8> {
+    use automerge::sync::SyncDoc;
+    let mut empty = automerge::AutoCommit::new();
+    let (mut ours, mut theirs) = (automerge::sync::State::new(), automerge::sync::State::new());
+    let hello = empty.sync().generate_sync_message(&mut theirs).unwrap();
+    doc.sync().receive_sync_message(&mut ours, hello).unwrap();
+    doc.sync()
+        .generate_sync_message(&mut ours)
+        .unwrap()
+        .encode()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_sync_over_docs_max_bytes_is_refused_on_the_serving_side() {
+    use automerge::transaction::Transactable;
+    let a = builder("cap-a")
+        .docs_max_bytes(64 * 1024)
+        .start()
+        .await
+        .unwrap();
+    let id = a.docs().unwrap().create(Reach::Cluster).await.unwrap();
+    let doc = a.docs().unwrap().open(id).await.unwrap();
+    doc.put("x", 1i64).await.unwrap();
+    let heads = doc.heads().unwrap();
+    let mut big = automerge::AutoCommit::new();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let blob: Vec<u8> = (0..100 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    big.put(automerge::ROOT, "blob", blob).unwrap();
+    let msg = message_with_everything(&mut big);
+    let raw = RawPeer::connect(a.addr(), None).await.unwrap();
+    let fresh = DocId([7u8; 16]);
+    for target in [id, fresh] {
+        let req = SyncRequest {
+            doc: target.0,
+            reach: Reach::Cluster.as_u8(),
+            msg: msg.clone(),
+        };
+        let (kind, m) = raw_call(&raw, &encode_bulk(&req).unwrap())
+            .await
+            .unwrap_err();
+        assert_eq!(kind, ErrorKind::QuotaExceeded, "{m}");
+        assert!(m.contains("docs_max_bytes"), "{m}");
+    }
+    assert_eq!(doc.heads().unwrap(), heads);
+    let e = a.docs().unwrap().open(fresh).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    a.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_private_document_never_reaches_a_peer() {
     let (da, db) = (dir("priv-a"), dir("priv-b"));

@@ -75,6 +75,9 @@ impl FromStr for DocId {
     }
 }
 
+/// What the size cap counts for an edit that adds no value (a delete, an increment).
+const SMALL_EDIT: u64 = 16;
+
 /// What a path argument may be: a string (parsed, see [`Path`]) or a [`Path`].
 pub trait IntoPath {
     /// The path.
@@ -147,7 +150,7 @@ impl Docs {
     pub async fn create(&self, reach: Reach) -> Result<DocId> {
         let id = DocId::random()?;
         self.svc
-            .blocking(move |s| s.create(id, reach, AutoCommit::new()).map(|_| ()))
+            .blocking(move |s| s.create(id, reach, AutoCommit::new(), u64::MAX).map(|_| ()))
             .await?;
         Ok(id)
     }
@@ -155,6 +158,15 @@ impl Docs {
     /// Imports a document saved by any Automerge implementation, as a new document of
     /// `reach` (`InvalidInput` if the bytes are not an Automerge document).
     pub async fn import(&self, bytes: &[u8], reach: Reach) -> Result<DocId> {
+        let cap = self.svc.cap();
+        if bytes.len() as u64 > cap.saturating_mul(4) {
+            // Far over even before loading (Automerge compresses at most ~4x here).
+            return Err(crate::Error::from(DocsError::DocTooLarge {
+                id: "(import)".to_string(),
+                size: bytes.len() as u64,
+                limit: cap,
+            }));
+        }
         let bytes = bytes.to_vec();
         let id = DocId::random()?;
         self.svc
@@ -163,7 +175,7 @@ impl Docs {
                     what: "a document",
                     why: e.to_string(),
                 })?;
-                s.create(id, reach, doc).map(|_| ())
+                s.create(id, reach, doc, cap).map(|_| ())
             })
             .await?;
         self.svc.mark(id);
@@ -274,12 +286,14 @@ impl Doc {
         Ok(self.entry.lock().doc.save())
     }
 
-    /// Runs an edit, persists it, and offers it to peers.
-    async fn edit<F>(&self, f: F) -> Result<()>
+    /// Runs an edit adding about `add` bytes (refused past the size cap), persists it,
+    /// and offers it to peers.
+    async fn edit<F>(&self, add: u64, f: F) -> Result<()>
     where
         F: FnOnce(&mut AutoCommit, &str) -> std::result::Result<(), DocsError> + Send + 'static,
     {
         let entry = self.entry.clone();
+        let cap = self.svc.cap();
         let changed = self
             .svc
             .blocking(move |store| {
@@ -289,6 +303,7 @@ impl Doc {
                         id: entry.id.to_string(),
                     });
                 }
+                store.check_room(entry.id, &mut st, add, cap)?;
                 f(&mut st.doc, &entry.id.to_string())?;
                 store.persist(entry.id, &mut st)
             })
@@ -303,14 +318,16 @@ impl Doc {
     pub async fn put(&self, path: impl IntoPath, value: impl Into<Value>) -> Result<()> {
         let path = path.into_path()?;
         let value = value.into();
-        self.edit(move |d, id| edit::put(d, id, &path, &value))
+        let add = value.approx_size();
+        self.edit(add, move |d, id| edit::put(d, id, &path, &value))
             .await
     }
 
     /// Deletes the map key or list element at `path`.
     pub async fn delete(&self, path: impl IntoPath) -> Result<()> {
         let path = path.into_path()?;
-        self.edit(move |d, id| edit::delete(d, id, &path)).await
+        self.edit(SMALL_EDIT, move |d, id| edit::delete(d, id, &path))
+            .await
     }
 
     /// Inserts `value` at `index` in the list at `list_path`.
@@ -322,7 +339,8 @@ impl Doc {
     ) -> Result<()> {
         let path = list_path.into_path()?;
         let value = value.into();
-        self.edit(move |d, id| edit::insert(d, id, &path, index, &value))
+        let add = value.approx_size();
+        self.edit(add, move |d, id| edit::insert(d, id, &path, index, &value))
             .await
     }
 
@@ -336,14 +354,17 @@ impl Doc {
     ) -> Result<()> {
         let path = path.into_path()?;
         let text = text.to_string();
-        self.edit(move |d, id| edit::splice_text(d, id, &path, pos, delete, &text))
-            .await
+        let add = SMALL_EDIT + text.len() as u64;
+        self.edit(add, move |d, id| {
+            edit::splice_text(d, id, &path, pos, delete, &text)
+        })
+        .await
     }
 
     /// Adds `by` to the counter at `counter_path`.
     pub async fn increment(&self, counter_path: impl IntoPath, by: i64) -> Result<()> {
         let path = counter_path.into_path()?;
-        self.edit(move |d, id| edit::increment(d, id, &path, by))
+        self.edit(SMALL_EDIT, move |d, id| edit::increment(d, id, &path, by))
             .await
     }
 
@@ -351,16 +372,39 @@ impl Doc {
     /// into this document (`InvalidInput` if they are not Automerge data).
     pub async fn merge(&self, bytes: &[u8]) -> Result<()> {
         let bytes = bytes.to_vec();
-        self.edit(move |d, _| {
-            // Check on a copy first, so that bad bytes leave the document untouched.
-            let mut probe = AutoCommit::load(&bytes).map_err(|e| DocsError::NotAutomerge {
-                what: "a document",
-                why: e.to_string(),
-            })?;
-            d.merge(&mut probe)
-                .map(|_| ())
-                .map_err(|e| DocsError::Automerge(e.to_string()))
-        })
-        .await
+        let entry = self.entry.clone();
+        let cap = self.svc.cap();
+        let changed = self
+            .svc
+            .blocking(move |store| {
+                // Load a copy first, so that bad bytes leave the document untouched.
+                let mut probe = AutoCommit::load(&bytes).map_err(|e| DocsError::NotAutomerge {
+                    what: "a document",
+                    why: e.to_string(),
+                })?;
+                let mut st = entry.lock();
+                if !st.live {
+                    return Err(DocsError::NotFound {
+                        id: entry.id.to_string(),
+                    });
+                }
+                // What the merge adds: the changes this document lacks.
+                let have = st.doc.get_heads();
+                let add: u64 = probe
+                    .get_changes(&have)
+                    .iter()
+                    .map(|c| c.raw_bytes().len() as u64)
+                    .sum();
+                store.check_room(entry.id, &mut st, add, cap)?;
+                st.doc
+                    .merge(&mut probe)
+                    .map_err(|e| DocsError::Automerge(e.to_string()))?;
+                store.persist(entry.id, &mut st)
+            })
+            .await?;
+        if changed {
+            self.svc.mark(self.entry.id);
+        }
+        Ok(())
     }
 }

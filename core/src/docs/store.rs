@@ -190,11 +190,13 @@ fn load(key: &dyn Sealer, id: DocId, path: &std::path::Path) -> Result<Entry, Do
 
 impl Store {
     /// Creates a document holding `doc` (durably).
+    /// Refuses (`QuotaExceeded`) a document larger than `cap` bytes.
     pub fn create(
         &self,
         id: DocId,
         reach: Reach,
         mut doc: AutoCommit,
+        cap: u64,
     ) -> Result<Arc<Entry>, DocsError> {
         if lock(&self.gone).contains(&id) {
             return Err(DocsError::NotFound { id: id.to_string() });
@@ -202,6 +204,13 @@ impl Store {
         let snapshot = doc.save();
         let _ = doc.save_incremental();
         let size = snapshot.len() as u64;
+        if size > cap {
+            return Err(DocsError::DocTooLarge {
+                id: id.to_string(),
+                size,
+                limit: cap,
+            });
+        }
         let log = match &self.disk {
             Some(disk) => Some(new_log(disk, id, reach, snapshot)?),
             None => None,
@@ -293,29 +302,70 @@ impl Store {
         st.since_snapshot.0 += 1;
         st.since_snapshot.1 += len;
         if st.since_snapshot.0 >= COMPACT_RECORDS || st.since_snapshot.1 >= COMPACT_SLACK {
-            let snapshot = st.doc.save();
-            let _ = st.doc.save_incremental();
-            let size = snapshot.len() as u64;
-            if let Some(disk) = &self.disk {
-                st.log = Some(new_log(disk, id, st.reach, snapshot)?);
-            }
-            st.size = size;
-            st.since_snapshot = (0, 0);
+            self.compact(id, st)?;
         }
         Ok(true)
     }
 
+    /// Replaces the incremental saves of `st` by one snapshot (a new log with a data
+    /// dir), which makes its size exact. Everything in `st` must be persisted already.
+    fn compact(&self, id: DocId, st: &mut DocState) -> Result<(), DocsError> {
+        let snapshot = st.doc.save();
+        let _ = st.doc.save_incremental();
+        let size = snapshot.len() as u64;
+        if let Some(disk) = &self.disk {
+            st.log = Some(new_log(disk, id, st.reach, snapshot)?);
+        }
+        st.size = size;
+        st.since_snapshot = (0, 0);
+        Ok(())
+    }
+
+    /// Refuses (`QuotaExceeded`) growing `st` by about `add` bytes if that would take it
+    /// past `cap`. The running size overestimates (incremental saves are larger than a
+    /// snapshot), so near the cap the document is compacted first to measure it exactly.
+    pub fn check_room(
+        &self,
+        id: DocId,
+        st: &mut DocState,
+        add: u64,
+        cap: u64,
+    ) -> Result<(), DocsError> {
+        if st.size.saturating_add(add) <= cap {
+            return Ok(());
+        }
+        if st.since_snapshot.0 > 0 {
+            self.compact(id, st)?;
+        }
+        let size = st.size.saturating_add(add);
+        if size > cap {
+            return Err(DocsError::DocTooLarge {
+                id: id.to_string(),
+                size,
+                limit: cap,
+            });
+        }
+        Ok(())
+    }
+
     /// Applies a sync message from `peer` to `entry` and persists what it brought.
     /// Returns whether the document changed.
+    /// A message of `len` encoded bytes that would take the document past `cap` is
+    /// refused (`QuotaExceeded`) before it is applied.
     pub fn receive(
         &self,
         entry: &Entry,
         peer: NodeId,
         msg: automerge::sync::Message,
+        len: u64,
+        cap: u64,
     ) -> Result<bool, DocsError> {
         let mut st = entry.lock();
         let before = st.doc.get_heads();
         let st = &mut *st;
+        if !msg.changes.is_empty() {
+            self.check_room(entry.id, st, len, cap)?;
+        }
         let state = st.peers.entry(peer).or_default();
         let r = st.doc.sync().receive_sync_message(state, msg);
         if let Err(e) = r {

@@ -204,6 +204,11 @@ impl DocsService {
         self.wake.notify_one();
     }
 
+    /// The largest size of one document (`docs_max_bytes`).
+    pub(crate) fn cap(&self) -> u64 {
+        self.node.config.docs_max_bytes
+    }
+
     /// The largest sync message sent or accepted.
     fn max_message(&self) -> usize {
         self.node.config.max_message_size
@@ -229,8 +234,10 @@ impl DocsService {
             why: e.to_string(),
         })?;
         let id = DocId(req.doc);
+        let len = req.msg.len() as u64;
+        let cap = self.cap();
         let (changed, reply) = self
-            .blocking(move |store| serve_blocking(&store, from, id, reach, msg))
+            .blocking(move |store| serve_blocking(&store, from, id, reach, msg, len, cap))
             .await?;
         if changed {
             self.mark(id);
@@ -248,6 +255,8 @@ fn serve_blocking(
     id: DocId,
     reach: Reach,
     msg: Message,
+    len: u64,
+    cap: u64,
 ) -> std::result::Result<(bool, Option<Vec<u8>>), DocsError> {
     let (entry, changed) = match store.get(id) {
         Ok(entry) => {
@@ -256,7 +265,7 @@ fn serve_blocking(
                 debug!(doc = %id, peer = %from.short(), reach = %mine, "refused a sync: reach");
                 return Err(DocsError::NotShared { id: id.to_string() });
             }
-            let changed = store.receive(&entry, from, msg)?;
+            let changed = store.receive(&entry, from, msg, len, cap)?;
             (entry, changed)
         }
         Err(_) if store.is_gone(id) => return Err(DocsError::NotFound { id: id.to_string() }),
@@ -272,6 +281,13 @@ fn serve_blocking(
                     )));
                 }
             }
+            if len > cap {
+                return Err(DocsError::DocTooLarge {
+                    id: id.to_string(),
+                    size: len,
+                    limit: cap,
+                });
+            }
             // Apply to a fresh document first: a message that fails leaves nothing behind.
             let mut doc = AutoCommit::new();
             let mut state = automerge::sync::State::new();
@@ -282,7 +298,7 @@ fn serve_blocking(
                     why: e.to_string(),
                 })?;
             let changed = !doc.get_heads().is_empty();
-            let entry = match store.create(id, reach, doc) {
+            let entry = match store.create(id, reach, doc, cap) {
                 Ok(e) => {
                     *lock(&store.created_by).entry(from).or_insert(0) += 1;
                     e
@@ -447,8 +463,9 @@ async fn exchange(svc: &Arc<DocsService>, entry: &Arc<Entry>, peer: NodeId) -> R
             why: e.to_string(),
         })?;
         let e = entry.clone();
+        let (len, cap) = (reply.msg.len() as u64, svc.cap());
         let changed = svc
-            .blocking(move |store| store.receive(&e, peer, msg))
+            .blocking(move |store| store.receive(&e, peer, msg, len, cap))
             .await?;
         if changed {
             svc.mark(entry.id);
