@@ -4778,6 +4778,11 @@ public struct NodeConfig: Equatable, Hashable {
      */
     public var maxMessageSize: UInt64
     /**
+     * Largest document in bytes, Automerge format (default 4 MiB): an edit, import,
+     * merge or peer sync past it throws `QuotaExceeded`.
+     */
+    public var docsMaxBytes: UInt64
+    /**
      * Default deadline of `Channel.request`, in milliseconds.
      */
     public var requestTimeoutMs: UInt64
@@ -4878,6 +4883,10 @@ public struct NodeConfig: Equatable, Hashable {
          * Maximum size in bytes of one message, request or response (default 8 MiB).
          */maxMessageSize: UInt64 = UInt64(8388608), 
         /**
+         * Largest document in bytes, Automerge format (default 4 MiB): an edit, import,
+         * merge or peer sync past it throws `QuotaExceeded`.
+         */docsMaxBytes: UInt64 = UInt64(4194304), 
+        /**
          * Default deadline of `Channel.request`, in milliseconds.
          */requestTimeoutMs: UInt64 = UInt64(30000), 
         /**
@@ -4915,6 +4924,7 @@ public struct NodeConfig: Equatable, Hashable {
         self.httpToken = httpToken
         self.threads = threads
         self.maxMessageSize = maxMessageSize
+        self.docsMaxBytes = docsMaxBytes
         self.requestTimeoutMs = requestTimeoutMs
         self.sendTimeoutMs = sendTimeoutMs
         self.connectTimeoutMs = connectTimeoutMs
@@ -4959,6 +4969,7 @@ public struct FfiConverterTypeNodeConfig: FfiConverterRustBuffer {
                 httpToken: FfiConverterOptionString.read(from: &buf), 
                 threads: FfiConverterUInt32.read(from: &buf), 
                 maxMessageSize: FfiConverterUInt64.read(from: &buf), 
+                docsMaxBytes: FfiConverterUInt64.read(from: &buf), 
                 requestTimeoutMs: FfiConverterUInt64.read(from: &buf), 
                 sendTimeoutMs: FfiConverterUInt64.read(from: &buf), 
                 connectTimeoutMs: FfiConverterUInt64.read(from: &buf), 
@@ -4989,6 +5000,7 @@ public struct FfiConverterTypeNodeConfig: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.httpToken, into: &buf)
         FfiConverterUInt32.write(value.threads, into: &buf)
         FfiConverterUInt64.write(value.maxMessageSize, into: &buf)
+        FfiConverterUInt64.write(value.docsMaxBytes, into: &buf)
         FfiConverterUInt64.write(value.requestTimeoutMs, into: &buf)
         FfiConverterUInt64.write(value.sendTimeoutMs, into: &buf)
         FfiConverterUInt64.write(value.connectTimeoutMs, into: &buf)
