@@ -402,3 +402,50 @@ async fn hostile_sync_messages_get_clean_errors_and_leave_documents_intact() {
     assert!(eventually(Duration::from_secs(1), || doc.heads().unwrap() == heads).await);
     a.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_subscriptions_see_local_and_peer_changes_and_lag_without_blocking() {
+    use memmesh::docs::{ChangeEvent, ChangeOrigin};
+    let a = builder("ch-a").start().await.unwrap();
+    let b = builder("ch-b").start().await.unwrap();
+    let mut on_a = a.docs().unwrap().changes();
+    let mut on_b = b.docs().unwrap().changes();
+    let mut slow = a.docs().unwrap().changes();
+    a.connect(&b.addr().to_string()).await.unwrap();
+    let id = a.docs().unwrap().create(Reach::Cluster).await.unwrap();
+    let doc = a.docs().unwrap().open(id).await.unwrap();
+    doc.put("k", 1i64).await.unwrap();
+    // Local: the put (creating an empty document is no change).
+    let Some(ChangeEvent::Change(c)) = on_a.next().await else {
+        panic!("a change");
+    };
+    assert_eq!((c.id, c.origin), (id, ChangeOrigin::Local));
+    assert_eq!(c.heads, doc.heads().unwrap());
+    // On b: brought by a's sync, until b has a's heads.
+    let want = doc.heads().unwrap();
+    loop {
+        match tokio::time::timeout(DEADLINE, on_b.next())
+            .await
+            .expect("an event on b")
+        {
+            Some(ChangeEvent::Change(c)) => {
+                assert_eq!((c.id, c.origin), (id, ChangeOrigin::Peer(a.id())));
+                if c.heads == want {
+                    break;
+                }
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // A subscriber that never reads loses the oldest events, and the node goes on.
+    for i in 0..(memmesh::docs::changes::CHANGES_BUFFER as i64 + 10) {
+        doc.put("k", i).await.unwrap();
+    }
+    assert!(matches!(slow.next().await, Some(ChangeEvent::Lagged(n)) if n > 0));
+    a.shutdown().await.unwrap();
+    // After shutdown the subscription ends.
+    tokio::time::timeout(DEADLINE, async { while on_a.next().await.is_some() {} })
+        .await
+        .expect("the subscription ends");
+    b.shutdown().await.unwrap();
+}

@@ -9,6 +9,7 @@
 //! is appended to the document's encrypted log (`log.rs`) before the edit returns, and
 //! offered to peers at once by the `Service::Docs` service (`sync.rs`).
 
+pub mod changes;
 pub mod edit;
 pub mod error;
 pub mod log;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 
 use automerge::AutoCommit;
 
+pub use changes::{ChangeEvent, ChangeOrigin, DocChange, DocChanges};
 pub use error::DocsError;
 pub use log::Sealer;
 pub use path::{Path, Seg};
@@ -178,7 +180,7 @@ impl Docs {
                 s.create(id, reach, doc, cap).map(|_| ())
             })
             .await?;
-        self.svc.mark(id);
+        self.svc.changed(id, ChangeOrigin::Local);
         Ok(id)
     }
 
@@ -205,6 +207,14 @@ impl Docs {
                     .collect())
             })
             .await
+    }
+
+    /// A subscription to every change of every document on this node from now on: the
+    /// document, its heads after the change, and whether it was local or which peer's
+    /// sync brought it. Bounded: a slow subscriber loses events (told by
+    /// [`ChangeEvent::Lagged`]) and never blocks the node.
+    pub fn changes(&self) -> DocChanges {
+        DocChanges::new(self.svc.changes.subscribe(), self.svc.node.cancel.clone())
     }
 
     /// What this node holds: documents, their bytes, whether they are kept on disk
@@ -309,7 +319,7 @@ impl Doc {
             })
             .await?;
         if changed {
-            self.svc.mark(self.entry.id);
+            self.svc.changed(self.entry.id, ChangeOrigin::Local);
         }
         Ok(())
     }
@@ -403,7 +413,7 @@ impl Doc {
             })
             .await?;
         if changed {
-            self.svc.mark(self.entry.id);
+            self.svc.changed(self.entry.id, ChangeOrigin::Local);
         }
         Ok(())
     }

@@ -83,6 +83,8 @@ pub struct DocsService {
     dirty: Mutex<HashSet<DocId>>,
     wake: tokio::sync::Notify,
     serving: Arc<Slots<NodeId>>,
+    /// Every change, for [`super::Docs::changes`] (and the HTTP live feed).
+    pub changes: tokio::sync::broadcast::Sender<super::DocChange>,
     /// Exchanges under way, driven or served (for [`super::Docs::stats`]).
     pub(crate) active: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -131,6 +133,7 @@ impl DocsService {
             wake: tokio::sync::Notify::new(),
             serving: Slots::new("document syncs", MAX_SERVING_PER_PEER, MAX_SERVING),
             active: Arc::default(),
+            changes: tokio::sync::broadcast::channel(super::changes::CHANGES_BUFFER).0,
         });
         svc.node.runtime.handle().spawn(run(svc.clone()));
         svc
@@ -204,6 +207,22 @@ impl DocsService {
         self.wake.notify_one();
     }
 
+    /// Announces a change to `id` from `origin` to subscribers and offers it to peers.
+    pub(crate) fn changed(&self, id: DocId, origin: super::ChangeOrigin) {
+        self.mark(id);
+        if self.changes.receiver_count() == 0 {
+            return;
+        }
+        let Some(store) = self.store.get() else {
+            return;
+        };
+        let Ok(entry) = store.get(id) else {
+            return;
+        };
+        let heads = super::edit::heads(&mut entry.lock().doc);
+        let _ = self.changes.send(super::DocChange { id, heads, origin });
+    }
+
     /// The largest size of one document (`docs_max_bytes`).
     pub(crate) fn cap(&self) -> u64 {
         self.node.config.docs_max_bytes
@@ -240,7 +259,7 @@ impl DocsService {
             .blocking(move |store| serve_blocking(&store, from, id, reach, msg, len, cap))
             .await?;
         if changed {
-            self.mark(id);
+            self.changed(id, super::ChangeOrigin::Peer(from));
         }
         Ok(Bytes::from(encode_bulk(&SyncReply {
             msg: reply.unwrap_or_default(),
@@ -468,7 +487,7 @@ async fn exchange(svc: &Arc<DocsService>, entry: &Arc<Entry>, peer: NodeId) -> R
             .blocking(move |store| store.receive(&e, peer, msg, len, cap))
             .await?;
         if changed {
-            svc.mark(entry.id);
+            svc.changed(entry.id, super::ChangeOrigin::Peer(peer));
         }
     }
     Ok(())
