@@ -64,6 +64,11 @@ export interface NodeOptions {
   threads?: number
   /** Maximum size of one message, request or response in bytes (default 8 MiB). */
   maxMessageSize?: number
+  /**
+   * Largest document in bytes, Automerge format (default 4 MiB): an edit, import, merge
+   * or peer sync past it rejects with code QuotaExceeded.
+   */
+  docsMaxBytes?: number
   /** Default request deadline in milliseconds (default 30000). */
   requestTimeoutMs?: number
   /** Deadline for a message to be accepted by a peer, in milliseconds (default 30000). */
@@ -636,10 +641,21 @@ export interface DocInfo {
   heads: string[]
 }
 
+/** What a node holds of documents (`docs.stats()`). */
+export interface DocsStats {
+  /** The documents held. */
+  documents: number
+  /** Their size in the Automerge format. */
+  bytes: number
+  /** Whether they are kept in the data dir (false: in memory only). */
+  persistent: boolean
+  /** Sync exchanges with peers under way. */
+  syncing: number
+}
+
 /**
  * Documents: Automerge CRDT documents kept in the data dir (encrypted) and synced with
- * peers as each one's reach allows. Without a `dataDir` every call rejects with code
- * Unsupported.
+ * peers as each one's reach allows. Without a `dataDir` they live in memory only.
  */
 export declare class Docs {
   private constructor ()
@@ -651,6 +667,8 @@ export declare class Docs {
   open (id: string): Promise<Doc>
   /** Every document on this node, in id order. */
   list (): Promise<DocInfo[]>
+  /** What this node holds: documents, bytes, whether on disk, syncs under way. */
+  stats (): Promise<DocsStats>
   /** Deletes the document `id` from this node. */
   delete (id: string): Promise<void>
 }

@@ -105,6 +105,7 @@ const OPTION_TYPES = {
   dataDir: 'string',
   threads: 'number',
   maxMessageSize: 'number',
+  docsMaxBytes: 'number',
   requestTimeoutMs: 'number',
   sendTimeoutMs: 'number',
   connectTimeoutMs: 'number',
@@ -916,7 +917,7 @@ function toSaved (data) {
  * `'community'`, `'commons'`: the cluster's members for now). `doc.save()` gives the
  * standard Automerge binary format and `docs.import` / `doc.merge` take it, so
  * `@automerge/automerge` can edit a memmesh document. Get it as `node.docs`. Without a
- * `dataDir` every call rejects with code Unsupported.
+ * `dataDir` documents live in memory only (they still sync; `stats().persistent` is false).
  */
 class Docs {
   #native
@@ -952,6 +953,14 @@ class Docs {
   /** Every document on this node, in id order: `[{ id, reach, heads }]`. */
   async list () {
     return call(() => this.#native.list())
+  }
+
+  /**
+   * What this node holds: `{ documents, bytes, persistent, syncing }` (`persistent` is
+   * false without a `dataDir`: in memory only; `syncing` counts exchanges under way).
+   */
+  async stats () {
+    return call(() => this.#native.stats())
   }
 
   /** Deletes the document `id` from this node (peers keep theirs and do not bring it back). */

@@ -80,6 +80,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("role", Kind::Role),
     ("threads", Kind::Int),
     ("max_message_size", Kind::Size),
+    ("docs_max_bytes", Kind::Size),
     ("request_timeout", Kind::Duration),
     ("send_timeout", Kind::Duration),
     ("connect_timeout", Kind::Duration),
@@ -591,6 +592,7 @@ fn apply(o: &mut NodeOptions, key: &str, v: Val) {
         }
         "threads" => o.threads = us(&v),
         "max_message_size" => o.max_message_size = us(&v),
+        "docs_max_bytes" => o.docs_max_bytes = n(&v),
         "request_timeout" => o.request_timeout = d(&v),
         "send_timeout" => o.send_timeout = d(&v),
         "connect_timeout" => o.connect_timeout = d(&v),
@@ -662,6 +664,7 @@ fn effective(c: &NodeConfig, key: &str) -> Json {
         "role" => json!(c.role.as_str()),
         "threads" => json!(c.threads),
         "max_message_size" => json!(c.max_message_size),
+        "docs_max_bytes" => json!(c.docs_max_bytes),
         "request_timeout" => dur(c.request_timeout),
         "send_timeout" => dur(c.send_timeout),
         "connect_timeout" => dur(c.connect_timeout),

@@ -97,6 +97,32 @@ async fn two_nodes_converge_after_concurrent_edits() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_without_a_data_dir_share_documents_in_memory() {
+    let a = builder("mem-a").start().await.unwrap();
+    let b = builder("mem-b").start().await.unwrap();
+    a.connect(&b.addr().to_string()).await.unwrap();
+    let id = a.docs().unwrap().create(Reach::Cluster).await.unwrap();
+    let doc_a = a.docs().unwrap().open(id).await.unwrap();
+    doc_a.put("from", "a").await.unwrap();
+    converged(&[&a, &b], id).await;
+    let doc_b = b.docs().unwrap().open(id).await.unwrap();
+    doc_b.put("back", "b").await.unwrap();
+    let json = converged(&[&a, &b], id).await;
+    assert!(json.contains("\"back\":\"b\""), "{json}");
+    let stats = b.docs().unwrap().stats().await.unwrap();
+    assert_eq!((stats.documents, stats.persistent), (1, false));
+    let status = a.docs().unwrap().sync_status().await.unwrap();
+    assert_eq!(status.len(), 1);
+    assert_eq!(status[0].id, id);
+    assert!(
+        status[0].peers.iter().any(|p| p.peer == b.id()),
+        "{status:?}"
+    );
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_converge_and_a_node_that_was_down_catches_up() {
     let (da, db, dc) = (dir("three-a"), dir("three-b"), dir("three-c"));
     let a = start("a", &da).await;
@@ -193,6 +219,63 @@ fn hello_message() -> Vec<u8> {
     let mut state = automerge::sync::State::new();
     let msg = doc.sync().generate_sync_message(&mut state).unwrap();
     msg.encode()
+}
+
+/// A sync message carrying every change of `doc` (to a peer that has none).
+fn message_with_everything(doc: &mut automerge::AutoCommit) -> Vec<u8> {
+    use automerge::sync::SyncDoc;
+    let mut empty = automerge::AutoCommit::new();
+    let (mut ours, mut theirs) = (automerge::sync::State::new(), automerge::sync::State::new());
+    let hello = empty.sync().generate_sync_message(&mut theirs).unwrap();
+    doc.sync().receive_sync_message(&mut ours, hello).unwrap();
+    doc.sync()
+        .generate_sync_message(&mut ours)
+        .unwrap()
+        .encode()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_sync_over_docs_max_bytes_is_refused_on_the_serving_side() {
+    use automerge::transaction::Transactable;
+    let a = builder("cap-a")
+        .docs_max_bytes(64 * 1024)
+        .start()
+        .await
+        .unwrap();
+    let id = a.docs().unwrap().create(Reach::Cluster).await.unwrap();
+    let doc = a.docs().unwrap().open(id).await.unwrap();
+    doc.put("x", 1i64).await.unwrap();
+    let heads = doc.heads().unwrap();
+    let mut big = automerge::AutoCommit::new();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let blob: Vec<u8> = (0..100 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    big.put(automerge::ROOT, "blob", blob).unwrap();
+    let msg = message_with_everything(&mut big);
+    let raw = RawPeer::connect(a.addr(), None).await.unwrap();
+    let fresh = DocId([7u8; 16]);
+    for target in [id, fresh] {
+        let req = SyncRequest {
+            doc: target.0,
+            reach: Reach::Cluster.as_u8(),
+            msg: msg.clone(),
+        };
+        let (kind, m) = raw_call(&raw, &encode_bulk(&req).unwrap())
+            .await
+            .unwrap_err();
+        assert_eq!(kind, ErrorKind::QuotaExceeded, "{m}");
+        assert!(m.contains("docs_max_bytes"), "{m}");
+    }
+    assert_eq!(doc.heads().unwrap(), heads);
+    let e = a.docs().unwrap().open(fresh).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    a.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -318,4 +401,51 @@ async fn hostile_sync_messages_get_clean_errors_and_leave_documents_intact() {
     assert!(!reply.msg.is_empty());
     assert!(eventually(Duration::from_secs(1), || doc.heads().unwrap() == heads).await);
     a.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_subscriptions_see_local_and_peer_changes_and_lag_without_blocking() {
+    use memmesh::docs::{ChangeEvent, ChangeOrigin};
+    let a = builder("ch-a").start().await.unwrap();
+    let b = builder("ch-b").start().await.unwrap();
+    let mut on_a = a.docs().unwrap().changes();
+    let mut on_b = b.docs().unwrap().changes();
+    let mut slow = a.docs().unwrap().changes();
+    a.connect(&b.addr().to_string()).await.unwrap();
+    let id = a.docs().unwrap().create(Reach::Cluster).await.unwrap();
+    let doc = a.docs().unwrap().open(id).await.unwrap();
+    doc.put("k", 1i64).await.unwrap();
+    // Local: the put (creating an empty document is no change).
+    let Some(ChangeEvent::Change(c)) = on_a.next().await else {
+        panic!("a change");
+    };
+    assert_eq!((c.id, c.origin), (id, ChangeOrigin::Local));
+    assert_eq!(c.heads, doc.heads().unwrap());
+    // On b: brought by a's sync, until b has a's heads.
+    let want = doc.heads().unwrap();
+    loop {
+        match tokio::time::timeout(DEADLINE, on_b.next())
+            .await
+            .expect("an event on b")
+        {
+            Some(ChangeEvent::Change(c)) => {
+                assert_eq!((c.id, c.origin), (id, ChangeOrigin::Peer(a.id())));
+                if c.heads == want {
+                    break;
+                }
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // A subscriber that never reads loses the oldest events, and the node goes on.
+    for i in 0..(memmesh::docs::changes::CHANGES_BUFFER as i64 + 10) {
+        doc.put("k", i).await.unwrap();
+    }
+    assert!(matches!(slow.next().await, Some(ChangeEvent::Lagged(n)) if n > 0));
+    a.shutdown().await.unwrap();
+    // After shutdown the subscription ends.
+    tokio::time::timeout(DEADLINE, async { while on_a.next().await.is_some() {} })
+        .await
+        .expect("the subscription ends");
+    b.shutdown().await.unwrap();
 }

@@ -207,7 +207,7 @@ async fn unknown_routes_methods_and_large_bodies_are_refused_in_json() {
     .await;
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(r.json()["error"]["kind"], "InvalidInput");
-    // Without a data dir, documents are unsupported: a conflict, not a server error.
+    // Without a data dir, documents live in memory (issue 15): an unknown one is not found.
     let r = get(addr, "/sync/status").await;
     assert_eq!(r.status, 200, "{}", r.body);
     let r = request(
@@ -218,8 +218,8 @@ async fn unknown_routes_methods_and_large_bodies_are_refused_in_json() {
         b"",
     )
     .await;
-    assert_eq!(r.status, 409, "{}", r.body);
-    assert_eq!(r.json()["error"]["kind"], "Unsupported");
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(r.json()["error"]["kind"], "NotFound");
     a.shutdown().await.unwrap();
 }
 

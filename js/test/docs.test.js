@@ -181,10 +181,31 @@ test('docs: errors have their codes', { timeout: TIMEOUT }, async (t) => {
   assert.deepEqual(doc.heads(), heads, 'failed edits changed nothing')
 })
 
-test('docs: a node without a data dir says why', { timeout: TIMEOUT }, async (t) => {
+test('docs: a document over docsMaxBytes is refused', { timeout: TIMEOUT }, async (t) => {
+  const node = await startNode(t, { docsMaxBytes: 4096 })
+  const doc = await node.docs.open(await node.docs.create())
+  await doc.put('small', Buffer.alloc(100, 1))
+  const heads = doc.heads()
+  const big = Buffer.alloc(8192)
+  for (let i = 0; i < big.length; i++) big[i] = (i * 7919) % 251
+  await rejectsWith(doc.put('big', big), 'QuotaExceeded', /docs_max_bytes/)
+  assert.deepEqual(doc.heads(), heads)
+})
+
+// Issue 15: without a data dir documents live in memory (this replaced a test expecting
+// Unsupported).
+test('docs: a node without a data dir keeps documents in memory', { timeout: TIMEOUT }, async (t) => {
   const node = await startNode(t)
-  await rejectsWith(node.docs.create(), 'Unsupported', /documents need a data dir/)
-  await rejectsWith(node.docs.list(), 'Unsupported', /documents need a data dir/)
+  const empty = await node.docs.stats()
+  assert.deepEqual([empty.documents, empty.bytes, empty.persistent], [0, 0, false])
+  const id = await node.docs.create()
+  await (await node.docs.open(id)).put('k', 'in memory')
+  const stats = await node.docs.stats()
+  assert.equal(stats.documents, 1)
+  assert.equal(stats.persistent, false)
+  assert.ok(stats.bytes > 0)
+  assert.equal(typeof stats.syncing, 'number')
+  assert.deepEqual((await node.docs.list()).map((d) => d.id), [id])
 })
 
 test('docs: three nodes converge and a private document stays', { timeout: TIMEOUT }, async (t) => {

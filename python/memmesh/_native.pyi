@@ -37,6 +37,7 @@ __all__ = [
     "Doc",
     "DocInfo",
     "Docs",
+    "DocsStats",
     "ERROR_KINDS",
     "Event",
     "Events",
@@ -200,6 +201,7 @@ class Node:
         data_dir: Optional[str] = None,
         threads: Optional[int] = None,
         max_message_size: Optional[int] = None,
+        docs_max_bytes: Optional[int] = None,
         request_timeout: Optional[float] = None,
         send_timeout: Optional[float] = None,
         connect_timeout: Optional[float] = None,
@@ -421,6 +423,24 @@ class DocInfo:
     def __eq__(self, other: object, /) -> bool: ...
 
 @final
+class DocsStats:
+    """What a node holds of documents."""
+
+    @property
+    def documents(self) -> int:
+        """The documents held."""
+    @property
+    def bytes(self) -> int:
+        """Their size in the Automerge format."""
+    @property
+    def persistent(self) -> bool:
+        """Whether they are kept in the data dir (``False``: in memory only)."""
+    @property
+    def syncing(self) -> int:
+        """Sync exchanges with peers under way."""
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
 class Docs:
     """The documents of a node; methods doing I/O return a :class:`Pending` call."""
 
@@ -428,6 +448,7 @@ class Docs:
     def import_(self, data: bytes, reach: str = "cluster") -> Pending[str]: ...
     def open(self, id: str) -> Pending[Doc]: ...
     def list(self) -> Pending[_DocInfos]: ...
+    def stats(self) -> Pending[DocsStats]: ...
     def delete(self, id: str) -> Pending[None]: ...
 
 @final

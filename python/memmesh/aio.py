@@ -52,6 +52,7 @@ from ._native import (
     Counter,
     Destination,
     DocInfo,
+    DocsStats,
     Event,
     FileInfo,
     FilesPage,
@@ -195,6 +196,8 @@ class Node:
     # * ``http_token``: the bearer token HTTP clients must send (16 bytes or more).
     # * ``threads``: worker threads of the node's own runtime (default 2).
     # * ``max_message_size``: largest message, request or response (default 8 MiB).
+    # * ``docs_max_bytes``: largest document in bytes (Automerge format, default 4 MiB);
+    #   an edit, import, merge or peer sync past it raises ``QuotaExceededError``.
     # * ``request_timeout``, ``send_timeout``, ``connect_timeout``: seconds (30, 30, 5).
     # * ``channel_queue``: capacity of each channel's incoming queue (default 1024).
     # * ``inbox_dir``: directory where transfers offered to this node are received when
@@ -236,6 +239,7 @@ class Node:
         data_dir: Union[str, "os.PathLike[str]", None] = None,
         threads: Optional[int] = None,
         max_message_size: Optional[int] = None,
+        docs_max_bytes: Optional[int] = None,
         request_timeout: Optional[float] = None,
         send_timeout: Optional[float] = None,
         connect_timeout: Optional[float] = None,
@@ -266,6 +270,7 @@ class Node:
                 data_dir=data_dir,
                 threads=threads,
                 max_message_size=max_message_size,
+                docs_max_bytes=docs_max_bytes,
                 request_timeout=request_timeout,
                 send_timeout=send_timeout,
                 connect_timeout=connect_timeout,
@@ -299,6 +304,7 @@ class Node:
     #     data_dir: Union[str, "os.PathLike[str]", None] = None,
     #     threads: Optional[int] = None,
     #     max_message_size: Optional[int] = None,
+    #     docs_max_bytes: Optional[int] = None,
     #     request_timeout: Optional[float] = None,
     #     send_timeout: Optional[float] = None,
     #     connect_timeout: Optional[float] = None,
@@ -328,6 +334,7 @@ class Node:
     #             data_dir=data_dir,
     #             threads=threads,
     #             max_message_size=max_message_size,
+    #             docs_max_bytes=docs_max_bytes,
     #             request_timeout=request_timeout,
     #             send_timeout=send_timeout,
     #             connect_timeout=connect_timeout,
@@ -919,8 +926,8 @@ class Docs:
     A document's id is 32 hex digits. :meth:`Doc.save` gives the standard Automerge
     binary format and :meth:`import_` / :meth:`Doc.merge` take it, so any Automerge
     implementation (``@automerge/automerge``, ``automerge-py``, ...) can edit a memmesh
-    document. A node without a ``data_dir`` raises ``UnsupportedError`` on every call,
-    saying why.
+    document. A node without a ``data_dir`` keeps its documents in memory only (they
+    still sync with peers; :meth:`stats` says ``persistent=False``).
     """
 
     __slots__ = ("_native",)
@@ -949,6 +956,13 @@ class Docs:
     async def list(self) -> _DocInfos:
         """Every document on this node (id, reach, heads), in id order."""
         result: _DocInfos = await _call(self._native.list())
+        return result
+
+    async def stats(self) -> DocsStats:
+        """What this node holds: ``documents``, ``bytes`` (Automerge format),
+        ``persistent`` (``False`` without a ``data_dir``: in memory only) and ``syncing``
+        (sync exchanges with peers under way)."""
+        result: DocsStats = await _call(self._native.stats())
         return result
 
     async def delete(self, id: str) -> None:  # noqa: A002

@@ -167,12 +167,44 @@ def test_errors_have_their_classes(make_node, tmp_path: pathlib.Path) -> None:
     assert doc.heads() == heads  # failed edits changed nothing
 
 
-def test_no_data_dir_is_unsupported_saying_why(make_node) -> None:
-    docs = make_node().docs
-    with pytest.raises(memmesh.UnsupportedError, match="documents need a data dir"):
-        docs.create()
-    with pytest.raises(memmesh.UnsupportedError, match="documents need a data dir"):
-        docs.list()
+# Issue 15: without a data dir documents live in memory (this replaced a test that
+# expected UnsupportedError).
+def test_without_a_data_dir_documents_live_in_memory_and_sync(make_node) -> None:
+    a, b = make_node(), make_node()
+    assert a.docs.stats() == a.docs.stats()
+    empty = a.docs.stats()
+    assert (empty.documents, empty.bytes, empty.persistent) == (0, 0, False)
+    b.connect(a.addr)
+    doc_id = a.docs.create()
+    doc = a.docs.open(doc_id)
+    doc.put("shared", memmesh.Text("live"))
+    stats = a.docs.stats()
+    assert stats.documents == 1 and stats.bytes > 0 and not stats.persistent
+    assert stats.syncing >= 0
+    assert "persistent=False" in repr(stats)
+    wait_until(lambda: _state(b, doc_id) == _state(a, doc_id), "the document on b")
+    assert b.docs.open(doc_id).get("shared") == memmesh.Text("live")
+    assert b.docs.stats().documents == 1
+
+
+def test_a_document_over_docs_max_bytes_is_refused(make_node) -> None:
+    node = make_node(docs_max_bytes=4096)
+    doc = node.docs.open(node.docs.create())
+    doc.put("small", b"x" * 100)
+    heads = doc.heads()
+    with pytest.raises(memmesh.QuotaExceededError, match="docs_max_bytes"):
+        doc.put("big", bytes(range(256)) * 32)
+    assert doc.heads() == heads
+    with pytest.raises(memmesh.InvalidInputError, match="docs_max_bytes"):
+        make_node(docs_max_bytes=0)
+
+
+def test_stats_say_persistent_with_a_data_dir(make_node, tmp_path: pathlib.Path) -> None:
+    node = make_node(data_dir=str(tmp_path / "d"))
+    node.docs.open(node.docs.create()).put("k", 1)
+    stats = node.docs.stats()
+    assert (stats.documents, stats.persistent) == (1, True)
+    assert isinstance(stats, memmesh.DocsStats)
 
 
 def _state(node: memmesh.Node, doc_id: str) -> Optional[tuple[list[str], str]]:
@@ -273,5 +305,6 @@ async def test_asyncio_api(tmp_path: pathlib.Path) -> None:
         imported = await a.docs.import_(doc.save(), "private")
         await a.docs.delete(imported)
     async with start_async() as bare:
-        with pytest.raises(memmesh.UnsupportedError, match="documents need a data dir"):
-            await bare.docs.create()
+        await bare.docs.create()
+        stats = await bare.docs.stats()
+        assert (stats.documents, stats.persistent) == (1, False)

@@ -37,6 +37,8 @@ pub struct NodeOptions {
     pub threads: Option<f64>,
     /// Maximum size of one message, request or response, in bytes.
     pub max_message_size: Option<f64>,
+    /// Largest document in bytes, Automerge format (default 4 MiB).
+    pub docs_max_bytes: Option<f64>,
     /// Default request deadline, in milliseconds.
     pub request_timeout_ms: Option<f64>,
     /// Deadline for a message to be accepted by a peer, in milliseconds.
@@ -191,6 +193,7 @@ impl NodeOptions {
             http_token: self.http_token,
             threads: int("threads", self.threads)?,
             max_message_size: int("maxMessageSize", self.max_message_size)?,
+            docs_max_bytes: int("docsMaxBytes", self.docs_max_bytes)?,
             request_timeout: ms("requestTimeoutMs", self.request_timeout_ms)?,
             send_timeout: ms("sendTimeoutMs", self.send_timeout_ms)?,
             connect_timeout: ms("connectTimeoutMs", self.connect_timeout_ms)?,

@@ -54,6 +54,19 @@ pub struct DocInfo {
     pub heads: Vec<String>,
 }
 
+/// What a node holds of documents (`docs.stats()`).
+#[napi(object)]
+pub struct DocsStats {
+    /// The documents held.
+    pub documents: f64,
+    /// Their size in the Automerge format.
+    pub bytes: f64,
+    /// Whether they are kept in the data dir (`false`: in memory only).
+    pub persistent: bool,
+    /// Sync exchanges with peers under way.
+    pub syncing: f64,
+}
+
 fn tag(kind: &str) -> DocValue {
     DocValue {
         kind: kind.to_string(),
@@ -303,6 +316,25 @@ impl Docs {
                         heads: d.heads,
                     })
                     .collect())
+            },
+        )
+    }
+
+    /// Resolves with what this node holds: documents, bytes, whether on disk, syncs.
+    #[napi(ts_return_type = "Promise<DocsStats>", catch_unwind)]
+    pub fn stats<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, DocsStats>> {
+        let docs = self.inner.clone();
+        spawn_promise(
+            env,
+            &self.node.runtime_handle(),
+            async move { docs.stats().await },
+            |s| {
+                Ok(DocsStats {
+                    documents: s.documents as f64,
+                    bytes: s.bytes as f64,
+                    persistent: s.persistent,
+                    syncing: s.syncing as f64,
+                })
             },
         )
     }

@@ -39,6 +39,8 @@ pub struct Options {
     pub threads: Option<i64>,
     /// Largest message, request or response, in bytes.
     pub max_message_size: Option<i64>,
+    /// Largest document, in bytes (Automerge format).
+    pub docs_max_bytes: Option<i64>,
     /// Default request deadline, in seconds.
     pub request_timeout: Option<f64>,
     /// Deadline for a peer to accept a message, in seconds.
@@ -105,6 +107,7 @@ impl Options {
             http_token: self.http_token,
             threads: n(py, "threads", self.threads)?,
             max_message_size: n(py, "max_message_size", self.max_message_size)?,
+            docs_max_bytes: n(py, "docs_max_bytes", self.docs_max_bytes)?,
             request_timeout: s("request_timeout", self.request_timeout)?,
             send_timeout: s("send_timeout", self.send_timeout)?,
             connect_timeout: s("connect_timeout", self.connect_timeout)?,

@@ -123,6 +123,44 @@ impl PyDocInfo {
     }
 }
 
+/// What a node holds of documents (`docs.stats()`).
+#[pyclass(frozen, eq, get_all, module = "memmesh", name = "DocsStats")]
+#[derive(Clone, PartialEq)]
+pub struct PyDocsStats {
+    /// The documents held.
+    documents: u64,
+    /// Their size in the Automerge format.
+    bytes: u64,
+    /// Whether they are kept in the data dir (`False`: in memory only).
+    persistent: bool,
+    /// Sync exchanges with peers under way.
+    syncing: u64,
+}
+
+impl From<memmesh::docs::DocsStats> for PyDocsStats {
+    fn from(s: memmesh::docs::DocsStats) -> Self {
+        Self {
+            documents: s.documents,
+            bytes: s.bytes,
+            persistent: s.persistent,
+            syncing: s.syncing,
+        }
+    }
+}
+
+#[pymethods]
+impl PyDocsStats {
+    fn __repr__(&self) -> String {
+        format!(
+            "DocsStats(documents={}, bytes={}, persistent={}, syncing={})",
+            self.documents,
+            self.bytes,
+            if self.persistent { "True" } else { "False" },
+            self.syncing
+        )
+    }
+}
+
 /// Parses a reach name; a bad one raises `InvalidInputError`.
 fn reach(py: Python<'_>, name: &str) -> PyResult<Reach> {
     name.parse::<Reach>()
@@ -341,6 +379,13 @@ impl PyDocs {
                 .await
                 .map(|l| l.into_iter().map(PyDocInfo::from).collect::<Vec<_>>())
         };
+        Pending::new(&self.runtime, work, to_py)
+    }
+
+    /// What this node holds: documents, bytes, whether on disk, syncs under way.
+    fn stats(&self) -> Pending {
+        let docs = self.docs.clone();
+        let work = async move { docs.stats().await.map(PyDocsStats::from) };
         Pending::new(&self.runtime, work, to_py)
     }
 

@@ -58,6 +58,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<docs::PyDocs>()?;
     m.add_class::<docs::PyDoc>()?;
     m.add_class::<docs::PyDocInfo>()?;
+    m.add_class::<docs::PyDocsStats>()?;
     m.add_class::<docs::PyText>()?;
     m.add_class::<docs::PyCounter>()?;
     m.add_class::<bridge::Pending>()?;

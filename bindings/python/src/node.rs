@@ -42,6 +42,7 @@ impl PyNode {
     #[pyo3(signature = (
         *, name=None, listen=None, cluster_secret=None, open=None, bootstrap=None, mdns=None,
         mdns_interfaces=None, memory_quota=None, data_dir=None, threads=None, max_message_size=None,
+        docs_max_bytes=None,
         request_timeout=None, send_timeout=None, connect_timeout=None, channel_queue=None,
         inbox_dir=None, membership=None, tuning=None, disk_quota=None, storage_passphrase=None,
         known_peers_ttl=None,
@@ -61,6 +62,7 @@ impl PyNode {
         data_dir: Option<PathBuf>,
         threads: Option<i64>,
         max_message_size: Option<i64>,
+        docs_max_bytes: Option<i64>,
         request_timeout: Option<f64>,
         send_timeout: Option<f64>,
         connect_timeout: Option<f64>,
@@ -89,6 +91,7 @@ impl PyNode {
             data_dir,
             threads,
             max_message_size,
+            docs_max_bytes,
             request_timeout,
             send_timeout,
             connect_timeout,

@@ -92,6 +92,10 @@ pub struct NodeConfig {
     /// Maximum size in bytes of one message, request or response (default 8 MiB).
     #[uniffi(default = 8388608)]
     pub max_message_size: u64,
+    /// Largest document in bytes, Automerge format (default 4 MiB): an edit, import,
+    /// merge or peer sync past it throws `QuotaExceeded`.
+    #[uniffi(default = 4194304)]
+    pub docs_max_bytes: u64,
     /// Default deadline of `Channel.request`, in milliseconds.
     #[uniffi(default = 30000)]
     pub request_timeout_ms: u64,
@@ -216,6 +220,7 @@ impl From<memmesh::NodeConfig> for NodeConfig {
             http_token: c.http_token,
             threads: saturating_u32(c.threads),
             max_message_size: c.max_message_size as u64,
+            docs_max_bytes: c.docs_max_bytes,
             request_timeout_ms: millis(c.request_timeout),
             send_timeout_ms: millis(c.send_timeout),
             connect_timeout_ms: millis(c.connect_timeout),
@@ -326,6 +331,7 @@ impl TryFrom<NodeConfig> for memmesh::NodeConfig {
             http_token: c.http_token,
             threads: Some(c.threads as usize),
             max_message_size: Some(platform_size("max_message_size", c.max_message_size)?),
+            docs_max_bytes: Some(c.docs_max_bytes),
             request_timeout: Some(Duration::from_millis(c.request_timeout_ms)),
             send_timeout: Some(Duration::from_millis(c.send_timeout_ms)),
             connect_timeout: Some(Duration::from_millis(c.connect_timeout_ms)),
@@ -430,6 +436,7 @@ mod tests {
             ("http_token", none(&d.http_token)),
             ("threads", d.threads.to_string()),
             ("max_message_size", d.max_message_size.to_string()),
+            ("docs_max_bytes", d.docs_max_bytes.to_string()),
             ("request_timeout_ms", d.request_timeout_ms.to_string()),
             ("send_timeout_ms", d.send_timeout_ms.to_string()),
             ("connect_timeout_ms", d.connect_timeout_ms.to_string()),
@@ -475,6 +482,7 @@ mod tests {
             http_token: Some("an-http-token-0123".into()),
             threads: 1,
             max_message_size: 4096,
+            docs_max_bytes: 12345,
             request_timeout_ms: 1500,
             send_timeout_ms: 2500,
             connect_timeout_ms: 3500,
@@ -504,6 +512,7 @@ mod tests {
         assert_eq!(core.role, memmesh::Role::Client);
         assert_eq!(core.http_listen.as_deref(), Some("127.0.0.1:7480"));
         assert_eq!(core.http_token.as_deref(), Some("an-http-token-0123"));
+        assert_eq!(core.docs_max_bytes, 12345);
         assert_eq!(core.membership.suspect_timeout, Duration::from_secs(3));
         assert_eq!(core.tuning.keep_alive, Duration::from_secs(1));
         assert_eq!(core.tuning.congestion, memmesh::CongestionControl::Bbr);

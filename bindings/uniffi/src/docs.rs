@@ -154,6 +154,19 @@ pub struct DocInfo {
     pub heads: Vec<String>,
 }
 
+/// What a node holds of documents (from `Docs.stats()`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct DocsStats {
+    /// The documents held.
+    pub documents: u64,
+    /// Their size in the Automerge format.
+    pub bytes: u64,
+    /// Whether they are kept in the data dir (false: in memory only).
+    pub persistent: bool,
+    /// Sync exchanges with peers under way.
+    pub syncing: u64,
+}
+
 /// Parses a document id (32 hex digits); `InvalidInput` if bad.
 fn parse_doc_id(id: &str) -> Result<DocId, MemmeshError> {
     id.parse::<DocId>()
@@ -161,7 +174,7 @@ fn parse_doc_id(id: &str) -> Result<DocId, MemmeshError> {
 }
 
 /// The documents of a node (from `Node.docs()`). Keeps its node alive. Without a data
-/// dir every call throws `Unsupported`, saying why.
+/// dir documents live in memory only (`stats().persistent` is false).
 #[derive(Debug, uniffi::Object)]
 pub struct Docs {
     inner: memmesh::Docs,
@@ -207,6 +220,17 @@ impl Docs {
                 heads: d.heads,
             })
             .collect())
+    }
+
+    /// What this node holds: documents, bytes, whether on disk, syncs under way.
+    pub async fn stats(&self) -> Result<DocsStats, MemmeshError> {
+        let s = self.inner.stats().await?;
+        Ok(DocsStats {
+            documents: s.documents,
+            bytes: s.bytes,
+            persistent: s.persistent,
+            syncing: s.syncing,
+        })
     }
 
     /// Deletes the document `id` from this node (`NotFound` if it is not here).

@@ -1,6 +1,6 @@
 """Documents through the UniFFI layer, on real nodes with temporary data dirs: every
 value type round trips, save/import/merge, three nodes editing one document concurrently
-converge, a private document stays on its node, and the errors (no data dir, bad path,
+converge, a private document stays on its node, memory-only documents without a data dir, and the errors (bad path,
 wrong type)."""
 
 from __future__ import annotations
@@ -107,9 +107,17 @@ async def test_save_import_merge_and_errors(tmp_path: pathlib.Path) -> None:
         await docs.delete(copy_id)
         with pytest.raises(memmesh.MemmeshError.NotFound):
             await docs.open(copy_id)
+        stats = await docs.stats()
+        assert stats.persistent and stats.documents >= 1 and stats.bytes > 0
+        small = await nodes.start("small", docs_max_bytes=4096)
+        tiny = await small.docs().open(await small.docs().create(memmesh.Reach.CLUSTER))
+        with pytest.raises(memmesh.MemmeshError.QuotaExceeded, match="docs_max_bytes"):
+            await tiny.put("big", V.BYTES(value=bytes(range(256)) * 32))
+        # Issue 15: without a data dir documents live in memory (no longer Unsupported).
         bare = await nodes.start("bare")
-        with pytest.raises(memmesh.MemmeshError.Unsupported, match="documents need a data dir"):
-            await bare.docs().create(memmesh.Reach.CLUSTER)
+        await bare.docs().create(memmesh.Reach.CLUSTER)
+        stats = await bare.docs().stats()
+        assert (stats.documents, stats.persistent) == (1, False)
 
 
 async def _state(node: "memmesh.Node", doc_id: str) -> Optional[Tuple[List[str], str]]:

@@ -67,6 +67,16 @@ pub enum DocsError {
         /// The limit.
         limit: usize,
     },
+    /// A document would grow past `docs_max_bytes`.
+    #[error("document {id} would grow to about {size} bytes, over docs_max_bytes ({limit} bytes)")]
+    DocTooLarge {
+        /// The document.
+        id: String,
+        /// Its size (in the Automerge format) had the change been accepted.
+        size: u64,
+        /// The cap.
+        limit: u64,
+    },
     /// The peer may not see this document (its reach does not include the peer).
     #[error("document {id} is not shared with this peer")]
     NotShared {
@@ -124,7 +134,7 @@ impl Classify for DocsError {
             | DocsError::TooLarge { .. } => ErrorKind::InvalidInput,
             DocsError::NoSuchPath { .. } | DocsError::NotFound { .. } => ErrorKind::NotFound,
             DocsError::NotShared { .. } => ErrorKind::Unauthorized,
-            DocsError::Busy(_) => ErrorKind::QuotaExceeded,
+            DocsError::Busy(_) | DocsError::DocTooLarge { .. } => ErrorKind::QuotaExceeded,
             DocsError::Corrupted { .. } => ErrorKind::Corrupted,
             DocsError::Automerge(_) => ErrorKind::Internal,
             DocsError::Io { source, .. } => crate::error::io_kind(source),

@@ -1,5 +1,6 @@
 //! Documents (issue 15, ADR 0020): Automerge CRDT documents on this node, persisted
-//! encrypted in the data dir and synced with peers as their reach allows: `node.docs()`.
+//! encrypted in the data dir (in memory only without one) and synced with peers as their
+//! reach allows: `node.docs()`.
 //!
 //! A document is an [`automerge::AutoCommit`] edited through a small path API
 //! ([`Doc::put`], [`Doc::get`], [`Doc::insert`], [`Doc::splice_text`], ...) with plain
@@ -8,6 +9,7 @@
 //! is appended to the document's encrypted log (`log.rs`) before the edit returns, and
 //! offered to peers at once by the `Service::Docs` service (`sync.rs`).
 
+pub mod changes;
 pub mod edit;
 pub mod error;
 pub mod log;
@@ -25,10 +27,12 @@ use std::sync::Arc;
 
 use automerge::AutoCommit;
 
+pub use changes::{ChangeEvent, ChangeOrigin, DocChange, DocChanges};
 pub use error::DocsError;
 pub use log::Sealer;
 pub use path::{Path, Seg};
 pub use reach::Reach;
+pub use status::{DocSync, DocsStats, PeerSync};
 pub use sync::{DocsService, KeyOpener};
 pub use value::Value;
 
@@ -72,6 +76,9 @@ impl FromStr for DocId {
         Ok(DocId(b))
     }
 }
+
+/// What the size cap counts for an edit that adds no value (a delete, an increment).
+const SMALL_EDIT: u64 = 16;
 
 /// What a path argument may be: a string (parsed, see [`Path`]) or a [`Path`].
 pub trait IntoPath {
@@ -145,7 +152,7 @@ impl Docs {
     pub async fn create(&self, reach: Reach) -> Result<DocId> {
         let id = DocId::random()?;
         self.svc
-            .blocking(move |s| s.create(id, reach, AutoCommit::new()).map(|_| ()))
+            .blocking(move |s| s.create(id, reach, AutoCommit::new(), u64::MAX).map(|_| ()))
             .await?;
         Ok(id)
     }
@@ -153,6 +160,15 @@ impl Docs {
     /// Imports a document saved by any Automerge implementation, as a new document of
     /// `reach` (`InvalidInput` if the bytes are not an Automerge document).
     pub async fn import(&self, bytes: &[u8], reach: Reach) -> Result<DocId> {
+        let cap = self.svc.cap();
+        if bytes.len() as u64 > cap.saturating_mul(4) {
+            // Far over even before loading (Automerge compresses at most ~4x here).
+            return Err(crate::Error::from(DocsError::DocTooLarge {
+                id: "(import)".to_string(),
+                size: bytes.len() as u64,
+                limit: cap,
+            }));
+        }
         let bytes = bytes.to_vec();
         let id = DocId::random()?;
         self.svc
@@ -161,10 +177,10 @@ impl Docs {
                     what: "a document",
                     why: e.to_string(),
                 })?;
-                s.create(id, reach, doc).map(|_| ())
+                s.create(id, reach, doc, cap).map(|_| ())
             })
             .await?;
-        self.svc.mark(id);
+        self.svc.changed(id, ChangeOrigin::Local);
         Ok(id)
     }
 
@@ -191,6 +207,26 @@ impl Docs {
                     .collect())
             })
             .await
+    }
+
+    /// A subscription to every change of every document on this node from now on: the
+    /// document, its heads after the change, and whether it was local or which peer's
+    /// sync brought it. Bounded: a slow subscriber loses events (told by
+    /// [`ChangeEvent::Lagged`]) and never blocks the node.
+    pub fn changes(&self) -> DocChanges {
+        DocChanges::new(self.svc.changes.subscribe(), self.svc.node.cancel.clone())
+    }
+
+    /// What this node holds: documents, their bytes, whether they are kept on disk
+    /// (false without a data dir: in memory only), and the sync exchanges under way.
+    pub async fn stats(&self) -> Result<DocsStats> {
+        self.svc.stats().await
+    }
+
+    /// The sync state of every document with the peers it was exchanged with since this
+    /// node started (what `GET /sync/status` shows), in id order.
+    pub async fn sync_status(&self) -> Result<Vec<DocSync>> {
+        self.svc.sync_status().await
     }
 
     /// Deletes the document `id` from this node (peers keep their copies; a peer's sync
@@ -227,7 +263,7 @@ impl Doc {
     }
 
     fn live(&self) -> std::result::Result<(), DocsError> {
-        if self.entry.lock().log.is_none() {
+        if !self.entry.lock().live {
             return Err(DocsError::NotFound {
                 id: self.entry.id.to_string(),
             });
@@ -260,27 +296,30 @@ impl Doc {
         Ok(self.entry.lock().doc.save())
     }
 
-    /// Runs an edit, persists it, and offers it to peers.
-    async fn edit<F>(&self, f: F) -> Result<()>
+    /// Runs an edit adding about `add` bytes (refused past the size cap), persists it,
+    /// and offers it to peers.
+    async fn edit<F>(&self, add: u64, f: F) -> Result<()>
     where
         F: FnOnce(&mut AutoCommit, &str) -> std::result::Result<(), DocsError> + Send + 'static,
     {
         let entry = self.entry.clone();
+        let cap = self.svc.cap();
         let changed = self
             .svc
             .blocking(move |store| {
                 let mut st = entry.lock();
-                if st.log.is_none() {
+                if !st.live {
                     return Err(DocsError::NotFound {
                         id: entry.id.to_string(),
                     });
                 }
+                store.check_room(entry.id, &mut st, add, cap)?;
                 f(&mut st.doc, &entry.id.to_string())?;
                 store.persist(entry.id, &mut st)
             })
             .await?;
         if changed {
-            self.svc.mark(self.entry.id);
+            self.svc.changed(self.entry.id, ChangeOrigin::Local);
         }
         Ok(())
     }
@@ -289,14 +328,16 @@ impl Doc {
     pub async fn put(&self, path: impl IntoPath, value: impl Into<Value>) -> Result<()> {
         let path = path.into_path()?;
         let value = value.into();
-        self.edit(move |d, id| edit::put(d, id, &path, &value))
+        let add = value.approx_size();
+        self.edit(add, move |d, id| edit::put(d, id, &path, &value))
             .await
     }
 
     /// Deletes the map key or list element at `path`.
     pub async fn delete(&self, path: impl IntoPath) -> Result<()> {
         let path = path.into_path()?;
-        self.edit(move |d, id| edit::delete(d, id, &path)).await
+        self.edit(SMALL_EDIT, move |d, id| edit::delete(d, id, &path))
+            .await
     }
 
     /// Inserts `value` at `index` in the list at `list_path`.
@@ -308,7 +349,8 @@ impl Doc {
     ) -> Result<()> {
         let path = list_path.into_path()?;
         let value = value.into();
-        self.edit(move |d, id| edit::insert(d, id, &path, index, &value))
+        let add = value.approx_size();
+        self.edit(add, move |d, id| edit::insert(d, id, &path, index, &value))
             .await
     }
 
@@ -322,14 +364,17 @@ impl Doc {
     ) -> Result<()> {
         let path = path.into_path()?;
         let text = text.to_string();
-        self.edit(move |d, id| edit::splice_text(d, id, &path, pos, delete, &text))
-            .await
+        let add = SMALL_EDIT + text.len() as u64;
+        self.edit(add, move |d, id| {
+            edit::splice_text(d, id, &path, pos, delete, &text)
+        })
+        .await
     }
 
     /// Adds `by` to the counter at `counter_path`.
     pub async fn increment(&self, counter_path: impl IntoPath, by: i64) -> Result<()> {
         let path = counter_path.into_path()?;
-        self.edit(move |d, id| edit::increment(d, id, &path, by))
+        self.edit(SMALL_EDIT, move |d, id| edit::increment(d, id, &path, by))
             .await
     }
 
@@ -337,16 +382,39 @@ impl Doc {
     /// into this document (`InvalidInput` if they are not Automerge data).
     pub async fn merge(&self, bytes: &[u8]) -> Result<()> {
         let bytes = bytes.to_vec();
-        self.edit(move |d, _| {
-            // Check on a copy first, so that bad bytes leave the document untouched.
-            let mut probe = AutoCommit::load(&bytes).map_err(|e| DocsError::NotAutomerge {
-                what: "a document",
-                why: e.to_string(),
-            })?;
-            d.merge(&mut probe)
-                .map(|_| ())
-                .map_err(|e| DocsError::Automerge(e.to_string()))
-        })
-        .await
+        let entry = self.entry.clone();
+        let cap = self.svc.cap();
+        let changed = self
+            .svc
+            .blocking(move |store| {
+                // Load a copy first, so that bad bytes leave the document untouched.
+                let mut probe = AutoCommit::load(&bytes).map_err(|e| DocsError::NotAutomerge {
+                    what: "a document",
+                    why: e.to_string(),
+                })?;
+                let mut st = entry.lock();
+                if !st.live {
+                    return Err(DocsError::NotFound {
+                        id: entry.id.to_string(),
+                    });
+                }
+                // What the merge adds: the changes this document lacks.
+                let have = st.doc.get_heads();
+                let add: u64 = probe
+                    .get_changes(&have)
+                    .iter()
+                    .map(|c| c.raw_bytes().len() as u64)
+                    .sum();
+                store.check_room(entry.id, &mut st, add, cap)?;
+                st.doc
+                    .merge(&mut probe)
+                    .map_err(|e| DocsError::Automerge(e.to_string()))?;
+                store.persist(entry.id, &mut st)
+            })
+            .await?;
+        if changed {
+            self.svc.changed(self.entry.id, ChangeOrigin::Local);
+        }
+        Ok(())
     }
 }

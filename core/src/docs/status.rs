@@ -31,12 +31,23 @@ pub struct DocSync {
     pub peers: Vec<PeerSync>,
 }
 
+/// What a node holds of documents ([`super::Docs::stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DocsStats {
+    /// The documents held.
+    pub documents: u64,
+    /// Their size in the Automerge format (each one's last snapshot plus the changes
+    /// appended since, which is what its log holds with a data dir).
+    pub bytes: u64,
+    /// Whether they are kept in the data dir (false: in memory only, no data dir).
+    pub persistent: bool,
+    /// Sync exchanges under way with peers (driven by this node or served).
+    pub syncing: u64,
+}
+
 impl DocsService {
-    /// The sync state of every document (empty without a data dir), in id order.
+    /// The sync state of every document, in id order.
     pub async fn sync_status(&self) -> Result<Vec<DocSync>> {
-        if self.node.config.data_dir.is_none() {
-            return Ok(Vec::new());
-        }
         let mut out = self
             .blocking(|store| {
                 Ok(store
@@ -69,11 +80,27 @@ impl DocsService {
         Ok(out)
     }
 
-    /// The number of documents held (`None` without a data dir or an open store).
+    /// The number of documents held (`None` if the store could not be opened).
     pub async fn count(&self) -> Option<u64> {
-        self.node.config.data_dir.as_ref()?;
         let store = self.store().await.ok()?;
         Some(store.all().len() as u64)
+    }
+
+    /// What the node holds: documents, their bytes, whether they are kept on disk, and
+    /// the sync exchanges under way.
+    pub async fn stats(&self) -> Result<DocsStats> {
+        let syncing = self.active.load(std::sync::atomic::Ordering::Relaxed) as u64;
+        self.blocking(move |store| {
+            let all = store.all();
+            let bytes = all.iter().map(|e| e.lock().size).sum();
+            Ok(DocsStats {
+                documents: all.len() as u64,
+                bytes,
+                persistent: store.persistent(),
+                syncing,
+            })
+        })
+        .await
     }
 
     /// Offers the document `id` to every connected peer at once (`NotFound` if it is not

@@ -1,6 +1,7 @@
-//! The documents held by this node: in memory (one [`AutoCommit`] each) and, durably,
-//! in an encrypted log per document (`log.rs`). Every function here may block (disk):
-//! callers run them on the blocking pool.
+//! The documents held by this node: in memory (one [`AutoCommit`] each) and, with a data
+//! dir, durably in an encrypted log per document (`log.rs`); without one they live in
+//! memory only ([`Store::memory`]). Every function here may block (disk, CPU): callers
+//! run them on the blocking pool.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -28,8 +29,15 @@ pub(crate) struct DocState {
     pub doc: AutoCommit,
     /// Where it may flow.
     pub reach: Reach,
-    /// Its log (`None` once deleted).
+    /// Its log (`None` in memory only, and once deleted).
     pub log: Option<Log>,
+    /// Whether it is still held (false once deleted).
+    pub live: bool,
+    /// Its size in the Automerge format: its last snapshot plus the incremental saves
+    /// since (what its log holds, without the sealing).
+    pub size: u64,
+    /// Incremental saves since the last snapshot, and their bytes (compaction).
+    pub since_snapshot: (u64, u64),
     /// The sync state with each peer (in memory; rebuilt after a restart or an error).
     pub peers: HashMap<NodeId, automerge::sync::State>,
 }
@@ -48,10 +56,16 @@ impl Entry {
     }
 }
 
-/// The documents of a node with a data dir.
-pub(crate) struct Store {
+/// Where a store keeps its logs.
+struct Disk {
     dir: PathBuf,
     key: Arc<dyn Sealer>,
+}
+
+/// The documents of a node.
+pub(crate) struct Store {
+    /// `None`: in memory only (no data dir).
+    disk: Option<Disk>,
     docs: Mutex<HashMap<DocId, Arc<Entry>>>,
     gone: Mutex<HashSet<DocId>>,
     /// Documents each peer made this node create (the per-peer budget).
@@ -68,8 +82,7 @@ impl Store {
         let dir = data_dir.join("docs");
         crate::durable::create_dir_all(&dir).map_err(DocsError::io("creating", &dir))?;
         let store = Store {
-            dir,
-            key,
+            disk: Some(Disk { dir, key }),
             docs: Mutex::new(HashMap::new()),
             gone: Mutex::new(HashSet::new()),
             created_by: Mutex::new(HashMap::new()),
@@ -78,10 +91,28 @@ impl Store {
         Ok(store)
     }
 
+    /// A store in memory only (a node without a data dir): nothing survives the node.
+    pub fn memory() -> Store {
+        Store {
+            disk: None,
+            docs: Mutex::new(HashMap::new()),
+            gone: Mutex::new(HashSet::new()),
+            created_by: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether documents are kept on disk.
+    pub fn persistent(&self) -> bool {
+        self.disk.is_some()
+    }
+
     fn load_all(&self) -> Result<(), DocsError> {
-        let entries = std::fs::read_dir(&self.dir).map_err(DocsError::io("listing", &self.dir))?;
+        let Some(disk) = &self.disk else {
+            return Ok(());
+        };
+        let entries = std::fs::read_dir(&disk.dir).map_err(DocsError::io("listing", &disk.dir))?;
         for e in entries {
-            let e = e.map_err(DocsError::io("listing", &self.dir))?;
+            let e = e.map_err(DocsError::io("listing", &disk.dir))?;
             let path = e.path();
             let name = e.file_name().to_string_lossy().to_string();
             if name.starts_with("tmp-") {
@@ -99,7 +130,7 @@ impl Store {
                     lock(&self.gone).insert(id);
                 }
                 EXT => {
-                    let entry = self.load(id, &path)?;
+                    let entry = load(&*disk.key, id, &path)?;
                     lock(&self.docs).insert(id, Arc::new(entry));
                 }
                 _ => {}
@@ -107,78 +138,92 @@ impl Store {
         }
         Ok(())
     }
+}
 
-    fn load(&self, id: DocId, path: &std::path::Path) -> Result<Entry, DocsError> {
-        let (log, records) = Log::open(path, &*self.key, id.0)?;
-        let bad = |why: String| DocsError::Corrupted {
-            what: format!("document {id}: {why}"),
-        };
-        let mut reach = None;
-        let mut doc = AutoCommit::new();
-        for r in records {
-            match r.kind {
-                KIND_REACH => {
-                    let b = r.payload.first().copied().unwrap_or(u8::MAX);
-                    reach = Some(Reach::from_u8(b).ok_or_else(|| bad("reach".into()))?);
-                }
-                KIND_SNAPSHOT => {
-                    doc = AutoCommit::load(&r.payload).map_err(|e| bad(e.to_string()))?;
-                }
-                KIND_CHANGES => {
-                    doc.load_incremental(&r.payload)
-                        .map_err(|e| bad(e.to_string()))?;
-                }
-                k => warn!(doc = %id, kind = k, "skipping a document record of an unknown kind"),
+/// Loads the document `id` from its log at `path`.
+fn load(key: &dyn Sealer, id: DocId, path: &std::path::Path) -> Result<Entry, DocsError> {
+    let (log, records) = Log::open(path, key, id.0)?;
+    let bad = |why: String| DocsError::Corrupted {
+        what: format!("document {id}: {why}"),
+    };
+    let mut reach = None;
+    let mut doc = AutoCommit::new();
+    let mut size = 0u64;
+    let mut since = (0u64, 0u64);
+    for r in records {
+        match r.kind {
+            KIND_REACH => {
+                let b = r.payload.first().copied().unwrap_or(u8::MAX);
+                reach = Some(Reach::from_u8(b).ok_or_else(|| bad("reach".into()))?);
             }
+            KIND_SNAPSHOT => {
+                doc = AutoCommit::load(&r.payload).map_err(|e| bad(e.to_string()))?;
+                size = r.payload.len() as u64;
+                since = (0, 0);
+            }
+            KIND_CHANGES => {
+                doc.load_incremental(&r.payload)
+                    .map_err(|e| bad(e.to_string()))?;
+                size += r.payload.len() as u64;
+                since.0 += 1;
+                since.1 += r.payload.len() as u64;
+            }
+            k => warn!(doc = %id, kind = k, "skipping a document record of an unknown kind"),
         }
-        let reach = reach.ok_or_else(|| bad("no reach record".into()))?;
-        // What was loaded is on disk: the next incremental save starts from here.
-        let _ = doc.save_incremental();
-        Ok(Entry {
-            id,
-            state: Mutex::new(DocState {
-                doc,
-                reach,
-                log: Some(log),
-                peers: HashMap::new(),
-            }),
-        })
     }
+    let reach = reach.ok_or_else(|| bad("no reach record".into()))?;
+    // What was loaded is on disk: the next incremental save starts from here.
+    let _ = doc.save_incremental();
+    Ok(Entry {
+        id,
+        state: Mutex::new(DocState {
+            doc,
+            reach,
+            log: Some(log),
+            live: true,
+            size,
+            since_snapshot: since,
+            peers: HashMap::new(),
+        }),
+    })
+}
 
+impl Store {
     /// Creates a document holding `doc` (durably).
+    /// Refuses (`QuotaExceeded`) a document larger than `cap` bytes.
     pub fn create(
         &self,
         id: DocId,
         reach: Reach,
         mut doc: AutoCommit,
+        cap: u64,
     ) -> Result<Arc<Entry>, DocsError> {
         if lock(&self.gone).contains(&id) {
             return Err(DocsError::NotFound { id: id.to_string() });
         }
         let snapshot = doc.save();
         let _ = doc.save_incremental();
-        let log = Log::create(
-            &self.dir,
-            &*self.key,
-            id.0,
-            &id.to_string(),
-            &[
-                Record {
-                    kind: KIND_REACH,
-                    payload: vec![reach.as_u8()],
-                },
-                Record {
-                    kind: KIND_SNAPSHOT,
-                    payload: snapshot,
-                },
-            ],
-        )?;
+        let size = snapshot.len() as u64;
+        if size > cap {
+            return Err(DocsError::DocTooLarge {
+                id: id.to_string(),
+                size,
+                limit: cap,
+            });
+        }
+        let log = match &self.disk {
+            Some(disk) => Some(new_log(disk, id, reach, snapshot)?),
+            None => None,
+        };
         let entry = Arc::new(Entry {
             id,
             state: Mutex::new(DocState {
                 doc,
                 reach,
-                log: Some(log),
+                log,
+                live: true,
+                size,
+                since_snapshot: (0, 0),
                 peers: HashMap::new(),
             }),
         });
@@ -213,74 +258,114 @@ impl Store {
     /// Deletes `id`: a durable marker first (so peers cannot bring it back), then the log.
     pub fn delete(&self, id: DocId) -> Result<(), DocsError> {
         let entry = self.get(id)?;
-        let marker = self.dir.join(format!("{id}.{GONE_EXT}"));
-        std::fs::File::create(&marker)
-            .and_then(|f| f.sync_all())
-            .map_err(DocsError::io("creating", &marker))?;
+        if let Some(disk) = &self.disk {
+            let marker = disk.dir.join(format!("{id}.{GONE_EXT}"));
+            std::fs::File::create(&marker)
+                .and_then(|f| f.sync_all())
+                .map_err(DocsError::io("creating", &marker))?;
+        }
         lock(&self.gone).insert(id);
         lock(&self.docs).remove(&id);
         let mut st = entry.lock();
+        st.live = false;
         st.log = None;
         st.peers.clear();
-        let path = log_path(&self.dir, &id.to_string());
-        std::fs::remove_file(&path).map_err(DocsError::io("removing", &path))?;
-        crate::durable::sync_dir(&self.dir).map_err(DocsError::io("syncing", &self.dir))?;
+        if let Some(disk) = &self.disk {
+            let path = log_path(&disk.dir, &id.to_string());
+            std::fs::remove_file(&path).map_err(DocsError::io("removing", &path))?;
+            crate::durable::sync_dir(&disk.dir).map_err(DocsError::io("syncing", &disk.dir))?;
+        }
         Ok(())
     }
 
-    /// Persists what changed in `st` since its last save (durably), compacting now and
-    /// then. Returns whether anything was written.
+    /// Persists what changed in `st` since its last save (durably, with a data dir),
+    /// compacting now and then. Returns whether anything changed.
     pub fn persist(&self, id: DocId, st: &mut DocState) -> Result<bool, DocsError> {
+        if !st.live {
+            return Err(DocsError::NotFound { id: id.to_string() });
+        }
         let bytes = st.doc.save_incremental();
         if bytes.is_empty() {
             return Ok(false);
         }
-        let key = &*self.key;
-        let Some(log) = st.log.as_mut() else {
-            return Err(DocsError::NotFound { id: id.to_string() });
-        };
-        log.append(
-            key,
-            &Record {
-                kind: KIND_CHANGES,
-                payload: bytes,
-            },
-        )?;
-        if log.since_snapshot >= COMPACT_RECORDS || log.bytes_since_snapshot >= COMPACT_SLACK {
-            let snapshot = st.doc.save();
-            let _ = st.doc.save_incremental();
-            let fresh = Log::create(
-                &self.dir,
-                key,
-                id.0,
-                &id.to_string(),
-                &[
-                    Record {
-                        kind: KIND_REACH,
-                        payload: vec![st.reach.as_u8()],
-                    },
-                    Record {
-                        kind: KIND_SNAPSHOT,
-                        payload: snapshot,
-                    },
-                ],
+        let len = bytes.len() as u64;
+        if let (Some(disk), Some(log)) = (&self.disk, st.log.as_mut()) {
+            log.append(
+                &*disk.key,
+                &Record {
+                    kind: KIND_CHANGES,
+                    payload: bytes,
+                },
             )?;
-            st.log = Some(fresh);
+        }
+        st.size += len;
+        st.since_snapshot.0 += 1;
+        st.since_snapshot.1 += len;
+        if st.since_snapshot.0 >= COMPACT_RECORDS || st.since_snapshot.1 >= COMPACT_SLACK {
+            self.compact(id, st)?;
         }
         Ok(true)
     }
 
+    /// Replaces the incremental saves of `st` by one snapshot (a new log with a data
+    /// dir), which makes its size exact. Everything in `st` must be persisted already.
+    fn compact(&self, id: DocId, st: &mut DocState) -> Result<(), DocsError> {
+        let snapshot = st.doc.save();
+        let _ = st.doc.save_incremental();
+        let size = snapshot.len() as u64;
+        if let Some(disk) = &self.disk {
+            st.log = Some(new_log(disk, id, st.reach, snapshot)?);
+        }
+        st.size = size;
+        st.since_snapshot = (0, 0);
+        Ok(())
+    }
+
+    /// Refuses (`QuotaExceeded`) growing `st` by about `add` bytes if that would take it
+    /// past `cap`. The running size overestimates (incremental saves are larger than a
+    /// snapshot), so near the cap the document is compacted first to measure it exactly.
+    pub fn check_room(
+        &self,
+        id: DocId,
+        st: &mut DocState,
+        add: u64,
+        cap: u64,
+    ) -> Result<(), DocsError> {
+        if st.size.saturating_add(add) <= cap {
+            return Ok(());
+        }
+        if st.since_snapshot.0 > 0 {
+            self.compact(id, st)?;
+        }
+        let size = st.size.saturating_add(add);
+        if size > cap {
+            return Err(DocsError::DocTooLarge {
+                id: id.to_string(),
+                size,
+                limit: cap,
+            });
+        }
+        Ok(())
+    }
+
     /// Applies a sync message from `peer` to `entry` and persists what it brought.
     /// Returns whether the document changed.
+    /// A message of `len` encoded bytes that would take the document past `cap` is
+    /// refused (`QuotaExceeded`) before it is applied.
     pub fn receive(
         &self,
         entry: &Entry,
         peer: NodeId,
         msg: automerge::sync::Message,
+        len: u64,
+        cap: u64,
     ) -> Result<bool, DocsError> {
         let mut st = entry.lock();
         let before = st.doc.get_heads();
         let st = &mut *st;
+        if !msg.changes.is_empty() {
+            self.check_room(entry.id, st, len, cap)?;
+        }
         let state = st.peers.entry(peer).or_default();
         let r = st.doc.sync().receive_sync_message(state, msg);
         if let Err(e) = r {
@@ -294,4 +379,24 @@ impl Store {
         self.persist(entry.id, st)?;
         Ok(changed)
     }
+}
+
+/// Writes a fresh log for `id` holding its reach and `snapshot` (durably, replacing any).
+fn new_log(disk: &Disk, id: DocId, reach: Reach, snapshot: Vec<u8>) -> Result<Log, DocsError> {
+    Log::create(
+        &disk.dir,
+        &*disk.key,
+        id.0,
+        &id.to_string(),
+        &[
+            Record {
+                kind: KIND_REACH,
+                payload: vec![reach.as_u8()],
+            },
+            Record {
+                kind: KIND_SNAPSHOT,
+                payload: snapshot,
+            },
+        ],
+    )
 }

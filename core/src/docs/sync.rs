@@ -83,8 +83,26 @@ pub struct DocsService {
     dirty: Mutex<HashSet<DocId>>,
     wake: tokio::sync::Notify,
     serving: Arc<Slots<NodeId>>,
-    /// Every document change, local or from a peer (the HTTP live feed follows it).
-    changes: tokio::sync::broadcast::Sender<DocId>,
+    /// Every change, for [`super::Docs::changes`] (and the HTTP live feed).
+    pub changes: tokio::sync::broadcast::Sender<super::DocChange>,
+    /// Exchanges under way, driven or served (for [`super::Docs::stats`]).
+    pub(crate) active: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts one exchange under way while it lives.
+struct Active(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Active {
+    fn new(n: &Arc<std::sync::atomic::AtomicUsize>) -> Active {
+        n.fetch_add(1, Ordering::Relaxed);
+        Active(n.clone())
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for DocsService {
@@ -102,7 +120,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl DocsService {
     /// The documents service of the node `node`, sealing with the key `opener` opens
-    /// (`None` without a data dir); its sync task starts on the node's runtime.
+    /// (`None` without a data dir: documents are kept in memory only); its sync task
+    /// starts on the node's runtime.
     pub(crate) fn new(node: Arc<Shared>, opener: Option<KeyOpener>) -> Arc<DocsService> {
         let svc = Arc::new(DocsService {
             node,
@@ -113,11 +132,10 @@ impl DocsService {
             dirty: Mutex::new(HashSet::new()),
             wake: tokio::sync::Notify::new(),
             serving: Slots::new("document syncs", MAX_SERVING_PER_PEER, MAX_SERVING),
-            changes: tokio::sync::broadcast::channel(256).0,
+            active: Arc::default(),
+            changes: tokio::sync::broadcast::channel(super::changes::CHANGES_BUFFER).0,
         });
-        if svc.opener.is_some() {
-            svc.node.runtime.handle().spawn(run(svc.clone()));
-        }
+        svc.node.runtime.handle().spawn(run(svc.clone()));
         svc
     }
 
@@ -126,18 +144,22 @@ impl DocsService {
         if self.closed.load(Ordering::Acquire) {
             return Err(DocsError::Closed.into());
         }
-        let (Some(dir), Some(opener)) = (self.node.config.data_dir.clone(), self.opener.clone())
-        else {
-            return Err(DocsError::NoDataDir.into());
-        };
         if let Some((kind, msg)) = lock(&self.failed).clone() {
             return Err(Error::new(kind, msg));
         }
+        let disk = match (self.node.config.data_dir.clone(), self.opener.clone()) {
+            (Some(dir), Some(opener)) => Some((dir, opener)),
+            _ => None,
+        };
         let handle = self.node.runtime.handle().clone();
         let opened = self
             .store
             .get_or_try_init(|| async move {
-                let task = handle.spawn_blocking(move || Store::open(dir, opener()?));
+                let task = handle.spawn_blocking(move || match disk {
+                    Some((dir, opener)) => Store::open(dir, opener()?),
+                    // No data dir: documents live in memory only.
+                    None => Ok(Store::memory()),
+                });
                 match task.await {
                     Ok(Ok(s)) => Ok(Arc::new(s)),
                     Ok(Err(e)) => {
@@ -183,12 +205,33 @@ impl DocsService {
     pub(crate) fn mark(&self, id: DocId) {
         lock(&self.dirty).insert(id);
         self.wake.notify_one();
-        let _ = self.changes.send(id);
     }
 
-    /// The ids of documents that change from now on (locally or from a peer).
-    pub(crate) fn subscribe_changes(&self) -> tokio::sync::broadcast::Receiver<DocId> {
+    /// The documents that change from now on (locally or from a peer).
+    pub(crate) fn subscribe_changes(&self) -> tokio::sync::broadcast::Receiver<super::DocChange> {
         self.changes.subscribe()
+    }
+
+    /// Announces a change to `id` from `origin` to subscribers and offers it to peers.
+    pub(crate) fn changed(&self, id: DocId, origin: super::ChangeOrigin) {
+        self.mark(id);
+        if self.changes.receiver_count() == 0 {
+            return;
+        }
+        let Some(store) = self.store.get() else {
+            return;
+        };
+        // A deleted document has no heads any more.
+        let heads = match store.get(id) {
+            Ok(entry) => super::edit::heads(&mut entry.lock().doc),
+            Err(_) => Vec::new(),
+        };
+        let _ = self.changes.send(super::DocChange { id, heads, origin });
+    }
+
+    /// The largest size of one document (`docs_max_bytes`).
+    pub(crate) fn cap(&self) -> u64 {
+        self.node.config.docs_max_bytes
     }
 
     /// The largest sync message sent or accepted.
@@ -200,6 +243,7 @@ impl DocsService {
     async fn serve(self: Arc<Self>, from: NodeId, body: Bytes) -> Result<Bytes> {
         let req: SyncRequest = decode_bulk(&body)?;
         let _slot = self.serving.take(&from)?;
+        let _active = Active::new(&self.active);
         let reach = Reach::from_u8(req.reach)
             .ok_or_else(|| DocsError::Invalid(format!("unknown reach byte {}", req.reach)))?;
         if req.msg.len() > self.max_message() {
@@ -215,11 +259,13 @@ impl DocsService {
             why: e.to_string(),
         })?;
         let id = DocId(req.doc);
+        let len = req.msg.len() as u64;
+        let cap = self.cap();
         let (changed, reply) = self
-            .blocking(move |store| serve_blocking(&store, from, id, reach, msg))
+            .blocking(move |store| serve_blocking(&store, from, id, reach, msg, len, cap))
             .await?;
         if changed {
-            self.mark(id);
+            self.changed(id, super::ChangeOrigin::Peer(from));
         }
         Ok(Bytes::from(encode_bulk(&SyncReply {
             msg: reply.unwrap_or_default(),
@@ -234,6 +280,8 @@ fn serve_blocking(
     id: DocId,
     reach: Reach,
     msg: Message,
+    len: u64,
+    cap: u64,
 ) -> std::result::Result<(bool, Option<Vec<u8>>), DocsError> {
     let (entry, changed) = match store.get(id) {
         Ok(entry) => {
@@ -242,7 +290,7 @@ fn serve_blocking(
                 debug!(doc = %id, peer = %from.short(), reach = %mine, "refused a sync: reach");
                 return Err(DocsError::NotShared { id: id.to_string() });
             }
-            let changed = store.receive(&entry, from, msg)?;
+            let changed = store.receive(&entry, from, msg, len, cap)?;
             (entry, changed)
         }
         Err(_) if store.is_gone(id) => return Err(DocsError::NotFound { id: id.to_string() }),
@@ -258,6 +306,13 @@ fn serve_blocking(
                     )));
                 }
             }
+            if len > cap {
+                return Err(DocsError::DocTooLarge {
+                    id: id.to_string(),
+                    size: len,
+                    limit: cap,
+                });
+            }
             // Apply to a fresh document first: a message that fails leaves nothing behind.
             let mut doc = AutoCommit::new();
             let mut state = automerge::sync::State::new();
@@ -268,7 +323,7 @@ fn serve_blocking(
                     why: e.to_string(),
                 })?;
             let changed = !doc.get_heads().is_empty();
-            let entry = match store.create(id, reach, doc) {
+            let entry = match store.create(id, reach, doc, cap) {
                 Ok(e) => {
                     *lock(&store.created_by).entry(from).or_insert(0) += 1;
                     e
@@ -391,12 +446,13 @@ async fn run(svc: Arc<DocsService>) {
 
 /// Runs the sync protocol for one document with one peer until neither has more to say.
 async fn exchange(svc: &Arc<DocsService>, entry: &Arc<Entry>, peer: NodeId) -> Result<()> {
+    let _active = Active::new(&svc.active);
     for _ in 0..MAX_ROUNDS {
         let e = entry.clone();
         let out = svc
             .blocking(move |_| {
                 let mut st = e.lock();
-                if st.log.is_none() || !may_flow(st.reach, Trust::Member) {
+                if !st.live || !may_flow(st.reach, Trust::Member) {
                     return Ok(None);
                 }
                 let st = &mut *st;
@@ -432,11 +488,12 @@ async fn exchange(svc: &Arc<DocsService>, entry: &Arc<Entry>, peer: NodeId) -> R
             why: e.to_string(),
         })?;
         let e = entry.clone();
+        let (len, cap) = (reply.msg.len() as u64, svc.cap());
         let changed = svc
-            .blocking(move |store| store.receive(&e, peer, msg))
+            .blocking(move |store| store.receive(&e, peer, msg, len, cap))
             .await?;
         if changed {
-            svc.mark(entry.id);
+            svc.changed(entry.id, super::ChangeOrigin::Peer(peer));
         }
     }
     Ok(())

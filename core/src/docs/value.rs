@@ -29,6 +29,26 @@ pub enum Value {
 }
 
 impl Value {
+    /// About how many bytes this value adds to a document (its strings and bytes, plus
+    /// a few per element): what the size cap checks an edit against before making it.
+    pub fn approx_size(&self) -> u64 {
+        const ELEMENT: u64 = 8;
+        match self {
+            Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::Counter(_) => {
+                ELEMENT
+            }
+            Value::Str(s) | Value::Text(s) => ELEMENT + s.len() as u64,
+            Value::Bytes(b) => ELEMENT + b.len() as u64,
+            Value::Map(m) => m.iter().fold(ELEMENT, |n, (k, v)| {
+                n.saturating_add(k.len() as u64)
+                    .saturating_add(v.approx_size())
+            }),
+            Value::List(l) => l
+                .iter()
+                .fold(ELEMENT, |n, v| n.saturating_add(v.approx_size())),
+        }
+    }
+
     /// The name of this value's type, for error messages.
     pub fn type_name(&self) -> &'static str {
         match self {

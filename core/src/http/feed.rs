@@ -121,12 +121,11 @@ pub(crate) async fn relay_transfers(
 /// from a peer, until the node shuts down.
 pub(crate) async fn relay_docs(api: Arc<Api>, cancel: CancellationToken) {
     let mut rx = api.src.docs.subscribe_changes();
-    let docs = crate::docs::Docs::new(api.src.docs.clone(), Arc::new(()));
     loop {
-        let id = tokio::select! {
+        let change = tokio::select! {
             _ = cancel.cancelled() => return,
             r = rx.recv() => match r {
-                Ok(id) => id,
+                Ok(change) => change,
                 Err(RecvError::Lagged(missed)) => {
                     api.publish(json!({"type": "lagged", "missed": missed}));
                     continue;
@@ -137,11 +136,7 @@ pub(crate) async fn relay_docs(api: Arc<Api>, cancel: CancellationToken) {
         if api.feed.receiver_count() == 0 {
             continue;
         }
-        // A deleted document has no heads any more.
-        let heads = match docs.open(id).await {
-            Ok(doc) => doc.heads().unwrap_or_default(),
-            Err(_) => Vec::new(),
-        };
+        let (id, heads) = (change.id, change.heads);
         api.publish(json!({"type": "doc", "id": id.to_string(), "heads": heads}));
     }
 }

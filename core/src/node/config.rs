@@ -20,6 +20,9 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// Largest accepted `channel_queue` (a channel's queue is a tokio channel of that
 /// capacity: an absurd one would panic when the channel is created).
 pub const MAX_CHANNEL_QUEUE: usize = 1 << 20;
+/// Default `docs_max_bytes`: 4 MiB, half the default message size, so that a whole
+/// document fits in one sync message.
+pub const DEFAULT_DOCS_MAX_BYTES: u64 = 4 * 1024 * 1024;
 /// Longest accepted `storage_passphrase`, in bytes.
 pub const MAX_PASSPHRASE_LEN: usize = 1024;
 
@@ -194,6 +197,9 @@ pub struct NodeConfig {
     pub threads: usize,
     /// Maximum size of one message, request or response.
     pub max_message_size: usize,
+    /// Largest size of one document in the Automerge format: a local edit, an import, a
+    /// merge or a peer's sync that would make it larger is refused (`QuotaExceeded`).
+    pub docs_max_bytes: u64,
     /// Default deadline of [`crate::Channel::request`].
     pub request_timeout: Duration,
     /// Deadline for a message to be accepted into a peer's channel queue.
@@ -277,6 +283,7 @@ impl std::fmt::Debug for NodeConfig {
             storage_passphrase,
             threads,
             max_message_size,
+            docs_max_bytes,
             request_timeout,
             send_timeout,
             connect_timeout,
@@ -306,6 +313,7 @@ impl std::fmt::Debug for NodeConfig {
             .field("storage_passphrase", &redacted(storage_passphrase))
             .field("threads", threads)
             .field("max_message_size", max_message_size)
+            .field("docs_max_bytes", docs_max_bytes)
             .field("request_timeout", request_timeout)
             .field("send_timeout", send_timeout)
             .field("connect_timeout", connect_timeout)
@@ -347,6 +355,7 @@ impl Default for NodeConfig {
             http_token: None,
             threads: 2,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            docs_max_bytes: DEFAULT_DOCS_MAX_BYTES,
             request_timeout: Duration::from_secs(30),
             send_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
@@ -365,6 +374,9 @@ impl NodeConfig {
         }
         if self.max_message_size == 0 || self.max_message_size > MAX_BODY_CEILING {
             return Err(ConfigError::MaxMessageSize(self.max_message_size).into());
+        }
+        if self.docs_max_bytes == 0 {
+            return Err(ConfigError::Zero("docs_max_bytes").into());
         }
         if self.channel_queue == 0 || self.channel_queue > MAX_CHANNEL_QUEUE {
             return Err(ConfigError::ChannelQueue(self.channel_queue).into());
@@ -643,6 +655,12 @@ impl NodeBuilder {
     /// Maximum size of one message, request or response.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.config.max_message_size = bytes;
+        self
+    }
+
+    /// Largest size of one document (see [`NodeConfig::docs_max_bytes`]).
+    pub fn docs_max_bytes(mut self, bytes: u64) -> Self {
+        self.config.docs_max_bytes = bytes;
         self
     }
 

@@ -434,8 +434,8 @@ impl Node {
     }
 
     /// The documents: Automerge documents kept in the data dir (encrypted) and synced
-    /// with peers as each one's reach allows. Without a data dir, every call on it fails
-    /// with `Unsupported`.
+    /// with peers as each one's reach allows. Without a data dir they live in memory only
+    /// (and `stats().persistent` is false).
     pub fn docs(&self) -> Result<crate::docs::Docs> {
         if self.shared.is_closed() {
             return Err(Error::closed());

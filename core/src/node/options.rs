@@ -60,6 +60,8 @@ pub struct NodeOptions {
     pub threads: Option<usize>,
     /// [`NodeConfig::max_message_size`].
     pub max_message_size: Option<usize>,
+    /// [`NodeConfig::docs_max_bytes`].
+    pub docs_max_bytes: Option<u64>,
     /// [`NodeConfig::request_timeout`].
     pub request_timeout: Option<Duration>,
     /// [`NodeConfig::send_timeout`].
@@ -187,6 +189,7 @@ impl NodeOptions {
         set_some!(config.http_token, self.http_token);
         set!(config.threads, self.threads);
         set!(config.max_message_size, self.max_message_size);
+        set!(config.docs_max_bytes, self.docs_max_bytes);
         set!(config.request_timeout, self.request_timeout);
         set!(config.send_timeout, self.send_timeout);
         set!(config.connect_timeout, self.connect_timeout);

@@ -1933,7 +1933,7 @@ public func FfiConverterTypeDoc_lower(_ value: Doc) -> UInt64 {
 
 /**
  * The documents of a node (from `Node.docs()`). Keeps its node alive. Without a data
- * dir every call throws `Unsupported`, saying why.
+ * dir documents live in memory only (`stats().persistent` is false).
  */
 public protocol DocsProtocol: AnyObject, Sendable {
     
@@ -1963,10 +1963,15 @@ public protocol DocsProtocol: AnyObject, Sendable {
      */
     func `open`(id: String) async throws  -> Doc
     
+    /**
+     * What this node holds: documents, bytes, whether on disk, syncs under way.
+     */
+    func stats() async throws  -> DocsStats
+    
 }
 /**
  * The documents of a node (from `Node.docs()`). Keeps its node alive. Without a data
- * dir every call throws `Unsupported`, saying why.
+ * dir documents live in memory only (`stats().persistent` is false).
  */
 open class Docs: DocsProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -2113,6 +2118,25 @@ open func `open`(id: String)async throws  -> Doc  {
             completeFunc: ffi_memmesh_uniffi_rust_future_complete_u64,
             freeFunc: ffi_memmesh_uniffi_rust_future_free_u64,
             liftFunc: FfiConverterTypeDoc_lift,
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
+     * What this node holds: documents, bytes, whether on disk, syncs under way.
+     */
+open func stats()async throws  -> DocsStats  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_docs_stats(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeDocsStats_lift,
             errorHandler: FfiConverterTypeMemmeshError_lift
         )
 }
@@ -4147,6 +4171,95 @@ public func FfiConverterTypeDocInfo_lower(_ value: DocInfo) -> RustBuffer {
 
 
 /**
+ * What a node holds of documents (from `Docs.stats()`).
+ */
+public struct DocsStats: Equatable, Hashable {
+    /**
+     * The documents held.
+     */
+    public var documents: UInt64
+    /**
+     * Their size in the Automerge format.
+     */
+    public var bytes: UInt64
+    /**
+     * Whether they are kept in the data dir (false: in memory only).
+     */
+    public var persistent: Bool
+    /**
+     * Sync exchanges with peers under way.
+     */
+    public var syncing: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The documents held.
+         */documents: UInt64, 
+        /**
+         * Their size in the Automerge format.
+         */bytes: UInt64, 
+        /**
+         * Whether they are kept in the data dir (false: in memory only).
+         */persistent: Bool, 
+        /**
+         * Sync exchanges with peers under way.
+         */syncing: UInt64) {
+        self.documents = documents
+        self.bytes = bytes
+        self.persistent = persistent
+        self.syncing = syncing
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension DocsStats: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDocsStats: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DocsStats {
+        return
+            try DocsStats(
+                documents: FfiConverterUInt64.read(from: &buf), 
+                bytes: FfiConverterUInt64.read(from: &buf), 
+                persistent: FfiConverterBool.read(from: &buf), 
+                syncing: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: DocsStats, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.documents, into: &buf)
+        FfiConverterUInt64.write(value.bytes, into: &buf)
+        FfiConverterBool.write(value.persistent, into: &buf)
+        FfiConverterUInt64.write(value.syncing, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDocsStats_lift(_ buf: RustBuffer) throws -> DocsStats {
+    return try FfiConverterTypeDocsStats.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDocsStats_lower(_ value: DocsStats) -> RustBuffer {
+    return FfiConverterTypeDocsStats.lower(value)
+}
+
+
+/**
  * What is known of a stored file (from `Files.stat()` and `Files.list()`).
  */
 public struct FileInfo: Equatable, Hashable {
@@ -4688,6 +4801,11 @@ public struct NodeConfig: Equatable, Hashable {
      */
     public var maxMessageSize: UInt64
     /**
+     * Largest document in bytes, Automerge format (default 4 MiB): an edit, import,
+     * merge or peer sync past it throws `QuotaExceeded`.
+     */
+    public var docsMaxBytes: UInt64
+    /**
      * Default deadline of `Channel.request`, in milliseconds.
      */
     public var requestTimeoutMs: UInt64
@@ -4788,6 +4906,10 @@ public struct NodeConfig: Equatable, Hashable {
          * Maximum size in bytes of one message, request or response (default 8 MiB).
          */maxMessageSize: UInt64 = UInt64(8388608), 
         /**
+         * Largest document in bytes, Automerge format (default 4 MiB): an edit, import,
+         * merge or peer sync past it throws `QuotaExceeded`.
+         */docsMaxBytes: UInt64 = UInt64(4194304), 
+        /**
          * Default deadline of `Channel.request`, in milliseconds.
          */requestTimeoutMs: UInt64 = UInt64(30000), 
         /**
@@ -4825,6 +4947,7 @@ public struct NodeConfig: Equatable, Hashable {
         self.httpToken = httpToken
         self.threads = threads
         self.maxMessageSize = maxMessageSize
+        self.docsMaxBytes = docsMaxBytes
         self.requestTimeoutMs = requestTimeoutMs
         self.sendTimeoutMs = sendTimeoutMs
         self.connectTimeoutMs = connectTimeoutMs
@@ -4869,6 +4992,7 @@ public struct FfiConverterTypeNodeConfig: FfiConverterRustBuffer {
                 httpToken: FfiConverterOptionString.read(from: &buf), 
                 threads: FfiConverterUInt32.read(from: &buf), 
                 maxMessageSize: FfiConverterUInt64.read(from: &buf), 
+                docsMaxBytes: FfiConverterUInt64.read(from: &buf), 
                 requestTimeoutMs: FfiConverterUInt64.read(from: &buf), 
                 sendTimeoutMs: FfiConverterUInt64.read(from: &buf), 
                 connectTimeoutMs: FfiConverterUInt64.read(from: &buf), 
@@ -4899,6 +5023,7 @@ public struct FfiConverterTypeNodeConfig: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.httpToken, into: &buf)
         FfiConverterUInt32.write(value.threads, into: &buf)
         FfiConverterUInt64.write(value.maxMessageSize, into: &buf)
+        FfiConverterUInt64.write(value.docsMaxBytes, into: &buf)
         FfiConverterUInt64.write(value.requestTimeoutMs, into: &buf)
         FfiConverterUInt64.write(value.sendTimeoutMs, into: &buf)
         FfiConverterUInt64.write(value.connectTimeoutMs, into: &buf)
@@ -8570,6 +8695,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_memmesh_uniffi_checksum_method_docs_open() != 3286) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_docs_stats() != 65475) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_memmesh_uniffi_checksum_method_events_next() != 8233) {

@@ -553,6 +553,11 @@ uint64_t uniffi_memmesh_uniffi_fn_method_docs_list(uint64_t ptr
 uint64_t uniffi_memmesh_uniffi_fn_method_docs_open(uint64_t ptr, RustBuffer id
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOCS_STATS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOCS_STATS
+uint64_t uniffi_memmesh_uniffi_fn_method_docs_stats(uint64_t ptr
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_CLONE_EVENTS
 #define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_CLONE_EVENTS
 uint64_t uniffi_memmesh_uniffi_fn_clone_events(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -1372,6 +1377,12 @@ uint16_t uniffi_memmesh_uniffi_checksum_method_docs_list(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOCS_OPEN
 #define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOCS_OPEN
 uint16_t uniffi_memmesh_uniffi_checksum_method_docs_open(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOCS_STATS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOCS_STATS
+uint16_t uniffi_memmesh_uniffi_checksum_method_docs_stats(void
     
 );
 #endif
