@@ -95,7 +95,9 @@ class Node:
       *protected mode*: it accepts and dials loopback peers only, and mDNS is off.
     * ``open``: with no secret, talk to peers beyond loopback anyway, unauthenticated:
       anyone who can reach the node is a member (default ``False``).
-    * ``bootstrap``: addresses (``"ip:port"``) dialled at start.
+    * ``bootstrap``: peers to join: ``"ip:port"``, ``"host:port"`` (A/AAAA records) or
+      ``"srv:NAME"`` (SRV records give targets and ports); DNS names are re-resolved
+      while the node runs (a name not published yet is retried, not an error).
     * ``mdns``: discover peers on the LAN with multicast DNS (default ``True``).
     * ``mdns_interfaces``: network interfaces mDNS may use, by name (default: all).
     * ``memory_quota``: bytes of RAM lent to the mesh (default 512 MiB).

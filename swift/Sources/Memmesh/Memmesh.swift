@@ -4727,7 +4727,7 @@ public struct NodeConfig: Equatable, Hashable {
      */
     public var `open`: Bool
     /**
-     * Addresses dialled at start.
+     * Peers to join: `ip:port`, `host:port` or `srv:NAME` (DNS names re-resolved).
      */
     public var bootstrap: [String]
     /**
@@ -4848,7 +4848,7 @@ public struct NodeConfig: Equatable, Hashable {
          * (default false: protected mode).
          */`open`: Bool = false, 
         /**
-         * Addresses dialled at start.
+         * Peers to join: `ip:port`, `host:port` or `srv:NAME` (DNS names re-resolved).
          */bootstrap: [String] = [], 
         /**
          * Multicast DNS discovery on the local network.
