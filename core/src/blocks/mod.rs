@@ -19,6 +19,7 @@ pub(crate) mod service;
 pub mod store;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::StreamExt;
@@ -37,6 +38,9 @@ pub use id::BlockId;
 pub use placement::Placement;
 use service::BlocksService;
 use store::Freed;
+
+/// How long an `Auto` put waits for connected peers that membership is still admitting.
+const JOIN_GRACE: Duration = Duration::from_secs(3);
 
 /// Most peers asked at once when a block is searched for, freed or stats are gathered.
 pub const FANOUT: usize = 32;
@@ -196,15 +200,22 @@ async fn put(shared: Arc<BlocksService>, data: Bytes, placement: Placement) -> R
     Ok(id)
 }
 
-/// The live peer with the most free quota, by adverts, clients excepted; peers not
-/// advertising yet are asked directly. `None` when there is no peer (store locally).
+/// The live member with the most free quota, by adverts, clients excepted; members not
+/// advertising yet are asked directly. `None` when there is no such member (store
+/// locally). Only members membership has admitted are candidates: a peer that is
+/// connected but still joining may be a client (the short-lived node of the CLI asking
+/// for this very put), so a put waits up to [`JOIN_GRACE`] for joining peers first.
 async fn auto_target(shared: &Arc<BlocksService>, len: usize) -> Option<NodeId> {
+    shared.members.get()?;
+    members::settle_joining(shared, JOIN_GRACE).await;
     let m = shared.members.get()?;
-    // Clients are never chosen (ADR 0024).
-    let clients = m.clients();
-    let peers: Vec<NodeId> = live_peers(shared)
+    // Clients are never chosen (ADR 0024); `live_holders` leaves them out.
+    let peers: Vec<NodeId> = shared
+        .members
+        .live_holders()
+        .unwrap_or_default()
         .into_iter()
-        .filter(|p| !clients.contains(p))
+        .filter(|p| *p != shared.id)
         .collect();
     let mut best: Option<(u64, NodeId)> = None;
     let mut unknown = Vec::new();

@@ -152,6 +152,27 @@ impl Members {
     }
 }
 
+/// Whether a peer is connected but not yet admitted by membership (a `connect` or a
+/// dial that has not finished joining): its role and adverts are not known yet.
+pub fn joining(shared: &Shared) -> bool {
+    let live = shared.members.live().unwrap_or_default();
+    shared
+        .pool
+        .connected()
+        .iter()
+        .any(|id| *id != shared.id && !live.contains(id))
+}
+
+/// Waits, up to `grace`, while a connected peer is still being admitted ([`joining`]), so a
+/// placement right after `connect` sees it as the member (or client) it is. Must run on the
+/// node's runtime.
+pub async fn settle_joining(shared: &Shared, grace: std::time::Duration) {
+    let deadline = tokio::time::Instant::now() + grace;
+    while joining(shared) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// Peers that may take part in a service: live members of the view and connected peers
 /// not confirmed by membership yet, this node excluded, sorted.
 pub fn live_peers(shared: &Shared) -> Vec<NodeId> {
