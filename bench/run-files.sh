@@ -5,12 +5,15 @@
 #   (b) 10,000 files of 4 KiB put durably by 64 concurrent tasks, files/s, beside write +
 #       fsync + dir fsync one by one and beside SQLite (python3's sqlite3, WAL,
 #       synchronous=FULL, one insert per file, a commit every 64 rows);
-#   (c) replicas 3 across network namespaces: "not yet" (replication is not built).
+#   (c) with --netns (root): put_path with replicas 3 across network namespaces (a bridge,
+#       veths with MTU 1500) beside transfer().send of the same bytes to the same two peers.
 # Reads are cold (fsync + posix_fadvise DONTNEED before each timed step).
 #
 #   bench/run-files.sh                          # 1 GiB, 10,000 x 4 KiB (~1-2 min after the build)
 #   bench/run-files.sh --quick                  # 64 MiB, 500 files (seconds)
 #   bench/run-files.sh --big 256M --tasks 16    # further options go to files-bench
+#   bench/run-files.sh --netns                  # (a), (b) and (c) (as root)
+#   bench/run-files.sh --skip-small --skip-big --netns --replica-size 256M
 #
 # The working directory is ${CARGO_TARGET_DIR:-target}/files-bench (removed at the end).
 set -euo pipefail

@@ -11,9 +11,14 @@
 //! The transfer benchmark (`transfer-bench`, module [`transfer`]) sends 1 GiB between two
 //! nodes, memory to memory and file to file, beside bare quinn and iperf3
 //! (`bench/run-transfer.sh`).
+//!
+//! The files benchmark (`files-bench`) uses [`files_netns`] and [`files_replicas`] for its
+//! part (c), replicas across network namespaces (`bench/run-files.sh`).
 
 pub mod cache_mesh;
 pub mod cache_report;
+pub mod files_netns;
+pub mod files_replicas;
 pub mod load;
 pub mod machine;
 pub mod mesh;

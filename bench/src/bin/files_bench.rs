@@ -7,7 +7,9 @@
 //!   the same files one by one with write + fsync + directory fsync each, and beside SQLite
 //!   (Python's `sqlite3`, WAL mode, `synchronous=FULL`, one insert per file, committed in
 //!   batches as large as the most rows our group commit can hold with that many tasks);
-//! - (c) replicas 3 across network namespaces: not built yet (printed as such).
+//! - (c) with `--netns` (root): `put_path` with replicas 3 across network namespaces
+//!   (veth, MTU 1500, one bridge), beside a plain `transfer().send` of the same bytes to
+//!   the same two peers, MB/s each and the ratio (`memmesh_bench::files_replicas`).
 //!
 //! Reads are cold: every file a timed step reads is evicted from the page cache first
 //! (fsync, then `posix_fadvise(DONTNEED)`). The run fails (exit code 1) if any put or get
@@ -17,6 +19,7 @@
 //! bench/run-files.sh                 # release build, 1 GiB and 10,000 files of 4 KiB
 //! files-bench --quick                # smoke run: 64 MiB and 500 files (seconds)
 //! files-bench --big 256M --files 2000 --tasks 16 --dir /mnt/disk/x
+//! files-bench --quick --skip-big --skip-small --netns   # (c) only, smoke (root)
 //! ```
 
 use std::io::{Read, Write};
@@ -27,15 +30,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use bytes::Bytes;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use memmesh::files::FileId;
 use memmesh::{Node, PutOptions};
+use memmesh_bench::files_replicas::{self, PeerReady, Replicas};
 use memmesh_bench::machine;
+use memmesh_bench::transfer::netns::delete_namespaces_on_signal;
 
 /// The files benchmark: memmesh's store beside cp + sync, fsync per file and SQLite.
 #[derive(Debug, Parser)]
-#[command(name = "files-bench")]
+#[command(name = "files-bench", args_conflicts_with_subcommands = true)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Smoke run: 64 MiB, 500 files, 16 tasks (unless given).
     #[arg(long)]
     quick: bool,
@@ -64,6 +71,50 @@ struct Cli {
     /// Keep the working directory at the end.
     #[arg(long)]
     keep: bool,
+    /// Also run (c): replicas 3 across network namespaces beside a plain transfer (needs
+    /// root; creates and deletes its own namespaces, mmfb-<pid>-*).
+    #[arg(long)]
+    netns: bool,
+    /// Size of (c)'s file [default: 1G, or 16M with --quick].
+    #[arg(long)]
+    replica_size: Option<String>,
+    /// Rounds of (c) (medians are printed) [default: 3, or 1 with --quick].
+    #[arg(long)]
+    replica_repeats: Option<u32>,
+    /// Worker threads of each node of (c).
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+}
+
+/// The child processes of (c), each run in its namespace.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// (Internal) a peer of (c): serves until standard input closes.
+    #[command(hide = true)]
+    Peer {
+        #[arg(long)]
+        listen: String,
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
+    /// (Internal) the origin of (c): measures and prints one JSON line per round.
+    #[command(hide = true)]
+    Origin {
+        #[arg(long)]
+        listen: String,
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        #[arg(long)]
+        source: PathBuf,
+        #[arg(long)]
+        peers: String,
+        #[arg(long)]
+        repeats: u32,
+    },
 }
 
 const MB: f64 = 1e6;
@@ -399,7 +450,7 @@ con.close()
 print(json.dumps({"seconds": seconds, "verified": ok, "version": sqlite3.sqlite_version}))
 "#;
 
-fn print_report(big: Option<&Big>, small: Option<&Small>) {
+fn print_report(big: Option<&Big>, small: Option<&Small>, replicas: Option<&Replicas>) {
     if let Some(b) = big {
         println!();
         println!(
@@ -447,16 +498,87 @@ fn print_report(big: Option<&Big>, small: Option<&Small>) {
             s.memmesh / s.sqlite
         );
     }
+    if let Some(r) = replicas {
+        println!();
+        println!(
+            "(c) one file of {} to 2 peers across network namespaces (MTU {}), {} round(s) | MB/s (median) | vs send",
+            size_label(r.size),
+            r.mtu,
+            r.rounds.len()
+        );
+        println!("{}", "-".repeat(100));
+        let send = r.send_mbps();
+        let put = r.put_mbps();
+        println!(
+            "transfer().send(path, [peer1, peer2]) (each peer fsyncs its copy)       | {send:>13.1} |     1.00x"
+        );
+        println!(
+            "files().put_path(path, replicas 3) (stored here, both peers pull + store) | {put:>13.1} | {:>8.2}x",
+            put / send.max(1e-9)
+        );
+    }
     println!();
     println!(
-        "(c) put with replicas 3 across network namespaces: not yet (replication is not built; no figure)"
+        "targets (issue 14): (a) >= 0.8x cp + sync; (b) >= 5,000 files/s and >= 1x SQLite; (c) >= 0.9x the plain transfer"
     );
-    println!("targets (issue 14): (a) >= 0.8x cp + sync; (b) >= 5,000 files/s and >= 1x SQLite");
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> Result<()> {
+/// (c): the source file in `dir`, then the lab (three namespaces, three child processes).
+fn bench_replicas(dir: &Path, size: u64, repeats: u32, threads: usize) -> Result<Replicas> {
+    let src = dir.join("replica-source");
+    {
+        let mut f = std::fs::File::create(&src)?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut left = size;
+        let mut seed = 7_000u64;
+        while left > 0 {
+            let n = left.min(buf.len() as u64) as usize;
+            fill(&mut buf[..n], seed);
+            f.write_all(&buf[..n])?;
+            left -= n as u64;
+            seed += 1;
+        }
+        f.sync_all()?;
+    }
+    let exe = std::env::current_exe().context("locating files-bench")?;
+    let replicas = files_replicas::run(&exe, dir, &src, repeats, threads)?;
+    std::fs::remove_file(&src)?;
+    Ok(replicas)
+}
+
+fn main() -> Result<()> {
     let cli = Cli::parse();
+    match &cli.command {
+        Some(Command::Peer {
+            listen,
+            dir,
+            threads,
+        }) => return files_replicas::peer(listen, dir, *threads),
+        Some(Command::Origin {
+            listen,
+            dir,
+            threads,
+            source,
+            peers,
+            repeats,
+        }) => {
+            let peers: Vec<PeerReady> = serde_json::from_str(peers).context("parsing --peers")?;
+            return files_replicas::origin(listen, dir, *threads, source, &peers, *repeats);
+        }
+        None => {}
+    }
+    if cli.netns {
+        // Before any thread exists: a signal must still delete the namespaces.
+        delete_namespaces_on_signal()?;
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(measure(cli))
+}
+
+async fn measure(cli: Cli) -> Result<()> {
     let big = parse_size(
         cli.big
             .as_deref()
@@ -502,7 +624,25 @@ async fn main() -> Result<()> {
     .await;
     node.shutdown().await?;
     let (b, s) = result?;
-    print_report(b.as_ref(), s.as_ref());
+    let r = if cli.netns {
+        let size = parse_size(cli.replica_size.as_deref().unwrap_or(if cli.quick {
+            "16M"
+        } else {
+            "1G"
+        }))?;
+        let repeats = cli
+            .replica_repeats
+            .unwrap_or(if cli.quick { 1 } else { 3 })
+            .clamp(1, 100);
+        let (dir, threads) = (dir.clone(), cli.threads);
+        Some(
+            tokio::task::spawn_blocking(move || bench_replicas(&dir, size, repeats, threads))
+                .await??,
+        )
+    } else {
+        None
+    };
+    print_report(b.as_ref(), s.as_ref(), r.as_ref());
     println!(
         "load average at the end: {}",
         machine::load_average().unwrap_or_default()

@@ -60,8 +60,19 @@ pub fn remove_dir_on_signal(dir: &Path) {
     registry().dirs.push(dir.to_path_buf());
 }
 
+/// Has [`delete_namespaces_on_signal`]'s thread delete the namespace `ns` (created by
+/// another lab of this process, e.g. files-bench's); undone by [`forget_on_signal`].
+pub fn delete_on_signal(ns: &str) {
+    registry().namespaces.push(ns.to_string());
+}
+
+/// Undoes [`delete_on_signal`] (the namespace was deleted).
+pub fn forget_on_signal(ns: &str) {
+    registry().namespaces.retain(|n| n != ns);
+}
+
 /// Runs `ip ARGS`, failing with its standard error.
-fn ip(args: &[&str]) -> Result<String> {
+pub fn ip(args: &[&str]) -> Result<String> {
     let out = Command::new("ip")
         .args(args)
         .stdin(Stdio::null())
@@ -78,7 +89,8 @@ fn ip(args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn delete(ns: &str) {
+/// Deletes the namespace `ns` (errors ignored: it may be gone already).
+pub fn delete(ns: &str) {
     let _ = Command::new("ip")
         .args(["netns", "del", ns])
         .stdin(Stdio::null())
@@ -86,7 +98,8 @@ fn delete(ns: &str) {
         .status();
 }
 
-fn listed() -> Result<Vec<String>> {
+/// The names of the existing network namespaces.
+pub fn listed() -> Result<Vec<String>> {
     Ok(ip(&["netns", "list"])?
         .lines()
         .filter_map(|l| l.split_whitespace().next().map(str::to_string))
@@ -244,7 +257,7 @@ pub fn delete_namespaces_on_signal() -> Result<()> {
                     let _ = std::fs::remove_dir_all(dir);
                 }
                 eprintln!(
-                    "transfer-bench: signal {sig}: stopped {:?}, deleted namespaces {:?} and {:?}",
+                    "bench: signal {sig}: stopped {:?}, deleted namespaces {:?} and {:?}",
                     undo.children, undo.namespaces, undo.dirs
                 );
                 std::process::exit(128 + sig);
@@ -254,11 +267,13 @@ pub fn delete_namespaces_on_signal() -> Result<()> {
     Ok(())
 }
 
-/// A child process killed (and reaped) if still running when dropped.
-struct ChildGuard(Child);
+/// A child process killed (and reaped) if still running when dropped, and stopped by
+/// [`delete_namespaces_on_signal`]'s thread.
+pub struct ChildGuard(pub Child);
 
 impl ChildGuard {
-    fn spawn(command: &mut Command, what: &str) -> Result<Self> {
+    /// Starts `command` (`what` names it in errors).
+    pub fn spawn(command: &mut Command, what: &str) -> Result<Self> {
         let child = command
             .spawn()
             .with_context(|| format!("starting the {what} process"))?;
@@ -267,7 +282,7 @@ impl ChildGuard {
     }
 
     /// Waits up to `grace` for the process to exit by itself, then kills it.
-    fn wait_for(&mut self, grace: Duration) -> Result<ExitStatus> {
+    pub fn wait_for(&mut self, grace: Duration) -> Result<ExitStatus> {
         let until = Instant::now() + grace;
         loop {
             if let Some(status) = self.0.try_wait()? {

@@ -45,6 +45,7 @@ pub use store::{OpenOptions, MAX_NAME_LEN, MAX_PAGE};
 
 use crate::error::Result;
 use crate::identity::NodeId;
+use crate::node::members;
 use crate::service::Progress;
 use crate::service::Subscription;
 use store::Store;
@@ -291,15 +292,11 @@ impl Files {
         else {
             return first;
         };
-        if !net.joining() {
+        if !members::joining(net.shared()) {
             return first;
         }
-        let wait = runtime.spawn(async move {
-            let deadline = tokio::time::Instant::now() + JOIN_GRACE;
-            while net.joining() && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        });
+        let wait =
+            runtime.spawn(async move { members::settle_joining(net.shared(), JOIN_GRACE).await });
         if wait.await.is_err() {
             return Err(FilesError::Closed);
         }

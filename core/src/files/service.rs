@@ -292,16 +292,9 @@ impl FilesService {
 
     // ----- asking side -----
 
-    /// Whether a peer is connected but not yet a live member (membership is admitting it):
-    /// a put asking for replicas waits a moment for it instead of refusing at once.
-    pub(crate) fn joining(&self) -> bool {
-        let live = self.node.members.live().unwrap_or_default();
-        let me = self.me();
-        self.node
-            .pool
-            .connected()
-            .iter()
-            .any(|id| *id != me && !live.contains(id))
+    /// The node this service runs on (its membership view and connection pool).
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.node
     }
 
     /// Whether `peer` may have room for `size` bytes of plaintext: its advert says so,
