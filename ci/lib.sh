@@ -22,6 +22,36 @@ build_debug() {
   cargo build --quiet --all-targets
 }
 
+# The UniFFI generator `uniffi-bindgen` (debug), in a target directory of its own
+# (target/bindgen): its dependencies share little with the workspace's, and there it never
+# waits for, nor holds, the lock of target/debug, so ci/prebuild can build it in the
+# background while the Rust tests run. Prints the binary's path.
+build_bindgen() {
+  local dir="${CARGO_TARGET_DIR:-$ROOT/target}/bindgen"
+  CARGO_TARGET_DIR="$dir" cargo build --quiet -p uniffi-bindgen >&2
+  echo "$dir/debug/uniffi-bindgen"
+}
+
+# The Python wheel a release publishes (abi3, manylinux, stripped: python/pyproject.toml),
+# built from the sdist (what `pip install memmesh` builds on a platform without a wheel), so
+# the sdist is proven to build, into target/wheels. `--target <host triple>` puts it in
+# target/<triple>/release beside the Node.js addon (napi-rs names the triple too), so the
+# two release builds share their dependencies.
+build_python_wheel() {
+  venv_pip "maturin>=1.16,<2"
+  local target_dir="${CARGO_TARGET_DIR:-$ROOT/target}"
+  local wheels="$target_dir/wheels" sdists="$target_dir/sdist"
+  local unpacked="$target_dir/sdist-build"
+  rm -f "$wheels"/memmesh-*.whl "$sdists"/memmesh-*.tar.gz
+  (cd "$ROOT/python" && "$VENV/bin/maturin" sdist --out "$sdists")
+  rm -rf "$unpacked" && mkdir -p "$unpacked"
+  tar -xzf "$sdists"/memmesh-*.tar.gz -C "$unpacked"
+  (cd "$unpacked"/memmesh-* \
+    && CARGO_TARGET_DIR="$target_dir" "$VENV/bin/maturin" build --release \
+      --target "$(host_triple)" --out "$wheels")
+  rm -rf "$unpacked"
+}
+
 # The host's target triple. The release builds of the bindings name it (`--target`), as
 # napi-rs does, so they share one directory: target/<triple>/release.
 host_triple() {

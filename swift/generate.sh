@@ -22,8 +22,13 @@ case "${1:-}" in
   *) echo "usage: $0 [--check]" >&2; exit 2 ;;
 esac
 
-cargo build --quiet -p memmesh-uniffi
-cargo build --quiet -p uniffi-bindgen
+# ci/test-uniffi has just built the library with the workspace's selection (build_debug)
+# and sets MEMMESH_UNIFFI_LIB_BUILT=1: `-p memmesh-uniffi` alone unifies features
+# differently and would compile the core again (ADR 0013).
+[ "${MEMMESH_UNIFFI_LIB_BUILT:-}" = 1 ] || cargo build --quiet -p memmesh-uniffi
+# The generator builds in target/bindgen (ci/lib.sh: build_bindgen).
+. "$ROOT/ci/lib.sh"
+bindgen="$(build_bindgen)"
 
 case "$(uname -s)" in
   Darwin) lib="$TARGET_DIR/debug/libmemmesh_uniffi.dylib" ;;
@@ -33,7 +38,7 @@ esac
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 # --no-format: the output must not depend on whether swiftformat is installed.
-"$TARGET_DIR/debug/uniffi-bindgen" generate --library "$lib" --language swift \
+"$bindgen" generate --library "$lib" --language swift \
   --no-format --out-dir "$out"
 
 # generated file -> place in the package
