@@ -202,6 +202,7 @@ impl NodeOptions {
             tuning: self.tuning.unwrap_or_default().into_options()?,
             // Not an option of the Node.js binding yet: the core's defaults.
             redis_limits: options::RedisLimitsOptions::default(),
+            redis_allow_flush: None,
         }
         .into_config()
     }

@@ -122,6 +122,7 @@ impl Options {
             },
             // Not an option of the Python binding yet: the core's defaults.
             redis_limits: Default::default(),
+            redis_allow_flush: None,
         };
         options.into_config().into_py(py)
     }

@@ -344,6 +344,7 @@ impl TryFrom<NodeConfig> for memmesh::NodeConfig {
                 .unwrap_or_default(),
             // Not an option of the UniFFI binding yet: the core's defaults.
             redis_limits: options::RedisLimitsOptions::default(),
+            redis_allow_flush: None,
         };
         Ok(options.into_config()?)
     }

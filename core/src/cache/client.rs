@@ -76,7 +76,7 @@ fn by_preference(shared: &CacheService, targets: &mut [NodeId]) {
     routing::by_preference(&shared.id, targets, |t| shared.cache.is_unreachable(t));
 }
 
-fn unexpected(what: &'static str) -> Error {
+pub(crate) fn unexpected(what: &'static str) -> Error {
     CacheError::UnexpectedReply(what).into()
 }
 
@@ -122,7 +122,7 @@ pub(crate) fn options_differ(name: &str, held: CacheOptions, asked: CacheOptions
     .into()
 }
 
-fn check_open(shared: &CacheService) -> Result<()> {
+pub(crate) fn check_open(shared: &CacheService) -> Result<()> {
     if shared.is_closed() {
         Err(Error::closed())
     } else {

@@ -10,6 +10,7 @@
 
 pub(crate) mod batch;
 pub(crate) mod bucket;
+pub(crate) mod clear;
 pub(crate) mod client;
 pub mod error;
 pub mod hlc;
