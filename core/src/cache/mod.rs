@@ -15,6 +15,7 @@ pub(crate) mod client;
 pub mod error;
 pub mod hlc;
 pub mod limits;
+pub(crate) mod local_write;
 pub(crate) mod lru;
 pub(crate) mod maintain;
 pub mod messages;
