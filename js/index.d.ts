@@ -107,6 +107,13 @@ export interface NodeOptions {
   /** The password Redis clients must `AUTH` with. */
   redisPassword?: string
   /**
+   * Serve `FLUSHDB`/`FLUSHALL` to Redis clients (default false: refused). A database is
+   * a bucket shared by the cluster: a flush clears it on every node.
+   */
+  redisAllowFlush?: boolean
+  /** Bounds of the Redis front (default: the core's). */
+  redisLimits?: RedisLimitsOptions
+  /**
    * `'member'` (default) or `'client'`: a client uses every capability through the
    * members but owns no cache partitions, holds no file replicas and is never chosen for
    * `'auto'` block placement; its coming and going moves no data (ADR 0024).
@@ -124,6 +131,26 @@ export interface NodeOptions {
   membership?: MembershipOptions
   /** QUIC transport tuning (default: memmesh's). */
   tuning?: TuningOptions
+}
+
+/** Bounds of the Redis front, `NodeOptions.redisLimits`; each is optional. */
+export interface RedisLimitsOptions {
+  /** Longest bulk string (one argument), in bytes (default 16 MiB). */
+  maxBulk?: number
+  /** Most arguments of one command (default 1 Mi). */
+  maxArray?: number
+  /** Longest inline command line, in bytes (default 64 KiB). */
+  maxInline?: number
+  /** Most bytes of unanswered input per connection (default 64 MiB). */
+  maxPending?: number
+  /** Most clients connected to this node (default 1024). */
+  maxClients?: number
+  /** Most clients connected from one address (default 256). */
+  maxClientsPerIp?: number
+  /** Time to finish a frame once begun, in milliseconds (default 30 s). */
+  frameTimeoutMs?: number
+  /** Most bytes of published messages waiting for one subscriber (default 32 MiB). */
+  maxOutput?: number
 }
 
 /** Membership timing of `NodeOptions.membership`, in milliseconds; each is optional. */

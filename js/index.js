@@ -123,10 +123,13 @@ const OPTION_TYPES = {
     'fullSyncIntervalMs', 'rejoinIntervalMs'],
   tuning: ['mtuUpperBound', 'segmentationOffload', 'streamReceiveWindow', 'receiveWindow',
     'sendWindow', 'socketBuffer', 'maxBidiStreams', 'maxUniStreams', 'keepAliveMs',
-    'idleTimeoutMs', 'congestion']
+    'idleTimeoutMs', 'congestion'],
+  redisAllowFlush: 'boolean',
+  redisLimits: ['maxBulk', 'maxArray', 'maxInline', 'maxPending', 'maxClients', 'maxClientsPerIp',
+    'frameTimeoutMs', 'maxOutput']
 }
 
-// A group of options (`membership`, `tuning`): an object with known keys only; the
+// A group of options (`membership`, `tuning`, `redisLimits`): an object with known keys only; the
 // native side converts (and the core validates) the values.
 function toGroup (value, key, known) {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {

@@ -67,6 +67,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("known_peers_ttl", Kind::Duration),
     ("redis_listen", Kind::Str),
     ("redis_password", Kind::Secret),
+    ("redis_allow_flush", Kind::Bool),
     ("redis_max_clients", Kind::Int),
     ("redis_max_clients_per_ip", Kind::Int),
     ("redis_max_bulk", Kind::Size),
@@ -574,6 +575,7 @@ fn apply(o: &mut NodeOptions, key: &str, v: Val) {
         "known_peers_ttl" => o.known_peers_ttl = d(&v),
         "redis_listen" => o.redis_listen = s(&v),
         "redis_password" => o.redis_password = s(&v),
+        "redis_allow_flush" => o.redis_allow_flush = b(&v),
         "redis_max_clients" => r.max_clients = us(&v),
         "redis_max_clients_per_ip" => r.max_clients_per_ip = us(&v),
         "redis_max_bulk" => r.max_bulk = us(&v),
@@ -651,6 +653,7 @@ fn effective(c: &NodeConfig, key: &str) -> Json {
         "known_peers_ttl" => dur(c.known_peers_ttl),
         "redis_listen" => json!(c.redis_listen),
         "redis_password" => json!(c.redis_password.as_ref().map(|_| "set")),
+        "redis_allow_flush" => json!(c.redis_allow_flush),
         "redis_max_clients" => json!(c.redis_limits.max_clients),
         "redis_max_clients_per_ip" => json!(c.redis_limits.max_clients_per_ip),
         "redis_max_bulk" => json!(c.redis_limits.max_bulk),
@@ -785,9 +788,13 @@ mod tests {
     #[test]
     fn redis_limits_are_keys_of_the_file_and_the_environment() {
         let f = file("redis_max_clients = 1\nredis_max_subscriber_bytes = \"1MiB\"\nredis_frame_timeout = \"2s\"\nredis_max_args = 16\n");
-        let e = env(&[("MEMMESH_REDIS_MAX_BULK", "4k")]);
+        let e = env(&[
+            ("MEMMESH_REDIS_MAX_BULK", "4k"),
+            ("MEMMESH_REDIS_ALLOW_FLUSH", "true"),
+        ]);
         let s = Settings::merge(Layer::default(), e, f, None);
         let c = s.node_config().unwrap();
+        assert!(c.redis_allow_flush);
         let l = c.redis_limits;
         assert_eq!(l.max_clients, 1);
         assert_eq!(l.max_output, 1 << 20);

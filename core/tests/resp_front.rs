@@ -133,6 +133,59 @@ async fn a_key_set_through_one_node_is_read_through_another() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flushdb_when_allowed_clears_the_database_on_every_node() {
+    let start = |name: &'static str, seed: Option<String>| async move {
+        let mut b = builder(name)
+            .redis_listen("127.0.0.1:0")
+            .redis_allow_flush(true);
+        if let Some(seed) = seed {
+            b = b.bootstrap([seed]);
+        }
+        b.start().await.unwrap()
+    };
+    let a = start("a", None).await;
+    let b = start("b", Some(a.addr().to_string())).await;
+    assert!(
+        eventually(Duration::from_secs(30), || [&a, &b]
+            .iter()
+            .all(|n| n.peers().iter().any(|p| p.state == PeerState::Alive)))
+        .await
+    );
+    let mut ca = Client::connect(&a).await;
+    let mut cb = Client::connect(&b).await;
+    assert_eq!(ca.cmd(&["SET", "k1", "through-a"]).await, ok());
+    assert_eq!(cb.cmd(&["SET", "k2", "through-b"]).await, ok());
+    assert_eq!(cb.cmd(&["SELECT", "1"]).await, ok());
+    assert_eq!(cb.cmd(&["SET", "other", "db1"]).await, ok());
+    assert_eq!(cb.cmd(&["SELECT", "0"]).await, ok());
+    assert_eq!(ca.cmd(&["GET", "k2"]).await, bulk("through-b"));
+    assert_eq!(
+        error(&ca.cmd(&["FLUSHDB", "LATER"]).await),
+        "ERR syntax error"
+    );
+    assert_eq!(ca.cmd(&["FLUSHDB", "ASYNC"]).await, ok());
+    // Gone through both nodes, whichever node they were set through.
+    for c in [&mut ca, &mut cb] {
+        assert_eq!(c.cmd(&["GET", "k1"]).await, Value::Null);
+        assert_eq!(c.cmd(&["GET", "k2"]).await, Value::Null);
+        assert_eq!(int(&c.cmd(&["DBSIZE"]).await), 0);
+    }
+    // Another database is another bucket: untouched. A write after the flush stays.
+    assert_eq!(ca.cmd(&["SELECT", "1"]).await, ok());
+    assert_eq!(ca.cmd(&["GET", "other"]).await, bulk("db1"));
+    assert_eq!(cb.cmd(&["SET", "k1", "after"]).await, ok());
+    assert_eq!(ca.cmd(&["SELECT", "0"]).await, ok());
+    assert_eq!(ca.cmd(&["GET", "k1"]).await, bulk("after"));
+    // FLUSHALL clears every database.
+    assert_eq!(cb.cmd(&["FLUSHALL"]).await, ok());
+    assert_eq!(ca.cmd(&["GET", "k1"]).await, Value::Null);
+    assert_eq!(ca.cmd(&["SELECT", "1"]).await, ok());
+    assert_eq!(ca.cmd(&["GET", "other"]).await, Value::Null);
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ttls_expire_persist_and_set_options() {
     let a = redis_node("a", None).await;
     let mut c = Client::connect(&a).await;
@@ -212,7 +265,9 @@ async fn errors_pipelining_and_inline_commands() {
         "ERR DB index is out of range"
     );
     assert!(error(&c.cmd(&["AUTH", "pw"]).await).contains("without any password"));
-    assert!(error(&c.cmd(&["FLUSHDB"]).await).contains("FLUSHDB"));
+    // Refused unless the node sets redis_allow_flush (ADR 0021); the key stays.
+    assert!(error(&c.cmd(&["FLUSHDB"]).await).contains("set redis_allow_flush"));
+    assert!(error(&c.cmd(&["FLUSHALL", "ASYNC"]).await).contains("FLUSHALL is refused"));
     assert_eq!(c.cmd(&["ping"]).await, Value::Simple("PONG".into()));
     assert_eq!(c.cmd(&["EcHo", "hi"]).await, bulk("hi"));
     assert_eq!(c.cmd(&["CLIENT", "SETNAME", "me"]).await, ok());

@@ -40,6 +40,54 @@ test('a node started with redisListen answers PING', { timeout: TIMEOUT }, async
   assert.equal(await ask(port, '*1\r\n$4\r\nPING\r\n'), '+PONG\r\n')
   assert.equal(await ask(port, 'SET k v\r\n'), '+OK\r\n')
   assert.equal(await ask(port, 'GET k\r\n'), '$1\r\nv\r\n')
+  assert.match(await ask(port, 'FLUSHDB\r\n'), /^-ERR FLUSHDB is refused/)
+})
+
+// An open connection and a function sending a request on it and resolving with one line.
+function connect (port) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => {
+      const exchange = (request) => new Promise((resolve) => {
+        let reply = ''
+        const onData = (chunk) => {
+          reply += chunk.toString('latin1')
+          if (reply.endsWith('\r\n')) {
+            socket.off('data', onData)
+            resolve(reply)
+          }
+        }
+        socket.on('data', onData)
+        socket.write(request)
+      })
+      resolve({ socket, exchange })
+    })
+    socket.once('error', reject)
+  })
+}
+
+test('redisLimits and redisAllowFlush are options', { timeout: TIMEOUT }, async (t) => {
+  const port = await freePort()
+  await startNode(t, {
+    redisListen: `127.0.0.1:${port}`,
+    redisAllowFlush: true,
+    redisLimits: { maxClients: 1, maxBulk: 10, frameTimeoutMs: 5000 }
+  })
+  const first = await connect(port)
+  try {
+    assert.equal(await first.exchange('PING\r\n'), '+PONG\r\n')
+    // maxClients 1: a second client is refused while the first is connected.
+    assert.match(await ask(port, 'PING\r\n'), /^-ERR max number of clients reached/)
+    assert.equal(await first.exchange('SET k v\r\n'), '+OK\r\n')
+    assert.equal(await first.exchange('FLUSHDB\r\n'), '+OK\r\n')
+    assert.equal(await first.exchange('GET k\r\n'), '$-1\r\n')
+    // maxBulk 10: an 11-byte argument is a protocol error.
+    assert.match(await first.exchange('*2\r\n$3\r\nGET\r\n$11\r\nhello world\r\n'),
+      /^-ERR Protocol error: invalid bulk length/)
+  } finally {
+    first.socket.destroy()
+  }
+  await rejectsWith(() => startNode(t, { redisLimits: { maxClients: -1 } }), 'InvalidInput', /redisLimits\.maxClients/)
+  await rejectsWith(() => startNode(t, { redisLimits: { maxNope: 1 } }), 'InvalidInput', /unknown redisLimits option/)
 })
 
 test('redisListen off loopback without redisPassword is InvalidInput', { timeout: TIMEOUT }, async (t) => {

@@ -66,7 +66,7 @@ def node_options(**options: Any) -> dict[str, Any]:
             options[key] = [value]
         elif value is not None:
             options[key] = list(value)
-    for key in ("membership", "tuning"):
+    for key in ("membership", "tuning", "redis_limits"):
         if options.get(key) is not None:
             options[key] = dict(options[key])
     return options

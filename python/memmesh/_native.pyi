@@ -214,6 +214,8 @@ class Node:
         known_peers_ttl: Optional[float] = None,
         redis_listen: Optional[str] = None,
         redis_password: Optional[str] = None,
+        redis_allow_flush: Optional[bool] = None,
+        redis_limits: Optional[dict[str, float]] = None,
         role: Optional[str] = None,
         http_listen: Optional[str] = None,
         http_token: Optional[str] = None,

@@ -115,6 +115,13 @@ class Node:
       TCP address, e.g. ``"127.0.0.1:6379"`` (default: off; Redis database ``n`` is the
       bucket ``db{n}``). An address off loopback needs ``redis_password``.
     * ``redis_password``: the password Redis clients must ``AUTH`` with.
+    * ``redis_allow_flush``: serve ``FLUSHDB``/``FLUSHALL`` (default ``False``: refused).
+      A database is a bucket shared by the cluster: a flush clears it on every node.
+    * ``redis_limits``: bounds of the Redis front, keys ``max_bulk``, ``max_array`` (most
+      arguments of a command), ``max_inline``, ``max_pending``, ``max_clients``,
+      ``max_clients_per_ip``, ``max_output`` (bytes waiting for one subscriber), ints,
+      and ``frame_timeout`` (seconds); defaults: the core's ``RespLimits``. An unknown
+      key or a bad value is ``InvalidInputError``.
     * ``role``: ``"member"`` (default) or ``"client"``: a client uses every capability
       through the members but owns no cache partitions, holds no file replicas and is
       never chosen for ``"auto"`` block placement; its coming and going moves no data.
@@ -169,6 +176,8 @@ class Node:
         known_peers_ttl: Optional[float] = None,
         redis_listen: Optional[str] = None,
         redis_password: Optional[str] = None,
+        redis_allow_flush: Optional[bool] = None,
+        redis_limits: Optional[Mapping[str, float]] = None,
         role: Optional[str] = None,
         http_listen: Optional[str] = None,
         http_token: Optional[str] = None,
@@ -199,6 +208,8 @@ class Node:
                 known_peers_ttl=known_peers_ttl,
                 redis_listen=redis_listen,
                 redis_password=redis_password,
+                redis_allow_flush=redis_allow_flush,
+                redis_limits=redis_limits,
                 role=role,
                 http_listen=http_listen,
                 http_token=http_token,

@@ -77,6 +77,33 @@ pub struct NodeOptions {
     pub membership: Option<MembershipOptions>,
     /// QUIC transport tuning (default: the core's).
     pub tuning: Option<TuningOptions>,
+    /// Serve `FLUSHDB`/`FLUSHALL` to Redis clients (default false: refused). A database
+    /// is a bucket shared by the cluster: a flush clears it on every node.
+    pub redis_allow_flush: Option<bool>,
+    /// Bounds of the Redis front (default: the core's).
+    pub redis_limits: Option<RedisLimitsOptions>,
+}
+
+/// `redisLimits` of `Node.start`'s options; each field is optional.
+#[napi(object)]
+#[derive(Default)]
+pub struct RedisLimitsOptions {
+    /// Longest bulk string (one argument), in bytes (default 16 MiB).
+    pub max_bulk: Option<f64>,
+    /// Most arguments of one command (default 1 Mi).
+    pub max_array: Option<f64>,
+    /// Longest inline command line, in bytes (default 64 KiB).
+    pub max_inline: Option<f64>,
+    /// Most bytes of unanswered input per connection (default 64 MiB).
+    pub max_pending: Option<f64>,
+    /// Most clients connected to this node (default 1024).
+    pub max_clients: Option<f64>,
+    /// Most clients connected from one address (default 256).
+    pub max_clients_per_ip: Option<f64>,
+    /// Time to finish a frame once begun, in milliseconds (default 30 s).
+    pub frame_timeout_ms: Option<f64>,
+    /// Most bytes of published messages waiting for one subscriber (default 32 MiB).
+    pub max_output: Option<f64>,
 }
 
 /// `membership` of `Node.start`'s options, in milliseconds; each field is optional.
@@ -200,8 +227,8 @@ impl NodeOptions {
             channel_queue: int("channelQueue", self.channel_queue)?,
             membership: self.membership.unwrap_or_default().into_options()?,
             tuning: self.tuning.unwrap_or_default().into_options()?,
-            // Not an option of the Node.js binding yet: the core's defaults.
-            redis_limits: options::RedisLimitsOptions::default(),
+            redis_limits: self.redis_limits.unwrap_or_default().into_options()?,
+            redis_allow_flush: self.redis_allow_flush,
         }
         .into_config()
     }
@@ -217,6 +244,21 @@ impl MembershipOptions {
             forget_after: ms("membership.forgetAfterMs", self.forget_after_ms)?,
             full_sync_interval: ms("membership.fullSyncIntervalMs", self.full_sync_interval_ms)?,
             rejoin_interval: ms("membership.rejoinIntervalMs", self.rejoin_interval_ms)?,
+        })
+    }
+}
+
+impl RedisLimitsOptions {
+    fn into_options(self) -> memmesh::Result<options::RedisLimitsOptions> {
+        Ok(options::RedisLimitsOptions {
+            max_bulk: int("redisLimits.maxBulk", self.max_bulk)?,
+            max_array: int("redisLimits.maxArray", self.max_array)?,
+            max_inline: int("redisLimits.maxInline", self.max_inline)?,
+            max_pending: int("redisLimits.maxPending", self.max_pending)?,
+            max_clients: int("redisLimits.maxClients", self.max_clients)?,
+            max_clients_per_ip: int("redisLimits.maxClientsPerIp", self.max_clients_per_ip)?,
+            frame_timeout: ms("redisLimits.frameTimeoutMs", self.frame_timeout_ms)?,
+            max_output: int("redisLimits.maxOutput", self.max_output)?,
         })
     }
 }

@@ -7,7 +7,7 @@ use pyo3::conversion::FromPyObjectOwned;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
-use memmesh::node::options::{MembershipOptions, NodeOptions, TuningOptions};
+use memmesh::node::options::{MembershipOptions, NodeOptions, RedisLimitsOptions, TuningOptions};
 use memmesh::NodeConfig;
 
 use crate::error::{invalid, IntoPyResult};
@@ -69,6 +69,11 @@ pub struct Options {
     pub http_listen: Option<String>,
     /// The bearer token HTTP clients must send.
     pub http_token: Option<String>,
+    /// Serve `FLUSHDB`/`FLUSHALL` to Redis clients.
+    pub redis_allow_flush: Option<bool>,
+    /// Bounds of the Redis front: a dict of ints (`max_clients`, …) and `frame_timeout`
+    /// in seconds.
+    pub redis_limits: Option<Py<PyDict>>,
 }
 
 impl Options {
@@ -120,8 +125,11 @@ impl Options {
                 Some(d) => tuning(d.bind(py))?,
                 None => TuningOptions::default(),
             },
-            // Not an option of the Python binding yet: the core's defaults.
-            redis_limits: Default::default(),
+            redis_limits: match self.redis_limits {
+                Some(d) => redis_limits(d.bind(py))?,
+                None => RedisLimitsOptions::default(),
+            },
+            redis_allow_flush: self.redis_allow_flush,
         };
         options.into_config().into_py(py)
     }
@@ -235,6 +243,40 @@ fn tuning(dict: &Bound<'_, PyDict>) -> PyResult<TuningOptions> {
         }
     }
     Ok(t)
+}
+
+/// `redis_limits={...}`: ints, and `frame_timeout` in seconds.
+fn redis_limits(dict: &Bound<'_, PyDict>) -> PyResult<RedisLimitsOptions> {
+    const KNOWN: &[&str] = &[
+        "max_bulk",
+        "max_array",
+        "max_inline",
+        "max_pending",
+        "max_clients",
+        "max_clients_per_ip",
+        "frame_timeout",
+        "max_output",
+    ];
+    let mut r = RedisLimitsOptions::default();
+    for (key, v) in items(dict)? {
+        let what = format!("redis_limits.{key}");
+        let slot = match key.as_str() {
+            "max_bulk" => &mut r.max_bulk,
+            "max_array" => &mut r.max_array,
+            "max_inline" => &mut r.max_inline,
+            "max_pending" => &mut r.max_pending,
+            "max_clients" => &mut r.max_clients,
+            "max_clients_per_ip" => &mut r.max_clients_per_ip,
+            "max_output" => &mut r.max_output,
+            "frame_timeout" => {
+                r.frame_timeout = Some(secs(&what, &v)?);
+                continue;
+            }
+            _ => return Err(unknown(dict.py(), "redis_limits", &key, KNOWN)),
+        };
+        *slot = Some(int(&what, &v)?);
+    }
+    Ok(r)
 }
 
 fn secret_bytes(secret: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {

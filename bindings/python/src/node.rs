@@ -46,7 +46,8 @@ impl PyNode {
         request_timeout=None, send_timeout=None, connect_timeout=None, channel_queue=None,
         inbox_dir=None, membership=None, tuning=None, disk_quota=None, storage_passphrase=None,
         known_peers_ttl=None,
-        redis_listen=None, redis_password=None, role=None, http_listen=None, http_token=None
+        redis_listen=None, redis_password=None, role=None, http_listen=None, http_token=None,
+        redis_allow_flush=None, redis_limits=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -78,6 +79,8 @@ impl PyNode {
         role: Option<String>,
         http_listen: Option<String>,
         http_token: Option<String>,
+        redis_allow_flush: Option<bool>,
+        redis_limits: Option<Py<PyDict>>,
     ) -> PyResult<Self> {
         let config = Options {
             name,
@@ -107,6 +110,8 @@ impl PyNode {
             role,
             http_listen,
             http_token,
+            redis_allow_flush,
+            redis_limits,
         }
         .into_config(py)?;
         let node = wait(py, Node::start(config))?;

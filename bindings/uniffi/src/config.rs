@@ -74,6 +74,13 @@ pub struct NodeConfig {
     /// The password Redis clients must `AUTH` with.
     #[uniffi(default = None)]
     pub redis_password: Option<String>,
+    /// Serve `FLUSHDB`/`FLUSHALL` to Redis clients (default false: refused). A database
+    /// is a bucket shared by the cluster: a flush clears it on every node.
+    #[uniffi(default = false)]
+    pub redis_allow_flush: bool,
+    /// Bounds of the Redis front (default: the core's).
+    #[uniffi(default = None)]
+    pub redis_limits: Option<RedisLimitsOptions>,
     /// `"member"` (default) or `"client"`: a client owns no cache partitions, holds no
     /// file replicas and is never chosen for `"auto"` block placement (ADR 0024).
     #[uniffi(default = "member")]
@@ -142,6 +149,68 @@ pub struct MembershipOptions {
     pub rejoin_interval_ms: Option<u64>,
 }
 
+/// Redis front limit overrides; `None` keeps the core's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, uniffi::Record)]
+pub struct RedisLimitsOptions {
+    /// Longest bulk string (one argument), in bytes (core default 16 MiB).
+    #[uniffi(default = None)]
+    pub max_bulk: Option<u64>,
+    /// Most arguments of one command (1 Mi).
+    #[uniffi(default = None)]
+    pub max_array: Option<u64>,
+    /// Longest inline command line, in bytes (64 KiB).
+    #[uniffi(default = None)]
+    pub max_inline: Option<u64>,
+    /// Most bytes of unanswered input per connection (64 MiB).
+    #[uniffi(default = None)]
+    pub max_pending: Option<u64>,
+    /// Most clients connected to this node (1024).
+    #[uniffi(default = None)]
+    pub max_clients: Option<u64>,
+    /// Most clients connected from one address (256).
+    #[uniffi(default = None)]
+    pub max_clients_per_ip: Option<u64>,
+    /// Time to finish a frame once begun, in milliseconds (30 s).
+    #[uniffi(default = None)]
+    pub frame_timeout_ms: Option<u64>,
+    /// Most bytes of published messages waiting for one subscriber (32 MiB).
+    #[uniffi(default = None)]
+    pub max_output: Option<u64>,
+}
+
+impl From<&memmesh::resp::RespLimits> for RedisLimitsOptions {
+    fn from(l: &memmesh::resp::RespLimits) -> Self {
+        Self {
+            max_bulk: Some(l.max_bulk as u64),
+            max_array: Some(l.max_array as u64),
+            max_inline: Some(l.max_inline as u64),
+            max_pending: Some(l.max_pending as u64),
+            max_clients: Some(l.max_clients as u64),
+            max_clients_per_ip: Some(l.max_clients_per_ip as u64),
+            frame_timeout_ms: Some(millis(l.frame_timeout)),
+            max_output: Some(l.max_output as u64),
+        }
+    }
+}
+
+impl TryFrom<RedisLimitsOptions> for options::RedisLimitsOptions {
+    type Error = MemmeshError;
+
+    fn try_from(r: RedisLimitsOptions) -> Result<Self, MemmeshError> {
+        let size = |what: &str, n: Option<u64>| n.map(|n| platform_size(what, n)).transpose();
+        Ok(Self {
+            max_bulk: size("redis_limits.max_bulk", r.max_bulk)?,
+            max_array: size("redis_limits.max_array", r.max_array)?,
+            max_inline: size("redis_limits.max_inline", r.max_inline)?,
+            max_pending: size("redis_limits.max_pending", r.max_pending)?,
+            max_clients: size("redis_limits.max_clients", r.max_clients)?,
+            max_clients_per_ip: size("redis_limits.max_clients_per_ip", r.max_clients_per_ip)?,
+            frame_timeout: r.frame_timeout_ms.map(Duration::from_millis),
+            max_output: size("redis_limits.max_output", r.max_output)?,
+        })
+    }
+}
+
 /// The congestion controller of the QUIC transport.
 #[uniffi::remote(Enum)]
 pub enum CongestionControl {
@@ -197,6 +266,8 @@ impl From<memmesh::NodeConfig> for NodeConfig {
             .then(|| MembershipOptions::from(&c.membership));
         let tuning = (c.tuning != memmesh::TransportTuning::default())
             .then(|| TuningOptions::from(&c.tuning));
+        let redis_limits = (c.redis_limits != memmesh::resp::RespLimits::default())
+            .then(|| RedisLimitsOptions::from(&c.redis_limits));
         Self {
             name: c.name,
             listen: c.listen,
@@ -215,6 +286,8 @@ impl From<memmesh::NodeConfig> for NodeConfig {
             known_peers_ttl_ms: millis(c.known_peers_ttl),
             redis_listen: c.redis_listen,
             redis_password: c.redis_password,
+            redis_allow_flush: c.redis_allow_flush,
+            redis_limits,
             role: c.role.as_str().to_string(),
             http_listen: c.http_listen,
             http_token: c.http_token,
@@ -342,8 +415,12 @@ impl TryFrom<NodeConfig> for memmesh::NodeConfig {
                 .map(TryInto::try_into)
                 .transpose()?
                 .unwrap_or_default(),
-            // Not an option of the UniFFI binding yet: the core's defaults.
-            redis_limits: options::RedisLimitsOptions::default(),
+            redis_limits: c
+                .redis_limits
+                .map(TryInto::try_into)
+                .transpose()?
+                .unwrap_or_default(),
+            redis_allow_flush: Some(c.redis_allow_flush),
         };
         Ok(options.into_config()?)
     }
@@ -431,6 +508,8 @@ mod tests {
             ("known_peers_ttl_ms", d.known_peers_ttl_ms.to_string()),
             ("redis_listen", none(&d.redis_listen)),
             ("redis_password", none(&d.redis_password)),
+            ("redis_allow_flush", d.redis_allow_flush.to_string()),
+            ("redis_limits", none(&d.redis_limits)),
             ("role", format!("{:?}", d.role)),
             ("http_listen", none(&d.http_listen)),
             ("http_token", none(&d.http_token)),
@@ -449,7 +528,7 @@ mod tests {
             literal_defaults(include_str!("config.rs"), "NodeConfig"),
             expected
         );
-        for record in ["MembershipOptions", "TuningOptions"] {
+        for record in ["MembershipOptions", "TuningOptions", "RedisLimitsOptions"] {
             for (field, literal) in literal_defaults(include_str!("config.rs"), record) {
                 assert_eq!(
                     literal, "None",
@@ -477,6 +556,12 @@ mod tests {
             known_peers_ttl_ms: 60_000,
             redis_listen: Some("127.0.0.1:6379".into()),
             redis_password: Some("rpw".into()),
+            redis_allow_flush: true,
+            redis_limits: Some(RedisLimitsOptions {
+                max_clients: Some(1),
+                frame_timeout_ms: Some(2000),
+                ..RedisLimitsOptions::default()
+            }),
             role: "client".into(),
             http_listen: Some("127.0.0.1:7480".into()),
             http_token: Some("an-http-token-0123".into()),
@@ -509,6 +594,13 @@ mod tests {
         assert_eq!(core.known_peers_ttl, Duration::from_secs(60));
         assert_eq!(core.redis_listen.as_deref(), Some("127.0.0.1:6379"));
         assert_eq!(core.redis_password.as_deref(), Some("rpw"));
+        assert!(core.redis_allow_flush);
+        assert_eq!(core.redis_limits.max_clients, 1);
+        assert_eq!(core.redis_limits.frame_timeout, Duration::from_secs(2));
+        assert_eq!(
+            core.redis_limits.max_bulk,
+            memmesh::resp::RespLimits::default().max_bulk
+        );
         assert_eq!(core.role, memmesh::Role::Client);
         assert_eq!(core.http_listen.as_deref(), Some("127.0.0.1:7480"));
         assert_eq!(core.http_token.as_deref(), Some("an-http-token-0123"));
@@ -527,11 +619,13 @@ mod tests {
             NodeConfig {
                 membership: None,
                 tuning: None,
+                redis_limits: None,
                 ..back
             },
             NodeConfig {
                 membership: None,
                 tuning: None,
+                redis_limits: None,
                 ..ffi
             }
         );

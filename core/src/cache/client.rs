@@ -13,6 +13,7 @@ use crate::cache::batch::batches;
 use crate::cache::bucket::Bucket;
 use crate::cache::hlc::wall_ms;
 use crate::cache::limits::MAX_BATCH;
+use crate::cache::local_write;
 use crate::cache::messages::{Lookup, Request, Response, RmwOp, RmwResult, Spec, WireEntry};
 use crate::cache::partition::partition_of;
 use crate::cache::partition_state::PartitionState;
@@ -76,7 +77,7 @@ fn by_preference(shared: &CacheService, targets: &mut [NodeId]) {
     routing::by_preference(&shared.id, targets, |t| shared.cache.is_unreachable(t));
 }
 
-fn unexpected(what: &'static str) -> Error {
+pub(crate) fn unexpected(what: &'static str) -> Error {
     CacheError::UnexpectedReply(what).into()
 }
 
@@ -122,7 +123,7 @@ pub(crate) fn options_differ(name: &str, held: CacheOptions, asked: CacheOptions
     .into()
 }
 
-fn check_open(shared: &CacheService) -> Result<()> {
+pub(crate) fn check_open(shared: &CacheService) -> Result<()> {
     if shared.is_closed() {
         Err(Error::closed())
     } else {
@@ -445,6 +446,11 @@ pub(crate) async fn write_entries(
     b: &Arc<Bucket>,
     entries: Vec<EntryView>,
 ) -> Result<Vec<bool>> {
+    // This node alone takes them: applied here at once (`local_write.rs`).
+    let entries = match local_write::write_alone(shared, b, entries)? {
+        Ok(existed) => return Ok(existed),
+        Err(entries) => entries,
+    };
     let mut retry = Retry::new(Instant::now(), shared.config.request_timeout);
     let spec = spec(b);
     let mut plan = WritePlan::new(entries);

@@ -118,6 +118,14 @@ pub enum Request {
         /// The bucket.
         bucket: String,
     },
+    /// Clear the bucket as of `version` (Redis's `FLUSHDB`, ADR 0021): drop what was
+    /// written before it, keep what was written after it. Answered `Done`.
+    Clear {
+        /// The bucket.
+        bucket: String,
+        /// The clearing node's HLC stamp.
+        version: u64,
+    },
 }
 
 /// The result of reading one key at an owner.

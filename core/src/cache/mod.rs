@@ -10,10 +10,12 @@
 
 pub(crate) mod batch;
 pub(crate) mod bucket;
+pub(crate) mod clear;
 pub(crate) mod client;
 pub mod error;
 pub mod hlc;
 pub mod limits;
+pub(crate) mod local_write;
 pub(crate) mod lru;
 pub(crate) mod maintain;
 pub mod messages;

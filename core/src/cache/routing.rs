@@ -98,6 +98,24 @@ pub fn write_targets(
     out
 }
 
+/// Whether `me` is the only node a write of partition `p` goes to ([`write_targets`] is
+/// exactly `[me]`): then the write needs no request to anyone, not even to this node's
+/// own cache service (`cache::local_write`).
+pub fn only_target(
+    me: &NodeId,
+    current: &Table,
+    previous: Option<&Table>,
+    p: u16,
+    replicas: u32,
+) -> bool {
+    current.owners(p, replicas) == [*me]
+        && previous.is_none_or(|prev| {
+            prev.owners(p, replicas)
+                .iter()
+                .all(|o| o == me || !current.contains(o))
+        })
+}
+
 /// Orders `targets` for a read: `me` first, then the others in their order, those for
 /// which `unreachable` holds (they recently failed to answer) last. Stable.
 pub fn by_preference(me: &NodeId, targets: &mut [NodeId], unreachable: impl Fn(&NodeId) -> bool) {
@@ -146,6 +164,35 @@ mod tests {
         (0..n)
             .map(|_| Keypair::generate().unwrap().node_id())
             .collect()
+    }
+
+    #[test]
+    fn only_target_is_write_targets_being_exactly_me() {
+        let ids = ids(3);
+        let alone = Table::new(1, ids[..1].to_vec());
+        let pair = Table::new(2, ids[..2].to_vec());
+        let other = Table::new(3, ids[1..2].to_vec());
+        let cases = [
+            (&alone, None),
+            (&alone, Some(&pair)),
+            (&pair, None),
+            (&pair, Some(&alone)),
+            (&other, None),
+        ];
+        for p in 0..crate::cache::partition::PARTITIONS as u16 {
+            for (current, previous) in cases {
+                for replicas in [1, 2] {
+                    let targets = write_targets(current, previous, p, replicas);
+                    assert_eq!(
+                        only_target(&ids[0], current, previous, p, replicas),
+                        targets == [ids[0]],
+                        "partition {p}, replicas {replicas}"
+                    );
+                }
+            }
+        }
+        assert!(only_target(&ids[0], &alone, None, 0, 2));
+        assert!(!only_target(&ids[0], &pair, None, 0, 2));
     }
 
     #[test]

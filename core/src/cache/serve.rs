@@ -177,6 +177,18 @@ pub(crate) async fn respond(
                     .collect(),
             ))
         }
+        Request::Clear { bucket, version } => {
+            // Stamped by the clearing node: within the drift bound like any write, and
+            // this node's later writes follow it.
+            let now = wall_ms();
+            shared.cache.hlc.check_at(version, now)?;
+            shared.cache.hlc.observe_at(version, now)?;
+            if let Some(b) = shared.cache.bucket(&bucket) {
+                let removed = b.store().clear_before(version);
+                debug!(bucket = %bucket, removed, peer = %from.short(), "cache bucket cleared");
+            }
+            Ok(Response::Done)
+        }
     }
 }
 

@@ -170,6 +170,9 @@ pub struct Store {
     tombstones: Tombstones,
     rng: u64,
     max_slots: usize,
+    /// Writes and deletes with a version below this are refused: the bucket was cleared
+    /// at it ([`Store::clear_before`]; 0: never cleared).
+    cleared_before: u64,
 }
 
 impl Store {
@@ -196,6 +199,7 @@ impl Store {
             tombstones: Tombstones::new(max_slots),
             rng: 0x9e37_79b9_7f4a_7c15,
             max_slots,
+            cleared_before: 0,
         }
     }
 
@@ -340,6 +344,16 @@ impl Store {
         };
         if usize::from(entry.partition) >= PARTITIONS {
             return Err(CacheError::NoSuchPartition(entry.partition).into());
+        }
+        if entry.version < self.cleared_before {
+            // Older than a clear of the bucket: gone. A write is told the clear's version
+            // so that its writer, if it wrote after the clear with a clock behind, writes
+            // it again past it (as for a newer version held).
+            return Ok(Applied {
+                changed: false,
+                existed: false,
+                superseded_by: entry.value.is_some().then_some(self.cleared_before),
+            });
         }
         let tomb = self.tombstones.get(key);
         if let Some((v, _)) = tomb {
@@ -624,6 +638,32 @@ impl Store {
         }
         self.forget_deletes_where(|_, p| which.get(usize::from(p)).copied().unwrap_or(false));
         victims.len()
+    }
+
+    /// Clears the bucket as of `version` (a `FLUSHDB`, ADR 0021): removes every entry and
+    /// forgets every delete older than it, and from now on refuses writes and deletes
+    /// older than it (whether a peer forwards them late or a pull brings them), so that
+    /// what was written before the clear cannot come back and what was written after it
+    /// stays. Returns how many entries were removed.
+    pub fn clear_before(&mut self, version: u64) -> usize {
+        self.cleared_before = self.cleared_before.max(version);
+        let horizon = self.cleared_before;
+        let victims: Vec<u32> = (0..self.slots.len() as u32)
+            .filter(|&i| {
+                let s = &self.slots[i as usize];
+                s.live && s.version < horizon
+            })
+            .collect();
+        for &i in &victims {
+            self.remove_slot(i);
+        }
+        self.forget_deletes_where(|v, _| v < horizon);
+        victims.len()
+    }
+
+    /// The version the bucket was last cleared at ([`Store::clear_before`]; 0: never).
+    pub fn cleared_before(&self) -> u64 {
+        self.cleared_before
     }
 
     /// Which partitions hold at least one live entry.

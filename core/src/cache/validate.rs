@@ -115,7 +115,7 @@ pub fn check_request(req: &Request, max_message_size: usize) -> Result<()> {
             check_name(bucket)?;
             check_partitions(partitions)
         }
-        Request::Count { bucket } => check_name(bucket),
+        Request::Count { bucket } | Request::Clear { bucket, .. } => check_name(bucket),
     }
 }
 

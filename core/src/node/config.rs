@@ -182,6 +182,10 @@ pub struct NodeConfig {
     /// Bounds of the Redis front: bulk length, arguments, clients, a subscriber's output
     /// buffer, ... (default: [`RespLimits::default`]).
     pub redis_limits: RespLimits,
+    /// Serve `FLUSHDB` and `FLUSHALL` to Redis clients (default: off, they are refused).
+    /// A database is a bucket shared by the whole cluster, so a flush through this node
+    /// clears it on every node (ADR 0021).
+    pub redis_allow_flush: bool,
     /// What this node does for the mesh (ADR 0024): a [`Role::Client`] uses every
     /// capability but owns no cache partitions, holds no file replicas and is never
     /// chosen for `Auto` block placement (default [`Role::Member`]).
@@ -294,6 +298,7 @@ impl std::fmt::Debug for NodeConfig {
             redis_listen,
             redis_password,
             redis_limits,
+            redis_allow_flush,
             role,
             http_listen,
             http_token,
@@ -324,6 +329,7 @@ impl std::fmt::Debug for NodeConfig {
             .field("redis_listen", redis_listen)
             .field("redis_password", &redacted(redis_password))
             .field("redis_limits", redis_limits)
+            .field("redis_allow_flush", redis_allow_flush)
             .field("role", role)
             .field("http_listen", http_listen)
             .field("http_token", &redacted(http_token))
@@ -350,6 +356,7 @@ impl Default for NodeConfig {
             redis_listen: None,
             redis_password: None,
             redis_limits: RespLimits::default(),
+            redis_allow_flush: false,
             role: Role::Member,
             http_listen: None,
             http_token: None,
@@ -587,6 +594,13 @@ impl NodeBuilder {
     /// Bounds of the Redis front (see [`NodeConfig::redis_limits`]).
     pub fn redis_limits(mut self, limits: RespLimits) -> Self {
         self.config.redis_limits = limits;
+        self
+    }
+
+    /// Serve `FLUSHDB`/`FLUSHALL` to Redis clients (see
+    /// [`NodeConfig::redis_allow_flush`]).
+    pub fn redis_allow_flush(mut self, allow: bool) -> Self {
+        self.config.redis_allow_flush = allow;
         self
     }
 

@@ -49,6 +49,8 @@ pub struct NodeOptions {
     pub redis_listen: Option<String>,
     /// [`NodeConfig::redis_password`].
     pub redis_password: Option<String>,
+    /// [`NodeConfig::redis_allow_flush`].
+    pub redis_allow_flush: Option<bool>,
     /// [`NodeConfig::role`] (bindings parse it from `"member"` or `"client"`:
     /// [`Role`]'s `FromStr`).
     pub role: Option<Role>,
@@ -184,6 +186,7 @@ impl NodeOptions {
         set!(config.known_peers_ttl, self.known_peers_ttl);
         set_some!(config.redis_listen, self.redis_listen);
         set_some!(config.redis_password, self.redis_password);
+        set!(config.redis_allow_flush, self.redis_allow_flush);
         set!(config.role, self.role);
         set_some!(config.http_listen, self.http_listen);
         set_some!(config.http_token, self.http_token);

@@ -67,6 +67,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     c("config", -2, LOADING, NONE),
     c("dbsize", 1, R, NONE),
     c("flushdb", -1, W, NONE),
+    c("flushall", -1, W, NONE),
     c("get", 2, RF, ONE),
     c("set", -3, W, ONE),
     c("setex", 4, W, ONE),

@@ -257,12 +257,47 @@ async fn run(front: &Front, s: &mut Session, spec: &CommandSpec, a: &[Bytes]) ->
             publish(front, true, &a[1], &a[2]).await as i64,
         )),
         "pubsub" => pubsub_cmd(front, a),
-        "flushdb" => Err(Value::err(
-            "ERR FLUSHDB is refused by memmesh: a database is a bucket shared by the \
-             whole cluster; delete keys with DEL instead",
-        )),
+        "flushdb" | "flushall" => flush(front, s, spec.name, a).await,
         _ => data(front, s, spec, a).await,
     }
+}
+
+/// `FLUSHDB [ASYNC|SYNC]` and `FLUSHALL [ASYNC|SYNC]` (both modes are synchronous):
+/// refused unless `redis_allow_flush` is set; otherwise the selected database's bucket
+/// (every database's that exists, for `FLUSHALL`) is cleared on every node of the cluster.
+async fn flush(front: &Front, s: &Session, cmd: &str, a: &[Bytes]) -> Reply {
+    match a.get(1..).unwrap_or_default() {
+        [] => {}
+        [mode] if is(mode, "ASYNC") || is(mode, "SYNC") => {}
+        _ => return Err(Value::err(SYNTAX)),
+    }
+    if !front.allow_flush {
+        return Err(Value::err(flush_refused(cmd)));
+    }
+    let dbs: Vec<u32> = if cmd == "flushdb" {
+        vec![s.db]
+    } else {
+        (0..DATABASES)
+            .filter(|&db| front.cache.cache.bucket(&bucket_name(db)).is_some())
+            .collect()
+    };
+    for db in dbs {
+        let b = front.bucket(db).await.map_err(err)?;
+        crate::cache::clear::clear(&front.cache, &b)
+            .await
+            .map_err(err)?;
+    }
+    Ok(Value::ok())
+}
+
+/// The refusal of `FLUSHDB`/`FLUSHALL` on a node without `redis_allow_flush`.
+fn flush_refused(cmd: &str) -> String {
+    format!(
+        "ERR {} is refused by this memmesh node: a database is a bucket shared by the whole \
+         cluster, and a flush clears it on every node; set redis_allow_flush to allow it \
+         (or delete keys with DEL)",
+        cmd.to_ascii_uppercase()
+    )
 }
 
 /// The commands that read or write the selected database's bucket.

@@ -30,6 +30,8 @@ pub struct Front {
     pub(crate) subs: Subscriptions,
     password: Option<String>,
     pub(crate) limits: RespLimits,
+    /// Whether `FLUSHDB`/`FLUSHALL` are served (`redis_allow_flush`).
+    pub(crate) allow_flush: bool,
     buckets: Mutex<HashMap<u32, Arc<Bucket>>>,
     next_id: AtomicU64,
     clients: Mutex<HashMap<IpAddr, usize>>,
@@ -60,12 +62,13 @@ impl Drop for Admitted {
 }
 
 impl Front {
-    /// The front of `cache`, listening on `addr`.
+    /// The front of `cache`, listening on `addr`; `allow_flush` serves `FLUSHDB`.
     pub(crate) fn new(
         cache: Arc<CacheService>,
         channels: Arc<ChannelService>,
         password: Option<String>,
         limits: RespLimits,
+        allow_flush: bool,
         addr: SocketAddr,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -74,6 +77,7 @@ impl Front {
             subs: Subscriptions::new(limits.max_output),
             password,
             limits,
+            allow_flush,
             buckets: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             clients: Mutex::new(HashMap::new()),

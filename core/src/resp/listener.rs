@@ -77,6 +77,7 @@ pub(crate) fn start(
         channels,
         shared.config.redis_password.clone(),
         limits,
+        shared.config.redis_allow_flush,
         addr,
     );
     handle.spawn(relay(front.clone(), mesh, cancel.clone()));

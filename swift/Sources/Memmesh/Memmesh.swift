@@ -4778,6 +4778,15 @@ public struct NodeConfig: Equatable, Hashable {
      */
     public var redisPassword: String?
     /**
+     * Serve `FLUSHDB`/`FLUSHALL` to Redis clients (default false: refused). A database
+     * is a bucket shared by the cluster: a flush clears it on every node.
+     */
+    public var redisAllowFlush: Bool
+    /**
+     * Bounds of the Redis front (default: the core's).
+     */
+    public var redisLimits: RedisLimitsOptions?
+    /**
      * `"member"` (default) or `"client"`: a client owns no cache partitions, holds no
      * file replicas and is never chosen for `"auto"` block placement (ADR 0024).
      */
@@ -4888,6 +4897,13 @@ public struct NodeConfig: Equatable, Hashable {
          * The password Redis clients must `AUTH` with.
          */redisPassword: String? = nil, 
         /**
+         * Serve `FLUSHDB`/`FLUSHALL` to Redis clients (default false: refused). A database
+         * is a bucket shared by the cluster: a flush clears it on every node.
+         */redisAllowFlush: Bool = false, 
+        /**
+         * Bounds of the Redis front (default: the core's).
+         */redisLimits: RedisLimitsOptions? = nil, 
+        /**
          * `"member"` (default) or `"client"`: a client owns no cache partitions, holds no
          * file replicas and is never chosen for `"auto"` block placement (ADR 0024).
          */role: String = "member", 
@@ -4942,6 +4958,8 @@ public struct NodeConfig: Equatable, Hashable {
         self.knownPeersTtlMs = knownPeersTtlMs
         self.redisListen = redisListen
         self.redisPassword = redisPassword
+        self.redisAllowFlush = redisAllowFlush
+        self.redisLimits = redisLimits
         self.role = role
         self.httpListen = httpListen
         self.httpToken = httpToken
@@ -4987,6 +5005,8 @@ public struct FfiConverterTypeNodeConfig: FfiConverterRustBuffer {
                 knownPeersTtlMs: FfiConverterUInt64.read(from: &buf), 
                 redisListen: FfiConverterOptionString.read(from: &buf), 
                 redisPassword: FfiConverterOptionString.read(from: &buf), 
+                redisAllowFlush: FfiConverterBool.read(from: &buf), 
+                redisLimits: FfiConverterOptionTypeRedisLimitsOptions.read(from: &buf), 
                 role: FfiConverterString.read(from: &buf), 
                 httpListen: FfiConverterOptionString.read(from: &buf), 
                 httpToken: FfiConverterOptionString.read(from: &buf), 
@@ -5018,6 +5038,8 @@ public struct FfiConverterTypeNodeConfig: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.knownPeersTtlMs, into: &buf)
         FfiConverterOptionString.write(value.redisListen, into: &buf)
         FfiConverterOptionString.write(value.redisPassword, into: &buf)
+        FfiConverterBool.write(value.redisAllowFlush, into: &buf)
+        FfiConverterOptionTypeRedisLimitsOptions.write(value.redisLimits, into: &buf)
         FfiConverterString.write(value.role, into: &buf)
         FfiConverterOptionString.write(value.httpListen, into: &buf)
         FfiConverterOptionString.write(value.httpToken, into: &buf)
@@ -5555,6 +5577,135 @@ public func FfiConverterTypeReceived_lift(_ buf: RustBuffer) throws -> Received 
 #endif
 public func FfiConverterTypeReceived_lower(_ value: Received) -> RustBuffer {
     return FfiConverterTypeReceived.lower(value)
+}
+
+
+/**
+ * Redis front limit overrides; `None` keeps the core's default.
+ */
+public struct RedisLimitsOptions: Equatable, Hashable {
+    /**
+     * Longest bulk string (one argument), in bytes (core default 16 MiB).
+     */
+    public var maxBulk: UInt64?
+    /**
+     * Most arguments of one command (1 Mi).
+     */
+    public var maxArray: UInt64?
+    /**
+     * Longest inline command line, in bytes (64 KiB).
+     */
+    public var maxInline: UInt64?
+    /**
+     * Most bytes of unanswered input per connection (64 MiB).
+     */
+    public var maxPending: UInt64?
+    /**
+     * Most clients connected to this node (1024).
+     */
+    public var maxClients: UInt64?
+    /**
+     * Most clients connected from one address (256).
+     */
+    public var maxClientsPerIp: UInt64?
+    /**
+     * Time to finish a frame once begun, in milliseconds (30 s).
+     */
+    public var frameTimeoutMs: UInt64?
+    /**
+     * Most bytes of published messages waiting for one subscriber (32 MiB).
+     */
+    public var maxOutput: UInt64?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Longest bulk string (one argument), in bytes (core default 16 MiB).
+         */maxBulk: UInt64? = nil, 
+        /**
+         * Most arguments of one command (1 Mi).
+         */maxArray: UInt64? = nil, 
+        /**
+         * Longest inline command line, in bytes (64 KiB).
+         */maxInline: UInt64? = nil, 
+        /**
+         * Most bytes of unanswered input per connection (64 MiB).
+         */maxPending: UInt64? = nil, 
+        /**
+         * Most clients connected to this node (1024).
+         */maxClients: UInt64? = nil, 
+        /**
+         * Most clients connected from one address (256).
+         */maxClientsPerIp: UInt64? = nil, 
+        /**
+         * Time to finish a frame once begun, in milliseconds (30 s).
+         */frameTimeoutMs: UInt64? = nil, 
+        /**
+         * Most bytes of published messages waiting for one subscriber (32 MiB).
+         */maxOutput: UInt64? = nil) {
+        self.maxBulk = maxBulk
+        self.maxArray = maxArray
+        self.maxInline = maxInline
+        self.maxPending = maxPending
+        self.maxClients = maxClients
+        self.maxClientsPerIp = maxClientsPerIp
+        self.frameTimeoutMs = frameTimeoutMs
+        self.maxOutput = maxOutput
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension RedisLimitsOptions: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRedisLimitsOptions: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RedisLimitsOptions {
+        return
+            try RedisLimitsOptions(
+                maxBulk: FfiConverterOptionUInt64.read(from: &buf), 
+                maxArray: FfiConverterOptionUInt64.read(from: &buf), 
+                maxInline: FfiConverterOptionUInt64.read(from: &buf), 
+                maxPending: FfiConverterOptionUInt64.read(from: &buf), 
+                maxClients: FfiConverterOptionUInt64.read(from: &buf), 
+                maxClientsPerIp: FfiConverterOptionUInt64.read(from: &buf), 
+                frameTimeoutMs: FfiConverterOptionUInt64.read(from: &buf), 
+                maxOutput: FfiConverterOptionUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: RedisLimitsOptions, into buf: inout [UInt8]) {
+        FfiConverterOptionUInt64.write(value.maxBulk, into: &buf)
+        FfiConverterOptionUInt64.write(value.maxArray, into: &buf)
+        FfiConverterOptionUInt64.write(value.maxInline, into: &buf)
+        FfiConverterOptionUInt64.write(value.maxPending, into: &buf)
+        FfiConverterOptionUInt64.write(value.maxClients, into: &buf)
+        FfiConverterOptionUInt64.write(value.maxClientsPerIp, into: &buf)
+        FfiConverterOptionUInt64.write(value.frameTimeoutMs, into: &buf)
+        FfiConverterOptionUInt64.write(value.maxOutput, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRedisLimitsOptions_lift(_ buf: RustBuffer) throws -> RedisLimitsOptions {
+    return try FfiConverterTypeRedisLimitsOptions.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRedisLimitsOptions_lower(_ value: RedisLimitsOptions) -> RustBuffer {
+    return FfiConverterTypeRedisLimitsOptions.lower(value)
 }
 
 
@@ -7963,6 +8114,30 @@ fileprivate struct FfiConverterOptionTypePutOptions: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypePutOptions.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeRedisLimitsOptions: FfiConverterRustBuffer {
+    typealias SwiftType = RedisLimitsOptions?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeRedisLimitsOptions.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeRedisLimitsOptions.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }

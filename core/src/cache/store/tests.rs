@@ -320,3 +320,36 @@ fn pages_carry_entries_then_tombstones_within_the_byte_budget() {
         assert!(next.is_none_or(|n| n > c) && page.len() <= 10);
     }
 }
+
+#[test]
+fn a_clear_removes_older_entries_and_deletes_and_refuses_older_writes_after() {
+    let budget = Arc::new(MemoryBudget::new(u64::MAX));
+    let mut s = Store::new(Limits::default(), budget.clone());
+    s.apply(&e("old", "1", 10, 0), 0, Charge::Enforce).unwrap();
+    s.apply(&e("new", "2", 30, 0), 0, Charge::Enforce).unwrap();
+    s.apply(&del("gone", 15), 0, Charge::Enforce).unwrap();
+    assert_eq!(s.clear_before(20), 1);
+    assert_eq!(s.cleared_before(), 20);
+    assert_eq!(s.get("old", 0), None);
+    assert_eq!(s.get("new", 0).as_deref(), Some(&b"2"[..]));
+    // The older delete is forgotten (the clear covers it); what is held is charged.
+    assert_eq!(s.tombstones().0, 0);
+    assert_eq!(budget.used(), s.bytes());
+    // A write from before the clear arriving late is refused, naming the clear's version
+    // (its writer stamps it again past it); an older delete is a no-op.
+    let late = s.apply(&e("old", "1", 10, 0), 0, Charge::Enforce).unwrap();
+    assert!(!late.changed);
+    assert_eq!(late.superseded_by, Some(20));
+    let late_del = s.apply(&del("new", 19), 0, Charge::Enforce).unwrap();
+    assert_eq!((late_del.changed, late_del.superseded_by), (false, None));
+    assert_eq!(s.get("old", 0), None);
+    // After the clear, writes take effect; an older clear does not move it back.
+    assert!(
+        s.apply(&e("old", "3", 21, 0), 0, Charge::Enforce)
+            .unwrap()
+            .changed
+    );
+    assert_eq!(s.clear_before(5), 0);
+    assert_eq!(s.cleared_before(), 20);
+    assert_eq!(s.len(), 2);
+}
