@@ -107,10 +107,8 @@ fn hello_message() -> Vec<u8> {
     use automerge::sync::SyncDoc;
     let mut doc = automerge::AutoCommit::new();
     let mut state = automerge::sync::State::new();
-    doc.sync()
-        .generate_sync_message(&mut state)
-        .unwrap()
-        .encode()
+    let msg = doc.sync().generate_sync_message(&mut state).unwrap();
+    msg.encode()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
