@@ -145,7 +145,11 @@ async fn a_cluster_document_sends_zero_bytes_to_a_trusted_outsider_and_a_communi
     rounds().await;
     let docs_a = a.docs().unwrap();
     assert_eq!(docs_a.sent_to(&raw_key.node_id()).bytes, 0);
-    assert_eq!(docs_a.sent_to(&idout).bytes, 0, "nothing to the outsider node");
+    assert_eq!(
+        docs_a.sent_to(&idout).bytes,
+        0,
+        "nothing to the outsider node"
+    );
     assert_eq!(docs_a.sent().frames, 0);
     assert!(held(&out).await.is_empty());
     raw.conn.close(0u32.into(), b"done");

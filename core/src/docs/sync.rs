@@ -273,9 +273,7 @@ impl DocsService {
         let len = req.msg.len() as u64;
         let cap = self.cap();
         let (changed, reply) = self
-            .blocking(move |store| {
-                serve_blocking(&store, (from, trust), id, reach, msg, len, cap)
-            })
+            .blocking(move |store| serve_blocking(&store, (from, trust), id, reach, msg, len, cap))
             .await?;
         if changed {
             self.changed(id, super::ChangeOrigin::Peer(from));

@@ -73,7 +73,13 @@ mod tests {
         let a = crate::identity::Keypair::generate().unwrap().node_id();
         t.add(a, 10);
         t.add(a, 5);
-        assert_eq!(t.get(Some(&a)), DocsTraffic { frames: 2, bytes: 15 });
+        assert_eq!(
+            t.get(Some(&a)),
+            DocsTraffic {
+                frames: 2,
+                bytes: 15
+            }
+        );
         let b = crate::identity::Keypair::generate().unwrap().node_id();
         assert_eq!(t.get(Some(&b)), DocsTraffic::default());
         {
@@ -86,7 +92,13 @@ mod tests {
         }
         t.add(b, 7);
         assert_eq!(t.get(Some(&b)), DocsTraffic::default(), "past the bound");
-        assert_eq!(t.get(None), DocsTraffic { frames: 3, bytes: 22 });
+        assert_eq!(
+            t.get(None),
+            DocsTraffic {
+                frames: 3,
+                bytes: 22
+            }
+        );
         t.add(a, 1);
         assert_eq!(t.get(Some(&a)).frames, 3, "a counted peer still counts");
     }

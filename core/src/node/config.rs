@@ -413,7 +413,10 @@ impl NodeConfig {
         if self.docs_max_bytes == 0 {
             return Err(ConfigError::Zero("docs_max_bytes").into());
         }
-        for (option, list) in [("devices", &self.devices), ("trusted_peers", &self.trusted_peers)] {
+        for (option, list) in [
+            ("devices", &self.devices),
+            ("trusted_peers", &self.trusted_peers),
+        ] {
             if list.len() > MAX_TRUST_LIST {
                 return Err(ConfigError::BadNodeId {
                     option,

@@ -18,9 +18,9 @@ use crate::transport::errors::{
     connect_error, connection_error, is_goodbye, CLOSE_PROTOCOL, CLOSE_REPLACED, STREAM_BUSY,
 };
 use crate::transport::handshake::{self, PeerHello};
-use crate::transport::trust::{may_use, Trust};
 use crate::transport::rpc::{finish_reading, read_request, write_reply};
 use crate::transport::tls::server_name_for;
+use crate::transport::trust::{may_use, Trust};
 use crate::transport::tuning::ServeLimits;
 use crate::wire::codec::decode_versioned;
 use crate::wire::{StreamHeader, WIRE_VERSION};

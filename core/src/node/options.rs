@@ -317,7 +317,10 @@ mod tests {
         assert_eq!(ids, vec![a]);
         let e = node_ids("trusted_peers", &["not-an-id"]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidInput);
-        assert!(e.message().starts_with("trusted_peers: \"not-an-id\""), "{e}");
+        assert!(
+            e.message().starts_with("trusted_peers: \"not-an-id\""),
+            "{e}"
+        );
         let c = NodeOptions {
             devices: Some(vec![a]),
             trusted_peers: Some(vec![b]),
@@ -326,7 +329,10 @@ mod tests {
         }
         .into_config()
         .unwrap();
-        assert_eq!((c.devices, c.trusted_peers, c.serve_commons), (vec![a], vec![b], true));
+        assert_eq!(
+            (c.devices, c.trusted_peers, c.serve_commons),
+            (vec![a], vec![b], true)
+        );
         let e = NodeOptions {
             devices: Some(vec![a]),
             trusted_peers: Some(vec![a]),
@@ -335,7 +341,10 @@ mod tests {
         .into_config()
         .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidInput);
-        assert!(e.message().contains("both devices and trusted_peers"), "{e}");
+        assert!(
+            e.message().contains("both devices and trusted_peers"),
+            "{e}"
+        );
     }
 
     #[test]
