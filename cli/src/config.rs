@@ -826,6 +826,25 @@ mod tests {
     }
 
     #[test]
+    fn trust_keys_take_node_ids_and_refuse_bad_ones() {
+        let id = memmesh::Keypair::generate().unwrap().node_id().to_string();
+        let f = file(&format!(
+            "trusted_peers = [\"{id}\"]\nserve_commons = true\n"
+        ));
+        let e = env(&[("MEMMESH_DEVICES", "")]);
+        let c = Settings::merge(Layer::default(), e, f, None)
+            .node_config()
+            .unwrap();
+        assert_eq!(c.trusted_peers.len(), 1);
+        assert_eq!(c.trusted_peers[0].to_string(), id);
+        assert!(c.serve_commons && c.devices.is_empty());
+        let m = file_err("devices = [\"not-an-id\"]\n");
+        assert!(m.contains("devices") && m.contains("not a node id"), "{m}");
+        let mut flags = Layer::default();
+        assert!(flags.set_flag("trusted_peers", "nope").is_err());
+    }
+
+    #[test]
     fn redis_limits_are_keys_of_the_file_and_the_environment() {
         let f = file("redis_max_clients = 1\nredis_max_subscriber_bytes = \"1MiB\"\nredis_frame_timeout = \"2s\"\nredis_max_args = 16\n");
         let e = env(&[("MEMMESH_REDIS_MAX_BULK", "4k")]);
