@@ -52,6 +52,19 @@ export interface NodeOptions {
    * name not published yet is retried, not an error).
    */
   bootstrap?: string[]
+  /**
+   * Node ids of this node's own devices: members (same secret) that may also receive its
+   * `'private'` documents (list each other on both sides).
+   */
+  devices?: string[]
+  /**
+   * Node ids of nodes outside the cluster this node trusts: they connect by their pinned
+   * key without the cluster secret and sync `'community'` and `'commons'` documents only
+   * (no cache, blocks, channels, files; never members). A bad id is `InvalidInput`.
+   */
+  trustedPeers?: string[]
+  /** Admit any authenticated node for `'commons'` documents (default false). */
+  serveCommons?: boolean
   /** Multicast DNS discovery on the LAN (default true). */
   mdns?: boolean
   /** Network interfaces mDNS may use, by name (default: every interface). */

@@ -30,6 +30,8 @@ enum Kind {
     Size,
     Duration,
     List,
+    /// A list of node ids (each one checked when read).
+    NodeIds,
     Path,
     Congestion,
     Role,
@@ -44,6 +46,7 @@ impl Kind {
             Kind::Size => "a size (bytes, or a string like \"64MiB\")",
             Kind::Duration => "a duration (a string like \"500ms\" or \"10s\", or milliseconds)",
             Kind::List => "a list of strings",
+            Kind::NodeIds => "a list of node ids",
             Kind::Congestion => "one of \"cubic\", \"newreno\", \"bbr\"",
             Kind::Role => "\"member\" or \"client\"",
         }
@@ -57,6 +60,9 @@ const KEYS: &[(&str, Kind)] = &[
     ("cluster_secret", Kind::Secret),
     ("open", Kind::Bool),
     ("bootstrap", Kind::List),
+    ("devices", Kind::NodeIds),
+    ("trusted_peers", Kind::NodeIds),
+    ("serve_commons", Kind::Bool),
     ("mdns", Kind::Bool),
     ("mdns_interfaces", Kind::List),
     ("memory_quota", Kind::Size),
@@ -212,6 +218,15 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
+/// A list of node ids, each checked (the values stay text: `apply` parses them again).
+fn node_ids(items: Vec<String>) -> Result<Val, String> {
+    for i in &items {
+        i.parse::<memmesh::NodeId>()
+            .map_err(|e| format!("{i:?} is not a node id: {}", e.message()))?;
+    }
+    Ok(Val::List(items))
+}
+
 fn parse_bool(text: &str) -> Result<bool, String> {
     match text.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
@@ -238,6 +253,12 @@ fn parse_text(kind: Kind, text: &str) -> Result<Val, String> {
                 .filter(|s| !s.is_empty())
                 .collect(),
         ),
+        Kind::NodeIds => node_ids(
+            text.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        )?,
         Kind::Congestion => Val::Congestion(text.trim().parse().map_err(|e| format!("{e}"))?),
         Kind::Role => Val::Role(text.trim().parse().map_err(|e| format!("{e}"))?),
     })
@@ -263,6 +284,12 @@ fn parse_toml(kind: Kind, v: &toml::Value) -> Result<Val, String> {
             .map(|i| i.as_str().map(str::to_string).ok_or_else(wrong))
             .collect::<Result<Vec<_>, _>>()
             .map(Val::List),
+        (Kind::NodeIds, T::Array(items)) => node_ids(
+            items
+                .iter()
+                .map(|i| i.as_str().map(str::to_string).ok_or_else(wrong))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
         (Kind::Congestion, T::String(s)) => s
             .parse()
             .map(Val::Congestion)
@@ -531,6 +558,11 @@ impl Settings {
     }
 }
 
+/// The node ids of `option`, already checked by [`node_ids`].
+fn node_ids_of(option: &'static str, items: &[String]) -> Option<Vec<memmesh::NodeId>> {
+    memmesh::node::options::node_ids(option, items).ok()
+}
+
 /// Writes one value onto the options.
 fn apply(o: &mut NodeOptions, key: &str, v: Val) {
     let s = |v: &Val| match v {
@@ -565,6 +597,10 @@ fn apply(o: &mut NodeOptions, key: &str, v: Val) {
         "cluster_secret" => o.cluster_secret = s(&v).map(String::into_bytes),
         "open" => o.open = b(&v),
         "bootstrap" => o.bootstrap = l(&v),
+        // Checked when read (`node_ids`), so parsing again cannot fail.
+        "devices" => o.devices = l(&v).and_then(|l| node_ids_of("devices", &l)),
+        "trusted_peers" => o.trusted_peers = l(&v).and_then(|l| node_ids_of("trusted_peers", &l)),
+        "serve_commons" => o.serve_commons = b(&v),
         "mdns" => o.mdns = b(&v),
         "mdns_interfaces" => o.mdns_interfaces = l(&v),
         "memory_quota" => o.memory_quota = n(&v),
@@ -643,6 +679,13 @@ fn effective(c: &NodeConfig, key: &str) -> Json {
         "cluster_secret" => json!(c.cluster_secret.as_ref().map(|_| "set")),
         "open" => json!(c.open),
         "bootstrap" => json!(c.bootstrap),
+        "devices" => json!(c.devices.iter().map(|i| i.to_string()).collect::<Vec<_>>()),
+        "trusted_peers" => json!(c
+            .trusted_peers
+            .iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()),
+        "serve_commons" => json!(c.serve_commons),
         "mdns" => json!(c.mdns),
         "mdns_interfaces" => json!(c.mdns_interfaces),
         "memory_quota" => json!(c.memory_quota),
@@ -783,6 +826,25 @@ mod tests {
         assert_eq!(src("threads"), "flag");
         assert_eq!(src("mdns"), "default (cli)");
         assert_eq!(src("request_timeout"), "default");
+    }
+
+    #[test]
+    fn trust_keys_take_node_ids_and_refuse_bad_ones() {
+        let id = memmesh::Keypair::generate().unwrap().node_id().to_string();
+        let f = file(&format!(
+            "trusted_peers = [\"{id}\"]\nserve_commons = true\n"
+        ));
+        let e = env(&[("MEMMESH_DEVICES", "")]);
+        let c = Settings::merge(Layer::default(), e, f, None)
+            .node_config()
+            .unwrap();
+        assert_eq!(c.trusted_peers.len(), 1);
+        assert_eq!(c.trusted_peers[0].to_string(), id);
+        assert!(c.serve_commons && c.devices.is_empty());
+        let m = file_err("devices = [\"not-an-id\"]\n");
+        assert!(m.contains("devices") && m.contains("not a node id"), "{m}");
+        let mut flags = Layer::default();
+        assert!(flags.set_flag("trusted_peers", "nope").is_err());
     }
 
     #[test]

@@ -28,11 +28,21 @@ pub enum ServiceError {
     /// A transfer offer came as a request frame instead of on a stream of its own.
     #[error("a transfer offer must open its own stream")]
     OfferOnFrame,
+    /// The peer's trust level does not allow the service (an outsider asked for anything
+    /// but documents; ADR 0028).
+    #[error("{trust} peers may not use this service (documents only)")]
+    NotAllowed {
+        /// The peer's trust level.
+        trust: crate::transport::trust::Trust,
+    },
 }
 
 impl Classify for ServiceError {
     fn kind(&self) -> ErrorKind {
-        ErrorKind::InvalidInput
+        match self {
+            ServiceError::NotAllowed { .. } => ErrorKind::Unauthorized,
+            _ => ErrorKind::InvalidInput,
+        }
     }
 }
 

@@ -279,3 +279,31 @@ test('docs: interop with @automerge/automerge, both ways', { timeout: TIMEOUT },
   const merged = Automerge.merge(Automerge.clone(made), back)
   assert.deepEqual([...Automerge.getHeads(merged)].sort(), onB.heads())
 })
+
+test('docs: trust options are taken and validated; a trusted outsider gets community documents only', { timeout: TIMEOUT }, async (t) => {
+  await rejectsWith(startNode(null, { trustedPeers: ['not-a-node-id'] }), 'InvalidInput', /trustedPeers/)
+  await rejectsWith(startNode(null, { devices: ['nope'] }), 'InvalidInput', /devices/)
+  await rejectsWith(startNode(null, { serveCommons: 'yes' }), 'InvalidInput', /serveCommons/)
+  // The outsider's identity first (a data dir keeps it), then both sides list each other.
+  const dir = tempDir(t)
+  const first = await startNode(null, { dataDir: path.join(dir, 'out') })
+  const outId = first.id
+  await first.shutdown()
+  const a = await startNode(t, { clusterSecret: 'trust-js-a-0123456789abcdef', trustedPeers: [outId] })
+  const out = await startNode(t, {
+    dataDir: path.join(dir, 'out'),
+    clusterSecret: 'trust-js-b-0123456789abcdef',
+    trustedPeers: [a.id],
+    serveCommons: false,
+    devices: []
+  })
+  assert.equal(out.id, outId)
+  const cluster = await a.docs.create('cluster')
+  const community = await a.docs.create('community')
+  await (await a.docs.open(community)).put('hello', 'outsider')
+  await out.connect(a.addr)
+  const ids = async () => (await out.docs.list()).map((d) => d.id)
+  assert.ok(await eventually(async () => (await ids()).includes(community), 30000), 'the community document arrives')
+  assert.ok(!(await ids()).includes(cluster), 'the cluster document never does')
+  assert.ok(a.peers().every((p) => p.id !== out.id), 'the outsider is not a member')
+})

@@ -60,7 +60,7 @@ def node_options(**options: Any) -> dict[str, Any]:
     for key in ("data_dir", "inbox_dir"):
         if options.get(key) is not None:
             options[key] = os.fspath(options[key])
-    for key in ("bootstrap", "mdns_interfaces"):
+    for key in ("bootstrap", "devices", "trusted_peers", "mdns_interfaces"):
         value = options.get(key)
         if isinstance(value, str):
             options[key] = [value]

@@ -98,6 +98,14 @@ class Node:
     * ``bootstrap``: peers to join: ``"ip:port"``, ``"host:port"`` (A/AAAA records) or
       ``"srv:NAME"`` (SRV records give targets and ports); DNS names are re-resolved
       while the node runs (a name not published yet is retried, not an error).
+    * ``devices``: node ids of this node's own devices: members (same secret) that may
+      also receive its ``"private"`` documents (list each other on both sides).
+    * ``trusted_peers``: node ids of nodes outside the cluster this node trusts: they
+      connect by their pinned key without the secret and sync ``"community"`` and
+      ``"commons"`` documents only (no cache, blocks, channels, files; never members).
+      A bad id is ``InvalidInputError``.
+    * ``serve_commons``: admit any authenticated node for ``"commons"`` documents
+      (default ``False``).
     * ``mdns``: discover peers on the LAN with multicast DNS (default ``True``).
     * ``mdns_interfaces``: network interfaces mDNS may use, by name (default: all).
     * ``memory_quota``: bytes of RAM lent to the mesh (default 512 MiB).
@@ -157,6 +165,9 @@ class Node:
         cluster_secret: Union[str, bytes, None] = None,
         open: Optional[bool] = None,
         bootstrap: Optional[Sequence[str]] = None,
+        devices: Optional[Sequence[str]] = None,
+        trusted_peers: Optional[Sequence[str]] = None,
+        serve_commons: Optional[bool] = None,
         mdns: Optional[bool] = None,
         mdns_interfaces: Optional[Sequence[str]] = None,
         memory_quota: Optional[int] = None,
@@ -189,6 +200,9 @@ class Node:
                 cluster_secret=cluster_secret,
                 open=open,
                 bootstrap=bootstrap,
+                devices=devices,
+                trusted_peers=trusted_peers,
+                serve_commons=serve_commons,
                 mdns=mdns,
                 mdns_interfaces=mdns_interfaces,
                 memory_quota=memory_quota,

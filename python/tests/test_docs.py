@@ -308,3 +308,34 @@ async def test_asyncio_api(tmp_path: pathlib.Path) -> None:
         await bare.docs.create()
         stats = await bare.docs.stats()
         assert (stats.documents, stats.persistent) == (1, False)
+
+
+def test_trust_options_are_taken_and_validated(make_node, tmp_path: pathlib.Path) -> None:
+    # Bad ids are refused, naming the option.
+    with pytest.raises(memmesh.InvalidInputError, match="trusted_peers"):
+        make_node(trusted_peers=["not-a-node-id"])
+    with pytest.raises(memmesh.InvalidInputError, match="devices"):
+        make_node(devices=["nope"])
+    # A trusted outsider (another cluster secret) gets the community document only.
+    first = make_node(data_dir=tmp_path / "out")
+    out_id = first.id
+    first.shutdown()
+    a = make_node(cluster_secret="trust-python-a-0123456789abcdef", trusted_peers=[out_id])
+    out = make_node(
+        data_dir=tmp_path / "out",
+        cluster_secret="trust-python-b-0123456789abcdef",
+        trusted_peers=[a.id],
+        serve_commons=False,
+        devices=[],
+    )
+    assert out.id == out_id
+    cluster = a.docs.create("cluster")
+    community = a.docs.create("community")
+    a.docs.open(community).put("hello", "outsider")
+    out.connect(a.addr, id=a.id)
+    wait_until(
+        lambda: community in [d.id for d in out.docs.list()], "the community document"
+    )
+    assert out.docs.open(community).get("hello") == "outsider"
+    assert cluster not in [d.id for d in out.docs.list()]
+    assert all(p.id != out.id for p in a.peers())

@@ -24,6 +24,14 @@ pub struct NodeOptions {
     pub open: Option<bool>,
     /// Peers to join: `"ip:port"`, `"host:port"` or `"srv:NAME"` (DNS names re-resolved).
     pub bootstrap: Option<Vec<String>>,
+    /// This node's own devices by node id: members that may also receive its private
+    /// documents.
+    pub devices: Option<Vec<String>>,
+    /// Outsiders this node trusts by node id: they connect by pinned key without the
+    /// cluster secret and sync community and commons documents only.
+    pub trusted_peers: Option<Vec<String>>,
+    /// Admit any authenticated node for commons documents (default false).
+    pub serve_commons: Option<bool>,
     /// Multicast DNS discovery (default true).
     pub mdns: Option<bool>,
     /// Network interfaces mDNS may use, by name (e.g. `["lo"]`; default: every interface).
@@ -205,6 +213,15 @@ impl NodeOptions {
             }),
             open: self.open,
             bootstrap: self.bootstrap,
+            devices: self
+                .devices
+                .map(|l| options::node_ids("devices", &l))
+                .transpose()?,
+            trusted_peers: self
+                .trusted_peers
+                .map(|l| options::node_ids("trustedPeers", &l))
+                .transpose()?,
+            serve_commons: self.serve_commons,
             mdns: self.mdns,
             mdns_interfaces: self.mdns_interfaces,
             memory_quota: int("memoryQuota", self.memory_quota)?,

@@ -7,7 +7,9 @@ use pyo3::conversion::FromPyObjectOwned;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
-use memmesh::node::options::{MembershipOptions, NodeOptions, RedisLimitsOptions, TuningOptions};
+use memmesh::node::options::{
+    node_ids, MembershipOptions, NodeOptions, RedisLimitsOptions, TuningOptions,
+};
 use memmesh::NodeConfig;
 
 use crate::error::{invalid, IntoPyResult};
@@ -25,6 +27,12 @@ pub struct Options {
     pub open: Option<bool>,
     /// Peers to join: `ip:port`, `host:port` or `srv:NAME` (DNS names re-resolved).
     pub bootstrap: Option<Vec<String>>,
+    /// This node's devices (node ids): members that may receive private documents.
+    pub devices: Option<Vec<String>>,
+    /// Outsiders trusted by node id, without the cluster secret (community documents).
+    pub trusted_peers: Option<Vec<String>>,
+    /// Admit any authenticated node for commons documents.
+    pub serve_commons: Option<bool>,
     /// mDNS discovery.
     pub mdns: Option<bool>,
     /// Interfaces mDNS may use, by name (`None`: all).
@@ -93,6 +101,17 @@ impl Options {
                 .transpose()?,
             open: self.open,
             bootstrap: self.bootstrap,
+            devices: self
+                .devices
+                .map(|l| node_ids("devices", &l))
+                .transpose()
+                .into_py(py)?,
+            trusted_peers: self
+                .trusted_peers
+                .map(|l| node_ids("trusted_peers", &l))
+                .transpose()
+                .into_py(py)?,
+            serve_commons: self.serve_commons,
             mdns: self.mdns,
             mdns_interfaces: self.mdns_interfaces,
             memory_quota: n(py, "memory_quota", self.memory_quota)?,

@@ -40,7 +40,8 @@ impl PyNode {
     /// Starts a node (blocking, without the GIL). `None` keeps the core default.
     #[new]
     #[pyo3(signature = (
-        *, name=None, listen=None, cluster_secret=None, open=None, bootstrap=None, mdns=None,
+        *, name=None, listen=None, cluster_secret=None, open=None, bootstrap=None, devices=None,
+        trusted_peers=None, serve_commons=None, mdns=None,
         mdns_interfaces=None, memory_quota=None, data_dir=None, threads=None, max_message_size=None,
         docs_max_bytes=None,
         request_timeout=None, send_timeout=None, connect_timeout=None, channel_queue=None,
@@ -57,6 +58,9 @@ impl PyNode {
         cluster_secret: Option<Py<PyAny>>,
         open: Option<bool>,
         bootstrap: Option<Vec<String>>,
+        devices: Option<Vec<String>>,
+        trusted_peers: Option<Vec<String>>,
+        serve_commons: Option<bool>,
         mdns: Option<bool>,
         mdns_interfaces: Option<Vec<String>>,
         memory_quota: Option<i64>,
@@ -88,6 +92,9 @@ impl PyNode {
             cluster_secret,
             open,
             bootstrap,
+            devices,
+            trusted_peers,
+            serve_commons,
             mdns,
             mdns_interfaces,
             memory_quota,

@@ -37,6 +37,19 @@ pub struct NodeConfig {
     /// Peers to join: `ip:port`, `host:port` or `srv:NAME` (DNS names re-resolved).
     #[uniffi(default = [])]
     pub bootstrap: Vec<String>,
+    /// Node ids of this node's own devices: members (same secret) that may also receive
+    /// its `private` documents (list each other on both sides).
+    #[uniffi(default = [])]
+    pub devices: Vec<String>,
+    /// Node ids of nodes outside the cluster this node trusts: they connect by their
+    /// pinned key without the cluster secret and sync `community` and `commons`
+    /// documents only (no cache, blocks, channels, files; never members). A bad id
+    /// throws `InvalidInput`.
+    #[uniffi(default = [])]
+    pub trusted_peers: Vec<String>,
+    /// Admit any authenticated node for `commons` documents.
+    #[uniffi(default = false)]
+    pub serve_commons: bool,
     /// Multicast DNS discovery on the local network.
     #[uniffi(default = true)]
     pub mdns: bool,
@@ -276,6 +289,9 @@ impl From<memmesh::NodeConfig> for NodeConfig {
                 .map(|s| String::from_utf8_lossy(&s).into_owned()),
             open: c.open,
             bootstrap: c.bootstrap,
+            devices: c.devices.iter().map(|i| i.to_string()).collect(),
+            trusted_peers: c.trusted_peers.iter().map(|i| i.to_string()).collect(),
+            serve_commons: c.serve_commons,
             mdns: c.mdns,
             mdns_interfaces: c.mdns_interfaces,
             memory_quota: c.memory_quota,
@@ -385,6 +401,9 @@ impl TryFrom<NodeConfig> for memmesh::NodeConfig {
             cluster_secret: c.cluster_secret.map(String::into_bytes),
             open: Some(c.open),
             bootstrap: Some(c.bootstrap),
+            devices: Some(options::node_ids("devices", &c.devices)?),
+            trusted_peers: Some(options::node_ids("trusted_peers", &c.trusted_peers)?),
+            serve_commons: Some(c.serve_commons),
             mdns: Some(c.mdns),
             mdns_interfaces: c.mdns_interfaces,
             memory_quota: Some(c.memory_quota),
@@ -498,6 +517,9 @@ mod tests {
             ("cluster_secret", none(&d.cluster_secret)),
             ("open", d.open.to_string()),
             ("bootstrap", list(&d.bootstrap)),
+            ("devices", list(&d.devices)),
+            ("trusted_peers", list(&d.trusted_peers)),
+            ("serve_commons", d.serve_commons.to_string()),
             ("mdns", d.mdns.to_string()),
             ("mdns_interfaces", none(&d.mdns_interfaces)),
             ("memory_quota", d.memory_quota.to_string()),
@@ -546,6 +568,9 @@ mod tests {
             cluster_secret: Some("s3cret".into()),
             open: true,
             bootstrap: vec!["127.0.0.1:7400".into()],
+            devices: vec![],
+            trusted_peers: vec![memmesh::Keypair::generate().unwrap().node_id().to_string()],
+            serve_commons: true,
             mdns: false,
             mdns_interfaces: Some(vec!["lo".into()]),
             memory_quota: 1 << 20,
@@ -605,6 +630,14 @@ mod tests {
         assert_eq!(core.http_listen.as_deref(), Some("127.0.0.1:7480"));
         assert_eq!(core.http_token.as_deref(), Some("an-http-token-0123"));
         assert_eq!(core.docs_max_bytes, 12345);
+        assert_eq!(core.trusted_peers.len(), 1);
+        assert!(core.serve_commons);
+        let bad = NodeConfig {
+            devices: vec!["nope".into()],
+            ..ffi.clone()
+        };
+        let e = memmesh::NodeConfig::try_from(bad).unwrap_err();
+        assert!(matches!(e, MemmeshError::InvalidInput { .. }), "{e:?}");
         assert_eq!(core.membership.suspect_timeout, Duration::from_secs(3));
         assert_eq!(core.tuning.keep_alive, Duration::from_secs(1));
         assert_eq!(core.tuning.congestion, memmesh::CongestionControl::Bbr);

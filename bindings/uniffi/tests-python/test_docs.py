@@ -183,3 +183,29 @@ async def test_three_nodes_converge_and_private_stays(tmp_path: pathlib.Path) ->
             assert secret_id not in {d.id for d in await peer.docs().list()}
             with pytest.raises(memmesh.MemmeshError.NotFound):
                 await peer.docs().open(secret_id)
+
+
+@aio
+async def test_trust_options_are_taken_and_validated() -> None:
+    async with Nodes() as nodes:
+        with pytest.raises(memmesh.MemmeshError.InvalidInput, match="trusted_peers"):
+            await nodes.start("bad", trusted_peers=["not-a-node-id"])
+        with pytest.raises(memmesh.MemmeshError.InvalidInput, match="devices"):
+            await nodes.start("bad", devices=["nope"])
+        # `a` serves commons; `b` trusts `a` and dials it without the secret.
+        a = await nodes.start("a", serve_commons=True)
+        b = await nodes.start("b", trusted_peers=[a.id()], devices=[])
+        commons = await a.docs().create(memmesh.Reach.COMMONS)
+        cluster = await a.docs().create(memmesh.Reach.CLUSTER)
+        assert await b.connect(a.addr()) == a.id()
+
+        async def held() -> List[str]:
+            return [d.id for d in await b.docs().list()]
+
+        for _ in range(1500):
+            if commons in await held():
+                break
+            await asyncio.sleep(0.02)
+        assert commons in await held(), "the commons document reaches b"
+        assert cluster not in await held()
+        assert all(p.id != b.id() for p in a.peers())

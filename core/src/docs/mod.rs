@@ -18,6 +18,7 @@ pub mod reach;
 pub mod status;
 pub(crate) mod store;
 pub mod sync;
+pub mod traffic;
 pub mod value;
 
 use std::any::Any;
@@ -34,6 +35,7 @@ pub use path::{Path, Seg};
 pub use reach::Reach;
 pub use status::{DocSync, DocsStats, PeerSync};
 pub use sync::{DocsService, KeyOpener};
+pub use traffic::DocsTraffic;
 pub use value::Value;
 
 use crate::error::Result;

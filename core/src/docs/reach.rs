@@ -8,13 +8,14 @@ use super::error::DocsError;
 /// Where a document may flow (DESIGN.md "Trust levels and reach", ADR 0020).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Reach {
-    /// This node only (its listed devices arrive in a later version).
+    /// This node and its listed `devices` only.
     Private,
     /// Members of the cluster (holders of the cluster secret).
     Cluster,
-    /// Also trusted outsiders (not in the transport yet: members only for now).
+    /// Also trusted outsiders (`trusted_peers`, connected by pinned key without the
+    /// secret).
     Community,
-    /// Anyone who asks, when the node serves commons (members only for now).
+    /// Anyone who asks: also any authenticated node, when the node serves commons.
     Commons,
 }
 
@@ -75,20 +76,18 @@ impl FromStr for Reach {
     }
 }
 
-/// Who a connected peer is to this node. Today's transport admits members only (every
-/// authenticated connection proved the cluster secret, or the node is open or protected);
-/// trusted outsiders and strangers arrive with trust levels in the transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trust {
-    /// Holds the cluster secret (or the node is open).
-    Member,
-}
+pub use crate::transport::trust::Trust;
 
-/// Whether a document of `reach` may flow to (or be accepted from) a peer of `trust`.
+/// Whether a document of `reach` may flow to (or be accepted from) a peer of `trust`
+/// (ADR 0028): private to devices; cluster to members; community also to trusted
+/// outsiders; commons to anyone admitted (commons peers are admitted only when the node
+/// serves commons).
 pub fn may_flow(reach: Reach, trust: Trust) -> bool {
-    match (reach, trust) {
-        (Reach::Private, _) => false,
-        (Reach::Cluster | Reach::Community | Reach::Commons, Trust::Member) => true,
+    match reach {
+        Reach::Private => trust == Trust::Device,
+        Reach::Cluster => trust.is_member(),
+        Reach::Community => trust.is_member() || trust == Trust::Outsider,
+        Reach::Commons => true,
     }
 }
 
@@ -97,7 +96,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn private_never_flows_and_bytes_round_trip() {
+    fn each_reach_flows_to_its_trust_levels_only() {
+        use Trust::*;
+        let table = [
+            (Reach::Private, [false, true, false, false]),
+            (Reach::Cluster, [true, true, false, false]),
+            (Reach::Community, [true, true, true, false]),
+            (Reach::Commons, [true, true, true, true]),
+        ];
+        for (reach, allowed) in table {
+            for (trust, ok) in [Member, Device, Outsider, Commons].into_iter().zip(allowed) {
+                assert_eq!(may_flow(reach, trust), ok, "{reach} to {trust}");
+            }
+        }
+    }
+
+    #[test]
+    fn private_never_flows_to_members_and_bytes_round_trip() {
         assert!(!may_flow(Reach::Private, Trust::Member));
         assert!(may_flow(Reach::Cluster, Trust::Member));
         for b in 0..=3 {

@@ -9,7 +9,7 @@
 //! reconnection they start afresh, which the protocol handles (it costs one round of
 //! heads and Bloom filters, not the document).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -87,6 +87,8 @@ pub struct DocsService {
     pub changes: tokio::sync::broadcast::Sender<super::DocChange>,
     /// Exchanges under way, driven or served (for [`super::Docs::stats`]).
     pub(crate) active: Arc<std::sync::atomic::AtomicUsize>,
+    /// Documents frames and bytes sent to each peer (requests and replies).
+    pub(crate) sent: super::traffic::Traffic,
 }
 
 /// Counts one exchange under way while it lives.
@@ -133,6 +135,7 @@ impl DocsService {
             wake: tokio::sync::Notify::new(),
             serving: Slots::new("document syncs", MAX_SERVING_PER_PEER, MAX_SERVING),
             active: Arc::default(),
+            sent: super::traffic::Traffic::default(),
             changes: tokio::sync::broadcast::channel(super::changes::CHANGES_BUFFER).0,
         });
         svc.node.runtime.handle().spawn(run(svc.clone()));
@@ -239,9 +242,17 @@ impl DocsService {
         self.node.config.max_message_size
     }
 
-    /// Serves one sync request from `from`.
+    /// Serves one sync request from `from`, as its connection's trust level allows.
     async fn serve(self: Arc<Self>, from: NodeId, body: Bytes) -> Result<Bytes> {
         let req: SyncRequest = decode_bulk(&body)?;
+        // The trust level of the peer's live connection; a peer without one (its
+        // connection just went) gets nothing.
+        let Some(trust) = self.node.pool.trust(&from) else {
+            return Err(DocsError::NotShared {
+                id: DocId(req.doc).to_string(),
+            }
+            .into());
+        };
         let _slot = self.serving.take(&from)?;
         let _active = Active::new(&self.active);
         let reach = Reach::from_u8(req.reach)
@@ -262,21 +273,23 @@ impl DocsService {
         let len = req.msg.len() as u64;
         let cap = self.cap();
         let (changed, reply) = self
-            .blocking(move |store| serve_blocking(&store, from, id, reach, msg, len, cap))
+            .blocking(move |store| serve_blocking(&store, (from, trust), id, reach, msg, len, cap))
             .await?;
         if changed {
             self.changed(id, super::ChangeOrigin::Peer(from));
         }
-        Ok(Bytes::from(encode_bulk(&SyncReply {
+        let reply = Bytes::from(encode_bulk(&SyncReply {
             msg: reply.unwrap_or_default(),
-        })?))
+        })?);
+        self.sent.add(from, reply.len());
+        Ok(reply)
     }
 }
 
 /// The disk-and-CPU part of serving a sync request.
 fn serve_blocking(
     store: &Store,
-    from: NodeId,
+    (from, trust): (NodeId, Trust),
     id: DocId,
     reach: Reach,
     msg: Message,
@@ -286,8 +299,8 @@ fn serve_blocking(
     let (entry, changed) = match store.get(id) {
         Ok(entry) => {
             let mine = entry.lock().reach;
-            if !may_flow(mine, Trust::Member) {
-                debug!(doc = %id, peer = %from.short(), reach = %mine, "refused a sync: reach");
+            if !may_flow(mine, trust) {
+                debug!(doc = %id, peer = %from.short(), reach = %mine, %trust, "refused a sync: reach");
                 return Err(DocsError::NotShared { id: id.to_string() });
             }
             let changed = store.receive(&entry, from, msg, len, cap)?;
@@ -295,7 +308,7 @@ fn serve_blocking(
         }
         Err(_) if store.is_gone(id) => return Err(DocsError::NotFound { id: id.to_string() }),
         Err(_) => {
-            if !may_flow(reach, Trust::Member) {
+            if !may_flow(reach, trust) {
                 return Err(DocsError::NotShared { id: id.to_string() });
             }
             {
@@ -381,7 +394,7 @@ async fn run(svc: Arc<DocsService>) {
     };
     let mut tick = tokio::time::interval(SYNC_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut known: HashSet<NodeId> = HashSet::new();
+    let mut known: HashMap<NodeId, Trust> = HashMap::new();
     loop {
         let full = tokio::select! {
             _ = svc.node.cancel.cancelled() => return,
@@ -391,14 +404,9 @@ async fn run(svc: Arc<DocsService>) {
         if svc.closed.load(Ordering::Acquire) {
             return;
         }
-        let connected: HashSet<NodeId> = svc
-            .node
-            .pool
-            .snapshot()
-            .into_iter()
-            .filter(|p| p.3.is_some())
-            .map(|p| p.0)
-            .collect();
+        // Members and outsiders alike, each with its connection's trust level.
+        let connected: HashMap<NodeId, Trust> =
+            svc.node.pool.connected_trust().into_iter().collect();
         let entries: Vec<Arc<Entry>> = {
             let dirty = std::mem::take(&mut *lock(&svc.dirty));
             if full {
@@ -410,8 +418,13 @@ async fn run(svc: Arc<DocsService>) {
                     .collect()
             }
         };
-        // A peer that (re)connected starts every document's sync afresh.
-        let fresh: Vec<NodeId> = connected.difference(&known).copied().collect();
+        // A peer that (re)connected, or whose trust changed, starts every document's sync
+        // afresh.
+        let fresh: Vec<NodeId> = connected
+            .iter()
+            .filter(|(p, t)| known.get(p) != Some(t))
+            .map(|(p, _)| *p)
+            .collect();
         if !fresh.is_empty() {
             for e in store.all() {
                 let mut st = e.lock();
@@ -423,18 +436,18 @@ async fn run(svc: Arc<DocsService>) {
         known = connected.clone();
         let mut pairs = Vec::new();
         for e in entries {
-            if !may_flow(e.lock().reach, Trust::Member) {
-                continue;
-            }
-            for p in &connected {
-                pairs.push((e.clone(), *p));
+            let reach = e.lock().reach;
+            for (p, t) in &connected {
+                if may_flow(reach, *t) {
+                    pairs.push((e.clone(), (*p, *t)));
+                }
             }
         }
         futures::stream::iter(pairs)
-            .for_each_concurrent(MAX_OUTGOING, |(entry, peer)| {
+            .for_each_concurrent(MAX_OUTGOING, |(entry, (peer, trust))| {
                 let svc = svc.clone();
                 async move {
-                    if let Err(e) = exchange(&svc, &entry, peer).await {
+                    if let Err(e) = exchange(&svc, &entry, peer, trust).await {
                         entry.lock().peers.remove(&peer);
                         debug!(doc = %entry.id, peer = %peer.short(), error = %e, "document sync failed");
                     }
@@ -444,15 +457,21 @@ async fn run(svc: Arc<DocsService>) {
     }
 }
 
-/// Runs the sync protocol for one document with one peer until neither has more to say.
-async fn exchange(svc: &Arc<DocsService>, entry: &Arc<Entry>, peer: NodeId) -> Result<()> {
+/// Runs the sync protocol for one document with one peer of `trust` until neither has
+/// more to say (or the document's reach no longer lets it flow there).
+async fn exchange(
+    svc: &Arc<DocsService>,
+    entry: &Arc<Entry>,
+    peer: NodeId,
+    trust: Trust,
+) -> Result<()> {
     let _active = Active::new(&svc.active);
     for _ in 0..MAX_ROUNDS {
         let e = entry.clone();
         let out = svc
             .blocking(move |_| {
                 let mut st = e.lock();
-                if !st.live || !may_flow(st.reach, Trust::Member) {
+                if !st.live || !may_flow(st.reach, trust) {
                     return Ok(None);
                 }
                 let st = &mut *st;
@@ -478,6 +497,7 @@ async fn exchange(svc: &Arc<DocsService>, entry: &Arc<Entry>, peer: NodeId) -> R
             reach: reach.as_u8(),
             msg,
         })?;
+        svc.sent.add(peer, body.len());
         let reply = crate::node::call::call_peer(&svc.node, peer, Service::Docs, &body).await?;
         let reply: SyncReply = decode_bulk(&reply)?;
         if reply.msg.is_empty() {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::{Classify, ErrorKind, Result};
+use crate::identity::NodeId;
 use crate::membership::MembershipConfig;
 use crate::peer::Role;
 use crate::transport::TransportTuning;
@@ -25,6 +26,9 @@ pub const MAX_CHANNEL_QUEUE: usize = 1 << 20;
 pub const DEFAULT_DOCS_MAX_BYTES: u64 = 4 * 1024 * 1024;
 /// Longest accepted `storage_passphrase`, in bytes.
 pub const MAX_PASSPHRASE_LEN: usize = 1024;
+
+/// Most node ids accepted in `devices` and in `trusted_peers`.
+pub const MAX_TRUST_LIST: usize = 4096;
 
 /// Longest accepted `membership.forget_after`: 30 days.
 pub const MAX_FORGET_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -113,6 +117,17 @@ pub enum ConfigError {
     /// A congestion controller name that is none of the known ones.
     #[error("congestion must be \"cubic\", \"newreno\" or \"bbr\", got {0:?}")]
     Congestion(String),
+    /// A node id listed in both `devices` and `trusted_peers` (a device is a member).
+    #[error("node {0} is listed in both devices and trusted_peers: a device holds the cluster secret, an outsider does not")]
+    DeviceAndOutsider(String),
+    /// A node id list that is not a list of node ids (the option, then why).
+    #[error("{option}: {why}")]
+    BadNodeId {
+        /// The option (`devices`, `trusted_peers`).
+        option: &'static str,
+        /// What is wrong.
+        why: String,
+    },
 }
 
 impl Classify for ConfigError {
@@ -147,6 +162,17 @@ pub struct NodeConfig {
     /// addresses gone from DNS no longer are. A name that does not resolve yet is retried,
     /// not an error; bad syntax fails the start with `InvalidInput`.
     pub bootstrap: Vec<String>,
+    /// This node's own devices (ADR 0028): members (they hold the cluster secret) that
+    /// may also receive its `private` documents. List each other on both sides.
+    pub devices: Vec<NodeId>,
+    /// Nodes outside the cluster this node trusts (ADR 0028): they connect with their own
+    /// pinned key, without the cluster secret, and may sync `community` and `commons`
+    /// documents and nothing else (no cache, blocks, channels, files, transfers; never
+    /// members). This node dials them the same way; list each other on both sides.
+    pub trusted_peers: Vec<NodeId>,
+    /// Admit any authenticated node without the cluster secret to sync `commons`
+    /// documents, and nothing else (default: off).
+    pub serve_commons: bool,
     /// Multicast DNS discovery.
     pub mdns: bool,
     /// Network interfaces mDNS may use, by name (e.g. `["lo"]`, `["veth0"]`); `None` means
@@ -278,6 +304,9 @@ impl std::fmt::Debug for NodeConfig {
             cluster_secret,
             open,
             bootstrap,
+            devices,
+            trusted_peers,
+            serve_commons,
             mdns,
             mdns_interfaces,
             memory_quota,
@@ -309,6 +338,9 @@ impl std::fmt::Debug for NodeConfig {
             .field("cluster_secret", &redacted(cluster_secret))
             .field("open", open)
             .field("bootstrap", bootstrap)
+            .field("devices", devices)
+            .field("trusted_peers", trusted_peers)
+            .field("serve_commons", serve_commons)
             .field("mdns", mdns)
             .field("mdns_interfaces", mdns_interfaces)
             .field("memory_quota", memory_quota)
@@ -345,6 +377,9 @@ impl Default for NodeConfig {
             cluster_secret: None,
             open: false,
             bootstrap: Vec::new(),
+            devices: Vec::new(),
+            trusted_peers: Vec::new(),
+            serve_commons: false,
             mdns: true,
             mdns_interfaces: None,
             memory_quota: DEFAULT_MEMORY_QUOTA,
@@ -384,6 +419,21 @@ impl NodeConfig {
         }
         if self.docs_max_bytes == 0 {
             return Err(ConfigError::Zero("docs_max_bytes").into());
+        }
+        for (option, list) in [
+            ("devices", &self.devices),
+            ("trusted_peers", &self.trusted_peers),
+        ] {
+            if list.len() > MAX_TRUST_LIST {
+                return Err(ConfigError::BadNodeId {
+                    option,
+                    why: format!("at most {MAX_TRUST_LIST} node ids, got {}", list.len()),
+                }
+                .into());
+            }
+        }
+        if let Some(both) = self.devices.iter().find(|d| self.trusted_peers.contains(d)) {
+            return Err(ConfigError::DeviceAndOutsider(both.to_string()).into());
         }
         if self.channel_queue == 0 || self.channel_queue > MAX_CHANNEL_QUEUE {
             return Err(ConfigError::ChannelQueue(self.channel_queue).into());
@@ -669,6 +719,25 @@ impl NodeBuilder {
     /// Maximum size of one message, request or response.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.config.max_message_size = bytes;
+        self
+    }
+
+    /// This node's devices (see [`NodeConfig::devices`]).
+    pub fn devices(mut self, ids: impl IntoIterator<Item = NodeId>) -> Self {
+        self.config.devices = ids.into_iter().collect();
+        self
+    }
+
+    /// The outsiders this node trusts (see [`NodeConfig::trusted_peers`]).
+    pub fn trusted_peers(mut self, ids: impl IntoIterator<Item = NodeId>) -> Self {
+        self.config.trusted_peers = ids.into_iter().collect();
+        self
+    }
+
+    /// Serve commons documents to any authenticated node (see
+    /// [`NodeConfig::serve_commons`]).
+    pub fn serve_commons(mut self, on: bool) -> Self {
+        self.config.serve_commons = on;
         self
     }
 

@@ -20,6 +20,7 @@ use crate::transport::errors::{
 use crate::transport::handshake::{self, PeerHello};
 use crate::transport::rpc::{finish_reading, read_request, write_reply};
 use crate::transport::tls::server_name_for;
+use crate::transport::trust::{may_use, Trust};
 use crate::transport::tuning::ServeLimits;
 use crate::wire::codec::decode_versioned;
 use crate::wire::{StreamHeader, WIRE_VERSION};
@@ -226,15 +227,21 @@ pub fn adopt(
             old.close(CLOSE_REPLACED.into(), b"replaced by a newer connection");
         });
     }
-    info!(peer = %hello.id.short(), name = %hello.name, addr = %conn.remote_address(), "peer connected");
-    shared
-        .members
-        .connected(hello.id, hello.name.clone(), shared.pool.addrs(&hello.id));
+    info!(peer = %hello.id.short(), name = %hello.name, addr = %conn.remote_address(), trust = %hello.trust, "peer connected");
+    // Outsiders never join membership (no gossip, no member list).
+    if hello.trust.is_member() {
+        shared
+            .members
+            .connected(hello.id, hello.name.clone(), shared.pool.addrs(&hello.id));
+    }
     let task_shared = shared.clone();
-    shared
-        .runtime
-        .handle()
-        .spawn(serve_connection(task_shared, hello.id, conn, place));
+    shared.runtime.handle().spawn(serve_connection(
+        task_shared,
+        hello.id,
+        hello.trust,
+        conn,
+        place,
+    ));
 }
 
 /// Accepts inbound connections until the endpoint closes. At most `pending_handshakes`
@@ -301,6 +308,7 @@ pub async fn accept_loop(shared: Arc<Shared>, endpoint: quinn::Endpoint) {
 async fn serve_connection(
     shared: Arc<Shared>,
     peer: NodeId,
+    trust: Trust,
     conn: quinn::Connection,
     place: Option<HandshakeTicket>,
 ) {
@@ -322,6 +330,7 @@ async fn serve_connection(
                         let stream = Stream {
                             shared: shared.clone(),
                             peer,
+                            trust,
                             budget: budget.clone(),
                             mine: mine.clone(),
                             bad_frames: bad_frames.clone(),
@@ -344,7 +353,7 @@ async fn serve_connection(
             },
         }
     };
-    if is_goodbye(reason.as_ref()) {
+    if is_goodbye(reason.as_ref()) && trust.is_member() {
         shared.members.closed(peer, true);
     }
     if shared.pool.lost(&peer, &conn) {
@@ -361,6 +370,8 @@ async fn serve_connection(
 struct Stream {
     shared: Arc<Shared>,
     peer: NodeId,
+    /// The trust level of the connection the stream came on.
+    trust: Trust,
     budget: Arc<ServeBudget>,
     mine: Arc<PeerBudget>,
     bad_frames: Arc<AtomicU32>,
@@ -374,6 +385,7 @@ impl Stream {
         let Stream {
             shared,
             peer,
+            trust,
             budget,
             mine,
             bad_frames,
@@ -389,6 +401,14 @@ impl Stream {
                 .map_err(Error::from),
             Err(e) => Err(e),
         };
+        // Every service refuses what the connection's trust level does not allow.
+        let parsed = parsed.and_then(|(h, body, permit)| {
+            if may_use(trust, &h.service) {
+                Ok((h, body, permit))
+            } else {
+                Err(service::ServiceError::NotAllowed { trust }.into())
+            }
+        });
         if let Ok((header, _, _)) = &parsed {
             // A transfer takes the whole stream over.
             if let Some(handler) = shared.services.stream_handler(&header.service) {

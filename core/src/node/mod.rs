@@ -41,6 +41,7 @@ use crate::transfer::service::TransferService;
 use crate::transport::auth::ClusterKey;
 use crate::transport::endpoint::make_endpoint;
 use crate::transport::handshake::{HandshakeError, LocalHello};
+use crate::transport::trust::TrustPolicy;
 use config::ConfigError;
 pub use config::{NodeBuilder, NodeConfig};
 pub use drain::DrainStatus;
@@ -178,10 +179,16 @@ impl Node {
         } else {
             addrs::advertised(local_addr)
         };
+        let trust = TrustPolicy {
+            devices: config.devices.iter().copied().collect(),
+            trusted_peers: config.trusted_peers.iter().copied().collect(),
+            serve_commons: config.serve_commons,
+        };
         let hello = LocalHello {
             key: cluster,
             name,
             addrs: advertised,
+            trust,
         };
         let shared = Shared::new(key, config, hello, endpoint.clone(), local_addr, runtime);
         shared.hold_data_dir(data_dir_lock);
@@ -301,7 +308,10 @@ impl Node {
     /// Connects to `addr`, requiring that the node there is `id` (key pinning).
     pub async fn connect_to(&self, id: NodeId, addr: &str) -> Result<()> {
         let addr = parse_addr(addr)?;
-        self.admits(addr)?;
+        // A trusted outsider is authenticated by its pinned key: protected mode allows it.
+        if !self.shared.hello.trust.dials_as_outsider(&id) {
+            self.admits(addr)?;
+        }
         let shared = self.shared.clone();
         self.shared
             .run(async move { connect::dial(&shared, addr, Some(id)).await.map(|_| ()) })

@@ -10,6 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::identity::NodeId;
 use crate::membership::MembershipConfig;
 use crate::node::config::{ConfigError, NodeConfig, RespLimits};
 use crate::peer::Role;
@@ -29,6 +30,12 @@ pub struct NodeOptions {
     pub open: Option<bool>,
     /// [`NodeConfig::bootstrap`].
     pub bootstrap: Option<Vec<String>>,
+    /// [`NodeConfig::devices`] (bindings parse them with [`node_ids`]).
+    pub devices: Option<Vec<NodeId>>,
+    /// [`NodeConfig::trusted_peers`] (bindings parse them with [`node_ids`]).
+    pub trusted_peers: Option<Vec<NodeId>>,
+    /// [`NodeConfig::serve_commons`].
+    pub serve_commons: Option<bool>,
     /// [`NodeConfig::mdns`].
     pub mdns: Option<bool>,
     /// [`NodeConfig::mdns_interfaces`].
@@ -150,6 +157,22 @@ pub struct TuningOptions {
     pub congestion: Option<CongestionControl>,
 }
 
+/// Parses the node ids of the option `option` (`devices`, `trusted_peers`): a bad id is
+/// `InvalidInput` naming the option and the id.
+pub fn node_ids<S: AsRef<str>>(option: &'static str, ids: &[S]) -> Result<Vec<NodeId>> {
+    ids.iter()
+        .map(|s| {
+            s.as_ref().parse::<NodeId>().map_err(|e| {
+                ConfigError::BadNodeId {
+                    option,
+                    why: format!("{:?} is not a node id ({})", s.as_ref(), e.message()),
+                }
+                .into()
+            })
+        })
+        .collect()
+}
+
 /// Replaces `$dst` with the value of `$src` when it is `Some`.
 macro_rules! set {
     ($dst:expr, $src:expr) => {
@@ -176,6 +199,9 @@ impl NodeOptions {
         set_some!(config.cluster_secret, self.cluster_secret);
         set!(config.open, self.open);
         set!(config.bootstrap, self.bootstrap);
+        set!(config.devices, self.devices);
+        set!(config.trusted_peers, self.trusted_peers);
+        set!(config.serve_commons, self.serve_commons);
         set!(config.mdns, self.mdns);
         set_some!(config.mdns_interfaces, self.mdns_interfaces);
         set!(config.memory_quota, self.memory_quota);
@@ -285,6 +311,44 @@ impl fmt::Display for CongestionControl {
 mod tests {
     use super::*;
     use crate::ErrorKind;
+
+    #[test]
+    fn trust_lists_are_parsed_and_validated() {
+        let a = crate::identity::Keypair::generate().unwrap().node_id();
+        let b = crate::identity::Keypair::generate().unwrap().node_id();
+        let ids = node_ids("devices", &[a.to_string()]).unwrap();
+        assert_eq!(ids, vec![a]);
+        let e = node_ids("trusted_peers", &["not-an-id"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert!(
+            e.message().starts_with("trusted_peers: \"not-an-id\""),
+            "{e}"
+        );
+        let c = NodeOptions {
+            devices: Some(vec![a]),
+            trusted_peers: Some(vec![b]),
+            serve_commons: Some(true),
+            ..NodeOptions::default()
+        }
+        .into_config()
+        .unwrap();
+        assert_eq!(
+            (c.devices, c.trusted_peers, c.serve_commons),
+            (vec![a], vec![b], true)
+        );
+        let e = NodeOptions {
+            devices: Some(vec![a]),
+            trusted_peers: Some(vec![a]),
+            ..NodeOptions::default()
+        }
+        .into_config()
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert!(
+            e.message().contains("both devices and trusted_peers"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn no_options_is_the_default_config() {

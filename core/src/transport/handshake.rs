@@ -15,6 +15,14 @@
 //! accepted. Before any of this, protected mode (no secret, not `open`) refuses
 //! non-loopback peers, and a source that failed too often lately is refused.
 //!
+//! **Outsiders** (ADR 0028). A node dialling a peer it lists in `trusted_peers` skips
+//! the PAKE: its first frame carries [`OUTSIDER`] (all zeros, never an honest PAKE
+//! message) instead. The server admits it only if it lists the client in its own
+//! `trusted_peers` (trust [`Trust::Outsider`]) or serves commons ([`Trust::Commons`]),
+//! and refuses it otherwise; both sides are authenticated by their TLS keys alone, then
+//! exchange names and addresses (server first). Every connection's [`PeerHello`]
+//! carries the trust level this side gave the peer.
+//!
 //! Hello metadata is bounded: a name of at most [`MAX_NAME_LEN`] bytes, at most
 //! [`MAX_HELLO_ADDRS`] addresses (ours are trimmed to that), and implausible addresses
 //! (port 0, multicast, broadcast, loopback from a non-loopback peer) are dropped.
@@ -29,6 +37,7 @@ use crate::identity::NodeId;
 use crate::transport::auth::{exporter, ClusterKey, Role};
 use crate::transport::errors::{connection_error, CLOSE_PROTOCOL, CLOSE_UNAUTHORIZED};
 use crate::transport::tls::peer_node_id;
+use crate::transport::trust::{Trust, TrustPolicy};
 use crate::wire::codec::FrameLimits;
 use crate::wire::io::{read_frame, write_frame};
 use crate::wire::{Hello, WIRE_VERSION};
@@ -53,7 +62,13 @@ pub struct LocalHello {
     pub name: String,
     /// Our listen addresses.
     pub addrs: Vec<SocketAddr>,
+    /// Our devices, trusted outsiders and whether we serve commons.
+    pub trust: TrustPolicy,
 }
+
+/// The first frame's proof of a client that asks to be admitted as an outsider, without
+/// the cluster secret (an honest PAKE message is a random curve point, never all zeros).
+pub const OUTSIDER: [u8; 32] = [0u8; 32];
 
 /// What a peer told us about itself, after verification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +79,8 @@ pub struct PeerHello {
     pub name: String,
     /// The peer's listen addresses (validated, at most [`MAX_HELLO_ADDRS`]).
     pub addrs: Vec<SocketAddr>,
+    /// The trust level this node gives the peer on this connection.
+    pub trust: Trust,
 }
 
 fn frame(proof: [u8; 32], name: &str, addrs: &[SocketAddr]) -> Hello {
@@ -94,6 +111,10 @@ pub enum HandshakeError {
     /// The peer's source failed authentication too often lately.
     #[error("too many failed authentications from this address: retry later")]
     TooManyFailures,
+    /// A node without the cluster secret that this node does not list in
+    /// `trusted_peers` (and this node does not serve commons).
+    #[error("not a trusted peer: it does not hold the cluster secret and is not in trusted_peers")]
+    NotTrusted,
     /// The key confirmation did not verify: the peer holds another secret.
     #[error("cluster secret mismatch")]
     SecretMismatch,
@@ -126,6 +147,7 @@ impl Classify for HandshakeError {
             HandshakeError::Refused(_)
             | HandshakeError::TooManyFailures
             | HandshakeError::SecretMismatch
+            | HandshakeError::NotTrusted
             | HandshakeError::NoCertificate => ErrorKind::Unauthorized,
             HandshakeError::BadHello(_) | HandshakeError::WireVersion => ErrorKind::Unsupported,
             HandshakeError::NameTooLong { .. } | HandshakeError::TooManyAddrs { .. } => {
@@ -215,6 +237,7 @@ pub fn validate(
         id,
         name,
         addrs: out,
+        trust: Trust::Member,
     })
 }
 
@@ -227,8 +250,11 @@ fn check_metadata(conn: &quinn::Connection, id: NodeId, msg: Hello) -> Result<Pe
 
 /// Runs the dialling side of the handshake.
 pub async fn client(conn: &quinn::Connection, local: &LocalHello) -> Result<PeerHello> {
-    admit(conn, &local.key)?;
     let id = peer_id(conn)?;
+    if local.trust.dials_as_outsider(&id) {
+        return client_outsider(conn, local, id).await;
+    }
+    admit(conn, &local.key)?;
     let exp = exporter(conn)?;
     let (mut tx, mut rx) = conn.open_bi().await.map_err(|e| connection_error(&e))?;
     let pake = local.key.start(Role::Client, &exp);
@@ -253,23 +279,49 @@ pub async fn client(conn: &quinn::Connection, local: &LocalHello) -> Result<Peer
     .await?;
     let _ = tx.finish();
     let meta = receive(conn, &mut rx).await?;
-    let peer = check_metadata(conn, id, meta)?;
-    debug!(peer = %peer.id.short(), name = %peer.name, "handshake complete (client)");
+    let mut peer = check_metadata(conn, id, meta)?;
+    peer.trust = local.trust.member(&id);
+    debug!(peer = %peer.id.short(), name = %peer.name, trust = %peer.trust, "handshake complete (client)");
+    Ok(peer)
+}
+
+/// The dialling side for a peer listed in `trusted_peers`: no PAKE, the TLS keys alone.
+async fn client_outsider(
+    conn: &quinn::Connection,
+    local: &LocalHello,
+    id: NodeId,
+) -> Result<PeerHello> {
+    let (mut tx, mut rx) = conn.open_bi().await.map_err(|e| connection_error(&e))?;
+    send(&mut tx, frame(OUTSIDER, "", &[])).await?;
+    let meta = receive(conn, &mut rx).await?;
+    let mut peer = check_metadata(conn, id, meta)?;
+    send(&mut tx, frame(OUTSIDER, &local.name, &local.addrs)).await?;
+    let _ = tx.finish();
+    peer.trust = Trust::Outsider;
+    debug!(peer = %peer.id.short(), name = %peer.name, "handshake complete (client, outsider)");
     Ok(peer)
 }
 
 /// Runs the accepting side of the handshake.
 pub async fn server(conn: &quinn::Connection, local: &LocalHello) -> Result<PeerHello> {
-    admit(conn, &local.key)?;
+    let id = peer_id(conn)?;
+    // Protected mode refuses before anything is read, unless a listed outsider may come
+    // (then the first frame decides).
+    if local.trust.trusted_peers.is_empty() && !local.trust.serve_commons {
+        admit(conn, &local.key)?;
+    }
     let ip = conn.remote_address().ip();
     if !local.key.may_try(ip, Instant::now()) {
         debug!(%ip, "refusing a source that failed authentication too often");
         return Err(refuse(conn, HandshakeError::TooManyFailures));
     }
-    let id = peer_id(conn)?;
-    let exp = exporter(conn)?;
     let (mut tx, mut rx) = conn.accept_bi().await.map_err(|e| connection_error(&e))?;
     let theirs = receive(conn, &mut rx).await?;
+    if theirs.proof == OUTSIDER {
+        return server_outsider(conn, local, id, tx, rx).await;
+    }
+    admit(conn, &local.key)?;
+    let exp = exporter(conn)?;
     let pake = local.key.start(Role::Server, &exp);
     let ours = pake.message();
     let session = match pake.finish(&theirs.proof) {
@@ -297,10 +349,33 @@ pub async fn server(conn: &quinn::Connection, local: &LocalHello) -> Result<Peer
             });
         }
     };
-    let peer = check_metadata(conn, id, confirmed)?;
+    let mut peer = check_metadata(conn, id, confirmed)?;
     send(&mut tx, frame([0u8; 32], &local.name, &local.addrs)).await?;
     let _ = tx.finish();
-    debug!(peer = %peer.id.short(), name = %peer.name, "handshake complete (server)");
+    peer.trust = local.trust.member(&id);
+    debug!(peer = %peer.id.short(), name = %peer.name, trust = %peer.trust, "handshake complete (server)");
+    Ok(peer)
+}
+
+/// The accepting side for a client that asked to come in as an outsider: admitted if
+/// listed in `trusted_peers` or when serving commons, refused otherwise.
+async fn server_outsider(
+    conn: &quinn::Connection,
+    local: &LocalHello,
+    id: NodeId,
+    mut tx: quinn::SendStream,
+    mut rx: quinn::RecvStream,
+) -> Result<PeerHello> {
+    let Some(trust) = local.trust.outsider(&id) else {
+        debug!(peer = %id.short(), addr = %conn.remote_address(), "refused a node without the secret that is not trusted");
+        return Err(refuse(conn, HandshakeError::NotTrusted));
+    };
+    send(&mut tx, frame(OUTSIDER, &local.name, &local.addrs)).await?;
+    let meta = receive(conn, &mut rx).await?;
+    let mut peer = check_metadata(conn, id, meta)?;
+    let _ = tx.finish();
+    peer.trust = trust;
+    debug!(peer = %peer.id.short(), name = %peer.name, trust = %trust, "handshake complete (server, outsider)");
     Ok(peer)
 }
 

@@ -1,5 +1,5 @@
 //! The QUIC transport: TLS bound to node keys, cluster authentication, the endpoint and
-//! the per-peer connection pool.
+//! the per-peer connection pool, trust levels.
 
 pub mod auth;
 pub mod der;
@@ -9,6 +9,7 @@ pub mod handshake;
 pub mod pool;
 pub mod rpc;
 pub mod tls;
+pub mod trust;
 pub mod tuning;
 
 pub use tuning::{CongestionControl, TransportTuning};

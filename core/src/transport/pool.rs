@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use crate::identity::NodeId;
 use crate::transport::handshake::{truncate, PeerHello, MAX_HELLO_ADDRS, MAX_NAME_LEN};
+use crate::transport::trust::Trust;
 
 /// Most addresses the pool keeps for one peer: those of its latest handshake (plus the
 /// address we dialled), then what gossip adds, up to this bound.
@@ -30,6 +31,8 @@ struct Entry {
     dial: Arc<tokio::sync::Mutex<()>>,
     /// Membership named this peer (its entry is membership's to forget).
     member: bool,
+    /// The trust level of its latest connection (ADR 0028).
+    trust: Trust,
     /// When the entry last changed (a connection, a loss, gossip).
     touched: Instant,
 }
@@ -42,6 +45,7 @@ impl Entry {
             addrs: Vec::new(),
             dial: Arc::new(tokio::sync::Mutex::new(())),
             member: false,
+            trust: Trust::Member,
             touched: Instant::now(),
         }
     }
@@ -50,6 +54,12 @@ impl Entry {
         self.conn
             .as_ref()
             .is_some_and(|c| c.close_reason().is_none())
+    }
+
+    /// Whether it is an outsider or a commons peer (not a member: no membership, gossip,
+    /// cache, blocks, channels, files or transfers).
+    fn outsider(&self) -> bool {
+        !self.trust.is_member()
     }
 
     /// Whether the entry may be forgotten to bound the pool: not connected, not named by
@@ -152,6 +162,7 @@ impl Pool {
         // The authenticated handshake says where the peer is now: replace, never
         // accumulate across reconnects.
         entry.addrs = addrs;
+        entry.trust = hello.trust;
         entry.touched = Instant::now();
         let old = entry
             .conn
@@ -251,20 +262,39 @@ impl Pool {
         peers.entry(*id).or_insert_with(Entry::new).dial.clone()
     }
 
-    /// Every peer with a live connection.
+    /// Every member with a live connection (outsiders are not listed).
     pub fn connected(&self) -> Vec<NodeId> {
         self.lock()
             .iter()
-            .filter(|(_, e)| e.conn.as_ref().is_some_and(|c| c.close_reason().is_none()))
+            .filter(|(_, e)| e.connected() && !e.outsider())
             .map(|(id, _)| *id)
             .collect()
     }
 
-    /// A snapshot of every known peer: id, name, addresses, and the RTT of a live
-    /// connection (`None` when not connected).
+    /// Every peer with a live connection, members and outsiders, with its trust level
+    /// (what the documents service offers documents to).
+    pub fn connected_trust(&self) -> Vec<(NodeId, Trust)> {
+        self.lock()
+            .iter()
+            .filter(|(_, e)| e.connected())
+            .map(|(id, e)| (*id, e.trust))
+            .collect()
+    }
+
+    /// The trust level of the live connection to `id`, if it is connected.
+    pub fn trust(&self, id: &NodeId) -> Option<Trust> {
+        self.lock()
+            .get(id)
+            .filter(|e| e.connected())
+            .map(|e| e.trust)
+    }
+
+    /// A snapshot of every known member: id, name, addresses, and the RTT of a live
+    /// connection (`None` when not connected). Outsiders are not listed.
     pub fn snapshot(&self) -> Vec<(NodeId, String, Vec<SocketAddr>, Option<std::time::Duration>)> {
         self.lock()
             .iter()
+            .filter(|(_, e)| !e.outsider())
             .map(|(id, e)| {
                 let rtt = e
                     .conn

@@ -122,6 +122,7 @@ pub async fn raw_member(
         key: ClusterKey::new(secret),
         name: name.into(),
         addrs,
+        trust: Default::default(),
     };
     handshake::client(&conn, &local).await?;
     Ok((endpoint, conn))

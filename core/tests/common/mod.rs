@@ -76,6 +76,36 @@ impl RawPeer {
             key: ClusterKey::new(secret),
             name: "raw".into(),
             addrs: vec![],
+            trust: Default::default(),
+        };
+        handshake::client(&conn, &local).await?;
+        Ok(RawPeer { endpoint, conn, id })
+    }
+
+    /// Connects as an outsider with `key` (no cluster secret: the peer at `to` must list
+    /// `key`'s node id in its `trusted_peers`, or serve commons); `server` is that peer.
+    pub async fn connect_outsider(
+        to: SocketAddr,
+        key: &Keypair,
+        server: NodeId,
+    ) -> memmesh::Result<RawPeer> {
+        let id = key.node_id();
+        let client = QuicClientConfig::try_from(tls::client_config(key)?).unwrap();
+        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(client)));
+        let conn = endpoint
+            .connect(to, &tls::server_name_for(Some(server)))
+            .unwrap()
+            .await
+            .map_err(|e| memmesh::transport::errors::connection_error(&e))?;
+        let local = LocalHello {
+            key: ClusterKey::new(None),
+            name: "raw-outsider".into(),
+            addrs: vec![],
+            trust: memmesh::transport::trust::TrustPolicy {
+                trusted_peers: [server].into(),
+                ..Default::default()
+            },
         };
         handshake::client(&conn, &local).await?;
         Ok(RawPeer { endpoint, conn, id })

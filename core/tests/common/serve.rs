@@ -52,6 +52,7 @@ pub async fn authenticated(
         key: ClusterKey::new(None),
         name: "raw".into(),
         addrs: vec![],
+        trust: Default::default(),
     };
     handshake::client(&conn, &local).await?;
     Ok(conn)

@@ -4731,6 +4731,22 @@ public struct NodeConfig: Equatable, Hashable {
      */
     public var bootstrap: [String]
     /**
+     * Node ids of this node's own devices: members (same secret) that may also receive
+     * its `private` documents (list each other on both sides).
+     */
+    public var devices: [String]
+    /**
+     * Node ids of nodes outside the cluster this node trusts: they connect by their
+     * pinned key without the cluster secret and sync `community` and `commons`
+     * documents only (no cache, blocks, channels, files; never members). A bad id
+     * throws `InvalidInput`.
+     */
+    public var trustedPeers: [String]
+    /**
+     * Admit any authenticated node for `commons` documents.
+     */
+    public var serveCommons: Bool
+    /**
      * Multicast DNS discovery on the local network.
      */
     public var mdns: Bool
@@ -4860,6 +4876,19 @@ public struct NodeConfig: Equatable, Hashable {
          * Peers to join: `ip:port`, `host:port` or `srv:NAME` (DNS names re-resolved).
          */bootstrap: [String] = [], 
         /**
+         * Node ids of this node's own devices: members (same secret) that may also receive
+         * its `private` documents (list each other on both sides).
+         */devices: [String] = [], 
+        /**
+         * Node ids of nodes outside the cluster this node trusts: they connect by their
+         * pinned key without the cluster secret and sync `community` and `commons`
+         * documents only (no cache, blocks, channels, files; never members). A bad id
+         * throws `InvalidInput`.
+         */trustedPeers: [String] = [], 
+        /**
+         * Admit any authenticated node for `commons` documents.
+         */serveCommons: Bool = false, 
+        /**
          * Multicast DNS discovery on the local network.
          */mdns: Bool = true, 
         /**
@@ -4948,6 +4977,9 @@ public struct NodeConfig: Equatable, Hashable {
         self.clusterSecret = clusterSecret
         self.`open` = `open`
         self.bootstrap = bootstrap
+        self.devices = devices
+        self.trustedPeers = trustedPeers
+        self.serveCommons = serveCommons
         self.mdns = mdns
         self.mdnsInterfaces = mdnsInterfaces
         self.memoryQuota = memoryQuota
@@ -4995,6 +5027,9 @@ public struct FfiConverterTypeNodeConfig: FfiConverterRustBuffer {
                 clusterSecret: FfiConverterOptionString.read(from: &buf), 
                 open: FfiConverterBool.read(from: &buf), 
                 bootstrap: FfiConverterSequenceString.read(from: &buf), 
+                devices: FfiConverterSequenceString.read(from: &buf), 
+                trustedPeers: FfiConverterSequenceString.read(from: &buf), 
+                serveCommons: FfiConverterBool.read(from: &buf), 
                 mdns: FfiConverterBool.read(from: &buf), 
                 mdnsInterfaces: FfiConverterOptionSequenceString.read(from: &buf), 
                 memoryQuota: FfiConverterUInt64.read(from: &buf), 
@@ -5028,6 +5063,9 @@ public struct FfiConverterTypeNodeConfig: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.clusterSecret, into: &buf)
         FfiConverterBool.write(value.`open`, into: &buf)
         FfiConverterSequenceString.write(value.bootstrap, into: &buf)
+        FfiConverterSequenceString.write(value.devices, into: &buf)
+        FfiConverterSequenceString.write(value.trustedPeers, into: &buf)
+        FfiConverterBool.write(value.serveCommons, into: &buf)
         FfiConverterBool.write(value.mdns, into: &buf)
         FfiConverterOptionSequenceString.write(value.mdnsInterfaces, into: &buf)
         FfiConverterUInt64.write(value.memoryQuota, into: &buf)
