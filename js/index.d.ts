@@ -248,7 +248,7 @@ export type MembershipEvent =
 
 /**
  * Events from the moment the stream was created; iteration ends at shutdown. The one
- * async iterator behind `Events` and `TransferEvents` (not exported itself).
+ * async iterator behind `Events`, `TransferEvents` and `DocChanges` (not exported itself).
  */
 declare class EventStream<T> implements AsyncIterable<T> {
   protected constructor ()
@@ -693,6 +693,40 @@ export interface DocsStats {
   syncing: number
 }
 
+/** A change event of `docs.changes()` / `doc.changes()`. */
+export type DocChange =
+  /** `origin` is `'local'`, or the node id of the peer whose sync brought the change. */
+  | { type: 'Change', id: string, heads: string[], origin: string }
+  /** Events dropped because this reader fell behind. */
+  | { type: 'Lagged', missed: number }
+
+/** Changes of documents from the moment the subscription was made; iteration ends at shutdown. */
+export declare class DocChanges extends EventStream<DocChange> {
+  private constructor ()
+}
+
+/** The sync state of one document with one peer (`docs.syncStatus()`). */
+export interface PeerSync {
+  /** The peer's node id. */
+  peer: string
+  /** Whether the peer's last known heads are this node's (nothing left to exchange). */
+  inSync: boolean
+  /** Whether an exchange with the peer is under way. */
+  inFlight: boolean
+}
+
+/** The sync state of one document on this node (`docs.syncStatus()`). */
+export interface DocSync {
+  /** Its id. */
+  id: string
+  /** Its reach. */
+  reach: Reach
+  /** Its heads (hex change hashes, sorted). */
+  heads: string[]
+  /** The peers it was exchanged with since this node started, by id. */
+  peers: PeerSync[]
+}
+
 /**
  * Documents: Automerge CRDT documents kept in the data dir (encrypted) and synced with
  * peers as each one's reach allows. Without a `dataDir` they live in memory only.
@@ -709,6 +743,12 @@ export declare class Docs {
   list (): Promise<DocInfo[]>
   /** What this node holds: documents, bytes, whether on disk, syncs under way. */
   stats (): Promise<DocsStats>
+  /** The sync state of every document with the peers it was exchanged with, in id order. */
+  syncStatus (): Promise<DocSync[]>
+  /** Changes the reach of the document `id` (see `Doc.setReach`). */
+  setReach (id: string, reach: Reach): Promise<void>
+  /** Every change of every document on this node from now on. */
+  changes (): DocChanges
   /** Deletes the document `id` from this node. */
   delete (id: string): Promise<void>
 }
@@ -746,6 +786,13 @@ export declare class Doc {
   increment (path: DocPath, by?: number): Promise<void>
   /** Merges Automerge bytes (a saved document or changes) into this document. */
   merge (data: Uint8Array | ArrayBuffer): Promise<void>
+  /**
+   * Changes its reach, durably; narrowing stops flows to the peers it excludes at once,
+   * widening offers it to the peers it now reaches.
+   */
+  setReach (reach: Reach): Promise<void>
+  /** Every change of this document from now on. */
+  changes (): DocChanges
 }
 
 /** A memmesh node running in this process. */

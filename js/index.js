@@ -493,8 +493,8 @@ class Channel {
 /**
  * Events from the moment the stream was created: `next()` resolves with one, `for await`
  * yields them, and both end when the node shuts down (`next()` then rejects with code
- * Closed; iteration just stops). The one async iterator behind `Events` and
- * `TransferEvents`, which name what gets a stream.
+ * Closed; iteration just stops). The one async iterator behind `Events`,
+ * `TransferEvents` and `DocChanges`, which name what gets a stream.
  */
 class EventStream {
   #native
@@ -918,6 +918,20 @@ function toSaved (data) {
 }
 
 /**
+ * Changes of documents from the moment `docs.changes()` or `doc.changes()` was called:
+ * `{ type: 'Change', id, heads, origin }` (`heads` after the change; `origin` is
+ * `'local'` for an edit, import or merge on this node, else the node id of the peer whose
+ * sync brought it) or `{ type: 'Lagged', missed }` (events dropped because this reader
+ * fell behind; the node never waits for a reader). Iterate with
+ * `for await (const change of node.docs.changes())`; iteration ends at shutdown.
+ */
+class DocChanges extends EventStream {
+  constructor (token, nativeStream) {
+    super(token, nativeStream, 'use docs.changes() or doc.changes()')
+  }
+}
+
+/**
  * Documents: Automerge CRDT documents on this node, kept in its `dataDir` (encrypted) and
  * synced with peers as each one's reach allows (`'private'`: this node only; `'cluster'`,
  * `'community'`, `'commons'`: the cluster's members for now). `doc.save()` gives the
@@ -967,6 +981,28 @@ class Docs {
    */
   async stats () {
     return call(() => this.#native.stats())
+  }
+
+  /**
+   * The sync state of every document, in id order: `[{ id, reach, heads, peers }]` whose
+   * `peers` are the peers it was exchanged with since this node started,
+   * `[{ peer, inSync, inFlight }]` (`inSync`: the peer's last known heads are ours;
+   * `inFlight`: an exchange is under way).
+   */
+  async syncStatus () {
+    return call(() => this.#native.syncStatus())
+  }
+
+  /** Changes the reach of the document `id` (see `Doc.setReach`). */
+  async setReach (id, reach) {
+    checkString(id, 'id')
+    checkReach(reach)
+    return call(() => this.#native.setReach(id, reach))
+  }
+
+  /** Every change of every document on this node from now on (see `DocChanges`). */
+  changes () {
+    return new DocChanges(CREATE, callSync(() => this.#native.changes()))
   }
 
   /** Deletes the document `id` from this node (peers keep theirs and do not bring it back). */
@@ -1074,6 +1110,25 @@ class Doc {
   async merge (data) {
     const bytes = toSaved(data)
     return call(() => this.#native.merge(bytes))
+  }
+
+  /**
+   * Changes its reach, durably. Narrowing takes effect at once: from when this resolves
+   * the document is no longer offered to, served to or accepted from the peers the new
+   * reach excludes (copies they hold stay theirs); widening offers it to the peers it now
+   * reaches at once.
+   */
+  async setReach (reach) {
+    checkReach(reach)
+    return call(() => this.#native.setReach(reach))
+  }
+
+  /**
+   * Every change of this document from now on, as `docs.changes()` gives them (its
+   * `Lagged` counts the events dropped for every document).
+   */
+  changes () {
+    return new DocChanges(CREATE, callSync(() => this.#native.changes()))
   }
 }
 
@@ -1199,4 +1254,4 @@ class Node {
   }
 }
 
-module.exports = { Node, Channel, Events, Blocks, Cache, Transfer, TransferEvents, Files, Docs, Doc, Text, Counter, MemmeshError, ERROR_CODES }
+module.exports = { Node, Channel, Events, Blocks, Cache, Transfer, TransferEvents, Files, Docs, Doc, DocChanges, Text, Counter, MemmeshError, ERROR_CODES }

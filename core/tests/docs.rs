@@ -344,3 +344,45 @@ async fn a_document_over_docs_max_bytes_is_refused() {
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
     assert!(e.message().contains("docs_max_bytes"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_reach_survives_restarts_and_compaction() {
+    let data = dir("reach");
+    let id;
+    {
+        let node = start(&data).await;
+        let docs = node.docs().unwrap();
+        id = docs.create(Reach::Cluster).await.unwrap();
+        docs.set_reach(id, Reach::Private).await.unwrap();
+        assert_eq!(docs.open(id).await.unwrap().reach(), Reach::Private);
+        node.shutdown().await.unwrap();
+    }
+    {
+        let node = start(&data).await;
+        let docs = node.docs().unwrap();
+        let doc = docs.open(id).await.unwrap();
+        assert_eq!(doc.reach(), Reach::Private);
+        doc.set_reach(Reach::Commons).await.unwrap();
+        // Enough changes to compact the log: the snapshot keeps the new reach.
+        doc.put("n", Value::Counter(0)).await.unwrap();
+        for _ in 0..260 {
+            doc.increment("n", 1).await.unwrap();
+        }
+        node.shutdown().await.unwrap();
+    }
+    let node = start(&data).await;
+    let docs = node.docs().unwrap();
+    let doc = docs.open(id).await.unwrap();
+    assert_eq!(doc.reach(), Reach::Commons);
+    assert_eq!(doc.get("n").unwrap(), Some(Value::Counter(260)));
+    let missing = memmesh::DocId([9u8; 16]);
+    assert_eq!(
+        docs.set_reach(missing, Reach::Cluster)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
+    node.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -343,6 +343,42 @@ async fn a_private_document_never_reaches_a_peer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_narrowed_document_stops_reaching_a_peer_and_a_widened_one_arrives() {
+    let (da, db) = (dir("narrow-a"), dir("narrow-b"));
+    let a = start("a", &da).await;
+    let b = start("b", &db).await;
+    a.connect(&b.addr().to_string()).await.unwrap();
+    let id = a.docs().unwrap().create(Reach::Cluster).await.unwrap();
+    let doc = a.docs().unwrap().open(id).await.unwrap();
+    doc.put("before", 1i64).await.unwrap();
+    converged(&[&a, &b], id).await;
+
+    // Narrowed to private: edits made after it never reach b, though b still holds the
+    // document as a cluster one and keeps offering it to a (a refuses).
+    doc.set_reach(Reach::Private).await.unwrap();
+    assert_eq!(doc.reach(), Reach::Private);
+    doc.put("after", 2i64).await.unwrap();
+    let on_b = b.docs().unwrap().open(id).await.unwrap();
+    on_b.put("from_b", 3i64).await.unwrap();
+    // Several sync periods pass (SYNC_PERIOD is 1 s).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(on_b.get("after").unwrap(), None);
+    assert_eq!(doc.get("from_b").unwrap(), None);
+    // Its sync status shows no peer any more.
+    let status = a.docs().unwrap().sync_status().await.unwrap();
+    let mine = status.iter().find(|d| d.id == id).unwrap();
+    assert_eq!(mine.reach, Reach::Private);
+    assert!(mine.peers.is_empty(), "{mine:?}");
+
+    // Widened back: both sides' edits flow again.
+    doc.set_reach(Reach::Cluster).await.unwrap();
+    let json = converged(&[&a, &b], id).await;
+    assert!(json.contains("after") && json.contains("from_b"), "{json}");
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_sync_messages_get_clean_errors_and_leave_documents_intact() {
     let da = dir("hostile");
     let a = start("a", &da).await;
@@ -414,8 +450,21 @@ async fn change_subscriptions_see_local_and_peer_changes_and_lag_without_blockin
     a.connect(&b.addr().to_string()).await.unwrap();
     let id = a.docs().unwrap().create(Reach::Cluster).await.unwrap();
     let doc = a.docs().unwrap().open(id).await.unwrap();
+    let mut only = doc.changes();
+    let other = a.docs().unwrap().create(Reach::Cluster).await.unwrap();
+    let other = a.docs().unwrap().open(other).await.unwrap();
+    other.put("o", 1i64).await.unwrap();
     doc.put("k", 1i64).await.unwrap();
-    // Local: the put (creating an empty document is no change).
+    // One document's subscription skips the other document's change.
+    let Some(ChangeEvent::Change(c)) = only.next().await else {
+        panic!("a change");
+    };
+    assert_eq!((c.id, c.origin), (id, ChangeOrigin::Local));
+    // Local: the other document's put, then this one's (creating is no change).
+    let Some(ChangeEvent::Change(c)) = on_a.next().await else {
+        panic!("a change");
+    };
+    assert_eq!((c.id, c.origin), (other.id(), ChangeOrigin::Local));
     let Some(ChangeEvent::Change(c)) = on_a.next().await else {
         panic!("a change");
     };
@@ -428,6 +477,7 @@ async fn change_subscriptions_see_local_and_peer_changes_and_lag_without_blockin
             .await
             .expect("an event on b")
         {
+            Some(ChangeEvent::Change(c)) if c.id == other.id() => {}
             Some(ChangeEvent::Change(c)) => {
                 assert_eq!((c.id, c.origin), (id, ChangeOrigin::Peer(a.id())));
                 if c.heads == want {

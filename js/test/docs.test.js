@@ -10,7 +10,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const Automerge = require('@automerge/automerge')
-const { Docs, Doc, Text, Counter } = require('..')
+const { Docs, Doc, DocChanges, Text, Counter } = require('..')
 const { startNode, eventually, rejectsWith, throwsWith, TIMEOUT } = require('../support/nodes')
 
 /** A fresh temporary directory, removed after the test. */
@@ -306,4 +306,60 @@ test('docs: trust options are taken and validated; a trusted outsider gets commu
   assert.ok(await eventually(async () => (await ids()).includes(community), 30000), 'the community document arrives')
   assert.ok(!(await ids()).includes(cluster), 'the cluster document never does')
   assert.ok(a.peers().every((p) => p.id !== out.id), 'the outsider is not a member')
+})
+
+test('docs: change subscriptions see local and peer changes and end at shutdown', { timeout: TIMEOUT }, async (t) => {
+  const [a, b] = await startDocsCluster(t, 2)
+  const everyOnA = a.docs.changes()
+  const everyOnB = b.docs.changes()
+  assert.ok(everyOnA instanceof DocChanges)
+  const other = await a.docs.open(await a.docs.create())
+  const doc = await a.docs.open(await a.docs.create())
+  const only = doc.changes()
+  await other.put('o', 1)
+  await doc.put('k', 1)
+  // Local: the other document's put, then this one's; the document's own subscription
+  // skips the other.
+  const first = await everyOnA.next()
+  const second = await everyOnA.next()
+  assert.deepEqual([first.type, first.id, first.origin], ['Change', other.id, 'local'])
+  assert.deepEqual([second.type, second.id, second.origin], ['Change', doc.id, 'local'])
+  assert.deepEqual(second.heads, doc.heads())
+  const mine = await only.next()
+  assert.deepEqual([mine.type, mine.id, mine.origin, mine.heads], ['Change', doc.id, 'local', doc.heads()])
+  // On b: brought by a's sync, until b holds a's heads.
+  for await (const change of everyOnB) {
+    assert.equal(change.type, 'Change')
+    assert.equal(change.origin, a.id)
+    if (change.id === doc.id && JSON.stringify(change.heads) === JSON.stringify(doc.heads())) break
+  }
+  // Iteration ends when the node shuts down.
+  await b.shutdown()
+  for await (const change of everyOnB) assert.ok(change)
+  await rejectsWith(everyOnB.next(), 'Closed')
+})
+
+test('docs: sync status and changing reach', { timeout: TIMEOUT }, async (t) => {
+  const [a, b] = await startDocsCluster(t, 2)
+  const doc = await a.docs.open(await a.docs.create())
+  await doc.put('k', 'v')
+  const mine = async () => (await a.docs.syncStatus()).find((s) => s.id === doc.id)
+  const inSync = async () => {
+    const s = await mine()
+    return Boolean(s && s.peers.some((p) => p.peer === b.id && p.inSync))
+  }
+  assert.ok(await eventually(inSync, 30000), 'a sees the document in sync with b')
+  const status = await mine()
+  assert.deepEqual([status.reach, status.heads], ['cluster', doc.heads()])
+  const peer = status.peers.find((p) => p.peer === b.id)
+  assert.equal(typeof peer.inFlight, 'boolean')
+  // Narrowed to private, then widened back: the edit made meanwhile arrives.
+  await doc.setReach('private')
+  assert.equal(doc.reach, 'private')
+  await doc.put('later', 1)
+  await a.docs.setReach(doc.id, 'cluster')
+  assert.equal(doc.reach, 'cluster')
+  await converged([a, b], doc.id)
+  await rejectsWith(doc.setReach('everyone'), 'InvalidInput')
+  await rejectsWith(a.docs.setReach('0'.repeat(32), 'cluster'), 'NotFound')
 })

@@ -35,7 +35,10 @@ __all__ = [
     "Counter",
     "Destination",
     "Doc",
+    "DocChange",
+    "DocChanges",
     "DocInfo",
+    "DocSync",
     "Docs",
     "DocsStats",
     "ERROR_KINDS",
@@ -50,6 +53,7 @@ __all__ = [
     "NodeUsage",
     "Offer",
     "PeerInfo",
+    "PeerSync",
     "Pending",
     "Progress",
     "ProgressEvents",
@@ -79,6 +83,7 @@ _Source = Union[bytes, bytearray, str, os.PathLike[str]]
 _Peers = Union[str, Sequence[str]]
 _DocPath = Union[str, Sequence[Union[str, int]]]
 _DocInfos = list[DocInfo]
+_DocSyncs = list[DocSync]
 
 @final
 class Message:
@@ -446,6 +451,66 @@ class DocsStats:
     def __eq__(self, other: object, /) -> bool: ...
 
 @final
+class DocChange:
+    """One change event of a document subscription."""
+
+    @property
+    def kind(self) -> Literal["Change", "Lagged"]:
+        """Which event."""
+    @property
+    def id(self) -> Optional[str]:
+        """The document (``Change``)."""
+    @property
+    def heads(self) -> list[str]:
+        """Its heads after the change (``Change``; empty otherwise)."""
+    @property
+    def origin(self) -> Optional[str]:
+        """``"local"``, or the node id of the peer whose sync brought it (``Change``)."""
+    @property
+    def missed(self) -> Optional[int]:
+        """How many events were dropped for this slow reader (``Lagged``)."""
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class DocChanges:
+    """Changes of documents on a node."""
+
+    def next(self) -> Pending[DocChange]: ...
+
+@final
+class PeerSync:
+    """The sync state of one document with one peer."""
+
+    @property
+    def peer(self) -> str:
+        """The peer's node id."""
+    @property
+    def in_sync(self) -> bool:
+        """Whether the peer's last known heads are this node's heads."""
+    @property
+    def in_flight(self) -> bool:
+        """Whether an exchange with the peer is under way."""
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class DocSync:
+    """The sync state of one document on a node."""
+
+    @property
+    def id(self) -> str:
+        """The document's id."""
+    @property
+    def reach(self) -> str:
+        """Its reach."""
+    @property
+    def heads(self) -> list[str]:
+        """Its heads (hex change hashes, sorted)."""
+    @property
+    def peers(self) -> list[PeerSync]:
+        """The peers it was exchanged with since the node started, by id."""
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
 class Docs:
     """The documents of a node; methods doing I/O return a :class:`Pending` call."""
 
@@ -454,6 +519,9 @@ class Docs:
     def open(self, id: str) -> Pending[Doc]: ...
     def list(self) -> Pending[_DocInfos]: ...
     def stats(self) -> Pending[DocsStats]: ...
+    def sync_status(self) -> Pending[_DocSyncs]: ...
+    def set_reach(self, id: str, reach: str) -> Pending[None]: ...
+    def changes(self) -> DocChanges: ...
     def delete(self, id: str) -> Pending[None]: ...
 
 @final
@@ -475,6 +543,8 @@ class Doc:
         self, path: _DocPath, pos: int, delete: int, text: str = ""
     ) -> Pending[None]: ...
     def increment(self, path: _DocPath, by: int = 1) -> Pending[None]: ...
+    def set_reach(self, reach: str) -> Pending[None]: ...
+    def changes(self) -> DocChanges: ...
     def merge(self, data: bytes) -> Pending[None]: ...
 
 @final

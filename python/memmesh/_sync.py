@@ -33,8 +33,10 @@ from ._native import (
     CacheStats,
     Counter,
     Destination,
+    DocChange,
     DocInfo,
     DocsStats,
+    DocSync,
     Event,
     FileInfo,
     FilesPage,
@@ -64,6 +66,7 @@ __all__ = [
     "Files",
     "Docs",
     "Doc",
+    "DocChanges",
 ]
 
 #: A value in a document: ``None``, ``bool``, ``int``, ``float``, ``str``, ``bytes``,
@@ -78,6 +81,8 @@ DocPath = Union[str, Sequence[Union[str, int]]]
 Reach = str
 #: What :meth:`Docs.list` returns (named: ``list`` is a method of :class:`Docs`).
 _DocInfos = list[DocInfo]
+#: What :meth:`Docs.sync_status` returns.
+_DocSyncs = list[DocSync]
 
 
 class Node:
@@ -779,6 +784,18 @@ class Files:
         return repr(self._native)
 
 
+class DocChanges(_EventStream[DocChange]):
+    """Changes of documents from the moment :meth:`Docs.changes` or :meth:`Doc.changes`
+    was called, blocking API. ``for change in changes`` yields them until the node
+    shuts down: ``kind == "Change"`` with ``id``, ``heads`` (after the change) and
+    ``origin`` (``"local"`` for an edit, import or merge on this node, else the node id
+    of the peer whose sync brought it); or ``kind == "Lagged"`` with ``missed``, the
+    events dropped because this reader fell behind (1024 buffered; the node never waits
+    for a reader)."""
+
+    __slots__ = ()
+
+
 class Docs:
     """Documents, blocking API: Automerge CRDT documents on this node, kept in its
     ``data_dir`` (encrypted) and synced with its peers as each document's reach allows.
@@ -824,6 +841,23 @@ class Docs:
         (sync exchanges with peers under way)."""
         result: DocsStats = self._native.stats().wait()
         return result
+
+    def sync_status(self) -> _DocSyncs:
+        """The sync state of every document, in id order: a :class:`DocSync` (``id``,
+        ``reach``, ``heads``, ``peers``) whose ``peers`` are the peers it was exchanged
+        with since this node started, each a :class:`PeerSync` (``peer``, ``in_sync``:
+        the peer's last known heads are ours, ``in_flight``: an exchange is under way)."""
+        result: _DocSyncs = self._native.sync_status().wait()
+        return result
+
+    def set_reach(self, id: str, reach: Reach) -> None:  # noqa: A002
+        """Changes the reach of the document ``id`` (see :meth:`Doc.set_reach`)."""
+        self._native.set_reach(id, reach).wait()
+
+    def changes(self) -> DocChanges:
+        """Every change of every document on this node from now on (``for change
+        in docs.changes()``; see :class:`DocChanges`)."""
+        return DocChanges(self._native.changes())
 
     def delete(self, id: str) -> None:  # noqa: A002
         """Deletes the document ``id`` from this node (peers keep their copies; their
@@ -911,6 +945,19 @@ class Doc:
     def increment(self, path: DocPath, by: int = 1) -> None:
         """Adds ``by`` (may be negative) to the :class:`Counter` at ``path``."""
         self._native.increment(path, by).wait()
+
+    def set_reach(self, reach: Reach) -> None:
+        """Changes its reach, durably. Narrowing takes effect at once: from when this
+        returns the document is no longer offered to, served to or accepted from the
+        peers the new reach excludes (copies they hold stay theirs); widening offers it
+        to the peers it now reaches at once."""
+        self._native.set_reach(reach).wait()
+
+    def changes(self) -> DocChanges:
+        """Every change of this document from now on (``for change in
+        doc.changes()``; see :class:`DocChanges`; ``Lagged`` counts the events dropped
+        for every document)."""
+        return DocChanges(self._native.changes())
 
     def merge(self, data: bytes) -> None:
         """Merges Automerge bytes (a document saved by any implementation, or its

@@ -51,8 +51,10 @@ from ._native import (
     CacheStats,
     Counter,
     Destination,
+    DocChange,
     DocInfo,
     DocsStats,
+    DocSync,
     Event,
     FileInfo,
     FilesPage,
@@ -82,6 +84,7 @@ __all__ = [
     "Files",
     "Docs",
     "Doc",
+    "DocChanges",
 ]
 
 #: A value in a document: ``None``, ``bool``, ``int``, ``float``, ``str``, ``bytes``,
@@ -96,6 +99,8 @@ DocPath = Union[str, Sequence[Union[str, int]]]
 Reach = str
 #: What :meth:`Docs.list` returns (named: ``list`` is a method of :class:`Docs`).
 _DocInfos = list[DocInfo]
+#: What :meth:`Docs.sync_status` returns.
+_DocSyncs = list[DocSync]
 
 
 # unasync: async-only
@@ -954,6 +959,18 @@ class Files:
         return repr(self._native)
 
 
+class DocChanges(_EventStream[DocChange]):
+    """Changes of documents from the moment :meth:`Docs.changes` or :meth:`Doc.changes`
+    was called, asyncio API. ``async for change in changes`` yields them until the node
+    shuts down: ``kind == "Change"`` with ``id``, ``heads`` (after the change) and
+    ``origin`` (``"local"`` for an edit, import or merge on this node, else the node id
+    of the peer whose sync brought it); or ``kind == "Lagged"`` with ``missed``, the
+    events dropped because this reader fell behind (1024 buffered; the node never waits
+    for a reader)."""
+
+    __slots__ = ()
+
+
 class Docs:
     """Documents, asyncio API: Automerge CRDT documents on this node, kept in its
     ``data_dir`` (encrypted) and synced with its peers as each document's reach allows.
@@ -999,6 +1016,23 @@ class Docs:
         (sync exchanges with peers under way)."""
         result: DocsStats = await _call(self._native.stats())
         return result
+
+    async def sync_status(self) -> _DocSyncs:
+        """The sync state of every document, in id order: a :class:`DocSync` (``id``,
+        ``reach``, ``heads``, ``peers``) whose ``peers`` are the peers it was exchanged
+        with since this node started, each a :class:`PeerSync` (``peer``, ``in_sync``:
+        the peer's last known heads are ours, ``in_flight``: an exchange is under way)."""
+        result: _DocSyncs = await _call(self._native.sync_status())
+        return result
+
+    async def set_reach(self, id: str, reach: Reach) -> None:  # noqa: A002
+        """Changes the reach of the document ``id`` (see :meth:`Doc.set_reach`)."""
+        await _call(self._native.set_reach(id, reach))
+
+    def changes(self) -> DocChanges:
+        """Every change of every document on this node from now on (``async for change
+        in docs.changes()``; see :class:`DocChanges`)."""
+        return DocChanges(self._native.changes())
 
     async def delete(self, id: str) -> None:  # noqa: A002
         """Deletes the document ``id`` from this node (peers keep their copies; their
@@ -1086,6 +1120,19 @@ class Doc:
     async def increment(self, path: DocPath, by: int = 1) -> None:
         """Adds ``by`` (may be negative) to the :class:`Counter` at ``path``."""
         await _call(self._native.increment(path, by))
+
+    async def set_reach(self, reach: Reach) -> None:
+        """Changes its reach, durably. Narrowing takes effect at once: from when this
+        returns the document is no longer offered to, served to or accepted from the
+        peers the new reach excludes (copies they hold stay theirs); widening offers it
+        to the peers it now reaches at once."""
+        await _call(self._native.set_reach(reach))
+
+    def changes(self) -> DocChanges:
+        """Every change of this document from now on (``async for change in
+        doc.changes()``; see :class:`DocChanges`; ``Lagged`` counts the events dropped
+        for every document)."""
+        return DocChanges(self._native.changes())
 
     async def merge(self, data: bytes) -> None:
         """Merges Automerge bytes (a document saved by any implementation, or its

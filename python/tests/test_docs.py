@@ -339,3 +339,83 @@ def test_trust_options_are_taken_and_validated(make_node, tmp_path: pathlib.Path
     assert out.docs.open(community).get("hello") == "outsider"
     assert cluster not in [d.id for d in out.docs.list()]
     assert all(p.id != out.id for p in a.peers())
+
+
+def test_change_subscriptions_see_local_and_peer_changes_and_end_at_shutdown(make_mesh) -> None:
+    a, b = make_mesh(2)
+    every_on_a, every_on_b = a.docs.changes(), b.docs.changes()
+    assert isinstance(every_on_a, memmesh.DocChanges)
+    other = a.docs.open(a.docs.create())
+    doc = a.docs.open(a.docs.create())
+    only = doc.changes()
+    other.put("o", 1)
+    doc.put("k", 1)
+    # Local: the other document's put, then this one's; the document's own subscription
+    # skips the other.
+    first, second = every_on_a.next(), every_on_a.next()
+    assert (first.kind, first.id, first.origin) == ("Change", other.id, "local")
+    assert (second.kind, second.id, second.origin) == ("Change", doc.id, "local")
+    assert second.heads == doc.heads()
+    mine = only.next()
+    assert isinstance(mine, memmesh.DocChange)
+    assert (mine.id, mine.origin, mine.heads, mine.missed) == (doc.id, "local", doc.heads(), None)
+    # On b: brought by a's sync, until b holds a's heads.
+    for change in every_on_b:
+        assert change.kind == "Change" and change.origin == a.id, change
+        if change.id == doc.id and change.heads == doc.heads():
+            break
+    # Iteration ends when the node shuts down.
+    b.shutdown()
+    for _ in every_on_b:
+        pass
+    with pytest.raises(memmesh.ClosedError):
+        every_on_b.next()
+
+
+def test_sync_status_and_set_reach(make_mesh) -> None:
+    a, b = make_mesh(2)
+    doc = a.docs.open(a.docs.create())
+    doc.put("k", "v")
+
+    def in_sync() -> bool:
+        status = [s for s in a.docs.sync_status() if s.id == doc.id]
+        return bool(status) and any(p.peer == b.id and p.in_sync for p in status[0].peers)
+
+    wait_until(in_sync, "a sees the document in sync with b")
+    (status,) = [s for s in a.docs.sync_status() if s.id == doc.id]
+    assert isinstance(status, memmesh.DocSync)
+    assert (status.reach, status.heads) == ("cluster", doc.heads())
+    peer = [p for p in status.peers if p.peer == b.id][0]
+    assert isinstance(peer, memmesh.PeerSync) and isinstance(peer.in_flight, bool)
+    assert "in_sync=True" in repr(peer)
+    # Narrowed to private: later edits stay on a; widened back, they arrive.
+    doc.set_reach("private")
+    assert doc.reach == "private"
+    doc.put("later", 1)
+    a.docs.set_reach(doc.id, "cluster")
+    assert doc.reach == "cluster"
+    wait_until(lambda: _state(b, doc.id) == _state(a, doc.id), "the edit on b after widening")
+    with pytest.raises(memmesh.InvalidInputError):
+        doc.set_reach("everyone")
+    with pytest.raises(memmesh.NotFoundError):
+        a.docs.set_reach("0" * 32, "cluster")
+
+
+@run_async
+async def test_asyncio_change_subscription(tmp_path: pathlib.Path) -> None:
+    async with start_async() as a, start_async() as b:
+        await b.connect(a.addr)
+        on_b = b.docs.changes()
+        assert isinstance(on_b, memmesh.aio.DocChanges)
+        doc = await a.docs.open(await a.docs.create())
+        only = doc.changes()
+        await doc.put("k", 1)
+        mine = await only.next()
+        assert (mine.kind, mine.id, mine.origin) == ("Change", doc.id, "local")
+        async for change in on_b:
+            assert change.kind == "Change" and change.origin == a.id, change
+            if change.heads == doc.heads():
+                break
+    # Both nodes are shut down: iteration ends.
+    async for _ in on_b:
+        pass

@@ -16,6 +16,8 @@ use napi::bindgen_prelude::{Buffer, Either, Env, PromiseRaw};
 use napi_derive::napi;
 
 use crate::config::{signed, whole};
+use crate::docs_changes::DocChangesStream;
+use crate::docs_status::DocSync;
 use crate::error::{invalid, to_js};
 use crate::runtime::spawn_promise;
 
@@ -339,6 +341,46 @@ impl Docs {
         )
     }
 
+    /// Resolves with the sync state of every document with its peers, in id order.
+    #[napi(ts_return_type = "Promise<DocSync[]>", catch_unwind)]
+    pub fn sync_status<'env>(
+        &self,
+        env: &'env Env,
+    ) -> napi::Result<PromiseRaw<'env, Vec<DocSync>>> {
+        let docs = self.inner.clone();
+        spawn_promise(
+            env,
+            &self.node.runtime_handle(),
+            async move { docs.sync_status().await },
+            |l| Ok(l.into_iter().map(DocSync::from).collect()),
+        )
+    }
+
+    /// Changes the reach of the document `id`.
+    #[napi(ts_return_type = "Promise<void>", catch_unwind)]
+    pub fn set_reach<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+        reach: String,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
+        let id = to_js(env, doc_id(&id))?;
+        let reach = to_js(env, self::reach(&reach))?;
+        let docs = self.inner.clone();
+        spawn_promise(
+            env,
+            &self.node.runtime_handle(),
+            async move { docs.set_reach(id, reach).await },
+            Ok,
+        )
+    }
+
+    /// Every change of every document from now on.
+    #[napi(catch_unwind)]
+    pub fn changes(&self) -> DocChangesStream {
+        DocChangesStream::new(self.inner.changes(), self.node.clone())
+    }
+
     /// Deletes the document `id` from this node.
     #[napi(ts_return_type = "Promise<void>", catch_unwind)]
     pub fn delete<'env>(&self, env: &'env Env, id: String) -> napi::Result<PromiseRaw<'env, ()>> {
@@ -487,6 +529,24 @@ impl Doc {
         let by = to_js(env, signed("by", by))?;
         let doc = self.inner.clone();
         self.edit(env, async move { doc.increment(path, by).await })
+    }
+
+    /// Changes its reach.
+    #[napi(ts_return_type = "Promise<void>", catch_unwind)]
+    pub fn set_reach<'env>(
+        &self,
+        env: &'env Env,
+        reach: String,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
+        let reach = to_js(env, self::reach(&reach))?;
+        let doc = self.inner.clone();
+        self.edit(env, async move { doc.set_reach(reach).await })
+    }
+
+    /// Every change of this document from now on.
+    #[napi(catch_unwind)]
+    pub fn changes(&self) -> DocChangesStream {
+        DocChangesStream::new(self.inner.changes(), self.node.clone())
     }
 
     /// Merges Automerge bytes (a saved document or changes) into this document.

@@ -14,6 +14,8 @@ pub mod cache;
 pub mod channel;
 pub mod config;
 pub mod docs;
+pub mod docs_changes;
+pub mod docs_status;
 pub mod error;
 pub mod files;
 pub mod handler;

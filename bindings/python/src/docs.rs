@@ -24,6 +24,8 @@ use memmesh::docs::{Path, Seg};
 use memmesh::{Doc, DocId, DocInfo, Docs, Reach, Value};
 
 use crate::bridge::{to_none, to_py, Pending};
+use crate::docs_changes::PyDocChanges;
+use crate::docs_status::PyDocSync;
 use crate::error::{invalid, IntoPyResult};
 
 /// Longest nesting of a value given from Python (a guard against cycles and stack use).
@@ -389,6 +391,32 @@ impl PyDocs {
         Pending::new(&self.runtime, work, to_py)
     }
 
+    /// The sync state of every document with the peers it was exchanged with, in id
+    /// order.
+    fn sync_status(&self) -> Pending {
+        let docs = self.docs.clone();
+        let work = async move {
+            docs.sync_status()
+                .await
+                .map(|l| l.into_iter().map(PyDocSync::from).collect::<Vec<_>>())
+        };
+        Pending::new(&self.runtime, work, to_py)
+    }
+
+    /// Changes the reach of the document `id`.
+    fn set_reach(&self, py: Python<'_>, id: &str, reach: &str) -> PyResult<Pending> {
+        let id = doc_id(py, id)?;
+        let reach = self::reach(py, reach)?;
+        let docs = self.docs.clone();
+        let work = async move { docs.set_reach(id, reach).await };
+        Ok(Pending::new(&self.runtime, work, to_none))
+    }
+
+    /// Every change of every document from now on.
+    fn changes(&self) -> PyDocChanges {
+        PyDocChanges::new(self.docs.changes(), self.runtime.clone())
+    }
+
     /// Deletes the document `id` from this node.
     fn delete(&self, py: Python<'_>, id: &str) -> PyResult<Pending> {
         let id = doc_id(py, id)?;
@@ -526,6 +554,19 @@ impl PyDoc {
         let doc = self.doc.clone();
         let work = async move { doc.increment(path, by).await };
         Ok(Pending::new(&self.runtime, work, to_none))
+    }
+
+    /// Changes its reach.
+    fn set_reach(&self, py: Python<'_>, reach: &str) -> PyResult<Pending> {
+        let reach = self::reach(py, reach)?;
+        let doc = self.doc.clone();
+        let work = async move { doc.set_reach(reach).await };
+        Ok(Pending::new(&self.runtime, work, to_none))
+    }
+
+    /// Every change of this document from now on.
+    fn changes(&self) -> PyDocChanges {
+        PyDocChanges::new(self.doc.changes(), self.runtime.clone())
     }
 
     /// Merges Automerge bytes (a saved document or changes) into this document.

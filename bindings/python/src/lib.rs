@@ -4,7 +4,8 @@
 //! every feature lives in the `memmesh` core crate. Its files mirror the core's modules
 //! (`node.rs`, `config.rs`, `channel.rs`, `handler.rs` for `channel/handler.rs`,
 //! `membership.rs`, `peer.rs`, `blocks.rs`, `cache.rs`, `transfer.rs`, `files.rs`,
-//! `docs.rs`, `error.rs`), plus
+//! `docs.rs` with `docs_changes.rs` and `docs_status.rs` for `docs/changes.rs` and
+//! `docs/status.rs`, `error.rs`), plus
 //! `bridge.rs` and `event_loop.rs`, which
 //! move work between Python threads, asyncio loops and the node's own tokio runtime.
 //! The typed public API is the pure-Python package `memmesh` (`memmesh.Node` blocking,
@@ -18,6 +19,8 @@ mod cache;
 mod channel;
 mod config;
 mod docs;
+mod docs_changes;
+mod docs_status;
 mod error;
 mod event_loop;
 mod files;
@@ -61,6 +64,10 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<docs::PyDocsStats>()?;
     m.add_class::<docs::PyText>()?;
     m.add_class::<docs::PyCounter>()?;
+    m.add_class::<docs_changes::PyDocChange>()?;
+    m.add_class::<docs_changes::PyDocChanges>()?;
+    m.add_class::<docs_status::PyDocSync>()?;
+    m.add_class::<docs_status::PyPeerSync>()?;
     m.add_class::<bridge::Pending>()?;
     m.add(
         "ERROR_KINDS",

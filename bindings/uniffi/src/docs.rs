@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 use memmesh::{DocId, Value};
 
+use crate::docs_changes::DocChanges;
+use crate::docs_status::DocSync;
 use crate::error::MemmeshError;
 
 /// Where a document may flow.
@@ -233,6 +235,29 @@ impl Docs {
         })
     }
 
+    /// The sync state of every document with the peers it was exchanged with since this
+    /// node started, in id order.
+    pub async fn sync_status(&self) -> Result<Vec<DocSync>, MemmeshError> {
+        Ok(self
+            .inner
+            .sync_status()
+            .await?
+            .into_iter()
+            .map(DocSync::from)
+            .collect())
+    }
+
+    /// Changes the reach of the document `id` (see `Doc.set_reach`).
+    pub async fn set_reach(&self, id: String, reach: Reach) -> Result<(), MemmeshError> {
+        let id = parse_doc_id(&id)?;
+        Ok(self.inner.set_reach(id, reach.into()).await?)
+    }
+
+    /// Every change of every document on this node from now on.
+    pub fn changes(&self) -> Arc<DocChanges> {
+        Arc::new(DocChanges::new(self.inner.changes()))
+    }
+
     /// Deletes the document `id` from this node (`NotFound` if it is not here).
     pub async fn delete(&self, id: String) -> Result<(), MemmeshError> {
         let id = parse_doc_id(&id)?;
@@ -321,6 +346,20 @@ impl Doc {
     /// Adds `by` to the counter at `path`.
     pub async fn increment(&self, path: String, by: i64) -> Result<(), MemmeshError> {
         Ok(self.inner.increment(&path, by).await?)
+    }
+
+    /// Changes its reach, durably. Narrowing takes effect at once: from when this
+    /// returns the document is no longer offered to, served to or accepted from the
+    /// peers the new reach excludes (copies they hold stay theirs); widening offers it
+    /// to the peers it now reaches at once.
+    pub async fn set_reach(&self, reach: Reach) -> Result<(), MemmeshError> {
+        Ok(self.inner.set_reach(reach.into()).await?)
+    }
+
+    /// Every change of this document from now on (`Lagged` counts the events dropped
+    /// for every document).
+    pub fn changes(&self) -> Arc<DocChanges> {
+        Arc::new(DocChanges::new(self.inner.changes()))
     }
 
     /// Merges Automerge bytes (a saved document or changes) into this document.

@@ -15,6 +15,8 @@ pub mod cache;
 pub mod channel;
 pub mod config;
 pub mod docs;
+pub mod docs_changes;
+pub mod docs_status;
 pub mod error;
 pub mod events;
 pub mod files;
@@ -30,6 +32,8 @@ pub use config::{
     default_node_config, CongestionControl, MembershipOptions, NodeConfig, TuningOptions,
 };
 pub use docs::{Doc, DocInfo, DocValue, Docs, Reach};
+pub use docs_changes::{DocChangeEvent, DocChanges};
+pub use docs_status::{DocSync, PeerSync};
 pub use error::MemmeshError;
 pub use events::{Event, Events};
 pub use files::{FileInfo, Files, FilesPage, FilesStats, PutOptions};

@@ -209,3 +209,68 @@ async def test_trust_options_are_taken_and_validated() -> None:
         assert commons in await held(), "the commons document reaches b"
         assert cluster not in await held()
         assert all(p.id != b.id() for p in a.peers())
+
+
+@aio
+async def test_change_subscriptions_see_local_and_peer_changes_and_end_at_shutdown() -> None:
+    async with Nodes() as nodes:
+        a, b = await nodes.cluster(2)
+        every_on_a, every_on_b = a.docs().changes(), b.docs().changes()
+        other = await a.docs().open(await a.docs().create(memmesh.Reach.CLUSTER))
+        doc = await a.docs().open(await a.docs().create(memmesh.Reach.CLUSTER))
+        only = doc.changes()
+        await other.put("o", V.INT(value=1))
+        await doc.put("k", V.INT(value=1))
+        # Local: the other document's put, then this one's; the document's own
+        # subscription skips the other.
+        first, second = await every_on_a.next(), await every_on_a.next()
+        assert first == memmesh.DocChangeEvent.CHANGE(
+            id=other.id(), heads=other.heads(), origin="local"
+        )
+        assert second == memmesh.DocChangeEvent.CHANGE(
+            id=doc.id(), heads=doc.heads(), origin="local"
+        )
+        assert await only.next() == second
+        # On b: brought by a's sync, until b holds a's heads.
+        while True:
+            change = await every_on_b.next()
+            assert isinstance(change, memmesh.DocChangeEvent.CHANGE), change
+            assert change.origin == a.id()
+            if change.id == doc.id() and change.heads == doc.heads():
+                break
+        # After shutdown the subscription ends.
+        await b.shutdown()
+        while await every_on_b.next() is not None:
+            pass
+
+
+@aio
+async def test_sync_status_and_set_reach() -> None:
+    async with Nodes() as nodes:
+        a, b = await nodes.cluster(2)
+        doc = await a.docs().open(await a.docs().create(memmesh.Reach.CLUSTER))
+        await doc.put("k", V.STR(value="v"))
+        status: "List[memmesh.DocSync]" = []
+
+        async def poll() -> None:
+            status[:] = [s for s in await a.docs().sync_status() if s.id == doc.id()]
+
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 30
+        while True:
+            await poll()
+            if status and any(p.peer == b.id() and p.in_sync for p in status[0].peers):
+                break
+            assert loop.time() < end, status
+            await asyncio.sleep(0.05)
+        assert (status[0].reach, status[0].heads) == (memmesh.Reach.CLUSTER, doc.heads())
+        assert isinstance(status[0].peers[0], memmesh.PeerSync)
+        # Narrowed to private, then widened back: the edit made meanwhile arrives.
+        await doc.set_reach(memmesh.Reach.PRIVATE)
+        assert doc.reach() == memmesh.Reach.PRIVATE
+        await doc.put("later", V.INT(value=1))
+        await a.docs().set_reach(doc.id(), memmesh.Reach.CLUSTER)
+        assert doc.reach() == memmesh.Reach.CLUSTER
+        assert await _converged([a, b], doc.id())
+        with pytest.raises(memmesh.MemmeshError.NotFound):
+            await a.docs().set_reach("0" * 32, memmesh.Reach.CLUSTER)

@@ -42,37 +42,108 @@ pub enum ChangeEvent {
 }
 
 /// A subscription to the changes of every document on this node
-/// ([`super::Docs::changes`]). Ends (`None`) when the node shuts down.
+/// ([`super::Docs::changes`]), or of one ([`super::Doc::changes`]). Ends (`None`) when
+/// the node shuts down.
 #[derive(Debug)]
 pub struct DocChanges {
     rx: broadcast::Receiver<DocChange>,
     stop: CancellationToken,
+    only: Option<DocId>,
 }
 
 impl DocChanges {
-    pub(crate) fn new(rx: broadcast::Receiver<DocChange>, stop: CancellationToken) -> DocChanges {
-        DocChanges { rx, stop }
+    /// Every change `rx` brings (of the document `only`, if given) until `stop`.
+    pub(crate) fn new(
+        rx: broadcast::Receiver<DocChange>,
+        stop: CancellationToken,
+        only: Option<DocId>,
+    ) -> DocChanges {
+        DocChanges { rx, stop, only }
     }
 
-    /// The next event, or `None` once the node has shut down.
+    /// Whether the subscription wants `c`.
+    fn wants(&self, c: &DocChange) -> bool {
+        self.only.is_none_or(|id| id == c.id)
+    }
+
+    /// The next event, or `None` once the node has shut down. A subscription to one
+    /// document skips the changes of others; its [`ChangeEvent::Lagged`] counts every
+    /// event dropped (of any document), as the node cannot tell which were its own.
     pub async fn next(&mut self) -> Option<ChangeEvent> {
-        let got = tokio::select! {
-            r = self.rx.recv() => r,
-            _ = self.stop.cancelled() => return None,
-        };
-        match got {
-            Ok(c) => Some(ChangeEvent::Change(c)),
-            Err(broadcast::error::RecvError::Lagged(n)) => Some(ChangeEvent::Lagged(n)),
-            Err(broadcast::error::RecvError::Closed) => None,
+        loop {
+            let got = tokio::select! {
+                r = self.rx.recv() => r,
+                _ = self.stop.cancelled() => return None,
+            };
+            match got {
+                Ok(c) if self.wants(&c) => return Some(ChangeEvent::Change(c)),
+                Ok(_) => continue,
+                Err(broadcast::error::RecvError::Lagged(n)) => return Some(ChangeEvent::Lagged(n)),
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
         }
     }
 
     /// The next event if one is waiting (never waits), for poll-style consumers.
     pub fn try_next(&mut self) -> Option<ChangeEvent> {
-        match self.rx.try_recv() {
-            Ok(c) => Some(ChangeEvent::Change(c)),
-            Err(broadcast::error::TryRecvError::Lagged(n)) => Some(ChangeEvent::Lagged(n)),
-            Err(_) => None,
+        loop {
+            match self.rx.try_recv() {
+                Ok(c) if self.wants(&c) => return Some(ChangeEvent::Change(c)),
+                Ok(_) => continue,
+                Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                    return Some(ChangeEvent::Lagged(n))
+                }
+                Err(_) => return None,
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(b: u8) -> DocChange {
+        DocChange {
+            id: DocId([b; 16]),
+            heads: vec![],
+            origin: ChangeOrigin::Local,
+        }
+    }
+
+    #[test]
+    fn a_subscription_to_one_document_skips_the_others() {
+        let (tx, rx) = broadcast::channel(8);
+        let mut one = DocChanges::new(rx, CancellationToken::new(), Some(DocId([2; 16])));
+        let mut all = DocChanges::new(tx.subscribe(), CancellationToken::new(), None);
+        for b in [1, 2, 3, 2] {
+            tx.send(change(b)).unwrap();
+        }
+        let mut got = Vec::new();
+        while let Some(ChangeEvent::Change(c)) = one.try_next() {
+            got.push(c.id.0[0]);
+        }
+        assert_eq!(got, vec![2, 2]);
+        let mut n = 0;
+        while all.try_next().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 4);
+    }
+
+    #[test]
+    fn lagging_is_told_and_a_stopped_node_ends_the_subscription() {
+        let (tx, rx) = broadcast::channel(2);
+        let stop = CancellationToken::new();
+        let mut one = DocChanges::new(rx, stop.clone(), Some(DocId([1; 16])));
+        for _ in 0..4 {
+            tx.send(change(1)).unwrap();
+        }
+        assert_eq!(one.try_next(), Some(ChangeEvent::Lagged(2)));
+        stop.cancel();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert_eq!(rt.block_on(one.next()), None);
     }
 }

@@ -216,7 +216,11 @@ impl Docs {
     /// sync brought it. Bounded: a slow subscriber loses events (told by
     /// [`ChangeEvent::Lagged`]) and never blocks the node.
     pub fn changes(&self) -> DocChanges {
-        DocChanges::new(self.svc.changes.subscribe(), self.svc.node.cancel.clone())
+        DocChanges::new(
+            self.svc.changes.subscribe(),
+            self.svc.node.cancel.clone(),
+            None,
+        )
     }
 
     /// What this node holds: documents, their bytes, whether they are kept on disk
@@ -229,6 +233,11 @@ impl Docs {
     /// node started (what `GET /sync/status` shows), in id order.
     pub async fn sync_status(&self) -> Result<Vec<DocSync>> {
         self.svc.sync_status().await
+    }
+
+    /// Changes the reach of the document `id` (see [`Doc::set_reach`]).
+    pub async fn set_reach(&self, id: DocId, reach: Reach) -> Result<()> {
+        self.open(id).await?.set_reach(reach).await
     }
 
     /// Deletes the document `id` from this node (peers keep their copies; a peer's sync
@@ -262,6 +271,35 @@ impl Doc {
     /// Its reach.
     pub fn reach(&self) -> Reach {
         self.entry.lock().reach
+    }
+
+    /// Changes its reach, durably (it survives a restart). Narrowing takes effect at
+    /// once: from when this returns, the document is no longer offered to, served to or
+    /// accepted from the peers the new reach excludes (an exchange already under way
+    /// stops at its next round). Widening offers it to the peers it now reaches at once.
+    /// Its sync states with peers start afresh either way. Copies peers already hold stay
+    /// theirs.
+    pub async fn set_reach(&self, reach: Reach) -> Result<()> {
+        let entry = self.entry.clone();
+        let changed = self
+            .svc
+            .blocking(move |store| store.set_reach(&entry, reach))
+            .await?;
+        if changed {
+            self.svc.mark(self.entry.id);
+        }
+        Ok(())
+    }
+
+    /// A subscription to this document's changes from now on (local, or brought by a
+    /// peer's sync), as [`Docs::changes`] gives them for every document. Ends (`None`)
+    /// when the node shuts down.
+    pub fn changes(&self) -> DocChanges {
+        DocChanges::new(
+            self.svc.changes.subscribe(),
+            self.svc.node.cancel.clone(),
+            Some(self.entry.id),
+        )
     }
 
     fn live(&self) -> std::result::Result<(), DocsError> {

@@ -278,6 +278,34 @@ impl Store {
         Ok(())
     }
 
+    /// Sets the reach of `entry` to `reach`, durably with a data dir (a reach record
+    /// appended to its log: the last one wins on load, and compaction writes the current
+    /// one). Its per-peer sync states are dropped, so that a widened document starts its
+    /// exchanges afresh. Returns whether the reach changed.
+    pub fn set_reach(&self, entry: &Entry, reach: Reach) -> Result<bool, DocsError> {
+        let mut st = entry.lock();
+        if !st.live {
+            return Err(DocsError::NotFound {
+                id: entry.id.to_string(),
+            });
+        }
+        if st.reach == reach {
+            return Ok(false);
+        }
+        if let (Some(disk), Some(log)) = (&self.disk, st.log.as_mut()) {
+            log.append(
+                &*disk.key,
+                &Record {
+                    kind: KIND_REACH,
+                    payload: vec![reach.as_u8()],
+                },
+            )?;
+        }
+        st.reach = reach;
+        st.peers.clear();
+        Ok(true)
+    }
+
     /// Persists what changed in `st` since its last save (durably, with a data dir),
     /// compacting now and then. Returns whether anything changed.
     pub fn persist(&self, id: DocId, st: &mut DocState) -> Result<bool, DocsError> {

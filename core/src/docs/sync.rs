@@ -510,7 +510,13 @@ async fn exchange(
         let e = entry.clone();
         let (len, cap) = (reply.msg.len() as u64, svc.cap());
         let changed = svc
-            .blocking(move |store| store.receive(&e, peer, msg, len, cap))
+            .blocking(move |store| {
+                // Narrowed meanwhile: accept nothing more from this peer.
+                if !may_flow(e.lock().reach, Trust::Member) {
+                    return Ok(false);
+                }
+                store.receive(&e, peer, msg, len, cap)
+            })
             .await?;
         if changed {
             svc.changed(entry.id, super::ChangeOrigin::Peer(peer));

@@ -1577,6 +1577,12 @@ public func FfiConverterTypeChannel_lower(_ value: Channel) -> UInt64 {
 public protocol DocProtocol: AnyObject, Sendable {
     
     /**
+     * Every change of this document from now on (`Lagged` counts the events dropped
+     * for every document).
+     */
+    func changes()  -> DocChanges
+    
+    /**
      * Deletes the map key or list element at `path`.
      */
     func delete(path: String) async throws 
@@ -1625,6 +1631,14 @@ public protocol DocProtocol: AnyObject, Sendable {
      * The whole document in the standard Automerge binary format.
      */
     func save() throws  -> Data
+    
+    /**
+     * Changes its reach, durably. Narrowing takes effect at once: from when this
+     * returns the document is no longer offered to, served to or accepted from the
+     * peers the new reach excludes (copies they hold stay theirs); widening offers it
+     * to the peers it now reaches at once.
+     */
+    func setReach(reach: Reach) async throws 
     
     /**
      * In the text at `path`, deletes `delete` characters at `pos` and inserts `text`.
@@ -1693,6 +1707,19 @@ open class Doc: DocProtocol, @unchecked Sendable {
 
     
 
+    
+    /**
+     * Every change of this document from now on (`Lagged` counts the events dropped
+     * for every document).
+     */
+open func changes() -> DocChanges  {
+    return try!  FfiConverterTypeDocChanges_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_memmesh_uniffi_fn_method_doc_changes(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
     
     /**
      * Deletes the map key or list element at `path`.
@@ -1851,6 +1878,28 @@ open func save()throws  -> Data  {
 }
     
     /**
+     * Changes its reach, durably. Narrowing takes effect at once: from when this
+     * returns the document is no longer offered to, served to or accepted from the
+     * peers the new reach excludes (copies they hold stay theirs); widening offers it
+     * to the peers it now reaches at once.
+     */
+open func setReach(reach: Reach)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_doc_set_reach(
+                        self.uniffiCloneHandle(),FfiConverterTypeReach_lower(reach)
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_void,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_void,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
      * In the text at `path`, deletes `delete` characters at `pos` and inserts `text`.
      */
 open func spliceText(path: String, pos: UInt64, delete: UInt64, text: String)async throws   {
@@ -1932,10 +1981,154 @@ public func FfiConverterTypeDoc_lower(_ value: Doc) -> UInt64 {
 
 
 /**
+ * Changes of documents from the moment `Docs.changes()` or `Doc.changes()` was called.
+ */
+public protocol DocChangesProtocol: AnyObject, Sendable {
+    
+    /**
+     * The next event, or nothing once the node has shut down. Cancelling the call
+     * loses no event.
+     */
+    func next() async  -> DocChangeEvent?
+    
+}
+/**
+ * Changes of documents from the moment `Docs.changes()` or `Doc.changes()` was called.
+ */
+open class DocChanges: DocChangesProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_memmesh_uniffi_fn_clone_docchanges(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_memmesh_uniffi_fn_free_docchanges(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * The next event, or nothing once the node has shut down. Cancelling the call
+     * loses no event.
+     */
+open func next()async  -> DocChangeEvent?  {
+    return
+        try!  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_docchanges_next(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterOptionTypeDocChangeEvent.lift,
+            errorHandler: nil
+            
+        )
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDocChanges: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = DocChanges
+
+    public static func lift(_ handle: UInt64) throws -> DocChanges {
+        return DocChanges(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: DocChanges) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DocChanges {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: DocChanges, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDocChanges_lift(_ handle: UInt64) throws -> DocChanges {
+    return try FfiConverterTypeDocChanges.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDocChanges_lower(_ value: DocChanges) -> UInt64 {
+    return FfiConverterTypeDocChanges.lower(value)
+}
+
+
+
+
+
+
+/**
  * The documents of a node (from `Node.docs()`). Keeps its node alive. Without a data
  * dir documents live in memory only (`stats().persistent` is false).
  */
 public protocol DocsProtocol: AnyObject, Sendable {
+    
+    /**
+     * Every change of every document on this node from now on.
+     */
+    func changes()  -> DocChanges
     
     /**
      * Creates an empty document of `reach` and returns its id.
@@ -1964,9 +2157,20 @@ public protocol DocsProtocol: AnyObject, Sendable {
     func `open`(id: String) async throws  -> Doc
     
     /**
+     * Changes the reach of the document `id` (see `Doc.set_reach`).
+     */
+    func setReach(id: String, reach: Reach) async throws 
+    
+    /**
      * What this node holds: documents, bytes, whether on disk, syncs under way.
      */
     func stats() async throws  -> DocsStats
+    
+    /**
+     * The sync state of every document with the peers it was exchanged with since this
+     * node started, in id order.
+     */
+    func syncStatus() async throws  -> [DocSync]
     
 }
 /**
@@ -2025,6 +2229,18 @@ open class Docs: DocsProtocol, @unchecked Sendable {
 
     
 
+    
+    /**
+     * Every change of every document on this node from now on.
+     */
+open func changes() -> DocChanges  {
+    return try!  FfiConverterTypeDocChanges_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_memmesh_uniffi_fn_method_docs_changes(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
     
     /**
      * Creates an empty document of `reach` and returns its id.
@@ -2123,6 +2339,25 @@ open func `open`(id: String)async throws  -> Doc  {
 }
     
     /**
+     * Changes the reach of the document `id` (see `Doc.set_reach`).
+     */
+open func setReach(id: String, reach: Reach)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_docs_set_reach(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(id),FfiConverterTypeReach_lower(reach)
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_void,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_void,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
      * What this node holds: documents, bytes, whether on disk, syncs under way.
      */
 open func stats()async throws  -> DocsStats  {
@@ -2137,6 +2372,26 @@ open func stats()async throws  -> DocsStats  {
             completeFunc: ffi_memmesh_uniffi_rust_future_complete_rust_buffer,
             freeFunc: ffi_memmesh_uniffi_rust_future_free_rust_buffer,
             liftFunc: FfiConverterTypeDocsStats_lift,
+            errorHandler: FfiConverterTypeMemmeshError_lift
+        )
+}
+    
+    /**
+     * The sync state of every document with the peers it was exchanged with since this
+     * node started, in id order.
+     */
+open func syncStatus()async throws  -> [DocSync]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_memmesh_uniffi_fn_method_docs_sync_status(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_memmesh_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_memmesh_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_memmesh_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeDocSync.lift,
             errorHandler: FfiConverterTypeMemmeshError_lift
         )
 }
@@ -4171,6 +4426,95 @@ public func FfiConverterTypeDocInfo_lower(_ value: DocInfo) -> RustBuffer {
 
 
 /**
+ * The sync state of one document on this node.
+ */
+public struct DocSync: Equatable, Hashable {
+    /**
+     * The document's id.
+     */
+    public var id: String
+    /**
+     * Its reach.
+     */
+    public var reach: Reach
+    /**
+     * Its heads (hex change hashes, sorted).
+     */
+    public var heads: [String]
+    /**
+     * The peers it was exchanged with since this node started, by id.
+     */
+    public var peers: [PeerSync]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The document's id.
+         */id: String, 
+        /**
+         * Its reach.
+         */reach: Reach, 
+        /**
+         * Its heads (hex change hashes, sorted).
+         */heads: [String], 
+        /**
+         * The peers it was exchanged with since this node started, by id.
+         */peers: [PeerSync]) {
+        self.id = id
+        self.reach = reach
+        self.heads = heads
+        self.peers = peers
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension DocSync: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDocSync: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DocSync {
+        return
+            try DocSync(
+                id: FfiConverterString.read(from: &buf), 
+                reach: FfiConverterTypeReach.read(from: &buf), 
+                heads: FfiConverterSequenceString.read(from: &buf), 
+                peers: FfiConverterSequenceTypePeerSync.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: DocSync, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterTypeReach.write(value.reach, into: &buf)
+        FfiConverterSequenceString.write(value.heads, into: &buf)
+        FfiConverterSequenceTypePeerSync.write(value.peers, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDocSync_lift(_ buf: RustBuffer) throws -> DocSync {
+    return try FfiConverterTypeDocSync.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDocSync_lower(_ value: DocSync) -> RustBuffer {
+    return FfiConverterTypeDocSync.lower(value)
+}
+
+
+/**
  * What a node holds of documents (from `Docs.stats()`).
  */
 public struct DocsStats: Equatable, Hashable {
@@ -5449,6 +5793,85 @@ public func FfiConverterTypePeerInfo_lower(_ value: PeerInfo) -> RustBuffer {
 
 
 /**
+ * The sync state of one document with one peer.
+ */
+public struct PeerSync: Equatable, Hashable {
+    /**
+     * The peer's node id.
+     */
+    public var peer: String
+    /**
+     * Whether the peer's last known heads are this node's (nothing left to exchange).
+     */
+    public var inSync: Bool
+    /**
+     * Whether an exchange with the peer is under way.
+     */
+    public var inFlight: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The peer's node id.
+         */peer: String, 
+        /**
+         * Whether the peer's last known heads are this node's (nothing left to exchange).
+         */inSync: Bool, 
+        /**
+         * Whether an exchange with the peer is under way.
+         */inFlight: Bool) {
+        self.peer = peer
+        self.inSync = inSync
+        self.inFlight = inFlight
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PeerSync: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePeerSync: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PeerSync {
+        return
+            try PeerSync(
+                peer: FfiConverterString.read(from: &buf), 
+                inSync: FfiConverterBool.read(from: &buf), 
+                inFlight: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PeerSync, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.peer, into: &buf)
+        FfiConverterBool.write(value.inSync, into: &buf)
+        FfiConverterBool.write(value.inFlight, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePeerSync_lift(_ buf: RustBuffer) throws -> PeerSync {
+    return try FfiConverterTypePeerSync.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePeerSync_lower(_ value: PeerSync) -> RustBuffer {
+    return FfiConverterTypePeerSync.lower(value)
+}
+
+
+/**
  * Options of `Files.put`.
  */
 public struct PutOptions: Equatable, Hashable {
@@ -6382,6 +6805,102 @@ public func FfiConverterTypeDestination_lift(_ buf: RustBuffer) throws -> Destin
 #endif
 public func FfiConverterTypeDestination_lower(_ value: Destination) -> RustBuffer {
     return FfiConverterTypeDestination.lower(value)
+}
+
+
+
+/**
+ * One event of a document change subscription.
+ */
+
+public enum DocChangeEvent: Equatable, Hashable {
+    
+    /**
+     * A document changed.
+     */
+    case change(
+        /**
+         * The document.
+         */id: String, 
+        /**
+         * Its heads after the change (hex change hashes, sorted).
+         */heads: [String], 
+        /**
+         * `"local"` (an edit, import or merge on this node), or the node id of the peer
+         * whose sync brought the change.
+         */origin: String
+    )
+    /**
+     * The reader fell behind and `missed` events were dropped for it.
+     */
+    case lagged(
+        /**
+         * How many events were dropped.
+         */missed: UInt64
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension DocChangeEvent: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDocChangeEvent: FfiConverterRustBuffer {
+    typealias SwiftType = DocChangeEvent
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DocChangeEvent {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .change(id: try FfiConverterString.read(from: &buf), heads: try FfiConverterSequenceString.read(from: &buf), origin: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 2: return .lagged(missed: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: DocChangeEvent, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .change(id,heads,origin):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(id, into: &buf)
+            FfiConverterSequenceString.write(heads, into: &buf)
+            FfiConverterString.write(origin, into: &buf)
+            
+        
+        case let .lagged(missed):
+            writeInt(&buf, Int32(2))
+            FfiConverterUInt64.write(missed, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDocChangeEvent_lift(_ buf: RustBuffer) throws -> DocChangeEvent {
+    return try FfiConverterTypeDocChangeEvent.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDocChangeEvent_lower(_ value: DocChangeEvent) -> RustBuffer {
+    return FfiConverterTypeDocChangeEvent.lower(value)
 }
 
 
@@ -8232,6 +8751,30 @@ fileprivate struct FfiConverterOptionTypeCongestionControl: FfiConverterRustBuff
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeDocChangeEvent: FfiConverterRustBuffer {
+    typealias SwiftType = DocChangeEvent?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeDocChangeEvent.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeDocChangeEvent.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeDocValue: FfiConverterRustBuffer {
     typealias SwiftType = DocValue?
 
@@ -8428,6 +8971,31 @@ fileprivate struct FfiConverterSequenceTypeDocInfo: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeDocSync: FfiConverterRustBuffer {
+    typealias SwiftType = [DocSync]
+
+    public static func write(_ value: [DocSync], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeDocSync.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [DocSync] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [DocSync]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeDocSync.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeFileInfo: FfiConverterRustBuffer {
     typealias SwiftType = [FileInfo]
 
@@ -8495,6 +9063,31 @@ fileprivate struct FfiConverterSequenceTypePeerInfo: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypePeerInfo.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypePeerSync: FfiConverterRustBuffer {
+    typealias SwiftType = [PeerSync]
+
+    public static func write(_ value: [PeerSync], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypePeerSync.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [PeerSync] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [PeerSync]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypePeerSync.read(from: &buf))
         }
         return seq
     }
@@ -8859,6 +9452,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_memmesh_uniffi_checksum_method_channel_send() != 35490) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_memmesh_uniffi_checksum_method_doc_changes() != 54121) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_memmesh_uniffi_checksum_method_doc_delete() != 22225) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -8889,10 +9485,16 @@ private let initializationResult: InitializationResult = {
     if (uniffi_memmesh_uniffi_checksum_method_doc_save() != 18900) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_memmesh_uniffi_checksum_method_doc_set_reach() != 24220) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_memmesh_uniffi_checksum_method_doc_splice_text() != 36103) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_memmesh_uniffi_checksum_method_doc_to_json() != 59233) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_docs_changes() != 43691) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_memmesh_uniffi_checksum_method_docs_create() != 16612) {
@@ -8910,7 +9512,16 @@ private let initializationResult: InitializationResult = {
     if (uniffi_memmesh_uniffi_checksum_method_docs_open() != 3286) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_memmesh_uniffi_checksum_method_docs_set_reach() != 38978) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_memmesh_uniffi_checksum_method_docs_stats() != 65475) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_docs_sync_status() != 6031) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_docchanges_next() != 30272) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_memmesh_uniffi_checksum_method_events_next() != 8233) {

@@ -458,6 +458,11 @@ uint64_t uniffi_memmesh_uniffi_fn_clone_doc(uint64_t handle, RustCallStatus *_No
 void uniffi_memmesh_uniffi_fn_free_doc(uint64_t handle, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOC_CHANGES
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOC_CHANGES
+uint64_t uniffi_memmesh_uniffi_fn_method_doc_changes(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOC_DELETE
 #define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOC_DELETE
 uint64_t uniffi_memmesh_uniffi_fn_method_doc_delete(uint64_t ptr, RustBuffer path
@@ -508,6 +513,11 @@ RustBuffer uniffi_memmesh_uniffi_fn_method_doc_reach(uint64_t ptr, RustCallStatu
 RustBuffer uniffi_memmesh_uniffi_fn_method_doc_save(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOC_SET_REACH
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOC_SET_REACH
+uint64_t uniffi_memmesh_uniffi_fn_method_doc_set_reach(uint64_t ptr, RustBuffer reach
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOC_SPLICE_TEXT
 #define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOC_SPLICE_TEXT
 uint64_t uniffi_memmesh_uniffi_fn_method_doc_splice_text(uint64_t ptr, RustBuffer path, uint64_t pos, uint64_t delete, RustBuffer text
@@ -526,6 +536,11 @@ uint64_t uniffi_memmesh_uniffi_fn_clone_docs(uint64_t handle, RustCallStatus *_N
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_FREE_DOCS
 #define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_FREE_DOCS
 void uniffi_memmesh_uniffi_fn_free_docs(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOCS_CHANGES
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOCS_CHANGES
+uint64_t uniffi_memmesh_uniffi_fn_method_docs_changes(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOCS_CREATE
@@ -553,9 +568,34 @@ uint64_t uniffi_memmesh_uniffi_fn_method_docs_list(uint64_t ptr
 uint64_t uniffi_memmesh_uniffi_fn_method_docs_open(uint64_t ptr, RustBuffer id
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOCS_SET_REACH
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOCS_SET_REACH
+uint64_t uniffi_memmesh_uniffi_fn_method_docs_set_reach(uint64_t ptr, RustBuffer id, RustBuffer reach
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOCS_STATS
 #define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOCS_STATS
 uint64_t uniffi_memmesh_uniffi_fn_method_docs_stats(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOCS_SYNC_STATUS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOCS_SYNC_STATUS
+uint64_t uniffi_memmesh_uniffi_fn_method_docs_sync_status(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_CLONE_DOCCHANGES
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_CLONE_DOCCHANGES
+uint64_t uniffi_memmesh_uniffi_fn_clone_docchanges(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_FREE_DOCCHANGES
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_FREE_DOCCHANGES
+void uniffi_memmesh_uniffi_fn_free_docchanges(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOCCHANGES_NEXT
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_DOCCHANGES_NEXT
+uint64_t uniffi_memmesh_uniffi_fn_method_docchanges_next(uint64_t ptr
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_CLONE_EVENTS
@@ -1278,6 +1318,12 @@ uint16_t uniffi_memmesh_uniffi_checksum_method_channel_send(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_CHANGES
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_CHANGES
+uint16_t uniffi_memmesh_uniffi_checksum_method_doc_changes(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_DELETE
 #define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_DELETE
 uint16_t uniffi_memmesh_uniffi_checksum_method_doc_delete(void
@@ -1338,6 +1384,12 @@ uint16_t uniffi_memmesh_uniffi_checksum_method_doc_save(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_SET_REACH
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_SET_REACH
+uint16_t uniffi_memmesh_uniffi_checksum_method_doc_set_reach(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_SPLICE_TEXT
 #define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_SPLICE_TEXT
 uint16_t uniffi_memmesh_uniffi_checksum_method_doc_splice_text(void
@@ -1347,6 +1399,12 @@ uint16_t uniffi_memmesh_uniffi_checksum_method_doc_splice_text(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_TO_JSON
 #define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOC_TO_JSON
 uint16_t uniffi_memmesh_uniffi_checksum_method_doc_to_json(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOCS_CHANGES
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOCS_CHANGES
+uint16_t uniffi_memmesh_uniffi_checksum_method_docs_changes(void
     
 );
 #endif
@@ -1380,9 +1438,27 @@ uint16_t uniffi_memmesh_uniffi_checksum_method_docs_open(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOCS_SET_REACH
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOCS_SET_REACH
+uint16_t uniffi_memmesh_uniffi_checksum_method_docs_set_reach(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOCS_STATS
 #define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOCS_STATS
 uint16_t uniffi_memmesh_uniffi_checksum_method_docs_stats(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOCS_SYNC_STATUS
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOCS_SYNC_STATUS
+uint16_t uniffi_memmesh_uniffi_checksum_method_docs_sync_status(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOCCHANGES_NEXT
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_DOCCHANGES_NEXT
+uint16_t uniffi_memmesh_uniffi_checksum_method_docchanges_next(void
     
 );
 #endif
