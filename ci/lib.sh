@@ -45,7 +45,10 @@ build_python_wheel() {
   rm -f "$wheels"/memmesh-*.whl "$sdists"/memmesh-*.tar.gz
   (cd "$ROOT/python" && "$VENV/bin/maturin" sdist --out "$sdists")
   rm -rf "$unpacked" && mkdir -p "$unpacked"
-  tar -xzf "$sdists"/memmesh-*.tar.gz -C "$unpacked"
+  # -m: maturin writes the sdist's files with one fixed mtime (a reproducible archive), so
+  # with their own mtimes cargo would take the last build of the same path for fresh and
+  # package a stale core; extracted as new, the path crates are compiled from this source.
+  tar -xzmf "$sdists"/memmesh-*.tar.gz -C "$unpacked"
   (cd "$unpacked"/memmesh-* \
     && CARGO_TARGET_DIR="$target_dir" "$VENV/bin/maturin" build --release \
       --target "$(host_triple)" --out "$wheels")
