@@ -511,8 +511,10 @@ async fn exchange(
         let (len, cap) = (reply.msg.len() as u64, svc.cap());
         let changed = svc
             .blocking(move |store| {
-                // Narrowed meanwhile: accept nothing more from this peer.
-                if !may_flow(e.lock().reach, Trust::Member) {
+                // Narrowed meanwhile: accept nothing more from this peer (at the trust
+                // level of its connection, so an outsider loses a narrowed community
+                // document too).
+                if !may_flow(e.lock().reach, trust) {
                     return Ok(false);
                 }
                 store.receive(&e, peer, msg, len, cap)
