@@ -16,6 +16,7 @@ use bytes::Bytes;
 use crate::error::{Classify, Error, ErrorKind, Result};
 use crate::identity::NodeId;
 use crate::node::shared::Shared;
+use crate::transport::trust::Trust;
 use crate::wire::Service;
 
 /// A frame that reached the wrong place (a peer's bug or a hostile frame).
@@ -91,11 +92,12 @@ impl Kind {
 
 /// A service that answers one request frame per stream.
 pub trait FrameHandler: Send + Sync + 'static {
-    /// Handles one frame for `service` from the authenticated peer `from` and returns the
-    /// reply body.
+    /// Handles one frame for `service` from the authenticated peer `from`, which came on a
+    /// connection of trust level `trust`, and returns the reply body.
     fn handle(
         self: Arc<Self>,
         from: NodeId,
+        trust: Trust,
         service: Service,
         body: Bytes,
     ) -> BoxFuture<'static, Result<Bytes>>;
@@ -277,10 +279,12 @@ impl Services {
     }
 }
 
-/// Handles one frame for `service` from `from` and returns the reply body.
+/// Handles one frame for `service` from `from` (on a connection of trust level `trust`)
+/// and returns the reply body.
 pub async fn handle(
     shared: &Arc<Shared>,
     from: NodeId,
+    trust: Trust,
     service: Service,
     body: Bytes,
 ) -> Result<Bytes> {
@@ -290,7 +294,7 @@ pub async fn handle(
         // Transfers never reach here: `serve_stream` hands their stream over whole.
         Kind::Transfer | Kind::Fetch => Err(ServiceError::OfferOnFrame.into()),
         _ => match shared.services.frame_handler(kind) {
-            Some(handler) => handler.handle(from, service, body).await,
+            Some(handler) => handler.handle(from, trust, service, body).await,
             None => Err(Error::closed()),
         },
     };

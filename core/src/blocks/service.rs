@@ -14,6 +14,7 @@ use crate::error::Result;
 use crate::identity::NodeId;
 use crate::node::shared::Shared;
 use crate::service::{BoxFuture, Content, FrameHandler, ServiceError};
+use crate::transport::trust::Trust;
 use crate::wire::Service;
 
 /// The blocks service: the node's runtime plus the blocks held in its RAM. Derefs to the
@@ -59,6 +60,7 @@ impl FrameHandler for BlocksService {
     fn handle(
         self: Arc<Self>,
         from: NodeId,
+        _trust: Trust,
         service: Service,
         body: Bytes,
     ) -> BoxFuture<'static, Result<Bytes>> {

@@ -12,6 +12,7 @@ use crate::error::Result;
 use crate::identity::NodeId;
 use crate::node::shared::Shared;
 use crate::service::{BoxFuture, FrameHandler, ServiceError};
+use crate::transport::trust::Trust;
 use crate::wire::Service;
 
 /// The cache service: the node's runtime plus the cache's buckets and routing. Derefs to
@@ -46,6 +47,7 @@ impl FrameHandler for CacheService {
     fn handle(
         self: Arc<Self>,
         from: NodeId,
+        _trust: Trust,
         service: Service,
         body: Bytes,
     ) -> BoxFuture<'static, Result<Bytes>> {

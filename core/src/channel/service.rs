@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::identity::NodeId;
 use crate::node::shared::Shared;
 use crate::service::{BoxFuture, FrameHandler, ServiceError, Shutdown};
+use crate::transport::trust::Trust;
 use crate::wire::Service;
 
 /// The channel service: the node's runtime plus its channels by name. Derefs to the
@@ -45,6 +46,7 @@ impl FrameHandler for ChannelService {
     fn handle(
         self: Arc<Self>,
         from: NodeId,
+        _trust: Trust,
         service: Service,
         body: Bytes,
     ) -> BoxFuture<'static, Result<Bytes>> {

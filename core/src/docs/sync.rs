@@ -242,17 +242,10 @@ impl DocsService {
         self.node.config.max_message_size
     }
 
-    /// Serves one sync request from `from`, as its connection's trust level allows.
-    async fn serve(self: Arc<Self>, from: NodeId, body: Bytes) -> Result<Bytes> {
+    /// Serves one sync request from `from`, as the trust level of the connection it came
+    /// on allows.
+    async fn serve(self: Arc<Self>, from: NodeId, trust: Trust, body: Bytes) -> Result<Bytes> {
         let req: SyncRequest = decode_bulk(&body)?;
-        // The trust level of the peer's live connection; a peer without one (its
-        // connection just went) gets nothing.
-        let Some(trust) = self.node.pool.trust(&from) else {
-            return Err(DocsError::NotShared {
-                id: DocId(req.doc).to_string(),
-            }
-            .into());
-        };
         let _slot = self.serving.take(&from)?;
         let _active = Active::new(&self.active);
         let reach = Reach::from_u8(req.reach)
@@ -364,12 +357,13 @@ impl FrameHandler for DocsService {
     fn handle(
         self: Arc<Self>,
         from: NodeId,
+        trust: Trust,
         service: Service,
         body: Bytes,
     ) -> BoxFuture<'static, Result<Bytes>> {
         Box::pin(async move {
             match service {
-                Service::Docs => self.serve(from, body).await,
+                Service::Docs => self.serve(from, trust, body).await,
                 _ => Err(ServiceError::NotMine("docs").into()),
             }
         })

@@ -29,6 +29,7 @@ use crate::peer::PeerState;
 use crate::service::{BoxFuture, Fetcher, FrameHandler, ServiceError};
 use crate::service::{Direction, Progress};
 use crate::slots::Slots;
+use crate::transport::trust::Trust;
 use crate::wire::codec::{decode_bulk, encode_bulk};
 use crate::wire::Service;
 
@@ -984,6 +985,7 @@ impl FrameHandler for FilesService {
     fn handle(
         self: Arc<Self>,
         from: NodeId,
+        _trust: Trust,
         service: Service,
         body: Bytes,
     ) -> BoxFuture<'static, Result<Bytes>> {

@@ -17,6 +17,7 @@ use crate::node::connect::{connection, connection_within};
 use crate::node::shared::Shared;
 use crate::service::{BoxFuture, FrameHandler, ServiceError};
 use crate::transport::rpc::call;
+use crate::transport::trust::Trust;
 use crate::wire::codec::encode_bulk;
 use crate::wire::messages::MembershipOp;
 use crate::wire::{Service, StreamHeader};
@@ -86,6 +87,7 @@ impl FrameHandler for Membership {
     fn handle(
         self: Arc<Self>,
         from: NodeId,
+        _trust: Trust,
         service: Service,
         body: Bytes,
     ) -> BoxFuture<'static, Result<Bytes>> {

@@ -423,7 +423,7 @@ impl Stream {
                 // If the requester gives up (stops reading), stop working for it.
                 let stopped = send.stopped();
                 tokio::select! {
-                    result = service::handle(&shared, peer, header.service, body) => result,
+                    result = service::handle(&shared, peer, trust, header.service, body) => result,
                     _ = stopped => {
                         debug!(peer = %peer.short(), "the requester gave up; handler cancelled");
                         return;

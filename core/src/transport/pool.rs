@@ -281,14 +281,6 @@ impl Pool {
             .collect()
     }
 
-    /// The trust level of the live connection to `id`, if it is connected.
-    pub fn trust(&self, id: &NodeId) -> Option<Trust> {
-        self.lock()
-            .get(id)
-            .filter(|e| e.connected())
-            .map(|e| e.trust)
-    }
-
     /// A snapshot of every known member: id, name, addresses, and the RTT of a live
     /// connection (`None` when not connected). Outsiders are not listed.
     pub fn snapshot(&self) -> Vec<(NodeId, String, Vec<SocketAddr>, Option<std::time::Duration>)> {
