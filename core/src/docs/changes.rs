@@ -71,9 +71,12 @@ impl DocChanges {
     /// event dropped (of any document), as the node cannot tell which were its own.
     pub async fn next(&mut self) -> Option<ChangeEvent> {
         loop {
+            // Biased, the stop first: once the node has shut down the subscription ends,
+            // even with events still buffered (an unbiased select picks at random).
             let got = tokio::select! {
-                r = self.rx.recv() => r,
+                biased;
                 _ = self.stop.cancelled() => return None,
+                r = self.rx.recv() => r,
             };
             match got {
                 Ok(c) if self.wants(&c) => return Some(ChangeEvent::Change(c)),
