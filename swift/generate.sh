@@ -27,6 +27,7 @@ esac
 # differently and would compile the core again (ADR 0013).
 [ "${MEMMESH_UNIFFI_LIB_BUILT:-}" = 1 ] || cargo build --quiet -p memmesh-uniffi
 # The generator builds in target/bindgen (ci/lib.sh: build_bindgen).
+# shellcheck disable=SC1091 # the path is computed; ci/lib.sh is linted on its own
 . "$ROOT/ci/lib.sh"
 bindgen="$(build_bindgen)"
 
