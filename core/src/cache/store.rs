@@ -623,20 +623,27 @@ impl Store {
 
     /// Drops every entry and tombstone of the partitions in `which`.
     pub fn drop_partitions(&mut self, which: &[bool]) -> usize {
+        let removed = self.remove_live_where(|s| {
+            which
+                .get(usize::from(s.partition))
+                .copied()
+                .unwrap_or(false)
+        });
+        self.forget_deletes_where(|_, p| which.get(usize::from(p)).copied().unwrap_or(false));
+        removed
+    }
+
+    /// Removes every live entry whose slot `pick` chooses; returns how many.
+    fn remove_live_where(&mut self, pick: impl Fn(&Slot) -> bool) -> usize {
         let victims: Vec<u32> = (0..self.slots.len() as u32)
             .filter(|&i| {
                 let s = &self.slots[i as usize];
-                s.live
-                    && which
-                        .get(usize::from(s.partition))
-                        .copied()
-                        .unwrap_or(false)
+                s.live && pick(s)
             })
             .collect();
         for &i in &victims {
             self.remove_slot(i);
         }
-        self.forget_deletes_where(|_, p| which.get(usize::from(p)).copied().unwrap_or(false));
         victims.len()
     }
 
@@ -648,17 +655,9 @@ impl Store {
     pub fn clear_before(&mut self, version: u64) -> usize {
         self.cleared_before = self.cleared_before.max(version);
         let horizon = self.cleared_before;
-        let victims: Vec<u32> = (0..self.slots.len() as u32)
-            .filter(|&i| {
-                let s = &self.slots[i as usize];
-                s.live && s.version < horizon
-            })
-            .collect();
-        for &i in &victims {
-            self.remove_slot(i);
-        }
+        let removed = self.remove_live_where(|s| s.version < horizon);
         self.forget_deletes_where(|v, _| v < horizon);
-        victims.len()
+        removed
     }
 
     /// The version the bucket was last cleared at ([`Store::clear_before`]; 0: never).
