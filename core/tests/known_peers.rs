@@ -229,3 +229,85 @@ async fn a_zero_ttl_remembers_nothing_and_forgets_the_file() {
     other.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(da);
 }
+
+const SECRET_A: &str = "known-peers-cluster-a-secret-0123456789";
+const SECRET_B: &str = "known-peers-cluster-b-secret-9876543210";
+
+/// A node of the cluster `secret` on `listen` with its data dir, trusting `outsider`.
+async fn trusting(name: &str, data: &Path, listen: &str, secret: &str, outsider: NodeId) -> Node {
+    builder(name)
+        .listen(listen)
+        .data_dir(data)
+        .cluster_secret(secret)
+        .trusted_peers([outsider])
+        .start()
+        .await
+        .expect("start node")
+}
+
+/// Edits the community document `id` on `from` and polls until `to` holds the same heads.
+async fn reaches(from: &Node, to: &Node, id: memmesh::DocId, value: &str) -> bool {
+    let doc = from.docs().unwrap().open(id).await.unwrap();
+    doc.put("v", value.to_string()).await.unwrap();
+    let heads = doc.heads().unwrap();
+    let end = tokio::time::Instant::now() + DEADLINE;
+    while tokio::time::Instant::now() < end {
+        if let Ok(d) = to.docs().unwrap().open(id).await {
+            if d.heads().unwrap() == heads {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_trusted_outsider_is_redialled_and_remembered_across_restarts() {
+    use memmesh::{Keypair, Reach};
+    let (da, db) = (dir("outsider-a"), dir("outsider-b"));
+    let ida = Keypair::load_or_create(&da).unwrap().node_id();
+    let idb = Keypair::load_or_create(&db).unwrap().node_id();
+    // Two clusters (two secrets) that trust each other's node by its key.
+    let a = trusting("a", &da, "127.0.0.1:0", SECRET_A, idb).await;
+    let b = trusting("b", &db, "127.0.0.1:0", SECRET_B, ida).await;
+    let b_addr = b.addr().to_string();
+    a.connect_to(idb, &b_addr).await.unwrap();
+    let doc = a.docs().unwrap().create(Reach::Community).await.unwrap();
+    assert!(reaches(&a, &b, doc, "first").await, "the document synced");
+    assert!(
+        eventually(DEADLINE, || remembered(&da).contains(&idb)
+            && remembered(&db).contains(&ida))
+        .await,
+        "each side remembers the outsider it talked to"
+    );
+    assert!(
+        a.peers().iter().all(|p| p.id != idb),
+        "an outsider is never a member"
+    );
+
+    // b goes away and comes back at the same address: nobody calls connect, yet the
+    // connection comes back and the document flows again.
+    b.shutdown().await.unwrap();
+    drop(b);
+    let b = trusting("b", &db, &b_addr, SECRET_B, ida).await;
+    assert!(
+        reaches(&a, &b, doc, "after b restarted").await,
+        "the lost outsider was redialled"
+    );
+
+    // a restarts on a new port (so b cannot dial it) with no bootstrap address: it
+    // redials b from its table alone.
+    a.shutdown().await.unwrap();
+    drop(a);
+    let a = trusting("a", &da, "127.0.0.1:0", SECRET_A, idb).await;
+    assert!(a.config().bootstrap.is_empty());
+    assert!(
+        reaches(&a, &b, doc, "after a restarted").await,
+        "the restarted node redialled the outsider it remembered"
+    );
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(da);
+    let _ = std::fs::remove_dir_all(db);
+}

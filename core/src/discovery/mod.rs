@@ -16,6 +16,7 @@ pub mod error;
 pub mod known;
 pub mod limits;
 pub mod mdns;
+pub mod outsider_redial;
 pub mod plausible;
 pub mod queue;
 pub mod rate;

@@ -8,6 +8,12 @@
 //! connection actually reached, never what one member says about another), and saves the
 //! table durably (temp file, fsync, rename, directory fsync): soon after it changes, now
 //! and then as members stay up, and at shutdown.
+//!
+//! It also remembers the trusted outsiders (ADR 0028) this node has had a connection
+//! with, at the address that connection reached, and keeps them connected: membership
+//! never watches outsiders, so a lost one is redialled here (`node::outsiders`, on the
+//! schedule of [`OutsiderRedial`]). Without a data dir but with `trusted_peers`, the
+//! table lives in memory only, for that.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,11 +25,13 @@ use tokio::sync::broadcast::error::RecvError;
 use tracing::{debug, info, warn};
 
 use crate::discovery::known::{KnownPeers, Recorded, FILE_NAME};
+use crate::discovery::outsider_redial::OutsiderRedial;
 use crate::error::Error;
 use crate::identity::NodeId;
 use crate::membership::member::dialable;
 use crate::membership::{Event, Membership};
 use crate::node::connect;
+use crate::node::outsiders;
 use crate::node::shared::Shared;
 use crate::peer::PeerState;
 use crate::service::Shutdown;
@@ -70,31 +78,36 @@ struct State {
 #[derive(Debug)]
 pub(crate) struct KnownPeersService {
     shared: Arc<Shared>,
-    path: PathBuf,
+    /// `<data_dir>/known-peers`; `None` without a data dir (outsiders in memory only).
+    path: Option<PathBuf>,
     state: Mutex<State>,
     /// Serialises writes of the file (the task's and the shutdown's).
     writing: Mutex<()>,
 }
 
 impl KnownPeersService {
-    /// Starts remembering (and redials the peers remembered), or returns `None` when the
-    /// node has no data dir or `known_peers_ttl` is zero (then a file left from before
-    /// is removed).
+    /// Starts remembering (and redials the peers remembered), or returns `None` when
+    /// `known_peers_ttl` is zero (then a file left from before is removed) or the node
+    /// has neither a data dir nor `trusted_peers`.
     pub(crate) fn start(
         shared: &Arc<Shared>,
         membership: &Arc<Membership>,
     ) -> Option<Arc<KnownPeersService>> {
-        let dir = shared.config.data_dir.as_deref()?;
-        let path = dir.join(FILE_NAME);
         let ttl = shared.config.known_peers_ttl;
+        let path = shared.config.data_dir.as_deref().map(|d| d.join(FILE_NAME));
         if ttl.is_zero() {
-            match std::fs::remove_file(&path) {
-                Ok(()) => info!("known_peers_ttl is 0: forgot the remembered peers"),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    warn!(path = %path.display(), error = %e, "could not remove the known-peers file")
+            if let Some(path) = &path {
+                match std::fs::remove_file(path) {
+                    Ok(()) => info!("known_peers_ttl is 0: forgot the remembered peers"),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        warn!(path = %path.display(), error = %e, "could not remove the known-peers file")
+                    }
                 }
             }
+            return None;
+        }
+        if path.is_none() && shared.hello.trust.trusted_peers.is_empty() {
             return None;
         }
         let service = Arc::new(KnownPeersService {
@@ -127,15 +140,16 @@ impl KnownPeersService {
         membership: Arc<Membership>,
         mut events: tokio::sync::broadcast::Receiver<Event>,
     ) {
-        let path = self.path.clone();
         let ttl = self.shared.config.known_peers_ttl;
-        let loaded = tokio::task::spawn_blocking(move || load(&path, ttl)).await;
-        let table = match loaded {
-            Ok(t) => t,
-            Err(e) => {
-                warn!(error = %e, "loading the known peers panicked; starting with none");
-                KnownPeers::new(ttl)
-            }
+        let table = match self.path.clone() {
+            None => KnownPeers::new(ttl),
+            Some(path) => match tokio::task::spawn_blocking(move || load(&path, ttl)).await {
+                Ok(t) => t,
+                Err(e) => {
+                    warn!(error = %e, "loading the known peers panicked; starting with none");
+                    KnownPeers::new(ttl)
+                }
+            },
         };
         let now = now_ms();
         let dials = {
@@ -150,7 +164,11 @@ impl KnownPeersService {
                 );
                 s.dirty = Dirty::Changed;
             }
-            s.table.to_dial(&self.shared.id, now, dialable)
+            // Outsiders are kept connected by the loop below, from its first tick.
+            let trusted = &self.shared.hello.trust.trusted_peers;
+            let mut dials = s.table.to_dial(&self.shared.id, now, dialable);
+            dials.retain(|(id, _)| !trusted.contains(id));
+            dials
         };
         if !dials.is_empty() {
             info!(
@@ -165,6 +183,8 @@ impl KnownPeersService {
         }
         let mut tick = tokio::time::interval(REFRESH_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut redial = OutsiderRedial::new();
+        let dialling = outsiders::Dialling::default();
         loop {
             tokio::select! {
                 _ = self.shared.cancel.cancelled() => return,
@@ -176,6 +196,7 @@ impl KnownPeersService {
                 },
                 _ = tick.tick() => {
                     self.refresh(&membership);
+                    self.keep_outsiders(&mut redial, &dialling);
                     self.save_if_due().await;
                 }
             }
@@ -213,14 +234,48 @@ impl KnownPeersService {
                 Some((id, name, conn.remote_address()))
             })
             .collect();
+        // Trusted outsiders, at the address their authenticated connection reached.
+        let trusted = &self.shared.hello.trust.trusted_peers;
+        let outsiders = self
+            .shared
+            .pool
+            .live_outsiders()
+            .into_iter()
+            .filter(|(id, _, _)| trusted.contains(id));
         let now = now_ms();
         let mut s = self.lock();
-        for (id, name, addr) in reached {
+        for (id, name, addr) in reached.into_iter().chain(outsiders) {
             let outcome = s.table.record(id, &name, Some(addr), now);
             mark(&mut s, outcome);
         }
         if s.table.expire(now) > 0 {
             s.dirty = Dirty::Changed;
+        }
+    }
+
+    /// Redials the remembered trusted outsiders whose connection is lost, when their
+    /// schedule says so.
+    fn keep_outsiders(&self, redial: &mut OutsiderRedial, dialling: &outsiders::Dialling) {
+        let trusted = &self.shared.hello.trust.trusted_peers;
+        if trusted.is_empty() {
+            return;
+        }
+        let remembered = {
+            let s = self.lock();
+            s.table.to_dial(&self.shared.id, now_ms(), dialable)
+        };
+        let remembered: Vec<(NodeId, Vec<SocketAddr>)> = remembered
+            .into_iter()
+            .filter(|(id, _)| trusted.contains(id))
+            .collect();
+        let status = remembered
+            .iter()
+            .map(|(id, _)| (*id, self.shared.pool.live(id).is_some()));
+        let due = redial.due(Instant::now(), status);
+        for (id, addrs) in remembered {
+            if due.contains(&id) {
+                outsiders::dial(&self.shared, dialling, id, addrs);
+            }
         }
     }
 
@@ -247,6 +302,9 @@ impl KnownPeersService {
 
     /// Writes the table if anything is unsaved (blocking: file I/O and fsyncs).
     fn save(&self) {
+        let Some(path) = &self.path else {
+            return; // no data dir: the table lives in memory only
+        };
         let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let bytes = {
             let mut s = self.lock();
@@ -257,8 +315,8 @@ impl KnownPeersService {
             s.last_save = Instant::now();
             s.table.encode()
         };
-        match crate::durable::write_atomic(&self.path, &bytes, true) {
-            Ok(()) => debug!(path = %self.path.display(), "known peers saved"),
+        match crate::durable::write_atomic(path, &bytes, true) {
+            Ok(()) => debug!(path = %path.display(), "known peers saved"),
             Err(e) => {
                 warn!(error = %e.chain(), "could not save the known peers");
                 let mut s = self.lock();

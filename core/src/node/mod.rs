@@ -11,6 +11,7 @@ pub(crate) mod guard;
 pub(crate) mod known;
 pub(crate) mod members;
 pub mod options;
+pub(crate) mod outsiders;
 pub(crate) mod peers;
 pub(crate) mod runtime;
 pub(crate) mod shared;

@@ -271,6 +271,20 @@ impl Pool {
             .collect()
     }
 
+    /// Every trusted outsider (trust [`Trust::Outsider`], not commons peers) with a live
+    /// connection: its id, name and the address that connection reached (ADR 0028: what
+    /// the known-peers table remembers of outsiders).
+    pub fn live_outsiders(&self) -> Vec<(NodeId, String, SocketAddr)> {
+        self.lock()
+            .iter()
+            .filter(|(_, e)| e.trust == Trust::Outsider)
+            .filter_map(|(id, e)| {
+                let conn = e.conn.as_ref().filter(|c| c.close_reason().is_none())?;
+                Some((*id, e.name.clone(), conn.remote_address()))
+            })
+            .collect()
+    }
+
     /// Every peer with a live connection, members and outsiders, with its trust level
     /// (what the documents service offers documents to).
     pub fn connected_trust(&self) -> Vec<(NodeId, Trust)> {
