@@ -72,6 +72,16 @@ impl TempFile {
         })
     }
 
+    /// Takes over an existing, synced file at `path` (a finished partial replica): it is
+    /// renamed into place like a new one, or removed on drop.
+    pub fn adopt(path: PathBuf) -> TempFile {
+        TempFile {
+            path,
+            file: None,
+            kept: false,
+        }
+    }
+
     /// Appends bytes.
     pub fn write(&mut self, bytes: &[u8]) -> Result<(), FilesError> {
         match self.file.as_mut() {
@@ -247,6 +257,8 @@ pub struct Scan {
     pub temps: Vec<PathBuf>,
     /// Content files by id, with their lengths.
     pub contents: HashMap<[u8; 32], u64>,
+    /// Names of partial replicas and their checkpoints (`partial-*`, see `partials.rs`).
+    pub partials: Vec<String>,
 }
 
 /// Lists the contents directory. Entries that are neither temporary nor content files are
@@ -262,6 +274,8 @@ pub fn scan(dir: &Path) -> Result<Scan, FilesError> {
         };
         if name.starts_with(TEMP_PREFIX) {
             out.temps.push(entry.path());
+        } else if name.starts_with(super::partials::PARTIAL_PREFIX) {
+            out.partials.push(name.to_string());
         } else if let Some(id) = id_of_name(name) {
             let len = entry
                 .metadata()

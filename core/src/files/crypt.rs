@@ -173,6 +173,41 @@ impl Encryptor {
         Ok(())
     }
 
+    /// Continues a partial file (`files/partial-*`, ADR 0018) whose `header` this
+    /// encryptor wrote and has `segments` sealed segments so far, `hasher` and `size` over their plaintext (read back and verified).
+    pub fn resumed(
+        storage: &LessSafeKey,
+        header: &[u8],
+        segments: u32,
+        hasher: blake3::Hasher,
+        size: u64,
+    ) -> Result<Encryptor, FilesError> {
+        let (key, prefix) = open_header(storage, header, "partial file")?;
+        Ok(Encryptor {
+            key,
+            prefix,
+            counter: segments,
+            pending: Vec::with_capacity(SEGMENT),
+            hasher,
+            size,
+        })
+    }
+
+    /// Seals a full pending segment as not the last one (the caller knows more plaintext
+    /// follows), so that everything fed so far is in `out`; a checkpoint of a partial
+    /// file needs it. Nothing happens if less than a full segment is pending.
+    pub fn seal_full(&mut self, out: &mut Vec<u8>) -> Result<(), FilesError> {
+        if self.pending.len() == SEGMENT {
+            self.seal_pending(false, out)?;
+        }
+        Ok(())
+    }
+
+    /// Whether plaintext fed is waiting in a segment not sealed yet.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// Seals the last segment into `out`; returns the plaintext's BLAKE3 digest and size.
     pub fn finish(mut self, out: &mut Vec<u8>) -> Result<([u8; 32], u64), FilesError> {
         self.seal_pending(true, out)?;
@@ -198,6 +233,31 @@ impl Encryptor {
             .ok_or_else(|| FilesError::Invalid("file too large (2^32 segments)".into()))?;
         Ok(())
     }
+}
+
+/// Checks a content file's `header` and unwraps its file key with `storage`: the
+/// segments' key and nonce prefix.
+fn open_header(
+    storage: &LessSafeKey,
+    header: &[u8],
+    what: &str,
+) -> Result<(LessSafeKey, [u8; PREFIX_LEN]), FilesError> {
+    let bad = |part: &str| FilesError::corrupted(format!("{what}: {part}"));
+    if header.len() != HEADER_LEN || &header[..8] != MAGIC {
+        return Err(bad("not a memmesh content file"));
+    }
+    if header[8] != VERSION || header[9] != ALG_CHACHA20_POLY1305 {
+        return Err(bad("unknown content-file version or algorithm"));
+    }
+    if header[10..14] != (SEGMENT as u32).to_le_bytes() {
+        return Err(bad("unexpected segment size"));
+    }
+    let (aad, wrapped) = header.split_at(HEADER_AAD_LEN);
+    let file_key = open_box(storage, aad, wrapped).ok_or_else(|| bad("file key"))?;
+    let file_key: [u8; KEY_LEN] = file_key.try_into().map_err(|_| bad("file key length"))?;
+    let mut prefix = [0u8; PREFIX_LEN];
+    prefix.copy_from_slice(&aad[14..14 + PREFIX_LEN]);
+    Ok((aead_key(&file_key)?, prefix))
 }
 
 /// Decrypts one file's segments, verifying each before its plaintext is handed out.
@@ -242,16 +302,25 @@ impl Decryptor {
         if segments > u64::from(u32::MAX) + 1 {
             return Err(bad("too many segments"));
         }
-        let (aad, wrapped) = header.split_at(HEADER_AAD_LEN);
-        let file_key = open_box(storage, aad, wrapped).ok_or_else(|| bad("file key"))?;
-        let file_key: [u8; KEY_LEN] = file_key.try_into().map_err(|_| bad("file key length"))?;
-        let mut prefix = [0u8; PREFIX_LEN];
-        prefix.copy_from_slice(&aad[14..14 + PREFIX_LEN]);
+        let (key, prefix) = open_header(storage, header, what)?;
         Ok(Decryptor {
-            key: aead_key(&file_key)?,
+            key,
             prefix,
             counter: 0,
             segments,
+            done: false,
+        })
+    }
+
+    /// Reads back the sealed segments of a partial file (`files/partial-*`): none of
+    /// them is the last one, so every segment is opened as not the last.
+    pub fn partial(storage: &LessSafeKey, header: &[u8], what: &str) -> Result<Decryptor, FilesError> {
+        let (key, prefix) = open_header(storage, header, what)?;
+        Ok(Decryptor {
+            key,
+            prefix,
+            counter: 0,
+            segments: u64::MAX,
             done: false,
         })
     }
