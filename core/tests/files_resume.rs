@@ -99,6 +99,7 @@ async fn a_replica_cut_mid_pull_resumes_from_its_kept_part_and_is_stored_verifie
         .await
         .unwrap();
     let second = transfer.streamed_bytes_for_tests() - first;
+    eprintln!("size {size}: first attempt streamed {first}, the resumed one {second}");
     assert!(
         second + (8 << 20) <= size as u64,
         "sent {second} of {size} bytes again (the first attempt got {first} through)"

@@ -72,14 +72,22 @@ impl TempFile {
         })
     }
 
-    /// Takes over an existing, synced file at `path` (a finished partial replica): it is
-    /// renamed into place like a new one, or removed on drop.
-    pub fn adopt(path: PathBuf) -> TempFile {
-        TempFile {
-            path,
+    /// Takes over an existing, synced file at `path` (a finished partial replica) by
+    /// renaming it to a new temporary name in the same directory: it is then renamed into
+    /// place like a new one, or removed on drop (or at the next start).
+    pub fn rename_from(path: &Path) -> Result<TempFile, FilesError> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let suffix: [u8; 8] = super::crypt::random()?;
+        let tmp = dir.join(format!(
+            "{TEMP_PREFIX}{}",
+            data_encoding::HEXLOWER.encode(&suffix)
+        ));
+        std::fs::rename(path, &tmp).map_err(FilesError::io("renaming", path))?;
+        Ok(TempFile {
+            path: tmp,
             file: None,
             kept: false,
-        }
+        })
     }
 
     /// Appends bytes.

@@ -288,15 +288,6 @@ impl Decryptor {
         what: &str,
     ) -> Result<Decryptor, FilesError> {
         let bad = |part: &str| FilesError::corrupted(format!("{what}: {part}"));
-        if header.len() != HEADER_LEN || &header[..8] != MAGIC {
-            return Err(bad("not a memmesh content file"));
-        }
-        if header[8] != VERSION || header[9] != ALG_CHACHA20_POLY1305 {
-            return Err(bad("unknown content-file version or algorithm"));
-        }
-        if header[10..14] != (SEGMENT as u32).to_le_bytes() {
-            return Err(bad("unexpected segment size"));
-        }
         let size = plain_len(stored).ok_or_else(|| bad("impossible length"))?;
         let segments = segments(size);
         if segments > u64::from(u32::MAX) + 1 {
@@ -457,6 +448,34 @@ mod tests {
         swapped[a..b].copy_from_slice(&file[b..b + SEALED_SEGMENT]);
         swapped[b..b + SEALED_SEGMENT].copy_from_slice(&seg0);
         assert!(decrypt(&swapped).is_err());
+    }
+
+    #[test]
+    fn an_encryption_resumed_after_whole_segments_gives_a_file_that_reads_back() {
+        let data: Vec<u8> = (0..5 * SEGMENT + 77).map(|i| (i * 13 % 251) as u8).collect();
+        let cut = 3 * SEGMENT;
+        let (mut enc, mut file) = Encryptor::new(&storage()).unwrap();
+        enc.update(&data[..cut], &mut file).unwrap();
+        enc.seal_full(&mut file).unwrap();
+        assert!(!enc.has_pending());
+        assert_eq!(file.len(), HEADER_LEN + 3 * SEALED_SEGMENT);
+        drop(enc);
+        // Read the kept part back as a partial (every segment not the last).
+        let mut dec = Decryptor::partial(&storage(), &file[..HEADER_LEN], "p").unwrap();
+        let mut hasher = blake3::Hasher::new();
+        let mut kept = file[HEADER_LEN..].to_vec();
+        for seg in kept.chunks_mut(SEALED_SEGMENT) {
+            hasher.update(dec.open(seg, "p").unwrap());
+        }
+        let header = file[..HEADER_LEN].to_vec();
+        let mut enc = Encryptor::resumed(&storage(), &header, 3, hasher, cut as u64).unwrap();
+        enc.update(&data[cut..], &mut file).unwrap();
+        let (digest, size) = enc.finish(&mut file).unwrap();
+        assert_eq!((digest, size), (*blake3::hash(&data).as_bytes(), data.len() as u64));
+        assert_eq!(decrypt(&file).unwrap(), data);
+        // Another storage key cannot continue it.
+        let other = aead_key(&[8u8; KEY_LEN]).unwrap();
+        assert!(Encryptor::resumed(&other, &header, 3, blake3::Hasher::new(), 0).is_err());
     }
 
     #[test]

@@ -63,7 +63,10 @@ impl std::fmt::Debug for PartialWriter {
     }
 }
 
-fn io(doing: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> FilesError {
+fn io<'a>(
+    doing: &'static str,
+    path: &'a std::path::Path,
+) -> impl FnOnce(std::io::Error) -> FilesError + use<'a> {
     FilesError::io(doing, path)
 }
 
@@ -382,7 +385,15 @@ impl crate::service::ChunkWriter for PartialWriter {
                 return Err(e.into());
             }
         };
-        let tmp = TempFile::adopt(inner.path.clone());
+        // Out of the partial's name first: a later pull of the same file from the same
+        // node may start a new partial there while the store renames this one into place.
+        let tmp = match TempFile::rename_from(&inner.path) {
+            Ok(tmp) => tmp,
+            Err(e) => {
+                let _ = std::fs::remove_file(&inner.path);
+                return Err(e.into());
+            }
+        };
         *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(Received { tmp, digest, size });
         Ok(())
     }
@@ -398,5 +409,137 @@ impl Drop for PartialWriter {
             Ok(rt) => drop(rt.spawn_blocking(move || inner.settle())),
             Err(_) => inner.settle(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::contents::read_decrypted;
+    use crate::files::crypt::stored_len;
+    use crate::files::store::OpenOptions as StoreOptions;
+    use crate::identity::NodeId;
+    use crate::service::ChunkWriter;
+
+    const MIB: usize = 1 << 20;
+
+    fn store(name: &str) -> (Arc<Store>, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("memmesh-partial-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(StoreOptions {
+            data_dir: dir.clone(),
+            passphrase: None,
+            quota: None,
+            node: NodeId::from_bytes([1; 32]),
+        })
+        .unwrap();
+        (Arc::new(store), dir)
+    }
+
+    fn writer(store: &Arc<Store>, id: [u8; 32], size: u64, slot: &Slot) -> PartialWriter {
+        let (claim, _settled) = store.partials().claim(&id, &[9; 32]).expect("claim");
+        PartialWriter::open(store.clone(), claim, id, size, slot.clone()).unwrap()
+    }
+
+    fn feed(w: &mut PartialWriter, data: &[u8], chunks: std::ops::Range<usize>) {
+        for i in chunks {
+            let end = ((i + 1) * MIB).min(data.len());
+            w.write(&data[i * MIB..end]).unwrap();
+            w.checkpoint(format!("state-{}", i + 1).as_bytes()).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_stopped_pull_keeps_its_verified_part_and_the_next_one_continues_it() {
+        let (store, dir) = store("resume");
+        let data: Vec<u8> = (0..5 * MIB + 7).map(|i| (i * 7 % 253) as u8).collect();
+        let id = *blake3::hash(&data).as_bytes();
+        let size = data.len() as u64;
+        let slot = Slot::default();
+        let mut w = writer(&store, id, size, &slot);
+        assert_eq!(w.kept_bytes(), 0);
+        assert_eq!(w.resume_point(&|_, _| true).unwrap(), None);
+        feed(&mut w, &data, 0..3);
+        // Stopped (no runtime here: it settles at once): checkpointed, at rest.
+        drop(w);
+        assert_eq!(store.partials().resting(), 1);
+
+        // The engine refuses the kept state: the writer starts over from zero.
+        let mut w = writer(&store, id, size, &slot);
+        assert_eq!(w.kept_bytes(), 3 * MIB as u64);
+        assert_eq!(w.resume_point(&|_, _| false).unwrap(), None);
+        feed(&mut w, &data, 0..2);
+        drop(w);
+
+        // The engine accepts it: only the rest is written, and the whole reads back.
+        let mut w = writer(&store, id, size, &slot);
+        assert_eq!(w.kept_bytes(), 2 * MIB as u64);
+        let state = w
+            .resume_point(&|bytes, state| bytes == 2 * MIB as u64 && state == b"state-2")
+            .unwrap();
+        assert_eq!(state.as_deref(), Some(&b"state-2"[..]));
+        feed(&mut w, &data, 2..6);
+        Box::new(w).finish().unwrap();
+        let received = slot.lock().unwrap().take().expect("handed over");
+        assert_eq!((received.digest, received.size), (id, size));
+        let target = dir.join("whole");
+        received.tmp.rename_to(&target).unwrap();
+        let mut back = Vec::new();
+        read_decrypted(&target, store.key(), &id, stored_len(size), "t", |p| {
+            back.extend_from_slice(p);
+            Ok(())
+        })
+        .unwrap();
+        assert!(back == data, "the resumed copy differs");
+        // Nothing of the partial is left.
+        let left: Vec<String> = std::fs::read_dir(dir.join("files"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("partial-"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        assert_eq!(store.partials().resting(), 0);
+        store.close();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_tampered_partial_or_one_too_short_is_not_resumed() {
+        let (store, dir) = store("tamper");
+        let data = vec![5u8; 3 * MIB];
+        let id = *blake3::hash(&data).as_bytes();
+        let size = data.len() as u64;
+        let slot = Slot::default();
+        let mut w = writer(&store, id, size, &slot);
+        feed(&mut w, &data, 0..2);
+        let path = store.partials().path(&partials_key(&id));
+        drop(w);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[HEADER_LEN + 10] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let w = writer(&store, id, size, &slot);
+        assert_eq!(w.kept_bytes(), 0, "a segment that does not authenticate");
+        drop(w);
+        // Nothing was written by that one: nothing kept.
+        assert_eq!(store.partials().resting(), 0);
+        let mut w = writer(&store, id, size, &slot);
+        feed(&mut w, &data, 0..2);
+        drop(w);
+        let len = std::fs::metadata(&path).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len - 1)
+            .unwrap();
+        let w = writer(&store, id, size, &slot);
+        assert_eq!(w.kept_bytes(), 0, "shorter than its checkpoint");
+        drop(w);
+        store.close();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn partials_key(id: &[u8; 32]) -> [u8; 32] {
+        crate::files::partials::partial_key(id, &[9; 32])
     }
 }

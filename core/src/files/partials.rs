@@ -23,6 +23,9 @@ pub const MAX_PARTIALS: usize = 16;
 pub const MAX_PARTIALS_PER_ORIGIN: usize = 4;
 /// Most bytes of partial files at rest on a node; beyond, the oldest go.
 pub const MAX_PARTIAL_BYTES: u64 = 16 << 30;
+/// Most bytes of partial files at rest pulled from one node; beyond, its oldest go (so
+/// one origin alone cannot push the others' out).
+pub const MAX_PARTIAL_BYTES_PER_ORIGIN: u64 = MAX_PARTIAL_BYTES / 2;
 
 /// The key of the partial file of a pull of file `id` from `origin`.
 pub fn partial_key(id: &[u8; 32], origin: &[u8; 32]) -> [u8; 32] {
@@ -186,13 +189,17 @@ impl Partials {
     fn bound(&self, t: &mut Table) {
         loop {
             let total: u64 = t.rest.values().map(|r| r.bytes).sum();
-            let mut per_origin: HashMap<[u8; 32], usize> = HashMap::new();
+            let mut per_origin: HashMap<[u8; 32], (usize, u64)> = HashMap::new();
             for r in t.rest.values() {
-                *per_origin.entry(r.origin).or_default() += 1;
+                let o = per_origin.entry(r.origin).or_default();
+                o.0 += 1;
+                o.1 = o.1.saturating_add(r.bytes);
             }
             let crowded: Vec<[u8; 32]> = per_origin
                 .into_iter()
-                .filter(|(_, n)| *n > MAX_PARTIALS_PER_ORIGIN)
+                .filter(|(_, (n, b))| {
+                    *n > MAX_PARTIALS_PER_ORIGIN || *b > MAX_PARTIAL_BYTES_PER_ORIGIN
+                })
                 .map(|(o, _)| o)
                 .collect();
             let over = t.rest.len() > MAX_PARTIALS || total > MAX_PARTIAL_BYTES;
@@ -417,13 +424,15 @@ mod tests {
         // Claiming one takes it off the ones at rest; evicting takes the oldest.
         let (c, _s) = p.claim(&[2; 32], &[9; 32]).unwrap();
         assert_eq!(p.resting(), MAX_PARTIALS_PER_ORIGIN - 1);
+        // A claim let go before a writer opened it puts it back at rest.
         drop(c);
+        assert_eq!(p.resting(), MAX_PARTIALS_PER_ORIGIN);
         assert_eq!(p.evict_oldest(), Some(100));
-        assert_eq!(p.resting(), MAX_PARTIALS_PER_ORIGIN - 2);
-        // A partial over the byte bound alone does not stay.
+        assert_eq!(p.resting(), MAX_PARTIALS_PER_ORIGIN - 1);
+        // A partial over its origin's byte bound does not stay, and pushes no other out.
         let (c, _s) = p.claim(&[42; 32], &[7; 32]).unwrap();
-        c.rest(MAX_PARTIAL_BYTES + 1);
-        assert_eq!(p.resting(), MAX_PARTIALS_PER_ORIGIN - 2);
+        c.rest(MAX_PARTIAL_BYTES_PER_ORIGIN + 1);
+        assert_eq!(p.resting(), MAX_PARTIALS_PER_ORIGIN - 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
