@@ -197,7 +197,10 @@ mod tests {
         let sealed = c.seal(&key).unwrap();
         assert_eq!(Checkpoint::open(&sealed, &key), Some(c.clone()));
         // Another key, any flipped byte, any cut.
-        assert_eq!(Checkpoint::open(&sealed, &aead_key(&[5; 32]).unwrap()), None);
+        assert_eq!(
+            Checkpoint::open(&sealed, &aead_key(&[5; 32]).unwrap()),
+            None
+        );
         for i in 0..sealed.len() {
             let mut bad = sealed.clone();
             bad[i] ^= 0x40;
@@ -227,9 +230,15 @@ mod tests {
             len,
         };
         let (id, origin, size) = (c.id, c.origin, c.size);
-        assert_eq!(decide(Some(&c), Some(len), hour, &id, &origin, size), resume);
+        assert_eq!(
+            decide(Some(&c), Some(len), hour, &id, &origin, size),
+            resume
+        );
         // Bytes written past the checkpoint are cut off, not trusted.
-        assert_eq!(decide(Some(&c), Some(len + 999), hour, &id, &origin, size), resume);
+        assert_eq!(
+            decide(Some(&c), Some(len + 999), hour, &id, &origin, size),
+            resume
+        );
         let restarts = [
             decide(None, Some(len), hour, &id, &origin, size),
             decide(Some(&c), None, hour, &id, &origin, size),
@@ -239,8 +248,22 @@ mod tests {
             decide(Some(&c), Some(len), hour, &id, &[7; 32], size),
             decide(Some(&c), Some(len), hour, &id, &origin, size + 1),
             decide(Some(&sample(0)), Some(len), hour, &id, &origin, size),
-            decide(Some(&sample(11 * SEGMENT as u64)), Some(u64::MAX), hour, &id, &origin, size),
-            decide(Some(&sample(SEGMENT as u64 + 1)), Some(len), hour, &id, &origin, size),
+            decide(
+                Some(&sample(11 * SEGMENT as u64)),
+                Some(u64::MAX),
+                hour,
+                &id,
+                &origin,
+                size,
+            ),
+            decide(
+                Some(&sample(SEGMENT as u64 + 1)),
+                Some(len),
+                hour,
+                &id,
+                &origin,
+                size,
+            ),
         ];
         for (i, d) in restarts.iter().enumerate() {
             assert!(matches!(d, Decision::Restart(_)), "case {i}: {d:?}");

@@ -305,7 +305,11 @@ impl Decryptor {
 
     /// Reads back the sealed segments of a partial file (`files/partial-*`): none of
     /// them is the last one, so every segment is opened as not the last.
-    pub fn partial(storage: &LessSafeKey, header: &[u8], what: &str) -> Result<Decryptor, FilesError> {
+    pub fn partial(
+        storage: &LessSafeKey,
+        header: &[u8],
+        what: &str,
+    ) -> Result<Decryptor, FilesError> {
         let (key, prefix) = open_header(storage, header, what)?;
         Ok(Decryptor {
             key,
@@ -452,7 +456,9 @@ mod tests {
 
     #[test]
     fn an_encryption_resumed_after_whole_segments_gives_a_file_that_reads_back() {
-        let data: Vec<u8> = (0..5 * SEGMENT + 77).map(|i| (i * 13 % 251) as u8).collect();
+        let data: Vec<u8> = (0..5 * SEGMENT + 77)
+            .map(|i| (i * 13 % 251) as u8)
+            .collect();
         let cut = 3 * SEGMENT;
         let (mut enc, mut file) = Encryptor::new(&storage()).unwrap();
         enc.update(&data[..cut], &mut file).unwrap();
@@ -471,7 +477,10 @@ mod tests {
         let mut enc = Encryptor::resumed(&storage(), &header, 3, hasher, cut as u64).unwrap();
         enc.update(&data[cut..], &mut file).unwrap();
         let (digest, size) = enc.finish(&mut file).unwrap();
-        assert_eq!((digest, size), (*blake3::hash(&data).as_bytes(), data.len() as u64));
+        assert_eq!(
+            (digest, size),
+            (*blake3::hash(&data).as_bytes(), data.len() as u64)
+        );
         assert_eq!(decrypt(&file).unwrap(), data);
         // Another storage key cannot continue it.
         let other = aead_key(&[8u8; KEY_LEN]).unwrap();

@@ -171,9 +171,9 @@ impl PartialWriter {
     }
 
     fn inner(&mut self) -> Result<&mut Inner, FilesError> {
-        self.inner
-            .as_mut()
-            .ok_or(FilesError::Internal("a partial replica was written after it finished"))
+        self.inner.as_mut().ok_or(FilesError::Internal(
+            "a partial replica was written after it finished",
+        ))
     }
 }
 
@@ -224,7 +224,8 @@ fn read_back(
         hasher.update(dec.open(&mut buf, what)?);
     }
     file.set_len(len).map_err(io("cutting", path))?;
-    file.seek(SeekFrom::Start(len)).map_err(io("seeking", path))?;
+    file.seek(SeekFrom::Start(len))
+        .map_err(io("seeking", path))?;
     let counter = u32::try_from(segments)
         .map_err(|_| FilesError::Invalid("file too large (2^32 segments)".into()))?;
     let enc = Encryptor::resumed(store.key().aead(), &header, counter, hasher, covered)?;
@@ -296,7 +297,10 @@ impl Inner {
             return;
         }
         let len = self.file.metadata().map(|m| m.len()).unwrap_or(0);
-        debug!(bytes = self.durable, "files: a stopped replica is kept to resume");
+        debug!(
+            bytes = self.durable,
+            "files: a stopped replica is kept to resume"
+        );
         let Inner { claim, file, .. } = self;
         drop(file);
         claim.rest(len);
@@ -424,7 +428,8 @@ mod tests {
     const MIB: usize = 1 << 20;
 
     fn store(name: &str) -> (Arc<Store>, PathBuf) {
-        let dir = std::env::temp_dir().join(format!("memmesh-partial-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("memmesh-partial-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let store = Store::open(StoreOptions {
             data_dir: dir.clone(),

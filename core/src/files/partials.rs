@@ -315,11 +315,13 @@ impl Partials {
         let now = now_ms();
         let mut t = partials.table();
         for k in keys {
-            let read = std::fs::File::open(partials.checkpoint_path(&k)).ok().and_then(|f| {
-                use std::io::Read;
-                let mut buf = Vec::new();
-                f.take(MAX_LEN + 1).read_to_end(&mut buf).ok().map(|_| buf)
-            });
+            let read = std::fs::File::open(partials.checkpoint_path(&k))
+                .ok()
+                .and_then(|f| {
+                    use std::io::Read;
+                    let mut buf = Vec::new();
+                    f.take(MAX_LEN + 1).read_to_end(&mut buf).ok().map(|_| buf)
+                });
             let checkpoint = read
                 .as_deref()
                 .and_then(|b| Checkpoint::open(b, key.aead()))
@@ -390,7 +392,8 @@ mod tests {
     use super::*;
 
     fn scratch(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("memmesh-partials-{name}-{}", std::process::id()));
+        let d =
+            std::env::temp_dir().join(format!("memmesh-partials-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d
@@ -407,7 +410,10 @@ mod tests {
         let p = Arc::new(Partials::recover(&dir, &[], &key, &|_| false));
         let (c, _settled) = p.claim(&[1; 32], &[9; 32]).unwrap();
         assert!(p.claim(&[1; 32], &[9; 32]).is_none(), "claimed once");
-        assert!(p.claim(&[1; 32], &[8; 32]).is_some(), "another origin is another partial");
+        assert!(
+            p.claim(&[1; 32], &[8; 32]).is_some(),
+            "another origin is another partial"
+        );
         touch(&c.path());
         let first = c.path();
         c.rest(100);

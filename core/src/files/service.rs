@@ -17,9 +17,9 @@ use super::error::FilesError;
 use super::holders::{acts_for, rank, Backoff};
 use super::id::FileId;
 use super::messages::{Op, Reply, Request};
+use super::partial::PartialWriter;
 use super::progress::Relay;
 use super::reader::{EncryptingWriter, MemoryWriter, PathWriter, Received, Slot};
-use super::partial::PartialWriter;
 use super::store::{blocking, Reservation, Store};
 use super::{Files, PutOptions};
 use crate::error::{Error, ErrorKind, Result};
@@ -284,7 +284,12 @@ impl FilesService {
             // Another pull of the same file from the same node runs: this one keeps
             // nothing.
             None => {
-                let w = EncryptingWriter::create(store.contents_dir(), store.key(), size, slot.clone())?;
+                let w = EncryptingWriter::create(
+                    store.contents_dir(),
+                    store.key(),
+                    size,
+                    slot.clone(),
+                )?;
                 (Box::new(w), None)
             }
         };

@@ -211,7 +211,10 @@ pub(crate) async fn fetch_to(
                 let (writer, kept) = resume_point(writer, key, size, chunk_size).await?;
                 if let Some(c) = kept {
                     verifier.resume(c.tree)?;
-                    debug!(chunks = verifier.next(), "resuming a fetch into a lent writer");
+                    debug!(
+                        chunks = verifier.next(),
+                        "resuming a fetch into a lent writer"
+                    );
                 }
                 Sink::writer(writer, key, size, chunk_size)
             }
@@ -262,18 +265,19 @@ async fn resume_point(
     chunk_size: u32,
 ) -> Result<(Box<dyn ChunkWriter>, Option<Checkpoint>)> {
     tokio::task::spawn_blocking(move || {
-        let fits = |bytes: u64, state: &[u8]| usable(state, bytes, &key, size, chunk_size).is_some();
+        let fits =
+            |bytes: u64, state: &[u8]| usable(state, bytes, &key, size, chunk_size).is_some();
         let kept = writer.resume_point(&fits)?;
-        let checkpoint = match kept {
-            Some(state) => {
-                let bytes = Checkpoint::decode(&state).map_or(u64::MAX, |c| c.bytes());
-                Some(
-                    usable(&state, bytes, &key, size, chunk_size)
-                        .ok_or(TransferError::Bug("a lent writer resumed from a state it was refused"))?,
-                )
-            }
-            None => None,
-        };
+        let checkpoint =
+            match kept {
+                Some(state) => {
+                    let bytes = Checkpoint::decode(&state).map_or(u64::MAX, |c| c.bytes());
+                    Some(usable(&state, bytes, &key, size, chunk_size).ok_or(
+                        TransferError::Bug("a lent writer resumed from a state it was refused"),
+                    )?)
+                }
+                None => None,
+            };
         Ok((writer, checkpoint))
     })
     .await
