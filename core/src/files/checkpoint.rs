@@ -138,7 +138,7 @@ pub fn keep(checkpoint: Option<&Checkpoint>, partial: Option<u64>, age: Duration
     let Some(on_disk) = partial else {
         return Decision::Restart("the partial file is missing");
     };
-    if c.covered == 0 || c.covered >= c.size || c.covered % SEGMENT as u64 != 0 {
+    if c.covered == 0 || c.covered >= c.size || !c.covered.is_multiple_of(SEGMENT as u64) {
         return Decision::Restart("the checkpoint covers no usable part");
     }
     let len = partial_len(c.covered);

@@ -240,7 +240,10 @@ impl Inner {
         let Some(state) = self.state.clone() else {
             return Ok(());
         };
-        if self.written >= self.size || self.written % SEGMENT as u64 != 0 || self.written == 0 {
+        if self.written >= self.size
+            || !self.written.is_multiple_of(SEGMENT as u64)
+            || self.written == 0
+        {
             return Ok(());
         }
         self.enc.seal_full(&mut self.out)?;
