@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use common::{builder, eventually};
 use memmesh::files::store::{OpenOptions, Store};
-use memmesh::{Node, NodeId, PeerState, PutOptions};
+use memmesh::{Node, NodeId, PeerState, PutOptions, TransportTuning};
 
 /// Set (to its data dir) for the child process: a holder node, killed by the parent.
 const CHILD_ENV: &str = "MEMMESH_FILES_RESUME_CHILD";
@@ -239,7 +239,18 @@ fn open_store(data: &Path) -> Arc<Store> {
 async fn a_holder_killed_mid_pull_restarts_with_nothing_listed_and_the_repeat_resumes() {
     let base = dir("kill");
     let (da, db) = (base.join("a"), base.join("b"));
-    let a = start("a", &da, None).await;
+    // A short idle timeout: the put learns soon that the killed holder is gone.
+    let tuning = TransportTuning {
+        idle_timeout: Duration::from_secs(2),
+        keep_alive: Duration::from_millis(500),
+        ..TransportTuning::default()
+    };
+    let a = builder("a")
+        .data_dir(&da)
+        .tuning(tuning)
+        .start()
+        .await
+        .unwrap();
     let mut child = start_child(&db, &a);
     let holder = member(&a, None).await;
     let size = (40 << 20) + 777;
