@@ -132,7 +132,9 @@ impl Store {
         restrict(&contents, 0o700)?;
         restrict(&db_path, 0o600)?;
         let (usage, partial_names) = recover(&db, &contents)?;
-        let stored = |id: &[u8; 32]| matches!(db.get(id), Ok(Some(_)));
+        // A partial of a file stored (or deleted) here is of no use any more.
+        let stored =
+            |id: &[u8; 32]| matches!(db.get(id), Ok(Some(_))) || db.tombstoned(id).unwrap_or(false);
         let partials = Arc::new(Partials::recover(&contents, &partial_names, &key, &stored));
         let usage = Arc::new(Mutex::new(usage));
         let committer = Committer::start(db.clone(), contents.clone(), usage.clone())?;
