@@ -187,6 +187,18 @@ pub trait Fetcher: Send + Sync + 'static {
         peer: NodeId,
         into: Box<dyn ChunkWriter>,
     ) -> BoxFuture<'static, Result<u64>>;
+    /// Fetches the content whose BLAKE3 digest is `digest` from `peer` into a new file at
+    /// `path`, through the transfer engine's own partial file beside it, so that a fetch
+    /// interrupted (a lost connection, a restart) resumes after its verified chunks when
+    /// repeated from the same peer into the same path; returns where the verified whole
+    /// was delivered (`path`, or `name (n).ext` if `path` was taken meanwhile: a file is
+    /// never replaced).
+    fn fetch_to_path(
+        &self,
+        digest: [u8; 32],
+        peer: NodeId,
+        path: std::path::PathBuf,
+    ) -> BoxFuture<'static, Result<std::path::PathBuf>>;
 }
 
 /// What a service does when the node shuts down.

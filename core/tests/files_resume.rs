@@ -339,3 +339,56 @@ async fn a_holder_killed_mid_pull_restarts_with_nothing_listed_and_the_repeat_re
     a.shutdown().await.unwrap();
     std::fs::remove_dir_all(&base).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_by_search_into_a_path_cut_mid_way_resumes_when_repeated() {
+    let base = dir("get");
+    let (da, dc) = (base.join("a"), base.join("c"));
+    let a = start("a", &da, None).await;
+    let c = start("c", &dc, Some(&a)).await;
+    formed(&a, &c).await;
+    let size = (24 << 20) + 4_321;
+    let data = pattern(size, 11);
+    let id = a
+        .files()
+        .unwrap()
+        .put_bytes(data.clone(), PutOptions::default())
+        .await
+        .unwrap();
+    let out = base.join("out").join("got.bin");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let transfer = a.transfer().unwrap();
+    transfer.cut_connection_after_for_tests(16 << 20);
+    c.files()
+        .unwrap()
+        .get_to_path(id, out.clone())
+        .await
+        .expect_err("the holder's connection was cut mid-get");
+    let first = transfer.streamed_bytes_for_tests();
+    assert!(
+        !out.exists(),
+        "nothing under the asked name before it is verified"
+    );
+    formed(&a, &c).await;
+    c.files()
+        .unwrap()
+        .get_to_path(id, out.clone())
+        .await
+        .unwrap();
+    let second = transfer.streamed_bytes_for_tests() - first;
+    eprintln!("size {size}: the get streamed {first}, then {second} when repeated");
+    assert!(
+        second + (4 << 20) <= size as u64,
+        "sent {second} of {size} bytes again"
+    );
+    assert!(std::fs::read(&out).unwrap() == data, "the file got differs");
+    let left: Vec<_> = std::fs::read_dir(out.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    for n in [a, c] {
+        n.shutdown().await.unwrap();
+    }
+    std::fs::remove_dir_all(&base).unwrap();
+}

@@ -5,6 +5,7 @@
 //! repair of a damaged copy, distributed delete with its retries.
 
 use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,7 +20,7 @@ use super::id::FileId;
 use super::messages::{Op, Reply, Request};
 use super::partial::PartialWriter;
 use super::progress::Relay;
-use super::reader::{EncryptingWriter, MemoryWriter, PathWriter, Received, Slot};
+use super::reader::{EncryptingWriter, MemoryWriter, Received, Slot};
 use super::store::{blocking, Reservation, Store};
 use super::{Files, PutOptions};
 use crate::error::{Error, ErrorKind, Result};
@@ -798,12 +799,41 @@ impl FilesService {
         let store = self.files.store()?;
         let mut last = None;
         for (peer, size) in self.find(&store, id).await? {
-            let writer = PathWriter::create(path.clone())?;
-            match self
-                .fetch_from(*id.digest(), peer, size, Box::new(writer))
-                .await
-            {
-                Ok(_) => return Ok(()),
+            if path.symlink_metadata().is_ok() {
+                return Err(
+                    FilesError::Invalid(format!("{} already exists", path.display())).into(),
+                );
+            }
+            // Through the transfer engine's partial file beside `path`: a get interrupted
+            // resumes when repeated into the same path (from the same holder, which the
+            // search asks first as long as it is recorded and live).
+            let fetch = self.fetcher.fetch_to_path(*id.digest(), peer, path.clone());
+            let fetched = self
+                .relay
+                .during(
+                    id,
+                    size,
+                    Direction::Receiving,
+                    fetch,
+                    |r: &Result<PathBuf>| {
+                        if r.is_ok() {
+                            vec![peer]
+                        } else {
+                            Vec::new()
+                        }
+                    },
+                )
+                .await;
+            match fetched {
+                Ok(delivered) if delivered == path => return Ok(()),
+                Ok(delivered) => {
+                    return Err(FilesError::Invalid(format!(
+                        "{} appeared during the get; the file was written to {}",
+                        path.display(),
+                        delivered.display()
+                    ))
+                    .into())
+                }
                 Err(e) => {
                     debug!(id = %id, peer = %peer.short(), error = %e, "files: fetch failed");
                     last = Some(e);
