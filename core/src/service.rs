@@ -153,6 +153,25 @@ impl std::fmt::Debug for dyn DiskFree {
 pub trait ChunkWriter: Send + 'static {
     /// Takes the next verified chunk.
     fn write(&mut self, verified: &[u8]) -> Result<()>;
+    /// Where this writer continues an earlier, interrupted fetch of the same content from
+    /// the same peer: the state the transfer engine last gave [`ChunkWriter::checkpoint`]
+    /// for the bytes it still holds durably. `usable(bytes, state)` says whether the
+    /// engine can continue from `state` covering the first `bytes` (same content, size,
+    /// chunk size and source); when it cannot, or nothing is held, the writer starts over
+    /// from the first byte and returns `None`. Called once, before the first write, on a
+    /// blocking thread. By default nothing is resumed.
+    fn resume_point(&mut self, usable: &dyn Fn(u64, &[u8]) -> bool) -> Result<Option<Vec<u8>>> {
+        let _ = usable;
+        Ok(None)
+    }
+    /// Called after each verified chunk was written, with the engine's state covering
+    /// every byte written so far (opaque to the writer): a writer that keeps partial
+    /// content may make it durable and keep the state beside it, to resume from later.
+    /// By default nothing is kept.
+    fn checkpoint(&mut self, state: &[u8]) -> Result<()> {
+        let _ = state;
+        Ok(())
+    }
     /// The whole was verified against the fetched id: make it durable (or hand it over).
     fn finish(self: Box<Self>) -> Result<()>;
 }
@@ -168,6 +187,18 @@ pub trait Fetcher: Send + Sync + 'static {
         peer: NodeId,
         into: Box<dyn ChunkWriter>,
     ) -> BoxFuture<'static, Result<u64>>;
+    /// Fetches the content whose BLAKE3 digest is `digest` from `peer` into a new file at
+    /// `path`, through the transfer engine's own partial file beside it, so that a fetch
+    /// interrupted (a lost connection, a restart) resumes after its verified chunks when
+    /// repeated from the same peer into the same path; returns where the verified whole
+    /// was delivered (`path`, or `name (n).ext` if `path` was taken meanwhile: a file is
+    /// never replaced).
+    fn fetch_to_path(
+        &self,
+        digest: [u8; 32],
+        peer: NodeId,
+        path: std::path::PathBuf,
+    ) -> BoxFuture<'static, Result<std::path::PathBuf>>;
 }
 
 /// What a service does when the node shuts down.

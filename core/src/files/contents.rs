@@ -72,6 +72,24 @@ impl TempFile {
         })
     }
 
+    /// Takes over an existing, synced file at `path` (a finished partial replica) by
+    /// renaming it to a new temporary name in the same directory: it is then renamed into
+    /// place like a new one, or removed on drop (or at the next start).
+    pub fn rename_from(path: &Path) -> Result<TempFile, FilesError> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let suffix: [u8; 8] = super::crypt::random()?;
+        let tmp = dir.join(format!(
+            "{TEMP_PREFIX}{}",
+            data_encoding::HEXLOWER.encode(&suffix)
+        ));
+        std::fs::rename(path, &tmp).map_err(FilesError::io("renaming", path))?;
+        Ok(TempFile {
+            path: tmp,
+            file: None,
+            kept: false,
+        })
+    }
+
     /// Appends bytes.
     pub fn write(&mut self, bytes: &[u8]) -> Result<(), FilesError> {
         match self.file.as_mut() {
@@ -247,6 +265,8 @@ pub struct Scan {
     pub temps: Vec<PathBuf>,
     /// Content files by id, with their lengths.
     pub contents: HashMap<[u8; 32], u64>,
+    /// Names of partial replicas and their checkpoints (`partial-*`, see `partials.rs`).
+    pub partials: Vec<String>,
 }
 
 /// Lists the contents directory. Entries that are neither temporary nor content files are
@@ -262,6 +282,8 @@ pub fn scan(dir: &Path) -> Result<Scan, FilesError> {
         };
         if name.starts_with(TEMP_PREFIX) {
             out.temps.push(entry.path());
+        } else if name.starts_with(super::partials::PARTIAL_PREFIX) {
+            out.partials.push(name.to_string());
         } else if let Some(id) = id_of_name(name) {
             let len = entry
                 .metadata()

@@ -173,6 +173,41 @@ impl Encryptor {
         Ok(())
     }
 
+    /// Continues a partial file (`files/partial-*`, ADR 0018) whose `header` this
+    /// encryptor wrote and has `segments` sealed segments so far, `hasher` and `size` over their plaintext (read back and verified).
+    pub fn resumed(
+        storage: &LessSafeKey,
+        header: &[u8],
+        segments: u32,
+        hasher: blake3::Hasher,
+        size: u64,
+    ) -> Result<Encryptor, FilesError> {
+        let (key, prefix) = open_header(storage, header, "partial file")?;
+        Ok(Encryptor {
+            key,
+            prefix,
+            counter: segments,
+            pending: Vec::with_capacity(SEGMENT),
+            hasher,
+            size,
+        })
+    }
+
+    /// Seals a full pending segment as not the last one (the caller knows more plaintext
+    /// follows), so that everything fed so far is in `out`; a checkpoint of a partial
+    /// file needs it. Nothing happens if less than a full segment is pending.
+    pub fn seal_full(&mut self, out: &mut Vec<u8>) -> Result<(), FilesError> {
+        if self.pending.len() == SEGMENT {
+            self.seal_pending(false, out)?;
+        }
+        Ok(())
+    }
+
+    /// Whether plaintext fed is waiting in a segment not sealed yet.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// Seals the last segment into `out`; returns the plaintext's BLAKE3 digest and size.
     pub fn finish(mut self, out: &mut Vec<u8>) -> Result<([u8; 32], u64), FilesError> {
         self.seal_pending(true, out)?;
@@ -198,6 +233,31 @@ impl Encryptor {
             .ok_or_else(|| FilesError::Invalid("file too large (2^32 segments)".into()))?;
         Ok(())
     }
+}
+
+/// Checks a content file's `header` and unwraps its file key with `storage`: the
+/// segments' key and nonce prefix.
+fn open_header(
+    storage: &LessSafeKey,
+    header: &[u8],
+    what: &str,
+) -> Result<(LessSafeKey, [u8; PREFIX_LEN]), FilesError> {
+    let bad = |part: &str| FilesError::corrupted(format!("{what}: {part}"));
+    if header.len() != HEADER_LEN || &header[..8] != MAGIC {
+        return Err(bad("not a memmesh content file"));
+    }
+    if header[8] != VERSION || header[9] != ALG_CHACHA20_POLY1305 {
+        return Err(bad("unknown content-file version or algorithm"));
+    }
+    if header[10..14] != (SEGMENT as u32).to_le_bytes() {
+        return Err(bad("unexpected segment size"));
+    }
+    let (aad, wrapped) = header.split_at(HEADER_AAD_LEN);
+    let file_key = open_box(storage, aad, wrapped).ok_or_else(|| bad("file key"))?;
+    let file_key: [u8; KEY_LEN] = file_key.try_into().map_err(|_| bad("file key length"))?;
+    let mut prefix = [0u8; PREFIX_LEN];
+    prefix.copy_from_slice(&aad[14..14 + PREFIX_LEN]);
+    Ok((aead_key(&file_key)?, prefix))
 }
 
 /// Decrypts one file's segments, verifying each before its plaintext is handed out.
@@ -228,30 +288,34 @@ impl Decryptor {
         what: &str,
     ) -> Result<Decryptor, FilesError> {
         let bad = |part: &str| FilesError::corrupted(format!("{what}: {part}"));
-        if header.len() != HEADER_LEN || &header[..8] != MAGIC {
-            return Err(bad("not a memmesh content file"));
-        }
-        if header[8] != VERSION || header[9] != ALG_CHACHA20_POLY1305 {
-            return Err(bad("unknown content-file version or algorithm"));
-        }
-        if header[10..14] != (SEGMENT as u32).to_le_bytes() {
-            return Err(bad("unexpected segment size"));
-        }
         let size = plain_len(stored).ok_or_else(|| bad("impossible length"))?;
         let segments = segments(size);
         if segments > u64::from(u32::MAX) + 1 {
             return Err(bad("too many segments"));
         }
-        let (aad, wrapped) = header.split_at(HEADER_AAD_LEN);
-        let file_key = open_box(storage, aad, wrapped).ok_or_else(|| bad("file key"))?;
-        let file_key: [u8; KEY_LEN] = file_key.try_into().map_err(|_| bad("file key length"))?;
-        let mut prefix = [0u8; PREFIX_LEN];
-        prefix.copy_from_slice(&aad[14..14 + PREFIX_LEN]);
+        let (key, prefix) = open_header(storage, header, what)?;
         Ok(Decryptor {
-            key: aead_key(&file_key)?,
+            key,
             prefix,
             counter: 0,
             segments,
+            done: false,
+        })
+    }
+
+    /// Reads back the sealed segments of a partial file (`files/partial-*`): none of
+    /// them is the last one, so every segment is opened as not the last.
+    pub fn partial(
+        storage: &LessSafeKey,
+        header: &[u8],
+        what: &str,
+    ) -> Result<Decryptor, FilesError> {
+        let (key, prefix) = open_header(storage, header, what)?;
+        Ok(Decryptor {
+            key,
+            prefix,
+            counter: 0,
+            segments: u64::MAX,
             done: false,
         })
     }
@@ -388,6 +452,39 @@ mod tests {
         swapped[a..b].copy_from_slice(&file[b..b + SEALED_SEGMENT]);
         swapped[b..b + SEALED_SEGMENT].copy_from_slice(&seg0);
         assert!(decrypt(&swapped).is_err());
+    }
+
+    #[test]
+    fn an_encryption_resumed_after_whole_segments_gives_a_file_that_reads_back() {
+        let data: Vec<u8> = (0..5 * SEGMENT + 77)
+            .map(|i| (i * 13 % 251) as u8)
+            .collect();
+        let cut = 3 * SEGMENT;
+        let (mut enc, mut file) = Encryptor::new(&storage()).unwrap();
+        enc.update(&data[..cut], &mut file).unwrap();
+        enc.seal_full(&mut file).unwrap();
+        assert!(!enc.has_pending());
+        assert_eq!(file.len(), HEADER_LEN + 3 * SEALED_SEGMENT);
+        drop(enc);
+        // Read the kept part back as a partial (every segment not the last).
+        let mut dec = Decryptor::partial(&storage(), &file[..HEADER_LEN], "p").unwrap();
+        let mut hasher = blake3::Hasher::new();
+        let mut kept = file[HEADER_LEN..].to_vec();
+        for seg in kept.chunks_mut(SEALED_SEGMENT) {
+            hasher.update(dec.open(seg, "p").unwrap());
+        }
+        let header = file[..HEADER_LEN].to_vec();
+        let mut enc = Encryptor::resumed(&storage(), &header, 3, hasher, cut as u64).unwrap();
+        enc.update(&data[cut..], &mut file).unwrap();
+        let (digest, size) = enc.finish(&mut file).unwrap();
+        assert_eq!(
+            (digest, size),
+            (*blake3::hash(&data).as_bytes(), data.len() as u64)
+        );
+        assert_eq!(decrypt(&file).unwrap(), data);
+        // Another storage key cannot continue it.
+        let other = aead_key(&[8u8; KEY_LEN]).unwrap();
+        assert!(Encryptor::resumed(&other, &header, 3, blake3::Hasher::new(), 0).is_err());
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! aside and repaired from a replica; a delete leaves a tombstone until every holder
 //! applied it.
 
+pub mod checkpoint;
 pub mod commit;
 pub mod contents;
 pub mod crypt;
@@ -25,6 +26,8 @@ pub mod id;
 pub mod inline;
 pub mod key;
 pub mod messages;
+pub mod partial;
+pub mod partials;
 pub mod progress;
 pub mod reader;
 pub(crate) mod service;

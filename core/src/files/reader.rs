@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use super::contents::TempFile;
@@ -272,55 +272,6 @@ impl crate::service::ChunkWriter for MemoryWriter {
 
     fn finish(self: Box<Self>) -> crate::error::Result<()> {
         *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(self.data);
-        Ok(())
-    }
-}
-
-/// Verified chunks into a new file beside `path` (a get into a path of a file stored
-/// elsewhere), linked to `path` once the whole is verified, never replacing a file.
-pub struct PathWriter {
-    tmp: Option<TempFile>,
-    path: PathBuf,
-    parent: PathBuf,
-}
-
-impl PathWriter {
-    /// A writer for `path` (which must not exist).
-    pub fn create(path: PathBuf) -> Result<PathWriter, FilesError> {
-        if path.symlink_metadata().is_ok() {
-            return Err(FilesError::Invalid(format!(
-                "{} already exists",
-                path.display()
-            )));
-        }
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let tmp = TempFile::create_in(&parent, ".memmesh-get-")?;
-        Ok(PathWriter {
-            tmp: Some(tmp),
-            path,
-            parent,
-        })
-    }
-}
-
-impl crate::service::ChunkWriter for PathWriter {
-    fn write(&mut self, verified: &[u8]) -> crate::error::Result<()> {
-        match self.tmp.as_mut() {
-            Some(t) => Ok(t.write(verified)?),
-            None => Err(FilesError::Internal("a get was written after it finished").into()),
-        }
-    }
-
-    fn finish(mut self: Box<Self>) -> crate::error::Result<()> {
-        let tmp = self
-            .tmp
-            .take()
-            .ok_or(FilesError::Internal("a get finished twice"))?;
-        tmp.link_to_new(&self.path)?;
-        crate::durable::sync_dir(&self.parent).map_err(FilesError::io("syncing", &self.parent))?;
         Ok(())
     }
 }

@@ -5,6 +5,7 @@
 //! repair of a damaged copy, distributed delete with its retries.
 
 use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,11 +18,12 @@ use super::error::FilesError;
 use super::holders::{acts_for, rank, Backoff};
 use super::id::FileId;
 use super::messages::{Op, Reply, Request};
+use super::partial::PartialWriter;
 use super::progress::Relay;
-use super::reader::{EncryptingWriter, MemoryWriter, PathWriter, Received, Slot};
-use super::store::Store;
+use super::reader::{EncryptingWriter, MemoryWriter, Received, Slot};
+use super::store::{blocking, Reservation, Store};
 use super::{Files, PutOptions};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::identity::NodeId;
 use crate::node::call::call_peer_within;
 use crate::node::shared::Shared;
@@ -43,6 +45,10 @@ pub const MAX_ASKS_PER_PEER: usize = 32;
 pub const MAX_ASKS_PER_NODE: usize = 256;
 /// Most peers asked at once by a search, a replication or a delete.
 pub const FANOUT: usize = 8;
+/// How long a pull waits, at most, for another pull of the same file from the same node
+/// to let its partial replica go (`CLAIM_TRIES` × `CLAIM_WAIT`) before it goes without.
+const CLAIM_TRIES: u32 = 40;
+const CLAIM_WAIT: Duration = Duration::from_millis(50);
 /// How often unacknowledged deletes are looked at.
 const RETRY_TICK: Duration = Duration::from_secs(1);
 /// How often tombstones past their retention are dropped.
@@ -224,8 +230,7 @@ impl FilesService {
             store.add_holders(id, holders).await?;
             return Ok(());
         }
-        let reservation = store.reserve(stored_len(size))?;
-        let received = self.pull(store, peer, id, size).await?;
+        let (received, reservation) = self.pull(store, peer, id, size).await?;
         store
             .finish_put(
                 received.tmp,
@@ -242,18 +247,64 @@ impl FilesService {
     }
 
     /// Pulls file `id` (`size` bytes) from `peer` into a synced temporary content file,
-    /// encrypted as it arrives, checked against the id and size.
-    async fn pull(
+    /// encrypted as it arrives, checked against the id and size; returns it with its
+    /// reservation against the quota. The pull goes through the partial replica of
+    /// (`id`, `peer`) (`partial.rs`): it resumes what an interrupted pull kept, and keeps
+    /// what it verified if it is interrupted in turn; a pull whose content proved wrong
+    /// removes it.
+    async fn pull<'a>(
         &self,
-        store: &Arc<Store>,
+        store: &'a Arc<Store>,
         peer: NodeId,
         id: [u8; 32],
         size: u64,
-    ) -> Result<Received> {
+    ) -> Result<(Received, Reservation<'a>)> {
         let slot: Slot = Slot::default();
-        let writer =
-            EncryptingWriter::create(store.contents_dir(), store.key(), size, slot.clone())?;
-        self.fetch_from(id, peer, size, Box::new(writer)).await?;
+        // Claimed before the reservation: at rest, a partial counts against the quota
+        // (and may be removed to make room); in use, the reservation covers it.
+        let mut claimed = store.partials().claim(&id, peer.as_bytes());
+        // A pull of the same file from the same node that just stopped may still be
+        // checkpointing (a retry comes at once): give it a moment.
+        for _ in 0..CLAIM_TRIES {
+            if claimed.is_some() {
+                break;
+            }
+            tokio::time::sleep(CLAIM_WAIT).await;
+            claimed = store.partials().claim(&id, peer.as_bytes());
+        }
+        let reservation = store.reserve(stored_len(size))?;
+        let (writer, settled): (Box<dyn crate::service::ChunkWriter>, _) = match claimed {
+            Some((claim, settled)) => {
+                let (st, sl) = (store.clone(), slot.clone());
+                let w = blocking(move || PartialWriter::open(st, claim, id, size, sl)).await?;
+                if w.kept_bytes() > 0 {
+                    debug!(id = %FileId::from_digest(id), from = %peer.short(), kept = w.kept_bytes(), "files: resuming a replica");
+                }
+                (Box::new(w), Some(settled))
+            }
+            // Another pull of the same file from the same node runs: this one keeps
+            // nothing.
+            None => {
+                let w = EncryptingWriter::create(
+                    store.contents_dir(),
+                    store.key(),
+                    size,
+                    slot.clone(),
+                )?;
+                (Box::new(w), None)
+            }
+        };
+        let fetched = self.fetch_from(id, peer, size, writer).await;
+        if let Some(settled) = settled {
+            // The writer keeps its checkpoint (or removes its file) before the pull ends.
+            let _ = settled.await;
+        }
+        if let Err(e) = &fetched {
+            if matches!(e.kind(), ErrorKind::Corrupted | ErrorKind::InvalidInput) {
+                store.partials().discard(&id, peer.as_bytes());
+            }
+        }
+        fetched?;
         let received = slot
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -268,7 +319,7 @@ impl FilesService {
             ))
             .into());
         }
-        Ok(received)
+        Ok((received, reservation))
     }
 
     /// Fetches `id` (`size` bytes) from `peer` into `into`, its progress relayed.
@@ -748,12 +799,41 @@ impl FilesService {
         let store = self.files.store()?;
         let mut last = None;
         for (peer, size) in self.find(&store, id).await? {
-            let writer = PathWriter::create(path.clone())?;
-            match self
-                .fetch_from(*id.digest(), peer, size, Box::new(writer))
-                .await
-            {
-                Ok(_) => return Ok(()),
+            if path.symlink_metadata().is_ok() {
+                return Err(
+                    FilesError::Invalid(format!("{} already exists", path.display())).into(),
+                );
+            }
+            // Through the transfer engine's partial file beside `path`: a get interrupted
+            // resumes when repeated into the same path (from the same holder, which the
+            // search asks first as long as it is recorded and live).
+            let fetch = self.fetcher.fetch_to_path(*id.digest(), peer, path.clone());
+            let fetched = self
+                .relay
+                .during(
+                    id,
+                    size,
+                    Direction::Receiving,
+                    fetch,
+                    |r: &Result<PathBuf>| {
+                        if r.is_ok() {
+                            vec![peer]
+                        } else {
+                            Vec::new()
+                        }
+                    },
+                )
+                .await;
+            match fetched {
+                Ok(delivered) if delivered == path => return Ok(()),
+                Ok(delivered) => {
+                    return Err(FilesError::Invalid(format!(
+                        "{} appeared during the get; the file was written to {}",
+                        path.display(),
+                        delivered.display()
+                    ))
+                    .into())
+                }
                 Err(e) => {
                     debug!(id = %id, peer = %peer.short(), error = %e, "files: fetch failed");
                     last = Some(e);
@@ -785,8 +865,7 @@ impl FilesService {
             replicas: 1,
         };
         for (peer, size) in found {
-            let reservation = store.reserve(stored_len(size))?;
-            let received = match self.pull(&store, peer, *id.digest(), size).await {
+            let (received, reservation) = match self.pull(&store, peer, *id.digest(), size).await {
                 Ok(r) => r,
                 Err(e) => {
                     debug!(id = %id, peer = %peer.short(), error = %e, "files: repair failed");
@@ -923,6 +1002,8 @@ async fn retry_loop(service: Arc<FilesService>) {
             if let Err(e) = store.expire_tombstones().await {
                 debug!(error = %e, "files: dropping old tombstones");
             }
+            // Partial replicas at rest for more than a day are not resumed any more.
+            store.partials().sweep(super::checkpoint::MAX_AGE);
         }
         let down: BTreeSet<NodeId> = service
             .node

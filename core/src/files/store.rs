@@ -16,6 +16,7 @@ use super::error::FilesError;
 use super::id::FileId;
 use super::inline::INLINE_MAX;
 use super::key::{StorageKey, KEY_FILE};
+use super::partials::Partials;
 use super::reader::PlainReader;
 use super::{FileInfo, FilesStats, Page, PutOptions};
 use crate::identity::NodeId;
@@ -55,6 +56,8 @@ pub struct Store {
     quota: Option<u64>,
     pub(super) node: NodeId,
     locks: Vec<tokio::sync::Mutex<()>>,
+    /// Partial replicas (resumable pulls, ADR 0018).
+    partials: Arc<Partials>,
 }
 
 impl std::fmt::Debug for Store {
@@ -128,7 +131,11 @@ impl Store {
         let db = Arc::new(Db::open(dir)?);
         restrict(&contents, 0o700)?;
         restrict(&db_path, 0o600)?;
-        let usage = recover(&db, &contents)?;
+        let (usage, partial_names) = recover(&db, &contents)?;
+        // A partial of a file stored (or deleted) here is of no use any more.
+        let stored =
+            |id: &[u8; 32]| matches!(db.get(id), Ok(Some(_))) || db.tombstoned(id).unwrap_or(false);
+        let partials = Arc::new(Partials::recover(&contents, &partial_names, &key, &stored));
         let usage = Arc::new(Mutex::new(usage));
         let committer = Committer::start(db.clone(), contents.clone(), usage.clone())?;
         Ok(Store {
@@ -143,6 +150,7 @@ impl Store {
             locks: (0..LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
+            partials,
         })
     }
 
@@ -159,11 +167,25 @@ impl Store {
         self.contents.join(contents::file_name(id))
     }
 
+    /// The partial replicas kept here.
+    pub(crate) fn partials(&self) -> &Arc<Partials> {
+        &self.partials
+    }
+
+    /// Reserves `bytes` against the quota, which partial replicas at rest count against
+    /// too: the oldest of them are removed to make room before a reservation fails.
     pub(crate) fn reserve(&self, bytes: u64) -> Result<Reservation<'_>, FilesError> {
         let used = self.usage.lock().unwrap_or_else(|p| p.into_inner()).used;
         let mut r = self.reserved.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(quota) = self.quota {
-            if used.saturating_add(*r).saturating_add(bytes) > quota {
+            let over = |r: u64| {
+                used.saturating_add(r)
+                    .saturating_add(self.partials.resting_bytes())
+                    .saturating_add(bytes)
+                    > quota
+            };
+            while over(*r) && self.partials.evict_oldest().is_some() {}
+            if over(*r) {
                 return Err(FilesError::QuotaExceeded {
                     needed: bytes,
                     quota,
@@ -752,7 +774,8 @@ pub(crate) fn check(options: &PutOptions) -> Result<(), FilesError> {
 /// Makes the contents directory and the metadata agree after a crash: removes temporary
 /// files, rows whose content file (or inlined contents) is missing or of the wrong length,
 /// and content files without a row. Returns the usage of what remains.
-fn recover(db: &Db, contents: &Path) -> Result<Usage, FilesError> {
+/// Also returns the names of partial replicas, for `Partials::recover`.
+fn recover(db: &Db, contents: &Path) -> Result<(Usage, Vec<String>), FilesError> {
     let scan = contents::scan(contents)?;
     let mut removed = 0usize;
     for tmp in &scan.temps {
@@ -821,5 +844,5 @@ fn recover(db: &Db, contents: &Path) -> Result<Usage, FilesError> {
             "files: cleaned up after an interrupted run"
         );
     }
-    Ok(usage)
+    Ok((usage, scan.partials))
 }

@@ -23,6 +23,7 @@ use crate::transfer::send::{stream, Streaming};
 use crate::transfer::service::TransferService;
 use crate::transfer::sink::{complete, open_sink, Sink};
 use crate::transfer::source::{Prepared, Reader};
+use crate::transfer::state::{usable, Checkpoint};
 use crate::transfer::verify::{Verifier, DEFAULT_CHUNK_SIZE};
 use crate::transfer::{Direction, Offer, Received, Source};
 use crate::transport::errors::connection_error;
@@ -205,7 +206,18 @@ pub(crate) async fn fetch_to(
                 }
                 _ => e,
             })?,
-            Err(writer) => Sink::writer(writer, found.chunk_size),
+            Err(writer) => {
+                let (size, chunk_size) = (found.size, found.chunk_size);
+                let (writer, kept) = resume_point(writer, key, size, chunk_size).await?;
+                if let Some(c) = kept {
+                    verifier.resume(c.tree)?;
+                    debug!(
+                        chunks = verifier.next(),
+                        "resuming a fetch into a lent writer"
+                    );
+                }
+                Sink::writer(writer, key, size, chunk_size)
+            }
         };
         within(
             idle,
@@ -241,6 +253,35 @@ pub(crate) async fn fetch_to(
         path,
         data,
     })
+}
+
+/// Asks a lent writer where it resumes the fetch `key` of `size` bytes in chunks of
+/// `chunk_size` (on a blocking thread: it may read its partial content back); returns
+/// it with the checkpoint it continues from, if any.
+async fn resume_point(
+    mut writer: Box<dyn ChunkWriter>,
+    key: [u8; 32],
+    size: u64,
+    chunk_size: u32,
+) -> Result<(Box<dyn ChunkWriter>, Option<Checkpoint>)> {
+    tokio::task::spawn_blocking(move || {
+        let fits =
+            |bytes: u64, state: &[u8]| usable(state, bytes, &key, size, chunk_size).is_some();
+        let kept = writer.resume_point(&fits)?;
+        let checkpoint =
+            match kept {
+                Some(state) => {
+                    let bytes = Checkpoint::decode(&state).map_or(u64::MAX, |c| c.bytes());
+                    Some(usable(&state, bytes, &key, size, chunk_size).ok_or(
+                        TransferError::Bug("a lent writer resumed from a state it was refused"),
+                    )?)
+                }
+                None => None,
+            };
+        Ok((writer, checkpoint))
+    })
+    .await
+    .map_err(|e| TransferError::task("resuming", e))?
 }
 
 /// The content hash of `source` (reads a file through once).

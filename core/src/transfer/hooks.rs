@@ -15,12 +15,19 @@ use crate::transfer::Transfer;
 pub(crate) struct Hooks {
     /// The index of a chunk to damage once on the wire (`u64::MAX`: none).
     corrupt_chunk: AtomicU64,
+    /// Chunk bytes this node streamed (sent or served), in all.
+    streamed: AtomicU64,
+    /// Once `streamed` passes this, the connection to the receiving peer is closed, once
+    /// (`u64::MAX`: never).
+    cut_after: AtomicU64,
 }
 
 impl Default for Hooks {
     fn default() -> Self {
         Self {
             corrupt_chunk: AtomicU64::new(u64::MAX),
+            streamed: AtomicU64::new(0),
+            cut_after: AtomicU64::new(u64::MAX),
         }
     }
 }
@@ -43,6 +50,45 @@ impl Transfer {
     pub fn set_idle_timeout_for_tests(&self, idle: Duration) {
         let ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX).max(1);
         self.shared.transfers.idle_ms.store(ms, Ordering::Relaxed);
+    }
+}
+
+impl Transfer {
+    /// Test hook: the chunk bytes this node streamed so far (sent, or served to a fetch),
+    /// resumed chunks not included. Only with the `test-hooks` feature.
+    #[doc(hidden)]
+    pub fn streamed_bytes_for_tests(&self) -> u64 {
+        self.shared.transfers.hooks.streamed.load(Ordering::SeqCst)
+    }
+
+    /// Test hook: once this node has streamed more than `bytes` chunk bytes in all (see
+    /// [`Transfer::streamed_bytes_for_tests`]), closes its connection to the peer it
+    /// streams to, once, as a lost link would. Only with the `test-hooks` feature.
+    #[doc(hidden)]
+    pub fn cut_connection_after_for_tests(&self, bytes: u64) {
+        self.shared
+            .transfers
+            .hooks
+            .cut_after
+            .store(bytes, Ordering::SeqCst);
+    }
+}
+
+/// Counts `len` chunk bytes streamed to `peer`, and closes the connection to it if the
+/// hook of [`Transfer::cut_connection_after_for_tests`] asks for it now.
+pub(crate) fn streamed(shared: &TransferService, peer: &crate::identity::NodeId, len: u64) {
+    let hooks = &shared.transfers.hooks;
+    let total = hooks.streamed.fetch_add(len, Ordering::SeqCst) + len;
+    let cut = hooks.cut_after.load(Ordering::SeqCst);
+    if total > cut
+        && hooks
+            .cut_after
+            .compare_exchange(cut, u64::MAX, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    {
+        if let Some(conn) = shared.node.pool.live(peer) {
+            conn.close(0u32.into(), b"cut by a test hook");
+        }
     }
 }
 

@@ -222,6 +222,8 @@ pub(crate) async fn stream(
         )
         .await?;
         *sent += len;
+        #[cfg(any(test, feature = "test-hooks"))]
+        crate::transfer::hooks::streamed(shared, &peer, len);
         progress.update(
             index
                 .saturating_mul(u64::from(chunk_size))

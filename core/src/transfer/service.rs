@@ -12,6 +12,7 @@ use crate::node::shared::Shared;
 use crate::service::{
     BoxFuture, ChunkWriter, Content, Fetcher, Shutdown, StoredContent, StreamHandler,
 };
+use crate::transfer::error::TransferError;
 use crate::transfer::{fetch, receive, TransferState};
 use crate::wire::Service;
 
@@ -107,6 +108,25 @@ impl Fetcher for Arc<TransferService> {
             let received =
                 fetch::fetch_to(&shared, digest, peer, fetch::FetchInto::Writer(into)).await?;
             Ok(received.offer.size)
+        })
+    }
+
+    fn fetch_to_path(
+        &self,
+        digest: [u8; 32],
+        peer: NodeId,
+        path: std::path::PathBuf,
+    ) -> BoxFuture<'static, crate::error::Result<std::path::PathBuf>> {
+        let shared = self.clone();
+        Box::pin(async move {
+            if shared.is_closed() {
+                return Err(crate::error::Error::closed());
+            }
+            let received =
+                fetch::fetch_to(&shared, digest, peer, fetch::FetchInto::Path(path)).await?;
+            received
+                .path
+                .ok_or_else(|| TransferError::Bug("a fetch into a path delivered no path").into())
         })
     }
 }

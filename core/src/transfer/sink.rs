@@ -245,7 +245,30 @@ impl AsRef<[u8]> for Charged {
 /// writer another service lent a fetch (the files store's encrypting writer).
 pub(crate) enum Out {
     File(Box<FileOut>),
-    Writer(Box<dyn ChunkWriter>),
+    Writer(Lent),
+}
+
+/// A writer another service lent, with what its checkpoints describe.
+pub(crate) struct Lent {
+    writer: Box<dyn ChunkWriter>,
+    key: [u8; 32],
+    size: u64,
+    chunk_size: u32,
+}
+
+impl Lent {
+    /// Appends a verified chunk, then hands the writer the state covering everything
+    /// written so far (it may keep it to resume from).
+    fn write(&mut self, data: &[u8], tree: &TreeStack) -> Result<()> {
+        self.writer.write(data)?;
+        let state = Checkpoint {
+            key: self.key,
+            size: self.size,
+            chunk_size: self.chunk_size,
+            tree: tree.clone(),
+        };
+        self.writer.checkpoint(&state.encode())
+    }
 }
 
 impl Out {
@@ -253,7 +276,7 @@ impl Out {
     pub(crate) fn write(&mut self, data: &[u8], tree: &TreeStack) -> Result<()> {
         match self {
             Out::File(f) => f.write(data, tree),
-            Out::Writer(w) => w.write(data),
+            Out::Writer(w) => w.write(data, tree),
         }
     }
 }
@@ -261,7 +284,7 @@ impl Out {
 /// Chunks handed to a lent writer.
 pub(crate) struct WriterSink {
     /// `None` while a chunk is being written.
-    out: Option<Box<dyn ChunkWriter>>,
+    out: Option<Lent>,
     spare: Vec<BytesMut>,
     chunk_size: usize,
 }
@@ -343,10 +366,21 @@ impl Sink {
         }
     }
 
-    /// A sink writing into `writer`.
-    pub(crate) fn writer(writer: Box<dyn ChunkWriter>, chunk_size: u32) -> Sink {
+    /// A sink writing into `writer` the transfer `key` of `size` bytes in chunks of
+    /// `chunk_size`.
+    pub(crate) fn writer(
+        writer: Box<dyn ChunkWriter>,
+        key: [u8; 32],
+        size: u64,
+        chunk_size: u32,
+    ) -> Sink {
         Sink::Writer(Box::new(WriterSink {
-            out: Some(writer),
+            out: Some(Lent {
+                writer,
+                key,
+                size,
+                chunk_size,
+            }),
             spare: Vec::new(),
             chunk_size: chunk_size as usize,
         }))
@@ -463,7 +497,7 @@ pub(crate) async fn complete(
             let out = w
                 .out
                 .ok_or(TransferError::Bug("the writer was lost by a write"))?;
-            tokio::task::spawn_blocking(move || out.finish())
+            tokio::task::spawn_blocking(move || out.writer.finish())
                 .await
                 .map_err(|e| TransferError::task("finishing", e))??;
             Ok((None, None))

@@ -98,6 +98,28 @@ impl Checkpoint {
     }
 }
 
+/// The checkpoint a lent writer (the files store's partial) kept for the first `bytes`
+/// of a fetch, if the fetch of `size` bytes in chunks of `chunk_size` under `key` can
+/// continue from it: it decodes, names the same transfer, size and chunk size, covers
+/// exactly `bytes`, and leaves at least one chunk to fetch (a complete one is of no use:
+/// the whole is verified only at the end, so it starts over). Pure: the engine's half of
+/// the "resume or restart" decision.
+pub fn usable(
+    state: &[u8],
+    bytes: u64,
+    key: &[u8; 32],
+    size: u64,
+    chunk_size: u32,
+) -> Option<Checkpoint> {
+    let c = Checkpoint::decode(state)?;
+    let fits = &c.key == key
+        && c.size == size
+        && c.chunk_size == chunk_size
+        && c.bytes() == bytes
+        && c.tree.count() < chunk_count(size, chunk_size);
+    fits.then_some(c)
+}
+
 struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
@@ -137,6 +159,24 @@ mod tests {
         }
         assert_eq!(checkpoint(100).bytes(), 100 * 1024 - 3);
         assert_eq!(checkpoint(3).bytes(), 3 * 1024);
+    }
+
+    #[test]
+    fn a_lent_writer_resumes_only_the_same_transfer_with_chunks_left() {
+        let c = checkpoint(3);
+        let state = c.encode();
+        let (key, size, cs) = (c.key, c.size, c.chunk_size);
+        assert_eq!(usable(&state, 3 * 1024, &key, size, cs), Some(c.clone()));
+        // Another transfer, size or chunk size; bytes the writer does not hold.
+        assert_eq!(usable(&state, 3 * 1024, &[8; 32], size, cs), None);
+        assert_eq!(usable(&state, 3 * 1024, &key, size + 1, cs), None);
+        assert_eq!(usable(&state, 3 * 1024, &key, size, 2048), None);
+        assert_eq!(usable(&state, 2 * 1024, &key, size, cs), None);
+        assert_eq!(usable(&state[1..], 3 * 1024, &key, size, cs), None);
+        // Every chunk: nothing left to fetch, start over.
+        let whole = checkpoint(100);
+        assert_eq!(usable(&whole.encode(), whole.bytes(), &key, size, cs), None);
+        assert!(usable(&checkpoint(99).encode(), 99 * 1024, &key, size, cs).is_some());
     }
 
     #[test]
