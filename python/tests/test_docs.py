@@ -410,7 +410,8 @@ def test_sync_status_and_set_reach(make_mesh) -> None:
     assert doc.reach == "cluster"
     wait_until(lambda: _state(b, doc.id) == _state(a, doc.id), "the edit on b after widening")
     wait_until(lambda: b_on_a().behind == 0 and b_on_a().in_sync, "b in sync again")
-    assert b_on_a().last_synced >= first
+    again = b_on_a().last_synced
+    assert again is not None and again >= first
     with pytest.raises(memmesh.InvalidInputError):
         doc.set_reach("everyone")
     with pytest.raises(memmesh.NotFoundError):
