@@ -218,8 +218,8 @@ impl Docs {
     }
 
     /// A subscription to every change of every document on this node from now on: the
-    /// document, its heads after the change, and whether it was local or which peer's
-    /// sync brought it. Bounded: a slow subscriber loses events (told by
+    /// document, its heads after the change, the paths it touched (see [`DocChange`]),
+    /// and whether it was local or which peer's sync brought it. Bounded: a slow subscriber loses events (told by
     /// [`ChangeEvent::Lagged`]) and never blocks the node.
     pub fn changes(&self) -> DocChanges {
         DocChanges::new(
@@ -236,7 +236,8 @@ impl Docs {
     }
 
     /// The sync state of every document with the peers it was exchanged with since this
-    /// node started (what `GET /sync/status` shows), in id order.
+    /// node started (what `GET /sync/status` shows), in id order: per peer whether it is
+    /// in sync, how many changes it lacks and when the two were last at the same heads.
     pub async fn sync_status(&self) -> Result<Vec<DocSync>> {
         self.svc.sync_status().await
     }
