@@ -695,8 +695,14 @@ export interface DocsStats {
 
 /** A change event of `docs.changes()` / `doc.changes()`. */
 export type DocChange =
-  /** `origin` is `'local'`, or the node id of the peer whose sync brought the change. */
-  | { type: 'Change', id: string, heads: string[], origin: string }
+  /**
+   * `origin` is `'local'`, or the node id of the peer whose sync brought the change.
+   * `paths` are the paths it touched, in the string form `doc.get` takes (a map key's
+   * path for a put, delete or increment there, a list's or text's own path for anything
+   * done to its elements or characters, never one inside another listed; sorted, at most
+   * 256); `pathsTruncated` says more were touched than are listed.
+   */
+  | { type: 'Change', id: string, heads: string[], paths: string[], pathsTruncated: boolean, origin: string }
   /** Events dropped because this reader fell behind. */
   | { type: 'Lagged', missed: number }
 
@@ -713,6 +719,10 @@ export interface PeerSync {
   inSync: boolean
   /** Whether an exchange with the peer is under way. */
   inFlight: boolean
+  /** How many changes held here the peer's last known heads lack (0 when in sync). */
+  behind: number
+  /** When (unix ms) an exchange last left both sides at the same heads; `null` if never. */
+  lastSynced: number | null
 }
 
 /** The sync state of one document on this node (`docs.syncStatus()`). */

@@ -919,10 +919,11 @@ function toSaved (data) {
 
 /**
  * Changes of documents from the moment `docs.changes()` or `doc.changes()` was called:
- * `{ type: 'Change', id, heads, origin }` (`heads` after the change; `origin` is
- * `'local'` for an edit, import or merge on this node, else the node id of the peer whose
- * sync brought it) or `{ type: 'Lagged', missed }` (events dropped because this reader
- * fell behind; the node never waits for a reader). Iterate with
+ * `{ type: 'Change', id, heads, paths, pathsTruncated, origin }` (`heads` after the
+ * change; `paths` it touched, as `doc.get` takes them, at most 256, `pathsTruncated` if
+ * more; `origin` is `'local'` for an edit, import or merge on this node, else the node id
+ * of the peer whose sync brought it) or `{ type: 'Lagged', missed }` (events dropped
+ * because this reader fell behind; the node never waits for a reader). Iterate with
  * `for await (const change of node.docs.changes())`; iteration ends at shutdown.
  */
 class DocChanges extends EventStream {

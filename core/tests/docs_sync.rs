@@ -59,6 +59,31 @@ async fn converged(nodes: &[&Node], id: DocId) -> String {
     }
 }
 
+/// Polls `node`'s sync status of `id` with `peer` until `ok` holds; returns it.
+async fn peer_status(
+    node: &Node,
+    id: DocId,
+    peer: memmesh::NodeId,
+    ok: impl Fn(&memmesh::docs::PeerSync) -> bool,
+) -> memmesh::docs::PeerSync {
+    let end = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let status = node.docs().unwrap().sync_status().await.unwrap();
+        let p = status
+            .iter()
+            .find(|d| d.id == id)
+            .and_then(|d| d.peers.iter().find(|p| p.peer == peer).cloned());
+        if let Some(p) = p.filter(|p| ok(p)) {
+            return p;
+        }
+        assert!(
+            tokio::time::Instant::now() < end,
+            "no such status within {DEADLINE:?}: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_converge_after_concurrent_edits() {
     let (da, db) = (dir("two-a"), dir("two-b"));
@@ -352,6 +377,9 @@ async fn a_narrowed_document_stops_reaching_a_peer_and_a_widened_one_arrives() {
     let doc = a.docs().unwrap().open(id).await.unwrap();
     doc.put("before", 1i64).await.unwrap();
     converged(&[&a, &b], id).await;
+    // a's status of b: in sync, behind by nothing, synced at some time.
+    let synced = peer_status(&a, id, b.id(), |p| p.in_sync && p.behind == 0).await;
+    let first = synced.last_synced.expect("a time of the last sync");
 
     // Narrowed to private: edits made after it never reach b, though b still holds the
     // document as a cluster one and keeps offering it to a (a refuses).
@@ -364,16 +392,26 @@ async fn a_narrowed_document_stops_reaching_a_peer_and_a_widened_one_arrives() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(on_b.get("after").unwrap(), None);
     assert_eq!(doc.get("from_b").unwrap(), None);
-    // Its sync status shows no peer any more.
+    // Its sync status still shows b, as of the last exchange: behind by a's one change
+    // since, not in sync, last synced before the narrowing (a last round of the exchange
+    // may have stamped it again after `first`).
     let status = a.docs().unwrap().sync_status().await.unwrap();
     let mine = status.iter().find(|d| d.id == id).unwrap();
     assert_eq!(mine.reach, Reach::Private);
-    assert!(mine.peers.is_empty(), "{mine:?}");
+    let p = mine.peers.iter().find(|p| p.peer == b.id()).unwrap();
+    assert_eq!(
+        (p.in_sync, p.in_flight, p.behind),
+        (false, false, 1),
+        "{p:?}"
+    );
+    assert!(p.last_synced.is_some_and(|t| t >= first), "{p:?}");
 
     // Widened back: both sides' edits flow again.
     doc.set_reach(Reach::Cluster).await.unwrap();
     let json = converged(&[&a, &b], id).await;
     assert!(json.contains("after") && json.contains("from_b"), "{json}");
+    let again = peer_status(&a, id, b.id(), |p| p.in_sync && p.behind == 0).await;
+    assert!(again.last_synced.is_some_and(|t| t >= first), "{again:?}");
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }
@@ -460,11 +498,13 @@ async fn change_subscriptions_see_local_and_peer_changes_and_lag_without_blockin
         panic!("a change");
     };
     assert_eq!((c.id, c.origin), (id, ChangeOrigin::Local));
+    assert_eq!((c.paths, c.paths_truncated), (vec!["k".to_string()], false));
     // Local: the other document's put, then this one's (creating is no change).
     let Some(ChangeEvent::Change(c)) = on_a.next().await else {
         panic!("a change");
     };
     assert_eq!((c.id, c.origin), (other.id(), ChangeOrigin::Local));
+    assert_eq!(c.paths, ["o"]);
     let Some(ChangeEvent::Change(c)) = on_a.next().await else {
         panic!("a change");
     };
@@ -480,6 +520,8 @@ async fn change_subscriptions_see_local_and_peer_changes_and_lag_without_blockin
             Some(ChangeEvent::Change(c)) if c.id == other.id() => {}
             Some(ChangeEvent::Change(c)) => {
                 assert_eq!((c.id, c.origin), (id, ChangeOrigin::Peer(a.id())));
+                // The only change a made to it, as a path of b's copy.
+                assert_eq!((c.paths, c.paths_truncated), (vec!["k".to_string()], false));
                 if c.heads == want {
                     break;
                 }

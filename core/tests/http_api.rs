@@ -411,7 +411,10 @@ async fn the_live_feed_tells_document_changes() {
         loop {
             let text = String::from_utf8_lossy(&seen).to_string();
             if text.lines().any(|l| {
-                l.contains("\"type\":\"doc\"") && l.contains(&wanted) && l.contains(&heads[0])
+                l.contains("\"type\":\"doc\"")
+                    && l.contains(&wanted)
+                    && l.contains(&heads[0])
+                    && l.contains("\"paths\":[\"title\"]")
             }) {
                 return;
             }

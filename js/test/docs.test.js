@@ -325,12 +325,15 @@ test('docs: change subscriptions see local and peer changes and end at shutdown'
   assert.deepEqual([first.type, first.id, first.origin], ['Change', other.id, 'local'])
   assert.deepEqual([second.type, second.id, second.origin], ['Change', doc.id, 'local'])
   assert.deepEqual(second.heads, doc.heads())
+  // Which paths each change touched.
+  assert.deepEqual([first.paths, second.paths, second.pathsTruncated], [['o'], ['k'], false])
   const mine = await only.next()
   assert.deepEqual([mine.type, mine.id, mine.origin, mine.heads], ['Change', doc.id, 'local', doc.heads()])
   // On b: brought by a's sync, until b holds a's heads.
   for await (const change of everyOnB) {
     assert.equal(change.type, 'Change')
     assert.equal(change.origin, a.id)
+    assert.deepEqual(change.paths, change.id === doc.id ? ['k'] : ['o'])
     if (change.id === doc.id && JSON.stringify(change.heads) === JSON.stringify(doc.heads())) break
   }
   // Iteration ends when the node shuts down.
@@ -353,13 +356,24 @@ test('docs: sync status and changing reach', { timeout: TIMEOUT }, async (t) => 
   assert.deepEqual([status.reach, status.heads], ['cluster', doc.heads()])
   const peer = status.peers.find((p) => p.peer === b.id)
   assert.equal(typeof peer.inFlight, 'boolean')
-  // Narrowed to private, then widened back: the edit made meanwhile arrives.
+  assert.equal(peer.behind, 0)
+  assert.equal(typeof peer.lastSynced, 'number')
+  const bOnA = async () => (await mine()).peers.find((p) => p.peer === b.id)
+  // Narrowed to private, then widened back: the edit made meanwhile arrives (b is behind
+  // by it until then).
   await doc.setReach('private')
   assert.equal(doc.reach, 'private')
   await doc.put('later', 1)
+  const behind = await bOnA()
+  assert.deepEqual([behind.inSync, behind.behind], [false, 1])
+  assert.ok(behind.lastSynced >= peer.lastSynced)
   await a.docs.setReach(doc.id, 'cluster')
   assert.equal(doc.reach, 'cluster')
   await converged([a, b], doc.id)
+  assert.ok(await eventually(async () => {
+    const p = await bOnA()
+    return p.inSync && p.behind === 0 && p.lastSynced >= peer.lastSynced
+  }, 30000), 'b in sync again')
   await rejectsWith(doc.setReach('everyone'), 'InvalidInput')
   await rejectsWith(a.docs.setReach('0'.repeat(32), 'cluster'), 'NotFound')
 })

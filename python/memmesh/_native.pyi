@@ -464,6 +464,12 @@ class DocChange:
     def heads(self) -> list[str]:
         """Its heads after the change (``Change``; empty otherwise)."""
     @property
+    def paths(self) -> list[str]:
+        """The paths the change touched, as :meth:`Doc.get` takes them (``Change``)."""
+    @property
+    def paths_truncated(self) -> bool:
+        """Whether it touched more paths than ``paths`` lists."""
+    @property
     def origin(self) -> Optional[str]:
         """``"local"``, or the node id of the peer whose sync brought it (``Change``)."""
     @property
@@ -490,6 +496,12 @@ class PeerSync:
     @property
     def in_flight(self) -> bool:
         """Whether an exchange with the peer is under way."""
+    @property
+    def behind(self) -> int:
+        """How many changes held here the peer's last known heads lack."""
+    @property
+    def last_synced(self) -> Optional[int]:
+        """When (unix ms) an exchange last left both at the same heads; ``None``: never."""
     def __eq__(self, other: object, /) -> bool: ...
 
 @final

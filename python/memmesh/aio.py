@@ -962,11 +962,14 @@ class Files:
 class DocChanges(_EventStream[DocChange]):
     """Changes of documents from the moment :meth:`Docs.changes` or :meth:`Doc.changes`
     was called, asyncio API. ``async for change in changes`` yields them until the node
-    shuts down: ``kind == "Change"`` with ``id``, ``heads`` (after the change) and
-    ``origin`` (``"local"`` for an edit, import or merge on this node, else the node id
-    of the peer whose sync brought it); or ``kind == "Lagged"`` with ``missed``, the
-    events dropped because this reader fell behind (1024 buffered; the node never waits
-    for a reader)."""
+    shuts down: ``kind == "Change"`` with ``id``, ``heads`` (after the change), ``paths``
+    (the paths it touched, in the string form :meth:`Doc.get` takes: a map key's path for
+    a put, delete or increment there, a list's or text's own path for anything done to
+    its elements or characters, never one inside another listed; sorted, at most 256,
+    ``paths_truncated`` if more) and ``origin`` (``"local"`` for an edit, import or merge
+    on this node, else the node id of the peer whose sync brought it); or
+    ``kind == "Lagged"`` with ``missed``, the events dropped because this reader fell
+    behind (1024 buffered; the node never waits for a reader)."""
 
     __slots__ = ()
 
@@ -1021,7 +1024,10 @@ class Docs:
         """The sync state of every document, in id order: a :class:`DocSync` (``id``,
         ``reach``, ``heads``, ``peers``) whose ``peers`` are the peers it was exchanged
         with since this node started, each a :class:`PeerSync` (``peer``, ``in_sync``:
-        the peer's last known heads are ours, ``in_flight``: an exchange is under way)."""
+        the peer's last known heads are ours, ``in_flight``: an exchange is under way,
+        ``behind``: how many changes held here the peer's last heads lack,
+        ``last_synced``: when, in unix ms, an exchange last left both at the same heads,
+        ``None`` if never)."""
         result: _DocSyncs = await _call(self._native.sync_status())
         return result
 

@@ -356,12 +356,15 @@ def test_change_subscriptions_see_local_and_peer_changes_and_end_at_shutdown(mak
     assert (first.kind, first.id, first.origin) == ("Change", other.id, "local")
     assert (second.kind, second.id, second.origin) == ("Change", doc.id, "local")
     assert second.heads == doc.heads()
+    # Which paths each change touched.
+    assert (first.paths, second.paths, second.paths_truncated) == (["o"], ["k"], False)
     mine = only.next()
     assert isinstance(mine, memmesh.DocChange)
     assert (mine.id, mine.origin, mine.heads, mine.missed) == (doc.id, "local", doc.heads(), None)
     # On b: brought by a's sync, until b holds a's heads.
     for change in every_on_b:
         assert change.kind == "Change" and change.origin == a.id, change
+        assert change.paths == (["k"] if change.id == doc.id else ["o"]), change
         if change.id == doc.id and change.heads == doc.heads():
             break
     # Iteration ends when the node shuts down.
@@ -388,13 +391,27 @@ def test_sync_status_and_set_reach(make_mesh) -> None:
     peer = [p for p in status.peers if p.peer == b.id][0]
     assert isinstance(peer, memmesh.PeerSync) and isinstance(peer.in_flight, bool)
     assert "in_sync=True" in repr(peer)
-    # Narrowed to private: later edits stay on a; widened back, they arrive.
+    assert peer.behind == 0 and isinstance(peer.last_synced, int)
+    first = peer.last_synced
+
+    def b_on_a() -> memmesh.PeerSync:
+        (status,) = [s for s in a.docs.sync_status() if s.id == doc.id]
+        return [p for p in status.peers if p.peer == b.id][0]
+
+    # Narrowed to private: later edits stay on a (b is behind by one); widened back, they
+    # arrive.
     doc.set_reach("private")
     assert doc.reach == "private"
     doc.put("later", 1)
+    behind = b_on_a()
+    assert (behind.in_sync, behind.behind) == (False, 1)
+    assert behind.last_synced is not None and behind.last_synced >= first
     a.docs.set_reach(doc.id, "cluster")
     assert doc.reach == "cluster"
     wait_until(lambda: _state(b, doc.id) == _state(a, doc.id), "the edit on b after widening")
+    wait_until(lambda: b_on_a().behind == 0 and b_on_a().in_sync, "b in sync again")
+    again = b_on_a().last_synced
+    assert again is not None and again >= first
     with pytest.raises(memmesh.InvalidInputError):
         doc.set_reach("everyone")
     with pytest.raises(memmesh.NotFoundError):

@@ -9,7 +9,7 @@ use napi_derive::napi;
 
 use crate::runtime::spawn_promise;
 
-/// One change event: `{ type: 'Change', id, heads, origin }` or
+/// One change event: `{ type: 'Change', id, heads, paths, pathsTruncated, origin }` or
 /// `{ type: 'Lagged', missed }`.
 #[napi(object)]
 pub struct DocChange {
@@ -20,6 +20,10 @@ pub struct DocChange {
     pub id: Option<String>,
     /// Its heads after the change (Change).
     pub heads: Option<Vec<String>>,
+    /// The paths the change touched, in the string form `get` takes (Change).
+    pub paths: Option<Vec<String>>,
+    /// Whether it touched more paths than `paths` lists (Change).
+    pub paths_truncated: Option<bool>,
     /// `"local"`, or the node id of the peer whose sync brought it (Change).
     pub origin: Option<String>,
     /// How many events were dropped for this slow reader (Lagged).
@@ -33,6 +37,8 @@ impl From<ChangeEvent> for DocChange {
                 kind: "Change".into(),
                 id: Some(c.id.to_string()),
                 heads: Some(c.heads),
+                paths: Some(c.paths),
+                paths_truncated: Some(c.paths_truncated),
                 origin: Some(match c.origin {
                     ChangeOrigin::Local => "local".to_string(),
                     ChangeOrigin::Peer(p) => p.to_string(),
@@ -43,6 +49,8 @@ impl From<ChangeEvent> for DocChange {
                 kind: "Lagged".into(),
                 id: None,
                 heads: None,
+                paths: None,
+                paths_truncated: None,
                 origin: None,
                 missed: Some(n as f64),
             },

@@ -3,8 +3,8 @@
 
 use napi_derive::napi;
 
-/// The sync state of one document with one peer.
-#[napi(object)]
+/// The sync state of one document with one peer (`lastSynced` is `null` if never).
+#[napi(object, use_nullable = true)]
 pub struct PeerSync {
     /// The peer's node id.
     pub peer: String,
@@ -12,6 +12,10 @@ pub struct PeerSync {
     pub in_sync: bool,
     /// Whether an exchange with the peer is under way.
     pub in_flight: bool,
+    /// How many changes held here the peer's last known heads lack.
+    pub behind: f64,
+    /// When (unix ms) an exchange last left both sides at the same heads (`null`: never).
+    pub last_synced: Option<f64>,
 }
 
 /// The sync state of one document on this node.
@@ -40,6 +44,8 @@ impl From<memmesh::docs::DocSync> for DocSync {
                     peer: p.peer.to_string(),
                     in_sync: p.in_sync,
                     in_flight: p.in_flight,
+                    behind: p.behind as f64,
+                    last_synced: p.last_synced.map(|t| t as f64),
                 })
                 .collect(),
         }

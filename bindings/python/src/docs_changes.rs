@@ -21,6 +21,11 @@ pub struct PyDocChange {
     id: Option<String>,
     /// Its heads after the change (`Change`; empty otherwise).
     heads: Vec<String>,
+    /// The paths the change touched, in the string form `get` takes (`Change`; empty
+    /// otherwise).
+    paths: Vec<String>,
+    /// Whether it touched more paths than `paths` lists.
+    paths_truncated: bool,
     /// `"local"`, or the node id of the peer whose sync brought it (`Change`).
     origin: Option<String>,
     /// How many events were dropped for this slow reader (`Lagged`).
@@ -34,6 +39,8 @@ impl From<ChangeEvent> for PyDocChange {
                 kind: "Change",
                 id: Some(c.id.to_string()),
                 heads: c.heads,
+                paths: c.paths,
+                paths_truncated: c.paths_truncated,
                 origin: Some(match c.origin {
                     ChangeOrigin::Local => "local".to_string(),
                     ChangeOrigin::Peer(p) => p.to_string(),
@@ -44,6 +51,8 @@ impl From<ChangeEvent> for PyDocChange {
                 kind: "Lagged",
                 id: None,
                 heads: Vec::new(),
+                paths: Vec::new(),
+                paths_truncated: false,
                 origin: None,
                 missed: Some(n),
             },
@@ -56,9 +65,11 @@ impl PyDocChange {
     fn __repr__(&self) -> String {
         match self.kind {
             "Change" => format!(
-                "DocChange(kind='Change', id={:?}, heads={:?}, origin={:?})",
+                "DocChange(kind='Change', id={:?}, heads={:?}, paths={:?}, paths_truncated={}, origin={:?})",
                 self.id.as_deref().unwrap_or_default(),
                 self.heads,
+                self.paths,
+                if self.paths_truncated { "True" } else { "False" },
                 self.origin.as_deref().unwrap_or_default()
             ),
             _ => format!(

@@ -13,17 +13,26 @@ pub struct PyPeerSync {
     in_sync: bool,
     /// Whether an exchange with the peer is under way.
     in_flight: bool,
+    /// How many changes held here the peer's last known heads lack.
+    behind: u64,
+    /// When (unix ms) an exchange last left both sides at the same heads (`None`: never).
+    last_synced: Option<u64>,
 }
 
 #[pymethods]
 impl PyPeerSync {
     fn __repr__(&self) -> String {
         let b = |v: bool| if v { "True" } else { "False" };
+        let last = self
+            .last_synced
+            .map_or_else(|| "None".to_string(), |t| t.to_string());
         format!(
-            "PeerSync(peer={:?}, in_sync={}, in_flight={})",
+            "PeerSync(peer={:?}, in_sync={}, in_flight={}, behind={}, last_synced={})",
             self.peer,
             b(self.in_sync),
-            b(self.in_flight)
+            b(self.in_flight),
+            self.behind,
+            last
         )
     }
 }
@@ -55,6 +64,8 @@ impl From<memmesh::docs::DocSync> for PyDocSync {
                     peer: p.peer.to_string(),
                     in_sync: p.in_sync,
                     in_flight: p.in_flight,
+                    behind: p.behind,
+                    last_synced: p.last_synced,
                 })
                 .collect(),
         }

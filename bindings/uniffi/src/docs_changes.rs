@@ -14,6 +14,10 @@ pub enum DocChangeEvent {
         id: String,
         /// Its heads after the change (hex change hashes, sorted).
         heads: Vec<String>,
+        /// The paths the change touched, in the string form `get` takes (sorted).
+        paths: Vec<String>,
+        /// Whether it touched more paths than `paths` lists.
+        paths_truncated: bool,
         /// `"local"` (an edit, import or merge on this node), or the node id of the peer
         /// whose sync brought the change.
         origin: String,
@@ -31,6 +35,8 @@ impl From<ChangeEvent> for DocChangeEvent {
             ChangeEvent::Change(c) => DocChangeEvent::Change {
                 id: c.id.to_string(),
                 heads: c.heads,
+                paths: c.paths,
+                paths_truncated: c.paths_truncated,
                 origin: match c.origin {
                     ChangeOrigin::Local => "local".to_string(),
                     ChangeOrigin::Peer(p) => p.to_string(),

@@ -225,10 +225,18 @@ async def test_change_subscriptions_see_local_and_peer_changes_and_end_at_shutdo
         # subscription skips the other.
         first, second = await every_on_a.next(), await every_on_a.next()
         assert first == memmesh.DocChangeEvent.CHANGE(
-            id=other.id(), heads=other.heads(), origin="local"
+            id=other.id(),
+            heads=other.heads(),
+            paths=["o"],
+            paths_truncated=False,
+            origin="local",
         )
         assert second == memmesh.DocChangeEvent.CHANGE(
-            id=doc.id(), heads=doc.heads(), origin="local"
+            id=doc.id(),
+            heads=doc.heads(),
+            paths=["k"],
+            paths_truncated=False,
+            origin="local",
         )
         assert await only.next() == second
         # On b: brought by a's sync, until b holds a's heads.
@@ -236,6 +244,7 @@ async def test_change_subscriptions_see_local_and_peer_changes_and_end_at_shutdo
             change = await every_on_b.next()
             assert isinstance(change, memmesh.DocChangeEvent.CHANGE), change
             assert change.origin == a.id()
+            assert change.paths == (["k"] if change.id == doc.id() else ["o"]), change
             if change.id == doc.id() and change.heads == doc.heads():
                 break
         # After shutdown the subscription ends.
@@ -265,12 +274,31 @@ async def test_sync_status_and_set_reach() -> None:
             await asyncio.sleep(0.05)
         assert (status[0].reach, status[0].heads) == (memmesh.Reach.CLUSTER, doc.heads())
         assert isinstance(status[0].peers[0], memmesh.PeerSync)
-        # Narrowed to private, then widened back: the edit made meanwhile arrives.
+        (peer,) = [p for p in status[0].peers if p.peer == b.id()]
+        assert peer.behind == 0 and isinstance(peer.last_synced, int)
+
+        async def b_on_a() -> memmesh.PeerSync:
+            await poll()
+            return [p for p in status[0].peers if p.peer == b.id()][0]
+
+        # Narrowed to private, then widened back: the edit made meanwhile arrives (b is
+        # behind by it until then).
         await doc.set_reach(memmesh.Reach.PRIVATE)
         assert doc.reach() == memmesh.Reach.PRIVATE
         await doc.put("later", V.INT(value=1))
+        behind = await b_on_a()
+        assert (behind.in_sync, behind.behind) == (False, 1)
+        assert behind.last_synced is not None and behind.last_synced >= peer.last_synced
         await a.docs().set_reach(doc.id(), memmesh.Reach.CLUSTER)
         assert doc.reach() == memmesh.Reach.CLUSTER
         assert await _converged([a, b], doc.id())
+        end = loop.time() + 30
+        while True:
+            again = await b_on_a()
+            if again.in_sync and again.behind == 0:
+                break
+            assert loop.time() < end, again
+            await asyncio.sleep(0.05)
+        assert again.last_synced is not None and again.last_synced >= peer.last_synced
         with pytest.raises(memmesh.MemmeshError.NotFound):
             await a.docs().set_reach("0" * 32, memmesh.Reach.CLUSTER)

@@ -28,6 +28,13 @@ pub struct DocChange {
     pub id: DocId,
     /// Its heads after the change (hex change hashes, sorted).
     pub heads: Vec<String>,
+    /// The paths the change touched, in the string form `get` and `put` take (sorted): a
+    /// map key's path for a put, delete or increment there, a list's or text's own path
+    /// for anything done to its elements or characters, never a path inside another one
+    /// listed (see `delta.rs`). At most [`super::delta::MAX_PATHS`].
+    pub paths: Vec<String>,
+    /// Whether the change touched more paths than `paths` lists.
+    pub paths_truncated: bool,
     /// Where the change came from.
     pub origin: ChangeOrigin,
 }
@@ -110,6 +117,8 @@ mod tests {
         DocChange {
             id: DocId([b; 16]),
             heads: vec![],
+            paths: vec![],
+            paths_truncated: false,
             origin: ChangeOrigin::Local,
         }
     }

@@ -9,7 +9,9 @@
 //! is appended to the document's encrypted log (`log.rs`) before the edit returns, and
 //! offered to peers at once by the `Service::Docs` service (`sync.rs`).
 
+pub mod book;
 pub mod changes;
+pub mod delta;
 pub mod edit;
 pub mod error;
 pub mod log;
@@ -29,6 +31,7 @@ use std::sync::Arc;
 use automerge::AutoCommit;
 
 pub use changes::{ChangeEvent, ChangeOrigin, DocChange, DocChanges};
+pub use delta::MAX_PATHS;
 pub use error::DocsError;
 pub use log::Sealer;
 pub use path::{Path, Seg};
@@ -173,16 +176,19 @@ impl Docs {
         }
         let bytes = bytes.to_vec();
         let id = DocId::random()?;
-        self.svc
+        let want = self.svc.watched();
+        let delta = self
+            .svc
             .blocking(move |s| {
-                let doc = AutoCommit::load(&bytes).map_err(|e| DocsError::NotAutomerge {
+                let mut doc = AutoCommit::load(&bytes).map_err(|e| DocsError::NotAutomerge {
                     what: "a document",
                     why: e.to_string(),
                 })?;
-                s.create(id, reach, doc, cap).map(|_| ())
+                let delta = delta::Before::empty(want).delta(&mut doc);
+                s.create(id, reach, doc, cap).map(|_| delta)
             })
             .await?;
-        self.svc.changed(id, ChangeOrigin::Local);
+        self.svc.changed(id, ChangeOrigin::Local, delta);
         Ok(id)
     }
 
@@ -212,8 +218,8 @@ impl Docs {
     }
 
     /// A subscription to every change of every document on this node from now on: the
-    /// document, its heads after the change, and whether it was local or which peer's
-    /// sync brought it. Bounded: a slow subscriber loses events (told by
+    /// document, its heads after the change, the paths it touched (see [`DocChange`]),
+    /// and whether it was local or which peer's sync brought it. Bounded: a slow subscriber loses events (told by
     /// [`ChangeEvent::Lagged`]) and never blocks the node.
     pub fn changes(&self) -> DocChanges {
         DocChanges::new(
@@ -230,7 +236,8 @@ impl Docs {
     }
 
     /// The sync state of every document with the peers it was exchanged with since this
-    /// node started (what `GET /sync/status` shows), in id order.
+    /// node started (what `GET /sync/status` shows), in id order: per peer whether it is
+    /// in sync, how many changes it lacks and when the two were last at the same heads.
     pub async fn sync_status(&self) -> Result<Vec<DocSync>> {
         self.svc.sync_status().await
     }
@@ -344,6 +351,7 @@ impl Doc {
     {
         let entry = self.entry.clone();
         let cap = self.svc.cap();
+        let want = self.svc.watched();
         let changed = self
             .svc
             .blocking(move |store| {
@@ -354,12 +362,14 @@ impl Doc {
                     });
                 }
                 store.check_room(entry.id, &mut st, add, cap)?;
+                let before = delta::Before::of(&mut st.doc, want);
                 f(&mut st.doc, &entry.id.to_string())?;
-                store.persist(entry.id, &mut st)
+                let changed = store.persist(entry.id, &mut st)?;
+                Ok(changed.then(|| before.delta(&mut st.doc)))
             })
             .await?;
-        if changed {
-            self.svc.changed(self.entry.id, ChangeOrigin::Local);
+        if let Some(delta) = changed {
+            self.svc.changed(self.entry.id, ChangeOrigin::Local, delta);
         }
         Ok(())
     }
@@ -424,6 +434,7 @@ impl Doc {
         let bytes = bytes.to_vec();
         let entry = self.entry.clone();
         let cap = self.svc.cap();
+        let want = self.svc.watched();
         let changed = self
             .svc
             .blocking(move |store| {
@@ -446,14 +457,16 @@ impl Doc {
                     .map(|c| c.raw_bytes().len() as u64)
                     .sum();
                 store.check_room(entry.id, &mut st, add, cap)?;
+                let before = delta::Before::of(&mut st.doc, want);
                 st.doc
                     .merge(&mut probe)
                     .map_err(|e| DocsError::Automerge(e.to_string()))?;
-                store.persist(entry.id, &mut st)
+                let changed = store.persist(entry.id, &mut st)?;
+                Ok(changed.then(|| before.delta(&mut st.doc)))
             })
             .await?;
-        if changed {
-            self.svc.changed(self.entry.id, ChangeOrigin::Local);
+        if let Some(delta) = changed {
+            self.svc.changed(self.entry.id, ChangeOrigin::Local, delta);
         }
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! What the HTTP API shows of document sync: per document, its heads and, per peer this
-//! node has exchanged with since start, whether the peer's last known heads are ours.
+//! node has exchanged with since start, whether the peer's last known heads are ours, how
+//! many changes held here they lack, and when the two were last at the same heads.
 
 use std::sync::Arc;
 
@@ -16,6 +17,12 @@ pub struct PeerSync {
     pub in_sync: bool,
     /// Whether an exchange with the peer is under way.
     pub in_flight: bool,
+    /// How many changes held here the peer's last known heads lack (all of them if it has
+    /// not told its heads yet; 0 when in sync).
+    pub behind: u64,
+    /// When (unix ms) an exchange last left both sides at the same heads, since this node
+    /// started (`None`: never).
+    pub last_synced: Option<u64>,
 }
 
 /// The sync state of one document on this node.
@@ -54,22 +61,33 @@ impl DocsService {
                     .all()
                     .into_iter()
                     .map(|e| {
-                        let mut st = e.lock();
+                        let mut guard = e.lock();
+                        let st = &mut *guard;
                         let own = st.doc.get_heads();
+                        let heads = edit::heads(&mut st.doc);
+                        // Every peer with a sync state has a book.
+                        for p in st.peers.keys() {
+                            st.books.of(*p);
+                        }
+                        let doc = st.doc.document();
                         let mut peers: Vec<PeerSync> = st
-                            .peers
-                            .iter()
-                            .map(|(peer, s)| PeerSync {
+                            .books
+                            .iter_mut()
+                            .map(|(peer, book)| PeerSync {
                                 peer: *peer,
-                                in_sync: s.their_heads.as_deref() == Some(own.as_slice()),
-                                in_flight: s.in_flight,
+                                in_sync: book.in_sync(&own),
+                                in_flight: st.peers.get(peer).is_some_and(|s| s.in_flight),
+                                // Counted again only when either side's heads moved.
+                                behind: book
+                                    .behind(&own, |have| doc.get_changes_meta(have).len() as u64),
+                                last_synced: book.last_synced(),
                             })
                             .collect();
                         peers.sort_by_key(|p| p.peer);
                         DocSync {
                             id: e.id,
                             reach: st.reach,
-                            heads: edit::heads(&mut st.doc),
+                            heads,
                             peers,
                         }
                     })

@@ -11,6 +11,8 @@ use automerge::sync::SyncDoc;
 use automerge::AutoCommit;
 use tracing::warn;
 
+use super::book::Books;
+use super::delta::{Before, Delta};
 use super::error::DocsError;
 use super::log::{log_path, Log, Record, Sealer, EXT, KIND_CHANGES, KIND_REACH, KIND_SNAPSHOT};
 use super::{DocId, Reach};
@@ -40,6 +42,20 @@ pub(crate) struct DocState {
     pub since_snapshot: (u64, u64),
     /// The sync state with each peer (in memory; rebuilt after a restart or an error).
     pub peers: HashMap<NodeId, automerge::sync::State>,
+    /// What is known of each peer's copy, for the sync status (in memory; kept when a
+    /// sync state starts afresh).
+    pub books: Books,
+}
+
+impl DocState {
+    /// Notes in the book of `peer` the heads it told in its last sync message.
+    pub fn heard_from(&mut self, peer: NodeId) {
+        let theirs = self.peers.get(&peer).and_then(|s| s.their_heads.clone());
+        let ours = self.doc.get_heads();
+        self.books
+            .of(peer)
+            .heard(theirs.as_deref(), &ours, super::book::now_ms());
+    }
 }
 
 /// A document held here.
@@ -184,6 +200,7 @@ fn load(key: &dyn Sealer, id: DocId, path: &std::path::Path) -> Result<Entry, Do
             size,
             since_snapshot: since,
             peers: HashMap::new(),
+            books: Books::default(),
         }),
     })
 }
@@ -225,6 +242,7 @@ impl Store {
                 size,
                 since_snapshot: (0, 0),
                 peers: HashMap::new(),
+                books: Books::default(),
             }),
         });
         let mut docs = lock(&self.docs);
@@ -270,6 +288,7 @@ impl Store {
         st.live = false;
         st.log = None;
         st.peers.clear();
+        st.books.clear();
         if let Some(disk) = &self.disk {
             let path = log_path(&disk.dir, &id.to_string());
             std::fs::remove_file(&path).map_err(DocsError::io("removing", &path))?;
@@ -377,7 +396,7 @@ impl Store {
     }
 
     /// Applies a sync message from `peer` to `entry` and persists what it brought.
-    /// Returns whether the document changed.
+    /// Returns what changed (`None`: nothing), with the paths it touched if `want`.
     /// A message of `len` encoded bytes that would take the document past `cap` is
     /// refused (`QuotaExceeded`) before it is applied.
     pub fn receive(
@@ -385,15 +404,16 @@ impl Store {
         entry: &Entry,
         peer: NodeId,
         msg: automerge::sync::Message,
-        len: u64,
-        cap: u64,
-    ) -> Result<bool, DocsError> {
+        (len, cap): (u64, u64),
+        want: bool,
+    ) -> Result<Option<Delta>, DocsError> {
         let mut st = entry.lock();
-        let before = st.doc.get_heads();
+        let before_heads = st.doc.get_heads();
         let st = &mut *st;
         if !msg.changes.is_empty() {
             self.check_room(entry.id, st, len, cap)?;
         }
+        let before = Before::of(&mut st.doc, want);
         let state = st.peers.entry(peer).or_default();
         let r = st.doc.sync().receive_sync_message(state, msg);
         if let Err(e) = r {
@@ -403,9 +423,10 @@ impl Store {
                 why: e.to_string(),
             });
         }
-        let changed = st.doc.get_heads() != before;
+        st.heard_from(peer);
+        let changed = st.doc.get_heads() != before_heads;
         self.persist(entry.id, st)?;
-        Ok(changed)
+        Ok(changed.then(|| before.delta(&mut st.doc)))
     }
 }
 

@@ -20,6 +20,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tracing::{debug, warn};
 
+use super::delta::{Before, Delta};
 use super::error::DocsError;
 use super::log::Sealer;
 use super::reach::{may_flow, Reach, Trust};
@@ -215,21 +216,30 @@ impl DocsService {
         self.changes.subscribe()
     }
 
-    /// Announces a change to `id` from `origin` to subscribers and offers it to peers.
-    pub(crate) fn changed(&self, id: DocId, origin: super::ChangeOrigin) {
+    /// Whether anyone subscribes to changes: what a change touched is computed only then.
+    pub(crate) fn watched(&self) -> bool {
+        self.changes.receiver_count() > 0
+    }
+
+    /// Announces a change to `id` from `origin` to subscribers (`delta`: what it did,
+    /// taken where it was made) and offers it to peers.
+    pub(crate) fn changed(&self, id: DocId, origin: super::ChangeOrigin, delta: Delta) {
         self.mark(id);
         if self.changes.receiver_count() == 0 {
             return;
         }
-        let Some(store) = self.store.get() else {
-            return;
-        };
-        // A deleted document has no heads any more.
-        let heads = match store.get(id) {
-            Ok(entry) => super::edit::heads(&mut entry.lock().doc),
-            Err(_) => Vec::new(),
-        };
-        let _ = self.changes.send(super::DocChange { id, heads, origin });
+        // Not computed (no one subscribed when the change started): the paths are unknown.
+        let touched = delta.touched.unwrap_or(super::delta::Touched {
+            paths: Vec::new(),
+            truncated: true,
+        });
+        let _ = self.changes.send(super::DocChange {
+            id,
+            heads: delta.heads,
+            paths: touched.paths,
+            paths_truncated: touched.truncated,
+            origin,
+        });
     }
 
     /// The largest size of one document (`docs_max_bytes`).
@@ -265,11 +275,14 @@ impl DocsService {
         let id = DocId(req.doc);
         let len = req.msg.len() as u64;
         let cap = self.cap();
+        let want = self.watched();
         let (changed, reply) = self
-            .blocking(move |store| serve_blocking(&store, (from, trust), id, reach, msg, len, cap))
+            .blocking(move |store| {
+                serve_blocking(&store, (from, trust), (id, reach), msg, (len, cap), want)
+            })
             .await?;
-        if changed {
-            self.changed(id, super::ChangeOrigin::Peer(from));
+        if let Some(delta) = changed {
+            self.changed(id, super::ChangeOrigin::Peer(from), delta);
         }
         let reply = Bytes::from(encode_bulk(&SyncReply {
             msg: reply.unwrap_or_default(),
@@ -279,16 +292,16 @@ impl DocsService {
     }
 }
 
-/// The disk-and-CPU part of serving a sync request.
+/// The disk-and-CPU part of serving a sync request: what it changed (with the paths it
+/// touched if `want`) and the reply.
 fn serve_blocking(
     store: &Store,
     (from, trust): (NodeId, Trust),
-    id: DocId,
-    reach: Reach,
+    (id, reach): (DocId, Reach),
     msg: Message,
-    len: u64,
-    cap: u64,
-) -> std::result::Result<(bool, Option<Vec<u8>>), DocsError> {
+    (len, cap): (u64, u64),
+    want: bool,
+) -> std::result::Result<(Option<Delta>, Option<Vec<u8>>), DocsError> {
     let (entry, changed) = match store.get(id) {
         Ok(entry) => {
             let mine = entry.lock().reach;
@@ -296,7 +309,7 @@ fn serve_blocking(
                 debug!(doc = %id, peer = %from.short(), reach = %mine, %trust, "refused a sync: reach");
                 return Err(DocsError::NotShared { id: id.to_string() });
             }
-            let changed = store.receive(&entry, from, msg, len, cap)?;
+            let changed = store.receive(&entry, from, msg, (len, cap), want)?;
             (entry, changed)
         }
         Err(_) if store.is_gone(id) => return Err(DocsError::NotFound { id: id.to_string() }),
@@ -329,6 +342,7 @@ fn serve_blocking(
                     why: e.to_string(),
                 })?;
             let changed = !doc.get_heads().is_empty();
+            let delta = changed.then(|| Before::empty(want).delta(&mut doc));
             let entry = match store.create(id, reach, doc, cap) {
                 Ok(e) => {
                     *lock(&store.created_by).entry(from).or_insert(0) += 1;
@@ -338,8 +352,12 @@ fn serve_blocking(
                 Err(DocsError::Invalid(_)) => store.get(id)?,
                 Err(e) => return Err(e),
             };
-            entry.lock().peers.insert(from, state);
-            (entry, changed)
+            {
+                let mut st = entry.lock();
+                st.peers.insert(from, state);
+                st.heard_from(from);
+            }
+            (entry, delta)
         }
     };
     let mut st = entry.lock();
@@ -503,19 +521,20 @@ async fn exchange(
         })?;
         let e = entry.clone();
         let (len, cap) = (reply.msg.len() as u64, svc.cap());
+        let want = svc.watched();
         let changed = svc
             .blocking(move |store| {
                 // Narrowed meanwhile: accept nothing more from this peer (at the trust
                 // level of its connection, so an outsider loses a narrowed community
                 // document too).
                 if !may_flow(e.lock().reach, trust) {
-                    return Ok(false);
+                    return Ok(None);
                 }
-                store.receive(&e, peer, msg, len, cap)
+                store.receive(&e, peer, msg, (len, cap), want)
             })
             .await?;
-        if changed {
-            svc.changed(entry.id, super::ChangeOrigin::Peer(peer));
+        if let Some(delta) = changed {
+            svc.changed(entry.id, super::ChangeOrigin::Peer(peer), delta);
         }
     }
     Ok(())

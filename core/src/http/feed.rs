@@ -117,8 +117,8 @@ pub(crate) async fn relay_transfers(
     }
 }
 
-/// Publishes a `doc` event (its id and new heads) for every document change, local or
-/// from a peer, until the node shuts down.
+/// Publishes a `doc` event (its id, new heads and the paths the change touched) for every
+/// document change, local or from a peer, until the node shuts down.
 pub(crate) async fn relay_docs(api: Arc<Api>, cancel: CancellationToken) {
     let mut rx = api.src.docs.subscribe_changes();
     loop {
@@ -136,8 +136,13 @@ pub(crate) async fn relay_docs(api: Arc<Api>, cancel: CancellationToken) {
         if api.feed.receiver_count() == 0 {
             continue;
         }
-        let (id, heads) = (change.id, change.heads);
-        api.publish(json!({"type": "doc", "id": id.to_string(), "heads": heads}));
+        api.publish(json!({
+            "type": "doc",
+            "id": change.id.to_string(),
+            "heads": change.heads,
+            "paths": change.paths,
+            "paths_truncated": change.paths_truncated,
+        }));
     }
 }
 

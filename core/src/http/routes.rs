@@ -187,6 +187,8 @@ async fn sync_status(State(api): State<Arc<Api>>) -> Answer {
                         "peer": p.peer.to_string(),
                         "in_sync": p.in_sync,
                         "in_flight": p.in_flight,
+                        "behind": p.behind,
+                        "last_synced": p.last_synced,
                     })
                 })
                 .collect();

@@ -5808,6 +5808,14 @@ public struct PeerSync: Equatable, Hashable {
      * Whether an exchange with the peer is under way.
      */
     public var inFlight: Bool
+    /**
+     * How many changes held here the peer's last known heads lack.
+     */
+    public var behind: UInt64
+    /**
+     * When (unix ms) an exchange last left both sides at the same heads (`None`: never).
+     */
+    public var lastSynced: UInt64?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -5820,10 +5828,18 @@ public struct PeerSync: Equatable, Hashable {
          */inSync: Bool, 
         /**
          * Whether an exchange with the peer is under way.
-         */inFlight: Bool) {
+         */inFlight: Bool, 
+        /**
+         * How many changes held here the peer's last known heads lack.
+         */behind: UInt64, 
+        /**
+         * When (unix ms) an exchange last left both sides at the same heads (`None`: never).
+         */lastSynced: UInt64?) {
         self.peer = peer
         self.inSync = inSync
         self.inFlight = inFlight
+        self.behind = behind
+        self.lastSynced = lastSynced
     }
 
     
@@ -5844,7 +5860,9 @@ public struct FfiConverterTypePeerSync: FfiConverterRustBuffer {
             try PeerSync(
                 peer: FfiConverterString.read(from: &buf), 
                 inSync: FfiConverterBool.read(from: &buf), 
-                inFlight: FfiConverterBool.read(from: &buf)
+                inFlight: FfiConverterBool.read(from: &buf), 
+                behind: FfiConverterUInt64.read(from: &buf), 
+                lastSynced: FfiConverterOptionUInt64.read(from: &buf)
         )
     }
 
@@ -5852,6 +5870,8 @@ public struct FfiConverterTypePeerSync: FfiConverterRustBuffer {
         FfiConverterString.write(value.peer, into: &buf)
         FfiConverterBool.write(value.inSync, into: &buf)
         FfiConverterBool.write(value.inFlight, into: &buf)
+        FfiConverterUInt64.write(value.behind, into: &buf)
+        FfiConverterOptionUInt64.write(value.lastSynced, into: &buf)
     }
 }
 
@@ -6826,6 +6846,12 @@ public enum DocChangeEvent: Equatable, Hashable {
          * Its heads after the change (hex change hashes, sorted).
          */heads: [String], 
         /**
+         * The paths the change touched, in the string form `get` takes (sorted).
+         */paths: [String], 
+        /**
+         * Whether it touched more paths than `paths` lists.
+         */pathsTruncated: Bool, 
+        /**
          * `"local"` (an edit, import or merge on this node), or the node id of the peer
          * whose sync brought the change.
          */origin: String
@@ -6859,7 +6885,7 @@ public struct FfiConverterTypeDocChangeEvent: FfiConverterRustBuffer {
         let variant: Int32 = try readInt(&buf)
         switch variant {
         
-        case 1: return .change(id: try FfiConverterString.read(from: &buf), heads: try FfiConverterSequenceString.read(from: &buf), origin: try FfiConverterString.read(from: &buf)
+        case 1: return .change(id: try FfiConverterString.read(from: &buf), heads: try FfiConverterSequenceString.read(from: &buf), paths: try FfiConverterSequenceString.read(from: &buf), pathsTruncated: try FfiConverterBool.read(from: &buf), origin: try FfiConverterString.read(from: &buf)
         )
         
         case 2: return .lagged(missed: try FfiConverterUInt64.read(from: &buf)
@@ -6873,10 +6899,12 @@ public struct FfiConverterTypeDocChangeEvent: FfiConverterRustBuffer {
         switch value {
         
         
-        case let .change(id,heads,origin):
+        case let .change(id,heads,paths,pathsTruncated,origin):
             writeInt(&buf, Int32(1))
             FfiConverterString.write(id, into: &buf)
             FfiConverterSequenceString.write(heads, into: &buf)
+            FfiConverterSequenceString.write(paths, into: &buf)
+            FfiConverterBool.write(pathsTruncated, into: &buf)
             FfiConverterString.write(origin, into: &buf)
             
         
