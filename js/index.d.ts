@@ -733,7 +733,7 @@ export interface DocSync {
   reach: Reach
   /** Its heads (hex change hashes, sorted). */
   heads: string[]
-  /** The peers it was exchanged with since this node started, by id. */
+  /** The peers it was exchanged with (since this node started, or before a restart with a data dir), by id. */
   peers: PeerSync[]
 }
 

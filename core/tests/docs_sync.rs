@@ -610,3 +610,92 @@ async fn a_node_back_after_1000_changes_gets_less_than_twice_their_size() {
         let _ = std::fs::remove_dir_all(d);
     }
 }
+
+/// `node`'s sync status of `id` with `peer`: (in sync, last synced).
+async fn status_with(node: &Node, id: DocId, peer: memmesh::NodeId) -> Option<(bool, Option<u64>)> {
+    let all = node.docs().unwrap().sync_status().await.unwrap();
+    let doc = all.into_iter().find(|d| d.id == id)?;
+    let p = doc.peers.into_iter().find(|p| p.peer == peer)?;
+    Some((p.in_sync, p.last_synced))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_states_survive_a_restart_so_an_unchanged_document_costs_no_history_filter() {
+    const CHANGES: usize = 2000;
+    let (da, db) = (dir("states-a"), dir("states-b"));
+    let a = start("a", &da).await;
+    let mut b = start("b", &db).await;
+    let (a_id, b_id) = (a.id(), b.id());
+    // A document with a long history, imported in one go.
+    let mut doc = automerge::AutoCommit::new();
+    for i in 0..CHANGES {
+        automerge::transaction::Transactable::put(&mut doc, automerge::ROOT, "n", i as i64)
+            .unwrap();
+        doc.commit();
+    }
+    let id = a
+        .docs()
+        .unwrap()
+        .import(&doc.save(), Reach::Cluster)
+        .await
+        .unwrap();
+    a.connect(&b.addr().to_string()).await.unwrap();
+    converged(&[&a, &b], id).await;
+    assert!(
+        eventually(DEADLINE, || {
+            futures::executor::block_on(status_with(&b, id, a_id))
+                .is_some_and(|(in_sync, at)| in_sync && at.is_some())
+        })
+        .await,
+        "b saw a at its heads"
+    );
+    let synced_at = status_with(&b, id, a_id).await.unwrap().1;
+
+    // b restarts (same data dir and address): its sync state with a is back, and so is
+    // "last synced".
+    let b_addr = b.addr();
+    b.shutdown().await.unwrap();
+    drop(b);
+    b = builder("b")
+        .data_dir(&db)
+        .listen(b_addr.to_string())
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(b.id(), b_id);
+    assert_eq!(
+        status_with(&b, id, a_id).await.map(|s| s.1),
+        Some(synced_at),
+        "last synced survived the restart"
+    );
+    let before = a.docs().unwrap().sent_to(&b_id).bytes;
+    b.connect(&a.addr().to_string()).await.unwrap();
+    assert!(
+        eventually(DEADLINE, || {
+            futures::executor::block_on(status_with(&b, id, a_id)).is_some_and(|s| s.0)
+                && futures::executor::block_on(status_with(&a, id, b_id)).is_some_and(|s| s.0)
+        })
+        .await,
+        "both in sync again"
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let spent =
+        a.docs().unwrap().sent_to(&b_id).bytes - before + b.docs().unwrap().sent_to(&a_id).bytes;
+    // A sync state started from nothing sends a Bloom filter of the whole history
+    // (10 bits per change); one restored from disk, of the changes since the shared heads.
+    let history_filter = (CHANGES * 10 / 8) as u64;
+    println!(
+        "after the restart: {spent} B exchanged (a to b {} B, b to a {} B); a history filter is {history_filter} B",
+        a.docs().unwrap().sent_to(&b_id).bytes - before,
+        b.docs().unwrap().sent_to(&a_id).bytes
+    );
+    assert!(
+        spent < history_filter,
+        "{spent} B exchanged after the restart for an unchanged document"
+    );
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+    for d in [da, db] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}

@@ -848,7 +848,7 @@ class Docs:
     def sync_status(self) -> _DocSyncs:
         """The sync state of every document, in id order: a :class:`DocSync` (``id``,
         ``reach``, ``heads``, ``peers``) whose ``peers`` are the peers it was exchanged
-        with since this node started, each a :class:`PeerSync` (``peer``, ``in_sync``:
+        with (since this node started, or before a restart with a data dir), each a :class:`PeerSync` (``peer``, ``in_sync``:
         the peer's last known heads are ours, ``in_flight``: an exchange is under way,
         ``behind``: how many changes held here the peer's last heads lack,
         ``last_synced``: when, in unix ms, an exchange last left both at the same heads,

@@ -27,7 +27,8 @@ pub struct DocSync {
     pub reach: Reach,
     /// Its heads (hex change hashes, sorted).
     pub heads: Vec<String>,
-    /// The peers it was exchanged with since this node started, by id.
+    /// The peers it was exchanged with since this node started (with a data dir, also
+    /// before a restart), by id.
     pub peers: Vec<PeerSync>,
 }
 

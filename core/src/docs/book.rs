@@ -56,6 +56,11 @@ impl PeerBook {
         self.last_synced
     }
 
+    /// Restores a "last synced" time saved before a restart (the later one wins).
+    pub fn restore_last_synced(&mut self, at_ms: u64) {
+        self.last_synced = Some(self.last_synced.map_or(at_ms, |t| t.max(at_ms)));
+    }
+
     /// Whether the peer's last heads are `ours`.
     pub fn in_sync(&self, ours: &[ChangeHash]) -> bool {
         self.their_heads.as_deref() == Some(sorted(ours).as_slice())
@@ -104,6 +109,16 @@ impl Books {
         let mut v: Vec<_> = self.0.iter_mut().collect();
         v.sort_by_key(|(p, _)| **p);
         v.into_iter()
+    }
+
+    /// The book of `peer`, if it has one.
+    pub fn get(&self, peer: &NodeId) -> Option<&PeerBook> {
+        self.0.get(peer)
+    }
+
+    /// Every peer with a book.
+    pub fn peers(&self) -> impl Iterator<Item = &NodeId> {
+        self.0.keys()
     }
 
     /// Forgets every peer.

@@ -16,6 +16,7 @@ pub mod edit;
 pub mod error;
 pub mod log;
 pub mod path;
+pub mod peer_states;
 pub mod reach;
 pub mod status;
 pub(crate) mod store;

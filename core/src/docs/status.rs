@@ -1,5 +1,5 @@
 //! What the HTTP API shows of document sync: per document, its heads and, per peer this
-//! node has exchanged with since start, whether the peer's last known heads are ours, how
+//! node has exchanged with (since start, or before a restart with a data dir), whether the peer's last known heads are ours, how
 //! many changes held here they lack, and when the two were last at the same heads.
 
 use std::sync::Arc;
@@ -20,8 +20,8 @@ pub struct PeerSync {
     /// How many changes held here the peer's last known heads lack (all of them if it has
     /// not told its heads yet; 0 when in sync).
     pub behind: u64,
-    /// When (unix ms) an exchange last left both sides at the same heads, since this node
-    /// started (`None`: never).
+    /// When (unix ms) an exchange last left both sides at the same heads (`None`: never;
+    /// kept across restarts with a data dir).
     pub last_synced: Option<u64>,
 }
 
@@ -34,7 +34,8 @@ pub struct DocSync {
     pub reach: Reach,
     /// Its heads (hex change hashes, sorted).
     pub heads: Vec<String>,
-    /// The peers it was exchanged with since this node started, by id.
+    /// The peers it was exchanged with since this node started (with a data dir, also
+    /// before a restart), by id.
     pub peers: Vec<PeerSync>,
 }
 

@@ -15,6 +15,7 @@ use super::book::Books;
 use super::delta::{Before, Delta};
 use super::error::DocsError;
 use super::log::{log_path, Log, Record, Sealer, EXT, KIND_CHANGES, KIND_REACH, KIND_SNAPSHOT};
+use super::peer_states;
 use super::{DocId, Reach};
 use crate::identity::NodeId;
 
@@ -40,7 +41,8 @@ pub(crate) struct DocState {
     pub size: u64,
     /// Incremental saves since the last snapshot, and their bytes (compaction).
     pub since_snapshot: (u64, u64),
-    /// The sync state with each peer (in memory; rebuilt after a restart or an error).
+    /// The sync state with each peer (what `sync::State::encode` keeps of it is saved
+    /// across restarts: `peer_states`; dropped after an error).
     pub peers: HashMap<NodeId, automerge::sync::State>,
     /// What is known of each peer's copy, for the sync status (in memory; kept when a
     /// sync state starts afresh).
@@ -55,6 +57,105 @@ impl DocState {
         self.books
             .of(peer)
             .heard(theirs.as_deref(), &ours, super::book::now_ms());
+    }
+}
+
+impl Store {
+    /// The per-peer sync states of every document (ADR 0020, sixth slice): what
+    /// `sync::State::encode` keeps of each, and each peer's "last synced" time.
+    pub fn saved_states(&self) -> Vec<peer_states::Saved> {
+        let mut entries: Vec<Arc<Entry>> = lock(&self.docs).values().cloned().collect();
+        entries.sort_by_key(|e| e.id);
+        let mut out = Vec::new();
+        for e in entries {
+            let st = e.lock();
+            if !st.live {
+                continue;
+            }
+            let mut peers: Vec<NodeId> = st.peers.keys().chain(st.books.peers()).copied().collect();
+            peers.sort();
+            peers.dedup();
+            for p in peers {
+                if out.len() >= peer_states::MAX_SAVED {
+                    return out;
+                }
+                out.push(peer_states::Saved {
+                    doc: e.id.0,
+                    peer: *p.as_bytes(),
+                    shared: st.peers.get(&p).map(|s| s.encode()).unwrap_or_default(),
+                    last_synced: st.books.get(&p).and_then(|b| b.last_synced()),
+                });
+            }
+        }
+        out
+    }
+
+    /// Puts saved states back on the documents held (those of other documents, or that
+    /// do not decode, are dropped).
+    pub fn restore_states(&self, saved: Vec<peer_states::Saved>) {
+        for s in saved {
+            let Ok(entry) = self.get(DocId(s.doc)) else {
+                continue;
+            };
+            let peer = NodeId::from_bytes(s.peer);
+            let mut st = entry.lock();
+            if !s.shared.is_empty() {
+                if let Ok(state) = automerge::sync::State::decode(&s.shared) {
+                    st.peers.insert(peer, state);
+                }
+            }
+            if let Some(t) = s.last_synced {
+                st.books.of(peer).restore_last_synced(t);
+            }
+        }
+    }
+
+    /// Writes the per-peer sync states durably (with a data dir; blocking).
+    pub fn save_states(&self) {
+        if self.disk.is_some() {
+            self.write_states(&self.saved_states());
+        }
+    }
+
+    /// Writes `saved` as the per-peer sync states, durably (with a data dir; blocking).
+    pub fn write_states(&self, saved: &[peer_states::Saved]) {
+        let Some(disk) = &self.disk else {
+            return;
+        };
+        let path = disk.dir.join(peer_states::FILE_NAME);
+        let bytes = match peer_states::encode(saved, &*disk.key) {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(error = %e, "could not seal the documents' sync states");
+                return;
+            }
+        };
+        if let Err(e) = crate::durable::write_atomic(&path, &bytes, true) {
+            warn!(error = %e.chain(), "could not save the documents' sync states");
+        }
+    }
+
+    /// Reads the per-peer sync states saved before (a file that cannot be read is
+    /// logged and ignored: the first exchanges then start from nothing, as before).
+    fn load_states(&self) {
+        let Some(disk) = &self.disk else {
+            return;
+        };
+        let path = disk.dir.join(peer_states::FILE_NAME);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                warn!(path = %path.display(), error = %e, "could not read the documents' sync states");
+                return;
+            }
+        };
+        match peer_states::decode(&bytes, &*disk.key) {
+            Ok(saved) => self.restore_states(saved),
+            Err(e) => {
+                warn!(path = %path.display(), error = %e, "ignoring the documents' sync states")
+            }
+        }
     }
 }
 
@@ -104,6 +205,7 @@ impl Store {
             created_by: Mutex::new(HashMap::new()),
         };
         store.load_all()?;
+        store.load_states();
         Ok(store)
     }
 

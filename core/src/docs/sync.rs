@@ -392,6 +392,10 @@ impl Shutdown for DocsService {
     fn stop(&self) {
         self.closed.store(true, Ordering::Release);
         self.wake.notify_one();
+        // The last per-peer sync states, for the first exchanges after a restart.
+        if let Some(store) = self.store.get() {
+            store.save_states();
+        }
     }
 }
 
@@ -406,7 +410,9 @@ async fn run(svc: Arc<DocsService>) {
     };
     let mut tick = tokio::time::interval(SYNC_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut known: HashMap<NodeId, Trust> = HashMap::new();
+    // Each connected peer's trust level and connection (its stable id).
+    let mut known: HashMap<NodeId, (Trust, usize)> = HashMap::new();
+    let mut saver = StateSaver::default();
     loop {
         let full = tokio::select! {
             _ = svc.node.cancel.cancelled() => return,
@@ -417,7 +423,7 @@ async fn run(svc: Arc<DocsService>) {
             return;
         }
         // Members and outsiders alike, each with its connection's trust level.
-        let connected: HashMap<NodeId, Trust> =
+        let connected: HashMap<NodeId, (Trust, usize)> =
             svc.node.pool.connected_trust().into_iter().collect();
         let entries: Vec<Arc<Entry>> = {
             let dirty = std::mem::take(&mut *lock(&svc.dirty));
@@ -430,8 +436,10 @@ async fn run(svc: Arc<DocsService>) {
                     .collect()
             }
         };
-        // A peer that (re)connected, or whose trust changed, starts every document's sync
-        // afresh.
+        // A peer that (re)connected (a new connection, however briefly it was away), or
+        // whose trust changed, starts every document's sync
+        // afresh from the heads both are known to share (what `sync::State::encode`
+        // keeps: the rest of a state belongs to the lost connection).
         let fresh: Vec<NodeId> = connected
             .iter()
             .filter(|(p, t)| known.get(p) != Some(t))
@@ -441,15 +449,18 @@ async fn run(svc: Arc<DocsService>) {
             for e in store.all() {
                 let mut st = e.lock();
                 for p in &fresh {
-                    st.peers.remove(p);
+                    restart_state(&mut st.peers, *p);
                 }
             }
+        }
+        if full {
+            saver.tick(&svc, &store).await;
         }
         known = connected.clone();
         let mut pairs = Vec::new();
         for e in entries {
             let reach = e.lock().reach;
-            for (p, t) in &connected {
+            for (p, (t, _)) in &connected {
                 if may_flow(reach, *t) {
                     pairs.push((e.clone(), (*p, *t)));
                 }
@@ -460,12 +471,58 @@ async fn run(svc: Arc<DocsService>) {
                 let svc = svc.clone();
                 async move {
                     if let Err(e) = exchange(&svc, &entry, peer, trust).await {
-                        entry.lock().peers.remove(&peer);
+                        restart_state(&mut entry.lock().peers, peer);
                         debug!(doc = %entry.id, peer = %peer.short(), error = %e, "document sync failed");
                     }
                 }
             })
             .await;
+    }
+}
+
+/// Starts the sync state with `peer` afresh, keeping only what `sync::State::encode`
+/// keeps (the heads both sides are known to share, all of them changes held here): the
+/// rest belonged to an exchange that was lost, while the shared heads spare the next one
+/// a Bloom filter of the whole history.
+fn restart_state(peers: &mut HashMap<NodeId, automerge::sync::State>, peer: NodeId) {
+    if let Some(state) = peers.remove(&peer) {
+        if let Ok(kept) = automerge::sync::State::decode(&state.encode()) {
+            peers.insert(peer, kept);
+        }
+    }
+}
+
+/// Saves the per-peer sync states now and then ([`SAVE_STATES_EVERY`] full rounds),
+/// when they changed since the last save.
+#[derive(Default)]
+struct StateSaver {
+    rounds: u32,
+    last: Vec<super::peer_states::Saved>,
+}
+
+/// Full sync rounds ([`SYNC_PERIOD`]) between two saves of the per-peer sync states.
+pub const SAVE_STATES_EVERY: u32 = 30;
+
+impl StateSaver {
+    async fn tick(&mut self, svc: &Arc<DocsService>, store: &Arc<Store>) {
+        self.rounds += 1;
+        if self.rounds < SAVE_STATES_EVERY || !store.persistent() {
+            return;
+        }
+        self.rounds = 0;
+        let last = std::mem::take(&mut self.last);
+        let saved = svc
+            .blocking(move |store| {
+                let now = store.saved_states();
+                if now != last {
+                    store.write_states(&now);
+                }
+                Ok(now)
+            })
+            .await;
+        if let Ok(now) = saved {
+            self.last = now;
+        }
     }
 }
 

@@ -286,12 +286,15 @@ impl Pool {
     }
 
     /// Every peer with a live connection, members and outsiders, with its trust level
-    /// (what the documents service offers documents to).
-    pub fn connected_trust(&self) -> Vec<(NodeId, Trust)> {
+    /// and the connection's stable id (what the documents service offers documents to;
+    /// a new id means the peer reconnected, however briefly it was away).
+    pub fn connected_trust(&self) -> Vec<(NodeId, (Trust, usize))> {
         self.lock()
             .iter()
-            .filter(|(_, e)| e.connected())
-            .map(|(id, e)| (*id, e.trust))
+            .filter_map(|(id, e)| {
+                let conn = e.conn.as_ref().filter(|c| c.close_reason().is_none())?;
+                Some((*id, (e.trust, conn.stable_id())))
+            })
             .collect()
     }
 
