@@ -423,7 +423,7 @@ impl<V: ViewCell> Engine<V> {
             self.reach_across(now);
         }
         self.forget(now, peers);
-        self.prove_heard(now);
+        self.prove_heard(now, peers);
         if let Some(quota) = quota {
             self.advertise(quota, now);
         }
@@ -770,7 +770,9 @@ impl<V: ViewCell> Engine<V> {
     /// Announces this node to live members only heard of (see [`crate::membership::prove`]):
     /// a real member answers for itself and enters the view within a round trip, instead
     /// of when SWIM's round robin gets to it.
-    fn prove_heard(&mut self, now: Instant) {
+    /// Only members an announce can go to now count as asked (a packet the dial budget
+    /// or a dial under way would drop must not double their spacing).
+    fn prove_heard(&mut self, now: Instant, peers: &impl Peers) {
         if self.left {
             return;
         }
@@ -785,7 +787,22 @@ impl<V: ViewCell> Engine<V> {
         }
         unproved.sort_by_key(|a| a.id);
         let ids: Vec<NodeId> = unproved.iter().map(|m| m.id).collect();
-        for id in self.proving.due(&ids, now, PROVE_FANOUT) {
+        let dials = &mut self.dials;
+        let mut reserved: u32 = 0;
+        let can_send = |id: &NodeId| match peers.reach(id) {
+            Reach::Live => true,
+            Reach::Dialling => false,
+            Reach::Unconnected { addrs } => {
+                let cost = u32::try_from(addrs.clamp(1, SWIM_DIAL_BURST as usize))
+                    .unwrap_or(SWIM_DIAL_BURST);
+                let ok = dials.has(reserved.saturating_add(cost), now);
+                if ok {
+                    reserved = reserved.saturating_add(cost);
+                }
+                ok
+            }
+        };
+        for id in self.proving.due(&ids, now, PROVE_FANOUT, can_send) {
             let Some(member) = unproved.iter().find(|m| m.id == id) else {
                 continue;
             };

@@ -52,6 +52,12 @@ impl TokenBucket {
         }
     }
 
+    /// Whether `n` tokens could be taken now (none are taken).
+    pub fn has(&mut self, n: u32, now: Instant) -> bool {
+        self.refill(now);
+        self.tokens >= f64::from(n)
+    }
+
     /// Whether the bucket is full (nothing to remember about it).
     pub fn is_full(&mut self, now: Instant) -> bool {
         self.refill(now);
