@@ -4442,7 +4442,8 @@ public struct DocSync: Equatable, Hashable {
      */
     public var heads: [String]
     /**
-     * The peers it was exchanged with since this node started, by id.
+     * The peers it was exchanged with since this node started (with a data dir, also
+     * before a restart), by id.
      */
     public var peers: [PeerSync]
 
@@ -4459,7 +4460,8 @@ public struct DocSync: Equatable, Hashable {
          * Its heads (hex change hashes, sorted).
          */heads: [String], 
         /**
-         * The peers it was exchanged with since this node started, by id.
+         * The peers it was exchanged with since this node started (with a data dir, also
+         * before a restart), by id.
          */peers: [PeerSync]) {
         self.id = id
         self.reach = reach
