@@ -121,7 +121,10 @@ fn main() -> Result<()> {
         .build()?;
     println!("{}", machine::describe());
     rt.block_on(run(&cli))?;
-    println!("load average at the end: {}", machine::load_average().unwrap_or_default());
+    println!(
+        "load average at the end: {}",
+        machine::load_average().unwrap_or_default()
+    );
     Ok(())
 }
 
@@ -164,7 +167,10 @@ async fn fresh_sync(
     let bytes = source.docs()?.sent().bytes - sent_before + fresh.docs()?.sent().bytes;
     let json_source = source.docs()?.open(id).await?.to_json()?;
     let json_fresh = fresh.docs()?.open(id).await?.to_json()?;
-    ensure!(json_source == json_fresh, "the fresh copy differs from the source");
+    ensure!(
+        json_source == json_fresh,
+        "the fresh copy differs from the source"
+    );
     fresh.shutdown().await?;
     Ok((time, bytes))
 }
@@ -202,8 +208,12 @@ async fn part_a(cli: &Cli, s: &Sizes) -> Result<()> {
         let _ = std::fs::remove_dir_all(&cli.dir);
         std::fs::create_dir_all(&cli.dir)
             .with_context(|| format!("creating {}", cli.dir.display()))?;
-        let disk_source =
-            nodes::start("docs-source-disk", cli.threads, Some(&cli.dir.join("source"))).await?;
+        let disk_source = nodes::start(
+            "docs-source-disk",
+            cli.threads,
+            Some(&cli.dir.join("source")),
+        )
+        .await?;
         let disk_id = disk_source.docs()?.import(&saved, Reach::Cluster).await?;
         let disk_heads = disk_source.docs()?.open(disk_id).await?.heads()?;
         ensure!(disk_heads == heads, "the imported copy has other heads");
@@ -256,7 +266,11 @@ async fn part_a(cli: &Cli, s: &Sizes) -> Result<()> {
             .collect::<Vec<_>>()
             .join(", "),
         each(&memory),
-        if disk.is_empty() { "-".into() } else { each(&disk) }
+        if disk.is_empty() {
+            "-".into()
+        } else {
+            each(&disk)
+        }
     );
     if rows.len() > 1 {
         println!(
@@ -350,7 +364,10 @@ async fn part_b(cli: &Cli, s: &Sizes) -> Result<()> {
     for (k, d) in docs[0].iter().enumerate() {
         let json = d.to_json()?;
         for other in &docs[1..] {
-            ensure!(other[k].to_json()? == json, "document {k} differs between nodes");
+            ensure!(
+                other[k].to_json()? == json,
+                "document {k} differs between nodes"
+            );
         }
     }
     for n in all {

@@ -92,7 +92,10 @@ pub async fn wait_for_heads(
             return Ok(Instant::now());
         }
         if Instant::now() > end {
-            bail!("{} did not reach the heads of {id} within {deadline:?}", node.name());
+            bail!(
+                "{} did not reach the heads of {id} within {deadline:?}",
+                node.name()
+            );
         }
         tokio::time::sleep(POLL).await;
     }
