@@ -156,6 +156,8 @@ struct Fresh {
     connect: Option<Duration>,
     /// Documents bytes both nodes sent.
     bytes: u64,
+    /// Of which the source sent.
+    from_source: u64,
 }
 
 /// One fresh node syncing the document `id` (with `heads`) from `source`: the time from
@@ -188,7 +190,8 @@ async fn fresh_sync(
     let time = done - start;
     // Let the last exchange finish before reading the counters.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let bytes = source.docs()?.sent().bytes - sent_before + fresh.docs()?.sent().bytes;
+    let from_source = source.docs()?.sent().bytes - sent_before;
+    let bytes = from_source + fresh.docs()?.sent().bytes;
     let json_source = source.docs()?.open(id).await?.to_json()?;
     let json_fresh = fresh.docs()?.open(id).await?.to_json()?;
     ensure!(
@@ -200,6 +203,7 @@ async fn fresh_sync(
         time,
         connect,
         bytes,
+        from_source,
     })
 }
 
@@ -293,9 +297,16 @@ async fn part_a(cli: &Cli, s: &Sizes) -> Result<()> {
             return "-".to_string();
         }
         runs.iter()
-            .map(|r| match r.connect {
-                Some(c) => format!("{} (connect {})", latency(r.time), latency(c)),
-                None => latency(r.time),
+            .map(|r| {
+                let sent = format!(
+                    "{} + {}",
+                    report::bytes(r.from_source),
+                    report::bytes(r.bytes - r.from_source)
+                );
+                match r.connect {
+                    Some(c) => format!("{} (connect {}; {sent})", latency(r.time), latency(c)),
+                    None => format!("{} ({sent})", latency(r.time)),
+                }
             })
             .collect::<Vec<_>>()
             .join(", ")
@@ -311,6 +322,7 @@ async fn part_a(cli: &Cli, s: &Sizes) -> Result<()> {
     println!("rounds: from connect(), memory only: {}", each(&memory));
     println!("rounds: connected, from set_reach: {}", each(&widened));
     println!("rounds: from connect(), data dirs: {}", each(&disk));
+    println!("(bytes per round: sent by the source + sent by the fresh node)");
     for (what, row) in [("from connect()", 1), ("connected, from set_reach", 2)] {
         if let Some(r) = rows.get(row) {
             println!(
