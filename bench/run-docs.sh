@@ -70,10 +70,10 @@ grep -E '^[a-z]+ edits/s' "$out" | awk '
     if (label == "rust edits/s" && rust == 0) rust = rate + 0
   }
   END {
-    printf "%-62s | %9s | %8s\n", "(c) edits through the path API", "edits/s", "vs rust"
-    for (i = 0; i < 84; i++) printf "-"; printf "\n"
+    printf "%-80s | %9s | %8s\n", "(c) edits through the path API", "edits/s", "vs rust"
+    for (i = 0; i < 102; i++) printf "-"; printf "\n"
     for (i = 1; i <= n; i++) {
       r = (rust > 0) ? sprintf("%.2fx", rates[i] / rust) : "-"
-      printf "%-62s | %9d | %8s\n", labels[i], rates[i], r
+      printf "%-80s | %9d | %8s\n", labels[i], rates[i], r
     }
   }'
