@@ -14,9 +14,14 @@
 //!
 //! The files benchmark (`files-bench`) uses [`files_netns`] and [`files_replicas`] for its
 //! part (c), replicas across network namespaces (`bench/run-files.sh`).
+//!
+//! The documents benchmark (`docs-bench`, module [`docs`]) syncs a large document between
+//! nodes beside Automerge's own sync in memory, times the convergence of documents edited
+//! on three nodes, and measures edits per second (`bench/run-docs.sh`).
 
 pub mod cache_mesh;
 pub mod cache_report;
+pub mod docs;
 pub mod files_netns;
 pub mod files_replicas;
 pub mod load;

@@ -1,5 +1,6 @@
 //! The documents service: Automerge's sync protocol per (document, peer) over a
-//! `Service::Docs` request frame, pushed on change and every [`SYNC_PERIOD`], with reach
+//! `Service::Docs` request frame, pushed on change, to a peer as soon as it connects
+//! ([`PEER_CHECK`]) and every [`SYNC_PERIOD`], with reach
 //! checked on both sides of every exchange (ADR 0020).
 //!
 //! An exchange is driven by the node that has something to say: it generates the sync
@@ -37,6 +38,10 @@ use crate::wire::Service;
 /// How often every document is offered to every connected peer (changes are pushed at
 /// once; this catches up peers that were away).
 pub const SYNC_PERIOD: Duration = Duration::from_secs(1);
+/// How often the sync task looks for peers that connected (or whose connection's trust
+/// changed) since its last pass: such a peer is offered every document at once, not at
+/// the next [`SYNC_PERIOD`]. A look that finds none costs one lock of the pool.
+pub const PEER_CHECK: Duration = Duration::from_millis(20);
 /// The most messages one exchange sends before it yields to others.
 pub const MAX_ROUNDS: usize = 32;
 /// Documents a single peer may make this node create.
@@ -410,14 +415,17 @@ async fn run(svc: Arc<DocsService>) {
     };
     let mut tick = tokio::time::interval(SYNC_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut peer_check = tokio::time::interval(PEER_CHECK);
+    peer_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Each connected peer's trust level and connection (its stable id).
     let mut known: HashMap<NodeId, (Trust, usize)> = HashMap::new();
     let mut saver = StateSaver::default();
     loop {
-        let full = tokio::select! {
+        let (period, checking) = tokio::select! {
             _ = svc.node.cancel.cancelled() => return,
-            _ = tick.tick() => true,
-            _ = svc.wake.notified() => false,
+            _ = tick.tick() => (true, false),
+            _ = svc.wake.notified() => (false, false),
+            _ = peer_check.tick() => (false, true),
         };
         if svc.closed.load(Ordering::Acquire) {
             return;
@@ -425,6 +433,19 @@ async fn run(svc: Arc<DocsService>) {
         // Members and outsiders alike, each with its connection's trust level.
         let connected: HashMap<NodeId, (Trust, usize)> =
             svc.node.pool.connected_trust().into_iter().collect();
+        // A peer that (re)connected (a new connection, however briefly it was away), or
+        // whose trust changed, starts every document's sync afresh from the heads both
+        // are known to share (what `sync::State::encode` keeps: the rest of a state
+        // belongs to the lost connection), and is offered every document at once.
+        let fresh: Vec<NodeId> = connected
+            .iter()
+            .filter(|(p, t)| known.get(p) != Some(t))
+            .map(|(p, _)| *p)
+            .collect();
+        if checking && fresh.is_empty() && lock(&svc.dirty).is_empty() {
+            continue;
+        }
+        let full = period || !fresh.is_empty();
         let entries: Vec<Arc<Entry>> = {
             let dirty = std::mem::take(&mut *lock(&svc.dirty));
             if full {
@@ -436,15 +457,6 @@ async fn run(svc: Arc<DocsService>) {
                     .collect()
             }
         };
-        // A peer that (re)connected (a new connection, however briefly it was away), or
-        // whose trust changed, starts every document's sync
-        // afresh from the heads both are known to share (what `sync::State::encode`
-        // keeps: the rest of a state belongs to the lost connection).
-        let fresh: Vec<NodeId> = connected
-            .iter()
-            .filter(|(p, t)| known.get(p) != Some(t))
-            .map(|(p, _)| *p)
-            .collect();
         if !fresh.is_empty() {
             for e in store.all() {
                 let mut st = e.lock();
@@ -453,7 +465,7 @@ async fn run(svc: Arc<DocsService>) {
                 }
             }
         }
-        if full {
+        if period {
             saver.tick(&svc, &store).await;
         }
         known = connected.clone();
