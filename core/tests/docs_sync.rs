@@ -663,10 +663,11 @@ async fn sync_states_survive_a_restart_so_an_unchanged_document_costs_no_history
         .await
         .unwrap();
     assert_eq!(b.id(), b_id);
-    assert_eq!(
-        status_with(&b, id, a_id).await.map(|s| s.1),
-        Some(synced_at),
-        "last synced survived the restart"
+    // Saved at shutdown: the time seen above, or a later round's.
+    let restored = status_with(&b, id, a_id).await.and_then(|s| s.1);
+    assert!(
+        restored.is_some() && restored >= synced_at,
+        "last synced survived the restart: {restored:?}, before {synced_at:?}"
     );
     let before = a.docs().unwrap().sent_to(&b_id).bytes;
     b.connect(&a.addr().to_string()).await.unwrap();
