@@ -1,6 +1,6 @@
 //! The documents service: Automerge's sync protocol per (document, peer) over a
 //! `Service::Docs` request frame, pushed on change, to a peer as soon as it connects
-//! ([`PEER_CHECK`]) and every [`SYNC_PERIOD`], with reach
+//! (the pool tells each new connection) and every [`SYNC_PERIOD`], with reach
 //! checked on both sides of every exchange (ADR 0020).
 //!
 //! An exchange is driven by the node that has something to say: it generates the sync
@@ -38,10 +38,6 @@ use crate::wire::Service;
 /// How often every document is offered to every connected peer (changes are pushed at
 /// once; this catches up peers that were away).
 pub const SYNC_PERIOD: Duration = Duration::from_secs(1);
-/// How often the sync task looks for peers that connected (or whose connection's trust
-/// changed) since its last pass: such a peer is offered every document at once, not at
-/// the next [`SYNC_PERIOD`]. A look that finds none costs one lock of the pool.
-pub const PEER_CHECK: Duration = Duration::from_millis(20);
 /// The most messages one exchange sends before it yields to others.
 pub const MAX_ROUNDS: usize = 32;
 /// Documents a single peer may make this node create.
@@ -415,8 +411,9 @@ async fn run(svc: Arc<DocsService>) {
     };
     let mut tick = tokio::time::interval(SYNC_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut peer_check = tokio::time::interval(PEER_CHECK);
-    peer_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A new connection (a peer connected, reconnected or changed trust level) is offered
+    // every document at once, not at the next period.
+    let mut registrations = svc.node.pool.registrations();
     // Each connected peer's trust level and connection (its stable id).
     let mut known: HashMap<NodeId, (Trust, usize)> = HashMap::new();
     let mut saver = StateSaver::default();
@@ -425,7 +422,7 @@ async fn run(svc: Arc<DocsService>) {
             _ = svc.node.cancel.cancelled() => return,
             _ = tick.tick() => (true, false),
             _ = svc.wake.notified() => (false, false),
-            _ = peer_check.tick() => (false, true),
+            Ok(()) = registrations.changed() => (false, true),
         };
         if svc.closed.load(Ordering::Acquire) {
             return;

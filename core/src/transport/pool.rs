@@ -87,9 +87,21 @@ fn trim_strangers(peers: &mut HashMap<NodeId, Entry>) {
 }
 
 /// Peers by NodeId.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Pool {
     peers: Mutex<HashMap<NodeId, Entry>>,
+    /// Counts the connections registered, for those who act on a new one at once
+    /// ([`Pool::registrations`]).
+    registered: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Pool {
+            peers: Mutex::default(),
+            registered: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 /// Replaces unspecified advertised IPs (`0.0.0.0`, `::`) by the IP the peer was seen at,
@@ -169,7 +181,15 @@ impl Pool {
             .replace(conn.clone())
             .filter(|old| old.close_reason().is_none() && old.stable_id() != conn.stable_id());
         trim_strangers(&mut peers);
+        drop(peers);
+        self.registered.send_modify(|n| *n = n.wrapping_add(1));
         old
+    }
+
+    /// A receiver that changes each time a connection is registered (a peer connected,
+    /// reconnected, or came back at another trust level).
+    pub fn registrations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.registered.subscribe()
     }
 
     /// The peer with a live connection that is known at `addr`, if any.
