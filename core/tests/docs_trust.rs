@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::{builder, RawPeer};
+use memmesh::docs::messages::{Op, Reply as DocsReply, Request as DocsRequest};
 use memmesh::docs::sync::{SyncReply, SyncRequest};
 use memmesh::wire::codec::{decode_bulk, decode_frame, encode_bulk, encode_frame, FrameLimits};
 use memmesh::wire::messages::{BlockOp, ChannelOp};
@@ -140,7 +141,7 @@ async fn a_cluster_document_sends_zero_bytes_to_a_trusted_outsider_and_a_communi
         reach: Reach::Community.as_u8(),
         msg: hello_message(),
     };
-    let got = raw_call(&raw, Service::Docs, &encode_bulk(&ask).unwrap()).await;
+    let got = raw_call(&raw, Service::Docs, &sync_body(ask)).await;
     assert_eq!(got.unwrap_err(), ErrorKind::Unauthorized);
     rounds().await;
     let docs_a = a.docs().unwrap();
@@ -257,10 +258,11 @@ async fn an_outsider_is_refused_every_other_service_and_is_never_a_member() {
         reach: Reach::Community.as_u8(),
         msg: hello_message(),
     };
-    let reply = raw_call(&raw, Service::Docs, &encode_bulk(&fresh).unwrap())
+    let reply = raw_call(&raw, Service::Docs, &sync_body(fresh))
         .await
         .unwrap();
-    let _: SyncReply = decode_bulk(&reply).unwrap();
+    let reply: DocsReply = decode_bulk(&reply).unwrap();
+    assert!(matches!(reply, DocsReply::Sync(SyncReply { .. })));
     a.shutdown().await.unwrap();
     out.shutdown().await.unwrap();
 }
@@ -304,4 +306,9 @@ async fn a_stranger_without_the_secret_is_refused_and_commons_needs_serve_common
     for n in [a, commons, stranger] {
         n.shutdown().await.unwrap();
     }
+}
+
+/// The body of a documents frame carrying the sync message `req`.
+fn sync_body(req: SyncRequest) -> Vec<u8> {
+    encode_bulk(&DocsRequest::new(Op::Sync(req))).unwrap()
 }

@@ -56,6 +56,20 @@ impl PeerBook {
         self.last_synced
     }
 
+    /// The peer's heads as it last told them (sorted), if it did.
+    pub fn their_heads(&self) -> Option<&[ChangeHash]> {
+        self.their_heads.as_deref()
+    }
+
+    /// Restores the peer's heads saved before a restart, unless it told newer ones since.
+    /// With the stream positions (`events.rs`) they stay true: a change the peer makes
+    /// later is an event in its log, and brings a new exchange that tells its heads.
+    pub fn restore_their_heads(&mut self, heads: &[ChangeHash]) {
+        if self.their_heads.is_none() {
+            self.their_heads = Some(sorted(heads));
+        }
+    }
+
     /// Restores a "last synced" time saved before a restart (the later one wins).
     pub fn restore_last_synced(&mut self, at_ms: u64) {
         self.last_synced = Some(self.last_synced.map_or(at_ms, |t| t.max(at_ms)));
@@ -177,6 +191,13 @@ mod tests {
         // A later exchange that ends apart does not move it.
         b.heard(Some(&[h(2)]), &[h(3)], 11);
         assert_eq!(b.last_synced(), Some(9));
+        // Heads saved before a restart come back, unless newer ones were told.
+        assert_eq!(b.their_heads(), Some(&[h(2)][..]));
+        let mut back = PeerBook::default();
+        back.restore_their_heads(&[h(3), h(1)]);
+        assert!(back.in_sync(&[h(1), h(3)]));
+        back.restore_their_heads(&[h(4)]);
+        assert!(back.in_sync(&[h(1), h(3)]), "the first restore stays");
     }
 
     #[test]

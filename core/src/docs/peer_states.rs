@@ -20,8 +20,9 @@ use super::log::Sealer;
 pub const FILE_NAME: &str = "sync-states";
 /// The file's first bytes.
 pub const MAGIC: [u8; 8] = *b"memmeshS";
-/// The format version this code writes and reads.
-pub const VERSION: u8 = 1;
+/// The format version this code writes and reads (1 had no `their_heads`: such a file is
+/// ignored, which costs only longer first exchanges).
+pub const VERSION: u8 = 2;
 /// The associated data of the box.
 pub const AAD: &[u8] = b"memmesh docs sync-states v1";
 /// Most states saved (those of the documents first listed, in id order, beyond it are
@@ -40,35 +41,26 @@ pub struct Saved {
     pub shared: Vec<u8>,
     /// When (unix ms) an exchange last left both sides at the same heads.
     pub last_synced: Option<u64>,
+    /// The peer's heads as it last told them (the sync status's "in sync" and "behind").
+    pub their_heads: Option<Vec<[u8; 32]>>,
 }
+
+/// The file's layout.
+const KIND: super::sealed_file::Kind = super::sealed_file::Kind {
+    magic: MAGIC,
+    version: VERSION,
+    aad: AAD,
+};
 
 /// The file's bytes for `saved` (at most [`MAX_SAVED`] of them), sealed with `key`.
 pub fn encode(saved: &[Saved], key: &dyn Sealer) -> Result<Vec<u8>, String> {
     let saved = &saved[..saved.len().min(MAX_SAVED)];
-    let plain = crate::wire::codec::encode_bulk(&saved.to_vec()).map_err(|e| e.to_string())?;
-    let boxed = key.seal(AAD, &plain)?;
-    let mut out = Vec::with_capacity(MAGIC.len() + 1 + boxed.len());
-    out.extend_from_slice(&MAGIC);
-    out.push(VERSION);
-    out.extend_from_slice(&boxed);
-    Ok(out)
+    super::sealed_file::seal(KIND, &saved.to_vec(), key)
 }
 
 /// The states in a file's `bytes`, or why they cannot be read.
 pub fn decode(bytes: &[u8], key: &dyn Sealer) -> Result<Vec<Saved>, String> {
-    let rest = bytes
-        .strip_prefix(&MAGIC[..])
-        .ok_or("not a sync-states file (bad magic)")?;
-    let (&version, boxed) = rest.split_first().ok_or("truncated")?;
-    if version != VERSION {
-        return Err(format!(
-            "format version {version}, this memmesh reads {VERSION}"
-        ));
-    }
-    let plain = key
-        .open(AAD, boxed)
-        .ok_or("does not open with the storage key (tampered, truncated or another key)")?;
-    let saved: Vec<Saved> = crate::wire::codec::decode_bulk(&plain).map_err(|e| e.to_string())?;
+    let saved: Vec<Saved> = super::sealed_file::open(KIND, bytes, key)?;
     if saved.len() > MAX_SAVED {
         return Err(format!("{} states, more than {MAX_SAVED}", saved.len()));
     }
@@ -100,6 +92,7 @@ mod tests {
             peer: [n.wrapping_add(1); 32],
             shared: vec![n; 40],
             last_synced: n.is_multiple_of(2).then_some(u64::from(n) * 1000),
+            their_heads: n.is_multiple_of(3).then(|| vec![[n; 32]]),
         }
     }
 

@@ -16,6 +16,8 @@ use super::delta::{Before, Delta};
 use super::error::DocsError;
 use super::log::{log_path, Log, Record, Sealer, EXT, KIND_CHANGES, KIND_REACH, KIND_SNAPSHOT};
 use super::peer_states;
+use super::stream::Stream;
+use super::stream_file;
 use super::{DocId, Reach};
 use crate::identity::NodeId;
 
@@ -84,6 +86,11 @@ impl Store {
                     peer: *p.as_bytes(),
                     shared: st.peers.get(&p).map(|s| s.encode()).unwrap_or_default(),
                     last_synced: st.books.get(&p).and_then(|b| b.last_synced()),
+                    their_heads: st
+                        .books
+                        .get(&p)
+                        .and_then(|b| b.their_heads())
+                        .map(|h| h.iter().map(|c| c.0).collect()),
                 });
             }
         }
@@ -106,6 +113,11 @@ impl Store {
             }
             if let Some(t) = s.last_synced {
                 st.books.of(peer).restore_last_synced(t);
+            }
+            if let Some(h) = s.their_heads {
+                let heads: Vec<automerge::ChangeHash> =
+                    h.into_iter().map(automerge::ChangeHash).collect();
+                st.books.of(peer).restore_their_heads(&heads);
             }
         }
     }
@@ -159,6 +171,76 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Records an event of `id` in the node's event log (rewriting the stream file as
+    /// not clean if it was saved clean already: a change during an orderly shutdown).
+    fn record(&self, id: DocId) {
+        if self.stream.record(id) {
+            self.write_stream(false);
+        }
+    }
+
+    /// Saves the event log and the positions (with a data dir; blocking). `clean`: at an
+    /// orderly shutdown, after which the log vouches for every event until the next
+    /// start.
+    pub fn save_stream(&self, clean: bool) {
+        if clean {
+            let _w = lock(&self.stream.writing);
+            self.stream.mark_saved_clean();
+            self.write_stream_locked(clean);
+        } else {
+            self.write_stream(false);
+        }
+    }
+
+    fn write_stream(&self, clean: bool) {
+        let _w = lock(&self.stream.writing);
+        self.write_stream_locked(clean);
+    }
+
+    fn write_stream_locked(&self, clean: bool) {
+        let Some(disk) = &self.disk else {
+            return;
+        };
+        let path = disk.dir.join(stream_file::FILE_NAME);
+        match stream_file::encode(&self.stream.saved(clean), &*disk.key) {
+            Ok(bytes) => {
+                if let Err(e) = crate::durable::write_atomic(&path, &bytes, true) {
+                    warn!(error = %e.chain(), "could not save the documents' event log");
+                }
+            }
+            Err(e) => warn!(error = %e, "could not seal the documents' event log"),
+        }
+    }
+
+    /// Reads the event log and positions saved before, then marks the file not clean
+    /// (a crash from now on starts a new epoch at the next start).
+    fn load_stream(&self) {
+        let held: Vec<DocId> = self.all().iter().map(|e| e.id).collect();
+        let Some(disk) = &self.disk else {
+            self.stream.restore(None, &held);
+            return;
+        };
+        let path = disk.dir.join(stream_file::FILE_NAME);
+        let saved = match std::fs::read(&path) {
+            Ok(bytes) => match stream_file::decode(&bytes, &*disk.key) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    warn!(path = %path.display(), error = %e, "ignoring the documents' event log: a new epoch starts");
+                    None
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                warn!(path = %path.display(), error = %e, "could not read the documents' event log: a new epoch starts");
+                None
+            }
+        };
+        self.stream.restore(saved, &held);
+        self.write_stream(false);
+    }
+}
+
 /// A document held here.
 pub(crate) struct Entry {
     /// Its id.
@@ -187,6 +269,8 @@ pub(crate) struct Store {
     gone: Mutex<HashSet<DocId>>,
     /// Documents each peer made this node create (the per-peer budget).
     pub created_by: Mutex<HashMap<NodeId, usize>>,
+    /// The event log and the positions in peers' logs (`stream.rs`).
+    pub stream: Stream,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -203,9 +287,11 @@ impl Store {
             docs: Mutex::new(HashMap::new()),
             gone: Mutex::new(HashSet::new()),
             created_by: Mutex::new(HashMap::new()),
+            stream: Stream::default(),
         };
         store.load_all()?;
         store.load_states();
+        store.load_stream();
         Ok(store)
     }
 
@@ -216,6 +302,7 @@ impl Store {
             docs: Mutex::new(HashMap::new()),
             gone: Mutex::new(HashSet::new()),
             created_by: Mutex::new(HashMap::new()),
+            stream: Stream::default(),
         }
     }
 
@@ -352,6 +439,8 @@ impl Store {
             return Err(DocsError::Invalid(format!("document {id} already exists")));
         }
         docs.insert(id, entry.clone());
+        drop(docs);
+        self.record(id);
         Ok(entry)
     }
 
@@ -386,6 +475,7 @@ impl Store {
         }
         lock(&self.gone).insert(id);
         lock(&self.docs).remove(&id);
+        self.stream.forget(id);
         let mut st = entry.lock();
         st.live = false;
         st.log = None;
@@ -424,6 +514,7 @@ impl Store {
         }
         st.reach = reach;
         st.peers.clear();
+        self.record(entry.id);
         Ok(true)
     }
 
@@ -447,6 +538,7 @@ impl Store {
                 },
             )?;
         }
+        self.record(id);
         st.size += len;
         st.since_snapshot.0 += 1;
         st.since_snapshot.1 += len;

@@ -24,6 +24,7 @@ use tracing::{debug, warn};
 use super::delta::{Before, Delta};
 use super::error::DocsError;
 use super::log::Sealer;
+use super::messages::{Op, Reply, Request};
 use super::reach::{may_flow, Reach, Trust};
 use super::store::{Entry, Store};
 use super::DocId;
@@ -53,26 +54,7 @@ pub const MAX_OUTGOING: usize = 8;
 /// passphrase). Given by the API layer, which knows the files store's key.
 pub type KeyOpener = Arc<dyn Fn() -> Result<Arc<dyn Sealer>, DocsError> + Send + Sync>;
 
-/// A sync message for one document (the body of a `Service::Docs` frame).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SyncRequest {
-    /// The document.
-    pub doc: [u8; 16],
-    /// Its reach on the sender (a receiver that does not hold the document creates it
-    /// with this reach, if the reach allows the sender at all).
-    pub reach: u8,
-    /// An encoded Automerge sync message.
-    #[serde(with = "serde_bytes")]
-    pub msg: Vec<u8>,
-}
-
-/// The answer: the receiver's next sync message for the document, empty if it has none.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SyncReply {
-    /// An encoded Automerge sync message, or empty.
-    #[serde(with = "serde_bytes")]
-    pub msg: Vec<u8>,
-}
+pub use super::messages::{SyncReply, SyncRequest};
 
 /// The documents service of a node.
 pub struct DocsService {
@@ -91,6 +73,8 @@ pub struct DocsService {
     pub(crate) active: Arc<std::sync::atomic::AtomicUsize>,
     /// Documents frames and bytes sent to each peer (requests and replies).
     pub(crate) sent: super::traffic::Traffic,
+    /// Peers this node is asking "what happened since?" now (one pull per peer).
+    pub(crate) pulling: Mutex<HashSet<NodeId>>,
 }
 
 /// Counts one exchange under way while it lives.
@@ -138,6 +122,7 @@ impl DocsService {
             serving: Slots::new("document syncs", MAX_SERVING_PER_PEER, MAX_SERVING),
             active: Arc::default(),
             sent: super::traffic::Traffic::default(),
+            pulling: Mutex::new(HashSet::new()),
             changes: tokio::sync::broadcast::channel(super::changes::CHANGES_BUFFER).0,
         });
         svc.node.runtime.handle().spawn(run(svc.clone()));
@@ -249,15 +234,39 @@ impl DocsService {
     }
 
     /// The largest sync message sent or accepted.
-    fn max_message(&self) -> usize {
+    pub(super) fn max_message(&self) -> usize {
         self.node.config.max_message_size
     }
 
-    /// Serves one sync request from `from`, as the trust level of the connection it came
-    /// on allows.
+    /// Serves one request from `from`, as the trust level of the connection it came on
+    /// allows.
     async fn serve(self: Arc<Self>, from: NodeId, trust: Trust, body: Bytes) -> Result<Bytes> {
-        let req: SyncRequest = decode_bulk(&body)?;
+        let req: Request = decode_bulk(&body)?;
+        if req.version != super::messages::VERSION {
+            return Err(DocsError::Invalid(format!(
+                "documents protocol version {}, this node speaks {}",
+                req.version,
+                super::messages::VERSION
+            ))
+            .into());
+        }
         let _slot = self.serving.take(&from)?;
+        match req.op {
+            Op::Sync(req) => self.serve_sync(from, trust, req).await,
+            Op::Since { from: pos, limit } => {
+                let reply = super::pull::serve_since(&self, trust, pos, limit).await?;
+                Ok(Bytes::from(encode_bulk(&Reply::Since(reply))?))
+            }
+        }
+    }
+
+    /// Serves one sync message from `from`.
+    async fn serve_sync(
+        self: Arc<Self>,
+        from: NodeId,
+        trust: Trust,
+        req: SyncRequest,
+    ) -> Result<Bytes> {
         let _active = Active::new(&self.active);
         let reach = Reach::from_u8(req.reach)
             .ok_or_else(|| DocsError::Invalid(format!("unknown reach byte {}", req.reach)))?;
@@ -285,9 +294,9 @@ impl DocsService {
         if let Some(delta) = changed {
             self.changed(id, super::ChangeOrigin::Peer(from), delta);
         }
-        let reply = Bytes::from(encode_bulk(&SyncReply {
+        let reply = Bytes::from(encode_bulk(&Reply::Sync(SyncReply {
             msg: reply.unwrap_or_default(),
-        })?);
+        }))?);
         self.sent.add(from, reply.len());
         Ok(reply)
     }
@@ -314,52 +323,7 @@ fn serve_blocking(
             (entry, changed)
         }
         Err(_) if store.is_gone(id) => return Err(DocsError::NotFound { id: id.to_string() }),
-        Err(_) => {
-            if !may_flow(reach, trust) {
-                return Err(DocsError::NotShared { id: id.to_string() });
-            }
-            {
-                let created = lock(&store.created_by);
-                if created.get(&from).copied().unwrap_or(0) >= MAX_DOCS_PER_PEER {
-                    return Err(DocsError::Busy(format!(
-                        "this peer already created {MAX_DOCS_PER_PEER} documents here"
-                    )));
-                }
-            }
-            if len > cap {
-                return Err(DocsError::DocTooLarge {
-                    id: id.to_string(),
-                    size: len,
-                    limit: cap,
-                });
-            }
-            // Apply to a fresh document first: a message that fails leaves nothing behind.
-            let mut doc = AutoCommit::new();
-            let mut state = automerge::sync::State::new();
-            doc.sync()
-                .receive_sync_message(&mut state, msg)
-                .map_err(|e| DocsError::NotAutomerge {
-                    what: "a sync message",
-                    why: e.to_string(),
-                })?;
-            let changed = !doc.get_heads().is_empty();
-            let delta = changed.then(|| Before::empty(want).delta(&mut doc));
-            let entry = match store.create(id, reach, doc, cap) {
-                Ok(e) => {
-                    *lock(&store.created_by).entry(from).or_insert(0) += 1;
-                    e
-                }
-                // Created meanwhile by a concurrent request: use it.
-                Err(DocsError::Invalid(_)) => store.get(id)?,
-                Err(e) => return Err(e),
-            };
-            {
-                let mut st = entry.lock();
-                st.peers.insert(from, state);
-                st.heard_from(from);
-            }
-            (entry, delta)
-        }
+        Err(_) => adopt(store, (from, trust), (id, reach), msg, (len, cap), want)?,
     };
     let mut st = entry.lock();
     let st = &mut *st;
@@ -370,6 +334,64 @@ fn serve_blocking(
         .generate_sync_message(state)
         .map(|m| m.encode());
     Ok((changed, reply))
+}
+
+/// Creates here the document `id` that `from` (of `trust`) has, from its sync message
+/// `msg` (of `len` bytes, the document at most `cap`): if its `reach` lets it flow to
+/// `from` at all, and within the per-peer budget. Returns the new entry, with `from`'s
+/// sync state in it, and what changed.
+pub(super) fn adopt(
+    store: &Store,
+    (from, trust): (NodeId, Trust),
+    (id, reach): (DocId, Reach),
+    msg: Message,
+    (len, cap): (u64, u64),
+    want: bool,
+) -> std::result::Result<(Arc<Entry>, Option<Delta>), DocsError> {
+    if !may_flow(reach, trust) {
+        return Err(DocsError::NotShared { id: id.to_string() });
+    }
+    {
+        let created = lock(&store.created_by);
+        if created.get(&from).copied().unwrap_or(0) >= MAX_DOCS_PER_PEER {
+            return Err(DocsError::Busy(format!(
+                "this peer already created {MAX_DOCS_PER_PEER} documents here"
+            )));
+        }
+    }
+    if len > cap {
+        return Err(DocsError::DocTooLarge {
+            id: id.to_string(),
+            size: len,
+            limit: cap,
+        });
+    }
+    // Apply to a fresh document first: a message that fails leaves nothing behind.
+    let mut doc = AutoCommit::new();
+    let mut state = automerge::sync::State::new();
+    doc.sync()
+        .receive_sync_message(&mut state, msg)
+        .map_err(|e| DocsError::NotAutomerge {
+            what: "a sync message",
+            why: e.to_string(),
+        })?;
+    let changed = !doc.get_heads().is_empty();
+    let delta = changed.then(|| Before::empty(want).delta(&mut doc));
+    let entry = match store.create(id, reach, doc, cap) {
+        Ok(e) => {
+            *lock(&store.created_by).entry(from).or_insert(0) += 1;
+            e
+        }
+        // Created meanwhile by a concurrent request: use it.
+        Err(DocsError::Invalid(_)) => store.get(id)?,
+        Err(e) => return Err(e),
+    };
+    {
+        let mut st = entry.lock();
+        st.peers.insert(from, state);
+        st.heard_from(from);
+    }
+    Ok((entry, delta))
 }
 
 impl FrameHandler for DocsService {
@@ -396,6 +418,8 @@ impl Shutdown for DocsService {
         // The last per-peer sync states, for the first exchanges after a restart.
         if let Some(store) = self.store.get() {
             store.save_states();
+            // The event log vouches for every event until the next start.
+            store.save_stream(true);
         }
     }
 }
@@ -442,18 +466,10 @@ async fn run(svc: Arc<DocsService>) {
         if checking && fresh.is_empty() && lock(&svc.dirty).is_empty() {
             continue;
         }
-        let full = period || !fresh.is_empty();
-        let entries: Vec<Arc<Entry>> = {
-            let dirty = std::mem::take(&mut *lock(&svc.dirty));
-            if full {
-                store.all()
-            } else {
-                dirty
-                    .into_iter()
-                    .filter_map(|id| store.get(id).ok())
-                    .collect()
-            }
-        };
+        let entries: Vec<Arc<Entry>> = std::mem::take(&mut *lock(&svc.dirty))
+            .into_iter()
+            .filter_map(|id| store.get(id).ok())
+            .collect();
         if !fresh.is_empty() {
             for e in store.all() {
                 let mut st = e.lock();
@@ -466,6 +482,7 @@ async fn run(svc: Arc<DocsService>) {
             saver.tick(&svc, &store).await;
         }
         known = connected.clone();
+        // Changed documents are pushed to every peer they may flow to at once.
         let mut pairs = Vec::new();
         for e in entries {
             let reach = e.lock().reach;
@@ -475,8 +492,16 @@ async fn run(svc: Arc<DocsService>) {
                 }
             }
         }
-        futures::stream::iter(pairs)
-            .for_each_concurrent(MAX_OUTGOING, |(entry, (peer, trust))| {
+        // A new connection, and every peer every period, is asked what happened in its
+        // log since this node's position there (the stream positions, `pull.rs`).
+        let pulls: Vec<(NodeId, Trust)> = connected
+            .iter()
+            .filter(|(p, _)| period || fresh.contains(p))
+            .map(|(p, (t, _))| (*p, *t))
+            .collect();
+        let pushes = futures::stream::iter(pairs).for_each_concurrent(
+            MAX_OUTGOING,
+            |(entry, (peer, trust))| {
                 let svc = svc.clone();
                 async move {
                     if let Err(e) = exchange(&svc, &entry, peer, trust).await {
@@ -484,8 +509,16 @@ async fn run(svc: Arc<DocsService>) {
                         debug!(doc = %entry.id, peer = %peer.short(), error = %e, "document sync failed");
                     }
                 }
-            })
-            .await;
+            },
+        );
+        let pulls = futures::stream::iter(pulls).for_each_concurrent(
+            super::pull::MAX_PULLS,
+            |(peer, trust)| {
+                let svc = svc.clone();
+                async move { super::pull::pull(&svc, peer, trust).await }
+            },
+        );
+        futures::join!(pushes, pulls);
     }
 }
 
@@ -526,6 +559,9 @@ impl StateSaver {
                 if now != last {
                     store.write_states(&now);
                 }
+                // The positions in peers' logs (the log itself is vouched for only by
+                // the clean save at shutdown).
+                store.save_stream(false);
                 Ok(now)
             })
             .await;
@@ -536,13 +572,14 @@ impl StateSaver {
 }
 
 /// Runs the sync protocol for one document with one peer of `trust` until neither has
-/// more to say (or the document's reach no longer lets it flow there).
-async fn exchange(
+/// more to say (or the document's reach no longer lets it flow there). Returns whether
+/// it got there (false: [`MAX_ROUNDS`] messages were sent and more remain).
+pub(super) async fn exchange(
     svc: &Arc<DocsService>,
     entry: &Arc<Entry>,
     peer: NodeId,
     trust: Trust,
-) -> Result<()> {
+) -> Result<bool> {
     let _active = Active::new(&svc.active);
     for _ in 0..MAX_ROUNDS {
         let e = entry.clone();
@@ -560,7 +597,7 @@ async fn exchange(
             })
             .await?;
         let Some((msg, reach)) = out else {
-            return Ok(());
+            return Ok(true);
         };
         if msg.len() > svc.max_message() {
             return Err(DocsError::TooLarge {
@@ -570,14 +607,16 @@ async fn exchange(
             }
             .into());
         }
-        let body = encode_bulk(&SyncRequest {
-            doc: entry.id.0,
-            reach: reach.as_u8(),
-            msg,
-        })?;
-        svc.sent.add(peer, body.len());
-        let reply = crate::node::call::call_peer(&svc.node, peer, Service::Docs, &body).await?;
-        let reply: SyncReply = decode_bulk(&reply)?;
+        let reply = send_sync(
+            svc,
+            peer,
+            SyncRequest {
+                doc: entry.id.0,
+                reach: reach.as_u8(),
+                msg,
+            },
+        )
+        .await?;
         if reply.msg.is_empty() {
             continue;
         }
@@ -603,5 +642,23 @@ async fn exchange(
             svc.changed(entry.id, super::ChangeOrigin::Peer(peer), delta);
         }
     }
-    Ok(())
+    Ok(false)
+}
+
+/// Sends one sync message to `peer` and returns its answer.
+pub(super) async fn send_sync(
+    svc: &Arc<DocsService>,
+    peer: NodeId,
+    req: SyncRequest,
+) -> Result<SyncReply> {
+    let body = encode_bulk(&Request::new(Op::Sync(req)))?;
+    svc.sent.add(peer, body.len());
+    let reply = crate::node::call::call_peer(&svc.node, peer, Service::Docs, &body).await?;
+    match decode_bulk(&reply)? {
+        Reply::Sync(r) => Ok(r),
+        Reply::Since(_) => Err(DocsError::Invalid(
+            "the peer answered a sync message with a list of documents".into(),
+        )
+        .into()),
+    }
 }
