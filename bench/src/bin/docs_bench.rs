@@ -240,6 +240,8 @@ async fn part_a(cli: &Cli, s: &Sizes) -> Result<()> {
         memory.push(fresh_sync(cli, &source, id, &heads, None, false).await?);
         let private = source_w.docs()?.import(&saved, Reach::Private).await?;
         widened.push(fresh_sync(cli, &source_w, private, &heads, None, true).await?);
+        // Gone before the next round: its fresh node must be offered its own copy only.
+        source_w.docs()?.delete(private).await?;
     }
     source_w.shutdown().await?;
     let mut disk: Vec<Fresh> = Vec::new();

@@ -12,6 +12,7 @@
 pub mod book;
 pub mod changes;
 pub mod delta;
+pub mod dirty;
 pub mod edit;
 pub mod error;
 pub mod events;

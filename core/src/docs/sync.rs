@@ -64,7 +64,7 @@ pub struct DocsService {
     store: tokio::sync::OnceCell<Arc<Store>>,
     failed: Mutex<Option<(crate::error::ErrorKind, String)>>,
     closed: AtomicBool,
-    dirty: Mutex<HashSet<DocId>>,
+    dirty: Mutex<super::dirty::Dirty>,
     wake: tokio::sync::Notify,
     serving: Arc<Slots<NodeId>>,
     /// Every change, for [`super::Docs::changes`] (and the HTTP live feed).
@@ -117,7 +117,7 @@ impl DocsService {
             store: tokio::sync::OnceCell::new(),
             failed: Mutex::new(None),
             closed: AtomicBool::new(false),
-            dirty: Mutex::new(HashSet::new()),
+            dirty: Mutex::default(),
             wake: tokio::sync::Notify::new(),
             serving: Slots::new("document syncs", MAX_SERVING_PER_PEER, MAX_SERVING),
             active: Arc::default(),
@@ -193,7 +193,7 @@ impl DocsService {
 
     /// Marks `id` changed: it is offered to peers at once.
     pub(crate) fn mark(&self, id: DocId) {
-        lock(&self.dirty).insert(id);
+        lock(&self.dirty).mark(id);
         self.wake.notify_one();
     }
 
@@ -210,7 +210,12 @@ impl DocsService {
     /// Announces a change to `id` from `origin` to subscribers (`delta`: what it did,
     /// taken where it was made) and offers it to peers.
     pub(crate) fn changed(&self, id: DocId, origin: super::ChangeOrigin, delta: Delta) {
-        self.mark(id);
+        match origin {
+            // Not back to the peer it came from (its exchange is under way).
+            super::ChangeOrigin::Peer(p) => lock(&self.dirty).mark_from(id, p),
+            super::ChangeOrigin::Local => lock(&self.dirty).mark(id),
+        }
+        self.wake.notify_one();
         if self.changes.receiver_count() == 0 {
             return;
         }
@@ -466,9 +471,10 @@ async fn run(svc: Arc<DocsService>) {
         if checking && fresh.is_empty() && lock(&svc.dirty).is_empty() {
             continue;
         }
-        let entries: Vec<Arc<Entry>> = std::mem::take(&mut *lock(&svc.dirty))
+        let entries: Vec<(Arc<Entry>, super::dirty::Offer)> = lock(&svc.dirty)
+            .take()
             .into_iter()
-            .filter_map(|id| store.get(id).ok())
+            .filter_map(|(id, offer)| Some((store.get(id).ok()?, offer)))
             .collect();
         if !fresh.is_empty() {
             for e in store.all() {
@@ -484,10 +490,10 @@ async fn run(svc: Arc<DocsService>) {
         known = connected.clone();
         // Changed documents are pushed to every peer they may flow to at once.
         let mut pairs = Vec::new();
-        for e in entries {
+        for (e, offer) in entries {
             let reach = e.lock().reach;
             for (p, (t, _)) in &connected {
-                if may_flow(reach, *t) {
+                if may_flow(reach, *t) && offer.includes(p) {
                     pairs.push((e.clone(), (*p, *t)));
                 }
             }
