@@ -117,6 +117,9 @@ fn run(db: &Db, contents: &std::path::Path, usage: &Mutex<Usage>, rx: &mpsc::Rec
                 {
                     let mut u = usage.lock().unwrap_or_else(|p| p.into_inner());
                     for (job, a) in batch.iter().zip(&applied) {
+                        if a.kept {
+                            continue;
+                        }
                         match (&job.op, a.previous) {
                             (Op::Put { .. } | Op::PutInline { .. }, None) => {
                                 u.files += 1;
@@ -161,8 +164,7 @@ fn commit(db: &Db, contents: &std::path::Path, batch: &[Job]) -> Result<Vec<Appl
     if batch.iter().any(|j| matches!(j.op, Op::Put { .. })) {
         crate::durable::sync_dir(contents).map_err(FilesError::io("syncing", contents))?;
     }
-    let ops: Vec<Op> = batch.iter().map(|j| j.op.clone()).collect();
-    db.apply(&ops)
+    db.apply(batch.iter().map(|j| &j.op))
 }
 
 #[cfg(test)]
