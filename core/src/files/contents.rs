@@ -102,20 +102,6 @@ impl TempFile {
         }
     }
 
-    /// Another handle on the open file (for a writer thread), with its path.
-    pub fn handle(&self) -> Result<(File, &Path), FilesError> {
-        match self.file.as_ref() {
-            Some(f) => Ok((
-                f.try_clone()
-                    .map_err(FilesError::io("opening again", &self.path))?,
-                &self.path,
-            )),
-            None => Err(FilesError::Internal(
-                "a temporary file written after its sync",
-            )),
-        }
-    }
-
     /// Flushes the contents to the disk and closes the file.
     pub fn sync(&mut self) -> Result<(), FilesError> {
         if let Some(f) = self.file.take() {
@@ -202,10 +188,19 @@ pub fn write_encrypted(
     Ok((digest, size))
 }
 
-/// Opens the content file at `path`, checking that it is `stored` bytes long. A missing
-/// file or another length is `Corrupted`.
-pub fn open_stored(path: &Path, stored: u64, what: &str) -> Result<(File, u64), FilesError> {
-    let file = File::open(path).map_err(|e| {
+/// Decrypts the content file at `path` (expected `stored` bytes long), handing each
+/// verified segment's plaintext to `sink`, and checks the whole against `id` (the
+/// plaintext's BLAKE3). `what` names the file in errors. A missing file is `NotFound`;
+/// any mismatch is `Corrupted`.
+pub fn read_decrypted(
+    path: &Path,
+    key: &StorageKey,
+    id: &[u8; 32],
+    stored: u64,
+    what: &str,
+    sink: impl FnMut(&[u8]) -> Result<(), FilesError>,
+) -> Result<(), FilesError> {
+    let mut file = File::open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             FilesError::corrupted(format!("{what}: content file missing"))
         } else {
@@ -221,22 +216,6 @@ pub fn open_stored(path: &Path, stored: u64, what: &str) -> Result<(File, u64), 
             "{what}: content file is {len} bytes, expected {stored}"
         )));
     }
-    Ok((file, len))
-}
-
-/// Decrypts the content file at `path` (expected `stored` bytes long), handing each
-/// verified segment's plaintext to `sink`, and checks the whole against `id` (the
-/// plaintext's BLAKE3). `what` names the file in errors. A missing file or a mismatch is
-/// `Corrupted`.
-pub fn read_decrypted(
-    path: &Path,
-    key: &StorageKey,
-    id: &[u8; 32],
-    stored: u64,
-    what: &str,
-    sink: impl FnMut(&[u8]) -> Result<(), FilesError>,
-) -> Result<(), FilesError> {
-    let (mut file, len) = open_stored(path, stored, what)?;
     decrypt_stream(&mut file, len, key, id, what, sink)
 }
 

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::contents::{decrypt_stream, open_stored, read_decrypted, TempFile};
+use super::contents::{decrypt_stream, read_decrypted};
 use super::crypt::Encryptor;
 use super::db::{Db, Op, Record};
 use super::error::FilesError;
@@ -201,33 +201,6 @@ impl Store {
                 sink,
             ),
         }
-    }
-
-    /// Decrypts `id` (`stored` bytes of ciphertext) into `tmp`, verified: an inlined
-    /// file directly, a content file through the reading, decrypting and writing
-    /// pipeline ([`super::pipeline`]). `tmp` is written, not synced.
-    pub(super) fn read_into(
-        &self,
-        id: &FileId,
-        stored: u64,
-        tmp: &mut TempFile,
-    ) -> Result<(), FilesError> {
-        let what = id.to_string();
-        if let Some(content) = self.db.inline(id.digest())? {
-            let len = content.len() as u64;
-            if len != stored {
-                return Err(FilesError::corrupted(format!(
-                    "{what}: inlined contents are {len} bytes, expected {stored}"
-                )));
-            }
-            return decrypt_stream(&content[..], len, &self.key, id.digest(), &what, |p| {
-                tmp.write(p)
-            });
-        }
-        let path = self.path_of(id.digest());
-        let (file, len) = open_stored(&path, stored, &what)?;
-        let (out, at) = tmp.handle()?;
-        super::pipeline::decrypt_into(file, len, &self.key, id.digest(), &what, out, at)
     }
 }
 

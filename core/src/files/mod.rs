@@ -28,7 +28,6 @@ pub mod key;
 pub mod messages;
 pub mod partial;
 pub mod partials;
-pub mod pipeline;
 pub mod progress;
 pub mod reader;
 pub(crate) mod service;

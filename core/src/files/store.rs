@@ -597,7 +597,7 @@ impl Store {
                 _ => PathBuf::from("."),
             };
             let mut tmp = TempFile::create_in(&parent, ".memmesh-get-")?;
-            self.read_into(&id, record.stored, &mut tmp)?;
+            self.read_contents(&id, record.stored, |p| tmp.write(p))?;
             tmp.link_to_new(&path)?;
             crate::durable::sync_dir(&parent).map_err(FilesError::io("syncing", &parent))?;
             Ok(())
