@@ -690,4 +690,48 @@ mod tests {
         );
         std::fs::remove_dir_all(&d).unwrap();
     }
+
+    #[test]
+    fn an_inlined_put_of_a_stored_id_changes_nothing_and_says_kept() {
+        let d = dir("kept");
+        let db = Db::open(&d).unwrap();
+        let row = |name: &str| {
+            Record {
+                size: 1,
+                stored: 7,
+                created: 0,
+                name: Some(name.into()),
+                content_type: None,
+            }
+            .encode(&[4; 32], &key())
+            .unwrap()
+        };
+        let put = |name: &str, content: u8| Op::PutInline {
+            id: [4; 32],
+            row: row(name),
+            holder: [9; 32],
+            content: vec![content; 7],
+        };
+        // Twice in one transaction (two concurrent puts of one content): the first counts.
+        let applied = db.apply(&[put("a", 1), put("b", 2)]).unwrap();
+        assert_eq!(applied[0], Applied::changed(None));
+        assert_eq!(
+            applied[1],
+            Applied {
+                previous: Some(7),
+                kept: true
+            }
+        );
+        // And in a later one.
+        let applied = db.apply(&[put("c", 3)]).unwrap();
+        assert!(applied[0].kept);
+        let stored = Record::decode(&[4; 32], &db.get(&[4; 32]).unwrap().unwrap(), &key()).unwrap();
+        assert_eq!(stored.name.as_deref(), Some("a"));
+        assert_eq!(db.inline(&[4; 32]).unwrap(), Some(vec![1; 7]));
+        // Once deleted, it is stored again.
+        db.apply(&[Op::Delete { id: [4; 32] }]).unwrap();
+        assert_eq!(db.apply(&[put("d", 4)]).unwrap()[0], Applied::changed(None));
+        assert_eq!(db.inline(&[4; 32]).unwrap(), Some(vec![4; 7]));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }
