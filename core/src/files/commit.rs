@@ -4,9 +4,11 @@
 //! is answered only once its row is durable.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use futures::channel::oneshot;
 
@@ -34,6 +36,7 @@ struct Job {
 /// The committer thread and its queue.
 pub struct Committer {
     tx: Mutex<Option<mpsc::Sender<Job>>>,
+    entered: Arc<AtomicUsize>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -52,16 +55,26 @@ impl Committer {
         usage: Arc<Mutex<Usage>>,
     ) -> Result<Committer, FilesError> {
         let (tx, rx) = mpsc::channel::<Job>();
+        let entered = Arc::new(AtomicUsize::new(0));
+        let counted = entered.clone();
         let thread = std::thread::Builder::new()
             .name("memmesh-files-commit".into())
             .spawn(move || {
-                run(&db, &contents, &usage, &rx);
+                run(&db, &contents, &usage, &rx, &counted);
             })
             .map_err(FilesError::io("starting the committer thread", "files"))?;
         Ok(Committer {
             tx: Mutex::new(Some(tx)),
+            entered,
             thread: Mutex::new(Some(thread)),
         })
+    }
+
+    /// Counts an inlined put from its start until the guard is dropped (at its return), so
+    /// that a batch waits for the puts on their way to the queue ([`gather_more`]).
+    pub fn enter(&self) -> Entered<'_> {
+        self.entered.fetch_add(1, Ordering::AcqRel);
+        Entered(&self.entered)
     }
 
     /// Queues `op` and waits until it is durable. `stored` is the new row's content length
@@ -99,24 +112,86 @@ impl Drop for Committer {
     }
 }
 
-/// Serves the queue until every sender is gone; returns how many transactions it wrote.
-fn run(db: &Db, contents: &std::path::Path, usage: &Mutex<Usage>, rx: &mpsc::Receiver<Job>) -> u64 {
-    let mut transactions = 0;
-    while let Ok(first) = rx.recv() {
-        transactions += 1;
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+/// Longest a batch waits for puts still on their way to the queue.
+const GATHER_MAX: Duration = Duration::from_millis(1);
+/// How often a waiting batch looks at the count of puts on their way.
+const GATHER_STEP: Duration = Duration::from_micros(100);
+
+/// Whether a batch holding `queued` inlined puts should wait (at most [`GATHER_MAX`]) for
+/// more before it is committed: while fewer are queued than have entered the store
+/// (`entered`: puts between their start and their return, see [`Committer::enter`]).
+/// Those are sealing their contents (bounded CPU work, no I/O) or were just answered by
+/// the previous commit and are about to put again: one commit for all of them instead of
+/// two half-size ones taking turns. A lone caller never waits.
+pub fn gather_more(queued: usize, entered: usize) -> bool {
+    queued < entered.min(MAX_BATCH)
+}
+
+/// Takes the next batch: blocks for one job, then takes every job queued and, while
+/// [`gather_more`] says so and for at most [`GATHER_MAX`], the jobs still arriving.
+/// `None` once every sender is gone.
+fn next_batch(rx: &mpsc::Receiver<Job>, entered: &AtomicUsize) -> Option<Vec<Job>> {
+    let first = rx.recv().ok()?;
+    let inlined = |job: &Job| usize::from(matches!(job.op, Op::PutInline { .. }));
+    let mut queued = inlined(&first);
+    let mut batch = vec![first];
+    let mut deadline = None;
+    while batch.len() < MAX_BATCH {
+        let job = match rx.try_recv() {
+            Ok(job) => job,
+            Err(mpsc::TryRecvError::Disconnected) => break,
+            Err(mpsc::TryRecvError::Empty) => {
+                if !gather_more(queued, entered.load(Ordering::Acquire)) {
+                    break;
+                }
+                let until = *deadline.get_or_insert_with(|| Instant::now() + GATHER_MAX);
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match rx.recv_timeout(left.min(GATHER_STEP)) {
+                    Ok(job) => job,
+                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
             }
-        }
+        };
+        queued += inlined(&job);
+        batch.push(job);
+    }
+    Some(batch)
+}
+
+/// A put counted by [`Committer::enter`] until this is dropped.
+#[derive(Debug)]
+pub struct Entered<'a>(&'a AtomicUsize);
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Serves the queue until every sender is gone; returns how many transactions it wrote.
+fn run(
+    db: &Db,
+    contents: &std::path::Path,
+    usage: &Mutex<Usage>,
+    rx: &mpsc::Receiver<Job>,
+    entered: &AtomicUsize,
+) -> u64 {
+    let mut transactions = 0;
+    while let Some(batch) = next_batch(rx, entered) {
+        transactions += 1;
         let result = commit(db, contents, &batch);
         match result {
             Ok(applied) => {
                 {
                     let mut u = usage.lock().unwrap_or_else(|p| p.into_inner());
                     for (job, a) in batch.iter().zip(&applied) {
+                        if a.kept {
+                            continue;
+                        }
                         match (&job.op, a.previous) {
                             (Op::Put { .. } | Op::PutInline { .. }, None) => {
                                 u.files += 1;
@@ -161,8 +236,7 @@ fn commit(db: &Db, contents: &std::path::Path, batch: &[Job]) -> Result<Vec<Appl
     if batch.iter().any(|j| matches!(j.op, Op::Put { .. })) {
         crate::durable::sync_dir(contents).map_err(FilesError::io("syncing", contents))?;
     }
-    let ops: Vec<Op> = batch.iter().map(|j| j.op.clone()).collect();
-    db.apply(&ops)
+    db.apply(batch.iter().map(|j| &j.op))
 }
 
 #[cfg(test)]
@@ -170,6 +244,20 @@ mod tests {
     use super::*;
     use crate::files::db::Record;
     use crate::files::key::StorageKey;
+
+    #[test]
+    fn a_batch_waits_only_for_puts_on_their_way() {
+        // A lone caller, or every entered put queued: commit at once.
+        assert!(!gather_more(1, 1));
+        assert!(!gather_more(64, 64));
+        assert!(!gather_more(1, 0));
+        // Puts entered but not queued yet (sealing, or answered and putting again): wait.
+        assert!(gather_more(29, 64));
+        assert!(gather_more(0, 1));
+        // Never for more than a batch holds.
+        assert!(gather_more(MAX_BATCH - 1, 10 * MAX_BATCH));
+        assert!(!gather_more(MAX_BATCH, 10 * MAX_BATCH));
+    }
 
     #[test]
     fn queued_rows_share_one_transaction_and_one_directory_sync() {
@@ -215,7 +303,12 @@ mod tests {
         drop(tx);
         let usage = Mutex::new(Usage::default());
         let syncs = crate::durable::dir_syncs_on_this_thread();
-        assert_eq!(run(&db, &dir, &usage, &rx), 1, "one transaction for all");
+        let entered = AtomicUsize::new(0);
+        assert_eq!(
+            run(&db, &dir, &usage, &rx, &entered),
+            1,
+            "one transaction for all"
+        );
         assert_eq!(crate::durable::dir_syncs_on_this_thread() - syncs, 1);
         for a in answers {
             assert!(futures::executor::block_on(a).unwrap().is_ok());

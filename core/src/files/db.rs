@@ -165,7 +165,11 @@ pub enum Op {
         /// The node holding it.
         holder: [u8; 32],
     },
-    /// Like `Put`, with the file's contents (ciphertext) inlined in the `inline` table.
+    /// Like `Put`, with the file's contents (ciphertext) inlined in the `inline` table,
+    /// unless a row for `id` exists: then nothing changes and the result is
+    /// [`Applied::kept`] (the put of content already stored is the caller's to finish,
+    /// under the id's lock). The check is in the write transaction, so a put needs no
+    /// read transaction of its own.
     PutInline {
         /// The file id.
         id: [u8; 32],
@@ -218,6 +222,18 @@ pub enum Op {
 pub struct Applied {
     /// The `stored` of the previous row, if there was one.
     pub previous: Option<u64>,
+    /// An `Op::PutInline` found a row for its id and changed nothing.
+    pub kept: bool,
+}
+
+impl Applied {
+    /// An op that changed the store; `previous` as in [`Applied::previous`].
+    pub fn changed(previous: Option<u64>) -> Applied {
+        Applied {
+            previous,
+            kept: false,
+        }
+    }
 }
 
 /// The opened metadata database.
@@ -373,9 +389,13 @@ impl Db {
     }
 
     /// Applies `ops` in one write transaction (one fsync), in order.
-    pub fn apply(&self, ops: &[Op]) -> Result<Vec<Applied>, FilesError> {
+    pub fn apply<'a>(
+        &self,
+        ops: impl IntoIterator<Item = &'a Op>,
+    ) -> Result<Vec<Applied>, FilesError> {
+        let ops = ops.into_iter();
         let txn = self.db.begin_write()?;
-        let mut applied = Vec::with_capacity(ops.len());
+        let mut applied = Vec::with_capacity(ops.size_hint().0);
         {
             let mut files = txn.open_table(FILES)?;
             let mut holders = txn.open_multimap_table(HOLDERS)?;
@@ -389,7 +409,7 @@ impl Db {
                             .insert(&id[..], &row[..])?
                             .and_then(|old| Record::stored_of(old.value()));
                         holders.insert(&id[..], &holder[..])?;
-                        applied.push(Applied { previous });
+                        applied.push(Applied::changed(previous));
                     }
                     Op::PutInline {
                         id,
@@ -397,12 +417,20 @@ impl Db {
                         holder,
                         content,
                     } => {
-                        let previous = files
-                            .insert(&id[..], &row[..])?
-                            .and_then(|old| Record::stored_of(old.value()));
+                        let existing = files
+                            .get(&id[..])?
+                            .map(|old| Record::stored_of(old.value()).unwrap_or(0));
+                        if let Some(stored) = existing {
+                            applied.push(Applied {
+                                previous: Some(stored),
+                                kept: true,
+                            });
+                            continue;
+                        }
+                        files.insert(&id[..], &row[..])?;
                         holders.insert(&id[..], &holder[..])?;
                         inline.insert(&id[..], &content[..])?;
-                        applied.push(Applied { previous });
+                        applied.push(Applied::changed(None));
                     }
                     Op::Delete { id } => {
                         inline.remove(&id[..])?;
@@ -410,13 +438,13 @@ impl Db {
                             .remove(&id[..])?
                             .map(|old| Record::stored_of(old.value()).unwrap_or(0));
                         holders.remove_all(&id[..])?;
-                        applied.push(Applied { previous });
+                        applied.push(Applied::changed(previous));
                     }
                     Op::Holders { id, add } => {
                         for h in add {
                             holders.insert(&id[..], &h[..])?;
                         }
-                        applied.push(Applied { previous: None });
+                        applied.push(Applied::changed(None));
                     }
                     Op::Tombstone {
                         id,
@@ -433,7 +461,7 @@ impl Db {
                         for h in waiting {
                             pending.insert(&id[..], &h[..])?;
                         }
-                        applied.push(Applied { previous });
+                        applied.push(Applied::changed(previous));
                     }
                     Op::Expire { before } => {
                         let mut old = Vec::new();
@@ -448,14 +476,14 @@ impl Db {
                                 tombstones.remove(&id[..])?;
                             }
                         }
-                        applied.push(Applied { previous: None });
+                        applied.push(Applied::changed(None));
                     }
                     Op::Ack { id, node } => {
                         let was_pending = pending.remove(&id[..], &node[..])?;
                         if was_pending && pending.get(&id[..])?.next().is_none() {
                             tombstones.remove(&id[..])?;
                         }
-                        applied.push(Applied { previous: None });
+                        applied.push(Applied::changed(None));
                     }
                 }
             }
@@ -660,6 +688,50 @@ mod tests {
             crate::error::Classify::kind(&e),
             crate::ErrorKind::Unsupported
         );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn an_inlined_put_of_a_stored_id_changes_nothing_and_says_kept() {
+        let d = dir("kept");
+        let db = Db::open(&d).unwrap();
+        let row = |name: &str| {
+            Record {
+                size: 1,
+                stored: 7,
+                created: 0,
+                name: Some(name.into()),
+                content_type: None,
+            }
+            .encode(&[4; 32], &key())
+            .unwrap()
+        };
+        let put = |name: &str, content: u8| Op::PutInline {
+            id: [4; 32],
+            row: row(name),
+            holder: [9; 32],
+            content: vec![content; 7],
+        };
+        // Twice in one transaction (two concurrent puts of one content): the first counts.
+        let applied = db.apply(&[put("a", 1), put("b", 2)]).unwrap();
+        assert_eq!(applied[0], Applied::changed(None));
+        assert_eq!(
+            applied[1],
+            Applied {
+                previous: Some(7),
+                kept: true
+            }
+        );
+        // And in a later one.
+        let applied = db.apply(&[put("c", 3)]).unwrap();
+        assert!(applied[0].kept);
+        let stored = Record::decode(&[4; 32], &db.get(&[4; 32]).unwrap().unwrap(), &key()).unwrap();
+        assert_eq!(stored.name.as_deref(), Some("a"));
+        assert_eq!(db.inline(&[4; 32]).unwrap(), Some(vec![1; 7]));
+        // Once deleted, it is stored again.
+        db.apply(&[Op::Delete { id: [4; 32] }]).unwrap();
+        assert_eq!(db.apply(&[put("d", 4)]).unwrap()[0], Applied::changed(None));
+        assert_eq!(db.inline(&[4; 32]).unwrap(), Some(vec![4; 7]));
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -98,49 +98,79 @@ impl Store {
 
     /// Puts a file of at most [`INLINE_MAX`] bytes, inlined: one sealed row and its
     /// contents, committed together by the group committer.
+    ///
+    /// Bounded work (at most 16 KiB to encrypt and hash) and no blocking-pool hop: this
+    /// future runs on any executor (no tokio context needed), so [`super::Files`] awaits
+    /// it on the caller's task, without a task on the node's runtime. Whether the id is
+    /// stored already is checked by the committer in its write transaction (no read
+    /// transaction per put); only then does the put take the id's lock to update the name
+    /// and content type.
     pub(super) async fn put_inline(
         self: Arc<Self>,
         data: Bytes,
         options: PutOptions,
     ) -> Result<FileId, FilesError> {
+        // Counted until it returns: the committer's batch waits for puts on their way.
+        let _entered = self.committer.enter();
         let size = data.len() as u64;
-        // Bounded work (at most 16 KiB to encrypt and hash, one b-tree lookup of the
-        // metadata, whose pages redb caches): done here rather than on the blocking pool,
-        // which would cost two thread hand-offs per put (most of a small put's CPU time).
         let (digest, content) = seal(&data, &self.key)?;
-        let existing = self.db.get(&digest)?;
         let id = FileId::from_digest(digest);
-        if existing.is_some() {
-            let _lock = self.lock_of(&digest).lock().await;
-            // Read again under the lock: a delete may have run in between.
-            let store = self.clone();
-            if let Some(row) = blocking(move || store.db.get(&digest)).await? {
-                self.update_existing(id, row, options).await?;
+        let stored = content.len() as u64;
+        loop {
+            let reservation = match self.reserve(stored) {
+                Ok(r) => r,
+                // Content already stored costs no more room: not over the quota.
+                Err(e) if self.db.get(&digest)?.is_some() => {
+                    if self.put_existing(id, &options).await? {
+                        return Ok(id);
+                    }
+                    // Deleted in between: the quota applies again.
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            };
+            let row = Record {
+                size,
+                stored,
+                created: now_ms(),
+                name: options.name.clone(),
+                content_type: options.content_type.clone(),
+            }
+            .encode(&digest, &self.key)?;
+            // No lock: the check, the row and its contents are one operation of the
+            // committer, so a concurrent delete or put of the same id is ordered before or
+            // after it as a whole.
+            let op = Op::PutInline {
+                id: digest,
+                row,
+                holder: *self.node.as_bytes(),
+                content: content.clone(),
+            };
+            let applied = self.committer.submit(op, stored).await?;
+            drop(reservation);
+            if !applied.kept || self.put_existing(id, &options).await? {
                 return Ok(id);
             }
+            // Deleted between the committer's check and the lock: store it again.
         }
-        // No lock from here: the row and its contents are written by one operation of the
-        // committer, so a concurrent delete or put of the same id is ordered before or
-        // after it as a whole.
-        let stored = content.len() as u64;
-        let reservation = self.reserve(stored)?;
-        let row = Record {
-            size,
-            stored,
-            created: now_ms(),
-            name: options.name,
-            content_type: options.content_type,
+    }
+
+    /// A put of content found stored: updates its name and content type under the id's
+    /// lock. `false` if it was deleted before the lock was taken.
+    async fn put_existing(&self, id: FileId, options: &PutOptions) -> Result<bool, FilesError> {
+        if options.name.is_none() && options.content_type.is_none() {
+            // Nothing to change: it was stored (durably) when the committer found it.
+            return Ok(true);
         }
-        .encode(&digest, &self.key)?;
-        let op = Op::PutInline {
-            id: digest,
-            row,
-            holder: *self.node.as_bytes(),
-            content,
-        };
-        self.committer.submit(op, stored).await?;
-        drop(reservation);
-        Ok(id)
+        let _lock = self.lock_of(id.digest()).lock().await;
+        // Read again under the lock: a delete may have run in between.
+        match self.db.get(id.digest())? {
+            Some(row) => {
+                self.update_existing(id, row, options.clone()).await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     /// Decrypts and verifies the contents of `id` (inlined or in its content file),

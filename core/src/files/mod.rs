@@ -357,7 +357,14 @@ impl Files {
             .precheck_settled(&options, Some(data.len() as u64))
             .await?;
         let local = options.clone();
-        let id = self.run(move |s| s.put_bytes(data, local)).await?;
+        let id = if data.len() as u64 <= inline::INLINE_MAX {
+            // Inlined: bounded work that runs on any executor (`Store::put_inline`), so it
+            // is awaited here rather than on a task of the node's runtime (two thread
+            // hand-offs fewer per small put).
+            self.store()?.put_inline(data, local).await?
+        } else {
+            self.run(move |s| s.put_bytes(data, local)).await?
+        };
         self.replicate(net, id, options).await?;
         Ok(id)
     }
