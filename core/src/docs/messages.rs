@@ -65,11 +65,27 @@ pub struct SyncReply {
     pub msg: Vec<u8>,
 }
 
+/// Most heads listed for one document in a [`SinceReply`] (a document with more is
+/// listed without them, and synced).
+pub const MAX_LISTED_HEADS: usize = 64;
+
+/// A document changed since the asked position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listed {
+    /// The document.
+    pub doc: [u8; 16],
+    /// Its reach on the answering node.
+    pub reach: u8,
+    /// Its heads there (empty if more than [`MAX_LISTED_HEADS`]): an asker already at
+    /// the same heads has nothing to sync.
+    pub heads: Vec<[u8; 32]>,
+}
+
 /// One page of what happened in a node's event log since a position.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SinceReply {
-    /// The documents changed since (in event order), each with its reach there.
-    pub docs: Vec<([u8; 16], u8)>,
+    /// The documents changed since (in event order).
+    pub docs: Vec<Listed>,
     /// The asker's position once it has synced them.
     pub up_to: Position,
     /// Whether more follows `up_to`.

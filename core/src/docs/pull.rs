@@ -12,13 +12,15 @@
 use std::sync::Arc;
 
 use automerge::sync::{Message, SyncDoc};
-use automerge::AutoCommit;
+use automerge::{AutoCommit, ChangeHash};
 use futures::StreamExt;
 use tracing::debug;
 
 use super::error::DocsError;
 use super::events::{page, Position};
-use super::messages::{Op, Reply, Request, SinceReply, SyncRequest, MAX_SINCE_PAGE};
+use super::messages::{
+    Listed, Op, Reply, Request, SinceReply, SyncRequest, MAX_LISTED_HEADS, MAX_SINCE_PAGE,
+};
 use super::reach::{may_flow, Reach, Trust};
 use super::sync::{adopt, exchange, send_sync, DocsService};
 use super::DocId;
@@ -48,20 +50,29 @@ pub(super) async fn serve_since(
     svc.blocking(move |store| {
         // The log's lock is not held while documents are looked at.
         let (after, head) = store.stream.after(from);
-        let mut reaches = Vec::new();
+        let mut listed = Vec::new();
         let since = page(&after, head, limit, |doc| {
             let Ok(entry) = store.get(doc) else {
                 return false;
             };
-            let st = entry.lock();
+            let mut st = entry.lock();
             let ok = st.live && may_flow(st.reach, trust);
             if ok {
-                reaches.push(st.reach.as_u8());
+                let heads = st.doc.get_heads();
+                listed.push(Listed {
+                    doc: doc.0,
+                    reach: st.reach.as_u8(),
+                    heads: if heads.len() <= MAX_LISTED_HEADS {
+                        heads.iter().map(|h| h.0).collect()
+                    } else {
+                        Vec::new()
+                    },
+                });
             }
             ok
         });
         Ok(SinceReply {
-            docs: since.docs.iter().map(|d| d.0).zip(reaches).collect(),
+            docs: listed,
             up_to: since.up_to,
             more: since.more,
         })
@@ -70,7 +81,8 @@ pub(super) async fn serve_since(
 }
 
 /// Asks `peer` (of `trust`) what happened since this node's position in its log, syncs
-/// those documents, and moves the position (one pull per peer at a time).
+/// those documents, and moves the position (one pull per peer at a time; a pull that
+/// does not get to the end is asked again at the next period).
 pub(super) async fn pull(svc: &Arc<DocsService>, peer: NodeId, trust: Trust) {
     if !svc
         .pulling
@@ -85,12 +97,25 @@ pub(super) async fn pull(svc: &Arc<DocsService>, peer: NodeId, trust: Trust) {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove(&peer);
-    if let Err(e) = r {
-        debug!(peer = %peer.short(), error = %e, "asking a peer what changed failed");
+    let finished = match r {
+        Ok(finished) => finished,
+        Err(e) => {
+            debug!(peer = %peer.short(), error = %e, "asking a peer what changed failed");
+            false
+        }
+    };
+    // Asked again at the next period until a question gets to the end.
+    let mut again = svc.ask_again.lock().unwrap_or_else(|p| p.into_inner());
+    if finished {
+        again.remove(&peer);
+    } else {
+        again.insert(peer);
     }
 }
 
-async fn pull_pages(svc: &Arc<DocsService>, peer: NodeId, trust: Trust) -> Result<()> {
+/// Whether it got to the end of the peer's log (false: a document could not be synced,
+/// or [`MAX_PAGES`] pages were not enough).
+async fn pull_pages(svc: &Arc<DocsService>, peer: NodeId, trust: Trust) -> Result<bool> {
     let store = svc.store().await?;
     let mut from = store.stream.position(&peer);
     for _ in 0..MAX_PAGES {
@@ -107,25 +132,25 @@ async fn pull_pages(svc: &Arc<DocsService>, peer: NodeId, trust: Trust) -> Resul
         };
         let docs = check(&since)?;
         let all_done = futures::stream::iter(docs)
-            .map(|(id, reach)| sync_one(svc, peer, trust, id, reach))
+            .map(|(id, reach, heads)| sync_one(svc, peer, trust, id, reach, heads))
             .buffer_unordered(PULL_CONCURRENCY)
             .fold(true, |ok, done| async move { ok && done })
             .await;
         if !all_done {
-            return Ok(());
+            return Ok(false);
         }
         store.stream.advance(peer, since.up_to);
         if !since.more {
-            return Ok(());
+            return Ok(true);
         }
         from = since.up_to;
     }
-    Ok(())
+    Ok(false)
 }
 
 /// The documents of a peer's answer, checked (hostile bytes: a page longer than asked,
 /// an unknown reach, a position of no log).
-fn check(since: &SinceReply) -> Result<Vec<(DocId, Reach)>> {
+fn check(since: &SinceReply) -> Result<Vec<(DocId, Reach, Vec<ChangeHash>)>> {
     if since.docs.len() > PAGE as usize {
         return Err(DocsError::Invalid(format!(
             "the peer listed {} documents, more than the {PAGE} asked",
@@ -139,22 +164,32 @@ fn check(since: &SinceReply) -> Result<Vec<(DocId, Reach)>> {
     since
         .docs
         .iter()
-        .map(|(d, r)| {
-            Reach::from_u8(*r)
-                .map(|reach| (DocId(*d), reach))
-                .ok_or_else(|| DocsError::Invalid(format!("unknown reach byte {r}")).into())
+        .map(|l: &Listed| {
+            let reach = Reach::from_u8(l.reach)
+                .ok_or_else(|| DocsError::Invalid(format!("unknown reach byte {}", l.reach)))?;
+            if l.heads.len() > MAX_LISTED_HEADS {
+                return Err(DocsError::Invalid(format!(
+                    "the peer listed {} heads for a document, more than {MAX_LISTED_HEADS}",
+                    l.heads.len()
+                ))
+                .into());
+            }
+            let heads = l.heads.iter().map(|h| ChangeHash(*h)).collect();
+            Ok((DocId(l.doc), reach, heads))
         })
         .collect()
 }
 
-/// Syncs the listed document `id` with `peer`: whether it got to the end (a document
-/// this node deleted, or may not share with the peer, counts as done).
+/// Syncs the listed document `id` with `peer`, which has it at `heads`: whether it got
+/// to the end (a document this node deleted, or may not share with the peer, or already
+/// holds at the same heads, counts as done).
 async fn sync_one(
     svc: &Arc<DocsService>,
     peer: NodeId,
     trust: Trust,
     id: DocId,
     reach: Reach,
+    heads: Vec<ChangeHash>,
 ) -> bool {
     let r = async {
         let store = svc.store().await?;
@@ -162,7 +197,12 @@ async fn sync_one(
             return Ok(true);
         }
         let entry = match store.get(id) {
-            Ok(e) => e,
+            Ok(e) => {
+                if !heads.is_empty() && same_heads(&e, peer, &heads) {
+                    return Ok(true);
+                }
+                e
+            }
             Err(_) if !may_flow(reach, trust) => return Ok(true),
             Err(_) => match fetch_new(svc, peer, trust, id, reach).await? {
                 Some(e) => e,
@@ -179,6 +219,23 @@ async fn sync_one(
             false
         }
     }
+}
+
+/// Whether `entry` is at `heads` here (then the peer's copy and this one are the same:
+/// nothing to sync, and its book says so).
+fn same_heads(entry: &super::store::Entry, peer: NodeId, heads: &[ChangeHash]) -> bool {
+    let mut st = entry.lock();
+    let mut ours = st.doc.get_heads();
+    ours.sort_unstable();
+    let mut theirs = heads.to_vec();
+    theirs.sort_unstable();
+    if ours != theirs {
+        return false;
+    }
+    st.books
+        .of(peer)
+        .heard(Some(&theirs), &ours, super::book::now_ms());
+    true
 }
 
 /// Fetches a document this node does not hold from `peer`: a first message from an

@@ -36,9 +36,13 @@ use crate::slots::Slots;
 use crate::wire::codec::{decode_bulk, encode_bulk};
 use crate::wire::Service;
 
-/// How often every document is offered to every connected peer (changes are pushed at
-/// once; this catches up peers that were away).
+/// How often the sync task retries what failed (pushes, questions to peers) and saves
+/// now and then (changes are pushed at once; a peer that connects is asked at once).
 pub const SYNC_PERIOD: Duration = Duration::from_secs(1);
+/// Every this many periods, every connected peer is asked what changed in its log since
+/// this node's position there even if nothing failed (a safety net: a change is pushed
+/// when made, and a new connection asks at once).
+pub const ASK_EVERY: u32 = 30;
 /// The most messages one exchange sends before it yields to others.
 pub const MAX_ROUNDS: usize = 32;
 /// Documents a single peer may make this node create.
@@ -75,6 +79,10 @@ pub struct DocsService {
     pub(crate) sent: super::traffic::Traffic,
     /// Peers this node is asking "what happened since?" now (one pull per peer).
     pub(crate) pulling: Mutex<HashSet<NodeId>>,
+    /// Peers whose last question failed or stopped short: asked again next period.
+    pub(crate) ask_again: Mutex<HashSet<NodeId>>,
+    /// Documents whose push to a peer failed: offered again next period.
+    retry: Mutex<HashSet<DocId>>,
 }
 
 /// Counts one exchange under way while it lives.
@@ -123,6 +131,8 @@ impl DocsService {
             active: Arc::default(),
             sent: super::traffic::Traffic::default(),
             pulling: Mutex::new(HashSet::new()),
+            ask_again: Mutex::new(HashSet::new()),
+            retry: Mutex::new(HashSet::new()),
             changes: tokio::sync::broadcast::channel(super::changes::CHANGES_BUFFER).0,
         });
         svc.node.runtime.handle().spawn(run(svc.clone()));
@@ -446,6 +456,7 @@ async fn run(svc: Arc<DocsService>) {
     // Each connected peer's trust level and connection (its stable id).
     let mut known: HashMap<NodeId, (Trust, usize)> = HashMap::new();
     let mut saver = StateSaver::default();
+    let mut rounds: u32 = 0;
     loop {
         let (period, checking) = tokio::select! {
             _ = svc.node.cancel.cancelled() => return,
@@ -471,6 +482,14 @@ async fn run(svc: Arc<DocsService>) {
         if checking && fresh.is_empty() && lock(&svc.dirty).is_empty() {
             continue;
         }
+        if period {
+            // Pushes that failed are offered again (to every peer they may flow to).
+            let again = std::mem::take(&mut *lock(&svc.retry));
+            let mut dirty = lock(&svc.dirty);
+            for id in again {
+                dirty.mark(id);
+            }
+        }
         let entries: Vec<(Arc<Entry>, super::dirty::Offer)> = lock(&svc.dirty)
             .take()
             .into_iter()
@@ -486,6 +505,8 @@ async fn run(svc: Arc<DocsService>) {
         }
         if period {
             saver.tick(&svc, &store).await;
+            rounds = rounds.wrapping_add(1);
+            lock(&svc.ask_again).retain(|p| connected.contains_key(p));
         }
         known = connected.clone();
         // Changed documents are pushed to every peer they may flow to at once.
@@ -498,13 +519,18 @@ async fn run(svc: Arc<DocsService>) {
                 }
             }
         }
-        // A new connection, and every peer every period, is asked what happened in its
-        // log since this node's position there (the stream positions, `pull.rs`).
-        let pulls: Vec<(NodeId, Trust)> = connected
-            .iter()
-            .filter(|(p, _)| period || fresh.contains(p))
-            .map(|(p, (t, _))| (*p, *t))
-            .collect();
+        // A new connection, a peer whose last question failed (at the next period) and
+        // every peer every [`ASK_EVERY`] periods is asked what happened in its log since
+        // this node's position there (the stream positions, `pull.rs`).
+        let every = period && rounds.is_multiple_of(ASK_EVERY);
+        let pulls: Vec<(NodeId, Trust)> = {
+            let again = lock(&svc.ask_again);
+            connected
+                .iter()
+                .filter(|(p, _)| every || fresh.contains(p) || (period && again.contains(p)))
+                .map(|(p, (t, _))| (*p, *t))
+                .collect()
+        };
         let pushes = futures::stream::iter(pairs).for_each_concurrent(
             MAX_OUTGOING,
             |(entry, (peer, trust))| {
@@ -512,6 +538,7 @@ async fn run(svc: Arc<DocsService>) {
                 async move {
                     if let Err(e) = exchange(&svc, &entry, peer, trust).await {
                         restart_state(&mut entry.lock().peers, peer);
+                        lock(&svc.retry).insert(entry.id);
                         debug!(doc = %entry.id, peer = %peer.short(), error = %e, "document sync failed");
                     }
                 }
