@@ -510,7 +510,7 @@ async fn rmw(
     if owners.first() != Some(&shared.id) {
         return Ok(Response::Rmw(RmwResult::NotPrimary));
     }
-    let _serial = b.rmw_lock.lock().await;
+    let _serial = b.rmw_lock(p).lock().await;
     let now = wall_ms();
     let current = consult_or_local(shared, &b, &key).await;
     if let Some(e) = &current {
