@@ -191,3 +191,50 @@ fn part_answer(reply: PartReply) -> Result<Vec<Outcome>> {
             .unwrap_or_else(|| unexpected("apply batch"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::limits::ENTRY_ENVELOPE;
+    use crate::cache::messages::{Spec, WireEntry};
+    use crate::cache::CacheOptions;
+    use crate::testkit::ids;
+    use crate::wire::codec::encode_bulk;
+
+    #[test]
+    fn a_batch_within_the_counted_size_fits_in_a_message() {
+        let options = CacheOptions {
+            ttl: Some(std::time::Duration::MAX),
+            max_entries: Some(u64::MAX),
+            max_bytes: Some(u64::MAX),
+            replicas: 16,
+        };
+        let part = |i: usize| ApplyPart {
+            spec: Spec {
+                name: "b".repeat(255),
+                options,
+            },
+            entries: (0..i % 3 + 1)
+                .map(|j| WireEntry {
+                    key: format!("key:{i}:{j}"),
+                    value: Some(serde_bytes::ByteBuf::from(vec![7u8; 100])),
+                    version: u64::MAX,
+                    expires: u64::MAX,
+                })
+                .collect(),
+            sent_to: ids(16),
+        };
+        let parts: Vec<ApplyPart> = (0..300).map(part).collect();
+        let counted = parts
+            .iter()
+            .fold(0usize, |n, p| n.saturating_add(size_of(p).bytes));
+        let encoded = encode_bulk(&Request::ApplyBatch(parts)).unwrap_or_default();
+        assert!(!encoded.is_empty());
+        // A request of at most `max_entry_bytes` counted bytes fits in `max_message_size`.
+        assert!(
+            encoded.len() <= counted + ENTRY_ENVELOPE,
+            "{} > {counted} + {ENTRY_ENVELOPE}",
+            encoded.len()
+        );
+    }
+}
