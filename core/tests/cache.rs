@@ -74,6 +74,22 @@ async fn writes_are_readable_everywhere_and_buckets_are_cluster_wide() {
         .caches()
         .iter()
         .any(|(n, o)| n == "sessions" && o.replicas == 2));
+    // Concurrent writes to the same owners travel coalesced (`ApplyBatch`): each is
+    // acknowledged once both owners have it, as a write of its own would be.
+    let writes = (0..300).map(|i| {
+        let ca = ca.clone();
+        async move { ca.set(&format!("c{i}"), format!("w{i}"), None).await }
+    });
+    for r in futures::future::join_all(writes).await {
+        r.unwrap();
+    }
+    for i in 0..300 {
+        let key = format!("c{i}");
+        for c in [&cb, &cc] {
+            let v = c.get(&key).await.unwrap();
+            assert_eq!(v.as_deref(), Some(format!("w{i}").as_bytes()), "{key}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

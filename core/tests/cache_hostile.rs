@@ -15,7 +15,7 @@ use common::*;
 use memmesh::cache::limits::{
     ENTRY_ENVELOPE, LOCAL_BUCKET_RESERVE, MAX_BATCH, MAX_BUCKETS, MAX_CLOCK_DRIFT, MAX_KEY_LEN,
 };
-use memmesh::cache::messages::{Request, Response, RmwOp, RmwResult};
+use memmesh::cache::messages::{ApplyPart, PartReply, Request, Response, RmwOp, RmwResult};
 use memmesh::cache::store::entry_cost;
 use memmesh::{Bytes, CacheOptions, ErrorKind, Node, PeerState};
 
@@ -228,6 +228,70 @@ async fn a_peer_version_of_u64_max_is_refused_and_a_later_set_wins() {
     }
     assert!(ca.delete("j").await.unwrap());
     assert_eq!(cb.get("j").await.unwrap(), None);
+    for n in [a, b] {
+        n.shutdown().await.unwrap();
+    }
+}
+
+/// Coalesced writes (`ApplyBatch`, ADR 0021 fifth amendment): each part is answered as
+/// its own `Apply` would be, so a refused part (a version past the drift, a bucket with
+/// other options) fails alone and the others are applied and forwarded; a batch is held
+/// to the entries one request may carry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_writes_is_answered_part_by_part() {
+    let a = node("a").await;
+    let b = join("b", &a, None).await;
+    converge(&[a.clone(), b.clone()]).await;
+    let ca = a.cache("batch", opts(2)).await.unwrap();
+    let cb = b.cache("batch", None).await.unwrap();
+    let raw = RawPeer::connect(a.addr(), None).await.unwrap();
+    let s = spec("batch", ca.options());
+    let wall = memmesh::cache::hlc::wall_ms();
+    let version = wall << memmesh::cache::hlc::LOGICAL_BITS;
+    let past_drift =
+        (wall + MAX_CLOCK_DRIFT.as_millis() as u64 + 60_000) << memmesh::cache::hlc::LOGICAL_BITS;
+    let part = |spec: &memmesh::cache::messages::Spec, key: &str, v: u64| ApplyPart {
+        spec: spec.clone(),
+        entries: vec![entry(key, key.as_bytes(), v)],
+        sent_to: vec![],
+    };
+    let other = spec("batch", opts(1).unwrap());
+    let answer = cache_call(
+        &raw,
+        &Request::ApplyBatch(vec![
+            part(&s, "x", version),
+            part(&s, "y", past_drift),
+            part(&other, "z", version),
+            part(&s, "w", version),
+        ]),
+    )
+    .await
+    .response();
+    let Response::AppliedBatch(replies) = answer else {
+        panic!("{answer:?}");
+    };
+    assert_eq!(replies.len(), 4, "{replies:?}");
+    assert!(matches!(&replies[0], PartReply::Applied(o) if o.len() == 1));
+    for refused in &replies[1..3] {
+        assert!(
+            matches!(refused, PartReply::Failed { kind, .. } if kind == "InvalidInput"),
+            "{refused:?}"
+        );
+    }
+    assert!(matches!(&replies[3], PartReply::Applied(o) if o.len() == 1));
+    for c in [&ca, &cb] {
+        assert_eq!(c.get("x").await.unwrap().as_deref(), Some(&b"x"[..]));
+        assert_eq!(c.get("w").await.unwrap().as_deref(), Some(&b"w"[..]));
+        assert_eq!(c.get("y").await.unwrap(), None);
+        assert_eq!(c.get("z").await.unwrap(), None);
+    }
+    // More entries in all than one request may carry: the whole batch is refused.
+    let too_many = (0..=MAX_BATCH)
+        .map(|i| part(&s, &format!("m{i}"), version))
+        .collect();
+    let answer = cache_call(&raw, &Request::ApplyBatch(too_many)).await;
+    assert_eq!(answer.kind(), ErrorKind::InvalidInput, "{answer:?}");
+    assert_eq!(ca.get("m0").await.unwrap(), None);
     for n in [a, b] {
         n.shutdown().await.unwrap();
     }

@@ -13,6 +13,17 @@ use crate::cache::{CacheOptions, CacheStats};
 use crate::identity::NodeId;
 use crate::memory::MemoryBudget;
 
+/// Stripes of the read-modify-write locks of a bucket. Before, one lock per bucket
+/// serialised every `incr` and `expire` a primary did, each holding it for a whole
+/// replication round trip: at most one per round trip per node, whatever the keys.
+pub const RMW_STRIPES: usize = 32;
+
+/// The stripe of the read-modify-write lock of partition `p`: every key of a partition
+/// (so every operation on one key) takes the same lock.
+pub fn rmw_stripe(p: u16) -> usize {
+    usize::from(p) % RMW_STRIPES
+}
+
 /// One bucket on this node.
 #[derive(Debug)]
 pub struct Bucket {
@@ -27,8 +38,10 @@ pub struct Bucket {
     sync: Mutex<Partitions>,
     placed: Mutex<Arc<Table>>,
     placed_epoch: AtomicU64,
-    /// Serialises read-modify-writes done here as primary.
-    pub rmw_lock: tokio::sync::Mutex<()>,
+    /// Serialise read-modify-writes done here as primary: one lock per stripe of
+    /// partitions ([`rmw_stripe`]), so those of one key are serialised and those of keys
+    /// in other stripes run at once.
+    rmw_locks: Vec<tokio::sync::Mutex<()>>,
     /// Bumped whenever partition states change (pull tasks check it).
     pub generation: AtomicU64,
 }
@@ -64,8 +77,15 @@ impl Bucket {
             generation: AtomicU64::new(0),
             placed_epoch: AtomicU64::new(table.epoch),
             placed: Mutex::new(table),
-            rmw_lock: tokio::sync::Mutex::new(()),
+            rmw_locks: (0..RMW_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         }
+    }
+
+    /// The lock that serialises read-modify-writes of partition `p` here.
+    pub fn rmw_lock(&self, p: u16) -> &tokio::sync::Mutex<()> {
+        &self.rmw_locks[rmw_stripe(p)]
     }
 
     /// The epoch of the table this bucket is placed by.
@@ -183,5 +203,25 @@ impl Bucket {
             expired: c.expired,
             evicted: c.evicted,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::partition::{partition_of, PARTITIONS};
+
+    #[test]
+    fn one_key_always_takes_one_rmw_lock_and_partitions_spread_over_every_stripe() {
+        for key in ["counter", "a", "k:0000001"] {
+            let p = partition_of(key);
+            assert_eq!(rmw_stripe(p), rmw_stripe(partition_of(key)));
+            assert!(rmw_stripe(p) < RMW_STRIPES);
+        }
+        let mut used = [false; RMW_STRIPES];
+        for p in 0..PARTITIONS as u16 {
+            used[rmw_stripe(p)] = true;
+        }
+        assert!(used.iter().all(|u| *u));
     }
 }

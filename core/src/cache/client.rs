@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::future::Either;
 use tracing::debug;
 
 use crate::cache::batch::batches;
@@ -14,7 +15,10 @@ use crate::cache::bucket::Bucket;
 use crate::cache::hlc::wall_ms;
 use crate::cache::limits::MAX_BATCH;
 use crate::cache::local_write;
-use crate::cache::messages::{Lookup, Request, Response, RmwOp, RmwResult, Spec, WireEntry};
+use crate::cache::messages::{
+    ApplyPart, Lookup, Request, Response, RmwOp, RmwResult, Spec, WireEntry,
+};
+use crate::cache::outbox;
 use crate::cache::partition::partition_of;
 use crate::cache::partition_state::PartitionState;
 use crate::cache::plan::WritePlan;
@@ -57,6 +61,16 @@ pub(crate) async fn call_within(
     if peer == shared.id {
         return Box::pin(serve::respond(shared, peer, req)).await;
     }
+    call_remote(shared, peer, req, deadline).await
+}
+
+/// [`call_within`] for a peer that is not this node.
+pub(crate) async fn call_remote(
+    shared: &Arc<CacheService>,
+    peer: NodeId,
+    req: Request,
+    deadline: Duration,
+) -> Result<Response> {
     let body = encode_bulk(&req)?;
     match call_peer_within(&shared.node, peer, Service::Cache, &body, deadline).await {
         Ok(reply) => {
@@ -482,30 +496,42 @@ pub(crate) async fn write_entries(
                     .saturating_add(e.value.as_ref().map_or(0, |v| v.len()))
             };
             for todo in split(shared, send.entries, size) {
-                let req = Request::Apply {
+                let t = send.target;
+                let sent_to = send.sent_to.clone();
+                if t == shared.id {
+                    // This node's own share: applied in place, without wire copies.
+                    let views: Vec<EntryView> =
+                        todo.iter().map(|&i| plan.entries()[i].clone()).collect();
+                    let spec = &spec;
+                    sends.push(Either::Left(async move {
+                        let applied =
+                            serve::apply_views(shared, t, b, spec, &views, &sent_to).await;
+                        (t, todo, applied)
+                    }));
+                    continue;
+                }
+                let part = ApplyPart {
                     spec: spec.clone(),
                     entries: todo
                         .iter()
                         .map(|&i| WireEntry::from(&plan.entries()[i]))
                         .collect(),
-                    sent_to: send.sent_to.clone(),
+                    sent_to,
                 };
-                let t = send.target;
-                sends.push(
-                    async move { (t, todo, call_within(shared, t, req, WRITE_ATTEMPT).await) },
-                );
+                sends.push(Either::Right(async move {
+                    (t, todo, outbox::apply_at(shared, t, part).await)
+                }));
             }
         }
         let mut last_err = None;
         for (t, todo, reply) in futures::future::join_all(sends).await {
             match reply {
-                Ok(Response::Applied(outcomes)) => {
+                Ok(outcomes) => {
                     let table = shared.cache.table();
                     plan.applied(t, &todo, &outcomes, |p, t| {
                         table.owners(p, b.options.replicas).contains(t)
                     });
                 }
-                Ok(_) => last_err = Some(unexpected("apply")),
                 Err(e) if Retry::is_final(e.kind()) => return Err(e),
                 Err(e) => {
                     debug!(peer = %t.short(), error = %e, "cache write not acknowledged yet");

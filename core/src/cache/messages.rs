@@ -126,6 +126,37 @@ pub enum Request {
         /// The clearing node's HLC stamp.
         version: u64,
     },
+    /// Several independent [`Request::Apply`]s in one frame: concurrent writes to one
+    /// peer, coalesced by the writer (`cache/outbox.rs`). Each part is applied, and
+    /// answered, as its own `Apply` would be (answered [`Response::AppliedBatch`]).
+    ApplyBatch(Vec<ApplyPart>),
+}
+
+/// One write of a [`Request::ApplyBatch`]: what one [`Request::Apply`] carries.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ApplyPart {
+    /// The bucket.
+    pub spec: Spec,
+    /// The writes.
+    pub entries: Vec<WireEntry>,
+    /// Nodes the writer (or a forwarder) sent these entries to.
+    pub sent_to: Vec<NodeId>,
+}
+
+/// The answer to one part of a [`Request::ApplyBatch`]: what its own `Apply` would have
+/// been answered.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum PartReply {
+    /// Per entry, what applying it did (as [`Response::Applied`]).
+    Applied(Vec<Outcome>),
+    /// The part was refused, with the error kind by name and a message (as a
+    /// `Reply::Err` of the wire).
+    Failed {
+        /// The `ErrorKind` name.
+        kind: String,
+        /// Human-readable message.
+        message: String,
+    },
 }
 
 /// The result of reading one key at an owner.
@@ -194,4 +225,6 @@ pub enum Response {
     },
     /// (partition, live entries) for each partition owned and held fully here.
     Counts(Vec<(u16, u64)>),
+    /// Per part of a [`Request::ApplyBatch`], in order, what it did.
+    AppliedBatch(Vec<PartReply>),
 }

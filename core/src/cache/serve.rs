@@ -18,7 +18,7 @@ use crate::cache::error::CacheError;
 use crate::cache::hlc::wall_ms;
 use crate::cache::limits::PAGE_BYTES;
 use crate::cache::messages::{
-    Lookup, Outcome, Request, Response, RmwOp, RmwResult, Spec, WireEntry,
+    ApplyPart, Lookup, Outcome, PartReply, Request, Response, RmwOp, RmwResult, Spec, WireEntry,
 };
 use crate::cache::partition::{partition_of, PARTITIONS};
 use crate::cache::partition_state::PartitionState;
@@ -104,6 +104,7 @@ pub(crate) async fn respond(
             entries,
             sent_to,
         } => apply(shared, from, spec, entries, sent_to).await,
+        Request::ApplyBatch(parts) => apply_batch(shared, from, parts).await,
         Request::Get { bucket, keys } => {
             let Some(b) = shared.cache.bucket(&bucket) else {
                 return Ok(Response::Lookups(vec![Lookup::Moved; keys.len()]));
@@ -203,15 +204,59 @@ async fn apply(
     sent_to: Vec<NodeId>,
 ) -> Result<Response> {
     let b = bucket_for(shared, from, &spec)?;
+    let views: Vec<EntryView> = entries.into_iter().map(EntryView::from).collect();
+    let outcomes = apply_views(shared, from, &b, &spec, &views, &sent_to).await?;
+    Ok(Response::Applied(outcomes))
+}
+
+/// Applies each part of an `ApplyBatch` as its own `Apply` would be, concurrently (a
+/// part's forwards do not hold up the others): a part that fails is answered with its
+/// error and leaves the others applied.
+async fn apply_batch(
+    shared: &Arc<CacheService>,
+    from: NodeId,
+    parts: Vec<ApplyPart>,
+) -> Result<Response> {
+    let each = parts.into_iter().map(|part| async move {
+        match apply(shared, from, part.spec, part.entries, part.sent_to).await {
+            Ok(Response::Applied(outcomes)) => PartReply::Applied(outcomes),
+            Ok(_) => part_failed(&crate::cache::client::unexpected("apply")),
+            Err(e) => part_failed(&e),
+        }
+    });
+    Ok(Response::AppliedBatch(
+        futures::future::join_all(each).await,
+    ))
+}
+
+/// The answer to a part that failed with `e` (its kind by name, as a wire `Reply::Err`).
+pub(crate) fn part_failed(e: &crate::error::Error) -> PartReply {
+    PartReply::Failed {
+        kind: e.kind().as_str().to_string(),
+        message: crate::transport::rpc::truncate(e.message()),
+    }
+}
+
+/// Applies `views` of bucket `b` here, written by `from` (this node, or a peer) and sent
+/// to `sent_to`, then forwards them to the owners in this node's table that the writer
+/// did not send to. Returns, per entry, what applying it did. A version further ahead
+/// than the clock accepts refuses them all, before anything is applied (`InvalidInput`).
+pub(crate) async fn apply_views(
+    shared: &Arc<CacheService>,
+    from: NodeId,
+    b: &Arc<Bucket>,
+    spec: &Spec,
+    views: &[EntryView],
+    sent_to: &[NodeId],
+) -> Result<Vec<Outcome>> {
     let now = wall_ms();
-    for e in &entries {
+    for e in views {
         shared.cache.hlc.check_at(e.version, now)?;
     }
-    let views: Vec<EntryView> = entries.into_iter().map(EntryView::from).collect();
     let mut existed = Vec::with_capacity(views.len());
     {
         let mut store = b.store();
-        for e in &views {
+        for e in views {
             shared.cache.hlc.observe_at(e.version, now)?;
             let applied = store.apply(e, now, Charge::Enforce)?;
             existed.push(Outcome {
@@ -222,8 +267,8 @@ async fn apply(
     }
     // Forward to owners in our table that the writer did not send to.
     let partitions: Vec<u16> = views.iter().map(|e| e.partition).collect();
-    let forward = Forward::plan(&partitions, &sent_to, [from, shared.id], |p| {
-        write_targets(shared, &b, p)
+    let forward = Forward::plan(&partitions, sent_to, [from, shared.id], |p| {
+        write_targets(shared, b, p)
     });
     if !forward.extra.is_empty() {
         let all_sent = forward.all_sent;
@@ -241,7 +286,7 @@ async fn apply(
         });
         futures::future::join_all(forwards).await;
     }
-    Ok(Response::Applied(existed))
+    Ok(existed)
 }
 
 /// Bytes of keys and values one reply carries at most (a message's worth, see
@@ -465,7 +510,7 @@ async fn rmw(
     if owners.first() != Some(&shared.id) {
         return Ok(Response::Rmw(RmwResult::NotPrimary));
     }
-    let _serial = b.rmw_lock.lock().await;
+    let _serial = b.rmw_lock(p).lock().await;
     let now = wall_ms();
     let current = consult_or_local(shared, &b, &key).await;
     if let Some(e) = &current {

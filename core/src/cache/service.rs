@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::cache::outbox::Outbox;
 use crate::cache::serve;
 use crate::cache::state::CacheState;
 use crate::error::Result;
@@ -23,6 +24,8 @@ pub struct CacheService {
     pub(crate) node: Arc<Shared>,
     /// The replicated cache's buckets and routing.
     pub cache: CacheState,
+    /// Writes on their way to peers, coalesced per peer (`outbox.rs`).
+    pub(crate) outbox: Outbox,
 }
 
 impl CacheService {
@@ -30,6 +33,7 @@ impl CacheService {
     pub(crate) fn new(node: Arc<Shared>) -> Arc<Self> {
         Arc::new(Self {
             cache: CacheState::starting(node.id, node.config.role.holds_data()),
+            outbox: Outbox::default(),
             node,
         })
     }

@@ -7,6 +7,7 @@ use crate::cache::limits::{ENTRY_ENVELOPE, MAX_BATCH, MAX_BUCKET_NAME_LEN, MAX_K
 use crate::cache::messages::{Request, RmwOp, WireEntry};
 use crate::cache::partition::PARTITIONS;
 use crate::error::Result;
+use crate::identity::NodeId;
 
 /// Checks a bucket name: 1..=[`MAX_BUCKET_NAME_LEN`] bytes.
 pub fn check_name(name: &str) -> Result<()> {
@@ -86,15 +87,18 @@ pub fn check_request(req: &Request, max_message_size: usize) -> Result<()> {
             spec,
             entries,
             sent_to,
-        } => {
-            check_name(&spec.name)?;
-            check_count("entries", entries.len())?;
-            // Every node the write went to is a member; more than a request's worth
-            // of ids is not a write any node makes.
-            check_count("recipients", sent_to.len())?;
-            entries
+        } => check_apply(&spec.name, entries, sent_to, max_message_size),
+        Request::ApplyBatch(parts) => {
+            // One batch carries no more entries than one `Apply` may: coalescing
+            // writes never lets a peer make a node do more per request.
+            check_count("parts", parts.len())?;
+            let total = parts
                 .iter()
-                .try_for_each(|e| check_wire_entry(e, max_message_size))
+                .fold(0usize, |n, p| n.saturating_add(p.entries.len()));
+            check_count("entries", total)?;
+            parts.iter().try_for_each(|p| {
+                check_apply(&p.spec.name, &p.entries, &p.sent_to, max_message_size)
+            })
         }
         Request::Get { bucket, keys } | Request::Peek { bucket, keys } => {
             check_name(bucket)?;
@@ -119,6 +123,23 @@ pub fn check_request(req: &Request, max_message_size: usize) -> Result<()> {
     }
 }
 
+/// Checks one write (an `Apply`, or a part of an `ApplyBatch`).
+fn check_apply(
+    bucket: &str,
+    entries: &[WireEntry],
+    sent_to: &[NodeId],
+    max_message_size: usize,
+) -> Result<()> {
+    check_name(bucket)?;
+    check_count("entries", entries.len())?;
+    // Every node the write went to is a member; more than a request's worth of ids is
+    // not a write any node makes.
+    check_count("recipients", sent_to.len())?;
+    entries
+        .iter()
+        .try_for_each(|e| check_wire_entry(e, max_message_size))
+}
+
 /// [`check_entry`] for an entry on the wire.
 pub fn check_wire_entry(e: &WireEntry, max_message_size: usize) -> Result<()> {
     check_entry(&e.key, e.value.as_ref().map(|v| v.len()), max_message_size)
@@ -136,7 +157,7 @@ fn truncated(key: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::messages::Spec;
+    use crate::cache::messages::{ApplyPart, Spec};
     use crate::error::ErrorKind;
 
     fn wire(key: &str, value_len: usize) -> WireEntry {
@@ -197,6 +218,17 @@ mod tests {
             sent_to: vec![],
         };
         assert!(check_request(&apply(vec![wire("k", 10)]), max).is_ok());
+        let part = |entries: Vec<WireEntry>| ApplyPart {
+            spec: spec.clone(),
+            entries,
+            sent_to: vec![],
+        };
+        let batch = Request::ApplyBatch;
+        assert!(check_request(
+            &batch(vec![part(vec![wire("k", 10)]), part(vec![wire("j", 10)])]),
+            max
+        )
+        .is_ok());
         for bad in [
             apply(vec![wire("k", 10), wire(&"k".repeat(70_000), 1)]),
             apply(vec![wire("k", max)]),
@@ -223,6 +255,17 @@ mod tests {
             Request::Count {
                 bucket: "b".repeat(1000),
             },
+            batch(vec![part(vec![wire("k", 10)]), part(vec![wire("", 1)])]),
+            // Each part within the limit, but more entries than one request may carry.
+            batch(
+                (0..=MAX_BATCH)
+                    .map(|i| part(vec![wire(&i.to_string(), 1)]))
+                    .collect(),
+            ),
+            batch(vec![ApplyPart {
+                sent_to: vec![crate::testkit::ids(1)[0]; MAX_BATCH + 1],
+                ..part(vec![wire("k", 1)])
+            }]),
         ] {
             assert_eq!(
                 check_request(&bad, max).unwrap_err().kind(),

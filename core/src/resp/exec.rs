@@ -890,6 +890,10 @@ fn info(front: &Front, s: &Session, a: &[Bytes]) -> Value {
             table.members.len(),
             bucket_name(s.db)
         ));
+        let (requests, writes) = cache.outbox.counts();
+        out.push_str(&format!(
+            "cache_write_requests:{requests}\r\ncache_writes_sent:{writes}\r\n"
+        ));
         for (name, o) in crate::cache::known(cache) {
             out.push_str(&format!(
                 "bucket_{name}:replicas={},ttl_ms={}\r\n",

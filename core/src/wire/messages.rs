@@ -11,7 +11,7 @@ use crate::error::{Classify, Error, ErrorKind};
 
 /// The wire protocol version this build speaks (history in ADR 0003). A peer speaking
 /// another version is refused at the handshake with `Unsupported`.
-pub const WIRE_VERSION: u16 = 4;
+pub const WIRE_VERSION: u16 = 5;
 
 /// The first frame of the authentication stream, sent by each side.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
