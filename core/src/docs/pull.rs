@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use automerge::sync::{Message, SyncDoc};
+use automerge::sync::SyncDoc;
 use automerge::{AutoCommit, ChangeHash};
 use futures::StreamExt;
 use tracing::debug;
@@ -267,18 +267,7 @@ async fn fetch_new(
     if reply.msg.is_empty() {
         return Ok(None);
     }
-    if reply.msg.len() > svc.max_message() {
-        return Err(DocsError::TooLarge {
-            what: "a sync message",
-            size: reply.msg.len(),
-            limit: svc.max_message(),
-        }
-        .into());
-    }
-    let msg = Message::decode(&reply.msg).map_err(|e| DocsError::NotAutomerge {
-        what: "a sync message",
-        why: e.to_string(),
-    })?;
+    let msg = svc.decode_message(&reply.msg)?;
     let (len, cap, want) = (reply.msg.len() as u64, svc.cap(), svc.watched());
     let (entry, changed) = svc
         .blocking(move |store| {

@@ -248,6 +248,26 @@ impl DocsService {
         self.node.config.docs_max_bytes
     }
 
+    /// A peer's encoded sync message, checked: at most [`Self::max_message`] bytes, and
+    /// Automerge's format.
+    pub(super) fn decode_message(&self, bytes: &[u8]) -> Result<Message> {
+        if bytes.len() > self.max_message() {
+            return Err(DocsError::TooLarge {
+                what: "a sync message",
+                size: bytes.len(),
+                limit: self.max_message(),
+            }
+            .into());
+        }
+        Message::decode(bytes).map_err(|e| {
+            DocsError::NotAutomerge {
+                what: "a sync message",
+                why: e.to_string(),
+            }
+            .into()
+        })
+    }
+
     /// The largest sync message sent or accepted.
     pub(super) fn max_message(&self) -> usize {
         self.node.config.max_message_size
@@ -285,18 +305,7 @@ impl DocsService {
         let _active = Active::new(&self.active);
         let reach = Reach::from_u8(req.reach)
             .ok_or_else(|| DocsError::Invalid(format!("unknown reach byte {}", req.reach)))?;
-        if req.msg.len() > self.max_message() {
-            return Err(DocsError::TooLarge {
-                what: "a sync message",
-                size: req.msg.len(),
-                limit: self.max_message(),
-            }
-            .into());
-        }
-        let msg = Message::decode(&req.msg).map_err(|e| DocsError::NotAutomerge {
-            what: "a sync message",
-            why: e.to_string(),
-        })?;
+        let msg = self.decode_message(&req.msg)?;
         let id = DocId(req.doc);
         let len = req.msg.len() as u64;
         let cap = self.cap();
@@ -653,10 +662,7 @@ pub(super) async fn exchange(
         if reply.msg.is_empty() {
             continue;
         }
-        let msg = Message::decode(&reply.msg).map_err(|e| DocsError::NotAutomerge {
-            what: "a sync message",
-            why: e.to_string(),
-        })?;
+        let msg = svc.decode_message(&reply.msg)?;
         let e = entry.clone();
         let (len, cap) = (reply.msg.len() as u64, svc.cap());
         let want = svc.watched();
