@@ -71,20 +71,7 @@ pub fn decode(bytes: &[u8], key: &dyn Sealer) -> Result<Vec<Saved>, String> {
 mod tests {
     use super::*;
 
-    /// A toy sealer for the format test: XOR with a byte, the AAD's length as a tag.
-    struct Xor(u8);
-
-    impl Sealer for Xor {
-        fn seal(&self, aad: &[u8], plain: &[u8]) -> Result<Vec<u8>, String> {
-            let mut out: Vec<u8> = plain.iter().map(|b| b ^ self.0).collect();
-            out.push(aad.len() as u8);
-            Ok(out)
-        }
-        fn open(&self, aad: &[u8], boxed: &[u8]) -> Option<Vec<u8>> {
-            let (tag, body) = boxed.split_last()?;
-            (*tag == aad.len() as u8).then(|| body.iter().map(|b| b ^ self.0).collect())
-        }
-    }
+    use crate::docs::sealed_file::tests::Xor;
 
     fn saved(n: u8) -> Saved {
         Saved {

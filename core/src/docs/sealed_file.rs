@@ -47,3 +47,23 @@ pub fn open<T: DeserializeOwned>(kind: Kind, bytes: &[u8], key: &dyn Sealer) -> 
         .ok_or("does not open with the storage key (tampered, truncated or another key)")?;
     crate::wire::codec::decode_bulk(&plain).map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::Sealer;
+
+    /// A toy sealer for the format tests: XOR with a byte, the AAD's length as a tag.
+    pub(crate) struct Xor(pub u8);
+
+    impl Sealer for Xor {
+        fn seal(&self, aad: &[u8], plain: &[u8]) -> Result<Vec<u8>, String> {
+            let mut out: Vec<u8> = plain.iter().map(|b| b ^ self.0).collect();
+            out.push(aad.len() as u8);
+            Ok(out)
+        }
+        fn open(&self, aad: &[u8], boxed: &[u8]) -> Option<Vec<u8>> {
+            let (tag, body) = boxed.split_last()?;
+            (*tag == aad.len() as u8).then(|| body.iter().map(|b| b ^ self.0).collect())
+        }
+    }
+}

@@ -79,19 +79,7 @@ pub fn decode(bytes: &[u8], key: &dyn Sealer) -> Result<Saved, String> {
 mod tests {
     use super::*;
 
-    struct Xor(u8);
-
-    impl Sealer for Xor {
-        fn seal(&self, aad: &[u8], plain: &[u8]) -> Result<Vec<u8>, String> {
-            let mut out: Vec<u8> = plain.iter().map(|b| b ^ self.0).collect();
-            out.push(aad.len() as u8);
-            Ok(out)
-        }
-        fn open(&self, aad: &[u8], boxed: &[u8]) -> Option<Vec<u8>> {
-            let (tag, body) = boxed.split_last()?;
-            (*tag == aad.len() as u8).then(|| body.iter().map(|b| b ^ self.0).collect())
-        }
-    }
+    use crate::docs::sealed_file::tests::Xor;
 
     #[test]
     fn the_file_round_trips_and_an_oversized_log_is_saved_not_clean() {
