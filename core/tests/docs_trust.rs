@@ -143,6 +143,23 @@ async fn a_cluster_document_sends_zero_bytes_to_a_trusted_outsider_and_a_communi
     };
     let got = raw_call(&raw, Service::Docs, &sync_body(ask)).await;
     assert_eq!(got.unwrap_err(), ErrorKind::Unauthorized);
+    // Nor is its id named when the outsider asks what changed (with a limit far above
+    // what is served: capped, not refused).
+    let since = DocsRequest::new(Op::Since {
+        from: memmesh::docs::events::Position::START,
+        limit: u32::MAX,
+    });
+    let reply = raw_call(&raw, Service::Docs, &encode_bulk(&since).unwrap())
+        .await
+        .unwrap();
+    match decode_bulk::<DocsReply>(&reply).unwrap() {
+        DocsReply::Since(s) => {
+            assert!(s.docs.iter().all(|l| l.doc != cluster.0), "{s:?}");
+            assert!(s.docs.is_empty(), "only a cluster document is held: {s:?}");
+            assert!(s.up_to.epoch != 0 && !s.more);
+        }
+        other => panic!("not an answer to Since: {other:?}"),
+    }
     rounds().await;
     let docs_a = a.docs().unwrap();
     assert_eq!(docs_a.sent_to(&raw_key.node_id()).bytes, 0);
