@@ -248,7 +248,7 @@ impl Actor {
                                 debug!(%addr, peer = %id.short(), "bootstrap peer reached again")
                             }
                             Err(e) => {
-                                trace!(%addr, error = %e, "bootstrap dial while alone failed")
+                                trace!(%addr, error = %e, "bootstrap dial failed")
                             }
                         }
                     });

@@ -97,8 +97,9 @@ pub struct Sifted {
     pub keep: Vec<bool>,
     /// Updates about members not held, dropped because the membership is full.
     pub over_cap: usize,
-    /// Updates claiming a higher generation for a member whose own word says otherwise.
-    pub hearsay: usize,
+    /// Members for whom an update claimed a higher generation than their own recent
+    /// word (ignored: the member is asked itself, see `Engine`), each once.
+    pub contradicted: Vec<NodeId>,
 }
 
 /// Admission control (see the module documentation).
@@ -201,8 +202,8 @@ impl Admission {
                     && self.own_word.get(&m.id).is_some_and(|(g, at)| {
                         m.generation > *g && now.saturating_duration_since(*at) < OWN_WORD_WINDOW
                     });
-                if contradicted {
-                    out.hearsay += 1;
+                if contradicted && !out.contradicted.contains(&m.id) {
+                    out.contradicted.push(m.id);
                 }
                 !contradicted
             } else if admitted.contains(&m.id) {
@@ -265,7 +266,7 @@ mod tests {
             vec![true, false, false, false, false, true, true, true]
         );
         assert_eq!(s.over_cap, 4);
-        assert_eq!(s.hearsay, 0);
+        assert!(s.contradicted.is_empty());
         // A full membership admits no one heard of.
         let full = Census::new(&[
             member(id(), 1, State::Alive),
@@ -333,7 +334,7 @@ mod tests {
             None,
             t0 + Duration::from_secs(1),
         );
-        assert_eq!((s.keep, s.hearsay), (vec![false, true], 1));
+        assert_eq!((s.keep, s.contradicted), (vec![false, true], vec![real]));
         // From the member itself, a new generation is its own word.
         let s = a.sift(&census, &[&impostor], Some(real), t0);
         assert_eq!(s.keep, vec![true]);

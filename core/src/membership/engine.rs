@@ -16,7 +16,9 @@
 //! Healing a split: SWIM never probes a member it declared down, so after a partition both
 //! sides would stay apart for good. Every `rejoin_interval` the engine announces itself to
 //! a few members it holds as down (through the addresses it knows, even when it has no
-//! live member left), and re-dials the bootstrap addresses while it is alone. A member
+//! live member left), and re-dials the bootstrap addresses while it is alone or while no
+//! live member is at one of them (an island formed during the split: nobody outside holds
+//! its members as down). A member
 //! that hears from a node it declared down answers `TurnUndead`; a node that learns it
 //! was declared down renews its identity (`generation + 1`) and rejoins, as foca intends
 //! ([`Output::Rejoined`]).
@@ -44,8 +46,8 @@ use crate::membership::codec::SwimCodec;
 use crate::membership::config::MembershipConfig;
 use crate::membership::error::MembershipError;
 use crate::membership::limits::{
-    MAX_MEMBERS, SWIM_DIALS_PER_SECOND, SWIM_DIAL_BURST, SYNCS_PER_PEER_PER_SECOND, SYNC_BURST,
-    WARN_INTERVAL,
+    CORRECTIONS_PER_PEER_PER_SECOND, CORRECTION_BURST, MAX_MEMBERS, SWIM_DIALS_PER_SECOND,
+    SWIM_DIAL_BURST, SYNCS_PER_PEER_PER_SECOND, SYNC_BURST, WARN_INTERVAL,
 };
 use crate::membership::member::MemberId;
 use crate::membership::packet::Packet;
@@ -146,7 +148,7 @@ pub enum Output {
         /// This node's member states.
         ours: Vec<Member<MemberId>>,
     },
-    /// Dial a bootstrap address (this node has no live member).
+    /// Dial a bootstrap address (this node has no live member, or none at that address).
     Dial(SocketAddr),
     /// Publish a membership event.
     Event(Event),
@@ -220,7 +222,7 @@ pub struct Engine<V: ViewCell = View> {
     advertised: Option<((u64, u64), Instant)>,
     /// Identity renewals after being declared down.
     rejoins: u64,
-    /// Re-dialling the bootstrap addresses while alone.
+    /// Re-dialling the bootstrap addresses while alone or apart from them.
     bootstrap: Bootstrap,
     /// Announcing to members held as down.
     rejoin: RejoinSchedule,
@@ -236,6 +238,8 @@ pub struct Engine<V: ViewCell = View> {
     dials: TokenBucket,
     /// Full-state syncs each peer may start.
     syncs: PeerBuckets,
+    /// Announces this node may send to a peer that addressed an older identity of it.
+    corrections: PeerBuckets,
     /// Warnings about refused input, at most one of each kind per [`WARN_INTERVAL`].
     warnings: Warnings,
     next_sync: Instant,
@@ -292,6 +296,11 @@ impl<V: ViewCell> Engine<V> {
             admission: Admission::new(id, MAX_MEMBERS),
             dials: TokenBucket::new(SWIM_DIALS_PER_SECOND, SWIM_DIAL_BURST),
             syncs: PeerBuckets::new(SYNCS_PER_PEER_PER_SECOND, SYNC_BURST, MAX_MEMBERS),
+            corrections: PeerBuckets::new(
+                CORRECTIONS_PER_PEER_PER_SECOND,
+                CORRECTION_BURST,
+                MAX_MEMBERS,
+            ),
             warnings: Warnings::default(),
             next_sync: now + config.full_sync_interval,
             next_rejoin: now + config.rejoin_interval,
@@ -523,7 +532,28 @@ impl<V: ViewCell> Engine<V> {
             .sift(&census, &packet.updates(), Some(sender.id), now);
         self.report(&sifted, now);
         let data = packet.rebuild(&sifted.keep);
-        self.foca.handle_data(&data, &mut self.rt)
+        self.foca.handle_data(&data, &mut self.rt)?;
+        self.ask_contradicted(&sifted.contradicted, now)?;
+        self.correct_stale(packet, now)
+    }
+
+    /// A peer that addresses an older identity of this node (it missed a renewal: its
+    /// probes would go unanswered, as foca drops them, until it declared this live node
+    /// down) is told the current one: an announce, which replaces the old identity in its
+    /// member list. At most [`CORRECTIONS_PER_PEER_PER_SECOND`] per peer.
+    fn correct_stale(&mut self, packet: &Packet, now: Instant) -> Result<(), foca::Error> {
+        let to = packet.recipient();
+        let stale = to.id == self.me && to != self.foca.identity() && !packet.is_announce();
+        if !stale || self.left || !self.corrections.try_take(packet.sender().id, now) {
+            return Ok(());
+        }
+        debug!(
+            peer = %packet.sender().id.short(),
+            addressed = to.generation,
+            current = self.foca.identity().generation,
+            "a peer addressed an older identity of this node: it is told the current one"
+        );
+        self.foca.announce(packet.sender().clone(), &mut self.rt)
     }
 
     /// Applies members heard from `from` (a full-state sync), as admission allows.
@@ -541,7 +571,8 @@ impl<V: ViewCell> Engine<V> {
             .into_iter()
             .zip(sifted.keep)
             .filter_map(|(m, keep)| keep.then_some(m));
-        self.foca.apply_many(kept, false, &mut self.rt)
+        self.foca.apply_many(kept, false, &mut self.rt)?;
+        self.ask_contradicted(&sifted.contradicted, now)
     }
 
     /// Logs (throttled) what admission dropped.
@@ -554,13 +585,41 @@ impl<V: ViewCell> Engine<V> {
                 "membership is full: members only heard of were not admitted"
             );
         }
-        let hearsay = u64::try_from(sifted.hearsay).unwrap_or(u64::MAX);
-        if let Some(n) = self.warnings.hearsay.note(hearsay, now) {
-            warn!(
-                dropped = n,
-                "updates claiming a new generation for a member that says otherwise were ignored"
+        let contradicted = u64::try_from(sifted.contradicted.len()).unwrap_or(u64::MAX);
+        if let Some(n) = self.warnings.hearsay.note(contradicted, now) {
+            // A member that renewed its identity is reported by others before it speaks
+            // to this node again: normal after a rejoin, so not a warning.
+            debug!(
+                ignored = n,
+                "updates claiming a new generation for a member that says otherwise were \
+                 ignored; the member is asked itself"
             );
         }
+    }
+
+    /// Asks the members whose own word others contradicted (a higher generation heard
+    /// of: a renewal this node missed, or a lie) to speak for themselves: an announce to
+    /// the identity held, which foca accepts for any generation of that node and answers
+    /// with the current one. Without it this node would keep probing the old identity,
+    /// which foca drops unanswered, until it declared a live member down. At most
+    /// [`CORRECTIONS_PER_PEER_PER_SECOND`] per member.
+    fn ask_contradicted(&mut self, ids: &[NodeId], now: Instant) -> Result<(), foca::Error> {
+        if self.left {
+            return Ok(());
+        }
+        for id in ids {
+            let held = self
+                .foca
+                .iter_members()
+                .find(|m| m.id().id == *id)
+                .map(|m| m.id().clone());
+            let Some(held) = held else { continue };
+            if self.corrections.try_take(*id, now) {
+                trace!(peer = %id.short(), "asking a member whose generation others contradicted");
+                self.foca.announce(held, &mut self.rt)?;
+            }
+        }
+        Ok(())
     }
 
     /// What foca holds now.
@@ -724,7 +783,8 @@ impl<V: ViewCell> Engine<V> {
 
     /// Reaches across a healed split: announces this node to a few members held as down
     /// (their addresses are still known), and re-dials the bootstrap addresses while no
-    /// member is live. Whoever answers brings the two sides back together.
+    /// member is live or no live member is at them. Whoever answers brings the two sides
+    /// back together.
     fn reach_across(&mut self, now: Instant) {
         if self.left {
             return;
@@ -762,7 +822,16 @@ impl<V: ViewCell> Engine<V> {
             }
         }
         let alone = !live.iter().any(|id| self.admission.proved(id));
-        for addr in self.bootstrap.due(alone, now, self.cfg.rejoin_interval) {
+        let met: Vec<SocketAddr> = self
+            .foca
+            .iter_members()
+            .filter(|m| self.admission.proved(&m.id().id))
+            .flat_map(|m| m.id().addrs.iter().copied())
+            .collect();
+        for addr in self
+            .bootstrap
+            .due(alone, &met, now, self.cfg.rejoin_interval)
+        {
             self.out.push(Output::Dial(addr));
         }
     }
@@ -1214,6 +1283,101 @@ mod tests {
         );
         assert_eq!(a.identity().generation, generation);
         assert_eq!(a.rejoins(), 1);
+    }
+
+    /// `b` restarted (same node, a higher generation) without `a` hearing of it.
+    fn restarted(b: &Engine, now: Instant) -> Engine {
+        let me = MemberId {
+            generation: b.identity().generation + 10,
+            ..b.identity().clone()
+        };
+        let view = View::new(me.id, MembershipConfig::default().down_grace);
+        let start = Start {
+            me,
+            config: MembershipConfig::default(),
+            bootstrap: Vec::new(),
+            seed: 99,
+            adverts: AdvertTable::default(),
+        };
+        Engine::new(start, view, now)
+    }
+
+    /// The generation `e` holds for `id`.
+    fn held(e: &Engine, id: NodeId) -> Option<u64> {
+        e.states()
+            .iter()
+            .find(|m| m.id().id == id && m.state() != State::Down)
+            .map(|m| m.id().generation)
+    }
+
+    #[test]
+    fn a_probe_of_an_old_identity_is_answered_with_the_current_one() {
+        let t0 = Instant::now();
+        let (mut a, mut b) = (engine(1, &[], t0), engine(2, &[], t0));
+        let (out_a, _) = meet(&mut a, &mut b, t0);
+        let probe = out_a
+            .into_iter()
+            .find_map(|o| match o {
+                Output::Timer {
+                    timer: timer @ Timer::ProbeRandomMember(_),
+                    ..
+                } => Some(timer),
+                _ => None,
+            })
+            .expect("foca probes once it has a member");
+        let mut b2 = restarted(&b, t0);
+        // `a` probes the identity it holds; the node now runs `b2`, which foca alone
+        // would drop unanswered (and `a` would declare a live node down).
+        let net = Net::default();
+        a.timer(probe, t0 + S, &net);
+        let pings = a.take_outputs();
+        assert!(sends(&pings).iter().any(|(to, data)| *to == b.id()
+            && Packet::parse(data.clone(), a.id()).unwrap().recipient() == b.identity()));
+        let answer = deliver(&a, &mut b2, &pings, t0 + S);
+        let told: Vec<Packet> = sends(&answer)
+            .into_iter()
+            .map(|(_, data)| Packet::parse(data, b2.id()).unwrap())
+            .collect();
+        assert!(told
+            .iter()
+            .any(|p| p.is_announce() && p.sender() == b2.identity()));
+        deliver(&b2, &mut a, &answer, t0 + S);
+        assert_eq!(held(&a, b.id()), Some(b2.identity().generation));
+        // A burst of two, then once per second at most, however often it is addressed so.
+        let second = deliver(&a, &mut b2, &pings, t0 + S);
+        assert!(!sends(&second).is_empty());
+        let third = deliver(&a, &mut b2, &pings, t0 + S);
+        assert!(sends(&third).is_empty(), "{third:?}");
+        let later = deliver(&a, &mut b2, &pings, t0 + S * 2);
+        assert!(!sends(&later).is_empty());
+    }
+
+    #[test]
+    fn hearsay_of_a_newer_generation_against_a_members_own_word_asks_the_member() {
+        let t0 = Instant::now();
+        let (mut a, mut b) = (engine(1, &[], t0), engine(2, &[], t0));
+        meet(&mut a, &mut b, t0);
+        let mut b2 = restarted(&b, t0);
+        // A third member says `b` runs a newer generation: against `b`'s own recent word,
+        // so not believed, but `b` is asked (an announce to the identity held).
+        let net = Net::default();
+        let claim = Member::alive(b2.identity().clone());
+        a.sync_reply(member(3, 1).id, vec![claim], t0 + S, &net);
+        let asked = a.take_outputs();
+        assert_eq!(held(&a, b.id()), Some(b.identity().generation), "hearsay");
+        let to_b: Vec<Packet> = sends(&asked)
+            .into_iter()
+            .map(|(_, data)| Packet::parse(data, a.id()).unwrap())
+            .collect();
+        assert!(
+            to_b.iter()
+                .any(|p| p.is_announce() && p.recipient() == b.identity()),
+            "{asked:?}"
+        );
+        // The node, now `b2`, answers for itself: `a` holds the new generation.
+        let answer = deliver(&a, &mut b2, &asked, t0 + S);
+        deliver(&b2, &mut a, &answer, t0 + S);
+        assert_eq!(held(&a, b.id()), Some(b2.identity().generation));
     }
 
     #[test]

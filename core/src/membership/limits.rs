@@ -45,6 +45,11 @@ pub const MAX_SYNCS_IN_FLIGHT: usize = 32;
 pub const SYNCS_PER_PEER_PER_SECOND: u32 = 1;
 /// See [`SYNCS_PER_PEER_PER_SECOND`].
 pub const SYNC_BURST: u32 = 4;
+/// How often per second this node tells one peer its current identity when that peer
+/// keeps addressing an older one (a burst of [`CORRECTION_BURST`]).
+pub const CORRECTIONS_PER_PEER_PER_SECOND: u32 = 1;
+/// See [`CORRECTIONS_PER_PEER_PER_SECOND`].
+pub const CORRECTION_BURST: u32 = 2;
 
 /// How long a member's own word about its generation outweighs hearsay: for this long
 /// after a member last spoke for itself, updates from others claiming it runs a higher

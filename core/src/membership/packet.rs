@@ -85,6 +85,17 @@ impl Packet {
         &self.header.src
     }
 
+    /// The identity the sender addressed it to (for this node, possibly an older
+    /// generation of it).
+    pub fn recipient(&self) -> &MemberId {
+        &self.header.dst
+    }
+
+    /// Whether it is an `Announce` (which foca accepts for any generation of this node).
+    pub fn is_announce(&self) -> bool {
+        self.header.message == Message::Announce
+    }
+
     /// The member updates it carries.
     pub fn updates(&self) -> Vec<&Member<MemberId>> {
         self.updates.iter().flatten().map(|(m, _)| m).collect()

@@ -82,7 +82,11 @@ impl RejoinSchedule {
     }
 }
 
-/// When to dial the bootstrap addresses again while this node has no live member.
+/// When to dial the bootstrap addresses again: while this node has no live member, and
+/// while some bootstrap address is no live member's (an island: nodes that joined during
+/// a split through one that could not reach its bootstrap peer know only each other, and
+/// no member of the rest holds them as down to announce to; the bootstrap addresses are
+/// the rendezvous both sides share, as seeds are in Cassandra's gossip).
 #[derive(Debug)]
 pub struct Bootstrap {
     addrs: Vec<SocketAddr>,
@@ -103,11 +107,24 @@ impl Bootstrap {
         }
     }
 
-    /// The addresses to dial now, if any: only while alone, first 5 × `interval` after
-    /// becoming alone (the node's own start-up dials come first), then backing off from
-    /// `interval` to [`MAX_BOOTSTRAP_BACKOFF`]; reset once a member is live.
-    pub fn due(&mut self, alone: bool, now: Instant, interval: Duration) -> Vec<SocketAddr> {
-        if !alone || (self.addrs.is_empty() && self.named.is_empty()) {
+    /// The addresses to dial now, if any. `alone`: no member is live; `met`: the
+    /// addresses live members advertise. Dialled: every address while alone, else the
+    /// ones no live member advertises; first 5 × `interval` after there are some (the
+    /// node's own start-up dials come first), then backing off from `interval` to
+    /// [`MAX_BOOTSTRAP_BACKOFF`]; reset once there are none (every bootstrap peer live).
+    pub fn due(
+        &mut self,
+        alone: bool,
+        met: &[SocketAddr],
+        now: Instant,
+        interval: Duration,
+    ) -> Vec<SocketAddr> {
+        let mut wanted = self.addrs.clone();
+        wanted.extend(self.named.iter().filter(|a| !self.addrs.contains(a)));
+        if !alone {
+            wanted.retain(|a| !met.contains(a));
+        }
+        if wanted.is_empty() {
             self.next = None;
             self.backoff = Duration::ZERO;
             return Vec::new();
@@ -118,9 +135,7 @@ impl Bootstrap {
         }
         self.backoff = (self.backoff * 2).clamp(interval, MAX_BOOTSTRAP_BACKOFF);
         self.next = Some(now + self.backoff);
-        let mut all = self.addrs.clone();
-        all.extend(self.named.iter().filter(|a| !self.addrs.contains(a)));
-        all
+        wanted
     }
 
     /// Replaces the addresses the bootstrap DNS names give (the fixed ones stay); returns
@@ -189,23 +204,54 @@ mod tests {
     }
 
     #[test]
-    fn bootstrap_is_dialled_only_while_alone_with_a_growing_pause() {
-        let mut b = Bootstrap::new(&["10.0.0.1:7400".to_string()]);
+    fn bootstrap_is_dialled_while_alone_with_a_growing_pause() {
+        let boot: SocketAddr = "10.0.0.1:7400".parse().unwrap();
+        let mut b = Bootstrap::new(&[boot.to_string()]);
         let t0 = Instant::now();
-        assert!(b.due(false, t0, S).is_empty());
-        assert!(b.due(true, t0, S).is_empty(), "start-up dials come first");
+        assert!(b.due(false, &[boot], t0, S).is_empty(), "its peer is live");
+        assert!(
+            b.due(true, &[], t0, S).is_empty(),
+            "start-up dials come first"
+        );
         let mut dials = Vec::new();
         for secs in 0..120 {
             let now = t0 + Duration::from_secs(secs);
-            if !b.due(true, now, S).is_empty() {
+            if !b.due(true, &[], now, S).is_empty() {
                 dials.push(secs);
             }
         }
         assert_eq!(&dials[..5], &[5, 6, 8, 12, 20]);
         assert!(dials.windows(2).all(|w| w[1] - w[0] <= 30));
-        // A live member resets it.
-        assert!(b.due(false, t0, S).is_empty());
-        assert!(b.due(true, t0 + Duration::from_secs(200), S).is_empty());
+        // The bootstrap peer live resets it.
+        assert!(b.due(false, &[boot], t0, S).is_empty());
+        assert!(b
+            .due(true, &[], t0 + Duration::from_secs(200), S)
+            .is_empty());
+    }
+
+    #[test]
+    fn an_island_keeps_dialling_the_bootstrap_peers_no_live_member_is_at() {
+        let (a, c): (SocketAddr, SocketAddr) = (
+            "10.0.0.1:7400".parse().unwrap(),
+            "10.0.0.3:7400".parse().unwrap(),
+        );
+        let mut b = Bootstrap::new(&[a.to_string(), c.to_string()]);
+        let t0 = Instant::now();
+        // Not alone (a member is live), but none at either address: both are dialled.
+        assert!(
+            b.due(false, &[], t0, S).is_empty(),
+            "start-up dials come first"
+        );
+        assert_eq!(b.due(false, &[], t0 + S * 5, S), vec![a, c]);
+        // `a` met: only `c`, on the same growing pause.
+        assert!(b.due(false, &[a], t0 + S * 5, S).is_empty());
+        assert_eq!(b.due(false, &[a], t0 + S * 6, S), vec![c]);
+        assert!(b.due(false, &[a], t0 + S * 7, S).is_empty());
+        assert_eq!(b.due(false, &[a], t0 + S * 8, S), vec![c]);
+        // Both met: nothing, and the schedule starts over.
+        assert!(b.due(false, &[c, a], t0 + S * 100, S).is_empty());
+        assert!(b.due(false, &[a], t0 + S * 101, S).is_empty());
+        assert_eq!(b.due(false, &[a], t0 + S * 106, S), vec![c]);
     }
 
     #[test]
@@ -214,15 +260,15 @@ mod tests {
         let named: SocketAddr = "10.0.0.2:7400".parse().unwrap();
         let mut b = Bootstrap::new(&[]);
         let t0 = Instant::now();
-        assert!(b.due(true, t0 + Duration::from_secs(60), S).is_empty());
+        assert!(b.due(true, &[], t0 + Duration::from_secs(60), S).is_empty());
         assert_eq!(b.set_named(vec![named]), vec![named]);
         assert!(b.set_named(vec![named]).is_empty(), "already known");
         let mut b2 = Bootstrap::new(&[fixed.to_string()]);
         assert!(b2.set_named(vec![fixed]).is_empty(), "a fixed address");
         let t1 = t0 + Duration::from_secs(100);
-        b.due(true, t1, S);
-        assert_eq!(b.due(true, t1 + S * 5, S), vec![named]);
+        b.due(true, &[], t1, S);
+        assert_eq!(b.due(true, &[], t1 + S * 5, S), vec![named]);
         b.set_named(Vec::new());
-        assert!(b.due(true, t1 + S * 60, S).is_empty());
+        assert!(b.due(true, &[], t1 + S * 60, S).is_empty());
     }
 }
