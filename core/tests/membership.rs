@@ -245,3 +245,53 @@ async fn events_end_with_closed_at_shutdown() {
     );
     assert_eq!(a.events().unwrap_err().kind(), memmesh::ErrorKind::Closed);
 }
+
+/// An island: `a` starts with a bootstrap peer that is not up yet, `c` joins through `a`;
+/// they know only each other, so `a` is not alone and no member of the rest holds them
+/// as down. When the bootstrap peer `b` comes up, `a` still dials it (a bootstrap address
+/// no live member is at), and the three become one cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_island_that_missed_its_bootstrap_peer_joins_it_when_it_comes_up() {
+    // A loopback port for `b`, free now.
+    let b_addr = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .unwrap();
+    let a = builder("a")
+        .bootstrap([b_addr.to_string()])
+        .connect_timeout(Duration::from_millis(500))
+        .start()
+        .await
+        .unwrap();
+    let c = builder("c")
+        .bootstrap([a.addr().to_string()])
+        .start()
+        .await
+        .unwrap();
+    assert!(eventually(Duration::from_secs(20), || alive_ids(&a).contains(&c.id())).await);
+    // Past `a`'s start-up dials (5 tries of 500 ms, 6 s in all): only membership's now.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let b = builder("b")
+        .listen(b_addr.to_string())
+        .start()
+        .await
+        .unwrap();
+    let all: HashSet<NodeId> = [a.id(), b.id(), c.id()].into_iter().collect();
+    let one = eventually(Duration::from_secs(60), || {
+        [&a, &b, &c].iter().all(|n| {
+            let mut others = all.clone();
+            others.remove(&n.id());
+            alive_ids(n) == others
+        })
+    })
+    .await;
+    assert!(
+        one,
+        "a sees {:?}, b sees {:?}, c sees {:?}",
+        alive_ids(&a).len(),
+        alive_ids(&b).len(),
+        alive_ids(&c).len()
+    );
+    for n in [a, b, c] {
+        n.shutdown().await.unwrap();
+    }
+}

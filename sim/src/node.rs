@@ -121,6 +121,12 @@ impl Peers for Conns<'_> {
     fn learn(&self, _member: &MemberId) {}
 
     fn forget(&self, _id: &NodeId) {}
+
+    fn live_at(&self, _addr: SocketAddr) -> bool {
+        // A simulated member advertises the very address it is dialled at, which the
+        // engine checks first.
+        false
+    }
 }
 
 /// A simulated node's membership state.

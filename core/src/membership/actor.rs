@@ -89,6 +89,10 @@ impl Peers for PoolPeers<'_> {
     fn forget(&self, id: &NodeId) {
         self.0.forget(id);
     }
+
+    fn live_at(&self, addr: std::net::SocketAddr) -> bool {
+        self.0.live_at(addr).is_some()
+    }
 }
 
 /// The actor: drives the engine; one task per node.

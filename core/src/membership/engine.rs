@@ -110,6 +110,9 @@ pub trait Peers {
     fn learn(&self, member: &MemberId);
     /// Forgets a member that membership dropped (unless it is connected).
     fn forget(&self, id: &NodeId);
+    /// Whether a peer with a live connection is known at `addr` (dialled there, or seen
+    /// from there): a bootstrap address it answers needs no re-dial.
+    fn live_at(&self, addr: SocketAddr) -> bool;
 }
 
 /// This node's storage quota, as advertised to the others.
@@ -429,7 +432,7 @@ impl<V: ViewCell> Engine<V> {
         }
         if now >= self.next_rejoin {
             self.next_rejoin = now + self.cfg.rejoin_interval;
-            self.reach_across(now);
+            self.reach_across(now, peers);
         }
         self.forget(now, peers);
         self.prove_heard(now, peers);
@@ -785,7 +788,7 @@ impl<V: ViewCell> Engine<V> {
     /// (their addresses are still known), and re-dials the bootstrap addresses while no
     /// member is live or no live member is at them. Whoever answers brings the two sides
     /// back together.
-    fn reach_across(&mut self, now: Instant) {
+    fn reach_across(&mut self, now: Instant, peers: &impl Peers) {
         if self.left {
             return;
         }
@@ -822,15 +825,19 @@ impl<V: ViewCell> Engine<V> {
             }
         }
         let alone = !live.iter().any(|id| self.admission.proved(id));
-        let met: Vec<SocketAddr> = self
+        // Addresses of live members that proved who they are, and this node's own (a
+        // bootstrap list shared by every node names each of them).
+        let advertised: BTreeSet<SocketAddr> = self
             .foca
             .iter_members()
             .filter(|m| self.admission.proved(&m.id().id))
             .flat_map(|m| m.id().addrs.iter().copied())
+            .chain(self.foca.identity().addrs.iter().copied())
             .collect();
+        let met = |a: &SocketAddr| advertised.contains(a) || peers.live_at(*a);
         for addr in self
             .bootstrap
-            .due(alone, &met, now, self.cfg.rejoin_interval)
+            .due(alone, met, now, self.cfg.rejoin_interval)
         {
             self.out.push(Output::Dial(addr));
         }
@@ -959,6 +966,10 @@ mod tests {
 
         fn forget(&self, id: &NodeId) {
             self.forgot.borrow_mut().push(*id);
+        }
+
+        fn live_at(&self, _addr: SocketAddr) -> bool {
+            false
         }
     }
 

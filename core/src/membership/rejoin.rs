@@ -107,22 +107,22 @@ impl Bootstrap {
         }
     }
 
-    /// The addresses to dial now, if any. `alone`: no member is live; `met`: the
-    /// addresses live members advertise. Dialled: every address while alone, else the
-    /// ones no live member advertises; first 5 × `interval` after there are some (the
-    /// node's own start-up dials come first), then backing off from `interval` to
-    /// [`MAX_BOOTSTRAP_BACKOFF`]; reset once there are none (every bootstrap peer live).
+    /// The addresses to dial now, if any. `alone`: no member is live; `met`: whether a
+    /// live member is at an address. Dialled: every address while alone, else the ones
+    /// not met; first 5 × `interval` after there are some (the node's own start-up dials
+    /// come first), then backing off from `interval` to [`MAX_BOOTSTRAP_BACKOFF`]; reset
+    /// once there are none (every bootstrap peer met).
     pub fn due(
         &mut self,
         alone: bool,
-        met: &[SocketAddr],
+        met: impl Fn(&SocketAddr) -> bool,
         now: Instant,
         interval: Duration,
     ) -> Vec<SocketAddr> {
         let mut wanted = self.addrs.clone();
         wanted.extend(self.named.iter().filter(|a| !self.addrs.contains(a)));
         if !alone {
-            wanted.retain(|a| !met.contains(a));
+            wanted.retain(|a| !met(a));
         }
         if wanted.is_empty() {
             self.next = None;
@@ -208,24 +208,27 @@ mod tests {
         let boot: SocketAddr = "10.0.0.1:7400".parse().unwrap();
         let mut b = Bootstrap::new(&[boot.to_string()]);
         let t0 = Instant::now();
-        assert!(b.due(false, &[boot], t0, S).is_empty(), "its peer is live");
         assert!(
-            b.due(true, &[], t0, S).is_empty(),
+            b.due(false, |x| [boot].contains(x), t0, S).is_empty(),
+            "its peer is live"
+        );
+        assert!(
+            b.due(true, |_| false, t0, S).is_empty(),
             "start-up dials come first"
         );
         let mut dials = Vec::new();
         for secs in 0..120 {
             let now = t0 + Duration::from_secs(secs);
-            if !b.due(true, &[], now, S).is_empty() {
+            if !b.due(true, |_| false, now, S).is_empty() {
                 dials.push(secs);
             }
         }
         assert_eq!(&dials[..5], &[5, 6, 8, 12, 20]);
         assert!(dials.windows(2).all(|w| w[1] - w[0] <= 30));
         // The bootstrap peer live resets it.
-        assert!(b.due(false, &[boot], t0, S).is_empty());
+        assert!(b.due(false, |x| [boot].contains(x), t0, S).is_empty());
         assert!(b
-            .due(true, &[], t0 + Duration::from_secs(200), S)
+            .due(true, |_| false, t0 + Duration::from_secs(200), S)
             .is_empty());
     }
 
@@ -239,19 +242,23 @@ mod tests {
         let t0 = Instant::now();
         // Not alone (a member is live), but none at either address: both are dialled.
         assert!(
-            b.due(false, &[], t0, S).is_empty(),
+            b.due(false, |_| false, t0, S).is_empty(),
             "start-up dials come first"
         );
-        assert_eq!(b.due(false, &[], t0 + S * 5, S), vec![a, c]);
+        assert_eq!(b.due(false, |_| false, t0 + S * 5, S), vec![a, c]);
         // `a` met: only `c`, on the same growing pause.
-        assert!(b.due(false, &[a], t0 + S * 5, S).is_empty());
-        assert_eq!(b.due(false, &[a], t0 + S * 6, S), vec![c]);
-        assert!(b.due(false, &[a], t0 + S * 7, S).is_empty());
-        assert_eq!(b.due(false, &[a], t0 + S * 8, S), vec![c]);
+        assert!(b.due(false, |x| [a].contains(x), t0 + S * 5, S).is_empty());
+        assert_eq!(b.due(false, |x| [a].contains(x), t0 + S * 6, S), vec![c]);
+        assert!(b.due(false, |x| [a].contains(x), t0 + S * 7, S).is_empty());
+        assert_eq!(b.due(false, |x| [a].contains(x), t0 + S * 8, S), vec![c]);
         // Both met: nothing, and the schedule starts over.
-        assert!(b.due(false, &[c, a], t0 + S * 100, S).is_empty());
-        assert!(b.due(false, &[a], t0 + S * 101, S).is_empty());
-        assert_eq!(b.due(false, &[a], t0 + S * 106, S), vec![c]);
+        assert!(b
+            .due(false, |x| [c, a].contains(x), t0 + S * 100, S)
+            .is_empty());
+        assert!(b
+            .due(false, |x| [a].contains(x), t0 + S * 101, S)
+            .is_empty());
+        assert_eq!(b.due(false, |x| [a].contains(x), t0 + S * 106, S), vec![c]);
     }
 
     #[test]
@@ -260,15 +267,17 @@ mod tests {
         let named: SocketAddr = "10.0.0.2:7400".parse().unwrap();
         let mut b = Bootstrap::new(&[]);
         let t0 = Instant::now();
-        assert!(b.due(true, &[], t0 + Duration::from_secs(60), S).is_empty());
+        assert!(b
+            .due(true, |_| false, t0 + Duration::from_secs(60), S)
+            .is_empty());
         assert_eq!(b.set_named(vec![named]), vec![named]);
         assert!(b.set_named(vec![named]).is_empty(), "already known");
         let mut b2 = Bootstrap::new(&[fixed.to_string()]);
         assert!(b2.set_named(vec![fixed]).is_empty(), "a fixed address");
         let t1 = t0 + Duration::from_secs(100);
-        b.due(true, &[], t1, S);
-        assert_eq!(b.due(true, &[], t1 + S * 5, S), vec![named]);
+        b.due(true, |_| false, t1, S);
+        assert_eq!(b.due(true, |_| false, t1 + S * 5, S), vec![named]);
         b.set_named(Vec::new());
-        assert!(b.due(true, &[], t1 + S * 60, S).is_empty());
+        assert!(b.due(true, |_| false, t1 + S * 60, S).is_empty());
     }
 }
