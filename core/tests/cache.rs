@@ -291,3 +291,62 @@ async fn a_fourth_node_joins_while_a_reader_runs_and_the_reader_never_misses() {
     }
     assert_eq!(cd.len().await.unwrap(), 2000);
 }
+
+/// Concurrent single-key reads of keys another node holds travel together in multi-key
+/// `Get` requests (`cache/readbox.rs`); each read still gets its own value, also when the
+/// values are too large for one reply (the peer answers within its reply budget and the
+/// rest are asked again), and a missing key is still a miss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reads_of_remote_keys_each_get_their_own_value() {
+    // Small messages, so that two large values never fit in one reply.
+    let small = |name: &str| builder(name).max_message_size(64 * 1024);
+    let a = small("a").start().await.unwrap();
+    let b = small("b")
+        .bootstrap([a.addr().to_string()])
+        .start()
+        .await
+        .unwrap();
+    let c = small("c")
+        .bootstrap([a.addr().to_string()])
+        .start()
+        .await
+        .unwrap();
+    converge(&[a.clone(), b.clone(), c.clone()]).await;
+    // One copy: two keys in three are held by another node than `a`.
+    let ca = a.cache("remote", opts(1)).await.unwrap();
+    let cb = b.cache("remote", None).await.unwrap();
+    let value = |i: usize| {
+        if i % 10 == 0 {
+            Bytes::from(vec![(i % 251) as u8; 24 * 1024])
+        } else {
+            Bytes::from(format!("value-{i}"))
+        }
+    };
+    for i in 0..300 {
+        cb.set(&format!("r{i}"), value(i), None).await.unwrap();
+    }
+    for round in 0..3 {
+        let reads = (0..300).map(|i| {
+            let ca = ca.clone();
+            async move { (i, ca.get(&format!("r{i}")).await) }
+        });
+        let misses = (0..20).map(|i| {
+            let ca = ca.clone();
+            async move { ca.get(&format!("absent{i}")).await }
+        });
+        let (found, missing) = futures::future::join(
+            futures::future::join_all(reads),
+            futures::future::join_all(misses),
+        )
+        .await;
+        for (i, got) in found {
+            assert_eq!(got.unwrap(), Some(value(i)), "round {round}: r{i}");
+        }
+        for got in missing {
+            assert_eq!(got.unwrap(), None, "round {round}");
+        }
+    }
+    for n in [a, b, c] {
+        n.shutdown().await.unwrap();
+    }
+}

@@ -22,6 +22,7 @@ use crate::cache::outbox;
 use crate::cache::partition::partition_of;
 use crate::cache::partition_state::PartitionState;
 use crate::cache::plan::WritePlan;
+use crate::cache::readbox;
 use crate::cache::retry::{Next, Retry};
 use crate::cache::routing;
 use crate::cache::service::CacheService;
@@ -283,20 +284,29 @@ async fn get_entry(
         let mut last_err = None;
         let count = targets.len();
         for (n, t) in targets.into_iter().enumerate() {
-            let req = Request::Get {
-                bucket: b.name.clone(),
-                keys: vec![key.to_string()],
-            };
             let wait = retry.attempt_wait(Instant::now(), READ_ATTEMPT, n + 1 == count);
-            match call_within(shared, t, req, wait).await {
-                Ok(Response::Lookups(mut l)) => match l.pop() {
-                    Some(Lookup::Found { value, expires }) => {
-                        return Ok(Some((Bytes::from(value.into_vec()), expires)))
+            let lookup = if t == shared.id {
+                let req = Request::Get {
+                    bucket: b.name.clone(),
+                    keys: vec![key.to_string()],
+                };
+                match call_within(shared, t, req, wait).await {
+                    Ok(Response::Lookups(mut l)) if l.len() == 1 => {
+                        l.pop().ok_or_else(|| unexpected("get"))
                     }
-                    Some(Lookup::Missing) => return Ok(None),
-                    _ => {}
-                },
-                Ok(_) => last_err = Some(unexpected("get")),
+                    Ok(_) => Err(unexpected("get")),
+                    Err(e) => Err(e),
+                }
+            } else {
+                // Concurrent reads served by `t` share its requests (`readbox.rs`).
+                readbox::get_at(shared, t, &b.name, key.to_string(), wait).await
+            };
+            match lookup {
+                Ok(Lookup::Found { value, expires }) => {
+                    return Ok(Some((Bytes::from(value.into_vec()), expires)))
+                }
+                Ok(Lookup::Missing) => return Ok(None),
+                Ok(Lookup::Moved) => {}
                 Err(e) => last_err = Some(e),
             }
         }

@@ -26,6 +26,7 @@ pub(crate) mod partition_state;
 pub(crate) mod plan;
 pub(crate) mod pull;
 pub(crate) mod pull_schedule;
+pub(crate) mod readbox;
 pub(crate) mod retry;
 pub mod routing;
 pub(crate) mod serve;

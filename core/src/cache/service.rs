@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::cache::outbox::Outbox;
+use crate::cache::readbox::Readbox;
 use crate::cache::serve;
 use crate::cache::state::CacheState;
 use crate::error::Result;
@@ -26,6 +27,9 @@ pub struct CacheService {
     pub cache: CacheState,
     /// Writes on their way to peers, coalesced per peer (`outbox.rs`).
     pub(crate) outbox: Outbox,
+    /// Single-key reads on their way to peers, coalesced per peer and bucket
+    /// (`readbox.rs`).
+    pub(crate) readbox: Readbox,
 }
 
 impl CacheService {
@@ -34,6 +38,7 @@ impl CacheService {
         Arc::new(Self {
             cache: CacheState::starting(node.id, node.config.role.holds_data()),
             outbox: Outbox::default(),
+            readbox: Readbox::default(),
             node,
         })
     }

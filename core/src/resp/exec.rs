@@ -894,6 +894,10 @@ fn info(front: &Front, s: &Session, a: &[Bytes]) -> Value {
         out.push_str(&format!(
             "cache_write_requests:{requests}\r\ncache_writes_sent:{writes}\r\n"
         ));
+        let (requests, reads) = cache.readbox.counts();
+        out.push_str(&format!(
+            "cache_read_requests:{requests}\r\ncache_reads_sent:{reads}\r\n"
+        ));
         for (name, o) in crate::cache::known(cache) {
             out.push_str(&format!(
                 "bucket_{name}:replicas={},ttl_ms={}\r\n",
