@@ -316,7 +316,7 @@ async fn concurrent_reads_of_remote_keys_each_get_their_own_value() {
     let ca = a.cache("remote", opts(1)).await.unwrap();
     let cb = b.cache("remote", None).await.unwrap();
     let value = |i: usize| {
-        if i % 10 == 0 {
+        if i.is_multiple_of(10) {
             Bytes::from(vec![(i % 251) as u8; 24 * 1024])
         } else {
             Bytes::from(format!("value-{i}"))
