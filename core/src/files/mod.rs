@@ -15,6 +15,7 @@
 //! aside and repaired from a replica; a delete leaves a tombstone until every holder
 //! applied it.
 
+pub mod blocks;
 pub mod checkpoint;
 pub mod commit;
 pub mod contents;
@@ -26,6 +27,7 @@ pub mod id;
 pub mod inline;
 pub mod key;
 pub mod messages;
+pub mod parallel;
 pub mod partial;
 pub mod partials;
 pub mod progress;
