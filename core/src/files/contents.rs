@@ -194,7 +194,7 @@ pub fn read_decrypted(
             "{what}: content file is {len} bytes, expected {stored}"
         )));
     }
-    open_stream(file, len, key.aead(), id, what, sink, Shape::here())
+    open_stream(&file, len, key.aead(), id, what, sink, Shape::here())
 }
 
 /// Decrypts `len` bytes of ciphertext (a content file's layout, header first) read from

@@ -2,13 +2,14 @@
 //!
 //! The file is cut into blocks of segments (`blocks.rs`). A put reads and hashes the
 //! plaintext on the calling thread, the workers seal blocks in turn, and a writer thread
-//! writes them in file order; a get reads the sealed blocks on a reader thread, the
-//! workers open (authenticate and decrypt) them in turn, and the calling thread hashes
-//! each block's plaintext and hands it to its sink in file order. The bytes are exactly
-//! those of the one-thread `Encryptor` and `Decryptor` (same key, nonces and layout); no
-//! plaintext of a segment is handed out before that segment authenticated, and at most
-//! [`Shape::in_flight`] block buffers exist at once, whatever the file's size. Everything
-//! runs on threads scoped to the call (a blocking call, off the async runtime).
+//! writes them in file order, one write per block; in a get each worker reads its own
+//! blocks of ciphertext (positional reads) and opens (authenticates and decrypts) them,
+//! and the calling thread hashes each block's plaintext and hands it to its sink in file
+//! order. The bytes are exactly those of the one-thread `Encryptor` and `Decryptor` (same
+//! key, nonces and layout); no plaintext of a block is handed out before every segment of
+//! it authenticated, and a bounded number of block buffers exist at once
+//! ([`Shape::in_flight`] for a put, two per worker for a get), whatever the file's size.
+//! Everything runs on threads scoped to the call (a blocking call, off the async runtime).
 
 use std::io::Read;
 use std::path::Path;
@@ -240,13 +241,61 @@ pub fn seal_stream(
     })
 }
 
+/// Positional reads of stored ciphertext, from several threads at once.
+pub trait ReadAt: Sync {
+    /// Fills `buf` from `offset`; `UnexpectedEof` if the source ends first.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()>;
+}
+
+impl ReadAt for std::fs::File {
+    #[cfg(unix)]
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        std::os::unix::fs::FileExt::read_exact_at(self, buf, offset)
+    }
+
+    #[cfg(windows)]
+    fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+        while !buf.is_empty() {
+            match std::os::windows::fs::FileExt::seek_read(self, buf, offset) {
+                Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => {
+                    buf = &mut buf[n..];
+                    offset += n as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ReadAt for [u8] {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        let from = usize::try_from(offset).unwrap_or(usize::MAX);
+        match self.get(from..).and_then(|rest| rest.get(..buf.len())) {
+            Some(src) => {
+                buf.copy_from_slice(src);
+                Ok(())
+            }
+            None => Err(std::io::ErrorKind::UnexpectedEof.into()),
+        }
+    }
+}
+
+/// Block buffers each worker of a get owns: one it reads and opens, one waiting for the
+/// calling thread (the memory bound of a get: `2 × workers` blocks).
+const GET_BUFFERS_PER_WORKER: usize = 2;
+
 /// Decrypts `len` bytes of a content file's layout (header first) read from `file`,
 /// handing each block's verified plaintext to `sink` in file order (on the calling
-/// thread), and checks the whole against `id`. Any mismatch is `Corrupted`, reported for
-/// the first damaged segment in file order; `sink` never sees a byte of a segment that
-/// did not authenticate. `what` names the file in errors.
+/// thread), and checks the whole against `id`. Each worker reads its own blocks
+/// (positional reads: the kernel's copy of a cold page is a large part of a get's CPU, so
+/// it is spread too) and opens them. Any mismatch is `Corrupted`, reported for the first
+/// damaged block in file order; `sink` never sees a byte of a block in which a segment did
+/// not authenticate. `what` names the file in errors.
 pub fn open_stream(
-    mut file: impl Read + Send,
+    file: &(impl ReadAt + ?Sized),
     len: u64,
     storage: &ring::aead::LessSafeKey,
     id: &[u8; 32],
@@ -256,7 +305,7 @@ pub fn open_stream(
 ) -> Result<(), FilesError> {
     let bad = |part: &str| FilesError::corrupted(format!("{what}: {part}"));
     let mut header = [0u8; HEADER_LEN];
-    file.read_exact(&mut header)
+    file.read_exact_at(&mut header, 0)
         .map_err(|_| bad("short header"))?;
     let size = plain_len(len).ok_or_else(|| bad("impossible length"))?;
     if segments(size) > u64::from(u32::MAX) + 1 {
@@ -264,28 +313,44 @@ pub fn open_stream(
     }
     let key = SegmentKey::open_file(storage, &header, what)?;
     let key = &key;
+    let workers = shape.workers.max(1);
     std::thread::scope(|s| {
-        let Crew { to, from } = crew(s, shape, |job| open_block(key, job, what));
-        let (give, take) = pool(shape);
-        s.spawn(move || {
-            for block in blocks_of(size, shape.per) {
-                let Ok(mut buf) = take.recv() else {
-                    return;
-                };
-                buf.resize(shape.block_bytes(), 0);
-                let job = match file.read_exact(&mut buf[..block.sealed()]) {
-                    Ok(()) => Ok(Job { block, buf }),
-                    Err(_) => Err(bad("content file shrank")),
-                };
-                let failed = job.is_err();
-                if to[shape.worker_of(block.index)].send(job).is_err() || failed {
-                    return;
-                }
+        let mut from = Vec::new();
+        let mut back = Vec::new();
+        for w in 0..workers {
+            let (done, done_rx) = channel::<Done>();
+            let (give, take) = channel::<Vec<u8>>();
+            for _ in 0..GET_BUFFERS_PER_WORKER {
+                let _ = give.send(Vec::new());
             }
-        });
+            s.spawn(move || {
+                let mine = blocks_of(size, shape.per).filter(|b| shape.worker_of(b.index) == w);
+                for block in mine {
+                    let Ok(mut buf) = take.recv() else {
+                        return;
+                    };
+                    buf.resize(shape.block_bytes(), 0);
+                    let at = HEADER_LEN as u64 + block.first * SEALED_SEGMENT as u64;
+                    let job = match file.read_exact_at(&mut buf[..block.sealed()], at) {
+                        Ok(()) => {
+                            let mut job = Job { block, buf };
+                            open_block(key, &mut job, what).map(|()| job)
+                        }
+                        Err(_) => Err(bad("content file shrank")),
+                    };
+                    let failed = job.is_err();
+                    if done.send(job).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            from.push(done_rx);
+            back.push(give);
+        }
         let mut hasher = blake3::Hasher::new();
         for block in blocks_of(size, shape.per) {
-            let job = from[shape.worker_of(block.index)]
+            let w = shape.worker_of(block.index);
+            let job = from[w]
                 .recv()
                 .map_err(|_| FilesError::Internal("a files worker thread stopped"))??;
             for j in 0..job.block.segments {
@@ -294,7 +359,7 @@ pub fn open_stream(
                 hasher.update(plain);
                 sink(plain)?;
             }
-            let _ = give.send(job.buf);
+            let _ = back[w].send(job.buf);
         }
         if hasher.finalize().as_bytes() != id {
             return Err(bad("contents do not match the id"));
