@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::blocks::Shape;
 use super::crypt::{Decryptor, SegmentKey, HEADER_LEN, SEALED_SEGMENT};
+use super::direct::Source;
 use super::error::FilesError;
 use super::key::StorageKey;
 use super::parallel::{open_stream, seal_stream};
@@ -167,7 +168,8 @@ pub fn write_encrypted(
 }
 
 /// Decrypts the content file at `path` (expected `stored` bytes long) on several threads
-/// (`parallel.rs`), handing each verified segment's plaintext to `sink` in order, and checks the whole against `id` (the
+/// (`parallel.rs`; read around the page cache where allowed, `direct.rs`), handing each
+/// verified segment's plaintext to `sink` in order, and checks the whole against `id` (the
 /// plaintext's BLAKE3). `what` names the file in errors. A missing file is `NotFound`;
 /// any mismatch is `Corrupted`.
 pub fn read_decrypted(
@@ -178,7 +180,7 @@ pub fn read_decrypted(
     what: &str,
     sink: impl FnMut(&[u8]) -> Result<(), FilesError>,
 ) -> Result<(), FilesError> {
-    let file = File::open(path).map_err(|e| {
+    let file = Source::open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             FilesError::corrupted(format!("{what}: content file missing"))
         } else {
@@ -186,6 +188,7 @@ pub fn read_decrypted(
         }
     })?;
     let len = file
+        .file()
         .metadata()
         .map_err(FilesError::io("reading", path))?
         .len();

@@ -21,6 +21,7 @@ pub mod commit;
 pub mod contents;
 pub mod crypt;
 pub mod db;
+pub mod direct;
 pub mod error;
 pub mod holders;
 pub mod id;
