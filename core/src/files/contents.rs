@@ -7,9 +7,12 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::crypt::{Decryptor, Encryptor, HEADER_LEN, SEALED_SEGMENT, SEGMENT};
+use super::blocks::Shape;
+use super::crypt::{Decryptor, SegmentKey, HEADER_LEN, SEALED_SEGMENT};
+use super::direct::Source;
 use super::error::FilesError;
 use super::key::StorageKey;
+use super::parallel::{open_stream, seal_stream};
 
 /// The contents directory's name inside the data dir.
 pub const CONTENTS_DIR: &str = "files";
@@ -150,46 +153,23 @@ impl Drop for TempFile {
 
 /// Encrypts everything `source` yields into `tmp` (header first), reading at most
 /// `limit` bytes of plaintext: more is `Invalid` (the source grew while being read).
-/// Returns the plaintext's BLAKE3 digest and size.
+/// The segments are sealed on several threads (`parallel.rs`). Returns the plaintext's
+/// BLAKE3 digest and size.
 pub fn write_encrypted(
-    mut source: impl Read,
+    source: impl Read,
     key: &StorageKey,
     tmp: &mut TempFile,
     limit: u64,
     what: &Path,
 ) -> Result<([u8; 32], u64), FilesError> {
-    let (mut enc, header) = Encryptor::new(key.aead())?;
+    let (seg, header) = SegmentKey::new_file(key.aead())?;
     tmp.write(&header)?;
-    let mut buf = vec![0u8; SEGMENT];
-    let mut out = Vec::with_capacity(SEALED_SEGMENT * 2);
-    let mut total = 0u64;
-    loop {
-        let n = match source.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(FilesError::io("reading", what)(e)),
-        };
-        total += n as u64;
-        if total > limit {
-            return Err(FilesError::Invalid(format!(
-                "{} grew while it was being stored",
-                what.display()
-            )));
-        }
-        enc.update(&buf[..n], &mut out)?;
-        if !out.is_empty() {
-            tmp.write(&out)?;
-            out.clear();
-        }
-    }
-    let (digest, size) = enc.finish(&mut out)?;
-    tmp.write(&out)?;
-    Ok((digest, size))
+    seal_stream(source, &seg, limit, what, |b| tmp.write(b), Shape::here())
 }
 
-/// Decrypts the content file at `path` (expected `stored` bytes long), handing each
-/// verified segment's plaintext to `sink`, and checks the whole against `id` (the
+/// Decrypts the content file at `path` (expected `stored` bytes long) on several threads
+/// (`parallel.rs`; read around the page cache where allowed, `direct.rs`), handing each
+/// verified segment's plaintext to `sink` in order, and checks the whole against `id` (the
 /// plaintext's BLAKE3). `what` names the file in errors. A missing file is `NotFound`;
 /// any mismatch is `Corrupted`.
 pub fn read_decrypted(
@@ -200,7 +180,7 @@ pub fn read_decrypted(
     what: &str,
     sink: impl FnMut(&[u8]) -> Result<(), FilesError>,
 ) -> Result<(), FilesError> {
-    let mut file = File::open(path).map_err(|e| {
+    let file = Source::open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             FilesError::corrupted(format!("{what}: content file missing"))
         } else {
@@ -208,6 +188,7 @@ pub fn read_decrypted(
         }
     })?;
     let len = file
+        .file()
         .metadata()
         .map_err(FilesError::io("reading", path))?
         .len();
@@ -216,7 +197,7 @@ pub fn read_decrypted(
             "{what}: content file is {len} bytes, expected {stored}"
         )));
     }
-    decrypt_stream(&mut file, len, key, id, what, sink)
+    open_stream(&file, len, key.aead(), id, what, sink, Shape::here())
 }
 
 /// Decrypts `len` bytes of ciphertext (a content file's layout, header first) read from

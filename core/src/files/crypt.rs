@@ -112,6 +112,89 @@ fn segment_nonce(prefix: &[u8; PREFIX_LEN], counter: u32, last: bool) -> Nonce {
     Nonce::assume_unique_for_key(n)
 }
 
+/// One file's segment key and nonce prefix: seals or opens any segment by its number,
+/// from any thread (what the parallel stream in `parallel.rs` shares between workers).
+pub struct SegmentKey {
+    key: LessSafeKey,
+    prefix: [u8; PREFIX_LEN],
+}
+
+impl std::fmt::Debug for SegmentKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentKey").finish_non_exhaustive()
+    }
+}
+
+impl SegmentKey {
+    /// A new file: draws its key and nonce prefix, and returns the header to write first
+    /// (the file key wrapped by `storage`), as [`Encryptor::new`] does.
+    pub fn new_file(storage: &LessSafeKey) -> Result<(SegmentKey, Vec<u8>), FilesError> {
+        let file_key: [u8; KEY_LEN] = random()?;
+        let prefix: [u8; PREFIX_LEN] = random()?;
+        let mut header = Vec::with_capacity(HEADER_LEN);
+        header.extend_from_slice(MAGIC);
+        header.push(VERSION);
+        header.push(ALG_CHACHA20_POLY1305);
+        header.extend_from_slice(&(SEGMENT as u32).to_le_bytes());
+        header.extend_from_slice(&prefix);
+        let wrapped = seal_box(storage, &header, &file_key)?;
+        header.extend_from_slice(&wrapped);
+        debug_assert_eq!(header.len(), HEADER_LEN);
+        let key = aead_key(&file_key)?;
+        Ok((SegmentKey { key, prefix }, header))
+    }
+
+    /// Checks a content file's `header` and unwraps its file key with `storage`.
+    pub fn open_file(
+        storage: &LessSafeKey,
+        header: &[u8],
+        what: &str,
+    ) -> Result<SegmentKey, FilesError> {
+        let (key, prefix) = open_header(storage, header, what)?;
+        Ok(SegmentKey { key, prefix })
+    }
+
+    /// Seals segment number `counter` in place (`plain` is its plaintext, at most
+    /// [`SEGMENT`] bytes) and returns its tag, to be written right after it.
+    pub fn seal(
+        &self,
+        counter: u32,
+        last: bool,
+        plain: &mut [u8],
+    ) -> Result<[u8; TAG], FilesError> {
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(
+                segment_nonce(&self.prefix, counter, last),
+                Aad::empty(),
+                plain,
+            )
+            .map_err(|_| FilesError::Crypto("sealing a segment"))?;
+        let mut out = [0u8; TAG];
+        out.copy_from_slice(tag.as_ref());
+        Ok(out)
+    }
+
+    /// Opens sealed segment number `counter` (ciphertext and tag) in place and returns
+    /// its plaintext, or `Corrupted` if it does not authenticate as that segment.
+    pub fn open<'a>(
+        &self,
+        counter: u32,
+        last: bool,
+        sealed: &'a mut [u8],
+        what: &str,
+    ) -> Result<&'a [u8], FilesError> {
+        self.key
+            .open_in_place(
+                segment_nonce(&self.prefix, counter, last),
+                Aad::empty(),
+                sealed,
+            )
+            .map(|p| &*p)
+            .map_err(|_| FilesError::corrupted(format!("{what}: segment {counter}")))
+    }
+}
+
 /// Encrypts one file's plaintext as it is fed, in bounded memory (one segment).
 pub struct Encryptor {
     key: LessSafeKey,
@@ -135,19 +218,9 @@ impl Encryptor {
     /// A new file: draws its key and nonce prefix, and returns the header to write
     /// first (the file key wrapped by `storage`).
     pub fn new(storage: &LessSafeKey) -> Result<(Encryptor, Vec<u8>), FilesError> {
-        let file_key: [u8; KEY_LEN] = random()?;
-        let prefix: [u8; PREFIX_LEN] = random()?;
-        let mut header = Vec::with_capacity(HEADER_LEN);
-        header.extend_from_slice(MAGIC);
-        header.push(VERSION);
-        header.push(ALG_CHACHA20_POLY1305);
-        header.extend_from_slice(&(SEGMENT as u32).to_le_bytes());
-        header.extend_from_slice(&prefix);
-        let wrapped = seal_box(storage, &header, &file_key)?;
-        header.extend_from_slice(&wrapped);
-        debug_assert_eq!(header.len(), HEADER_LEN);
+        let (SegmentKey { key, prefix }, header) = SegmentKey::new_file(storage)?;
         let enc = Encryptor {
-            key: aead_key(&file_key)?,
+            key,
             prefix,
             counter: 0,
             pending: Vec::with_capacity(SEGMENT),

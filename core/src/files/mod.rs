@@ -15,17 +15,20 @@
 //! aside and repaired from a replica; a delete leaves a tombstone until every holder
 //! applied it.
 
+pub mod blocks;
 pub mod checkpoint;
 pub mod commit;
 pub mod contents;
 pub mod crypt;
 pub mod db;
+pub mod direct;
 pub mod error;
 pub mod holders;
 pub mod id;
 pub mod inline;
 pub mod key;
 pub mod messages;
+pub mod parallel;
 pub mod partial;
 pub mod partials;
 pub mod progress;
