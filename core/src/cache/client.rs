@@ -247,6 +247,23 @@ pub(crate) fn try_get_local(shared: &CacheService, b: &Bucket, key: &str) -> Opt
     Some(b.store().get(key, wall_ms()))
 }
 
+/// [`try_get_local`] of many keys at once (a pipelined run of `GET`s, `get_many`): one
+/// check of the placement and of staleness, one clock read and one store lock for all.
+fn try_get_local_many(
+    shared: &CacheService,
+    b: &Bucket,
+    keys: &[String],
+) -> Vec<Option<Option<Bytes>>> {
+    if b.epoch() != shared.cache.epoch() || maybe_stale(shared) {
+        return vec![None; keys.len()];
+    }
+    let now = wall_ms();
+    let mut store = b.store();
+    keys.iter()
+        .map(|k| (b.state(partition_of(k)) == PartitionState::Ready).then(|| store.get(k, now)))
+        .collect()
+}
+
 /// Whether this node just learned that the cluster had declared it down, and its routing
 /// table has not followed yet: until it has (and has pulled again), its ready
 /// partitions may miss writes made meanwhile and must not answer alone.
@@ -362,8 +379,7 @@ pub(crate) async fn get_many(
     for k in &keys {
         check_key(k)?;
     }
-    let mut out: Vec<Option<Option<Bytes>>> =
-        keys.iter().map(|k| try_get_local(shared, b, k)).collect();
+    let mut out = try_get_local_many(shared, b, &keys);
     let mut by_owner: BTreeMap<NodeId, Vec<usize>> = BTreeMap::new();
     for (i, k) in keys.iter().enumerate() {
         if out[i].is_none() {
