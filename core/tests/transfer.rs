@@ -506,7 +506,10 @@ async fn a_published_file_changing_during_a_fetch_fails_it_with_the_sources_reas
     let b = node("b").await;
     b.connect(&a.addr().to_string()).await.unwrap();
     let src = dir.join("live.bin");
-    std::fs::write(&src, pattern(64 * 1024 * 1024)).unwrap();
+    // Large enough to still be on its way at the first progress report (100 ms in): a
+    // quiet machine moved 64 MiB in less than that, and the fetch was over before the
+    // file changed.
+    std::fs::write(&src, pattern(256 * 1024 * 1024)).unwrap();
     let id = a
         .transfer()
         .unwrap()
