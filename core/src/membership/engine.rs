@@ -1214,16 +1214,7 @@ mod tests {
         let t0 = Instant::now();
         let (mut a, mut b) = (engine(1, &[], t0), engine(2, &[], t0));
         let (out_a, _) = meet(&mut a, &mut b, t0);
-        let probe = out_a
-            .into_iter()
-            .find_map(|o| match o {
-                Output::Timer {
-                    timer: timer @ Timer::ProbeRandomMember(_),
-                    ..
-                } => Some(timer),
-                _ => None,
-            })
-            .expect("foca probes once it has a member");
+        let probe = first_probe(out_a);
         let quota = FreeQuota {
             limit: 1 << 20,
             free: 1 << 19,
@@ -1245,6 +1236,20 @@ mod tests {
         );
     }
 
+    /// The probe timer among `outputs` (foca asks for one once it has a member).
+    fn first_probe(outputs: Vec<Output>) -> Timer<MemberId> {
+        outputs
+            .into_iter()
+            .find_map(|o| match o {
+                Output::Timer {
+                    timer: timer @ Timer::ProbeRandomMember(_),
+                    ..
+                } => Some(timer),
+                _ => None,
+            })
+            .expect("foca probes once it has a member")
+    }
+
     /// Sends every packet among `outputs` from `from` to `to`; returns `to`'s outputs.
     fn deliver(from: &Engine, to: &mut Engine, outputs: &[Output], now: Instant) -> Vec<Output> {
         let net = Net::default();
@@ -1261,16 +1266,7 @@ mod tests {
         let t0 = Instant::now();
         let (mut a, mut b) = (engine(1, &[], t0), engine(2, &[], t0));
         let (out_a, _) = meet(&mut a, &mut b, t0);
-        let probe = out_a
-            .into_iter()
-            .find_map(|o| match o {
-                Output::Timer {
-                    timer: timer @ Timer::ProbeRandomMember(_),
-                    ..
-                } => Some(timer),
-                _ => None,
-            })
-            .expect("foca probes once it has a member");
+        let probe = first_probe(out_a);
         // `b` hears (from a full-state sync) that `a` is down.
         let old = a.identity().clone();
         let net = Net::default();
@@ -1326,16 +1322,7 @@ mod tests {
         let t0 = Instant::now();
         let (mut a, mut b) = (engine(1, &[], t0), engine(2, &[], t0));
         let (out_a, _) = meet(&mut a, &mut b, t0);
-        let probe = out_a
-            .into_iter()
-            .find_map(|o| match o {
-                Output::Timer {
-                    timer: timer @ Timer::ProbeRandomMember(_),
-                    ..
-                } => Some(timer),
-                _ => None,
-            })
-            .expect("foca probes once it has a member");
+        let probe = first_probe(out_a);
         let mut b2 = restarted(&b, t0);
         // `a` probes the identity it holds; the node now runs `b2`, which foca alone
         // would drop unanswered (and `a` would declare a live node down).
