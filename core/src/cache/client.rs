@@ -513,7 +513,9 @@ pub(crate) async fn write_entries(
         if planned.is_empty() {
             return Ok(plan.into_existed());
         }
-        let mut sends = Vec::new();
+        // Boxed: each send's future is large, and a vector of them moved on every push
+        // and again into `join_all` cost more than the write itself (callgrind).
+        let mut sends = Vec::with_capacity(planned.len());
         for send in planned {
             let size = |&i: &usize| {
                 let e = &plan.entries()[i];
@@ -529,11 +531,11 @@ pub(crate) async fn write_entries(
                     let views: Vec<EntryView> =
                         todo.iter().map(|&i| plan.entries()[i].clone()).collect();
                     let spec = &spec;
-                    sends.push(Either::Left(async move {
+                    sends.push(Either::Left(Box::pin(async move {
                         let applied =
                             serve::apply_views(shared, t, b, spec, &views, &sent_to).await;
                         (t, todo, applied)
-                    }));
+                    })));
                     continue;
                 }
                 let part = ApplyPart {
@@ -544,9 +546,9 @@ pub(crate) async fn write_entries(
                         .collect(),
                     sent_to,
                 };
-                sends.push(Either::Right(async move {
+                sends.push(Either::Right(Box::pin(async move {
                     (t, todo, outbox::apply_at(shared, t, part).await)
-                }));
+                })));
             }
         }
         let mut last_err = None;

@@ -99,7 +99,8 @@ pub(crate) async fn apply_at(
     );
     match admit {
         Admit::Alone(p) => {
-            let mut answers = send(shared, target, vec![p.part]).await;
+            // Boxed: this rare path's future would otherwise make every write's larger.
+            let mut answers = Box::pin(send(shared, target, vec![p.part])).await;
             return answers.pop().unwrap_or_else(|| Err(unexpected("apply")));
         }
         // The sender runs on its own task: a writer that gives up must not cancel the
