@@ -13,16 +13,19 @@ Cases, each run for a bounded time after a short warmup, every reply checked:
 Besides calls/s it prints the process CPU time and context switches per call, which
 say more than a rate on a busy machine.
 
-The Rust figure for the same call is printed by ``bench/run-rpc.sh`` ("rust local call
-calls/s"). Run after ``pip install ./python`` (a release build):
+The Rust figures for the same calls, in the same run, and every language side by side:
+``bench/run-bindings.sh``. With ``--json`` it prints one JSON line per case instead of the
+table (the records that ``call-bench report`` reads). Run after ``pip install ./python``
+(a release build):
 
-    python bench/python/call_bench.py [--duration SECONDS] [--quick]
+    python bench/python/call_bench.py [--duration SECONDS] [--quick] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import resource
@@ -119,9 +122,35 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per case")
     parser.add_argument("--warmup", type=float, default=0.5, help="warmup seconds per case")
     parser.add_argument("--quick", action="store_true", help="smoke run (0.3 s per case)")
+    parser.add_argument("--json", action="store_true", help="one JSON line per case")
     args = parser.parse_args()
     if args.quick:
         args.duration, args.warmup = 0.3, 0.1
+    if args.json:
+        cases = [
+            ("request-seq", "blocking API", bench_blocking(args.warmup, args.duration)),
+            (
+                "request-64",
+                "asyncio, handler on the event loop",
+                bench_async(args.warmup, args.duration, handler_on_loop=True),
+            ),
+            (
+                "request-64",
+                "asyncio, plain handler on a memmesh thread",
+                bench_async(args.warmup, args.duration, handler_on_loop=False),
+            ),
+        ]
+        for case, api, (rate, cpu, switches) in cases:
+            record = {
+                "lang": "python",
+                "case": case,
+                "api": api,
+                "calls_per_s": round(rate),
+                "cpu_us": round(cpu * 1e6, 2),
+                "cs": round(switches, 3),
+            }
+            print(json.dumps(record), flush=True)
+        return
 
     print("memmesh python call_bench: request to self (local delivery), 64 B payload")
     print(
