@@ -117,6 +117,43 @@ def bench_async(
     return asyncio.run(_bench_async(warmup, duration, handler_on_loop))
 
 
+async def _asyncio_floor(warmup: float, duration: float) -> tuple[float, float, float]:
+    """The anchor of the asyncio cases: the same gather of 64 awaited calls with no
+    memmesh at all, each a future that the loop resolves in one batch (as memmesh's
+    replies arrive: one ``call_soon_threadsafe`` per batch) with the payload. What asyncio
+    itself costs per awaited call: no binding can be cheaper."""
+    loop = asyncio.get_running_loop()
+
+    async def call(future: asyncio.Future[bytes]) -> bytes:
+        return await future
+
+    async def run(seconds: float) -> int:
+        calls = 0
+        deadline = time.perf_counter() + seconds
+        while True:
+            futures = [loop.create_future() for _ in range(CONCURRENCY)]
+
+            def resolve_all(batch: list[asyncio.Future[bytes]] = futures) -> None:
+                for f in batch:
+                    f.set_result(PAYLOAD)
+
+            loop.call_soon_threadsafe(resolve_all)
+            replies = await asyncio.gather(*(call(f) for f in futures))
+            if any(r != PAYLOAD for r in replies):
+                raise AssertionError("wrong reply")
+            calls += CONCURRENCY
+            if time.perf_counter() >= deadline:
+                return calls
+
+    await run(warmup)
+    figures = Figures()
+    return figures.finish(await run(duration))
+
+
+def asyncio_floor(warmup: float, duration: float) -> tuple[float, float, float]:
+    return asyncio.run(_asyncio_floor(warmup, duration))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per case")
@@ -138,6 +175,11 @@ def main() -> None:
                 "request-64",
                 "asyncio, plain handler on a memmesh thread",
                 bench_async(args.warmup, args.duration, handler_on_loop=False),
+            ),
+            (
+                "request-64",
+                "anchor: asyncio alone, gather 64 futures resolved in one batch",
+                asyncio_floor(args.warmup, args.duration),
             ),
         ]
         for case, api, (rate, cpu, switches) in cases:
@@ -170,6 +212,10 @@ def main() -> None:
             f"asyncio API, gather {CONCURRENCY}, plain handler on a memmesh thread",
             bench_async(args.warmup, args.duration, handler_on_loop=False),
         ),
+        (
+            f"anchor: asyncio alone, gather {CONCURRENCY} futures resolved in one batch",
+            asyncio_floor(args.warmup, args.duration),
+        ),
     ]
     width = max(len(label) for label, _ in rows)
     print(f"{'case':<{width}} | {'calls/s':>8} {'cpu/call':>9} {'cs/call':>8}")
@@ -178,7 +224,8 @@ def main() -> None:
         print(f"{label:<{width}} | {rate:>8,.0f} {cpu * 1e6:>6.1f} us {switches:>8.2f}")
     print()
     for label, (rate, _, _) in rows:
-        print(f"python local call calls/s: {rate:,.0f} ({label})")
+        if not label.startswith("anchor"):
+            print(f"python local call calls/s: {rate:,.0f} ({label})")
     print(
         "(cpu/call: process CPU time of all threads per call; cs/call: context switches "
         "per call. The Rust figure for the same call: `bench/run-rpc.sh --only local`.)"

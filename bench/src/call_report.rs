@@ -57,6 +57,9 @@ pub fn anchor_api(case: &str) -> Option<&'static str> {
 
 /// Rust's request from a plain thread through `futures::executor::block_on`.
 pub const RUST_BLOCKING: &str = "block_on, plain thread";
+/// Rust's request from a plain thread through `block_on`, its handler on the blocking
+/// pool (the thread hops a Python plain handler needs, without Python).
+pub const RUST_BLOCKING_POOL: &str = "block_on, plain thread, handler on the blocking pool";
 /// Rust's request awaited by tasks on the node runtime.
 pub const RUST_AWAITED: &str = "awaited on the node runtime";
 /// Rust's `Cache::get` through `futures::executor::block_on`.

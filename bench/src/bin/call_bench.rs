@@ -5,7 +5,9 @@
 //! time after a warmup, every reply and value checked:
 //!
 //! * a 64 B request to a channel on the same node (echo handler), one caller on a plain
-//!   thread through `futures::executor::block_on` (how a binding's caller waits);
+//!   thread through `futures::executor::block_on` (how a binding's caller waits), with
+//!   the handler where the request is awaited, and on the blocking pool (where a Python
+//!   plain handler runs);
 //! * the same request awaited by one task, and by 64 tasks, on the node runtime;
 //! * a local-hit cache `get` of 1000 keys with 100 B values (`replicas = 1`) through
 //!   `block_on`, and `Cache::try_get_local` (the fast path bindings call first).
@@ -24,7 +26,8 @@ use futures::executor::block_on;
 use memmesh::{Cache, CacheOptions, Channel, Node, NodeId, Request};
 use memmesh_bench::cache_mesh::check_value;
 use memmesh_bench::call_report::{
-    self, Record, GET_LOCAL, REQUEST_64, REQUEST_SEQ, RUST_AWAITED, RUST_BLOCKING, RUST_GET,
+    self, Record, GET_LOCAL, REQUEST_64, REQUEST_SEQ, RUST_AWAITED, RUST_BLOCKING,
+    RUST_BLOCKING_POOL, RUST_GET,
 };
 use memmesh_bench::load::{run_blocking, run_on, CallFuture, Spec};
 use memmesh_bench::stats::Summary;
@@ -134,6 +137,20 @@ fn measure(node: &Node, spec: impl Fn(usize) -> Spec) -> Result<Vec<Record>> {
     };
     let s = run_blocking(spec(1), data.clone(), blocking)?;
     records.push(record(REQUEST_SEQ, RUST_BLOCKING, s));
+
+    // The shape of a binding's plain handler: it cannot run where the request is awaited
+    // (a Python handler needs the GIL on a thread of its own, so that the caller's
+    // timeout and Ctrl-C still work), so it runs on the blocking pool.
+    eprintln!("running request, one plain thread, block_on, handler on the blocking pool");
+    let pool = node.channel("bench-pool")?;
+    pool.on_request(|req: Request| async move {
+        tokio::task::spawn_blocking(move || req.data)
+            .await
+            .map_err(|e| memmesh::Error::internal(format!("the handler thread failed: {e}")))
+    });
+    let blocking = move |data| Ok(block_on(pool.request(id, data, None))?);
+    let s = run_blocking(spec(1), data.clone(), blocking)?;
+    records.push(record(REQUEST_SEQ, RUST_BLOCKING_POOL, s));
 
     for (case, concurrency) in [(REQUEST_SEQ, 1), (REQUEST_64, 64)] {
         eprintln!("running request, {concurrency} task(s) on the node runtime");
