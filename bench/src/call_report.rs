@@ -216,7 +216,12 @@ mod tests {
             rec("node", GET_LOCAL, None, 1_200_000.0),
         ];
         let t = table(&records);
-        let line = |needle: &str| t.lines().find(|l| l.contains(needle)).unwrap().to_string();
+        let line = |start: &str| {
+            t.lines()
+                .find(|l| l.starts_with(start))
+                .unwrap()
+                .to_string()
+        };
         assert!(line("python: blocking API").contains("0.25x"), "{t}");
         assert!(line("python: blocking API").contains("not met"), "{t}");
         assert!(
