@@ -228,7 +228,7 @@ def main() -> None:
             print(f"python local call calls/s: {rate:,.0f} ({label})")
     print(
         "(cpu/call: process CPU time of all threads per call; cs/call: context switches "
-        "per call. The Rust figure for the same call: `bench/run-rpc.sh --only local`.)"
+        "per call. Rust's figures for the same calls, side by side: `bench/run-bindings.sh`.)"
     )
 
 
