@@ -13,16 +13,19 @@ Cases, each run for a bounded time after a short warmup, every reply checked:
 Besides calls/s it prints the process CPU time and context switches per call, which
 say more than a rate on a busy machine.
 
-The Rust figure for the same call is printed by ``bench/run-rpc.sh`` ("rust local call
-calls/s"). Run after ``pip install ./python`` (a release build):
+The Rust figures for the same calls, in the same run, and every language side by side:
+``bench/run-bindings.sh``. With ``--json`` it prints one JSON line per case instead of the
+table (the records that ``call-bench report`` reads). Run after ``pip install ./python``
+(a release build):
 
-    python bench/python/call_bench.py [--duration SECONDS] [--quick]
+    python bench/python/call_bench.py [--duration SECONDS] [--quick] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import resource
@@ -114,14 +117,82 @@ def bench_async(
     return asyncio.run(_bench_async(warmup, duration, handler_on_loop))
 
 
+async def _asyncio_floor(warmup: float, duration: float) -> tuple[float, float, float]:
+    """The anchor of the asyncio cases: the same gather of 64 awaited calls with no
+    memmesh at all, each a future that the loop resolves in one batch (as memmesh's
+    replies arrive: one ``call_soon_threadsafe`` per batch) with the payload. What asyncio
+    itself costs per awaited call: no binding can be cheaper."""
+    loop = asyncio.get_running_loop()
+
+    async def call(future: asyncio.Future[bytes]) -> bytes:
+        return await future
+
+    async def run(seconds: float) -> int:
+        calls = 0
+        deadline = time.perf_counter() + seconds
+        while True:
+            futures = [loop.create_future() for _ in range(CONCURRENCY)]
+
+            def resolve_all(batch: list[asyncio.Future[bytes]] = futures) -> None:
+                for f in batch:
+                    f.set_result(PAYLOAD)
+
+            loop.call_soon_threadsafe(resolve_all)
+            replies = await asyncio.gather(*(call(f) for f in futures))
+            if any(r != PAYLOAD for r in replies):
+                raise AssertionError("wrong reply")
+            calls += CONCURRENCY
+            if time.perf_counter() >= deadline:
+                return calls
+
+    await run(warmup)
+    figures = Figures()
+    return figures.finish(await run(duration))
+
+
+def asyncio_floor(warmup: float, duration: float) -> tuple[float, float, float]:
+    return asyncio.run(_asyncio_floor(warmup, duration))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per case")
     parser.add_argument("--warmup", type=float, default=0.5, help="warmup seconds per case")
     parser.add_argument("--quick", action="store_true", help="smoke run (0.3 s per case)")
+    parser.add_argument("--json", action="store_true", help="one JSON line per case")
     args = parser.parse_args()
     if args.quick:
         args.duration, args.warmup = 0.3, 0.1
+    if args.json:
+        cases = [
+            ("request-seq", "blocking API", bench_blocking(args.warmup, args.duration)),
+            (
+                "request-64",
+                "asyncio, handler on the event loop",
+                bench_async(args.warmup, args.duration, handler_on_loop=True),
+            ),
+            (
+                "request-64",
+                "asyncio, plain handler on a memmesh thread",
+                bench_async(args.warmup, args.duration, handler_on_loop=False),
+            ),
+            (
+                "request-64",
+                "anchor: asyncio alone, gather 64 futures resolved in one batch",
+                asyncio_floor(args.warmup, args.duration),
+            ),
+        ]
+        for case, api, (rate, cpu, switches) in cases:
+            record = {
+                "lang": "python",
+                "case": case,
+                "api": api,
+                "calls_per_s": round(rate),
+                "cpu_us": round(cpu * 1e6, 2),
+                "cs": round(switches, 3),
+            }
+            print(json.dumps(record), flush=True)
+        return
 
     print("memmesh python call_bench: request to self (local delivery), 64 B payload")
     print(
@@ -141,6 +212,10 @@ def main() -> None:
             f"asyncio API, gather {CONCURRENCY}, plain handler on a memmesh thread",
             bench_async(args.warmup, args.duration, handler_on_loop=False),
         ),
+        (
+            f"anchor: asyncio alone, gather {CONCURRENCY} futures resolved in one batch",
+            asyncio_floor(args.warmup, args.duration),
+        ),
     ]
     width = max(len(label) for label, _ in rows)
     print(f"{'case':<{width}} | {'calls/s':>8} {'cpu/call':>9} {'cs/call':>8}")
@@ -149,10 +224,11 @@ def main() -> None:
         print(f"{label:<{width}} | {rate:>8,.0f} {cpu * 1e6:>6.1f} us {switches:>8.2f}")
     print()
     for label, (rate, _, _) in rows:
-        print(f"python local call calls/s: {rate:,.0f} ({label})")
+        if not label.startswith("anchor"):
+            print(f"python local call calls/s: {rate:,.0f} ({label})")
     print(
         "(cpu/call: process CPU time of all threads per call; cs/call: context switches "
-        "per call. The Rust figure for the same call: `bench/run-rpc.sh --only local`.)"
+        "per call. Rust's figures for the same calls, side by side: `bench/run-bindings.sh`.)"
     )
 
 

@@ -8,6 +8,9 @@
 //! The cache benchmark (`cache-bench`) measures remote GET/SET between two nodes, local-hit
 //! reads and resident bytes per entry, and prints them beside Redis (`bench/run-cache.sh`).
 //!
+//! The call benchmark (`call-bench`, module [`call_report`]) measures the cost of a call
+//! from Rust beside Python, Node.js and UniFFI (`bench/run-bindings.sh`).
+//!
 //! The transfer benchmark (`transfer-bench`, module [`transfer`]) sends 1 GiB between two
 //! nodes, memory to memory and file to file, beside bare quinn and iperf3
 //! (`bench/run-transfer.sh`).
@@ -21,6 +24,7 @@
 
 pub mod cache_mesh;
 pub mod cache_report;
+pub mod call_report;
 pub mod docs;
 pub mod files_netns;
 pub mod files_replicas;

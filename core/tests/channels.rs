@@ -427,3 +427,48 @@ async fn very_long_timeouts_mean_no_deadline_and_never_panic() {
         n.shutdown().await.unwrap();
     }
 }
+
+/// A request to the node itself is polled where it is awaited (no task hop: a blocking
+/// caller on a plain thread runs the handler itself), and still times out and ends with
+/// `Closed` at shutdown, as requests run as node tasks do.
+#[test]
+fn a_request_to_this_node_runs_where_it_is_awaited_and_still_times_out_and_closes() {
+    use futures::executor::block_on;
+    let node = memmesh::Node::builder()
+        .name("self")
+        .listen("127.0.0.1:0")
+        .mdns(false)
+        .start_blocking()
+        .unwrap();
+    let me = node.id();
+
+    // Answered on this very thread, with no tokio runtime of its own.
+    let ch = node.channel("where").unwrap();
+    ch.on_request(|_req: Request| async move {
+        Ok(Bytes::from(format!("{:?}", std::thread::current().id())))
+    });
+    let reply = block_on(ch.request(me, "q", None)).unwrap();
+    assert_eq!(
+        std::str::from_utf8(&reply).unwrap(),
+        format!("{:?}", std::thread::current().id())
+    );
+
+    // A handler that never answers: the request's timeout still applies.
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+    let started_tx = std::sync::Mutex::new(started_tx);
+    let stuck = node.channel("stuck").unwrap();
+    stuck.on_request(move |_req: Request| {
+        let _ = started_tx.lock().unwrap().send(());
+        futures::future::pending::<memmesh::Result<Bytes>>()
+    });
+    let e = block_on(stuck.request(me, "q", Some(Duration::from_millis(100)))).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    started_rx.recv().unwrap();
+
+    // Shutdown ends a request in flight with Closed.
+    let waiting = std::thread::spawn(move || block_on(stuck.request(me, "q", None)));
+    started_rx.recv().unwrap();
+    node.shutdown_blocking().unwrap();
+    let e = waiting.join().unwrap().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Closed, "{e}");
+}

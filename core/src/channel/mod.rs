@@ -129,28 +129,45 @@ impl Channel {
         let shared = self.shared.clone();
         let name = self.state.name().to_string();
         let timeout = timeout.unwrap_or(shared.config.request_timeout);
+        let local = peer == shared.id;
+        let cancel = shared.cancel.clone();
+        let work = async move {
+            let exchange = async {
+                if local {
+                    return serve::handle(&shared, peer, &name, ChannelOp::Request, data).await;
+                }
+                let conn = connection(&shared.node, peer).await?;
+                call(
+                    &conn,
+                    &header(&name, ChannelOp::Request),
+                    &data,
+                    shared.limits(),
+                )
+                .await
+            };
+            tokio::time::timeout(timeout, exchange).await.map_err(|_| {
+                ChannelError::RequestTimeout {
+                    peer: peer.short(),
+                    name: name.clone(),
+                    timeout,
+                }
+            })?
+        };
+        if !local {
+            return self.shared.run(work).await;
+        }
+        // A request to this node: its handler runs where the caller awaits, in the node
+        // runtime's context, without a task hop (a caller on a plain thread, as every
+        // binding's blocking call, would otherwise wait for two thread wake-ups). Shutdown
+        // ends it with `Closed`, as it ends the node's tasks.
         self.shared
-            .run(async move {
-                let exchange = async {
-                    if peer == shared.id {
-                        return serve::handle(&shared, peer, &name, ChannelOp::Request, data).await;
-                    }
-                    let conn = connection(&shared.node, peer).await?;
-                    call(
-                        &conn,
-                        &header(&name, ChannelOp::Request),
-                        &data,
-                        shared.limits(),
-                    )
-                    .await
-                };
-                tokio::time::timeout(timeout, exchange).await.map_err(|_| {
-                    ChannelError::RequestTimeout {
-                        peer: peer.short(),
-                        name: name.clone(),
-                        timeout,
-                    }
-                })?
+            .runtime
+            .here(async move {
+                tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => Err(Error::closed()),
+                    out = work => out,
+                }
             })
             .await
     }

@@ -54,6 +54,18 @@ impl NodeRuntime {
         RunFuture(self.handle.spawn(fut))
     }
 
+    /// Polls `fut` wherever the returned future is awaited (no task, no thread hop), with
+    /// this runtime as the tokio context of every poll, so the timers and tasks `fut`
+    /// creates belong to the node runtime. For short work whose caller waits for it
+    /// anyway (a request to a channel of this very node): a caller on a plain thread then
+    /// pays no wake-up of a runtime thread. Dropping the returned future cancels the work.
+    pub fn here<F: Future>(&self, fut: F) -> Here<F> {
+        Here {
+            handle: self.handle.clone(),
+            fut: Box::pin(fut),
+        }
+    }
+
     /// Takes the runtime out and shuts it down on a helper thread, so this works from
     /// any context (inside or outside an async runtime). Returns that thread, if the
     /// runtime was still running.
@@ -87,6 +99,28 @@ impl NodeRuntime {
         {
             rt.shutdown_background();
         }
+    }
+}
+
+/// Work polled by its caller inside the node runtime's context (see [`NodeRuntime::here`]).
+pub struct Here<F> {
+    handle: Handle,
+    fut: Pin<Box<F>>,
+}
+
+impl<F: Future> Future for Here<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        let _context = this.handle.enter();
+        this.fut.as_mut().poll(cx)
+    }
+}
+
+impl<F> std::fmt::Debug for Here<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Here")
     }
 }
 
