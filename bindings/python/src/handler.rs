@@ -9,7 +9,6 @@
 //! an awaitable, run as a task of that loop. The node awaits the outcome without
 //! holding a runtime thread or the GIL.
 
-use std::cell::Cell;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -122,7 +121,6 @@ impl Callable {
         let Some(event_loop) = self.event_loop.clone() else {
             let run = tokio::task::spawn_blocking(move || {
                 Python::try_attach(|py| {
-                    keep_thread_state(py);
                     let out = arg(py).and_then(|a| self.func.bind(py).call1((a,)));
                     finish(py, &self, out)
                 })
@@ -184,28 +182,6 @@ impl Callable {
         // The node stopped waiting (shutdown): nothing to deliver to.
         let _ = tx.send(finish(py, &self, out));
     }
-}
-
-thread_local! {
-    /// Whether this thread keeps its Python thread state between handler calls.
-    static KEPT: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Keeps the Python thread state of this (blocking pool) thread alive after the GIL is
-/// released, so that the next handler call on it only takes the GIL. Without it, every
-/// call creates and destroys a thread state (in CPython 3.11, with its frame stack
-/// mapped and unmapped: system calls and page faults on every request).
-fn keep_thread_state(_attached: Python<'_>) {
-    KEPT.with(|kept| {
-        if !kept.get() {
-            // SAFETY: the GIL is held (`_attached`), so this thread has a current thread
-            // state and `PyGILState_Ensure` only counts one more use of it. That use is
-            // never released: the state then outlives this attachment (the interpreter
-            // clears it at exit, as it does a daemon thread's).
-            let _ = unsafe { pyo3::ffi::PyGILState_Ensure() };
-            kept.set(true);
-        }
-    });
 }
 
 fn is_awaitable(value: &Bound<'_, PyAny>) -> bool {
