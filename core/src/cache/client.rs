@@ -112,6 +112,10 @@ pub(crate) fn write_targets(shared: &CacheService, b: &Bucket, p: u16) -> Vec<No
 /// Splits `items` (sized by `size`) into the requests a peer accepts: at most
 /// [`MAX_BATCH`] items and a message's worth of bytes each (see `validate.rs`).
 fn split<T>(shared: &CacheService, items: Vec<T>, size: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
+    if items.len() == 1 {
+        // One item always travels alone, whatever its size (`batches`).
+        return vec![items];
+    }
     let sizes: Vec<usize> = items
         .iter()
         .map(|t| size(t).saturating_add(PAGE_ITEM_OVERHEAD))

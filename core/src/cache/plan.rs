@@ -68,7 +68,35 @@ impl WritePlan {
     /// must reach (`routing::write_targets`). Entries with the same targets travel
     /// together; each target gets those it has not acknowledged. Empty when every
     /// target of every entry has acknowledged it: the write is done.
-    pub fn sends(&self, mut targets: impl FnMut(u16) -> Vec<NodeId>) -> Vec<Send> {
+    pub fn sends(&self, targets: impl FnMut(u16) -> Vec<NodeId>) -> Vec<Send> {
+        match self.entries.as_slice() {
+            [one] => self.sends_of_one(one.partition, targets),
+            _ => self.grouped_sends(targets),
+        }
+    }
+
+    /// [`WritePlan::sends`] of a plan of one entry (a plain `SET`): no grouping needed.
+    fn sends_of_one(
+        &self,
+        partition: u16,
+        mut targets: impl FnMut(u16) -> Vec<NodeId>,
+    ) -> Vec<Send> {
+        let ts = targets(partition);
+        let Some(acked) = self.acked.first() else {
+            return Vec::new();
+        };
+        ts.iter()
+            .filter(|t| !acked.contains(t))
+            .map(|t| Send {
+                target: *t,
+                sent_to: ts.clone(),
+                entries: vec![0],
+            })
+            .collect()
+    }
+
+    /// [`WritePlan::sends`] of any plan: entries grouped by their full target set.
+    fn grouped_sends(&self, mut targets: impl FnMut(u16) -> Vec<NodeId>) -> Vec<Send> {
         // Group the entries still missing somewhere by their full target set.
         let mut groups: BTreeMap<Vec<NodeId>, Vec<usize>> = BTreeMap::new();
         for (i, e) in self.entries.iter().enumerate() {
@@ -238,6 +266,21 @@ mod tests {
             0 => vec![n[0], n[1]],
             _ => vec![n[1], n[2]],
         }
+    }
+
+    #[test]
+    fn a_plan_of_one_entry_sends_what_the_grouped_plan_would() {
+        let n = ids(3);
+        let mut plan = WritePlan::new(vec![entry("x", 1, 1)]);
+        for round in 0..3 {
+            let one = plan.sends(two_partitions(&n));
+            assert_eq!(one, plan.grouped_sends(two_partitions(&n)), "round {round}");
+            if let Some(first) = one.first() {
+                plan.applied(first.target, &[0], &[ok(false)], |_, _| true);
+            }
+        }
+        assert!(plan.sends(two_partitions(&n)).is_empty());
+        assert!(plan.grouped_sends(two_partitions(&n)).is_empty());
     }
 
     #[test]
