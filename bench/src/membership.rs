@@ -9,6 +9,8 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -40,7 +42,16 @@ struct Args {
     /// One run of each, small sizes: a smoke test.
     #[arg(long)]
     quick: bool,
+    /// Upper bound of QUIC path-MTU discovery for the in-process nodes (default: the
+    /// node's, 6500). On loopback every probe up to it succeeds, and each is a packet of
+    /// PADDING that quinn parses byte by byte: 1200 turns discovery off, to measure
+    /// its share of a cluster forming.
+    #[arg(long)]
+    mtu_upper_bound: Option<u16>,
 }
+
+/// The MTU bound given by `--mtu-upper-bound` (set once in `main`).
+static MTU_UPPER_BOUND: std::sync::OnceLock<Option<u16>> = std::sync::OnceLock::new();
 
 async fn start(name: &str, seed: Option<&Node>) -> Result<Node> {
     let mut b = Node::builder()
@@ -48,6 +59,12 @@ async fn start(name: &str, seed: Option<&Node>) -> Result<Node> {
         .listen("127.0.0.1:0")
         .mdns(false)
         .threads(1);
+    if let Some(Some(mtu)) = MTU_UPPER_BOUND.get() {
+        b = b.tuning(memmesh::TransportTuning {
+            mtu_upper_bound: *mtu,
+            ..memmesh::TransportTuning::default()
+        });
+    }
     if let Some(s) = seed {
         b = b.bootstrap([s.addr().to_string()]);
     }
@@ -83,6 +100,26 @@ struct Cost {
     polling: Duration,
     /// Threads of the process once every node was started.
     threads: usize,
+    /// `PeerSuspect` events at all nodes until convergence (false suspicions: no node
+    /// failed), and `PeerDown` events (members declared down by mistake).
+    suspicions: u64,
+    downs: u64,
+}
+
+/// Counts, at one node, the `PeerSuspect` and `PeerDown` events it reports.
+fn count_churn(node: &Node, suspicions: &Arc<AtomicU64>, downs: &Arc<AtomicU64>) -> Result<()> {
+    let mut events = node.events()?;
+    let (suspicions, downs) = (suspicions.clone(), downs.clone());
+    tokio::spawn(async move {
+        while let Ok(e) = events.next().await {
+            match e {
+                Event::PeerSuspect { .. } => suspicions.fetch_add(1, Ordering::Relaxed),
+                Event::PeerDown { .. } => downs.fetch_add(1, Ordering::Relaxed),
+                _ => 0,
+            };
+        }
+    });
+    Ok(())
 }
 
 /// A cluster forming: the nodes started so far, and when the first after the seed began.
@@ -91,6 +128,8 @@ struct Forming {
     t0: Instant,
     used: Option<Usage>,
     cost: Cost,
+    suspicions: Arc<AtomicU64>,
+    downs: Arc<AtomicU64>,
 }
 
 impl Forming {
@@ -98,11 +137,15 @@ impl Forming {
     /// when the second node starts.
     async fn start(n: usize) -> Result<Forming> {
         let seed = start("n0", None).await?;
+        let (suspicions, downs) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        count_churn(&seed, &suspicions, &downs)?;
         let used = Usage::now();
         let t0 = Instant::now();
         let mut nodes = vec![seed.clone()];
         for i in 1..n {
-            nodes.push(start(&format!("n{i}"), Some(&seed)).await?);
+            let node = start(&format!("n{i}"), Some(&seed)).await?;
+            count_churn(&node, &suspicions, &downs)?;
+            nodes.push(node);
         }
         let cost = Cost {
             starting: t0.elapsed(),
@@ -114,6 +157,8 @@ impl Forming {
             t0,
             used,
             cost,
+            suspicions,
+            downs,
         })
     }
 
@@ -145,13 +190,20 @@ impl Forming {
             if Instant::now() > deadline {
                 let mut seen: Vec<usize> = self.nodes.iter().map(alive).collect();
                 seen.sort();
+                let cpu = match (Usage::now(), self.used) {
+                    (Some(now), Some(before)) => ms(now.since(before).cpu),
+                    _ => "?".into(),
+                };
                 bail!(
                     "{} nodes did not converge within {within:?}: members alive at each \
-                     node, min {} median {} max {} (want {want})",
+                     node, min {} median {} max {} (want {want}); false PeerSuspect {} and \
+                     PeerDown {} (all nodes), process CPU {cpu}",
                     self.nodes.len(),
                     seen[0],
                     seen[seen.len() / 2],
-                    seen[seen.len() - 1]
+                    seen[seen.len() - 1],
+                    self.suspicions.load(Ordering::Relaxed),
+                    self.downs.load(Ordering::Relaxed),
                 );
             }
             tokio::time::sleep(POLL).await;
@@ -160,6 +212,8 @@ impl Forming {
         if let (Some(now), Some(before)) = (Usage::now(), self.used) {
             self.cost.cpu = now.since(before).cpu;
         }
+        self.cost.suspicions = self.suspicions.load(Ordering::Relaxed);
+        self.cost.downs = self.downs.load(Ordering::Relaxed);
         Ok(took)
     }
 
@@ -280,12 +334,15 @@ fn costs(took: &[Duration], cost: &[Cost]) -> String {
     let cpu = median(cost.iter().map(|c| c.cpu).collect());
     let wall = median(took.to_vec());
     format!(
-        "starting nodes {}, process CPU {} ({:.2} cores), bench polling {}, {} threads",
+        "starting nodes {}, process CPU {} ({:.2} cores), bench polling {}, {} threads, \
+         false PeerSuspect {} and PeerDown {} (all nodes)",
         ms(median(cost.iter().map(|c| c.starting).collect())),
         ms(cpu),
         cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9),
         ms(median(cost.iter().map(|c| c.polling).collect())),
         median(cost.iter().map(|c| c.threads).collect()),
+        median(cost.iter().map(|c| c.suspicions).collect()),
+        median(cost.iter().map(|c| c.downs).collect()),
     )
 }
 
@@ -300,6 +357,7 @@ async fn main() -> Result<()> {
     if args.runs == 0 || args.sizes.iter().chain(&args.detect_sizes).any(|&n| n < 2) {
         bail!("--runs must be at least 1 and every size at least 2");
     }
+    let _ = MTU_UPPER_BOUND.set(args.mtu_upper_bound);
     println!("{}", machine::describe());
     let cfg = memmesh::membership::MembershipConfig::default();
     println!(
@@ -307,8 +365,10 @@ async fn main() -> Result<()> {
         cfg.probe_period, cfg.probe_rtt, cfg.suspect_timeout, cfg.down_grace
     );
     println!(
-        "each node: its own runtime with 1 worker thread, on 127.0.0.1, mDNS off; \
-         converge target for 64 nodes <= {}",
+        "each node: its own runtime with 1 worker thread, on 127.0.0.1, mDNS off, path-MTU \
+         discovery up to {} bytes; converge target for 64 nodes <= {}",
+        args.mtu_upper_bound
+            .unwrap_or(memmesh::TransportTuning::default().mtu_upper_bound),
         ms(CONVERGE_TARGET)
     );
     for &n in &args.sizes {
