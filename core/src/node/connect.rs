@@ -12,7 +12,7 @@ use crate::identity::NodeId;
 use crate::node::shared::Shared;
 use crate::service;
 use crate::transport::endpoint::{
-    HandshakeGate, HandshakeTicket, PeerBudget, ServeBudget, StreamPermit,
+    is_loopback, HandshakeGate, HandshakeTicket, PeerBudget, ServeBudget, StreamPermit,
 };
 use crate::transport::errors::{
     connect_error, connection_error, is_goodbye, CLOSE_PROTOCOL, CLOSE_REPLACED, STREAM_BUSY,
@@ -138,9 +138,13 @@ async fn dial_within(
     deadline: Duration,
 ) -> Result<(NodeId, quinn::Connection)> {
     let endpoint = shared.endpoint()?;
-    let connecting = endpoint
-        .connect(addr, &server_name_for(expected))
-        .map_err(connect_error)?;
+    let name = server_name_for(expected);
+    let connecting = if is_loopback(addr.ip()) {
+        endpoint.connect_with(shared.loopback.client.clone(), addr, &name)
+    } else {
+        endpoint.connect(addr, &name)
+    }
+    .map_err(connect_error)?;
     let attempt = async {
         let conn = connecting.await.map_err(|e| connection_error(&e))?;
         let hello = handshake::client(&conn, &shared.hello).await?;
@@ -275,7 +279,19 @@ pub async fn accept_loop(shared: Arc<Shared>, endpoint: quinn::Endpoint) {
         let shared = shared.clone();
         let deadline = deadline_after(limits.handshake_timeout);
         tokio::spawn(async move {
-            let conn = match tokio::time::timeout_at(deadline, incoming).await {
+            let connecting = if is_loopback(remote.ip()) {
+                incoming.accept_with(shared.loopback.server.clone())
+            } else {
+                incoming.accept()
+            };
+            let connecting = match connecting {
+                Ok(connecting) => connecting,
+                Err(e) => {
+                    debug!(%remote, error = %connection_error(&e).chain(), "inbound connection failed");
+                    return;
+                }
+            };
+            let conn = match tokio::time::timeout_at(deadline, connecting).await {
                 Ok(Ok(conn)) => conn,
                 Ok(Err(e)) => {
                     debug!(%remote, error = %connection_error(&e).chain(), "inbound connection failed");

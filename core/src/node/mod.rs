@@ -166,7 +166,7 @@ impl Node {
         let tuning = config.tuning.clone();
         let endpoint_key = Keypair::from_pkcs8(key.pkcs8_der())?;
         // The endpoint must be created inside the node runtime.
-        let endpoint = handle
+        let (endpoint, loopback) = handle
             .spawn(async move { make_endpoint(&endpoint_key, listen, &tuning) })
             .await
             .map_err(|e| Error::from(TaskPanicked(e)).context("starting the endpoint"))??;
@@ -191,7 +191,14 @@ impl Node {
             addrs: advertised,
             trust,
         };
-        let shared = Shared::new(key, config, hello, endpoint.clone(), local_addr, runtime);
+        let shared = Shared::new(
+            key,
+            config,
+            hello,
+            (endpoint.clone(), loopback),
+            local_addr,
+            runtime,
+        );
         shared.hold_data_dir(data_dir_lock);
         let membership = Arc::new(Membership::start(&shared)?);
         shared.members.install(membership.clone());

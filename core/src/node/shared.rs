@@ -16,7 +16,7 @@ use crate::node::config::NodeConfig;
 use crate::node::members::Members;
 use crate::node::runtime::{NodeRuntime, RunFuture};
 use crate::service::Services;
-use crate::transport::endpoint::ServeBudget;
+use crate::transport::endpoint::{Loopback, ServeBudget};
 use crate::transport::handshake::LocalHello;
 use crate::transport::pool::Pool;
 use crate::wire::codec::FrameLimits;
@@ -47,6 +47,8 @@ pub struct Shared {
     /// The services' handlers of incoming streams and their shutdown steps.
     pub services: Services,
     endpoint: RwLock<Option<quinn::Endpoint>>,
+    /// Connection settings for peers at loopback addresses.
+    pub loopback: Loopback,
     data_dir_lock: Mutex<Option<DataDirLock>>,
     /// What every peer's service streams may hold on this node (see `node::connect`).
     pub(crate) serve: std::sync::OnceLock<Arc<ServeBudget>>,
@@ -58,7 +60,7 @@ impl Shared {
         key: Keypair,
         config: NodeConfig,
         hello: LocalHello,
-        endpoint: quinn::Endpoint,
+        (endpoint, loopback): (quinn::Endpoint, Loopback),
         local_addr: SocketAddr,
         runtime: NodeRuntime,
     ) -> Arc<Self> {
@@ -76,6 +78,7 @@ impl Shared {
             pool: Pool::default(),
             cancel: CancellationToken::new(),
             endpoint: RwLock::new(Some(endpoint)),
+            loopback,
             data_dir_lock: Mutex::new(None),
             serve: std::sync::OnceLock::new(),
         })

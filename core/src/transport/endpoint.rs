@@ -15,31 +15,62 @@ use crate::transport::errors::TransportError;
 use crate::transport::tls;
 use crate::transport::tuning::{ServeLimits, TransportTuning};
 
-/// Builds the endpoint bound to `addr`. Must run inside the node's tokio runtime.
+/// The configurations of connections with peers at loopback addresses (see
+/// [`TransportTuning::loopback_transport_config`]): the endpoint's own, starting at the MTU
+/// bound.
+#[derive(Debug, Clone)]
+pub struct Loopback {
+    /// For dialling a loopback address.
+    pub client: quinn::ClientConfig,
+    /// For accepting a connection from one.
+    pub server: Arc<quinn::ServerConfig>,
+}
+
+/// Whether `ip` is a loopback address (an IPv4-mapped one included).
+pub fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+/// Builds the endpoint bound to `addr`, and the configurations for loopback peers. Must
+/// run inside the node's tokio runtime.
 pub fn make_endpoint(
     key: &Keypair,
     addr: SocketAddr,
     tuning: &TransportTuning,
-) -> Result<quinn::Endpoint> {
+) -> Result<(quinn::Endpoint, Loopback)> {
     let transport = Arc::new(tuning.transport_config()?);
+    let loopback = Arc::new(tuning.loopback_transport_config()?);
 
-    let server_tls = QuicServerConfig::try_from(tls::server_config(key)?).map_err(|source| {
-        TransportError::QuicTls {
-            side: "server",
-            source,
-        }
-    })?;
-    let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_tls));
+    let server_tls = Arc::new(
+        QuicServerConfig::try_from(tls::server_config(key)?).map_err(|source| {
+            TransportError::QuicTls {
+                side: "server",
+                source,
+            }
+        })?,
+    );
+    let mut server = quinn::ServerConfig::with_crypto(server_tls.clone());
     server.transport_config(transport.clone());
+    let mut loopback_server = quinn::ServerConfig::with_crypto(server_tls);
+    loopback_server.transport_config(loopback.clone());
 
-    let client_tls = QuicClientConfig::try_from(tls::client_config(key)?).map_err(|source| {
-        TransportError::QuicTls {
-            side: "client",
-            source,
-        }
-    })?;
-    let mut client = quinn::ClientConfig::new(Arc::new(client_tls));
+    let client_tls = Arc::new(
+        QuicClientConfig::try_from(tls::client_config(key)?).map_err(|source| {
+            TransportError::QuicTls {
+                side: "client",
+                source,
+            }
+        })?,
+    );
+    let mut client = quinn::ClientConfig::new(client_tls.clone());
     client.transport_config(transport);
+    let mut loopback_client = quinn::ClientConfig::new(client_tls);
+    loopback_client.transport_config(loopback);
 
     let socket = tuning.bind_socket(addr)?;
     let mut endpoint = quinn::Endpoint::new(
@@ -50,7 +81,13 @@ pub fn make_endpoint(
     )
     .map_err(|source| TransportError::Endpoint { addr, source })?;
     endpoint.set_default_client_config(client);
-    Ok(endpoint)
+    Ok((
+        endpoint,
+        Loopback {
+            client: loopback_client,
+            server: Arc::new(loopback_server),
+        },
+    ))
 }
 
 /// Who is behind an inbound connection, for per-source budgets: the IPv4 address, or the
@@ -294,6 +331,66 @@ mod tests {
     use super::*;
     use crate::error::ErrorKind;
     use crate::identity::Keypair;
+
+    /// The MTU of a fresh connection from `client` to `server`, dialled with `dial` and
+    /// accepted with `accept` (real QUIC on 127.0.0.1).
+    async fn first_mtu(
+        dial: Option<quinn::ClientConfig>,
+        accept: Option<Arc<quinn::ServerConfig>>,
+    ) -> (u16, u16) {
+        let tuning = TransportTuning::default();
+        let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let (server, _) = make_endpoint(&Keypair::generate().unwrap(), local, &tuning).unwrap();
+        let (client, _) = make_endpoint(&Keypair::generate().unwrap(), local, &tuning).unwrap();
+        let addr = server.local_addr().unwrap();
+        let accepting = tokio::spawn(async move {
+            let incoming = server.accept().await.unwrap();
+            let connecting = match accept {
+                Some(config) => incoming.accept_with(config),
+                None => incoming.accept(),
+            };
+            let conn = connecting.unwrap().await.unwrap();
+            let mtu = conn.stats().path.current_mtu;
+            (conn, server, mtu)
+        });
+        let name = crate::transport::tls::server_name_for(None);
+        let connecting = match dial {
+            Some(config) => client.connect_with(config, addr, &name),
+            None => client.connect(addr, &name),
+        };
+        let conn = connecting.unwrap().await.unwrap();
+        let dialled = conn.stats().path.current_mtu;
+        let (_their_conn, _server, accepted) = accepting.await.unwrap();
+        (dialled, accepted)
+    }
+
+    #[tokio::test]
+    async fn a_loopback_connection_starts_at_the_mtu_bound_and_others_discover_it() {
+        let key = Keypair::generate().unwrap();
+        let (_, loopback) = make_endpoint(
+            &key,
+            "127.0.0.1:0".parse().unwrap(),
+            &TransportTuning::default(),
+        )
+        .unwrap();
+        let bound = TransportTuning::default().mtu_upper_bound;
+        let (dialled, accepted) =
+            first_mtu(Some(loopback.client.clone()), Some(loopback.server.clone())).await;
+        assert_eq!((dialled, accepted), (bound, bound));
+        // The general configuration starts at QUIC's minimum and probes its way up.
+        let (dialled, accepted) = first_mtu(None, None).await;
+        assert!(dialled < bound && accepted < bound, "{dialled} {accepted}");
+    }
+
+    #[test]
+    fn loopback_addresses_are_recognised_mapped_ones_included() {
+        for ip in ["127.0.0.1", "127.3.2.1", "::1", "::ffff:127.0.0.1"] {
+            assert!(is_loopback(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["10.0.0.1", "::ffff:10.0.0.1", "fe80::1", "0.0.0.0"] {
+            assert!(!is_loopback(ip.parse().unwrap()), "{ip}");
+        }
+    }
 
     #[test]
     fn the_gate_bounds_handshakes_per_source_and_in_total() {

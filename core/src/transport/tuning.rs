@@ -113,6 +113,19 @@ impl TransportTuning {
         Ok(t)
     }
 
+    /// The transport configuration for a peer at a loopback address: the same, starting
+    /// at the MTU bound. Loopback carries any datagram up to the bound, so there is
+    /// nothing to discover, and on loopback every discovery probe succeeds: ~9 probes of up
+    /// to the bound per direction per connection, padding that quinn parses byte by byte
+    /// (half the CPU of a forming cluster of in-process nodes; `bench/README.md`,
+    /// membership-bench). Discovery stays configured, so black-hole detection still falls
+    /// back to 1200 bytes if the bound does not pass (a loopback with a lowered MTU).
+    pub fn loopback_transport_config(&self) -> Result<TransportConfig> {
+        let mut t = self.transport_config()?;
+        t.initial_mtu(self.mtu_upper_bound.max(1200));
+        Ok(t)
+    }
+
     /// Builds the quinn endpoint configuration (UDP payload bound matching the MTU bound).
     pub fn endpoint_config(&self) -> Result<EndpointConfig> {
         let mut e = EndpointConfig::default();
