@@ -182,7 +182,7 @@ impl Store {
         sink: impl FnMut(&[u8]) -> Result<(), FilesError>,
     ) -> Result<(), FilesError> {
         let what = id.to_string();
-        match self.db.inline(id.digest())? {
+        match self.small_contents(id.digest())? {
             Some(content) => {
                 let len = content.len() as u64;
                 if len != stored {
