@@ -130,7 +130,7 @@ fn files_crash_child() {
                         .expect("child put");
                     println!("PUT {id}");
                     mine.push(id);
-                    if (churn && k % 4 != 0 && !mine.is_empty()) || k % 4 == 3 {
+                    if (churn && !k.is_multiple_of(4)) || k % 4 == 3 {
                         let victim = mine.remove((k as usize / 4) % mine.len());
                         // Either outcome is right for a delete the kill interrupts.
                         println!("DELETING {victim}");

@@ -66,6 +66,8 @@ pub type Row = ([u8; 32], Vec<u8>);
 /// A file id and nodes: a tombstone's holders that have yet to acknowledge it, or a
 /// file's holders.
 pub type Pending = ([u8; 32], Vec<[u8; 32]>);
+/// Every value log pointer, by file id.
+pub type Logged = HashMap<[u8; 32], Loc>;
 /// A file id and its record's content length (`None` if the record is unreadable).
 pub type StoredLen = ([u8; 32], Option<u64>);
 
@@ -343,7 +345,7 @@ impl Db {
     }
 
     /// Every value log pointer, and the ids whose pointer is malformed (recovery).
-    pub fn all_logged(&self) -> Result<(HashMap<[u8; 32], Loc>, Vec<[u8; 32]>), FilesError> {
+    pub fn all_logged(&self) -> Result<(Logged, Vec<[u8; 32]>), FilesError> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(LOGGED)?;
         let mut out = HashMap::new();
