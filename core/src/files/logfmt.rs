@@ -140,10 +140,9 @@ pub struct Recovery {
     pub live: BTreeMap<u64, u64>,
 }
 
-/// Decides what to do with the `segments` found (number → file length; a segment whose
-/// header is wrong counts as length 0) given the committed pointers `logged`. A pointer is
-/// kept when its segment holds its whole value; every kept segment is cut after its last
-/// kept value; a segment without one is removed. Bytes appended but never committed are
+/// Decides what to do with the `segments` found (number → file length) given the
+/// committed pointers `logged`. A pointer is kept when its segment holds its whole value;
+/// every kept segment is cut after its last kept value; a segment without one is removed. Bytes appended but never committed are
 /// therefore dropped, and no row points at bytes that are not there.
 pub fn plan_recovery(segments: &BTreeMap<u64, u64>, logged: &HashMap<[u8; 32], Loc>) -> Recovery {
     let mut r = Recovery::default();

@@ -124,8 +124,13 @@ impl ValueLog {
             let mut h = [0u8; SEGMENT_HEADER as usize];
             let ok =
                 len >= SEGMENT_HEADER && file.read_exact_at(&mut h, 0).is_ok() && header_ok(&h);
-            // A segment with a foreign header holds no value this build can point at.
-            found.insert(segment, if ok { len } else { 0 });
+            if !ok {
+                // Damaged (a newer format comes with a newer schema, refused before this):
+                // its values still fail their frame or AEAD check when read (`Corrupted`,
+                // then repaired from a replica) rather than being dropped here.
+                warn!(path = %path.display(), "files: a value log segment's header is damaged");
+            }
+            found.insert(segment, len);
         }
         let plan = plan_recovery(&found, logged);
         let mut changed = 0usize;
@@ -426,6 +431,14 @@ mod tests {
         std::fs::write(&seg, &bytes).unwrap();
         let (log, _) = ValueLog::open(&d, &logged).unwrap();
         assert!(log.read(&[2; 32], &locs[1]).is_err());
+        // A damaged segment header is only reported: the values stay, checked when read.
+        drop(log);
+        let mut bytes = std::fs::read(&seg).unwrap();
+        bytes[0] ^= 1;
+        std::fs::write(&seg, &bytes).unwrap();
+        let (log, dropped) = ValueLog::open(&d, &logged).unwrap();
+        assert!(dropped.is_empty());
+        assert_eq!(log.read(&[1; 32], &locs[0]).unwrap().unwrap(), b"one");
         // Nothing committed points into it any more: the segment goes at open.
         drop(log);
         let (log, _) = ValueLog::open(&d, &HashMap::new()).unwrap();
