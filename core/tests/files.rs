@@ -668,25 +668,109 @@ fn the_store_is_usable_from_threads_without_an_async_runtime() {
     let _ = std::fs::remove_dir_all(&data);
 }
 
-/// Flips one byte of `id`'s inlined contents in `<data>/files.redb` (the node stopped).
+/// Flips one byte of `id`'s sealed contents in the value log (`<data>/files-log/`, where
+/// its `logged` row in `<data>/files.redb` points; the node stopped).
 fn flip_inlined_byte(data: &Path, id: FileId) {
+    use memmesh::files::logfmt::{segment_name, Loc};
     use redb::{ReadableDatabase, TableDefinition};
-    let table: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inline");
-    let db = redb::Database::create(data.join("files.redb")).unwrap();
-    let mut content = {
+    let table: TableDefinition<&[u8], &[u8]> = TableDefinition::new("logged");
+    let loc = {
+        let db = redb::Database::create(data.join("files.redb")).unwrap();
         let txn = db.begin_read().unwrap();
         let t = txn.open_table(table).unwrap();
-        let v = t.get(&id.digest()[..]).unwrap().expect("inlined");
-        v.value().to_vec()
+        let v = t.get(&id.digest()[..]).unwrap().expect("logged");
+        Loc::decode(v.value()).expect("a value log pointer")
     };
-    let at = content.len() / 2;
-    content[at] ^= 0x40;
-    let txn = db.begin_write().unwrap();
-    txn.open_table(table)
-        .unwrap()
-        .insert(&id.digest()[..], &content[..])
+    let path = data.join("files-log").join(segment_name(loc.segment));
+    let mut log = std::fs::read(&path).unwrap();
+    let at = (loc.offset + u64::from(loc.len) / 2) as usize;
+    log[at] ^= 0x40;
+    std::fs::write(&path, &log).unwrap();
+}
+
+/// A schema-2 store (small files in the `inline` table) opened by this build: upgraded to
+/// schema 3 in place, its small file read from `inline`, new small files logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_2_store_is_upgraded_and_its_inlined_files_still_read() {
+    use memmesh::files::logfmt::{segment_name, Loc};
+    use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+    let data = dir("schema2");
+    let node = start(&data).await;
+    let files = node.files().unwrap();
+    let old = pattern(3000, 11);
+    let id = files
+        .put_bytes(old.clone(), PutOptions::named("old"))
+        .await
         .unwrap();
-    txn.commit().unwrap();
+    node.shutdown().await.unwrap();
+    // Make it what schema 2 wrote: the sealed bytes in `inline`, no `logged` row, no log.
+    let meta: TableDefinition<&str, u64> = TableDefinition::new("meta");
+    let logged: TableDefinition<&[u8], &[u8]> = TableDefinition::new("logged");
+    let inline: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inline");
+    {
+        let db = redb::Database::create(data.join("files.redb")).unwrap();
+        let loc = {
+            let txn = db.begin_read().unwrap();
+            let t = txn.open_table(logged).unwrap();
+            let v = t.get(&id.digest()[..]).unwrap().expect("logged");
+            Loc::decode(v.value()).unwrap()
+        };
+        let log = std::fs::read(data.join("files-log").join(segment_name(loc.segment))).unwrap();
+        let sealed = &log[loc.offset as usize..loc.end() as usize];
+        let txn = db.begin_write().unwrap();
+        txn.open_table(meta)
+            .unwrap()
+            .insert("schema_version", 2)
+            .unwrap();
+        txn.open_table(logged)
+            .unwrap()
+            .remove(&id.digest()[..])
+            .unwrap();
+        txn.open_table(inline)
+            .unwrap()
+            .insert(&id.digest()[..], sealed)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    std::fs::remove_dir_all(data.join("files-log")).unwrap();
+    let node = start(&data).await;
+    let files = node.files().unwrap();
+    assert_eq!(&files.get_bytes(id).await.unwrap()[..], &old[..]);
+    assert_eq!(files.stat(id).await.unwrap().name.as_deref(), Some("old"));
+    let new = pattern(3000, 12);
+    let id2 = files
+        .put_bytes(new.clone(), PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(files.stats().unwrap().files, 2);
+    node.shutdown().await.unwrap();
+    let db = redb::Database::create(data.join("files.redb")).unwrap();
+    let txn = db.begin_read().unwrap();
+    assert_eq!(
+        txn.open_table(meta)
+            .unwrap()
+            .get("schema_version")
+            .unwrap()
+            .unwrap()
+            .value(),
+        3
+    );
+    assert!(txn
+        .open_table(logged)
+        .unwrap()
+        .get(&id2.digest()[..])
+        .unwrap()
+        .is_some());
+    assert!(txn
+        .open_table(logged)
+        .unwrap()
+        .get(&id.digest()[..])
+        .unwrap()
+        .is_none());
+    assert_eq!(txn.open_table(inline).unwrap().iter().unwrap().count(), 1);
+    drop(txn);
+    drop(db);
+    let _ = std::fs::remove_dir_all(&data);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -771,9 +855,13 @@ async fn files_up_to_16_kib_are_inlined_and_survive_a_restart() {
     let files = node.files().unwrap();
     assert_eq!(files.stat(a).await.unwrap_err().kind(), ErrorKind::NotFound);
     assert_eq!(files.stats().unwrap().files, 3);
-    // No plaintext of the inlined files in the database.
+    // No plaintext of the inlined files in the database or the value log.
     let db = std::fs::read(data.join("files.redb")).unwrap();
     assert!(!db.windows(64).any(|w| w == &from_path[..64]));
+    for segment in std::fs::read_dir(data.join("files-log")).unwrap() {
+        let log = std::fs::read(segment.unwrap().path()).unwrap();
+        assert!(!log.windows(64).any(|w| w == &from_path[..64]));
+    }
     node.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(&data);
     let _ = std::fs::remove_dir_all(&work);

@@ -27,6 +27,11 @@ const ROUND_ENV: &str = "MEMMESH_FILES_CRASH_ROUND";
 const SEED_ENV: &str = "MEMMESH_FILES_CRASH_SEED";
 /// Set for the child that puts one large file (its path) instead of many small ones.
 const BIG_ENV: &str = "MEMMESH_FILES_CRASH_BIG";
+/// Set for the child that churns small files (puts, deletes 3 of 4) in value log segments
+/// of [`CHURN_SEGMENT`] bytes, so that segments fill, roll and are compacted all the time.
+const CHURN_ENV: &str = "MEMMESH_FILES_CRASH_CHURN";
+/// The churning child's value log segment size.
+const CHURN_SEGMENT: u64 = 64 * 1024;
 /// The large file's size: 200 MiB.
 const BIG_SIZE: usize = 200 * 1024 * 1024;
 const ROUNDS: u64 = 6;
@@ -92,6 +97,10 @@ fn files_crash_child() {
             .await
             .expect("child node start");
         let files = node.files().unwrap();
+        let churn = std::env::var_os(CHURN_ENV).is_some();
+        if churn {
+            memmesh::files::valuelog::set_segment_max_for_tests(CHURN_SEGMENT);
+        }
         println!("READY");
         if let Some(big) = std::env::var_os(BIG_ENV) {
             let id = files
@@ -111,16 +120,17 @@ fn files_crash_child() {
                 let mut mine: Vec<FileId> = Vec::new();
                 loop {
                     let k = counter.fetch_add(1, Ordering::Relaxed);
+                    let mut c = content(round, k);
+                    if churn {
+                        c.truncate(4000);
+                    }
                     let id = files
-                        .put_bytes(
-                            content(round, k),
-                            PutOptions::named(format!("r{round}k{k}")),
-                        )
+                        .put_bytes(c, PutOptions::named(format!("r{round}k{k}")))
                         .await
                         .expect("child put");
                     println!("PUT {id}");
                     mine.push(id);
-                    if k % 4 == 3 {
+                    if (churn && !k.is_multiple_of(4)) || k % 4 == 3 {
                         let victim = mine.remove((k as usize / 4) % mine.len());
                         // Either outcome is right for a delete the kill interrupts.
                         println!("DELETING {victim}");
@@ -138,7 +148,13 @@ fn files_crash_child() {
 
 /// Runs one child until a random instant, kills it with SIGKILL, and returns the lines
 /// it printed.
-fn run_child(data: &Path, round: u64, kill_after: Duration, big: Option<&Path>) -> Vec<String> {
+fn run_child(
+    data: &Path,
+    round: u64,
+    kill_after: Duration,
+    big: Option<&Path>,
+    churn: bool,
+) -> Vec<String> {
     let exe = std::env::current_exe().expect("the test binary's path");
     let mut child = Command::new(exe)
         .args([
@@ -150,6 +166,7 @@ fn run_child(data: &Path, round: u64, kill_after: Duration, big: Option<&Path>) 
         .env(CHILD_ENV, data)
         .env(ROUND_ENV, round.to_string())
         .envs(big.map(|b| (BIG_ENV, b)))
+        .envs(churn.then_some((CHURN_ENV, "1")))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -178,6 +195,18 @@ fn run_child(data: &Path, round: u64, kill_after: Duration, big: Option<&Path>) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_killed_at_random_points_restarts_consistent() {
+    killed_at_random_points(false).await;
+}
+
+/// The same with small files only, most of them deleted, in value log segments of 64 KiB:
+/// kills land while segments roll and while they are compacted (values copied, pointers
+/// moved, the old segment removed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_killed_while_compacting_its_value_log_restarts_consistent() {
+    killed_at_random_points(true).await;
+}
+
+async fn killed_at_random_points(churn: bool) {
     let seed: u64 = std::env::var(SEED_ENV)
         .ok()
         .and_then(|s| s.parse().ok())
@@ -194,7 +223,10 @@ async fn a_store_killed_at_random_points_restarts_consistent() {
         .with_test_writer()
         .try_init();
     let mut rng = Rng(seed);
-    let data = std::env::temp_dir().join(format!("memmesh-files-crash-{}", std::process::id()));
+    let data = std::env::temp_dir().join(format!(
+        "memmesh-files-crash-{}-{churn}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&data);
     let mut present: HashSet<FileId> = HashSet::new();
     let mut deleted: HashSet<FileId> = HashSet::new();
@@ -203,7 +235,7 @@ async fn a_store_killed_at_random_points_restarts_consistent() {
     let mut acknowledged = 0usize;
     for round in 0..ROUNDS {
         let kill_after = Duration::from_millis(150 + rng.below(1500));
-        let lines = run_child(&data, round, kill_after, None);
+        let lines = run_child(&data, round, kill_after, None, churn);
         for line in &lines {
             if let Some(id) = line.strip_prefix("PUT ") {
                 let id: FileId = id.trim().parse().unwrap();
@@ -285,6 +317,14 @@ async fn a_store_killed_at_random_points_restarts_consistent() {
             "round {round}: leftovers {on_disk:?}"
         );
         assert_eq!(on_disk.len() as u64, in_content_files, "round {round}");
+        // The value log holds segments only.
+        for e in std::fs::read_dir(data.join("files-log")).unwrap() {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            assert!(
+                memmesh::files::logfmt::segment_of_name(&name).is_some(),
+                "round {round}: {name} in the value log"
+            );
+        }
         // The store takes puts again (a put like the child's, stored, read back whole and
         // deleted).
         // (A round number no child uses: this content is stored nowhere yet.)
@@ -365,7 +405,7 @@ async fn a_store_killed_during_a_200_mib_put_restarts_consistent_and_the_put_can
         f.flush().unwrap();
     }
     let kill_after = Duration::from_millis(50 + rng.below(1000));
-    let lines = run_child(&data, 0, kill_after, Some(&source));
+    let lines = run_child(&data, 0, kill_after, Some(&source), false);
     let acknowledged: Option<FileId> = lines
         .iter()
         .find_map(|l| l.strip_prefix("BIG "))

@@ -290,9 +290,27 @@ struct Small {
     size: usize,
     tasks: usize,
     memmesh: f64,
+    /// CPU time (user + system, all threads of this process) per put, in µs.
+    memmesh_cpu_us: f64,
     fsync: f64,
     sqlite: f64,
+    /// CPU time of the SQLite process per row (its inserts and commits), in µs.
+    sqlite_cpu_us: f64,
     sqlite_version: String,
+}
+
+/// CPU time (user + system) this process has used, all threads, in seconds.
+fn process_cpu() -> f64 {
+    let mut u = std::mem::MaybeUninit::<libc::rusage>::uninit();
+    // SAFETY: `u` points to writable memory of the right type; getrusage fills it on
+    // success (checked before it is read).
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, u.as_mut_ptr()) } != 0 {
+        return 0.0;
+    }
+    // SAFETY: getrusage returned 0, so it initialised `u`.
+    let u = unsafe { u.assume_init() };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(u.ru_utime) + secs(u.ru_stime)
 }
 
 /// The small files' contents: distinct for every index.
@@ -318,6 +336,7 @@ async fn bench_small(
     let files = node.files()?;
 
     let next = Arc::new(AtomicUsize::new(0));
+    let cpu = process_cpu();
     let t = Instant::now();
     let mut handles = Vec::with_capacity(tasks);
     for _ in 0..tasks {
@@ -343,6 +362,7 @@ async fn bench_small(
         }
     }
     let memmesh = rate(n as f64, t.elapsed());
+    let memmesh_cpu_us = (process_cpu() - cpu) * 1e6 / n as f64;
     ensure!(
         files.stats()?.files >= n as u64,
         "the store lists fewer than {n} files"
@@ -407,6 +427,7 @@ async fn bench_small(
     let secs = v["seconds"].as_f64().context("SQLite seconds")?;
     let sqlite = n as f64 / secs.max(1e-9);
     let sqlite_version = v["version"].as_str().unwrap_or("?").to_string();
+    let sqlite_cpu_us = v["cpu"].as_f64().unwrap_or(0.0) * 1e6 / n as f64;
     std::fs::remove_file(&blob)?;
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
@@ -416,8 +437,10 @@ async fn bench_small(
         size,
         tasks,
         memmesh,
+        memmesh_cpu_us,
         fsync,
         sqlite,
+        sqlite_cpu_us,
         sqlite_version,
     })
 }
@@ -425,7 +448,8 @@ async fn bench_small(
 /// SQLite anchor: argv = db, contents file, count, size, batch. WAL mode with
 /// synchronous=FULL (each commit is fsynced: durable, as memmesh's puts are; NORMAL in WAL
 /// mode may lose the last commits on power loss). One INSERT per file, a commit every
-/// `batch` rows. Prints {"seconds", "verified", "version"} as JSON.
+/// `batch` rows. Prints {"seconds", "cpu" (the process's CPU seconds for the inserts),
+/// "verified", "version"} as JSON.
 const SQLITE_SCRIPT: &str = r#"
 import json, sqlite3, sys, time
 db, path, n, size, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
@@ -436,6 +460,7 @@ con.execute("PRAGMA journal_mode=WAL")
 con.execute("PRAGMA synchronous=FULL")
 con.execute("CREATE TABLE files (id INTEGER PRIMARY KEY, content BLOB NOT NULL)")
 start = time.perf_counter()
+cpu = time.process_time()
 con.execute("BEGIN")
 for i, b in enumerate(blobs):
     con.execute("INSERT INTO files (id, content) VALUES (?, ?)", (i, b))
@@ -444,10 +469,11 @@ for i, b in enumerate(blobs):
         con.execute("BEGIN")
 con.execute("COMMIT")
 seconds = time.perf_counter() - start
+cpu = time.process_time() - cpu
 ok = all(row[1] == blobs[row[0]] for row in con.execute("SELECT id, content FROM files")) \
     and con.execute("SELECT count(*) FROM files").fetchone()[0] == n
 con.close()
-print(json.dumps({"seconds": seconds, "verified": ok, "version": sqlite3.sqlite_version}))
+print(json.dumps({"seconds": seconds, "cpu": cpu, "verified": ok, "version": sqlite3.sqlite_version}))
 "#;
 
 fn print_report(big: Option<&Big>, small: Option<&Small>, replicas: Option<&Replicas>) {
@@ -496,6 +522,10 @@ fn print_report(big: Option<&Big>, small: Option<&Small>, replicas: Option<&Repl
             s.tasks,
             s.sqlite,
             s.memmesh / s.sqlite
+        );
+        println!(
+            "CPU per file (user + system): memmesh {:.1} us (this process, all threads), SQLite {:.1} us (python3 process)",
+            s.memmesh_cpu_us, s.sqlite_cpu_us
         );
     }
     if let Some(r) = replicas {

@@ -2,6 +2,12 @@
 //! every queued row in one redb write transaction (one fsync), after one fsync of the
 //! contents directory that makes their content files' renames durable first. A caller
 //! is answered only once its row is durable.
+//!
+//! Small files' sealed contents go to the value log (`valuelog.rs`): the committer
+//! appends every queued one in one write and fdatasyncs it **before** the transaction
+//! whose rows point at them. After answering a batch it compacts at most one segment that
+//! is less than half live (copies its live values to the active segment, synced, then one
+//! transaction moves the pointers, then the old segment is unlinked).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,6 +20,8 @@ use futures::channel::oneshot;
 
 use super::db::{Applied, Db, Op};
 use super::error::FilesError;
+use super::logfmt::Loc;
+use super::valuelog::ValueLog;
 
 /// Most rows written in one transaction.
 const MAX_BATCH: usize = 4096;
@@ -52,6 +60,7 @@ impl Committer {
     pub fn start(
         db: Arc<Db>,
         contents: PathBuf,
+        log: Arc<ValueLog>,
         usage: Arc<Mutex<Usage>>,
     ) -> Result<Committer, FilesError> {
         let (tx, rx) = mpsc::channel::<Job>();
@@ -60,7 +69,7 @@ impl Committer {
         let thread = std::thread::Builder::new()
             .name("memmesh-files-commit".into())
             .spawn(move || {
-                run(&db, &contents, &usage, &rx, &counted);
+                run(&db, &contents, &log, &usage, &rx, &counted);
             })
             .map_err(FilesError::io("starting the committer thread", "files"))?;
         Ok(Committer {
@@ -176,6 +185,7 @@ impl Drop for Entered<'_> {
 fn run(
     db: &Db,
     contents: &std::path::Path,
+    log: &ValueLog,
     usage: &Mutex<Usage>,
     rx: &mpsc::Receiver<Job>,
     entered: &AtomicUsize,
@@ -183,7 +193,7 @@ fn run(
     let mut transactions = 0;
     while let Some(batch) = next_batch(rx, entered) {
         transactions += 1;
-        let result = commit(db, contents, &batch);
+        let result = commit(db, contents, log, &batch);
         match result {
             Ok(applied) => {
                 {
@@ -193,11 +203,17 @@ fn run(
                             continue;
                         }
                         match (&job.op, a.previous) {
-                            (Op::Put { .. } | Op::PutInline { .. }, None) => {
+                            (
+                                Op::Put { .. } | Op::PutInline { .. } | Op::PutLogged { .. },
+                                None,
+                            ) => {
                                 u.files += 1;
                                 u.used += job.stored;
                             }
-                            (Op::Put { .. } | Op::PutInline { .. }, Some(prev)) => {
+                            (
+                                Op::Put { .. } | Op::PutInline { .. } | Op::PutLogged { .. },
+                                Some(prev),
+                            ) => {
                                 u.used = u.used.saturating_sub(prev) + job.stored;
                             }
                             (Op::Delete { .. } | Op::Tombstone { .. }, Some(prev)) => {
@@ -208,6 +224,7 @@ fn run(
                                 Op::Delete { .. }
                                 | Op::Tombstone { .. }
                                 | Op::Holders { .. }
+                                | Op::Relocate { .. }
                                 | Op::Ack { .. }
                                 | Op::Expire { .. },
                                 _,
@@ -217,6 +234,9 @@ fn run(
                 }
                 for (job, a) in batch.into_iter().zip(applied) {
                     let _ = job.reply.send(Ok(a));
+                }
+                if let Err(e) = compact(db, log) {
+                    tracing::warn!(error = %e, "files: compacting the value log failed");
                 }
             }
             Err(e) => {
@@ -231,12 +251,102 @@ fn run(
     transactions
 }
 
-fn commit(db: &Db, contents: &std::path::Path, batch: &[Job]) -> Result<Vec<Applied>, FilesError> {
+fn commit(
+    db: &Db,
+    contents: &std::path::Path,
+    log: &ValueLog,
+    batch: &[Job],
+) -> Result<Vec<Applied>, FilesError> {
     // Inlined puts have no content file: a batch of them needs no directory sync.
     if batch.iter().any(|j| matches!(j.op, Op::Put { .. })) {
         crate::durable::sync_dir(contents).map_err(FilesError::io("syncing", contents))?;
     }
-    db.apply(batch.iter().map(|j| &j.op))
+    // Small files' contents: appended to the value log and synced before the transaction
+    // that points at them.
+    let items: Vec<(&[u8; 32], &[u8])> = batch
+        .iter()
+        .filter_map(|j| match &j.op {
+            Op::PutInline { id, content, .. } => Some((id, &content[..])),
+            _ => None,
+        })
+        .collect();
+    let mut locs = log.append(&items)?.into_iter();
+    let logged: Vec<Option<Op>> = batch
+        .iter()
+        .map(|j| match &j.op {
+            Op::PutInline {
+                id, row, holder, ..
+            } => locs.next().map(|loc| Op::PutLogged {
+                id: *id,
+                row: row.clone(),
+                holder: *holder,
+                loc,
+            }),
+            _ => None,
+        })
+        .collect();
+    let ops = batch
+        .iter()
+        .zip(&logged)
+        .map(|(j, l)| l.as_ref().unwrap_or(&j.op));
+    let applied = db.apply(ops)?;
+    let mut added = Vec::new();
+    let mut freed = Vec::new();
+    for (op, a) in logged.iter().zip(&applied) {
+        if let (Some(Op::PutLogged { loc, .. }), false) = (op, a.kept) {
+            added.push(*loc);
+        }
+        freed.extend(a.freed);
+    }
+    log.committed(&added, &freed);
+    Ok(applied)
+}
+
+/// Compacts at most one value log segment that is less than half live: its live values
+/// are appended to the active segment (synced), one transaction moves their pointers, and
+/// the segment, left with no live value, is removed. A crash before the transaction
+/// leaves the old pointers (the copies are cut at the next open); after it, the old
+/// segment is removed at the next open.
+fn compact(db: &Db, log: &ValueLog) -> Result<(), FilesError> {
+    let Some(segment) = log.compaction_candidate() else {
+        return Ok(());
+    };
+    let values = db.logged_in(segment)?;
+    let mut sealed = Vec::with_capacity(values.len());
+    for (_, loc) in &values {
+        sealed.push(log.read_raw(loc)?);
+    }
+    let items: Vec<(&[u8; 32], &[u8])> = values
+        .iter()
+        .zip(&sealed)
+        .map(|((id, _), s)| (id, &s[..]))
+        .collect();
+    let to = log.append(&items)?;
+    let ops: Vec<Op> = values
+        .iter()
+        .zip(&to)
+        .map(|((id, from), to)| Op::Relocate {
+            id: *id,
+            from: *from,
+            to: *to,
+        })
+        .collect();
+    let applied = db.apply(&ops)?;
+    let mut added: Vec<Loc> = Vec::new();
+    let mut freed: Vec<Loc> = Vec::new();
+    for (a, to) in applied.iter().zip(&to) {
+        if !a.kept {
+            added.push(*to);
+        }
+        freed.extend(a.freed);
+    }
+    log.committed(&added, &freed);
+    tracing::debug!(
+        segment,
+        moved = added.len(),
+        "files: value log segment compacted"
+    );
+    Ok(())
 }
 
 #[cfg(test)]
@@ -302,10 +412,11 @@ mod tests {
         answers.push(answer);
         drop(tx);
         let usage = Mutex::new(Usage::default());
+        let (log, _) = ValueLog::open(&dir.join("log"), &Default::default()).unwrap();
         let syncs = crate::durable::dir_syncs_on_this_thread();
         let entered = AtomicUsize::new(0);
         assert_eq!(
-            run(&db, &dir, &usage, &rx, &entered),
+            run(&db, &dir, &log, &usage, &rx, &entered),
             1,
             "one transaction for all"
         );
@@ -322,6 +433,93 @@ mod tests {
             }
         );
         assert_eq!(db.all_stored().unwrap().len(), 9);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn job(op: Op) -> Job {
+        let (reply, _) = oneshot::channel();
+        Job {
+            op,
+            stored: 0,
+            reply,
+        }
+    }
+
+    #[test]
+    fn small_contents_go_to_the_log_and_survive_deletes_and_compaction() {
+        let dir = std::env::temp_dir().join(format!("memmesh-compact-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = Db::open(&dir).unwrap();
+        let (log, _) = ValueLog::open(&dir.join("log"), &Default::default()).unwrap();
+        let key = StorageKey::from_bytes(&[1; 32]).unwrap();
+        const BIG: usize = 6 << 20;
+        let put = |i: u8| {
+            let row = Record {
+                size: 1,
+                stored: BIG as u64,
+                created: 0,
+                name: None,
+                content_type: None,
+            }
+            .encode(&[i; 32], &key)
+            .unwrap();
+            job(Op::PutInline {
+                id: [i; 32],
+                row,
+                holder: [0; 32],
+                content: vec![i; BIG],
+            })
+        };
+        // Three values fill the first segment past its limit; the fourth starts another.
+        for i in 1..=3 {
+            commit(&db, &dir, &log, &[put(i)]).unwrap();
+        }
+        commit(&db, &dir, &log, &[put(4)]).unwrap();
+        let first = db.logged(&[1; 32]).unwrap().unwrap().segment;
+        assert_eq!(db.logged(&[3; 32]).unwrap().unwrap().segment, first);
+        assert_eq!(db.logged(&[4; 32]).unwrap().unwrap().segment, first + 1);
+        assert!(
+            db.inline(&[1; 32]).unwrap().is_none(),
+            "not in the inline table"
+        );
+        assert_eq!(log.compaction_candidate(), None);
+        // Two of the three deleted: the first segment is a third live, so it is compacted.
+        commit(
+            &db,
+            &dir,
+            &log,
+            &[
+                job(Op::Delete { id: [1; 32] }),
+                job(Op::Delete { id: [2; 32] }),
+            ],
+        )
+        .unwrap();
+        assert_eq!(log.compaction_candidate(), Some(first));
+        compact(&db, &log).unwrap();
+        let moved = db.logged(&[3; 32]).unwrap().unwrap();
+        assert_eq!(moved.segment, first + 1);
+        assert_eq!(log.read(&[3; 32], &moved).unwrap().unwrap(), vec![3; BIG]);
+        assert!(!dir
+            .join("log")
+            .join(crate::files::logfmt::segment_name(first))
+            .exists());
+        assert_eq!(log.compaction_candidate(), None);
+        // At the next open, nothing is cut and both values read back.
+        drop(log);
+        let (logged, bad) = db.all_logged().unwrap();
+        assert!(bad.is_empty());
+        let (log, lost) = ValueLog::open(&dir.join("log"), &logged).unwrap();
+        assert!(lost.is_empty());
+        for i in [3u8, 4] {
+            let at = db.logged(&[i; 32]).unwrap().unwrap();
+            assert_eq!(log.read(&[i; 32], &at).unwrap().unwrap(), vec![i; BIG]);
+        }
+        assert_eq!(
+            log.segments(),
+            vec![(first + 1, moved.end(), 2 * BIG as u64)]
+        );
+        drop(log);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

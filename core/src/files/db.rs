@@ -15,7 +15,14 @@
 //! [`super::inline::INLINE_MAX`] bytes, written in the same transaction as their row
 //! (`inline.rs`). A schema-1 database is upgraded in place when opened (nothing to
 //! convert); a build that knows only schema 1 refuses a schema-2 one.
+//!
+//! Schema 3 adds `logged` (file id → [`Loc`], 20 bytes): where a small file's sealed
+//! contents are in the value log (`valuelog.rs`), written in the same transaction as its
+//! row, after the log bytes were fdatasynced. Small files are appended to the log since
+//! schema 3; those of schema 2 stay in `inline` (readers look in `logged`, then `inline`).
+//! Upgraded in place (nothing to convert); a schema-2 build refuses a schema-3 store.
 
+use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
@@ -28,11 +35,12 @@ use super::crypt::{open_box, seal_box};
 use super::error::FilesError;
 use super::inline::INLINE;
 use super::key::StorageKey;
+use super::logfmt::Loc;
 
 /// The database file's name inside the data dir.
 pub const DB_FILE: &str = "files.redb";
 /// The schema this build writes and reads.
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 /// The key of the schema version in `meta`.
 const SCHEMA_KEY: &str = "schema_version";
 /// Version byte of a [`Record`]'s encoding.
@@ -47,6 +55,8 @@ pub(crate) const FILES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("fi
 pub(crate) const HOLDERS: MultimapTableDefinition<&[u8], &[u8]> =
     MultimapTableDefinition::new("holders");
 pub(crate) const TOMBSTONES: TableDefinition<&[u8], u64> = TableDefinition::new("tombstones");
+/// File id → where its sealed contents are in the value log ([`Loc::encode`]).
+pub(crate) const LOGGED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("logged");
 /// Multimap: file id → a holder that has yet to acknowledge its delete.
 pub(crate) const TOMBSTONE_PENDING: MultimapTableDefinition<&[u8], &[u8]> =
     MultimapTableDefinition::new("tombstone_pending");
@@ -56,6 +66,8 @@ pub type Row = ([u8; 32], Vec<u8>);
 /// A file id and nodes: a tombstone's holders that have yet to acknowledge it, or a
 /// file's holders.
 pub type Pending = ([u8; 32], Vec<[u8; 32]>);
+/// Every value log pointer, by file id.
+pub type Logged = HashMap<[u8; 32], Loc>;
 /// A file id and its record's content length (`None` if the record is unreadable).
 pub type StoredLen = ([u8; 32], Option<u64>);
 
@@ -180,7 +192,30 @@ pub enum Op {
         /// The sealed contents (a content file's bytes).
         content: Vec<u8>,
     },
-    /// Removes a file's row, its holders and its inlined contents.
+    /// Like `PutInline`, with the contents already appended (and synced) to the value log
+    /// at `loc`: the row points at them (`logged`). `kept` if a row for `id` exists (the
+    /// appended bytes are then unused).
+    PutLogged {
+        /// The file id.
+        id: [u8; 32],
+        /// The encoded [`Record`].
+        row: Vec<u8>,
+        /// The node holding it.
+        holder: [u8; 32],
+        /// Where the sealed contents are in the value log.
+        loc: Loc,
+    },
+    /// Compaction moved a value: `id` points at `to` instead of `from` (if it still points
+    /// at `from`; else `kept` and nothing changes).
+    Relocate {
+        /// The file id.
+        id: [u8; 32],
+        /// The old place.
+        from: Loc,
+        /// The new place (appended and synced).
+        to: Loc,
+    },
+    /// Removes a file's row, its holders and its inlined or logged contents.
     Delete {
         /// The file id.
         id: [u8; 32],
@@ -222,8 +257,11 @@ pub enum Op {
 pub struct Applied {
     /// The `stored` of the previous row, if there was one.
     pub previous: Option<u64>,
-    /// An `Op::PutInline` found a row for its id and changed nothing.
+    /// An `Op::PutInline` or `Op::PutLogged` found a row for its id and changed nothing
+    /// (or an `Op::Relocate` found another pointer).
     pub kept: bool,
+    /// A value log pointer this op removed or replaced (its bytes are no longer live).
+    pub freed: Option<Loc>,
 }
 
 impl Applied {
@@ -232,6 +270,7 @@ impl Applied {
         Applied {
             previous,
             kept: false,
+            freed: None,
         }
     }
 }
@@ -270,6 +309,7 @@ impl Db {
             txn.open_multimap_table(HOLDERS)?;
             txn.open_table(TOMBSTONES)?;
             txn.open_table(INLINE)?;
+            txn.open_table(LOGGED)?;
             txn.open_multimap_table(TOMBSTONE_PENDING)?;
         }
         txn.commit()?;
@@ -286,6 +326,59 @@ impl Db {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(FILES)?;
         Ok(t.get(&id[..])?.map(|v| v.value().to_vec()))
+    }
+
+    /// Where a file's contents are in the value log, if they are there (a malformed
+    /// pointer is `Corrupted`).
+    pub fn logged(&self, id: &[u8; 32]) -> Result<Option<Loc>, FilesError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(LOGGED)?;
+        match t.get(&id[..])? {
+            None => Ok(None),
+            Some(v) => Loc::decode(v.value()).map(Some).ok_or_else(|| {
+                FilesError::corrupted(format!(
+                    "value log pointer of {}",
+                    super::id::FileId::from_digest(*id)
+                ))
+            }),
+        }
+    }
+
+    /// Every value log pointer, and the ids whose pointer is malformed (recovery).
+    pub fn all_logged(&self) -> Result<(Logged, Vec<[u8; 32]>), FilesError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(LOGGED)?;
+        let mut out = HashMap::new();
+        let mut bad = Vec::new();
+        for entry in t.iter()? {
+            let (k, v) = entry?;
+            let Ok(id) = <[u8; 32]>::try_from(k.value()) else {
+                continue;
+            };
+            match Loc::decode(v.value()) {
+                Some(loc) => {
+                    out.insert(id, loc);
+                }
+                None => bad.push(id),
+            }
+        }
+        Ok((out, bad))
+    }
+
+    /// The values in value log segment `segment` (compaction).
+    pub fn logged_in(&self, segment: u64) -> Result<Vec<([u8; 32], Loc)>, FilesError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(LOGGED)?;
+        let mut out = Vec::new();
+        for entry in t.iter()? {
+            let (k, v) = entry?;
+            if let (Ok(id), Some(loc)) = (<[u8; 32]>::try_from(k.value()), Loc::decode(v.value())) {
+                if loc.segment == segment {
+                    out.push((id, loc));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The holders of a file.
@@ -400,6 +493,7 @@ impl Db {
             let mut files = txn.open_table(FILES)?;
             let mut holders = txn.open_multimap_table(HOLDERS)?;
             let mut inline = txn.open_table(INLINE)?;
+            let mut logged = txn.open_table(LOGGED)?;
             let mut tombstones = txn.open_table(TOMBSTONES)?;
             let mut pending = txn.open_multimap_table(TOMBSTONE_PENDING)?;
             for op in ops {
@@ -424,6 +518,7 @@ impl Db {
                             applied.push(Applied {
                                 previous: Some(stored),
                                 kept: true,
+                                freed: None,
                             });
                             continue;
                         }
@@ -432,13 +527,64 @@ impl Db {
                         inline.insert(&id[..], &content[..])?;
                         applied.push(Applied::changed(None));
                     }
+                    Op::PutLogged {
+                        id,
+                        row,
+                        holder,
+                        loc,
+                    } => {
+                        let existing = files
+                            .get(&id[..])?
+                            .map(|old| Record::stored_of(old.value()).unwrap_or(0));
+                        if let Some(stored) = existing {
+                            applied.push(Applied {
+                                previous: Some(stored),
+                                kept: true,
+                                freed: None,
+                            });
+                            continue;
+                        }
+                        files.insert(&id[..], &row[..])?;
+                        holders.insert(&id[..], &holder[..])?;
+                        let freed = logged
+                            .insert(&id[..], &loc.encode()[..])?
+                            .and_then(|old| Loc::decode(old.value()));
+                        applied.push(Applied {
+                            previous: None,
+                            kept: false,
+                            freed,
+                        });
+                    }
+                    Op::Relocate { id, from, to } => {
+                        let current = logged.get(&id[..])?.and_then(|v| Loc::decode(v.value()));
+                        if current != Some(*from) {
+                            applied.push(Applied {
+                                previous: None,
+                                kept: true,
+                                freed: None,
+                            });
+                            continue;
+                        }
+                        logged.insert(&id[..], &to.encode()[..])?;
+                        applied.push(Applied {
+                            previous: None,
+                            kept: false,
+                            freed: Some(*from),
+                        });
+                    }
                     Op::Delete { id } => {
                         inline.remove(&id[..])?;
+                        let freed = logged
+                            .remove(&id[..])?
+                            .and_then(|old| Loc::decode(old.value()));
                         let previous = files
                             .remove(&id[..])?
                             .map(|old| Record::stored_of(old.value()).unwrap_or(0));
                         holders.remove_all(&id[..])?;
-                        applied.push(Applied::changed(previous));
+                        applied.push(Applied {
+                            freed,
+                            ..Applied::changed(previous)
+                        });
                     }
                     Op::Holders { id, add } => {
                         for h in add {
@@ -452,6 +598,9 @@ impl Db {
                         pending: waiting,
                     } => {
                         inline.remove(&id[..])?;
+                        let freed = logged
+                            .remove(&id[..])?
+                            .and_then(|old| Loc::decode(old.value()));
                         let previous = files
                             .remove(&id[..])?
                             .map(|old| Record::stored_of(old.value()).unwrap_or(0));
@@ -461,7 +610,10 @@ impl Db {
                         for h in waiting {
                             pending.insert(&id[..], &h[..])?;
                         }
-                        applied.push(Applied::changed(previous));
+                        applied.push(Applied {
+                            freed,
+                            ..Applied::changed(previous)
+                        });
                     }
                     Op::Expire { before } => {
                         let mut old = Vec::new();
@@ -681,7 +833,7 @@ mod tests {
         }
         let e = Db::open(&d).unwrap_err();
         assert!(
-            matches!(e, FilesError::SchemaTooNew { found: 3, .. }),
+            matches!(e, FilesError::SchemaTooNew { found: 4, .. }),
             "{e}"
         );
         assert_eq!(
@@ -719,7 +871,8 @@ mod tests {
             applied[1],
             Applied {
                 previous: Some(7),
-                kept: true
+                kept: true,
+                freed: None
             }
         );
         // And in a later one.
@@ -732,6 +885,64 @@ mod tests {
         db.apply(&[Op::Delete { id: [4; 32] }]).unwrap();
         assert_eq!(db.apply(&[put("d", 4)]).unwrap()[0], Applied::changed(None));
         assert_eq!(db.inline(&[4; 32]).unwrap(), Some(vec![4; 7]));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn logged_values_are_pointed_at_moved_and_freed() {
+        let d = dir("logged");
+        let db = Db::open(&d).unwrap();
+        let row = Record {
+            size: 1,
+            stored: 7,
+            created: 0,
+            name: None,
+            content_type: None,
+        }
+        .encode(&[4; 32], &key())
+        .unwrap();
+        let at = |segment: u64, offset: u64| Loc {
+            segment,
+            offset,
+            len: 7,
+        };
+        let put = |loc: Loc| Op::PutLogged {
+            id: [4; 32],
+            row: row.clone(),
+            holder: [9; 32],
+            loc,
+        };
+        // A second put of the same id keeps the first pointer.
+        let applied = db.apply(&[put(at(1, 52)), put(at(1, 95))]).unwrap();
+        assert_eq!(applied[0], Applied::changed(None));
+        assert!(applied[1].kept);
+        assert_eq!(db.logged(&[4; 32]).unwrap(), Some(at(1, 52)));
+        // A relocation from a stale place changes nothing; from the current one, it moves.
+        let applied = db
+            .apply(&[
+                Op::Relocate {
+                    id: [4; 32],
+                    from: at(1, 95),
+                    to: at(2, 52),
+                },
+                Op::Relocate {
+                    id: [4; 32],
+                    from: at(1, 52),
+                    to: at(2, 52),
+                },
+            ])
+            .unwrap();
+        assert!(applied[0].kept && applied[0].freed.is_none());
+        assert_eq!(applied[1].freed, Some(at(1, 52)));
+        assert_eq!(db.logged_in(2).unwrap(), vec![([4; 32], at(2, 52))]);
+        assert!(db.logged_in(1).unwrap().is_empty());
+        // A delete frees the value with the row.
+        let applied = db.apply(&[Op::Delete { id: [4; 32] }]).unwrap();
+        assert_eq!(applied[0].previous, Some(7));
+        assert_eq!(applied[0].freed, Some(at(2, 52)));
+        assert_eq!(db.logged(&[4; 32]).unwrap(), None);
+        let (all, bad) = db.all_logged().unwrap();
+        assert!(all.is_empty() && bad.is_empty());
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

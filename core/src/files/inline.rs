@@ -1,15 +1,17 @@
-//! Small files inlined in the metadata (ADR 0016, amended): a file of at most
+//! Small files kept out of the contents directory (ADR 0016, amended): a file of at most
 //! [`INLINE_MAX`] bytes is encrypted exactly as a content file would be (same header,
 //! same per-file key wrapped by the storage key, same segments) and the ciphertext is
-//! written in the `inline` table of `files.redb`, in the same write transaction as its
-//! row. A put of a small file therefore costs no content file, no rename and no directory
-//! sync: a whole batch of them is made durable by the group commit's one redb commit.
+//! handed to the group committer with its row. Since schema 3 the committer appends it to
+//! the value log (`valuelog.rs`), synced before the transaction holding the row and its
+//! `logged` pointer; schema-2 stores keep their small files in the `inline` table of
+//! `files.redb`, read here too. A put of a small file therefore costs no content file, no
+//! rename and no directory sync: a whole batch shares one log write and one redb commit.
 //!
-//! Reads decrypt and verify the inlined ciphertext with the content files' code
-//! ([`decrypt_stream`]); its `stored` length counts against the quota like a content
-//! file's; a crash cannot leave half of one (row and contents commit together); a delete
-//! removes both in one transaction. Files stored as content files before (schema 1)
-//! stay content files.
+//! Reads decrypt and verify the sealed bytes with the content files' code
+//! ([`decrypt_stream`]); their `stored` length counts against the quota like a content
+//! file's; a crash cannot leave a row without its contents (the log is synced first, and
+//! its uncommitted tail is cut at open); a delete removes the row and its pointer in one
+//! transaction. Files stored as content files before (schema 1) stay content files.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -182,7 +184,7 @@ impl Store {
         sink: impl FnMut(&[u8]) -> Result<(), FilesError>,
     ) -> Result<(), FilesError> {
         let what = id.to_string();
-        match self.db.inline(id.digest())? {
+        match self.small_contents(id.digest())? {
             Some(content) => {
                 let len = content.len() as u64;
                 if len != stored {

@@ -27,6 +27,7 @@ pub mod holders;
 pub mod id;
 pub mod inline;
 pub mod key;
+pub mod logfmt;
 pub mod messages;
 pub mod parallel;
 pub mod partial;
@@ -35,6 +36,7 @@ pub mod progress;
 pub mod reader;
 pub(crate) mod service;
 pub mod store;
+pub mod valuelog;
 
 use std::any::Any;
 use std::path::PathBuf;

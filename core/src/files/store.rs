@@ -16,8 +16,10 @@ use super::error::FilesError;
 use super::id::FileId;
 use super::inline::INLINE_MAX;
 use super::key::{StorageKey, KEY_FILE};
+use super::logfmt::Loc;
 use super::partials::Partials;
 use super::reader::PlainReader;
+use super::valuelog::{ValueLog, LOG_DIR};
 use super::{FileInfo, FilesStats, Page, PutOptions};
 use crate::identity::NodeId;
 
@@ -50,6 +52,8 @@ pub struct Store {
     contents: PathBuf,
     pub(super) key: StorageKey,
     pub(super) db: Arc<Db>,
+    /// Small files' sealed contents (schema 3).
+    pub(super) log: Arc<ValueLog>,
     pub(super) committer: Committer,
     usage: Arc<Mutex<Usage>>,
     reserved: Mutex<u64>,
@@ -131,17 +135,24 @@ impl Store {
         let db = Arc::new(Db::open(dir)?);
         restrict(&contents, 0o700)?;
         restrict(&db_path, 0o600)?;
-        let (usage, partial_names) = recover(&db, &contents)?;
+        let (logged, malformed) = db.all_logged()?;
+        let (log, unusable) = ValueLog::open(&dir.join(LOG_DIR), &logged)?;
+        restrict(&dir.join(LOG_DIR), 0o700)?;
+        let log = Arc::new(log);
+        let mut lost: std::collections::HashSet<[u8; 32]> = unusable.into_iter().collect();
+        lost.extend(malformed);
+        let (usage, partial_names) = recover(&db, &contents, &log, &logged, &lost)?;
         // A partial of a file stored (or deleted) here is of no use any more.
         let stored =
             |id: &[u8; 32]| matches!(db.get(id), Ok(Some(_))) || db.tombstoned(id).unwrap_or(false);
         let partials = Arc::new(Partials::recover(&contents, &partial_names, &key, &stored));
         let usage = Arc::new(Mutex::new(usage));
-        let committer = Committer::start(db.clone(), contents.clone(), usage.clone())?;
+        let committer = Committer::start(db.clone(), contents.clone(), log.clone(), usage.clone())?;
         Ok(Store {
             contents,
             key,
             db,
+            log,
             committer,
             usage,
             reserved: Mutex::new(0),
@@ -434,7 +445,7 @@ impl Store {
         let Some(record) = self.record_of(&file)? else {
             return Ok(None);
         };
-        let reader = match self.db.inline(id)? {
+        let reader = match self.small_contents(id)? {
             Some(content) => {
                 PlainReader::inlined(content, &self.key, *id, record.stored, file.to_string())?
             }
@@ -447,6 +458,26 @@ impl Store {
             )?,
         };
         Ok(Some((record.size, reader)))
+    }
+
+    /// The sealed contents of a small file, from the value log or (schema 2) the `inline`
+    /// table; `None` if it has a content file. A pointer read just before compaction
+    /// moved the value is looked up again.
+    pub(super) fn small_contents(&self, id: &[u8; 32]) -> Result<Option<Vec<u8>>, FilesError> {
+        for _ in 0..8 {
+            match self.db.logged(id)? {
+                Some(loc) => {
+                    if let Some(sealed) = self.log.read(id, &loc)? {
+                        return Ok(Some(sealed));
+                    }
+                }
+                None => return self.db.inline(id),
+            }
+        }
+        Err(FilesError::corrupted(format!(
+            "{}: its value log pointer keeps moving",
+            FileId::from_digest(*id)
+        )))
     }
 
     /// Records `add` as holders of `id`.
@@ -775,7 +806,15 @@ pub(crate) fn check(options: &PutOptions) -> Result<(), FilesError> {
 /// files, rows whose content file (or inlined contents) is missing or of the wrong length,
 /// and content files without a row. Returns the usage of what remains.
 /// Also returns the names of partial replicas, for `Partials::recover`.
-fn recover(db: &Db, contents: &Path) -> Result<(Usage, Vec<String>), FilesError> {
+/// `logged` are the value log's pointers and `lost` the files whose pointer is malformed
+/// or points past its segment's end (their rows go).
+fn recover(
+    db: &Db,
+    contents: &Path,
+    log: &ValueLog,
+    logged: &std::collections::HashMap<[u8; 32], Loc>,
+    lost: &std::collections::HashSet<[u8; 32]>,
+) -> Result<(Usage, Vec<String>), FilesError> {
     let scan = contents::scan(contents)?;
     let mut removed = 0usize;
     for tmp in &scan.temps {
@@ -791,8 +830,16 @@ fn recover(db: &Db, contents: &Path) -> Result<(Usage, Vec<String>), FilesError>
     let mut bad_rows = Vec::new();
     let mut listed = std::collections::HashSet::with_capacity(rows.len());
     for (id, stored) in rows {
-        // Inlined contents first: a content file of the same id is then an orphan.
-        let inlined = inline.get(&id).copied();
+        // Logged or inlined contents first: a content file of the same id is then an
+        // orphan. A lost pointer makes the row's contents missing.
+        let inlined = if lost.contains(&id) {
+            Some(u64::MAX)
+        } else {
+            logged
+                .get(&id)
+                .map(|l| u64::from(l.len))
+                .or_else(|| inline.get(&id).copied())
+        };
         let on_disk = inlined.or_else(|| scan.contents.get(&id).copied());
         match (stored, on_disk) {
             (Some(s), Some(len)) if s == len => {
@@ -815,13 +862,22 @@ fn recover(db: &Db, contents: &Path) -> Result<(Usage, Vec<String>), FilesError>
     }
     // Inlined contents without a row (not written by this build: row and contents
     // commit together) are dropped too.
-    for id in inline.keys() {
+    for id in inline.keys().chain(logged.keys()).chain(lost.iter()) {
         if !rows_ids.contains(id) {
             bad_rows.push(Op::Delete { id: *id });
         }
     }
     if !bad_rows.is_empty() {
-        db.apply(&bad_rows)?;
+        let applied = db.apply(&bad_rows)?;
+        // Values the log counted as live that no row points at any more (a lost pointer
+        // was never counted).
+        let freed: Vec<Loc> = bad_rows
+            .iter()
+            .zip(&applied)
+            .filter(|(op, _)| !matches!(op, Op::Delete { id } if lost.contains(id)))
+            .filter_map(|(_, a)| a.freed)
+            .collect();
+        log.committed(&[], &freed);
     }
     for id in scan.contents.keys() {
         if !listed.contains(id) {

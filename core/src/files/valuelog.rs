@@ -1,0 +1,473 @@
+//! The value log (ADR 0016, amendment "A value log for small files"): the sealed contents
+//! of small files are appended to segment files in `<data_dir>/files-log/`, and
+//! fdatasynced **before** the redb commit whose `logged` rows point at them, so a row never
+//! points at bytes that are not durable. Only the group committer appends, relocates
+//! (compaction) and removes segments; any thread reads. The layout and the pure decisions
+//! are in `logfmt.rs`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tracing::{info, warn};
+
+use super::error::FilesError;
+use super::logfmt::{
+    frame, frame_matches, header_ok, plan_recovery, segment_header, segment_name, segment_of_name,
+    to_compact, Loc, FRAME_HEADER, SEGMENT_HEADER, SEGMENT_MAX,
+};
+use super::parallel::ReadAt;
+
+/// The value log's directory inside the data dir.
+pub const LOG_DIR: &str = "files-log";
+
+/// Test hook: segment size limit in place of [`SEGMENT_MAX`] (0: none), so that a test
+/// fills, rolls and compacts segments with little data.
+#[cfg(any(test, feature = "test-hooks"))]
+static SEGMENT_MAX_OVERRIDE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Test hook: segments of this process's stores take no more appends past `bytes`.
+/// Only with the `test-hooks` feature.
+#[cfg(any(test, feature = "test-hooks"))]
+#[doc(hidden)]
+pub fn set_segment_max_for_tests(bytes: u64) {
+    SEGMENT_MAX_OVERRIDE.store(bytes, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The segment size limit.
+fn segment_max() -> u64 {
+    #[cfg(any(test, feature = "test-hooks"))]
+    {
+        let o = SEGMENT_MAX_OVERRIDE.load(std::sync::atomic::Ordering::Relaxed);
+        if o > 0 {
+            return o;
+        }
+    }
+    SEGMENT_MAX
+}
+
+/// The committer's side: the segment appended to and every segment's length and live
+/// bytes.
+#[derive(Debug)]
+struct Writer {
+    active: u64,
+    file: Arc<File>,
+    len: u64,
+    lengths: BTreeMap<u64, u64>,
+    live: BTreeMap<u64, u64>,
+}
+
+/// The open value log.
+#[derive(Debug)]
+pub struct ValueLog {
+    dir: PathBuf,
+    /// Readable segments (the active one included). A segment removed by compaction or
+    /// once empty leaves this map before its file is unlinked.
+    files: Mutex<HashMap<u64, Arc<File>>>,
+    writer: Mutex<Writer>,
+}
+
+/// Opens a segment for reading and appending.
+fn open_rw(path: &Path) -> Result<File, FilesError> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(FilesError::io("opening", path))
+}
+
+#[cfg(unix)]
+fn write_all_at(file: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match std::os::windows::fs::FileExt::seek_write(file, buf, offset) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                buf = &buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+impl ValueLog {
+    /// Opens the log in `dir` (created if missing) given the committed pointers `logged`,
+    /// and recovers it ([`plan_recovery`]): bytes past the last committed value of each
+    /// segment are cut off and segments without a committed value are removed. Returns the
+    /// log and the files whose pointer is unusable (their rows must go).
+    pub fn open(
+        dir: &Path,
+        logged: &HashMap<[u8; 32], Loc>,
+    ) -> Result<(ValueLog, Vec<[u8; 32]>), FilesError> {
+        crate::durable::create_dir_all(dir).map_err(FilesError::io("creating", dir))?;
+        let mut found = BTreeMap::new();
+        for entry in std::fs::read_dir(dir).map_err(FilesError::io("listing", dir))? {
+            let entry = entry.map_err(FilesError::io("listing", dir))?;
+            let Some(segment) = entry.file_name().to_str().and_then(segment_of_name) else {
+                warn!(path = %entry.path().display(), "files: unexpected entry in the value log dir");
+                continue;
+            };
+            let path = entry.path();
+            let file = File::open(&path).map_err(FilesError::io("opening", &path))?;
+            let len = file
+                .metadata()
+                .map_err(FilesError::io("reading", &path))?
+                .len();
+            let mut h = [0u8; SEGMENT_HEADER as usize];
+            let ok =
+                len >= SEGMENT_HEADER && file.read_exact_at(&mut h, 0).is_ok() && header_ok(&h);
+            if !ok {
+                // Damaged (a newer format comes with a newer schema, refused before this):
+                // its values still fail their frame or AEAD check when read (`Corrupted`,
+                // then repaired from a replica) rather than being dropped here.
+                warn!(path = %path.display(), "files: a value log segment's header is damaged");
+            }
+            found.insert(segment, len);
+        }
+        let plan = plan_recovery(&found, logged);
+        let mut changed = 0usize;
+        for &segment in &plan.remove {
+            let path = dir.join(segment_name(segment));
+            match std::fs::remove_file(&path) {
+                Ok(()) => changed += 1,
+                Err(e) => {
+                    warn!(path = %path.display(), error = %e, "files: removing an unused value log segment")
+                }
+            }
+        }
+        for &(segment, end) in &plan.truncate {
+            let path = dir.join(segment_name(segment));
+            open_rw(&path)?
+                .set_len(end)
+                .map_err(FilesError::io("truncating", &path))?;
+            changed += 1;
+        }
+        if changed > 0 {
+            crate::durable::sync_dir(dir).map_err(FilesError::io("syncing", dir))?;
+            info!(
+                segments = changed,
+                rows = plan.drop_rows.len(),
+                "files: value log recovered"
+            );
+        }
+        let mut files = HashMap::new();
+        let mut lengths = BTreeMap::new();
+        for (&segment, &len) in &found {
+            if plan.remove.contains(&segment) {
+                continue;
+            }
+            let len = plan
+                .truncate
+                .iter()
+                .find(|(s, _)| *s == segment)
+                .map_or(len, |(_, end)| *end);
+            files.insert(
+                segment,
+                Arc::new(open_rw(&dir.join(segment_name(segment)))?),
+            );
+            lengths.insert(segment, len);
+        }
+        let last = lengths.iter().next_back().map(|(&s, &l)| (s, l));
+        let (active, len) = match last {
+            Some((s, l)) if l < segment_max() => (s, l),
+            _ => {
+                // After every segment found, removed ones included: a number is not
+                // reused while a pointer to it may still be about (rows dropped below).
+                let s = found.keys().next_back().map_or(1, |s| s + 1);
+                let file = create_segment(dir, s)?;
+                files.insert(s, Arc::new(file));
+                lengths.insert(s, SEGMENT_HEADER);
+                (s, SEGMENT_HEADER)
+            }
+        };
+        let file = files.get(&active).cloned().ok_or(FilesError::Internal(
+            "the active value log segment is not open",
+        ))?;
+        let log = ValueLog {
+            dir: dir.to_path_buf(),
+            files: Mutex::new(files),
+            writer: Mutex::new(Writer {
+                active,
+                file,
+                len,
+                lengths,
+                live: plan.live,
+            }),
+        };
+        Ok((log, plan.drop_rows))
+    }
+
+    /// Appends the sealed contents of `items` (id, sealed bytes) in one write and
+    /// fdatasyncs them; returns where each is. Called by the committer before the
+    /// transaction that points at them.
+    pub fn append(&self, items: &[(&[u8; 32], &[u8])]) -> Result<Vec<Loc>, FilesError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if w.len >= segment_max() {
+            self.roll(&mut w)?;
+        }
+        let mut buf = Vec::with_capacity(
+            items
+                .iter()
+                .map(|(_, s)| s.len() + FRAME_HEADER as usize)
+                .sum(),
+        );
+        let mut locs = Vec::with_capacity(items.len());
+        for (id, sealed) in items {
+            let at = w.len + buf.len() as u64;
+            let loc = frame(&mut buf, w.active, at, id, sealed)
+                .ok_or_else(|| FilesError::Invalid("a value too large for the value log".into()))?;
+            locs.push(loc);
+        }
+        let path = || self.dir.join(segment_name(w.active));
+        write_all_at(&w.file, &buf, w.len).map_err(FilesError::io("appending to", path()))?;
+        w.file
+            .sync_data()
+            .map_err(FilesError::io("syncing", path()))?;
+        w.len += buf.len() as u64;
+        let (active, len) = (w.active, w.len);
+        w.lengths.insert(active, len);
+        Ok(locs)
+    }
+
+    /// Starts a new segment (its creation made durable before anything points into it).
+    fn roll(&self, w: &mut Writer) -> Result<(), FilesError> {
+        let next = w.active + 1;
+        let file = Arc::new(create_segment(&self.dir, next)?);
+        self.files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(next, file.clone());
+        w.active = next;
+        w.file = file;
+        w.len = SEGMENT_HEADER;
+        w.lengths.insert(next, SEGMENT_HEADER);
+        Ok(())
+    }
+
+    /// After a commit: `added` values are now pointed at, `freed` ones no longer. A
+    /// segment other than the active one left without a live value is removed.
+    pub fn committed(&self, added: &[Loc], freed: &[Loc]) {
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        for loc in added {
+            *w.live.entry(loc.segment).or_insert(0) += u64::from(loc.len);
+        }
+        let mut emptied = Vec::new();
+        for loc in freed {
+            if let Some(l) = w.live.get_mut(&loc.segment) {
+                *l = l.saturating_sub(u64::from(loc.len));
+                if *l == 0 && loc.segment != w.active {
+                    emptied.push(loc.segment);
+                }
+            }
+        }
+        for segment in emptied {
+            w.live.remove(&segment);
+            w.lengths.remove(&segment);
+            self.remove(segment);
+        }
+    }
+
+    /// Forgets segment `segment` and unlinks its file (readers holding it finish their
+    /// reads; new readers look their pointer up again). Not made durable: a segment
+    /// without a committed value is removed at the next open anyway.
+    fn remove(&self, segment: u64) {
+        self.files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&segment);
+        let path = self.dir.join(segment_name(segment));
+        if let Err(e) = std::fs::remove_file(&path) {
+            warn!(path = %path.display(), error = %e, "files: removing a value log segment");
+        }
+    }
+
+    /// The segment to compact next, if one is less than half live.
+    pub fn compaction_candidate(&self) -> Option<u64> {
+        let w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        to_compact(&w.live, &w.lengths, w.active)
+    }
+
+    /// The sealed contents of `id` at `loc`, checked against the record's frame (its id
+    /// and length): anything else is `Corrupted`. `None` if the segment is no longer
+    /// there (compacted or emptied since the pointer was read: look it up again).
+    pub fn read(&self, id: &[u8; 32], loc: &Loc) -> Result<Option<Vec<u8>>, FilesError> {
+        let file = self
+            .files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&loc.segment)
+            .cloned();
+        let Some(file) = file else {
+            return Ok(None);
+        };
+        let mut buf = vec![0u8; FRAME_HEADER as usize + loc.len as usize];
+        let what = || {
+            format!(
+                "{}: value log {} at {}",
+                super::id::FileId::from_digest(*id),
+                segment_name(loc.segment),
+                loc.offset
+            )
+        };
+        match file.read_exact_at(&mut buf, loc.frame_start()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(FilesError::corrupted(format!("{}: cut short", what())))
+            }
+            Err(e) => {
+                return Err(FilesError::io(
+                    "reading",
+                    self.dir.join(segment_name(loc.segment)),
+                )(e))
+            }
+        }
+        if !frame_matches(&buf[..FRAME_HEADER as usize], id, loc) {
+            return Err(FilesError::corrupted(format!("{}: another record", what())));
+        }
+        buf.drain(..FRAME_HEADER as usize);
+        Ok(Some(buf))
+    }
+
+    /// The raw sealed bytes at `loc` for compaction (no frame check: a damaged value is
+    /// moved as it is and still fails its authentication when read).
+    pub fn read_raw(&self, loc: &Loc) -> Result<Vec<u8>, FilesError> {
+        let file = self
+            .files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&loc.segment)
+            .cloned()
+            .ok_or(FilesError::Internal("compacting a segment that is gone"))?;
+        let mut buf = vec![0u8; loc.len as usize];
+        file.read_exact_at(&mut buf, loc.offset)
+            .map_err(FilesError::io(
+                "reading",
+                self.dir.join(segment_name(loc.segment)),
+            ))?;
+        Ok(buf)
+    }
+
+    /// Segment lengths and live bytes (tests and figures).
+    pub fn segments(&self) -> Vec<(u64, u64, u64)> {
+        let w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        w.lengths
+            .iter()
+            .map(|(&s, &len)| (s, len, w.live.get(&s).copied().unwrap_or(0)))
+            .collect()
+    }
+}
+
+/// Creates segment `segment` with its header, synced, and syncs the directory.
+fn create_segment(dir: &Path, segment: u64) -> Result<File, FilesError> {
+    let path = dir.join(segment_name(segment));
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options
+        .open(&path)
+        .map_err(FilesError::io("creating", &path))?;
+    write_all_at(&file, &segment_header(), 0).map_err(FilesError::io("writing", &path))?;
+    file.sync_all().map_err(FilesError::io("syncing", &path))?;
+    crate::durable::sync_dir(dir).map_err(FilesError::io("syncing", dir))?;
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("memmesh-vlog-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn values_read_back_a_tail_is_cut_and_an_empty_segment_goes() {
+        let d = dir("basic");
+        let (log, dropped) = ValueLog::open(&d, &HashMap::new()).unwrap();
+        assert!(dropped.is_empty());
+        let locs = log
+            .append(&[
+                (&[1; 32], b"one".as_slice()),
+                (&[2; 32], b"two!".as_slice()),
+            ])
+            .unwrap();
+        log.committed(&locs, &[]);
+        assert_eq!(log.read(&[1; 32], &locs[0]).unwrap().unwrap(), b"one");
+        assert_eq!(log.read(&[2; 32], &locs[1]).unwrap().unwrap(), b"two!");
+        // The wrong id, or a pointer into the middle of a record: Corrupted.
+        let e = log.read(&[2; 32], &locs[0]).unwrap_err();
+        assert_eq!(
+            crate::error::Classify::kind(&e),
+            crate::ErrorKind::Corrupted
+        );
+        // Appended but never committed (a crash before the transaction): cut at open.
+        let uncommitted = log.append(&[(&[3; 32], b"three".as_slice())]).unwrap();
+        let seg = d.join(segment_name(locs[0].segment));
+        assert_eq!(std::fs::metadata(&seg).unwrap().len(), uncommitted[0].end());
+        drop(log);
+        let logged: HashMap<[u8; 32], Loc> = [([1; 32], locs[0]), ([2; 32], locs[1])].into();
+        let (log, dropped) = ValueLog::open(&d, &logged).unwrap();
+        assert!(dropped.is_empty());
+        assert_eq!(std::fs::metadata(&seg).unwrap().len(), locs[1].end());
+        assert_eq!(log.read(&[2; 32], &locs[1]).unwrap().unwrap(), b"two!");
+        // A flipped byte of the frame: Corrupted, never another value.
+        drop(log);
+        let mut bytes = std::fs::read(&seg).unwrap();
+        bytes[locs[1].frame_start() as usize] ^= 1;
+        std::fs::write(&seg, &bytes).unwrap();
+        let (log, _) = ValueLog::open(&d, &logged).unwrap();
+        assert!(log.read(&[2; 32], &locs[1]).is_err());
+        // A damaged segment header is only reported: the values stay, checked when read.
+        drop(log);
+        let mut bytes = std::fs::read(&seg).unwrap();
+        bytes[0] ^= 1;
+        std::fs::write(&seg, &bytes).unwrap();
+        let (log, dropped) = ValueLog::open(&d, &logged).unwrap();
+        assert!(dropped.is_empty());
+        assert_eq!(log.read(&[1; 32], &locs[0]).unwrap().unwrap(), b"one");
+        // Nothing committed points into it any more: the segment goes at open.
+        drop(log);
+        let (log, _) = ValueLog::open(&d, &HashMap::new()).unwrap();
+        assert!(!seg.exists());
+        assert_eq!(log.segments().len(), 1, "a new active segment");
+        drop(log);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_full_segment_rolls_and_an_emptied_one_is_removed() {
+        let d = dir("roll");
+        let (log, _) = ValueLog::open(&d, &HashMap::new()).unwrap();
+        let big = vec![7u8; SEGMENT_MAX as usize];
+        let first = log.append(&[(&[1; 32], big.as_slice())]).unwrap();
+        log.committed(&first, &[]);
+        let second = log.append(&[(&[2; 32], b"x".as_slice())]).unwrap();
+        log.committed(&second, &[]);
+        assert_eq!(second[0].segment, first[0].segment + 1);
+        assert_eq!(log.compaction_candidate(), None);
+        log.committed(&[], &first);
+        assert!(!d.join(segment_name(first[0].segment)).exists());
+        assert_eq!(
+            log.read(&[1; 32], &first[0]).unwrap(),
+            None,
+            "gone: look again"
+        );
+        assert_eq!(log.segments().len(), 1);
+        drop(log);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
