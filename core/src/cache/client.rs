@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::future::Either;
 use tracing::debug;
 
 use crate::cache::batch::batches;
@@ -517,8 +516,11 @@ pub(crate) async fn write_entries(
         if planned.is_empty() {
             return Ok(plan.into_existed());
         }
-        // Boxed: each send's future is large, and a vector of them moved on every push
-        // and again into `join_all` cost more than the write itself (callgrind).
+        // This node's own share is applied at once, in place (no wire copies, no
+        // forwards: this loop sends to owners that appear meanwhile on its next round).
+        // Boxed: each remote send's future is large, and a vector of them moved on every
+        // push and again into `join_all` cost more than the write itself (callgrind).
+        let mut here = Vec::new();
         let mut sends = Vec::with_capacity(planned.len());
         for send in planned {
             let size = |&i: &usize| {
@@ -529,17 +531,10 @@ pub(crate) async fn write_entries(
             };
             for todo in split(shared, send.entries, size) {
                 let t = send.target;
-                let sent_to = send.sent_to.clone();
                 if t == shared.id {
-                    // This node's own share: applied in place, without wire copies.
-                    let views: Vec<EntryView> =
-                        todo.iter().map(|&i| plan.entries()[i].clone()).collect();
-                    let spec = &spec;
-                    sends.push(Either::Left(Box::pin(async move {
-                        let applied =
-                            serve::apply_views(shared, t, b, spec, &views, &sent_to).await;
-                        (t, todo, applied)
-                    })));
+                    let views = todo.iter().filter_map(|&i| plan.entries().get(i));
+                    let applied = serve::apply_here(shared, b, views);
+                    here.push((t, todo, applied));
                     continue;
                 }
                 let part = ApplyPart {
@@ -548,15 +543,16 @@ pub(crate) async fn write_entries(
                         .iter()
                         .map(|&i| WireEntry::from(&plan.entries()[i]))
                         .collect(),
-                    sent_to,
+                    sent_to: send.sent_to.clone(),
                 };
-                sends.push(Either::Right(Box::pin(async move {
+                sends.push(Box::pin(async move {
                     (t, todo, outbox::apply_at(shared, t, part).await)
-                })));
+                }));
             }
         }
         let mut last_err = None;
-        for (t, todo, reply) in futures::future::join_all(sends).await {
+        let replies = futures::future::join_all(sends).await;
+        for (t, todo, reply) in here.into_iter().chain(replies) {
             match reply {
                 Ok(outcomes) => {
                     let table = shared.cache.table();

@@ -3,7 +3,7 @@
 //! decisions are `coalesce.rs`). Each write gets exactly the answer its own `Apply` would
 //! have got: its outcomes, or its error.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -35,7 +35,7 @@ struct Pending {
 /// The lanes of writes to each peer.
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
-    lanes: Mutex<HashMap<NodeId, Lane<Pending>>>,
+    lanes: Mutex<BTreeMap<NodeId, Lane<Pending>>>,
     /// Write requests sent to peers (`Apply` and `ApplyBatch`).
     requests: AtomicU64,
     /// Writes they carried (an `ApplyBatch` carries several).
@@ -52,7 +52,7 @@ impl Outbox {
         )
     }
 
-    fn lanes(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, Lane<Pending>>> {
+    fn lanes(&self) -> std::sync::MutexGuard<'_, BTreeMap<NodeId, Lane<Pending>>> {
         self.lanes.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

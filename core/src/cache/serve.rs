@@ -237,11 +237,38 @@ pub(crate) fn part_failed(e: &crate::error::Error) -> PartReply {
     }
 }
 
+/// Applies `views` of bucket `b` to this node's store, without forwarding them, and
+/// returns, per entry, what applying it did. A version further ahead than the clock
+/// accepts refuses them all, before anything is applied (`InvalidInput`). The writes
+/// this node coordinates use it for their own share: their coordinator sends to owners
+/// that appear meanwhile itself, on its next round (`client::write_entries`).
+pub(crate) fn apply_here<'a>(
+    shared: &CacheService,
+    b: &Bucket,
+    views: impl Iterator<Item = &'a EntryView> + Clone,
+) -> Result<Vec<Outcome>> {
+    let now = wall_ms();
+    for e in views.clone() {
+        shared.cache.hlc.check_at(e.version, now)?;
+    }
+    let mut existed = Vec::with_capacity(views.size_hint().0);
+    let mut store = b.store();
+    for e in views {
+        shared.cache.hlc.observe_at(e.version, now)?;
+        let applied = store.apply(e, now, Charge::Enforce)?;
+        existed.push(Outcome {
+            existed: applied.existed,
+            superseded_by: applied.superseded_by,
+        });
+    }
+    Ok(existed)
+}
+
 /// Applies `views` of bucket `b` here, written by `from` (this node, or a peer) and sent
 /// to `sent_to`, then forwards them to the owners in this node's table that the writer
 /// did not send to. Returns, per entry, what applying it did. A version further ahead
 /// than the clock accepts refuses them all, before anything is applied (`InvalidInput`).
-pub(crate) async fn apply_views(
+async fn apply_views(
     shared: &Arc<CacheService>,
     from: NodeId,
     b: &Arc<Bucket>,
@@ -249,22 +276,7 @@ pub(crate) async fn apply_views(
     views: &[EntryView],
     sent_to: &[NodeId],
 ) -> Result<Vec<Outcome>> {
-    let now = wall_ms();
-    for e in views {
-        shared.cache.hlc.check_at(e.version, now)?;
-    }
-    let mut existed = Vec::with_capacity(views.len());
-    {
-        let mut store = b.store();
-        for e in views {
-            shared.cache.hlc.observe_at(e.version, now)?;
-            let applied = store.apply(e, now, Charge::Enforce)?;
-            existed.push(Outcome {
-                existed: applied.existed,
-                superseded_by: applied.superseded_by,
-            });
-        }
-    }
+    let existed = apply_here(shared, b, views.iter())?;
     // Forward to owners in our table that the writer did not send to.
     let partitions: Vec<u16> = views.iter().map(|e| e.partition).collect();
     let forward = Forward::plan(&partitions, sent_to, [from, shared.id], |p| {

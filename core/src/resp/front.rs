@@ -1,7 +1,7 @@
 //! The state of a node's RESP front shared by its connections: the cache it serves, the
 //! password, the limits, the buckets opened so far and the client budget.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -32,7 +32,9 @@ pub struct Front {
     pub(crate) limits: RespLimits,
     /// Whether `FLUSHDB`/`FLUSHALL` are served (`redis_allow_flush`).
     pub(crate) allow_flush: bool,
-    buckets: Mutex<HashMap<u32, Arc<Bucket>>>,
+    /// By database number (a few at most: a small ordered map looks up faster than
+    /// hashing the number on every command).
+    buckets: Mutex<BTreeMap<u32, Arc<Bucket>>>,
     next_id: AtomicU64,
     clients: Mutex<HashMap<IpAddr, usize>>,
     connected: AtomicUsize,
@@ -78,7 +80,7 @@ impl Front {
             password,
             limits,
             allow_flush,
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
             clients: Mutex::new(HashMap::new()),
             connected: AtomicUsize::new(0),
