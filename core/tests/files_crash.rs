@@ -512,7 +512,13 @@ async fn a_schema_3_store_killed_while_it_is_converted_restarts_consistent() {
     let mut deleted: HashSet<FileId> = HashSet::new();
     for round in 0..4u64 {
         assert!(schema3::to_schema_3(&data, me.as_bytes()) >= kept.len());
-        let kill_after = Duration::from_millis(rng.below(1500));
+        // Even rounds: within the child's start (the process, the node, the store's open
+        // and conversion); odd rounds: later, while it churns and compacts.
+        let kill_after = Duration::from_millis(if round % 2 == 0 {
+            rng.below(60)
+        } else {
+            200 + rng.below(1300)
+        });
         let lines = run_child(&data, round, kill_after, None, true, true);
         let mut maybe: HashSet<FileId> = HashSet::new();
         for line in &lines {
