@@ -3,6 +3,8 @@
 //! 10,000 small files across a restart.
 
 mod common;
+#[path = "common/schema3.rs"]
+mod schema3;
 
 use std::path::{Path, PathBuf};
 
@@ -668,19 +670,26 @@ fn the_store_is_usable_from_threads_without_an_async_runtime() {
     let _ = std::fs::remove_dir_all(&data);
 }
 
-/// Flips one byte of `id`'s sealed contents in the value log (`<data>/files-log/`, where
-/// its `logged` row in `<data>/files.redb` points; the node stopped).
-fn flip_inlined_byte(data: &Path, id: FileId) {
-    use memmesh::files::logfmt::{segment_name, Loc};
+/// Where `id`'s sealed contents are in the value log: the pointer in its record
+/// (`<data>/files.redb`, the node stopped).
+fn loc_of(data: &Path, id: FileId) -> memmesh::files::logfmt::Loc {
+    use memmesh::files::db::Record;
     use redb::{ReadableDatabase, TableDefinition};
-    let table: TableDefinition<&[u8], &[u8]> = TableDefinition::new("logged");
-    let loc = {
-        let db = redb::Database::create(data.join("files.redb")).unwrap();
-        let txn = db.begin_read().unwrap();
-        let t = txn.open_table(table).unwrap();
-        let v = t.get(&id.digest()[..]).unwrap().expect("logged");
-        Loc::decode(v.value()).expect("a value log pointer")
-    };
+    let table: TableDefinition<&[u8], &[u8]> = TableDefinition::new("files");
+    let db = redb::Database::create(data.join("files.redb")).unwrap();
+    let txn = db.begin_read().unwrap();
+    let t = txn.open_table(table).unwrap();
+    let v = t.get(&id.digest()[..]).unwrap().expect("a record");
+    Record::loc_of(v.value())
+        .expect("a well-formed record")
+        .expect("a value log pointer")
+}
+
+/// Flips one byte of `id`'s sealed contents in the value log (`<data>/files-log/`, where
+/// its record in `<data>/files.redb` points; the node stopped).
+fn flip_inlined_byte(data: &Path, id: FileId) {
+    use memmesh::files::logfmt::segment_name;
+    let loc = loc_of(data, id);
     let path = data.join("files-log").join(segment_name(loc.segment));
     let mut log = std::fs::read(&path).unwrap();
     let at = (loc.offset + u64::from(loc.len) / 2) as usize;
@@ -689,10 +698,10 @@ fn flip_inlined_byte(data: &Path, id: FileId) {
 }
 
 /// A schema-2 store (small files in the `inline` table) opened by this build: upgraded to
-/// schema 3 in place, its small file read from `inline`, new small files logged.
+/// schema 4 in place, its small file read from `inline`, new small files logged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schema_2_store_is_upgraded_and_its_inlined_files_still_read() {
-    use memmesh::files::logfmt::{segment_name, Loc};
+    use memmesh::files::logfmt::segment_name;
     use redb::{ReadableDatabase, ReadableTable, TableDefinition};
     let data = dir("schema2");
     let node = start(&data).await;
@@ -703,18 +712,14 @@ async fn a_schema_2_store_is_upgraded_and_its_inlined_files_still_read() {
         .await
         .unwrap();
     node.shutdown().await.unwrap();
-    // Make it what schema 2 wrote: the sealed bytes in `inline`, no `logged` row, no log.
+    // Make it what schema 2 wrote: the sealed bytes in `inline`, a record of version 1
+    // without a pointer, no log.
     let meta: TableDefinition<&str, u64> = TableDefinition::new("meta");
-    let logged: TableDefinition<&[u8], &[u8]> = TableDefinition::new("logged");
+    let records: TableDefinition<&[u8], &[u8]> = TableDefinition::new("files");
     let inline: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inline");
     {
+        let loc = loc_of(&data, id);
         let db = redb::Database::create(data.join("files.redb")).unwrap();
-        let loc = {
-            let txn = db.begin_read().unwrap();
-            let t = txn.open_table(logged).unwrap();
-            let v = t.get(&id.digest()[..]).unwrap().expect("logged");
-            Loc::decode(v.value()).unwrap()
-        };
         let log = std::fs::read(data.join("files-log").join(segment_name(loc.segment))).unwrap();
         let sealed = &log[loc.offset as usize..loc.end() as usize];
         let txn = db.begin_write().unwrap();
@@ -722,10 +727,15 @@ async fn a_schema_2_store_is_upgraded_and_its_inlined_files_still_read() {
             .unwrap()
             .insert("schema_version", 2)
             .unwrap();
-        txn.open_table(logged)
-            .unwrap()
-            .remove(&id.digest()[..])
-            .unwrap();
+        {
+            let mut t = txn.open_table(records).unwrap();
+            let row = t.get(&id.digest()[..]).unwrap().unwrap().value().to_vec();
+            assert_eq!(row[0], 2, "a logged file's record is of version 2");
+            let mut v1 = vec![1u8];
+            v1.extend_from_slice(&row[1..25]);
+            v1.extend_from_slice(&row[45..]);
+            t.insert(&id.digest()[..], &v1[..]).unwrap();
+        }
         txn.open_table(inline)
             .unwrap()
             .insert(&id.digest()[..], sealed)
@@ -744,32 +754,104 @@ async fn a_schema_2_store_is_upgraded_and_its_inlined_files_still_read() {
         .unwrap();
     assert_eq!(files.stats().unwrap().files, 2);
     node.shutdown().await.unwrap();
+    let (schema, logged, _, versions) = schema3::inspect(&data);
+    assert_eq!((schema, logged), (4, 0));
+    let version = |id: FileId| {
+        versions
+            .iter()
+            .find(|(k, _)| k[..] == id.digest()[..])
+            .map(|(_, v)| *v)
+    };
+    assert_eq!(version(id), Some(1), "still inlined");
+    assert_eq!(version(id2), Some(2), "logged, the pointer in its record");
     let db = redb::Database::create(data.join("files.redb")).unwrap();
     let txn = db.begin_read().unwrap();
-    assert_eq!(
-        txn.open_table(meta)
-            .unwrap()
-            .get("schema_version")
-            .unwrap()
-            .unwrap()
-            .value(),
-        3
-    );
-    assert!(txn
-        .open_table(logged)
-        .unwrap()
-        .get(&id2.digest()[..])
-        .unwrap()
-        .is_some());
-    assert!(txn
-        .open_table(logged)
-        .unwrap()
-        .get(&id.digest()[..])
-        .unwrap()
-        .is_none());
     assert_eq!(txn.open_table(inline).unwrap().iter().unwrap().count(), 1);
     drop(txn);
     drop(db);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// A schema-3 store (small files' value log pointers in `logged`, records of version 1,
+/// a `holders` row for this node beside each record) opened by this build: converted to
+/// schema 4 when opened (pointers moved into the records, `logged` emptied), every file
+/// read back, this node listed once as a holder; new puts write no `holders` row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_3_store_is_converted_and_its_logged_files_still_read() {
+    let data = dir("schema3");
+    let node = start(&data).await;
+    let me = node.id();
+    let files = node.files().unwrap();
+    let mut old = Vec::new();
+    for i in 0..20u8 {
+        let bytes = pattern(1000 + usize::from(i) * 700, 30 + i);
+        let id = files
+            .put_bytes(bytes.clone(), PutOptions::named(format!("old{i}")))
+            .await
+            .unwrap();
+        old.push((id, bytes));
+    }
+    let big = pattern(100_000, 77);
+    let big_id = files
+        .put_bytes(big.clone(), PutOptions::named("big"))
+        .await
+        .unwrap();
+    node.shutdown().await.unwrap();
+    assert_eq!(schema3::to_schema_3(&data, me.as_bytes()), 20);
+    let (schema, logged, holders, _) = schema3::inspect(&data);
+    assert_eq!((schema, logged, holders), (3, 20, 21));
+
+    let node = start(&data).await;
+    assert_eq!(node.id(), me);
+    let files = node.files().unwrap();
+    for (i, (id, bytes)) in old.iter().enumerate() {
+        assert_eq!(&files.get_bytes(*id).await.unwrap()[..], &bytes[..]);
+        let info = files.stat(*id).await.unwrap();
+        assert_eq!(info.name, Some(format!("old{i}")));
+        assert_eq!(info.holders, vec![me], "this node, once");
+    }
+    assert_eq!(&files.get_bytes(big_id).await.unwrap()[..], &big[..]);
+    assert_eq!(files.stat(big_id).await.unwrap().holders, vec![me]);
+    assert_eq!(files.stats().unwrap().files, 21);
+    // A renamed old file keeps its pointer; new puts and deletes work on converted rows.
+    files
+        .put_bytes(old[0].1.clone(), PutOptions::named("renamed"))
+        .await
+        .unwrap();
+    files.delete(old[1].0).await.unwrap();
+    let fresh = pattern(4096, 99);
+    let fresh_id = files
+        .put_bytes(fresh.clone(), PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(files.stat(fresh_id).await.unwrap().holders, vec![me]);
+    node.shutdown().await.unwrap();
+    let (schema, logged, holders, versions) = schema3::inspect(&data);
+    assert_eq!((schema, logged), (4, 0), "converted, `logged` emptied");
+    assert_eq!(holders, 20, "the old rows stay; the new put wrote none");
+    assert_eq!(
+        versions.iter().filter(|(_, v)| *v == 2).count(),
+        20,
+        "19 old small files and the new one point into the log"
+    );
+
+    let node = start(&data).await;
+    let files = node.files().unwrap();
+    assert_eq!(
+        files.stat(old[0].0).await.unwrap().name.as_deref(),
+        Some("renamed")
+    );
+    assert_eq!(&files.get_bytes(old[0].0).await.unwrap()[..], &old[0].1[..]);
+    assert_eq!(
+        files.get_bytes(old[1].0).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    for (id, bytes) in &old[2..] {
+        assert_eq!(&files.get_bytes(*id).await.unwrap()[..], &bytes[..]);
+    }
+    assert_eq!(&files.get_bytes(fresh_id).await.unwrap()[..], &fresh[..]);
+    assert_eq!(files.stats().unwrap().files, 21);
+    node.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(&data);
 }
 

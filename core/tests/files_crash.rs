@@ -8,6 +8,8 @@
 //! it. `MEMMESH_FILES_CRASH_SEED` replays a run's kill points.
 
 mod common;
+#[path = "common/schema3.rs"]
+mod schema3;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -148,12 +150,15 @@ fn files_crash_child() {
 
 /// Runs one child until a random instant, kills it with SIGKILL, and returns the lines
 /// it printed.
+/// With `from_spawn`, `kill_after` counts from the start of the process rather than from
+/// its `READY` (so that the kill may land while the node opens its store).
 fn run_child(
     data: &Path,
     round: u64,
     kill_after: Duration,
     big: Option<&Path>,
     churn: bool,
+    from_spawn: bool,
 ) -> Vec<String> {
     let exe = std::env::current_exe().expect("the test binary's path");
     let mut child = Command::new(exe)
@@ -184,8 +189,10 @@ fn run_child(
         }
         lines
     });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("the child node did not start within 60 s");
+    if !from_spawn {
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("the child node did not start within 60 s");
+    }
     std::thread::sleep(kill_after);
     child.kill().expect("SIGKILL the child");
     let status = child.wait().expect("reaping the child");
@@ -235,7 +242,7 @@ async fn killed_at_random_points(churn: bool) {
     let mut acknowledged = 0usize;
     for round in 0..ROUNDS {
         let kill_after = Duration::from_millis(150 + rng.below(1500));
-        let lines = run_child(&data, round, kill_after, None, churn);
+        let lines = run_child(&data, round, kill_after, None, churn, false);
         for line in &lines {
             if let Some(id) = line.strip_prefix("PUT ") {
                 let id: FileId = id.trim().parse().unwrap();
@@ -405,7 +412,7 @@ async fn a_store_killed_during_a_200_mib_put_restarts_consistent_and_the_put_can
         f.flush().unwrap();
     }
     let kill_after = Duration::from_millis(50 + rng.below(1000));
-    let lines = run_child(&data, 0, kill_after, Some(&source), false);
+    let lines = run_child(&data, 0, kill_after, Some(&source), false, false);
     let acknowledged: Option<FileId> = lines
         .iter()
         .find_map(|l| l.strip_prefix("BIG "))
@@ -442,4 +449,138 @@ async fn a_store_killed_during_a_200_mib_put_restarts_consistent_and_the_put_can
     assert_eq!(files.stats().unwrap().files, 1);
     node.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(&base);
+}
+
+/// A schema-3 store (value log pointers in `logged`) opened by a child that converts it
+/// to schema 4 and churns small files in 64 KiB segments, SIGKILLed at a random instant
+/// from its start (while it opens and converts the store, or while it compacts the log,
+/// whose first segment the parent left less than half live), then checked; the store is
+/// turned back into schema 3 before each round. Every file stored before stays readable,
+/// with its name and this node as its one holder, and the metadata ends converted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_3_store_killed_while_it_is_converted_restarts_consistent() {
+    let seed: u64 = std::env::var(SEED_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+                | 1
+        });
+    println!("{SEED_ENV}={seed}");
+    let mut rng = Rng(seed);
+    let data = std::env::temp_dir().join(format!(
+        "memmesh-files-crash-schema3-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&data);
+    // 1,500 small files, two of three deleted: the first segment is a third live.
+    let node = builder("crash-schema3")
+        .data_dir(&data)
+        .start()
+        .await
+        .unwrap();
+    let me = node.id();
+    let files = node.files().unwrap();
+    let mut kept: Vec<(FileId, String)> = Vec::new();
+    let mut puts = futures::stream::FuturesOrdered::new();
+    for k in 0..1500u64 {
+        let files = files.clone();
+        puts.push_back(async move {
+            let mut c = content(2000, k);
+            c.truncate(4000);
+            let name = format!("old{k}");
+            let id = files
+                .put_bytes(c, PutOptions::named(name.clone()))
+                .await
+                .unwrap();
+            (k, id, name)
+        });
+    }
+    use futures::StreamExt;
+    while let Some((k, id, name)) = puts.next().await {
+        if k % 3 == 0 {
+            kept.push((id, name));
+        } else {
+            files.delete(id).await.unwrap();
+        }
+    }
+    node.shutdown().await.unwrap();
+    let mut present: HashSet<FileId> = HashSet::new();
+    let mut deleted: HashSet<FileId> = HashSet::new();
+    for round in 0..4u64 {
+        assert!(schema3::to_schema_3(&data, me.as_bytes()) >= kept.len());
+        // Even rounds: within the child's start (the process, the node, the store's open
+        // and conversion); odd rounds: later, while it churns and compacts.
+        let kill_after = Duration::from_millis(if round % 2 == 0 {
+            rng.below(60)
+        } else {
+            200 + rng.below(1300)
+        });
+        let lines = run_child(&data, round, kill_after, None, true, true);
+        let mut maybe: HashSet<FileId> = HashSet::new();
+        for line in &lines {
+            if let Some(id) = line.strip_prefix("PUT ") {
+                present.insert(id.trim().parse().unwrap());
+            } else if let Some(id) = line.strip_prefix("DELETING ") {
+                let id: FileId = id.trim().parse().unwrap();
+                present.remove(&id);
+                maybe.insert(id);
+            } else if let Some(id) = line.strip_prefix("DEL ") {
+                let id: FileId = id.trim().parse().unwrap();
+                maybe.remove(&id);
+                deleted.insert(id);
+            }
+        }
+        println!(
+            "round {round}: killed {kill_after:?} after the start, ready: {}, {} lines",
+            lines.iter().any(|l| l.contains("READY")),
+            lines.len()
+        );
+        let node = builder("crash-schema3")
+            .data_dir(&data)
+            .start()
+            .await
+            .unwrap();
+        let files = node.files().unwrap();
+        for (id, name) in &kept {
+            let got = files.get_bytes(*id).await.unwrap_or_else(|e| {
+                panic!("round {round}: a file of the old store, {id}, lost: {e} (seed {seed})")
+            });
+            assert_eq!(FileId::of(&got), *id);
+            let info = files.stat(*id).await.unwrap();
+            assert_eq!(info.name.as_deref(), Some(name.as_str()));
+            assert_eq!(info.holders, vec![me], "round {round}");
+        }
+        for id in &present {
+            let got = files.get_bytes(*id).await.unwrap_or_else(|e| {
+                panic!("round {round}: acknowledged put {id} lost: {e} (seed {seed})")
+            });
+            assert_eq!(FileId::of(&got), *id);
+        }
+        for id in &deleted {
+            let e = files.get_bytes(*id).await.unwrap_err();
+            assert_eq!(
+                e.kind(),
+                ErrorKind::NotFound,
+                "round {round}: {id} came back"
+            );
+        }
+        for id in &maybe {
+            match files.get_bytes(*id).await {
+                Ok(got) => assert_eq!(FileId::of(&got), *id),
+                Err(e) => assert_eq!(e.kind(), ErrorKind::NotFound, "round {round}: {e}"),
+            }
+        }
+        let listed = files.list(None, 1000).await.unwrap();
+        for f in &listed.files {
+            files.get_bytes(f.id).await.unwrap();
+        }
+        node.shutdown().await.unwrap();
+        let (schema, logged, _, _) = schema3::inspect(&data);
+        assert_eq!((schema, logged), (4, 0), "round {round}");
+    }
+    let _ = std::fs::remove_dir_all(&data);
 }

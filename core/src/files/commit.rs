@@ -274,12 +274,9 @@ fn commit(
     let logged: Vec<Option<Op>> = batch
         .iter()
         .map(|j| match &j.op {
-            Op::PutInline {
-                id, row, holder, ..
-            } => locs.next().map(|loc| Op::PutLogged {
+            Op::PutInline { id, row, .. } => locs.next().map(|loc| Op::PutLogged {
                 id: *id,
                 row: row.clone(),
-                holder: *holder,
                 loc,
             }),
             _ => None,
@@ -386,14 +383,11 @@ mod tests {
                 created: 0,
                 name: None,
                 content_type: None,
+                loc: None,
             }
             .encode(&[i; 32], &key)
             .unwrap();
-            let op = Op::Put {
-                id: [i; 32],
-                row,
-                holder: [0; 32],
-            };
+            let op = Op::Put { id: [i; 32], row };
             tx.send(Job {
                 op,
                 stored: 100,
@@ -461,13 +455,13 @@ mod tests {
                 created: 0,
                 name: None,
                 content_type: None,
+                loc: None,
             }
             .encode(&[i; 32], &key)
             .unwrap();
             job(Op::PutInline {
                 id: [i; 32],
                 row,
-                holder: [0; 32],
                 content: vec![i; BIG],
             })
         };

@@ -21,8 +21,17 @@
 //! row, after the log bytes were fdatasynced. Small files are appended to the log since
 //! schema 3; those of schema 2 stay in `inline` (readers look in `logged`, then `inline`).
 //! Upgraded in place (nothing to convert); a schema-2 build refuses a schema-3 store.
+//!
+//! Schema 4 (ADR 0016, amendment "The value log pointer in the record") writes **record
+//! version 2** for logged files: the [`Loc`] is in the record itself, so a small put
+//! writes one b-tree row fewer, and `logged` stays empty. A schema-3 database is
+//! converted when opened, in one write transaction ([`migrate_logged`]): each `logged`
+//! pointer moves into its record (the sealed part of the record is not touched, so no key
+//! is needed) and the `logged` row goes. Every record also **implies that this node holds
+//! the file**: `holders` lists the other nodes (records written before schema 4 also list
+//! this node; [`Db::holders`] merges both). A schema-3 build refuses a schema-4 store.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
@@ -35,16 +44,25 @@ use super::crypt::{open_box, seal_box};
 use super::error::FilesError;
 use super::inline::INLINE;
 use super::key::StorageKey;
-use super::logfmt::Loc;
+use super::logfmt::{Loc, LOC_LEN};
+use super::migrate::migrate_logged;
 
 /// The database file's name inside the data dir.
 pub const DB_FILE: &str = "files.redb";
 /// The schema this build writes and reads.
-pub const SCHEMA_VERSION: u64 = 3;
+pub const SCHEMA_VERSION: u64 = 4;
 /// The key of the schema version in `meta`.
 const SCHEMA_KEY: &str = "schema_version";
-/// Version byte of a [`Record`]'s encoding.
-const RECORD_VERSION: u8 = 1;
+/// Version byte of a [`Record`] without a value log pointer (contents in a content file,
+/// or, for stores written before schema 4, in `inline` or `logged`).
+const RECORD_V1: u8 = 1;
+/// Version byte of a [`Record`] with a value log pointer ([`Record::loc`]).
+const RECORD_V2: u8 = 2;
+/// Length of the unencrypted header of a record of version 1: version, size, stored,
+/// created.
+const HEADER_V1: usize = 25;
+/// Length of the unencrypted header of a record of version 2: version 1's, then a [`Loc`].
+const HEADER_V2: usize = HEADER_V1 + LOC_LEN;
 /// Associated-data prefix of the sealed part of a record (the file id follows it).
 const RECORD_AAD: &[u8] = b"memmesh files record v1";
 /// "No value" in the sealed part of a record's length fields.
@@ -84,12 +102,16 @@ pub struct Record {
     pub name: Option<String>,
     /// The content type given at put, if any.
     pub content_type: Option<String>,
+    /// Where the sealed contents are in the value log (record version 2), if they are
+    /// there. The committer sets it ([`Record::with_loc`]): a caller encodes `None`.
+    pub loc: Option<Loc>,
 }
 
 impl Record {
-    /// The row's bytes: `version (1) ‖ size (u64 LE) ‖ stored (u64 LE) ‖ created (u64 LE) ‖
-    /// box`, where the box seals the name and content type under the storage key with
-    /// `RECORD_AAD ‖ id` as associated data.
+    /// The row's bytes: `version ‖ size (u64 LE) ‖ stored (u64 LE) ‖ created (u64 LE) ‖
+    /// [loc (20 bytes, version 2 only)] ‖ box`, where the box seals the name and content
+    /// type under the storage key with `RECORD_AAD ‖ id` as associated data. Version 1
+    /// without a [`Record::loc`], 2 with one.
     pub fn encode(&self, id: &[u8; 32], key: &StorageKey) -> Result<Vec<u8>, FilesError> {
         let mut secret = Vec::new();
         for field in [&self.name, &self.content_type] {
@@ -107,26 +129,32 @@ impl Record {
                 None => secret.extend_from_slice(&ABSENT.to_le_bytes()),
             }
         }
-        let mut out = Vec::with_capacity(25 + 12 + secret.len() + 16);
-        out.push(RECORD_VERSION);
+        let mut out = Vec::with_capacity(HEADER_V2 + 12 + secret.len() + 16);
+        out.push(if self.loc.is_some() {
+            RECORD_V2
+        } else {
+            RECORD_V1
+        });
         out.extend_from_slice(&self.size.to_le_bytes());
         out.extend_from_slice(&self.stored.to_le_bytes());
         out.extend_from_slice(&self.created.to_le_bytes());
+        if let Some(loc) = &self.loc {
+            out.extend_from_slice(&loc.encode());
+        }
         out.extend_from_slice(&seal_box(key.aead(), &aad(id), &secret)?);
         Ok(out)
     }
 
-    /// Decodes a row; `None` if it is malformed or fails authentication.
+    /// Decodes a row; `None` if it is malformed (an unknown version, a short header, a
+    /// malformed pointer) or fails authentication.
     pub fn decode(id: &[u8; 32], bytes: &[u8], key: &StorageKey) -> Option<Record> {
-        let (&version, rest) = bytes.split_first()?;
-        if version != RECORD_VERSION || rest.len() < 24 {
-            return None;
-        }
+        let loc = Record::loc_of(bytes)?;
+        let header = Record::header_len(bytes)?;
         let word = |at: usize| -> Option<u64> {
-            Some(u64::from_le_bytes(rest.get(at..at + 8)?.try_into().ok()?))
+            Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
         };
-        let (size, stored, created) = (word(0)?, word(8)?, word(16)?);
-        let secret = open_box(key.aead(), &aad(id), &rest[24..])?;
+        let (size, stored, created) = (word(1)?, word(9)?, word(17)?);
+        let secret = open_box(key.aead(), &aad(id), bytes.get(header..)?)?;
         let mut at = 0usize;
         let mut field = || -> Option<Option<String>> {
             let len = u32::from_le_bytes(secret.get(at..at + 4)?.try_into().ok()?);
@@ -147,15 +175,49 @@ impl Record {
             created,
             name,
             content_type,
+            loc,
         })
+    }
+
+    /// The length of a row's unencrypted header, `None` for an unknown version or a row
+    /// shorter than its header.
+    fn header_len(bytes: &[u8]) -> Option<usize> {
+        let len = match *bytes.first()? {
+            RECORD_V1 => HEADER_V1,
+            RECORD_V2 => HEADER_V2,
+            _ => return None,
+        };
+        (bytes.len() >= len).then_some(len)
     }
 
     /// Only the unencrypted sizes of a row (what recovery and the usage count need).
     pub fn stored_of(bytes: &[u8]) -> Option<u64> {
-        if bytes.first() != Some(&RECORD_VERSION) {
-            return None;
-        }
+        Record::header_len(bytes)?;
         Some(u64::from_le_bytes(bytes.get(9..17)?.try_into().ok()?))
+    }
+
+    /// The value log pointer of a row, read without the key: `Some(None)` for a record of
+    /// version 1, `Some(Some(loc))` for version 2, `None` if the row is malformed (an
+    /// unknown version, a short header, a malformed pointer).
+    pub fn loc_of(bytes: &[u8]) -> Option<Option<Loc>> {
+        match Record::header_len(bytes)? {
+            HEADER_V2 => Loc::decode(bytes.get(HEADER_V1..HEADER_V2)?).map(Some),
+            _ => Some(None),
+        }
+    }
+
+    /// The same row pointing at `loc` (version 2): the header is rewritten, the sealed
+    /// part is kept byte for byte (its associated data does not cover the header), so no
+    /// key is needed. `None` if the row is malformed.
+    pub fn with_loc(bytes: &[u8], loc: &Loc) -> Option<Vec<u8>> {
+        let header = Record::header_len(bytes)?;
+        let sealed = bytes.get(header..)?;
+        let mut out = Vec::with_capacity(HEADER_V2 + sealed.len());
+        out.push(RECORD_V2);
+        out.extend_from_slice(bytes.get(1..HEADER_V1)?);
+        out.extend_from_slice(&loc.encode());
+        out.extend_from_slice(sealed);
+        Some(out)
     }
 }
 
@@ -168,45 +230,42 @@ fn aad(id: &[u8; 32]) -> Vec<u8> {
 /// A change to the metadata, applied by the committer in a batch.
 #[derive(Debug, Clone)]
 pub enum Op {
-    /// Inserts or replaces a file's row and records `holder` as holding it.
+    /// Inserts or replaces a file's row (this node holds it: a record implies it). A row
+    /// replacing one with a value log pointer keeps that pointer (the caller's copy of it
+    /// may be stale: compaction moves values without the id's lock).
     Put {
         /// The file id.
         id: [u8; 32],
         /// The encoded [`Record`].
         row: Vec<u8>,
-        /// The node holding it.
-        holder: [u8; 32],
     },
     /// Like `Put`, with the file's contents (ciphertext) inlined in the `inline` table,
     /// unless a row for `id` exists: then nothing changes and the result is
     /// [`Applied::kept`] (the put of content already stored is the caller's to finish,
     /// under the id's lock). The check is in the write transaction, so a put needs no
-    /// read transaction of its own.
+    /// read transaction of its own. The committer turns it into `PutLogged` (schema 3 and
+    /// later write no `inline` rows).
     PutInline {
         /// The file id.
         id: [u8; 32],
         /// The encoded [`Record`].
         row: Vec<u8>,
-        /// The node holding it.
-        holder: [u8; 32],
         /// The sealed contents (a content file's bytes).
         content: Vec<u8>,
     },
     /// Like `PutInline`, with the contents already appended (and synced) to the value log
-    /// at `loc`: the row points at them (`logged`). `kept` if a row for `id` exists (the
-    /// appended bytes are then unused).
+    /// at `loc`: the row is written pointing at them (record version 2). `kept` if a row
+    /// for `id` exists (the appended bytes are then unused).
     PutLogged {
         /// The file id.
         id: [u8; 32],
-        /// The encoded [`Record`].
+        /// The encoded [`Record`] (its pointer, if any, is replaced by `loc`).
         row: Vec<u8>,
-        /// The node holding it.
-        holder: [u8; 32],
         /// Where the sealed contents are in the value log.
         loc: Loc,
     },
-    /// Compaction moved a value: `id` points at `to` instead of `from` (if it still points
-    /// at `from`; else `kept` and nothing changes).
+    /// Compaction moved a value: the record of `id` points at `to` instead of `from` (if
+    /// it still points at `from`; else `kept` and nothing changes).
     Relocate {
         /// The file id.
         id: [u8; 32],
@@ -284,12 +343,13 @@ pub struct Db {
 
 impl Db {
     /// Opens (or creates) `<dir>/files.redb`, creating the tables and checking the schema:
-    /// a newer schema is refused.
+    /// a newer schema is refused; an older one is upgraded in the same write transaction
+    /// (schema 3's `logged` pointers move into their records, [`migrate_logged`]).
     pub fn open(dir: &Path) -> Result<Db, FilesError> {
         let path = dir.join(DB_FILE);
         let db = Database::create(&path)?;
         let txn = db.begin_write()?;
-        {
+        let found = {
             let mut meta = txn.open_table(META)?;
             let found = meta.get(SCHEMA_KEY)?.map(|v| v.value());
             match found {
@@ -311,6 +371,18 @@ impl Db {
             txn.open_table(INLINE)?;
             txn.open_table(LOGGED)?;
             txn.open_multimap_table(TOMBSTONE_PENDING)?;
+            found
+        };
+        if found.is_some_and(|v| v < SCHEMA_VERSION) {
+            let done = migrate_logged(&txn)?;
+            tracing::info!(
+                from = found,
+                to = SCHEMA_VERSION,
+                moved = done.moved,
+                dropped = done.dropped,
+                orphans = done.orphans,
+                "files: metadata schema upgraded"
+            );
         }
         txn.commit()?;
         Ok(Db { db, path })
@@ -328,26 +400,26 @@ impl Db {
         Ok(t.get(&id[..])?.map(|v| v.value().to_vec()))
     }
 
-    /// Where a file's contents are in the value log, if they are there (a malformed
-    /// pointer is `Corrupted`).
+    /// Where a file's contents are in the value log (its record's pointer), if they are
+    /// there (a malformed record is `Corrupted`).
     pub fn logged(&self, id: &[u8; 32]) -> Result<Option<Loc>, FilesError> {
         let txn = self.db.begin_read()?;
-        let t = txn.open_table(LOGGED)?;
+        let t = txn.open_table(FILES)?;
         match t.get(&id[..])? {
             None => Ok(None),
-            Some(v) => Loc::decode(v.value()).map(Some).ok_or_else(|| {
+            Some(v) => Record::loc_of(v.value()).ok_or_else(|| {
                 FilesError::corrupted(format!(
-                    "value log pointer of {}",
+                    "metadata of {}",
                     super::id::FileId::from_digest(*id)
                 ))
             }),
         }
     }
 
-    /// Every value log pointer, and the ids whose pointer is malformed (recovery).
+    /// Every value log pointer, and the ids whose record is malformed (recovery).
     pub fn all_logged(&self) -> Result<(Logged, Vec<[u8; 32]>), FilesError> {
         let txn = self.db.begin_read()?;
-        let t = txn.open_table(LOGGED)?;
+        let t = txn.open_table(FILES)?;
         let mut out = HashMap::new();
         let mut bad = Vec::new();
         for entry in t.iter()? {
@@ -355,10 +427,11 @@ impl Db {
             let Ok(id) = <[u8; 32]>::try_from(k.value()) else {
                 continue;
             };
-            match Loc::decode(v.value()) {
-                Some(loc) => {
+            match Record::loc_of(v.value()) {
+                Some(Some(loc)) => {
                     out.insert(id, loc);
                 }
+                Some(None) => {}
                 None => bad.push(id),
             }
         }
@@ -368,11 +441,13 @@ impl Db {
     /// The values in value log segment `segment` (compaction).
     pub fn logged_in(&self, segment: u64) -> Result<Vec<([u8; 32], Loc)>, FilesError> {
         let txn = self.db.begin_read()?;
-        let t = txn.open_table(LOGGED)?;
+        let t = txn.open_table(FILES)?;
         let mut out = Vec::new();
         for entry in t.iter()? {
             let (k, v) = entry?;
-            if let (Ok(id), Some(loc)) = (<[u8; 32]>::try_from(k.value()), Loc::decode(v.value())) {
+            if let (Ok(id), Some(Some(loc))) =
+                (<[u8; 32]>::try_from(k.value()), Record::loc_of(v.value()))
+            {
                 if loc.segment == segment {
                     out.push((id, loc));
                 }
@@ -381,17 +456,21 @@ impl Db {
         Ok(out)
     }
 
-    /// The holders of a file.
-    pub fn holders(&self, id: &[u8; 32]) -> Result<Vec<[u8; 32]>, FilesError> {
+    /// The holders of a file: the nodes `holders` lists and, if the file has a record
+    /// here, this node (`local`; a record implies it since schema 4), in node id order.
+    pub fn holders(&self, id: &[u8; 32], local: &[u8; 32]) -> Result<Vec<[u8; 32]>, FilesError> {
         let txn = self.db.begin_read()?;
+        let mut out = BTreeSet::new();
+        if txn.open_table(FILES)?.get(&id[..])?.is_some() {
+            out.insert(*local);
+        }
         let t = txn.open_multimap_table(HOLDERS)?;
-        let mut out = Vec::new();
         for v in t.get(&id[..])? {
             if let Ok(h) = <[u8; 32]>::try_from(v?.value()) {
-                out.push(h);
+                out.insert(h);
             }
         }
-        Ok(out)
+        Ok(out.into_iter().collect())
     }
 
     /// Whether a tombstone is kept for `id`.
@@ -401,9 +480,25 @@ impl Db {
         Ok(t.get(&id[..])?.is_some())
     }
 
-    /// Every file with recorded holders, and those holders.
-    pub fn all_holders(&self) -> Result<Vec<Pending>, FilesError> {
-        self.all_of(HOLDERS)
+    /// Every file with holders, and those holders ([`Db::holders`]: `local` holds every
+    /// file with a record), in id order.
+    pub fn all_holders(&self, local: &[u8; 32]) -> Result<Vec<Pending>, FilesError> {
+        let mut all: BTreeMap<[u8; 32], BTreeSet<[u8; 32]>> = BTreeMap::new();
+        for (id, nodes) in self.all_of(HOLDERS)? {
+            all.entry(id).or_default().extend(nodes);
+        }
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(FILES)?;
+        for entry in t.iter()? {
+            let (k, _) = entry?;
+            if let Ok(id) = <[u8; 32]>::try_from(k.value()) {
+                all.entry(id).or_default().insert(*local);
+            }
+        }
+        Ok(all
+            .into_iter()
+            .map(|(id, nodes)| (id, nodes.into_iter().collect()))
+            .collect())
     }
 
     /// Every tombstone with holders that have yet to acknowledge it, and those holders.
@@ -493,24 +588,25 @@ impl Db {
             let mut files = txn.open_table(FILES)?;
             let mut holders = txn.open_multimap_table(HOLDERS)?;
             let mut inline = txn.open_table(INLINE)?;
-            let mut logged = txn.open_table(LOGGED)?;
             let mut tombstones = txn.open_table(TOMBSTONES)?;
             let mut pending = txn.open_multimap_table(TOMBSTONE_PENDING)?;
             for op in ops {
                 match op {
-                    Op::Put { id, row, holder } => {
-                        let previous = files
-                            .insert(&id[..], &row[..])?
-                            .and_then(|old| Record::stored_of(old.value()));
-                        holders.insert(&id[..], &holder[..])?;
+                    Op::Put { id, row } => {
+                        let old = files.get(&id[..])?.map(|v| v.value().to_vec());
+                        let previous = old.as_deref().and_then(Record::stored_of);
+                        // A value log pointer stays with the file: compaction may have
+                        // moved it since the caller read the row.
+                        let kept_loc = old.as_deref().and_then(Record::loc_of).flatten();
+                        let row = match kept_loc {
+                            Some(loc) => Record::with_loc(row, &loc)
+                                .ok_or_else(|| FilesError::Invalid("a malformed record".into()))?,
+                            None => row.clone(),
+                        };
+                        files.insert(&id[..], &row[..])?;
                         applied.push(Applied::changed(previous));
                     }
-                    Op::PutInline {
-                        id,
-                        row,
-                        holder,
-                        content,
-                    } => {
+                    Op::PutInline { id, row, content } => {
                         let existing = files
                             .get(&id[..])?
                             .map(|old| Record::stored_of(old.value()).unwrap_or(0));
@@ -523,16 +619,10 @@ impl Db {
                             continue;
                         }
                         files.insert(&id[..], &row[..])?;
-                        holders.insert(&id[..], &holder[..])?;
                         inline.insert(&id[..], &content[..])?;
                         applied.push(Applied::changed(None));
                     }
-                    Op::PutLogged {
-                        id,
-                        row,
-                        holder,
-                        loc,
-                    } => {
+                    Op::PutLogged { id, row, loc } => {
                         let existing = files
                             .get(&id[..])?
                             .map(|old| Record::stored_of(old.value()).unwrap_or(0));
@@ -544,28 +634,26 @@ impl Db {
                             });
                             continue;
                         }
+                        let row = Record::with_loc(row, loc)
+                            .ok_or_else(|| FilesError::Invalid("a malformed record".into()))?;
                         files.insert(&id[..], &row[..])?;
-                        holders.insert(&id[..], &holder[..])?;
-                        let freed = logged
-                            .insert(&id[..], &loc.encode()[..])?
-                            .and_then(|old| Loc::decode(old.value()));
-                        applied.push(Applied {
-                            previous: None,
-                            kept: false,
-                            freed,
-                        });
+                        applied.push(Applied::changed(None));
                     }
                     Op::Relocate { id, from, to } => {
-                        let current = logged.get(&id[..])?.and_then(|v| Loc::decode(v.value()));
-                        if current != Some(*from) {
+                        let current = files.get(&id[..])?.map(|v| v.value().to_vec());
+                        let moved = current
+                            .as_deref()
+                            .filter(|row| Record::loc_of(row) == Some(Some(*from)))
+                            .and_then(|row| Record::with_loc(row, to));
+                        let Some(row) = moved else {
                             applied.push(Applied {
                                 previous: None,
                                 kept: true,
                                 freed: None,
                             });
                             continue;
-                        }
-                        logged.insert(&id[..], &to.encode()[..])?;
+                        };
+                        files.insert(&id[..], &row[..])?;
                         applied.push(Applied {
                             previous: None,
                             kept: false,
@@ -574,12 +662,9 @@ impl Db {
                     }
                     Op::Delete { id } => {
                         inline.remove(&id[..])?;
-                        let freed = logged
-                            .remove(&id[..])?
-                            .and_then(|old| Loc::decode(old.value()));
-                        let previous = files
-                            .remove(&id[..])?
-                            .map(|old| Record::stored_of(old.value()).unwrap_or(0));
+                        let old = files.remove(&id[..])?.map(|v| v.value().to_vec());
+                        let freed = old.as_deref().and_then(Record::loc_of).flatten();
+                        let previous = old.map(|old| Record::stored_of(&old).unwrap_or(0));
                         holders.remove_all(&id[..])?;
                         applied.push(Applied {
                             freed,
@@ -598,12 +683,9 @@ impl Db {
                         pending: waiting,
                     } => {
                         inline.remove(&id[..])?;
-                        let freed = logged
-                            .remove(&id[..])?
-                            .and_then(|old| Loc::decode(old.value()));
-                        let previous = files
-                            .remove(&id[..])?
-                            .map(|old| Record::stored_of(old.value()).unwrap_or(0));
+                        let old = files.remove(&id[..])?.map(|v| v.value().to_vec());
+                        let freed = old.as_deref().and_then(Record::loc_of).flatten();
+                        let previous = old.map(|old| Record::stored_of(&old).unwrap_or(0));
                         holders.remove_all(&id[..])?;
                         tombstones.insert(&id[..], *at)?;
                         pending.remove_all(&id[..])?;
@@ -668,12 +750,68 @@ mod tests {
             created: 1_700_000_000_000,
             name: Some("notes.txt".into()),
             content_type: None,
+            loc: None,
         };
         let bytes = r.encode(&[1; 32], &key()).unwrap();
         assert_eq!(Record::decode(&[1; 32], &bytes, &key()), Some(r));
         assert_eq!(Record::stored_of(&bytes), Some(106));
         assert_eq!(Record::decode(&[2; 32], &bytes, &key()), None);
         assert!(!bytes.windows(9).any(|w| w == b"notes.txt"));
+    }
+
+    #[test]
+    fn a_record_of_version_2_carries_its_pointer_outside_the_sealed_part() {
+        let loc = Loc {
+            segment: 7,
+            offset: 52,
+            len: 106,
+        };
+        let mut r = Record {
+            size: 5,
+            stored: 106,
+            created: 1_700_000_000_000,
+            name: Some("notes.txt".into()),
+            content_type: Some("text/plain".into()),
+            loc: None,
+        };
+        let v1 = r.encode(&[1; 32], &key()).unwrap();
+        assert_eq!((v1[0], Record::loc_of(&v1)), (1, Some(None)));
+        // The committer's rewrite of a version-1 row equals the row encoded with the
+        // pointer, apart from the random nonce, and decodes with the same fields.
+        let v2 = Record::with_loc(&v1, &loc).unwrap();
+        assert_eq!(v2.len(), v1.len() + 20);
+        assert_eq!(&v2[..1], &[2]);
+        assert_eq!(&v2[1..25], &v1[1..25]);
+        assert_eq!(&v2[25..45], &loc.encode());
+        assert_eq!(&v2[45..], &v1[25..]);
+        assert_eq!(Record::loc_of(&v2), Some(Some(loc)));
+        assert_eq!(Record::stored_of(&v2), Some(106));
+        r.loc = Some(loc);
+        assert_eq!(Record::decode(&[1; 32], &v2, &key()), Some(r.clone()));
+        let direct = r.encode(&[1; 32], &key()).unwrap();
+        assert_eq!(Record::decode(&[1; 32], &direct, &key()), Some(r.clone()));
+        // Moving it again replaces the pointer only.
+        let moved = Loc { segment: 8, ..loc };
+        let v2b = Record::with_loc(&v2, &moved).unwrap();
+        assert_eq!(v2b.len(), v2.len());
+        assert_eq!(Record::loc_of(&v2b), Some(Some(moved)));
+        // Hostile bytes: unknown versions, short headers, a pointer into the segment
+        // header are malformed, never a panic.
+        let mut odd = v2.clone();
+        odd[0] = 3;
+        assert_eq!(Record::loc_of(&odd), None);
+        assert_eq!(Record::stored_of(&odd), None);
+        assert_eq!(Record::decode(&[1; 32], &odd, &key()), None);
+        assert_eq!(Record::with_loc(&odd, &loc), None);
+        for cut in [0, 1, 24, 25, 44] {
+            assert_eq!(Record::decode(&[1; 32], &v2[..cut], &key()), None);
+            assert_eq!(Record::loc_of(&v2[..cut]), None);
+            assert_eq!(Record::stored_of(&v2[..cut]), None);
+        }
+        let mut inside = v2.clone();
+        inside[33..41].copy_from_slice(&3u64.to_le_bytes());
+        assert_eq!(Record::loc_of(&inside), None);
+        assert_eq!(Record::decode(&[1; 32], &inside, &key()), None);
     }
 
     #[test]
@@ -686,23 +824,20 @@ mod tests {
             created: 0,
             name: None,
             content_type: None,
+            loc: None,
         }
         .encode(&[4; 32], &key())
         .unwrap();
         db.apply(&[
-            Op::Put {
-                id: [4; 32],
-                row,
-                holder: [1; 32],
-            },
+            Op::Put { id: [4; 32], row },
             Op::Holders {
                 id: [4; 32],
                 add: vec![[2; 32], [3; 32]],
             },
         ])
         .unwrap();
-        assert_eq!(db.holders(&[4; 32]).unwrap().len(), 3);
-        assert_eq!(db.all_holders().unwrap().len(), 1);
+        assert_eq!(db.holders(&[4; 32], &[1; 32]).unwrap().len(), 3);
+        assert_eq!(db.all_holders(&[1; 32]).unwrap().len(), 1);
         let applied = db
             .apply(&[Op::Tombstone {
                 id: [4; 32],
@@ -712,7 +847,7 @@ mod tests {
             .unwrap();
         assert_eq!(applied[0].previous, Some(7));
         assert!(db.get(&[4; 32]).unwrap().is_none());
-        assert!(db.holders(&[4; 32]).unwrap().is_empty());
+        assert!(db.holders(&[4; 32], &[1; 32]).unwrap().is_empty());
         assert!(db.tombstoned(&[4; 32]).unwrap());
         assert_eq!(
             db.pending_tombstones().unwrap(),
@@ -799,10 +934,10 @@ mod tests {
                     created: 0,
                     name: None,
                     content_type: None,
+                    loc: None,
                 }
                 .encode(&[i; 32], &key())
                 .unwrap(),
-                holder: [9; 32],
             })
             .collect();
         let applied = db.apply(&ops).unwrap();
@@ -813,13 +948,13 @@ mod tests {
         let (rest, more) = db.page(Some(&first[2].0), 3).unwrap();
         assert_eq!(rest.len(), 2);
         assert!(!more);
-        assert_eq!(db.holders(&[1; 32]).unwrap(), vec![[9; 32]]);
+        assert_eq!(db.holders(&[1; 32], &[9; 32]).unwrap(), vec![[9; 32]]);
         let applied = db
             .apply(&[Op::Delete { id: [1; 32] }, Op::Delete { id: [1; 32] }])
             .unwrap();
         assert_eq!(applied[0].previous, Some(1));
         assert_eq!(applied[1].previous, None);
-        assert!(db.holders(&[1; 32]).unwrap().is_empty());
+        assert!(db.holders(&[1; 32], &[9; 32]).unwrap().is_empty());
         assert_eq!(db.all_stored().unwrap().len(), 4);
         drop(db);
         {
@@ -833,7 +968,7 @@ mod tests {
         }
         let e = Db::open(&d).unwrap_err();
         assert!(
-            matches!(e, FilesError::SchemaTooNew { found: 4, .. }),
+            matches!(e, FilesError::SchemaTooNew { found: 5, .. }),
             "{e}"
         );
         assert_eq!(
@@ -854,6 +989,7 @@ mod tests {
                 created: 0,
                 name: Some(name.into()),
                 content_type: None,
+                loc: None,
             }
             .encode(&[4; 32], &key())
             .unwrap()
@@ -861,7 +997,6 @@ mod tests {
         let put = |name: &str, content: u8| Op::PutInline {
             id: [4; 32],
             row: row(name),
-            holder: [9; 32],
             content: vec![content; 7],
         };
         // Twice in one transaction (two concurrent puts of one content): the first counts.
@@ -898,6 +1033,7 @@ mod tests {
             created: 0,
             name: None,
             content_type: None,
+            loc: None,
         }
         .encode(&[4; 32], &key())
         .unwrap();
@@ -909,7 +1045,6 @@ mod tests {
         let put = |loc: Loc| Op::PutLogged {
             id: [4; 32],
             row: row.clone(),
-            holder: [9; 32],
             loc,
         };
         // A second put of the same id keeps the first pointer.
@@ -936,6 +1071,20 @@ mod tests {
         assert_eq!(applied[1].freed, Some(at(1, 52)));
         assert_eq!(db.logged_in(2).unwrap(), vec![([4; 32], at(2, 52))]);
         assert!(db.logged_in(1).unwrap().is_empty());
+        // A rewrite of the record (a new name) made from a copy read before the move keeps
+        // the stored pointer; the record implies this node as its only holder.
+        let stale = Record::with_loc(&row, &at(1, 52)).unwrap();
+        db.apply(&[Op::Put {
+            id: [4; 32],
+            row: stale,
+        }])
+        .unwrap();
+        assert_eq!(db.logged(&[4; 32]).unwrap(), Some(at(2, 52)));
+        assert_eq!(db.holders(&[4; 32], &[9; 32]).unwrap(), vec![[9; 32]]);
+        assert_eq!(
+            db.all_holders(&[9; 32]).unwrap(),
+            vec![([4; 32], vec![[9; 32]])]
+        );
         // A delete frees the value with the row.
         let applied = db.apply(&[Op::Delete { id: [4; 32] }]).unwrap();
         assert_eq!(applied[0].previous, Some(7));

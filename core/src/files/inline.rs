@@ -2,8 +2,8 @@
 //! [`INLINE_MAX`] bytes is encrypted exactly as a content file would be (same header,
 //! same per-file key wrapped by the storage key, same segments) and the ciphertext is
 //! handed to the group committer with its row. Since schema 3 the committer appends it to
-//! the value log (`valuelog.rs`), synced before the transaction holding the row and its
-//! `logged` pointer; schema-2 stores keep their small files in the `inline` table of
+//! the value log (`valuelog.rs`), synced before the transaction holding the row (which
+//! carries the pointer since schema 4); schema-2 stores keep their small files in the `inline` table of
 //! `files.redb`, read here too. A put of a small file therefore costs no content file, no
 //! rename and no directory sync: a whole batch shares one log write and one redb commit.
 //!
@@ -137,6 +137,7 @@ impl Store {
                 created: now_ms(),
                 name: options.name.clone(),
                 content_type: options.content_type.clone(),
+                loc: None,
             }
             .encode(&digest, &self.key)?;
             // No lock: the check, the row and its contents are one operation of the
@@ -145,7 +146,6 @@ impl Store {
             let op = Op::PutInline {
                 id: digest,
                 row,
-                holder: *self.node.as_bytes(),
                 content: content.clone(),
             };
             let applied = self.committer.submit(op, stored).await?;

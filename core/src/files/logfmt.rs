@@ -1,6 +1,6 @@
 //! The value log's byte layout and its pure decisions (ADR 0016, amendment "A value log
-//! for small files"): where a small file's sealed contents are in the log ([`Loc`], the
-//! value of the `logged` table), how a segment and a record are framed, what recovery does
+//! for small files"): where a small file's sealed contents are in the log ([`Loc`], kept
+//! in the file's record since schema 4, in the `logged` table under schema 3), how a segment and a record are framed, what recovery does
 //! with the segments found at open ([`plan_recovery`]) and which segment to compact
 //! ([`to_compact`]). No I/O here; `valuelog.rs` does the reads and writes.
 

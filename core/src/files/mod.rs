@@ -29,6 +29,7 @@ pub mod inline;
 pub mod key;
 pub mod logfmt;
 pub mod messages;
+pub mod migrate;
 pub mod parallel;
 pub mod partial;
 pub mod partials;

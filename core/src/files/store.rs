@@ -346,6 +346,7 @@ impl Store {
             created: now_ms(),
             name: options.name,
             content_type: options.content_type,
+            loc: None,
         }
         .encode(&digest, &self.key)?;
         blocking({
@@ -353,11 +354,7 @@ impl Store {
             move || tmp.rename_to(&target)
         })
         .await?;
-        let op = Op::Put {
-            id: digest,
-            row,
-            holder: *self.node.as_bytes(),
-        };
+        let op = Op::Put { id: digest, row };
         if let Err(e) = self.committer.submit(op, stored).await {
             // Not listed: take the content file back out (a restart would too).
             let _ = std::fs::remove_file(&target);
@@ -386,10 +383,10 @@ impl Store {
             record.content_type = options.content_type;
         }
         let stored = record.stored;
+        // The committer keeps the stored value log pointer (this copy may be stale).
         let op = Op::Put {
             id: *id.digest(),
             row: record.encode(id.digest(), &self.key)?,
-            holder: *self.node.as_bytes(),
         };
         self.committer.submit(op, stored).await?;
         Ok(())
@@ -420,11 +417,12 @@ impl Store {
         self.db.tombstoned(id)
     }
 
-    /// The holders recorded for `id` (this node included if it holds it).
+    /// The holders recorded for `id` (this node included if it holds it: a record implies
+    /// it).
     pub fn holders(&self, id: &[u8; 32]) -> Result<Vec<NodeId>, FilesError> {
         Ok(self
             .db
-            .holders(id)?
+            .holders(id, self.node.as_bytes())?
             .into_iter()
             .map(NodeId::from_bytes)
             .collect())
@@ -549,7 +547,7 @@ impl Store {
     pub fn all_holders(&self) -> Result<Vec<PendingDelete>, FilesError> {
         Ok(self
             .db
-            .all_holders()?
+            .all_holders(self.node.as_bytes())?
             .into_iter()
             .map(|(id, nodes)| (id, nodes.into_iter().map(NodeId::from_bytes).collect()))
             .collect())
@@ -640,7 +638,7 @@ impl Store {
     pub async fn stat(self: Arc<Self>, id: FileId) -> Result<FileInfo, FilesError> {
         blocking(move || {
             let record = self.record(&id)?;
-            let holders = self.db.holders(id.digest())?;
+            let holders = self.db.holders(id.digest(), self.node.as_bytes())?;
             Ok(info(id, record, holders))
         })
         .await
@@ -664,7 +662,7 @@ impl Store {
                 let id = FileId::from_digest(digest);
                 let record = Record::decode(&digest, &row, &self.key)
                     .ok_or_else(|| FilesError::corrupted(format!("metadata of {id}")))?;
-                let holders = self.db.holders(&digest)?;
+                let holders = self.db.holders(&digest, self.node.as_bytes())?;
                 files.push(info(id, record, holders));
             }
             let next = if more {

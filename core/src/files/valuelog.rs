@@ -1,7 +1,8 @@
 //! The value log (ADR 0016, amendment "A value log for small files"): the sealed contents
 //! of small files are appended to segment files in `<data_dir>/files-log/`, and
-//! fdatasynced **before** the redb commit whose `logged` rows point at them, so a row never
-//! points at bytes that are not durable. Only the group committer appends, relocates
+//! fdatasynced **before** the redb commit whose records point at them (record version 2,
+//! schema 4; `logged` rows under schema 3), so a record never points at bytes that are not
+//! durable. Only the group committer appends, relocates
 //! (compaction) and removes segments; any thread reads. The layout and the pure decisions
 //! are in `logfmt.rs`.
 
