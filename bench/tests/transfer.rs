@@ -44,7 +44,7 @@ fn every_case_completes_verified_on_loopback() {
     let runs = sender
         .run(&plan(size), &data, &source, |_| seen += 1)
         .unwrap();
-    assert_eq!(seen, 5);
+    assert_eq!(seen, 6);
     let expected = hash_label(&blake3::hash(&data));
     let mut kinds: Vec<(System, Case)> = runs.iter().map(|r| (r.system, r.case)).collect();
     kinds.sort();
@@ -56,6 +56,7 @@ fn every_case_completes_verified_on_loopback() {
             (System::Quinn, Case::Memory),
             (System::QuinnBlake3, Case::Memory),
             (System::QuinnDefault, Case::Memory),
+            (System::QuinnKeep, Case::Memory),
         ]
     );
     for r in &runs {
@@ -101,7 +102,7 @@ fn a_source_file_that_is_not_the_payload_fails_the_run() {
         "{err:#}"
     );
     // The memory cases before the file case passed.
-    assert_eq!(runs.len(), 4, "{runs:?}");
+    assert_eq!(runs.len(), 5, "{runs:?}");
     sender.shutdown().unwrap();
     receiver.shutdown().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
@@ -148,7 +149,7 @@ fn the_binary_writes_records_that_report_prints() {
     )
     .unwrap();
     let results = Results::load(&dir).unwrap();
-    assert_eq!(results.runs.len(), 10);
+    assert_eq!(results.runs.len(), 12);
     assert!(results.max_rss.contains_key("loopback"));
     assert!(results.iperf.contains_key("loopback"));
     let report = Command::new(EXE)
@@ -164,6 +165,7 @@ fn the_binary_writes_records_that_report_prints() {
         .find(|l| l.starts_with("loopback memory"))
         .unwrap_or_else(|| panic!("{text}"));
     assert!(row.contains("209.7"), "iperf3 MB/s in the row: {text}");
+    assert!(text.contains("mm/q+keep"), "the ceiling table: {text}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -198,7 +200,7 @@ fn the_netns_path_runs_two_processes_in_two_namespaces() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let results = Results::from_records(records);
-    assert_eq!(results.runs.len(), 5, "{stdout}");
+    assert_eq!(results.runs.len(), 6, "{stdout}");
     for r in &results.runs {
         assert_eq!(r.path, "netns");
         assert!(r.receiver_rss.is_some(), "two processes: {r:?}");

@@ -22,7 +22,9 @@ use clap::{Parser, Subcommand};
 use memmesh_bench::machine;
 use memmesh_bench::transfer::netns::{self, ChildPlan, Namespaces};
 use memmesh_bench::transfer::receiver::{Receiver, ReceiverInfo};
-use memmesh_bench::transfer::report::{memory_table, throughput_table, Record, Results, TARGET};
+use memmesh_bench::transfer::report::{
+    ceiling_table, memory_table, throughput_table, Record, Results, TARGET,
+};
 use memmesh_bench::transfer::sender::{self, prepare_source, Plan, Sender, ALL_CASES};
 use memmesh_bench::transfer::{parse_size, pattern, size_label, Case, System, GIB, MIB};
 
@@ -120,7 +122,7 @@ struct MeasureArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Measure only these cases (comma-separated: memmesh-memory, quinn-default, quinn,
-    /// quinn-blake3, memmesh-file) [default: all].
+    /// quinn-blake3, quinn-keep, memmesh-file) [default: all].
     #[arg(long, value_name = "LIST")]
     only: Option<String>,
     /// Under `valgrind --tool=callgrind --instr-atstart=no` (loopback): instrument only the
@@ -277,6 +279,7 @@ fn report(dir: &Path) -> Result<()> {
 fn print_tables(results: &Results) {
     println!("{TARGET}");
     println!("{}", throughput_table(results));
+    println!("{}", ceiling_table(results));
     println!("{}", memory_table(results));
 }
 

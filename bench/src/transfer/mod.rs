@@ -10,7 +10,8 @@
 //! runs in one process on loopback and in two processes in two namespaces
 //! ([`netns`]). Every transfer is checked: the hash memmesh reports, and a BLAKE3 hash of
 //! what actually landed (the memory buffer or the file), recomputed by the benchmark
-//! outside the timed window.
+//! outside the timed window. A last anchor, quinn+blake3+keep, is the ceiling of the
+//! memory case: the bare transport receiving into one fresh buffer of the whole size.
 
 pub mod netns;
 pub mod procfs;
@@ -46,6 +47,10 @@ pub enum System {
     /// The bare quinn stream with quinn's DEFAULT transport settings (same TLS, plain
     /// reading): DESIGN.md's baseline for the transfer target.
     QuinnDefault,
+    /// The ceiling of a memory destination: the tuned bare quinn stream, BLAKE3 on the
+    /// receiver, received into one fresh buffer of the whole size kept until the end (as
+    /// memmesh's memory destination must).
+    QuinnKeep,
 }
 
 impl System {
@@ -56,6 +61,7 @@ impl System {
             System::Quinn => "quinn",
             System::QuinnBlake3 => "quinn+blake3",
             System::QuinnDefault => "quinn default",
+            System::QuinnKeep => "quinn+blake3+keep",
         }
     }
 }
@@ -255,6 +261,7 @@ mod tests {
             (System::Quinn, "\"quinn\""),
             (System::QuinnBlake3, "\"quinn-blake3\""),
             (System::QuinnDefault, "\"quinn-default\""),
+            (System::QuinnKeep, "\"quinn-keep\""),
         ] {
             assert_eq!(serde_json::to_string(&system).unwrap(), name);
             assert_eq!(serde_json::from_str::<System>(name).unwrap(), system);

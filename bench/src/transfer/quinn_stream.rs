@@ -14,13 +14,20 @@
 //! task. It replies with the byte count (8 bytes, big-endian) and the hash (32 bytes, zero
 //! without hashing). The client's clock runs from opening the stream to that reply, so
 //! both systems are timed up to the receiver's confirmation.
+//!
+//! In keep mode (the ceiling of a memory destination, [`QuinnSource::send_kept`]) the
+//! client sends the payload's size after the mode; the sink reserves one fresh buffer of
+//! that size (as memmesh's memory destination does), appends every received piece to it
+//! (one copy, as memmesh), hashes it with BLAKE3 inline in 64 KiB or larger updates, and
+//! keeps the buffer after its reply until the client asks it to let go
+//! ([`QuinnSource::release`], outside the measurement).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::executor::block_on;
 use memmesh::transport::tls;
 use memmesh::{Keypair, NodeId, TransportTuning};
@@ -39,7 +46,37 @@ const REOPEN_AFTER_IDLE: Duration = Duration::from_secs(20);
 
 const MODE_PLAIN: u8 = 0;
 const MODE_BLAKE3: u8 = 1;
+/// BLAKE3 into one fresh buffer of the announced size, kept after the reply.
+const MODE_KEEP: u8 = 2;
+/// Drop the buffer kept by the last [`MODE_KEEP`] stream.
+const MODE_RELEASE: u8 = 3;
 const REPLY_LEN: usize = 8 + 32;
+/// The largest size a keep-mode stream may announce (the sink reserves it at once).
+const MAX_KEEP: u64 = 64 << 30;
+
+/// What a sink reads a stream into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// A reused 64 KiB buffer, counted only.
+    Plain,
+    /// A reused 64 KiB buffer, hashed.
+    Blake3,
+    /// One fresh buffer of the whole, hashed, kept after the reply.
+    Keep,
+}
+
+impl Mode {
+    fn byte(self) -> u8 {
+        match self {
+            Mode::Plain => MODE_PLAIN,
+            Mode::Blake3 => MODE_BLAKE3,
+            Mode::Keep => MODE_KEEP,
+        }
+    }
+}
+
+/// The buffer of the last keep-mode stream, held until released.
+type Kept = Arc<Mutex<Option<BytesMut>>>;
 
 /// The transport settings of a sink and a source; TLS is memmesh's in both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,7 +166,7 @@ impl QuinnSink {
         let rt = runtime(threads, &format!("quinn-sink-{}", settings.name()))?;
         let endpoint = endpoint(&rt, settings, ip, Some(config))?;
         let addr = endpoint.local_addr().context("reading the sink address")?;
-        rt.spawn(accept_loop(endpoint.clone()));
+        rt.spawn(accept_loop(endpoint.clone(), Kept::default()));
         Ok(Self {
             rt,
             endpoint,
@@ -155,26 +192,38 @@ impl QuinnSink {
     }
 }
 
-async fn accept_loop(endpoint: quinn::Endpoint) {
+async fn accept_loop(endpoint: quinn::Endpoint, kept: Kept) {
     while let Some(incoming) = endpoint.accept().await {
+        let kept = kept.clone();
         tokio::spawn(async move {
             let Ok(conn) = incoming.await else { return };
             while let Ok((send, recv)) = conn.accept_bi().await {
+                let kept = kept.clone();
                 tokio::spawn(async move {
                     // A failed stream reaches the client as a reset or a short reply.
-                    let _ = sink_stream(send, recv).await;
+                    let _ = sink_stream(send, recv, kept).await;
                 });
             }
         });
     }
 }
 
-async fn sink_stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream) -> Result<()> {
+async fn sink_stream(
+    send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    kept: Kept,
+) -> Result<()> {
     let mut mode = [0u8; 1];
     recv.read_exact(&mut mode).await?;
     let hashing = match mode[0] {
         MODE_PLAIN => false,
         MODE_BLAKE3 => true,
+        MODE_KEEP => return keep_stream(send, recv, kept).await,
+        MODE_RELEASE => {
+            let old = kept.lock().unwrap_or_else(|p| p.into_inner()).take();
+            drop(old);
+            return reply(send, 0, [0u8; 32]).await;
+        }
         other => bail!("unknown mode {other}"),
     };
     let mut hasher = blake3::Hasher::new();
@@ -201,6 +250,44 @@ async fn sink_stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream) -
     } else {
         [0u8; 32]
     };
+    reply(send, total, hash).await
+}
+
+/// Keep mode: reads the announced size, then the payload into one fresh buffer of that
+/// size (each piece quinn hands over appended once), hashing it inline; stores the buffer
+/// in `kept` before replying.
+async fn keep_stream(
+    send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    kept: Kept,
+) -> Result<()> {
+    let mut size = [0u8; 8];
+    recv.read_exact(&mut size).await?;
+    let size = u64::from_be_bytes(size);
+    ensure!(size <= MAX_KEEP, "a keep stream of {size} bytes");
+    let size = usize::try_from(size)?;
+    let mut buf = BytesMut::with_capacity(size);
+    let mut hasher = blake3::Hasher::new();
+    let mut hashed = 0;
+    while let Some(piece) = recv.read_chunk(usize::MAX, true).await? {
+        ensure!(
+            buf.len() + piece.bytes.len() <= size,
+            "more than the {size} bytes announced"
+        );
+        buf.extend_from_slice(&piece.bytes);
+        if buf.len() - hashed >= READ_BUFFER {
+            hasher.update(&buf[hashed..]);
+            hashed = buf.len();
+        }
+    }
+    hasher.update(&buf[hashed..]);
+    let total = buf.len() as u64;
+    *kept.lock().unwrap_or_else(|p| p.into_inner()) = Some(buf);
+    reply(send, total, *hasher.finalize().as_bytes()).await
+}
+
+/// Replies with the count and the hash, and finishes the stream.
+async fn reply(mut send: quinn::SendStream, total: u64, hash: [u8; 32]) -> Result<()> {
     let mut reply = Vec::with_capacity(REPLY_LEN);
     reply.extend_from_slice(&total.to_be_bytes());
     reply.extend_from_slice(&hash);
@@ -284,18 +371,53 @@ impl QuinnSource {
     /// Streams `data` on one new stream and waits for the sink's count (and hash, with
     /// `hash`). Fails if the count is not `data.len()`.
     pub fn send(&self, data: Bytes, hash: bool) -> Result<Streamed> {
-        let conn = self
-            .conn
+        self.stream(data, if hash { Mode::Blake3 } else { Mode::Plain })
+    }
+
+    /// Streams `data` to be received into one fresh buffer of its size, hashed, and kept
+    /// by the sink after its reply (until [`QuinnSource::release`]): what a memory
+    /// destination must do, on the bare transport. Fails if the count is not `data.len()`.
+    pub fn send_kept(&self, data: Bytes) -> Result<Streamed> {
+        self.stream(data, Mode::Keep)
+    }
+
+    /// Asks the sink to drop the buffer kept by the last [`QuinnSource::send_kept`].
+    pub fn release(&self) -> Result<()> {
+        let conn = self.connection();
+        let task = self.rt.spawn(async move {
+            let (mut send, mut recv) = conn.open_bi().await?;
+            send.write_all(&[MODE_RELEASE]).await?;
+            send.finish()?;
+            let reply = recv.read_to_end(REPLY_LEN).await?;
+            ensure!(
+                reply.len() == REPLY_LEN,
+                "the sink replied {} bytes",
+                reply.len()
+            );
+            Ok::<_, anyhow::Error>(())
+        });
+        block_on(task).context("the quinn release task failed")?
+    }
+
+    fn connection(&self) -> quinn::Connection {
+        self.conn
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .0
-            .clone();
+            .clone()
+    }
+
+    fn stream(&self, data: Bytes, mode: Mode) -> Result<Streamed> {
+        let conn = self.connection();
         let len = data.len() as u64;
+        let hash = mode != Mode::Plain;
         let task = self.rt.spawn(async move {
             let started = Instant::now();
             let (mut send, mut recv) = conn.open_bi().await?;
-            send.write_all(&[if hash { MODE_BLAKE3 } else { MODE_PLAIN }])
-                .await?;
+            send.write_all(&[mode.byte()]).await?;
+            if mode == Mode::Keep {
+                send.write_all(&len.to_be_bytes()).await?;
+            }
             let mut offset = 0;
             while offset < data.len() {
                 let end = (offset + WRITE_CHUNK).min(data.len());
@@ -386,6 +508,11 @@ mod tests {
             assert_eq!(plain.hash, None);
             let hashed = source.send(data.clone(), true).unwrap();
             assert_eq!(hashed.hash, Some(*blake3::hash(&data).as_bytes()));
+            let kept = source.send_kept(data.clone()).unwrap();
+            assert_eq!(kept.bytes, data.len() as u64, "{settings:?}");
+            assert_eq!(kept.hash, Some(*blake3::hash(&data).as_bytes()));
+            source.release().unwrap();
+            source.release().unwrap();
             source.shutdown();
             sink.shutdown();
         }

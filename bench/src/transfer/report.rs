@@ -298,6 +298,49 @@ pub fn throughput_table(results: &Results) -> String {
     out
 }
 
+/// The ceiling of the memory case: one row per path with memmesh memory to memory, quinn
+/// with BLAKE3 (`q+b3`, into a reused buffer) and quinn with BLAKE3 into one fresh buffer of
+/// the whole size kept until the end (`q+keep`, what a memory destination must do), MB/s
+/// (medians), memmesh's ratio to the ceiling (`mm/q+keep`), what keeping costs the bare
+/// transport (`keep/q+b3`), and CPU seconds per GiB of each. Results without the anchor
+/// print `-`.
+pub fn ceiling_table(results: &Results) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "ceiling of the memory case: q+keep = tuned quinn + BLAKE3 into one fresh buffer of the \
+         whole size, kept"
+    );
+    let header = format!(
+        "{:<CASE_W$} | {:>RATE_W$} {:>RATE_W$} {:>RATE_W$} | {:>9} {:>9} | {:>CPU_W$} {:>CPU_W$} {:>CPU_W$}",
+        "case", "memmesh", "q+b3", "q+keep", "mm/q+keep", "keep/q+b3", "mm", "q+b3", "q+keep"
+    );
+    let _ = writeln!(out, "{header}");
+    let _ = writeln!(out, "{}", "-".repeat(header.len()));
+    for path in results.paths() {
+        let Some(mm) = results.median(&path, System::Memmesh, Some(Case::Memory)) else {
+            continue;
+        };
+        let blake = results.median(&path, System::QuinnBlake3, None);
+        let keep = results.median(&path, System::QuinnKeep, None);
+        let (b, k) = (blake.map(|x| x.0), keep.map(|x| x.0));
+        let _ = writeln!(
+            out,
+            "{:<CASE_W$} | {:>RATE_W$} {:>RATE_W$} {:>RATE_W$} | {:>9} {:>9} | {:>CPU_W$} {:>CPU_W$} {:>CPU_W$}",
+            format!("{path} memory"),
+            cell(Some(mm.0), 1),
+            cell(b, 1),
+            cell(k, 1),
+            ratio(Some(mm.0), k),
+            ratio(k, b),
+            cell(Some(mm.1), 2),
+            cell(blake.map(|x| x.1), 2),
+            cell(keep.map(|x| x.1), 2),
+        );
+    }
+    out
+}
+
 fn mib(bytes: u64) -> String {
     format!("{:.0}", bytes as f64 / MIB as f64)
 }
@@ -321,6 +364,7 @@ pub fn memory_table(results: &Results) -> String {
             (System::QuinnDefault, Case::Memory),
             (System::Quinn, Case::Memory),
             (System::QuinnBlake3, Case::Memory),
+            (System::QuinnKeep, Case::Memory),
         ] {
             let runs = results.select(&path, system, Some(case));
             let Some(first) = runs.first() else { continue };
@@ -421,6 +465,7 @@ mod tests {
             Record::Run(run("loopback", System::QuinnDefault, Case::Memory, 5.0)),
             Record::Run(run("loopback", System::Quinn, Case::Memory, 2.0)),
             Record::Run(run("loopback", System::QuinnBlake3, Case::Memory, 4.0)),
+            Record::Run(run("loopback", System::QuinnKeep, Case::Memory, 8.0)),
             Record::MaxRss {
                 path: "loopback".into(),
                 sender: 2048 * MIB,
@@ -455,7 +500,22 @@ mod tests {
         assert!(lines[4].contains("0.50x"), "{table}");
         assert!(lines[5].starts_with("netns memory"), "{table}");
         assert!(lines[5].contains(" - "), "no anchors on netns: {table}");
+        assert_eq!(table.lines().count(), 6, "{table}");
+        let ceiling = ceiling_table(&results);
+        let lines: Vec<&str> = ceiling.lines().collect();
+        assert!(lines.iter().all(|l| l.len() <= 130), "{ceiling}");
+        assert!(lines[3].starts_with("loopback memory"), "{ceiling}");
+        let cells: Vec<&str> = lines[3].split_whitespace().collect();
+        // memmesh, q+b3, q+keep | mm/q+keep, keep/q+b3 | CPU mm, q+b3, q+keep
+        assert_eq!(
+            &cells[2..],
+            ["|", "268.4", "268.4", "134.2", "|", "2.00x", "0.50x", "|", "8.00", "8.00", "16.00"],
+            "{ceiling}"
+        );
+        assert!(lines[4].starts_with("netns memory"), "{ceiling}");
+        assert!(lines[4].contains(" - "), "no anchors on netns: {ceiling}");
         let memory = memory_table(&results);
+        assert!(memory.contains("loopback quinn+blake3+keep"), "{memory}");
         assert!(memory.contains("loopback memmesh file"), "{memory}");
         assert!(memory.contains("loopback quinn default"), "{memory}");
         assert!(memory.contains("2048 MiB"), "{memory}");

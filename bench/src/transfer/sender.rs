@@ -4,7 +4,8 @@
 //! measured cases.
 //!
 //! Each repeat runs, in this order: memmesh memory to memory, quinn with default settings,
-//! quinn (tuned), quinn (tuned) + BLAKE3, memmesh file to file. Every case is timed from the call to the receiver's confirmation
+//! quinn (tuned), quinn (tuned) + BLAKE3, quinn (tuned) + BLAKE3 into a kept fresh buffer,
+//! memmesh file to file. Every case is timed from the call to the receiver's confirmation
 //! and then checked: memmesh's reported hash, the receiver's reported hash and the
 //! benchmark's own hash of what landed must all equal the BLAKE3 hash of the payload.
 
@@ -59,16 +60,17 @@ pub struct Sender {
 }
 
 /// Every measured (system, case) pair, in the order of a repeat.
-pub const ALL_CASES: [(System, Case); 5] = [
+pub const ALL_CASES: [(System, Case); 6] = [
     (System::Memmesh, Case::Memory),
     (System::QuinnDefault, Case::Memory),
     (System::Quinn, Case::Memory),
     (System::QuinnBlake3, Case::Memory),
+    (System::QuinnKeep, Case::Memory),
     (System::Memmesh, Case::File),
 ];
 
 /// The name of a (system, case) pair for `--only`: `memmesh-memory`, `memmesh-file`,
-/// `quinn-default`, `quinn`, `quinn-blake3`.
+/// `quinn-default`, `quinn`, `quinn-blake3`, `quinn-keep`.
 pub fn case_name(system: System, case: Case) -> &'static str {
     match (system, case) {
         (System::Memmesh, Case::Memory) => "memmesh-memory",
@@ -76,6 +78,7 @@ pub fn case_name(system: System, case: Case) -> &'static str {
         (System::QuinnDefault, _) => "quinn-default",
         (System::Quinn, _) => "quinn",
         (System::QuinnBlake3, _) => "quinn-blake3",
+        (System::QuinnKeep, _) => "quinn-keep",
     }
 }
 
@@ -370,7 +373,13 @@ impl Sender {
                         self.take(case, name, plan.size, &expected)?;
                         (cost, result.attempts, expected.clone())
                     }
-                    (System::Quinn | System::QuinnBlake3 | System::QuinnDefault, _) => {
+                    (
+                        System::Quinn
+                        | System::QuinnBlake3
+                        | System::QuinnDefault
+                        | System::QuinnKeep,
+                        _,
+                    ) => {
                         let hashing = system == System::QuinnBlake3;
                         let source = match system {
                             System::QuinnDefault => &self.quinn_default,
@@ -389,8 +398,15 @@ impl Sender {
                                 source.send(part, false).context("quinn warm-up")?;
                             }
                         }
-                        let (streamed, cost) =
-                            self.measured(|| source.send(data.clone(), hashing))?;
+                        let (streamed, cost) = if system == System::QuinnKeep {
+                            let measured = self.measured(|| source.send_kept(data.clone()))?;
+                            // The kept gibibyte is let go outside the measurement, as the
+                            // benchmark drops memmesh's received buffer.
+                            source.release().context("releasing the kept buffer")?;
+                            measured
+                        } else {
+                            self.measured(|| source.send(data.clone(), hashing))?
+                        };
                         let hash = match streamed.hash {
                             Some(h) => {
                                 let got = hash_label(&blake3::Hash::from_bytes(h));

@@ -18,6 +18,7 @@ pub(crate) mod hooks;
 pub mod limits;
 pub(crate) mod messages;
 pub(crate) mod partials;
+pub(crate) mod prefault;
 pub(crate) mod progress;
 pub(crate) mod receive;
 pub(crate) mod send;

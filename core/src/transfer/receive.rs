@@ -14,6 +14,7 @@ use crate::transfer::error::TransferError;
 use crate::transfer::limits::{check_receive_chunk_size, MAX_RECEIVE_CHUNK_SIZE};
 use crate::transfer::messages::{Answer, Part, Resume};
 use crate::transfer::partials::partial_key;
+use crate::transfer::prefault::prefault;
 use crate::transfer::progress::Reporter;
 use crate::transfer::service::TransferService;
 use crate::transfer::sink::{complete, open_sink, Out, Sink};
@@ -199,7 +200,7 @@ async fn receive(
 
 /// A chunk being verified (and, for a file, written) on a blocking thread while the next
 /// one is read from the network.
-type Checking = tokio::task::JoinHandle<(Checker, BytesMut, Result<()>)>;
+type Checking = tokio::task::JoinHandle<(Checker, BytesMut, Option<BytesMut>, Result<()>)>;
 
 /// What verifies and stores chunks; moved to a blocking thread for each chunk and back.
 struct Checker {
@@ -208,21 +209,32 @@ struct Checker {
 }
 
 impl Checker {
-    /// Verifies `data` as chunk `header` and, for a file, appends it.
-    fn check(mut self, header: ChunkHeader, data: BytesMut) -> (Checker, BytesMut, Result<()>) {
+    /// Verifies `data` as chunk `header` and, for a file, appends it; then prefaults
+    /// `ahead`, space of a memory destination the reader has not reached yet.
+    fn check(
+        mut self,
+        header: ChunkHeader,
+        data: BytesMut,
+        mut ahead: Option<BytesMut>,
+    ) -> (Checker, BytesMut, Option<BytesMut>, Result<()>) {
         let mut result = self.verifier.accept(&header, &data);
         if let (Ok(()), Some(out)) = (&result, &mut self.out) {
             result = out.write(&data, self.verifier.tree());
         }
-        (self, data, result)
+        if let (Ok(()), Some(batch)) = (&result, &mut ahead) {
+            prefault(batch);
+        }
+        (self, data, ahead, result)
     }
 }
 
 /// Reads, verifies and stores chunks until the end frame; returns the verified hash of
 /// the whole. Each chunk is read straight into its place (memory) or a reused buffer
 /// (file) and hashed once, on a blocking thread, while the next one is read; it is kept
-/// only once verified. A stream on which nothing arrives for `idle` fails with
-/// `Timeout`. A whole that does not match the announced hash discards the partial file.
+/// only once verified. For memory, that thread also prefaults the space ahead of the
+/// reader in batches (see `prefault.rs`). A stream on which nothing arrives for `idle`
+/// fails with `Timeout`. A whole that does not match the announced hash discards the
+/// partial file.
 pub(crate) async fn take_chunks(
     verifier: Verifier,
     sink: &mut Sink,
@@ -250,7 +262,11 @@ pub(crate) async fn take_chunks(
         );
         let body = sink.after_read(buf);
         if let Some(joined) = checked {
-            let (back, data, result) = joined.map_err(|e| TransferError::task("verifying", e))?;
+            let (back, data, ahead, result) =
+                joined.map_err(|e| TransferError::task("verifying", e))?;
+            if let Some(batch) = ahead {
+                sink.prefaulted(batch);
+            }
             result?;
             sink.keep(data);
             let done = back.verifier.verified_bytes();
@@ -262,8 +278,9 @@ pub(crate) async fn take_chunks(
             .ok_or(TransferError::Bug("the chunk checker was lost"))?;
         match read? {
             Part::Chunk(header) => {
+                let ahead = sink.prefault_job();
                 checking = Some(tokio::task::spawn_blocking(move || {
-                    taken.check(header, body)
+                    taken.check(header, body, ahead)
                 }));
             }
             Part::End { .. } if !body.is_empty() => return Err(TransferError::EndWithData.into()),

@@ -14,6 +14,7 @@ use crate::memory::MemoryBudget;
 use crate::service::ChunkWriter;
 use crate::transfer::error::TransferError;
 use crate::transfer::partials::{Claim, Claims, Target};
+use crate::transfer::prefault::Space;
 use crate::transfer::stack::TreeStack;
 use crate::transfer::state::Checkpoint;
 use crate::transfer::tree::{chunk_count, chunk_hash, chunk_len};
@@ -296,10 +297,11 @@ pub(crate) enum Sink {
     Writer(Box<WriterSink>),
     /// The verified content so far, and the rest of the space reserved for the whole
     /// (each chunk is read into the front of `rest`, split off, and joined to
-    /// `assembled` once verified, without copying), charged to the memory quota.
+    /// `assembled` once verified, without copying; `rest` is prefaulted ahead of the
+    /// reader by the verifying thread), charged to the memory quota.
     Memory {
         assembled: BytesMut,
-        rest: BytesMut,
+        rest: Space,
         charge: MemoryCharge,
     },
 }
@@ -316,20 +318,32 @@ impl Sink {
                 .spare
                 .pop()
                 .unwrap_or_else(|| BytesMut::with_capacity(w.chunk_size)),
-            Sink::Memory { rest, .. } => std::mem::take(rest),
+            Sink::Memory { rest, .. } => rest.read_buffer(),
         }
     }
 
     /// Takes back the buffer from [`Sink::read_buffer`] once a frame was read into it;
     /// returns the frame's body.
-    pub(crate) fn after_read(&mut self, mut buf: BytesMut) -> BytesMut {
+    pub(crate) fn after_read(&mut self, buf: BytesMut) -> BytesMut {
         match self {
             Sink::File(_) | Sink::Writer(_) => buf,
-            Sink::Memory { rest, .. } => {
-                let body = buf.split();
-                *rest = buf;
-                body
-            }
+            Sink::Memory { rest, .. } => rest.after_read(buf),
+        }
+    }
+
+    /// Space of a memory destination for the verifying thread to prefault (see
+    /// [`Space::prefault_job`]); `None` for other sinks, or when none is due.
+    pub(crate) fn prefault_job(&mut self) -> Option<BytesMut> {
+        match self {
+            Sink::Memory { rest, .. } => rest.prefault_job(),
+            _ => None,
+        }
+    }
+
+    /// Takes back the space from [`Sink::prefault_job`].
+    pub(crate) fn prefaulted(&mut self, batch: BytesMut) {
+        if let Sink::Memory { rest, .. } = self {
+            rest.prefaulted(batch);
         }
     }
 
@@ -459,7 +473,7 @@ pub(crate) fn open_sink(
             match (size, fits) {
                 (Some(size), true) => Ok(Sink::Memory {
                     assembled: BytesMut::new(),
-                    rest: BytesMut::with_capacity(size),
+                    rest: Space::new(BytesMut::with_capacity(size), chunk_size as usize),
                     charge,
                 }),
                 _ => Err(TransferError::Allocation(charge.bytes).into()),
