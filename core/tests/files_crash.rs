@@ -200,6 +200,39 @@ fn run_child(
     reader.join().expect("the reader thread")
 }
 
+/// Checks a restarted store against what the killed child reported: every acknowledged
+/// put reads back verified, every acknowledged delete stays gone, and an operation under
+/// way at the kill (`maybe`) either happened whole or not at all.
+async fn check_outcomes(
+    files: &memmesh::files::Files,
+    round: u64,
+    seed: u64,
+    present: &HashSet<FileId>,
+    deleted: &HashSet<FileId>,
+    maybe: &HashSet<FileId>,
+) {
+    for id in present {
+        let got = files.get_bytes(*id).await.unwrap_or_else(|e| {
+            panic!("round {round}: acknowledged put {id} lost: {e} (seed {seed})")
+        });
+        assert_eq!(FileId::of(&got), *id);
+    }
+    for id in deleted {
+        let e = files.get_bytes(*id).await.unwrap_err();
+        assert_eq!(
+            e.kind(),
+            ErrorKind::NotFound,
+            "round {round}: {id} came back"
+        );
+    }
+    for id in maybe {
+        match files.get_bytes(*id).await {
+            Ok(got) => assert_eq!(FileId::of(&got), *id),
+            Err(e) => assert_eq!(e.kind(), ErrorKind::NotFound, "round {round}: {e}"),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_killed_at_random_points_restarts_consistent() {
     killed_at_random_points(false).await;
@@ -265,26 +298,7 @@ async fn killed_at_random_points(churn: bool) {
             .await
             .unwrap();
         let files = node.files().unwrap();
-        for id in &present {
-            let got = files.get_bytes(*id).await.unwrap_or_else(|e| {
-                panic!("round {round}: acknowledged put {id} lost: {e} (seed {seed})")
-            });
-            assert_eq!(FileId::of(&got), *id);
-        }
-        for id in &deleted {
-            let e = files.get_bytes(*id).await.unwrap_err();
-            assert_eq!(
-                e.kind(),
-                ErrorKind::NotFound,
-                "round {round}: {id} came back"
-            );
-        }
-        for id in &maybe {
-            match files.get_bytes(*id).await {
-                Ok(got) => assert_eq!(FileId::of(&got), *id),
-                Err(e) => assert_eq!(e.kind(), ErrorKind::NotFound, "round {round}: {e}"),
-            }
-        }
+        check_outcomes(&files, round, seed, &present, &deleted, &maybe).await;
         // An interrupted delete either happened or did not; it is not retried here.
         maybe.clear();
         // Everything listed is complete and verified (puts in flight at the kill are
@@ -554,26 +568,7 @@ async fn a_schema_3_store_killed_while_it_is_converted_restarts_consistent() {
             assert_eq!(info.name.as_deref(), Some(name.as_str()));
             assert_eq!(info.holders, vec![me], "round {round}");
         }
-        for id in &present {
-            let got = files.get_bytes(*id).await.unwrap_or_else(|e| {
-                panic!("round {round}: acknowledged put {id} lost: {e} (seed {seed})")
-            });
-            assert_eq!(FileId::of(&got), *id);
-        }
-        for id in &deleted {
-            let e = files.get_bytes(*id).await.unwrap_err();
-            assert_eq!(
-                e.kind(),
-                ErrorKind::NotFound,
-                "round {round}: {id} came back"
-            );
-        }
-        for id in &maybe {
-            match files.get_bytes(*id).await {
-                Ok(got) => assert_eq!(FileId::of(&got), *id),
-                Err(e) => assert_eq!(e.kind(), ErrorKind::NotFound, "round {round}: {e}"),
-            }
-        }
+        check_outcomes(&files, round, seed, &present, &deleted, &maybe).await;
         let listed = files.list(None, 1000).await.unwrap();
         for f in &listed.files {
             files.get_bytes(f.id).await.unwrap();
