@@ -200,6 +200,22 @@ fn run_child(
     reader.join().expect("the reader thread")
 }
 
+/// The seed of the kill points: `SEED_ENV` to replay a run, else the clock (printed).
+fn kill_seed() -> u64 {
+    let seed: u64 = std::env::var(SEED_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+                | 1
+        });
+    println!("{SEED_ENV}={seed}");
+    seed
+}
+
 /// Checks a restarted store against what the killed child reported: every acknowledged
 /// put reads back verified, every acknowledged delete stays gone, and an operation under
 /// way at the kill (`maybe`) either happened whole or not at all.
@@ -247,17 +263,7 @@ async fn a_store_killed_while_compacting_its_value_log_restarts_consistent() {
 }
 
 async fn killed_at_random_points(churn: bool) {
-    let seed: u64 = std::env::var(SEED_ENV)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-                | 1
-        });
-    println!("{SEED_ENV}={seed}");
+    let seed = kill_seed();
     let _ = tracing_subscriber::fmt()
         .with_env_filter("memmesh::files=info")
         .with_test_writer()
@@ -396,17 +402,7 @@ fn same_contents(a: &Path, b: &Path) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_killed_during_a_200_mib_put_restarts_consistent_and_the_put_can_be_repeated() {
-    let seed: u64 = std::env::var(SEED_ENV)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-                | 1
-        });
-    println!("{SEED_ENV}={seed}");
+    let seed = kill_seed();
     let mut rng = Rng(seed);
     let base = std::env::temp_dir().join(format!("memmesh-files-crash-big-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
@@ -473,17 +469,7 @@ async fn a_store_killed_during_a_200_mib_put_restarts_consistent_and_the_put_can
 /// with its name and this node as its one holder, and the metadata ends converted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schema_3_store_killed_while_it_is_converted_restarts_consistent() {
-    let seed: u64 = std::env::var(SEED_ENV)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-                | 1
-        });
-    println!("{SEED_ENV}={seed}");
+    let seed = kill_seed();
     let mut rng = Rng(seed);
     let data = std::env::temp_dir().join(format!(
         "memmesh-files-crash-schema3-{}",
