@@ -765,3 +765,60 @@ async fn a_node_back_from_a_restart_asks_what_changed_since_its_position_and_syn
 fn sync_body(req: SyncRequest) -> Vec<u8> {
     encode_bulk(&DocsRequest::new(Op::Sync(req))).unwrap()
 }
+
+/// A document of one change by `actor`, setting `key`.
+fn one_change(actor: u8, key: &str) -> automerge::AutoCommit {
+    use automerge::transaction::Transactable;
+    let mut doc = automerge::AutoCommit::new();
+    doc.set_actor(automerge::ActorId::from(vec![actor; 16]));
+    doc.put(automerge::ROOT, key, 1i64).unwrap();
+    doc
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_first_messages_for_one_new_document_both_land_and_survive_a_restart() {
+    // Two first messages for a document this node does not hold yet, at once (a peer's
+    // push beside the answer to this node's own question, in a real cluster): the one
+    // that creates the document must not drop the other's changes, nor write its log
+    // over the other's.
+    let da = dir("adopt-race");
+    let mut a = start("a", &da).await;
+    let raw = RawPeer::connect(a.addr(), None).await.unwrap();
+    let mut landed = Vec::new();
+    for k in 1..=24u8 {
+        let id = DocId([k; 16]);
+        let call = |actor: u8, key: &'static str| {
+            let msg = message_with_everything(&mut one_change(actor, key));
+            let body = sync_body(SyncRequest {
+                doc: id.0,
+                reach: Reach::Cluster.as_u8(),
+                msg,
+            });
+            let raw = &raw;
+            async move { (key, raw_call(raw, &body).await) }
+        };
+        let (x, y) = tokio::join!(call(1, "x"), call(2, "y"));
+        for (key, r) in [x, y] {
+            match r {
+                Ok(_) => landed.push((id, key)),
+                // Still being created by the other message: the sender tries again.
+                Err((kind, m)) => assert_eq!(kind, ErrorKind::QuotaExceeded, "{m}"),
+            }
+        }
+    }
+    assert!(landed.len() >= 24, "{landed:?}");
+    for restarted in [false, true] {
+        for (id, key) in &landed {
+            let json = json_of(&a, *id).await;
+            assert!(
+                json.contains(&format!("\"{key}\"")),
+                "{id} (restarted: {restarted}): {json}"
+            );
+        }
+        if !restarted {
+            a.shutdown().await.unwrap();
+            a = start("a", &da).await;
+        }
+    }
+    a.shutdown().await.unwrap();
+}

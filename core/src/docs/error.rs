@@ -46,6 +46,12 @@ pub enum DocsError {
         /// The id asked for.
         id: String,
     },
+    /// A document with this id already exists here (or is being created right now).
+    #[error("document {id} already exists on this node")]
+    Exists {
+        /// The id.
+        id: String,
+    },
     /// A bad argument (an unparsable id, an index out of range, ...).
     #[error("{0}")]
     Invalid(String),
@@ -130,6 +136,7 @@ impl Classify for DocsError {
             DocsError::BadPath { .. }
             | DocsError::WrongType { .. }
             | DocsError::Invalid(_)
+            | DocsError::Exists { .. }
             | DocsError::NotAutomerge { .. }
             | DocsError::TooLarge { .. } => ErrorKind::InvalidInput,
             DocsError::NoSuchPath { .. } | DocsError::NotFound { .. } => ErrorKind::NotFound,

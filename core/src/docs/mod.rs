@@ -22,6 +22,7 @@ pub mod path;
 pub mod peer_states;
 pub(crate) mod pull;
 pub mod reach;
+pub(crate) mod restart;
 pub mod sealed_file;
 pub mod status;
 pub(crate) mod store;

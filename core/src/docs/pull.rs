@@ -209,7 +209,12 @@ async fn sync_one(
                 None => return Ok(true),
             },
         };
-        exchange(svc, &entry, peer, trust).await
+        let r = exchange(svc, &entry, peer, trust).await;
+        if r.is_err() {
+            // The exchange was lost on both sides (restart.rs).
+            super::restart::restart(&mut entry.lock().peers, peer);
+        }
+        r
     }
     .await;
     match r {

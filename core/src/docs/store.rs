@@ -267,6 +267,9 @@ pub(crate) struct Store {
     disk: Option<Disk>,
     docs: Mutex<HashMap<DocId, Arc<Entry>>>,
     gone: Mutex<HashSet<DocId>>,
+    /// Documents being created now (their logs written), each by one caller: two
+    /// adopters of the same document must not both write its log.
+    creating: Mutex<HashSet<DocId>>,
     /// Documents each peer made this node create (the per-peer budget).
     pub created_by: Mutex<HashMap<NodeId, usize>>,
     /// The event log and the positions in peers' logs (`stream.rs`).
@@ -275,6 +278,15 @@ pub(crate) struct Store {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A document id reserved in [`Store::creating`] while it lives.
+struct Reserved<'a>(&'a Mutex<HashSet<DocId>>, DocId);
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        lock(self.0).remove(&self.1);
+    }
 }
 
 impl Store {
@@ -286,6 +298,7 @@ impl Store {
             disk: Some(Disk { dir, key }),
             docs: Mutex::new(HashMap::new()),
             gone: Mutex::new(HashSet::new()),
+            creating: Mutex::new(HashSet::new()),
             created_by: Mutex::new(HashMap::new()),
             stream: Stream::default(),
         };
@@ -301,6 +314,7 @@ impl Store {
             disk: None,
             docs: Mutex::new(HashMap::new()),
             gone: Mutex::new(HashSet::new()),
+            creating: Mutex::new(HashSet::new()),
             created_by: Mutex::new(HashMap::new()),
             stream: Stream::default(),
         }
@@ -396,7 +410,8 @@ fn load(key: &dyn Sealer, id: DocId, path: &std::path::Path) -> Result<Entry, Do
 
 impl Store {
     /// Creates a document holding `doc` (durably).
-    /// Refuses (`QuotaExceeded`) a document larger than `cap` bytes.
+    /// Refuses (`QuotaExceeded`) a document larger than `cap` bytes, and (`Exists`) an id
+    /// held here or being created by another caller now.
     pub fn create(
         &self,
         id: DocId,
@@ -407,6 +422,16 @@ impl Store {
         if lock(&self.gone).contains(&id) {
             return Err(DocsError::NotFound { id: id.to_string() });
         }
+        // The check that `id` is new and the creation of its log are one step: a second
+        // creator (two peers' first messages, a push beside a pull) gets `Exists` and
+        // never writes a log over the first one's.
+        let _reserved = {
+            let docs = lock(&self.docs);
+            if docs.contains_key(&id) || !lock(&self.creating).insert(id) {
+                return Err(DocsError::Exists { id: id.to_string() });
+            }
+            Reserved(&self.creating, id)
+        };
         let snapshot = doc.save();
         let _ = doc.save_incremental();
         let size = snapshot.len() as u64;
@@ -434,12 +459,7 @@ impl Store {
                 books: Books::default(),
             }),
         });
-        let mut docs = lock(&self.docs);
-        if docs.contains_key(&id) {
-            return Err(DocsError::Invalid(format!("document {id} already exists")));
-        }
-        docs.insert(id, entry.clone());
-        drop(docs);
+        lock(&self.docs).insert(id, entry.clone());
         self.record(id);
         Ok(entry)
     }
@@ -611,7 +631,7 @@ impl Store {
         let state = st.peers.entry(peer).or_default();
         let r = st.doc.sync().receive_sync_message(state, msg);
         if let Err(e) = r {
-            st.peers.remove(&peer);
+            super::restart::restart(&mut st.peers, peer);
             return Err(DocsError::NotAutomerge {
                 what: "a sync message",
                 why: e.to_string(),

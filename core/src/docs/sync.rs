@@ -393,6 +393,8 @@ pub(super) fn adopt(
     // Apply to a fresh document first: a message that fails leaves nothing behind.
     let mut doc = AutoCommit::new();
     let mut state = automerge::sync::State::new();
+    // Kept in case another request creates the document first (below).
+    let again = msg.clone();
     doc.sync()
         .receive_sync_message(&mut state, msg)
         .map_err(|e| DocsError::NotAutomerge {
@@ -406,8 +408,19 @@ pub(super) fn adopt(
             *lock(&store.created_by).entry(from).or_insert(0) += 1;
             e
         }
-        // Created meanwhile by a concurrent request: use it.
-        Err(DocsError::Invalid(_)) => store.get(id)?,
+        // Created meanwhile by a concurrent request: the message is applied to that
+        // document as to any held one (dropping it would lose its changes for good: the
+        // sender counts them as sent). Still being created: the sender retries.
+        Err(DocsError::Exists { .. }) => {
+            let entry = store.get(id).map_err(|_| {
+                DocsError::Busy(format!("document {id} is being created by another sync"))
+            })?;
+            if !may_flow(entry.lock().reach, trust) {
+                return Err(DocsError::NotShared { id: id.to_string() });
+            }
+            let changed = store.receive(&entry, from, again, (len, cap), want)?;
+            return Ok((entry, changed));
+        }
         Err(e) => return Err(e),
     };
     {
@@ -508,7 +521,7 @@ async fn run(svc: Arc<DocsService>) {
             for e in store.all() {
                 let mut st = e.lock();
                 for p in &fresh {
-                    restart_state(&mut st.peers, *p);
+                    super::restart::restart(&mut st.peers, *p);
                 }
             }
         }
@@ -545,10 +558,17 @@ async fn run(svc: Arc<DocsService>) {
             |(entry, (peer, trust))| {
                 let svc = svc.clone();
                 async move {
-                    if let Err(e) = exchange(&svc, &entry, peer, trust).await {
-                        restart_state(&mut entry.lock().peers, peer);
-                        lock(&svc.retry).insert(entry.id);
-                        debug!(doc = %entry.id, peer = %peer.short(), error = %e, "document sync failed");
+                    match exchange(&svc, &entry, peer, trust).await {
+                        Ok(true) => {}
+                        // More to say after MAX_ROUNDS messages: goes on next period.
+                        Ok(false) => {
+                            lock(&svc.retry).insert(entry.id);
+                        }
+                        Err(e) => {
+                            super::restart::restart(&mut entry.lock().peers, peer);
+                            lock(&svc.retry).insert(entry.id);
+                            debug!(doc = %entry.id, peer = %peer.short(), error = %e, "document sync failed");
+                        }
                     }
                 }
             },
@@ -561,18 +581,6 @@ async fn run(svc: Arc<DocsService>) {
             },
         );
         futures::join!(pushes, pulls);
-    }
-}
-
-/// Starts the sync state with `peer` afresh, keeping only what `sync::State::encode`
-/// keeps (the heads both sides are known to share, all of them changes held here): the
-/// rest belonged to an exchange that was lost, while the shared heads spare the next one
-/// a Bloom filter of the whole history.
-fn restart_state(peers: &mut HashMap<NodeId, automerge::sync::State>, peer: NodeId) {
-    if let Some(state) = peers.remove(&peer) {
-        if let Ok(kept) = automerge::sync::State::decode(&state.encode()) {
-            peers.insert(peer, kept);
-        }
     }
 }
 
