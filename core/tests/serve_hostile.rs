@@ -77,7 +77,7 @@ async fn silent_streams_hold_at_most_the_per_peer_cap_and_get_timeout_after_the_
     }
     assert!(
         eventually(Duration::from_secs(20), || tasks(&target)
-            <= baseline + 1 + SLACK)
+            <= baseline + 2 + SLACK)
         .await,
         "the streams' tasks did not end: {} tasks (baseline {baseline})",
         tasks(&target)
@@ -119,7 +119,8 @@ async fn streams_beyond_the_node_total_are_refused_with_quota_exceeded() {
     let mut peak = 0;
     let mut refused_honest = None;
     let end = Instant::now() + Duration::from_secs(120);
-    let bound = baseline + MAX_STREAMS_PER_NODE + members + SLACK;
+    // Two tasks per connection: its loop of streams, and the refusal of unidirectional ones.
+    let bound = baseline + MAX_STREAMS_PER_NODE + 2 * members + SLACK;
     while !streams.iter().all(|s| s.is_finished()) && Instant::now() < end {
         peak = peak.max(tasks(&target));
         if peak > bound {
@@ -135,7 +136,7 @@ async fn streams_beyond_the_node_total_are_refused_with_quota_exceeded() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // One task per stream served, and one per connection.
+    // One task per stream served, and two per connection.
     assert!(
         peak <= bound,
         "peers made the node run {peak} tasks (baseline {baseline})"
@@ -155,7 +156,7 @@ async fn streams_beyond_the_node_total_are_refused_with_quota_exceeded() {
     // Once the silent streams are gone, the honest peer is served again.
     assert!(
         eventually(Duration::from_secs(20), || tasks(&target)
-            <= baseline + members + SLACK)
+            <= baseline + 2 * members + SLACK)
         .await,
         "the streams' tasks did not end: {} tasks (baseline {baseline})",
         tasks(&target)
@@ -343,4 +344,50 @@ async fn a_flood_of_large_messages_nobody_reads_is_refused_at_the_byte_bound() {
     assert_eq!(sink.recv().await.unwrap().data[0], 7);
     target.shutdown().await.unwrap();
     flooder.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unidirectional_streams_are_refused_and_the_connection_keeps_serving() {
+    let target = node("target").await;
+    echo(&target, "echo");
+    let raw = RawPeer::connect(target.addr(), None).await.unwrap();
+    // More than the connection's concurrent unidirectional streams: each refused one
+    // frees its place for the next, so none of these waits for ever.
+    for i in 0..600u32 {
+        let mut s = raw.conn.open_uni().await.unwrap();
+        // Not finished: only the node's STOP_SENDING ends it.
+        let _ = s.write_all(format!("junk {i}").as_bytes()).await;
+        let stopped = tokio::time::timeout(Duration::from_secs(10), s.stopped())
+            .await
+            .expect("the node answers a unidirectional stream");
+        assert_eq!(
+            stopped.unwrap(),
+            Some(quinn::VarInt::from_u32(
+                memmesh::transport::errors::CLOSE_PROTOCOL
+            )),
+            "stream {i}"
+        );
+    }
+    // The same connection still serves a request, and the node another peer.
+    let header = memmesh::wire::StreamHeader::new(memmesh::wire::Service::Channel {
+        name: "echo".into(),
+        op: memmesh::wire::messages::ChannelOp::Request,
+    });
+    let limits = memmesh::wire::codec::FrameLimits::with_body(1024);
+    let body = memmesh::transport::rpc::call(&raw.conn, &header, b"after", limits)
+        .await
+        .unwrap();
+    assert_eq!(&body[..], b"after");
+    let real = node("real").await;
+    let id = real.connect(&target.addr().to_string()).await.unwrap();
+    let r = real
+        .channel("echo")
+        .unwrap()
+        .request(id, "hi", None)
+        .await
+        .unwrap();
+    assert_eq!(&r[..], b"hi");
+    raw.conn.close(0u32.into(), b"done");
+    target.shutdown().await.unwrap();
+    real.shutdown().await.unwrap();
 }

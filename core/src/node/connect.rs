@@ -332,14 +332,20 @@ async fn serve_connection(
     let budget = serve_budget(&shared);
     let mine = budget.peer(peer);
     let bad_frames = Arc::new(AtomicU32::new(0));
+    // Made once, not per stream (each stream used to build and drop them twice).
+    let cancelled = shared.cancel.cancelled();
+    tokio::pin!(cancelled);
+    let closed = conn.closed();
+    tokio::pin!(closed);
+    tokio::spawn(refuse_uni(conn.clone(), shared.cancel.clone()));
     let reason = loop {
         let slot = tokio::select! {
-            _ = shared.cancel.cancelled() => break None,
-            e = conn.closed() => break Some(e),
+            _ = &mut cancelled => break None,
+            e = &mut closed => break Some(e),
             slot = mine.stream_slot() => slot,
         };
         tokio::select! {
-            _ = shared.cancel.cancelled() => break None,
+            _ = &mut cancelled => break None,
             accepted = conn.accept_bi() => match accepted {
                 Ok((mut send, mut recv)) => match budget.try_stream(slot) {
                     Some(permit) => {
@@ -362,11 +368,6 @@ async fn serve_connection(
                 },
                 Err(e) => break Some(e),
             },
-            accepted = conn.accept_uni() => match accepted {
-                // No service uses unidirectional streams yet: refuse them cleanly.
-                Ok(mut recv) => { let _ = recv.stop(CLOSE_PROTOCOL.into()); }
-                Err(e) => break Some(e),
-            },
         }
     };
     if is_goodbye(reason.as_ref()) && trust.is_member() {
@@ -378,6 +379,22 @@ async fn serve_connection(
                 info!(peer = %peer.short(), reason = %connection_error(&e).chain(), "peer disconnected")
             }
             None => debug!(peer = %peer.short(), "connection closed at shutdown"),
+        }
+    }
+}
+
+/// Refuses, cleanly, every unidirectional stream a peer opens on `conn` (no service uses
+/// them yet) until the connection closes or the node shuts down.
+async fn refuse_uni(conn: quinn::Connection, cancel: tokio_util::sync::CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            accepted = conn.accept_uni() => match accepted {
+                Ok(mut recv) => {
+                    let _ = recv.stop(CLOSE_PROTOCOL.into());
+                }
+                Err(_) => return,
+            },
         }
     }
 }

@@ -45,13 +45,25 @@ impl NodeRuntime {
     }
 
     /// Runs `fut` on the node runtime and awaits it from any executor. Dropping the
-    /// returned future cancels the work.
+    /// returned future cancels the work; a panic in it becomes an `Internal` error.
+    ///
+    /// A caller that already runs in this runtime's context (a task of the node, a
+    /// handler, a blocking-pool thread of the node) polls `fut` in place: spawning would
+    /// only add a task, a wake-up of another worker and a join (ADR 0005). Any other
+    /// caller (a host language's thread, another runtime) gets a task on the node runtime.
     pub fn run<F, T>(&self, fut: F) -> RunFuture<T>
     where
         F: Future<Output = Result<T>> + Send + 'static,
         T: Send + 'static,
     {
-        RunFuture(self.handle.spawn(fut))
+        let here = Handle::try_current().is_ok_and(|h| h.id() == self.handle.id());
+        if here {
+            RunFuture::Here(Box::pin(futures::FutureExt::catch_unwind(
+                std::panic::AssertUnwindSafe(fut),
+            )))
+        } else {
+            RunFuture::Task(self.handle.spawn(fut))
+        }
     }
 
     /// Polls `fut` wherever the returned future is awaited (no task, no thread hop), with
@@ -135,24 +147,166 @@ impl Classify for TaskPanicked {
     }
 }
 
-/// A task on the node runtime, awaited from anywhere; aborted if dropped early.
-#[derive(Debug)]
-pub struct RunFuture<T>(JoinHandle<Result<T>>);
+/// Work on the node runtime, awaited from anywhere; cancelled if dropped early.
+pub enum RunFuture<T> {
+    /// A task on the node runtime (aborted on drop).
+    Task(JoinHandle<Result<T>>),
+    /// Polled in place by a caller already in the node runtime (see [`NodeRuntime::run`]).
+    Here(Pin<Box<dyn Future<Output = std::thread::Result<Result<T>>> + Send>>),
+}
+
+impl<T> std::fmt::Debug for RunFuture<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunFuture::Task(_) => f.write_str("RunFuture::Task"),
+            RunFuture::Here(_) => f.write_str("RunFuture::Here"),
+        }
+    }
+}
 
 impl<T> Future for RunFuture<T> {
     type Output = Result<T>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
-        Pin::new(&mut self.0).poll(cx).map(|joined| match joined {
-            Ok(result) => result,
-            Err(e) if e.is_cancelled() => Err(Error::closed()),
-            Err(e) => Err(TaskPanicked(e).into()),
-        })
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        match self.get_mut() {
+            RunFuture::Task(task) => Pin::new(task).poll(cx).map(|joined| match joined {
+                Ok(result) => result,
+                Err(e) if e.is_cancelled() => Err(Error::closed()),
+                Err(e) => Err(TaskPanicked(e).into()),
+            }),
+            RunFuture::Here(fut) => fut.as_mut().poll(cx).map(|done| match done {
+                Ok(result) => result,
+                Err(panic) => Err(WorkPanicked(panic_message(&*panic)).into()),
+            }),
+        }
+    }
+}
+
+/// Work polled in place (see [`NodeRuntime::run`]) panicked.
+#[derive(Debug, thiserror::Error)]
+#[error("a memmesh task panicked: {0}")]
+pub struct WorkPanicked(pub String);
+
+impl Classify for WorkPanicked {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Internal
+    }
+}
+
+/// The message of a panic's payload, if it is a string.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(s), _) => (*s).to_string(),
+        (_, Some(s)) => s.clone(),
+        _ => "a panic without a message".to_string(),
     }
 }
 
 impl<T> Drop for RunFuture<T> {
     fn drop(&mut self) {
-        self.0.abort();
+        if let RunFuture::Task(task) = self {
+            task.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn work_is_polled_in_place_only_from_inside_the_node_runtime() {
+        let rt = std::sync::Arc::new(NodeRuntime::new(1, "test").unwrap());
+        let outside = rt.run(async { Ok(1) });
+        assert!(matches!(outside, RunFuture::Task(_)));
+        assert_eq!(futures::executor::block_on(outside).unwrap(), 1);
+        // Another runtime's task is outside too.
+        let other = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let rt2 = rt.clone();
+        let r = other.block_on(async move {
+            let f = rt2.run(async { Ok(2) });
+            (matches!(f, RunFuture::Task(_)), f.await.unwrap())
+        });
+        assert_eq!(r, (true, 2));
+        // A task of the node runtime polls in place, and so does its blocking pool.
+        let rt2 = rt.clone();
+        let inside = rt.handle().spawn(async move {
+            let f = rt2.run(async { Ok(3) });
+            (matches!(f, RunFuture::Here(_)), f.await.unwrap())
+        });
+        assert_eq!(futures::executor::block_on(inside).unwrap(), (true, 3));
+        let rt2 = rt.clone();
+        let blocking = rt.handle().spawn_blocking(move || {
+            let f = rt2.run(async { Ok(4) });
+            (
+                matches!(f, RunFuture::Here(_)),
+                futures::executor::block_on(f).unwrap(),
+            )
+        });
+        assert_eq!(futures::executor::block_on(blocking).unwrap(), (true, 4));
+        rt.shutdown_background();
+    }
+
+    #[test]
+    fn a_panic_becomes_an_internal_error_and_dropping_cancels_either_way() {
+        let rt = std::sync::Arc::new(NodeRuntime::new(1, "test").unwrap());
+        let rt2 = rt.clone();
+        let (here, task) = futures::executor::block_on(rt.handle().spawn(async move {
+            let here = rt2.run(async { panic!("boom here") as Result<()> }).await;
+            let task = tokio::task::spawn_blocking(move || {
+                futures::executor::block_on(
+                    std::thread::spawn(move || {
+                        rt2.run(async { panic!("boom task") as Result<()> })
+                    })
+                    .join()
+                    .unwrap(),
+                )
+            })
+            .await
+            .unwrap();
+            (here, task)
+        }))
+        .unwrap();
+        for (e, what) in [(here.unwrap_err(), "boom here"), (task.unwrap_err(), "")] {
+            assert_eq!(e.kind(), ErrorKind::Internal);
+            assert!(e.message().contains(what), "{}", e.message());
+        }
+        // Dropping the future drops the work (its guard) in both forms.
+        struct Flag(std::sync::Arc<std::sync::atomic::AtomicBool>);
+        impl Drop for Flag {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let rt2 = rt.clone();
+        let dropped = futures::executor::block_on(rt.handle().spawn(async move {
+            let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let guard = Flag(flag.clone());
+            let f = rt2.run(async move {
+                let _g = guard;
+                std::future::pending::<()>().await;
+                Ok(())
+            });
+            let _ = tokio::time::timeout(Duration::from_millis(20), f).await;
+            flag.load(std::sync::atomic::Ordering::SeqCst)
+        }))
+        .unwrap();
+        assert!(dropped);
+        let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let guard = Flag(flag.clone());
+        let f = rt.run(async move {
+            let _g = guard;
+            std::future::pending::<()>().await;
+            Ok(())
+        });
+        drop(f);
+        let end = std::time::Instant::now() + Duration::from_secs(5);
+        while !flag.load(std::sync::atomic::Ordering::SeqCst) && std::time::Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(flag.load(std::sync::atomic::Ordering::SeqCst));
+        rt.shutdown_background();
     }
 }
