@@ -6,9 +6,9 @@
 //! [`Services::on_shutdown`]); a new service plugs in the same way without touching the
 //! others.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -74,6 +74,24 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, in the order of [`Kind::index`].
+    pub const ALL: [Kind; 9] = [
+        Kind::Channel,
+        Kind::Membership,
+        Kind::Blocks,
+        Kind::Cache,
+        Kind::Transfer,
+        Kind::Fetch,
+        Kind::Goodbye,
+        Kind::Docs,
+        Kind::Files,
+    ];
+
+    /// Its place in [`Kind::ALL`] (the services table is an array: no hashing per frame).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The kind of `service`.
     pub fn of(service: &Service) -> Kind {
         match service {
@@ -212,15 +230,24 @@ pub trait Shutdown: Send + Sync + 'static {
 
 #[derive(Default)]
 struct Table {
-    frames: HashMap<Kind, Arc<dyn FrameHandler>>,
-    streams: HashMap<Kind, Arc<dyn StreamHandler>>,
+    /// By [`Kind::index`].
+    frames: [Option<Arc<dyn FrameHandler>>; Kind::ALL.len()],
+    /// By [`Kind::index`].
+    streams: [Option<Arc<dyn StreamHandler>>; Kind::ALL.len()],
     shutdown: Vec<Arc<dyn Shutdown>>,
+}
+
+/// Frames handled and failed for one kind.
+#[derive(Default)]
+struct Counter {
+    requests: AtomicU64,
+    errors: AtomicU64,
 }
 
 /// The services registered on a node. Handlers hold their service (which holds the
 /// node's `Shared`): [`Services::clear`] at shutdown breaks that cycle.
 #[derive(Default)]
-pub struct Services(Mutex<Table>, Mutex<HashMap<Kind, FrameCount>>);
+pub struct Services(Mutex<Table>, [Counter; Kind::ALL.len()]);
 
 /// Request frames one service handled on this node, and how many of them failed (the
 /// HTTP API's `/metrics`).
@@ -235,9 +262,12 @@ pub struct FrameCount {
 impl std::fmt::Debug for Services {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let t = self.table();
+        let kinds = |held: &dyn Fn(usize) -> bool| -> Vec<Kind> {
+            Kind::ALL.into_iter().filter(|k| held(k.index())).collect()
+        };
         f.debug_struct("Services")
-            .field("frames", &t.frames.keys().collect::<Vec<_>>())
-            .field("streams", &t.streams.keys().collect::<Vec<_>>())
+            .field("frames", &kinds(&|i| t.frames[i].is_some()))
+            .field("streams", &kinds(&|i| t.streams[i].is_some()))
             .field("shutdown", &t.shutdown.len())
             .finish()
     }
@@ -250,12 +280,12 @@ impl Services {
 
     /// Registers the handler of request frames of `kind`.
     pub fn serve(&self, kind: Kind, handler: Arc<dyn FrameHandler>) {
-        self.table().frames.insert(kind, handler);
+        self.table().frames[kind.index()] = Some(handler);
     }
 
     /// Registers the handler that takes streams of `kind` over.
     pub fn take_streams(&self, kind: Kind, handler: Arc<dyn StreamHandler>) {
-        self.table().streams.insert(kind, handler);
+        self.table().streams[kind.index()] = Some(handler);
     }
 
     /// Registers shutdown steps (run in registration order).
@@ -265,11 +295,11 @@ impl Services {
 
     /// The handler that takes streams for `service` over, if any.
     pub fn stream_handler(&self, service: &Service) -> Option<Arc<dyn StreamHandler>> {
-        self.table().streams.get(&Kind::of(service)).cloned()
+        self.table().streams[Kind::of(service).index()].clone()
     }
 
     fn frame_handler(&self, kind: Kind) -> Option<Arc<dyn FrameHandler>> {
-        self.table().frames.get(&kind).cloned()
+        self.table().frames[kind.index()].clone()
     }
 
     fn parts(&self) -> Vec<Arc<dyn Shutdown>> {
@@ -290,17 +320,29 @@ impl Services {
         }
     }
 
-    /// The request frames handled per service so far.
+    /// The request frames handled per service so far (services that handled none are
+    /// left out).
     pub fn frame_counts(&self) -> Vec<(Kind, FrameCount)> {
-        let m = self.1.lock().unwrap_or_else(|p| p.into_inner());
-        m.iter().map(|(k, c)| (*k, *c)).collect()
+        Kind::ALL
+            .into_iter()
+            .map(|k| {
+                let c = &self.1[k.index()];
+                let count = FrameCount {
+                    requests: c.requests.load(Ordering::Relaxed),
+                    errors: c.errors.load(Ordering::Relaxed),
+                };
+                (k, count)
+            })
+            .filter(|(_, c)| c.requests > 0)
+            .collect()
     }
 
     fn count(&self, kind: Kind, failed: bool) {
-        let mut m = self.1.lock().unwrap_or_else(|p| p.into_inner());
-        let c = m.entry(kind).or_default();
-        c.requests += 1;
-        c.errors += u64::from(failed);
+        let c = &self.1[kind.index()];
+        c.requests.fetch_add(1, Ordering::Relaxed);
+        if failed {
+            c.errors.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Forgets every handler (after shutdown).
@@ -423,5 +465,35 @@ impl<T: Clone> Subscription<T> {
     /// How many items this reader missed by falling behind.
     pub fn missed(&self) -> u64 {
         self.missed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_its_own_place_in_the_table() {
+        for (i, k) in Kind::ALL.into_iter().enumerate() {
+            assert_eq!(k.index(), i, "{k:?}");
+        }
+    }
+
+    #[test]
+    fn frames_are_counted_per_kind_and_unused_kinds_left_out() {
+        let s = Services::default();
+        assert!(s.frame_counts().is_empty());
+        s.count(Kind::Cache, false);
+        s.count(Kind::Cache, true);
+        s.count(Kind::Files, false);
+        let c = FrameCount {
+            requests: 2,
+            errors: 1,
+        };
+        let f = FrameCount {
+            requests: 1,
+            errors: 0,
+        };
+        assert_eq!(s.frame_counts(), vec![(Kind::Cache, c), (Kind::Files, f)]);
     }
 }

@@ -456,6 +456,9 @@ impl Stream {
                 // If the requester gives up (stops reading), stop working for it.
                 let stopped = send.stopped();
                 tokio::select! {
+                    // The handler first: one that answers at once never polls `stopped`
+                    // (which locks the connection).
+                    biased;
                     result = service::handle(&shared, peer, trust, header.service, body) => result,
                     _ = stopped => {
                         debug!(peer = %peer.short(), "the requester gave up; handler cancelled");

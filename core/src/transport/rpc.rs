@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::transport::endpoint::{FramePermit, PeerBudget, ServeBudget};
 use crate::transport::errors::{connection_error, read_error, write_error, TransportError};
 use crate::wire::codec::{self, encode_frame, FrameLimits, WireError, PREFIX_LEN};
-use crate::wire::io::{read_frame, write_frame};
+use crate::wire::io::{read_frame, read_parts, write_frame};
 use crate::wire::messages::RemoteError;
 use crate::wire::{Reply, StreamHeader};
 
@@ -50,13 +50,16 @@ pub async fn call(
 
 /// Waits briefly for the end of a stream whose one frame has been read.
 pub async fn finish_reading(recv: &mut quinn::RecvStream) {
-    let end = recv.read_to_end(0);
-    tokio::pin!(end);
-    // The end normally came with the frame: no timer for that case.
-    if futures::poll!(&mut end).is_ready() {
+    // The end normally came with the frame: one read sees it, with no timer.
+    let first = {
+        let end = recv.read_chunk(usize::MAX, true);
+        tokio::pin!(end);
+        futures::poll!(&mut end)
+    };
+    if let std::task::Poll::Ready(Ok(None) | Err(_)) = first {
         return;
     }
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), end).await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), recv.read_to_end(0)).await;
 }
 
 /// `message`, cut to at most [`MAX_ERROR_MESSAGE`] bytes on a character boundary.
@@ -103,22 +106,7 @@ pub async fn read_request(
         }
         let (hl, bl) = codec::parse_prefix(prefix, limits)?;
         let permit = budget.frame_bytes(peer, hl.saturating_add(bl))?;
-        let mut header = vec![0u8; hl];
-        recv.read_exact(&mut header).await.map_err(|e| match e {
-            quinn::ReadExactError::FinishedEarly(_) => WireError::Truncated.into(),
-            quinn::ReadExactError::ReadError(e) => read_error(e),
-        })?;
-        let mut body = Vec::with_capacity(bl);
-        while body.len() < bl {
-            match recv
-                .read_chunk(bl - body.len(), true)
-                .await
-                .map_err(read_error)?
-            {
-                Some(chunk) => body.extend_from_slice(&chunk.bytes),
-                None => return Err(WireError::Truncated.into()),
-            }
-        }
+        let (header, body) = read_parts(recv, hl, bl).await?;
         Ok(Some(RequestFrame {
             header,
             body: Bytes::from(body),

@@ -47,14 +47,37 @@ pub async fn read_raw_frame_opt(
         Err(quinn::ReadExactError::ReadError(e)) => return Err(read_error(e)),
     }
     let (hl, bl) = codec::parse_prefix(prefix, limits)?;
-    let mut head = vec![0u8; hl];
-    read_exact(recv, &mut head).await?;
-    let mut body = Vec::with_capacity(bl);
-    read_body_into(recv, bl, &mut body, None).await?;
+    let (header, body) = read_parts(recv, hl, bl).await?;
     Ok(Some(Frame {
-        header: head,
+        header,
         body: Bytes::from(body),
     }))
+}
+
+/// Reads exactly a header of `hl` bytes and the body of `bl` bytes after it, each piece
+/// as QUIC hands it over (a small frame's header and body usually come in one piece: one
+/// read of the stream, not one per part), never past the frame.
+pub async fn read_parts(
+    recv: &mut quinn::RecvStream,
+    hl: usize,
+    bl: usize,
+) -> Result<(Vec<u8>, Vec<u8>), Error> {
+    let mut header = Vec::with_capacity(hl);
+    let mut body = Vec::with_capacity(bl);
+    let mut left = hl + bl;
+    while left > 0 {
+        let chunk = recv
+            .read_chunk(left, true)
+            .await
+            .map_err(read_error)?
+            .ok_or(WireError::Truncated)?;
+        let piece = &chunk.bytes[..];
+        let to_header = (hl - header.len()).min(piece.len());
+        header.extend_from_slice(&piece[..to_header]);
+        body.extend_from_slice(&piece[to_header..]);
+        left -= piece.len();
+    }
+    Ok((header, body))
 }
 
 /// Reads one frame; `Ok(None)` if the stream ended cleanly before its first byte.
