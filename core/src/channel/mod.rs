@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::identity::NodeId;
 use crate::node::connect::connection;
 use crate::node::guard::Guard;
-use crate::transport::rpc::call;
+use crate::transport::rpc::call_bytes;
 use crate::wire::messages::ChannelOp;
 use crate::wire::{Service, StreamHeader};
 
@@ -137,10 +137,10 @@ impl Channel {
                     return serve::handle(&shared, peer, &name, ChannelOp::Request, data).await;
                 }
                 let conn = connection(&shared.node, peer).await?;
-                call(
+                call_bytes(
                     &conn,
                     &header(&name, ChannelOp::Request),
-                    &data,
+                    data,
                     shared.limits(),
                 )
                 .await
@@ -262,13 +262,7 @@ pub(crate) async fn send_one(
             return Ok(());
         }
         let conn = connection(&shared.node, peer).await?;
-        call(
-            &conn,
-            &header(name, ChannelOp::Send),
-            &data,
-            shared.limits(),
-        )
-        .await?;
+        call_bytes(&conn, &header(name, ChannelOp::Send), data, shared.limits()).await?;
         Ok(())
     };
     tokio::time::timeout(timeout, attempt)

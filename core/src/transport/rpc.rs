@@ -8,8 +8,8 @@ use tokio::time::Instant;
 use crate::error::{Error, Result};
 use crate::transport::endpoint::{FramePermit, PeerBudget, ServeBudget};
 use crate::transport::errors::{connection_error, read_error, write_error, TransportError};
-use crate::wire::codec::{self, encode_frame, FrameLimits, WireError, PREFIX_LEN};
-use crate::wire::io::{read_frame, read_parts, write_frame};
+use crate::wire::codec::{self, encode_frame_head, FrameLimits, WireError, PREFIX_LEN};
+use crate::wire::io::{read_frame, read_parts, write_frame_bytes};
 use crate::wire::messages::RemoteError;
 use crate::wire::{Reply, StreamHeader};
 
@@ -26,8 +26,18 @@ pub async fn call(
     body: &[u8],
     limits: FrameLimits,
 ) -> Result<Bytes> {
+    call_bytes(conn, header, Bytes::copy_from_slice(body), limits).await
+}
+
+/// [`call`] with a body QUIC takes as it is (no copy).
+pub async fn call_bytes(
+    conn: &quinn::Connection,
+    header: &StreamHeader,
+    body: Bytes,
+    limits: FrameLimits,
+) -> Result<Bytes> {
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| connection_error(&e))?;
-    let written = write_frame(&mut send, header, body, limits).await;
+    let written = write_frame_bytes(&mut send, header, body, limits).await;
     let _ = send.finish();
     // Even if our write failed (the peer may have stopped the stream after rejecting it),
     // the peer's reply says why, so prefer it.
@@ -127,14 +137,19 @@ pub async fn write_reply(
     limits: FrameLimits,
     deadline: Instant,
 ) -> Result<()> {
-    let error_frame =
-        |e: &Error| encode_frame(&Reply::from_error(&cut(e)), &[], limits).map_err(Error::from);
-    let frame = match result {
-        Ok(body) => encode_frame(&Reply::Ok, &body, limits)
+    let error_frame = |e: &Error| {
+        encode_frame_head(&Reply::from_error(&cut(e)), 0, limits)
+            .map(|head| [head.freeze(), Bytes::new()])
+            .map_err(Error::from)
+    };
+    // The body goes to QUIC as it is (no copy into a frame buffer).
+    let mut frame = match result {
+        Ok(body) => encode_frame_head(&Reply::Ok, body.len(), limits)
+            .map(|head| [head.freeze(), body])
             .or_else(|e| error_frame(&TransportError::ResponseTooLarge(e).into())),
         Err(e) => error_frame(&e),
     }?;
-    match tokio::time::timeout_at(deadline, send.write_all(&frame)).await {
+    match tokio::time::timeout_at(deadline, send.write_all_chunks(&mut frame)).await {
         Ok(written) => written.map_err(write_error),
         Err(_) => Err(TransportError::ReplyTimeout.into()),
     }
@@ -159,6 +174,9 @@ mod tests {
         // An error with a huge message still fits in a reply header.
         let e = Error::new(ErrorKind::HandlerFailed, "x".repeat(1 << 20));
         let limits = FrameLimits::with_body(1024);
-        assert!(encode_frame(&Reply::from_error(&super::cut(&e)), &[], limits).is_ok());
+        assert!(
+            crate::wire::codec::encode_frame(&Reply::from_error(&super::cut(&e)), &[], limits)
+                .is_ok()
+        );
     }
 }

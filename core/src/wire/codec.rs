@@ -203,6 +203,17 @@ pub fn encode_frame_head<H: Serialize>(
     body_len: usize,
     limits: FrameLimits,
 ) -> Result<BytesMut, WireError> {
+    frame_head(header, body_len, limits, 0)
+}
+
+/// The prefix and header of a frame whose body of `body_len` bytes follows, in a buffer
+/// with room for `room` more bytes.
+fn frame_head<H: Serialize>(
+    header: &H,
+    body_len: usize,
+    limits: FrameLimits,
+    room: usize,
+) -> Result<BytesMut, WireError> {
     let head = encode_header(header)?;
     if head.len() > limits.max_header.min(MAX_HEADER_LEN) {
         return Err(WireError::HeaderTooLarge {
@@ -216,7 +227,7 @@ pub fn encode_frame_head<H: Serialize>(
             max: limits.max_body,
         });
     }
-    let mut buf = BytesMut::with_capacity(PREFIX_LEN + head.len() + body_len);
+    let mut buf = BytesMut::with_capacity(PREFIX_LEN + head.len() + room);
     buf.put_u32(head.len() as u32);
     buf.put_u32(body_len as u32);
     buf.put_slice(&head);
@@ -229,7 +240,7 @@ pub fn encode_frame<H: Serialize>(
     body: &[u8],
     limits: FrameLimits,
 ) -> Result<Bytes, WireError> {
-    let mut buf = encode_frame_head(header, body.len(), limits)?;
+    let mut buf = frame_head(header, body.len(), limits, body.len())?;
     buf.put_slice(body);
     Ok(buf.freeze())
 }
