@@ -86,10 +86,13 @@ pub async fn silent_stream(conn: quinn::Connection, patience: Duration) -> Endin
         Ok(s) => s,
         Err(e) => return Ending::Other(format!("open: {e}")),
     };
-    if let Err(e) = send.write_all(&[0]).await {
-        return Ending::Other(format!("write: {e}"));
-    }
     let busy = |code: quinn::VarInt| code.into_inner() == u64::from(STREAM_BUSY);
+    match send.write_all(&[0]).await {
+        Ok(()) => {}
+        // Refused before the byte was taken: the node stopped the stream as busy.
+        Err(quinn::WriteError::Stopped(code)) if busy(code) => return Ending::Busy,
+        Err(e) => return Ending::Other(format!("write: {e}")),
+    }
     match tokio::time::timeout(patience, recv.read_to_end(1 << 20)).await {
         Err(_) => Ending::Other("no answer".into()),
         Ok(Ok(bytes)) => match decode_frame::<Reply>(&bytes, FrameLimits::with_body(1 << 20)) {
