@@ -23,8 +23,10 @@ use tracing::debug;
 use crate::error::{Error, Result};
 use crate::identity::NodeId;
 use crate::node::connect::connection;
+use crate::node::connect::deadline_after;
 use crate::node::guard::Guard;
-use crate::transport::rpc::call_bytes;
+use crate::transport::rpc::{call_encoded, within};
+use crate::wire::codec::EncodedHeader;
 use crate::wire::messages::ChannelOp;
 use crate::wire::{Service, StreamHeader};
 
@@ -39,7 +41,27 @@ pub use target::{parse_ids, Target};
 pub struct Channel {
     shared: Arc<ChannelService>,
     state: Arc<ChannelState>,
+    out: Arc<Outgoing>,
     _guard: Arc<Guard>,
+}
+
+/// What every frame this channel sends starts with, encoded once: the name and header of
+/// its requests and of its messages.
+#[derive(Debug)]
+struct Outgoing {
+    name: Arc<str>,
+    request: EncodedHeader,
+    send: EncodedHeader,
+}
+
+impl Outgoing {
+    fn new(name: &str) -> Result<Self> {
+        Ok(Self {
+            name: name.into(),
+            request: EncodedHeader::new(&header(name, ChannelOp::Request))?,
+            send: EncodedHeader::new(&header(name, ChannelOp::Send))?,
+        })
+    }
 }
 
 impl std::fmt::Debug for Channel {
@@ -58,12 +80,14 @@ impl Channel {
         shared: Arc<ChannelService>,
         state: Arc<ChannelState>,
         guard: Arc<Guard>,
-    ) -> Self {
-        Self {
+    ) -> Result<Self> {
+        let out = Arc::new(Outgoing::new(state.name())?);
+        Ok(Self {
             shared,
             state,
+            out,
             _guard: guard,
-        }
+        })
     }
 
     /// The channel name.
@@ -90,7 +114,7 @@ impl Channel {
         }
         let target = to.into();
         let shared = self.shared.clone();
-        let name = self.state.name().to_string();
+        let out = self.out.clone();
         self.shared
             .run(async move {
                 let peers = match target {
@@ -100,8 +124,8 @@ impl Channel {
                 let attempts = peers.iter().map(|&peer| {
                     let shared = shared.clone();
                     let data = data.clone();
-                    let name = name.clone();
-                    async move { (peer, send_one(&shared, peer, &name, data).await) }
+                    let out = out.clone();
+                    async move { (peer, send_via(&shared, peer, &out, data).await) }
                 });
                 summarize(futures::future::join_all(attempts).await)
             })
@@ -127,31 +151,26 @@ impl Channel {
             return Err(Error::closed());
         }
         let shared = self.shared.clone();
-        let name = self.state.name().to_string();
+        let out = self.out.clone();
         let timeout = timeout.unwrap_or(shared.config.request_timeout);
         let local = peer == shared.id;
         let cancel = shared.cancel.clone();
         let work = async move {
             let exchange = async {
                 if local {
-                    return serve::handle(&shared, peer, &name, ChannelOp::Request, data).await;
+                    return serve::handle(&shared, peer, &out.name, ChannelOp::Request, data).await;
                 }
                 let conn = connection(&shared.node, peer).await?;
-                call_bytes(
-                    &conn,
-                    &header(&name, ChannelOp::Request),
-                    data,
-                    shared.limits(),
-                )
-                .await
+                call_encoded(&conn, &out.request, data, shared.limits()).await
             };
-            tokio::time::timeout(timeout, exchange).await.map_err(|_| {
-                ChannelError::RequestTimeout {
+            // No timer for what is done at once (a local handler that answers at once).
+            within(deadline_after(timeout), exchange)
+                .await
+                .ok_or_else(|| ChannelError::RequestTimeout {
                     peer: peer.short(),
-                    name: name.clone(),
+                    name: out.name.to_string(),
                     timeout,
-                }
-            })?
+                })?
         };
         if !local {
             return self.shared.run(work).await;
@@ -249,20 +268,30 @@ fn header(name: &str, op: ChannelOp) -> StreamHeader {
     })
 }
 
+/// Sends one message on channel `name` to `peer` (for senders without a [`Channel`]).
 pub(crate) async fn send_one(
     shared: &Arc<ChannelService>,
     peer: NodeId,
     name: &str,
     data: Bytes,
 ) -> Result<()> {
+    send_via(shared, peer, &Outgoing::new(name)?, data).await
+}
+
+async fn send_via(
+    shared: &Arc<ChannelService>,
+    peer: NodeId,
+    out: &Outgoing,
+    data: Bytes,
+) -> Result<()> {
     let timeout = shared.config.send_timeout;
     let attempt = async {
         if peer == shared.id {
-            serve::handle(shared, peer, name, ChannelOp::Send, data).await?;
+            serve::handle(shared, peer, &out.name, ChannelOp::Send, data).await?;
             return Ok(());
         }
         let conn = connection(&shared.node, peer).await?;
-        call_bytes(&conn, &header(name, ChannelOp::Send), data, shared.limits()).await?;
+        call_encoded(&conn, &out.send, data, shared.limits()).await?;
         Ok(())
     };
     tokio::time::timeout(timeout, attempt)

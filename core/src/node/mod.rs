@@ -399,7 +399,7 @@ impl Node {
         let state = channels
             .channels
             .get_or_create(name, self.shared.config.channel_queue)?;
-        Ok(Channel::new(channels.clone(), state, self.guard.clone()))
+        Channel::new(channels.clone(), state, self.guard.clone())
     }
 
     /// The blocks API: put bytes into this node's or a peer's RAM, get and free them.

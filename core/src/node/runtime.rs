@@ -51,18 +51,20 @@ impl NodeRuntime {
     /// handler, a blocking-pool thread of the node) polls `fut` in place: spawning would
     /// only add a task, a wake-up of another worker and a join (ADR 0005). Any other
     /// caller (a host language's thread, another runtime) gets a task on the node runtime.
-    pub fn run<F, T>(&self, fut: F) -> RunFuture<T>
+    pub fn run<F, T>(&self, fut: F) -> RunFuture<F, T>
     where
         F: Future<Output = Result<T>> + Send + 'static,
         T: Send + 'static,
     {
         let here = Handle::try_current().is_ok_and(|h| h.id() == self.handle.id());
         if here {
-            RunFuture::Here(Box::pin(futures::FutureExt::catch_unwind(
-                std::panic::AssertUnwindSafe(fut),
-            )))
+            RunFuture::Here {
+                fut: futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(fut)),
+            }
         } else {
-            RunFuture::Task(self.handle.spawn(fut))
+            RunFuture::Task {
+                task: AbortOnDrop(self.handle.spawn(fut)),
+            }
         }
     }
 
@@ -74,7 +76,7 @@ impl NodeRuntime {
     pub fn here<F: Future>(&self, fut: F) -> Here<F> {
         Here {
             handle: self.handle.clone(),
-            fut: Box::pin(fut),
+            fut,
         }
     }
 
@@ -114,19 +116,23 @@ impl NodeRuntime {
     }
 }
 
-/// Work polled by its caller inside the node runtime's context (see [`NodeRuntime::here`]).
-pub struct Here<F> {
-    handle: Handle,
-    fut: Pin<Box<F>>,
+pin_project_lite::pin_project! {
+    /// Work polled by its caller inside the node runtime's context (see
+    /// [`NodeRuntime::here`]).
+    pub struct Here<F> {
+        handle: Handle,
+        #[pin]
+        fut: F,
+    }
 }
 
 impl<F: Future> Future for Here<F> {
     type Output = F::Output;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = &mut *self;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
         let _context = this.handle.enter();
-        this.fut.as_mut().poll(cx)
+        this.fut.poll(cx)
     }
 }
 
@@ -147,38 +153,58 @@ impl Classify for TaskPanicked {
     }
 }
 
-/// Work on the node runtime, awaited from anywhere; cancelled if dropped early.
-pub enum RunFuture<T> {
-    /// A task on the node runtime (aborted on drop).
-    Task(JoinHandle<Result<T>>),
-    /// Polled in place by a caller already in the node runtime (see [`NodeRuntime::run`]).
-    Here(Pin<Box<dyn Future<Output = std::thread::Result<Result<T>>> + Send>>),
+pin_project_lite::pin_project! {
+    /// Work on the node runtime, awaited from anywhere; cancelled if dropped early.
+    #[project = RunProj]
+    pub enum RunFuture<F, T> {
+        /// A task on the node runtime (aborted on drop).
+        Task { task: AbortOnDrop<T> },
+        /// Polled in place by a caller already in the node runtime (see
+        /// [`NodeRuntime::run`]); inline, not boxed.
+        Here {
+            #[pin]
+            fut: futures::future::CatchUnwind<std::panic::AssertUnwindSafe<F>>,
+        },
+    }
 }
 
-impl<T> std::fmt::Debug for RunFuture<T> {
+impl<F, T> std::fmt::Debug for RunFuture<F, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RunFuture::Task(_) => f.write_str("RunFuture::Task"),
-            RunFuture::Here(_) => f.write_str("RunFuture::Here"),
+            RunFuture::Task { .. } => f.write_str("RunFuture::Task"),
+            RunFuture::Here { .. } => f.write_str("RunFuture::Here"),
         }
     }
 }
 
-impl<T> Future for RunFuture<T> {
+impl<F, T> Future for RunFuture<F, T>
+where
+    F: Future<Output = Result<T>>,
+{
     type Output = Result<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
-        match self.get_mut() {
-            RunFuture::Task(task) => Pin::new(task).poll(cx).map(|joined| match joined {
+        match self.project() {
+            RunProj::Task { task } => Pin::new(&mut task.0).poll(cx).map(|joined| match joined {
                 Ok(result) => result,
                 Err(e) if e.is_cancelled() => Err(Error::closed()),
                 Err(e) => Err(TaskPanicked(e).into()),
             }),
-            RunFuture::Here(fut) => fut.as_mut().poll(cx).map(|done| match done {
+            RunProj::Here { fut } => fut.poll(cx).map(|done| match done {
                 Ok(result) => result,
                 Err(panic) => Err(WorkPanicked(panic_message(&*panic)).into()),
             }),
         }
+    }
+}
+
+/// A task's handle that aborts the task when dropped.
+#[derive(Debug)]
+pub struct AbortOnDrop<T>(JoinHandle<Result<T>>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -202,14 +228,6 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-impl<T> Drop for RunFuture<T> {
-    fn drop(&mut self) {
-        if let RunFuture::Task(task) = self {
-            task.abort();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,7 +236,7 @@ mod tests {
     fn work_is_polled_in_place_only_from_inside_the_node_runtime() {
         let rt = std::sync::Arc::new(NodeRuntime::new(1, "test").unwrap());
         let outside = rt.run(async { Ok(1) });
-        assert!(matches!(outside, RunFuture::Task(_)));
+        assert!(matches!(outside, RunFuture::Task { .. }));
         assert_eq!(futures::executor::block_on(outside).unwrap(), 1);
         // Another runtime's task is outside too.
         let other = tokio::runtime::Builder::new_current_thread()
@@ -227,21 +245,21 @@ mod tests {
         let rt2 = rt.clone();
         let r = other.block_on(async move {
             let f = rt2.run(async { Ok(2) });
-            (matches!(f, RunFuture::Task(_)), f.await.unwrap())
+            (matches!(f, RunFuture::Task { .. }), f.await.unwrap())
         });
         assert_eq!(r, (true, 2));
         // A task of the node runtime polls in place, and so does its blocking pool.
         let rt2 = rt.clone();
         let inside = rt.handle().spawn(async move {
             let f = rt2.run(async { Ok(3) });
-            (matches!(f, RunFuture::Here(_)), f.await.unwrap())
+            (matches!(f, RunFuture::Here { .. }), f.await.unwrap())
         });
         assert_eq!(futures::executor::block_on(inside).unwrap(), (true, 3));
         let rt2 = rt.clone();
         let blocking = rt.handle().spawn_blocking(move || {
             let f = rt2.run(async { Ok(4) });
             (
-                matches!(f, RunFuture::Here(_)),
+                matches!(f, RunFuture::Here { .. }),
                 futures::executor::block_on(f).unwrap(),
             )
         });

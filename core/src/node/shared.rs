@@ -121,7 +121,7 @@ impl Shared {
     }
 
     /// Runs `fut` on the node runtime (see [`NodeRuntime::run`]).
-    pub fn run<F, T>(&self, fut: F) -> RunFuture<T>
+    pub fn run<F, T>(&self, fut: F) -> RunFuture<F, T>
     where
         F: std::future::Future<Output = Result<T>> + Send + 'static,
         T: Send + 'static,

@@ -2,14 +2,20 @@
 //! [`call`], and the server's [`read_request`] and [`write_reply`], which hold a peer's
 //! request only within the node's budgets and deadlines.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::transport::endpoint::{FramePermit, PeerBudget, ServeBudget};
 use crate::transport::errors::{connection_error, read_error, write_error, TransportError};
-use crate::wire::codec::{self, encode_frame_head, FrameLimits, WireError, PREFIX_LEN};
-use crate::wire::io::{read_frame, read_parts, write_frame_bytes};
+use crate::wire::codec::{
+    self, encode_frame_head, EncodedHeader, FrameLimits, WireError, PREFIX_LEN,
+};
+use crate::wire::io::{read_frame, read_parts};
 use crate::wire::messages::RemoteError;
 use crate::wire::{Reply, StreamHeader};
 
@@ -36,8 +42,34 @@ pub async fn call_bytes(
     body: Bytes,
     limits: FrameLimits,
 ) -> Result<Bytes> {
+    let head = encode_frame_head(header, body.len(), limits)?;
+    exchange(conn, head.freeze(), body, limits).await
+}
+
+/// [`call_bytes`] with a header encoded once beforehand (a channel's, used for every
+/// request it sends).
+pub async fn call_encoded(
+    conn: &quinn::Connection,
+    header: &EncodedHeader,
+    body: Bytes,
+    limits: FrameLimits,
+) -> Result<Bytes> {
+    let head = header.frame_head(body.len(), limits)?;
+    exchange(conn, head.freeze(), body, limits).await
+}
+
+/// Sends one frame (its encoded `head`, then `body`) on a new stream and reads the reply.
+async fn exchange(
+    conn: &quinn::Connection,
+    head: Bytes,
+    body: Bytes,
+    limits: FrameLimits,
+) -> Result<Bytes> {
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| connection_error(&e))?;
-    let written = write_frame_bytes(&mut send, header, body, limits).await;
+    let written = send
+        .write_all_chunks(&mut [head, body])
+        .await
+        .map_err(write_error);
     let _ = send.finish();
     // Even if our write failed (the peer may have stopped the stream after rejecting it),
     // the peer's reply says why, so prefer it.
@@ -66,7 +98,7 @@ pub async fn finish_reading(recv: &mut quinn::RecvStream) {
         tokio::pin!(end);
         futures::poll!(&mut end)
     };
-    if let std::task::Poll::Ready(Ok(None) | Err(_)) = first {
+    if let Poll::Ready(Ok(None) | Err(_)) = first {
         return;
     }
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), recv.read_to_end(0)).await;
@@ -123,9 +155,56 @@ pub async fn read_request(
             permit,
         }))
     };
-    tokio::time::timeout_at(deadline, read)
+    within(deadline, read)
         .await
-        .map_err(|_| TransportError::RequestTimeout)?
+        .ok_or(TransportError::RequestTimeout)?
+}
+
+/// `work`'s output if it is done by `deadline`, `None` if not. No timer exists until
+/// the work has been polled once and is not done: what is ready at once (a small frame
+/// already received, a small reply QUIC takes at once, a local handler's answer) never
+/// creates one, and so never takes the runtime's timer lock to register and drop it. As
+/// with tokio's `timeout_at`, work that is ready counts as done even if the deadline has
+/// passed. A plain combinator (not an `async fn`), so the work is not copied into a
+/// second, larger state.
+pub fn within<F: Future>(deadline: Instant, work: F) -> Within<F> {
+    Within {
+        work,
+        deadline,
+        timer: None,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// See [`within`].
+    #[derive(Debug)]
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Within<F> {
+        #[pin]
+        work: F,
+        deadline: Instant,
+        #[pin]
+        timer: Option<tokio::time::Sleep>,
+    }
+}
+
+impl<F: Future> Future for Within<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
+        let mut this = self.project();
+        if let Poll::Ready(out) = this.work.poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        if this.timer.is_none() {
+            this.timer
+                .set(Some(tokio::time::sleep_until(*this.deadline)));
+        }
+        match this.timer.as_pin_mut().map(|t| t.poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(None),
+            _ => Poll::Pending,
+        }
+    }
 }
 
 /// Writes the reply to a request: the body, or the error (its message cut to
@@ -149,9 +228,9 @@ pub async fn write_reply(
             .or_else(|e| error_frame(&TransportError::ResponseTooLarge(e).into())),
         Err(e) => error_frame(&e),
     }?;
-    match tokio::time::timeout_at(deadline, send.write_all_chunks(&mut frame)).await {
-        Ok(written) => written.map_err(write_error),
-        Err(_) => Err(TransportError::ReplyTimeout.into()),
+    match within(deadline, send.write_all_chunks(&mut frame)).await {
+        Some(written) => written.map_err(write_error),
+        None => Err(TransportError::ReplyTimeout.into()),
     }
 }
 

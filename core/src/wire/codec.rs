@@ -207,31 +207,81 @@ pub fn encode_frame_head<H: Serialize>(
 }
 
 /// The prefix and header of a frame whose body of `body_len` bytes follows, in a buffer
-/// with room for `room` more bytes.
+/// with room for `room` more bytes. The header is encoded in place (no buffer of its own).
 fn frame_head<H: Serialize>(
     header: &H,
     body_len: usize,
     limits: FrameLimits,
     room: usize,
 ) -> Result<BytesMut, WireError> {
-    let head = encode_header(header)?;
-    if head.len() > limits.max_header.min(MAX_HEADER_LEN) {
-        return Err(WireError::HeaderTooLarge {
-            len: head.len(),
-            max: limits.max_header,
-        });
-    }
-    if body_len > limits.max_body.min(MAX_BODY_CEILING) {
-        return Err(WireError::BodyTooLarge {
-            len: body_len,
-            max: limits.max_body,
-        });
-    }
-    let mut buf = BytesMut::with_capacity(PREFIX_LEN + head.len() + room);
-    buf.put_u32(head.len() as u32);
-    buf.put_u32(body_len as u32);
-    buf.put_slice(&head);
+    check_body(body_len, limits)?;
+    let mut buf = BytesMut::with_capacity(PREFIX_LEN + HEAD_GUESS + room);
+    buf.put_bytes(0, PREFIX_LEN);
+    bincode::serde::encode_into_writer(header, InBuf(&mut buf), config())
+        .map_err(|e| WireError::Malformed(e.to_string()))?;
+    let head_len = buf.len() - PREFIX_LEN;
+    check_head(head_len, limits)?;
+    buf[..4].copy_from_slice(&(head_len as u32).to_be_bytes());
+    buf[4..PREFIX_LEN].copy_from_slice(&(body_len as u32).to_be_bytes());
     Ok(buf)
+}
+
+/// Room reserved for a header encoded in place (most are a few dozen bytes).
+const HEAD_GUESS: usize = 64;
+
+/// bincode's output appended to a buffer.
+struct InBuf<'a>(&'a mut BytesMut);
+
+impl bincode::enc::write::Writer for InBuf<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+fn check_head(len: usize, limits: FrameLimits) -> Result<(), WireError> {
+    let max = limits.max_header.min(MAX_HEADER_LEN);
+    if len > max {
+        return Err(WireError::HeaderTooLarge { len, max });
+    }
+    Ok(())
+}
+
+fn check_body(len: usize, limits: FrameLimits) -> Result<(), WireError> {
+    let max = limits.max_body.min(MAX_BODY_CEILING);
+    if len > max {
+        return Err(WireError::BodyTooLarge { len, max });
+    }
+    Ok(())
+}
+
+/// A header encoded once and sent at the head of many frames (a channel's requests, for
+/// example: the same service and name every time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedHeader(Bytes);
+
+impl EncodedHeader {
+    /// Encodes `header`.
+    pub fn new<H: Serialize>(header: &H) -> Result<Self, WireError> {
+        Ok(Self(Bytes::from(encode_header(header)?)))
+    }
+
+    /// The encoded bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The prefix and this header of a frame whose body of `body_len` bytes is written
+    /// after it separately; the same checks as [`encode_frame_head`].
+    pub fn frame_head(&self, body_len: usize, limits: FrameLimits) -> Result<BytesMut, WireError> {
+        check_head(self.0.len(), limits)?;
+        check_body(body_len, limits)?;
+        let mut buf = BytesMut::with_capacity(PREFIX_LEN + self.0.len());
+        buf.put_u32(self.0.len() as u32);
+        buf.put_u32(body_len as u32);
+        buf.put_slice(&self.0);
+        Ok(buf)
+    }
 }
 
 /// Encodes a whole frame (prefix, header, body) into one buffer.
@@ -293,6 +343,45 @@ mod tests {
             peek_version(&encode_header(&header).unwrap()).unwrap(),
             header.version
         );
+    }
+
+    #[test]
+    fn a_head_encoded_in_place_or_once_is_the_frame_s_own_head() {
+        let long = "n".repeat(300); // longer than the room guessed for a header
+        for name in ["chat", long.as_str()] {
+            let header = StreamHeader::new(Service::Channel {
+                name: name.into(),
+                op: crate::wire::messages::ChannelOp::Request,
+            });
+            let whole = encode_frame(&header, b"body", limits()).unwrap();
+            let head = encode_frame_head(&header, 4, limits()).unwrap();
+            assert_eq!(&whole[..whole.len() - 4], &head[..]);
+            let once = EncodedHeader::new(&header).unwrap();
+            assert_eq!(once.as_bytes(), &encode_header(&header).unwrap()[..]);
+            assert_eq!(once.frame_head(4, limits()).unwrap(), head);
+            let small = FrameLimits {
+                max_header: 4, // shorter than any channel header
+                max_body: 3,
+            };
+            assert!(matches!(
+                once.frame_head(0, small),
+                Err(WireError::HeaderTooLarge { .. })
+            ));
+            assert!(matches!(
+                encode_frame_head(&header, 0, small),
+                Err(WireError::HeaderTooLarge { .. })
+            ));
+            assert!(matches!(
+                once.frame_head(4, limits()).and(once.frame_head(
+                    4,
+                    FrameLimits {
+                        max_header: 1 << 16,
+                        max_body: 3
+                    }
+                )),
+                Err(WireError::BodyTooLarge { len: 4, max: 3 })
+            ));
+        }
     }
 
     #[test]
