@@ -7,6 +7,7 @@
 // if set, else a local build (native/memmesh.<platform>.node, `npm run build`), else the
 // platform package installed as an optional dependency (memmesh-linux-x64-gnu, js/npm/;
 // scripts/pack-npm.sh packs both).
+const { markAsUntransferable } = require('node:worker_threads')
 const native = require('./native/binding.js')
 
 /** Every error code memmesh raises, the core's ErrorKind names. */
@@ -235,11 +236,30 @@ function rethrow (err) {
 
 const CREATE = Symbol('memmesh.create')
 
-// The fast path of `Cache.get`: the native side copies a locally held value into this
-// buffer (synchronously, on this thread) and the wrapper copies it out into a new Buffer,
-// which is much cheaper than creating a Buffer and a promise through Node-API per hit.
-const SCRATCH = Buffer.allocUnsafeSlow(64 * 1024)
-// `getLocal` answers: the key is absent (-1); this node cannot answer locally (-2).
+// The fast path of `Cache.get`: the native side copies a locally held value into the
+// current pool at `poolOffset` (synchronously, on this thread) and the wrapper returns a
+// view of those bytes, then moves `poolOffset` past them, so a value is written once and
+// never overwritten: each Buffer is the caller's own, sharing its ArrayBuffer with other
+// values as Buffer.allocUnsafe's Buffers share Node's pool (and, like that pool, this one
+// cannot be transferred). This costs one typed array per hit, where a new Buffer and a
+// promise through Node-API, or a scratch buffer copied into a new Buffer, cost more.
+const POOL_SIZE = 16 * 1024
+// A value that did not fit what is left of the pool comes back as its own Buffer; if it
+// is at most this long, the pool is nearly used up and a new one takes its place.
+const POOL_MAX_VALUE = 4 * 1024
+let poolBuffer
+let pool
+let poolOffset
+
+function newPool () {
+  poolBuffer = new ArrayBuffer(POOL_SIZE)
+  markAsUntransferable(poolBuffer)
+  pool = new Uint8Array(poolBuffer)
+  poolOffset = 0
+}
+newPool()
+
+// `readLocal` answers: the key is absent (-1); this node cannot answer locally (-2).
 const LOCAL_ABSENT = -1
 
 /**
@@ -293,10 +313,12 @@ class Blocks {
  */
 class Cache {
   #native
+  #readLocal
 
   constructor (token, nativeCache) {
     if (token !== CREATE) throw new TypeError('use await node.cache(name) to get a Cache')
     this.#native = nativeCache
+    this.#readLocal = nativeCache.localReader()
   }
 
   /** The bucket's name. */
@@ -329,14 +351,17 @@ class Cache {
     if (typeof key !== 'string') return Promise.reject(invalid(`key must be a string, got ${describe(key)}`))
     let local
     try {
-      local = this.#native.getLocal(key, SCRATCH)
+      local = this.#readLocal(key, pool, poolOffset)
     } catch (err) {
       return Promise.reject(toMemmeshError(err))
     }
-    if (typeof local !== 'number') return Promise.resolve(local) // a value too large for SCRATCH
+    if (typeof local !== 'number') { // a value that did not fit what is left of the pool
+      if (local.length <= POOL_MAX_VALUE) newPool()
+      return Promise.resolve(local)
+    }
     if (local >= 0) {
-      const value = Buffer.allocUnsafe(local)
-      SCRATCH.copy(value, 0, 0, local)
+      const value = Buffer.from(poolBuffer, poolOffset, local)
+      poolOffset = (poolOffset + local + 7) & ~7 // 8-aligned, as Node's own pool
       return Promise.resolve(value)
     }
     if (local === LOCAL_ABSENT) return Promise.resolve(null)

@@ -54,6 +54,37 @@ test('set, get, delete and len on one node; values come back as Buffers', { time
   assert.equal((await cache.get('text')).toString(), 'utf-8 ✓')
 })
 
+test('local hits: each value is its own Buffer across many reads; long and multi-byte keys', { timeout: TIMEOUT }, async (t) => {
+  const a = await startNode(t, { name: 'a' })
+  const cache = await a.cache('local', { replicas: 1 })
+  // Keys around the native fast path's 256-byte stack buffer (whole characters of 1 to 4
+  // bytes ending on either side of it) and values from empty to larger than its pool.
+  const keys = []
+  for (const ch of ['k', 'é', '€', '😀']) {
+    for (let bytes = 240; bytes <= 270; bytes++) {
+      const n = Math.floor(bytes / Buffer.byteLength(ch))
+      keys.push(`${ch.repeat(n)}`)
+    }
+  }
+  for (let i = 0; i < 400; i++) keys.push(`key:${i}`)
+  const unique = [...new Set(keys)]
+  const sizes = [0, 1, 7, 100, 1000, 3000, 4096, 5000, 16 * 1024, 40 * 1024]
+  const expected = new Map(unique.map((k, i) => [k, Buffer.alloc(sizes[i % sizes.length], `${k}:${i}`)]))
+  await cache.setMany([...expected])
+  const got = []
+  for (let round = 0; round < 3; round++) {
+    for (const k of unique) got.push([k, await cache.get(k)])
+  }
+  // Nothing read later overwrote what was read before, and no two values alias.
+  for (const [k, v] of got) {
+    assert.ok(Buffer.isBuffer(v), k)
+    assert.ok(v.equals(expected.get(k)), `value of ${k} (${v.length} bytes)`)
+  }
+  for (const [, v] of got) v.fill(0)
+  for (const k of unique) assert.ok((await cache.get(k)).equals(expected.get(k)), k)
+  assert.equal(await cache.get('é'.repeat(300)), null)
+})
+
 test('bucket options are checked and must agree with the existing bucket', { timeout: TIMEOUT }, async (t) => {
   const a = await startNode(t, { name: 'a' })
   const opts = { ttlMs: 60000, maxEntries: 100, maxBytes: 1 << 20, replicas: 1 }

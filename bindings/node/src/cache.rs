@@ -1,9 +1,13 @@
 //! The replicated cache: named buckets of string keys and byte values, with TTL and LRU.
 
+use std::ffi::{c_char, c_void};
+use std::ptr;
 use std::time::Duration;
 
-use napi::bindgen_prelude::{Buffer, BufferSlice, Either, Env, PromiseRaw, Uint8ArraySlice};
-use napi::JsValue;
+use napi::bindgen_prelude::{
+    panic_to_error, Buffer, BufferSlice, Either, Env, PromiseRaw, Uint8ArraySlice, Unknown,
+};
+use napi::{sys, JsError, JsValue};
 use napi_derive::napi;
 
 use crate::bytes::{from_js, to_buffer};
@@ -132,6 +136,211 @@ fn option_buffer(value: Option<memmesh::Bytes>) -> Option<Buffer> {
     value.as_ref().map(to_buffer)
 }
 
+/// Keys up to this many bytes of UTF-8 are read onto the stack by [`read_local`].
+const KEY_ON_STACK: usize = 256;
+
+/// A JS function bound to `cache` that calls [`read_local`]; the function owns its clone
+/// of the handle and drops it when it is garbage collected.
+fn local_reader(env: &Env, cache: memmesh::Cache) -> napi::Result<Unknown<'_>> {
+    let raw_env = env.raw();
+    let data = Box::into_raw(Box::new(cache)).cast::<c_void>();
+    let name = c"readLocal";
+    let mut function = ptr::null_mut();
+    // Safety: `data` is a live `Box<memmesh::Cache>`; it is handed to the function's
+    // finalizer, or freed here if the function could not be made.
+    unsafe {
+        let mut status = sys::napi_create_function(
+            raw_env,
+            name.as_ptr(),
+            name.count_bytes() as isize,
+            Some(read_local),
+            data,
+            &mut function,
+        );
+        if status == sys::Status::napi_ok {
+            status = sys::napi_add_finalizer(
+                raw_env,
+                function,
+                data,
+                Some(drop_reader),
+                ptr::null_mut(),
+                ptr::null_mut(),
+            );
+            if status == sys::Status::napi_ok {
+                return Ok(Unknown::from_raw_unchecked(raw_env, function));
+            }
+        }
+        // The function, if made, is never handed out: it cannot run with `data` freed.
+        drop(Box::from_raw(data.cast::<memmesh::Cache>()));
+        Err(napi::Error::new(
+            napi::Status::from(status),
+            "could not create the cache's local reader",
+        ))
+    }
+}
+
+/// Finalizer of a [`local_reader`] function: drops its handle.
+unsafe extern "C" fn drop_reader(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
+    // Safety: `data` is the `Box<memmesh::Cache>` given to `napi_add_finalizer`, and the
+    // finalizer runs once.
+    drop(unsafe { Box::from_raw(data.cast::<memmesh::Cache>()) });
+}
+
+/// The body of a [`local_reader`] function, `read(key, pool, offset)`: a raw Node-API
+/// callback, so a local hit costs one lookup, one copy and a few Node-API calls. A panic
+/// is thrown as an `Error`, like any other call's.
+unsafe extern "C" fn read_local(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let answer = std::panic::catch_unwind(|| {
+        // Safety: called by Node-API with a live `env` and `info` on the JS thread.
+        unsafe { read_local_inner(env, info) }
+    });
+    match answer {
+        Ok(value) => value,
+        Err(panic) => {
+            // Safety: as above.
+            unsafe { JsError::from(panic_to_error(panic)).throw_into(env) };
+            ptr::null_mut()
+        }
+    }
+}
+
+/// See [`read_local`]. Returns a null value only when Node-API itself fails, with an
+/// exception pending (thrown when the call returns).
+unsafe fn read_local_inner(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    const CANNOT: f64 = -2.0;
+    const ABSENT: f64 = -1.0;
+    let mut argc = 3;
+    let mut argv = [ptr::null_mut(); 3];
+    let mut data = ptr::null_mut();
+    // Safety (the whole function): `env` and `info` are live; every out-pointer points to
+    // a local of the type Node-API writes; `data` is the function's `Box<memmesh::Cache>`,
+    // alive while the function can be called.
+    unsafe {
+        let status = sys::napi_get_cb_info(
+            env,
+            info,
+            &mut argc,
+            argv.as_mut_ptr(),
+            ptr::null_mut(),
+            &mut data,
+        );
+        if status != sys::Status::napi_ok || data.is_null() {
+            return number(env, CANNOT);
+        }
+        let cache = &*data.cast::<memmesh::Cache>();
+
+        // The key, as napi-rs would read a `String` (invalid UTF-16 becomes U+FFFD), on
+        // the stack when it is short. V8 writes whole characters only, so a key that
+        // filled the buffer to within one character may have been cut: read it again.
+        let mut stack = [0u8; KEY_ON_STACK];
+        let mut heap = Vec::new();
+        let mut len = 0;
+        if sys::napi_get_value_string_utf8(
+            env,
+            argv[0],
+            stack.as_mut_ptr().cast::<c_char>(),
+            stack.len(),
+            &mut len,
+        ) != sys::Status::napi_ok
+        {
+            // Not a string (the wrapper checks first): `get` reports it.
+            clear_exception(env);
+            return number(env, CANNOT);
+        }
+        let key = if len + 4 < stack.len() {
+            &stack[..len]
+        } else {
+            if sys::napi_get_value_string_utf8(env, argv[0], ptr::null_mut(), 0, &mut len)
+                != sys::Status::napi_ok
+            {
+                return number(env, CANNOT);
+            }
+            heap.resize(len + 1, 0u8);
+            if sys::napi_get_value_string_utf8(
+                env,
+                argv[0],
+                heap.as_mut_ptr().cast::<c_char>(),
+                heap.len(),
+                &mut len,
+            ) != sys::Status::napi_ok
+            {
+                return number(env, CANNOT);
+            }
+            &heap[..len]
+        };
+        let Ok(key) = std::str::from_utf8(key) else {
+            return number(env, CANNOT);
+        };
+
+        let value = match cache.try_get_local(key) {
+            None => return number(env, CANNOT),
+            Some(None) => return number(env, ABSENT),
+            Some(Some(value)) => value,
+        };
+
+        // The pool and the offset, read on every call: a pool that was detached meanwhile
+        // reads as empty, and the value then comes back as its own Buffer.
+        let mut pool = ptr::null_mut();
+        let mut pool_len = 0usize;
+        let mut offset = 0u32;
+        let pooled = argc >= 3
+            && sys::napi_get_buffer_info(env, argv[1], &mut pool, &mut pool_len)
+                == sys::Status::napi_ok
+            && sys::napi_get_value_uint32(env, argv[2], &mut offset) == sys::Status::napi_ok
+            && !pool.is_null()
+            && (offset as usize) <= pool_len
+            && value.len() <= pool_len - offset as usize;
+        if pooled {
+            ptr::copy_nonoverlapping(
+                value.as_ptr(),
+                pool.cast::<u8>().add(offset as usize),
+                value.len(),
+            );
+            return number(env, value.len() as f64);
+        }
+        clear_exception(env);
+        let mut buffer = ptr::null_mut();
+        let mut copied = ptr::null_mut();
+        let status = sys::napi_create_buffer_copy(
+            env,
+            value.len(),
+            value.as_ptr().cast::<c_void>(),
+            &mut copied,
+            &mut buffer,
+        );
+        if status != sys::Status::napi_ok {
+            let error = napi::Error::new(napi::Status::from(status), "could not create a Buffer");
+            JsError::from(error).throw_into(env);
+            return ptr::null_mut();
+        }
+        buffer
+    }
+}
+
+/// A JS number (a null value, with an exception pending, if Node-API fails).
+unsafe fn number(env: sys::napi_env, n: f64) -> sys::napi_value {
+    let mut value = ptr::null_mut();
+    // Safety: `env` is live and `value` is a local out-pointer.
+    unsafe { sys::napi_create_double(env, n, &mut value) };
+    value
+}
+
+/// Clears an exception a failed argument read may have left pending (Node-API's argument
+/// readers do not throw, but an exception must never leak into the fallback's answer).
+unsafe fn clear_exception(env: sys::napi_env) {
+    let mut pending = false;
+    // Safety: `env` is live and the out-pointers are locals.
+    unsafe {
+        if sys::napi_is_exception_pending(env, &mut pending) == sys::Status::napi_ok && pending {
+            let mut error = ptr::null_mut();
+            sys::napi_get_and_clear_last_exception(env, &mut error);
+        }
+    }
+}
+
 /// A handle to a cache bucket (the native half of the `Cache` class).
 #[napi(js_name = "NativeCache")]
 pub struct Cache {
@@ -208,27 +417,23 @@ impl Cache {
         )
     }
 
-    /// The synchronous half of `get`, for the JS wrapper's fast path: answers from this
-    /// node's own replica without any I/O when it can. Returns `-2` when it cannot (use
-    /// `get`), `-1` when the key is absent, the value's length after copying it into
-    /// `out` when it fits there, or the value as a new `Buffer` when it does not.
+    /// The synchronous half of `get`, for the JS wrapper's fast path: a function
+    /// `read(key, pool, offset)` that answers from this node's own replica without any I/O
+    /// when it can. It returns `-2` when it cannot (use `get`; also for arguments it
+    /// cannot read), `-1` when the key is absent, the value's length after copying it into
+    /// `pool` at `offset` when it fits there, or the value as a new `Buffer` when it does
+    /// not. The wrapper never passes an offset it has handed out, so a value copied into
+    /// the pool is never overwritten.
     ///
-    /// Copying into a caller-owned buffer avoids creating a Buffer and a promise through
-    /// Node-API for every hit, which costs more than the lookup itself.
-    #[napi(ts_return_type = "number | Buffer", catch_unwind)]
-    pub fn get_local(&self, key: String, mut out: Uint8ArraySlice<'_>) -> Either<f64, Buffer> {
-        match self.inner.try_get_local(&key) {
-            None => Either::A(-2.0),
-            Some(None) => Either::A(-1.0),
-            Some(Some(value)) if value.len() <= out.len() => {
-                // Safety: the JS thread is inside this call, so nothing else reads or
-                // writes `out` meanwhile.
-                let out = unsafe { out.as_mut() };
-                out[..value.len()].copy_from_slice(&value);
-                Either::A(value.len() as f64)
-            }
-            Some(Some(value)) => Either::B(to_buffer(&value)),
-        }
+    /// A plain Node-API function bound to this bucket (see [`read_local`]): a method of
+    /// this class would pay, on every hit, for unwrapping `this` and napi-rs's borrow
+    /// tracking of it, which together cost more than the lookup itself.
+    #[napi(
+        ts_return_type = "(key: string, pool: Uint8Array, offset: number) => number | Buffer",
+        catch_unwind
+    )]
+    pub fn local_reader<'env>(&self, env: &'env Env) -> napi::Result<Unknown<'env>> {
+        local_reader(env, self.inner.clone())
     }
 
     /// Deletes `key`; resolves with whether it existed.
