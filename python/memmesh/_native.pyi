@@ -64,6 +64,7 @@ __all__ = [
     "Transfer",
     "TransferResult",
     "__version__",
+    "_handler_threads",
     "_panic_for_testing",
 ]
 __version__: Final[str]
@@ -72,6 +73,9 @@ ERROR_KINDS: Final[list[str]]
 
 def _panic_for_testing(message: str) -> None:
     """Panics inside a binding call (not API: the test that a Rust panic becomes a Python exception uses it)."""
+
+def _handler_threads() -> int:
+    """Plain-handler threads alive now (not API: the tests of their reuse and exit use it)."""
 
 _Data = Union[bytes, bytearray]
 _Target = Union[str, Sequence[str], None]

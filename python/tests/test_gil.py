@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 
@@ -98,3 +101,63 @@ def test_signal_interrupts_a_blocking_call(make_node) -> None:
     # The node is still usable after the interrupted call.
     a.channel("ok").on_request(lambda req: b"ok")
     assert a.channel("ok").request(a.id, b"") == b"ok"
+
+
+def test_plain_handlers_reuse_their_threads_and_leave_none_behind(make_node) -> None:
+    """Plain handlers run on threads that stay attached to the interpreter between calls
+    (no thread state per call); they are reused, bounded, and exit when idle."""
+    from memmesh import _native
+
+    a = make_node()
+    ch = a.channel("echo")
+    ch.on_request(lambda req: req.data)
+    for i in range(200):
+        assert ch.request(a.id, b"%d" % i) == b"%d" % i
+    # One caller at a time: one thread (or two, if one was still parking), not 200.
+    assert 1 <= _native._handler_threads() <= 2
+
+    slow = a.channel("slow")
+    gate = threading.Barrier(4, timeout=20)
+
+    @slow.on_request
+    def wait_for_all(req: memmesh.Request) -> bytes:
+        gate.wait()  # only returns once 4 handlers run at once, on 4 threads
+        return req.data
+
+    callers = [
+        threading.Thread(target=lambda: slow.request(a.id, b"x", timeout=20)) for _ in range(4)
+    ]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join(30)
+    assert not gate.broken
+    assert _native._handler_threads() >= 4
+    # Idle threads detach and exit (after 10 s).
+    deadline = time.monotonic() + 30
+    while _native._handler_threads() > 0 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _native._handler_threads() == 0
+    # And new calls start new ones.
+    assert ch.request(a.id, b"again") == b"again"
+
+
+def test_a_process_exits_cleanly_right_after_plain_handler_calls(tmp_path) -> None:
+    """Interpreter exit tells idle handler threads to leave first (none wakes inside a
+    finalizing interpreter)."""
+    script = tmp_path / "exit_now.py"
+    script.write_text(
+        "import memmesh\n"
+        "node = memmesh.Node(listen='127.0.0.1:0', mdns=False)\n"
+        "ch = node.channel('echo')\n"
+        "ch.on_request(lambda req: req.data)\n"
+        "for i in range(50):\n"
+        "    assert ch.request(node.id, b'x') == b'x'\n"
+        "print('ok', flush=True)\n"
+    )
+    for _ in range(3):
+        done = subprocess.run(
+            [sys.executable, str(script)], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "ok"

@@ -22,6 +22,7 @@ use memmesh::{Error, ErrorKind, MessageHandler, RequestHandler};
 
 use crate::error::handler_failed;
 use crate::event_loop::{self, EventLoop};
+use crate::handler_threads;
 
 macro_rules! payload_class {
     ($(#[$doc:meta])* $rust:ident, $py:literal) => {
@@ -119,19 +120,32 @@ impl Callable {
         finish: Finish<T>,
     ) -> memmesh::Result<T> {
         let Some(event_loop) = self.event_loop.clone() else {
-            let run = tokio::task::spawn_blocking(move || {
-                Python::try_attach(|py| {
+            let (tx, rx) = oneshot::channel();
+            let job: handler_threads::Job = Box::new(move |py| {
+                let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     let out = arg(py).and_then(|a| self.func.bind(py).call1((a,)));
                     finish(py, &self, out)
-                })
-                .unwrap_or_else(|| Err(Error::closed()))
+                }))
+                .unwrap_or_else(|_| {
+                    Err(Error::new(
+                        ErrorKind::HandlerFailed,
+                        "the handler thread failed: a panic in memmesh",
+                    ))
+                });
+                // The node stopped waiting (shutdown): nothing to deliver to.
+                let _ = tx.send(out);
             });
-            return run.await.unwrap_or_else(|e| {
-                Err(Error::new(
-                    ErrorKind::HandlerFailed,
-                    format!("the handler thread failed: {e}"),
-                ))
-            });
+            // On a handler thread (attached once for its life), or, when none can be had,
+            // on a blocking thread of the runtime that attaches for this call.
+            if let Err(job) = handler_threads::submit(job) {
+                let run = tokio::task::spawn_blocking(move || {
+                    // `None` while the interpreter exits: the job is dropped (Closed).
+                    let _ = Python::try_attach(job);
+                });
+                drop(run);
+            }
+            // The job was dropped unrun: the interpreter is exiting.
+            return rx.await.unwrap_or_else(|_| Err(Error::closed()));
         };
         let (tx, rx) = oneshot::channel();
         event_loop::post(

@@ -6,7 +6,7 @@
 //! `membership.rs`, `peer.rs`, `blocks.rs`, `cache.rs`, `transfer.rs`, `files.rs`,
 //! `docs.rs` with `docs_changes.rs` and `docs_status.rs` for `docs/changes.rs` and
 //! `docs/status.rs`, `error.rs`), plus
-//! `bridge.rs` and `event_loop.rs`, which
+//! `bridge.rs`, `event_loop.rs` and `handler_threads.rs`, which
 //! move work between Python threads, asyncio loops and the node's own tokio runtime.
 //! The typed public API is the pure-Python package `memmesh` (`memmesh.Node` blocking,
 //! `memmesh.aio.Node` asyncio) built on these classes.
@@ -25,6 +25,7 @@ mod error;
 mod event_loop;
 mod files;
 mod handler;
+mod handler_threads;
 mod membership;
 mod node;
 mod peer;
@@ -78,6 +79,8 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(panic_for_testing, m)?)?;
+    m.add_function(wrap_pyfunction!(handler_threads::handler_threads, m)?)?;
+    handler_threads::register_exit(m.py())?;
     Ok(())
 }
 
