@@ -124,8 +124,15 @@ impl Drop for Committer {
 /// Longest a batch waits for puts still on their way to the queue.
 const GATHER_MAX: Duration = Duration::from_millis(1);
 /// How long a waiting batch sleeps before it takes what has arrived and looks again at
-/// the count of puts on their way.
+/// the count of puts on their way (while more than [`GATHER_WAKE`] are on their way).
 const GATHER_STEP: Duration = Duration::from_micros(50);
+/// At most this many puts on their way, a waiting batch blocks on the queue instead (woken
+/// by the next arrival, looking again every 100 µs): a few callers' batches are not
+/// delayed by a sleep, and a large batch pays at most this many wake-ups for its last
+/// puts.
+const GATHER_WAKE: usize = 8;
+/// How often a batch blocked on the queue looks again at the count of puts on their way.
+const GATHER_WAKE_STEP: Duration = Duration::from_micros(100);
 
 /// Whether a batch holding `queued` inlined puts should wait (at most [`GATHER_MAX`]) for
 /// more before it is committed: while fewer are queued than have entered the store
@@ -141,10 +148,12 @@ pub fn gather_more(queued: usize, entered: usize) -> bool {
 /// [`gather_more`] says so and for at most [`GATHER_MAX`], the jobs still arriving.
 /// `None` once every sender is gone.
 ///
-/// While it gathers, the thread sleeps [`GATHER_STEP`] at a time and then takes every job
-/// that arrived meanwhile, rather than blocking on the queue: a sender then finds no
-/// receiver to wake, so a batch of 64 puts costs a few wake-ups of this thread instead of
-/// one per put (each a futex call for the sender and a task switch on a 2-core machine).
+/// While more than [`GATHER_WAKE`] puts are on their way, the thread sleeps
+/// [`GATHER_STEP`] at a time and then takes every job that arrived meanwhile, rather than
+/// blocking on the queue: a sender then finds no receiver to wake, so a batch of 64 puts
+/// costs a few wake-ups of this thread instead of one per put (each a futex call for the
+/// sender and a task switch on a 2-core machine). For the last few it blocks on the
+/// queue, as a batch of a few callers does throughout.
 fn next_batch(rx: &mpsc::Receiver<Job>, entered: &AtomicUsize) -> Option<Vec<Job>> {
     let first = rx.recv().ok()?;
     let inlined = |job: &Job| usize::from(matches!(job.op, Op::PutInline { .. }));
@@ -163,7 +172,8 @@ fn next_batch(rx: &mpsc::Receiver<Job>, entered: &AtomicUsize) -> Option<Vec<Job
                 Err(mpsc::TryRecvError::Disconnected) => return Some(batch),
             }
         }
-        if batch.len() >= MAX_BATCH || !gather_more(queued, entered.load(Ordering::Acquire)) {
+        let entered_now = entered.load(Ordering::Acquire);
+        if batch.len() >= MAX_BATCH || !gather_more(queued, entered_now) {
             break;
         }
         let until = *deadline.get_or_insert_with(|| Instant::now() + GATHER_MAX);
@@ -171,7 +181,18 @@ fn next_batch(rx: &mpsc::Receiver<Job>, entered: &AtomicUsize) -> Option<Vec<Job
         if left.is_zero() {
             break;
         }
-        std::thread::sleep(left.min(GATHER_STEP));
+        if entered_now.min(MAX_BATCH).saturating_sub(queued) > GATHER_WAKE {
+            std::thread::sleep(left.min(GATHER_STEP));
+            continue;
+        }
+        match rx.recv_timeout(left.min(GATHER_WAKE_STEP)) {
+            Ok(job) => {
+                queued += inlined(&job);
+                batch.push(job);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
     }
     Some(batch)
 }
