@@ -123,8 +123,16 @@ impl Drop for Committer {
 
 /// Longest a batch waits for puts still on their way to the queue.
 const GATHER_MAX: Duration = Duration::from_millis(1);
-/// How often a waiting batch looks at the count of puts on their way.
-const GATHER_STEP: Duration = Duration::from_micros(100);
+/// How long a waiting batch sleeps before it takes what has arrived and looks again at
+/// the count of puts on their way (while more than [`GATHER_WAKE`] are on their way).
+const GATHER_STEP: Duration = Duration::from_micros(50);
+/// At most this many puts on their way, a waiting batch blocks on the queue instead (woken
+/// by the next arrival, looking again every 100 µs): a few callers' batches are not
+/// delayed by a sleep, and a large batch pays at most this many wake-ups for its last
+/// puts.
+const GATHER_WAKE: usize = 8;
+/// How often a batch blocked on the queue looks again at the count of puts on their way.
+const GATHER_WAKE_STEP: Duration = Duration::from_micros(100);
 
 /// Whether a batch holding `queued` inlined puts should wait (at most [`GATHER_MAX`]) for
 /// more before it is committed: while fewer are queued than have entered the store
@@ -139,34 +147,52 @@ pub fn gather_more(queued: usize, entered: usize) -> bool {
 /// Takes the next batch: blocks for one job, then takes every job queued and, while
 /// [`gather_more`] says so and for at most [`GATHER_MAX`], the jobs still arriving.
 /// `None` once every sender is gone.
+///
+/// While more than [`GATHER_WAKE`] puts are on their way, the thread sleeps
+/// [`GATHER_STEP`] at a time and then takes every job that arrived meanwhile, rather than
+/// blocking on the queue: a sender then finds no receiver to wake, so a batch of 64 puts
+/// costs a few wake-ups of this thread instead of one per put (each a futex call for the
+/// sender and a task switch on a 2-core machine). For the last few it blocks on the
+/// queue, as a batch of a few callers does throughout.
 fn next_batch(rx: &mpsc::Receiver<Job>, entered: &AtomicUsize) -> Option<Vec<Job>> {
     let first = rx.recv().ok()?;
     let inlined = |job: &Job| usize::from(matches!(job.op, Op::PutInline { .. }));
     let mut queued = inlined(&first);
-    let mut batch = vec![first];
+    let mut batch = Vec::with_capacity(64);
+    batch.push(first);
     let mut deadline = None;
-    while batch.len() < MAX_BATCH {
-        let job = match rx.try_recv() {
-            Ok(job) => job,
-            Err(mpsc::TryRecvError::Disconnected) => break,
-            Err(mpsc::TryRecvError::Empty) => {
-                if !gather_more(queued, entered.load(Ordering::Acquire)) {
-                    break;
+    loop {
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => {
+                    queued += inlined(&job);
+                    batch.push(job);
                 }
-                let until = *deadline.get_or_insert_with(|| Instant::now() + GATHER_MAX);
-                let left = until.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                match rx.recv_timeout(left.min(GATHER_STEP)) {
-                    Ok(job) => job,
-                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                }
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => return Some(batch),
             }
-        };
-        queued += inlined(&job);
-        batch.push(job);
+        }
+        let entered_now = entered.load(Ordering::Acquire);
+        if batch.len() >= MAX_BATCH || !gather_more(queued, entered_now) {
+            break;
+        }
+        let until = *deadline.get_or_insert_with(|| Instant::now() + GATHER_MAX);
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        if entered_now.min(MAX_BATCH).saturating_sub(queued) > GATHER_WAKE {
+            std::thread::sleep(left.min(GATHER_STEP));
+            continue;
+        }
+        match rx.recv_timeout(left.min(GATHER_WAKE_STEP)) {
+            Ok(job) => {
+                queued += inlined(&job);
+                batch.push(job);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
     }
     Some(batch)
 }
@@ -191,9 +217,9 @@ fn run(
     entered: &AtomicUsize,
 ) -> u64 {
     let mut transactions = 0;
-    while let Some(batch) = next_batch(rx, entered) {
+    while let Some(mut batch) = next_batch(rx, entered) {
         transactions += 1;
-        let result = commit(db, contents, log, &batch);
+        let result = commit(db, contents, log, &mut batch);
         match result {
             Ok(applied) => {
                 {
@@ -255,7 +281,7 @@ fn commit(
     db: &Db,
     contents: &std::path::Path,
     log: &ValueLog,
-    batch: &[Job],
+    batch: &mut [Job],
 ) -> Result<Vec<Applied>, FilesError> {
     // Inlined puts have no content file: a batch of them needs no directory sync.
     if batch.iter().any(|j| matches!(j.op, Op::Put { .. })) {
@@ -271,12 +297,14 @@ fn commit(
         })
         .collect();
     let mut locs = log.append(&items)?.into_iter();
+    // Each row moves to its `PutLogged` (the job keeps an empty one: only its kind is
+    // looked at after this).
     let logged: Vec<Option<Op>> = batch
-        .iter()
-        .map(|j| match &j.op {
+        .iter_mut()
+        .map(|j| match &mut j.op {
             Op::PutInline { id, row, .. } => locs.next().map(|loc| Op::PutLogged {
                 id: *id,
-                row: row.clone(),
+                row: std::mem::take(row),
                 loc,
             }),
             _ => None,
@@ -462,14 +490,14 @@ mod tests {
             job(Op::PutInline {
                 id: [i; 32],
                 row,
-                content: vec![i; BIG],
+                content: vec![i; BIG].into(),
             })
         };
         // Three values fill the first segment past its limit; the fourth starts another.
         for i in 1..=3 {
-            commit(&db, &dir, &log, &[put(i)]).unwrap();
+            commit(&db, &dir, &log, &mut [put(i)]).unwrap();
         }
-        commit(&db, &dir, &log, &[put(4)]).unwrap();
+        commit(&db, &dir, &log, &mut [put(4)]).unwrap();
         let first = db.logged(&[1; 32]).unwrap().unwrap().segment;
         assert_eq!(db.logged(&[3; 32]).unwrap().unwrap().segment, first);
         assert_eq!(db.logged(&[4; 32]).unwrap().unwrap().segment, first + 1);
@@ -483,7 +511,7 @@ mod tests {
             &db,
             &dir,
             &log,
-            &[
+            &mut [
                 job(Op::Delete { id: [1; 32] }),
                 job(Op::Delete { id: [2; 32] }),
             ],

@@ -54,7 +54,17 @@ pub(crate) fn aead_key(bytes: &[u8; KEY_LEN]) -> Result<LessSafeKey, FilesError>
 
 /// Seals `plain` with a random nonce: `nonce (12) ‖ ciphertext ‖ tag (16)`.
 pub(crate) fn seal_box(key: &LessSafeKey, aad: &[u8], plain: &[u8]) -> Result<Vec<u8>, FilesError> {
-    let nonce: [u8; NONCE_LEN] = random()?;
+    seal_box_with(key, aad, plain, random()?)
+}
+
+/// [`seal_box`] with a nonce the caller drew from [`random`] (with other random bytes, in
+/// one call to the system's generator).
+fn seal_box_with(
+    key: &LessSafeKey,
+    aad: &[u8],
+    plain: &[u8],
+    nonce: [u8; NONCE_LEN],
+) -> Result<Vec<u8>, FilesError> {
     let mut out = Vec::with_capacity(NONCE_LEN + plain.len() + TAG);
     out.extend_from_slice(&nonce);
     out.extend_from_slice(plain);
@@ -129,15 +139,21 @@ impl SegmentKey {
     /// A new file: draws its key and nonce prefix, and returns the header to write first
     /// (the file key wrapped by `storage`), as [`Encryptor::new`] does.
     pub fn new_file(storage: &LessSafeKey) -> Result<(SegmentKey, Vec<u8>), FilesError> {
-        let file_key: [u8; KEY_LEN] = random()?;
-        let prefix: [u8; PREFIX_LEN] = random()?;
+        // The file key, the nonce prefix and the wrap's nonce: independent random bytes,
+        // drawn in one call to the system's generator.
+        let drawn: [u8; KEY_LEN + PREFIX_LEN + NONCE_LEN] = random()?;
+        let (mut file_key, mut prefix, mut nonce) =
+            ([0u8; KEY_LEN], [0u8; PREFIX_LEN], [0u8; NONCE_LEN]);
+        file_key.copy_from_slice(&drawn[..KEY_LEN]);
+        prefix.copy_from_slice(&drawn[KEY_LEN..KEY_LEN + PREFIX_LEN]);
+        nonce.copy_from_slice(&drawn[KEY_LEN + PREFIX_LEN..]);
         let mut header = Vec::with_capacity(HEADER_LEN);
         header.extend_from_slice(MAGIC);
         header.push(VERSION);
         header.push(ALG_CHACHA20_POLY1305);
         header.extend_from_slice(&(SEGMENT as u32).to_le_bytes());
         header.extend_from_slice(&prefix);
-        let wrapped = seal_box(storage, &header, &file_key)?;
+        let wrapped = seal_box_with(storage, &header, &file_key, nonce)?;
         header.extend_from_slice(&wrapped);
         debug_assert_eq!(header.len(), HEADER_LEN);
         let key = aead_key(&file_key)?;

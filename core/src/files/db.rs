@@ -250,8 +250,9 @@ pub enum Op {
         id: [u8; 32],
         /// The encoded [`Record`].
         row: Vec<u8>,
-        /// The sealed contents (a content file's bytes).
-        content: Vec<u8>,
+        /// The sealed contents (a content file's bytes; shared, so that a put retried
+        /// after a concurrent delete queues them again without a copy).
+        content: bytes::Bytes,
     },
     /// Like `PutInline`, with the contents already appended (and synced) to the value log
     /// at `loc`: the row is written pointing at them (record version 2). `kept` if a row
@@ -997,7 +998,7 @@ mod tests {
         let put = |name: &str, content: u8| Op::PutInline {
             id: [4; 32],
             row: row(name),
-            content: vec![content; 7],
+            content: vec![content; 7].into(),
         };
         // Twice in one transaction (two concurrent puts of one content): the first counts.
         let applied = db.apply(&[put("a", 1), put("b", 2)]).unwrap();

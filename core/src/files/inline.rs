@@ -22,7 +22,7 @@ use bytes::Bytes;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::contents::{decrypt_stream, read_decrypted};
-use super::crypt::Encryptor;
+use super::crypt::{Encryptor, SegmentKey, SEGMENT, TAG};
 use super::db::{Db, Op, Record};
 use super::error::FilesError;
 use super::id::FileId;
@@ -38,12 +38,25 @@ pub(crate) const INLINE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("i
 
 /// Encrypts `data` in the content-file layout (header, then sealed segments); returns the
 /// plaintext's BLAKE3 digest and the ciphertext.
+///
+/// A small file is one segment (the last, number 0), so it is sealed in one pass, exactly
+/// as [`Encryptor`] would seal it, without the encryptor's segment buffer: the plaintext
+/// is copied once, into the output, and sealed there in place.
 pub fn seal(data: &[u8], key: &StorageKey) -> Result<([u8; 32], Vec<u8>), FilesError> {
-    let (mut enc, mut out) = Encryptor::new(key.aead())?;
-    out.reserve(data.len() + 64);
-    enc.update(data, &mut out)?;
-    let (digest, _) = enc.finish(&mut out)?;
-    Ok((digest, out))
+    if data.len() > SEGMENT {
+        let (mut enc, mut out) = Encryptor::new(key.aead())?;
+        out.reserve(data.len() + 64);
+        enc.update(data, &mut out)?;
+        let (digest, _) = enc.finish(&mut out)?;
+        return Ok((digest, out));
+    }
+    let (segment, header) = SegmentKey::new_file(key.aead())?;
+    let mut out = Vec::with_capacity(header.len() + data.len() + TAG);
+    out.extend_from_slice(&header);
+    out.extend_from_slice(data);
+    let tag = segment.seal(0, true, &mut out[header.len()..])?;
+    out.extend_from_slice(&tag);
+    Ok((*blake3::hash(data).as_bytes(), out))
 }
 
 impl Db {
@@ -116,6 +129,7 @@ impl Store {
         let _entered = self.committer.enter();
         let size = data.len() as u64;
         let (digest, content) = seal(&data, &self.key)?;
+        let content = Bytes::from(content);
         let id = FileId::from_digest(digest);
         let stored = content.len() as u64;
         loop {
