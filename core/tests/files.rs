@@ -698,7 +698,7 @@ fn flip_inlined_byte(data: &Path, id: FileId) {
 }
 
 /// A schema-2 store (small files in the `inline` table) opened by this build: upgraded to
-/// schema 4 in place, its small file read from `inline`, new small files logged.
+/// schema 5 in place, its small file read from `inline`, new small files logged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schema_2_store_is_upgraded_and_its_inlined_files_still_read() {
     use memmesh::files::logfmt::segment_name;
@@ -755,7 +755,7 @@ async fn a_schema_2_store_is_upgraded_and_its_inlined_files_still_read() {
     assert_eq!(files.stats().unwrap().files, 2);
     node.shutdown().await.unwrap();
     let (schema, logged, _, versions) = schema3::inspect(&data);
-    assert_eq!((schema, logged), (4, 0));
+    assert_eq!((schema, logged), (5, 0));
     let version = |id: FileId| {
         versions
             .iter()
@@ -774,7 +774,7 @@ async fn a_schema_2_store_is_upgraded_and_its_inlined_files_still_read() {
 
 /// A schema-3 store (small files' value log pointers in `logged`, records of version 1,
 /// a `holders` row for this node beside each record) opened by this build: converted to
-/// schema 4 when opened (pointers moved into the records, `logged` emptied), every file
+/// schema 5 when opened (pointers moved into the records, `logged` emptied), every file
 /// read back, this node listed once as a holder; new puts write no `holders` row.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schema_3_store_is_converted_and_its_logged_files_still_read() {
@@ -827,7 +827,7 @@ async fn a_schema_3_store_is_converted_and_its_logged_files_still_read() {
     assert_eq!(files.stat(fresh_id).await.unwrap().holders, vec![me]);
     node.shutdown().await.unwrap();
     let (schema, logged, holders, versions) = schema3::inspect(&data);
-    assert_eq!((schema, logged), (4, 0), "converted, `logged` emptied");
+    assert_eq!((schema, logged), (5, 0), "converted, `logged` emptied");
     assert_eq!(holders, 20, "the old rows stay; the new put wrote none");
     assert_eq!(
         versions.iter().filter(|(_, v)| *v == 2).count(),

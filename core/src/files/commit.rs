@@ -18,13 +18,70 @@ use std::time::{Duration, Instant};
 
 use futures::channel::oneshot;
 
-use super::db::{Applied, Db, Op};
+use super::db::{Applied, Commit, Db, Op};
 use super::error::FilesError;
-use super::logfmt::Loc;
+use super::logfmt::{Loc, SEGMENT_HEADER};
 use super::valuelog::ValueLog;
 
 /// Most rows written in one transaction.
 const MAX_BATCH: usize = 4096;
+/// Most value log bytes appended by deferred commits before a durable one (bounds what
+/// open replays).
+pub const CHECKPOINT_BYTES: u64 = 16 << 20;
+/// Longest time from the first deferred commit to the next durable one.
+pub const CHECKPOINT_AFTER: Duration = Duration::from_secs(1);
+/// A committer left idle this long after a deferred commit writes a durable one.
+pub const CHECKPOINT_IDLE: Duration = Duration::from_millis(200);
+
+/// Whether a batch's metadata commit may be deferred (made durable by a later commit, its
+/// rows safe meanwhile in their value log records): a pure decision over `now`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Deferral {
+    /// When the first commit deferred since the last durable one was made.
+    since: Option<Instant>,
+    /// Value log bytes appended by the commits deferred since the last durable one.
+    bytes: u64,
+}
+
+impl Deferral {
+    /// Whether a batch that appended `appended` bytes to the log is deferred: only a batch
+    /// of small puts only (`pure`: every row it writes is in its log records; a delete, a
+    /// large put, holders or tombstones have no record and are committed durably), and
+    /// while the deferred bytes stay under [`CHECKPOINT_BYTES`] and the oldest deferred
+    /// commit is younger than [`CHECKPOINT_AFTER`].
+    pub fn defer(&self, pure: bool, appended: u64, now: Instant) -> bool {
+        pure && self.bytes.saturating_add(appended) <= CHECKPOINT_BYTES
+            && self
+                .since
+                .is_none_or(|t| now.saturating_duration_since(t) < CHECKPOINT_AFTER)
+    }
+
+    /// A commit of `appended` log bytes was deferred at `now`.
+    pub fn deferred(&mut self, appended: u64, now: Instant) {
+        self.since.get_or_insert(now);
+        self.bytes = self.bytes.saturating_add(appended);
+    }
+
+    /// A durable commit was made (with the log's end as checkpoint).
+    pub fn durable(&mut self) {
+        *self = Deferral::default();
+    }
+
+    /// Whether a deferred commit waits for a durable one.
+    pub fn pending(&self) -> bool {
+        self.since.is_some()
+    }
+}
+
+/// Log bytes between the ends `before` and `after` of an append (a roll in between
+/// started a new segment).
+fn appended(before: (u64, u64), after: (u64, u64)) -> u64 {
+    if before.0 == after.0 {
+        after.1.saturating_sub(before.1)
+    } else {
+        after.1.saturating_sub(SEGMENT_HEADER)
+    }
+}
 
 /// The store's usage, kept by the committer as rows are written.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -144,9 +201,8 @@ pub fn gather_more(queued: usize, entered: usize) -> bool {
     queued < entered.min(MAX_BATCH)
 }
 
-/// Takes the next batch: blocks for one job, then takes every job queued and, while
+/// Takes the next batch after its `first` job: every job queued and, while
 /// [`gather_more`] says so and for at most [`GATHER_MAX`], the jobs still arriving.
-/// `None` once every sender is gone.
 ///
 /// While more than [`GATHER_WAKE`] puts are on their way, the thread sleeps
 /// [`GATHER_STEP`] at a time and then takes every job that arrived meanwhile, rather than
@@ -154,8 +210,7 @@ pub fn gather_more(queued: usize, entered: usize) -> bool {
 /// costs a few wake-ups of this thread instead of one per put (each a futex call for the
 /// sender and a task switch on a 2-core machine). For the last few it blocks on the
 /// queue, as a batch of a few callers does throughout.
-fn next_batch(rx: &mpsc::Receiver<Job>, entered: &AtomicUsize) -> Option<Vec<Job>> {
-    let first = rx.recv().ok()?;
+fn next_batch(rx: &mpsc::Receiver<Job>, entered: &AtomicUsize, first: Job) -> Vec<Job> {
     let inlined = |job: &Job| usize::from(matches!(job.op, Op::PutInline { .. }));
     let mut queued = inlined(&first);
     let mut batch = Vec::with_capacity(64);
@@ -169,7 +224,7 @@ fn next_batch(rx: &mpsc::Receiver<Job>, entered: &AtomicUsize) -> Option<Vec<Job
                     batch.push(job);
                 }
                 Err(mpsc::TryRecvError::Empty) => break,
-                Err(mpsc::TryRecvError::Disconnected) => return Some(batch),
+                Err(mpsc::TryRecvError::Disconnected) => return batch,
             }
         }
         let entered_now = entered.load(Ordering::Acquire);
@@ -194,7 +249,7 @@ fn next_batch(rx: &mpsc::Receiver<Job>, entered: &AtomicUsize) -> Option<Vec<Job
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
-    Some(batch)
+    batch
 }
 
 /// A put counted by [`Committer::enter`] until this is dropped.
@@ -217,9 +272,26 @@ fn run(
     entered: &AtomicUsize,
 ) -> u64 {
     let mut transactions = 0;
-    while let Some(mut batch) = next_batch(rx, entered) {
+    let mut deferral = Deferral::default();
+    loop {
+        let first = if deferral.pending() {
+            match rx.recv_timeout(CHECKPOINT_IDLE) {
+                Ok(job) => job,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    checkpoint(db, log, &mut deferral);
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            match rx.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            }
+        };
+        let mut batch = next_batch(rx, entered, first);
         transactions += 1;
-        let result = commit(db, contents, log, &mut batch);
+        let result = commit(db, contents, log, &mut batch, &mut deferral);
         match result {
             Ok(applied) => {
                 {
@@ -261,7 +333,7 @@ fn run(
                 for (job, a) in batch.into_iter().zip(applied) {
                     let _ = job.reply.send(Ok(a));
                 }
-                if let Err(e) = compact(db, log) {
+                if let Err(e) = compact(db, log, &mut deferral) {
                     tracing::warn!(error = %e, "files: compacting the value log failed");
                 }
             }
@@ -274,7 +346,19 @@ fn run(
             }
         }
     }
+    if deferral.pending() {
+        checkpoint(db, log, &mut deferral);
+    }
     transactions
+}
+
+/// Makes the deferred commits durable: an empty durable commit with the log's end as
+/// checkpoint. On failure they stay deferred (their rows are in the log either way).
+fn checkpoint(db: &Db, log: &ValueLog, deferral: &mut Deferral) {
+    match db.apply_at(std::iter::empty(), Commit::Durable(Some(log.end()))) {
+        Ok(_) => deferral.durable(),
+        Err(e) => tracing::warn!(error = %e, "files: a metadata checkpoint failed"),
+    }
 }
 
 fn commit(
@@ -282,21 +366,35 @@ fn commit(
     contents: &std::path::Path,
     log: &ValueLog,
     batch: &mut [Job],
+    deferral: &mut Deferral,
 ) -> Result<Vec<Applied>, FilesError> {
     // Inlined puts have no content file: a batch of them needs no directory sync.
     if batch.iter().any(|j| matches!(j.op, Op::Put { .. })) {
         crate::durable::sync_dir(contents).map_err(FilesError::io("syncing", contents))?;
     }
-    // Small files' contents: appended to the value log and synced before the transaction
-    // that points at them.
-    let items: Vec<(&[u8; 32], &[u8])> = batch
+    // Small files' contents, with their rows: appended to the value log and synced before
+    // the transaction that points at them.
+    let items: Vec<(&[u8; 32], &[u8], &[u8])> = batch
         .iter()
         .filter_map(|j| match &j.op {
-            Op::PutInline { id, content, .. } => Some((id, &content[..])),
+            Op::PutInline { id, row, content } => Some((id, &content[..], &row[..])),
             _ => None,
         })
         .collect();
-    let mut locs = log.append(&items)?.into_iter();
+    let before = log.end();
+    let locs = match log.append(&items) {
+        Ok(locs) => locs,
+        Err(e) => {
+            take_back(log, before);
+            return Err(e);
+        }
+    };
+    let after = log.end();
+    let pure = batch.iter().all(|j| matches!(j.op, Op::PutInline { .. }));
+    let now = Instant::now();
+    let bytes = appended(before, after);
+    let defer = deferral.defer(pure, bytes, now);
+    let mut locs = locs.into_iter();
     // Each row moves to its `PutLogged` (the job keeps an empty one: only its kind is
     // looked at after this).
     let logged: Vec<Option<Op>> = batch
@@ -314,7 +412,23 @@ fn commit(
         .iter()
         .zip(&logged)
         .map(|(j, l)| l.as_ref().unwrap_or(&j.op));
-    let applied = db.apply(ops)?;
+    let how = if defer {
+        Commit::Deferred
+    } else {
+        Commit::Durable(Some(after))
+    };
+    let applied = match db.apply_at(ops, how) {
+        Ok(applied) => applied,
+        Err(e) => {
+            take_back(log, before);
+            return Err(e);
+        }
+    };
+    if defer {
+        deferral.deferred(bytes, now);
+    } else {
+        deferral.durable();
+    }
     let mut added = Vec::new();
     let mut freed = Vec::new();
     for (op, a) in logged.iter().zip(&applied) {
@@ -327,12 +441,20 @@ fn commit(
     Ok(applied)
 }
 
+/// Cuts the log back to `before` after a failed commit, so that its records are not
+/// replayed at open (a caller told the put failed never finds it stored later).
+fn take_back(log: &ValueLog, before: (u64, u64)) {
+    if let Err(e) = log.cut(before) {
+        tracing::warn!(error = %e, "files: taking back the value log records of a failed commit");
+    }
+}
+
 /// Compacts at most one value log segment that is less than half live: its live values
 /// are appended to the active segment (synced), one transaction moves their pointers, and
 /// the segment, left with no live value, is removed. A crash before the transaction
 /// leaves the old pointers (the copies are cut at the next open); after it, the old
 /// segment is removed at the next open.
-fn compact(db: &Db, log: &ValueLog) -> Result<(), FilesError> {
+fn compact(db: &Db, log: &ValueLog, deferral: &mut Deferral) -> Result<(), FilesError> {
     let Some(segment) = log.compaction_candidate() else {
         return Ok(());
     };
@@ -341,11 +463,13 @@ fn compact(db: &Db, log: &ValueLog) -> Result<(), FilesError> {
     for (_, loc) in &values {
         sealed.push(log.read_raw(loc)?);
     }
-    let items: Vec<(&[u8; 32], &[u8])> = values
+    // Copies carry no row: their files' rows are durable already.
+    let items: Vec<(&[u8; 32], &[u8], &[u8])> = values
         .iter()
         .zip(&sealed)
-        .map(|((id, _), s)| (id, &s[..]))
+        .map(|((id, _), s)| (id, &s[..], &[][..]))
         .collect();
+    let before = log.end();
     let to = log.append(&items)?;
     let ops: Vec<Op> = values
         .iter()
@@ -356,7 +480,14 @@ fn compact(db: &Db, log: &ValueLog) -> Result<(), FilesError> {
             to: *to,
         })
         .collect();
-    let applied = db.apply(&ops)?;
+    let applied = match db.apply_at(&ops, Commit::Durable(Some(log.end()))) {
+        Ok(applied) => applied,
+        Err(e) => {
+            take_back(log, before);
+            return Err(e);
+        }
+    };
+    deferral.durable();
     let mut added: Vec<Loc> = Vec::new();
     let mut freed: Vec<Loc> = Vec::new();
     for (a, to) in applied.iter().zip(&to) {
@@ -495,9 +626,9 @@ mod tests {
         };
         // Three values fill the first segment past its limit; the fourth starts another.
         for i in 1..=3 {
-            commit(&db, &dir, &log, &mut [put(i)]).unwrap();
+            commit(&db, &dir, &log, &mut [put(i)], &mut Deferral::default()).unwrap();
         }
-        commit(&db, &dir, &log, &mut [put(4)]).unwrap();
+        commit(&db, &dir, &log, &mut [put(4)], &mut Deferral::default()).unwrap();
         let first = db.logged(&[1; 32]).unwrap().unwrap().segment;
         assert_eq!(db.logged(&[3; 32]).unwrap().unwrap().segment, first);
         assert_eq!(db.logged(&[4; 32]).unwrap().unwrap().segment, first + 1);
@@ -515,10 +646,11 @@ mod tests {
                 job(Op::Delete { id: [1; 32] }),
                 job(Op::Delete { id: [2; 32] }),
             ],
+            &mut Deferral::default(),
         )
         .unwrap();
         assert_eq!(log.compaction_candidate(), Some(first));
-        compact(&db, &log).unwrap();
+        compact(&db, &log, &mut Deferral::default()).unwrap();
         let moved = db.logged(&[3; 32]).unwrap().unwrap();
         assert_eq!(moved.segment, first + 1);
         assert_eq!(log.read(&[3; 32], &moved).unwrap().unwrap(), vec![3; BIG]);
@@ -543,5 +675,118 @@ mod tests {
         );
         drop(log);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn only_batches_of_small_puts_are_deferred_and_never_for_long() {
+        let t0 = Instant::now();
+        let mut d = Deferral::default();
+        assert!(!d.pending());
+        // Anything but small puts only: durable.
+        assert!(!d.defer(false, 100, t0));
+        assert!(d.defer(true, 100, t0));
+        d.deferred(100, t0);
+        assert!(d.pending());
+        // Bounded by bytes and by the age of the oldest deferred commit.
+        assert!(d.defer(true, CHECKPOINT_BYTES - 100, t0));
+        assert!(!d.defer(true, CHECKPOINT_BYTES - 99, t0));
+        assert!(d.defer(true, 1, t0 + CHECKPOINT_AFTER / 2));
+        d.deferred(1, t0 + CHECKPOINT_AFTER / 2);
+        assert!(!d.defer(true, 1, t0 + CHECKPOINT_AFTER));
+        d.durable();
+        assert!(!d.pending());
+        assert!(d.defer(true, 1, t0 + CHECKPOINT_AFTER));
+        assert_eq!(appended((3, 100), (3, 250)), 150);
+        assert_eq!(appended((3, 100), (4, SEGMENT_HEADER + 50)), 50);
+    }
+
+    /// Copies a store's metadata and log while it is open, as a crash would leave them:
+    /// a deferred commit is not in the copy's database, and is written again from the log.
+    #[test]
+    fn a_deferred_commit_lost_in_a_crash_is_replayed_from_the_log() {
+        let base = std::env::temp_dir().join(format!("memmesh-defer-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let (dir, copy) = (base.join("live"), base.join("copy"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = Db::open(&dir).unwrap();
+        let (log, _) = ValueLog::open(&dir.join("log"), &Default::default()).unwrap();
+        db.apply_at(std::iter::empty(), Commit::Durable(Some(log.end())))
+            .unwrap();
+        let key = StorageKey::from_bytes(&[1; 32]).unwrap();
+        let put = |i: u8| {
+            let row = Record {
+                size: 3,
+                stored: 3,
+                created: u64::from(i),
+                name: Some(format!("file {i}")),
+                content_type: None,
+                loc: None,
+            }
+            .encode(&[i; 32], &key)
+            .unwrap();
+            job(Op::PutInline {
+                id: [i; 32],
+                row,
+                content: vec![i; 3].into(),
+            })
+        };
+        let mut deferral = Deferral::default();
+        // A durable batch (a delete of nothing with a put), then two deferred ones.
+        commit(
+            &db,
+            &dir,
+            &log,
+            &mut [put(1), job(Op::Delete { id: [9; 32] })],
+            &mut deferral,
+        )
+        .unwrap();
+        assert!(!deferral.pending());
+        commit(&db, &dir, &log, &mut [put(2), put(3)], &mut deferral).unwrap();
+        commit(&db, &dir, &log, &mut [put(4)], &mut deferral).unwrap();
+        assert!(deferral.pending());
+        for i in 1..=4u8 {
+            assert!(db.get(&[i; 32]).unwrap().is_some(), "visible at once");
+        }
+        // The crash: the files as they are on disk now.
+        std::fs::create_dir_all(copy.join("log")).unwrap();
+        std::fs::copy(
+            dir.join(super::super::db::DB_FILE),
+            copy.join(super::super::db::DB_FILE),
+        )
+        .unwrap();
+        for e in std::fs::read_dir(dir.join("log")).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), copy.join("log").join(e.file_name())).unwrap();
+        }
+        let crashed = Db::open(&copy).unwrap();
+        assert!(crashed.get(&[1; 32]).unwrap().is_some(), "durable");
+        assert!(
+            crashed.get(&[2; 32]).unwrap().is_none() && crashed.get(&[4; 32]).unwrap().is_none(),
+            "deferred commits are not in the crashed copy"
+        );
+        assert_eq!(crashed.replay(&copy.join("log")).unwrap(), 3);
+        for i in 1..=4u8 {
+            assert_eq!(
+                crashed.get(&[i; 32]).unwrap(),
+                db.get(&[i; 32]).unwrap(),
+                "{i}"
+            );
+        }
+        let (logged, bad) = crashed.all_logged().unwrap();
+        assert!(bad.is_empty());
+        let (copied_log, lost) = ValueLog::open(&copy.join("log"), &logged).unwrap();
+        assert!(lost.is_empty());
+        for i in 1..=4u8 {
+            let at = crashed.logged(&[i; 32]).unwrap().unwrap();
+            assert_eq!(copied_log.read(&[i; 32], &at).unwrap().unwrap(), vec![i; 3]);
+        }
+        // Replayed again (a crash before the next checkpoint): the same rows, kept.
+        assert_eq!(crashed.replay(&copy.join("log")).unwrap(), 3);
+        // A durable commit moves the checkpoint: nothing left to replay.
+        checkpoint(&db, &log, &mut deferral);
+        assert!(!deferral.pending());
+        assert_eq!(db.replay(&dir.join("log")).unwrap(), 0);
+        drop((db, log, crashed, copied_log));
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }

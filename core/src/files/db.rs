@@ -30,6 +30,14 @@
 //! is needed) and the `logged` row goes. Every record also **implies that this node holds
 //! the file**: `holders` lists the other nodes (records written before schema 4 also list
 //! this node; [`Db::holders`] merges both). A schema-3 build refuses a schema-4 store.
+//!
+//! Schema 5 (ADR 0016, amendment "One fsync per small put") adds the **log checkpoint** to
+//! `meta` (`"log_segment"`, `"log_offset"`): where the value log ended at the last durable
+//! commit. A batch of small puts only is committed without an fsync of its own (redb's
+//! `Durability::None`): its records in the value log (segment version 2) carry their rows,
+//! and at open the records after the checkpoint are written again ([`Op::PutLogged`]).
+//! A schema-4 store is upgraded in place (no checkpoint: nothing to replay); a schema-4
+//! build refuses a schema-5 store (it would not replay).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
@@ -50,9 +58,12 @@ use super::migrate::migrate_logged;
 /// The database file's name inside the data dir.
 pub const DB_FILE: &str = "files.redb";
 /// The schema this build writes and reads.
-pub const SCHEMA_VERSION: u64 = 4;
+pub const SCHEMA_VERSION: u64 = 5;
 /// The key of the schema version in `meta`.
 const SCHEMA_KEY: &str = "schema_version";
+/// The keys of the log checkpoint in `meta` (schema 5).
+const CHECKPOINT_SEGMENT_KEY: &str = "log_segment";
+const CHECKPOINT_OFFSET_KEY: &str = "log_offset";
 /// Version byte of a [`Record`] without a value log pointer (contents in a content file,
 /// or, for stores written before schema 4, in `inline` or `logged`).
 const RECORD_V1: u8 = 1;
@@ -335,6 +346,19 @@ impl Applied {
     }
 }
 
+/// How [`Db::apply_at`] commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// Durable when the call returns (one fsync); records the value log checkpoint
+    /// (segment, offset) if given: every record before it has its row in this commit or
+    /// an earlier one.
+    Durable(Option<(u64, u64)>),
+    /// Not durable until a later durable commit (no fsync): only for rows whose value log
+    /// records carry them and lie after the checkpoint, so that they are written again at
+    /// open if a crash loses this commit.
+    Deferred,
+}
+
 /// The opened metadata database.
 #[derive(Debug)]
 pub struct Db {
@@ -582,8 +606,74 @@ impl Db {
         &self,
         ops: impl IntoIterator<Item = &'a Op>,
     ) -> Result<Vec<Applied>, FilesError> {
+        self.apply_at(ops, Commit::Durable(None))
+    }
+
+    /// The value log checkpoint of the last durable commit that wrote one (schema 5), if
+    /// any: the records after it may have no durable row.
+    pub fn checkpoint(&self) -> Result<Option<(u64, u64)>, FilesError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let segment = meta.get(CHECKPOINT_SEGMENT_KEY)?.map(|v| v.value());
+        let offset = meta.get(CHECKPOINT_OFFSET_KEY)?.map(|v| v.value());
+        Ok(segment.zip(offset))
+    }
+
+    /// Writes again the rows of the value log records in `log_dir` after the checkpoint
+    /// (commits deferred before a crash), in one durable transaction, in their order; a
+    /// row already there is kept as it is. Returns how many records were found (rows
+    /// written or kept). A store without a checkpoint (written before schema 5, or new)
+    /// has nothing to replay. A record whose row is malformed is skipped (reported).
+    pub fn replay(&self, log_dir: &Path) -> Result<usize, FilesError> {
+        let Some(from) = self.checkpoint()? else {
+            return Ok(0);
+        };
+        let found = super::valuelog::replay(log_dir, from)?;
+        let mut ops = Vec::with_capacity(found.len());
+        for (id, row, loc) in found {
+            if Record::with_loc(&row, &loc).is_some() {
+                ops.push(Op::PutLogged { id, row, loc });
+            } else {
+                tracing::warn!(
+                    file = %super::id::FileId::from_digest(id),
+                    "files: a value log record with a malformed row, not replayed"
+                );
+            }
+        }
+        if !ops.is_empty() {
+            let applied = self.apply_at(&ops, Commit::Durable(None))?;
+            tracing::info!(
+                records = ops.len(),
+                written = applied.iter().filter(|a| !a.kept).count(),
+                "files: value log replayed"
+            );
+        }
+        Ok(ops.len())
+    }
+
+    /// Applies `ops` in one write transaction, in order: durable when it returns, with
+    /// the log checkpoint if one is given ([`Commit::Durable`]), or not until a later
+    /// durable commit ([`Commit::Deferred`]: no fsync).
+    pub fn apply_at<'a>(
+        &self,
+        ops: impl IntoIterator<Item = &'a Op>,
+        commit: Commit,
+    ) -> Result<Vec<Applied>, FilesError> {
         let ops = ops.into_iter();
-        let txn = self.db.begin_write()?;
+        let mut txn = self.db.begin_write()?;
+        match commit {
+            Commit::Durable(checkpoint) => {
+                if let Some((segment, offset)) = checkpoint {
+                    let mut meta = txn.open_table(META)?;
+                    meta.insert(CHECKPOINT_SEGMENT_KEY, segment)?;
+                    meta.insert(CHECKPOINT_OFFSET_KEY, offset)?;
+                }
+            }
+            Commit::Deferred => {
+                txn.set_durability(redb::Durability::None)
+                    .map_err(|e| FilesError::Commit(e.to_string()))?;
+            }
+        }
         let mut applied = Vec::with_capacity(ops.size_hint().0);
         {
             let mut files = txn.open_table(FILES)?;
@@ -969,7 +1059,7 @@ mod tests {
         }
         let e = Db::open(&d).unwrap_err();
         assert!(
-            matches!(e, FilesError::SchemaTooNew { found: 5, .. }),
+            matches!(e, FilesError::SchemaTooNew { found: 6, .. }),
             "{e}"
         );
         assert_eq!(

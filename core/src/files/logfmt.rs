@@ -2,17 +2,29 @@
 //! for small files"): where a small file's sealed contents are in the log ([`Loc`], kept
 //! in the file's record since schema 4, in the `logged` table under schema 3), how a segment and a record are framed, what recovery does
 //! with the segments found at open ([`plan_recovery`]) and which segment to compact
-//! ([`to_compact`]). No I/O here; `valuelog.rs` does the reads and writes.
+//! ([`to_compact`]), and how the records appended since the last durable metadata commit
+//! are found again at open ([`parse_frames`], ADR 0016 amendment "One fsync per small
+//! put"). No I/O here; `valuelog.rs` does the reads and writes.
 
 use std::collections::{BTreeMap, HashMap};
 
-/// A segment file starts with this magic, then [`SEGMENT_VERSION`], then 7 zero bytes.
+/// A segment file starts with this magic, then its version, then 7 zero bytes.
 pub const SEGMENT_MAGIC: &[u8; 8] = b"memmeshV";
-/// The segment format this build writes and reads.
-pub const SEGMENT_VERSION: u8 = 1;
+/// The segment format this build writes: version 2, whose records carry their file's
+/// metadata row and a checksum ([`frame`]). Version 1 segments (records of id, length and
+/// sealed bytes only) are still read; nothing is appended to them.
+pub const SEGMENT_VERSION: u8 = 2;
+/// The oldest segment format this build reads.
+pub const SEGMENT_VERSION_MIN: u8 = 1;
+/// Longest metadata row a record carries (a record's row: 45 bytes of header and the
+/// sealed name and content type, each at most 4 KiB).
+pub const MAX_ROW: usize = 64 << 10;
+/// Length of a record's checksum (the first bytes of a BLAKE3 hash).
+pub const CHECK_LEN: usize = 8;
 /// Length of a segment's header.
 pub const SEGMENT_HEADER: u64 = 16;
-/// Length of a record's frame before its sealed bytes: id (32) ‖ length (u32 LE).
+/// Length of the part of a record's frame just before its sealed bytes: id (32) ‖ length
+/// (u32 LE). In a version 2 segment the row and checksum come before it ([`frame`]).
 pub const FRAME_HEADER: u64 = 36;
 /// A segment takes no more appends once it is this long (bytes).
 pub const SEGMENT_MAX: u64 = 16 << 20;
@@ -62,7 +74,7 @@ impl Loc {
         self.offset + u64::from(self.len)
     }
 
-    /// The offset of the record's frame (its header, then the sealed bytes).
+    /// The offset of the record's id and length (the sealed bytes follow them).
     pub fn frame_start(&self) -> u64 {
         self.offset - FRAME_HEADER
     }
@@ -90,30 +102,124 @@ pub fn segment_header() -> [u8; SEGMENT_HEADER as usize] {
     h
 }
 
-/// Whether `h` is a segment header this build reads.
-pub fn header_ok(h: &[u8]) -> bool {
-    h.len() == SEGMENT_HEADER as usize && h == segment_header()
+/// The version of a segment whose header is `h`, if it is one this build reads.
+pub fn segment_version(h: &[u8]) -> Option<u8> {
+    let ok = h.len() == SEGMENT_HEADER as usize
+        && h[..8] == SEGMENT_MAGIC[..]
+        && (SEGMENT_VERSION_MIN..=SEGMENT_VERSION).contains(&h[8])
+        && h[9..].iter().all(|&b| b == 0);
+    ok.then_some(h[8])
 }
 
-/// Appends one record (frame header, then `sealed`) to `out`, which will be written at
-/// `at` of `segment`; returns where the sealed bytes are. `None` if `sealed` is longer
-/// than a `u32`.
+/// Whether `h` is a segment header this build reads.
+pub fn header_ok(h: &[u8]) -> bool {
+    segment_version(h).is_some()
+}
+
+/// A record's checksum: the first [`CHECK_LEN`] bytes of the BLAKE3 hash of the frame's
+/// other bytes, in order (`row_len ‖ row ‖ id ‖ len ‖ sealed`).
+fn check(row: &[u8], id: &[u8; 32], sealed: &[u8]) -> [u8; CHECK_LEN] {
+    let mut h = blake3::Hasher::new();
+    h.update(&(row.len() as u32).to_le_bytes());
+    h.update(row);
+    h.update(id);
+    h.update(&(sealed.len() as u32).to_le_bytes());
+    h.update(sealed);
+    let mut out = [0u8; CHECK_LEN];
+    out.copy_from_slice(&h.finalize().as_bytes()[..CHECK_LEN]);
+    out
+}
+
+/// Appends one record to `out`, which will be written at `at` of a version 2 segment
+/// `segment`; returns where the sealed bytes are. The frame is
+/// `row_len (u32 LE) ‖ row ‖ check (8) ‖ id (32) ‖ len (u32 LE) ‖ sealed`: `row` is the
+/// file's metadata row (empty for a copy made by compaction, which carries none) and
+/// `check` is [`CHECK_LEN`] bytes of BLAKE3 over the other bytes. `None` if `sealed` is
+/// longer than a `u32` or `row` than [`MAX_ROW`].
 pub fn frame(
     out: &mut Vec<u8>,
     segment: u64,
     at: u64,
     id: &[u8; 32],
     sealed: &[u8],
+    row: &[u8],
 ) -> Option<Loc> {
     let len = u32::try_from(sealed.len()).ok()?;
+    if row.len() > MAX_ROW {
+        return None;
+    }
+    out.extend_from_slice(&(row.len() as u32).to_le_bytes());
+    out.extend_from_slice(row);
+    out.extend_from_slice(&check(row, id, sealed));
     out.extend_from_slice(id);
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(sealed);
+    let before = 4 + row.len() as u64 + CHECK_LEN as u64 + FRAME_HEADER;
     Some(Loc {
         segment,
-        offset: at + FRAME_HEADER,
+        offset: at + before,
         len,
     })
+}
+
+/// Length of the frame [`frame`] writes for `sealed_len` bytes and a row of `row_len`.
+pub fn frame_len(sealed_len: usize, row_len: usize) -> usize {
+    4 + row_len + CHECK_LEN + FRAME_HEADER as usize + sealed_len
+}
+
+/// A record found by [`parse_frames`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    /// The file id.
+    pub id: [u8; 32],
+    /// Where its sealed bytes are.
+    pub loc: Loc,
+    /// Its metadata row: the range of the parsed buffer (empty for a compaction copy).
+    pub row: std::ops::Range<usize>,
+}
+
+/// The whole, intact records of version 2 segment `segment` in `buf`, whose first byte is
+/// at offset `base` of the segment, in order; and the offset just past the last of them.
+/// Parsing stops at the first record cut short or failing its checksum (a write a crash
+/// interrupted: nothing after it was acknowledged).
+pub fn parse_frames(buf: &[u8], segment: u64, base: u64) -> (Vec<Parsed>, u64) {
+    let mut found = Vec::new();
+    let mut at = 0usize;
+    let u32_at = |i: usize| -> Option<usize> {
+        let b = buf.get(i..i.checked_add(4)?)?;
+        Some(u32::from_le_bytes(b.try_into().ok()?) as usize)
+    };
+    loop {
+        let Some(row_len) = u32_at(at).filter(|&l| l <= MAX_ROW) else {
+            break;
+        };
+        let row = at + 4..at + 4 + row_len;
+        let check_at = row.end;
+        let id_at = check_at + CHECK_LEN;
+        let Some(len) = u32_at(id_at + 32) else {
+            break;
+        };
+        let sealed_at = id_at + FRAME_HEADER as usize;
+        let Some(end) = sealed_at.checked_add(len).filter(|&e| e <= buf.len()) else {
+            break;
+        };
+        let mut id = [0u8; 32];
+        id.copy_from_slice(&buf[id_at..id_at + 32]);
+        if buf[check_at..id_at] != check(&buf[row.clone()], &id, &buf[sealed_at..end]) {
+            break;
+        }
+        found.push(Parsed {
+            id,
+            loc: Loc {
+                segment,
+                offset: base + sealed_at as u64,
+                len: len as u32,
+            },
+            row,
+        });
+        at = end;
+    }
+    (found, base + at as u64)
 }
 
 /// Whether a record's frame header (`FRAME_HEADER` bytes read at [`Loc::frame_start`])
@@ -222,29 +328,77 @@ mod tests {
         ] {
             assert_eq!(segment_of_name(bad), None, "{bad}");
         }
-        assert!(header_ok(&segment_header()));
+        assert_eq!(segment_version(&segment_header()), Some(SEGMENT_VERSION));
         let mut other = segment_header();
+        other[8] = 1;
+        assert_eq!(segment_version(&other), Some(1), "version 1 is still read");
+        other[8] = 3;
+        assert!(!header_ok(&other));
         other[8] = 2;
+        other[15] = 1;
         assert!(!header_ok(&other));
     }
 
     #[test]
-    fn records_are_framed_with_their_id_and_length() {
+    fn records_are_framed_with_their_row_id_length_and_checksum() {
         let mut out = segment_header().to_vec();
-        let a = frame(&mut out, 3, SEGMENT_HEADER, &[1; 32], b"hello").unwrap();
+        let a = frame(&mut out, 3, SEGMENT_HEADER, &[1; 32], b"hello", b"row-a").unwrap();
         let at = out.len() as u64;
-        let b = frame(&mut out, 3, at, &[2; 32], b"").unwrap();
-        assert_eq!(a, loc(3, 52, 5));
+        let b = frame(&mut out, 3, at, &[2; 32], b"", b"").unwrap();
+        // 16 (segment header) + 4 + 5 (row) + 8 (check) + 36.
+        assert_eq!(a, loc(3, 69, 5));
         assert_eq!(&out[a.offset as usize..a.end() as usize], b"hello");
-        assert_eq!(b, loc(3, 57 + 36, 0));
+        assert_eq!(b, loc(3, 74 + 48, 0));
         assert_eq!(out.len() as u64, b.end());
+        assert_eq!(frame_len(5, 5) as u64, a.end() - SEGMENT_HEADER);
         let h = |l: &Loc| &out[l.frame_start() as usize..l.offset as usize];
         assert!(frame_matches(h(&a), &[1; 32], &a));
         assert!(frame_matches(h(&b), &[2; 32], &b));
         // Another id, another length, or the wrong place: no match.
         assert!(!frame_matches(h(&a), &[2; 32], &a));
-        assert!(!frame_matches(h(&a), &[1; 32], &loc(3, 52, 6)));
+        assert!(!frame_matches(h(&a), &[1; 32], &loc(3, 69, 6)));
         assert!(!frame_matches(&out[20..56], &[1; 32], &a));
+        // A row longer than MAX_ROW is refused.
+        assert!(frame(&mut Vec::new(), 3, 16, &[1; 32], b"", &vec![0; MAX_ROW + 1]).is_none());
+    }
+
+    #[test]
+    fn parsing_finds_whole_records_and_stops_at_a_cut_or_damaged_one() {
+        let mut out = Vec::new();
+        let base = 1000;
+        let a = frame(&mut out, 5, base, &[1; 32], &[9; 300], b"row one").unwrap();
+        let b_at = base + out.len() as u64;
+        let b = frame(&mut out, 5, b_at, &[2; 32], b"copy", b"").unwrap();
+        let c_at = base + out.len() as u64;
+        let c = frame(&mut out, 5, c_at, &[3; 32], &[7; 40], b"row three").unwrap();
+        let (found, end) = parse_frames(&out, 5, base);
+        assert_eq!(end, c.end());
+        assert_eq!(
+            found.iter().map(|p| (p.id, p.loc)).collect::<Vec<_>>(),
+            vec![([1; 32], a), ([2; 32], b), ([3; 32], c)]
+        );
+        assert_eq!(&out[found[0].row.clone()], b"row one");
+        assert!(found[1].row.is_empty());
+        // Cut anywhere inside the last record: the first two are found, and end is theirs.
+        for cut in (c_at - base) as usize..out.len() {
+            let (found, end) = parse_frames(&out[..cut], 5, base);
+            assert_eq!(found.len(), 2, "cut at {cut}");
+            assert_eq!(end, b.end());
+        }
+        // A flipped byte anywhere in the second record: only the first is found.
+        for i in (b_at - base) as usize..(c_at - base) as usize {
+            let mut bad = out.clone();
+            bad[i] ^= 0x40;
+            let (found, end) = parse_frames(&bad, 5, base);
+            assert_eq!(found.len(), 1, "flip at {i}");
+            assert_eq!(end, a.end());
+        }
+        // Zeros (a file extended but never written), or nothing: no record.
+        assert_eq!(parse_frames(&[0u8; 200], 5, base), (Vec::new(), base));
+        assert_eq!(parse_frames(&[], 5, base), (Vec::new(), base));
+        // A row length past MAX_ROW is not read as one.
+        let (found, _) = parse_frames(&u32::MAX.to_le_bytes(), 5, base);
+        assert!(found.is_empty());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use tracing::{info, warn};
 use super::commit::{Committer, Usage};
 use super::contents::{self, write_encrypted, TempFile, CONTENTS_DIR};
 use super::crypt::stored_len;
-use super::db::{Db, Op, Record, DB_FILE};
+use super::db::{Commit, Db, Op, Record, DB_FILE};
 use super::error::FilesError;
 use super::id::FileId;
 use super::inline::INLINE_MAX;
@@ -135,9 +135,14 @@ impl Store {
         let db = Arc::new(Db::open(dir)?);
         restrict(&contents, 0o700)?;
         restrict(&db_path, 0o600)?;
+        // Rows of small puts whose deferred commit a crash lost: written again from their
+        // value log records (ADR 0016, amendment "One fsync per small put").
+        db.replay(&dir.join(LOG_DIR))?;
         let (logged, malformed) = db.all_logged()?;
         let (log, unusable) = ValueLog::open(&dir.join(LOG_DIR), &logged)?;
         restrict(&dir.join(LOG_DIR), 0o700)?;
+        // Recovery may have cut the log below the old checkpoint: appends start from here.
+        db.apply_at(std::iter::empty(), Commit::Durable(Some(log.end())))?;
         let log = Arc::new(log);
         let mut lost: std::collections::HashSet<[u8; 32]> = unusable.into_iter().collect();
         lost.extend(malformed);

@@ -5,6 +5,12 @@
 //! durable. Only the group committer appends, relocates
 //! (compaction) and removes segments; any thread reads. The layout and the pure decisions
 //! are in `logfmt.rs`.
+//!
+//! Since segment version 2 each record also carries its file's metadata row, so that a
+//! batch made only of small puts is durable once its log bytes are: its metadata commit
+//! need not be (ADR 0016, amendment "One fsync per small put"). At open, [`replay`] finds
+//! the records appended after the last durable commit's checkpoint, for the store to write
+//! their rows again.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -15,8 +21,9 @@ use tracing::{info, warn};
 
 use super::error::FilesError;
 use super::logfmt::{
-    frame, frame_matches, header_ok, plan_recovery, segment_header, segment_name, segment_of_name,
-    to_compact, Loc, FRAME_HEADER, SEGMENT_HEADER, SEGMENT_MAX,
+    frame, frame_len, frame_matches, parse_frames, plan_recovery, segment_header, segment_name,
+    segment_of_name, segment_version, to_compact, Loc, FRAME_HEADER, SEGMENT_HEADER, SEGMENT_MAX,
+    SEGMENT_VERSION,
 };
 use super::parallel::ReadAt;
 
@@ -34,6 +41,19 @@ static SEGMENT_MAX_OVERRIDE: std::sync::atomic::AtomicU64 = std::sync::atomic::A
 #[doc(hidden)]
 pub fn set_segment_max_for_tests(bytes: u64) {
     SEGMENT_MAX_OVERRIDE.store(bytes, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Records replayed by [`replay`] in this process (tests: a crash test checks that its
+/// kills exercised the replay).
+#[cfg(any(test, feature = "test-hooks"))]
+static REPLAYED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Test hook: how many records with a row [`replay`] has found in this process. Only with
+/// the `test-hooks` feature.
+#[cfg(any(test, feature = "test-hooks"))]
+#[doc(hidden)]
+pub fn replayed_for_tests() -> u64 {
+    REPLAYED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The segment size limit.
@@ -110,6 +130,7 @@ impl ValueLog {
     ) -> Result<(ValueLog, Vec<[u8; 32]>), FilesError> {
         crate::durable::create_dir_all(dir).map_err(FilesError::io("creating", dir))?;
         let mut found = BTreeMap::new();
+        let mut versions = HashMap::new();
         for entry in std::fs::read_dir(dir).map_err(FilesError::io("listing", dir))? {
             let entry = entry.map_err(FilesError::io("listing", dir))?;
             let Some(segment) = entry.file_name().to_str().and_then(segment_of_name) else {
@@ -123,9 +144,12 @@ impl ValueLog {
                 .map_err(FilesError::io("reading", &path))?
                 .len();
             let mut h = [0u8; SEGMENT_HEADER as usize];
-            let ok =
-                len >= SEGMENT_HEADER && file.read_exact_at(&mut h, 0).is_ok() && header_ok(&h);
-            if !ok {
+            let version = (len >= SEGMENT_HEADER && file.read_exact_at(&mut h, 0).is_ok())
+                .then(|| segment_version(&h))
+                .flatten();
+            if let Some(v) = version {
+                versions.insert(segment, v);
+            } else {
                 // Damaged (a newer format comes with a newer schema, refused before this):
                 // its values still fail their frame or AEAD check when read (`Corrupted`,
                 // then repaired from a replica) rather than being dropped here.
@@ -178,7 +202,10 @@ impl ValueLog {
         }
         let last = lengths.iter().next_back().map(|(&s, &l)| (s, l));
         let (active, len) = match last {
-            Some((s, l)) if l < segment_max() => (s, l),
+            // Appends go only to a segment of this build's version.
+            Some((s, l)) if l < segment_max() && versions.get(&s) == Some(&SEGMENT_VERSION) => {
+                (s, l)
+            }
             _ => {
                 // After every segment found, removed ones included: a number is not
                 // reused while a pointer to it may still be about (rows dropped below).
@@ -206,10 +233,10 @@ impl ValueLog {
         Ok((log, plan.drop_rows))
     }
 
-    /// Appends the sealed contents of `items` (id, sealed bytes) in one write and
-    /// fdatasyncs them; returns where each is. Called by the committer before the
-    /// transaction that points at them.
-    pub fn append(&self, items: &[(&[u8; 32], &[u8])]) -> Result<Vec<Loc>, FilesError> {
+    /// Appends `items` (id, sealed contents, metadata row: empty for a compaction copy)
+    /// in one write and fdatasyncs them; returns where each value is. Called by the
+    /// committer before the transaction that points at them.
+    pub fn append(&self, items: &[(&[u8; 32], &[u8], &[u8])]) -> Result<Vec<Loc>, FilesError> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
@@ -220,13 +247,13 @@ impl ValueLog {
         let mut buf = Vec::with_capacity(
             items
                 .iter()
-                .map(|(_, s)| s.len() + FRAME_HEADER as usize)
+                .map(|(_, s, r)| frame_len(s.len(), r.len()))
                 .sum(),
         );
         let mut locs = Vec::with_capacity(items.len());
-        for (id, sealed) in items {
+        for (id, sealed, row) in items {
             let at = w.len + buf.len() as u64;
-            let loc = frame(&mut buf, w.active, at, id, sealed)
+            let loc = frame(&mut buf, w.active, at, id, sealed, row)
                 .ok_or_else(|| FilesError::Invalid("a value too large for the value log".into()))?;
             locs.push(loc);
         }
@@ -239,6 +266,35 @@ impl ValueLog {
         let (active, len) = (w.active, w.len);
         w.lengths.insert(active, len);
         Ok(locs)
+    }
+
+    /// Where the next append goes: the active segment and its length. The metadata's
+    /// checkpoint (the records before it have their rows in durable commits).
+    pub fn end(&self) -> (u64, u64) {
+        let w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        (w.active, w.len)
+    }
+
+    /// Takes back the appends made since [`ValueLog::end`] was `to` (they failed, or their
+    /// metadata commit did: the records must not be found again at open): the active
+    /// segment is cut to where they start (bytes a failed append left past its end
+    /// included), synced.
+    pub fn cut(&self, to: (u64, u64)) -> Result<(), FilesError> {
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let len = if w.active == to.0 {
+            to.1
+        } else {
+            SEGMENT_HEADER
+        };
+        let path = self.dir.join(segment_name(w.active));
+        w.file
+            .set_len(len)
+            .and_then(|()| w.file.sync_data())
+            .map_err(FilesError::io("cutting", &path))?;
+        w.len = len;
+        let active = w.active;
+        w.lengths.insert(active, len);
+        Ok(())
     }
 
     /// Starts a new segment (its creation made durable before anything points into it).
@@ -369,6 +425,63 @@ impl ValueLog {
     }
 }
 
+/// The records appended to the log in `dir` from `from` (a checkpoint: segment and offset)
+/// on, whole and intact, in order, each with its metadata row; compaction copies (no row)
+/// are left out. Reads the checkpoint's segment from its offset and every later segment
+/// of this build's version whole, and stops at the first record cut short or damaged
+/// (the write a crash interrupted). Missing segments or a missing directory: nothing.
+pub fn replay(dir: &Path, from: (u64, u64)) -> Result<Vec<([u8; 32], Vec<u8>, Loc)>, FilesError> {
+    let mut out = Vec::new();
+    let mut segments = Vec::new();
+    match std::fs::read_dir(dir) {
+        Ok(entries) => {
+            for entry in entries {
+                let entry = entry.map_err(FilesError::io("listing", dir))?;
+                if let Some(s) = entry.file_name().to_str().and_then(segment_of_name) {
+                    if s >= from.0 {
+                        segments.push(s);
+                    }
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(FilesError::io("listing", dir)(e)),
+    }
+    segments.sort_unstable();
+    for segment in segments {
+        let path = dir.join(segment_name(segment));
+        let bytes = std::fs::read(&path).map_err(FilesError::io("reading", &path))?;
+        let version = bytes
+            .get(..SEGMENT_HEADER as usize)
+            .and_then(segment_version);
+        if version != Some(SEGMENT_VERSION) {
+            break;
+        }
+        let start = if segment == from.0 {
+            from.1.max(SEGMENT_HEADER)
+        } else {
+            SEGMENT_HEADER
+        };
+        let Some(tail) = usize::try_from(start).ok().and_then(|s| bytes.get(s..)) else {
+            break;
+        };
+        let (found, end) = parse_frames(tail, segment, start);
+        let whole = end == bytes.len() as u64;
+        for p in found {
+            if !p.row.is_empty() {
+                out.push((p.id, tail[p.row].to_vec(), p.loc));
+            }
+        }
+        if !whole {
+            // A record cut short or damaged: nothing after it was acknowledged.
+            break;
+        }
+    }
+    #[cfg(any(test, feature = "test-hooks"))]
+    REPLAYED.fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    Ok(out)
+}
+
 /// Creates segment `segment` with its header, synced, and syncs the directory.
 fn create_segment(dir: &Path, segment: u64) -> Result<File, FilesError> {
     let path = dir.join(segment_name(segment));
@@ -402,8 +515,8 @@ mod tests {
         assert!(dropped.is_empty());
         let locs = log
             .append(&[
-                (&[1; 32], b"one".as_slice()),
-                (&[2; 32], b"two!".as_slice()),
+                (&[1; 32], b"one".as_slice(), b"".as_slice()),
+                (&[2; 32], b"two!".as_slice(), b"".as_slice()),
             ])
             .unwrap();
         log.committed(&locs, &[]);
@@ -416,7 +529,9 @@ mod tests {
             crate::ErrorKind::Corrupted
         );
         // Appended but never committed (a crash before the transaction): cut at open.
-        let uncommitted = log.append(&[(&[3; 32], b"three".as_slice())]).unwrap();
+        let uncommitted = log
+            .append(&[(&[3; 32], b"three".as_slice(), b"".as_slice())])
+            .unwrap();
         let seg = d.join(segment_name(locs[0].segment));
         assert_eq!(std::fs::metadata(&seg).unwrap().len(), uncommitted[0].end());
         drop(log);
@@ -454,9 +569,13 @@ mod tests {
         let d = dir("roll");
         let (log, _) = ValueLog::open(&d, &HashMap::new()).unwrap();
         let big = vec![7u8; SEGMENT_MAX as usize];
-        let first = log.append(&[(&[1; 32], big.as_slice())]).unwrap();
+        let first = log
+            .append(&[(&[1; 32], big.as_slice(), b"".as_slice())])
+            .unwrap();
         log.committed(&first, &[]);
-        let second = log.append(&[(&[2; 32], b"x".as_slice())]).unwrap();
+        let second = log
+            .append(&[(&[2; 32], b"x".as_slice(), b"".as_slice())])
+            .unwrap();
         log.committed(&second, &[]);
         assert_eq!(second[0].segment, first[0].segment + 1);
         assert_eq!(log.compaction_candidate(), None);
@@ -468,6 +587,94 @@ mod tests {
             "gone: look again"
         );
         assert_eq!(log.segments().len(), 1);
+        drop(log);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn replay_finds_the_rows_appended_since_a_checkpoint_up_to_a_torn_record() {
+        let d = dir("replay");
+        let (log, _) = ValueLog::open(&d, &HashMap::new()).unwrap();
+        let first = log
+            .append(&[(&[1; 32], b"one".as_slice(), b"row1".as_slice())])
+            .unwrap();
+        let checkpoint = log.end();
+        let rest = log
+            .append(&[
+                (&[2; 32], b"two".as_slice(), b"row2".as_slice()),
+                (&[9; 32], b"copy".as_slice(), b"".as_slice()),
+                (&[3; 32], b"three".as_slice(), b"row3".as_slice()),
+            ])
+            .unwrap();
+        // From the start: every record with a row; from the checkpoint: the later ones.
+        let all = replay(&d, (first[0].segment, 0)).unwrap();
+        assert_eq!(
+            all.iter().map(|r| r.0).collect::<Vec<_>>(),
+            vec![[1; 32], [2; 32], [3; 32]]
+        );
+        let later = replay(&d, checkpoint).unwrap();
+        assert_eq!(
+            later,
+            vec![
+                ([2; 32], b"row2".to_vec(), rest[0]),
+                ([3; 32], b"row3".to_vec(), rest[2])
+            ]
+        );
+        // Taken back (its commit failed): not found again.
+        log.cut((rest[0].segment, rest[1].end())).unwrap();
+        assert_eq!(replay(&d, checkpoint).unwrap().len(), 1);
+        // A later segment is read whole; a torn record ends the replay.
+        log.roll(&mut log.writer.lock().unwrap()).unwrap();
+        let next = log
+            .append(&[
+                (&[4; 32], b"four".as_slice(), b"row4".as_slice()),
+                (&[5; 32], b"five".as_slice(), b"row5".as_slice()),
+            ])
+            .unwrap();
+        let seg = d.join(segment_name(next[1].segment));
+        let len = std::fs::metadata(&seg).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .unwrap()
+            .set_len(len - 1)
+            .unwrap();
+        let ids: Vec<_> = replay(&d, checkpoint)
+            .unwrap()
+            .iter()
+            .map(|r| r.0)
+            .collect();
+        assert_eq!(ids, vec![[2; 32], [4; 32]]);
+        assert!(replay(&d.join("missing"), (1, 0)).unwrap().is_empty());
+        drop(log);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn appends_never_go_to_a_version_1_segment() {
+        let d = dir("v1");
+        let (log, _) = ValueLog::open(&d, &HashMap::new()).unwrap();
+        let loc = log
+            .append(&[(&[1; 32], b"one".as_slice(), b"".as_slice())])
+            .unwrap()[0];
+        drop(log);
+        // Rewrite the segment as version 1 (id, length, sealed bytes).
+        let seg = d.join(segment_name(loc.segment));
+        let mut v1 = segment_header().to_vec();
+        v1[8] = 1;
+        v1.extend_from_slice(&[1; 32]);
+        v1.extend_from_slice(&3u32.to_le_bytes());
+        v1.extend_from_slice(b"one");
+        std::fs::write(&seg, &v1).unwrap();
+        let old = Loc {
+            segment: loc.segment,
+            offset: SEGMENT_HEADER + FRAME_HEADER,
+            len: 3,
+        };
+        let (log, dropped) = ValueLog::open(&d, &[([1; 32], old)].into()).unwrap();
+        assert!(dropped.is_empty());
+        assert_eq!(log.read(&[1; 32], &old).unwrap().unwrap(), b"one");
+        assert_eq!(log.end(), (loc.segment + 1, SEGMENT_HEADER));
         drop(log);
         std::fs::remove_dir_all(&d).unwrap();
     }

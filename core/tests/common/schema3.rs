@@ -2,7 +2,9 @@
 //! wrote, byte for byte as `docs/storage-format.md` describes it, so that the tests can
 //! open an old store with this build: records of version 1, the value log pointer of each
 //! small file in a `logged` row, a `holders` row for this node beside every record, and
-//! `schema_version` = 3. The node must be stopped.
+//! `schema_version` = 3, without schema 5's log checkpoint. The value log's segments stay
+//! as this build wrote them (version 2; this build reads both versions the same way by
+//! pointer). The node must be stopped.
 #![allow(dead_code)]
 
 use std::path::Path;
@@ -51,10 +53,10 @@ pub fn to_schema_3(data: &Path, local: &[u8; 32]) -> usize {
             }
             holders.insert(&id[..], &local[..]).unwrap();
         }
-        txn.open_table(META)
-            .unwrap()
-            .insert("schema_version", 3)
-            .unwrap();
+        let mut meta = txn.open_table(META).unwrap();
+        meta.insert("schema_version", 3).unwrap();
+        meta.remove("log_segment").unwrap();
+        meta.remove("log_offset").unwrap();
     }
     txn.commit().unwrap();
     moved
