@@ -189,10 +189,7 @@ pub fn parse_frames(buf: &[u8], segment: u64, base: u64) -> (Vec<Parsed>, u64) {
         let b = buf.get(i..i.checked_add(4)?)?;
         Some(u32::from_le_bytes(b.try_into().ok()?) as usize)
     };
-    loop {
-        let Some(row_len) = u32_at(at).filter(|&l| l <= MAX_ROW) else {
-            break;
-        };
+    while let Some(row_len) = u32_at(at).filter(|&l| l <= MAX_ROW) {
         let row = at + 4..at + 4 + row_len;
         let check_at = row.end;
         let id_at = check_at + CHECK_LEN;

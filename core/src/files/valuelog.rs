@@ -425,12 +425,16 @@ impl ValueLog {
     }
 }
 
+/// A record found by [`replay`]: the file id, its metadata row and where its sealed
+/// contents are.
+pub type Replayed = ([u8; 32], Vec<u8>, Loc);
+
 /// The records appended to the log in `dir` from `from` (a checkpoint: segment and offset)
 /// on, whole and intact, in order, each with its metadata row; compaction copies (no row)
 /// are left out. Reads the checkpoint's segment from its offset and every later segment
 /// of this build's version whole, and stops at the first record cut short or damaged
 /// (the write a crash interrupted). Missing segments or a missing directory: nothing.
-pub fn replay(dir: &Path, from: (u64, u64)) -> Result<Vec<([u8; 32], Vec<u8>, Loc)>, FilesError> {
+pub fn replay(dir: &Path, from: (u64, u64)) -> Result<Vec<Replayed>, FilesError> {
     let mut out = Vec::new();
     let mut segments = Vec::new();
     match std::fs::read_dir(dir) {
