@@ -8,7 +8,9 @@ after a short warmup, every reply and value checked:
 * ``await ch.request(node.id(), 64 B)`` to a channel on the same node, whose handler is a
   Python ``RequestHandler`` (an async callback interface on this event loop), one caller;
 * the same with 64 requests in flight (``asyncio.gather``);
-* ``await cache.get(key)`` of 1000 local keys with 100 B values (``replicas = 1``).
+* ``await cache.get(key)`` of 1000 local keys with 100 B values (``replicas = 1``);
+* ``cache.try_get_local(key)`` of the same keys: the synchronous local read (no async
+  machinery; a ``NotHere`` answer would send the caller to ``get``).
 
 Prints one JSON line per case (the records ``call-bench report`` reads), with calls/s,
 process CPU time and context switches per call. Needs the generated module on
@@ -105,10 +107,19 @@ async def main(warmup: float, duration: float) -> None:
                     raise AssertionError(f"wrong value for {key}")
             return len(data)
 
+        hit = memmesh.LocalRead.HIT
+
+        async def local_reads() -> int:
+            for key, value in data:
+                if cache.try_get_local(key) != hit(value=value):
+                    raise AssertionError(f"wrong local read for {key}")
+            return len(data)
+
         cases = [
             ("request-seq", "await, Python handler (async callback)", one),
             ("request-64", f"gather {CONCURRENCY}, Python handler (async callback)", many),
             ("get-local", "await cache.get", gets),
+            ("get-local", "cache.try_get_local (synchronous)", local_reads),
         ]
         for case, api, step in cases:
             rate, cpu, switches = await measure(step, warmup, duration)

@@ -101,6 +101,21 @@ pub struct CacheStats {
     pub evicted: u64,
 }
 
+/// What [`Cache::try_get_local`] found on this node's own replica.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum LocalRead {
+    /// The key's value, read from this node's replica.
+    Hit {
+        /// The value.
+        value: Vec<u8>,
+    },
+    /// An authoritative miss: the key is absent or expired.
+    Miss,
+    /// This node cannot answer alone (it does not own the key's partition, or does not
+    /// hold it fully yet): use `get`.
+    NotHere,
+}
+
 /// A handle to a cache bucket (from `Node.cache(name, options)`). Keeps its node alive.
 #[derive(Debug, uniffi::Object)]
 pub struct Cache {
@@ -148,6 +163,17 @@ impl Cache {
             return Ok(local.map(|v| v.to_vec()));
         }
         Ok(self.inner.get(&key).await?.map(|v| v.to_vec()))
+    }
+
+    /// The value of `key` if this node can answer from its own replica, without any I/O
+    /// and without the async machinery (a plain synchronous call: the fast path for
+    /// local hits); else [`LocalRead::NotHere`], and `get` is the call to make.
+    pub fn try_get_local(&self, key: String) -> LocalRead {
+        match self.inner.try_get_local(&key) {
+            Some(Some(v)) => LocalRead::Hit { value: v.to_vec() },
+            Some(None) => LocalRead::Miss,
+            None => LocalRead::NotHere,
+        }
     }
 
     /// Deletes `key`; returns whether it existed.

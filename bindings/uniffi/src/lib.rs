@@ -26,7 +26,9 @@ pub mod peer;
 pub mod transfer;
 
 pub use blocks::{Blocks, NodeUsage, Placement};
-pub use cache::{default_cache_options, Cache, CacheEntry, CacheInfo, CacheOptions, CacheStats};
+pub use cache::{
+    default_cache_options, Cache, CacheEntry, CacheInfo, CacheOptions, CacheStats, LocalRead,
+};
 pub use channel::Channel;
 pub use config::{
     default_node_config, CongestionControl, MembershipOptions, NodeConfig, TuningOptions,

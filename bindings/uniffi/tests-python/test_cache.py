@@ -215,6 +215,44 @@ async def test_a_write_over_the_memory_quota_is_refused() -> None:
 
 
 @aio
+async def test_local_reads_answer_hits_and_misses_synchronously_or_say_not_here() -> None:
+    async with Nodes() as nodes:
+        a = await nodes.start("a")
+        cache = await a.cache("fast", memmesh.CacheOptions(replicas=1))
+        await cache.set("k", b"v")
+        await cache.set("empty", b"")
+        # A single node owns every partition: it answers every read by itself.
+        assert cache.try_get_local("k") == memmesh.LocalRead.HIT(value=b"v")
+        assert cache.try_get_local("empty") == memmesh.LocalRead.HIT(value=b"")
+        assert cache.try_get_local("absent") == memmesh.LocalRead.MISS()
+        # A plain call: no event loop involved.
+        assert cache.try_get_local("k").is_hit()
+
+
+@aio
+async def test_a_node_that_does_not_own_a_key_sends_its_reader_to_get() -> None:
+    async with Nodes() as nodes:
+        a, b, c = await nodes.cluster(3)
+        ca = await a.cache("owned", memmesh.CacheOptions(replicas=1))
+        for i in range(60):
+            await ca.set(f"k{i}", f"v{i}".encode())
+        answered = not_here = 0
+        for i in range(60):
+            read = ca.try_get_local(f"k{i}")
+            if read.is_not_here():
+                not_here += 1
+                assert await ca.get(f"k{i}") == f"v{i}".encode()
+            else:
+                answered += 1
+                assert read == memmesh.LocalRead.HIT(value=f"v{i}".encode())
+        # With one replica over three nodes, a owns about a third of the keys.
+        assert answered > 0 and not_here > 0
+        await a.shutdown()
+        # A closed node answers nothing itself.
+        assert ca.try_get_local("k0").is_not_here()
+
+
+@aio
 async def test_bad_keys_and_a_closed_node() -> None:
     a = await memmesh.Node.start(config("a"))
     try:

@@ -940,6 +940,13 @@ public protocol CacheProtocol: AnyObject, Sendable {
     func stats()  -> CacheStats
     
     /**
+     * The value of `key` if this node can answer from its own replica, without any I/O
+     * and without the async machinery (a plain synchronous call: the fast path for
+     * local hits); else [`LocalRead::NotHere`], and `get` is the call to make.
+     */
+    func tryGetLocal(key: String)  -> LocalRead
+    
+    /**
      * The milliseconds `key` has left to live: `None` if it never expires. Throws
      * `NotFound` if the key does not exist.
      */
@@ -1193,6 +1200,21 @@ open func stats() -> CacheStats  {
         uniffiCallStatus in
     uniffi_memmesh_uniffi_fn_method_cache_stats(
             self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The value of `key` if this node can answer from its own replica, without any I/O
+     * and without the async machinery (a plain synchronous call: the fast path for
+     * local hits); else [`LocalRead::NotHere`], and `get` is the call to make.
+     */
+open func tryGetLocal(key: String) -> LocalRead  {
+    return try!  FfiConverterTypeLocalRead_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_memmesh_uniffi_fn_method_cache_try_get_local(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(key),uniffiCallStatus
     )
 })
 }
@@ -7289,6 +7311,98 @@ public func FfiConverterTypeEvent_lower(_ value: Event) -> RustBuffer {
 
 
 /**
+ * What [`Cache::try_get_local`] found on this node's own replica.
+ */
+
+public enum LocalRead: Equatable, Hashable {
+    
+    /**
+     * The key's value, read from this node's replica.
+     */
+    case hit(
+        /**
+         * The value.
+         */value: Data
+    )
+    /**
+     * An authoritative miss: the key is absent or expired.
+     */
+    case miss
+    /**
+     * This node cannot answer alone (it does not own the key's partition, or does not
+     * hold it fully yet): use `get`.
+     */
+    case notHere
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension LocalRead: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLocalRead: FfiConverterRustBuffer {
+    typealias SwiftType = LocalRead
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LocalRead {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .hit(value: try FfiConverterData.read(from: &buf)
+        )
+        
+        case 2: return .miss
+        
+        case 3: return .notHere
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: LocalRead, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .hit(value):
+            writeInt(&buf, Int32(1))
+            FfiConverterData.write(value, into: &buf)
+            
+        
+        case .miss:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .notHere:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLocalRead_lift(_ buf: RustBuffer) throws -> LocalRead {
+    return try FfiConverterTypeLocalRead.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLocalRead_lower(_ value: LocalRead) -> RustBuffer {
+    return FfiConverterTypeLocalRead.lower(value)
+}
+
+
+
+/**
  * A memmesh error: the variant is the stable kind, `message` says what happened.
  */
 public 
@@ -9450,6 +9564,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_memmesh_uniffi_checksum_method_cache_stats() != 32159) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_memmesh_uniffi_checksum_method_cache_try_get_local() != 61727) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_memmesh_uniffi_checksum_method_cache_ttl() != 34685) {

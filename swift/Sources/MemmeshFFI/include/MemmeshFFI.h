@@ -388,6 +388,11 @@ uint64_t uniffi_memmesh_uniffi_fn_method_cache_set_many(uint64_t ptr, RustBuffer
 RustBuffer uniffi_memmesh_uniffi_fn_method_cache_stats(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_CACHE_TRY_GET_LOCAL
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_CACHE_TRY_GET_LOCAL
+RustBuffer uniffi_memmesh_uniffi_fn_method_cache_try_get_local(uint64_t ptr, RustBuffer key, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_CACHE_TTL
 #define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_FN_METHOD_CACHE_TTL
 uint64_t uniffi_memmesh_uniffi_fn_method_cache_ttl(uint64_t ptr, RustBuffer key
@@ -1255,6 +1260,12 @@ uint16_t uniffi_memmesh_uniffi_checksum_method_cache_set_many(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_CACHE_STATS
 #define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_CACHE_STATS
 uint16_t uniffi_memmesh_uniffi_checksum_method_cache_stats(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_CACHE_TRY_GET_LOCAL
+#define UNIFFI_FFIDEF_UNIFFI_MEMMESH_UNIFFI_CHECKSUM_METHOD_CACHE_TRY_GET_LOCAL
+uint16_t uniffi_memmesh_uniffi_checksum_method_cache_try_get_local(void
     
 );
 #endif
