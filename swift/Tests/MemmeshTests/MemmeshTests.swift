@@ -346,6 +346,10 @@ final class MemmeshTests: XCTestCase {
         XCTAssertEqual(small.stats().evicted, 1)
         XCTAssertEqual(small.name(), "lru")
 
+        // The synchronous local read: one node owns every partition of its bucket.
+        XCTAssertEqual(small.tryGetLocal(key: "c"), .hit(value: Data("3".utf8)))
+        XCTAssertEqual(small.tryGetLocal(key: "b"), .miss)
+
         for node in nodes + [single] { try await node.shutdown() }
     }
 
