@@ -177,6 +177,46 @@ async fn three_replicas_on_four_nodes_outlive_the_origin() {
     let _ = std::fs::remove_dir_all(&base);
 }
 
+/// The holders' pulls of a put are served from what the caller gave (the file, or the
+/// bytes), not by decrypting the copy just stored; each holder still ends with a
+/// verified copy in its own store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_serves_its_holders_from_its_source() {
+    let base = dir("lend");
+    let nodes = cluster(&base, 3).await;
+    let origin = nodes[0].files().unwrap();
+    let data = pattern(3 * 1024 * 1024 + 11, 9);
+    let src = base.join("src.bin");
+    std::fs::write(&src, &data).unwrap();
+    let id = origin.put_path(&src, replicas(3)).await.unwrap();
+    assert_eq!(origin.served_from_source_for_tests(), 2);
+    let small = pattern(200_000, 10);
+    let small_id = origin.put_bytes(small.clone(), replicas(2)).await.unwrap();
+    assert_eq!(origin.served_from_source_for_tests(), 3);
+    let holder = origin
+        .stat(small_id)
+        .await
+        .unwrap()
+        .holders
+        .into_iter()
+        .find(|h| *h != nodes[0].id())
+        .unwrap();
+    nodes[0].shutdown().await.unwrap();
+    for n in &nodes[1..] {
+        // Read from each holder's own store: the origin is gone.
+        let got = n.files().unwrap().get_bytes(id).await.unwrap();
+        assert_eq!(got.as_ref(), &data[..]);
+        if n.id() == holder {
+            let got = n.files().unwrap().get_bytes(small_id).await.unwrap();
+            assert_eq!(got.as_ref(), &small[..]);
+        }
+    }
+    for n in &nodes[1..] {
+        n.shutdown().await.unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&base);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_holder_down_for_good_is_replaced_by_the_surviving_holder() {
     let base = dir("restore");

@@ -27,6 +27,7 @@ pub mod holders;
 pub mod id;
 pub mod inline;
 pub mod key;
+pub mod lend;
 pub mod logfmt;
 pub mod messages;
 pub mod migrate;
@@ -149,6 +150,8 @@ struct Inner {
     progress: broadcast::Sender<Progress>,
     /// Fired when the store closes: ends the progress subscriptions.
     closed: CancellationToken,
+    /// The sources of the puts replicating now, which serve their holders' pulls.
+    lending: Arc<lend::Lending>,
 }
 
 /// The files store of a node ([`crate::Node::files`]). Cheap to clone.
@@ -190,6 +193,7 @@ impl Files {
                 net: RwLock::new(None),
                 progress: broadcast::channel(progress::CHANNEL).0,
                 closed: CancellationToken::new(),
+                lending: Arc::default(),
             }),
             _keep: None,
         }
@@ -363,6 +367,8 @@ impl Files {
             .precheck_settled(&options, Some(data.len() as u64))
             .await?;
         let local = options.clone();
+        // The holders' pulls are served from these bytes (`lend.rs`), inlined or not.
+        let source = net.as_ref().map(|_| data.clone());
         let id = if data.len() as u64 <= inline::INLINE_MAX {
             // Inlined: bounded work that runs on any executor (`Store::put_inline`), so it
             // is awaited here rather than on a task of the node's runtime (two thread
@@ -371,6 +377,11 @@ impl Files {
         } else {
             self.run(move |s| s.put_bytes(data, local)).await?
         };
+        let _lent = source.map(|d| {
+            self.inner
+                .lending
+                .lend(*id.digest(), lend::Origin::Bytes(d))
+        });
         self.replicate(net, id, options).await?;
         Ok(id)
     }
@@ -381,8 +392,12 @@ impl Files {
         let path = path.into();
         let size = std::fs::metadata(&path).ok().map(|m| m.len());
         let net = self.precheck_settled(&options, size).await?;
+        // Taken before the store reads the file: lent to the holders only if it is
+        // still the same file when they pull it (`lend.rs`).
+        let source = net.as_ref().and_then(|_| lend::Origin::of_path(&path));
         let local = options.clone();
         let id = self.run(move |s| s.put_path(path, local)).await?;
+        let _lent = source.map(|o| self.inner.lending.lend(*id.digest(), o));
         self.replicate(net, id, options).await?;
         Ok(id)
     }
@@ -471,6 +486,14 @@ impl Files {
         self.inner.progress.clone()
     }
 
+    /// How many pulls of a replicating put were served from the put's source rather than
+    /// from the stored copy. Only with the `test-hooks` feature.
+    #[cfg(any(test, feature = "test-hooks"))]
+    #[doc(hidden)]
+    pub fn served_from_source_for_tests(&self) -> u64 {
+        self.inner.lending.served()
+    }
+
     /// Disk used, quota and file count.
     pub fn stats(&self) -> Result<FilesStats> {
         Ok(self.store()?.stats())
@@ -485,6 +508,14 @@ impl crate::service::StoredContent for Files {
 
     fn open_stored(&self, digest: &[u8; 32]) -> Option<(u64, Box<dyn std::io::Read + Send>)> {
         let store = self.store().ok()?;
+        if self.inner.lending.has(digest) {
+            // A put replicating: its source serves, not a decryption of the copy.
+            if let Ok(Some(record)) = store.record_of(&FileId::from_digest(*digest)) {
+                if let Some(read) = self.inner.lending.open(digest, record.size) {
+                    return Some((record.size, read));
+                }
+            }
+        }
         match store.open_plain(digest) {
             Ok(Some((size, reader))) => Some((size, Box::new(reader))),
             Ok(None) => None,
