@@ -10,8 +10,13 @@ use super::crypt::{segments, SEALED_SEGMENT, SEGMENT, TAG};
 
 /// Segments in a block (512 KiB of plaintext): a worker's unit of work.
 pub const BLOCK_SEGMENTS: usize = 8;
-/// The most workers sealing or opening one file's segments.
+/// The most workers sealing one file's segments (a put: CPU-bound, one per core).
 pub const MAX_WORKERS: usize = 4;
+/// The workers of a get of a large file. Each reads its blocks around the page cache one
+/// at a time (`direct.rs`) and waits for the disk part of the time, so a get runs more
+/// workers than cores to keep this many reads in flight (`bench/README.md`, "Large
+/// files, second round": 2 workers on 2 cores left both cores half idle).
+pub const GET_WORKERS: usize = 8;
 
 /// How a parallel seal or open is run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +34,18 @@ impl Shape {
         Shape {
             per: BLOCK_SEGMENTS,
             workers: cores.clamp(1, MAX_WORKERS),
+        }
+    }
+
+    /// The shape of a get of `size` bytes of plaintext: [`GET_WORKERS`] workers, no more
+    /// than it has blocks.
+    pub fn for_get(size: u64) -> Shape {
+        let blocks = segments(size).div_ceil(BLOCK_SEGMENTS as u64);
+        Shape {
+            per: BLOCK_SEGMENTS,
+            workers: usize::try_from(blocks)
+                .unwrap_or(GET_WORKERS)
+                .clamp(1, GET_WORKERS),
         }
     }
 
@@ -206,6 +223,13 @@ mod tests {
         assert_eq!(dealt, vec![0, 1, 0, 1, 0]);
         assert_eq!(Shape::for_cores(0).workers, 1);
         assert_eq!(Shape::for_cores(64).workers, MAX_WORKERS);
+        // A get: as many workers as blocks, up to GET_WORKERS.
+        let block = (BLOCK_SEGMENTS * SEGMENT) as u64;
+        assert_eq!(Shape::for_get(0).workers, 1);
+        assert_eq!(Shape::for_get(block).workers, 1);
+        assert_eq!(Shape::for_get(block + 1).workers, 2);
+        assert_eq!(Shape::for_get(3 * block).workers, 3);
+        assert_eq!(Shape::for_get(1 << 40).workers, GET_WORKERS);
         // A few MiB whatever the file's size.
         let most = Shape::for_cores(64);
         assert!(most.in_flight() * most.block_bytes() <= 8 << 20);

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::blocks::Shape;
-use super::crypt::{Decryptor, SegmentKey, HEADER_LEN, SEALED_SEGMENT};
+use super::crypt::{plain_len, Decryptor, SegmentKey, HEADER_LEN, SEALED_SEGMENT};
 use super::direct::Source;
 use super::error::FilesError;
 use super::key::StorageKey;
@@ -197,7 +197,8 @@ pub fn read_decrypted(
             "{what}: content file is {len} bytes, expected {stored}"
         )));
     }
-    open_stream(&file, len, key.aead(), id, what, sink, Shape::here())
+    let shape = Shape::for_get(plain_len(len).unwrap_or(0));
+    open_stream(&file, len, key.aead(), id, what, sink, shape)
 }
 
 /// Decrypts `len` bytes of ciphertext (a content file's layout, header first) read from

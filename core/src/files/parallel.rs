@@ -3,9 +3,9 @@
 //! The file is cut into blocks of segments (`blocks.rs`). A put reads and hashes the
 //! plaintext on the calling thread, the workers seal blocks in turn, and a writer thread
 //! writes them in file order, one write per block; in a get each worker reads its own
-//! blocks of ciphertext (positional reads) and opens (authenticates and decrypts) them,
-//! and the calling thread hashes each block's plaintext and hands it to its sink in file
-//! order. The bytes are exactly those of the one-thread `Encryptor` and `Decryptor` (same
+//! blocks of ciphertext (positional reads), opens (authenticates and decrypts) them and
+//! hashes each segment's plaintext as a subtree of the file's BLAKE3 tree, and the
+//! calling thread merges those hashes and hands the plaintext to its sink in file order. The bytes are exactly those of the one-thread `Encryptor` and `Decryptor` (same
 //! key, nonces and layout); no plaintext of a block is handed out before every segment of
 //! it authenticated, and a bounded number of block buffers exist at once
 //! ([`Shape::in_flight`] for a put, two per worker for a get), whatever the file's size.
@@ -18,6 +18,8 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use super::blocks::{blocks_of, Block, Shape};
 use super::crypt::{plain_len, segments, SegmentKey, HEADER_LEN, SEALED_SEGMENT, SEGMENT, TAG};
 use super::error::FilesError;
+use crate::transfer::stack::TreeStack;
+use crate::transfer::tree::chunk_hash;
 
 /// A block and its buffer (segment `j` at `j * SEALED_SEGMENT`).
 struct Job {
@@ -44,6 +46,23 @@ fn seal_block(key: &SegmentKey, job: &mut Job) -> Result<(), FilesError> {
         job.buf[at + len..at + len + TAG].copy_from_slice(&tag);
     }
     Ok(())
+}
+
+/// The BLAKE3 subtree hash of each opened segment of `job` (of `count` in the file): a
+/// segment is a complete subtree (64 KiB, a power of two), so the file's hash is merged
+/// from these in order (`TreeStack`) without hashing the plaintext on one thread.
+fn segment_hashes(job: &Job, count: u64) -> Vec<[u8; 32]> {
+    (0..job.block.segments)
+        .map(|j| {
+            let (at, len) = job.block.segment(j);
+            chunk_hash(
+                job.block.first + j as u64,
+                count,
+                SEGMENT as u32,
+                &job.buf[at..at + len],
+            )
+        })
+        .collect()
 }
 
 /// Opens every segment of a job's block in place; the plaintext of segment `j` is then
@@ -314,11 +333,12 @@ pub fn open_stream(
     let key = SegmentKey::open_file(storage, &header, what)?;
     let key = &key;
     let workers = shape.workers.max(1);
+    let count = segments(size);
     std::thread::scope(|s| {
         let mut from = Vec::new();
         let mut back = Vec::new();
         for w in 0..workers {
-            let (done, done_rx) = channel::<Done>();
+            let (done, done_rx) = channel::<Result<(Job, Vec<[u8; 32]>), FilesError>>();
             let (give, take) = channel::<Vec<u8>>();
             for _ in 0..GET_BUFFERS_PER_WORKER {
                 let _ = give.send(Vec::new());
@@ -334,7 +354,10 @@ pub fn open_stream(
                     let job = match file.read_exact_at(&mut buf[..block.sealed()], at) {
                         Ok(()) => {
                             let mut job = Job { block, buf };
-                            open_block(key, &mut job, what).map(|()| job)
+                            open_block(key, &mut job, what).map(|()| {
+                                let hashes = segment_hashes(&job, count);
+                                (job, hashes)
+                            })
                         }
                         Err(_) => Err(bad("content file shrank")),
                     };
@@ -347,21 +370,20 @@ pub fn open_stream(
             from.push(done_rx);
             back.push(give);
         }
-        let mut hasher = blake3::Hasher::new();
+        let mut tree = TreeStack::new();
         for block in blocks_of(size, shape.per) {
             let w = shape.worker_of(block.index);
-            let job = from[w]
+            let (job, hashes) = from[w]
                 .recv()
                 .map_err(|_| FilesError::Internal("a files worker thread stopped"))??;
-            for j in 0..job.block.segments {
+            for (j, hash) in hashes.into_iter().enumerate() {
                 let (at, n) = job.block.segment(j);
-                let plain = &job.buf[at..at + n];
-                hasher.update(plain);
-                sink(plain)?;
+                tree.push(hash);
+                sink(&job.buf[at..at + n])?;
             }
             let _ = back[w].send(job.buf);
         }
-        if hasher.finalize().as_bytes() != id {
+        if tree.count() != count || &tree.root() != id {
             return Err(bad("contents do not match the id"));
         }
         Ok(())
