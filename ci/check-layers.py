@@ -3,7 +3,7 @@
 
 Layers, bottom to top:
 
-  0 foundation  error, identity, peer, memory, durable, datadir
+  0 foundation  error, identity, peer, memory, durable, datadir, slots, hashtree
   1 wire        frames, messages, service tags
   2 transport   QUIC endpoint, authentication, the connection pool, calls
   3 runtime     node/{shared,runtime,call,connect,goodbye,addrs,config,members,guard}.rs,
@@ -31,7 +31,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 SRC = ROOT / "core" / "src"
 ALLOWED = ROOT / "ci" / "layers-allowed.txt"
 
-FOUNDATION = {"error", "identity", "peer", "memory", "durable", "datadir", "slots"}
+FOUNDATION = {"error", "identity", "peer", "memory", "durable", "datadir", "slots", "hashtree"}
 SERVICES = {"channel", "blocks", "cache", "membership", "discovery", "transfer", "files", "docs"}
 RUNTIME_NODE_FILES = {
     "shared", "runtime", "call", "connect", "goodbye", "addrs", "config", "members", "guard",

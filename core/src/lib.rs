@@ -28,6 +28,7 @@ pub mod docs;
 pub mod durable;
 pub mod error;
 pub mod files;
+pub mod hashtree;
 pub mod http;
 pub mod identity;
 pub mod membership;

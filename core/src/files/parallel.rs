@@ -18,8 +18,7 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use super::blocks::{blocks_of, Block, Shape};
 use super::crypt::{plain_len, segments, SegmentKey, HEADER_LEN, SEALED_SEGMENT, SEGMENT, TAG};
 use super::error::FilesError;
-use crate::transfer::stack::TreeStack;
-use crate::transfer::tree::chunk_hash;
+use crate::hashtree::{subtree_hash, TreeStack};
 
 /// A block and its buffer (segment `j` at `j * SEALED_SEGMENT`).
 struct Job {
@@ -55,7 +54,7 @@ fn segment_hashes(job: &Job, count: u64) -> Vec<[u8; 32]> {
     (0..job.block.segments)
         .map(|j| {
             let (at, len) = job.block.segment(j);
-            chunk_hash(
+            subtree_hash(
                 job.block.first + j as u64,
                 count,
                 SEGMENT as u32,

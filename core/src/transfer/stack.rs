@@ -1,110 +1,18 @@
 //! The BLAKE3 tree of a transfer built chunk by chunk in O(log n) memory. Pure logic.
 //!
-//! [`TreeStack`] takes the chunk hashes of [`crate::transfer::tree`] in order and keeps
-//! only the chaining values of the complete subtrees seen so far, merged the way BLAKE3
-//! merges its own chunks (a subtree is merged only once more input is known to follow,
-//! so the last one can still become the root). Its root is the ordinary `blake3::hash` of
-//! the content. It is also the whole resume state of a transfer: `count` chunks verified
-//! and at most 64 chaining values, so neither side keeps 32 bytes per chunk, and the
-//! state of a 3 GiB transfer travels in a few dozen bytes ([`TreeStack::digest`]).
-
-use blake3::hazmat::{merge_subtrees_non_root, merge_subtrees_root, Mode};
+//! [`TreeStack`] (defined in [`crate::hashtree`], shared with the files store) takes the
+//! chunk hashes of [`crate::transfer::tree`] in order and keeps only the chaining values
+//! of the complete subtrees seen so far, merged the way BLAKE3 merges its own chunks (a
+//! subtree is merged only once more input is known to follow, so the last one can still
+//! become the root). Its root is the ordinary `blake3::hash` of the content. It is also
+//! the whole resume state of a transfer: `count` chunks verified and at most 64 chaining
+//! values, so neither side keeps 32 bytes per chunk, and the state of a 3 GiB transfer
+//! travels in a few dozen bytes ([`TreeStack::digest`]).
 
 use crate::error::Result;
 use crate::transfer::error::TransferError;
 
-/// Chunk hashes merged as they come.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TreeStack {
-    /// Chunks pushed.
-    count: u64,
-    /// Chaining values of the complete subtrees of the chunks before the last one, left
-    /// to right (one per bit set in `count - 1`).
-    stack: Vec<[u8; 32]>,
-    /// The last chunk's hash, kept apart until the next one (or the root) merges it.
-    last: Option<[u8; 32]>,
-}
-
-impl TreeStack {
-    /// An empty tree.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Rebuilds a tree from its parts (as [`TreeStack::parts`] gives them); `None` if
-    /// they are not a shape that pushing `count` chunks can produce.
-    pub fn from_parts(count: u64, stack: Vec<[u8; 32]>, last: Option<[u8; 32]>) -> Option<Self> {
-        let expected = match count {
-            0 => 0,
-            n => (n - 1).count_ones() as usize,
-        };
-        (stack.len() == expected && last.is_some() == (count > 0)).then_some(Self {
-            count,
-            stack,
-            last,
-        })
-    }
-
-    /// The parts: chunks pushed, the stack of subtrees, the last chunk's hash.
-    pub fn parts(&self) -> (u64, &[[u8; 32]], Option<&[u8; 32]>) {
-        (self.count, &self.stack, self.last.as_ref())
-    }
-
-    /// How many chunk hashes were pushed.
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-
-    /// Adds the hash of the next chunk.
-    pub fn push(&mut self, hash: [u8; 32]) {
-        if let Some(previous) = self.last.take() {
-            // `previous` is chunk `count - 1`: merge every subtree it completes.
-            let mut cv = previous;
-            let mut total = self.count;
-            while total & 1 == 0 {
-                match self.stack.pop() {
-                    Some(left) => cv = merge_subtrees_non_root(&left, &cv, Mode::Hash),
-                    None => break,
-                }
-                total >>= 1;
-            }
-            self.stack.push(cv);
-        }
-        self.last = Some(hash);
-        self.count += 1;
-    }
-
-    /// The hash of the whole content, assuming every chunk was pushed.
-    pub fn root(&self) -> [u8; 32] {
-        let Some(last) = self.last else {
-            return *blake3::hash(&[]).as_bytes();
-        };
-        let mut cv = last;
-        let mut stack = self.stack.iter().rev().peekable();
-        while let Some(left) = stack.next() {
-            if stack.peek().is_none() {
-                return *merge_subtrees_root(left, &cv, Mode::Hash).as_bytes();
-            }
-            cv = merge_subtrees_non_root(left, &cv, Mode::Hash);
-        }
-        // A single chunk: its hash is the root already.
-        cv
-    }
-
-    /// A short fingerprint of the whole state: two sides that pushed the same chunk
-    /// hashes have the same digest, and (but for a BLAKE3 collision) only they do.
-    pub fn digest(&self) -> [u8; 32] {
-        let mut h = blake3::Hasher::new_derive_key("memmesh 2026 transfer resume digest");
-        h.update(&self.count.to_le_bytes());
-        for cv in &self.stack {
-            h.update(cv);
-        }
-        if let Some(last) = &self.last {
-            h.update(last);
-        }
-        *h.finalize().as_bytes()
-    }
-}
+pub use crate::hashtree::TreeStack;
 
 /// Checks a resume point announced by a peer against the number of chunks.
 pub fn check_resume_point(chunks: u64, count: u64) -> Result<()> {

@@ -8,7 +8,7 @@
 //! reading the data a second time. Each side of a transfer therefore hashes every byte
 //! once, and a corrupted chunk is still caught at the chunk where it happens.
 
-use blake3::hazmat::{merge_subtrees_non_root, merge_subtrees_root, HasherExt, Mode};
+use blake3::hazmat::{merge_subtrees_non_root, merge_subtrees_root, Mode};
 
 use crate::error::Result;
 use crate::transfer::error::TransferError;
@@ -42,20 +42,10 @@ pub fn chunk_len(size: u64, chunk_size: u32, index: u64) -> u32 {
 /// whole content: non-empty and at most `chunk_size` bytes when `count > 1`; anything else
 /// yields a hash no correct chunk has.
 pub fn chunk_hash(index: u64, count: u64, chunk_size: u32, data: &[u8]) -> [u8; 32] {
-    let valid_subtree = count > 1
-        && index < count
-        && !data.is_empty()
-        && data.len() <= chunk_size as usize
-        && check_chunk_size(chunk_size).is_ok();
-    if !valid_subtree {
-        // A lone chunk is the root; invalid input gets a root hash, which never equals a
-        // chaining value a valid chunk would have.
+    if check_chunk_size(chunk_size).is_err() {
         return *blake3::hash(data).as_bytes();
     }
-    let mut hasher = blake3::Hasher::new();
-    hasher.set_input_offset(index * u64::from(chunk_size));
-    hasher.update(data);
-    hasher.finalize_non_root()
+    crate::hashtree::subtree_hash(index, count, chunk_size, data)
 }
 
 /// The hash of the whole content from the hashes of all its chunks, in order.
