@@ -358,7 +358,14 @@ async fn serve_connection(
                             bad_frames: bad_frames.clone(),
                             _permit: permit,
                         };
-                        tokio::spawn(stream.serve(send, recv));
+                        // Polled here once first: a request whose frame came with the
+                        // stream and whose handler answers at once (a cache request) is
+                        // served without a task of its own, a wake-up and a thread
+                        // hand-off; one that waits goes on as its own task.
+                        let mut serving = Box::pin(stream.serve(send, recv));
+                        if futures::poll!(&mut serving).is_pending() {
+                            tokio::spawn(serving);
+                        }
                     }
                     None => {
                         debug!(peer = %peer.short(), "the node serves its limit of streams: stream refused");
