@@ -256,6 +256,10 @@ async fn an_island_that_missed_its_bootstrap_peer_joins_it_when_it_comes_up() {
     let b_addr = std::net::UdpSocket::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
         .unwrap();
+    // A secret of this test's own: `a` dials `b_addr` for seconds, and a node of another
+    // test running meanwhile may be given that port; with the shared test secret the two
+    // clusters would merge (another test then saw this test's nodes as members).
+    let builder = |name: &str| builder(name).cluster_secret("membership island test");
     let a = builder("a")
         .bootstrap([b_addr.to_string()])
         .connect_timeout(Duration::from_millis(500))
