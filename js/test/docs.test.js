@@ -5,6 +5,7 @@
 // its node, and the errors (no data dir, bad path, wrong type).
 
 const test = require('node:test')
+const { after } = test
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const os = require('node:os')
@@ -13,10 +14,21 @@ const Automerge = require('@automerge/automerge')
 const { Docs, Doc, DocChanges, Text, Counter } = require('..')
 const { startNode, eventually, rejectsWith, throwsWith, TIMEOUT } = require('../support/nodes')
 
-/** A fresh temporary directory, removed after the test. */
-function tempDir (t) {
+/**
+ * Temporary directories of this file, removed once all its tests are done. Not in each
+ * test's `t.after`: those hooks run in the order registered, so the directory would be
+ * removed before the nodes using it shut down (a node still writing there made the
+ * removal fail with ENOTEMPTY).
+ */
+const dirs = []
+after(() => {
+  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 })
+})
+
+/** A fresh temporary directory, removed at the end of this file's tests. */
+function tempDir (_t) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'memmesh-docs-'))
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
+  dirs.push(dir)
   return dir
 }
 

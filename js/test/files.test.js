@@ -4,6 +4,7 @@
 // data dir, wrong passphrase, disk quota, replicas).
 
 const test = require('node:test')
+const { after } = test
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const os = require('node:os')
@@ -15,10 +16,21 @@ const HELLO_ID = 'blake3:ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c56
 const UNKNOWN_ID = 'blake3:' + '00'.repeat(32)
 const FILE_ID = /^blake3:[0-9a-f]{64}$/
 
-/** A fresh temporary directory, removed after the test. */
-function tempDir (t) {
+/**
+ * Temporary directories of this file, removed once all its tests are done. Not in each
+ * test's `t.after`: those hooks run in the order registered, so the directory would be
+ * removed before the nodes using it shut down (a node still writing there made the
+ * removal fail with ENOTEMPTY).
+ */
+const dirs = []
+after(() => {
+  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 })
+})
+
+/** A fresh temporary directory, removed at the end of this file's tests. */
+function tempDir (_t) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'memmesh-files-'))
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
+  dirs.push(dir)
   return dir
 }
 

@@ -4,6 +4,7 @@
 // cancellation. No assertion on timings.
 
 const test = require('node:test')
+const { after } = test
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const os = require('node:os')
@@ -11,10 +12,21 @@ const path = require('node:path')
 const { Transfer, TransferEvents, MemmeshError } = require('..')
 const { startNode, startNodes, rejectsWith, throwsWith, TIMEOUT } = require('../support/nodes')
 
-/** A fresh temporary directory, removed after the test. */
-function scratch (t) {
+/**
+ * Temporary directories of this file, removed once all its tests are done. Not in each
+ * test's `t.after`: those hooks run in the order registered, so the directory would be
+ * removed before the nodes using it shut down (a node still writing there made the
+ * removal fail with ENOTEMPTY).
+ */
+const dirs = []
+after(() => {
+  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 })
+})
+
+/** A fresh temporary directory, removed at the end of this file's tests. */
+function scratch (_t) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'memmesh-js-transfer-'))
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
+  dirs.push(dir)
   return dir
 }
 
