@@ -31,6 +31,7 @@ pub mod files_replicas;
 pub mod load;
 pub mod machine;
 pub mod mesh;
+pub mod mesh_floor;
 pub mod quinn_echo;
 pub mod report;
 pub mod resident;

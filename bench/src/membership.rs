@@ -17,6 +17,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use memmesh::{Event, Node, NodeId, PeerState};
 use memmesh_bench::machine;
+use memmesh_bench::mesh_floor;
 use memmesh_bench::usage::Usage;
 
 /// DESIGN.md's target for failure detection.
@@ -48,6 +49,11 @@ struct Args {
     /// its share of a cluster forming.
     #[arg(long)]
     mtu_upper_bound: Option<u16>,
+    /// Sizes of the floor measured beside the convergence figures: that many bare quinn
+    /// endpoints (memmesh's TLS and loopback settings, one thread each) connected as a
+    /// full mesh, one echoed request per connection (`mesh_floor.rs`); empty for none.
+    #[arg(long, value_delimiter = ',', default_value = "32,64")]
+    floor_sizes: Vec<usize>,
 }
 
 /// The MTU bound given by `--mtu-upper-bound` (set once in `main`).
@@ -352,6 +358,7 @@ async fn main() -> Result<()> {
     if args.quick {
         args.sizes = vec![4, 8];
         args.detect_sizes = vec![4];
+        args.floor_sizes = vec![4];
         args.runs = 1;
     }
     if args.runs == 0 || args.sizes.iter().chain(&args.detect_sizes).any(|&n| n < 2) {
@@ -384,6 +391,32 @@ async fn main() -> Result<()> {
             summary(times.clone())
         );
         println!("      {}", costs(&times, &cost));
+    }
+    for &n in &args.floor_sizes {
+        let mut walls = Vec::new();
+        let mut cpus = Vec::new();
+        let mut connections = 0;
+        for _ in 0..args.runs {
+            let f = tokio::task::spawn_blocking(move || mesh_floor::full_mesh(n)).await??;
+            walls.push(f.wall);
+            cpus.extend(f.cpu);
+            connections = f.connections;
+        }
+        let cpu = if cpus.is_empty() {
+            "-".to_string()
+        } else {
+            let c = median(cpus);
+            format!(
+                "{} ({:.2} ms per connection)",
+                ms(c),
+                c.as_secs_f64() * 1e3 / connections.max(1) as f64
+            )
+        };
+        println!(
+            "floor    {n:>3} bare quinn endpoints, full mesh ({connections} connections, each one echoed request): {}",
+            summary(walls)
+        );
+        println!("      process CPU {cpu}");
     }
     let cli = std::env::current_exe()?
         .parent()
