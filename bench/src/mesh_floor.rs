@@ -16,9 +16,9 @@ use anyhow::{Context, Result};
 use futures::StreamExt;
 use memmesh::transport::tls;
 use memmesh::{Keypair, TransportTuning};
-use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use tokio::runtime::Runtime;
 
+use crate::quinn_echo::{endpoint, quinn_configs, runtime};
 use crate::usage::Usage;
 
 /// Dials one endpoint keeps under way at once.
@@ -46,32 +46,9 @@ struct Peer {
 
 fn peer(i: usize, tuning: &TransportTuning) -> Result<Peer> {
     let key = Keypair::generate()?;
-    let transport = Arc::new(tuning.loopback_transport_config()?);
-    let server_tls =
-        QuicServerConfig::try_from(tls::server_config(&key)?).context("quic server tls")?;
-    let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_tls));
-    server.transport_config(transport.clone());
-    let client_tls =
-        QuicClientConfig::try_from(tls::client_config(&key)?).context("quic client tls")?;
-    let mut client = quinn::ClientConfig::new(Arc::new(client_tls));
-    client.transport_config(transport);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name(format!("floor-{i}"))
-        .enable_all()
-        .build()
-        .context("creating a runtime")?;
-    let mut endpoint = {
-        let _inside = rt.enter();
-        let socket = tuning.bind_socket(SocketAddr::from(([127, 0, 0, 1], 0)))?;
-        quinn::Endpoint::new(
-            tuning.endpoint_config()?,
-            Some(server),
-            socket,
-            Arc::new(quinn::TokioRuntime),
-        )
-        .context("creating an endpoint")?
-    };
+    let (server, client) = quinn_configs(&key, Arc::new(tuning.loopback_transport_config()?))?;
+    let rt = runtime(1, &format!("floor-{i}"))?;
+    let mut endpoint = endpoint(&rt, tuning, Some(server))?;
     endpoint.set_default_client_config(client);
     let addr = endpoint.local_addr()?;
     rt.spawn(accept(endpoint.clone()));

@@ -68,7 +68,8 @@ impl Hops {
     }
 }
 
-fn runtime(threads: usize, name: &str) -> Result<Runtime> {
+/// A multi-thread runtime of `threads` workers named `name`.
+pub(crate) fn runtime(threads: usize, name: &str) -> Result<Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .thread_name(name)
@@ -77,7 +78,8 @@ fn runtime(threads: usize, name: &str) -> Result<Runtime> {
         .with_context(|| format!("creating the {name} runtime"))
 }
 
-fn endpoint(
+/// A quinn endpoint on 127.0.0.1 with `tuning`'s socket and endpoint settings, driven by `rt`.
+pub(crate) fn endpoint(
     rt: &Runtime,
     tuning: &TransportTuning,
     server: Option<quinn::ServerConfig>,
@@ -93,6 +95,23 @@ fn endpoint(
     .context("creating a quinn endpoint")
 }
 
+/// memmesh's TLS configuration for `key` (mutual TLS 1.3), as a quinn server and client
+/// configuration, both with `transport`.
+pub(crate) fn quinn_configs(
+    key: &Keypair,
+    transport: Arc<quinn::TransportConfig>,
+) -> Result<(quinn::ServerConfig, quinn::ClientConfig)> {
+    let server_tls =
+        QuicServerConfig::try_from(tls::server_config(key)?).context("quic server tls")?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_tls));
+    server.transport_config(transport.clone());
+    let client_tls =
+        QuicClientConfig::try_from(tls::client_config(key)?).context("quic client tls")?;
+    let mut client = quinn::ClientConfig::new(Arc::new(client_tls));
+    client.transport_config(transport);
+    Ok((server, client))
+}
+
 impl QuinnPair {
     /// Starts the server and the client (each runtime with `threads` workers) and
     /// connects them. Call from a thread without an async runtime.
@@ -102,14 +121,8 @@ impl QuinnPair {
         let server_key = Keypair::generate()?;
         let client_key = Keypair::generate()?;
 
-        let server_tls = QuicServerConfig::try_from(tls::server_config(&server_key)?)
-            .context("quic server tls")?;
-        let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(server_tls));
-        server_config.transport_config(transport.clone());
-        let client_tls = QuicClientConfig::try_from(tls::client_config(&client_key)?)
-            .context("quic client tls")?;
-        let mut client_config = quinn::ClientConfig::new(Arc::new(client_tls));
-        client_config.transport_config(transport);
+        let (server_config, _) = quinn_configs(&server_key, transport.clone())?;
+        let (_, client_config) = quinn_configs(&client_key, transport)?;
 
         let server_rt = runtime(threads, "quinn-server")?;
         let client_rt = runtime(threads, "quinn-client")?;
