@@ -3,6 +3,10 @@
 // real nodes on 127.0.0.1, mDNS off, shut down after each test.
 
 const assert = require('node:assert/strict')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { after } = require('node:test')
 const { Node, MemmeshError } = require('..')
 
 /** Per-test deadline, so that a test waiting for an event that never comes fails instead of hanging. */
@@ -75,4 +79,23 @@ function throwsWith (fn, code, messagePattern) {
   })
 }
 
-module.exports = { startNode, startNodes, startCluster, eventually, rejectsWith, throwsWith, TIMEOUT }
+/**
+ * Returns a function making fresh temporary directories (`memmesh-${prefix}-*`), all removed
+ * once the calling file's tests are done: call it at the file's top level. Not in each
+ * test's `t.after`: those hooks run in the order registered, so a directory would be removed
+ * before the nodes using it shut down (a node still writing there made the removal fail with
+ * ENOTEMPTY).
+ */
+function tempDirs (prefix) {
+  const dirs = []
+  after(() => {
+    for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 })
+  })
+  return () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `memmesh-${prefix}-`))
+    dirs.push(dir)
+    return dir
+  }
+}
+
+module.exports = { tempDirs, startNode, startNodes, startCluster, eventually, rejectsWith, throwsWith, TIMEOUT }

@@ -5,36 +5,19 @@
 // its node, and the errors (no data dir, bad path, wrong type).
 
 const test = require('node:test')
-const { after } = test
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
-const os = require('node:os')
 const path = require('node:path')
 const Automerge = require('@automerge/automerge')
 const { Docs, Doc, DocChanges, Text, Counter } = require('..')
-const { startNode, eventually, rejectsWith, throwsWith, TIMEOUT } = require('../support/nodes')
+const { tempDirs, startNode, eventually, rejectsWith, throwsWith, TIMEOUT } = require('../support/nodes')
 
-/**
- * Temporary directories of this file, removed once all its tests are done. Not in each
- * test's `t.after`: those hooks run in the order registered, so the directory would be
- * removed before the nodes using it shut down (a node still writing there made the
- * removal fail with ENOTEMPTY).
- */
-const dirs = []
-after(() => {
-  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 })
-})
-
-/** A fresh temporary directory, removed at the end of this file's tests. */
-function tempDir (_t) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'memmesh-docs-'))
-  dirs.push(dir)
-  return dir
-}
+/** A fresh temporary directory, removed once this file's tests are done. */
+const tempDir = tempDirs('docs')
 
 /** Starts `n` nodes, each with its own data dir, connected to the first, all alive. */
 async function startDocsCluster (t, n) {
-  const dir = tempDir(t)
+  const dir = tempDir()
   const nodes = []
   for (let i = 0; i < n; i++) nodes.push(await startNode(t, { name: `d${i}`, dataDir: path.join(dir, `n${i}`) }))
   for (const node of nodes.slice(1)) await node.connect(nodes[0].addr)
@@ -72,7 +55,7 @@ async function converged (nodes, id) {
 }
 
 test('docs: every value type round trips', { timeout: TIMEOUT }, async (t) => {
-  const node = await startNode(t, { dataDir: tempDir(t) })
+  const node = await startNode(t, { dataDir: tempDir() })
   const docs = node.docs
   assert.ok(docs instanceof Docs)
   assert.equal(node.docs, docs, 'node.docs is one object')
@@ -136,7 +119,7 @@ test('docs: every value type round trips', { timeout: TIMEOUT }, async (t) => {
 })
 
 test('docs: save, import, merge and a restart', { timeout: TIMEOUT }, async (t) => {
-  const dataDir = tempDir(t)
+  const dataDir = tempDir()
   const node = await startNode(t, { dataDir })
   const first = await node.docs.open(await node.docs.create('private'))
   await first.put('by', 'first')
@@ -166,7 +149,7 @@ test('docs: save, import, merge and a restart', { timeout: TIMEOUT }, async (t) 
 })
 
 test('docs: errors have their codes', { timeout: TIMEOUT }, async (t) => {
-  const node = await startNode(t, { dataDir: tempDir(t) })
+  const node = await startNode(t, { dataDir: tempDir() })
   const doc = await node.docs.open(await node.docs.create())
   await doc.put('title', 'x')
   await doc.put('items', [1])
@@ -297,7 +280,7 @@ test('docs: trust options are taken and validated; a trusted outsider gets commu
   await rejectsWith(startNode(null, { devices: ['nope'] }), 'InvalidInput', /devices/)
   await rejectsWith(startNode(null, { serveCommons: 'yes' }), 'InvalidInput', /serveCommons/)
   // The outsider's identity first (a data dir keeps it), then both sides list each other.
-  const dir = tempDir(t)
+  const dir = tempDir()
   const first = await startNode(null, { dataDir: path.join(dir, 'out') })
   const outId = first.id
   await first.shutdown()

@@ -4,38 +4,21 @@
 // data dir, wrong passphrase, disk quota, replicas).
 
 const test = require('node:test')
-const { after } = test
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
-const os = require('node:os')
 const path = require('node:path')
 const { Files } = require('..')
-const { startNode, eventually, rejectsWith, TIMEOUT } = require('../support/nodes')
+const { tempDirs, startNode, eventually, rejectsWith, TIMEOUT } = require('../support/nodes')
 
 const HELLO_ID = 'blake3:ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f'
 const UNKNOWN_ID = 'blake3:' + '00'.repeat(32)
 const FILE_ID = /^blake3:[0-9a-f]{64}$/
 
-/**
- * Temporary directories of this file, removed once all its tests are done. Not in each
- * test's `t.after`: those hooks run in the order registered, so the directory would be
- * removed before the nodes using it shut down (a node still writing there made the
- * removal fail with ENOTEMPTY).
- */
-const dirs = []
-after(() => {
-  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 })
-})
-
-/** A fresh temporary directory, removed at the end of this file's tests. */
-function tempDir (_t) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'memmesh-files-'))
-  dirs.push(dir)
-  return dir
-}
+/** A fresh temporary directory, removed once this file's tests are done. */
+const tempDir = tempDirs('files')
 
 test('files: bytes and a path round trip', { timeout: TIMEOUT }, async (t) => {
-  const dir = tempDir(t)
+  const dir = tempDir()
   const node = await startNode(t, { dataDir: path.join(dir, 'data') })
   const files = node.files
   assert.ok(files instanceof Files)
@@ -63,7 +46,7 @@ test('files: bytes and a path round trip', { timeout: TIMEOUT }, async (t) => {
 })
 
 test('files: a restart keeps a file', { timeout: TIMEOUT }, async (t) => {
-  const dataDir = path.join(tempDir(t), 'data')
+  const dataDir = path.join(tempDir(), 'data')
   const first = await startNode(t, { dataDir })
   const id = await first.files.put(Buffer.from('kept across a restart'), { name: 'note.txt' })
   await first.shutdown()
@@ -75,7 +58,7 @@ test('files: a restart keeps a file', { timeout: TIMEOUT }, async (t) => {
 })
 
 test('files: stat fields and stats', { timeout: TIMEOUT }, async (t) => {
-  const node = await startNode(t, { dataDir: tempDir(t) })
+  const node = await startNode(t, { dataDir: tempDir() })
   const before = Date.now()
   const id = await node.files.put(Buffer.alloc(1234, 120), { name: 'report.pdf', contentType: 'application/pdf' })
   const info = await node.files.stat(id)
@@ -97,7 +80,7 @@ test('files: stat fields and stats', { timeout: TIMEOUT }, async (t) => {
 })
 
 test('files: list pages through every file in id order', { timeout: TIMEOUT }, async (t) => {
-  const node = await startNode(t, { dataDir: tempDir(t) })
+  const node = await startNode(t, { dataDir: tempDir() })
   const ids = new Set()
   for (let i = 0; i < 7; i++) ids.add(await node.files.put(Buffer.from(`file ${i}`), { name: `f${i}` }))
   const seen = []
@@ -119,7 +102,7 @@ test('files: list pages through every file in id order', { timeout: TIMEOUT }, a
 })
 
 test('files: delete, then NotFound', { timeout: TIMEOUT }, async (t) => {
-  const node = await startNode(t, { dataDir: tempDir(t) })
+  const node = await startNode(t, { dataDir: tempDir() })
   const id = await node.files.put(Buffer.from('short-lived'))
   await node.files.delete(id)
   await rejectsWith(node.files.get(id), 'NotFound')
@@ -135,7 +118,7 @@ test('files: a node without a data dir is Unsupported, saying why', { timeout: T
 })
 
 test('files: a wrong passphrase is Unauthorized', { timeout: TIMEOUT }, async (t) => {
-  const dataDir = path.join(tempDir(t), 'data')
+  const dataDir = path.join(tempDir(), 'data')
   const node = await startNode(t, { dataDir, storagePassphrase: 'correct horse' })
   const id = await node.files.put(Buffer.from('secret'))
   await node.shutdown()
@@ -146,7 +129,7 @@ test('files: a wrong passphrase is Unauthorized', { timeout: TIMEOUT }, async (t
 })
 
 test('files: a put over the disk quota is QuotaExceeded and leaves nothing', { timeout: TIMEOUT }, async (t) => {
-  const node = await startNode(t, { dataDir: tempDir(t), diskQuota: 4096 })
+  const node = await startNode(t, { dataDir: tempDir(), diskQuota: 4096 })
   assert.equal(node.files.stats().diskQuota, 4096)
   await rejectsWith(node.files.put(Buffer.alloc(8192, 1)), 'QuotaExceeded', /disk quota/)
   assert.deepEqual([node.files.stats().files, node.files.stats().diskUsed], [0, 0])
@@ -156,13 +139,13 @@ test('files: a put over the disk quota is QuotaExceeded and leaves nothing', { t
 })
 
 test('files: more replicas than live members is PeerUnavailable', { timeout: TIMEOUT }, async (t) => {
-  const node = await startNode(t, { dataDir: tempDir(t) })
+  const node = await startNode(t, { dataDir: tempDir() })
   await rejectsWith(node.files.put(Buffer.from('thrice'), { replicas: 3 }), 'PeerUnavailable', /replicas 3 asked/)
   assert.equal(node.files.stats().files, 0)
 })
 
 test('files: replicas 2 puts a copy on a peer, and a delete reaches it', { timeout: TIMEOUT }, async (t) => {
-  const dir = tempDir(t)
+  const dir = tempDir()
   const a = await startNode(t, { name: 'a', dataDir: path.join(dir, 'a') })
   const b = await startNode(t, { name: 'b', dataDir: path.join(dir, 'b') })
   assert.equal(await a.connect(b.addr), b.id)

@@ -4,31 +4,14 @@
 // cancellation. No assertion on timings.
 
 const test = require('node:test')
-const { after } = test
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
-const os = require('node:os')
 const path = require('node:path')
 const { Transfer, TransferEvents, MemmeshError } = require('..')
-const { startNode, startNodes, rejectsWith, throwsWith, TIMEOUT } = require('../support/nodes')
+const { tempDirs, startNode, startNodes, rejectsWith, throwsWith, TIMEOUT } = require('../support/nodes')
 
-/**
- * Temporary directories of this file, removed once all its tests are done. Not in each
- * test's `t.after`: those hooks run in the order registered, so the directory would be
- * removed before the nodes using it shut down (a node still writing there made the
- * removal fail with ENOTEMPTY).
- */
-const dirs = []
-after(() => {
-  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 })
-})
-
-/** A fresh temporary directory, removed at the end of this file's tests. */
-function scratch (_t) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'memmesh-js-transfer-'))
-  dirs.push(dir)
-  return dir
-}
+/** A fresh temporary directory, removed once this file's tests are done. */
+const scratch = tempDirs('js-transfer')
 
 /** `len` bytes of a pattern that differs from chunk to chunk. */
 function pattern (len, seed = 0) {
@@ -92,7 +75,7 @@ test('bytes go to two peers in parallel, with one result per peer and equal hash
 })
 
 test('a file lands whole in the inbox directory, an empty file too, with nothing partial left', { timeout: TIMEOUT }, async (t) => {
-  const dir = scratch(t)
+  const dir = scratch()
   const inbox = path.join(dir, 'inbox')
   const [a, b] = await pair(t, { inboxDir: inbox })
   const delivered = b.transfer.received()
@@ -117,7 +100,7 @@ test('a file lands whole in the inbox directory, an empty file too, with nothing
 })
 
 test('an offer handler chooses memory, a path or a refusal, sync or async', { timeout: TIMEOUT }, async (t) => {
-  const dir = scratch(t)
+  const dir = scratch()
   const [a, b] = await pair(t)
   const offers = []
   b.transfer.onOffer(async (offer) => {
@@ -186,7 +169,7 @@ test('an offer handler that throws, rejects or answers nonsense refuses the offe
 })
 
 test('a file path that does not exist is a per-peer NotFound error, not a throw', { timeout: TIMEOUT }, async (t) => {
-  const dir = scratch(t)
+  const dir = scratch()
   const [a, b] = await pair(t)
   b.transfer.onOffer(() => ({ memory: true }))
   const results = await a.transfer.send(path.join(dir, 'missing.bin'), [b.id])
@@ -197,7 +180,7 @@ test('a file path that does not exist is a per-peer NotFound error, not a throw'
 })
 
 test('publish then fetch into a file and into memory; unpublish; unknown ids are NotFound', { timeout: TIMEOUT }, async (t) => {
-  const dir = scratch(t)
+  const dir = scratch()
   const [a, b] = await pair(t)
   const src = path.join(dir, 'shared.bin')
   const data = pattern(2 * 1024 * 1024 + 11, 5)
@@ -302,7 +285,7 @@ test('progress on both sides of a send: the receiver sees receive events naming 
 
 test('progress of a fetch: the fetching node receives, the publisher sends', { timeout: TIMEOUT }, async (t) => {
   const [a, b] = await pair(t)
-  const dir = scratch(t)
+  const dir = scratch()
   const src = path.join(dir, 'shared.bin')
   const data = pattern(3 * 1024 * 1024 + 12345, 6)
   fs.writeFileSync(src, data)
