@@ -68,6 +68,12 @@ fn write_big(path: &Path, size: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gibibyte_goes_to_three_peers_with_equal_hashes_in_bounded_memory() {
+    // Warnings show why a peer's transfer failed (a CI run once failed here with no
+    // error printed).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("memmesh=warn")
+        .with_test_writer()
+        .try_init();
     let dir = Scratch::new("gib");
     let src = dir.join("one.gib");
     write_big(&src, 1 << 30);
@@ -91,9 +97,11 @@ async fn a_gibibyte_goes_to_three_peers_with_equal_hashes_in_bounded_memory() {
         .await
         .unwrap();
     let grown = rss_bytes().saturating_sub(before);
+    for (i, r) in results.iter().enumerate() {
+        assert!(r.error.is_none(), "peer {i}: {:?}", r.error);
+    }
     let first = results[0].hash.clone().expect("sent");
     for r in &results {
-        assert!(r.error.is_none(), "{:?}", r.error);
         assert_eq!(r.bytes, 1 << 30);
         assert_eq!(r.hash.as_ref(), Some(&first));
     }
