@@ -472,3 +472,57 @@ fn a_request_to_this_node_runs_where_it_is_awaited_and_still_times_out_and_close
     let e = waiting.join().unwrap().unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Closed, "{e}");
 }
+
+/// Two nodes that dial each other at once hold two connections for a moment; both sides
+/// must keep the same one (ADR 0006), or each closes the one the other kept when the
+/// replaced connection's grace ends, failing the calls in flight on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_dials_converge_on_one_connection_and_no_call_fails() {
+    let grace = Duration::from_millis(500) + Duration::from_secs(1);
+    let mut pairs = Vec::new();
+    for i in 0..12 {
+        let a = builder(&format!("a{i}"))
+            .request_timeout(Duration::from_millis(500))
+            .start()
+            .await
+            .unwrap();
+        let b = builder(&format!("b{i}"))
+            .request_timeout(Duration::from_millis(500))
+            .start()
+            .await
+            .unwrap();
+        echo(&a, "echo");
+        echo(&b, "echo");
+        let (addr_a, addr_b) = (a.addr().to_string(), b.addr().to_string());
+        let (ab, ba) = tokio::join!(a.connect(&addr_b), b.connect(&addr_a));
+        assert_eq!(ab.unwrap(), b.id());
+        assert_eq!(ba.unwrap(), a.id());
+        pairs.push((a, b));
+    }
+    // Calls back to back in both directions of every pair, across the end of the grace.
+    let end = tokio::time::Instant::now() + grace * 3;
+    let mut calls = 0u32;
+    while tokio::time::Instant::now() < end {
+        for (n, (a, b)) in pairs.iter().enumerate() {
+            let (ca, cb) = (a.channel("echo").unwrap(), b.channel("echo").unwrap());
+            let (x, y) = tokio::join!(
+                ca.request(b.id(), vec![n as u8], None),
+                cb.request(a.id(), vec![n as u8], None)
+            );
+            assert_eq!(
+                &x.unwrap_or_else(|e| panic!("pair {n} a→b, call {calls}: {e}"))[..],
+                &[n as u8]
+            );
+            assert_eq!(
+                &y.unwrap_or_else(|e| panic!("pair {n} b→a, call {calls}: {e}"))[..],
+                &[n as u8]
+            );
+        }
+        calls += 1;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for (a, b) in pairs {
+        a.shutdown().await.unwrap();
+        b.shutdown().await.unwrap();
+    }
+}

@@ -158,8 +158,7 @@ async fn dial_within(
         return Err(PeerError::SelfDial { addr }.into());
     }
     let id = hello.id;
-    adopt(shared, conn.clone(), hello, Some(addr), None);
-    Ok((id, conn))
+    Ok((id, adopt(shared, conn, hello, Some(addr), None)))
 }
 
 /// The connection to `id`: the pooled one, or a fresh dial of its known addresses.
@@ -210,25 +209,39 @@ pub async fn connection_within(
     .into())
 }
 
-/// Registers an authenticated connection and starts serving its streams. A connection it
-/// replaces keeps serving for `request_timeout` (so calls in flight on it finish), then
-/// is closed.
+/// Registers an authenticated connection and starts serving its streams; returns the
+/// connection pooled for the peer (this one, unless it duplicates the pooled one from a
+/// simultaneous dial and lost the tie-break: `transport::duplicate`). The connection
+/// retired keeps serving for `request_timeout` + 1 s (so calls in flight on it finish),
+/// then is closed.
 pub fn adopt(
     shared: &Arc<Shared>,
     conn: quinn::Connection,
     hello: PeerHello,
     dialled: Option<SocketAddr>,
     place: Option<HandshakeTicket>,
-) {
-    if let Some(old) = shared.pool.register(&hello, &conn, dialled) {
+) -> quinn::Connection {
+    let window = serve_limits(shared)
+        .handshake_timeout
+        .max(shared.config.connect_timeout);
+    let mut kept = conn.clone();
+    if let Some(retired) = shared.pool.register(&hello, &conn, dialled, window) {
         let grace = shared
             .config
             .request_timeout
             .saturating_add(Duration::from_secs(1));
-        debug!(peer = %hello.id.short(), "a newer connection replaces the pooled one");
+        if retired.stable_id() == conn.stable_id() {
+            debug!(peer = %hello.id.short(), "a duplicate connection from a simultaneous dial: keeping the pooled one");
+            kept = shared.pool.live(&hello.id).unwrap_or(kept);
+        } else {
+            debug!(peer = %hello.id.short(), "a newer connection replaces the pooled one");
+        }
         shared.runtime.handle().spawn(async move {
             tokio::time::sleep(grace).await;
-            old.close(CLOSE_REPLACED.into(), b"replaced by a newer connection");
+            retired.close(
+                CLOSE_REPLACED.into(),
+                b"replaced by another connection to the same peer",
+            );
         });
     }
     info!(peer = %hello.id.short(), name = %hello.name, addr = %conn.remote_address(), trust = %hello.trust, "peer connected");
@@ -246,6 +259,7 @@ pub fn adopt(
         conn,
         place,
     ));
+    kept
 }
 
 /// Accepts inbound connections until the endpoint closes. At most `pending_handshakes`

@@ -190,6 +190,7 @@ impl Node {
             name,
             addrs: advertised,
             trust,
+            boot: crate::transport::handshake::draw_boot()?,
         };
         let shared = Shared::new(
             key,

@@ -64,6 +64,8 @@ pub struct LocalHello {
     pub addrs: Vec<SocketAddr>,
     /// Our devices, trusted outsiders and whether we serve commons.
     pub trust: TrustPolicy,
+    /// A random number drawn when the node starts ([`Hello::boot`]).
+    pub boot: u64,
 }
 
 /// The first frame's proof of a client that asks to be admitted as an outsider, without
@@ -81,15 +83,52 @@ pub struct PeerHello {
     pub addrs: Vec<SocketAddr>,
     /// The trust level this node gives the peer on this connection.
     pub trust: Trust,
+    /// The peer's per-process random number ([`Hello::boot`]).
+    pub boot: u64,
+    /// A value both ends derive alike from this connection's TLS exporter: the
+    /// tie-break between two connections of a simultaneous dial (`transport::duplicate`).
+    pub rank: u128,
 }
 
-fn frame(proof: [u8; 32], name: &str, addrs: &[SocketAddr]) -> Hello {
+/// A frame of the PAKE exchange (no metadata).
+fn frame(proof: [u8; 32]) -> Hello {
     Hello {
         version: WIRE_VERSION,
         proof,
-        name: truncate(name, MAX_NAME_LEN).to_string(),
-        addrs: addrs.iter().take(MAX_HELLO_ADDRS).copied().collect(),
+        name: String::new(),
+        addrs: Vec::new(),
+        boot: 0,
     }
+}
+
+/// A frame that carries our metadata: name, addresses, boot number.
+fn meta_frame(proof: [u8; 32], local: &LocalHello) -> Hello {
+    Hello {
+        version: WIRE_VERSION,
+        proof,
+        name: truncate(&local.name, MAX_NAME_LEN).to_string(),
+        addrs: local.addrs.iter().take(MAX_HELLO_ADDRS).copied().collect(),
+        boot: local.boot,
+    }
+}
+
+/// Draws a node's boot number ([`Hello::boot`]) from the system's random source.
+pub fn draw_boot() -> Result<u64> {
+    let mut b = [0u8; 8];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
+        .map_err(|_| HandshakeError::Random)?;
+    Ok(u64::from_le_bytes(b))
+}
+
+/// Label of the exporter value that ranks a connection (`PeerHello::rank`).
+const RANK_LABEL: &[u8] = b"EXPORTER-memmesh-connection-rank";
+
+/// The connection's rank: the same value at both ends, unpredictable to either alone.
+fn rank(conn: &quinn::Connection) -> Result<u128> {
+    let mut out = [0u8; 16];
+    conn.export_keying_material(&mut out, RANK_LABEL, b"")
+        .map_err(|_| refuse(conn, HandshakeError::NoExporter))?;
+    Ok(u128::from_be_bytes(out))
 }
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
@@ -139,6 +178,12 @@ pub enum HandshakeError {
         /// How many.
         count: usize,
     },
+    /// The TLS session gave no exporter value to rank the connection by.
+    #[error("the TLS session offers no exporter value")]
+    NoExporter,
+    /// The system's random number generator failed.
+    #[error("the system random number generator failed")]
+    Random,
 }
 
 impl Classify for HandshakeError {
@@ -153,6 +198,7 @@ impl Classify for HandshakeError {
             HandshakeError::NameTooLong { .. } | HandshakeError::TooManyAddrs { .. } => {
                 ErrorKind::InvalidInput
             }
+            HandshakeError::NoExporter | HandshakeError::Random => ErrorKind::Internal,
         }
     }
 }
@@ -238,14 +284,19 @@ pub fn validate(
         name,
         addrs: out,
         trust: Trust::Member,
+        boot: 0,
+        rank: 0,
     })
 }
 
 fn check_metadata(conn: &quinn::Connection, id: NodeId, msg: Hello) -> Result<PeerHello> {
-    validate(id, msg.name, msg.addrs, conn.remote_address().ip()).map_err(|e| {
+    let mut peer = validate(id, msg.name, msg.addrs, conn.remote_address().ip()).map_err(|e| {
         warn!(peer = %id.short(), error = %e.chain(), "peer sent a bad hello");
         refuse(conn, HandshakeError::BadHello(e))
-    })
+    })?;
+    peer.boot = msg.boot;
+    peer.rank = rank(conn)?;
+    Ok(peer)
 }
 
 /// Runs the dialling side of the handshake.
@@ -258,7 +309,7 @@ pub async fn client(conn: &quinn::Connection, local: &LocalHello) -> Result<Peer
     let exp = exporter(conn)?;
     let (mut tx, mut rx) = conn.open_bi().await.map_err(|e| connection_error(&e))?;
     let pake = local.key.start(Role::Client, &exp);
-    send(&mut tx, frame(pake.message(), "", &[])).await?;
+    send(&mut tx, frame(pake.message())).await?;
     let theirs = receive(conn, &mut rx).await?;
     let confirmation = receive(conn, &mut rx).await?;
     let session = pake
@@ -270,11 +321,7 @@ pub async fn client(conn: &quinn::Connection, local: &LocalHello) -> Result<Peer
     }
     send(
         &mut tx,
-        frame(
-            session.confirmation(Role::Client),
-            &local.name,
-            &local.addrs,
-        ),
+        meta_frame(session.confirmation(Role::Client), local),
     )
     .await?;
     let _ = tx.finish();
@@ -292,10 +339,10 @@ async fn client_outsider(
     id: NodeId,
 ) -> Result<PeerHello> {
     let (mut tx, mut rx) = conn.open_bi().await.map_err(|e| connection_error(&e))?;
-    send(&mut tx, frame(OUTSIDER, "", &[])).await?;
+    send(&mut tx, frame(OUTSIDER)).await?;
     let meta = receive(conn, &mut rx).await?;
     let mut peer = check_metadata(conn, id, meta)?;
-    send(&mut tx, frame(OUTSIDER, &local.name, &local.addrs)).await?;
+    send(&mut tx, meta_frame(OUTSIDER, local)).await?;
     let _ = tx.finish();
     peer.trust = Trust::Outsider;
     debug!(peer = %peer.id.short(), name = %peer.name, "handshake complete (client, outsider)");
@@ -334,8 +381,8 @@ pub async fn server(conn: &quinn::Connection, local: &LocalHello) -> Result<Peer
             ));
         }
     };
-    send(&mut tx, frame(ours, "", &[])).await?;
-    send(&mut tx, frame(session.confirmation(Role::Server), "", &[])).await?;
+    send(&mut tx, frame(ours)).await?;
+    send(&mut tx, frame(session.confirmation(Role::Server))).await?;
     // From here the peer may have tested one guess: anything but a valid confirmation
     // counts as a failed authentication.
     let confirmed = match receive(conn, &mut rx).await {
@@ -350,7 +397,7 @@ pub async fn server(conn: &quinn::Connection, local: &LocalHello) -> Result<Peer
         }
     };
     let mut peer = check_metadata(conn, id, confirmed)?;
-    send(&mut tx, frame([0u8; 32], &local.name, &local.addrs)).await?;
+    send(&mut tx, meta_frame([0u8; 32], local)).await?;
     let _ = tx.finish();
     peer.trust = local.trust.member(&id);
     debug!(peer = %peer.id.short(), name = %peer.name, trust = %peer.trust, "handshake complete (server)");
@@ -370,7 +417,7 @@ async fn server_outsider(
         debug!(peer = %id.short(), addr = %conn.remote_address(), "refused a node without the secret that is not trusted");
         return Err(refuse(conn, HandshakeError::NotTrusted));
     };
-    send(&mut tx, frame(OUTSIDER, &local.name, &local.addrs)).await?;
+    send(&mut tx, meta_frame(OUTSIDER, local)).await?;
     let meta = receive(conn, &mut rx).await?;
     let mut peer = check_metadata(conn, id, meta)?;
     let _ = tx.finish();
@@ -431,7 +478,14 @@ mod tests {
         let many: Vec<SocketAddr> = (1..100u16)
             .map(|p| SocketAddr::new("2001:db8::1".parse().unwrap(), p))
             .collect();
-        let h = frame([0; 32], &"é".repeat(200), &many);
+        let local = LocalHello {
+            key: ClusterKey::new(None),
+            name: "é".repeat(200),
+            addrs: many,
+            trust: TrustPolicy::default(),
+            boot: u64::MAX,
+        };
+        let h = meta_frame([0; 32], &local);
         assert!(h.name.len() <= MAX_NAME_LEN && h.name.chars().all(|c| c == 'é'));
         assert_eq!(h.addrs.len(), MAX_HELLO_ADDRS);
         let bytes = crate::wire::codec::encode_frame(&h, &[], HELLO_LIMITS);

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod der;
+pub mod duplicate;
 pub mod endpoint;
 pub mod errors;
 pub mod handshake;

@@ -6,9 +6,10 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::identity::NodeId;
+use crate::transport::duplicate::{keep, Held, Keep};
 use crate::transport::handshake::{truncate, PeerHello, MAX_HELLO_ADDRS, MAX_NAME_LEN};
 use crate::transport::trust::Trust;
 
@@ -26,6 +27,8 @@ pub const MAX_IDLE_STRANGERS: usize = 1024;
 #[derive(Debug)]
 struct Entry {
     conn: Option<quinn::Connection>,
+    /// What the duplicate tie-break needs of `conn` (set with it).
+    held: Option<Held>,
     name: String,
     addrs: Vec<SocketAddr>,
     dial: Arc<tokio::sync::Mutex<()>>,
@@ -41,6 +44,7 @@ impl Entry {
     fn new() -> Self {
         Entry {
             conn: None,
+            held: None,
             name: String::new(),
             addrs: Vec::new(),
             dial: Arc::new(tokio::sync::Mutex::new(())),
@@ -151,14 +155,16 @@ impl Pool {
             .filter(|c| c.close_reason().is_none())
     }
 
-    /// Records a freshly authenticated connection, which becomes the pooled one: a peer
-    /// that dials us again has most likely lost the previous connection. Returns the
-    /// connection it replaces, if that one was still open, for the caller to retire.
+    /// Records a freshly authenticated connection. It becomes the pooled one, unless it
+    /// duplicates the pooled one from a simultaneous dial and loses the tie-break both
+    /// sides agree on (`transport::duplicate`; `window`: a handshake's time). Returns the
+    /// connection to retire, if it is open: the replaced one, or this one.
     pub fn register(
         &self,
         hello: &PeerHello,
         conn: &quinn::Connection,
         dialled: Option<SocketAddr>,
+        window: Duration,
     ) -> Option<quinn::Connection> {
         let observed = Some(dialled.unwrap_or_else(|| conn.remote_address()));
         let mut addrs = normalize_addrs(&hello.addrs, observed);
@@ -168,22 +174,38 @@ impl Pool {
             }
         }
         addrs.truncate(MAX_PEER_ADDRS);
+        let now = Instant::now();
+        let newer = Held {
+            boot: hello.boot,
+            rank: hello.rank,
+            since: now,
+        };
         let mut peers = self.lock();
         let entry = peers.entry(hello.id).or_insert_with(Entry::new);
         entry.name = truncate(&hello.name, MAX_NAME_LEN).to_string();
         // The authenticated handshake says where the peer is now: replace, never
         // accumulate across reconnects.
         entry.addrs = addrs;
-        entry.trust = hello.trust;
-        entry.touched = Instant::now();
-        let old = entry
+        entry.touched = now;
+        let pooled = entry
             .conn
-            .replace(conn.clone())
+            .clone()
             .filter(|old| old.close_reason().is_none() && old.stable_id() != conn.stable_id());
+        let retired = match (&pooled, entry.held) {
+            (Some(_), Some(held)) if keep(&held, &newer, now, window) == Keep::Pooled => {
+                Some(conn.clone())
+            }
+            _ => {
+                entry.conn = Some(conn.clone());
+                entry.held = Some(newer);
+                entry.trust = hello.trust;
+                pooled
+            }
+        };
         trim_strangers(&mut peers);
         drop(peers);
         self.registered.send_modify(|n| *n = n.wrapping_add(1));
-        old
+        retired
     }
 
     /// A receiver that changes each time a connection is registered (a peer connected,
@@ -209,6 +231,7 @@ impl Pool {
         match peers.get_mut(id) {
             Some(e) if e.conn.as_ref().map(|c| c.stable_id()) == Some(conn.stable_id()) => {
                 e.conn = None;
+                e.held = None;
                 e.touched = Instant::now();
                 trim_strangers(&mut peers);
                 true

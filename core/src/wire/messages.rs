@@ -11,7 +11,7 @@ use crate::error::{Classify, Error, ErrorKind};
 
 /// The wire protocol version this build speaks (history in ADR 0003). A peer speaking
 /// another version is refused at the handshake with `Unsupported`.
-pub const WIRE_VERSION: u16 = 5;
+pub const WIRE_VERSION: u16 = 6;
 
 /// The first frame of the authentication stream, sent by each side.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -24,6 +24,9 @@ pub struct Hello {
     pub name: String,
     /// Addresses the sender listens on.
     pub addrs: Vec<SocketAddr>,
+    /// A random number the sender drew when it started: two connections with the same
+    /// `boot` come from the same process (ADR 0006's tie-break of simultaneous dials).
+    pub boot: u64,
 }
 
 /// The operation requested on a channel stream.

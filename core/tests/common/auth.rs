@@ -80,6 +80,7 @@ impl RawServer {
                 proof,
                 name: String::new(),
                 addrs: Vec::new(),
+                boot: 0,
             };
             let _ = send
                 .write_all(&encode_frame(&frame, &[], hello_limits()).unwrap())
@@ -123,6 +124,7 @@ pub async fn raw_member(
         name: name.into(),
         addrs,
         trust: Default::default(),
+        boot: handshake::draw_boot()?,
     };
     handshake::client(&conn, &local).await?;
     Ok((endpoint, conn))

@@ -77,6 +77,7 @@ impl RawPeer {
             name: "raw".into(),
             addrs: vec![],
             trust: Default::default(),
+            boot: handshake::draw_boot()?,
         };
         handshake::client(&conn, &local).await?;
         Ok(RawPeer { endpoint, conn, id })
@@ -106,6 +107,7 @@ impl RawPeer {
                 trusted_peers: [server].into(),
                 ..Default::default()
             },
+            boot: handshake::draw_boot()?,
         };
         handshake::client(&conn, &local).await?;
         Ok(RawPeer { endpoint, conn, id })

@@ -53,6 +53,7 @@ pub async fn authenticated(
         name: "raw".into(),
         addrs: vec![],
         trust: Default::default(),
+        boot: handshake::draw_boot()?,
     };
     handshake::client(&conn, &local).await?;
     Ok(conn)
