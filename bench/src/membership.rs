@@ -51,8 +51,9 @@ struct Args {
     mtu_upper_bound: Option<u16>,
     /// Sizes of the floor measured beside the convergence figures: that many bare quinn
     /// endpoints (memmesh's TLS and loopback settings, one thread each) connected as a
-    /// full mesh, one echoed request per connection (`mesh_floor.rs`); empty for none.
-    #[arg(long, value_delimiter = ',', default_value = "32,64")]
+    /// full mesh, one echoed request per connection (`mesh_floor.rs`); `--floor-sizes`
+    /// with no value for none.
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "32,64")]
     floor_sizes: Vec<usize>,
 }
 
