@@ -333,16 +333,22 @@ async fn send_to_all_and_some_reports_partial_failure() {
     b.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn simultaneous_dials_leave_both_directions_working() {
-    let a = node("a").await;
-    let b = node("b").await;
-    echo(&a, "echo");
-    echo(&b, "echo");
+/// `a` and `b`, each with an echo handler on channel "echo", dial each other at the
+/// same instant; both dials succeed.
+async fn dial_each_other(a: &memmesh::Node, b: &memmesh::Node) {
+    echo(a, "echo");
+    echo(b, "echo");
     let (addr_a, addr_b) = (a.addr().to_string(), b.addr().to_string());
     let (ab, ba) = tokio::join!(a.connect(&addr_b), b.connect(&addr_a));
     assert_eq!(ab.unwrap(), b.id());
     assert_eq!(ba.unwrap(), a.id());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_dials_leave_both_directions_working() {
+    let a = node("a").await;
+    let b = node("b").await;
+    dial_each_other(&a, &b).await;
     let (ca, cb) = (a.channel("echo").unwrap(), b.channel("echo").unwrap());
     for i in 0..20u8 {
         let (x, y) = tokio::join!(
@@ -491,12 +497,7 @@ async fn simultaneous_dials_converge_on_one_connection_and_no_call_fails() {
             .start()
             .await
             .unwrap();
-        echo(&a, "echo");
-        echo(&b, "echo");
-        let (addr_a, addr_b) = (a.addr().to_string(), b.addr().to_string());
-        let (ab, ba) = tokio::join!(a.connect(&addr_b), b.connect(&addr_a));
-        assert_eq!(ab.unwrap(), b.id());
-        assert_eq!(ba.unwrap(), a.id());
+        dial_each_other(&a, &b).await;
         pairs.push((a, b));
     }
     // Calls back to back in both directions of every pair, across the end of the grace.
