@@ -221,9 +221,11 @@ pub fn adopt(
     dialled: Option<SocketAddr>,
     place: Option<HandshakeTicket>,
 ) -> quinn::Connection {
-    let window = serve_limits(shared)
-        .handshake_timeout
-        .max(shared.config.connect_timeout);
+    // How far apart the two handshakes of a simultaneous dial can complete: an inbound
+    // handshake's bound (10 s, or `connect_timeout` if shorter), which a user's long
+    // `connect_timeout` does not stretch (a connection seen dead by its peer for longer
+    // than that must not keep winning the tie-break).
+    let window = serve_limits(shared).handshake_timeout;
     let mut kept = conn.clone();
     if let Some(retired) = shared.pool.register(&hello, &conn, dialled, window) {
         let grace = shared
