@@ -5,65 +5,17 @@
 //! skipped loudly under `MEMMESH_SKIP_NETNS=1`).
 
 mod common;
+#[path = "common/transfer.rs"]
+mod transfer_helpers;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::*;
 use memmesh::transfer::Source;
 use memmesh::ErrorKind;
-
-/// A scratch directory removed when dropped, also when the test fails: the 1 GiB test
-/// leaves 4 GiB behind otherwise.
-struct Scratch {
-    dir: PathBuf,
-    /// A tmpfs is mounted on it (unmounted when dropped).
-    mounted: bool,
-}
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("memmesh-tl-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch {
-            dir,
-            mounted: false,
-        }
-    }
-
-    /// A scratch directory on a tmpfs of `size` (e.g. "4300m") when this process may
-    /// mount one (root, as in CI), else on the temporary directory's disk. The 1 GiB test
-    /// writes 4 GiB; on a machine whose shared disk runs low that fails with no space
-    /// left, which is not what it tests (a full disk has its own test below).
-    fn on_tmpfs(name: &str, size: &str) -> Scratch {
-        let mut s = Scratch::new(name);
-        s.mounted = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&s.dir)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|st| st.success());
-        s
-    }
-}
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.dir
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if self.mounted {
-            let _ = Command::new("umount").arg(&self.dir).status();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use transfer_helpers::Scratch;
 
 fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

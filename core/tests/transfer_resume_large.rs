@@ -1,7 +1,8 @@
 //! Resume past 2 GiB: a 3 GiB file (3,072 chunks of 1 MiB, more than the 2,048 chunk
 //! hashes a 64 KiB frame header could carry) is interrupted once more than 2 GiB has
 //! been verified, then sent again: it resumes after the verified part and arrives whole.
-//! Needs ~6 GiB of free disk for a moment (everything is removed at the end). Run it with
+//! Needs ~6 GiB for a moment: a tmpfs when the test may mount one (root, as in CI), else
+//! the temporary directory's disk (everything is removed at the end). Run it with
 //! `cargo test --release --test transfer_resume_large` where a debug build is too slow.
 
 mod common;
@@ -18,7 +19,13 @@ const GIB: u64 = 1 << 30;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_three_gibibyte_transfer_interrupted_past_two_gibibytes_resumes_to_a_verified_end() {
-    let dir = Scratch::new("resume-3g");
+    // Warnings show why a transfer stopped (a CI run once waited here for ten minutes
+    // with nothing printed).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("memmesh=warn")
+        .with_test_writer()
+        .try_init();
+    let dir = Scratch::on_tmpfs("resume-3g", "6700m");
     let inbox = dir.join("inbox");
     let b = builder("b").inbox_dir(&inbox).start().await.unwrap();
     let a = node("a").await;
@@ -29,17 +36,23 @@ async fn a_three_gibibyte_transfer_interrupted_past_two_gibibytes_resumes_to_a_v
 
     let mut receiving = b.transfer().unwrap().progress();
     let t = a.transfer().unwrap();
-    let sending = {
+    let mut sending = {
         let (t, src, to) = (t.clone(), src.clone(), b.id());
         tokio::spawn(async move { t.send(Source::Path(src), &[to]).await })
     };
-    // Interrupt once more than 2.25 GiB is verified on the receiving side.
+    // Interrupt once more than 2.25 GiB is verified on the receiving side; a send that
+    // ends first (it failed) says why.
     let cut = 2 * GIB + GIB / 4;
     let verified_at_cut = tokio::time::timeout(Duration::from_secs(600), async {
         loop {
-            let p = receiving.next().await.unwrap();
-            if p.direction == Direction::Receiving && p.done >= cut {
-                return p.done;
+            tokio::select! {
+                p = receiving.next() => {
+                    let p = p.expect("progress");
+                    if p.direction == Direction::Receiving && p.done >= cut {
+                        return p.done;
+                    }
+                }
+                ended = &mut sending => panic!("the first send ended before the cut: {ended:?}"),
             }
         }
     })

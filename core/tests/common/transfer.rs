@@ -13,28 +13,54 @@ use memmesh::ErrorKind;
 
 use super::RawPeer;
 
-/// A scratch directory removed when dropped, also when the test fails.
-pub struct Scratch(pub PathBuf);
+/// A scratch directory removed when dropped, also when the test fails (the large tests
+/// leave gibibytes behind otherwise).
+pub struct Scratch {
+    dir: PathBuf,
+    /// A tmpfs is mounted on it (unmounted when dropped).
+    mounted: bool,
+}
 
 impl Scratch {
     pub fn new(name: &str) -> Scratch {
         let dir = std::env::temp_dir().join(format!("memmesh-th-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
+        Scratch {
+            dir,
+            mounted: false,
+        }
+    }
+
+    /// A scratch directory on a tmpfs of `size` (e.g. "4300m") when this process may
+    /// mount one (root, as in CI), else on the temporary directory's disk. The large
+    /// tests write gigabytes; on a machine whose shared disk runs low they would fail
+    /// with no space left, which is not what they test (a full disk has its own test).
+    pub fn on_tmpfs(name: &str, size: &str) -> Scratch {
+        let mut s = Scratch::new(name);
+        s.mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&s.dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|st| st.success());
+        s
     }
 }
 
 impl std::ops::Deref for Scratch {
     type Target = Path;
     fn deref(&self) -> &Path {
-        &self.0
+        &self.dir
     }
 }
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if self.mounted {
+            let _ = std::process::Command::new("umount").arg(&self.dir).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
