@@ -191,7 +191,10 @@ impl Actor {
                         self.carry_out();
                     }
                 },
-                _ = tick.tick() => {
+                due = tick.tick() => {
+                    // A tick that runs late tells this node it is short of CPU (ADR 0008,
+                    // local health).
+                    self.engine.tick_lateness(due.elapsed());
                     let budget = &self.shared.budget;
                     let disk_free = self.disk.get().map_or(0, |d| d.disk_free());
                     let quota = FreeQuota { limit: budget.limit(), free: budget.free(), disk_free };
