@@ -8,7 +8,7 @@
 //! channel, the rejoin counter the cache reads. It reads the connection pool for the
 //! engine through [`Peers`]. Limits: [`crate::membership::limits`]; reasons: ADR 0008.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
@@ -103,6 +103,8 @@ pub(crate) struct Actor {
     events: broadcast::Sender<Event>,
     /// Identity renewals after being declared down (shared with the handle).
     rejoins: Arc<AtomicU64>,
+    /// The local health multiplier (shared with the handle; 1: healthy).
+    health: Arc<AtomicU32>,
     /// How much disk this node accepts for others' files (lent by the files store).
     disk: Arc<OnceLock<Arc<dyn DiskFree>>>,
 }
@@ -122,6 +124,8 @@ pub(crate) struct Setup {
     pub events: broadcast::Sender<Event>,
     /// Identity renewals after being declared down.
     pub rejoins: Arc<AtomicU64>,
+    /// Where the actor publishes its local health multiplier.
+    pub health: Arc<AtomicU32>,
     /// The free-quota adverts.
     pub adverts: AdvertTable,
     /// What says how much disk this node accepts for others' files, once lent.
@@ -138,6 +142,7 @@ impl Actor {
             view,
             events,
             rejoins,
+            health,
             adverts,
             disk,
         } = setup;
@@ -161,6 +166,7 @@ impl Actor {
             tx,
             events,
             rejoins,
+            health,
             disk,
         }
     }
@@ -195,6 +201,7 @@ impl Actor {
                     // A tick that runs late tells this node it is short of CPU (ADR 0008,
                     // local health).
                     self.engine.tick_lateness(due.elapsed());
+                    self.health.store(self.engine.health_multiplier(), Ordering::Release);
                     let budget = &self.shared.budget;
                     let disk_free = self.disk.get().map_or(0, |d| d.disk_free());
                     let quota = FreeQuota { limit: budget.limit(), free: budget.free(), disk_free };
