@@ -306,13 +306,6 @@ async fn metrics_of_two_nodes_in_one_process_do_not_mix() {
         "{ma}"
     );
     assert!(ma.contains("\nmemmesh_memory_used_bytes 0\n"), "{ma}");
-    // 1 when healthy; a loaded test machine may make a node's ticks late (at most 5).
-    let health: u32 = ma
-        .lines()
-        .find_map(|l| l.strip_prefix("memmesh_membership_local_health "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no local health gauge: {ma}"));
-    assert!((1..=5).contains(&health), "{health}");
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }

@@ -154,7 +154,6 @@ impl Api {
             peers,
             buckets: self.buckets(),
             members,
-            local_health: self.src.membership.local_health(),
             transfers,
             memory: (self.shared.budget.limit(), self.shared.budget.used()),
             files: files.as_ref().map(|f| f.files),

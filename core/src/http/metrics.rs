@@ -30,8 +30,6 @@ pub struct Snapshot {
     pub buckets: Vec<(String, CacheStats)>,
     /// Members per state (`alive`, `suspect`, `down`).
     pub members: Vec<(&'static str, u64)>,
-    /// The local health multiplier of membership (1: healthy; ADR 0008).
-    pub local_health: u32,
     /// Transfers in progress and their summed rate (bytes/s), per direction.
     pub transfers: Vec<(&'static str, u64, f64)>,
     /// Bytes of RAM lent and used.
@@ -261,12 +259,6 @@ impl Collector for NodeCollector {
             "memmesh_members",
             "Peers known to this node, by membership state",
             &rows,
-        )?;
-        gauge_i(
-            &mut e,
-            "memmesh_membership_local_health",
-            "How many times this node stretches its SWIM probe and suspicion timers because its own ticks run late (1: healthy)",
-            &[(Labels::new(), i64::from(s.local_health))],
         )?;
         let rows: Vec<_> = s
             .transfers

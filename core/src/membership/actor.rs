@@ -8,7 +8,7 @@
 //! channel, the rejoin counter the cache reads. It reads the connection pool for the
 //! engine through [`Peers`]. Limits: [`crate::membership::limits`]; reasons: ADR 0008.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
@@ -103,8 +103,6 @@ pub(crate) struct Actor {
     events: broadcast::Sender<Event>,
     /// Identity renewals after being declared down (shared with the handle).
     rejoins: Arc<AtomicU64>,
-    /// The local health multiplier (shared with the handle; 1: healthy).
-    health: Arc<AtomicU32>,
     /// How much disk this node accepts for others' files (lent by the files store).
     disk: Arc<OnceLock<Arc<dyn DiskFree>>>,
 }
@@ -124,8 +122,6 @@ pub(crate) struct Setup {
     pub events: broadcast::Sender<Event>,
     /// Identity renewals after being declared down.
     pub rejoins: Arc<AtomicU64>,
-    /// Where the actor publishes its local health multiplier.
-    pub health: Arc<AtomicU32>,
     /// The free-quota adverts.
     pub adverts: AdvertTable,
     /// What says how much disk this node accepts for others' files, once lent.
@@ -142,7 +138,6 @@ impl Actor {
             view,
             events,
             rejoins,
-            health,
             adverts,
             disk,
         } = setup;
@@ -166,7 +161,6 @@ impl Actor {
             tx,
             events,
             rejoins,
-            health,
             disk,
         }
     }
@@ -197,11 +191,7 @@ impl Actor {
                         self.carry_out();
                     }
                 },
-                due = tick.tick() => {
-                    // A tick that runs late tells this node it is short of CPU (ADR 0008,
-                    // local health).
-                    self.engine.tick_lateness(due.elapsed());
-                    self.health.store(self.engine.health_multiplier(), Ordering::Release);
+                _ = tick.tick() => {
                     let budget = &self.shared.budget;
                     let disk_free = self.disk.get().map_or(0, |d| d.disk_free());
                     let quota = FreeQuota { limit: budget.limit(), free: budget.free(), disk_free };

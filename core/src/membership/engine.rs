@@ -45,7 +45,6 @@ use crate::membership::adverts::{Advert, AdvertHandler, AdvertTable};
 use crate::membership::codec::SwimCodec;
 use crate::membership::config::MembershipConfig;
 use crate::membership::error::MembershipError;
-use crate::membership::health::Health;
 use crate::membership::limits::{
     CORRECTIONS_PER_PEER_PER_SECOND, CORRECTION_BURST, MAX_MEMBERS, SWIM_DIALS_PER_SECOND,
     SWIM_DIAL_BURST, SYNCS_PER_PEER_PER_SECOND, SYNC_BURST, WARN_INTERVAL,
@@ -246,8 +245,6 @@ pub struct Engine<V: ViewCell = View> {
     corrections: PeerBuckets,
     /// Warnings about refused input, at most one of each kind per [`WARN_INTERVAL`].
     warnings: Warnings,
-    /// This node's own health: how much its probe and suspicion timers are stretched.
-    health: Health,
     next_sync: Instant,
     next_rejoin: Instant,
     out: Vec<Output>,
@@ -308,7 +305,6 @@ impl<V: ViewCell> Engine<V> {
                 MAX_MEMBERS,
             ),
             warnings: Warnings::default(),
-            health: Health::default(),
             next_sync: now + config.full_sync_interval,
             next_rejoin: now + config.rejoin_interval,
             cfg: config,
@@ -444,28 +440,6 @@ impl<V: ViewCell> Engine<V> {
             self.advertise(quota, now);
         }
         self.finish(Ok(()), now, peers);
-    }
-
-    /// How late the last periodic tick ran after its time (the driver's clock; the
-    /// simulator's ticks are never late). A node whose ticks run late stretches the
-    /// probe and suspicion timers it schedules from now on ([`Health`]), so that its own
-    /// slowness is not taken for its peers' failures.
-    pub fn tick_lateness(&mut self, late: Duration) {
-        let before = self.health.multiplier();
-        self.health.tick(late);
-        let after = self.health.multiplier();
-        if after != before {
-            debug!(
-                multiplier = after,
-                late_ms = late.as_millis(),
-                "local health: probe and suspicion timers stretched"
-            );
-        }
-    }
-
-    /// How many times the probe and suspicion timers are stretched now (1: healthy).
-    pub fn health_multiplier(&self) -> u32 {
-        self.health.multiplier()
     }
 
     /// Replaces the addresses the bootstrap DNS names give now (ADR 0027): they are
@@ -729,14 +703,6 @@ impl<V: ViewCell> Engine<V> {
             }
         }
         while let Some((after, timer)) = self.rt.to_schedule() {
-            // A slow node gives its probes and its suspects longer (ADR 0008, local
-            // health); foca 2 cannot change its own timings once started.
-            let after = match timer {
-                Timer::ProbeRandomMember(_)
-                | Timer::SendIndirectProbe { .. }
-                | Timer::ChangeSuspectToDown { .. } => self.health.stretch(after),
-                _ => after,
-            };
             self.out.push(Output::Timer { after, timer });
         }
         while let Some(n) = self.rt.to_notify() {
@@ -1349,101 +1315,6 @@ mod tests {
             .iter()
             .find(|m| m.id().id == id && m.state() != State::Down)
             .map(|m| m.id().generation)
-    }
-
-    /// The delays of the probe timers among `outputs`: (ProbeRandomMember,
-    /// SendIndirectProbe).
-    fn probe_delays(outputs: &[Output]) -> (Option<Duration>, Option<Duration>) {
-        let (mut probe, mut indirect) = (None, None);
-        for o in outputs {
-            match o {
-                Output::Timer {
-                    after,
-                    timer: Timer::ProbeRandomMember(_),
-                } => probe = Some(*after),
-                Output::Timer {
-                    after,
-                    timer: Timer::SendIndirectProbe { .. },
-                } => indirect = Some(*after),
-                _ => {}
-            }
-        }
-        (probe, indirect)
-    }
-
-    #[test]
-    fn a_slow_node_stretches_its_probe_timers_and_a_recovered_one_does_not() {
-        let t0 = Instant::now();
-        let (mut a, mut b) = (engine(1, &[], t0), engine(2, &[], t0));
-        let (out_a, _) = meet(&mut a, &mut b, t0);
-        let net = Net::default();
-        let cfg = MembershipConfig::default();
-        // Healthy: the configured timings exactly.
-        a.timer(first_probe(out_a), t0 + S, &net);
-        let healthy = a.take_outputs();
-        assert_eq!(
-            probe_delays(&healthy),
-            (Some(cfg.probe_period), Some(cfg.probe_rtt))
-        );
-        assert_eq!(a.health_multiplier(), 1);
-        // Two ticks late by a quarter second: the timers it schedules are three times
-        // longer (a timer already scheduled is not changed).
-        a.tick_lateness(Duration::from_millis(250));
-        a.tick_lateness(Duration::from_millis(250));
-        assert_eq!(a.health_multiplier(), 3);
-        a.timer(first_probe(healthy), t0 + S * 2, &net);
-        let slow = a.take_outputs();
-        assert_eq!(
-            probe_delays(&slow),
-            (Some(cfg.probe_period * 3), Some(cfg.probe_rtt * 3))
-        );
-        // Ticks on time bring it back to the configured timings.
-        for _ in 0..2 * crate::membership::health::RECOVER_AFTER {
-            a.tick_lateness(Duration::from_millis(1));
-        }
-        assert_eq!(a.health_multiplier(), 1);
-        a.timer(first_probe(slow), t0 + S * 3, &net);
-        assert_eq!(
-            probe_delays(&a.take_outputs()),
-            (Some(cfg.probe_period), Some(cfg.probe_rtt))
-        );
-    }
-
-    #[test]
-    fn a_slow_node_gives_a_suspect_longer_to_refute() {
-        let t0 = Instant::now();
-        let (mut a, mut b) = (engine(1, &[], t0), engine(2, &[], t0));
-        let (out_a, _) = meet(&mut a, &mut b, t0);
-        let net = Net::default();
-        a.tick_lateness(Duration::from_secs(1));
-        assert_eq!(a.health_multiplier(), 2);
-        // `a` probes `b`, which never answers: at its next probe `a` suspects `b`.
-        let mut timers: std::collections::VecDeque<Timer<MemberId>> = [first_probe(out_a)].into();
-        let mut suspicion = None;
-        let mut at = t0;
-        while let (Some(timer), None) = (timers.pop_front(), suspicion) {
-            at += S;
-            a.timer(timer, at, &net);
-            for o in a.take_outputs() {
-                match o {
-                    Output::Timer {
-                        after,
-                        timer: Timer::ChangeSuspectToDown { .. },
-                    } => suspicion = Some(after),
-                    Output::Timer {
-                        timer: t @ (Timer::ProbeRandomMember(_) | Timer::SendIndirectProbe { .. }),
-                        ..
-                    } => timers.push_back(t),
-                    _ => {}
-                }
-            }
-            assert!(at < t0 + S * 20, "no suspicion after 20 probe steps");
-        }
-        assert_eq!(
-            suspicion,
-            Some(MembershipConfig::default().suspect_timeout * 2),
-            "the suspicion timer, stretched"
-        );
     }
 
     #[test]

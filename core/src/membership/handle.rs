@@ -3,7 +3,7 @@
 //! events and the adverts the actor keeps.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -41,8 +41,6 @@ pub struct Membership {
     events: broadcast::Sender<Event>,
     adverts: AdvertTable,
     rejoins: Arc<AtomicU64>,
-    /// The actor's local health multiplier.
-    health: Arc<AtomicU32>,
     /// SWIM packets waiting for the actor, per peer and in total.
     queue: Queue,
     /// Full-state syncs being served, per peer and in total.
@@ -66,7 +64,6 @@ impl Membership {
         let view = Arc::new(RwLock::new(own));
         let (events, _) = broadcast::channel(EVENT_BACKLOG);
         let rejoins = Arc::new(AtomicU64::new(0));
-        let health = Arc::new(AtomicU32::new(1));
         let adverts = AdvertTable::default();
         let disk: Arc<OnceLock<Arc<dyn DiskFree>>> = Arc::default();
         let actor = Actor::new(
@@ -78,7 +75,6 @@ impl Membership {
                 view: view.clone(),
                 events: events.clone(),
                 rejoins: rejoins.clone(),
-                health: health.clone(),
                 adverts: adverts.clone(),
                 disk: disk.clone(),
             },
@@ -90,7 +86,6 @@ impl Membership {
             events,
             adverts,
             rejoins,
-            health,
             queue: Queue::new(MAX_QUEUED_PACKETS_PER_PEER, MAX_QUEUED_PACKETS),
             syncing: Queue::new(MAX_SYNCS_IN_FLIGHT_PER_PEER, MAX_SYNCS_IN_FLIGHT),
             disk,
@@ -194,13 +189,6 @@ impl Membership {
     /// Whatever it held may have missed writes made meanwhile.
     pub fn rejoins(&self) -> u64 {
         self.rejoins.load(Ordering::Acquire)
-    }
-
-    /// How many times this node stretches its SWIM probe and suspicion timers because
-    /// its own membership ticks run late: 1 when healthy, at most 5 (ADR 0008, local
-    /// health).
-    pub fn local_health(&self) -> u32 {
-        self.health.load(Ordering::Acquire)
     }
 
     /// Reads the view.

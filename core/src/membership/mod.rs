@@ -13,7 +13,6 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub(crate) mod handle;
-pub mod health;
 pub mod limits;
 pub mod member;
 pub mod packet;
