@@ -471,6 +471,10 @@ class Channel {
     if (timeoutMs !== undefined && typeof timeoutMs !== 'number') {
       throw invalid(`timeoutMs must be a number, got ${describe(timeoutMs)}`)
     }
+    // A request to this node may be answered inside the native call (its handler called
+    // directly, the response returned as is): that starts after the caller's own code
+    // has run on, as a handler reached through the event loop would.
+    await undefined
     return call(() => this.#native.request(peerId, bytes, timeoutMs))
   }
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 'use strict'
 // Calls per second of `ch.request(node.id, payload)` from Node.js to a channel on the same
-// node (the local delivery path: JS -> Rust -> node runtime -> JS handler via a threadsafe
-// function -> Rust -> JS promise), with a 64-byte payload, sequentially and with 64
-// requests in flight. Each phase is bounded in time and in calls.
+// node (the local delivery path: JS -> Rust, polled on the JS thread, which calls the JS
+// handler directly -> Rust -> the response returned to JS; see ADR 0005), with a 64-byte
+// payload, sequentially and with 64 requests in flight. Each phase is bounded in time and
+// in calls.
 //
 // Besides calls/s it prints the process CPU time and context switches per call. With
 // --json it prints one JSON line per case instead (the records `call-bench report` reads;

@@ -111,3 +111,59 @@ test('a request to this node itself is answered locally', { timeout: TIMEOUT }, 
   a.channel('self').onRequest((req) => `local:${req.data}`)
   assert.equal((await a.channel('self').request(a.id, 'x')).toString(), 'local:x')
 })
+
+// A request to this node is polled on the JavaScript thread and its handler called
+// directly when it answers at once (no threadsafe function, no event-loop turn): every
+// outcome must be the same as through the event loop, and the handler must still run
+// after the caller's own code.
+test('a request to this node itself: handlers of every kind, run after the caller\'s code', { timeout: TIMEOUT }, async (t) => {
+  const [a] = await startNodes(t, 1, 'local-all', { maxMessageSize: 1000 })
+  let callerDone = false
+  let seen
+  a.channel('sync').onRequest((req) => {
+    seen = { from: req.from, isBuffer: Buffer.isBuffer(req.data), callerDone }
+    return Buffer.concat([Buffer.from('sync:'), req.data])
+  })
+  const pending = a.channel('sync').request(a.id, 'x')
+  callerDone = true
+  assert.equal((await pending).toString(), 'sync:x')
+  assert.deepEqual(seen, { from: a.id, isBuffer: true, callerDone: true })
+  // Answered at once, so within this turn of the event loop: no callback queued for
+  // the next turn has run yet.
+  let nextTurn = false
+  setImmediate(() => { nextTurn = true })
+  assert.equal((await a.channel('sync').request(a.id, 'z')).toString(), 'sync:z')
+  assert.equal(nextTurn, false, 'a request answered at once waited for the event loop')
+
+  a.channel('async').onRequest(async (req) => {
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    return `async:${req.data}`
+  })
+  const many = await Promise.all([0, 1, 2, 3].map((i) => a.channel('async').request(a.id, `r${i}`)))
+  assert.deepEqual(many.map(String), ['async:r0', 'async:r1', 'async:r2', 'async:r3'])
+
+  a.channel('throws').onRequest(() => { throw new Error('cannot do that') })
+  a.channel('rejects').onRequest(async () => { throw new Error('not today') })
+  a.channel('number').onRequest(() => 42)
+  await rejectsWith(a.channel('throws').request(a.id, 'x'), 'HandlerFailed', /cannot do that/)
+  await rejectsWith(a.channel('rejects').request(a.id, 'x'), 'HandlerFailed', /not today/)
+  await rejectsWith(a.channel('number').request(a.id, 'x'), 'HandlerFailed', /returned a number/)
+  await rejectsWith(a.channel('nobody').request(a.id, 'x'), 'NotFound')
+  await rejectsWith(a.channel('sync').request(a.id, Buffer.alloc(1001)), 'InvalidInput', /max_message_size/)
+
+  a.channel('never').onRequest(() => new Promise(() => {}))
+  await rejectsWith(a.channel('never').request(a.id, 'x', { timeoutMs: 200 }), 'Timeout', /timed out/)
+
+  // A handler that itself requests this node (answered at once, then through its promise).
+  a.channel('outer').onRequest(async (req) => {
+    const inner = await a.channel('sync').request(a.id, req.data)
+    return `outer:${inner}`
+  })
+  assert.equal((await a.channel('outer').request(a.id, 'y')).toString(), 'outer:sync:y')
+
+  // Replaced and removed handlers take effect at once.
+  a.channel('sync').onRequest(() => 'replaced')
+  assert.equal((await a.channel('sync').request(a.id, 'x')).toString(), 'replaced')
+  a.channel('sync').onRequest(null)
+  await rejectsWith(a.channel('sync').request(a.id, 'x'), 'NotFound')
+})

@@ -2,7 +2,9 @@
 //! `Buffer`.
 
 use memmesh::Bytes;
-use napi::bindgen_prelude::{ArrayBuffer, Buffer, Either, FromNapiValue, Uint8ArraySlice, Unknown};
+use napi::bindgen_prelude::{
+    ArrayBuffer, Buffer, BufferSlice, Either, Env, FromNapiValue, Uint8ArraySlice, Unknown,
+};
 use napi::{JsValue, ValueType};
 
 /// Copies a JS payload (a `Buffer`/`Uint8Array`, or a string) into `Bytes`.
@@ -13,9 +15,17 @@ pub fn from_js(data: Either<Uint8ArraySlice<'_>, String>) -> Bytes {
     }
 }
 
-/// Copies `Bytes` into a new `Buffer`.
+/// Copies `Bytes` into a new `Buffer` (an external buffer, made on any thread and turned
+/// into a JS value later).
 pub fn to_buffer(data: &Bytes) -> Buffer {
     Buffer::from(data.to_vec())
+}
+
+/// Copies `data` into a new `Buffer` owned by the JS engine, on the JavaScript thread of
+/// `env`: one copy, as [`to_buffer`] makes, without the external buffer's finalizer and
+/// tracking (which cost more than the copy for small values).
+pub fn buffer_here<'env>(env: &'env Env, data: &[u8]) -> napi::Result<BufferSlice<'env>> {
+    BufferSlice::copy_from(env, data)
 }
 
 /// Reads a value a JS handler returned: `Buffer`, any `Uint8Array`, `ArrayBuffer` or a

@@ -1,14 +1,17 @@
 //! Named channels: send, broadcast, request, receive, and JS handlers.
 
-use memmesh::{NodeId, Target};
-use napi::bindgen_prelude::{Buffer, Either, Env, Function, PromiseRaw, Uint8ArraySlice, Unknown};
+use memmesh::{Bytes, NodeId, Target};
+use napi::bindgen_prelude::{
+    Buffer, BufferSlice, Either, Env, Function, PromiseRaw, Uint8ArraySlice, Unknown,
+};
 use napi_derive::napi;
 
-use crate::bytes::{from_js, to_buffer};
+use crate::bytes::{buffer_here, from_js, to_buffer};
 use crate::config::millis;
 use crate::error::{invalid, js_error, to_js};
 use crate::handler::{JsMessageHandler, JsRequestHandler};
-use crate::runtime::spawn_promise;
+use crate::js_thread::{self, Polled};
+use crate::runtime::{panicked, spawn_promise};
 
 /// A message or request as a handler or `recv` sees it.
 #[napi(object)]
@@ -94,15 +97,16 @@ impl Channel {
     }
 
     /// Sends a request to `peer` and resolves with its response, within `timeoutMs`
-    /// (default: the node's `requestTimeoutMs`).
-    #[napi(ts_return_type = "Promise<Buffer>", catch_unwind)]
+    /// (default: the node's `requestTimeoutMs`). A request to this very node that its
+    /// handler answers at once returns the response itself (the wrapper awaits either).
+    #[napi(ts_return_type = "Buffer | Promise<Buffer>", catch_unwind)]
     pub fn request<'env>(
         &self,
         env: &'env Env,
         peer: String,
         data: Either<Uint8ArraySlice<'_>, String>,
         timeout_ms: Option<f64>,
-    ) -> napi::Result<PromiseRaw<'env, Buffer>> {
+    ) -> napi::Result<Either<BufferSlice<'env>, PromiseRaw<'env, Buffer>>> {
         let data = from_js(data);
         let peer = to_js(env, parse_id(&peer))?;
         let timeout = match timeout_ms {
@@ -119,12 +123,25 @@ impl Channel {
             None => None,
         };
         let ch = self.inner.clone();
-        spawn_promise(
-            env,
-            &self.node.runtime_handle(),
-            async move { ch.request(peer, data, timeout).await },
-            |reply| Ok(to_buffer(&reply)),
-        )
+        let work = async move { ch.request(peer, data, timeout).await };
+        let convert = |reply: Bytes| Ok(to_buffer(&reply));
+        if peer != self.node.id() {
+            let promise = spawn_promise(env, &self.node.runtime_handle(), work, convert)?;
+            return Ok(Either::B(promise));
+        }
+        // A request to this node: polled here first, so a JS handler of this thread that
+        // answers at once is called directly and the answer returned as is (see
+        // `js_thread`); otherwise it goes on on the node runtime.
+        let mut work = Box::pin(work);
+        match js_thread::poll_once(env, &mut work) {
+            Polled::Done(Ok(reply)) => Ok(Either::A(buffer_here(env, &reply)?)),
+            Polled::Done(Err(e)) => Err(js_error(env, &e)),
+            Polled::Panicked => Err(js_error(env, &panicked())),
+            Polled::Pending => {
+                let promise = spawn_promise(env, &self.node.runtime_handle(), work, convert)?;
+                Ok(Either::B(promise))
+            }
+        }
     }
 
     /// Resolves with the next message; rejects with `Closed` when the node shuts down.

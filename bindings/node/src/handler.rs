@@ -15,15 +15,17 @@ use memmesh::channel::BoxFuture;
 use memmesh::transfer::{Destination, Offer, OfferHandler};
 use memmesh::{Bytes, ErrorKind, Message, MessageHandler, NodeId, Request, RequestHandler};
 use napi::bindgen_prelude::{
-    CallbackContext, Env, FromNapiValue, Function, JsValuesTupleIntoVec, PromiseRaw, Unknown,
+    CallbackContext, Env, FromNapiValue, Function, FunctionRef, JsObjectValue,
+    JsValuesTupleIntoVec, Object, PromiseRaw, Unknown,
 };
 use napi::threadsafe_function::{
     ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode,
 };
 use napi::{JsValue, Status, ValueType};
 
-use crate::bytes::{describe, from_unknown, to_buffer};
+use crate::bytes::{buffer_here, describe, from_unknown, to_buffer};
 use crate::channel::IncomingMessage;
+use crate::js_thread;
 use crate::transfer::{JsOffer, OfferAnswer};
 
 /// A JS function called with one `{ from, data }` argument, whose return value is read
@@ -147,10 +149,54 @@ fn read_nothing(_: Unknown<'_>) -> Outcome<Option<Bytes>> {
     Ok(None)
 }
 
+/// Calls `function` here and now, on the JavaScript thread of `env`, and resolves with
+/// its outcome, read by `read` (the same outcome [`call`] gives through a threadsafe
+/// function).
+fn call_here<T: 'static>(
+    env: &Env,
+    function: &FunctionRef<Unknown<'static>, Unknown<'static>>,
+    (from, data): (NodeId, Bytes),
+    read: Read<T>,
+) -> oneshot::Receiver<Outcome<T>> {
+    let (tx, rx) = oneshot::channel();
+    let reply: Reply<T> = Rc::new(Cell::new(Some(tx)));
+    let returned = function.borrow_back(env).and_then(|f| {
+        // The argument is built here, its bytes copied into an engine-owned Buffer.
+        let mut arg = Object::new(env)?;
+        arg.set_named_property("from", from.to_string())?;
+        arg.set_named_property("data", buffer_here(env, &data)?)?;
+        f.call(arg.to_unknown())
+    });
+    if let Err(error) = on_return(returned, reply, read, false) {
+        // Only attaching `then`/`catch` to a returned promise can fail here; the reply's
+        // sender is then dropped and the request fails as a handler that could not run.
+        tracing::warn!(%error, "could not follow a JavaScript handler's promise");
+    }
+    rx
+}
+
 /// A JS request handler: `(req: { from, data }) => Buffer | Uint8Array | string` or a
 /// promise of one. A throw or rejection answers the requester with `HandlerFailed`.
+///
+/// It is called through its threadsafe function, except during a request to this very
+/// node polled on the JavaScript thread of the handler's own environment (see
+/// [`crate::js_thread`]), where it is called directly.
 pub struct JsRequestHandler {
     tsfn: Tsfn,
+    /// The function itself, for direct calls (napi-rs releases it on its own thread).
+    function: FunctionRef<Unknown<'static>, Unknown<'static>>,
+    /// The environment the function belongs to.
+    env: EnvId,
+}
+
+/// A `napi_env`'s address, only ever compared (never dereferenced off its thread).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct EnvId(usize);
+
+impl EnvId {
+    fn raw(self) -> napi::sys::napi_env {
+        self.0 as napi::sys::napi_env
+    }
 }
 
 impl JsRequestHandler {
@@ -158,15 +204,25 @@ impl JsRequestHandler {
     pub fn new(
         function: &Function<'_, IncomingMessage, Unknown<'static>>,
     ) -> napi::Result<Arc<Self>> {
+        let env = function.value().env;
+        // The same function, taking the argument object `call_here` builds.
+        let untyped: Function<'_, Unknown<'static>, Unknown<'static>> =
+            unsafe { Function::from_napi_value(env, function.raw()) }?;
         Ok(Arc::new(Self {
             tsfn: build(function)?,
+            function: untyped.create_ref()?,
+            env: EnvId(env as usize),
         }))
     }
 }
 
 impl RequestHandler for JsRequestHandler {
     fn handle(&self, request: Request) -> BoxFuture<memmesh::Result<Bytes>> {
-        let rx = call(&self.tsfn, (request.from, request.data), read_bytes, false);
+        let arg = (request.from, request.data);
+        let rx = match js_thread::current(self.env.raw()) {
+            Some(env) => call_here(&env, &self.function, arg, read_bytes),
+            None => call(&self.tsfn, arg, read_bytes, false),
+        };
         Box::pin(async move {
             match rx.await {
                 Ok(Ok(data)) => Ok(data.unwrap_or_default()),

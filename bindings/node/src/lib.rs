@@ -5,7 +5,9 @@
 //!
 //! - Async methods return promises settled from the node's own tokio runtime (the
 //!   binding never creates a runtime); see [`runtime`].
-//! - JS handlers are called through threadsafe functions; see [`handler`].
+//! - JS handlers are called through threadsafe functions; see [`handler`]. A request
+//!   to the node itself is polled once on the JavaScript thread first, where a handler
+//!   of that thread is called directly (`js_thread`).
 //! - Errors are JS `Error`s whose `.code` is the core `ErrorKind` name; see [`error`].
 
 pub mod blocks;
@@ -19,6 +21,7 @@ pub mod docs_status;
 pub mod error;
 pub mod files;
 pub mod handler;
+mod js_thread;
 pub mod membership;
 pub mod node;
 pub mod peer;

@@ -21,7 +21,7 @@ use crate::error::js_error;
 
 /// The error a promise rejects with when the work behind it panicked: a bug in memmesh,
 /// reported as `Internal` instead of unwinding into Node.js or leaving the promise pending.
-fn panicked() -> memmesh::Error {
+pub(crate) fn panicked() -> memmesh::Error {
     memmesh::Error::internal("a memmesh operation panicked (a bug: please report it)")
 }
 
