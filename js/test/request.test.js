@@ -161,6 +161,14 @@ test('a request to this node itself: handlers of every kind, run after the calle
   })
   assert.equal((await a.channel('outer').request(a.id, 'y')).toString(), 'outer:sync:y')
 
+  // A handler may replace itself while it runs (no lock is held around the call).
+  a.channel('once').onRequest(() => {
+    a.channel('once').onRequest(() => 'second')
+    return 'first'
+  })
+  assert.equal((await a.channel('once').request(a.id, 'x')).toString(), 'first')
+  assert.equal((await a.channel('once').request(a.id, 'x')).toString(), 'second')
+
   // Replaced and removed handlers take effect at once.
   a.channel('sync').onRequest(() => 'replaced')
   assert.equal((await a.channel('sync').request(a.id, 'x')).toString(), 'replaced')
