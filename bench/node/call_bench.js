@@ -15,6 +15,7 @@
 
 const path = require('node:path')
 const { Node } = require(path.join(__dirname, '..', '..', 'js'))
+const native = require(path.join(__dirname, '..', '..', 'js', 'native', 'binding.js'))
 
 const ARGS = process.argv.slice(2)
 const JSON_OUT = ARGS.includes('--json')
@@ -67,7 +68,8 @@ async function main () {
   const node = await Node.start({ name: 'bench', listen: '127.0.0.1:0', mdns: false })
   try {
     const ch = node.channel('bench')
-    ch.onRequest((req) => req.data)
+    const handler = (req) => req.data
+    ch.onRequest(handler)
     const call = () => ch.request(node.id, PAYLOAD)
     const reply = await call()
     if (!reply.equals(PAYLOAD)) throw new Error('the echo handler returned something else')
@@ -75,6 +77,16 @@ async function main () {
     const echo = async (data) => data
     if (!JSON_OUT) console.log(`memmesh Node.js local request/response, 64 B payload, ${SECONDS} s per phase`)
     report('anchor: plain async JS call, sequential', await measure(1, () => echo(PAYLOAD)))
+    // Anchor: the binding's own work around a local request, without the core (the same
+    // wrapper shape, the payload copied in, the handler's { from, data } built and called,
+    // its answer read and returned as a new Buffer): what Node-API and V8 charge.
+    const floor = async () => {
+      await undefined
+      return native.__requestFloorForBench(node.id, PAYLOAD, handler)
+    }
+    if (!(await floor()).equals(PAYLOAD)) throw new Error('the floor returned something else')
+    report('anchor: the same native call and handler, no memmesh core', await measure(1, floor),
+      { case: 'request-seq', api: 'anchor: Node-API floor (no core)' })
     await measure(1, call) // warm-up, not reported
     report('node ch.request(node.id, 64 B), sequential', await measure(1, call),
       { case: 'request-seq', api: 'await, one caller' })

@@ -136,7 +136,9 @@ pub fn table(records: &[Record]) -> String {
             };
             let ratio = anchor.map(|a| r.calls_per_s / a.calls_per_s);
             let ratio_text = ratio.map_or_else(|| "-".into(), |x| format!("{x:.2}x"));
-            let target_text = match target(&r.lang, case) {
+            // An anchor measured from a language (no memmesh in it) has no target.
+            let is_anchor = r.api.as_deref().is_some_and(|a| a.starts_with("anchor"));
+            let target_text = match target(&r.lang, case).filter(|_| !is_anchor) {
                 Some(Target::Ratio(t)) => match ratio {
                     Some(x) => format!(">= {t}x: {}", if x >= t { "met" } else { "not met" }),
                     None => format!(">= {t}x"),
@@ -238,5 +240,19 @@ mod tests {
             get.contains(">= 1.0 M/s: met") && get.contains(" - "),
             "{t}"
         );
+    }
+
+    #[test]
+    fn a_language_s_own_anchor_gets_a_ratio_but_no_target() {
+        let records = vec![
+            rec("rust", REQUEST_SEQ, Some(RUST_BLOCKING), 40_000.0),
+            rec("node", REQUEST_SEQ, Some("anchor: floor"), 30_000.0),
+            rec("node", REQUEST_SEQ, Some("await, one caller"), 10_000.0),
+        ];
+        let t = table(&records);
+        let anchor = t.lines().find(|l| l.starts_with("node: anchor")).unwrap();
+        assert!(anchor.contains("0.75x") && !anchor.contains("met"), "{t}");
+        let call = t.lines().find(|l| l.starts_with("node: await")).unwrap();
+        assert!(call.contains("0.25x") && call.contains("not met"), "{t}");
     }
 }

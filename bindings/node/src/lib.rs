@@ -20,6 +20,7 @@ pub mod docs_changes;
 pub mod docs_status;
 pub mod error;
 pub mod files;
+pub mod floor;
 pub mod handler;
 mod js_thread;
 pub mod membership;
