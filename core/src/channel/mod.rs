@@ -14,10 +14,14 @@ pub mod serve;
 pub(crate) mod service;
 pub mod target;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::future::Either;
 use tracing::debug;
 
 use crate::error::{Error, Result};
@@ -150,45 +154,29 @@ impl Channel {
         if self.shared.is_closed() {
             return Err(Error::closed());
         }
-        let shared = self.shared.clone();
-        let out = self.out.clone();
-        let timeout = timeout.unwrap_or(shared.config.request_timeout);
-        let local = peer == shared.id;
-        let cancel = shared.cancel.clone();
-        let work = async move {
-            let exchange = async {
-                if local {
-                    return serve::handle(&shared, peer, &out.name, ChannelOp::Request, data).await;
-                }
-                let conn = connection(&shared.node, peer).await?;
-                call_encoded(&conn, &out.request, data, shared.limits()).await
-            };
-            // No timer for what is done at once (a local handler that answers at once).
-            within(deadline_after(timeout), exchange)
-                .await
-                .ok_or_else(|| ChannelError::RequestTimeout {
-                    peer: peer.short(),
-                    name: out.name.to_string(),
-                    timeout,
-                })?
+        let timeout = timeout.unwrap_or(self.shared.config.request_timeout);
+        // One await of one of two futures, each built in the call that takes it: this
+        // future then holds the state of one branch (not both side by side, nor a
+        // moved-from copy of the work beside the running one).
+        let exchange = if peer != self.shared.id {
+            Either::Left(self.shared.run(remote_request(
+                self.shared.clone(),
+                self.out.clone(),
+                peer,
+                data,
+                timeout,
+            )))
+        } else {
+            // A request to this node: its handler runs where the caller awaits, in the
+            // node runtime's context, without a task hop (a caller on a plain thread, as
+            // every binding's blocking call, would otherwise wait for two thread
+            // wake-ups). Shutdown ends it with `Closed`, as it ends the node's tasks.
+            Either::Right(self.shared.runtime.here(UntilClosed {
+                closed: self.shared.cancel.clone().cancelled_owned(),
+                work: local_request(self.shared.clone(), self.out.clone(), data, timeout),
+            }))
         };
-        if !local {
-            return self.shared.run(work).await;
-        }
-        // A request to this node: its handler runs where the caller awaits, in the node
-        // runtime's context, without a task hop (a caller on a plain thread, as every
-        // binding's blocking call, would otherwise wait for two thread wake-ups). Shutdown
-        // ends it with `Closed`, as it ends the node's tasks.
-        self.shared
-            .runtime
-            .here(async move {
-                tokio::select! {
-                    biased;
-                    () = cancel.cancelled() => Err(Error::closed()),
-                    out = work => out,
-                }
-            })
-            .await
+        exchange.await
     }
 
     /// Waits for the next message (use this or [`Channel::on_message`], not both).
@@ -300,6 +288,71 @@ async fn send_via(
             peer: peer.short(),
             timeout,
         })?
+}
+
+/// A request to `peer` (another node) over its connection, within `timeout`.
+async fn remote_request(
+    shared: Arc<ChannelService>,
+    out: Arc<Outgoing>,
+    peer: NodeId,
+    data: Bytes,
+    timeout: Duration,
+) -> Result<Bytes> {
+    let exchange = async {
+        let conn = connection(&shared.node, peer).await?;
+        call_encoded(&conn, &out.request, data, shared.limits()).await
+    };
+    within(deadline_after(timeout), exchange)
+        .await
+        .ok_or_else(|| timed_out(peer, &out, timeout))?
+}
+
+/// A request to this node's own handler, within `timeout`. No timer for what is done at
+/// once (a handler that answers at once).
+async fn local_request(
+    shared: Arc<ChannelService>,
+    out: Arc<Outgoing>,
+    data: Bytes,
+    timeout: Duration,
+) -> Result<Bytes> {
+    let me = shared.id;
+    let exchange = serve::handle(&shared, me, &out.name, ChannelOp::Request, data);
+    within(deadline_after(timeout), exchange)
+        .await
+        .ok_or_else(|| timed_out(me, &out, timeout))?
+}
+
+pin_project_lite::pin_project! {
+    /// `work`, ended with `Closed` when the node shuts down (looked at first on every
+    /// poll). A plain combinator, so `work` is held once (an `async` block with `select!`
+    /// would hold it twice: captured, and in the select's own state).
+    struct UntilClosed<F> {
+        #[pin]
+        closed: tokio_util::sync::WaitForCancellationFutureOwned,
+        #[pin]
+        work: F,
+    }
+}
+
+impl<F: Future<Output = Result<Bytes>>> Future for UntilClosed<F> {
+    type Output = Result<Bytes>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Bytes>> {
+        let this = self.project();
+        if this.closed.poll(cx).is_ready() {
+            return Poll::Ready(Err(Error::closed()));
+        }
+        this.work.poll(cx)
+    }
+}
+
+fn timed_out(peer: NodeId, out: &Outgoing, timeout: Duration) -> Error {
+    ChannelError::RequestTimeout {
+        peer: peer.short(),
+        name: out.name.to_string(),
+        timeout,
+    }
+    .into()
 }
 
 /// Folds per-peer outcomes into a count, or an error naming every failure.

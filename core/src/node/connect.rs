@@ -176,6 +176,13 @@ pub async fn connection_within(
     if let Some(c) = shared.pool.live(&id) {
         return Ok(c);
     }
+    // The dial's state (handshakes, hello, PAKE) is kilobytes: boxed, it is not carried
+    // (and moved) in the future of every call that finds its connection pooled.
+    Box::pin(redial(shared, id, max_dial)).await
+}
+
+/// Dials `id` (under its dial lock) unless a connection appeared meanwhile.
+async fn redial(shared: &Arc<Shared>, id: NodeId, max_dial: Duration) -> Result<quinn::Connection> {
     if !shared.pool.knows(&id) {
         return Err(PeerError::UnknownPeer { id }.into());
     }
