@@ -7,13 +7,12 @@
 //! that costs is Node-API's and V8's share of a local request, which no change to memmesh
 //! can remove.
 
-use napi::bindgen_prelude::{
-    BufferSlice, Either, Env, Function, JsObjectValue, JsValue, Object, Uint8ArraySlice, Unknown,
-};
+use napi::bindgen_prelude::{BufferSlice, Either, Env, Function, Uint8ArraySlice, Unknown};
 use napi_derive::napi;
 
 use crate::bytes::{buffer_here, from_js, from_unknown};
 use crate::error::{js_error, to_js};
+use crate::handler::request_arg;
 
 /// The binding's work around a local request, without the core (see the module docs).
 #[napi(js_name = "__requestFloorForBench", catch_unwind)]
@@ -25,10 +24,7 @@ pub fn request_floor<'env>(
 ) -> napi::Result<BufferSlice<'env>> {
     let from: memmesh::NodeId = to_js(env, peer.parse())?;
     let data = from_js(data);
-    let mut arg = Object::new(env)?;
-    arg.set_named_property("from", from.to_string())?;
-    arg.set_named_property("data", buffer_here(env, &data)?)?;
-    let answer = handler.call(arg.to_unknown())?;
+    let answer = handler.call(request_arg(env, from, &data)?)?;
     let reply = from_unknown(answer).map_err(|m| {
         js_error(
             env,

@@ -149,6 +149,19 @@ fn read_nothing(_: Unknown<'_>) -> Outcome<Option<Bytes>> {
     Ok(None)
 }
 
+/// A handler's `{ from, data }` argument, built on the JavaScript thread of `env`, its
+/// bytes copied into an engine-owned Buffer.
+pub(crate) fn request_arg<'env>(
+    env: &'env Env,
+    from: NodeId,
+    data: &[u8],
+) -> napi::Result<Unknown<'env>> {
+    let mut arg = Object::new(env)?;
+    arg.set_named_property("from", from.to_string())?;
+    arg.set_named_property("data", buffer_here(env, data)?)?;
+    Ok(arg.to_unknown())
+}
+
 /// Calls `function` here and now, on the JavaScript thread of `env`, and resolves with
 /// its outcome, read by `read` (the same outcome [`call`] gives through a threadsafe
 /// function).
@@ -160,13 +173,9 @@ fn call_here<T: 'static>(
 ) -> oneshot::Receiver<Outcome<T>> {
     let (tx, rx) = oneshot::channel();
     let reply: Reply<T> = Rc::new(Cell::new(Some(tx)));
-    let returned = function.borrow_back(env).and_then(|f| {
-        // The argument is built here, its bytes copied into an engine-owned Buffer.
-        let mut arg = Object::new(env)?;
-        arg.set_named_property("from", from.to_string())?;
-        arg.set_named_property("data", buffer_here(env, &data)?)?;
-        f.call(arg.to_unknown())
-    });
+    let returned = function
+        .borrow_back(env)
+        .and_then(|f| f.call(request_arg(env, from, &data)?));
     if let Err(error) = on_return(returned, reply, read, false) {
         // Only attaching `then`/`catch` to a returned promise can fail here; the reply's
         // sender is then dropped and the request fails as a handler that could not run.
