@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use futures::channel::oneshot;
 
-use super::db::{Applied, Commit, Db, Op};
+use super::db::{Applied, Commit, Db, Op, Staged};
 use super::error::FilesError;
 use super::logfmt::{Loc, SEGMENT_HEADER};
 use super::valuelog::ValueLog;
@@ -293,7 +293,7 @@ fn run(
         transactions += 1;
         let result = commit(db, contents, log, &mut batch, &mut deferral);
         match result {
-            Ok(applied) => {
+            Ok(Outcome { applied, deferred }) => {
                 {
                     let mut u = usage.lock().unwrap_or_else(|p| p.into_inner());
                     for (job, a) in batch.iter().zip(&applied) {
@@ -330,8 +330,14 @@ fn run(
                         }
                     }
                 }
+                // Readers wait for a deferred batch's commit from before its callers
+                // hear of it until it is made (`visible.rs`).
+                let announced = deferred.as_ref().map(|_| db.visibility().announce());
                 for (job, a) in batch.into_iter().zip(applied) {
                     let _ = job.reply.send(Ok(a));
+                }
+                if let (Some(d), Some(announced)) = (deferred, announced) {
+                    finish(db, log, d, announced, &mut deferral);
                 }
                 if let Err(e) = compact(db, log, &mut deferral) {
                     tracing::warn!(error = %e, "files: compacting the value log failed");
@@ -361,13 +367,38 @@ fn checkpoint(db: &Db, log: &ValueLog, deferral: &mut Deferral) {
     }
 }
 
+/// A batch committed, or staged: what each op did, and for a deferred batch the
+/// transaction still to commit once its callers are answered ([`finish`]).
+struct Outcome {
+    applied: Vec<Applied>,
+    deferred: Option<Deferred>,
+}
+
+/// A deferred batch's transaction, staged: committed after its callers are answered.
+struct Deferred {
+    staged: Staged,
+    /// Its ops, for a durable commit if the deferred one fails.
+    ops: Vec<Op>,
+    /// Where the log ended after its records.
+    after: (u64, u64),
+    /// Log bytes it appended, and when.
+    bytes: u64,
+    at: Instant,
+    /// Log values it made live and freed.
+    added: Vec<Loc>,
+    freed: Vec<Loc>,
+}
+
 fn commit(
     db: &Db,
     contents: &std::path::Path,
     log: &ValueLog,
     batch: &mut [Job],
     deferral: &mut Deferral,
-) -> Result<Vec<Applied>, FilesError> {
+) -> Result<Outcome, FilesError> {
+    if let Some(why) = db.visibility().failure() {
+        return Err(FilesError::Commit(why));
+    }
     // Inlined puts have no content file: a batch of them needs no directory sync.
     if batch.iter().any(|j| matches!(j.op, Op::Put { .. })) {
         crate::durable::sync_dir(contents).map_err(FilesError::io("syncing", contents))?;
@@ -382,7 +413,7 @@ fn commit(
         })
         .collect();
     let before = log.end();
-    let locs = match log.append(&items) {
+    let locs = match log.write(&items) {
         Ok(locs) => locs,
         Err(e) => {
             take_back(log, before);
@@ -390,6 +421,8 @@ fn commit(
         }
     };
     let after = log.end();
+    let wrote = !items.is_empty();
+    drop(items);
     let pure = batch.iter().all(|j| matches!(j.op, Op::PutInline { .. }));
     let now = Instant::now();
     let bytes = appended(before, after);
@@ -417,28 +450,85 @@ fn commit(
     } else {
         Commit::Durable(Some(after))
     };
-    let applied = match db.apply_at(ops, how) {
+    // Staged while the disk writes the records; committed only once they are synced (a
+    // row is never visible before its put is durable).
+    let mut staged = match db.stage(ops, how) {
+        Ok(staged) => staged,
+        Err(e) => {
+            take_back(log, before);
+            return Err(e);
+        }
+    };
+    if wrote {
+        if let Err(e) = log.sync() {
+            drop(staged);
+            take_back(log, before);
+            return Err(e);
+        }
+    }
+    let mut added = Vec::new();
+    let mut freed = Vec::new();
+    for (op, a) in logged.iter().zip(&staged.applied) {
+        if let (Some(Op::PutLogged { loc, .. }), false) = (op, a.kept) {
+            added.push(*loc);
+        }
+        freed.extend(a.freed);
+    }
+    if defer {
+        // Durable already (the log's records carry the rows): answered before the commit.
+        let applied = std::mem::take(&mut staged.applied);
+        let deferred = Deferred {
+            staged,
+            ops: logged.into_iter().flatten().collect(),
+            after,
+            bytes,
+            at: now,
+            added,
+            freed,
+        };
+        return Ok(Outcome {
+            applied,
+            deferred: Some(deferred),
+        });
+    }
+    let applied = match staged.commit() {
         Ok(applied) => applied,
         Err(e) => {
             take_back(log, before);
             return Err(e);
         }
     };
-    if defer {
-        deferral.deferred(bytes, now);
-    } else {
-        deferral.durable();
-    }
-    let mut added = Vec::new();
-    let mut freed = Vec::new();
-    for (op, a) in logged.iter().zip(&applied) {
-        if let (Some(Op::PutLogged { loc, .. }), false) = (op, a.kept) {
-            added.push(*loc);
-        }
-        freed.extend(a.freed);
-    }
+    deferral.durable();
     log.committed(&added, &freed);
-    Ok(applied)
+    Ok(Outcome {
+        applied,
+        deferred: None,
+    })
+}
+
+/// Commits a deferred batch whose callers were answered (announced as `announced`), then
+/// lets readers see it. If that commit fails, its ops are committed durably instead; if
+/// that fails too, the store stops (every later read and write fails): its rows are safe
+/// in the value log and written again at the next open.
+fn finish(db: &Db, log: &ValueLog, d: Deferred, announced: u64, deferral: &mut Deferral) {
+    match d.staged.commit() {
+        Ok(_) => deferral.deferred(d.bytes, d.at),
+        Err(e) => {
+            tracing::warn!(error = %e, rows = d.ops.len(), "files: a deferred metadata commit failed; committing it durably");
+            if let Err(e) = db.apply_at(&d.ops, Commit::Durable(Some(d.after))) {
+                tracing::error!(error = %e, "files: the store stops: rows answered could not be committed");
+                db.visibility().fail(format!(
+                    "the metadata of puts already answered could not be committed ({e}); \
+                     they are in the value log and are written again when the store is \
+                     opened next: restart the node"
+                ));
+                return;
+            }
+            deferral.durable();
+        }
+    }
+    db.visibility().reached(announced);
+    log.committed(&d.added, &d.freed);
 }
 
 /// Cuts the log back to `before` after a failed commit, so that its records are not
@@ -589,6 +679,23 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Commits a batch as `run` does, the callers' answers aside: a deferred batch is
+    /// announced, then finished.
+    fn commit_all(
+        db: &Db,
+        contents: &std::path::Path,
+        log: &ValueLog,
+        batch: &mut [Job],
+        deferral: &mut Deferral,
+    ) -> Result<Vec<Applied>, FilesError> {
+        let Outcome { applied, deferred } = commit(db, contents, log, batch, deferral)?;
+        if let Some(d) = deferred {
+            let announced = db.visibility().announce();
+            finish(db, log, d, announced, deferral);
+        }
+        Ok(applied)
+    }
+
     fn job(op: Op) -> Job {
         let (reply, _) = oneshot::channel();
         Job {
@@ -626,9 +733,9 @@ mod tests {
         };
         // Three values fill the first segment past its limit; the fourth starts another.
         for i in 1..=3 {
-            commit(&db, &dir, &log, &mut [put(i)], &mut Deferral::default()).unwrap();
+            commit_all(&db, &dir, &log, &mut [put(i)], &mut Deferral::default()).unwrap();
         }
-        commit(&db, &dir, &log, &mut [put(4)], &mut Deferral::default()).unwrap();
+        commit_all(&db, &dir, &log, &mut [put(4)], &mut Deferral::default()).unwrap();
         let first = db.logged(&[1; 32]).unwrap().unwrap().segment;
         assert_eq!(db.logged(&[3; 32]).unwrap().unwrap().segment, first);
         assert_eq!(db.logged(&[4; 32]).unwrap().unwrap().segment, first + 1);
@@ -638,7 +745,7 @@ mod tests {
         );
         assert_eq!(log.compaction_candidate(), None);
         // Two of the three deleted: the first segment is a third live, so it is compacted.
-        commit(
+        commit_all(
             &db,
             &dir,
             &log,
@@ -674,6 +781,51 @@ mod tests {
             vec![(first + 1, moved.end(), 2 * BIG as u64)]
         );
         drop(log);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A deferred batch is answered before its transaction is committed: a read begun
+    /// after the answer waits for that commit and then sees the rows.
+    #[test]
+    fn a_read_after_a_deferred_batch_was_answered_waits_for_its_commit() {
+        let dir = std::env::temp_dir().join(format!("memmesh-visible-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = Arc::new(Db::open(&dir).unwrap());
+        let (log, _) = ValueLog::open(&dir.join("log"), &Default::default()).unwrap();
+        let key = StorageKey::from_bytes(&[1; 32]).unwrap();
+        let row = Record {
+            size: 3,
+            stored: 3,
+            created: 1,
+            name: None,
+            content_type: None,
+            loc: None,
+        }
+        .encode(&[7; 32], &key)
+        .unwrap();
+        let mut deferral = Deferral::default();
+        let mut batch = [job(Op::PutInline {
+            id: [7; 32],
+            row,
+            content: vec![7; 3].into(),
+        })];
+        let Outcome { applied, deferred } =
+            commit(&db, &dir, &log, &mut batch, &mut deferral).unwrap();
+        assert!(!applied[0].kept);
+        let deferred = deferred.expect("a batch of small puts only is deferred");
+        // Not committed yet, and nothing announced: a read does not wait, nor see it.
+        assert!(db.get(&[7; 32]).unwrap().is_none());
+        let announced = db.visibility().announce();
+        let reader = {
+            let db = db.clone();
+            std::thread::spawn(move || db.get(&[7; 32]).unwrap())
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!reader.is_finished(), "the read went on before the commit");
+        finish(&db, &log, deferred, announced, &mut deferral);
+        assert!(reader.join().unwrap().is_some(), "seen once committed");
+        assert!(deferral.pending(), "deferred: a durable commit comes later");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -732,7 +884,7 @@ mod tests {
         };
         let mut deferral = Deferral::default();
         // A durable batch (a delete of nothing with a put), then two deferred ones.
-        commit(
+        commit_all(
             &db,
             &dir,
             &log,
@@ -741,8 +893,8 @@ mod tests {
         )
         .unwrap();
         assert!(!deferral.pending());
-        commit(&db, &dir, &log, &mut [put(2), put(3)], &mut deferral).unwrap();
-        commit(&db, &dir, &log, &mut [put(4)], &mut deferral).unwrap();
+        commit_all(&db, &dir, &log, &mut [put(2), put(3)], &mut deferral).unwrap();
+        commit_all(&db, &dir, &log, &mut [put(4)], &mut deferral).unwrap();
         assert!(deferral.pending());
         for i in 1..=4u8 {
             assert!(db.get(&[i; 32]).unwrap().is_some(), "visible at once");

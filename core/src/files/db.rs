@@ -54,6 +54,7 @@ use super::inline::INLINE;
 use super::key::StorageKey;
 use super::logfmt::{Loc, LOC_LEN};
 use super::migrate::migrate_logged;
+use super::visible::Visibility;
 
 /// The database file's name inside the data dir.
 pub const DB_FILE: &str = "files.redb";
@@ -362,8 +363,10 @@ pub enum Commit {
 /// The opened metadata database.
 #[derive(Debug)]
 pub struct Db {
-    pub(super) db: Database,
+    db: Database,
     path: PathBuf,
+    /// Batches answered before their commit, which readers wait for (`visible.rs`).
+    visible: Visibility,
 }
 
 impl Db {
@@ -410,7 +413,23 @@ impl Db {
             );
         }
         txn.commit()?;
-        Ok(Db { db, path })
+        Ok(Db {
+            db,
+            path,
+            visible: Visibility::default(),
+        })
+    }
+
+    /// A read transaction that sees every batch answered so far (waits for a deferred
+    /// commit whose callers were answered, `visible.rs`).
+    pub(super) fn read(&self) -> Result<redb::ReadTransaction, FilesError> {
+        self.visible.wait()?;
+        Ok(self.db.begin_read()?)
+    }
+
+    /// The batches answered before their commit.
+    pub(super) fn visibility(&self) -> &Visibility {
+        &self.visible
     }
 
     /// The database file.
@@ -420,7 +439,7 @@ impl Db {
 
     /// A file's row.
     pub fn get(&self, id: &[u8; 32]) -> Result<Option<Vec<u8>>, FilesError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let t = txn.open_table(FILES)?;
         Ok(t.get(&id[..])?.map(|v| v.value().to_vec()))
     }
@@ -428,7 +447,7 @@ impl Db {
     /// Where a file's contents are in the value log (its record's pointer), if they are
     /// there (a malformed record is `Corrupted`).
     pub fn logged(&self, id: &[u8; 32]) -> Result<Option<Loc>, FilesError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let t = txn.open_table(FILES)?;
         match t.get(&id[..])? {
             None => Ok(None),
@@ -443,7 +462,7 @@ impl Db {
 
     /// Every value log pointer, and the ids whose record is malformed (recovery).
     pub fn all_logged(&self) -> Result<(Logged, Vec<[u8; 32]>), FilesError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let t = txn.open_table(FILES)?;
         let mut out = HashMap::new();
         let mut bad = Vec::new();
@@ -465,7 +484,7 @@ impl Db {
 
     /// The values in value log segment `segment` (compaction).
     pub fn logged_in(&self, segment: u64) -> Result<Vec<([u8; 32], Loc)>, FilesError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let t = txn.open_table(FILES)?;
         let mut out = Vec::new();
         for entry in t.iter()? {
@@ -484,7 +503,7 @@ impl Db {
     /// The holders of a file: the nodes `holders` lists and, if the file has a record
     /// here, this node (`local`; a record implies it since schema 4), in node id order.
     pub fn holders(&self, id: &[u8; 32], local: &[u8; 32]) -> Result<Vec<[u8; 32]>, FilesError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let mut out = BTreeSet::new();
         if txn.open_table(FILES)?.get(&id[..])?.is_some() {
             out.insert(*local);
@@ -500,7 +519,7 @@ impl Db {
 
     /// Whether a tombstone is kept for `id`.
     pub fn tombstoned(&self, id: &[u8; 32]) -> Result<bool, FilesError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let t = txn.open_table(TOMBSTONES)?;
         Ok(t.get(&id[..])?.is_some())
     }
@@ -512,7 +531,7 @@ impl Db {
         for (id, nodes) in self.all_of(HOLDERS)? {
             all.entry(id).or_default().extend(nodes);
         }
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let t = txn.open_table(FILES)?;
         for entry in t.iter()? {
             let (k, _) = entry?;
@@ -537,7 +556,7 @@ impl Db {
         &self,
         table: MultimapTableDefinition<&[u8], &[u8]>,
     ) -> Result<Vec<Pending>, FilesError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let t = txn.open_multimap_table(table)?;
         let mut out = Vec::new();
         for entry in t.iter()? {
@@ -563,7 +582,7 @@ impl Db {
         after: Option<&[u8; 32]>,
         limit: usize,
     ) -> Result<(Vec<Row>, bool), FilesError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let t = txn.open_table(FILES)?;
         let start: Bound<&[u8]> = match after {
             Some(a) => Bound::Excluded(&a[..]),
@@ -587,7 +606,7 @@ impl Db {
 
     /// Every row's id and stored length (recovery and the usage count).
     pub fn all_stored(&self) -> Result<Vec<StoredLen>, FilesError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let t = txn.open_table(FILES)?;
         let mut out = Vec::new();
         for entry in t.iter()? {
@@ -612,7 +631,7 @@ impl Db {
     /// The value log checkpoint of the last durable commit that wrote one (schema 5), if
     /// any: the records after it may have no durable row.
     pub fn checkpoint(&self) -> Result<Option<(u64, u64)>, FilesError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let meta = txn.open_table(META)?;
         let segment = meta.get(CHECKPOINT_SEGMENT_KEY)?.map(|v| v.value());
         let offset = meta.get(CHECKPOINT_OFFSET_KEY)?.map(|v| v.value());
@@ -659,6 +678,17 @@ impl Db {
         ops: impl IntoIterator<Item = &'a Op>,
         commit: Commit,
     ) -> Result<Vec<Applied>, FilesError> {
+        self.stage(ops, commit)?.commit()
+    }
+
+    /// Applies `ops` in one write transaction, in order, without committing it: what each
+    /// did, and the transaction to commit ([`Staged::commit`]; dropped, it is aborted).
+    /// Readers do not see it until it is committed.
+    pub fn stage<'a>(
+        &self,
+        ops: impl IntoIterator<Item = &'a Op>,
+        commit: Commit,
+    ) -> Result<Staged, FilesError> {
         let ops = ops.into_iter();
         let mut txn = self.db.begin_write()?;
         match commit {
@@ -813,8 +843,31 @@ impl Db {
                 }
             }
         }
-        txn.commit()?;
-        Ok(applied)
+        Ok(Staged { txn, applied })
+    }
+}
+
+/// A write transaction applied but not yet committed ([`Db::stage`]).
+pub struct Staged {
+    txn: redb::WriteTransaction,
+    /// What each op did, in order.
+    pub applied: Vec<Applied>,
+}
+
+impl std::fmt::Debug for Staged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Staged")
+            .field("ops", &self.applied.len())
+            .finish()
+    }
+}
+
+impl Staged {
+    /// Commits the transaction (durable when it returns if it was staged with
+    /// [`Commit::Durable`]); what each op did.
+    pub fn commit(self) -> Result<Vec<Applied>, FilesError> {
+        self.txn.commit()?;
+        Ok(self.applied)
     }
 }
 

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableTable, TableDefinition};
 
 use super::contents::{decrypt_stream, read_decrypted};
 use super::crypt::{Encryptor, SegmentKey, SEGMENT, TAG};
@@ -62,14 +62,14 @@ pub fn seal(data: &[u8], key: &StorageKey) -> Result<([u8; 32], Vec<u8>), FilesE
 impl Db {
     /// A file's inlined contents, if it is inlined.
     pub fn inline(&self, id: &[u8; 32]) -> Result<Option<Vec<u8>>, FilesError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let t = txn.open_table(INLINE)?;
         Ok(t.get(&id[..])?.map(|v| v.value().to_vec()))
     }
 
     /// The length of every inlined file's contents (recovery).
     pub fn inline_lengths(&self) -> Result<HashMap<[u8; 32], u64>, FilesError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let t = txn.open_table(INLINE)?;
         let mut out = HashMap::new();
         for entry in t.iter()? {

@@ -39,6 +39,7 @@ pub mod reader;
 pub(crate) mod service;
 pub mod store;
 pub mod valuelog;
+pub mod visible;
 
 use std::any::Any;
 use std::path::PathBuf;
