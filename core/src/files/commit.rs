@@ -5,9 +5,12 @@
 //!
 //! Small files' sealed contents go to the value log (`valuelog.rs`): the committer
 //! appends every queued one in one write and fdatasyncs it **before** the transaction
-//! whose rows point at them. After answering a batch it compacts at most one segment that
-//! is less than half live (copies its live values to the active segment, synced, then one
-//! transaction moves the pointers, then the old segment is unlinked).
+//! whose rows point at them is committed (the transaction is staged while the disk
+//! writes). A batch of small puts only is durable through its log records, which carry
+//! its rows: its callers are answered before its (deferred) commit, and readers wait for
+//! that commit (`visible.rs`). After answering a batch it compacts at most one segment
+//! that is less than half live (copies its live values to the active segment, synced,
+//! then one transaction moves the pointers, then the old segment is unlinked).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
