@@ -424,8 +424,7 @@ fn commit(
         }
     };
     let after = log.end();
-    let wrote = !items.is_empty();
-    drop(items);
+    let wrote = !locs.is_empty();
     let pure = batch.iter().all(|j| matches!(j.op, Op::PutInline { .. }));
     let now = Instant::now();
     let bytes = appended(before, after);
