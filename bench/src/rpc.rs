@@ -66,6 +66,11 @@ struct Args {
     /// Measure only these parts (repeatable) [default: memmesh, quinn, local].
     #[arg(long, value_enum)]
     only: Vec<Part>,
+    /// Rounds of each remote case: memmesh and quinn alternate which runs first (memmesh
+    /// in odd rounds, quinn in even ones), one table row per round, then the median
+    /// of the rate ratios [default: 1].
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
 }
 
 /// The validated run settings.
@@ -77,6 +82,7 @@ struct Plan {
     levels: Vec<usize>,
     parts: Vec<Part>,
     quick: bool,
+    rounds: usize,
 }
 
 impl Plan {
@@ -101,6 +107,11 @@ impl Plan {
             levels.iter().all(|&c| (1..=10_000).contains(&c)),
             "--concurrency must be 1..=10000"
         );
+        ensure!(
+            (1..=1000).contains(&args.rounds),
+            "--rounds must be 1..=1000, got {}",
+            args.rounds
+        );
         let parts = if args.only.is_empty() {
             vec![Part::Memmesh, Part::Quinn, Part::Local]
         } else {
@@ -114,6 +125,7 @@ impl Plan {
             levels,
             parts,
             quick: args.quick,
+            rounds: args.rounds,
         })
     }
 
@@ -198,38 +210,76 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// memmesh and quinn side by side, case by case (each memmesh case right before its
-/// quinn case, so both see the same machine conditions as far as possible).
+/// memmesh and quinn side by side, case by case (each memmesh case right before or
+/// after its quinn case, so both see the same machine conditions as far as possible).
+/// With `--rounds N` every case is measured N times, the order alternating, and the
+/// median of the per-round rate ratios is printed under the table.
 fn remote(plan: &Plan, mesh: &MeshPair, quinn: Option<&QuinnPair>) -> Result<()> {
     let mut rows = Vec::new();
+    let mut medians = Vec::new();
     for (case, size, concurrency) in plan.cases() {
         let data = payload(size);
         let spec = plan.spec(concurrency);
-        let memmesh = if plan.wants(Part::Memmesh) {
-            eprintln!("running {case}: memmesh");
-            Some(run_on(
-                &mesh.handle(),
-                spec,
-                data.clone(),
-                mesh.remote_call(),
-            )?)
-        } else {
-            None
-        };
-        let quinn = match quinn {
-            Some(q) => {
-                eprintln!("running {case}: quinn");
-                Some(run_on(&q.handle(), spec, data.clone(), q.call())?)
+        let mut ratios = Vec::new();
+        for round in 1..=plan.rounds {
+            let label = if plan.rounds > 1 {
+                format!("{case} #{round}")
+            } else {
+                case.clone()
+            };
+            let run_memmesh = || -> Result<Option<_>> {
+                if !plan.wants(Part::Memmesh) {
+                    return Ok(None);
+                }
+                eprintln!("running {label}: memmesh");
+                Ok(Some(run_on(
+                    &mesh.handle(),
+                    spec,
+                    data.clone(),
+                    mesh.remote_call(),
+                )?))
+            };
+            let run_quinn = || -> Result<Option<_>> {
+                let Some(q) = quinn else { return Ok(None) };
+                eprintln!("running {label}: quinn");
+                Ok(Some(run_on(&q.handle(), spec, data.clone(), q.call())?))
+            };
+            let (memmesh, quinn) = if round % 2 == 1 {
+                let m = run_memmesh()?;
+                (m, run_quinn()?)
+            } else {
+                let q = run_quinn()?;
+                (run_memmesh()?, q)
+            };
+            if let (Some(m), Some(q)) = (memmesh, quinn) {
+                ratios.push(m.rps / q.rps);
             }
-            None => None,
-        };
-        rows.push(Comparison {
-            case,
-            memmesh,
-            quinn,
-        });
+            rows.push(Comparison {
+                case: label,
+                memmesh,
+                quinn,
+            });
+        }
+        if plan.rounds > 1 && !ratios.is_empty() {
+            medians.push((case, ratios));
+        }
     }
     println!("{}", comparison_table(&rows));
+    for (case, mut ratios) in medians {
+        ratios.sort_by(f64::total_cmp);
+        let mid = ratios.len() / 2;
+        let median = if ratios.len() % 2 == 0 {
+            (ratios[mid - 1] + ratios[mid]) / 2.0
+        } else {
+            ratios[mid]
+        };
+        println!(
+            "{case}: rps m/q median {median:.2}x over {} rounds (min {:.2}x, max {:.2}x)",
+            ratios.len(),
+            ratios[0],
+            ratios[ratios.len() - 1]
+        );
+    }
     Ok(())
 }
 
