@@ -350,3 +350,61 @@ async fn concurrent_reads_of_remote_keys_each_get_their_own_value() {
         n.shutdown().await.unwrap();
     }
 }
+
+/// A reader that gives up midway (its future dropped while its request is under way)
+/// gives up its place in its peer's lane (`cache/readbox.rs`): the reads queued behind it
+/// are still sent and answered, and later reads are not held back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_that_give_up_midway_do_not_hold_back_the_reads_queued_behind_them() {
+    let a = builder("a").start().await.unwrap();
+    let b = join("b", &a).await;
+    converge(&[a.clone(), b.clone()]).await;
+    let ca = a.cache("giveup", opts(1)).await.unwrap();
+    let cb = b.cache("giveup", None).await.unwrap();
+    let key = |i: usize| format!("k{i}");
+    let value = |i: usize| Bytes::from(format!("value-{i}"));
+    for i in 0..200 {
+        cb.set(&key(i), value(i), None).await.unwrap();
+    }
+    let mut given_up = 0;
+    for round in 0..20 {
+        // Readers polled once (the first ones of a remote key send their request from
+        // there, the others queue behind them), then dropped while their requests are
+        // under way. Keys `a` holds itself are answered at once.
+        let mut abandoned = Vec::new();
+        for i in 0..8 {
+            let ca = ca.clone();
+            let k = key((round * 8 + i) % 200);
+            let mut get = Box::pin(async move { ca.get(&k).await });
+            if futures::poll!(&mut get).is_pending() {
+                given_up += 1;
+                abandoned.push(get);
+            }
+        }
+        let mut reads = Vec::new();
+        for i in 0..64 {
+            let ca = ca.clone();
+            let k = key((round * 7 + i) % 200);
+            let mut get = Box::pin(async move { ca.get(&k).await });
+            let first = futures::poll!(&mut get);
+            reads.push((i, get, first));
+        }
+        drop(abandoned);
+        for (i, get, first) in reads {
+            let got = match first {
+                std::task::Poll::Ready(got) => got,
+                std::task::Poll::Pending => tokio::time::timeout(Duration::from_secs(10), get)
+                    .await
+                    .unwrap_or_else(|_| panic!("round {round}: read {i} held back")),
+            };
+            let want = (round * 7 + i) % 200;
+            assert_eq!(got.unwrap(), Some(value(want)), "round {round}: read {i}");
+        }
+    }
+    assert!(given_up >= 20, "only {given_up} readers gave up midway");
+    // And a lone reader afterwards is answered at once.
+    let got = tokio::time::timeout(Duration::from_secs(5), ca.get(&key(3))).await;
+    assert_eq!(got.expect("held back").unwrap(), Some(value(3)));
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}

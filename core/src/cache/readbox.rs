@@ -1,7 +1,10 @@
 //! Sending single-key reads to peers, coalesced: concurrent `get`s served by one peer
 //! travel in one multi-key `Get` request when a request to it is already under way, on
 //! the very queue writes use (`coalesce.rs`, one lane per peer and bucket). Each read gets
-//! exactly the answer its own `Get` would have got: its lookup, or its error.
+//! exactly the answer its own `Get` would have got: its lookup, or its error. A read to an
+//! idle lane is sent by its reader itself, with no task of its own; whatever queues behind
+//! it is handed to a sender task when it ends or is dropped ([`HandOn`], ADR 0021, seventh
+//! amendment).
 //!
 //! A peer answers a multi-key `Get` within its reply budget: keys past the budget come
 //! back `Moved` (a suffix of the answer, after the last key it answered). Those are asked
@@ -98,6 +101,20 @@ pub(crate) async fn get_at(
             let mut answers = ask(shared, target, bucket, vec![p.key], wait).await;
             return answers.pop().unwrap_or_else(|| Err(unexpected("get")));
         }
+        // The lane was idle, so the batch is this read alone: it is sent from here, with
+        // no task of its own and no hand-off of its answer (a lone reader's round trip
+        // is then the bare request's). Reads that queue behind it meanwhile are handed on
+        // to a sender task when it ends, or if this reader gives up midway.
+        Admit::Send(mut batch) if batch.len() == 1 => {
+            let _lane = HandOn {
+                shared,
+                target,
+                bucket,
+            };
+            let own = batch.pop().map(|p| p.key).unwrap_or_default();
+            let mut answers = ask(shared, target, bucket, vec![own], wait).await;
+            return answers.pop().unwrap_or_else(|| Err(unexpected("get")));
+        }
         // The sender runs on its own task: a reader that gives up must not cancel the
         // request that carries the others' reads.
         Admit::Send(batch) => {
@@ -125,25 +142,51 @@ async fn drain(shared: Arc<CacheService>, target: NodeId, bucket: String, mut ba
         for (reply, answer) in replies.into_iter().zip(answers) {
             let _ = reply.send(answer);
         }
-        let max = max_request(&shared);
-        let mut lanes = shared.readbox.lanes();
-        let Some(per_bucket) = lanes.get_mut(&target) else {
-            return;
-        };
-        let Some(lane) = per_bucket.get_mut(&bucket) else {
-            return;
-        };
-        match lane.next(max, |p| !p.reply.is_closed()) {
+        match next_batch(&shared, target, &bucket) {
             Some(next) => batch = next,
-            None => {
-                if lane.is_idle() {
-                    per_bucket.remove(&bucket);
-                    if per_bucket.is_empty() {
-                        lanes.remove(&target);
-                    }
-                }
-                return;
-            }
+            None => return,
+        }
+    }
+}
+
+/// For a sender whose request ended: the reads queued meanwhile (of readers still
+/// waiting), or `None` when nothing waits, the sender's place in the lane then given up
+/// (and the lane dropped once idle).
+fn next_batch(shared: &CacheService, target: NodeId, bucket: &str) -> Option<Vec<Pending>> {
+    let max = max_request(shared);
+    let mut lanes = shared.readbox.lanes();
+    let per_bucket = lanes.get_mut(&target)?;
+    let lane = per_bucket.get_mut(bucket)?;
+    if let Some(next) = lane.next(max, |p| !p.reply.is_closed()) {
+        return Some(next);
+    }
+    if lane.is_idle() {
+        per_bucket.remove(bucket);
+        if per_bucket.is_empty() {
+            lanes.remove(&target);
+        }
+    }
+    None
+}
+
+/// A lone reader's place in its lane, given up when its request ends or is dropped:
+/// the reads that queued behind it go to a sender task of their own.
+struct HandOn<'a> {
+    shared: &'a Arc<CacheService>,
+    target: NodeId,
+    bucket: &'a str,
+}
+
+impl Drop for HandOn<'_> {
+    fn drop(&mut self) {
+        if let Some(batch) = next_batch(self.shared, self.target, self.bucket) {
+            let task = drain(
+                self.shared.clone(),
+                self.target,
+                self.bucket.to_string(),
+                batch,
+            );
+            self.shared.runtime.handle().spawn(task);
         }
     }
 }
