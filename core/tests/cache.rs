@@ -37,6 +37,17 @@ fn opts(replicas: u32) -> Option<CacheOptions> {
     })
 }
 
+/// Two nodes and `bucket` on both, one copy of each key (so about half the keys `a`
+/// reads or writes are held by `b`).
+async fn two_nodes(bucket: &str) -> (Node, Node, memmesh::Cache, memmesh::Cache) {
+    let a = builder("a").start().await.unwrap();
+    let b = join("b", &a).await;
+    converge(&[a.clone(), b.clone()]).await;
+    let ca = a.cache(bucket, opts(1)).await.unwrap();
+    let cb = b.cache(bucket, None).await.unwrap();
+    (a, b, ca, cb)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_are_readable_everywhere_and_buckets_are_cluster_wide() {
     let a = node("a").await;
@@ -356,11 +367,7 @@ async fn concurrent_reads_of_remote_keys_each_get_their_own_value() {
 /// are still sent and answered, and later reads are not held back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readers_that_give_up_midway_do_not_hold_back_the_reads_queued_behind_them() {
-    let a = builder("a").start().await.unwrap();
-    let b = join("b", &a).await;
-    converge(&[a.clone(), b.clone()]).await;
-    let ca = a.cache("giveup", opts(1)).await.unwrap();
-    let cb = b.cache("giveup", None).await.unwrap();
+    let (a, b, ca, cb) = two_nodes("giveup").await;
     let key = |i: usize| format!("k{i}");
     let value = |i: usize| Bytes::from(format!("value-{i}"));
     for i in 0..200 {
@@ -405,6 +412,97 @@ async fn readers_that_give_up_midway_do_not_hold_back_the_reads_queued_behind_th
     // And a lone reader afterwards is answered at once.
     let got = tokio::time::timeout(Duration::from_secs(5), ca.get(&key(3))).await;
     assert_eq!(got.expect("held back").unwrap(), Some(value(3)));
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+/// A writer that gives up midway (its future dropped while its write is under way) does
+/// not cancel it (`cache/outbox.rs`: the sender is a task of its own): its write still
+/// lands, and the writes queued behind it are sent and answered. The writers run on the node's runtime,
+/// as a handler's or a binding's would, so a write's first poll reaches its peer's lane.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_that_give_up_midway_still_land_and_do_not_hold_back_the_writes_behind_them() {
+    let (a, b, ca, cb) = two_nodes("giveupw").await;
+    let on_a = ca.clone();
+    let given_up = a
+        .runtime_handle()
+        .spawn(async move {
+            let ca = on_a;
+            let mut given_up = Vec::new();
+            for round in 0..20 {
+                // Writers polled once, then dropped while under way: the first one of a
+                // remote key finds the lane idle and starts its sender (its write is
+                // sent and must land); the others queue behind it (a queued
+                // write whose writer is gone is not sent). Keys `a` holds itself are
+                // written at once.
+                tokio::time::sleep(Duration::from_millis(200)).await; // the lane is idle
+                let mut abandoned = Vec::new();
+                for i in 0..8 {
+                    let ca = ca.clone();
+                    let key = format!("gone-{round}-{i}");
+                    let k = key.clone();
+                    let mut set =
+                        Box::pin(async move { ca.set(&k, Bytes::from("kept"), None).await });
+                    if futures::poll!(&mut set).is_pending() {
+                        if abandoned.is_empty() {
+                            given_up.push(key);
+                        }
+                        abandoned.push(set);
+                    }
+                }
+                let mut writes = Vec::new();
+                for i in 0..64 {
+                    let ca = ca.clone();
+                    let k = format!("w-{round}-{i}");
+                    let v = Bytes::from(format!("v{i}"));
+                    let mut set = Box::pin(async move { ca.set(&k, v, None).await });
+                    let first = futures::poll!(&mut set);
+                    writes.push((i, set, first));
+                }
+                drop(abandoned);
+                for (i, set, first) in writes {
+                    let done = match first {
+                        std::task::Poll::Ready(done) => done,
+                        std::task::Poll::Pending => {
+                            tokio::time::timeout(Duration::from_secs(10), set)
+                                .await
+                                .unwrap_or_else(|_| panic!("round {round}: write {i} held back"))
+                        }
+                    };
+                    done.unwrap();
+                }
+            }
+            given_up
+        })
+        .await
+        .unwrap();
+    assert!(
+        given_up.len() >= 15,
+        "only {} senders gave up midway",
+        given_up.len()
+    );
+    // Every abandoned write that was under way landed (read through the other node).
+    for key in &given_up {
+        let end = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = cb.get(key).await.unwrap();
+            if got.as_deref() == Some(b"kept".as_slice()) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < end,
+                "the abandoned write of {key} was cancelled"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    for round in 0..20 {
+        for i in 0..64 {
+            let want = format!("v{i}");
+            let got = ca.get(&format!("w-{round}-{i}")).await.unwrap();
+            assert_eq!(got.as_deref(), Some(want.as_bytes()), "w-{round}-{i}");
+        }
+    }
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }
