@@ -16,6 +16,7 @@ use memmesh_bench::load::{run_blocking, run_on, Spec};
 use memmesh_bench::mesh::MeshPair;
 use memmesh_bench::quinn_echo::{Hops, QuinnPair};
 use memmesh_bench::report::{comparison_table, detail_table, rate, size_label, Comparison, Detail};
+use memmesh_bench::transfer::report::median;
 use memmesh_bench::{machine, payload, MAX_REPLY};
 
 /// Payload sizes of the remote cases.
@@ -265,20 +266,15 @@ fn remote(plan: &Plan, mesh: &MeshPair, quinn: Option<&QuinnPair>) -> Result<()>
         }
     }
     println!("{}", comparison_table(&rows));
-    for (case, mut ratios) in medians {
-        ratios.sort_by(f64::total_cmp);
-        let mid = ratios.len() / 2;
-        let median = if ratios.len() % 2 == 0 {
-            (ratios[mid - 1] + ratios[mid]) / 2.0
-        } else {
-            ratios[mid]
-        };
-        println!(
-            "{case}: rps m/q median {median:.2}x over {} rounds (min {:.2}x, max {:.2}x)",
-            ratios.len(),
-            ratios[0],
-            ratios[ratios.len() - 1]
-        );
+    for (case, ratios) in medians {
+        let n = ratios.len();
+        let min = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if let Some(median) = median(ratios) {
+            println!(
+                "{case}: rps m/q median {median:.2}x over {n} rounds (min {min:.2}x, max {max:.2}x)"
+            );
+        }
     }
     Ok(())
 }
