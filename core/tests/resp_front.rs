@@ -566,3 +566,114 @@ async fn sharded_pubsub_reaches_shard_subscribers_on_another_node() {
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }
+
+/// The `cache_read_requests` and `cache_reads_sent` counters of `INFO memmesh`.
+async fn read_counts(c: &mut Client) -> (u64, u64) {
+    let info = match c.cmd(&["INFO", "memmesh"]).await {
+        Value::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+        other => panic!("{other:?}"),
+    };
+    let field = |name: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .unwrap_or_else(|| panic!("no {name} in {info}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    (field("cache_read_requests"), field("cache_reads_sent"))
+}
+
+/// Concurrent `MGET`s (`get_many`) of keys another node holds travel together in shared
+/// `Get` requests (`cache/readbox.rs`), as single reads do: fewer requests than calls,
+/// and each call still gets exactly its own values in its own order, misses included,
+/// also when large values overflow a reply (the rest is asked again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_mgets_share_requests_and_each_gets_its_own_values() {
+    let start = |name: &'static str, seed: Option<String>| async move {
+        // Small messages, so that two large values never fit in one reply.
+        let mut b = builder(name)
+            .redis_listen("127.0.0.1:0")
+            .max_message_size(64 * 1024);
+        if let Some(seed) = seed {
+            b = b.bootstrap([seed]);
+        }
+        b.start().await.unwrap()
+    };
+    let a = start("a", None).await;
+    let b = start("b", Some(a.addr().to_string())).await;
+    assert!(
+        eventually(Duration::from_secs(30), || [&a, &b]
+            .iter()
+            .all(|n| n.peers().iter().any(|p| p.state == PeerState::Alive)))
+        .await
+    );
+    // db0 with one copy of each key, so about half of what `a` reads is held by `b`.
+    let one = memmesh::CacheOptions {
+        replicas: 1,
+        ..memmesh::CacheOptions::default()
+    };
+    let ca = a.cache("db0", Some(one)).await.unwrap();
+    let cb = b.cache("db0", None).await.unwrap();
+    let key = |i: usize| format!("m{i}");
+    let value = |i: usize| {
+        if i.is_multiple_of(25) {
+            vec![(i % 251) as u8; 24 * 1024]
+        } else {
+            format!("value-{i}").into_bytes()
+        }
+    };
+    for i in 0..400 {
+        cb.set(&key(i), Bytes::from(value(i)), None).await.unwrap();
+    }
+    let remote: Vec<bool> = (0..400)
+        .map(|i| !ca.owners(&key(i)).contains(&a.id()))
+        .collect();
+    let mut info = Client::connect(&a).await;
+    let (requests_before, sent_before) = read_counts(&mut info).await;
+    let mut clients = Vec::new();
+    for _ in 0..32 {
+        clients.push(Client::connect(&a).await);
+    }
+    let (mut calls, mut remote_keys) = (0u64, 0u64);
+    for round in 0..5 {
+        // Each client asks 16 keys of its own, and one that does not exist.
+        let asks: Vec<Vec<usize>> = (0..32)
+            .map(|c| (0..16).map(|j| (round * 61 + c * 16 + j) % 400).collect())
+            .collect();
+        for ask in &asks {
+            if ask.iter().any(|&i| remote[i]) {
+                calls += 1;
+            }
+            remote_keys += ask.iter().filter(|&&i| remote[i]).count() as u64;
+        }
+        let mgets = clients.iter_mut().zip(&asks).map(|(c, ask)| async move {
+            let mut args = vec!["MGET".to_string()];
+            args.extend(ask.iter().map(|&i| key(i)));
+            args.push(format!("absent-{round}"));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            c.cmd(&args).await
+        });
+        let replies = futures::future::join_all(mgets).await;
+        for (reply, ask) in replies.into_iter().zip(&asks) {
+            let mut want: Vec<Value> = ask
+                .iter()
+                .map(|&i| Value::Bulk(Bytes::from(value(i))))
+                .collect();
+            want.push(Value::Null);
+            assert_eq!(reply, Value::Array(want), "round {round}: {ask:?}");
+        }
+    }
+    let (requests, sent) = read_counts(&mut info).await;
+    let (requests, sent) = (requests - requests_before, sent - sent_before);
+    assert!(
+        sent >= remote_keys,
+        "{sent} keys sent for {remote_keys} remote keys asked"
+    );
+    assert!(
+        requests < calls,
+        "{calls} MGETs with remote keys took {requests} requests: none shared"
+    );
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}

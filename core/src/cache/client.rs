@@ -401,21 +401,34 @@ pub(crate) async fn get_many(
                 .map(move |idx| (t, idx))
         })
         .map(|(t, idx)| {
-            let req = Request::Get {
-                bucket: b.name.clone(),
-                keys: idx.iter().map(|&i| keys[i].clone()).collect(),
-            };
-            async move { (idx, call_within(shared, t, req, READ_ATTEMPT).await) }
-        });
-    for (idx, reply) in futures::future::join_all(asks).await {
-        if let Ok(Response::Lookups(found)) = reply {
-            for (i, l) in idx.into_iter().zip(found) {
-                out[i] = match l {
-                    Lookup::Found { value, .. } => Some(Some(Bytes::from(value.into_vec()))),
-                    Lookup::Missing => Some(None),
-                    Lookup::Moved => None,
+            let asked: Vec<String> = idx.iter().map(|&i| keys[i].clone()).collect();
+            async move {
+                let found = if t == shared.id {
+                    let req = Request::Get {
+                        bucket: b.name.clone(),
+                        keys: asked,
+                    };
+                    match call_within(shared, t, req, READ_ATTEMPT).await {
+                        Ok(Response::Lookups(l)) if l.len() == idx.len() => {
+                            l.into_iter().map(Ok).collect()
+                        }
+                        _ => Vec::new(),
+                    }
+                } else {
+                    // Concurrent reads served by `t` share its requests (`readbox.rs`).
+                    readbox::get_many_at(shared, t, &b.name, asked, READ_ATTEMPT).await
                 };
+                (idx, found)
             }
+        });
+    for (idx, found) in futures::future::join_all(asks).await {
+        // A key without an answer here (an error, a short reply) is read again below.
+        for (i, l) in idx.into_iter().zip(found) {
+            out[i] = match l {
+                Ok(Lookup::Found { value, .. }) => Some(Some(Bytes::from(value.into_vec()))),
+                Ok(Lookup::Missing) => Some(None),
+                Ok(Lookup::Moved) | Err(_) => None,
+            };
         }
     }
     let mut result = Vec::with_capacity(keys.len());

@@ -1,10 +1,10 @@
-//! Sending single-key reads to peers, coalesced: concurrent `get`s served by one peer
+//! Sending reads to peers, coalesced: concurrent `get`s and `get_many`s served by one peer
 //! travel in one multi-key `Get` request when a request to it is already under way, on
 //! the very queue writes use (`coalesce.rs`, one lane per peer and bucket). Each read gets
-//! exactly the answer its own `Get` would have got: its lookup, or its error. A read to an
-//! idle lane is sent by its reader itself, with no task of its own; whatever queues behind
-//! it is handed to a sender task when it ends or is dropped ([`HandOn`], ADR 0021, seventh
-//! amendment).
+//! exactly the answers its own `Get` would have got: its lookups, or its error. A read to
+//! an idle lane is sent by its reader itself, with no task of its own; whatever queues
+//! behind it is handed to a sender task when it ends or is dropped ([`HandOn`], ADR 0021,
+//! seventh amendment).
 //!
 //! A peer answers a multi-key `Get` within its reply budget: keys past the budget come
 //! back `Moved` (a suffix of the answer, after the last key it answered). Those are asked
@@ -28,11 +28,12 @@ use crate::error::Result;
 use crate::identity::NodeId;
 use crate::node::connect::PeerError;
 
-/// One read waiting to be sent, and where its answer goes.
+/// One read (of one key or of several) waiting to be sent, and where its answers go
+/// (one per key, in order).
 #[derive(Debug)]
 struct Pending {
-    key: String,
-    reply: oneshot::Sender<Result<Lookup>>,
+    keys: Vec<String>,
+    reply: oneshot::Sender<Vec<Result<Lookup>>>,
 }
 
 /// The lanes of reads to each peer, per bucket.
@@ -42,15 +43,15 @@ type Lanes = HashMap<NodeId, HashMap<String, Lane<Pending>>>;
 #[derive(Debug, Default)]
 pub(crate) struct Readbox {
     lanes: Mutex<Lanes>,
-    /// Read requests sent to peers by single-key reads.
+    /// Read requests sent to peers through the lanes.
     requests: AtomicU64,
     /// Keys they carried.
     keys: AtomicU64,
 }
 
 impl Readbox {
-    /// (requests, keys): the read requests single-key reads sent to peers so far and the
-    /// keys they carried (`INFO memmesh`).
+    /// (requests, keys): the read requests `get` and `get_many` sent to peers so far and
+    /// the keys they carried (`INFO memmesh`).
     pub(crate) fn counts(&self) -> (u64, u64) {
         (
             self.requests.load(Ordering::Relaxed),
@@ -81,10 +82,27 @@ pub(crate) async fn get_at(
     key: String,
     wait: Duration,
 ) -> Result<Lookup> {
+    let mut answers = get_many_at(shared, target, bucket, vec![key], wait).await;
+    answers.pop().unwrap_or_else(|| Err(unexpected("get")))
+}
+
+/// Looks `keys` (at most one request's worth, `client::split`) up in `bucket` at peer
+/// `target` (never this node), waiting at most `wait`: one answer per key, in order.
+/// Travels with other reads of that bucket at `target` when a request to it is under way.
+pub(crate) async fn get_many_at(
+    shared: &Arc<CacheService>,
+    target: NodeId,
+    bucket: &str,
+    keys: Vec<String>,
+    wait: Duration,
+) -> Vec<Result<Lookup>> {
+    let n = keys.len();
     let (tx, rx) = oneshot::channel();
     let size = Size {
-        entries: 1,
-        bytes: key.len().saturating_add(PAGE_ITEM_OVERHEAD),
+        entries: n,
+        bytes: keys.iter().fold(0usize, |sum, k| {
+            sum.saturating_add(k.len().saturating_add(PAGE_ITEM_OVERHEAD))
+        }),
     };
     let max = max_request(shared);
     let admit = {
@@ -94,13 +112,10 @@ pub(crate) async fn get_at(
             Some(lane) => lane,
             None => per_bucket.entry(bucket.to_string()).or_default(),
         };
-        lane.push(Pending { key, reply: tx }, size, max)
+        lane.push(Pending { keys, reply: tx }, size, max)
     };
     match admit {
-        Admit::Alone(p) => {
-            let mut answers = ask(shared, target, bucket, vec![p.key], wait).await;
-            return answers.pop().unwrap_or_else(|| Err(unexpected("get")));
-        }
+        Admit::Alone(p) => return ask(shared, target, bucket, p.keys, wait).await,
         // The lane was idle, so the batch is this read alone: it is sent from here, with
         // no task of its own and no hand-off of its answer (a lone reader's round trip
         // is then the bare request's). Reads that queue behind it meanwhile are handed on
@@ -111,9 +126,8 @@ pub(crate) async fn get_at(
                 target,
                 bucket,
             };
-            let own = batch.pop().map(|p| p.key).unwrap_or_default();
-            let mut answers = ask(shared, target, bucket, vec![own], wait).await;
-            return answers.pop().unwrap_or_else(|| Err(unexpected("get")));
+            let own = batch.pop().map(|p| p.keys).unwrap_or_default();
+            return ask(shared, target, bucket, own, wait).await;
         }
         // The sender runs on its own task: a reader that gives up must not cancel the
         // request that carries the others' reads.
@@ -122,25 +136,34 @@ pub(crate) async fn get_at(
         }
         Admit::Queued => {}
     }
+    let failed = |e: crate::error::Error| (0..n).map(|_| Err(e.clone())).collect();
     match tokio::time::timeout(wait, rx).await {
-        Ok(Ok(answer)) => answer,
-        Ok(Err(_)) => Err(unexpected("get")),
-        Err(_) => Err(PeerError::NoAnswer {
-            peer: target.short(),
-            deadline: wait,
-        }
-        .into()),
+        Ok(Ok(answers)) if answers.len() == n => answers,
+        Ok(_) => failed(unexpected("get")),
+        Err(_) => failed(
+            PeerError::NoAnswer {
+                peer: target.short(),
+                deadline: wait,
+            }
+            .into(),
+        ),
     }
 }
 
 /// Sends `batch`, then what queued meanwhile, until the lane has nothing left.
 async fn drain(shared: Arc<CacheService>, target: NodeId, bucket: String, mut batch: Vec<Pending>) {
     loop {
-        let (keys, replies): (Vec<String>, Vec<_>) =
-            batch.into_iter().map(|p| (p.key, p.reply)).unzip();
-        let answers = ask(&shared, target, &bucket, keys, READ_ATTEMPT).await;
-        for (reply, answer) in replies.into_iter().zip(answers) {
-            let _ = reply.send(answer);
+        let mut keys = Vec::with_capacity(batch.iter().map(|p| p.keys.len()).sum());
+        let mut replies = Vec::with_capacity(batch.len());
+        for p in batch {
+            replies.push((p.keys.len(), p.reply));
+            keys.extend(p.keys);
+        }
+        let mut answers = ask(&shared, target, &bucket, keys, READ_ATTEMPT)
+            .await
+            .into_iter();
+        for (n, reply) in replies {
+            let _ = reply.send(answers.by_ref().take(n).collect());
         }
         match next_batch(&shared, target, &bucket) {
             Some(next) => batch = next,
