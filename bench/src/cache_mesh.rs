@@ -101,8 +101,9 @@ pub fn bucket_options() -> CacheOptions {
 impl CachePair {
     /// Starts both nodes (each with `threads` runtime workers), opens the bucket on both,
     /// waits until the routing is settled, picks `keys` remote and `keys` local keys and
-    /// stores their values. Call from a thread without an async runtime.
-    pub fn start(threads: usize, keys: usize) -> Result<Self> {
+    /// stores their values. With `steady`, then waits out the write transition (see
+    /// [`wait_for_steady_writes`]). Call from a thread without an async runtime.
+    pub fn start(threads: usize, keys: usize, steady: bool) -> Result<Self> {
         ensure!(keys >= BATCH, "at least {BATCH} keys per side are needed");
         let server = start_node("cache-server", threads, None)?;
         let client = start_node("cache-client", threads, Some(&server))?;
@@ -128,6 +129,9 @@ impl CachePair {
         };
         pair.preload()?;
         pair.verify(&server_cache)?;
+        if steady {
+            wait_for_steady_writes(&pair.cache, &server_cache)?;
+        }
         Ok(pair)
     }
 
@@ -303,6 +307,34 @@ fn owner(client: &Cache, server: &Cache, key: &str) -> Option<Owner> {
         (false, true) => Some(Owner::Server),
         _ => None,
     }
+}
+
+/// Waits until neither node's routing has changed for [`memmesh::cache::WRITE_TRANSITION`]:
+/// for that long after the server joined, every write also goes to its partition's
+/// previous owner, the client (alone before), which is a rebalance, not the steady state
+/// the anchor is measured in. A change of either node's epoch meanwhile starts the wait
+/// again.
+fn wait_for_steady_writes(client: &Cache, server: &Cache) -> Result<()> {
+    let epochs = || (client.routing_epoch(), server.routing_epoch());
+    let wait = memmesh::cache::WRITE_TRANSITION + Duration::from_millis(500);
+    eprintln!(
+        "waiting {:.0} s for the write transition after the join to end",
+        wait.as_secs_f64()
+    );
+    let deadline = Instant::now() + wait * 4;
+    let (mut seen, mut since) = (epochs(), Instant::now());
+    while since.elapsed() < wait {
+        ensure!(
+            Instant::now() < deadline,
+            "the routing kept changing for {:?}",
+            wait * 4
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        if epochs() != seen {
+            (seen, since) = (epochs(), Instant::now());
+        }
+    }
+    Ok(())
 }
 
 /// Waits until the first [`PROBE_KEYS`] keys each have exactly one node answering them

@@ -567,27 +567,33 @@ async fn sharded_pubsub_reaches_shard_subscribers_on_another_node() {
     b.shutdown().await.unwrap();
 }
 
-/// The `cache_read_requests` and `cache_reads_sent` counters of `INFO memmesh`.
-async fn read_counts(c: &mut Client) -> (u64, u64) {
+/// A numeric field of `INFO memmesh`.
+async fn info_field(c: &mut Client, name: &str) -> u64 {
     let info = match c.cmd(&["INFO", "memmesh"]).await {
         Value::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
         other => panic!("{other:?}"),
     };
-    let field = |name: &str| -> u64 {
-        info.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-            .unwrap_or_else(|| panic!("no {name} in {info}"))
-            .trim()
-            .parse()
-            .unwrap()
-    };
-    (field("cache_read_requests"), field("cache_reads_sent"))
+    info.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("no {name} in {info}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// The `cache_read_requests` and `cache_reads_sent` counters of `INFO memmesh`.
+async fn read_counts(c: &mut Client) -> (u64, u64) {
+    (
+        info_field(c, "cache_read_requests").await,
+        info_field(c, "cache_reads_sent").await,
+    )
 }
 
 /// Concurrent `MGET`s (`get_many`) of keys another node holds travel together in shared
 /// `Get` requests (`cache/readbox.rs`), as single reads do: fewer requests than calls,
 /// and each call still gets exactly its own values in its own order, misses included,
-/// also when large values overflow a reply (the rest is asked again).
+/// also when large values overflow a reply (the rest is asked again). And `INFO memmesh`
+/// reports the routing epoch a join moves, and the write transition that follows it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_mgets_share_requests_and_each_gets_its_own_values() {
     let start = |name: &'static str, seed: Option<String>| async move {
@@ -601,6 +607,8 @@ async fn concurrent_mgets_share_requests_and_each_gets_its_own_values() {
         b.start().await.unwrap()
     };
     let a = start("a", None).await;
+    let mut info = Client::connect(&a).await;
+    let alone = info_field(&mut info, "cache_routing_epoch").await;
     let b = start("b", Some(a.addr().to_string())).await;
     assert!(
         eventually(Duration::from_secs(30), || [&a, &b]
@@ -608,6 +616,23 @@ async fn concurrent_mgets_share_requests_and_each_gets_its_own_values() {
             .all(|n| n.peers().iter().any(|p| p.state == PeerState::Alive)))
         .await
     );
+    // A join changes the owners: a new routing epoch, and for a while every write also
+    // goes to the previous owners (reported, so that an operator or a benchmark can tell).
+    let mut epoch = alone;
+    for _ in 0..300 {
+        epoch = info_field(&mut info, "cache_routing_epoch").await;
+        if epoch > alone {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        epoch > alone,
+        "the routing epoch stayed at {alone} after a join"
+    );
+    let left = info_field(&mut info, "cache_write_transition_ms").await;
+    let most = memmesh::cache::WRITE_TRANSITION.as_millis() as u64;
+    assert!(left > 0 && left <= most, "{left} ms of transition left");
     // db0 with one copy of each key, so about half of what `a` reads is held by `b`.
     let one = memmesh::CacheOptions {
         replicas: 1,
@@ -629,7 +654,6 @@ async fn concurrent_mgets_share_requests_and_each_gets_its_own_values() {
     let remote: Vec<bool> = (0..400)
         .map(|i| !ca.owners(&key(i)).contains(&a.id()))
         .collect();
-    let mut info = Client::connect(&a).await;
     let (requests_before, sent_before) = read_counts(&mut info).await;
     let mut clients = Vec::new();
     for _ in 0..32 {

@@ -207,18 +207,23 @@ fn measure(plan: &Plan, out: Option<&std::path::Path>) -> Result<()> {
     println!("{}", machine::describe());
     println!(
         "settings: {:.1} s measured per case after {:.1} s warmup{}; {} worker threads per node; \
-         {VALUE_SIZE} B values; {} keys per side; bucket replicas=1, client and server node on 127.0.0.1",
+         {VALUE_SIZE} B values; {} keys per side; bucket replicas=1, client and server node on 127.0.0.1{}",
         plan.measure.as_secs_f64(),
         plan.warmup.as_secs_f64(),
         if plan.quick { " (--quick: rough figures)" } else { "" },
         plan.threads,
         plan.keys,
+        if plan.quick {
+            ""
+        } else {
+            "; measured once the write transition after the join is over"
+        },
     );
     println!();
     let mut records = Vec::new();
     if plan.wants(Part::Remote) || plan.wants(Part::Local) {
         eprintln!("starting the client and server nodes, sorting and storing keys");
-        let pair = CachePair::start(plan.threads, plan.keys)?;
+        let pair = CachePair::start(plan.threads, plan.keys, !plan.quick)?;
         if plan.wants(Part::Remote) {
             records.extend(remote(plan, &pair)?.into_iter().map(Record::Remote));
         }

@@ -50,6 +50,11 @@ use bucket::Bucket;
 pub use error::CacheError;
 
 pub use limits::{MAX_BUCKET_NAME_LEN, MAX_KEY_LEN};
+/// How long after a change of the nodes that own partitions (a new
+/// [`Cache::routing_epoch`]) every write also goes to the partitions' previous owners
+/// still alive, so that a reader whose routing table lags behind still finds it (ADR
+/// 0010): for that long a write costs up to twice the requests and the work.
+pub use state::TRANSITION as WRITE_TRANSITION;
 
 /// The options of a cache bucket. Every node uses the same options for a bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -105,6 +105,15 @@ impl CacheState {
             .map(|(t, _)| t.clone())
     }
 
+    /// How long writes still go to the previous table's owners too ([`TRANSITION`] after
+    /// the current table was installed), at `now`; zero once they no longer do.
+    pub fn transition_left_at(&self, now: Instant) -> Duration {
+        let prev = self.previous.read().unwrap_or_else(|p| p.into_inner());
+        prev.as_ref().map_or(Duration::ZERO, |(_, since)| {
+            TRANSITION.saturating_sub(now.saturating_duration_since(*since))
+        })
+    }
+
     /// The epoch of the current table (cheaper than [`CacheState::table`]).
     pub fn epoch(&self) -> u64 {
         self.epoch.load(std::sync::atomic::Ordering::Acquire)
@@ -309,11 +318,17 @@ mod tests {
         let state = CacheState::new(a);
         let t0 = Instant::now();
         assert!(state.previous_at(t0).is_none());
+        assert_eq!(state.transition_left_at(t0), Duration::ZERO);
         let old = state.set_table_at(Table::new(1, vec![a, b]), t0);
         assert_eq!(old.members, vec![a]);
         assert_eq!(state.epoch(), 1);
         let prev = state.previous_at(t0 + TRANSITION / 2);
         assert_eq!(prev.map(|t| t.epoch), Some(0));
         assert!(state.previous_at(t0 + TRANSITION).is_none());
+        assert_eq!(
+            state.transition_left_at(t0 + TRANSITION / 2),
+            TRANSITION / 2
+        );
+        assert_eq!(state.transition_left_at(t0 + TRANSITION), Duration::ZERO);
     }
 }

@@ -898,6 +898,13 @@ fn info(front: &Front, s: &Session, a: &[Bytes]) -> Value {
         out.push_str(&format!(
             "cache_read_requests:{requests}\r\ncache_reads_sent:{reads}\r\n"
         ));
+        // While writes also go to the previous owners (ADR 0010), they cost more.
+        let left = cache.cache.transition_left_at(std::time::Instant::now());
+        out.push_str(&format!(
+            "cache_routing_epoch:{}\r\ncache_write_transition_ms:{}\r\n",
+            table.epoch,
+            left.as_millis()
+        ));
         for (name, o) in crate::cache::known(cache) {
             out.push_str(&format!(
                 "bucket_{name}:replicas={},ttl_ms={}\r\n",
