@@ -19,7 +19,7 @@ fn spec(concurrency: usize) -> Spec {
 
 #[test]
 fn remote_and_local_cases_complete_with_checked_values() {
-    let pair = CachePair::start(1, 64).unwrap();
+    let pair = CachePair::start(1, 64, false).unwrap();
     assert_eq!(pair.remote_entries().len(), 64);
     assert_eq!(pair.local_entries().len(), 64);
     // The remote keys are not answered by the client's replica: every read crosses the
@@ -102,7 +102,7 @@ fn remote_and_local_cases_complete_with_checked_values() {
 
 #[test]
 fn a_wrong_value_fails_the_run() {
-    let pair = CachePair::start(1, 32).unwrap();
+    let pair = CachePair::start(1, 32, false).unwrap();
     let (key, _) = &pair.remote_entries()[0];
     futures::executor::block_on(pair.cache().set(key, Bytes::from_static(b"other"), None)).unwrap();
     let token = Bytes::from_static(b"ok");
