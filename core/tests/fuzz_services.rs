@@ -236,7 +236,7 @@ fn wire_entry() -> BoxedStrategy<WireEntry> {
     )
         .prop_map(|(key, value, version, expires)| WireEntry {
             key,
-            value: value.map(serde_bytes::ByteBuf::from),
+            value: value.map(bytes::Bytes::from),
             version,
             expires,
         })

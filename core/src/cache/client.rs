@@ -322,9 +322,7 @@ async fn get_entry(
                 readbox::get_at(shared, t, &b.name, key.to_string(), wait).await
             };
             match lookup {
-                Ok(Lookup::Found { value, expires }) => {
-                    return Ok(Some((Bytes::from(value.into_vec()), expires)))
-                }
+                Ok(Lookup::Found { value, expires }) => return Ok(Some((value, expires))),
                 Ok(Lookup::Missing) => return Ok(None),
                 Ok(Lookup::Moved) => {}
                 Err(e) => last_err = Some(e),
@@ -425,7 +423,7 @@ pub(crate) async fn get_many(
         // A key without an answer here (an error, a short reply) is read again below.
         for (i, l) in idx.into_iter().zip(found) {
             out[i] = match l {
-                Ok(Lookup::Found { value, .. }) => Some(Some(Bytes::from(value.into_vec()))),
+                Ok(Lookup::Found { value, .. }) => Some(Some(value)),
                 Ok(Lookup::Missing) => Some(None),
                 Ok(Lookup::Moved) | Err(_) => None,
             };

@@ -17,13 +17,47 @@ pub struct Spec {
     pub options: CacheOptions,
 }
 
+/// Values on the wire are byte strings (`serde_bytes`' encoding, one length and the
+/// bytes) held as [`Bytes`], so that a value the store holds is sent, and one received is
+/// stored, without a copy of its own.
+mod wire_bytes {
+    use super::*;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Bytes, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+        ByteBuf::deserialize(d).map(|b| Bytes::from(b.into_vec()))
+    }
+}
+
+/// [`wire_bytes`] for an optional value (a delete has none).
+mod wire_opt_bytes {
+    use super::*;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Bytes>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_some(serde_bytes::Bytes::new(v)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Bytes>, D::Error> {
+        Option::<ByteBuf>::deserialize(d).map(|b| b.map(|b| Bytes::from(b.into_vec())))
+    }
+}
+
 /// An entry on the wire (`value: None` is a delete).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WireEntry {
     /// The key.
     pub key: String,
     /// The value, or `None` for a delete.
-    pub value: Option<ByteBuf>,
+    #[serde(with = "wire_opt_bytes")]
+    pub value: Option<Bytes>,
     /// HLC version.
     pub version: u64,
     /// Expiry, ms since the epoch (0 = never).
@@ -34,7 +68,7 @@ impl From<&EntryView> for WireEntry {
     fn from(e: &EntryView) -> Self {
         WireEntry {
             key: e.key.clone(),
-            value: e.value.as_ref().map(|v| ByteBuf::from(v.to_vec())),
+            value: e.value.clone(),
             version: e.version,
             expires: e.expires,
         }
@@ -46,7 +80,7 @@ impl From<WireEntry> for EntryView {
         EntryView {
             partition: partition_of(&e.key),
             key: e.key,
-            value: e.value.map(|v| Bytes::from(v.into_vec())),
+            value: e.value,
             version: e.version,
             expires: e.expires,
         }
@@ -165,7 +199,8 @@ pub enum Lookup {
     /// The value and its expiry.
     Found {
         /// The value.
-        value: ByteBuf,
+        #[serde(with = "wire_bytes")]
+        value: Bytes,
         /// Expiry, ms since the epoch (0 = never).
         expires: u64,
     },
@@ -227,4 +262,63 @@ pub enum Response {
     Counts(Vec<(u16, u64)>),
     /// Per part of a [`Request::ApplyBatch`], in order, what it did.
     AppliedBatch(Vec<PartReply>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::codec::{decode_bulk, encode_bulk};
+
+    /// The shapes values had on the wire when they were `ByteBuf`s.
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct OldEntry {
+        key: String,
+        value: Option<ByteBuf>,
+        version: u64,
+        expires: u64,
+    }
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    enum OldLookup {
+        Found { value: ByteBuf, expires: u64 },
+        Missing,
+        Moved,
+    }
+
+    #[test]
+    fn values_held_as_bytes_keep_their_wire_encoding() {
+        for value in [Some(&b"abc"[..]), Some(&[][..]), None] {
+            let new = WireEntry {
+                key: "k".into(),
+                value: value.map(Bytes::copy_from_slice),
+                version: 7,
+                expires: 9,
+            };
+            let old = OldEntry {
+                key: "k".into(),
+                value: value.map(|v| ByteBuf::from(v.to_vec())),
+                version: 7,
+                expires: 9,
+            };
+            let bytes = encode_bulk(&new).unwrap();
+            assert_eq!(bytes, encode_bulk(&old).unwrap());
+            assert_eq!(decode_bulk::<OldEntry>(&bytes).unwrap(), old);
+            assert_eq!(decode_bulk::<WireEntry>(&bytes).unwrap(), new);
+        }
+        let new = Lookup::Found {
+            value: Bytes::from_static(b"value"),
+            expires: 3,
+        };
+        let old = OldLookup::Found {
+            value: ByteBuf::from(b"value".to_vec()),
+            expires: 3,
+        };
+        let bytes = encode_bulk(&new).unwrap();
+        assert_eq!(bytes, encode_bulk(&old).unwrap());
+        assert_eq!(decode_bulk::<Lookup>(&bytes).unwrap(), new);
+        assert_eq!(
+            encode_bulk(&Lookup::Moved).unwrap(),
+            encode_bulk(&OldLookup::Moved).unwrap()
+        );
+    }
 }

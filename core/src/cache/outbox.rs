@@ -218,7 +218,7 @@ mod tests {
             entries: (0..i % 3 + 1)
                 .map(|j| WireEntry {
                     key: format!("key:{i}:{j}"),
-                    value: Some(serde_bytes::ByteBuf::from(vec![7u8; 100])),
+                    value: Some(bytes::Bytes::from(vec![7u8; 100])),
                     version: u64::MAX,
                     expires: u64::MAX,
                 })

@@ -185,7 +185,7 @@ mod tests {
     fn wire(key: &str, value_len: usize, version: u64) -> WireEntry {
         WireEntry {
             key: key.into(),
-            value: Some(serde_bytes::ByteBuf::from(vec![b'v'; value_len])),
+            value: Some(bytes::Bytes::from(vec![b'v'; value_len])),
             version,
             expires: 0,
         }

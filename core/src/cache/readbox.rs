@@ -269,11 +269,10 @@ fn over_budget_from(lookups: &[Lookup]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_bytes::ByteBuf;
 
     fn found() -> Lookup {
         Lookup::Found {
-            value: ByteBuf::from(vec![1]),
+            value: bytes::Bytes::from(vec![1]),
             expires: 0,
         }
     }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use serde_bytes::ByteBuf;
 use tracing::debug;
 
 use crate::cache::bucket::Bucket;
@@ -370,7 +369,7 @@ pub(crate) async fn lookup(
                             size = size.saturating_add(item);
                             store.get(key, now);
                             Lookup::Found {
-                                value: ByteBuf::from(v.to_vec()),
+                                value: v.clone(),
                                 expires,
                             }
                         }
@@ -404,7 +403,7 @@ pub(crate) async fn lookup(
                 }
                 size = size.saturating_add(item);
                 Lookup::Found {
-                    value: ByteBuf::from(v.to_vec()),
+                    value: v.clone(),
                     expires,
                 }
             }

@@ -163,7 +163,7 @@ mod tests {
     fn wire(key: &str, value_len: usize) -> WireEntry {
         WireEntry {
             key: key.into(),
-            value: Some(serde_bytes::ByteBuf::from(vec![0u8; value_len])),
+            value: Some(bytes::Bytes::from(vec![0u8; value_len])),
             version: 1,
             expires: 0,
         }

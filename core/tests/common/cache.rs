@@ -79,7 +79,7 @@ pub fn spec(name: &str, options: CacheOptions) -> Spec {
 pub fn entry(key: &str, value: &[u8], version: u64) -> WireEntry {
     WireEntry {
         key: key.to_string(),
-        value: Some(serde_bytes::ByteBuf::from(value.to_vec())),
+        value: Some(bytes::Bytes::copy_from_slice(value)),
         version,
         expires: 0,
     }
