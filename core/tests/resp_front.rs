@@ -93,16 +93,22 @@ async fn redis_node(name: &str, seed: Option<&Node>) -> Node {
     b.start().await.unwrap()
 }
 
+/// Waits until `a` and `b` each see a live peer.
+async fn see_each_other(a: &Node, b: &Node) {
+    assert!(
+        eventually(Duration::from_secs(30), || [a, b]
+            .iter()
+            .all(|n| n.peers().iter().any(|p| p.state == PeerState::Alive)))
+        .await,
+        "the two nodes did not see each other"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_set_through_one_node_is_read_through_another() {
     let a = redis_node("a", None).await;
     let b = redis_node("b", Some(&a)).await;
-    assert!(
-        eventually(Duration::from_secs(30), || [&a, &b]
-            .iter()
-            .all(|n| n.peers().iter().any(|p| p.state == PeerState::Alive)))
-        .await
-    );
+    see_each_other(&a, &b).await;
     let mut ca = Client::connect(&a).await;
     let mut cb = Client::connect(&b).await;
     assert_eq!(ca.cmd(&["SET", "greeting", "hello"]).await, ok());
@@ -145,12 +151,7 @@ async fn flushdb_when_allowed_clears_the_database_on_every_node() {
     };
     let a = start("a", None).await;
     let b = start("b", Some(a.addr().to_string())).await;
-    assert!(
-        eventually(Duration::from_secs(30), || [&a, &b]
-            .iter()
-            .all(|n| n.peers().iter().any(|p| p.state == PeerState::Alive)))
-        .await
-    );
+    see_each_other(&a, &b).await;
     let mut ca = Client::connect(&a).await;
     let mut cb = Client::connect(&b).await;
     assert_eq!(ca.cmd(&["SET", "k1", "through-a"]).await, ok());
@@ -389,12 +390,7 @@ async fn the_listener_stops_at_shutdown() {
 async fn a_message_published_through_one_node_reaches_subscribers_on_another() {
     let a = redis_node("a", None).await;
     let b = redis_node("b", Some(&a)).await;
-    assert!(
-        eventually(Duration::from_secs(30), || [&a, &b]
-            .iter()
-            .all(|n| n.peers().iter().any(|p| p.state == PeerState::Alive)))
-        .await
-    );
+    see_each_other(&a, &b).await;
     let mut sub = Client::connect(&b).await;
     let push = |items: Vec<Value>| Value::Array(items);
     assert_eq!(
@@ -471,12 +467,7 @@ async fn a_message_published_through_one_node_reaches_subscribers_on_another() {
 async fn sharded_pubsub_reaches_shard_subscribers_on_another_node() {
     let a = redis_node("a", None).await;
     let b = redis_node("b", Some(&a)).await;
-    assert!(
-        eventually(Duration::from_secs(30), || [&a, &b]
-            .iter()
-            .all(|n| n.peers().iter().any(|p| p.state == PeerState::Alive)))
-        .await
-    );
+    see_each_other(&a, &b).await;
     // RESP2 shard subscriber on b, also subscribed to a plain channel of the same name.
     let mut sub = Client::connect(&b).await;
     assert_eq!(
@@ -610,12 +601,7 @@ async fn concurrent_mgets_share_requests_and_each_gets_its_own_values() {
     let mut info = Client::connect(&a).await;
     let alone = info_field(&mut info, "cache_routing_epoch").await;
     let b = start("b", Some(a.addr().to_string())).await;
-    assert!(
-        eventually(Duration::from_secs(30), || [&a, &b]
-            .iter()
-            .all(|n| n.peers().iter().any(|p| p.state == PeerState::Alive)))
-        .await
-    );
+    see_each_other(&a, &b).await;
     // A join changes the owners: a new routing epoch, and for a while every write also
     // goes to the previous owners (reported, so that an operator or a benchmark can tell).
     let mut epoch = alone;
