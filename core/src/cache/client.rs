@@ -61,17 +61,17 @@ pub(crate) async fn call_within(
     if peer == shared.id {
         return Box::pin(serve::respond(shared, peer, req)).await;
     }
-    call_remote(shared, peer, req, deadline).await
+    call_remote(shared, peer, &req, deadline).await
 }
 
 /// [`call_within`] for a peer that is not this node.
 pub(crate) async fn call_remote(
     shared: &Arc<CacheService>,
     peer: NodeId,
-    req: Request,
+    req: &Request,
     deadline: Duration,
 ) -> Result<Response> {
-    let body = encode_bulk(&req)?;
+    let body = encode_bulk(req)?;
     match call_peer_within(&shared.node, peer, Service::Cache, &body, deadline).await {
         Ok(reply) => {
             shared.cache.mark_reachable(&peer);
@@ -86,11 +86,6 @@ pub(crate) async fn call_remote(
     }
 }
 
-/// Puts this node first and members that recently failed to answer last.
-fn by_preference(shared: &CacheService, targets: &mut [NodeId]) {
-    routing::by_preference(&shared.id, targets, |t| shared.cache.is_unreachable(t));
-}
-
 pub(crate) fn unexpected(what: &'static str) -> Error {
     CacheError::UnexpectedReply(what).into()
 }
@@ -98,14 +93,6 @@ pub(crate) fn unexpected(what: &'static str) -> Error {
 /// The current owners of partition `p`.
 pub(crate) fn owners_now(shared: &CacheService, b: &Bucket, p: u16) -> Vec<NodeId> {
     shared.cache.table().owners(p, b.options.replicas).to_vec()
-}
-
-/// Every node a write of partition `p` goes to: its current owners, and while a move may
-/// be under way its previous owners that are still members (`routing::write_targets`).
-pub(crate) fn write_targets(shared: &CacheService, b: &Bucket, p: u16) -> Vec<NodeId> {
-    let table = shared.cache.table();
-    let previous = shared.cache.previous();
-    routing::write_targets(&table, previous.as_deref(), p, b.options.replicas)
 }
 
 /// Splits `items` (sized by `size`) into the requests a peer accepts: at most
@@ -382,11 +369,14 @@ pub(crate) async fn get_many(
     }
     let mut out = try_get_local_many(shared, b, &keys);
     let mut by_owner: BTreeMap<NodeId, Vec<usize>> = BTreeMap::new();
+    let (table, now) = (shared.cache.table(), Instant::now());
     for (i, k) in keys.iter().enumerate() {
         if out[i].is_none() {
-            let mut owners = owners_now(shared, b, partition_of(k));
-            by_preference(shared, &mut owners);
-            if let Some(&first) = owners.first() {
+            let owners = table.owners(partition_of(k), b.options.replicas);
+            let first = routing::preferred(&shared.id, owners, |t| {
+                shared.cache.is_unreachable_at(t, now)
+            });
+            if let Some(first) = first {
                 by_owner.entry(first).or_default().push(i);
             }
         }
@@ -523,7 +513,12 @@ pub(crate) async fn write_entries(
                 }
             }
         }
-        let planned = plan.sends(|p| write_targets(shared, b, p));
+        let planned = {
+            let (table, previous) = (shared.cache.table(), shared.cache.previous());
+            plan.sends(|p| {
+                routing::write_targets_in(&table, previous.as_deref(), p, b.options.replicas)
+            })
+        };
         if planned.is_empty() {
             return Ok(plan.into_existed());
         }

@@ -166,14 +166,14 @@ async fn send(
             entries: part.entries,
             sent_to: part.sent_to,
         };
-        let answer = match call_remote(shared, target, req, WRITE_ATTEMPT).await {
+        let answer = match call_remote(shared, target, &req, WRITE_ATTEMPT).await {
             Ok(Response::Applied(outcomes)) => Ok(outcomes),
             Ok(_) => Err(unexpected("apply")),
             Err(e) => Err(e),
         };
         return vec![answer];
     }
-    match call_remote(shared, target, Request::ApplyBatch(parts), WRITE_ATTEMPT).await {
+    match call_remote(shared, target, &Request::ApplyBatch(parts), WRITE_ATTEMPT).await {
         Ok(Response::AppliedBatch(replies)) if replies.len() == n => {
             replies.into_iter().map(part_answer).collect()
         }

@@ -68,7 +68,7 @@ impl WritePlan {
     /// must reach (`routing::write_targets`). Entries with the same targets travel
     /// together; each target gets those it has not acknowledged. Empty when every
     /// target of every entry has acknowledged it: the write is done.
-    pub fn sends(&self, targets: impl FnMut(u16) -> Vec<NodeId>) -> Vec<Send> {
+    pub fn sends<T: AsRef<[NodeId]>>(&self, targets: impl FnMut(u16) -> T) -> Vec<Send> {
         match self.entries.as_slice() {
             [one] => self.sends_of_one(one.partition, targets),
             _ => self.grouped_sends(targets),
@@ -76,12 +76,13 @@ impl WritePlan {
     }
 
     /// [`WritePlan::sends`] of a plan of one entry (a plain `SET`): no grouping needed.
-    fn sends_of_one(
+    fn sends_of_one<T: AsRef<[NodeId]>>(
         &self,
         partition: u16,
-        mut targets: impl FnMut(u16) -> Vec<NodeId>,
+        mut targets: impl FnMut(u16) -> T,
     ) -> Vec<Send> {
         let ts = targets(partition);
+        let ts = ts.as_ref();
         let Some(acked) = self.acked.first() else {
             return Vec::new();
         };
@@ -89,20 +90,27 @@ impl WritePlan {
             .filter(|t| !acked.contains(t))
             .map(|t| Send {
                 target: *t,
-                sent_to: ts.clone(),
+                sent_to: ts.to_vec(),
                 entries: vec![0],
             })
             .collect()
     }
 
     /// [`WritePlan::sends`] of any plan: entries grouped by their full target set.
-    fn grouped_sends(&self, mut targets: impl FnMut(u16) -> Vec<NodeId>) -> Vec<Send> {
-        // Group the entries still missing somewhere by their full target set.
+    fn grouped_sends<T: AsRef<[NodeId]>>(&self, mut targets: impl FnMut(u16) -> T) -> Vec<Send> {
+        // Group the entries still missing somewhere by their full target set (a copy of
+        // a target set per group, not per entry).
         let mut groups: BTreeMap<Vec<NodeId>, Vec<usize>> = BTreeMap::new();
         for (i, e) in self.entries.iter().enumerate() {
             let ts = targets(e.partition);
+            let ts = ts.as_ref();
             if ts.iter().any(|t| !self.acked[i].contains(t)) {
-                groups.entry(ts).or_default().push(i);
+                match groups.get_mut(ts) {
+                    Some(group) => group.push(i),
+                    None => {
+                        groups.insert(ts.to_vec(), vec![i]);
+                    }
+                }
             }
         }
         let mut out = Vec::new();
@@ -208,18 +216,18 @@ impl Forward {
     /// The forwards of a write of entries in `partitions` (one per entry) that the writer
     /// sent to `sent_to`, received by a node where `targets(partition)` are the write
     /// targets; `also_known` are nodes that have it anyway (the writer and this node).
-    pub fn plan(
+    pub fn plan<T: AsRef<[NodeId]>>(
         partitions: &[u16],
         sent_to: &[NodeId],
         also_known: impl IntoIterator<Item = NodeId>,
-        mut targets: impl FnMut(u16) -> Vec<NodeId>,
+        mut targets: impl FnMut(u16) -> T,
     ) -> Self {
         let known: BTreeSet<NodeId> = sent_to.iter().copied().chain(also_known).collect();
         let mut extra: BTreeMap<NodeId, Vec<usize>> = BTreeMap::new();
         for (i, &p) in partitions.iter().enumerate() {
-            for t in targets(p) {
-                if !known.contains(&t) {
-                    extra.entry(t).or_default().push(i);
+            for t in targets(p).as_ref() {
+                if !known.contains(t) {
+                    extra.entry(*t).or_default().push(i);
                 }
             }
         }

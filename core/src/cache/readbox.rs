@@ -235,9 +235,14 @@ async fn ask(
         let asked = rest.len();
         let req = Request::Get {
             bucket: bucket.to_string(),
-            keys: rest.clone(),
+            keys: rest,
         };
-        let lookups = match call_remote(shared, target, req, wait).await {
+        let answer = call_remote(shared, target, &req, wait).await;
+        rest = match req {
+            Request::Get { keys, .. } => keys,
+            _ => Vec::new(),
+        };
+        let lookups = match answer {
             Ok(Response::Lookups(l)) if l.len() == asked => l,
             Ok(_) => {
                 answers.extend((0..asked).map(|_| Err(unexpected("get"))));

@@ -2,6 +2,8 @@
 //! that increases with every membership change, with every partition's ranking; and who
 //! a write or a read of a partition goes to. Pure.
 
+use std::borrow::Cow;
+
 use crate::cache::partition::{rank, PARTITIONS};
 use crate::identity::NodeId;
 
@@ -87,15 +89,31 @@ pub fn write_targets(
     p: u16,
     replicas: u32,
 ) -> Vec<NodeId> {
-    let mut out: Vec<NodeId> = current.owners(p, replicas).to_vec();
-    if let Some(prev) = previous {
-        for o in prev.owners(p, replicas) {
-            if current.contains(o) && !out.contains(o) {
-                out.push(*o);
+    write_targets_in(current, previous, p, replicas).into_owned()
+}
+
+/// [`write_targets`], borrowed from `current` when the previous table adds no node (the
+/// steady state: no copy per entry written).
+pub fn write_targets_in<'t>(
+    current: &'t Table,
+    previous: Option<&Table>,
+    p: u16,
+    replicas: u32,
+) -> Cow<'t, [NodeId]> {
+    let owners = current.owners(p, replicas);
+    let adds = |o: &NodeId| current.contains(o) && !owners.contains(o);
+    match previous {
+        Some(prev) if prev.owners(p, replicas).iter().any(adds) => {
+            let mut out = owners.to_vec();
+            for o in prev.owners(p, replicas) {
+                if current.contains(o) && !out.contains(o) {
+                    out.push(*o);
+                }
             }
+            Cow::Owned(out)
         }
+        _ => Cow::Borrowed(owners),
     }
-    out
 }
 
 /// Whether `me` is the only node a write of partition `p` goes to ([`write_targets`] is
@@ -120,6 +138,19 @@ pub fn only_target(
 /// which `unreachable` holds (they recently failed to answer) last. Stable.
 pub fn by_preference(me: &NodeId, targets: &mut [NodeId], unreachable: impl Fn(&NodeId) -> bool) {
     targets.sort_by_key(|t| (t != me, unreachable(t)));
+}
+
+/// The first of `targets` in [`by_preference`]'s order, without reordering or copying
+/// them (`unreachable` is asked once per target).
+pub fn preferred(
+    me: &NodeId,
+    targets: &[NodeId],
+    unreachable: impl Fn(&NodeId) -> bool,
+) -> Option<NodeId> {
+    targets
+        .iter()
+        .min_by_key(|t| (*t != me, unreachable(t)))
+        .copied()
 }
 
 /// The nodes a read of partition `p` asks, in order: its current owners by preference
@@ -242,5 +273,54 @@ mod tests {
         let order = read_order(&outsider, &t, Some(&before), p, 3, |_| false);
         assert_eq!(&order[..3], &owners[..]);
         assert_eq!(order, write_targets(&t, Some(&before), p, 3));
+    }
+
+    #[test]
+    fn write_targets_are_borrowed_unless_the_previous_table_adds_a_node() {
+        let ids = ids(4);
+        let now = Table::new(2, ids[..3].to_vec());
+        let same = Table::new(1, ids[..3].to_vec());
+        let before = Table::new(1, ids[1..].to_vec());
+        for p in 0..crate::cache::partition::PARTITIONS as u16 {
+            for replicas in [1, 2, 3] {
+                for previous in [None, Some(&same), Some(&before)] {
+                    let got = write_targets_in(&now, previous, p, replicas);
+                    let mut want = now.owners(p, replicas).to_vec();
+                    for o in previous.map_or(&[][..], |t| t.owners(p, replicas)) {
+                        if now.contains(o) && !want.contains(o) {
+                            want.push(*o);
+                        }
+                    }
+                    assert_eq!(got.as_ref(), want.as_slice());
+                    let adds = want.len() > now.owners(p, replicas).len();
+                    assert_eq!(matches!(got, Cow::Owned(_)), adds);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_preferred_target_is_the_first_by_preference() {
+        let ids = ids(4);
+        assert_eq!(preferred(&ids[0], &[], |_| false), None);
+        // Every choice of "me" (a target or not) and of unreachable targets.
+        for me in &ids {
+            for mask in 0u32..8 {
+                let unreachable = |n: &NodeId| {
+                    ids[..3]
+                        .iter()
+                        .position(|i| i == n)
+                        .is_some_and(|k| mask & (1 << k) != 0)
+                };
+                let targets = &ids[..3];
+                let mut sorted = targets.to_vec();
+                by_preference(me, &mut sorted, unreachable);
+                assert_eq!(
+                    preferred(me, targets, unreachable),
+                    sorted.first().copied(),
+                    "mask {mask}"
+                );
+            }
+        }
     }
 }

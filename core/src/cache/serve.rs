@@ -10,8 +10,7 @@ use tracing::debug;
 
 use crate::cache::bucket::Bucket;
 use crate::cache::client::{
-    call_within, maybe_stale, options_differ, owners_now, write_targets, READ_ATTEMPT,
-    WRITE_ATTEMPT,
+    call_within, maybe_stale, options_differ, owners_now, READ_ATTEMPT, WRITE_ATTEMPT,
 };
 use crate::cache::error::CacheError;
 use crate::cache::hlc::wall_ms;
@@ -22,9 +21,10 @@ use crate::cache::messages::{
 use crate::cache::partition::{partition_of, PARTITIONS};
 use crate::cache::partition_state::PartitionState;
 use crate::cache::plan::Forward;
+use crate::cache::routing;
 use crate::cache::service::CacheService;
 use crate::cache::state::Origin;
-use crate::cache::store::{Charge, EntryView};
+use crate::cache::store::{Charge, EntryView, Read};
 use crate::cache::time::expiry_after;
 use crate::cache::validate::{check_name, check_request, check_wire_entry, max_entry_bytes};
 use crate::error::Result;
@@ -278,8 +278,9 @@ async fn apply_views(
     let existed = apply_here(shared, b, views.iter())?;
     // Forward to owners in our table that the writer did not send to.
     let partitions: Vec<u16> = views.iter().map(|e| e.partition).collect();
+    let (table, previous) = (shared.cache.table(), shared.cache.previous());
     let forward = Forward::plan(&partitions, sent_to, [from, shared.id], |p| {
-        write_targets(shared, b, p)
+        routing::write_targets_in(&table, previous.as_deref(), p, b.options.replicas)
     });
     if !forward.extra.is_empty() {
         let all_sent = forward.all_sent;
@@ -356,27 +357,16 @@ pub(crate) async fn lookup(
             match b.state(p) {
                 PartitionState::Ready if stale => syncing.push(i),
                 PartitionState::Ready => {
-                    out[i] = match store.peek(key, now) {
-                        Some(EntryView {
-                            value: Some(v),
-                            expires,
-                            ..
-                        }) => {
-                            let item = key.len().saturating_add(v.len());
-                            if size > 0 && size.saturating_add(item) > budget {
-                                break;
-                            }
-                            size = size.saturating_add(item);
-                            store.get(key, now);
-                            Lookup::Found {
-                                value: v.clone(),
-                                expires,
-                            }
+                    let fits = |len: usize| {
+                        size == 0 || size.saturating_add(key.len().saturating_add(len)) <= budget
+                    };
+                    out[i] = match store.read_within(key, now, fits) {
+                        Read::Found { value, expires } => {
+                            size = size.saturating_add(key.len().saturating_add(value.len()));
+                            Lookup::Found { value, expires }
                         }
-                        _ => {
-                            store.get(key, now); // counts the miss
-                            Lookup::Missing
-                        }
+                        Read::Missing => Lookup::Missing,
+                        Read::Refused => break,
                     }
                 }
                 PartitionState::NotOwned => out[i] = Lookup::Moved,

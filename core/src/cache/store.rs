@@ -85,6 +85,22 @@ pub struct EntryView {
     pub partition: u16,
 }
 
+/// What [`Store::read_within`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Read {
+    /// The live value and its expiry (ms since the epoch, 0 = never).
+    Found {
+        /// The value.
+        value: Bytes,
+        /// Its expiry.
+        expires: u64,
+    },
+    /// No live value.
+    Missing,
+    /// A live value the caller's `fits` refused.
+    Refused,
+}
+
 /// Per-node limits of a bucket.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Limits {
@@ -283,14 +299,37 @@ impl Store {
 
     /// Reads `key` (touching it in the LRU). Expired entries are removed on the way.
     pub fn get(&mut self, key: &str, now_ms: u64) -> Option<Bytes> {
-        let found = self.lookup(key, now_ms).map(|i| {
-            self.lru.touch(i);
-            Bytes::copy_from_slice(self.slots[i as usize].value())
-        });
-        match found {
-            Some(_) => self.counters.hits += 1,
-            None => self.counters.misses += 1,
+        match self.read_within(key, now_ms, |_| true) {
+            Read::Found { value, .. } => Some(value),
+            Read::Missing | Read::Refused => None,
         }
+    }
+
+    /// Reads `key` as an owner answers a read: one lookup, the value copied once. A live
+    /// value whose length `fits` accepts is returned with its expiry, touched in the LRU
+    /// and counted as a hit; one it refuses is left as it was (not copied, touched or
+    /// counted); no live value is a miss (counted). Expired entries are removed on the
+    /// way.
+    pub fn read_within(
+        &mut self,
+        key: &str,
+        now_ms: u64,
+        fits: impl FnOnce(usize) -> bool,
+    ) -> Read {
+        let Some(i) = self.lookup(key, now_ms) else {
+            self.counters.misses += 1;
+            return Read::Missing;
+        };
+        let s = &self.slots[i as usize];
+        if !fits(s.value().len()) {
+            return Read::Refused;
+        }
+        let found = Read::Found {
+            value: Bytes::copy_from_slice(s.value()),
+            expires: s.expires,
+        };
+        self.lru.touch(i);
+        self.counters.hits += 1;
         found
     }
 

@@ -353,3 +353,50 @@ fn a_clear_removes_older_entries_and_deletes_and_refuses_older_writes_after() {
     assert_eq!(s.cleared_before(), 20);
     assert_eq!(s.len(), 2);
 }
+
+#[test]
+fn a_refused_read_touches_and_counts_nothing_and_a_read_counts_once() {
+    let mut s = store(Limits {
+        max_entries: Some(2),
+        max_bytes: None,
+    });
+    s.apply(&e("a", "12345", 1, 0), 0, Charge::Enforce).unwrap();
+    s.apply(&e("b", "v", 2, 77), 0, Charge::Enforce).unwrap();
+    s.apply(&del("gone", 3), 0, Charge::Enforce).unwrap();
+    // Refused for its length: no hit, no miss, and "a" stays least recently used.
+    assert_eq!(s.read_within("a", 0, |len| len < 5), Read::Refused);
+    assert_eq!((s.counters().hits, s.counters().misses), (0, 0));
+    // Accepted: its value and expiry, one hit.
+    assert_eq!(
+        s.read_within("b", 0, |len| len == 1),
+        Read::Found {
+            value: Bytes::from_static(b"v"),
+            expires: 77
+        }
+    );
+    // A tombstone and an absent key are misses.
+    assert_eq!(s.read_within("gone", 0, |_| true), Read::Missing);
+    assert_eq!(s.read_within("never", 0, |_| true), Read::Missing);
+    assert_eq!((s.counters().hits, s.counters().misses), (1, 2));
+    // Expired: removed on the way, a miss.
+    assert_eq!(s.read_within("b", 77, |_| true), Read::Missing);
+    assert_eq!(s.counters().expired, 1);
+
+    // A refused read does not touch the LRU, an accepted one does.
+    let mut s = store(Limits {
+        max_entries: Some(2),
+        max_bytes: None,
+    });
+    s.apply(&e("x", "v", 1, 0), 0, Charge::Enforce).unwrap();
+    s.apply(&e("y", "v", 2, 0), 0, Charge::Enforce).unwrap();
+    assert_eq!(s.read_within("x", 0, |_| false), Read::Refused);
+    s.apply(&e("z", "v", 3, 0), 0, Charge::Enforce).unwrap();
+    assert!(s.get("x", 0).is_none(), "x stayed least recently used");
+    assert!(matches!(
+        s.read_within("y", 0, |_| true),
+        Read::Found { .. }
+    ));
+    s.apply(&e("w", "v", 4, 0), 0, Charge::Enforce).unwrap();
+    assert!(s.get("y", 0).is_some(), "the read made y recently used");
+    assert!(s.get("z", 0).is_none());
+}
