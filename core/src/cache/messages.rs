@@ -7,6 +7,7 @@ use crate::cache::partition::partition_of;
 use crate::cache::store::EntryView;
 use crate::cache::CacheOptions;
 use crate::identity::NodeId;
+use crate::wire::codec::decode_bulk_borrowed;
 
 /// A bucket's definition.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -231,6 +232,33 @@ pub enum RmwResult {
     NotPrimary,
 }
 
+/// The first byte of an encoded [`Request::Get`]: the index of its variant (the wire's
+/// varint is one byte for values below 251; `tests` check it).
+const GET_TAG: u8 = 3;
+
+/// The body of a [`Request::Get`] read in place: its bucket name and keys point into the
+/// frame instead of being copied out of it (an owner answers many of them:
+/// `serve::handle`).
+#[derive(Debug, PartialEq, Eq, serde::Deserialize)]
+pub(crate) struct GetRef<'a> {
+    /// The bucket.
+    pub bucket: &'a str,
+    /// The keys.
+    #[serde(borrow)]
+    pub keys: Vec<&'a str>,
+}
+
+impl<'a> GetRef<'a> {
+    /// `body` read as a [`Request::Get`]; `None` for any other request, or a malformed
+    /// one (decoding it as a [`Request`] then says why).
+    pub(crate) fn decode(body: &'a [u8]) -> Option<GetRef<'a>> {
+        match body.split_first() {
+            Some((&GET_TAG, rest)) => decode_bulk_borrowed(rest).ok(),
+            _ => None,
+        }
+    }
+}
+
 /// A reply from a node's cache service.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Response {
@@ -320,5 +348,66 @@ mod tests {
             encode_bulk(&Lookup::Moved).unwrap(),
             encode_bulk(&OldLookup::Moved).unwrap()
         );
+    }
+
+    #[test]
+    fn a_get_read_in_place_is_exactly_the_get_request_and_nothing_else_is() {
+        let spec = Spec {
+            name: "b".into(),
+            options: CacheOptions::default(),
+        };
+        let get = Request::Get {
+            bucket: "bucket".into(),
+            keys: vec!["a".into(), "".into(), "ключ".into()],
+        };
+        let bytes = encode_bulk(&get).unwrap();
+        assert_eq!(
+            GetRef::decode(&bytes),
+            Some(GetRef {
+                bucket: "bucket",
+                keys: vec!["a", "", "ключ"],
+            })
+        );
+        // A frame cut short, or with bytes after it, is not read as a `Get`.
+        assert_eq!(GetRef::decode(&bytes[..bytes.len() - 1]), None);
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(GetRef::decode(&longer), None);
+        // Every other request: never read as a `Get` (their first byte differs).
+        let others = [
+            Request::Define(spec.clone()),
+            Request::Buckets,
+            Request::Apply {
+                spec: spec.clone(),
+                entries: Vec::new(),
+                sent_to: Vec::new(),
+            },
+            Request::Peek {
+                bucket: "bucket".into(),
+                keys: vec!["a".into()],
+            },
+            Request::Rmw {
+                spec: spec.clone(),
+                key: "k".into(),
+                op: RmwOp::Incr(1),
+            },
+            Request::Pull {
+                bucket: "b".into(),
+                partitions: vec![1],
+                cursor: 0,
+                table: 0,
+            },
+            Request::Count { bucket: "b".into() },
+            Request::Clear {
+                bucket: "b".into(),
+                version: 1,
+            },
+            Request::ApplyBatch(Vec::new()),
+        ];
+        for other in others {
+            let bytes = encode_bulk(&other).unwrap();
+            assert_ne!(bytes[0], GET_TAG, "{other:?}");
+            assert_eq!(GetRef::decode(&bytes), None, "{other:?}");
+        }
     }
 }

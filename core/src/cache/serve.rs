@@ -16,7 +16,8 @@ use crate::cache::error::CacheError;
 use crate::cache::hlc::wall_ms;
 use crate::cache::limits::PAGE_BYTES;
 use crate::cache::messages::{
-    ApplyPart, Lookup, Outcome, PartReply, Request, Response, RmwOp, RmwResult, Spec, WireEntry,
+    ApplyPart, GetRef, Lookup, Outcome, PartReply, Request, Response, RmwOp, RmwResult, Spec,
+    WireEntry,
 };
 use crate::cache::partition::{partition_of, PARTITIONS};
 use crate::cache::partition_state::PartitionState;
@@ -26,16 +27,36 @@ use crate::cache::service::CacheService;
 use crate::cache::state::Origin;
 use crate::cache::store::{Charge, EntryView, Read};
 use crate::cache::time::expiry_after;
-use crate::cache::validate::{check_name, check_request, check_wire_entry, max_entry_bytes};
+use crate::cache::validate::{
+    check_name, check_read, check_request, check_wire_entry, max_entry_bytes,
+};
 use crate::error::Result;
 use crate::identity::NodeId;
 use crate::wire::codec::{decode_bulk, encode_bulk};
 
-/// Serves a cache frame from `from`.
+/// Serves a cache frame from `from`. A `Get`, the request an owner answers most, is read
+/// in place: its keys are not copied out of the frame.
 pub(crate) async fn handle(shared: &Arc<CacheService>, from: NodeId, body: Bytes) -> Result<Bytes> {
-    let req: Request = decode_bulk(&body)?;
-    let resp = respond(shared, from, req).await?;
+    let resp = match GetRef::decode(&body) {
+        Some(get) => {
+            check_read(get.bucket, &get.keys)?;
+            get_reply(shared, get.bucket, &get.keys).await
+        }
+        None => {
+            let req: Request = decode_bulk(&body)?;
+            respond(shared, from, req).await?
+        }
+    };
     Ok(Bytes::from(encode_bulk(&resp)?))
+}
+
+/// The answer to a `Get` of `keys` in `bucket`: every key `Moved` when the bucket is
+/// unknown here.
+async fn get_reply(shared: &Arc<CacheService>, bucket: &str, keys: &[impl AsRef<str>]) -> Response {
+    match shared.cache.bucket(bucket) {
+        Some(b) => Response::Lookups(lookup(shared, &b, keys).await),
+        None => Response::Lookups(vec![Lookup::Moved; keys.len()]),
+    }
 }
 
 /// The bucket of `spec`, created (to be pulled from the others) if unknown here, within
@@ -104,12 +125,7 @@ pub(crate) async fn respond(
             sent_to,
         } => apply(shared, from, spec, entries, sent_to).await,
         Request::ApplyBatch(parts) => apply_batch(shared, from, parts).await,
-        Request::Get { bucket, keys } => {
-            let Some(b) = shared.cache.bucket(&bucket) else {
-                return Ok(Response::Lookups(vec![Lookup::Moved; keys.len()]));
-            };
-            Ok(Response::Lookups(lookup(shared, &b, &keys).await))
-        }
+        Request::Get { bucket, keys } => Ok(get_reply(shared, &bucket, &keys).await),
         Request::Peek { bucket, keys } => {
             let peeked = match shared.cache.bucket(&bucket) {
                 Some(b) => peek_prefix(&b, &keys, reply_budget(shared), wall_ms())
@@ -340,7 +356,7 @@ fn peek_prefix(b: &Bucket, keys: &[String], budget: usize, now: u64) -> Vec<Opti
 pub(crate) async fn lookup(
     shared: &Arc<CacheService>,
     b: &Arc<Bucket>,
-    keys: &[String],
+    keys: &[impl AsRef<str>],
 ) -> Vec<Lookup> {
     let now = wall_ms();
     let budget = reply_budget(shared);
@@ -353,6 +369,7 @@ pub(crate) async fn lookup(
     {
         let mut store = b.store();
         for (i, key) in keys.iter().enumerate() {
+            let key = key.as_ref();
             let p = partition_of(key);
             match b.state(p) {
                 PartitionState::Ready if stale => syncing.push(i),
@@ -377,7 +394,10 @@ pub(crate) async fn lookup(
     if syncing.is_empty() {
         return out;
     }
-    let wanted: Vec<String> = syncing.iter().map(|&i| keys[i].clone()).collect();
+    let wanted: Vec<String> = syncing
+        .iter()
+        .map(|&i| keys[i].as_ref().to_string())
+        .collect();
     // A prefix of them (see `consult`); the others stay `Moved`.
     let newest = consult(shared, b, &wanted).await;
     for (slot, found) in syncing.into_iter().zip(newest) {
@@ -387,7 +407,7 @@ pub(crate) async fn lookup(
                 expires,
                 ..
             }) if expires == 0 || expires > now => {
-                let item = keys[slot].len().saturating_add(v.len());
+                let item = keys[slot].as_ref().len().saturating_add(v.len());
                 if size > 0 && size.saturating_add(item) > budget {
                     break;
                 }

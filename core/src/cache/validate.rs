@@ -100,11 +100,7 @@ pub fn check_request(req: &Request, max_message_size: usize) -> Result<()> {
                 check_apply(&p.spec.name, &p.entries, &p.sent_to, max_message_size)
             })
         }
-        Request::Get { bucket, keys } | Request::Peek { bucket, keys } => {
-            check_name(bucket)?;
-            check_count("keys", keys.len())?;
-            keys.iter().try_for_each(|k| check_key(k))
-        }
+        Request::Get { bucket, keys } | Request::Peek { bucket, keys } => check_read(bucket, keys),
         Request::Rmw { spec, key, op } => {
             check_name(&spec.name)?;
             check_key(key)?;
@@ -121,6 +117,13 @@ pub fn check_request(req: &Request, max_message_size: usize) -> Result<()> {
         }
         Request::Count { bucket } | Request::Clear { bucket, .. } => check_name(bucket),
     }
+}
+
+/// Checks a read (a `Get` or a `Peek`): its bucket name, how many keys, each key.
+pub fn check_read(bucket: &str, keys: &[impl AsRef<str>]) -> Result<()> {
+    check_name(bucket)?;
+    check_count("keys", keys.len())?;
+    keys.iter().try_for_each(|k| check_key(k.as_ref()))
 }
 
 /// Checks one write (an `Apply`, or a part of an `ApplyBatch`).

@@ -154,6 +154,19 @@ pub fn decode_bulk<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
     Ok(value)
 }
 
+/// [`decode_bulk`] of a type that borrows from `bytes`: its strings and byte slices point
+/// into them instead of being copied out.
+pub fn decode_bulk_borrowed<'a, T: serde::Deserialize<'a>>(
+    bytes: &'a [u8],
+) -> Result<T, WireError> {
+    let (value, used) = bincode::serde::borrow_decode_from_slice(bytes, bulk_config())
+        .map_err(|e| WireError::Malformed(e.to_string()))?;
+    if used != bytes.len() {
+        return Err(WireError::Malformed("trailing bytes after body".into()));
+    }
+    Ok(value)
+}
+
 /// Reads only the leading version number of a header (every versioned header starts
 /// with one), so a peer can reject an unknown version cleanly before full decoding.
 pub fn peek_version(bytes: &[u8]) -> Result<u16, WireError> {
