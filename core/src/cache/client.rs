@@ -249,6 +249,7 @@ fn try_get_local_many(
     }
     let now = wall_ms();
     let mut store = b.store();
+    store.warm(keys.iter().map(String::as_str));
     keys.iter()
         .map(|k| (b.state(partition_of(k)) == PartitionState::Ready).then(|| store.get(k, now)))
         .collect()

@@ -43,6 +43,7 @@ pub(crate) fn write_alone(
     let now = wall_ms();
     let mut existed = Vec::with_capacity(entries.len());
     let mut store = b.store();
+    store.warm(entries.iter().map(|e| e.key.as_str()));
     for mut e in entries {
         let mut restamps = 0;
         loop {

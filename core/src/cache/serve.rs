@@ -268,6 +268,7 @@ pub(crate) fn apply_here<'a>(
     }
     let mut existed = Vec::with_capacity(views.size_hint().0);
     let mut store = b.store();
+    store.warm(views.clone().map(|e| e.key.as_str()));
     for e in views {
         shared.cache.hlc.observe_at(e.version, now)?;
         let applied = store.apply(e, now, Charge::Enforce)?;
@@ -368,6 +369,7 @@ pub(crate) async fn lookup(
     let stale = maybe_stale(shared);
     {
         let mut store = b.store();
+        store.warm(keys.iter().map(AsRef::as_ref));
         for (i, key) in keys.iter().enumerate() {
             let key = key.as_ref();
             let p = partition_of(key);

@@ -271,6 +271,43 @@ impl Store {
             .copied()
     }
 
+    /// Brings what reading `keys` will touch (their slots, key and value bytes) into the
+    /// CPU's caches without acting on any key, so that a batch's cache misses overlap
+    /// instead of following one another: in chunks of keys, first every key's slot index
+    /// (the index is small and stays cached), then every slot, then every slot's bytes,
+    /// each pass a run of loads that do not wait on one another. A hint only: it changes
+    /// nothing, and the reads that follow find the same entries, sooner.
+    pub fn warm<'k>(&self, keys: impl IntoIterator<Item = &'k str>) {
+        const CHUNK: usize = 16;
+        let mut keys = keys.into_iter();
+        loop {
+            let mut at = [u32::MAX; CHUNK];
+            let mut n = 0;
+            for (slot, key) in at.iter_mut().zip(keys.by_ref()) {
+                let h = self.hasher.hash_one(key.as_bytes());
+                *slot = self.index.iter_hash(h).next().copied().unwrap_or(u32::MAX);
+                n += 1;
+            }
+            if n == 0 {
+                return;
+            }
+            let mut data: [&[u8]; CHUNK] = [&[]; CHUNK];
+            for (d, &i) in data.iter_mut().zip(&at[..n]) {
+                if let Some(s) = self.slots.get(i as usize) {
+                    *d = &s.data;
+                }
+            }
+            let mut touched = 0u8;
+            for d in &data[..n] {
+                touched ^= d.first().copied().unwrap_or(0) ^ d.last().copied().unwrap_or(0);
+            }
+            std::hint::black_box(touched);
+            if n < CHUNK {
+                return;
+            }
+        }
+    }
+
     /// Removes slot `i` (live) entirely, without returning its cost to the budget;
     /// returns that cost.
     fn take_slot(&mut self, i: u32) -> u64 {

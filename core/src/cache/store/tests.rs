@@ -400,3 +400,53 @@ fn a_refused_read_touches_and_counts_nothing_and_a_read_counts_once() {
     assert!(s.get("y", 0).is_some(), "the read made y recently used");
     assert!(s.get("z", 0).is_none());
 }
+
+#[test]
+fn warming_keys_changes_nothing_a_store_shows() {
+    // Two identical stores of 40 entries (more than one of warm's chunks), one warmed
+    // with present, absent, expired and deleted keys, in chunks of every length.
+    let fill = || {
+        let mut s = store(Limits {
+            max_entries: Some(40),
+            max_bytes: None,
+        });
+        for i in 0..40u64 {
+            let expires = if i % 7 == 0 { 5 } else { 0 };
+            s.apply(
+                &e(&format!("k{i}"), "value", i + 1, expires),
+                0,
+                Charge::Enforce,
+            )
+            .unwrap();
+        }
+        s.apply(&del("k3", 100), 0, Charge::Enforce).unwrap();
+        s
+    };
+    let (mut warmed, mut plain) = (fill(), fill());
+    let keys: Vec<String> = (0..48).map(|i| format!("k{}", (i * 13) % 50)).collect();
+    for n in [0, 1, 15, 16, 17, 32, 48] {
+        warmed.warm(keys.iter().take(n).map(String::as_str));
+    }
+    assert_eq!(warmed.len(), plain.len());
+    assert_eq!(warmed.bytes(), plain.bytes());
+    assert_eq!(warmed.counters(), plain.counters());
+    // The same reads find the same values (expired entries go on the way in both)...
+    for k in &keys {
+        assert_eq!(
+            warmed.read_within(k, 10, |_| true),
+            plain.read_within(k, 10, |_| true)
+        );
+    }
+    assert_eq!(warmed.counters(), plain.counters());
+    // ... and the same least recently used entries are evicted by the same writes.
+    for i in 0..30u64 {
+        let w = e(&format!("new{i}"), "v", 1000 + i, 0);
+        warmed.apply(&w, 10, Charge::Enforce).unwrap();
+        plain.apply(&w, 10, Charge::Enforce).unwrap();
+    }
+    for i in 0..40 {
+        let k = format!("k{i}");
+        assert_eq!(warmed.get(&k, 10), plain.get(&k, 10), "{k}");
+    }
+    assert_eq!(warmed.counters(), plain.counters());
+}
