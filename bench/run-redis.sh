@@ -11,7 +11,7 @@
 #   4. prints ops/s, p50 and p99 of each, and memmesh's ratios to redis-server.
 # Everything is stopped at exit. Nothing listens on or connects to anything but loopback.
 #
-#   bench/run-redis.sh            # release build, 5 k to 50 k requests per case (a few minutes)
+#   bench/run-redis.sh            # release build, 20 k to 400 k requests per case (a few minutes)
 #   bench/run-redis.sh --quick    # smoke run for CI: debug build, 2 k requests per case
 #
 # Results are kept in ${CARGO_TARGET_DIR:-target}/redis-bench/ (one CSV per case).
@@ -30,7 +30,7 @@ done
 if [ "$QUICK" = 1 ]; then
   PROFILE=debug N1=2000 N50=2000 NP=2000
 else
-  PROFILE=release N1=5000 N50=20000 NP=50000
+  PROFILE=release N1=20000 N50=100000 NP=400000
 fi
 # Absolute: redis-server changes directory before opening its files.
 TARGET="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
