@@ -24,7 +24,7 @@ fn line(out: &mut BytesMut, tag: u8, body: &[u8]) {
 }
 
 fn head(out: &mut BytesMut, tag: u8, n: usize) {
-    line(out, tag, n.to_string().as_bytes());
+    line(out, tag, itoa::Buffer::new().format(n).as_bytes());
 }
 
 fn blob(out: &mut BytesMut, tag: u8, b: &[u8]) {
@@ -59,7 +59,7 @@ pub fn write(out: &mut BytesMut, v: &Value, proto: Protocol) {
     match v {
         Value::Simple(s) => line(out, b'+', &one_line(s)),
         Value::Error(s) => line(out, b'-', &one_line(s)),
-        Value::Integer(n) => line(out, b':', n.to_string().as_bytes()),
+        Value::Integer(n) => line(out, b':', itoa::Buffer::new().format(*n).as_bytes()),
         Value::Bulk(b) => blob(out, b'$', b),
         Value::Array(items) => {
             head(out, b'*', items.len());
