@@ -457,7 +457,8 @@ pub(crate) async fn set_many(
             partition: partition_of(&key),
             key,
             value: Some(value),
-            version: shared.cache.hlc.now(),
+            // One clock read for the call: the stamps still increase, entry by entry.
+            version: shared.cache.hlc.now_at(now),
             expires,
         });
     }

@@ -548,21 +548,31 @@ impl Store {
         }
         // Its cost moved to the entry above.
         let _ = self.tombstones.forget(key);
-        let mut data = Vec::with_capacity(key.len().saturating_add(value.len()));
-        data.extend_from_slice(key.as_bytes());
-        data.extend_from_slice(value);
-        let data = data.into_boxed_slice();
+        let len = key.len().saturating_add(value.len());
+        let fresh = || {
+            let mut data = Vec::with_capacity(len);
+            data.extend_from_slice(key.as_bytes());
+            data.extend_from_slice(value);
+            data.into_boxed_slice()
+        };
         let i = match existing {
             Some(i) => {
                 let s = &mut self.slots[i as usize];
-                s.data = data;
+                // The same key with a value of the same length (a counter, a record of
+                // fixed size): its bytes are overwritten where they are, without
+                // allocating. Reads copy values out, so no reader sees the change.
+                let same_len = s.data.len() == len;
+                match s.data.get_mut(key.len()..) {
+                    Some(held) if same_len => held.copy_from_slice(value),
+                    _ => s.data = fresh(),
+                }
                 s.version = entry.version;
                 s.expires = entry.expires;
                 i
             }
             None => {
                 let slot = Slot {
-                    data,
+                    data: fresh(),
                     version: entry.version,
                     expires: entry.expires,
                     key_len,

@@ -450,3 +450,37 @@ fn warming_keys_changes_nothing_a_store_shows() {
     }
     assert_eq!(warmed.counters(), plain.counters());
 }
+
+#[test]
+fn a_value_of_the_same_length_is_overwritten_in_place_and_reads_stay_right() {
+    let mut s = store(Limits::default());
+    s.apply(&e("k", "aaaa", 1, 0), 0, Charge::Enforce).unwrap();
+    s.apply(&e("other", "zz", 2, 0), 0, Charge::Enforce)
+        .unwrap();
+    let held = s.get("k", 0).unwrap();
+    let bytes = s.bytes();
+    // Same length: the new bytes, the same cost; a value read before is unchanged.
+    s.apply(&e("k", "bbbb", 3, 9), 0, Charge::Enforce).unwrap();
+    assert_eq!(
+        s.read_within("k", 0, |_| true),
+        Read::Found {
+            value: Bytes::from_static(b"bbbb"),
+            expires: 9
+        }
+    );
+    assert_eq!(held, Bytes::from_static(b"aaaa"));
+    assert_eq!(s.bytes(), bytes);
+    // Shorter, then longer: reallocated, the cost follows.
+    s.apply(&e("k", "c", 4, 0), 0, Charge::Enforce).unwrap();
+    assert_eq!(s.get("k", 0).unwrap(), Bytes::from_static(b"c"));
+    assert_eq!(s.bytes(), bytes - 3);
+    s.apply(&e("k", "dddddd", 5, 0), 0, Charge::Enforce)
+        .unwrap();
+    assert_eq!(s.get("k", 0).unwrap(), Bytes::from_static(b"dddddd"));
+    assert_eq!(s.bytes(), bytes + 2);
+    // An older write of the same length changes nothing.
+    s.apply(&e("k", "eeeeee", 2, 0), 0, Charge::Enforce)
+        .unwrap();
+    assert_eq!(s.get("k", 0).unwrap(), Bytes::from_static(b"dddddd"));
+    assert_eq!(s.get("other", 0).unwrap(), Bytes::from_static(b"zz"));
+}
