@@ -13,6 +13,49 @@ use crate::identity::NodeId;
 /// Most times one entry is stamped again because an owner held a newer version.
 pub const MAX_RESTAMPS: u32 = 4;
 
+/// Acknowledgements one entry keeps without allocating: an entry's targets are its
+/// owners (`replicas`), and its previous owners too while owners change.
+const INLINE_ACKS: usize = 4;
+
+/// The nodes that have acknowledged one entry: the first [`INLINE_ACKS`] kept inline (a
+/// write of many entries made a set, and an allocation, per entry), any more in a vector.
+#[derive(Debug, Clone, Default)]
+struct Acks {
+    inline: [Option<NodeId>; INLINE_ACKS],
+    more: Vec<NodeId>,
+}
+
+impl Acks {
+    fn contains(&self, t: &NodeId) -> bool {
+        self.inline.iter().any(|a| a.as_ref() == Some(t)) || self.more.contains(t)
+    }
+
+    fn insert(&mut self, t: NodeId) {
+        if self.contains(&t) {
+            return;
+        }
+        // Slots fill in order and only `clear` empties them: the first free one ends
+        // the inline part.
+        match self.inline.iter_mut().find(|a| a.is_none()) {
+            Some(free) => *free = Some(t),
+            None => self.more.push(t),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.inline = [None; INLINE_ACKS];
+        self.more.clear();
+    }
+
+    #[cfg(test)]
+    fn sorted(&self) -> Vec<NodeId> {
+        let mut all: Vec<NodeId> = self.inline.iter().flatten().copied().collect();
+        all.extend_from_slice(&self.more);
+        all.sort();
+        all
+    }
+}
+
 /// One request to send: entries (by index in the plan) to one target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Send {
@@ -30,7 +73,7 @@ pub struct Send {
 pub struct WritePlan {
     entries: Vec<EntryView>,
     /// For each entry, the nodes that have acknowledged it.
-    acked: Vec<BTreeSet<NodeId>>,
+    acked: Vec<Acks>,
     /// For each entry, whether a current owner held a live value before.
     existed: Vec<bool>,
     /// For each entry, how many times it was stamped again.
@@ -46,7 +89,7 @@ impl WritePlan {
         let n = entries.len();
         Self {
             entries,
-            acked: vec![BTreeSet::new(); n],
+            acked: vec![Acks::default(); n],
             existed: vec![false; n],
             restamped: vec![0; n],
             superseded: Vec::new(),
@@ -58,10 +101,10 @@ impl WritePlan {
         &self.entries
     }
 
-    /// The nodes that have acknowledged entry `i` so far.
+    /// The nodes that have acknowledged entry `i` so far, in order.
     #[cfg(test)]
-    pub fn acked(&self, i: usize) -> Option<&BTreeSet<NodeId>> {
-        self.acked.get(i)
+    pub fn acked(&self, i: usize) -> Option<Vec<NodeId>> {
+        self.acked.get(i).map(Acks::sorted)
     }
 
     /// What to send now, given `targets(partition)`, the nodes a write of a partition
@@ -243,6 +286,24 @@ impl Forward {
 mod tests {
     use super::*;
     use crate::testkit::ids;
+
+    #[test]
+    fn acks_keep_each_node_once_inline_then_beyond_and_clear_to_nothing() {
+        let n = ids(INLINE_ACKS + 3);
+        let mut a = Acks::default();
+        assert!(n.iter().all(|t| !a.contains(t)));
+        for t in n.iter().rev().chain(&n) {
+            a.insert(*t);
+        }
+        assert!(n.iter().all(|t| a.contains(t)));
+        let mut want = n.clone();
+        want.sort();
+        assert_eq!(a.sorted(), want, "each node once, whichever part holds it");
+        a.clear();
+        assert!(a.sorted().is_empty() && n.iter().all(|t| !a.contains(t)));
+        a.insert(n[5]);
+        assert_eq!(a.sorted(), vec![n[5]]);
+    }
 
     fn entry(key: &str, partition: u16, version: u64) -> EntryView {
         EntryView {
@@ -441,7 +502,7 @@ mod tests {
             }
             assert_eq!(rounds, 1, "every owner answered the first round");
             for (i, k) in keys.iter().enumerate() {
-                let acked: Vec<NodeId> = plan.acked(i).unwrap().iter().copied().collect();
+                let acked = plan.acked(i).unwrap();
                 let mut owners = table.owners(partition_of(k), replicas).to_vec();
                 owners.sort();
                 assert_eq!(acked, owners, "{k} with {replicas} replicas");
