@@ -14,10 +14,9 @@ use crate::cache::bucket::Bucket;
 use crate::cache::hlc::wall_ms;
 use crate::cache::limits::MAX_BATCH;
 use crate::cache::local_write;
-use crate::cache::messages::{
-    ApplyPart, Lookup, Request, Response, RmwOp, RmwResult, Spec, WireEntry,
-};
+use crate::cache::messages::{Lookup, Request, Response, RmwOp, RmwResult, Spec};
 use crate::cache::outbox;
+use crate::cache::outgoing::OutPart;
 use crate::cache::partition::partition_of;
 use crate::cache::partition_state::PartitionState;
 use crate::cache::plan::WritePlan;
@@ -68,7 +67,7 @@ pub(crate) async fn call_within(
 pub(crate) async fn call_remote(
     shared: &Arc<CacheService>,
     peer: NodeId,
-    req: &Request,
+    req: &impl serde::Serialize,
     deadline: Duration,
 ) -> Result<Response> {
     let body = encode_bulk(req)?;
@@ -498,7 +497,7 @@ pub(crate) async fn write_entries(
         Err(entries) => entries,
     };
     let mut retry = Retry::new(Instant::now(), shared.config.request_timeout);
-    let spec = spec(b);
+    let spec = Arc::new(spec(b));
     let mut plan = WritePlan::new(entries);
     loop {
         if shared.cache.table().members.is_empty() {
@@ -545,14 +544,12 @@ pub(crate) async fn write_entries(
                     here.push((t, todo, applied));
                     continue;
                 }
-                let part = ApplyPart {
-                    spec: spec.clone(),
-                    entries: todo
-                        .iter()
-                        .map(|&i| WireEntry::from(&plan.entries()[i]))
-                        .collect(),
-                    sent_to: send.sent_to.clone(),
-                };
+                let part = OutPart::new(
+                    spec.clone(),
+                    plan.shared_entries().clone(),
+                    todo.clone(),
+                    send.sent_to.clone(),
+                );
                 sends.push(Box::pin(async move {
                     (t, todo, outbox::apply_at(shared, t, part).await)
                 }));

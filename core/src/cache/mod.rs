@@ -21,6 +21,7 @@ pub(crate) mod lru;
 pub(crate) mod maintain;
 pub mod messages;
 pub(crate) mod outbox;
+pub(crate) mod outgoing;
 pub mod partition;
 pub(crate) mod partition_state;
 pub(crate) mod plan;

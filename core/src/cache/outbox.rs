@@ -12,7 +12,8 @@ use tokio::sync::oneshot;
 use crate::cache::client::{call_remote, unexpected, WRITE_ATTEMPT};
 use crate::cache::coalesce::{Admit, Lane, Size};
 use crate::cache::limits::MAX_BATCH;
-use crate::cache::messages::{ApplyPart, Outcome, PartReply, Request, Response};
+use crate::cache::messages::{Outcome, PartReply, Response};
+use crate::cache::outgoing::{OutPart, Outgoing};
 use crate::cache::service::CacheService;
 use crate::cache::tombstones::PAGE_ITEM_OVERHEAD;
 use crate::cache::validate::max_entry_bytes;
@@ -28,7 +29,7 @@ const PART_OVERHEAD: usize = 64;
 /// One write waiting to be sent, and where its answer goes.
 #[derive(Debug)]
 struct Pending {
-    part: ApplyPart,
+    part: OutPart,
     reply: oneshot::Sender<Result<Vec<Outcome>>>,
 }
 
@@ -66,14 +67,14 @@ fn max_request(shared: &CacheService) -> Size {
 }
 
 /// The size of `part` as a request counts it.
-fn size_of(part: &ApplyPart) -> Size {
-    let entries = part.entries.iter().fold(0usize, |n, e| {
+fn size_of(part: &OutPart) -> Size {
+    let entries = part.entries().fold(0usize, |n, e| {
         n.saturating_add(e.key.len())
             .saturating_add(e.value.as_ref().map_or(0, |v| v.len()))
             .saturating_add(PAGE_ITEM_OVERHEAD)
     });
     Size {
-        entries: part.entries.len(),
+        entries: part.len(),
         bytes: entries
             .saturating_add(part.spec.name.len())
             .saturating_add(part.sent_to.len().saturating_mul(32))
@@ -87,7 +88,7 @@ fn size_of(part: &ApplyPart) -> Size {
 pub(crate) async fn apply_at(
     shared: &Arc<CacheService>,
     target: NodeId,
-    part: ApplyPart,
+    part: OutPart,
 ) -> Result<Vec<Outcome>> {
     let (tx, rx) = oneshot::channel();
     let size = size_of(&part);
@@ -124,7 +125,7 @@ pub(crate) async fn apply_at(
 /// Sends `batch`, then what queued meanwhile, until the lane has nothing left.
 async fn drain(shared: Arc<CacheService>, target: NodeId, mut batch: Vec<Pending>) {
     loop {
-        let (parts, replies): (Vec<ApplyPart>, Vec<_>) =
+        let (parts, replies): (Vec<OutPart>, Vec<_>) =
             batch.into_iter().map(|p| (p.part, p.reply)).unzip();
         let answers = send(&shared, target, parts).await;
         for (reply, answer) in replies.into_iter().zip(answers) {
@@ -152,20 +153,13 @@ async fn drain(shared: Arc<CacheService>, target: NodeId, mut batch: Vec<Pending
 async fn send(
     shared: &Arc<CacheService>,
     target: NodeId,
-    mut parts: Vec<ApplyPart>,
+    parts: Vec<OutPart>,
 ) -> Vec<Result<Vec<Outcome>>> {
     let n = parts.len();
     shared.outbox.requests.fetch_add(1, Ordering::Relaxed);
     shared.outbox.parts.fetch_add(n as u64, Ordering::Relaxed);
-    if n == 1 {
-        let Some(part) = parts.pop() else {
-            return Vec::new();
-        };
-        let req = Request::Apply {
-            spec: part.spec,
-            entries: part.entries,
-            sent_to: part.sent_to,
-        };
+    if let [part] = parts.as_slice() {
+        let req = Outgoing::One(part);
         let answer = match call_remote(shared, target, &req, WRITE_ATTEMPT).await {
             Ok(Response::Applied(outcomes)) => Ok(outcomes),
             Ok(_) => Err(unexpected("apply")),
@@ -173,7 +167,7 @@ async fn send(
         };
         return vec![answer];
     }
-    match call_remote(shared, target, &Request::ApplyBatch(parts), WRITE_ATTEMPT).await {
+    match call_remote(shared, target, &Outgoing::Batch(&parts), WRITE_ATTEMPT).await {
         Ok(Response::AppliedBatch(replies)) if replies.len() == n => {
             replies.into_iter().map(part_answer).collect()
         }
@@ -197,7 +191,9 @@ fn part_answer(reply: PartReply) -> Result<Vec<Outcome>> {
 mod tests {
     use super::*;
     use crate::cache::limits::ENTRY_ENVELOPE;
-    use crate::cache::messages::{Spec, WireEntry};
+    use crate::cache::messages::Spec;
+    use crate::cache::partition::partition_of;
+    use crate::cache::store::EntryView;
     use crate::cache::CacheOptions;
     use crate::testkit::ids;
     use crate::wire::codec::encode_bulk;
@@ -210,26 +206,31 @@ mod tests {
             max_bytes: Some(u64::MAX),
             replicas: 16,
         };
-        let part = |i: usize| ApplyPart {
-            spec: Spec {
-                name: "b".repeat(255),
-                options,
-            },
-            entries: (0..i % 3 + 1)
-                .map(|j| WireEntry {
-                    key: format!("key:{i}:{j}"),
-                    value: Some(bytes::Bytes::from(vec![7u8; 100])),
-                    version: u64::MAX,
-                    expires: u64::MAX,
+        let spec = Arc::new(Spec {
+            name: "b".repeat(255),
+            options,
+        });
+        let part = |i: usize| {
+            let entries: Vec<EntryView> = (0..i % 3 + 1)
+                .map(|j| {
+                    let key = format!("key:{i}:{j}");
+                    EntryView {
+                        partition: partition_of(&key),
+                        key,
+                        value: Some(bytes::Bytes::from(vec![7u8; 100])),
+                        version: u64::MAX,
+                        expires: u64::MAX,
+                    }
                 })
-                .collect(),
-            sent_to: ids(16),
+                .collect();
+            let idx = (0..entries.len()).collect();
+            OutPart::new(spec.clone(), Arc::new(entries), idx, ids(16))
         };
-        let parts: Vec<ApplyPart> = (0..300).map(part).collect();
+        let parts: Vec<OutPart> = (0..300).map(part).collect();
         let counted = parts
             .iter()
             .fold(0usize, |n, p| n.saturating_add(size_of(p).bytes));
-        let encoded = encode_bulk(&Request::ApplyBatch(parts)).unwrap_or_default();
+        let encoded = encode_bulk(&Outgoing::Batch(&parts)).unwrap_or_default();
         assert!(!encoded.is_empty());
         // A request of at most `max_entry_bytes` counted bytes fits in `max_message_size`.
         assert!(

@@ -5,6 +5,7 @@
 //! until nothing is left to send.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use crate::cache::messages::Outcome;
 use crate::cache::store::EntryView;
@@ -71,7 +72,9 @@ pub struct Send {
 /// The state of one write: its entries and, for each, who has acknowledged it.
 #[derive(Debug, Clone)]
 pub struct WritePlan {
-    entries: Vec<EntryView>,
+    /// Shared with the requests that carry them (`outgoing.rs`); a restamp copies them
+    /// if a request still holds them.
+    entries: Arc<Vec<EntryView>>,
     /// For each entry, the nodes that have acknowledged it.
     acked: Vec<Acks>,
     /// For each entry, whether a current owner held a live value before.
@@ -88,7 +91,7 @@ impl WritePlan {
     pub fn new(entries: Vec<EntryView>) -> Self {
         let n = entries.len();
         Self {
-            entries,
+            entries: Arc::new(entries),
             acked: vec![Acks::default(); n],
             existed: vec![false; n],
             restamped: vec![0; n],
@@ -98,6 +101,11 @@ impl WritePlan {
 
     /// The entries, as they are to be sent now (with their latest stamps).
     pub fn entries(&self) -> &[EntryView] {
+        &self.entries
+    }
+
+    /// The entries, shared: what a request to an owner carries them in (`OutPart`).
+    pub fn shared_entries(&self) -> &Arc<Vec<EntryView>> {
         &self.entries
     }
 
@@ -220,9 +228,15 @@ impl WritePlan {
     ) -> Result<(), E> {
         for (i, t, v) in std::mem::take(&mut self.superseded) {
             if self.restamped[i] < MAX_RESTAMPS {
-                if v >= self.entries[i].version {
+                let Some(e) = self.entries.get(i) else {
+                    continue;
+                };
+                if v >= e.version {
                     self.restamped[i] += 1;
-                    self.entries[i].version = stamp_past(&self.entries[i], t, v)?;
+                    let version = stamp_past(e, t, v)?;
+                    if let Some(e) = Arc::make_mut(&mut self.entries).get_mut(i) {
+                        e.version = version;
+                    }
                     self.acked[i].clear();
                 }
             } else {
