@@ -32,7 +32,7 @@ use crate::cache::validate::{check_entry, check_key, check_name, max_entry_bytes
 use crate::cache::{serve, CacheError, CacheOptions};
 use crate::error::{Error, ErrorKind, Result};
 use crate::identity::NodeId;
-use crate::node::call::call_peer_within;
+use crate::node::call::call_peer_bytes_within;
 use crate::wire::codec::{decode_bulk, encode_bulk};
 use crate::wire::Service;
 
@@ -70,8 +70,18 @@ pub(crate) async fn call_remote(
     req: &impl serde::Serialize,
     deadline: Duration,
 ) -> Result<Response> {
-    let body = encode_bulk(req)?;
-    match call_peer_within(&shared.node, peer, Service::Cache, &body, deadline).await {
+    call_remote_body(shared, peer, encode_bulk(req)?, deadline).await
+}
+
+/// [`call_remote`] of a request already encoded.
+pub(crate) async fn call_remote_body(
+    shared: &Arc<CacheService>,
+    peer: NodeId,
+    body: Vec<u8>,
+    deadline: Duration,
+) -> Result<Response> {
+    let body = Bytes::from(body);
+    match call_peer_bytes_within(&shared.node, peer, Service::Cache, body, deadline).await {
         Ok(reply) => {
             shared.cache.mark_reachable(&peer);
             Ok(decode_bulk(&reply)?)
@@ -539,7 +549,10 @@ pub(crate) async fn write_entries(
             for todo in split(shared, send.entries, size) {
                 let t = send.target;
                 if t == shared.id {
-                    let views = todo.iter().filter_map(|&i| plan.entries().get(i));
+                    let views = todo
+                        .iter()
+                        .filter_map(|&i| plan.entries().get(i))
+                        .map(EntryView::written);
                     let applied = serve::apply_here(shared, b, views);
                     here.push((t, todo, applied));
                     continue;

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use serde_bytes::ByteBuf;
 
 use crate::cache::partition::partition_of;
-use crate::cache::store::EntryView;
+use crate::cache::store::{EntryView, Written};
 use crate::cache::CacheOptions;
 use crate::identity::NodeId;
 use crate::wire::codec::decode_bulk_borrowed;
@@ -70,6 +70,17 @@ impl From<&EntryView> for WireEntry {
         WireEntry {
             key: e.key.clone(),
             value: e.value.clone(),
+            version: e.version,
+            expires: e.expires,
+        }
+    }
+}
+
+impl From<&Written<'_>> for WireEntry {
+    fn from(e: &Written<'_>) -> Self {
+        WireEntry {
+            key: e.key.to_string(),
+            value: e.value.map(Bytes::copy_from_slice),
             version: e.version,
             expires: e.expires,
         }
@@ -259,6 +270,86 @@ impl<'a> GetRef<'a> {
     }
 }
 
+/// The first byte of an encoded [`Request::Apply`] and of a [`Request::ApplyBatch`]
+/// (`tests` check them).
+const APPLY_TAG: u8 = 2;
+const APPLY_BATCH_TAG: u8 = 9;
+
+/// An entry of an `Apply` read in place: its key and value point into the frame.
+#[derive(Debug, PartialEq, Eq, serde::Deserialize)]
+pub(crate) struct WireEntryRef<'a> {
+    /// The key.
+    pub key: &'a str,
+    /// The value, or `None` for a delete.
+    #[serde(borrow)]
+    pub value: Option<&'a serde_bytes::Bytes>,
+    /// HLC version.
+    pub version: u64,
+    /// Expiry, ms since the epoch (0 = never).
+    pub expires: u64,
+}
+
+impl<'a> WireEntryRef<'a> {
+    /// The entry as the store applies it.
+    pub(crate) fn written(&self) -> Written<'a> {
+        Written {
+            key: self.key,
+            value: self.value.map(|v| &v[..]),
+            version: self.version,
+            expires: self.expires,
+            partition: partition_of(self.key),
+        }
+    }
+}
+
+impl WireEntry {
+    /// The entry as the store applies it.
+    pub(crate) fn written(&self) -> Written<'_> {
+        Written {
+            key: &self.key,
+            value: self.value.as_deref(),
+            version: self.version,
+            expires: self.expires,
+            partition: partition_of(&self.key),
+        }
+    }
+}
+
+/// One write of an `Apply` (or of a part of an `ApplyBatch`) read in place.
+#[derive(Debug, PartialEq, Eq, serde::Deserialize)]
+pub(crate) struct ApplyRef<'a> {
+    /// The bucket.
+    pub spec: Spec,
+    /// The writes.
+    #[serde(borrow)]
+    pub entries: Vec<WireEntryRef<'a>>,
+    /// Nodes the writer (or a forwarder) sent these entries to.
+    pub sent_to: Vec<NodeId>,
+}
+
+/// A [`Request::Apply`] or [`Request::ApplyBatch`] read in place (an owner receives
+/// writes more than anything but reads): their keys and values are not copied out of the
+/// frame, only into the store.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ApplyIn<'a> {
+    /// A [`Request::Apply`].
+    One(ApplyRef<'a>),
+    /// A [`Request::ApplyBatch`].
+    Batch(Vec<ApplyRef<'a>>),
+}
+
+impl<'a> ApplyIn<'a> {
+    /// `body` read as a [`Request::Apply`] or [`Request::ApplyBatch`]; `None` for any
+    /// other request, or a malformed one (decoding it as a [`Request`] then says why).
+    pub(crate) fn decode(body: &'a [u8]) -> Option<ApplyIn<'a>> {
+        match body.split_first() {
+            Some((&APPLY_TAG, rest)) => decode_bulk_borrowed(rest).ok().map(ApplyIn::One),
+            Some((&APPLY_BATCH_TAG, rest)) => decode_bulk_borrowed(rest).ok().map(ApplyIn::Batch),
+            _ => None,
+        }
+    }
+}
+
 /// A reply from a node's cache service.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Response {
@@ -295,6 +386,7 @@ pub enum Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::ids;
     use crate::wire::codec::{decode_bulk, encode_bulk};
 
     /// The shapes values had on the wire when they were `ByteBuf`s.
@@ -350,6 +442,125 @@ mod tests {
         );
     }
 
+    /// A request of each kind.
+    fn one_of_each(spec: &Spec) -> Vec<Request> {
+        vec![
+            Request::Define(spec.clone()),
+            Request::Buckets,
+            Request::Apply {
+                spec: spec.clone(),
+                entries: Vec::new(),
+                sent_to: Vec::new(),
+            },
+            Request::Get {
+                bucket: "bucket".into(),
+                keys: vec!["a".into()],
+            },
+            Request::Peek {
+                bucket: "bucket".into(),
+                keys: vec!["a".into()],
+            },
+            Request::Rmw {
+                spec: spec.clone(),
+                key: "k".into(),
+                op: RmwOp::Incr(1),
+            },
+            Request::Pull {
+                bucket: "b".into(),
+                partitions: vec![1],
+                cursor: 0,
+                table: 0,
+            },
+            Request::Count { bucket: "b".into() },
+            Request::Clear {
+                bucket: "b".into(),
+                version: 1,
+            },
+            Request::ApplyBatch(Vec::new()),
+        ]
+    }
+
+    #[test]
+    fn writes_read_in_place_are_exactly_the_apply_requests_and_nothing_else_is() {
+        let spec = Spec {
+            name: "bucket".into(),
+            options: CacheOptions::default(),
+        };
+        let entry = |key: &str, value: Option<&[u8]>, version: u64| WireEntry {
+            key: key.into(),
+            value: value.map(Bytes::copy_from_slice),
+            version,
+            expires: version / 2,
+        };
+        let entries = vec![
+            entry("a", Some(b"one"), 1),
+            entry("ключ", None, 7),
+            entry("", Some(b""), u64::MAX),
+        ];
+        let written = |e: &WireEntryRef<'_>| (e.key.to_string(), e.value.map(|v| v.to_vec()));
+        let wire = |e: &WireEntry| (e.key.clone(), e.value.as_ref().map(|v| v.to_vec()));
+        let (two, three) = (ids(2), ids(3));
+        let apply = Request::Apply {
+            spec: spec.clone(),
+            entries: entries.clone(),
+            sent_to: two.clone(),
+        };
+        let bytes = encode_bulk(&apply).unwrap();
+        let Some(ApplyIn::One(one)) = ApplyIn::decode(&bytes) else {
+            panic!("an Apply is read in place");
+        };
+        assert_eq!(one.spec, spec);
+        assert_eq!(one.sent_to, two);
+        let read: Vec<_> = one.entries.iter().map(written).collect();
+        assert_eq!(read, entries.iter().map(wire).collect::<Vec<_>>());
+        for (r, e) in one.entries.iter().zip(&entries) {
+            assert_eq!(r.written(), e.written());
+            assert_eq!((r.version, r.expires), (e.version, e.expires));
+        }
+        let batch = Request::ApplyBatch(vec![
+            ApplyPart {
+                spec: spec.clone(),
+                entries: entries[..1].to_vec(),
+                sent_to: Vec::new(),
+            },
+            ApplyPart {
+                spec: spec.clone(),
+                entries: entries.clone(),
+                sent_to: three.clone(),
+            },
+        ]);
+        let bytes = encode_bulk(&batch).unwrap();
+        let Some(ApplyIn::Batch(parts)) = ApplyIn::decode(&bytes) else {
+            panic!("an ApplyBatch is read in place");
+        };
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0].entries.len(), 1);
+        assert_eq!(parts[1].sent_to, three);
+        let read: Vec<_> = parts[1].entries.iter().map(written).collect();
+        assert_eq!(read, entries.iter().map(wire).collect::<Vec<_>>());
+        // Cut short, or with bytes after it: not read in place (decoding it as a
+        // `Request` then says why).
+        for request in [apply, batch] {
+            let bytes = encode_bulk(&request).unwrap();
+            assert_eq!(ApplyIn::decode(&bytes[..bytes.len() - 1]), None);
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert_eq!(ApplyIn::decode(&longer), None);
+        }
+        // Every other request: never read as writes.
+        let others = one_of_each(&spec)
+            .into_iter()
+            .filter(|r| !matches!(r, Request::Apply { .. } | Request::ApplyBatch(_)));
+        for other in others {
+            let bytes = encode_bulk(&other).unwrap();
+            assert!(
+                ![APPLY_TAG, APPLY_BATCH_TAG].contains(&bytes[0]),
+                "{other:?}"
+            );
+            assert_eq!(ApplyIn::decode(&bytes), None, "{other:?}");
+        }
+    }
+
     #[test]
     fn a_get_read_in_place_is_exactly_the_get_request_and_nothing_else_is() {
         let spec = Spec {
@@ -374,36 +585,9 @@ mod tests {
         longer.push(0);
         assert_eq!(GetRef::decode(&longer), None);
         // Every other request: never read as a `Get` (their first byte differs).
-        let others = [
-            Request::Define(spec.clone()),
-            Request::Buckets,
-            Request::Apply {
-                spec: spec.clone(),
-                entries: Vec::new(),
-                sent_to: Vec::new(),
-            },
-            Request::Peek {
-                bucket: "bucket".into(),
-                keys: vec!["a".into()],
-            },
-            Request::Rmw {
-                spec: spec.clone(),
-                key: "k".into(),
-                op: RmwOp::Incr(1),
-            },
-            Request::Pull {
-                bucket: "b".into(),
-                partitions: vec![1],
-                cursor: 0,
-                table: 0,
-            },
-            Request::Count { bucket: "b".into() },
-            Request::Clear {
-                bucket: "b".into(),
-                version: 1,
-            },
-            Request::ApplyBatch(Vec::new()),
-        ];
+        let others = one_of_each(&spec)
+            .into_iter()
+            .filter(|r| !matches!(r, Request::Get { .. }));
         for other in others {
             let bytes = encode_bulk(&other).unwrap();
             assert_ne!(bytes[0], GET_TAG, "{other:?}");

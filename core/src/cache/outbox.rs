@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
-use crate::cache::client::{call_remote, unexpected, WRITE_ATTEMPT};
+use crate::cache::client::{call_remote_body, unexpected, WRITE_ATTEMPT};
 use crate::cache::coalesce::{Admit, Lane, Size};
 use crate::cache::limits::MAX_BATCH;
 use crate::cache::messages::{Outcome, PartReply, Response};
@@ -20,6 +20,7 @@ use crate::cache::validate::max_entry_bytes;
 use crate::error::Result;
 use crate::identity::NodeId;
 use crate::node::connect::PeerError;
+use crate::wire::codec::encode_bulk_sized;
 use crate::wire::Reply;
 
 /// Bytes a part counts for its envelope (bucket spec, encoding) besides its entries and
@@ -158,16 +159,30 @@ async fn send(
     let n = parts.len();
     shared.outbox.requests.fetch_add(1, Ordering::Relaxed);
     shared.outbox.parts.fetch_add(n as u64, Ordering::Relaxed);
-    if let [part] = parts.as_slice() {
-        let req = Outgoing::One(part);
-        let answer = match call_remote(shared, target, &req, WRITE_ATTEMPT).await {
+    // Encoded into a buffer of about the request's size (no regrowth, no copies).
+    let size = parts
+        .iter()
+        .fold(0usize, |n, p| n.saturating_add(size_of(p).bytes));
+    let req = match parts.as_slice() {
+        [part] => Outgoing::One(part),
+        parts => Outgoing::Batch(parts),
+    };
+    let body = match encode_bulk_sized(&req, size) {
+        Ok(body) => body,
+        Err(e) => {
+            let e = crate::error::Error::from(e);
+            return vec![Err(e); n];
+        }
+    };
+    if n == 1 {
+        let answer = match call_remote_body(shared, target, body, WRITE_ATTEMPT).await {
             Ok(Response::Applied(outcomes)) => Ok(outcomes),
             Ok(_) => Err(unexpected("apply")),
             Err(e) => Err(e),
         };
         return vec![answer];
     }
-    match call_remote(shared, target, &Outgoing::Batch(&parts), WRITE_ATTEMPT).await {
+    match call_remote_body(shared, target, body, WRITE_ATTEMPT).await {
         Ok(Response::AppliedBatch(replies)) if replies.len() == n => {
             replies.into_iter().map(part_answer).collect()
         }

@@ -16,7 +16,7 @@ use crate::cache::error::CacheError;
 use crate::cache::hlc::wall_ms;
 use crate::cache::limits::PAGE_BYTES;
 use crate::cache::messages::{
-    ApplyPart, GetRef, Lookup, Outcome, PartReply, Request, Response, RmwOp, RmwResult, Spec,
+    ApplyIn, GetRef, Lookup, Outcome, PartReply, Request, Response, RmwOp, RmwResult, Spec,
     WireEntry,
 };
 use crate::cache::partition::{partition_of, PARTITIONS};
@@ -25,27 +25,40 @@ use crate::cache::plan::Forward;
 use crate::cache::routing;
 use crate::cache::service::CacheService;
 use crate::cache::state::Origin;
-use crate::cache::store::{Charge, EntryView, Read};
+use crate::cache::store::{Charge, EntryView, Read, Written};
 use crate::cache::time::expiry_after;
 use crate::cache::validate::{
-    check_name, check_read, check_request, check_wire_entry, max_entry_bytes,
+    check_apply_in, check_name, check_read, check_request, check_wire_entry, max_entry_bytes,
 };
 use crate::error::Result;
 use crate::identity::NodeId;
 use crate::wire::codec::{decode_bulk, encode_bulk};
 
-/// Serves a cache frame from `from`. A `Get`, the request an owner answers most, is read
-/// in place: its keys are not copied out of the frame.
+/// Serves a cache frame from `from`. A `Get` and the writes (`Apply`, `ApplyBatch`), the
+/// requests an owner answers most, are read in place: their keys and values are not
+/// copied out of the frame (a written value is copied once, into the store).
 pub(crate) async fn handle(shared: &Arc<CacheService>, from: NodeId, body: Bytes) -> Result<Bytes> {
-    let resp = match GetRef::decode(&body) {
-        Some(get) => {
-            check_read(get.bucket, &get.keys)?;
-            get_reply(shared, get.bucket, &get.keys).await
+    let resp = if let Some(get) = GetRef::decode(&body) {
+        check_read(get.bucket, &get.keys)?;
+        get_reply(shared, get.bucket, &get.keys).await
+    } else if let Some(writes) = ApplyIn::decode(&body) {
+        check_apply_in(&writes, shared.config.max_message_size)?;
+        match writes {
+            ApplyIn::One(w) => {
+                let entries: Vec<Written<'_>> = w.entries.iter().map(|e| e.written()).collect();
+                apply(shared, from, w.spec, &entries, w.sent_to).await?
+            }
+            ApplyIn::Batch(parts) => {
+                let parts = parts.into_iter().map(|p| {
+                    let entries: Vec<Written<'_>> = p.entries.iter().map(|e| e.written()).collect();
+                    (p.spec, entries, p.sent_to)
+                });
+                apply_batch(shared, from, parts).await?
+            }
         }
-        None => {
-            let req: Request = decode_bulk(&body)?;
-            respond(shared, from, req).await?
-        }
+    } else {
+        let req: Request = decode_bulk(&body)?;
+        respond(shared, from, req).await?
     };
     Ok(Bytes::from(encode_bulk(&resp)?))
 }
@@ -123,8 +136,17 @@ pub(crate) async fn respond(
             spec,
             entries,
             sent_to,
-        } => apply(shared, from, spec, entries, sent_to).await,
-        Request::ApplyBatch(parts) => apply_batch(shared, from, parts).await,
+        } => {
+            let entries: Vec<Written<'_>> = entries.iter().map(WireEntry::written).collect();
+            apply(shared, from, spec, &entries, sent_to).await
+        }
+        Request::ApplyBatch(parts) => {
+            let parts = parts.iter().map(|p| {
+                let entries: Vec<Written<'_>> = p.entries.iter().map(WireEntry::written).collect();
+                (p.spec.clone(), entries, p.sent_to.clone())
+            });
+            apply_batch(shared, from, parts).await
+        }
         Request::Get { bucket, keys } => Ok(get_reply(shared, &bucket, &keys).await),
         Request::Peek { bucket, keys } => {
             let peeked = match shared.cache.bucket(&bucket) {
@@ -215,25 +237,24 @@ async fn apply(
     shared: &Arc<CacheService>,
     from: NodeId,
     spec: Spec,
-    entries: Vec<WireEntry>,
+    entries: &[Written<'_>],
     sent_to: Vec<NodeId>,
 ) -> Result<Response> {
     let b = bucket_for(shared, from, &spec)?;
-    let views: Vec<EntryView> = entries.into_iter().map(EntryView::from).collect();
-    let outcomes = apply_views(shared, from, &b, &spec, &views, &sent_to).await?;
+    let outcomes = apply_views(shared, from, &b, &spec, entries, &sent_to).await?;
     Ok(Response::Applied(outcomes))
 }
 
 /// Applies each part of an `ApplyBatch` as its own `Apply` would be, concurrently (a
 /// part's forwards do not hold up the others): a part that fails is answered with its
 /// error and leaves the others applied.
-async fn apply_batch(
+async fn apply_batch<'a>(
     shared: &Arc<CacheService>,
     from: NodeId,
-    parts: Vec<ApplyPart>,
+    parts: impl Iterator<Item = (Spec, Vec<Written<'a>>, Vec<NodeId>)>,
 ) -> Result<Response> {
-    let each = parts.into_iter().map(|part| async move {
-        match apply(shared, from, part.spec, part.entries, part.sent_to).await {
+    let each = parts.map(|(spec, entries, sent_to)| async move {
+        match apply(shared, from, spec, &entries, sent_to).await {
             Ok(Response::Applied(outcomes)) => PartReply::Applied(outcomes),
             Ok(_) => part_failed(&crate::cache::client::unexpected("apply")),
             Err(e) => part_failed(&e),
@@ -260,7 +281,7 @@ pub(crate) fn part_failed(e: &crate::error::Error) -> PartReply {
 pub(crate) fn apply_here<'a>(
     shared: &CacheService,
     b: &Bucket,
-    views: impl Iterator<Item = &'a EntryView> + Clone,
+    views: impl Iterator<Item = Written<'a>> + Clone,
 ) -> Result<Vec<Outcome>> {
     let now = wall_ms();
     for e in views.clone() {
@@ -268,10 +289,10 @@ pub(crate) fn apply_here<'a>(
     }
     let mut existed = Vec::with_capacity(views.size_hint().0);
     let mut store = b.store();
-    store.warm(views.clone().map(|e| e.key.as_str()));
+    store.warm(views.clone().map(|e| e.key));
     for e in views {
         shared.cache.hlc.observe_at(e.version, now)?;
-        let applied = store.apply(e, now, Charge::Enforce)?;
+        let applied = store.apply_written(e, now, Charge::Enforce)?;
         existed.push(Outcome {
             existed: applied.existed,
             superseded_by: applied.superseded_by,
@@ -289,10 +310,10 @@ async fn apply_views(
     from: NodeId,
     b: &Arc<Bucket>,
     spec: &Spec,
-    views: &[EntryView],
+    views: &[Written<'_>],
     sent_to: &[NodeId],
 ) -> Result<Vec<Outcome>> {
-    let existed = apply_here(shared, b, views.iter())?;
+    let existed = apply_here(shared, b, views.iter().copied())?;
     // Forward to owners in our table that the writer did not send to.
     let partitions: Vec<u16> = views.iter().map(|e| e.partition).collect();
     let (table, previous) = (shared.cache.table(), shared.cache.previous());
@@ -304,7 +325,11 @@ async fn apply_views(
         let forwards = forward.extra.into_iter().map(|(t, idx)| {
             let req = Request::Apply {
                 spec: spec.clone(),
-                entries: idx.iter().map(|&i| WireEntry::from(&views[i])).collect(),
+                entries: idx
+                    .iter()
+                    .filter_map(|&i| views.get(i))
+                    .map(WireEntry::from)
+                    .collect(),
                 sent_to: all_sent.clone(),
             };
             async move {

@@ -85,6 +85,35 @@ pub struct EntryView {
     pub partition: u16,
 }
 
+/// An entry to apply, borrowed from wherever it is held (an [`EntryView`], or a peer's
+/// request read in place): [`Store::apply_written`] copies what it keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written<'a> {
+    /// The key.
+    pub key: &'a str,
+    /// The value; `None` for a delete.
+    pub value: Option<&'a [u8]>,
+    /// Its HLC version.
+    pub version: u64,
+    /// Expiry in ms since the epoch (0 = never).
+    pub expires: u64,
+    /// Its partition.
+    pub partition: u16,
+}
+
+impl EntryView {
+    /// The entry, borrowed, as [`Store::apply_written`] takes it.
+    pub fn written(&self) -> Written<'_> {
+        Written {
+            key: &self.key,
+            value: self.value.as_deref(),
+            version: self.version,
+            expires: self.expires,
+            partition: self.partition,
+        }
+    }
+}
+
 /// What [`Store::read_within`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Read {
@@ -414,7 +443,17 @@ impl Store {
     /// represent (a key over `u16::MAX` bytes, a partition that does not exist) and with
     /// `QuotaExceeded` when the write's cost does not fit.
     pub fn apply(&mut self, entry: &EntryView, now_ms: u64, charge: Charge) -> Result<Applied> {
-        let key = entry.key.as_str();
+        self.apply_written(entry.written(), now_ms, charge)
+    }
+
+    /// [`Store::apply`] of a borrowed entry.
+    pub fn apply_written(
+        &mut self,
+        entry: Written<'_>,
+        now_ms: u64,
+        charge: Charge,
+    ) -> Result<Applied> {
+        let key = entry.key;
         let Ok(key_len) = u16::try_from(key.len()) else {
             return Err(CacheError::KeyTooLongToStore(key.len()).into());
         };
@@ -448,12 +487,11 @@ impl Store {
             let s = &self.slots[i as usize];
             let newer = match (entry.version.cmp(&s.version), &entry.value) {
                 (std::cmp::Ordering::Greater, _) => true,
-                (std::cmp::Ordering::Equal, Some(v)) => v.as_ref() > s.value(),
+                (std::cmp::Ordering::Equal, Some(v)) => *v > s.value(),
                 _ => false,
             };
             if !newer {
-                let repeat =
-                    entry.version == s.version && entry.value.as_deref() == Some(s.value());
+                let repeat = entry.version == s.version && entry.value == Some(s.value());
                 return Ok(Applied {
                     changed: false,
                     existed,
@@ -461,7 +499,7 @@ impl Store {
                 });
             }
         }
-        match &entry.value {
+        match entry.value {
             None => self.delete(key, entry, existing, charge),
             // Already expired: the newest write says the key is gone.
             Some(_) if entry.expires != 0 && entry.expires <= now_ms => {
@@ -481,7 +519,7 @@ impl Store {
     fn delete(
         &mut self,
         key: &str,
-        entry: &EntryView,
+        entry: Written<'_>,
         existing: Option<u32>,
         charge: Charge,
     ) -> Result<Applied> {
@@ -524,8 +562,8 @@ impl Store {
         &mut self,
         key: &str,
         key_len: u16,
-        value: &Bytes,
-        entry: &EntryView,
+        value: &[u8],
+        entry: Written<'_>,
         existing: Option<u32>,
         had_tomb: bool,
         charge: Charge,

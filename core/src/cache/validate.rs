@@ -4,7 +4,7 @@
 
 use crate::cache::error::CacheError;
 use crate::cache::limits::{ENTRY_ENVELOPE, MAX_BATCH, MAX_BUCKET_NAME_LEN, MAX_KEY_LEN};
-use crate::cache::messages::{Request, RmwOp, WireEntry};
+use crate::cache::messages::{ApplyIn, ApplyRef, Request, RmwOp, WireEntry};
 use crate::cache::partition::PARTITIONS;
 use crate::error::Result;
 use crate::identity::NodeId;
@@ -87,17 +87,16 @@ pub fn check_request(req: &Request, max_message_size: usize) -> Result<()> {
             spec,
             entries,
             sent_to,
-        } => check_apply(&spec.name, entries, sent_to, max_message_size),
+        } => check_apply(&spec.name, wire_sizes(entries), sent_to, max_message_size),
         Request::ApplyBatch(parts) => {
-            // One batch carries no more entries than one `Apply` may: coalescing
-            // writes never lets a peer make a node do more per request.
-            check_count("parts", parts.len())?;
-            let total = parts
-                .iter()
-                .fold(0usize, |n, p| n.saturating_add(p.entries.len()));
-            check_count("entries", total)?;
+            check_batch(parts.iter().map(|p| p.entries.len()))?;
             parts.iter().try_for_each(|p| {
-                check_apply(&p.spec.name, &p.entries, &p.sent_to, max_message_size)
+                check_apply(
+                    &p.spec.name,
+                    wire_sizes(&p.entries),
+                    &p.sent_to,
+                    max_message_size,
+                )
             })
         }
         Request::Get { bucket, keys } | Request::Peek { bucket, keys } => check_read(bucket, keys),
@@ -126,10 +125,41 @@ pub fn check_read(bucket: &str, keys: &[impl AsRef<str>]) -> Result<()> {
     keys.iter().try_for_each(|k| check_key(k.as_ref()))
 }
 
-/// Checks one write (an `Apply`, or a part of an `ApplyBatch`).
-fn check_apply(
+/// [`check_request`] of an `Apply` or `ApplyBatch` read in place: the same checks.
+pub(crate) fn check_apply_in(req: &ApplyIn<'_>, max_message_size: usize) -> Result<()> {
+    let sizes = |p: &ApplyRef<'_>| {
+        let entries = p.entries.iter().map(|e| (e.key, e.value.map(|v| v.len())));
+        check_apply(&p.spec.name, entries, &p.sent_to, max_message_size)
+    };
+    match req {
+        ApplyIn::One(p) => sizes(p),
+        ApplyIn::Batch(parts) => {
+            check_batch(parts.iter().map(|p| p.entries.len()))?;
+            parts.iter().try_for_each(sizes)
+        }
+    }
+}
+
+/// Each entry's key and value length (`None` for a delete).
+fn wire_sizes(entries: &[WireEntry]) -> impl ExactSizeIterator<Item = (&str, Option<usize>)> {
+    entries
+        .iter()
+        .map(|e| (e.key.as_str(), e.value.as_ref().map(|v| v.len())))
+}
+
+/// Checks an `ApplyBatch` as a whole, from its parts' entry counts: one batch carries no
+/// more entries than one `Apply` may (coalescing writes never lets a peer make a node do
+/// more per request).
+fn check_batch(counts: impl ExactSizeIterator<Item = usize>) -> Result<()> {
+    check_count("parts", counts.len())?;
+    check_count("entries", counts.fold(0usize, usize::saturating_add))
+}
+
+/// Checks one write (an `Apply`, or a part of an `ApplyBatch`): its entries' keys and
+/// value lengths.
+fn check_apply<'e>(
     bucket: &str,
-    entries: &[WireEntry],
+    entries: impl ExactSizeIterator<Item = (&'e str, Option<usize>)>,
     sent_to: &[NodeId],
     max_message_size: usize,
 ) -> Result<()> {
@@ -138,9 +168,10 @@ fn check_apply(
     // Every node the write went to is a member; more than a request's worth of ids is
     // not a write any node makes.
     check_count("recipients", sent_to.len())?;
-    entries
-        .iter()
-        .try_for_each(|e| check_wire_entry(e, max_message_size))
+    for (key, value_len) in entries {
+        check_entry(key, value_len, max_message_size)?;
+    }
+    Ok(())
 }
 
 /// [`check_entry`] for an entry on the wire.

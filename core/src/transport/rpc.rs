@@ -32,8 +32,18 @@ pub async fn call(
     body: &[u8],
     limits: FrameLimits,
 ) -> Result<Bytes> {
+    call_bytes(conn, header, Bytes::copy_from_slice(body), limits).await
+}
+
+/// [`call`] of a body QUIC takes as it is (no copy).
+pub async fn call_bytes(
+    conn: &quinn::Connection,
+    header: &StreamHeader,
+    body: Bytes,
+    limits: FrameLimits,
+) -> Result<Bytes> {
     let head = encode_frame_head(header, body.len(), limits)?;
-    exchange(conn, head.freeze(), Bytes::copy_from_slice(body), limits).await
+    exchange(conn, head.freeze(), body, limits).await
 }
 
 /// [`call`] with a header encoded once beforehand (a channel's, used for every request

@@ -144,6 +144,26 @@ pub fn encode_bulk<T: Serialize>(value: &T) -> Result<Vec<u8>, WireError> {
         .map_err(|e| WireError::Malformed(e.to_string()))
 }
 
+/// [`encode_bulk`] into a buffer of `capacity` bytes to start with (at most the 16 MiB a
+/// body may take): a caller that knows about how large the body will be spares the
+/// buffer's regrowth, each a copy of everything written so far.
+pub fn encode_bulk_sized<T: Serialize>(value: &T, capacity: usize) -> Result<Vec<u8>, WireError> {
+    let mut out = VecOut(Vec::with_capacity(capacity.min(16 * 1024 * 1024)));
+    bincode::serde::encode_into_writer(value, &mut out, bulk_config())
+        .map_err(|e| WireError::Malformed(e.to_string()))?;
+    Ok(out.0)
+}
+
+/// A bincode writer appending to a vector.
+struct VecOut(Vec<u8>);
+
+impl bincode::enc::write::Writer for VecOut {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
 /// Decodes a structured frame body, requiring that it uses every byte.
 pub fn decode_bulk<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
     let (value, used) = bincode::serde::decode_from_slice(bytes, bulk_config())
@@ -340,6 +360,21 @@ mod tests {
 
     fn limits() -> FrameLimits {
         FrameLimits::with_body(1 << 20)
+    }
+
+    #[test]
+    fn a_sized_body_is_the_body_whatever_the_capacity() {
+        let value = (
+            "key".to_string(),
+            vec![7u64; 300],
+            Some(serde_bytes::ByteBuf::from(vec![1u8; 5000])),
+        );
+        let plain = encode_bulk(&value).unwrap();
+        for capacity in [0, 1, plain.len() - 1, plain.len(), 1 << 20, usize::MAX] {
+            let sized = encode_bulk_sized(&value, capacity).unwrap();
+            assert_eq!(sized, plain, "capacity {capacity}");
+            assert!(sized.capacity() <= plain.len().max(capacity.min(16 * 1024 * 1024)) * 2);
+        }
     }
 
     #[test]
