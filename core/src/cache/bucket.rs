@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use crate::cache::messages::Spec;
 use crate::cache::partition_state::{PartitionState, Partitions};
 use crate::cache::routing::Table;
 use crate::cache::store::{Limits, Store};
@@ -44,6 +45,8 @@ pub struct Bucket {
     rmw_locks: Vec<tokio::sync::Mutex<()>>,
     /// Bumped whenever partition states change (pull tasks check it).
     pub generation: AtomicU64,
+    /// Its name and options as the writes it sends carry them, made once.
+    spec: Arc<Spec>,
 }
 
 impl Bucket {
@@ -69,6 +72,10 @@ impl Bucket {
             .map(|s| AtomicU8::new(s.as_u8()))
             .collect();
         Self {
+            spec: Arc::new(Spec {
+                name: name.clone(),
+                options,
+            }),
             name,
             options,
             store: Mutex::new(Store::new(limits, budget)),
@@ -81,6 +88,11 @@ impl Bucket {
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
         }
+    }
+
+    /// Its name and options, as a write request carries them.
+    pub fn spec(&self) -> Arc<Spec> {
+        self.spec.clone()
     }
 
     /// The lock that serialises read-modify-writes of partition `p` here.

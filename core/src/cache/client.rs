@@ -507,7 +507,7 @@ pub(crate) async fn write_entries(
         Err(entries) => entries,
     };
     let mut retry = Retry::new(Instant::now(), shared.config.request_timeout);
-    let spec = Arc::new(spec(b));
+    let spec = b.spec();
     let mut plan = WritePlan::new(entries);
     loop {
         if shared.cache.table().members.is_empty() {

@@ -32,7 +32,7 @@ use crate::cache::validate::{
 };
 use crate::error::Result;
 use crate::identity::NodeId;
-use crate::wire::codec::{decode_bulk, encode_bulk};
+use crate::wire::codec::{decode_bulk, encode_bulk_sized};
 
 /// Serves a cache frame from `from`. A `Get` and the writes (`Apply`, `ApplyBatch`), the
 /// requests an owner answers most, are read in place: their keys and values are not
@@ -60,7 +60,25 @@ pub(crate) async fn handle(shared: &Arc<CacheService>, from: NodeId, body: Bytes
         let req: Request = decode_bulk(&body)?;
         respond(shared, from, req).await?
     };
-    Ok(Bytes::from(encode_bulk(&resp)?))
+    Ok(Bytes::from(encode_bulk_sized(&resp, size_hint(&resp))?))
+}
+
+/// About how many bytes `resp` encodes to: a reply carrying values is then written into
+/// one buffer of its size, not into one that grows (each growth a copy of all so far).
+fn size_hint(resp: &Response) -> usize {
+    const PER_ENTRY: usize = 24;
+    match resp {
+        Response::Lookups(lookups) => lookups.iter().fold(16usize, |n, l| match l {
+            Lookup::Found { value, .. } => n.saturating_add(value.len()).saturating_add(PER_ENTRY),
+            Lookup::Missing | Lookup::Moved => n.saturating_add(1),
+        }),
+        Response::Page { entries, .. } => entries.iter().fold(16usize, |n, e| {
+            n.saturating_add(e.key.len())
+                .saturating_add(e.value.as_ref().map_or(0, |v| v.len()))
+                .saturating_add(PER_ENTRY)
+        }),
+        _ => 64,
+    }
 }
 
 /// The answer to a `Get` of `keys` in `bucket`: every key `Moved` when the bucket is
