@@ -473,7 +473,13 @@ fn read_checkpoint(partial: &Path) -> Option<Checkpoint> {
         return None;
     }
     let c = Checkpoint::decode(&bytes)?;
-    let len = std::fs::metadata(partial).ok()?.len();
+    // A state with nothing verified stands without its file (the file is created after
+    // it: a crash may come between).
+    let len = match std::fs::metadata(partial) {
+        Ok(m) => m.len(),
+        Err(_) if c.bytes() == 0 => 0,
+        Err(_) => return None,
+    };
     (len >= c.bytes()).then_some(c)
 }
 

@@ -54,6 +54,13 @@ impl FileOut {
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true);
         if self.start == 0 {
+            // The state goes first, naming this transfer: a partial file of ours never
+            // exists without one, so an attempt killed before its first background sync
+            // (a SIGKILL checkpoints nothing on the way out) leaves a file the next
+            // attempt of the same transfer takes back, not an orphan that sends it to
+            // another name and keeps the disk it used until swept.
+            crate::durable::write_atomic(&self.state, &self.checkpoint().encode(), false)
+                .map_err(|e| e.context(format!("starting {}", self.partial.display())))?;
             opts.create(true).truncate(true);
         }
         let mut file = opts
@@ -525,5 +532,85 @@ pub(crate) async fn complete(
             });
             Ok((None, Some(data)))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transfer::partials::state_path;
+    use std::time::Duration;
+    use tokio_util::sync::CancellationToken;
+
+    /// A receiving process killed before the first background sync of a fresh transfer
+    /// (no checkpoint on the way out) leaves a partial file the next attempt of the same
+    /// transfer takes back under the same name, from the first chunk; another transfer
+    /// never does.
+    #[tokio::test]
+    async fn a_transfer_killed_before_its_first_sync_is_taken_back_by_its_next_attempt() {
+        let dir = std::env::temp_dir().join(format!("memmesh-sink-kill-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let dest = dir.join("f.bin");
+        let (key, size, chunk_size) = ([3; 32], 4u64 << 20, 1u32 << 20);
+        let stop = CancellationToken::new();
+        let wait = Duration::from_secs(5);
+        let budget = Arc::new(MemoryBudget::new(1 << 30));
+
+        let claims = Arc::new(Claims::default());
+        let target = claims
+            .open(&dest, key, size, chunk_size, &stop, wait)
+            .await
+            .unwrap();
+        let partial = target.partial.clone();
+        assert_eq!(partial, dir.join("f.bin.memmesh-partial"));
+        let mut verifier = Verifier::new(size, chunk_size).unwrap();
+        let mut sink = open_sink(
+            Some((dest.clone(), target)),
+            key,
+            size,
+            chunk_size,
+            &mut verifier,
+            &budget,
+        )
+        .unwrap();
+        let Some(Out::File(mut out)) = sink.take_out() else {
+            panic!("a file sink")
+        };
+        out.write(&vec![9u8; chunk_size as usize], &TreeStack::new())
+            .unwrap();
+        // Killed: nothing runs on the way out (the file and its claim are never let go).
+        std::mem::forget(out);
+        assert_eq!(std::fs::metadata(&partial).unwrap().len(), 1 << 20);
+        assert!(state_path(&partial).exists(), "the state came first");
+
+        // The restarted process: its next attempt resumes (from nothing verified) in the
+        // same file; another transfer to the same name gets a file of its own.
+        let claims = Arc::new(Claims::default());
+        let other = claims
+            .open(&dest, [4; 32], size, chunk_size, &stop, wait)
+            .await
+            .unwrap();
+        assert_ne!(other.partial, partial);
+        let again = claims
+            .open(&dest, key, size, chunk_size, &stop, wait)
+            .await
+            .unwrap();
+        assert_eq!(again.partial, partial);
+        let resume = again.resume.as_ref().expect("a checkpoint to resume from");
+        assert_eq!(resume.bytes(), 0);
+
+        // A crash between the state and the file: the state alone is taken back too.
+        drop(again);
+        std::fs::remove_file(&partial).unwrap();
+        let claims = Arc::new(Claims::default());
+        let after = claims
+            .open(&dest, key, size, chunk_size, &stop, wait)
+            .await
+            .unwrap();
+        assert_eq!(after.partial, partial);
+        assert_eq!(after.resume.map(|c| c.bytes()), Some(0));
+        drop(other);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
