@@ -20,6 +20,7 @@ use crate::cache::validate::max_entry_bytes;
 use crate::error::Result;
 use crate::identity::NodeId;
 use crate::node::connect::PeerError;
+use crate::node::finish::FinishOnDrop;
 use crate::wire::codec::encode_bulk_sized;
 use crate::wire::Reply;
 
@@ -91,7 +92,7 @@ pub(crate) async fn apply_at(
     target: NodeId,
     part: OutPart,
 ) -> Result<Vec<Outcome>> {
-    let (tx, rx) = oneshot::channel();
+    let (tx, mut rx) = oneshot::channel();
     let size = size_of(&part);
     let max = max_request(shared);
     let admit = shared.outbox.lanes().entry(target).or_default().push(
@@ -105,10 +106,17 @@ pub(crate) async fn apply_at(
             let mut answers = Box::pin(send(shared, target, vec![p.part])).await;
             return answers.pop().unwrap_or_else(|| Err(unexpected("apply")));
         }
-        // The sender runs on its own task: a writer that gives up must not cancel the
-        // request that carries the others' writes.
+        // The lane was idle: this writer sends its write itself (no task, no wake-up of
+        // another worker, no hand-off of the answer). A writer that gives up midway
+        // leaves the request to finish on a task of its own (a write on its way is never
+        // cancelled); the writes that queue behind it go to a sender task once it is
+        // answered.
         Admit::Send(batch) => {
-            tokio::spawn(drain(shared.clone(), target, batch));
+            FinishOnDrop::new(lead(shared.clone(), target, batch)).await;
+            return match rx.try_recv() {
+                Ok(answer) => answer,
+                Err(_) => Err(unexpected("apply")),
+            };
         }
         Admit::Queued => {}
     }
@@ -123,30 +131,42 @@ pub(crate) async fn apply_at(
     }
 }
 
+/// The first request of an idle lane, sent by its writer: `batch`, answered; what queued
+/// meanwhile goes on in a sender task.
+async fn lead(shared: Arc<CacheService>, target: NodeId, batch: Vec<Pending>) {
+    if let Some(next) = round(&shared, target, batch).await {
+        tokio::spawn(drain(shared, target, next));
+    }
+}
+
 /// Sends `batch`, then what queued meanwhile, until the lane has nothing left.
 async fn drain(shared: Arc<CacheService>, target: NodeId, mut batch: Vec<Pending>) {
-    loop {
-        let (parts, replies): (Vec<OutPart>, Vec<_>) =
-            batch.into_iter().map(|p| (p.part, p.reply)).unzip();
-        let answers = send(&shared, target, parts).await;
-        for (reply, answer) in replies.into_iter().zip(answers) {
-            let _ = reply.send(answer);
-        }
-        let max = max_request(&shared);
-        let mut lanes = shared.outbox.lanes();
-        let Some(lane) = lanes.get_mut(&target) else {
-            return;
-        };
-        match lane.next(max, |p| !p.reply.is_closed()) {
-            Some(next) => batch = next,
-            None => {
-                if lane.is_idle() {
-                    lanes.remove(&target);
-                }
-                return;
-            }
-        }
+    while let Some(next) = round(&shared, target, batch).await {
+        batch = next;
     }
+}
+
+/// Sends `batch` in one request and gives each write its answer; returns the writes that
+/// queued meanwhile (the next request), or `None` when the lane has nothing left.
+async fn round(
+    shared: &Arc<CacheService>,
+    target: NodeId,
+    batch: Vec<Pending>,
+) -> Option<Vec<Pending>> {
+    let (parts, replies): (Vec<OutPart>, Vec<_>) =
+        batch.into_iter().map(|p| (p.part, p.reply)).unzip();
+    let answers = send(shared, target, parts).await;
+    for (reply, answer) in replies.into_iter().zip(answers) {
+        let _ = reply.send(answer);
+    }
+    let max = max_request(shared);
+    let mut lanes = shared.outbox.lanes();
+    let lane = lanes.get_mut(&target)?;
+    let next = lane.next(max, |p| !p.reply.is_closed());
+    if next.is_none() && lane.is_idle() {
+        lanes.remove(&target);
+    }
+    next
 }
 
 /// Sends `parts` to `target` in one request (a plain `Apply` for one part) and returns

@@ -6,6 +6,7 @@ pub mod config;
 pub(crate) mod connect;
 pub(crate) mod docs_key;
 pub(crate) mod drain;
+pub(crate) mod finish;
 pub(crate) mod goodbye;
 pub(crate) mod guard;
 pub(crate) mod known;
