@@ -473,13 +473,9 @@ fn read_checkpoint(partial: &Path) -> Option<Checkpoint> {
         return None;
     }
     let c = Checkpoint::decode(&bytes)?;
-    // A state with nothing verified stands without its file (the file is created after
-    // it: a crash may come between).
-    let len = match std::fs::metadata(partial) {
-        Ok(m) => m.len(),
-        Err(_) if c.bytes() == 0 => 0,
-        Err(_) => return None,
-    };
+    // No file reads as empty: a state with nothing verified stands without its file (the
+    // file is created after it, and a crash may come between).
+    let len = std::fs::metadata(partial).map_or(0, |m| m.len());
     (len >= c.bytes()).then_some(c)
 }
 

@@ -577,8 +577,7 @@ mod tests {
         let Some(Out::File(mut out)) = sink.take_out() else {
             panic!("a file sink")
         };
-        out.write(&vec![9u8; chunk_size as usize], &TreeStack::new())
-            .unwrap();
+        out.write(&vec![9u8; 1 << 20], &TreeStack::new()).unwrap();
         // Killed: nothing runs on the way out (the file and its claim are never let go).
         std::mem::forget(out);
         assert_eq!(std::fs::metadata(&partial).unwrap().len(), 1 << 20);
