@@ -12,6 +12,7 @@ use tracing::debug;
 use crate::cache::batch::batches;
 use crate::cache::bucket::Bucket;
 use crate::cache::hlc::wall_ms;
+use crate::cache::join;
 use crate::cache::limits::MAX_BATCH;
 use crate::cache::local_write;
 use crate::cache::messages::{Lookup, Request, Response, RmwOp, RmwResult, Spec};
@@ -391,7 +392,8 @@ pub(crate) async fn get_many(
             }
         }
     }
-    let asks = by_owner
+    // Collected: one ask is awaited as it is, several in place (`join.rs`).
+    let asks: Vec<_> = by_owner
         .into_iter()
         .flat_map(|(t, idx)| {
             split(shared, idx, |&i| keys[i].len())
@@ -418,8 +420,9 @@ pub(crate) async fn get_many(
                 };
                 (idx, found)
             }
-        });
-    for (idx, found) in futures::future::join_all(asks).await {
+        })
+        .collect();
+    for (idx, found) in join::join(asks).await {
         // A key without an answer here (an error, a short reply) is read again below.
         for (i, l) in idx.into_iter().zip(found) {
             out[i] = match l {

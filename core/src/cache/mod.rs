@@ -15,6 +15,7 @@ pub(crate) mod client;
 pub(crate) mod coalesce;
 pub mod error;
 pub mod hlc;
+pub(crate) mod join;
 pub mod limits;
 pub(crate) mod local_write;
 pub(crate) mod lru;
