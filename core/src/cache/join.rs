@@ -5,7 +5,7 @@
 //! vectors has no upper bound) goes into a `FuturesOrdered`, whose `FuturesUnordered`
 //! wakes its own task each time every future it polled stayed pending. A `get_many`
 //! waiting for its one owner paid a spurious poll and a wake-up of another runtime
-//! worker per round trip for that (3.3 context switches per call instead of 2.0, ~15 %
+//! worker per round trip for that (3.3 context switches per call instead of 2.0, ~18 %
 //! more CPU: bench/README, cache-bench).
 
 use std::future::Future;

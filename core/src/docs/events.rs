@@ -137,15 +137,25 @@ impl EventLog {
     /// epoch, or ahead of this log), in event order. The caller filters what the asker
     /// may see and pages with [`page`], outside this log's lock.
     pub fn after(&self, from: Position) -> Vec<(u64, DocId)> {
-        let start = if from.epoch == self.epoch && from.seq <= self.head {
+        self.order
+            .range(self.start(from) + 1..)
+            .map(|(s, d)| (*s, *d))
+            .collect()
+    }
+
+    /// Whether [`EventLog::after`] would list anything for `from` (without listing it).
+    pub fn any_after(&self, from: Position) -> bool {
+        self.order.range(self.start(from) + 1..).next().is_some()
+    }
+
+    /// The event `from` points at in this log (0, the start, if it is of another epoch
+    /// or ahead of this log).
+    fn start(&self, from: Position) -> u64 {
+        if from.epoch == self.epoch && from.seq <= self.head {
             from.seq
         } else {
             0
-        };
-        self.order
-            .range(start + 1..)
-            .map(|(s, d)| (*s, *d))
-            .collect()
+        }
     }
 }
 
@@ -192,7 +202,13 @@ mod tests {
     }
 
     fn all(log: &EventLog, from: Position) -> Since {
-        page(&log.after(from), log.head(), 100, |_| true)
+        let since = page(&log.after(from), log.head(), 100, |_| true);
+        assert_eq!(
+            log.any_after(from),
+            !since.docs.is_empty(),
+            "any_after({from:?})"
+        );
+        since
     }
 
     #[test]

@@ -74,6 +74,13 @@ impl Stream {
         (log.after(from), log.head())
     }
 
+    /// The head of the log if nothing happened after `from` ([`Stream::after`] would list
+    /// nothing), else `None`; without copying what did.
+    pub fn nothing_after(&self, from: Position) -> Option<Position> {
+        let log = lock(&self.log);
+        (!log.any_after(from)).then(|| log.head())
+    }
+
     /// The head of the log.
     #[cfg(test)]
     pub fn head(&self) -> Position {
